@@ -1,0 +1,108 @@
+// Typed errors for the whole protocol library, each carrying rsync's exit code (errcode.h).
+// Context is added once, at role boundaries, through `cause`. Only the CLI exits the process.
+
+/** rsync's exit codes (errcode.h: RERR_*), so callers can exit as rsync would. */
+export const EXIT = {
+  OK: 0,
+  SYNTAX: 1,
+  PROTOCOL: 2,
+  FILESELECT: 3,
+  UNSUPPORTED: 4,
+  STARTCLIENT: 5,
+  SOCKETIO: 10,
+  FILEIO: 11,
+  STREAMIO: 12,
+  MESSAGEIO: 13,
+  PARTIAL: 23,
+  VANISHED: 24,
+  TIMEOUT: 30,
+  CONTIMEOUT: 35,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT] | number;
+
+/** Base of every error this project raises on purpose. `code` is stable; `exitCode` is rsync's. */
+export class RsyncError extends Error {
+  readonly code: string;
+  readonly exitCode: ExitCode;
+  constructor(code: string, message: string, exitCode: ExitCode, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = exitCode;
+  }
+}
+
+/** The peer broke the protocol: a malformed or hostile stream (bad length, bad value, wrong greeting). */
+export class ProtocolError extends RsyncError {
+  constructor(message: string, options?: { cause?: unknown; exitCode?: ExitCode; code?: string }) {
+    super(options?.code ?? 'ERR_RSYNC_PROTOCOL', message, options?.exitCode ?? EXIT.PROTOCOL, options);
+  }
+}
+
+/** The port answered, but not as an rsync daemon does. */
+export class NotADaemonError extends RsyncError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_RSYNC_NOT_A_DAEMON', message, EXIT.STARTCLIENT, options);
+  }
+}
+
+/** The daemon refused us with an `@ERROR` line (unknown module, auth failed, max connections, ...). */
+export class DaemonRefusalError extends RsyncError {
+  /** The daemon's line, verbatim (starting `@ERROR`). */
+  readonly daemonText: string;
+  constructor(daemonText: string) {
+    super('ERR_RSYNC_DAEMON_REFUSED', daemonText, EXIT.STARTCLIENT);
+    this.daemonText = daemonText;
+  }
+}
+
+/**
+ * The daemon reported a fatal error inside the multiplexed stream (MSG_ERROR text, then
+ * MSG_ERROR_EXIT with its exit code, or the connection closing after the text).
+ */
+export class RemoteError extends RsyncError {
+  /** The daemon's MSG_ERROR texts, verbatim, in order. */
+  readonly messages: string[];
+  constructor(messages: string[], exitCode: ExitCode, options?: { cause?: unknown }) {
+    const text = messages.map((m) => m.replace(/\n$/, '')).join('\n') || `the daemon exited with code ${exitCode}`;
+    super('ERR_RSYNC_REMOTE', text, exitCode, options);
+    this.messages = messages;
+  }
+}
+
+/** The stream ended before a record was complete. */
+export class ConnectionClosedError extends RsyncError {
+  readonly wanted: number;
+  readonly had: number;
+  constructor(wanted: number, had: number, what = 'data') {
+    super(
+      'ERR_RSYNC_CONNECTION_CLOSED',
+      `connection closed by the daemon while reading ${what} (wanted ${wanted} bytes, had ${had})`,
+      EXIT.STREAMIO,
+    );
+    this.wanted = wanted;
+    this.had = had;
+  }
+}
+
+/** Socket-level failure: refused, unreachable, reset. */
+export class SocketError extends RsyncError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_RSYNC_SOCKET', message, EXIT.SOCKETIO, options);
+  }
+}
+
+/** `--timeout` (I/O) or `--contimeout` (connection) expired. */
+export class TimeoutError extends RsyncError {
+  constructor(message: string, exitCode: typeof EXIT.TIMEOUT | typeof EXIT.CONTIMEOUT) {
+    super(exitCode === EXIT.TIMEOUT ? 'ERR_RSYNC_TIMEOUT' : 'ERR_RSYNC_CONTIMEOUT', message, exitCode);
+  }
+}
+
+/** Bad arguments or local configuration (password file permissions, malformed URL). */
+export class UsageError extends RsyncError {
+  constructor(message: string, exitCode: ExitCode = EXIT.SYNTAX) {
+    super('ERR_RSYNC_USAGE', message, exitCode);
+  }
+}

@@ -1,0 +1,382 @@
+// The typed codec over one connection (docs/protocol.md [codec]): a single buffered reader that
+// serves the text greeting and then the binary phase, and a growable writer. Multiplexing
+// (mplex.ts) plugs in underneath the reader and inside the writer's flush, so callers never see
+// frames. Counterpart: rsync io.c (read_int, read_varint, ..., write_int, ...).
+import { ConnectionClosedError, ProtocolError } from './errors.js';
+import {
+  decodeVarint,
+  decodeVarlong,
+  encodeLongint,
+  encodeNdx,
+  encodeVar,
+  newNdxState,
+  NDX_DONE,
+  varExtraBytes,
+  type NdxState,
+} from './varint.js';
+
+/** Where bytes come from: a socket, a pipe, a capture. `null` means end of stream. */
+export interface ByteSource {
+  read(): Promise<Uint8Array | null>;
+}
+
+/** Where bytes go. `write` resolves when the sink can take more (back-pressure). */
+export interface ByteSink {
+  write(bytes: Uint8Array): Promise<void>;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Longest text line we accept before the binary phase (rsync's line buffer is BIGPATHBUFLEN). */
+export const MAX_LINE = 4096;
+
+/** Longest vstring the protocol allows (write_vstring's two-byte length form). */
+export const MAX_VSTRING = 0x7fff;
+
+// rsync/io.c: the read_* family
+export class ByteReader {
+  /** Negotiated protocol version: selects the encodings of varint30/varlong30/ndx. */
+  protocol = 32;
+  /** Our copy of the peer's ndx encoding state (one per direction). */
+  readonly ndxState: NdxState = newNdxState();
+
+  private buf: Buffer = EMPTY;
+  private pos = 0;
+  private pull: () => Promise<Uint8Array | null>;
+  /** Bytes consumed so far by the typed reads (the logical stream, after demultiplexing). */
+  consumed = 0;
+
+  constructor(source: ByteSource | (() => Promise<Uint8Array | null>)) {
+    this.pull = typeof source === 'function' ? source : () => source.read();
+  }
+
+  /** Bytes already buffered and not yet consumed. */
+  get buffered(): number {
+    return this.buf.length - this.pos;
+  }
+
+  /**
+   * Swap the supply of the logical stream (used when multiplexing starts). Returns a reader that
+   * owns the bytes read ahead so far and the old supply: the raw stream the demultiplexer reads.
+   */
+  detachRaw(): ByteReader {
+    const raw = new ByteReader(this.pull);
+    raw.buf = this.buf.subarray(this.pos);
+    this.buf = EMPTY;
+    this.pos = 0;
+    return raw;
+  }
+
+  /** Replace the supply of the logical stream. */
+  setSupply(pull: () => Promise<Uint8Array | null>): void {
+    this.pull = pull;
+  }
+
+  /** Make sure `n` bytes are buffered; the one place that awaits. */
+  private async need(n: number, what: string): Promise<void> {
+    while (this.buf.length - this.pos < n) {
+      const chunk = await this.pull();
+      if (chunk === null) throw new ConnectionClosedError(n, this.buf.length - this.pos, what);
+      if (chunk.length === 0) continue;
+      const rest = this.buf.length - this.pos;
+      const next = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+      this.buf = rest === 0 ? next : Buffer.concat([this.buf.subarray(this.pos), next]);
+      this.pos = 0;
+    }
+  }
+
+  /** Consume `n` buffered bytes, returning a view (valid as long as the caller keeps it). */
+  private take(n: number): Buffer {
+    const view = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    this.consumed += n;
+    return view;
+  }
+
+  /** Bytes exactly; `max` bounds what a peer may ask us to hold. */
+  // rsync/io.c: read_buf
+  async readBuf(n: number, max = n): Promise<Buffer> {
+    if (!Number.isInteger(n) || n < 0 || n > max) {
+      throw new ProtocolError(`refusing to read ${n} bytes (limit ${max})`);
+    }
+    await this.need(n, `${n} bytes`);
+    return this.take(n);
+  }
+
+  /** Whatever is buffered now, or the next chunk (up to `max` bytes); null at end of stream. */
+  async readSome(max: number): Promise<Buffer | null> {
+    if (this.buffered === 0) {
+      const chunk = await this.pull();
+      if (chunk === null) return null;
+      this.buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+      this.pos = 0;
+    }
+    return this.take(Math.min(max, this.buffered));
+  }
+
+  async readByte(): Promise<number> {
+    await this.need(1, 'a byte');
+    return this.take(1)[0]!;
+  }
+
+  /** uint16, little-endian. */
+  // rsync/io.c: read_shortint
+  async readShort(): Promise<number> {
+    await this.need(2, 'a short int');
+    return this.take(2).readUInt16LE(0);
+  }
+
+  /** int32, little-endian. */
+  // rsync/io.c: read_int
+  async readInt(): Promise<number> {
+    await this.need(4, 'an int');
+    return this.take(4).readInt32LE(0);
+  }
+
+  // rsync/io.c: read_varint
+  async readVarint(): Promise<number> {
+    await this.need(1, 'a varint');
+    const extra = varExtraBytes(this.buf[this.pos]!);
+    if (extra > 4) throw new ProtocolError(`overflow in varint: prefix byte 0x${this.buf[this.pos]!.toString(16)}`);
+    await this.need(1 + extra, 'a varint');
+    const bytes = this.take(1 + extra);
+    return decodeVarint(bytes, 0);
+  }
+
+  // rsync/io.c: read_varlong
+  async readVarlong(minBytes: number): Promise<number> {
+    await this.need(minBytes, 'a varlong');
+    const extra = varExtraBytes(this.buf[this.pos]!);
+    if (minBytes + extra > 9) throw new ProtocolError(`overflow in varlong: prefix byte 0x${this.buf[this.pos]!.toString(16)}`);
+    await this.need(minBytes + extra, 'a varlong');
+    return decodeVarlong(this.take(minBytes + extra), 0, minBytes);
+  }
+
+  /** 64-bit value of protocols < 30: int32, or -1 then an int64. */
+  // rsync/io.c: read_longint
+  async readLongint(): Promise<number> {
+    const low = await this.readInt();
+    if (low !== -1) {
+      if (low < 0) throw new ProtocolError(`negative longint ${low}`);
+      return low;
+    }
+    await this.need(8, 'a longint');
+    const big = this.take(8).readBigInt64LE(0);
+    if (big < 0n || big > BigInt(Number.MAX_SAFE_INTEGER)) throw new ProtocolError(`longint out of range: ${big}`);
+    return Number(big);
+  }
+
+  /** int32 before protocol 30, varint from 30 on. */
+  // rsync/io.h: read_varint30
+  readVarint30(): Promise<number> {
+    return this.protocol < 30 ? this.readInt() : this.readVarint();
+  }
+
+  /** longint before protocol 30, varlong(minBytes) from 30 on. */
+  // rsync/io.h: read_varlong30
+  readVarlong30(minBytes: number): Promise<number> {
+    return this.protocol < 30 ? this.readLongint() : this.readVarlong(minBytes);
+  }
+
+  /** File-list index: int32 before protocol 30, the byte-diff encoding from 30 on. */
+  // rsync/io.c: read_ndx
+  async readNdx(): Promise<number> {
+    if (this.protocol < 30) return this.readInt();
+    const state = this.ndxState;
+    let b = await this.readByte();
+    let negative = false;
+    if (b === 0xff) {
+      b = await this.readByte();
+      negative = true;
+    } else if (b === 0) {
+      return NDX_DONE;
+    }
+    const prev = negative ? state.prevNegative : state.prevPositive;
+    let num: number;
+    if (b === 0xfe) {
+      await this.need(2, 'an ndx');
+      const two = this.take(2);
+      if (two[0]! & 0x80) {
+        // 4-byte absolute form: (x>>24)|0x80, x, x>>8, x>>16
+        await this.need(2, 'an ndx');
+        const more = this.take(2);
+        num = ((two[0]! & 0x7f) << 24) | two[1]! | (more[0]! << 8) | (more[1]! << 16);
+      } else {
+        num = (two[0]! << 8) + two[1]! + prev;
+      }
+    } else {
+      num = b + prev;
+    }
+    if (negative) state.prevNegative = num;
+    else state.prevPositive = num;
+    return negative ? -num : num;
+  }
+
+  /** Length-prefixed string (one byte, or two with the top bit set). */
+  // rsync/io.c: read_vstring
+  async readVstring(max = MAX_VSTRING): Promise<Buffer> {
+    let len = await this.readByte();
+    if (len & 0x80) len = ((len & 0x7f) << 8) | (await this.readByte());
+    if (len > max) throw new ProtocolError(`vstring of ${len} bytes exceeds the limit of ${max}`);
+    return this.readBuf(len);
+  }
+
+  /**
+   * One text line of the greeting phase, without its `\n` (a `\r` is dropped, as rsync does).
+   * Bounded: a line longer than `max` bytes, or one with a NUL, is a protocol error. Returns null
+   * if the stream ends before any byte of a new line.
+   */
+  // rsync/io.c: read_line_old
+  async readLine(max = MAX_LINE): Promise<Buffer | null> {
+    for (;;) {
+      const nl = this.buf.indexOf(0x0a, this.pos);
+      if (nl !== -1) {
+        if (nl - this.pos > max) break;
+        const line = this.take(nl - this.pos);
+        this.take(1);
+        return cleanLine(line);
+      }
+      if (this.buffered > max) break;
+      const chunk = await this.pull();
+      if (chunk === null) {
+        if (this.buffered === 0) return null;
+        throw new ConnectionClosedError(this.buffered + 1, this.buffered, 'a text line');
+      }
+      const rest = this.buf.subarray(this.pos);
+      this.buf = Buffer.concat([rest, Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)]);
+      this.pos = 0;
+    }
+    throw new ProtocolError(`text line longer than ${max} bytes from the daemon`);
+  }
+}
+
+function cleanLine(line: Buffer): Buffer {
+  if (line.includes(0)) throw new ProtocolError('NUL byte in a text line from the daemon');
+  if (!line.includes(0x0d)) return line;
+  return Buffer.from(line.filter((b) => b !== 0x0d));
+}
+
+/** Flushes buffered output; given to the writer when multiplexing starts (mplex.ts). */
+export type Framer = (data: Buffer, sink: ByteSink) => Promise<void>;
+
+// rsync/io.c: the write_* family
+export class ByteWriter {
+  protocol = 32;
+  readonly ndxState: NdxState = newNdxState();
+  private chunk = Buffer.allocUnsafe(64 * 1024);
+  private length = 0;
+  private framer: Framer | null = null;
+  /** Bytes written so far to the logical stream. */
+  written = 0;
+
+  constructor(readonly sink: ByteSink) {}
+
+  /** From now on, flushed data goes through `framer` (MSG_DATA frames). */
+  setFramer(framer: Framer): void {
+    this.framer = framer;
+  }
+
+  get multiplexed(): boolean {
+    return this.framer !== null;
+  }
+
+  get pending(): number {
+    return this.length;
+  }
+
+  private room(n: number): void {
+    if (this.length + n <= this.chunk.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.chunk.length * 2, this.length + n));
+    this.chunk.copy(bigger, 0, 0, this.length);
+    this.chunk = bigger;
+  }
+
+  writeBuf(bytes: Uint8Array): void {
+    this.room(bytes.length);
+    this.chunk.set(bytes, this.length);
+    this.length += bytes.length;
+    this.written += bytes.length;
+  }
+
+  writeByte(value: number): void {
+    this.room(1);
+    this.chunk[this.length++] = value & 0xff;
+    this.written += 1;
+  }
+
+  // rsync/io.c: write_shortint
+  writeShort(value: number): void {
+    this.room(2);
+    this.chunk.writeUInt16LE(value & 0xffff, this.length);
+    this.length += 2;
+    this.written += 2;
+  }
+
+  // rsync/io.c: write_int
+  writeInt(value: number): void {
+    this.room(4);
+    this.chunk.writeInt32LE(value | 0, this.length);
+    this.length += 4;
+    this.written += 4;
+  }
+
+  // rsync/io.c: write_varint
+  writeVarint(value: number): void {
+    this.writeBuf(encodeVar(value, 1, 4));
+  }
+
+  // rsync/io.c: write_varlong
+  writeVarlong(value: number, minBytes: number): void {
+    this.writeBuf(encodeVar(value, minBytes, 8));
+  }
+
+  // rsync/io.c: write_longint
+  writeLongint(value: number): void {
+    this.writeBuf(encodeLongint(value));
+  }
+
+  // rsync/io.h: write_varint30
+  writeVarint30(value: number): void {
+    if (this.protocol < 30) this.writeInt(value);
+    else this.writeVarint(value);
+  }
+
+  // rsync/io.h: write_varlong30
+  writeVarlong30(value: number, minBytes: number): void {
+    if (this.protocol < 30) this.writeLongint(value);
+    else this.writeVarlong(value, minBytes);
+  }
+
+  // rsync/io.c: write_ndx
+  writeNdx(ndx: number): void {
+    if (this.protocol < 30) this.writeInt(ndx);
+    else this.writeBuf(encodeNdx(ndx, this.ndxState));
+  }
+
+  // rsync/io.c: write_vstring
+  writeVstring(bytes: Uint8Array): void {
+    if (bytes.length > MAX_VSTRING) throw new RangeError(`vstring too long: ${bytes.length}`);
+    if (bytes.length >= 0x80) {
+      this.writeByte(0x80 | (bytes.length >> 8));
+      this.writeByte(bytes.length & 0xff);
+    } else {
+      this.writeByte(bytes.length);
+    }
+    this.writeBuf(bytes);
+  }
+
+  /** A text line of the greeting phase (`\n` appended). */
+  writeLine(text: string | Uint8Array): void {
+    this.writeBuf(typeof text === 'string' ? Buffer.from(text, 'latin1') : text);
+    this.writeByte(0x0a);
+  }
+
+  /** Hand everything written so far to the sink (framed when multiplexing). */
+  async flush(): Promise<void> {
+    if (this.length === 0) return;
+    const data = Buffer.from(this.chunk.subarray(0, this.length));
+    this.length = 0;
+    if (this.framer) await this.framer(data, this.sink);
+    else await this.sink.write(data);
+  }
+}

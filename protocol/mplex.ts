@@ -1,0 +1,222 @@
+// Multiplexed I/O (docs/protocol.md [mplex]): 4-byte frame headers, MSG_* codes, out-of-band
+// messages routed to a handler, MSG_ERROR_EXIT rejecting the pending read. Counterpart:
+// rsync io.c read_a_msg, send_msg, io_start_multiplex_in/out; rsync.h enum msgcode.
+import { ProtocolError, RemoteError, EXIT } from './errors.js';
+import type { ByteReader, ByteSink, ByteWriter } from './io.js';
+
+/** Frame tags are MPLEX_BASE + code. */
+export const MPLEX_BASE = 7;
+
+// rsync.h: enum msgcode (names kept so they grep across implementations)
+export const MSG_DATA = 0;
+export const MSG_ERROR_XFER = 1;
+export const MSG_INFO = 2;
+export const MSG_ERROR = 3;
+export const MSG_WARNING = 4;
+export const MSG_ERROR_SOCKET = 5;
+export const MSG_LOG = 6;
+export const MSG_CLIENT = 7;
+export const MSG_ERROR_UTF8 = 8;
+export const MSG_REDO = 9;
+export const MSG_STATS = 10;
+export const MSG_IO_ERROR = 22;
+export const MSG_IO_TIMEOUT = 33;
+export const MSG_NOOP = 42;
+export const MSG_ERROR_EXIT = 86;
+export const MSG_SUCCESS = 100;
+export const MSG_DELETED = 101;
+export const MSG_NO_SEND = 102;
+
+export const MSG_NAMES: Readonly<Record<number, string>> = {
+  [MSG_DATA]: 'MSG_DATA',
+  [MSG_ERROR_XFER]: 'MSG_ERROR_XFER',
+  [MSG_INFO]: 'MSG_INFO',
+  [MSG_ERROR]: 'MSG_ERROR',
+  [MSG_WARNING]: 'MSG_WARNING',
+  [MSG_ERROR_SOCKET]: 'MSG_ERROR_SOCKET',
+  [MSG_LOG]: 'MSG_LOG',
+  [MSG_CLIENT]: 'MSG_CLIENT',
+  [MSG_ERROR_UTF8]: 'MSG_ERROR_UTF8',
+  [MSG_REDO]: 'MSG_REDO',
+  [MSG_STATS]: 'MSG_STATS',
+  [MSG_IO_ERROR]: 'MSG_IO_ERROR',
+  [MSG_IO_TIMEOUT]: 'MSG_IO_TIMEOUT',
+  [MSG_NOOP]: 'MSG_NOOP',
+  [MSG_ERROR_EXIT]: 'MSG_ERROR_EXIT',
+  [MSG_SUCCESS]: 'MSG_SUCCESS',
+  [MSG_DELETED]: 'MSG_DELETED',
+  [MSG_NO_SEND]: 'MSG_NO_SEND',
+};
+
+/** Largest payload a frame header can carry (24 bits). */
+export const MAX_FRAME = 0xffffff;
+/** Our data frames, like rsync's own writer (IO_BUFFER_SIZE). */
+export const DATA_FRAME = 32 * 1024;
+/** Longest out-of-band message we hold (text or int); rsync bounds these by BIGPATHBUFLEN. */
+export const MAX_MESSAGE = 64 * 1024;
+
+export interface FrameHeader {
+  code: number;
+  length: number;
+}
+
+// rsync/io.c: send_msg (header part)
+export function encodeFrameHeader(code: number, length: number): Buffer {
+  if (length < 0 || length > MAX_FRAME) throw new RangeError(`frame length ${length}`);
+  const header = Buffer.allocUnsafe(4);
+  header.writeUInt32LE((((MPLEX_BASE + code) << 24) | length) >>> 0, 0);
+  return header;
+}
+
+// rsync/io.c: read_a_msg (header part)
+export function decodeFrameHeader(bytes: Uint8Array, at = 0): FrameHeader {
+  const word = (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
+  const tag = word >>> 24;
+  if (tag < MPLEX_BASE) {
+    throw new ProtocolError(`unexpected tag ${tag} in the multiplexed stream (not a frame header)`, {
+      exitCode: EXIT.STREAMIO,
+    });
+  }
+  return { code: tag - MPLEX_BASE, length: word & 0xffffff };
+}
+
+/** What arrives out of band. Text messages are raw bytes, normally ending in `\n`. */
+export interface MessageHandler {
+  (code: number, payload: Buffer): void;
+}
+
+/**
+ * Reads frames from `raw` and yields MSG_DATA payload bytes as the supply of the logical stream.
+ * Out-of-band messages go to `onMessage`; MSG_ERROR texts are also remembered so that the
+ * MSG_ERROR_EXIT (or end of stream) that follows rejects the pending read with a RemoteError.
+ */
+export class Demultiplexer {
+  private dataLeft = 0;
+  /** MSG_ERROR texts received so far, verbatim. */
+  readonly errors: string[] = [];
+  /** io_error bits from MSG_IO_ERROR. */
+  ioError = 0;
+  /** Set once the peer has sent MSG_ERROR_EXIT with a code (it then waits for our empty reply). */
+  peerExitCode: number | null = null;
+
+  constructor(
+    private readonly raw: ByteReader,
+    private readonly onMessage: MessageHandler,
+  ) {}
+
+  /** Next slice of MSG_DATA payload, or null at end of stream. */
+  // rsync/io.c: read_a_msg
+  readonly pull = async (): Promise<Uint8Array | null> => {
+    for (;;) {
+      if (this.dataLeft > 0) {
+        const some = await this.raw.readSome(this.dataLeft).catch((e) => this.wrapEnd(e));
+        if (some === null) return this.endOfStream();
+        this.dataLeft -= some.length;
+        return some;
+      }
+      let header: Buffer;
+      try {
+        if (this.raw.buffered === 0) {
+          const first = await this.raw.readSome(4);
+          if (first === null) return this.endOfStream();
+          header = first.length === 4 ? first : Buffer.concat([first, await this.raw.readBuf(4 - first.length)]);
+        } else {
+          header = await this.raw.readBuf(4);
+        }
+      } catch (e) {
+        return this.wrapEnd(e);
+      }
+      const { code, length } = decodeFrameHeader(header);
+      if (code === MSG_DATA) {
+        this.dataLeft = length; // zero-length MSG_DATA is a keep-alive
+        continue;
+      }
+      if (length > MAX_MESSAGE) {
+        throw new ProtocolError(`${MSG_NAMES[code] ?? `message ${code}`} of ${length} bytes exceeds ${MAX_MESSAGE}`, {
+          exitCode: EXIT.STREAMIO,
+        });
+      }
+      const payload = Buffer.from(await this.raw.readBuf(length).catch((e) => this.wrapEnd(e)));
+      this.dispatch(code, payload);
+    }
+  };
+
+  private dispatch(code: number, payload: Buffer): void {
+    switch (code) {
+      case MSG_ERROR:
+        this.errors.push(payload.toString('utf8'));
+        this.onMessage(code, payload);
+        return;
+      case MSG_ERROR_EXIT: {
+        if (payload.length !== 0 && payload.length !== 4) {
+          throw new ProtocolError(`MSG_ERROR_EXIT with ${payload.length} bytes`, { exitCode: EXIT.STREAMIO });
+        }
+        const exitCode = payload.length === 4 ? payload.readInt32LE(0) : EXIT.PARTIAL;
+        if (payload.length === 4) this.peerExitCode = exitCode;
+        throw new RemoteError(this.errors.slice(), exitCode);
+      }
+      case MSG_IO_ERROR:
+        if (payload.length !== 4) throw new ProtocolError(`MSG_IO_ERROR with ${payload.length} bytes`);
+        this.ioError |= payload.readInt32LE(0);
+        this.onMessage(code, payload);
+        return;
+      case MSG_ERROR_XFER:
+      case MSG_INFO:
+      case MSG_WARNING:
+      case MSG_IO_TIMEOUT:
+      case MSG_NOOP:
+      case MSG_SUCCESS:
+      case MSG_DELETED:
+      case MSG_NO_SEND:
+        this.onMessage(code, payload);
+        return;
+      default:
+        // MSG_ERROR_SOCKET, MSG_LOG, MSG_CLIENT, MSG_REDO, MSG_STATS, ... never travel on a socket.
+        throw new ProtocolError(`unexpected ${MSG_NAMES[code] ?? `message code ${code}`} from the daemon`, {
+          exitCode: EXIT.STREAMIO,
+        });
+    }
+  }
+
+  /** End of stream: after MSG_ERROR texts it is the daemon's fatal error, else a plain EOF. */
+  private endOfStream(): null {
+    if (this.errors.length) throw new RemoteError(this.errors.slice(), EXIT.STREAMIO);
+    return null;
+  }
+
+  private wrapEnd(e: unknown): never {
+    if (this.errors.length) throw new RemoteError(this.errors.slice(), EXIT.STREAMIO, { cause: e });
+    throw e;
+  }
+}
+
+/** Start reading the peer's output as frames. Returns the demultiplexer (its error state). */
+// rsync/io.c: io_start_multiplex_in
+export function startMultiplexIn(reader: ByteReader, onMessage: MessageHandler): Demultiplexer {
+  const raw = reader.detachRaw();
+  const demux = new Demultiplexer(raw, onMessage);
+  reader.setSupply(demux.pull);
+  return demux;
+}
+
+/** Frame `data` as MSG_DATA frames of at most DATA_FRAME bytes. */
+async function frameData(data: Buffer, sink: ByteSink): Promise<void> {
+  for (let at = 0; at < data.length; at += DATA_FRAME) {
+    const part = data.subarray(at, Math.min(data.length, at + DATA_FRAME));
+    await sink.write(Buffer.concat([encodeFrameHeader(MSG_DATA, part.length), part]));
+  }
+}
+
+/** From now on the writer's output travels as MSG_DATA frames. */
+// rsync/io.c: io_start_multiplex_out
+export function startMultiplexOut(writer: ByteWriter): void {
+  writer.setFramer(frameData);
+}
+
+/** Send an out-of-band message after flushing pending data, so the order is kept. */
+// rsync/io.c: send_msg
+export async function writeMessage(writer: ByteWriter, code: number, payload: Uint8Array): Promise<void> {
+  if (!writer.multiplexed) throw new Error('writeMessage before multiplexing started');
+  await writer.flush();
+  await writer.sink.write(Buffer.concat([encodeFrameHeader(code, payload.length), payload]));
+}

@@ -1,0 +1,159 @@
+// TCP to a daemon, adapted to the protocol library's ByteSource/ByteSink: pull-mode reads
+// ('readable' + socket.read()), writes that wait for 'drain', TCP_NODELAY, and the two timeouts of
+// rsync: --contimeout (connecting, exit 35) and --timeout (no I/O for that long, exit 30).
+import { connect, type Socket } from 'node:net';
+import type { ByteSink, ByteSource } from '../protocol/io.js';
+import { SocketError, TimeoutError, EXIT } from '../protocol/errors.js';
+
+export interface ConnectOptions {
+  host: string;
+  port: number;
+  /** Seconds allowed for the TCP connection; 0 = the OS default. rsync's --contimeout. */
+  contimeout?: number;
+  /** Seconds without any I/O before giving up; 0 = never. rsync's --timeout. */
+  timeout?: number;
+}
+
+export interface DaemonSocket extends ByteSource, ByteSink {
+  readonly socket: Socket;
+  /**
+   * Set or change the I/O timeout (seconds, 0 = none). `onExpire` makes the error the pending
+   * read or write fails with; by default rsync's io timeout (exit 30).
+   */
+  setIoTimeout(seconds: number, onExpire?: () => Error): void;
+  /** Half-close our side after the last write, then wait for the peer to close. */
+  end(): Promise<void>;
+  destroy(): void;
+}
+
+function describe(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+// rsync/socket.c: open_socket_out (connect with --contimeout)
+export function connectDaemon(options: ConnectOptions): Promise<DaemonSocket> {
+  const { host, port } = options;
+  const where = describe(host, port);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, noDelay: true });
+    let timer: NodeJS.Timeout | undefined;
+    if (options.contimeout && options.contimeout > 0) {
+      timer = setTimeout(() => {
+        socket.destroy();
+        reject(new TimeoutError(`timed out connecting to ${where} after ${options.contimeout} s (--contimeout)`, EXIT.CONTIMEOUT));
+      }, options.contimeout * 1000);
+    }
+    const onError = (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const why = err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN' ? `cannot resolve host ${host}` : `${err.message}`;
+      reject(new SocketError(`failed to connect to ${where}: ${why}`, { cause: err }));
+    };
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      resolve(wrapSocket(socket, where, options.timeout ?? 0));
+    });
+  });
+}
+
+/** Pull-mode adapter: one outstanding read at a time, as the protocol reader asks. */
+export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number): DaemonSocket {
+  socket.setNoDelay(true);
+  let failure: Error | null = null;
+  let ended = false;
+  let waiter: (() => void) | null = null;
+  let timer: NodeJS.Timeout | undefined;
+  let ioTimeout = timeoutSeconds;
+  const ioTimeoutError = () =>
+    new TimeoutError(`no data from ${where} for ${ioTimeout} s: io timeout (--timeout)`, EXIT.TIMEOUT);
+  let expired: () => Error = ioTimeoutError;
+
+  const wake = () => {
+    const w = waiter;
+    waiter = null;
+    w?.();
+  };
+  socket.on('readable', wake);
+  socket.on('end', () => {
+    ended = true;
+    wake();
+  });
+  socket.on('close', () => {
+    ended = true;
+    wake();
+  });
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    failure = new SocketError(`connection to ${where} failed: ${err.message}`, { cause: err });
+    wake();
+  });
+
+  const fail = (err: Error) => {
+    failure ??= err;
+    socket.destroy();
+    wake();
+  };
+  const armTimer = () => {
+    clearTimeout(timer);
+    if (ioTimeout > 0) {
+      timer = setTimeout(() => fail(expired()), ioTimeout * 1000);
+      timer.unref?.();
+    }
+  };
+
+  return {
+    socket,
+    setIoTimeout(seconds, onExpire = ioTimeoutError) {
+      ioTimeout = seconds;
+      expired = onExpire;
+    },
+    async read() {
+      armTimer();
+      try {
+        for (;;) {
+          if (failure) throw failure;
+          const chunk = socket.read() as Buffer | null;
+          if (chunk !== null) return chunk;
+          if (ended) return null;
+          await new Promise<void>((r) => (waiter = r));
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async write(bytes) {
+      if (failure) throw failure;
+      armTimer();
+      try {
+        if (!socket.write(bytes)) {
+          await new Promise<void>((resolve, reject) => {
+            const done = () => {
+              socket.off('drain', done);
+              socket.off('close', done);
+              if (failure) reject(failure);
+              else resolve();
+            };
+            socket.on('drain', done);
+            socket.on('close', done);
+          });
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async end() {
+      clearTimeout(timer);
+      if (socket.destroyed) return;
+      await new Promise<void>((resolve) => {
+        socket.once('close', () => resolve());
+        socket.end();
+        // Drain whatever the peer still sends so its close can arrive.
+        socket.resume();
+      });
+    },
+    destroy() {
+      clearTimeout(timer);
+      socket.destroy();
+    },
+  };
+}
