@@ -1,0 +1,63 @@
+// Real byte captures of rsync 3.5.0 sessions (fixtures/captures, copied from shared/), and byte
+// sources that feed them to the reader in chosen pieces.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { ByteSource } from '../../protocol/io.js';
+
+const root = fileURLToPath(new URL('../../../fixtures/captures/', import.meta.url));
+
+export interface Capture {
+  /** Client → daemon bytes. */
+  c2s: Buffer;
+  /** Daemon → client bytes. */
+  s2c: Buffer;
+  /** The capture's client.txt: command, exit status, stdout, stderr. */
+  client: string;
+}
+
+export function loadCapture(name: string): Capture {
+  return {
+    c2s: readFileSync(`${root}${name}/c2s.bin`),
+    s2c: readFileSync(`${root}${name}/s2c.bin`),
+    client: readFileSync(`${root}${name}/client.txt`, 'utf8'),
+  };
+}
+
+/** The client's stdout as recorded in client.txt. */
+export function recordedStdout(capture: Capture): string {
+  const m = /--- client stdout\n([\s\S]*?)--- client stderr\n/.exec(capture.client);
+  if (!m) throw new Error('client.txt has no stdout section');
+  return m[1]!;
+}
+
+/** A source that yields `bytes` cut at the given offsets (each piece a separate read). */
+export function piecesSource(bytes: Uint8Array, cuts: number[] = []): ByteSource {
+  const pieces: Uint8Array[] = [];
+  let from = 0;
+  for (const cut of [...cuts].sort((a, b) => a - b)) {
+    if (cut > from && cut < bytes.length) {
+      pieces.push(bytes.subarray(from, cut));
+      from = cut;
+    }
+  }
+  pieces.push(bytes.subarray(from));
+  let i = 0;
+  return { read: async () => (i < pieces.length ? pieces[i++]! : null) };
+}
+
+/** A source that yields one byte per read: the most hostile segmentation there is. */
+export function byteAtATime(bytes: Uint8Array): ByteSource {
+  let i = 0;
+  return { read: async () => (i < bytes.length ? bytes.subarray(i, ++i) : null) };
+}
+
+/** A sink that keeps what it is given. */
+export function memorySink(): { write(b: Uint8Array): Promise<void>; bytes(): Buffer } {
+  const parts: Buffer[] = [];
+  return {
+    write: async (b) => {
+      parts.push(Buffer.from(b));
+    },
+    bytes: () => Buffer.concat(parts),
+  };
+}
