@@ -1,0 +1,85 @@
+// The only module that loads native/ (build/Release/inotify.node). A missing or unloadable
+// addon (no compiler at install time, wrong platform) is reported once and answered with
+// `null`, so the caller can fall back to polling; any other failure is rethrown.
+
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The native class (see native/inotify.cc). */
+export interface InotifyHandle {
+  /** inotify_add_watch(2): returns the watch descriptor (the same one again for an inode already watched). */
+  addWatch(path: string | Buffer, mask: number): number;
+  /** inotify_rm_watch(2); the kernel then queues IN_IGNORED for the wd. */
+  removeWatch(wd: number): void;
+  /** Stop reading the fd: events accumulate in the kernel queue (up to max_queued_events). */
+  pause(): void;
+  resume(): void;
+  ref(): void;
+  unref(): void;
+  /** Stop polling and close the fd now; the libuv handle is freed on the next loop turn. */
+  close(): void;
+  readonly fd: number;
+}
+
+export interface InotifyAddon {
+  Inotify: new (onBatch: (raw: Buffer | Error) => void) => InotifyHandle;
+}
+
+/** Package root: this file is src/watcher/addon.ts, compiled to dist/src/watcher/addon.js. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+}
+
+export const DEFAULT_ADDON_PATH = join(packageRoot(), 'build', 'Release', 'inotify.node');
+
+const cache = new Map<string, InotifyAddon | null>();
+let warned = false;
+
+/** Why the last load failed (for status output). */
+export let addonLoadError: Error | undefined;
+
+/** Load the addon, or return null (after one warning per process) when it cannot be loaded. */
+export function loadAddon(path: string = DEFAULT_ADDON_PATH, opts: { quiet?: boolean } = {}): InotifyAddon | null {
+  const hit = cache.get(path);
+  if (hit !== undefined) return hit;
+  let addon: InotifyAddon | null = null;
+  if (process.platform !== 'linux') {
+    addonLoadError = new Error(`inotify is Linux-only (platform ${process.platform})`);
+  } else {
+    try {
+      const mod: unknown = createRequire(import.meta.url)(path);
+      if (typeof mod === 'object' && mod !== null && typeof (mod as { Inotify?: unknown }).Inotify === 'function') {
+        addon = mod as InotifyAddon;
+      } else {
+        addonLoadError = new Error(`${path} does not export Inotify`);
+      }
+    } catch (err) {
+      if (!isLoadFailure(err)) throw err;
+      addonLoadError = err as Error;
+    }
+  }
+  if (addon === null && !warned && opts.quiet !== true) {
+    warned = true;
+    process.emitWarning(
+      `lsyncd: the inotify addon could not be loaded (${addonLoadError?.message.split('\n')[0]}); ` +
+        'watching falls back to periodic polling scans. Rebuild it with `npm rebuild` (needs a C++ compiler).',
+      { code: 'LSYNCD_NO_ADDON' },
+    );
+  }
+  cache.set(path, addon);
+  return addon;
+}
+
+// "Module not found" or "failed to load" (dlopen errors: wrong ABI, missing symbols, not ELF).
+function isLoadFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'MODULE_NOT_FOUND' || code === 'ERR_DLOPEN_FAILED') return true;
+  return err instanceof Error && /\.node\b|dlopen|invalid ELF|cannot open shared object|NODE_MODULE_VERSION/.test(err.message);
+}
