@@ -87,12 +87,13 @@ export interface MessageHandler {
 
 /**
  * Reads frames from `raw` and yields MSG_DATA payload bytes as the supply of the logical stream.
- * Out-of-band messages go to `onMessage`; MSG_ERROR texts are also remembered so that the
- * MSG_ERROR_EXIT (or end of stream) that follows rejects the pending read with a RemoteError.
+ * Out-of-band messages go to `onMessage`; error texts (MSG_ERROR, MSG_ERROR_XFER) are also
+ * remembered so that the MSG_ERROR_EXIT (or end of stream) that follows rejects the pending read
+ * with a RemoteError carrying them.
  */
 export class Demultiplexer {
   private dataLeft = 0;
-  /** MSG_ERROR texts received so far, verbatim. */
+  /** MSG_ERROR and MSG_ERROR_XFER texts received so far, verbatim. */
   readonly errors: string[] = [];
   /** io_error bits from MSG_IO_ERROR. */
   ioError = 0;
@@ -144,6 +145,7 @@ export class Demultiplexer {
   private dispatch(code: number, payload: Buffer): void {
     switch (code) {
       case MSG_ERROR:
+      case MSG_ERROR_XFER: // below protocol 30 the daemon sends its fatal errors this way
         this.errors.push(payload.toString('utf8'));
         this.onMessage(code, payload);
         return;
@@ -160,7 +162,6 @@ export class Demultiplexer {
         this.ioError |= payload.readInt32LE(0);
         this.onMessage(code, payload);
         return;
-      case MSG_ERROR_XFER:
       case MSG_INFO:
       case MSG_WARNING:
       case MSG_IO_TIMEOUT:
