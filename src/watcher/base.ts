@@ -36,9 +36,12 @@ export abstract class Watcher extends EventEmitter<WatcherEventMap> {
     if (batch.length > 0) this.emit('events', batch);
   }
 
+  /** Deferred to the next tick, so a listener added right after watch() returns sees start-up warnings. */
   protected warn(err: WatcherError): void {
-    if (this.listenerCount('warning') > 0) this.emit('warning', err);
-    else process.emitWarning(err.message, { code: `LSYNCD_${err.code}` });
+    process.nextTick(() => {
+      if (this.listenerCount('warning') > 0) this.emit('warning', err);
+      else process.emitWarning(err.message, { code: `LSYNCD_${err.code}` });
+    });
   }
 
   protected fail(err: WatcherError): void {
