@@ -1,0 +1,10 @@
+// The rsync daemon protocol as a library: no fs, net, process or timers in here. Give it a
+// ByteSource/ByteSink (a socket, a pipe, a capture) and it speaks the protocol over them.
+export * from './errors.js';
+export * from './io.js';
+export * from './varint.js';
+export * from './mplex.js';
+export * from './daemon.js';
+export * from './compat.js';
+export * from './args.js';
+export * from './session.js';
