@@ -74,15 +74,23 @@ export class ByteReader {
 
   /** Make sure `n` bytes are buffered; the one place that awaits. */
   private async need(n: number, what: string): Promise<void> {
-    while (this.buf.length - this.pos < n) {
+    let have = this.buf.length - this.pos;
+    if (have >= n) return;
+    // Gather chunks and join once, so a large record costs one copy, not one per chunk.
+    const pieces: Buffer[] = have ? [this.buf.subarray(this.pos)] : [];
+    while (have < n) {
       const chunk = await this.pull();
-      if (chunk === null) throw new ConnectionClosedError(n, this.buf.length - this.pos, what);
+      if (chunk === null) {
+        this.buf = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+        this.pos = 0;
+        throw new ConnectionClosedError(n, have, what);
+      }
       if (chunk.length === 0) continue;
-      const rest = this.buf.length - this.pos;
-      const next = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-      this.buf = rest === 0 ? next : Buffer.concat([this.buf.subarray(this.pos), next]);
-      this.pos = 0;
+      pieces.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+      have += chunk.length;
     }
+    this.buf = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, have);
+    this.pos = 0;
   }
 
   /** Consume `n` buffered bytes, returning a view (valid as long as the caller keeps it). */

@@ -93,22 +93,45 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
     socket.destroy();
     wake();
   };
-  const armTimer = () => {
-    clearTimeout(timer);
-    if (ioTimeout > 0) {
-      timer = setTimeout(() => fail(expired()), ioTimeout * 1000);
-      timer.unref?.();
-    }
+  // rsync's io timeout: no bytes moving in either direction for that long while we wait on I/O.
+  // Reads and writes may be pending at once (full duplex), so one clock serves both.
+  let pending = 0;
+  let lastActivity = Date.now();
+  const touch = () => {
+    lastActivity = Date.now();
   };
+  const schedule = () => {
+    clearTimeout(timer);
+    if (ioTimeout <= 0 || pending === 0) return;
+    const left = ioTimeout * 1000 - (Date.now() - lastActivity);
+    timer = setTimeout(() => {
+      if (pending > 0 && Date.now() - lastActivity >= ioTimeout * 1000) fail(expired());
+      else schedule();
+    }, Math.max(0, left));
+  };
+  const begin = () => {
+    pending++;
+    touch();
+    schedule();
+  };
+  const finish = () => {
+    pending--;
+    touch();
+    schedule();
+  };
+  // Never a 'data' listener: it would switch the socket to flowing mode and bypass read().
+  socket.on('readable', touch);
+  socket.on('drain', touch);
 
   return {
     socket,
     setIoTimeout(seconds, onExpire = ioTimeoutError) {
       ioTimeout = seconds;
       expired = onExpire;
+      schedule();
     },
     async read() {
-      armTimer();
+      begin();
       try {
         for (;;) {
           if (failure) throw failure;
@@ -118,12 +141,12 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
           await new Promise<void>((r) => (waiter = r));
         }
       } finally {
-        clearTimeout(timer);
+        finish();
       }
     },
     async write(bytes) {
       if (failure) throw failure;
-      armTimer();
+      begin();
       try {
         if (!socket.write(bytes)) {
           await new Promise<void>((resolve, reject) => {
@@ -138,7 +161,7 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
           });
         }
       } finally {
-        clearTimeout(timer);
+        finish();
       }
     },
     async end() {
