@@ -91,15 +91,17 @@ test('a port that sends nothing, no timeout given: bounded wait, then exit 5', a
   }
 });
 
+/** Write `bytes` again and again for as long as the peer reads. */
+function pumpForever(socket: Socket, bytes: Buffer): void {
+  const pump = () => {
+    while (!socket.destroyed && socket.write(bytes));
+  };
+  socket.on('drain', pump);
+  pump();
+}
+
 test('an endless greeting line: refused at the bound, exit 5', async () => {
-  const flood = await tcpServer((socket) => {
-    const chunk = Buffer.alloc(16 * 1024, 0x41);
-    const pump = () => {
-      while (!socket.destroyed && socket.write(chunk));
-    };
-    socket.on('drain', pump);
-    pump();
-  });
+  const flood = await tcpServer((socket) => pumpForever(socket, Buffer.alloc(16 * 1024, 0x41)));
   try {
     const r = await lsyncd([`rsync://127.0.0.1:${flood.port}/`]);
     assert.is(r.status, 5, r.stderr);
@@ -112,12 +114,7 @@ test('an endless greeting line: refused at the bound, exit 5', async () => {
 test('an endless MOTD: refused after a bounded number of lines', async () => {
   const chatty = await tcpServer((socket) => {
     socket.write('@RSYNCD: 31.0 md5\n');
-    const lines = Buffer.from('motd line\n'.repeat(1000));
-    const pump = () => {
-      while (!socket.destroyed && socket.write(lines));
-    };
-    socket.on('drain', pump);
-    pump();
+    pumpForever(socket, Buffer.from('motd line\n'.repeat(1000)));
   });
   try {
     const r = await lsyncd([`rsync://127.0.0.1:${chatty.port}/`]);
