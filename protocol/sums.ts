@@ -1,0 +1,206 @@
+// Block checksum lists (rsync-protocol.md §9 step 5, §10 "Block size and strong-sum length"): the
+// sum head (count, blength, s2length, remainder) that precedes a file's block sums, the sums
+// themselves, and how a generator sizes them. Counterpart: rsync io.c read_sum_head /
+// write_sum_head, sender.c receive_sums, generator.c sum_sizes_sqroot.
+import { ProtocolError } from './errors.js';
+import type { ByteReader, ByteWriter } from './io.js';
+import { SUM_LENGTH } from './checksum.js';
+
+/** rsync.h: BLOCK_SIZE, the smallest block the square-root rule picks. */
+export const BLOCK_SIZE = 700;
+/** rsync.h: MAX_BLOCK_SIZE, the largest block from protocol 30 on. */
+export const MAX_BLOCK_SIZE = 1 << 17;
+/** rsync.h: OLD_MAX_BLOCK_SIZE, the largest block before protocol 30. */
+export const OLD_MAX_BLOCK_SIZE = 1 << 29;
+/** rsync.h: BLOCKSUM_BIAS, the bits of safety in the strong-sum length estimate. */
+export const BLOCKSUM_BIAS = 10;
+/** rsync.h: SHORT_SUM_LENGTH, the strong-sum length of a first attempt (csum_length). */
+export const SHORT_SUM_LENGTH = 2;
+
+/**
+ * Our cap on the block count a peer may announce (rsync only guards against size_t overflow).
+ * 2^24 blocks is a 2 TiB basis at the 128 KiB block the square-root rule uses for any file over
+ * 16 GiB, and at most 2^24 × (4 + 16) = 320 MiB of sums in memory; beyond that a hostile or
+ * broken peer could make us allocate without bound.
+ */
+export const MAX_SUM_COUNT = 1 << 24;
+
+/** The sum head of one file: rsync's struct sum_struct without the sums. */
+export interface SumHead {
+  /** Number of blocks. 0 = no basis: send everything as literal data. */
+  count: number;
+  /** Block length (0 only when count is 0). */
+  blength: number;
+  /** Bytes of each strong sum that travel (a prefix of the full digest). */
+  s2length: number;
+  /** Length of the last block when it is short; 0 when every block is blength long. */
+  remainder: number;
+}
+
+/** A file's block sums as the generator sent them: flat typed arrays, no per-block objects. */
+export interface SumBlocks {
+  head: SumHead;
+  /** Rolling checksum of block i (unsigned). */
+  sum1: Uint32Array;
+  /** Strong sums: block i is bytes [i*s2length, (i+1)*s2length). */
+  sum2: Uint8Array;
+}
+
+/** The all-zero head: "no basis, send the whole file" (write_sum_head with NULL). */
+export const NULL_SUM_HEAD: Readonly<SumHead> = Object.freeze({ count: 0, blength: 0, s2length: 0, remainder: 0 });
+
+/** Length of block `i` (the last one may be short). */
+export function blockLength(head: SumHead, i: number): number {
+  return i === head.count - 1 && head.remainder !== 0 ? head.remainder : head.blength;
+}
+
+/** Bytes of the basis the sums describe. */
+export function basisLength(head: SumHead): number {
+  if (head.count === 0) return 0;
+  return (head.count - 1) * head.blength + blockLength(head, head.count - 1);
+}
+
+/**
+ * Read and bound-check a sum head. `digestLength` is the negotiated checksum's xfer_sum_len:
+ * the longest strong sum the peer may ask to compare. The protocol comes from the reader.
+ */
+// rsync/io.c: read_sum_head
+export async function readSumHead(
+  reader: ByteReader,
+  digestLength: number,
+  options: { maxCount?: number } = {},
+): Promise<SumHead> {
+  const maxCount = options.maxCount ?? MAX_SUM_COUNT;
+  const maxBlength = reader.protocol < 30 ? OLD_MAX_BLOCK_SIZE : MAX_BLOCK_SIZE;
+  const count = await reader.readInt();
+  if (count < 0 || count > maxCount) throw new ProtocolError(`invalid checksum count ${count} (limit ${maxCount})`);
+  const blength = await reader.readInt();
+  if (blength < 0 || blength > maxBlength) {
+    throw new ProtocolError(`invalid block length ${blength} (limit ${maxBlength})`);
+  }
+  if (count > 0 && blength === 0) throw new ProtocolError('invalid zero block length');
+  // Before protocol 27 the strong-sum length was implied (2); we mirror it for completeness.
+  const s2length = reader.protocol < 27 ? SHORT_SUM_LENGTH : await reader.readInt();
+  if (s2length < 0 || s2length > digestLength) {
+    throw new ProtocolError(`invalid checksum length ${s2length} (digest is ${digestLength} bytes)`);
+  }
+  const remainder = await reader.readInt();
+  // rsync accepts remainder == blength (a full last block); only larger is an error.
+  if (remainder < 0 || remainder > blength) {
+    throw new ProtocolError(`invalid remainder length ${remainder} (block length ${blength})`);
+  }
+  return { count, blength, s2length, remainder };
+}
+
+// rsync/io.c: write_sum_head
+export function writeSumHead(writer: ByteWriter, head: SumHead | null): void {
+  const h = head ?? NULL_SUM_HEAD;
+  writer.writeInt(h.count);
+  writer.writeInt(h.blength);
+  if (writer.protocol >= 27) writer.writeInt(h.s2length);
+  writer.writeInt(h.remainder);
+}
+
+/** Block records decoded per await: one readBuf of at most this many records. */
+const SUMS_PER_READ = 4096;
+
+/**
+ * Read the `head.count` block records (int32 sum1, then s2length bytes) that follow a head.
+ * Awaits once per batch of records and decodes each batch synchronously.
+ */
+// rsync/sender.c: receive_sums
+export async function readSumBlocks(reader: ByteReader, head: SumHead): Promise<SumBlocks> {
+  const { count, s2length } = head;
+  const sum1 = new Uint32Array(count);
+  const sum2 = new Uint8Array(count * s2length);
+  const record = 4 + s2length;
+  for (let done = 0; done < count; ) {
+    const n = Math.min(SUMS_PER_READ, count - done);
+    const bytes = await reader.readBuf(n * record);
+    for (let j = 0, at = 0; j < n; j++, at += record) {
+      sum1[done + j] = bytes.readUInt32LE(at);
+      sum2.set(bytes.subarray(at + 4, at + record), (done + j) * s2length);
+    }
+    done += n;
+  }
+  return { head, sum1, sum2 };
+}
+
+/** Write block records in the layout readSumBlocks reads (for the generator role). */
+export function writeSumBlocks(writer: ByteWriter, sums: SumBlocks): void {
+  const { count, s2length } = sums.head;
+  for (let i = 0; i < count; i++) {
+    writer.writeInt(sums.sum1[i]! | 0);
+    writer.writeBuf(sums.sum2.subarray(i * s2length, (i + 1) * s2length));
+  }
+}
+
+export interface SumSizeOptions {
+  /** `-B` / --block-size: a fixed block length. */
+  blockSize?: number;
+  /** The redo pass (csum_length == SUM_LENGTH): full-length strong sums. */
+  fullSums?: boolean;
+}
+
+/**
+ * Block length and strong-sum length a generator picks for a basis of `fileLength` bytes, as
+ * rsync's generator does, plus the count and remainder that follow from them. `digestLength` is
+ * the negotiated checksum's xfer_sum_len (it caps s2length).
+ */
+// rsync/generator.c: sum_sizes_sqroot
+export function sumSizesSqroot(
+  fileLength: number,
+  protocol: number,
+  digestLength: number,
+  options: SumSizeOptions = {},
+): SumHead {
+  if (!Number.isSafeInteger(fileLength) || fileLength < 0) throw new RangeError(`bad file length ${fileLength}`);
+  const csumLength = options.fullSums ? SUM_LENGTH : SHORT_SUM_LENGTH;
+  const maxS2length = Math.min(SUM_LENGTH, digestLength);
+  let blength: number;
+  if (options.blockSize) {
+    blength = options.blockSize;
+  } else if (fileLength <= BLOCK_SIZE * BLOCK_SIZE) {
+    blength = BLOCK_SIZE;
+  } else {
+    const maxBlength = protocol < 30 ? OLD_MAX_BLOCK_SIZE : MAX_BLOCK_SIZE;
+    // c = 2^floor(log4(len)): the highest bit the square root can have.
+    let c = 1;
+    for (let l = Math.floor(fileLength / 4); l > 0; l = Math.floor(l / 4)) c *= 2;
+    if (c >= maxBlength) {
+      blength = maxBlength;
+    } else {
+      // Set bits from c down to 8 while blength² stays ≤ len: the largest multiple of 8 whose
+      // square fits. BigInt keeps blength² exact past 2^53.
+      const len = BigInt(fileLength);
+      blength = 0;
+      do {
+        blength |= c;
+        if (len < BigInt(blength) * BigInt(blength)) blength &= ~c;
+        c >>= 1;
+      } while (c >= 8);
+      blength = Math.max(blength, BLOCK_SIZE);
+    }
+  }
+
+  let s2length: number;
+  if (protocol < 27) {
+    s2length = csumLength;
+  } else if (csumLength === SUM_LENGTH) {
+    s2length = maxS2length;
+  } else {
+    // bits = BLOCKSUM_BIAS + 2·log2(len) − log2(blength), computed the way rsync does (integer
+    // halvings, the second loop stopping at 0); then bytes = (bits + 1 − 32 + 7) / 8, where the
+    // 32 bits of the rolling sum already count. C division truncates toward zero.
+    let b = BLOCKSUM_BIAS;
+    for (let l = Math.floor(fileLength / 2); l > 0; l = Math.floor(l / 2)) b += 2;
+    for (let c = blength >> 1; c !== 0 && b !== 0; c >>= 1) b--;
+    s2length = Math.trunc((b + 1 - 32 + 7) / 8);
+    s2length = Math.max(s2length, csumLength);
+    s2length = Math.min(s2length, maxS2length);
+  }
+
+  const remainder = fileLength % blength;
+  const count = Math.floor(fileLength / blength) + (remainder !== 0 ? 1 : 0);
+  return { count, blength, s2length, remainder };
+}
