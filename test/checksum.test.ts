@@ -145,13 +145,16 @@ test('get_checksum1: signed form agrees with the daemon on random binary data (p
   assert.equal(sums.head, { count: 3, blength: 700, s2length: 2, remainder: 600 });
   assert.is(sums.sum1[0], 0x97a801db);
   const c2s = dataStream(s, 'c2s');
-  const at = c2s.indexOf(Buffer.from('bc020000', 'hex')); // literal token: int32 700
+  // tokens: block 0 (ff ff ff ff), then the literal (int32 700 = bc 02 00 00) and its bytes
+  const at = c2s.indexOf(Buffer.from('ffffffffbc020000', 'hex')) + 4;
   const literal = c2s.subarray(at + 4, at + 704);
+  assert.is(c2s.subarray(at + 704, at + 712).toString('hex'), 'fdffffff00000000'); // block 2, end
   assert.ok(literal.some((b) => b >= 0x80));
   const old = sums.sum1[1]!;
+  const centered = (x: number): number => ((((x + 0x8000) % 0x10000) + 0x10000) % 0x10000) - 0x8000;
   const explains = (s1: number, s2: number): boolean => {
-    const d1 = (((old & 0xffff) - (s1 & 0xffff) + 0x18000) & 0xffff) - 0x8000;
-    const d2 = (((old >>> 16) - (s2 & 0xffff) - 400 * d1 + 0x18000 * 16) & 0xffff) - 0x8000;
+    const d1 = centered((old & 0xffff) - (s1 & 0xffff));
+    const d2 = centered((old >>> 16) - (s2 & 0xffff) - 400 * d1);
     return Math.abs(d1) <= 2550 && Math.abs(d2) <= 255 * 45;
   };
   const signed = getChecksum1(literal);
