@@ -1,0 +1,305 @@
+// Block matching for the sender role (rsync-protocol.md §9 "Sender's answer", step 3): roll the
+// weak checksum over the new file, look blocks of the receiver's basis up by it, confirm with the
+// strong sum, and decide which bytes travel as literal data and which as "copy block k".
+// The whole-file checksum is computed over the same single pass. Streaming: the file arrives as
+// chunks and only a bounded window is held. Counterpart: rsync match.c (build_hash_table,
+// hash_search, matched, match_sums).
+import type { Checksummer } from './checksum.js';
+import { RollingChecksum } from './checksum.js';
+import { blockLength, type SumBlocks } from './sums.js';
+import { ProtocolError } from './errors.js';
+
+/** rsync.h: CHUNK_SIZE, the largest literal run in one token (3.4.3/3.4.4 reject larger). */
+export const CHUNK_SIZE = 32 * 1024;
+
+/** rsync/match.c: TRADITIONAL_TABLESIZE, the 16-bit hash table used up to ~52k blocks. */
+export const TRADITIONAL_TABLESIZE = 1 << 16;
+
+/**
+ * rsync/match.c: MAX_CHAIN_LEN. Candidates with an equal weak sum compared at one offset before
+ * giving up there: bounds the work on bases full of identical blocks (rsync issue #217). Skipped
+ * data goes as literals, so the output stays correct.
+ */
+export const MAX_CHAIN_LEN = 1024;
+
+/** Bytes read ahead beyond what the search needs, so refills (and window compaction) are rare. */
+const READ_AHEAD = 256 * 1024;
+
+/** Where the token decisions go. Each callback may return a promise (back-pressure); it is awaited. */
+export interface MatchSink {
+  /**
+   * Literal bytes, at most CHUNK_SIZE per call (one literal token each). The view is only valid
+   * during the call (until its promise settles): copy it to keep it.
+   */
+  onLiteral(bytes: Uint8Array): void | Promise<void>;
+  /** "Copy block `index` of the receiver's basis" (token −(index+1)). */
+  onMatch(index: number): void | Promise<void>;
+}
+
+export interface MatchResult {
+  /** The whole-file checksum to send after the end-of-data token (digestLength bytes). */
+  fileSum: Uint8Array;
+  /** Length of the file as read. */
+  length: number;
+  literalBytes: number;
+  matchedBytes: number;
+  matches: number;
+  /** Weak-sum hits whose strong sum differed (rsync's false_alarms). */
+  falseAlarms: number;
+}
+
+/** Where the new file comes from: any async iterable of byte chunks (a file stream, a test array). */
+export type ChunkSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
+/**
+ * A reusable matcher: keeps its hash table and window between files, so a session allocates them
+ * once. One file at a time.
+ */
+export class BlockMatcher {
+  private table = new Int32Array(TRADITIONAL_TABLESIZE);
+  private chain = new Int32Array(0);
+  private tableSize = TRADITIONAL_TABLESIZE;
+  private window = Buffer.alloc(0);
+  private readonly roll = new RollingChecksum();
+
+  constructor(private readonly checksummer: Checksummer) {}
+
+  /**
+   * Build the weak-sum hash table: for each bucket the last block index, chained through
+   * `chain` to earlier ones (so a lookup visits the highest index first, as rsync does).
+   */
+  // rsync/match.c: build_hash_table
+  private buildHashTable(sums: SumBlocks): void {
+    const { count } = sums.head;
+    // rsync sizes the table for ~80% load on big files; above 2^16 it must be odd so that
+    // sum % size spans every bucket.
+    let size = Math.floor(count / 8) * 10 + 11;
+    if (size < TRADITIONAL_TABLESIZE) size = TRADITIONAL_TABLESIZE;
+    if (this.table.length !== size) this.table = new Int32Array(size);
+    this.table.fill(-1);
+    if (this.chain.length < count) this.chain = new Int32Array(count);
+    this.tableSize = size;
+    const { sum1 } = sums;
+    const table = this.table;
+    const chain = this.chain;
+    for (let i = 0; i < count; i++) {
+      const sum = sum1[i]!;
+      const t = size === TRADITIONAL_TABLESIZE ? ((sum & 0xffff) + (sum >>> 16)) & 0xffff : sum % size;
+      chain[i] = table[t]!;
+      table[t] = i;
+    }
+  }
+
+  /**
+   * Match the new file (`source`) against the receiver's block sums and report literal runs
+   * and block matches to `sink`, in file order. `sums` null or count 0 = no basis: everything is
+   * literal. Reads the source once; holds at most CHUNK_SIZE + blength + 256 KiB of it.
+   */
+  // rsync/match.c: match_sums + hash_search + matched
+  async match(source: ChunkSource, sums: SumBlocks | null, sink: MatchSink): Promise<MatchResult> {
+    const cs = this.checksummer;
+    const head = sums?.head ?? null;
+    const count = head?.count ?? 0;
+    const blength = count > 0 ? head!.blength : 0;
+    const s2length = head?.s2length ?? 0;
+    if (head && count > 0) {
+      if (blength <= 0) throw new ProtocolError('block sums with a zero block length');
+      if (s2length > cs.digestLength) throw new ProtocolError(`strong sum length ${s2length} exceeds the digest`);
+      if (sums!.sum1.length < count || sums!.sum2.length < count * s2length) throw new RangeError('sum arrays shorter than count');
+    }
+
+    const fileHash = cs.startFile();
+    const capacity = CHUNK_SIZE + blength + 1 + READ_AHEAD;
+    if (this.window.length < capacity) this.window = Buffer.allocUnsafe(capacity);
+    const win = this.window;
+
+    // --- the window: bytes [winStart, winStart + winLen) of the file sit at win[0, winLen) ---
+    const iterator = (Symbol.asyncIterator in source
+      ? (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
+      : (source as Iterable<Uint8Array>)[Symbol.iterator]()) as AsyncIterator<Uint8Array> | Iterator<Uint8Array>;
+    let pending: Uint8Array | null = null; // part of a source chunk not yet copied into the window
+    let pendingAt = 0;
+    let eof = false;
+    let winStart = 0;
+    let winLen = 0;
+    let lastMatch = 0; // file offset of the first byte not yet sent (literal) or matched
+    let length = 0; // bytes read so far; the file length once eof
+
+    /** Make bytes up to file offset `upto` (exclusive) available, or reach the end of the file. */
+    const fill = async (upto: number): Promise<void> => {
+      while (winStart + winLen < upto) {
+        if (pending === null) {
+          if (eof) return;
+          const next = await iterator.next();
+          if (next.done) {
+            eof = true;
+            return;
+          }
+          if (next.value.length === 0) continue;
+          pending = next.value;
+          pendingAt = 0;
+          fileHash.update(pending); // the file in order, once: the whole-file checksum
+          length += pending.length;
+        }
+        if (winLen === win.length) {
+          // Compact: keep only what is not yet sent. (lastMatch never trails by more than
+          // CHUNK_SIZE plus the search window, which is what `capacity` reserves.)
+          const keep = lastMatch - winStart;
+          win.copyWithin(0, keep, winLen);
+          winStart += keep;
+          winLen -= keep;
+          if (winLen === win.length) throw new Error('match window overflow'); // cannot happen
+        }
+        const n = Math.min(win.length - winLen, pending.length - pendingAt);
+        win.set(pending.subarray(pendingAt, pendingAt + n), winLen);
+        winLen += n;
+        pendingAt += n;
+        if (pendingAt === pending.length) pending = null;
+      }
+    };
+
+    let literalBytes = 0;
+    let matchedBytes = 0;
+    let matches = 0;
+    let falseAlarms = 0;
+
+    /** Send file bytes [lastMatch, upto) as literal tokens of at most CHUNK_SIZE. */
+    const sendLiteral = async (upto: number): Promise<void> => {
+      while (lastMatch < upto) {
+        const n = Math.min(CHUNK_SIZE, upto - lastMatch);
+        const at = lastMatch - winStart;
+        const r = sink.onLiteral(win.subarray(at, at + n));
+        if (r) await r;
+        lastMatch += n;
+        literalBytes += n;
+      }
+    };
+
+    if (count === 0) {
+      // No basis: the whole file as literal data (match_sums' else branch).
+      for (;;) {
+        await fill(lastMatch + CHUNK_SIZE);
+        const upto = Math.min(winStart + winLen, lastMatch + CHUNK_SIZE);
+        if (upto === lastMatch) break;
+        await sendLiteral(upto);
+      }
+      return { fileSum: fileHash.digest(), length, literalBytes, matchedBytes, matches, falseAlarms };
+    }
+
+    this.buildHashTable(sums!);
+    const table = this.table;
+    const chain = this.chain;
+    const traditional = this.tableSize === TRADITIONAL_TABLESIZE;
+    const tableSize = this.tableSize;
+    const { sum1, sum2 } = sums!;
+    const lastLen = blockLength(head!, count - 1);
+    const roll = this.roll;
+
+    /** Is the strong sum of block `i` equal to `strong` (its first s2length bytes)? */
+    const strongEquals = (strong: Uint8Array, i: number): boolean => {
+      const base = i * s2length;
+      for (let j = 0; j < s2length; j++) if (strong[j] !== sum2[base + j]) return false;
+      return true;
+    };
+
+    // Prime the window: blength bytes plus one (to know whether the window can slide).
+    await fill(blength + 1);
+    if (winLen === 0) {
+      return { fileSum: fileHash.digest(), length, literalBytes, matchedBytes, matches, falseAlarms };
+    }
+    let offset = 0;
+    let k = Math.min(blength, winLen);
+    roll.init(win, 0, k);
+    let wantI = 0; // the block after the last match: preferred, so runs of blocks stay adjacent
+
+    for (;;) {
+      // Make sure the window [offset, offset + k) and the byte after it are here (or eof).
+      if (winStart + winLen < offset + blength + 1 && !eof) {
+        await fill(offset + blength + 1 + READ_AHEAD);
+      }
+      // rsync stops where even the (short) last block no longer fits: end = len + 1 − lastLen.
+      if (eof && offset >= length + 1 - lastLen) break;
+
+      const s1 = roll.s1;
+      const s2 = roll.s2;
+      const sum = ((s1 & 0xffff) | (s2 << 16)) >>> 0;
+      let i = table[traditional ? (s1 + s2) & 0xffff : sum % tableSize]!;
+      let matched = -1;
+      if (i >= 0) {
+        let strong: Uint8Array | null = null; // computed lazily, once per offset
+        let chainLen = 0;
+        for (; i >= 0; i = chain[i]!) {
+          if (sum1[i] !== sum) continue;
+          if (++chainLen > MAX_CHAIN_LEN) break;
+          // Only blocks of the window's length: the short last block matches only at the end.
+          if (k !== blockLength(head!, i)) continue;
+          if (strong === null) {
+            const at = offset - winStart;
+            strong = cs.blockSum(win.subarray(at, at + k));
+          }
+          if (!strongEquals(strong, i)) {
+            falseAlarms++;
+            continue;
+          }
+          // A match; the next block in sequence is preferred when it is equally good.
+          if (i !== wantI && wantI < count && sum1[wantI] === sum && k === blockLength(head!, wantI) && strongEquals(strong, wantI)) {
+            i = wantI;
+          }
+          matched = i;
+          break;
+        }
+      }
+
+      if (matched >= 0) {
+        wantI = matched + 1;
+        await sendLiteral(offset);
+        const r = sink.onMatch(matched);
+        if (r) await r;
+        matches++;
+        matchedBytes += k;
+        offset += k;
+        lastMatch = offset;
+        // Restart the rolling sum on the window after the matched block.
+        if (winStart + winLen < offset + blength + 1 && !eof) {
+          await fill(offset + blength + 1 + READ_AHEAD);
+        }
+        k = Math.min(blength, winStart + winLen - offset);
+        roll.init(win, offset - winStart, k);
+        continue;
+      }
+
+      // No match here: slide one byte (or shrink the window at the end of the file).
+      const at = offset - winStart;
+      if (offset + k < winStart + winLen) {
+        roll.roll(win[at]!, win[at + k]!);
+      } else {
+        roll.shrink(win[at]!);
+        k--;
+      }
+      offset++;
+      // Bytes before `offset` can no longer be part of a match: send full chunks of them now,
+      // which bounds the window (rsync does the same to avoid re-reading).
+      if (offset - lastMatch >= CHUNK_SIZE) await sendLiteral(lastMatch + CHUNK_SIZE);
+    }
+
+    // The tail that no block can match, as literal data; then the rest of the file (if the
+    // search stopped early) is read and sent the same way.
+    for (;;) {
+      await fill(lastMatch + CHUNK_SIZE);
+      const upto = Math.min(winStart + winLen, lastMatch + CHUNK_SIZE);
+      if (upto === lastMatch) break;
+      await sendLiteral(upto);
+    }
+    return { fileSum: fileHash.digest(), length, literalBytes, matchedBytes, matches, falseAlarms };
+  }
+}
+
+/** One-shot form of BlockMatcher.match. */
+export function matchSums(
+  checksummer: Checksummer,
+  source: ChunkSource,
+  sums: SumBlocks | null,
+  sink: MatchSink,
+): Promise<MatchResult> {
+  return new BlockMatcher(checksummer).match(source, sums, sink);
+}
