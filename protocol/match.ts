@@ -212,14 +212,30 @@ export class BlockMatcher {
     roll.init(win, 0, k);
     let wantI = 0; // the block after the last match: preferred, so runs of blocks stay adjacent
 
+    const signed = new Int8Array(win.buffer, win.byteOffset, win.length);
+
     for (;;) {
       // Make sure the window [offset, offset + k) and the byte after it are here (or eof).
       if (winStart + winLen < offset + blength + 1 && !eof) {
         await fill(offset + blength + 1 + READ_AHEAD);
       }
       // rsync stops where even the (short) last block no longer fits: end = len + 1 − lastLen.
-      if (eof && offset >= length + 1 - lastLen) break;
+      const end = eof ? length + 1 - lastLen : Infinity;
+      if (offset >= end) break;
+      // Bytes before `offset` can no longer be part of a match: send full chunks of them now,
+      // which bounds the window (rsync does the same to avoid re-reading).
+      if (offset - lastMatch >= CHUNK_SIZE) await sendLiteral(lastMatch + CHUNK_SIZE);
 
+      // Fast path: slide over offsets whose weak sum no block has, without leaving the window,
+      // passing a literal chunk boundary, or entering the end zone where the window shrinks.
+      const limit = Math.min(winStart + winLen - k, lastMatch + CHUNK_SIZE, end);
+      if (offset < limit) {
+        const stop = scanWeak(signed, offset - winStart, limit - winStart, k, roll, table, chain, sum1, tableSize);
+        offset = stop + winStart;
+        if (offset === limit) continue;
+      }
+
+      // A weak-sum candidate at `offset` (or the shrinking tail of the file): check it fully.
       const s1 = roll.s1;
       const s2 = roll.s2;
       const sum = ((s1 & 0xffff) | (s2 << 16)) >>> 0;
@@ -277,9 +293,6 @@ export class BlockMatcher {
         k--;
       }
       offset++;
-      // Bytes before `offset` can no longer be part of a match: send full chunks of them now,
-      // which bounds the window (rsync does the same to avoid re-reading).
-      if (offset - lastMatch >= CHUNK_SIZE) await sendLiteral(lastMatch + CHUNK_SIZE);
     }
 
     // The tail that no block can match, as literal data; then the rest of the file (if the
@@ -292,6 +305,47 @@ export class BlockMatcher {
     }
     return { fileSum: fileHash.digest(), length, literalBytes, matchedBytes, matches, falseAlarms };
   }
+}
+
+/**
+ * The hot loop of the search: from window position `at`, roll the weak sum one byte at a time
+ * until some block has exactly that weak sum (return its position) or `stop` is reached (return
+ * `stop`, with `roll` describing the window there). Every position in [at, stop) must have its
+ * successor byte at `at + k` in the window. Reads the window as Int8 so bytes are signed chars, as
+ * rsync's `schar *` (CHAR_OFFSET is 0). Allocates nothing.
+ */
+// rsync/match.c: hash_search (the null_hash path)
+function scanWeak(
+  win: Int8Array,
+  at: number,
+  stop: number,
+  k: number,
+  roll: RollingChecksum,
+  table: Int32Array,
+  chain: Int32Array,
+  sum1: Uint32Array,
+  tableSize: number,
+): number {
+  let s1 = roll.s1;
+  let s2 = roll.s2;
+  const traditional = tableSize === TRADITIONAL_TABLESIZE;
+  for (; at < stop; at++) {
+    const sum = ((s1 & 0xffff) | (s2 << 16)) >>> 0;
+    let i = table[traditional ? (s1 + s2) & 0xffff : sum % tableSize]!;
+    for (; i >= 0; i = chain[i]!) {
+      if (sum1[i] === sum) {
+        roll.s1 = s1;
+        roll.s2 = s2;
+        return at;
+      }
+    }
+    const o = win[at]!;
+    s1 = (s1 - o + win[at + k]!) | 0;
+    s2 = (s2 - Math.imul(k, o) + s1) | 0;
+  }
+  roll.s1 = s1;
+  roll.s2 = s2;
+  return at;
 }
 
 /** One-shot form of BlockMatcher.match. */

@@ -4,7 +4,10 @@
 // literal runs never exceed CHUNK_SIZE; the window stays bounded.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ByteReader } from '../protocol/io.js';
 import { decodeFrameHeader, MSG_DATA } from '../protocol/mplex.js';
@@ -380,6 +383,73 @@ test('hostile sums: a strong-sum length beyond the digest, zero block length', a
     } catch (e) {
       assert.instance(e, ProtocolError);
     }
+  }
+});
+
+// ---- differential: the rsync binary's own sender on the same basis and source ----------------------
+
+const haveRsync = spawnSync('rsync', ['--version']).status === 0;
+
+test('differential: same tokens and whole-file sum as rsync 3.x (write-batch of a local delta)', async () => {
+  if (!haveRsync) {
+    console.warn('  (rsync not installed: differential match test skipped)');
+    return;
+  }
+  // A local `rsync --write-batch --no-whole-file -I` records the sender's stream: the sum-head echo,
+  // then the tokens and the whole-file checksum. Batch mode uses the implied checksum (md5 at
+  // protocol >= 30, seed first; md4 with the seed-prefixed whole-file sum at 29) and the fixed
+  // --checksum-seed; the generator's block sizes come from sum_sizes_sqroot (or -B).
+  const dir = mkdtempSync(join(tmpdir(), 'lsyncd-match-'));
+  try {
+    const rnd = prng(2024);
+    const cases: Array<{ n: number; protocol: number; seed: number; block?: number }> = [
+      { n: 3025, protocol: 32, seed: 12345 },
+      { n: 100_000, protocol: 32, seed: -77 },
+      { n: 600_000, protocol: 31, seed: 1 },
+      { n: 100_000, protocol: 29, seed: 0x6b0890ec },
+      { n: 50_000, protocol: 27, seed: -1 }, // (--checksum-seed=0 would mean "pick one")
+      { n: 400_000, protocol: 32, seed: 9, block: 16 },
+    ];
+    for (const c of cases) {
+      const basis = c.n === 3025 ? aTxt(false) : randomBytes(c.n, rnd);
+      let src = c.n === 3025 ? aTxt(true) : Buffer.from(basis);
+      if (c.n !== 3025) {
+        for (let e = 0; e < 4; e++) {
+          const at = rnd() % src.length;
+          const k = [1, 700, 5000, 40_000][e]!;
+          src = e % 2 ? Buffer.concat([src.subarray(0, at), randomBytes(k, rnd), src.subarray(at)]) : Buffer.concat([src.subarray(0, at), src.subarray(at + k)]);
+        }
+      }
+      rmSync(join(dir, 'src'), { recursive: true, force: true });
+      rmSync(join(dir, 'dst'), { recursive: true, force: true });
+      mkdirSync(join(dir, 'src'));
+      mkdirSync(join(dir, 'dst'));
+      writeFileSync(join(dir, 'src', 'f'), src);
+      writeFileSync(join(dir, 'dst', 'f'), basis);
+      const args = ['-rt', '--no-whole-file', '-I', `--checksum-seed=${c.seed}`, `--protocol=${c.protocol}`, `--write-batch=${join(dir, 'b')}`];
+      if (c.block) args.push(`--block-size=${c.block}`);
+      const res = spawnSync('rsync', [...args, join(dir, 'src') + '/', join(dir, 'dst') + '/'], { encoding: 'utf8' });
+      assert.is(res.status, 0, res.stderr);
+      const batch = readFileSync(join(dir, 'b'));
+
+      const algo: ChecksumName = c.protocol >= 30 ? 'md5' : 'md4';
+      const cs = await createChecksummer(algo, { protocol: c.protocol, seed: c.seed, compatFlags: 0x20 });
+      const head = sumSizesSqroot(basis.length, c.protocol, cs.digestLength, c.block ? { blockSize: c.block } : {});
+      const sums = makeSums(cs, basis, head.blength, head.s2length);
+      assert.equal(sums.head, head);
+      const { tokens, result } = await run(cs, src, sums, 7777);
+      const ours = encode(tokens, result.fileSum);
+      const echo = Buffer.alloc(16);
+      [head.count, head.blength, head.s2length, head.remainder].forEach((v, i) => echo.writeInt32LE(v, i * 4));
+      const at = batch.indexOf(echo);
+      assert.ok(at >= 0, `sum head ${JSON.stringify(head)} in the batch`);
+      const theirs = batch.subarray(at + 16, at + 16 + ours.length);
+      let d = 0;
+      while (d < ours.length && ours[d] === theirs[d]) d++;
+      assert.is(d, ours.length, `${JSON.stringify(c)}: first difference at byte ${d} of ${ours.length}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
