@@ -140,6 +140,36 @@ test('the ENOSPC report names the limit, the need and the command', async () => 
   }
 });
 
+test('no inotify instance left (EMFILE): the whole tree is polled instead', async () => {
+  const root = tempDir('emfile');
+  const addon = loadAddon()!;
+  const hoard: { close(): void }[] = [];
+  try {
+    // take every instance fs.inotify.max_user_instances allows this user
+    for (let i = 0; i < 4096; i++) {
+      try {
+        hoard.push(new addon.Inotify(() => undefined));
+      } catch (err) {
+        assert.is((err as NodeJS.ErrnoException).code, 'EMFILE');
+        assert.is((err as NodeJS.ErrnoException).syscall, 'inotify_init1');
+        break;
+      }
+    }
+    const w = watch(root, { pollInterval: 30 });
+    const c = new Collector(w);
+    try {
+      assert.is(w.backend, 'poll');
+      writeFileSync(join(root, 'f'), '1');
+      await c.until(() => c.has('create', 'f'), 2000, 'polled create');
+    } finally {
+      w.close();
+    }
+  } finally {
+    for (const h of hoard) h.close();
+    removeDir(root);
+  }
+});
+
 test('closing releases the fd: 1,000 open/close cycles leak nothing', async () => {
   const root = tempDir('leak');
   try {

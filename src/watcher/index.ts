@@ -1,6 +1,7 @@
 // The watcher's public entry point. The live daemon calls watch(root, options) and listens
 // for 'events' batches (see docs/watcher.md).
 
+import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadAddon } from './addon.js';
 import { InotifyWatcher } from './inotify.js';
@@ -22,12 +23,36 @@ export { loadAddon, addonLoadError } from './addon.js';
  * readable directory, EADDON if backend 'inotify' was required but the addon is missing.
  */
 export function watch(root: string, opts: WatcherOptions = {}): Watcher {
-  const abs = resolve(root);
+  let abs = resolve(root);
+  try {
+    abs = realpathSync(abs); // a root given through a symlink is watched at its target
+  } catch {
+    // reported by start() as EROOT
+  }
   const backend = opts.backend ?? 'auto';
   if (backend !== 'poll') {
     const addon = loadAddon(opts.addonPath, { quiet: backend === 'inotify' });
-    if (addon !== null) return new InotifyWatcher(abs, addon, opts).start();
-    if (backend === 'inotify') throw new WatcherError('EADDON', 'the inotify addon is not available (see npm install output)');
+    if (addon !== null) {
+      try {
+        return new InotifyWatcher(abs, addon, opts).start();
+      } catch (err) {
+        // No inotify instance (EMFILE: max_user_instances) or no watch even for the root (ENOSPC).
+        const code = err instanceof WatcherError ? codeOf(err.cause) : codeOf(err);
+        if (backend === 'inotify' || (code !== 'EMFILE' && code !== 'ENFILE' && code !== 'ENOSPC')) throw err;
+        process.emitWarning(
+          `lsyncd: inotify is unavailable for ${abs} (${(err as Error).message}); polling the whole tree instead. ` +
+            'See fs.inotify.max_user_instances / max_user_watches.',
+          { code: 'LSYNCD_EWATCHLIMIT' },
+        );
+      }
+    } else if (backend === 'inotify') {
+      throw new WatcherError('EADDON', 'the inotify addon is not available (see npm install output)');
+    }
   }
   return new PollWatcher(abs, opts).start();
+}
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
 }

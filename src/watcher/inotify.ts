@@ -51,6 +51,8 @@ export class InotifyWatcher extends Watcher {
   private scannedPrev = new Set<string>();
   private moveTimer: NodeJS.Timeout | undefined;
   private newlyPolled = 0;
+  /** Watches whose filesystem was unmounted: the mountpoint is watched again after IN_IGNORED. */
+  private readonly unmounted = new Set<number>();
   private lastLimitReport = 0;
 
   constructor(root: string, addon: InotifyAddon, opts: WatcherOptions = {}) {
@@ -183,6 +185,7 @@ export class InotifyWatcher extends Watcher {
         else if ((mask & IN.ATTRIB) !== 0) this.out.push({ type: 'attrib', path: '', isDir: true });
       } else if ((mask & IN.UNMOUNT) !== 0 && this.attached(node)) {
         this.out.push({ type: 'rescan', path: this.pathOf(node), isDir: true });
+        this.unmounted.add(c.wd);
       }
       return;
     }
@@ -345,7 +348,7 @@ export class InotifyWatcher extends Watcher {
         const path = childPath(dirPath, name);
         const isDir = d.isDirectory(); // lstat semantics: a symlink to a directory is not one
         if (this.excluded(path, isDir)) continue;
-        if (report && !this.scannedCur.has(path)) {
+        if (report && !this.scannedCur.has(path) && !this.scannedPrev.has(path)) {
           this.out.push({ type: 'create', path, isDir });
           this.scannedCur.add(path);
         }
@@ -417,7 +420,7 @@ export class InotifyWatcher extends Watcher {
     if (report) {
       for (const [rel, e] of snapshot) {
         const p = childPath(path, rel);
-        if (!this.scannedCur.has(p)) {
+        if (!this.scannedCur.has(p) && !this.scannedPrev.has(p)) {
           this.out.push({ type: 'create', path: p, isDir: e.isDir });
           this.scannedCur.add(p);
         }
@@ -454,7 +457,13 @@ export class InotifyWatcher extends Watcher {
       this.rootGone();
       return;
     }
-    if (node.parent !== null && node.parent.children.get(node.name) === node) node.parent.children.delete(node.name);
+    const parent = node.parent;
+    if (parent !== null && parent.children.get(node.name) === node) {
+      parent.children.delete(node.name);
+      // After an unmount the mountpoint is an ordinary directory again: watch that.
+      if (this.unmounted.delete(wd) && this.attached(parent)) this.addDir(parent, node.name, false);
+    }
+    this.unmounted.delete(wd);
   }
 
   // ---- ENOSPC ---------------------------------------------------------------------------
