@@ -95,8 +95,31 @@ export class BlockMatcher {
    * and block matches to `sink`, in file order. `sums` null or count 0 = no basis: everything is
    * literal. Reads the source once; holds at most CHUNK_SIZE + blength + 256 KiB of it.
    */
-  // rsync/match.c: match_sums + hash_search + matched
+  // rsync/match.c: match_sums
   async match(source: ChunkSource, sums: SumBlocks | null, sink: MatchSink): Promise<MatchResult> {
+    const iterator: AsyncIterator<Uint8Array> | Iterator<Uint8Array> =
+      Symbol.asyncIterator in source
+        ? (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
+        : (source as Iterable<Uint8Array>)[Symbol.iterator]();
+    try {
+      return await this.search(iterator, sums, sink);
+    } catch (e) {
+      // Let the source release what it holds (a file stream's descriptor) before we give up.
+      try {
+        await iterator.return?.();
+      } catch {
+        // the first error is the one worth reporting
+      }
+      throw e;
+    }
+  }
+
+  // rsync/match.c: hash_search + matched (and match_sums' no-sums branch)
+  private async search(
+    iterator: AsyncIterator<Uint8Array> | Iterator<Uint8Array>,
+    sums: SumBlocks | null,
+    sink: MatchSink,
+  ): Promise<MatchResult> {
     const cs = this.checksummer;
     const head = sums?.head ?? null;
     const count = head?.count ?? 0;
@@ -114,9 +137,6 @@ export class BlockMatcher {
     const win = this.window;
 
     // --- the window: bytes [winStart, winStart + winLen) of the file sit at win[0, winLen) ---
-    const iterator = (Symbol.asyncIterator in source
-      ? (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
-      : (source as Iterable<Uint8Array>)[Symbol.iterator]()) as AsyncIterator<Uint8Array> | Iterator<Uint8Array>;
     let pending: Uint8Array | null = null; // part of a source chunk not yet copied into the window
     let pendingAt = 0;
     let eof = false;

@@ -370,6 +370,31 @@ test('sink back-pressure: async callbacks are awaited in order; views are valid 
   assert.is(result.length, src.length);
 });
 
+test('a failing sink ends the search and closes the source', async () => {
+  const cs = await createChecksummer('xxh128', { protocol: 32, seed: 4 });
+  let closed = false;
+  async function* source() {
+    try {
+      for (let i = 0; i < 100; i++) yield Buffer.alloc(CHUNK_SIZE, i);
+    } finally {
+      closed = true;
+    }
+  }
+  const boom = new Error('sink failed');
+  try {
+    await matchSums(cs, source(), null, {
+      onLiteral: () => {
+        throw boom;
+      },
+      onMatch: () => {},
+    });
+    assert.unreachable();
+  } catch (e) {
+    assert.is(e, boom);
+  }
+  assert.ok(closed);
+});
+
 test('hostile sums: a strong-sum length beyond the digest, zero block length', async () => {
   const cs = await createChecksummer('xxh64', { protocol: 32, seed: 4 });
   const sink = { onLiteral: () => {}, onMatch: () => {} };
