@@ -6,7 +6,7 @@
 // hash_search, matched, match_sums).
 import type { Checksummer } from './checksum.js';
 import { RollingChecksum } from './checksum.js';
-import { blockLength, type SumBlocks } from './sums.js';
+import { blockLength, type ChunkSource, type SumBlocks } from './sums.js';
 import { ProtocolError } from './errors.js';
 
 /** rsync.h: CHUNK_SIZE, the largest literal run in one token (3.4.3/3.4.4 reject larger). */
@@ -48,8 +48,7 @@ export interface MatchResult {
   falseAlarms: number;
 }
 
-/** Where the new file comes from: any async iterable of byte chunks (a file stream, a test array). */
-export type ChunkSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+export type { ChunkSource } from './sums.js';
 
 /**
  * A reusable matcher: keeps its hash table and window between files, so a session allocates them

@@ -4,7 +4,7 @@
 // write_sum_head, sender.c receive_sums, generator.c sum_sizes_sqroot.
 import { ProtocolError } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
-import { SUM_LENGTH } from './checksum.js';
+import { getChecksum1, SUM_LENGTH, type Checksummer } from './checksum.js';
 
 /** rsync.h: BLOCK_SIZE, the smallest block the square-root rule picks. */
 export const BLOCK_SIZE = 700;
@@ -45,6 +45,9 @@ export interface SumBlocks {
   /** Strong sums: block i is bytes [i*s2length, (i+1)*s2length). */
   sum2: Uint8Array;
 }
+
+/** Where file bytes come from: any async (or sync) iterable of chunks, e.g. a file read stream. */
+export type ChunkSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 
 /** The all-zero head: "no basis, send the whole file" (write_sum_head with NULL). */
 export const NULL_SUM_HEAD: Readonly<SumHead> = Object.freeze({ count: 0, blength: 0, s2length: 0, remainder: 0 });
@@ -203,4 +206,50 @@ export function sumSizesSqroot(
   const remainder = fileLength % blength;
   const count = Math.floor(fileLength / blength) + (remainder !== 0 ? 1 : 0);
   return { count, blength, s2length, remainder };
+}
+
+/**
+ * The block sums of a basis file for `head` (from sumSizesSqroot of the basis length): rolling
+ * sum and the first s2length bytes of the strong sum of each block, read in one pass over
+ * `source`. Throws if the source is not exactly the length the head describes (the basis
+ * changed while we read it).
+ */
+// rsync/generator.c: generate_and_send_sums (computing the sums; sending is writeSumHead + writeSumBlocks)
+export async function generateSums(cs: Checksummer, source: ChunkSource, head: SumHead): Promise<SumBlocks> {
+  const { count, s2length } = head;
+  if (s2length > cs.digestLength) throw new RangeError(`s2length ${s2length} exceeds the ${cs.digestLength}-byte digest`);
+  const sum1 = new Uint32Array(count);
+  const sum2 = new Uint8Array(count * s2length);
+  const total = basisLength(head);
+  const block = Buffer.allocUnsafe(head.blength);
+  let filled = 0;
+  let i = 0;
+  let seen = 0;
+  const finish = (bytes: Uint8Array): void => {
+    sum1[i] = getChecksum1(bytes);
+    sum2.set(cs.blockSum(bytes).subarray(0, s2length), i * s2length);
+    i++;
+  };
+  for await (const chunk of source) {
+    seen += chunk.length;
+    if (seen > total) throw new RangeError(`basis grew while reading it (more than ${total} bytes)`);
+    for (let at = 0; at < chunk.length; ) {
+      const want = blockLength(head, i);
+      if (filled === 0 && chunk.length - at >= want) {
+        finish(chunk.subarray(at, at + want)); // whole block inside the chunk: no copy
+        at += want;
+        continue;
+      }
+      const n = Math.min(want - filled, chunk.length - at);
+      block.set(chunk.subarray(at, at + n), filled);
+      filled += n;
+      at += n;
+      if (filled === want) {
+        finish(block.subarray(0, want));
+        filled = 0;
+      }
+    }
+  }
+  if (seen !== total) throw new RangeError(`basis shrank while reading it (${seen} of ${total} bytes)`);
+  return { head, sum1, sum2 };
 }

@@ -14,6 +14,7 @@ import { createChecksummer, getChecksum1, RollingChecksum, digestLength } from '
 import {
   basisLength,
   blockLength,
+  generateSums,
   MAX_BLOCK_SIZE,
   OLD_MAX_BLOCK_SIZE,
   readSumBlocks,
@@ -420,6 +421,37 @@ test('readSumBlocks: many blocks over many reads, one flat array each', async ()
   for (const i of [0, 1, 4095, 4096, 9999]) {
     assert.is(sums.sum1[i], ((i * 2654435761) | 0) >>> 0);
     assert.equal([...sums.sum2.subarray(i * 3, i * 3 + 3)], [i & 0xff, (i >> 8) & 0xff, 7]);
+  }
+});
+
+test('generateSums: the exact sum head and block sums of the daemon generator (push_delta) and the stock client generator (pull_delta)', async () => {
+  const cases: Array<[string, 's2c' | 'c2s', number, Buffer]> = [
+    ['push_delta', 's2c', 3, aTxt(false)], // daemon's generator, over the module's original a.txt
+    ['pull_delta', 'c2s', 7, aTxt(true)], // rsync client's generator (after the 4-byte filter list), over its CAT a.txt
+  ];
+  for (const [name, dir, at, basis] of cases) {
+    const s = session(name);
+    const cs = await createChecksummer('xxh128', { protocol: s.protocol, seed: s.seed, compatFlags: s.compatFlags });
+    const head = sumSizesSqroot(basis.length, s.protocol, cs.digestLength);
+    for (const cut of [basis.length, 1, 333, 700, 1400]) {
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < basis.length; i += cut) chunks.push(basis.subarray(i, i + cut));
+      const sums = await generateSums(cs, chunks, head);
+      const w = new ByteWriter(memorySink());
+      writeSumHead(w, sums.head);
+      writeSumBlocks(w, sums);
+      await w.flush();
+      const ours = (w.sink as ReturnType<typeof memorySink>).bytes();
+      assert.is(hex(ours), hex(dataStream(s, dir).subarray(at, at + ours.length)), `${name} cut ${cut}`);
+    }
+    // a basis that changed while read is refused
+    const head2 = sumSizesSqroot(basis.length + 1, s.protocol, cs.digestLength);
+    try {
+      await generateSums(cs, [basis], head2);
+      assert.unreachable();
+    } catch (e) {
+      assert.instance(e, RangeError);
+    }
   }
 });
 

@@ -197,6 +197,29 @@ for (const [name, algo] of GOLDEN) {
   });
 }
 
+test('golden: the daemon as sender (pull_delta): same tokens and whole-file checksum as its rsync', async () => {
+  // The client's generator sent sums of its CAT a.txt; the module's a.txt had line 0040 edited
+  // (+1 byte): the daemon sent blocks 0..2, a 701-byte literal, block 4. That literal is the
+  // only unknown part of the daemon's file, so the file is fully known from the capture.
+  const s = load('pull_delta');
+  const c2s = dataStream(s.c2s, s.decoded, 'c2s');
+  const sums = await generatorSums(c2s.subarray(4), s.protocol); // after the filter-list terminator
+  const s2c = dataStream(s.s2c, s.decoded, 's2c');
+  const echo = Buffer.alloc(16);
+  [5, 700, 2, 225].forEach((v, i) => echo.writeInt32LE(v, i * 4));
+  const at = s2c.indexOf(echo) + 16;
+  const literal = s2c.subarray(at + 16, at + 16 + 701);
+  assert.is(s2c.readInt32LE(at + 12), 701);
+  const basis = aTxt(true);
+  const source = Buffer.concat([basis.subarray(0, 2100), literal, basis.subarray(2800)]);
+  assert.is(source.length, 3026);
+  const cs = await createChecksummer('xxh128', { protocol: s.protocol, seed: s.seed, compatFlags: s.compatFlags });
+  const { tokens, result } = await run(cs, source, sums, 500);
+  const ours = encode(tokens, result.fileSum);
+  assert.is(hex(ours), hex(s2c.subarray(at, at + ours.length)));
+  assert.is(hex(result.fileSum), '8c1a4a61c4ab49f1a30cf23f5321207d');
+});
+
 test('push_delta decisions, spelled out: block 0, 700 literal bytes, blocks 2..4', async () => {
   const s = load('push_delta');
   const sums = await generatorSums(dataStream(s.s2c, s.decoded, 's2c'), s.protocol);
