@@ -20,10 +20,8 @@ export const CSUM_CHUNK = 64;
 /** rsync.h: SUM_LENGTH, the longest strong block sum the generator asks for. */
 export const SUM_LENGTH = 16;
 
-/** rsync.h: MAX_DIGEST_LEN (sha1's 20; we do not offer sha1, so 16 is our longest). */
-export const MAX_DIGEST_LEN = 16;
-
-/** rsync/checksum.c: csum_len_for_type — the digest (xfer_sum_len) of each algorithm we speak. */
+/** Bytes of a full digest (xfer_sum_len) of each algorithm we speak. */
+// rsync/checksum.c: csum_len_for_type
 export function digestLength(name: ChecksumName): number {
   return name === 'xxh64' || name === 'xxh3' ? 8 : 16;
 }
