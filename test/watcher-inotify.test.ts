@@ -156,6 +156,43 @@ test('renames of files and directories inside the tree are one move event', () =
     },
   ));
 
+test('rename over existing files and directories, and a name moved out then re-created', async () => {
+  const outside = tempDir('outside2');
+  try {
+    await withWatcher(
+      async (root, w, c) => {
+        renameSync(join(root, 'f1'), join(root, 'f2'));
+        await c.until(() => c.has('move', 'f2', 'f1'), 2000, 'file renamed over a file');
+        renameSync(join(root, 'd1'), join(root, 'd2'));
+        await c.until(() => c.has('move', 'd2', 'd1'), 2000, 'dir renamed over an empty dir');
+        assert.is(w.stats().watches, 3, 'root, d2 (was d1), d2/sub');
+        writeFileSync(join(root, 'd2/sub/x'), '1');
+        await c.until(() => c.has('create', 'd2/sub/x'));
+        // mv out and immediately re-create the same name: the final state must have it
+        renameSync(join(root, 'keep'), join(outside, 'keep'));
+        writeFileSync(join(root, 'keep'), 'new');
+        writeFileSync(join(root, 'end'), '');
+        await c.until(() => c.has('create', 'end'));
+        await c.settle(120);
+        const last = c.events.filter((e) => e.path === 'keep').pop();
+        assert.is(last?.type, 'create');
+        chmodSync(root, 0o750);
+        await c.until(() => c.has('attrib', ''), 2000, 'attrib of the root itself');
+      },
+      {},
+      (root) => {
+        writeFileSync(join(root, 'f1'), '1');
+        writeFileSync(join(root, 'f2'), '2');
+        mkdirSync(join(root, 'd1/sub'), { recursive: true });
+        mkdirSync(join(root, 'd2'));
+        writeFileSync(join(root, 'keep'), 'old');
+      },
+    );
+  } finally {
+    removeDir(outside);
+  }
+});
+
 test('rapid create-then-delete leaves nothing behind', () =>
   withWatcher(async (root, _w, c) => {
     for (let i = 0; i < 200; i++) {
@@ -208,6 +245,12 @@ test('a non-UTF-8 file name round-trips byte-exact', () =>
     assert.equal(pathToBytes(ev.path), name);
     unlinkSync(abs);
     await c.until(() => c.events.some((e) => e.type === 'delete' && e.path === ev.path));
+    // a non-UTF-8 directory is watched too (the addon gets the bytes)
+    mkdirSync(abs);
+    writeFileSync(Buffer.concat([abs, Buffer.from('/\xe9t\xe9', 'latin1')]), 'x');
+    await c.until(() => c.events.some((e) => e.type === 'create' && e.path.endsWith('/\udce9t\udce9')), 2000, 'file in a non-UTF-8 dir');
+    const inner = c.events.find((e) => e.path.endsWith('/\udce9t\udce9'))!;
+    assert.equal(pathToBytes(inner.path), Buffer.concat([name, Buffer.from('/\xe9t\xe9', 'latin1')]));
   }));
 
 test('filter rules decide which directories are watched at all', () =>
@@ -250,6 +293,20 @@ test('a root that disappears is reported and the watcher stops', async () => {
     await c.until(() => c.has('root-gone', ''), 2000, 'root-gone');
     assert.ok(w.isClosed);
     w.close();
+  } finally {
+    removeDir(parent);
+  }
+});
+
+test('a root moved away is reported as gone', async () => {
+  const parent = tempDir('parent2');
+  try {
+    mkdirSync(join(parent, 'root'));
+    const w = watch(join(parent, 'root'), { backend: 'inotify' });
+    const c = new Collector(w);
+    renameSync(join(parent, 'root'), join(parent, 'elsewhere'));
+    await c.until(() => c.has('root-gone', ''), 2000, 'root-gone');
+    assert.ok(w.isClosed);
   } finally {
     removeDir(parent);
   }

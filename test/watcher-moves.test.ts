@@ -54,6 +54,23 @@ test('a held from becomes a delete before the next batch\'s first unrelated reco
   assert.is(p.size, 0);
 });
 
+test('a held from whose name is reused in the same batch becomes a delete at once', () => {
+  const p = new MovePairer<HeldFrom>();
+  // mv a /outside; touch a; mv b a
+  assert.equal(pairMoves([from(1, 'a'), op('create', 'a'), op('delete', 'a'), from(2, 'b'), to(2, 'a')], p), [
+    { type: 'delete', path: 'a', isDir: false },
+    { type: 'create', path: 'a', isDir: false },
+    { type: 'delete', path: 'a', isDir: false },
+    { type: 'move', from: 'b', path: 'a', isDir: false },
+  ]);
+  // mv a /outside; mv b a  (the second rename's halves are adjacent)
+  assert.equal(pairMoves([from(3, 'a'), from(4, 'b'), to(4, 'a')], p), [
+    { type: 'delete', path: 'a', isDir: false },
+    { type: 'move', from: 'b', path: 'a', isDir: false },
+  ]);
+  assert.is(p.size, 0);
+});
+
 test('an unpaired to becomes a create; takeAll drains (timer expiry)', () => {
   const p = new MovePairer<HeldFrom>();
   assert.equal(pairMoves([to(3, 'in', true)], p), [{ type: 'create', path: 'in', isDir: true }]);

@@ -193,6 +193,11 @@ export class InotifyWatcher extends Watcher {
     const name = c.name();
     const isDir = (mask & IN.ISDIR) !== 0;
     const path = childPath(this.pathOf(node), name);
+    if (this.pairer.size > 0) {
+      // The name a held IN_MOVED_FROM left is used again: that half will not pair any more.
+      const cookie = (mask & IN.MOVED_TO) !== 0 ? c.cookie : -1;
+      this.movedOut(this.pairer.take((h, k) => h.path === path && k !== cookie));
+    }
     if ((mask & IN.MOVED_FROM) !== 0) {
       this.pairer.from(c.cookie, { path, isDir, parent: node, name });
       return;
@@ -266,7 +271,11 @@ export class InotifyWatcher extends Watcher {
 
   /** IN_MOVED_FROM halves whose IN_MOVED_TO never came: the name left the tree. */
   private flushStale(): void {
-    for (const h of this.pairer.takeStale()) {
+    this.movedOut(this.pairer.takeStale());
+  }
+
+  private movedOut(held: Held[]): void {
+    for (const h of held) {
       if (!this.excluded(h.path, h.isDir)) this.out.push({ type: 'delete', path: h.path, isDir: h.isDir });
       if (h.isDir) this.forgetChild(h.parent, h.name, true);
     }
@@ -301,6 +310,11 @@ export class InotifyWatcher extends Watcher {
       if (n === this.rootNode) return true;
       if (n.parent === null || n.parent.children.get(n.name) !== n) return false;
     }
+    return false;
+  }
+
+  private isAncestor(a: DirNode, node: DirNode): boolean {
+    for (let n: DirNode | null = node; n !== null; n = n.parent) if (n === a) return true;
     return false;
   }
 
@@ -386,6 +400,7 @@ export class InotifyWatcher extends Watcher {
     }
     if (wd !== NO_WATCH) {
       const known = this.byWd.get(wd);
+      if (known !== undefined && this.isAncestor(known, parent)) return null; // a bind mount looping back up
       if (known !== undefined) {
         // Same inode already watched elsewhere: we missed its move. Re-attach it here.
         if (known.parent !== null && known.parent.children.get(known.name) === known) known.parent.children.delete(known.name);

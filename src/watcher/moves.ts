@@ -1,6 +1,8 @@
 // Rename pairing. A rename inside the watched tree reaches us as two kernel records with
 // the same `cookie`: IN_MOVED_FROM (in the old parent) then IN_MOVED_TO (in the new one).
-// They are almost always adjacent, usually in one read. A MOVED_FROM with no partner by the
+// They are almost always adjacent, usually in one read. A held MOVED_FROM whose name is used
+// again by a later record (other than its MOVED_TO) can no longer pair: it becomes a delete
+// right there, so "mv a out; touch a" is a delete then a create. A MOVED_FROM with no partner by the
 // end of a batch waits for the next batch (or a short timer): if that batch does not start
 // with its MOVED_TO, the name left the tree and becomes a delete. A MOVED_TO without a
 // MOVED_FROM came from outside the tree and becomes a create.
@@ -38,6 +40,23 @@ export class MovePairer<T> {
     this.pending.delete(cookie);
     if (p.stale) this.staleCount--;
     return p.item;
+  }
+
+  /**
+   * Remove and return the held halves whose item matches (they can no longer pair). Used when
+   * a record reuses the name a held half left: a rename locks both parent directories, so no
+   * other create/delete/rename of that name can come between its two halves.
+   */
+  take(pred: (item: T, cookie: number) => boolean): T[] {
+    const out: T[] = [];
+    for (const [cookie, p] of this.pending) {
+      if (pred(p.item, cookie)) {
+        out.push(p.item);
+        this.pending.delete(cookie);
+        if (p.stale) this.staleCount--;
+      }
+    }
+    return out;
   }
 
   /** Remove and return the halves carried over from an earlier batch (they become deletes). */
@@ -97,6 +116,12 @@ export function pairMoves(batch: readonly PathOp[], carried: MovePairer<HeldFrom
   };
   for (const op of batch) {
     if (carried.hasStale() && !(op.kind === 'to' && carried.has(op.cookie))) flushStale();
+    if (carried.size > 0) {
+      const cookie = op.kind === 'to' ? op.cookie : -1;
+      for (const h of carried.take((held, c) => held.path === op.path && c !== cookie)) {
+        out.push({ type: 'delete', path: h.path, isDir: h.isDir });
+      }
+    }
     if (op.kind === 'from') {
       carried.from(op.cookie, { path: op.path, isDir: op.isDir });
     } else if (op.kind === 'to') {
