@@ -31,6 +31,8 @@ export const MAX_NSTR_STRLEN = 256;
 export interface SetupResult {
   compatFlags: number;
   checksum: ChecksumName;
+  /** True when the protocol implied the checksum (no negotiation, no --checksum-choice). */
+  checksumImplied: boolean;
   seed: number;
 }
 
@@ -59,6 +61,7 @@ export async function setupProtocol(
   let compatFlags = 0;
   if (protocol >= 30) compatFlags = await reader.readVarint();
   let checksum: ChecksumName;
+  let checksumImplied = false;
   if (protocol >= 30 && compatFlags & CF_VARINT_FLIST_FLAGS && !options.checksumChoice) {
     // Send ours first, as rsync's client does, then read the daemon's list.
     writer.writeVstring(Buffer.from(CHECKSUM_NAMES.join(' ')));
@@ -73,6 +76,7 @@ export async function setupProtocol(
     }
     checksum = pick;
   } else {
+    checksumImplied = !options.checksumChoice;
     checksum = options.checksumChoice ?? (protocol >= 30 ? 'md5' : 'md4');
   }
   const seed = await reader.readInt();
@@ -81,5 +85,5 @@ export async function setupProtocol(
       exitCode: EXIT.UNSUPPORTED,
     });
   }
-  return { compatFlags, checksum, seed };
+  return { compatFlags, checksum, checksumImplied, seed };
 }

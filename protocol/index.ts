@@ -8,3 +8,6 @@ export * from './daemon.js';
 export * from './compat.js';
 export * from './args.js';
 export * from './session.js';
+export * from './checksum.js';
+export * from './sums.js';
+export * from './match.js';
