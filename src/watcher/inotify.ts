@@ -167,7 +167,9 @@ export class InotifyWatcher extends Watcher {
   private record(c: InotifyCursor): void {
     const mask = c.mask;
     if ((mask & IN.Q_OVERFLOW) !== 0) {
-      this.flushStale();
+      // Held halves may have lost their partner in the overflow; the resync and the rescan
+      // event replace them (the crawl re-attaches a moved directory by its wd).
+      this.pairer.takeAll();
       this.overflow();
       return;
     }
