@@ -1,0 +1,485 @@
+// protocol/filter.ts: rule parsing (--filter/--exclude/--include/-from lists, merge files), the
+// sender's matching (wildmatch, anchoring, dir-only, negation, sides), the filter list on the wire
+// checked against real 3.5.0 sessions, and the verdicts checked against the real rsync binary.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ByteWriter } from '../protocol/io.js';
+import { UsageError } from '../protocol/errors.js';
+import {
+  compileFilter,
+  FilterList,
+  filterListTexts,
+  receiverWantsFilterList,
+  sendFilterList,
+  wildmatch,
+  type FilterRule,
+} from '../protocol/filter.js';
+import { memorySink } from './helpers/capture.js';
+
+const root = fileURLToPath(new URL('../../fixtures/captures/', import.meta.url));
+
+/** The client's logical (demultiplexed) data stream: its MSG_DATA payloads, as decoded.txt lists them. */
+function clientDataStream(name: string): Buffer {
+  const c2s = readFileSync(`${root}${name}/c2s.bin`);
+  const decoded = readFileSync(`${root}${name}/decoded.txt`, 'utf8');
+  const parts: Buffer[] = [];
+  for (const m of decoded.matchAll(/c2s @(\d+) frame MSG_DATA len=(\d+)/g)) {
+    const at = Number(m[1]);
+    const len = Number(m[2]);
+    assert.is(c2s[at + 3], 7, `MSG_DATA header at ${at}`);
+    parts.push(c2s.subarray(at + 4, at + 4 + len));
+  }
+  return Buffer.concat(parts);
+}
+
+async function wireBytes(list: FilterList, protocol: number, deleteExcluded: boolean, role: 'sender' | 'receiver' = 'sender'): Promise<Buffer> {
+  const sink = memorySink();
+  const w = new ByteWriter(sink);
+  w.protocol = protocol;
+  sendFilterList(w, list, { deleteExcluded, role });
+  await w.flush();
+  return sink.bytes();
+}
+
+function texts(list: FilterList, protocol: number, deleteExcluded = false, role: 'sender' | 'receiver' = 'sender'): string[] {
+  return filterListTexts(list, protocol, { deleteExcluded, role }).map((b) => b.toString('latin1'));
+}
+
+// ---- the wire, against real sessions -------------------------------------------------------
+
+test('push_delete_exclude: --exclude=*.tmp --filter="P keep/" --filter="-s secret*" goes out as "- *.tmp", "-r keep/"', async () => {
+  const list = new FilterList().addExclude('*.tmp').addFilter('P keep/').addFilter('-s secret*');
+  const bytes = await wireBytes(list, 32, false);
+  const stream = clientDataStream('push_delete_exclude');
+  assert.equal([...bytes], [...stream.subarray(0, bytes.length)]);
+  assert.equal(bytes.toString('hex'), '070000002d202a2e746d7008000000' + '2d72206b6565702f' + '00000000');
+  // The file list follows at once (its first byte is the TOP_DIR xflags of ".").
+  assert.is(stream.length > bytes.length, true);
+});
+
+test('push_delete: no rules, the list is just the terminator', async () => {
+  const bytes = await wireBytes(new FilterList(), 32, false);
+  assert.equal([...bytes], [0, 0, 0, 0]);
+  assert.equal([...clientDataStream('push_delete').subarray(0, 4)], [0, 0, 0, 0]);
+});
+
+test('pull_delete: four --exclude rules sent by the receiving client', async () => {
+  const list = new FilterList().addExclude('p2*').addExclude('p3*').addExclude('z*').addExclude('bin');
+  const bytes = await wireBytes(list, 32, false, 'receiver');
+  const stream = clientDataStream('pull_delete');
+  assert.equal([...bytes], [...stream.subarray(0, bytes.length)]);
+  assert.is(bytes.length, 39);
+});
+
+test('which rules travel: sides, --delete-excluded, push vs pull', () => {
+  const list = new FilterList()
+    .addExclude('plain')
+    .addInclude('inc/')
+    .addFilter('-s sendonly')
+    .addFilter('H hidden')
+    .addFilter('S shown')
+    .addFilter('-r recvonly')
+    .addFilter('P prot/')
+    .addFilter('R risky')
+    .addFilter('-sr both')
+    .addFilter('-! neg')
+    .addFilter('-p per')
+    .addFilter('-/ /abs');
+  assert.equal(texts(list, 32), ['- plain', '+ inc/', '-r recvonly', '-r prot/', '+r risky', '-sr both', '-! neg', '-p per', '-/ /abs']);
+  assert.equal(texts(list, 32, true), ['-r recvonly', '-r prot/', '+r risky', '-sr both']);
+  assert.equal(texts(list, 32, false, 'receiver'), ['- plain', '+ inc/', '-s sendonly', '-s hidden', '+s shown', '-sr both', '-! neg', '-p per', '-/ /abs']);
+  assert.equal(texts(list, 32, true, 'receiver'), ['- plain', '+ inc/', '-s sendonly', '-s hidden', '+s shown', '-sr both', '-! neg', '-p per', '-/ /abs']);
+});
+
+test('prefixes before protocol 29 and 30: bare excludes, "+ " includes, too-modern rules refused', () => {
+  const old = new FilterList().addExclude('x').addInclude('y/').addExclude('- - dash').addFilter('P keep/');
+  // get_rule_prefix: only "+ " (or "- " before a pattern that itself starts with "- ") fits
+  assert.equal(texts(old, 28), ['x', '+ y/', '- - dash', 'keep/']);
+  assert.throws(() => texts(old, 28, true), (e: unknown) => e instanceof UsageError && /too modern/.test(e.message));
+  assert.throws(() => texts(new FilterList().addFilter('-! x'), 28), /too modern/);
+  // perishable: dropped by a receiver before 30, too modern for a sender
+  const per = new FilterList().addFilter('-p tmp');
+  assert.equal(texts(per, 29, false, 'receiver'), ['- tmp']);
+  assert.throws(() => texts(per, 29), /too modern/);
+  assert.equal(texts(per, 30), ['-p tmp']);
+  // a sender-side rule sent to an old daemon sender loses its 's'
+  assert.equal(texts(new FilterList().addFilter('-s s'), 27, false, 'receiver'), ['s']);
+});
+
+test('receiverWantsFilterList mirrors send_filter_list', () => {
+  const o = { protocol: 31, deleteMode: false, deleteExcluded: false, pruneEmptyDirs: false };
+  assert.is(receiverWantsFilterList(o), false);
+  assert.is(receiverWantsFilterList({ ...o, deleteMode: true }), true);
+  assert.is(receiverWantsFilterList({ ...o, pruneEmptyDirs: true }), true);
+  assert.is(receiverWantsFilterList({ ...o, deleteMode: true, deleteExcluded: true }), true);
+  assert.is(receiverWantsFilterList({ ...o, protocol: 28, deleteMode: true, deleteExcluded: true }), false);
+});
+
+// ---- parsing ------------------------------------------------------------------------------
+
+function brief(r: FilterRule): string {
+  const mods = [r.absPath && '/', r.negate && '!', r.senderSide && 's', r.receiverSide && 'r', r.perishable && 'p'].filter(Boolean).join('');
+  return `${r.include ? '+' : '-'}${mods} ${r.pattern.toString('latin1')}${r.dirOnly ? '/' : ''}`;
+}
+
+test('parse: rule names, short and long, modifiers, separators', () => {
+  const list = new FilterList()
+    .addFilter('- a')
+    .addFilter('exclude b')
+    .addFilter('include c/')
+    .addFilter('+ d')
+    .addFilter('-_e')
+    .addFilter('exclude_f')
+    .addFilter('-,s g')
+    .addFilter('exclude,sp h')
+    .addFilter('hide i')
+    .addFilter('show j')
+    .addFilter('protect k')
+    .addFilter('risk l')
+    .addFilter('-/!p m')
+    .addFilter('-  leading space')
+    .addFilter('- trailing ');
+  assert.equal(list.rules.map(brief), [
+    '- a',
+    '- b',
+    '+ c/',
+    '+ d',
+    '- e',
+    '- f',
+    '-s g',
+    '-sp h',
+    '-s i',
+    '+s j',
+    '-r k',
+    '+r l',
+    '-/!p m',
+    '-  leading space',
+    '- trailing ',
+  ]);
+});
+
+test('parse: --exclude/--include take "- "/"+ " prefixes but no rule names; "!" clears', () => {
+  const list = new FilterList().addExclude('+ kept').addInclude('- gone').addExclude('P x').addExclude('!x');
+  assert.equal(list.rules.map(brief), ['+ kept', '- gone', '- P x', '- !x']);
+  list.addInclude('!');
+  assert.equal(list.rules.length, 0);
+  list.addExclude('a').addFilter('!').addExclude('b').addFilter('clear').addExclude('c');
+  assert.equal(list.rules.map(brief), ['- c']);
+});
+
+test('parse: --exclude-from/--include-from text (comments, blanks, CRLF, CR, prefixes, no trim)', () => {
+  const text = Buffer.from('# comment\n; comment too\n\n*.o\r\n+ keep.o\r- x\rdir/\n  sp\n!\nafter\n+ last');
+  const list = new FilterList().addExclude('before').addExcludeFrom(text);
+  assert.equal(list.rules.map(brief), ['- after', '+ last']);
+  const noClear = new FilterList().addExcludeFrom('*.o\r\n+ keep.o\r- x\rdir/\n  sp\n');
+  assert.equal(noClear.rules.map(brief), ['- *.o', '+ keep.o', '- x', '- dir/', '-   sp']);
+  const inc = new FilterList().addIncludeFrom('a\n- b\n');
+  assert.equal(inc.rules.map(brief), ['+ a', '- b']);
+});
+
+test('parse: merge files through the caller, with modifiers that become defaults', () => {
+  const files: Record<string, string> = {
+    'rules.txt': '- *.bak\n+ keep/\n# comment\nmerge nested.txt\n',
+    'nested.txt': 'P prot\n',
+    'plain.txt': '*.o\n+ x\n',
+    'words.txt': '  a   b\n\tc  ',
+    'sided.txt': '- s1\n+ s2\n',
+  };
+  const seen: string[] = [];
+  const list = new FilterList({
+    readMergeFile: (name) => {
+      seen.push(name);
+      const t = files[name];
+      if (t === undefined) throw new Error(`no ${name}`);
+      return t;
+    },
+  });
+  list.addFilter('. rules.txt');
+  assert.equal(list.rules.map(brief), ['- *.bak', '+ keep/', '-r prot']);
+  list.rules.length = 0;
+  list.addFilter('merge,- plain.txt').addFilter('.+ plain.txt');
+  assert.equal(list.rules.map(brief), ['- *.o', '- + x', '+ *.o', '+ + x']);
+  list.rules.length = 0;
+  list.addFilter('.w- words.txt');
+  assert.equal(list.rules.map(brief), ['- a', '- b', '- c']);
+  list.rules.length = 0;
+  list.addFilter('.s sided.txt').addFilter('.e sub/sided.txt'.replace('sub/', ''));
+  assert.equal(list.rules.map(brief), ['-s s1', '+s s2', '- sided.txt', '- s1', '+ s2']);
+  assert.equal(seen, ['rules.txt', 'nested.txt', 'plain.txt', 'plain.txt', 'words.txt', 'sided.txt', 'sided.txt']);
+  assert.throws(() => new FilterList({ readMergeFile: () => 'H x\n' }).addFilter('.s f'), /specified-side merge file/);
+  assert.throws(() => new FilterList({ readMergeFile: () => 'merge self\n' }).addFilter('. self'), /depth limit/);
+  assert.throws(() => new FilterList().addFilter('. f'), /no merge-file reader/);
+});
+
+test('parse: refused and malformed rules are UsageErrors naming the rule', () => {
+  const bad: Array<[string, RegExp]> = [
+    [': .rsync-filter', /dir-merge/],
+    ['dir-merge .rsync-filter', /dir-merge/],
+    ['-C', /cvs-exclude/],
+    [':C', /cvs-exclude|dir-merge/],
+    ['-x user.*', /xattr/],
+    ['-', /unexpected end/],
+    ['- ', /unexpected end/],
+    ['excludes x', /Unknown filter rule/],
+    ['Q x', /Unknown filter rule/],
+    ['-q x', /invalid modifier 'q' at position 1/],
+    ['-e x', /invalid modifier 'e'/],
+    ['-w x', /invalid modifier 'w'/],
+    ['Hs x', /invalid modifier 's'/],
+    ['Pr x', /invalid modifier 'r'/],
+    ['.! f', /invalid modifier '!'/],
+    ['exclude\tx', /invalid modifier/],
+    ['! x', /trailing characters/],
+    ['clear x', /trailing characters/],
+  ];
+  for (const [rule, re] of bad) {
+    assert.throws(
+      () => new FilterList({ readMergeFile: () => '' }).addFilter(rule),
+      (e: unknown) => e instanceof UsageError && e.exitCode === 1 && re.test(e.message),
+      rule,
+    );
+  }
+});
+
+// ---- matching -----------------------------------------------------------------------------
+
+test('wildmatch: classes, escapes, stars', () => {
+  const cases: Array<[string, string, boolean]> = [
+    ['foo', 'foo', true],
+    ['foo', 'bar', false],
+    ['*', 'a/b', false],
+    ['**', 'a/b', true],
+    ['a*/b', 'ax/b', true],
+    ['a*/b', 'ax/y/b', false],
+    ['a**/b', 'ax/y/b', true],
+    ['a?c', 'abc', true],
+    ['a?c', 'a/c', false],
+    ['[ab]x', 'bx', true],
+    ['[!ab]x', 'bx', false],
+    ['[^ab]x', 'cx', true],
+    ['[a-c]', 'b', true],
+    ['[a-c]', 'd', false],
+    ['[]]', ']', true],
+    ['[!]]', 'a', true],
+    ['[a-]', '-', true],
+    ['[[:alpha:]]', 'q', true],
+    ['[[:alpha:]]', '1', false],
+    ['[[:digit:][:upper:]]', 'Q', true],
+    ['[[:xdigit:]]', 'g', false],
+    ['[[:space:]]', ' ', true],
+    ['[[:punct:]]', '_', true],
+    ['[[:bogus:]]', 'b', false],
+    ['[[:alpha:]', 'a', false],
+    ['[/]', '/', false],
+    ['\\*', '*', true],
+    ['\\*', 'x', false],
+    ['a\\', 'a', false],
+    ['[\\]]', ']', true],
+    ['*.c', 'x.c', true],
+    ['*.c', '.c', true],
+    ['foo*', 'foo', true],
+    ['*/***', 'a/', true],
+  ];
+  for (const [p, t, want] of cases) assert.is(wildmatch(p, t), want, `${p} ~ ${t}`);
+});
+
+type Row = [rules: Array<[kind: 'filter' | 'exclude' | 'include', text: string]>, path: string, isDir: boolean, excluded: boolean];
+
+function build(rules: Array<[string, string]>): FilterList {
+  const list = new FilterList();
+  for (const [kind, text] of rules) {
+    if (kind === 'filter') list.addFilter(text);
+    else if (kind === 'exclude') list.addExclude(text);
+    else list.addInclude(text);
+  }
+  return list;
+}
+
+test('matching table: anchoring, slashes, dir-only, ***, negation, sides, first match wins', () => {
+  const ex = (t: string): ['exclude', string] => ['exclude', t];
+  const inc = (t: string): ['include', string] => ['include', t];
+  const f = (t: string): ['filter', string] => ['filter', t];
+  const rows: Row[] = [
+    [[ex('*.o')], 'a.o', false, true],
+    [[ex('*.o')], 'd/e/a.o', false, true],
+    [[ex('*.o')], 'a.o.c', false, false],
+    [[ex('foo')], 'x/foo', false, true],
+    [[ex('foo')], 'x/foo/y', false, false], // only the name is matched: the caller skips foo/ itself
+    [[ex('/foo')], 'foo', false, true],
+    [[ex('/foo')], 'x/foo', false, false],
+    [[ex('a/b')], 'a/b', false, true],
+    [[ex('a/b')], 'x/a/b', false, true], // inner slash: any trailing run of components
+    [[ex('a/b')], 'xa/b', false, false],
+    [[ex('a/*')], 'x/a/b', false, true],
+    [[ex('a/*')], 'a/b/c', false, false],
+    [[ex('/a/*')], 'x/a/b', false, false],
+    [[ex('a/**/c')], 'q/a/b/b/c', false, true],
+    [[ex('**/c')], 'c', false, true],
+    [[ex('**/c')], 'a/b/c', false, true],
+    [[ex('a**')], 'x/ab/c', false, true],
+    [[ex('d/')], 'd', true, true],
+    [[ex('d/')], 'd', false, false],
+    [[ex('dir/***')], 'dir', true, true],
+    [[ex('dir/***')], 'dir/x/y', false, true],
+    [[ex('dir/***')], 'dir', false, false],
+    [[ex('dir/***')], 'top/dir/x', false, true],
+    [[ex('/dir/***')], 'top/dir/x', false, false],
+    [[f('-! *.c')], 'a.c', false, false],
+    [[f('-! *.c')], 'a.h', false, true],
+    [[f('-! d/')], 'file', false, true], // rsync quirk: a negated dir-only rule hits every file
+    [[f('-! d/')], 'd', true, false],
+    [[inc('*.c'), ex('*')], 'a.c', false, false],
+    [[inc('*.c'), ex('*')], 'a.h', false, true],
+    [[ex('*'), inc('*.c')], 'a.c', false, true],
+    [[f('P keep')], 'keep', false, false], // protect: receiver side only
+    [[f('-r keep')], 'keep', false, false],
+    [[f('H hide')], 'hide', false, true],
+    [[f('-s hide')], 'hide', false, true],
+    [[f('-sr both')], 'both', false, true],
+    [[f('S show'), ex('*')], 'show', false, false],
+    [[f('R r'), ex('*')], 'r', false, true],
+    [[ex('a\\*')], 'a*', false, true],
+    [[ex('a\\b')], 'a\\b', false, true], // no wildcard: compared literally, backslash included
+    [[ex('a\\b')], 'ab', false, false],
+    [[ex('[ab]')], 'a', false, true],
+    [[ex('[ab]')], '[ab]', false, false],
+    [[ex('x/')], 'x', true, true],
+    [[ex('/')], 'x', true, false],
+    [[ex('*')], '', true, false],
+  ];
+  for (const [rules, path, isDir, want] of rows) {
+    const m = compileFilter(build(rules));
+    assert.is(m.isExcluded(path, isDir), want, `${JSON.stringify(rules)} ${path}${isDir ? '/' : ''}`);
+  }
+});
+
+test('matching: raw bytes, a leading slash in the name, receiver side, perishable, the / modifier', () => {
+  const list = new FilterList().addExcludeFrom(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x2a, 0x0a])); // "caf\xe9*"
+  const m = compileFilter(list);
+  assert.is(m.isExcluded(Buffer.from([0x64, 0x2f, 0x63, 0x61, 0x66, 0xe9, 0x78]), false), true);
+  assert.is(m.isExcluded('café', false), false); // UTF-8 é is c3 a9, not e9
+  assert.is(m.isExcluded('/x/cafe\u00e9', false), false);
+  assert.is(compileFilter(new FilterList().addExclude('/a')).isExcluded('/a', false), true);
+
+  const sides = new FilterList().addFilter('P prot').addFilter('H hid').addExclude('plain').addFilter('-p per');
+  const recv = compileFilter(sides, { side: 'receiver' });
+  assert.equal(['prot', 'hid', 'plain', 'per'].map((n) => recv.check(n, false)), [-1, 0, -1, -1]);
+  const recvDelEx = compileFilter(sides, { side: 'receiver', deleteExcluded: true, ignorePerishable: true });
+  assert.equal(['prot', 'hid', 'plain', 'per'].map((n) => recvDelEx.check(n, false)), [-1, 0, 0, 0]);
+  const send = compileFilter(sides);
+  assert.equal(['prot', 'hid', 'plain', 'per', 'other'].map((n) => send.check(n, false)), [0, -1, -1, -1, 0]);
+  assert.is(compileFilter(new FilterList().addFilter('P x')).empty, true);
+
+  const abs = new FilterList().addFilter('-/ /srv/src/sub/*.txt').addFilter('-/ name');
+  assert.throws(() => compileFilter(abs), /absolute path/);
+  const am = compileFilter(abs, { absRoot: '/srv/src/' });
+  assert.is(am.isExcluded('sub/a.txt', false), true);
+  assert.is(am.isExcluded('a.txt', false), false);
+  assert.is(am.isExcluded('x/name', false), true);
+  assert.is(compileFilter(new FilterList().addFilter('-/ /sub/a'), { absRoot: '/' }).isExcluded('sub/a', false), true);
+});
+
+// ---- against the real rsync ---------------------------------------------------------------
+
+function rsyncAvailable(): void {
+  const r = spawnSync('rsync', ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) throw new Error('the rsync binary is needed for this test: apt-get install -y rsync');
+}
+
+/** Names as rsync's %n prints them (unprintable bytes as \#ooo), back to bytes. */
+function unescape(line: Buffer): string {
+  return line.toString('latin1').replace(/\\#([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+function walk(dir: Buffer, rel: Buffer, m: ReturnType<typeof compileFilter>, out: string[]): void {
+  for (const e of readdirSync(dir, { withFileTypes: true, encoding: 'buffer' })) {
+    const name = e.name;
+    const relPath = rel.length ? Buffer.concat([rel, Buffer.from('/'), name]) : name;
+    const isDir = e.isDirectory();
+    // An excluded directory is not descended into, as rsync's sender never reads it.
+    if (m.isExcluded(relPath, isDir)) continue;
+    out.push(relPath.toString('latin1') + (isDir ? '/' : ''));
+    if (isDir) walk(Buffer.concat([dir, Buffer.from('/'), name]), relPath, m, out);
+  }
+}
+
+test('cross-check with the real rsync: the transferred set equals our verdicts on a tricky tree', () => {
+  rsyncAvailable();
+  const tmp = mkdtempSync(join(tmpdir(), 'lsyncd-filter-'));
+  try {
+    const src = join(tmp, 'src');
+    // Names are created through latin1 so that each char is one byte on disk (raw, non-UTF-8).
+    const dirs = ['d', 'd/sub', 'd/sub/deep', 'keep', 'keep/sub', 'x', 'x/a', 'x/a/b', 'cache', 'a b', 'caf\u00e9', 'dir', 'top', 'top/dir', 'top/dir/in'];
+    const files = [
+      'a.o', 'a.c', 'b.h', 'README', '.hidden', 'x.tmp', 'd/a.o', 'd/sub/f.c', 'd/sub/deep/g.txt', 'keep/k.tmp', 'keep/sub/s.c',
+      'x/a/b/c', 'x/a/q', 'cache/junk', 'a b/sp ace.txt', 'caf\u00e9/\u00e9t\u00e9.txt', 'star*', '[ab]', 'a', 'back\\slash',
+      'dir/in.txt', 'top/dir/in/z.c', 'top/file', 'Upper.TXT', '9lives', '-dash', 'ctl\u0001x',
+    ];
+    const mkdir = (p: string): void => void mkdirSync(Buffer.from(join(src, p), 'latin1'), { recursive: true });
+    mkdir('');
+    for (const d of dirs) mkdir(d);
+    for (const f of files) writeFileSync(Buffer.from(join(src, f), 'latin1'), 'x');
+
+    type Kind = 'filter' | 'exclude' | 'include' | 'exclude-from' | 'include-from';
+    const sets: Array<Array<[Kind, string]>> = [
+      [['exclude', '*.o'], ['exclude', 'cache/']],
+      [['exclude', '/a'], ['exclude', 'b/c'], ['exclude', 'sub/deep']],
+      [['include', '*.c'], ['include', '*/'], ['exclude', '*']],
+      [['include', 'd/***'], ['exclude', '*']],
+      [['exclude', 'dir/***']],
+      [['filter', '-! */'], ['filter', '+ *.c']],
+      [['filter', '- **/in'], ['filter', 'H .hidden'], ['filter', 'P README'], ['filter', '-r a.c']],
+      [['exclude', 'x/**/c'], ['exclude', '**.txt'], ['exclude', '[[:upper:]]*'], ['exclude', '[[:digit:]]*']],
+      [['exclude', 'star\\*'], ['exclude', '\\[ab]'], ['exclude', 'back\\slash'], ['exclude', 'a?b']],
+      [['exclude-from', '# list\n*.tmp\r\n+ keep/k.tmp\n\n- - dash\n-dash\ncaf\u00e9/*\n; end\n'], ['exclude', 'ctl?x']],
+      [['include-from', 'a.c\n*/\n- *\n']],
+      [['filter', 'merge RULES'], ['exclude', 'README']],
+      [['exclude', 'd/'], ['include', 'd/sub/f.c']],
+      [['exclude', 'a'], ['filter', '-p x.tmp'], ['filter', 'exclude,! *.[ch]']],
+      [['exclude', 'top/*/in'], ['exclude', '/dir/'], ['exclude', 'sub/*/']],
+    ];
+    const mergeText = '+ d/\n+ d/sub/\n+ *.c\n- d/**\n- keep\n';
+    writeFileSync(join(tmp, 'RULES'), mergeText);
+    for (const rules of sets) {
+      const args = ['-r', '--dry-run', '--out-format=%n'];
+      const list = new FilterList({ readMergeFile: (n) => readFileSync(join(tmp, n)) });
+      let i = 0;
+      for (const [kind, text] of rules) {
+        if (kind === 'exclude-from' || kind === 'include-from') {
+          const file = join(tmp, `list${i++}`);
+          writeFileSync(file, Buffer.from(text, 'latin1'));
+          args.push(`--${kind}=${file}`);
+          if (kind === 'exclude-from') list.addExcludeFrom(readFileSync(file));
+          else list.addIncludeFrom(readFileSync(file));
+        } else {
+          args.push(`--${kind}=${text}`);
+          if (kind === 'filter') list.addFilter(text);
+          else if (kind === 'exclude') list.addExclude(text);
+          else list.addInclude(text);
+        }
+      }
+      args.push('src/', 'dst/');
+      const r = spawnSync('rsync', args, { cwd: tmp });
+      assert.is(r.status, 0, `rsync ${args.join(' ')}: ${r.stderr?.toString()}`);
+      const theirs = r.stdout
+        .toString('latin1')
+        .split('\n')
+        .filter((l) => l && l !== './')
+        .map((l) => unescape(Buffer.from(l, 'latin1')))
+        .sort();
+      const ours: string[] = [];
+      walk(Buffer.from(src, 'latin1'), Buffer.alloc(0), compileFilter(list), ours);
+      ours.sort();
+      assert.equal(ours, theirs, JSON.stringify(rules));
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test.run();
