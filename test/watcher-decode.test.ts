@@ -3,6 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { IN, InotifyCursor, decodeAll, encodeRecords, EVENT_HEADER } from '../src/watcher/decode.js';
 import { pathFromBytes, pathToBytes, pathFromLatin1, fsPath, hasEscapes } from '../src/watcher/paths.js';
+import { byteFilter } from '../src/watcher/index.js';
 
 test('decodes a synthetic batch with and without names', () => {
   const buf = encodeRecords([
@@ -81,6 +82,15 @@ test('valid UTF-8 and ASCII decode as ordinary strings', () => {
     const b = Buffer.from([0x61, i, 0x62]);
     assert.equal(pathToBytes(pathFromBytes(b)), b, `byte ${i}`);
   }
+});
+
+test('byteFilter hands non-UTF-8 paths to a byte matcher as bytes', () => {
+  const seen: (string | Uint8Array)[] = [];
+  const f = byteFilter({ isExcluded: (p) => (seen.push(p), Buffer.isBuffer(p) && p[p.length - 1] === 0xff) });
+  assert.ok(f.isExcluded(pathFromBytes(Buffer.from([0x61, 0x2f, 0xff])), false));
+  assert.not.ok(f.isExcluded('a/é', false));
+  assert.ok(Buffer.isBuffer(seen[0]));
+  assert.is(seen[1], 'a/é');
 });
 
 test.run();

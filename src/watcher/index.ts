@@ -6,7 +6,8 @@ import { resolve } from 'node:path';
 import { loadAddon } from './addon.js';
 import { InotifyWatcher } from './inotify.js';
 import { PollWatcher } from './poll.js';
-import { WatcherError, type WatcherOptions } from './types.js';
+import { WatcherError, type WatchFilter, type WatcherOptions } from './types.js';
+import { hasEscapes, pathToBytes } from './paths.js';
 import type { Watcher } from './base.js';
 
 export { Watcher, type WatcherEventMap } from './base.js';
@@ -14,7 +15,7 @@ export { InotifyWatcher } from './inotify.js';
 export { PollWatcher } from './poll.js';
 export { WatcherError } from './types.js';
 export type { WatchEvent, WatchEventType, WatchFilter, WatcherOptions, WatcherErrorCode, WatcherStats } from './types.js';
-export { pathToBytes, pathFromBytes, fsPath } from './paths.js';
+export { pathToBytes, pathFromBytes, fsPath, hasEscapes } from './paths.js';
 export { loadAddon, addonLoadError } from './addon.js';
 
 /**
@@ -55,4 +56,13 @@ export function watch(root: string, opts: WatcherOptions = {}): Watcher {
 function codeOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Adapt a byte-aware matcher (e.g. protocol/filter.ts's compiled rules, which take
+ * `string | Uint8Array` and read strings as UTF-8) so that non-UTF-8 names reach it as their
+ * exact bytes.
+ */
+export function byteFilter(m: { isExcluded(relPath: string | Uint8Array, isDir: boolean): boolean }): WatchFilter {
+  return { isExcluded: (relPath, isDir) => m.isExcluded(hasEscapes(relPath) ? pathToBytes(relPath) : relPath, isDir) };
 }
