@@ -2,6 +2,7 @@
 // Counterpart: rsync clientserver.c start_inband_exchange (argument framing), io.c read_args.
 import { ProtocolError, EXIT } from './errors.js';
 import type { ByteWriter } from './io.js';
+import { CLIENT_CAPABILITIES } from './compat.js';
 
 /**
  * Write the server argument list: each argument NUL-terminated and an empty one to end
@@ -22,4 +23,118 @@ export async function sendArgs(writer: ByteWriter, args: readonly string[]): Pro
   }
   writer.writeByte(terminator);
   await writer.flush();
+}
+
+/** What a transfer asks of the daemon: rsync's options, named as rsync names them. */
+export interface TransferOptions {
+  /** -r */
+  recursive: boolean;
+  /** -l: symlinks as symlinks */
+  links: boolean;
+  /** -p */
+  perms: boolean;
+  /** -t */
+  times: boolean;
+  /** -o */
+  owner: boolean;
+  /** -g */
+  group: boolean;
+  /** -D: devices and specials */
+  devices: boolean;
+  /** -H */
+  hardLinks: boolean;
+  /** -c */
+  checksum: boolean;
+  /** -W */
+  wholeFile: boolean;
+  /** -n */
+  dryRun: boolean;
+  /** --delete (on a push: the daemon deletes extraneous files) */
+  delete: boolean;
+  /** --delete-excluded */
+  deleteExcluded: boolean;
+  /** --numeric-ids */
+  numericIds: boolean;
+  /** -v count */
+  verbose: number;
+  /** -i: the daemon's receiver itemizes too (--log-format=%i) */
+  itemize: boolean;
+  /** --stats */
+  stats: boolean;
+  /** --checksum-choice (forwarded; then no checksum negotiation happens) */
+  checksumChoice?: string;
+  /** --timeout, forwarded so the daemon uses the same bound */
+  timeout?: number;
+}
+
+export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
+  recursive: true,
+  links: true,
+  perms: true,
+  times: true,
+  owner: false,
+  group: false,
+  devices: false,
+  hardLinks: false,
+  checksum: false,
+  wholeFile: false,
+  dryRun: false,
+  delete: true,
+  deleteExcluded: false,
+  numericIds: false,
+  verbose: 0,
+  itemize: false,
+  stats: false,
+});
+
+/**
+ * The argument list rsync's client would send for a push (`pull: false`, we are the sender) or a
+ * pull, as its server_options() builds it, then `.` and the remote path `module/path`.
+ */
+// rsync/options.c: server_options (the subset of options we implement)
+export function serverArgs(options: TransferOptions, protocol: number, remotePath: string, pull = false): string[] {
+  const args = ['--server'];
+  if (pull) args.push('--sender');
+  let flags = '-';
+  flags += 'v'.repeat(Math.min(options.verbose, 9));
+  if (options.dryRun) flags += 'n';
+  if (options.links) flags += 'l';
+  if (options.wholeFile) flags += 'W';
+  if (options.hardLinks) flags += 'H';
+  if (options.owner) flags += 'o';
+  if (options.group) flags += 'g';
+  if (options.devices) flags += 'D';
+  if (options.times) flags += 't';
+  if (options.perms) flags += 'p';
+  if (options.recursive) flags += 'r';
+  if (options.checksum) flags += 'c';
+  // Protocol >= 30: the capability letters; never `i` (no incremental recursion).
+  if (protocol >= 30) flags += `e.${CLIENT_CAPABILITIES}`;
+  if (flags.length > 1) args.push(flags);
+  if (options.itemize && !pull) args.push('--log-format=%i');
+  if (options.timeout) args.push(`--timeout=${options.timeout}`);
+  if (options.checksumChoice) args.push(`--checksum-choice=${options.checksumChoice}`);
+  if (!pull) {
+    // Deletion happens on the receiving side: only a push asks the daemon for it.
+    if (options.delete && !options.deleteExcluded) args.push('--delete');
+    if (options.deleteExcluded) args.push('--delete-excluded');
+    if (options.stats) args.push('--stats');
+  }
+  if (options.numericIds) args.push('--numeric-ids');
+  args.push('.', protectRemotePath(remotePath));
+  return args;
+}
+
+/**
+ * The daemon splits a path argument at " MODULE/" (old multi-path syntax) unless protected, and
+ * reads a leading '-' as an option: rsync's client writes `[ ]` and `./` there, and so do we.
+ */
+// rsync/clientserver.c: start_inband_exchange (argument protection)
+export function protectRemotePath(remotePath: string): string {
+  const slash = remotePath.indexOf('/');
+  const module = slash === -1 ? remotePath : remotePath.slice(0, slash);
+  let path = remotePath.startsWith('-') ? `./${remotePath}` : remotePath;
+  const needle = ` ${module}/`;
+  if (path.includes(needle)) path = path.split(needle).join(`[ ]${module}/`);
+  return path;
 }

@@ -6,8 +6,15 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { RsyncError, UsageError, DaemonRefusalError, EXIT } from '../protocol/errors.js';
 import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../protocol/daemon.js';
 import { isDaemonAddress, parseDaemonAddress, DEFAULT_PORT } from './target.js';
+import { resolve } from 'node:path';
 import { listModules, splitMotd } from './client.js';
 import { passwordSource } from './password.js';
+import { push } from './push.js';
+import { buildFilterList, pushFilter, type RuleSource } from './filters.js';
+import { itemizeString, itemName, statsLines, summaryLines, commas } from './output.js';
+import type { TransferOptions } from '../protocol/args.js';
+import type { FileEntry } from '../protocol/flist.js';
+import { ITEM_IS_NEW, ITEM_TRANSFER } from '../protocol/sender.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -33,6 +40,27 @@ export interface CliOptions {
   protocol?: number;
   contimeout?: number;
   timeout?: number;
+  once?: boolean;
+  archive?: boolean;
+  recursive?: boolean;
+  links?: boolean;
+  perms: boolean;
+  times: boolean;
+  delete: boolean;
+  owner?: boolean;
+  group?: boolean;
+  devices?: boolean;
+  hardLinks?: boolean;
+  numericIds?: boolean;
+  deleteExcluded?: boolean;
+  checksum?: boolean;
+  wholeFile?: boolean;
+  checksumChoice?: string;
+  dryRun?: boolean;
+  verbose: number;
+  itemizeChanges?: boolean;
+  stats?: boolean;
+  progress?: boolean;
 }
 
 function integer(min: number, max: number) {
@@ -43,15 +71,46 @@ function integer(min: number, max: number) {
   };
 }
 
-function buildProgram(): Command {
+function buildProgram(rules: RuleSource[]): Command {
+  const rule = (kind: RuleSource['kind']) => (value: string) => {
+    rules.push({ kind, value } as RuleSource);
+    return value;
+  };
   return new Command('lsyncd')
     .description(
-      'Keep an rsync daemon module a live mirror of local trees, speaking the rsync protocol itself.\n' +
-        'With a single daemon address and no module, list the daemon\'s modules.',
+      'Keep an rsync daemon module a mirror of a local tree, speaking the rsync protocol itself.\n' +
+        '  lsyncd --once [options] SOURCE[/] TARGET   push once, as rsync -rlpt --delete would\n' +
+        '  lsyncd rsync://HOST[:PORT]/ | HOST::       list the daemon\'s modules\n' +
+        'TARGET is [USER@]HOST::MODULE[/PATH/] or rsync://[USER@]HOST[:PORT]/MODULE[/PATH/]; a trailing\n' +
+        'slash on SOURCE means "the contents of", as in rsync.',
     )
-    .usage('[options] rsync://[USER@]HOST[:PORT]/ | [USER@]HOST::')
-    .argument('<address>', 'rsync daemon address')
+    .usage('[options] SOURCE TARGET | ADDRESS')
+    .argument('<args...>', 'SOURCE TARGET, or a daemon ADDRESS to list')
     .version(`lsyncd ${pkg.version} (rsync daemon protocol ${MIN_PROTOCOL_VERSION}–${PROTOCOL_VERSION})`, '-V, --version')
+    .option('--once', 'push SOURCE to TARGET once and exit (rsync\'s exit codes)')
+    .option('-a, --archive', 'archive mode: adds -o -g -D to the default -rlpt')
+    .option('--no-perms', "don't preserve permissions")
+    .option('--no-times', "don't preserve modification times")
+    .option('--no-delete', "don't delete extraneous files on the mirror")
+    .option('-o, --owner', 'preserve owner (the daemon must run as root)')
+    .option('-g, --group', 'preserve group')
+    .option('-D', 'preserve devices and special files', false)
+    .option('-H, --hard-links', 'preserve hard links')
+    .option('--numeric-ids', "send numeric user and group ids, not names")
+    .addOption(new Option('--exclude <PATTERN>', 'exclude files matching PATTERN').argParser(rule('exclude')))
+    .addOption(new Option('--include <PATTERN>', "don't exclude files matching PATTERN").argParser(rule('include')))
+    .addOption(new Option('--exclude-from <FILE>', 'read exclude patterns from FILE').argParser(rule('exclude-from')))
+    .addOption(new Option('--include-from <FILE>', 'read include patterns from FILE').argParser(rule('include-from')))
+    .addOption(new Option('-f, --filter <RULE>', 'add a file-filtering RULE (rsync syntax)').argParser(rule('filter')))
+    .option('--delete-excluded', 'also delete excluded files on the mirror')
+    .option('-c, --checksum', 'skip based on checksum, not mod-time and size')
+    .option('-W, --whole-file', 'copy files whole (no delta-transfer)')
+    .option('--checksum-choice <NAME>', 'checksum: xxh128, xxh3, xxh64, md5 or md4')
+    .option('-n, --dry-run', 'show what would be done, change nothing')
+    .option('-v, --verbose', 'increase verbosity', (_v: string, previous: number) => previous + 1, 0)
+    .option('-i, --itemize-changes', 'output a change summary for every update')
+    .option('--stats', 'print transfer statistics')
+    .option('--progress', 'show progress per file')
     .addOption(new Option('--port <PORT>', `daemon TCP port for HOST:: addresses (default ${DEFAULT_PORT})`).argParser(integer(1, 65535)))
     .option('--no-motd', "don't print the daemon's message of the day")
     .option('--password-file <FILE>', 'read the daemon password from FILE (first line; must not be readable by others)')
@@ -63,31 +122,124 @@ function buildProgram(): Command {
     .addOption(new Option('--contimeout <SECONDS>', 'give up connecting (and waiting for the greeting) after SECONDS').argParser(integer(0, 1e6)))
     .addOption(new Option('--timeout <SECONDS>', 'give up after SECONDS without I/O').argParser(integer(0, 1e6)))
     .helpOption('-h, --help', 'show this help')
-    .addHelpText('after', '\nThe password comes from --password-file, else $RSYNC_PASSWORD.\nExit codes are rsync\'s (5: daemon refused, 10: socket error, 30/35: timeouts).')
+    .addHelpText('after', '\nThe password comes from --password-file, else $RSYNC_PASSWORD.\nExit codes are rsync\'s (5: daemon refused, 10: socket error, 23/24: partial/vanished, 30/35: timeouts).')
     .showHelpAfterError(false)
     .exitOverride();
 }
 
-async function run(address: string, options: CliOptions): Promise<number> {
-  if (!isDaemonAddress(address)) {
-    throw new UsageError(`${address} is not a daemon address (rsync://HOST/ or HOST::); pushing a local tree is not available yet`);
-  }
+function transferOptions(o: CliOptions): TransferOptions {
+  return {
+    recursive: true,
+    links: true,
+    perms: o.perms,
+    times: o.times,
+    owner: Boolean(o.owner || o.archive),
+    group: Boolean(o.group || o.archive),
+    devices: Boolean((o as { D?: boolean }).D || o.archive),
+    hardLinks: Boolean(o.hardLinks),
+    checksum: Boolean(o.checksum),
+    wholeFile: Boolean(o.wholeFile),
+    dryRun: Boolean(o.dryRun),
+    delete: o.delete,
+    deleteExcluded: Boolean(o.deleteExcluded),
+    numericIds: Boolean(o.numericIds),
+    verbose: o.verbose,
+    itemize: Boolean(o.itemizeChanges),
+    stats: Boolean(o.stats),
+    ...(o.checksumChoice !== undefined && { checksumChoice: o.checksumChoice }),
+    ...(o.timeout !== undefined && { timeout: o.timeout }),
+  };
+}
+
+function sessionOptions(o: CliOptions, user: string | undefined) {
+  return {
+    ...(user !== undefined && { user }),
+    ...(o.protocol !== undefined && { protocol: o.protocol }),
+    ...(o.contimeout !== undefined && { contimeout: o.contimeout }),
+    ...(o.timeout !== undefined && { timeout: o.timeout }),
+    password: passwordSource(o.passwordFile),
+  };
+}
+
+async function list(address: string, options: CliOptions): Promise<number> {
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
   if (target.module) {
     throw new UsageError(`listing the contents of module ${target.module} is not available yet; give HOST:: to list modules`);
   }
-  const lines = await listModules({
-    host: target.host,
-    port: target.port,
-    ...(target.user !== undefined && { user: target.user }),
-    ...(options.protocol !== undefined && { protocol: options.protocol }),
-    ...(options.contimeout !== undefined && { contimeout: options.contimeout }),
-    ...(options.timeout !== undefined && { timeout: options.timeout }),
-    password: passwordSource(options.passwordFile),
-  });
+  const lines = await listModules({ host: target.host, port: target.port, ...sessionOptions(options, target.user) });
   const shown = options.motd ? lines : splitMotd(lines).modules;
   process.stdout.write(Buffer.concat(shown.flatMap((line) => [line, Buffer.from('\n')])));
   return EXIT.OK;
+}
+
+const out = (line: string) => process.stdout.write(line.endsWith('\n') ? line : line + '\n');
+const err = (line: string) => process.stderr.write(line.endsWith('\n') ? line : line + '\n');
+
+async function pushOnce(source: string, address: string, options: CliOptions, rules: RuleSource[]): Promise<number> {
+  if (isDaemonAddress(source)) throw new UsageError('pulling from a daemon is not available yet; SOURCE must be a local path');
+  const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
+  if (!target.module) throw new UsageError(`${address} names no module`);
+  const transfer = transferOptions(options);
+  const filter = rules.length ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
+  const started = Date.now();
+  const created: FileEntry[] = [];
+  const sentEntries: FileEntry[] = [];
+  let transferred = 0;
+  const showNames = transfer.verbose > 0 || transfer.itemize;
+  if (showNames && !transfer.itemize) out('sending file list');
+  const result = await push({
+    source,
+    target,
+    transfer,
+    session: sessionOptions(options, target.user),
+    ...(filter && { filter }),
+    onInfo: (text) => out(text),
+    onError: (text) => err(text),
+    onDeleted: (name, isDir) => {
+      const shown = isDir ? `${name.toString()}/` : name.toString();
+      if (transfer.itemize) out(`*deleting   ${shown}`);
+      else if (transfer.verbose) out(`deleting ${shown}`);
+    },
+    onItem: (item) => {
+      sentEntries.push(item.entry);
+      if (item.iflags & ITEM_IS_NEW) created.push(item.entry);
+      const isTransfer = (item.iflags & ITEM_TRANSFER) !== 0;
+      if (isTransfer) transferred++;
+      if (transfer.itemize) out(`${itemizeString(item.iflags, item.entry.mode, transfer.times)} ${itemName(item.entry)}`);
+      else if (transfer.verbose && (isTransfer || item.iflags & ITEM_IS_NEW)) out(itemName(item.entry));
+      if (options.progress && isTransfer) {
+        const secs = Math.max((Date.now() - started) / 1000, 0.001);
+        out(`${String(commas(item.entry.size)).padStart(15)} 100% ${(item.entry.size / secs / 1e6).toFixed(2)}MB/s (xfr#${transferred})`);
+      }
+    },
+  });
+  const elapsed = (Date.now() - started) / 1000;
+  if (transfer.stats) {
+    out('');
+    for (const line of statsLines(result, result.entries, created, { flistBuild: result.scanSeconds, flistXfer: 0 })) out(line);
+  }
+  if (transfer.stats || transfer.verbose) {
+    out('');
+    for (const line of summaryLines(result, elapsed, transfer.dryRun)) out(line);
+  }
+  return result.exitCode;
+}
+
+async function run(args: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
+  if (args.length === 1) {
+    if (!isDaemonAddress(args[0]!)) throw new UsageError(`${args[0]} is not a daemon address (rsync://HOST/ or HOST::)`);
+    return list(args[0]!, options);
+  }
+  if (!options.once) {
+    throw new UsageError('the live mirror (watching SOURCE) is not available yet; use --once to push once');
+  }
+  const [source, ...targets] = args;
+  let worst = 0;
+  for (const target of targets) {
+    const code = await pushOnce(source!, target, options, rules).catch((e: unknown) => report(e));
+    if (code > worst) worst = code;
+  }
+  return worst;
 }
 
 function report(error: unknown): number {
@@ -105,7 +257,8 @@ function report(error: unknown): number {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const rules: RuleSource[] = [];
+  const program = buildProgram(rules);
   program.configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
   try {
     program.parse(argv);
@@ -115,9 +268,8 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.SYNTAX;
   }
   const options = program.opts<CliOptions>();
-  const address = program.args[0]!;
   try {
-    return await run(address, options);
+    return await run(program.args, options, rules);
   } catch (e) {
     return report(e);
   }

@@ -16,6 +16,9 @@ export interface ConnectOptions {
 
 export interface DaemonSocket extends ByteSource, ByteSink {
   readonly socket: Socket;
+  /** Bytes read from / written to the connection so far. */
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
   /**
    * Set or change the I/O timeout (seconds, 0 = none). `onExpire` makes the error the pending
    * read or write fails with; by default rsync's io timeout (exit 30).
@@ -74,7 +77,18 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
     waiter = null;
     w?.();
   };
-  socket.on('readable', wake);
+  // While a write waits for 'drain', keep reading what the peer sends: rsync's peers write while
+  // they read, and a peer blocked on its own writes to us may stop reading ours (deadlock).
+  const stash: Buffer[] = [];
+  let writeBlocked = false;
+  const drainIncoming = () => {
+    if (!writeBlocked) return;
+    for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) stash.push(chunk);
+  };
+  socket.on('readable', () => {
+    drainIncoming();
+    wake();
+  });
   socket.on('end', () => {
     ended = true;
     wake();
@@ -123,8 +137,16 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
   socket.on('readable', touch);
   socket.on('drain', touch);
 
+  let bytesRead = 0;
+  let bytesWritten = 0;
   return {
     socket,
+    get bytesRead() {
+      return bytesRead;
+    },
+    get bytesWritten() {
+      return bytesWritten;
+    },
     setIoTimeout(seconds, onExpire = ioTimeoutError) {
       ioTimeout = seconds;
       expired = onExpire;
@@ -134,9 +156,17 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
       begin();
       try {
         for (;;) {
+          if (stash.length) {
+            const stashed = stash.shift()!;
+            bytesRead += stashed.length;
+            return stashed;
+          }
           if (failure) throw failure;
           const chunk = socket.read() as Buffer | null;
-          if (chunk !== null) return chunk;
+          if (chunk !== null) {
+            bytesRead += chunk.length;
+            return chunk;
+          }
           if (ended) return null;
           await new Promise<void>((r) => (waiter = r));
         }
@@ -147,12 +177,16 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
     async write(bytes) {
       if (failure) throw failure;
       begin();
+      bytesWritten += bytes.length;
       try {
         if (!socket.write(bytes)) {
+          writeBlocked = true;
+          drainIncoming();
           await new Promise<void>((resolve, reject) => {
             const done = () => {
               socket.off('drain', done);
               socket.off('close', done);
+              writeBlocked = false;
               if (failure) reject(failure);
               else resolve();
             };

@@ -1,0 +1,652 @@
+// The file list, sender side (docs: shared rsync-protocol.md §8; 8.1 xflags, 8.2 entry layout, 8.3
+// end of list / io_error / id lists, 8.4 sorting). On a push we are the sender: we describe every
+// entry of the tree, then the uid/gid name lists, and the daemon's generator addresses files by
+// their position in the list once both sides have sorted it. Pure: the caller stats the tree and
+// hands us entries. Counterpart: rsync flist.c (send_file_entry, write_end_of_flist,
+// send_file_list's tail, f_name_cmp) and uidlist.c (send_id_lists).
+import { CF_INC_RECURSE, CF_ID0_NAMES, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from './compat.js';
+import type { ByteWriter } from './io.js';
+
+// rsync.h: XMIT_* entry flags (two names share a bit where rsync reuses it by protocol/file type)
+export const XMIT_TOP_DIR = 1 << 0;
+export const XMIT_SAME_MODE = 1 << 1;
+export const XMIT_SAME_RDEV_pre28 = 1 << 2; // protocols < 28
+export const XMIT_EXTENDED_FLAGS = 1 << 2; // protocols >= 28
+export const XMIT_SAME_UID = 1 << 3;
+export const XMIT_SAME_GID = 1 << 4;
+export const XMIT_SAME_NAME = 1 << 5;
+export const XMIT_LONG_NAME = 1 << 6;
+export const XMIT_SAME_TIME = 1 << 7;
+export const XMIT_SAME_RDEV_MAJOR = 1 << 8; // devices, >= 28
+export const XMIT_NO_CONTENT_DIR = 1 << 8; // dirs, >= 30
+export const XMIT_HLINKED = 1 << 9; // non-dirs, >= 28
+export const XMIT_SAME_DEV_pre30 = 1 << 10; // 28-29
+export const XMIT_USER_NAME_FOLLOWS = 1 << 10; // >= 30, incremental recursion only
+export const XMIT_RDEV_MINOR_8_pre30 = 1 << 11; // 28-29
+export const XMIT_GROUP_NAME_FOLLOWS = 1 << 11; // >= 30, incremental recursion only
+export const XMIT_HLINK_FIRST = 1 << 12; // >= 30, hard-linked entries
+export const XMIT_IO_ERROR_ENDLIST = 1 << 12; // end marker only, with XMIT_EXTENDED_FLAGS
+export const XMIT_MOD_NSEC = 1 << 13; // >= 31
+
+// Linux <sys/stat.h> file types (rsync sends st_mode as is; S_IFLNK is already 0120000 here, so
+// rsync's to_wire_mode() is the identity on Linux).
+export const S_IFMT = 0o170000;
+export const S_IFSOCK = 0o140000;
+export const S_IFLNK = 0o120000;
+export const S_IFREG = 0o100000;
+export const S_IFBLK = 0o060000;
+export const S_IFDIR = 0o040000;
+export const S_IFCHR = 0o020000;
+export const S_IFIFO = 0o010000;
+
+/** rsync's MAXPATHLEN: a full name (and a symlink target) must stay below it. */
+export const MAXPATHLEN = 4096;
+/** Oldest and newest protocol this encoder speaks. */
+export const FLIST_MIN_PROTOCOL = 27;
+export const FLIST_MAX_PROTOCOL = 32;
+/** Largest nanosecond value rsync puts on the wire (MAX_WIRE_NSEC). */
+const MAX_NSEC = 999_999_999;
+
+const isDir = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
+const isReg = (mode: number): boolean => (mode & S_IFMT) === S_IFREG;
+const isLink = (mode: number): boolean => (mode & S_IFMT) === S_IFLNK;
+// rsync.h: IS_DEVICE, IS_SPECIAL
+const isDevice = (mode: number): boolean => (mode & S_IFMT) === S_IFCHR || (mode & S_IFMT) === S_IFBLK;
+const isSpecial = (mode: number): boolean => (mode & S_IFMT) === S_IFIFO || (mode & S_IFMT) === S_IFSOCK;
+
+/** One file-list entry as the caller saw it on disk (lstat, readlink, optional digest). */
+export interface FileEntry {
+  /**
+   * Raw name bytes, relative to the transfer root, '/'-separated, no leading '/', no '..'
+   * component, no NUL; the root itself is '.'. Any other byte is fine (spaces, newlines, non-UTF-8).
+   */
+  name: Buffer;
+  /** st_mode, including the file-type bits (S_IFREG | 0o644, ...). */
+  mode: number;
+  /** st_size (regular files: length; dirs: the directory's st_size; symlinks: target length). */
+  size: number;
+  /** mtime, whole seconds since the epoch. */
+  mtime: number;
+  /** Nanosecond part of mtime (sent at protocol >= 31 when non-zero). Default 0. */
+  mtimeNsec?: number;
+  uid: number;
+  gid: number;
+  /** Symlink target bytes (sent with preserveLinks). */
+  symlink?: Buffer;
+  /** Device numbers of a block/char device (sent with preserveDevices). */
+  rdev?: { major: number; minor: number };
+  /**
+   * Hard-link identity (st_dev, st_ino), used with preserveHardLinks. Give it for non-directories
+   * with st_nlink > 1; at protocol < 28 rsync sends it for every regular file, so give it for
+   * all of them there.
+   */
+  hardlink?: { dev: number | bigint; ino: number | bigint };
+  /** Whole-file checksum of a regular file for alwaysChecksum (`-c`), checksumLength bytes. */
+  checksum?: Buffer;
+  /** XMIT_TOP_DIR: a directory named on the command line. Default: true for the root '.' dir. */
+  topDir?: boolean;
+  /**
+   * Directories only: false when the directory's contents are not part of the transfer (rsync's
+   * `-d` without `-r`, or an implied parent dir); sent as XMIT_NO_CONTENT_DIR at protocol >= 30.
+   * Default true.
+   */
+  contentDir?: boolean;
+}
+
+/** Id → name for the uid/gid lists (a user or group without a name is simply not listed). */
+export type IdNames = ReadonlyMap<number, string | Uint8Array>;
+
+export interface FlistOptions {
+  /** Negotiated protocol, 27..32. */
+  protocol: number;
+  /** CF_* flags from the setup phase (0 below protocol 30). */
+  compatFlags: number;
+  /** -o */
+  preserveUid?: boolean;
+  /** -g */
+  preserveGid?: boolean;
+  /** --devices (-D) */
+  preserveDevices?: boolean;
+  /** --specials (-D): fifos/sockets carry a dummy rdev below protocol 31 */
+  preserveSpecials?: boolean;
+  /** -l: symlink targets travel */
+  preserveLinks?: boolean;
+  /** -H */
+  preserveHardLinks?: boolean;
+  /** -c: a whole-file checksum follows each regular file's entry */
+  alwaysChecksum?: boolean;
+  /** rsync's flist_csum_len: digest length of the negotiated checksum (16 for md4/md5/xxh128, 8 for xxh64/xxh3). */
+  checksumLength?: number;
+  /** --numeric-ids: no uid/gid name lists */
+  numericIds?: boolean;
+  /** Names for the uid list (ignored with numericIds). */
+  userNames?: IdNames;
+  /** Names for the gid list (ignored with numericIds). */
+  groupNames?: IdNames;
+  /** rsync's io_error bits (IOERR_GENERAL 1, IOERR_VANISHED 2, IOERR_DEL_LIMIT 4) gathered while scanning. */
+  ioError?: number;
+  /** --ignore-errors: io_error is reported as 0 */
+  ignoreErrors?: boolean;
+}
+
+export interface SentFileList {
+  /** The entries in rsync's sorted order: `sorted[ndx]` is the entry the generator means by ndx. */
+  sorted: FileEntry[];
+  /**
+   * io_error still to be reported as MSG_IO_ERROR after the list (protocol 30 without
+   * CF_SAFE_FLIST, where it cannot travel in the end marker); 0 when nothing is owed.
+   */
+  msgIoError: number;
+}
+
+/** The file-list sort key rsync derives from a name: dirname (null at top level) and basename. */
+interface SortKey {
+  dir: Buffer | null;
+  base: Buffer;
+  isDir: boolean;
+}
+
+function sortKey(entry: FileEntry): SortKey {
+  const slash = entry.name.lastIndexOf(0x2f);
+  return slash < 0
+    ? { dir: null, base: entry.name, isDir: isDir(entry.mode) }
+    : { dir: entry.name.subarray(0, slash), base: entry.name.subarray(slash + 1), isDir: isDir(entry.mode) };
+}
+
+// f_name_cmp walks each name as a stream of pieces: the dirname, a '/', the basename, and for a
+// directory (protocol >= 29) a trailing '/'. Each piece is tagged PATH (part of a directory path)
+// or ITEM (a non-directory, or the end of the name); where the two names reach pieces of different
+// kinds, the ITEM side sorts first. Below 29 every piece is an ITEM, which is plain byte order.
+const PATH = 0;
+const ITEM = 1;
+type Kind = typeof PATH | typeof ITEM;
+const enum Piece {
+  Dir,
+  Slash,
+  Base,
+  Trailing,
+}
+const SLASH = Buffer.from('/');
+const NOTHING = Buffer.alloc(0);
+
+interface Cursor {
+  key: SortKey;
+  bytes: Buffer;
+  at: number;
+  piece: Piece;
+  kind: Kind;
+}
+
+/** Position a cursor on the basename; a directory named '.' compares as the empty string. */
+function enterBase(c: Cursor, pathKind: Kind): void {
+  c.kind = c.key.isDir ? pathKind : ITEM;
+  if (c.kind === PATH && c.key.base.length === 1 && c.key.base[0] === 0x2e) {
+    c.kind = ITEM;
+    c.piece = Piece.Trailing;
+    c.bytes = NOTHING;
+  } else {
+    c.piece = Piece.Base;
+    c.bytes = c.key.base;
+  }
+  c.at = 0;
+}
+
+function startCursor(key: SortKey, fromBase: boolean, pathKind: Kind): Cursor {
+  const c: Cursor = { key, bytes: NOTHING, at: 0, piece: Piece.Dir, kind: pathKind };
+  if (fromBase || key.dir === null) enterBase(c, pathKind);
+  else c.bytes = key.dir;
+  return c;
+}
+
+/** Move an exhausted cursor to its next piece (the trailing piece stays empty). */
+function nextPiece(c: Cursor, pathKind: Kind): void {
+  c.at = 0;
+  switch (c.piece) {
+    case Piece.Dir:
+      c.piece = Piece.Slash;
+      c.bytes = SLASH;
+      return;
+    case Piece.Slash:
+      enterBase(c, pathKind);
+      return;
+    case Piece.Base:
+      c.piece = Piece.Trailing;
+      if (c.kind === PATH) {
+        c.bytes = SLASH; // a directory compares as if its name ended in '/'
+        return;
+      }
+      c.bytes = NOTHING;
+      c.kind = ITEM;
+      return;
+    case Piece.Trailing:
+      c.kind = ITEM;
+      return;
+  }
+}
+
+const ended = (c: Cursor): boolean => c.at >= c.bytes.length;
+const byteAt = (c: Cursor): number => (c.at < c.bytes.length ? c.bytes[c.at]! : 0);
+
+/** Negative, zero or positive as `a` sorts before, with, or after `b` in rsync's file list. */
+// rsync/flist.c: f_name_cmp
+export function compareFileEntries(a: FileEntry, b: FileEntry, protocol = 32): number {
+  return compareKeys(sortKey(a), sortKey(b), protocol >= 29 ? PATH : ITEM);
+}
+
+function compareKeys(k1: SortKey, k2: SortKey, pathKind: Kind): number {
+  // Same directory: only the basenames matter (rsync shares the dirname string between them).
+  const sameDir = k1.dir !== null && k2.dir !== null && k1.dir.equals(k2.dir);
+  const c1 = startCursor(k1, sameDir, pathKind);
+  const c2 = startCursor(k2, sameDir, pathKind);
+  if (c1.kind !== c2.kind) return c1.kind === PATH ? 1 : -1;
+  for (;;) {
+    if (ended(c1)) {
+      nextPiece(c1, pathKind);
+      if (!ended(c2) && c1.kind !== c2.kind) return c1.kind === PATH ? 1 : -1;
+    }
+    if (ended(c2)) {
+      if (c2.piece === Piece.Trailing && ended(c1)) return 0;
+      nextPiece(c2, pathKind);
+      if (c1.kind !== c2.kind) return c1.kind === PATH ? 1 : -1;
+    }
+    const diff = byteAt(c1) - byteAt(c2);
+    if (diff !== 0) return diff;
+    c1.at++;
+    c2.at++;
+  }
+}
+
+/**
+ * rsync's file-list order (a stable sort by f_name_cmp): the position of an entry in the result is
+ * its ndx. Protocol >= 29: component-wise, a directory compares as 'name/', and at each level the
+ * non-directories come before the directories; '.' first. Below 29: plain byte order of the names.
+ * No entry is dropped: a name given twice stays twice (rsync's receiver would disable the second
+ * slot), which is why sendFileList refuses duplicate names.
+ */
+// rsync/flist.c: fsort (the sort half of flist_sort_and_clean)
+export function sortFileList(entries: readonly FileEntry[], protocol = 32): FileEntry[] {
+  const pathKind: Kind = protocol >= 29 ? PATH : ITEM;
+  const keyed = entries.map((entry) => ({ entry, key: sortKey(entry) }));
+  keyed.sort((x, y) => compareKeys(x.key, y.key, pathKind)); // Array#sort is stable, like rsync's merge sort
+  return keyed.map((k) => k.entry);
+}
+
+/** Linux's dev_t packing (glibc makedev), which protocols < 28 put on the wire as int32. */
+function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major >>> 0);
+  const mi = BigInt(minor >>> 0);
+  return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
+}
+
+/** The "previous entry" state both sides keep for the SAME_* flags; it starts at zero. */
+interface PrevState {
+  name: Buffer;
+  mode: number;
+  mtime: number;
+  uid: number;
+  gid: number;
+  rdev: bigint;
+  rdevMajor: number;
+  dev: bigint;
+}
+
+/** Everything the entry encoder needs besides the entry, resolved once per list. */
+interface Resolved {
+  protocol: number;
+  varintFlags: boolean;
+  preserveUid: boolean;
+  preserveGid: boolean;
+  preserveDevices: boolean;
+  preserveSpecials: boolean;
+  preserveLinks: boolean;
+  preserveHardLinks: boolean;
+  alwaysChecksum: boolean;
+  checksumLength: number;
+  trackIds: boolean;
+}
+
+/** First-seen uids/gids, and the send positions of the first entry of each hard-link group. */
+interface Tracking {
+  uids: number[];
+  gids: number[];
+  seenUids: Set<number>;
+  seenGids: Set<number>;
+  hlinkFirst: Map<string, number>;
+}
+
+function check(ok: boolean, message: string): void {
+  if (!ok) throw new RangeError(message);
+}
+
+function checkName(name: Buffer): void {
+  const shown = JSON.stringify(name.toString('latin1'));
+  check(name.length > 0, 'file-list entry with an empty name');
+  check(name.length < MAXPATHLEN, `file-list name of ${name.length} bytes (limit ${MAXPATHLEN - 1}): ${shown.slice(0, 80)}`);
+  check(!name.includes(0), `file-list name with a NUL byte: ${shown}`);
+  check(name[0] !== 0x2f, `file-list name must be relative: ${shown}`);
+  check(name[name.length - 1] !== 0x2f, `file-list name ends in '/': ${shown}`);
+  for (const part of name.toString('latin1').split('/')) {
+    // The daemon aborts on '..' ("unsafe pathname from sender"); empty parts mean '//'.
+    check(part !== '..' && part !== '', `unsafe or malformed file-list name: ${shown}`);
+  }
+}
+
+function checkEntry(e: FileEntry, r: Resolved): void {
+  checkName(e.name);
+  check(Number.isInteger(e.mode) && e.mode >= 0 && e.mode <= 0xffffffff, `bad mode ${e.mode}`);
+  check(Number.isSafeInteger(e.size) && e.size >= 0, `bad size ${e.size} for ${e.name.toString('latin1')}`);
+  check(Number.isSafeInteger(e.mtime), `bad mtime ${e.mtime}`);
+  const nsec = e.mtimeNsec ?? 0;
+  check(Number.isInteger(nsec) && nsec >= 0 && nsec <= MAX_NSEC, `bad mtime nanoseconds ${nsec}`);
+  check(Number.isInteger(e.uid) && e.uid >= 0 && e.uid <= 0xffffffff, `bad uid ${e.uid}`);
+  check(Number.isInteger(e.gid) && e.gid >= 0 && e.gid <= 0xffffffff, `bad gid ${e.gid}`);
+  if (e.name.length === 1 && e.name[0] === 0x2e) check(isDir(e.mode), "'.' must be a directory");
+  if (r.preserveLinks && isLink(e.mode)) {
+    check(e.symlink !== undefined, `symlink ${e.name.toString('latin1')} without a target`);
+    check(e.symlink!.length > 0 && e.symlink!.length < MAXPATHLEN, `symlink target of ${e.symlink!.length} bytes`);
+  }
+  if (r.preserveDevices && isDevice(e.mode)) check(e.rdev !== undefined, `device ${e.name.toString('latin1')} without rdev`);
+  if (r.preserveHardLinks) {
+    if (e.hardlink) check(!isDir(e.mode), `directory ${e.name.toString('latin1')} with hard-link info`);
+    // Below 28 the receiver reads dev/ino for every regular file.
+    else check(r.protocol >= 28 || !isReg(e.mode), `protocol ${r.protocol} -H needs dev/ino of every regular file`);
+  }
+  if (r.alwaysChecksum && isReg(e.mode)) {
+    check(e.checksum?.length === r.checksumLength, `${e.name.toString('latin1')}: checksum must be ${r.checksumLength} bytes`);
+  }
+}
+
+/** varlong(min 4) of a 64-bit mtime; the codec only takes non-negative values, so pre-1970 times
+ *  are written here: eight two's-complement bytes behind a 0xf8 prefix, as write_varlong does. */
+function writeMtime(w: ByteWriter, mtime: number): void {
+  if (mtime >= 0) {
+    w.writeVarlong(mtime, 4);
+    return;
+  }
+  const bytes = Buffer.alloc(9);
+  bytes[0] = 0xf8;
+  bytes.writeBigInt64LE(BigInt(mtime), 1);
+  w.writeBuf(bytes);
+}
+
+/** rsync's write_longint for values a JS number may not hold exactly (dev/ino). */
+function writeLongint64(w: ByteWriter, value: bigint): void {
+  if (value >= 0n && value <= 0x7fffffffn) {
+    w.writeInt(Number(value));
+    return;
+  }
+  const bytes = Buffer.alloc(12);
+  bytes.writeInt32LE(-1, 0);
+  bytes.writeBigUInt64LE(BigInt.asUintN(64, value), 4);
+  w.writeBuf(bytes);
+}
+
+// rsync/io.h: write_varint30 / write_varlong30, chosen by the list's protocol (not the writer's)
+function writeVarint30(w: ByteWriter, protocol: number, value: number): void {
+  if (protocol < 30) w.writeInt(value);
+  else w.writeVarint(value);
+}
+
+/** One entry. `ndx` is its position in the order sent (what a later hard link refers to). */
+// rsync/flist.c: send_file_entry
+function sendFileEntry(w: ByteWriter, e: FileEntry, ndx: number, r: Resolved, prev: PrevState, t: Tracking): void {
+  const protocol = r.protocol;
+  const mode = e.mode;
+  const first = prev.name.length === 0;
+  let xflags = 0;
+
+  if (isDir(mode)) {
+    const top = (e.topDir ?? (e.name.length === 1 && e.name[0] === 0x2e)) ? XMIT_TOP_DIR : 0;
+    if (protocol >= 30 && e.contentDir === false) xflags = top | XMIT_NO_CONTENT_DIR;
+    else xflags = top;
+  }
+
+  if (mode === prev.mode) xflags |= XMIT_SAME_MODE;
+  else prev.mode = mode;
+
+  if (r.preserveDevices && isDevice(mode)) {
+    const { major, minor } = e.rdev!;
+    if (protocol < 28) {
+      const rdev = makedev(major, minor);
+      if (rdev === prev.rdev) xflags |= XMIT_SAME_RDEV_pre28;
+      else prev.rdev = rdev;
+    } else {
+      prev.rdev = makedev(major, minor);
+      if (major >>> 0 === prev.rdevMajor) xflags |= XMIT_SAME_RDEV_MAJOR;
+      else prev.rdevMajor = major >>> 0;
+      if (protocol < 30 && minor >>> 0 <= 0xff) xflags |= XMIT_RDEV_MINOR_8_pre30;
+    }
+  } else if (r.preserveSpecials && isSpecial(mode) && protocol < 31) {
+    // Fifos and sockets need no rdev, but these protocols still carry one: make it the cheapest.
+    if (protocol < 28) xflags |= XMIT_SAME_RDEV_pre28;
+    else {
+      prev.rdev = makedev(prev.rdevMajor, 0);
+      xflags |= XMIT_SAME_RDEV_MAJOR;
+      if (protocol < 30) xflags |= XMIT_RDEV_MINOR_8_pre30;
+    }
+  } else if (protocol < 28) {
+    prev.rdev = 0n;
+  }
+
+  // The very first entry always carries uid/gid, even when they equal the initial 0.
+  if (!r.preserveUid || (e.uid === prev.uid && !first)) xflags |= XMIT_SAME_UID;
+  else {
+    prev.uid = e.uid;
+    if (r.trackIds && !t.seenUids.has(e.uid)) {
+      t.seenUids.add(e.uid);
+      t.uids.push(e.uid);
+    }
+  }
+  if (!r.preserveGid || (e.gid === prev.gid && !first)) xflags |= XMIT_SAME_GID;
+  else {
+    prev.gid = e.gid;
+    if (r.trackIds && !t.seenGids.has(e.gid)) {
+      t.seenGids.add(e.gid);
+      t.gids.push(e.gid);
+    }
+  }
+  if (e.mtime === prev.mtime) xflags |= XMIT_SAME_TIME;
+  else prev.mtime = e.mtime;
+  const nsec = e.mtimeNsec ?? 0;
+  if (nsec !== 0 && protocol >= 31) xflags |= XMIT_MOD_NSEC;
+
+  const hlinked = r.preserveHardLinks && (e.hardlink !== undefined || (protocol < 28 && isReg(mode)));
+  let firstOfGroup = -1;
+  let dev = 0n;
+  let ino = 0n;
+  if (hlinked) {
+    dev = BigInt(e.hardlink!.dev);
+    ino = BigInt(e.hardlink!.ino);
+    if (protocol >= 30) {
+      const id = `${dev}:${ino}`;
+      firstOfGroup = t.hlinkFirst.get(id) ?? -1;
+      if (firstOfGroup < 0) {
+        t.hlinkFirst.set(id, ndx);
+        xflags |= XMIT_HLINK_FIRST;
+      }
+    } else if (dev === prev.dev) {
+      if (protocol >= 28) xflags |= XMIT_SAME_DEV_pre30;
+    } else {
+      prev.dev = dev;
+    }
+    xflags |= XMIT_HLINKED;
+  }
+
+  // Prefix shared with the previous name, at most 255 bytes (it travels in one byte).
+  const name = e.name;
+  let l1 = 0;
+  const maxL1 = Math.min(255, prev.name.length, name.length);
+  while (l1 < maxL1 && name[l1] === prev.name[l1]) l1++;
+  const l2 = name.length - l1;
+  if (l1 > 0) xflags |= XMIT_SAME_NAME;
+  if (l2 > 255) xflags |= XMIT_LONG_NAME;
+
+  // A zero flags value (or zero first byte) would read as the end of the list. XMIT_TOP_DIR means
+  // nothing on a non-dir, so it is the harmless filler bit.
+  if (r.varintFlags) {
+    w.writeVarint(xflags || XMIT_EXTENDED_FLAGS);
+  } else if (protocol >= 28) {
+    if (xflags === 0 && !isDir(mode)) xflags |= XMIT_TOP_DIR;
+    if (xflags & 0xff00 || xflags === 0) {
+      xflags |= XMIT_EXTENDED_FLAGS;
+      w.writeShort(xflags);
+    } else {
+      w.writeByte(xflags);
+    }
+  } else {
+    // Protocol 27 has one flag byte; a dir gets the (harmless) long-name form instead.
+    if ((xflags & 0xff) === 0) xflags |= isDir(mode) ? XMIT_LONG_NAME : XMIT_TOP_DIR;
+    w.writeByte(xflags);
+  }
+  if (xflags & XMIT_SAME_NAME) w.writeByte(l1);
+  if (xflags & XMIT_LONG_NAME) writeVarint30(w, protocol, l2);
+  else w.writeByte(l2);
+  w.writeBuf(name.subarray(l1));
+  prev.name = name;
+
+  if (firstOfGroup >= 0) {
+    // A later member of a hard-link group already in this list: the receiver copies the rest
+    // of the attributes from the group's first entry.
+    w.writeVarint(firstOfGroup);
+    return;
+  }
+
+  if (protocol < 30) w.writeLongint(e.size);
+  else w.writeVarlong(e.size, 3);
+  if (!(xflags & XMIT_SAME_TIME)) {
+    if (protocol >= 30) writeMtime(w, e.mtime);
+    else w.writeInt(e.mtime); // 32 bits below 30; the receiver reads it unsigned
+  }
+  if (xflags & XMIT_MOD_NSEC) w.writeVarint(nsec);
+  if (!(xflags & XMIT_SAME_MODE)) w.writeInt(mode);
+  // Names never follow inline: that is incremental recursion, which we refuse.
+  if (r.preserveUid && !(xflags & XMIT_SAME_UID)) writeVarint30(w, protocol, e.uid);
+  if (r.preserveGid && !(xflags & XMIT_SAME_GID)) writeVarint30(w, protocol, e.gid);
+
+  if ((r.preserveDevices && isDevice(mode)) || (r.preserveSpecials && isSpecial(mode) && protocol < 31)) {
+    if (protocol < 28) {
+      if (!(xflags & XMIT_SAME_RDEV_pre28)) w.writeInt(Number(BigInt.asIntN(32, prev.rdev)));
+    } else {
+      const minor = isDevice(mode) ? e.rdev!.minor >>> 0 : 0;
+      if (!(xflags & XMIT_SAME_RDEV_MAJOR)) writeVarint30(w, protocol, prev.rdevMajor);
+      if (protocol >= 30) w.writeVarint(minor);
+      else if (xflags & XMIT_RDEV_MINOR_8_pre30) w.writeByte(minor);
+      else w.writeInt(minor);
+    }
+  }
+
+  if (r.preserveLinks && isLink(mode)) {
+    writeVarint30(w, protocol, e.symlink!.length);
+    w.writeBuf(e.symlink!);
+  }
+
+  if (hlinked && protocol < 30) {
+    // Below 30 the receiver groups links itself from dev (sent +1, so never 0) and inode.
+    if (!(xflags & XMIT_SAME_DEV_pre30)) writeLongint64(w, dev + 1n);
+    writeLongint64(w, ino);
+  }
+
+  if (r.alwaysChecksum && (isReg(mode) || protocol < 28)) {
+    // Before 28 every entry carried a checksum; non-files sent zeros.
+    w.writeBuf(isReg(mode) ? e.checksum! : Buffer.alloc(r.checksumLength));
+  }
+}
+
+/** The list terminator; io_error rides in it when the list is "safe" (`ioError` already resolved). */
+// rsync/flist.c: write_end_of_flist
+function writeEndOfFlist(w: ByteWriter, varintFlags: boolean, ioError: number | null): void {
+  if (varintFlags) {
+    w.writeVarint(0);
+    w.writeVarint(ioError ?? 0);
+  } else if (ioError !== null) {
+    w.writeShort(XMIT_EXTENDED_FLAGS | XMIT_IO_ERROR_ENDLIST);
+    w.writeVarint(ioError);
+  } else {
+    w.writeByte(0);
+  }
+}
+
+// rsync/uidlist.c: send_one_name
+function sendOneName(w: ByteWriter, protocol: number, id: number, name: string | Uint8Array | undefined): void {
+  let bytes = name === undefined ? Buffer.alloc(0) : typeof name === 'string' ? Buffer.from(name) : Buffer.from(name);
+  if (bytes.length > 255) bytes = bytes.subarray(0, 255); // one length byte
+  writeVarint30(w, protocol, id);
+  w.writeByte(bytes.length);
+  w.writeBuf(bytes);
+}
+
+/** Ids in rsync's list order (newest first: it prepends), id 0 and unnamed ids left out. */
+// rsync/uidlist.c: send_one_list
+function sendOneList(w: ByteWriter, protocol: number, ids: number[], names: IdNames | undefined, id0Names: boolean): void {
+  for (let i = ids.length - 1; i >= 0; i--) {
+    const id = ids[i]!;
+    const name = names?.get(id);
+    if (id !== 0 && name !== undefined) sendOneName(w, protocol, id, name);
+  }
+  // The terminator is id 0; a modern peer also names id 0 there.
+  if (id0Names) sendOneName(w, protocol, 0, names?.get(0));
+  else writeVarint30(w, protocol, 0);
+}
+
+/**
+ * Write the whole file list of a push (no incremental recursion): each entry in the order given
+ * (pass sortFileList's result for rsync's own order and the best name compression), the end
+ * marker, the uid/gid name lists, and below protocol 30 the io_error trailer. Writes into
+ * `writer`'s buffer only; the caller flushes. Returns the sorted list (ndx → entry) and any
+ * io_error still owed as MSG_IO_ERROR.
+ */
+// rsync/flist.c: send_file_list (the wire part, after the entries have been gathered)
+export function sendFileList(writer: ByteWriter, entries: readonly FileEntry[], opts: FlistOptions): SentFileList {
+  const protocol = opts.protocol;
+  check(
+    Number.isInteger(protocol) && protocol >= FLIST_MIN_PROTOCOL && protocol <= FLIST_MAX_PROTOCOL,
+    `file list: unsupported protocol ${protocol}`,
+  );
+  const compat = protocol >= 30 ? opts.compatFlags : 0;
+  if (compat & CF_INC_RECURSE) throw new RangeError('file list: incremental recursion is not supported');
+  const r: Resolved = {
+    protocol,
+    varintFlags: (compat & CF_VARINT_FLIST_FLAGS) !== 0,
+    preserveUid: opts.preserveUid ?? false,
+    preserveGid: opts.preserveGid ?? false,
+    preserveDevices: opts.preserveDevices ?? false,
+    preserveSpecials: opts.preserveSpecials ?? false,
+    preserveLinks: opts.preserveLinks ?? false,
+    preserveHardLinks: opts.preserveHardLinks ?? false,
+    alwaysChecksum: opts.alwaysChecksum ?? false,
+    checksumLength: opts.checksumLength ?? 0,
+    trackIds: !(opts.numericIds ?? false),
+  };
+  if (r.alwaysChecksum) check(r.checksumLength > 0 && r.checksumLength <= 64, `bad checksumLength ${r.checksumLength}`);
+
+  const seen = new Set<string>();
+  for (const e of entries) {
+    checkEntry(e, r);
+    const key = e.name.toString('latin1');
+    // The daemon would disable the second slot of a duplicate name; never send one.
+    check(!seen.has(key), `duplicate name in the file list: ${JSON.stringify(key)}`);
+    seen.add(key);
+  }
+
+  const prev: PrevState = { name: Buffer.alloc(0), mode: 0, mtime: 0, uid: 0, gid: 0, rdev: 0n, rdevMajor: 0, dev: 0n };
+  const t: Tracking = { uids: [], gids: [], seenUids: new Set(), seenGids: new Set(), hlinkFirst: new Map() };
+  entries.forEach((e, ndx) => sendFileEntry(writer, e, ndx, r, prev, t));
+
+  const ioError = opts.ignoreErrors ? 0 : (opts.ioError ?? 0);
+  // A "safe" list (CF_SAFE_FLIST, or protocol >= 31) can carry io_error in its end marker.
+  const safe = protocol >= 31 || (compat & CF_SAFE_FLIST) !== 0;
+  writeEndOfFlist(writer, r.varintFlags, ioError !== 0 && safe ? ioError : null);
+
+  // rsync/uidlist.c: send_id_lists
+  if (r.trackIds) {
+    const id0Names = (compat & CF_ID0_NAMES) !== 0;
+    if (r.preserveUid) sendOneList(writer, protocol, t.uids, opts.userNames, id0Names);
+    if (r.preserveGid) sendOneList(writer, protocol, t.gids, opts.groupNames, id0Names);
+  }
+
+  let msgIoError = 0;
+  if (protocol < 30) writer.writeInt(ioError);
+  else if (!safe) msgIoError = ioError;
+
+  return { sorted: sortFileList(entries, protocol), msgIoError };
+}

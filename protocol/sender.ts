@@ -1,0 +1,234 @@
+// The sender role of a push (docs/protocol.md [sender]): answer each request of the daemon's
+// generator with the delta of the requested file, through the phases, then the final goodbye.
+// Counterpart: rsync sender.c send_files, rsync.c read_ndx_and_attrs, main.c read_final_goodbye.
+import { ProtocolError, EXIT } from './errors.js';
+import type { ByteReader, ByteWriter } from './io.js';
+import { NDX_DONE } from './varint.js';
+import { BlockMatcher } from './match.js';
+import { readSumBlocks, readSumHead, writeSumHead, type ChunkSource } from './sums.js';
+import type { Checksummer } from './checksum.js';
+import { TokenWriter } from './token.js';
+import { MSG_IO_ERROR, MSG_NO_SEND, writeMessage } from './mplex.js';
+import { S_IFMT, S_IFREG, type FileEntry } from './flist.js';
+
+// rsync.h: ITEM_* (the iflags of a request; only the last three change the byte layout)
+export const ITEM_REPORT_ATIME = 1 << 0;
+export const ITEM_REPORT_CHANGE = 1 << 1;
+export const ITEM_REPORT_SIZE = 1 << 2;
+export const ITEM_REPORT_TIME = 1 << 3;
+export const ITEM_REPORT_PERMS = 1 << 4;
+export const ITEM_REPORT_OWNER = 1 << 5;
+export const ITEM_REPORT_GROUP = 1 << 6;
+export const ITEM_REPORT_ACL = 1 << 7;
+export const ITEM_REPORT_XATTR = 1 << 8;
+export const ITEM_REPORT_CRTIME = 1 << 10;
+export const ITEM_BASIS_TYPE_FOLLOWS = 1 << 11;
+export const ITEM_XNAME_FOLLOWS = 1 << 12;
+export const ITEM_IS_NEW = 1 << 13;
+export const ITEM_LOCAL_CHANGE = 1 << 14;
+export const ITEM_TRANSFER = 1 << 15;
+/** Below protocol 29 there are no iflags: every request is a transfer (rsync adds MISSING_DATA). */
+export const ITEM_MISSING_DATA = 1 << 16;
+
+export const NDX_DEL_STATS = -3;
+
+// rsync.h: IOERR_*
+export const IOERR_GENERAL = 1 << 0;
+export const IOERR_VANISHED = 1 << 1;
+export const IOERR_DEL_LIMIT = 1 << 2;
+
+/** Longest xname (basis file name) we accept: MAXPATHLEN. */
+const MAX_XNAME = 4096;
+
+/** Deletion counts the daemon reports (NDX_DEL_STATS, protocol >= 31). */
+export interface DeleteStats {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  devices: number;
+  specials: number;
+}
+
+/** One answered request, for itemized and verbose output. */
+export interface SentItem {
+  ndx: number;
+  entry: FileEntry;
+  iflags: number;
+  /** Bytes of literal data and of matched data sent for a transfer. */
+  literalBytes: number;
+  matchedBytes: number;
+}
+
+export interface SenderStats {
+  transferredFiles: number;
+  totalTransferredSize: number;
+  literalBytes: number;
+  matchedBytes: number;
+  createdFiles: number;
+  deleted: DeleteStats | null;
+}
+
+/** Where the sender gets file contents: the caller's file access (protocol/ does no fs). */
+export interface SenderSource {
+  /**
+   * The current contents of a regular file, streamed. Return null if it can no longer be read;
+   * `vanished` tells whether it is gone (exit 24) or failed otherwise (exit 23).
+   */
+  open(entry: FileEntry, ndx: number): Promise<ChunkSource | { error: string; vanished: boolean }>;
+}
+
+export interface SenderOptions {
+  /** -n: the generator sends no sums and we send no data. */
+  dryRun?: boolean;
+  /** Called for each request answered (itemize, -v, progress). */
+  onItem?: (item: SentItem) => void;
+  /** Warnings and per-file errors (already worded for the user). */
+  onWarning?: (text: string) => void;
+}
+
+export interface SenderResult {
+  stats: SenderStats;
+  /** io_error bits gathered while sending (IOERR_VANISHED for files gone). */
+  ioError: number;
+}
+
+/** A request's ndx, with NDX_DEL_STATS consumed on the way (it may come before any NDX_DONE). */
+// rsync/rsync.c: read_ndx_and_attrs (the negative-ndx loop) + main.c read_del_stats
+async function readRequestNdx(reader: ByteReader, stats: SenderStats): Promise<number> {
+  for (;;) {
+    const ndx = await reader.readNdx();
+    if (ndx !== NDX_DEL_STATS) return ndx;
+    stats.deleted = {
+      files: await reader.readVarint(),
+      dirs: await reader.readVarint(),
+      symlinks: await reader.readVarint(),
+      devices: await reader.readVarint(),
+      specials: await reader.readVarint(),
+    };
+  }
+}
+
+/**
+ * Serve the daemon generator's requests until the last phase ends. `files` is the list in
+ * rsync's sorted order (ndx → entry). Returns what was sent.
+ */
+// rsync/sender.c: send_files
+export async function sendFiles(
+  reader: ByteReader,
+  writer: ByteWriter,
+  files: readonly FileEntry[],
+  checksummer: Checksummer,
+  source: SenderSource,
+  options: SenderOptions = {},
+): Promise<SenderResult> {
+  const protocol = reader.protocol;
+  const maxPhase = protocol >= 29 ? 2 : 1;
+  const stats: SenderStats = {
+    transferredFiles: 0,
+    totalTransferredSize: 0,
+    literalBytes: 0,
+    matchedBytes: 0,
+    createdFiles: 0,
+    deleted: null,
+  };
+  const matcher = new BlockMatcher(checksummer);
+  const tokens = new TokenWriter(writer);
+  let ioError = 0;
+  let phase = 0;
+
+  for (;;) {
+    // 1. The request: ndx (NDX_DONE ends a phase), iflags, optional basis type and name.
+    await writer.flush();
+    const ndx = await readRequestNdx(reader, stats);
+    if (ndx === NDX_DONE) {
+      if (++phase > maxPhase) break;
+      writer.writeNdx(NDX_DONE);
+      continue;
+    }
+    const iflags = protocol >= 29 ? await reader.readShort() : ITEM_TRANSFER | ITEM_MISSING_DATA;
+    // The protocol-29 keep-alive: one past the last index, flagged IS_NEW.
+    if (protocol < 30 && ndx === files.length && iflags === ITEM_IS_NEW) continue;
+    if (ndx < 0 || ndx >= files.length) {
+      throw new ProtocolError(`invalid file index ${ndx} from the daemon (list has ${files.length})`);
+    }
+    const entry = files[ndx]!;
+    const basisType = iflags & ITEM_BASIS_TYPE_FOLLOWS ? await reader.readByte() : null;
+    const xname = iflags & ITEM_XNAME_FOLLOWS ? await reader.readVstring(MAX_XNAME) : null;
+    const echo = () => {
+      writer.writeNdx(ndx);
+      if (protocol < 29) return;
+      writer.writeShort(iflags);
+      if (basisType !== null) writer.writeByte(basisType);
+      if (xname !== null) writer.writeVstring(xname);
+    };
+
+    // 2. Not a transfer (a new dir, symlink, changed attributes): echo it back.
+    if (!(iflags & ITEM_TRANSFER)) {
+      echo();
+      if (iflags & ITEM_IS_NEW) stats.createdFiles++;
+      options.onItem?.({ ndx, entry, iflags, literalBytes: 0, matchedBytes: 0 });
+      continue;
+    }
+    if (phase === 2) throw new ProtocolError(`transfer request for index ${ndx} in phase 2`);
+    if ((entry.mode & S_IFMT) !== S_IFREG) throw new ProtocolError(`transfer request for a non-regular file (index ${ndx})`);
+    if (iflags & ITEM_IS_NEW) stats.createdFiles++;
+    stats.transferredFiles++;
+    stats.totalTransferredSize += entry.size;
+
+    // 3. Dry run: the daemon sends no sums; answer with the echo alone.
+    if (options.dryRun) {
+      echo();
+      options.onItem?.({ ndx, entry, iflags, literalBytes: 0, matchedBytes: 0 });
+      continue;
+    }
+
+    // 4. The basis's block sums, then our file: echo, sum head, tokens, whole-file checksum.
+    const head = await readSumHead(reader, checksummer.digestLength);
+    const sums = await readSumBlocks(reader, head);
+    const chunks = await source.open(entry, ndx);
+    if ('error' in chunks) {
+      ioError |= chunks.vanished ? IOERR_VANISHED : IOERR_GENERAL;
+      options.onWarning?.(chunks.error);
+      if (protocol >= 30) await writeMessage(writer, MSG_NO_SEND, int32(ndx));
+      continue;
+    }
+    echo();
+    writeSumHead(writer, head);
+    const result = await matcher.match(chunks, head.count ? sums : null, tokens);
+    tokens.end();
+    writer.writeBuf(result.fileSum);
+    stats.literalBytes += result.literalBytes;
+    stats.matchedBytes += result.matchedBytes;
+    if (result.length !== entry.size) {
+      // The daemon gets what we read (its checksum holds); the mirror will be stale until the next push.
+      ioError |= IOERR_VANISHED;
+      options.onWarning?.(`file changed size during transfer: ${entry.name.toString()}`);
+    }
+    options.onItem?.({ ndx, entry, iflags, literalBytes: result.literalBytes, matchedBytes: result.matchedBytes });
+  }
+
+  // 5. New io_error bits travel as MSG_IO_ERROR (protocol >= 30), then our last NDX_DONE.
+  if (ioError && protocol >= 30) await writeMessage(writer, MSG_IO_ERROR, int32(ioError));
+  writer.writeNdx(NDX_DONE);
+  await writer.flush();
+  return { stats, ioError };
+}
+
+/** After send_files: the daemon's last NDX_DONEs (answering the one at protocol >= 31). */
+// rsync/main.c: read_final_goodbye
+export async function readFinalGoodbye(reader: ByteReader, writer: ByteWriter, stats: SenderStats): Promise<void> {
+  const protocol = reader.protocol;
+  let ndx = protocol < 29 ? await reader.readInt() : await readRequestNdx(reader, stats);
+  if (protocol >= 31 && ndx === NDX_DONE) {
+    writer.writeNdx(NDX_DONE);
+    await writer.flush();
+    ndx = await readRequestNdx(reader, stats);
+  }
+  if (ndx !== NDX_DONE) throw new ProtocolError(`invalid packet at end of run (${ndx})`, { exitCode: EXIT.PROTOCOL });
+}
+
+function int32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(value, 0);
+  return b;
+}

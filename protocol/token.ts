@@ -1,0 +1,53 @@
+// Simple (uncompressed) tokens of the delta stream (docs/protocol.md [token]): int32 n > 0 then n
+// literal bytes; int32 -(k+1) "copy block k of the basis"; int32 0 ends the file's data.
+// Counterpart: rsync token.c simple_send_token / simple_recv_token.
+import { ProtocolError, EXIT } from './errors.js';
+import type { ByteReader, ByteWriter } from './io.js';
+import type { MatchSink } from './match.js';
+
+/** Largest literal run in one token (CHUNK_SIZE); rsync 3.4.3/3.4.4 reject larger ones. */
+export const MAX_LITERAL = 32 * 1024;
+
+/** Flush to the socket once this much is buffered, so a large file streams. */
+const FLUSH_AT = 64 * 1024;
+
+/** Writes the match decisions as tokens; flushes as it goes (awaiting back-pressure). */
+// rsync/token.c: simple_send_token
+export class TokenWriter implements MatchSink {
+  constructor(private readonly writer: ByteWriter) {}
+
+  async onLiteral(bytes: Uint8Array): Promise<void> {
+    for (let at = 0; at < bytes.length; at += MAX_LITERAL) {
+      const piece = bytes.subarray(at, Math.min(bytes.length, at + MAX_LITERAL));
+      this.writer.writeInt(piece.length);
+      this.writer.writeBuf(piece);
+    }
+    if (this.writer.pending >= FLUSH_AT) await this.writer.flush();
+  }
+
+  async onMatch(index: number): Promise<void> {
+    this.writer.writeInt(-(index + 1));
+    if (this.writer.pending >= FLUSH_AT) await this.writer.flush();
+  }
+
+  /** The end-of-data token. */
+  end(): void {
+    this.writer.writeInt(0);
+  }
+}
+
+export type Token = { literal: Buffer } | { block: number } | { end: true };
+
+/** Read one token; `maxBlock` bounds block references (the basis's block count). */
+// rsync/token.c: simple_recv_token
+export async function readToken(reader: ByteReader, maxBlock: number): Promise<Token> {
+  const n = await reader.readInt();
+  if (n === 0) return { end: true };
+  if (n > 0) {
+    if (n > MAX_LITERAL) throw new ProtocolError(`invalid uncompressed token length ${n}`, { exitCode: EXIT.STREAMIO });
+    return { literal: await reader.readBuf(n) };
+  }
+  const block = -(n + 1);
+  if (block >= maxBlock) throw new ProtocolError(`token refers to block ${block} of ${maxBlock}`, { exitCode: EXIT.STREAMIO });
+  return { block };
+}

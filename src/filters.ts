@@ -1,0 +1,57 @@
+// The filter rules of the command line, in argv order, turned into the sender's matcher and the
+// list the daemon receives. Reads --exclude-from/--include-from and merge files (protocol/ does no fs).
+import { readFileSync } from 'node:fs';
+import { FilterList, compileFilter, sendFilterList, receiverWantsFilterList } from '../protocol/filter.js';
+import { UsageError } from '../protocol/errors.js';
+import type { ByteWriter } from '../protocol/io.js';
+import type { PushFilter } from './push.js';
+
+export type RuleSource =
+  | { kind: 'exclude'; value: string }
+  | { kind: 'include'; value: string }
+  | { kind: 'filter'; value: string }
+  | { kind: 'exclude-from'; value: string }
+  | { kind: 'include-from'; value: string };
+
+function readListFile(path: string): Buffer {
+  try {
+    return path === '-' ? readFileSync(0) : readFileSync(path);
+  } catch (e) {
+    throw new UsageError(`failed to open filter file ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Parse the rules in the order given. */
+export function buildFilterList(sources: readonly RuleSource[]): FilterList {
+  const list = new FilterList({ readMergeFile: (name) => readListFile(name) });
+  for (const s of sources) {
+    switch (s.kind) {
+      case 'exclude':
+        list.addExclude(s.value);
+        break;
+      case 'include':
+        list.addInclude(s.value);
+        break;
+      case 'filter':
+        list.addFilter(s.value);
+        break;
+      case 'exclude-from':
+        list.addExcludeFrom(readListFile(s.value));
+        break;
+      case 'include-from':
+        list.addIncludeFrom(readListFile(s.value));
+        break;
+    }
+  }
+  return list;
+}
+
+/** The push's view of the rules: local matching on the sender, and the daemon's list. */
+export function pushFilter(list: FilterList, options: { deleteExcluded: boolean; absRoot?: string }): PushFilter {
+  const matcher = compileFilter(list, { side: 'sender', ...(options.absRoot !== undefined && { absRoot: options.absRoot }) });
+  return {
+    isExcluded: (relPath, isDir) => !matcher.empty && matcher.isExcluded(relPath, isDir),
+    wantsList: (protocol, deleteMode) => receiverWantsFilterList({ protocol, deleteMode, deleteExcluded: options.deleteExcluded, pruneEmptyDirs: false }),
+    sendList: (writer: ByteWriter) => sendFilterList(writer, list, { deleteExcluded: options.deleteExcluded }),
+  };
+}

@@ -1,0 +1,198 @@
+// A push: put a local tree onto a daemon module, as `rsync -rlpt --delete SOURCE host::module/path`
+// does, through the sender role. Used by `--once` and by every batch of the live mirror.
+import { openModule, type SessionOptions } from './client.js';
+import { scanSource, localSource, namesFor, type PathFilter, type LocalEntry } from './scan.js';
+import { serverArgs, type TransferOptions } from '../protocol/args.js';
+import { startTransfer, acknowledgeErrorExit } from '../protocol/session.js';
+import { parseChecksumName } from '../protocol/compat.js';
+import { createChecksummer, digestLength } from '../protocol/checksum.js';
+import { sendFileList, sortFileList, S_IFMT, S_IFREG } from '../protocol/flist.js';
+import { sendFiles, readFinalGoodbye, IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT, type SenderStats, type SentItem } from '../protocol/sender.js';
+import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, MSG_IO_ERROR, writeMessage } from '../protocol/mplex.js';
+import { EXIT, RemoteError } from '../protocol/errors.js';
+import type { ByteWriter } from '../protocol/io.js';
+import type { DaemonTarget } from './target.js';
+
+/** Filter rules: what the scan skips, and what the daemon is told (only with --delete). */
+export interface PushFilter extends PathFilter {
+  /** Whether the daemon expects a filter list (rsync's receiver_wants_list). */
+  wantsList(protocol: number, deleteMode: boolean): boolean;
+  /** Write the filter list the daemon receives (rsync's send_filter_list). */
+  sendList(writer: ByteWriter): void;
+}
+
+export interface PushOptions {
+  source: string;
+  target: DaemonTarget;
+  transfer: TransferOptions;
+  session: Omit<SessionOptions, 'host' | 'port'>;
+  filter?: PushFilter;
+  /** Daemon text (MSG_INFO) and our own notices for stdout. */
+  onInfo?: (text: string) => void;
+  /** Warnings and errors for stderr. */
+  onError?: (text: string) => void;
+  /** Each answered request (itemize, -v, progress). */
+  onItem?: (item: SentItem) => void;
+  /** Each path the daemon deleted (MSG_DELETED; directories end with '/'). */
+  onDeleted?: (name: Buffer, isDir: boolean) => void;
+}
+
+export interface PushResult {
+  exitCode: number;
+  stats: SenderStats;
+  files: number;
+  totalSize: number;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Bytes of the file list as sent. */
+  flistBytes: number;
+  /** The file list as sent (rsync's order). */
+  entries: LocalEntry[];
+  /** Seconds spent scanning SOURCE. */
+  scanSeconds: number;
+}
+
+/** The remote path argument: module/path, with a trailing slash when the source is a directory. */
+function remotePath(target: DaemonTarget): string {
+  return target.path ? `${target.module}/${target.path}` : `${target.module}/`;
+}
+
+// rsync/main.c: client_run (the sender branch)
+export async function push(options: PushOptions): Promise<PushResult> {
+  const { transfer } = options;
+  const onError = options.onError ?? (() => {});
+  // 1. Scan first: a missing source fails before we bother the daemon.
+  const scanStarted = Date.now();
+  const scan = await scanSource(options.source, {
+    transfer,
+    ...(options.filter && { filter: options.filter }),
+    onWarning: onError,
+  });
+  const scanSeconds = (Date.now() - scanStarted) / 1000;
+  // 2. Connect, module, auth; the argument list; setup; multiplexing.
+  const session = await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
+  const { reader, writer, socket } = session;
+  let xferErrors = 0;
+  let ioError = scan.ioError;
+  try {
+    const args = serverArgs(transfer, session.hello.protocol, remotePath(options.target));
+    const checksumChoice = transfer.checksumChoice ? parseChecksumName(transfer.checksumChoice) : undefined;
+    const start = await startTransfer(reader, writer, args, {
+      ...(checksumChoice && { checksumChoice }),
+      onMessage: (code, payload) => {
+        switch (code) {
+          case MSG_INFO:
+            options.onInfo?.(payload.toString());
+            break;
+          case MSG_ERROR_XFER:
+            xferErrors++;
+            onError(payload.toString());
+            break;
+          case MSG_ERROR:
+          case MSG_WARNING:
+            onError(payload.toString());
+            break;
+          case MSG_DELETED: {
+            const isDir = payload.length > 0 && payload[payload.length - 1] === 0;
+            options.onDeleted?.(isDir ? payload.subarray(0, -1) : payload, isDir);
+            break;
+          }
+          case MSG_IO_TIMEOUT:
+            // The module's own timeout: use it if it is shorter than ours.
+            if (payload.length === 4) {
+              const seconds = payload.readInt32LE(0);
+              if (seconds > 0 && (!options.session.timeout || seconds < options.session.timeout)) socket.setIoTimeout(seconds);
+            }
+            break;
+          default:
+            break;
+        }
+      },
+    });
+    const { setup } = start;
+    const checksummer = await createChecksummer(setup.checksum, {
+      protocol: session.hello.protocol,
+      seed: setup.seed,
+      compatFlags: setup.compatFlags,
+      implied: setup.checksumImplied,
+    });
+    try {
+      // 3. The filter list, only when the daemon deletes (it protects excluded files on the mirror).
+      const deleteMode = transfer.delete || transfer.deleteExcluded;
+      if (options.filter) {
+        if (options.filter.wantsList(session.hello.protocol, deleteMode)) options.filter.sendList(writer);
+      } else if (deleteMode) {
+        writer.writeInt(0); // an empty list
+      }
+      // 4. -c: whole-file checksums of regular files (unseeded), computed with the negotiated algorithm.
+      if (transfer.checksum) {
+        for (const entry of scan.entries) {
+          if ((entry.mode & S_IFMT) !== S_IFREG) continue;
+          const chunks = await localSource().open(entry, 0);
+          if ('error' in chunks) continue;
+          const hasher = checksummer.startFile();
+          for await (const chunk of chunks) hasher.update(chunk);
+          entry.checksum = Buffer.from(hasher.digest());
+        }
+      }
+      // 5. The file list, in rsync's order (the order is the index the generator uses).
+      const sorted = sortFileList(scan.entries, session.hello.protocol) as LocalEntry[];
+      const flistStart = writer.written;
+      const sent = sendFileList(writer, sorted, {
+        protocol: session.hello.protocol,
+        compatFlags: setup.compatFlags,
+        preserveUid: transfer.owner,
+        preserveGid: transfer.group,
+        preserveDevices: transfer.devices,
+        preserveSpecials: transfer.devices,
+        preserveLinks: transfer.links,
+        preserveHardLinks: transfer.hardLinks,
+        alwaysChecksum: transfer.checksum,
+        checksumLength: digestLength(setup.checksum),
+        numericIds: transfer.numericIds,
+        userNames: namesFor(new Set(sorted.map((e) => e.uid)), scan.userNames),
+        groupNames: namesFor(new Set(sorted.map((e) => e.gid)), scan.groupNames),
+        ioError: scan.ioError,
+      });
+      const flistBytes = writer.written - flistStart;
+      if (sent.msgIoError) await writeMessage(writer, MSG_IO_ERROR, int32(sent.msgIoError));
+      await writer.flush();
+      // 6. Serve the generator, then the goodbye.
+      const result = await sendFiles(reader, writer, sent.sorted, checksummer, localSource(), {
+        dryRun: transfer.dryRun,
+        onWarning: onError,
+        ...(options.onItem && { onItem: options.onItem }),
+      });
+      ioError |= result.ioError;
+      await readFinalGoodbye(reader, writer, result.stats);
+      await session.close();
+      // 7. rsync's final exit code: 23 beats 24 beats 25.
+      let exitCode: number = EXIT.OK;
+      if (ioError & IOERR_DEL_LIMIT) exitCode = 25;
+      if (ioError & IOERR_VANISHED) exitCode = EXIT.VANISHED;
+      if (ioError & IOERR_GENERAL || xferErrors) exitCode = EXIT.PARTIAL;
+      return {
+        exitCode,
+        stats: result.stats,
+        files: sorted.length,
+        totalSize: sorted.reduce((sum, e) => sum + ((e.mode & S_IFMT) === S_IFREG || (e.mode & S_IFMT) === 0o120000 ? e.size : 0), 0),
+        bytesSent: socket.bytesWritten,
+        bytesReceived: socket.bytesRead,
+        flistBytes,
+        entries: sorted,
+        scanSeconds,
+      };
+    } catch (e) {
+      if (e instanceof RemoteError) await acknowledgeErrorExit(writer, start.demux, e).catch(() => {});
+      throw e;
+    }
+  } finally {
+    socket.destroy();
+  }
+}
+
+function int32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(value, 0);
+  return b;
+}
