@@ -81,7 +81,7 @@ export interface FileEntry {
    * all of them there.
    */
   hardlink?: { dev: number | bigint; ino: number | bigint };
-  /** Whole-file checksum of a regular file for alwaysChecksum (`-c`), checksumLength bytes. */
+  /** Whole-file checksum of a regular file for alwaysChecksum (`-c`), checksumLength bytes; left out, zeros are sent (rsync's choice for an unreadable file). */
   checksum?: Buffer;
   /** XMIT_TOP_DIR: a directory named on the command line. Default: true for the root '.' dir. */
   topDir?: boolean;
@@ -129,9 +129,9 @@ export interface FlistOptions {
   ignoreErrors?: boolean;
 }
 
-export interface SentFileList {
+export interface SentFileList<T extends FileEntry = FileEntry> {
   /** The entries in rsync's sorted order: `sorted[ndx]` is the entry the generator means by ndx. */
-  sorted: FileEntry[];
+  sorted: T[];
   /**
    * io_error still to be reported as MSG_IO_ERROR after the list (protocol 30 without
    * CF_SAFE_FLIST, where it cannot travel in the end marker); 0 when nothing is owed.
@@ -219,6 +219,7 @@ function nextPiece(c: Cursor, pathKind: Kind): void {
       c.kind = ITEM;
       return;
     case Piece.Trailing:
+      c.bytes = NOTHING; // past the end: compares as 0 from now on
       c.kind = ITEM;
       return;
   }
@@ -264,7 +265,7 @@ function compareKeys(k1: SortKey, k2: SortKey, pathKind: Kind): number {
  * slot), which is why sendFileList refuses duplicate names.
  */
 // rsync/flist.c: fsort (the sort half of flist_sort_and_clean)
-export function sortFileList(entries: readonly FileEntry[], protocol = 32): FileEntry[] {
+export function sortFileList<T extends FileEntry>(entries: readonly T[], protocol = 32): T[] {
   const pathKind: Kind = protocol >= 29 ? PATH : ITEM;
   const keyed = entries.map((entry) => ({ entry, key: sortKey(entry) }));
   keyed.sort((x, y) => compareKeys(x.key, y.key, pathKind)); // Array#sort is stable, like rsync's merge sort
@@ -351,8 +352,8 @@ function checkEntry(e: FileEntry, r: Resolved): void {
     // Below 28 the receiver reads dev/ino for every regular file.
     else check(r.protocol >= 28 || !isReg(e.mode), `protocol ${r.protocol} -H needs dev/ino of every regular file`);
   }
-  if (r.alwaysChecksum && isReg(e.mode)) {
-    check(e.checksum?.length === r.checksumLength, `${e.name.toString('latin1')}: checksum must be ${r.checksumLength} bytes`);
+  if (r.alwaysChecksum && isReg(e.mode) && e.checksum !== undefined) {
+    check(e.checksum.length === r.checksumLength, `${e.name.toString('latin1')}: checksum must be ${r.checksumLength} bytes`);
   }
 }
 
@@ -547,8 +548,9 @@ function sendFileEntry(w: ByteWriter, e: FileEntry, ndx: number, r: Resolved, pr
   }
 
   if (r.alwaysChecksum && (isReg(mode) || protocol < 28)) {
-    // Before 28 every entry carried a checksum; non-files sent zeros.
-    w.writeBuf(isReg(mode) ? e.checksum! : Buffer.alloc(r.checksumLength));
+    // Before 28 every entry carried a checksum; non-files sent zeros (and so does rsync for a
+    // file it could not read: the caller leaves `checksum` out).
+    w.writeBuf((isReg(mode) && e.checksum) || Buffer.alloc(r.checksumLength));
   }
 }
 
@@ -596,7 +598,7 @@ function sendOneList(w: ByteWriter, protocol: number, ids: number[], names: IdNa
  * io_error still owed as MSG_IO_ERROR.
  */
 // rsync/flist.c: send_file_list (the wire part, after the entries have been gathered)
-export function sendFileList(writer: ByteWriter, entries: readonly FileEntry[], opts: FlistOptions): SentFileList {
+export function sendFileList<T extends FileEntry>(writer: ByteWriter, entries: readonly T[], opts: FlistOptions): SentFileList<T> {
   const protocol = opts.protocol;
   check(
     Number.isInteger(protocol) && protocol >= FLIST_MIN_PROTOCOL && protocol <= FLIST_MAX_PROTOCOL,
