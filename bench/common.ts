@@ -1,0 +1,189 @@
+// Shared pieces of the benchmarks (not tests): where the data lives (tmpfs), how a client process
+// is measured (wall, CPU, peak RSS), the rsync daemon (the test helper's), the daemon's own byte
+// counts, medians and a plain-text table.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, statfsSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDaemon, rsyncVersion, type TestDaemon } from '../test/helpers/daemon.js';
+
+/** A tmpfs directory for bench data: /dev/shm when present, else the OS temp dir. */
+export function tmpfsRoot(): string {
+  for (const candidate of ['/dev/shm']) {
+    try {
+      if (existsSync(candidate) && statfsSync(candidate).type === 0x01021994 /* TMPFS_MAGIC */) return candidate;
+    } catch {
+      /* not usable */
+    }
+  }
+  return tmpdir();
+}
+
+export function makeTempDir(prefix: string): string {
+  return mkdtempSync(join(tmpfsRoot(), prefix));
+}
+
+/** The test helper's rsync daemon, with its config, log and module directories on tmpfs too. */
+export async function startBenchDaemon(): Promise<TestDaemon> {
+  const saved = process.env['TMPDIR'];
+  process.env['TMPDIR'] = tmpfsRoot(); // os.tmpdir() reads it on every call
+  try {
+    return await startDaemon({ motd: [] });
+  } finally {
+    if (saved === undefined) delete process.env['TMPDIR'];
+    else process.env['TMPDIR'] = saved;
+  }
+}
+
+export interface Measure {
+  exitCode: number;
+  /** Seconds, measured here around the child's whole life. */
+  wall: number;
+  /** Seconds of user + system CPU of the client process (and its children); NaN when unknown. */
+  cpu: number;
+  /** Peak resident set, bytes; NaN when unknown. */
+  rss: number;
+  stdout: string;
+  stderr: string;
+}
+
+const GNU_TIME = '/usr/bin/time';
+export const haveGnuTime = ((): boolean => {
+  if (!existsSync(GNU_TIME) || process.env['BENCH_NO_GNU_TIME']) return false;
+  const probe = spawnSync(GNU_TIME, ['-f', '%M', 'true'], { encoding: 'utf8' });
+  return probe.status === 0 && /^\d+\s*$/m.test(probe.stderr);
+})();
+
+const TIME_MARK = '@@bench-time@@';
+
+/** Run a command and measure it: GNU time when present, else by polling /proc (approximate). */
+export async function measure(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Measure> {
+  const argv = haveGnuTime ? [GNU_TIME, '-f', `${TIME_MARK} %U %S %M`, cmd, ...args] : [cmd, ...args];
+  const started = performance.now();
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  let polled = { cpu: NaN, rss: NaN };
+  let timer: NodeJS.Timeout | undefined;
+  if (!haveGnuTime && child.pid) {
+    const pid = child.pid;
+    const tick = 100; // USER_HZ on Linux
+    const poll = () => {
+      try {
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const cpu = (Number(fields[11]) + Number(fields[12])) / tick; // utime, stime
+        polled = { cpu, rss: hwm ? Number(hwm[1]) * 1024 : polled.rss };
+      } catch {
+        /* gone */
+      }
+    };
+    timer = setInterval(poll, 5);
+  }
+  const exitCode: number = await new Promise((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+  const wall = (performance.now() - started) / 1000;
+  if (timer) clearInterval(timer);
+  let cpu = polled.cpu;
+  let rss = polled.rss;
+  if (haveGnuTime) {
+    const lines = stderr.split('\n');
+    const at = lines.findIndex((l) => l.startsWith(TIME_MARK));
+    if (at >= 0) {
+      const [, user, sys, kb] = lines[at]!.split(' ');
+      cpu = Number(user) + Number(sys);
+      rss = Number(kb) * 1024;
+      lines.splice(at, 1);
+      stderr = lines.join('\n');
+    }
+  }
+  return { exitCode, wall, cpu, rss, stdout, stderr };
+}
+
+export interface WireBytes {
+  /** What the daemon sent (the client received). */
+  sent: number;
+  /** What the daemon received (the client sent). */
+  received: number;
+}
+
+/**
+ * The daemon's byte counts for the connection that wrote to `module/path`: its log line
+ * `[pid] rsync to module/path/ from ...` names the process whose `sent X bytes  received Y bytes`
+ * line we take. The line is written as the daemon's process ends, maybe after the client exits: poll.
+ */
+export async function wireBytes(daemon: TestDaemon, remote: string, skip = 0): Promise<WireBytes> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const log = await daemon.log();
+    const pids: string[] = [];
+    for (const m of log.matchAll(/\[(\d+)\] rsync (?:to|on) (\S+) from /g)) if (m[2] === remote) pids.push(m[1]!);
+    const pid = pids[skip];
+    if (pid) {
+      const m = new RegExp(`\\[${pid}\\] sent (\\d+) bytes\\s+received (\\d+) bytes`).exec(log);
+      if (m) return { sent: Number(m[1]), received: Number(m[2]) };
+    }
+    if (Date.now() > deadline) throw new Error(`no byte counts in the daemon log for ${remote} (#${skip + 1})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export function median(values: number[]): number {
+  const v = values.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+
+export function commas(n: number): string {
+  return Number.isNaN(n) ? 'n/a' : Math.round(n).toLocaleString('en-US');
+}
+
+export function machine(): string[] {
+  const rsync = (() => {
+    try {
+      const v = rsyncVersion();
+      return `rsync ${v.version} (protocol ${v.protocol})`;
+    } catch {
+      return 'rsync: not installed';
+    }
+  })();
+  const cpu = cpus();
+  const mem = (() => {
+    try {
+      const m = /MemTotal:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
+      return m ? `${(Number(m[1]) / 1048576).toFixed(0)} GiB RAM` : '';
+    } catch {
+      return '';
+    }
+  })();
+  const nproc = spawnSync('nproc', [], { encoding: 'utf8' }).stdout?.trim() || String(cpu.length);
+  return [
+    `date ${new Date().toISOString()}`,
+    `nproc ${nproc} (${cpu[0]?.model ?? 'unknown cpu'}), ${mem}`,
+    `node ${process.version}, ${rsync}`,
+    `data and daemon modules on ${tmpfsRoot()}; CPU/RSS via ${haveGnuTime ? 'GNU time' : '/proc polling (approximate)'}`,
+  ];
+}
+
+/** A plain table: the first row is the header; columns are right-aligned except the first. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  const line = (r: string[]) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+}
+
+/** Deterministic pseudo-random numbers (mulberry32), so every run pushes the same tree. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

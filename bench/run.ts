@@ -1,0 +1,20 @@
+// `npm run bench`: every benchmark, one after the other, each in its own process
+// (push: bench/push.ts, watcher: bench/watcher.ts).
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const benches: [string, string[]][] = [
+  ['push.js', []],
+  ['watcher.js', ['--expose-gc']],
+];
+let failed = 0;
+for (const [file, flags] of benches) {
+  const path = fileURLToPath(new URL(file, import.meta.url));
+  const r = spawnSync(process.execPath, [...flags, path], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error(`bench ${file} failed (${r.status ?? r.signal})`);
+    failed++;
+  }
+  console.log('');
+}
+process.exitCode = failed ? 1 : 0;
