@@ -32,6 +32,8 @@ export type MergeFileReader = (name: string, rawName: Buffer) => string | Uint8A
 export interface FilterListOptions {
   /** Needed only when a rule names a merge file. */
   readMergeFile?: MergeFileReader;
+  /** Initial value of FilterList.deleteExcluded. */
+  deleteExcluded?: boolean;
 }
 
 // exclude.c: MAX_MERGE_DEPTH (merge files naming merge files)
@@ -121,11 +123,19 @@ const RULE_NAMES: ReadonlyArray<readonly [string, number]> = [
  */
 export class FilterList {
   readonly rules: FilterRule[] = [];
+  /**
+   * --delete-excluded seen so far: rules parsed from now on without a side become sender-side
+   * (parse_rule_tok does this, so rsync's output depends on where --delete-excluded stands in
+   * argv: before a rule a pull sends it as `-s x`, after it as `- x`; both mean the same to the
+   * daemon). Set it up front when argv order is not tracked.
+   */
+  deleteExcluded: boolean;
   private readonly readMergeFile: MergeFileReader | undefined;
   private depth = 0;
 
   constructor(options: FilterListOptions = {}) {
     this.readMergeFile = options.readMergeFile;
+    this.deleteExcluded = options.deleteExcluded ?? false;
   }
 
   /** --filter RULE / -f RULE: one rule in the full syntax (`- *.o`, `P keep/`, `merge,s file`, `!`). */
@@ -166,6 +176,8 @@ export class FilterList {
       if (!tok) return;
       pos = tok.end;
       const { flags, pattern } = tok;
+      // parse_rule_tok: --delete-excluded turns an unsided include/exclude into a sender-side one
+      if (this.deleteExcluded && !flags.senderSide && !flags.receiverSide && !flags.merge) flags.senderSide = true;
       if (flags.clearList) {
         this.rules.length = 0;
         continue;

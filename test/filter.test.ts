@@ -111,6 +111,73 @@ test('prefixes before protocol 29 and 30: bare excludes, "+ " includes, too-mode
   assert.equal(texts(new FilterList().addFilter('-s s'), 27, false, 'receiver'), ['s']);
 });
 
+// Recorded from the stock rsync 3.5.0 client talking to `rsync --server` through a remote-shell
+// wrapper that tees its stdin (`rsync -e ./tee-shell --protocol=N -r --delete ...`): the filter
+// list as the client sent it (after the int32 protocol, demultiplexed from 30 on).
+const RECORDED: Array<{ what: string; protocol: number; role: 'sender' | 'receiver'; deleteExcluded: 'before' | 'none'; build: (l: FilterList) => void; hex: string }> = [
+  {
+    what: "push --protocol=28 --exclude=x --include=y/ --filter='P keep/' --exclude='- - dash' --filter='-s snd' --filter='H hid'",
+    protocol: 28,
+    role: 'sender',
+    deleteExcluded: 'none',
+    build: (l) => l.addExclude('x').addInclude('y/').addFilter('P keep/').addExclude('- - dash').addFilter('-s snd').addFilter('H hid'),
+    hex: '0100000078040000002b20792f050000006b6565702f080000002d202d206461736800000000',
+  },
+  {
+    what: "push --protocol=29, the same plus --filter='-! neg'",
+    protocol: 29,
+    role: 'sender',
+    deleteExcluded: 'none',
+    build: (l) => l.addExclude('x').addInclude('y/').addFilter('P keep/').addExclude('- - dash').addFilter('-s snd').addFilter('H hid').addFilter('-! neg'),
+    hex: '030000002d2078040000002b20792f080000002d72206b6565702f080000002d202d2064617368060000002d21206e656700000000',
+  },
+  {
+    what: "pull --protocol=28 --exclude=x --filter='P keep/' --filter='-s snd' --filter='H hid' --filter='-p per'",
+    protocol: 28,
+    role: 'receiver',
+    deleteExcluded: 'none',
+    build: (l) => l.addExclude('x').addFilter('P keep/').addFilter('-s snd').addFilter('H hid').addFilter('-p per'),
+    hex: '010000007803000000736e64030000006869640300000070657200000000',
+  },
+  {
+    what: 'pull --protocol=32, the same rules',
+    protocol: 32,
+    role: 'receiver',
+    deleteExcluded: 'none',
+    build: (l) => l.addExclude('x').addFilter('P keep/').addFilter('-s snd').addFilter('H hid').addFilter('-p per'),
+    hex: '030000002d2078060000002d7320736e64060000002d7320686964060000002d702070657200000000',
+  },
+  {
+    what: 'pull --protocol=32 --delete-excluded (before the rules), the same rules',
+    protocol: 32,
+    role: 'receiver',
+    deleteExcluded: 'before',
+    build: (l) => l.addExclude('x').addFilter('P keep/').addFilter('-s snd').addFilter('H hid').addFilter('-p per'),
+    hex: '040000002d732078060000002d7320736e64060000002d7320686964070000002d73702070657200000000',
+  },
+  {
+    what: 'push --protocol=32 --delete-excluded, the same rules',
+    protocol: 32,
+    role: 'sender',
+    deleteExcluded: 'before',
+    build: (l) => l.addExclude('x').addFilter('P keep/').addFilter('-s snd').addFilter('H hid').addFilter('-p per'),
+    hex: '080000002d72206b6565702f00000000',
+  },
+];
+
+test('the filter list matches what the real rsync client sent, per protocol, push and pull, --delete-excluded', async () => {
+  for (const r of RECORDED) {
+    const list = new FilterList({ deleteExcluded: r.deleteExcluded === 'before' });
+    r.build(list);
+    const bytes = await wireBytes(list, r.protocol, r.deleteExcluded !== 'none', r.role);
+    assert.is(bytes.toString('hex'), r.hex, r.what);
+  }
+  // --delete-excluded after the rules (rsync then sends "- x", "-p per" on a pull)
+  const late = new FilterList().addExclude('x').addFilter('-p per');
+  late.deleteExcluded = true;
+  assert.equal(texts(late, 32, true, 'receiver'), ['- x', '-p per']);
+});
+
 test('receiverWantsFilterList mirrors send_filter_list', () => {
   const o = { protocol: 31, deleteMode: false, deleteExcluded: false, pruneEmptyDirs: false };
   assert.is(receiverWantsFilterList(o), false);
