@@ -390,6 +390,7 @@ async function decodeList(bytes: Buffer, opts: FlistOptions): Promise<{ entries:
   const out: Decoded[] = [];
   let prevName = Buffer.alloc(0);
   let mode = 0;
+  const modes: number[] = [];
   const readLong = async (): Promise<bigint> => {
     const low = await r.readInt();
     return low === -1 ? (await r.readBuf(8)).readBigUInt64LE(0) : BigInt(low);
@@ -413,12 +414,15 @@ async function decodeList(bytes: Buffer, opts: FlistOptions): Promise<{ entries:
     out.push(d);
     if (p >= 30 && xflags & XMIT_HLINKED && !(xflags & XMIT_HLINK_FIRST)) {
       d.hlinkFrom = await r.readVarint();
+      mode = modes[d.hlinkFrom]!; // the receiver takes the group's first entry's attributes
+      modes.push(mode);
       continue;
     }
     d.size = await r.readVarlong30(3);
     if (!(xflags & XMIT_SAME_TIME)) d.mtime = p >= 30 ? await readMtime() : await r.readInt();
     if (xflags & XMIT_MOD_NSEC) d.nsec = await r.readVarint();
     if (!(xflags & XMIT_SAME_MODE)) mode = d.mode = await r.readInt();
+    modes.push(mode);
     if (opts.preserveUid && !(xflags & XMIT_SAME_UID)) d.uid = await r.readVarint30();
     if (opts.preserveGid && !(xflags & XMIT_SAME_GID)) d.gid = await r.readVarint30();
     const type = mode & S_IFMT;
@@ -490,6 +494,7 @@ test('round trip: symlinks, devices, fifos, hard links, -c, pre-1970 mtime', asy
     { name: Buffer.from('fifo'), mode: S_IFIFO | 0o644, size: 0, mtime: 1, uid: 0, gid: 0 },
     { name: Buffer.from('h1'), mode: S_IFREG | 0o644, size: 3, mtime: 2, uid: 0, gid: 0, hardlink: { dev: 66, ino: 7 }, checksum: Buffer.alloc(16, 1) },
     { name: Buffer.from('h2'), mode: S_IFREG | 0o644, size: 3, mtime: 2, uid: 0, gid: 0, hardlink: { dev: 66, ino: 7 }, checksum: Buffer.alloc(16, 1) },
+    { name: Buffer.from('i'), mode: S_IFREG | 0o644, size: 1, mtime: 2, uid: 0, gid: 0, checksum: Buffer.alloc(16, 3) },
     { name: Buffer.from('l'), mode: S_IFLNK | 0o777, size: 2, mtime: 2, uid: 0, gid: 0, symlink: Buffer.from('h1') },
     { name: Buffer.from('r'), mode: S_IFREG | 0o644, size: 3, mtime: 2, uid: 0, gid: 0, hardlink: { dev: 66n, ino: 2n ** 60n }, checksum: Buffer.alloc(16, 2) },
   ];
@@ -516,18 +521,19 @@ test('round trip: symlinks, devices, fifos, hard links, -c, pre-1970 mtime', asy
     assert.is(back[1]!.xflags & XMIT_RDEV_MINOR_8_pre30, protocol < 30 ? XMIT_RDEV_MINOR_8_pre30 : 0, label);
     assert.is(back[2]!.xflags & XMIT_RDEV_MINOR_8_pre30, 0, label);
     assert.equal(back[3]!.rdev, protocol < 31 ? [-1, 0] : undefined, label); // fifo: a dummy rdev below 31
-    assert.equal(back[6]!.symlink?.toString(), 'h1', label);
+    assert.equal(back[6]!.checksum, Buffer.alloc(16, 3), label); // SAME_MODE after an abbreviated entry
+    assert.equal(back[7]!.symlink?.toString(), 'h1', label);
     assert.equal(back[4]!.checksum, Buffer.alloc(16, 1), label);
     if (protocol >= 30) {
       assert.is(back[4]!.xflags & (XMIT_HLINKED | XMIT_HLINK_FIRST), XMIT_HLINKED | XMIT_HLINK_FIRST, label);
       assert.is(back[5]!.hlinkFrom, 4, label); // abbreviated: points at h1's position in the list
       assert.is(back[5]!.size, undefined, label);
-      assert.is(back[7]!.xflags & XMIT_HLINK_FIRST, XMIT_HLINK_FIRST, label);
+      assert.is(back[8]!.xflags & XMIT_HLINK_FIRST, XMIT_HLINK_FIRST, label);
     } else {
       assert.equal(back[4]!.devIno, [67n, 7n], label); // dev travels + 1
       assert.equal(back[5]!.devIno, [-1n, 7n], label); // XMIT_SAME_DEV_pre30
-      assert.equal(back[7]!.devIno, [-1n, 2n ** 60n], label);
-      assert.equal(back[7]!.checksum, Buffer.alloc(16, 2), label);
+      assert.equal(back[8]!.devIno, [-1n, 2n ** 60n], label);
+      assert.equal(back[8]!.checksum, Buffer.alloc(16, 2), label);
     }
   }
 });
