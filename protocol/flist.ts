@@ -57,8 +57,9 @@ const isSpecial = (mode: number): boolean => (mode & S_IFMT) === S_IFIFO || (mod
 /** One file-list entry as the caller saw it on disk (lstat, readlink, optional digest). */
 export interface FileEntry {
   /**
-   * Raw name bytes, relative to the transfer root, '/'-separated, no leading '/', no '..'
-   * component, no NUL; the root itself is '.'. Any other byte is fine (spaces, newlines, non-UTF-8).
+   * Raw name bytes, relative to the transfer root, '/'-separated, canonical (no leading or
+   * trailing '/', no '//', no '.' or '..' component), no NUL, under MAXPATHLEN; the root itself is
+   * '.'. Any other byte is fine (spaces, newlines, non-UTF-8).
    */
   name: Buffer;
   /** st_mode, including the file-type bits (S_IFREG | 0o644, ...). */
@@ -326,9 +327,11 @@ function checkName(name: Buffer): void {
   check(!name.includes(0), `file-list name with a NUL byte: ${shown}`);
   check(name[0] !== 0x2f, `file-list name must be relative: ${shown}`);
   check(name[name.length - 1] !== 0x2f, `file-list name ends in '/': ${shown}`);
+  if (name.length === 1 && name[0] === 0x2e) return;
   for (const part of name.toString('latin1').split('/')) {
-    // The daemon aborts on '..' ("unsafe pathname from sender"); empty parts mean '//'.
-    check(part !== '..' && part !== '', `unsafe or malformed file-list name: ${shown}`);
+    // The daemon aborts on '..' ("unsafe pathname from sender"). It also cleans './' and '//' out
+    // of names before sorting, so such a name would sort (and be indexed) differently there.
+    check(part !== '..' && part !== '.' && part !== '', `unsafe or non-canonical file-list name: ${shown}`);
   }
 }
 

@@ -562,7 +562,7 @@ test('refuses what the daemon would reject or misread', () => {
   const w = new ByteWriter(memorySink());
   const base: FlistOptions = { protocol: 32, compatFlags: MODERN };
   const f = (name: string, mode = S_IFREG | 0o644): FileEntry => ({ name: Buffer.from(name, 'latin1'), mode, size: 0, mtime: 0, uid: 0, gid: 0 });
-  for (const bad of ['', '/abs', 'a/../b', '..', 'a//b', 'trail/', 'nul\0', 'x'.repeat(4096)]) {
+  for (const bad of ['', '/abs', 'a/../b', '..', 'a//b', 'trail/', './a', 'a/.', 'nul\0', 'x'.repeat(4096)]) {
     assert.throws(() => sendFileList(w, [f(bad)], base), isRange, JSON.stringify(bad));
   }
   assert.throws(() => sendFileList(w, [f('.')], base), isRange); // '.' must be a dir
