@@ -114,12 +114,24 @@ const SUMS_PER_READ = 4096;
 // rsync/sender.c: receive_sums
 export async function readSumBlocks(reader: ByteReader, head: SumHead): Promise<SumBlocks> {
   const { count, s2length } = head;
-  const sum1 = new Uint32Array(count);
-  const sum2 = new Uint8Array(count * s2length);
+  // The arrays grow as records arrive (doubling), so a peer that announces a huge count and
+  // sends nothing costs nothing: memory follows the bytes actually received.
+  let capacity = Math.min(count, SUMS_PER_READ);
+  let sum1 = new Uint32Array(capacity);
+  let sum2 = new Uint8Array(capacity * s2length);
   const record = 4 + s2length;
   for (let done = 0; done < count; ) {
     const n = Math.min(SUMS_PER_READ, count - done);
     const bytes = await reader.readBuf(n * record);
+    if (done + n > capacity) {
+      capacity = Math.min(count, Math.max(capacity * 2, done + n));
+      const grown1 = new Uint32Array(capacity);
+      grown1.set(sum1);
+      const grown2 = new Uint8Array(capacity * s2length);
+      grown2.set(sum2);
+      sum1 = grown1;
+      sum2 = grown2;
+    }
     for (let j = 0, at = 0; j < n; j++, at += record) {
       sum1[done + j] = bytes.readUInt32LE(at);
       sum2.set(bytes.subarray(at + 4, at + record), (done + j) * s2length);

@@ -35,6 +35,8 @@ export interface PushOptions {
   onItem?: (item: SentItem) => void;
   /** Each path the daemon deleted (MSG_DELETED; directories end with '/'). */
   onDeleted?: (name: Buffer, isDir: boolean) => void;
+  /** The file list has been sent; the daemon starts asking for files (progress, tests). */
+  onFileList?: (entries: readonly LocalEntry[]) => void | Promise<void>;
 }
 
 export interface PushResult {
@@ -157,6 +159,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
       const flistBytes = writer.written - flistStart;
       if (sent.msgIoError) await writeMessage(writer, MSG_IO_ERROR, int32(sent.msgIoError));
       await writer.flush();
+      await options.onFileList?.(sorted);
       // 6. Serve the generator, then the goodbye.
       const result = await sendFiles(reader, writer, sent.sorted, checksummer, localSource(), {
         dryRun: transfer.dryRun,

@@ -176,6 +176,9 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
     },
     async write(bytes) {
       if (failure) throw failure;
+      if (socket.destroyed || socket.writableEnded) {
+        throw new SocketError(`connection to ${where} closed by the daemon while we were still writing`);
+      }
       begin();
       bytesWritten += bytes.length;
       try {
@@ -183,6 +186,11 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
           writeBlocked = true;
           drainIncoming();
           await new Promise<void>((resolve, reject) => {
+            if (socket.destroyed) {
+              writeBlocked = false;
+              reject(failure ?? new SocketError(`connection to ${where} closed while writing`));
+              return;
+            }
             const done = () => {
               socket.off('drain', done);
               socket.off('close', done);
