@@ -106,13 +106,13 @@ export interface FlistOptions {
   preserveUid?: boolean;
   /** -g */
   preserveGid?: boolean;
-  /** --devices (-D) */
+  /** --devices (-D): rdev travels. (Without it rsync leaves devices out of the list: the caller's choice.) */
   preserveDevices?: boolean;
   /** --specials (-D): fifos/sockets carry a dummy rdev below protocol 31 */
   preserveSpecials?: boolean;
-  /** -l: symlink targets travel */
+  /** -l: symlink targets travel. (Without it rsync leaves symlinks out; one given anyway goes without a target.) */
   preserveLinks?: boolean;
-  /** -H */
+  /** -H: entries with `hardlink` are sent as link groups (XMIT_HLINKED; dev/ino below 30, group index from 30) */
   preserveHardLinks?: boolean;
   /** -c: a whole-file checksum follows each regular file's entry */
   alwaysChecksum?: boolean;
