@@ -1,9 +1,11 @@
 // Filter rules (--exclude, --include, --filter, --exclude-from, --include-from): parsing them as
 // rsync does, matching names on the sender with rsync's wildmatch, and the filter list the client
 // sends first in the data stream (docs/rsync-protocol.md §7: `{int32 len; rule text}`..., int32 0).
-// Pure: the caller reads list and merge files and hands their text in.
+// Pure: the caller reads list, merge and per-directory merge files and hands their text in.
+// Refused: the `C` (cvs-exclude) and `x` (xattr) modifiers, merge rules inside per-directory files.
 // Counterpart: rsync exclude.c (parse_rule_tok, parse_filter_str, parse_filter_file, add_rule,
-// rule_matches, check_filter, get_rule_prefix, send_rules) and lib/wildmatch.c.
+// setup_merge_file, push_local_filters, rule_matches, check_filter, get_rule_prefix, send_rules)
+// and lib/wildmatch.c.
 import type { ByteWriter } from './io.js';
 import { EXIT, UsageError } from './errors.js';
 
@@ -24,6 +26,18 @@ export interface FilterRule {
   readonly receiverSide: boolean;
   /** `p` modifier: ignored by the receiver when it deletes a directory's contents. */
   readonly perishable: boolean;
+  /** Set on a `dir-merge`/`:` rule: `pattern` is then the per-directory file's name. */
+  readonly dirMerge?: DirMerge;
+}
+
+/** The modifiers of a dir-merge rule that shape how its files are read. */
+export interface DirMerge {
+  /** `n`: rules are not inherited by subdirectories. */
+  readonly noInherit: boolean;
+  /** `w`: the file is split on whitespace, not lines. */
+  readonly wordSplit: boolean;
+  /** `-`/`+`: every token is a pattern (an include with `+`, `include` then set). */
+  readonly noPrefixes: boolean;
 }
 
 /** Supplies the contents of the file named by a `merge`/`.` rule (the caller reads it). */
@@ -117,6 +131,21 @@ const RULE_NAMES: ReadonlyArray<readonly [string, number]> = [
   ['show', 0x53], // 'S'
 ];
 
+/** Where parsed rules go, and what the parse may do (one per list or per-directory file). */
+interface ParseContext {
+  rules: FilterRule[];
+  readMergeFile: MergeFileReader | undefined;
+  deleteExcluded: boolean;
+  depth: number;
+  /**
+   * Set while reading a per-directory merge file (XFLG_ANCHORED2ABS): anchored rules are anchored
+   * at that directory, given relative to the transfer root (`rel`) or, above the root, absolutely.
+   */
+  perDir: { rel: Buffer } | { abs: Buffer } | null;
+  /** A `!` was read: in a per-directory file it also drops the inherited rules. */
+  cleared: boolean;
+}
+
 /**
  * An ordered filter list, built in command-line order. First match wins when matching; a `!`
  * (clear) rule empties what came before it.
@@ -131,129 +160,150 @@ export class FilterList {
    */
   deleteExcluded: boolean;
   private readonly readMergeFile: MergeFileReader | undefined;
-  private depth = 0;
 
   constructor(options: FilterListOptions = {}) {
     this.readMergeFile = options.readMergeFile;
     this.deleteExcluded = options.deleteExcluded ?? false;
   }
 
+  private context(): ParseContext {
+    return { rules: this.rules, readMergeFile: this.readMergeFile, deleteExcluded: this.deleteExcluded, depth: 0, perDir: null, cleared: false };
+  }
+
   /** --filter RULE / -f RULE: one rule in the full syntax (`- *.o`, `P keep/`, `merge,s file`, `!`). */
   addFilter(rule: string | Uint8Array): this {
-    this.parseStr(toBytes(rule), noFlags(), Syntax.Full);
+    parseStr(this.context(), toBytes(rule), noFlags(), Syntax.Full);
     return this;
   }
 
   /** --exclude PATTERN (a leading `- `/`+ ` is honoured; `!` alone clears the list). */
   addExclude(pattern: string | Uint8Array): this {
-    this.parseStr(toBytes(pattern), noFlags(), Syntax.Old);
+    parseStr(this.context(), toBytes(pattern), noFlags(), Syntax.Old);
     return this;
   }
 
   /** --include PATTERN. */
   addInclude(pattern: string | Uint8Array): this {
-    this.parseStr(toBytes(pattern), { ...noFlags(), include: true }, Syntax.Old);
+    parseStr(this.context(), toBytes(pattern), { ...noFlags(), include: true }, Syntax.Old);
     return this;
   }
 
   /** --exclude-from FILE, given the file's text: one pattern a line, `- `/`+ ` prefixes honoured. */
   addExcludeFrom(text: string | Uint8Array): this {
-    this.parseFile(toBytes(text), noFlags(), Syntax.Old);
+    parseFile(this.context(), toBytes(text), noFlags(), Syntax.Old);
     return this;
   }
 
   /** --include-from FILE, given the file's text. */
   addIncludeFrom(text: string | Uint8Array): this {
-    this.parseFile(toBytes(text), { ...noFlags(), include: true }, Syntax.Old);
+    parseFile(this.context(), toBytes(text), { ...noFlags(), include: true }, Syntax.Old);
     return this;
   }
+}
 
-  // exclude.c: parse_filter_str
-  private parseStr(text: Buffer, template: Flags, syntax: Syntax): void {
-    let pos = 0;
-    for (;;) {
-      const tok = parseRuleTok(text, pos, template, syntax);
-      if (!tok) return;
-      pos = tok.end;
-      const { flags, pattern } = tok;
-      // parse_rule_tok: --delete-excluded turns an unsided include/exclude into a sender-side one
-      if (this.deleteExcluded && !flags.senderSide && !flags.receiverSide && !flags.merge) flags.senderSide = true;
-      if (flags.clearList) {
-        this.rules.length = 0;
-        continue;
+// exclude.c: parse_filter_str
+function parseStr(ctx: ParseContext, text: Buffer, template: Flags, syntax: Syntax): void {
+  let pos = 0;
+  for (;;) {
+    const tok = parseRuleTok(text, pos, template, syntax);
+    if (!tok) return;
+    pos = tok.end;
+    const { flags, pattern } = tok;
+    // parse_rule_tok: --delete-excluded turns an unsided include/exclude into a sender-side one
+    if (ctx.deleteExcluded && !flags.senderSide && !flags.receiverSide && !flags.merge) flags.senderSide = true;
+    if (flags.clearList) {
+      ctx.rules.length = 0;
+      ctx.cleared = true;
+      continue;
+    }
+    if (flags.merge) {
+      if (ctx.perDir) {
+        throw new UsageError(`merge rules inside a per-directory merge file are not supported: ${show(text)}`);
       }
-      if (flags.merge) {
-        if (flags.perDirMerge) {
-          throw new UsageError(
-            `dir-merge (':') filter rules are not supported: ${show(text)} (use a single-instance merge '.' rule)`,
-          );
-        }
-        if (flags.excludeSelf) {
-          // The merge file's own basename becomes a plain exclude rule.
-          const base = pattern.subarray(pattern.lastIndexOf(SLASH) + 1);
-          this.addRule(base, noFlags());
-          flags.excludeSelf = false;
-        }
-        this.mergeFile(pattern, flags);
-        continue;
+      if (flags.excludeSelf) {
+        // The merge file's own basename becomes a plain exclude rule, ahead of the merge rule.
+        const base = pattern.subarray(pattern.lastIndexOf(SLASH) + 1);
+        addRule(ctx, base, noFlags());
+        flags.excludeSelf = false;
       }
-      this.addRule(pattern, flags);
+      if (flags.perDirMerge) addRule(ctx, pattern, flags);
+      else mergeFile(ctx, pattern, flags);
+      continue;
     }
+    addRule(ctx, pattern, flags);
   }
+}
 
-  private mergeFile(name: Buffer, template: Flags): void {
-    if (!this.readMergeFile) {
-      throw new UsageError(`merge file ${show(name)} named in a filter rule, but no merge-file reader was given`);
-    }
-    if (this.depth >= MAX_MERGE_DEPTH) {
-      throw new UsageError(`merge-file include depth limit (${MAX_MERGE_DEPTH}) exceeded at ${show(name)}`, EXIT.FILEIO);
-    }
-    const text = toBytes(this.readMergeFile(name.toString('utf8'), Buffer.from(name)));
-    this.depth++;
-    try {
-      this.parseFile(text, template, template.noPrefixes ? Syntax.Old : Syntax.Full);
-    } finally {
-      this.depth--;
-    }
+function mergeFile(ctx: ParseContext, name: Buffer, template: Flags): void {
+  if (!ctx.readMergeFile) {
+    throw new UsageError(`merge file ${show(name)} named in a filter rule, but no merge-file reader was given`);
   }
+  if (ctx.depth >= MAX_MERGE_DEPTH) {
+    throw new UsageError(`merge-file include depth limit (${MAX_MERGE_DEPTH}) exceeded at ${show(name)}`, EXIT.FILEIO);
+  }
+  const text = toBytes(ctx.readMergeFile(name.toString('utf8'), Buffer.from(name)));
+  ctx.depth++;
+  try {
+    parseFile(ctx, text, template, template.noPrefixes ? Syntax.Old : Syntax.Full);
+  } finally {
+    ctx.depth--;
+  }
+}
 
-  // exclude.c: parse_filter_file (lines end at LF, CR or CRLF; `;`/`#` lines are comments
-  // unless the file is word-split)
-  private parseFile(text: Buffer, template: Flags, syntax: Syntax): void {
-    const wordSplit = template.wordSplit;
-    let start = 0;
-    for (let i = 0; i <= text.length; i++) {
-      const c = text[i];
-      const ends = i === text.length || (wordSplit ? isSpace(c) : c === 0x0a || c === 0x0d);
-      if (!ends) continue;
-      const line = text.subarray(start, i);
-      if (c === 0x0d && text[i + 1] === 0x0a) i++; // CRLF is one line end
-      start = i + 1;
-      if (line.length === 0) continue;
-      if (!wordSplit && (line[0] === 0x3b || line[0] === 0x23)) continue;
-      this.parseStr(line, template, syntax);
-    }
+// exclude.c: parse_filter_file (lines end at LF, CR or CRLF; `;`/`#` lines are comments
+// unless the file is word-split)
+function parseFile(ctx: ParseContext, text: Buffer, template: Flags, syntax: Syntax): void {
+  const wordSplit = template.wordSplit;
+  let start = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = text[i];
+    const ends = i === text.length || (wordSplit ? isSpace(c) : c === 0x0a || c === 0x0d);
+    if (!ends) continue;
+    const line = text.subarray(start, i);
+    if (c === 0x0d && text[i + 1] === 0x0a) i++; // CRLF is one line end
+    start = i + 1;
+    if (line.length === 0) continue;
+    if (!wordSplit && (line[0] === 0x3b || line[0] === 0x23)) continue;
+    parseStr(ctx, line, template, syntax);
   }
+}
 
-  // exclude.c: add_rule (the trailing '/' becomes the dir-only flag)
-  private addRule(pat: Buffer, flags: Flags): void {
-    let pattern = pat;
-    let dirOnly = flags.dirOnly;
-    if (pattern.length > 1 && pattern[pattern.length - 1] === SLASH) {
-      pattern = pattern.subarray(0, pattern.length - 1);
-      dirOnly = true;
-    }
-    this.rules.push({
-      pattern: Buffer.from(pattern),
-      include: flags.include,
-      dirOnly,
-      absPath: flags.absPath,
-      negate: flags.negate,
-      senderSide: flags.senderSide,
-      receiverSide: flags.receiverSide,
-      perishable: flags.perishable,
-    });
+// exclude.c: add_rule (the trailing '/' becomes the dir-only flag)
+function addRule(ctx: ParseContext, pat: Buffer, flags: Flags): void {
+  let pattern = pat;
+  let dirOnly = flags.dirOnly;
+  let absPath = flags.absPath;
+  if (pattern.length > 1 && pattern[pattern.length - 1] === SLASH) {
+    pattern = pattern.subarray(0, pattern.length - 1);
+    dirOnly = true;
   }
+  if (ctx.perDir && !absPath && pattern[0] === SLASH) {
+    // An anchored rule in a per-directory file is anchored at that file's directory.
+    if ('rel' in ctx.perDir) {
+      if (ctx.perDir.rel.length) pattern = Buffer.concat([Buffer.from('/'), ctx.perDir.rel, pattern]);
+    } else {
+      absPath = true;
+      pattern = Buffer.concat([ctx.perDir.abs, pattern]);
+    }
+  }
+  const rule: FilterRule = {
+    pattern: Buffer.from(pattern),
+    include: flags.include,
+    dirOnly,
+    absPath,
+    negate: flags.negate,
+    senderSide: flags.senderSide,
+    receiverSide: flags.receiverSide,
+    perishable: flags.perishable,
+  };
+  if (flags.perDirMerge) {
+    (rule as { dirMerge?: DirMerge }).dirMerge = {
+      noInherit: flags.noInherit,
+      wordSplit: flags.wordSplit,
+      noPrefixes: flags.noPrefixes,
+    };
+  }
+  ctx.rules.push(rule);
 }
 
 interface Token {
@@ -649,6 +699,10 @@ function compileRule(rule: FilterRule): Compiled {
   };
 }
 
+/** Reads a per-directory merge file: `path` is relative to the transfer root, or absolute for the
+ * parent directories a dir-merge name with a leading '/' asks to scan. null when there is none. */
+export type DirMergeReader = (path: string, rawPath: Buffer) => string | Uint8Array | null;
+
 export interface MatcherOptions {
   /**
    * Whose rules apply: 'sender' (the default; a push, our local file list) skips receiver-only
@@ -657,13 +711,21 @@ export interface MatcherOptions {
    */
   side?: 'sender' | 'receiver';
   deleteExcluded?: boolean;
-  /** Absolute path of the transfer root; needed only by rules with the `/` modifier. */
+  /**
+   * Absolute path of the transfer root; needed only by rules with the `/` modifier and by
+   * dir-merge names with a leading '/' (their parent directories are scanned).
+   */
   absRoot?: string | Uint8Array;
   /** Skip perishable (`p`) rules, as the receiver does while deleting. */
   ignorePerishable?: boolean;
+  /** Needed when the list has dir-merge rules. */
+  readDirMergeFile?: DirMergeReader;
 }
 
-/** Compiled rules. Paths are relative to the transfer root, '/'-separated, no leading '/'. */
+/**
+ * Compiled rules for the entries of one directory. Paths are relative to the transfer root,
+ * '/'-separated, no leading '/'. The matcher compileFilter returns is the transfer root's.
+ */
 export interface FilterMatcher {
   /** check_filter: -1 excluded, 1 included, 0 when no rule matched. */
   check(relPath: string | Uint8Array, isDir: boolean): -1 | 0 | 1;
@@ -672,47 +734,208 @@ export interface FilterMatcher {
    * looks inside it, so an include rule for something below it has no effect.
    */
   isExcluded(relPath: string | Uint8Array, isDir: boolean): boolean;
-  /** No rule applies on this side: every name is kept (lets a walker skip the checks). */
+  /**
+   * The matcher for the entries of directory `relDir` (a subdirectory of this one, not excluded),
+   * with its per-directory merge files read (push_local_filters). Returns `this` when the list
+   * has no dir-merge rules.
+   */
+  enter(relDir: string | Uint8Array): FilterMatcher;
+  /** No rule can apply on this side: every name is kept (lets a walker skip the checks). */
   readonly empty: boolean;
+}
+
+/** One step of check_filter: a rule, or the slot of a dir-merge rule's per-directory rules. */
+type Entry = { kind: 'rule'; c: Compiled } | { kind: 'slot'; slot: number; rule: FilterRule; name: Buffer };
+
+interface Shared {
+  entries: Entry[];
+  slots: Array<Extract<Entry, { kind: 'slot' }>>;
+  options: MatcherOptions;
+  absPrefix: Buffer | null;
+}
+
+function applies(rule: FilterRule, options: MatcherOptions): boolean {
+  // exclude.c: send_rules marks each rule local, remote or both; rule_matches skips remote ones
+  const side = options.side ?? 'sender';
+  if (side === 'sender' && rule.receiverSide && !rule.senderSide) return false;
+  if (side === 'receiver') {
+    if (rule.senderSide && !rule.receiverSide) return false;
+    if (options.deleteExcluded && !rule.senderSide && !rule.receiverSide && !(rule.dirMerge && !rule.dirMerge.noPrefixes)) return false;
+  }
+  if (options.ignorePerishable && rule.perishable && !rule.dirMerge) return false;
+  return true;
+}
+
+function absRootBytes(options: MatcherOptions, why: Buffer): Buffer {
+  if (options.absRoot === undefined) {
+    throw new UsageError(`the filter rule ${show(why)} needs the transfer root's absolute path`);
+  }
+  let root = toBytes(options.absRoot);
+  while (root.length > 1 && root[root.length - 1] === SLASH) root = root.subarray(0, root.length - 1);
+  if (root[0] !== SLASH) throw new UsageError(`the transfer root ${show(root)} is not an absolute path`);
+  return root;
 }
 
 /** Compile rules for matching (first match wins, in list order). */
 export function compileFilter(rules: FilterList | readonly FilterRule[], options: MatcherOptions = {}): FilterMatcher {
   const list = rules instanceof FilterList ? rules.rules : rules;
-  const side = options.side ?? 'sender';
-  const active: Compiled[] = [];
-  let absPrefix: Buffer | null = null;
+  const shared: Shared = { entries: [], slots: [], options, absPrefix: null };
+  const needAbs = (rule: FilterRule): void => {
+    if (shared.absPrefix !== null) return;
+    const root = absRootBytes(options, rule.pattern);
+    // rule_matches prefixes the current directory without its leading '/', then a '/'
+    shared.absPrefix = root.length > 1 ? Buffer.concat([root.subarray(1), Buffer.from('/')]) : Buffer.alloc(0);
+  };
+  if (options.absRoot !== undefined) needAbs({ pattern: Buffer.alloc(0) } as FilterRule);
   for (const rule of list) {
-    // exclude.c: send_rules marks each rule local, remote or both; rule_matches skips remote ones
-    if (side === 'sender' && rule.receiverSide && !rule.senderSide) continue;
-    if (side === 'receiver') {
-      if (rule.senderSide && !rule.receiverSide) continue;
-      if (options.deleteExcluded && !rule.senderSide && !rule.receiverSide) continue;
-    }
-    if (options.ignorePerishable && rule.perishable) continue;
-    if (rule.absPath && absPrefix === null) {
-      if (options.absRoot === undefined) {
-        throw new UsageError(`the '/' filter modifier needs the transfer root's absolute path: ${show(rule.pattern)}`);
+    if (!applies(rule, options)) continue;
+    if (rule.dirMerge) {
+      if (!options.readDirMergeFile) {
+        throw new UsageError(`dir-merge rule ${show(rule.pattern)} needs a per-directory file reader`);
       }
-      let root = toBytes(options.absRoot);
-      while (root.length > 1 && root[root.length - 1] === SLASH) root = root.subarray(0, root.length - 1);
-      // rule_matches prefixes the current directory without its leading '/', then a '/'
-      absPrefix = root.length > 1 ? Buffer.concat([root.subarray(root[0] === SLASH ? 1 : 0), Buffer.from('/')]) : Buffer.alloc(0);
+      const name = rule.pattern.subarray(rule.pattern.lastIndexOf(SLASH) + 1);
+      const entry = { kind: 'slot' as const, slot: shared.slots.length, rule, name };
+      shared.slots.push(entry);
+      shared.entries.push(entry);
+      continue;
     }
-    active.push(compileRule(rule));
+    if (rule.absPath) needAbs(rule);
+    shared.entries.push({ kind: 'rule', c: compileRule(rule) });
   }
-  const check = (relPath: string | Uint8Array, isDir: boolean): -1 | 0 | 1 => {
+  const top = new Scope(shared, shared.slots.map(() => []));
+  if (!shared.slots.length) return top;
+  // setup_merge_file: a dir-merge name with a '/' that names a parent of the transfer root has the
+  // file read in every directory from there down to the root's parent, as inherited rules.
+  const inherited: Compiled[][] = shared.slots.map(() => []);
+  for (const slot of shared.slots) {
+    const pat = slot.rule.pattern;
+    if (pat.indexOf(SLASH) === -1) continue;
+    const root = absRootBytes(options, pat);
+    const dir = pat.subarray(0, pat.lastIndexOf(SLASH));
+    const start = cleanPath(pat[0] === SLASH ? dir : Buffer.concat([root, Buffer.from('/'), dir]));
+    const rootDirs = splitPath(root);
+    const startDirs = splitPath(start);
+    if (startDirs.length > rootDirs.length || !startDirs.every((d, i) => d.equals(rootDirs[i]!))) continue;
+    for (let depth = startDirs.length; depth < rootDirs.length; depth++) {
+      const abs = Buffer.concat(rootDirs.slice(0, depth).flatMap((d) => [Buffer.from('/'), d]));
+      const file = Buffer.concat([abs, Buffer.from('/'), slot.name]);
+      const local = readPerDir(shared, slot, file, { abs });
+      inherited[slot.slot] = slot.rule.dirMerge!.noInherit ? [] : [...local.rules, ...(local.cleared ? [] : inherited[slot.slot]!)];
+    }
+  }
+  return new Scope(shared, inherited).enterDir(Buffer.alloc(0));
+}
+
+// util.c: clean_fname (collapse '//', '.', and '..' of an absolute path)
+function cleanPath(p: Buffer): Buffer {
+  const out: Buffer[] = [];
+  for (const part of splitPath(p)) {
+    if (part.length === 1 && part[0] === 0x2e) continue;
+    if (part.length === 2 && part[0] === 0x2e && part[1] === 0x2e) out.pop();
+    else out.push(part);
+  }
+  return Buffer.concat(out.flatMap((d) => [Buffer.from('/'), d]));
+}
+
+function splitPath(p: Buffer): Buffer[] {
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (let i = 0; i <= p.length; i++) {
+    if (i === p.length || p[i] === SLASH) {
+      if (i > from) parts.push(p.subarray(from, i));
+      from = i + 1;
+    }
+  }
+  return parts;
+}
+
+// exclude.c: parse_filter_file for one per-directory file (XFLG_ANCHORED2ABS)
+function readPerDir(
+  shared: Shared,
+  slot: Extract<Entry, { kind: 'slot' }>,
+  path: Buffer,
+  perDir: { rel: Buffer } | { abs: Buffer },
+): { rules: Compiled[]; cleared: boolean } {
+  const text = shared.options.readDirMergeFile!(path.toString('utf8'), Buffer.from(path));
+  if (text === null) return { rules: [], cleared: false };
+  const dm = slot.rule.dirMerge!;
+  const template: Flags = {
+    ...noFlags(),
+    include: slot.rule.include,
+    absPath: slot.rule.absPath,
+    perishable: slot.rule.perishable,
+    senderSide: slot.rule.senderSide,
+    receiverSide: slot.rule.receiverSide,
+    noPrefixes: dm.noPrefixes,
+    wordSplit: dm.wordSplit,
+  };
+  const ctx: ParseContext = {
+    rules: [],
+    readMergeFile: undefined,
+    deleteExcluded: !!shared.options.deleteExcluded,
+    depth: 0,
+    perDir,
+    cleared: false,
+  };
+  parseFile(ctx, toBytes(text), template, dm.noPrefixes ? Syntax.Old : Syntax.Full);
+  const out: Compiled[] = [];
+  for (const rule of ctx.rules) {
+    // add_rule drops a per-directory rule meant only for the other side
+    if (!applies(rule, { ...shared.options, deleteExcluded: false })) continue;
+    if (rule.absPath && shared.absPrefix === null) absRootBytes(shared.options, rule.pattern);
+    out.push(compileRule(rule));
+  }
+  return { rules: out, cleared: ctx.cleared };
+}
+
+class Scope implements FilterMatcher {
+  readonly empty: boolean;
+  constructor(
+    private readonly shared: Shared,
+    /** Per dir-merge slot: this directory's rules, then the inherited ones. */
+    private readonly slotRules: Compiled[][],
+  ) {
+    this.empty = shared.entries.length === 0;
+  }
+
+  // exclude.c: check_filter
+  check(relPath: string | Uint8Array, isDir: boolean): -1 | 0 | 1 {
     const name = toBytes(relPath);
-    for (const c of active) {
-      if (ruleMatches(name, c, isDir, absPrefix)) return c.rule.include ? 1 : -1;
+    const abs = this.shared.absPrefix;
+    for (const e of this.shared.entries) {
+      if (e.kind === 'rule') {
+        if (ruleMatches(name, e.c, isDir, abs)) return e.c.rule.include ? 1 : -1;
+        continue;
+      }
+      for (const c of this.slotRules[e.slot]!) {
+        if (ruleMatches(name, c, isDir, abs)) return c.rule.include ? 1 : -1;
+      }
     }
     return 0;
-  };
-  return {
-    check,
-    isExcluded: (relPath, isDir) => check(relPath, isDir) < 0,
-    empty: active.length === 0,
-  };
+  }
+
+  isExcluded(relPath: string | Uint8Array, isDir: boolean): boolean {
+    return this.check(relPath, isDir) < 0;
+  }
+
+  enter(relDir: string | Uint8Array): FilterMatcher {
+    if (!this.shared.slots.length) return this;
+    let rel = toBytes(relDir);
+    while (rel[0] === SLASH) rel = rel.subarray(1);
+    while (rel.length && rel[rel.length - 1] === SLASH) rel = rel.subarray(0, rel.length - 1);
+    return this.enterDir(rel);
+  }
+
+  // exclude.c: push_local_filters
+  enterDir(rel: Buffer): Scope {
+    const next = this.shared.slots.map((slot) => {
+      const path = rel.length ? Buffer.concat([rel, Buffer.from('/'), slot.name]) : slot.name;
+      const local = readPerDir(this.shared, slot, path, { rel });
+      const inherited = slot.rule.dirMerge!.noInherit || local.cleared ? [] : this.slotRules[slot.slot]!;
+      return local.rules.length ? [...local.rules, ...inherited] : inherited;
+    });
+    return new Scope(this.shared, next);
+  }
 }
 
 // exclude.c: rule_matches
@@ -790,11 +1013,19 @@ function rulePrefix(rule: FilterRule, protocol: number, amSender: boolean, delet
   let legal = protocol < 29 ? 1 : MAX_PREFIX;
   let op = '';
   const pat = rule.pattern;
-  if (rule.include) op += '+';
+  if (rule.dirMerge) {
+    if (legal === 1) return null;
+    op += ':';
+  } else if (rule.include) op += '+';
   else if (legal !== 1 || ((pat[0] === 0x2d || pat[0] === 0x2b) && pat[1] === SP)) op += '-';
   else legal = 0; // old protocols: a bare pattern is an exclude
   if (rule.absPath) op += '/';
   if (rule.negate) op += '!';
+  if (rule.dirMerge) {
+    if (rule.dirMerge.noInherit) op += 'n';
+    if (rule.dirMerge.wordSplit) op += 'w';
+    if (rule.dirMerge.noPrefixes) op += rule.include ? '+' : '-';
+  }
   if (rule.senderSide && protocol >= 29) op += 's';
   // Before 29 an 'r' is only added for --delete-excluded, which then makes the rule too modern.
   if (rule.receiverSide && (protocol >= 29 || (deleteExcluded && amSender))) op += 'r';
@@ -824,7 +1055,7 @@ export function filterListTexts(
       if (local || remote) local = remote = false; // both sides: sent and used locally
       else if (amSender) remote = true;
       else local = true;
-    } else if (options.deleteExcluded && !local && !remote) {
+    } else if (options.deleteExcluded && !local && !remote && (!rule.dirMerge || rule.dirMerge.noPrefixes)) {
       if (amSender) local = true;
       else remote = true;
     }

@@ -163,6 +163,22 @@ const RECORDED: Array<{ what: string; protocol: number; role: 'sender' | 'receiv
     build: (l) => l.addExclude('x').addFilter('P keep/').addFilter('-s snd').addFilter('H hid').addFilter('-p per'),
     hex: '080000002d72206b6565702f00000000',
   },
+  {
+    what: "push --protocol=32 --filter=': .rsync-filter' --filter='dir-merge,e .f' --filter=':n- .excl' --filter=':w+ .incl' --filter=':sp .s'",
+    protocol: 32,
+    role: 'sender',
+    deleteExcluded: 'none',
+    build: (l) => l.addFilter(': .rsync-filter').addFilter('dir-merge,e .f').addFilter(':n- .excl').addFilter(':w+ .incl').addFilter(':sp .s'),
+    hex: '0f0000003a202e7273796e632d66696c746572040000002d202e66040000003a202e66090000003a6e2d202e6578636c090000003a772b202e696e636c00000000',
+  },
+  {
+    what: "push --protocol=32 --delete-excluded --filter=': .rsync-filter' --filter=':n- .excl'",
+    protocol: 32,
+    role: 'sender',
+    deleteExcluded: 'before',
+    build: (l) => l.addFilter(': .rsync-filter').addFilter(':n- .excl'),
+    hex: '0f0000003a202e7273796e632d66696c74657200000000',
+  },
 ];
 
 test('the filter list matches what the real rsync client sent, per protocol, push and pull, --delete-excluded', async () => {
@@ -173,6 +189,7 @@ test('the filter list matches what the real rsync client sent, per protocol, pus
     assert.is(bytes.toString('hex'), r.hex, r.what);
   }
   // --delete-excluded after the rules (rsync then sends "- x", "-p per" on a pull)
+  assert.throws(() => texts(new FilterList().addFilter(': .rsync-filter'), 28), /too modern/);
   const late = new FilterList().addExclude('x').addFilter('-p per');
   late.deleteExcluded = true;
   assert.equal(texts(late, 32, true, 'receiver'), ['- x', '-p per']);
@@ -285,10 +302,9 @@ test('parse: merge files through the caller, with modifiers that become defaults
 
 test('parse: refused and malformed rules are UsageErrors naming the rule', () => {
   const bad: Array<[string, RegExp]> = [
-    [': .rsync-filter', /dir-merge/],
-    ['dir-merge .rsync-filter', /dir-merge/],
     ['-C', /cvs-exclude/],
-    [':C', /cvs-exclude|dir-merge/],
+    [':C', /cvs-exclude/],
+    [':! x', /invalid modifier '!'/],
     ['-x user.*', /xattr/],
     ['-', /unexpected end/],
     ['- ', /unexpected end/],
@@ -451,6 +467,35 @@ test('matching: raw bytes, a leading slash in the name, receiver side, perishabl
   assert.is(compileFilter(new FilterList().addFilter('-/ /sub/a'), { absRoot: '/' }).isExcluded('sub/a', false), true);
 });
 
+test('dir-merge: per-directory rules, inheritance, anchoring at the file\'s directory, errors', () => {
+  const files: Record<string, string> = {
+    '.f': '- *.o\n',
+    'a/.f': '- /x\n+ keep.o\n',
+    'a/b/.f': '!\n- y\n',
+    '/srv/.f': '- /root/top\n',
+  };
+  const read = (p: string): string | null => files[p] ?? null;
+  const list = new FilterList().addFilter(': .f');
+  const top = compileFilter(list, { readDirMergeFile: read });
+  assert.is(top.isExcluded('z.o', false), true);
+  const a = top.enter('a');
+  assert.equal(['a/x', 'a/keep.o', 'a/z.o', 'a/b/x'].map((n) => a.isExcluded(n, false)), [true, false, true, false]);
+  const b = a.enter('a/b/');
+  assert.equal(['a/b/z.o', 'a/b/y'].map((n) => b.isExcluded(n, false)), [false, true]); // '!' dropped the inherited rules
+  assert.is(b.enter('a/b/c').isExcluded('a/b/c/y', false), true);
+  assert.is(compileFilter(new FilterList().addExclude('q')).enter('d').isExcluded('d/q', false), true);
+
+  const n = compileFilter(new FilterList().addFilter(':n .f'), { readDirMergeFile: read });
+  assert.is(n.enter('a').isExcluded('a/z.o', false), false);
+
+  const parents = compileFilter(new FilterList().addFilter(': /.f'), { readDirMergeFile: read, absRoot: '/srv/root' });
+  assert.is(parents.isExcluded('top', true), true);
+  assert.throws(() => compileFilter(new FilterList().addFilter(': /.f'), { readDirMergeFile: read }), /absolute path/);
+  assert.throws(() => compileFilter(list), /per-directory file reader/);
+  assert.throws(() => compileFilter(list, { readDirMergeFile: () => '. other\n' }), /inside a per-directory merge file/);
+  assert.throws(() => compileFilter(new FilterList().addFilter(':s .f'), { readDirMergeFile: () => 'H x\n' }), /specified-side/);
+});
+
 // ---- against the real rsync ---------------------------------------------------------------
 
 function rsyncAvailable(): void {
@@ -471,7 +516,7 @@ function walk(dir: Buffer, rel: Buffer, m: ReturnType<typeof compileFilter>, out
     // An excluded directory is not descended into, as rsync's sender never reads it.
     if (m.isExcluded(relPath, isDir)) continue;
     out.push(relPath.toString('latin1') + (isDir ? '/' : ''));
-    if (isDir) walk(Buffer.concat([dir, Buffer.from('/'), name]), relPath, m, out);
+    if (isDir) walk(Buffer.concat([dir, Buffer.from('/'), name]), relPath, m.enter(relPath), out);
   }
 }
 
@@ -483,7 +528,7 @@ test('cross-check with the real rsync: the transferred set equals our verdicts o
     // Names are created through latin1 so that each char is one byte on disk (raw, non-UTF-8).
     const dirs = ['d', 'd/sub', 'd/sub/deep', 'keep', 'keep/sub', 'x', 'x/a', 'x/a/b', 'cache', 'a b', 'caf\u00e9', 'dir', 'top', 'top/dir', 'top/dir/in'];
     const files = [
-      'a.o', 'a.c', 'b.h', 'README', '.hidden', 'x.tmp', 'd/a.o', 'd/sub/f.c', 'd/sub/deep/g.txt', 'keep/k.tmp', 'keep/sub/s.c',
+      'a.o', 'a.c', 'b.h', 'README', '.hidden', 'x.tmp', 'd/a.o', 'd/sub/f.c', 'd/sub/deep/g.txt', 'keep/k.tmp', 'keep/k.o', 'keep/sub/s.c',
       'x/a/b/c', 'x/a/q', 'cache/junk', 'a b/sp ace.txt', 'caf\u00e9/\u00e9t\u00e9.txt', 'star*', '[ab]', 'a', 'back\\slash',
       'dir/in.txt', 'top/dir/in/z.c', 'top/file', 'Upper.TXT', '9lives', '-dash', 'ctl\u0001x',
     ];
@@ -509,12 +554,41 @@ test('cross-check with the real rsync: the transferred set equals our verdicts o
       [['exclude', 'd/'], ['include', 'd/sub/f.c']],
       [['exclude', 'a'], ['filter', '-p x.tmp'], ['filter', 'exclude,! *.[ch]']],
       [['exclude', 'top/*/in'], ['exclude', '/dir/'], ['exclude', 'sub/*/']],
+      // per-directory merge files (-F is ': /.rsync-filter', -FF adds '- .rsync-filter')
+      [['filter', ': .rsync-filter']],
+      [['filter', 'dir-merge,e .rsync-filter'], ['exclude', '*.tmp']],
+      [['filter', ':n- .excl'], ['filter', '- d/']],
+      [['filter', ': /.rsync-filter'], ['filter', '- .rsync-filter']],
+      [['filter', 'H x.tmp'], ['filter', ':s .sfilt'], ['include', '*.o'], ['exclude', 'c']],
+      [['filter', ':w+ .incl'], ['exclude', '*']],
     ];
+    const perDir: Record<string, string> = {
+      '.rsync-filter': '- *.o\n- /README\nP a.c\n- /top/file\n',
+      'd/.rsync-filter': '# anchored here\n- /sub/deep\n+ a.o\n',
+      'keep/.rsync-filter': '!\n- *.c\n',
+      'top/.rsync-filter': '- in\n',
+      'x/.excl': 'q\n',
+      '.excl': 'a.c\nREADME\n',
+      '.incl': 'd sub   f.c\nkeep\n',
+      '.sfilt': '- b.h\n- *.c\n',
+      'd/.sfilt': '+ f.c\n',
+      'd/.incl': 'a.o',
+      '../.rsync-filter': '- 9lives\n- /src/b.h\n',
+    };
+    for (const [name, text] of Object.entries(perDir)) writeFileSync(join(src, name), text);
     const mergeText = '+ d/\n+ d/sub/\n+ *.c\n- d/**\n- keep\n';
     writeFileSync(join(tmp, 'RULES'), mergeText);
     for (const rules of sets) {
       const args = ['-r', '--dry-run', '--out-format=%n'];
       const list = new FilterList({ readMergeFile: (n) => readFileSync(join(tmp, n)) });
+      const readDirMergeFile = (_: string, raw: Buffer): Buffer | null => {
+        const path = raw[0] === 0x2f ? raw : Buffer.concat([Buffer.from(src + '/'), raw]);
+        try {
+          return readFileSync(path);
+        } catch {
+          return null;
+        }
+      };
       let i = 0;
       for (const [kind, text] of rules) {
         if (kind === 'exclude-from' || kind === 'include-from') {
@@ -540,7 +614,7 @@ test('cross-check with the real rsync: the transferred set equals our verdicts o
         .map((l) => unescape(Buffer.from(l, 'latin1')))
         .sort();
       const ours: string[] = [];
-      walk(Buffer.from(src, 'latin1'), Buffer.alloc(0), compileFilter(list), ours);
+      walk(Buffer.from(src, 'latin1'), Buffer.alloc(0), compileFilter(list, { absRoot: src, readDirMergeFile }), ours);
       ours.sort();
       assert.equal(ours, theirs, JSON.stringify(rules));
     }
