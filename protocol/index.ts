@@ -11,3 +11,7 @@ export * from './session.js';
 export * from './checksum.js';
 export * from './sums.js';
 export * from './match.js';
+export * from './flist.js';
+export * from './filter.js';
+export * from './token.js';
+export * from './sender.js';

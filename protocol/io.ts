@@ -264,8 +264,10 @@ function cleanLine(line: Buffer): Buffer {
   return Buffer.from(line.filter((b) => b !== 0x0d));
 }
 
-/** Flushes buffered output; given to the writer when multiplexing starts (mplex.ts). */
-export type Framer = (data: Buffer, sink: ByteSink) => Promise<void>;
+/** Payload bytes per MSG_DATA frame of ours, like rsync's own writer (IO_BUFFER_SIZE). */
+export const OUT_FRAME = 32 * 1024;
+/** Tag byte of a MSG_DATA frame (MPLEX_BASE 7 + MSG_DATA 0; see mplex.ts). */
+const DATA_TAG = 7;
 
 // rsync/io.c: the write_* family
 export class ByteWriter {
@@ -273,21 +275,27 @@ export class ByteWriter {
   readonly ndxState: NdxState = newNdxState();
   private chunk = Buffer.allocUnsafe(64 * 1024);
   private length = 0;
-  private framer: Framer | null = null;
-  /** Bytes written so far to the logical stream. */
+  /** Multiplexing: data goes out as MSG_DATA frames built in place (no extra copy). */
+  private framing = false;
+  /** Offset of the open frame's 4 reserved header bytes, or -1 when no frame is open. */
+  private frameStart = -1;
+  private readonly scratch = Buffer.allocUnsafe(8);
+  /** Bytes written so far to the logical stream (payload, without frame headers). */
   written = 0;
 
   constructor(readonly sink: ByteSink) {}
 
-  /** From now on, flushed data goes through `framer` (MSG_DATA frames). */
-  setFramer(framer: Framer): void {
-    this.framer = framer;
+  /** From now on, flushed data travels in MSG_DATA frames (mplex.ts startMultiplexOut). */
+  startFraming(): void {
+    if (this.length) throw new Error('start framing with output pending');
+    this.framing = true;
   }
 
   get multiplexed(): boolean {
-    return this.framer !== null;
+    return this.framing;
   }
 
+  /** Bytes buffered and not yet handed to the sink. */
   get pending(): number {
     return this.length;
   }
@@ -299,33 +307,54 @@ export class ByteWriter {
     this.chunk = bigger;
   }
 
+  private closeFrame(): void {
+    if (this.frameStart < 0) return;
+    const payload = this.length - this.frameStart - 4;
+    if (payload === 0) this.length -= 4;
+    else this.chunk.writeUInt32LE(((DATA_TAG << 24) | payload) >>> 0, this.frameStart);
+    this.frameStart = -1;
+  }
+
   writeBuf(bytes: Uint8Array): void {
-    this.room(bytes.length);
-    this.chunk.set(bytes, this.length);
-    this.length += bytes.length;
+    let at = 0;
+    while (at < bytes.length) {
+      let n = bytes.length - at;
+      if (this.framing) {
+        if (this.frameStart < 0) {
+          this.room(4);
+          this.frameStart = this.length;
+          this.length += 4;
+        }
+        const space = OUT_FRAME - (this.length - this.frameStart - 4);
+        if (space === 0) {
+          this.closeFrame();
+          continue;
+        }
+        n = Math.min(n, space);
+      }
+      this.room(n);
+      this.chunk.set(at === 0 && n === bytes.length ? bytes : bytes.subarray(at, at + n), this.length);
+      this.length += n;
+      at += n;
+    }
     this.written += bytes.length;
   }
 
   writeByte(value: number): void {
-    this.room(1);
-    this.chunk[this.length++] = value & 0xff;
-    this.written += 1;
+    this.scratch[0] = value & 0xff;
+    this.writeBuf(this.scratch.subarray(0, 1));
   }
 
   // rsync/io.c: write_shortint
   writeShort(value: number): void {
-    this.room(2);
-    this.chunk.writeUInt16LE(value & 0xffff, this.length);
-    this.length += 2;
-    this.written += 2;
+    this.scratch.writeUInt16LE(value & 0xffff, 0);
+    this.writeBuf(this.scratch.subarray(0, 2));
   }
 
   // rsync/io.c: write_int
   writeInt(value: number): void {
-    this.room(4);
-    this.chunk.writeInt32LE(value | 0, this.length);
-    this.length += 4;
-    this.written += 4;
+    this.scratch.writeInt32LE(value | 0, 0);
+    this.writeBuf(this.scratch.subarray(0, 4));
   }
 
   // rsync/io.c: write_varint
@@ -379,12 +408,13 @@ export class ByteWriter {
     this.writeByte(0x0a);
   }
 
-  /** Hand everything written so far to the sink (framed when multiplexing). */
+  /** Hand everything written so far to the sink (framed when multiplexing); no copy is made. */
   async flush(): Promise<void> {
+    this.closeFrame();
     if (this.length === 0) return;
-    const data = Buffer.from(this.chunk.subarray(0, this.length));
+    const out = this.chunk.subarray(0, this.length);
+    this.chunk = Buffer.allocUnsafe(Math.max(64 * 1024, Math.min(this.chunk.length, 1 << 20)));
     this.length = 0;
-    if (this.framer) await this.framer(data, this.sink);
-    else await this.sink.write(data);
+    await this.sink.write(out);
   }
 }

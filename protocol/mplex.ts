@@ -2,7 +2,7 @@
 // messages routed to a handler, MSG_ERROR_EXIT rejecting the pending read. Counterpart:
 // rsync io.c read_a_msg, send_msg, io_start_multiplex_in/out; rsync.h enum msgcode.
 import { ProtocolError, RemoteError, EXIT } from './errors.js';
-import type { ByteReader, ByteSink, ByteWriter } from './io.js';
+import type { ByteReader, ByteWriter } from './io.js';
 
 /** Frame tags are MPLEX_BASE + code. */
 export const MPLEX_BASE = 7;
@@ -200,18 +200,10 @@ export function startMultiplexIn(reader: ByteReader, onMessage: MessageHandler):
   return demux;
 }
 
-/** Frame `data` as MSG_DATA frames of at most DATA_FRAME bytes. */
-async function frameData(data: Buffer, sink: ByteSink): Promise<void> {
-  for (let at = 0; at < data.length; at += DATA_FRAME) {
-    const part = data.subarray(at, Math.min(data.length, at + DATA_FRAME));
-    await sink.write(Buffer.concat([encodeFrameHeader(MSG_DATA, part.length), part]));
-  }
-}
-
-/** From now on the writer's output travels as MSG_DATA frames. */
+/** From now on the writer's output travels as MSG_DATA frames (of at most 32 KiB each). */
 // rsync/io.c: io_start_multiplex_out
 export function startMultiplexOut(writer: ByteWriter): void {
-  writer.setFramer(frameData);
+  writer.startFraming();
 }
 
 /** Send an out-of-band message after flushing pending data, so the order is kept. */

@@ -37,6 +37,11 @@ export const IOERR_GENERAL = 1 << 0;
 export const IOERR_VANISHED = 1 << 1;
 export const IOERR_DEL_LIMIT = 1 << 2;
 
+/** Fewer buffered bytes than a whole request: reading on may wait for the daemon. */
+const MIN_REQUEST = 16;
+/** Hand output to the socket once this much is buffered. */
+const FLUSH_AT = 64 * 1024;
+
 /** Longest xname (basis file name) we accept: MAXPATHLEN. */
 const MAX_XNAME = 4096;
 
@@ -138,7 +143,8 @@ export async function sendFiles(
 
   for (;;) {
     // 1. The request: ndx (NDX_DONE ends a phase), iflags, optional basis type and name.
-    await writer.flush();
+    // Flush only when we may have to wait for the daemon (as rsync's writer does), not per file.
+    if (reader.buffered < MIN_REQUEST || writer.pending >= FLUSH_AT) await writer.flush();
     const ndx = await readRequestNdx(reader, stats);
     if (ndx === NDX_DONE) {
       if (++phase > maxPhase) break;
@@ -194,7 +200,7 @@ export async function sendFiles(
     }
     echo();
     writeSumHead(writer, head);
-    const result = await matcher.match(chunks, head.count ? sums : null, tokens);
+    const result = head.count ? await matcher.match(chunks, sums, tokens) : await sendWhole(chunks, checksummer, tokens);
     tokens.end();
     writer.writeBuf(result.fileSum);
     stats.literalBytes += result.literalBytes;
@@ -225,6 +231,18 @@ export async function readFinalGoodbye(reader: ByteReader, writer: ByteWriter, s
     ndx = await readRequestNdx(reader, stats);
   }
   if (ndx !== NDX_DONE) throw new ProtocolError(`invalid packet at end of run (${ndx})`, { exitCode: EXIT.PROTOCOL });
+}
+
+/** No basis on the daemon's side: the file goes out as literal data, hashed on the way. */
+async function sendWhole(chunks: ChunkSource, checksummer: Checksummer, tokens: TokenWriter) {
+  const hasher = checksummer.startFile();
+  let length = 0;
+  for await (const chunk of chunks) {
+    hasher.update(chunk);
+    await tokens.onLiteral(chunk);
+    length += chunk.length;
+  }
+  return { fileSum: hasher.digest(), length, literalBytes: length, matchedBytes: 0 };
 }
 
 function int32(value: number): Buffer {

@@ -138,7 +138,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
         }
       }
       // 5. The file list, in rsync's order (the order is the index the generator uses).
-      const sorted = sortFileList(scan.entries, session.hello.protocol) as LocalEntry[];
+      const sorted = sortFileList(scan.entries, session.hello.protocol);
       const flistStart = writer.written;
       const sent = sendFileList(writer, sorted, {
         protocol: session.hello.protocol,

@@ -173,6 +173,7 @@ test('excludes protect mirror files; --delete-excluded removes them; --no-delete
     await mkdir(join(daemon.modulePath(module), 'ex'), { recursive: true });
     await writeFile(join(daemon.modulePath(module), 'ex', 'mirror-only.tmp'), 'only on the mirror\n');
     await writeFile(join(daemon.modulePath(module), 'ex', 'stale.txt'), 'stale\n');
+    await setTime(join(daemon.modulePath(module), 'ex', 'mirror-only.tmp'));
   }
   const rules = ['--exclude', '*.tmp', '--filter', 'P keep/', '--exclude', 'sub/deeper/'];
   await pushBoth(src, 'ex', 32, rules, ['-rlpt', '--delete', ...rules]);
@@ -183,8 +184,10 @@ test('excludes protect mirror files; --delete-excluded removes them; --no-delete
   assert.ok((await readFile(join(mirror, 'mirror-only.tmp'), 'utf8')).includes('only on the mirror'));
   await pushBoth(src, 'ex', 32, ['--delete-excluded', ...rules], ['-rlpt', '--delete', '--delete-excluded', ...rules]);
   await assertSame('ex', '--delete-excluded', { rootTimes: false });
-  await writeFile(join(mirror, 'extra'), 'x');
-  await writeFile(join(daemon.modulePath('ref'), 'ex', 'extra'), 'x');
+  for (const dir of [mirror, join(daemon.modulePath('ref'), 'ex')]) {
+    await writeFile(join(dir, 'extra'), 'x');
+    await setTime(join(dir, 'extra'));
+  }
   await pushBoth(src, 'ex', 32, ['--no-delete'], ['-rlpt']);
   await assertSame('ex', '--no-delete', { rootTimes: false });
 });
