@@ -105,6 +105,7 @@ const SP = 0x20;
 const UNDERSCORE = 0x5f;
 const COMMA = 0x2c;
 const SLASH = 0x2f;
+const SLASH_BUF = Buffer.from('/');
 
 // C isspace in the "C" locale
 function isSpace(c: number | undefined): boolean {
@@ -280,7 +281,7 @@ function addRule(ctx: ParseContext, pat: Buffer, flags: Flags): void {
   if (ctx.perDir && !absPath && pattern[0] === SLASH) {
     // An anchored rule in a per-directory file is anchored at that file's directory.
     if ('rel' in ctx.perDir) {
-      if (ctx.perDir.rel.length) pattern = Buffer.concat([Buffer.from('/'), ctx.perDir.rel, pattern]);
+      if (ctx.perDir.rel.length) pattern = Buffer.concat([SLASH_BUF, ctx.perDir.rel, pattern]);
     } else {
       absPath = true;
       pattern = Buffer.concat([ctx.perDir.abs, pattern]);
@@ -762,7 +763,7 @@ function applies(rule: FilterRule, options: MatcherOptions): boolean {
     if (rule.senderSide && !rule.receiverSide) return false;
     if (options.deleteExcluded && !rule.senderSide && !rule.receiverSide && !(rule.dirMerge && !rule.dirMerge.noPrefixes)) return false;
   }
-  if (options.ignorePerishable && rule.perishable && !rule.dirMerge) return false;
+  if (options.ignorePerishable && rule.perishable) return false;
   return true;
 }
 
@@ -780,13 +781,13 @@ function absRootBytes(options: MatcherOptions, why: Buffer): Buffer {
 export function compileFilter(rules: FilterList | readonly FilterRule[], options: MatcherOptions = {}): FilterMatcher {
   const list = rules instanceof FilterList ? rules.rules : rules;
   const shared: Shared = { entries: [], slots: [], options, absPrefix: null };
-  const needAbs = (rule: FilterRule): void => {
+  const needAbs = (why: Buffer): void => {
     if (shared.absPrefix !== null) return;
-    const root = absRootBytes(options, rule.pattern);
+    const root = absRootBytes(options, why);
     // rule_matches prefixes the current directory without its leading '/', then a '/'
-    shared.absPrefix = root.length > 1 ? Buffer.concat([root.subarray(1), Buffer.from('/')]) : Buffer.alloc(0);
+    shared.absPrefix = root.length > 1 ? Buffer.concat([root.subarray(1), SLASH_BUF]) : Buffer.alloc(0);
   };
-  if (options.absRoot !== undefined) needAbs({ pattern: Buffer.alloc(0) } as FilterRule);
+  if (options.absRoot !== undefined) needAbs(Buffer.alloc(0));
   for (const rule of list) {
     if (!applies(rule, options)) continue;
     if (rule.dirMerge) {
@@ -799,7 +800,7 @@ export function compileFilter(rules: FilterList | readonly FilterRule[], options
       shared.entries.push(entry);
       continue;
     }
-    if (rule.absPath) needAbs(rule);
+    if (rule.absPath) needAbs(rule.pattern);
     shared.entries.push({ kind: 'rule', c: compileRule(rule) });
   }
   const top = new Scope(shared, shared.slots.map(() => []));
@@ -812,13 +813,13 @@ export function compileFilter(rules: FilterList | readonly FilterRule[], options
     if (pat.indexOf(SLASH) === -1) continue;
     const root = absRootBytes(options, pat);
     const dir = pat.subarray(0, pat.lastIndexOf(SLASH));
-    const start = cleanPath(pat[0] === SLASH ? dir : Buffer.concat([root, Buffer.from('/'), dir]));
+    const start = cleanPath(pat[0] === SLASH ? dir : Buffer.concat([root, SLASH_BUF, dir]));
     const rootDirs = splitPath(root);
     const startDirs = splitPath(start);
     if (startDirs.length > rootDirs.length || !startDirs.every((d, i) => d.equals(rootDirs[i]!))) continue;
     for (let depth = startDirs.length; depth < rootDirs.length; depth++) {
-      const abs = Buffer.concat(rootDirs.slice(0, depth).flatMap((d) => [Buffer.from('/'), d]));
-      const file = Buffer.concat([abs, Buffer.from('/'), slot.name]);
+      const abs = Buffer.concat(rootDirs.slice(0, depth).flatMap((d) => [SLASH_BUF, d]));
+      const file = Buffer.concat([abs, SLASH_BUF, slot.name]);
       const local = readPerDir(shared, slot, file, { abs });
       inherited[slot.slot] = slot.rule.dirMerge!.noInherit ? [] : [...local.rules, ...(local.cleared ? [] : inherited[slot.slot]!)];
     }
@@ -834,7 +835,7 @@ function cleanPath(p: Buffer): Buffer {
     if (part.length === 2 && part[0] === 0x2e && part[1] === 0x2e) out.pop();
     else out.push(part);
   }
-  return Buffer.concat(out.flatMap((d) => [Buffer.from('/'), d]));
+  return Buffer.concat(out.flatMap((d) => [SLASH_BUF, d]));
 }
 
 function splitPath(p: Buffer): Buffer[] {
@@ -929,7 +930,7 @@ class Scope implements FilterMatcher {
   // exclude.c: push_local_filters
   enterDir(rel: Buffer): Scope {
     const next = this.shared.slots.map((slot) => {
-      const path = rel.length ? Buffer.concat([rel, Buffer.from('/'), slot.name]) : slot.name;
+      const path = rel.length ? Buffer.concat([rel, SLASH_BUF, slot.name]) : slot.name;
       const local = readPerDir(this.shared, slot, path, { rel });
       const inherited = slot.rule.dirMerge!.noInherit || local.cleared ? [] : this.slotRules[slot.slot]!;
       return local.rules.length ? [...local.rules, ...inherited] : inherited;
@@ -951,12 +952,12 @@ function ruleMatches(fname: Buffer, c: Compiled, isDir: boolean, absPrefix: Buff
     parts.push(absPrefix);
   } else if (c.wild2Prefix) {
     // Lets a leading "**/" match at the very start.
-    parts.push(Buffer.from('/'));
+    parts.push(SLASH_BUF);
   }
   parts.push(name);
   if (isDir) {
     // Lets a trailing "/***" match the directory itself.
-    if (c.wild3Suffix) parts.push(Buffer.from('/'));
+    if (c.wild3Suffix) parts.push(SLASH_BUF);
   } else if (c.rule.dirOnly) {
     // Quirk kept from rsync: a negated dir-only rule matches every non-directory.
     return !hit;
