@@ -48,6 +48,8 @@ export interface FilterListOptions {
   readMergeFile?: MergeFileReader;
   /** Initial value of FilterList.deleteExcluded. */
   deleteExcluded?: boolean;
+  /** --from0: list and merge files hold NUL-terminated rules (CR and LF are then ordinary bytes). */
+  from0?: boolean;
 }
 
 // exclude.c: MAX_MERGE_DEPTH (merge files naming merge files)
@@ -145,6 +147,8 @@ interface ParseContext {
   perDir: { rel: Buffer } | { abs: Buffer } | null;
   /** A `!` was read: in a per-directory file it also drops the inherited rules. */
   cleared: boolean;
+  /** --from0 (rsync's eol_nulls). */
+  from0: boolean;
 }
 
 /**
@@ -160,15 +164,18 @@ export class FilterList {
    * daemon). Set it up front when argv order is not tracked.
    */
   deleteExcluded: boolean;
+  /** --from0, also used for the per-directory files of a matcher compiled from this list. */
+  readonly from0: boolean;
   private readonly readMergeFile: MergeFileReader | undefined;
 
   constructor(options: FilterListOptions = {}) {
     this.readMergeFile = options.readMergeFile;
     this.deleteExcluded = options.deleteExcluded ?? false;
+    this.from0 = options.from0 ?? false;
   }
 
   private context(): ParseContext {
-    return { rules: this.rules, readMergeFile: this.readMergeFile, deleteExcluded: this.deleteExcluded, depth: 0, perDir: null, cleared: false };
+    return { rules: this.rules, readMergeFile: this.readMergeFile, deleteExcluded: this.deleteExcluded, depth: 0, perDir: null, cleared: false, from0: this.from0 };
   }
 
   /** --filter RULE / -f RULE: one rule in the full syntax (`- *.o`, `P keep/`, `merge,s file`, `!`). */
@@ -251,17 +258,20 @@ function mergeFile(ctx: ParseContext, name: Buffer, template: Flags): void {
   }
 }
 
-// exclude.c: parse_filter_file (lines end at LF, CR or CRLF; `;`/`#` lines are comments
-// unless the file is word-split)
+// exclude.c: parse_filter_file (lines end at LF, CR or CRLF, or at NUL only with --from0; `;`/`#`
+// lines are comments unless the file is word-split)
 function parseFile(ctx: ParseContext, text: Buffer, template: Flags, syntax: Syntax): void {
   const wordSplit = template.wordSplit;
+  const from0 = ctx.from0;
   let start = 0;
   for (let i = 0; i <= text.length; i++) {
     const c = text[i];
-    const ends = i === text.length || (wordSplit ? isSpace(c) : c === 0x0a || c === 0x0d);
+    const ends = i === text.length || (wordSplit && isSpace(c)) || (from0 ? c === 0 : c === 0x0a || c === 0x0d);
     if (!ends) continue;
-    const line = text.subarray(start, i);
-    if (c === 0x0d && text[i + 1] === 0x0a) i++; // CRLF is one line end
+    let line = text.subarray(start, i);
+    const nul = line.indexOf(0);
+    if (nul !== -1) line = line.subarray(0, nul); // rsync holds the line as a C string
+    if (!from0 && c === 0x0d && text[i + 1] === 0x0a) i++; // CRLF is one line end
     start = i + 1;
     if (line.length === 0) continue;
     if (!wordSplit && (line[0] === 0x3b || line[0] === 0x23)) continue;
@@ -721,6 +731,8 @@ export interface MatcherOptions {
   ignorePerishable?: boolean;
   /** Needed when the list has dir-merge rules. */
   readDirMergeFile?: DirMergeReader;
+  /** --from0 for per-directory files (default: the FilterList's). */
+  from0?: boolean;
 }
 
 /**
@@ -749,6 +761,7 @@ export interface FilterMatcher {
 type Entry = { kind: 'rule'; c: Compiled } | { kind: 'slot'; slot: number; rule: FilterRule; name: Buffer };
 
 interface Shared {
+  from0: boolean;
   entries: Entry[];
   slots: Array<Extract<Entry, { kind: 'slot' }>>;
   options: MatcherOptions;
@@ -780,7 +793,7 @@ function absRootBytes(options: MatcherOptions, why: Buffer): Buffer {
 /** Compile rules for matching (first match wins, in list order). */
 export function compileFilter(rules: FilterList | readonly FilterRule[], options: MatcherOptions = {}): FilterMatcher {
   const list = rules instanceof FilterList ? rules.rules : rules;
-  const shared: Shared = { entries: [], slots: [], options, absPrefix: null };
+  const shared: Shared = { entries: [], slots: [], options, absPrefix: null, from0: options.from0 ?? (rules instanceof FilterList && rules.from0) };
   const needAbs = (why: Buffer): void => {
     if (shared.absPrefix !== null) return;
     const root = absRootBytes(options, why);
@@ -877,6 +890,7 @@ function readPerDir(
     depth: 0,
     perDir,
     cleared: false,
+    from0: shared.from0,
   };
   parseFile(ctx, toBytes(text), template, dm.noPrefixes ? Syntax.Old : Syntax.Full);
   const out: Compiled[] = [];

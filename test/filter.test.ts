@@ -266,6 +266,12 @@ test('parse: --exclude-from/--include-from text (comments, blanks, CRLF, CR, pre
   assert.equal(inc.rules.map(brief), ['+ a', '- b']);
 });
 
+test('parse: --from0 lists end rules at NUL only', () => {
+  const list = new FilterList({ from0: true }).addExcludeFrom('a\r\nb\0+ c\0#x\0\0d');
+  assert.equal(list.rules.map(brief), ['- a\r\nb', '+ c', '- d']);
+  assert.equal(new FilterList().addExcludeFrom('a\0b\nc').rules.map(brief), ['- a', '- c']);
+});
+
 test('parse: merge files through the caller, with modifiers that become defaults', () => {
   const files: Record<string, string> = {
     'rules.txt': '- *.bak\n+ keep/\n# comment\nmerge nested.txt\n',
