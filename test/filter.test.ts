@@ -629,4 +629,53 @@ test('cross-check with the real rsync: the transferred set equals our verdicts o
   }
 });
 
+test('cross-check with the real rsync: what --delete spares on the receiving side (protect/risk, sides, --delete-excluded)', () => {
+  rsyncAvailable();
+  const tmp = mkdtempSync(join(tmpdir(), 'lsyncd-filter-recv-'));
+  try {
+    for (const d of ['src/sub', 'dst/sub', 'dst/olddir']) mkdirSync(join(tmp, d), { recursive: true });
+    for (const f of ['src/a', 'src/sub/x']) writeFileSync(join(tmp, f), 'x');
+    const extra = ['p1', 'p2.log', 'h1', 's1', 'r1', 'plain1', 'per', 'sub/p3', 'sub/plain2', 'sub/q.log', 'olddir/f'];
+    for (const f of ['a', ...extra]) writeFileSync(join(tmp, 'dst', f), 'y');
+    const rules: Array<[string, string]> = [
+      ['filter', 'P p1'],
+      ['filter', '-r *.log'],
+      ['filter', 'H h1'],
+      ['filter', '-s s1'],
+      ['filter', 'R r1'],
+      ['filter', '- r1'],
+      ['exclude', 'plain*'],
+      ['filter', '-p per'],
+    ];
+    for (const deleteExcluded of [false, true]) {
+      const args = ['-r', '--delete', '--dry-run', '--out-format=%i %n', ...rules.map(([k, t]) => `--${k}=${t}`)];
+      if (deleteExcluded) args.push('--delete-excluded');
+      args.push('src/', 'dst/');
+      const r = spawnSync('rsync', args, { cwd: tmp, encoding: 'utf8' });
+      assert.is(r.status, 0, r.stderr);
+      const theirs = r.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('*deleting'))
+        .map((l) => l.replace(/^\*deleting +/, '').replace(/\/$/, ''))
+        .sort();
+      const list = build(rules as Array<['filter' | 'exclude', string]>);
+      const recv = compileFilter(list, { side: 'receiver', deleteExcluded });
+      // Entries only in dst are deleted unless the receiver's rules exclude (protect) them; a
+      // deleted directory goes with its contents.
+      const ours: string[] = [];
+      for (const name of extra) {
+        const top = name.split('/')[0]!;
+        const isDirGone = top === 'olddir';
+        if (isDirGone) continue;
+        if (!recv.isExcluded(name, false)) ours.push(name);
+      }
+      if (!recv.isExcluded('olddir', true)) ours.push('olddir', 'olddir/f');
+      ours.sort();
+      assert.equal(ours, theirs, `deleteExcluded=${deleteExcluded}`);
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
 test.run();
