@@ -306,14 +306,10 @@ function addRule(ctx: ParseContext, pat: Buffer, flags: Flags): void {
     senderSide: flags.senderSide,
     receiverSide: flags.receiverSide,
     perishable: flags.perishable,
+    ...(flags.perDirMerge && {
+      dirMerge: { noInherit: flags.noInherit, wordSplit: flags.wordSplit, noPrefixes: flags.noPrefixes },
+    }),
   };
-  if (flags.perDirMerge) {
-    (rule as { dirMerge?: DirMerge }).dirMerge = {
-      noInherit: flags.noInherit,
-      wordSplit: flags.wordSplit,
-      noPrefixes: flags.noPrefixes,
-    };
-  }
   ctx.rules.push(rule);
 }
 
