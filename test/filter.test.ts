@@ -658,7 +658,7 @@ test('cross-check with the real rsync: what --delete spares on the receiving sid
         .filter((l) => l.startsWith('*deleting'))
         .map((l) => l.replace(/^\*deleting +/, '').replace(/\/$/, ''))
         .sort();
-      const list = build(rules as Array<['filter' | 'exclude', string]>);
+      const list = build(rules);
       const recv = compileFilter(list, { side: 'receiver', deleteExcluded });
       // Entries only in dst are deleted unless the receiver's rules exclude (protect) them; a
       // deleted directory goes with its contents.
