@@ -167,6 +167,8 @@ export class FilterList {
   /** --from0, also used for the per-directory files of a matcher compiled from this list. */
   readonly from0: boolean;
   private readonly readMergeFile: MergeFileReader | undefined;
+  /** How many -F options were seen. */
+  private fCount = 0;
 
   constructor(options: FilterListOptions = {}) {
     this.readMergeFile = options.readMergeFile;
@@ -205,6 +207,14 @@ export class FilterList {
   /** --include-from FILE, given the file's text. */
   addIncludeFrom(text: string | Uint8Array): this {
     parseFile(this.context(), toBytes(text), { ...noFlags(), include: true }, Syntax.Old);
+    return this;
+  }
+
+  /** -F: the first adds `dir-merge /.rsync-filter`, the second `- .rsync-filter`, more do nothing. */
+  addF(): this {
+    this.fCount++;
+    if (this.fCount === 1) this.addFilter(': /.rsync-filter');
+    else if (this.fCount === 2) this.addFilter('- .rsync-filter');
     return this;
   }
 }

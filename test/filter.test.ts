@@ -266,6 +266,13 @@ test('parse: --exclude-from/--include-from text (comments, blanks, CRLF, CR, pre
   assert.equal(inc.rules.map(brief), ['+ a', '- b']);
 });
 
+test('parse: -F and -FF', () => {
+  const list = new FilterList().addF().addF().addF();
+  assert.equal(list.rules.map(brief), ['- /.rsync-filter', '- .rsync-filter']);
+  assert.equal(list.rules[0]!.dirMerge, { noInherit: false, wordSplit: false, noPrefixes: false });
+  assert.equal(texts(list, 32), [': /.rsync-filter', '- .rsync-filter']);
+});
+
 test('parse: --from0 lists end rules at NUL only', () => {
   const list = new FilterList({ from0: true }).addExcludeFrom('a\r\nb\0+ c\0#x\0\0d');
   assert.equal(list.rules.map(brief), ['- a\r\nb', '+ c', '- d']);
