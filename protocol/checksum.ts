@@ -11,6 +11,10 @@ import { ProtocolError, EXIT } from './errors.js';
 /** rsync.h: added to every byte of the rolling sum; 0 in every rsync since 2.x. */
 export const CHAR_OFFSET = 0;
 
+/** Int32 views read words in host order; the word-at-a-time sum assumes little-endian. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const EMPTY_WORDS = new Int32Array(0);
+
 /**
  * rsync.h: CSUM_CHUNK. rsync feeds its built-in MD4 in 64-byte pieces; for protocol >= 27 that
  * gives plain MD4, so we only keep the name for reference.
@@ -55,23 +59,34 @@ export class RollingChecksum {
 
   /** Start over on `buf[start, start + k)`. */
   init(buf: Uint8Array, start: number, k: number): void {
-    // Signed bytes through an Int8 view, four at a time: s2 gains 4·s1 plus each byte weighted by
-    // how many of the four sums it enters (CHAR_OFFSET is 0, so it drops out).
-    const v = new Int8Array(buf.buffer, buf.byteOffset, buf.length);
+    // Signed bytes, read four at a time as one little-endian int32 word where the host allows:
+    // s2 gains 4·s1 plus each byte weighted by how many of the four sums it enters (CHAR_OFFSET
+    // is 0, so it drops out). Unaligned head and the tail go byte by byte.
     let s1 = 0;
     let s2 = 0;
     let i = start;
     const end = start + k;
-    for (; i + 4 <= end; i += 4) {
-      const a = v[i]!;
-      const b = v[i + 1]!;
-      const c = v[i + 2]!;
-      const d = v[i + 3]!;
-      s2 = (s2 + 4 * s1 + 4 * a + 3 * b + 2 * c + d) | 0;
-      s1 = (s1 + a + b + c + d) | 0;
+    if (LITTLE_ENDIAN) {
+      while (i < end && (buf.byteOffset + i) & 3) {
+        s1 = (s1 + ((buf[i]! << 24) >> 24)) | 0;
+        s2 = (s2 + s1) | 0;
+        i++;
+      }
+      const n = i < end ? (end - i) >> 2 : 0;
+      const words = n ? new Int32Array(buf.buffer, buf.byteOffset + i, n) : EMPTY_WORDS;
+      for (let j = 0; j < n; j++) {
+        const w = words[j]!;
+        const a = (w << 24) >> 24;
+        const b = (w << 16) >> 24;
+        const c = (w << 8) >> 24;
+        const d = w >> 24;
+        s2 = (s2 + 4 * s1 + 4 * a + 3 * b + 2 * c + d) | 0;
+        s1 = (s1 + a + b + c + d) | 0;
+      }
+      i += n * 4;
     }
     for (; i < end; i++) {
-      s1 = (s1 + v[i]! + CHAR_OFFSET) | 0;
+      s1 = (s1 + ((buf[i]! << 24) >> 24) + CHAR_OFFSET) | 0;
       s2 = (s2 + s1) | 0;
     }
     this.s1 = s1;

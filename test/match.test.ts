@@ -6,6 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { findRsync } from './helpers/daemon.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -436,13 +437,8 @@ test('hostile sums: a strong-sum length beyond the digest, zero block length', a
 
 // ---- differential: the rsync binary's own sender on the same basis and source ----------------------
 
-const haveRsync = spawnSync('rsync', ['--version']).status === 0;
-
 test('differential: same tokens and whole-file sum as rsync 3.x (write-batch of a local delta)', async () => {
-  if (!haveRsync) {
-    console.warn('  (rsync not installed: differential match test skipped)');
-    return;
-  }
+  findRsync(); // no rsync: the test fails, saying how to install it
   // A local `rsync --write-batch --no-whole-file -I` records the sender's stream: the sum-head echo,
   // then the tokens and the whole-file checksum. Batch mode uses the implied checksum (md5 at
   // protocol >= 30, seed first; md4 with the seed-prefixed whole-file sum at 29) and the fixed

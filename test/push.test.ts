@@ -50,7 +50,7 @@ function statNumber(output: string, label: string): number {
   return Number(m[1]!.replace(/,/g, ''));
 }
 
-for (const protocol of [29, 30, 31, 32]) {
+for (const protocol of [27, 28, 29, 30, 31, 32]) {
   test(`protocol ${protocol}: initial push, then a sequence of changes, identical to rsync's each time`, async () => {
     const src = join(work, `seq${protocol}`);
     const name = `seq${protocol}`;
