@@ -124,6 +124,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .helpOption('-h, --help', 'show this help')
     .addHelpText('after', '\nThe password comes from --password-file, else $RSYNC_PASSWORD.\nExit codes are rsync\'s (5: daemon refused, 10: socket error, 23/24: partial/vanished, 30/35: timeouts).')
     .showHelpAfterError(false)
+    .on('option:delete-excluded', () => rules.push({ kind: 'delete-excluded' }))
     .exitOverride();
 }
 
@@ -180,7 +181,7 @@ async function pushOnce(source: string, address: string, options: CliOptions, ru
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
   if (!target.module) throw new UsageError(`${address} names no module`);
   const transfer = transferOptions(options);
-  const filter = rules.length ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
+  const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
   const started = Date.now();
   const created: FileEntry[] = [];
   const sentEntries: FileEntry[] = [];

@@ -1,17 +1,21 @@
 // The filter rules of the command line, in argv order, turned into the sender's matcher and the
 // list the daemon receives. Reads --exclude-from/--include-from and merge files (protocol/ does no fs).
 import { readFileSync } from 'node:fs';
-import { FilterList, compileFilter, sendFilterList, receiverWantsFilterList } from '../protocol/filter.js';
+import { isAbsolute, join } from 'node:path';
+import { FilterList, compileFilter, sendFilterList, receiverWantsFilterList, type FilterMatcher } from '../protocol/filter.js';
 import { UsageError } from '../protocol/errors.js';
 import type { ByteWriter } from '../protocol/io.js';
 import type { PushFilter } from './push.js';
+import type { PathFilter } from './scan.js';
 
 export type RuleSource =
   | { kind: 'exclude'; value: string }
   | { kind: 'include'; value: string }
   | { kind: 'filter'; value: string }
   | { kind: 'exclude-from'; value: string }
-  | { kind: 'include-from'; value: string };
+  | { kind: 'include-from'; value: string }
+  /** --delete-excluded, at its place in argv: rules after it are marked sender-side (as rsync does). */
+  | { kind: 'delete-excluded' };
 
 function readListFile(path: string): Buffer {
   try {
@@ -41,6 +45,9 @@ export function buildFilterList(sources: readonly RuleSource[]): FilterList {
       case 'include-from':
         list.addIncludeFrom(readListFile(s.value));
         break;
+      case 'delete-excluded':
+        list.deleteExcluded = true;
+        break;
     }
   }
   return list;
@@ -48,9 +55,27 @@ export function buildFilterList(sources: readonly RuleSource[]): FilterList {
 
 /** The push's view of the rules: local matching on the sender, and the daemon's list. */
 export function pushFilter(list: FilterList, options: { deleteExcluded: boolean; absRoot?: string }): PushFilter {
-  const matcher = compileFilter(list, { side: 'sender', ...(options.absRoot !== undefined && { absRoot: options.absRoot }) });
+  const root = options.absRoot;
+  const matcher = compileFilter(list, {
+    side: 'sender',
+    ...(root !== undefined && { absRoot: root }),
+    // Per-directory merge files (`:` rules) are read as the walk reaches each directory.
+    readDirMergeFile: (path) => {
+      const full = isAbsolute(path) || root === undefined ? path : join(root, path);
+      try {
+        return readFileSync(full);
+      } catch {
+        return null;
+      }
+    },
+  });
+  const wrap = (m: FilterMatcher): PathFilter => ({
+    isExcluded: (relPath, isDir) => !m.empty && m.isExcluded(relPath, isDir),
+    enter: (relDir) => wrap(m.enter(relDir)),
+  });
+  const top = wrap(matcher);
   return {
-    isExcluded: (relPath, isDir) => !matcher.empty && matcher.isExcluded(relPath, isDir),
+    ...top,
     wantsList: (protocol, deleteMode) => receiverWantsFilterList({ protocol, deleteMode, deleteExcluded: options.deleteExcluded, pruneEmptyDirs: false }),
     sendList: (writer: ByteWriter) => sendFilterList(writer, list, { deleteExcluded: options.deleteExcluded }),
   };

@@ -18,6 +18,8 @@ export interface LocalEntry extends FileEntry {
 /** The sender-side filter: true when a path (relative to the transfer root) is excluded. */
 export interface PathFilter {
   isExcluded(relPath: Buffer, isDir: boolean): boolean;
+  /** The filter for the entries of a directory kept (per-directory merge files apply below it). */
+  enter?(relDir: Buffer): PathFilter;
 }
 
 export interface ScanOptions {
@@ -132,7 +134,7 @@ export async function scanSource(source: string, options: ScanOptions): Promise<
   };
 
   // rsync/flist.c: send_directory
-  const walk = async (dirName: Buffer, dirPath: Buffer): Promise<void> => {
+  const walk = async (dirName: Buffer, dirPath: Buffer, filter: PathFilter | undefined): Promise<void> => {
     let names: Buffer[];
     try {
       // Synchronous: one system call each instead of a thread-pool round trip per file (the scan
@@ -162,12 +164,12 @@ export async function scanSource(source: string, options: ScanOptions): Promise<
         continue;
       }
       const isDir = st.isDirectory();
-      if (options.filter?.isExcluded(name, isDir)) continue;
+      if (filter?.isExcluded(name, isDir)) continue;
       if (!wanted(st, name)) continue;
       await add(name, localPath, st);
       if (isDir && transfer.recursive) subdirs.push([name, localPath]);
     }
-    for (const [name, path] of subdirs) await walk(name, path);
+    for (const [name, path] of subdirs) await walk(name, path, filter?.enter ? filter.enter(name) : filter);
   };
 
   if (!rootName.equals(Buffer.from('.')) && options.filter?.isExcluded(rootName, rootStat.isDirectory())) {
@@ -176,7 +178,8 @@ export async function scanSource(source: string, options: ScanOptions): Promise<
   if (wanted(rootStat, rootName)) {
     await add(rootName, rootPath, rootStat);
     if (rootStat.isDirectory() && (transfer.recursive || contents)) {
-      await walk(rootName, contents ? Buffer.from(trimmed === '/' ? '' : trimmed) : rootPath);
+      const rootFilter = !contents && options.filter?.enter ? options.filter.enter(rootName) : options.filter;
+      await walk(rootName, contents ? Buffer.from(trimmed === '/' ? '' : trimmed) : rootPath, rootFilter);
     }
   }
   const named = (transfer.owner || transfer.group) && !transfer.numericIds;
