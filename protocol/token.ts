@@ -10,10 +10,13 @@ export const MAX_LITERAL = 32 * 1024;
 
 /** Flush to the socket once this much is buffered, so a large file streams. */
 const FLUSH_AT = 64 * 1024;
+/** ... and after this many block matches (hundreds of KB to a few MB of the file). */
+const FLUSH_MATCHES = 64;
 
 /** Writes the match decisions as tokens; flushes as it goes (awaiting back-pressure). */
 // rsync/token.c: simple_send_token
 export class TokenWriter implements MatchSink {
+  private matchesSinceFlush = 0;
   constructor(private readonly writer: ByteWriter) {}
 
   async onLiteral(bytes: Uint8Array): Promise<void> {
@@ -27,7 +30,12 @@ export class TokenWriter implements MatchSink {
 
   async onMatch(index: number): Promise<void> {
     this.writer.writeInt(-(index + 1));
-    if (this.writer.pending >= FLUSH_AT) await this.writer.flush();
+    // Matched tokens are 4 bytes for a whole block: flush every few of them too, so the daemon's
+    // receiver rebuilds the file while we are still searching (as it would with literal data).
+    if (this.writer.pending >= FLUSH_AT || ++this.matchesSinceFlush >= FLUSH_MATCHES) {
+      this.matchesSinceFlush = 0;
+      await this.writer.flush();
+    }
   }
 
   /** The end-of-data token. */

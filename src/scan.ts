@@ -252,15 +252,23 @@ export function localSource(): SenderSource {
 }
 
 async function* readChunks(handle: import('node:fs/promises').FileHandle): ChunkSource & AsyncGenerator<Uint8Array> {
-  const size = 256 * 1024;
+  // Read ahead: the next read is under way while the caller works on the current chunk, so disk
+  // (or page-cache) time overlaps the block search instead of adding to it.
+  const size = 1 << 20;
+  const next = () => {
+    const buf = Buffer.allocUnsafe(size);
+    return handle.read(buf, 0, size, null).then(({ bytesRead }) => buf.subarray(0, bytesRead));
+  };
+  let pending: Promise<Buffer> | null = next();
   try {
-    for (;;) {
-      const buf = Buffer.allocUnsafe(size);
-      const { bytesRead } = await handle.read(buf, 0, size, null);
-      if (bytesRead === 0) return;
-      yield buf.subarray(0, bytesRead);
+    while (pending) {
+      const chunk: Buffer = await pending;
+      if (chunk.length === 0) return;
+      pending = next();
+      yield chunk;
     }
   } finally {
+    if (pending) await pending.catch(() => undefined);
     await handle.close();
   }
 }
