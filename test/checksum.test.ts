@@ -6,7 +6,6 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ByteReader, ByteWriter } from '../protocol/io.js';
-import { decodeFrameHeader, MSG_DATA } from '../protocol/mplex.js';
 import { NDX_DONE } from '../protocol/varint.js';
 import { CF_CHKSUM_SEED_FIX, type ChecksumName } from '../protocol/compat.js';
 import { ProtocolError } from '../protocol/errors.js';
@@ -24,7 +23,7 @@ import {
   writeSumHead,
   type SumBlocks,
 } from '../protocol/sums.js';
-import { memorySink, piecesSource } from './helpers/capture.js';
+import { dataStream as demuxedStream, memorySink, piecesSource } from './helpers/capture.js';
 
 const root = fileURLToPath(new URL('../../fixtures/captures/', import.meta.url));
 
@@ -54,16 +53,7 @@ function session(name: string): Session {
 
 /** The concatenated MSG_DATA payloads of one direction, from its first frame (offset in decoded.txt). */
 function dataStream(s: Session, dir: 's2c' | 'c2s'): Buffer {
-  const m = new RegExp(`${dir} @(\\d+) frame`).exec(s.decoded);
-  const bytes = s[dir];
-  if (!m) return bytes; // unmultiplexed (client output below protocol 30): the raw stream
-  const parts: Buffer[] = [];
-  for (let at = Number(m[1]); at + 4 <= bytes.length; ) {
-    const { code, length } = decodeFrameHeader(bytes, at);
-    if (code === MSG_DATA) parts.push(bytes.subarray(at + 4, at + 4 + length));
-    at += 4 + length;
-  }
-  return Buffer.concat(parts);
+  return demuxedStream(s[dir], s.decoded, dir);
 }
 
 /** The generator's first transfer request in a push: its sum head and block sums, via our reader. */

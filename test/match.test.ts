@@ -11,14 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ByteReader } from '../protocol/io.js';
-import { decodeFrameHeader, MSG_DATA } from '../protocol/mplex.js';
 import { NDX_DONE } from '../protocol/varint.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ChecksumName } from '../protocol/compat.js';
 import { createChecksummer, getChecksum1, type Checksummer } from '../protocol/checksum.js';
 import { readSumBlocks, readSumHead, sumSizesSqroot, type SumBlocks, type SumHead } from '../protocol/sums.js';
 import { BlockMatcher, CHUNK_SIZE, matchSums, type MatchResult } from '../protocol/match.js';
-import { piecesSource } from './helpers/capture.js';
+import { dataStream, piecesSource } from './helpers/capture.js';
 
 const root = fileURLToPath(new URL('../../fixtures/captures/', import.meta.url));
 
@@ -35,18 +34,6 @@ function load(name: string) {
     compatFlags: flags ? parseInt(flags[1]!, 16) : 0,
     protocol: Number(/=> protocol (\d+)/.exec(decoded)![1]),
   };
-}
-
-function dataStream(bytes: Buffer, decoded: string, dir: 's2c' | 'c2s'): Buffer {
-  const m = new RegExp(`${dir} @(\\d+) frame`).exec(decoded);
-  if (!m) return bytes;
-  const parts: Buffer[] = [];
-  for (let at = Number(m[1]); at + 4 <= bytes.length; ) {
-    const { code, length } = decodeFrameHeader(bytes, at);
-    if (code === MSG_DATA) parts.push(bytes.subarray(at + 4, at + 4 + length));
-    at += 4 + length;
-  }
-  return Buffer.concat(parts);
 }
 
 async function generatorSums(stream: Buffer, protocol: number): Promise<SumBlocks> {

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ByteSource } from '../../protocol/io.js';
+import { decodeFrameHeader, MSG_DATA } from '../../protocol/mplex.js';
 
 const root = fileURLToPath(new URL('../../../fixtures/captures/', import.meta.url));
 
@@ -60,4 +61,20 @@ export function memorySink(): { write(b: Uint8Array): Promise<void>; bytes(): Bu
     },
     bytes: () => Buffer.concat(parts),
   };
+}
+
+/**
+ * The concatenated MSG_DATA payloads of one direction of a capture, from its first frame (the
+ * offset decoded.txt gives); the raw bytes when that direction is not multiplexed.
+ */
+export function dataStream(bytes: Buffer, decoded: string, dir: 's2c' | 'c2s'): Buffer {
+  const m = new RegExp(`${dir} @(\\d+) frame`).exec(decoded);
+  if (!m) return bytes; // unmultiplexed (client output below protocol 30): the raw stream
+  const parts: Buffer[] = [];
+  for (let at = Number(m[1]); at + 4 <= bytes.length; ) {
+    const { code, length } = decodeFrameHeader(bytes, at);
+    if (code === MSG_DATA) parts.push(bytes.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return Buffer.concat(parts);
 }
