@@ -24,8 +24,9 @@ export class TokenWriter implements MatchSink {
       const piece = bytes.subarray(at, Math.min(bytes.length, at + MAX_LITERAL));
       this.writer.writeInt(piece.length);
       this.writer.writeBuf(piece);
+      // Flush as we go: the output buffer stays small however large the caller's chunk is.
+      if (this.writer.pending >= FLUSH_AT) await this.writer.flush();
     }
-    if (this.writer.pending >= FLUSH_AT) await this.writer.flush();
   }
 
   async onMatch(index: number): Promise<void> {
