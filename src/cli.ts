@@ -187,13 +187,16 @@ async function pushOnce(source: string, address: string, options: CliOptions, ru
   const sentEntries: FileEntry[] = [];
   let transferred = 0;
   const showNames = transfer.verbose > 0 || transfer.itemize;
-  if (showNames && !transfer.itemize) out('sending file list');
+  const motd = options.motd ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined;
   const result = await push({
     source,
     target,
     transfer,
-    session: sessionOptions(options, target.user),
+    session: { ...sessionOptions(options, target.user), ...(motd && { onLine: motd }) },
     ...(filter && { filter }),
+    onFileList: () => {
+      if (showNames && !transfer.itemize) out('building file list ... done');
+    },
     onInfo: (text) => out(text),
     onError: (text) => err(text),
     onDeleted: (name, isDir) => {

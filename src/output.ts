@@ -135,6 +135,6 @@ export function summaryLines(result: PushResult, elapsedSeconds: number, dryRun:
   const speedup = moved ? result.totalSize / moved : 0;
   return [
     `sent ${commas(result.bytesSent)} bytes  received ${commas(result.bytesReceived)} bytes  ${rate.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })} bytes/sec`,
-    `total size is ${commas(result.totalSize)}  speedup is ${speedup.toFixed(2)}${dryRun ? ' (DRY RUN)' : ''}`,
+    `total size is ${commas(result.totalSize)}  speedup is ${speedup.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}${dryRun ? ' (DRY RUN)' : ''}`,
   ];
 }

@@ -74,6 +74,9 @@ export async function push(options: PushOptions): Promise<PushResult> {
   // 2. Connect, module, auth; the argument list; setup; multiplexing.
   const session = await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
   const { reader, writer, socket } = session;
+  // Like rsync's totals, count from the end of the text phase (greetings, MOTD, auth excluded).
+  const sentBefore = socket.bytesWritten;
+  const receivedBefore = socket.bytesRead;
   let xferErrors = 0;
   let ioError = scan.ioError;
   try {
@@ -179,8 +182,8 @@ export async function push(options: PushOptions): Promise<PushResult> {
         stats: result.stats,
         files: sorted.length,
         totalSize: sorted.reduce((sum, e) => sum + ((e.mode & S_IFMT) === S_IFREG || (e.mode & S_IFMT) === 0o120000 ? e.size : 0), 0),
-        bytesSent: socket.bytesWritten,
-        bytesReceived: socket.bytesRead,
+        bytesSent: socket.bytesWritten - sentBefore,
+        bytesReceived: socket.bytesRead - receivedBefore,
         flistBytes,
         entries: sorted,
         scanSeconds,
