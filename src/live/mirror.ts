@@ -1,0 +1,168 @@
+// The live mirror: watch SOURCE, push it whole to every target, then push each change as it
+// happens. One watcher, one TargetRunner per target (runner.ts), the planner in plan.ts.
+// See docs/live.md.
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { watch, byteFilter, type Watcher, type WatcherOptions, type WatcherStats } from '../watcher/index.js';
+import { compileFilter, type FilterList } from '../../protocol/filter.js';
+import { DEFAULT_TRANSFER, type TransferOptions } from '../../protocol/args.js';
+import { pushFilter } from '../filters.js';
+import { TargetRunner, type LogFn, type PushFn, type RetryOptions, type TargetStatus } from './runner.js';
+import type { PushFilter, PushOptions } from '../push.js';
+import type { DaemonTarget } from '../target.js';
+
+export type { LogFn, LogLevel, RetryOptions, TargetStatus, TargetState, PushFn } from './runner.js';
+
+export interface LiveTarget {
+  target: DaemonTarget;
+  /** User, password source, protocol, timeouts (host and port come from `target`). */
+  session: PushOptions['session'];
+}
+
+export interface LiveMirrorOptions {
+  /** The local directory to mirror (its contents go to each target's MODULE/PATH/). */
+  source: string;
+  targets: readonly LiveTarget[];
+  /** Transfer options, as for a push (default: -rlpt --delete). `recursive` is forced on. */
+  transfer?: TransferOptions;
+  /** rsync filter rules (--exclude etc.): applied by the watcher, the scan and the daemon. */
+  filterList?: FilterList;
+  /** Seconds of quiet window before a batch starts (default 0: as soon as the previous one ended). */
+  delay?: number;
+  /** Push the whole tree first (default true; false is lsyncd's --no-startup). */
+  startup?: boolean;
+  /** Backoff after a failed batch (default 500 ms doubling to 30 s). */
+  retry?: RetryOptions;
+  /** Distinct pending paths per target before it collapses to a full resync (default 50,000). */
+  maxPending?: number;
+  /** More push roots than this in one batch become their common ancestor (default 16). */
+  maxRoots?: number;
+  /** Watcher tuning (backend, moveWait, ...); the filter comes from `filterList`. */
+  watcher?: Omit<WatcherOptions, 'filter'>;
+  onLog?: LogFn;
+  /** Replaces push() (tests). */
+  pushFn?: PushFn;
+}
+
+export interface LiveMirrorStatus {
+  source: string;
+  watcher: WatcherStats | undefined;
+  /** The source root was deleted or moved away: nothing more will be pushed. */
+  rootGone: boolean;
+  targets: TargetStatus[];
+}
+
+export interface StopResult {
+  /** Paths still pending per target when the time ran out (all 0: everything was pushed). */
+  unpushed: number[];
+}
+
+export interface LiveMirror {
+  /** Resolves when every target's startup push has succeeded (retries included). */
+  readonly ready: Promise<void>;
+  status(): LiveMirrorStatus;
+  /** Resolves when no target has anything pending or running (tests, --once-like use). */
+  whenIdle(): Promise<void>;
+  /**
+   * Finish the running batches, push what is pending (at most `timeoutMs`, default 10 s), close
+   * the watcher. Idempotent.
+   */
+  stop(options?: { timeoutMs?: number }): Promise<StopResult>;
+}
+
+/**
+ * Rules whose outcome depends only on an entry's own name: with only these, pushing a subtree
+ * (whose paths the scan and the daemon see relative to the subtree) filters exactly as a push of
+ * the whole tree would. Anything else (a '/' or '**' in a pattern, the '/' modifier, dir-merge
+ * files) makes every batch push the whole tree.
+ */
+export function subtreeSafe(list: FilterList | undefined): boolean {
+  if (!list) return true;
+  return list.rules.every((r) => !r.dirMerge && !r.absPath && !r.pattern.includes(0x2f) && !r.pattern.includes('**'));
+}
+
+/** The push filter for the subtree `root`: names are matched as paths from the tree's root. */
+function subtreeFilter(full: PushFilter, root: string): PushFilter {
+  if (root === '') return full;
+  const prefix = Buffer.from(root + '/');
+  return {
+    isExcluded: (relPath, isDir) => full.isExcluded(Buffer.concat([prefix, relPath]), isDir),
+    wantsList: (protocol, deleteMode) => full.wantsList(protocol, deleteMode),
+    sendList: (writer) => full.sendList(writer),
+  };
+}
+
+export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveMirror> {
+  const log: LogFn = options.onLog ?? (() => {});
+  let source = resolve(options.source);
+  source = realpathSync(source); // the watcher watches the real path; the pushes read the same
+  const transfer: TransferOptions = { ...(options.transfer ?? DEFAULT_TRANSFER), recursive: true };
+  const list = options.filterList;
+  const full = list ? pushFilter(list, { deleteExcluded: transfer.deleteExcluded, absRoot: source }) : undefined;
+  const subtrees = subtreeSafe(list);
+  if (list && !subtrees) log('info', 'filter rules depend on whole paths: every batch pushes the whole tree');
+  const retry = { initialMs: options.retry?.initialMs ?? 500, maxMs: options.retry?.maxMs ?? 30_000 };
+
+  const runners = options.targets.map(
+    (t) =>
+      new TargetRunner({
+        source,
+        target: t.target,
+        session: t.session,
+        transfer,
+        ...(full && { filterFor: (root: string) => subtreeFilter(full, root) }),
+        subtrees,
+        delayMs: Math.max(0, (options.delay ?? 0) * 1000),
+        retry,
+        ...(options.maxPending !== undefined && { maxPending: options.maxPending }),
+        ...(options.maxRoots !== undefined && { maxRoots: options.maxRoots }),
+        log,
+        ...(options.pushFn && { pushFn: options.pushFn }),
+      }),
+  );
+
+  // 1. Watch first: when watch() returns every directory is watched, so nothing is missed.
+  const matcher = list ? compileFilter(list, { side: 'sender', absRoot: source }) : undefined;
+  const watcher: Watcher = watch(source, {
+    ...options.watcher,
+    ...(matcher && !matcher.empty && { filter: byteFilter(matcher) }),
+  });
+  let rootGone = false;
+  watcher.on('events', (batch) => {
+    if (batch.some((e) => e.type === 'root-gone')) {
+      rootGone = true;
+      log('error', `${source}: the source directory is gone; the mirror stops following it (the targets keep their copy)`);
+    }
+    for (const r of runners) r.changed((pending) => pending.addEvents(batch));
+  });
+  watcher.on('warning', (err) => log('warn', err.message));
+  watcher.on('error', (err) => log('error', `watcher: ${err.message}`));
+
+  // 2. The startup push (the whole tree, a pending rescan of ''), then whatever changed meanwhile.
+  const startup = options.startup ?? true;
+  for (const r of runners) r.start(startup);
+  const ready = Promise.all(runners.map((r) => r.whenSynced())).then(() => {
+    log('info', `${source}: startup sync done for ${runners.length} target(s)`);
+  });
+
+  let stopping: Promise<StopResult> | undefined;
+  return {
+    ready,
+    status: () => ({
+      source,
+      watcher: watcher.isClosed ? undefined : watcher.stats(),
+      rootGone,
+      targets: runners.map((r) => r.status()),
+    }),
+    whenIdle: () => Promise.all(runners.map((r) => r.whenIdle())).then(() => undefined),
+    stop: (stopOptions = {}) => {
+      stopping ??= (async () => {
+        const deadline = Date.now() + (stopOptions.timeoutMs ?? 10_000);
+        const unpushed = await Promise.all(runners.map((r) => r.stop(deadline)));
+        watcher.close();
+        return { unpushed };
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,301 @@
+// One target of the live mirror: its pending set, its batches (one at a time), its retries.
+// The mirror (mirror.ts) feeds every target the same watcher batches; each target collapses
+// and pushes them on its own, so a slow or unreachable target never holds up the others.
+import { lstatSync } from 'node:fs';
+import { join } from 'node:path';
+import { push, type PushFilter, type PushOptions, type PushResult } from '../push.js';
+import { ConnectionClosedError, DaemonRefusalError, NotADaemonError, SocketError, TimeoutError } from '../../protocol/errors.js';
+import { EXIT } from '../../protocol/errors.js';
+import { PendingSet, pushRoots, type PendingEntry, type PushRoot } from './plan.js';
+import type { DaemonTarget } from '../target.js';
+import type { TransferOptions } from '../../protocol/args.js';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogFn = (level: LogLevel, message: string) => void;
+
+export interface RetryOptions {
+  /** First wait after a failure, ms (default 500). */
+  initialMs?: number;
+  /** Cap of the doubling wait, ms (default 30,000). */
+  maxMs?: number;
+}
+
+/** The push function (tests may wrap it); defaults to src/push.ts push(). */
+export type PushFn = (options: PushOptions) => Promise<PushResult>;
+
+export interface RunnerOptions {
+  /** Absolute path of the local root (no trailing slash). */
+  source: string;
+  target: DaemonTarget;
+  session: PushOptions['session'];
+  transfer: TransferOptions;
+  /** The filter for a push of the subtree `root` ('' = the whole tree); undefined: no rules. */
+  filterFor?: (root: string) => PushFilter | undefined;
+  /** False when the filter rules make subtree pushes inexact: every batch pushes the whole tree. */
+  subtrees: boolean;
+  /** Quiet window before a batch starts, ms (0: as soon as the previous batch ended). */
+  delayMs: number;
+  retry: Required<RetryOptions>;
+  maxPending?: number;
+  maxRoots?: number;
+  log: LogFn;
+  pushFn?: PushFn;
+}
+
+export type TargetState = 'startup' | 'idle' | 'waiting' | 'pushing' | 'backoff' | 'stopped';
+
+export interface TargetStatus {
+  target: string;
+  state: TargetState;
+  /** Distinct paths pending (a full resync counts as 1). */
+  pending: number;
+  /** The startup push (full tree) has succeeded. */
+  synced: boolean;
+  batches: number;
+  pushes: number;
+  failures: number;
+  /** Failures in a row (0 after a success). */
+  consecutiveFailures: number;
+  lastError?: string;
+  lastPushAt?: number;
+  bytesSent: number;
+}
+
+/** Failures that say "not reachable now", as opposed to "this push went wrong". */
+function isUnreachable(e: unknown): boolean {
+  return e instanceof SocketError || e instanceof TimeoutError || e instanceof ConnectionClosedError || e instanceof NotADaemonError || e instanceof DaemonRefusalError;
+}
+
+export function describeTarget(t: DaemonTarget): string {
+  const host = t.host.includes(':') ? `[${t.host}]` : t.host;
+  return `rsync://${t.user ? t.user + '@' : ''}${host}:${t.port}/${t.module}/${t.path}`;
+}
+
+export class TargetRunner {
+  readonly pending: PendingSet;
+  private state: TargetState = 'startup';
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private backoffMs = 0;
+  private escalate = 0;
+  private stopped = false;
+  private synced = false;
+  private readonly name: string;
+  private readonly stats = { batches: 0, pushes: 0, failures: 0, consecutiveFailures: 0, bytesSent: 0, lastError: undefined as string | undefined, lastPushAt: undefined as number | undefined };
+  private idleWaiters: Array<() => void> = [];
+  private syncWaiters: Array<() => void> = [];
+
+  constructor(private readonly o: RunnerOptions) {
+    this.pending = new PendingSet({ ...(o.maxPending !== undefined && { maxPaths: o.maxPending }) });
+    this.name = describeTarget(o.target);
+  }
+
+  /** Begin: the whole tree is pending (the startup push), or nothing with `startup: false`. */
+  start(startup: boolean): void {
+    if (startup) this.pending.add('', { kind: 'rescan', isDir: true });
+    else this.synced = true;
+    this.state = 'idle';
+    this.schedule();
+  }
+
+  /** A watcher batch (already filtered): collapse it into the pending set, start a batch if idle. */
+  changed(add: (pending: PendingSet) => void): void {
+    if (this.stopped) return;
+    add(this.pending);
+    this.schedule();
+  }
+
+  status(): TargetStatus {
+    return {
+      target: this.name,
+      state: this.state,
+      pending: this.pending.size,
+      synced: this.synced,
+      batches: this.stats.batches,
+      pushes: this.stats.pushes,
+      failures: this.stats.failures,
+      consecutiveFailures: this.stats.consecutiveFailures,
+      ...(this.stats.lastError !== undefined && { lastError: this.stats.lastError }),
+      ...(this.stats.lastPushAt !== undefined && { lastPushAt: this.stats.lastPushAt }),
+      bytesSent: this.stats.bytesSent,
+    };
+  }
+
+  /** Resolves when the startup push has succeeded. */
+  whenSynced(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  /** Resolves when nothing is pending and no batch runs. */
+  whenIdle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    return this.running === undefined && this.pending.size === 0;
+  }
+
+  /**
+   * Stop: let the running batch end, then push what is pending (retries included) until
+   * `deadline` (ms since the epoch). Returns the number of paths left unpushed.
+   */
+  async stop(deadline: number): Promise<number> {
+    this.clearTimer();
+    // Flush: ignore backoff and delay, one batch after another while time is left.
+    while (Date.now() < deadline) {
+      if (this.running) {
+        await Promise.race([this.running, sleep(deadline - Date.now())]);
+        continue;
+      }
+      if (this.pending.size === 0) break;
+      const attempt = this.runBatch();
+      await Promise.race([attempt, sleep(deadline - Date.now())]);
+      if (this.pending.size > 0 && !this.running) await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
+    }
+    this.stopped = true;
+    this.clearTimer();
+    this.state = 'stopped';
+    const left = this.pending.size;
+    if (left) this.o.log('warn', `${this.name}: stopped with ${left} path(s) not pushed`);
+    return left;
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Start a batch when one may start: idle, something pending, not backing off. */
+  private schedule(): void {
+    if (this.stopped || this.running || this.state === 'backoff' || this.pending.size === 0) return;
+    if (this.timer) return; // a batch is already due (delay window)
+    this.state = 'waiting';
+    // setImmediate-like: events of the same tick (and the same kernel read) go in one batch.
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.runBatch();
+    }, this.o.delayMs);
+  }
+
+  private runBatch(): Promise<void> {
+    if (this.running) return this.running;
+    const run = this.batch().finally(() => {
+      this.running = undefined;
+      if (this.stopped) return;
+      if (this.state !== 'backoff') {
+        this.state = 'idle';
+        this.schedule();
+      }
+      if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
+    });
+    this.running = run;
+    return run;
+  }
+
+  private isLocalDir = (rel: string): boolean => {
+    try {
+      return lstatSync(rel === '' ? this.o.source : join(this.o.source, rel)).isDirectory();
+    } catch {
+      return false;
+    }
+  };
+
+  private async batch(): Promise<void> {
+    const taken = this.pending.take();
+    if (taken.size === 0) return;
+    this.state = 'pushing';
+    this.stats.batches++;
+    const full = taken.get('')?.kind === 'rescan';
+    const roots = pushRoots(taken, {
+      isLocalDir: this.isLocalDir,
+      subtrees: this.o.subtrees,
+      escalate: this.escalate,
+      ...(this.o.maxRoots !== undefined && { maxRoots: this.o.maxRoots }),
+    });
+    const failed: PushRoot[] = [];
+    let unreachable = false;
+    let error: string | undefined;
+    const started = Date.now();
+    for (const root of roots) {
+      if (unreachable) {
+        failed.push(root);
+        continue;
+      }
+      try {
+        const result = await this.pushRoot(root.root);
+        this.stats.pushes++;
+        this.stats.bytesSent += result.bytesSent;
+        if (result.exitCode === EXIT.PARTIAL || result.exitCode === EXIT.VANISHED) {
+          // Some files were not transferred (or vanished while sending): keep them pending.
+          failed.push(root);
+          error = `push of /${root.root} ended with exit code ${result.exitCode}`;
+        } else if (result.exitCode !== EXIT.OK) {
+          failed.push(root);
+          error = `push of /${root.root} ended with exit code ${result.exitCode}`;
+        }
+      } catch (e) {
+        failed.push(root);
+        error = (e as Error).message;
+        if (isUnreachable(e)) unreachable = true;
+      }
+    }
+    if (failed.length === 0) {
+      this.backoffMs = 0;
+      this.escalate = 0;
+      this.stats.consecutiveFailures = 0;
+      this.stats.lastPushAt = Date.now();
+      this.o.log('debug', `${this.name}: pushed ${taken.size} change(s) in ${roots.length} subtree(s) (${roots.map((r) => '/' + r.root).join(' ')}) in ${Date.now() - started} ms`);
+      if (full && !this.synced) this.markSynced();
+      return;
+    }
+    // Put back what the failed roots covered (older than whatever arrived meanwhile), then retry later.
+    const back: Array<[string, PendingEntry]> = [];
+    for (const root of failed) for (const path of root.paths) back.push([path, taken.get(path)!]);
+    this.pending.restore(back);
+    if (full && !this.synced && !failed.some((r) => r.root === '')) this.markSynced();
+    this.stats.failures++;
+    this.stats.consecutiveFailures++;
+    this.stats.lastError = error;
+    // A push that failed for another reason than reachability (e.g. the mirror lacks the
+    // subtree's parent) is retried one level higher each time it fails again.
+    if (!unreachable && this.stats.consecutiveFailures >= 2) this.escalate++;
+    this.backoffMs = this.backoffMs === 0 ? this.o.retry.initialMs : Math.min(this.backoffMs * 2, this.o.retry.maxMs);
+    this.o.log(
+      unreachable ? 'warn' : 'error',
+      `${this.name}: ${error}; ${this.pending.size} path(s) pending, retrying in ${(this.backoffMs / 1000).toFixed(1)} s`,
+    );
+    this.state = 'backoff';
+    this.clearTimer();
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.state = 'idle';
+      this.schedule();
+    }, this.backoffMs);
+  }
+
+  private markSynced(): void {
+    this.synced = true;
+    for (const w of this.syncWaiters.splice(0)) w();
+  }
+
+  private pushRoot(root: string): Promise<PushResult> {
+    const base = this.o.target.path.replace(/\/+$/, '');
+    const path = [base, root].filter(Boolean).join('/');
+    const filter = this.o.filterFor?.(root);
+    return (this.o.pushFn ?? push)({
+      source: root === '' ? `${this.o.source}/` : `${this.o.source}/${root}/`,
+      target: { ...this.o.target, path: path ? `${path}/` : '' },
+      transfer: this.o.transfer,
+      session: this.o.session,
+      ...(filter && { filter }),
+      onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
+      onError: (text) => this.o.log('warn', `${this.name}: ${text.trimEnd()}`),
+    });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)).unref?.());
+}
