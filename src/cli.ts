@@ -3,7 +3,7 @@
 // It builds typed options and calls the library.
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { RsyncError, UsageError, DaemonRefusalError, EXIT } from '../protocol/errors.js';
+import { RsyncError, UsageError, DaemonRefusalError, RemoteError, EXIT } from '../protocol/errors.js';
 import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../protocol/daemon.js';
 import { isDaemonAddress, parseDaemonAddress, DEFAULT_PORT } from './target.js';
 import { resolve } from 'node:path';
@@ -249,6 +249,8 @@ async function run(args: string[], options: CliOptions, rules: RuleSource[]): Pr
 function report(error: unknown): number {
   if (error instanceof DaemonRefusalError) {
     process.stderr.write(`${error.daemonText}\n`);
+  } else if (error instanceof RemoteError && error.messages.length) {
+    // The daemon's texts were shown as they arrived (MSG_ERROR); only the summary is left to say.
   } else if (error instanceof RsyncError) {
     process.stderr.write(`lsyncd: ${error.message}\n`);
   } else {
