@@ -294,6 +294,27 @@ export class BlockMatcher {
         matchedBytes += k;
         offset += k;
         lastMatch = offset;
+        // A run of matches: when the data here has the strong sum of the next block in sequence,
+        // it is that block's data, so its weak sum is sum1[wantI] as well and rsync's search would
+        // land on wantI too. Take it without summing the block byte by byte (the dominant cost of
+        // long runs). Only with strong sums of 3+ bytes: a false positive needs a changed region
+        // to collide (odds 2^-24 each), and even then the whole-file checksum catches it (a redo).
+        while (s2length >= 3 && wantI < count) {
+          if (winStart + winLen < offset + blength + 1 && !eof) await fill(offset + blength + 1 + READ_AHEAD);
+          const len = blockLength(head!, wantI);
+          const have = winStart + winLen - offset;
+          // A short last block only at the very end of the file, as in the search below.
+          if (have < len || (len !== blength && !(eof && have === len))) break;
+          const at = offset - winStart;
+          if (!strongEquals(cs.blockSum(win.subarray(at, at + len)), wantI)) break;
+          const next = sink.onMatch(wantI);
+          if (next) await next;
+          wantI++;
+          matches++;
+          matchedBytes += len;
+          offset += len;
+          lastMatch = offset;
+        }
         // Restart the rolling sum on the window after the matched block.
         if (winStart + winLen < offset + blength + 1 && !eof) {
           await fill(offset + blength + 1 + READ_AHEAD);
