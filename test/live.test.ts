@@ -13,6 +13,7 @@ import { snapshot, diffTrees } from './helpers/tree.js';
 import { makeTree } from './helpers/fstree.js';
 import { startLiveMirror, type LiveMirror } from '../src/live/index.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
+import { FilterList } from '../protocol/filter.js';
 import type { DaemonTarget } from '../src/target.js';
 
 let daemon: TestDaemon;
@@ -62,6 +63,14 @@ async function converge(src: string, dst: string, what: string, timeoutMs = 10_0
   }
   assert.unreachable(`${what}: mirror did not converge in ${timeoutMs} ms:\n${diff.slice(0, 20).join('\n')}\n--- log:\n${logs.slice(-30).join('\n')}`);
   return -1;
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) assert.unreachable(`timed out waiting for ${what}\n${logs.slice(-20).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 let mirror: LiveMirror | undefined;
@@ -141,6 +150,18 @@ test('type swaps: file -> dir, dir -> file, file -> symlink', async () => {
   await converge(src, dst, 'type swaps');
 });
 
+test('resync(): a mirror changed behind our back is repaired', async () => {
+  await rm(join(dst, 'sub/new.txt'));
+  await writeFile(join(dst, 'burst/d0/f3.txt'), 'tampered, and longer than the original\n');
+  await mkdir(join(dst, 'intruder'));
+  mirror!.resync('burst');
+  await until('the burst resync', () => mirror!.status().targets[0]!.state === 'idle' && mirror!.status().targets[0]!.pending === 0);
+  await mirror!.whenIdle();
+  assert.ok(diffTrees(await tree(src), await tree(dst)).length > 0, 'outside burst/: not repaired yet');
+  mirror!.resync();
+  await converge(src, dst, 'full resync');
+});
+
 test('stop(): pending changes are pushed before it resolves', async () => {
   await writeFile(join(src, 'last.txt'), 'written right before stop\n');
   await mkdir(join(src, 'last-dir'));
@@ -151,6 +172,49 @@ test('stop(): pending changes are pushed before it resolves', async () => {
   const diff = diffTrees(await tree(src), await tree(dst));
   assert.equal(diff, [], diff.join('\n'));
   mirror = undefined;
+});
+
+test('filters: excluded paths are neither sent nor deleted on the mirror', async () => {
+  const s = join(work, 'filtered');
+  const out = join(daemon.modulePath('push'), 'flt');
+  await mkdir(join(s, 'cache'), { recursive: true });
+  await mkdir(join(s, 'sub'));
+  await writeFile(join(s, 'keep.txt'), 'kept\n');
+  await writeFile(join(s, 'junk.tmp'), 'excluded\n');
+  await writeFile(join(s, 'cache/c1'), 'excluded dir\n');
+  await writeFile(join(s, 'sub/x.tmp'), 'excluded\n');
+  await writeFile(join(s, 'sub/y'), 'kept\n');
+  await mkdir(join(out, 'sub'), { recursive: true });
+  await writeFile(join(out, 'old.tmp'), 'only on the mirror, protected\n');
+  await writeFile(join(out, 'sub/gone'), 'only on the mirror, deleted\n');
+  const m = await startLiveMirror({
+    source: s,
+    targets: [{ target: target(daemon, 'flt'), session: {} }],
+    filterList: new FilterList().addExclude('*.tmp').addExclude('cache/'),
+    onLog,
+  });
+  const expected = ['missing "cache" (dir)', 'missing "cache/c1" (file)', 'missing "junk.tmp" (file)', 'missing "sub/x.tmp" (file)', 'extra "old.tmp" (file)'];
+  const check = async (what: string, want: string[]) => {
+    const deadline = Date.now() + 10_000;
+    let diff: string[] = [];
+    while (Date.now() < deadline) {
+      diff = diffTrees(await tree(s), await tree(out)).sort();
+      if (JSON.stringify(diff) === JSON.stringify([...want].sort())) return;
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    assert.equal(diff, [...want].sort(), what);
+  };
+  try {
+    await m.ready;
+    await check('startup', expected);
+    await writeFile(join(s, 'sub/z.tmp'), 'excluded, live\n');
+    await writeFile(join(s, 'sub/w'), 'kept, live\n');
+    await writeFile(join(s, 'cache/c2'), 'excluded dir, live\n');
+    await check('live changes', [...expected, 'missing "sub/z.tmp" (file)', 'missing "cache/c2" (file)']);
+    assert.ok(m.status().watcher!.watches >= 2);
+  } finally {
+    await m.stop({ timeoutMs: 1000 });
+  }
 });
 
 /** Answers with an rsync greeting? */
@@ -180,13 +244,6 @@ async function runDaemonAt(d: TestDaemon, port: number): Promise<ChildProcess> {
   return child;
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.unreachable(`timed out waiting for ${what}\n${logs.slice(-20).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test('the daemon stopped and restarted mid-stream: the mirror converges after the restart', async () => {
   const d2 = await startDaemon();

@@ -63,6 +63,8 @@ export interface LiveMirror {
   status(): LiveMirrorStatus;
   /** Resolves when no target has anything pending or running (tests, --once-like use). */
   whenIdle(): Promise<void>;
+  /** Compare the subtree `path` ('' = everything) in full on every target, as after an overflow. */
+  resync(path?: string): void;
   /**
    * Finish the running batches, push what is pending (at most `timeoutMs`, default 10 s), close
    * the watcher. Idempotent.
@@ -155,6 +157,9 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
       targets: runners.map((r) => r.status()),
     }),
     whenIdle: () => Promise.all(runners.map((r) => r.whenIdle())).then(() => undefined),
+    resync: (path = '') => {
+      for (const r of runners) r.changed((pending) => pending.add(path.replace(/^\/+|\/+$/g, ''), { kind: 'rescan', isDir: true }));
+    },
     stop: (stopOptions = {}) => {
       stopping ??= (async () => {
         const deadline = Date.now() + (stopOptions.timeoutMs ?? 10_000);
