@@ -15,6 +15,7 @@ import { itemizeString, itemName, statsLines, summaryLines, commas } from './out
 import type { TransferOptions } from '../protocol/args.js';
 import type { FileEntry } from '../protocol/flist.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER } from '../protocol/sender.js';
+import { live as runLive } from './live-cli.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -61,6 +62,24 @@ export interface CliOptions {
   itemizeChanges?: boolean;
   stats?: boolean;
   progress?: boolean;
+  daemon: boolean;
+  nodaemon?: boolean;
+  delay?: number;
+  dryrun?: boolean;
+  logfile?: string;
+  pidfile?: string;
+  startup: boolean;
+  debug?: boolean;
+  scarce?: boolean;
+  insist?: boolean;
+  statusFile?: string;
+  home: string;
+}
+
+function decimal(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || n > 86400) throw new InvalidArgumentError('expected seconds, e.g. 0.5');
+  return n;
 }
 
 function integer(min: number, max: number) {
@@ -88,6 +107,18 @@ function buildProgram(rules: RuleSource[]): Command {
     .argument('<args...>', 'SOURCE TARGET, or a daemon ADDRESS to list')
     .version(`lsyncd ${pkg.version} (rsync daemon protocol ${MIN_PROTOCOL_VERSION}–${PROTOCOL_VERSION})`, '-V, --version')
     .option('--once', 'push SOURCE to TARGET once and exit (rsync\'s exit codes)')
+    .option('--nodaemon', 'live mode: stay in the foreground and log to stderr (also --no-daemon)')
+    .option('--no-daemon', 'the same as --nodaemon')
+    .addOption(new Option('--delay <SECONDS>', 'live mode: wait this long for more changes before a push').argParser(decimal))
+    .option('--dryrun', 'the same as --dry-run')
+    .option('--logfile <FILE>', 'live mode: log to FILE (reopened on SIGHUP)')
+    .option('--pidfile <FILE>', 'live mode: write the pid to FILE (refused if it names a running process)')
+    .option('--no-startup', 'live mode: skip the initial full sync')
+    .option('--debug', 'live mode: log more')
+    .option('--scarce', 'live mode: log errors only')
+    .option('--insist', 'live mode: keep retrying a target unreachable at start instead of exiting')
+    .option('--status-file <FILE>', 'live mode: rewrite FILE every few seconds with each target\'s state')
+    .option('--home <DIR>', 'where %userwww looks for USER/www', '/home')
     .option('-a, --archive', 'archive mode: adds -o -g -D to the default -rlpt')
     .option('--no-perms', "don't preserve permissions")
     .option('--no-times', "don't preserve modification times")
@@ -140,7 +171,7 @@ function transferOptions(o: CliOptions): TransferOptions {
     hardLinks: Boolean(o.hardLinks),
     checksum: Boolean(o.checksum),
     wholeFile: Boolean(o.wholeFile),
-    dryRun: Boolean(o.dryRun),
+    dryRun: Boolean(o.dryRun || o.dryrun),
     delete: o.delete,
     deleteExcluded: Boolean(o.deleteExcluded),
     numericIds: Boolean(o.numericIds),
@@ -229,15 +260,38 @@ async function pushOnce(source: string, address: string, options: CliOptions, ru
   return result.exitCode;
 }
 
+function live(source: string, targets: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
+  if (!targets.length) throw new UsageError('no TARGET given');
+  if (isDaemonAddress(source)) throw new UsageError('the live mirror watches a local SOURCE; pulling is not available yet');
+  return runLive({
+    source,
+    targets: targets.map((t) => {
+      const target = parseDaemonAddress(t, options.port ?? DEFAULT_PORT);
+      if (!target.module) throw new UsageError(`${t} names no module`);
+      return { target, session: sessionOptions(options, target.user) };
+    }),
+    transfer: transferOptions(options),
+    ...(rules.some((r) => r.kind !== 'delete-excluded') && { filterList: buildFilterList(rules) }),
+    foreground: Boolean(options.nodaemon || options.daemon === false),
+    argv: argvForDetach,
+    ...(options.delay !== undefined && { delay: options.delay }),
+    ...(options.logfile !== undefined && { logfile: options.logfile }),
+    ...(options.pidfile !== undefined && { pidfile: options.pidfile }),
+    ...(options.statusFile !== undefined && { statusFile: options.statusFile }),
+    startup: options.startup,
+    level: options.debug ? 'debug' : options.scarce ? 'error' : 'info',
+    insist: Boolean(options.insist),
+    home: options.home,
+  });
+}
+
 async function run(args: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
   if (args.length === 1) {
     if (!isDaemonAddress(args[0]!)) throw new UsageError(`${args[0]} is not a daemon address (rsync://HOST/ or HOST::)`);
     return list(args[0]!, options);
   }
-  if (!options.once) {
-    throw new UsageError('the live mirror (watching SOURCE) is not available yet; use --once to push once');
-  }
   const [source, ...targets] = args;
+  if (!options.once) return live(source!, targets, options, rules);
   let worst = 0;
   for (const target of targets) {
     const code = await pushOnce(source!, target, options, rules).catch((e: unknown) => report(e));
@@ -262,9 +316,12 @@ function report(error: unknown): number {
   return error.exitCode;
 }
 
+let argvForDetach: string[] = [];
+
 export async function main(argv: string[]): Promise<number> {
   const rules: RuleSource[] = [];
   const program = buildProgram(rules);
+  argvForDetach = argv.slice(1);
   program.configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
   try {
     program.parse(argv);
@@ -283,7 +340,7 @@ export async function main(argv: string[]): Promise<number> {
 
 main(process.argv).then(
   (code) => {
-    process.exitCode = code;
+    if (code >= 0) process.exitCode = code;
   },
   (e) => {
     process.exitCode = report(e);

@@ -1,0 +1,162 @@
+// `lsyncd [options] SOURCE TARGET...` without --once: the live mirror as a long-running process.
+// Checks the targets (unless --insist), detaches unless --nodaemon, then runs one live mirror per
+// source (for %userwww: one per /home/USER/www, picked up and dropped while running) until
+// SIGTERM/SIGINT, which push what is pending before exiting 0. SIGHUP reopens the log file.
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { startLiveMirror, type LiveMirror, type LiveTarget, type LogLevel } from './live/index.js';
+import type { FilterList } from '../protocol/filter.js';
+import type { TransferOptions } from '../protocol/args.js';
+import { UsageError } from '../protocol/errors.js';
+import { openModule } from './client.js';
+import { Logger, claimPidfile, detach, writeAtomically } from './daemon.js';
+
+/** The special SOURCE: every HOME/USER/www goes to TARGET/USER/. */
+export const USERWWW = '%userwww';
+
+export interface LiveCliOptions {
+  source: string;
+  targets: LiveTarget[];
+  transfer: TransferOptions;
+  filterList?: FilterList;
+  foreground: boolean;
+  /** Our argv (without node), for detaching. */
+  argv: string[];
+  delay?: number;
+  logfile?: string;
+  pidfile?: string;
+  statusFile?: string;
+  startup: boolean;
+  level: LogLevel;
+  insist: boolean;
+  home: string;
+}
+
+/** How often %userwww looks for users whose www appeared or went away, and the status file is rewritten. */
+const SCAN_MS = 2000;
+const STATUS_MS = 3000;
+
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** USER names under `home` that have a www directory. */
+function wwwUsers(home: string): string[] {
+  try {
+    return readdirSync(home)
+      .filter((user) => !user.startsWith('.') && isDir(join(home, user, 'www')))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+/** The targets of one user: each target's path with USER/ appended. */
+function userTargets(targets: readonly LiveTarget[], user: string): LiveTarget[] {
+  return targets.map((t) => ({ ...t, target: { ...t.target, path: `${t.target.path.replace(/\/?$/, t.target.path ? '/' : '')}${user}/` } }));
+}
+
+/** Refuse at start a target that cannot be opened (unknown module, auth, unreachable): rsync's code. */
+async function probe(targets: readonly LiveTarget[]): Promise<void> {
+  for (const t of targets) {
+    const session = await openModule({ ...t.session, host: t.target.host, port: t.target.port }, t.target.module);
+    session.socket.destroy();
+  }
+}
+
+export async function live(o: LiveCliOptions): Promise<number> {
+  const userwww = o.source === USERWWW;
+  if (userwww) {
+    if (!isDir(o.home)) throw new UsageError(`%userwww: ${o.home} is not a directory (see --home)`);
+  } else if (!isDir(o.source)) {
+    throw new UsageError(`SOURCE ${o.source} is not a directory`);
+  }
+  if (!o.insist) await probe(o.targets);
+  if (!o.foreground) {
+    detach(o.argv, o.logfile);
+    return 0;
+  }
+
+  const logger = new Logger(o.logfile, o.level);
+  const log = (level: LogLevel, message: string) => logger.log(level, message);
+  const releasePid = o.pidfile ? claimPidfile(o.pidfile) : () => {};
+  const mirrors = new Map<string, LiveMirror>();
+
+  const start = async (source: string, targets: LiveTarget[]) => {
+    const mirror = await startLiveMirror({
+      source,
+      targets,
+      transfer: o.transfer,
+      ...(o.filterList && { filterList: o.filterList }),
+      ...(o.delay !== undefined && { delay: o.delay }),
+      startup: o.startup,
+      onLog: log,
+    });
+    mirrors.set(source, mirror);
+    log('info', `watching ${source}`);
+  };
+
+  let scanTimer: NodeJS.Timeout | undefined;
+  const scanUsers = async () => {
+    const users = new Set(wwwUsers(o.home));
+    for (const user of users) {
+      const source = join(o.home, user, 'www');
+      if (!mirrors.has(source)) await start(source, userTargets(o.targets, user)).catch((e: Error) => log('error', `${source}: ${e.message}`));
+    }
+    for (const [source, mirror] of mirrors) {
+      if (!isDir(source) || mirror.status().rootGone) {
+        mirrors.delete(source);
+        await mirror.stop({ timeoutMs: 1000 });
+        log('info', `stopped watching ${source}`);
+      }
+    }
+  };
+
+  const writeStatus = () => {
+    if (!o.statusFile) return;
+    const status = { pid: process.pid, time: new Date().toISOString(), mirrors: [...mirrors.values()].map((m) => m.status()) };
+    try {
+      writeAtomically(o.statusFile, JSON.stringify(status, null, 2) + '\n');
+    } catch (e) {
+      log('warn', `status file: ${(e as Error).message}`);
+    }
+  };
+
+  if (userwww) {
+    await scanUsers();
+    scanTimer = setInterval(() => void scanUsers(), SCAN_MS);
+  } else {
+    await start(o.source, o.targets);
+  }
+  writeStatus();
+  const statusTimer = o.statusFile ? setInterval(writeStatus, STATUS_MS) : undefined;
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log('info', `${signal}: pushing what is pending, then exiting`);
+      clearInterval(scanTimer);
+      clearInterval(statusTimer);
+      const results = await Promise.all([...mirrors.values()].map((m) => m.stop({ timeoutMs: 10_000 })));
+      const unpushed = results.reduce((n, r) => n + r.unpushed.reduce((a, b) => a + b, 0), 0);
+      if (unpushed) log('warn', `${unpushed} path(s) could not be pushed before exiting`);
+      writeStatus();
+      releasePid();
+      log('info', 'exiting');
+      logger.close();
+      resolve(0);
+    };
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+    process.on('SIGHUP', () => {
+      logger.reopen();
+      log('info', 'SIGHUP: log file reopened');
+    });
+  });
+}
