@@ -150,6 +150,14 @@ test('type swaps: file -> dir, dir -> file, file -> symlink', async () => {
   await converge(src, dst, 'type swaps');
 });
 
+test('a subtree whose parent vanished from the mirror: the push escalates to a higher root', async () => {
+  await rm(join(dst, 'x'), { recursive: true }); // behind our back: x/y is the next push root
+  await writeFile(join(src, 'x/y/mid.txt'), 'middle, changed after the mirror lost x/\n');
+  // (The mirror's top directory keeps the mtime our removal gave it until something pushes it.)
+  await converge(join(src, 'x'), join(dst, 'x'), 'escalation');
+  assert.ok(mirror!.status().targets[0]!.failures > 0, 'the push into the missing parent failed first');
+});
+
 test('resync(): a mirror changed behind our back is repaired', async () => {
   await rm(join(dst, 'sub/new.txt'));
   await writeFile(join(dst, 'burst/d0/f3.txt'), 'tampered, and longer than the original\n');
@@ -215,6 +223,19 @@ test('filters: excluded paths are neither sent nor deleted on the mirror', async
   } finally {
     await m.stop({ timeoutMs: 1000 });
   }
+});
+
+test('stop() with an unreachable target returns within its time bound and reports what is left', async () => {
+  const s = join(work, 'nowhere');
+  await mkdir(s, { recursive: true });
+  const m = await startLiveMirror({ source: s, targets: [{ target: target({ port: await freePort() }, 'x'), session: { contimeout: 1 } }], retry: { initialMs: 50, maxMs: 100 }, onLog });
+  await writeFile(join(s, 'f'), 'never pushed\n');
+  await until('a failed attempt', () => m.status().targets[0]!.failures > 0);
+  const started = Date.now();
+  const result = await m.stop({ timeoutMs: 400 });
+  assert.ok(Date.now() - started < 1500, `stop took ${Date.now() - started} ms`);
+  assert.ok(result.unpushed[0]! > 0);
+  assert.is(m.status().targets[0]!.state, 'stopped');
 });
 
 /** Answers with an rsync greeting? */
