@@ -216,6 +216,7 @@ export class TargetRunner {
     });
     const failed: PushRoot[] = [];
     let unreachable = false;
+    let thrown = false;
     let error: string | undefined;
     const started = Date.now();
     for (const root of roots) {
@@ -239,6 +240,7 @@ export class TargetRunner {
         failed.push(root);
         error = (e as Error).message;
         if (isUnreachable(e)) unreachable = true;
+        else thrown = true;
       }
     }
     if (failed.length === 0) {
@@ -258,9 +260,10 @@ export class TargetRunner {
     this.stats.failures++;
     this.stats.consecutiveFailures++;
     this.stats.lastError = error;
-    // A push that failed for another reason than reachability (e.g. the mirror lacks the
-    // subtree's parent) is retried one level higher each time it fails again.
-    if (!unreachable && this.stats.consecutiveFailures >= 2) this.escalate++;
+    // A push that broke off for another reason than reachability (e.g. the daemon cannot create
+    // the subtree because its parent is missing on the mirror) is retried one level higher each
+    // time it fails again. Partial transfers (exit 23/24) are retried as they are.
+    if (thrown && !unreachable && this.stats.consecutiveFailures >= 2) this.escalate++;
     this.backoffMs = this.backoffMs === 0 ? this.o.retry.initialMs : Math.min(this.backoffMs * 2, this.o.retry.maxMs);
     this.o.log(
       unreachable ? 'warn' : 'error',

@@ -1,0 +1,139 @@
+// One target's runner (src/live/runner.ts) with a scripted push function: partial transfers
+// (exit 23/24) retried, not forgotten; capped exponential backoff; the delay window; stop().
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TargetRunner, type PushFn } from '../src/live/runner.js';
+import { DEFAULT_TRANSFER } from '../protocol/args.js';
+import { SocketError } from '../protocol/errors.js';
+import type { PushOptions, PushResult } from '../src/push.js';
+
+let root: string;
+test.before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'lsyncd-live-runner-'));
+  await mkdir(join(root, 'a/b'), { recursive: true });
+});
+test.after(() => rm(root, { recursive: true, force: true }));
+
+interface Call {
+  at: number;
+  source: string;
+  path: string;
+}
+
+/** A push that answers from `script` (exit code, or an error to throw), then 0 forever. */
+function scripted(script: Array<number | Error>): { fn: PushFn; calls: Call[] } {
+  const calls: Call[] = [];
+  const fn: PushFn = async (o: PushOptions) => {
+    calls.push({ at: Date.now(), source: o.source.slice(root.length), path: o.target.path });
+    await new Promise((r) => setTimeout(r, 5));
+    const next = script.shift() ?? 0;
+    if (next instanceof Error) throw next;
+    return { exitCode: next, bytesSent: 0 } as unknown as PushResult;
+  };
+  return { fn, calls };
+}
+
+function runner(pushFn: PushFn, extra: { delayMs?: number; initialMs?: number; maxMs?: number } = {}) {
+  return new TargetRunner({
+    source: root,
+    target: { host: '127.0.0.1', port: 1, module: 'm', path: 'base/' },
+    session: {},
+    transfer: DEFAULT_TRANSFER,
+    subtrees: true,
+    delayMs: extra.delayMs ?? 0,
+    retry: { initialMs: extra.initialMs ?? 20, maxMs: extra.maxMs ?? 80 },
+    log: () => {},
+    pushFn,
+  });
+}
+
+test('startup push, then a change pushes its parent onto the matching sub-path', async () => {
+  const { fn, calls } = scripted([]);
+  const r = runner(fn);
+  r.start(true);
+  await r.whenSynced();
+  r.changed((p) => p.add('a/b/f', { kind: 'modify', isDir: false }));
+  await r.whenIdle();
+  assert.equal(calls.map((c) => [c.source, c.path]), [
+    ['/', 'base/'],
+    ['/a/b/', 'base/a/b/'],
+  ]);
+  await r.stop(Date.now() + 100);
+});
+
+test('exit 23 and 24: the paths stay pending and are pushed again', async () => {
+  const { fn, calls } = scripted([0, 23, 24, 0]);
+  const r = runner(fn);
+  r.start(true);
+  await r.whenSynced();
+  r.changed((p) => p.add('a/f', { kind: 'create', isDir: false }));
+  await r.whenIdle();
+  assert.equal(calls.map((c) => c.source), ['/', '/a/', '/a/', '/a/']);
+  const s = r.status();
+  assert.is(s.failures, 2);
+  assert.is(s.consecutiveFailures, 0);
+  assert.is(s.pending, 0);
+  await r.stop(Date.now() + 100);
+});
+
+test('unreachable: capped exponential backoff, events keep collapsing, no escalation', async () => {
+  const down = () => new SocketError('connect ECONNREFUSED');
+  const { fn, calls } = scripted([down(), down(), down(), down(), down()]);
+  const r = runner(fn, { initialMs: 20, maxMs: 60 });
+  r.start(true);
+  r.changed((p) => p.add('a/b/f', { kind: 'modify', isDir: false }));
+  await r.whenSynced();
+  await r.whenIdle();
+  const gaps = calls.slice(1).map((c, i) => c.at - calls[i]!.at);
+  // 20, 40, 60, 60, 60 ms (+ the 5 ms the fake push takes, + timer slack)
+  const want = [20, 40, 60, 60, 60];
+  gaps.slice(0, 5).forEach((g, i) => assert.ok(g >= want[i]! && g < want[i]! + 250, `gap ${i}: ${g} ms, want ~${want[i]}`));
+  // The startup rescan absorbed the change: one full push, nothing else.
+  assert.equal(new Set(calls.map((c) => c.source)), new Set(['/']));
+  await r.stop(Date.now() + 100);
+});
+
+test('a push that keeps failing for another reason moves one level up per further failure', async () => {
+  const bad = () => new Error('mkdir failed');
+  const { fn, calls } = scripted([0, bad(), bad(), bad()]);
+  const r = runner(fn, { initialMs: 5, maxMs: 10 });
+  r.start(true);
+  await r.whenSynced();
+  r.changed((p) => p.add('a/b/f', { kind: 'modify', isDir: false }));
+  await r.whenIdle();
+  assert.equal(calls.map((c) => c.source), ['/', '/a/b/', '/a/b/', '/a/', '/']);
+  await r.stop(Date.now() + 100);
+});
+
+test('delay: changes within the window go in one batch', async () => {
+  const { fn, calls } = scripted([]);
+  const r = runner(fn, { delayMs: 80 });
+  r.start(false);
+  r.changed((p) => p.add('a/b/f', { kind: 'modify', isDir: false }));
+  await new Promise((res) => setTimeout(res, 30));
+  r.changed((p) => p.add('a/g', { kind: 'create', isDir: false }));
+  await r.whenIdle();
+  assert.equal(calls.map((c) => c.source), ['/a/']);
+  assert.is(r.status().batches, 1);
+  await r.stop(Date.now() + 100);
+});
+
+test('stop(): flushes what is pending, ignoring backoff', async () => {
+  const { fn, calls } = scripted([0, new SocketError('down'), 0]);
+  const r = runner(fn, { initialMs: 10_000, maxMs: 10_000 });
+  r.start(true);
+  await r.whenSynced();
+  r.changed((p) => p.add('a/f', { kind: 'modify', isDir: false }));
+  while (r.status().state !== 'backoff') await new Promise((res) => setTimeout(res, 5));
+  const started = Date.now();
+  const left = await r.stop(Date.now() + 2000);
+  assert.is(left, 0);
+  assert.ok(Date.now() - started < 1000);
+  assert.equal(calls.map((c) => c.source), ['/', '/a/', '/a/']);
+  assert.is(r.status().state, 'stopped');
+});
+
+test.run();
