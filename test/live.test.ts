@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, appendFile, mkdir, rename, unlink, symlink, chmod } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { readFileSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, freePort, type TestDaemon } from './helpers/daemon.js';
@@ -14,6 +15,7 @@ import { makeTree } from './helpers/fstree.js';
 import { startLiveMirror, type LiveMirror } from '../src/live/index.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { FilterList } from '../protocol/filter.js';
+import type { InotifyWatcher } from '../src/watcher/index.js';
 import type { DaemonTarget } from '../src/target.js';
 
 let daemon: TestDaemon;
@@ -236,6 +238,41 @@ test('stop() with an unreachable target returns within its time bound and report
   assert.ok(Date.now() - started < 1500, `stop took ${Date.now() - started} ms`);
   assert.ok(result.unpushed[0]! > 0);
   assert.is(m.status().targets[0]!.state, 'stopped');
+});
+
+test('a kernel queue overflow: the watcher\'s rescan becomes a full resync that catches the lost changes', async () => {
+  const s = join(work, 'overflow');
+  await mkdir(join(s, 'd'), { recursive: true });
+  await writeFile(join(s, 'f0'), '0\n');
+  await writeFile(join(s, 'f1'), '1\n');
+  await writeFile(join(s, 'd/victim'), 'deleted while events are lost\n');
+  const out = join(daemon.modulePath('push'), 'ovf');
+  const m = await startLiveMirror({ source: s, targets: [{ target: target(daemon, 'ovf'), session: {} }], onLog });
+  try {
+    await m.ready;
+    await converge(s, out, 'before the overflow');
+    const w = m.watcher as InotifyWatcher;
+    const max = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'));
+    const batches = m.status().targets[0]!.batches;
+    let rescans = 0;
+    w.on('events', (batch) => (rescans += batch.filter((e) => e.type === 'rescan' && e.path === '').length));
+    w.pause();
+    await rm(join(s, 'd/victim'));
+    await mkdir(join(s, 'made-during-overflow/deeper'), { recursive: true });
+    await writeFile(join(s, 'made-during-overflow/deeper/x'), 'new while events are lost\n');
+    await writeFile(join(s, 'd/changed'), 'also new\n');
+    // Alternate two names so the kernel cannot merge identical consecutive events.
+    for (let i = 0; i < max + 2000; i++) utimesSync(join(s, `f${i & 1}`), 1_700_000_000 + i, 1_700_000_000 + i);
+    w.resume();
+    await converge(s, out, 'after the overflow');
+    assert.ok(rescans > 0, 'the kernel queue overflowed');
+    assert.ok(m.status().targets[0]!.batches > batches);
+    // The watches were re-synced too: a change in the directory made during the overflow is seen.
+    await writeFile(join(s, 'made-during-overflow/deeper/y'), 'after\n');
+    await converge(s, out, 'after the overflow, a new change');
+  } finally {
+    await m.stop({ timeoutMs: 1000 });
+  }
 });
 
 /** Answers with an rsync greeting? */

@@ -58,6 +58,8 @@ export interface StopResult {
 }
 
 export interface LiveMirror {
+  /** The watcher (stats; `pause()`/`resume()` on the inotify backend, as tests use). */
+  readonly watcher: Watcher;
   /** Resolves when every target's startup push has succeeded (retries included). */
   readonly ready: Promise<void>;
   status(): LiveMirrorStatus;
@@ -149,6 +151,7 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
 
   let stopping: Promise<StopResult> | undefined;
   return {
+    watcher,
     ready,
     status: () => ({
       source,
