@@ -121,6 +121,17 @@ test('delay: changes within the window go in one batch', async () => {
   await r.stop(Date.now() + 100);
 });
 
+test('the startup push does not wait for the delay window', async () => {
+  const { fn, calls } = scripted([]);
+  const r = runner(fn, { delayMs: 5000 });
+  const started = Date.now();
+  r.start(true);
+  await r.whenSynced();
+  assert.ok(Date.now() - started < 1000);
+  assert.equal(calls.map((c) => c.source), ['/']);
+  await r.stop(Date.now() + 100);
+});
+
 test('stop(): flushes what is pending, ignoring backoff', async () => {
   const { fn, calls } = scripted([0, new SocketError('down'), 0]);
   const r = runner(fn, { initialMs: 10_000, maxMs: 10_000 });

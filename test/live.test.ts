@@ -275,6 +275,26 @@ test('a kernel queue overflow: the watcher\'s rescan becomes a full resync that 
   }
 });
 
+test('the source directory moved away: reported, nothing pending, the mirror keeps its copy', async () => {
+  const s = join(work, 'vanishing');
+  await mkdir(join(s, 'd'), { recursive: true });
+  await writeFile(join(s, 'd/f'), 'still on the mirror afterwards\n');
+  const out = join(daemon.modulePath('push'), 'vanishing');
+  const m = await startLiveMirror({ source: s, targets: [{ target: target(daemon, 'vanishing'), session: {} }], onLog });
+  try {
+    await m.ready;
+    await converge(s, out, 'before the removal');
+    const before = await tree(out);
+    await rename(s, `${s}-moved`);
+    await until('root-gone', () => m.status().rootGone);
+    await m.whenIdle();
+    assert.is(m.status().targets[0]!.pending, 0);
+    assert.equal(diffTrees(before, await tree(out)), []);
+  } finally {
+    await m.stop({ timeoutMs: 1000 });
+  }
+});
+
 /** Answers with an rsync greeting? */
 function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {

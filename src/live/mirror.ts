@@ -136,6 +136,8 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
     if (batch.some((e) => e.type === 'root-gone')) {
       rootGone = true;
       log('error', `${source}: the source directory is gone; the mirror stops following it (the targets keep their copy)`);
+      for (const r of runners) r.drop();
+      return;
     }
     for (const r of runners) r.changed((pending) => pending.addEvents(batch));
   });

@@ -95,7 +95,12 @@ export class TargetRunner {
     if (startup) this.pending.add('', { kind: 'rescan', isDir: true });
     else this.synced = true;
     this.state = 'idle';
-    this.schedule();
+    this.schedule(0); // the startup push does not wait for the delay window
+  }
+
+  /** Forget everything pending (the source is gone: there is nothing left to push). */
+  drop(): void {
+    this.pending.take();
   }
 
   /** A watcher batch (already filtered): collapse it into the pending set, start a batch if idle. */
@@ -168,7 +173,7 @@ export class TargetRunner {
   }
 
   /** Start a batch when one may start: idle, something pending, not backing off. */
-  private schedule(): void {
+  private schedule(delayMs = this.o.delayMs): void {
     if (this.stopped || this.running || this.state === 'backoff' || this.pending.size === 0) return;
     if (this.timer) return; // a batch is already due (delay window)
     this.state = 'waiting';
@@ -176,7 +181,7 @@ export class TargetRunner {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.runBatch();
-    }, this.o.delayMs);
+    }, delayMs);
   }
 
   private runBatch(): Promise<void> {
