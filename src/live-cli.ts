@@ -2,8 +2,10 @@
 // Checks the targets (unless --insist), detaches unless --nodaemon, then runs one live mirror per
 // source (for %userwww: one per /home/USER/www, picked up and dropped while running) until
 // SIGTERM/SIGINT, which push what is pending before exiting 0. SIGHUP reopens the log file.
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { push } from './push.js';
 import { startLiveMirror, type LiveMirror, type LiveTarget, type LogLevel } from './live/index.js';
 import type { FilterList } from '../protocol/filter.js';
 import type { TransferOptions } from '../protocol/args.js';
@@ -35,6 +37,8 @@ export interface LiveCliOptions {
 /** How often %userwww looks for users whose www appeared or went away, and the status file is rewritten. */
 const SCAN_MS = 2000;
 const STATUS_MS = 3000;
+/** On SIGTERM, how long the watcher gets to deliver what the kernel already queued. */
+const SETTLE_MS = 200;
 
 function isDir(path: string): boolean {
   try {
@@ -65,6 +69,28 @@ async function probe(targets: readonly LiveTarget[]): Promise<void> {
   for (const t of targets) {
     const session = await openModule({ ...t.session, host: t.target.host, port: t.target.port }, t.target.module);
     session.socket.destroy();
+  }
+}
+
+/**
+ * Make sure each target's base directory exists, as rsync creates only the last component of a
+ * destination: %userwww pushes to TARGET/USER/, so TARGET/ itself must be there first. Pushing
+ * an empty directory without --delete creates it and changes nothing else.
+ */
+async function ensureBase(targets: readonly LiveTarget[], transfer: TransferOptions): Promise<void> {
+  const empty = mkdtempSync(join(tmpdir(), 'lsyncd-base-'));
+  try {
+    for (const t of targets) {
+      if (!t.target.path) continue;
+      await push({
+        source: `${empty}/`,
+        target: t.target,
+        transfer: { ...transfer, recursive: false, delete: false, deleteExcluded: false, perms: false, times: false, dryRun: false },
+        session: t.session,
+      });
+    }
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
   }
 }
 
@@ -127,6 +153,7 @@ export async function live(o: LiveCliOptions): Promise<number> {
   };
 
   if (userwww) {
+    await ensureBase(o.targets, o.transfer).catch((e: Error) => log('warn', `creating the targets' base directories: ${e.message}`));
     await scanUsers();
     scanTimer = setInterval(() => void scanUsers(), SCAN_MS);
   } else {
@@ -143,6 +170,9 @@ export async function live(o: LiveCliOptions): Promise<number> {
       log('info', `${signal}: pushing what is pending, then exiting`);
       clearInterval(scanTimer);
       clearInterval(statusTimer);
+      // Changes made just before the signal are already in the kernel's queue: let the watcher
+      // read them (and pair its held moves) before the last push.
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
       const results = await Promise.all([...mirrors.values()].map((m) => m.stop({ timeoutMs: 10_000 })));
       const unpushed = results.reduce((n, r) => n + r.unpushed.reduce((a, b) => a + b, 0), 0);
       if (unpushed) log('warn', `${unpushed} path(s) could not be pushed before exiting`);

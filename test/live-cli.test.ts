@@ -1,0 +1,152 @@
+// The live mirror through the command line (issue 5's process side): foreground runs with a pidfile
+// and a status file, SIGTERM pushing what is pending, a refused target at start (exit 5 unless
+// --insist), detaching into the background, and %userwww picking up users while running.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile, mkdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { CLI, lsyncd } from './helpers/cli.js';
+import { snapshot, diffTrees } from './helpers/tree.js';
+import { makeTree as makeFullTree } from './helpers/fstree.js';
+
+/**
+ * The push tests' tree without its absolute symlink: a `use chroot = no` daemon strips the leading
+ * slash of such targets (rsync's own pushes too), and here the mirror is compared with the source.
+ */
+async function makeTree(root: string): Promise<void> {
+  await makeFullTree(root);
+  await rm(join(root, 'absolute'));
+}
+
+let daemon: TestDaemon;
+let work: string;
+
+test.before(async () => {
+  daemon = await startDaemon();
+  work = await mkdtemp(join(tmpdir(), 'lsyncd-livecli-'));
+});
+test.after(async () => {
+  await daemon?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+const url = (path: string) => `rsync://127.0.0.1:${daemon.port}/push/${path}`;
+
+function startCli(args: string[]): { child: ChildProcess; stderr: () => string } {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  return { child, stderr: () => err };
+}
+
+/** Poll `check` until it returns true (or fail after `ms`). */
+async function eventually(check: () => Promise<boolean> | boolean, ms = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function mirrored(src: string, path: string, options: { dirTimes?: boolean } = {}): Promise<boolean> {
+  const dest = join(daemon.modulePath('push'), path);
+  if (!existsSync(dest)) return false;
+  try {
+    const diff = diffTrees(await snapshot(src), await snapshot(dest), { ignore: ['uid', 'gid'] });
+    // Without dirTimes, a directory's mtime alone may differ (see the SIGTERM test).
+    const relevant = options.dirTimes === false ? diff.filter((d) => !/: mtimeNs /.test(d) || !d.includes('late')) : diff;
+    return relevant.length === 0;
+  } catch {
+    return false; // the daemon was renaming a temp file under us: look again
+  }
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((r) => (child.exitCode !== null ? r(child.exitCode) : child.once('exit', (code) => r(code))));
+}
+
+test('foreground: startup sync, live changes, pidfile, status file; SIGTERM pushes what is pending and exits 0', async () => {
+  const src = join(work, 'fg');
+  await makeTree(src);
+  const pidfile = join(work, 'fg.pid');
+  const statusFile = join(work, 'fg.status');
+  const run = startCli(['--nodaemon', '--pidfile', pidfile, '--status-file', statusFile, `${src}/`, url('fg/')]);
+  await eventually(() => mirrored(src, 'fg'), 15_000, 'startup sync');
+  assert.is(Number((await readFile(pidfile, 'utf8')).trim()), run.child.pid);
+  await writeFile(join(src, 'live.txt'), 'written while running\n');
+  await eventually(() => mirrored(src, 'fg'), 10_000, 'a live change');
+  await eventually(() => existsSync(statusFile));
+  const status = JSON.parse(await readFile(statusFile, 'utf8')) as { pid: number; mirrors: Array<{ targets: Array<{ state: string }> }> };
+  assert.is(status.pid, run.child.pid);
+  assert.is(status.mirrors.length, 1);
+  // A second instance on the same pidfile is refused.
+  const second = await lsyncd(['--nodaemon', '--pidfile', pidfile, `${src}/`, url('fg2/')]);
+  assert.is(second.status, 1);
+  assert.match(second.stderr, 'running process');
+  // Changes made just before SIGTERM are pushed before the process exits.
+  await mkdir(join(src, 'late/deeper'), { recursive: true });
+  for (let i = 0; i < 50; i++) await writeFile(join(src, 'late/deeper', `f${i}`), `late ${i}\n`);
+  run.child.kill('SIGTERM');
+  assert.is(await exited(run.child), 0, run.stderr());
+  // Every file and directory is there with its content and mode. The mtimes of the directories
+  // created by the last batches can still be a few ms off when two batches touch the same
+  // parent (a known gap of the live mirror, docs/live.md): those are not compared here.
+  assert.ok(await mirrored(src, 'fg', { dirTimes: false }), 'everything pushed before exit');
+  assert.not.ok(existsSync(pidfile), 'pidfile removed');
+  assert.match(run.stderr(), 'SIGTERM');
+});
+
+test('a target refused at start: exit 5 with the daemon text; --insist keeps trying', async () => {
+  const src = join(work, 'refused');
+  await makeTree(src);
+  const r = await lsyncd(['--nodaemon', `${src}/`, `rsync://127.0.0.1:${daemon.port}/nosuch/`]);
+  assert.is(r.status, 5);
+  assert.match(r.stderr, "@ERROR: Unknown module 'nosuch'");
+  const insist = startCli(['--nodaemon', '--insist', `${src}/`, `rsync://127.0.0.1:${daemon.port}/nosuch/`]);
+  await new Promise((res) => setTimeout(res, 1500));
+  assert.is(insist.child.exitCode, null, 'still running');
+  insist.child.kill('SIGTERM');
+  assert.is(await exited(insist.child), 0);
+});
+
+test('detached by default: the command returns at once, the background process mirrors and stops on SIGTERM', async () => {
+  const src = join(work, 'bg');
+  await makeTree(src);
+  const pidfile = join(work, 'bg.pid');
+  const logfile = join(work, 'bg.log');
+  const r = await lsyncd(['--pidfile', pidfile, '--logfile', logfile, `${src}/`, url('bg/')]);
+  assert.is(r.status, 0, r.stderr);
+  await eventually(() => existsSync(pidfile), 10_000, 'the pidfile');
+  const pid = Number((await readFile(pidfile, 'utf8')).trim());
+  await eventually(() => mirrored(src, 'bg'), 15_000, 'startup sync');
+  await writeFile(join(src, 'bg-live.txt'), 'live\n');
+  await eventually(() => mirrored(src, 'bg'), 10_000, 'a live change');
+  process.kill(pid, 'SIGTERM');
+  await eventually(() => !existsSync(pidfile), 10_000, 'exit');
+  assert.match(await readFile(logfile, 'utf8'), 'startup sync done');
+});
+
+test('%userwww: every HOME/USER/www goes to TARGET/USER/, users appearing later are picked up', async () => {
+  const home = join(work, 'home');
+  await mkdir(join(home, 'alice/www'), { recursive: true });
+  await writeFile(join(home, 'alice/www/index.html'), '<p>alice</p>\n');
+  await mkdir(join(home, 'nowww'), { recursive: true });
+  const run = startCli(['--nodaemon', '--home', home, '%userwww', url('users/')]);
+  try {
+    await eventually(() => mirrored(join(home, 'alice/www'), 'users/alice'), 15_000, 'alice');
+    await mkdir(join(home, 'bob/www/sub'), { recursive: true });
+    await writeFile(join(home, 'bob/www/sub/page.html'), '<p>bob</p>\n');
+    await eventually(() => mirrored(join(home, 'bob/www'), 'users/bob'), 15_000, 'bob, added while running');
+    assert.not.ok(existsSync(join(daemon.modulePath('push'), 'users/nowww')));
+  } finally {
+    run.child.kill('SIGTERM');
+    await exited(run.child);
+  }
+});
+
+test.run();
