@@ -66,14 +66,17 @@ test('startup push, then a change pushes its parent onto the matching sub-path',
 
 test('exit 23 and 24: the paths stay pending and are pushed again', async () => {
   const { fn, calls } = scripted([0, 23, 24, 0]);
-  const r = runner(fn);
+  const r = runner(fn, { initialMs: 600, maxMs: 600 });
   r.start(true);
   await r.whenSynced();
   r.changed((p) => p.add('a/f', { kind: 'create', isDir: false }));
   await r.whenIdle();
   assert.equal(calls.map((c) => c.source), ['/', '/a/', '/a/', '/a/']);
+  assert.ok(calls[2]!.at - calls[1]!.at >= 600, 'after a partial transfer (23) the retry waits');
+  assert.ok(calls[3]!.at - calls[2]!.at < 300, 'after a vanished file (24) the next push starts at once');
   const s = r.status();
-  assert.is(s.failures, 2);
+  assert.is(s.failures, 1);
+  assert.is(s.vanishedRetries, 1);
   assert.is(s.consecutiveFailures, 0);
   assert.is(s.pending, 0);
   await r.stop(Date.now() + 100);

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, appendFile, mkdir, rename, unlink, symlink, chmod } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { readFileSync, utimesSync } from 'node:fs';
+import { existsSync, readFileSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, freePort, type TestDaemon } from './helpers/daemon.js';
@@ -336,9 +336,22 @@ test('the daemon stopped and restarted mid-stream: the mirror converges after th
   });
   const out = join(d2.modulePath('push'), 'r');
   let child: ChildProcess | undefined;
+  let writing = false;
+  let writer: Promise<void> = Promise.resolve();
   try {
     await m.ready;
     await converge(s, out, 'before the outage');
+    // A writer keeps changing the tree (a file every few ms) across the outage and the restart.
+    writing = true;
+    writer = (async () => {
+      for (let i = 0; writing || i < 40; i++) {
+        await mkdir(join(s, `stream/${i % 7}`), { recursive: true });
+        await writeFile(join(s, `stream/${i % 7}/f${i}`), `streamed ${i}\n`);
+        if (i % 5 === 4) await rm(join(s, `stream/${(i + 3) % 7}/f${i - 4}`), { force: true });
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    await until('the stream to be mirrored in part', () => existsSync(join(out, 'stream/4/f11')));
     // Down: kill the daemon (its module directory stays), change things, see the target fail.
     process.kill(d2.pid, 'SIGTERM');
     while (await answers(d2.port)) await new Promise((r) => setTimeout(r, 20));
@@ -351,10 +364,14 @@ test('the daemon stopped and restarted mid-stream: the mirror converges after th
     await writeFile(join(s, 'while-down'), 'queued while the daemon was down\n');
     // Up again on the same port: the pending changes are pushed.
     child = await runDaemonAt(d2, d2.port);
+    writing = false;
+    await writer;
     await converge(s, out, 'after the restart');
     await m.whenIdle();
     assert.is(m.status().targets[0]!.consecutiveFailures, 0);
   } finally {
+    writing = false;
+    await writer.catch(() => {});
     await m.stop({ timeoutMs: 1000 });
     if (child && child.exitCode === null) {
       const exited = new Promise((r) => child!.once('exit', r));

@@ -54,6 +54,8 @@ export interface TargetStatus {
   batches: number;
   pushes: number;
   failures: number;
+  /** Batches pushed again at once because files vanished during the push (exit 24). */
+  vanishedRetries: number;
   /** Failures in a row (0 after a success). */
   consecutiveFailures: number;
   lastError?: string;
@@ -81,7 +83,7 @@ export class TargetRunner {
   private stopped = false;
   private synced = false;
   private readonly name: string;
-  private readonly stats = { batches: 0, pushes: 0, failures: 0, consecutiveFailures: 0, bytesSent: 0, lastError: undefined as string | undefined, lastPushAt: undefined as number | undefined };
+  private readonly stats = { batches: 0, pushes: 0, failures: 0, vanishedRetries: 0, consecutiveFailures: 0, bytesSent: 0, lastError: undefined as string | undefined, lastPushAt: undefined as number | undefined };
   private idleWaiters: Array<() => void> = [];
   private syncWaiters: Array<() => void> = [];
 
@@ -119,6 +121,7 @@ export class TargetRunner {
       batches: this.stats.batches,
       pushes: this.stats.pushes,
       failures: this.stats.failures,
+      vanishedRetries: this.stats.vanishedRetries,
       consecutiveFailures: this.stats.consecutiveFailures,
       ...(this.stats.lastError !== undefined && { lastError: this.stats.lastError }),
       ...(this.stats.lastPushAt !== undefined && { lastPushAt: this.stats.lastPushAt }),
@@ -222,6 +225,7 @@ export class TargetRunner {
     const failed: PushRoot[] = [];
     let unreachable = false;
     let thrown = false;
+    const vanished: PushRoot[] = [];
     let error: string | undefined;
     const started = Date.now();
     for (const root of roots) {
@@ -233,11 +237,12 @@ export class TargetRunner {
         const result = await this.pushRoot(root.root);
         this.stats.pushes++;
         this.stats.bytesSent += result.bytesSent;
-        if (result.exitCode === EXIT.PARTIAL || result.exitCode === EXIT.VANISHED) {
-          // Some files were not transferred (or vanished while sending): keep them pending.
-          failed.push(root);
-          error = `push of /${root.root} ended with exit code ${result.exitCode}`;
+        if (result.exitCode === EXIT.VANISHED) {
+          // Files vanished between the scan and the send (the tree is changing under us): keep
+          // the paths pending and go again at once; the watcher reports what became of them.
+          vanished.push(root);
         } else if (result.exitCode !== EXIT.OK) {
+          // 23: some files were not transferred; others: keep them pending, retry after a wait.
           failed.push(root);
           error = `push of /${root.root} ended with exit code ${result.exitCode}`;
         }
@@ -248,13 +253,20 @@ export class TargetRunner {
         else thrown = true;
       }
     }
+    if (vanished.length) {
+      const back: Array<[string, PendingEntry]> = [];
+      for (const root of vanished) for (const path of root.paths) back.push([path, taken.get(path)!]);
+      this.pending.restore(back);
+      this.stats.vanishedRetries++;
+      this.o.log('debug', `${this.name}: files vanished during the push of ${vanished.map((r) => '/' + r.root).join(' ')}: pushing again`);
+    }
     if (failed.length === 0) {
       this.backoffMs = 0;
       this.escalate = 0;
       this.stats.consecutiveFailures = 0;
       this.stats.lastPushAt = Date.now();
       this.o.log('debug', `${this.name}: pushed ${taken.size} change(s) in ${roots.length} subtree(s) (${roots.map((r) => '/' + r.root).join(' ')}) in ${Date.now() - started} ms`);
-      if (full && !this.synced) this.markSynced();
+      if (full && !this.synced) this.markSynced(); // files that vanished meanwhile are not part of the tree
       return;
     }
     // Put back what the failed roots covered (older than whatever arrived meanwhile), then retry later.
