@@ -110,11 +110,14 @@ test('a single file edit', async () => {
 });
 
 test('a burst of 200 files in 10 new directories', async () => {
+  const started = Date.now();
   for (let d = 0; d < 10; d++) {
     await mkdir(join(src, `burst/d${d}`), { recursive: true });
     for (let f = 0; f < 20; f++) await writeFile(join(src, `burst/d${d}/f${f}.txt`), `dir ${d} file ${f}\n`.repeat(f + 1));
   }
-  await converge(src, dst, 'burst');
+  const wrote = Date.now() - started;
+  const after = await converge(src, dst, 'burst');
+  console.log(`  burst: 200 files in 10 new directories written in ${wrote} ms; the mirror matched ${after} ms after the last close (30 ms polling)`);
 });
 
 test('deep mkdir -p plus writes', async () => {
