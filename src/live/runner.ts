@@ -135,9 +135,9 @@ export class TargetRunner {
     return new Promise((resolve) => this.syncWaiters.push(resolve));
   }
 
-  /** Resolves when nothing is pending and no batch runs. */
+  /** Resolves when nothing is pending and no batch runs (or the runner has stopped). */
   whenIdle(): Promise<void> {
-    if (this.isIdle()) return Promise.resolve();
+    if (this.isIdle() || this.stopped) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -167,6 +167,7 @@ export class TargetRunner {
     this.state = 'stopped';
     const left = this.pending.size;
     if (left) this.o.log('warn', `${this.name}: stopped with ${left} path(s) not pushed`);
+    for (const w of this.idleWaiters.splice(0)) w(); // nothing will run any more
     return left;
   }
 
@@ -286,6 +287,7 @@ export class TargetRunner {
       unreachable ? 'warn' : 'error',
       `${this.name}: ${error}; ${this.pending.size} path(s) pending, retrying in ${(this.backoffMs / 1000).toFixed(1)} s`,
     );
+    if (this.stopped) return; // stop() gave up waiting for this batch: no retry
     this.state = 'backoff';
     this.clearTimer();
     this.timer = setTimeout(() => {
