@@ -155,6 +155,15 @@ test('type swaps: file -> dir, dir -> file, file -> symlink', async () => {
   await converge(src, dst, 'type swaps');
 });
 
+test('non-UTF-8 names: a directory and a file inside it (pushed from the nearest UTF-8 parent)', async () => {
+  const dir = Buffer.concat([Buffer.from(join(src, 'sub') + '/'), Buffer.from([0x62, 0xff, 0x01])]);
+  await mkdir(dir);
+  await writeFile(Buffer.concat([dir, Buffer.from('/'), Buffer.from([0xe9, 0x2e, 0x74])]), 'latin-1 name\n');
+  await converge(src, dst, 'non-UTF-8 directory');
+  await writeFile(Buffer.concat([dir, Buffer.from('/plain')]), 'then a change inside it\n');
+  await converge(src, dst, 'a change inside the non-UTF-8 directory');
+});
+
 test('a subtree whose parent vanished from the mirror: the push escalates to a higher root', async () => {
   await rm(join(dst, 'x'), { recursive: true }); // behind our back: x/y is the next push root
   await writeFile(join(src, 'x/y/mid.txt'), 'middle, changed after the mirror lost x/\n');
