@@ -103,8 +103,10 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
   const transfer: TransferOptions = { ...(options.transfer ?? DEFAULT_TRANSFER), recursive: true };
   const list = options.filterList;
   const full = list ? pushFilter(list, { deleteExcluded: transfer.deleteExcluded, absRoot: source }) : undefined;
-  const subtrees = subtreeSafe(list);
-  if (list && !subtrees) log('info', 'filter rules depend on whole paths: every batch pushes the whole tree');
+  // Hard links (-H) are only found within one push: a link between two subtrees would be broken.
+  const subtrees = subtreeSafe(list) && !transfer.hardLinks;
+  if (list && !subtreeSafe(list)) log('info', 'filter rules depend on whole paths: every batch pushes the whole tree');
+  if (transfer.hardLinks) log('info', '-H: hard links span subtrees, so every batch pushes the whole tree');
   const retry = { initialMs: options.retry?.initialMs ?? 500, maxMs: options.retry?.maxMs ?? 30_000 };
 
   const runners = options.targets.map(
