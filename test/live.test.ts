@@ -15,7 +15,7 @@ import { makeTree } from './helpers/fstree.js';
 import { startLiveMirror, type LiveMirror } from '../src/live/index.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { FilterList } from '../protocol/filter.js';
-import type { InotifyWatcher } from '../src/watcher/index.js';
+import { WatcherError, type InotifyWatcher } from '../src/watcher/index.js';
 import type { DaemonTarget } from '../src/target.js';
 
 let daemon: TestDaemon;
@@ -304,6 +304,16 @@ test('the source directory moved away: reported, nothing pending, the mirror kee
     assert.equal(diffTrees(before, await tree(out)), []);
   } finally {
     await m.stop({ timeoutMs: 1000 });
+  }
+});
+
+test('a missing source: startLiveMirror throws the watcher\'s EROOT', async () => {
+  try {
+    await startLiveMirror({ source: join(work, 'does-not-exist'), targets: [{ target: target(daemon, 'none'), session: {} }] });
+    assert.unreachable('no error');
+  } catch (e) {
+    assert.instance(e, WatcherError);
+    assert.is((e as WatcherError).code, 'EROOT');
   }
 });
 

@@ -99,7 +99,11 @@ function subtreeFilter(full: PushFilter, root: string): PushFilter {
 export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveMirror> {
   const log: LogFn = options.onLog ?? (() => {});
   let source = resolve(options.source);
-  source = realpathSync(source); // the watcher watches the real path; the pushes read the same
+  try {
+    source = realpathSync(source); // the watcher watches the real path; the pushes read the same
+  } catch {
+    // watch() below reports it (WatcherError EROOT)
+  }
   const transfer: TransferOptions = { ...(options.transfer ?? DEFAULT_TRANSFER), recursive: true };
   const list = options.filterList;
   const full = list ? pushFilter(list, { deleteExcluded: transfer.deleteExcluded, absRoot: source }) : undefined;
