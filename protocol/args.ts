@@ -65,6 +65,12 @@ export interface TransferOptions {
   checksumChoice?: string;
   /** --timeout, forwarded so the daemon uses the same bound */
   timeout?: number;
+  /**
+   * --modify-window: how far apart mtimes may be and still count as equal. rsync's default (0)
+   * compares whole seconds; -1 compares nanoseconds (rsync 3.1.3+ daemons), which a live mirror
+   * needs: a file rewritten within the same second with the same size is otherwise skipped.
+   */
+  modifyWindow?: number;
 }
 
 export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
@@ -121,6 +127,9 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
     if (options.stats) args.push('--stats');
   }
   if (options.numericIds) args.push('--numeric-ids');
+  if (options.modifyWindow !== undefined && !pull) {
+    args.push(options.modifyWindow < 0 ? `-@${options.modifyWindow}` : `--modify-window=${options.modifyWindow}`);
+  }
   args.push('.', protectRemotePath(remotePath));
   return args;
 }

@@ -37,17 +37,9 @@ function target(d: { port: number }, path: string, module = 'push'): DaemonTarge
   return { host: '127.0.0.1', port: d.port, module, path };
 }
 
-/**
- * mtimes compared to the second. rsync's receiver (3.5.0 here) compares times to the second
- * unless given --modify-window=-1, which the push's argument list cannot carry yet: a file sent
- * while it was being written, or a directory bumped by the receiver's own writes, in the same
- * second as the source's time keeps the wrong nanoseconds (the real rsync client gives the same
- * result; see docs/live.md). Names, types, sizes, content, modes and link targets are exact.
- */
+/** The tree as compared: everything exact, mtimes with nanoseconds (the mirror pushes with --modify-window=-1). */
 async function tree(root: string) {
-  const t = await snapshot(root, { rootTimes: true });
-  for (const info of t.values()) info.mtimeNs = info.mtimeNs / 1_000_000_000n;
-  return t;
+  return snapshot(root, { rootTimes: true });
 }
 
 /** Poll until `dst` equals `src` exactly (≤ 10 s); fail with the differences and the log. */

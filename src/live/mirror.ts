@@ -104,7 +104,10 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
   } catch {
     // watch() below reports it (WatcherError EROOT)
   }
-  const transfer: TransferOptions = { ...(options.transfer ?? DEFAULT_TRANSFER), recursive: true };
+  // Nanosecond mtime comparison: the daemon's default (whole seconds) would skip a file rewritten
+  // within the second with the same size, which a live mirror sees all the time.
+  const given = options.transfer ?? DEFAULT_TRANSFER;
+  const transfer: TransferOptions = { ...given, recursive: true, modifyWindow: given.modifyWindow ?? -1 };
   const list = options.filterList;
   const full = list ? pushFilter(list, { deleteExcluded: transfer.deleteExcluded, absRoot: source }) : undefined;
   // Hard links (-H) are only found within one push: a link between two subtrees would be broken.
