@@ -1,11 +1,12 @@
 // `npm run bench`: every benchmark, one after the other, each in its own process
-// (push: bench/push.ts, watcher: bench/watcher.ts).
+// (push: bench/push.ts, watcher: bench/watcher.ts, live-mirror latency: bench/live.ts).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const benches: [string, string[]][] = [
   ['push.js', []],
   ['watcher.js', ['--expose-gc']],
+  ['live.js', []],
 ];
 let failed = 0;
 for (const [file, flags] of benches) {

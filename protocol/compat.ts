@@ -56,7 +56,16 @@ export async function setupProtocol(
   reader: ByteReader,
   writer: ByteWriter,
   protocol: number,
-  options: { checksumChoice?: ChecksumName } = {},
+  options: {
+    checksumChoice?: ChecksumName;
+    /**
+     * Called once the checksum is known and before the seed is read: what we send here (our
+     * first data) reaches the daemon before it writes the seed, which spares a delayed-ACK stall
+     * (the daemon's seed follows its checksum list without a read between: Nagle holds it until
+     * that list is acknowledged, ~40 ms on Linux, unless data of ours carries the ACK).
+     */
+    beforeSeed?: (negotiated: Omit<SetupResult, 'seed'>) => Promise<void>;
+  } = {},
 ): Promise<SetupResult> {
   let compatFlags = 0;
   if (protocol >= 30) compatFlags = await reader.readVarint();
@@ -79,11 +88,12 @@ export async function setupProtocol(
     checksumImplied = !options.checksumChoice;
     checksum = options.checksumChoice ?? (protocol >= 30 ? 'md5' : 'md4');
   }
-  const seed = await reader.readInt();
   if (compatFlags & CF_INC_RECURSE) {
     throw new ProtocolError('the daemon turned on incremental recursion, which we did not offer and do not support', {
       exitCode: EXIT.UNSUPPORTED,
     });
   }
+  await options.beforeSeed?.({ compatFlags, checksum, checksumImplied });
+  const seed = await reader.readInt();
   return { compatFlags, checksum, checksumImplied, seed };
 }

@@ -5,7 +5,7 @@ import { sendArgs } from './args.js';
 import { setupProtocol, type ChecksumName, type SetupResult } from './compat.js';
 import { RemoteError } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
-import { MSG_ERROR_EXIT, startMultiplexIn, startMultiplexOut, writeMessage, type Demultiplexer, type MessageHandler } from './mplex.js';
+import { MSG_DATA, MSG_ERROR_EXIT, startMultiplexIn, startMultiplexOut, writeMessage, type Demultiplexer, type MessageHandler } from './mplex.js';
 
 export interface TransferStart {
   setup: SetupResult;
@@ -15,6 +15,12 @@ export interface TransferStart {
 export interface StartOptions {
   checksumChoice?: ChecksumName;
   onMessage?: MessageHandler;
+  /**
+   * Our first data (filter list, file list), written before the checksum seed is read: it needs
+   * the compat flags and the checksum but not the seed, and sent early it spares a Nagle stall
+   * (see setupProtocol). Our output is already multiplexed when this runs (protocol >= 30).
+   */
+  sendEarly?: (negotiated: Omit<SetupResult, 'seed'>) => Promise<void>;
 }
 
 // rsync/main.c: client_run (up to the file list)
@@ -25,9 +31,22 @@ export async function startTransfer(
   options: StartOptions = {},
 ): Promise<TransferStart> {
   await sendArgs(writer, args);
-  const setup = await setupProtocol(reader, writer, reader.protocol, options.checksumChoice ? { checksumChoice: options.checksumChoice } : {});
+  const sendEarly = options.sendEarly;
+  const setup = await setupProtocol(reader, writer, reader.protocol, {
+    ...(options.checksumChoice && { checksumChoice: options.checksumChoice }),
+    beforeSeed: async (negotiated) => {
+      // From here our output is multiplexed (protocol >= 30): the setup phase is over for us.
+      if (writer.protocol >= 30) startMultiplexOut(writer);
+      await sendEarly?.(negotiated);
+    },
+  });
   const demux = startMultiplexIn(reader, options.onMessage ?? (() => {}));
-  if (writer.protocol >= 30) startMultiplexOut(writer);
+  if (writer.multiplexed) {
+    // An empty MSG_DATA frame (a keep-alive to the daemon) right after the seed: it carries our
+    // ACK of the seed, so the daemon's first request is not held ~40 ms by Nagle's algorithm
+    // waiting for a delayed ACK (the daemon writes it without reading anything from us first).
+    await writeMessage(writer, MSG_DATA, new Uint8Array(0));
+  }
   return { setup, demux };
 }
 

@@ -4,7 +4,7 @@ import { openModule, type SessionOptions } from './client.js';
 import { scanSource, localSource, namesFor, type PathFilter, type LocalEntry } from './scan.js';
 import { serverArgs, type TransferOptions } from '../protocol/args.js';
 import { startTransfer, acknowledgeErrorExit } from '../protocol/session.js';
-import { parseChecksumName } from '../protocol/compat.js';
+import { parseChecksumName, type ChecksumName } from '../protocol/compat.js';
 import { createChecksummer, digestLength } from '../protocol/checksum.js';
 import { sendFileList, sortFileList, S_IFMT, S_IFREG } from '../protocol/flist.js';
 import { sendFiles, readFinalGoodbye, IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT, type SenderStats, type SentItem } from '../protocol/sender.js';
@@ -82,8 +82,57 @@ export async function push(options: PushOptions): Promise<PushResult> {
   try {
     const args = serverArgs(transfer, session.hello.protocol, remotePath(options.target));
     const checksumChoice = transfer.checksumChoice ? parseChecksumName(transfer.checksumChoice) : undefined;
+    // 3-5. Our first data, sent before the daemon's seed is read (see StartOptions.sendEarly): the
+    // filter list (only when the daemon deletes: it protects excluded files on the mirror), the -c
+    // checksums, and the file list in rsync's order (the order is the index the generator uses).
+    let early: { sorted: LocalEntry[]; flistBytes: number } | undefined;
+    const sendEarly = async (negotiated: { compatFlags: number; checksum: ChecksumName }): Promise<void> => {
+      const protocol = session.hello.protocol;
+      const deleteMode = transfer.delete || transfer.deleteExcluded;
+      if (options.filter) {
+        if (options.filter.wantsList(protocol, deleteMode)) options.filter.sendList(writer);
+      } else if (deleteMode) {
+        writer.writeInt(0); // an empty list
+      }
+      if (transfer.checksum) {
+        // rsync's file_checksum: the negotiated algorithm, never seeded (even the MD4 of protocols
+        // below 30, whose transfer checksum is).
+        const unseeded = await createChecksummer(negotiated.checksum, { protocol, seed: 0, compatFlags: negotiated.compatFlags, implied: false });
+        for (const entry of scan.entries) {
+          if ((entry.mode & S_IFMT) !== S_IFREG) continue;
+          const chunks = await localSource().open(entry, 0);
+          if ('error' in chunks) continue;
+          const hasher = unseeded.startFile();
+          for await (const chunk of chunks) hasher.update(chunk);
+          entry.checksum = Buffer.from(hasher.digest());
+        }
+      }
+      const sorted = sortFileList(scan.entries, protocol);
+      const flistStart = writer.written;
+      const sent = sendFileList(writer, sorted, {
+        protocol,
+        compatFlags: negotiated.compatFlags,
+        preserveUid: transfer.owner,
+        preserveGid: transfer.group,
+        preserveDevices: transfer.devices,
+        preserveSpecials: transfer.devices,
+        preserveLinks: transfer.links,
+        preserveHardLinks: transfer.hardLinks,
+        alwaysChecksum: transfer.checksum,
+        checksumLength: digestLength(negotiated.checksum),
+        numericIds: transfer.numericIds,
+        userNames: namesFor(new Set(sorted.map((e) => e.uid)), scan.userNames),
+        groupNames: namesFor(new Set(sorted.map((e) => e.gid)), scan.groupNames),
+        ioError: scan.ioError,
+      });
+      const flistBytes = writer.written - flistStart;
+      if (sent.msgIoError) await writeMessage(writer, MSG_IO_ERROR, int32(sent.msgIoError));
+      await writer.flush();
+      early = { sorted: sent.sorted, flistBytes };
+    };
     const start = await startTransfer(reader, writer, args, {
       ...(checksumChoice && { checksumChoice }),
+      sendEarly,
       onMessage: (code, payload) => {
         switch (code) {
           case MSG_INFO:
@@ -115,6 +164,8 @@ export async function push(options: PushOptions): Promise<PushResult> {
       },
     });
     const { setup } = start;
+    if (!early) throw new Error('internal: the file list was not sent during setup');
+    const { sorted, flistBytes } = early;
     const checksummer = await createChecksummer(setup.checksum, {
       protocol: session.hello.protocol,
       seed: setup.seed,
@@ -122,49 +173,9 @@ export async function push(options: PushOptions): Promise<PushResult> {
       implied: setup.checksumImplied,
     });
     try {
-      // 3. The filter list, only when the daemon deletes (it protects excluded files on the mirror).
-      const deleteMode = transfer.delete || transfer.deleteExcluded;
-      if (options.filter) {
-        if (options.filter.wantsList(session.hello.protocol, deleteMode)) options.filter.sendList(writer);
-      } else if (deleteMode) {
-        writer.writeInt(0); // an empty list
-      }
-      // 4. -c: whole-file checksums of regular files (unseeded), computed with the negotiated algorithm.
-      if (transfer.checksum) {
-        for (const entry of scan.entries) {
-          if ((entry.mode & S_IFMT) !== S_IFREG) continue;
-          const chunks = await localSource().open(entry, 0);
-          if ('error' in chunks) continue;
-          const hasher = checksummer.startFile();
-          for await (const chunk of chunks) hasher.update(chunk);
-          entry.checksum = Buffer.from(hasher.digest());
-        }
-      }
-      // 5. The file list, in rsync's order (the order is the index the generator uses).
-      const sorted = sortFileList(scan.entries, session.hello.protocol);
-      const flistStart = writer.written;
-      const sent = sendFileList(writer, sorted, {
-        protocol: session.hello.protocol,
-        compatFlags: setup.compatFlags,
-        preserveUid: transfer.owner,
-        preserveGid: transfer.group,
-        preserveDevices: transfer.devices,
-        preserveSpecials: transfer.devices,
-        preserveLinks: transfer.links,
-        preserveHardLinks: transfer.hardLinks,
-        alwaysChecksum: transfer.checksum,
-        checksumLength: digestLength(setup.checksum),
-        numericIds: transfer.numericIds,
-        userNames: namesFor(new Set(sorted.map((e) => e.uid)), scan.userNames),
-        groupNames: namesFor(new Set(sorted.map((e) => e.gid)), scan.groupNames),
-        ioError: scan.ioError,
-      });
-      const flistBytes = writer.written - flistStart;
-      if (sent.msgIoError) await writeMessage(writer, MSG_IO_ERROR, int32(sent.msgIoError));
-      await writer.flush();
       await options.onFileList?.(sorted);
       // 6. Serve the generator, then the goodbye.
-      const result = await sendFiles(reader, writer, sent.sorted, checksummer, localSource(), {
+      const result = await sendFiles(reader, writer, sorted, checksummer, localSource(), {
         dryRun: transfer.dryRun,
         onWarning: onError,
         ...(options.onItem && { onItem: options.onItem }),

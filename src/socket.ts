@@ -209,12 +209,11 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
     async end() {
       clearTimeout(timer);
       if (socket.destroyed) return;
-      await new Promise<void>((resolve) => {
-        socket.once('close', () => resolve());
-        socket.end();
-        // Drain whatever the peer still sends so its close can arrive.
-        socket.resume();
-      });
+      // Our FIN; like rsync's client we do not wait for the daemon's own close (it is done once
+      // it sent its last NDX_DONE), and drop whatever it may still send.
+      socket.end();
+      socket.resume();
+      socket.once('end', () => socket.destroy());
     },
     destroy() {
       clearTimeout(timer);

@@ -18,6 +18,8 @@ export interface DaemonOptions {
   extraModules?: ModuleConfig[];
   /** Lines of the message of the day; none when empty. */
   motd?: string[];
+  /** Extra global `key = value` lines, e.g. `socket options = TCP_NODELAY`. */
+  globalSettings?: string[];
 }
 
 export interface TestDaemon {
@@ -125,6 +127,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
     // Conformance compares owners and modes; as root the daemon would otherwise drop to nobody.
     asRoot ? 'uid = root' : '',
     asRoot ? 'gid = root' : '',
+    ...(options.globalSettings ?? []),
   ].filter(Boolean);
   let config = global.join('\n') + '\n\n';
   for (const m of modules) {
