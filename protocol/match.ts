@@ -194,8 +194,8 @@ export class BlockMatcher {
       }
     };
 
-    if (count === 0) {
-      // No basis: the whole file as literal data (match_sums' else branch).
+    /** Everything from lastMatch to the end of the file, as literal data. */
+    const sendRest = async () => {
       for (;;) {
         await fill(lastMatch + CHUNK_SIZE);
         const upto = Math.min(winStart + winLen, lastMatch + CHUNK_SIZE);
@@ -203,7 +203,10 @@ export class BlockMatcher {
         await sendLiteral(upto);
       }
       return { fileSum: fileHash.digest(), length, literalBytes, matchedBytes, matches, falseAlarms };
-    }
+    };
+
+    // No basis: the whole file as literal data (match_sums' else branch).
+    if (count === 0) return sendRest();
 
     this.buildHashTable(sums!);
     const table = this.table;
@@ -337,13 +340,7 @@ export class BlockMatcher {
 
     // The tail that no block can match, as literal data; then the rest of the file (if the
     // search stopped early) is read and sent the same way.
-    for (;;) {
-      await fill(lastMatch + CHUNK_SIZE);
-      const upto = Math.min(winStart + winLen, lastMatch + CHUNK_SIZE);
-      if (upto === lastMatch) break;
-      await sendLiteral(upto);
-    }
-    return { fileSum: fileHash.digest(), length, literalBytes, matchedBytes, matches, falseAlarms };
+    return sendRest();
   }
 }
 

@@ -24,6 +24,7 @@ import {
   type SumBlocks,
 } from '../protocol/sums.js';
 import { dataStream as demuxedStream, memorySink, piecesSource } from './helpers/capture.js';
+import { captureATxt } from './helpers/capture.js';
 
 const root = fileURLToPath(new URL('../../fixtures/captures/', import.meta.url));
 
@@ -71,15 +72,7 @@ async function generatorSums(s: Session): Promise<SumBlocks> {
   }
 }
 
-/** a.txt of the captures: 55 lines; `changed` = line 0020 as edited before push_delta. */
-function aTxt(changed: boolean): Buffer {
-  let text = '';
-  for (let i = 0; i < 55; i++) {
-    const line = `line ${String(i).padStart(4, '0')}: the quick brown fox jumps over the lazy dog\n`;
-    text += changed && i === 20 ? line.replace('the quick brown fox', 'THE QUICK BROWN CAT') : line;
-  }
-  return Buffer.from(text, 'latin1');
-}
+const aTxt = captureATxt;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 

@@ -18,6 +18,7 @@ import { createChecksummer, getChecksum1, type Checksummer } from '../protocol/c
 import { readSumBlocks, readSumHead, sumSizesSqroot, type SumBlocks, type SumHead } from '../protocol/sums.js';
 import { BlockMatcher, CHUNK_SIZE, matchSums, type MatchResult } from '../protocol/match.js';
 import { dataStream, piecesSource } from './helpers/capture.js';
+import { captureATxt } from './helpers/capture.js';
 
 const root = fileURLToPath(new URL('../../fixtures/captures/', import.meta.url));
 
@@ -46,14 +47,7 @@ async function generatorSums(stream: Buffer, protocol: number): Promise<SumBlock
   }
 }
 
-function aTxt(changed: boolean): Buffer {
-  let text = '';
-  for (let i = 0; i < 55; i++) {
-    const line = `line ${String(i).padStart(4, '0')}: the quick brown fox jumps over the lazy dog\n`;
-    text += changed && i === 20 ? line.replace('the quick brown fox', 'THE QUICK BROWN CAT') : line;
-  }
-  return Buffer.from(text, 'latin1');
-}
+const aTxt = captureATxt;
 
 // ---- helpers -------------------------------------------------------------------------------------
 

@@ -78,3 +78,13 @@ export function dataStream(bytes: Buffer, decoded: string, dir: 's2c' | 'c2s'): 
   }
   return Buffer.concat(parts);
 }
+
+/** a.txt of the captures' source tree: 55 lines; `changed` = line 0020 as edited before push_delta. */
+export function captureATxt(changed: boolean): Buffer {
+  let text = '';
+  for (let i = 0; i < 55; i++) {
+    const line = `line ${String(i).padStart(4, '0')}: the quick brown fox jumps over the lazy dog\n`;
+    text += changed && i === 20 ? line.replace('the quick brown fox', 'THE QUICK BROWN CAT') : line;
+  }
+  return Buffer.from(text, 'latin1');
+}
