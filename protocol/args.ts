@@ -71,6 +71,12 @@ export interface TransferOptions {
    * needs: a file rewritten within the same second with the same size is otherwise skipped.
    */
   modifyWindow?: number;
+  /**
+   * --copy-dest DIR (relative to the destination directory, on the daemon): files missing from
+   * the destination are copied there from DIR when identical, or use DIR's copy as the basis of
+   * the delta. The live mirror uses it so a renamed directory costs checksums, not data.
+   */
+  copyDest?: string;
 }
 
 export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
@@ -127,6 +133,7 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
     if (options.stats) args.push('--stats');
   }
   if (options.numericIds) args.push('--numeric-ids');
+  if (options.copyDest !== undefined && !pull) args.push('--copy-dest', options.copyDest);
   if (options.modifyWindow !== undefined && !pull) {
     args.push(options.modifyWindow < 0 ? `-@${options.modifyWindow}` : `--modify-window=${options.modifyWindow}`);
   }

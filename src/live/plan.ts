@@ -48,6 +48,8 @@ export const DEFAULT_MAX_PENDING = 50_000;
  */
 export class PendingSet {
   private entries = new Map<string, PendingEntry>();
+  /** Directory renames seen since the last take(), new path → old path (a hint for the push). */
+  private moves = new Map<string, string>();
   private readonly maxPaths: number;
 
   constructor(options: { maxPaths?: number } = {}) {
@@ -75,6 +77,7 @@ export class PendingSet {
         case 'move':
           if (e.from !== undefined) this.add(e.from, { kind: 'delete', isDir: e.isDir });
           this.add(e.path, { kind: 'create', isDir: e.isDir });
+          if (e.isDir && e.from !== undefined) this.moves.set(e.path, this.moves.get(e.from) ?? e.from);
           break;
         case 'rescan':
           this.add(e.path, { kind: 'rescan', isDir: true });
@@ -97,6 +100,13 @@ export class PendingSet {
     const taken = this.entries;
     this.entries = new Map();
     return taken;
+  }
+
+  /** Take the directory renames seen since the last call (new path → old path). */
+  takeMoves(): Map<string, string> {
+    const moves = this.moves;
+    this.moves = new Map();
+    return moves;
   }
 
   /** Put back entries taken earlier that were not pushed: they are older than what came since. */

@@ -2,9 +2,9 @@
 // The mirror (mirror.ts) feeds every target the same watcher batches; each target collapses
 // and pushes them on its own, so a slow or unreachable target never holds up the others.
 import { lstatSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { push, type PushFilter, type PushOptions, type PushResult } from '../push.js';
-import { ConnectionClosedError, DaemonRefusalError, NotADaemonError, SocketError, TimeoutError } from '../../protocol/errors.js';
+import { ConnectionClosedError, DaemonRefusalError, NotADaemonError, RemoteError, SocketError, TimeoutError } from '../../protocol/errors.js';
 import { EXIT } from '../../protocol/errors.js';
 import { PendingSet, pushRoots, type PendingEntry, type PushRoot } from './plan.js';
 import type { DaemonTarget } from '../target.js';
@@ -223,6 +223,22 @@ export class TargetRunner {
       escalate: this.escalate,
       ...(this.o.maxRoots !== undefined && { maxRoots: this.o.maxRoots }),
     });
+    // Directory renames first: the new directory is pushed with the old one (still on the mirror)
+    // as --copy-dest, so its files are copied on the daemon instead of sent; the pushes below then
+    // find them in place and only delete the old path.
+    const moves = this.pending.takeMoves();
+    if (!full && this.renames) {
+      for (const [to, from] of moves) {
+        if (taken.get(to)?.kind !== 'create' || !this.isLocalDir(to)) continue;
+        await this.pushRename(to, from).catch((e: Error) => {
+          // The daemon refusing --copy-dest (refuse options): say so once and stop trying. Any
+          // other failure is left to the pushes below, which send the directory plainly.
+          if (!(e instanceof RemoteError)) return;
+          this.renames = false;
+          this.o.log('info', `${this.name}: the daemon refused --copy-dest; renames are sent as plain transfers (${e.message.trim()})`);
+        });
+      }
+    }
     const failed: PushRoot[] = [];
     let unreachable = false;
     let thrown = false;
@@ -300,6 +316,29 @@ export class TargetRunner {
   private markSynced(): void {
     this.synced = true;
     for (const w of this.syncWaiters.splice(0)) w();
+  }
+
+  /** Whether the daemon took --copy-dest so far (a refusal turns rename pushes off). */
+  private renames = true;
+
+  /** Push the renamed directory `to` with the mirror's copy at `from` as the basis. */
+  private async pushRename(to: string, from: string): Promise<void> {
+    const base = this.o.target.path.replace(/\/+$/, '');
+    const path = [base, to].filter(Boolean).join('/');
+    const filter = this.o.filterFor?.(to);
+    const result = await (this.o.pushFn ?? push)({
+      source: `${this.o.source}/${to}/`,
+      target: { ...this.o.target, path: `${path}/` },
+      // Relative to the destination directory, as rsync takes --copy-dest.
+      transfer: { ...this.o.transfer, copyDest: posix.relative(to, from) },
+      session: this.o.session,
+      ...(filter && { filter }),
+      onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
+      onError: (text) => this.o.log('debug', `${this.name}: rename ${from} -> ${to}: ${text.trimEnd()}`),
+    });
+    this.stats.pushes++;
+    this.stats.bytesSent += result.bytesSent;
+    this.o.log('debug', `${this.name}: rename ${from} -> ${to} pushed with the old copy as basis (${result.stats.literalBytes} literal bytes)`);
   }
 
   private pushRoot(root: string): Promise<PushResult> {

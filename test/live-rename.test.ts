@@ -1,0 +1,83 @@
+// Renames on the live mirror cost checksums, not data (issue 5): a renamed directory is pushed
+// with the mirror's old copy as --copy-dest, so its files are copied on the daemon; the mirror
+// still ends up exactly equal to the source. A daemon refusing --copy-dest falls back to a plain
+// transfer (said once in the log) and is still exact.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtemp, rm, mkdir, writeFile, rename } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { snapshot, diffTrees } from './helpers/tree.js';
+import { pseudoRandom } from './helpers/fstree.js';
+import { startLiveMirror, type LiveMirror } from '../src/live/index.js';
+
+let daemon: TestDaemon;
+let work: string;
+
+test.before(async () => {
+  daemon = await startDaemon({
+    extraModules: [{ name: 'nocopy', comment: 'refuses --copy-dest', settings: { 'read only': false, 'refuse options': 'copy-dest' } }],
+  });
+  work = await mkdtemp(join(tmpdir(), 'lsyncd-rename-'));
+});
+test.after(async () => {
+  await daemon?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+async function converge(src: string, dst: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  let diff: string[] = [];
+  while (Date.now() < deadline) {
+    try {
+      diff = diffTrees(await snapshot(src, { rootTimes: true }), await snapshot(dst, { rootTimes: true }));
+      if (diff.length === 0) return;
+    } catch {
+      // a temp file renamed under us: look again
+    }
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  assert.unreachable(`not converged:\n${diff.slice(0, 10).join('\n')}`);
+}
+
+async function makeSite(root: string): Promise<void> {
+  await mkdir(join(root, 'site/pages'), { recursive: true });
+  for (let i = 0; i < 300; i++) await writeFile(join(root, 'site/pages', `p${i}.html`), pseudoRandom(4096, i + 1));
+  await writeFile(join(root, 'site/index.html'), '<p>index</p>\n');
+}
+
+for (const module of ['push', 'nocopy']) {
+  test(`renaming a 300-file directory (module ${module}): exact mirror, ${module === 'push' ? 'no file data re-sent' : 'plain transfer, said once'}`, async () => {
+    const src = join(work, module);
+    await makeSite(src);
+    const logs: string[] = [];
+    const mirror: LiveMirror = await startLiveMirror({
+      source: src,
+      targets: [{ target: { host: '127.0.0.1', port: daemon.port, module, path: 'r' }, session: {} }],
+      onLog: (level, message) => logs.push(`${level} ${message}`),
+    });
+    try {
+      await mirror.ready;
+      await mirror.whenIdle();
+      const dst = join(daemon.modulePath(module), 'r');
+      await converge(src, dst);
+      const before = mirror.status().targets[0]!.bytesSent;
+      await rename(join(src, 'site/pages'), join(src, 'site/articles'));
+      await converge(src, dst);
+      await mirror.whenIdle();
+      const sent = mirror.status().targets[0]!.bytesSent - before;
+      if (module === 'push') {
+        // 300 × 4 KiB = 1.2 MiB of data; a rename must cost file lists and checksums only.
+        assert.ok(sent < 100_000, `a rename sent ${sent} bytes`);
+      } else {
+        assert.ok(sent > 1_200_000, `the plain transfer sent ${sent} bytes`);
+        assert.is(logs.filter((l) => l.includes('refused --copy-dest')).length, 1, logs.join('\n'));
+      }
+    } finally {
+      await mirror.stop({ timeoutMs: 2000 });
+    }
+  });
+}
+
+test.run();
