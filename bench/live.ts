@@ -74,6 +74,40 @@ async function main(): Promise<void> {
   }
   console.log('targets (issue 5): median <= 5 ms, p90 <= 20 ms');
   await burstAndRename();
+  await startupAndIdle();
+}
+
+/** Startup sync of 20,000 files (~200 MB) in 1,000 directories, then idle RSS and CPU. */
+async function startupAndIdle(): Promise<void> {
+  const daemon = await startDaemon();
+  const work = await mkdtemp(join(tmpdir(), 'lsyncd-bench-startup-'));
+  try {
+    for (let d = 0; d < 1000; d++) {
+      await mkdir(join(work, `d${d}`));
+      for (let i = 0; i < 20; i++) await writeFile(join(work, `d${d}`, `f${i}`), Buffer.alloc(10_000, (d + i) & 0xff));
+    }
+    const t0 = performance.now();
+    const mirror = await startLiveMirror({ source: work, targets: [{ target: { host: '127.0.0.1', port: daemon.port, module: 'push', path: 's' }, session: {} }] });
+    try {
+      await mirror.ready;
+      await mirror.whenIdle();
+      const startup = performance.now() - t0;
+      (globalThis as { gc?: () => void }).gc?.();
+      await new Promise((r) => setTimeout(r, 1000));
+      const cpu0 = process.cpuUsage();
+      const w0 = performance.now();
+      await new Promise((r) => setTimeout(r, 5000));
+      const cpu = process.cpuUsage(cpu0);
+      const idleCpu = ((cpu.user + cpu.system) / 1000 / (performance.now() - w0)) * 100;
+      console.log(`  startup sync of 20,000 files (200 MB) in 1,000 dirs: ${startup.toFixed(0)} ms (target <= 1.1 s; includes watching 1,001 dirs)`);
+      console.log(`  idle with 1,001 dirs watched: RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(1)} MiB (this whole bench process), CPU ${idleCpu.toFixed(2)} % over 5 s (targets <= 64 MB, <= 1 %)`);
+    } finally {
+      await mirror.stop({ timeoutMs: 2000 });
+    }
+  } finally {
+    await daemon.stop();
+    await rm(work, { recursive: true, force: true });
+  }
 }
 
 /** Poll until every file of `expect` is on the mirror with its content (or fail after 30 s). */
