@@ -3,9 +3,7 @@
 // mtimes with nanoseconds, symlink targets; the root directory's mode and mtime too).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, appendFile, mkdir, rename, unlink, symlink, chmod } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { existsSync, readFileSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -309,34 +307,6 @@ test('a missing source: startLiveMirror throws the watcher\'s EROOT', async () =
   }
 });
 
-/** Answers with an rsync greeting? */
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    let got = '';
-    const done = (ok: boolean) => (s.destroy(), resolve(ok));
-    s.setTimeout(500, () => done(false));
-    s.on('data', (c) => ((got += c.toString('latin1')), got.includes('\n') && done(got.startsWith('@RSYNCD:'))));
-    s.on('error', () => done(false));
-    s.on('close', () => done(false));
-  });
-}
-
-/** Run rsync --daemon with an existing test daemon's config on a given port (a "restart"). */
-async function runDaemonAt(d: TestDaemon, port: number): Promise<ChildProcess> {
-  await rm(join(d.dir, 'rsyncd.pid'), { force: true });
-  const child = spawn('rsync', ['--daemon', '--no-detach', '--address', '127.0.0.1', '--port', String(port), '--config', join(d.dir, 'rsyncd.conf')], {
-    stdio: 'ignore',
-  });
-  const deadline = Date.now() + 10_000;
-  while (!(await answers(port))) {
-    if (Date.now() > deadline) throw new Error(`restarted daemon does not answer on ${port}`);
-    await new Promise((r) => setTimeout(r, 30));
-  }
-  return child;
-}
-
-
 test('the daemon stopped and restarted mid-stream: the mirror converges after the restart', async () => {
   const d2 = await startDaemon();
   const s = join(work, 'restart');
@@ -349,7 +319,6 @@ test('the daemon stopped and restarted mid-stream: the mirror converges after th
     onLog,
   });
   const out = join(d2.modulePath('push'), 'r');
-  let child: ChildProcess | undefined;
   let writing = false;
   let writer: Promise<void> = Promise.resolve();
   try {
@@ -367,8 +336,7 @@ test('the daemon stopped and restarted mid-stream: the mirror converges after th
     })();
     await until('the stream to be mirrored in part', () => existsSync(join(out, 'stream/4/f11')));
     // Down: kill the daemon (its module directory stays), change things, see the target fail.
-    process.kill(d2.pid, 'SIGTERM');
-    while (await answers(d2.port)) await new Promise((r) => setTimeout(r, 20));
+    await d2.kill();
     const failuresBefore = m.status().targets[0]!.failures;
     await writeFile(join(s, 'dir/two'), '2\n');
     await rm(join(s, 'dir/one'));
@@ -377,7 +345,7 @@ test('the daemon stopped and restarted mid-stream: the mirror converges after th
     await until('a failed batch', () => m.status().targets[0]!.failures > failuresBefore);
     await writeFile(join(s, 'while-down'), 'queued while the daemon was down\n');
     // Up again on the same port: the pending changes are pushed.
-    child = await runDaemonAt(d2, d2.port);
+    await d2.restart();
     writing = false;
     await writer;
     await converge(s, out, 'after the restart');
@@ -387,11 +355,6 @@ test('the daemon stopped and restarted mid-stream: the mirror converges after th
     writing = false;
     await writer.catch(() => {});
     await m.stop({ timeoutMs: 1000 });
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
     await d2.stop();
   }
 });
@@ -410,23 +373,19 @@ test('a target unreachable at start comes up later; a second, healthy target is 
     retry: { initialMs: 100, maxMs: 500 },
     onLog,
   });
-  let child: ChildProcess | undefined;
+  let second: { stop(): Promise<void> } | undefined;
   try {
     await converge(s, join(daemon.modulePath('push'), 'healthy'), 'healthy target while the other is down');
     await writeFile(join(s, 'a/more'), 'more\n');
     await converge(s, join(daemon.modulePath('push'), 'healthy'), 'healthy target, a change');
     assert.ok(m.status().targets[0]!.failures > 0, 'the unreachable target failed');
     assert.is(m.status().targets[0]!.synced, false);
-    child = await runDaemonAt(daemon, port); // a second daemon on the same modules
+    second = await daemon.serveAlso(port); // a second daemon process on the same modules
     await converge(s, join(daemon.modulePath('push'), 'late'), 'late target once it is up');
     await m.ready;
   } finally {
     await m.stop({ timeoutMs: 1000 });
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await second?.stop();
   }
 });
 

@@ -25,6 +25,7 @@ export interface DaemonOptions {
 export interface TestDaemon {
   host: string;
   port: number;
+  /** PID of the daemon process (changes on restart). */
   pid: number;
   /** The temp dir holding the config, secrets, log and the module directories. */
   dir: string;
@@ -32,6 +33,12 @@ export interface TestDaemon {
   modulePath(name: string): string;
   /** The daemon's log so far. */
   log(): Promise<string>;
+  /** Stop the daemon process but keep its directory (an outage); `restart` brings it back. */
+  kill(): Promise<void>;
+  /** Start the daemon again on the same port with the same config and modules. */
+  restart(): Promise<void>;
+  /** A second daemon process on `port` serving the same modules (stopped with the first). */
+  serveAlso(port: number): Promise<{ stop(): Promise<void> }>;
   stop(): Promise<void>;
 }
 
@@ -138,46 +145,83 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
   await writeFile(join(dir, 'rsyncd.conf'), config);
 
   // The port is free when we look but may be taken before rsync binds it: retry a few times.
-  for (let attempt = 0; attempt < 5; attempt++) {
+  const configPath = join(dir, 'rsyncd.conf');
+  let current: Launched | undefined;
+  for (let attempt = 0; attempt < 5 && !current; attempt++) {
     const port = await freePort();
-    const child: ChildProcess = spawn(
-      rsync,
-      ['--daemon', '--no-detach', '--address', '127.0.0.1', '--port', String(port), '--config', join(dir, 'rsyncd.conf')],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr!.on('data', (c) => (stderr += c));
-    let exited = false;
-    child.on('exit', () => (exited = true));
-    const deadline = Date.now() + 10_000;
-    while (!exited && Date.now() < deadline) {
-      if (await answers(port)) {
-        const pid = child.pid!;
-        return {
-          host: '127.0.0.1',
-          port,
-          pid,
-          dir,
-          modulePath: (name) => join(dir, 'modules', name),
-          log: async () => readFile(join(dir, 'rsyncd.log'), 'utf8').catch(() => ''),
-          stop: async () => {
-            if (!exited) {
-              const gone = new Promise((r) => child.once('exit', r));
-              process.kill(pid, 'SIGTERM');
-              await gone;
-            }
-            await rm(dir, { recursive: true, force: true });
-          },
-        };
-      }
-      await new Promise((r) => setTimeout(r, 50));
+    try {
+      current = await launch(rsync, configPath, port);
+    } catch (e) {
+      if (attempt === 4 || !(e as { exitedEarly?: boolean }).exitedEarly) throw e;
     }
-    if (!exited) {
-      process.kill(child.pid!, 'SIGKILL');
-      throw new Error(`rsync daemon did not answer on port ${port} within 10 s: ${stderr}`);
-    }
-    // Exited early: most likely the port was taken; try another.
-    if (attempt === 4) throw new Error(`rsync daemon failed to start: ${stderr}`);
   }
-  throw new Error('unreachable');
+  const others: Launched[] = [];
+  const daemon: TestDaemon = {
+    host: '127.0.0.1',
+    port: current!.port,
+    pid: current!.child.pid!,
+    dir,
+    modulePath: (name) => join(dir, 'modules', name),
+    log: async () => readFile(join(dir, 'rsyncd.log'), 'utf8').catch(() => ''),
+    kill: async () => {
+      await current?.stop();
+    },
+    restart: async () => {
+      await current?.stop();
+      await rm(join(dir, 'rsyncd.pid'), { force: true });
+      current = await launch(rsync, configPath, daemon.port);
+      daemon.pid = current.child.pid!;
+    },
+    serveAlso: async (port) => {
+      const other = await launch(rsync, configPath, port, join(dir, `rsyncd.${port}.pid`));
+      others.push(other);
+      return { stop: () => other.stop() };
+    },
+    stop: async () => {
+      for (const l of [current, ...others]) await l?.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return daemon;
+}
+
+interface Launched {
+  port: number;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Start `rsync --daemon` with `config` on `port` and wait until it greets; stop() ends it by PID. */
+async function launch(rsync: string, config: string, port: number, pidFile?: string): Promise<Launched> {
+  const child: ChildProcess = spawn(
+    rsync,
+    ['--daemon', '--no-detach', '--address', '127.0.0.1', '--port', String(port), '--config', config, ...(pidFile ? ['--dparam', `pidfile=${pidFile}`] : [])],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (c) => (stderr += c));
+  let exited = false;
+  const gone = new Promise<void>((resolve) =>
+    child.on('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  const stop = async () => {
+    if (!exited) {
+      process.kill(child.pid!, 'SIGTERM');
+      await gone;
+    }
+  };
+  const deadline = Date.now() + 10_000;
+  while (!exited && Date.now() < deadline) {
+    if (await answers(port)) return { port, child, stop };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!exited) {
+    process.kill(child.pid!, 'SIGKILL');
+    throw new Error(`rsync daemon did not answer on port ${port} within 10 s: ${stderr}`);
+  }
+  // Exited early: most likely the port was taken.
+  throw Object.assign(new Error(`rsync daemon failed to start on port ${port}: ${stderr}`), { exitedEarly: true });
 }
