@@ -1,6 +1,6 @@
 // A push: put a local tree onto a daemon module, as `rsync -rlpt --delete SOURCE host::module/path`
 // does, through the sender role. Used by `--once` and by every batch of the live mirror.
-import { openModule, type SessionOptions } from './client.js';
+import { openModule, type DaemonSession, type SessionOptions } from './client.js';
 import { scanSource, localSource, namesFor, type PathFilter, type LocalEntry } from './scan.js';
 import { serverArgs, type TransferOptions } from '../protocol/args.js';
 import { startTransfer, acknowledgeErrorExit } from '../protocol/session.js';
@@ -26,6 +26,11 @@ export interface PushOptions {
   target: DaemonTarget;
   transfer: TransferOptions;
   session: Omit<SessionOptions, 'host' | 'port'>;
+  /**
+   * A session already opened on the target's module (connected, greeted, authenticated, waiting
+   * for the argument list): the push then costs no connection setup. Used when it is still open.
+   */
+  preopened?: DaemonSession;
   filter?: PushFilter;
   /** Daemon text (MSG_INFO) and our own notices for stdout. */
   onInfo?: (text: string) => void;
@@ -72,7 +77,12 @@ export async function push(options: PushOptions): Promise<PushResult> {
   });
   const scanSeconds = (Date.now() - scanStarted) / 1000;
   // 2. Connect, module, auth; the argument list; setup; multiplexing.
-  const session = await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
+  const spare = options.preopened;
+  const session =
+    spare && !spare.socket.socket.destroyed && !spare.socket.socket.readableEnded
+      ? spare
+      : await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
+  if (spare && spare !== session) spare.socket.destroy();
   const { reader, writer, socket } = session;
   // Like rsync's totals, count from the end of the text phase (greetings, MOTD, auth excluded).
   const sentBefore = socket.bytesWritten;

@@ -4,6 +4,7 @@
 import { lstatSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { push, type PushFilter, type PushOptions, type PushResult } from '../push.js';
+import { openModule, type DaemonSession } from '../client.js';
 import { ConnectionClosedError, DaemonRefusalError, NotADaemonError, RemoteError, SocketError, TimeoutError } from '../../protocol/errors.js';
 import { EXIT } from '../../protocol/errors.js';
 import { PendingSet, pushRoots, type PendingEntry, type PushRoot } from './plan.js';
@@ -164,6 +165,7 @@ export class TargetRunner {
     }
     this.stopped = true;
     this.clearTimer();
+    this.dropSpare();
     this.state = 'stopped';
     const left = this.pending.size;
     if (left) this.o.log('warn', `${this.name}: stopped with ${left} path(s) not pushed`);
@@ -284,6 +286,8 @@ export class TargetRunner {
       this.stats.lastPushAt = Date.now();
       this.o.log('debug', `${this.name}: pushed ${taken.size} change(s) in ${roots.length} subtree(s) (${roots.map((r) => '/' + r.root).join(' ')}) in ${Date.now() - started} ms`);
       if (full && !this.synced) this.markSynced(); // files that vanished meanwhile are not part of the tree
+      // The target answers: have the next session ready before the next change arrives.
+      this.openSpare();
       return;
     }
     // Put back what the failed roots covered (older than whatever arrived meanwhile), then retry later.
@@ -326,6 +330,7 @@ export class TargetRunner {
     const base = this.o.target.path.replace(/\/+$/, '');
     const path = [base, to].filter(Boolean).join('/');
     const filter = this.o.filterFor?.(to);
+    const preopened = await this.takeSpare();
     const result = await (this.o.pushFn ?? push)({
       source: `${this.o.source}/${to}/`,
       target: { ...this.o.target, path: `${path}/` },
@@ -335,17 +340,52 @@ export class TargetRunner {
       ...(filter && { filter }),
       onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
       onError: (text) => this.o.log('debug', `${this.name}: rename ${from} -> ${to}: ${text.trimEnd()}`),
+      ...(preopened && { preopened }),
     });
     this.stats.pushes++;
     this.stats.bytesSent += result.bytesSent;
     this.o.log('debug', `${this.name}: rename ${from} -> ${to} pushed with the old copy as basis (${result.stats.literalBytes} literal bytes)`);
   }
 
-  private pushRoot(root: string): Promise<PushResult> {
+  /**
+   * A session opened ahead of the next batch (connect, greetings, auth done; the daemon waits
+   * for the argument list), so a change costs only its file list and data. Dropped after
+   * SPARE_MAX_MS unused, or when the daemon closes it.
+   */
+  private spare: { session: Promise<DaemonSession | undefined>; timer: NodeJS.Timeout } | undefined;
+
+  private openSpare(): void {
+    if (this.stopped || this.spare || this.o.pushFn) return;
+    const session = openModule({ ...this.o.session, host: this.o.target.host, port: this.o.target.port }, this.o.target.module).catch(
+      () => undefined, // unreachable now: the next batch connects (and reports) on its own
+    );
+    const timer = setTimeout(() => this.dropSpare(), SPARE_MAX_MS);
+    timer.unref?.();
+    this.spare = { session, timer };
+  }
+
+  private async takeSpare(): Promise<DaemonSession | undefined> {
+    const spare = this.spare;
+    if (!spare) return undefined;
+    this.spare = undefined;
+    clearTimeout(spare.timer);
+    return spare.session;
+  }
+
+  private dropSpare(): void {
+    const spare = this.spare;
+    this.spare = undefined;
+    if (!spare) return;
+    clearTimeout(spare.timer);
+    void spare.session.then((s) => s?.socket.destroy());
+  }
+
+  private async pushRoot(root: string): Promise<PushResult> {
     const base = this.o.target.path.replace(/\/+$/, '');
     const path = [base, root].filter(Boolean).join('/');
     const filter = this.o.filterFor?.(root);
-    return (this.o.pushFn ?? push)({
+    const preopened = await this.takeSpare();
+    const run = (session?: DaemonSession) => (this.o.pushFn ?? push)({
       source: root === '' ? `${this.o.source}/` : `${this.o.source}/${root}/`,
       target: { ...this.o.target, path: path ? `${path}/` : '' },
       transfer: this.o.transfer,
@@ -353,9 +393,23 @@ export class TargetRunner {
       ...(filter && { filter }),
       onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
       onError: (text) => this.o.log('warn', `${this.name}: ${text.trimEnd()}`),
+      ...(session && { preopened: session }),
     });
+    if (!preopened) return run();
+    try {
+      return await run(preopened);
+    } catch (e) {
+      // The spare may have been closed by the daemon while it waited (a module `timeout`): a
+      // push is idempotent, so go again at once on a fresh connection.
+      if (!isUnreachable(e)) throw e;
+      this.o.log('debug', `${this.name}: the pre-opened session failed (${(e as Error).message}); reconnecting`);
+      return run();
+    }
   }
 }
+
+/** How long a pre-opened session may wait for a batch before it is closed. */
+const SPARE_MAX_MS = 30_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)).unref?.());
