@@ -9,6 +9,7 @@ import { push } from './push.js';
 import { startLiveMirror, type LiveMirror, type LiveTarget, type LogLevel } from './live/index.js';
 import type { FilterList } from '../protocol/filter.js';
 import type { TransferOptions } from '../protocol/args.js';
+import type { SentItem } from '../protocol/sender.js';
 import { UsageError } from '../protocol/errors.js';
 import { openModule } from './client.js';
 import { Logger, claimPidfile, detach, writeAtomically } from './daemon.js';
@@ -108,9 +109,29 @@ export async function live(o: LiveCliOptions): Promise<number> {
   }
 
   const logger = new Logger(o.logfile, o.level);
-  const log = (level: LogLevel, message: string) => logger.log(level, message);
+  let progressShown = false; // a progress line is on the terminal: end it before a log line
+  const log = (level: LogLevel, message: string) => {
+    if (progressShown && !o.logfile) process.stderr.write('\n');
+    progressShown = false;
+    logger.log(level, message);
+  };
   const releasePid = o.pidfile ? claimPidfile(o.pidfile) : () => {};
   const mirrors = new Map<string, LiveMirror>();
+
+  // A progress line on a terminal during the startup sync: files and bytes sent, rate.
+  const tty = Boolean(process.stderr.isTTY) && o.level !== 'error';
+  const progress = { files: 0, bytes: 0, started: Date.now(), shown: 0, active: true };
+  const onItem = (item: SentItem) => {
+    if (!tty || !progress.active) return;
+    progress.files++;
+    progress.bytes += item.literalBytes + item.matchedBytes;
+    const now = Date.now();
+    if (now - progress.shown < 200) return;
+    progress.shown = now;
+    const rate = progress.bytes / Math.max((now - progress.started) / 1000, 0.001);
+    process.stderr.write(`\rstartup sync: ${progress.files.toLocaleString('en-US')} files, ${(progress.bytes / 1e6).toFixed(1)} MB, ${(rate / 1e6).toFixed(1)} MB/s `);
+    progressShown = true;
+  };
 
   const start = async (source: string, targets: LiveTarget[]) => {
     const mirror = await startLiveMirror({
@@ -121,6 +142,10 @@ export async function live(o: LiveCliOptions): Promise<number> {
       ...(o.delay !== undefined && { delay: o.delay }),
       startup: o.startup,
       onLog: log,
+      onItem,
+    });
+    void mirror.ready.then(() => {
+      progress.active = false;
     });
     mirrors.set(source, mirror);
     log('info', `watching ${source}`);

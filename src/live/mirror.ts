@@ -10,6 +10,7 @@ import { pushFilter } from '../filters.js';
 import { TargetRunner, type LogFn, type PushFn, type RetryOptions, type TargetStatus } from './runner.js';
 import type { PushFilter, PushOptions } from '../push.js';
 import type { DaemonTarget } from '../target.js';
+import type { SentItem } from '../../protocol/sender.js';
 
 export type { LogFn, LogLevel, RetryOptions, TargetStatus, TargetState, PushFn } from './runner.js';
 
@@ -42,6 +43,8 @@ export interface LiveMirrorOptions {
   onLog?: LogFn;
   /** Replaces push() (tests). */
   pushFn?: PushFn;
+  /** Each file answered during a push, on any target (progress display). */
+  onItem?: (item: SentItem) => void;
 }
 
 export interface LiveMirrorStatus {
@@ -131,6 +134,7 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
         ...(options.maxRoots !== undefined && { maxRoots: options.maxRoots }),
         log,
         ...(options.pushFn && { pushFn: options.pushFn }),
+        ...(options.onItem && { onItem: options.onItem }),
       }),
   );
 

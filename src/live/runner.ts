@@ -10,6 +10,7 @@ import { EXIT } from '../../protocol/errors.js';
 import { PendingSet, pushRoots, type PendingEntry, type PushRoot } from './plan.js';
 import type { DaemonTarget } from '../target.js';
 import type { TransferOptions } from '../../protocol/args.js';
+import type { SentItem } from '../../protocol/sender.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFn = (level: LogLevel, message: string) => void;
@@ -41,6 +42,8 @@ export interface RunnerOptions {
   maxRoots?: number;
   log: LogFn;
   pushFn?: PushFn;
+  /** Each file answered during a push (progress display). */
+  onItem?: (item: SentItem) => void;
 }
 
 export type TargetState = 'startup' | 'idle' | 'waiting' | 'pushing' | 'backoff' | 'stopped';
@@ -394,6 +397,7 @@ export class TargetRunner {
       onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
       onError: (text) => this.o.log('warn', `${this.name}: ${text.trimEnd()}`),
       ...(session && { preopened: session }),
+      ...(this.o.onItem && { onItem: this.o.onItem }),
     });
     if (!preopened) return run();
     try {
