@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { CLI, lsyncd } from './helpers/cli.js';
-import { snapshot, diffTrees } from './helpers/tree.js';
+import { untilSameTree } from './helpers/tree.js';
 import { makeTree as makeFullTree } from './helpers/fstree.js';
 
 /**
@@ -53,14 +53,10 @@ async function eventually(check: () => Promise<boolean> | boolean, ms = 10_000, 
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function mirrored(src: string, path: string): Promise<boolean> {
+/** Whether the mirror at `path` equals `src` (owners aside), within `ms`. */
+async function mirrored(src: string, path: string, ms = 200): Promise<boolean> {
   const dest = join(daemon.modulePath('push'), path);
-  if (!existsSync(dest)) return false;
-  try {
-    return diffTrees(await snapshot(src), await snapshot(dest), { ignore: ['uid', 'gid'] }).length === 0;
-  } catch {
-    return false; // the daemon was renaming a temp file under us: look again
-  }
+  return existsSync(dest) && (await untilSameTree(src, dest, { timeoutMs: ms, ignore: ['uid', 'gid'] })).length === 0;
 }
 
 function exited(child: ChildProcess): Promise<number | null> {
@@ -90,7 +86,7 @@ test('foreground: startup sync, live changes, pidfile, status file; SIGTERM push
   for (let i = 0; i < 50; i++) await writeFile(join(src, 'late/deeper', `f${i}`), `late ${i}\n`);
   run.child.kill('SIGTERM');
   assert.is(await exited(run.child), 0, run.stderr());
-  assert.ok(await mirrored(src, 'fg'), 'everything pushed before exit');
+  assert.ok(await mirrored(src, 'fg', 0), 'everything pushed before exit');
   assert.not.ok(existsSync(pidfile), 'pidfile removed');
   assert.match(run.stderr(), 'SIGTERM');
 });

@@ -8,7 +8,7 @@ import { mkdtemp, rm, mkdir, writeFile, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { snapshot, diffTrees } from './helpers/tree.js';
+import { untilSameTree } from './helpers/tree.js';
 import { pseudoRandom } from './helpers/fstree.js';
 import { startLiveMirror, type LiveMirror } from '../src/live/index.js';
 
@@ -27,18 +27,8 @@ test.after(async () => {
 });
 
 async function converge(src: string, dst: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  let diff: string[] = [];
-  while (Date.now() < deadline) {
-    try {
-      diff = diffTrees(await snapshot(src, { rootTimes: true }), await snapshot(dst, { rootTimes: true }));
-      if (diff.length === 0) return;
-    } catch {
-      // a temp file renamed under us: look again
-    }
-    await new Promise((r) => setTimeout(r, 30));
-  }
-  assert.unreachable(`not converged:\n${diff.slice(0, 10).join('\n')}`);
+  const diff = await untilSameTree(src, dst, { timeoutMs: 15_000, rootTimes: true });
+  assert.equal(diff, [], `not converged:\n${diff.slice(0, 10).join('\n')}`);
 }
 
 async function makeSite(root: string): Promise<void> {

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, freePort, type TestDaemon } from './helpers/daemon.js';
-import { snapshot, diffTrees } from './helpers/tree.js';
+import { snapshot, diffTrees, untilSameTree } from './helpers/tree.js';
 import { makeTree } from './helpers/fstree.js';
 import { startLiveMirror, type LiveMirror } from '../src/live/index.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
@@ -43,18 +43,11 @@ async function tree(root: string) {
 /** Poll until `dst` equals `src` exactly (≤ 10 s); fail with the differences and the log. */
 async function converge(src: string, dst: string, what: string, timeoutMs = 10_000): Promise<number> {
   const started = Date.now();
-  let diff: string[] = [];
-  while (Date.now() - started < timeoutMs) {
-    try {
-      diff = diffTrees(await tree(src), await tree(dst));
-    } catch (e) {
-      diff = [`snapshot failed: ${(e as Error).message}`];
-    }
-    if (diff.length === 0) return Date.now() - started;
-    await new Promise((r) => setTimeout(r, 30));
+  const diff = await untilSameTree(src, dst, { timeoutMs, rootTimes: true });
+  if (diff.length) {
+    assert.unreachable(`${what}: mirror did not converge in ${timeoutMs} ms:\n${diff.slice(0, 20).join('\n')}\n--- log:\n${logs.slice(-30).join('\n')}`);
   }
-  assert.unreachable(`${what}: mirror did not converge in ${timeoutMs} ms:\n${diff.slice(0, 20).join('\n')}\n--- log:\n${logs.slice(-30).join('\n')}`);
-  return -1;
+  return Date.now() - started;
 }
 
 async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {

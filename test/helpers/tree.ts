@@ -92,3 +92,27 @@ export function diffTrees(expected: Tree, actual: Tree, options: { ignore?: Arra
   for (const key of actual.keys()) if (!expected.has(key)) out.push(`extra ${show(key)} (${actual.get(key)!.type})`);
   return out;
 }
+
+/**
+ * Poll until `dst` equals `src` (compared as diffTrees does), or `timeoutMs` passes. Returns the
+ * differences left: empty once the trees are equal. A snapshot failing because the daemon renamed
+ * a temp file under us counts as "not yet".
+ */
+export async function untilSameTree(
+  src: string,
+  dst: string,
+  options: { timeoutMs?: number; rootTimes?: boolean; ignore?: Array<keyof NodeInfo> } = {},
+): Promise<string[]> {
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  const snap = { rootTimes: options.rootTimes ?? false };
+  let diff: string[] = [];
+  for (;;) {
+    try {
+      diff = diffTrees(await snapshot(src, snap), await snapshot(dst, snap), options.ignore ? { ignore: options.ignore } : {});
+    } catch (e) {
+      diff = [`snapshot failed: ${(e as Error).message}`];
+    }
+    if (diff.length === 0 || Date.now() > deadline) return diff;
+    await new Promise((r) => setTimeout(r, 30));
+  }
+}
