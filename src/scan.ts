@@ -2,7 +2,8 @@
 // symlinks), apply the filter rules, and produce file-list entries plus the local path of each.
 // Counterpart: rsync flist.c send_file_list / send_directory / make_file.
 import { lstat, readFile } from 'node:fs/promises';
-import { constants, lstatSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync } from 'node:fs';
+import { constants, lstatSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync, read } from 'node:fs';
+import { promisify } from 'node:util';
 import type { BigIntStats } from 'node:fs';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, type FileEntry, type IdNames } from '../protocol/flist.js';
 import { IOERR_GENERAL, IOERR_VANISHED, type SenderSource } from '../protocol/sender.js';
@@ -226,41 +227,39 @@ export function localSource(): SenderSource {
       try {
         const st = fstatSync(fd);
         if (!st.isFile()) throw Object.assign(new Error('no longer a regular file'), { code: 'ENOENT' });
-        if (st.size <= SMALL_FILE) {
-          // One read of the whole file (and one more byte, to notice growth since the fstat).
-          const buf = Buffer.allocUnsafe(st.size + 1);
-          let got = 0;
-          for (let n = -1; n !== 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, null);
+        if (st.size > SMALL_FILE) return readChunks(fd, []);
+        // One read of the whole file (and one more byte, to notice growth since the fstat).
+        const buf = Buffer.allocUnsafe(st.size + 1);
+        let got = 0;
+        for (let n = -1; n !== 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, null);
+        if (got <= st.size) {
           closeSync(fd);
-          if (got <= st.size) return [buf.subarray(0, got)];
-          // It grew: stream the rest too.
-          return readChunks(await import('node:fs/promises').then((m) => m.open(path, constants.O_RDONLY | constants.O_NOFOLLOW)));
+          return [buf.subarray(0, got)];
         }
+        // It grew meanwhile: stream the rest from the same descriptor.
+        return readChunks(fd, [buf]);
       } catch (e) {
         closeSync(fd);
-        return failed(e);
-      }
-      closeSync(fd);
-      const { open } = await import('node:fs/promises');
-      try {
-        return readChunks(await open(path, constants.O_RDONLY | constants.O_NOFOLLOW));
-      } catch (e) {
         return failed(e);
       }
     },
   };
 }
 
-async function* readChunks(handle: import('node:fs/promises').FileHandle): ChunkSource & AsyncGenerator<Uint8Array> {
+const readFd = promisify(read);
+
+/** `first` (already read), then the rest of `fd` in 1 MiB chunks; closes `fd` when done. */
+async function* readChunks(fd: number, first: Buffer[]): ChunkSource & AsyncGenerator<Uint8Array> {
   // Read ahead: the next read is under way while the caller works on the current chunk, so disk
   // (or page-cache) time overlaps the block search instead of adding to it.
   const size = 1 << 20;
   const next = () => {
     const buf = Buffer.allocUnsafe(size);
-    return handle.read(buf, 0, size, null).then(({ bytesRead }) => buf.subarray(0, bytesRead));
+    return readFd(fd, buf, 0, size, null).then(({ bytesRead }) => buf.subarray(0, bytesRead));
   };
   let pending: Promise<Buffer> | null = next();
   try {
+    yield* first;
     while (pending) {
       const chunk: Buffer = await pending;
       if (chunk.length === 0) return;
@@ -269,6 +268,6 @@ async function* readChunks(handle: import('node:fs/promises').FileHandle): Chunk
     }
   } finally {
     if (pending) await pending.catch(() => undefined);
-    await handle.close();
+    closeSync(fd);
   }
 }
