@@ -60,6 +60,10 @@ export class PendingSet {
     return this.entries.size;
   }
 
+  has(path: string): boolean {
+    return this.entries.has(path);
+  }
+
   /** Whether a full resync of the whole tree is pending. */
   get fullResync(): boolean {
     return this.entries.get('')?.kind === 'rescan';

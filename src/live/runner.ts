@@ -170,7 +170,9 @@ export class TargetRunner {
     this.clearTimer();
     this.dropSpare();
     this.state = 'stopped';
-    const left = this.pending.size;
+    // A batch still running at the deadline holds paths taken out of the pending set: count them too.
+    let left = this.pending.size;
+    if (this.running) for (const path of this.inFlight) if (!this.pending.has(path)) left++;
     if (left) this.o.log('warn', `${this.name}: stopped with ${left} path(s) not pushed`);
     for (const w of this.idleWaiters.splice(0)) w(); // nothing will run any more
     return left;
@@ -197,6 +199,7 @@ export class TargetRunner {
     if (this.running) return this.running;
     const run = this.batch().finally(() => {
       this.running = undefined;
+      this.inFlight = [];
       if (this.stopped) return;
       if (this.state !== 'backoff') {
         this.state = 'idle';
@@ -219,6 +222,7 @@ export class TargetRunner {
   private async batch(): Promise<void> {
     const taken = this.pending.take();
     if (taken.size === 0) return;
+    this.inFlight = [...taken.keys()];
     this.state = 'pushing';
     this.stats.batches++;
     const full = taken.get('')?.kind === 'rescan';
@@ -324,6 +328,9 @@ export class TargetRunner {
     this.synced = true;
     for (const w of this.syncWaiters.splice(0)) w();
   }
+
+  /** The paths of the running batch (out of the pending set until it ends). */
+  private inFlight: string[] = [];
 
   /** Whether the daemon took --copy-dest so far (a refusal turns rename pushes off). */
   private renames = true;
