@@ -77,6 +77,14 @@ export interface TransferOptions {
    * the delta. The live mirror uses it so a renamed directory costs checksums, not data.
    */
   copyDest?: string;
+  /**
+   * --fuzzy (-y; 2 = -yy): a file missing on the daemon uses a similar file of its directory as
+   * the delta's basis (first one with the same size and mtime), and with 2 also one in the
+   * --copy-dest directory. The live mirror's renamed files.
+   */
+  fuzzy?: number;
+  /** --delete-missing-args: mode-0 entries in the file list are deleted on the daemon. */
+  deleteMissingArgs?: boolean;
 }
 
 export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
@@ -111,6 +119,7 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   flags += 'v'.repeat(Math.min(options.verbose, 9));
   if (options.dryRun) flags += 'n';
   if (options.links) flags += 'l';
+  if (options.fuzzy && !pull) flags += 'y'.repeat(Math.min(options.fuzzy, 2));
   if (options.wholeFile) flags += 'W';
   if (options.hardLinks) flags += 'H';
   if (options.owner) flags += 'o';
@@ -130,6 +139,7 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
     // Deletion happens on the receiving side: only a push asks the daemon for it.
     if (options.delete && !options.deleteExcluded) args.push('--delete');
     if (options.deleteExcluded) args.push('--delete-excluded');
+    if (options.deleteMissingArgs) args.push('--delete-missing-args');
     if (options.stats) args.push('--stats');
   }
   if (options.numericIds) args.push('--numeric-ids');

@@ -1,7 +1,7 @@
 // A push: put a local tree onto a daemon module, as `rsync -rlpt --delete SOURCE host::module/path`
 // does, through the sender role. Used by `--once` and by every batch of the live mirror.
 import { openModule, type DaemonSession, type SessionOptions } from './client.js';
-import { scanSource, localSource, namesFor, type PathFilter, type LocalEntry } from './scan.js';
+import { scanSource, scanSelection, localSource, namesFor, type PathFilter, type LocalEntry, type SelectionItem, type SelectionResult } from './scan.js';
 import { serverArgs, type TransferOptions } from '../protocol/args.js';
 import { startTransfer, acknowledgeErrorExit } from '../protocol/session.js';
 import { parseChecksumName, type ChecksumName } from '../protocol/compat.js';
@@ -9,7 +9,7 @@ import { createChecksummer, digestLength } from '../protocol/checksum.js';
 import { sendFileList, sortFileList, S_IFMT, S_IFREG } from '../protocol/flist.js';
 import { sendFiles, readFinalGoodbye, IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT, type SenderStats, type SentItem } from '../protocol/sender.js';
 import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, MSG_IO_ERROR, writeMessage } from '../protocol/mplex.js';
-import { EXIT, RemoteError } from '../protocol/errors.js';
+import { EXIT, RemoteError, RsyncError } from '../protocol/errors.js';
 import type { ByteWriter } from '../protocol/io.js';
 import type { DaemonTarget } from './target.js';
 
@@ -40,6 +40,14 @@ export interface PushOptions {
   onItem?: (item: SentItem) => void;
   /** Each path the daemon deleted (MSG_DELETED; directories end with '/'). */
   onDeleted?: (name: Buffer, isDir: boolean) => void;
+  /**
+   * Push only these paths of SOURCE (a directory, given with a trailing slash) into the target
+   * directory, each with its parent directories, new directories with their subtrees, and
+   * missing paths deleted (--delete-missing-args, with `transfer.delete`): one live-mirror batch.
+   * Needs protocol 30 or later (the content-dir flag that keeps the daemon's deletions to the
+   * listed subtrees).
+   */
+  selection?: readonly SelectionItem[];
   /** The file list has been sent; the daemon starts asking for files (progress, tests). */
   onFileList?: (entries: readonly LocalEntry[]) => void | Promise<void>;
 }
@@ -57,6 +65,8 @@ export interface PushResult {
   entries: LocalEntry[];
   /** Seconds spent scanning SOURCE. */
   scanSeconds: number;
+  /** The protocol spoken. */
+  protocol: number;
 }
 
 /** The remote path argument: module/path, with a trailing slash when the source is a directory. */
@@ -70,11 +80,10 @@ export async function push(options: PushOptions): Promise<PushResult> {
   const onError = options.onError ?? (() => {});
   // 1. Scan first: a missing source fails before we bother the daemon.
   const scanStarted = Date.now();
-  const scan = await scanSource(options.source, {
-    transfer,
-    ...(options.filter && { filter: options.filter }),
-    onWarning: onError,
-  });
+  const scanOptions = { transfer, ...(options.filter && { filter: options.filter }), onWarning: onError };
+  const scan = options.selection
+    ? await scanSelection(options.source, options.selection, { ...scanOptions, deleteMissing: transfer.delete || transfer.deleteExcluded })
+    : await scanSource(options.source, scanOptions);
   const scanSeconds = (Date.now() - scanStarted) / 1000;
   // 2. Connect, module, auth; the argument list; setup; multiplexing.
   const spare = options.preopened;
@@ -90,7 +99,11 @@ export async function push(options: PushOptions): Promise<PushResult> {
   let xferErrors = 0;
   let ioError = scan.ioError;
   try {
-    const args = serverArgs(transfer, session.hello.protocol, remotePath(options.target));
+    if (options.selection && session.hello.protocol < 30) {
+      throw new RsyncError('ERR_RSYNC_SELECTION_PROTOCOL', `a selective push needs protocol 30 or later (the daemon speaks ${session.hello.protocol})`, EXIT.PROTOCOL);
+    }
+    const missing = 'missing' in scan ? (scan as SelectionResult).missing : 0;
+    const args = serverArgs({ ...transfer, ...(missing > 0 && { deleteMissingArgs: true }) }, session.hello.protocol, remotePath(options.target));
     const checksumChoice = transfer.checksumChoice ? parseChecksumName(transfer.checksumChoice) : undefined;
     // 3-5. Our first data, sent before the daemon's seed is read (see StartOptions.sendEarly): the
     // filter list (only when the daemon deletes: it protects excluded files on the mirror), the -c
@@ -208,6 +221,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
         flistBytes,
         entries: sorted,
         scanSeconds,
+        protocol: session.hello.protocol,
       };
     } catch (e) {
       if (e instanceof RemoteError) await acknowledgeErrorExit(writer, start.demux, e).catch(() => {});

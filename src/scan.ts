@@ -81,31 +81,12 @@ async function idNames(path: string): Promise<Map<number, string>> {
   return names;
 }
 
-/**
- * Walk SOURCE the way `rsync -r SOURCE dest` lists it: with a trailing slash the contents (the
- * root entry is "."), without one the directory itself under its own name.
- */
-// rsync/flist.c: send_file_list
-export async function scanSource(source: string, options: ScanOptions): Promise<ScanResult> {
+/** The walk shared by scanSource and scanSelection: entries, io_error, warnings. */
+function makeWalker(options: ScanOptions) {
   const { transfer } = options;
   const warn = options.onWarning ?? (() => {});
   const entries: LocalEntry[] = [];
-  let ioError = 0;
-  const contents = source.endsWith('/');
-  const trimmed = source.replace(/\/+$/, '') || '/';
-  const rootPath = Buffer.from(trimmed === '/' && contents ? '/' : trimmed);
-
-  const rootStat = await lstat(contents ? Buffer.from(trimmed + '/') : rootPath, { bigint: true }).catch((e: Error) => {
-    // rsync would send an empty list with io_error set (no deletions) and exit 23; we stop here.
-    throw new RsyncError('ERR_RSYNC_SOURCE', `link_stat "${source}" failed: ${e.message}`, EXIT.PARTIAL);
-  });
-  let rootName: Buffer;
-  if (contents && rootStat.isDirectory()) {
-    rootName = Buffer.from('.');
-  } else {
-    const slash = rootPath.lastIndexOf(SLASH);
-    rootName = slash === -1 ? rootPath : rootPath.subarray(slash + 1);
-  }
+  const state = { ioError: 0 };
 
   const wanted = (st: BigIntStats, rel: Buffer): boolean => {
     const type = Number(st.mode) & S_IFMT;
@@ -120,38 +101,39 @@ export async function scanSource(source: string, options: ScanOptions): Promise<
     return false;
   };
 
-  const add = async (name: Buffer, localPath: Buffer, st: BigIntStats): Promise<void> => {
+  const add = (name: Buffer, localPath: Buffer, st: BigIntStats): LocalEntry | undefined => {
     const entry = entryFrom(name, localPath, st);
     if ((entry.mode & S_IFMT) === S_IFLNK) {
       try {
         entry.symlink = readlinkSync(localPath, { encoding: 'buffer' });
       } catch (e) {
-        ioError |= (e as NodeJS.ErrnoException).code === 'ENOENT' ? IOERR_VANISHED : IOERR_GENERAL;
+        state.ioError |= (e as NodeJS.ErrnoException).code === 'ENOENT' ? IOERR_VANISHED : IOERR_GENERAL;
         warn(`readlink ${name.toString()} failed: ${(e as Error).message}`);
-        return;
+        return undefined;
       }
     }
     entries.push(entry);
+    return entry;
   };
 
   // rsync/flist.c: send_directory
-  const walk = async (dirName: Buffer, dirPath: Buffer, filter: PathFilter | undefined): Promise<void> => {
+  const walk = (dirName: Buffer, dirPath: Buffer, filter: PathFilter | undefined): void => {
     let names: Buffer[];
     try {
       // Synchronous: one system call each instead of a thread-pool round trip per file (the scan
       // is a tight loop of tiny calls; 20,000 awaited lstats cost several times more).
       names = readdirSync(dirPath, { encoding: 'buffer' });
     } catch (e) {
-      ioError |= IOERR_GENERAL;
+      state.ioError |= IOERR_GENERAL;
       warn(`opendir "${dirPath.toString()}" failed: ${(e as Error).message}`);
       return;
     }
     const subdirs: Array<[Buffer, Buffer]> = [];
     for (const base of names) {
-      const name = dirName.equals(Buffer.from('.')) ? Buffer.from(base) : join(dirName, base);
+      const name = dirName.equals(DOT) ? Buffer.from(base) : join(dirName, base);
       const localPath = join(dirPath, base);
       if (name.length >= MAX_NAME) {
-        ioError |= IOERR_GENERAL;
+        state.ioError |= IOERR_GENERAL;
         warn(`name too long: ${name.toString()}`);
         continue;
       }
@@ -160,36 +142,200 @@ export async function scanSource(source: string, options: ScanOptions): Promise<
         st = lstatSync(localPath, { bigint: true });
       } catch (e) {
         const vanished = (e as NodeJS.ErrnoException).code === 'ENOENT';
-        ioError |= vanished ? IOERR_VANISHED : IOERR_GENERAL;
+        state.ioError |= vanished ? IOERR_VANISHED : IOERR_GENERAL;
         warn(vanished ? `file has vanished: "${localPath.toString()}"` : `lstat ${localPath.toString()} failed: ${(e as Error).message}`);
         continue;
       }
       const isDir = st.isDirectory();
       if (filter?.isExcluded(name, isDir)) continue;
       if (!wanted(st, name)) continue;
-      await add(name, localPath, st);
+      add(name, localPath, st);
       if (isDir && transfer.recursive) subdirs.push([name, localPath]);
     }
-    for (const [name, path] of subdirs) await walk(name, path, filter?.enter ? filter.enter(name) : filter);
+    for (const [name, path] of subdirs) walk(name, path, filter?.enter ? filter.enter(name) : filter);
   };
 
-  if (!rootName.equals(Buffer.from('.')) && options.filter?.isExcluded(rootName, rootStat.isDirectory())) {
-    return { entries, ioError, userNames: new Map(), groupNames: new Map() };
+  const finish = async (): Promise<ScanResult> => {
+    const named = (transfer.owner || transfer.group) && !transfer.numericIds;
+    return {
+      entries,
+      ioError: state.ioError,
+      userNames: named && transfer.owner ? await idNames('/etc/passwd') : new Map(),
+      groupNames: named && transfer.group ? await idNames('/etc/group') : new Map(),
+    };
+  };
+  return { entries, state, wanted, add, walk, finish, warn };
+}
+
+const DOT = Buffer.from('.');
+
+/**
+ * Walk SOURCE the way `rsync -r SOURCE dest` lists it: with a trailing slash the contents (the
+ * root entry is "."), without one the directory itself under its own name.
+ */
+// rsync/flist.c: send_file_list
+export async function scanSource(source: string, options: ScanOptions): Promise<ScanResult> {
+  const { transfer } = options;
+  const walker = makeWalker(options);
+  const contents = source.endsWith('/');
+  const trimmed = source.replace(/\/+$/, '') || '/';
+  const rootPath = Buffer.from(trimmed === '/' && contents ? '/' : trimmed);
+
+  const rootStat = await lstat(contents ? Buffer.from(trimmed + '/') : rootPath, { bigint: true }).catch((e: Error) => {
+    // rsync would send an empty list with io_error set (no deletions) and exit 23; we stop here.
+    throw new RsyncError('ERR_RSYNC_SOURCE', `link_stat "${source}" failed: ${e.message}`, EXIT.PARTIAL);
+  });
+  let rootName: Buffer;
+  if (contents && rootStat.isDirectory()) {
+    rootName = DOT;
+  } else {
+    const slash = rootPath.lastIndexOf(SLASH);
+    rootName = slash === -1 ? rootPath : rootPath.subarray(slash + 1);
   }
-  if (wanted(rootStat, rootName)) {
-    await add(rootName, rootPath, rootStat);
+
+  if (!rootName.equals(DOT) && options.filter?.isExcluded(rootName, rootStat.isDirectory())) return walker.finish();
+  if (walker.wanted(rootStat, rootName)) {
+    walker.add(rootName, rootPath, rootStat);
     if (rootStat.isDirectory() && (transfer.recursive || contents)) {
       const rootFilter = !contents && options.filter?.enter ? options.filter.enter(rootName) : options.filter;
-      await walk(rootName, contents ? Buffer.from(trimmed === '/' ? '' : trimmed) : rootPath, rootFilter);
+      walker.walk(rootName, contents ? Buffer.from(trimmed === '/' ? '' : trimmed) : rootPath, rootFilter);
     }
   }
-  const named = (transfer.owner || transfer.group) && !transfer.numericIds;
-  return {
-    entries,
-    ioError,
-    userNames: named && transfer.owner ? await idNames('/etc/passwd') : new Map(),
-    groupNames: named && transfer.group ? await idNames('/etc/group') : new Map(),
+  return walker.finish();
+}
+
+/** One path of a selection (relative to the root, raw bytes; empty = the root itself). */
+export interface SelectionItem {
+  path: Buffer;
+  /** A directory's whole subtree is compared (new, replaced or rescanned); else the entry alone. */
+  recurse: boolean;
+}
+
+export interface SelectionResult extends ScanResult {
+  /** Entries for paths missing here (mode 0: --delete-missing-args deletes them on the daemon). */
+  missing: number;
+}
+
+/**
+ * The file list of a live-mirror batch: just the selected paths under `root`, as
+ * `rsync -R --delete-missing-args` lists them from inside `root`. Each selected path comes with
+ * its parent directories (their attributes, not their contents: no content-dir flag), a
+ * directory to `recurse` comes with its whole subtree as content directories (so the daemon
+ * deletes what is extra inside), and a path missing here becomes a mode-0 entry, the daemon's
+ * signal to delete it (at its topmost missing ancestor; only with `deleteMissing`). Filters apply
+ * to names relative to `root`. Every directory's contents that are not listed are left alone.
+ */
+// rsync/flist.c: send_file_list (with relative_paths, implied dirs and missing_args == 2)
+export async function scanSelection(
+  root: string,
+  items: readonly SelectionItem[],
+  options: ScanOptions & { deleteMissing: boolean },
+): Promise<SelectionResult> {
+  const walker = makeWalker(options);
+  const rootPath = Buffer.from(root.replace(/\/+$/, '') || '/');
+  const listed = new Map<string, LocalEntry>(); // name (latin1) -> entry
+  let missing = 0;
+  const keyOf = (name: Buffer) => name.toString('latin1');
+  const localOf = (name: Buffer) => (name.equals(DOT) ? rootPath : join(rootPath.equals(Buffer.from('/')) ? Buffer.alloc(0) : rootPath, name));
+  const statOf = (name: Buffer): BigIntStats | null => {
+    try {
+      return lstatSync(name.length === 0 ? rootPath : localOf(name), { bigint: true });
+    } catch {
+      return null;
+    }
   };
+  /** List `name` (once), without its contents unless `content`. */
+  const list = (name: Buffer, st: BigIntStats, content: boolean): boolean => {
+    const key = keyOf(name);
+    const known = listed.get(key);
+    if (known) {
+      if (content && known.contentDir === false) known.contentDir = true;
+      return true;
+    }
+    if (!walker.wanted(st, name)) return false;
+    const entry = walker.add(name, localOf(name), st);
+    if (!entry) return false;
+    if (st.isDirectory()) {
+      // Not flagged as implied (XMIT_TOP_DIR without content): a daemon not in -R mode skips
+      // those entirely, and their attributes (a parent's mtime after a create) must be set.
+      entry.contentDir = content;
+      entry.topDir = content;
+    }
+    listed.set(key, entry);
+    return true;
+  };
+  /** The implied parents of `name` ('.' first), listed without contents. False if one is gone. */
+  const listParents = (name: Buffer): boolean => {
+    const rootStat = statOf(Buffer.alloc(0));
+    if (!rootStat?.isDirectory()) return false;
+    list(DOT, rootStat, false);
+    for (let i = name.indexOf(SLASH); i !== -1; i = name.indexOf(SLASH, i + 1)) {
+      const dir = name.subarray(0, i);
+      const st = statOf(dir);
+      if (!st?.isDirectory()) return false;
+      list(Buffer.from(dir), st, false);
+    }
+    return true;
+  };
+  const recursed: Array<[Buffer, Buffer]> = [];
+  for (const item of items) {
+    const name = item.path.length === 0 ? DOT : item.path;
+    if (name.length >= MAX_NAME) {
+      walker.state.ioError |= IOERR_GENERAL;
+      walker.warn(`name too long: ${name.toString()}`);
+      continue;
+    }
+    const st = statOf(item.path);
+    if (!st) {
+      // Gone here: delete it on the daemon, at its topmost missing ancestor (its parents are
+      // listed either way: their mtimes changed).
+      let top = name;
+      for (let i = name.indexOf(SLASH); i !== -1; i = name.indexOf(SLASH, i + 1)) {
+        if (!statOf(name.subarray(0, i))) {
+          top = Buffer.from(name.subarray(0, i));
+          break;
+        }
+      }
+      if (top.equals(DOT) || listed.has(keyOf(top)) || !listParents(top)) continue;
+      if (!options.deleteMissing || options.filter?.isExcluded(top, false)) continue;
+      const entry: LocalEntry = { name: top, localPath: localOf(top), mode: 0, size: 0, mtime: 0, uid: 0, gid: 0 };
+      walker.entries.push(entry);
+      listed.set(keyOf(top), entry);
+      missing++;
+      continue;
+    }
+    if (!name.equals(DOT) && options.filter?.isExcluded(name, st.isDirectory())) continue;
+    if (!listParents(name)) continue; // a parent vanished meanwhile: its own deletion covers this
+    const content = item.recurse && st.isDirectory();
+    if (list(name, st, content) && content) recursed.push([name, localOf(name)]);
+  }
+  // Subtrees last, outermost first, skipping those inside another (their entries are listed once).
+  recursed.sort((a, b) => a[0].length - b[0].length);
+  const walked: Buffer[] = [];
+  for (const [name, path] of recursed) {
+    if (walked.some((w) => w.equals(DOT) || (name.length > w.length && name[w.length] === SLASH && name.subarray(0, w.length).equals(w)))) continue;
+    walked.push(name);
+    walker.walk(name, path, options.filter);
+  }
+  // A walk lists entries already listed as parents or items: keep the first of each name.
+  // A parent listed as implied that turns out to be inside a walked subtree is a content dir.
+  const seen = new Map<string, LocalEntry>();
+  const unique = walker.entries.filter((e) => {
+    const key = keyOf(e.name);
+    const first = seen.get(key);
+    if (first) {
+      if (first.contentDir === false && e.contentDir !== false && (first.mode & S_IFMT) === S_IFDIR) {
+        first.contentDir = true;
+        first.topDir = false;
+      }
+      return false;
+    }
+    seen.set(key, e);
+    return true;
+  });
+  walker.entries.length = 0;
+  walker.entries.push(...unique);
+  return { ...(await walker.finish()), missing };
 }
 
 /** Keep only the id names the list uses (rsync sends names of the ids it saw). */

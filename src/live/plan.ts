@@ -12,6 +12,12 @@ export interface PendingEntry {
   isDir: boolean;
 }
 
+/** A rename the watcher paired: the path's previous name. */
+export interface Move {
+  from: string;
+  isDir: boolean;
+}
+
 /**
  * `older` then `newer` for the same path, as one entry.
  *
@@ -48,8 +54,8 @@ export const DEFAULT_MAX_PENDING = 50_000;
  */
 export class PendingSet {
   private entries = new Map<string, PendingEntry>();
-  /** Directory renames seen since the last take(), new path → old path (a hint for the push). */
-  private moves = new Map<string, string>();
+  /** Renames seen since the last takeMoves(), new path → old path (a hint for the push). */
+  private moves = new Map<string, Move>();
   private readonly maxPaths: number;
 
   constructor(options: { maxPaths?: number } = {}) {
@@ -81,7 +87,11 @@ export class PendingSet {
         case 'move':
           if (e.from !== undefined) this.add(e.from, { kind: 'delete', isDir: e.isDir });
           this.add(e.path, { kind: 'create', isDir: e.isDir });
-          if (e.isDir && e.from !== undefined) this.moves.set(e.path, this.moves.get(e.from) ?? e.from);
+          if (e.from !== undefined) {
+            const first = this.moves.get(e.from);
+            this.moves.delete(e.from);
+            this.moves.set(e.path, { from: first?.from ?? e.from, isDir: e.isDir });
+          }
           break;
         case 'rescan':
           this.add(e.path, { kind: 'rescan', isDir: true });
@@ -106,8 +116,8 @@ export class PendingSet {
     return taken;
   }
 
-  /** Take the directory renames seen since the last call (new path → old path). */
-  takeMoves(): Map<string, string> {
+  /** Take the renames seen since the last call (new path → where it came from). */
+  takeMoves(): Map<string, Move> {
     const moves = this.moves;
     this.moves = new Map();
     return moves;

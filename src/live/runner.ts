@@ -7,7 +7,9 @@ import { push, type PushFilter, type PushOptions, type PushResult } from '../pus
 import { openModule, type DaemonSession } from '../client.js';
 import { ConnectionClosedError, DaemonRefusalError, NotADaemonError, RemoteError, SocketError, TimeoutError } from '../../protocol/errors.js';
 import { EXIT } from '../../protocol/errors.js';
-import { PendingSet, pushRoots, type PendingEntry, type PushRoot } from './plan.js';
+import { PendingSet, pushRoots, parentOf, type Move, type PendingEntry, type PushRoot } from './plan.js';
+import { pathToBytes, hasEscapes } from '../watcher/index.js';
+import type { SelectionItem } from '../scan.js';
 import type { DaemonTarget } from '../target.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import type { SentItem } from '../../protocol/sender.js';
@@ -226,26 +228,37 @@ export class TargetRunner {
     this.state = 'pushing';
     this.stats.batches++;
     const full = taken.get('')?.kind === 'rescan';
-    const roots = pushRoots(taken, {
-      isLocalDir: this.isLocalDir,
-      subtrees: this.o.subtrees,
-      escalate: this.escalate,
-      ...(this.o.maxRoots !== undefined && { maxRoots: this.o.maxRoots }),
-    });
+    // One session for the whole batch (just the changed paths), once the daemon is known to speak
+    // protocol 30+; else (and after repeated failures) pushes of the subtrees that cover them.
+    const selective = !full && this.o.subtrees && this.escalate === 0 && (this.protocol ?? 0) >= 30;
+    const roots: PushRoot[] = selective
+      ? [{ root: '', paths: [...taken.keys()] }]
+      : pushRoots(taken, {
+          isLocalDir: this.isLocalDir,
+          subtrees: this.o.subtrees,
+          escalate: this.escalate,
+          ...(this.o.maxRoots !== undefined && { maxRoots: this.o.maxRoots }),
+        });
     // Directory renames first: the new directory is pushed with the old one (still on the mirror)
     // as --copy-dest, so its files are copied on the daemon instead of sent; the pushes below then
     // find them in place and only delete the old path.
     const moves = this.pending.takeMoves();
     if (!full && this.renames) {
-      for (const [to, from] of moves) {
-        if (taken.get(to)?.kind !== 'create' || !this.isLocalDir(to)) continue;
-        await this.pushRename(to, from).catch((e: Error) => {
-          // The daemon refusing --copy-dest (refuse options): say so once and stop trying. Any
-          // other failure is left to the pushes below, which send the directory plainly.
-          if (!(e instanceof RemoteError)) return;
-          this.renames = false;
-          this.o.log('info', `${this.name}: the daemon refused --copy-dest; renames are sent as plain transfers (${e.message.trim()})`);
-        });
+      const refused = (e: Error) => {
+        // The daemon refusing --copy-dest or --fuzzy (refuse options): say so once and stop
+        // trying. Any other failure is left to the pushes below, which send the data plainly.
+        if (!(e instanceof RemoteError) || !this.renames) return;
+        this.renames = false;
+        this.o.log('info', `${this.name}: the daemon refused --copy-dest or --fuzzy; renames are sent as plain transfers (${e.message.trim()})`);
+      };
+      for (const [to, move] of moves) {
+        if (!move.isDir || taken.get(to)?.kind !== 'create' || !this.isLocalDir(to)) continue;
+        await this.pushRename(to, move.from).catch(refused);
+      }
+      if (selective && this.renames) {
+        for (const group of fileMoveGroups(moves, taken, this.o.source)) {
+          await this.pushFileMoves(group).catch(refused);
+        }
       }
     }
     const failed: PushRoot[] = [];
@@ -260,7 +273,8 @@ export class TargetRunner {
         continue;
       }
       try {
-        const result = await this.pushRoot(root.root);
+        const result = selective ? await this.pushSelection(taken) : await this.pushRoot(root.root);
+        this.protocol = result.protocol;
         this.stats.pushes++;
         this.stats.bytesSent += result.bytesSent;
         if (result.exitCode === EXIT.VANISHED) {
@@ -329,6 +343,9 @@ export class TargetRunner {
     for (const w of this.syncWaiters.splice(0)) w();
   }
 
+  /** The protocol of the last push (selective batches need 30 or later). */
+  private protocol: number | undefined;
+
   /** The paths of the running batch (out of the pending set until it ends). */
   private inFlight: string[] = [];
 
@@ -340,8 +357,7 @@ export class TargetRunner {
     const base = this.o.target.path.replace(/\/+$/, '');
     const path = [base, to].filter(Boolean).join('/');
     const filter = this.o.filterFor?.(to);
-    const preopened = await this.takeSpare();
-    const result = await (this.o.pushFn ?? push)({
+    const result = await this.withSpare((preopened) => (this.o.pushFn ?? push)({
       source: `${this.o.source}/${to}/`,
       target: { ...this.o.target, path: `${path}/` },
       // Relative to the destination directory, as rsync takes --copy-dest.
@@ -351,7 +367,7 @@ export class TargetRunner {
       onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
       onError: (text) => this.o.log('debug', `${this.name}: rename ${from} -> ${to}: ${text.trimEnd()}`),
       ...(preopened && { preopened }),
-    });
+    }));
     this.stats.pushes++;
     this.stats.bytesSent += result.bytesSent;
     this.o.log('debug', `${this.name}: rename ${from} -> ${to} pushed with the old copy as basis (${result.stats.literalBytes} literal bytes)`);
@@ -390,12 +406,12 @@ export class TargetRunner {
     void spare.session.then((s) => s?.socket.destroy());
   }
 
-  private async pushRoot(root: string): Promise<PushResult> {
+  /** The subtree `root` ('' = the whole tree), recursively, with --delete inside it. */
+  private pushRoot(root: string): Promise<PushResult> {
     const base = this.o.target.path.replace(/\/+$/, '');
     const path = [base, root].filter(Boolean).join('/');
     const filter = this.o.filterFor?.(root);
-    const preopened = await this.takeSpare();
-    const run = (session?: DaemonSession) => (this.o.pushFn ?? push)({
+    return this.withSpare((session) => (this.o.pushFn ?? push)({
       source: root === '' ? `${this.o.source}/` : `${this.o.source}/${root}/`,
       target: { ...this.o.target, path: path ? `${path}/` : '' },
       transfer: this.o.transfer,
@@ -405,7 +421,66 @@ export class TargetRunner {
       onError: (text) => this.o.log('warn', `${this.name}: ${text.trimEnd()}`),
       ...(session && { preopened: session }),
       ...(this.o.onItem && { onItem: this.o.onItem }),
-    });
+    }));
+  }
+
+  /**
+   * The whole batch in one session: each changed path with its parents, new directories with
+   * their subtrees, deleted paths as --delete-missing-args entries, nothing else.
+   */
+  private pushSelection(taken: ReadonlyMap<string, PendingEntry>): Promise<PushResult> {
+    const base = this.o.target.path.replace(/\/+$/, '');
+    const filter = this.o.filterFor?.('');
+    const selection: SelectionItem[] = [];
+    for (const [path, entry] of taken) selection.push({ path: pathToBytes(path), recurse: entry.kind === 'create' || entry.kind === 'rescan' });
+    return this.withSpare((session) => (this.o.pushFn ?? push)({
+      source: `${this.o.source}/`,
+      target: { ...this.o.target, path: base ? `${base}/` : '' },
+      transfer: this.o.transfer,
+      session: this.o.session,
+      selection,
+      ...(filter && { filter }),
+      onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
+      onError: (text) => this.o.log('warn', `${this.name}: ${text.trimEnd()}`),
+      ...(session && { preopened: session }),
+      ...(this.o.onItem && { onItem: this.o.onItem }),
+    }));
+  }
+
+  /**
+   * Renamed files of one directory pair, before the batch: pushed into their new directory with
+   * --fuzzy, so the daemon finds the old copy (same size and mtime, still in place: the batch
+   * deletes it afterwards) and uses it as the basis, and only checksums cross the wire. From
+   * another directory, that directory is the --copy-dest and the fuzzy search looks there (-yy).
+   */
+  private async pushFileMoves(group: FileMoveGroup): Promise<void> {
+    const base = this.o.target.path.replace(/\/+$/, '');
+    const path = [base, group.toDir].filter(Boolean).join('/');
+    const across = group.fromDir !== group.toDir;
+    const result = await this.withSpare((session) => (this.o.pushFn ?? push)({
+      source: group.toDir === '' ? `${this.o.source}/` : `${this.o.source}/${group.toDir}/`,
+      target: { ...this.o.target, path: path ? `${path}/` : '' },
+      transfer: {
+        ...this.o.transfer,
+        delete: false,
+        deleteExcluded: false,
+        fuzzy: across ? 2 : 1,
+        ...(across && { copyDest: posix.relative(group.toDir, group.fromDir) || '.' }),
+      },
+      session: this.o.session,
+      selection: group.names.map((name) => ({ path: pathToBytes(name), recurse: false })),
+      onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
+      onError: (text) => this.o.log('debug', `${this.name}: renamed files into /${group.toDir}: ${text.trimEnd()}`),
+      ...(session && { preopened: session }),
+    }));
+    this.stats.pushes++;
+    this.stats.bytesSent += result.bytesSent;
+    this.o.log('debug', `${this.name}: ${group.names.length} renamed file(s) into /${group.toDir} pushed with their old copies as basis (${result.stats.literalBytes} literal bytes)`);
+  }
+
+  /** Run a push on the pre-opened session if there is one (and again on a fresh one if it died). */
+  private async withSpare(run: (session?: DaemonSession) => Promise<PushResult>): Promise<PushResult> {
+    const preopened = await this.takeSpare();
     if (!preopened) return run();
     try {
       return await run(preopened);
@@ -417,6 +492,45 @@ export class TargetRunner {
       return run();
     }
   }
+}
+
+/** Renamed files of one batch from one directory into another (or the same). */
+export interface FileMoveGroup {
+  toDir: string;
+  fromDir: string;
+  /** New names, relative to toDir. */
+  names: string[];
+}
+
+/** Below this many bytes a group of renamed files is cheaper to send again than to pre-push. */
+export const FUZZY_MIN_BYTES = 32 * 1024;
+
+/**
+ * The renamed regular files of a batch worth a --fuzzy pre-push, grouped by (new directory, old
+ * directory): still a file at the new name, and not moved out of a renamed directory (those go
+ * with the directory). Names with non-UTF-8 bytes are left to the batch.
+ */
+export function fileMoveGroups(moves: ReadonlyMap<string, Move>, taken: ReadonlyMap<string, PendingEntry>, source: string): FileMoveGroup[] {
+  const groups = new Map<string, FileMoveGroup & { bytes: number }>();
+  for (const [to, move] of moves) {
+    if (move.isDir || taken.get(to)?.kind !== 'create' || hasEscapes(to) || hasEscapes(move.from)) continue;
+    let size: number;
+    try {
+      const st = lstatSync(join(source, to));
+      if (!st.isFile() || st.size === 0) continue;
+      size = st.size;
+    } catch {
+      continue;
+    }
+    const toDir = parentOf(to);
+    const fromDir = parentOf(move.from);
+    const key = `${toDir}\0${fromDir}`;
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { toDir, fromDir, names: [], bytes: 0 }));
+    group.names.push(toDir === '' ? to : to.slice(toDir.length + 1));
+    group.bytes += size;
+  }
+  return [...groups.values()].filter((g) => g.bytes >= FUZZY_MIN_BYTES).map(({ toDir, fromDir, names }) => ({ toDir, fromDir, names }));
 }
 
 /** How long a pre-opened session may wait for a batch before it is closed. */
