@@ -70,4 +70,37 @@ for (const module of ['push', 'nocopy']) {
   });
 }
 
+test('renamed files (same directory, another directory): exact mirror, their data not re-sent (--fuzzy)', async () => {
+  const src = join(work, 'files');
+  await mkdir(join(src, 'a'), { recursive: true });
+  await mkdir(join(src, 'b'), { recursive: true });
+  await writeFile(join(src, 'a/one.bin'), pseudoRandom(600_000, 11));
+  await writeFile(join(src, 'a/two.bin'), pseudoRandom(600_000, 12));
+  await writeFile(join(src, 'a/small.txt'), 'small files are simply sent again\n');
+  const logs: string[] = [];
+  const mirror: LiveMirror = await startLiveMirror({
+    source: src,
+    targets: [{ target: { host: '127.0.0.1', port: daemon.port, module: 'push', path: 'f' }, session: {} }],
+    onLog: (level, message) => logs.push(`${level} ${message}`),
+  });
+  try {
+    await mirror.ready;
+    await mirror.whenIdle();
+    const dst = join(daemon.modulePath('push'), 'f');
+    await converge(src, dst);
+    const before = mirror.status().targets[0]!.bytesSent;
+    await rename(join(src, 'a/one.bin'), join(src, 'a/one-renamed.bin'));
+    await rename(join(src, 'a/two.bin'), join(src, 'b/two.bin'));
+    await rename(join(src, 'a/small.txt'), join(src, 'b/small.txt'));
+    await converge(src, dst);
+    await mirror.whenIdle();
+    const sent = mirror.status().targets[0]!.bytesSent - before;
+    // 1.2 MB of data moved; the renames cost file lists and checksums.
+    assert.ok(sent < 100_000, `the renames sent ${sent} bytes\n${logs.join('\n')}`);
+    assert.ok(logs.some((l) => l.includes('renamed file(s)')), logs.join('\n'));
+  } finally {
+    await mirror.stop({ timeoutMs: 2000 });
+  }
+});
+
 test.run();
