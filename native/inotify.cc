@@ -231,8 +231,13 @@ class Inotify : public Napi::ObjectWrap<Inotify> {
   Napi::AsyncContext* context_ = nullptr;
 };
 
-Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return Inotify::Init(env, exports); }
-
 }  // namespace
+
+Napi::Value ReleaseMemory(const Napi::CallbackInfo& info);  // memory.cc
+
+static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
+  exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
+  return Inotify::Init(env, exports);
+}
 
 NODE_API_MODULE(inotify, InitAll)

@@ -14,6 +14,7 @@ import { startLiveMirror, type LiveMirror } from '../src/live/index.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { FilterList } from '../protocol/filter.js';
 import { WatcherError, type InotifyWatcher } from '../src/watcher/index.js';
+import { releaseMemory } from '../src/watcher/addon.js';
 import type { DaemonTarget } from '../src/target.js';
 
 let daemon: TestDaemon;
@@ -234,6 +235,25 @@ test('stop() with an unreachable target returns within its time bound and report
   assert.ok(Date.now() - started < 1500, `stop took ${Date.now() - started} ms`);
   assert.ok(result.unpushed[0]! > 0);
   assert.is(m.status().targets[0]!.state, 'stopped');
+});
+
+test('after a big transfer the mirror gives memory back once idle (and the addon can)', async () => {
+  assert.ok(releaseMemory(), 'the addon exports releaseMemory');
+  const s = join(work, 'release');
+  await mkdir(s, { recursive: true });
+  await writeFile(join(s, 'big'), Buffer.alloc(17 * 2 ** 20, 7)); // over RELEASE_AFTER_BYTES
+  let released = 0;
+  const m = await startLiveMirror({ source: s, targets: [{ target: target(daemon, 'release'), session: {} }], onLog, releaseMemory: () => released++ });
+  try {
+    await m.ready;
+    await until('a release after the startup sync', () => released === 1, 5000);
+    await writeFile(join(s, 'small'), 'a small change does not call for one\n');
+    await converge(s, join(daemon.modulePath('push'), 'release'), 'small change');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.is(released, 1);
+  } finally {
+    await m.stop({ timeoutMs: 1000 });
+  }
 });
 
 test('a kernel queue overflow: the watcher\'s rescan becomes a full resync that catches the lost changes', async () => {

@@ -3,6 +3,7 @@
 // See docs/live.md.
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { releaseMemory } from '../watcher/addon.js';
 import { watch, byteFilter, type Watcher, type WatcherOptions, type WatcherStats } from '../watcher/index.js';
 import { compileFilter, type FilterList } from '../../protocol/filter.js';
 import { DEFAULT_TRANSFER, type TransferOptions } from '../../protocol/args.js';
@@ -43,6 +44,12 @@ export interface LiveMirrorOptions {
   onLog?: LogFn;
   /** Replaces push() (tests). */
   pushFn?: PushFn;
+  /**
+   * Called once the targets are idle after a transfer of many files or bytes (the startup sync,
+   * a big batch), to give memory back. Default: the addon's releaseMemory (V8 low-memory
+   * collection + malloc_trim); a no-op without the addon.
+   */
+  releaseMemory?: () => void;
   /** Each file answered during a push, on any target (progress display). */
   onItem?: (item: SentItem) => void;
 }
@@ -86,6 +93,48 @@ export interface LiveMirror {
 export function subtreeSafe(list: FilterList | undefined): boolean {
   if (!list) return true;
   return list.rules.every((r) => !r.dirMerge && !r.absPath && !r.pattern.includes(0x2f) && !r.pattern.includes('**'));
+}
+
+/** A release once this much was pushed since the last one (files listed, or bytes sent)... */
+export const RELEASE_AFTER_FILES = 2000;
+export const RELEASE_AFTER_BYTES = 16 * 2 ** 20;
+/** ...and every target has been idle this long. */
+export const RELEASE_IDLE_MS = 1000;
+
+/**
+ * Gives memory back after big transfers: a daemon that synced 200 MB at startup would otherwise
+ * keep the heap it grew for that (about twice its idle size) for the rest of its life.
+ */
+function memoryReleaser(release: () => void, allIdle: () => boolean, log: LogFn) {
+  let files = 0;
+  let bytes = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const arm = () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (stopped) return;
+      if (!allIdle()) return arm();
+      const started = performance.now();
+      release();
+      log('debug', `memory released after ${files} files / ${bytes} bytes pushed (${(performance.now() - started).toFixed(0)} ms)`);
+      files = 0;
+      bytes = 0;
+    }, RELEASE_IDLE_MS);
+    timer.unref?.();
+  };
+  return {
+    pushed(fileCount: number, byteCount: number): void {
+      files += fileCount;
+      bytes += byteCount;
+      if (!stopped && (files >= RELEASE_AFTER_FILES || bytes >= RELEASE_AFTER_BYTES)) arm();
+    },
+    stop(): void {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
 }
 
 /** The push filter for the subtree `root`: names are matched as paths from the tree's root. */
@@ -135,8 +184,10 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
         log,
         ...(options.pushFn && { pushFn: options.pushFn }),
         ...(options.onItem && { onItem: options.onItem }),
+        onPushed: (result) => memory.pushed(result.files, result.bytesSent),
       }),
   );
+  const memory = memoryReleaser(options.releaseMemory ?? (() => void releaseMemory()), () => runners.every((r) => r.status().state === 'idle' || r.status().state === 'stopped'), log);
 
   // 1. Watch first: when watch() returns every directory is watched, so nothing is missed.
   const matcher = list ? compileFilter(list, { side: 'sender', absRoot: source }) : undefined;
@@ -182,6 +233,7 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
       stopping ??= (async () => {
         const deadline = Date.now() + (stopOptions.timeoutMs ?? 10_000);
         const unpushed = await Promise.all(runners.map((r) => r.stop(deadline)));
+        memory.stop();
         watcher.close();
         return { unpushed };
       })();

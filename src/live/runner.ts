@@ -46,6 +46,8 @@ export interface RunnerOptions {
   pushFn?: PushFn;
   /** Each file answered during a push (progress display). */
   onItem?: (item: SentItem) => void;
+  /** Each push that completed (whatever its exit code): the mirror's memory release counts them. */
+  onPushed?: (result: PushResult) => void;
 }
 
 export type TargetState = 'startup' | 'idle' | 'waiting' | 'pushing' | 'backoff' | 'stopped';
@@ -275,6 +277,7 @@ export class TargetRunner {
       try {
         const result = selective ? await this.pushSelection(taken) : await this.pushRoot(root.root);
         this.protocol = result.protocol;
+        this.o.onPushed?.(result);
         this.stats.pushes++;
         this.stats.bytesSent += result.bytesSent;
         if (result.exitCode === EXIT.VANISHED) {

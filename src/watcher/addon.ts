@@ -25,6 +25,8 @@ export interface InotifyHandle {
 
 export interface InotifyAddon {
   Inotify: new (onBatch: (raw: Buffer | Error) => void) => InotifyHandle;
+  /** V8's low-memory collection plus malloc_trim(0): give a finished transfer's memory back (native/memory.cc). */
+  releaseMemory?: () => void;
 }
 
 /** Package root: this file is src/watcher/addon.ts, compiled to dist/src/watcher/addon.js. */
@@ -82,4 +84,15 @@ function isLoadFailure(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   if (code === 'MODULE_NOT_FOUND' || code === 'ERR_DLOPEN_FAILED') return true;
   return err instanceof Error && /\.node\b|dlopen|invalid ELF|cannot open shared object|NODE_MODULE_VERSION/.test(err.message);
+}
+
+/**
+ * Give memory back to the system after a big transfer (see native/memory.cc). Blocks for a few
+ * full collections (tens of ms): call it when idle. Returns false without the addon.
+ */
+export function releaseMemory(): boolean {
+  const addon = loadAddon(DEFAULT_ADDON_PATH, { quiet: true });
+  if (!addon?.releaseMemory) return false;
+  addon.releaseMemory();
+  return true;
 }
