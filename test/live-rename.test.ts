@@ -17,7 +17,10 @@ let work: string;
 
 test.before(async () => {
   daemon = await startDaemon({
-    extraModules: [{ name: 'nocopy', comment: 'refuses --copy-dest', settings: { 'read only': false, 'refuse options': 'copy-dest' } }],
+    extraModules: [
+      { name: 'nocopy', comment: 'refuses --copy-dest', settings: { 'read only': false, 'refuse options': 'copy-dest' } },
+      { name: 'nomissing', comment: 'refuses --delete-missing-args', settings: { 'read only': false, 'refuse options': 'delete-missing-args' } },
+    ],
   });
   work = await mkdtemp(join(tmpdir(), 'lsyncd-rename-'));
 });
@@ -98,6 +101,32 @@ test('renamed files (same directory, another directory): exact mirror, their dat
     // 1.2 MB of data moved; the renames cost file lists and checksums.
     assert.ok(sent < 100_000, `the renames sent ${sent} bytes\n${logs.join('\n')}`);
     assert.ok(logs.some((l) => l.includes('renamed file(s)')), logs.join('\n'));
+  } finally {
+    await mirror.stop({ timeoutMs: 2000 });
+  }
+});
+
+test('a daemon refusing --delete-missing-args: deletions go out as subtree pushes, said once', async () => {
+  const src = join(work, 'nomissing');
+  await mkdir(join(src, 'd'), { recursive: true });
+  for (let i = 0; i < 5; i++) await writeFile(join(src, 'd', `f${i}`), `file ${i}\n`);
+  const logs: string[] = [];
+  const mirror: LiveMirror = await startLiveMirror({
+    source: src,
+    targets: [{ target: { host: '127.0.0.1', port: daemon.port, module: 'nomissing', path: 'm' }, session: {} }],
+    retry: { initialMs: 50, maxMs: 200 },
+    onLog: (level, message) => logs.push(`${level} ${message}`),
+  });
+  try {
+    await mirror.ready;
+    const dst = join(daemon.modulePath('nomissing'), 'm');
+    await converge(src, dst);
+    await rm(join(src, 'd/f1'));
+    await converge(src, dst);
+    await rm(join(src, 'd/f2'));
+    await writeFile(join(src, 'd/f3'), 'changed\n');
+    await converge(src, dst);
+    assert.is(logs.filter((l) => l.includes('refused a single-session batch')).length, 1, logs.join('\n'));
   } finally {
     await mirror.stop({ timeoutMs: 2000 });
   }

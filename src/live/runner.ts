@@ -232,7 +232,7 @@ export class TargetRunner {
     const full = taken.get('')?.kind === 'rescan';
     // One session for the whole batch (just the changed paths), once the daemon is known to speak
     // protocol 30+; else (and after repeated failures) pushes of the subtrees that cover them.
-    const selective = !full && this.o.subtrees && this.escalate === 0 && (this.protocol ?? 0) >= 30;
+    const selective = !full && this.o.subtrees && this.escalate === 0 && !this.selectiveRefused && (this.protocol ?? 0) >= 30;
     const roots: PushRoot[] = selective
       ? [{ root: '', paths: [...taken.keys()] }]
       : pushRoots(taken, {
@@ -294,6 +294,13 @@ export class TargetRunner {
         error = (e as Error).message;
         if (isUnreachable(e)) unreachable = true;
         else thrown = true;
+        if (selective && e instanceof RemoteError && /configured to refuse|invalid file mode 0+ /.test(e.message)) {
+          // A module refusing an option of the batch (`refuse options = delete-missing-args`
+          // drops it quietly: the daemon then rejects the mode-0 entries): batches go back to
+          // subtree pushes for good, said once.
+          this.selectiveRefused = true;
+          this.o.log('info', `${this.name}: the daemon refused a single-session batch; changes are pushed as subtrees (${e.message.trim()})`);
+        }
       }
     }
     if (vanished.length) {
@@ -345,6 +352,9 @@ export class TargetRunner {
     this.synced = true;
     for (const w of this.syncWaiters.splice(0)) w();
   }
+
+  /** The daemon refused an option of the single-session batch (e.g. delete-missing-args). */
+  private selectiveRefused = false;
 
   /** The protocol of the last push (selective batches need 30 or later). */
   private protocol: number | undefined;
