@@ -20,9 +20,13 @@ export interface ByteSource {
   read(): Promise<Uint8Array | null>;
 }
 
-/** Where bytes go. `write` resolves when the sink can take more (back-pressure). */
+/**
+ * Where bytes go. `write` resolves when the sink can take more (back-pressure). A sink that keeps
+ * `bytes` after resolving (a socket's queue) calls `done` once it no longer needs them, so the
+ * writer can reuse the buffer; a sink that never calls it only costs an allocation per flush.
+ */
 export interface ByteSink {
-  write(bytes: Uint8Array): Promise<void>;
+  write(bytes: Uint8Array, done?: () => void): Promise<void>;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -273,7 +277,7 @@ const DATA_TAG = 7;
 export class ByteWriter {
   protocol = 32;
   readonly ndxState: NdxState = newNdxState();
-  private chunk = Buffer.allocUnsafe(64 * 1024);
+  private chunk: Buffer = Buffer.allocUnsafe(64 * 1024);
   private length = 0;
   /** Multiplexing: data goes out as MSG_DATA frames built in place (no extra copy). */
   private framing = false;
@@ -412,9 +416,18 @@ export class ByteWriter {
   async flush(): Promise<void> {
     this.closeFrame();
     if (this.length === 0) return;
-    const out = this.chunk.subarray(0, this.length);
-    this.chunk = Buffer.allocUnsafe(Math.max(64 * 1024, Math.min(this.chunk.length, 1 << 20)));
+    const full = this.chunk;
+    const out = full.subarray(0, this.length);
+    const spare = this.spare;
+    this.spare = undefined;
+    this.chunk = spare ?? Buffer.allocUnsafe(Math.max(64 * 1024, Math.min(full.length, 1 << 20)));
     this.length = 0;
-    await this.sink.write(out);
+    // Once the sink is done with it, the flushed buffer becomes the next spare (bounded at 1 MiB).
+    await this.sink.write(out, () => {
+      if (full.length <= 1 << 20 && (!this.spare || this.spare.length < full.length)) this.spare = full;
+    });
   }
+
+  /** A buffer the sink gave back, reused by the next flush instead of a new allocation. */
+  private spare: Buffer | undefined;
 }

@@ -77,7 +77,9 @@ export interface SenderStats {
 export interface SenderSource {
   /**
    * The current contents of a regular file, streamed. Return null if it can no longer be read;
-   * `vanished` tells whether it is gone (exit 24) or failed otherwise (exit 23).
+   * `vanished` tells whether it is gone (exit 24) or failed otherwise (exit 23). The sender
+   * consumes one file's chunks completely before it opens the next, so a source may hand out the
+   * same buffer again on the next open().
    */
   open(entry: FileEntry, ndx: number): Promise<ChunkSource | { error: string; vanished: boolean }>;
 }

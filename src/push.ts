@@ -121,9 +121,10 @@ export async function push(options: PushOptions): Promise<PushResult> {
         // rsync's file_checksum: the negotiated algorithm, never seeded (even the MD4 of protocols
         // below 30, whose transfer checksum is).
         const unseeded = await createChecksummer(negotiated.checksum, { protocol, seed: 0, compatFlags: negotiated.compatFlags, implied: false });
+        const files = localSource();
         for (const entry of scan.entries) {
           if ((entry.mode & S_IFMT) !== S_IFREG) continue;
-          const chunks = await localSource().open(entry, 0);
+          const chunks = await files.open(entry, 0);
           if ('error' in chunks) continue;
           const hasher = unseeded.startFile();
           for await (const chunk of chunks) hasher.update(chunk);

@@ -351,8 +351,13 @@ export function namesFor(ids: Iterable<number>, names: Map<number, string>): IdN
 /** Files up to this size are read in one synchronous gulp (no thread-pool round trips). */
 const SMALL_FILE = 1 << 20;
 
-/** File contents for the sender, opened without following a symlink raced into place. */
+/**
+ * File contents for the sender, opened without following a symlink raced into place. Small files
+ * are read into one buffer reused for the next file (the sender is done with a file's chunks when
+ * it opens the next): 20,000 files no longer mean 20,000 allocations for the collector.
+ */
 export function localSource(): SenderSource {
+  let scratch = Buffer.allocUnsafe(64 * 1024);
   return {
     async open(entry) {
       const path = (entry as LocalEntry).localPath;
@@ -375,7 +380,8 @@ export function localSource(): SenderSource {
         if (!st.isFile()) throw Object.assign(new Error('no longer a regular file'), { code: 'ENOENT' });
         if (st.size > SMALL_FILE) return readChunks(fd, []);
         // One read of the whole file (and one more byte, to notice growth since the fstat).
-        const buf = Buffer.allocUnsafe(st.size + 1);
+        if (scratch.length < st.size + 1) scratch = Buffer.allocUnsafe(Math.max(st.size + 1, scratch.length * 2));
+        const buf = scratch.subarray(0, st.size + 1);
         let got = 0;
         for (let n = -1; n !== 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, null);
         if (got <= st.size) {

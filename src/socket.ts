@@ -174,7 +174,7 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
         finish();
       }
     },
-    async write(bytes) {
+    async write(bytes, done) {
       if (failure) throw failure;
       if (socket.destroyed || socket.writableEnded) {
         throw new SocketError(`connection to ${where} closed by the daemon while we were still writing`);
@@ -182,7 +182,7 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
       begin();
       bytesWritten += bytes.length;
       try {
-        if (!socket.write(bytes)) {
+        if (!socket.write(bytes, done && (() => done()))) {
           writeBlocked = true;
           drainIncoming();
           await new Promise<void>((resolve, reject) => {
