@@ -77,7 +77,8 @@ export interface SenderStats {
 export interface SenderSource {
   /**
    * The current contents of a regular file, streamed. Return null if it can no longer be read;
-   * `vanished` tells whether it is gone (exit 24) or failed otherwise (exit 23). The sender
+   * `vanished` tells whether it is gone (exit 24) or failed otherwise (exit 23). A source with a
+   * `close()` method has it called once the sender is done with the file (read or not). The sender
    * consumes one file's chunks completely before it opens the next, so a source may hand out the
    * same buffer again on the next open().
    */
@@ -200,9 +201,14 @@ export async function sendFiles(
       if (protocol >= 30) await writeMessage(writer, MSG_NO_SEND, int32(ndx));
       continue;
     }
-    echo();
-    writeSumHead(writer, head);
-    const result = head.count ? await matcher.match(chunks, sums, tokens) : await sendWhole(chunks, checksummer, tokens);
+    let result: Awaited<ReturnType<typeof sendWhole>>;
+    try {
+      echo();
+      writeSumHead(writer, head);
+      result = head.count ? await matcher.match(chunks, sums, tokens) : await sendWhole(chunks, checksummer, tokens);
+    } finally {
+      (chunks as { close?: () => void }).close?.(); // whatever happened, the file is let go
+    }
     tokens.end();
     writer.writeBuf(result.fileSum);
     stats.literalBytes += result.literalBytes;

@@ -400,8 +400,22 @@ export function localSource(): SenderSource {
 
 const readFd = promisify(read);
 
-/** `first` (already read), then the rest of `fd` in 1 MiB chunks; closes `fd` when done. */
-async function* readChunks(fd: number, first: Buffer[]): ChunkSource & AsyncGenerator<Uint8Array> {
+/**
+ * `first` (already read), then the rest of `fd` in 1 MiB chunks. `fd` is closed when the reading
+ * ends, or by close() (also when the reading never started: the sender failed before it).
+ */
+function readChunks(fd: number, first: Buffer[]): ChunkSource & { close(): void } {
+  let open = true;
+  const close = () => {
+    if (!open) return;
+    open = false;
+    closeSync(fd);
+  };
+  const chunks = streamChunks(fd, first, close);
+  return { [Symbol.asyncIterator]: () => chunks, close };
+}
+
+async function* streamChunks(fd: number, first: Buffer[], close: () => void): AsyncGenerator<Uint8Array> {
   // Read ahead: the next read is under way while the caller works on the current chunk, so disk
   // (or page-cache) time overlaps the block search instead of adding to it.
   const size = 1 << 20;
@@ -420,6 +434,6 @@ async function* readChunks(fd: number, first: Buffer[]): ChunkSource & AsyncGene
     }
   } finally {
     if (pending) await pending.catch(() => undefined);
-    closeSync(fd);
+    close();
   }
 }
