@@ -85,6 +85,7 @@ export class TargetRunner {
   readonly pending: PendingSet;
   private state: TargetState = 'startup';
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
   private running: Promise<void> | undefined;
   private backoffMs = 0;
   private escalate = 0;
@@ -185,14 +186,24 @@ export class TargetRunner {
   private clearTimer(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = undefined;
   }
 
   /** Start a batch when one may start: idle, something pending, not backing off. */
   private schedule(delayMs = this.o.delayMs): void {
     if (this.stopped || this.running || this.state === 'backoff' || this.pending.size === 0) return;
-    if (this.timer) return; // a batch is already due (delay window)
+    if (this.timer || this.immediate) return; // a batch is already due (delay window)
     this.state = 'waiting';
-    // setImmediate-like: events of the same tick (and the same kernel read) go in one batch.
+    if (delayMs <= 0) {
+      // After this loop turn's I/O callbacks: the events of one kernel read go in one batch,
+      // without the extra millisecond a zero setTimeout costs.
+      this.immediate = setImmediate(() => {
+        this.immediate = undefined;
+        void this.runBatch();
+      });
+      return;
+    }
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.runBatch();
