@@ -1,14 +1,14 @@
 // A push: put a local tree onto a daemon module, as `rsync -rlpt --delete SOURCE host::module/path`
 // does, through the sender role. Used by `--once` and by every batch of the live mirror.
 import { openModule, type DaemonSession, type SessionOptions } from './client.js';
-import { scanSource, scanSelection, localSource, namesFor, type PathFilter, type LocalEntry, type SelectionItem, type SelectionResult } from './scan.js';
+import { scanSource, scanSelection, localSource, namesFor, type PathFilter, type LocalEntry, type SelectionItem } from './scan.js';
 import { serverArgs, type TransferOptions } from '../protocol/args.js';
-import { startTransfer, acknowledgeErrorExit } from '../protocol/session.js';
+import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../protocol/session.js';
 import { parseChecksumName, type ChecksumName } from '../protocol/compat.js';
 import { createChecksummer, digestLength } from '../protocol/checksum.js';
 import { sendFileList, sortFileList, S_IFMT, S_IFREG } from '../protocol/flist.js';
 import { sendFiles, readFinalGoodbye, IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT, type SenderStats, type SentItem } from '../protocol/sender.js';
-import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, MSG_IO_ERROR, writeMessage } from '../protocol/mplex.js';
+import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, MSG_IO_ERROR, writeMessage, type MessageHandler } from '../protocol/mplex.js';
 import { EXIT, RemoteError, RsyncError } from '../protocol/errors.js';
 import type { ByteWriter } from '../protocol/io.js';
 import type { DaemonTarget } from './target.js';
@@ -31,6 +31,12 @@ export interface PushOptions {
    * for the argument list): the push then costs no connection setup. Used when it is still open.
    */
   preopened?: DaemonSession;
+  /**
+   * A session primed for this very push (see primeSession: the argument list and the setup
+   * phase already done): the push then costs only its file list and data. Used when it is still
+   * open and was primed with the same argument list; otherwise closed, and the push connects.
+   */
+  primed?: PrimedSession;
   filter?: PushFilter;
   /** Daemon text (MSG_INFO) and our own notices for stdout. */
   onInfo?: (text: string) => void;
@@ -86,11 +92,14 @@ export async function push(options: PushOptions): Promise<PushResult> {
     : await scanSource(options.source, scanOptions);
   const scanSeconds = (Date.now() - scanStarted) / 1000;
   // 2. Connect, module, auth; the argument list; setup; multiplexing.
-  const spare = options.preopened;
-  const session =
-    spare && !spare.socket.socket.destroyed && !spare.socket.socket.readableEnded
-      ? spare
-      : await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
+  // A primed session is only good for the argument list it was primed with.
+  let primed = options.primed;
+  if (primed && !sameArgs(primed.args, pushArgs(options, primed.session.hello.protocol))) {
+    primed.session.socket.destroy();
+    primed = undefined;
+  }
+  const spare = primed?.session ?? options.preopened;
+  const session = spare && isOpen(spare) ? spare : await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
   if (spare && spare !== session) spare.socket.destroy();
   const { reader, writer, socket } = session;
   // Like rsync's totals, count from the end of the text phase (greetings, MOTD, auth excluded).
@@ -102,8 +111,8 @@ export async function push(options: PushOptions): Promise<PushResult> {
     if (options.selection && session.hello.protocol < 30) {
       throw new RsyncError('ERR_RSYNC_SELECTION_PROTOCOL', `a selective push needs protocol 30 or later (the daemon speaks ${session.hello.protocol})`, EXIT.PROTOCOL);
     }
-    const missing = 'missing' in scan ? (scan as SelectionResult).missing : 0;
-    const args = serverArgs({ ...transfer, ...(missing > 0 && { deleteMissingArgs: true }) }, session.hello.protocol, remotePath(options.target));
+    const args = pushArgs(options, session.hello.protocol);
+    if (primed && primed.session !== session) primed = undefined; // it had closed: a fresh connection
     const checksumChoice = transfer.checksumChoice ? parseChecksumName(transfer.checksumChoice) : undefined;
     // 3-5. Our first data, sent before the daemon's seed is read (see StartOptions.sendEarly): the
     // filter list (only when the daemon deletes: it protects excluded files on the mirror), the -c
@@ -154,10 +163,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
       await writer.flush();
       early = { sorted: sent.sorted, flistBytes };
     };
-    const start = await startTransfer(reader, writer, args, {
-      ...(checksumChoice && { checksumChoice }),
-      sendEarly,
-      onMessage: (code, payload) => {
+    const onMessage: MessageHandler = (code, payload) => {
         switch (code) {
           case MSG_INFO:
             options.onInfo?.(payload.toString());
@@ -185,8 +191,16 @@ export async function push(options: PushOptions): Promise<PushResult> {
           default:
             break;
         }
-      },
-    });
+    };
+    let start: TransferStart;
+    if (primed) {
+      // Arguments and setup already done: the daemon waits for our filter list and file list.
+      primed.route.handler = onMessage;
+      await sendEarly(primed.start.setup);
+      start = primed.start;
+    } else {
+      start = await startTransfer(reader, writer, args, { ...(checksumChoice && { checksumChoice }), sendEarly, onMessage });
+    }
     const { setup } = start;
     if (!early) throw new Error('internal: the file list was not sent during setup');
     const { sorted, flistBytes } = early;
@@ -231,6 +245,49 @@ export async function push(options: PushOptions): Promise<PushResult> {
   } finally {
     socket.destroy();
   }
+}
+
+/** The argument list of a push: a selection asks for --delete-missing-args when it deletes. */
+function pushArgs(options: Pick<PushOptions, 'transfer' | 'target' | 'selection'>, protocol: number): string[] {
+  const { transfer } = options;
+  const deletes = !!options.selection && (transfer.delete || transfer.deleteExcluded);
+  return serverArgs({ ...transfer, ...(deletes && { deleteMissingArgs: true }) }, protocol, remotePath(options.target));
+}
+
+function sameArgs(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function isOpen(session: DaemonSession): boolean {
+  return !session.socket.socket.destroyed && !session.socket.socket.readableEnded;
+}
+
+/** A daemon session taken up to the file list for one kind of push (see primeSession). */
+export interface PrimedSession {
+  session: DaemonSession;
+  /** The argument list sent: only a push with the same one may use the session. */
+  args: string[];
+  start: TransferStart;
+  /** Where the daemon's messages go: the push that uses the session sets its handler. */
+  route: { handler: MessageHandler };
+}
+
+/**
+ * Take an opened session through the argument list and the setup phase (compat flags, checksum
+ * negotiation, seed) for a later push with these options: the live mirror's next batch then
+ * costs only its file list and data. The daemon waits (for the filter list or file list) until
+ * then; a daemon --timeout or module timeout ends the wait, which the push notices and reconnects.
+ */
+// rsync/main.c: client_run (up to the file list)
+export async function primeSession(session: DaemonSession, options: Pick<PushOptions, 'transfer' | 'target' | 'selection'>): Promise<PrimedSession> {
+  const args = pushArgs(options, session.hello.protocol);
+  const route = { handler: (() => {}) as MessageHandler };
+  const checksumChoice = options.transfer.checksumChoice ? parseChecksumName(options.transfer.checksumChoice) : undefined;
+  const start = await startTransfer(session.reader, session.writer, args, {
+    ...(checksumChoice && { checksumChoice }),
+    onMessage: (code, payload) => route.handler(code, payload),
+  });
+  return { session, args, start, route };
 }
 
 function int32(value: number): Buffer {

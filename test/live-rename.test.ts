@@ -19,6 +19,7 @@ test.before(async () => {
   daemon = await startDaemon({
     extraModules: [
       { name: 'nocopy', comment: 'refuses --copy-dest', settings: { 'read only': false, 'refuse options': 'copy-dest' } },
+      { name: 'short', comment: 'module timeout 1 s', settings: { 'read only': false, timeout: '1' } },
       { name: 'nomissing', comment: 'refuses --delete-missing-args', settings: { 'read only': false, 'refuse options': 'delete-missing-args' } },
     ],
   });
@@ -127,6 +128,29 @@ test('a daemon refusing --delete-missing-args: deletions go out as subtree pushe
     await writeFile(join(src, 'd/f3'), 'changed\n');
     await converge(src, dst);
     assert.is(logs.filter((l) => l.includes('refused a single-session batch')).length, 1, logs.join('\n'));
+  } finally {
+    await mirror.stop({ timeoutMs: 2000 });
+  }
+});
+
+test('a module timeout shorter than the idle time: the session opened ahead has expired, the change still goes out at once', async () => {
+  const src = join(work, 'short');
+  await mkdir(src, { recursive: true });
+  await writeFile(join(src, 'f'), 'first\n');
+  const logs: string[] = [];
+  const mirror: LiveMirror = await startLiveMirror({
+    source: src,
+    targets: [{ target: { host: '127.0.0.1', port: daemon.port, module: 'short', path: 's' }, session: {} }],
+    onLog: (level, message) => logs.push(`${level} ${message}`),
+  });
+  try {
+    await mirror.ready;
+    const dst = join(daemon.modulePath('short'), 's');
+    await converge(src, dst);
+    await new Promise((r) => setTimeout(r, 2500)); // the daemon gives up on the waiting session
+    await writeFile(join(src, 'f'), 'second\n');
+    await converge(src, dst);
+    assert.is(mirror.status().targets[0]!.failures, 0, logs.join('\n'));
   } finally {
     await mirror.stop({ timeoutMs: 2000 });
   }

@@ -12,7 +12,8 @@ import { startDaemon, rsyncVersion, type TestDaemon } from './helpers/daemon.js'
 import { run } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { makeTree, setTimes, setTime, pseudoRandom, T0 } from './helpers/fstree.js';
-import { push, type PushOptions } from '../src/push.js';
+import { push, primeSession, type PushOptions } from '../src/push.js';
+import { openModule } from '../src/client.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { RsyncError } from '../protocol/errors.js';
 import type { SelectionItem } from '../src/scan.js';
@@ -134,6 +135,34 @@ test('without --delete, missing paths are left on the mirror (no --delete-missin
   assert.is(got.exitCode, 0);
   assert.equal(got.entries.map((e) => e.name.toString()), ['.'], 'just the parent directory (its mtime changed)');
   assert.ok((await readFile(join(daemon.modulePath('push'), 'keep/a.txt'))).length > 0);
+});
+
+test('a primed session (arguments and setup done ahead) carries the next selective push; an empty one ends it cleanly', async () => {
+  const src = join(work, 'primed');
+  await makeTree(src);
+  assert.is((await ours(src, 'primed')).exitCode, 0);
+  const target = { host: '127.0.0.1', port: daemon.port, module: 'push', path: 'primed/' };
+  const prime = async () => primeSession(await openModule({ host: '127.0.0.1', port: daemon.port }, 'push'), { transfer, target, selection: [] });
+
+  let primed = await prime();
+  await new Promise((r) => setTimeout(r, 50)); // the daemon waits for our file list meanwhile
+  await writeFile(join(src, 'sub/b.txt'), 'changed while the session waited\n');
+  const got = await ours(src, 'primed', { primed, selection: items([['sub/b.txt', false]]) });
+  assert.is(got.exitCode, 0);
+  assert.is(await readFile(join(daemon.modulePath('push'), 'primed/sub/b.txt'), 'utf8'), 'changed while the session waited\n');
+
+  // Primed for other arguments (here: no --delete): closed, and the push connects afresh.
+  primed = await prime();
+  const other = await ours(src, 'primed', { primed, transfer: { ...transfer, delete: false }, selection: items([['a.txt', false]]) });
+  assert.is(other.exitCode, 0);
+  assert.ok(primed.session.socket.socket.destroyed);
+
+  // The polite end of an unused primed session: an empty file list, exit 0, nothing touched.
+  const before = await snapshot(join(daemon.modulePath('push'), 'primed'), { rootTimes: true });
+  const noop = await ours(src, 'primed', { primed: await prime(), selection: [] });
+  assert.is(noop.exitCode, 0);
+  assert.is(noop.entries.length, 0);
+  assert.equal(diffTrees(before, await snapshot(join(daemon.modulePath('push'), 'primed'), { rootTimes: true })), []);
 });
 
 test.run();

@@ -3,7 +3,7 @@
 // and pushes them on its own, so a slow or unreachable target never holds up the others.
 import { lstatSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { push, type PushFilter, type PushOptions, type PushResult } from '../push.js';
+import { push, primeSession, type PrimedSession, type PushFilter, type PushOptions, type PushResult } from '../push.js';
 import { openModule, type DaemonSession } from '../client.js';
 import { ConnectionClosedError, DaemonRefusalError, NotADaemonError, RemoteError, SocketError, TimeoutError } from '../../protocol/errors.js';
 import { EXIT } from '../../protocol/errors.js';
@@ -243,7 +243,7 @@ export class TargetRunner {
     const full = taken.get('')?.kind === 'rescan';
     // One session for the whole batch (just the changed paths), once the daemon is known to speak
     // protocol 30+; else (and after repeated failures) pushes of the subtrees that cover them.
-    const selective = !full && this.o.subtrees && this.escalate === 0 && !this.selectiveRefused && (this.protocol ?? 0) >= 30;
+    const selective = this.canSelect(full);
     const roots: PushRoot[] = selective
       ? [{ root: '', paths: [...taken.keys()] }]
       : pushRoots(taken, {
@@ -381,7 +381,7 @@ export class TargetRunner {
     const base = this.o.target.path.replace(/\/+$/, '');
     const path = [base, to].filter(Boolean).join('/');
     const filter = this.o.filterFor?.(to);
-    const result = await this.withSpare((preopened) => (this.o.pushFn ?? push)({
+    const result = await this.withSpare('other', (session) => (this.o.pushFn ?? push)({
       source: `${this.o.source}/${to}/`,
       target: { ...this.o.target, path: `${path}/` },
       // Relative to the destination directory, as rsync takes --copy-dest.
@@ -390,7 +390,7 @@ export class TargetRunner {
       ...(filter && { filter }),
       onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
       onError: (text) => this.o.log('debug', `${this.name}: rename ${from} -> ${to}: ${text.trimEnd()}`),
-      ...(preopened && { preopened }),
+      ...spareOption(session),
     }));
     this.stats.pushes++;
     this.stats.bytesSent += result.bytesSent;
@@ -402,32 +402,63 @@ export class TargetRunner {
    * for the argument list), so a change costs only its file list and data. Dropped after
    * SPARE_MAX_MS unused, or when the daemon closes it.
    */
-  private spare: { session: Promise<DaemonSession | undefined>; timer: NodeJS.Timeout } | undefined;
+  private spare: { session: Promise<Spare | undefined>; timer: NodeJS.Timeout; primed: boolean } | undefined;
 
   private openSpare(): void {
     if (this.stopped || this.spare || this.o.pushFn) return;
-    const session = openModule({ ...this.o.session, host: this.o.target.host, port: this.o.target.port }, this.o.target.module).catch(
-      () => undefined, // unreachable now: the next batch connects (and reports) on its own
-    );
-    const timer = setTimeout(() => this.dropSpare(), SPARE_MAX_MS);
+    // When the next batch will be a single-session push, take the session through its argument
+    // list and setup phase too: the change then costs only its file list and data.
+    const prime = this.canSelect();
+    const session = openModule({ ...this.o.session, host: this.o.target.host, port: this.o.target.port }, this.o.target.module)
+      .then((opened): Promise<Spare | undefined> | Spare => {
+        if (!prime) return opened;
+        return primeSession(opened, { transfer: this.o.transfer, target: this.selectionTarget(), selection: [] }).catch(() => {
+          opened.socket.destroy();
+          return undefined;
+        });
+      })
+      .catch(() => undefined); // unreachable now: the next batch connects (and reports) on its own
+    const timer = setTimeout(() => this.dropSpare(true), SPARE_MAX_MS);
     timer.unref?.();
-    this.spare = { session, timer };
+    this.spare = { session, timer, primed: prime };
   }
 
-  private async takeSpare(): Promise<DaemonSession | undefined> {
+  private async takeSpare(kind: 'selection' | 'other'): Promise<Spare | undefined> {
     const spare = this.spare;
     if (!spare) return undefined;
+    if (spare.primed && kind !== 'selection') return undefined; // kept for the batch it was primed for
     this.spare = undefined;
     clearTimeout(spare.timer);
     return spare.session;
   }
 
-  private dropSpare(): void {
+  /**
+   * Close the spare. A primed one unused for SPARE_MAX_MS is ended politely, with an empty file
+   * list (a no-op transfer), so the daemon logs a normal session rather than a broken stream.
+   */
+  private dropSpare(politely = false): void {
     const spare = this.spare;
     this.spare = undefined;
     if (!spare) return;
     clearTimeout(spare.timer);
-    void spare.session.then((s) => s?.socket.destroy());
+    void spare.session.then((s) => {
+      if (!s) return;
+      if (!('route' in s)) return s.socket.destroy();
+      if (!politely) return s.session.socket.destroy();
+      const noop = { source: `${this.o.source}/`, target: this.selectionTarget(), transfer: this.o.transfer, session: this.o.session, selection: [], primed: s };
+      void push(noop).catch(() => s.session.socket.destroy());
+    });
+  }
+
+  /** Whether the next batch will be a single-session push (see batch()). */
+  private canSelect(full = false): boolean {
+    return !full && this.o.subtrees && this.escalate === 0 && !this.selectiveRefused && (this.protocol ?? 0) >= 30;
+  }
+
+  /** The target of a single-session push: the target's own path. */
+  private selectionTarget(): DaemonTarget {
+    const base = this.o.target.path.replace(/\/+$/, '');
+    return { ...this.o.target, path: base ? `${base}/` : '' };
   }
 
   /** The subtree `root` ('' = the whole tree), recursively, with --delete inside it. */
@@ -435,7 +466,7 @@ export class TargetRunner {
     const base = this.o.target.path.replace(/\/+$/, '');
     const path = [base, root].filter(Boolean).join('/');
     const filter = this.o.filterFor?.(root);
-    return this.withSpare((session) => (this.o.pushFn ?? push)({
+    return this.withSpare('other', (session) => (this.o.pushFn ?? push)({
       source: root === '' ? `${this.o.source}/` : `${this.o.source}/${root}/`,
       target: { ...this.o.target, path: path ? `${path}/` : '' },
       transfer: this.o.transfer,
@@ -443,7 +474,7 @@ export class TargetRunner {
       ...(filter && { filter }),
       onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
       onError: (text) => this.o.log('warn', `${this.name}: ${text.trimEnd()}`),
-      ...(session && { preopened: session }),
+      ...spareOption(session),
       ...(this.o.onItem && { onItem: this.o.onItem }),
     }));
   }
@@ -453,20 +484,19 @@ export class TargetRunner {
    * their subtrees, deleted paths as --delete-missing-args entries, nothing else.
    */
   private pushSelection(taken: ReadonlyMap<string, PendingEntry>): Promise<PushResult> {
-    const base = this.o.target.path.replace(/\/+$/, '');
     const filter = this.o.filterFor?.('');
     const selection: SelectionItem[] = [];
     for (const [path, entry] of taken) selection.push({ path: pathToBytes(path), recurse: entry.kind === 'create' || entry.kind === 'rescan' });
-    return this.withSpare((session) => (this.o.pushFn ?? push)({
+    return this.withSpare('selection', (session) => (this.o.pushFn ?? push)({
       source: `${this.o.source}/`,
-      target: { ...this.o.target, path: base ? `${base}/` : '' },
+      target: this.selectionTarget(),
       transfer: this.o.transfer,
       session: this.o.session,
       selection,
       ...(filter && { filter }),
       onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
       onError: (text) => this.o.log('warn', `${this.name}: ${text.trimEnd()}`),
-      ...(session && { preopened: session }),
+      ...spareOption(session),
       ...(this.o.onItem && { onItem: this.o.onItem }),
     }));
   }
@@ -481,7 +511,7 @@ export class TargetRunner {
     const base = this.o.target.path.replace(/\/+$/, '');
     const path = [base, group.toDir].filter(Boolean).join('/');
     const across = group.fromDir !== group.toDir;
-    const result = await this.withSpare((session) => (this.o.pushFn ?? push)({
+    const result = await this.withSpare('other', (session) => (this.o.pushFn ?? push)({
       source: group.toDir === '' ? `${this.o.source}/` : `${this.o.source}/${group.toDir}/`,
       target: { ...this.o.target, path: path ? `${path}/` : '' },
       transfer: {
@@ -495,7 +525,7 @@ export class TargetRunner {
       selection: group.names.map((name) => ({ path: pathToBytes(name), recurse: false })),
       onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
       onError: (text) => this.o.log('debug', `${this.name}: renamed files into /${group.toDir}: ${text.trimEnd()}`),
-      ...(session && { preopened: session }),
+      ...spareOption(session),
     }));
     this.stats.pushes++;
     this.stats.bytesSent += result.bytesSent;
@@ -503,8 +533,8 @@ export class TargetRunner {
   }
 
   /** Run a push on the pre-opened session if there is one (and again on a fresh one if it died). */
-  private async withSpare(run: (session?: DaemonSession) => Promise<PushResult>): Promise<PushResult> {
-    const preopened = await this.takeSpare();
+  private async withSpare(kind: 'selection' | 'other', run: (session?: Spare) => Promise<PushResult>): Promise<PushResult> {
+    const preopened = await this.takeSpare(kind);
     if (!preopened) return run();
     try {
       return await run(preopened);
@@ -516,6 +546,14 @@ export class TargetRunner {
       return run();
     }
   }
+}
+
+/** A session opened ahead: connected and authenticated, or primed for a single-session batch. */
+type Spare = DaemonSession | PrimedSession;
+
+function spareOption(spare: Spare | undefined): Pick<PushOptions, 'preopened' | 'primed'> {
+  if (!spare) return {};
+  return 'route' in spare ? { primed: spare } : { preopened: spare };
 }
 
 /** Renamed files of one batch from one directory into another (or the same). */
