@@ -40,8 +40,17 @@ interface RunningMirror {
 interface LiveTool {
   name: string;
   /** Mirror `source` to `push/PATH/` of the daemon; resolves once the startup sync is done. */
-  start(source: string, daemon: TestDaemon, path: string, delay: number | 'default'): Promise<RunningMirror>;
+  start(source: string, daemon: TestDaemon, path: string, variant: Variant): Promise<RunningMirror>;
 }
+
+/** lsyncd 2's knobs (ours has one default: no fixed wait, TCP_NODELAY on every socket). */
+interface Variant {
+  /** lsyncd 2's `delay` in seconds, or its default (15 s). */
+  delay: number | 'default';
+  /** lsyncd 2's rsync client gets `--sockopts=TCP_NODELAY`. */
+  clientNodelay?: boolean;
+}
+const DELAY_0: Variant = { delay: 0 };
 
 const ours: LiveTool = {
   name: 'ours',
@@ -70,9 +79,9 @@ const ours: LiveTool = {
 function lsyncd2Tool(binary: string): LiveTool {
   return {
     name: 'lsyncd 2',
-    async start(source, daemon, path, delay) {
+    async start(source, daemon, path, { delay, clientNodelay }) {
       const target = `rsync://127.0.0.1:${daemon.port}/push/${path}/`;
-      const proc = await startLsyncd2(binary, { source, target, ...(delay === 'default' ? {} : { delay }) });
+      const proc = await startLsyncd2(binary, { source, target, nodelay: !!clientNodelay, ...(delay === 'default' ? {} : { delay }) });
       try {
         await proc.started;
         await proc.settle();
@@ -194,7 +203,7 @@ async function daemonWireBytes(daemon: TestDaemon, from: number): Promise<number
 // ---- scenarios
 
 /** Latency from a file's close to its identical copy on the mirror, for a file in a 20-file subdirectory and one at the top of a 200-file tree. */
-async function latency(tool: LiveTool, daemonLabel: string, globalSettings: string[], delay: number | 'default', tag: string, placements: ('sub' | 'top')[]): Promise<void> {
+async function latency(tool: LiveTool, daemonLabel: string, globalSettings: string[], variant: Variant, tag: string, placements: ('sub' | 'top')[]): Promise<void> {
   const daemon = await startDaemon({ globalSettings });
   const work = await mkdtemp(join(tmpdir(), 'lsyncd-bench-live-'));
   try {
@@ -202,8 +211,8 @@ async function latency(tool: LiveTool, daemonLabel: string, globalSettings: stri
       await mkdir(join(work, `d${d}`));
       for (let i = 0; i < 20; i++) await writeFile(join(work, `d${d}/f${i}`), Buffer.alloc(1024, i));
     }
-    const mirror = await tool.start(work, daemon, 'lat', delay);
-    const timeoutMs = 10_000 + (delay === 'default' ? 30_000 : delay * 1000);
+    const mirror = await tool.start(work, daemon, 'lat', variant);
+    const timeoutMs = 10_000 + (variant.delay === 'default' ? 30_000 : variant.delay * 1000);
     try {
       const dst = join(daemon.modulePath('push'), 'lat');
       for (const placement of placements) {
@@ -229,7 +238,7 @@ async function burstAndRename(tool: LiveTool): Promise<void> {
   const daemon = await startDaemon();
   const work = await mkdtemp(join(tmpdir(), 'lsyncd-bench-burst-'));
   try {
-    const mirror = await tool.start(work, daemon, 'b', 0);
+    const mirror = await tool.start(work, daemon, 'b', DELAY_0);
     try {
       const dst = join(daemon.modulePath('push'), 'b');
       // Burst: 1,000 files of 1 KiB written into 50 new directories, as fast as we can.
@@ -286,7 +295,7 @@ async function startupAndIdle(tool: LiveTool, work: string): Promise<void> {
   const daemon = await startDaemon();
   try {
     const t0 = performance.now();
-    const mirror = await tool.start(work, daemon, 's', 0);
+    const mirror = await tool.start(work, daemon, 's', DELAY_0);
     try {
       const startup = performance.now() - t0;
       const dst = join(daemon.modulePath('push'), 's');
@@ -314,7 +323,8 @@ async function main(): Promise<void> {
   const found = findLsyncd2();
   const tools: LiveTool[] = [ours];
   console.log(`live-mirror figures (issue 5), ${TRIALS} latency trials each`);
-  for (const line of machine()) console.log(`  ${line}`);
+  for (const line of machine().filter((l) => !l.startsWith('data and'))) console.log(`  ${line}`);
+  console.log(`  data and daemon modules under ${tmpdir()}; lsyncd 2's RSS and CPU from /proc`);
   if (typeof found === 'string') console.log(`  ${found}: running ours alone`);
   else {
     console.log(`  lsyncd 2: ${found.binary}, version ${found.version}`);
@@ -326,18 +336,28 @@ async function main(): Promise<void> {
     ['default daemon', []],
     ['TCP_NODELAY daemon', ['socket options = TCP_NODELAY']],
   ] as const) {
-    for (const tool of tools) await latency(tool, label, [...globalSettings], 0, '', ['sub', 'top']);
+    for (const tool of tools) await latency(tool, label, [...globalSettings], DELAY_0, '', ['sub', 'top']);
+  }
+  // lsyncd 2-only variants; ours has one setting, so its column repeats its figure of the run named.
+  const oursFrom = (figure: string, tag: string) => {
+    for (const suffix of [': median', ': p90']) {
+      const v = rows.find((r) => r.figure === figure + suffix)?.values.get(ours.name);
+      const row = rows.find((r) => r.figure === figure + tag + suffix);
+      if (row && v !== undefined) row.values.set(ours.name, v);
+    }
+  };
+  if (lsyncd2) {
+    // Its rsync client with TCP_NODELAY too (the issue's 10.8 ms figure), against the TCP_NODELAY daemon.
+    const tag = ' [+ rsync --sockopts=TCP_NODELAY]';
+    await latency(lsyncd2, 'TCP_NODELAY daemon', ['socket options = TCP_NODELAY'], { delay: 0, clientNodelay: true }, tag, ['sub', 'top']);
+    oursFrom('latency file in a 20-file subdir, TCP_NODELAY daemon', tag);
+    oursFrom('latency file at the top of 200, TCP_NODELAY daemon', tag);
   }
   if (lsyncd2 && !process.env['BENCH_LIVE_SKIP_DEFAULT_DELAY']) {
     // lsyncd 2's default delay (15 s): the subdirectory case only (20 trials take ~5 minutes).
-    // Ours has one default (no fixed wait): its column repeats the run above.
-    await latency(lsyncd2, 'default daemon', [], 'default', ' [lsyncd 2 default delay]', ['sub']);
-    for (const suffix of [': median', ': p90']) {
-      const source = rows.find((r) => r.figure === `latency file in a 20-file subdir, default daemon${suffix}`);
-      const target = rows.find((r) => r.figure === `latency file in a 20-file subdir, default daemon [lsyncd 2 default delay]${suffix}`);
-      const v = source?.values.get(ours.name);
-      if (target && v !== undefined) target.values.set(ours.name, v);
-    }
+    const tag = ' [lsyncd 2 default delay]';
+    await latency(lsyncd2, 'default daemon', [], { delay: 'default' }, tag, ['sub']);
+    oursFrom('latency file in a 20-file subdir, default daemon', tag);
   }
   for (const tool of tools) await burstAndRename(tool);
 
@@ -357,7 +377,7 @@ async function main(): Promise<void> {
   const body = rows.map((r) => {
     const a = r.values.get(ours.name);
     const b = lsyncd2 ? r.values.get(lsyncd2.name) : undefined;
-    const ratio = a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}x` : '';
+    const ratio = a !== undefined && b !== undefined && b > 0 ? `${a / b < 0.1 ? (a / b).toPrecision(2) : (a / b).toFixed(2)}x` : '';
     return [r.figure, format(a, r.unit), lsyncd2 ? format(b, r.unit) : 'not installed', ratio];
   });
   console.log(table([header, ...body]));

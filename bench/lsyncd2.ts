@@ -25,7 +25,7 @@ export function findLsyncd2(): Lsyncd2 | string {
   if (/\.(c|m)?js$/.test(real)) return `${LSYNCD2_PATH} is ours (${real}), not lsyncd 2; ${install}`;
   const probe = spawnSync(LSYNCD2_PATH, ['-version'], { encoding: 'utf8', timeout: 5000 });
   const m = /Version:\s*(2\.\S+)/.exec(`${probe.stdout ?? ''}${probe.stderr ?? ''}`);
-  if (!m) return `${LSYNCD2_PATH} -version does not say 2.x (${(probe.stdout || probe.stderr || String(probe.error)).trim().split('\n')[0]}); ${install}`;
+  if (!m) return `${LSYNCD2_PATH} -version does not say 2.x (${probe.error ? String(probe.error) : (probe.stdout || probe.stderr || 'no output').trim().split('\n')[0]}); ${install}`;
   return { binary: LSYNCD2_PATH, version: m[1]! };
 }
 
@@ -35,6 +35,8 @@ export interface Lsyncd2Options {
   target: string;
   /** Seconds; undefined keeps lsyncd 2's default (15 s for default.rsync). */
   delay?: number;
+  /** Give its rsync client `--sockopts=TCP_NODELAY` (rsync's client leaves Nagle on by default). */
+  nodelay?: boolean;
 }
 
 /** The generated config: default.rsync with -rlpt semantics (ours pushes -rlpt --delete too). */
@@ -47,7 +49,7 @@ export function lsyncd2Config(o: Lsyncd2Options): string {
     `  source = ${lua(o.source.endsWith('/') ? o.source : o.source + '/')},`,
     `  target = ${lua(o.target)},`,
     o.delay === undefined ? '' : `  delay = ${o.delay},`,
-    '  rsync = { binary = "/usr/bin/rsync", links = true, perms = true, times = true },',
+    `  rsync = { binary = "/usr/bin/rsync", links = true, perms = true, times = true${o.nodelay ? ', _extra = { "--sockopts=TCP_NODELAY" }' : ''} },`,
     '}',
     '',
   ]
