@@ -14,11 +14,12 @@ import { mkdtemp, rm, mkdir, writeFile, rename, readdir } from 'node:fs/promises
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { startDaemon, type TestDaemon } from '../test/helpers/daemon.js';
 import { startLiveMirror } from '../src/live/index.js';
 import { machine, table, tmpfsRoot } from './common.js';
-import { findLsyncd2, startLsyncd2 } from './lsyncd2.js';
+import { findLsyncd2, startLsyncd2, startMirrorProcess, type MirrorProcess } from './lsyncd2.js';
 
 process.env['TMPDIR'] ??= tmpfsRoot(); // os.tmpdir() reads it on every call (daemon, trees)
 
@@ -76,28 +77,46 @@ const ours: LiveTool = {
   },
 };
 
+/** A mirror running as its own process: wait on its rsync children, measure it from /proc. */
+function processMirror(proc: MirrorProcess): RunningMirror {
+  return {
+    settle: () => proc.settle(),
+    rss: () => proc.rss(),
+    cpuSeconds: () => proc.cpuSeconds(),
+    stop: async () => {
+      if (process.env['BENCH_DEBUG']) console.log(proc.output());
+      await proc.stop();
+    },
+  };
+}
+
+async function whenStarted(proc: MirrorProcess): Promise<RunningMirror> {
+  try {
+    await proc.started;
+    await proc.settle();
+  } catch (e) {
+    await proc.stop();
+    throw e;
+  }
+  return processMirror(proc);
+}
+
+/** Ours as a process, `node dist/src/cli.js --nodaemon SOURCE/ TARGET` (startup and idle only: like for like with lsyncd 2's process). */
+const oursProcess: LiveTool = {
+  name: 'ours as a process',
+  async start(source, daemon, path) {
+    const cli = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+    const target = `rsync://127.0.0.1:${daemon.port}/push/${path}/`;
+    return whenStarted(startMirrorProcess(process.execPath, [cli, '--nodaemon', source + '/', target], /startup sync done/));
+  },
+};
+
 function lsyncd2Tool(binary: string): LiveTool {
   return {
     name: 'lsyncd 2',
     async start(source, daemon, path, { delay, clientNodelay }) {
       const target = `rsync://127.0.0.1:${daemon.port}/push/${path}/`;
-      const proc = await startLsyncd2(binary, { source, target, nodelay: !!clientNodelay, ...(delay === 'default' ? {} : { delay }) });
-      try {
-        await proc.started;
-        await proc.settle();
-      } catch (e) {
-        await proc.stop();
-        throw e;
-      }
-      return {
-        settle: () => proc.settle(),
-        rss: () => proc.rss(),
-        cpuSeconds: () => proc.cpuSeconds(),
-        stop: async () => {
-          if (process.env['BENCH_DEBUG']) console.log(proc.output());
-          await proc.stop();
-        },
-      };
+      return whenStarted(await startLsyncd2(binary, { source, target, nodelay: !!clientNodelay, ...(delay === 'default' ? {} : { delay }) }));
     },
   };
 }
@@ -291,7 +310,7 @@ async function burstAndRename(tool: LiveTool): Promise<void> {
 }
 
 /** Startup sync of 20,000 files (~200 MB) in 1,000 directories (watches set up included), then idle RSS and CPU over 5 s. */
-async function startupAndIdle(tool: LiveTool, work: string): Promise<void> {
+async function startupAndIdle(tool: LiveTool, work: string, tag = '', column = tool.name): Promise<void> {
   const daemon = await startDaemon();
   try {
     const t0 = performance.now();
@@ -302,15 +321,15 @@ async function startupAndIdle(tool: LiveTool, work: string): Promise<void> {
       let files = 0;
       for (const d of await readdir(dst)) files += (await readdir(join(dst, d))).length;
       if (files !== 20_000) throw new Error(`${tool.name}: startup left ${files} files on the mirror, not 20,000`);
-      record('startup sync of 20,000 files (200 MB) in 1,000 dirs', 'ms', tool.name, startup);
+      record(`startup sync of 20,000 files (200 MB) in 1,000 dirs${tag}`, 'ms', column, startup);
       (globalThis as { gc?: () => void }).gc?.();
       await new Promise((r) => setTimeout(r, 1000));
       const cpu0 = mirror.cpuSeconds();
       const w0 = performance.now();
       await new Promise((r) => setTimeout(r, 5000));
       const idleCpu = ((mirror.cpuSeconds() - cpu0) * 1000 / (performance.now() - w0)) * 100;
-      record('idle, 1,001 dirs watched: RSS (ours: whole bench process)', 'MB', tool.name, mirror.rss());
-      record('idle, 1,001 dirs watched: CPU over 5 s', '%', tool.name, idleCpu);
+      record(`idle, 1,001 dirs watched: RSS${tag || ' (ours: whole bench process)'}`, 'MB', column, mirror.rss());
+      record(`idle, 1,001 dirs watched: CPU over 5 s${tag}`, '%', column, idleCpu);
     } finally {
       await mirror.stop();
     }
@@ -368,6 +387,19 @@ async function main(): Promise<void> {
       for (let i = 0; i < 20; i++) await writeFile(join(work, `d${d}`, `f${i}`), Buffer.alloc(10_000, (d + i) & 0xff));
     }
     for (const tool of tools) await startupAndIdle(tool, work);
+    // Ours as its own process, as lsyncd 2 is: its column is "ours", lsyncd 2's repeats the run above.
+    const tag = ' [ours as lsyncd --nodaemon]';
+    await startupAndIdle(oursProcess, work, tag, ours.name);
+    if (lsyncd2) {
+      for (const [plain, tagged] of [
+        ['startup sync of 20,000 files (200 MB) in 1,000 dirs', `startup sync of 20,000 files (200 MB) in 1,000 dirs${tag}`],
+        ['idle, 1,001 dirs watched: RSS (ours: whole bench process)', `idle, 1,001 dirs watched: RSS${tag}`],
+        ['idle, 1,001 dirs watched: CPU over 5 s', `idle, 1,001 dirs watched: CPU over 5 s${tag}`],
+      ]) {
+        const v = rows.find((r) => r.figure === plain)?.values.get(lsyncd2.name);
+        if (v !== undefined) rows.find((r) => r.figure === tagged)?.values.set(lsyncd2.name, v);
+      }
+    }
   } finally {
     await rm(work, { recursive: true, force: true });
   }

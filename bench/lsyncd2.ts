@@ -57,27 +57,37 @@ export function lsyncd2Config(o: Lsyncd2Options): string {
     .join('\n');
 }
 
-export interface Lsyncd2Process {
+export interface MirrorProcess {
   pid: number;
-  /** Resolves when lsyncd 2 logs `Startup of SOURCE -> TARGET finished.` */
+  /** Resolves when the process logs that its startup sync is done. */
   started: Promise<void>;
   /** PIDs of its children now (its rsync processes). */
   children(): number[];
   /** Resolves once it has had no child for `quietMs` in a row (nothing in flight). */
   settle(quietMs?: number): Promise<void>;
-  /** Resident set of the lsyncd 2 process itself, bytes. */
+  /** Resident set of the process itself, bytes. */
   rss(): number;
-  /** CPU seconds (user + sys) of lsyncd 2 and of the children it has reaped. */
+  /** CPU seconds (user + sys) of the process and of the children it has reaped. */
   cpuSeconds(): number;
   output(): string;
   stop(): Promise<void>;
 }
 
-export async function startLsyncd2(binary: string, o: Lsyncd2Options): Promise<Lsyncd2Process> {
+/** lsyncd 2 on a generated config (in a temp dir, removed by stop()). */
+export async function startLsyncd2(binary: string, o: Lsyncd2Options): Promise<MirrorProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'lsyncd2-bench-'));
   const config = join(dir, 'lsyncd2.lua');
   await writeFile(config, lsyncd2Config(o));
-  const child: ChildProcess = spawn(binary, [config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = startMirrorProcess(binary, [config], /Normal: Startup of .* finished\./);
+  return { ...proc, stop: async () => {
+    await proc.stop();
+    await rm(dir, { recursive: true, force: true });
+  } };
+}
+
+/** A mirror daemon as a child process (lsyncd 2, or ours as `lsyncd --nodaemon`), watched through its output and /proc. */
+export function startMirrorProcess(command: string, args: string[], startedLine: RegExp): MirrorProcess {
+  const child: ChildProcess = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid!;
   let out = '';
   let exited = false;
@@ -90,11 +100,11 @@ export async function startLsyncd2(binary: string, o: Lsyncd2Options): Promise<L
   const started = new Promise<void>((resolve, reject) => {
     const check = (c: Buffer) => {
       out += c.toString();
-      if (/Normal: Startup of .* finished\./.test(out)) resolve();
+      if (startedLine.test(out)) resolve();
     };
     child.stdout!.on('data', check);
     child.stderr!.on('data', check);
-    void gone.then(() => reject(new Error(`lsyncd 2 exited before its startup sync finished:\n${out}`)));
+    void gone.then(() => reject(new Error(`${command} exited before its startup sync finished:\n${out}`)));
   });
   started.catch(() => undefined); // observed by the caller; no unhandled rejection after stop()
   const children = (): number[] => {
@@ -137,7 +147,6 @@ export async function startLsyncd2(binary: string, o: Lsyncd2Options): Promise<L
         await gone;
         clearTimeout(timer);
       }
-      await rm(dir, { recursive: true, force: true });
     },
   };
 }
