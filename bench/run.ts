@@ -1,5 +1,5 @@
 // `npm run bench`: every benchmark, one after the other, each in its own process
-// (push: bench/push.ts, watcher: bench/watcher.ts, live-mirror latency: bench/live.ts).
+// (push: bench/push.ts, watcher: bench/watcher.ts, live mirror next to lsyncd 2: bench/live.ts).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
