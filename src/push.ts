@@ -4,8 +4,8 @@ import { openModule, type DaemonSession, type SessionOptions } from './client.js
 import { scanSource, scanSelection, localSource, namesFor, type PathFilter, type LocalEntry, type SelectionItem } from './scan.js';
 import { serverArgs, type TransferOptions } from '../protocol/args.js';
 import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../protocol/session.js';
-import { parseChecksumName, type ChecksumName } from '../protocol/compat.js';
-import { createChecksummer, digestLength } from '../protocol/checksum.js';
+import { parseChecksumName, type ChecksumName, type SetupResult } from '../protocol/compat.js';
+import { createChecksummer, digestLength, type Checksummer } from '../protocol/checksum.js';
 import { sendFileList, sortFileList, S_IFMT, S_IFREG } from '../protocol/flist.js';
 import { sendFiles, readFinalGoodbye, IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT, type SenderStats, type SentItem } from '../protocol/sender.js';
 import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, MSG_IO_ERROR, writeMessage, type MessageHandler } from '../protocol/mplex.js';
@@ -204,12 +204,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
     const { setup } = start;
     if (!early) throw new Error('internal: the file list was not sent during setup');
     const { sorted, flistBytes } = early;
-    const checksummer = await createChecksummer(setup.checksum, {
-      protocol: session.hello.protocol,
-      seed: setup.seed,
-      compatFlags: setup.compatFlags,
-      implied: setup.checksumImplied,
-    });
+    const checksummer = primed?.checksummer ?? (await sessionChecksummer(session.hello.protocol, setup));
     try {
       await options.onFileList?.(sorted);
       // 6. Serve the generator, then the goodbye.
@@ -270,6 +265,8 @@ export interface PrimedSession {
   start: TransferStart;
   /** Where the daemon's messages go: the push that uses the session sets its handler. */
   route: { handler: MessageHandler };
+  /** The session's checksums, made ready too. */
+  checksummer: Checksummer;
 }
 
 /**
@@ -287,7 +284,13 @@ export async function primeSession(session: DaemonSession, options: Pick<PushOpt
     ...(checksumChoice && { checksumChoice }),
     onMessage: (code, payload) => route.handler(code, payload),
   });
-  return { session, args, start, route };
+  const checksummer = await sessionChecksummer(session.hello.protocol, start.setup);
+  return { session, args, start, route, checksummer };
+}
+
+/** The block and file checksums of a session (negotiated algorithm, its seed). */
+function sessionChecksummer(protocol: number, setup: SetupResult): Promise<Checksummer> {
+  return createChecksummer(setup.checksum, { protocol, seed: setup.seed, compatFlags: setup.compatFlags, implied: setup.checksumImplied });
 }
 
 function int32(value: number): Buffer {
