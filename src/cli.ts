@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { listModules, splitMotd } from './client.js';
 import { passwordSource } from './password.js';
 import { push } from './push.js';
+import { pull, pullStatsLines } from './pull.js';
 import { buildFilterList, pushFilter, type RuleSource } from './filters.js';
 import { itemizeString, itemName, statsLines, summaryLines, commas } from './output.js';
 import type { TransferOptions } from '../protocol/args.js';
@@ -47,7 +48,8 @@ export interface CliOptions {
   links?: boolean;
   perms: boolean;
   times: boolean;
-  delete: boolean;
+  delete?: boolean;
+  ignoreTimes?: boolean;
   owner?: boolean;
   group?: boolean;
   devices?: boolean;
@@ -122,7 +124,9 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('-a, --archive', 'archive mode: adds -o -g -D to the default -rlpt')
     .option('--no-perms', "don't preserve permissions")
     .option('--no-times', "don't preserve modification times")
+    .option('--delete', 'pull: delete local files the module does not have (a push deletes by default)')
     .option('--no-delete', "don't delete extraneous files on the mirror")
+    .option('-I, --ignore-times', "pull: don't skip files that match size and time")
     .option('-o, --owner', 'preserve owner (the daemon must run as root)')
     .option('-g, --group', 'preserve group')
     .option('-D', 'preserve devices and special files', false)
@@ -172,7 +176,7 @@ function transferOptions(o: CliOptions): TransferOptions {
     checksum: Boolean(o.checksum),
     wholeFile: Boolean(o.wholeFile),
     dryRun: Boolean(o.dryRun || o.dryrun),
-    delete: o.delete,
+    delete: o.delete !== false,
     deleteExcluded: Boolean(o.deleteExcluded),
     numericIds: Boolean(o.numericIds),
     verbose: o.verbose,
@@ -260,6 +264,44 @@ async function pushOnce(source: string, address: string, options: CliOptions, ru
   return result.exitCode;
 }
 
+async function pullOnce(address: string, dest: string, options: CliOptions, rules: RuleSource[]): Promise<number> {
+  const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
+  if (!target.module) throw new UsageError(`${address} names no module`);
+  // A pull deletes local files only when asked (--delete or --delete-excluded).
+  const transfer = { ...transferOptions(options), delete: options.delete === true };
+  const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
+  const started = Date.now();
+  const motd = options.motd ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined;
+  const showItem = (iflags: number, entry: FileEntry): void => {
+    const isTransfer = (iflags & ITEM_TRANSFER) !== 0;
+    // rsync shows a received file with '>' where a sent one has '<'.
+    if (transfer.itemize) out(`${itemizeString(iflags, entry.mode, transfer.times).replace(/^</, '>')} ${itemName(entry)}`);
+    else if (transfer.verbose && (isTransfer || iflags & ITEM_IS_NEW)) out(itemName(entry));
+  };
+  const result = await pull({
+    target,
+    dest,
+    transfer,
+    session: { ...sessionOptions(options, target.user), ...(motd && { onLine: motd }) },
+    ...(list && { filter: { list, deleteExcluded: transfer.deleteExcluded } }),
+    ignoreTimes: Boolean(options.ignoreTimes),
+    onInfo: (text) => out(text),
+    onError: (text) => err(text),
+    onDeleted: (name, isDir) => {
+      const shown = isDir ? `${name.toString()}/` : name.toString();
+      if (transfer.itemize) out(`*deleting   ${shown}`);
+      else if (transfer.verbose) out(`deleting ${shown}`);
+    },
+    onItem: (item) => showItem(item.iflags, item.entry),
+  });
+  const elapsed = (Date.now() - started) / 1000;
+  if (transfer.stats) {
+    out('');
+    for (const line of pullStatsLines(result, elapsed)) out(line);
+  }
+  return result.exitCode;
+}
+
 function live(source: string, targets: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
   if (!targets.length) throw new UsageError('no TARGET given');
   if (isDaemonAddress(source)) throw new UsageError('the live mirror watches a local SOURCE; pulling is not available yet');
@@ -292,6 +334,10 @@ async function run(args: string[], options: CliOptions, rules: RuleSource[]): Pr
   }
   const [source, ...targets] = args;
   if (!options.once) return live(source!, targets, options, rules);
+  if (isDaemonAddress(source!)) {
+    if (targets.length !== 1 || isDaemonAddress(targets[0]!)) throw new UsageError('a pull takes one daemon SOURCE and one local DEST');
+    return pullOnce(source!, targets[0]!, options, rules).catch((e: unknown) => report(e));
+  }
   let worst = 0;
   for (const target of targets) {
     const code = await pushOnce(source!, target, options, rules).catch((e: unknown) => report(e));

@@ -1,0 +1,553 @@
+// A pull: bring a daemon module's tree into a local directory, as `rsync -rlpt rsync://HOST/module/path/
+// DEST/` does, through the generator and receiver roles. Also the roles' file access (`DestTree`):
+// every name from the daemon is re-checked before any file operation, nothing is written outside
+// DEST, and no symlink is followed, neither in a parent directory nor in the final component.
+// Counterpart: rsync main.c client_run / do_recv, receiver.c open_tmpfile / finish_transfer,
+// rsync.c set_file_attrs, syscall.c do_open_nofollow.
+import { constants, type BigIntStats } from 'node:fs';
+import { lstat, mkdir, open, readdir, readlink, rename, rm, symlink, link, lchown, lutimes, chmod, utimes, unlink, type FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { resolve as resolvePath } from 'node:path';
+import { openModule, type SessionOptions } from './client.js';
+import { serverArgs, type TransferOptions } from '../protocol/args.js';
+import { startTransfer, acknowledgeErrorExit } from '../protocol/session.js';
+import { parseChecksumName } from '../protocol/compat.js';
+import { createChecksummer, digestLength, type Checksummer } from '../protocol/checksum.js';
+import { S_IFMT, S_IFLNK, MAXPATHLEN, type FileEntry } from '../protocol/flist.js';
+import { receiveFileList } from '../protocol/flist-recv.js';
+import { sendFilterList, compileFilter, type FilterList } from '../protocol/filter.js';
+import { doRecv, type ReceiverStats, type ReceivedItem } from '../protocol/receiver.js';
+import type { LocalTree, LocalStat, BasisFile, TempFile, GeneratorResult, GeneratedItem } from '../protocol/generator.js';
+import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING } from '../protocol/mplex.js';
+import { EXIT, ProtocolError, RemoteError, RsyncError } from '../protocol/errors.js';
+import type { DaemonTarget } from './target.js';
+
+/** A name from the daemon that would leave DEST, or go through a symlink or a non-directory. */
+export class UnsafePathError extends ProtocolError {
+  constructor(message: string) {
+    super(message, { code: 'ERR_RSYNC_UNSAFE_PATH' });
+  }
+}
+
+/** Which attributes the pull sets (rsync's -p, -t, -o, -g). */
+export interface AttrOptions {
+  perms: boolean;
+  times: boolean;
+  owner: boolean;
+  group: boolean;
+  /** Files created without -p get the entry's mode less this umask (rsync's dest_mode). */
+  umask: number;
+  /** --modify-window: 0 compares whole seconds (rsync's default), -1 nanoseconds. */
+  modifyWindow: number;
+}
+
+const SLASH = 0x2f;
+const DOT = Buffer.from('.');
+
+/** The same checks as the file-list reader, repeated here before every file operation. */
+function checkName(name: Buffer): void {
+  const shown = JSON.stringify(name.toString('latin1')).slice(0, 120);
+  if (name.length === 1 && name[0] === 0x2e) return;
+  if (name.length === 0 || name.length >= MAXPATHLEN) throw new UnsafePathError(`unsafe name from the daemon (length ${name.length})`);
+  if (name.includes(0)) throw new UnsafePathError(`unsafe name from the daemon (NUL byte): ${shown}`);
+  if (name[0] === SLASH) throw new UnsafePathError(`unsafe name from the daemon (absolute): ${shown}`);
+  let start = 0;
+  for (let i = 0; i <= name.length; i++) {
+    if (i < name.length && name[i] !== SLASH) continue;
+    const len = i - start;
+    const part = name.subarray(start, i);
+    if (len === 0 || (len === 1 && part[0] === 0x2e) || (len === 2 && part[0] === 0x2e && part[1] === 0x2e)) {
+      throw new UnsafePathError(`unsafe name from the daemon (empty, '.' or '..' component): ${shown}`);
+    }
+    start = i + 1;
+  }
+}
+
+function toLocalStat(st: BigIntStats, target?: Buffer): LocalStat {
+  return {
+    mode: Number(st.mode),
+    size: Number(st.size),
+    mtime: Number(st.mtimeNs / 1_000_000_000n),
+    mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    dev: st.dev,
+    ino: st.ino,
+    ...(target && { symlink: target }),
+  };
+}
+
+const isErrno = (e: unknown, code: string): boolean => (e as NodeJS.ErrnoException)?.code === code;
+
+/** rsync's dest_mode for a file created without -p: the entry's permissions less the umask. */
+function destMode(entryMode: number, existing: LocalStat | null, umask: number): number {
+  if (existing && (existing.mode & S_IFMT) === (entryMode & S_IFMT)) return existing.mode & 0o7777;
+  return entryMode & 0o777 & ~umask;
+}
+
+/**
+ * DEST as the pull roles see it. `root` must exist and be a directory. Paths are built from raw
+ * name bytes; each operation first walks the parent components with lstat and refuses a symlink
+ * or a non-directory among them, then acts on the final component without following it.
+ */
+// rsync/receiver.c + syscall.c: the receiver's confined opens (secure_relative_open, do_open_nofollow)
+export class DestTree implements LocalTree {
+  private readonly root: Buffer;
+
+  constructor(
+    root: string,
+    private readonly attrs: AttrOptions,
+  ) {
+    this.root = Buffer.from(resolvePath(root));
+  }
+
+  /** The absolute path of a list name, after checking the name and its parent directories. */
+  private async path(name: Buffer, parentsMustExist: boolean): Promise<Buffer | null> {
+    checkName(name);
+    if (name.length === 1 && name[0] === 0x2e) return this.root;
+    let at = name.indexOf(SLASH);
+    while (at >= 0) {
+      const dir = Buffer.concat([this.root, Buffer.from('/'), name.subarray(0, at)]);
+      let st: BigIntStats;
+      try {
+        st = await lstat(dir, { bigint: true });
+      } catch (e) {
+        if (isErrno(e, 'ENOENT') && !parentsMustExist) return null;
+        throw e;
+      }
+      if (st.isSymbolicLink()) throw new UnsafePathError(`refusing to write through a symlink: ${name.subarray(0, at).toString()}`);
+      if (!st.isDirectory()) throw new UnsafePathError(`parent of ${name.toString()} is not a directory`);
+      at = name.indexOf(SLASH, at + 1);
+    }
+    return Buffer.concat([this.root, Buffer.from('/'), name]);
+  }
+
+  private async must(name: Buffer): Promise<Buffer> {
+    return (await this.path(name, true))!;
+  }
+
+  async lstat(name: Buffer): Promise<LocalStat | null> {
+    const p = await this.path(name, false);
+    if (!p) return null;
+    try {
+      const st = await lstat(p, { bigint: true });
+      const target = st.isSymbolicLink() ? ((await readlink(p, { encoding: 'buffer' })) as Buffer) : undefined;
+      return toLocalStat(st, target);
+    } catch (e) {
+      if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return null;
+      throw e;
+    }
+  }
+
+  async openBasis(name: Buffer): Promise<BasisFile | null> {
+    const p = await this.path(name, false);
+    if (!p) return null;
+    let fh: FileHandle;
+    try {
+      fh = await open(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (e) {
+      if (isErrno(e, 'ENOENT') || isErrno(e, 'ELOOP')) return null;
+      throw e;
+    }
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      await fh.close();
+      return null;
+    }
+    return fileBasis(fh, st.size);
+  }
+
+  async createTemp(name: Buffer): Promise<TempFile> {
+    const p = await this.must(name);
+    const slash = p.lastIndexOf(SLASH);
+    const dir = p.subarray(0, slash + 1);
+    // rsync's open_tmpfile: ".NAME.XXXXXX" beside the target, the name cut to fit NAME_MAX.
+    const base = p.subarray(slash + 1, slash + 1 + 240);
+    for (let attempt = 0; ; attempt++) {
+      const suffix = randomBytes(6).toString('base64url').slice(0, 6);
+      const tmp = Buffer.concat([dir, DOT, base, Buffer.from(`.${suffix}`)]);
+      let fh: FileHandle;
+      try {
+        fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      } catch (e) {
+        if (isErrno(e, 'EEXIST') && attempt < 10) continue;
+        throw e;
+      }
+      return this.tempFile(fh, tmp, p);
+    }
+  }
+
+  private tempFile(fh: FileHandle, tmp: Buffer, target: Buffer): TempFile {
+    let closed = false;
+    let done = false;
+    const attrs = this.attrs;
+    return {
+      write: async (bytes) => {
+        for (let at = 0; at < bytes.length; ) {
+          const { bytesWritten } = await fh.write(bytes, at, bytes.length - at);
+          at += bytesWritten;
+        }
+      },
+      // rsync/receiver.c: finish_transfer (set_file_attrs on the temp file, then the rename)
+      commit: async (entry) => {
+        let existing: LocalStat | null = null;
+        if (!attrs.perms) {
+          try {
+            existing = toLocalStat(await lstat(target, { bigint: true }));
+          } catch {
+            existing = null;
+          }
+        }
+        if (attrs.owner || attrs.group) {
+          await fh.chown(attrs.owner ? entry.uid : -1, attrs.group ? entry.gid : -1).catch(() => {});
+        }
+        await fh.chmod(attrs.perms ? entry.mode & 0o7777 : destMode(entry.mode, existing, attrs.umask));
+        if (attrs.times) await fh.utimes(timeOf(entry), timeOf(entry));
+        await fh.close();
+        closed = true;
+        await rename(tmp, target);
+        done = true;
+      },
+      discard: async () => {
+        if (!closed) await fh.close().catch(() => {});
+        closed = true;
+        if (!done) await unlink(tmp).catch(() => {});
+        done = true;
+      },
+    };
+  }
+
+  async mkdir(name: Buffer, entry: FileEntry): Promise<void> {
+    const p = await this.must(name);
+    // With -p the final mode comes after the contents (touch-up); without it, the entry's
+    // permissions less the umask, as rsync's dest_mode gives a new directory.
+    await mkdir(p, { mode: this.attrs.perms ? 0o700 : (entry.mode & 0o777) | 0o700 });
+  }
+
+  async symlink(name: Buffer, target: Buffer): Promise<void> {
+    const p = await this.must(name);
+    const tmp = siblingTemp(p);
+    await symlink(target, tmp);
+    try {
+      await rename(tmp, p); // replaces a file or a symlink; a directory was removed before
+    } catch (e) {
+      await unlink(tmp).catch(() => {});
+      throw e;
+    }
+  }
+
+  async link(name: Buffer, existing: Buffer): Promise<void> {
+    const p = await this.must(name);
+    const from = await this.must(existing);
+    const tmp = siblingTemp(p);
+    await link(from, tmp);
+    try {
+      await rename(tmp, p);
+    } catch (e) {
+      await unlink(tmp).catch(() => {});
+      throw e;
+    }
+  }
+
+  async remove(name: Buffer): Promise<void> {
+    if (name.length === 1 && name[0] === 0x2e) throw new UnsafePathError('refusing to remove the destination itself');
+    const p = await this.must(name);
+    // rm never follows a symlink: a link to a directory outside goes, not what it points to.
+    await rm(p, { recursive: true, force: true });
+  }
+
+  async list(dir: Buffer): Promise<Buffer[]> {
+    const p = await this.must(dir);
+    try {
+      return (await readdir(p, { encoding: 'buffer' })) as Buffer[];
+    } catch (e) {
+      if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return [];
+      throw e;
+    }
+  }
+
+  // rsync/util1.c: same_time (an existing item's mtime is left alone when it counts as equal)
+  private timeDiffers(ns: bigint, entry: FileEntry): boolean {
+    const sec = Number(ns / 1_000_000_000n);
+    const window = this.attrs.modifyWindow;
+    if (window === 0) return sec !== entry.mtime;
+    if (window > 0) return Math.abs(sec - entry.mtime) > window;
+    // Nanoseconds: Node sets microseconds only, so that is the precision we can match.
+    return ns / 1000n !== (BigInt(entry.mtime) * 1_000_000_000n + BigInt(entry.mtimeNsec ?? 0)) / 1000n;
+  }
+
+  // rsync/rsync.c: set_file_attrs (for entries not rebuilt through a temp file)
+  async setAttrs(name: Buffer, entry: FileEntry, st: LocalStat | null): Promise<void> {
+    const p = await this.must(name);
+    const type = entry.mode & S_IFMT;
+    if (type === S_IFLNK) {
+      if ((this.attrs.owner || this.attrs.group) && st && (st.uid !== entry.uid || st.gid !== entry.gid)) {
+        await lchown(p, this.attrs.owner ? entry.uid : st.uid, this.attrs.group ? entry.gid : st.gid).catch(() => {});
+      }
+      if (this.attrs.times && (!st || this.timeDiffers(BigInt(st.mtime) * 1_000_000_000n + BigInt(st.mtimeNsec), entry))) {
+        await lutimes(p, timeOf(entry), timeOf(entry));
+      }
+      return;
+    }
+    // Not a symlink: lstat first, so chmod/utimes (which follow) never reach through one.
+    const now = await lstat(p, { bigint: true });
+    if (now.isSymbolicLink()) throw new UnsafePathError(`refusing to set attributes through a symlink: ${name.toString()}`);
+    if ((this.attrs.owner || this.attrs.group) && (Number(now.uid) !== entry.uid || Number(now.gid) !== entry.gid)) {
+      await lchown(p, this.attrs.owner ? entry.uid : Number(now.uid), this.attrs.group ? entry.gid : Number(now.gid)).catch(() => {});
+    }
+    if (this.attrs.perms && (Number(now.mode) & 0o7777) !== (entry.mode & 0o7777)) await chmod(p, entry.mode & 0o7777);
+    if (this.attrs.times) {
+      if (this.timeDiffers(now.mtimeNs, entry)) await utimes(p, timeOf(entry), timeOf(entry));
+    }
+  }
+}
+
+/**
+ * mtime as the number Node's utimes takes. Node keeps microseconds only (it truncates the
+ * fraction), so aim at the middle of the microsecond: the truncation then lands exactly on it.
+ * The sub-microsecond rest of a nanosecond mtime is lost (rsync keeps it).
+ */
+function timeOf(entry: FileEntry): number {
+  const micros = Math.floor((entry.mtimeNsec ?? 0) / 1000);
+  return entry.mtime + (micros + 0.5) / 1e6;
+}
+
+function siblingTemp(p: Buffer): Buffer {
+  const slash = p.lastIndexOf(SLASH);
+  const suffix = randomBytes(6).toString('base64url').slice(0, 6);
+  return Buffer.concat([p.subarray(0, slash + 1), DOT, p.subarray(slash + 1, slash + 1 + 240), Buffer.from(`.${suffix}`)]);
+}
+
+/** A basis opened once: streamed for the sums, read at offsets for the blocks. */
+function fileBasis(fh: FileHandle, size: number): BasisFile {
+  return {
+    size,
+    chunks: () =>
+      (async function* () {
+        const buf = Buffer.allocUnsafe(256 * 1024);
+        let pos = 0;
+        for (;;) {
+          const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+          if (bytesRead === 0) return;
+          pos += bytesRead;
+          yield buf.subarray(0, bytesRead);
+        }
+      })(),
+    read: async (into, length, position) => (await fh.read(into, 0, length, position)).bytesRead,
+    close: () => fh.close(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The session
+
+/** Filter rules for a pull: sent to the daemon's sender, and protecting local files from --delete. */
+export interface PullFilter {
+  list: FilterList;
+  deleteExcluded: boolean;
+}
+
+export interface PullOptions {
+  target: DaemonTarget;
+  dest: string;
+  transfer: TransferOptions;
+  session: Omit<SessionOptions, 'host' | 'port'>;
+  filter?: PullFilter;
+  /** -I */
+  ignoreTimes?: boolean;
+  onInfo?: (text: string) => void;
+  onError?: (text: string) => void;
+  onItem?: (item: GeneratedItem) => void;
+  onReceived?: (item: ReceivedItem) => void;
+  onDeleted?: (name: Buffer, isDir: boolean) => void;
+}
+
+export interface PullResult {
+  exitCode: number;
+  files: number;
+  totalSize: number;
+  generator: GeneratorResult;
+  receiver: ReceiverStats;
+  bytesSent: number;
+  bytesReceived: number;
+  entries: FileEntry[];
+}
+
+function remotePath(target: DaemonTarget): string {
+  return target.path ? `${target.module}/${target.path}` : `${target.module}/`;
+}
+
+// rsync/main.c: client_run (the receiver branch)
+export async function pull(options: PullOptions): Promise<PullResult> {
+  const { transfer } = options;
+  const onError = options.onError ?? (() => {});
+  // 1. DEST: created if missing (one level, as rsync does), never a symlink.
+  const dest = resolvePath(options.dest);
+  try {
+    const st = await lstat(dest);
+    if (!st.isDirectory()) throw new RsyncError('ERR_RSYNC_DEST', `destination ${dest} is not a directory`, EXIT.FILEIO);
+  } catch (e) {
+    if (!isErrno(e, 'ENOENT')) throw e;
+    if (!transfer.dryRun) await mkdir(dest, { mode: 0o755 });
+  }
+  // 2. Connect, module, auth; args with --sender; setup; our filter list.
+  const session = await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
+  const { reader, writer, socket } = session;
+  const sentBefore = socket.bytesWritten;
+  const receivedBefore = socket.bytesRead;
+  let xferErrors = 0;
+  try {
+    const protocol = session.hello.protocol;
+    const args = serverArgs(transfer, protocol, remotePath(options.target), true);
+    const checksumChoice = transfer.checksumChoice ? parseChecksumName(transfer.checksumChoice) : undefined;
+    const start = await startTransfer(reader, writer, args, {
+      ...(checksumChoice && { checksumChoice }),
+      sendEarly: async () => {
+        // The receiving client always sends its filter list (exclude.c send_filter_list).
+        if (options.filter) sendFilterList(writer, options.filter.list, { deleteExcluded: options.filter.deleteExcluded, role: 'receiver' });
+        else writer.writeInt(0);
+        await writer.flush();
+      },
+      onMessage: (code, payload) => {
+        switch (code) {
+          case MSG_INFO:
+            options.onInfo?.(payload.toString());
+            break;
+          case MSG_ERROR_XFER:
+            xferErrors++;
+            onError(payload.toString());
+            break;
+          case MSG_ERROR:
+          case MSG_WARNING:
+            onError(payload.toString());
+            break;
+          case MSG_DELETED:
+            break;
+          case MSG_IO_TIMEOUT:
+            if (payload.length === 4) {
+              const seconds = payload.readInt32LE(0);
+              if (seconds > 0 && (!options.session.timeout || seconds < options.session.timeout)) socket.setIoTimeout(seconds);
+            }
+            break;
+          default:
+            break;
+        }
+      },
+    });
+    const { setup } = start;
+    try {
+      // 3. The file list (names checked as they arrive).
+      const flist = await receiveFileList(reader, {
+        protocol,
+        compatFlags: setup.compatFlags,
+        preserveUid: transfer.owner,
+        preserveGid: transfer.group,
+        preserveDevices: transfer.devices,
+        preserveSpecials: transfer.devices,
+        preserveLinks: transfer.links,
+        preserveHardLinks: transfer.hardLinks,
+        alwaysChecksum: transfer.checksum,
+        checksumLength: digestLength(setup.checksum),
+        numericIds: transfer.numericIds,
+        recursive: transfer.recursive,
+      });
+      const checksummer = await createChecksummer(setup.checksum, {
+        protocol,
+        seed: setup.seed,
+        compatFlags: setup.compatFlags,
+        implied: setup.checksumImplied,
+      });
+      let fileSummer: Checksummer | null = null;
+      if (transfer.checksum) {
+        // rsync's file_checksum: never seeded.
+        fileSummer = await createChecksummer(setup.checksum, { protocol, seed: 0, compatFlags: setup.compatFlags, implied: false });
+      }
+      const umask = process.umask();
+      const tree = new DestTree(dest, { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask, modifyWindow: transfer.modifyWindow ?? 0 });
+      const protect = options.filter
+        ? compileFilter(options.filter.list, { side: 'receiver', deleteExcluded: options.filter.deleteExcluded, ignorePerishable: true })
+        : null;
+      // 4. The generator and the receiver, side by side.
+      const result = await doRecv(reader, writer, flist.files, tree, checksummer, {
+        perms: transfer.perms,
+        times: transfer.times,
+        owner: transfer.owner,
+        group: transfer.group,
+        links: transfer.links,
+        hardLinks: transfer.hardLinks,
+        checksum: transfer.checksum,
+        ignoreTimes: options.ignoreTimes ?? false,
+        wholeFile: transfer.wholeFile,
+        dryRun: transfer.dryRun,
+        // The sender's io_error (an unreadable directory there) turns deletions off, as in rsync.
+        delete: (transfer.delete || transfer.deleteExcluded) && !(flist.ioError & 1),
+        ...(transfer.modifyWindow !== undefined && { modifyWindow: transfer.modifyWindow }),
+        ...(protect && { isProtected: (name: Buffer, isDir: boolean) => !protect.empty && protect.isExcluded(name, isDir) }),
+        ...(fileSummer && { fileChecksum: (name: Buffer) => localChecksum(tree, fileSummer!, name) }),
+        ...(options.onItem && { onItem: options.onItem }),
+        ...(options.onReceived && { onReceived: options.onReceived }),
+        ...(options.onDeleted && { onDeleted: options.onDeleted }),
+        onWarning: onError,
+        onAbort: () => socket.destroy(),
+      });
+      await session.close().catch(() => {});
+      let exitCode: number = EXIT.OK;
+      if (flist.ioError & 2) exitCode = EXIT.VANISHED;
+      if (flist.ioError & 1 || xferErrors || result.receiver.failedFiles || result.generator.failed) exitCode = EXIT.PARTIAL;
+      return {
+        exitCode,
+        files: flist.files.length,
+        totalSize: flist.totalSize,
+        generator: result.generator,
+        receiver: result.receiver,
+        bytesSent: socket.bytesWritten - sentBefore,
+        bytesReceived: socket.bytesRead - receivedBefore,
+        entries: flist.files,
+      };
+    } catch (e) {
+      if (e instanceof RemoteError) await acknowledgeErrorExit(writer, start.demux, e).catch(() => {});
+      throw e;
+    }
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** -c: the unseeded whole-file digest of a local regular file (null if it cannot be read). */
+async function localChecksum(tree: LocalTree, summer: Checksummer, name: Buffer): Promise<Buffer | null> {
+  const basis = await tree.openBasis(name);
+  if (!basis) return null;
+  try {
+    const h = summer.startFile();
+    for await (const chunk of basis.chunks()) h.update(chunk);
+    return Buffer.from(h.digest());
+  } finally {
+    await basis.close();
+  }
+}
+
+/** rsync's --stats block for a pull (the lines tests and scripts read). */
+// rsync/main.c: output_summary
+export function pullStatsLines(result: PullResult, elapsedSeconds: number): string[] {
+  const c = (n: number): string => n.toLocaleString('en-US');
+  const r = result.receiver;
+  const regular = result.entries.filter((e) => (e.mode & S_IFMT) === 0o100000).length;
+  const d = result.generator.deleted;
+  const deleted = d.files + d.dirs + d.symlinks + d.devices + d.specials;
+  const rate = (result.bytesSent + result.bytesReceived) / Math.max(elapsedSeconds, 0.001);
+  return [
+    `Number of files: ${c(result.files)}`,
+    `Number of created files: ${c(r.createdFiles)}`,
+    `Number of deleted files: ${c(deleted)}`,
+    `Number of regular files transferred: ${c(r.transferredFiles)}`,
+    `Total file size: ${c(result.totalSize)} bytes`,
+    `Total transferred file size: ${c(r.totalTransferredSize)} bytes`,
+    `Literal data: ${c(r.literalBytes)} bytes`,
+    `Matched data: ${c(r.matchedBytes)} bytes`,
+    `Regular files in the list: ${c(regular)}`,
+    `Total bytes sent: ${c(result.bytesSent)}`,
+    `Total bytes received: ${c(result.bytesReceived)}`,
+    '',
+    `sent ${c(result.bytesSent)} bytes  received ${c(result.bytesReceived)} bytes  ${c(Math.round(rate * 100) / 100)} bytes/sec`,
+  ];
+}

@@ -1,0 +1,188 @@
+// Conformance of the pull (issue 6): the same module tree pulled by the rsync binary into one local
+// directory and by lsyncd into another must come out identical (names, types, sizes, content,
+// modes, mtimes, symlink targets, hard-link groups), at protocols 29-32, through a sequence of
+// changes on the daemon side: initial, no change, a one-byte change (only a delta crosses),
+// grow/shrink, type swaps, deletes with --delete, chmod/touch; plus -c, -W, -n, -H, excludes.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtemp, rm, writeFile, appendFile, truncate, chmod, mkdir, unlink, symlink, readFile, link, lstat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDaemon, rsyncVersion, type TestDaemon } from './helpers/daemon.js';
+import { lsyncd, run } from './helpers/cli.js';
+import { snapshot, diffTrees } from './helpers/tree.js';
+import { makeTree, setTimes, setTime, T0 } from './helpers/fstree.js';
+
+let daemon: TestDaemon;
+let work: string;
+
+test.before(async () => {
+  daemon = await startDaemon({ extraModules: [{ name: 'src', comment: 'pull source', settings: { 'read only': true } }] });
+  work = await mkdtemp(join(tmpdir(), 'lsyncd-pull-'));
+  await mkdir(join(work, 'ref'));
+  await mkdir(join(work, 'ours'));
+});
+test.after(async () => {
+  await daemon?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+const url = (path: string) => `rsync://127.0.0.1:${daemon.port}/src/${path}/`;
+const moduleDir = (name: string) => join(daemon.modulePath('src'), name);
+
+/** Pull module path `name` with rsync into ref/name and with lsyncd into ours/name; return lsyncd's run. */
+async function pullBoth(name: string, protocol: number, ours: string[] = [], theirs: string[] = ['-rlpt']) {
+  const rsyncProtocol = Math.min(protocol, rsyncVersion().protocol);
+  const ref = await run('rsync', [...theirs, '--no-inc-recursive', `--protocol=${rsyncProtocol}`, url(name), join(work, 'ref', name) + '/']);
+  assert.is(ref.status, 0, `rsync: ${ref.stderr}`);
+  const got = await lsyncd(['--once', '--stats', '--protocol', String(protocol), ...ours, url(name), join(work, 'ours', name) + '/']);
+  assert.is(got.status, 0, `lsyncd: ${got.stderr}\n${got.stdout.toString()}`);
+  return got;
+}
+
+async function assertSame(name: string, message = '') {
+  const want = await snapshot(join(work, 'ref', name), { rootTimes: true });
+  const have = await snapshot(join(work, 'ours', name), { rootTimes: true });
+  const diff = diffTrees(want, have);
+  assert.equal(diff, [], `${message}\n${diff.slice(0, 20).join('\n')}`);
+}
+
+function statNumber(output: string, label: string): number {
+  const m = new RegExp(`${label}: ([\\d,]+)`).exec(output);
+  if (!m) throw new Error(`no "${label}" in output:\n${output}`);
+  return Number(m[1]!.replace(/,/g, ''));
+}
+
+for (const protocol of [29, 30, 31, 32]) {
+  test(`protocol ${protocol}: initial pull, then a sequence of changes on the daemon side, identical to rsync's each time`, async () => {
+    const name = `seq${protocol}`;
+    const src = moduleDir(name);
+    await makeTree(src);
+
+    // 1. Initial pull into an empty (missing) DEST.
+    const first = await pullBoth(name, protocol);
+    await assertSame(name, 'initial pull');
+    assert.ok(statNumber(first.stdout.toString(), 'Number of regular files transferred') >= 10);
+
+    // 2. Nothing changed: nothing transferred.
+    const again = await pullBoth(name, protocol);
+    assert.is(statNumber(again.stdout.toString(), 'Number of regular files transferred'), 0);
+    await assertSame(name, 'no-change pull');
+
+    // 3. One byte changed in a 300 kB file: only a delta crosses the wire.
+    const big = await readFile(join(src, 'big.bin'));
+    big[150_000] ^= 0xff;
+    await writeFile(join(src, 'big.bin'), big);
+    await setTime(join(src, 'big.bin'), T0 + 60);
+    const delta = await pullBoth(name, protocol);
+    const out = delta.stdout.toString();
+    assert.is(statNumber(out, 'Number of regular files transferred'), 1, out);
+    assert.ok(statNumber(out, 'Literal data') < 5000, `literal data: ${out}`);
+    assert.ok(statNumber(out, 'Matched data') > 290_000, out);
+    assert.ok(statNumber(out, 'Total bytes received') < 10_000, out);
+    await assertSame(name, 'one byte changed');
+
+    // 4. Grow and shrink; chmod and touch only.
+    await appendFile(join(src, 'a.txt'), 'one more line\n');
+    await truncate(join(src, 'sub/deeper/c.bin'), 1000);
+    await chmod(join(src, 'run.sh'), 0o700);
+    await setTime(join(src, 'empty'), T0 + 3600);
+    await setTimes(src, T0 + 120);
+    await pullBoth(name, protocol);
+    await assertSame(name, 'grow, shrink, chmod, touch');
+
+    // 5. Type swaps: file -> dir, dir -> symlink, symlink -> file.
+    await unlink(join(src, 'a.txt'));
+    await mkdir(join(src, 'a.txt'));
+    await writeFile(join(src, 'a.txt/inside'), 'was a file\n');
+    await rm(join(src, 'sub'), { recursive: true });
+    await symlink('private', join(src, 'sub'));
+    await unlink(join(src, 'link'));
+    await writeFile(join(src, 'link'), 'was a symlink\n');
+    await setTimes(src, T0 + 180);
+    // A non-empty directory in the way of a symlink goes only with --delete (rsync: "could not make way").
+    const refused = await lsyncd(['--once', '--protocol', String(protocol), url(name), join(work, 'ours', name) + '/']);
+    assert.is(refused.status, 23, refused.stderr);
+    assert.match(refused.stderr, /could not make way for new symlink: sub/);
+    await pullBoth(name, protocol, ['--delete'], ['-rlpt', '--delete']);
+    await assertSame(name, 'type swaps');
+  });
+}
+
+test('--delete removes local extraneous files (only when asked), as rsync does', async () => {
+  const name = 'del';
+  const src = moduleDir(name);
+  await makeTree(src);
+  await pullBoth(name, 32);
+  for (const side of ['ref', 'ours']) {
+    await writeFile(join(work, side, name, 'extra.txt'), 'local only\n');
+    await mkdir(join(work, side, name, 'extradir/deep'), { recursive: true });
+    await writeFile(join(work, side, name, 'extradir/deep/x'), 'x\n');
+    await symlink('/', join(work, side, name, 'sub/extralink'));
+    for (const p of ['sub/extralink', 'extra.txt', 'extradir/deep/x', 'extradir/deep', 'extradir']) await setTime(join(work, side, name, p), T0);
+    await setTime(join(work, side, name, 'sub'), T0);
+  }
+  // Without --delete the extras stay.
+  await pullBoth(name, 32);
+  assert.ok((await lstat(join(work, 'ours', name, 'extra.txt'))).isFile());
+  await assertSame(name, 'without --delete');
+  // With --delete they go (the symlink itself, not what it points to).
+  await pullBoth(name, 32, ['--delete'], ['-rlpt', '--delete']);
+  await assertSame(name, 'with --delete');
+  assert.ok((await lstat('/etc/hostname').catch(() => null)) !== undefined);
+});
+
+test('-a -H: hard links pulled as hard links; -c and -W; excludes protect and filter', async () => {
+  const name = 'hl';
+  const src = moduleDir(name);
+  await makeTree(src);
+  await link(join(src, 'a.txt'), join(src, 'hard-a'));
+  await link(join(src, 'sub/b.txt'), join(src, 'sub/deeper/hard-b'));
+  await setTimes(src);
+  await pullBoth(name, 32, ['-a', '-H'], ['-aH']);
+  await assertSame(name, '-a -H');
+  const a = await lstat(join(work, 'ours', name, 'a.txt'));
+  const h = await lstat(join(work, 'ours', name, 'hard-a'));
+  assert.is(a.ino, h.ino, 'hard-a is a hard link of a.txt');
+
+  // -c: same size and mtime but different content is transferred only with -c.
+  const content = await readFile(join(src, 'sub/b.txt'));
+  content[0] = 0x53;
+  await writeFile(join(src, 'sub/b.txt'), content);
+  await setTime(join(src, 'sub/b.txt'), T0, 123456789);
+  await setTime(join(src, 'sub'), T0, 123456789);
+  await pullBoth(name, 32, ['-a', '-H', '-c'], ['-aHc']);
+  await assertSame(name, '-c');
+  assert.equal(await readFile(join(work, 'ours', name, 'sub/b.txt')), content);
+
+  // -W: a change travels whole.
+  const big = await readFile(join(src, 'big.bin'));
+  big[10] ^= 1;
+  await writeFile(join(src, 'big.bin'), big);
+  await setTime(join(src, 'big.bin'), T0 + 5);
+  const whole = await pullBoth(name, 32, ['-a', '-H', '-W'], ['-aHW']);
+  assert.ok(statNumber(whole.stdout.toString(), 'Literal data') >= 300_000);
+  await assertSame(name, '-W');
+});
+
+test('excludes: not pulled, and protected from --delete; -n changes nothing', async () => {
+  const name = 'excl';
+  const src = moduleDir(name);
+  await makeTree(src);
+  const opts = ['--exclude', '*.bin', '--exclude', 'private/'];
+  await pullBoth(name, 31, opts, ['-rlpt', ...opts]);
+  await assertSame(name, 'excludes');
+  for (const side of ['ref', 'ours']) await writeFile(join(work, side, name, 'local.bin'), 'kept: excluded\n');
+  await pullBoth(name, 31, [...opts, '--delete'], ['-rlpt', '--delete', ...opts]);
+  await assertSame(name, 'excluded local file kept by --delete');
+
+  // -n: a change on the daemon side is listed but not applied.
+  await writeFile(join(src, 'a.txt'), 'changed\n');
+  const before = await snapshot(join(work, 'ours', name));
+  const dry = await lsyncd(['--once', '-n', '-i', url(name), join(work, 'ours', name) + '/']);
+  assert.is(dry.status, 0, dry.stderr);
+  assert.match(dry.stdout.toString(), />f.st...... a.txt/);
+  assert.equal(diffTrees(before, await snapshot(join(work, 'ours', name))), []);
+});
+
+test.run();
