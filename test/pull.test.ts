@@ -53,7 +53,7 @@ function statNumber(output: string, label: string): number {
   return Number(m[1]!.replace(/,/g, ''));
 }
 
-for (const protocol of [29, 30, 31, 32]) {
+for (const protocol of [27, 28, 29, 30, 31, 32]) {
   test(`protocol ${protocol}: initial pull, then a sequence of changes on the daemon side, identical to rsync's each time`, async () => {
     const name = `seq${protocol}`;
     const src = moduleDir(name);
