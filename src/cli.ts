@@ -8,6 +8,7 @@ import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../protocol/daemon.js';
 import { isDaemonAddress, parseDaemonAddress, DEFAULT_PORT } from './target.js';
 import { resolve } from 'node:path';
 import { listModules, splitMotd } from './client.js';
+import { listRemote, charsetFromEnv } from './list.js';
 import { passwordSource } from './password.js';
 import { push } from './push.js';
 import { pull, pullStatsLines } from './pull.js';
@@ -102,6 +103,7 @@ function buildProgram(rules: RuleSource[]): Command {
       'Keep an rsync daemon module a mirror of a local tree, speaking the rsync protocol itself.\n' +
         '  lsyncd --once [options] SOURCE[/] TARGET   push once, as rsync -rlpt --delete would\n' +
         '  lsyncd rsync://HOST[:PORT]/ | HOST::       list the daemon\'s modules\n' +
+        '  lsyncd [-r] rsync://HOST/MODULE[/PATH]     list files as rsync does\n' +
         'TARGET is [USER@]HOST::MODULE[/PATH/] or rsync://[USER@]HOST[:PORT]/MODULE[/PATH/]; a trailing\n' +
         'slash on SOURCE means "the contents of", as in rsync.',
     )
@@ -122,6 +124,8 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--status-file <FILE>', 'live mode: rewrite FILE every few seconds with each target\'s state')
     .option('--home <DIR>', 'where %userwww looks for USER/www', '/home')
     .option('-a, --archive', 'archive mode: adds -o -g -D to the default -rlpt')
+    .option('-r, --recursive', 'listing a module: recurse into directories (a push always does)')
+    .option('-l, --links', 'listing a module: show symlink targets (a push always keeps symlinks)')
     .option('--no-perms', "don't preserve permissions")
     .option('--no-times', "don't preserve modification times")
     .option('--delete', 'pull: delete local files the module does not have (a push deletes by default)')
@@ -197,11 +201,47 @@ function sessionOptions(o: CliOptions, user: string | undefined) {
   };
 }
 
+/** `lsyncd rsync://HOST/MODULE/PATH`: the files, listed as `rsync` lists them (-r to recurse). */
+async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: CliOptions): Promise<number> {
+  const archive = Boolean(o.archive);
+  // Only what was asked for travels, as with rsync (whose listing sends -d, or -r, and -a's letters).
+  const transfer: TransferOptions = {
+    recursive: Boolean(o.recursive || archive),
+    links: Boolean(o.links || archive),
+    perms: archive && o.perms,
+    times: archive && o.times,
+    owner: Boolean(o.owner || archive),
+    group: Boolean(o.group || archive),
+    devices: Boolean((o as { D?: boolean }).D || archive),
+    hardLinks: Boolean(o.hardLinks),
+    checksum: Boolean(o.checksum),
+    wholeFile: false,
+    dryRun: false,
+    delete: false,
+    deleteExcluded: false,
+    numericIds: Boolean(o.numericIds),
+    verbose: 0,
+    itemize: false,
+    stats: false,
+    ...(o.checksumChoice !== undefined && { checksumChoice: o.checksumChoice }),
+    ...(o.timeout !== undefined && { timeout: o.timeout }),
+  };
+  const motd = o.motd ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined;
+  const result = await listRemote({
+    target,
+    transfer,
+    session: { ...sessionOptions(o, target.user), ...(motd && { onLine: motd }) },
+    charset: charsetFromEnv(process.env),
+    onLine: (line) => process.stdout.write(line),
+    onInfo: (text) => out(text),
+    onError: (text) => err(text),
+  });
+  return result.exitCode;
+}
+
 async function list(address: string, options: CliOptions): Promise<number> {
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
-  if (target.module) {
-    throw new UsageError(`listing the contents of module ${target.module} is not available yet; give HOST:: to list modules`);
-  }
+  if (target.module) return listContents(target, options);
   const lines = await listModules({ host: target.host, port: target.port, ...sessionOptions(options, target.user) });
   const shown = options.motd ? lines : splitMotd(lines).modules;
   process.stdout.write(Buffer.concat(shown.flatMap((line) => [line, Buffer.from('\n')])));
