@@ -7,11 +7,14 @@
 // path (exit 23).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { chmodSync, lutimesSync, mkdirSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, findRsync, rsyncVersion, type TestDaemon } from './helpers/daemon.js';
-import { lsyncd, run, type RunResult } from './helpers/cli.js';
+import { CLI, lsyncd, run, type RunResult } from './helpers/cli.js';
+import { loadCapture, recordedStdout } from './helpers/capture.js';
+import { decodeFrameHeader, MSG_DATA } from '../protocol/mplex.js';
 
 let daemon: TestDaemon;
 let url: (path: string) => string;
@@ -129,6 +132,72 @@ test('--no-motd drops the MOTD; HOST::module/path is the same address', async ()
   assert.ok(plain.stdout.toString().startsWith('drwxr-xr-x          4,096 '));
   const hostForm = await same(['--port', String(daemon.port), '127.0.0.1::push/rl/'], 'HOST::');
   assert.is(hostForm.ours.status, 0);
+});
+
+/** Play a captured daemon side to our CLI; resolve with what the CLI sent and printed. */
+function replay(capture: string, path: string): Promise<{ sent: Buffer; stdout: string; status: number | null }> {
+  const s2c = loadCapture(capture).s2c;
+  return new Promise((resolve) => {
+    let sent: Buffer | null = null;
+    let result: { stdout: string; status: number | null } | null = null;
+    const done = () => sent && result && (server.close(), resolve({ sent, ...result }));
+    const server = createServer((socket) => {
+      const got: Buffer[] = [];
+      socket.on('data', (d: Buffer) => got.push(d));
+      socket.on('error', () => {});
+      socket.on('close', () => ((sent = Buffer.concat(got)), done()));
+      socket.end(s2c);
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      const child = spawn(process.execPath, [CLI, `rsync://127.0.0.1:${port}/${path}`], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
+      child.on('close', (status) => ((result = { stdout, status }), done()));
+    });
+  });
+}
+
+/** A client stream cut into: the text up to the end of the argument list, then its frames (empty MSG_DATA dropped). */
+function clientParts(bytes: Buffer): { prologue: Buffer; data: Buffer; messages: string[] } {
+  const argsEnd = bytes.indexOf(Buffer.from('\0\0')) + 2;
+  let at = argsEnd + 1 + bytes[argsEnd]!; // the checksum-name list (a vstring) is not framed
+  const data: Buffer[] = [];
+  const messages: string[] = [];
+  while (at + 4 <= bytes.length) {
+    const { code, length } = decodeFrameHeader(bytes, at);
+    const payload = bytes.subarray(at + 4, at + 4 + length);
+    if (code === MSG_DATA) data.push(payload);
+    else messages.push(`${code}:${payload.toString('hex')}`);
+    at += 4 + length;
+  }
+  return { prologue: bytes.subarray(0, argsEnd), data: Buffer.concat(data), messages };
+}
+
+test('replayed 3.5.0 daemon (module_contents_listing): rsync\'s printout, and the same bytes back as its client sent', async () => {
+  const cap = loadCapture('module_contents_listing');
+  const { sent, stdout, status } = await replay('module_contents_listing', 'push/');
+  assert.is(status, 0);
+  assert.is(stdout, recordedStdout(cap));
+  const ours = clientParts(sent);
+  const theirs = clientParts(cap.c2s);
+  // Greeting, module, args `--server --sender -de.LsfxCIvu . push/`; then the empty filter list
+  // and the five NDX_DONEs (G1-G5). (Our checksum list leaves out sha1, which we do not implement.)
+  assert.is(ours.prologue.toString('latin1'), theirs.prologue.toString('latin1'));
+  assert.is(ours.data.toString('hex'), theirs.data.toString('hex'));
+  assert.is(ours.data.toString('hex'), '00000000' + '00'.repeat(5));
+  assert.equal(ours.messages, theirs.messages);
+});
+
+test('replayed 3.5.0 daemon (error_pull_missing_path): an empty list, exit 23, MSG_ERROR_EXIT(23) as rsync sent', async () => {
+  const cap = loadCapture('error_pull_missing_path');
+  const { sent, status } = await replay('error_pull_missing_path', 'push/nonexistent');
+  assert.is(status, 23);
+  const ours = clientParts(sent);
+  const theirs = clientParts(cap.c2s);
+  assert.is(ours.data.toString('hex'), theirs.data.toString('hex')); // the empty filter list only
+  assert.equal(ours.messages, theirs.messages); // MSG_ERROR_EXIT with 23
+  assert.equal(ours.messages, ['86:17000000']);
 });
 
 test.run();
