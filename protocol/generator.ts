@@ -176,6 +176,11 @@ export class RecvChannel {
     w?.();
   }
 
+  /** Throws if the receiver failed or the transfer was aborted. */
+  check(): void {
+    if (this.failure) throw this.failure;
+  }
+
   /** Resolves once something new arrived (rsync's wait_for_receiver). */
   // rsync/io.c: wait_for_receiver
   async next(): Promise<void> {
@@ -448,7 +453,10 @@ export async function generateFiles(
   };
 
   // Phase 0: every entry in list order.
-  for (let ndx = 0; ndx < files.length; ndx++) await recvGenerator(ndx, false);
+  for (let ndx = 0; ndx < files.length; ndx++) {
+    receiver.check(); // the receiver failed: stop here, as rsync's generator dies with it
+    await recvGenerator(ndx, false);
+  }
   writer.writeNdx(NDX_DONE);
   await writer.flush();
 

@@ -4,8 +4,33 @@
 // DEST, and no symlink is followed, neither in a parent directory nor in the final component.
 // Counterpart: rsync main.c client_run / do_recv, receiver.c open_tmpfile / finish_transfer,
 // rsync.c set_file_attrs, syscall.c do_open_nofollow.
-import { constants, type BigIntStats } from 'node:fs';
-import { lstat, mkdir, open, readdir, readlink, rename, rm, symlink, link, lchown, lutimes, chmod, utimes, unlink, type FileHandle } from 'node:fs/promises';
+// Synchronous calls on purpose: local metadata operations are fast, and a round trip through the
+// thread pool per call made a pull of many small files wait more than it worked (as scan.ts does).
+import {
+  constants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  readSync,
+  writeSync,
+  fstatSync,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  linkSync,
+  lchownSync,
+  lutimesSync,
+  chmodSync,
+  utimesSync,
+  unlinkSync,
+  type BigIntStats,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
 import { openModule, type SessionOptions } from './client.js';
@@ -43,6 +68,8 @@ export interface AttrOptions {
 
 const SLASH = 0x2f;
 const DOT = Buffer.from('.');
+/** Bytes gathered before a write to a temp file. */
+const WRITE_BUFFER = 256 * 1024;
 
 /** The same checks as the file-list reader, repeated here before every file operation. */
 function checkName(name: Buffer): void {
@@ -110,7 +137,7 @@ export class DestTree implements LocalTree {
       const dir = Buffer.concat([this.root, Buffer.from('/'), name.subarray(0, at)]);
       let st: BigIntStats;
       try {
-        st = await lstat(dir, { bigint: true });
+        st = lstatSync(dir, { bigint: true });
       } catch (e) {
         if (isErrno(e, 'ENOENT') && !parentsMustExist) return null;
         throw e;
@@ -130,8 +157,8 @@ export class DestTree implements LocalTree {
     const p = await this.path(name, false);
     if (!p) return null;
     try {
-      const st = await lstat(p, { bigint: true });
-      const target = st.isSymbolicLink() ? ((await readlink(p, { encoding: 'buffer' })) as Buffer) : undefined;
+      const st = lstatSync(p, { bigint: true });
+      const target = st.isSymbolicLink() ? readlinkSync(p, { encoding: 'buffer' }) : undefined;
       return toLocalStat(st, target);
     } catch (e) {
       if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return null;
@@ -142,19 +169,19 @@ export class DestTree implements LocalTree {
   async openBasis(name: Buffer): Promise<BasisFile | null> {
     const p = await this.path(name, false);
     if (!p) return null;
-    let fh: FileHandle;
+    let fd: number;
     try {
-      fh = await open(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+      fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (e) {
       if (isErrno(e, 'ENOENT') || isErrno(e, 'ELOOP')) return null;
       throw e;
     }
-    const st = await fh.stat();
+    const st = fstatSync(fd);
     if (!st.isFile()) {
-      await fh.close();
+      closeSync(fd);
       return null;
     }
-    return fileBasis(fh, st.size);
+    return fileBasis(fd, st.size);
   }
 
   async createTemp(name: Buffer): Promise<TempFile> {
@@ -166,52 +193,70 @@ export class DestTree implements LocalTree {
     for (let attempt = 0; ; attempt++) {
       const suffix = randomBytes(6).toString('base64url').slice(0, 6);
       const tmp = Buffer.concat([dir, DOT, base, Buffer.from(`.${suffix}`)]);
-      let fh: FileHandle;
+      let fd: number;
       try {
-        fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
       } catch (e) {
         if (isErrno(e, 'EEXIST') && attempt < 10) continue;
         throw e;
       }
-      return this.tempFile(fh, tmp, p);
+      return this.tempFile(fd, tmp, p);
     }
   }
 
-  private tempFile(fh: FileHandle, tmp: Buffer, target: Buffer): TempFile {
+  private tempFile(fd: number, tmp: Buffer, target: Buffer): TempFile {
     let closed = false;
     let done = false;
     const attrs = this.attrs;
+    // Small pieces (literal runs, basis blocks) are gathered into one buffer per temp file and
+    // written in large writes.
+    const buf = Buffer.allocUnsafe(WRITE_BUFFER);
+    let used = 0;
+    const writeAll = async (bytes: Uint8Array): Promise<void> => {
+      for (let at = 0; at < bytes.length; ) {
+        at += writeSync(fd, bytes, at, bytes.length - at);
+      }
+    };
+    const drain = async (): Promise<void> => {
+      if (used) await writeAll(buf.subarray(0, used));
+      used = 0;
+    };
     return {
       write: async (bytes) => {
-        for (let at = 0; at < bytes.length; ) {
-          const { bytesWritten } = await fh.write(bytes, at, bytes.length - at);
-          at += bytesWritten;
-        }
+        if (used + bytes.length > buf.length) await drain();
+        if (bytes.length >= buf.length) return writeAll(bytes);
+        buf.set(bytes, used);
+        used += bytes.length;
       },
       // rsync/receiver.c: finish_transfer (set_file_attrs on the temp file, then the rename)
       commit: async (entry) => {
         let existing: LocalStat | null = null;
         if (!attrs.perms) {
           try {
-            existing = toLocalStat(await lstat(target, { bigint: true }));
+            existing = toLocalStat(lstatSync(target, { bigint: true }));
           } catch {
             existing = null;
           }
         }
+        await drain();
         if (attrs.owner || attrs.group) {
-          await fh.chown(attrs.owner ? entry.uid : -1, attrs.group ? entry.gid : -1).catch(() => {});
+          try {
+            fchownSync(fd, attrs.owner ? entry.uid : -1, attrs.group ? entry.gid : -1);
+          } catch {
+            // rsync warns only with -v; the file itself is fine
+          }
         }
-        await fh.chmod(attrs.perms ? entry.mode & 0o7777 : destMode(entry.mode, existing, attrs.umask));
-        if (attrs.times) await fh.utimes(timeOf(entry), timeOf(entry));
-        await fh.close();
+        fchmodSync(fd, attrs.perms ? entry.mode & 0o7777 : destMode(entry.mode, existing, attrs.umask));
+        if (attrs.times) futimesSync(fd, timeOf(entry), timeOf(entry));
+        closeSync(fd);
         closed = true;
-        await rename(tmp, target);
+        renameSync(tmp, target);
         done = true;
       },
       discard: async () => {
-        if (!closed) await fh.close().catch(() => {});
+        if (!closed) closeQuietly(fd);
         closed = true;
-        if (!done) await unlink(tmp).catch(() => {});
+        if (!done) unlinkQuietly(tmp);
         done = true;
       },
     };
@@ -221,17 +266,17 @@ export class DestTree implements LocalTree {
     const p = await this.must(name);
     // With -p the final mode comes after the contents (touch-up); without it, the entry's
     // permissions less the umask, as rsync's dest_mode gives a new directory.
-    await mkdir(p, { mode: this.attrs.perms ? 0o700 : (entry.mode & 0o777) | 0o700 });
+    mkdirSync(p, { mode: this.attrs.perms ? 0o700 : (entry.mode & 0o777) | 0o700 });
   }
 
   async symlink(name: Buffer, target: Buffer): Promise<void> {
     const p = await this.must(name);
     const tmp = siblingTemp(p);
-    await symlink(target, tmp);
+    symlinkSync(target, tmp);
     try {
-      await rename(tmp, p); // replaces a file or a symlink; a directory was removed before
+      renameSync(tmp, p); // replaces a file or a symlink; a directory was removed before
     } catch (e) {
-      await unlink(tmp).catch(() => {});
+      unlinkQuietly(tmp);
       throw e;
     }
   }
@@ -240,11 +285,11 @@ export class DestTree implements LocalTree {
     const p = await this.must(name);
     const from = await this.must(existing);
     const tmp = siblingTemp(p);
-    await link(from, tmp);
+    linkSync(from, tmp);
     try {
-      await rename(tmp, p);
+      renameSync(tmp, p);
     } catch (e) {
-      await unlink(tmp).catch(() => {});
+      unlinkQuietly(tmp);
       throw e;
     }
   }
@@ -253,13 +298,13 @@ export class DestTree implements LocalTree {
     if (name.length === 1 && name[0] === 0x2e) throw new UnsafePathError('refusing to remove the destination itself');
     const p = await this.must(name);
     // rm never follows a symlink: a link to a directory outside goes, not what it points to.
-    await rm(p, { recursive: true, force: true });
+    rmSync(p, { recursive: true, force: true });
   }
 
   async list(dir: Buffer): Promise<Buffer[]> {
     const p = await this.must(dir);
     try {
-      return (await readdir(p, { encoding: 'buffer' })) as Buffer[];
+      return readdirSync(p, { encoding: 'buffer' });
     } catch (e) {
       if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return [];
       throw e;
@@ -282,22 +327,30 @@ export class DestTree implements LocalTree {
     const type = entry.mode & S_IFMT;
     if (type === S_IFLNK) {
       if ((this.attrs.owner || this.attrs.group) && st && (st.uid !== entry.uid || st.gid !== entry.gid)) {
-        await lchown(p, this.attrs.owner ? entry.uid : st.uid, this.attrs.group ? entry.gid : st.gid).catch(() => {});
+        try {
+          lchownSync(p, this.attrs.owner ? entry.uid : st.uid, this.attrs.group ? entry.gid : st.gid);
+        } catch {
+          // as above: not fatal
+        }
       }
       if (this.attrs.times && (!st || this.timeDiffers(BigInt(st.mtime) * 1_000_000_000n + BigInt(st.mtimeNsec), entry))) {
-        await lutimes(p, timeOf(entry), timeOf(entry));
+        lutimesSync(p, timeOf(entry), timeOf(entry));
       }
       return;
     }
     // Not a symlink: lstat first, so chmod/utimes (which follow) never reach through one.
-    const now = await lstat(p, { bigint: true });
+    const now = lstatSync(p, { bigint: true });
     if (now.isSymbolicLink()) throw new UnsafePathError(`refusing to set attributes through a symlink: ${name.toString()}`);
     if ((this.attrs.owner || this.attrs.group) && (Number(now.uid) !== entry.uid || Number(now.gid) !== entry.gid)) {
-      await lchown(p, this.attrs.owner ? entry.uid : Number(now.uid), this.attrs.group ? entry.gid : Number(now.gid)).catch(() => {});
+      try {
+        lchownSync(p, this.attrs.owner ? entry.uid : Number(now.uid), this.attrs.group ? entry.gid : Number(now.gid));
+      } catch {
+        // as above: not fatal
+      }
     }
-    if (this.attrs.perms && (Number(now.mode) & 0o7777) !== (entry.mode & 0o7777)) await chmod(p, entry.mode & 0o7777);
+    if (this.attrs.perms && (Number(now.mode) & 0o7777) !== (entry.mode & 0o7777)) chmodSync(p, entry.mode & 0o7777);
     if (this.attrs.times) {
-      if (this.timeDiffers(now.mtimeNs, entry)) await utimes(p, timeOf(entry), timeOf(entry));
+      if (this.timeDiffers(now.mtimeNs, entry)) utimesSync(p, timeOf(entry), timeOf(entry));
     }
   }
 }
@@ -319,7 +372,23 @@ function siblingTemp(p: Buffer): Buffer {
 }
 
 /** A basis opened once: streamed for the sums, read at offsets for the blocks. */
-function fileBasis(fh: FileHandle, size: number): BasisFile {
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
+function unlinkQuietly(path: Buffer): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+function fileBasis(fd: number, size: number): BasisFile {
   return {
     size,
     chunks: () =>
@@ -327,14 +396,14 @@ function fileBasis(fh: FileHandle, size: number): BasisFile {
         const buf = Buffer.allocUnsafe(256 * 1024);
         let pos = 0;
         for (;;) {
-          const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+          const bytesRead = readSync(fd, buf, 0, buf.length, pos);
           if (bytesRead === 0) return;
           pos += bytesRead;
           yield buf.subarray(0, bytesRead);
         }
       })(),
-    read: async (into, length, position) => (await fh.read(into, 0, length, position)).bytesRead,
-    close: () => fh.close(),
+    read: async (into, length, position) => readSync(fd, into, 0, length, position),
+    close: async () => closeSync(fd),
   };
 }
 
@@ -384,11 +453,11 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   // 1. DEST: created if missing (one level, as rsync does), never a symlink.
   const dest = resolvePath(options.dest);
   try {
-    const st = await lstat(dest);
+    const st = lstatSync(dest);
     if (!st.isDirectory()) throw new RsyncError('ERR_RSYNC_DEST', `destination ${dest} is not a directory`, EXIT.FILEIO);
   } catch (e) {
     if (!isErrno(e, 'ENOENT')) throw e;
-    if (!transfer.dryRun) await mkdir(dest, { mode: 0o755 });
+    if (!transfer.dryRun) mkdirSync(dest, { mode: 0o755 });
   }
   // 2. Connect, module, auth; args with --sender; setup; our filter list.
   const session = await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
