@@ -428,27 +428,42 @@ async function recvOneIdList(reader: ByteReader, protocol: number, id0Names: boo
 }
 
 /**
+ * The index of an active non-directory named like `dir` among `sorted[low..high]`, or -1: rsync's
+ * flist_find with the directory's mode turned into S_IFREG (a binary search that steps over
+ * cleared slots), so that a file sorts where the directory's name would as a file.
+ */
+// rsync/flist.c: flist_find (as flist_sort_and_clean uses it)
+function findNonDir(sorted: ReceivedEntry[], dir: ReceivedEntry, low: number, high: number, protocol: number): number {
+  const asFile: FileEntry = { ...dir, mode: S_IFREG };
+  while (low <= high) {
+    const mid = (low + high) >> 1;
+    let at = mid;
+    while (at <= high && !sorted[at]!.active) at++;
+    if (at > high) {
+      high = mid - 1;
+      continue;
+    }
+    const diff = compareFileEntries(sorted[at]!, asFile, protocol);
+    if (diff === 0) return isDir(sorted[at]!.mode) ? -1 : at;
+    if (diff < 0) low = at + 1;
+    else high = mid - 1;
+  }
+  return -1;
+}
+
+/**
  * After the sort: a name given twice keeps one entry (the first, or the directory when a directory
  * and a non-directory collide) and the other slot is cleared in place, so indexes do not shift.
  */
 // rsync/flist.c: flist_sort_and_clean (the clean half, receiver side)
 function cleanDuplicates(sorted: ReceivedEntry[], protocol: number): void {
-  // Active non-directories by name, for the directory-vs-file check of protocol >= 29 (rsync's
-  // flist_find with the directory's mode turned into S_IFREG).
-  const nonDirs = new Map<string, number>();
   let prevI = 0;
-  for (let i = 0; i < sorted.length; i++) {
+  for (let i = 1; i < sorted.length; i++) {
     const file = sorted[i]!;
-    const key = file.name.toString('latin1');
-    if (i === 0) {
-      if (!isDir(file.mode)) nonDirs.set(key, i);
-      continue;
-    }
     let j = -1;
     if (compareFileEntries(file, sorted[prevI]!, protocol) === 0) j = prevI;
-    else if (protocol >= 29 && isDir(file.mode)) j = nonDirs.get(key) ?? -1;
+    else if (protocol >= 29 && isDir(file.mode)) j = findNonDir(sorted, file, 0, prevI, protocol);
     if (j < 0) {
-      if (!isDir(file.mode)) nonDirs.set(key, i);
       prevI = i;
       continue;
     }
@@ -457,7 +472,6 @@ function cleanDuplicates(sorted: ReceivedEntry[], protocol: number): void {
     if (isDir(file.mode) && !isDir(other.mode)) {
       drop = j; // keep the directory: it may have contents in the list
       prevI = i;
-      nonDirs.delete(key);
     } else {
       drop = i;
       if (isDir(file.mode)) {

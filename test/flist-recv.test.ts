@@ -359,6 +359,13 @@ test('duplicates: the second of two names is cleared in place; a directory beats
     assert.is(active.length, 1, `protocol ${protocol}`);
     assert.is(active[0]!.mode & 0o170000, S_IFDIR, `protocol ${protocol}: the dir is kept`);
     assert.is(mixed.length, 2, 'the cleared slot keeps its index');
+    // The file and the directory apart in the sorted list (another file between them).
+    const apart = await roundTrip([file('y', 1), file('z', 1), dir('y')], protocol);
+    assert.equal(
+      apart.map((f) => [f.name.toString(), (f.mode & 0o170000) === S_IFDIR, f.active]),
+      protocol >= 29 ? [['y', false, false], ['z', false, true], ['y', true, true]] : [['y', false, false], ['y', true, true], ['z', false, true]],
+      `protocol ${protocol}: apart`,
+    );
   }
 });
 
