@@ -35,15 +35,15 @@ import { randomBytes } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
 import { openModule, type SessionOptions } from './client.js';
 import { serverArgs, type TransferOptions } from '../protocol/args.js';
-import { startTransfer, acknowledgeErrorExit } from '../protocol/session.js';
+import { startPull, acknowledgeErrorExit } from '../protocol/session.js';
 import { parseChecksumName } from '../protocol/compat.js';
-import { createChecksummer, digestLength, type Checksummer } from '../protocol/checksum.js';
+import { createChecksummer, type Checksummer } from '../protocol/checksum.js';
 import { S_IFMT, S_IFLNK, MAXPATHLEN, type FileEntry } from '../protocol/flist.js';
-import { receiveFileList } from '../protocol/flist-recv.js';
 import { sendFilterList, compileFilter, type FilterList } from '../protocol/filter.js';
 import { doRecv, type ReceiverStats, type ReceivedItem } from '../protocol/receiver.js';
 import type { LocalTree, LocalStat, BasisFile, TempFile, GeneratorResult, GeneratedItem } from '../protocol/generator.js';
-import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING } from '../protocol/mplex.js';
+import { MSG_ERROR, MSG_ERROR_EXIT, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, writeMessage, type Demultiplexer } from '../protocol/mplex.js';
+import type { ByteWriter } from '../protocol/io.js';
 import { EXIT, ProtocolError, RemoteError, RsyncError } from '../protocol/errors.js';
 import type { DaemonTarget } from './target.js';
 
@@ -465,17 +465,27 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const sentBefore = socket.bytesWritten;
   const receivedBefore = socket.bytesRead;
   let xferErrors = 0;
+  let demuxForAck: Demultiplexer | null = null;
   try {
     const protocol = session.hello.protocol;
     const args = serverArgs(transfer, protocol, remotePath(options.target), true);
     const checksumChoice = transfer.checksumChoice ? parseChecksumName(transfer.checksumChoice) : undefined;
-    const start = await startTransfer(reader, writer, args, {
+    // 3. Args with --sender, setup, our filter list, the daemon's file list (names checked).
+    const start = await startPull(reader, writer, args, {
       ...(checksumChoice && { checksumChoice }),
-      sendEarly: async () => {
-        // The receiving client always sends its filter list (exclude.c send_filter_list).
-        if (options.filter) sendFilterList(writer, options.filter.list, { deleteExcluded: options.filter.deleteExcluded, role: 'receiver' });
-        else writer.writeInt(0);
-        await writer.flush();
+      ...(options.filter && {
+        writeFilterList: (w: ByteWriter) => sendFilterList(w, options.filter!.list, { deleteExcluded: options.filter!.deleteExcluded, role: 'receiver' }),
+      }),
+      flist: {
+        preserveUid: transfer.owner,
+        preserveGid: transfer.group,
+        preserveDevices: transfer.devices,
+        preserveSpecials: transfer.devices,
+        preserveLinks: transfer.links,
+        preserveHardLinks: transfer.hardLinks,
+        alwaysChecksum: transfer.checksum,
+        numericIds: transfer.numericIds,
+        recursive: transfer.recursive,
       },
       onMessage: (code, payload) => {
         switch (code) {
@@ -490,8 +500,6 @@ export async function pull(options: PullOptions): Promise<PullResult> {
           case MSG_WARNING:
             onError(payload.toString());
             break;
-          case MSG_DELETED:
-            break;
           case MSG_IO_TIMEOUT:
             if (payload.length === 4) {
               const seconds = payload.readInt32LE(0);
@@ -503,23 +511,24 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         }
       },
     });
-    const { setup } = start;
-    try {
-      // 3. The file list (names checked as they arrive).
-      const flist = await receiveFileList(reader, {
-        protocol,
-        compatFlags: setup.compatFlags,
-        preserveUid: transfer.owner,
-        preserveGid: transfer.group,
-        preserveDevices: transfer.devices,
-        preserveSpecials: transfer.devices,
-        preserveLinks: transfer.links,
-        preserveHardLinks: transfer.hardLinks,
-        alwaysChecksum: transfer.checksum,
-        checksumLength: digestLength(setup.checksum),
-        numericIds: transfer.numericIds,
-        recursive: transfer.recursive,
-      });
+    demuxForAck = start.demux;
+    const { setup, flist } = start;
+    {
+      // rsync's client: an empty list (a missing path) ends the session at once, before any phase.
+      if (flist.files.length === 0) {
+        const exitCode = xferErrors || flist.ioError & 1 ? EXIT.PARTIAL : flist.ioError & 2 ? EXIT.VANISHED : EXIT.OK;
+        if (exitCode && writer.protocol >= 31 && writer.multiplexed) await writeMessage(writer, MSG_ERROR_EXIT, int32(exitCode));
+        return {
+          exitCode,
+          files: 0,
+          totalSize: 0,
+          generator: { deleted: { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 }, requested: 0, failed: 0 },
+          receiver: { transferredFiles: 0, totalTransferredSize: 0, literalBytes: 0, matchedBytes: 0, createdFiles: 0, failedFiles: 0, totals: null, deleted: null },
+          bytesSent: socket.bytesWritten - sentBefore,
+          bytesReceived: socket.bytesRead - receivedBefore,
+          entries: [],
+        };
+      }
       const checksummer = await createChecksummer(setup.checksum, {
         protocol,
         seed: setup.seed,
@@ -536,7 +545,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       const protect = options.filter
         ? compileFilter(options.filter.list, { side: 'receiver', deleteExcluded: options.filter.deleteExcluded, ignorePerishable: true })
         : null;
-      // 4. The generator and the receiver, side by side.
+      // 4. The generator and the receiver, side by side; then the goodbye.
       const result = await doRecv(reader, writer, flist.files, tree, checksummer, {
         perms: transfer.perms,
         times: transfer.times,
@@ -573,13 +582,19 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         bytesReceived: socket.bytesRead - receivedBefore,
         entries: flist.files,
       };
-    } catch (e) {
-      if (e instanceof RemoteError) await acknowledgeErrorExit(writer, start.demux, e).catch(() => {});
-      throw e;
     }
+  } catch (e) {
+    if (e instanceof RemoteError && demuxForAck) await acknowledgeErrorExit(writer, demuxForAck, e).catch(() => {});
+    throw e;
   } finally {
     socket.destroy();
   }
+}
+
+function int32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(value, 0);
+  return b;
 }
 
 /** -c: the unseeded whole-file digest of a local regular file (null if it cannot be read). */

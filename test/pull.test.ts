@@ -5,7 +5,7 @@
 // grow/shrink, type swaps, deletes with --delete, chmod/touch; plus -c, -W, -n, -H, excludes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, appendFile, truncate, chmod, mkdir, unlink, symlink, readFile, link, lstat } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, appendFile, truncate, chmod, mkdir, unlink, symlink, readFile, link, lstat, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, rsyncVersion, type TestDaemon } from './helpers/daemon.js';
@@ -183,6 +183,15 @@ test('excludes: not pulled, and protected from --delete; -n changes nothing', as
   assert.is(dry.status, 0, dry.stderr);
   assert.match(dry.stdout.toString(), />f.st...... a.txt/);
   assert.equal(diffTrees(before, await snapshot(join(work, 'ours', name))), []);
+});
+
+test('a missing path on the daemon: exit 23 like rsync, nothing created', async () => {
+  const ref = await run('rsync', ['-rlpt', url('no-such-dir'), join(work, 'ref', 'missing') + '/']);
+  const got = await lsyncd(['--once', url('no-such-dir'), join(work, 'ours', 'missing') + '/']);
+  assert.is(ref.status, 23, ref.stderr);
+  assert.is(got.status, 23, got.stderr);
+  assert.match(got.stderr, 'no-such-dir');
+  assert.equal((await readdir(join(work, 'ours', 'missing'))).length, 0);
 });
 
 test.run();
