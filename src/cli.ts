@@ -202,7 +202,7 @@ function sessionOptions(o: CliOptions, user: string | undefined) {
 }
 
 /** `lsyncd rsync://HOST/MODULE/PATH`: the files, listed as `rsync` lists them (-r to recurse). */
-async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: CliOptions): Promise<number> {
+async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: CliOptions, rules: RuleSource[]): Promise<number> {
   const archive = Boolean(o.archive);
   // Only what was asked for travels, as with rsync (whose listing sends -d, or -r, and -a's letters).
   const transfer: TransferOptions = {
@@ -232,6 +232,8 @@ async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: Cl
     transfer,
     session: { ...sessionOptions(o, target.user), ...(motd && { onLine: motd }) },
     charset: charsetFromEnv(process.env),
+    // The daemon's sender applies our excludes, as it does for rsync's listing.
+    ...(rules.some((r) => r.kind !== 'delete-excluded') && { filter: buildFilterList(rules) }),
     onLine: (line) => process.stdout.write(line),
     onInfo: (text) => out(text),
     onError: (text) => err(text),
@@ -239,9 +241,9 @@ async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: Cl
   return result.exitCode;
 }
 
-async function list(address: string, options: CliOptions): Promise<number> {
+async function list(address: string, options: CliOptions, rules: RuleSource[]): Promise<number> {
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
-  if (target.module) return listContents(target, options);
+  if (target.module) return listContents(target, options, rules);
   const lines = await listModules({ host: target.host, port: target.port, ...sessionOptions(options, target.user) });
   const shown = options.motd ? lines : splitMotd(lines).modules;
   process.stdout.write(Buffer.concat(shown.flatMap((line) => [line, Buffer.from('\n')])));
@@ -370,7 +372,7 @@ function live(source: string, targets: string[], options: CliOptions, rules: Rul
 async function run(args: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
   if (args.length === 1) {
     if (!isDaemonAddress(args[0]!)) throw new UsageError(`${args[0]} is not a daemon address (rsync://HOST/ or HOST::)`);
-    return list(args[0]!, options);
+    return list(args[0]!, options, rules);
   }
   const [source, ...targets] = args;
   if (!options.once) return live(source!, targets, options, rules);

@@ -11,6 +11,7 @@ import { S_IFMT, S_IFDIR, S_IFLNK, S_IFBLK, S_IFCHR, S_IFSOCK, S_IFIFO } from '.
 import type { ReceivedEntry } from '../protocol/flist-recv.js';
 import { MSG_ERROR, MSG_ERROR_EXIT, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, writeMessage } from '../protocol/mplex.js';
 import { EXIT, RemoteError } from '../protocol/errors.js';
+import { sendFilterList, type FilterList } from '../protocol/filter.js';
 import type { DaemonTarget } from './target.js';
 
 /** How rsync checks output text: iconv to the locale's charset (UTF-8 or ASCII). */
@@ -23,6 +24,8 @@ export interface RemoteListOptions {
   session: Omit<SessionOptions, 'host' | 'port'>;
   /** The charset output is checked against (rsync escapes what it cannot show). Default 'utf8'. */
   charset?: OutputCharset;
+  /** Rules for the daemon's sender (`--exclude` ...): what it leaves out of the list. */
+  filter?: FilterList;
   /** One listing line, newline included, escaped. */
   onLine: (line: Buffer) => void;
   /** Daemon text for stdout (MSG_INFO). */
@@ -185,7 +188,9 @@ export async function listRemote(options: RemoteListOptions): Promise<RemoteList
   let demuxForAck: Parameters<typeof acknowledgeErrorExit>[1] | undefined;
   try {
     const args = serverArgs(wire, session.hello.protocol, remotePath(target), true);
+    const filter = options.filter;
     const start = await startPull(reader, writer, args, {
+      ...(filter && { writeFilterList: (w) => sendFilterList(w, filter, { deleteExcluded: false, role: 'receiver' }) }),
       ...(transfer.checksumChoice && { checksumChoice: parseChecksumName(transfer.checksumChoice) }),
       flist: {
         preserveUid: transfer.owner,

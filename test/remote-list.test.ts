@@ -117,6 +117,18 @@ test('locale and time zone: ASCII-only output under LC_ALL=C, UTF-8 names kept u
   assert.ok(india.ours.stdout.toString('latin1').includes(' 1901/12/14 05:21:10 dangling -> /nowhere/at all\n'));
 });
 
+test('excludes travel to the daemon\'s sender: the same list as rsync leaves', async () => {
+  for (const protocol of protocols.filter((p) => p === 29 || p === 32)) {
+    for (const rules of [['--exclude', '*.txt'], ['--exclude', 'sub/', '--include', 'a*', '--exclude', '[a-f]*'], ['--filter', '- deep/'], ['--exclude', '/big']]) {
+      const { ours } = await same(['--protocol', String(protocol), '-r', ...rules, url('push/rl/')], `${protocol} ${rules.join(' ')}`);
+      assert.is(ours.status, 0);
+    }
+  }
+  const { ours } = await same(['-r', '--exclude', '*.txt', url('push/rl/')], 'plain');
+  assert.not.ok(ours.stdout.toString('latin1').includes('a.txt'));
+  assert.ok(ours.stdout.toString('latin1').includes('sub/deep/file'));
+});
+
 test('a missing path: the daemon\'s error on stderr and exit 23, as rsync', async () => {
   for (const protocol of protocols) {
     const { ours } = await same(['--protocol', String(protocol), url('push/rl/nonexistent')], `missing at ${protocol}`);
