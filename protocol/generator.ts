@@ -288,26 +288,43 @@ export async function generateFiles(
     options.onItem?.({ ndx, entry, iflags });
   };
 
+  // rsync/delete.c: delete_item (+ delete_dir_contents: the contents first, each counted; the
+  // item itself is counted unless it only makes room for a new entry, DEL_MAKE_ROOM)
+  const deleteItem = async (name: Buffer, st: LocalStat, count: boolean): Promise<void> => {
+    const isDir = isDirMode(st.mode);
+    if (isDir) {
+      const names = await tree.list(name);
+      names.sort(Buffer.compare);
+      for (let i = names.length - 1; i >= 0; i--) {
+        const child = joinName(name, names[i]!);
+        const cst = await tree.lstat(child);
+        if (cst) await deleteItem(child, cst, true);
+      }
+    }
+    if (doXfers) await tree.remove(name);
+    if (!count) return;
+    const type = st.mode & S_IFMT;
+    if (isDir) deleted.dirs++;
+    else if (type === S_IFLNK) deleted.symlinks++;
+    else if (type === S_IFREG) deleted.files++;
+    else if (type === 0o020000 || type === 0o060000) deleted.devices++;
+    else deleted.specials++;
+    options.onDeleted?.(name, isDir);
+  };
+
   // rsync/generator.c: delete_in_dir
   const deleteInDir = async (dir: Buffer): Promise<void> => {
     const keep = listed.get(dir.toString('latin1')) ?? new Set<string>();
     const names = await tree.list(dir);
     names.sort(Buffer.compare);
-    for (const base of names) {
+    for (let i = names.length - 1; i >= 0; i--) {
+      const base = names[i]!;
       if (keep.has(base.toString('latin1'))) continue;
       const name = joinName(dir, base);
       const st = await tree.lstat(name);
       if (!st) continue;
-      const isDir = isDirMode(st.mode);
-      if (options.isProtected?.(name, isDir)) continue;
-      if (!options.dryRun) await tree.remove(name);
-      const type = st.mode & S_IFMT;
-      if (isDir) deleted.dirs++;
-      else if (type === S_IFLNK) deleted.symlinks++;
-      else if (type === S_IFREG) deleted.files++;
-      else if (type === 0o020000 || type === 0o060000) deleted.devices++;
-      else deleted.specials++;
-      options.onDeleted?.(name, isDir);
+      if (options.isProtected?.(name, isDirMode(st.mode))) continue;
+      await deleteItem(name, st, true);
     }
   };
 
@@ -320,7 +337,7 @@ export async function generateFiles(
       failed++;
       return false;
     }
-    await tree.remove(name);
+    await deleteItem(name, st, false);
     return true;
   };
 
@@ -346,7 +363,7 @@ export async function generateFiles(
     // 1. Directories: replace a non-directory, create, delete extraneous entries (--delete).
     if (type === S_IFDIR) {
       if (st && !isDirMode(st.mode)) {
-        if (doXfers) await tree.remove(name);
+        await makeWay(name, st, 'directory');
         st = null;
       }
       if (!st && doXfers) await tree.mkdir(name, entry);

@@ -11,7 +11,7 @@ import { listModules, splitMotd } from './client.js';
 import { listRemote, charsetFromEnv } from './list.js';
 import { passwordSource } from './password.js';
 import { push } from './push.js';
-import { pull, pullStatsLines } from './pull.js';
+import { pull, pullStatsLines, pullSummaryLines } from './pull.js';
 import { buildFilterList, pushFilter, type RuleSource } from './filters.js';
 import { itemizeString, itemName, statsLines, summaryLines, commas } from './output.js';
 import type { TransferOptions } from '../protocol/args.js';
@@ -313,6 +313,7 @@ async function pullOnce(address: string, dest: string, options: CliOptions, rule
   const transfer = { ...transferOptions(options), delete: options.delete === true };
   const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
   const started = Date.now();
+  let received = 0;
   const motd = options.motd ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined;
   const showItem = (iflags: number, entry: FileEntry): void => {
     const isTransfer = (iflags & ITEM_TRANSFER) !== 0;
@@ -335,11 +336,21 @@ async function pullOnce(address: string, dest: string, options: CliOptions, rule
       else if (transfer.verbose) out(`deleting ${shown}`);
     },
     onItem: (item) => showItem(item.iflags, item.entry),
+    onReceived: (item) => {
+      if (!options.progress) return;
+      received++;
+      const secs = Math.max((Date.now() - started) / 1000, 0.001);
+      out(`${String(commas(item.entry.size)).padStart(15)} 100% ${(item.entry.size / secs / 1e6).toFixed(2)}MB/s (xfr#${received})`);
+    },
   });
   const elapsed = (Date.now() - started) / 1000;
   if (transfer.stats) {
     out('');
-    for (const line of pullStatsLines(result, elapsed)) out(line);
+    for (const line of pullStatsLines(result)) out(line);
+  }
+  if (transfer.stats || transfer.verbose) {
+    out('');
+    for (const line of pullSummaryLines(result, elapsed, transfer.dryRun)) out(line);
   }
   return result.exitCode;
 }

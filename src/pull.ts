@@ -41,7 +41,10 @@ import { createChecksummer, type Checksummer } from '../protocol/checksum.js';
 import { S_IFMT, S_IFLNK, MAXPATHLEN, type FileEntry } from '../protocol/flist.js';
 import { sendFilterList, compileFilter, type FilterList } from '../protocol/filter.js';
 import { doRecv, type ReceiverStats, type ReceivedItem } from '../protocol/receiver.js';
-import type { LocalTree, LocalStat, BasisFile, TempFile, GeneratorResult, GeneratedItem } from '../protocol/generator.js';
+import type { LocalTree, LocalStat, BasisFile, TempFile, GeneratorResult, GeneratedItem, PullEntry } from '../protocol/generator.js';
+import { ITEM_IS_NEW } from '../protocol/sender.js';
+import { statsLines, summaryLines } from './output.js';
+import type { PushResult } from './push.js';
 import { MSG_ERROR, MSG_ERROR_EXIT, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, writeMessage, type Demultiplexer } from '../protocol/mplex.js';
 import type { ByteWriter } from '../protocol/io.js';
 import { EXIT, ProtocolError, RemoteError, RsyncError } from '../protocol/errors.js';
@@ -440,6 +443,12 @@ export interface PullResult {
   bytesSent: number;
   bytesReceived: number;
   entries: FileEntry[];
+  /** Entries created here (new files, directories, symlinks), for --stats. */
+  created: FileEntry[];
+  /** Bytes read from the start of the setup to the end of the file list (rsync: the list's size). */
+  flistBytes: number;
+  /** The protocol spoken. */
+  protocol: number;
 }
 
 function remotePath(target: DaemonTarget): string {
@@ -450,15 +459,16 @@ function remotePath(target: DaemonTarget): string {
 export async function pull(options: PullOptions): Promise<PullResult> {
   const { transfer } = options;
   const onError = options.onError ?? (() => {});
-  // 1. DEST: created if missing (one level, as rsync does), never a symlink.
+  // 1. DEST: a directory, or missing (the generator creates it for the list's '.', one level, as
+  // rsync does); never a symlink.
   const dest = resolvePath(options.dest);
+  let destStat: ReturnType<typeof lstatSync> | null = null;
   try {
-    const st = lstatSync(dest);
-    if (!st.isDirectory()) throw new RsyncError('ERR_RSYNC_DEST', `destination ${dest} is not a directory`, EXIT.FILEIO);
+    destStat = lstatSync(dest);
   } catch (e) {
     if (!isErrno(e, 'ENOENT')) throw e;
-    if (!transfer.dryRun) mkdirSync(dest, { mode: 0o755 });
   }
+  if (destStat && !destStat.isDirectory()) throw new RsyncError('ERR_RSYNC_DEST', `destination ${dest} is not a directory`, EXIT.FILEIO);
   // 2. Connect, module, auth; args with --sender; setup; our filter list.
   const session = await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
   const { reader, writer, socket } = session;
@@ -471,6 +481,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     const args = serverArgs(transfer, protocol, remotePath(options.target), true);
     const checksumChoice = transfer.checksumChoice ? parseChecksumName(transfer.checksumChoice) : undefined;
     // 3. Args with --sender, setup, our filter list, the daemon's file list (names checked).
+    const consumedBefore = reader.consumed;
     const start = await startPull(reader, writer, args, {
       ...(checksumChoice && { checksumChoice }),
       ...(options.filter && {
@@ -513,6 +524,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     });
     demuxForAck = start.demux;
     const { setup, flist } = start;
+    const flistBytes = reader.consumed - consumedBefore;
+    const created: FileEntry[] = [];
     {
       // rsync's client: an empty list (a missing path) ends the session at once, before any phase.
       if (flist.files.length === 0) {
@@ -527,6 +540,9 @@ export async function pull(options: PullOptions): Promise<PullResult> {
           bytesSent: socket.bytesWritten - sentBefore,
           bytesReceived: socket.bytesRead - receivedBefore,
           entries: [],
+          created,
+          flistBytes,
+          protocol,
         };
       }
       const checksummer = await createChecksummer(setup.checksum, {
@@ -562,7 +578,10 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         ...(transfer.modifyWindow !== undefined && { modifyWindow: transfer.modifyWindow }),
         ...(protect && { isProtected: (name: Buffer, isDir: boolean) => !protect.empty && protect.isExcluded(name, isDir) }),
         ...(fileSummer && { fileChecksum: (name: Buffer) => localChecksum(tree, fileSummer!, name) }),
-        ...(options.onItem && { onItem: options.onItem }),
+        onItem: (item) => {
+          if (item.iflags & ITEM_IS_NEW) created.push(item.entry);
+          options.onItem?.(item);
+        },
         ...(options.onReceived && { onReceived: options.onReceived }),
         ...(options.onDeleted && { onDeleted: options.onDeleted }),
         onWarning: onError,
@@ -581,14 +600,25 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         bytesSent: socket.bytesWritten - sentBefore,
         bytesReceived: socket.bytesRead - receivedBefore,
         entries: flist.files,
+        created,
+        flistBytes,
+        protocol,
       };
     }
   } catch (e) {
     if (e instanceof RemoteError && demuxForAck) await acknowledgeErrorExit(writer, demuxForAck, e).catch(() => {});
-    throw e;
+    throw asFileError(e);
   } finally {
     socket.destroy();
   }
+}
+
+/** A failed local file operation (ENOENT, EACCES, ENOSPC, ...) as rsync reports it: exit 11. */
+function asFileError(e: unknown): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (e instanceof RsyncError || !(e instanceof Error) || typeof err.syscall !== 'string') return e;
+  const path = err.path ? ` ${JSON.stringify(String(err.path))}` : '';
+  return new RsyncError('ERR_RSYNC_FILEIO', `${err.syscall}${path} failed: ${err.code ?? err.message}`, EXIT.FILEIO, { cause: e });
 }
 
 function int32(value: number): Buffer {
@@ -610,28 +640,49 @@ async function localChecksum(tree: LocalTree, summer: Checksummer, name: Buffer)
   }
 }
 
-/** rsync's --stats block for a pull (the lines tests and scripts read). */
-// rsync/main.c: output_summary
-export function pullStatsLines(result: PullResult, elapsedSeconds: number): string[] {
-  const c = (n: number): string => n.toLocaleString('en-US');
+/** The pull's figures in the shape output.ts formats (the push's). */
+function asPushResult(result: PullResult): PushResult {
   const r = result.receiver;
-  const regular = result.entries.filter((e) => (e.mode & S_IFMT) === 0o100000).length;
   const d = result.generator.deleted;
-  const deleted = d.files + d.dirs + d.symlinks + d.devices + d.specials;
-  const rate = (result.bytesSent + result.bytesReceived) / Math.max(elapsedSeconds, 0.001);
-  return [
-    `Number of files: ${c(result.files)}`,
-    `Number of created files: ${c(r.createdFiles)}`,
-    `Number of deleted files: ${c(deleted)}`,
-    `Number of regular files transferred: ${c(r.transferredFiles)}`,
-    `Total file size: ${c(result.totalSize)} bytes`,
-    `Total transferred file size: ${c(r.totalTransferredSize)} bytes`,
-    `Literal data: ${c(r.literalBytes)} bytes`,
-    `Matched data: ${c(r.matchedBytes)} bytes`,
-    `Regular files in the list: ${c(regular)}`,
-    `Total bytes sent: ${c(result.bytesSent)}`,
-    `Total bytes received: ${c(result.bytesReceived)}`,
-    '',
-    `sent ${c(result.bytesSent)} bytes  received ${c(result.bytesReceived)} bytes  ${c(Math.round(rate * 100) / 100)} bytes/sec`,
-  ];
+  return {
+    exitCode: result.exitCode,
+    stats: {
+      transferredFiles: r.transferredFiles,
+      totalTransferredSize: r.totalTransferredSize,
+      literalBytes: r.literalBytes,
+      matchedBytes: r.matchedBytes,
+      createdFiles: result.created.length,
+      deleted: d.files + d.dirs + d.symlinks + d.devices + d.specials ? d : null,
+    },
+    files: result.files,
+    totalSize: result.totalSize,
+    bytesSent: result.bytesSent,
+    bytesReceived: result.bytesReceived,
+    flistBytes: result.flistBytes,
+    entries: [],
+    scanSeconds: 0,
+  };
+}
+
+/** rsync's --stats block for a pull (created counts from 29, deleted from 31, as rsync prints them). */
+// rsync/main.c: output_summary
+export function pullStatsLines(result: PullResult): string[] {
+  const totals = result.receiver.totals;
+  const active = result.entries.filter((e) => (e as PullEntry).active !== false);
+  const lines = statsLines(asPushResult(result), active, result.created, {
+    flistBuild: (totals?.flistBuildTime ?? 0) / 1000,
+    flistXfer: (totals?.flistXferTime ?? 0) / 1000,
+  });
+  return lines.filter(
+    (l) =>
+      !(result.protocol < 29 && l.startsWith('Number of created files')) &&
+      !(result.protocol < 31 && l.startsWith('Number of deleted files')) &&
+      !(result.protocol < 29 && l.startsWith('File list generation time')) &&
+      !(result.protocol < 29 && l.startsWith('File list transfer time')),
+  );
+}
+
+/** "sent X bytes  received Y bytes ..." and "total size is N  speedup is M". */
+export function pullSummaryLines(result: PullResult, elapsedSeconds: number, dryRun: boolean): string[] {
+  return summaryLines(asPushResult(result), elapsedSeconds, dryRun);
 }

@@ -5,7 +5,7 @@
 // grow/shrink, type swaps, deletes with --delete, chmod/touch; plus -c, -W, -n, -H, excludes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, appendFile, truncate, chmod, mkdir, unlink, symlink, readFile, link, lstat, readdir } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, appendFile, truncate, chmod, mkdir, unlink, symlink, readFile, link, lstat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, rsyncVersion, type TestDaemon } from './helpers/daemon.js';
@@ -33,10 +33,16 @@ const moduleDir = (name: string) => join(daemon.modulePath('src'), name);
 /** Pull module path `name` with rsync into ref/name and with lsyncd into ours/name; return lsyncd's run. */
 async function pullBoth(name: string, protocol: number, ours: string[] = [], theirs: string[] = ['-rlpt']) {
   const rsyncProtocol = Math.min(protocol, rsyncVersion().protocol);
-  const ref = await run('rsync', [...theirs, '--no-inc-recursive', `--protocol=${rsyncProtocol}`, url(name), join(work, 'ref', name) + '/']);
+  const ref = await run('rsync', [...theirs, '--stats', '--no-inc-recursive', `--protocol=${rsyncProtocol}`, url(name), join(work, 'ref', name) + '/']);
   assert.is(ref.status, 0, `rsync: ${ref.stderr}`);
-  const got = await lsyncd(['--once', '--stats', '--protocol', String(protocol), ...ours, url(name), join(work, 'ours', name) + '/']);
+  const got = await lsyncd(['--once', '--stats', '--timeout', '20', '--protocol', String(protocol), ...ours, url(name), join(work, 'ours', name) + '/']);
   assert.is(got.status, 0, `lsyncd: ${got.stderr}\n${got.stdout.toString()}`);
+  // The --stats lines that do not depend on timing or on our wire choices are rsync's.
+  for (const label of ['Number of files', 'Number of created files', 'Number of deleted files', 'Number of regular files transferred', 'Total file size', 'Total transferred file size']) {
+    const line = (text: string) => text.split('\n').find((l) => l.startsWith(label + ':'));
+    const theirs = line(ref.stdout.toString());
+    if (theirs !== undefined || protocol >= 29) assert.is(line(got.stdout.toString()), theirs, `${label}\n--- rsync:\n${ref.stdout}\n--- ours:\n${got.stdout}`); // rsync < 29 prints no created/deleted counts
+  }
   return got;
 }
 
@@ -101,9 +107,13 @@ for (const protocol of [27, 28, 29, 30, 31, 32]) {
     await writeFile(join(src, 'link'), 'was a symlink\n');
     await setTimes(src, T0 + 180);
     // A non-empty directory in the way of a symlink goes only with --delete (rsync: "could not make way").
+    // Both sides try without it first (exit 23, everything else done), then with it.
+    const refusedRef = await run('rsync', ['-rlpt', '--no-inc-recursive', `--protocol=${Math.min(protocol, rsyncVersion().protocol)}`, url(name), join(work, 'ref', name) + '/']);
+    assert.is(refusedRef.status, 23, refusedRef.stderr);
     const refused = await lsyncd(['--once', '--protocol', String(protocol), url(name), join(work, 'ours', name) + '/']);
     assert.is(refused.status, 23, refused.stderr);
     assert.match(refused.stderr, /could not make way for new symlink: sub/);
+    await assertSame(name, 'type swaps refused without --delete');
     await pullBoth(name, protocol, ['--delete'], ['-rlpt', '--delete']);
     await assertSame(name, 'type swaps');
   });
@@ -191,7 +201,8 @@ test('a missing path on the daemon: exit 23 like rsync, nothing created', async 
   assert.is(ref.status, 23, ref.stderr);
   assert.is(got.status, 23, got.stderr);
   assert.match(got.stderr, 'no-such-dir');
-  assert.equal((await readdir(join(work, 'ours', 'missing'))).length, 0);
+  assert.is(await lstat(join(work, 'ours', 'missing')).catch(() => null), null);
+  assert.is(await lstat(join(work, 'ref', 'missing')).catch(() => null), null);
 });
 
 test.run();
