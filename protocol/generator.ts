@@ -463,8 +463,11 @@ export async function generateFiles(
   const waitFor = async (ready: () => boolean, redo: boolean): Promise<void> => {
     for (;;) {
       if (redo) await doRedos();
-      if (ready()) return;
       await writer.flush();
+      // No await between these checks and next(): a message from the receiver that arrived during
+      // the awaits above is seen here, and one that arrives later wakes next().
+      if (redo && receiver.redo.length) continue;
+      if (ready()) return;
       await receiver.next();
     }
   };

@@ -96,14 +96,15 @@ function sessionOf(name: string) {
 }
 
 /** Run our roles on the daemon's recorded stream; return what our side wrote and the tree. */
-async function replay(name: string, tree: MemTree, source?: (bytes: Buffer) => ByteSource) {
+async function replay(name: string, tree: MemTree, source?: (bytes: Buffer) => ByteSource, slowSink = false) {
   const cap: Capture = loadCapture(name);
   const s = sessionOf(name);
   const s2c = dataStream(cap.s2c, s.decoded, 's2c');
   const reader = new ByteReader(source ? source(s2c) : piecesSource(s2c));
   reader.protocol = s.protocol;
   const sink = memorySink();
-  const writer = new ByteWriter(sink);
+  // A slow socket: each write completes on a later turn, so the receiver runs meanwhile.
+  const writer = new ByteWriter(slowSink ? { write: (b) => new Promise<void>((r) => setTimeout(() => void sink.write(b).then(r), 2)) } : sink);
   writer.protocol = s.protocol;
   // -a as the captures ran it (-logDtpr), as root.
   const flist = await receiveFileList(reader, {
@@ -186,6 +187,22 @@ test('pull_delta: the daemon stream split at every offset gives the same request
   for (let cut = 1; cut < length; cut += 7) {
     const { ours } = await replay('pull_delta', afterInitial(), (bytes) => piecesSource(bytes, [cut, cut + 1, cut + 3]));
     assert.equal(ours, whole, `cut at ${cut}`);
+  }
+});
+
+test('a slow socket: the receiver reports phase ends while the generator writes, and nothing is lost', async () => {
+  for (const name of ['pull_delta', 'pull_proto29', 'pull_proto27']) {
+    const tree = name === 'pull_delta' ? afterInitial() : new MemTree();
+    // The daemon's bytes trickle in too, a few at a time on later turns.
+    const trickle = (bytes: Buffer): ByteSource => {
+      let at = 0;
+      const step = bytes.length > 4000 ? 97 : 3;
+      return { read: () => new Promise((r) => setTimeout(() => r(at < bytes.length ? bytes.subarray(at, (at += step)) : null), 1)) };
+    };
+    const run = replay(name, tree, trickle, true);
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${name}: the roles hung`)), 5000));
+    const { ours, theirs } = await Promise.race([run, timeout]);
+    assert.equal(ours.toString('hex'), theirs.toString('hex'), name);
   }
 });
 
