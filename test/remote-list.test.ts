@@ -89,9 +89,9 @@ for (const protocol of protocols) {
   });
 }
 
-test('a directory without its slash, a single file, the module itself, a nested path', async () => {
+test('a directory without its slash, a single file, the module itself (with and without its slash), a nested path', async () => {
   for (const protocol of protocols.filter((p) => p === 29 || p === 32)) {
-    for (const path of ['push/rl', 'push/rl/a.txt', 'push/', 'push/rl/sub/', 'push/rl/link', 'push/rl/empty dir']) {
+    for (const path of ['push/rl', 'push/rl/a.txt', 'push/', 'push', 'push/rl/sub/', 'push/rl/link', 'push/rl/empty dir']) {
       for (const flags of [[], ['-r']]) {
         const { ours } = await same(['--protocol', String(protocol), ...flags, url(path)], `${protocol} ${flags.join(' ')} ${path}`);
         assert.is(ours.status, 0);
