@@ -21,6 +21,7 @@ import {
   ITEM_REPORT_SIZE,
   ITEM_REPORT_TIME,
   ITEM_TRANSFER,
+  ITEM_MISSING_DATA,
   ITEM_BASIS_TYPE_FOLLOWS,
   ITEM_XNAME_FOLLOWS,
   NDX_DEL_STATS,
@@ -430,7 +431,8 @@ export async function generateFiles(
     if (options.checksum) iflags |= ITEM_REPORT_CHANGE;
     iflags = itemize(entry, st, iflags);
     if (protocol >= 29) writer.writeShort(iflags);
-    options.onItem?.({ ndx, entry, iflags });
+    // Below 29 no iflags travel and rsync itemizes a transfer as its receiver sees it.
+    options.onItem?.({ ndx, entry, iflags: protocol >= 29 ? iflags : ITEM_TRANSFER | ITEM_MISSING_DATA });
     if (!redo) requested++;
     if (!doXfers) return;
     const basis = st && !options.wholeFile && st.size > 0 ? await tree.openBasis(name) : null;

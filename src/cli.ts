@@ -8,7 +8,7 @@ import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../protocol/daemon.js';
 import { isDaemonAddress, parseDaemonAddress, DEFAULT_PORT } from './target.js';
 import { resolve } from 'node:path';
 import { listModules, splitMotd } from './client.js';
-import { listRemote, charsetFromEnv } from './list.js';
+import { listRemote, charsetFromEnv, escapeLine } from './list.js';
 import { passwordSource } from './password.js';
 import { push } from './push.js';
 import { pull, pullStatsLines, pullSummaryLines } from './pull.js';
@@ -16,7 +16,7 @@ import { buildFilterList, pushFilter, type RuleSource } from './filters.js';
 import { itemizeString, itemName, statsLines, summaryLines, commas } from './output.js';
 import type { TransferOptions } from '../protocol/args.js';
 import type { FileEntry } from '../protocol/flist.js';
-import { ITEM_IS_NEW, ITEM_TRANSFER } from '../protocol/sender.js';
+import { ITEM_IS_NEW, ITEM_TRANSFER, ITEM_LOCAL_CHANGE, ITEM_BASIS_TYPE_FOLLOWS, ITEM_XNAME_FOLLOWS } from '../protocol/sender.js';
 import { live as runLive } from './live-cli.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -315,11 +315,27 @@ async function pullOnce(address: string, dest: string, options: CliOptions, rule
   const started = Date.now();
   let received = 0;
   const motd = options.motd ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined;
+  // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).
+  const charset = charsetFromEnv(process.env);
+  const outBytes = (...parts: Array<string | Buffer>): void => {
+    process.stdout.write(escapeLine(Buffer.concat([...parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)), Buffer.from('\n')]), charset));
+  };
+  // %n%L: directories with a trailing slash ('.' as './'), symlinks with their target.
+  const nameOf = (entry: FileEntry): Buffer => {
+    const type = entry.mode & 0o170000;
+    if (type === 0o040000) return Buffer.concat([entry.name, Buffer.from('/')]);
+    if (type === 0o120000 && entry.symlink) return Buffer.concat([entry.name, Buffer.from(' -> '), entry.symlink]);
+    return entry.name;
+  };
   const showItem = (iflags: number, entry: FileEntry): void => {
     const isTransfer = (iflags & ITEM_TRANSFER) !== 0;
-    // rsync shows a received file with '>' where a sent one has '<'.
-    if (transfer.itemize) out(`${itemizeString(iflags, entry.mode, transfer.times).replace(/^</, '>')} ${itemName(entry)}`);
-    else if (transfer.verbose && (isTransfer || iflags & ITEM_IS_NEW)) out(itemName(entry));
+    // Like rsync's -i: only items with a significant change (not ITEM_LOCAL_CHANGE alone);
+    // a received file shows '>' where a sent one has '<'.
+    if (transfer.itemize) {
+      if (iflags & ~(ITEM_LOCAL_CHANGE | ITEM_BASIS_TYPE_FOLLOWS | ITEM_XNAME_FOLLOWS) & 0xffff) {
+        outBytes(`${itemizeString(iflags, entry.mode, transfer.times).replace(/^</, '>')} `, nameOf(entry));
+      }
+    } else if (transfer.verbose && (isTransfer || iflags & ITEM_IS_NEW)) outBytes(nameOf(entry));
   };
   const result = await pull({
     target,
@@ -331,9 +347,12 @@ async function pullOnce(address: string, dest: string, options: CliOptions, rule
     onInfo: (text) => out(text),
     onError: (text) => err(text),
     onDeleted: (name, isDir) => {
-      const shown = isDir ? `${name.toString()}/` : name.toString();
-      if (transfer.itemize) out(`*deleting   ${shown}`);
-      else if (transfer.verbose) out(`deleting ${shown}`);
+      const shown = isDir ? Buffer.concat([name, Buffer.from('/')]) : name;
+      if (transfer.itemize) outBytes('*deleting   ', shown);
+      else if (transfer.verbose) outBytes('deleting ', shown);
+    },
+    onCreatedDest: (path) => {
+      if (transfer.itemize || transfer.verbose) out(`created directory ${path}`);
     },
     onItem: (item) => showItem(item.iflags, item.entry),
     onReceived: (item) => {

@@ -432,6 +432,8 @@ export interface PullOptions {
   onItem?: (item: GeneratedItem) => void;
   onReceived?: (item: ReceivedItem) => void;
   onDeleted?: (name: Buffer, isDir: boolean) => void;
+  /** DEST did not exist and is being created (rsync says "created directory DEST" with -v/-i). */
+  onCreatedDest?: (path: string) => void;
 }
 
 export interface PullResult {
@@ -469,6 +471,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     if (!isErrno(e, 'ENOENT')) throw e;
   }
   if (destStat && !destStat.isDirectory()) throw new RsyncError('ERR_RSYNC_DEST', `destination ${dest} is not a directory`, EXIT.FILEIO);
+  if (!destStat && !transfer.dryRun) options.onCreatedDest?.(options.dest.replace(/(.)\/+$/, '$1'));
   // 2. Connect, module, auth; args with --sender; setup; our filter list.
   const session = await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
   const { reader, writer, socket } = session;

@@ -182,7 +182,10 @@ test('excludes: not pulled, and protected from --delete; -n changes nothing', as
   const opts = ['--exclude', '*.bin', '--exclude', 'private/'];
   await pullBoth(name, 31, opts, ['-rlpt', ...opts]);
   await assertSame(name, 'excludes');
-  for (const side of ['ref', 'ours']) await writeFile(join(work, side, name, 'local.bin'), 'kept: excluded\n');
+  for (const side of ['ref', 'ours']) {
+    await writeFile(join(work, side, name, 'local.bin'), 'kept: excluded\n');
+    await setTime(join(work, side, name, 'local.bin'), T0);
+  }
   await pullBoth(name, 31, [...opts, '--delete'], ['-rlpt', '--delete', ...opts]);
   await assertSame(name, 'excluded local file kept by --delete');
 
@@ -194,6 +197,37 @@ test('excludes: not pulled, and protected from --delete; -n changes nothing', as
   assert.match(dry.stdout.toString(), />f.st...... a.txt/);
   assert.equal(diffTrees(before, await snapshot(join(work, 'ours', name))), []);
 });
+
+for (const protocol of [29, 32]) {
+  test(`protocol ${protocol}: -i prints rsync's itemized lines (escaped names, deletions, created directory)`, async () => {
+    const name = `itemize${protocol}`;
+    const src = moduleDir(name);
+    await makeTree(src);
+    const both = async (extra: string[] = []) => {
+      const ref = await run('rsync', ['-rlpt', '-i', '--no-inc-recursive', `--protocol=${protocol}`, ...extra, url(name), join(work, 'ref', name) + '/']);
+      const got = await lsyncd(['--once', '-i', '--protocol', String(protocol), ...extra, url(name), join(work, 'ours', name) + '/']);
+      assert.is(got.status, ref.status, got.stderr);
+      const lines = (out: Buffer, side: string) =>
+        out
+          .toString('latin1')
+          .split('\n')
+          .filter((l) => l && !l.startsWith('Welcome') && !l.startsWith('Second motd'))
+          .map((l) => l.replace(join(work, side, name), 'DEST'))
+          .sort();
+      assert.equal(lines(got.stdout, 'ours'), lines(ref.stdout, 'ref'));
+      return lines(got.stdout, 'ours');
+    };
+    const first = await both();
+    assert.ok(first.includes('created directory DEST'));
+    assert.ok(first.some((l) => l.startsWith('>f+++++++++ new\\#012line')), first.join('\n'));
+    assert.equal(await both(), []);
+    await appendFile(join(src, 'a.txt'), 'more\n');
+    await chmod(join(src, 'run.sh'), 0o700);
+    await setTime(join(src, 'empty'), T0 + 99);
+    for (const side of ['ref', 'ours']) await writeFile(join(work, side, name, 'extra'), 'x');
+    assert.ok((await both(['--delete'])).includes('*deleting   extra'));
+  });
+}
 
 test('a missing path on the daemon: exit 23 like rsync, nothing created', async () => {
   const ref = await run('rsync', ['-rlpt', url('no-such-dir'), join(work, 'ref', 'missing') + '/']);
