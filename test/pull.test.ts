@@ -175,6 +175,27 @@ test('-a -H: hard links pulled as hard links; -c and -W; excludes protect and fi
   await assertSame(name, '-W');
 });
 
+for (const protocol of [28, 29, 30]) {
+  test(`protocol ${protocol}: -a -H hard-link groups as rsync pulls them`, async () => {
+    const name = `hl${protocol}`;
+    const src = moduleDir(name);
+    await makeTree(src);
+    await link(join(src, 'a.txt'), join(src, 'hard-a'));
+    await link(join(src, 'a.txt'), join(src, 'sub/hard-a2'));
+    await link(join(src, 'sub/deeper/c.bin'), join(src, 'private/hard-c'));
+    await setTimes(src);
+    await pullBoth(name, protocol, ['-a', '-H'], ['-aH']);
+    await assertSame(name, '-a -H');
+    // A new member of an existing group, and a group split up.
+    await link(join(src, 'a.txt'), join(src, 'hard-a3'));
+    await unlink(join(src, 'private/hard-c'));
+    await writeFile(join(src, 'private/hard-c'), 'no longer a link\n');
+    await setTimes(src, T0 + 7);
+    await pullBoth(name, protocol, ['-a', '-H'], ['-aH']);
+    await assertSame(name, '-a -H after changes');
+  });
+}
+
 test('excludes: not pulled, and protected from --delete; -n changes nothing', async () => {
   const name = 'excl';
   const src = moduleDir(name);
@@ -188,6 +209,11 @@ test('excludes: not pulled, and protected from --delete; -n changes nothing', as
   }
   await pullBoth(name, 31, [...opts, '--delete'], ['-rlpt', '--delete', ...opts]);
   await assertSame(name, 'excluded local file kept by --delete');
+
+  // --delete-excluded: the excluded local file goes too.
+  await pullBoth(name, 31, [...opts, '--delete-excluded'], ['-rlpt', '--delete-excluded', ...opts]);
+  await assertSame(name, '--delete-excluded');
+  assert.is(await lstat(join(work, 'ours', name, 'local.bin')).catch(() => null), null);
 
   // -n: a change on the daemon side is listed but not applied.
   await writeFile(join(src, 'a.txt'), 'changed\n');
