@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { chmodSync, lutimesSync, mkdirSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, lutimesSync, mkdirSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, findRsync, rsyncVersion, AUTH_USER, AUTH_PASSWORD, type TestDaemon } from './helpers/daemon.js';
 import { CLI, lsyncd, run, type RunResult } from './helpers/cli.js';
@@ -49,6 +49,7 @@ test.before(async () => {
   writeFileSync(join(root, 'big'), '');
   truncateSync(join(root, 'big'), 5 * 2 ** 30); // sparse: a size above 4 GiB costs no disk
   symlinkSync('a.txt', join(root, 'link'));
+  linkSync(join(root, 'a.txt'), join(root, 'sub/hard link to a.txt'));
   symlinkSync('/nowhere/at all', join(root, 'dangling'));
   lutimesSync(join(root, 'dangling'), at('1901-12-14T00:00:00Z'), at('1901-12-14T00:00:00Z'));
   spawnSync('mkfifo', [join(root, 'fifo')]);
@@ -69,8 +70,8 @@ async function same(args: string[], label: string, env: NodeJS.ProcessEnv = {}):
 const protocols = [29, 30, 31, 32].filter((p) => p <= rsyncVersion().protocol);
 
 for (const protocol of protocols) {
-  test(`protocol ${protocol}: contents, recursive, with links, archive: rsync's bytes`, async () => {
-    for (const flags of [[], ['-r'], ['-l'], ['-rl'], ['-a']]) {
+  test(`protocol ${protocol}: contents, recursive, with links, archive, hard links, checksums: rsync's bytes`, async () => {
+    for (const flags of [[], ['-r'], ['-l'], ['-rl'], ['-a'], ['-aH'], ['-rc']]) {
       const args = ['--protocol', String(protocol), ...flags, url('push/rl/')];
       const { ours } = await same(args, `${protocol} ${flags.join(' ')}`);
       assert.is(ours.status, 0);
@@ -83,8 +84,8 @@ for (const protocol of protocols) {
       assert.ok(text.includes(' 2100/01/01 00:00:00 future-2100\n'), text);
       // Below 30 an mtime travels as 32 bits read unsigned: 1960 wraps to 2096 in both clients.
       assert.ok(text.includes(protocol >= 30 ? ' 1960/03/04 05:06:07 old-1960\n' : ' 2096/04/09 11:34:23 old-1960\n'), text);
-      assert.is(text.includes('sub/deep/file'), flags.some((f) => f.includes('r') || f === '-a'), 'recursion');
-      assert.is(text.includes('link -> a.txt\n'), flags.some((f) => f.includes('l') || f === '-a'), 'links');
+      assert.is(text.includes('sub/deep/file'), flags.some((f) => f.includes('r') || f.startsWith('-a')), 'recursion');
+      assert.is(text.includes('link -> a.txt\n'), flags.some((f) => f.includes('l') || f.startsWith('-a')), 'links');
     }
   });
 }
