@@ -17,3 +17,5 @@ export * from './token.js';
 export * from './sender.js';
 export * from './generator.js';
 export * from './receiver.js';
+export * from './flist-recv.js';
+export * from './list-only.js';
