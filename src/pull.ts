@@ -29,6 +29,7 @@ import {
   chmodSync,
   utimesSync,
   unlinkSync,
+  readFileSync,
   type BigIntStats,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -329,9 +330,9 @@ export class DestTree implements LocalTree {
     const p = await this.must(name);
     const type = entry.mode & S_IFMT;
     if (type === S_IFLNK) {
-      if ((this.attrs.owner || this.attrs.group) && st && (st.uid !== entry.uid || st.gid !== entry.gid)) {
+      if ((this.attrs.owner || this.attrs.group) && (!st || st.uid !== entry.uid || st.gid !== entry.gid)) {
         try {
-          lchownSync(p, this.attrs.owner ? entry.uid : st.uid, this.attrs.group ? entry.gid : st.gid);
+          lchownSync(p, this.attrs.owner ? entry.uid : -1, this.attrs.group ? entry.gid : -1);
         } catch {
           // as above: not fatal
         }
@@ -559,6 +560,15 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         // rsync's file_checksum: never seeded.
         fileSummer = await createChecksummer(setup.checksum, { protocol, seed: 0, compatFlags: setup.compatFlags, implied: false });
       }
+      // -o/-g: the daemon's ids, mapped by name to ours unless --numeric-ids.
+      if ((transfer.owner || transfer.group) && !transfer.numericIds) {
+        const mapUid = transfer.owner ? idMapper(flist.userNames, localIds('/etc/passwd')) : null;
+        const mapGid = transfer.group ? idMapper(flist.groupNames, localIds('/etc/group')) : null;
+        for (const e of flist.files) {
+          if (mapUid) e.uid = mapUid(e.uid);
+          if (mapGid) e.gid = mapGid(e.gid);
+        }
+      }
       const umask = process.umask();
       const tree = new DestTree(dest, { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask, modifyWindow: transfer.modifyWindow ?? 0 });
       const protect = options.filter
@@ -614,6 +624,41 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   } finally {
     socket.destroy();
   }
+}
+
+/** name → id from /etc/passwd or /etc/group (empty if unreadable). */
+function localIds(file: string): Map<string, number> {
+  const ids = new Map<string, number>();
+  let text: string;
+  try {
+    text = readFileSync(file, 'latin1');
+  } catch {
+    return ids;
+  }
+  for (const line of text.split('\n')) {
+    const fields = line.split(':');
+    const id = Number(fields[2]);
+    if (fields.length >= 3 && fields[0] && Number.isInteger(id) && !ids.has(fields[0])) ids.set(fields[0], id);
+  }
+  return ids;
+}
+
+/**
+ * The daemon's id → ours: the local id of the same name, else the id as sent (rsync's rule:
+ * "if a name has no match here, the numeric id is used").
+ */
+// rsync/uidlist.c: recv_add_id / match_uid
+function idMapper(remote: ReadonlyMap<number, Buffer>, local: ReadonlyMap<string, number>): (id: number) => number {
+  const cache = new Map<number, number>();
+  return (id) => {
+    let mapped = cache.get(id);
+    if (mapped === undefined) {
+      const name = remote.get(id);
+      mapped = name ? (local.get(name.toString('latin1')) ?? id) : id;
+      cache.set(id, mapped);
+    }
+    return mapped;
+  };
 }
 
 /** A failed local file operation (ENOENT, EACCES, ENOSPC, ...) as rsync reports it: exit 11. */

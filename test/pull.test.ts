@@ -5,7 +5,7 @@
 // grow/shrink, type swaps, deletes with --delete, chmod/touch; plus -c, -W, -n, -H, excludes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, appendFile, truncate, chmod, mkdir, unlink, symlink, readFile, link, lstat } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, appendFile, truncate, chmod, mkdir, unlink, symlink, readFile, link, lstat, chown, lchown } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, rsyncVersion, type TestDaemon } from './helpers/daemon.js';
@@ -195,6 +195,22 @@ for (const protocol of [28, 29, 30]) {
     await assertSame(name, '-a -H after changes');
   });
 }
+
+test('-a as root: owners and groups as rsync sets them (named ids, an id without a name)', async () => {
+  const name = 'owners';
+  const src = moduleDir(name);
+  await makeTree(src);
+  await chown(join(src, 'a.txt'), 1, 1); // daemon:daemon on Debian
+  await chown(join(src, 'sub/b.txt'), 65534, 65534); // nobody:nogroup
+  await chown(join(src, 'empty'), 12345, 23456); // no names: the numbers travel as they are
+  await lchown(join(src, 'link'), 1, 12345);
+  await setTimes(src);
+  await pullBoth(name, 32, ['-a'], ['-a']);
+  await assertSame(name, '-a owners');
+  assert.is((await lstat(join(work, 'ours', name, 'empty'))).uid, 12345);
+  await pullBoth(name, 30, ['-a', '--numeric-ids'], ['-a', '--numeric-ids']);
+  await assertSame(name, '-a --numeric-ids');
+});
 
 test('excludes: not pulled, and protected from --delete; -n changes nothing', async () => {
   const name = 'excl';
