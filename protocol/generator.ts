@@ -41,6 +41,8 @@ export interface LocalStat {
   ino: bigint;
   /** Symlink target bytes (symlinks only). */
   symlink?: Buffer;
+  /** Device numbers (block and character devices only). */
+  rdev?: { major: number; minor: number };
 }
 
 /** A local file opened for reading (the basis of a delta), never through a symlink. */
@@ -76,6 +78,11 @@ export interface LocalTree {
   mkdir(name: Buffer, entry: FileEntry): Promise<void>;
   /** Replace whatever is at `name` with a symlink (atomically). */
   symlink(name: Buffer, target: Buffer): Promise<void>;
+  /**
+   * Replace whatever is at `name` with a device, fifo or socket of the entry's type and rdev
+   * (atomically). Optional: without it such entries are skipped with a warning.
+   */
+  mknod?(name: Buffer, entry: FileEntry): Promise<void>;
   /** Replace whatever is at `name` with a hard link to `existing` (atomically). */
   link(name: Buffer, existing: Buffer): Promise<void>;
   /** Remove a non-directory, or a directory with all its contents. */
@@ -107,6 +114,8 @@ export interface GeneratorOptions {
   group: boolean;
   /** -l: without it symlinks are skipped. */
   links: boolean;
+  /** -D: devices and specials are created (the daemon lists them only with -D). */
+  devices?: boolean;
   /** -H: entries sharing `hardlink` become hard links to the first of their group. */
   hardLinks: boolean;
   /** -c: compare whole-file checksums instead of size and mtime. */
@@ -396,9 +405,28 @@ export async function generateFiles(
       return;
     }
 
-    // 3. Devices and specials need mknod, which Node cannot do: say so and go on.
+    // 3. Devices and specials: an equal one stays, anything else is replaced (mknod).
     if (type !== S_IFREG) {
-      options.onWarning?.(`skipping device or special file "${name.toString()}" (not supported by lsyncd)`);
+      if (!options.devices || !tree.mknod) {
+        options.onWarning?.(`skipping non-regular file "${name.toString()}"`);
+        return;
+      }
+      const isDevice = type === 0o020000 || type === 0o060000;
+      const same =
+        st &&
+        (st.mode & S_IFMT) === type &&
+        (!isDevice || (st.rdev?.major === entry.rdev?.major && st.rdev?.minor === entry.rdev?.minor));
+      if (same) {
+        if (doXfers) await tree.setAttrs(name, entry, st);
+        report(ndx, entry, st, 0);
+        return;
+      }
+      if (st && isDirMode(st.mode) && !(await makeWay(name, st, isDevice ? 'device file' : 'special file'))) return;
+      if (doXfers) {
+        await tree.mknod(name, entry);
+        await tree.setAttrs(name, entry, null);
+      }
+      report(ndx, entry, st && (st.mode & S_IFMT) === type ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
       return;
     }
 

@@ -33,6 +33,7 @@ import {
   type BigIntStats,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { resolve as resolvePath } from 'node:path';
 import { openModule, type SessionOptions } from './client.js';
 import { serverArgs, type TransferOptions } from '../protocol/args.js';
@@ -94,8 +95,17 @@ function checkName(name: Buffer): void {
   }
 }
 
+/** glibc's major()/minor() of a dev_t. */
+function splitRdev(rdev: bigint): { major: number; minor: number } {
+  return {
+    major: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
+    minor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
+  };
+}
+
 function toLocalStat(st: BigIntStats, target?: Buffer): LocalStat {
   return {
+    ...((st.isBlockDevice() || st.isCharacterDevice()) && { rdev: splitRdev(st.rdev) }),
     mode: Number(st.mode),
     size: Number(st.size),
     mtime: Number(st.mtimeNs / 1_000_000_000n),
@@ -279,6 +289,44 @@ export class DestTree implements LocalTree {
     symlinkSync(target, tmp);
     try {
       renameSync(tmp, p); // replaces a file or a symlink; a directory was removed before
+    } catch (e) {
+      unlinkQuietly(tmp);
+      throw e;
+    }
+  }
+
+  // rsync/syscall.c: do_mknod. Node has no mknod(2): the coreutils tools make the node under a
+  // temporary ASCII name in the parent directory, which they reach as /proc/self/fd/3 (names are
+  // raw bytes, argv is not), then it is renamed over the target. Sockets are not made (a socket
+  // file needs a bound server).
+  async mknod(name: Buffer, entry: FileEntry): Promise<void> {
+    const p = await this.must(name);
+    const slash = p.lastIndexOf(SLASH);
+    const base = `.lsyncd-node.${randomBytes(6).toString('hex')}`;
+    const tmp = Buffer.concat([p.subarray(0, slash + 1), Buffer.from(base)]);
+    const type = entry.mode & S_IFMT;
+    const mode = (entry.mode & 0o7777).toString(8);
+    let args: string[];
+    if (type === 0o020000 || type === 0o060000) {
+      const rdev = entry.rdev ?? { major: 0, minor: 0 };
+      args = ['mknod', '-m', mode, '--', '', type === 0o020000 ? 'c' : 'b', String(rdev.major), String(rdev.minor)];
+    } else if (type === 0o010000) {
+      args = ['mkfifo', '-m', mode, '--', ''];
+    } else {
+      throw new RsyncError('ERR_RSYNC_FILEIO', `cannot create socket ${name.toString()} (not supported)`, EXIT.FILEIO);
+    }
+    const dirFd = openSync(p.subarray(0, slash), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    let r: ReturnType<typeof spawnSync>;
+    try {
+      r = spawnSync(args[0]!, args.slice(1).map((a) => (a === '' ? `/proc/self/fd/3/${base}` : a)), { stdio: ['ignore', 'ignore', 'pipe', dirFd] });
+    } finally {
+      closeSync(dirFd);
+    }
+    if (r.status !== 0) {
+      throw new RsyncError('ERR_RSYNC_FILEIO', `mknod ${name.toString()} failed: ${r.stderr?.toString().trim() || r.error?.message}`, EXIT.FILEIO);
+    }
+    try {
+      renameSync(tmp, p);
     } catch (e) {
       unlinkQuietly(tmp);
       throw e;
@@ -581,6 +629,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         owner: transfer.owner,
         group: transfer.group,
         links: transfer.links,
+        devices: transfer.devices,
         hardLinks: transfer.hardLinks,
         checksum: transfer.checksum,
         ignoreTimes: options.ignoreTimes ?? false,

@@ -212,6 +212,27 @@ test('-a as root: owners and groups as rsync sets them (named ids, an id without
   await assertSame(name, '-a --numeric-ids');
 });
 
+test('-a as root: devices and fifos created as rsync creates them; a fifo replaced by a file', async () => {
+  const name = 'devices';
+  const src = moduleDir(name);
+  await makeTree(src);
+  const mk = async (...args: string[]) => assert.is((await run(args[0]!, args.slice(1))).status, 0, args.join(' '));
+  await mk('mknod', '-m', '0640', join(src, 'null-like'), 'c', '1', '3');
+  await mk('mknod', '-m', '0600', join(src, 'sub/blockdev'), 'b', '7', '200');
+  await mk('mkfifo', '-m', '0644', join(src, 'a-fifo'));
+  await mk('mkfifo', join(src, 'will-be-file'));
+  await setTimes(src);
+  await pullBoth(name, 32, ['-a'], ['-a']);
+  await assertSame(name, 'devices');
+  await unlink(join(src, 'will-be-file'));
+  await writeFile(join(src, 'will-be-file'), 'now a file\n');
+  await unlink(join(src, 'null-like'));
+  await mk('mknod', '-m', '0640', join(src, 'null-like'), 'c', '1', '5');
+  await setTimes(src, T0 + 3);
+  await pullBoth(name, 30, ['-a'], ['-a']);
+  await assertSame(name, 'devices changed');
+});
+
 test('excludes: not pulled, and protected from --delete; -n changes nothing', async () => {
   const name = 'excl';
   const src = moduleDir(name);
