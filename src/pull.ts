@@ -650,9 +650,12 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         onAbort: () => socket.destroy(),
       });
       await session.close().catch(() => {});
+      // rsync's final exit code: the sender's io_error (in the list's end marker, or MSG_IO_ERROR
+      // for a file that vanished or failed while sending), per-file errors; 23 beats 24.
+      const ioError = flist.ioError | start.demux.ioError;
       let exitCode: number = EXIT.OK;
-      if (flist.ioError & 2) exitCode = EXIT.VANISHED;
-      if (flist.ioError & 1 || xferErrors || result.receiver.failedFiles || result.generator.failed) exitCode = EXIT.PARTIAL;
+      if (ioError & 2) exitCode = EXIT.VANISHED;
+      if (ioError & 1 || xferErrors || result.receiver.failedFiles || result.generator.failed) exitCode = EXIT.PARTIAL;
       return {
         exitCode,
         files: flist.files.length,

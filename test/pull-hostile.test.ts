@@ -45,6 +45,8 @@ interface Script {
   patchList?: (bytes: Buffer) => Buffer;
   /** Stop after the file list (a stall). */
   stallAfterList?: boolean;
+  /** A file that vanishes on the daemon's side before it is sent (MSG_NO_SEND, IOERR_VANISHED). */
+  vanish?: string;
 }
 
 /** A checksummer whose whole-file digests are wrong for the first `n` files. */
@@ -110,7 +112,10 @@ async function fakeDaemon(script: Script) {
     // The sender role, then stats and the goodbye (31+).
     const cs = await createChecksummer('xxh128', { protocol: 32, seed: SEED, compatFlags: COMPAT, implied: false });
     await sendFiles(reader, writer, listed.sorted, corrupting(cs, script.corrupt ?? 0), {
-      open: async (entry) => [script.contents.get(entry.name.toString())!],
+      open: async (entry) =>
+        entry.name.toString() === script.vanish
+          ? { error: `file has vanished: "${script.vanish}"`, vanished: true }
+          : [script.contents.get(entry.name.toString())!],
     }, { onItem: (item) => sent.push(item) });
     for (let i = 0; i < 5; i++) writer.writeVarlong(0, 3);
     await writer.flush();
@@ -208,6 +213,21 @@ test('a wrong whole-file checksum every time: exit 23, the old version stays, no
     assert.is((await lstat(join(dest, 'sub/b.txt')).catch(() => null)), null);
     assert.equal(await leftovers(dest), []);
     assert.equal(await leftovers(join(dest, 'sub')), []);
+  } finally {
+    fake.close();
+  }
+});
+
+test('a file that vanishes on the daemon side: MSG_NO_SEND and MSG_IO_ERROR, the rest arrives, exit 24', async () => {
+  const a = Buffer.from(lines(20));
+  const fake = await fakeDaemon({ ...basicScript(a), vanish: 'a.txt' });
+  try {
+    const dest = join(work, 'vanish');
+    const r = await pullFrom(fake.port, dest);
+    assert.is(r.exitCode, 24);
+    assert.is(await lstat(join(dest, 'a.txt')).catch(() => null), null);
+    assert.equal(await readFile(join(dest, 'sub/b.txt')), Buffer.from('second file\n'));
+    assert.equal(await leftovers(dest), []);
   } finally {
     fake.close();
   }
