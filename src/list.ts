@@ -11,6 +11,7 @@ import { S_IFMT, S_IFDIR, S_IFLNK, S_IFBLK, S_IFCHR, S_IFSOCK, S_IFIFO } from '.
 import type { ReceivedEntry } from '../protocol/flist-recv.js';
 import { MSG_ERROR, MSG_ERROR_EXIT, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, writeMessage } from '../protocol/mplex.js';
 import { EXIT, RemoteError } from '../protocol/errors.js';
+import { IOERR_GENERAL, IOERR_VANISHED } from '../protocol/sender.js';
 import { sendFilterList, type FilterList } from '../protocol/filter.js';
 import type { DaemonTarget } from './target.js';
 
@@ -233,7 +234,7 @@ export async function listRemote(options: RemoteListOptions): Promise<RemoteList
     let count = 0;
     // rsync's client: an empty list ends the session at once (no phases, no stats).
     if (files.length === 0) {
-      const exitCode = xferErrors || ioError & 1 ? EXIT.PARTIAL : ioError & 2 ? EXIT.VANISHED : EXIT.OK;
+      const exitCode = xferErrors || ioError & IOERR_GENERAL ? EXIT.PARTIAL : ioError & IOERR_VANISHED ? EXIT.VANISHED : EXIT.OK;
       // rsync's exit_cleanup tells a protocol >= 31 daemon why we leave.
       if (exitCode && writer.protocol >= 31 && writer.multiplexed) {
         const code = Buffer.alloc(4);
@@ -250,8 +251,9 @@ export async function listRemote(options: RemoteListOptions): Promise<RemoteList
     await finishListOnly(reader, writer);
     await session.close();
     let exitCode: number = EXIT.OK;
-    if (ioError & 2) exitCode = EXIT.VANISHED;
-    if (ioError & 1 || xferErrors) exitCode = EXIT.PARTIAL;
+    // rsync's order: 23 (errors) beats 24 (vanished).
+    if (ioError & IOERR_VANISHED) exitCode = EXIT.VANISHED;
+    if (ioError & IOERR_GENERAL || xferErrors) exitCode = EXIT.PARTIAL;
     return { exitCode, listed: count };
   } catch (e) {
     if (e instanceof RemoteError && demuxForAck) await acknowledgeErrorExit(writer, demuxForAck, e).catch(() => {});
