@@ -10,7 +10,7 @@ import { ProtocolError, RsyncError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { NDX_DONE } from './varint.js';
 import type { Checksummer } from './checksum.js';
-import { readSumHead, blockLength } from './sums.js';
+import { readSumHead, blockLength, basisLength } from './sums.js';
 import { readToken } from './token.js';
 import { S_IFMT, S_IFREG, type FileEntry } from './flist.js';
 import {
@@ -216,6 +216,11 @@ async function receiveData(
   if (head.count > 0) {
     basis = await tree.openBasis(entry.name);
     if (!basis) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} vanished during the transfer`, EXIT.FILEIO);
+    // The echo must describe the basis we summed: blocks beyond it are a lying peer.
+    if (basisLength(head) > basis.size) {
+      await basis.close();
+      throw new ProtocolError(`sum head for ${entry.name.toString()} describes ${basisLength(head)} bytes, the basis has ${basis.size}`);
+    }
   }
   const temp = await tree.createTemp(entry.name);
   const hasher = checksummer.startFile();

@@ -19,6 +19,7 @@ import { startMultiplexIn, startMultiplexOut } from '../protocol/mplex.js';
 import { createChecksummer, type Checksummer } from '../protocol/checksum.js';
 import { sendFileList, sortFileList, S_IFDIR, S_IFLNK, S_IFREG, type FileEntry } from '../protocol/flist.js';
 import { sendFiles, type SentItem } from '../protocol/sender.js';
+import { readSumHead, readSumBlocks } from '../protocol/sums.js';
 import { NDX_DONE } from '../protocol/varint.js';
 import { RsyncError, TimeoutError, ProtocolError } from '../protocol/errors.js';
 import { lines, T0 } from './helpers/fstree.js';
@@ -47,6 +48,8 @@ interface Script {
   stallAfterList?: boolean;
   /** A file that vanishes on the daemon's side before it is sent (MSG_NO_SEND, IOERR_VANISHED). */
   vanish?: string;
+  /** Answer the first request with a sum head claiming 2^24 blocks and a token for the last one. */
+  lyingEcho?: boolean;
 }
 
 /** A checksummer whose whole-file digests are wrong for the first `n` files. */
@@ -109,6 +112,25 @@ async function fakeDaemon(script: Script) {
     writer.writeBuf(bytes);
     await writer.flush();
     if (script.stallAfterList) return;
+    if (script.lyingEcho) {
+      let ndx = await reader.readNdx();
+      let iflags = await reader.readShort();
+      while (!(iflags & 0x8000)) {
+        // Not a transfer (an attribute change): echoed, as a sender does.
+        writer.writeNdx(ndx);
+        writer.writeShort(iflags);
+        ndx = await reader.readNdx();
+        iflags = await reader.readShort();
+      }
+      const head = await readSumHead(reader, 16);
+      await readSumBlocks(reader, head);
+      writer.writeNdx(ndx);
+      writer.writeShort(iflags);
+      for (const v of [1 << 24, 700, 2, 0]) writer.writeInt(v);
+      writer.writeInt(-(1 << 24)); // block 2^24 - 1
+      await writer.flush();
+      return;
+    }
     // The sender role, then stats and the goodbye (31+).
     const cs = await createChecksummer('xxh128', { protocol: 32, seed: SEED, compatFlags: COMPAT, implied: false });
     await sendFiles(reader, writer, listed.sorted, corrupting(cs, script.corrupt ?? 0), {
@@ -227,6 +249,25 @@ test('a file that vanishes on the daemon side: MSG_NO_SEND and MSG_IO_ERROR, the
     assert.is(r.exitCode, 24);
     assert.is(await lstat(join(dest, 'a.txt')).catch(() => null), null);
     assert.equal(await readFile(join(dest, 'sub/b.txt')), Buffer.from('second file\n'));
+    assert.equal(await leftovers(dest), []);
+  } finally {
+    fake.close();
+  }
+});
+
+test('a sum head echo claiming 2^24 blocks of a 3 kB basis: a protocol error, the old file kept', async () => {
+  const a = Buffer.from(lines(40));
+  const fake = await fakeDaemon({ ...basicScript(a), lyingEcho: true });
+  try {
+    const dest = join(work, 'lying-echo');
+    await mkdir(dest);
+    const old = Buffer.from(lines(40).replace('line 0001', 'LINE 0001'));
+    await writeFile(join(dest, 'a.txt'), old);
+    const e = await expectError(pullFrom(fake.port, dest, { timeout: 5 }));
+    assert.instance(e, ProtocolError, `${e.name}: ${e.message}`);
+    assert.is(e.exitCode, 2);
+    assert.match(e.message, 'describes');
+    assert.equal(await readFile(join(dest, 'a.txt')), old);
     assert.equal(await leftovers(dest), []);
   } finally {
     fake.close();
