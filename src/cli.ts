@@ -354,6 +354,9 @@ async function pullOnce(address: string, dest: string, options: CliOptions, rule
     onCreatedDest: (path) => {
       if (transfer.itemize || transfer.verbose) out(`created directory ${path}`);
     },
+    onFileList: () => {
+      if (transfer.verbose) out('receiving file list ... done');
+    },
     onItem: (item) => showItem(item.iflags, item.entry),
     onReceived: (item) => {
       if (!options.progress) return;

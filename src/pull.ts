@@ -483,6 +483,8 @@ export interface PullOptions {
   onDeleted?: (name: Buffer, isDir: boolean) => void;
   /** DEST did not exist and is being created (rsync says "created directory DEST" with -v/-i). */
   onCreatedDest?: (path: string) => void;
+  /** The daemon's file list has arrived (rsync -v: "receiving file list ... done"). */
+  onFileList?: (entries: readonly FileEntry[]) => void;
 }
 
 export interface PullResult {
@@ -577,6 +579,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     demuxForAck = start.demux;
     const { setup, flist } = start;
     const flistBytes = reader.consumed - consumedBefore;
+    options.onFileList?.(flist.files);
     const created: FileEntry[] = [];
     {
       // rsync's client: an empty list (a missing path) ends the session at once, before any phase.

@@ -165,6 +165,12 @@ test('-a -H: hard links pulled as hard links; -c and -W; excludes protect and fi
   await assertSame(name, '-c');
   assert.equal(await readFile(join(work, 'ours', name, 'sub/b.txt')), content);
 
+  // -I: the same file is transferred although size and mtime match (here: identical, all matched).
+  const again = await pullBoth(name, 32, ['-a', '-H', '-I'], ['-aHI']);
+  assert.ok(statNumber(again.stdout.toString(), 'Number of regular files transferred') >= 10);
+  assert.is(statNumber(again.stdout.toString(), 'Literal data'), 0);
+  await assertSame(name, '-I');
+
   // -W: a change travels whole.
   const big = await readFile(join(src, 'big.bin'));
   big[10] ^= 1;
