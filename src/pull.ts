@@ -134,6 +134,12 @@ function destMode(entryMode: number, existing: LocalStat | null, umask: number):
 // rsync/receiver.c + syscall.c: the receiver's confined opens (secure_relative_open, do_open_nofollow)
 export class DestTree implements LocalTree {
   private readonly root: Buffer;
+  /**
+   * Parent directories already walked and found to be real directories (latin1 keys). Only our
+   * own operations change DEST's directories during a pull, so the set is dropped whenever we
+   * remove or replace something, and a walk is not repeated for every file of a directory.
+   */
+  private readonly checkedDirs = new Set<string>();
 
   constructor(
     root: string,
@@ -146,19 +152,24 @@ export class DestTree implements LocalTree {
   private async path(name: Buffer, parentsMustExist: boolean): Promise<Buffer | null> {
     checkName(name);
     if (name.length === 1 && name[0] === 0x2e) return this.root;
-    let at = name.indexOf(SLASH);
-    while (at >= 0) {
-      const dir = Buffer.concat([this.root, Buffer.from('/'), name.subarray(0, at)]);
-      let st: BigIntStats;
-      try {
-        st = lstatSync(dir, { bigint: true });
-      } catch (e) {
-        if (isErrno(e, 'ENOENT') && !parentsMustExist) return null;
-        throw e;
+    const last = name.lastIndexOf(SLASH);
+    if (last > 0 && !this.checkedDirs.has(name.toString('latin1', 0, last))) {
+      let at = name.indexOf(SLASH);
+      while (at >= 0) {
+        const key = name.toString('latin1', 0, at);
+        if (!this.checkedDirs.has(key)) {
+          const dir = Buffer.concat([this.root, Buffer.from('/'), name.subarray(0, at)]);
+          const st = lstatSync(dir, { throwIfNoEntry: false });
+          if (!st) {
+            if (!parentsMustExist) return null;
+            throw Object.assign(new Error(`ENOENT: no such file or directory, lstat '${dir.toString()}'`), { code: 'ENOENT', syscall: 'lstat', path: dir.toString() });
+          }
+          if (st.isSymbolicLink()) throw new UnsafePathError(`refusing to write through a symlink: ${name.subarray(0, at).toString()}`);
+          if (!st.isDirectory()) throw new UnsafePathError(`parent of ${name.toString()} is not a directory`);
+          this.checkedDirs.add(key);
+        }
+        at = name.indexOf(SLASH, at + 1);
       }
-      if (st.isSymbolicLink()) throw new UnsafePathError(`refusing to write through a symlink: ${name.subarray(0, at).toString()}`);
-      if (!st.isDirectory()) throw new UnsafePathError(`parent of ${name.toString()} is not a directory`);
-      at = name.indexOf(SLASH, at + 1);
     }
     return Buffer.concat([this.root, Buffer.from('/'), name]);
   }
@@ -170,14 +181,28 @@ export class DestTree implements LocalTree {
   async lstat(name: Buffer): Promise<LocalStat | null> {
     const p = await this.path(name, false);
     if (!p) return null;
-    try {
-      const st = lstatSync(p, { bigint: true });
-      const target = st.isSymbolicLink() ? readlinkSync(p, { encoding: 'buffer' }) : undefined;
-      return toLocalStat(st, target);
-    } catch (e) {
-      if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return null;
-      throw e;
+    // Nanoseconds need the BigInt form (slower: a BigInt per field); whole seconds do not.
+    if (this.attrs.modifyWindow < 0) {
+      const st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+      if (!st) return null;
+      return toLocalStat(st, st.isSymbolicLink() ? readlinkSync(p, { encoding: 'buffer' }) : undefined);
     }
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (!st) return null;
+    const mtime = Math.floor(st.mtimeMs / 1000);
+    return {
+      ...((st.isBlockDevice() || st.isCharacterDevice()) && { rdev: splitRdev(BigInt(st.rdev)) }),
+      mode: st.mode,
+      size: st.size,
+      mtime,
+      // Microseconds at best here: only used when the window is 0 or more, where it is ignored.
+      mtimeNsec: Math.max(0, Math.round((st.mtimeMs - mtime * 1000) * 1e6)),
+      uid: st.uid,
+      gid: st.gid,
+      dev: BigInt(st.dev),
+      ino: BigInt(st.ino),
+      ...(st.isSymbolicLink() && { symlink: readlinkSync(p, { encoding: 'buffer' }) }),
+    };
   }
 
   async openBasis(name: Buffer): Promise<BasisFile | null> {
@@ -285,6 +310,7 @@ export class DestTree implements LocalTree {
 
   async symlink(name: Buffer, target: Buffer): Promise<void> {
     const p = await this.must(name);
+    this.checkedDirs.clear();
     const tmp = siblingTemp(p);
     symlinkSync(target, tmp);
     try {
@@ -301,6 +327,7 @@ export class DestTree implements LocalTree {
   // file needs a bound server).
   async mknod(name: Buffer, entry: FileEntry): Promise<void> {
     const p = await this.must(name);
+    this.checkedDirs.clear();
     const slash = p.lastIndexOf(SLASH);
     const base = `.lsyncd-node.${randomBytes(6).toString('hex')}`;
     const tmp = Buffer.concat([p.subarray(0, slash + 1), Buffer.from(base)]);
@@ -335,6 +362,7 @@ export class DestTree implements LocalTree {
 
   async link(name: Buffer, existing: Buffer): Promise<void> {
     const p = await this.must(name);
+    this.checkedDirs.clear();
     const from = await this.must(existing);
     const tmp = siblingTemp(p);
     linkSync(from, tmp);
@@ -349,6 +377,7 @@ export class DestTree implements LocalTree {
   async remove(name: Buffer): Promise<void> {
     if (name.length === 1 && name[0] === 0x2e) throw new UnsafePathError('refusing to remove the destination itself');
     const p = await this.must(name);
+    this.checkedDirs.clear();
     // rm never follows a symlink: a link to a directory outside goes, not what it points to.
     rmSync(p, { recursive: true, force: true });
   }
