@@ -102,6 +102,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .description(
       'Keep an rsync daemon module a mirror of a local tree, speaking the rsync protocol itself.\n' +
         '  lsyncd --once [options] SOURCE[/] TARGET   push once, as rsync -rlpt --delete would\n' +
+        '  lsyncd --once [options] ADDRESS/PATH/ DEST/ pull once into DEST, as rsync -rlpt would (--delete to delete)\n' +
         '  lsyncd rsync://HOST[:PORT]/ | HOST::       list the daemon\'s modules\n' +
         '  lsyncd [-r] rsync://HOST/MODULE[/PATH]     list files as rsync does\n' +
         'TARGET is [USER@]HOST::MODULE[/PATH/] or rsync://[USER@]HOST[:PORT]/MODULE[/PATH/]; a trailing\n' +
