@@ -119,6 +119,7 @@ export async function receiveFiles(
   let phase = 0;
 
   for (;;) {
+    channel.check(); // the generator failed: stop (a read that waits ends when the caller closes)
     // 1. ndx (NDX_DONE ends a phase), iflags, optional basis type and xname.
     const ndx = await readNdxSkippingStats(reader, stats);
     if (ndx === NDX_DONE) {
