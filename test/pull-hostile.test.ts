@@ -7,11 +7,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer, type Socket } from 'node:net';
-import { mkdtemp, rm, writeFile, readFile, mkdir, readdir, lstat } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, readFile, mkdir, readdir, lstat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCapture, memorySink } from './helpers/capture.js';
-import { pull, type PullResult } from '../src/pull.js';
+import { pull, DestTree, type PullResult } from '../src/pull.js';
 import { wrapSocket } from '../src/socket.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { ByteReader, ByteWriter } from '../protocol/io.js';
@@ -338,6 +338,45 @@ test('a daemon that stalls after the file list: --timeout ends it (exit 30), no 
   } finally {
     fake.close();
   }
+});
+
+// ---- the destination's own checks (DestTree), whatever the roles ask ------------------------------
+
+test('DestTree: unsafe names, symlinked parents and symlinked final components are refused', async () => {
+  const root = join(work, 'tree-checks');
+  const outside = join(work, 'tree-outside');
+  await mkdir(join(root, 'real'), { recursive: true });
+  await mkdir(outside, { recursive: true });
+  await writeFile(join(outside, 'secret'), 'outside\n');
+  await symlink(outside, join(root, 'out'));
+  await symlink(join(outside, 'secret'), join(root, 'secret-link'));
+  const tree = new DestTree(root, { perms: true, times: true, owner: false, group: false, umask: 0o022, modifyWindow: 0 });
+  const entry = file('x', Buffer.from('x'));
+  for (const bad of ['../x', '/etc/passwd', 'a//b', 'a/./b', 'real/..', '', 'a\0b']) {
+    await expectError(tree.createTemp(Buffer.from(bad)));
+  }
+  // A parent that is a symlink: no write, no read, no mkdir, no delete through it.
+  for (const op of [
+    () => tree.createTemp(Buffer.from('out/new')),
+    () => tree.openBasis(Buffer.from('out/secret')),
+    () => tree.mkdir(Buffer.from('out/dir'), entry),
+    () => tree.remove(Buffer.from('out/secret')),
+    () => tree.symlink(Buffer.from('out/l'), Buffer.from('x')),
+    () => tree.lstat(Buffer.from('out/secret')),
+  ]) {
+    const e = await expectError(op());
+    assert.is(e.exitCode, 2);
+    assert.match(e.message, 'symlink');
+  }
+  // The final component is never followed: a symlinked basis is no basis; attributes of a
+  // non-symlink entry are not set through one; removing the link leaves its target.
+  assert.is(await tree.openBasis(Buffer.from('secret-link')), null);
+  await expectError(tree.setAttrs(Buffer.from('secret-link'), { ...entry, mode: S_IFREG | 0o777 }, null));
+  await tree.remove(Buffer.from('secret-link'));
+  assert.is(await readFile(join(outside, 'secret'), 'utf8'), 'outside\n');
+  assert.is((await lstat(join(outside, 'secret'))).mode & 0o777, 0o644);
+  await expectError(tree.remove(Buffer.from('.')));
+  assert.equal(await readdir(outside), ['secret']);
 });
 
 test.run();
