@@ -29,6 +29,11 @@ export async function sendArgs(writer: ByteWriter, args: readonly string[]): Pro
 export interface TransferOptions {
   /** -r */
   recursive: boolean;
+  /**
+   * -d: directories without recursing (their entries, not their contents). rsync's client sends it
+   * for a listing without -r (list_only implies -d); on a push it would also need --no-r.
+   */
+  dirs?: boolean;
   /** -l: symlinks as symlinks */
   links: boolean;
   /** -p */
@@ -119,6 +124,7 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   flags += 'v'.repeat(Math.min(options.verbose, 9));
   if (options.dryRun) flags += 'n';
   if (options.links) flags += 'l';
+  if (options.dirs && !options.recursive) flags += 'd';
   if (options.fuzzy && !pull) flags += 'y'.repeat(Math.min(options.fuzzy, 2));
   if (options.wholeFile) flags += 'W';
   if (options.hardLinks) flags += 'H';

@@ -40,6 +40,20 @@ export class ProtocolError extends RsyncError {
   }
 }
 
+/**
+ * A file-list name from the daemon that is not safe to use under the destination: absolute, with a
+ * `..`, `.` or empty component, a NUL, or too long. rsync aborts with "unsafe pathname from
+ * sender"; we stop before any file operation, with exit 2 (protocol) as issue 6 asks.
+ */
+export class UnsafeNameError extends ProtocolError {
+  /** The offending name as received (raw bytes). */
+  readonly rawName: Buffer;
+  constructor(message: string, rawName: Uint8Array) {
+    super(message, { code: 'ERR_RSYNC_UNSAFE_NAME' });
+    this.rawName = Buffer.from(rawName);
+  }
+}
+
 /** The port answered, but not as an rsync daemon does. */
 export class NotADaemonError extends RsyncError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -15,3 +15,7 @@ export * from './flist.js';
 export * from './filter.js';
 export * from './token.js';
 export * from './sender.js';
+export * from './generator.js';
+export * from './receiver.js';
+export * from './flist-recv.js';
+export * from './list-only.js';

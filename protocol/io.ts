@@ -97,6 +97,12 @@ export class ByteReader {
     this.pos = 0;
   }
 
+  /** Consume `n` buffered bytes already decoded in place (no view is made: hot loops call this). */
+  private advance(n: number): void {
+    this.pos += n;
+    this.consumed += n;
+  }
+
   /** Consume `n` buffered bytes, returning a view (valid as long as the caller keeps it). */
   private take(n: number): Buffer {
     const view = this.buf.subarray(this.pos, this.pos + n);
@@ -127,41 +133,50 @@ export class ByteReader {
   }
 
   async readByte(): Promise<number> {
-    await this.need(1, 'a byte');
-    return this.take(1)[0]!;
+    if (this.buf.length - this.pos < 1) await this.need(1, 'a byte');
+    const b = this.buf[this.pos]!;
+    this.advance(1);
+    return b;
   }
 
   /** uint16, little-endian. */
   // rsync/io.c: read_shortint
   async readShort(): Promise<number> {
-    await this.need(2, 'a short int');
-    return this.take(2).readUInt16LE(0);
+    if (this.buf.length - this.pos < 2) await this.need(2, 'a short int');
+    const v = this.buf.readUInt16LE(this.pos);
+    this.advance(2);
+    return v;
   }
 
   /** int32, little-endian. */
   // rsync/io.c: read_int
   async readInt(): Promise<number> {
-    await this.need(4, 'an int');
-    return this.take(4).readInt32LE(0);
+    if (this.buf.length - this.pos < 4) await this.need(4, 'an int');
+    const v = this.buf.readInt32LE(this.pos);
+    this.advance(4);
+    return v;
   }
 
   // rsync/io.c: read_varint
   async readVarint(): Promise<number> {
-    await this.need(1, 'a varint');
+    if (this.buf.length - this.pos < 1) await this.need(1, 'a varint');
     const extra = varExtraBytes(this.buf[this.pos]!);
     if (extra > 4) throw new ProtocolError(`overflow in varint: prefix byte 0x${this.buf[this.pos]!.toString(16)}`);
-    await this.need(1 + extra, 'a varint');
-    const bytes = this.take(1 + extra);
-    return decodeVarint(bytes, 0);
+    if (this.buf.length - this.pos < 1 + extra) await this.need(1 + extra, 'a varint');
+    const v = decodeVarint(this.buf, this.pos);
+    this.advance(1 + extra);
+    return v;
   }
 
   // rsync/io.c: read_varlong
   async readVarlong(minBytes: number): Promise<number> {
-    await this.need(minBytes, 'a varlong');
+    if (this.buf.length - this.pos < minBytes) await this.need(minBytes, 'a varlong');
     const extra = varExtraBytes(this.buf[this.pos]!);
     if (minBytes + extra > 9) throw new ProtocolError(`overflow in varlong: prefix byte 0x${this.buf[this.pos]!.toString(16)}`);
-    await this.need(minBytes + extra, 'a varlong');
-    return decodeVarlong(this.take(minBytes + extra), 0, minBytes);
+    if (this.buf.length - this.pos < minBytes + extra) await this.need(minBytes + extra, 'a varlong');
+    const v = decodeVarlong(this.buf, this.pos, minBytes);
+    this.advance(minBytes + extra);
+    return v;
   }
 
   /** 64-bit value of protocols < 30: int32, or -1 then an int64. */

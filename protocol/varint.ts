@@ -87,7 +87,10 @@ export function decodeVarint(bytes: Uint8Array, at: number): number {
   return value | 0; // rsync stores the result in an int32
 }
 
-/** Decode a varlong with `minBytes` fixed bytes from `bytes[at..]` (the whole record present). */
+/**
+ * Decode a varlong with `minBytes` fixed bytes from `bytes[at..]` (the whole record present). Like
+ * rsync's read_varlong it yields an int64: negative values come in the nine-byte form.
+ */
 // rsync/io.c: read_varlong
 export function decodeVarlong(bytes: Uint8Array, at: number, minBytes: number): number {
   const first = bytes[at]!;
@@ -95,6 +98,15 @@ export function decodeVarlong(bytes: Uint8Array, at: number, minBytes: number): 
   if (minBytes + extra > 9) throw new ProtocolError(`overflow in varlong: prefix byte 0x${first.toString(16)}`);
   // Value bytes, little-endian: bytes[at+1 .. at+minBytes-1], then the extra bytes, then the
   // prefix's low bits (or the prefix itself when there are no extra bytes) as the top byte.
+  if (minBytes + extra === 9) {
+    // All eight value bytes are on the wire: an int64, which may be negative (a pre-1970 mtime).
+    // rsync drops the prefix's low bits here: they would be a ninth byte of an 8-byte integer.
+    const big = Buffer.from(bytes.buffer, bytes.byteOffset + at + 1, 8).readBigInt64LE(0);
+    if (big > BigInt(Number.MAX_SAFE_INTEGER) || big < BigInt(Number.MIN_SAFE_INTEGER)) {
+      throw new ProtocolError(`varlong beyond 2^53: refusing`);
+    }
+    return Number(big);
+  }
   let value = 0;
   let shift = 0;
   for (let i = 1; i < minBytes + extra; i++, shift++) value += bytes[at + i]! * 2 ** (8 * shift);

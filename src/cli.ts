@@ -8,13 +8,15 @@ import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../protocol/daemon.js';
 import { isDaemonAddress, parseDaemonAddress, DEFAULT_PORT } from './target.js';
 import { resolve } from 'node:path';
 import { listModules, splitMotd } from './client.js';
+import { listRemote, charsetFromEnv, escapeLine } from './list.js';
 import { passwordSource } from './password.js';
 import { push } from './push.js';
+import { pull, pullStatsLines, pullSummaryLines } from './pull.js';
 import { buildFilterList, pushFilter, type RuleSource } from './filters.js';
 import { itemizeString, itemName, statsLines, summaryLines, commas } from './output.js';
 import type { TransferOptions } from '../protocol/args.js';
 import type { FileEntry } from '../protocol/flist.js';
-import { ITEM_IS_NEW, ITEM_TRANSFER } from '../protocol/sender.js';
+import { ITEM_IS_NEW, ITEM_TRANSFER, ITEM_LOCAL_CHANGE, ITEM_BASIS_TYPE_FOLLOWS, ITEM_XNAME_FOLLOWS } from '../protocol/sender.js';
 import { live as runLive } from './live-cli.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -47,7 +49,8 @@ export interface CliOptions {
   links?: boolean;
   perms: boolean;
   times: boolean;
-  delete: boolean;
+  delete?: boolean;
+  ignoreTimes?: boolean;
   owner?: boolean;
   group?: boolean;
   devices?: boolean;
@@ -99,7 +102,9 @@ function buildProgram(rules: RuleSource[]): Command {
     .description(
       'Keep an rsync daemon module a mirror of a local tree, speaking the rsync protocol itself.\n' +
         '  lsyncd --once [options] SOURCE[/] TARGET   push once, as rsync -rlpt --delete would\n' +
+        '  lsyncd --once [options] ADDRESS/PATH/ DEST/ pull once into DEST, as rsync -rlpt would (--delete to delete)\n' +
         '  lsyncd rsync://HOST[:PORT]/ | HOST::       list the daemon\'s modules\n' +
+        '  lsyncd [-r] rsync://HOST/MODULE[/PATH]     list files as rsync does\n' +
         'TARGET is [USER@]HOST::MODULE[/PATH/] or rsync://[USER@]HOST[:PORT]/MODULE[/PATH/]; a trailing\n' +
         'slash on SOURCE means "the contents of", as in rsync.',
     )
@@ -120,9 +125,13 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--status-file <FILE>', 'live mode: rewrite FILE every few seconds with each target\'s state')
     .option('--home <DIR>', 'where %userwww looks for USER/www', '/home')
     .option('-a, --archive', 'archive mode: adds -o -g -D to the default -rlpt')
+    .option('-r, --recursive', 'listing a module: recurse into directories (a push always does)')
+    .option('-l, --links', 'listing a module: show symlink targets (a push always keeps symlinks)')
     .option('--no-perms', "don't preserve permissions")
     .option('--no-times', "don't preserve modification times")
+    .option('--delete', 'pull: delete local files the module does not have (a push deletes by default)')
     .option('--no-delete', "don't delete extraneous files on the mirror")
+    .option('-I, --ignore-times', "pull: don't skip files that match size and time")
     .option('-o, --owner', 'preserve owner (the daemon must run as root)')
     .option('-g, --group', 'preserve group')
     .option('-D', 'preserve devices and special files', false)
@@ -172,7 +181,7 @@ function transferOptions(o: CliOptions): TransferOptions {
     checksum: Boolean(o.checksum),
     wholeFile: Boolean(o.wholeFile),
     dryRun: Boolean(o.dryRun || o.dryrun),
-    delete: o.delete,
+    delete: o.delete !== false,
     deleteExcluded: Boolean(o.deleteExcluded),
     numericIds: Boolean(o.numericIds),
     verbose: o.verbose,
@@ -193,11 +202,49 @@ function sessionOptions(o: CliOptions, user: string | undefined) {
   };
 }
 
-async function list(address: string, options: CliOptions): Promise<number> {
+/** `lsyncd rsync://HOST/MODULE/PATH`: the files, listed as `rsync` lists them (-r to recurse). */
+async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: CliOptions, rules: RuleSource[]): Promise<number> {
+  const archive = Boolean(o.archive);
+  // Only what was asked for travels, as with rsync (whose listing sends -d, or -r, and -a's letters).
+  const transfer: TransferOptions = {
+    recursive: Boolean(o.recursive || archive),
+    links: Boolean(o.links || archive),
+    perms: archive && o.perms,
+    times: archive && o.times,
+    owner: Boolean(o.owner || archive),
+    group: Boolean(o.group || archive),
+    devices: Boolean((o as { D?: boolean }).D || archive),
+    hardLinks: Boolean(o.hardLinks),
+    checksum: Boolean(o.checksum),
+    wholeFile: false,
+    dryRun: false,
+    delete: false,
+    deleteExcluded: false,
+    numericIds: Boolean(o.numericIds),
+    verbose: 0,
+    itemize: false,
+    stats: false,
+    ...(o.checksumChoice !== undefined && { checksumChoice: o.checksumChoice }),
+    ...(o.timeout !== undefined && { timeout: o.timeout }),
+  };
+  const motd = o.motd ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined;
+  const result = await listRemote({
+    target,
+    transfer,
+    session: { ...sessionOptions(o, target.user), ...(motd && { onLine: motd }) },
+    charset: charsetFromEnv(process.env),
+    // The daemon's sender applies our excludes, as it does for rsync's listing.
+    ...(rules.some((r) => r.kind !== 'delete-excluded') && { filter: buildFilterList(rules) }),
+    onLine: (line) => process.stdout.write(line),
+    onInfo: (text) => out(text),
+    onError: (text) => err(text),
+  });
+  return result.exitCode;
+}
+
+async function list(address: string, options: CliOptions, rules: RuleSource[]): Promise<number> {
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
-  if (target.module) {
-    throw new UsageError(`listing the contents of module ${target.module} is not available yet; give HOST:: to list modules`);
-  }
+  if (target.module) return listContents(target, options, rules);
   const lines = await listModules({ host: target.host, port: target.port, ...sessionOptions(options, target.user) });
   const shown = options.motd ? lines : splitMotd(lines).modules;
   process.stdout.write(Buffer.concat(shown.flatMap((line) => [line, Buffer.from('\n')])));
@@ -260,6 +307,77 @@ async function pushOnce(source: string, address: string, options: CliOptions, ru
   return result.exitCode;
 }
 
+async function pullOnce(address: string, dest: string, options: CliOptions, rules: RuleSource[]): Promise<number> {
+  const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
+  if (!target.module) throw new UsageError(`${address} names no module`);
+  // A pull deletes local files only when asked (--delete or --delete-excluded).
+  const transfer = { ...transferOptions(options), delete: options.delete === true };
+  const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
+  const started = Date.now();
+  let received = 0;
+  const motd = options.motd ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined;
+  // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).
+  const charset = charsetFromEnv(process.env);
+  const outBytes = (...parts: Array<string | Buffer>): void => {
+    process.stdout.write(escapeLine(Buffer.concat([...parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)), Buffer.from('\n')]), charset));
+  };
+  // %n%L: directories with a trailing slash ('.' as './'), symlinks with their target.
+  const nameOf = (entry: FileEntry): Buffer => {
+    const type = entry.mode & 0o170000;
+    if (type === 0o040000) return Buffer.concat([entry.name, Buffer.from('/')]);
+    if (type === 0o120000 && entry.symlink) return Buffer.concat([entry.name, Buffer.from(' -> '), entry.symlink]);
+    return entry.name;
+  };
+  const showItem = (iflags: number, entry: FileEntry): void => {
+    const isTransfer = (iflags & ITEM_TRANSFER) !== 0;
+    // Like rsync's -i: only items with a significant change (not ITEM_LOCAL_CHANGE alone);
+    // a received file shows '>' where a sent one has '<'.
+    if (transfer.itemize) {
+      if (iflags & ~(ITEM_LOCAL_CHANGE | ITEM_BASIS_TYPE_FOLLOWS | ITEM_XNAME_FOLLOWS) & 0xffff) {
+        outBytes(`${itemizeString(iflags, entry.mode, transfer.times).replace(/^</, '>')} `, nameOf(entry));
+      }
+    } else if (transfer.verbose && (isTransfer || iflags & ITEM_IS_NEW)) outBytes(nameOf(entry));
+  };
+  const result = await pull({
+    target,
+    dest,
+    transfer,
+    session: { ...sessionOptions(options, target.user), ...(motd && { onLine: motd }) },
+    ...(list && { filter: { list, deleteExcluded: transfer.deleteExcluded } }),
+    ignoreTimes: Boolean(options.ignoreTimes),
+    onInfo: (text) => out(text),
+    onError: (text) => err(text),
+    onDeleted: (name, isDir) => {
+      const shown = isDir ? Buffer.concat([name, Buffer.from('/')]) : name;
+      if (transfer.itemize) outBytes('*deleting   ', shown);
+      else if (transfer.verbose) outBytes('deleting ', shown);
+    },
+    onCreatedDest: (path) => {
+      if (transfer.itemize || transfer.verbose) out(`created directory ${path}`);
+    },
+    onFileList: () => {
+      if (transfer.verbose) out('receiving file list ... done');
+    },
+    onItem: (item) => showItem(item.iflags, item.entry),
+    onReceived: (item) => {
+      if (!options.progress) return;
+      received++;
+      const secs = Math.max((Date.now() - started) / 1000, 0.001);
+      out(`${String(commas(item.entry.size)).padStart(15)} 100% ${(item.entry.size / secs / 1e6).toFixed(2)}MB/s (xfr#${received})`);
+    },
+  });
+  const elapsed = (Date.now() - started) / 1000;
+  if (transfer.stats) {
+    out('');
+    for (const line of pullStatsLines(result)) out(line);
+  }
+  if (transfer.stats || transfer.verbose) {
+    out('');
+    for (const line of pullSummaryLines(result, elapsed, transfer.dryRun)) out(line);
+  }
+  return result.exitCode;
+}
+
 function live(source: string, targets: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
   if (!targets.length) throw new UsageError('no TARGET given');
   if (isDaemonAddress(source)) throw new UsageError('the live mirror watches a local SOURCE; pulling is not available yet');
@@ -288,10 +406,14 @@ function live(source: string, targets: string[], options: CliOptions, rules: Rul
 async function run(args: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
   if (args.length === 1) {
     if (!isDaemonAddress(args[0]!)) throw new UsageError(`${args[0]} is not a daemon address (rsync://HOST/ or HOST::)`);
-    return list(args[0]!, options);
+    return list(args[0]!, options, rules);
   }
   const [source, ...targets] = args;
   if (!options.once) return live(source!, targets, options, rules);
+  if (isDaemonAddress(source!)) {
+    if (targets.length !== 1 || isDaemonAddress(targets[0]!)) throw new UsageError('a pull takes one daemon SOURCE and one local DEST');
+    return pullOnce(source!, targets[0]!, options, rules).catch((e: unknown) => report(e));
+  }
   let worst = 0;
   for (const target of targets) {
     const code = await pushOnce(source!, target, options, rules).catch((e: unknown) => report(e));

@@ -135,4 +135,16 @@ test('writer and reader agree on every type, protocol 29 and 32', async () => {
   }
 });
 
+test('readVarlong returns negative int64s (the nine-byte form), one byte per read', async () => {
+  const bytes = Buffer.alloc(18);
+  bytes[0] = 0xf8;
+  bytes.writeBigInt64LE(-86400n, 1); // 1969-12-31 00:00:00 as write_varlong(min 4) sends it
+  bytes[9] = 0xfc;
+  bytes.writeBigInt64LE(-5n, 10); // min 3: six extra bytes
+  const r = new ByteReader(byteAtATime(bytes));
+  assert.is(await r.readVarlong(4), -86400);
+  assert.is(await r.readVarlong(3), -5);
+  assert.is(r.buffered, 0);
+});
+
 test.run();

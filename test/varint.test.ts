@@ -47,6 +47,26 @@ test('varlong round trip, min 3 and 4, up to 2^53', () => {
   }
 });
 
+test('varlong: the nine-byte form is a signed int64 (pre-1970 mtimes), as read_varlong returns', () => {
+  // What rsync's write_varlong(min 4) puts out for -1 and for 1969-12-31 00:00:00 (-86400): prefix
+  // 0xf8 then the eight two's-complement bytes.
+  const nine = (prefix: number, value: bigint) => {
+    const b = Buffer.alloc(9);
+    b[0] = prefix;
+    b.writeBigInt64LE(value, 1);
+    return b;
+  };
+  assert.is(decodeVarlong(nine(0xf8, -1n), 0, 4), -1);
+  assert.is(decodeVarlong(nine(0xf8, -86400n), 0, 4), -86400);
+  assert.is(decodeVarlong(nine(0xf8, -(2n ** 40n)), 0, 4), -(2 ** 40));
+  // min 3 (sizes): six extra bytes make the nine-byte form too; the prefix's low bits are dropped.
+  assert.is(decodeVarlong(nine(0xfc, 5n), 0, 3), 5);
+  assert.is(decodeVarlong(nine(0xff, 5n), 0, 3), 5);
+  // beyond 2^53 either way is refused
+  assert.throws(() => decodeVarlong(nine(0xf8, -(2n ** 60n)), 0, 4), (e: unknown) => e instanceof ProtocolError);
+  assert.throws(() => decodeVarlong(nine(0xf8, 2n ** 60n), 0, 4), (e: unknown) => e instanceof ProtocolError);
+});
+
 test('hostile varint/varlong prefixes are refused', () => {
   assert.throws(() => decodeVarint(Buffer.from('f8ffffffffff', 'hex'), 0), (e: unknown) => e instanceof ProtocolError);
   // min 4 + 6 extra bytes = 10 > 9

@@ -1,0 +1,580 @@
+// The file list, receiver side (docs/protocol.md [flist-recv]; shared rsync-protocol.md §8). On a
+// pull (and a remote listing) the daemon is the sender: it describes every entry, then the
+// uid/gid name lists and, below protocol 30, the io_error trailer. We decode it, check every name
+// before anyone can use it, and sort and clean it as rsync does, so that `files[ndx]` is the entry
+// the daemon means by ndx. Pure: no fs. Counterpart: rsync flist.c (recv_file_list,
+// recv_file_entry, flist_sort_and_clean) and uidlist.c (recv_id_list); sender side: flist.ts.
+import { CF_ID0_NAMES, CF_INC_RECURSE, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from './compat.js';
+import { ProtocolError, UnsafeNameError } from './errors.js';
+import type { ByteReader } from './io.js';
+import {
+  compareFileEntries,
+  FLIST_MAX_PROTOCOL,
+  FLIST_MIN_PROTOCOL,
+  MAXPATHLEN,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  S_IFSOCK,
+  sortFileList,
+  XMIT_EXTENDED_FLAGS,
+  XMIT_GROUP_NAME_FOLLOWS,
+  XMIT_HLINK_FIRST,
+  XMIT_HLINKED,
+  XMIT_IO_ERROR_ENDLIST,
+  XMIT_LONG_NAME,
+  XMIT_MOD_NSEC,
+  XMIT_NO_CONTENT_DIR,
+  XMIT_RDEV_MINOR_8_pre30,
+  XMIT_SAME_DEV_pre30,
+  XMIT_SAME_GID,
+  XMIT_SAME_MODE,
+  XMIT_SAME_NAME,
+  XMIT_SAME_RDEV_MAJOR,
+  XMIT_SAME_RDEV_pre28,
+  XMIT_SAME_TIME,
+  XMIT_SAME_UID,
+  XMIT_TOP_DIR,
+  XMIT_USER_NAME_FOLLOWS,
+  type FileEntry,
+} from './flist.js';
+
+/** Default bound on the number of entries: a hostile count is refused before it exhausts memory. */
+export const MAX_FLIST_ENTRIES = 10_000_000;
+/** Largest nanosecond value rsync accepts (MAX_WIRE_NSEC, read_varint_bounded). */
+const MAX_NSEC = 999_999_999;
+/** rsync.h: IOERR_VALID_MASK (IOERR_GENERAL | IOERR_VANISHED | IOERR_DEL_LIMIT) */
+const IOERR_VALID_MASK = 0x7;
+/** Longest whole-file checksum any negotiated algorithm has (rsync's MAX_DIGEST_LEN is 64). */
+const MAX_CHECKSUM_LEN = 64;
+
+export interface FlistRecvOptions {
+  /** Negotiated protocol, 27..32. */
+  protocol: number;
+  /** CF_* flags from the setup phase (0 below protocol 30). */
+  compatFlags: number;
+  /** -o: uids travel (and the uid name list, unless numericIds) */
+  preserveUid?: boolean;
+  /** -g */
+  preserveGid?: boolean;
+  /** -D: devices carry rdev */
+  preserveDevices?: boolean;
+  /** -D: fifos and sockets carry a dummy rdev below protocol 31 */
+  preserveSpecials?: boolean;
+  /** -l: symlink targets travel */
+  preserveLinks?: boolean;
+  /** -H: hard-link groups (dev/ino below 30, group index from 30) */
+  preserveHardLinks?: boolean;
+  /** -c: a whole-file checksum follows each regular file (each entry below 28) */
+  alwaysChecksum?: boolean;
+  /** flist_csum_len: digest length of the negotiated checksum (16 or 8). */
+  checksumLength?: number;
+  /** --numeric-ids: no uid/gid name lists follow the entries */
+  numericIds?: boolean;
+  /** --ignore-errors: the sender's io_error is read and dropped */
+  ignoreErrors?: boolean;
+  /**
+   * -r: below protocol 30 a directory under a top directory counts as a content directory
+   * (rsync's in_del_hier); from 30 the sender says so itself. Default true.
+   */
+  recursive?: boolean;
+  /** Most entries accepted; default MAX_FLIST_ENTRIES. */
+  maxEntries?: number;
+}
+
+/** One received entry: rsync's file_struct, as much of it as the protocol carries. */
+export interface ReceivedEntry extends FileEntry {
+  /** Position in the order received (what a protocol >= 30 hard-link reference names). */
+  wireIndex: number;
+  /**
+   * False for a duplicate name cleared by the sort (rsync's clear_file): the slot keeps its ndx so
+   * later indexes do not shift, but nothing may use it (rsync refuses requests for it).
+   */
+  active: boolean;
+  /** -H: rsync's F_HL_GNUM, the same for every member of a hard-link group; absent otherwise. */
+  hlinkGroup?: number;
+  /** -H, protocol >= 30: this member carried the group's attributes (XMIT_HLINK_FIRST). */
+  hlinkFirst?: boolean;
+  /** A name sent inline with the uid (XMIT_USER_NAME_FOLLOWS, incremental recursion only). */
+  userName?: Buffer;
+  /** A name sent inline with the gid (XMIT_GROUP_NAME_FOLLOWS). */
+  groupName?: Buffer;
+}
+
+export interface ReceivedFileList {
+  /** rsync's sorted order: `files[ndx]` is what the sender means by ndx (check `active`). */
+  files: ReceivedEntry[];
+  /** The sender's io_error bits (IOERR_*), from the end marker or the trailer; 0 with ignoreErrors. */
+  ioError: number;
+  /** The uid list after the entries: id → name (empty without -o or with --numeric-ids). */
+  userNames: Map<number, Buffer>;
+  /** The gid list. */
+  groupNames: Map<number, Buffer>;
+  /** rsync's stats.total_size: the sizes of the regular files and symlinks. */
+  totalSize: number;
+}
+
+const typeOf = (mode: number): number => mode & S_IFMT;
+const isDir = (mode: number): boolean => typeOf(mode) === S_IFDIR;
+const isReg = (mode: number): boolean => typeOf(mode) === S_IFREG;
+const isLink = (mode: number): boolean => typeOf(mode) === S_IFLNK;
+const isDevice = (mode: number): boolean => typeOf(mode) === S_IFCHR || typeOf(mode) === S_IFBLK;
+const isSpecial = (mode: number): boolean => typeOf(mode) === S_IFIFO || typeOf(mode) === S_IFSOCK;
+const VALID_TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK]);
+
+const shown = (name: Uint8Array): string => JSON.stringify(Buffer.from(name).toString('latin1')).slice(0, 120);
+
+/**
+ * Throw UnsafeNameError unless `name` is safe to join under a destination directory: relative,
+ * no '..', '.' or empty component (only the whole name may be '.'), no NUL, under MAXPATHLEN.
+ * rsync cleans '.' and '//' out of names and refuses '..' and leading '/'; a real sender never
+ * sends the forms rsync would clean, so we refuse them all.
+ */
+// rsync/flist.c: recv_file_entry (the "unsafe pathname from sender" check)
+export function checkReceivedName(name: Uint8Array): void {
+  if (name.length === 0) throw new UnsafeNameError('unsafe file-list name from the daemon: empty', name);
+  if (name.length >= MAXPATHLEN) {
+    throw new UnsafeNameError(`unsafe file-list name from the daemon: ${name.length} bytes (limit ${MAXPATHLEN - 1})`, name);
+  }
+  if (name.includes(0)) throw new UnsafeNameError(`unsafe file-list name from the daemon (NUL byte): ${shown(name)}`, name);
+  if (name[0] === 0x2f) throw new UnsafeNameError(`unsafe file-list name from the daemon (absolute): ${shown(name)}`, name);
+  if (name.length === 1 && name[0] === 0x2e) return;
+  let start = 0;
+  for (let i = 0; i <= name.length; i++) {
+    if (i < name.length && name[i] !== 0x2f) continue;
+    const len = i - start;
+    const dot = len >= 1 && name[start] === 0x2e;
+    if (len === 0 || (dot && len === 1) || (dot && len === 2 && name[start + 1] === 0x2e)) {
+      const why = len === 0 ? 'empty component' : len === 1 ? "'.' component" : "'..' component";
+      throw new UnsafeNameError(`unsafe file-list name from the daemon (${why}): ${shown(name)}`, name);
+    }
+    start = i + 1;
+  }
+}
+
+/** Everything the entry decoder needs besides the bytes, resolved once per list. */
+interface Resolved {
+  protocol: number;
+  preserveUid: boolean;
+  preserveGid: boolean;
+  preserveDevices: boolean;
+  preserveSpecials: boolean;
+  preserveLinks: boolean;
+  preserveHardLinks: boolean;
+  alwaysChecksum: boolean;
+  checksumLength: number;
+  recursive: boolean;
+}
+
+/** The "previous entry" state both sides keep for the SAME_* flags (rsync's statics); starts at zero. */
+interface PrevState {
+  name: Buffer;
+  mode: number;
+  mtime: number;
+  uid: number;
+  gid: number;
+  rdevMajor: number;
+  /** protocol < 28: the whole dev_t, as an unsigned 64-bit value */
+  rdev: bigint;
+  /** protocols 28-29 -H: st_dev as sent (+1) */
+  dev: bigint;
+  /** below 30: a top directory was seen with -r, so later dirs are content dirs */
+  inDelHier: boolean;
+  /** below 30 -H: (dev, ino) → group number */
+  hlinkGroups: Map<string, number>;
+}
+
+/** glibc's major()/minor() of a dev_t (what protocols < 28 send as int32). */
+function splitDev(rdev: bigint): { major: number; minor: number } {
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  return { major: Number(BigInt.asUintN(32, major)), minor: Number(BigInt.asUintN(32, minor)) };
+}
+
+/** rsync's read_longint as a 64-bit value (dev/ino do not fit a JS number). */
+async function readLongint64(reader: ByteReader): Promise<bigint> {
+  const low = await reader.readInt();
+  if (low !== -1) return BigInt(low);
+  return (await reader.readBuf(8)).readBigInt64LE(0);
+}
+
+// rsync/io.h: read_varint30 (by the list's protocol, not the reader's)
+function readVarint30(reader: ByteReader, protocol: number): Promise<number> {
+  return protocol < 30 ? reader.readInt() : reader.readVarint();
+}
+
+/** uid_t/gid_t: rsync reads an int32 and keeps it unsigned. */
+const unsigned = (n: number): number => n >>> 0;
+
+/** The name bytes of one entry: the shared prefix of the previous name plus the suffix on the wire. */
+async function recvName(reader: ByteReader, xflags: number, prev: PrevState, protocol: number): Promise<Buffer> {
+  const l1 = xflags & XMIT_SAME_NAME ? await reader.readByte() : 0;
+  const l2 = xflags & XMIT_LONG_NAME ? await readVarint30(reader, protocol) : await reader.readByte();
+  if (l1 > prev.name.length) {
+    throw new ProtocolError(`file list: entry reuses ${l1} bytes of a ${prev.name.length}-byte previous name`);
+  }
+  // Bounded before reading, as rsync does (l2 >= MAXPATHLEN - l1 is its overflow_exit).
+  if (l2 < 0 || l2 >= MAXPATHLEN - l1) {
+    throw new UnsafeNameError(`unsafe file-list name from the daemon: ${l1} + ${l2} bytes (limit ${MAXPATHLEN - 1})`, prev.name.subarray(0, l1));
+  }
+  const suffix = await reader.readBuf(l2, MAXPATHLEN);
+  const name = Buffer.allocUnsafe(l1 + l2);
+  prev.name.copy(name, 0, 0, l1);
+  suffix.copy(name, l1);
+  return name;
+}
+
+/** One inline user/group name (XMIT_*_NAME_FOLLOWS, and every id-list entry): a length byte and bytes. */
+// rsync/uidlist.c: recv_user_name / recv_group_name (the wire part)
+async function recvIdName(reader: ByteReader): Promise<Buffer> {
+  const len = await reader.readByte();
+  return Buffer.from(await reader.readBuf(len, 255));
+}
+
+/** One entry after its flags. `list` holds the entries received so far (in wire order). */
+// rsync/flist.c: recv_file_entry
+async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedEntry[], r: Resolved, prev: PrevState): Promise<ReceivedEntry> {
+  const protocol = r.protocol;
+  const name = await recvName(reader, xflags, prev, protocol);
+  prev.name = name;
+  checkReceivedName(name);
+  const wireIndex = list.length;
+
+  // Protocol >= 30: a later member of a hard-link group names the group's first entry and stops
+  // there; every attribute is the first entry's. (rsync reads the index even without -H.)
+  if (protocol >= 30 && xflags & XMIT_HLINKED && !(xflags & XMIT_HLINK_FIRST)) {
+    const first = await reader.readVarint();
+    if (first < 0 || first >= list.length) {
+      throw new ProtocolError(`file list: hard-link reference out of range: ${first} (${list.length} entries so far)`);
+    }
+    const f = list[first]!;
+    if (isDir(f.mode)) throw new ProtocolError(`file list: ${shown(name)} is a hard link to a directory`);
+    // The SAME_* state continues from the copied attributes, as rsync's statics do.
+    prev.mode = f.mode;
+    prev.mtime = f.mtime;
+    if (r.preserveUid) prev.uid = f.uid;
+    if (r.preserveGid) prev.gid = f.gid;
+    if (r.preserveDevices && isDevice(f.mode) && f.rdev) prev.rdevMajor = f.rdev.major;
+    if (name.length === 1 && name[0] === 0x2e && !isDir(f.mode)) {
+      throw new ProtocolError("file list: rejecting a non-directory transfer root '.'");
+    }
+    const entry: ReceivedEntry = {
+      name,
+      mode: f.mode,
+      size: f.size,
+      mtime: f.mtime,
+      uid: f.uid,
+      gid: f.gid,
+      wireIndex,
+      active: true,
+      ...(f.mtimeNsec !== undefined && { mtimeNsec: f.mtimeNsec }),
+      ...(f.symlink !== undefined && { symlink: f.symlink }),
+      ...(f.rdev !== undefined && { rdev: { ...f.rdev } }),
+      ...(f.checksum !== undefined && { checksum: f.checksum }),
+    };
+    if (r.preserveHardLinks) {
+      entry.hlinkGroup = first;
+      entry.hlinkFirst = false;
+    }
+    return entry;
+  }
+
+  const size = protocol < 30 ? await reader.readLongint() : await reader.readVarlong(3);
+  if (!(xflags & XMIT_SAME_TIME)) {
+    // 64-bit (and possibly negative) from 30; below, 32 bits read unsigned.
+    prev.mtime = protocol >= 30 ? await reader.readVarlong(4) : unsigned(await reader.readInt());
+  }
+  let nsec = 0;
+  if (xflags & XMIT_MOD_NSEC) {
+    nsec = await reader.readVarint();
+    if (nsec < 0 || nsec > MAX_NSEC) throw new ProtocolError(`file list: mtime nanoseconds out of range: ${nsec}`);
+  }
+  if (!(xflags & XMIT_SAME_MODE)) {
+    const mode = unsigned(await reader.readInt());
+    // Only the seven file types; mode 0 (--delete-missing-args) is never asked for.
+    if (!VALID_TYPES.has(typeOf(mode))) {
+      throw new ProtocolError(`file list: invalid file mode 0${mode.toString(8)} for ${shown(name)}`);
+    }
+    prev.mode = mode;
+  }
+  const mode = prev.mode;
+  if (mode === 0) throw new ProtocolError(`file list: entry ${shown(name)} without a mode`);
+
+  let userName: Buffer | undefined;
+  let groupName: Buffer | undefined;
+  if (r.preserveUid && !(xflags & XMIT_SAME_UID)) {
+    prev.uid = unsigned(await readVarint30(reader, protocol));
+    if (protocol >= 30 && xflags & XMIT_USER_NAME_FOLLOWS) userName = await recvIdName(reader);
+  }
+  if (r.preserveGid && !(xflags & XMIT_SAME_GID)) {
+    prev.gid = unsigned(await readVarint30(reader, protocol));
+    if (protocol >= 30 && xflags & XMIT_GROUP_NAME_FOLLOWS) groupName = await recvIdName(reader);
+  }
+
+  let rdev: { major: number; minor: number } | undefined;
+  let length = size;
+  if ((r.preserveDevices && isDevice(mode)) || (r.preserveSpecials && isSpecial(mode) && protocol < 31)) {
+    if (protocol < 28) {
+      if (!(xflags & XMIT_SAME_RDEV_pre28)) prev.rdev = BigInt.asUintN(64, BigInt(await reader.readInt()));
+      rdev = splitDev(prev.rdev);
+    } else {
+      if (!(xflags & XMIT_SAME_RDEV_MAJOR)) prev.rdevMajor = unsigned(await readVarint30(reader, protocol));
+      let minor: number;
+      if (protocol >= 30) minor = await reader.readVarint();
+      else if (xflags & XMIT_RDEV_MINOR_8_pre30) minor = await reader.readByte();
+      else minor = await reader.readInt();
+      rdev = { major: prev.rdevMajor, minor: unsigned(minor) };
+    }
+    length = 0; // rsync ignores the size of a device (and of a special that carried an rdev)
+    if (!isDevice(mode)) rdev = undefined; // a special's rdev is a placeholder
+  } else if (isDevice(mode)) {
+    length = 0;
+  } else if (protocol < 28) {
+    prev.rdev = 0n;
+  }
+
+  let symlink: Buffer | undefined;
+  if (r.preserveLinks && isLink(mode)) {
+    const len = await readVarint30(reader, protocol);
+    if (len < 0 || len >= MAXPATHLEN) throw new ProtocolError(`file list: symlink target of ${len} bytes for ${shown(name)}`);
+    symlink = Buffer.from(await reader.readBuf(len));
+    if (symlink.includes(0)) throw new ProtocolError(`file list: symlink target with a NUL byte for ${shown(name)}`);
+  }
+
+  if (size < 0) throw new ProtocolError(`file list: negative size for ${shown(name)}`);
+  if (name.length === 1 && name[0] === 0x2e && !isDir(mode)) {
+    throw new ProtocolError("file list: rejecting a non-directory transfer root '.'");
+  }
+
+  const entry: ReceivedEntry = {
+    name,
+    mode,
+    size: length,
+    mtime: prev.mtime,
+    uid: r.preserveUid ? prev.uid : 0,
+    gid: r.preserveGid ? prev.gid : 0,
+    wireIndex,
+    active: true,
+  };
+  if (nsec) entry.mtimeNsec = nsec;
+  if (symlink) entry.symlink = symlink;
+  if (rdev && r.preserveDevices) entry.rdev = rdev;
+  if (userName) entry.userName = userName;
+  if (groupName) entry.groupName = groupName;
+
+  if (isDir(mode)) {
+    const top = (xflags & XMIT_TOP_DIR) !== 0;
+    entry.topDir = top;
+    if (protocol >= 30) {
+      entry.contentDir = !(xflags & XMIT_NO_CONTENT_DIR);
+    } else if (top) {
+      prev.inDelHier = r.recursive;
+      entry.contentDir = true;
+    } else {
+      entry.contentDir = prev.inDelHier;
+    }
+  }
+
+  // Hard links: from 30 the group is the first member's wire index; below, the sender's (dev, ino).
+  let hlinked = r.preserveHardLinks && (xflags & XMIT_HLINKED) !== 0;
+  if (r.preserveHardLinks && protocol < 28 && isReg(mode)) hlinked = true;
+  if (hlinked) {
+    if (protocol >= 30) {
+      entry.hlinkGroup = wireIndex;
+      entry.hlinkFirst = true;
+    } else {
+      if (!(protocol >= 28 && xflags & XMIT_SAME_DEV_pre30)) prev.dev = await readLongint64(reader);
+      const ino = await readLongint64(reader);
+      const key = `${prev.dev}:${ino}`;
+      let group = prev.hlinkGroups.get(key);
+      if (group === undefined) {
+        group = prev.hlinkGroups.size;
+        prev.hlinkGroups.set(key, group);
+      }
+      entry.hlinkGroup = group;
+      entry.hardlink = { dev: prev.dev - 1n, ino }; // the sender adds 1 so dev is never 0
+    }
+  }
+
+  if (r.alwaysChecksum && (isReg(mode) || protocol < 28)) {
+    // Before 28 every entry carries one; only a regular file's means anything.
+    const sum = Buffer.from(await reader.readBuf(r.checksumLength));
+    if (isReg(mode)) entry.checksum = sum;
+  }
+  return entry;
+}
+
+/** The uid or gid list after the entries: `{varint30 id, byte len, name}` up to id 0. */
+// rsync/uidlist.c: recv_id_list (one of its two lists)
+async function recvOneIdList(reader: ByteReader, protocol: number, id0Names: boolean, maxIds: number): Promise<Map<number, Buffer>> {
+  const names = new Map<number, Buffer>();
+  for (let count = 0; ; count++) {
+    const id = unsigned(await readVarint30(reader, protocol));
+    if (id === 0) break;
+    // A real sender lists only ids its entries use: never more than the entries.
+    if (count >= maxIds) throw new ProtocolError(`file list: id list longer than the ${maxIds} entries it names`);
+    const name = await recvIdName(reader);
+    if (name.length) names.set(id, name);
+  }
+  if (id0Names) {
+    const name = await recvIdName(reader);
+    if (name.length) names.set(0, name);
+  }
+  return names;
+}
+
+/**
+ * The index of an active non-directory named like `dir` among `sorted[low..high]`, or -1: rsync's
+ * flist_find with the directory's mode turned into S_IFREG (a binary search that steps over
+ * cleared slots), so that a file sorts where the directory's name would as a file.
+ */
+// rsync/flist.c: flist_find (as flist_sort_and_clean uses it)
+function findNonDir(sorted: ReceivedEntry[], dir: ReceivedEntry, low: number, high: number, protocol: number): number {
+  const asFile: FileEntry = { ...dir, mode: S_IFREG };
+  while (low <= high) {
+    const mid = (low + high) >> 1;
+    let at = mid;
+    while (at <= high && !sorted[at]!.active) at++;
+    if (at > high) {
+      high = mid - 1;
+      continue;
+    }
+    const diff = compareFileEntries(sorted[at]!, asFile, protocol);
+    if (diff === 0) return isDir(sorted[at]!.mode) ? -1 : at;
+    if (diff < 0) low = at + 1;
+    else high = mid - 1;
+  }
+  return -1;
+}
+
+/**
+ * After the sort: a name given twice keeps one entry (the first, or the directory when a directory
+ * and a non-directory collide) and the other slot is cleared in place, so indexes do not shift.
+ */
+// rsync/flist.c: flist_sort_and_clean (the clean half, receiver side)
+function cleanDuplicates(sorted: ReceivedEntry[], protocol: number): void {
+  let prevI = 0;
+  for (let i = 1; i < sorted.length; i++) {
+    const file = sorted[i]!;
+    let j = -1;
+    if (compareFileEntries(file, sorted[prevI]!, protocol) === 0) j = prevI;
+    else if (protocol >= 29 && isDir(file.mode)) j = findNonDir(sorted, file, 0, prevI, protocol);
+    if (j < 0) {
+      prevI = i;
+      continue;
+    }
+    const other = sorted[j]!;
+    let drop: number;
+    if (isDir(file.mode) && !isDir(other.mode)) {
+      drop = j; // keep the directory: it may have contents in the list
+      prevI = i;
+    } else {
+      drop = i;
+      if (isDir(file.mode)) {
+        // Two directories: the kept one takes the other's top/content flags.
+        other.topDir = Boolean(other.topDir || file.topDir);
+        other.contentDir = Boolean(other.contentDir || file.contentDir);
+      }
+    }
+    sorted[drop]!.active = false;
+  }
+}
+
+/**
+ * Read a whole file list (no incremental recursion) from the daemon's sender: the entries up to
+ * the end marker, the uid/gid name lists, and below protocol 30 the io_error trailer. Every name
+ * is checked (UnsafeNameError) and every count and length bounded (ProtocolError) before use.
+ * Returns the entries in rsync's sorted order with duplicates cleared, so `files[ndx]` is what
+ * the sender means by ndx. `reader.protocol` must already be the negotiated protocol.
+ */
+// rsync/flist.c: recv_file_list
+export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions): Promise<ReceivedFileList> {
+  const protocol = opts.protocol;
+  if (!Number.isInteger(protocol) || protocol < FLIST_MIN_PROTOCOL || protocol > FLIST_MAX_PROTOCOL) {
+    throw new RangeError(`file list: unsupported protocol ${protocol}`);
+  }
+  const compat = protocol >= 30 ? opts.compatFlags : 0;
+  if (compat & CF_INC_RECURSE) throw new ProtocolError('file list: incremental recursion is not supported');
+  const r: Resolved = {
+    protocol,
+    preserveUid: opts.preserveUid ?? false,
+    preserveGid: opts.preserveGid ?? false,
+    preserveDevices: opts.preserveDevices ?? false,
+    preserveSpecials: opts.preserveSpecials ?? false,
+    preserveLinks: opts.preserveLinks ?? false,
+    preserveHardLinks: opts.preserveHardLinks ?? false,
+    alwaysChecksum: opts.alwaysChecksum ?? false,
+    checksumLength: opts.checksumLength ?? 0,
+    recursive: opts.recursive ?? true,
+  };
+  if (r.alwaysChecksum && !(r.checksumLength > 0 && r.checksumLength <= MAX_CHECKSUM_LEN)) {
+    throw new RangeError(`file list: bad checksumLength ${r.checksumLength}`);
+  }
+  const maxEntries = opts.maxEntries ?? MAX_FLIST_ENTRIES;
+  const varintFlags = (compat & CF_VARINT_FLIST_FLAGS) !== 0;
+  // A "safe" list may carry io_error in its end marker (compat.c use_safe_inc_flist).
+  const safeFlist = protocol >= 31 || (compat & CF_SAFE_FLIST) !== 0;
+
+  const prev: PrevState = {
+    name: Buffer.alloc(0),
+    mode: 0,
+    mtime: 0,
+    uid: 0,
+    gid: 0,
+    rdevMajor: 0,
+    rdev: 0n,
+    dev: 0n,
+    inDelHier: false,
+    hlinkGroups: new Map(),
+  };
+  const list: ReceivedEntry[] = [];
+  let ioError = 0;
+  let totalSize = 0;
+  for (;;) {
+    let xflags: number;
+    if (varintFlags) {
+      xflags = await reader.readVarint();
+      if (xflags === 0) {
+        ioError |= await reader.readVarint();
+        break;
+      }
+    } else {
+      xflags = await reader.readByte();
+      if (xflags === 0) break;
+      if (protocol >= 28 && xflags & XMIT_EXTENDED_FLAGS) xflags |= (await reader.readByte()) << 8;
+      if (protocol >= 28 && xflags === (XMIT_EXTENDED_FLAGS | XMIT_IO_ERROR_ENDLIST)) {
+        if (!safeFlist) throw new ProtocolError(`file list: invalid flag 0x${xflags.toString(16)}`);
+        ioError |= await reader.readVarint();
+        break;
+      }
+    }
+    if (list.length >= maxEntries) throw new ProtocolError(`file list: more than ${maxEntries} entries`);
+    const entry = await recvFileEntry(reader, xflags, list, r, prev);
+    if (isReg(entry.mode) || isLink(entry.mode)) totalSize += entry.size;
+    list.push(entry);
+  }
+
+  // rsync/uidlist.c: recv_id_list
+  let userNames = new Map<number, Buffer>();
+  let groupNames = new Map<number, Buffer>();
+  if (!opts.numericIds) {
+    const id0Names = (compat & CF_ID0_NAMES) !== 0;
+    if (r.preserveUid) userNames = await recvOneIdList(reader, protocol, id0Names, list.length);
+    if (r.preserveGid) groupNames = await recvOneIdList(reader, protocol, id0Names, list.length);
+  }
+  if (protocol < 30) ioError |= await reader.readInt();
+
+  const files = sortFileList(list, protocol);
+  cleanDuplicates(files, protocol);
+  return {
+    files,
+    ioError: opts.ignoreErrors ? 0 : ioError & IOERR_VALID_MASK,
+    userNames,
+    groupNames,
+    totalSize,
+  };
+}

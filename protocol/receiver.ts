@@ -1,0 +1,314 @@
+// The receiver role of a pull (docs/protocol.md [pull]): read what the daemon's sender answers to
+// the generator's requests (ndx, iflags, the echoed sum head, the token stream, the whole-file
+// checksum), rebuild each file from literal data and blocks of the local basis into a temporary
+// file next to it, verify the checksum and rename it over the target; a file that fails goes to
+// the redo phase. Then the sender's stats and the end of the run. Also `doRecv`, which runs the
+// generator and the receiver side by side as rsync's two processes.
+// Counterpart: rsync receiver.c recv_files / receive_data, rsync.c read_ndx_and_attrs,
+// main.c do_recv / handle_stats / read_final_goodbye.
+import { ProtocolError, RsyncError, EXIT } from './errors.js';
+import type { ByteReader, ByteWriter } from './io.js';
+import { NDX_DONE } from './varint.js';
+import type { Checksummer } from './checksum.js';
+import { readSumHead, blockLength, basisLength } from './sums.js';
+import { readToken } from './token.js';
+import { S_IFMT, S_IFREG, type FileEntry } from './flist.js';
+import {
+  ITEM_BASIS_TYPE_FOLLOWS,
+  ITEM_IS_NEW,
+  ITEM_MISSING_DATA,
+  ITEM_TRANSFER,
+  ITEM_XNAME_FOLLOWS,
+  NDX_DEL_STATS,
+  type DeleteStats,
+} from './sender.js';
+import { generateFiles, RecvChannel, type GeneratorOptions, type GeneratorResult, type LocalTree, type BasisFile, type PullEntry } from './generator.js';
+
+/** Longest xname (basis file name) we accept: MAXPATHLEN. */
+const MAX_XNAME = 4096;
+
+/** The sender's totals (handle_stats), as the daemon reports them. */
+export interface TransferTotals {
+  /** Bytes the daemon read (our bytes sent). */
+  totalRead: number;
+  /** Bytes the daemon wrote (our bytes received). */
+  totalWritten: number;
+  totalSize: number;
+  flistBuildTime: number;
+  flistXferTime: number;
+}
+
+export interface ReceiverStats {
+  transferredFiles: number;
+  totalTransferredSize: number;
+  literalBytes: number;
+  matchedBytes: number;
+  createdFiles: number;
+  /** Files that failed verification twice (exit 23). */
+  failedFiles: number;
+  totals: TransferTotals | null;
+  /** NDX_DEL_STATS the daemon echoed (31+ with --delete). */
+  deleted: DeleteStats | null;
+}
+
+export interface ReceivedItem {
+  ndx: number;
+  entry: FileEntry;
+  iflags: number;
+  literalBytes: number;
+  matchedBytes: number;
+}
+
+export interface ReceiverOptions {
+  dryRun: boolean;
+  onReceived?: (item: ReceivedItem) => void;
+  onWarning?: (text: string) => void;
+}
+
+/** Reusable copy buffer for basis blocks (the largest block is 128 KiB from protocol 30). */
+const COPY_CHUNK = 256 * 1024;
+
+// rsync/main.c: read_del_stats
+async function readDelStats(reader: ByteReader): Promise<DeleteStats> {
+  return {
+    files: await reader.readVarint(),
+    dirs: await reader.readVarint(),
+    symlinks: await reader.readVarint(),
+    devices: await reader.readVarint(),
+    specials: await reader.readVarint(),
+  };
+}
+
+/** The next ndx, with NDX_DEL_STATS consumed on the way. */
+// rsync/rsync.c: read_ndx_and_attrs (the negative-ndx loop)
+async function readNdxSkippingStats(reader: ByteReader, stats: ReceiverStats): Promise<number> {
+  for (;;) {
+    const ndx = reader.protocol < 29 ? await reader.readInt() : await reader.readNdx();
+    if (ndx !== NDX_DEL_STATS) return ndx;
+    stats.deleted = await readDelStats(reader);
+  }
+}
+
+/**
+ * Receive every file the generator asked for, through the phases, then the stats and the end of
+ * the run. `channel` carries MSG_DONE and MSG_REDO to the generator.
+ */
+// rsync/receiver.c: recv_files (+ main.c do_recv's receiver tail)
+export async function receiveFiles(
+  reader: ByteReader,
+  files: readonly PullEntry[],
+  tree: LocalTree,
+  checksummer: Checksummer,
+  channel: RecvChannel,
+  options: ReceiverOptions,
+): Promise<ReceiverStats> {
+  const protocol = reader.protocol;
+  const maxPhase = protocol >= 29 ? 2 : 1;
+  const stats: ReceiverStats = {
+    transferredFiles: 0,
+    totalTransferredSize: 0,
+    literalBytes: 0,
+    matchedBytes: 0,
+    createdFiles: 0,
+    failedFiles: 0,
+    totals: null,
+    deleted: null,
+  };
+  const sent = new Uint8Array(files.length); // rsync's FLAG_FILE_SENT: a second arrival is the redo
+  const copyBuf = Buffer.allocUnsafe(COPY_CHUNK);
+  let phase = 0;
+
+  for (;;) {
+    channel.check(); // the generator failed: stop (a read that waits ends when the caller closes)
+    // 1. ndx (NDX_DONE ends a phase), iflags, optional basis type and xname.
+    const ndx = await readNdxSkippingStats(reader, stats);
+    if (ndx === NDX_DONE) {
+      if (++phase > maxPhase) break;
+      channel.phaseDone();
+      continue;
+    }
+    const iflags = protocol >= 29 ? await reader.readShort() : ITEM_TRANSFER | ITEM_MISSING_DATA;
+    // The protocol-29 keep-alive: one past the last index, flagged IS_NEW.
+    if (protocol < 30 && ndx === files.length && iflags === ITEM_IS_NEW) continue;
+    if (ndx < 0 || ndx >= files.length) {
+      throw new ProtocolError(`invalid file index ${ndx} from the daemon (list has ${files.length})`);
+    }
+    const entry = files[ndx]!;
+    if (entry.active === false) throw new ProtocolError(`refusing transfer of cleared file index ${ndx}`);
+    if (iflags & ITEM_BASIS_TYPE_FOLLOWS) await reader.readByte();
+    if (iflags & ITEM_XNAME_FOLLOWS) await reader.readVstring(MAX_XNAME);
+
+    // 2. Not a transfer: the echo of a local change.
+    if (!(iflags & ITEM_TRANSFER)) {
+      if (iflags & ITEM_IS_NEW) stats.createdFiles++;
+      continue;
+    }
+    if (phase === 2) throw new ProtocolError(`transfer of index ${ndx} in phase 2`);
+    if ((entry.mode & S_IFMT) !== S_IFREG) throw new ProtocolError(`transfer of a non-regular file (index ${ndx})`);
+    const redoing = sent[ndx] === 1;
+    if (!redoing && iflags & ITEM_IS_NEW) stats.createdFiles++;
+    stats.transferredFiles++;
+    stats.totalTransferredSize += entry.size;
+    if (options.dryRun) {
+      options.onReceived?.({ ndx, entry, iflags, literalBytes: 0, matchedBytes: 0 });
+      continue;
+    }
+
+    // 3. The data, into a temporary file; 4. verified, then renamed over the target.
+    const got = await receiveData(reader, entry, tree, checksummer, copyBuf);
+    stats.literalBytes += got.literalBytes;
+    stats.matchedBytes += got.matchedBytes;
+    options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes });
+    if (got.ok) continue;
+    if (!redoing) {
+      options.onWarning?.(`WARNING: ${entry.name.toString()} failed verification -- update discarded (will try again).`);
+      sent[ndx] = 1;
+      channel.requestRedo(ndx);
+    } else {
+      options.onWarning?.(`ERROR: ${entry.name.toString()} failed verification -- update discarded.`);
+      stats.failedFiles++;
+    }
+  }
+
+  // 5. The sender's totals; then (31+) its NDX_DONE, which ends the run.
+  stats.totals = await readTotals(reader);
+  channel.phaseDone();
+  if (protocol >= 31) {
+    const ndx = await readNdxSkippingStats(reader, stats);
+    if (ndx !== NDX_DONE) throw new ProtocolError(`invalid packet at end of run (${ndx})`, { exitCode: EXIT.PROTOCOL });
+    channel.phaseDone();
+  }
+  return stats;
+}
+
+// rsync/main.c: handle_stats (the client reading a sender's totals)
+async function readTotals(reader: ByteReader): Promise<TransferTotals> {
+  const read = (): Promise<number> => (reader.protocol >= 30 ? reader.readVarlong(3) : reader.readLongint());
+  // The daemon writes its read/written totals; from our side they swap.
+  const totalRead = await read();
+  const totalWritten = await read();
+  const totalSize = await read();
+  const flistBuildTime = reader.protocol >= 29 ? await read() : 0;
+  const flistXferTime = reader.protocol >= 29 ? await read() : 0;
+  return { totalRead, totalWritten, totalSize, flistBuildTime, flistXferTime };
+}
+
+interface DataResult {
+  ok: boolean;
+  literalBytes: number;
+  matchedBytes: number;
+}
+
+/**
+ * One file's data: the echoed sum head, tokens (literal runs and references to blocks of the
+ * basis), then the whole-file checksum, compared with ours. The stream is always read to its
+ * end, whatever happens locally, so the protocol stays in step.
+ */
+// rsync/receiver.c: receive_data
+async function receiveData(
+  reader: ByteReader,
+  entry: FileEntry,
+  tree: LocalTree,
+  checksummer: Checksummer,
+  copyBuf: Buffer,
+): Promise<DataResult> {
+  const head = await readSumHead(reader, checksummer.digestLength);
+  let basis: BasisFile | null = null;
+  if (head.count > 0) {
+    basis = await tree.openBasis(entry.name);
+    if (!basis) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} vanished during the transfer`, EXIT.FILEIO);
+    // The echo must describe the basis we summed: blocks beyond it are a lying peer.
+    if (basisLength(head) > basis.size) {
+      await basis.close();
+      throw new ProtocolError(`sum head for ${entry.name.toString()} describes ${basisLength(head)} bytes, the basis has ${basis.size}`);
+    }
+  }
+  const temp = await tree.createTemp(entry.name);
+  const hasher = checksummer.startFile();
+  let literalBytes = 0;
+  let matchedBytes = 0;
+  let committed = false;
+  try {
+    for (;;) {
+      const token = await readToken(reader, head.count);
+      if ('end' in token) break;
+      if ('literal' in token) {
+        hasher.update(token.literal);
+        await temp.write(token.literal);
+        literalBytes += token.literal.length;
+        continue;
+      }
+      // A block of the basis: copied through one reused buffer.
+      const len = blockLength(head, token.block);
+      let pos = token.block * head.blength;
+      for (let left = len; left > 0; ) {
+        const n = await basis!.read(copyBuf, Math.min(left, copyBuf.length), pos);
+        if (n <= 0) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} shrank during the transfer`, EXIT.FILEIO);
+        const piece = copyBuf.subarray(0, n);
+        hasher.update(piece);
+        await temp.write(piece);
+        pos += n;
+        left -= n;
+      }
+      matchedBytes += len;
+    }
+    const theirs = await reader.readBuf(checksummer.digestLength);
+    const ours = hasher.digest();
+    const ok = Buffer.from(ours).equals(theirs);
+    if (ok) {
+      await temp.commit(entry);
+      committed = true;
+    }
+    return { ok, literalBytes, matchedBytes };
+  } finally {
+    await basis?.close();
+    if (!committed) await temp.discard();
+  }
+}
+
+export interface RecvResult {
+  generator: GeneratorResult;
+  receiver: ReceiverStats;
+}
+
+/**
+ * The client side of a pull after the file list: generator and receiver as two concurrent async
+ * functions (rsync forks them), sharing one abort signal; the first error aborts the other.
+ * `signal` (optional) aborts both from outside; on abort the caller should also end the
+ * connection, so a read that waits for the daemon ends too.
+ */
+// rsync/main.c: do_recv
+export async function doRecv(
+  reader: ByteReader,
+  writer: ByteWriter,
+  files: readonly PullEntry[],
+  tree: LocalTree,
+  checksummer: Checksummer,
+  options: GeneratorOptions & ReceiverOptions & { signal?: AbortSignal; onAbort?: (reason: unknown) => void },
+): Promise<RecvResult> {
+  const controller = new AbortController();
+  const outer = options.signal;
+  if (outer) {
+    if (outer.aborted) throw outer.reason;
+    outer.addEventListener('abort', () => controller.abort(outer.reason), { once: true });
+  }
+  const channel = new RecvChannel(controller.signal);
+  // The first failure is the one reported; the other role then stops on the abort.
+  let first: { error: unknown } | null = null;
+  const guard = <T>(p: Promise<T>): Promise<T> =>
+    p.catch((e: unknown) => {
+      if (!first) {
+        first = { error: e };
+        controller.abort(e);
+        options.onAbort?.(e);
+      }
+      throw e;
+    });
+  const [generator, receiver] = await Promise.allSettled([
+    guard(generateFiles(writer, files, tree, checksummer, channel, options)),
+    guard(receiveFiles(reader, files, tree, checksummer, channel, options)),
+  ]);
+  if (first) throw (first as { error: unknown }).error;
+  if (generator.status !== 'fulfilled' || receiver.status !== 'fulfilled') throw new Error('internal: a role failed without an error');
+  return { generator: generator.value, receiver: receiver.value };
+}

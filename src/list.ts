@@ -1,0 +1,264 @@
+// A remote listing: `lsyncd rsync://HOST/module/path/` prints the daemon's files as `rsync` does
+// (its list_only mode): a pull that requests nothing. The wire is protocol/session.ts startPull
+// and protocol/list-only.ts finishListOnly; the lines are rsync's list_file_entry, escaped as
+// rsync's rwrite escapes terminal output.
+import { openModule, type SessionOptions } from './client.js';
+import { serverArgs, type TransferOptions } from '../protocol/args.js';
+import { startPull, acknowledgeErrorExit } from '../protocol/session.js';
+import { finishListOnly } from '../protocol/list-only.js';
+import { parseChecksumName } from '../protocol/compat.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFBLK, S_IFCHR, S_IFSOCK, S_IFIFO } from '../protocol/flist.js';
+import type { ReceivedEntry } from '../protocol/flist-recv.js';
+import { MSG_ERROR, MSG_ERROR_EXIT, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, writeMessage } from '../protocol/mplex.js';
+import { EXIT, RemoteError } from '../protocol/errors.js';
+import { IOERR_GENERAL, IOERR_VANISHED } from '../protocol/sender.js';
+import { sendFilterList, type FilterList } from '../protocol/filter.js';
+import type { DaemonTarget } from './target.js';
+
+/** How rsync checks output text: iconv to the locale's charset (UTF-8 or ASCII). */
+export type OutputCharset = 'utf8' | 'ascii';
+
+export interface RemoteListOptions {
+  target: DaemonTarget;
+  /** The options rsync's client would send (-r or -d, -l, -a's -ogDtp ...): they decide what the list carries. */
+  transfer: TransferOptions;
+  session: Omit<SessionOptions, 'host' | 'port'>;
+  /** The charset output is checked against (rsync escapes what it cannot show). Default 'utf8'. */
+  charset?: OutputCharset;
+  /** Rules for the daemon's sender (`--exclude` ...): what it leaves out of the list. */
+  filter?: FilterList;
+  /** One listing line, newline included, escaped. */
+  onLine: (line: Buffer) => void;
+  /** Daemon text for stdout (MSG_INFO). */
+  onInfo?: (text: string) => void;
+  /** Daemon warnings and errors for stderr. */
+  onError?: (text: string) => void;
+}
+
+/** The locale's charset as rsync would see it (setlocale(LC_CTYPE, "") then nl_langinfo(CODESET)). */
+export function charsetFromEnv(env: NodeJS.ProcessEnv): OutputCharset {
+  const locale = env.LC_ALL || env.LC_CTYPE || env.LANG || '';
+  return /utf-?8/i.test(locale) ? 'utf8' : 'ascii';
+}
+
+// rsync/lib/permstring.c: permstring
+export function permString(mode: number): string {
+  const chars = '----------'.split('');
+  const map = 'rwxrwxrwx';
+  for (let i = 0; i < 9; i++) if (mode & (1 << i)) chars[9 - i] = map[8 - i]!;
+  if (mode & 0o4000) chars[3] = mode & 0o100 ? 's' : 'S';
+  if (mode & 0o2000) chars[6] = mode & 0o010 ? 's' : 'S';
+  if (mode & 0o1000) chars[9] = mode & 0o001 ? 't' : 'T';
+  const type = mode & S_IFMT;
+  if (type === S_IFDIR) chars[0] = 'd';
+  else if (type === S_IFLNK) chars[0] = 'l';
+  else if (type === S_IFBLK) chars[0] = 'b';
+  else if (type === S_IFCHR) chars[0] = 'c';
+  else if (type === S_IFSOCK) chars[0] = 's';
+  else if (type === S_IFIFO) chars[0] = 'p';
+  return chars.join('');
+}
+
+/** A number with ',' every three digits (rsync's human_num at its default -h level 1). */
+// rsync/lib/compat.c: do_big_num
+export function humanNum(n: number): string {
+  const digits = String(Math.abs(n));
+  let out = '';
+  for (let i = 0; i < digits.length; i++) {
+    if (i > 0 && (digits.length - i) % 3 === 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? `-${out}` : out;
+}
+
+/** `YYYY/MM/DD hh:mm:ss` in local time, cut to 19 characters as rsync's 20-byte buffer cuts it. */
+// rsync/util1.c: timestring
+export function timeString(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  if (Number.isNaN(d.getTime())) return '(time out of range)';
+  const two = (n: number) => String(n).padStart(2, '0');
+  const text = `${String(d.getFullYear()).padStart(4, ' ')}/${two(d.getMonth() + 1)}/${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  return text.slice(0, 19);
+}
+
+/** Length of the valid UTF-8 sequence at `at` (as glibc's iconv accepts it), or 0 if invalid. */
+function utf8SequenceLength(b: Uint8Array, at: number): number {
+  const c = b[at]!;
+  if (c < 0x80) return 1;
+  let len: number;
+  let min: number;
+  if (c >= 0xc2 && c <= 0xdf) (len = 2), (min = 0x80);
+  else if (c >= 0xe0 && c <= 0xef) (len = 3), (min = 0x800);
+  else if (c >= 0xf0 && c <= 0xf4) (len = 4), (min = 0x10000);
+  else return 0;
+  if (at + len > b.length) return 0;
+  let cp = c & (0xff >> (len + 1));
+  for (let i = 1; i < len; i++) {
+    const cc = b[at + i]!;
+    if ((cc & 0xc0) !== 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return len;
+}
+
+const escaped = (byte: number): string => `\\#${byte.toString(8).padStart(3, '0')}`;
+const isDigit = (c: number | undefined): boolean => c !== undefined && c >= 0x30 && c <= 0x39;
+
+/**
+ * One line of terminal output as rsync writes it: bytes the charset cannot show become `\#ooo`
+ * (iconv's EILSEQ path), then control characters other than tab, and a backslash that would
+ * read as such an escape, become `\#ooo` too (filtered_fwrite). The trailing newline stays raw.
+ */
+// rsync/log.c: rwrite + filtered_fwrite
+export function escapeLine(line: Uint8Array, charset: OutputCharset): Buffer {
+  const bytes = Buffer.from(line);
+  const newline = bytes.length > 0 && (bytes[bytes.length - 1] === 0x0a || bytes[bytes.length - 1] === 0x0d);
+  const body = newline ? bytes.subarray(0, -1) : bytes;
+  let out = '';
+  const parts: Buffer[] = [];
+  const flush = () => {
+    if (out) parts.push(Buffer.from(out, 'latin1'));
+    out = '';
+  };
+  for (let i = 0; i < body.length; ) {
+    const c = body[i]!;
+    if (c >= 0x80) {
+      const len = charset === 'utf8' ? utf8SequenceLength(body, i) : 0;
+      if (len === 0) {
+        out += escaped(c);
+        i++;
+      } else {
+        flush();
+        parts.push(body.subarray(i, i + len));
+        i += len;
+      }
+      continue;
+    }
+    const fakeEscape = c === 0x5c && i < body.length - 4 && body[i + 1] === 0x23 && isDigit(body[i + 2]) && isDigit(body[i + 3]) && isDigit(body[i + 4]);
+    if (fakeEscape || (c !== 0x09 && c < 0x20)) out += escaped(c);
+    else out += String.fromCharCode(c);
+    i++;
+  }
+  flush();
+  if (newline) parts.push(bytes.subarray(-1));
+  return Buffer.concat(parts);
+}
+
+/** One listing line, unescaped: permissions, size (14 wide, commas), mtime, name, `-> target` with -l. */
+// rsync/generator.c: list_file_entry
+export function listFileEntry(entry: ReceivedEntry, links: boolean): Buffer {
+  const head = `${permString(entry.mode)} ${humanNum(entry.size).padStart(14)} ${timeString(entry.mtime)} `;
+  const parts = [Buffer.from(head, 'latin1'), entry.name];
+  if (links && (entry.mode & S_IFMT) === S_IFLNK) parts.push(Buffer.from(' -> '), entry.symlink ?? Buffer.alloc(0));
+  parts.push(Buffer.from('\n'));
+  return Buffer.concat(parts);
+}
+
+/** Whether rsync's generator lists an entry: active, and not an implied parent directory. */
+// rsync/generator.c: recv_generator (its list_only branch)
+function listed(entry: ReceivedEntry, protocol: number): boolean {
+  if (!entry.active) return false;
+  // Protocol >= 30 marks implied directories (--relative) as top dirs without content;
+  // rsync's list-only generator skips them when it does not create implied dirs.
+  if ((entry.mode & S_IFMT) === S_IFDIR && protocol >= 30 && entry.topDir && entry.contentDir === false) return false;
+  return true;
+}
+
+export interface RemoteListResult {
+  exitCode: number;
+  /** Entries listed. */
+  listed: number;
+}
+
+/** The remote path argument as rsync sends it: `module/path`, or `module/` for the module itself. */
+function remotePath(target: DaemonTarget): string {
+  return target.path ? `${target.module}/${target.path}` : `${target.module}/`;
+}
+
+// rsync/main.c: client_run with list_only (the receiving branch, nothing requested)
+export async function listRemote(options: RemoteListOptions): Promise<RemoteListResult> {
+  const { transfer, target } = options;
+  const charset = options.charset ?? 'utf8';
+  const onError = options.onError ?? (() => {});
+  // rsync: list_only without -r implies -d (the top directory's entries, not their contents).
+  const wire: TransferOptions = { ...transfer, dirs: !transfer.recursive };
+  const session = await openModule({ ...options.session, host: target.host, port: target.port }, target.module);
+  const { reader, writer, socket } = session;
+  let xferErrors = 0;
+  let demuxForAck: Parameters<typeof acknowledgeErrorExit>[1] | undefined;
+  try {
+    const args = serverArgs(wire, session.hello.protocol, remotePath(target), true);
+    const filter = options.filter;
+    const start = await startPull(reader, writer, args, {
+      ...(filter && { writeFilterList: (w) => sendFilterList(w, filter, { deleteExcluded: false, role: 'receiver' }) }),
+      ...(transfer.checksumChoice && { checksumChoice: parseChecksumName(transfer.checksumChoice) }),
+      flist: {
+        preserveUid: transfer.owner,
+        preserveGid: transfer.group,
+        preserveDevices: transfer.devices,
+        preserveSpecials: transfer.devices,
+        preserveLinks: transfer.links,
+        preserveHardLinks: transfer.hardLinks,
+        alwaysChecksum: transfer.checksum,
+        numericIds: transfer.numericIds,
+        recursive: transfer.recursive,
+      },
+      onMessage: (code, payload) => {
+        switch (code) {
+          case MSG_INFO:
+            options.onInfo?.(payload.toString('latin1'));
+            break;
+          case MSG_ERROR_XFER:
+            xferErrors++;
+            onError(payload.toString('latin1'));
+            break;
+          case MSG_ERROR:
+          case MSG_WARNING:
+            onError(payload.toString('latin1'));
+            break;
+          case MSG_IO_TIMEOUT:
+            if (payload.length === 4) {
+              const seconds = payload.readInt32LE(0);
+              if (seconds > 0 && (!options.session.timeout || seconds < options.session.timeout)) socket.setIoTimeout(seconds);
+            }
+            break;
+          default:
+            break;
+        }
+      },
+    });
+    demuxForAck = start.demux;
+    const { files, ioError } = start.flist;
+    const protocol = session.hello.protocol;
+    let count = 0;
+    // rsync's client: an empty list ends the session at once (no phases, no stats).
+    if (files.length === 0) {
+      const exitCode = xferErrors || ioError & IOERR_GENERAL ? EXIT.PARTIAL : ioError & IOERR_VANISHED ? EXIT.VANISHED : EXIT.OK;
+      // rsync's exit_cleanup tells a protocol >= 31 daemon why we leave.
+      if (exitCode && writer.protocol >= 31 && writer.multiplexed) {
+        const code = Buffer.alloc(4);
+        code.writeInt32LE(exitCode, 0);
+        await writeMessage(writer, MSG_ERROR_EXIT, code);
+      }
+      return { exitCode, listed: 0 };
+    }
+    for (const entry of files) {
+      if (!listed(entry, protocol)) continue;
+      options.onLine(escapeLine(listFileEntry(entry, transfer.links), charset));
+      count++;
+    }
+    await finishListOnly(reader, writer);
+    await session.close();
+    let exitCode: number = EXIT.OK;
+    // rsync's order: 23 (errors) beats 24 (vanished).
+    if (ioError & IOERR_VANISHED) exitCode = EXIT.VANISHED;
+    if (ioError & IOERR_GENERAL || xferErrors) exitCode = EXIT.PARTIAL;
+    return { exitCode, listed: count };
+  } catch (e) {
+    if (e instanceof RemoteError && demuxForAck) await acknowledgeErrorExit(writer, demuxForAck, e).catch(() => {});
+    throw e;
+  } finally {
+    socket.destroy();
+  }
+}
