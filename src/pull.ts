@@ -793,6 +793,7 @@ function asPushResult(result: PullResult): PushResult {
     flistBytes: result.flistBytes,
     entries: [],
     scanSeconds: 0,
+    protocol: result.protocol,
   };
 }
 
