@@ -234,9 +234,11 @@ class Inotify : public Napi::ObjectWrap<Inotify> {
 }  // namespace
 
 Napi::Value ReleaseMemory(const Napi::CallbackInfo& info);  // memory.cc
+Napi::Value QuickAck(const Napi::CallbackInfo& info);       // quickack.cc
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
+  exports.Set("quickAck", Napi::Function::New(env, QuickAck, "quickAck"));
   return Inotify::Init(env, exports);
 }
 

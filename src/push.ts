@@ -8,7 +8,7 @@ import { parseChecksumName, type ChecksumName, type SetupResult } from '../proto
 import { createChecksummer, digestLength, type Checksummer } from '../protocol/checksum.js';
 import { sendFileList, sortFileList, S_IFMT, S_IFREG } from '../protocol/flist.js';
 import { sendFiles, readFinalGoodbye, IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT, type SenderStats, type SentItem } from '../protocol/sender.js';
-import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, MSG_IO_ERROR, writeMessage, type MessageHandler } from '../protocol/mplex.js';
+import { MSG_DATA, MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, MSG_IO_ERROR, writeMessage, type MessageHandler } from '../protocol/mplex.js';
 import { EXIT, RemoteError, RsyncError } from '../protocol/errors.js';
 import type { ByteWriter } from '../protocol/io.js';
 import type { DaemonTarget } from './target.js';
@@ -283,6 +283,12 @@ export async function primeSession(session: DaemonSession, options: Pick<PushOpt
   const start = await startTransfer(session.reader, session.writer, args, {
     ...(checksumChoice && { checksumChoice }),
     onMessage: (code, payload) => route.handler(code, payload),
+    // The daemon writes its checksum list and then the seed without reading in between: data
+    // from us in between (where a push sends its file list) carries our ACK, or Nagle holds the
+    // seed ~40 ms for our delayed ACK. With no file list yet, an empty MSG_DATA frame does it.
+    sendEarly: async () => {
+      if (session.writer.multiplexed) await writeMessage(session.writer, MSG_DATA, new Uint8Array(0));
+    },
   });
   const checksummer = await sessionChecksummer(session.hello.protocol, start.setup);
   return { session, args, start, route, checksummer };

@@ -2,6 +2,7 @@
 // ('readable' + socket.read()), writes that wait for 'drain', TCP_NODELAY, and the two timeouts of
 // rsync: --contimeout (connecting, exit 35) and --timeout (no I/O for that long, exit 30).
 import { connect, type Socket } from 'node:net';
+import { quickAck } from './watcher/addon.js';
 import type { ByteSink, ByteSource } from '../protocol/io.js';
 import { SocketError, TimeoutError, EXIT } from '../protocol/errors.js';
 
@@ -63,6 +64,10 @@ export function connectDaemon(options: ConnectOptions): Promise<DaemonSocket> {
 /** Pull-mode adapter: one outstanding read at a time, as the protocol reader asks. */
 export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number): DaemonSocket {
   socket.setNoDelay(true);
+  // After each of our writes, leave delayed-ACK mode (native/quickack.cc): the daemon's next
+  // write after one we just read is then not held by its Nagle for our ACK.
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  const ackNow = typeof fd === 'number' && fd >= 0 ? () => quickAck(fd) : () => false;
   let failure: Error | null = null;
   let ended = false;
   let waiter: (() => void) | null = null;
@@ -182,7 +187,9 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
       begin();
       bytesWritten += bytes.length;
       try {
-        if (!socket.write(bytes, done && (() => done()))) {
+        const flowing = socket.write(bytes, done && (() => done()));
+        ackNow();
+        if (!flowing) {
           writeBlocked = true;
           drainIncoming();
           await new Promise<void>((resolve, reject) => {

@@ -27,6 +27,8 @@ export interface InotifyAddon {
   Inotify: new (onBatch: (raw: Buffer | Error) => void) => InotifyHandle;
   /** V8's low-memory collection plus malloc_trim(0): give a finished transfer's memory back (native/memory.cc). */
   releaseMemory?: () => void;
+  /** setsockopt TCP_QUICKACK on a connected TCP socket's fd (native/quickack.cc). */
+  quickAck?: (fd: number) => boolean;
 }
 
 /** Package root: this file is src/watcher/addon.ts, compiled to dist/src/watcher/addon.js. */
@@ -95,4 +97,13 @@ export function releaseMemory(): boolean {
   if (!addon?.releaseMemory) return false;
   addon.releaseMemory();
   return true;
+}
+
+/**
+ * TCP_QUICKACK on a socket (see native/quickack.cc): our ACKs go out as soon as we read, so the
+ * daemon's second small write is not held by Nagle for our delayed ACK. False without the addon.
+ */
+export function quickAck(fd: number): boolean {
+  const addon = loadAddon(DEFAULT_ADDON_PATH, { quiet: true });
+  return addon?.quickAck ? addon.quickAck(fd) : false;
 }
