@@ -6,6 +6,7 @@
 // rsync.c set_file_attrs, syscall.c do_open_nofollow.
 // Synchronous calls on purpose: local metadata operations are fast, and a round trip through the
 // thread pool per call made a pull of many small files wait more than it worked (as scan.ts does).
+import { setTimesFd, setTimesPath, loadAddon, DEFAULT_ADDON_PATH } from './watcher/addon.js';
 import {
   constants,
   lstatSync,
@@ -17,7 +18,6 @@ import {
   fstatSync,
   fchmodSync,
   fchownSync,
-  futimesSync,
   readdirSync,
   readlinkSync,
   renameSync,
@@ -25,9 +25,7 @@ import {
   symlinkSync,
   linkSync,
   lchownSync,
-  lutimesSync,
   chmodSync,
-  utimesSync,
   unlinkSync,
   readFileSync,
   type BigIntStats,
@@ -286,7 +284,7 @@ export class DestTree implements LocalTree {
           }
         }
         fchmodSync(fd, attrs.perms ? entry.mode & 0o7777 : destMode(entry.mode, existing, attrs.umask));
-        if (attrs.times) futimesSync(fd, timeOf(entry), timeOf(entry));
+        if (attrs.times) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
         closeSync(fd);
         closed = true;
         renameSync(tmp, target);
@@ -398,8 +396,9 @@ export class DestTree implements LocalTree {
     const window = this.attrs.modifyWindow;
     if (window === 0) return sec !== entry.mtime;
     if (window > 0) return Math.abs(sec - entry.mtime) > window;
-    // Nanoseconds: Node sets microseconds only, so that is the precision we can match.
-    return ns / 1000n !== (BigInt(entry.mtime) * 1_000_000_000n + BigInt(entry.mtimeNsec ?? 0)) / 1000n;
+    // Nanoseconds (the addon sets them; without it Node keeps microseconds, all we can match).
+    const want = BigInt(entry.mtime) * 1_000_000_000n + BigInt(entry.mtimeNsec ?? 0);
+    return EXACT_TIMES ? ns !== want : ns / 1000n !== want / 1000n;
   }
 
   // rsync/rsync.c: set_file_attrs (for entries not rebuilt through a temp file)
@@ -415,7 +414,7 @@ export class DestTree implements LocalTree {
         }
       }
       if (this.attrs.times && (!st || this.timeDiffers(BigInt(st.mtime) * 1_000_000_000n + BigInt(st.mtimeNsec), entry))) {
-        lutimesSync(p, timeOf(entry), timeOf(entry));
+        setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, false);
       }
       return;
     }
@@ -431,20 +430,13 @@ export class DestTree implements LocalTree {
     }
     if (this.attrs.perms && (Number(now.mode) & 0o7777) !== (entry.mode & 0o7777)) chmodSync(p, entry.mode & 0o7777);
     if (this.attrs.times) {
-      if (this.timeDiffers(now.mtimeNs, entry)) utimesSync(p, timeOf(entry), timeOf(entry));
+      if (this.timeDiffers(now.mtimeNs, entry)) setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, true);
     }
   }
 }
 
-/**
- * mtime as the number Node's utimes takes. Node keeps microseconds only (it truncates the
- * fraction), so aim at the middle of the microsecond: the truncation then lands exactly on it.
- * The sub-microsecond rest of a nanosecond mtime is lost (rsync keeps it).
- */
-function timeOf(entry: FileEntry): number {
-  const micros = Math.floor((entry.mtimeNsec ?? 0) / 1000);
-  return entry.mtime + (micros + 0.5) / 1e6;
-}
+/** Whether file times are set to the nanosecond (the addon's utimensat/futimens), as rsync does. */
+const EXACT_TIMES = loadAddon(DEFAULT_ADDON_PATH, { quiet: true })?.setTimesPath !== undefined;
 
 function siblingTemp(p: Buffer): Buffer {
   const slash = p.lastIndexOf(SLASH);

@@ -12,6 +12,7 @@ import { startDaemon, rsyncVersion, type TestDaemon } from './helpers/daemon.js'
 import { lsyncd, run } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { makeTree, setTimes, setTime, T0 } from './helpers/fstree.js';
+import { setTimesPath } from '../src/watcher/addon.js';
 
 let daemon: TestDaemon;
 let work: string;
@@ -306,6 +307,24 @@ test('a missing path on the daemon: exit 23 like rsync, nothing created', async 
   assert.match(got.stderr, 'no-such-dir');
   assert.is(await lstat(join(work, 'ours', 'missing')).catch(() => null), null);
   assert.is(await lstat(join(work, 'ref', 'missing')).catch(() => null), null);
+});
+
+test('mtimes to the nanosecond (protocol 31+), as rsync sets them: files, directories, symlinks', async () => {
+  const name = 'nsec';
+  const src = moduleDir(name);
+  await mkdir(join(src, 'dir'), { recursive: true });
+  await writeFile(join(src, 'dir/file'), 'sub-microsecond mtime\n');
+  await symlink('dir/file', join(src, 'link'));
+  const nsTime = (path: string, sec: number, nsec: number) => assert.ok(setTimesPath(Buffer.from(path), sec, nsec, false), 'the addon sets nanoseconds');
+  nsTime(join(src, 'dir/file'), T0, 123_456_789);
+  nsTime(join(src, 'link'), T0 + 1, 987_654_321);
+  nsTime(join(src, 'dir'), T0 + 2, 111_111_111);
+  nsTime(src, T0 + 3, 999_999_999);
+  // Node's own utimes keeps microseconds: check the tree really has the nanoseconds.
+  assert.is((await lstat(join(src, 'dir/file'), { bigint: true })).mtimeNs % 1000n, 789n);
+  await pullBoth(name, 32);
+  await assertSame(name, 'nanosecond mtimes');
+  assert.is((await lstat(join(work, 'ours', name, 'link'), { bigint: true })).mtimeNs % 1_000_000_000n, 987_654_321n);
 });
 
 test.run();

@@ -3,7 +3,7 @@
 // `null`, so the caller can fall back to polling; any other failure is rethrown.
 
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, futimesSync, lutimesSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,6 +29,10 @@ export interface InotifyAddon {
   releaseMemory?: () => void;
   /** setsockopt TCP_QUICKACK on a connected TCP socket's fd (native/quickack.cc). */
   quickAck?: (fd: number) => boolean;
+  /** futimens with nanoseconds, atime = mtime (native/times.cc); throws an fs-style error. */
+  setTimesFd?: (fd: number, sec: number, nsec: number) => void;
+  /** utimensat with nanoseconds, atime = mtime; `follow` false: the link itself (native/times.cc). */
+  setTimesPath?: (path: Buffer, sec: number, nsec: number, follow: boolean) => void;
 }
 
 /** Package root: this file is src/watcher/addon.ts, compiled to dist/src/watcher/addon.js. */
@@ -106,4 +110,36 @@ export function releaseMemory(): boolean {
 export function quickAck(fd: number): boolean {
   const addon = loadAddon(DEFAULT_ADDON_PATH, { quiet: true });
   return addon?.quickAck ? addon.quickAck(fd) : false;
+}
+
+/** The file times Node can set: seconds as a number, microseconds kept (the middle of one, so its truncation lands on it). */
+function nodeTime(sec: number, nsec: number): number {
+  return sec + (Math.floor(nsec / 1000) + 0.5) / 1e6;
+}
+
+/**
+ * Set a file's mtime (and atime) to `sec` + `nsec` through an open descriptor: to the nanosecond
+ * with the addon, to the microsecond without (Node's futimes). Returns whether it was exact.
+ */
+export function setTimesFd(fd: number, sec: number, nsec: number): boolean {
+  const addon = loadAddon(DEFAULT_ADDON_PATH, { quiet: true });
+  if (addon?.setTimesFd) {
+    addon.setTimesFd(fd, sec, nsec);
+    return true;
+  }
+  futimesSync(fd, nodeTime(sec, nsec), nodeTime(sec, nsec));
+  return false;
+}
+
+/** The same by path; `follow` false sets a symlink's own times (lutimes). */
+export function setTimesPath(path: Buffer, sec: number, nsec: number, follow: boolean): boolean {
+  const addon = loadAddon(DEFAULT_ADDON_PATH, { quiet: true });
+  if (addon?.setTimesPath) {
+    addon.setTimesPath(path, sec, nsec, follow);
+    return true;
+  }
+  const t = nodeTime(sec, nsec);
+  if (follow) utimesSync(path, t, t);
+  else lutimesSync(path, t, t);
+  return false;
 }
