@@ -21,12 +21,11 @@ export interface ByteSource {
 }
 
 /**
- * Where bytes go. `write` resolves when the sink can take more (back-pressure). A sink that keeps
- * `bytes` after resolving (a socket's queue) calls `done` once it no longer needs them, so the
- * writer can reuse the buffer; a sink that never calls it only costs an allocation per flush.
+ * Where bytes go. `write` resolves when the sink can take more (back-pressure). The sink may keep
+ * `bytes` (a socket's queue): the writer never writes into a range it has handed over.
  */
 export interface ByteSink {
-  write(bytes: Uint8Array, done?: () => void): Promise<void>;
+  write(bytes: Uint8Array): Promise<void>;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -292,7 +291,13 @@ const DATA_TAG = 7;
 export class ByteWriter {
   protocol = 32;
   readonly ndxState: NdxState = newNdxState();
-  private chunk: Buffer = Buffer.allocUnsafe(64 * 1024);
+  /**
+   * A slab that output is written into: [start, length) is pending. A flush hands that range to
+   * the sink as a view and moves `start` past it, so the next output goes into the same slab;
+   * a new slab is allocated only when this one is full (the sink may hold the views meanwhile).
+   */
+  private chunk: Buffer = Buffer.allocUnsafe(SLAB);
+  private start = 0;
   private length = 0;
   /** Multiplexing: data goes out as MSG_DATA frames built in place (no extra copy). */
   private framing = false;
@@ -306,7 +311,7 @@ export class ByteWriter {
 
   /** From now on, flushed data travels in MSG_DATA frames (mplex.ts startMultiplexOut). */
   startFraming(): void {
-    if (this.length) throw new Error('start framing with output pending');
+    if (this.length !== this.start) throw new Error('start framing with output pending');
     this.framing = true;
   }
 
@@ -316,14 +321,19 @@ export class ByteWriter {
 
   /** Bytes buffered and not yet handed to the sink. */
   get pending(): number {
-    return this.length;
+    return this.length - this.start;
   }
 
+  /** Make room for n more bytes: a new slab (with the pending bytes moved over) if needed. */
   private room(n: number): void {
     if (this.length + n <= this.chunk.length) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.chunk.length * 2, this.length + n));
-    this.chunk.copy(bigger, 0, 0, this.length);
-    this.chunk = bigger;
+    const pending = this.length - this.start;
+    const next = Buffer.allocUnsafe(Math.max(SLAB, 2 * (pending + n)));
+    this.chunk.copy(next, 0, this.start, this.length);
+    if (this.frameStart >= 0) this.frameStart -= this.start;
+    this.chunk = next;
+    this.start = 0;
+    this.length = pending;
   }
 
   private closeFrame(): void {
@@ -430,19 +440,18 @@ export class ByteWriter {
   /** Hand everything written so far to the sink (framed when multiplexing); no copy is made. */
   async flush(): Promise<void> {
     this.closeFrame();
-    if (this.length === 0) return;
-    const full = this.chunk;
-    const out = full.subarray(0, this.length);
-    const spare = this.spare;
-    this.spare = undefined;
-    this.chunk = spare ?? Buffer.allocUnsafe(Math.max(64 * 1024, Math.min(full.length, 1 << 20)));
-    this.length = 0;
-    // Once the sink is done with it, the flushed buffer becomes the next spare (bounded at 1 MiB).
-    await this.sink.write(out, () => {
-      if (full.length <= 1 << 20 && (!this.spare || this.spare.length < full.length)) this.spare = full;
-    });
+    if (this.length === this.start) return;
+    const out = this.chunk.subarray(this.start, this.length);
+    this.start = this.length;
+    if (this.chunk.length - this.length < SLAB_TAIL) {
+      this.chunk = Buffer.allocUnsafe(SLAB);
+      this.start = this.length = 0;
+    }
+    await this.sink.write(out);
   }
-
-  /** A buffer the sink gave back, reused by the next flush instead of a new allocation. */
-  private spare: Buffer | undefined;
 }
+
+/** Output slab size: thousands of small flushes (one per file answered) share one allocation. */
+const SLAB = 256 * 1024;
+/** Below this much room left, a flush starts a new slab. */
+const SLAB_TAIL = 8 * 1024;

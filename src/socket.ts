@@ -179,7 +179,7 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
         finish();
       }
     },
-    async write(bytes, done) {
+    async write(bytes) {
       if (failure) throw failure;
       if (socket.destroyed || socket.writableEnded) {
         throw new SocketError(`connection to ${where} closed by the daemon while we were still writing`);
@@ -187,7 +187,7 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
       begin();
       bytesWritten += bytes.length;
       try {
-        const flowing = socket.write(bytes, done && (() => done()));
+        const flowing = socket.write(bytes);
         ackNow();
         if (!flowing) {
           writeBlocked = true;
