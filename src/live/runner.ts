@@ -326,7 +326,8 @@ export class TargetRunner {
       this.escalate = 0;
       this.stats.consecutiveFailures = 0;
       this.stats.lastPushAt = Date.now();
-      this.o.log('debug', `${this.name}: pushed ${taken.size} change(s) in ${roots.length} subtree(s) (${roots.map((r) => '/' + r.root).join(' ')}) in ${Date.now() - started} ms`);
+      const how = selective ? 'one session' : `${roots.length} subtree(s) (${roots.map((r) => '/' + r.root).join(' ')})`;
+      this.o.log('debug', `${this.name}: pushed ${taken.size} change(s) in ${how} in ${Date.now() - started} ms`);
       if (full && !this.synced) this.markSynced(); // files that vanished meanwhile are not part of the tree
       // The target answers: have the next session ready before the next change arrives.
       this.openSpare();
