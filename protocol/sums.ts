@@ -4,7 +4,7 @@
 // write_sum_head, sender.c receive_sums, generator.c sum_sizes_sqroot.
 import { ProtocolError } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
-import { getChecksum1, SUM_LENGTH, type Checksummer } from './checksum.js';
+import { SUM_LENGTH, type Checksummer } from './checksum.js';
 
 /** rsync.h: BLOCK_SIZE, the smallest block the square-root rule picks. */
 export const BLOCK_SIZE = 700;
@@ -220,6 +220,68 @@ export function sumSizesSqroot(
   return { count, blength, s2length, remainder };
 }
 
+/** Words per segment of weakSum: keeps every lane and partial sum of a segment within int32. */
+const WEAK_SEGMENT = 128;
+
+/**
+ * get_checksum1 of `buf[start, end)` (checksum.ts getChecksum1 gives the same value), computed a
+ * 32-bit word at a time for the generator's block sums. With v = byte ^ 0x80 (so a signed byte is
+ * v − 128), a segment of k words (m = 4k bytes) has s1 = Σv − 128m and
+ * s2 = Σ(m − i)·v_i − 128·m(m+1)/2 = m·Σv − Σi·v_i − 64·m(m+1), where
+ * Σi·v_i = 4·Σj·S_j + Σ(v1 + 2v2 + 3v3) over the words (S_j is word j's byte sum). The byte sums
+ * of a word come two at a time from 16-bit lanes (w & 0x00ff00ff and (w >>> 8) & 0x00ff00ff);
+ * Σj·S_j = k·Σv − Σ(running Σv); the lane totals give the per-word weights. Segments combine as
+ * s2 += m·s1 + s2', s1 += s1' (mod 2^32); the unaligned head and the tail go byte by byte.
+ */
+// rsync/checksum.c: get_checksum1 (the same sum; rsync unrolls by 4 bytes)
+export function weakSum(buf: Uint8Array, start = 0, end = buf.length): number {
+  let s1 = 0;
+  let s2 = 0;
+  let i = start;
+  while (i < end && (buf.byteOffset + i) & 3) {
+    s1 = (s1 + ((buf[i]! << 24) >> 24)) | 0;
+    s2 = (s2 + s1) | 0;
+    i++;
+  }
+  const words = LITTLE_ENDIAN && i < end ? (end - i) >> 2 : 0;
+  if (words > 0) {
+    const w32 = new Int32Array(buf.buffer, buf.byteOffset + i, words);
+    for (let j = 0; j < words; ) {
+      const k = words - j < WEAK_SEGMENT ? words - j : WEAK_SEGMENT;
+      const stop = j + k;
+      let a = 0; // Σv so far in this segment
+      let r = 0; // Σ of the running a, after each word
+      let lanesLo = 0; // v0 (low 16 bits) and v2 (high 16 bits), summed over the segment
+      let lanesHi = 0; // v1 and v3
+      for (; j < stop; j++) {
+        const w = w32[j]! ^ 0x80808080;
+        const lo = w & 0xff00ff;
+        const hi = (w >>> 8) & 0xff00ff;
+        lanesLo += lo;
+        lanesHi += hi;
+        const pair = lo + hi;
+        a += (pair & 0xffff) + (pair >>> 16);
+        r += a;
+      }
+      const t = (lanesHi & 0xffff) + 2 * (lanesLo >>> 16) + 3 * (lanesHi >>> 16);
+      const m = 4 * k;
+      const segS1 = a - 128 * m;
+      const segS2 = m * a - (4 * (k * a - r) + t) - 64 * m * (m + 1);
+      s2 = (s2 + Math.imul(m, s1) + segS2) | 0;
+      s1 = (s1 + segS1) | 0;
+    }
+    i += words * 4;
+  }
+  for (; i < end; i++) {
+    s1 = (s1 + ((buf[i]! << 24) >> 24)) | 0;
+    s2 = (s2 + s1) | 0;
+  }
+  return ((s1 & 0xffff) | (s2 << 16)) >>> 0;
+}
+
+/** Int32 views read words in host order; weakSum's word loop assumes little-endian. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /**
  * The block sums of a basis file for `head` (from sumSizesSqroot of the basis length): rolling
  * sum and the first s2length bytes of the strong sum of each block, read in one pass over
@@ -238,7 +300,7 @@ export async function generateSums(cs: Checksummer, source: ChunkSource, head: S
   let i = 0;
   let seen = 0;
   const finish = (bytes: Uint8Array): void => {
-    sum1[i] = getChecksum1(bytes);
+    sum1[i] = weakSum(bytes);
     sum2.set(cs.blockSum(bytes).subarray(0, s2length), i * s2length);
     i++;
   };

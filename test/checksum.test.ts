@@ -19,6 +19,7 @@ import {
   readSumBlocks,
   readSumHead,
   sumSizesSqroot,
+  weakSum,
   writeSumBlocks,
   writeSumHead,
   type SumBlocks,
@@ -108,6 +109,28 @@ test('get_checksum1: the daemon sums of a.txt (push_delta: original a.txt in the
   const a = aTxt(false);
   assert.is(basisLength(sums.head), a.length);
   for (let i = 0; i < 5; i++) assert.is(getChecksum1(a, i * 700, Math.min(a.length, i * 700 + 700)), sums.sum1[i]);
+});
+
+test('weakSum (word at a time) equals get_checksum1 at every alignment, length and byte value', () => {
+  let seed = 12345;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 16) & 0xff;
+  const random = Uint8Array.from({ length: 140_000 }, rnd);
+  const fills = [random, new Uint8Array(140_000).fill(0xff), new Uint8Array(140_000).fill(0x80), new Uint8Array(140_000).fill(0x7f), new Uint8Array(140_000)];
+  const lengths = [0, 1, 2, 3, 4, 5, 7, 8, 511, 512, 513, 515, 700, 2048, 23_168, 131_072, 131_077];
+  let checked = 0;
+  for (const buf of fills) {
+    for (const start of [0, 1, 2, 3, 4, 5, 6, 7]) {
+      for (const len of lengths) {
+        assert.is(weakSum(buf, start, start + len), getChecksum1(buf, start, start + len), `start ${start} len ${len}`);
+        checked++;
+      }
+    }
+  }
+  // A view that starts at an odd byte offset of its ArrayBuffer.
+  const view = random.subarray(3, 3 + 23_169);
+  assert.is(weakSum(view), getChecksum1(view));
+  assert.is(weakSum(Uint8Array.of(0xff)), 0xffffffff);
+  assert.is(checked, fills.length * 8 * lengths.length);
 });
 
 test('get_checksum1: signed chars — bytes >= 0x80 count as negative', () => {
