@@ -65,8 +65,8 @@ export interface ReceiverOptions {
   onWarning?: (text: string) => void;
 }
 
-/** Reusable copy buffer for basis blocks (the largest block is 128 KiB from protocol 30). */
-const COPY_CHUNK = 256 * 1024;
+/** Reusable copy buffer for runs of basis blocks (the largest block is 128 KiB from protocol 30). */
+const COPY_CHUNK = 1024 * 1024;
 
 // rsync/main.c: read_del_stats
 async function readDelStats(reader: ByteReader): Promise<DeleteStats> {
@@ -228,30 +228,47 @@ async function receiveData(
   let literalBytes = 0;
   let matchedBytes = 0;
   let committed = false;
+  // Blocks the daemon matches one after another (block i, i+1, ... of the basis) are gathered
+  // into one run and copied with one read per copyBuf: far fewer reads, hash updates and writes
+  // than one of each per block.
+  let runPos = 0;
+  let runLen = 0;
+  const copyRun = async (): Promise<void> => {
+    for (let pos = runPos, left = runLen; left > 0; ) {
+      const n = await basis!.read(copyBuf, Math.min(left, copyBuf.length), pos);
+      if (n <= 0) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} shrank during the transfer`, EXIT.FILEIO);
+      const piece = copyBuf.subarray(0, n);
+      hasher.update(piece);
+      await temp.write(piece);
+      pos += n;
+      left -= n;
+    }
+    runLen = 0;
+  };
   try {
     for (;;) {
       const token = await readToken(reader, head.count);
       if ('end' in token) break;
       if ('literal' in token) {
+        if (runLen) await copyRun();
         hasher.update(token.literal);
         await temp.write(token.literal);
         literalBytes += token.literal.length;
         continue;
       }
-      // A block of the basis: copied through one reused buffer.
+      // A block of the basis: extends the run when it follows it.
       const len = blockLength(head, token.block);
-      let pos = token.block * head.blength;
-      for (let left = len; left > 0; ) {
-        const n = await basis!.read(copyBuf, Math.min(left, copyBuf.length), pos);
-        if (n <= 0) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} shrank during the transfer`, EXIT.FILEIO);
-        const piece = copyBuf.subarray(0, n);
-        hasher.update(piece);
-        await temp.write(piece);
-        pos += n;
-        left -= n;
+      const pos = token.block * head.blength;
+      if (runLen && pos === runPos + runLen && runLen + len <= copyBuf.length) {
+        runLen += len;
+      } else {
+        if (runLen) await copyRun();
+        runPos = pos;
+        runLen = len;
       }
       matchedBytes += len;
     }
+    if (runLen) await copyRun();
     const theirs = await reader.readBuf(checksummer.digestLength);
     const ours = hasher.digest();
     const ok = Buffer.from(ours).equals(theirs);
