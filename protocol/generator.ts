@@ -9,7 +9,7 @@ import { ProtocolError } from './errors.js';
 import type { ByteWriter } from './io.js';
 import { NDX_DONE } from './varint.js';
 import type { Checksummer } from './checksum.js';
-import { generateSums, sumSizesSqroot, writeSumBlocks, writeSumHead, type ChunkSource } from './sums.js';
+import { generateSums, PARALLEL_SUMS_MIN, sumSizesSqroot, writeSumBlocks, writeSumHead, type ChunkSource, type SumsHelper } from './sums.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type FileEntry } from './flist.js';
 import {
   ITEM_IS_NEW,
@@ -48,6 +48,8 @@ export interface LocalStat {
 /** A local file opened for reading (the basis of a delta), never through a symlink. */
 export interface BasisFile {
   readonly size: number;
+  /** The open descriptor, when there is one: lets a SumsHelper read the file from two threads. */
+  readonly fd?: number;
   /** The whole file, streamed from offset 0. */
   chunks(): ChunkSource;
   /** Read `length` bytes at `position` into `into` (at 0); resolves to the bytes read. */
@@ -132,6 +134,8 @@ export interface GeneratorOptions {
   modifyWindow?: number;
   /** Local files the filter rules protect from --delete (excluded, without --delete-excluded). */
   isProtected?: (name: Buffer, isDir: boolean) => boolean;
+  /** Block sums of big bases on two threads (protocol/sums.ts sumsHelper). */
+  sumsHelper?: SumsHelper;
   /** -c: the unseeded whole-file digest of a local file (rsync's file_checksum). */
   fileChecksum?: (name: Buffer) => Promise<Buffer | null>;
   /** Each request or local change (itemize, -v). */
@@ -472,7 +476,10 @@ export async function generateFiles(
           fullSums: redo,
           ...(options.blockSize && { blockSize: options.blockSize }),
         });
-        const sums = await generateSums(checksummer, basis.chunks(), head);
+        const sums =
+          options.sumsHelper && basis.fd !== undefined && basis.size >= PARALLEL_SUMS_MIN
+            ? await options.sumsHelper.sums(checksummer, basis.fd, head)
+            : await generateSums(checksummer, basis.chunks(), head);
         writeSumHead(writer, head);
         writeSumBlocks(writer, sums);
       } finally {

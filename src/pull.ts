@@ -38,6 +38,7 @@ import { serverArgs, type TransferOptions } from '../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../protocol/session.js';
 import { parseChecksumName } from '../protocol/compat.js';
 import { createChecksummer, type Checksummer } from '../protocol/checksum.js';
+import { sumsHelper } from '../protocol/sums.js';
 import { S_IFMT, S_IFLNK, MAXPATHLEN, type FileEntry } from '../protocol/flist.js';
 import { sendFilterList, compileFilter, type FilterList } from '../protocol/filter.js';
 import { doRecv, type ReceiverStats, type ReceivedItem } from '../protocol/receiver.js';
@@ -464,6 +465,7 @@ function unlinkQuietly(path: Buffer): void {
 function fileBasis(fd: number, size: number): BasisFile {
   return {
     size,
+    fd,
     chunks: () =>
       (async function* () {
         const buf = Buffer.allocUnsafe(256 * 1024);
@@ -621,12 +623,10 @@ export async function pull(options: PullOptions): Promise<PullResult> {
           protocol,
         };
       }
-      const checksummer = await createChecksummer(setup.checksum, {
-        protocol,
-        seed: setup.seed,
-        compatFlags: setup.compatFlags,
-        implied: setup.checksumImplied,
-      });
+      const summerOptions = { protocol, seed: setup.seed, compatFlags: setup.compatFlags, implied: setup.checksumImplied };
+      const checksummer = await createChecksummer(setup.checksum, summerOptions);
+      // Big bases get their block sums on two threads; the helper starts on first use.
+      const helper = sumsHelper(setup.checksum, summerOptions);
       let fileSummer: Checksummer | null = null;
       if (transfer.checksum) {
         // rsync's file_checksum: never seeded.
@@ -648,6 +648,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         : null;
       // 4. The generator and the receiver, side by side; then the goodbye.
       const result = await doRecv(reader, writer, flist.files, tree, checksummer, {
+        sumsHelper: helper,
         perms: transfer.perms,
         times: transfer.times,
         owner: transfer.owner,
@@ -672,7 +673,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         ...(options.onDeleted && { onDeleted: options.onDeleted }),
         onWarning: onError,
         onAbort: () => socket.destroy(),
-      });
+      }).finally(() => helper.close());
       await session.close().catch(() => {});
       // rsync's final exit code: the sender's io_error (in the list's end marker, or MSG_IO_ERROR
       // for a file that vanished or failed while sending), per-file errors; 23 beats 24.

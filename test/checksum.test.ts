@@ -3,7 +3,9 @@
 // whole-file sums the stock client sent); sum heads read from and written to real streams.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ByteReader, ByteWriter } from '../protocol/io.js';
 import { NDX_DONE } from '../protocol/varint.js';
@@ -20,6 +22,7 @@ import {
   readSumHead,
   sumSizesSqroot,
   weakSum,
+  sumsHelper,
   writeSumBlocks,
   writeSumHead,
   type SumBlocks,
@@ -131,6 +134,53 @@ test('weakSum (word at a time) equals get_checksum1 at every alignment, length a
   assert.is(weakSum(view), getChecksum1(view));
   assert.is(weakSum(Uint8Array.of(0xff)), 0xffffffff);
   assert.is(checked, fills.length * 8 * lengths.length);
+});
+
+async function failure(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    return e instanceof RangeError ? e.message : `not a RangeError: ${String(e)}`;
+  }
+  return 'no error';
+}
+
+test('sumsHelper: block sums on two threads equal generateSums (xxh128 and md5, seeded); a shrunk basis is refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lsyncd-sums-'));
+  try {
+    let seed = 99;
+    const data = Buffer.allocUnsafe(20 * 1024 * 1024 + 12_345);
+    for (let i = 0; i < data.length; i++) data[i] = (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) >>> 24;
+    const path = join(dir, 'basis');
+    writeFileSync(path, data);
+    for (const name of ['xxh128', 'md5'] as const) {
+      const options = { protocol: 31, seed: -123456, compatFlags: CF_CHKSUM_SEED_FIX, implied: false };
+      const cs = await createChecksummer(name, options);
+      // 3,000-byte blocks: 8 MiB units of 2,796 blocks, a short last unit and a short last block.
+      const head = sumSizesSqroot(data.length, 31, cs.digestLength, { blockSize: 3000 });
+      const helper = sumsHelper(name, options);
+      const fd = openSync(path, 'r');
+      try {
+        const want = await generateSums(cs, [data], head);
+        for (let round = 0; round < 2; round++) {
+          const got = await helper.sums(cs, fd, head);
+          assert.equal([...got.sum1], [...want.sum1], `${name} sum1`);
+          assert.ok(Buffer.from(got.sum2).equals(Buffer.from(want.sum2)), `${name} sum2`);
+        }
+        // The head describes more than the file has: the basis shrank.
+        const longer = sumSizesSqroot(data.length + 5000, 31, cs.digestLength, { blockSize: 3000 });
+        assert.match(await failure(helper.sums(cs, fd, longer)), /shrank/);
+        // And less: the basis grew.
+        const shorter = sumSizesSqroot(data.length - 1, 31, cs.digestLength, { blockSize: 3000 });
+        assert.match(await failure(helper.sums(cs, fd, shorter)), /grew/);
+      } finally {
+        closeSync(fd);
+        await helper.close();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('get_checksum1: signed chars — bytes >= 0x80 count as negative', () => {
