@@ -8,10 +8,8 @@ import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../protocol/daemon.js';
 import { isDaemonAddress, parseDaemonAddress, DEFAULT_PORT } from './target.js';
 import { resolve } from 'node:path';
 import { listModules, splitMotd } from './client.js';
-import { listRemote, charsetFromEnv, escapeLine } from './list.js';
 import { passwordSource } from './password.js';
 import { push } from './push.js';
-import { pull, pullStatsLines, pullSummaryLines } from './pull.js';
 import { buildFilterList, pushFilter, type RuleSource } from './filters.js';
 import { itemizeString, itemName, statsLines, summaryLines, commas } from './output.js';
 import type { TransferOptions } from '../protocol/args.js';
@@ -204,6 +202,8 @@ function sessionOptions(o: CliOptions, user: string | undefined) {
 
 /** `lsyncd rsync://HOST/MODULE/PATH`: the files, listed as `rsync` lists them (-r to recurse). */
 async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: CliOptions, rules: RuleSource[]): Promise<number> {
+  // Loaded on use: the live daemon's start does not pay for the pull side's modules.
+  const { listRemote, charsetFromEnv } = await import('./list.js');
   const archive = Boolean(o.archive);
   // Only what was asked for travels, as with rsync (whose listing sends -d, or -r, and -a's letters).
   const transfer: TransferOptions = {
@@ -308,6 +308,8 @@ async function pushOnce(source: string, address: string, options: CliOptions, ru
 }
 
 async function pullOnce(address: string, dest: string, options: CliOptions, rules: RuleSource[]): Promise<number> {
+  const { pull, pullStatsLines, pullSummaryLines } = await import('./pull.js');
+  const { charsetFromEnv, escapeLine } = await import('./list.js');
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
   if (!target.module) throw new UsageError(`${address} names no module`);
   // A pull deletes local files only when asked (--delete or --delete-excluded).
