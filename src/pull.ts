@@ -402,8 +402,21 @@ export class DestTree implements LocalTree {
     return EXACT_TIMES ? ns !== want : ns / 1000n !== want / 1000n;
   }
 
+  /** Whether setAttrs would change anything of a (non-symlink) item whose lstat is `st`. */
+  private attrsDiffer(st: LocalStat, entry: FileEntry): boolean {
+    if ((this.attrs.owner || this.attrs.group) && (st.uid !== entry.uid || st.gid !== entry.gid)) return true;
+    if (this.attrs.perms && (st.mode & 0o7777) !== (entry.mode & 0o7777)) return true;
+    if (!this.attrs.times) return false;
+    // Whole seconds need no BigInt; nanoseconds come exact from lstat's BigInt form (window -1).
+    if (this.attrs.modifyWindow >= 0) return this.attrs.modifyWindow === 0 ? st.mtime !== entry.mtime : Math.abs(st.mtime - entry.mtime) > this.attrs.modifyWindow;
+    return this.timeDiffers(BigInt(st.mtime) * 1_000_000_000n + BigInt(st.mtimeNsec), entry);
+  }
+
   // rsync/rsync.c: set_file_attrs (for entries not rebuilt through a temp file)
   async setAttrs(name: Buffer, entry: FileEntry, st: LocalStat | null): Promise<void> {
+    // Nothing to change by the stat the caller just took (the no-change pull's every file): no
+    // second lstat, not even the walk of the parents (the caller's lstat did it).
+    if (st && (st.mode & S_IFMT) === (entry.mode & S_IFMT) && (st.mode & S_IFMT) !== S_IFLNK && !this.attrsDiffer(st, entry)) return;
     const p = await this.must(name);
     const type = entry.mode & S_IFMT;
     if (type === S_IFLNK) {

@@ -120,6 +120,22 @@ for (const protocol of [27, 28, 29, 30, 31, 32]) {
   });
 }
 
+test('an up-to-date file or directory with local attribute changes gets the daemon\'s mode back, as with rsync', async () => {
+  const name = 'attrs';
+  const src = moduleDir(name);
+  await makeTree(src);
+  await pullBoth(name, 31);
+  for (const side of ['ref', 'ours']) {
+    await chmod(join(work, side, name, 'run.sh'), 0o600);
+    await chmod(join(work, side, name, 'sub'), 0o700);
+  }
+  const again = await pullBoth(name, 31);
+  assert.is(statNumber(again.stdout.toString(), 'Number of regular files transferred'), 0);
+  assert.is((await lstat(join(work, 'ours', name, 'run.sh'))).mode & 0o7777, (await lstat(join(src, 'run.sh'))).mode & 0o7777);
+  assert.is((await lstat(join(work, 'ours', name, 'sub'))).mode & 0o7777, (await lstat(join(src, 'sub'))).mode & 0o7777);
+  await assertSame(name, 'modes restored');
+});
+
 test('--delete removes local extraneous files (only when asked), as rsync does', async () => {
   const name = 'del';
   const src = moduleDir(name);
