@@ -60,6 +60,12 @@ export interface BasisFile {
 /** A temporary file next to its target, being rebuilt by the receiver. */
 export interface TempFile {
   write(bytes: Uint8Array): Promise<void>;
+  /** The descriptor, open for reading too (a SumsHelper hashes what is written), when there is one. */
+  readonly fd?: number;
+  /** Bytes written through to `fd` so far (the rest is still buffered). */
+  readonly flushed?: number;
+  /** Write out whatever is buffered. */
+  flush?(): Promise<void>;
   /** Set the entry's attributes and rename it over the target (atomic). */
   commit(entry: FileEntry): Promise<void>;
   /** Remove it, leaving the target as it was. */

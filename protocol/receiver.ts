@@ -10,7 +10,8 @@ import { ProtocolError, RsyncError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { NDX_DONE } from './varint.js';
 import type { Checksummer } from './checksum.js';
-import { readSumHead, blockLength, basisLength } from './sums.js';
+import { readSync } from 'node:fs';
+import { readSumHead, blockLength, basisLength, PARALLEL_SUMS_MIN, type SumsHelper } from './sums.js';
 import { readToken } from './token.js';
 import { S_IFMT, S_IFREG, type FileEntry } from './flist.js';
 import {
@@ -63,6 +64,8 @@ export interface ReceiverOptions {
   dryRun: boolean;
   onReceived?: (item: ReceivedItem) => void;
   onWarning?: (text: string) => void;
+  /** Whole-file digests of big files on the helper thread (the generator's block-sums helper). */
+  sumsHelper?: SumsHelper;
 }
 
 /** Reusable copy buffer for runs of basis blocks (the largest block is 128 KiB from protocol 30). */
@@ -155,7 +158,7 @@ export async function receiveFiles(
     }
 
     // 3. The data, into a temporary file; 4. verified, then renamed over the target.
-    const got = await receiveData(reader, entry, tree, checksummer, copyBuf);
+    const got = await receiveData(reader, entry, tree, checksummer, copyBuf, options.sumsHelper);
     stats.literalBytes += got.literalBytes;
     stats.matchedBytes += got.matchedBytes;
     options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes });
@@ -199,6 +202,19 @@ interface DataResult {
   matchedBytes: number;
 }
 
+/** The whole-file digest of what `fd` holds, read back (when the sums helper could not give it). */
+function digestOf(checksummer: Checksummer, fd: number, length: number): Uint8Array {
+  const h = checksummer.startFile();
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (let pos = 0; pos < length; ) {
+    const n = readSync(fd, buf, 0, Math.min(buf.length, length - pos), pos);
+    if (n === 0) throw new RsyncError('ERR_RSYNC_FILEIO', 'temporary file shrank while hashing it', EXIT.FILEIO);
+    h.update(buf.subarray(0, n));
+    pos += n;
+  }
+  return h.digest();
+}
+
 /**
  * One file's data: the echoed sum head, tokens (literal runs and references to blocks of the
  * basis), then the whole-file checksum, compared with ours. The stream is always read to its
@@ -211,6 +227,7 @@ async function receiveData(
   tree: LocalTree,
   checksummer: Checksummer,
   copyBuf: Buffer,
+  sumsHelper?: SumsHelper,
 ): Promise<DataResult> {
   const head = await readSumHead(reader, checksummer.digestLength);
   let basis: BasisFile | null = null;
@@ -224,7 +241,15 @@ async function receiveData(
     }
   }
   const temp = await tree.createTemp(entry.name);
+  // A big file is hashed on the sums helper's thread from what is written to the temp file; the
+  // main thread only reads, copies and writes.
+  const helper =
+    sumsHelper && temp.fd !== undefined && temp.flush && entry.size >= PARALLEL_SUMS_MIN ? sumsHelper.fileDigest(temp.fd) : null;
   const hasher = checksummer.startFile();
+  const update = (bytes: Uint8Array): void => {
+    if (helper) helper.advance(temp.flushed!);
+    else hasher.update(bytes);
+  };
   let literalBytes = 0;
   let matchedBytes = 0;
   let committed = false;
@@ -238,8 +263,8 @@ async function receiveData(
       const n = await basis!.read(copyBuf, Math.min(left, copyBuf.length), pos);
       if (n <= 0) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} shrank during the transfer`, EXIT.FILEIO);
       const piece = copyBuf.subarray(0, n);
-      hasher.update(piece);
       await temp.write(piece);
+      update(piece);
       pos += n;
       left -= n;
     }
@@ -251,8 +276,8 @@ async function receiveData(
       if ('end' in token) break;
       if ('literal' in token) {
         if (runLen) await copyRun();
-        hasher.update(token.literal);
         await temp.write(token.literal);
+        update(token.literal);
         literalBytes += token.literal.length;
         continue;
       }
@@ -270,7 +295,13 @@ async function receiveData(
     }
     if (runLen) await copyRun();
     const theirs = await reader.readBuf(checksummer.digestLength);
-    const ours = hasher.digest();
+    let ours: Uint8Array;
+    if (helper) {
+      await temp.flush!();
+      ours = await helper.digest(temp.flushed!).catch(() => digestOf(checksummer, temp.fd!, temp.flushed!));
+    } else {
+      ours = hasher.digest();
+    }
     const ok = Buffer.from(ours).equals(theirs);
     if (ok) {
       await temp.commit(entry);

@@ -398,8 +398,32 @@ export function workSharedSums(cs: Checksummer, job: SharedSumsJob): void {
 export interface SumsHelper {
   /** The block sums of the basis open as `fd` (of head's length), on this thread and the helper's. */
   sums(cs: Checksummer, fd: number, head: SumHead): Promise<SumBlocks>;
+  /**
+   * The whole-file digest (Checksummer.startFile's) of a file being written through `fd` (open
+   * for reading too), computed on the helper thread from the bytes already on disk; null when
+   * there is no helper.
+   */
+  fileDigest(fd: number): HelperFileDigest | null;
   close(): Promise<void>;
 }
+
+/** See SumsHelper.fileDigest. */
+export interface HelperFileDigest {
+  /** Bytes [0, upto) of the file are written: the helper may hash them. */
+  advance(upto: number): void;
+  /** The file is complete at `length` bytes: its digest (rejects if the helper died). */
+  digest(length: number): Promise<Uint8Array>;
+}
+
+/** The helper hashes a file being received in steps of at least this many bytes. */
+const HASH_STEP = 4 << 20;
+
+/** The messages a sums worker takes (protocol/sums-worker.ts). */
+export type SumsWorkerMessage =
+  | { kind: 'sums'; job: SharedSumsJob }
+  | { kind: 'file-start'; fd: number }
+  | { kind: 'file-upto'; upto: number }
+  | { kind: 'file-end'; upto: number };
 
 /**
  * A SumsHelper whose worker (protocol/sums-worker.ts) makes the same Checksummer (`name`,
@@ -409,24 +433,34 @@ export interface SumsHelper {
 export function sumsHelper(name: ChecksumName, options: ChecksumOptions): SumsHelper {
   let worker: Worker | null = null;
   let broken = availableParallelism() < 2;
-  let waiting: ((failed: boolean) => void) | null = null;
+  // The answers awaited: one sums job and one file digest at most at a time each (the generator
+  // and the receiver run side by side). null: the helper died.
+  type Reply = { kind: 'sums' } | { kind: 'digest'; digest?: Uint8Array };
+  let waitingSums: ((reply: Reply | null) => void) | null = null;
+  let waitingDigest: ((reply: Reply | null) => void) | null = null;
+  const wake = (reply: Reply | null): void => {
+    if (reply === null || reply.kind === 'sums') {
+      const w = waitingSums;
+      waitingSums = null;
+      w?.(reply);
+    }
+    if (reply === null || reply.kind === 'digest') {
+      const w = waitingDigest;
+      waitingDigest = null;
+      w?.(reply);
+    }
+    if (!waitingSums && !waitingDigest) worker?.unref();
+  };
   const start = (): Worker | null => {
     if (broken) return null;
     if (worker) return worker;
     try {
       const w = new Worker(new URL('./sums-worker.js', import.meta.url), { workerData: { name, options } });
-      w.on('message', () => {
-        w.unref();
-        const wake = waiting;
-        waiting = null;
-        wake?.(false);
-      });
+      w.on('message', (reply: Reply) => wake(reply));
       const fail = (): void => {
         broken = true;
         worker = null;
-        const wake = waiting;
-        waiting = null;
-        wake?.(true);
+        wake(null);
       };
       w.on('error', fail);
       w.on('exit', fail);
@@ -437,6 +471,7 @@ export function sumsHelper(name: ChecksumName, options: ChecksumOptions): SumsHe
       return null;
     }
   };
+  const send = (w: Worker, m: SumsWorkerMessage): void => w.postMessage(m);
   return {
     async sums(cs, fd, head) {
       const { count, s2length, blength } = head;
@@ -452,10 +487,10 @@ export function sumsHelper(name: ChecksumName, options: ChecksumOptions): SumsHe
         done: new Uint8Array(new SharedArrayBuffer(units)),
       };
       const w = start();
-      const finished = w ? new Promise<boolean>((resolve) => (waiting = resolve)) : Promise.resolve(true);
+      const finished = w ? new Promise<unknown>((resolve) => (waitingSums = resolve)) : Promise.resolve(null);
       if (w) {
         w.ref();
-        w.postMessage(job);
+        send(w, { kind: 'sums', job });
       }
       try {
         workSharedSums(cs, job);
@@ -473,6 +508,28 @@ export function sumsHelper(name: ChecksumName, options: ChecksumOptions): SumsHe
         throw new RangeError(`basis grew while reading it (more than ${basisLength(head)} bytes)`);
       }
       return { head, sum1: job.sum1, sum2: job.sum2 };
+    },
+    fileDigest(fd) {
+      const w = start();
+      if (!w) return null;
+      send(w, { kind: 'file-start', fd });
+      let posted = 0;
+      return {
+        advance(upto) {
+          if (upto - posted < HASH_STEP || !worker) return;
+          posted = upto;
+          send(worker, { kind: 'file-upto', upto });
+        },
+        async digest(length) {
+          if (!worker) throw new Error('the sums helper stopped');
+          const answer = new Promise<Reply | null>((resolve) => (waitingDigest = resolve));
+          worker.ref();
+          send(worker, { kind: 'file-end', upto: length });
+          const reply = await answer;
+          if (reply?.kind !== 'digest' || !reply.digest) throw new Error('the sums helper has no digest');
+          return reply.digest;
+        },
+      };
     },
     async close() {
       const w = worker;

@@ -234,7 +234,7 @@ export class DestTree implements LocalTree {
       const tmp = Buffer.concat([dir, DOT, base, Buffer.from(`.${tempSuffix()}`)]);
       let fd: number;
       try {
-        fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        fd = openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
       } catch (e) {
         if (isErrno(e, 'EEXIST') && attempt < 10) continue;
         throw e;
@@ -258,9 +258,12 @@ export class DestTree implements LocalTree {
       buf = EMPTY;
     };
     let used = 0;
+    let flushed = 0;
     const writeAll = async (bytes: Uint8Array): Promise<void> => {
       for (let at = 0; at < bytes.length; ) {
-        at += writeSync(fd, bytes, at, bytes.length - at);
+        const n = writeSync(fd, bytes, at, bytes.length - at);
+        at += n;
+        flushed += n;
       }
     };
     const drain = async (): Promise<void> => {
@@ -268,6 +271,11 @@ export class DestTree implements LocalTree {
       used = 0;
     };
     return {
+      fd,
+      get flushed() {
+        return flushed;
+      },
+      flush: drain,
       write: async (bytes) => {
         if (used + bytes.length > buf.length) await drain();
         if (bytes.length >= buf.length) return writeAll(bytes);

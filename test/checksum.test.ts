@@ -3,8 +3,8 @@
 // whole-file sums the stock client sent); sum heads read from and written to real streams.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ByteReader, ByteWriter } from '../protocol/io.js';
@@ -179,6 +179,44 @@ test('sumsHelper: block sums on two threads equal generateSums (xxh128 and md5, 
       }
     }
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sumsHelper.fileDigest: the whole-file digest of a file as it is written, from the helper thread', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lsyncd-digest-'));
+  const options = { protocol: 31, seed: 777, compatFlags: CF_CHKSUM_SEED_FIX, implied: false };
+  const cs = await createChecksummer('xxh128', options);
+  const helper = sumsHelper('xxh128', options);
+  try {
+    const piece = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < piece.length; i++) piece[i] = (i * 2654435761) >>> 27;
+    const fd = openSync(join(dir, 'f'), 'w+');
+    const want = cs.startFile();
+    const digest = helper.fileDigest(fd);
+    if (!digest) {
+      assert.ok(availableParallelism() < 2, 'no helper only on a one-core machine');
+      closeSync(fd);
+      return;
+    }
+    let written = 0;
+    for (let k = 0; k < 5; k++) {
+      written += writeSync(fd, piece, 0, piece.length, written);
+      want.update(piece);
+      digest.advance(written);
+    }
+    const got = await digest.digest(written);
+    assert.equal(Buffer.from(got), Buffer.from(want.digest()));
+    // Block sums and digests in turn on the same helper.
+    const head = sumSizesSqroot(written, 31, cs.digestLength);
+    const sums = await helper.sums(cs, fd, head);
+    assert.is(sums.sum1.length, head.count);
+    closeSync(fd);
+    // After close there is no helper: no digest, the caller hashes itself.
+    await helper.close();
+    assert.is(helper.fileDigest(0), null);
+  } finally {
+    await helper.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

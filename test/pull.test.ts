@@ -136,6 +136,27 @@ test('an up-to-date file or directory with local attribute changes gets the daem
   await assertSame(name, 'modes restored');
 });
 
+test('a 36 MiB file: block sums and the whole-file digest on the helper thread, the same delta and result as rsync', async () => {
+  const name = 'bigdelta';
+  const src = moduleDir(name);
+  await mkdir(src, { recursive: true });
+  const data = Buffer.alloc(36 * 1024 * 1024);
+  let x = 1;
+  for (let i = 0; i < data.length; i += 4) data.writeUInt32LE((x = (Math.imul(x, 1664525) + 1013904223) >>> 0), i);
+  await writeFile(join(src, 'big.bin'), data);
+  await setTime(join(src, 'big.bin'), T0);
+  await pullBoth(name, 31);
+  for (const at of [5_000, 17 * 1024 * 1024, data.length - 100]) data.fill(0x5a, at, at + 64);
+  await writeFile(join(src, 'big.bin'), data);
+  await setTime(join(src, 'big.bin'), T0 + 60);
+  const got = await pullBoth(name, 31);
+  assert.is(statNumber(got.stdout.toString(), 'Number of regular files transferred'), 1);
+  // Only the changed blocks travel as literal data (three blocks of ~6 KB at most).
+  assert.ok(statNumber(got.stdout.toString(), 'Literal data') < 100_000, got.stdout.toString());
+  assert.ok((await readFile(join(work, 'ours', name, 'big.bin'))).equals(data));
+  await assertSame(name, 'big delta');
+});
+
 test('--delete removes local extraneous files (only when asked), as rsync does', async () => {
   const name = 'del';
   const src = moduleDir(name);
