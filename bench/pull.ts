@@ -168,8 +168,11 @@ async function main(): Promise<void> {
     }
     const basis = join(root, 'basis');
     if (wanted('big-delta')) makeBig(basis, join(mod, 'big'));
-    console.log(`  data (in the daemon's module): ${TOP_DIRS * (SUB_DIRS + 1) * FILES_PER_DIR} files, ${TOP_DIRS * (SUB_DIRS + 1)} dirs, ` +
-      `${commas(total)} bytes; ${BIG / 1048576} MiB file; made in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${REPS} run(s) each, medians`);
+    const made = [
+      ...(total ? [`${TOP_DIRS * (SUB_DIRS + 1) * FILES_PER_DIR} files, ${TOP_DIRS * (SUB_DIRS + 1)} dirs, ${commas(total)} bytes`] : []),
+      ...(wanted('big-delta') ? [`${BIG / 1048576} MiB file`] : []),
+    ];
+    console.log(`  data (in the daemon's module): ${made.join('; ')}; made in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${REPS} run(s) each, medians`);
     t0 = performance.now();
     let pulls = 0; // the daemon log's nth connection for each remote path
     const nth = new Map<string, number>();

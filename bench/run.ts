@@ -1,10 +1,11 @@
 // `npm run bench`: every benchmark, one after the other, each in its own process
-// (push: bench/push.ts, watcher: bench/watcher.ts, live mirror next to lsyncd 2: bench/live.ts).
+// (push: bench/push.ts, pull: bench/pull.ts, watcher: bench/watcher.ts, live mirror next to lsyncd 2: bench/live.ts).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const benches: [string, string[]][] = [
   ['push.js', []],
+  ['pull.js', []],
   ['watcher.js', ['--expose-gc']],
   ['live.js', []],
 ];
