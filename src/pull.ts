@@ -139,13 +139,6 @@ export class DestTree implements LocalTree {
    * remove or replace something, and a walk is not repeated for every file of a directory.
    */
   private readonly checkedDirs = new Set<string>();
-  /**
-   * Directories this pull created (latin1 names), and the names it has created in them since: any
-   * other name in such a directory cannot exist, so the quick check's lstat is skipped (an initial
-   * pull of 20,000 files would make 20,000 failing lstats). Dropped with checkedDirs.
-   */
-  private readonly freshDirs = new Set<string>();
-  private readonly createdInFresh = new Set<string>();
   /** Write buffers of committed or discarded temp files, for the next ones. */
   private readonly spareBuffers: Buffer[] = [];
 
@@ -182,32 +175,11 @@ export class DestTree implements LocalTree {
     return Buffer.concat([this.root, Buffer.from('/'), name]);
   }
 
-  /** After a removal or replacement: nothing known about DEST's directories holds any more. */
-  private forgetDirs(): void {
-    this.checkedDirs.clear();
-    this.freshDirs.clear();
-    this.createdInFresh.clear();
-  }
-
-  /** Note that `name` now exists, when its parent is a directory this pull created. */
-  private created(name: Buffer): void {
-    if (!this.freshDirs.size) return;
-    const last = name.lastIndexOf(SLASH);
-    if (this.freshDirs.has(last < 0 ? '.' : name.toString('latin1', 0, last))) this.createdInFresh.add(name.toString('latin1'));
-  }
-
   private async must(name: Buffer): Promise<Buffer> {
     return (await this.path(name, true))!;
   }
 
   async lstat(name: Buffer): Promise<LocalStat | null> {
-    if (this.freshDirs.size && !(name.length === 1 && name[0] === 0x2e)) {
-      const last = name.lastIndexOf(SLASH);
-      if (this.freshDirs.has(last < 0 ? '.' : name.toString('latin1', 0, last)) && !this.createdInFresh.has(name.toString('latin1'))) {
-        checkName(name);
-        return null;
-      }
-    }
     const p = await this.path(name, false);
     if (!p) return null;
     // Nanoseconds need the BigInt form (slower: a BigInt per field); whole seconds do not.
@@ -267,11 +239,11 @@ export class DestTree implements LocalTree {
         if (isErrno(e, 'EEXIST') && attempt < 10) continue;
         throw e;
       }
-      return this.tempFile(fd, tmp, p, name);
+      return this.tempFile(fd, tmp, p);
     }
   }
 
-  private tempFile(fd: number, tmp: Buffer, target: Buffer, name: Buffer): TempFile {
+  private tempFile(fd: number, tmp: Buffer, target: Buffer): TempFile {
     let closed = false;
     let done = false;
     const attrs = this.attrs;
@@ -334,7 +306,6 @@ export class DestTree implements LocalTree {
         closeSync(fd);
         closed = true;
         renameSync(tmp, target);
-        this.created(name);
         done = true;
       },
       discard: async () => {
@@ -352,13 +323,11 @@ export class DestTree implements LocalTree {
     // With -p the final mode comes after the contents (touch-up); without it, the entry's
     // permissions less the umask, as rsync's dest_mode gives a new directory.
     mkdirSync(p, { mode: this.attrs.perms ? 0o700 : (entry.mode & 0o777) | 0o700 });
-    this.created(name);
-    this.freshDirs.add(name.toString('latin1'));
   }
 
   async symlink(name: Buffer, target: Buffer): Promise<void> {
     const p = await this.must(name);
-    this.forgetDirs();
+    this.checkedDirs.clear();
     const tmp = siblingTemp(p);
     symlinkSync(target, tmp);
     try {
@@ -375,7 +344,7 @@ export class DestTree implements LocalTree {
   // file needs a bound server).
   async mknod(name: Buffer, entry: FileEntry): Promise<void> {
     const p = await this.must(name);
-    this.forgetDirs();
+    this.checkedDirs.clear();
     const slash = p.lastIndexOf(SLASH);
     const base = `.lsyncd-node.${randomBytes(6).toString('hex')}`;
     const tmp = Buffer.concat([p.subarray(0, slash + 1), Buffer.from(base)]);
@@ -410,7 +379,7 @@ export class DestTree implements LocalTree {
 
   async link(name: Buffer, existing: Buffer): Promise<void> {
     const p = await this.must(name);
-    this.forgetDirs();
+    this.checkedDirs.clear();
     const from = await this.must(existing);
     const tmp = siblingTemp(p);
     linkSync(from, tmp);
@@ -425,7 +394,7 @@ export class DestTree implements LocalTree {
   async remove(name: Buffer): Promise<void> {
     if (name.length === 1 && name[0] === 0x2e) throw new UnsafePathError('refusing to remove the destination itself');
     const p = await this.must(name);
-    this.forgetDirs();
+    this.checkedDirs.clear();
     // rm never follows a symlink: a link to a directory outside goes, not what it points to.
     rmSync(p, { recursive: true, force: true });
   }
