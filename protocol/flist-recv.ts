@@ -7,6 +7,7 @@
 import { CF_ID0_NAMES, CF_INC_RECURSE, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from './compat.js';
 import { ProtocolError, UnsafeNameError } from './errors.js';
 import type { ByteReader } from './io.js';
+import type { TransferOptions } from './args.js';
 import {
   compareFileEntries,
   FLIST_MAX_PROTOCOL,
@@ -84,6 +85,21 @@ export interface FlistRecvOptions {
   recursive?: boolean;
   /** Most entries accepted; default MAX_FLIST_ENTRIES. */
   maxEntries?: number;
+}
+
+/** The file-list flags a transfer's options imply (what rsync's receiver derives from its own options). */
+export function flistOptionsFor(transfer: TransferOptions): Omit<FlistRecvOptions, 'protocol' | 'compatFlags' | 'checksumLength'> {
+  return {
+    preserveUid: transfer.owner,
+    preserveGid: transfer.group,
+    preserveDevices: transfer.devices,
+    preserveSpecials: transfer.devices,
+    preserveLinks: transfer.links,
+    preserveHardLinks: transfer.hardLinks,
+    alwaysChecksum: transfer.checksum,
+    numericIds: transfer.numericIds,
+    recursive: transfer.recursive,
+  };
 }
 
 /** One received entry: rsync's file_struct, as much of it as the protocol carries. */

@@ -8,12 +8,13 @@ import { startPull, acknowledgeErrorExit } from '../protocol/session.js';
 import { finishListOnly } from '../protocol/list-only.js';
 import { parseChecksumName } from '../protocol/compat.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFBLK, S_IFCHR, S_IFSOCK, S_IFIFO } from '../protocol/flist.js';
-import type { ReceivedEntry } from '../protocol/flist-recv.js';
+import { flistOptionsFor, type ReceivedEntry } from '../protocol/flist-recv.js';
 import { MSG_ERROR, MSG_ERROR_EXIT, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, writeMessage } from '../protocol/mplex.js';
 import { EXIT, RemoteError } from '../protocol/errors.js';
 import { IOERR_GENERAL, IOERR_VANISHED } from '../protocol/sender.js';
 import { sendFilterList, type FilterList } from '../protocol/filter.js';
-import type { DaemonTarget } from './target.js';
+import { remotePath, type DaemonTarget } from './target.js';
+import { adoptModuleTimeout } from './socket.js';
 
 /** How rsync checks output text: iconv to the locale's charset (UTF-8 or ASCII). */
 export type OutputCharset = 'utf8' | 'ascii';
@@ -171,10 +172,6 @@ export interface RemoteListResult {
   listed: number;
 }
 
-/** The remote path argument as rsync sends it: `module/path`, or `module/` for the module itself. */
-function remotePath(target: DaemonTarget): string {
-  return target.path ? `${target.module}/${target.path}` : `${target.module}/`;
-}
 
 // rsync/main.c: client_run with list_only (the receiving branch, nothing requested)
 export async function listRemote(options: RemoteListOptions): Promise<RemoteListResult> {
@@ -193,17 +190,7 @@ export async function listRemote(options: RemoteListOptions): Promise<RemoteList
     const start = await startPull(reader, writer, args, {
       ...(filter && { writeFilterList: (w) => sendFilterList(w, filter, { deleteExcluded: false, role: 'receiver' }) }),
       ...(transfer.checksumChoice && { checksumChoice: parseChecksumName(transfer.checksumChoice) }),
-      flist: {
-        preserveUid: transfer.owner,
-        preserveGid: transfer.group,
-        preserveDevices: transfer.devices,
-        preserveSpecials: transfer.devices,
-        preserveLinks: transfer.links,
-        preserveHardLinks: transfer.hardLinks,
-        alwaysChecksum: transfer.checksum,
-        numericIds: transfer.numericIds,
-        recursive: transfer.recursive,
-      },
+      flist: flistOptionsFor(transfer),
       onMessage: (code, payload) => {
         switch (code) {
           case MSG_INFO:
@@ -218,10 +205,7 @@ export async function listRemote(options: RemoteListOptions): Promise<RemoteList
             onError(payload.toString('latin1'));
             break;
           case MSG_IO_TIMEOUT:
-            if (payload.length === 4) {
-              const seconds = payload.readInt32LE(0);
-              if (seconds > 0 && (!options.session.timeout || seconds < options.session.timeout)) socket.setIoTimeout(seconds);
-            }
+            adoptModuleTimeout(socket, payload, options.session.timeout);
             break;
           default:
             break;

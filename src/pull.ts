@@ -36,6 +36,7 @@ import { resolve as resolvePath } from 'node:path';
 import { openModule, type SessionOptions } from './client.js';
 import { serverArgs, type TransferOptions } from '../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../protocol/session.js';
+import { flistOptionsFor } from '../protocol/flist-recv.js';
 import { parseChecksumName } from '../protocol/compat.js';
 import { createChecksummer, type Checksummer } from '../protocol/checksum.js';
 import { sumsHelper } from '../protocol/sums.js';
@@ -49,7 +50,8 @@ import type { PushResult } from './push.js';
 import { MSG_ERROR, MSG_ERROR_EXIT, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, writeMessage, type Demultiplexer } from '../protocol/mplex.js';
 import type { ByteWriter } from '../protocol/io.js';
 import { EXIT, ProtocolError, RemoteError, RsyncError } from '../protocol/errors.js';
-import type { DaemonTarget } from './target.js';
+import { remotePath, type DaemonTarget } from './target.js';
+import { adoptModuleTimeout } from './socket.js';
 
 /** A name from the daemon that would leave DEST, or go through a symlink or a non-directory. */
 export class UnsafePathError extends ProtocolError {
@@ -570,9 +572,6 @@ export interface PullResult {
   protocol: number;
 }
 
-function remotePath(target: DaemonTarget): string {
-  return target.path ? `${target.module}/${target.path}` : `${target.module}/`;
-}
 
 // rsync/main.c: client_run (the receiver branch)
 export async function pull(options: PullOptions): Promise<PullResult> {
@@ -607,17 +606,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       ...(options.filter && {
         writeFilterList: (w: ByteWriter) => sendFilterList(w, options.filter!.list, { deleteExcluded: options.filter!.deleteExcluded, role: 'receiver' }),
       }),
-      flist: {
-        preserveUid: transfer.owner,
-        preserveGid: transfer.group,
-        preserveDevices: transfer.devices,
-        preserveSpecials: transfer.devices,
-        preserveLinks: transfer.links,
-        preserveHardLinks: transfer.hardLinks,
-        alwaysChecksum: transfer.checksum,
-        numericIds: transfer.numericIds,
-        recursive: transfer.recursive,
-      },
+      flist: flistOptionsFor(transfer),
       onMessage: (code, payload) => {
         switch (code) {
           case MSG_INFO:
@@ -632,10 +621,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
             onError(payload.toString());
             break;
           case MSG_IO_TIMEOUT:
-            if (payload.length === 4) {
-              const seconds = payload.readInt32LE(0);
-              if (seconds > 0 && (!options.session.timeout || seconds < options.session.timeout)) socket.setIoTimeout(seconds);
-            }
+            adoptModuleTimeout(socket, payload, options.session.timeout);
             break;
           default:
             break;

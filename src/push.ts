@@ -11,7 +11,8 @@ import { sendFiles, readFinalGoodbye, IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_L
 import { MSG_DATA, MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, MSG_IO_ERROR, writeMessage, type MessageHandler } from '../protocol/mplex.js';
 import { EXIT, RemoteError, RsyncError } from '../protocol/errors.js';
 import type { ByteWriter } from '../protocol/io.js';
-import type { DaemonTarget } from './target.js';
+import { remotePath, type DaemonTarget } from './target.js';
+import { adoptModuleTimeout } from './socket.js';
 
 /** Filter rules: what the scan skips, and what the daemon is told (only with --delete). */
 export interface PushFilter extends PathFilter {
@@ -75,10 +76,6 @@ export interface PushResult {
   protocol: number;
 }
 
-/** The remote path argument: module/path, with a trailing slash when the source is a directory. */
-function remotePath(target: DaemonTarget): string {
-  return target.path ? `${target.module}/${target.path}` : `${target.module}/`;
-}
 
 // rsync/main.c: client_run (the sender branch)
 export async function push(options: PushOptions): Promise<PushResult> {
@@ -182,11 +179,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
             break;
           }
           case MSG_IO_TIMEOUT:
-            // The module's own timeout: use it if it is shorter than ours.
-            if (payload.length === 4) {
-              const seconds = payload.readInt32LE(0);
-              if (seconds > 0 && (!options.session.timeout || seconds < options.session.timeout)) socket.setIoTimeout(seconds);
-            }
+            adoptModuleTimeout(socket, payload, options.session.timeout);
             break;
           default:
             break;

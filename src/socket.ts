@@ -228,3 +228,14 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
     },
   };
 }
+
+/**
+ * The daemon's MSG_IO_TIMEOUT (its module's `timeout`, protocol 31+): use it when it is shorter
+ * than ours (`ours` seconds, 0 or undefined: none), as rsync's client does.
+ */
+// rsync/io.c: read_a_msg (MSG_IO_TIMEOUT)
+export function adoptModuleTimeout(socket: DaemonSocket, payload: Buffer, ours: number | undefined): void {
+  if (payload.length !== 4) return;
+  const seconds = payload.readInt32LE(0);
+  if (seconds > 0 && (!ours || seconds < ours)) socket.setIoTimeout(seconds);
+}

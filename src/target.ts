@@ -69,3 +69,8 @@ export function parseDaemonAddress(arg: string, port = DEFAULT_PORT): DaemonTarg
   const { module, path } = splitModule(rest);
   return user === undefined ? { host, port, module, path } : { user, host, port, module, path };
 }
+
+/** The remote path argument as rsync sends it: `module/path`, or `module/` for the module itself. */
+export function remotePath(target: DaemonTarget): string {
+  return target.path ? `${target.module}/${target.path}` : `${target.module}/`;
+}
