@@ -42,6 +42,7 @@ import {
   XMIT_TOP_DIR,
   XMIT_USER_NAME_FOLLOWS,
   type FileEntry,
+  type FlistOptions,
 } from './flist.js';
 
 /** Default bound on the number of entries: a hostile count is refused before it exhausts memory. */
@@ -53,31 +54,23 @@ const IOERR_VALID_MASK = 0x7;
 /** Longest whole-file checksum any negotiated algorithm has (rsync's MAX_DIGEST_LEN is 64). */
 const MAX_CHECKSUM_LEN = 64;
 
-export interface FlistRecvOptions {
-  /** Negotiated protocol, 27..32. */
-  protocol: number;
-  /** CF_* flags from the setup phase (0 below protocol 30). */
-  compatFlags: number;
-  /** -o: uids travel (and the uid name list, unless numericIds) */
-  preserveUid?: boolean;
-  /** -g */
-  preserveGid?: boolean;
-  /** -D: devices carry rdev */
-  preserveDevices?: boolean;
-  /** -D: fifos and sockets carry a dummy rdev below protocol 31 */
-  preserveSpecials?: boolean;
-  /** -l: symlink targets travel */
-  preserveLinks?: boolean;
-  /** -H: hard-link groups (dev/ino below 30, group index from 30) */
-  preserveHardLinks?: boolean;
-  /** -c: a whole-file checksum follows each regular file (each entry below 28) */
-  alwaysChecksum?: boolean;
-  /** flist_csum_len: digest length of the negotiated checksum (16 or 8). */
-  checksumLength?: number;
-  /** --numeric-ids: no uid/gid name lists follow the entries */
-  numericIds?: boolean;
-  /** --ignore-errors: the sender's io_error is read and dropped */
-  ignoreErrors?: boolean;
+/** The sender's flags (as for sendFileList), plus what only the receiving side needs. */
+export interface FlistRecvOptions
+  extends Pick<
+    FlistOptions,
+    | 'protocol'
+    | 'compatFlags'
+    | 'preserveUid'
+    | 'preserveGid'
+    | 'preserveDevices'
+    | 'preserveSpecials'
+    | 'preserveLinks'
+    | 'preserveHardLinks'
+    | 'alwaysChecksum'
+    | 'checksumLength'
+    | 'numericIds'
+    | 'ignoreErrors'
+  > {
   /**
    * -r: below protocol 30 a directory under a top directory counts as a content directory
    * (rsync's in_del_hier); from 30 the sender says so itself. Default true.
