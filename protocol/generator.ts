@@ -140,7 +140,7 @@ export interface GeneratorOptions {
   modifyWindow?: number;
   /** Local files the filter rules protect from --delete (excluded, without --delete-excluded). */
   isProtected?: (name: Buffer, isDir: boolean) => boolean;
-  /** Block sums of big bases on two threads (protocol/sums.ts sumsHelper). */
+  /** Block sums of big bases on two threads (src/sums-helper.ts). */
   sumsHelper?: SumsHelper;
   /** -c: the unseeded whole-file digest of a local file (rsync's file_checksum). */
   fileChecksum?: (name: Buffer) => Promise<Buffer | null>;

@@ -10,7 +10,6 @@ import { ProtocolError, RsyncError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { NDX_DONE } from './varint.js';
 import type { Checksummer } from './checksum.js';
-import { readSync } from 'node:fs';
 import { readSumHead, blockLength, basisLength, PARALLEL_SUMS_MIN, type SumsHelper } from './sums.js';
 import { readToken } from './token.js';
 import { S_IFMT, S_IFREG, type FileEntry } from './flist.js';
@@ -20,7 +19,7 @@ import {
   ITEM_MISSING_DATA,
   ITEM_TRANSFER,
   ITEM_XNAME_FOLLOWS,
-  NDX_DEL_STATS,
+  readNdxSkippingDelStats,
   type DeleteStats,
 } from './sender.js';
 import { generateFiles, RecvChannel, type GeneratorOptions, type GeneratorResult, type LocalTree, type BasisFile, type PullEntry } from './generator.js';
@@ -71,27 +70,6 @@ export interface ReceiverOptions {
 /** Reusable copy buffer for runs of basis blocks (the largest block is 128 KiB from protocol 30). */
 const COPY_CHUNK = 1024 * 1024;
 
-// rsync/main.c: read_del_stats
-async function readDelStats(reader: ByteReader): Promise<DeleteStats> {
-  return {
-    files: await reader.readVarint(),
-    dirs: await reader.readVarint(),
-    symlinks: await reader.readVarint(),
-    devices: await reader.readVarint(),
-    specials: await reader.readVarint(),
-  };
-}
-
-/** The next ndx, with NDX_DEL_STATS consumed on the way. */
-// rsync/rsync.c: read_ndx_and_attrs (the negative-ndx loop)
-async function readNdxSkippingStats(reader: ByteReader, stats: ReceiverStats): Promise<number> {
-  for (;;) {
-    const ndx = reader.protocol < 29 ? await reader.readInt() : await reader.readNdx();
-    if (ndx !== NDX_DEL_STATS) return ndx;
-    stats.deleted = await readDelStats(reader);
-  }
-}
-
 /**
  * Receive every file the generator asked for, through the phases, then the stats and the end of
  * the run. `channel` carries MSG_DONE and MSG_REDO to the generator.
@@ -124,7 +102,7 @@ export async function receiveFiles(
   for (;;) {
     channel.check(); // the generator failed: stop (a read that waits ends when the caller closes)
     // 1. ndx (NDX_DONE ends a phase), iflags, optional basis type and xname.
-    const ndx = await readNdxSkippingStats(reader, stats);
+    const ndx = await readNdxSkippingDelStats(reader, stats);
     if (ndx === NDX_DONE) {
       if (++phase > maxPhase) break;
       channel.phaseDone();
@@ -177,7 +155,7 @@ export async function receiveFiles(
   stats.totals = await readTotals(reader);
   channel.phaseDone();
   if (protocol >= 31) {
-    const ndx = await readNdxSkippingStats(reader, stats);
+    const ndx = await readNdxSkippingDelStats(reader, stats);
     if (ndx !== NDX_DONE) throw new ProtocolError(`invalid packet at end of run (${ndx})`, { exitCode: EXIT.PROTOCOL });
     channel.phaseDone();
   }
@@ -200,19 +178,6 @@ interface DataResult {
   ok: boolean;
   literalBytes: number;
   matchedBytes: number;
-}
-
-/** The whole-file digest of what `fd` holds, read back (when the sums helper could not give it). */
-function digestOf(checksummer: Checksummer, fd: number, length: number): Uint8Array {
-  const h = checksummer.startFile();
-  const buf = Buffer.allocUnsafe(1 << 20);
-  for (let pos = 0; pos < length; ) {
-    const n = readSync(fd, buf, 0, Math.min(buf.length, length - pos), pos);
-    if (n === 0) throw new RsyncError('ERR_RSYNC_FILEIO', 'temporary file shrank while hashing it', EXIT.FILEIO);
-    h.update(buf.subarray(0, n));
-    pos += n;
-  }
-  return h.digest();
 }
 
 /**
@@ -244,7 +209,7 @@ async function receiveData(
   // A big file is hashed on the sums helper's thread from what is written to the temp file; the
   // main thread only reads, copies and writes.
   const helper =
-    sumsHelper && temp.fd !== undefined && temp.flush && entry.size >= PARALLEL_SUMS_MIN ? sumsHelper.fileDigest(temp.fd) : null;
+    sumsHelper && temp.fd !== undefined && temp.flush && entry.size >= PARALLEL_SUMS_MIN ? sumsHelper.fileDigest(checksummer, temp.fd) : null;
   const hasher = checksummer.startFile();
   const update = (bytes: Uint8Array): void => {
     if (helper) helper.advance(temp.flushed!);
@@ -298,7 +263,7 @@ async function receiveData(
     let ours: Uint8Array;
     if (helper) {
       await temp.flush!();
-      ours = await helper.digest(temp.flushed!).catch(() => digestOf(checksummer, temp.fd!, temp.flushed!));
+      ours = await helper.digest(temp.flushed!);
     } else {
       ours = hasher.digest();
     }

@@ -100,9 +100,13 @@ export interface SenderResult {
   ioError: number;
 }
 
-/** A request's ndx, with NDX_DEL_STATS consumed on the way (it may come before any NDX_DONE). */
+/**
+ * The next ndx of the daemon's stream, with NDX_DEL_STATS (and its counts) consumed on the way
+ * into `stats.deleted`: it may come before any NDX_DONE. The sender and the receiver both read
+ * their ndx through this.
+ */
 // rsync/rsync.c: read_ndx_and_attrs (the negative-ndx loop) + main.c read_del_stats
-async function readRequestNdx(reader: ByteReader, stats: SenderStats): Promise<number> {
+export async function readNdxSkippingDelStats(reader: ByteReader, stats: { deleted: DeleteStats | null }): Promise<number> {
   for (;;) {
     const ndx = await reader.readNdx();
     if (ndx !== NDX_DEL_STATS) return ndx;
@@ -148,7 +152,7 @@ export async function sendFiles(
     // 1. The request: ndx (NDX_DONE ends a phase), iflags, optional basis type and name.
     // Flush only when we may have to wait for the daemon (as rsync's writer does), not per file.
     if (reader.buffered < MIN_REQUEST || writer.pending >= FLUSH_AT) await writer.flush();
-    const ndx = await readRequestNdx(reader, stats);
+    const ndx = await readNdxSkippingDelStats(reader, stats);
     if (ndx === NDX_DONE) {
       if (++phase > maxPhase) break;
       writer.writeNdx(NDX_DONE);
@@ -232,11 +236,11 @@ export async function sendFiles(
 // rsync/main.c: read_final_goodbye
 export async function readFinalGoodbye(reader: ByteReader, writer: ByteWriter, stats: SenderStats): Promise<void> {
   const protocol = reader.protocol;
-  let ndx = protocol < 29 ? await reader.readInt() : await readRequestNdx(reader, stats);
+  let ndx = protocol < 29 ? await reader.readInt() : await readNdxSkippingDelStats(reader, stats);
   if (protocol >= 31 && ndx === NDX_DONE) {
     writer.writeNdx(NDX_DONE);
     await writer.flush();
-    ndx = await readRequestNdx(reader, stats);
+    ndx = await readNdxSkippingDelStats(reader, stats);
   }
   if (ndx !== NDX_DONE) throw new ProtocolError(`invalid packet at end of run (${ndx})`, { exitCode: EXIT.PROTOCOL });
 }

@@ -2,13 +2,9 @@
 // sum head (count, blength, s2length, remainder) that precedes a file's block sums, the sums
 // themselves, and how a generator sizes them. Counterpart: rsync io.c read_sum_head /
 // write_sum_head, sender.c receive_sums, generator.c sum_sizes_sqroot.
-import { readSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { ProtocolError } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
-import { SUM_LENGTH, type Checksummer, type ChecksumOptions } from './checksum.js';
-import type { ChecksumName } from './compat.js';
+import { SUM_LENGTH, type Checksummer } from './checksum.js';
 
 /** rsync.h: BLOCK_SIZE, the smallest block the square-root rule picks. */
 export const BLOCK_SIZE = 700;
@@ -332,78 +328,23 @@ export async function generateSums(cs: Checksummer, source: ChunkSource, head: S
   return { head, sum1, sum2 };
 }
 
-/** Bytes of basis per unit of work in the shared sums below (whole blocks, at least one). */
-const UNIT_BYTES = 8 << 20;
-/** Below this basis size the worker is not worth its start-up and messages. */
+/** Below this basis size a helper thread is not worth its start-up and messages. */
 export const PARALLEL_SUMS_MIN = 32 << 20;
 
 /**
- * The work of one parallel block-sum computation, in shared memory: the sums themselves, a unit
- * counter both threads claim units from (Atomics.add), and a done flag per unit.
+ * A helper thread for block sums and whole-file digests, started on first use and reused for
+ * every basis of a pull. The roles only see this interface; src/sums-helper.ts implements it
+ * (threads and file reads are not protocol/'s business).
  */
-export interface SharedSumsJob {
-  fd: number;
-  head: SumHead;
-  unitBlocks: number;
-  sum1: Uint32Array;
-  sum2: Uint8Array;
-  /** [0]: the next unit to claim. */
-  ctl: Int32Array;
-  /** 1 once unit u is complete. */
-  done: Uint8Array;
-}
-
-/**
- * Sums of blocks [first, first + n) of the basis open as `fd`, read with pread in large pieces
- * (whole blocks) straight into `sum1`/`sum2` at the blocks' own indexes. Throws RangeError when
- * the file is shorter than the head says.
- */
-function sumRange(cs: Checksummer, fd: number, head: SumHead, first: number, n: number, buf: Buffer, sum1: Uint32Array, sum2: Uint8Array): void {
-  const { blength, s2length } = head;
-  const end = first + n === head.count ? basisLength(head) : (first + n) * blength;
-  let pos = first * blength;
-  let i = first;
-  while (pos < end) {
-    const want = Math.min(buf.length, end - pos);
-    for (let got = 0; got < want; ) {
-      const r = readSync(fd, buf, got, want - got, pos + got);
-      if (r === 0) throw new RangeError(`basis shrank while reading it (${pos + got} of ${basisLength(head)} bytes)`);
-      got += r;
-    }
-    for (let at = 0; at < want; i++) {
-      const len = blockLength(head, i);
-      const b = buf.subarray(at, at + len);
-      sum1[i] = weakSum(b);
-      sum2.set(cs.blockSum(b).subarray(0, s2length), i * s2length);
-      at += len;
-    }
-    pos += want;
-  }
-}
-
-/** Claim units of `job` until none is left, computing each (both threads run this). */
-export function workSharedSums(cs: Checksummer, job: SharedSumsJob): void {
-  const { head, unitBlocks } = job;
-  const buf = Buffer.allocUnsafe(unitBlocks * head.blength);
-  for (;;) {
-    const u = Atomics.add(job.ctl, 0, 1);
-    const first = u * unitBlocks;
-    if (first >= head.count) return;
-    sumRange(cs, job.fd, head, first, Math.min(unitBlocks, head.count - first), buf, job.sum1, job.sum2);
-    Atomics.store(job.done, u, 1);
-  }
-}
-
-/** A helper thread for block sums, started on first use and reused for every basis of a pull. */
 export interface SumsHelper {
   /** The block sums of the basis open as `fd` (of head's length), on this thread and the helper's. */
   sums(cs: Checksummer, fd: number, head: SumHead): Promise<SumBlocks>;
   /**
-   * The whole-file digest (Checksummer.startFile's) of a file being written through `fd` (open
-   * for reading too), computed on the helper thread from the bytes already on disk; null when
-   * there is no helper.
+   * The whole-file digest (cs.startFile's) of a file being written through `fd` (open for reading
+   * too), computed on the helper thread from the bytes already on disk; null when there is no
+   * helper.
    */
-  fileDigest(fd: number): HelperFileDigest | null;
+  fileDigest(cs: Checksummer, fd: number): HelperFileDigest | null;
   close(): Promise<void>;
 }
 
@@ -411,131 +352,6 @@ export interface SumsHelper {
 export interface HelperFileDigest {
   /** Bytes [0, upto) of the file are written: the helper may hash them. */
   advance(upto: number): void;
-  /** The file is complete at `length` bytes: its digest (rejects if the helper died). */
+  /** The file is complete at `length` bytes: its digest (read back on this thread if the helper died). */
   digest(length: number): Promise<Uint8Array>;
-}
-
-/** The helper hashes a file being received in steps of at least this many bytes. */
-const HASH_STEP = 4 << 20;
-
-/** The messages a sums worker takes (protocol/sums-worker.ts). */
-export type SumsWorkerMessage =
-  | { kind: 'sums'; job: SharedSumsJob }
-  | { kind: 'file-start'; fd: number }
-  | { kind: 'file-upto'; upto: number }
-  | { kind: 'file-end'; upto: number };
-
-/**
- * A SumsHelper whose worker (protocol/sums-worker.ts) makes the same Checksummer (`name`,
- * `options`: the session's seeded one). On a one-core machine, or if the worker cannot start,
- * every unit is simply computed on the calling thread.
- */
-export function sumsHelper(name: ChecksumName, options: ChecksumOptions): SumsHelper {
-  let worker: Worker | null = null;
-  let broken = availableParallelism() < 2;
-  // The answers awaited: one sums job and one file digest at most at a time each (the generator
-  // and the receiver run side by side). null: the helper died.
-  type Reply = { kind: 'sums' } | { kind: 'digest'; digest?: Uint8Array };
-  let waitingSums: ((reply: Reply | null) => void) | null = null;
-  let waitingDigest: ((reply: Reply | null) => void) | null = null;
-  const wake = (reply: Reply | null): void => {
-    if (reply === null || reply.kind === 'sums') {
-      const w = waitingSums;
-      waitingSums = null;
-      w?.(reply);
-    }
-    if (reply === null || reply.kind === 'digest') {
-      const w = waitingDigest;
-      waitingDigest = null;
-      w?.(reply);
-    }
-    if (!waitingSums && !waitingDigest) worker?.unref();
-  };
-  const start = (): Worker | null => {
-    if (broken) return null;
-    if (worker) return worker;
-    try {
-      const w = new Worker(new URL('./sums-worker.js', import.meta.url), { workerData: { name, options } });
-      w.on('message', (reply: Reply) => wake(reply));
-      const fail = (): void => {
-        broken = true;
-        worker = null;
-        wake(null);
-      };
-      w.on('error', fail);
-      w.on('exit', fail);
-      worker = w;
-      return w;
-    } catch {
-      broken = true;
-      return null;
-    }
-  };
-  const send = (w: Worker, m: SumsWorkerMessage): void => w.postMessage(m);
-  return {
-    async sums(cs, fd, head) {
-      const { count, s2length, blength } = head;
-      const unitBlocks = Math.max(1, Math.floor(UNIT_BYTES / blength));
-      const units = Math.ceil(count / unitBlocks);
-      const job: SharedSumsJob = {
-        fd,
-        head,
-        unitBlocks,
-        sum1: new Uint32Array(new SharedArrayBuffer(count * 4)),
-        sum2: new Uint8Array(new SharedArrayBuffer(count * s2length)),
-        ctl: new Int32Array(new SharedArrayBuffer(4)),
-        done: new Uint8Array(new SharedArrayBuffer(units)),
-      };
-      const w = start();
-      const finished = w ? new Promise<unknown>((resolve) => (waitingSums = resolve)) : Promise.resolve(null);
-      if (w) {
-        w.ref();
-        send(w, { kind: 'sums', job });
-      }
-      try {
-        workSharedSums(cs, job);
-      } finally {
-        await finished; // the helper ends its unit (or died); never leave it reading a closed fd
-      }
-      // Units a dead helper claimed but did not finish are computed here.
-      const buf = Buffer.allocUnsafe(unitBlocks * blength);
-      for (let u = 0; u < units; u++) {
-        if (job.done[u]) continue;
-        const first = u * unitBlocks;
-        sumRange(cs, fd, head, first, Math.min(unitBlocks, count - first), buf, job.sum1, job.sum2);
-      }
-      if (readSync(fd, buf, 0, 1, basisLength(head)) !== 0) {
-        throw new RangeError(`basis grew while reading it (more than ${basisLength(head)} bytes)`);
-      }
-      return { head, sum1: job.sum1, sum2: job.sum2 };
-    },
-    fileDigest(fd) {
-      const w = start();
-      if (!w) return null;
-      send(w, { kind: 'file-start', fd });
-      let posted = 0;
-      return {
-        advance(upto) {
-          if (upto - posted < HASH_STEP || !worker) return;
-          posted = upto;
-          send(worker, { kind: 'file-upto', upto });
-        },
-        async digest(length) {
-          if (!worker) throw new Error('the sums helper stopped');
-          const answer = new Promise<Reply | null>((resolve) => (waitingDigest = resolve));
-          worker.ref();
-          send(worker, { kind: 'file-end', upto: length });
-          const reply = await answer;
-          if (reply?.kind !== 'digest' || !reply.digest) throw new Error('the sums helper has no digest');
-          return reply.digest;
-        },
-      };
-    },
-    async close() {
-      const w = worker;
-      broken = true;
-      worker = null;
-      if (w) await w.terminate();
-    },
-  };
 }

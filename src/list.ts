@@ -172,7 +172,6 @@ export interface RemoteListResult {
   listed: number;
 }
 
-
 // rsync/main.c: client_run with list_only (the receiving branch, nothing requested)
 export async function listRemote(options: RemoteListOptions): Promise<RemoteListResult> {
   const { transfer, target } = options;

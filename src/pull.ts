@@ -39,7 +39,7 @@ import { startPull, acknowledgeErrorExit } from '../protocol/session.js';
 import { flistOptionsFor } from '../protocol/flist-recv.js';
 import { parseChecksumName } from '../protocol/compat.js';
 import { createChecksummer, type Checksummer } from '../protocol/checksum.js';
-import { sumsHelper } from '../protocol/sums.js';
+import { sumsHelper } from './sums-helper.js';
 import { S_IFMT, S_IFLNK, MAXPATHLEN, type FileEntry } from '../protocol/flist.js';
 import { sendFilterList, compileFilter, type FilterList } from '../protocol/filter.js';
 import { doRecv, type ReceiverStats, type ReceivedItem } from '../protocol/receiver.js';
@@ -571,7 +571,6 @@ export interface PullResult {
   /** The protocol spoken. */
   protocol: number;
 }
-
 
 // rsync/main.c: client_run (the receiver branch)
 export async function pull(options: PullOptions): Promise<PullResult> {

@@ -76,7 +76,6 @@ export interface PushResult {
   protocol: number;
 }
 
-
 // rsync/main.c: client_run (the sender branch)
 export async function push(options: PushOptions): Promise<PushResult> {
   const { transfer } = options;

@@ -22,11 +22,11 @@ import {
   readSumHead,
   sumSizesSqroot,
   weakSum,
-  sumsHelper,
   writeSumBlocks,
   writeSumHead,
   type SumBlocks,
 } from '../protocol/sums.js';
+import { sumsHelper } from '../src/sums-helper.js';
 import { dataStream as demuxedStream, memorySink, piecesSource } from './helpers/capture.js';
 import { captureATxt } from './helpers/capture.js';
 
@@ -193,7 +193,7 @@ test('sumsHelper.fileDigest: the whole-file digest of a file as it is written, f
     for (let i = 0; i < piece.length; i++) piece[i] = (i * 2654435761) >>> 27;
     const fd = openSync(join(dir, 'f'), 'w+');
     const want = cs.startFile();
-    const digest = helper.fileDigest(fd);
+    const digest = helper.fileDigest(cs, fd);
     if (!digest) {
       assert.ok(availableParallelism() < 2, 'no helper only on a one-core machine');
       closeSync(fd);
@@ -214,7 +214,7 @@ test('sumsHelper.fileDigest: the whole-file digest of a file as it is written, f
     closeSync(fd);
     // After close there is no helper: no digest, the caller hashes itself.
     await helper.close();
-    assert.is(helper.fileDigest(0), null);
+    assert.is(helper.fileDigest(cs, 0), null);
   } finally {
     await helper.close();
     rmSync(dir, { recursive: true, force: true });

@@ -1,13 +1,13 @@
-// The helper thread of protocol/sums.ts sumsHelper. It makes the session's Checksummer once, then
+// The helper thread of src/sums-helper.ts sumsHelper. It makes the session's Checksummer once, then
 // (1) for a block-sums job claims units of blocks from the shared counter until none is left and
 // answers with one message; a unit that fails (the basis shrank) stays not done: the caller
 // computes it again and meets the same error; (2) for a file being received, hashes its bytes
 // from the file as the receiver reports them written, and answers the digest at its end.
 import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { createChecksummer, type ChecksumOptions, type FileHasher } from './checksum.js';
-import type { ChecksumName } from './compat.js';
-import { workSharedSums, type SumsWorkerMessage } from './sums.js';
+import { createChecksummer, type ChecksumOptions, type FileHasher } from '../protocol/checksum.js';
+import type { ChecksumName } from '../protocol/compat.js';
+import { workSharedSums, type SumsWorkerMessage } from './sums-helper.js';
 
 const data = workerData as { name: ChecksumName; options: ChecksumOptions };
 const cs = await createChecksummer(data.name, data.options);
