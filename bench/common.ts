@@ -2,7 +2,8 @@
 // is measured (wall, CPU, peak RSS), the rsync daemon (the test helper's), the daemon's own byte
 // counts, medians and a plain-text table.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
+import { randomFillSync } from 'node:crypto';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, rsyncVersion, type TestDaemon } from '../test/helpers/daemon.js';
@@ -186,4 +187,34 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** The many-files tree of the push and pull benches: 25 top dirs × (1 + 39 subdirs), 20 files each. */
+export const TREE_SHAPE = { topDirs: 25, subDirs: 39, filesPerDir: 20, maxFile: 20480 } as const;
+/** 1,000 directories. */
+export const TREE_DIRS = TREE_SHAPE.topDirs * (TREE_SHAPE.subDirs + 1);
+/** 20,000 files. */
+export const TREE_FILES = TREE_DIRS * TREE_SHAPE.filesPerDir;
+
+/** Make that tree under `root` (random contents, sizes uniform in 0..20 KiB, ~205 MB); returns its bytes. */
+export function makeBenchTree(root: string): number {
+  const { topDirs, subDirs, filesPerDir, maxFile } = TREE_SHAPE;
+  const rnd = prng(20000);
+  let total = 0;
+  const buf = Buffer.alloc(maxFile);
+  for (let t = 0; t < topDirs; t++) {
+    const top = join(root, `top${String(t).padStart(2, '0')}`);
+    const dirs = [top, ...Array.from({ length: subDirs }, (_, s) => join(top, `sub${String(s).padStart(2, '0')}`))];
+    mkdirSync(top);
+    for (const dir of dirs) {
+      if (dir !== top) mkdirSync(dir);
+      for (let f = 0; f < filesPerDir; f++) {
+        const size = Math.floor(rnd() * maxFile);
+        randomFillSync(buf, 0, size);
+        writeFileSync(join(dir, `file${String(f).padStart(2, '0')}.dat`), buf.subarray(0, size));
+        total += size;
+      }
+    }
+  }
+  return total;
 }

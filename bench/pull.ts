@@ -13,14 +13,10 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestDaemon } from '../test/helpers/daemon.js';
-import { commas, machine, makeTempDir, measure, median, prng, startBenchDaemon, table, wireBytes, type Measure, type WireBytes } from './common.js';
+import { commas, machine, makeBenchTree, makeTempDir, measure, median, prng, startBenchDaemon, table, wireBytes, TREE_DIRS, TREE_FILES, type Measure, type WireBytes } from './common.js';
 
 const REPS = Number(process.env['BENCH_REPS'] ?? 3);
 const ONLY = process.env['BENCH_PULL_ONLY']; // a scenario-name regex, to rerun part of the bench
-const TOP_DIRS = 25;
-const SUB_DIRS = 39; // 25 + 25 * 39 = 1,000 directories
-const FILES_PER_DIR = 20; // 20,000 files
-const MAX_FILE = 20480; // uniform 0..20 KiB: ~10 KiB mean, ~205 MB in all
 const BIG = 512 * 1024 * 1024;
 const REGIONS = 64;
 const REGION = 4096;
@@ -53,27 +49,6 @@ const WIRE_TARGET = 1.02;
 
 interface Sample extends Measure, WireBytes {}
 const samples = new Map<string, Sample[]>(); // `${client}/${scenario}`
-
-function makeTree(root: string): number {
-  const rnd = prng(20000);
-  let total = 0;
-  const buf = Buffer.alloc(MAX_FILE);
-  for (let t = 0; t < TOP_DIRS; t++) {
-    const top = join(root, `top${String(t).padStart(2, '0')}`);
-    const dirs = [top, ...Array.from({ length: SUB_DIRS }, (_, s) => join(top, `sub${String(s).padStart(2, '0')}`))];
-    mkdirSync(top);
-    for (const dir of dirs) {
-      if (dir !== top) mkdirSync(dir);
-      for (let f = 0; f < FILES_PER_DIR; f++) {
-        const size = Math.floor(rnd() * MAX_FILE);
-        randomFillSync(buf, 0, size);
-        writeFileSync(join(dir, `file${String(f).padStart(2, '0')}.dat`), buf.subarray(0, size));
-        total += size;
-      }
-    }
-  }
-  return total;
-}
 
 /** a/big.bin (random, older mtime: the client's basis) and b/big.bin (64 scattered 4 KiB regions rewritten: the daemon's). */
 function makeBig(a: string, b: string): void {
@@ -164,12 +139,12 @@ async function main(): Promise<void> {
     const tree = join(mod, 'tree');
     if (wanted('tree-initial') || wanted('tree-nochange')) {
       mkdirSync(tree);
-      total = makeTree(tree);
+      total = makeBenchTree(tree);
     }
     const basis = join(root, 'basis');
     if (wanted('big-delta')) makeBig(basis, join(mod, 'big'));
     const made = [
-      ...(total ? [`${TOP_DIRS * (SUB_DIRS + 1) * FILES_PER_DIR} files, ${TOP_DIRS * (SUB_DIRS + 1)} dirs, ${commas(total)} bytes`] : []),
+      ...(total ? [`${TREE_FILES} files, ${TREE_DIRS} dirs, ${commas(total)} bytes`] : []),
       ...(wanted('big-delta') ? [`${BIG / 1048576} MiB file`] : []),
     ];
     console.log(`  data (in the daemon's module): ${made.join('; ')}; made in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${REPS} run(s) each, medians`);

@@ -15,13 +15,9 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestDaemon } from '../test/helpers/daemon.js';
-import { commas, machine, makeTempDir, measure, median, prng, startBenchDaemon, table, wireBytes, type Measure, type WireBytes } from './common.js';
+import { commas, machine, makeBenchTree, makeTempDir, measure, median, prng, startBenchDaemon, table, wireBytes, TREE_DIRS, TREE_FILES, type Measure, type WireBytes } from './common.js';
 
 const REPS = Number(process.env['BENCH_REPS'] ?? 3);
-const TOP_DIRS = 25;
-const SUB_DIRS = 39; // 25 + 25 * 39 = 1,000 directories
-const FILES_PER_DIR = 20; // 20,000 files
-const MAX_FILE = 20480; // uniform 0..20 KiB: ~10 KiB mean, ~205 MB in all
 const BIG = 512 * 1024 * 1024;
 const REGIONS = 64;
 const REGION = 4096;
@@ -57,27 +53,6 @@ const WIRE_TARGET = 1.02;
 
 interface Sample extends Measure, WireBytes {}
 const samples = new Map<string, Sample[]>(); // `${client}/${scenario}`
-
-function makeTree(root: string): number {
-  const rnd = prng(20000);
-  let total = 0;
-  const buf = Buffer.alloc(MAX_FILE);
-  for (let t = 0; t < TOP_DIRS; t++) {
-    const top = join(root, `top${String(t).padStart(2, '0')}`);
-    const dirs = [top, ...Array.from({ length: SUB_DIRS }, (_, s) => join(top, `sub${String(s).padStart(2, '0')}`))];
-    mkdirSync(top);
-    for (const dir of dirs) {
-      if (dir !== top) mkdirSync(dir);
-      for (let f = 0; f < FILES_PER_DIR; f++) {
-        const size = Math.floor(rnd() * MAX_FILE);
-        randomFillSync(buf, 0, size);
-        writeFileSync(join(dir, `file${String(f).padStart(2, '0')}.dat`), buf.subarray(0, size));
-        total += size;
-      }
-    }
-  }
-  return total;
-}
 
 /** big-a/big.bin (random, older mtime) and big-b/big.bin (a copy with 64 scattered 4 KiB regions rewritten). */
 function makeBig(a: string, b: string): void {
@@ -163,9 +138,9 @@ async function main(): Promise<void> {
     let t0 = performance.now();
     const tree = join(root, 'tree');
     mkdirSync(tree);
-    const total = makeTree(tree);
+    const total = makeBenchTree(tree);
     makeBig(join(root, 'big-a'), join(root, 'big-b'));
-    console.log(`  data: ${TOP_DIRS * (SUB_DIRS + 1) * FILES_PER_DIR} files, ${TOP_DIRS * (SUB_DIRS + 1)} dirs, ${commas(total)} bytes; ` +
+    console.log(`  data: ${TREE_FILES} files, ${TREE_DIRS} dirs, ${commas(total)} bytes; ` +
       `${BIG / 1048576} MiB file; made in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${REPS} run(s) each, medians`);
     daemon = await startBenchDaemon();
     const mod = daemon.modulePath('push');
