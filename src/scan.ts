@@ -265,12 +265,24 @@ export async function scanSelection(
     return true;
   };
   /** The implied parents of `name` ('.' first), listed without contents. False if one is gone. */
+  // A parent already listed (by an earlier item of the batch) is not stat'ed again.
+  const listedDir = (name: Buffer): boolean | undefined => {
+    const known = listed.get(keyOf(name));
+    return known === undefined ? undefined : (known.mode & S_IFMT) === S_IFDIR;
+  };
   const listParents = (name: Buffer): boolean => {
-    const rootStat = statOf(Buffer.alloc(0));
-    if (!rootStat?.isDirectory()) return false;
-    list(DOT, rootStat, false);
+    const rootKnown = listedDir(DOT);
+    if (rootKnown === false) return false;
+    if (rootKnown === undefined) {
+      const rootStat = statOf(Buffer.alloc(0));
+      if (!rootStat?.isDirectory()) return false;
+      list(DOT, rootStat, false);
+    }
     for (let i = name.indexOf(SLASH); i !== -1; i = name.indexOf(SLASH, i + 1)) {
       const dir = name.subarray(0, i);
+      const known = listedDir(dir);
+      if (known === false) return false;
+      if (known) continue;
       const st = statOf(dir);
       if (!st?.isDirectory()) return false;
       list(Buffer.from(dir), st, false);
@@ -291,8 +303,9 @@ export async function scanSelection(
       // listed either way: their mtimes changed).
       let top = name;
       for (let i = name.indexOf(SLASH); i !== -1; i = name.indexOf(SLASH, i + 1)) {
-        if (!statOf(name.subarray(0, i))) {
-          top = Buffer.from(name.subarray(0, i));
+        const prefix = name.subarray(0, i);
+        if (listedDir(prefix) !== true && !statOf(prefix)) {
+          top = Buffer.from(prefix);
           break;
         }
       }
