@@ -101,11 +101,11 @@ async function whenStarted(proc: MirrorProcess): Promise<RunningMirror> {
   return processMirror(proc);
 }
 
-/** Ours as a process, `node dist/src/cli.js --nodaemon SOURCE/ TARGET` (startup and idle only: like for like with lsyncd 2's process). */
+/** Ours as a process, `node dist/src/cli/main.js --nodaemon SOURCE/ TARGET` (startup and idle only: like for like with lsyncd 2's process). */
 const oursProcess: LiveTool = {
   name: 'ours as a process',
   async start(source, daemon, path) {
-    const cli = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+    const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
     const target = `rsync://127.0.0.1:${daemon.port}/push/${path}/`;
     return whenStarted(startMirrorProcess(process.execPath, [cli, '--nodaemon', source + '/', target], /startup sync done/));
   },

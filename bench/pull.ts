@@ -21,7 +21,7 @@ const BIG = 512 * 1024 * 1024;
 const REGIONS = 64;
 const REGION = 4096;
 
-const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 interface Client {
   key: 'rsync' | 'ours';

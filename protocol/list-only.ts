@@ -3,7 +3,7 @@
 // sides trade the NDX_DONEs of a pull, the daemon sends its stats, and we say goodbye.
 // Counterpart: rsync generator.c generate_files (the NDX_DONE of each phase), receiver.c
 // recv_files, main.c do_recv / handle_stats / read_final_goodbye. The listing itself (rsync's
-// list_file_entry) is printed by src/list.ts.
+// list_file_entry) is printed by src/transfer/list.ts.
 import { ProtocolError } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { NDX_DONE } from './varint.js';

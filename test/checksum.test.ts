@@ -26,7 +26,7 @@ import {
   writeSumHead,
   type SumBlocks,
 } from '../protocol/sums.js';
-import { sumsHelper } from '../src/sums-helper.js';
+import { sumsHelper } from '../src/transfer/sums-helper.js';
 import { dataStream as demuxedStream, memorySink, piecesSource } from './helpers/capture.js';
 import { captureATxt } from './helpers/capture.js';
 

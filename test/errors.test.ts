@@ -6,7 +6,7 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import { createServer as createHttpServer } from 'node:http';
 import { freePort } from './helpers/daemon.js';
 import { lsyncd } from './helpers/cli.js';
-import { listModules } from '../src/client.js';
+import { listModules } from '../src/transfer/client.js';
 import { NotADaemonError } from '../protocol/errors.js';
 
 function listen(server: Server | ReturnType<typeof createHttpServer>): Promise<number> {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { TargetRunner, type PushFn } from '../src/live/runner.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { SocketError } from '../protocol/errors.js';
-import type { PushOptions, PushResult } from '../src/push.js';
+import type { PushOptions, PushResult } from '../src/transfer/push.js';
 
 let root: string;
 test.before(async () => {

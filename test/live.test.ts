@@ -14,8 +14,8 @@ import { startLiveMirror, type LiveMirror } from '../src/live/index.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { FilterList } from '../protocol/filter.js';
 import { WatcherError, type InotifyWatcher } from '../src/watcher/index.js';
-import { releaseMemory } from '../src/watcher/addon.js';
-import type { DaemonTarget } from '../src/target.js';
+import { releaseMemory } from '../src/addon.js';
+import type { DaemonTarget } from '../src/transfer/target.js';
 
 let daemon: TestDaemon;
 let work: string;

@@ -11,8 +11,8 @@ import { mkdtemp, rm, writeFile, readFile, mkdir, readdir, lstat, symlink } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCapture, memorySink } from './helpers/capture.js';
-import { pull, DestTree, type PullResult } from '../src/pull.js';
-import { wrapSocket } from '../src/socket.js';
+import { pull, DestTree, type PullResult } from '../src/transfer/pull.js';
+import { wrapSocket } from '../src/transfer/socket.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { ByteReader, ByteWriter } from '../protocol/io.js';
 import { startMultiplexIn, startMultiplexOut } from '../protocol/mplex.js';

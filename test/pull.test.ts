@@ -12,7 +12,7 @@ import { startDaemon, rsyncVersion, type TestDaemon } from './helpers/daemon.js'
 import { lsyncd, run } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { makeTree, setTimes, setTime, T0 } from './helpers/fstree.js';
-import { setTimesPath } from '../src/watcher/addon.js';
+import { setTimesPath } from '../src/addon.js';
 
 let daemon: TestDaemon;
 let work: string;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { loadCapture } from './helpers/capture.js';
-import { push } from '../src/push.js';
+import { push } from '../src/transfer/push.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { encodeFrameHeader, MSG_DATA } from '../protocol/mplex.js';
 import { ProtocolError, TimeoutError, RsyncError } from '../protocol/errors.js';

@@ -12,11 +12,11 @@ import { startDaemon, rsyncVersion, type TestDaemon } from './helpers/daemon.js'
 import { run } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { makeTree, setTimes, setTime, pseudoRandom, T0 } from './helpers/fstree.js';
-import { push, primeSession, type PushOptions } from '../src/push.js';
-import { openModule } from '../src/client.js';
+import { push, primeSession, type PushOptions } from '../src/transfer/push.js';
+import { openModule } from '../src/transfer/client.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { RsyncError } from '../protocol/errors.js';
-import type { SelectionItem } from '../src/scan.js';
+import type { SelectionItem } from '../src/transfer/scan.js';
 
 let daemon: TestDaemon;
 let work: string;

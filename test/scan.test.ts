@@ -1,4 +1,4 @@
-// The local file source of the push (src/scan.ts localSource): each file is read through one
+// The local file source of the push (src/transfer/scan.ts localSource): each file is read through one
 // descriptor, and that descriptor is let go however the sender ends with the file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { localSource, type LocalEntry } from '../src/scan.js';
+import { localSource, type LocalEntry } from '../src/transfer/scan.js';
 import { pseudoRandom } from './helpers/fstree.js';
 
 let work: string;

@@ -3,14 +3,14 @@
 // See docs/live.md.
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { releaseMemory } from '../watcher/addon.js';
+import { releaseMemory } from '../addon.js';
 import { watch, byteFilter, type Watcher, type WatcherOptions, type WatcherStats } from '../watcher/index.js';
 import { compileFilter, type FilterList } from '../../protocol/filter.js';
 import { DEFAULT_TRANSFER, type TransferOptions } from '../../protocol/args.js';
-import { pushFilter } from '../filters.js';
+import { pushFilter } from '../transfer/filters.js';
 import { TargetRunner, type LogFn, type PushFn, type RetryOptions, type TargetStatus } from './runner.js';
-import type { PushFilter, PushOptions } from '../push.js';
-import type { DaemonTarget } from '../target.js';
+import type { PushFilter, PushOptions } from '../transfer/push.js';
+import type { DaemonTarget } from '../transfer/target.js';
 import type { SentItem } from '../../protocol/sender.js';
 
 export type { LogFn, LogLevel, RetryOptions, TargetStatus, TargetState, PushFn } from './runner.js';

@@ -3,14 +3,14 @@
 // and pushes them on its own, so a slow or unreachable target never holds up the others.
 import { lstatSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { push, primeSession, type PrimedSession, type PushFilter, type PushOptions, type PushResult } from '../push.js';
-import { openModule, type DaemonSession } from '../client.js';
+import { push, primeSession, type PrimedSession, type PushFilter, type PushOptions, type PushResult } from '../transfer/push.js';
+import { openModule, type DaemonSession } from '../transfer/client.js';
 import { ConnectionClosedError, DaemonRefusalError, NotADaemonError, RemoteError, SocketError, TimeoutError } from '../../protocol/errors.js';
 import { EXIT } from '../../protocol/errors.js';
 import { PendingSet, pushRoots, parentOf, type Move, type PendingEntry, type PushRoot } from './plan.js';
 import { pathToBytes, hasEscapes } from '../watcher/index.js';
-import type { SelectionItem } from '../scan.js';
-import type { DaemonTarget } from '../target.js';
+import type { SelectionItem } from '../transfer/scan.js';
+import type { DaemonTarget } from '../transfer/target.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import type { SentItem } from '../../protocol/sender.js';
 
@@ -24,7 +24,7 @@ export interface RetryOptions {
   maxMs?: number;
 }
 
-/** The push function (tests may wrap it); defaults to src/push.ts push(). */
+/** The push function (tests may wrap it); defaults to src/transfer/push.ts push(). */
 export type PushFn = (options: PushOptions) => Promise<PushResult>;
 
 export interface RunnerOptions {

@@ -3,7 +3,7 @@
 
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadAddon } from './addon.js';
+import { loadAddon } from '../addon.js';
 import { InotifyWatcher } from './inotify.js';
 import { PollWatcher } from './poll.js';
 import { WatcherError, type WatchFilter, type WatcherOptions } from './types.js';
@@ -16,7 +16,7 @@ export { PollWatcher } from './poll.js';
 export { WatcherError } from './types.js';
 export type { WatchEvent, WatchEventType, WatchFilter, WatcherOptions, WatcherErrorCode, WatcherStats } from './types.js';
 export { pathToBytes, pathFromBytes, fsPath, hasEscapes } from './paths.js';
-export { loadAddon, addonLoadError } from './addon.js';
+export { loadAddon, addonLoadError } from '../addon.js';
 
 /**
  * Start watching `root` recursively. When this returns, every directory is watched (or

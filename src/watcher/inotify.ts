@@ -10,7 +10,7 @@ import { MovePairer } from './moves.js';
 import { Poller, type PollRegion } from './poll.js';
 import { countDirs, scanSync } from './snapshot.js';
 import { childPath, fsPath, joinPath, pathFromLatin1 } from './paths.js';
-import type { InotifyAddon, InotifyHandle } from './addon.js';
+import type { InotifyAddon, InotifyHandle } from '../addon.js';
 import { WatcherError, type WatchEvent, type WatchFilter, type WatcherOptions, type WatcherStats } from './types.js';
 
 /** A directory in the watched tree. */

@@ -3,7 +3,7 @@
 // on demand (unmount, split rename halves, IN_IGNORED ordering).
 import { existsSync, statSync } from 'node:fs';
 import { encodeRecords } from '../../src/watcher/decode.js';
-import type { InotifyAddon, InotifyHandle } from '../../src/watcher/addon.js';
+import type { InotifyAddon, InotifyHandle } from '../../src/addon.js';
 
 export interface FakeRecord {
   wd: number;

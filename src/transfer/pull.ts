@@ -6,7 +6,7 @@
 // rsync.c set_file_attrs, syscall.c do_open_nofollow.
 // Synchronous calls on purpose: local metadata operations are fast, and a round trip through the
 // thread pool per call made a pull of many small files wait more than it worked (as scan.ts does).
-import { setTimesFd, setTimesPath, loadAddon, DEFAULT_ADDON_PATH } from './watcher/addon.js';
+import { setTimesFd, setTimesPath, loadAddon, DEFAULT_ADDON_PATH } from '../addon.js';
 import {
   constants,
   lstatSync,
@@ -34,22 +34,22 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { resolve as resolvePath } from 'node:path';
 import { openModule, type SessionOptions } from './client.js';
-import { serverArgs, type TransferOptions } from '../protocol/args.js';
-import { startPull, acknowledgeErrorExit } from '../protocol/session.js';
-import { flistOptionsFor } from '../protocol/flist-recv.js';
-import { parseChecksumName } from '../protocol/compat.js';
-import { createChecksummer, type Checksummer } from '../protocol/checksum.js';
+import { serverArgs, type TransferOptions } from '../../protocol/args.js';
+import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
+import { flistOptionsFor } from '../../protocol/flist-recv.js';
+import { parseChecksumName } from '../../protocol/compat.js';
+import { createChecksummer, type Checksummer } from '../../protocol/checksum.js';
 import { sumsHelper } from './sums-helper.js';
-import { S_IFMT, S_IFLNK, MAXPATHLEN, type FileEntry } from '../protocol/flist.js';
-import { sendFilterList, compileFilter, type FilterList } from '../protocol/filter.js';
-import { doRecv, type ReceiverStats, type ReceivedItem } from '../protocol/receiver.js';
-import type { LocalTree, LocalStat, BasisFile, TempFile, GeneratorResult, GeneratedItem, PullEntry } from '../protocol/generator.js';
-import { ITEM_IS_NEW } from '../protocol/sender.js';
+import { S_IFMT, S_IFLNK, MAXPATHLEN, type FileEntry } from '../../protocol/flist.js';
+import { sendFilterList, compileFilter, type FilterList } from '../../protocol/filter.js';
+import { doRecv, type ReceiverStats, type ReceivedItem } from '../../protocol/receiver.js';
+import type { LocalTree, LocalStat, BasisFile, TempFile, GeneratorResult, GeneratedItem, PullEntry } from '../../protocol/generator.js';
+import { ITEM_IS_NEW } from '../../protocol/sender.js';
 import { statsLines, summaryLines } from './output.js';
 import type { PushResult } from './push.js';
-import { MSG_ERROR, MSG_ERROR_EXIT, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, writeMessage, type Demultiplexer } from '../protocol/mplex.js';
-import type { ByteWriter } from '../protocol/io.js';
-import { EXIT, ProtocolError, RemoteError, RsyncError } from '../protocol/errors.js';
+import { MSG_ERROR, MSG_ERROR_EXIT, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, writeMessage, type Demultiplexer } from '../../protocol/mplex.js';
+import type { ByteWriter } from '../../protocol/io.js';
+import { EXIT, ProtocolError, RemoteError, RsyncError } from '../../protocol/errors.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
 

@@ -3,16 +3,16 @@
 // and protocol/list-only.ts finishListOnly; the lines are rsync's list_file_entry, escaped as
 // rsync's rwrite escapes terminal output.
 import { openModule, type SessionOptions } from './client.js';
-import { serverArgs, type TransferOptions } from '../protocol/args.js';
-import { startPull, acknowledgeErrorExit } from '../protocol/session.js';
-import { finishListOnly } from '../protocol/list-only.js';
-import { parseChecksumName } from '../protocol/compat.js';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFBLK, S_IFCHR, S_IFSOCK, S_IFIFO } from '../protocol/flist.js';
-import { flistOptionsFor, type ReceivedEntry } from '../protocol/flist-recv.js';
-import { MSG_ERROR, MSG_ERROR_EXIT, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, writeMessage } from '../protocol/mplex.js';
-import { EXIT, RemoteError } from '../protocol/errors.js';
-import { IOERR_GENERAL, IOERR_VANISHED } from '../protocol/sender.js';
-import { sendFilterList, type FilterList } from '../protocol/filter.js';
+import { serverArgs, type TransferOptions } from '../../protocol/args.js';
+import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
+import { finishListOnly } from '../../protocol/list-only.js';
+import { parseChecksumName } from '../../protocol/compat.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFBLK, S_IFCHR, S_IFSOCK, S_IFIFO } from '../../protocol/flist.js';
+import { flistOptionsFor, type ReceivedEntry } from '../../protocol/flist-recv.js';
+import { MSG_ERROR, MSG_ERROR_EXIT, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, writeMessage } from '../../protocol/mplex.js';
+import { EXIT, RemoteError } from '../../protocol/errors.js';
+import { IOERR_GENERAL, IOERR_VANISHED } from '../../protocol/sender.js';
+import { sendFilterList, type FilterList } from '../../protocol/filter.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
 

@@ -3,8 +3,8 @@
 // background, and the signals that end it cleanly. The mirror itself is src/live/.
 import { openSync, writeSync, closeSync, readFileSync, writeFileSync, renameSync, unlinkSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { UsageError } from '../protocol/errors.js';
-import type { LogLevel } from './live/index.js';
+import { UsageError } from '../../protocol/errors.js';
+import type { LogLevel } from '../live/index.js';
 
 const LEVELS: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 

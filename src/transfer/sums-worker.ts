@@ -5,8 +5,8 @@
 // from the file as the receiver reports them written, and answers the digest at its end.
 import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { createChecksummer, type ChecksumOptions, type FileHasher } from '../protocol/checksum.js';
-import type { ChecksumName } from '../protocol/compat.js';
+import { createChecksummer, type ChecksumOptions, type FileHasher } from '../../protocol/checksum.js';
+import type { ChecksumName } from '../../protocol/compat.js';
 import { workSharedSums, type SumsWorkerMessage } from './sums-helper.js';
 
 const data = workerData as { name: ChecksumName; options: ChecksumOptions };

@@ -1,7 +1,7 @@
 // What a push prints, in rsync's formats: itemized changes (-i, "%i %n%L"), names (-v),
 // deletions, the --stats block and the closing summary. Counterpart: rsync log.c log_formatted,
 // main.c output_summary.
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, type FileEntry } from '../protocol/flist.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, type FileEntry } from '../../protocol/flist.js';
 import {
   ITEM_LOCAL_CHANGE,
   ITEM_XNAME_FOLLOWS,
@@ -18,7 +18,7 @@ import {
   ITEM_REPORT_XATTR,
   ITEM_IS_NEW,
   ITEM_MISSING_DATA,
-} from '../protocol/sender.js';
+} from '../../protocol/sender.js';
 import type { PushResult } from './push.js';
 
 const REPORT_TIMEFAIL = 1 << 2; // shares its bit with ITEM_REPORT_SIZE (symlinks only)

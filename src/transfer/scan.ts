@@ -5,11 +5,11 @@ import { lstat, readFile } from 'node:fs/promises';
 import { constants, lstatSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { BigIntStats } from 'node:fs';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, type FileEntry, type IdNames } from '../protocol/flist.js';
-import { IOERR_GENERAL, IOERR_VANISHED, type SenderSource } from '../protocol/sender.js';
-import type { TransferOptions } from '../protocol/args.js';
-import { RsyncError, EXIT } from '../protocol/errors.js';
-import type { ChunkSource } from '../protocol/sums.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, type FileEntry, type IdNames } from '../../protocol/flist.js';
+import { IOERR_GENERAL, IOERR_VANISHED, type SenderSource } from '../../protocol/sender.js';
+import type { TransferOptions } from '../../protocol/args.js';
+import { RsyncError, EXIT } from '../../protocol/errors.js';
+import type { ChunkSource } from '../../protocol/sums.js';
 
 /** A file-list entry and where it lives here. */
 export interface LocalEntry extends FileEntry {

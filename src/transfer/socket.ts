@@ -2,9 +2,9 @@
 // ('readable' + socket.read()), writes that wait for 'drain', TCP_NODELAY, and the two timeouts of
 // rsync: --contimeout (connecting, exit 35) and --timeout (no I/O for that long, exit 30).
 import { connect, type Socket } from 'node:net';
-import { quickAck } from './watcher/addon.js';
-import type { ByteSink, ByteSource } from '../protocol/io.js';
-import { SocketError, TimeoutError, EXIT } from '../protocol/errors.js';
+import { quickAck } from '../addon.js';
+import type { ByteSink, ByteSource } from '../../protocol/io.js';
+import { SocketError, TimeoutError, EXIT } from '../../protocol/errors.js';
 
 export interface ConnectOptions {
   host: string;

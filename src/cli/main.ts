@@ -3,19 +3,19 @@
 // It builds typed options and calls the library.
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { RsyncError, UsageError, DaemonRefusalError, RemoteError, EXIT } from '../protocol/errors.js';
-import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../protocol/daemon.js';
-import { isDaemonAddress, parseDaemonAddress, DEFAULT_PORT } from './target.js';
+import { RsyncError, UsageError, DaemonRefusalError, RemoteError, EXIT } from '../../protocol/errors.js';
+import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../../protocol/daemon.js';
+import { isDaemonAddress, parseDaemonAddress, DEFAULT_PORT } from '../transfer/target.js';
 import { resolve } from 'node:path';
-import { listModules, splitMotd } from './client.js';
-import { passwordSource } from './password.js';
-import { push } from './push.js';
-import { buildFilterList, pushFilter, type RuleSource } from './filters.js';
-import { itemizeString, itemName, statsLines, summaryLines, commas } from './output.js';
-import type { TransferOptions } from '../protocol/args.js';
-import type { FileEntry } from '../protocol/flist.js';
-import { ITEM_IS_NEW, ITEM_TRANSFER, ITEM_LOCAL_CHANGE, ITEM_BASIS_TYPE_FOLLOWS, ITEM_XNAME_FOLLOWS } from '../protocol/sender.js';
-import { live as runLive } from './live-cli.js';
+import { listModules, splitMotd } from '../transfer/client.js';
+import { passwordSource } from '../transfer/password.js';
+import { push } from '../transfer/push.js';
+import { buildFilterList, pushFilter, type RuleSource } from '../transfer/filters.js';
+import { itemizeString, itemName, statsLines, summaryLines, commas } from '../transfer/output.js';
+import type { TransferOptions } from '../../protocol/args.js';
+import type { FileEntry } from '../../protocol/flist.js';
+import { ITEM_IS_NEW, ITEM_TRANSFER, ITEM_LOCAL_CHANGE, ITEM_BASIS_TYPE_FOLLOWS, ITEM_XNAME_FOLLOWS } from '../../protocol/sender.js';
+import { live as runLive } from './live.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -203,7 +203,7 @@ function sessionOptions(o: CliOptions, user: string | undefined) {
 /** `lsyncd rsync://HOST/MODULE/PATH`: the files, listed as `rsync` lists them (-r to recurse). */
 async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: CliOptions, rules: RuleSource[]): Promise<number> {
   // Loaded on use: the live daemon's start does not pay for the pull side's modules.
-  const { listRemote, charsetFromEnv } = await import('./list.js');
+  const { listRemote, charsetFromEnv } = await import('../transfer/list.js');
   const archive = Boolean(o.archive);
   // Only what was asked for travels, as with rsync (whose listing sends -d, or -r, and -a's letters).
   const transfer: TransferOptions = {
@@ -308,8 +308,8 @@ async function pushOnce(source: string, address: string, options: CliOptions, ru
 }
 
 async function pullOnce(address: string, dest: string, options: CliOptions, rules: RuleSource[]): Promise<number> {
-  const { pull, pullStatsLines, pullSummaryLines } = await import('./pull.js');
-  const { charsetFromEnv, escapeLine } = await import('./list.js');
+  const { pull, pullStatsLines, pullSummaryLines } = await import('../transfer/pull.js');
+  const { charsetFromEnv, escapeLine } = await import('../transfer/list.js');
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
   if (!target.module) throw new UsageError(`${address} names no module`);
   // A pull deletes local files only when asked (--delete or --delete-excluded).

@@ -1,6 +1,6 @@
 // Daemon addresses as rsync writes them: `[user@]HOST::[MODULE[/PATH]]` (port from --port) and
 // `rsync://[user@]HOST[:PORT]/[MODULE[/PATH]]`; IPv6 hosts in brackets.
-import { UsageError } from '../protocol/errors.js';
+import { UsageError } from '../../protocol/errors.js';
 
 export const DEFAULT_PORT = 873;
 

@@ -2,9 +2,9 @@
 // list the daemon receives. Reads --exclude-from/--include-from and merge files (protocol/ does no fs).
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { FilterList, compileFilter, sendFilterList, receiverWantsFilterList, type FilterMatcher } from '../protocol/filter.js';
-import { UsageError } from '../protocol/errors.js';
-import type { ByteWriter } from '../protocol/io.js';
+import { FilterList, compileFilter, sendFilterList, receiverWantsFilterList, type FilterMatcher } from '../../protocol/filter.js';
+import { UsageError } from '../../protocol/errors.js';
+import type { ByteWriter } from '../../protocol/io.js';
 import type { PushFilter } from './push.js';
 import type { PathFilter } from './scan.js';
 

@@ -35,14 +35,14 @@ export interface InotifyAddon {
   setTimesPath?: (path: Buffer, sec: number, nsec: number, follow: boolean) => void;
 }
 
-/** Package root: this file is src/watcher/addon.ts, compiled to dist/src/watcher/addon.js. */
+/** Package root: this file is src/addon.ts, compiled to dist/src/addon.js. */
 function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     if (existsSync(join(dir, 'package.json'))) return dir;
     dir = dirname(dir);
   }
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 }
 
 export const DEFAULT_ADDON_PATH = join(packageRoot(), 'build', 'Release', 'inotify.node');

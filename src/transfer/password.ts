@@ -3,7 +3,7 @@
 // $RSYNC_PASSWORD. Never logged.
 import { open, lstat } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { UsageError } from '../protocol/errors.js';
+import { UsageError } from '../../protocol/errors.js';
 
 const MAX_PASSWORD_FILE = 512;
 

@@ -2,15 +2,15 @@
 // does, through the sender role. Used by `--once` and by every batch of the live mirror.
 import { openModule, type DaemonSession, type SessionOptions } from './client.js';
 import { scanSource, scanSelection, localSource, namesFor, type PathFilter, type LocalEntry, type SelectionItem } from './scan.js';
-import { serverArgs, type TransferOptions } from '../protocol/args.js';
-import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../protocol/session.js';
-import { parseChecksumName, type ChecksumName, type SetupResult } from '../protocol/compat.js';
-import { createChecksummer, digestLength, type Checksummer } from '../protocol/checksum.js';
-import { sendFileList, sortFileList, S_IFMT, S_IFREG } from '../protocol/flist.js';
-import { sendFiles, readFinalGoodbye, IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT, type SenderStats, type SentItem } from '../protocol/sender.js';
-import { MSG_DATA, MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, MSG_IO_ERROR, writeMessage, type MessageHandler } from '../protocol/mplex.js';
-import { EXIT, RemoteError, RsyncError } from '../protocol/errors.js';
-import type { ByteWriter } from '../protocol/io.js';
+import { serverArgs, type TransferOptions } from '../../protocol/args.js';
+import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../../protocol/session.js';
+import { parseChecksumName, type ChecksumName, type SetupResult } from '../../protocol/compat.js';
+import { createChecksummer, digestLength, type Checksummer } from '../../protocol/checksum.js';
+import { sendFileList, sortFileList, S_IFMT, S_IFREG } from '../../protocol/flist.js';
+import { sendFiles, readFinalGoodbye, IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT, type SenderStats, type SentItem } from '../../protocol/sender.js';
+import { MSG_DATA, MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, MSG_IO_ERROR, writeMessage, type MessageHandler } from '../../protocol/mplex.js';
+import { EXIT, RemoteError, RsyncError } from '../../protocol/errors.js';
+import type { ByteWriter } from '../../protocol/io.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
 

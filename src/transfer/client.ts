@@ -1,8 +1,8 @@
 // Opening a daemon session over TCP: connect, greet, pick the module (or list modules),
 // authenticate. The session is then ready for the argument list and the setup phase.
-import { ByteReader, ByteWriter } from '../protocol/io.js';
-import { exchangeGreetings, requestModule, PROTOCOL_VERSION, type DaemonHello } from '../protocol/daemon.js';
-import { NotADaemonError, TimeoutError, EXIT } from '../protocol/errors.js';
+import { ByteReader, ByteWriter } from '../../protocol/io.js';
+import { exchangeGreetings, requestModule, PROTOCOL_VERSION, type DaemonHello } from '../../protocol/daemon.js';
+import { NotADaemonError, TimeoutError, EXIT } from '../../protocol/errors.js';
 import { connectDaemon, type DaemonSocket } from './socket.js';
 
 /** Seconds we wait for the daemon's text phase when neither --contimeout nor --timeout is set. */

@@ -5,10 +5,10 @@
 import { readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { type Checksummer, type ChecksumOptions } from '../protocol/checksum.js';
-import type { ChecksumName } from '../protocol/compat.js';
-import { basisLength, blockLength, weakSum, type SumHead, type SumsHelper } from '../protocol/sums.js';
-import { RsyncError, EXIT } from '../protocol/errors.js';
+import { type Checksummer, type ChecksumOptions } from '../../protocol/checksum.js';
+import type { ChecksumName } from '../../protocol/compat.js';
+import { basisLength, blockLength, weakSum, type SumHead, type SumsHelper } from '../../protocol/sums.js';
+import { RsyncError, EXIT } from '../../protocol/errors.js';
 
 /** Bytes of basis per unit of work in the shared sums below (whole blocks, at least one). */
 const UNIT_BYTES = 8 << 20;

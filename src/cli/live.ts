@@ -5,14 +5,14 @@
 import { readdirSync, statSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { push } from './push.js';
-import { startLiveMirror, type LiveMirror, type LiveTarget, type LogLevel } from './live/index.js';
-import type { FilterList } from '../protocol/filter.js';
-import type { TransferOptions } from '../protocol/args.js';
-import type { SentItem } from '../protocol/sender.js';
-import { UsageError } from '../protocol/errors.js';
-import { openModule } from './client.js';
-import { Logger, claimPidfile, detach, writeAtomically } from './daemon.js';
+import { push } from '../transfer/push.js';
+import { startLiveMirror, type LiveMirror, type LiveTarget, type LogLevel } from '../live/index.js';
+import type { FilterList } from '../../protocol/filter.js';
+import type { TransferOptions } from '../../protocol/args.js';
+import type { SentItem } from '../../protocol/sender.js';
+import { UsageError } from '../../protocol/errors.js';
+import { openModule } from '../transfer/client.js';
+import { Logger, claimPidfile, detach, writeAtomically } from './process.js';
 
 /** The special SOURCE: every HOME/USER/www goes to TARGET/USER/. */
 export const USERWWW = '%userwww';
