@@ -17,7 +17,7 @@ import type { FileEntry } from '../../protocol/flist.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, ITEM_LOCAL_CHANGE, ITEM_BASIS_TYPE_FOLLOWS, ITEM_XNAME_FOLLOWS } from '../../protocol/sender.js';
 import { live as runLive } from './live.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /** What each exit code means, for the closing error line (rsync's exit codes, our words). */
 const EXIT_MEANING: Record<number, string> = {
