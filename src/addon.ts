@@ -53,25 +53,16 @@ let warned = false;
 /** Why the last load failed (for status output). */
 export let addonLoadError: Error | undefined;
 
-/** Load the addon, or return null (after one warning per process) when it cannot be loaded. */
+/**
+ * Load the addon, or return null when it cannot be loaded. The load is tried once per path; the
+ * warning is given once per process, by the first caller that is not `quiet` (a quiet probe made
+ * earlier, e.g. for socket options, does not hide it from the watcher later).
+ */
 export function loadAddon(path: string = DEFAULT_ADDON_PATH, opts: { quiet?: boolean } = {}): InotifyAddon | null {
-  const hit = cache.get(path);
-  if (hit !== undefined) return hit;
-  let addon: InotifyAddon | null = null;
-  if (process.platform !== 'linux') {
-    addonLoadError = new Error(`inotify is Linux-only (platform ${process.platform})`);
-  } else {
-    try {
-      const mod: unknown = createRequire(import.meta.url)(path);
-      if (typeof mod === 'object' && mod !== null && typeof (mod as { Inotify?: unknown }).Inotify === 'function') {
-        addon = mod as InotifyAddon;
-      } else {
-        addonLoadError = new Error(`${path} does not export Inotify`);
-      }
-    } catch (err) {
-      if (!isLoadFailure(err)) throw err;
-      addonLoadError = err as Error;
-    }
+  let addon = cache.get(path);
+  if (addon === undefined) {
+    addon = tryLoad(path);
+    cache.set(path, addon);
   }
   if (addon === null && !warned && opts.quiet !== true) {
     warned = true;
@@ -81,8 +72,25 @@ export function loadAddon(path: string = DEFAULT_ADDON_PATH, opts: { quiet?: boo
       { code: 'LSYNCD_NO_ADDON' },
     );
   }
-  cache.set(path, addon);
   return addon;
+}
+
+function tryLoad(path: string): InotifyAddon | null {
+  if (process.platform !== 'linux') {
+    addonLoadError = new Error(`inotify is Linux-only (platform ${process.platform})`);
+    return null;
+  }
+  try {
+    const mod: unknown = createRequire(import.meta.url)(path);
+    if (typeof mod === 'object' && mod !== null && typeof (mod as { Inotify?: unknown }).Inotify === 'function') {
+      return mod as InotifyAddon;
+    }
+    addonLoadError = new Error(`${path} does not export Inotify`);
+  } catch (err) {
+    if (!isLoadFailure(err)) throw err;
+    addonLoadError = err as Error;
+  }
+  return null;
 }
 
 // "Module not found" or "failed to load" (dlopen errors: wrong ABI, missing symbols, not ELF).
@@ -129,6 +137,11 @@ export function setTimesFd(fd: number, sec: number, nsec: number): boolean {
   }
   futimesSync(fd, nodeTime(sec, nsec), nodeTime(sec, nsec));
   return false;
+}
+
+/** Whether file times are set to the nanosecond (the addon's futimens/utimensat), as rsync does. */
+export function exactTimes(): boolean {
+  return loadAddon(DEFAULT_ADDON_PATH, { quiet: true })?.setTimesPath !== undefined;
 }
 
 /** The same by path; `follow` false sets a symlink's own times (lutimes). */

@@ -61,13 +61,24 @@ export function connectDaemon(options: ConnectOptions): Promise<DaemonSocket> {
   });
 }
 
+/**
+ * The OS descriptor of a connected TCP socket, or undefined. Node has no public API for it: this
+ * reads the private `_handle.fd` of its TCPWrap, the one place in the code base that does.
+ * test/socket-fd.test.ts fails loudly if a Node release moves it (TCP_QUICKACK would then be lost
+ * silently, and the ~40 ms delayed-ACK stalls would come back).
+ */
+export function socketFd(socket: Socket): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
 /** Pull-mode adapter: one outstanding read at a time, as the protocol reader asks. */
 export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number): DaemonSocket {
   socket.setNoDelay(true);
   // After each of our writes, leave delayed-ACK mode (native/quickack.cc): the daemon's next
   // write after one we just read is then not held by its Nagle for our ACK.
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  const ackNow = typeof fd === 'number' && fd >= 0 ? () => quickAck(fd) : () => false;
+  const fd = socketFd(socket);
+  const ackNow = fd !== undefined ? () => quickAck(fd) : () => false;
   let failure: Error | null = null;
   let ended = false;
   let waiter: (() => void) | null = null;
