@@ -284,7 +284,7 @@ export class TargetRunner {
     const roots: PushRoot[] = selective
       ? [{ root: '', paths: [...taken.keys()] }]
       : pushRoots(taken, {
-          isLocalDir: this.isLocalDir,
+          isLocalDir: (rel) => this.isLocalDir(rel),
           subtrees: this.o.subtrees,
           escalate: this.escalate,
           ...(this.o.maxRoots !== undefined && { maxRoots: this.o.maxRoots }),
@@ -299,7 +299,7 @@ export class TargetRunner {
    * pre-push that fails leaves its data to those pushes.
    */
   private async pushRenames({ taken, moves, full, selective }: BatchPlan): Promise<void> {
-    if (full || !this.renamesOn()) return;
+    if (full || moves.size === 0 || !this.renamesOn()) return;
     for (const [to, move] of moves) {
       if (!move.isDir || taken.get(to)?.kind !== 'create' || !this.isLocalDir(to)) continue;
       await this.pushRename(to, move.from).catch((e) => this.renameFailed(e, `rename ${move.from} -> ${to}`));
@@ -490,13 +490,13 @@ export class TargetRunner {
     this.stats.bytesSent += result.bytesSent;
   }
 
-  private isLocalDir = (rel: string): boolean => {
+  private isLocalDir(rel: string): boolean {
     try {
       return lstatSync(rel === '' ? this.o.source : join(this.o.source, rel)).isDirectory();
     } catch {
       return false;
     }
-  };
+  }
 
   /** Whether the next batch will be a single-session push (see plan()). */
   private canSelect(full = false): boolean {
