@@ -78,11 +78,31 @@ export class DaemonRefusalError extends RsyncError {
 export class RemoteError extends RsyncError {
   /** The daemon's MSG_ERROR texts, verbatim, in order. */
   readonly messages: string[];
+  /** The option the daemon refused (long name, e.g. `copy-dest`), when that is what the error is. */
+  readonly refusedOption: string | undefined;
   constructor(messages: string[], exitCode: ExitCode, options?: { cause?: unknown }) {
     const text = messages.map((m) => m.replace(/\n$/, '')).join('\n') || `the daemon exited with code ${exitCode}`;
     super('ERR_RSYNC_REMOTE', text, exitCode, options);
     this.messages = messages;
+    this.refusedOption = messages.map(refusedOption).find((name) => name !== undefined);
   }
+}
+
+/**
+ * The option a daemon's error text says it will not take, or undefined for any other error.
+ * - `refuse options` in the module: "The server is configured to refuse --NAME", with " (-X)"
+ *   after it for an option that has a short form (rsync: options.c create_refuse_error);
+ * - a daemon too old to know the option: "on remote machine: --NAME: unknown option" (the option
+ *   as sent, so a cluster of short flags comes back whole) (rsync: options.c parse_arguments);
+ * - `refuse options = delete-missing-args` is silent: the daemon drops the option and then
+ *   rejects the mode-0 entries that stand for missing paths, "invalid file mode 00 for NAME"
+ *   (rsync: flist.c recv_file_entry). That text means nothing else from a sound sender.
+ */
+export function refusedOption(text: string): string | undefined {
+  const refused = /configured to refuse --([\w-]+)/.exec(text) ?? /on remote machine: -+([^:=\s]+)[^:]*: unknown option/.exec(text);
+  if (refused) return refused[1];
+  if (/invalid file mode 0+ for /.test(text)) return 'delete-missing-args';
+  return undefined;
 }
 
 /** The stream ended before a record was complete. */

@@ -1,10 +1,12 @@
 // Renames on the live mirror cost checksums, not data (issue 5): a renamed directory is pushed
 // with the mirror's old copy as --copy-dest, so its files are copied on the daemon; the mirror
 // still ends up exactly equal to the source. A daemon refusing --copy-dest falls back to a plain
-// transfer (said once in the log) and is still exact.
+// transfer (said once in the log) and is still exact; the refused options are tried again after
+// `retry.refusedMs` on a new connection. A pre-push that fails for another reason (the mirror
+// changed under it) leaves renames on.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, mkdir, writeFile, rename } from 'node:fs/promises';
+import { mkdtemp, rm, mkdir, writeFile, rename, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
@@ -21,6 +23,7 @@ test.before(async () => {
       { name: 'nocopy', comment: 'refuses --copy-dest', settings: { 'read only': false, 'refuse options': 'copy-dest' } },
       { name: 'short', comment: 'module timeout 1 s', settings: { 'read only': false, timeout: '1' } },
       { name: 'nomissing', comment: 'refuses --delete-missing-args', settings: { 'read only': false, 'refuse options': 'delete-missing-args' } },
+      { name: 'norename', comment: 'refuses --copy-dest and --fuzzy', settings: { 'read only': false, 'refuse options': 'copy-dest fuzzy' } },
     ],
   });
   work = await mkdtemp(join(tmpdir(), 'lsyncd-rename-'));
@@ -102,6 +105,91 @@ test('renamed files (same directory, another directory): exact mirror, their dat
     // 1.2 MB of data moved; the renames cost file lists and checksums.
     assert.ok(sent < 100_000, `the renames sent ${sent} bytes\n${logs.join('\n')}`);
     assert.ok(logs.some((l) => l.includes('renamed file(s)')), logs.join('\n'));
+  } finally {
+    await mirror.stop({ timeoutMs: 2000 });
+  }
+});
+
+test('a rename pre-push failing on the daemon (its destination parent removed from the mirror): renames stay on', async () => {
+  const src = join(work, 'transient');
+  await makeSite(src);
+  await mkdir(join(src, 'other')); // empty: the batch after the failed pre-push creates it again
+  const logs: string[] = [];
+  const mirror: LiveMirror = await startLiveMirror({
+    source: src,
+    targets: [{ target: { host: '127.0.0.1', port: daemon.port, module: 'push', path: 't' }, session: {} }],
+    onLog: (level, message) => logs.push(`${level} ${message}`),
+  });
+  try {
+    await mirror.ready;
+    await mirror.whenIdle();
+    const dst = join(daemon.modulePath('push'), 't');
+    await converge(src, dst);
+    // The mirror changes under the live mirror: the pre-push of other/articles cannot create its
+    // directory on the daemon (a real mkdir failure, not a refusal).
+    await rm(join(dst, 'other'), { recursive: true });
+    await rename(join(src, 'site/pages'), join(src, 'other/articles'));
+    await converge(src, dst);
+    await mirror.whenIdle();
+    assert.ok(logs.some((l) => /rename site\/pages -> other\/articles failed, its data goes with the batch \(.*mkdir/.test(l)), logs.join('\n'));
+    // Renames are still on: the next one costs file lists and checksums only.
+    const before = mirror.status().targets[0]!.bytesSent;
+    await rename(join(src, 'other/articles'), join(src, 'other/posts'));
+    await converge(src, dst);
+    await mirror.whenIdle();
+    const sent = mirror.status().targets[0]!.bytesSent - before;
+    assert.ok(sent < 100_000, `a rename after the failed pre-push sent ${sent} bytes\n${logs.join('\n')}`);
+    assert.is(logs.filter((l) => l.includes('the daemon refused')).length, 0, logs.join('\n'));
+  } finally {
+    await mirror.stop({ timeoutMs: 2000 });
+  }
+});
+
+test('refuse options = copy-dest fuzzy: renames off, said once; tried again after retry.refusedMs, back on once the daemon takes them', async () => {
+  const src = join(work, 'norename');
+  await makeSite(src);
+  await writeFile(join(src, 'big.bin'), pseudoRandom(600_000, 21));
+  const logs: string[] = [];
+  const refusedMs = 1500;
+  const mirror: LiveMirror = await startLiveMirror({
+    source: src,
+    targets: [{ target: { host: '127.0.0.1', port: daemon.port, module: 'norename', path: 'n' }, session: {} }],
+    retry: { refusedMs },
+    onLog: (level, message) => logs.push(`${level} ${message}`),
+  });
+  const dst = join(daemon.modulePath('norename'), 'n');
+  /** Rename `from` to `to` in the source; the bytes the mirror sent for it. */
+  const renamed = async (from: string, to: string): Promise<number> => {
+    const before = mirror.status().targets[0]!.bytesSent;
+    await rename(join(src, from), join(src, to));
+    await converge(src, dst);
+    await mirror.whenIdle();
+    return mirror.status().targets[0]!.bytesSent - before;
+  };
+  const refusals = (level: string) => logs.filter((l) => l.startsWith(`${level} `) && /the daemon refused --(copy-dest|fuzzy)/.test(l)).length;
+  try {
+    await mirror.ready;
+    await mirror.whenIdle();
+    await converge(src, dst);
+    // Refused: a plain transfer, said once.
+    assert.ok((await renamed('site/pages', 'site/articles')) > 1_200_000);
+    assert.is(refusals('info'), 1, logs.join('\n'));
+    // Within refusedMs nothing is tried: a renamed file is simply sent again.
+    const tries = logs.length;
+    assert.ok((await renamed('big.bin', 'big-renamed.bin')) > 600_000);
+    assert.is(refusals('info') + refusals('debug'), 1, logs.slice(tries).join('\n'));
+    // After refusedMs a pre-push tries again; still refused: said at debug level only.
+    await new Promise((r) => setTimeout(r, refusedMs + 100));
+    assert.ok((await renamed('site/articles', 'site/posts')) > 1_200_000);
+    assert.is(refusals('info'), 1, logs.join('\n'));
+    assert.is(refusals('debug'), 1, logs.join('\n'));
+    // The daemon's config changes (it reads it on every connection): after refusedMs renames are back.
+    const config = join(daemon.dir, 'rsyncd.conf');
+    await writeFile(config, (await readFile(config, 'utf8')).replace('    refuse options = copy-dest fuzzy\n', ''));
+    await new Promise((r) => setTimeout(r, refusedMs + 100));
+    assert.ok((await renamed('site/posts', 'site/news')) < 100_000, logs.join('\n'));
+    assert.is(logs.filter((l) => l.startsWith('info ') && l.includes('takes --copy-dest and --fuzzy again')).length, 1, logs.join('\n'));
+    assert.is(refusals('info'), 1, logs.join('\n'));
   } finally {
     await mirror.stop({ timeoutMs: 2000 });
   }

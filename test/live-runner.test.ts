@@ -44,7 +44,7 @@ function runner(pushFn: PushFn, extra: { delayMs?: number; initialMs?: number; m
     transfer: DEFAULT_TRANSFER,
     subtrees: true,
     delayMs: extra.delayMs ?? 0,
-    retry: { initialMs: extra.initialMs ?? 20, maxMs: extra.maxMs ?? 80 },
+    retry: { initialMs: extra.initialMs ?? 20, maxMs: extra.maxMs ?? 80, refusedMs: 600_000 },
     log: () => {},
     pushFn,
   });

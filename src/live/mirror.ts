@@ -33,7 +33,7 @@ export interface LiveMirrorOptions {
   delay?: number;
   /** Push the whole tree first (default true; false is lsyncd's --no-startup). */
   startup?: boolean;
-  /** Backoff after a failed batch (default 500 ms doubling to 30 s). */
+  /** Backoff after a failed batch (default 500 ms doubling to 30 s); a refused option is tried again after 10 min. */
   retry?: RetryOptions;
   /** Distinct pending paths per target before it collapses to a full resync (default 50,000). */
   maxPending?: number;
@@ -166,7 +166,7 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
   const subtrees = subtreeSafe(list) && !transfer.hardLinks;
   if (list && !subtreeSafe(list)) log('info', 'filter rules depend on whole paths: every batch pushes the whole tree');
   if (transfer.hardLinks) log('info', '-H: hard links span subtrees, so every batch pushes the whole tree');
-  const retry = { initialMs: options.retry?.initialMs ?? 500, maxMs: options.retry?.maxMs ?? 30_000 };
+  const retry = { initialMs: options.retry?.initialMs ?? 500, maxMs: options.retry?.maxMs ?? 30_000, refusedMs: options.retry?.refusedMs ?? 600_000 };
 
   const runners = options.targets.map(
     (t) =>

@@ -22,6 +22,12 @@ export interface RetryOptions {
   initialMs?: number;
   /** Cap of the doubling wait, ms (default 30,000). */
   maxMs?: number;
+  /**
+   * How long an option the daemon refused stays off before a push tries it again, on a new
+   * connection (its config may have changed), ms (default 600,000). Rename pre-pushes
+   * (--copy-dest, --fuzzy) use it.
+   */
+  refusedMs?: number;
 }
 
 /** The push function (tests may wrap it); defaults to src/transfer/push.ts push(). */
@@ -83,18 +89,47 @@ export function describeTarget(t: DaemonTarget): string {
 
 export class TargetRunner {
   readonly pending: PendingSet;
-  private state: TargetState = 'startup';
-  private timer: NodeJS.Timeout | undefined;
-  private immediate: NodeJS.Immediate | undefined;
-  private running: Promise<void> | undefined;
-  private backoffMs = 0;
-  private escalate = 0;
-  private stopped = false;
-  private synced = false;
   private readonly name: string;
+  private state: TargetState = 'startup';
+  private stopped = false;
+  /** The startup push (full tree) has succeeded. */
+  private synced = false;
   private readonly stats = { batches: 0, pushes: 0, failures: 0, vanishedRetries: 0, consecutiveFailures: 0, bytesSent: 0, lastError: undefined as string | undefined, lastPushAt: undefined as number | undefined };
   private idleWaiters: Array<() => void> = [];
   private syncWaiters: Array<() => void> = [];
+
+  /** The next batch when it is due: after the delay window or the backoff (timer), or this loop turn. */
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  /** The running batch, and its paths (out of the pending set until it ends). */
+  private running: Promise<void> | undefined;
+  private inFlight: string[] = [];
+
+  /** The wait before the next attempt after a failed batch (0 after a success). */
+  private backoffMs = 0;
+  /** Levels a failing push root has moved up (see settle()). */
+  private escalate = 0;
+  /** The protocol of the last push (single-session batches need 30 or later). */
+  private protocol: number | undefined;
+  /** The daemon refused an option of the single-session batch (e.g. delete-missing-args): subtree pushes from then on. */
+  private selectiveRefused = false;
+  /**
+   * Rename pre-pushes: undefined while on; after the daemon refused --copy-dest or --fuzzy, the
+   * time (ms since the epoch) when a pre-push tries them again, since the daemon reads its
+   * config anew on every connection (rsync: clientserver.c start_daemon).
+   */
+  private renamesOffUntil: number | undefined;
+  /** A refusal has been logged at info level (later ones, after each retry, are debug lines). */
+  private renamesRefusalSaid = false;
+  /** The renames were off and are being tried again (a success is then said once). */
+  private renamesRetrying = false;
+
+  /**
+   * A session opened ahead of the next batch (connect, greetings, auth done; the daemon waits
+   * for the argument list), so a change costs only its file list and data. Dropped after
+   * SPARE_MAX_MS unused, or when the daemon closes it.
+   */
+  private spare: { session: Promise<Spare | undefined>; timer: NodeJS.Timeout; primed: boolean } | undefined;
 
   constructor(private readonly o: RunnerOptions) {
     this.pending = new PendingSet({ ...(o.maxPending !== undefined && { maxPaths: o.maxPending }) });
@@ -226,17 +261,19 @@ export class TargetRunner {
     return run;
   }
 
-  private isLocalDir = (rel: string): boolean => {
-    try {
-      return lstatSync(rel === '' ? this.o.source : join(this.o.source, rel)).isDirectory();
-    } catch {
-      return false;
-    }
-  };
-
+  /** One batch: what is pending now, its renames first, its pushes, then what the outcome means. */
   private async batch(): Promise<void> {
+    const plan = this.plan();
+    if (!plan) return;
+    await this.pushRenames(plan);
+    const outcome = await this.pushPlan(plan);
+    this.settle(plan, outcome);
+  }
+
+  /** Take the pending set and decide how it goes out: one session, or push roots. */
+  private plan(): BatchPlan | undefined {
     const taken = this.pending.take();
-    if (taken.size === 0) return;
+    if (taken.size === 0) return undefined;
     this.inFlight = [...taken.keys()];
     this.state = 'pushing';
     this.stats.batches++;
@@ -247,65 +284,142 @@ export class TargetRunner {
     const roots: PushRoot[] = selective
       ? [{ root: '', paths: [...taken.keys()] }]
       : pushRoots(taken, {
-          isLocalDir: this.isLocalDir,
+          isLocalDir: (rel) => this.isLocalDir(rel),
           subtrees: this.o.subtrees,
           escalate: this.escalate,
           ...(this.o.maxRoots !== undefined && { maxRoots: this.o.maxRoots }),
         });
-    // Directory renames first: the new directory is pushed with the old one (still on the mirror)
-    // as --copy-dest, so its files are copied on the daemon instead of sent; the pushes below then
-    // find them in place and only delete the old path.
-    const moves = this.pending.takeMoves();
-    if (!full && this.renames) {
-      const refused = (e: Error) => {
-        // The daemon refusing --copy-dest or --fuzzy (refuse options): say so once and stop
-        // trying. Any other failure is left to the pushes below, which send the data plainly.
-        if (!(e instanceof RemoteError) || !this.renames) return;
-        this.renames = false;
-        this.o.log('info', `${this.name}: the daemon refused --copy-dest or --fuzzy; renames are sent as plain transfers (${e.message.trim()})`);
-      };
-      for (const [to, move] of moves) {
-        if (!move.isDir || taken.get(to)?.kind !== 'create' || !this.isLocalDir(to)) continue;
-        await this.pushRename(to, move.from).catch(refused);
-      }
-      if (selective && this.renames) {
-        for (const group of fileMoveGroups(moves, taken, this.o.source)) {
-          await this.pushFileMoves(group).catch(refused);
-        }
-      }
+    return { taken, moves: this.pending.takeMoves(), full, selective, roots };
+  }
+
+  /**
+   * Renames first: a renamed directory is pushed with the old one (still on the mirror) as
+   * --copy-dest, so its files are copied on the daemon instead of sent; renamed files with
+   * --fuzzy. The batch's pushes then find them in place and only delete the old paths. A
+   * pre-push that fails leaves its data to those pushes.
+   */
+  private async pushRenames({ taken, moves, full, selective }: BatchPlan): Promise<void> {
+    if (full || moves.size === 0 || !this.renamesOn()) return;
+    for (const [to, move] of moves) {
+      if (!move.isDir || taken.get(to)?.kind !== 'create' || !this.isLocalDir(to)) continue;
+      await this.pushRename(to, move.from).catch((e) => this.renameFailed(e, `rename ${move.from} -> ${to}`));
+      if (this.renamesOffUntil !== undefined) return;
     }
-    const failed: PushRoot[] = [];
-    let unreachable = false;
-    let thrown = false;
-    const vanished: PushRoot[] = [];
-    let error: string | undefined;
-    const started = Date.now();
+    if (!selective) return;
+    for (const group of fileMoveGroups(moves, taken, this.o.source)) {
+      await this.pushFileMoves(group).catch((e) => this.renameFailed(e, `renamed files into /${group.toDir}`));
+      if (this.renamesOffUntil !== undefined) return;
+    }
+  }
+
+  /** Whether rename pre-pushes are on; once the refusal is old, they are tried again. */
+  private renamesOn(): boolean {
+    if (this.renamesOffUntil === undefined) return true;
+    if (Date.now() < this.renamesOffUntil) return false;
+    this.renamesOffUntil = undefined;
+    this.renamesRetrying = true;
+    this.o.log('debug', `${this.name}: trying --copy-dest and --fuzzy again for renames`);
+    return true;
+  }
+
+  /** A rename pre-push went through: if renames were off until now, say they are back. */
+  private renameSucceeded(): void {
+    if (!this.renamesRetrying) return;
+    this.renamesRetrying = false;
+    this.o.log('info', `${this.name}: the daemon takes --copy-dest and --fuzzy again; renames are pushed with their old copies as basis`);
+  }
+
+  /**
+   * A rename pre-push failed. Only the daemon refusing --copy-dest or --fuzzy (its `refuse
+   * options`) turns renames off, until `retry.refusedMs` from now, said at info level once. Any
+   * other failure (a directory that changed under the push, the connection) concerns this push
+   * alone: the batch's pushes send the data plainly, and renames stay on.
+   */
+  private renameFailed(e: unknown, what: string): void {
+    const message = (e as Error).message.trim();
+    const option = e instanceof RemoteError ? e.refusedOption : undefined;
+    if (option !== 'copy-dest' && option !== 'fuzzy') {
+      this.o.log('debug', `${this.name}: ${what} failed, its data goes with the batch (${message})`);
+      return;
+    }
+    this.renamesOffUntil = Date.now() + this.o.retry.refusedMs;
+    this.renamesRetrying = false;
+    const level = this.renamesRefusalSaid ? 'debug' : 'info';
+    this.renamesRefusalSaid = true;
+    const retry = `tried again in ${Math.round(this.o.retry.refusedMs / 1000)} s`;
+    this.o.log(level, `${this.name}: the daemon refused --${option}; renames are sent as plain transfers, ${retry} (${message})`);
+  }
+
+  /** Push the renamed directory `to` with the mirror's copy at `from` as the basis. */
+  private async pushRename(to: string, from: string): Promise<void> {
+    const result = await this.runPush({
+      dir: to,
+      // Relative to the destination directory, as rsync takes --copy-dest.
+      transfer: { copyDest: posix.relative(to, from) },
+      rename: `rename ${from} -> ${to}`,
+    });
+    this.counted(result);
+    this.renameSucceeded();
+    this.o.log('debug', `${this.name}: rename ${from} -> ${to} pushed with the old copy as basis (${result.stats.literalBytes} literal bytes)`);
+  }
+
+  /**
+   * Renamed files of one directory pair, before the batch: pushed into their new directory with
+   * --fuzzy, so the daemon finds the old copy (same size and mtime, still in place: the batch
+   * deletes it afterwards) and uses it as the basis, and only checksums cross the wire. From
+   * another directory, that directory is the --copy-dest and the fuzzy search looks there (-yy).
+   */
+  private async pushFileMoves(group: FileMoveGroup): Promise<void> {
+    const across = group.fromDir !== group.toDir;
+    const result = await this.runPush({
+      dir: group.toDir,
+      selection: group.names.map((name) => ({ path: pathToBytes(name), recurse: false })),
+      transfer: {
+        delete: false,
+        deleteExcluded: false,
+        fuzzy: across ? 2 : 1,
+        ...(across && { copyDest: posix.relative(group.toDir, group.fromDir) || '.' }),
+      },
+      unfiltered: true,
+      rename: `renamed files into /${group.toDir}`,
+    });
+    this.counted(result);
+    this.renameSucceeded();
+    this.o.log('debug', `${this.name}: ${group.names.length} renamed file(s) into /${group.toDir} pushed with their old copies as basis (${result.stats.literalBytes} literal bytes)`);
+  }
+
+  /** The batch's pushes: one session for all of it, or one push per root (the rest skipped once the target is unreachable). */
+  private async pushPlan({ taken, selective, roots }: BatchPlan): Promise<BatchOutcome> {
+    const outcome: BatchOutcome = { failed: [], vanished: [], unreachable: false, thrown: false, error: undefined, started: Date.now() };
+    // The whole batch in one session: each changed path with its parents, new directories with
+    // their subtrees, deleted paths as --delete-missing-args entries, nothing else.
+    const selection = selective ? [...taken].map(([path, entry]): SelectionItem => ({ path: pathToBytes(path), recurse: entry.kind === 'create' || entry.kind === 'rescan' })) : undefined;
     for (const root of roots) {
-      if (unreachable) {
-        failed.push(root);
+      if (outcome.unreachable) {
+        outcome.failed.push(root);
         continue;
       }
       try {
-        const result = selective ? await this.pushSelection(taken) : await this.pushRoot(root.root);
+        // That session (its root is ''), or the subtree `root`, recursively, with --delete inside it.
+        const result = await this.runPush({ dir: root.root, ...(selection && { selection }) });
         this.protocol = result.protocol;
         this.o.onPushed?.(result);
-        this.stats.pushes++;
-        this.stats.bytesSent += result.bytesSent;
+        this.counted(result);
         if (result.exitCode === EXIT.VANISHED) {
           // Files vanished between the scan and the send (the tree is changing under us): keep
           // the paths pending and go again at once; the watcher reports what became of them.
-          vanished.push(root);
+          outcome.vanished.push(root);
         } else if (result.exitCode !== EXIT.OK) {
           // 23: some files were not transferred; others: keep them pending, retry after a wait.
-          failed.push(root);
-          error = `push of /${root.root} ended with exit code ${result.exitCode}`;
+          outcome.failed.push(root);
+          outcome.error = `push of /${root.root} ended with exit code ${result.exitCode}`;
         }
       } catch (e) {
-        failed.push(root);
-        error = (e as Error).message;
-        if (isUnreachable(e)) unreachable = true;
-        else thrown = true;
-        if (selective && e instanceof RemoteError && /configured to refuse|invalid file mode 0+ /.test(e.message)) {
+        outcome.failed.push(root);
+        outcome.error = (e as Error).message;
+        if (isUnreachable(e)) outcome.unreachable = true;
+        else outcome.thrown = true;
+        if (selective && e instanceof RemoteError && e.refusedOption !== undefined) {
           // A module refusing an option of the batch (`refuse options = delete-missing-args`
           // drops it quietly: the daemon then rejects the mode-0 entries): batches go back to
           // subtree pushes for good, said once.
@@ -314,10 +428,19 @@ export class TargetRunner {
         }
       }
     }
-    if (vanished.length) {
+    return outcome;
+  }
+
+  /** After the pushes: the vanished paths go again at once, the failed ones after a backoff; a success resets it. */
+  private settle({ taken, full, selective, roots }: BatchPlan, { failed, vanished, unreachable, thrown, error, started }: BatchOutcome): void {
+    const putBack = (pushed: PushRoot[]) => {
+      // Older than whatever arrived meanwhile, so a later change still wins.
       const back: Array<[string, PendingEntry]> = [];
-      for (const root of vanished) for (const path of root.paths) back.push([path, taken.get(path)!]);
+      for (const root of pushed) for (const path of root.paths) back.push([path, taken.get(path)!]);
       this.pending.restore(back);
+    };
+    if (vanished.length) {
+      putBack(vanished);
       this.stats.vanishedRetries++;
       this.o.log('debug', `${this.name}: files vanished during the push of ${vanished.map((r) => '/' + r.root).join(' ')}: pushing again`);
     }
@@ -333,10 +456,7 @@ export class TargetRunner {
       this.openSpare();
       return;
     }
-    // Put back what the failed roots covered (older than whatever arrived meanwhile), then retry later.
-    const back: Array<[string, PendingEntry]> = [];
-    for (const root of failed) for (const path of root.paths) back.push([path, taken.get(path)!]);
-    this.pending.restore(back);
+    putBack(failed);
     if (full && !this.synced && !failed.some((r) => r.root === '')) this.markSynced();
     this.stats.failures++;
     this.stats.consecutiveFailures++;
@@ -365,45 +485,57 @@ export class TargetRunner {
     for (const w of this.syncWaiters.splice(0)) w();
   }
 
-  /** The daemon refused an option of the single-session batch (e.g. delete-missing-args). */
-  private selectiveRefused = false;
-
-  /** The protocol of the last push (selective batches need 30 or later). */
-  private protocol: number | undefined;
-
-  /** The paths of the running batch (out of the pending set until it ends). */
-  private inFlight: string[] = [];
-
-  /** Whether the daemon took --copy-dest so far (a refusal turns rename pushes off). */
-  private renames = true;
-
-  /** Push the renamed directory `to` with the mirror's copy at `from` as the basis. */
-  private async pushRename(to: string, from: string): Promise<void> {
-    const base = this.o.target.path.replace(/\/+$/, '');
-    const path = [base, to].filter(Boolean).join('/');
-    const filter = this.o.filterFor?.(to);
-    const result = await this.withSpare('other', (session) => (this.o.pushFn ?? push)({
-      source: `${this.o.source}/${to}/`,
-      target: { ...this.o.target, path: `${path}/` },
-      // Relative to the destination directory, as rsync takes --copy-dest.
-      transfer: { ...this.o.transfer, copyDest: posix.relative(to, from) },
-      session: this.o.session,
-      ...(filter && { filter }),
-      onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
-      onError: (text) => this.o.log('debug', `${this.name}: rename ${from} -> ${to}: ${text.trimEnd()}`),
-      ...spareOption(session),
-    }));
+  private counted(result: PushResult): void {
     this.stats.pushes++;
     this.stats.bytesSent += result.bytesSent;
-    this.o.log('debug', `${this.name}: rename ${from} -> ${to} pushed with the old copy as basis (${result.stats.literalBytes} literal bytes)`);
+  }
+
+  private isLocalDir(rel: string): boolean {
+    try {
+      return lstatSync(rel === '' ? this.o.source : join(this.o.source, rel)).isDirectory();
+    } catch {
+      return false;
+    }
+  }
+
+  /** Whether the next batch will be a single-session push (see plan()). */
+  private canSelect(full = false): boolean {
+    return !full && this.o.subtrees && this.escalate === 0 && !this.selectiveRefused && (this.protocol ?? 0) >= 30;
   }
 
   /**
-   * A session opened ahead of the next batch (connect, greetings, auth done; the daemon waits
-   * for the argument list), so a change costs only its file list and data. Dropped after
-   * SPARE_MAX_MS unused, or when the daemon closes it.
+   * Run one push of the runner, on the session opened ahead if there is one. The single-session
+   * batch takes the spare primed for it; the others take only a spare that is not primed.
    */
-  private spare: { session: Promise<Spare | undefined>; timer: NodeJS.Timeout; primed: boolean } | undefined;
+  private runPush(spec: PushSpec): Promise<PushResult> {
+    const kind = spec.selection && !spec.rename ? 'selection' : 'other';
+    return this.withSpare(kind, (spare) => (this.o.pushFn ?? push)(this.pushOptions(spec, spare)));
+  }
+
+  /** The options of a push (the one place they are built): `spec.dir` of the source onto the same path under the target. */
+  private pushOptions(spec: PushSpec, spare: Spare | undefined): PushOptions {
+    const filter = spec.unfiltered ? undefined : this.o.filterFor?.(spec.dir);
+    const onItem = spec.rename ? undefined : this.o.onItem;
+    return {
+      source: spec.dir === '' ? `${this.o.source}/` : `${this.o.source}/${spec.dir}/`,
+      target: this.targetOf(spec.dir),
+      transfer: spec.transfer ? { ...this.o.transfer, ...spec.transfer } : this.o.transfer,
+      session: this.o.session,
+      ...(spec.selection && { selection: spec.selection }),
+      ...(filter && { filter }),
+      onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
+      // A rename pre-push's errors are its own (the batch sends its data anyway): debug lines.
+      onError: spec.rename ? (text) => this.o.log('debug', `${this.name}: ${spec.rename}: ${text.trimEnd()}`) : (text) => this.o.log('warn', `${this.name}: ${text.trimEnd()}`),
+      ...spareOption(spare),
+      ...(onItem && { onItem }),
+    };
+  }
+
+  /** The target's directory matching `dir` of the source ('' = the target's own path). */
+  private targetOf(dir: string): DaemonTarget {
+    const path = [this.o.target.path.replace(/\/+$/, ''), dir].filter(Boolean).join('/');
+    return { ...this.o.target, path: path ? `${path}/` : '' };
+  }
 
   private openSpare(): void {
     if (this.stopped || this.spare || this.o.pushFn) return;
@@ -413,7 +545,7 @@ export class TargetRunner {
     const session = openModule({ ...this.o.session, host: this.o.target.host, port: this.o.target.port }, this.o.target.module)
       .then((opened): Promise<Spare | undefined> | Spare => {
         if (!prime) return opened;
-        return primeSession(opened, { transfer: this.o.transfer, target: this.selectionTarget(), selection: [] }).catch(() => {
+        return primeSession(opened, { transfer: this.o.transfer, target: this.targetOf(''), selection: [] }).catch(() => {
           opened.socket.destroy();
           return undefined;
         });
@@ -446,91 +578,9 @@ export class TargetRunner {
       if (!s) return;
       if (!('route' in s)) return s.socket.destroy();
       if (!politely) return s.session.socket.destroy();
-      const noop = { source: `${this.o.source}/`, target: this.selectionTarget(), transfer: this.o.transfer, session: this.o.session, selection: [], primed: s };
+      const noop = { source: `${this.o.source}/`, target: this.targetOf(''), transfer: this.o.transfer, session: this.o.session, selection: [], primed: s };
       void push(noop).catch(() => s.session.socket.destroy());
     });
-  }
-
-  /** Whether the next batch will be a single-session push (see batch()). */
-  private canSelect(full = false): boolean {
-    return !full && this.o.subtrees && this.escalate === 0 && !this.selectiveRefused && (this.protocol ?? 0) >= 30;
-  }
-
-  /** The target of a single-session push: the target's own path. */
-  private selectionTarget(): DaemonTarget {
-    const base = this.o.target.path.replace(/\/+$/, '');
-    return { ...this.o.target, path: base ? `${base}/` : '' };
-  }
-
-  /** The subtree `root` ('' = the whole tree), recursively, with --delete inside it. */
-  private pushRoot(root: string): Promise<PushResult> {
-    const base = this.o.target.path.replace(/\/+$/, '');
-    const path = [base, root].filter(Boolean).join('/');
-    const filter = this.o.filterFor?.(root);
-    return this.withSpare('other', (session) => (this.o.pushFn ?? push)({
-      source: root === '' ? `${this.o.source}/` : `${this.o.source}/${root}/`,
-      target: { ...this.o.target, path: path ? `${path}/` : '' },
-      transfer: this.o.transfer,
-      session: this.o.session,
-      ...(filter && { filter }),
-      onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
-      onError: (text) => this.o.log('warn', `${this.name}: ${text.trimEnd()}`),
-      ...spareOption(session),
-      ...(this.o.onItem && { onItem: this.o.onItem }),
-    }));
-  }
-
-  /**
-   * The whole batch in one session: each changed path with its parents, new directories with
-   * their subtrees, deleted paths as --delete-missing-args entries, nothing else.
-   */
-  private pushSelection(taken: ReadonlyMap<string, PendingEntry>): Promise<PushResult> {
-    const filter = this.o.filterFor?.('');
-    const selection: SelectionItem[] = [];
-    for (const [path, entry] of taken) selection.push({ path: pathToBytes(path), recurse: entry.kind === 'create' || entry.kind === 'rescan' });
-    return this.withSpare('selection', (session) => (this.o.pushFn ?? push)({
-      source: `${this.o.source}/`,
-      target: this.selectionTarget(),
-      transfer: this.o.transfer,
-      session: this.o.session,
-      selection,
-      ...(filter && { filter }),
-      onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
-      onError: (text) => this.o.log('warn', `${this.name}: ${text.trimEnd()}`),
-      ...spareOption(session),
-      ...(this.o.onItem && { onItem: this.o.onItem }),
-    }));
-  }
-
-  /**
-   * Renamed files of one directory pair, before the batch: pushed into their new directory with
-   * --fuzzy, so the daemon finds the old copy (same size and mtime, still in place: the batch
-   * deletes it afterwards) and uses it as the basis, and only checksums cross the wire. From
-   * another directory, that directory is the --copy-dest and the fuzzy search looks there (-yy).
-   */
-  private async pushFileMoves(group: FileMoveGroup): Promise<void> {
-    const base = this.o.target.path.replace(/\/+$/, '');
-    const path = [base, group.toDir].filter(Boolean).join('/');
-    const across = group.fromDir !== group.toDir;
-    const result = await this.withSpare('other', (session) => (this.o.pushFn ?? push)({
-      source: group.toDir === '' ? `${this.o.source}/` : `${this.o.source}/${group.toDir}/`,
-      target: { ...this.o.target, path: path ? `${path}/` : '' },
-      transfer: {
-        ...this.o.transfer,
-        delete: false,
-        deleteExcluded: false,
-        fuzzy: across ? 2 : 1,
-        ...(across && { copyDest: posix.relative(group.toDir, group.fromDir) || '.' }),
-      },
-      session: this.o.session,
-      selection: group.names.map((name) => ({ path: pathToBytes(name), recurse: false })),
-      onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
-      onError: (text) => this.o.log('debug', `${this.name}: renamed files into /${group.toDir}: ${text.trimEnd()}`),
-      ...spareOption(session),
-    }));
-    this.stats.pushes++;
-    this.stats.bytesSent += result.bytesSent;
-    this.o.log('debug', `${this.name}: ${group.names.length} renamed file(s) into /${group.toDir} pushed with their old copies as basis (${result.stats.literalBytes} literal bytes)`);
   }
 
   /** Run a push on the pre-opened session if there is one (and again on a fresh one if it died). */
@@ -547,6 +597,47 @@ export class TargetRunner {
       return run();
     }
   }
+}
+
+/** One batch, as plan() takes it from the pending set. */
+interface BatchPlan {
+  taken: ReadonlyMap<string, PendingEntry>;
+  /** Renames the watcher paired since the last batch (new path → old path). */
+  moves: ReadonlyMap<string, Move>;
+  /** The whole tree is to be compared (startup, overflow, resync). */
+  full: boolean;
+  /** One session for the whole batch (else one push per root). */
+  selective: boolean;
+  roots: PushRoot[];
+}
+
+/** What the batch's pushes came to (settle() acts on it). */
+interface BatchOutcome {
+  /** Roots whose push failed or was skipped: pending again, after a backoff. */
+  failed: PushRoot[];
+  /** Roots whose push ended with exit 24: pending again, at once. */
+  vanished: PushRoot[];
+  /** The target did not answer (the roots after it were skipped). */
+  unreachable: boolean;
+  /** A push threw for another reason than reachability. */
+  thrown: boolean;
+  /** The last failure, for the log and status(). */
+  error: string | undefined;
+  started: number;
+}
+
+/** What differs between the runner's pushes; pushOptions() adds the rest. */
+interface PushSpec {
+  /** The directory pushed ('' = the source root), onto the same path under the target. */
+  dir: string;
+  /** Only these paths of `dir` (the single-session batch, renamed files); else all of it. */
+  selection?: SelectionItem[];
+  /** Changes to the runner's transfer options (the rename pre-pushes' --copy-dest, --fuzzy). */
+  transfer?: Partial<TransferOptions>;
+  /** No filter rules (renamed files: named one by one, nothing deleted). */
+  unfiltered?: boolean;
+  /** A rename pre-push, by name: its daemon errors go to the debug log, no progress. */
+  rename?: string;
 }
 
 /** A session opened ahead: connected and authenticated, or primed for a single-session batch. */
