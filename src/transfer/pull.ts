@@ -1,14 +1,14 @@
 // A pull: bring a daemon module's tree into a local directory, as `rsync -rlpt rsync://HOST/module/path/
 // DEST/` does, through the generator and receiver roles, writing into DEST through dest-tree.ts
 // (the confined destination). Counterpart: rsync main.c client_run / do_recv.
+import { readFileSync, lstatSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { openModule, type SessionOptions } from './client.js';
 import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { parseChecksumName } from '../../protocol/compat.js';
 import { createChecksummer, type Checksummer } from '../../protocol/checksum.js';
-import { readFileSync, lstatSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
 import { sumsHelper } from './sums-helper.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import { sendFilterList, compileFilter, type FilterList } from '../../protocol/filter.js';
@@ -129,77 +129,75 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         receiver,
       };
     };
-    {
-      // rsync's client: an empty list (a missing path) ends the session at once, before any phase.
-      if (flist.files.length === 0) {
-        const exitCode = transferExitCode(flist.ioError | start.demux.ioError, messages.xferErrors);
-        // rsync's exit_cleanup tells a protocol >= 31 daemon why we leave.
-        if (exitCode && writer.protocol >= 31 && writer.multiplexed) await writeMessageInt(writer, MSG_ERROR_EXIT, exitCode);
-        return {
-          exitCode,
-          ...summaryOf(
-            { deleted: { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 }, requested: 0, failed: 0 },
-            { transferredFiles: 0, totalTransferredSize: 0, literalBytes: 0, matchedBytes: 0, createdFiles: 0, failedFiles: 0, totals: null, deleted: null },
-          ),
-        };
-      }
-      const summerOptions = { protocol, seed: setup.seed, compatFlags: setup.compatFlags, implied: setup.checksumImplied };
-      const checksummer = await createChecksummer(setup.checksum, summerOptions);
-      // Big bases get their block sums on two threads; the helper starts on first use.
-      const helper = sumsHelper(setup.checksum, summerOptions);
-      let fileSummer: Checksummer | null = null;
-      if (transfer.checksum) {
-        // rsync's file_checksum: never seeded.
-        fileSummer = await createChecksummer(setup.checksum, { protocol, seed: 0, compatFlags: setup.compatFlags, implied: false });
-      }
-      // -o/-g: the daemon's ids, mapped by name to ours unless --numeric-ids.
-      if ((transfer.owner || transfer.group) && !transfer.numericIds) {
-        const mapUid = transfer.owner ? idMapper(flist.userNames, localIds('/etc/passwd')) : null;
-        const mapGid = transfer.group ? idMapper(flist.groupNames, localIds('/etc/group')) : null;
-        for (const e of flist.files) {
-          if (mapUid) e.uid = mapUid(e.uid);
-          if (mapGid) e.gid = mapGid(e.gid);
-        }
-      }
-      const umask = process.umask();
-      const tree = new DestTree(dest, { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask, modifyWindow: transfer.modifyWindow ?? 0 });
-      const protect = options.filter
-        ? compileFilter(options.filter.list, { side: 'receiver', deleteExcluded: options.filter.deleteExcluded, ignorePerishable: true })
-        : null;
-      // 4. The generator and the receiver, side by side; then the goodbye.
-      const result = await doRecv(reader, writer, flist.files, tree, checksummer, {
-        sumsHelper: helper,
-        perms: transfer.perms,
-        times: transfer.times,
-        owner: transfer.owner,
-        group: transfer.group,
-        links: transfer.links,
-        devices: transfer.devices,
-        hardLinks: transfer.hardLinks,
-        checksum: transfer.checksum,
-        ignoreTimes: options.ignoreTimes ?? false,
-        wholeFile: transfer.wholeFile,
-        dryRun: transfer.dryRun,
-        // The sender's io_error (an unreadable directory there) turns deletions off, as in rsync.
-        delete: (transfer.delete || transfer.deleteExcluded) && !(flist.ioError & 1),
-        ...(transfer.modifyWindow !== undefined && { modifyWindow: transfer.modifyWindow }),
-        ...(protect && { isProtected: (name: Buffer, isDir: boolean) => !protect.empty && protect.isExcluded(name, isDir) }),
-        ...(fileSummer && { fileChecksum: (name: Buffer) => localChecksum(tree, fileSummer!, name) }),
-        onItem: (item) => {
-          if (item.iflags & ITEM_IS_NEW) created.push(item.entry);
-          options.onItem?.(item);
-        },
-        ...(options.onReceived && { onReceived: options.onReceived }),
-        ...(options.onDeleted && { onDeleted: options.onDeleted }),
-        onWarning: onError,
-        onAbort: () => socket.destroy(),
-      }).finally(() => helper.close());
-      await session.close().catch(() => {});
-      // rsync's final exit code: the sender's io_error (in the list's end marker, or MSG_IO_ERROR
-      // for a file that vanished or failed while sending) and the files that failed, theirs and ours.
-      const failures = messages.xferErrors + result.receiver.failedFiles + result.generator.failed;
-      return { exitCode: transferExitCode(flist.ioError | start.demux.ioError, failures), ...summaryOf(result.generator, result.receiver) };
+    // rsync's client: an empty list (a missing path) ends the session at once, before any phase.
+    if (flist.files.length === 0) {
+      const exitCode = transferExitCode(flist.ioError | start.demux.ioError, messages.xferErrors);
+      // rsync's exit_cleanup tells a protocol >= 31 daemon why we leave.
+      if (exitCode && writer.protocol >= 31 && writer.multiplexed) await writeMessageInt(writer, MSG_ERROR_EXIT, exitCode);
+      return {
+        exitCode,
+        ...summaryOf(
+          { deleted: { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 }, requested: 0, failed: 0 },
+          { transferredFiles: 0, totalTransferredSize: 0, literalBytes: 0, matchedBytes: 0, createdFiles: 0, failedFiles: 0, totals: null, deleted: null },
+        ),
+      };
     }
+    const summerOptions = { protocol, seed: setup.seed, compatFlags: setup.compatFlags, implied: setup.checksumImplied };
+    const checksummer = await createChecksummer(setup.checksum, summerOptions);
+    // Big bases get their block sums on two threads; the helper starts on first use.
+    const helper = sumsHelper(setup.checksum, summerOptions);
+    let fileSummer: Checksummer | null = null;
+    if (transfer.checksum) {
+      // rsync's file_checksum: never seeded.
+      fileSummer = await createChecksummer(setup.checksum, { protocol, seed: 0, compatFlags: setup.compatFlags, implied: false });
+    }
+    // -o/-g: the daemon's ids, mapped by name to ours unless --numeric-ids.
+    if ((transfer.owner || transfer.group) && !transfer.numericIds) {
+      const mapUid = transfer.owner ? idMapper(flist.userNames, localIds('/etc/passwd')) : null;
+      const mapGid = transfer.group ? idMapper(flist.groupNames, localIds('/etc/group')) : null;
+      for (const e of flist.files) {
+        if (mapUid) e.uid = mapUid(e.uid);
+        if (mapGid) e.gid = mapGid(e.gid);
+      }
+    }
+    const umask = process.umask();
+    const tree = new DestTree(dest, { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask, modifyWindow: transfer.modifyWindow ?? 0 });
+    const protect = options.filter
+      ? compileFilter(options.filter.list, { side: 'receiver', deleteExcluded: options.filter.deleteExcluded, ignorePerishable: true })
+      : null;
+    // 4. The generator and the receiver, side by side; then the goodbye.
+    const result = await doRecv(reader, writer, flist.files, tree, checksummer, {
+      sumsHelper: helper,
+      perms: transfer.perms,
+      times: transfer.times,
+      owner: transfer.owner,
+      group: transfer.group,
+      links: transfer.links,
+      devices: transfer.devices,
+      hardLinks: transfer.hardLinks,
+      checksum: transfer.checksum,
+      ignoreTimes: options.ignoreTimes ?? false,
+      wholeFile: transfer.wholeFile,
+      dryRun: transfer.dryRun,
+      // The sender's io_error (an unreadable directory there) turns deletions off, as in rsync.
+      delete: (transfer.delete || transfer.deleteExcluded) && !(flist.ioError & 1),
+      ...(transfer.modifyWindow !== undefined && { modifyWindow: transfer.modifyWindow }),
+      ...(protect && { isProtected: (name: Buffer, isDir: boolean) => !protect.empty && protect.isExcluded(name, isDir) }),
+      ...(fileSummer && { fileChecksum: (name: Buffer) => localChecksum(tree, fileSummer!, name) }),
+      onItem: (item) => {
+        if (item.iflags & ITEM_IS_NEW) created.push(item.entry);
+        options.onItem?.(item);
+      },
+      ...(options.onReceived && { onReceived: options.onReceived }),
+      ...(options.onDeleted && { onDeleted: options.onDeleted }),
+      onWarning: onError,
+      onAbort: () => socket.destroy(),
+    }).finally(() => helper.close());
+    await session.close().catch(() => {});
+    // rsync's final exit code: the sender's io_error (in the list's end marker, or MSG_IO_ERROR
+    // for a file that vanished or failed while sending) and the files that failed, theirs and ours.
+    const failures = messages.xferErrors + result.receiver.failedFiles + result.generator.failed;
+    return { exitCode: transferExitCode(flist.ioError | start.demux.ioError, failures), ...summaryOf(result.generator, result.receiver) };
   } catch (e) {
     if (e instanceof RemoteError && demuxForAck) await acknowledgeErrorExit(writer, demuxForAck, e).catch(() => {});
     throw asFileError(e);

@@ -138,6 +138,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
       }
       const sorted = sortFileList(scan.entries, protocol);
       const flistStart = writer.written;
+      // The flags the daemon's receiver derives from our argument list (-o -g -D -l -H -c, --numeric-ids).
       const sent = sendFileList(writer, sorted, {
         ...flistOptionsFor(transfer),
         protocol,
