@@ -1,5 +1,7 @@
 // Typed errors for the whole protocol library, each carrying rsync's exit code (errcode.h).
 // Context is added once, at role boundaries, through `cause`. Only the CLI exits the process.
+// Also the one rule that turns what went wrong during a transfer into its exit code.
+import { IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT } from './sender.js';
 
 /** rsync's exit codes (errcode.h: RERR_*), so callers can exit as rsync would. */
 export const EXIT = {
@@ -15,11 +17,26 @@ export const EXIT = {
   MESSAGEIO: 13,
   PARTIAL: 23,
   VANISHED: 24,
+  DEL_LIMIT: 25,
   TIMEOUT: 30,
   CONTIMEOUT: 35,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT] | number;
+
+/**
+ * A transfer that ran to its end: its exit code from the io_error bits (the sender's, from the
+ * file list's end or MSG_IO_ERROR, or our own as the sender) and the per-file failures (the
+ * daemon's MSG_ERROR_XFER texts, files that failed here: rsync's got_xfer_error). 23 (partial)
+ * beats 24 (vanished) beats 25 (--max-delete stopped deletions).
+ */
+// rsync/cleanup.c: _exit_cleanup (the io_error and got_xfer_error checks)
+export function transferExitCode(ioError: number, failures: number): ExitCode {
+  if (ioError & IOERR_GENERAL || failures) return EXIT.PARTIAL;
+  if (ioError & IOERR_VANISHED) return EXIT.VANISHED;
+  if (ioError & IOERR_DEL_LIMIT) return EXIT.DEL_LIMIT;
+  return EXIT.OK;
+}
 
 /** Base of every error this project raises on purpose. `code` is stable; `exitCode` is rsync's. */
 export class RsyncError extends Error {

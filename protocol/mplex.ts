@@ -206,10 +206,80 @@ export function startMultiplexOut(writer: ByteWriter): void {
   writer.startFraming();
 }
 
+/** Send an out-of-band message carrying one int32 (MSG_IO_ERROR, MSG_NO_SEND, MSG_ERROR_EXIT, ...). */
+// rsync/io.c: send_msg_int
+export function writeMessageInt(writer: ByteWriter, code: number, value: number): Promise<void> {
+  const payload = Buffer.alloc(4);
+  payload.writeInt32LE(value, 0);
+  return writeMessage(writer, code, payload);
+}
+
 /** Send an out-of-band message after flushing pending data, so the order is kept. */
 // rsync/io.c: send_msg
 export async function writeMessage(writer: ByteWriter, code: number, payload: Uint8Array): Promise<void> {
   if (!writer.multiplexed) throw new Error('writeMessage before multiplexing started');
   await writer.flush();
   await writer.sink.write(Buffer.concat([encodeFrameHeader(code, payload.length), payload]));
+}
+
+/**
+ * What one side does with the peer's out-of-band notices: print them, log them, adopt a timeout.
+ * A side passes only the callbacks that concern it; a notice with no callback is dropped.
+ *
+ * Texts are handed over as the peer's bytes, not decoded: rsync writes a message text through as
+ * bytes (log.c rwrite, escaping only what the terminal cannot show), and a daemon's texts carry
+ * file names, which are bytes in no particular charset. Turning them into characters is the
+ * printer's job (src/transfer/output.ts messageText does it as rwrite does).
+ */
+export interface PeerMessageSink {
+  /** MSG_INFO: a line for stdout, normally ending in '\n'. */
+  info?: (text: Buffer) => void;
+  /** MSG_ERROR, MSG_ERROR_XFER, MSG_WARNING: a line for stderr. */
+  error?: (text: Buffer) => void;
+  /** MSG_DELETED: a name the peer deleted (a directory's arrives with a trailing NUL, dropped here). */
+  deleted?: (name: Buffer, isDir: boolean) => void;
+  /** MSG_IO_TIMEOUT: the daemon module's `timeout` (protocol 31+), the int32 payload as sent. */
+  ioTimeout?: (payload: Buffer) => void;
+}
+
+/**
+ * The peer's out-of-band notices, decoded and handed to a sink; `handle` is the Demultiplexer's
+ * MessageHandler. Counts the MSG_ERROR_XFER texts (rsync's got_xfer_error: exit 23 at the end).
+ * The Demultiplexer itself keeps what decides the session (MSG_ERROR texts, MSG_ERROR_EXIT,
+ * MSG_IO_ERROR bits); the notices below only inform.
+ */
+export class PeerMessages {
+  /** MSG_ERROR_XFER texts received (rsync's got_xfer_error). */
+  xferErrors = 0;
+
+  constructor(private readonly sink: PeerMessageSink) {}
+
+  // rsync/io.c: read_a_msg (the text, MSG_DELETED and MSG_IO_TIMEOUT cases) and log.c rwrite
+  readonly handle: MessageHandler = (code, payload) => {
+    switch (code) {
+      case MSG_INFO:
+        this.sink.info?.(payload);
+        return;
+      case MSG_ERROR_XFER:
+        this.xferErrors++;
+        this.sink.error?.(payload);
+        return;
+      case MSG_ERROR:
+      case MSG_WARNING:
+        this.sink.error?.(payload);
+        return;
+      case MSG_DELETED: {
+        const isDir = payload.length > 0 && payload[payload.length - 1] === 0;
+        this.sink.deleted?.(isDir ? payload.subarray(0, -1) : payload, isDir);
+        return;
+      }
+      case MSG_IO_TIMEOUT:
+        this.sink.ioTimeout?.(payload);
+        return;
+      default:
+        // MSG_IO_ERROR (its bits are the Demultiplexer's), MSG_NOOP (a keep-alive), MSG_SUCCESS and
+        // MSG_NO_SEND: nothing we do depends on them.
+        return;
+    }
+  };
 }

@@ -1,5 +1,6 @@
 // Network-level failures through the CLI (and the library where the CLI's bound is too slow for a
 // test): refused connections, ports that do not speak rsync, silence, over-long and endless text.
+// Also the exit-code rule of a finished transfer.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
@@ -7,7 +8,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { freePort } from './helpers/daemon.js';
 import { lsyncd } from './helpers/cli.js';
 import { listModules } from '../src/transfer/client.js';
-import { NotADaemonError } from '../protocol/errors.js';
+import { NotADaemonError, transferExitCode, EXIT } from '../protocol/errors.js';
 
 function listen(server: Server | ReturnType<typeof createHttpServer>): Promise<number> {
   return new Promise((resolve) => {
@@ -137,6 +138,14 @@ test('bad arguments: exit 1', async () => {
   const r4 = await lsyncd(['--version']);
   assert.is(r4.status, 0);
   assert.match(r4.stdout.toString(), /lsyncd \d+\.\d+\.\d+/);
+});
+
+test('a finished transfer\'s exit code: 23 (io_error general or failures) beats 24 (vanished) beats 25 (delete limit)', () => {
+  assert.is(transferExitCode(0, 0), EXIT.OK);
+  assert.is(transferExitCode(4, 0), EXIT.DEL_LIMIT);
+  assert.is(transferExitCode(2 | 4, 0), EXIT.VANISHED);
+  assert.is(transferExitCode(1 | 2 | 4, 0), EXIT.PARTIAL);
+  assert.is(transferExitCode(2, 1), EXIT.PARTIAL);
 });
 
 test.run();

@@ -1,6 +1,6 @@
 // protocol/mplex.ts (+ daemon.ts, compat.ts on the way in): real daemon byte streams replayed through
 // the whole client path; out-of-band messages; MSG_ERROR_EXIT rejecting the pending read;
-// hostile frames; the writer's framing.
+// hostile frames; the writer's framing; the peer's notices handed to a sink as bytes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ByteReader, ByteWriter } from '../protocol/io.js';
@@ -12,11 +12,17 @@ import {
   startMultiplexIn,
   startMultiplexOut,
   writeMessage,
+  writeMessageInt,
+  PeerMessages,
   MSG_DATA,
+  MSG_DELETED,
   MSG_ERROR,
   MSG_ERROR_EXIT,
+  MSG_ERROR_XFER,
   MSG_INFO,
+  MSG_IO_ERROR,
   MSG_IO_TIMEOUT,
+  MSG_WARNING,
   MSG_REDO,
   MAX_MESSAGE,
 } from '../protocol/mplex.js';
@@ -158,6 +164,33 @@ test('writer frames data in MSG_DATA frames of at most 32 KiB, messages in order
   startMultiplexIn(demuxed, () => {});
   const all = await demuxed.readBuf(70000);
   assert.ok(all.equals(Buffer.alloc(70000, 1)));
+});
+
+test('writeMessageInt: one frame with the int32 little-endian', async () => {
+  const sink = memorySink();
+  const w = new ByteWriter(sink);
+  startMultiplexOut(w);
+  await writeMessageInt(w, MSG_ERROR_EXIT, 23);
+  await writeMessageInt(w, MSG_IO_ERROR, -2);
+  assert.equal([...sink.bytes()], [4, 0, 0, MSG_ERROR_EXIT + 7, 23, 0, 0, 0, 4, 0, 0, MSG_IO_ERROR + 7, 0xfe, 0xff, 0xff, 0xff]);
+});
+
+test('PeerMessages: texts as the bytes sent, MSG_ERROR_XFER counted, a directory\'s NUL dropped, no callback: dropped', () => {
+  const got: string[] = [];
+  const messages = new PeerMessages({
+    info: (text) => got.push(`info ${text.toString('hex')}`),
+    error: (text) => got.push(`error ${text.toString('hex')}`),
+    deleted: (name, isDir) => got.push(`deleted ${name.toString('latin1')} ${isDir}`),
+  });
+  messages.handle(MSG_INFO, Buffer.from('caf\xc3\xa9 \xff\x01\n', 'latin1'));
+  messages.handle(MSG_WARNING, Buffer.from('w\n'));
+  messages.handle(MSG_ERROR, Buffer.from('e\n'));
+  messages.handle(MSG_ERROR_XFER, Buffer.from('x\n'));
+  messages.handle(MSG_DELETED, Buffer.from('dir\0', 'latin1'));
+  messages.handle(MSG_DELETED, Buffer.from('file'));
+  messages.handle(MSG_IO_TIMEOUT, Buffer.from([30, 0, 0, 0]));
+  assert.equal(got, ['info 636166c3a920ff010a', 'error 770a', 'error 650a', 'error 780a', 'deleted dir true', 'deleted file false']);
+  assert.is(messages.xferErrors, 1);
 });
 
 test.run();

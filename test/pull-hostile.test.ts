@@ -11,7 +11,8 @@ import { mkdtemp, rm, writeFile, readFile, mkdir, readdir, lstat, symlink } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCapture, memorySink } from './helpers/capture.js';
-import { pull, DestTree, type PullResult } from '../src/transfer/pull.js';
+import { pull, type PullResult } from '../src/transfer/pull.js';
+import { DestTree } from '../src/transfer/dest-tree.js';
 import { wrapSocket } from '../src/transfer/socket.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { ByteReader, ByteWriter } from '../protocol/io.js';

@@ -352,6 +352,18 @@ test('a missing path on the daemon: exit 23 like rsync, nothing created', async 
   assert.is(await lstat(join(work, 'ref', 'missing')).catch(() => null), null);
 });
 
+test('the daemon\'s messages as rsync shows them: the bytes through, escaped by locale (UTF-8 kept or \\#ooo), control characters \\#ooo', async () => {
+  const name = 'gone-é\x01';
+  const failed = (stderr: string) => stderr.split('\n').find((l) => l.includes('(in src) failed'));
+  for (const [env, shown] of [[{ LC_ALL: 'C.UTF-8' }, 'gone-é\\#001"'], [{ LC_ALL: 'C' }, 'gone-\\#303\\#251\\#001"']] as const) {
+    const ref = await run('rsync', ['-rlpt', url(name), join(work, 'ref', 'gone') + '/'], env);
+    const got = await lsyncd(['--once', url(name), join(work, 'ours', 'gone') + '/'], env);
+    assert.is(got.status, ref.status, got.stderr);
+    assert.is(failed(got.stderr), failed(ref.stderr), `${env.LC_ALL}\n--- rsync:\n${ref.stderr}\n--- ours:\n${got.stderr}`);
+    assert.ok(failed(got.stderr)?.includes(shown), got.stderr);
+  }
+});
+
 test('mtimes to the nanosecond (protocol 31+), as rsync sets them: files, directories, symlinks', async () => {
   const name = 'nsec';
   const src = moduleDir(name);

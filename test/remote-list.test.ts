@@ -4,7 +4,7 @@
 // single file; unusual names (spaces, UTF-8, bytes that are neither, control characters, a
 // backslash that looks like rsync's escape), symlinks, a fifo, a set-uid file, a 5 GiB sparse file,
 // pre-1970, pre-1901 and far-future mtimes; under two locales and a non-UTC time zone; a missing
-// path (exit 23).
+// path (exit 23), and the daemon's message about it shown as rsync shows it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
@@ -135,6 +135,19 @@ test('a missing path: the daemon\'s error on stderr and exit 23, as rsync', asyn
     const { ours } = await same(['--protocol', String(protocol), url('push/rl/nonexistent')], `missing at ${protocol}`);
     assert.is(ours.status, 23);
     assert.ok(ours.stderr.includes('rl/nonexistent" (in push) failed: No such file or directory'), ours.stderr);
+  }
+});
+
+test('the daemon\'s messages as rsync shows them: the bytes through, escaped by locale (UTF-8 kept or \\#ooo), control characters \\#ooo', async () => {
+  // The daemon's MSG_ERROR names the missing path: a UTF-8 name with a control character.
+  const args = [url('push/rl/gone-é\x01')];
+  const failed = (stderr: string) => stderr.split('\n').find((l) => l.includes('(in push) failed'));
+  for (const [env, shown] of [[{ LC_ALL: 'C.UTF-8' }, 'gone-é\\#001"'], [{ LC_ALL: 'C' }, 'gone-\\#303\\#251\\#001"']] as const) {
+    const theirs = await run('rsync', args, env);
+    const ours = await lsyncd(args, env);
+    assert.is(ours.status, theirs.status, ours.stderr);
+    assert.is(failed(ours.stderr), failed(theirs.stderr), `${env.LC_ALL}\n--- rsync:\n${theirs.stderr}\n--- ours:\n${ours.stderr}`);
+    assert.ok(failed(ours.stderr)?.includes(shown), ours.stderr);
   }
 });
 

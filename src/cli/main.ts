@@ -11,7 +11,7 @@ import { listModules, splitMotd } from '../transfer/client.js';
 import { passwordSource } from '../transfer/password.js';
 import { push } from '../transfer/push.js';
 import { buildFilterList, pushFilter, type RuleSource } from '../transfer/filters.js';
-import { itemizeString, itemName, statsLines, summaryLines, commas } from '../transfer/output.js';
+import { itemizeString, itemName, outputSummary, commas, charsetFromEnv, escapeLine } from '../transfer/output.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, ITEM_LOCAL_CHANGE, ITEM_BASIS_TYPE_FOLLOWS, ITEM_XNAME_FOLLOWS } from '../../protocol/sender.js';
@@ -109,7 +109,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .usage('[options] SOURCE TARGET | ADDRESS')
     .argument('<args...>', 'SOURCE TARGET, or a daemon ADDRESS to list')
     .version(`lsyncd ${pkg.version} (rsync daemon protocol ${MIN_PROTOCOL_VERSION}–${PROTOCOL_VERSION})`, '-V, --version')
-    .option('--once', 'push SOURCE to TARGET once and exit (rsync\'s exit codes)')
+    .option('--once', 'transfer once and exit: push SOURCE to TARGET, or pull ADDRESS/PATH/ into DEST (rsync\'s exit codes)')
     .option('--nodaemon', 'live mode: stay in the foreground and log to stderr (also --no-daemon)')
     .option('--no-daemon', 'the same as --nodaemon')
     .addOption(new Option('--delay <SECONDS>', 'live mode: wait this long for more changes before a push').argParser(decimal))
@@ -203,7 +203,7 @@ function sessionOptions(o: CliOptions, user: string | undefined) {
 /** `lsyncd rsync://HOST/MODULE/PATH`: the files, listed as `rsync` lists them (-r to recurse). */
 async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: CliOptions, rules: RuleSource[]): Promise<number> {
   // Loaded on use: the live daemon's start does not pay for the pull side's modules.
-  const { listRemote, charsetFromEnv } = await import('../transfer/list.js');
+  const { listRemote } = await import('../transfer/list.js');
   const archive = Boolean(o.archive);
   // Only what was asked for travels, as with rsync (whose listing sends -d, or -r, and -a's letters).
   const transfer: TransferOptions = {
@@ -255,14 +255,11 @@ const out = (line: string) => process.stdout.write(line.endsWith('\n') ? line : 
 const err = (line: string) => process.stderr.write(line.endsWith('\n') ? line : line + '\n');
 
 async function pushOnce(source: string, address: string, options: CliOptions, rules: RuleSource[]): Promise<number> {
-  if (isDaemonAddress(source)) throw new UsageError('pulling from a daemon is not available yet; SOURCE must be a local path');
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
   if (!target.module) throw new UsageError(`${address} names no module`);
   const transfer = transferOptions(options);
   const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
   const started = Date.now();
-  const created: FileEntry[] = [];
-  const sentEntries: FileEntry[] = [];
   let transferred = 0;
   const showNames = transfer.verbose > 0 || transfer.itemize;
   const motd = options.motd ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined;
@@ -272,6 +269,7 @@ async function pushOnce(source: string, address: string, options: CliOptions, ru
     transfer,
     session: { ...sessionOptions(options, target.user), ...(motd && { onLine: motd }) },
     ...(filter && { filter }),
+    charset: charsetFromEnv(process.env),
     onFileList: () => {
       if (showNames && !transfer.itemize) out('building file list ... done');
     },
@@ -283,8 +281,6 @@ async function pushOnce(source: string, address: string, options: CliOptions, ru
       else if (transfer.verbose) out(`deleting ${shown}`);
     },
     onItem: (item) => {
-      sentEntries.push(item.entry);
-      if (item.iflags & ITEM_IS_NEW) created.push(item.entry);
       const isTransfer = (item.iflags & ITEM_TRANSFER) !== 0;
       if (isTransfer) transferred++;
       if (transfer.itemize) out(`${itemizeString(item.iflags, item.entry.mode, transfer.times)} ${itemName(item.entry)}`);
@@ -295,21 +291,12 @@ async function pushOnce(source: string, address: string, options: CliOptions, ru
       }
     },
   });
-  const elapsed = (Date.now() - started) / 1000;
-  if (transfer.stats) {
-    out('');
-    for (const line of statsLines(result, result.entries, created, { flistBuild: result.scanSeconds, flistXfer: 0 })) out(line);
-  }
-  if (transfer.stats || transfer.verbose) {
-    out('');
-    for (const line of summaryLines(result, elapsed, transfer.dryRun)) out(line);
-  }
+  for (const line of outputSummary(result, { ...transfer, elapsedSeconds: (Date.now() - started) / 1000 })) out(line);
   return result.exitCode;
 }
 
 async function pullOnce(address: string, dest: string, options: CliOptions, rules: RuleSource[]): Promise<number> {
-  const { pull, pullStatsLines, pullSummaryLines } = await import('../transfer/pull.js');
-  const { charsetFromEnv, escapeLine } = await import('../transfer/list.js');
+  const { pull } = await import('../transfer/pull.js');
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
   if (!target.module) throw new UsageError(`${address} names no module`);
   // A pull deletes local files only when asked (--delete or --delete-excluded).
@@ -347,6 +334,7 @@ async function pullOnce(address: string, dest: string, options: CliOptions, rule
     session: { ...sessionOptions(options, target.user), ...(motd && { onLine: motd }) },
     ...(list && { filter: { list, deleteExcluded: transfer.deleteExcluded } }),
     ignoreTimes: Boolean(options.ignoreTimes),
+    charset,
     onInfo: (text) => out(text),
     onError: (text) => err(text),
     onDeleted: (name, isDir) => {
@@ -368,15 +356,7 @@ async function pullOnce(address: string, dest: string, options: CliOptions, rule
       out(`${String(commas(item.entry.size)).padStart(15)} 100% ${(item.entry.size / secs / 1e6).toFixed(2)}MB/s (xfr#${received})`);
     },
   });
-  const elapsed = (Date.now() - started) / 1000;
-  if (transfer.stats) {
-    out('');
-    for (const line of pullStatsLines(result)) out(line);
-  }
-  if (transfer.stats || transfer.verbose) {
-    out('');
-    for (const line of pullSummaryLines(result, elapsed, transfer.dryRun)) out(line);
-  }
+  for (const line of outputSummary(result, { ...transfer, elapsedSeconds: (Date.now() - started) / 1000 })) out(line);
   return result.exitCode;
 }
 

@@ -1,7 +1,7 @@
 // A remote listing: `lsyncd rsync://HOST/module/path/` prints the daemon's files as `rsync` does
 // (its list_only mode): a pull that requests nothing. The wire is protocol/session.ts startPull
 // and protocol/list-only.ts finishListOnly; the lines are rsync's list_file_entry, escaped as
-// rsync's rwrite escapes terminal output.
+// rsync's rwrite escapes terminal output (output.ts escapeLine).
 import { openModule, type SessionOptions } from './client.js';
 import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
@@ -9,15 +9,12 @@ import { finishListOnly } from '../../protocol/list-only.js';
 import { parseChecksumName } from '../../protocol/compat.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFBLK, S_IFCHR, S_IFSOCK, S_IFIFO } from '../../protocol/flist.js';
 import { flistOptionsFor, type ReceivedEntry } from '../../protocol/flist-recv.js';
-import { MSG_ERROR, MSG_ERROR_EXIT, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, writeMessage } from '../../protocol/mplex.js';
-import { EXIT, RemoteError } from '../../protocol/errors.js';
-import { IOERR_GENERAL, IOERR_VANISHED } from '../../protocol/sender.js';
+import { MSG_ERROR_EXIT, PeerMessages, writeMessageInt } from '../../protocol/mplex.js';
+import { RemoteError, transferExitCode } from '../../protocol/errors.js';
 import { sendFilterList, type FilterList } from '../../protocol/filter.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
-
-/** How rsync checks output text: iconv to the locale's charset (UTF-8 or ASCII). */
-export type OutputCharset = 'utf8' | 'ascii';
+import { escapeLine, messageText, type OutputCharset } from './output.js';
 
 export interface RemoteListOptions {
   target: DaemonTarget;
@@ -30,16 +27,10 @@ export interface RemoteListOptions {
   filter?: FilterList;
   /** One listing line, newline included, escaped. */
   onLine: (line: Buffer) => void;
-  /** Daemon text for stdout (MSG_INFO). */
+  /** Daemon text for stdout (MSG_INFO), as rsync shows it (output.ts messageText). */
   onInfo?: (text: string) => void;
-  /** Daemon warnings and errors for stderr. */
+  /** Daemon warnings and errors for stderr, as rsync shows them. */
   onError?: (text: string) => void;
-}
-
-/** The locale's charset as rsync would see it (setlocale(LC_CTYPE, "") then nl_langinfo(CODESET)). */
-export function charsetFromEnv(env: NodeJS.ProcessEnv): OutputCharset {
-  const locale = env.LC_ALL || env.LC_CTYPE || env.LANG || '';
-  return /utf-?8/i.test(locale) ? 'utf8' : 'ascii';
 }
 
 // rsync/lib/permstring.c: permstring
@@ -82,70 +73,6 @@ export function timeString(seconds: number): string {
   return text.slice(0, 19);
 }
 
-/** Length of the valid UTF-8 sequence at `at` (as glibc's iconv accepts it), or 0 if invalid. */
-function utf8SequenceLength(b: Uint8Array, at: number): number {
-  const c = b[at]!;
-  if (c < 0x80) return 1;
-  let len: number;
-  let min: number;
-  if (c >= 0xc2 && c <= 0xdf) (len = 2), (min = 0x80);
-  else if (c >= 0xe0 && c <= 0xef) (len = 3), (min = 0x800);
-  else if (c >= 0xf0 && c <= 0xf4) (len = 4), (min = 0x10000);
-  else return 0;
-  if (at + len > b.length) return 0;
-  let cp = c & (0xff >> (len + 1));
-  for (let i = 1; i < len; i++) {
-    const cc = b[at + i]!;
-    if ((cc & 0xc0) !== 0x80) return 0;
-    cp = (cp << 6) | (cc & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return len;
-}
-
-const escaped = (byte: number): string => `\\#${byte.toString(8).padStart(3, '0')}`;
-const isDigit = (c: number | undefined): boolean => c !== undefined && c >= 0x30 && c <= 0x39;
-
-/**
- * One line of terminal output as rsync writes it: bytes the charset cannot show become `\#ooo`
- * (iconv's EILSEQ path), then control characters other than tab, and a backslash that would
- * read as such an escape, become `\#ooo` too (filtered_fwrite). The trailing newline stays raw.
- */
-// rsync/log.c: rwrite + filtered_fwrite
-export function escapeLine(line: Uint8Array, charset: OutputCharset): Buffer {
-  const bytes = Buffer.from(line);
-  const newline = bytes.length > 0 && (bytes[bytes.length - 1] === 0x0a || bytes[bytes.length - 1] === 0x0d);
-  const body = newline ? bytes.subarray(0, -1) : bytes;
-  let out = '';
-  const parts: Buffer[] = [];
-  const flush = () => {
-    if (out) parts.push(Buffer.from(out, 'latin1'));
-    out = '';
-  };
-  for (let i = 0; i < body.length; ) {
-    const c = body[i]!;
-    if (c >= 0x80) {
-      const len = charset === 'utf8' ? utf8SequenceLength(body, i) : 0;
-      if (len === 0) {
-        out += escaped(c);
-        i++;
-      } else {
-        flush();
-        parts.push(body.subarray(i, i + len));
-        i += len;
-      }
-      continue;
-    }
-    const fakeEscape = c === 0x5c && i < body.length - 4 && body[i + 1] === 0x23 && isDigit(body[i + 2]) && isDigit(body[i + 3]) && isDigit(body[i + 4]);
-    if (fakeEscape || (c !== 0x09 && c < 0x20)) out += escaped(c);
-    else out += String.fromCharCode(c);
-    i++;
-  }
-  flush();
-  if (newline) parts.push(bytes.subarray(-1));
-  return Buffer.concat(parts);
-}
-
 /** One listing line, unescaped: permissions, size (14 wide, commas), mtime, name, `-> target` with -l. */
 // rsync/generator.c: list_file_entry
 export function listFileEntry(entry: ReceivedEntry, links: boolean): Buffer {
@@ -181,7 +108,11 @@ export async function listRemote(options: RemoteListOptions): Promise<RemoteList
   const wire: TransferOptions = { ...transfer, dirs: !transfer.recursive };
   const session = await openModule({ ...options.session, host: target.host, port: target.port }, target.module);
   const { reader, writer, socket } = session;
-  let xferErrors = 0;
+  const messages = new PeerMessages({
+    info: (text) => options.onInfo?.(messageText(text, charset)),
+    error: (text) => onError(messageText(text, charset)),
+    ioTimeout: (payload) => adoptModuleTimeout(socket, payload, options.session.timeout),
+  });
   let demuxForAck: Parameters<typeof acknowledgeErrorExit>[1] | undefined;
   try {
     const args = serverArgs(wire, session.hello.protocol, remotePath(target), true);
@@ -190,40 +121,17 @@ export async function listRemote(options: RemoteListOptions): Promise<RemoteList
       ...(filter && { writeFilterList: (w) => sendFilterList(w, filter, { deleteExcluded: false, role: 'receiver' }) }),
       ...(transfer.checksumChoice && { checksumChoice: parseChecksumName(transfer.checksumChoice) }),
       flist: flistOptionsFor(transfer),
-      onMessage: (code, payload) => {
-        switch (code) {
-          case MSG_INFO:
-            options.onInfo?.(payload.toString('latin1'));
-            break;
-          case MSG_ERROR_XFER:
-            xferErrors++;
-            onError(payload.toString('latin1'));
-            break;
-          case MSG_ERROR:
-          case MSG_WARNING:
-            onError(payload.toString('latin1'));
-            break;
-          case MSG_IO_TIMEOUT:
-            adoptModuleTimeout(socket, payload, options.session.timeout);
-            break;
-          default:
-            break;
-        }
-      },
+      onMessage: messages.handle,
     });
     demuxForAck = start.demux;
-    const { files, ioError } = start.flist;
+    const { files } = start.flist;
     const protocol = session.hello.protocol;
     let count = 0;
     // rsync's client: an empty list ends the session at once (no phases, no stats).
     if (files.length === 0) {
-      const exitCode = xferErrors || ioError & IOERR_GENERAL ? EXIT.PARTIAL : ioError & IOERR_VANISHED ? EXIT.VANISHED : EXIT.OK;
+      const exitCode = transferExitCode(start.flist.ioError | start.demux.ioError, messages.xferErrors);
       // rsync's exit_cleanup tells a protocol >= 31 daemon why we leave.
-      if (exitCode && writer.protocol >= 31 && writer.multiplexed) {
-        const code = Buffer.alloc(4);
-        code.writeInt32LE(exitCode, 0);
-        await writeMessage(writer, MSG_ERROR_EXIT, code);
-      }
+      if (exitCode && writer.protocol >= 31 && writer.multiplexed) await writeMessageInt(writer, MSG_ERROR_EXIT, exitCode);
       return { exitCode, listed: 0 };
     }
     for (const entry of files) {
@@ -233,11 +141,7 @@ export async function listRemote(options: RemoteListOptions): Promise<RemoteList
     }
     await finishListOnly(reader, writer);
     await session.close();
-    let exitCode: number = EXIT.OK;
-    // rsync's order: 23 (errors) beats 24 (vanished).
-    if (ioError & IOERR_VANISHED) exitCode = EXIT.VANISHED;
-    if (ioError & IOERR_GENERAL || xferErrors) exitCode = EXIT.PARTIAL;
-    return { exitCode, listed: count };
+    return { exitCode: transferExitCode(start.flist.ioError | start.demux.ioError, messages.xferErrors), listed: count };
   } catch (e) {
     if (e instanceof RemoteError && demuxForAck) await acknowledgeErrorExit(writer, demuxForAck, e).catch(() => {});
     throw e;

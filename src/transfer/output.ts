@@ -1,6 +1,7 @@
-// What a push prints, in rsync's formats: itemized changes (-i, "%i %n%L"), names (-v),
-// deletions, the --stats block and the closing summary. Counterpart: rsync log.c log_formatted,
-// main.c output_summary.
+// What a transfer prints, in rsync's formats: terminal text escaped as rsync escapes it (the
+// daemon's messages, listing lines, received names), itemized changes (-i, "%i %n%L"), names
+// (-v), the --stats block and the closing summary of a push or a pull (one TransferSummary).
+// Counterpart: rsync log.c rwrite, log_formatted; main.c output_summary.
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, type FileEntry } from '../../protocol/flist.js';
 import {
   ITEM_LOCAL_CHANGE,
@@ -19,9 +20,93 @@ import {
   ITEM_IS_NEW,
   ITEM_MISSING_DATA,
 } from '../../protocol/sender.js';
-import type { PushResult } from './push.js';
+import type { DeleteStats } from '../../protocol/sender.js';
 
 const REPORT_TIMEFAIL = 1 << 2; // shares its bit with ITEM_REPORT_SIZE (symlinks only)
+
+/** How rsync checks output text: iconv to the locale's charset (UTF-8 or ASCII). */
+export type OutputCharset = 'utf8' | 'ascii';
+
+/** The locale's charset as rsync would see it (setlocale(LC_CTYPE, "") then nl_langinfo(CODESET)). */
+export function charsetFromEnv(env: NodeJS.ProcessEnv): OutputCharset {
+  const locale = env.LC_ALL || env.LC_CTYPE || env.LANG || '';
+  return /utf-?8/i.test(locale) ? 'utf8' : 'ascii';
+}
+
+/** Length of the valid UTF-8 sequence at `at` (as glibc's iconv accepts it), or 0 if invalid. */
+function utf8SequenceLength(b: Uint8Array, at: number): number {
+  const c = b[at]!;
+  if (c < 0x80) return 1;
+  let len: number;
+  let min: number;
+  if (c >= 0xc2 && c <= 0xdf) (len = 2), (min = 0x80);
+  else if (c >= 0xe0 && c <= 0xef) (len = 3), (min = 0x800);
+  else if (c >= 0xf0 && c <= 0xf4) (len = 4), (min = 0x10000);
+  else return 0;
+  if (at + len > b.length) return 0;
+  let cp = c & (0xff >> (len + 1));
+  for (let i = 1; i < len; i++) {
+    const cc = b[at + i]!;
+    if ((cc & 0xc0) !== 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return len;
+}
+
+const escaped = (byte: number): string => `\\#${byte.toString(8).padStart(3, '0')}`;
+const isDigit = (c: number | undefined): boolean => c !== undefined && c >= 0x30 && c <= 0x39;
+
+/**
+ * One line of terminal output as rsync writes it: bytes the charset cannot show become `\#ooo`
+ * (iconv's EILSEQ path), then control characters other than tab, and a backslash that would
+ * read as such an escape, become `\#ooo` too (filtered_fwrite). The trailing newline stays raw.
+ */
+// rsync/log.c: rwrite + filtered_fwrite
+export function escapeLine(line: Uint8Array, charset: OutputCharset): Buffer {
+  const bytes = Buffer.from(line);
+  const newline = bytes.length > 0 && (bytes[bytes.length - 1] === 0x0a || bytes[bytes.length - 1] === 0x0d);
+  const body = newline ? bytes.subarray(0, -1) : bytes;
+  let out = '';
+  const parts: Buffer[] = [];
+  const flush = () => {
+    if (out) parts.push(Buffer.from(out, 'latin1'));
+    out = '';
+  };
+  for (let i = 0; i < body.length; ) {
+    const c = body[i]!;
+    if (c >= 0x80) {
+      const len = charset === 'utf8' ? utf8SequenceLength(body, i) : 0;
+      if (len === 0) {
+        out += escaped(c);
+        i++;
+      } else {
+        flush();
+        parts.push(body.subarray(i, i + len));
+        i += len;
+      }
+      continue;
+    }
+    const fakeEscape = c === 0x5c && i < body.length - 4 && body[i + 1] === 0x23 && isDigit(body[i + 2]) && isDigit(body[i + 3]) && isDigit(body[i + 4]);
+    if (fakeEscape || (c !== 0x09 && c < 0x20)) out += escaped(c);
+    else out += String.fromCharCode(c);
+    i++;
+  }
+  flush();
+  if (newline) parts.push(bytes.subarray(-1));
+  return Buffer.concat(parts);
+}
+
+/**
+ * A daemon's message text (MSG_INFO, MSG_ERROR, ...) as rsync shows it: the bytes written
+ * through, escaped as escapeLine escapes them, since rsync passes these texts to the same rwrite.
+ * The result is ASCII or valid UTF-8, so the string loses nothing of what is printed.
+ */
+// rsync/log.c: rwrite (a message from read_a_msg)
+export function messageText(bytes: Uint8Array, charset: OutputCharset): string {
+  return escapeLine(bytes, charset).toString('utf8');
+}
+
 
 /** rsync's 11-character %i for an item we sent (direction '<'). */
 // rsync/log.c: log_formatted ('i')
@@ -93,48 +178,94 @@ function counts(entries: readonly FileEntry[]): string {
   return parts.length ? ` (${parts.join(', ')})` : '';
 }
 
-/** The --stats block (without the closing summary). */
+/**
+ * What a finished push or pull reports for rsync's --stats block and closing summary. A figure
+ * rsync does not print for the transfer is absent (see PullResult and PushResult for which).
+ */
+export interface TransferSummary {
+  exitCode: number;
+  /** The protocol spoken. */
+  protocol: number;
+  /** The file list as counted by "Number of files" (a pull: its active entries). */
+  entries: readonly FileEntry[];
+  /** Entries new at the destination ("Number of created files"). */
+  created?: readonly FileEntry[];
+  stats: {
+    transferredFiles: number;
+    totalTransferredSize: number;
+    literalBytes: number;
+    matchedBytes: number;
+    /** Items deleted at the destination ("Number of deleted files"; null: none). */
+    deleted?: DeleteStats | null;
+  };
+  /** Sizes of the regular files and symlinks of the list. */
+  totalSize: number;
+  /** Bytes of the file list on the wire. */
+  flistBytes: number;
+  /** Seconds spent building the file list and sending it ("File list generation/transfer time"). */
+  flistSeconds?: { build: number; transfer: number };
+  bytesSent: number;
+  bytesReceived: number;
+}
+
+/**
+ * The closing lines of a transfer: with --stats the statistics block, with --stats or -v the
+ * two summary lines, each block after an empty line.
+ */
 // rsync/main.c: output_summary
-export function statsLines(result: PushResult, entries: readonly FileEntry[], created: readonly FileEntry[], seconds: { flistBuild: number; flistXfer: number }): string[] {
-  const s = result.stats;
-  const deleted = s.deleted;
-  const deletedTotal = deleted ? deleted.files + deleted.dirs + deleted.symlinks + deleted.devices + deleted.specials : 0;
-  return [
-    `Number of files: ${commas(entries.length)}${counts(entries)}`,
-    `Number of created files: ${commas(created.length)}${counts(created)}`,
-    `Number of deleted files: ${commas(deletedTotal)}${
-      deleted && deletedTotal
-        ? ` (${[
-            deleted.files && `reg: ${commas(deleted.files)}`,
-            deleted.dirs && `dir: ${commas(deleted.dirs)}`,
-            deleted.symlinks && `link: ${commas(deleted.symlinks)}`,
-            deleted.devices && `dev: ${commas(deleted.devices)}`,
-            deleted.specials && `special: ${commas(deleted.specials)}`,
-          ]
-            .filter(Boolean)
-            .join(', ')})`
-        : ''
-    }`,
+export function outputSummary(summary: TransferSummary, options: { stats: boolean; verbose: number; dryRun: boolean; elapsedSeconds: number }): string[] {
+  const lines: string[] = [];
+  if (options.stats) lines.push('', ...statsLines(summary));
+  if (options.stats || options.verbose) lines.push('', ...summaryLines(summary, options.elapsedSeconds, options.dryRun));
+  return lines;
+}
+
+/** The --stats block: the figures the transfer has, in rsync's order. */
+function statsLines(summary: TransferSummary): string[] {
+  const s = summary.stats;
+  const lines = [`Number of files: ${commas(summary.entries.length)}${counts(summary.entries)}`];
+  if (summary.created) lines.push(`Number of created files: ${commas(summary.created.length)}${counts(summary.created)}`);
+  if (s.deleted !== undefined) {
+    const deleted = s.deleted;
+    const deletedTotal = deleted ? deleted.files + deleted.dirs + deleted.symlinks + deleted.devices + deleted.specials : 0;
+    lines.push(
+      `Number of deleted files: ${commas(deletedTotal)}${
+        deleted && deletedTotal
+          ? ` (${[
+              deleted.files && `reg: ${commas(deleted.files)}`,
+              deleted.dirs && `dir: ${commas(deleted.dirs)}`,
+              deleted.symlinks && `link: ${commas(deleted.symlinks)}`,
+              deleted.devices && `dev: ${commas(deleted.devices)}`,
+              deleted.specials && `special: ${commas(deleted.specials)}`,
+            ]
+              .filter(Boolean)
+              .join(', ')})`
+          : ''
+      }`,
+    );
+  }
+  lines.push(
     `Number of regular files transferred: ${commas(s.transferredFiles)}`,
-    `Total file size: ${commas(result.totalSize)} bytes`,
+    `Total file size: ${commas(summary.totalSize)} bytes`,
     `Total transferred file size: ${commas(s.totalTransferredSize)} bytes`,
     `Literal data: ${commas(s.literalBytes)} bytes`,
     `Matched data: ${commas(s.matchedBytes)} bytes`,
-    `File list size: ${commas(result.flistBytes)}`,
-    `File list generation time: ${seconds.flistBuild.toFixed(3)} seconds`,
-    `File list transfer time: ${seconds.flistXfer.toFixed(3)} seconds`,
-    `Total bytes sent: ${commas(result.bytesSent)}`,
-    `Total bytes received: ${commas(result.bytesReceived)}`,
-  ];
+    `File list size: ${commas(summary.flistBytes)}`,
+  );
+  if (summary.flistSeconds) {
+    lines.push(`File list generation time: ${summary.flistSeconds.build.toFixed(3)} seconds`, `File list transfer time: ${summary.flistSeconds.transfer.toFixed(3)} seconds`);
+  }
+  lines.push(`Total bytes sent: ${commas(summary.bytesSent)}`, `Total bytes received: ${commas(summary.bytesReceived)}`);
+  return lines;
 }
 
 /** "sent X bytes  received Y bytes  Z bytes/sec" and "total size is N  speedup is M". */
-export function summaryLines(result: PushResult, elapsedSeconds: number, dryRun: boolean): string[] {
-  const rate = (result.bytesSent + result.bytesReceived) / Math.max(elapsedSeconds, 0.001);
-  const moved = result.bytesSent + result.bytesReceived;
-  const speedup = moved ? result.totalSize / moved : 0;
+function summaryLines(summary: TransferSummary, elapsedSeconds: number, dryRun: boolean): string[] {
+  const rate = (summary.bytesSent + summary.bytesReceived) / Math.max(elapsedSeconds, 0.001);
+  const moved = summary.bytesSent + summary.bytesReceived;
+  const speedup = moved ? summary.totalSize / moved : 0;
   return [
-    `sent ${commas(result.bytesSent)} bytes  received ${commas(result.bytesReceived)} bytes  ${rate.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })} bytes/sec`,
-    `total size is ${commas(result.totalSize)}  speedup is ${speedup.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}${dryRun ? ' (DRY RUN)' : ''}`,
+    `sent ${commas(summary.bytesSent)} bytes  received ${commas(summary.bytesReceived)} bytes  ${rate.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })} bytes/sec`,
+    `total size is ${commas(summary.totalSize)}  speedup is ${speedup.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}${dryRun ? ' (DRY RUN)' : ''}`,
   ];
 }

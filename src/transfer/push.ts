@@ -6,13 +6,16 @@ import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../../protocol/session.js';
 import { parseChecksumName, type ChecksumName, type SetupResult } from '../../protocol/compat.js';
 import { createChecksummer, digestLength, type Checksummer } from '../../protocol/checksum.js';
-import { sendFileList, sortFileList, S_IFMT, S_IFREG } from '../../protocol/flist.js';
-import { sendFiles, readFinalGoodbye, IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT, type SenderStats, type SentItem } from '../../protocol/sender.js';
-import { MSG_DATA, MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, MSG_IO_ERROR, writeMessage, type MessageHandler } from '../../protocol/mplex.js';
-import { EXIT, RemoteError, RsyncError } from '../../protocol/errors.js';
+import { sendFileList, sortFileList, S_IFMT, S_IFREG, type FileEntry } from '../../protocol/flist.js';
+import { flistOptionsFor } from '../../protocol/flist-recv.js';
+import { sendFiles, readFinalGoodbye, type SenderStats, type SentItem } from '../../protocol/sender.js';
+import { ITEM_IS_NEW } from '../../protocol/sender.js';
+import { MSG_DATA, MSG_IO_ERROR, PeerMessages, writeMessage, writeMessageInt, type MessageHandler } from '../../protocol/mplex.js';
+import { EXIT, RemoteError, RsyncError, transferExitCode } from '../../protocol/errors.js';
 import type { ByteWriter } from '../../protocol/io.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
+import { messageText, type OutputCharset, type TransferSummary } from './output.js';
 
 /** Filter rules: what the scan skips, and what the daemon is told (only with --delete). */
 export interface PushFilter extends PathFilter {
@@ -39,9 +42,11 @@ export interface PushOptions {
    */
   primed?: PrimedSession;
   filter?: PushFilter;
-  /** Daemon text (MSG_INFO) and our own notices for stdout. */
+  /** The charset the daemon's texts are shown in (rsync escapes what it cannot show). Default 'utf8'. */
+  charset?: OutputCharset;
+  /** Daemon text (MSG_INFO, as rsync shows it: output.ts messageText) for stdout. */
   onInfo?: (text: string) => void;
-  /** Warnings and errors for stderr. */
+  /** The daemon's warnings and errors (as rsync shows them), and our own, for stderr. */
   onError?: (text: string) => void;
   /** Each answered request (itemize, -v, progress). */
   onItem?: (item: SentItem) => void;
@@ -59,21 +64,17 @@ export interface PushOptions {
   onFileList?: (entries: readonly LocalEntry[]) => void | Promise<void>;
 }
 
-export interface PushResult {
-  exitCode: number;
+/**
+ * A push's figures: every line of the --stats block applies (the deletions as the daemon reported
+ * them; the file list's generation time is the scan's, its transfer time 0).
+ */
+export interface PushResult extends TransferSummary {
   stats: SenderStats;
   files: number;
-  totalSize: number;
-  bytesSent: number;
-  bytesReceived: number;
-  /** Bytes of the file list as sent. */
-  flistBytes: number;
   /** The file list as sent (rsync's order). */
   entries: LocalEntry[];
-  /** Seconds spent scanning SOURCE. */
-  scanSeconds: number;
-  /** The protocol spoken. */
-  protocol: number;
+  created: FileEntry[];
+  flistSeconds: { build: number; transfer: number };
 }
 
 // rsync/main.c: client_run (the sender branch)
@@ -101,7 +102,6 @@ export async function push(options: PushOptions): Promise<PushResult> {
   // Like rsync's totals, count from the end of the text phase (greetings, MOTD, auth excluded).
   const sentBefore = socket.bytesWritten;
   const receivedBefore = socket.bytesRead;
-  let xferErrors = 0;
   let ioError = scan.ioError;
   try {
     if (options.selection && session.hello.protocol < 30) {
@@ -138,52 +138,29 @@ export async function push(options: PushOptions): Promise<PushResult> {
       }
       const sorted = sortFileList(scan.entries, protocol);
       const flistStart = writer.written;
+      // The flags the daemon's receiver derives from our argument list (-o -g -D -l -H -c, --numeric-ids).
       const sent = sendFileList(writer, sorted, {
+        ...flistOptionsFor(transfer),
         protocol,
         compatFlags: negotiated.compatFlags,
-        preserveUid: transfer.owner,
-        preserveGid: transfer.group,
-        preserveDevices: transfer.devices,
-        preserveSpecials: transfer.devices,
-        preserveLinks: transfer.links,
-        preserveHardLinks: transfer.hardLinks,
-        alwaysChecksum: transfer.checksum,
         checksumLength: digestLength(negotiated.checksum),
-        numericIds: transfer.numericIds,
         userNames: namesFor(new Set(sorted.map((e) => e.uid)), scan.userNames),
         groupNames: namesFor(new Set(sorted.map((e) => e.gid)), scan.groupNames),
         ioError: scan.ioError,
       });
       const flistBytes = writer.written - flistStart;
-      if (sent.msgIoError) await writeMessage(writer, MSG_IO_ERROR, int32(sent.msgIoError));
+      if (sent.msgIoError) await writeMessageInt(writer, MSG_IO_ERROR, sent.msgIoError);
       await writer.flush();
       early = { sorted: sent.sorted, flistBytes };
     };
-    const onMessage: MessageHandler = (code, payload) => {
-        switch (code) {
-          case MSG_INFO:
-            options.onInfo?.(payload.toString());
-            break;
-          case MSG_ERROR_XFER:
-            xferErrors++;
-            onError(payload.toString());
-            break;
-          case MSG_ERROR:
-          case MSG_WARNING:
-            onError(payload.toString());
-            break;
-          case MSG_DELETED: {
-            const isDir = payload.length > 0 && payload[payload.length - 1] === 0;
-            options.onDeleted?.(isDir ? payload.subarray(0, -1) : payload, isDir);
-            break;
-          }
-          case MSG_IO_TIMEOUT:
-            adoptModuleTimeout(socket, payload, options.session.timeout);
-            break;
-          default:
-            break;
-        }
-    };
+    const charset = options.charset ?? 'utf8';
+    const messages = new PeerMessages({
+      info: (text) => options.onInfo?.(messageText(text, charset)),
+      error: (text) => onError(messageText(text, charset)),
+      ...(options.onDeleted && { deleted: options.onDeleted }),
+      ioTimeout: (payload) => adoptModuleTimeout(socket, payload, options.session.timeout),
+    });
+    const onMessage = messages.handle;
     let start: TransferStart;
     if (primed) {
       // Arguments and setup already done: the daemon waits for our filter list and file list.
@@ -200,29 +177,30 @@ export async function push(options: PushOptions): Promise<PushResult> {
     try {
       await options.onFileList?.(sorted);
       // 6. Serve the generator, then the goodbye.
+      const created: FileEntry[] = [];
       const result = await sendFiles(reader, writer, sorted, checksummer, localSource(), {
         dryRun: transfer.dryRun,
         onWarning: onError,
-        ...(options.onItem && { onItem: options.onItem }),
+        onItem: (item) => {
+          if (item.iflags & ITEM_IS_NEW) created.push(item.entry);
+          options.onItem?.(item);
+        },
       });
       ioError |= result.ioError;
       await readFinalGoodbye(reader, writer, result.stats);
       await session.close();
-      // 7. rsync's final exit code: 23 beats 24 beats 25.
-      let exitCode: number = EXIT.OK;
-      if (ioError & IOERR_DEL_LIMIT) exitCode = 25;
-      if (ioError & IOERR_VANISHED) exitCode = EXIT.VANISHED;
-      if (ioError & IOERR_GENERAL || xferErrors) exitCode = EXIT.PARTIAL;
+      // 7. rsync's final exit code.
       return {
-        exitCode,
+        exitCode: transferExitCode(ioError, messages.xferErrors),
         stats: result.stats,
         files: sorted.length,
         totalSize: sorted.reduce((sum, e) => sum + ((e.mode & S_IFMT) === S_IFREG || (e.mode & S_IFMT) === 0o120000 ? e.size : 0), 0),
         bytesSent: socket.bytesWritten - sentBefore,
         bytesReceived: socket.bytesRead - receivedBefore,
         flistBytes,
+        flistSeconds: { build: scanSeconds, transfer: 0 },
         entries: sorted,
-        scanSeconds,
+        created,
         protocol: session.hello.protocol,
       };
     } catch (e) {
@@ -289,10 +267,4 @@ export async function primeSession(session: DaemonSession, options: Pick<PushOpt
 /** The block and file checksums of a session (negotiated algorithm, its seed). */
 function sessionChecksummer(protocol: number, setup: SetupResult): Promise<Checksummer> {
   return createChecksummer(setup.checksum, { protocol, seed: setup.seed, compatFlags: setup.compatFlags, implied: setup.checksumImplied });
-}
-
-function int32(value: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32LE(value, 0);
-  return b;
 }

@@ -1,0 +1,513 @@
+// The destination of a pull, as the generator and receiver roles see it (protocol/generator.ts
+// LocalTree): a confined tree. Every name from the daemon is re-checked before any file operation,
+// the parent directories are walked with lstat (a symlink or a non-directory among them is
+// refused), and nothing is followed, neither a parent nor the final component; nothing is written
+// outside the root. The pull roots it at DEST; the daemon will root it at the module it receives
+// into. Files are replaced atomically (a temp file beside the target, then a rename).
+// Counterpart: rsync receiver.c open_tmpfile / finish_transfer, rsync.c set_file_attrs,
+// syscall.c do_open_nofollow / secure_relative_open / do_mknod.
+// Synchronous calls on purpose: local metadata operations are fast, and a round trip through the
+// thread pool per call made a pull of many small files wait more than it worked (as scan.ts does).
+import { setTimesFd, setTimesPath, loadAddon, DEFAULT_ADDON_PATH } from '../addon.js';
+import {
+  constants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  readSync,
+  writeSync,
+  fstatSync,
+  fchmodSync,
+  fchownSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  linkSync,
+  lchownSync,
+  chmodSync,
+  unlinkSync,
+  type BigIntStats,
+} from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { resolve as resolvePath } from 'node:path';
+import { S_IFMT, S_IFLNK, MAXPATHLEN, type FileEntry } from '../../protocol/flist.js';
+import type { LocalTree, LocalStat, BasisFile, TempFile } from '../../protocol/generator.js';
+import { EXIT, ProtocolError, RsyncError } from '../../protocol/errors.js';
+
+/** A name from the daemon that would leave DEST, or go through a symlink or a non-directory. */
+export class UnsafePathError extends ProtocolError {
+  constructor(message: string) {
+    super(message, { code: 'ERR_RSYNC_UNSAFE_PATH' });
+  }
+}
+
+/** Which attributes the pull sets (rsync's -p, -t, -o, -g). */
+export interface AttrOptions {
+  perms: boolean;
+  times: boolean;
+  owner: boolean;
+  group: boolean;
+  /** Files created without -p get the entry's mode less this umask (rsync's dest_mode). */
+  umask: number;
+  /** --modify-window: 0 compares whole seconds (rsync's default), -1 nanoseconds. */
+  modifyWindow: number;
+}
+
+const SLASH = 0x2f;
+const DOT = Buffer.from('.');
+/** Bytes gathered before a write to a temp file. */
+const WRITE_BUFFER = 256 * 1024;
+
+/** The same checks as the file-list reader, repeated here before every file operation. */
+function checkName(name: Buffer): void {
+  const shown = JSON.stringify(name.toString('latin1')).slice(0, 120);
+  if (name.length === 1 && name[0] === 0x2e) return;
+  if (name.length === 0 || name.length >= MAXPATHLEN) throw new UnsafePathError(`unsafe name from the daemon (length ${name.length})`);
+  if (name.includes(0)) throw new UnsafePathError(`unsafe name from the daemon (NUL byte): ${shown}`);
+  if (name[0] === SLASH) throw new UnsafePathError(`unsafe name from the daemon (absolute): ${shown}`);
+  let start = 0;
+  for (let i = 0; i <= name.length; i++) {
+    if (i < name.length && name[i] !== SLASH) continue;
+    const len = i - start;
+    const part = name.subarray(start, i);
+    if (len === 0 || (len === 1 && part[0] === 0x2e) || (len === 2 && part[0] === 0x2e && part[1] === 0x2e)) {
+      throw new UnsafePathError(`unsafe name from the daemon (empty, '.' or '..' component): ${shown}`);
+    }
+    start = i + 1;
+  }
+}
+
+/** glibc's major()/minor() of a dev_t. */
+function splitRdev(rdev: bigint): { major: number; minor: number } {
+  return {
+    major: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
+    minor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
+  };
+}
+
+function toLocalStat(st: BigIntStats, target?: Buffer): LocalStat {
+  return {
+    ...((st.isBlockDevice() || st.isCharacterDevice()) && { rdev: splitRdev(st.rdev) }),
+    mode: Number(st.mode),
+    size: Number(st.size),
+    mtime: Number(st.mtimeNs / 1_000_000_000n),
+    mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    dev: st.dev,
+    ino: st.ino,
+    ...(target && { symlink: target }),
+  };
+}
+
+const isErrno = (e: unknown, code: string): boolean => (e as NodeJS.ErrnoException)?.code === code;
+
+/** rsync's dest_mode for a file created without -p: the entry's permissions less the umask. */
+function destMode(entryMode: number, existing: LocalStat | null, umask: number): number {
+  if (existing && (existing.mode & S_IFMT) === (entryMode & S_IFMT)) return existing.mode & 0o7777;
+  return entryMode & 0o777 & ~umask;
+}
+
+/**
+ * DEST as the pull roles see it. `root` must exist and be a directory. Paths are built from raw
+ * name bytes; each operation first walks the parent components with lstat and refuses a symlink
+ * or a non-directory among them, then acts on the final component without following it.
+ */
+// rsync/receiver.c + syscall.c: the receiver's confined opens (secure_relative_open, do_open_nofollow)
+export class DestTree implements LocalTree {
+  private readonly root: Buffer;
+  /**
+   * Parent directories already walked and found to be real directories (latin1 keys). Only our
+   * own operations change DEST's directories during a pull, so the set is dropped whenever we
+   * remove or replace something, and a walk is not repeated for every file of a directory.
+   */
+  private readonly checkedDirs = new Set<string>();
+  /** Write buffers of committed or discarded temp files, for the next ones. */
+  private readonly spareBuffers: Buffer[] = [];
+
+  constructor(
+    root: string,
+    private readonly attrs: AttrOptions,
+  ) {
+    this.root = Buffer.from(resolvePath(root));
+  }
+
+  /** The absolute path of a list name, after checking the name and its parent directories. */
+  private async path(name: Buffer, parentsMustExist: boolean): Promise<Buffer | null> {
+    checkName(name);
+    if (name.length === 1 && name[0] === 0x2e) return this.root;
+    const last = name.lastIndexOf(SLASH);
+    if (last > 0 && !this.checkedDirs.has(name.toString('latin1', 0, last))) {
+      let at = name.indexOf(SLASH);
+      while (at >= 0) {
+        const key = name.toString('latin1', 0, at);
+        if (!this.checkedDirs.has(key)) {
+          const dir = Buffer.concat([this.root, Buffer.from('/'), name.subarray(0, at)]);
+          const st = lstatSync(dir, { throwIfNoEntry: false });
+          if (!st) {
+            if (!parentsMustExist) return null;
+            throw Object.assign(new Error(`ENOENT: no such file or directory, lstat '${dir.toString()}'`), { code: 'ENOENT', syscall: 'lstat', path: dir.toString() });
+          }
+          if (st.isSymbolicLink()) throw new UnsafePathError(`refusing to write through a symlink: ${name.subarray(0, at).toString()}`);
+          if (!st.isDirectory()) throw new UnsafePathError(`parent of ${name.toString()} is not a directory`);
+          this.checkedDirs.add(key);
+        }
+        at = name.indexOf(SLASH, at + 1);
+      }
+    }
+    return Buffer.concat([this.root, Buffer.from('/'), name]);
+  }
+
+  private async must(name: Buffer): Promise<Buffer> {
+    return (await this.path(name, true))!;
+  }
+
+  async lstat(name: Buffer): Promise<LocalStat | null> {
+    const p = await this.path(name, false);
+    if (!p) return null;
+    // Nanoseconds need the BigInt form (slower: a BigInt per field); whole seconds do not.
+    if (this.attrs.modifyWindow < 0) {
+      const st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+      if (!st) return null;
+      return toLocalStat(st, st.isSymbolicLink() ? readlinkSync(p, { encoding: 'buffer' }) : undefined);
+    }
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (!st) return null;
+    const mtime = Math.floor(st.mtimeMs / 1000);
+    return {
+      ...((st.isBlockDevice() || st.isCharacterDevice()) && { rdev: splitRdev(BigInt(st.rdev)) }),
+      mode: st.mode,
+      size: st.size,
+      mtime,
+      // Microseconds at best here: only used when the window is 0 or more, where it is ignored.
+      mtimeNsec: Math.max(0, Math.round((st.mtimeMs - mtime * 1000) * 1e6)),
+      uid: st.uid,
+      gid: st.gid,
+      dev: BigInt(st.dev),
+      ino: BigInt(st.ino),
+      ...(st.isSymbolicLink() && { symlink: readlinkSync(p, { encoding: 'buffer' }) }),
+    };
+  }
+
+  async openBasis(name: Buffer): Promise<BasisFile | null> {
+    const p = await this.path(name, false);
+    if (!p) return null;
+    let fd: number;
+    try {
+      fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (e) {
+      if (isErrno(e, 'ENOENT') || isErrno(e, 'ELOOP')) return null;
+      throw e;
+    }
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      closeSync(fd);
+      return null;
+    }
+    return fileBasis(fd, st.size);
+  }
+
+  async createTemp(name: Buffer): Promise<TempFile> {
+    const p = await this.must(name);
+    const slash = p.lastIndexOf(SLASH);
+    const dir = p.subarray(0, slash + 1);
+    // rsync's open_tmpfile: ".NAME.XXXXXX" beside the target, the name cut to fit NAME_MAX.
+    const base = p.subarray(slash + 1, slash + 1 + 240);
+    for (let attempt = 0; ; attempt++) {
+      const tmp = Buffer.concat([dir, DOT, base, Buffer.from(`.${tempSuffix()}`)]);
+      let fd: number;
+      try {
+        fd = openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      } catch (e) {
+        if (isErrno(e, 'EEXIST') && attempt < 10) continue;
+        throw e;
+      }
+      return this.tempFile(fd, tmp, p);
+    }
+  }
+
+  private tempFile(fd: number, tmp: Buffer, target: Buffer): TempFile {
+    let closed = false;
+    let done = false;
+    const attrs = this.attrs;
+    // Small pieces (literal runs, basis blocks) are gathered into one buffer per temp file and
+    // written in large writes.
+    // One buffer per temp file in use, taken from the tree's spares and given back when the file
+    // is committed or discarded (a pull writes 20,000 small files one after another).
+    let buf = this.spareBuffers.pop() ?? Buffer.allocUnsafe(WRITE_BUFFER);
+    const spares = this.spareBuffers;
+    const release = (): void => {
+      if (buf.length) spares.push(buf);
+      buf = EMPTY;
+    };
+    let used = 0;
+    let flushed = 0;
+    const writeAll = async (bytes: Uint8Array): Promise<void> => {
+      for (let at = 0; at < bytes.length; ) {
+        const n = writeSync(fd, bytes, at, bytes.length - at);
+        at += n;
+        flushed += n;
+      }
+    };
+    const drain = async (): Promise<void> => {
+      if (used) await writeAll(buf.subarray(0, used));
+      used = 0;
+    };
+    return {
+      fd,
+      get flushed() {
+        return flushed;
+      },
+      flush: drain,
+      write: async (bytes) => {
+        if (used + bytes.length > buf.length) await drain();
+        if (bytes.length >= buf.length) return writeAll(bytes);
+        buf.set(bytes, used);
+        used += bytes.length;
+      },
+      // rsync/receiver.c: finish_transfer (set_file_attrs on the temp file, then the rename)
+      commit: async (entry) => {
+        let existing: LocalStat | null = null;
+        if (!attrs.perms) {
+          try {
+            existing = toLocalStat(lstatSync(target, { bigint: true }));
+          } catch {
+            existing = null;
+          }
+        }
+        await drain();
+        release();
+        if (attrs.owner || attrs.group) {
+          try {
+            fchownSync(fd, attrs.owner ? entry.uid : -1, attrs.group ? entry.gid : -1);
+          } catch {
+            // rsync warns only with -v; the file itself is fine
+          }
+        }
+        fchmodSync(fd, attrs.perms ? entry.mode & 0o7777 : destMode(entry.mode, existing, attrs.umask));
+        if (attrs.times) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
+        closeSync(fd);
+        closed = true;
+        renameSync(tmp, target);
+        done = true;
+      },
+      discard: async () => {
+        release();
+        if (!closed) closeQuietly(fd);
+        closed = true;
+        if (!done) unlinkQuietly(tmp);
+        done = true;
+      },
+    };
+  }
+
+  async mkdir(name: Buffer, entry: FileEntry): Promise<void> {
+    const p = await this.must(name);
+    // With -p the final mode comes after the contents (touch-up); without it, the entry's
+    // permissions less the umask, as rsync's dest_mode gives a new directory.
+    mkdirSync(p, { mode: this.attrs.perms ? 0o700 : (entry.mode & 0o777) | 0o700 });
+  }
+
+  async symlink(name: Buffer, target: Buffer): Promise<void> {
+    const p = await this.must(name);
+    this.checkedDirs.clear();
+    const tmp = siblingTemp(p);
+    symlinkSync(target, tmp);
+    try {
+      renameSync(tmp, p); // replaces a file or a symlink; a directory was removed before
+    } catch (e) {
+      unlinkQuietly(tmp);
+      throw e;
+    }
+  }
+
+  // rsync/syscall.c: do_mknod. Node has no mknod(2): the coreutils tools make the node under a
+  // temporary ASCII name in the parent directory, which they reach as /proc/self/fd/3 (names are
+  // raw bytes, argv is not), then it is renamed over the target. Sockets are not made (a socket
+  // file needs a bound server).
+  async mknod(name: Buffer, entry: FileEntry): Promise<void> {
+    const p = await this.must(name);
+    this.checkedDirs.clear();
+    const slash = p.lastIndexOf(SLASH);
+    const base = `.lsyncd-node.${randomBytes(6).toString('hex')}`;
+    const tmp = Buffer.concat([p.subarray(0, slash + 1), Buffer.from(base)]);
+    const type = entry.mode & S_IFMT;
+    const mode = (entry.mode & 0o7777).toString(8);
+    let args: string[];
+    if (type === 0o020000 || type === 0o060000) {
+      const rdev = entry.rdev ?? { major: 0, minor: 0 };
+      args = ['mknod', '-m', mode, '--', '', type === 0o020000 ? 'c' : 'b', String(rdev.major), String(rdev.minor)];
+    } else if (type === 0o010000) {
+      args = ['mkfifo', '-m', mode, '--', ''];
+    } else {
+      throw new RsyncError('ERR_RSYNC_FILEIO', `cannot create socket ${name.toString()} (not supported)`, EXIT.FILEIO);
+    }
+    const dirFd = openSync(p.subarray(0, slash), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    let r: ReturnType<typeof spawnSync>;
+    try {
+      r = spawnSync(args[0]!, args.slice(1).map((a) => (a === '' ? `/proc/self/fd/3/${base}` : a)), { stdio: ['ignore', 'ignore', 'pipe', dirFd] });
+    } finally {
+      closeSync(dirFd);
+    }
+    if (r.status !== 0) {
+      throw new RsyncError('ERR_RSYNC_FILEIO', `mknod ${name.toString()} failed: ${r.stderr?.toString().trim() || r.error?.message}`, EXIT.FILEIO);
+    }
+    try {
+      renameSync(tmp, p);
+    } catch (e) {
+      unlinkQuietly(tmp);
+      throw e;
+    }
+  }
+
+  async link(name: Buffer, existing: Buffer): Promise<void> {
+    const p = await this.must(name);
+    this.checkedDirs.clear();
+    const from = await this.must(existing);
+    const tmp = siblingTemp(p);
+    linkSync(from, tmp);
+    try {
+      renameSync(tmp, p);
+    } catch (e) {
+      unlinkQuietly(tmp);
+      throw e;
+    }
+  }
+
+  async remove(name: Buffer): Promise<void> {
+    if (name.length === 1 && name[0] === 0x2e) throw new UnsafePathError('refusing to remove the destination itself');
+    const p = await this.must(name);
+    this.checkedDirs.clear();
+    // rm never follows a symlink: a link to a directory outside goes, not what it points to.
+    rmSync(p, { recursive: true, force: true });
+  }
+
+  async list(dir: Buffer): Promise<Buffer[]> {
+    const p = await this.must(dir);
+    try {
+      return readdirSync(p, { encoding: 'buffer' });
+    } catch (e) {
+      if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return [];
+      throw e;
+    }
+  }
+
+  // rsync/util1.c: same_time (an existing item's mtime is left alone when it counts as equal)
+  private timeDiffers(ns: bigint, entry: FileEntry): boolean {
+    const sec = Number(ns / 1_000_000_000n);
+    const window = this.attrs.modifyWindow;
+    if (window === 0) return sec !== entry.mtime;
+    if (window > 0) return Math.abs(sec - entry.mtime) > window;
+    // Nanoseconds (the addon sets them; without it Node keeps microseconds, all we can match).
+    const want = BigInt(entry.mtime) * 1_000_000_000n + BigInt(entry.mtimeNsec ?? 0);
+    return EXACT_TIMES ? ns !== want : ns / 1000n !== want / 1000n;
+  }
+
+  /** Whether setAttrs would change anything of a (non-symlink) item whose lstat is `st`. */
+  private attrsDiffer(st: LocalStat, entry: FileEntry): boolean {
+    if ((this.attrs.owner || this.attrs.group) && (st.uid !== entry.uid || st.gid !== entry.gid)) return true;
+    if (this.attrs.perms && (st.mode & 0o7777) !== (entry.mode & 0o7777)) return true;
+    if (!this.attrs.times) return false;
+    // Whole seconds need no BigInt; nanoseconds come exact from lstat's BigInt form (window -1).
+    if (this.attrs.modifyWindow >= 0) return this.attrs.modifyWindow === 0 ? st.mtime !== entry.mtime : Math.abs(st.mtime - entry.mtime) > this.attrs.modifyWindow;
+    return this.timeDiffers(BigInt(st.mtime) * 1_000_000_000n + BigInt(st.mtimeNsec), entry);
+  }
+
+  // rsync/rsync.c: set_file_attrs (for entries not rebuilt through a temp file)
+  async setAttrs(name: Buffer, entry: FileEntry, st: LocalStat | null): Promise<void> {
+    // Nothing to change by the stat the caller just took (the no-change pull's every file): no
+    // second lstat, not even the walk of the parents (the caller's lstat did it).
+    if (st && (st.mode & S_IFMT) === (entry.mode & S_IFMT) && (st.mode & S_IFMT) !== S_IFLNK && !this.attrsDiffer(st, entry)) return;
+    const p = await this.must(name);
+    const type = entry.mode & S_IFMT;
+    if (type === S_IFLNK) {
+      if ((this.attrs.owner || this.attrs.group) && (!st || st.uid !== entry.uid || st.gid !== entry.gid)) {
+        try {
+          lchownSync(p, this.attrs.owner ? entry.uid : -1, this.attrs.group ? entry.gid : -1);
+        } catch {
+          // as above: not fatal
+        }
+      }
+      if (this.attrs.times && (!st || this.timeDiffers(BigInt(st.mtime) * 1_000_000_000n + BigInt(st.mtimeNsec), entry))) {
+        setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, false);
+      }
+      return;
+    }
+    // Not a symlink: lstat first, so chmod/utimes (which follow) never reach through one.
+    const now = lstatSync(p, { bigint: true });
+    if (now.isSymbolicLink()) throw new UnsafePathError(`refusing to set attributes through a symlink: ${name.toString()}`);
+    if ((this.attrs.owner || this.attrs.group) && (Number(now.uid) !== entry.uid || Number(now.gid) !== entry.gid)) {
+      try {
+        lchownSync(p, this.attrs.owner ? entry.uid : Number(now.uid), this.attrs.group ? entry.gid : Number(now.gid));
+      } catch {
+        // as above: not fatal
+      }
+    }
+    if (this.attrs.perms && (Number(now.mode) & 0o7777) !== (entry.mode & 0o7777)) chmodSync(p, entry.mode & 0o7777);
+    if (this.attrs.times) {
+      if (this.timeDiffers(now.mtimeNs, entry)) setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, true);
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+const SUFFIX_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * The XXXXXX of a temporary name, like mkstemp's: unpredictable enough (O_EXCL and the retry
+ * settle a collision) and cheap; crypto's randomBytes cost ~8 µs a file.
+ */
+function tempSuffix(): string {
+  let s = '';
+  for (let i = 0; i < 6; i++) s += SUFFIX_CHARS[(Math.random() * 64) | 0];
+  return s;
+}
+
+/** Whether file times are set to the nanosecond (the addon's utimensat/futimens), as rsync does. */
+const EXACT_TIMES = loadAddon(DEFAULT_ADDON_PATH, { quiet: true })?.setTimesPath !== undefined;
+
+function siblingTemp(p: Buffer): Buffer {
+  const slash = p.lastIndexOf(SLASH);
+  return Buffer.concat([p.subarray(0, slash + 1), DOT, p.subarray(slash + 1, slash + 1 + 240), Buffer.from(`.${tempSuffix()}`)]);
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
+function unlinkQuietly(path: Buffer): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+/** A basis opened once: streamed for the sums, read at offsets for the blocks. */
+function fileBasis(fd: number, size: number): BasisFile {
+  return {
+    size,
+    fd,
+    chunks: () =>
+      (async function* () {
+        const buf = Buffer.allocUnsafe(256 * 1024);
+        let pos = 0;
+        for (;;) {
+          const bytesRead = readSync(fd, buf, 0, buf.length, pos);
+          if (bytesRead === 0) return;
+          pos += bytesRead;
+          yield buf.subarray(0, bytesRead);
+        }
+      })(),
+    read: async (into, length, position) => readSync(fd, into, 0, length, position),
+    close: async () => closeSync(fd),
+  };
+}
