@@ -8,7 +8,7 @@
 // syscall.c do_open_nofollow / secure_relative_open / do_mknod.
 // Synchronous calls on purpose: local metadata operations are fast, and a round trip through the
 // thread pool per call made a pull of many small files wait more than it worked (as scan.ts does).
-import { setTimesFd, setTimesPath, loadAddon, DEFAULT_ADDON_PATH } from '../addon.js';
+import { setTimesFd, setTimesPath, exactTimes } from '../addon.js';
 import {
   constants,
   lstatSync,
@@ -404,7 +404,7 @@ export class DestTree implements LocalTree {
     if (window > 0) return Math.abs(sec - entry.mtime) > window;
     // Nanoseconds (the addon sets them; without it Node keeps microseconds, all we can match).
     const want = BigInt(entry.mtime) * 1_000_000_000n + BigInt(entry.mtimeNsec ?? 0);
-    return EXACT_TIMES ? ns !== want : ns / 1000n !== want / 1000n;
+    return exactTimes() ? ns !== want : ns / 1000n !== want / 1000n;
   }
 
   /** Whether setAttrs would change anything of a (non-symlink) item whose lstat is `st`. */
@@ -467,8 +467,6 @@ function tempSuffix(): string {
   return s;
 }
 
-/** Whether file times are set to the nanosecond (the addon's utimensat/futimens), as rsync does. */
-const EXACT_TIMES = loadAddon(DEFAULT_ADDON_PATH, { quiet: true })?.setTimesPath !== undefined;
 
 function siblingTemp(p: Buffer): Buffer {
   const slash = p.lastIndexOf(SLASH);
