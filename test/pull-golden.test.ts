@@ -14,7 +14,8 @@ import { receiveFileList } from '../protocol/flist-recv.js';
 import { createChecksummer } from '../protocol/checksum.js';
 import { doRecv } from '../protocol/receiver.js';
 import type { LocalTree, LocalStat, BasisFile, TempFile } from '../protocol/generator.js';
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type FileEntry } from '../protocol/flist.js';
+import type { FileEntry } from '../protocol/flist.js';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../protocol/modes.js';
 import type { ChecksumName } from '../protocol/compat.js';
 
 interface Node {

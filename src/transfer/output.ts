@@ -1,7 +1,8 @@
 // What a push prints, in rsync's formats: itemized changes (-i, "%i %n%L"), names (-v),
 // deletions, the --stats block and the closing summary. Counterpart: rsync log.c log_formatted,
 // main.c output_summary.
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, type FileEntry } from '../../protocol/flist.js';
+import type { FileEntry } from '../../protocol/flist.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR } from '../../protocol/modes.js';
 import {
   ITEM_LOCAL_CHANGE,
   ITEM_XNAME_FOLLOWS,
@@ -18,10 +19,9 @@ import {
   ITEM_REPORT_XATTR,
   ITEM_IS_NEW,
   ITEM_MISSING_DATA,
-} from '../../protocol/sender.js';
+  ITEM_REPORT_TIMEFAIL,
+} from '../../protocol/constants.js';
 import type { PushResult } from './push.js';
-
-const REPORT_TIMEFAIL = 1 << 2; // shares its bit with ITEM_REPORT_SIZE (symlinks only)
 
 /** rsync's 11-character %i for an item we sent (direction '<'). */
 // rsync/log.c: log_formatted ('i')
@@ -32,7 +32,7 @@ export function itemizeString(iflags: number, mode: number, preserveTimes = true
   if (type === S_IFLNK) {
     c[1] = 'L';
     c[3] = '.';
-    c[4] = !(iflags & ITEM_REPORT_TIME) ? '.' : !preserveTimes || iflags & REPORT_TIMEFAIL ? 'T' : 't';
+    c[4] = !(iflags & ITEM_REPORT_TIME) ? '.' : !preserveTimes || iflags & ITEM_REPORT_TIMEFAIL ? 'T' : 't';
   } else {
     c[1] = type === S_IFDIR ? 'd' : type === S_IFREG ? 'f' : type === S_IFBLK || type === S_IFCHR ? 'D' : 'S';
     c[3] = iflags & ITEM_REPORT_SIZE ? 's' : '.';

@@ -40,11 +40,13 @@ import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { parseChecksumName } from '../../protocol/compat.js';
 import { createChecksummer, type Checksummer } from '../../protocol/checksum.js';
 import { sumsHelper } from './sums-helper.js';
-import { S_IFMT, S_IFLNK, MAXPATHLEN, type FileEntry } from '../../protocol/flist.js';
+import type { FileEntry } from '../../protocol/flist.js';
+import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, splitDev } from '../../protocol/modes.js';
 import { sendFilterList, compileFilter, type FilterList } from '../../protocol/filter.js';
 import { doRecv, type ReceiverStats, type ReceivedItem } from '../../protocol/receiver.js';
-import type { LocalTree, LocalStat, BasisFile, TempFile, GeneratorResult, GeneratedItem, PullEntry } from '../../protocol/generator.js';
-import { ITEM_IS_NEW } from '../../protocol/sender.js';
+import type { LocalTree, LocalStat, BasisFile, TempFile, GeneratorResult, GeneratedItem } from '../../protocol/generator.js';
+import type { ReceivedEntry } from '../../protocol/flist-recv.js';
+import { ITEM_IS_NEW, MAXPATHLEN } from '../../protocol/constants.js';
 import { statsLines, summaryLines } from './output.js';
 import type { PushResult } from './push.js';
 import { MSG_ERROR, MSG_ERROR_EXIT, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, writeMessage, type Demultiplexer } from '../../protocol/mplex.js';
@@ -96,17 +98,9 @@ function checkName(name: Buffer): void {
   }
 }
 
-/** glibc's major()/minor() of a dev_t. */
-function splitRdev(rdev: bigint): { major: number; minor: number } {
-  return {
-    major: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
-    minor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
-  };
-}
-
 function toLocalStat(st: BigIntStats, target?: Buffer): LocalStat {
   return {
-    ...((st.isBlockDevice() || st.isCharacterDevice()) && { rdev: splitRdev(st.rdev) }),
+    ...((st.isBlockDevice() || st.isCharacterDevice()) && { rdev: splitDev(st.rdev) }),
     mode: Number(st.mode),
     size: Number(st.size),
     mtime: Number(st.mtimeNs / 1_000_000_000n),
@@ -123,8 +117,8 @@ const isErrno = (e: unknown, code: string): boolean => (e as NodeJS.ErrnoExcepti
 
 /** rsync's dest_mode for a file created without -p: the entry's permissions less the umask. */
 function destMode(entryMode: number, existing: LocalStat | null, umask: number): number {
-  if (existing && (existing.mode & S_IFMT) === (entryMode & S_IFMT)) return existing.mode & 0o7777;
-  return entryMode & 0o777 & ~umask;
+  if (existing && (existing.mode & S_IFMT) === (entryMode & S_IFMT)) return existing.mode & CHMOD_BITS;
+  return entryMode & ACCESSPERMS & ~umask;
 }
 
 /**
@@ -194,7 +188,7 @@ export class DestTree implements LocalTree {
     if (!st) return null;
     const mtime = Math.floor(st.mtimeMs / 1000);
     return {
-      ...((st.isBlockDevice() || st.isCharacterDevice()) && { rdev: splitRdev(BigInt(st.rdev)) }),
+      ...((st.isBlockDevice() || st.isCharacterDevice()) && { rdev: splitDev(BigInt(st.rdev)) }),
       mode: st.mode,
       size: st.size,
       mtime,
@@ -303,7 +297,7 @@ export class DestTree implements LocalTree {
             // rsync warns only with -v; the file itself is fine
           }
         }
-        fchmodSync(fd, attrs.perms ? entry.mode & 0o7777 : destMode(entry.mode, existing, attrs.umask));
+        fchmodSync(fd, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask));
         if (attrs.times) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
         closeSync(fd);
         closed = true;
@@ -324,7 +318,7 @@ export class DestTree implements LocalTree {
     const p = await this.must(name);
     // With -p the final mode comes after the contents (touch-up); without it, the entry's
     // permissions less the umask, as rsync's dest_mode gives a new directory.
-    mkdirSync(p, { mode: this.attrs.perms ? 0o700 : (entry.mode & 0o777) | 0o700 });
+    mkdirSync(p, { mode: this.attrs.perms ? 0o700 : (entry.mode & ACCESSPERMS) | 0o700 });
   }
 
   async symlink(name: Buffer, target: Buffer): Promise<void> {
@@ -351,12 +345,12 @@ export class DestTree implements LocalTree {
     const base = `.lsyncd-node.${randomBytes(6).toString('hex')}`;
     const tmp = Buffer.concat([p.subarray(0, slash + 1), Buffer.from(base)]);
     const type = entry.mode & S_IFMT;
-    const mode = (entry.mode & 0o7777).toString(8);
+    const mode = (entry.mode & CHMOD_BITS).toString(8);
     let args: string[];
-    if (type === 0o020000 || type === 0o060000) {
+    if (type === S_IFCHR || type === S_IFBLK) {
       const rdev = entry.rdev ?? { major: 0, minor: 0 };
-      args = ['mknod', '-m', mode, '--', '', type === 0o020000 ? 'c' : 'b', String(rdev.major), String(rdev.minor)];
-    } else if (type === 0o010000) {
+      args = ['mknod', '-m', mode, '--', '', type === S_IFCHR ? 'c' : 'b', String(rdev.major), String(rdev.minor)];
+    } else if (type === S_IFIFO) {
       args = ['mkfifo', '-m', mode, '--', ''];
     } else {
       throw new RsyncError('ERR_RSYNC_FILEIO', `cannot create socket ${name.toString()} (not supported)`, EXIT.FILEIO);
@@ -425,7 +419,7 @@ export class DestTree implements LocalTree {
   /** Whether setAttrs would change anything of a (non-symlink) item whose lstat is `st`. */
   private attrsDiffer(st: LocalStat, entry: FileEntry): boolean {
     if ((this.attrs.owner || this.attrs.group) && (st.uid !== entry.uid || st.gid !== entry.gid)) return true;
-    if (this.attrs.perms && (st.mode & 0o7777) !== (entry.mode & 0o7777)) return true;
+    if (this.attrs.perms && (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) return true;
     if (!this.attrs.times) return false;
     // Whole seconds need no BigInt; nanoseconds come exact from lstat's BigInt form (window -1).
     if (this.attrs.modifyWindow >= 0) return this.attrs.modifyWindow === 0 ? st.mtime !== entry.mtime : Math.abs(st.mtime - entry.mtime) > this.attrs.modifyWindow;
@@ -462,7 +456,7 @@ export class DestTree implements LocalTree {
         // as above: not fatal
       }
     }
-    if (this.attrs.perms && (Number(now.mode) & 0o7777) !== (entry.mode & 0o7777)) chmodSync(p, entry.mode & 0o7777);
+    if (this.attrs.perms && (Number(now.mode) & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) chmodSync(p, entry.mode & CHMOD_BITS);
     if (this.attrs.times) {
       if (this.timeDiffers(now.mtimeNs, entry)) setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, true);
     }
@@ -822,7 +816,7 @@ function asPushResult(result: PullResult): PushResult {
 // rsync/main.c: output_summary
 export function pullStatsLines(result: PullResult): string[] {
   const totals = result.receiver.totals;
-  const active = result.entries.filter((e) => (e as PullEntry).active !== false);
+  const active = result.entries.filter((e) => (e as ReceivedEntry).active !== false);
   const lines = statsLines(asPushResult(result), active, result.created, {
     flistBuild: (totals?.flistBuildTime ?? 0) / 1000,
     flistXfer: (totals?.flistXferTime ?? 0) / 1000,

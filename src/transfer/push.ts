@@ -6,8 +6,10 @@ import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../../protocol/session.js';
 import { parseChecksumName, type ChecksumName, type SetupResult } from '../../protocol/compat.js';
 import { createChecksummer, digestLength, type Checksummer } from '../../protocol/checksum.js';
-import { sendFileList, sortFileList, S_IFMT, S_IFREG } from '../../protocol/flist.js';
-import { sendFiles, readFinalGoodbye, IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT, type SenderStats, type SentItem } from '../../protocol/sender.js';
+import { sendFileList, sortFileList } from '../../protocol/flist.js';
+import { S_IFLNK, S_IFMT, S_IFREG } from '../../protocol/modes.js';
+import { IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT } from '../../protocol/constants.js';
+import { sendFiles, readFinalGoodbye, type SenderStats, type SentItem } from '../../protocol/sender.js';
 import { MSG_DATA, MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_IO_TIMEOUT, MSG_WARNING, MSG_IO_ERROR, writeMessage, type MessageHandler } from '../../protocol/mplex.js';
 import { EXIT, RemoteError, RsyncError } from '../../protocol/errors.js';
 import type { ByteWriter } from '../../protocol/io.js';
@@ -217,7 +219,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
         exitCode,
         stats: result.stats,
         files: sorted.length,
-        totalSize: sorted.reduce((sum, e) => sum + ((e.mode & S_IFMT) === S_IFREG || (e.mode & S_IFMT) === 0o120000 ? e.size : 0), 0),
+        totalSize: sorted.reduce((sum, e) => sum + ((e.mode & S_IFMT) === S_IFREG || (e.mode & S_IFMT) === S_IFLNK ? e.size : 0), 0),
         bytesSent: socket.bytesWritten - sentBefore,
         bytesReceived: socket.bytesRead - receivedBefore,
         flistBytes,
