@@ -85,3 +85,5 @@ export const MAXPATHLEN = 4096;
 
 /** rsync.h CHUNK_SIZE: the largest literal run in one token (rsync 3.4.3/3.4.4 reject larger). */
 export const CHUNK_SIZE = 32 * 1024;
+/** @deprecated token.ts's old name for CHUNK_SIZE, kept for library users. */
+export const MAX_LITERAL = CHUNK_SIZE;

@@ -100,7 +100,7 @@ export interface ReceivedEntry extends FileEntry {
   groupName?: Buffer;
 }
 
-/** The name the pull roles (generator, receiver) gave a received entry; the same type. */
+/** @deprecated generator.ts's old name for ReceivedEntry (the same type), kept for library users. */
 export type PullEntry = ReceivedEntry;
 
 export interface ReceivedFileList {

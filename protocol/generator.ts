@@ -286,7 +286,8 @@ export async function generateFiles(
   const protocol = state.protocol;
 
   // Phase 0: every entry in list order. --delete is rsync's delete_during: each directory's
-  // extraneous names go as recvGenerator reaches it. Then G1, the end of phase 0.
+  // extraneous names go as recvGenerator reaches it (rsync's own client picks delete_before
+  // below protocol 30; the tree it leaves is the same). Then G1, the end of phase 0.
   for (let ndx = 0; ndx < files.length; ndx++) {
     receiver.check(); // the receiver failed: stop here, as rsync's generator dies with it
     await recvGenerator(state, ndx, false);
