@@ -1,7 +1,7 @@
 // Typed errors for the whole protocol library, each carrying rsync's exit code (errcode.h).
 // Context is added once, at role boundaries, through `cause`. Only the CLI exits the process.
 // Also the one rule that turns what went wrong during a transfer into its exit code.
-import { IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT } from './sender.js';
+import { IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT } from './constants.js';
 
 /** rsync's exit codes (errcode.h: RERR_*), so callers can exit as rsync would. */
 export const EXIT = {

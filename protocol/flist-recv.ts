@@ -8,20 +8,11 @@ import { CF_ID0_NAMES, CF_INC_RECURSE, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } fr
 import { ProtocolError, UnsafeNameError } from './errors.js';
 import type { ByteReader } from './io.js';
 import type { TransferOptions } from './args.js';
+import { compareFileEntries, FLIST_MAX_PROTOCOL, FLIST_MIN_PROTOCOL, sortFileList, type FileEntry, type FlistOptions } from './flist.js';
 import {
-  compareFileEntries,
-  FLIST_MAX_PROTOCOL,
-  FLIST_MIN_PROTOCOL,
+  IOERR_VALID_MASK,
+  MAX_WIRE_NSEC,
   MAXPATHLEN,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFDIR,
-  S_IFIFO,
-  S_IFLNK,
-  S_IFMT,
-  S_IFREG,
-  S_IFSOCK,
-  sortFileList,
   XMIT_EXTENDED_FLAGS,
   XMIT_GROUP_NAME_FOLLOWS,
   XMIT_HLINK_FIRST,
@@ -41,16 +32,11 @@ import {
   XMIT_SAME_UID,
   XMIT_TOP_DIR,
   XMIT_USER_NAME_FOLLOWS,
-  type FileEntry,
-  type FlistOptions,
-} from './flist.js';
+} from './constants.js';
+import { fileType, isDevice, isDir, isLink, isReg, isSpecial, splitDev, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK } from './modes.js';
 
 /** Default bound on the number of entries: a hostile count is refused before it exhausts memory. */
 export const MAX_FLIST_ENTRIES = 10_000_000;
-/** Largest nanosecond value rsync accepts (MAX_WIRE_NSEC, read_varint_bounded). */
-const MAX_NSEC = 999_999_999;
-/** rsync.h: IOERR_VALID_MASK (IOERR_GENERAL | IOERR_VANISHED | IOERR_DEL_LIMIT) */
-const IOERR_VALID_MASK = 0x7;
 /** Longest whole-file checksum any negotiated algorithm has (rsync's MAX_DIGEST_LEN is 64). */
 const MAX_CHECKSUM_LEN = 64;
 
@@ -127,12 +113,6 @@ export interface ReceivedFileList {
   totalSize: number;
 }
 
-const typeOf = (mode: number): number => mode & S_IFMT;
-const isDir = (mode: number): boolean => typeOf(mode) === S_IFDIR;
-const isReg = (mode: number): boolean => typeOf(mode) === S_IFREG;
-const isLink = (mode: number): boolean => typeOf(mode) === S_IFLNK;
-const isDevice = (mode: number): boolean => typeOf(mode) === S_IFCHR || typeOf(mode) === S_IFBLK;
-const isSpecial = (mode: number): boolean => typeOf(mode) === S_IFIFO || typeOf(mode) === S_IFSOCK;
 const VALID_TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK]);
 
 const shown = (name: Uint8Array): string => JSON.stringify(Buffer.from(name).toString('latin1')).slice(0, 120);
@@ -197,12 +177,6 @@ interface PrevState {
   hlinkGroups: Map<string, number>;
 }
 
-/** glibc's major()/minor() of a dev_t (what protocols < 28 send as int32). */
-function splitDev(rdev: bigint): { major: number; minor: number } {
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
-  return { major: Number(BigInt.asUintN(32, major)), minor: Number(BigInt.asUintN(32, minor)) };
-}
 
 /** rsync's read_longint as a 64-bit value (dev/ino do not fit a JS number). */
 async function readLongint64(reader: ByteReader): Promise<bigint> {
@@ -300,12 +274,12 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedE
   let nsec = 0;
   if (xflags & XMIT_MOD_NSEC) {
     nsec = await reader.readVarint();
-    if (nsec < 0 || nsec > MAX_NSEC) throw new ProtocolError(`file list: mtime nanoseconds out of range: ${nsec}`);
+    if (nsec < 0 || nsec > MAX_WIRE_NSEC) throw new ProtocolError(`file list: mtime nanoseconds out of range: ${nsec}`);
   }
   if (!(xflags & XMIT_SAME_MODE)) {
     const mode = unsigned(await reader.readInt());
     // Only the seven file types; mode 0 (--delete-missing-args) is never asked for.
-    if (!VALID_TYPES.has(typeOf(mode))) {
+    if (!VALID_TYPES.has(fileType(mode))) {
       throw new ProtocolError(`file list: invalid file mode 0${mode.toString(8)} for ${shown(name)}`);
     }
     prev.mode = mode;

@@ -6,53 +6,32 @@
 // send_file_list's tail, f_name_cmp) and uidlist.c (send_id_lists).
 import { CF_INC_RECURSE, CF_ID0_NAMES, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from './compat.js';
 import type { ByteWriter } from './io.js';
+import {
+  MAX_WIRE_NSEC,
+  MAXPATHLEN,
+  XMIT_EXTENDED_FLAGS,
+  XMIT_HLINK_FIRST,
+  XMIT_HLINKED,
+  XMIT_IO_ERROR_ENDLIST,
+  XMIT_LONG_NAME,
+  XMIT_MOD_NSEC,
+  XMIT_NO_CONTENT_DIR,
+  XMIT_RDEV_MINOR_8_pre30,
+  XMIT_SAME_DEV_pre30,
+  XMIT_SAME_GID,
+  XMIT_SAME_MODE,
+  XMIT_SAME_NAME,
+  XMIT_SAME_RDEV_MAJOR,
+  XMIT_SAME_RDEV_pre28,
+  XMIT_SAME_TIME,
+  XMIT_SAME_UID,
+  XMIT_TOP_DIR,
+} from './constants.js';
+import { isDevice, isDir, isLink, isReg, isSpecial, makeDev } from './modes.js';
 
-// rsync.h: XMIT_* entry flags (two names share a bit where rsync reuses it by protocol/file type)
-export const XMIT_TOP_DIR = 1 << 0;
-export const XMIT_SAME_MODE = 1 << 1;
-export const XMIT_SAME_RDEV_pre28 = 1 << 2; // protocols < 28
-export const XMIT_EXTENDED_FLAGS = 1 << 2; // protocols >= 28
-export const XMIT_SAME_UID = 1 << 3;
-export const XMIT_SAME_GID = 1 << 4;
-export const XMIT_SAME_NAME = 1 << 5;
-export const XMIT_LONG_NAME = 1 << 6;
-export const XMIT_SAME_TIME = 1 << 7;
-export const XMIT_SAME_RDEV_MAJOR = 1 << 8; // devices, >= 28
-export const XMIT_NO_CONTENT_DIR = 1 << 8; // dirs, >= 30
-export const XMIT_HLINKED = 1 << 9; // non-dirs, >= 28
-export const XMIT_SAME_DEV_pre30 = 1 << 10; // 28-29
-export const XMIT_USER_NAME_FOLLOWS = 1 << 10; // >= 30, incremental recursion only
-export const XMIT_RDEV_MINOR_8_pre30 = 1 << 11; // 28-29
-export const XMIT_GROUP_NAME_FOLLOWS = 1 << 11; // >= 30, incremental recursion only
-export const XMIT_HLINK_FIRST = 1 << 12; // >= 30, hard-linked entries
-export const XMIT_IO_ERROR_ENDLIST = 1 << 12; // end marker only, with XMIT_EXTENDED_FLAGS
-export const XMIT_MOD_NSEC = 1 << 13; // >= 31
-
-// Linux <sys/stat.h> file types (rsync sends st_mode as is; S_IFLNK is already 0120000 here, so
-// rsync's to_wire_mode() is the identity on Linux).
-export const S_IFMT = 0o170000;
-export const S_IFSOCK = 0o140000;
-export const S_IFLNK = 0o120000;
-export const S_IFREG = 0o100000;
-export const S_IFBLK = 0o060000;
-export const S_IFDIR = 0o040000;
-export const S_IFCHR = 0o020000;
-export const S_IFIFO = 0o010000;
-
-/** rsync's MAXPATHLEN: a full name (and a symlink target) must stay below it. */
-export const MAXPATHLEN = 4096;
 /** Oldest and newest protocol this encoder speaks. */
 export const FLIST_MIN_PROTOCOL = 27;
 export const FLIST_MAX_PROTOCOL = 32;
-/** Largest nanosecond value rsync puts on the wire (MAX_WIRE_NSEC). */
-const MAX_NSEC = 999_999_999;
-
-const isDir = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
-const isReg = (mode: number): boolean => (mode & S_IFMT) === S_IFREG;
-const isLink = (mode: number): boolean => (mode & S_IFMT) === S_IFLNK;
-// rsync.h: IS_DEVICE, IS_SPECIAL
-const isDevice = (mode: number): boolean => (mode & S_IFMT) === S_IFCHR || (mode & S_IFMT) === S_IFBLK;
-const isSpecial = (mode: number): boolean => (mode & S_IFMT) === S_IFIFO || (mode & S_IFMT) === S_IFSOCK;
 
 /** One file-list entry as the caller saw it on disk (lstat, readlink, optional digest). */
 export interface FileEntry {
@@ -282,13 +261,6 @@ export function sortFileList<T extends FileEntry>(entries: readonly T[], protoco
   return keyed.map((k) => k.entry);
 }
 
-/** Linux's dev_t packing (glibc makedev), which protocols < 28 put on the wire as int32. */
-function makedev(major: number, minor: number): bigint {
-  const ma = BigInt(major >>> 0);
-  const mi = BigInt(minor >>> 0);
-  return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
-}
-
 /** The "previous entry" state both sides keep for the SAME_* flags; it starts at zero. */
 interface PrevState {
   name: Buffer;
@@ -350,7 +322,7 @@ function checkEntry(e: FileEntry, r: Resolved): void {
   check(Number.isSafeInteger(e.size) && e.size >= 0, `bad size ${e.size} for ${e.name.toString('latin1')}`);
   check(Number.isSafeInteger(e.mtime), `bad mtime ${e.mtime}`);
   const nsec = e.mtimeNsec ?? 0;
-  check(Number.isInteger(nsec) && nsec >= 0 && nsec <= MAX_NSEC, `bad mtime nanoseconds ${nsec}`);
+  check(Number.isInteger(nsec) && nsec >= 0 && nsec <= MAX_WIRE_NSEC, `bad mtime nanoseconds ${nsec}`);
   check(Number.isInteger(e.uid) && e.uid >= 0 && e.uid <= 0xffffffff, `bad uid ${e.uid}`);
   check(Number.isInteger(e.gid) && e.gid >= 0 && e.gid <= 0xffffffff, `bad gid ${e.gid}`);
   if (e.name.length === 1 && e.name[0] === 0x2e) check(isDir(e.mode), "'.' must be a directory");
@@ -420,11 +392,11 @@ function sendFileEntry(w: ByteWriter, e: FileEntry, ndx: number, r: Resolved, pr
   if (r.preserveDevices && isDevice(mode)) {
     const { major, minor } = e.rdev!;
     if (protocol < 28) {
-      const rdev = makedev(major, minor);
+      const rdev = makeDev(major, minor);
       if (rdev === prev.rdev) xflags |= XMIT_SAME_RDEV_pre28;
       else prev.rdev = rdev;
     } else {
-      prev.rdev = makedev(major, minor);
+      prev.rdev = makeDev(major, minor);
       if (major >>> 0 === prev.rdevMajor) xflags |= XMIT_SAME_RDEV_MAJOR;
       else prev.rdevMajor = major >>> 0;
       if (protocol < 30 && minor >>> 0 <= 0xff) xflags |= XMIT_RDEV_MINOR_8_pre30;
@@ -433,7 +405,7 @@ function sendFileEntry(w: ByteWriter, e: FileEntry, ndx: number, r: Resolved, pr
     // Fifos and sockets need no rdev, but these protocols still carry one: make it the cheapest.
     if (protocol < 28) xflags |= XMIT_SAME_RDEV_pre28;
     else {
-      prev.rdev = makedev(prev.rdevMajor, 0);
+      prev.rdev = makeDev(prev.rdevMajor, 0);
       xflags |= XMIT_SAME_RDEV_MAJOR;
       if (protocol < 30) xflags |= XMIT_RDEV_MINOR_8_pre30;
     }

@@ -1,19 +1,25 @@
-// The generator role of a pull (docs/protocol.md [pull]): walk the received file list in order,
-// bring directories, symlinks and attributes up to date locally, and ask the daemon's sender for
-// every regular file that fails rsync's quick check, with the block sums of the local basis (or a
-// null sum head for a whole file); then the phase choreography, the redo phase, the deletion
-// stats and the final goodbye. All file access goes through the caller's `LocalTree`.
+// The generator role (docs/protocol.md [pull]): walk the received file list in order, bring
+// directories, symlinks and attributes up to date locally, and ask the peer's sender for every
+// regular file that fails rsync's quick check, with the block sums of the local basis (or a null
+// sum head for a whole file); then the phase choreography, the redo phase, the deletion stats and
+// the final goodbye. Today it runs on a pull (we are the client); rsync runs the same
+// generate_files on the daemon's side of a push, and nothing in its wire script depends on the
+// side (the receiver's half does: ReceiverOptions.amServer). The steps are top-level functions
+// over one GeneratorState; deletion is in delete.ts. All file access goes through the caller's
+// `LocalTree`.
 // Counterpart: rsync generator.c generate_files, recv_generator, itemize, quick_check_ok,
-// generate_and_send_sums, delete_in_dir; main.c do_recv (the generator's half).
+// generate_and_send_sums, check_for_finished_files, touch_up_dirs; main.c do_recv (the
+// generator's half).
 import { ProtocolError } from './errors.js';
 import type { ByteWriter } from './io.js';
-import { NDX_DONE } from './varint.js';
 import type { Checksummer } from './checksum.js';
 import { generateSums, PARALLEL_SUMS_MIN, sumSizesSqroot, writeSumBlocks, writeSumHead, type ChunkSource, type SumsHelper } from './sums.js';
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type FileEntry } from './flist.js';
+import type { FileEntry } from './flist.js';
+import type { ReceivedEntry } from './flist-recv.js';
 import {
   ITEM_IS_NEW,
   ITEM_LOCAL_CHANGE,
+  ITEM_MISSING_DATA,
   ITEM_REPORT_CHANGE,
   ITEM_REPORT_GROUP,
   ITEM_REPORT_OWNER,
@@ -21,12 +27,13 @@ import {
   ITEM_REPORT_SIZE,
   ITEM_REPORT_TIME,
   ITEM_TRANSFER,
-  ITEM_MISSING_DATA,
-  ITEM_BASIS_TYPE_FOLLOWS,
   ITEM_XNAME_FOLLOWS,
-  NDX_DEL_STATS,
+  NDX_DONE,
+  SIGNIFICANT_ITEM_FLAGS,
   type DeleteStats,
-} from './sender.js';
+} from './constants.js';
+import { CHMOD_BITS, fileType, isDevice, isDir, isLink, isReg, S_IFDIR, S_IFLNK, S_IFREG } from './modes.js';
+import { deleteInDir, makeRoom, namesByDir, newDeleteStats, writeDelStats, type DeleteContext } from './delete.js';
 
 /** What the local tree says about one name (lstat; never follows a symlink). */
 export interface LocalStat {
@@ -100,19 +107,6 @@ export interface LocalTree {
   /** Mode, times and owner as the options say (the tree knows -p/-t/-o/-g). */
   setAttrs(name: Buffer, entry: FileEntry, st: LocalStat | null): Promise<void>;
 }
-
-/**
- * A file-list entry as the receiving side holds it: a slot cleared as a duplicate (`active`
- * false) keeps its ndx but is never used; `hlinkGroup` (-H) is the same for every member of a
- * hard-link group (flist-recv's ReceivedEntry has both).
- */
-export interface PullEntry extends FileEntry {
-  active?: boolean;
-  hlinkGroup?: number;
-}
-
-/** rsync.h FNAMECMP_FNAME: the basis is the file itself (the only basis we use). */
-export const FNAMECMP_FNAME = 0x80;
 
 export interface GeneratorOptions {
   /** -p, -t, -o (as root), -g: which attribute differences count (itemize, quick check). */
@@ -218,24 +212,277 @@ export interface GeneratorResult {
   failed: number;
 }
 
-const isDirMode = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
-const isRegMode = (mode: number): boolean => (mode & S_IFMT) === S_IFREG;
-const isLinkMode = (mode: number): boolean => (mode & S_IFMT) === S_IFLNK;
-/** rsync's CHMOD_BITS: the permission bits compared and set. */
-const CHMOD_BITS = 0o7777;
-/** rsync.h SIGNIFICANT_ITEM_FLAGS: what makes an itemized non-transfer travel. */
-const SIGNIFICANT_ITEM_FLAGS = ~(ITEM_BASIS_TYPE_FOLLOWS | ITEM_XNAME_FOLLOWS | ITEM_LOCAL_CHANGE) & 0xffff;
 /** Hand output to the socket once this much is buffered. */
 const FLUSH_AT = 64 * 1024;
 
-/** Last component and parent of a list name ('' parent for top-level names). */
-function splitName(name: Buffer): { dir: Buffer; base: Buffer } {
-  const slash = name.lastIndexOf(0x2f);
-  return slash < 0 ? { dir: Buffer.from('.'), base: name } : { dir: name.subarray(0, slash), base: name.subarray(slash + 1) };
+/**
+ * What the generator's steps share (rsync keeps it in generator.c's file-scope variables): the
+ * connection, the list, the local tree, the options, and what the run has gathered so far.
+ */
+export interface GeneratorState extends DeleteContext {
+  readonly writer: ByteWriter;
+  /** rsync's sorted order: the index is the ndx. */
+  readonly files: readonly ReceivedEntry[];
+  readonly tree: LocalTree;
+  readonly checksummer: Checksummer;
+  readonly receiver: RecvChannel;
+  readonly options: GeneratorOptions;
+  readonly protocol: number;
+  /** --modify-window (0 = whole seconds, -1 = nanoseconds too). */
+  readonly modifyWindow: number;
+  /** Files requested in phase 0. */
+  requested: number;
+  /** -H: the ndx of the first entry of each hard-link group, which carries the data. */
+  readonly hlinkLeaders: Map<string, number>;
+  /** -H: the other members, linked to their leader once the phases are over. */
+  readonly hlinkFollowers: Array<{ ndx: number; leader: number }>;
+  /** Directories in list order, whose modes and times are set at the end. */
+  readonly dirs: number[];
 }
 
-function joinName(dir: Buffer, base: Buffer): Buffer {
-  return dir.length === 1 && dir[0] === 0x2e ? Buffer.from(base) : Buffer.concat([dir, Buffer.from('/'), base]);
+/** The state of one generator run (before phase 0). */
+export function newGeneratorState(
+  writer: ByteWriter,
+  files: readonly ReceivedEntry[],
+  tree: LocalTree,
+  checksummer: Checksummer,
+  receiver: RecvChannel,
+  options: GeneratorOptions,
+): GeneratorState {
+  return {
+    writer,
+    files,
+    tree,
+    checksummer,
+    receiver,
+    options,
+    protocol: writer.protocol,
+    modifyWindow: options.modifyWindow ?? 0,
+    doXfers: !options.dryRun,
+    listed: options.delete ? namesByDir(files) : new Map(),
+    deleted: newDeleteStats(),
+    failed: 0,
+    requested: 0,
+    hlinkLeaders: new Map(),
+    hlinkFollowers: [],
+    dirs: [],
+  };
+}
+
+/**
+ * Run the generator over `files` (rsync's sorted order: the index is the ndx) until the final
+ * goodbye. `receiver` is how the receiver reports phases and redo requests.
+ */
+// rsync/generator.c: generate_files (+ main.c do_recv's final goodbye)
+export async function generateFiles(
+  writer: ByteWriter,
+  files: readonly ReceivedEntry[],
+  tree: LocalTree,
+  checksummer: Checksummer,
+  receiver: RecvChannel,
+  options: GeneratorOptions,
+): Promise<GeneratorResult> {
+  const state = newGeneratorState(writer, files, tree, checksummer, receiver, options);
+  const protocol = state.protocol;
+
+  // Phase 0: every entry in list order. --delete is rsync's delete_during: each directory's
+  // extraneous names go as recvGenerator reaches it (rsync's own client picks delete_before
+  // below protocol 30; the tree it leaves is the same). Then G1, the end of phase 0.
+  for (let ndx = 0; ndx < files.length; ndx++) {
+    receiver.check(); // the receiver failed: stop here, as rsync's generator dies with it
+    await recvGenerator(state, ndx, false);
+  }
+  writer.writeNdx(NDX_DONE);
+  await writer.flush();
+
+  // Phase 1, the redo phase: files that failed their checksum are requested again until the
+  // receiver has seen the end of phase 0. Then G2.
+  await waitForReceiver(state, () => receiver.done >= 1, true);
+  writer.writeNdx(NDX_DONE);
+  // Phase 2, the delay-updates phase (29+): no --delay-updates, so G3 ends it at once ("early").
+  if (protocol >= 29) writer.writeNdx(NDX_DONE);
+  // The late-delete phase (31+): deletion was done during phase 0, so the counts go now
+  // (NDX_DEL_STATS with --delete), then G4.
+  if (protocol >= 31) {
+    if (options.delete) writeDelStats(writer, state.deleted);
+    writer.writeNdx(NDX_DONE);
+  }
+  await writer.flush();
+  // The receiver's ends of phase 1, phase 2 (29+) and of the late-delete phase (31+).
+  await waitForReceiver(state, () => receiver.done > 1, false);
+  if (protocol >= 29) await waitForReceiver(state, () => receiver.done > 2, false);
+  if (protocol >= 31) await waitForReceiver(state, () => receiver.done > 3, false);
+
+  // The phases are over: hard links, then directory modes and times (their contents are final).
+  if (state.doXfers) await finishHardLinks(state);
+  if (state.doXfers) await touchUpDirs(state);
+
+  // G5, the final goodbye (rsync's do_recv: the generator writes it on either side).
+  writer.writeNdx(NDX_DONE);
+  await writer.flush();
+  return { deleted: state.deleted, requested: state.requested, failed: state.failed };
+}
+
+/** One entry of the list: made or fixed locally, or requested from the sender. */
+// rsync/generator.c: recv_generator
+export async function recvGenerator(state: GeneratorState, ndx: number, redo: boolean): Promise<void> {
+  const { tree, options, doXfers } = state;
+  const entry = state.files[ndx]!;
+  if (entry.active === false) return; // rsync's F_IS_ACTIVE
+  const name = entry.name;
+  const type = fileType(entry.mode);
+  let st = await tree.lstat(name);
+
+  // 1. Directories: replace a non-directory, create, delete extraneous entries (--delete).
+  if (type === S_IFDIR) {
+    if (st && !isDir(st.mode)) {
+      await makeRoom(state, name, st, 'directory');
+      st = null;
+    }
+    if (!st && doXfers) await tree.mkdir(name, entry);
+    itemize(state, ndx, entry, st, st ? 0 : ITEM_LOCAL_CHANGE);
+    if (options.delete && entry.contentDir !== false && (st || doXfers)) await deleteInDir(state, name);
+    state.dirs.push(ndx);
+    return;
+  }
+
+  // 2. Symlinks: an equal one keeps its place; anything else is replaced atomically.
+  if (type === S_IFLNK) {
+    if (!options.links) {
+      options.onWarning?.(`skipping non-regular file "${name.toString()}"`);
+      return;
+    }
+    const target = entry.symlink;
+    if (!target) throw new ProtocolError(`symlink without a target in the file list: ${name.toString()}`);
+    if (st && isLink(st.mode) && st.symlink?.equals(target)) {
+      if (doXfers) await tree.setAttrs(name, entry, st);
+      itemize(state, ndx, entry, st, 0);
+      return;
+    }
+    if (st && isDir(st.mode) && !(await makeRoom(state, name, st, 'symlink'))) return;
+    if (doXfers) {
+      await tree.symlink(name, target);
+      await tree.setAttrs(name, entry, null);
+    }
+    itemize(state, ndx, entry, st && isLink(st.mode) ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+    return;
+  }
+
+  // 3. Devices and specials: an equal one stays, anything else is replaced (mknod).
+  if (type !== S_IFREG) {
+    if (!options.devices || !tree.mknod) {
+      options.onWarning?.(`skipping non-regular file "${name.toString()}"`);
+      return;
+    }
+    const device = isDevice(entry.mode);
+    const same =
+      st &&
+      fileType(st.mode) === type &&
+      (!device || (st.rdev?.major === entry.rdev?.major && st.rdev?.minor === entry.rdev?.minor));
+    if (same) {
+      if (doXfers) await tree.setAttrs(name, entry, st);
+      itemize(state, ndx, entry, st, 0);
+      return;
+    }
+    if (st && isDir(st.mode) && !(await makeRoom(state, name, st, device ? 'device file' : 'special file'))) return;
+    if (doXfers) {
+      await tree.mknod(name, entry);
+      await tree.setAttrs(name, entry, null);
+    }
+    itemize(state, ndx, entry, st && fileType(st.mode) === type ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+    return;
+  }
+
+  // 4. Hard links (-H): only the group's first entry is transferred.
+  const group = entry.hlinkGroup !== undefined ? `g${entry.hlinkGroup}` : entry.hardlink ? `${entry.hardlink.dev}:${entry.hardlink.ino}` : null;
+  if (options.hardLinks && group !== null) {
+    const leader = state.hlinkLeaders.get(group);
+    if (leader !== undefined && leader !== ndx) {
+      state.hlinkFollowers.push({ ndx, leader });
+      return;
+    }
+    state.hlinkLeaders.set(group, ndx);
+  }
+
+  // 5. A regular file: something else in its place goes; an up-to-date file keeps its data.
+  if (st && !isReg(st.mode)) {
+    if (!(await makeRoom(state, name, st, 'file'))) return;
+    st = null;
+  }
+  if (st && (await quickCheckOk(state, entry, st, redo))) {
+    if (doXfers) await tree.setAttrs(name, entry, st);
+    itemize(state, ndx, entry, st, 0);
+    return;
+  }
+
+  // 6. The request.
+  await requestFile(state, ndx, entry, st, redo);
+}
+
+/**
+ * A transfer request: ndx, iflags (29+), then the sum head and the block sums of the local basis
+ * (a null head for a new or empty file, or with -W; nothing with -n).
+ */
+// rsync/generator.c: recv_generator (its tail) + generate_and_send_sums
+export async function requestFile(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null, redo: boolean): Promise<void> {
+  const { writer, options, protocol, checksummer } = state;
+  writer.writeNdx(ndx);
+  let iflags = ITEM_TRANSFER;
+  if (options.checksum) iflags |= ITEM_REPORT_CHANGE;
+  iflags = itemFlags(state, entry, st, iflags);
+  if (protocol >= 29) writer.writeShort(iflags);
+  // Below 29 no iflags travel and rsync itemizes a transfer as its receiver sees it.
+  options.onItem?.({ ndx, entry, iflags: protocol >= 29 ? iflags : ITEM_TRANSFER | ITEM_MISSING_DATA });
+  if (!redo) state.requested++;
+  if (!state.doXfers) return;
+  const basis = st && !options.wholeFile && st.size > 0 ? await state.tree.openBasis(entry.name) : null;
+  if (!basis) {
+    writeSumHead(writer, null);
+  } else {
+    try {
+      const head = sumSizesSqroot(basis.size, protocol, checksummer.digestLength, {
+        fullSums: redo,
+        ...(options.blockSize && { blockSize: options.blockSize }),
+      });
+      const sums =
+        options.sumsHelper && basis.fd !== undefined && basis.size >= PARALLEL_SUMS_MIN
+          ? await options.sumsHelper.sums(checksummer, basis.fd, head)
+          : await generateSums(checksummer, basis.chunks(), head);
+      writeSumHead(writer, head);
+      writeSumBlocks(writer, sums);
+    } finally {
+      await basis.close();
+    }
+  }
+  if (writer.pending >= FLUSH_AT) await writer.flush();
+}
+
+/** The iflags of an entry against what is on disk (`st` null: it is new). */
+// rsync/generator.c: itemize (the flags it works out)
+export function itemFlags(state: GeneratorState, entry: FileEntry, st: LocalStat | null, iflags: number): number {
+  const { options } = state;
+  if (st) {
+    if (isReg(entry.mode) && entry.size !== st.size) iflags |= ITEM_REPORT_SIZE;
+    const keepTime = options.times && (!isLink(entry.mode) || state.protocol >= 30);
+    if (keepTime ? mtimeDiffers(st, entry, state.modifyWindow) : iflags & (ITEM_TRANSFER | ITEM_LOCAL_CHANGE)) iflags |= ITEM_REPORT_TIME;
+    if (!isLink(entry.mode) && options.perms && (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) iflags |= ITEM_REPORT_PERMS;
+    if (options.owner && st.uid !== entry.uid) iflags |= ITEM_REPORT_OWNER;
+    if (options.group && st.gid !== entry.gid) iflags |= ITEM_REPORT_GROUP;
+  } else {
+    iflags |= ITEM_IS_NEW;
+  }
+  return iflags & 0xffff;
+}
+
+/** A non-transfer: its iflags go to the sender when significant (29+; before, only transfers travel). */
+// rsync/generator.c: itemize
+function itemize(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null, flags: number): void {
+  const iflags = itemFlags(state, entry, st, flags);
+  if (iflags & SIGNIFICANT_ITEM_FLAGS && state.protocol >= 29) {
+    state.writer.writeNdx(ndx);
+    state.writer.writeShort(iflags);
+  }
+  state.options.onItem?.({ ndx, entry, iflags });
 }
 
 // rsync/util1.c: same_time (via generator.c mtime_differs)
@@ -246,331 +493,69 @@ function mtimeDiffers(st: LocalStat, entry: FileEntry, window: number): boolean 
 }
 
 /**
- * Run the generator over `files` (rsync's sorted order: the index is the ndx) until the final
- * goodbye. `receiver` is how the receiver reports phases and redo requests.
+ * Whether a regular file is up to date: same size, then (-c) the same whole-file checksum or the
+ * same mtime. Never with -I, nor for a redo.
  */
-// rsync/generator.c: generate_files
-export async function generateFiles(
-  writer: ByteWriter,
-  files: readonly PullEntry[],
-  tree: LocalTree,
-  checksummer: Checksummer,
-  receiver: RecvChannel,
-  options: GeneratorOptions,
-): Promise<GeneratorResult> {
-  const protocol = writer.protocol;
-  const window = options.modifyWindow ?? 0;
-  const deleted: DeleteStats = { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 };
-  const doXfers = !options.dryRun;
-  let requested = 0;
-  let failed = 0;
-
-  // Names of the list, per directory, for --delete (rsync walks the sorted list; a map is simpler).
-  const listed = new Map<string, Set<string>>();
-  if (options.delete) {
-    for (const e of files) {
-      if (e.active === false) continue;
-      if (e.name.length === 1 && e.name[0] === 0x2e) continue;
-      const { dir, base } = splitName(e.name);
-      const key = dir.toString('latin1');
-      let set = listed.get(key);
-      if (!set) listed.set(key, (set = new Set()));
-      set.add(base.toString('latin1'));
-    }
+// rsync/generator.c: quick_check_ok (FT_REG)
+export async function quickCheckOk(state: GeneratorState, entry: FileEntry, st: LocalStat, redo: boolean): Promise<boolean> {
+  const { options } = state;
+  if (st.size !== entry.size) return false;
+  if (options.checksum && !redo) {
+    const sum = await options.fileChecksum?.(entry.name);
+    return !!sum && !!entry.checksum && sum.equals(entry.checksum);
   }
-  // -H: the first entry of each group carries the data; the others are linked to it at the end.
-  const leaders = new Map<string, number>();
-  const followers: Array<{ ndx: number; leader: number }> = [];
-  const dirs: number[] = [];
-
-  // rsync/generator.c: itemize (the part that writes to the sender)
-  const itemize = (entry: FileEntry, st: LocalStat | null, iflags: number): number => {
-    if (st) {
-      if (isRegMode(entry.mode) && entry.size !== st.size) iflags |= ITEM_REPORT_SIZE;
-      const keepTime = options.times && (!isLinkMode(entry.mode) || protocol >= 30);
-      if (keepTime ? mtimeDiffers(st, entry, window) : iflags & (ITEM_TRANSFER | ITEM_LOCAL_CHANGE)) iflags |= ITEM_REPORT_TIME;
-      if (!isLinkMode(entry.mode) && options.perms && (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) iflags |= ITEM_REPORT_PERMS;
-      if (options.owner && st.uid !== entry.uid) iflags |= ITEM_REPORT_OWNER;
-      if (options.group && st.gid !== entry.gid) iflags |= ITEM_REPORT_GROUP;
-    } else {
-      iflags |= ITEM_IS_NEW;
-    }
-    return iflags & 0xffff;
-  };
-  const send = (ndx: number, iflags: number): void => {
-    if (protocol < 29) return; // before 29 only transfers travel, as a bare ndx
-    writer.writeNdx(ndx);
-    writer.writeShort(iflags);
-  };
-  const report = (ndx: number, entry: FileEntry, st: LocalStat | null, flags: number): void => {
-    const iflags = itemize(entry, st, flags);
-    if (iflags & SIGNIFICANT_ITEM_FLAGS) send(ndx, iflags);
-    options.onItem?.({ ndx, entry, iflags });
-  };
-
-  // rsync/delete.c: delete_item (+ delete_dir_contents: the contents first, each counted; the
-  // item itself is counted unless it only makes room for a new entry, DEL_MAKE_ROOM)
-  const deleteItem = async (name: Buffer, st: LocalStat, count: boolean): Promise<void> => {
-    const isDir = isDirMode(st.mode);
-    if (isDir) {
-      const names = await tree.list(name);
-      names.sort(Buffer.compare);
-      for (let i = names.length - 1; i >= 0; i--) {
-        const child = joinName(name, names[i]!);
-        const cst = await tree.lstat(child);
-        if (cst) await deleteItem(child, cst, true);
-      }
-    }
-    if (doXfers) await tree.remove(name);
-    if (!count) return;
-    const type = st.mode & S_IFMT;
-    if (isDir) deleted.dirs++;
-    else if (type === S_IFLNK) deleted.symlinks++;
-    else if (type === S_IFREG) deleted.files++;
-    else if (type === 0o020000 || type === 0o060000) deleted.devices++;
-    else deleted.specials++;
-    options.onDeleted?.(name, isDir);
-  };
-
-  // rsync/generator.c: delete_in_dir
-  const deleteInDir = async (dir: Buffer): Promise<void> => {
-    const keep = listed.get(dir.toString('latin1')) ?? new Set<string>();
-    const names = await tree.list(dir);
-    names.sort(Buffer.compare);
-    for (let i = names.length - 1; i >= 0; i--) {
-      const base = names[i]!;
-      if (keep.has(base.toString('latin1'))) continue;
-      const name = joinName(dir, base);
-      const st = await tree.lstat(name);
-      if (!st) continue;
-      if (options.isProtected?.(name, isDirMode(st.mode))) continue;
-      await deleteItem(name, st, true);
-    }
-  };
-
-  // rsync/generator.c: delete_item (a directory in the way of a non-directory). Without --delete
-  // rsync removes only an empty one ("could not make way for new ...").
-  const makeWay = async (name: Buffer, st: LocalStat, what: string): Promise<boolean> => {
-    if (!doXfers) return true;
-    if (isDirMode(st.mode) && !options.delete && (await tree.list(name)).length > 0) {
-      options.onWarning?.(`could not make way for new ${what}: ${name.toString()}`);
-      failed++;
-      return false;
-    }
-    await deleteItem(name, st, false);
-    return true;
-  };
-
-  // rsync/generator.c: quick_check_ok (FT_REG)
-  const quickCheckOk = async (entry: FileEntry, st: LocalStat, redo: boolean): Promise<boolean> => {
-    if (st.size !== entry.size) return false;
-    if (options.checksum && !redo) {
-      const sum = await options.fileChecksum?.(entry.name);
-      return !!sum && !!entry.checksum && sum.equals(entry.checksum);
-    }
-    if (options.ignoreTimes || redo) return false;
-    return !mtimeDiffers(st, entry, window);
-  };
-
-  // rsync/generator.c: recv_generator
-  const recvGenerator = async (ndx: number, redo: boolean): Promise<void> => {
-    const entry = files[ndx]!;
-    if (entry.active === false) return; // rsync's F_IS_ACTIVE
-    const name = entry.name;
-    const type = entry.mode & S_IFMT;
-    let st = await tree.lstat(name);
-
-    // 1. Directories: replace a non-directory, create, delete extraneous entries (--delete).
-    if (type === S_IFDIR) {
-      if (st && !isDirMode(st.mode)) {
-        await makeWay(name, st, 'directory');
-        st = null;
-      }
-      if (!st && doXfers) await tree.mkdir(name, entry);
-      report(ndx, entry, st, st ? 0 : ITEM_LOCAL_CHANGE);
-      if (options.delete && entry.contentDir !== false && (st || doXfers)) await deleteInDir(name);
-      dirs.push(ndx);
-      return;
-    }
-
-    // 2. Symlinks: an equal one keeps its place; anything else is replaced atomically.
-    if (type === S_IFLNK) {
-      if (!options.links) {
-        options.onWarning?.(`skipping non-regular file "${name.toString()}"`);
-        return;
-      }
-      const target = entry.symlink;
-      if (!target) throw new ProtocolError(`symlink without a target in the file list: ${name.toString()}`);
-      if (st && isLinkMode(st.mode) && st.symlink?.equals(target)) {
-        if (doXfers) await tree.setAttrs(name, entry, st);
-        report(ndx, entry, st, 0);
-        return;
-      }
-      if (st && isDirMode(st.mode) && !(await makeWay(name, st, 'symlink'))) return;
-      if (doXfers) {
-        await tree.symlink(name, target);
-        await tree.setAttrs(name, entry, null);
-      }
-      report(ndx, entry, st && isLinkMode(st.mode) ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
-      return;
-    }
-
-    // 3. Devices and specials: an equal one stays, anything else is replaced (mknod).
-    if (type !== S_IFREG) {
-      if (!options.devices || !tree.mknod) {
-        options.onWarning?.(`skipping non-regular file "${name.toString()}"`);
-        return;
-      }
-      const isDevice = type === 0o020000 || type === 0o060000;
-      const same =
-        st &&
-        (st.mode & S_IFMT) === type &&
-        (!isDevice || (st.rdev?.major === entry.rdev?.major && st.rdev?.minor === entry.rdev?.minor));
-      if (same) {
-        if (doXfers) await tree.setAttrs(name, entry, st);
-        report(ndx, entry, st, 0);
-        return;
-      }
-      if (st && isDirMode(st.mode) && !(await makeWay(name, st, isDevice ? 'device file' : 'special file'))) return;
-      if (doXfers) {
-        await tree.mknod(name, entry);
-        await tree.setAttrs(name, entry, null);
-      }
-      report(ndx, entry, st && (st.mode & S_IFMT) === type ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
-      return;
-    }
-
-    // 4. Hard links (-H): only the group's first entry is transferred.
-    const group = entry.hlinkGroup !== undefined ? `g${entry.hlinkGroup}` : entry.hardlink ? `${entry.hardlink.dev}:${entry.hardlink.ino}` : null;
-    if (options.hardLinks && group !== null) {
-      const key = group;
-      const leader = leaders.get(key);
-      if (leader !== undefined && leader !== ndx) {
-        followers.push({ ndx, leader });
-        return;
-      }
-      leaders.set(key, ndx);
-    }
-
-    // 5. A regular file: something else in its place goes; an up-to-date file keeps its data.
-    if (st && !isRegMode(st.mode)) {
-      if (!(await makeWay(name, st, 'file'))) return;
-      st = null;
-    }
-    if (st && (await quickCheckOk(entry, st, redo))) {
-      if (doXfers) await tree.setAttrs(name, entry, st);
-      report(ndx, entry, st, 0);
-      return;
-    }
-
-    // 6. The request: ndx, iflags, then the sum head and the block sums of the basis.
-    writer.writeNdx(ndx);
-    let iflags = ITEM_TRANSFER;
-    if (options.checksum) iflags |= ITEM_REPORT_CHANGE;
-    iflags = itemize(entry, st, iflags);
-    if (protocol >= 29) writer.writeShort(iflags);
-    // Below 29 no iflags travel and rsync itemizes a transfer as its receiver sees it.
-    options.onItem?.({ ndx, entry, iflags: protocol >= 29 ? iflags : ITEM_TRANSFER | ITEM_MISSING_DATA });
-    if (!redo) requested++;
-    if (!doXfers) return;
-    const basis = st && !options.wholeFile && st.size > 0 ? await tree.openBasis(name) : null;
-    if (!basis) {
-      writeSumHead(writer, null);
-    } else {
-      try {
-        const head = sumSizesSqroot(basis.size, protocol, checksummer.digestLength, {
-          fullSums: redo,
-          ...(options.blockSize && { blockSize: options.blockSize }),
-        });
-        const sums =
-          options.sumsHelper && basis.fd !== undefined && basis.size >= PARALLEL_SUMS_MIN
-            ? await options.sumsHelper.sums(checksummer, basis.fd, head)
-            : await generateSums(checksummer, basis.chunks(), head);
-        writeSumHead(writer, head);
-        writeSumBlocks(writer, sums);
-      } finally {
-        await basis.close();
-      }
-    }
-    if (writer.pending >= FLUSH_AT) await writer.flush();
-  };
-
-  // rsync/generator.c: check_for_finished_files (the redo half)
-  const doRedos = async (): Promise<void> => {
-    while (receiver.redo.length) {
-      const ndx = receiver.redo.shift()!;
-      if (ndx < 0 || ndx >= files.length) throw new ProtocolError(`redo of an invalid index ${ndx}`);
-      await recvGenerator(ndx, true);
-    }
-  };
-  const waitFor = async (ready: () => boolean, redo: boolean): Promise<void> => {
-    for (;;) {
-      if (redo) await doRedos();
-      await writer.flush();
-      // No await between these checks and next(): a message from the receiver that arrived during
-      // the awaits above is seen here, and one that arrives later wakes next().
-      if (redo && receiver.redo.length) continue;
-      if (ready()) return;
-      await receiver.next();
-    }
-  };
-
-  // Phase 0: every entry in list order.
-  for (let ndx = 0; ndx < files.length; ndx++) {
-    receiver.check(); // the receiver failed: stop here, as rsync's generator dies with it
-    await recvGenerator(ndx, false);
-  }
-  writer.writeNdx(NDX_DONE);
-  await writer.flush();
-
-  // Phase 1: the redo requests, until the receiver has seen the end of phase 0.
-  await waitFor(() => receiver.done >= 1, true);
-  writer.writeNdx(NDX_DONE);
-  // No --delay-updates: the delay phase ends at once ("early" NDX_DONE, 29+).
-  if (protocol >= 29) writer.writeNdx(NDX_DONE);
-  if (protocol >= 31) {
-    if (options.delete) writeDelStats(writer, deleted);
-    writer.writeNdx(NDX_DONE);
-  }
-  await writer.flush();
-  await waitFor(() => receiver.done > 1, false);
-  if (protocol >= 29) await waitFor(() => receiver.done > 2, false);
-  if (protocol >= 31) await waitFor(() => receiver.done > 3, false);
-
-  // Hard links, then directory modes and times (their contents are final now).
-  if (doXfers) {
-    for (const { ndx, leader } of followers) {
-      const entry = files[ndx]!;
-      const lead = files[leader]!;
-      const [a, b] = await Promise.all([tree.lstat(entry.name), tree.lstat(lead.name)]);
-      if (!b) continue;
-      if (!a || a.ino !== b.ino || a.dev !== b.dev) {
-        await tree.link(entry.name, lead.name);
-        // Local only: the phases are over, so nothing more travels for it.
-        options.onItem?.({ ndx, entry, iflags: itemize(entry, a, ITEM_LOCAL_CHANGE | ITEM_XNAME_FOLLOWS) });
-      }
-    }
-  }
-  // rsync/generator.c: touch_up_dirs
-  if (doXfers) {
-    for (let i = dirs.length - 1; i >= 0; i--) {
-      const entry = files[dirs[i]!]!;
-      await tree.setAttrs(entry.name, entry, await tree.lstat(entry.name));
-    }
-  }
-
-  // rsync/main.c: do_recv (the final goodbye)
-  writer.writeNdx(NDX_DONE);
-  await writer.flush();
-  return { deleted, requested, failed };
+  if (options.ignoreTimes || redo) return false;
+  return !mtimeDiffers(st, entry, state.modifyWindow);
 }
 
-// rsync/main.c: write_del_stats
-function writeDelStats(writer: ByteWriter, d: DeleteStats): void {
-  writer.writeNdx(NDX_DEL_STATS);
-  writer.writeVarint(d.files);
-  writer.writeVarint(d.dirs);
-  writer.writeVarint(d.symlinks);
-  writer.writeVarint(d.devices);
-  writer.writeVarint(d.specials);
+/** Request again each file the receiver sent back for a redo. */
+// rsync/generator.c: check_for_finished_files (the redo half)
+async function checkForFinishedFiles(state: GeneratorState): Promise<void> {
+  const { receiver, files } = state;
+  while (receiver.redo.length) {
+    const ndx = receiver.redo.shift()!;
+    if (ndx < 0 || ndx >= files.length) throw new ProtocolError(`redo of an invalid index ${ndx}`);
+    await recvGenerator(state, ndx, true);
+  }
+}
+
+/** Flush and wait until `ready()` (a phase end the receiver reported), serving redos if `redo`. */
+// rsync/io.c: wait_for_receiver (in generate_files' loops)
+async function waitForReceiver(state: GeneratorState, ready: () => boolean, redo: boolean): Promise<void> {
+  const { receiver, writer } = state;
+  for (;;) {
+    if (redo) await checkForFinishedFiles(state);
+    await writer.flush();
+    // No await between these checks and next(): a message from the receiver that arrived during
+    // the awaits above is seen here, and one that arrives later wakes next().
+    if (redo && receiver.redo.length) continue;
+    if (ready()) return;
+    await receiver.next();
+  }
+}
+
+/** -H: each follower becomes a hard link to its group's leader (local only: nothing travels now). */
+// rsync/hlink.c: finish_hard_link (here once the phases are over)
+async function finishHardLinks(state: GeneratorState): Promise<void> {
+  const { files, tree } = state;
+  for (const { ndx, leader } of state.hlinkFollowers) {
+    const entry = files[ndx]!;
+    const lead = files[leader]!;
+    const [a, b] = await Promise.all([tree.lstat(entry.name), tree.lstat(lead.name)]);
+    if (!b) continue;
+    if (!a || a.ino !== b.ino || a.dev !== b.dev) {
+      await tree.link(entry.name, lead.name);
+      state.options.onItem?.({ ndx, entry, iflags: itemFlags(state, entry, a, ITEM_LOCAL_CHANGE | ITEM_XNAME_FOLLOWS) });
+    }
+  }
+}
+
+/** Directory modes and times, deepest last-listed first (their contents are final now). */
+// rsync/generator.c: touch_up_dirs
+async function touchUpDirs(state: GeneratorState): Promise<void> {
+  const { files, tree, dirs } = state;
+  for (let i = dirs.length - 1; i >= 0; i--) {
+    const entry = files[dirs[i]!]!;
+    await tree.setAttrs(entry.name, entry, await tree.lstat(entry.name));
+  }
 }

@@ -1,6 +1,8 @@
 // The rsync daemon protocol as a library: no fs, net, process or timers in here. Give it a
 // ByteSource/ByteSink (a socket, a pipe, a capture) and it speaks the protocol over them.
 export * from './errors.js';
+export * from './constants.js';
+export * from './modes.js';
 export * from './io.js';
 export * from './varint.js';
 export * from './mplex.js';
@@ -16,6 +18,7 @@ export * from './filter.js';
 export * from './token.js';
 export * from './sender.js';
 export * from './generator.js';
+export * from './delete.js';
 export * from './receiver.js';
 export * from './flist-recv.js';
 export * from './list-only.js';

@@ -10,10 +10,10 @@ import {
   encodeNdx,
   encodeVar,
   newNdxState,
-  NDX_DONE,
   varExtraBytes,
   type NdxState,
 } from './varint.js';
+import { NDX_DONE } from './constants.js';
 
 /** Where bytes come from: a socket, a pipe, a capture. `null` means end of stream. */
 export interface ByteSource {

@@ -6,7 +6,7 @@
 // list_file_entry) is printed by src/transfer/list.ts.
 import { ProtocolError } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
-import { NDX_DONE } from './varint.js';
+import { NDX_DONE } from './constants.js';
 
 /** The daemon sender's totals, in our (the client's) sense as handle_stats reads them. */
 export interface DaemonStats {

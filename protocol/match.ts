@@ -8,9 +8,7 @@ import type { Checksummer } from './checksum.js';
 import { RollingChecksum } from './checksum.js';
 import { blockLength, type ChunkSource, type SumBlocks } from './sums.js';
 import { ProtocolError } from './errors.js';
-
-/** rsync.h: CHUNK_SIZE, the largest literal run in one token (3.4.3/3.4.4 reject larger). */
-export const CHUNK_SIZE = 32 * 1024;
+import { CHUNK_SIZE } from './constants.js';
 
 /** rsync/match.c: TRADITIONAL_TABLESIZE, the 16-bit hash table used up to ~52k blocks. */
 export const TRADITIONAL_TABLESIZE = 1 << 16;

@@ -8,24 +8,24 @@
 // main.c do_recv / handle_stats / read_final_goodbye.
 import { ProtocolError, RsyncError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
-import { NDX_DONE } from './varint.js';
 import type { Checksummer } from './checksum.js';
 import { readSumHead, blockLength, basisLength, PARALLEL_SUMS_MIN, type SumsHelper } from './sums.js';
 import { readToken } from './token.js';
-import { S_IFMT, S_IFREG, type FileEntry } from './flist.js';
+import type { FileEntry } from './flist.js';
+import type { ReceivedEntry } from './flist-recv.js';
+import { isReg } from './modes.js';
 import {
   ITEM_BASIS_TYPE_FOLLOWS,
   ITEM_IS_NEW,
   ITEM_MISSING_DATA,
   ITEM_TRANSFER,
   ITEM_XNAME_FOLLOWS,
-  readNdxSkippingDelStats,
+  MAXPATHLEN,
+  NDX_DONE,
   type DeleteStats,
-} from './sender.js';
-import { generateFiles, RecvChannel, type GeneratorOptions, type GeneratorResult, type LocalTree, type BasisFile, type PullEntry } from './generator.js';
-
-/** Longest xname (basis file name) we accept: MAXPATHLEN. */
-const MAX_XNAME = 4096;
+} from './constants.js';
+import { readNdxSkippingDelStats } from './sender.js';
+import { generateFiles, RecvChannel, type GeneratorOptions, type GeneratorResult, type LocalTree, type BasisFile } from './generator.js';
 
 /** The sender's totals (handle_stats), as the daemon reports them. */
 export interface TransferTotals {
@@ -65,6 +65,11 @@ export interface ReceiverOptions {
   onWarning?: (text: string) => void;
   /** Whole-file digests of big files on the helper thread (the generator's block-sums helper). */
   sumsHelper?: SumsHelper;
+  /**
+   * We are the daemon (a client pushing into us): the client's sender sends no totals, so none are
+   * read (rsync's handle_stats reads them only as the client). Default false: we are the client.
+   */
+  amServer?: boolean;
 }
 
 /** Reusable copy buffer for runs of basis blocks (the largest block is 128 KiB from protocol 30). */
@@ -77,7 +82,7 @@ const COPY_CHUNK = 1024 * 1024;
 // rsync/receiver.c: recv_files (+ main.c do_recv's receiver tail)
 export async function receiveFiles(
   reader: ByteReader,
-  files: readonly PullEntry[],
+  files: readonly ReceivedEntry[],
   tree: LocalTree,
   checksummer: Checksummer,
   channel: RecvChannel,
@@ -117,7 +122,7 @@ export async function receiveFiles(
     const entry = files[ndx]!;
     if (entry.active === false) throw new ProtocolError(`refusing transfer of cleared file index ${ndx}`);
     if (iflags & ITEM_BASIS_TYPE_FOLLOWS) await reader.readByte();
-    if (iflags & ITEM_XNAME_FOLLOWS) await reader.readVstring(MAX_XNAME);
+    if (iflags & ITEM_XNAME_FOLLOWS) await reader.readVstring(MAXPATHLEN);
 
     // 2. Not a transfer: the echo of a local change.
     if (!(iflags & ITEM_TRANSFER)) {
@@ -125,7 +130,7 @@ export async function receiveFiles(
       continue;
     }
     if (phase === 2) throw new ProtocolError(`transfer of index ${ndx} in phase 2`);
-    if ((entry.mode & S_IFMT) !== S_IFREG) throw new ProtocolError(`transfer of a non-regular file (index ${ndx})`);
+    if (!isReg(entry.mode)) throw new ProtocolError(`transfer of a non-regular file (index ${ndx})`);
     const redoing = sent[ndx] === 1;
     if (!redoing && iflags & ITEM_IS_NEW) stats.createdFiles++;
     stats.transferredFiles++;
@@ -151,8 +156,8 @@ export async function receiveFiles(
     }
   }
 
-  // 5. The sender's totals; then (31+) its NDX_DONE, which ends the run.
-  stats.totals = await readTotals(reader);
+  // 5. The sender's totals (a client reads them); then (31+) its NDX_DONE, which ends the run.
+  stats.totals = options.amServer ? null : await readTotals(reader);
   channel.phaseDone();
   if (protocol >= 31) {
     const ndx = await readNdxSkippingDelStats(reader, stats);
@@ -294,7 +299,7 @@ export interface RecvResult {
 export async function doRecv(
   reader: ByteReader,
   writer: ByteWriter,
-  files: readonly PullEntry[],
+  files: readonly ReceivedEntry[],
   tree: LocalTree,
   checksummer: Checksummer,
   options: GeneratorOptions & ReceiverOptions & { signal?: AbortSignal; onAbort?: (reason: unknown) => void },

@@ -3,56 +3,32 @@
 // Counterpart: rsync sender.c send_files, rsync.c read_ndx_and_attrs, main.c read_final_goodbye.
 import { ProtocolError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
-import { NDX_DONE } from './varint.js';
 import { BlockMatcher } from './match.js';
 import { readSumBlocks, readSumHead, writeSumHead, type ChunkSource } from './sums.js';
 import type { Checksummer } from './checksum.js';
 import { TokenWriter } from './token.js';
 import { MSG_IO_ERROR, MSG_NO_SEND, writeMessage } from './mplex.js';
-import { S_IFMT, S_IFREG, type FileEntry } from './flist.js';
-
-// rsync.h: ITEM_* (the iflags of a request; only the last three change the byte layout)
-export const ITEM_REPORT_ATIME = 1 << 0;
-export const ITEM_REPORT_CHANGE = 1 << 1;
-export const ITEM_REPORT_SIZE = 1 << 2;
-export const ITEM_REPORT_TIME = 1 << 3;
-export const ITEM_REPORT_PERMS = 1 << 4;
-export const ITEM_REPORT_OWNER = 1 << 5;
-export const ITEM_REPORT_GROUP = 1 << 6;
-export const ITEM_REPORT_ACL = 1 << 7;
-export const ITEM_REPORT_XATTR = 1 << 8;
-export const ITEM_REPORT_CRTIME = 1 << 10;
-export const ITEM_BASIS_TYPE_FOLLOWS = 1 << 11;
-export const ITEM_XNAME_FOLLOWS = 1 << 12;
-export const ITEM_IS_NEW = 1 << 13;
-export const ITEM_LOCAL_CHANGE = 1 << 14;
-export const ITEM_TRANSFER = 1 << 15;
-/** Below protocol 29 there are no iflags: every request is a transfer (rsync adds MISSING_DATA). */
-export const ITEM_MISSING_DATA = 1 << 16;
-
-export const NDX_DEL_STATS = -3;
-
-// rsync.h: IOERR_*
-export const IOERR_GENERAL = 1 << 0;
-export const IOERR_VANISHED = 1 << 1;
-export const IOERR_DEL_LIMIT = 1 << 2;
+import type { FileEntry } from './flist.js';
+import { isReg } from './modes.js';
+import { readDelStats } from './delete.js';
+import {
+  IOERR_GENERAL,
+  IOERR_VANISHED,
+  ITEM_BASIS_TYPE_FOLLOWS,
+  ITEM_IS_NEW,
+  ITEM_MISSING_DATA,
+  ITEM_TRANSFER,
+  ITEM_XNAME_FOLLOWS,
+  MAXPATHLEN,
+  NDX_DEL_STATS,
+  NDX_DONE,
+  type DeleteStats,
+} from './constants.js';
 
 /** Fewer buffered bytes than a whole request: reading on may wait for the daemon. */
 const MIN_REQUEST = 16;
 /** Hand output to the socket once this much is buffered. */
 const FLUSH_AT = 64 * 1024;
-
-/** Longest xname (basis file name) we accept: MAXPATHLEN. */
-const MAX_XNAME = 4096;
-
-/** Deletion counts the daemon reports (NDX_DEL_STATS, protocol >= 31). */
-export interface DeleteStats {
-  files: number;
-  dirs: number;
-  symlinks: number;
-  devices: number;
-  specials: number;
-}
 
 /** One answered request, for itemized and verbose output. */
 export interface SentItem {
@@ -105,18 +81,12 @@ export interface SenderResult {
  * into `stats.deleted`: it may come before any NDX_DONE. The sender and the receiver both read
  * their ndx through this.
  */
-// rsync/rsync.c: read_ndx_and_attrs (the negative-ndx loop) + main.c read_del_stats
+// rsync/rsync.c: read_ndx_and_attrs (the negative-ndx loop)
 export async function readNdxSkippingDelStats(reader: ByteReader, stats: { deleted: DeleteStats | null }): Promise<number> {
   for (;;) {
     const ndx = await reader.readNdx();
     if (ndx !== NDX_DEL_STATS) return ndx;
-    stats.deleted = {
-      files: await reader.readVarint(),
-      dirs: await reader.readVarint(),
-      symlinks: await reader.readVarint(),
-      devices: await reader.readVarint(),
-      specials: await reader.readVarint(),
-    };
+    stats.deleted = await readDelStats(reader);
   }
 }
 
@@ -166,7 +136,7 @@ export async function sendFiles(
     }
     const entry = files[ndx]!;
     const basisType = iflags & ITEM_BASIS_TYPE_FOLLOWS ? await reader.readByte() : null;
-    const xname = iflags & ITEM_XNAME_FOLLOWS ? await reader.readVstring(MAX_XNAME) : null;
+    const xname = iflags & ITEM_XNAME_FOLLOWS ? await reader.readVstring(MAXPATHLEN) : null;
     const echo = () => {
       writer.writeNdx(ndx);
       if (protocol < 29) return;
@@ -183,7 +153,7 @@ export async function sendFiles(
       continue;
     }
     if (phase === 2) throw new ProtocolError(`transfer request for index ${ndx} in phase 2`);
-    if ((entry.mode & S_IFMT) !== S_IFREG) throw new ProtocolError(`transfer request for a non-regular file (index ${ndx})`);
+    if (!isReg(entry.mode)) throw new ProtocolError(`transfer request for a non-regular file (index ${ndx})`);
     if (iflags & ITEM_IS_NEW) stats.createdFiles++;
     stats.transferredFiles++;
     stats.totalTransferredSize += entry.size;

@@ -4,9 +4,7 @@
 import { ProtocolError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import type { MatchSink } from './match.js';
-
-/** Largest literal run in one token (CHUNK_SIZE); rsync 3.4.3/3.4.4 reject larger ones. */
-export const MAX_LITERAL = 32 * 1024;
+import { CHUNK_SIZE } from './constants.js';
 
 /** Flush to the socket once this much is buffered, so a large file streams. */
 const FLUSH_AT = 64 * 1024;
@@ -20,8 +18,8 @@ export class TokenWriter implements MatchSink {
   constructor(private readonly writer: ByteWriter) {}
 
   async onLiteral(bytes: Uint8Array): Promise<void> {
-    for (let at = 0; at < bytes.length; at += MAX_LITERAL) {
-      const piece = bytes.subarray(at, Math.min(bytes.length, at + MAX_LITERAL));
+    for (let at = 0; at < bytes.length; at += CHUNK_SIZE) {
+      const piece = bytes.subarray(at, Math.min(bytes.length, at + CHUNK_SIZE));
       this.writer.writeInt(piece.length);
       this.writer.writeBuf(piece);
       // Flush as we go: the output buffer stays small however large the caller's chunk is.
@@ -53,7 +51,7 @@ export async function readToken(reader: ByteReader, maxBlock: number): Promise<T
   const n = await reader.readInt();
   if (n === 0) return { end: true };
   if (n > 0) {
-    if (n > MAX_LITERAL) throw new ProtocolError(`invalid uncompressed token length ${n}`, { exitCode: EXIT.STREAMIO });
+    if (n > CHUNK_SIZE) throw new ProtocolError(`invalid uncompressed token length ${n}`, { exitCode: EXIT.STREAMIO });
     return { literal: await reader.readBuf(n) };
   }
   const block = -(n + 1);

@@ -3,6 +3,7 @@
 // write_longint/read_longint, write_ndx/read_ndx, and io.h int_byte_extra[].
 // The async reader in io.ts awaits the bytes a record needs, then decodes with these synchronously.
 import { ProtocolError } from './errors.js';
+import { NDX_DONE } from './constants.js';
 
 /**
  * Extra bytes that follow the first byte of a varint/varlong: the number of leading 1 bits of
@@ -141,8 +142,6 @@ export interface NdxState {
 export function newNdxState(): NdxState {
   return { prevPositive: -1, prevNegative: 1 };
 }
-
-export const NDX_DONE = -1;
 
 /** Encode a file-list index for protocol >= 30 (byte-diff encoding), updating `state`. */
 // rsync/io.c: write_ndx

@@ -8,7 +8,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ByteReader, ByteWriter } from '../protocol/io.js';
-import { NDX_DONE } from '../protocol/varint.js';
+import { NDX_DONE } from '../protocol/constants.js';
 import { CF_CHKSUM_SEED_FIX, type ChecksumName } from '../protocol/compat.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { createChecksummer, getChecksum1, RollingChecksum, digestLength } from '../protocol/checksum.js';

@@ -11,22 +11,9 @@ import { ByteReader, ByteWriter } from '../protocol/io.js';
 import { startMultiplexIn } from '../protocol/mplex.js';
 import { CF_ID0_NAMES, CF_SAFE_FLIST } from '../protocol/compat.js';
 import { ProtocolError, UnsafeNameError, ConnectionClosedError } from '../protocol/errors.js';
-import {
-  sendFileList,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFDIR,
-  S_IFIFO,
-  S_IFLNK,
-  S_IFREG,
-  S_IFSOCK,
-  XMIT_HLINKED,
-  XMIT_LONG_NAME,
-  XMIT_SAME_GID,
-  XMIT_SAME_UID,
-  type FileEntry,
-  type FlistOptions,
-} from '../protocol/flist.js';
+import { sendFileList, type FileEntry, type FlistOptions } from '../protocol/flist.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK } from '../protocol/modes.js';
+import { XMIT_HLINKED, XMIT_LONG_NAME, XMIT_SAME_GID, XMIT_SAME_UID } from '../protocol/constants.js';
 import { checkReceivedName, receiveFileList, type FlistRecvOptions, type ReceivedEntry } from '../protocol/flist-recv.js';
 import { byteAtATime, memorySink, piecesSource } from './helpers/capture.js';
 

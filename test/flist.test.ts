@@ -12,18 +12,9 @@ import { ByteReader, ByteWriter } from '../protocol/io.js';
 import { startMultiplexIn } from '../protocol/mplex.js';
 import { decodeVarint, decodeVarlong, varExtraBytes } from '../protocol/varint.js';
 import { CF_ID0_NAMES, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from '../protocol/compat.js';
+import { compareFileEntries, sendFileList, sortFileList, type FileEntry, type FlistOptions } from '../protocol/flist.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../protocol/modes.js';
 import {
-  compareFileEntries,
-  sendFileList,
-  sortFileList,
-  S_IFBLK,
-  S_IFCHR,
-  S_IFDIR,
-  S_IFIFO,
-  S_IFLNK,
-  S_IFMT,
-  S_IFREG,
-  S_IFSOCK,
   XMIT_EXTENDED_FLAGS,
   XMIT_HLINK_FIRST,
   XMIT_HLINKED,
@@ -38,9 +29,7 @@ import {
   XMIT_SAME_RDEV_pre28,
   XMIT_SAME_TIME,
   XMIT_SAME_UID,
-  type FileEntry,
-  type FlistOptions,
-} from '../protocol/flist.js';
+} from '../protocol/constants.js';
 import { memorySink, piecesSource } from './helpers/capture.js';
 import { rsyncVersion } from './helpers/daemon.js';
 

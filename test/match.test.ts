@@ -11,12 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ByteReader } from '../protocol/io.js';
-import { NDX_DONE } from '../protocol/varint.js';
+import { NDX_DONE } from '../protocol/constants.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { ChecksumName } from '../protocol/compat.js';
 import { createChecksummer, getChecksum1, type Checksummer } from '../protocol/checksum.js';
 import { readSumBlocks, readSumHead, sumSizesSqroot, type SumBlocks, type SumHead } from '../protocol/sums.js';
-import { BlockMatcher, CHUNK_SIZE, matchSums, type MatchResult } from '../protocol/match.js';
+import { BlockMatcher, matchSums, type MatchResult } from '../protocol/match.js';
+import { CHUNK_SIZE } from '../protocol/constants.js';
 import { dataStream, piecesSource } from './helpers/capture.js';
 import { captureATxt } from './helpers/capture.js';
 

@@ -6,94 +6,13 @@
 // daemon's whole-file checksum. Also every segmentation of the input for one capture.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadCapture, dataStream, memorySink, captureATxt, piecesSource, type Capture } from './helpers/capture.js';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { loadCapture, dataStream, memorySink, captureATxt, piecesSource, sessionOf, type Capture } from './helpers/capture.js';
+import { MemTree } from './helpers/memtree.js';
 import { ByteReader, ByteWriter, type ByteSource } from '../protocol/io.js';
 import { receiveFileList } from '../protocol/flist-recv.js';
 import { createChecksummer } from '../protocol/checksum.js';
 import { doRecv } from '../protocol/receiver.js';
-import type { LocalTree, LocalStat, BasisFile, TempFile } from '../protocol/generator.js';
-import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type FileEntry } from '../protocol/flist.js';
-import type { ChecksumName } from '../protocol/compat.js';
-
-interface Node {
-  stat: LocalStat;
-  data?: Buffer;
-}
-
-/** A destination in memory: what the roles do to it, without a file system. */
-class MemTree implements LocalTree {
-  readonly nodes = new Map<string, Node>();
-  private ino = 100n;
-
-  put(name: string, mode: number, mtime: number, data?: Buffer, symlink?: string): void {
-    this.nodes.set(name, {
-      stat: { mode, size: data?.length ?? symlink?.length ?? 4096, mtime, mtimeNsec: 0, uid: 0, gid: 0, dev: 1n, ino: this.ino++, ...(symlink && { symlink: Buffer.from(symlink) }) },
-      ...(data && { data }),
-    });
-  }
-  async lstat(name: Buffer): Promise<LocalStat | null> {
-    const n = this.nodes.get(name.toString('latin1'));
-    return n ? { ...n.stat } : null;
-  }
-  async openBasis(name: Buffer): Promise<BasisFile | null> {
-    const n = this.nodes.get(name.toString('latin1'));
-    if (!n?.data) return null;
-    const data = n.data;
-    return {
-      size: data.length,
-      chunks: () => [data],
-      read: async (into, length, position) => {
-        const piece = data.subarray(position, position + length);
-        into.set(piece);
-        return piece.length;
-      },
-      close: async () => {},
-    };
-  }
-  async createTemp(name: Buffer): Promise<TempFile> {
-    const parts: Buffer[] = [];
-    return {
-      write: async (b) => void parts.push(Buffer.from(b)),
-      commit: async (entry: FileEntry) => this.put(name.toString('latin1'), entry.mode, entry.mtime, Buffer.concat(parts)),
-      discard: async () => {},
-    };
-  }
-  async mkdir(name: Buffer): Promise<void> {
-    this.put(name.toString('latin1'), S_IFDIR | 0o700, 0);
-  }
-  async symlink(name: Buffer, target: Buffer): Promise<void> {
-    this.put(name.toString('latin1'), S_IFLNK | 0o777, 0, undefined, target.toString('latin1'));
-  }
-  async link(name: Buffer, existing: Buffer): Promise<void> {
-    this.nodes.set(name.toString('latin1'), this.nodes.get(existing.toString('latin1'))!);
-  }
-  async remove(name: Buffer): Promise<void> {
-    const key = name.toString('latin1');
-    for (const k of [...this.nodes.keys()]) if (k === key || k.startsWith(key + '/')) this.nodes.delete(k);
-  }
-  async list(dir: Buffer): Promise<Buffer[]> {
-    const prefix = dir.toString('latin1') === '.' ? '' : dir.toString('latin1') + '/';
-    return [...this.nodes.keys()].filter((k) => k !== '.' && k.startsWith(prefix) && !k.slice(prefix.length).includes('/')).map((k) => Buffer.from(k.slice(prefix.length), 'latin1'));
-  }
-  async setAttrs(name: Buffer, entry: FileEntry): Promise<void> {
-    const n = this.nodes.get(name.toString('latin1'));
-    if (!n) return;
-    n.stat = { ...n.stat, mode: (n.stat.mode & S_IFMT) | (entry.mode & 0o7777), mtime: entry.mtime };
-  }
-}
-
-const root = fileURLToPath(new URL('../../fixtures/captures/', import.meta.url));
-
-function sessionOf(name: string) {
-  const decoded = readFileSync(`${root}${name}/decoded.txt`, 'utf8');
-  const protocol = Number(/=> protocol (\d+)/.exec(decoded)![1]);
-  const checksum = /checksum (\w+) \(/.exec(decoded)![1] as ChecksumName;
-  const seed = Number(/checksum_seed int32 = (-?\d+)/.exec(decoded)![1]);
-  const compat = /compat_flags varint = (0x[0-9a-f]+)/.exec(decoded);
-  return { decoded, protocol, checksum, seed, compatFlags: compat ? Number(compat[1]) : 0, implied: protocol < 30 };
-}
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../protocol/modes.js';
 
 /** Run our roles on the daemon's recorded stream; return what our side wrote and the tree. */
 async function replay(name: string, tree: MemTree, source?: (bytes: Buffer) => ByteSource, slowSink = false) {

@@ -18,10 +18,11 @@ import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { ByteReader, ByteWriter } from '../protocol/io.js';
 import { startMultiplexIn, startMultiplexOut } from '../protocol/mplex.js';
 import { createChecksummer, type Checksummer } from '../protocol/checksum.js';
-import { sendFileList, sortFileList, S_IFDIR, S_IFLNK, S_IFREG, type FileEntry } from '../protocol/flist.js';
+import { sendFileList, sortFileList, type FileEntry } from '../protocol/flist.js';
+import { S_IFDIR, S_IFLNK, S_IFREG } from '../protocol/modes.js';
 import { sendFiles, type SentItem } from '../protocol/sender.js';
 import { readSumHead, readSumBlocks } from '../protocol/sums.js';
-import { NDX_DONE } from '../protocol/varint.js';
+import { NDX_DONE } from '../protocol/constants.js';
 import { RsyncError, TimeoutError, ProtocolError } from '../protocol/errors.js';
 import { lines, T0 } from './helpers/fstree.js';
 

@@ -14,7 +14,8 @@ import { buildFilterList, pushFilter, type RuleSource } from '../transfer/filter
 import { itemizeString, itemName, outputSummary, commas, charsetFromEnv, escapeLine } from '../transfer/output.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import type { FileEntry } from '../../protocol/flist.js';
-import { ITEM_IS_NEW, ITEM_TRANSFER, ITEM_LOCAL_CHANGE, ITEM_BASIS_TYPE_FOLLOWS, ITEM_XNAME_FOLLOWS } from '../../protocol/sender.js';
+import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
+import { S_IFDIR, S_IFLNK, S_IFMT } from '../../protocol/modes.js';
 import { live as runLive } from './live.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -312,9 +313,9 @@ async function pullOnce(address: string, dest: string, options: CliOptions, rule
   };
   // %n%L: directories with a trailing slash ('.' as './'), symlinks with their target.
   const nameOf = (entry: FileEntry): Buffer => {
-    const type = entry.mode & 0o170000;
-    if (type === 0o040000) return Buffer.concat([entry.name, Buffer.from('/')]);
-    if (type === 0o120000 && entry.symlink) return Buffer.concat([entry.name, Buffer.from(' -> '), entry.symlink]);
+    const type = entry.mode & S_IFMT;
+    if (type === S_IFDIR) return Buffer.concat([entry.name, Buffer.from('/')]);
+    if (type === S_IFLNK && entry.symlink) return Buffer.concat([entry.name, Buffer.from(' -> '), entry.symlink]);
     return entry.name;
   };
   const showItem = (iflags: number, entry: FileEntry): void => {
@@ -322,7 +323,7 @@ async function pullOnce(address: string, dest: string, options: CliOptions, rule
     // Like rsync's -i: only items with a significant change (not ITEM_LOCAL_CHANGE alone);
     // a received file shows '>' where a sent one has '<'.
     if (transfer.itemize) {
-      if (iflags & ~(ITEM_LOCAL_CHANGE | ITEM_BASIS_TYPE_FOLLOWS | ITEM_XNAME_FOLLOWS) & 0xffff) {
+      if (iflags & SIGNIFICANT_ITEM_FLAGS) {
         outBytes(`${itemizeString(iflags, entry.mode, transfer.times).replace(/^</, '>')} `, nameOf(entry));
       }
     } else if (transfer.verbose && (isTransfer || iflags & ITEM_IS_NEW)) outBytes(nameOf(entry));

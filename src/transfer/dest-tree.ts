@@ -34,7 +34,9 @@ import {
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { resolve as resolvePath } from 'node:path';
-import { S_IFMT, S_IFLNK, MAXPATHLEN, type FileEntry } from '../../protocol/flist.js';
+import type { FileEntry } from '../../protocol/flist.js';
+import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, splitDev } from '../../protocol/modes.js';
+import { MAXPATHLEN } from '../../protocol/constants.js';
 import type { LocalTree, LocalStat, BasisFile, TempFile } from '../../protocol/generator.js';
 import { EXIT, ProtocolError, RsyncError } from '../../protocol/errors.js';
 
@@ -81,17 +83,9 @@ function checkName(name: Buffer): void {
   }
 }
 
-/** glibc's major()/minor() of a dev_t. */
-function splitRdev(rdev: bigint): { major: number; minor: number } {
-  return {
-    major: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
-    minor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
-  };
-}
-
 function toLocalStat(st: BigIntStats, target?: Buffer): LocalStat {
   return {
-    ...((st.isBlockDevice() || st.isCharacterDevice()) && { rdev: splitRdev(st.rdev) }),
+    ...((st.isBlockDevice() || st.isCharacterDevice()) && { rdev: splitDev(st.rdev) }),
     mode: Number(st.mode),
     size: Number(st.size),
     mtime: Number(st.mtimeNs / 1_000_000_000n),
@@ -108,8 +102,8 @@ const isErrno = (e: unknown, code: string): boolean => (e as NodeJS.ErrnoExcepti
 
 /** rsync's dest_mode for a file created without -p: the entry's permissions less the umask. */
 function destMode(entryMode: number, existing: LocalStat | null, umask: number): number {
-  if (existing && (existing.mode & S_IFMT) === (entryMode & S_IFMT)) return existing.mode & 0o7777;
-  return entryMode & 0o777 & ~umask;
+  if (existing && (existing.mode & S_IFMT) === (entryMode & S_IFMT)) return existing.mode & CHMOD_BITS;
+  return entryMode & ACCESSPERMS & ~umask;
 }
 
 /**
@@ -179,7 +173,7 @@ export class DestTree implements LocalTree {
     if (!st) return null;
     const mtime = Math.floor(st.mtimeMs / 1000);
     return {
-      ...((st.isBlockDevice() || st.isCharacterDevice()) && { rdev: splitRdev(BigInt(st.rdev)) }),
+      ...((st.isBlockDevice() || st.isCharacterDevice()) && { rdev: splitDev(BigInt(st.rdev)) }),
       mode: st.mode,
       size: st.size,
       mtime,
@@ -288,7 +282,7 @@ export class DestTree implements LocalTree {
             // rsync warns only with -v; the file itself is fine
           }
         }
-        fchmodSync(fd, attrs.perms ? entry.mode & 0o7777 : destMode(entry.mode, existing, attrs.umask));
+        fchmodSync(fd, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask));
         if (attrs.times) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
         closeSync(fd);
         closed = true;
@@ -309,7 +303,7 @@ export class DestTree implements LocalTree {
     const p = await this.must(name);
     // With -p the final mode comes after the contents (touch-up); without it, the entry's
     // permissions less the umask, as rsync's dest_mode gives a new directory.
-    mkdirSync(p, { mode: this.attrs.perms ? 0o700 : (entry.mode & 0o777) | 0o700 });
+    mkdirSync(p, { mode: this.attrs.perms ? 0o700 : (entry.mode & ACCESSPERMS) | 0o700 });
   }
 
   async symlink(name: Buffer, target: Buffer): Promise<void> {
@@ -336,12 +330,12 @@ export class DestTree implements LocalTree {
     const base = `.lsyncd-node.${randomBytes(6).toString('hex')}`;
     const tmp = Buffer.concat([p.subarray(0, slash + 1), Buffer.from(base)]);
     const type = entry.mode & S_IFMT;
-    const mode = (entry.mode & 0o7777).toString(8);
+    const mode = (entry.mode & CHMOD_BITS).toString(8);
     let args: string[];
-    if (type === 0o020000 || type === 0o060000) {
+    if (type === S_IFCHR || type === S_IFBLK) {
       const rdev = entry.rdev ?? { major: 0, minor: 0 };
-      args = ['mknod', '-m', mode, '--', '', type === 0o020000 ? 'c' : 'b', String(rdev.major), String(rdev.minor)];
-    } else if (type === 0o010000) {
+      args = ['mknod', '-m', mode, '--', '', type === S_IFCHR ? 'c' : 'b', String(rdev.major), String(rdev.minor)];
+    } else if (type === S_IFIFO) {
       args = ['mkfifo', '-m', mode, '--', ''];
     } else {
       throw new RsyncError('ERR_RSYNC_FILEIO', `cannot create socket ${name.toString()} (not supported)`, EXIT.FILEIO);
@@ -410,7 +404,7 @@ export class DestTree implements LocalTree {
   /** Whether setAttrs would change anything of a (non-symlink) item whose lstat is `st`. */
   private attrsDiffer(st: LocalStat, entry: FileEntry): boolean {
     if ((this.attrs.owner || this.attrs.group) && (st.uid !== entry.uid || st.gid !== entry.gid)) return true;
-    if (this.attrs.perms && (st.mode & 0o7777) !== (entry.mode & 0o7777)) return true;
+    if (this.attrs.perms && (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) return true;
     if (!this.attrs.times) return false;
     // Whole seconds need no BigInt; nanoseconds come exact from lstat's BigInt form (window -1).
     if (this.attrs.modifyWindow >= 0) return this.attrs.modifyWindow === 0 ? st.mtime !== entry.mtime : Math.abs(st.mtime - entry.mtime) > this.attrs.modifyWindow;
@@ -447,7 +441,7 @@ export class DestTree implements LocalTree {
         // as above: not fatal
       }
     }
-    if (this.attrs.perms && (Number(now.mode) & 0o7777) !== (entry.mode & 0o7777)) chmodSync(p, entry.mode & 0o7777);
+    if (this.attrs.perms && (Number(now.mode) & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) chmodSync(p, entry.mode & CHMOD_BITS);
     if (this.attrs.times) {
       if (this.timeDiffers(now.mtimeNs, entry)) setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, true);
     }

@@ -2,7 +2,8 @@
 // daemon's messages, listing lines, received names), itemized changes (-i, "%i %n%L"), names
 // (-v), the --stats block and the closing summary of a push or a pull (one TransferSummary).
 // Counterpart: rsync log.c rwrite, log_formatted; main.c output_summary.
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, type FileEntry } from '../../protocol/flist.js';
+import type { FileEntry } from '../../protocol/flist.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR } from '../../protocol/modes.js';
 import {
   ITEM_LOCAL_CHANGE,
   ITEM_XNAME_FOLLOWS,
@@ -19,10 +20,9 @@ import {
   ITEM_REPORT_XATTR,
   ITEM_IS_NEW,
   ITEM_MISSING_DATA,
-} from '../../protocol/sender.js';
-import type { DeleteStats } from '../../protocol/sender.js';
-
-const REPORT_TIMEFAIL = 1 << 2; // shares its bit with ITEM_REPORT_SIZE (symlinks only)
+  ITEM_REPORT_TIMEFAIL,
+  type DeleteStats,
+} from '../../protocol/constants.js';
 
 /** How rsync checks output text: iconv to the locale's charset (UTF-8 or ASCII). */
 export type OutputCharset = 'utf8' | 'ascii';
@@ -117,7 +117,7 @@ export function itemizeString(iflags: number, mode: number, preserveTimes = true
   if (type === S_IFLNK) {
     c[1] = 'L';
     c[3] = '.';
-    c[4] = !(iflags & ITEM_REPORT_TIME) ? '.' : !preserveTimes || iflags & REPORT_TIMEFAIL ? 'T' : 't';
+    c[4] = !(iflags & ITEM_REPORT_TIME) ? '.' : !preserveTimes || iflags & ITEM_REPORT_TIMEFAIL ? 'T' : 't';
   } else {
     c[1] = type === S_IFDIR ? 'd' : type === S_IFREG ? 'f' : type === S_IFBLK || type === S_IFCHR ? 'D' : 'S';
     c[3] = iflags & ITEM_REPORT_SIZE ? 's' : '.';

@@ -4,6 +4,7 @@
 import { open, lstat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { UsageError } from '../../protocol/errors.js';
+import { S_IROTH, S_IWOTH } from '../../protocol/modes.js';
 
 const MAX_PASSWORD_FILE = 512;
 
@@ -26,7 +27,7 @@ export async function readPasswordFile(path: string): Promise<Buffer | null> {
     });
     try {
       const st = await handle.stat();
-      if ((st.mode & 0o006) !== 0) throw new UsageError('password file must not be other-accessible');
+      if ((st.mode & (S_IROTH | S_IWOTH)) !== 0) throw new UsageError('password file must not be other-accessible');
       if (euid === 0 && st.uid !== 0) throw new UsageError('password file must be owned by root when running as root');
       const buf = Buffer.alloc(MAX_PASSWORD_FILE);
       const { bytesRead } = await handle.read(buf, 0, buf.length, 0);

@@ -13,8 +13,9 @@ import { sumsHelper } from './sums-helper.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import { sendFilterList, compileFilter, type FilterList } from '../../protocol/filter.js';
 import { doRecv, type ReceiverStats, type ReceivedItem } from '../../protocol/receiver.js';
-import type { LocalTree, GeneratorResult, GeneratedItem, PullEntry } from '../../protocol/generator.js';
-import { ITEM_IS_NEW } from '../../protocol/sender.js';
+import type { LocalTree, GeneratorResult, GeneratedItem } from '../../protocol/generator.js';
+import type { ReceivedEntry } from '../../protocol/flist-recv.js';
+import { ITEM_IS_NEW } from '../../protocol/constants.js';
 import { MSG_ERROR_EXIT, PeerMessages, writeMessageInt, type Demultiplexer } from '../../protocol/mplex.js';
 import type { ByteWriter } from '../../protocol/io.js';
 import { EXIT, RemoteError, RsyncError, transferExitCode } from '../../protocol/errors.js';
@@ -110,7 +111,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       const d = generator.deleted;
       return {
         protocol,
-        entries: flist.files.filter((e) => (e as PullEntry).active !== false),
+        entries: flist.files.filter((e) => (e as ReceivedEntry).active !== false),
         ...(protocol >= 29 && { created }),
         stats: {
           transferredFiles: receiver.transferredFiles,

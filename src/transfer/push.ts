@@ -6,10 +6,11 @@ import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../../protocol/session.js';
 import { parseChecksumName, type ChecksumName, type SetupResult } from '../../protocol/compat.js';
 import { createChecksummer, digestLength, type Checksummer } from '../../protocol/checksum.js';
-import { sendFileList, sortFileList, S_IFMT, S_IFREG, type FileEntry } from '../../protocol/flist.js';
+import { sendFileList, sortFileList, type FileEntry } from '../../protocol/flist.js';
+import { S_IFLNK, S_IFMT, S_IFREG } from '../../protocol/modes.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { sendFiles, readFinalGoodbye, type SenderStats, type SentItem } from '../../protocol/sender.js';
-import { ITEM_IS_NEW } from '../../protocol/sender.js';
+import { ITEM_IS_NEW } from '../../protocol/constants.js';
 import { MSG_DATA, MSG_IO_ERROR, PeerMessages, writeMessage, writeMessageInt, type MessageHandler } from '../../protocol/mplex.js';
 import { EXIT, RemoteError, RsyncError, transferExitCode } from '../../protocol/errors.js';
 import type { ByteWriter } from '../../protocol/io.js';
@@ -194,7 +195,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
         exitCode: transferExitCode(ioError, messages.xferErrors),
         stats: result.stats,
         files: sorted.length,
-        totalSize: sorted.reduce((sum, e) => sum + ((e.mode & S_IFMT) === S_IFREG || (e.mode & S_IFMT) === 0o120000 ? e.size : 0), 0),
+        totalSize: sorted.reduce((sum, e) => sum + ((e.mode & S_IFMT) === S_IFREG || (e.mode & S_IFMT) === S_IFLNK ? e.size : 0), 0),
         bytesSent: socket.bytesWritten - sentBefore,
         bytesReceived: socket.bytesRead - receivedBefore,
         flistBytes,

@@ -5,8 +5,10 @@ import { lstat, readFile } from 'node:fs/promises';
 import { constants, lstatSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { BigIntStats } from 'node:fs';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, type FileEntry, type IdNames } from '../../protocol/flist.js';
-import { IOERR_GENERAL, IOERR_VANISHED, type SenderSource } from '../../protocol/sender.js';
+import type { FileEntry, IdNames } from '../../protocol/flist.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, splitDev } from '../../protocol/modes.js';
+import { IOERR_GENERAL, IOERR_VANISHED, MAXPATHLEN } from '../../protocol/constants.js';
+import type { SenderSource } from '../../protocol/sender.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import { RsyncError, EXIT } from '../../protocol/errors.js';
 import type { ChunkSource } from '../../protocol/sums.js';
@@ -39,7 +41,6 @@ export interface ScanResult {
 }
 
 const SLASH = 0x2f;
-const MAX_NAME = 4096;
 
 function join(dir: Buffer, name: Buffer): Buffer {
   if (dir.length === 0) return name;
@@ -60,9 +61,7 @@ function entryFrom(name: Buffer, localPath: Buffer, st: BigIntStats): LocalEntry
   };
   const type = mode & S_IFMT;
   if (type === S_IFBLK || type === S_IFCHR) {
-    const rdev = Number(st.rdev);
-    // Linux dev_t: major in bits 8-19 (and 32+), minor in bits 0-7 and 20-31.
-    entry.rdev = { major: ((rdev >>> 8) & 0xfff) | Math.floor(rdev / 2 ** 32) & ~0xfff, minor: (rdev & 0xff) | ((rdev >>> 12) & ~0xff) };
+    entry.rdev = splitDev(st.rdev);
   }
   if (type !== S_IFDIR && st.nlink > 1n) entry.hardlink = { dev: st.dev, ino: st.ino };
   return entry;
@@ -132,7 +131,7 @@ function makeWalker(options: ScanOptions) {
     for (const base of names) {
       const name = dirName.equals(DOT) ? Buffer.from(base) : join(dirName, base);
       const localPath = join(dirPath, base);
-      if (name.length >= MAX_NAME) {
+      if (name.length >= MAXPATHLEN) {
         state.ioError |= IOERR_GENERAL;
         warn(`name too long: ${name.toString()}`);
         continue;
@@ -292,7 +291,7 @@ export async function scanSelection(
   const recursed: Array<[Buffer, Buffer]> = [];
   for (const item of items) {
     const name = item.path.length === 0 ? DOT : item.path;
-    if (name.length >= MAX_NAME) {
+    if (name.length >= MAXPATHLEN) {
       walker.state.ioError |= IOERR_GENERAL;
       walker.warn(`name too long: ${name.toString()}`);
       continue;

@@ -6,6 +6,7 @@ import { lstatSync, readdirSync, type Dirent, type Stats } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { childPath, fsPath, joinPath, pathFromLatin1 } from './paths.js';
 import type { WatchEvent, WatchFilter } from './types.js';
+import { S_IFMT } from '../../protocol/modes.js';
 
 export interface Entry {
   isDir: boolean;
@@ -118,14 +119,14 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot, prefix: string): W
   };
   for (const [rel, a] of prev) {
     const b = next.get(rel);
-    if (b !== undefined && b.isDir === a.isDir && b.ino === a.ino && (b.mode & 0o170000) === (a.mode & 0o170000)) continue;
+    if (b !== undefined && b.isDir === a.isDir && b.ino === a.ino && (b.mode & S_IFMT) === (a.mode & S_IFMT)) continue;
     if (a.isDir) deletedDirs.add(rel);
     if (!parentDeleted(rel)) out.push({ type: 'delete', path: childPath(prefix, rel), isDir: a.isDir });
   }
   for (const [rel, b] of next) {
     const a = prev.get(rel);
     const path = childPath(prefix, rel);
-    if (a === undefined || a.isDir !== b.isDir || a.ino !== b.ino || (b.mode & 0o170000) !== (a.mode & 0o170000)) {
+    if (a === undefined || a.isDir !== b.isDir || a.ino !== b.ino || (b.mode & S_IFMT) !== (a.mode & S_IFMT)) {
       out.push({ type: 'create', path, isDir: b.isDir });
     } else if (!b.isDir && (a.size !== b.size || a.mtimeMs !== b.mtimeMs)) {
       out.push({ type: 'modify', path, isDir: false });

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ByteSource } from '../../protocol/io.js';
 import { decodeFrameHeader, MSG_DATA } from '../../protocol/mplex.js';
+import type { ChecksumName } from '../../protocol/compat.js';
 
 const root = fileURLToPath(new URL('../../../fixtures/captures/', import.meta.url));
 
@@ -87,4 +88,14 @@ export function captureATxt(changed: boolean): Buffer {
     text += changed && i === 20 ? line.replace('the quick brown fox', 'THE QUICK BROWN CAT') : line;
   }
   return Buffer.from(text, 'latin1');
+}
+
+/** The session parameters decoded.txt records: protocol, checksum, seed, compat flags. */
+export function sessionOf(name: string) {
+  const decoded = readFileSync(`${root}${name}/decoded.txt`, 'utf8');
+  const protocol = Number(/=> protocol (\d+)/.exec(decoded)![1]);
+  const checksum = /checksum (\w+) \(/.exec(decoded)![1] as ChecksumName;
+  const seed = Number(/checksum_seed int32 = (-?\d+)/.exec(decoded)![1]);
+  const compat = /compat_flags varint = (0x[0-9a-f]+)/.exec(decoded);
+  return { decoded, protocol, checksum, seed, compatFlags: compat ? Number(compat[1]) : 0, implied: protocol < 30 };
 }
