@@ -3,19 +3,30 @@
 // delete_during), and whatever is in the way of a new entry of another type (DEL_MAKE_ROOM);
 // the counts travel as NDX_DEL_STATS (protocol >= 31). Pure like the rest of protocol/: all file
 // access goes through the caller's `LocalTree`. Used by generator.ts (the deletion) and by the
-// roles that read the counts (sender.ts readNdxSkippingDelStats).
+// roles that read the counts (request.ts readNdxSkippingDelStats).
 // Counterpart: rsync delete.c (delete_item, delete_dir_contents), generator.c delete_in_dir,
 // main.c write_del_stats / read_del_stats.
 import type { ByteReader, ByteWriter } from './io.js';
 import { NDX_DEL_STATS, type DeleteStats } from './constants.js';
 import { fileType, isDevice, isDir, S_IFLNK, S_IFREG } from './modes.js';
 import type { ReceivedEntry } from './flist-recv.js';
-import type { GeneratorOptions, LocalStat, LocalTree } from './generator.js';
+import type { LocalStat, LocalTree } from './local-tree.js';
 
 /** What deletion needs of the generator's state (a GeneratorState is one). */
+/** The options deletion reads (the generator's options include them). */
+export interface DeleteOptions {
+  /** --delete: remove local files the list does not have. */
+  delete: boolean;
+  /** Local files the filter rules protect from --delete (excluded, without --delete-excluded). */
+  isProtected?: (name: Buffer, isDir: boolean) => boolean;
+  /** Each local deletion (directories end in '/'). */
+  onDeleted?: (name: Buffer, isDir: boolean) => void;
+  onWarning?: (text: string) => void;
+}
+
 export interface DeleteContext {
   readonly tree: LocalTree;
-  readonly options: Pick<GeneratorOptions, 'delete' | 'isProtected' | 'onDeleted' | 'onWarning'>;
+  readonly options: DeleteOptions;
   /** False with -n: nothing is removed, but what would go is still counted and reported (rsync's do_xfers). */
   readonly doXfers: boolean;
   /** The list's names per directory (namesByDir); empty without --delete. */

@@ -15,17 +15,14 @@ import type { FileEntry } from './flist.js';
 import type { ReceivedEntry } from './flist-recv.js';
 import { isReg } from './modes.js';
 import {
-  ITEM_BASIS_TYPE_FOLLOWS,
   ITEM_IS_NEW,
-  ITEM_MISSING_DATA,
   ITEM_TRANSFER,
-  ITEM_XNAME_FOLLOWS,
-  MAXPATHLEN,
   NDX_DONE,
   type DeleteStats,
 } from './constants.js';
-import { readNdxSkippingDelStats } from './sender.js';
-import { generateFiles, RecvChannel, type GeneratorOptions, type GeneratorResult, type LocalTree, type BasisFile } from './generator.js';
+import { readNdxAndAttrs, readNdxSkippingDelStats } from './request.js';
+import { generateFiles, RecvChannel, type GeneratorOptions, type GeneratorResult } from './generator.js';
+import type { LocalTree, BasisFile } from './local-tree.js';
 
 /** The sender's totals (handle_stats), as the daemon reports them. */
 export interface TransferTotals {
@@ -104,25 +101,20 @@ export async function receiveFiles(
   const copyBuf = Buffer.allocUnsafe(COPY_CHUNK);
   let phase = 0;
 
+  // The generator failed: stop (a read that waits ends when the caller closes).
+  const stopIfGeneratorFailed = () => channel.check();
+
   for (;;) {
-    channel.check(); // the generator failed: stop (a read that waits ends when the caller closes)
     // 1. ndx (NDX_DONE ends a phase), iflags, optional basis type and xname.
-    const ndx = await readNdxSkippingDelStats(reader, stats);
-    if (ndx === NDX_DONE) {
+    const request = await readNdxAndAttrs(reader, files.length, stats, stopIfGeneratorFailed);
+    if (request === NDX_DONE) {
       if (++phase > maxPhase) break;
       channel.phaseDone();
       continue;
     }
-    const iflags = protocol >= 29 ? await reader.readShort() : ITEM_TRANSFER | ITEM_MISSING_DATA;
-    // The protocol-29 keep-alive: one past the last index, flagged IS_NEW.
-    if (protocol < 30 && ndx === files.length && iflags === ITEM_IS_NEW) continue;
-    if (ndx < 0 || ndx >= files.length) {
-      throw new ProtocolError(`invalid file index ${ndx} from the daemon (list has ${files.length})`);
-    }
+    const { ndx, iflags } = request;
     const entry = files[ndx]!;
     if (entry.active === false) throw new ProtocolError(`refusing transfer of cleared file index ${ndx}`);
-    if (iflags & ITEM_BASIS_TYPE_FOLLOWS) await reader.readByte();
-    if (iflags & ITEM_XNAME_FOLLOWS) await reader.readVstring(MAXPATHLEN);
 
     // 2. Not a transfer: the echo of a local change.
     if (!(iflags & ITEM_TRANSFER)) {

@@ -7,20 +7,15 @@ import { BlockMatcher } from './match.js';
 import { readSumBlocks, readSumHead, writeSumHead, type ChunkSource } from './sums.js';
 import type { Checksummer } from './checksum.js';
 import { TokenWriter } from './token.js';
-import { MSG_IO_ERROR, MSG_NO_SEND, writeMessage } from './mplex.js';
+import { MSG_IO_ERROR, MSG_NO_SEND, writeMessageInt } from './mplex.js';
 import type { FileEntry } from './flist.js';
 import { isReg } from './modes.js';
-import { readDelStats } from './delete.js';
+import { readNdxAndAttrs, readNdxSkippingDelStats } from './request.js';
 import {
   IOERR_GENERAL,
   IOERR_VANISHED,
-  ITEM_BASIS_TYPE_FOLLOWS,
   ITEM_IS_NEW,
-  ITEM_MISSING_DATA,
   ITEM_TRANSFER,
-  ITEM_XNAME_FOLLOWS,
-  MAXPATHLEN,
-  NDX_DEL_STATS,
   NDX_DONE,
   type DeleteStats,
 } from './constants.js';
@@ -77,20 +72,6 @@ export interface SenderResult {
 }
 
 /**
- * The next ndx of the daemon's stream, with NDX_DEL_STATS (and its counts) consumed on the way
- * into `stats.deleted`: it may come before any NDX_DONE. The sender and the receiver both read
- * their ndx through this.
- */
-// rsync/rsync.c: read_ndx_and_attrs (the negative-ndx loop)
-export async function readNdxSkippingDelStats(reader: ByteReader, stats: { deleted: DeleteStats | null }): Promise<number> {
-  for (;;) {
-    const ndx = await reader.readNdx();
-    if (ndx !== NDX_DEL_STATS) return ndx;
-    stats.deleted = await readDelStats(reader);
-  }
-}
-
-/**
  * Serve the daemon generator's requests until the last phase ends. `files` is the list in
  * rsync's sorted order (ndx → entry). Returns what was sent.
  */
@@ -118,25 +99,19 @@ export async function sendFiles(
   let ioError = 0;
   let phase = 0;
 
+  // Flush only when we may have to wait for the daemon (as rsync's writer does), not per file.
+  const flushIfWaiting = () => (reader.buffered < MIN_REQUEST || writer.pending >= FLUSH_AT ? writer.flush() : undefined);
+
   for (;;) {
     // 1. The request: ndx (NDX_DONE ends a phase), iflags, optional basis type and name.
-    // Flush only when we may have to wait for the daemon (as rsync's writer does), not per file.
-    if (reader.buffered < MIN_REQUEST || writer.pending >= FLUSH_AT) await writer.flush();
-    const ndx = await readNdxSkippingDelStats(reader, stats);
-    if (ndx === NDX_DONE) {
+    const request = await readNdxAndAttrs(reader, files.length, stats, flushIfWaiting);
+    if (request === NDX_DONE) {
       if (++phase > maxPhase) break;
       writer.writeNdx(NDX_DONE);
       continue;
     }
-    const iflags = protocol >= 29 ? await reader.readShort() : ITEM_TRANSFER | ITEM_MISSING_DATA;
-    // The protocol-29 keep-alive: one past the last index, flagged IS_NEW.
-    if (protocol < 30 && ndx === files.length && iflags === ITEM_IS_NEW) continue;
-    if (ndx < 0 || ndx >= files.length) {
-      throw new ProtocolError(`invalid file index ${ndx} from the daemon (list has ${files.length})`);
-    }
+    const { ndx, iflags, basisType, xname } = request;
     const entry = files[ndx]!;
-    const basisType = iflags & ITEM_BASIS_TYPE_FOLLOWS ? await reader.readByte() : null;
-    const xname = iflags & ITEM_XNAME_FOLLOWS ? await reader.readVstring(MAXPATHLEN) : null;
     const echo = () => {
       writer.writeNdx(ndx);
       if (protocol < 29) return;
@@ -172,7 +147,7 @@ export async function sendFiles(
     if ('error' in chunks) {
       ioError |= chunks.vanished ? IOERR_VANISHED : IOERR_GENERAL;
       options.onWarning?.(chunks.error);
-      if (protocol >= 30) await writeMessage(writer, MSG_NO_SEND, int32(ndx));
+      if (protocol >= 30) await writeMessageInt(writer, MSG_NO_SEND, ndx);
       continue;
     }
     let result: Awaited<ReturnType<typeof sendWhole>>;
@@ -196,7 +171,7 @@ export async function sendFiles(
   }
 
   // 5. New io_error bits travel as MSG_IO_ERROR (protocol >= 30), then our last NDX_DONE.
-  if (ioError && protocol >= 30) await writeMessage(writer, MSG_IO_ERROR, int32(ioError));
+  if (ioError && protocol >= 30) await writeMessageInt(writer, MSG_IO_ERROR, ioError);
   writer.writeNdx(NDX_DONE);
   await writer.flush();
   return { stats, ioError };
@@ -225,10 +200,4 @@ async function sendWhole(chunks: ChunkSource, checksummer: Checksummer, tokens: 
     length += chunk.length;
   }
   return { fileSum: hasher.digest(), length, literalBytes: length, matchedBytes: 0 };
-}
-
-function int32(value: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32LE(value, 0);
-  return b;
 }

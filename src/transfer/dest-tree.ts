@@ -37,7 +37,7 @@ import { resolve as resolvePath } from 'node:path';
 import type { FileEntry } from '../../protocol/flist.js';
 import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, splitDev } from '../../protocol/modes.js';
 import { MAXPATHLEN } from '../../protocol/constants.js';
-import type { LocalTree, LocalStat, BasisFile, TempFile } from '../../protocol/generator.js';
+import type { LocalTree, LocalStat, BasisFile, TempFile } from '../../protocol/local-tree.js';
 import { EXIT, ProtocolError, RsyncError } from '../../protocol/errors.js';
 
 /** A name from the daemon that would leave DEST, or go through a symlink or a non-directory. */

@@ -1,7 +1,7 @@
 // A destination in memory for the pull roles (a LocalTree without a file system): what the
 // generator and the receiver do to it can be looked at directly. Used by pull-golden, generator
 // and delete.
-import type { LocalTree, LocalStat, BasisFile, TempFile } from '../../protocol/generator.js';
+import type { LocalTree, LocalStat, BasisFile, TempFile } from '../../protocol/local-tree.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import { CHMOD_BITS, S_IFDIR, S_IFLNK, S_IFMT } from '../../protocol/modes.js';
 

@@ -1,0 +1,79 @@
+// The destination's file access, as the roles that write are given it (the generator, deletion,
+// the receiver): an interface, so protocol/ does no fs itself. src/transfer/dest-tree.ts
+// implements it for a local directory (a pull today; a module a client pushes into, for a daemon);
+// the tests implement it in memory (test/helpers/memtree.ts).
+import type { FileEntry } from './flist.js';
+import type { ChunkSource } from './sums.js';
+
+/** What the local tree says about one name (lstat; never follows a symlink). */
+export interface LocalStat {
+  mode: number;
+  size: number;
+  mtime: number;
+  mtimeNsec: number;
+  uid: number;
+  gid: number;
+  /** Identity, to tell whether two names are already the same hard-linked file. */
+  dev: bigint;
+  ino: bigint;
+  /** Symlink target bytes (symlinks only). */
+  symlink?: Buffer;
+  /** Device numbers (block and character devices only). */
+  rdev?: { major: number; minor: number };
+}
+
+/** A local file opened for reading (the basis of a delta), never through a symlink. */
+export interface BasisFile {
+  readonly size: number;
+  /** The open descriptor, when there is one: lets a SumsHelper read the file from two threads. */
+  readonly fd?: number;
+  /** The whole file, streamed from offset 0. */
+  chunks(): ChunkSource;
+  /** Read `length` bytes at `position` into `into` (at 0); resolves to the bytes read. */
+  read(into: Uint8Array, length: number, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** A temporary file next to its target, being rebuilt by the receiver. */
+export interface TempFile {
+  write(bytes: Uint8Array): Promise<void>;
+  /** The descriptor, open for reading too (a SumsHelper hashes what is written), when there is one. */
+  readonly fd?: number;
+  /** Bytes written through to `fd` so far (the rest is still buffered). */
+  readonly flushed?: number;
+  /** Write out whatever is buffered. */
+  flush?(): Promise<void>;
+  /** Set the entry's attributes and rename it over the target (atomic). */
+  commit(entry: FileEntry): Promise<void>;
+  /** Remove it, leaving the target as it was. */
+  discard(): Promise<void>;
+}
+
+/**
+ * The destination as the roles see it: names are the file list's (relative, '/'-separated raw
+ * bytes; '.' is the destination itself). The implementation must refuse any name that would
+ * leave the destination (a parent that is a symlink or not a directory) and never follow a
+ * symlink in the final component.
+ */
+export interface LocalTree {
+  lstat(name: Buffer): Promise<LocalStat | null>;
+  openBasis(name: Buffer): Promise<BasisFile | null>;
+  createTemp(name: Buffer): Promise<TempFile>;
+  /** A new directory, owner-writable until `setAttrs` gives it its final mode. */
+  mkdir(name: Buffer, entry: FileEntry): Promise<void>;
+  /** Replace whatever is at `name` with a symlink (atomically). */
+  symlink(name: Buffer, target: Buffer): Promise<void>;
+  /**
+   * Replace whatever is at `name` with a device, fifo or socket of the entry's type and rdev
+   * (atomically). Optional: without it such entries are skipped with a warning.
+   */
+  mknod?(name: Buffer, entry: FileEntry): Promise<void>;
+  /** Replace whatever is at `name` with a hard link to `existing` (atomically). */
+  link(name: Buffer, existing: Buffer): Promise<void>;
+  /** Remove a non-directory, or a directory with all its contents. */
+  remove(name: Buffer): Promise<void>;
+  /** The names in a local directory (basenames). */
+  list(dir: Buffer): Promise<Buffer[]>;
+  /** Mode, times and owner as the options say (the tree knows -p/-t/-o/-g). */
+  setAttrs(name: Buffer, entry: FileEntry, st: LocalStat | null): Promise<void>;
+}

@@ -1,0 +1,72 @@
+// The generator's request header as the roles downstream of it read it (docs/protocol.md
+// [sender-request], [pull-receive]): an ndx (negative ones end a phase or carry the delete
+// stats), from protocol 29 the item flags, then the basis type and an alternate name when flagged.
+// The sender reads it from the daemon's generator on a push, the receiver on a pull: one reader.
+// Counterpart: rsync rsync.c read_ndx_and_attrs.
+import { ProtocolError } from './errors.js';
+import type { ByteReader } from './io.js';
+import { readDelStats } from './delete.js';
+import {
+  ITEM_BASIS_TYPE_FOLLOWS,
+  ITEM_IS_NEW,
+  ITEM_MISSING_DATA,
+  ITEM_TRANSFER,
+  ITEM_XNAME_FOLLOWS,
+  MAXPATHLEN,
+  NDX_DEL_STATS,
+  NDX_DONE,
+  type DeleteStats,
+} from './constants.js';
+
+/** One request: the file's index in the list and what the generator says of it. */
+export interface NdxAndAttrs {
+  ndx: number;
+  iflags: number;
+  /** FNAMECMP_* when ITEM_BASIS_TYPE_FOLLOWS, else null. */
+  basisType: number | null;
+  /** The alternate basis name when ITEM_XNAME_FOLLOWS, else null. */
+  xname: Buffer | null;
+}
+
+/**
+ * The next ndx of the generator's stream, with NDX_DEL_STATS (and its counts) consumed on the way
+ * into `stats.deleted`: it may come before any NDX_DONE.
+ */
+// rsync/rsync.c: read_ndx_and_attrs (the negative-ndx loop)
+export async function readNdxSkippingDelStats(reader: ByteReader, stats: { deleted: DeleteStats | null }): Promise<number> {
+  for (;;) {
+    const ndx = await reader.readNdx();
+    if (ndx !== NDX_DEL_STATS) return ndx;
+    stats.deleted = await readDelStats(reader);
+  }
+}
+
+/**
+ * The next request for one of `fileCount` files, or NDX_DONE at the end of a phase. Protocol-29
+ * keep-alives are skipped; an index outside the list is a ProtocolError. `beforeRead` runs before
+ * each ndx is read (the sender flushes there when it may have to wait).
+ */
+// rsync/rsync.c: read_ndx_and_attrs
+export async function readNdxAndAttrs(
+  reader: ByteReader,
+  fileCount: number,
+  stats: { deleted: DeleteStats | null },
+  beforeRead?: () => Promise<void> | void,
+): Promise<NdxAndAttrs | typeof NDX_DONE> {
+  const protocol = reader.protocol;
+  for (;;) {
+    await beforeRead?.();
+    const ndx = await readNdxSkippingDelStats(reader, stats);
+    if (ndx === NDX_DONE) return NDX_DONE;
+    // Below 29 there are no flags: every request is a transfer.
+    const iflags = protocol >= 29 ? await reader.readShort() : ITEM_TRANSFER | ITEM_MISSING_DATA;
+    // The protocol-29 keep-alive: one past the last index, flagged IS_NEW.
+    if (protocol < 30 && ndx === fileCount && iflags === ITEM_IS_NEW) continue;
+    if (ndx < 0 || ndx >= fileCount) {
+      throw new ProtocolError(`invalid file index ${ndx} from the daemon (list has ${fileCount})`);
+    }
+    const basisType = iflags & ITEM_BASIS_TYPE_FOLLOWS ? await reader.readByte() : null;
+    const xname = iflags & ITEM_XNAME_FOLLOWS ? await reader.readVstring(MAXPATHLEN) : null;
+    return { ndx, iflags, basisType, xname };
+  }
+}
