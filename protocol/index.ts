@@ -19,3 +19,4 @@ export * from './generator.js';
 export * from './receiver.js';
 export * from './flist-recv.js';
 export * from './list-only.js';
+export * from './stats.js';
