@@ -35,6 +35,8 @@ export interface SetupResult {
   /** True when the protocol implied the checksum (no negotiation, no --checksum-choice). */
   checksumImplied: boolean;
   seed: number;
+  /** The server's compression pick, on a session whose client asked for compression (compressList). */
+  compression?: string;
 }
 
 /** The algorithm a --checksum-choice name means ("xxhash" is xxh64's alias). */
@@ -96,15 +98,20 @@ export interface ServerSetupOptions {
   symlinkTimes: boolean;
   /** The checksum seed we hand the client (rsync: time ^ pid << 6; protocol/ has no clock). */
   seed: number;
+  /**
+   * Set when the client asked for compression (-z without --compress-choice): the names we can
+   * speak, most preferred first. Unset, a -z client's compression list would go unread.
+   */
+  compressList?: readonly string[];
 }
 
 /**
  * The setup phase after the argument list, from either side: the server writes the compat flags
  * (protocol >= 30) and the seed, the client reads them; in between both send their checksum list
- * before reading the other's (when the client's `v` capability asks for negotiation and no
- * --checksum-choice was given), and each picks its own most-preferred name that the peer offers,
- * as rsync 3.5 does (compat.c parse_negotiate_str), so two honest peers agree. Without `side` it
- * is the client's half.
+ * (and, for the server of a -z session, its compression list) before reading the other's, when
+ * the client's `v` capability asks for negotiation and the command line did not choose; each
+ * picks its own most-preferred name that the peer offers, as rsync 3.5 does (compat.c
+ * parse_negotiate_str), so two honest peers agree. Without `side` it is the client's half.
  */
 // rsync/compat.c: setup_protocol (the am_server / client branches), negotiate_the_strings
 export async function setupProtocol(
@@ -129,12 +136,17 @@ export async function setupProtocol(
       negotiate = (compatFlags & CF_VARINT_FLIST_FLAGS) !== 0;
     }
   }
-  // 2. The checksum: both lists cross, ours first, unless it is implied or chosen on the command line.
+  // 2. The lists: each side writes its checksum list (then, on a -z session, its compression list)
+  // before reading the peer's, unless the protocol implies them or the command line chose.
+  const negotiateChecksum = negotiate && !options.checksumChoice;
+  const ourCompressions = server ? options.compressList : undefined;
+  const negotiateCompression = negotiate && ourCompressions !== undefined;
+  if (negotiateChecksum) writer.writeVstring(Buffer.from(CHECKSUM_NAMES.join(' ')));
+  if (negotiateCompression) writer.writeVstring(Buffer.from(ourCompressions.join(' ')));
+  if (negotiateChecksum || negotiateCompression) await writer.flush();
   let checksum: ChecksumName;
   let checksumImplied = false;
-  if (negotiate && !options.checksumChoice) {
-    writer.writeVstring(Buffer.from(CHECKSUM_NAMES.join(' ')));
-    await writer.flush();
+  if (negotiateChecksum) {
     const theirs = new Set((await reader.readVstring(MAX_NSTR_STRLEN)).toString('latin1').split(' '));
     if (theirs.has('xxhash')) theirs.add('xxh64');
     const pick = CHECKSUM_NAMES.find((name) => theirs.has(name));
@@ -148,6 +160,17 @@ export async function setupProtocol(
     checksumImplied = !options.checksumChoice;
     checksum = options.checksumChoice ?? (protocol >= 30 ? 'md5' : 'md4');
   }
+  let compression: string | undefined;
+  if (ourCompressions) {
+    // Without negotiation -z means zlib, which our list must then hold.
+    const theirs = negotiateCompression ? (await reader.readVstring(MAX_NSTR_STRLEN)).toString('latin1').split(' ') : ['zlib'];
+    compression = ourCompressions.find((name) => theirs.includes(name));
+    if (!compression) {
+      throw new ProtocolError(`failed to negotiate a compression: the client offers ${theirs.join(' ')}`, {
+        exitCode: EXIT.UNSUPPORTED,
+      });
+    }
+  }
   if (!server && compatFlags & CF_INC_RECURSE) {
     throw new ProtocolError('the daemon turned on incremental recursion, which we did not offer and do not support', {
       exitCode: EXIT.UNSUPPORTED,
@@ -157,7 +180,7 @@ export async function setupProtocol(
   if (server) {
     writer.writeInt(options.seed);
     await writer.flush();
-    return { compatFlags, checksum, checksumImplied, seed: options.seed };
+    return { compatFlags, checksum, checksumImplied, seed: options.seed, ...(compression && { compression }) };
   }
   await options.beforeSeed?.({ compatFlags, checksum, checksumImplied });
   const seed = await reader.readInt();

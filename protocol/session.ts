@@ -174,6 +174,8 @@ export interface ServerStartOptions {
   symlinkTimes: boolean;
   /** The checksum seed for this session (the caller draws it: protocol/ has no clock or pid). */
   seed: number;
+  /** When the client asked for -z without --compress-choice: the compressions we speak (compat.ts). */
+  compressList?: readonly string[];
   /** The module's `timeout` in seconds, told to the client from protocol 31 so it uses the same. */
   ioTimeout?: number;
 }
@@ -194,6 +196,7 @@ export async function startServer(reader: ByteReader, writer: ByteWriter, option
     ...(options.checksumChoice && { checksumChoice: options.checksumChoice }),
     symlinkTimes: options.symlinkTimes,
     seed: options.seed,
+    ...(options.compressList && { compressList: options.compressList }),
   });
   // 2. From here everything we write travels in frames.
   if (multiplexesOutput('server', protocol)) startMultiplexOut(writer);

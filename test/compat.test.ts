@@ -34,6 +34,8 @@ const SESSIONS = readdirSync(root).filter((name) => {
 });
 
 const OUR_LIST = Buffer.from(CHECKSUM_NAMES.join(' '));
+/** The compressions the stock daemon offered (push_compress_default). */
+const STOCK_COMPRESSIONS = ['zstd', 'lz4', 'zlibx', 'zlib', 'none'];
 
 /** A short vstring, encoded naively: one length byte (< 0x80), the bytes. */
 function vstring(bytes: Buffer): Buffer {
@@ -45,7 +47,10 @@ function vstring(bytes: Buffer): Buffer {
 function stockSetup(decoded: string) {
   const flags = /\[(\d+)\] compat_flags varint = 0x([0-9a-f]+)/.exec(decoded);
   const seed = /\[(\d+)\] checksum_seed int32 = (-?\d+)/.exec(decoded)!;
+  const compress = /\[(\d+)\] server compress list/.exec(decoded);
   return {
+    compression: /=> negotiated compression: (\w+)/.exec(decoded)?.[1],
+    compressAt: compress ? Number(compress[1]) : -1,
     compatFlags: flags ? parseInt(flags[2]!, 16) : 0,
     compatAt: flags ? Number(flags[1]) : -1,
     checksum: /=> protocol \d+, checksum (\w+)/.exec(decoded)![1]!,
@@ -68,23 +73,28 @@ for (const name of SESSIONS) {
     const sink = memorySink();
     const writer = new ByteWriter(sink);
     writer.protocol = o.protocol;
+    // A -z client without --compress-choice: we offer what the stock daemon offered.
+    const compress = o.args.some((a) => /^-[^-e]*z/.test(a)) && !o.args.some((a) => a.startsWith('--compress-choice'));
     const ours = await setupProtocol(o.reader, writer, o.protocol, {
       side: 'server',
       clientInfo: o.clientInfo,
       ...(o.checksumChoice && { checksumChoice: o.checksumChoice }),
       symlinkTimes: true,
       seed: o.seed,
+      ...(compress && { compressList: STOCK_COMPRESSIONS }),
     });
     // The stock daemon's flags (never incremental recursion), the checksum both ends took, the seed.
     assert.is(ours.compatFlags, stock.compatFlags & ~CF_INC_RECURSE);
     assert.is(ours.checksum, stock.checksum);
     assert.is(ours.seed, stock.seed);
+    assert.is(ours.compression, stock.compression);
     // Our bytes: the flags, our list where the daemon sent its own, the seed (naively encoded).
     const negotiated = o.protocol >= 30 && o.clientInfo.includes('v') && !o.checksumChoice;
     const compat = o.protocol >= 30 ? Buffer.from(encodeVar(ours.compatFlags, 1, 4)) : Buffer.alloc(0);
     const seed = o.cap.s2c.subarray(stock.seedAt, stock.seedAt + 4);
     assert.is(seed.readInt32LE(0), o.seed);
-    const expected = Buffer.concat([compat, negotiated ? vstring(OUR_LIST) : Buffer.alloc(0), seed]);
+    const compressList = stock.compressAt === -1 ? Buffer.alloc(0) : o.cap.s2c.subarray(stock.compressAt, stock.seedAt);
+    const expected = Buffer.concat([compat, negotiated ? vstring(OUR_LIST) : Buffer.alloc(0), compressList, seed]);
     assert.is(sink.bytes().toString('hex'), expected.toString('hex'));
     if (o.protocol >= 30 && !(stock.compatFlags & CF_INC_RECURSE)) {
       // Byte for byte the stock daemon's flags.
@@ -197,6 +207,26 @@ test("without 'v' no lists cross at 30+ (md5 implied), and a pre-release 'V' cli
   assert.is(c.serverBytes().toString('hex'), `${(server.compatFlags & 0xff).toString(16)}07000000`);
   assert.is(server.compatFlags & CF_VARINT_FLIST_FLAGS, CF_VARINT_FLIST_FLAGS);
   assert.is(server.checksumImplied, true);
+});
+
+test("compression: a -z client's list is read after the checksum list; without v, -z means zlib; no common name fails", async () => {
+  const o = await readClientOpening('push_compress_default');
+  const writer = new ByteWriter(memorySink());
+  writer.protocol = 32;
+  const ours = await setupProtocol(o.reader, writer, 32, { side: 'server', clientInfo: o.clientInfo, symlinkTimes: true, seed: 1, compressList: ['zlib', 'zstd'] });
+  assert.is(ours.compression, 'zlib', 'our own preference first');
+  for (const [info, list, pick] of [['.LsfxCIu', ['zlib'], 'zlib'], ['', ['zlibx', 'zlib'], 'zlib']] as const) {
+    const c = connection(info ? 31 : 29);
+    const server = await setupProtocol(c.server.reader, c.server.writer, info ? 31 : 29, { side: 'server', clientInfo: info, symlinkTimes: true, seed: 1, compressList: list });
+    assert.is(server.compression, pick);
+  }
+  const c = connection(31);
+  try {
+    await setupProtocol(c.server.reader, c.server.writer, 31, { side: 'server', clientInfo: '.LsfxCIu', symlinkTimes: true, seed: 1, compressList: ['zstd'] });
+    assert.unreachable('no zlib');
+  } catch (e) {
+    assert.ok(e instanceof ProtocolError && e.exitCode === 4, String(e));
+  }
 });
 
 test('a hostile client list (longer than MAX_NSTR_STRLEN) is refused before it is read', async () => {
