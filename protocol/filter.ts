@@ -1125,9 +1125,10 @@ export interface RecvFilterOptions {
 /**
  * The server's half: read the client's filter list (`{int32 len; text}`..., int32 0), each rule
  * parsed as rsync's server parses it: the full syntax from protocol 29, the old `- `/`+ ` prefixes
- * before. With --delete-excluded an unsided rule becomes sender-side, as on the client. Rules that
- * would have the server read a file it was not given (`merge`, the `C` modifier) are refused.
- * Returns the rules, or an empty list when none travel.
+ * before. With --delete-excluded an unsided rule becomes sender-side, as on the client. Rules we
+ * cannot honour are refused as rsync refuses a bad rule (UsageError, exit 1): `merge`, which would
+ * read a file of the daemon's, and the `C` modifier. Returns the rules, or an empty list when none
+ * travel.
  */
 // exclude.c: recv_filter_list
 export async function recvFilterList(reader: ByteReader, options: RecvFilterOptions): Promise<FilterList> {
