@@ -1,7 +1,8 @@
-// The argument list the client sends after `@RSYNCD: OK` (docs/protocol.md [args]).
+// The argument list the client sends after `@RSYNCD: OK` (docs/protocol.md [args]): the client
+// writes it (sendArgs, serverArgs), the daemon reads it (recvArgs).
 // Counterpart: rsync clientserver.c start_inband_exchange (argument framing), io.c read_args.
 import { ProtocolError, EXIT } from './errors.js';
-import type { ByteWriter } from './io.js';
+import type { ByteReader, ByteWriter } from './io.js';
 import { CLIENT_CAPABILITIES } from './compat.js';
 
 /**
@@ -23,6 +24,39 @@ export async function sendArgs(writer: ByteWriter, args: readonly string[]): Pro
   }
   writer.writeByte(terminator);
   await writer.flush();
+}
+
+/** The most arguments a daemon takes, its own argv[0] included (rsync io.c MAX_DAEMON_ARGS). */
+export const MAX_DAEMON_ARGS = 1000 * 16;
+
+/** Longest argument a daemon takes: rsync's line buffer (BIGPATHBUFLEN on Linux) less its NUL. */
+export const MAX_ARG_LENGTH = 4096 + 1024 - 1;
+
+/**
+ * The daemon's read of an argument list, bytes as the client sent them: NUL-terminated from
+ * protocol 30 (and always for the second list of -s), else ended by CR or LF; an empty one ends
+ * the list. rsync cuts an over-long argument short; we refuse it.
+ */
+// rsync/io.c: read_args, read_line (the framing; splitting options from paths is the daemon's)
+export async function recvArgs(reader: ByteReader, nulTerminated = reader.protocol >= 30): Promise<Buffer[]> {
+  const args: Buffer[] = [];
+  let current: number[] = [];
+  for (;;) {
+    const c = await reader.readByte();
+    const ends = nulTerminated ? c === 0 : c === 0x0a || c === 0x0d;
+    if (!ends) {
+      if (current.length === MAX_ARG_LENGTH) {
+        throw new ProtocolError(`an argument from the client is longer than ${MAX_ARG_LENGTH} bytes`);
+      }
+      current.push(c);
+      continue;
+    }
+    if (current.length === 0) return args;
+    // rsync prepends its own argv[0] ("rsyncd") and stops one short of the array's end.
+    if (args.length + 1 >= MAX_DAEMON_ARGS - 1) throw new ProtocolError('too many daemon arguments');
+    args.push(Buffer.from(current));
+    current = [];
+  }
 }
 
 /** What a transfer asks of the daemon: rsync's options, named as rsync names them. */

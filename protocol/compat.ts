@@ -1,6 +1,7 @@
 // The setup phase after the argument list (docs/protocol.md [setup]): compat flags, checksum
-// name negotiation, checksum seed. Not multiplexed in either direction. Counterpart: rsync
-// compat.c setup_protocol, negotiate_the_strings; checksum.c parse_checksum_choice.
+// name negotiation, checksum seed, from the client's side or the server's. Not multiplexed in
+// either direction. Counterpart: rsync compat.c setup_protocol, negotiate_the_strings;
+// checksum.c parse_checksum_choice.
 import { ProtocolError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 
@@ -34,6 +35,8 @@ export interface SetupResult {
   /** True when the protocol implied the checksum (no negotiation, no --checksum-choice). */
   checksumImplied: boolean;
   seed: number;
+  /** The server's compression pick, on a session whose client asked for compression (compressList). */
+  compression?: string;
 }
 
 /** The algorithm a --checksum-choice name means ("xxhash" is xxh64's alias). */
@@ -48,38 +51,107 @@ export function parseChecksumName(name: string): ChecksumName {
 }
 
 /**
- * Client side of the setup phase. With `checksumChoice` (sent to the daemon as
- * --checksum-choice) neither side sends a list.
+ * The compat flags a server derives from the client's capability letters (rsync's client_info,
+ * the text after `-e` in the argument list). Never CF_INC_RECURSE: our daemon does not do
+ * incremental recursion, whatever `i` the client offers (the flag then stays off for both).
  */
-// rsync/compat.c: setup_protocol (client half)
+// rsync/compat.c: setup_protocol (the am_server branch that builds compat_flags)
+export function serverCompatFlags(clientInfo: string, options: { symlinkTimes: boolean }): number {
+  // A Linux build of rsync always sets the two symlink flags. CF_SYMLINK_ICONV only matters under
+  // --iconv, which our daemon refuses with the rest of the options it lacks, so setting it changes
+  // nothing but keeps our bytes equal to a stock daemon's.
+  let flags = CF_SYMLINK_ICONV;
+  if (options.symlinkTimes) flags |= CF_SYMLINK_TIMES;
+  if (clientInfo.includes('f')) flags |= CF_SAFE_FLIST;
+  if (clientInfo.includes('x')) flags |= CF_AVOID_XATTR_OPTIM;
+  if (clientInfo.includes('C')) flags |= CF_CHKSUM_SEED_FIX;
+  if (clientInfo.includes('I')) flags |= CF_INPLACE_PARTIAL_DIR;
+  if (clientInfo.includes('u')) flags |= CF_ID0_NAMES;
+  // 'v' (and 'V', its pre-release form, which negotiates nothing): varint file-list flags.
+  if (clientInfo.includes('v') || clientInfo.includes('V')) flags |= CF_VARINT_FLIST_FLAGS;
+  return flags;
+}
+
+/** Our side's half of the setup phase (session.ts passes the side it plays). */
+export type SetupOptions = ClientSetupOptions | ServerSetupOptions;
+
+export interface ClientSetupOptions {
+  side?: 'client';
+  /** Sent to the daemon as --checksum-choice: then neither side sends a list. */
+  checksumChoice?: ChecksumName;
+  /**
+   * Called once the checksum is known and before the seed is read: what we send here (our
+   * first data) reaches the daemon before it writes the seed, which spares a delayed-ACK stall
+   * (the daemon's seed follows its checksum list without a read between: Nagle holds it until
+   * that list is acknowledged, ~40 ms on Linux, unless data of ours carries the ACK).
+   */
+  beforeSeed?: (negotiated: Omit<SetupResult, 'seed'>) => Promise<void>;
+}
+
+export interface ServerSetupOptions {
+  side: 'server';
+  /** The client's capability letters (the text after `-e` in its arguments; '' below protocol 30). */
+  clientInfo: string;
+  /** The client's --checksum-choice, if it gave one: then neither side sends a list. */
+  checksumChoice?: ChecksumName;
+  /** Whether our receiver sets the times of symlinks (CF_SYMLINK_TIMES). */
+  symlinkTimes: boolean;
+  /** The checksum seed we hand the client (rsync: time ^ pid << 6; protocol/ has no clock). */
+  seed: number;
+  /**
+   * Set when the client asked for compression (-z without --compress-choice): the names we can
+   * speak, most preferred first. Unset, a -z client's compression list would go unread.
+   */
+  compressList?: readonly string[];
+}
+
+/**
+ * The setup phase after the argument list, from either side: the server writes the compat flags
+ * (protocol >= 30) and the seed, the client reads them; in between both send their checksum list
+ * (and, for the server of a -z session, its compression list) before reading the other's, when
+ * the client's `v` capability asks for negotiation and the command line did not choose; each
+ * picks its own most-preferred name that the peer offers, as rsync 3.5 does (compat.c
+ * parse_negotiate_str), so two honest peers agree. Without `side` it is the client's half.
+ */
+// rsync/compat.c: setup_protocol (the am_server / client branches), negotiate_the_strings
 export async function setupProtocol(
   reader: ByteReader,
   writer: ByteWriter,
   protocol: number,
-  options: {
-    checksumChoice?: ChecksumName;
-    /**
-     * Called once the checksum is known and before the seed is read: what we send here (our
-     * first data) reaches the daemon before it writes the seed, which spares a delayed-ACK stall
-     * (the daemon's seed follows its checksum list without a read between: Nagle holds it until
-     * that list is acknowledged, ~40 ms on Linux, unless data of ours carries the ACK).
-     */
-    beforeSeed?: (negotiated: Omit<SetupResult, 'seed'>) => Promise<void>;
-  } = {},
+  options: SetupOptions = {},
 ): Promise<SetupResult> {
+  const server = options.side === 'server';
+  const peer = server ? 'client' : 'daemon';
+  // 1. The compat flags: written by the server (a single byte for a 'V' client), read by the client.
   let compatFlags = 0;
-  if (protocol >= 30) compatFlags = await reader.readVarint();
+  let negotiate = false;
+  if (protocol >= 30) {
+    if (server) {
+      compatFlags = serverCompatFlags(options.clientInfo, options);
+      if (options.clientInfo.includes('V')) writer.writeByte(compatFlags);
+      else writer.writeVarint(compatFlags);
+      negotiate = options.clientInfo.includes('v');
+    } else {
+      compatFlags = await reader.readVarint();
+      negotiate = (compatFlags & CF_VARINT_FLIST_FLAGS) !== 0;
+    }
+  }
+  // 2. The lists: each side writes its checksum list (then, on a -z session, its compression list)
+  // before reading the peer's, unless the protocol implies them or the command line chose.
+  const negotiateChecksum = negotiate && !options.checksumChoice;
+  const ourCompressions = server ? options.compressList : undefined;
+  const negotiateCompression = negotiate && ourCompressions !== undefined;
+  if (negotiateChecksum) writer.writeVstring(Buffer.from(CHECKSUM_NAMES.join(' ')));
+  if (negotiateCompression) writer.writeVstring(Buffer.from(ourCompressions.join(' ')));
+  if (negotiateChecksum || negotiateCompression) await writer.flush();
   let checksum: ChecksumName;
   let checksumImplied = false;
-  if (protocol >= 30 && compatFlags & CF_VARINT_FLIST_FLAGS && !options.checksumChoice) {
-    // Send ours first, as rsync's client does, then read the daemon's list.
-    writer.writeVstring(Buffer.from(CHECKSUM_NAMES.join(' ')));
-    await writer.flush();
+  if (negotiateChecksum) {
     const theirs = new Set((await reader.readVstring(MAX_NSTR_STRLEN)).toString('latin1').split(' '));
     if (theirs.has('xxhash')) theirs.add('xxh64');
     const pick = CHECKSUM_NAMES.find((name) => theirs.has(name));
     if (!pick) {
-      throw new ProtocolError(`failed to negotiate a checksum: the daemon offers ${[...theirs].join(' ')}`, {
+      throw new ProtocolError(`failed to negotiate a checksum: the ${peer} offers ${[...theirs].join(' ')}`, {
         exitCode: EXIT.UNSUPPORTED,
       });
     }
@@ -88,10 +160,27 @@ export async function setupProtocol(
     checksumImplied = !options.checksumChoice;
     checksum = options.checksumChoice ?? (protocol >= 30 ? 'md5' : 'md4');
   }
-  if (compatFlags & CF_INC_RECURSE) {
+  let compression: string | undefined;
+  if (ourCompressions) {
+    // Without negotiation -z means zlib, which our list must then hold.
+    const theirs = negotiateCompression ? (await reader.readVstring(MAX_NSTR_STRLEN)).toString('latin1').split(' ') : ['zlib'];
+    compression = ourCompressions.find((name) => theirs.includes(name));
+    if (!compression) {
+      throw new ProtocolError(`failed to negotiate a compression: the client offers ${theirs.join(' ')}`, {
+        exitCode: EXIT.UNSUPPORTED,
+      });
+    }
+  }
+  if (!server && compatFlags & CF_INC_RECURSE) {
     throw new ProtocolError('the daemon turned on incremental recursion, which we did not offer and do not support', {
       exitCode: EXIT.UNSUPPORTED,
     });
+  }
+  // 3. The checksum seed: the server's choice, written after the lists.
+  if (server) {
+    writer.writeInt(options.seed);
+    await writer.flush();
+    return { compatFlags, checksum, checksumImplied, seed: options.seed, ...(compression && { compression }) };
   }
   await options.beforeSeed?.({ compatFlags, checksum, checksumImplied });
   const seed = await reader.readInt();

@@ -1,13 +1,15 @@
 // Filter rules (--exclude, --include, --filter, --exclude-from, --include-from): parsing them as
 // rsync does, matching names on the sender with rsync's wildmatch, and the filter list the client
-// sends first in the data stream (docs/rsync-protocol.md §7: `{int32 len; rule text}`..., int32 0).
+// sends first in the data stream (docs/rsync-protocol.md §7: `{int32 len; rule text}`..., int32 0),
+// and its receiving half for a server.
 // Pure: the caller reads list, merge and per-directory merge files and hands their text in.
 // Refused: the `C` (cvs-exclude) and `x` (xattr) modifiers, merge rules inside per-directory files.
 // Counterpart: rsync exclude.c (parse_rule_tok, parse_filter_str, parse_filter_file, add_rule,
-// setup_merge_file, push_local_filters, rule_matches, check_filter, get_rule_prefix, send_rules)
+// setup_merge_file, push_local_filters, rule_matches, check_filter, get_rule_prefix, send_rules,
+// recv_filter_list)
 // and lib/wildmatch.c.
-import type { ByteWriter } from './io.js';
-import { EXIT, UsageError } from './errors.js';
+import type { ByteReader, ByteWriter } from './io.js';
+import { EXIT, ProtocolError, UsageError } from './errors.js';
 
 /** One parsed rule. `pattern` is raw bytes, without the trailing `/` of a dir-only rule. */
 export interface FilterRule {
@@ -1103,4 +1105,46 @@ export function sendFilterList(writer: ByteWriter, rules: FilterList | readonly 
     writer.writeBuf(text);
   }
   writer.writeInt(0);
+}
+
+/**
+ * Longest rule text a server takes from the client: rsync reads each into a BIGPATHBUFLEN buffer
+ * (4096 + 1024 on Linux) with room for the NUL, and gives up on a longer one.
+ */
+export const MAX_FILTER_RULE = 4096 + 1024 - 1;
+
+export interface RecvFilterOptions {
+  /** Our role as the server: a sender always reads the client's list, a receiver only when it wants one. */
+  role: 'sender' | 'receiver';
+  /** The client's --delete* options and --prune-empty-dirs, as in receiverWantsFilterList. */
+  deleteMode: boolean;
+  deleteExcluded: boolean;
+  pruneEmptyDirs: boolean;
+}
+
+/**
+ * The server's half: read the client's filter list (`{int32 len; text}`..., int32 0), each rule
+ * parsed as rsync's server parses it: the full syntax from protocol 29, the old `- `/`+ ` prefixes
+ * before. With --delete-excluded an unsided rule becomes sender-side, as on the client. Rules we
+ * cannot honour are refused as rsync refuses a bad rule (UsageError, exit 1): `merge`, which would
+ * read a file of the daemon's, and the `C` modifier. Returns the rules, or an empty list when none
+ * travel.
+ */
+// exclude.c: recv_filter_list
+export async function recvFilterList(reader: ByteReader, options: RecvFilterOptions): Promise<FilterList> {
+  const list = new FilterList({ deleteExcluded: options.deleteExcluded });
+  const travels = options.role === 'sender' || receiverWantsFilterList({ ...options, protocol: reader.protocol });
+  if (!travels) return list;
+  for (;;) {
+    const length = await reader.readInt();
+    if (length === 0) return list;
+    if (length < 0 || length > MAX_FILTER_RULE) {
+      throw new ProtocolError(`filter rule of ${length} bytes from the client (at most ${MAX_FILTER_RULE})`);
+    }
+    let text = await reader.readBuf(length);
+    const nul = text.indexOf(0);
+    if (nul !== -1) text = text.subarray(0, nul); // rsync holds the rule as a C string
+    if (reader.protocol >= 29) list.addFilter(text);
+    else list.addExclude(text);
+  }
 }

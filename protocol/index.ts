@@ -24,3 +24,4 @@ export * from './delete.js';
 export * from './receiver.js';
 export * from './flist-recv.js';
 export * from './list-only.js';
+export * from './stats.js';

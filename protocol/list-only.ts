@@ -6,9 +6,10 @@
 // list_file_entry) is printed by src/transfer/list.ts.
 import { ProtocolError } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
+import { readSenderStats } from './stats.js';
 import { NDX_DONE } from './constants.js';
 
-/** The daemon sender's totals, in our (the client's) sense as handle_stats reads them. */
+/** The daemon sender's totals, in our (the client's) sense. */
 export interface DaemonStats {
   /** Bytes the daemon read, i.e. what we wrote (sent first). */
   totalWritten: number;
@@ -21,20 +22,18 @@ export interface DaemonStats {
   flistXferTime: number | null;
 }
 
-/** The stats block the daemon's sender writes after its last NDX_DONE. */
+/** The stats block the daemon's sender writes after its last NDX_DONE (stats.ts has the encoding). */
 // rsync/main.c: handle_stats (the client's read)
 export async function readDaemonStats(reader: ByteReader): Promise<DaemonStats> {
+  const theirs = await readSenderStats(reader);
   // "Read the first two in opposite order": the daemon's read is our written.
-  const totalWritten = await reader.readVarlong30(3);
-  const totalRead = await reader.readVarlong30(3);
-  const totalSize = await reader.readVarlong30(3);
-  let flistBuildTime: number | null = null;
-  let flistXferTime: number | null = null;
-  if (reader.protocol >= 29) {
-    flistBuildTime = await reader.readVarlong30(3);
-    flistXferTime = await reader.readVarlong30(3);
-  }
-  return { totalWritten, totalRead, totalSize, flistBuildTime, flistXferTime };
+  return {
+    totalWritten: theirs.totalRead,
+    totalRead: theirs.totalWritten,
+    totalSize: theirs.totalSize,
+    flistBuildTime: theirs.flistBuildTime,
+    flistXferTime: theirs.flistXferTime,
+  };
 }
 
 async function expectDone(reader: ByteReader, step: string): Promise<void> {

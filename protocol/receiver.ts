@@ -23,17 +23,7 @@ import {
 import { readNdxAndAttrs, readNdxSkippingDelStats } from './request.js';
 import { generateFiles, RecvChannel, type GeneratorOptions, type GeneratorResult } from './generator.js';
 import type { LocalTree, BasisFile } from './local-tree.js';
-
-/** The sender's totals (handle_stats), as the daemon reports them. */
-export interface TransferTotals {
-  /** Bytes the daemon read (our bytes sent). */
-  totalRead: number;
-  /** Bytes the daemon wrote (our bytes received). */
-  totalWritten: number;
-  totalSize: number;
-  flistBuildTime: number;
-  flistXferTime: number;
-}
+import { readSenderStats, type SenderTotals } from './stats.js';
 
 export interface ReceiverStats {
   transferredFiles: number;
@@ -43,7 +33,8 @@ export interface ReceiverStats {
   createdFiles: number;
   /** Files that failed verification twice (exit 23). */
   failedFiles: number;
-  totals: TransferTotals | null;
+  /** The daemon sender's totals, in its sense (read only as the client: rsync's handle_stats). */
+  totals: SenderTotals | null;
   /** NDX_DEL_STATS the daemon echoed (31+ with --delete). */
   deleted: DeleteStats | null;
 }
@@ -149,7 +140,7 @@ export async function receiveFiles(
   }
 
   // 5. The sender's totals (a client reads them); then (31+) its NDX_DONE, which ends the run.
-  stats.totals = options.amServer ? null : await readTotals(reader);
+  stats.totals = options.amServer ? null : await readSenderStats(reader);
   channel.phaseDone();
   if (protocol >= 31) {
     const ndx = await readNdxSkippingDelStats(reader, stats);
@@ -157,18 +148,6 @@ export async function receiveFiles(
     channel.phaseDone();
   }
   return stats;
-}
-
-// rsync/main.c: handle_stats (the client reading a sender's totals)
-async function readTotals(reader: ByteReader): Promise<TransferTotals> {
-  const read = (): Promise<number> => (reader.protocol >= 30 ? reader.readVarlong(3) : reader.readLongint());
-  // The daemon writes its read/written totals; from our side they swap.
-  const totalRead = await read();
-  const totalWritten = await read();
-  const totalSize = await read();
-  const flistBuildTime = reader.protocol >= 29 ? await read() : 0;
-  const flistXferTime = reader.protocol >= 29 ? await read() : 0;
-  return { totalRead, totalWritten, totalSize, flistBuildTime, flistXferTime };
 }
 
 interface DataResult {

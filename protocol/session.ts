@@ -1,13 +1,56 @@
-// From `@RSYNCD: OK` to the start of the transfer (docs/protocol.md [session]): the argument
-// list, the setup phase, then multiplexing (daemon output always; ours from protocol 30 on).
-// Counterpart: rsync main.c client_run, io.c io_start_multiplex_in/out, cleanup.c _exit_cleanup.
+// From `@RSYNCD: OK` to the start of the transfer (docs/protocol.md [session]), from either side:
+// the argument list, the setup phase, multiplexing, the filter list. Which side we are is a
+// parameter (`Side`, rsync's am_server); who multiplexes from when is decided in one place
+// (multiplexesOutput). The client's half: startTransfer, startPull. The server's half (the daemon
+// side, docs/serve-roles.md): startServer, recvClientFilters.
+// Counterpart: rsync main.c client_run, start_server, do_server_recv; io.c io_start_multiplex_in/out;
+// cleanup.c _exit_cleanup.
 import { sendArgs } from './args.js';
 import { setupProtocol, type ChecksumName, type SetupResult } from './compat.js';
 import { RemoteError } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { digestLength } from './checksum.js';
+import { recvFilterList, type FilterList, type RecvFilterOptions } from './filter.js';
 import { receiveFileList, type FlistRecvOptions, type ReceivedFileList } from './flist-recv.js';
-import { MSG_DATA, MSG_ERROR_EXIT, startMultiplexIn, startMultiplexOut, writeMessage, type Demultiplexer, type MessageHandler } from './mplex.js';
+import {
+  MSG_DATA,
+  MSG_ERROR_EXIT,
+  MSG_IO_TIMEOUT,
+  startMultiplexIn,
+  startMultiplexOut,
+  writeMessage,
+  type Demultiplexer,
+  type MessageHandler,
+} from './mplex.js';
+
+/** Which end of the connection we are: the client dials, the server (our daemon) answers. */
+export type Side = 'client' | 'server';
+
+/**
+ * Who we are in a session, as rsync's am_server and am_sender: a client's push is
+ * { client, sender }, its pull or listing { client, receiver }; the daemon plays the other one.
+ */
+export interface SessionRole {
+  side: Side;
+  /** We send files (and the file list); otherwise we run the generator and the receiver. */
+  sender: boolean;
+}
+
+/**
+ * Whether `side` multiplexes its output in the binary phase at `protocol`: the server from the
+ * start (protocol >= 23, all we speak), the client from protocol 30 (rsync's
+ * need_messages_from_generator). Each side's input is multiplexed when its peer's output is.
+ */
+// rsync/main.c: start_server (io_start_multiplex_out at >= 23), client_run (at >= 30)
+export function multiplexesOutput(side: Side, protocol: number): boolean {
+  return side === 'server' ? protocol >= 23 : protocol >= 30;
+}
+
+/** Whether the output of the peer of `side` is multiplexed (we then read frames). */
+// rsync/main.c: client_run, start_server, do_server_recv (io_start_multiplex_in)
+export function multiplexesInput(side: Side, protocol: number): boolean {
+  return multiplexesOutput(side === 'server' ? 'client' : 'server', protocol);
+}
 
 export interface TransferStart {
   setup: SetupResult;
@@ -35,13 +78,15 @@ export async function startTransfer(
   await sendArgs(writer, args);
   const sendEarly = options.sendEarly;
   const setup = await setupProtocol(reader, writer, reader.protocol, {
+    side: 'client',
     ...(options.checksumChoice && { checksumChoice: options.checksumChoice }),
     beforeSeed: async (negotiated) => {
       // From here our output is multiplexed (protocol >= 30): the setup phase is over for us.
-      if (writer.protocol >= 30) startMultiplexOut(writer);
+      if (multiplexesOutput('client', writer.protocol)) startMultiplexOut(writer);
       await sendEarly?.(negotiated);
     },
   });
+  // The daemon's output is multiplexed at every protocol we speak (multiplexesInput('client', 27+)).
   const demux = startMultiplexIn(reader, options.onMessage ?? (() => {}));
   if (writer.multiplexed) {
     // An empty MSG_DATA frame (a keep-alive to the daemon) right after the seed: it carries our
@@ -118,4 +163,71 @@ export async function startPull(
 export async function acknowledgeErrorExit(writer: ByteWriter, demux: Demultiplexer, error: unknown): Promise<void> {
   if (!(error instanceof RemoteError) || demux.peerExitCode === null) return;
   if (writer.protocol >= 31 && writer.multiplexed) await writeMessage(writer, MSG_ERROR_EXIT, new Uint8Array(0));
+}
+
+export interface ServerStartOptions {
+  /** The client's capability letters (the text after `-e` in its arguments; '' when absent). */
+  clientInfo: string;
+  /** The client's --checksum-choice, if it gave one (then no lists cross). */
+  checksumChoice?: ChecksumName;
+  /** Whether our receiver sets the times of symlinks (CF_SYMLINK_TIMES). */
+  symlinkTimes: boolean;
+  /** The checksum seed for this session (the caller draws it: protocol/ has no clock or pid). */
+  seed: number;
+  /** When the client asked for -z without --compress-choice: the compressions we speak (compat.ts). */
+  compressList?: readonly string[];
+  /** The module's `timeout` in seconds, told to the client from protocol 31 so it uses the same. */
+  ioTimeout?: number;
+}
+
+/**
+ * The daemon's start of the binary phase, once it has read the client's arguments: the server's
+ * half of the setup phase (compat flags, checksum lists, seed), then our output multiplexed, then
+ * the module's timeout as MSG_IO_TIMEOUT. A receiving daemon refuses a read-only module right
+ * after this; then recvClientFilters.
+ */
+// rsync/main.c: start_server (setup_protocol, io_start_multiplex_out, MSG_IO_TIMEOUT)
+export async function startServer(reader: ByteReader, writer: ByteWriter, options: ServerStartOptions): Promise<SetupResult> {
+  const protocol = writer.protocol;
+  // 1. The setup phase, the server's half: not multiplexed in either direction.
+  const setup = await setupProtocol(reader, writer, protocol, {
+    side: 'server',
+    clientInfo: options.clientInfo,
+    ...(options.checksumChoice && { checksumChoice: options.checksumChoice }),
+    symlinkTimes: options.symlinkTimes,
+    seed: options.seed,
+    ...(options.compressList && { compressList: options.compressList }),
+  });
+  // 2. From here everything we write travels in frames.
+  if (multiplexesOutput('server', protocol)) startMultiplexOut(writer);
+  // 3. The module's timeout, so the client does not give up on us sooner (or later).
+  if (options.ioTimeout && protocol >= 31) {
+    const payload = Buffer.alloc(4);
+    payload.writeInt32LE(options.ioTimeout, 0);
+    await writeMessage(writer, MSG_IO_TIMEOUT, payload);
+  }
+  return setup;
+}
+
+export interface ClientFilters {
+  /** The client's frames from here, or null below protocol 30 (its output is then raw). */
+  demux: Demultiplexer | null;
+  /** The rules the client sent (empty when none travel). */
+  filters: FilterList;
+}
+
+/**
+ * After startServer: the client's output as frames when it multiplexes, then its filter list
+ * (always to a sending daemon; to a receiving one only with --delete* or --prune-empty-dirs).
+ * A sending daemon refuses a write-only module right after this; then the role.
+ */
+// rsync/main.c: start_server / do_server_recv (io_start_multiplex_in, recv_filter_list)
+export async function recvClientFilters(
+  reader: ByteReader,
+  options: RecvFilterOptions & { onMessage?: MessageHandler },
+): Promise<ClientFilters> {
+  const { onMessage, ...filterOptions } = options;
+  const demux = multiplexesInput('server', reader.protocol) ? startMultiplexIn(reader, onMessage ?? (() => {})) : null;
+  const filters = await recvFilterList(reader, filterOptions);
+  return { demux, filters };
 }

@@ -8,18 +8,20 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ByteWriter } from '../protocol/io.js';
-import { UsageError } from '../protocol/errors.js';
+import { ByteReader, ByteWriter } from '../protocol/io.js';
+import { ProtocolError, UsageError } from '../protocol/errors.js';
 import {
   compileFilter,
   FilterList,
   filterListTexts,
+  MAX_FILTER_RULE,
   receiverWantsFilterList,
+  recvFilterList,
   sendFilterList,
   wildmatch,
   type FilterRule,
 } from '../protocol/filter.js';
-import { memorySink } from './helpers/capture.js';
+import { byteAtATime, memorySink, piecesSource } from './helpers/capture.js';
 
 const root = fileURLToPath(new URL('../../fixtures/captures/', import.meta.url));
 
@@ -682,6 +684,141 @@ test('cross-check with the real rsync: what --delete spares on the receiving sid
     }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+// The server's half: recvFilterList
+
+const NO_DELETE = { deleteMode: false, deleteExcluded: false, pruneEmptyDirs: false };
+
+async function received(bytes: Uint8Array, protocol: number, options: Parameters<typeof recvFilterList>[1]): Promise<{ list: FilterList; left: number }> {
+  const reader = new ByteReader(piecesSource(bytes));
+  reader.protocol = protocol;
+  const list = await recvFilterList(reader, options);
+  let left = 0;
+  for (let some = await reader.readSome(65536); some; some = await reader.readSome(65536)) left += some.length;
+  return { list, left };
+}
+
+test('recvFilterList: the rules a stock client sent on a push with --delete (push_delete_exclude)', async () => {
+  // rsync -a --delete --exclude='*.tmp' --filter='P keep/' --filter='-s secret*': the sender-side rule stays home.
+  const stream = clientDataStream('push_delete_exclude');
+  const { list, left } = await received(stream, 32, { role: 'receiver', ...NO_DELETE, deleteMode: true });
+  const sent = new FilterList().addExclude('*.tmp').addFilter('P keep/');
+  assert.equal(list.rules, sent.rules);
+  assert.is(left, stream.length - 27, 'the file list follows at offset 27');
+  assert.equal(texts(list, 32, false, 'sender'), ['- *.tmp', '-r keep/'], 'what the pushing client sent');
+});
+
+test('recvFilterList: the rules a stock client sent on a pull (pull_delete), and the empty list of a listing', async () => {
+  const stream = clientDataStream('pull_delete');
+  const { list } = await received(stream, 32, { role: 'sender', ...NO_DELETE });
+  const sent = new FilterList().addExclude('p2*').addExclude('p3*').addExclude('z*').addExclude('bin');
+  assert.equal(list.rules, sent.rules);
+  const listing = await received(clientDataStream('module_contents_listing'), 32, { role: 'sender', ...NO_DELETE });
+  assert.equal(listing.list.rules, []);
+  assert.is(listing.left, 5, 'the five NDX_DONEs follow');
+});
+
+test('recvFilterList: a receiving server without --delete reads nothing (the list does not travel)', async () => {
+  const bytes = Buffer.from('00000000', 'hex');
+  for (const protocol of [27, 29, 32]) {
+    const { list, left } = await received(bytes, protocol, { role: 'receiver', ...NO_DELETE });
+    assert.equal(list.rules, []);
+    assert.is(left, 4);
+    // --delete-excluded below 29: not either (receiver_wants_list).
+    const old = await received(bytes, protocol, { role: 'receiver', deleteMode: true, deleteExcluded: true, pruneEmptyDirs: false });
+    assert.is(old.left, protocol >= 29 ? 0 : 4);
+  }
+});
+
+test('recvFilterList round trip: what our client sends is what our server reads, at 27-32, every segmentation', async () => {
+  const rules = new FilterList()
+    .addExclude('*.o')
+    .addInclude('keep/**')
+    .addFilter('- /anchored/')
+    .addFilter('P protected')
+    .addFilter('+! neg')
+    .addFilter('- sp ace')
+    .addFilter(': .rsync-filter')
+    .addExclude('+ plus-looking');
+  const modern = new FilterList();
+  modern.rules.push(...rules.rules.filter((r) => !r.dirMerge && !r.receiverSide && !r.negate)); // what 27/28 can carry
+  let runs = 0;
+  for (const protocol of [27, 28, 29, 30, 31, 32]) {
+    const list = protocol >= 29 ? rules : modern;
+    for (const role of ['sender', 'receiver'] as const) {
+      runs++;
+      const bytes = await wireBytes(list, protocol, false, role);
+      // The server plays the other role: a pushing client's list reaches a receiver, a pulling one's a sender.
+      const serverRole = role === 'sender' ? 'receiver' : 'sender';
+      const reader = new ByteReader(byteAtATime(bytes));
+      reader.protocol = protocol;
+      const got = await recvFilterList(reader, { role: serverRole, ...NO_DELETE, deleteMode: true });
+      // The rules that travelled, as the client meant them: what it would send again from them.
+      assert.equal(texts(got, protocol, false, role), texts(list, protocol, false, role), `protocol ${protocol} ${role}`);
+      assert.is(await reader.readSome(1), null);
+    }
+  }
+  assert.is(runs, 12);
+});
+
+test('recvFilterList: protocol < 29 reads the old syntax (a bare pattern excludes, "+ " includes, "!" clears)', async () => {
+  const frame = (...rules: string[]) =>
+    Buffer.concat([...rules.map((r) => Buffer.concat([Buffer.from(Uint32Array.of(r.length).buffer), Buffer.from(r)])), Buffer.alloc(4)]);
+  const { list } = await received(frame('*.o', '+ *.c', '- P keep'), 28, { role: 'sender', ...NO_DELETE });
+  assert.equal(list.rules, new FilterList().addExclude('*.o').addInclude('*.c').addExclude('P keep').rules);
+  const cleared = await received(frame('*.o', '!', 'x'), 27, { role: 'sender', ...NO_DELETE });
+  assert.equal(cleared.list.rules, new FilterList().addExclude('x').rules);
+  // At 29+ the same text is the full syntax: 'P keep' is a protect rule.
+  const modern = await received(frame('P keep'), 29, { role: 'sender', ...NO_DELETE });
+  assert.is(modern.list.rules[0]!.receiverSide, true);
+});
+
+test('recvFilterList: with --delete-excluded an unsided rule becomes sender-side, as rsync parses it', async () => {
+  const { list } = await received(Buffer.concat([Buffer.from('03000000', 'hex'), Buffer.from('- x'), Buffer.alloc(4)]), 32, {
+    role: 'sender',
+    deleteMode: true,
+    deleteExcluded: true,
+    pruneEmptyDirs: false,
+  });
+  assert.is(list.rules[0]!.senderSide, true);
+});
+
+test('recvFilterList: hostile lengths, a NUL inside a rule, a merge rule naming a daemon file', async () => {
+  for (const length of [-1, MAX_FILTER_RULE + 1, 0x7fffffff]) {
+    const bytes = Buffer.alloc(4);
+    bytes.writeInt32LE(length, 0);
+    try {
+      await received(bytes, 32, { role: 'sender', ...NO_DELETE });
+      assert.unreachable(`length ${length}`);
+    } catch (e) {
+      assert.ok(e instanceof ProtocolError && e.exitCode === 2, String(e));
+    }
+  }
+  // The longest rule rsync takes is taken.
+  const long = Buffer.alloc(MAX_FILTER_RULE, 0x61);
+  long.write('- ', 0);
+  const ok = await received(Buffer.concat([Buffer.from(Uint32Array.of(long.length).buffer), long, Buffer.alloc(4)]), 32, { role: 'sender', ...NO_DELETE });
+  assert.is(ok.list.rules[0]!.pattern.length, MAX_FILTER_RULE - 2);
+  // rsync reads the rule as a C string: the NUL ends it.
+  const nul = await received(Buffer.concat([Buffer.from('07000000', 'hex'), Buffer.from('- a\0bcd'), Buffer.alloc(4)]), 32, { role: 'sender', ...NO_DELETE });
+  assert.is(nul.list.rules[0]!.pattern.toString(), 'a');
+  // Truncated: the stream ends inside a rule.
+  try {
+    await received(Buffer.concat([Buffer.from('07000000', 'hex'), Buffer.from('- a')]), 32, { role: 'sender', ...NO_DELETE });
+    assert.unreachable('truncated');
+  } catch (e) {
+    assert.ok(e instanceof Error && !(e instanceof UsageError), String(e));
+  }
+  for (const rule of ['. /etc/passwd', 'merge /etc/shadow', '-C']) {
+    const bytes = Buffer.concat([Buffer.from(Uint32Array.of(rule.length).buffer), Buffer.from(rule), Buffer.alloc(4)]);
+    try {
+      await received(bytes, 32, { role: 'sender', ...NO_DELETE });
+      assert.unreachable(rule);
+    } catch (e) {
+      assert.instance(e, UsageError);
+    }
   }
 });
 
