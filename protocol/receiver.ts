@@ -97,7 +97,7 @@ export async function receiveFiles(
 
   for (;;) {
     // 1. ndx (NDX_DONE ends a phase), iflags, optional basis type and xname.
-    const request = await readNdxAndAttrs(reader, files.length, stats, stopIfGeneratorFailed);
+    const request = await readNdxAndAttrs(reader, files.length, stats, { beforeRead: stopIfGeneratorFailed });
     if (request === NDX_DONE) {
       if (++phase > maxPhase) break;
       channel.phaseDone();

@@ -4,8 +4,8 @@
 // The sender reads it from the daemon's generator on a push, the receiver on a pull: one reader.
 // Counterpart: rsync rsync.c read_ndx_and_attrs.
 import { ProtocolError } from './errors.js';
-import type { ByteReader } from './io.js';
-import { readDelStats } from './delete.js';
+import type { ByteReader, ByteWriter } from './io.js';
+import { readDelStats, writeDelStats } from './delete.js';
 import {
   ITEM_BASIS_TYPE_FOLLOWS,
   ITEM_IS_NEW,
@@ -28,35 +28,50 @@ export interface NdxAndAttrs {
   xname: Buffer | null;
 }
 
+/** How the roles read a request beyond the stream itself. */
+export interface RequestOptions {
+  /** Runs before each ndx is read (the sender flushes there when it may have to wait). */
+  beforeRead?: () => Promise<void> | void;
+  /**
+   * Where a sending server echoes the client generator's NDX_DEL_STATS (rsync's `am_sender &&
+   * am_server`); a client, or a receiver, echoes nothing.
+   */
+  echoDelStatsTo?: ByteWriter;
+}
+
 /**
  * The next ndx of the generator's stream, with NDX_DEL_STATS (and its counts) consumed on the way
  * into `stats.deleted`: it may come before any NDX_DONE.
  */
 // rsync/rsync.c: read_ndx_and_attrs (the negative-ndx loop)
-export async function readNdxSkippingDelStats(reader: ByteReader, stats: { deleted: DeleteStats | null }): Promise<number> {
+export async function readNdxSkippingDelStats(
+  reader: ByteReader,
+  stats: { deleted: DeleteStats | null },
+  echoDelStatsTo?: ByteWriter,
+): Promise<number> {
   for (;;) {
     const ndx = await reader.readNdx();
     if (ndx !== NDX_DEL_STATS) return ndx;
     stats.deleted = await readDelStats(reader);
+    if (echoDelStatsTo) writeDelStats(echoDelStatsTo, stats.deleted);
   }
 }
 
 /**
  * The next request for one of `fileCount` files, or NDX_DONE at the end of a phase. Protocol-29
- * keep-alives are skipped; an index outside the list is a ProtocolError. `beforeRead` runs before
- * each ndx is read (the sender flushes there when it may have to wait).
+ * keep-alives are skipped; an index outside the list is a ProtocolError.
  */
 // rsync/rsync.c: read_ndx_and_attrs
 export async function readNdxAndAttrs(
   reader: ByteReader,
   fileCount: number,
   stats: { deleted: DeleteStats | null },
-  beforeRead?: () => Promise<void> | void,
+  options: RequestOptions = {},
 ): Promise<NdxAndAttrs | typeof NDX_DONE> {
   const protocol = reader.protocol;
   for (;;) {
-    await beforeRead?.();
-    const ndx = await readNdxSkippingDelStats(reader, stats);
+    await options.beforeRead?.();
+    const ndx = await readNdxSkippingDelStats(reader, stats, options.echoDelStatsTo);
     if (ndx === NDX_DONE) return NDX_DONE;
     // Below 29 there are no flags: every request is a transfer.
     const iflags = protocol >= 29 ? await reader.readShort() : ITEM_TRANSFER | ITEM_MISSING_DATA;

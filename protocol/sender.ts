@@ -63,6 +63,8 @@ export interface SenderOptions {
   onItem?: (item: SentItem) => void;
   /** Warnings and per-file errors (already worded for the user). */
   onWarning?: (text: string) => void;
+  /** We are the daemon (rsync's am_server): the client generator's NDX_DEL_STATS is echoed back. */
+  amServer?: boolean;
 }
 
 export interface SenderResult {
@@ -101,10 +103,11 @@ export async function sendFiles(
 
   // Flush only when we may have to wait for the daemon (as rsync's writer does), not per file.
   const flushIfWaiting = () => (reader.buffered < MIN_REQUEST || writer.pending >= FLUSH_AT ? writer.flush() : undefined);
+  const requestOptions = { beforeRead: flushIfWaiting, ...(options.amServer && { echoDelStatsTo: writer }) };
 
   for (;;) {
     // 1. The request: ndx (NDX_DONE ends a phase), iflags, optional basis type and name.
-    const request = await readNdxAndAttrs(reader, files.length, stats, flushIfWaiting);
+    const request = await readNdxAndAttrs(reader, files.length, stats, requestOptions);
     if (request === NDX_DONE) {
       if (++phase > maxPhase) break;
       writer.writeNdx(NDX_DONE);
@@ -177,15 +180,24 @@ export async function sendFiles(
   return { stats, ioError };
 }
 
-/** After send_files: the daemon's last NDX_DONEs (answering the one at protocol >= 31). */
+/**
+ * After send_files: the generator's last NDX_DONEs (answering the one at protocol >= 31). As the
+ * daemon (`amServer`), a client's NDX_DEL_STATS met on the way is echoed, as rsync's daemon does.
+ */
 // rsync/main.c: read_final_goodbye
-export async function readFinalGoodbye(reader: ByteReader, writer: ByteWriter, stats: SenderStats): Promise<void> {
+export async function readFinalGoodbye(
+  reader: ByteReader,
+  writer: ByteWriter,
+  stats: SenderStats,
+  options: Pick<SenderOptions, 'amServer'> = {},
+): Promise<void> {
   const protocol = reader.protocol;
-  let ndx = protocol < 29 ? await reader.readInt() : await readNdxSkippingDelStats(reader, stats);
+  const echo = options.amServer ? writer : undefined;
+  let ndx = protocol < 29 ? await reader.readInt() : await readNdxSkippingDelStats(reader, stats, echo);
   if (protocol >= 31 && ndx === NDX_DONE) {
     writer.writeNdx(NDX_DONE);
     await writer.flush();
-    ndx = await readNdxSkippingDelStats(reader, stats);
+    ndx = await readNdxSkippingDelStats(reader, stats, echo);
   }
   if (ndx !== NDX_DONE) throw new ProtocolError(`invalid packet at end of run (${ndx})`, { exitCode: EXIT.PROTOCOL });
 }

@@ -112,6 +112,35 @@ for (const c of PULLS) {
   });
 }
 
+test("pull_delete (protocol 32): a sending daemon echoes the client's NDX_DEL_STATS, as rsync's does (a client sender does not)", async () => {
+  const cap = loadCapture('pull_delete');
+  const decoded = decodedOf('pull_delete');
+  const { totals } = capturedStats(decoded);
+  const c2s = dataStream(cap.c2s, decoded, 'c2s');
+  const s2c = dataStream(cap.s2c, decoded, 's2c');
+  // The client's end: NDX_DONE x3 [88..90], NDX_DEL_STATS files=1 [91], NDX_DONE x2 [98, 99];
+  // the daemon's: NDX_DONE x3 [866..868], STATS [869], the echoed NDX_DEL_STATS [884], NDX_DONE [891].
+  for (const amServer of [true, false]) {
+    const reader = new ByteReader(piecesSource(c2s.subarray(88)));
+    reader.protocol = 32;
+    const sink = memorySink();
+    const writer = new ByteWriter(sink);
+    writer.protocol = 32;
+    const checksummer = await createChecksummer('xxh128', { protocol: 32, seed: 0 });
+    const nothing = { open: async () => ({ error: 'no request expected', vanished: false }) };
+    const sent = await sendFiles(reader, writer, [], checksummer, nothing, { amServer });
+    writeSenderStats(writer, totals);
+    await writer.flush();
+    await readFinalGoodbye(reader, writer, sent.stats, { amServer });
+    await writer.flush();
+    assert.is(await reader.readSome(1), null, "the client's stream is consumed");
+    assert.equal(sent.stats.deleted, { files: 1, dirs: 0, symlinks: 0, devices: 0, specials: 0 });
+    const daemonTail = s2c.subarray(866);
+    const withoutEcho = Buffer.concat([daemonTail.subarray(0, 884 - 866), daemonTail.subarray(891 - 866)]);
+    assert.is(sink.bytes().toString('hex'), (amServer ? daemonTail : withoutEcho).toString('hex'), `amServer ${amServer}`);
+  }
+});
+
 test('statsDirection: the server sender writes, the client receiver reads, the others skip', () => {
   assert.is(statsDirection({ side: 'server', sender: true }), 'write');
   assert.is(statsDirection({ side: 'client', sender: false }), 'read');
