@@ -9,7 +9,7 @@ import { CLIENT_CAPABILITIES } from './compat.js';
  * Write the server argument list: each argument NUL-terminated and an empty one to end
  * (protocol >= 30), or newline-terminated and an empty line to end (older protocols).
  */
-// rsync/clientserver.c: start_inband_exchange (argument writing)
+// rsync/clientserver.c: start_inband_exchange (argument writing) [args-framing]
 export async function sendArgs(writer: ByteWriter, args: readonly string[]): Promise<void> {
   const terminator = writer.protocol >= 30 ? 0 : 0x0a;
   for (const arg of args) {
@@ -37,7 +37,7 @@ export const MAX_ARG_LENGTH = 4096 + 1024 - 1;
  * protocol 30 (and always for the second list of -s), else ended by CR or LF; an empty one ends
  * the list. rsync cuts an over-long argument short; we refuse it.
  */
-// rsync/io.c: read_args, read_line (the framing; splitting options from paths is the daemon's)
+// rsync/io.c: read_args, read_line (the framing; splitting options from paths is the daemon's) [args-framing]
 export async function recvArgs(reader: ByteReader, nulTerminated = reader.protocol >= 30): Promise<Buffer[]> {
   const args: Buffer[] = [];
   let current: number[] = [];
@@ -150,7 +150,7 @@ export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
  * The argument list rsync's client would send for a push (`pull: false`, we are the sender) or a
  * pull, as its server_options() builds it, then `.` and the remote path `module/path`.
  */
-// rsync/options.c: server_options (the subset of options we implement)
+// rsync/options.c: server_options (the subset of options we implement) [args-content]
 export function serverArgs(options: TransferOptions, protocol: number, remotePath: string, pull = false): string[] {
   const args = ['--server'];
   if (pull) args.push('--sender');

@@ -1,4 +1,4 @@
-// Checksums of the transfer phase (rsync-protocol.md §14): the rolling weak sum (sum1) that the
+// Checksums of the transfer phase (docs/protocol.md [checksum]): the rolling weak sum (sum1) that the
 // generator sends per block and the sender rolls over its file, the strong block sum (sum2) with
 // the session seed, and the whole-file checksum sent after each file's tokens.
 // Counterpart: rsync checksum.c (get_checksum1, get_checksum2, sum_init/sum_update/sum_end) and
@@ -35,7 +35,7 @@ export function digestLength(name: ChecksumName): number {
  * `schar *`): 0x80..0xff count as -128..-1. s1 is the sum of bytes, s2 the sum of the running s1,
  * both mod 2^32; the result packs s1's low 16 bits with s2 shifted up (mod 2^32), unsigned.
  */
-// rsync/checksum.c: get_checksum1
+// rsync/checksum.c: get_checksum1 [checksum]
 export function getChecksum1(buf: Uint8Array, start = 0, end = buf.length): number {
   let s1 = 0;
   let s2 = 0;
@@ -173,7 +173,7 @@ function reversed(digest: Uint8Array): Uint8Array {
  * The checksums of one session. Async only because the WASM hashes load once; every method of
  * the result is synchronous.
  */
-// rsync/checksum.c: parse_checksum_choice + get_checksum2 + sum_init/sum_update/sum_end
+// rsync/checksum.c: parse_checksum_choice + get_checksum2 + sum_init/sum_update/sum_end [checksum]
 export async function createChecksummer(name: ChecksumName, options: ChecksumOptions): Promise<Checksummer> {
   const { protocol } = options;
   const seed = options.seed | 0;

@@ -122,7 +122,7 @@ export async function setupProtocol(
 ): Promise<SetupResult> {
   const server = options.side === 'server';
   const peer = server ? 'client' : 'daemon';
-  // 1. The compat flags: written by the server (a single byte for a 'V' client), read by the client.
+  // 1. The compat flags: written by the server (a single byte for a 'V' client), read by the client. [setup-compat] [setup-unsupported]
   let compatFlags = 0;
   let negotiate = false;
   if (protocol >= 30) {
@@ -136,7 +136,7 @@ export async function setupProtocol(
       negotiate = (compatFlags & CF_VARINT_FLIST_FLAGS) !== 0;
     }
   }
-  // 2. The lists: each side writes its checksum list (then, on a -z session, its compression list)
+  // 2. The lists: each side writes its checksum list (then, on a -z session, its compression list) [setup-checksum]
   // before reading the peer's, unless the protocol implies them or the command line chose.
   const negotiateChecksum = negotiate && !options.checksumChoice;
   const ourCompressions = server ? options.compressList : undefined;
@@ -176,7 +176,7 @@ export async function setupProtocol(
       exitCode: EXIT.UNSUPPORTED,
     });
   }
-  // 3. The checksum seed: the server's choice, written after the lists.
+  // 3. The checksum seed: the server's choice, written after the lists. [setup-seed]
   if (server) {
     writer.writeInt(options.seed);
     await writer.flush();

@@ -29,13 +29,13 @@ export interface Greeting {
 }
 
 /** Our greeting line. Below protocol 30 we greet as the clients of that era did: no digest list. */
-// rsync/compat.c: output_daemon_greeting
+// rsync/compat.c: output_daemon_greeting [greeting-ours]
 export function formatGreeting(protocol: number): string {
   return protocol >= 30 ? `${PREFIX}${protocol}.0 ${AUTH_DIGESTS.join(' ')}` : `${PREFIX}${protocol}.0`;
 }
 
 /** Parse the daemon's greeting line. A line that is not a greeting means this is not a daemon. */
-// rsync/clientserver.c: exchange_protocols (parsing half)
+// rsync/clientserver.c: exchange_protocols (parsing half) [greeting-theirs]
 export function parseGreeting(line: string): Greeting {
   const m = /^@RSYNCD: (\d+)(?:\.(\d+))?/.exec(line);
   if (!m) throw new NotADaemonError(`server sent "${printable(line)}" rather than an rsync greeting`);
@@ -53,7 +53,7 @@ export function parseGreeting(line: string): Greeting {
 }
 
 /** The protocol both sides speak: the lower one, minus one for a peer's pre-release subprotocol. */
-// rsync/clientserver.c: exchange_protocols (negotiation half)
+// rsync/clientserver.c: exchange_protocols (negotiation half) [greeting-negotiate]
 export function negotiateProtocol(ours: number, theirs: Greeting): number {
   let protocol = ours;
   if (ours > theirs.protocol) {
@@ -76,7 +76,7 @@ export function negotiateProtocol(ours: number, theirs: Greeting): number {
  * the first of ours the daemon offers (our order is upstream's, so old and new daemons agree);
  * when either side sent none, the implied md5 (protocol >= 30) or the seeded MD4 (below 30).
  */
-// rsync/compat.c: negotiate_daemon_auth
+// rsync/compat.c: negotiate_daemon_auth [auth-digest]
 export function chooseAuthDigest(protocol: number, daemonDigests: string[] | null, weSentList: boolean): AuthDigest {
   if (!daemonDigests || !weSentList) return protocol >= 30 ? 'md5' : 'md4old';
   const offered = new Set(daemonDigests);
@@ -95,7 +95,7 @@ function base64NoPad(bytes: Uint8Array): string {
 }
 
 /** The response to an AUTHREQD challenge: base64(DIGEST(password ++ challenge)), unpadded. */
-// rsync/authenticate.c: generate_hash
+// rsync/authenticate.c: generate_hash [auth-response]
 export async function authResponse(digest: AuthDigest, password: Uint8Array, challenge: string): Promise<string> {
   const input = Buffer.concat([password, Buffer.from(challenge, 'latin1')]);
   switch (digest) {
@@ -166,7 +166,7 @@ export type ModuleOutcome = 'ok' | 'exit';
  * Send the module line and read until `@RSYNCD: OK` (module open, ready for the argument list),
  * `@RSYNCD: EXIT` (listing finished) or `@ERROR` (refused: the daemon's line, verbatim).
  */
-// rsync/clientserver.c: start_inband_exchange (module line and reply loop)
+// rsync/clientserver.c: start_inband_exchange (module line and reply loop) [module-line] [module-reply] [module-listing]
 export async function requestModule(
   reader: ByteReader,
   writer: ByteWriter,
@@ -195,7 +195,7 @@ export async function requestModule(
   });
 }
 
-// rsync/authenticate.c: auth_client
+// rsync/authenticate.c: auth_client [auth-response]
 async function sendAuthResponse(writer: ByteWriter, hello: DaemonHello, request: ModuleRequest, challenge: string): Promise<void> {
   if (!/^[A-Za-z0-9+/]{1,128}$/.test(challenge)) {
     throw new ProtocolError(`malformed auth challenge from the daemon`, { exitCode: EXIT.STARTCLIENT });

@@ -118,7 +118,7 @@ export async function makeRoom(ctx: DeleteContext, name: Buffer, st: LocalStat, 
  * --delete in one directory of the list: every local name the list does not have goes (last
  * name first), except those the filter rules protect.
  */
-// rsync/generator.c: delete_in_dir
+// rsync/generator.c: delete_in_dir [pull-generate]
 export async function deleteInDir(ctx: DeleteContext, dir: Buffer): Promise<void> {
   const keep = ctx.listed.get(dir.toString('latin1')) ?? new Set<string>();
   const names = await ctx.tree.list(dir);
@@ -135,7 +135,7 @@ export async function deleteInDir(ctx: DeleteContext, dir: Buffer): Promise<void
 }
 
 /** NDX_DEL_STATS and the five counts (protocol >= 31, with --delete). */
-// rsync/main.c: write_del_stats
+// rsync/main.c: write_del_stats [pull-phases]
 export function writeDelStats(writer: ByteWriter, d: DeleteStats): void {
   writer.writeNdx(NDX_DEL_STATS);
   writer.writeVarint(d.files);

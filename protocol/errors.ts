@@ -1,4 +1,4 @@
-// Typed errors for the whole protocol library, each carrying rsync's exit code (errcode.h).
+// Typed errors for the whole protocol library, each carrying rsync's exit code (errcode.h). (docs/protocol.md [errors])
 // Context is added once, at role boundaries, through `cause`. Only the CLI exits the process.
 // Also the one rule that turns what went wrong during a transfer into its exit code.
 import { IOERR_GENERAL, IOERR_VANISHED, IOERR_DEL_LIMIT } from './constants.js';

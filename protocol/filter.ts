@@ -1,6 +1,6 @@
 // Filter rules (--exclude, --include, --filter, --exclude-from, --include-from): parsing them as
 // rsync does, matching names on the sender with rsync's wildmatch, and the filter list the client
-// sends first in the data stream (docs/rsync-protocol.md §7: `{int32 len; rule text}`..., int32 0),
+// sends first in the data stream (docs/protocol.md [filter]: `{int32 len; rule text}`..., int32 0),
 // and its receiving half for a server.
 // Pure: the caller reads list, merge and per-directory merge files and hands their text in.
 // Refused: the `C` (cvs-exclude) and `x` (xattr) modifiers, merge rules inside per-directory files.
@@ -1018,7 +1018,7 @@ export interface SendFilterOptions {
 }
 
 /**
- * Whether a push sends a filter list at all (send_filter_list's receiver_wants_list): only for
+ * Whether a push sends a filter list at all (send_filter_list's receiver_wants_list): only for [filter-when]
  * --delete* (before protocol 29 not with --delete-excluded) or --prune-empty-dirs. A pull always
  * sends one.
  */
@@ -1098,7 +1098,7 @@ export function filterListTexts(
  * `writer.protocol` for the prefixes. The caller flushes (and decides whether a push sends a list
  * at all: receiverWantsFilterList).
  */
-// exclude.c: send_filter_list
+// exclude.c: send_filter_list [filter-format] [filter-which]
 export function sendFilterList(writer: ByteWriter, rules: FilterList | readonly FilterRule[], options: SendFilterOptions): void {
   for (const text of filterListTexts(rules, writer.protocol, options)) {
     writer.writeInt(text.length);
@@ -1130,7 +1130,7 @@ export interface RecvFilterOptions {
  * read a file of the daemon's, and the `C` modifier. Returns the rules, or an empty list when none
  * travel.
  */
-// exclude.c: recv_filter_list
+// exclude.c: recv_filter_list [filter-format] [side-filter]
 export async function recvFilterList(reader: ByteReader, options: RecvFilterOptions): Promise<FilterList> {
   const list = new FilterList({ deleteExcluded: options.deleteExcluded });
   const travels = options.role === 'sender' || receiverWantsFilterList({ ...options, protocol: reader.protocol });

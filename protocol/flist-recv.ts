@@ -1,4 +1,4 @@
-// The file list, receiver side (docs/protocol.md [flist-recv]; shared rsync-protocol.md §8). On a
+// The file list, receiver side (docs/protocol.md [flist-recv], [flist]). On a
 // pull (and a remote listing) the daemon is the sender: it describes every entry, then the
 // uid/gid name lists and, below protocol 30, the io_error trailer. We decode it, check every name
 // before anyone can use it, and sort and clean it as rsync does, so that `files[ndx]` is the entry
@@ -123,7 +123,7 @@ const shown = (name: Uint8Array): string => JSON.stringify(Buffer.from(name).toS
  * rsync cleans '.' and '//' out of names and refuses '..' and leading '/'; a real sender never
  * sends the forms rsync would clean, so we refuse them all.
  */
-// rsync/flist.c: recv_file_entry (the "unsafe pathname from sender" check)
+// rsync/flist.c: recv_file_entry (the "unsafe pathname from sender" check) [flist-recv-safe]
 export function checkReceivedName(name: Uint8Array): void {
   if (name.length === 0) throw new UnsafeNameError('unsafe file-list name from the daemon: empty', name);
   if (name.length >= MAXPATHLEN) {
@@ -219,7 +219,7 @@ async function recvIdName(reader: ByteReader): Promise<Buffer> {
 }
 
 /** One entry after its flags. `list` holds the entries received so far (in wire order). */
-// rsync/flist.c: recv_file_entry
+// rsync/flist.c: recv_file_entry [flist-recv-attrs]
 async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedEntry[], r: Resolved, prev: PrevState): Promise<ReceivedEntry> {
   const protocol = r.protocol;
   const name = await recvName(reader, xflags, prev, protocol);
@@ -438,7 +438,7 @@ function findNonDir(sorted: ReceivedEntry[], dir: ReceivedEntry, low: number, hi
  * After the sort: a name given twice keeps one entry (the first, or the directory when a directory
  * and a non-directory collide) and the other slot is cleared in place, so indexes do not shift.
  */
-// rsync/flist.c: flist_sort_and_clean (the clean half, receiver side)
+// rsync/flist.c: flist_sort_and_clean (the clean half, receiver side) [flist-recv-sort]
 function cleanDuplicates(sorted: ReceivedEntry[], protocol: number): void {
   let prevI = 0;
   for (let i = 1; i < sorted.length; i++) {

@@ -1,5 +1,5 @@
-// The file list, sender side (docs: shared rsync-protocol.md §8; 8.1 xflags, 8.2 entry layout, 8.3
-// end of list / io_error / id lists, 8.4 sorting). On a push we are the sender: we describe every
+// The file list, sender side (docs/protocol.md [flist]: [flist-entry],
+// [flist-end] with io_error and the id lists, [flist-order]). On a push we are the sender: we describe every
 // entry of the tree, then the uid/gid name lists, and the daemon's generator addresses files by
 // their position in the list once both sides have sorted it. Pure: the caller stats the tree and
 // hands us entries. Counterpart: rsync flist.c (send_file_entry, write_end_of_flist,
@@ -218,7 +218,7 @@ const ended = (c: Cursor): boolean => c.at >= c.bytes.length;
 const byteAt = (c: Cursor): number => (c.at < c.bytes.length ? c.bytes[c.at]! : 0);
 
 /** Negative, zero or positive as `a` sorts before, with, or after `b` in rsync's file list. */
-// rsync/flist.c: f_name_cmp
+// rsync/flist.c: f_name_cmp [flist-order]
 export function compareFileEntries(a: FileEntry, b: FileEntry, protocol = 32): number {
   return compareKeys(sortKey(a), sortKey(b), protocol >= 29 ? PATH : ITEM);
 }
@@ -373,7 +373,7 @@ function writeVarint30(w: ByteWriter, protocol: number, value: number): void {
 }
 
 /** One entry. `ndx` is its position in the order sent (what a later hard link refers to). */
-// rsync/flist.c: send_file_entry
+// rsync/flist.c: send_file_entry [flist-entry]
 function sendFileEntry(w: ByteWriter, e: FileEntry, ndx: number, r: Resolved, prev: PrevState, t: Tracking): void {
   const protocol = r.protocol;
   const mode = e.mode;
@@ -539,7 +539,7 @@ function sendFileEntry(w: ByteWriter, e: FileEntry, ndx: number, r: Resolved, pr
 }
 
 /** The list terminator; io_error rides in it when the list is "safe" (`ioError` already resolved). */
-// rsync/flist.c: write_end_of_flist
+// rsync/flist.c: write_end_of_flist [flist-end]
 function writeEndOfFlist(w: ByteWriter, varintFlags: boolean, ioError: number | null): void {
   if (varintFlags) {
     w.writeVarint(0);

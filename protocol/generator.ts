@@ -194,7 +194,7 @@ export function newGeneratorState(
  * Run the generator over `files` (rsync's sorted order: the index is the ndx) until the final
  * goodbye. `receiver` is how the receiver reports phases and redo requests.
  */
-// rsync/generator.c: generate_files (+ main.c do_recv's final goodbye)
+// rsync/generator.c: generate_files (+ main.c do_recv's final goodbye) [pull-phases]
 export async function generateFiles(
   writer: ByteWriter,
   files: readonly ReceivedEntry[],
@@ -245,7 +245,7 @@ export async function generateFiles(
 }
 
 /** One entry of the list: made or fixed locally, or requested from the sender. */
-// rsync/generator.c: recv_generator
+// rsync/generator.c: recv_generator [pull-generate]
 export async function recvGenerator(state: GeneratorState, ndx: number, redo: boolean): Promise<void> {
   const { tree, options, doXfers } = state;
   const entry = state.files[ndx]!;
@@ -344,7 +344,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
  * A transfer request: ndx, iflags (29+), then the sum head and the block sums of the local basis
  * (a null head for a new or empty file, or with -W; nothing with -n).
  */
-// rsync/generator.c: recv_generator (its tail) + generate_and_send_sums
+// rsync/generator.c: recv_generator (its tail) + generate_and_send_sums [pull-request]
 export async function requestFile(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null, redo: boolean): Promise<void> {
   const { writer, options, protocol, checksummer } = state;
   writer.writeNdx(ndx);

@@ -36,7 +36,7 @@ export const MAX_LINE = 4096;
 /** Longest vstring the protocol allows (write_vstring's two-byte length form). */
 export const MAX_VSTRING = 0x7fff;
 
-// rsync/io.c: the read_* family
+// rsync/io.c: the read_* family [codec-int] [codec-vstring] [codec-line]
 export class ByteReader {
   /** Negotiated protocol version: selects the encodings of varint30/varlong30/ndx. */
   protocol = 32;
@@ -252,7 +252,7 @@ export class ByteReader {
    * Bounded: a line longer than `max` bytes, or one with a NUL, is a protocol error. Returns null
    * if the stream ends before any byte of a new line.
    */
-  // rsync/io.c: read_line_old
+  // rsync/io.c: read_line_old [greeting-bounds]
   async readLine(max = MAX_LINE): Promise<Buffer | null> {
     for (;;) {
       const nl = this.buf.indexOf(0x0a, this.pos);
@@ -287,7 +287,7 @@ export const OUT_FRAME = 32 * 1024;
 /** Tag byte of a MSG_DATA frame (MPLEX_BASE 7 + MSG_DATA 0; see mplex.ts). */
 const DATA_TAG = 7;
 
-// rsync/io.c: the write_* family
+// rsync/io.c: the write_* family [codec-int] [codec-vstring]
 export class ByteWriter {
   protocol = 32;
   readonly ndxState: NdxState = newNdxState();

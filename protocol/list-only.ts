@@ -43,7 +43,7 @@ async function expectDone(reader: ByteReader, step: string): Promise<void> {
 
 /**
  * After the file list of a list-only session: our generator's NDX_DONEs and the daemon sender's,
- * in the order rsync's processes produce them (shared rsync-protocol.md §13, pull table):
+ * in the order rsync's processes produce them (docs/protocol.md [list-only-end]):
  *
  *   protocol | we send                  | the daemon sends
  *   27/28    | G1, G2, G5               | S1, S3, stats x3
@@ -55,7 +55,7 @@ async function expectDone(reader: ByteReader, step: string): Promise<void> {
  * (G4, >= 31) go back to back; the sender ends its phases (S2, S3), sends its stats, answers G4
  * (S4), and exits on our final G5. Returns the daemon's stats; the caller then closes.
  */
-// rsync/main.c: do_recv (generate_files and recv_files with nothing requested, then the goodbye)
+// rsync/main.c: do_recv (generate_files and recv_files with nothing requested, then the goodbye) [list-only-end]
 export async function finishListOnly(reader: ByteReader, writer: ByteWriter): Promise<DaemonStats> {
   const protocol = writer.protocol;
   writer.writeNdx(NDX_DONE); // G1: no requests in phase 0

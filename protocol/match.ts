@@ -1,4 +1,4 @@
-// Block matching for the sender role (rsync-protocol.md §9 "Sender's answer", step 3): roll the
+// Block matching for the sender role (docs/protocol.md [sender-delta], [token]): roll the
 // weak checksum over the new file, look blocks of the receiver's basis up by it, confirm with the
 // strong sum, and decide which bytes travel as literal data and which as "copy block k".
 // The whole-file checksum is computed over the same single pass. Streaming: the file arrives as

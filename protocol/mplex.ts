@@ -60,7 +60,7 @@ export interface FrameHeader {
   length: number;
 }
 
-// rsync/io.c: send_msg (header part)
+// rsync/io.c: send_msg (header part) [mplex-frame]
 export function encodeFrameHeader(code: number, length: number): Buffer {
   if (length < 0 || length > MAX_FRAME) throw new RangeError(`frame length ${length}`);
   const header = Buffer.allocUnsafe(4);
@@ -68,7 +68,7 @@ export function encodeFrameHeader(code: number, length: number): Buffer {
   return header;
 }
 
-// rsync/io.c: read_a_msg (header part)
+// rsync/io.c: read_a_msg (header part) [mplex-frame]
 export function decodeFrameHeader(bytes: Uint8Array, at = 0): FrameHeader {
   const word = (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
   const tag = word >>> 24;
@@ -106,7 +106,7 @@ export class Demultiplexer {
   ) {}
 
   /** Next slice of MSG_DATA payload, or null at end of stream. */
-  // rsync/io.c: read_a_msg
+  // rsync/io.c: read_a_msg [mplex-in] [mplex-error]
   readonly pull = async (): Promise<Uint8Array | null> => {
     for (;;) {
       if (this.dataLeft > 0) {
@@ -192,7 +192,7 @@ export class Demultiplexer {
 }
 
 /** Start reading the peer's output as frames. Returns the demultiplexer (its error state). */
-// rsync/io.c: io_start_multiplex_in
+// rsync/io.c: io_start_multiplex_in [mplex-in]
 export function startMultiplexIn(reader: ByteReader, onMessage: MessageHandler): Demultiplexer {
   const raw = reader.detachRaw();
   const demux = new Demultiplexer(raw, onMessage);
@@ -201,7 +201,7 @@ export function startMultiplexIn(reader: ByteReader, onMessage: MessageHandler):
 }
 
 /** From now on the writer's output travels as MSG_DATA frames (of at most 32 KiB each). */
-// rsync/io.c: io_start_multiplex_out
+// rsync/io.c: io_start_multiplex_out [mplex-out]
 export function startMultiplexOut(writer: ByteWriter): void {
   writer.startFraming();
 }

@@ -67,7 +67,7 @@ const COPY_CHUNK = 1024 * 1024;
  * Receive every file the generator asked for, through the phases, then the stats and the end of
  * the run. `channel` carries MSG_DONE and MSG_REDO to the generator.
  */
-// rsync/receiver.c: recv_files (+ main.c do_recv's receiver tail)
+// rsync/receiver.c: recv_files (+ main.c do_recv's receiver tail) [pull-receive]
 export async function receiveFiles(
   reader: ByteReader,
   files: readonly ReceivedEntry[],
@@ -161,7 +161,7 @@ interface DataResult {
  * basis), then the whole-file checksum, compared with ours. The stream is always read to its
  * end, whatever happens locally, so the protocol stays in step.
  */
-// rsync/receiver.c: receive_data
+// rsync/receiver.c: receive_data [pull-receive] [token]
 async function receiveData(
   reader: ByteReader,
   entry: FileEntry,

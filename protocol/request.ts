@@ -61,7 +61,7 @@ export async function readNdxSkippingDelStats(
  * The next request for one of `fileCount` files, or NDX_DONE at the end of a phase. Protocol-29
  * keep-alives are skipped; an index outside the list is a ProtocolError.
  */
-// rsync/rsync.c: read_ndx_and_attrs
+// rsync/rsync.c: read_ndx_and_attrs [sender-request] [pull-receive]
 export async function readNdxAndAttrs(
   reader: ByteReader,
   fileCount: number,

@@ -101,12 +101,12 @@ export async function sendFiles(
   let ioError = 0;
   let phase = 0;
 
-  // Flush only when we may have to wait for the daemon (as rsync's writer does), not per file.
+  // Flush only when we may have to wait for the daemon (as rsync's writer does), not per file. [sender-flush]
   const flushIfWaiting = () => (reader.buffered < MIN_REQUEST || writer.pending >= FLUSH_AT ? writer.flush() : undefined);
   const requestOptions = { beforeRead: flushIfWaiting, ...(options.amServer && { echoDelStatsTo: writer }) };
 
   for (;;) {
-    // 1. The request: ndx (NDX_DONE ends a phase), iflags, optional basis type and name.
+    // 1. The request: ndx (NDX_DONE ends a phase), iflags, optional basis type and name. [sender-request]
     const request = await readNdxAndAttrs(reader, files.length, stats, requestOptions);
     if (request === NDX_DONE) {
       if (++phase > maxPhase) break;
@@ -123,7 +123,7 @@ export async function sendFiles(
       if (xname !== null) writer.writeVstring(xname);
     };
 
-    // 2. Not a transfer (a new dir, symlink, changed attributes): echo it back.
+    // 2. Not a transfer (a new dir, symlink, changed attributes): echo it back. [sender-echo]
     if (!(iflags & ITEM_TRANSFER)) {
       echo();
       if (iflags & ITEM_IS_NEW) stats.createdFiles++;
@@ -143,7 +143,7 @@ export async function sendFiles(
       continue;
     }
 
-    // 4. The basis's block sums, then our file: echo, sum head, tokens, whole-file checksum.
+    // 4. The basis's block sums, then our file: echo, sum head, tokens, whole-file checksum. [sender-delta]
     const head = await readSumHead(reader, checksummer.digestLength);
     const sums = await readSumBlocks(reader, head);
     const chunks = await source.open(entry, ndx);
@@ -173,7 +173,7 @@ export async function sendFiles(
     options.onItem?.({ ndx, entry, iflags, literalBytes: result.literalBytes, matchedBytes: result.matchedBytes });
   }
 
-  // 5. New io_error bits travel as MSG_IO_ERROR (protocol >= 30), then our last NDX_DONE.
+  // 5. New io_error bits travel as MSG_IO_ERROR (protocol >= 30), then our last NDX_DONE. [sender-phases]
   if (ioError && protocol >= 30) await writeMessageInt(writer, MSG_IO_ERROR, ioError);
   writer.writeNdx(NDX_DONE);
   await writer.flush();
@@ -184,7 +184,7 @@ export async function sendFiles(
  * After send_files: the generator's last NDX_DONEs (answering the one at protocol >= 31). As the
  * daemon (`amServer`), a client's NDX_DEL_STATS met on the way is echoed, as rsync's daemon does.
  */
-// rsync/main.c: read_final_goodbye
+// rsync/main.c: read_final_goodbye [sender-goodbye]
 export async function readFinalGoodbye(
   reader: ByteReader,
   writer: ByteWriter,

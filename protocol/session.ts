@@ -41,7 +41,7 @@ export interface SessionRole {
  * start (protocol >= 23, all we speak), the client from protocol 30 (rsync's
  * need_messages_from_generator). Each side's input is multiplexed when its peer's output is.
  */
-// rsync/main.c: start_server (io_start_multiplex_out at >= 23), client_run (at >= 30)
+// rsync/main.c: start_server (io_start_multiplex_out at >= 23), client_run (at >= 30) [setup-mplex] [side-mplex]
 export function multiplexesOutput(side: Side, protocol: number): boolean {
   return side === 'server' ? protocol >= 23 : protocol >= 30;
 }
@@ -68,7 +68,7 @@ export interface StartOptions {
   sendEarly?: (negotiated: Omit<SetupResult, 'seed'>) => Promise<void>;
 }
 
-// rsync/main.c: client_run (up to the file list)
+// rsync/main.c: client_run (up to the file list) [args] [setup] [latency-early] [latency-keepalive]
 export async function startTransfer(
   reader: ByteReader,
   writer: ByteWriter,
@@ -124,7 +124,7 @@ export interface PullStart extends TransferStart {
  * before the seed is read, like a push's first data), multiplexing, then the daemon's file list.
  * What follows is the generator's requests (or, for a listing, list-only.ts finishListOnly).
  */
-// rsync/main.c: client_run (the receiving branch: send_filter_list, recv_file_list)
+// rsync/main.c: client_run (the receiving branch: send_filter_list, recv_file_list) [flist-recv-start]
 export async function startPull(
   reader: ByteReader,
   writer: ByteWriter,
@@ -159,7 +159,7 @@ export async function startPull(
  * After the daemon's MSG_ERROR_EXIT with a code (protocol >= 31), rsync's peer answers with an
  * empty MSG_ERROR_EXIT before closing; do the same so the daemon exits cleanly.
  */
-// rsync/io.c: read_a_msg (MSG_ERROR_EXIT case)
+// rsync/io.c: read_a_msg (MSG_ERROR_EXIT case) [mplex-error-ack]
 export async function acknowledgeErrorExit(writer: ByteWriter, demux: Demultiplexer, error: unknown): Promise<void> {
   if (!(error instanceof RemoteError) || demux.peerExitCode === null) return;
   if (writer.protocol >= 31 && writer.multiplexed) await writeMessage(writer, MSG_ERROR_EXIT, new Uint8Array(0));
@@ -186,7 +186,7 @@ export interface ServerStartOptions {
  * the module's timeout as MSG_IO_TIMEOUT. A receiving daemon refuses a read-only module right
  * after this; then recvClientFilters.
  */
-// rsync/main.c: start_server (setup_protocol, io_start_multiplex_out, MSG_IO_TIMEOUT)
+// rsync/main.c: start_server (setup_protocol, io_start_multiplex_out, MSG_IO_TIMEOUT) [side-setup]
 export async function startServer(reader: ByteReader, writer: ByteWriter, options: ServerStartOptions): Promise<SetupResult> {
   const protocol = writer.protocol;
   // 1. The setup phase, the server's half: not multiplexed in either direction.
@@ -221,7 +221,7 @@ export interface ClientFilters {
  * (always to a sending daemon; to a receiving one only with --delete* or --prune-empty-dirs).
  * A sending daemon refuses a write-only module right after this; then the role.
  */
-// rsync/main.c: start_server / do_server_recv (io_start_multiplex_in, recv_filter_list)
+// rsync/main.c: start_server / do_server_recv (io_start_multiplex_in, recv_filter_list) [side-filter]
 export async function recvClientFilters(
   reader: ByteReader,
   options: RecvFilterOptions & { onMessage?: MessageHandler },

@@ -32,7 +32,7 @@ export function statsDirection(role: SessionRole): 'write' | 'read' | 'none' {
  * The server sender's totals: three varlong30 values (longints below protocol 30), then the two
  * file-list times from protocol 29 on. Write only: the caller flushes.
  */
-// rsync/main.c: handle_stats (the server sender's write)
+// rsync/main.c: handle_stats (the server sender's write) [stats]
 export function writeSenderStats(writer: ByteWriter, totals: SenderTotals): void {
   writer.writeVarlong30(totals.totalRead, 3);
   writer.writeVarlong30(totals.totalWritten, 3);
@@ -44,7 +44,7 @@ export function writeSenderStats(writer: ByteWriter, totals: SenderTotals): void
 }
 
 /** The totals a server sender wrote, in its sense (the client swaps read and written). */
-// rsync/main.c: handle_stats (the client receiver's read)
+// rsync/main.c: handle_stats (the client receiver's read) [stats]
 export async function readSenderStats(reader: ByteReader): Promise<SenderTotals> {
   const totalRead = await reader.readVarlong30(3);
   const totalWritten = await reader.readVarlong30(3);

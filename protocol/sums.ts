@@ -1,4 +1,4 @@
-// Block checksum lists (rsync-protocol.md §9 step 5, §10 "Block size and strong-sum length"): the
+// Block checksum lists (docs/protocol.md [pull-request], [sender-delta]): the
 // sum head (count, blength, s2length, remainder) that precedes a file's block sums, the sums
 // themselves, and how a generator sizes them. Counterpart: rsync io.c read_sum_head /
 // write_sum_head, sender.c receive_sums, generator.c sum_sizes_sqroot.
@@ -162,7 +162,7 @@ export interface SumSizeOptions {
  * rsync's generator does, plus the count and remainder that follow from them. `digestLength` is
  * the negotiated checksum's xfer_sum_len (it caps s2length).
  */
-// rsync/generator.c: sum_sizes_sqroot
+// rsync/generator.c: sum_sizes_sqroot [pull-request]
 export function sumSizesSqroot(
   fileLength: number,
   protocol: number,

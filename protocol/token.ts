@@ -12,7 +12,7 @@ const FLUSH_AT = 64 * 1024;
 const FLUSH_MATCHES = 64;
 
 /** Writes the match decisions as tokens; flushes as it goes (awaiting back-pressure). */
-// rsync/token.c: simple_send_token
+// rsync/token.c: simple_send_token [token]
 export class TokenWriter implements MatchSink {
   private matchesSinceFlush = 0;
   constructor(private readonly writer: ByteWriter) {}
@@ -46,7 +46,7 @@ export class TokenWriter implements MatchSink {
 export type Token = { literal: Buffer } | { block: number } | { end: true };
 
 /** Read one token; `maxBlock` bounds block references (the basis's block count). */
-// rsync/token.c: simple_recv_token
+// rsync/token.c: simple_recv_token [token]
 export async function readToken(reader: ByteReader, maxBlock: number): Promise<Token> {
   const n = await reader.readInt();
   if (n === 0) return { end: true };

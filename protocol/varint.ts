@@ -41,7 +41,7 @@ const scratch = new Uint8Array(9);
  * Encode `value` in rsync's varlong scheme with `minBytes` fixed bytes, over a `width`-byte integer
  * (varint is width 4 / min 1, varlong width 8). Returns the encoding as a fresh array.
  */
-// rsync/io.c: write_varlong (and write_varint, the same scheme over 4 bytes)
+// rsync/io.c: write_varlong (and write_varint, the same scheme over 4 bytes) [codec-varint]
 export function encodeVar(value: number, minBytes: number, width: 4 | 8): Uint8Array {
   // b[0] is the prefix byte, b[1..width] the value's little-endian bytes.
   const b = scratch;
@@ -76,7 +76,7 @@ export function varRecordLength(bytes: Uint8Array, at: number, minBytes: number)
 }
 
 /** Decode a varint (int32, sign-interpreted) from `bytes[at..]`, which must hold the whole record. */
-// rsync/io.c: read_varint
+// rsync/io.c: read_varint [codec-varint]
 export function decodeVarint(bytes: Uint8Array, at: number): number {
   const first = bytes[at]!;
   const extra = varExtraBytes(first);
@@ -92,7 +92,7 @@ export function decodeVarint(bytes: Uint8Array, at: number): number {
  * Decode a varlong with `minBytes` fixed bytes from `bytes[at..]` (the whole record present). Like
  * rsync's read_varlong it yields an int64: negative values come in the nine-byte form.
  */
-// rsync/io.c: read_varlong
+// rsync/io.c: read_varlong [codec-varint]
 export function decodeVarlong(bytes: Uint8Array, at: number, minBytes: number): number {
   const first = bytes[at]!;
   const extra = varExtraBytes(first);
@@ -118,7 +118,7 @@ export function decodeVarlong(bytes: Uint8Array, at: number, minBytes: number): 
 }
 
 /** rsync's 64-bit "longint" of protocols < 30: int32, or int32 -1 followed by an int64. */
-// rsync/io.c: write_longint
+// rsync/io.c: write_longint [codec-longint]
 export function encodeLongint(value: number): Uint8Array {
   if (value >= 0 && value <= 0x7fffffff) {
     const out = new Uint8Array(4);
@@ -144,7 +144,7 @@ export function newNdxState(): NdxState {
 }
 
 /** Encode a file-list index for protocol >= 30 (byte-diff encoding), updating `state`. */
-// rsync/io.c: write_ndx
+// rsync/io.c: write_ndx [codec-ndx]
 export function encodeNdx(ndx: number, state: NdxState): Uint8Array {
   if (ndx === NDX_DONE) return Uint8Array.of(0);
   const out: number[] = [];

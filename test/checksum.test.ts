@@ -556,7 +556,7 @@ test('sumSizesSqroot: block and strong-sum sizes as the 3.5.0 generator picks th
   assert.equal(sumSizesSqroot(33, 31, 16), { count: 1, blength: 700, s2length: 2, remainder: 33 });
   assert.equal(sumSizesSqroot(33, 31, 16, { fullSums: true }), { count: 1, blength: 700, s2length: 16, remainder: 33 });
   assert.is(sumSizesSqroot(33, 32, 8, { fullSums: true }).s2length, 8);
-  // rsync-protocol.md §10 (verified against a 3.5.0 generator)
+  // rsync generator.c sum_sizes_sqroot (verified against a 3.5.0 generator)
   assert.is(sumSizesSqroot(1_000_000, 32, 16).blength, 1000);
   assert.is(sumSizesSqroot(30_000_000, 32, 16).blength, 5472);
   assert.equal(sumSizesSqroot(490_000, 32, 16), { count: 700, blength: 700, s2length: 2, remainder: 0 });

@@ -111,7 +111,7 @@ function destMode(entryMode: number, existing: LocalStat | null, umask: number):
  * name bytes; each operation first walks the parent components with lstat and refuses a symlink
  * or a non-directory among them, then acts on the final component without following it.
  */
-// rsync/receiver.c + syscall.c: the receiver's confined opens (secure_relative_open, do_open_nofollow)
+// rsync/receiver.c + syscall.c: the receiver's confined opens (secure_relative_open, do_open_nofollow) [pull-safe]
 export class DestTree implements LocalTree {
   private readonly root: Buffer;
   /**

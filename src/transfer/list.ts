@@ -74,7 +74,7 @@ export function timeString(seconds: number): string {
 }
 
 /** One listing line, unescaped: permissions, size (14 wide, commas), mtime, name, `-> target` with -l. */
-// rsync/generator.c: list_file_entry
+// rsync/generator.c: list_file_entry [list-only-line]
 export function listFileEntry(entry: ReceivedEntry, links: boolean): Buffer {
   const head = `${permString(entry.mode)} ${humanNum(entry.size).padStart(14)} ${timeString(entry.mtime)} `;
   const parts = [Buffer.from(head, 'latin1'), entry.name];

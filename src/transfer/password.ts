@@ -8,7 +8,7 @@ import { S_IROTH, S_IWOTH } from '../../protocol/modes.js';
 
 const MAX_PASSWORD_FILE = 512;
 
-// rsync/authenticate.c: getpassf
+// rsync/authenticate.c: getpassf [auth-password]
 export async function readPasswordFile(path: string): Promise<Buffer | null> {
   let bytes: Buffer;
   if (path === '-') {

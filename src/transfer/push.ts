@@ -78,7 +78,7 @@ export interface PushResult extends TransferSummary {
   flistSeconds: { build: number; transfer: number };
 }
 
-// rsync/main.c: client_run (the sender branch)
+// rsync/main.c: client_run (the sender branch) [filter-when] [latency-close]
 export async function push(options: PushOptions): Promise<PushResult> {
   const { transfer } = options;
   const onError = options.onError ?? (() => {});

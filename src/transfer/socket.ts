@@ -34,7 +34,7 @@ function describe(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-// rsync/socket.c: open_socket_out (connect with --contimeout)
+// rsync/socket.c: open_socket_out (connect with --contimeout) [connect]
 export function connectDaemon(options: ConnectOptions): Promise<DaemonSocket> {
   const { host, port } = options;
   const where = describe(host, port);
@@ -227,7 +227,7 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
     async end() {
       clearTimeout(timer);
       if (socket.destroyed) return;
-      // Our FIN; like rsync's client we do not wait for the daemon's own close (it is done once
+      // [latency-close] Our FIN; like rsync's client we do not wait for the daemon's own close (it is done once
       // it sent its last NDX_DONE), and drop whatever it may still send.
       socket.end();
       socket.resume();
