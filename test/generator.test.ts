@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadCapture, dataStream, memorySink, captureATxt, piecesSource, sessionOf } from './helpers/capture.js';
-import { MemTree } from './helpers/memtree.js';
+import { MemTree, ARCHIVE } from './helpers/memtree.js';
 import { ByteReader, ByteWriter } from '../protocol/io.js';
 import { receiveFileList, type ReceivedEntry } from '../protocol/flist-recv.js';
 import { createChecksummer } from '../protocol/checksum.js';
@@ -17,19 +17,6 @@ import { S_IFDIR, S_IFLNK, S_IFREG } from '../protocol/modes.js';
 /** The module's mtime for everything but a.txt (the captures' source tree). */
 const T = 1704164645;
 
-/** -a as the captures ran it (-logDtpr), as root. */
-const ARCHIVE: GeneratorOptions = {
-  perms: true,
-  times: true,
-  owner: true,
-  group: true,
-  links: true,
-  hardLinks: false,
-  checksum: false,
-  wholeFile: false,
-  dryRun: false,
-  delete: false,
-};
 
 /** The daemon's file list of a capture, decoded as our pull decodes it, and the reader after it. */
 async function capturedList(name: string) {

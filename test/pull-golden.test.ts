@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadCapture, dataStream, memorySink, captureATxt, piecesSource, sessionOf, type Capture } from './helpers/capture.js';
-import { MemTree } from './helpers/memtree.js';
+import { MemTree, ARCHIVE } from './helpers/memtree.js';
 import { ByteReader, ByteWriter, type ByteSource } from '../protocol/io.js';
 import { receiveFileList } from '../protocol/flist-recv.js';
 import { createChecksummer } from '../protocol/checksum.js';
@@ -37,18 +37,7 @@ async function replay(name: string, tree: MemTree, source?: (bytes: Buffer) => B
     checksumLength: 16,
   });
   const cs = await createChecksummer(s.checksum, { protocol: s.protocol, seed: s.seed, compatFlags: s.compatFlags, implied: s.implied });
-  const result = await doRecv(reader, writer, flist.files, tree, cs, {
-    perms: true,
-    times: true,
-    owner: true,
-    group: true,
-    links: true,
-    hardLinks: false,
-    checksum: false,
-    wholeFile: false,
-    dryRun: false,
-    delete: false,
-  });
+  const result = await doRecv(reader, writer, flist.files, tree, cs, ARCHIVE);
   await writer.flush();
   // The client's data stream: the filter list (empty: int32 0), then the generator's output.
   const ours = Buffer.concat([Buffer.alloc(4), sink.bytes()]);

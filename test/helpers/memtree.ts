@@ -3,6 +3,7 @@
 // and delete.
 import type { LocalTree, LocalStat, BasisFile, TempFile } from '../../protocol/local-tree.js';
 import type { FileEntry } from '../../protocol/flist.js';
+import type { GeneratorOptions } from '../../protocol/generator.js';
 import { CHMOD_BITS, S_IFDIR, S_IFLNK, S_IFMT } from '../../protocol/modes.js';
 
 interface Node {
@@ -11,6 +12,20 @@ interface Node {
 }
 
 /** A destination in memory: what the roles do to it, without a file system. */
+/** -a as the captures ran it (-logDtpr), as root. */
+export const ARCHIVE: GeneratorOptions = {
+  perms: true,
+  times: true,
+  owner: true,
+  group: true,
+  links: true,
+  hardLinks: false,
+  checksum: false,
+  wholeFile: false,
+  dryRun: false,
+  delete: false,
+};
+
 export class MemTree implements LocalTree {
   readonly nodes = new Map<string, Node>();
   private ino = 100n;
