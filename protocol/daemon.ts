@@ -52,6 +52,31 @@ export function parseGreeting(line: string): Greeting {
   return { protocol, subprotocol: hasSub ? Number(m[2]) : 0, digests };
 }
 
+/**
+ * The daemon's reading of a client's greeting line: the greeting, or the `@ERROR` line rsync's
+ * daemon answers a bad one with (its own texts, as a stock client shows them to its user).
+ */
+// rsync/clientserver.c: exchange_protocols (the daemon's parsing half) [greeting-theirs]
+export function checkClientGreeting(line: string): { greeting: Greeting } | { error: string } {
+  const m = /^@RSYNCD: (\d+)(?:\.(\d+))?/.exec(line);
+  if (!m) return { error: '@ERROR: protocol startup error' };
+  const protocol = Number(m[1]);
+  const hasSub = m[2] !== undefined;
+  if (!hasSub && protocol >= 30) return { error: `@ERROR: your client omitted the subprotocol value: ${line}` };
+  const space = line.indexOf(' ', PREFIX.length);
+  const digests = space === -1 ? null : line.slice(space + 1).split(' ').filter(Boolean);
+  if (digests === null && protocol > 31) return { error: `@ERROR: your client omitted the digest name list: ${line}` };
+  return { greeting: { protocol, subprotocol: hasSub ? Number(m[2]) : 0, digests } };
+}
+
+/** The daemon's answer to an empty module line or `#list`: one line per listable module, then EXIT. */
+// rsync/clientserver.c: send_listing [module-listing]
+export function formatModuleListing(modules: readonly { name: string; comment: string }[], protocol: number): string[] {
+  const lines = modules.map((m) => `${m.name.padEnd(15)}\t${m.comment}`);
+  if (protocol >= 25) lines.push(`${PREFIX}EXIT`);
+  return lines;
+}
+
 /** The protocol both sides speak: the lower one, minus one for a peer's pre-release subprotocol. */
 // rsync/clientserver.c: exchange_protocols (negotiation half) [greeting-negotiate]
 export function negotiateProtocol(ours: number, theirs: Greeting): number {

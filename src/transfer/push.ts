@@ -1,21 +1,21 @@
 // A push: put a local tree onto a daemon module, as `rsync -rlpt --delete SOURCE host::module/path`
 // does, through the sender role. Used by `--once` and by every batch of the live mirror.
 import { openModule, type DaemonSession, type SessionOptions } from './client.js';
-import { scanSource, scanSelection, localSource, namesFor, type PathFilter, type LocalEntry, type SelectionItem } from './scan.js';
+import { scanSource, scanSelection, localSource, type PathFilter, type LocalEntry, type SelectionItem } from './scan.js';
 import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../../protocol/session.js';
-import { parseChecksumName, type ChecksumName, type SetupResult } from '../../protocol/compat.js';
-import { createChecksummer, digestLength, type Checksummer } from '../../protocol/checksum.js';
-import { sendFileList, sortFileList, type FileEntry } from '../../protocol/flist.js';
+import { parseChecksumName, type ChecksumName } from '../../protocol/compat.js';
+import type { Checksummer } from '../../protocol/checksum.js';
+import type { FileEntry } from '../../protocol/flist.js';
 import { S_IFLNK, S_IFMT, S_IFREG } from '../../protocol/modes.js';
-import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { sendFiles, readFinalGoodbye, type SenderStats, type SentItem } from '../../protocol/sender.js';
 import { ITEM_IS_NEW } from '../../protocol/constants.js';
-import { MSG_DATA, MSG_IO_ERROR, PeerMessages, writeMessage, writeMessageInt, type MessageHandler } from '../../protocol/mplex.js';
+import { MSG_DATA, PeerMessages, writeMessage, type MessageHandler } from '../../protocol/mplex.js';
 import { EXIT, RemoteError, RsyncError, transferExitCode } from '../../protocol/errors.js';
 import type { ByteWriter } from '../../protocol/io.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
+import { writeLocalFileList, sessionChecksummer } from './send-list.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
 
 /** Filter rules: what the scan skips, and what the daemon is told (only with --delete). */
@@ -123,36 +123,9 @@ export async function push(options: PushOptions): Promise<PushResult> {
       } else if (deleteMode) {
         writer.writeInt(0); // an empty list
       }
-      if (transfer.checksum) {
-        // rsync's file_checksum: the negotiated algorithm, never seeded (even the MD4 of protocols
-        // below 30, whose transfer checksum is).
-        const unseeded = await createChecksummer(negotiated.checksum, { protocol, seed: 0, compatFlags: negotiated.compatFlags, implied: false });
-        const files = localSource();
-        for (const entry of scan.entries) {
-          if ((entry.mode & S_IFMT) !== S_IFREG) continue;
-          const chunks = await files.open(entry, 0);
-          if ('error' in chunks) continue;
-          const hasher = unseeded.startFile();
-          for await (const chunk of chunks) hasher.update(chunk);
-          entry.checksum = Buffer.from(hasher.digest());
-        }
-      }
-      const sorted = sortFileList(scan.entries, protocol);
-      const flistStart = writer.written;
-      // The flags the daemon's receiver derives from our argument list (-o -g -D -l -H -c, --numeric-ids).
-      const sent = sendFileList(writer, sorted, {
-        ...flistOptionsFor(transfer),
-        protocol,
-        compatFlags: negotiated.compatFlags,
-        checksumLength: digestLength(negotiated.checksum),
-        userNames: namesFor(new Set(sorted.map((e) => e.uid)), scan.userNames),
-        groupNames: namesFor(new Set(sorted.map((e) => e.gid)), scan.groupNames),
-        ioError: scan.ioError,
-      });
-      const flistBytes = writer.written - flistStart;
-      if (sent.msgIoError) await writeMessageInt(writer, MSG_IO_ERROR, sent.msgIoError);
+      const sent = await writeLocalFileList(writer, scan, transfer, negotiated);
       await writer.flush();
-      early = { sorted: sent.sorted, flistBytes };
+      early = { sorted: sent.sorted, flistBytes: sent.flistBytes };
     };
     const charset = options.charset ?? 'utf8';
     const messages = new PeerMessages({
@@ -263,9 +236,4 @@ export async function primeSession(session: DaemonSession, options: Pick<PushOpt
   });
   const checksummer = await sessionChecksummer(session.hello.protocol, start.setup);
   return { session, args, start, route, checksummer };
-}
-
-/** The block and file checksums of a session (negotiated algorithm, its seed). */
-function sessionChecksummer(protocol: number, setup: SetupResult): Promise<Checksummer> {
-  return createChecksummer(setup.checksum, { protocol, seed: setup.seed, compatFlags: setup.compatFlags, implied: setup.checksumImplied });
 }
