@@ -611,6 +611,8 @@ export function parseConfig(text: string, options: ParseOptions): DaemonConfig {
   const applyDparams = (): void => {
     dparamsApplied = true;
     for (const [name, value] of Object.entries(options.dparams ?? {})) {
+      // rsync/options.c checks the names first (set_dparams(1)) and exits with RERR_SYNTAX.
+      if (!mapParameter(name)) throw new ConfigError('--dparam', 0, `Unknown parameter "${name}"`);
       doParameter(name, value.replace(/^[ \t\n\v\f\r]+/, ''), { file: '--dparam', line: 0 });
     }
   };
