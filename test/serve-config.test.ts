@@ -118,6 +118,7 @@ test("defaults are rsync 3.5.0's (daemon-parm.txt and rsync_module's resolution 
     proxyProtocolHosts: undefined,
     syslogFacility: 'daemon',
     syslogTag: 'rsyncd',
+    reverseLookup: true,
   });
   const m = mod(c, 'm');
   assert.is(m.comment, '');

@@ -6,7 +6,7 @@
 // clientserver.c rsync_module (the refusal lines).
 import { isIPv4, isIPv6 } from 'node:net';
 import { wildmatch } from '../../protocol/filter.js';
-import type { ModuleConfig } from './config.js';
+import type { DaemonConfig, ModuleConfig } from './config.js';
 
 /** The host name rsync uses when reverse lookup is off (socket.c undetermined_hostname). */
 export const UNDETERMINED_HOSTNAME = 'UNDETERMINED';
@@ -150,7 +150,8 @@ function accessMatch(list: string[], addr: string, host: string, deny: boolean, 
  * Whether a client may open the module: an allow-list match always allows; with an allow list
  * and no deny list, nothing else is allowed; a deny-list match refuses; everything else is
  * allowed. `hostname` is what the reverse lookup gave (rsync's "UNKNOWN" when it found none);
- * undefined means reverse lookup was off (rsync's "UNDETERMINED", which tokens are matched against too).
+ * undefined means no lookup was made (rsync's "UNDETERMINED", which tokens are matched against
+ * too): see moduleNeedsReverseLookup for when rsync makes one.
  */
 // rsync/access.c: allow_access
 export function hostAllowed(module: ModuleConfig, addr: string, hostname: string | undefined, forward?: ForwardLookup): boolean {
@@ -163,6 +164,17 @@ export function hostAllowed(module: ModuleConfig, addr: string, hostname: string
   }
   if (deny && accessMatch(deny, addr, host, true, module.forwardLookup, forward)) return false;
   return true;
+}
+
+/**
+ * Whether the host name hostAllowed gets for this module must come from a reverse lookup: rsync
+ * looks the name up for every connection when the global section says `reverse lookup = yes`
+ * (a module's "no" does not stop that), and for a module that says yes when the global one is
+ * off. Otherwise the name is UNDETERMINED (pass undefined).
+ */
+// rsync/clientserver.c: start_daemon ("host = lp_reverse_lookup(-1) ? ..."), rsync_module
+export function moduleNeedsReverseLookup(config: DaemonConfig, module: ModuleConfig): boolean {
+  return config.global.reverseLookup || module.reverseLookup;
 }
 
 /** The name tokens hostAllowed may look up forward (resolve them, then pass the results as `forward`). */

@@ -72,6 +72,11 @@ export interface GlobalConfig {
   /** `syslog facility` of the global section: the name as given (lower case) or a number. */
   syslogFacility: string;
   syslogTag: string;
+  /**
+   * `reverse lookup` of the global section (lp_reverse_lookup(-1)): when on, every connection's
+   * host name is looked up, whatever its module says (see access.ts moduleHostname).
+   */
+  reverseLookup: boolean;
 }
 
 /** Where a daemon-side filter rule comes from, in the order rsync_module adds them. */
@@ -745,6 +750,7 @@ function buildGlobal(vars: AllVars): GlobalConfig {
     proxyProtocolHosts: str(g, 'proxy protocol hosts'),
     syslogFacility: l.get('syslog facility') as string,
     syslogTag: l.get('syslog tag') as string,
+    reverseLookup: bool(l, 'reverse lookup'),
   };
 }
 
