@@ -258,7 +258,7 @@ test('auth users, hosts, gid, filters and the rest become typed values', () => {
       'include from = /etc/inc.txt',
       'include = a/ b/',
       'exclude from = /etc/exc.txt',
-      'exclude = *.o - *.a + *.c',
+      'exclude = *.o - *.a + *.c ! *.d',
       'dont compress = *.GZ *.zip',
       'incoming chmod = Dg+s,ug+w',
       'outgoing chmod = o-rwx',
@@ -297,6 +297,8 @@ test('auth users, hosts, gid, filters and the rest become typed values', () => {
     '- *.o',
     '- *.a',
     '+ *.c',
+    '!',
+    '- *.d',
   ]);
   assert.equal(
     m.daemonFilter.map((f) => f.kind),
@@ -326,6 +328,8 @@ test('%VAR% stays in string parameters (expanded per connection) and is expanded
   assert.is(m.path, '/home/%RSYNC_USER_NAME%');
   assert.is(expandConfigVars(m.path, { RSYNC_USER_NAME: 'alice' }), '/home/alice');
   assert.is(expandConfigVars('/a/%unknown%/%NOPE%/100%', {}), '/a/%unknown%/%NOPE%/100%');
+  // An unknown name leaves its '%' and the scan goes on from the next character, as expand_vars does.
+  assert.is(expandConfigVars('%A%B%', { B: 'b' }), '%Ab');
   assert.is(m.timeout, 42);
   assert.is(m.list, false);
 });

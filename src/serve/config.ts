@@ -308,7 +308,20 @@ function mapParameter(name: string): Parm | undefined {
 // rsync/loadparm.c: expand_vars (the unquoted variant used for ordinary parameters)
 export function expandConfigVars(value: string, env: Record<string, string | undefined>): string {
   if (!value.includes('%')) return value;
-  return value.replace(/%([A-Z][^%]*)%/g, (whole, name: string) => env[name] ?? whole);
+  let out = '';
+  for (let i = 0; i < value.length; ) {
+    if (value[i] === '%' && /[A-Z]/.test(value[i + 1] ?? '')) {
+      const close = value.indexOf('%', i + 1);
+      const found = close > 0 ? env[value.slice(i + 1, close)] : undefined;
+      if (found !== undefined) {
+        out += found;
+        i = close + 1;
+        continue;
+      }
+    }
+    out += value[i++];
+  }
+  return out;
 }
 
 // --- the lexer (params.c) ---
@@ -788,7 +801,8 @@ function daemonFilters(v: Vars): { daemonFilter: DaemonFilterSource[]; filterRul
     else {
       const sign = kind === 'include' ? '+' : '-';
       for (const rule of splitRuleWords(value, true)) {
-        filterRules.push(/^[-+] /.test(rule) ? rule : `${sign} ${rule}`);
+        // A lone "!" clears the list (XFLG_OLD_PREFIXES); "- x"/"+ x" chose their own side.
+        filterRules.push(rule === '!' || /^[-+] /.test(rule) ? rule : `${sign} ${rule}`);
       }
     }
   }
