@@ -90,7 +90,7 @@ export interface AuthRequest {
   /** For the log lines: the client's host name and address. */
   host?: string;
   addr?: string;
-  /** Whether the daemon runs as root (default: our uid is 0): the secrets file must then be root's. */
+  /** Whether the daemon runs as root (default: our euid is 0, rsync's MY_UID): the secrets file must then be root's. */
   asRoot?: boolean;
 }
 
@@ -212,7 +212,7 @@ async function checkSecret(
           log.push('secrets file must not be other-accessible (see strict modes option)');
           return 'ignoring secrets file';
         }
-        const asRoot = request.asRoot ?? process.getuid?.() === 0;
+        const asRoot = request.asRoot ?? process.geteuid?.() === 0; // rsync: MY_UID() is geteuid()
         if (asRoot && st.uid !== 0) {
           log.push('secrets file must be owned by root when running as root (see strict modes)');
           return 'ignoring secrets file';
