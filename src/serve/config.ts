@@ -17,7 +17,11 @@ import { confStrtok } from './conf-list.js';
 
 export type { AuthUserRule } from './auth.js';
 
-/** A config file rsync would refuse (or that we refuse on purpose: see the list in `parseConfig`). */
+/**
+ * A config file rsync would refuse, or one we refuse on purpose where rsync only logs and goes on
+ * with a value the operator did not mean: a line without `=`, a bad boolean, a non-numeric
+ * integer, a NUL byte; also includes nested too deep. Exit code 1, as rsync's RERR_SYNTAX.
+ */
 export class ConfigError extends RsyncError {
   readonly file: string;
   /** 1-based line of the offending construct, or 0 when the error is not about one line. */
@@ -74,7 +78,7 @@ export interface GlobalConfig {
   syslogTag: string;
   /**
    * `reverse lookup` of the global section (lp_reverse_lookup(-1)): when on, every connection's
-   * host name is looked up, whatever its module says (see access.ts moduleHostname).
+   * host name is looked up, whatever its module says (see access.ts moduleNeedsReverseLookup).
    */
   reverseLookup: boolean;
 }
