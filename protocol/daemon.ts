@@ -114,6 +114,26 @@ export function chooseAuthDigest(protocol: number, daemonDigests: string[] | nul
   return pick;
 }
 
+/**
+ * The daemon's side of the same choice: among the digests the client's greeting listed, the one
+ * we prefer most (our list is upstream's, so both sides land on the same one); without a client
+ * list, md5 (protocol >= 30) or the seeded MD4 (below 30). No digest in common is the `@ERROR`
+ * rsync sends (the error's message is that line), exit 4.
+ */
+// rsync/compat.c: negotiate_daemon_auth (am_client = 0), parse_negotiate_str [auth-digest]
+export function chooseDaemonAuthDigest(protocol: number, clientDigests: string[] | null): AuthDigest {
+  if (!clientDigests) return protocol >= 30 ? 'md5' : 'md4old';
+  const offered = new Set(clientDigests);
+  const pick = AUTH_DIGESTS.find((d) => offered.has(d));
+  if (!pick) {
+    throw new ProtocolError(`@ERROR: your client does not support one of our daemon-auth checksums: ${AUTH_DIGESTS.join(' ')}`, {
+      exitCode: EXIT.UNSUPPORTED,
+      code: 'ERR_RSYNC_AUTH_DIGEST',
+    });
+  }
+  return pick;
+}
+
 /** base64 without `=` padding, as rsync's base64_encode(pad = 0). */
 function base64NoPad(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('base64').replace(/=+$/, '');

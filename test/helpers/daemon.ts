@@ -225,3 +225,52 @@ async function launch(rsync: string, config: string, port: number, pidFile?: str
   // Exited early: most likely the port was taken.
   throw Object.assign(new Error(`rsync daemon failed to start on port ${port}: ${stderr}`), { exitedEarly: true });
 }
+
+export interface ConfiguredDaemon {
+  host: string;
+  port: number;
+  /** The temp dir holding the config (`rsyncd.conf`) and whatever the config text put there. */
+  dir: string;
+  configPath: string;
+  /** What the daemon wrote to stderr so far. */
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start a real `rsync --daemon --no-detach` on 127.0.0.1 and a free port with exactly the given
+ * config text (a function of the temp dir it lives in, for paths). Nothing is added to the text.
+ */
+export async function startDaemonWithConfig(config: string | ((dir: string) => string)): Promise<ConfiguredDaemon> {
+  const rsync = findRsync();
+  const dir = await mkdtemp(join(tmpdir(), 'lsyncd-rsyncd-conf-'));
+  const configPath = join(dir, 'rsyncd.conf');
+  await writeFile(configPath, typeof config === 'string' ? config : config(dir));
+  let launched: Launched | undefined;
+  try {
+    for (let attempt = 0; attempt < 5 && !launched; attempt++) {
+      try {
+        launched = await launch(rsync, configPath, await freePort(), join(dir, 'rsyncd.pid'));
+      } catch (e) {
+        if (attempt === 4 || !(e as { exitedEarly?: boolean }).exitedEarly) throw e;
+      }
+    }
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const l = launched!;
+  let stderr = '';
+  l.child.stderr!.on('data', (c) => (stderr += c));
+  return {
+    host: '127.0.0.1',
+    port: l.port,
+    dir,
+    configPath,
+    stderr: () => stderr,
+    stop: async () => {
+      await l.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
