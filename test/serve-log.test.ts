@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { mkdtemp, rm, writeFile, mkdir, symlink, readFile, chmod, lstat, rename, readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { startDaemon, rsyncVersion, type TestDaemon } from './helpers/daemon.js';
 import { run } from './helpers/cli.js';
 import { pseudoRandom, setTime, bjoin, T0 } from './helpers/fstree.js';
 import { sortFileList, type FileEntry } from '../protocol/flist.js';
@@ -30,6 +30,7 @@ import {
   shouldLogItem,
   transferLogFormat,
   logConnect,
+  logDaemonStart,
   logModuleOpen,
   logModuleList,
   logUnknownModule,
@@ -316,7 +317,11 @@ test.after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-test('the real log: one connection per client run, in order', () => {
+test('the real log: the daemon start line, then one connection per client run, in order', async () => {
+  const first = parseLog(await readFile(daemon.logPath))[0]!;
+  const w = new Recorder();
+  logDaemonStart(w, rsyncVersion().version, daemon.port);
+  assertSameLines([first], w.messages, 'start');
   assert.is(log.length, 14);
 });
 

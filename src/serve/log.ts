@@ -6,7 +6,7 @@
 // builds log text itself; nothing here is given a password or a challenge response.
 // Counterpart: rsync log.c (logit, log_formatted, log_format_has, log_item, maybe_log_item,
 // log_delete, log_exit), clientserver.c (rsync_module, start_daemon), authenticate.c (auth_server).
-import { closeSync, fstatSync, lstatSync, openSync, writeSync, constants as fsConstants } from 'node:fs';
+import { closeSync, lstatSync, openSync, writeSync, constants as fsConstants } from 'node:fs';
 import { RsyncError, EXIT, type ExitCode } from '../../protocol/errors.js';
 import { ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_ISUID, S_ISGID, S_ISVTX, S_IXUSR, S_IXGRP, S_IXOTH } from '../../protocol/modes.js';
@@ -104,7 +104,7 @@ export interface DaemonLogOptions {
    * else nowhere (rsyncd then uses syslog, which Node cannot reach; see docs/serve.md).
    */
   file?: string;
-  /** Where lines go without a log file, e.g. process.stderr with --no-detach. Same line format. */
+  /** Where lines go without a log file (or while it fails), e.g. process.stderr with --no-detach. Same line format. */
   stderr?: { write(chunk: Uint8Array): unknown };
   /** The `[PID]` of lines written through `line` (default: this process). */
   pid?: number;
@@ -178,7 +178,6 @@ export class DaemonLog implements LogWriter {
         this.open();
       } catch (e) {
         this.fail(e as LogFileError);
-        return;
       }
     }
     if (this.fd !== null) {
@@ -186,10 +185,13 @@ export class DaemonLog implements LogWriter {
         let at = 0;
         while (at < bytes.length) at += writeSync(this.fd, bytes, at);
         this.failing = false;
+        return;
       } catch (e) {
         this.fail(new LogFileError(this.file, `failed to write log-file ${this.file}: ${(e as Error).message}`, { cause: e }));
       }
-    } else if (this.stderr) this.stderr.write(bytes);
+    }
+    // No log file, or it failed: the fallback, if any (rsync falls back to syslog).
+    this.stderr?.write(bytes);
   }
 
   private fail(error: LogFileError): void {
@@ -208,12 +210,7 @@ function openLogFile(path: string): number {
     if (st?.isSymbolicLink() && st.uid !== 0 && st.uid !== euid) {
       throw new LogFileError(path, `failed to open log-file ${path}: a symlink owned by uid ${st.uid} (refused)`);
     }
-    const fd = openSync(path, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT, 0o644);
-    if (!fstatSync(fd).isFile() && !fstatSync(fd).isCharacterDevice() && !fstatSync(fd).isFIFO()) {
-      closeSync(fd);
-      throw new LogFileError(path, `failed to open log-file ${path}: not a file`);
-    }
-    return fd;
+    return openSync(path, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT, 0o644);
   } catch (e) {
     if (e instanceof LogFileError) throw e;
     throw new LogFileError(path, `failed to open log-file ${path}: ${(e as Error).message}`, { cause: e });
@@ -341,7 +338,11 @@ export interface LogItem {
    */
   bytesRead?: number;
   bytesWritten?: number;
-  /** %C: `checksumText(...)` of the item (blanks when the item has no sum to show). */
+  /**
+   * %C: `checksumText(...)`: with -c the file list's checksum of a regular file (not for a
+   * deletion), else for a transferred regular file the whole-file checksum that followed its
+   * data, else blanks (`checksumText(name, null)`).
+   */
   checksum?: string;
   /** %L of a symlink: its target, as rsync holds it (a receiver: the stored, possibly munged, target). */
   symlink?: LogBytes;
@@ -579,10 +580,13 @@ export function shouldLogItem(format: string | null, iflags: number, options: { 
   return hasI && (significant || xname);
 }
 
-/** Log one item with the module's transfer format (no-op when `format` is null: no transfer logging). */
+/**
+ * Log one item with the module's transfer format: every transferred file, and the other items
+ * `shouldLogItem` accepts. No-op when `format` is null (no transfer logging) and on a dry run.
+ */
 // rsync/log.c: log_item (the FLOG half)
-export function logTransfer(log: LogWriter, format: string | null, item: LogItem, session: LogSession): void {
-  if (!format) return;
+export function logTransfer(log: LogWriter, format: string | null, item: LogItem, session: LogSession, options: { dryRun?: boolean } = {}): void {
+  if (!format || options.dryRun) return;
   log.line(formatLogLine(format, item, session));
 }
 
