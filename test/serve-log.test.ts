@@ -20,6 +20,8 @@ import type { ChecksumName } from '../protocol/compat.js';
 import {
   DaemonLog,
   LogFileError,
+  LogFormatError,
+  checkLogFormat,
   UNDETERMINED_HOSTNAME,
   DEFAULT_LOG_FORMAT,
   bigNum,
@@ -460,6 +462,9 @@ test('a hostile format or item stays bounded', () => {
   const stamped = formatLogFileLine(line, 1, new Date(0));
   assert.ok(stamped.length < 2100, 'a log line holds at most 2047 bytes of message');
   assert.is(stamped[stamped.length - 1], 0x0a);
+  // A format rsync refuses ("log-format string is WAY too long!") is refused when the config is read.
+  assert.throws(() => checkLogFormat('%n'.repeat(3000)), (e: unknown) => e instanceof LogFormatError && e.code === 'ERR_LOG_FORMAT');
+  checkLogFormat(ALL);
 });
 
 test('DaemonLog: appends stamped lines, reopens after rotation, refuses a foreign symlink', async () => {
