@@ -111,13 +111,24 @@ export function messageText(bytes: Uint8Array, charset: OutputCharset): string {
 /** rsync's 11-character %i for an item we sent (direction '<'). */
 // rsync/log.c: log_formatted ('i')
 export function itemizeString(iflags: number, mode: number, preserveTimes = true): string {
+  return itemizeFlags(iflags, mode, { transfer: '<', preserveTimes, symlinkTimes: true });
+}
+
+/**
+ * rsync's 11-character %i, from either side: `transfer` is the first character of an item that
+ * moves data ('<' sent, '>' received), `preserveTimes` is -t, `symlinkTimes` whether the receiver
+ * sets symlink times (rsync's receiver_symlink_times; without it a symlink's time shows as 'T').
+ */
+// rsync/log.c: log_formatted ('i')
+export function itemizeFlags(iflags: number, mode: number, options: { transfer: '<' | '>'; preserveTimes: boolean; symlinkTimes: boolean }): string {
+  const { transfer, preserveTimes, symlinkTimes } = options;
   const type = mode & S_IFMT;
   const c: string[] = [];
-  c[0] = iflags & ITEM_LOCAL_CHANGE ? (iflags & ITEM_XNAME_FOLLOWS ? 'h' : 'c') : !(iflags & ITEM_TRANSFER) ? '.' : '<';
+  c[0] = iflags & ITEM_LOCAL_CHANGE ? (iflags & ITEM_XNAME_FOLLOWS ? 'h' : 'c') : !(iflags & ITEM_TRANSFER) ? '.' : transfer;
   if (type === S_IFLNK) {
     c[1] = 'L';
     c[3] = '.';
-    c[4] = !(iflags & ITEM_REPORT_TIME) ? '.' : !preserveTimes || iflags & ITEM_REPORT_TIMEFAIL ? 'T' : 't';
+    c[4] = !(iflags & ITEM_REPORT_TIME) ? '.' : !preserveTimes || !symlinkTimes || iflags & ITEM_REPORT_TIMEFAIL ? 'T' : 't';
   } else {
     c[1] = type === S_IFDIR ? 'd' : type === S_IFREG ? 'f' : type === S_IFBLK || type === S_IFCHR ? 'D' : 'S';
     c[3] = iflags & ITEM_REPORT_SIZE ? 's' : '.';

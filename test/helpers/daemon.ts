@@ -33,6 +33,8 @@ export interface TestDaemon {
   modulePath(name: string): string;
   /** The daemon's log so far. */
   log(): Promise<string>;
+  /** Path of the daemon's `log file` (read it as bytes where names may not be UTF-8). */
+  logPath: string;
   /** Stop the daemon process but keep its directory (an outage); `restart` brings it back. */
   kill(): Promise<void>;
   /** Start the daemon again on the same port with the same config and modules. */
@@ -163,6 +165,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaem
     dir,
     modulePath: (name) => join(dir, 'modules', name),
     log: async () => readFile(join(dir, 'rsyncd.log'), 'utf8').catch(() => ''),
+    logPath: join(dir, 'rsyncd.log'),
     kill: async () => {
       await current?.stop();
     },
