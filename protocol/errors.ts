@@ -24,41 +24,50 @@ export const EXIT = {
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT] | number;
 
-/** What rsync says of each exit code (log.c rerr_names): the text of its "rsync error:" line. */
-const EXIT_TEXTS: Record<number, string> = {
-  1: 'syntax or usage error',
-  2: 'protocol incompatibility',
-  3: 'errors selecting input/output files, dirs',
-  4: 'requested action not supported',
-  5: 'error starting client-server protocol',
-  6: 'daemon unable to append to log-file',
-  10: 'error in socket IO',
-  11: 'error in file IO',
-  12: 'error in rsync protocol data stream',
-  13: 'errors with program diagnostics',
-  14: 'error in IPC code',
-  15: 'sibling process crashed',
-  16: 'sibling process terminated abnormally',
-  19: 'received SIGUSR1',
-  20: 'received SIGINT, SIGTERM, or SIGHUP',
-  21: 'waitpid() failed',
-  22: 'error allocating core memory buffers',
-  23: 'some files/attrs were not transferred (see previous errors)',
-  24: 'some files vanished before they could be transferred',
-  25: 'the --max-delete limit stopped deletions',
-  30: 'timeout in data send/receive',
-  35: 'timeout waiting for daemon connection',
-};
+/** rsync's names of its exit codes (log.c rerr_names): the text of its closing "rsync error:" line. */
+const EXIT_NAMES: ReadonlyMap<number, string> = new Map([
+  [1, 'syntax or usage error'],
+  [2, 'protocol incompatibility'],
+  [3, 'errors selecting input/output files, dirs'],
+  [4, 'requested action not supported'],
+  [5, 'error starting client-server protocol'],
+  [6, 'daemon unable to append to log-file'],
+  [10, 'error in socket IO'],
+  [11, 'error in file IO'],
+  [12, 'error in rsync protocol data stream'],
+  [13, 'errors with program diagnostics'],
+  [14, 'error in IPC code'],
+  [15, 'sibling process crashed'],
+  [16, 'sibling process terminated abnormally'],
+  [19, 'received SIGUSR1'],
+  [20, 'received SIGINT, SIGTERM, or SIGHUP'],
+  [21, 'waitpid() failed'],
+  [22, 'error allocating core memory buffers'],
+  [23, 'some files/attrs were not transferred (see previous errors)'],
+  [24, 'some files vanished before they could be transferred'],
+  [25, 'the --max-delete limit stopped deletions'],
+  [30, 'timeout in data send/receive'],
+  [35, 'timeout waiting for daemon connection'],
+  [124, 'remote shell failed'],
+  [125, 'remote shell killed'],
+  [126, 'remote command could not be run'],
+  [127, 'remote command not found'],
+]);
+
+/** rsync's text for an exit code (`unexplained error` for one it does not name). */
+// rsync/log.c: rerr_name
+export function exitCodeName(code: ExitCode): string {
+  return EXIT_NAMES.get(code) ?? 'unexplained error';
+}
 
 /**
- * The line rsync ends a failed run with, as a daemon sends it to the client in MSG_ERROR:
- * "rsync error: TEXT (code N) at WHERE [ROLE=VERSION]". Clients show it to their user.
+ * The line rsync ends a failed run with (no newline): "rsync error: NAME (code N) at WHERE
+ * [WHO=VERSION]", a warning for vanished files. A daemon also sends it to the client in MSG_ERROR.
  */
 // rsync/log.c: log_exit
-export function exitErrorLine(code: number, where: string, role: 'sender' | 'receiver' | 'server', version: string): string {
-  const text = EXIT_TEXTS[code] ?? 'unexplained error';
-  const roleName = role === 'sender' ? 'sender' : role === 'receiver' ? 'Receiver' : 'server';
-  return `rsync error: ${text} (code ${code}) at ${where} [${roleName}=${version}]\n`;
+export function exitErrorLine(code: ExitCode, where: string, who: string, version: string): string {
+  const kind = code === EXIT.VANISHED ? 'warning' : 'error';
+  return `rsync ${kind}: ${exitCodeName(code)} (code ${code}) at ${where} [${who}=${version}]`;
 }
 
 /**

@@ -2,6 +2,7 @@
 // section as the modules' defaults, --dparam, includes, errors with file:line; and the real
 // rsync 3.5 daemon run on the same text: its module listing and its log's warnings must be
 // exactly what our parse says.
+import { formatModuleListing } from '../protocol/daemon.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -13,7 +14,6 @@ import {
   loadConfig,
   findModule,
   listedModules,
-  formatListingLine,
   missingPathError,
   expandConfigVars,
   strwiEQ,
@@ -468,7 +468,7 @@ test('the real rsync daemon lists exactly the modules and comments our parse say
   try {
     await mkdir(join(d.dir, 'm'));
     const ours = loadConfig(d.configPath, { asRoot: process.getuid?.() === 0 });
-    const expected = listedModules(ours).map(formatListingLine);
+    const expected = formatModuleListing(listedModules(ours), 32).slice(0, -1);
     assert.equal(expected, [
       'spaced name    \tthe global default',
       'shown          \tfirst part      second part',

@@ -17,13 +17,13 @@ import { createChecksummer } from '../protocol/checksum.js';
 import { ITEM_TRANSFER, ITEM_IS_NEW, ITEM_LOCAL_CHANGE, ITEM_REPORT_TIME } from '../protocol/constants.js';
 import { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } from '../protocol/modes.js';
 import type { ChecksumName } from '../protocol/compat.js';
+import { UNDETERMINED_HOSTNAME } from '../src/serve/access.js';
+import { DEFAULT_LOG_FORMAT } from '../src/serve/config.js';
 import {
   DaemonLog,
   LogFileError,
   LogFormatError,
   checkLogFormat,
-  UNDETERMINED_HOSTNAME,
-  DEFAULT_LOG_FORMAT,
   bigNum,
   checksumText,
   formatLogFileLine,

@@ -899,12 +899,6 @@ export function listedModules(config: DaemonConfig): ModuleConfig[] {
   return config.modules.filter((m) => m.list);
 }
 
-/** One listing line as rsync formats it: the name padded to 15, a tab, the comment. */
-// rsync/clientserver.c: send_listing ("%-15s\t%s\n", without the newline)
-export function formatListingLine(module: ModuleConfig): string {
-  return `${module.name.padEnd(15)}\t${module.comment}`;
-}
-
 /**
  * What rsync says when a client opens a module without `path`: the log line and the `@ERROR`
  * line; undefined when the module has a path.

@@ -7,21 +7,18 @@
 // Counterpart: rsync log.c (logit, log_formatted, log_format_has, log_item, maybe_log_item,
 // log_delete, log_exit), clientserver.c (rsync_module, start_daemon), authenticate.c (auth_server).
 import { closeSync, lstatSync, openSync, writeSync, constants as fsConstants } from 'node:fs';
-import { RsyncError, EXIT, type ExitCode } from '../../protocol/errors.js';
-import { ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
+import { RsyncError, EXIT, exitErrorLine, type ExitCode } from '../../protocol/errors.js';
+import { ITEM_TRANSFER, MAXPATHLEN, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_ISUID, S_ISGID, S_ISVTX, S_IXUSR, S_IXGRP, S_IXOTH } from '../../protocol/modes.js';
 import { digestLength } from '../../protocol/checksum.js';
 import type { ChecksumName } from '../../protocol/compat.js';
 import { itemizeFlags } from '../transfer/output.js';
+import { DEFAULT_LOG_FORMAT } from './config.js';
 
 /** rsyncd.conf(5) `log format` when the module sets none (rsync daemon-parm.txt: log_format). */
-export const DEFAULT_LOG_FORMAT = '%o %h [%a] %m (%u) %f %l';
 
 /** What %h shows when `reverse lookup = no` (rsync clientserver.c: undetermined_hostname). */
-export const UNDETERMINED_HOSTNAME = 'UNDETERMINED';
 
-/** rsync.h MAXPATHLEN: the longest `log format` rsync accepts, and the most one escape expands to (less one). */
-export const MAXPATHLEN = 4096;
 
 /**
  * The most bytes of one message that reach the log: rsync copies a message into a 2048-byte
@@ -741,40 +738,6 @@ export function logText(log: LogWriter, text: LogBytes): void {
   log.line(text);
 }
 
-/** rsync's names of its exit codes (log.c rerr_names). */
-const RERR_NAMES: ReadonlyMap<number, string> = new Map([
-  [1, 'syntax or usage error'],
-  [2, 'protocol incompatibility'],
-  [3, 'errors selecting input/output files, dirs'],
-  [4, 'requested action not supported'],
-  [5, 'error starting client-server protocol'],
-  [10, 'error in socket IO'],
-  [11, 'error in file IO'],
-  [12, 'error in rsync protocol data stream'],
-  [13, 'errors with program diagnostics'],
-  [14, 'error in IPC code'],
-  [15, 'sibling process crashed'],
-  [16, 'sibling process terminated abnormally'],
-  [19, 'received SIGUSR1'],
-  [20, 'received SIGINT, SIGTERM, or SIGHUP'],
-  [21, 'waitpid() failed'],
-  [22, 'error allocating core memory buffers'],
-  [23, 'some files/attrs were not transferred (see previous errors)'],
-  [24, 'some files vanished before they could be transferred'],
-  [25, 'the --max-delete limit stopped deletions'],
-  [30, 'timeout in data send/receive'],
-  [35, 'timeout waiting for daemon connection'],
-  [124, 'remote shell failed'],
-  [125, 'remote shell killed'],
-  [126, 'remote command could not be run'],
-  [127, 'remote command not found'],
-]);
-
-/** rsync's text for an exit code (`unexplained error` for one it does not name). */
-// rsync/log.c: rerr_name
-export function exitCodeName(code: ExitCode): string {
-  return RERR_NAMES.get(code) ?? 'unexplained error';
-}
 
 /** The figures of the per-connection summary (rsync's stats.total_written, total_read, total_size). */
 export interface ConnectionTotals {
@@ -802,7 +765,6 @@ export function summaryLine(totals: ConnectionTotals): string {
 export function logExit(log: LogWriter, exit: { code: ExitCode; sender: boolean; totals: ConnectionTotals; where: string; who: string; version: string }): void {
   if (exit.code === 0 || exit.sender) log.line(summaryLine(exit.totals));
   if (exit.code === 0) return;
-  const kind = exit.code === EXIT.VANISHED ? 'warning' : 'error';
-  log.line(`rsync ${kind}: ${exitCodeName(exit.code)} (code ${exit.code}) at ${exit.where} [${exit.who}=${exit.version}]`);
+  log.line(exitErrorLine(exit.code, exit.where, exit.who, exit.version));
 }
 
