@@ -591,9 +591,10 @@ function badOption(arg: string, error: string): ServerArgsError {
   return new ServerArgsError(`on remote machine: ${arg}: ${error}`);
 }
 
-/** popt's integer argument: C strtol base 0, the whole text, an int's range. */
+/** popt's integer argument: C strtol base 0 over the whole text ('' reads as 0), an int's range. */
 function parseIntArg(value: string, arg: string): number {
-  const m = /^\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(value);
+  if (value === '') return 0;
+  const m = /^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(value);
   if (!m) throw badOption(arg, 'invalid numeric value');
   const digits = m[2]!;
   const magnitude = /^0[xX]/.test(digits) ? parseInt(digits.slice(2), 16) : digits.length > 1 && digits.startsWith('0') ? parseInt(digits, 8) : parseInt(digits, 10);
@@ -737,6 +738,7 @@ function apply(state: ParseState, option: OptionRow, value: string | undefined, 
       return;
     }
     case 'CHMOD':
+      if (!validChmod(value!)) throw fail(`Invalid argument passed to --chmod (${value})`);
       state.chmod.push(value!);
       return;
     case 'INFO':
@@ -1053,6 +1055,64 @@ function finish(state: ParseState, protocol: number, hadSecluded: boolean): Serv
     paths: state.paths,
     given: state.given,
   };
+}
+
+/** Whether rsync's chmod parser takes a --chmod value: clauses `[DF][ugoa]*[-+=][rwxXst]*|[ugo]` or octal. */
+// rsync/chmod.c: parse_chmod (its state machine, for validity only)
+function validChmod(text: string): boolean {
+  type Phase = 'who' | 'perms' | 'octal';
+  let phase: Phase = 'who';
+  let op = false;
+  let where = 0;
+  let what = 0;
+  let topoct = 0;
+  let copy = false;
+  let dirsOnly = false;
+  let filesOnly = false;
+  let i = 0;
+  for (;;) {
+    if (i === text.length || text[i] === ',') {
+      if (!op) return false;
+      if (i === text.length) return true;
+      i++;
+      phase = 'who';
+      op = copy = dirsOnly = filesOnly = false;
+      where = what = topoct = 0;
+    }
+    const c = text[i] ?? '';
+    if (phase === 'who') {
+      if (c === 'D') {
+        if (filesOnly) return false;
+        dirsOnly = true;
+      } else if (c === 'F') {
+        if (dirsOnly) return false;
+        filesOnly = true;
+      } else if ('ugoa'.includes(c) && c !== '') where = 1;
+      else if ('+-='.includes(c) && c !== '') {
+        op = true;
+        phase = 'perms';
+      } else if (/^[0-7]$/.test(c) && !where) {
+        op = true;
+        phase = 'octal';
+        where = 1;
+        what = Number(c);
+      } else return false;
+    } else if (phase === 'perms') {
+      if ('rwxXst'.includes(c) && c !== '') {
+        if (copy) return false;
+        if (c === 's' || c === 't') topoct = 1;
+        else what = 1;
+      } else if ('ugo'.includes(c) && c !== '') {
+        if (what || topoct || copy) return false;
+        copy = true;
+      } else return false;
+    } else {
+      if (!/^[0-7]$/.test(c)) return false;
+      what = what * 8 + Number(c);
+      if (what > 0o7777) return false;
+    }
+    i++;
+  }
 }
 
 /** rsync's clean_fname of a --partial-dir, with '' and '.' meaning none. */

@@ -597,6 +597,22 @@ const MALFORMED: string[][] = [
   ['--append', '-W'],
   ['--inplace', '--partial-dir=p'],
   ['-M', 'x'],
+  ['--timeout=5 '],
+  ['--timeout=08'],
+  ['-@'],
+  ['--max-delete=-0x80000001'],
+  ['--chmod=zz'],
+  ['--chmod=u+w,'],
+  ['--chmod=o=ur'],
+  ['--chmod=u+w,F8'],
+  ['-rv', '-rQv'],
+  // Accepted by rsyncd: only the unknown option that follows is reported.
+  ['--timeout= 5', '--foo'],
+  ['--timeout=', '--foo'],
+  ['--timeout=+5', '--foo'],
+  ['--bwlimit=1.5m', '--bwlimit=0.5', '--foo'],
+  ['--chmod=ug+rwx,o=u,a+s,Fo-w,D755', '--foo'],
+  ['-@-1', '--modify-window', '3', '--foo'],
 ];
 
 test('real rsyncd: a malformed list gets the text and exit code parseServerArgs gives', async () => {
