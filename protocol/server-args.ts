@@ -11,10 +11,13 @@ import type { TransferOptions } from './args.js';
 export class ServerArgsError extends RsyncError {
   /** What rsyncd sends the client in MSG_ERROR for this case: `rsync: ${message}\n`. */
   readonly text: string;
-  constructor(message: string) {
+  /** The option `refuse options` refused (rsync's long name), when that is the error. */
+  readonly refusedOption: string | undefined;
+  constructor(message: string, refusedOption?: string) {
     // rsync/clientserver.c: rsync_module answers a failed parse with option_error and RERR_UNSUPPORTED.
-    super('ERR_RSYNC_SERVER_ARGS', message, EXIT.UNSUPPORTED);
+    super(refusedOption === undefined ? 'ERR_RSYNC_SERVER_ARGS' : 'ERR_RSYNC_OPTION_REFUSED', message, EXIT.UNSUPPORTED);
     this.text = optionErrorText(message);
+    this.refusedOption = refusedOption;
   }
 }
 
@@ -461,6 +464,13 @@ export interface ServerArgs {
 export interface ParseServerArgsOptions {
   /** The second argument list of -s (its first element is the client's argv[0], skipped as rsync does). */
   secluded?: readonly string[];
+  /**
+   * The module's `refuse options` (words, or refusedOptions()' set): a refused option then
+   * throws ServerArgsError with rsyncd's refusal text at the point rsyncd's parse meets it (so
+   * an unknown option before it wins, and one after it does not), the delete mode follows the
+   * refusals (refusedDeleteMode), and a refused --delete-missing-args is dropped, as rsyncd does.
+   */
+  refuse?: readonly string[] | ReadonlySet<string>;
 }
 
 /** rsync's C globals that parsing touches, by their C names. */
@@ -470,11 +480,12 @@ type Vars = Record<string, number | string | undefined>;
  * Parse the client's `--server` argument list as rsyncd does: options (before the `.` unescaped
  * from the client's backslashes, as rsync 3.5's daemon does), then the paths. With -s, pass the
  * second list as `options.secluded`: rsync parses both, the second continuing from the first.
- * Throws ServerArgsError with rsyncd's text for what rsyncd would reject.
+ * Throws ServerArgsError with rsyncd's text for what rsyncd would reject (with `options.refuse`,
+ * refusals included).
  */
 // rsync/options.c: parse_arguments (am_server); rsync/clientserver.c: rsync_module (the two passes)
 export function parseServerArgs(args: readonly string[], protocol: number, options: ParseServerArgsOptions = {}): ServerArgs {
-  const state = newState();
+  const state = newState(options.refuse === undefined ? undefined : refusedSet(options.refuse));
   parsePass(state, unescapeOptions(args));
   if (state.vars.protect_args === 1 && options.secluded) {
     state.vars.protect_args = 2;
@@ -501,10 +512,11 @@ interface ParseState {
   filterOptions: { option: string; value: string }[];
   info: string[];
   debug: string[];
-  compressChoiceFromFlag: string | undefined;
+  /** The refused option names, when parsing with the module's `refuse options`. */
+  refused: ReadonlySet<string> | undefined;
 }
 
-function newState(): ParseState {
+function newState(refused: ReadonlySet<string> | undefined): ParseState {
   return {
     vars: {
       // rsync's defaults that differ from 0 (options.c), for what we read back.
@@ -525,7 +537,7 @@ function newState(): ParseState {
     filterOptions: [],
     info: [],
     debug: [],
-    compressChoiceFromFlag: undefined,
+    refused,
   };
 }
 
@@ -610,6 +622,14 @@ function apply(state: ParseState, option: OptionRow, value: string | undefined, 
   state.given.push(nameOf(option));
   let intValue: number | undefined;
   if (option.kind === 'int') intValue = parseIntArg(value!, arg);
+  const refused = state.refused;
+  if (refused?.has(nameOf(option))) {
+    // A refused row hands rsync's switch its refusal code, except a bit-set row: popt ORs that
+    // code into the variable instead, so the option is silently neither on nor off.
+    if (option.kind !== 'bitset') throw refusalError(option);
+    v[option.dest!] = num(v, option.dest!) | REFUSED_BITS;
+    return;
+  }
   if (option.dest) {
     if (option.kind === 'val') v[option.dest] = option.value!;
     else if (option.kind === 'bitset') v[option.dest] = num(v, option.dest) | option.value!;
@@ -647,12 +667,15 @@ function apply(state: ParseState, option: OptionRow, value: string | undefined, 
     case 'INCLUDE_FROM':
       state.filterOptions.push({ option: option.long!, value: value! });
       return;
-    case 'a':
+    case 'a': {
+      const part = refused && archivePartOf(refused);
+      if (part) throw refusalError(part);
       if (!num(v, 'recurse')) v.recurse = 1;
       for (const name of ['preserve_links', 'preserve_perms', 'preserve_mtimes', 'preserve_gid', 'preserve_uid', 'preserve_devices', 'preserve_specials']) {
         v[name] = 1;
       }
       return;
+    }
     case 'D':
       v.preserve_devices = v.preserve_specials = 1;
       return;
@@ -682,6 +705,7 @@ function apply(state: ParseState, option: OptionRow, value: string | undefined, 
       v.F_option_cnt = num(v, 'F_option_cnt') + 1;
       return;
     case 'P':
+      if (refused?.has('partial') || refused?.has('progress')) throw refusalError(rowNamed(refused.has('partial') ? 'partial' : 'progress'));
       v.do_progress = v.keep_partial = 1;
       return;
     case 'z':
@@ -852,7 +876,19 @@ function bigNum(n: number): string {
 function finish(state: ParseState, protocol: number, hadSecluded: boolean): ServerArgs {
   const v = state.vars;
   const fail = (message: string) => new ServerArgsError(message);
+  const refused = state.refused ?? new Set<string>();
+  const refuse = (name: string) => refusalError(rowNamed(name));
   if (num(v, 'old_style_args') > 0 && num(v, 'protect_args') > 0) throw fail('--secluded-args conflicts with --old-args.');
+  // Compression: -z (twice: zlibx), --old/--new-compress, --compress-choice, --compress-level.
+  let choice = str(v, 'compress_choice');
+  const z = num(v, 'do_compression');
+  if (!choice && z > 1) choice = 'zlibx';
+  if (choice && choice.toLowerCase() === 'auto') choice = undefined;
+  const level = typeof v.do_compression_level === 'number' ? v.do_compression_level : undefined;
+  const compressing = (choice !== undefined && choice !== 'none') || (choice === undefined && z > 0) || level !== undefined;
+  const compress = compressing ? { level, choice } : undefined;
+  if (compress && refused.has('compress')) throw refuse('compress');
+  if (refused.has('no-iconv') && str(v, 'iconv_opt') === undefined) throw refuse('no-iconv');
   const filesFrom = str(v, 'files_from');
   if (filesFrom !== undefined && num(v, 'recurse') === 1) v.recurse = 0;
   if (filesFrom !== undefined && num(v, 'xfer_dirs') < 0) v.xfer_dirs = 1;
@@ -865,12 +901,19 @@ function finish(state: ParseState, protocol: number, hadSecluded: boolean): Serv
   if (relative < 0) relative = filesFrom !== undefined ? 1 : 0;
   const impliedDirs = relative ? num(v, 'implied_dirs') : 0;
 
-  const before = num(v, 'delete_before');
-  const during = num(v, 'delete_during');
+  let before = num(v, 'delete_before');
+  let during = num(v, 'delete_during');
   const after = num(v, 'delete_after');
   if (before + (during ? 1 : 0) + after > 1) throw fail('You may not combine multiple --delete-WHEN options.');
   const deleteExcluded = num(v, 'delete_excluded') === 1;
   const wantsDelete = before || during || after || num(v, 'delete_mode') || deleteExcluded;
+  if (wantsDelete && !(before || during || after)) {
+    // Only now does rsync choose between before and during, if one of them is refused.
+    if (refused.has('delete-before')) {
+      if (refused.has('delete-during')) throw refuse('delete-before');
+      during = 1;
+    } else if (refused.has('delete-during')) before = 1;
+  }
   if (!xferDirs && wantsDelete) throw fail('--delete does not work without --recursive (-r) or --dirs (-d).');
   let deleteMode: DeleteMode | undefined;
   if (before) deleteMode = 'before';
@@ -881,17 +924,11 @@ function finish(state: ParseState, protocol: number, hadSecluded: boolean): Serv
 
   let missing = num(v, 'missing_args');
   if (missing === 3) missing = 2;
+  if (refused.has('delete') && (wantsDelete || missing === 2)) throw refuse('delete');
+  if (num(v, 'remove_source_files') && refused.has('delete') && num(v, 'am_sender')) throw refuse('delete');
   let maxDelete: number | undefined = num(v, 'max_delete') === Number.MIN_SAFE_INTEGER ? undefined : num(v, 'max_delete');
   if (maxDelete !== undefined && maxDelete < 0) maxDelete = 0;
 
-  // Compression: -z (twice: zlibx), --old/--new-compress, --compress-choice, --compress-level.
-  let choice = str(v, 'compress_choice');
-  const z = num(v, 'do_compression');
-  if (!choice && z > 1) choice = 'zlibx';
-  if (choice && choice.toLowerCase() === 'auto') choice = undefined;
-  const level = typeof v.do_compression_level === 'number' ? v.do_compression_level : undefined;
-  const compressing = (choice !== undefined && choice !== 'none') || (choice === undefined && z > 0) || level !== undefined;
-  const compress = compressing ? { level, choice } : undefined;
 
   let checksumChoice = str(v, 'checksum_choice');
   if (checksumChoice && /^auto(,auto)?$/i.test(checksumChoice)) checksumChoice = undefined;
@@ -899,15 +936,19 @@ function finish(state: ParseState, protocol: number, hadSecluded: boolean): Serv
   const appendMode = num(v, 'append_mode');
   const writeDevices = num(v, 'write_devices') === 1;
   if (appendMode && num(v, 'whole_file') > 0) throw fail('--append cannot be used with --whole-file');
+  if ((appendMode || writeDevices) && refused.has('inplace')) throw refuse('inplace');
   let partialDir = str(v, 'partial_dir');
   if (num(v, 'delay_updates') && !partialDir) partialDir = '.~tmp~';
   const inplace = num(v, 'inplace') === 1 || appendMode > 0 || writeDevices;
   let keepPartial = num(v, 'keep_partial') === 1;
   if (inplace) {
     if (partialDir) throw fail(`--${appendMode ? 'append' : 'inplace'} cannot be used with --${num(v, 'delay_updates') ? 'delay-updates' : 'partial-dir'}`);
+    // --inplace implies --partial for refusal purposes (rsync's words).
+    if (refused.has('partial')) throw refuse('partial');
     keepPartial = false;
   } else if (partialDir !== undefined) {
     partialDir = cleanPartialDir(partialDir);
+    if (partialDir === undefined && refused.has('partial')) throw refuse('partial');
     keepPartial = true;
   }
   const backupDir = str(v, 'backup_dir');
@@ -1229,6 +1270,25 @@ export interface Refusal {
   text: string;
 }
 
+/** What a refused option throws while parsing: rsyncd's refusal text, exit code 4. */
+function refusalError(o: OptionRow): ServerArgsError {
+  return new ServerArgsError(refusalOf(o).message, nameOf(o));
+}
+
+/** What popt ORs into a refused bit-set row's variable (rsync's OPT_REFUSED_BASE and up): neither 1 nor 2. */
+const REFUSED_BITS = 0x2000;
+
+const rowNamed = (name: string): OptionRow => BY_LONG.get(name) ?? BY_SHORT.get(name)!;
+const refusedSet = (refuse: readonly string[] | ReadonlySet<string>): ReadonlySet<string> =>
+  refuse instanceof Set ? (refuse as ReadonlySet<string>) : refusedOptions(refuse as readonly string[]);
+
+/** The last refused row among r d l p t g o D, which -a then reports (rsync's refused_archive_part). */
+function archivePartOf(refused: ReadonlySet<string>): OptionRow | undefined {
+  let part: OptionRow | undefined;
+  for (const o of OPTIONS) if (refused.has(nameOf(o)) && 'rdlptgoD'.includes(o.short ?? '-')) part = o;
+  return part;
+}
+
 /** rsync's refusal text for one option row. */
 // rsync/options.c: create_refuse_error (as a daemon)
 function refusalOf(o: OptionRow): Refusal {
@@ -1247,12 +1307,10 @@ function refusalOf(o: OptionRow): Refusal {
  */
 // rsync/options.c: parse_arguments (the refused-option checks), set_refuse_options
 export function refusal(refuse: readonly string[] | ReadonlySet<string>, args: ServerArgs): Refusal | undefined {
-  const refused = refuse instanceof Set ? (refuse as ReadonlySet<string>) : refusedOptions(refuse as readonly string[]);
-  const row = (name: string) => BY_LONG.get(name) ?? BY_SHORT.get(name)!;
+  const refused = refusedSet(refuse);
+  const row = rowNamed;
   const isRefused = (name: string) => refused.has(name);
-  // The option rows' flags set_refuse_options keeps (the last refused row of each kind wins).
-  let archivePart: OptionRow | undefined;
-  for (const o of OPTIONS) if (refused.has(nameOf(o)) && 'rdlptgoD'.includes(o.short ?? '-')) archivePart = o;
+  const archivePart = archivePartOf(refused);
 
   for (const name of args.given) {
     const o = row(name);
@@ -1285,7 +1343,7 @@ export function refusal(refuse: readonly string[] | ReadonlySet<string>, args: S
  */
 // rsync/options.c: parse_arguments (choosing before/during); rsync/compat.c: setup_protocol
 export function refusedDeleteMode(refuse: readonly string[] | ReadonlySet<string>, args: ServerArgs): DeleteMode | undefined {
-  const refused = refuse instanceof Set ? (refuse as ReadonlySet<string>) : refusedOptions(refuse as readonly string[]);
+  const refused = refusedSet(refuse);
   const explicitWhen = args.given.some((n) => ['delete-before', 'delete-during', 'delete-delay', 'delete-after', 'del'].includes(n));
   if (args.deleteMode === undefined || explicitWhen) return args.deleteMode;
   if (refused.has('delete-before')) return 'during';

@@ -408,6 +408,7 @@ const REFUSING: Record<string, string> = {
   refuse_fuzzy_cc: 'fuzzy cc',
   refuse_del: 'del !write-devices',
   refuse_wild: 'delete-* no-*',
+  refuse_times: 'times',
 };
 
 let work: string;
@@ -709,10 +710,23 @@ for (const label of ['rsync 3.5.0', 'rsync 3.2.7'] as const) {
   test(`real rsyncd and ${label}: refusal() says what rsyncd says to the same command`, async () => {
     const binary = label === 'rsync 3.5.0' ? findRsync() : await oldRsync();
     await inPool(REFUSAL_CASES, async (c) => {
-      const parsed = await parsedRecording(await recordClient(binary, c.command, work));
+      const rec = await recordClient(binary, c.command, work);
+      const parsed = await parsedRecording(rec);
       const ours = refusal([REFUSING[c.module]!], parsed);
       const where = `${label} ${c.command.join(' ')} into [${c.module}] (refuse options = ${REFUSING[c.module]})`;
       assert.is(ours?.option, c.option, where);
+      // Parsing with the module's list says the same, as an error.
+      const { first, secluded } = await listsOf(rec);
+      const inline = (() => {
+        try {
+          parseServerArgs(first, rec.protocol, { refuse: [REFUSING[c.module]!], ...(secluded && { secluded }) });
+          return undefined;
+        } catch (e) {
+          return e as ServerArgsError;
+        }
+      })();
+      assert.is(inline?.text, ours?.text, where);
+      assert.is(inline?.refusedOption, ours?.option, where);
       const theirs = await runAgainstDaemon(binary, c.module, c.command);
       if (ours) {
         assert.ok(theirs.stderr.includes(ours.text), `${where}: rsyncd said ${theirs.stderr}`);
@@ -723,6 +737,56 @@ for (const label of ['rsync 3.5.0', 'rsync 3.2.7'] as const) {
     });
   });
 }
+
+test('real rsyncd: with refuse options, the first problem in rsyncd order is the one reported', async () => {
+  const cases: [string, string[]][] = [
+    ['refuse_dcz', ['-r', '--delete', '--foo']],
+    ['refuse_dcz', ['-r', '--foo', '--delete']],
+    ['refuse_dcz', ['-r', '--delete-after', '--foo']],
+    ['refuse_dcz', ['-r', '--delete-after', '--max-size=5q']],
+    ['refuse_dcz', ['-rz', '--foo']],
+    ['refuse_dcz', ['-a', '--timeout=x']],
+    ['refuse_dcz', ['--delete']],
+    ['refuse_archive', ['-a']],
+    ['refuse_archive', ['-vr']],
+    ['refuse_times', ['-a']],
+    ['refuse_times', ['-logDpr', '-t']],
+    ['refuse_when', ['-r', '--del', '--delete-before']],
+    ['refuse_when', ['--delete-excluded']],
+    ['refuse_partial', ['--inplace', '--partial-dir=x']],
+    ['refuse_partial', ['--partial-dir=./']],
+    ['refuse_partial', ['--append', '-W']],
+    ['refuse_inplace', ['--append', '-W']],
+    ['refuse_inplace', ['--write-devices']],
+    ['refuse_del', ['--write-devices', '--foo']],
+    ['refuse_all_but', ['-a', '--log-format=%i', '--checksum-seed=5', '--foo']],
+  ];
+  for (const [module, list] of cases) {
+    const args = ['--server', '-e.LsfxCIvu', ...list, '.', 'x'];
+    const where = `[${module}] (refuse options = ${REFUSING[module]}) ${list.join(' ')}`;
+    let ours: ServerArgsError | undefined;
+    try {
+      parseServerArgs(args, 32, { refuse: [REFUSING[module]!] });
+    } catch (e) {
+      ours = e as ServerArgsError;
+    }
+    assert.instance(ours, ServerArgsError, where);
+    const theirs = await daemonAnswer(module, args);
+    assert.is(theirs.messages[0], ours!.text, where);
+    assert.is(theirs.exitCode, EXIT.UNSUPPORTED, where);
+    assert.is(theirs.refusedOption, ours!.refusedOption ?? (/unknown option/.test(ours!.text) ? 'foo' : undefined), where);
+  }
+});
+
+test('parse with refuse: a refused --delete-missing-args is dropped, and the delete mode follows the refusals', () => {
+  const list = ['--server', '-re.LsfxCIvu', '--delete', '--delete-missing-args', '.', 'm'];
+  const a = parseServerArgs(list, 32, { refuse: ['delete-missing-args'] });
+  assert.is(a.deleteMissingArgs, false);
+  assert.is(a.transfer.deleteMissingArgs, undefined);
+  assert.is(parseServerArgs(list, 32).deleteMissingArgs, true);
+  assert.is(parseServerArgs(list, 32, { refuse: ['delete-before'] }).deleteMode, 'during');
+  assert.is(parseServerArgs(list, 32, { refuse: ['delete-during'] }).deleteMode, 'before');
+});
 
 test('refusedDeleteMode: a bare --delete runs during when delete-before is refused, before when delete-during is', () => {
   const a = parseServerArgs(['--server', '-re.LsfxCIvu', '--delete', '.', 'm'], 32);
