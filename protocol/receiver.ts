@@ -24,6 +24,7 @@ import { readNdxAndAttrs, readNdxSkippingDelStats } from './request.js';
 import { generateFiles, RecvChannel, type GeneratorOptions, type GeneratorResult } from './generator.js';
 import type { LocalTree, BasisFile } from './local-tree.js';
 import { readSenderStats, type SenderTotals } from './stats.js';
+import { basisPlace, type BasisOptions, type BasisPlace } from './basis.js';
 
 export interface ReceiverStats {
   transferredFiles: number;
@@ -47,7 +48,7 @@ export interface ReceivedItem {
   matchedBytes: number;
 }
 
-export interface ReceiverOptions {
+export interface ReceiverOptions extends BasisOptions {
   dryRun: boolean;
   onReceived?: (item: ReceivedItem) => void;
   onWarning?: (text: string) => void;
@@ -103,7 +104,7 @@ export async function receiveFiles(
       channel.phaseDone();
       continue;
     }
-    const { ndx, iflags } = request;
+    const { ndx, iflags, basisType, xname } = request;
     const entry = files[ndx]!;
     if (entry.active === false) throw new ProtocolError(`refusing transfer of cleared file index ${ndx}`);
 
@@ -123,8 +124,10 @@ export async function receiveFiles(
       continue;
     }
 
-    // 3. The data, into a temporary file; 4. verified, then renamed over the target.
-    const got = await receiveData(reader, entry, tree, checksummer, copyBuf, options.sumsHelper);
+    // 3. The data, into a temporary file, from the basis the request named (the file itself, a
+    // basis dir's copy, a fuzzy match); 4. verified, then renamed over the target.
+    const basis = basisPlace(entry.name, basisType, xname, options);
+    const got = await receiveData(reader, entry, basis, tree, checksummer, copyBuf, options.sumsHelper);
     stats.literalBytes += got.literalBytes;
     stats.matchedBytes += got.matchedBytes;
     options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes });
@@ -165,6 +168,7 @@ interface DataResult {
 async function receiveData(
   reader: ByteReader,
   entry: FileEntry,
+  place: BasisPlace,
   tree: LocalTree,
   checksummer: Checksummer,
   copyBuf: Buffer,
@@ -173,7 +177,7 @@ async function receiveData(
   const head = await readSumHead(reader, checksummer.digestLength);
   let basis: BasisFile | null = null;
   if (head.count > 0) {
-    basis = await tree.openBasis(entry.name);
+    basis = await tree.openBasis(place.name, place.dir);
     if (!basis) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} vanished during the transfer`, EXIT.FILEIO);
     // The echo must describe the basis we summed: blocks beyond it are a lying peer.
     if (basisLength(head) > basis.size) {

@@ -8,7 +8,7 @@ import { loadCapture, dataStream, memorySink, piecesSource, sessionOf } from './
 import { MemTree } from './helpers/memtree.js';
 import { ByteReader, ByteWriter } from '../protocol/io.js';
 import { receiveFileList } from '../protocol/flist-recv.js';
-import { deleteInDir, makeRoom, namesByDir, newDeleteStats, readDelStats, writeDelStats, type DeleteContext } from '../protocol/delete.js';
+import { deleteInDir, makeRoom, namesByDir, newDeleteContextFields, newDeleteStats, readDelStats, writeDelStats, type DeleteContext } from '../protocol/delete.js';
 import { NDX_DEL_STATS } from '../protocol/constants.js';
 import { S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG } from '../protocol/modes.js';
 
@@ -48,8 +48,7 @@ async function context(tree: MemTree, over: Partial<DeleteContext & { protect: R
     tree,
     doXfers: over.doXfers ?? true,
     listed: namesByDir(await initialList()),
-    deleted: newDeleteStats(),
-    failed: 0,
+    ...newDeleteContextFields(),
     options: {
       delete: over.options?.delete ?? true,
       ...(over.protect && { isProtected: (name: Buffer) => over.protect!.test(name.toString()) }),

@@ -139,7 +139,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       return {
         exitCode,
         ...summaryOf(
-          { deleted: { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 }, requested: 0, failed: 0 },
+          { deleted: { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 }, skippedDeletes: 0, ioError: 0, requested: 0, failed: 0 },
           { transferredFiles: 0, totalTransferredSize: 0, literalBytes: 0, matchedBytes: 0, createdFiles: 0, failedFiles: 0, totals: null, deleted: null },
         ),
       };
