@@ -14,6 +14,7 @@ import type { ByteReader, ByteWriter } from './io.js';
 import { IOERR_GENERAL, NDX_DEL_STATS, type DeleteStats } from './constants.js';
 import { fileType, isDevice, isDir, S_IFLNK, S_IFREG } from './modes.js';
 import type { ReceivedEntry } from './flist-recv.js';
+import { compareFileEntries, type FileEntry } from './flist.js';
 import type { LocalStat, LocalTree } from './local-tree.js';
 
 /** rsync's --delete-WHEN: when extraneous local names go. */
@@ -63,6 +64,24 @@ export interface DeleteContext {
   ioErrorNoted: boolean;
   /** --delete-delay: what delete_in_dir found, removed after the transfer (rsync's delete-delay file). */
   readonly delayed: Array<{ name: Buffer; st: LocalStat }>;
+  /** The protocol: local listings are walked in its file-list order (default 32). */
+  readonly protocol?: number;
+}
+
+/**
+ * A local directory's entries in rsync's file-list order (its get_dirlist sorts them like a file
+ * list: from protocol 29 the non-directories first), each with its lstat.
+ */
+// rsync/flist.c: get_dirlist (the sorted listing delete_in_dir and delete_dir_contents walk)
+export async function sortedDirList(tree: LocalTree, dir: Buffer, protocol = 32, basisDir?: number): Promise<Array<{ base: Buffer; name: Buffer; st: LocalStat }>> {
+  const out: Array<{ base: Buffer; name: Buffer; st: LocalStat }> = [];
+  for (const base of await tree.list(dir, basisDir)) {
+    const name = joinName(dir, base);
+    const st = await tree.lstat(name, basisDir);
+    if (st) out.push({ base, name, st });
+  }
+  out.sort((a, b) => compareFileEntries({ name: a.base, mode: a.st.mode } as FileEntry, { name: b.base, mode: b.st.mode } as FileEntry, protocol));
+  return out;
 }
 
 /** The deletion part of a fresh run's state. */
@@ -123,16 +142,13 @@ export function namesByDir(files: readonly ReceivedEntry[]): Map<string, Set<str
 export async function deleteItem(ctx: DeleteContext, name: Buffer, st: LocalStat, makeRoom: boolean, recurse = true): Promise<boolean> {
   const dir = isDir(st.mode);
   if (dir) {
-    const names = await ctx.tree.list(name);
     let empty = true;
     if (!recurse) {
-      empty = names.length === 0;
+      empty = (await ctx.tree.list(name)).length === 0;
     } else {
-      names.sort(Buffer.compare);
-      for (let i = names.length - 1; i >= 0; i--) {
-        const child = joinName(name, names[i]!);
-        const cst = await ctx.tree.lstat(child);
-        if (cst && !(await deleteItem(ctx, child, cst, false))) empty = false;
+      const children = await sortedDirList(ctx.tree, name, ctx.protocol);
+      for (let i = children.length - 1; i >= 0; i--) {
+        if (!(await deleteItem(ctx, children[i]!.name, children[i]!.st, false))) empty = false;
       }
     }
     if (!empty) {
@@ -186,15 +202,11 @@ export async function deleteInDir(ctx: DeleteContext, dir: Buffer): Promise<void
     return;
   }
   const keep = ctx.listed.get(dir.toString('latin1')) ?? new Set<string>();
-  const names = await ctx.tree.list(dir);
-  names.sort(Buffer.compare);
+  const entries = await sortedDirList(ctx.tree, dir, ctx.protocol);
   const delay = deleteWhen(ctx.options) === 'delay';
-  for (let i = names.length - 1; i >= 0; i--) {
-    const base = names[i]!;
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const { base, name, st } = entries[i]!;
     if (keep.has(base.toString('latin1'))) continue;
-    const name = joinName(dir, base);
-    const st = await ctx.tree.lstat(name);
-    if (!st) continue;
     if (ctx.options.isProtected?.(name, isDir(st.mode))) continue;
     if (delay) ctx.delayed.push({ name, st });
     else await deleteItem(ctx, name, st, false);

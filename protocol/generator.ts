@@ -48,6 +48,7 @@ import {
   maxDeleteWarning,
   namesByDir,
   newDeleteContextFields,
+  sortedDirList,
   writeDelStats,
   type DeleteContext,
   type DeleteOptions,
@@ -350,8 +351,12 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
       await makeRoom(state, name, st, 'directory');
       st = null;
     }
+    // A basis dir's copy of a missing directory makes it no new item (itemized against that
+    // copy; not at all when identical).
+    const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
     if (!st && doXfers) await tree.mkdir(name, entry);
-    itemize(state, ndx, entry, st, st ? 0 : ITEM_LOCAL_CHANGE);
+    if (!alt) itemize(state, ndx, entry, st, st ? 0 : ITEM_LOCAL_CHANGE);
+    else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE);
     const when = deleteWhen(options);
     if ((when === 'during' || when === 'delay') && !redo && entry.contentDir !== false && (st || doXfers)) await deleteInDir(state, name);
     state.dirs.push(ndx);
@@ -371,12 +376,15 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
       itemize(state, ndx, entry, st, 0);
       return;
     }
+    const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
+    if (alt?.level === 3 && (await useIdenticalNon(state, entry, alt))) return;
     if (st && isDir(st.mode) && !(await makeRoom(state, name, st, 'symlink'))) return;
     if (doXfers) {
       await tree.symlink(name, target);
       await tree.setAttrs(name, entry, null);
     }
-    itemize(state, ndx, entry, st && isLink(st.mode) ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+    if (!alt) itemize(state, ndx, entry, st && isLink(st.mode) ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+    else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
     return;
   }
 
@@ -396,12 +404,15 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
       itemize(state, ndx, entry, st, 0);
       return;
     }
+    const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
+    if (alt?.level === 3 && (await useIdenticalNon(state, entry, alt))) return;
     if (st && isDir(st.mode) && !(await makeRoom(state, name, st, device ? 'device file' : 'special file'))) return;
     if (doXfers) {
       await tree.mknod(name, entry);
       await tree.setAttrs(name, entry, null);
     }
-    itemize(state, ndx, entry, st && fileType(st.mode) === type ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+    if (!alt) itemize(state, ndx, entry, st && fileType(st.mode) === type ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+    else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
     return;
   }
 
@@ -523,6 +534,57 @@ async function tryDestsReg(state: GeneratorState, ndx: number, entry: FileEntry,
   return { type: best, dir: best, name, st };
 }
 
+/** What a basis dir holds for a missing non-regular entry: how close it is, and where. */
+interface NonRegMatch {
+  /** 1: same type; 2: the same (target, rdev); 3: and the same attributes. */
+  level: number;
+  dir: number;
+  st: LocalStat;
+}
+
+/**
+ * The basis directories for a missing directory, symlink, device or special: the first with an
+ * identical one wins, else the first with an equal one, else the first of the same type.
+ */
+// rsync/generator.c: try_dests_non (the search)
+async function tryDestsNon(state: GeneratorState, entry: FileEntry): Promise<NonRegMatch | null> {
+  const { tree, options } = state;
+  const type = fileType(entry.mode);
+  let best: NonRegMatch | null = null;
+  for (let j = 0; j < options.altDest!.count; j++) {
+    const st = await tree.lstat(entry.name, j);
+    if (!st || fileType(st.mode) !== type) continue;
+    if (!best) best = { level: 1, dir: j, st };
+    const same =
+      type === S_IFLNK
+        ? !!st.symlink && !!entry.symlink && st.symlink.equals(entry.symlink)
+        : isDevice(entry.mode)
+          ? st.rdev?.major === entry.rdev?.major && st.rdev?.minor === entry.rdev?.minor
+          : true;
+    if (!same) continue;
+    if (best.level < 2) best = { level: 2, dir: j, st };
+    if (unchangedAttrs(state, entry, st)) return { level: 3, dir: j, st };
+  }
+  return best;
+}
+
+/**
+ * An identical symlink, device or special in a basis dir: --link-dest links it (true: done; a
+ * link that fails creates it instead), --compare-dest leaves it out (true), --copy-dest creates
+ * it (false), none of them itemized.
+ */
+// rsync/generator.c: try_dests_non (match level 3) + recv_generator's j == -2 / -3 cases
+async function useIdenticalNon(state: GeneratorState, entry: FileEntry, match: NonRegMatch): Promise<boolean> {
+  const kind = state.options.altDest!.kind;
+  if (kind === 'compare') return true;
+  if (kind === 'copy') return false;
+  if (!state.doXfers) return true;
+  return state.tree.link(entry.name, entry.name, match.dir).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** --copy-dest: the identical file of basis dir `dir` copied into place (a temp file, then the rename). */
 // rsync/generator.c: copy_altdest_file
 async function copyAltDestFile(state: GeneratorState, entry: FileEntry, dir: number): Promise<boolean> {
@@ -544,29 +606,25 @@ async function copyAltDestFile(state: GeneratorState, entry: FileEntry, dir: num
   }
 }
 
-/** Whether a file's attributes are those the list gives (mtime with -t, perms with -p, owner as root, group). */
-// rsync/generator.c: unchanged_attrs (regular files)
+/**
+ * Whether an item's attributes are those the list gives (mtime with -t, perms with -p but never a
+ * symlink's on Linux, owner as root, group).
+ */
+// rsync/generator.c: unchanged_attrs
 function unchangedAttrs(state: GeneratorState, entry: FileEntry, st: LocalStat): boolean {
   const { options } = state;
   if (options.times && mtimeDiffers(st, entry, state.modifyWindow)) return false;
-  if (options.perms && (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) return false;
+  if (options.perms && !isLink(entry.mode) && (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) return false;
   if (options.owner && st.uid !== entry.uid) return false;
   if (options.group && st.gid !== entry.gid) return false;
   return true;
 }
 
 /** The regular files of one directory as fuzzy candidates (null when the directory is absent or empty). */
-async function fuzzyCandidates(tree: LocalTree, dir: Buffer, basisDir?: number): Promise<FuzzyCandidate[] | null> {
-  const names = await tree.list(dir, basisDir);
-  if (!names.length) return null;
-  names.sort(Buffer.compare);
-  const out: FuzzyCandidate[] = [];
-  const prefix = dir.length === 1 && dir[0] === 0x2e ? null : dir;
-  for (const base of names) {
-    const st = await tree.lstat(prefix ? Buffer.concat([prefix, Buffer.from('/'), base]) : base, basisDir);
-    if (st && isReg(st.mode)) out.push({ name: base, size: st.size, mtime: st.mtime });
-  }
-  return out;
+async function fuzzyCandidates(tree: LocalTree, dir: Buffer, protocol: number, basisDir?: number): Promise<FuzzyCandidate[] | null> {
+  const entries = await sortedDirList(tree, dir, protocol, basisDir);
+  if (!entries.length) return null;
+  return entries.filter((e) => isReg(e.st.mode)).map((e) => ({ name: e.base, size: e.st.size, mtime: e.st.mtime }));
 }
 
 /**
@@ -582,7 +640,7 @@ async function fuzzyBasis(state: GeneratorState, entry: FileEntry): Promise<Requ
   if (state.fuzzyDirs?.dir !== key) {
     const lists: Array<FuzzyCandidate[] | null> = [];
     const count = fuzzyDirCount(options);
-    for (let i = 0; i < count; i++) lists.push(await fuzzyCandidates(tree, dir, i === 0 ? undefined : i - 1));
+    for (let i = 0; i < count; i++) lists.push(await fuzzyCandidates(tree, dir, state.protocol, i === 0 ? undefined : i - 1));
     state.fuzzyDirs = { dir: key, lists };
     state.fuzzySent.clear();
   }

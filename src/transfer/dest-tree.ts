@@ -435,8 +435,10 @@ export class DestTree implements LocalTree {
     this.checkedDirs.clear();
     const from = basisDir === undefined ? await this.must(existing) : await this.path(existing, false, basisDir);
     if (!from) throw Object.assign(new Error(`ENOENT: no basis file ${existing.toString()} in basis dir ${basisDir}`), { code: 'ENOENT', syscall: 'link' });
-    // A hard link to a symlink would carry the symlink: only a regular file is linked.
-    if (basisDir !== undefined && !lstatSync(from, { throwIfNoEntry: false })?.isFile()) {
+    // --link-dest links regular files, symlinks (the link itself: link(2) does not follow) and
+    // device nodes; never a directory.
+    const fromSt = basisDir === undefined ? null : lstatSync(from, { throwIfNoEntry: false });
+    if (basisDir !== undefined && (!fromSt || fromSt.isDirectory())) {
       throw Object.assign(new Error(`not a regular file: ${existing.toString()} in basis dir ${basisDir}`), { code: 'EINVAL', syscall: 'link' });
     }
     const tmp = siblingTemp(p);
