@@ -40,6 +40,18 @@ export interface BasisOptions {
   fuzzy?: number;
 }
 
+/**
+ * What the basis options need of the protocol: below 29 no basis type travels, so --fuzzy is
+ * refused and only one basis dir is allowed (rsync's receiver then falls back to it alone).
+ */
+// rsync/compat.c: setup_protocol (the protocol < 29 checks)
+export function checkBasisProtocol(options: BasisOptions, protocol: number): void {
+  if (protocol >= 29) return;
+  if (options.fuzzy) throw new ProtocolError(`--fuzzy requires protocol 29 or higher (negotiated ${protocol}).`);
+  const alt = options.altDest;
+  if (alt && alt.count > 1) throw new ProtocolError(`Using more than one --${alt.kind}-dest option requires protocol 29 or higher (negotiated ${protocol}).`);
+}
+
 /** A basis located: `name` (a list-relative name) in the destination (`dir` undefined) or in basis dir `dir`. */
 export interface BasisPlace {
   name: Buffer;

@@ -54,7 +54,7 @@ import {
   type DeleteOptions,
 } from './delete.js';
 import type { BasisFile, LocalStat, LocalTree } from './local-tree.js';
-import { FNAMECMP_FNAME, FNAMECMP_FUZZY, fuzzyDirCount, MAX_BASIS_DIRS, type BasisOptions } from './basis.js';
+import { checkBasisProtocol, FNAMECMP_FNAME, FNAMECMP_FUZZY, fuzzyDirCount, MAX_BASIS_DIRS, type BasisOptions } from './basis.js';
 import { findFuzzy, type FuzzyCandidate } from './fuzzy.js';
 
 export interface GeneratorOptions extends DeleteOptions, BasisOptions {
@@ -256,6 +256,7 @@ export async function generateFiles(
   options: GeneratorOptions,
 ): Promise<GeneratorResult> {
   checkGeneratorOptions(options);
+  checkBasisProtocol(options, writer.protocol);
   const state = newGeneratorState(writer, files, tree, checksummer, receiver, options);
   const protocol = state.protocol;
   const when = deleteWhen(options);

@@ -9,7 +9,7 @@
 // --update, --ignore-missing-args.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, mkdir, symlink, readFile, chmod, cp } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, mkdir, symlink, readFile, chmod, cp, lstat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { existsSync } from 'node:fs';
@@ -17,6 +17,7 @@ import { startDaemon, rsyncVersion, type TestDaemon } from './helpers/daemon.js'
 import { lsyncd, run, type RunResult } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { pseudoRandom, setTime, setTimes, T0 } from './helpers/fstree.js';
+import { DestTree, UnsafePathError } from '../src/transfer/dest-tree.js';
 
 let daemon: TestDaemon;
 let work: string;
@@ -274,11 +275,13 @@ async function basisCase(name: string): Promise<{ big: Buffer }> {
 }
 
 for (const kind of ['compare', 'copy', 'link'] as const) {
-  for (const protocol of [30, 32]) {
-    test(`protocol ${protocol}: --${kind}-dest (twice, relative to DEST): rsync's tree, hard links and delta against the basis dir's file`, async () => {
+  for (const protocol of [28, 30, 32]) {
+    // Below 29 one basis dir only (no basis type travels: the receiver falls back to it).
+    const dirs = protocol >= 29 ? [`--${kind}-dest=../base`, `--${kind}-dest=../base2`] : [`--${kind}-dest=../base`];
+    test(`protocol ${protocol}: --${kind}-dest (${dirs.length === 2 ? 'twice, ' : ''}relative to DEST): rsync's tree, hard links and delta against the basis dir's file`, async () => {
       const name = `${kind}dest${protocol}`;
       const { big } = await basisCase(name);
-      const { got } = await pullBoth(name, [`--${kind}-dest=../base`, `--${kind}-dest=../base2`], { protocol });
+      const { got } = await pullBoth(name, dirs, { protocol });
       await assertSame(name, `--${kind}-dest`);
       // The 300 kB file was missing here: its basis dir's old copy served as the basis, so only
       // the changed block and the small new files crossed as literal data.
@@ -358,6 +361,18 @@ test('-yy with --copy-dest: a file moved to another directory is rebuilt from th
   assert.ok(statNumber(one.got.stdout, 'Literal data') >= 300_000);
 });
 
+test('below protocol 29: --fuzzy and a second basis dir refused with rsync\'s words (exit 2)', async () => {
+  const name = 'old-protocol';
+  await sourceTree(moduleDir(name));
+  for (const options of [['-y'], ['--copy-dest=../a', '--copy-dest=../b']]) {
+    await prepareBoth(name, async () => {});
+    const { ref, got } = await pullBoth(name, options, { protocol: 28, status: 2 });
+    const reason = (text: string) => /(--fuzzy requires|Using more than one --copy-dest option requires) protocol 29 or higher \(negotiated 28\)\./.exec(text)?.[0];
+    assert.ok(reason(ref.stderr), ref.stderr);
+    assert.is(reason(got.stderr), reason(ref.stderr), got.stderr);
+  }
+});
+
 test('--size-only, --ignore-existing, --existing, --update: which local files stay, as rsync decides', async () => {
   const name = 'skips';
   const src = moduleDir(name);
@@ -391,6 +406,50 @@ test('--ignore-missing-args: a missing path is no error (rsync\'s exit 0, nothin
   assert.not.match(got.stderr, /error/i, got.stderr);
   assert.is(got.stderr.includes('No such file'), ref.stderr.includes('No such file'));
   await assertSame(name, '--ignore-missing-args');
+});
+
+test('DestTree basis dirs: confined to the module for a daemon, no symlink followed on the way to a basis file', async () => {
+  const root = join(work, 'confine');
+  const module = join(root, 'module');
+  await mkdir(join(module, 'dest'), { recursive: true });
+  await mkdir(join(module, 'base/sub'), { recursive: true });
+  await mkdir(join(root, 'outside'), { recursive: true });
+  await writeFile(join(module, 'base/sub/f'), 'basis\n');
+  await writeFile(join(root, 'outside/f'), 'secret\n');
+  await symlink('../../outside', join(module, 'base/escape'));
+  await symlink(join(root, 'outside'), join(module, 'linked-base'));
+  await symlink('f', join(module, 'base/sub/link-to-f'));
+  const attrs = { perms: true, times: true, owner: false, group: false, umask: 0o022, modifyWindow: 0 };
+  const threw = (f: () => unknown) => {
+    try {
+      f();
+      return null;
+    } catch (e) {
+      return e;
+    }
+  };
+  // Lexically outside the module: refused at once.
+  assert.instance(threw(() => new DestTree(join(module, 'dest'), attrs, { basisDirs: ['../../outside'], confineBasisTo: module })), UnsafePathError);
+  const tree = new DestTree(join(module, 'dest'), attrs, { basisDirs: ['../base', '../linked-base', '../missing'], confineBasisTo: module });
+  // A basis file below the basis dir is read; one through a symlinked parent is refused; a final symlink is no basis.
+  assert.is((await tree.lstat(Buffer.from('sub/f'), 0))?.size, 6);
+  const basis = await tree.openBasis(Buffer.from('sub/f'), 0);
+  assert.is(basis?.size, 6);
+  await basis?.close();
+  assert.instance(await tree.lstat(Buffer.from('escape/f'), 0).catch((e: unknown) => e), UnsafePathError);
+  assert.is(await tree.openBasis(Buffer.from('sub/link-to-f'), 0), null);
+  // A basis dir that is itself a symlink inside the module: refused; a missing one is empty.
+  assert.instance(await tree.lstat(Buffer.from('f'), 1).catch((e: unknown) => e), UnsafePathError);
+  assert.is(await tree.lstat(Buffer.from('f'), 2), null);
+  assert.equal(await tree.list(Buffer.from('.'), 2), []);
+  assert.is(await tree.lstat(Buffer.from('f'), 7), null, 'an index past the basis dirs');
+  // --link-dest: a hard link to the basis file; never to a directory.
+  await tree.link(Buffer.from('f'), Buffer.from('sub/f'), 0);
+  assert.is((await lstat(join(module, 'dest/f'))).ino, (await lstat(join(module, 'base/sub/f'))).ino);
+  assert.ok(await tree.link(Buffer.from('d'), Buffer.from('sub'), 0).then(() => false, () => true));
+  // Unconfined (our own pull): the operator's basis path is followed as given.
+  const operator = new DestTree(join(module, 'dest'), attrs, { basisDirs: ['../linked-base'] });
+  assert.is((await operator.lstat(Buffer.from('f'), 0))?.size, 7);
 });
 
 test('option mistakes: the reason in one line, as rsync words it (exit 1)', async () => {
