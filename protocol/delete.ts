@@ -24,7 +24,7 @@ export type DeleteWhen = 'before' | 'during' | 'delay' | 'after';
 export interface DeleteOptions {
   /** --delete (or any --delete-WHEN, or --delete-excluded): remove local files the list does not have. */
   delete: boolean;
-  /** When (default 'during', rsync's choice for a bare --delete from protocol 30). */
+  /** When (default: rsync's choice for a bare --delete, 'during' from protocol 30, 'before' below). */
   deleteWhen?: DeleteWhen;
   /**
    * --max-delete=N: at most N items deleted (DEL_MAKE_ROOM removals not counted), the rest are
@@ -89,9 +89,11 @@ export function newDeleteContextFields(): Pick<DeleteContext, 'deleted' | 'faile
   return { deleted: newDeleteStats(), failed: 0, skippedDeletes: 0, ioErrorNoted: false, delayed: [] };
 }
 
-/** The deletion mode in effect (rsync: --delete alone is --delete-during from protocol 30). */
-export function deleteWhen(options: DeleteOptions): DeleteWhen | null {
-  return options.delete ? (options.deleteWhen ?? 'during') : null;
+/** The deletion mode in effect: --delete alone is --delete-during from protocol 30, --delete-before below. */
+// rsync/compat.c: setup_protocol (the choice for a bare --delete)
+export function deleteWhen(options: DeleteOptions, protocol = 32): DeleteWhen | null {
+  if (!options.delete) return null;
+  return options.deleteWhen ?? (protocol < 30 ? 'before' : 'during');
 }
 
 /** All items deleted so far (rsync's stats.deleted_files, which --max-delete compares with). */
@@ -203,7 +205,7 @@ export async function deleteInDir(ctx: DeleteContext, dir: Buffer): Promise<void
   }
   const keep = ctx.listed.get(dir.toString('latin1')) ?? new Set<string>();
   const entries = await sortedDirList(ctx.tree, dir, ctx.protocol);
-  const delay = deleteWhen(ctx.options) === 'delay';
+  const delay = deleteWhen(ctx.options, ctx.protocol) === 'delay';
   for (let i = entries.length - 1; i >= 0; i--) {
     const { base, name, st } = entries[i]!;
     if (keep.has(base.toString('latin1'))) continue;

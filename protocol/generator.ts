@@ -259,7 +259,7 @@ export async function generateFiles(
   checkBasisProtocol(options, writer.protocol);
   const state = newGeneratorState(writer, files, tree, checksummer, receiver, options);
   const protocol = state.protocol;
-  const when = deleteWhen(options);
+  const when = deleteWhen(options, protocol);
   // rsync's EARLY_DELETE_DONE_MSG: without a late deletion the counts go with the phase ends.
   const lateDelete = when === 'delay' || when === 'after';
   // NDX_DEL_STATS goes with --delete (any mode) or --force (rsync's delete_mode || force_delete).
@@ -269,8 +269,7 @@ export async function generateFiles(
   if (when === 'before' && files.length > 0) await doDeletePass(state, files);
 
   // Phase 0: every entry in list order. --delete-during (and --delete-delay, which only notes)
-  // works through each directory as recvGenerator reaches it (rsync's own client picks
-  // delete_before below protocol 30; the tree it leaves is the same). Then G1, the end of phase 0.
+  // works through each directory as recvGenerator reaches it. Then G1, the end of phase 0.
   for (let ndx = 0; ndx < files.length; ndx++) {
     receiver.check(); // the receiver failed: stop here, as rsync's generator dies with it
     await recvGenerator(state, ndx, false);
@@ -358,7 +357,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     if (!st && doXfers) await tree.mkdir(name, entry);
     if (!alt) itemize(state, ndx, entry, st, st ? 0 : ITEM_LOCAL_CHANGE);
     else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE);
-    const when = deleteWhen(options);
+    const when = deleteWhen(options, state.protocol);
     if ((when === 'during' || when === 'delay') && !redo && entry.contentDir !== false && (st || doXfers)) await deleteInDir(state, name);
     state.dirs.push(ndx);
     return;

@@ -142,10 +142,10 @@ function deletionsOrdered(lines: string[], when: 'before' | 'after'): boolean {
 }
 
 for (const protocol of [29, 30, 31, 32]) {
-  test(`protocol ${protocol}: --delete-before, --delete-during, --del, --delete-delay, --delete-after leave rsync's tree, counts and order`, async () => {
+  test(`protocol ${protocol}: --delete, --delete-before, --delete-during, --del, --delete-delay, --delete-after leave rsync's tree, counts and order`, async () => {
     const name = `when${protocol}`;
     await sourceTree(moduleDir(name));
-    for (const option of ['--delete-before', '--delete-during', '--del', '--delete-delay', '--delete-after']) {
+    for (const option of ['--delete', '--delete-before', '--delete-during', '--del', '--delete-delay', '--delete-after']) {
       await prepareBoth(name, (root) => staleDest(join(root, 'dest')));
       const { ref, got } = await pullBoth(name, [option, '-i', '--exclude=*.tmp'], { protocol });
       await assertSame(name, option);
@@ -153,7 +153,9 @@ for (const protocol of [29, 30, 31, 32]) {
       // The same deletions (the excluded file protected), and when they happen.
       const deletions = (out: Buffer) => itemLines(out).filter((l) => l.startsWith('*deleting')).sort();
       assert.equal(deletions(got.stdout), deletions(ref.stdout), option);
-      const when = option === '--delete-before' ? 'before' : option === '--delete-after' || option === '--delete-delay' ? 'after' : null;
+      // A bare --delete is --delete-before below protocol 30 (rsync's choice), --delete-during from 30.
+      const before = option === '--delete-before' || (option === '--delete' && protocol < 30);
+      const when = before ? 'before' : option === '--delete-after' || option === '--delete-delay' ? 'after' : null;
       if (when) {
         assert.ok(deletionsOrdered(itemLines(ref.stdout), when), `rsync ${option}:\n${ref.stdout}`);
         assert.ok(deletionsOrdered(itemLines(got.stdout), when), `lsyncd ${option}:\n${got.stdout}`);
