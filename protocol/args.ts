@@ -230,11 +230,25 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (push) {
     if (options.ignoreExisting) args.push('--ignore-existing');
     if (options.existing) args.push('--existing');
-    if (options.altDest) for (const dir of options.altDest.dirs) args.push(`--${options.altDest.kind}-dest`, dir);
-    if (options.copyDest !== undefined) args.push('--copy-dest', options.copyDest);
+    if (options.altDest) for (const dir of options.altDest.dirs) args.push(`--${options.altDest.kind}-dest`, escapeOptionArg(dir));
+    if (options.copyDest !== undefined) args.push('--copy-dest', escapeOptionArg(options.copyDest));
   }
   args.push('.', protectRemotePath(remotePath));
   return args;
+}
+
+/** The characters rsync's client backslash-escapes in an option's value (wildcards and shell specials). */
+const ESCAPED_IN_OPTION_ARGS = new Set('*?[]!#$&;|<>(){}"\'` \t\n\r\\');
+
+/**
+ * An option's value as rsync's client sends it (unless --protect-args): each wildcard, shell
+ * special and backslash escaped with a backslash, which the daemon undoes.
+ */
+// rsync/options.c: safe_arg (an option's value: not a filename argument)
+export function escapeOptionArg(value: string): string {
+  let out = '';
+  for (const c of value) out += ESCAPED_IN_OPTION_ARGS.has(c) ? `\\${c}` : c;
+  return out;
 }
 
 /**

@@ -70,12 +70,20 @@ export interface DeleteContext {
 
 /**
  * A local directory's entries in rsync's file-list order (its get_dirlist sorts them like a file
- * list: from protocol 29 the non-directories first), each with its lstat.
+ * list: from protocol 29 the non-directories first), each with its lstat; `skip`: names left out.
  */
 // rsync/flist.c: get_dirlist (the sorted listing delete_in_dir and delete_dir_contents walk)
-export async function sortedDirList(tree: LocalTree, dir: Buffer, protocol = 32, basisDir?: number): Promise<Array<{ base: Buffer; name: Buffer; st: LocalStat }>> {
+export async function sortedDirList(
+  tree: LocalTree,
+  dir: Buffer,
+  protocol = 32,
+  basisDir?: number,
+  skip?: ReadonlySet<string>,
+): Promise<Array<{ base: Buffer; name: Buffer; st: LocalStat }>> {
   const out: Array<{ base: Buffer; name: Buffer; st: LocalStat }> = [];
   for (const base of await tree.list(dir, basisDir)) {
+    // Names the caller would pass over anyway (delete_in_dir: the listed ones) need no lstat.
+    if (skip?.has(base.toString('latin1'))) continue;
     const name = joinName(dir, base);
     const st = await tree.lstat(name, basisDir);
     if (st) out.push({ base, name, st });
@@ -204,11 +212,10 @@ export async function deleteInDir(ctx: DeleteContext, dir: Buffer): Promise<void
     return;
   }
   const keep = ctx.listed.get(dir.toString('latin1')) ?? new Set<string>();
-  const entries = await sortedDirList(ctx.tree, dir, ctx.protocol);
+  const entries = await sortedDirList(ctx.tree, dir, ctx.protocol, undefined, keep);
   const delay = deleteWhen(ctx.options, ctx.protocol) === 'delay';
   for (let i = entries.length - 1; i >= 0; i--) {
-    const { base, name, st } = entries[i]!;
-    if (keep.has(base.toString('latin1'))) continue;
+    const { name, st } = entries[i]!;
     if (ctx.options.isProtected?.(name, isDir(st.mode))) continue;
     if (delay) ctx.delayed.push({ name, st });
     else await deleteItem(ctx, name, st, false);

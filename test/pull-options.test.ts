@@ -18,6 +18,8 @@ import { lsyncd, run, type RunResult } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { pseudoRandom, setTime, setTimes, T0 } from './helpers/fstree.js';
 import { DestTree, UnsafePathError } from '../src/transfer/dest-tree.js';
+import { createServer, type AddressInfo } from 'node:net';
+import { serverArgs, DEFAULT_TRANSFER, type TransferOptions } from '../protocol/args.js';
 
 let daemon: TestDaemon;
 let work: string;
@@ -452,6 +454,73 @@ test('DestTree basis dirs: confined to the module for a daemon, no symlink follo
   // Unconfined (our own pull): the operator's basis path is followed as given.
   const operator = new DestTree(join(module, 'dest'), attrs, { basisDirs: ['../linked-base'] });
   assert.is((await operator.lstat(Buffer.from('f'), 0))?.size, 7);
+});
+
+/**
+ * The argument list a real rsync client sends for `args` (a pull from, or a push to, a listening
+ * stand-in daemon that greets at protocol 32, takes the module and records the list).
+ */
+async function rsyncClientArgs(args: string[], push: boolean): Promise<string[]> {
+  let got: string[] = [];
+  const server = createServer((socket) => {
+    let buf = Buffer.alloc(0);
+    let stage = 0;
+    socket.write('@RSYNCD: 32.0 sha512 sha256 sha1 md5 md4\n');
+    socket.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      for (;;) {
+        if (stage < 2) {
+          const nl = buf.indexOf(0x0a);
+          if (nl < 0) return;
+          buf = buf.subarray(nl + 1);
+          if (++stage === 2) socket.write('@RSYNCD: OK\n');
+          continue;
+        }
+        const end = buf.indexOf(Buffer.from([0, 0]));
+        if (end < 0) return;
+        got = buf.subarray(0, end).toString().split('\0');
+        socket.destroy();
+        return;
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const local = join(work, 'argsrc');
+  await mkdir(local, { recursive: true });
+  const url = `rsync://127.0.0.1:${port}/mod/path/`;
+  await run('rsync', ['-rlpt', '--no-inc-recursive', ...args, ...(push ? [local + '/', url] : [url, join(work, 'argdest') + '/'])]);
+  server.close();
+  return got;
+}
+
+/** Our list for the same options, the client's capability letters (after 'e') left out of both. */
+const withoutCapabilities = (args: string[]) => args.map((a) => (/^-[a-zA-Z]*e\./.test(a) ? a.replace(/e\.[A-Za-z]*$/, '') : a));
+
+test('serverArgs: what rsync\'s client sends for the receiving side\'s options, on a pull (most stay home) and on a push', async () => {
+  const base: TransferOptions = { ...DEFAULT_TRANSFER, delete: false };
+  const cases: Array<{ args: string[]; push: boolean; ours: Partial<TransferOptions> }> = [
+    {
+      args: ['-u', '--delete-missing-args', '--ignore-errors', '--size-only', '--delete-after', '--max-delete=3', '--copy-dest=x', '-y', '--existing', '--ignore-existing', '--force'],
+      push: false,
+      ours: { update: true, deleteMissingArgs: true, ignoreErrors: true, sizeOnly: true, deleteWhen: 'after', maxDelete: 3, altDest: { kind: 'copy', dirs: ['x'] }, fuzzy: 1, existing: true, ignoreExisting: true, force: true },
+    },
+    { args: ['--ignore-missing-args', '--delete'], push: false, ours: { ignoreMissingArgs: true, delete: true } },
+    {
+      args: ['--delete-delay', '--max-delete=0', '--force', '--size-only', '--ignore-existing', '--existing', '-u', '--link-dest=a', '--link-dest=b c', '-yy', '--ignore-errors', '--delete-excluded', '--delete-missing-args'],
+      push: true,
+      ours: { deleteWhen: 'delay', maxDelete: 0, force: true, sizeOnly: true, ignoreExisting: true, existing: true, update: true, altDest: { kind: 'link', dirs: ['a', 'b c'] }, fuzzy: 2, ignoreErrors: true, deleteExcluded: true, deleteMissingArgs: true },
+    },
+    { args: ['--delete-before', '--ignore-missing-args', '--compare-dest=../old', '--compare-dest=od\\d [1]*$x'], push: true, ours: { deleteWhen: 'before', ignoreMissingArgs: true, altDest: { kind: 'compare', dirs: ['../old', 'od\\d [1]*$x'] } } },
+    { args: ['--delete', '--delete-during', '--max-delete=7'], push: true, ours: { deleteWhen: 'during', delete: true, maxDelete: 7 } },
+  ];
+  for (const c of cases) {
+    const theirs = await rsyncClientArgs(c.args, c.push);
+    assert.ok(theirs.length > 3, `rsync ${c.args.join(' ')}: nothing recorded`);
+    const ours = serverArgs({ ...base, ...c.ours }, 32, 'mod/path/', !c.push);
+    assert.equal(withoutCapabilities(ours), withoutCapabilities(theirs), c.args.join(' '));
+  }
 });
 
 test('option mistakes: the reason in one line, as rsync words it (exit 1)', async () => {
