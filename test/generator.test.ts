@@ -15,8 +15,7 @@ import { createChecksummer } from '../protocol/checksum.js';
 import { doRecv } from '../protocol/receiver.js';
 import { newGeneratorState, quickCheckOk, recvGenerator, RecvChannel, type GeneratedItem, type GeneratorOptions } from '../protocol/generator.js';
 import { IOERR_DEL_LIMIT, ITEM_BASIS_TYPE_FOLLOWS, ITEM_IS_NEW, ITEM_REPORT_SIZE, ITEM_REPORT_TIME, ITEM_TRANSFER, ITEM_XNAME_FOLLOWS } from '../protocol/constants.js';
-import { basisPlace, FNAMECMP_FNAME, FNAMECMP_FUZZY } from '../protocol/basis.js';
-import { filenameSuffix, findFuzzy, fuzzyDistance } from '../protocol/fuzzy.js';
+import { FNAMECMP_FUZZY } from '../protocol/basis.js';
 import { S_IFDIR, S_IFLNK, S_IFREG } from '../protocol/modes.js';
 
 /** The module's mtime for everything but a.txt (the captures' source tree). */
@@ -312,52 +311,6 @@ test('--delete-missing-args: a mode-0 entry deletes what is here (a directory on
   assert.equal((await run(forced, { deleteMissingArgs: true, force: true })).deleted, { files: 1, dirs: 1, symlinks: 0, devices: 0, specials: 0 });
   const refused = await run(file, {}).then(() => null, (e: Error) => e);
   assert.match(String(refused?.message), /without a mode/, 'a mode-0 entry without --delete-missing-args');
-});
-
-test('find_fuzzy: a same size and mtime first, else the nearest name (suffix ten times), never an excluded or empty file', () => {
-  const f = (name: string, size = 10, mtime = 1) => ({ name: Buffer.from(name), size, mtime });
-  const file = f('report-2025.csv', 100, 50);
-  const dir = [f('report-2024.txt', 100), f('report-2024.csv', 100), f('zzz.dat', 100), f('empty.csv', 0)];
-  assert.is(findFuzzy(file, [dir])!.candidate.name.toString(), 'report-2024.csv');
-  assert.is(findFuzzy(file, [[...dir, f('other.bin', 100, 50)]])!.candidate.name.toString(), 'other.bin', 'size and mtime win');
-  // Excluded (being changed itself), the next nearest serves; another suffix weighs too much.
-  assert.is(findFuzzy(file, [[...dir, f('report-2023.csv', 100)]], (_i, name) => name.toString() === 'report-2024.csv')!.candidate.name.toString(), 'report-2023.csv');
-  assert.is(findFuzzy(file, [dir], (_i, name) => name.toString() === 'report-2024.csv'), null);
-  assert.is(findFuzzy(file, [[f('completely-unrelated-name.x')]]), null, 'farther than 25 is no match');
-  assert.is(findFuzzy(file, [null, [f('report-2024.csv')]])!.dirIndex, 1);
-  assert.is(findFuzzy(file, [[f('report-2024.csv', 100, 52)]], undefined, 2)!.candidate.mtime, 52, '--modify-window counts for the exact match');
-  // The distance: 0 for equal names, one unit plus the bytes' distance for one change.
-  assert.is(fuzzyDistance(Buffer.from('abc'), Buffer.from('abc'), 25 << 16), 0);
-  assert.is(fuzzyDistance(Buffer.from('abc'), Buffer.from('abd'), 25 << 16), (1 << 16) + 1);
-  assert.is(fuzzyDistance(Buffer.from('a'), Buffer.from('abcdefghijklmnopqrstuvwxyz0123'), 25 << 16), 0xffff0001, 'past the limit by length alone');
-  // Suffixes: the last significant one (.bak, .old, .orig, ~N~ looked past; leading dots are no suffix).
-  for (const [name, suffix] of [['a.txt', '.txt'], ['x.tar.gz', '.gz'], ['notes.txt.bak', '.txt'], ['conf.orig', ''], ['.bashrc', ''], ['a.txt~', '.txt'], ['log.1', '.1'], ['plain', '']]) {
-    assert.is(filenameSuffix(Buffer.from(name!)).toString(), suffix, name);
-  }
-});
-
-test('basisPlace: the receiver opens what the request named, and refuses what our options never asked for', () => {
-  const name = Buffer.from('dir/file.txt');
-  const opts = { altDest: { kind: 'copy' as const, count: 2 }, fuzzy: 2 };
-  assert.equal(basisPlace(name, null, null, opts), { name });
-  assert.equal(basisPlace(name, FNAMECMP_FNAME, null, opts), { name });
-  assert.equal(basisPlace(name, 1, null, opts), { name, dir: 1 });
-  assert.equal(basisPlace(name, FNAMECMP_FUZZY, Buffer.from('old.txt'), opts), { name: Buffer.from('dir/old.txt') });
-  assert.equal(basisPlace(name, FNAMECMP_FUZZY + 2, Buffer.from('old.txt'), opts), { name: Buffer.from('dir/old.txt'), dir: 1 });
-  const refused = (type: number, xname: string | null, o: object) => {
-    try {
-      basisPlace(name, type, xname === null ? null : Buffer.from(xname), o);
-      return false;
-    } catch (e) {
-      return (e as { code?: string }).code === 'ERR_RSYNC_PROTOCOL';
-    }
-  };
-  assert.ok(refused(2, null, opts), 'a basis dir past the count');
-  assert.ok(refused(FNAMECMP_FUZZY, 'x', {}), 'fuzzy without --fuzzy');
-  assert.ok(refused(FNAMECMP_FUZZY + 3, 'x', opts), 'a fuzzy dir past the count');
-  assert.ok(refused(FNAMECMP_FUZZY + 1, 'x', { ...opts, fuzzy: 1 }), '-y never names a basis dir');
-  for (const bad of ['../etc', 'a/b', '..', '.', '']) assert.ok(refused(FNAMECMP_FUZZY, bad, opts), `xname ${bad}`);
-  assert.ok(refused(0x81, null, opts), 'a partial dir we never use');
 });
 
 test.run();
