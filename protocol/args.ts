@@ -4,6 +4,8 @@
 import { ProtocolError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { CLIENT_CAPABILITIES } from './compat.js';
+import type { AltDestKind } from './basis.js';
+import type { DeleteWhen } from './delete.js';
 
 /**
  * Write the server argument list: each argument NUL-terminated and an empty one to end
@@ -122,8 +124,34 @@ export interface TransferOptions {
    * --copy-dest directory. The live mirror's renamed files.
    */
   fuzzy?: number;
-  /** --delete-missing-args: mode-0 entries in the file list are deleted on the daemon. */
+  /**
+   * --delete-missing-args: a missing source argument travels as a mode-0 entry and is deleted on
+   * the receiving side (sent to the daemon both ways: it needs both sides).
+   */
   deleteMissingArgs?: boolean;
+  /** --ignore-missing-args: a missing source argument is no error (a pull sends it to the daemon's sender). */
+  ignoreMissingArgs?: boolean;
+  /** --delete-before / --delete-during (--del) / --delete-delay / --delete-after (implies --delete). */
+  deleteWhen?: DeleteWhen;
+  /** --max-delete=N (negative: no deletions, sent as rsync sends 0: --max-delete=-1). */
+  maxDelete?: number;
+  /** --force: a non-empty directory may make way for a file without --delete. */
+  force?: boolean;
+  /** --ignore-errors: delete even after I/O errors on the sending side. */
+  ignoreErrors?: boolean;
+  /** --size-only */
+  sizeOnly?: boolean;
+  /** --ignore-existing */
+  ignoreExisting?: boolean;
+  /** --existing (--ignore-non-existing) */
+  existing?: boolean;
+  /** -u / --update */
+  update?: boolean;
+  /**
+   * --compare-dest / --copy-dest / --link-dest DIR (repeatable, one kind; relative to the
+   * destination directory). `copyDest` above is the live mirror's single --copy-dest; both are sent.
+   */
+  altDest?: { kind: AltDestKind; dirs: readonly string[] };
 }
 
 export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
@@ -148,18 +176,23 @@ export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
 
 /**
  * The argument list rsync's client would send for a push (`pull: false`, we are the sender) or a
- * pull, as its server_options() builds it, then `.` and the remote path `module/path`.
+ * pull, as its server_options() builds it, then `.` and the remote path `module/path`. On a pull
+ * the daemon sends: what only a receiving side does (the --delete modes, --max-delete, --force,
+ * --size-only, --ignore-existing, --existing, the basis dirs, --fuzzy) stays with us; -u,
+ * --delete-missing-args, --ignore-missing-args and --ignore-errors travel, as rsync sends them.
  */
 // rsync/options.c: server_options (the subset of options we implement) [args-content]
 export function serverArgs(options: TransferOptions, protocol: number, remotePath: string, pull = false): string[] {
   const args = ['--server'];
   if (pull) args.push('--sender');
+  const push = !pull;
   let flags = '-';
   flags += 'v'.repeat(Math.min(options.verbose, 9));
+  if (options.update) flags += 'u';
   if (options.dryRun) flags += 'n';
   if (options.links) flags += 'l';
   if (options.dirs && !options.recursive) flags += 'd';
-  if (options.fuzzy && !pull) flags += 'y'.repeat(Math.min(options.fuzzy, 2));
+  if (options.fuzzy && push) flags += 'y'.repeat(Math.min(options.fuzzy, 2));
   if (options.wholeFile) flags += 'W';
   if (options.hardLinks) flags += 'H';
   if (options.owner) flags += 'o';
@@ -172,23 +205,50 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   // Protocol >= 30: the capability letters; never `i` (no incremental recursion).
   if (protocol >= 30) flags += `e.${CLIENT_CAPABILITIES}`;
   if (flags.length > 1) args.push(flags);
-  if (options.itemize && !pull) args.push('--log-format=%i');
+  if (options.itemize && push) args.push('--log-format=%i');
   if (options.timeout) args.push(`--timeout=${options.timeout}`);
   if (options.checksumChoice) args.push(`--checksum-choice=${options.checksumChoice}`);
-  if (!pull) {
+  if (push) {
     // Deletion happens on the receiving side: only a push asks the daemon for it.
-    if (options.delete && !options.deleteExcluded) args.push('--delete');
+    if (options.maxDelete !== undefined) args.push(options.maxDelete > 0 ? `--max-delete=${options.maxDelete}` : '--max-delete=-1');
+    const deleting = options.delete || options.deleteWhen !== undefined;
+    if (options.deleteWhen) args.push(`--delete-${options.deleteWhen}`);
+    else if (deleting && !options.deleteExcluded) args.push('--delete');
     if (options.deleteExcluded) args.push('--delete-excluded');
-    if (options.deleteMissingArgs) args.push('--delete-missing-args');
+    if (options.force) args.push('--force');
+    if (options.sizeOnly) args.push('--size-only');
     if (options.stats) args.push('--stats');
   }
-  if (options.numericIds) args.push('--numeric-ids');
-  if (options.copyDest !== undefined && !pull) args.push('--copy-dest', options.copyDest);
-  if (options.modifyWindow !== undefined && !pull) {
+  // --delete-missing-args needs both sides; the sender handles --ignore-missing-args alone.
+  if (options.deleteMissingArgs) args.push('--delete-missing-args');
+  else if (options.ignoreMissingArgs && pull) args.push('--ignore-missing-args');
+  if (options.modifyWindow !== undefined && push) {
     args.push(options.modifyWindow < 0 ? `-@${options.modifyWindow}` : `--modify-window=${options.modifyWindow}`);
+  }
+  if (options.ignoreErrors) args.push('--ignore-errors');
+  if (options.numericIds) args.push('--numeric-ids');
+  if (push) {
+    if (options.ignoreExisting) args.push('--ignore-existing');
+    if (options.existing) args.push('--existing');
+    if (options.altDest) for (const dir of options.altDest.dirs) args.push(`--${options.altDest.kind}-dest`, escapeOptionArg(dir));
+    if (options.copyDest !== undefined) args.push('--copy-dest', escapeOptionArg(options.copyDest));
   }
   args.push('.', protectRemotePath(remotePath));
   return args;
+}
+
+/** The characters rsync's client backslash-escapes in an option's value (wildcards and shell specials). */
+const ESCAPED_IN_OPTION_ARGS = new Set('*?[]!#$&;|<>(){}"\'` \t\n\r\\');
+
+/**
+ * An option's value as rsync's client sends it (unless --protect-args): each wildcard, shell
+ * special and backslash escaped with a backslash, which the daemon undoes.
+ */
+// rsync/options.c: safe_arg (an option's value: not a filename argument)
+export function escapeOptionArg(value: string): string {
+  let out = '';
+  for (const c of value) out += ESCAPED_IN_OPTION_ARGS.has(c) ? `\\${c}` : c;
+  return out;
 }
 
 /**

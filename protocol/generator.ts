@@ -5,18 +5,23 @@
 // the final goodbye. Today it runs on a pull (we are the client); rsync runs the same
 // generate_files on the daemon's side of a push, and nothing in its wire script depends on the
 // side (the receiver's half does: ReceiverOptions.amServer). The steps are top-level functions
-// over one GeneratorState; deletion is in delete.ts. All file access goes through the caller's
-// `LocalTree`.
+// over one GeneratorState; deletion is in delete.ts, where a basis is in basis.ts, the fuzzy
+// match in fuzzy.ts. The receiving-side options: the --delete-WHEN modes, --max-delete,
+// --ignore-errors, --force, the basis directories (--compare-dest, --copy-dest, --link-dest),
+// --fuzzy, --delete-missing-args, --size-only, --ignore-existing, --existing, --update. All file
+// access goes through the caller's `LocalTree`.
 // Counterpart: rsync generator.c generate_files, recv_generator, itemize, quick_check_ok,
-// generate_and_send_sums, check_for_finished_files, touch_up_dirs; main.c do_recv (the
-// generator's half).
-import { ProtocolError } from './errors.js';
+// try_dests_reg, copy_altdest_file, generate_and_send_sums, check_for_finished_files,
+// touch_up_dirs; main.c do_recv (the generator's half).
+import { EXIT, ProtocolError, RsyncError } from './errors.js';
 import type { ByteWriter } from './io.js';
 import type { Checksummer } from './checksum.js';
 import { generateSums, PARALLEL_SUMS_MIN, sumSizesSqroot, writeSumBlocks, writeSumHead, type SumsHelper } from './sums.js';
 import type { FileEntry } from './flist.js';
 import type { ReceivedEntry } from './flist-recv.js';
 import {
+  IOERR_DEL_LIMIT,
+  ITEM_BASIS_TYPE_FOLLOWS,
   ITEM_IS_NEW,
   ITEM_LOCAL_CHANGE,
   ITEM_MISSING_DATA,
@@ -33,10 +38,26 @@ import {
   type DeleteStats,
 } from './constants.js';
 import { CHMOD_BITS, fileType, isDevice, isDir, isLink, isReg, S_IFDIR, S_IFLNK, S_IFREG } from './modes.js';
-import { deleteInDir, makeRoom, namesByDir, newDeleteStats, writeDelStats, type DeleteContext, type DeleteOptions } from './delete.js';
-import type { LocalStat, LocalTree } from './local-tree.js';
+import {
+  deleteInDir,
+  deleteItem,
+  deleteWhen,
+  doDeletePass,
+  doDelayedDeletions,
+  makeRoom,
+  maxDeleteWarning,
+  namesByDir,
+  newDeleteContextFields,
+  sortedDirList,
+  writeDelStats,
+  type DeleteContext,
+  type DeleteOptions,
+} from './delete.js';
+import type { BasisFile, LocalStat, LocalTree } from './local-tree.js';
+import { checkBasisProtocol, FNAMECMP_FNAME, FNAMECMP_FUZZY, fuzzyDirCount, MAX_BASIS_DIRS, type BasisOptions } from './basis.js';
+import { findFuzzy, type FuzzyCandidate } from './fuzzy.js';
 
-export interface GeneratorOptions extends DeleteOptions {
+export interface GeneratorOptions extends DeleteOptions, BasisOptions {
   /** -p, -t, -o (as root), -g: which attribute differences count (itemize, quick check). */
   perms: boolean;
   times: boolean;
@@ -60,8 +81,18 @@ export interface GeneratorOptions extends DeleteOptions {
   modifyWindow?: number;
   /** Block sums of big bases on two threads (src/sums-helper.ts). */
   sumsHelper?: SumsHelper;
-  /** -c: the unseeded whole-file digest of a local file (rsync's file_checksum). */
-  fileChecksum?: (name: Buffer) => Promise<Buffer | null>;
+  /** -c: the unseeded whole-file digest of a local file (rsync's file_checksum); `basisDir` as in LocalTree. */
+  fileChecksum?: (name: Buffer, basisDir?: number) => Promise<Buffer | null>;
+  /** --size-only: a regular file of the same size is up to date, whatever its mtime. */
+  sizeOnly?: boolean;
+  /** --ignore-existing: anything already at the destination is left alone (directories are still entered). */
+  ignoreExisting?: boolean;
+  /** --existing (--ignore-non-existing): nothing new is created, a missing directory's contents are skipped. */
+  existing?: boolean;
+  /** -u / --update: a regular file newer at the destination than in the list is left alone. */
+  update?: boolean;
+  /** --delete-missing-args: a list entry with mode 0 (a missing source argument) deletes that path here. */
+  deleteMissingArgs?: boolean;
   /** Each request or local change (itemize, -v). */
   onItem?: (item: GeneratedItem) => void;
   /** -b / --block-size */
@@ -127,6 +158,10 @@ export class RecvChannel {
 
 export interface GeneratorResult {
   deleted: DeleteStats;
+  /** Deletions --max-delete held back (0 without it). */
+  skippedDeletes: number;
+  /** rsync's io_error bits the generator adds: IOERR_DEL_LIMIT when --max-delete stopped deletions (exit 25). */
+  ioError: number;
   /** Files requested (phase 0). */
   requested: number;
   /** Entries that could not be created (rsync's "could not make way"): exit 23. */
@@ -159,6 +194,10 @@ export interface GeneratorState extends DeleteContext {
   readonly hlinkFollowers: Array<{ ndx: number; leader: number }>;
   /** Directories in list order, whose modes and times are set at the end. */
   readonly dirs: number[];
+  /** --fuzzy: the regular files of the current directory (index 0) and of it in each basis dir, listed once per directory. */
+  fuzzyDirs: { dir: string; lists: Array<FuzzyCandidate[] | null> } | null;
+  /** --fuzzy: names in the destination's listing already being changed (rsync's FLAG_FILE_SENT), never a basis. */
+  readonly fuzzySent: Set<string>;
 }
 
 /** The state of one generator run (before phase 0). */
@@ -181,13 +220,26 @@ export function newGeneratorState(
     modifyWindow: options.modifyWindow ?? 0,
     doXfers: !options.dryRun,
     listed: options.delete ? namesByDir(files) : new Map(),
-    deleted: newDeleteStats(),
-    failed: 0,
+    ...newDeleteContextFields(),
     requested: 0,
     hlinkLeaders: new Map(),
     hlinkFollowers: [],
     dirs: [],
+    fuzzyDirs: null,
+    fuzzySent: new Set(),
   };
+}
+
+/** Options that cannot work together or past rsync's bounds: one clear error before anything moves. */
+// rsync/options.c: parse_arguments (the basis-dir count, --fuzzy)
+export function checkGeneratorOptions(options: GeneratorOptions): void {
+  const alt = options.altDest;
+  if (alt && (!Number.isInteger(alt.count) || alt.count < 1 || alt.count > MAX_BASIS_DIRS)) {
+    throw new RsyncError('ERR_RSYNC_OPTIONS', `between 1 and ${MAX_BASIS_DIRS} basis directories are allowed (got ${alt.count})`, EXIT.SYNTAX);
+  }
+  if (options.fuzzy !== undefined && (!Number.isInteger(options.fuzzy) || options.fuzzy < 0 || options.fuzzy > 2)) {
+    throw new RsyncError('ERR_RSYNC_OPTIONS', `--fuzzy is given once or twice (got ${options.fuzzy})`, EXIT.SYNTAX);
+  }
 }
 
 /**
@@ -203,12 +255,21 @@ export async function generateFiles(
   receiver: RecvChannel,
   options: GeneratorOptions,
 ): Promise<GeneratorResult> {
+  checkGeneratorOptions(options);
+  checkBasisProtocol(options, writer.protocol);
   const state = newGeneratorState(writer, files, tree, checksummer, receiver, options);
   const protocol = state.protocol;
+  const when = deleteWhen(options, protocol);
+  // rsync's EARLY_DELETE_DONE_MSG: without a late deletion the counts go with the phase ends.
+  const lateDelete = when === 'delay' || when === 'after';
+  // NDX_DEL_STATS goes with --delete (any mode) or --force (rsync's delete_mode || force_delete).
+  const sendDelStats = options.delete || !!options.force;
 
-  // Phase 0: every entry in list order. --delete is rsync's delete_during: each directory's
-  // extraneous names go as recvGenerator reaches it (rsync's own client picks delete_before
-  // below protocol 30; the tree it leaves is the same). Then G1, the end of phase 0.
+  // --delete-before: one pass over the whole list before anything else.
+  if (when === 'before' && files.length > 0) await doDeletePass(state, files);
+
+  // Phase 0: every entry in list order. --delete-during (and --delete-delay, which only notes)
+  // works through each directory as recvGenerator reaches it. Then G1, the end of phase 0.
   for (let ndx = 0; ndx < files.length; ndx++) {
     receiver.check(); // the receiver failed: stop here, as rsync's generator dies with it
     await recvGenerator(state, ndx, false);
@@ -222,16 +283,32 @@ export async function generateFiles(
   writer.writeNdx(NDX_DONE);
   // Phase 2, the delay-updates phase (29+): no --delay-updates, so G3 ends it at once ("early").
   if (protocol >= 29) writer.writeNdx(NDX_DONE);
-  // The late-delete phase (31+): deletion was done during phase 0, so the counts go now
-  // (NDX_DEL_STATS with --delete), then G4.
-  if (protocol >= 31) {
-    if (options.delete) writeDelStats(writer, state.deleted);
+  // The late-delete phase (31+): when deletion is over already (before, during), the counts go
+  // now (NDX_DEL_STATS), then G4.
+  if (protocol >= 31 && !lateDelete) {
+    if (sendDelStats) writeDelStats(writer, state.deleted);
     writer.writeNdx(NDX_DONE);
   }
   await writer.flush();
-  // The receiver's ends of phase 1, phase 2 (29+) and of the late-delete phase (31+).
+  // The receiver's ends of phase 1 and phase 2 (29+).
   await waitForReceiver(state, () => receiver.done > 1, false);
   if (protocol >= 29) await waitForReceiver(state, () => receiver.done > 2, false);
+
+  // --delete-delay and --delete-after: now that every file is in place.
+  if (when === 'delay') await doDelayedDeletions(state);
+  if (when === 'after' && files.length > 0) await doDeletePass(state, files);
+  let ioError = 0;
+  if (options.maxDelete !== undefined && state.skippedDeletes) {
+    options.onWarning?.(maxDeleteWarning(state.skippedDeletes));
+    ioError |= IOERR_DEL_LIMIT;
+  }
+  // The late-delete phase's counts and G4 (31+), after a late deletion.
+  if (protocol >= 31 && lateDelete) {
+    if (sendDelStats) writeDelStats(writer, state.deleted);
+    writer.writeNdx(NDX_DONE);
+    await writer.flush();
+  }
+  // The receiver's end of the late-delete phase (31+).
   if (protocol >= 31) await waitForReceiver(state, () => receiver.done > 3, false);
 
   // The phases are over: hard links, then directory modes and times (their contents are final).
@@ -241,7 +318,7 @@ export async function generateFiles(
   // G5, the final goodbye (rsync's do_recv: the generator writes it on either side).
   writer.writeNdx(NDX_DONE);
   await writer.flush();
-  return { deleted: state.deleted, requested: state.requested, failed: state.failed };
+  return { deleted: state.deleted, skippedDeletes: state.skippedDeletes, ioError, requested: state.requested, failed: state.failed };
 }
 
 /** One entry of the list: made or fixed locally, or requested from the sender. */
@@ -254,15 +331,34 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   const type = fileType(entry.mode);
   let st = await tree.lstat(name);
 
+  // 0. --delete-missing-args: a missing source argument (mode 0) deletes what is here, unless
+  // the filter rules protect it (recursively only with --delete or --force, as rsync's del_opts).
+  if (entry.mode === 0) {
+    if (!options.deleteMissingArgs) throw new ProtocolError(`file list entry without a mode: ${name.toString()}`);
+    if (!st || options.isProtected?.(name, isDir(st.mode))) return;
+    await deleteItem(state, name, st, false, options.delete || !!options.force);
+    return;
+  }
+  // --existing: nothing new is made (and a missing directory's contents stay missing with it).
+  // A redo ignores it, --ignore-existing and -u (rsync negates them for the redo phase).
+  if (options.existing && !redo && !st) return;
+  // --ignore-existing: what is here stays as it is; a directory is still entered.
+  if (options.ignoreExisting && !redo && st && !(type === S_IFDIR && isDir(st.mode))) return;
+
   // 1. Directories: replace a non-directory, create, delete extraneous entries (--delete).
   if (type === S_IFDIR) {
     if (st && !isDir(st.mode)) {
       await makeRoom(state, name, st, 'directory');
       st = null;
     }
+    // A basis dir's copy of a missing directory makes it no new item (itemized against that
+    // copy; not at all when identical).
+    const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
     if (!st && doXfers) await tree.mkdir(name, entry);
-    itemize(state, ndx, entry, st, st ? 0 : ITEM_LOCAL_CHANGE);
-    if (options.delete && entry.contentDir !== false && (st || doXfers)) await deleteInDir(state, name);
+    if (!alt) itemize(state, ndx, entry, st, st ? 0 : ITEM_LOCAL_CHANGE);
+    else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE);
+    const when = deleteWhen(options, state.protocol);
+    if ((when === 'during' || when === 'delay') && !redo && entry.contentDir !== false && (st || doXfers)) await deleteInDir(state, name);
     state.dirs.push(ndx);
     return;
   }
@@ -280,12 +376,15 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
       itemize(state, ndx, entry, st, 0);
       return;
     }
+    const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
+    if (alt?.level === 3 && (await useIdenticalNon(state, entry, alt))) return;
     if (st && isDir(st.mode) && !(await makeRoom(state, name, st, 'symlink'))) return;
     if (doXfers) {
       await tree.symlink(name, target);
       await tree.setAttrs(name, entry, null);
     }
-    itemize(state, ndx, entry, st && isLink(st.mode) ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+    if (!alt) itemize(state, ndx, entry, st && isLink(st.mode) ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+    else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
     return;
   }
 
@@ -305,12 +404,15 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
       itemize(state, ndx, entry, st, 0);
       return;
     }
+    const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
+    if (alt?.level === 3 && (await useIdenticalNon(state, entry, alt))) return;
     if (st && isDir(st.mode) && !(await makeRoom(state, name, st, device ? 'device file' : 'special file'))) return;
     if (doXfers) {
       await tree.mknod(name, entry);
       await tree.setAttrs(name, entry, null);
     }
-    itemize(state, ndx, entry, st && fileType(st.mode) === type ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+    if (!alt) itemize(state, ndx, entry, st && fileType(st.mode) === type ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+    else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
     return;
   }
 
@@ -325,57 +427,306 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     state.hlinkLeaders.set(group, ndx);
   }
 
-  // 5. A regular file: something else in its place goes; an up-to-date file keeps its data.
+  // 5. A regular file. -u: one newer here stays.
+  if (options.update && !redo && st && isReg(st.mode) && entry.mtime - st.mtime < state.modifyWindow) return;
+  // Something else in its place goes.
   if (st && !isReg(st.mode)) {
     if (!(await makeRoom(state, name, st, 'file'))) return;
     st = null;
   }
-  if (st && (await quickCheckOk(state, entry, st, redo))) {
+  // The basis directories: an identical file there is used as it is (compared, copied or
+  // linked), a present one is the basis of the delta.
+  let basis: RequestBasis | null = null;
+  if (options.altDest && (!st || options.altDest.kind !== 'copy')) {
+    const found = await tryDestsReg(state, ndx, entry, st, redo);
+    if (found === 'done') return;
+    if (found) {
+      basis = found;
+      st = found.st;
+    }
+  }
+  if (!basis && st && (await quickCheckOk(state, entry, st, redo))) {
     if (doXfers) await tree.setAttrs(name, entry, st);
     itemize(state, ndx, entry, st, 0);
     return;
   }
+  // --fuzzy: a missing file takes a similar one as its basis.
+  if (!st && !basis && options.fuzzy) basis = await fuzzyBasis(state, entry);
 
   // 6. The request.
-  await requestFile(state, ndx, entry, st, redo);
+  await requestFile(state, ndx, entry, st, redo, basis);
+}
+
+/** A basis other than the file itself: where it is, and what the request says of it. */
+export interface RequestBasis {
+  /** FNAMECMP_BASIS_DIR_LOW + j, or FNAMECMP_FUZZY + i. */
+  type: number;
+  /** The basis dir it is in (undefined: the destination). */
+  dir?: number;
+  /** Its list-relative name. */
+  name: Buffer;
+  /** Fuzzy: its basename, sent as the xname. */
+  xname?: Buffer;
+  /** Its stat: the request is itemized against it for a basis dir (not for a fuzzy one). */
+  st: LocalStat;
 }
 
 /**
- * A transfer request: ndx, iflags (29+), then the sum head and the block sums of the local basis
- * (a null head for a new or empty file, or with -W; nothing with -n).
+ * The basis directories for a regular file that is missing or changed here (with --copy-dest,
+ * only a missing one): the first with an identical file (same data and attributes) wins, else
+ * the first with the same data, else the first with the file at all. Identical (compare, link):
+ * nothing to transfer ('done'; link makes a hard link to it). Same data, or identical with
+ * --copy-dest: copied locally ('done'). Otherwise that file is the basis of the delta.
+ */
+// rsync/generator.c: try_dests_reg (+ copy_altdest_file)
+async function tryDestsReg(state: GeneratorState, ndx: number, entry: FileEntry, here: LocalStat | null, redo: boolean): Promise<RequestBasis | 'done' | null> {
+  const { tree, options } = state;
+  const alt = options.altDest!;
+  const name = entry.name;
+  let best = -1;
+  let level = 0;
+  let bestSt: LocalStat | null = null;
+  for (let j = 0; j < alt.count; j++) {
+    const st = await tree.lstat(name, j);
+    if (!st || !isReg(st.mode)) continue;
+    if (level === 0) {
+      best = j;
+      level = 1;
+      bestSt = st;
+    }
+    if (!(await quickCheckOk(state, entry, st, redo, j))) continue;
+    if (level === 1) {
+      best = j;
+      level = 2;
+      bestSt = st;
+    }
+    if (unchangedAttrs(state, entry, st)) {
+      best = j;
+      level = 3;
+      bestSt = st;
+      break;
+    }
+  }
+  if (!level) return null;
+  const st = bestSt!;
+  if (level === 3 && alt.kind !== 'copy') {
+    if (here) {
+      // Already the same file: nothing to do here at all.
+      if (alt.kind === 'link' && here.dev === st.dev && here.ino === st.ino) return null;
+    }
+    let linked = alt.kind !== 'link';
+    if (alt.kind === 'link') {
+      linked = !state.doXfers || (await tree.link(name, name, best).then(() => true, () => false));
+    } else {
+      if (here && state.doXfers) await tree.remove(name);
+      itemize(state, ndx, entry, st, 0);
+    }
+    // A hard link that cannot be made (another file system): a local copy instead, as rsync.
+    if (linked) return 'done';
+  } else if (here) {
+    return null;
+  }
+  if (level >= 2) {
+    if (state.doXfers && !(await copyAltDestFile(state, entry, best))) return null;
+    itemize(state, ndx, entry, st, ITEM_LOCAL_CHANGE);
+    return 'done';
+  }
+  return { type: best, dir: best, name, st };
+}
+
+/** What a basis dir holds for a missing non-regular entry: how close it is, and where. */
+interface NonRegMatch {
+  /** 1: same type; 2: the same (target, rdev); 3: and the same attributes. */
+  level: number;
+  dir: number;
+  st: LocalStat;
+}
+
+/**
+ * The basis directories for a missing directory, symlink, device or special: the first with an
+ * identical one wins, else the first with an equal one, else the first of the same type.
+ */
+// rsync/generator.c: try_dests_non (the search)
+async function tryDestsNon(state: GeneratorState, entry: FileEntry): Promise<NonRegMatch | null> {
+  const { tree, options } = state;
+  const type = fileType(entry.mode);
+  let best: NonRegMatch | null = null;
+  for (let j = 0; j < options.altDest!.count; j++) {
+    const st = await tree.lstat(entry.name, j);
+    if (!st || fileType(st.mode) !== type) continue;
+    if (!best) best = { level: 1, dir: j, st };
+    const same =
+      type === S_IFLNK
+        ? !!st.symlink && !!entry.symlink && st.symlink.equals(entry.symlink)
+        : isDevice(entry.mode)
+          ? st.rdev?.major === entry.rdev?.major && st.rdev?.minor === entry.rdev?.minor
+          : true;
+    if (!same) continue;
+    if (best.level < 2) best = { level: 2, dir: j, st };
+    if (unchangedAttrs(state, entry, st)) return { level: 3, dir: j, st };
+  }
+  return best;
+}
+
+/**
+ * An identical symlink, device or special in a basis dir: --link-dest links it (true: done; a
+ * link that fails creates it instead), --compare-dest leaves it out (true), --copy-dest creates
+ * it (false), none of them itemized.
+ */
+// rsync/generator.c: try_dests_non (match level 3) + recv_generator's j == -2 / -3 cases
+async function useIdenticalNon(state: GeneratorState, entry: FileEntry, match: NonRegMatch): Promise<boolean> {
+  const kind = state.options.altDest!.kind;
+  if (kind === 'compare') return true;
+  if (kind === 'copy') return false;
+  if (!state.doXfers) return true;
+  return state.tree.link(entry.name, entry.name, match.dir).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** --copy-dest: the identical file of basis dir `dir` copied into place (a temp file, then the rename). */
+// rsync/generator.c: copy_altdest_file
+async function copyAltDestFile(state: GeneratorState, entry: FileEntry, dir: number): Promise<boolean> {
+  const source = await state.tree.openBasis(entry.name, dir);
+  if (!source) return false;
+  try {
+    const temp = await state.tree.createTemp(entry.name);
+    let committed = false;
+    try {
+      for await (const chunk of source.chunks()) await temp.write(chunk);
+      await temp.commit(entry);
+      committed = true;
+    } finally {
+      if (!committed) await temp.discard();
+    }
+    return true;
+  } finally {
+    await source.close();
+  }
+}
+
+/**
+ * Whether an item's attributes are those the list gives (mtime with -t, perms with -p but never a
+ * symlink's on Linux, owner as root, group).
+ */
+// rsync/generator.c: unchanged_attrs
+function unchangedAttrs(state: GeneratorState, entry: FileEntry, st: LocalStat): boolean {
+  const { options } = state;
+  if (options.times && mtimeDiffers(st, entry, state.modifyWindow)) return false;
+  if (options.perms && !isLink(entry.mode) && (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) return false;
+  if (options.owner && st.uid !== entry.uid) return false;
+  if (options.group && st.gid !== entry.gid) return false;
+  return true;
+}
+
+/** The regular files of one directory as fuzzy candidates (null when the directory is absent or empty). */
+async function fuzzyCandidates(tree: LocalTree, dir: Buffer, protocol: number, basisDir?: number): Promise<FuzzyCandidate[] | null> {
+  const entries = await sortedDirList(tree, dir, protocol, basisDir);
+  if (!entries.length) return null;
+  return entries.filter((e) => isReg(e.st.mode)).map((e) => ({ name: e.base, size: e.st.size, mtime: e.st.mtime }));
+}
+
+/**
+ * --fuzzy: a similar file as the basis of a missing one, in its directory here or (-yy) in the
+ * same directory of a basis dir. The listings are made once per directory, as rsync's.
+ */
+// rsync/generator.c: recv_generator (the fuzzy_dirlist part) + find_fuzzy [pull-request]
+async function fuzzyBasis(state: GeneratorState, entry: FileEntry): Promise<RequestBasis | null> {
+  const { tree, options } = state;
+  const slash = entry.name.lastIndexOf(0x2f);
+  const dir = slash < 0 ? Buffer.from('.') : entry.name.subarray(0, slash);
+  const key = dir.toString('latin1');
+  if (state.fuzzyDirs?.dir !== key) {
+    const lists: Array<FuzzyCandidate[] | null> = [];
+    const count = fuzzyDirCount(options);
+    for (let i = 0; i < count; i++) lists.push(await fuzzyCandidates(tree, dir, state.protocol, i === 0 ? undefined : i - 1));
+    state.fuzzyDirs = { dir: key, lists };
+    state.fuzzySent.clear();
+  }
+  const match = findFuzzy(
+    { name: slash < 0 ? entry.name : entry.name.subarray(slash + 1), size: entry.size, mtime: entry.mtime },
+    state.fuzzyDirs.lists,
+    (i, base) => i === 0 && state.fuzzySent.has(base.toString('latin1')),
+    state.modifyWindow,
+  );
+  if (!match) return null;
+  const xname = match.candidate.name;
+  const name = slash < 0 ? Buffer.from(xname) : Buffer.concat([entry.name.subarray(0, slash + 1), xname]);
+  const at = match.dirIndex === 0 ? undefined : match.dirIndex - 1;
+  const st = await tree.lstat(name, at);
+  if (!st || !isReg(st.mode)) return null;
+  return { type: FNAMECMP_FUZZY + match.dirIndex, ...(at !== undefined && { dir: at }), name, xname: Buffer.from(xname), st };
+}
+
+/**
+ * A transfer request: ndx, iflags (29+; with the basis type and the fuzzy xname when the basis
+ * is not the file itself), then the sum head and the block sums of the basis (a null head for a
+ * new or empty file, or with -W; nothing with -n).
  */
 // rsync/generator.c: recv_generator (its tail) + generate_and_send_sums [pull-request]
-export async function requestFile(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null, redo: boolean): Promise<void> {
+export async function requestFile(
+  state: GeneratorState,
+  ndx: number,
+  entry: FileEntry,
+  st: LocalStat | null,
+  redo: boolean,
+  basis: RequestBasis | null = null,
+): Promise<void> {
   const { writer, options, protocol, checksummer } = state;
   writer.writeNdx(ndx);
   let iflags = ITEM_TRANSFER;
-  if (options.checksum) iflags |= ITEM_REPORT_CHANGE;
-  iflags = itemFlags(state, entry, st, iflags);
-  if (protocol >= 29) writer.writeShort(iflags);
+  if (options.checksum && !redo) iflags |= ITEM_REPORT_CHANGE; // rsync negates always_checksum for a redo
+  if (basis && basis.type !== FNAMECMP_FNAME) iflags |= ITEM_BASIS_TYPE_FOLLOWS;
+  if (basis && basis.type >= FNAMECMP_FUZZY) iflags |= ITEM_XNAME_FOLLOWS;
+  // Itemized against what is here, or the basis dir's file (a fuzzy basis leaves it new).
+  const fuzzy = !!basis && basis.type >= FNAMECMP_FUZZY;
+  iflags = itemFlags(state, entry, fuzzy ? null : st, iflags);
+  if (protocol >= 29) {
+    writer.writeShort(iflags);
+    if (iflags & ITEM_BASIS_TYPE_FOLLOWS) writer.writeByte(basis!.type);
+    if (iflags & ITEM_XNAME_FOLLOWS) writer.writeVstring(basis!.xname!);
+  }
   // Below 29 no iflags travel and rsync itemizes a transfer as its receiver sees it.
   options.onItem?.({ ndx, entry, iflags: protocol >= 29 ? iflags : ITEM_TRANSFER | ITEM_MISSING_DATA });
   if (!redo) state.requested++;
   if (!state.doXfers) return;
-  const basis = st && !options.wholeFile && st.size > 0 ? await state.tree.openBasis(entry.name) : null;
-  if (!basis) {
+  const basisSt = basis ? basis.st : st;
+  let file: BasisFile | null = null;
+  if (basisSt && !options.wholeFile && basisSt.size > 0) {
+    // The file being changed is no fuzzy basis for the next ones (rsync's FLAG_FILE_SENT).
+    if (state.fuzzyDirs?.dir === dirKey(entry.name)) state.fuzzySent.add(baseName(entry.name).toString('latin1'));
+    file = await state.tree.openBasis(basis ? basis.name : entry.name, basis?.dir);
+  }
+  if (!file) {
     writeSumHead(writer, null);
   } else {
     try {
-      const head = sumSizesSqroot(basis.size, protocol, checksummer.digestLength, {
+      const head = sumSizesSqroot(file.size, protocol, checksummer.digestLength, {
         fullSums: redo,
         ...(options.blockSize && { blockSize: options.blockSize }),
       });
       const sums =
-        options.sumsHelper && basis.fd !== undefined && basis.size >= PARALLEL_SUMS_MIN
-          ? await options.sumsHelper.sums(checksummer, basis.fd, head)
-          : await generateSums(checksummer, basis.chunks(), head);
+        options.sumsHelper && file.fd !== undefined && file.size >= PARALLEL_SUMS_MIN
+          ? await options.sumsHelper.sums(checksummer, file.fd, head)
+          : await generateSums(checksummer, file.chunks(), head);
       writeSumHead(writer, head);
       writeSumBlocks(writer, sums);
     } finally {
-      await basis.close();
+      await file.close();
     }
   }
   if (writer.pending >= FLUSH_AT) await writer.flush();
+}
+
+function dirKey(name: Buffer): string {
+  const slash = name.lastIndexOf(0x2f);
+  return slash < 0 ? '.' : name.toString('latin1', 0, slash);
+}
+
+function baseName(name: Buffer): Buffer {
+  const slash = name.lastIndexOf(0x2f);
+  return slash < 0 ? name : name.subarray(slash + 1);
 }
 
 /** The iflags of an entry against what is on disk (`st` null: it is new). */
@@ -414,17 +765,19 @@ function mtimeDiffers(st: LocalStat, entry: FileEntry, window: number): boolean 
 }
 
 /**
- * Whether a regular file is up to date: same size, then (-c) the same whole-file checksum or the
- * same mtime. Never with -I, nor for a redo.
+ * Whether a regular file is up to date: same size, then (-c) the same whole-file checksum, or
+ * (--size-only) nothing more, or the same mtime. Never with -I, nor for a redo. `basisDir`: the
+ * file is that basis dir's copy (its checksum is read there).
  */
 // rsync/generator.c: quick_check_ok (FT_REG)
-export async function quickCheckOk(state: GeneratorState, entry: FileEntry, st: LocalStat, redo: boolean): Promise<boolean> {
+export async function quickCheckOk(state: GeneratorState, entry: FileEntry, st: LocalStat, redo: boolean, basisDir?: number): Promise<boolean> {
   const { options } = state;
   if (st.size !== entry.size) return false;
   if (options.checksum && !redo) {
-    const sum = await options.fileChecksum?.(entry.name);
+    const sum = await options.fileChecksum?.(entry.name, basisDir);
     return !!sum && !!entry.checksum && sum.equals(entry.checksum);
   }
+  if (options.sizeOnly && !redo) return true;
   if (options.ignoreTimes || redo) return false;
   return !mtimeDiffers(st, entry, state.modifyWindow);
 }

@@ -54,10 +54,15 @@ export interface TempFile {
  * bytes; '.' is the destination itself). The implementation must refuse any name that would
  * leave the destination (a parent that is a symlink or not a directory) and never follow a
  * symlink in the final component.
+ *
+ * `basisDir` (where a method takes one) names the same list name under basis directory
+ * `basisDir` (--compare-dest, --copy-dest, --link-dest: the tree's own list of them, index 0
+ * first) instead of the destination: read-only, with the same confinement below that directory.
+ * A tree without basis directories (or an index past them) answers null / [] there.
  */
 export interface LocalTree {
-  lstat(name: Buffer): Promise<LocalStat | null>;
-  openBasis(name: Buffer): Promise<BasisFile | null>;
+  lstat(name: Buffer, basisDir?: number): Promise<LocalStat | null>;
+  openBasis(name: Buffer, basisDir?: number): Promise<BasisFile | null>;
   createTemp(name: Buffer): Promise<TempFile>;
   /** A new directory, owner-writable until `setAttrs` gives it its final mode. */
   mkdir(name: Buffer, entry: FileEntry): Promise<void>;
@@ -68,12 +73,15 @@ export interface LocalTree {
    * (atomically). Optional: without it such entries are skipped with a warning.
    */
   mknod?(name: Buffer, entry: FileEntry): Promise<void>;
-  /** Replace whatever is at `name` with a hard link to `existing` (atomically). */
-  link(name: Buffer, existing: Buffer): Promise<void>;
+  /**
+   * Replace whatever is at `name` with a hard link to `existing` (atomically); with `basisDir`,
+   * to `existing` in that basis directory (--link-dest).
+   */
+  link(name: Buffer, existing: Buffer, basisDir?: number): Promise<void>;
   /** Remove a non-directory, or a directory with all its contents. */
   remove(name: Buffer): Promise<void>;
-  /** The names in a local directory (basenames). */
-  list(dir: Buffer): Promise<Buffer[]>;
+  /** The names in a local directory (basenames); with `basisDir`, in that basis directory (-yy). */
+  list(dir: Buffer, basisDir?: number): Promise<Buffer[]>;
   /** Mode, times and owner as the options say (the tree knows -p/-t/-o/-g). */
   setAttrs(name: Buffer, entry: FileEntry, st: LocalStat | null): Promise<void>;
 }

@@ -2,7 +2,8 @@
 // the generator's requests (ndx, iflags, the echoed sum head, the token stream, the whole-file
 // checksum), rebuild each file from literal data and blocks of the local basis into a temporary
 // file next to it, verify the checksum and rename it over the target; a file that fails goes to
-// the redo phase. Then the sender's stats and the end of the run. Also `doRecv`, which runs the
+// the redo phase. The basis is the one the request names (protocol/basis.ts: the file, a basis
+// dir's copy, a fuzzy match). Then the sender's stats and the end of the run. Also `doRecv`, which runs the
 // generator and the receiver side by side as rsync's two processes.
 // Counterpart: rsync receiver.c recv_files / receive_data, rsync.c read_ndx_and_attrs,
 // main.c do_recv / handle_stats / read_final_goodbye.
@@ -24,6 +25,7 @@ import { readNdxAndAttrs, readNdxSkippingDelStats } from './request.js';
 import { generateFiles, RecvChannel, type GeneratorOptions, type GeneratorResult } from './generator.js';
 import type { LocalTree, BasisFile } from './local-tree.js';
 import { readSenderStats, type SenderTotals } from './stats.js';
+import { basisPlace, type BasisOptions, type BasisPlace } from './basis.js';
 
 export interface ReceiverStats {
   transferredFiles: number;
@@ -47,7 +49,7 @@ export interface ReceivedItem {
   matchedBytes: number;
 }
 
-export interface ReceiverOptions {
+export interface ReceiverOptions extends BasisOptions {
   dryRun: boolean;
   onReceived?: (item: ReceivedItem) => void;
   onWarning?: (text: string) => void;
@@ -103,7 +105,7 @@ export async function receiveFiles(
       channel.phaseDone();
       continue;
     }
-    const { ndx, iflags } = request;
+    const { ndx, iflags, basisType, xname } = request;
     const entry = files[ndx]!;
     if (entry.active === false) throw new ProtocolError(`refusing transfer of cleared file index ${ndx}`);
 
@@ -123,8 +125,10 @@ export async function receiveFiles(
       continue;
     }
 
-    // 3. The data, into a temporary file; 4. verified, then renamed over the target.
-    const got = await receiveData(reader, entry, tree, checksummer, copyBuf, options.sumsHelper);
+    // 3. The data, into a temporary file, from the basis the request named (the file itself, a
+    // basis dir's copy, a fuzzy match); 4. verified, then renamed over the target.
+    const basis = basisPlace(entry.name, basisType, xname, options);
+    const got = await receiveData(reader, entry, basis, tree, checksummer, copyBuf, options.sumsHelper, protocol < 29 && !!options.altDest);
     stats.literalBytes += got.literalBytes;
     stats.matchedBytes += got.matchedBytes;
     options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes });
@@ -165,15 +169,19 @@ interface DataResult {
 async function receiveData(
   reader: ByteReader,
   entry: FileEntry,
+  place: BasisPlace,
   tree: LocalTree,
   checksummer: Checksummer,
   copyBuf: Buffer,
   sumsHelper?: SumsHelper,
+  firstBasisDirFallback = false,
 ): Promise<DataResult> {
   const head = await readSumHead(reader, checksummer.digestLength);
   let basis: BasisFile | null = null;
   if (head.count > 0) {
-    basis = await tree.openBasis(entry.name);
+    basis = await tree.openBasis(place.name, place.dir);
+    // Below 29 no basis type travels: the file itself, else the one basis dir (rsync's receiver).
+    if (!basis && firstBasisDirFallback) basis = await tree.openBasis(entry.name, 0);
     if (!basis) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} vanished during the transfer`, EXIT.FILEIO);
     // The echo must describe the basis we summed: blocks beyond it are a lying peer.
     if (basisLength(head) > basis.size) {

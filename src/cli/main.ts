@@ -16,6 +16,7 @@ import type { TransferOptions } from '../../protocol/args.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
 import { S_IFDIR, S_IFLNK, S_IFMT } from '../../protocol/modes.js';
+import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
 import { live as runLive } from './live.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -56,6 +57,26 @@ export interface CliOptions {
   hardLinks?: boolean;
   numericIds?: boolean;
   deleteExcluded?: boolean;
+  // The receiving side's options (a pull): rsync's spellings.
+  del?: boolean;
+  deleteBefore?: boolean;
+  deleteDuring?: boolean;
+  deleteDelay?: boolean;
+  deleteAfter?: boolean;
+  maxDelete?: number;
+  force?: boolean;
+  ignoreErrors?: boolean;
+  deleteMissingArgs?: boolean;
+  ignoreMissingArgs?: boolean;
+  sizeOnly?: boolean;
+  ignoreExisting?: boolean;
+  existing?: boolean;
+  ignoreNonExisting?: boolean;
+  update?: boolean;
+  compareDest?: string[];
+  copyDest?: string[];
+  linkDest?: string[];
+  fuzzy?: number;
   checksum?: boolean;
   wholeFile?: boolean;
   checksumChoice?: string;
@@ -89,6 +110,59 @@ function integer(min: number, max: number) {
     const n = Number(value);
     if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
     return n;
+  };
+}
+
+/** --max-delete: any integer (rsync treats a negative one as 0). */
+function signedInteger(value: string): number {
+  if (!/^-?\d+$/.test(value) || Math.abs(Number(value)) > 2 ** 31 - 1) throw new InvalidArgumentError('expected an integer');
+  return Number(value);
+}
+
+/** A repeatable option's values, in order. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/**
+ * The receiving side's options of a pull, checked as rsync's parse_arguments checks them: one
+ * --delete-WHEN at most, one kind of basis dir, at most MAX_BASIS_DIRS of them.
+ */
+// rsync/options.c: parse_arguments (the --delete-WHEN, --*-dest and --fuzzy checks)
+function receivingOptions(o: CliOptions): Partial<TransferOptions> {
+  const whens = (
+    [
+      ['before', o.deleteBefore],
+      ['during', o.deleteDuring || o.del],
+      ['delay', o.deleteDelay],
+      ['after', o.deleteAfter],
+    ] as const
+  ).filter(([, on]) => on);
+  if (whens.length > 1) throw new UsageError('You may not combine multiple --delete-WHEN options.');
+  const kinds = (
+    [
+      ['compare', o.compareDest],
+      ['copy', o.copyDest],
+      ['link', o.linkDest],
+    ] as const
+  ).filter(([, dirs]) => dirs?.length);
+  if (kinds.length > 1) throw new UsageError(`the --${kinds[1]![0]}-dest option conflicts with the --${kinds[0]![0]}-dest option`);
+  const alt = kinds[0];
+  if (alt && alt[1]!.length > MAX_BASIS_DIRS) throw new UsageError(`You may not use more than ${MAX_BASIS_DIRS} --${alt[0]}-dest options.`);
+  if ((o.fuzzy ?? 0) > 2) throw new UsageError('--fuzzy (-y) is given once or twice');
+  return {
+    ...(whens[0] && { deleteWhen: whens[0][0] }),
+    ...(o.maxDelete !== undefined && { maxDelete: o.maxDelete }),
+    ...(o.force && { force: true }),
+    ...(o.ignoreErrors && { ignoreErrors: true }),
+    ...(o.deleteMissingArgs && { deleteMissingArgs: true }),
+    ...(o.ignoreMissingArgs && { ignoreMissingArgs: true }),
+    ...(o.sizeOnly && { sizeOnly: true }),
+    ...(o.ignoreExisting && { ignoreExisting: true }),
+    ...((o.existing || o.ignoreNonExisting) && { existing: true }),
+    ...(o.update && { update: true }),
+    ...(alt && { altDest: { kind: alt[0], dirs: alt[1]! } }),
+    ...(o.fuzzy && { fuzzy: o.fuzzy }),
   };
 }
 
@@ -142,6 +216,25 @@ function buildProgram(rules: RuleSource[]): Command {
     .addOption(new Option('--include-from <FILE>', 'read include patterns from FILE').argParser(rule('include-from')))
     .addOption(new Option('-f, --filter <RULE>', 'add a file-filtering RULE (rsync syntax)').argParser(rule('filter')))
     .option('--delete-excluded', 'also delete excluded files on the mirror')
+    .option('--del', 'pull: an alias for --delete-during')
+    .option('--delete-before', 'pull: delete extraneous local files before the transfer')
+    .option('--delete-during', 'pull: delete extraneous local files during the transfer (what --delete does)')
+    .option('--delete-delay', 'pull: find deletions during the transfer, delete after it')
+    .option('--delete-after', 'pull: delete extraneous local files after the transfer')
+    .addOption(new Option('--max-delete <NUM>', "pull: don't delete more than NUM files (exit 25 when more were due)").argParser(signedInteger))
+    .option('--force', 'pull: force deletion of directories even if not empty')
+    .option('--ignore-errors', 'pull: delete even if the daemon had I/O errors')
+    .option('--delete-missing-args', 'pull: delete a missing source path locally')
+    .option('--ignore-missing-args', 'pull: ignore a missing source path without error')
+    .option('--size-only', 'pull: skip files that match in size')
+    .option('--ignore-existing', 'pull: skip updating files that exist locally')
+    .option('--existing', 'pull: skip creating new files locally')
+    .option('--ignore-non-existing', 'the same as --existing')
+    .option('-u, --update', 'pull: skip files that are newer locally')
+    .addOption(new Option('--compare-dest <DIR>', 'pull: also compare local files with DIR (relative to DEST; repeatable)').argParser(collect))
+    .addOption(new Option('--copy-dest <DIR>', 'pull: ... and include copies of unchanged files (repeatable)').argParser(collect))
+    .addOption(new Option('--link-dest <DIR>', 'pull: hardlink to files in DIR when unchanged (repeatable)').argParser(collect))
+    .option('-y, --fuzzy', 'pull: find similar file for basis if no dest file (-yy: also in the basis dirs)', (_v: string, previous: number) => previous + 1, 0)
     .option('-c, --checksum', 'skip based on checksum, not mod-time and size')
     .option('-W, --whole-file', 'copy files whole (no delta-transfer)')
     .option('--checksum-choice <NAME>', 'checksum: xxh128, xxh3, xxh64, md5 or md4')
@@ -300,8 +393,8 @@ async function pullOnce(address: string, dest: string, options: CliOptions, rule
   const { pull } = await import('../transfer/pull.js');
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
   if (!target.module) throw new UsageError(`${address} names no module`);
-  // A pull deletes local files only when asked (--delete or --delete-excluded).
-  const transfer = { ...transferOptions(options), delete: options.delete === true };
+  // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).
+  const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options) };
   const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
   const started = Date.now();
   let received = 0;

@@ -12,6 +12,7 @@ import { setTimesFd, setTimesPath, exactTimes } from '../addon.js';
 import {
   constants,
   lstatSync,
+  statSync,
   mkdirSync,
   openSync,
   closeSync,
@@ -33,7 +34,7 @@ import {
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { resolve as resolvePath } from 'node:path';
+import { isAbsolute, relative as relativePath, resolve as resolvePath } from 'node:path';
 import type { FileEntry } from '../../protocol/flist.js';
 import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, splitDev } from '../../protocol/modes.js';
 import { MAXPATHLEN } from '../../protocol/constants.js';
@@ -45,6 +46,21 @@ export class UnsafePathError extends ProtocolError {
   constructor(message: string) {
     super(message, { code: 'ERR_RSYNC_UNSAFE_PATH' });
   }
+}
+
+/** Where the basis directories are (--compare-dest, --copy-dest, --link-dest). */
+export interface DestTreeOptions {
+  /**
+   * The basis directories, index 0 first (rsync's basis_dir[]). A relative one is taken relative
+   * to the destination, as rsync does; a missing one simply has nothing in it.
+   */
+  basisDirs?: readonly string[];
+  /**
+   * A daemon's confinement: every basis directory must lie inside this directory (the module),
+   * lexically (an UnsafePathError at construction) and on disk (no symlink on the way from it,
+   * checked again before each use). Without it the basis directories are the operator's own paths.
+   */
+  confineBasisTo?: string;
 }
 
 /** Which attributes the pull sets (rsync's -p, -t, -o, -g). */
@@ -123,24 +139,80 @@ export class DestTree implements LocalTree {
   /** Write buffers of committed or discarded temp files, for the next ones. */
   private readonly spareBuffers: Buffer[] = [];
 
+  /** The basis directories' absolute paths (index = rsync's basis dir index). */
+  private readonly basisRoots: Buffer[];
+  /** With a confinement: the components from the confining directory down to each basis root. */
+  private readonly basisChains: Buffer[][];
+
   constructor(
     root: string,
     private readonly attrs: AttrOptions,
+    options: DestTreeOptions = {},
   ) {
     this.root = Buffer.from(resolvePath(root));
+    const confine = options.confineBasisTo === undefined ? null : resolvePath(options.confineBasisTo);
+    this.basisRoots = [];
+    this.basisChains = [];
+    for (const dir of options.basisDirs ?? []) {
+      const abs = resolvePath(root, dir);
+      const chain: Buffer[] = [];
+      if (confine !== null) {
+        const rel = relativePath(confine, abs);
+        if (rel === '..' || rel.startsWith('../') || isAbsolute(rel)) throw new UnsafePathError(`basis directory ${dir} is outside ${confine}`);
+        let at = confine;
+        for (const part of rel.split('/').filter(Boolean)) chain.push(Buffer.from((at = `${at}/${part}`)));
+      }
+      this.basisRoots.push(Buffer.from(abs));
+      this.basisChains.push(chain);
+    }
+  }
+
+  /** How many basis directories the tree has. */
+  get basisDirCount(): number {
+    return this.basisRoots.length;
+  }
+
+  /**
+   * The root a name is under: the destination, or basis dir `basisDir` (null when there is no
+   * such dir, or it is not a directory; a symlink on the way from the confinement is refused).
+   */
+  private base(basisDir: number | undefined): { root: Buffer; prefix: string } | null {
+    if (basisDir === undefined) return { root: this.root, prefix: '' };
+    const root = this.basisRoots[basisDir];
+    if (!root) return null;
+    const prefix = `\0${basisDir}/`;
+    if (!this.checkedDirs.has(prefix)) {
+      const chain = this.basisChains[basisDir]!;
+      if (chain.length) {
+        // Confined: every component from the module down is a real directory.
+        for (const dir of chain) {
+          const st = lstatSync(dir, { throwIfNoEntry: false });
+          if (!st) return null;
+          if (st.isSymbolicLink()) throw new UnsafePathError(`refusing a basis directory through a symlink: ${dir.toString()}`);
+          if (!st.isDirectory()) return null;
+        }
+      } else if (!statSync(root, { throwIfNoEntry: false })?.isDirectory()) {
+        return null; // the operator's own path: followed as rsync follows it
+      }
+      this.checkedDirs.add(prefix);
+    }
+    return { root, prefix };
   }
 
   /** The absolute path of a list name, after checking the name and its parent directories. */
-  private async path(name: Buffer, parentsMustExist: boolean): Promise<Buffer | null> {
+  private async path(name: Buffer, parentsMustExist: boolean, basisDir?: number): Promise<Buffer | null> {
     checkName(name);
-    if (name.length === 1 && name[0] === 0x2e) return this.root;
+    const base = this.base(basisDir);
+    if (!base) return null;
+    const { root, prefix } = base;
+    if (name.length === 1 && name[0] === 0x2e) return root;
     const last = name.lastIndexOf(SLASH);
-    if (last > 0 && !this.checkedDirs.has(name.toString('latin1', 0, last))) {
+    if (last > 0 && !this.checkedDirs.has(prefix + name.toString('latin1', 0, last))) {
       let at = name.indexOf(SLASH);
       while (at >= 0) {
-        const key = name.toString('latin1', 0, at);
+        const key = prefix + name.toString('latin1', 0, at);
         if (!this.checkedDirs.has(key)) {
-          const dir = Buffer.concat([this.root, Buffer.from('/'), name.subarray(0, at)]);
+          const dir = Buffer.concat([root, Buffer.from('/'), name.subarray(0, at)]);
           const st = lstatSync(dir, { throwIfNoEntry: false });
           if (!st) {
             if (!parentsMustExist) return null;
@@ -153,15 +225,15 @@ export class DestTree implements LocalTree {
         at = name.indexOf(SLASH, at + 1);
       }
     }
-    return Buffer.concat([this.root, Buffer.from('/'), name]);
+    return Buffer.concat([root, Buffer.from('/'), name]);
   }
 
   private async must(name: Buffer): Promise<Buffer> {
     return (await this.path(name, true))!;
   }
 
-  async lstat(name: Buffer): Promise<LocalStat | null> {
-    const p = await this.path(name, false);
+  async lstat(name: Buffer, basisDir?: number): Promise<LocalStat | null> {
+    const p = await this.path(name, false, basisDir);
     if (!p) return null;
     // Nanoseconds need the BigInt form (slower: a BigInt per field); whole seconds do not.
     if (this.attrs.modifyWindow < 0) {
@@ -187,8 +259,8 @@ export class DestTree implements LocalTree {
     };
   }
 
-  async openBasis(name: Buffer): Promise<BasisFile | null> {
-    const p = await this.path(name, false);
+  async openBasis(name: Buffer, basisDir?: number): Promise<BasisFile | null> {
+    const p = await this.path(name, false, basisDir);
     if (!p) return null;
     let fd: number;
     try {
@@ -358,10 +430,17 @@ export class DestTree implements LocalTree {
     }
   }
 
-  async link(name: Buffer, existing: Buffer): Promise<void> {
+  async link(name: Buffer, existing: Buffer, basisDir?: number): Promise<void> {
     const p = await this.must(name);
     this.checkedDirs.clear();
-    const from = await this.must(existing);
+    const from = basisDir === undefined ? await this.must(existing) : await this.path(existing, false, basisDir);
+    if (!from) throw Object.assign(new Error(`ENOENT: no basis file ${existing.toString()} in basis dir ${basisDir}`), { code: 'ENOENT', syscall: 'link' });
+    // --link-dest links regular files, symlinks (the link itself: link(2) does not follow) and
+    // device nodes; never a directory.
+    const fromSt = basisDir === undefined ? null : lstatSync(from, { throwIfNoEntry: false });
+    if (basisDir !== undefined && (!fromSt || fromSt.isDirectory())) {
+      throw Object.assign(new Error(`not a regular file: ${existing.toString()} in basis dir ${basisDir}`), { code: 'EINVAL', syscall: 'link' });
+    }
     const tmp = siblingTemp(p);
     linkSync(from, tmp);
     try {
@@ -380,8 +459,11 @@ export class DestTree implements LocalTree {
     rmSync(p, { recursive: true, force: true });
   }
 
-  async list(dir: Buffer): Promise<Buffer[]> {
-    const p = await this.must(dir);
+  async list(dir: Buffer, basisDir?: number): Promise<Buffer[]> {
+    const p = basisDir === undefined ? await this.must(dir) : await this.path(dir, false, basisDir);
+    if (!p) return [];
+    // readdir follows a final symlink: list only what is a directory itself (the root is checked by base()).
+    if (p !== this.root && p !== this.basisRoots[basisDir ?? -1] && !lstatSync(p, { throwIfNoEntry: false })?.isDirectory()) return [];
     try {
       return readdirSync(p, { encoding: 'buffer' });
     } catch (e) {

@@ -23,6 +23,7 @@ import { EXIT, RemoteError, RsyncError, transferExitCode } from '../../protocol/
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
 import { DestTree } from './dest-tree.js';
+import type { AltDestKind } from '../../protocol/basis.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
 
 /** Filter rules for a pull: sent to the daemon's sender, and protecting local files from --delete. */
@@ -139,7 +140,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       return {
         exitCode,
         ...summaryOf(
-          { deleted: { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 }, requested: 0, failed: 0 },
+          { deleted: { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 }, skippedDeletes: 0, ioError: 0, requested: 0, failed: 0 },
           { transferredFiles: 0, totalTransferredSize: 0, literalBytes: 0, matchedBytes: 0, createdFiles: 0, failedFiles: 0, totals: null, deleted: null },
         ),
       };
@@ -163,7 +164,15 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       }
     }
     const umask = process.umask();
-    const tree = new DestTree(dest, { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask, modifyWindow: transfer.modifyWindow ?? 0 });
+    // --compare-dest/--copy-dest/--link-dest: relative to DEST, as rsync takes them.
+    const alt = pullAltDest(transfer);
+    const tree = new DestTree(
+      dest,
+      { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask, modifyWindow: transfer.modifyWindow ?? 0 },
+      { basisDirs: alt?.dirs ?? [] },
+    );
+    // The sender's io_error so far: the list's, then MSG_IO_ERROR's (--ignore-errors deletes anyway).
+    const senderIoError = () => flist.ioError | start.demux.ioError;
     const protect = options.filter
       ? compileFilter(options.filter.list, { side: 'receiver', deleteExcluded: options.filter.deleteExcluded, ignorePerishable: true })
       : null;
@@ -181,11 +190,24 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       ignoreTimes: options.ignoreTimes ?? false,
       wholeFile: transfer.wholeFile,
       dryRun: transfer.dryRun,
-      // The sender's io_error (an unreadable directory there) turns deletions off, as in rsync.
-      delete: (transfer.delete || transfer.deleteExcluded) && !(flist.ioError & 1),
+      // The sender's io_error (an unreadable directory there) turns deletions off unless
+      // --ignore-errors, as in rsync (the counts still go).
+      delete: transfer.delete || transfer.deleteExcluded || transfer.deleteWhen !== undefined,
+      ...(transfer.deleteWhen && { deleteWhen: transfer.deleteWhen }),
+      ...(transfer.maxDelete !== undefined && { maxDelete: transfer.maxDelete }),
+      force: transfer.force ?? false,
+      ignoreErrors: transfer.ignoreErrors ?? false,
+      ioError: senderIoError,
+      sizeOnly: transfer.sizeOnly ?? false,
+      ignoreExisting: transfer.ignoreExisting ?? false,
+      existing: transfer.existing ?? false,
+      update: transfer.update ?? false,
+      deleteMissingArgs: transfer.deleteMissingArgs ?? false,
+      ...(alt && { altDest: { kind: alt.kind, count: alt.dirs.length } }),
+      ...(transfer.fuzzy && { fuzzy: transfer.fuzzy }),
       ...(transfer.modifyWindow !== undefined && { modifyWindow: transfer.modifyWindow }),
       ...(protect && { isProtected: (name: Buffer, isDir: boolean) => !protect.empty && protect.isExcluded(name, isDir) }),
-      ...(fileSummer && { fileChecksum: (name: Buffer) => localChecksum(tree, fileSummer!, name) }),
+      ...(fileSummer && { fileChecksum: (name: Buffer, basisDir?: number) => localChecksum(tree, fileSummer!, name, basisDir) }),
       onItem: (item) => {
         if (item.iflags & ITEM_IS_NEW) created.push(item.entry);
         options.onItem?.(item);
@@ -193,19 +215,27 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       ...(options.onReceived && { onReceived: options.onReceived }),
       ...(options.onDeleted && { onDeleted: options.onDeleted }),
       onWarning: onError,
+      onInfo: (text) => options.onInfo?.(text),
       onAbort: () => socket.destroy(),
     }).finally(() => helper.close());
     await session.close().catch(() => {});
     // rsync's final exit code: the sender's io_error (in the list's end marker, or MSG_IO_ERROR
     // for a file that vanished or failed while sending) and the files that failed, theirs and ours.
     const failures = messages.xferErrors + result.receiver.failedFiles + result.generator.failed;
-    return { exitCode: transferExitCode(flist.ioError | start.demux.ioError, failures), ...summaryOf(result.generator, result.receiver) };
+    return { exitCode: transferExitCode(senderIoError() | result.generator.ioError, failures), ...summaryOf(result.generator, result.receiver) };
   } catch (e) {
     if (e instanceof RemoteError && demuxForAck) await acknowledgeErrorExit(writer, demuxForAck, e).catch(() => {});
     throw asFileError(e);
   } finally {
     socket.destroy();
   }
+}
+
+/** The basis dirs of a pull: --compare-dest/--copy-dest/--link-dest, or the single copyDest. */
+function pullAltDest(transfer: TransferOptions): { kind: AltDestKind; dirs: readonly string[] } | null {
+  if (transfer.altDest?.dirs.length) return transfer.altDest;
+  if (transfer.copyDest !== undefined) return { kind: 'copy', dirs: [transfer.copyDest] };
+  return null;
 }
 
 /** name → id from /etc/passwd or /etc/group (empty if unreadable). */
@@ -252,8 +282,8 @@ function asFileError(e: unknown): unknown {
 }
 
 /** -c: the unseeded whole-file digest of a local regular file (null if it cannot be read). */
-async function localChecksum(tree: LocalTree, summer: Checksummer, name: Buffer): Promise<Buffer | null> {
-  const basis = await tree.openBasis(name);
+async function localChecksum(tree: LocalTree, summer: Checksummer, name: Buffer, basisDir?: number): Promise<Buffer | null> {
+  const basis = await tree.openBasis(name, basisDir);
   if (!basis) return null;
   try {
     const h = summer.startFile();

@@ -1,6 +1,7 @@
 // A destination in memory for the pull roles (a LocalTree without a file system): what the
-// generator and the receiver do to it can be looked at directly. Used by pull-golden, generator
-// and delete.
+// generator and the receiver do to it can be looked at directly; its `basis` trees are the basis
+// directories (--compare-dest, --copy-dest, --link-dest). Used by pull-golden, generator and
+// delete.
 import type { LocalTree, LocalStat, BasisFile, TempFile } from '../../protocol/local-tree.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import type { GeneratorOptions } from '../../protocol/generator.js';
@@ -28,7 +29,14 @@ export const ARCHIVE: GeneratorOptions = {
 
 export class MemTree implements LocalTree {
   readonly nodes = new Map<string, Node>();
+  /** The basis directories, index 0 first. */
+  readonly basis: MemTree[] = [];
   private ino = 100n;
+
+  /** The tree a basis-dir index names (this one without). */
+  private at(basisDir?: number): MemTree | null {
+    return basisDir === undefined ? this : (this.basis[basisDir] ?? null);
+  }
 
   put(name: string, mode: number, mtime: number, data?: Buffer, symlink?: string): void {
     this.nodes.set(name, {
@@ -36,12 +44,12 @@ export class MemTree implements LocalTree {
       ...(data && { data }),
     });
   }
-  async lstat(name: Buffer): Promise<LocalStat | null> {
-    const n = this.nodes.get(name.toString('latin1'));
+  async lstat(name: Buffer, basisDir?: number): Promise<LocalStat | null> {
+    const n = this.at(basisDir)?.nodes.get(name.toString('latin1'));
     return n ? { ...n.stat } : null;
   }
-  async openBasis(name: Buffer): Promise<BasisFile | null> {
-    const n = this.nodes.get(name.toString('latin1'));
+  async openBasis(name: Buffer, basisDir?: number): Promise<BasisFile | null> {
+    const n = this.at(basisDir)?.nodes.get(name.toString('latin1'));
     if (!n?.data) return null;
     const data = n.data;
     return {
@@ -69,16 +77,18 @@ export class MemTree implements LocalTree {
   async symlink(name: Buffer, target: Buffer): Promise<void> {
     this.put(name.toString('latin1'), S_IFLNK | 0o777, 0, undefined, target.toString('latin1'));
   }
-  async link(name: Buffer, existing: Buffer): Promise<void> {
-    this.nodes.set(name.toString('latin1'), this.nodes.get(existing.toString('latin1'))!);
+  async link(name: Buffer, existing: Buffer, basisDir?: number): Promise<void> {
+    const node = this.at(basisDir)?.nodes.get(existing.toString('latin1'));
+    if (!node) throw new Error(`no ${existing.toString()} to link to`);
+    this.nodes.set(name.toString('latin1'), node);
   }
   async remove(name: Buffer): Promise<void> {
     const key = name.toString('latin1');
     for (const k of [...this.nodes.keys()]) if (k === key || k.startsWith(key + '/')) this.nodes.delete(k);
   }
-  async list(dir: Buffer): Promise<Buffer[]> {
+  async list(dir: Buffer, basisDir?: number): Promise<Buffer[]> {
     const prefix = dir.toString('latin1') === '.' ? '' : dir.toString('latin1') + '/';
-    return [...this.nodes.keys()].filter((k) => k !== '.' && k.startsWith(prefix) && !k.slice(prefix.length).includes('/')).map((k) => Buffer.from(k.slice(prefix.length), 'latin1'));
+    return [...(this.at(basisDir)?.nodes.keys() ?? [])].filter((k) => k !== '.' && k.startsWith(prefix) && !k.slice(prefix.length).includes('/')).map((k) => Buffer.from(k.slice(prefix.length), 'latin1'));
   }
   async setAttrs(name: Buffer, entry: FileEntry): Promise<void> {
     const n = this.nodes.get(name.toString('latin1'));
