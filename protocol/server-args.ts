@@ -485,7 +485,7 @@ type Vars = Record<string, number | string | undefined>;
  */
 // rsync/options.c: parse_arguments (am_server); rsync/clientserver.c: rsync_module (the two passes)
 export function parseServerArgs(args: readonly string[], protocol: number, options: ParseServerArgsOptions = {}): ServerArgs {
-  const state = newState(options.refuse === undefined ? undefined : refusedSet(options.refuse));
+  const state = newState(protocol, options.refuse === undefined ? undefined : refusedSet(options.refuse));
   parsePass(state, unescapeOptions(args));
   if (state.vars.protect_args === 1 && options.secluded) {
     state.vars.protect_args = 2;
@@ -514,10 +514,13 @@ interface ParseState {
   debug: string[];
   /** The refused option names, when parsing with the module's `refuse options`. */
   refused: ReadonlySet<string> | undefined;
+  /** The protocol the session negotiated (the daemon knows it before the arguments). */
+  protocol: number;
 }
 
-function newState(refused: ReadonlySet<string> | undefined): ParseState {
+function newState(protocol: number, refused: ReadonlySet<string> | undefined): ParseState {
   return {
+    protocol,
     vars: {
       // rsync's defaults that differ from 0 (options.c), for what we read back.
       whole_file: -1,
@@ -737,7 +740,8 @@ function apply(state: ParseState, option: OptionRow, value: string | undefined, 
       v.iconv_opt = undefined;
       return;
     case 'BLOCK_SIZE':
-      v.block_size = parseSizeArg(value!, 'b', 'block-size', 0, protocol30BlockMax(v));
+      // The daemon knows the negotiated protocol while parsing: below 30 the old, larger bound.
+      v.block_size = parseSizeArg(value!, 'b', 'block-size', 0, state.protocol < 30 ? OLD_MAX_BLOCK_SIZE : MAX_BLOCK_SIZE);
       return;
     case 'MAX_SIZE':
     case 'MIN_SIZE':
@@ -813,10 +817,9 @@ function apply(state: ParseState, option: OptionRow, value: string | undefined, 
   }
 }
 
-function protocol30BlockMax(v: Vars): number {
-  // rsync checks against the pre-negotiation protocol_version, which a daemon has as its own (>= 30).
-  return num(v, 'protocol_version') && num(v, 'protocol_version') < 30 ? 1 << 29 : 1 << 17;
-}
+/** rsync.h MAX_BLOCK_SIZE (protocol >= 30) and OLD_MAX_BLOCK_SIZE. */
+const MAX_BLOCK_SIZE = 1 << 17;
+const OLD_MAX_BLOCK_SIZE = 1 << 29;
 
 /** rsync's size argument (`10k`, `1.5M`, `100`), as parse_size_arg reads it; errors with its text. */
 // rsync/options.c: parse_size_arg

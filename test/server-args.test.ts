@@ -588,6 +588,7 @@ const MALFORMED: string[][] = [
   ['--bwlimit=1x'],
   ['--bwlimit=100b'],
   ['-B', '99999999'],
+  ['-B', '1g'],
   ['--max-size=5q'],
   ['-r', '--delete-before', '--delete-after'],
   ['--delete'],
@@ -616,20 +617,22 @@ const MALFORMED: string[][] = [
   ['-@-1', '--modify-window', '3', '--foo'],
 ];
 
-test('real rsyncd: a malformed list gets the text and exit code parseServerArgs gives', async () => {
-  for (const bad of [...MALFORMED, ['.', 'x', '--timeout']]) {
+test('real rsyncd: a malformed list gets the text and exit code parseServerArgs gives (protocols 32 and 29)', async () => {
+  const lists: [string[], number][] = [...MALFORMED.map((m): [string[], number] => [m, 32]), [['.', 'x', '--timeout'], 32], [['-B', '1g'], 29]];
+  for (const [bad, protocol] of lists) {
     // The client's capabilities come first so the daemon's setup matches ours whatever follows.
     const args = ['--server', '-e.LsfxCIvu', ...bad, ...(bad.includes('.') ? [] : ['.', 'x'])];
     let ours: ServerArgsError | undefined;
     try {
-      parseServerArgs(args, 32);
+      parseServerArgs(args, protocol);
     } catch (e) {
       ours = e as ServerArgsError;
     }
     assert.instance(ours, ServerArgsError, args.join(' '));
-    const theirs = await daemonAnswer('push', args);
+    const theirs = await daemonAnswer('push', args, protocol);
     assert.is(theirs.messages[0], ours!.text, args.join(' '));
-    assert.is(theirs.exitCode, ours!.exitCode);
+    // Below 30 rsyncd just closes after the text (no MSG_ERROR_EXIT carries its code).
+    if (protocol >= 30) assert.is(theirs.exitCode, ours!.exitCode, args.join(' '));
   }
 });
 
@@ -786,6 +789,20 @@ test('parse with refuse: a refused --delete-missing-args is dropped, and the del
   assert.is(parseServerArgs(list, 32).deleteMissingArgs, true);
   assert.is(parseServerArgs(list, 32, { refuse: ['delete-before'] }).deleteMode, 'during');
   assert.is(parseServerArgs(list, 32, { refuse: ['delete-during'] }).deleteMode, 'before');
+});
+
+test('real rsyncd and rsync 3.2.7 --protocol=29 -s: both lists are parsed, so an option after the marker counts twice', async () => {
+  const binary = await oldRsync();
+  const command = ['--protocol=29', '-as', '--usermap=*:nobody', 'SRC', 'URL'];
+  const rec = await recordClient(binary, command, work);
+  const error = await parsedRecording(rec).then(() => undefined, (e: unknown) => e);
+  assert.instance(error, ServerArgsError);
+  assert.is((error as ServerArgsError).message, 'You can only specify --usermap once.');
+  const theirs = await runAgainstDaemon(binary, 'push', command);
+  assert.ok(theirs.stderr.includes((error as ServerArgsError).text), theirs.stderr);
+  // At protocol 30 the first list stops at the marker: the same command is fine.
+  const at30 = await parsedRecording(await recordClient(binary, ['--protocol=30', ...command.slice(1)], work));
+  assert.is(at30.usermap, '*:nobody');
 });
 
 test('refusedDeleteMode: a bare --delete runs during when delete-before is refused, before when delete-during is', () => {
