@@ -4,7 +4,7 @@
 // paths still count), into a typed ServerArgs; `refusal` answers `refuse options` as rsyncd does.
 // Counterpart: rsync options.c (long_options, parse_arguments, set_refuse_options,
 // create_refuse_error, server_options for what clients send), io.c read_args (unescaping).
-import { RsyncError, EXIT } from './errors.js';
+import { RsyncError, EXIT, type ExitCode } from './errors.js';
 import type { TransferOptions } from './args.js';
 
 /** The client asked for something rsync's daemon would not parse: its text, exit code 4 as rsyncd's. */
@@ -13,9 +13,9 @@ export class ServerArgsError extends RsyncError {
   readonly text: string;
   /** The option `refuse options` refused (rsync's long name), when that is the error. */
   readonly refusedOption: string | undefined;
-  constructor(message: string, refusedOption?: string) {
+  constructor(message: string, refusedOption?: string, exitCode: ExitCode = EXIT.UNSUPPORTED) {
     // rsync/clientserver.c: rsync_module answers a failed parse with option_error and RERR_UNSUPPORTED.
-    super(refusedOption === undefined ? 'ERR_RSYNC_SERVER_ARGS' : 'ERR_RSYNC_OPTION_REFUSED', message, EXIT.UNSUPPORTED);
+    super(refusedOption === undefined ? 'ERR_RSYNC_SERVER_ARGS' : 'ERR_RSYNC_OPTION_REFUSED', message, exitCode);
     this.text = optionErrorText(message);
     this.refusedOption = refusedOption;
   }
@@ -567,16 +567,16 @@ function parsePass(state: ParseState, args: readonly string[]): void {
       const eq = arg.indexOf('=');
       const name = arg.slice(2, eq === -1 ? undefined : eq);
       const option = BY_LONG.get(name);
-      if (!option) throw badOption(arg, 'unknown option');
+      if (!option) throw badOption(state, arg, 'unknown option');
       let value: string | undefined;
       // popt names the last argument it consumed: the value itself when it came separately.
       let shown = arg;
       if (takesArg(option)) {
         if (eq !== -1) value = arg.slice(eq + 1);
         else if (i < args.length) shown = value = args[i++]!;
-        else throw badOption(arg, 'missing argument');
+        else throw badOption(state, arg, 'missing argument');
       } else if (eq !== -1) {
-        throw badOption(arg, 'option does not take an argument');
+        throw badOption(state, arg, 'option does not take an argument');
       }
       apply(state, option, value, shown);
       continue;
@@ -584,7 +584,7 @@ function parsePass(state: ParseState, args: readonly string[]): void {
     // A cluster of short options; the first that takes an argument takes the rest (or the next one).
     for (let c = 1; c < arg.length; c++) {
       const option = BY_SHORT.get(arg[c]!);
-      if (!option) throw badOption(arg, 'unknown option');
+      if (!option) throw badOption(state, arg, 'unknown option');
       if (!takesArg(option)) {
         apply(state, option, undefined, arg);
         continue;
@@ -593,28 +593,28 @@ function parsePass(state: ParseState, args: readonly string[]): void {
       let shown = arg;
       if (c + 1 < arg.length) value = arg.slice(c + 1);
       else if (i < args.length) shown = value = args[i++]!;
-      else throw badOption(arg, 'missing argument');
+      else throw badOption(state, arg, 'missing argument');
       apply(state, option, value, shown);
       break;
     }
   }
 }
 
-/** rsync's "on remote machine: OPTION: popt's error" text. */
+/** rsync's "on remote machine: OPTION: popt's error" text (the prefix only once --server was seen). */
 // rsync/options.c: parse_arguments (default case: poptBadOption, poptStrerror)
-function badOption(arg: string, error: string): ServerArgsError {
-  return new ServerArgsError(`on remote machine: ${arg}: ${error}`);
+function badOption(state: ParseState, arg: string, error: string): ServerArgsError {
+  return new ServerArgsError(`${state.vars.am_server ? 'on remote machine: ' : ''}${arg}: ${error}`);
 }
 
 /** popt's integer argument: C strtol base 0 over the whole text ('' reads as 0), an int's range. */
-function parseIntArg(value: string, arg: string): number {
+function parseIntArg(state: ParseState, value: string, arg: string): number {
   if (value === '') return 0;
   const m = /^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(value);
-  if (!m) throw badOption(arg, 'invalid numeric value');
+  if (!m) throw badOption(state, arg, 'invalid numeric value');
   const digits = m[2]!;
   const magnitude = /^0[xX]/.test(digits) ? parseInt(digits.slice(2), 16) : digits.length > 1 && digits.startsWith('0') ? parseInt(digits, 8) : parseInt(digits, 10);
   const n = m[1] === '-' ? -magnitude : magnitude;
-  if (n > 2147483647 || n < -2147483648) throw badOption(arg, 'number too large or too small');
+  if (n > 2147483647 || n < -2147483648) throw badOption(state, arg, 'number too large or too small');
   return n;
 }
 
@@ -624,7 +624,7 @@ function apply(state: ParseState, option: OptionRow, value: string | undefined, 
   const v = state.vars;
   state.given.push(nameOf(option));
   let intValue: number | undefined;
-  if (option.kind === 'int') intValue = parseIntArg(value!, arg);
+  if (option.kind === 'int') intValue = parseIntArg(state, value!, arg);
   const refused = state.refused;
   if (refused?.has(nameOf(option))) {
     // A refused row hands rsync's switch its refusal code, except a bit-set row: popt ORs that
@@ -648,8 +648,9 @@ function apply(state: ParseState, option: OptionRow, value: string | undefined, 
       v.am_server = 1;
       return;
     case 'SENDER':
-      // rsync prints its usage and exits with code 1 for a --sender before --server.
-      if (!v.am_server) throw new ServerArgsError('--sender before --server');
+      // rsyncd prints its usage to its own log and closes the connection with code 1: the client
+      // gets no text for this one.
+      if (!v.am_server) throw new ServerArgsError('--sender before --server', undefined, EXIT.SYNTAX);
       v.am_sender = 1;
       return;
     case 'DAEMON':

@@ -615,13 +615,17 @@ const MALFORMED: string[][] = [
   ['--bwlimit=1.5m', '--bwlimit=0.5', '--foo'],
   ['--chmod=ug+rwx,o=u,a+s,Fo-w,D755', '--foo'],
   ['-@-1', '--modify-window', '3', '--foo'],
+  // Before --server, rsync's parse has no "on remote machine: " prefix.
+  ['NO-SERVER', '--foo', '--server'],
+  ['NO-SERVER', '--timeout=x'],
 ];
 
 test('real rsyncd: a malformed list gets the text and exit code parseServerArgs gives (protocols 32 and 29)', async () => {
   const lists: [string[], number][] = [...MALFORMED.map((m): [string[], number] => [m, 32]), [['.', 'x', '--timeout'], 32], [['-B', '1g'], 29]];
   for (const [bad, protocol] of lists) {
     // The client's capabilities come first so the daemon's setup matches ours whatever follows.
-    const args = ['--server', '-e.LsfxCIvu', ...bad, ...(bad.includes('.') ? [] : ['.', 'x'])];
+    // The client's capabilities come before --server here only for the list without --server.
+    const args = bad[0] === 'NO-SERVER' ? ['-e.LsfxCIvu', ...bad.slice(1), '.', 'x'] : ['--server', '-e.LsfxCIvu', ...bad, ...(bad.includes('.') ? [] : ['.', 'x'])];
     let ours: ServerArgsError | undefined;
     try {
       parseServerArgs(args, protocol);
