@@ -557,6 +557,20 @@ test('popt rules: values attached or separate, -- ends options, options after th
   assert.is(err(['--server', '--suffix=a/b', '.']), '--suffix cannot contain slashes: a/b');
 });
 
+test('hostile lists: the most arguments recvArgs lets through parse in linear time, lists bounded by them', () => {
+  const many = Array.from({ length: 15_990 }, (_, i) => (i % 2 ? '--chmod=u+w' : '-vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv'));
+  const started = performance.now();
+  const a = parseServerArgs(['--server', ...many, '.', 'm'], 32);
+  assert.ok(performance.now() - started < 2000);
+  assert.is(a.chmod.length, 7995);
+  assert.is(a.verbose, 7995 * 48);
+  // Basis dirs stop at rsync's MAX_BASIS_DIRS, whatever the client sends.
+  const dirs = Array.from({ length: 5000 }, (_, i) => `--copy-dest=d${i}`);
+  assert.throws(() => parseServerArgs(['--server', '-r', ...dirs, '.'], 32), (e: unknown) => e instanceof ServerArgsError && /at most 20/.test((e as Error).message));
+  // A value that is all backslashes unescapes to half, never grows.
+  assert.is(parseServerArgs(['--server', `--suffix=${'\\'.repeat(2000)}`, '.'], 32).suffix, '\\'.repeat(1000));
+});
+
 // ---------------------------------------------------------------------------------------------
 // Against a real rsyncd: its texts for malformed lists and for refusals
 
