@@ -13,12 +13,29 @@ export class ServerArgsError extends RsyncError {
   readonly text: string;
   /** The option `refuse options` refused (rsync's long name), when that is the error. */
   readonly refusedOption: string | undefined;
+  /**
+   * What rsyncd had read when its parse stopped, which its error path still uses: it finishes
+   * the setup phase as the sender or not with the capabilities seen so far, and as a receiver
+   * sends one 0 byte first if any argument starts with `--files-from` (set by parseServerArgs).
+   */
+  seen: SeenBeforeError | undefined;
   constructor(message: string, refusedOption?: string, exitCode: ExitCode = EXIT.UNSUPPORTED) {
     // rsync/clientserver.c: rsync_module answers a failed parse with option_error and RERR_UNSUPPORTED.
     super(refusedOption === undefined ? 'ERR_RSYNC_SERVER_ARGS' : 'ERR_RSYNC_OPTION_REFUSED', message, exitCode);
     this.text = optionErrorText(message);
     this.refusedOption = refusedOption;
+    this.seen = undefined;
   }
+}
+
+/** The parts of a failed list rsyncd's error path depends on. */
+export interface SeenBeforeError {
+  /** --sender was parsed before the error. */
+  sender: boolean;
+  /** The `-e` capability letters parsed before the error ('' if none). */
+  clientInfo: string;
+  /** Some argument of the list starts with `--files-from` (rsync's scan after a failed parse). */
+  filesFrom: boolean;
 }
 
 /** The MSG_ERROR line rsyncd sends for an option error (`rsync: ` + the message + newline). */
@@ -486,14 +503,34 @@ type Vars = Record<string, number | string | undefined>;
 // rsync/options.c: parse_arguments (am_server); rsync/clientserver.c: rsync_module (the two passes)
 export function parseServerArgs(args: readonly string[], protocol: number, options: ParseServerArgsOptions = {}): ServerArgs {
   const state = newState(protocol, options.refuse === undefined ? undefined : refusedSet(options.refuse));
-  parsePass(state, unescapeOptions(args));
-  if (state.vars.protect_args === 1 && options.secluded) {
-    state.vars.protect_args = 2;
-    parsePass(state, options.secluded.slice(1));
-  } else if (options.secluded) {
-    throw new ServerArgsError('a second argument list was given but the first did not ask for -s');
+  let list: readonly string[] = args;
+  try {
+    parsePass(state, unescapeOptions(args));
+    if (state.vars.protect_args === 1 && options.secluded) {
+      state.vars.protect_args = 2;
+      list = options.secluded;
+      parsePass(state, options.secluded.slice(1));
+    } else if (options.secluded) {
+      throw new ServerArgsError('a second argument list was given but the first did not ask for -s');
+    }
+    return finish(state, protocol, options.secluded !== undefined);
+  } catch (e) {
+    if (e instanceof ServerArgsError) {
+      // rsync/clientserver.c: rsync_module (the error path: setup_protocol, the --files-from scan)
+      e.seen = {
+        sender: num(state.vars, 'am_sender') === 1,
+        clientInfo: clientInfoOf(str(state.vars, 'shell_cmd')),
+        filesFrom: str(state.vars, 'files_from') !== undefined || list.some((a) => a.startsWith('--files-from')),
+      };
+    }
+    throw e;
   }
-  return finish(state, protocol, options.secluded !== undefined);
+}
+
+/** The capability letters of `-e`: what follows its '.'. */
+function clientInfoOf(rsh: string | undefined): string {
+  const dot = (rsh ?? '').indexOf('.');
+  return dot === -1 ? '' : rsh!.slice(dot + 1);
 }
 
 /** rsync 3.5's daemon undoes the client's safe_arg() backslashes in the options before the `.`. */
@@ -998,11 +1035,9 @@ function finish(state: ParseState, protocol: number, hadSecluded: boolean): Serv
     ...(fuzzy > 0 && { fuzzy }),
     ...(missing === 2 && { deleteMissingArgs: true }),
   };
-  const rsh = str(v, 'shell_cmd') ?? '';
-  const dot = rsh.indexOf('.');
   return {
     sender: num(v, 'am_sender') === 1,
-    clientInfo: dot === -1 ? '' : rsh.slice(dot + 1),
+    clientInfo: clientInfoOf(str(v, 'shell_cmd')),
     transfer,
     secluded: num(v, 'protect_args') > 0 || hadSecluded,
     oldArgs: Math.max(num(v, 'old_style_args'), 0),

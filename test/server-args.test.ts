@@ -557,6 +557,24 @@ test('popt rules: values attached or separate, -- ends options, options after th
   assert.is(err(['--server', '--suffix=a/b', '.']), '--suffix cannot contain slashes: a/b');
 });
 
+test('ServerArgsError.seen: what rsyncd had read when its parse stopped (its error path uses it)', () => {
+  const caught = (args: string[], options = {}) => {
+    try {
+      parseServerArgs(args, 32, options);
+    } catch (e) {
+      return e as ServerArgsError;
+    }
+    throw new Error('parsed');
+  };
+  assert.equal(caught(['--server', '--sender', '-re.LsfxCIvu', '--foo', '.', 'm']).seen, { sender: true, clientInfo: 'LsfxCIvu', filesFrom: false });
+  assert.equal(caught(['--server', '--foo', '--sender', '-re.LsfxCIvu', '.', 'm']).seen, { sender: false, clientInfo: '', filesFrom: false });
+  assert.equal(caught(['--server', '-re.LsfxCIvu', '--delete', '--files-from=-', '.', 'm'], { refuse: ['delete'] }).seen, {
+    sender: false,
+    clientInfo: 'LsfxCIvu',
+    filesFrom: true,
+  });
+});
+
 test('hostile lists: the most arguments recvArgs lets through parse in linear time, lists bounded by them', () => {
   const many = Array.from({ length: 15_990 }, (_, i) => (i % 2 ? '--chmod=u+w' : '-vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv'));
   const started = performance.now();
