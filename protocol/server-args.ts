@@ -4,7 +4,7 @@
 // paths still count), into a typed ServerArgs; `refusal` answers `refuse options` as rsyncd does.
 // Counterpart: rsync options.c (long_options, parse_arguments, set_refuse_options,
 // create_refuse_error, server_options for what clients send), io.c read_args (unescaping).
-import { RsyncError, EXIT } from './errors.js';
+import { RsyncError, EXIT, type ExitCode } from './errors.js';
 import type { TransferOptions } from './args.js';
 
 /** The client asked for something rsync's daemon would not parse: its text, exit code 4 as rsyncd's. */
@@ -13,12 +13,29 @@ export class ServerArgsError extends RsyncError {
   readonly text: string;
   /** The option `refuse options` refused (rsync's long name), when that is the error. */
   readonly refusedOption: string | undefined;
-  constructor(message: string, refusedOption?: string) {
+  /**
+   * What rsyncd had read when its parse stopped, which its error path still uses: it finishes
+   * the setup phase as the sender or not with the capabilities seen so far, and as a receiver
+   * sends one 0 byte first if any argument starts with `--files-from` (set by parseServerArgs).
+   */
+  seen: SeenBeforeError | undefined;
+  constructor(message: string, refusedOption?: string, exitCode: ExitCode = EXIT.UNSUPPORTED) {
     // rsync/clientserver.c: rsync_module answers a failed parse with option_error and RERR_UNSUPPORTED.
-    super(refusedOption === undefined ? 'ERR_RSYNC_SERVER_ARGS' : 'ERR_RSYNC_OPTION_REFUSED', message, EXIT.UNSUPPORTED);
+    super(refusedOption === undefined ? 'ERR_RSYNC_SERVER_ARGS' : 'ERR_RSYNC_OPTION_REFUSED', message, exitCode);
     this.text = optionErrorText(message);
     this.refusedOption = refusedOption;
+    this.seen = undefined;
   }
+}
+
+/** The parts of a failed list rsyncd's error path depends on. */
+export interface SeenBeforeError {
+  /** --sender was parsed before the error. */
+  sender: boolean;
+  /** The `-e` capability letters parsed before the error ('' if none). */
+  clientInfo: string;
+  /** Some argument of the list starts with `--files-from` (rsync's scan after a failed parse). */
+  filesFrom: boolean;
 }
 
 /** The MSG_ERROR line rsyncd sends for an option error (`rsync: ` + the message + newline). */
@@ -485,15 +502,35 @@ type Vars = Record<string, number | string | undefined>;
  */
 // rsync/options.c: parse_arguments (am_server); rsync/clientserver.c: rsync_module (the two passes)
 export function parseServerArgs(args: readonly string[], protocol: number, options: ParseServerArgsOptions = {}): ServerArgs {
-  const state = newState(options.refuse === undefined ? undefined : refusedSet(options.refuse));
-  parsePass(state, unescapeOptions(args));
-  if (state.vars.protect_args === 1 && options.secluded) {
-    state.vars.protect_args = 2;
-    parsePass(state, options.secluded.slice(1));
-  } else if (options.secluded) {
-    throw new ServerArgsError('a second argument list was given but the first did not ask for -s');
+  const state = newState(protocol, options.refuse === undefined ? undefined : refusedSet(options.refuse));
+  let list: readonly string[] = args;
+  try {
+    parsePass(state, unescapeOptions(args));
+    if (state.vars.protect_args === 1 && options.secluded) {
+      state.vars.protect_args = 2;
+      list = options.secluded;
+      parsePass(state, options.secluded.slice(1));
+    } else if (options.secluded) {
+      throw new ServerArgsError('a second argument list was given but the first did not ask for -s');
+    }
+    return finish(state, protocol, options.secluded !== undefined);
+  } catch (e) {
+    if (e instanceof ServerArgsError) {
+      // rsync/clientserver.c: rsync_module (the error path: setup_protocol, the --files-from scan)
+      e.seen = {
+        sender: num(state.vars, 'am_sender') === 1,
+        clientInfo: clientInfoOf(str(state.vars, 'shell_cmd')),
+        filesFrom: str(state.vars, 'files_from') !== undefined || list.some((a) => a.startsWith('--files-from')),
+      };
+    }
+    throw e;
   }
-  return finish(state, protocol, options.secluded !== undefined);
+}
+
+/** The capability letters of `-e`: what follows its '.'. */
+function clientInfoOf(rsh: string | undefined): string {
+  const dot = (rsh ?? '').indexOf('.');
+  return dot === -1 ? '' : rsh!.slice(dot + 1);
 }
 
 /** rsync 3.5's daemon undoes the client's safe_arg() backslashes in the options before the `.`. */
@@ -514,10 +551,13 @@ interface ParseState {
   debug: string[];
   /** The refused option names, when parsing with the module's `refuse options`. */
   refused: ReadonlySet<string> | undefined;
+  /** The protocol the session negotiated (the daemon knows it before the arguments). */
+  protocol: number;
 }
 
-function newState(refused: ReadonlySet<string> | undefined): ParseState {
+function newState(protocol: number, refused: ReadonlySet<string> | undefined): ParseState {
   return {
+    protocol,
     vars: {
       // rsync's defaults that differ from 0 (options.c), for what we read back.
       whole_file: -1,
@@ -564,16 +604,16 @@ function parsePass(state: ParseState, args: readonly string[]): void {
       const eq = arg.indexOf('=');
       const name = arg.slice(2, eq === -1 ? undefined : eq);
       const option = BY_LONG.get(name);
-      if (!option) throw badOption(arg, 'unknown option');
+      if (!option) throw badOption(state, arg, 'unknown option');
       let value: string | undefined;
       // popt names the last argument it consumed: the value itself when it came separately.
       let shown = arg;
       if (takesArg(option)) {
         if (eq !== -1) value = arg.slice(eq + 1);
         else if (i < args.length) shown = value = args[i++]!;
-        else throw badOption(arg, 'missing argument');
+        else throw badOption(state, arg, 'missing argument');
       } else if (eq !== -1) {
-        throw badOption(arg, 'option does not take an argument');
+        throw badOption(state, arg, 'option does not take an argument');
       }
       apply(state, option, value, shown);
       continue;
@@ -581,7 +621,7 @@ function parsePass(state: ParseState, args: readonly string[]): void {
     // A cluster of short options; the first that takes an argument takes the rest (or the next one).
     for (let c = 1; c < arg.length; c++) {
       const option = BY_SHORT.get(arg[c]!);
-      if (!option) throw badOption(arg, 'unknown option');
+      if (!option) throw badOption(state, arg, 'unknown option');
       if (!takesArg(option)) {
         apply(state, option, undefined, arg);
         continue;
@@ -590,28 +630,28 @@ function parsePass(state: ParseState, args: readonly string[]): void {
       let shown = arg;
       if (c + 1 < arg.length) value = arg.slice(c + 1);
       else if (i < args.length) shown = value = args[i++]!;
-      else throw badOption(arg, 'missing argument');
+      else throw badOption(state, arg, 'missing argument');
       apply(state, option, value, shown);
       break;
     }
   }
 }
 
-/** rsync's "on remote machine: OPTION: popt's error" text. */
+/** rsync's "on remote machine: OPTION: popt's error" text (the prefix only once --server was seen). */
 // rsync/options.c: parse_arguments (default case: poptBadOption, poptStrerror)
-function badOption(arg: string, error: string): ServerArgsError {
-  return new ServerArgsError(`on remote machine: ${arg}: ${error}`);
+function badOption(state: ParseState, arg: string, error: string): ServerArgsError {
+  return new ServerArgsError(`${state.vars.am_server ? 'on remote machine: ' : ''}${arg}: ${error}`);
 }
 
 /** popt's integer argument: C strtol base 0 over the whole text ('' reads as 0), an int's range. */
-function parseIntArg(value: string, arg: string): number {
+function parseIntArg(state: ParseState, value: string, arg: string): number {
   if (value === '') return 0;
   const m = /^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(value);
-  if (!m) throw badOption(arg, 'invalid numeric value');
+  if (!m) throw badOption(state, arg, 'invalid numeric value');
   const digits = m[2]!;
   const magnitude = /^0[xX]/.test(digits) ? parseInt(digits.slice(2), 16) : digits.length > 1 && digits.startsWith('0') ? parseInt(digits, 8) : parseInt(digits, 10);
   const n = m[1] === '-' ? -magnitude : magnitude;
-  if (n > 2147483647 || n < -2147483648) throw badOption(arg, 'number too large or too small');
+  if (n > 2147483647 || n < -2147483648) throw badOption(state, arg, 'number too large or too small');
   return n;
 }
 
@@ -621,7 +661,7 @@ function apply(state: ParseState, option: OptionRow, value: string | undefined, 
   const v = state.vars;
   state.given.push(nameOf(option));
   let intValue: number | undefined;
-  if (option.kind === 'int') intValue = parseIntArg(value!, arg);
+  if (option.kind === 'int') intValue = parseIntArg(state, value!, arg);
   const refused = state.refused;
   if (refused?.has(nameOf(option))) {
     // A refused row hands rsync's switch its refusal code, except a bit-set row: popt ORs that
@@ -645,8 +685,9 @@ function apply(state: ParseState, option: OptionRow, value: string | undefined, 
       v.am_server = 1;
       return;
     case 'SENDER':
-      // rsync prints its usage and exits with code 1 for a --sender before --server.
-      if (!v.am_server) throw new ServerArgsError('--sender before --server');
+      // rsyncd prints its usage to its own log and closes the connection with code 1: the client
+      // gets no text for this one.
+      if (!v.am_server) throw new ServerArgsError('--sender before --server', undefined, EXIT.SYNTAX);
       v.am_sender = 1;
       return;
     case 'DAEMON':
@@ -737,7 +778,8 @@ function apply(state: ParseState, option: OptionRow, value: string | undefined, 
       v.iconv_opt = undefined;
       return;
     case 'BLOCK_SIZE':
-      v.block_size = parseSizeArg(value!, 'b', 'block-size', 0, protocol30BlockMax(v));
+      // The daemon knows the negotiated protocol while parsing: below 30 the old, larger bound.
+      v.block_size = parseSizeArg(value!, 'b', 'block-size', 0, state.protocol < 30 ? OLD_MAX_BLOCK_SIZE : MAX_BLOCK_SIZE);
       return;
     case 'MAX_SIZE':
     case 'MIN_SIZE':
@@ -813,10 +855,9 @@ function apply(state: ParseState, option: OptionRow, value: string | undefined, 
   }
 }
 
-function protocol30BlockMax(v: Vars): number {
-  // rsync checks against the pre-negotiation protocol_version, which a daemon has as its own (>= 30).
-  return num(v, 'protocol_version') && num(v, 'protocol_version') < 30 ? 1 << 29 : 1 << 17;
-}
+/** rsync.h MAX_BLOCK_SIZE (protocol >= 30) and OLD_MAX_BLOCK_SIZE. */
+const MAX_BLOCK_SIZE = 1 << 17;
+const OLD_MAX_BLOCK_SIZE = 1 << 29;
 
 /** rsync's size argument (`10k`, `1.5M`, `100`), as parse_size_arg reads it; errors with its text. */
 // rsync/options.c: parse_size_arg
@@ -994,11 +1035,9 @@ function finish(state: ParseState, protocol: number, hadSecluded: boolean): Serv
     ...(fuzzy > 0 && { fuzzy }),
     ...(missing === 2 && { deleteMissingArgs: true }),
   };
-  const rsh = str(v, 'shell_cmd') ?? '';
-  const dot = rsh.indexOf('.');
   return {
     sender: num(v, 'am_sender') === 1,
-    clientInfo: dot === -1 ? '' : rsh.slice(dot + 1),
+    clientInfo: clientInfoOf(str(v, 'shell_cmd')),
     transfer,
     secluded: num(v, 'protect_args') > 0 || hadSecluded,
     oldArgs: Math.max(num(v, 'old_style_args'), 0),

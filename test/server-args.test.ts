@@ -557,6 +557,38 @@ test('popt rules: values attached or separate, -- ends options, options after th
   assert.is(err(['--server', '--suffix=a/b', '.']), '--suffix cannot contain slashes: a/b');
 });
 
+test('ServerArgsError.seen: what rsyncd had read when its parse stopped (its error path uses it)', () => {
+  const caught = (args: string[], options = {}) => {
+    try {
+      parseServerArgs(args, 32, options);
+    } catch (e) {
+      return e as ServerArgsError;
+    }
+    throw new Error('parsed');
+  };
+  assert.equal(caught(['--server', '--sender', '-re.LsfxCIvu', '--foo', '.', 'm']).seen, { sender: true, clientInfo: 'LsfxCIvu', filesFrom: false });
+  assert.equal(caught(['--server', '--foo', '--sender', '-re.LsfxCIvu', '.', 'm']).seen, { sender: false, clientInfo: '', filesFrom: false });
+  assert.equal(caught(['--server', '-re.LsfxCIvu', '--delete', '--files-from=-', '.', 'm'], { refuse: ['delete'] }).seen, {
+    sender: false,
+    clientInfo: 'LsfxCIvu',
+    filesFrom: true,
+  });
+});
+
+test('hostile lists: the most arguments recvArgs lets through parse in linear time, lists bounded by them', () => {
+  const many = Array.from({ length: 15_990 }, (_, i) => (i % 2 ? '--chmod=u+w' : '-vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv'));
+  const started = performance.now();
+  const a = parseServerArgs(['--server', ...many, '.', 'm'], 32);
+  assert.ok(performance.now() - started < 2000);
+  assert.is(a.chmod.length, 7995);
+  assert.is(a.verbose, 7995 * 48);
+  // Basis dirs stop at rsync's MAX_BASIS_DIRS, whatever the client sends.
+  const dirs = Array.from({ length: 5000 }, (_, i) => `--copy-dest=d${i}`);
+  assert.throws(() => parseServerArgs(['--server', '-r', ...dirs, '.'], 32), (e: unknown) => e instanceof ServerArgsError && /at most 20/.test((e as Error).message));
+  // A value that is all backslashes unescapes to half, never grows.
+  assert.is(parseServerArgs(['--server', `--suffix=${'\\'.repeat(2000)}`, '.'], 32).suffix, '\\'.repeat(1000));
+});
+
 // ---------------------------------------------------------------------------------------------
 // Against a real rsyncd: its texts for malformed lists and for refusals
 
@@ -588,6 +620,7 @@ const MALFORMED: string[][] = [
   ['--bwlimit=1x'],
   ['--bwlimit=100b'],
   ['-B', '99999999'],
+  ['-B', '1g'],
   ['--max-size=5q'],
   ['-r', '--delete-before', '--delete-after'],
   ['--delete'],
@@ -614,22 +647,28 @@ const MALFORMED: string[][] = [
   ['--bwlimit=1.5m', '--bwlimit=0.5', '--foo'],
   ['--chmod=ug+rwx,o=u,a+s,Fo-w,D755', '--foo'],
   ['-@-1', '--modify-window', '3', '--foo'],
+  // Before --server, rsync's parse has no "on remote machine: " prefix.
+  ['NO-SERVER', '--foo', '--server'],
+  ['NO-SERVER', '--timeout=x'],
 ];
 
-test('real rsyncd: a malformed list gets the text and exit code parseServerArgs gives', async () => {
-  for (const bad of [...MALFORMED, ['.', 'x', '--timeout']]) {
+test('real rsyncd: a malformed list gets the text and exit code parseServerArgs gives (protocols 32 and 29)', async () => {
+  const lists: [string[], number][] = [...MALFORMED.map((m): [string[], number] => [m, 32]), [['.', 'x', '--timeout'], 32], [['-B', '1g'], 29]];
+  for (const [bad, protocol] of lists) {
     // The client's capabilities come first so the daemon's setup matches ours whatever follows.
-    const args = ['--server', '-e.LsfxCIvu', ...bad, ...(bad.includes('.') ? [] : ['.', 'x'])];
+    // The client's capabilities come before --server here only for the list without --server.
+    const args = bad[0] === 'NO-SERVER' ? ['-e.LsfxCIvu', ...bad.slice(1), '.', 'x'] : ['--server', '-e.LsfxCIvu', ...bad, ...(bad.includes('.') ? [] : ['.', 'x'])];
     let ours: ServerArgsError | undefined;
     try {
-      parseServerArgs(args, 32);
+      parseServerArgs(args, protocol);
     } catch (e) {
       ours = e as ServerArgsError;
     }
     assert.instance(ours, ServerArgsError, args.join(' '));
-    const theirs = await daemonAnswer('push', args);
+    const theirs = await daemonAnswer('push', args, protocol);
     assert.is(theirs.messages[0], ours!.text, args.join(' '));
-    assert.is(theirs.exitCode, ours!.exitCode);
+    // Below 30 rsyncd just closes after the text (no MSG_ERROR_EXIT carries its code).
+    if (protocol >= 30) assert.is(theirs.exitCode, ours!.exitCode, args.join(' '));
   }
 });
 
@@ -786,6 +825,20 @@ test('parse with refuse: a refused --delete-missing-args is dropped, and the del
   assert.is(parseServerArgs(list, 32).deleteMissingArgs, true);
   assert.is(parseServerArgs(list, 32, { refuse: ['delete-before'] }).deleteMode, 'during');
   assert.is(parseServerArgs(list, 32, { refuse: ['delete-during'] }).deleteMode, 'before');
+});
+
+test('real rsyncd and rsync 3.2.7 --protocol=29 -s: both lists are parsed, so an option after the marker counts twice', async () => {
+  const binary = await oldRsync();
+  const command = ['--protocol=29', '-as', '--usermap=*:nobody', 'SRC', 'URL'];
+  const rec = await recordClient(binary, command, work);
+  const error = await parsedRecording(rec).then(() => undefined, (e: unknown) => e);
+  assert.instance(error, ServerArgsError);
+  assert.is((error as ServerArgsError).message, 'You can only specify --usermap once.');
+  const theirs = await runAgainstDaemon(binary, 'push', command);
+  assert.ok(theirs.stderr.includes((error as ServerArgsError).text), theirs.stderr);
+  // At protocol 30 the first list stops at the marker: the same command is fine.
+  const at30 = await parsedRecording(await recordClient(binary, ['--protocol=30', ...command.slice(1)], work));
+  assert.is(at30.usermap, '*:nobody');
 });
 
 test('refusedDeleteMode: a bare --delete runs during when delete-before is refused, before when delete-during is', () => {
