@@ -9,6 +9,7 @@ export * from './mplex.js';
 export * from './daemon.js';
 export * from './compat.js';
 export * from './args.js';
+export * from './server-args.js';
 export * from './session.js';
 export * from './checksum.js';
 export * from './sums.js';

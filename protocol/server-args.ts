@@ -6,6 +6,8 @@
 // create_refuse_error, server_options for what clients send), io.c read_args (unescaping).
 import { RsyncError, EXIT, type ExitCode } from './errors.js';
 import type { TransferOptions } from './args.js';
+import { MAX_BASIS_DIRS, type AltDestKind } from './basis.js';
+import type { DeleteWhen } from './delete.js';
 
 /** The client asked for something rsync's daemon would not parse: its text, exit code 4 as rsyncd's. */
 export class ServerArgsError extends RsyncError {
@@ -339,14 +341,11 @@ const takesArg = (o: OptionRow) => o.kind === 'string' || o.kind === 'int';
 /** The name an option is known by in `given` and in rsync's messages: its long name, else its letter. */
 const nameOf = (o: OptionRow) => o.long ?? o.short!;
 
-/** Most --compare-dest/--copy-dest/--link-dest dirs (rsync.h MAX_BASIS_DIRS). */
-export const MAX_BASIS_DIRS = 20;
 
 // ---------------------------------------------------------------------------------------------
 
-export type DeleteMode = 'before' | 'during' | 'after' | 'delay';
 export interface BasisDir {
-  kind: 'compare' | 'copy' | 'link';
+  kind: AltDestKind;
   dir: string;
 }
 
@@ -363,7 +362,7 @@ export interface ServerArgs {
   /** --old-args count. */
   oldArgs: number;
   /** How deletion runs: rsync's choice for a bare --delete is 'during' at protocol >= 30, else 'before'. */
-  deleteMode: DeleteMode | undefined;
+  deleteMode: DeleteWhen | undefined;
   deleteExcluded: boolean;
   deleteMissingArgs: boolean;
   ignoreMissingArgs: boolean;
@@ -956,7 +955,7 @@ function finish(state: ParseState, protocol: number, hadSecluded: boolean): Serv
     } else if (refused.has('delete-during')) before = 1;
   }
   if (!xferDirs && wantsDelete) throw fail('--delete does not work without --recursive (-r) or --dirs (-d).');
-  let deleteMode: DeleteMode | undefined;
+  let deleteMode: DeleteWhen | undefined;
   if (before) deleteMode = 'before';
   else if (during === 2) deleteMode = 'delay';
   else if (during) deleteMode = 'during';
@@ -1381,7 +1380,7 @@ export function refusal(refuse: readonly string[] | ReadonlySet<string>, args: S
  * `delete-during` is, else as rsync chooses by protocol.
  */
 // rsync/options.c: parse_arguments (choosing before/during); rsync/compat.c: setup_protocol
-export function refusedDeleteMode(refuse: readonly string[] | ReadonlySet<string>, args: ServerArgs): DeleteMode | undefined {
+export function refusedDeleteMode(refuse: readonly string[] | ReadonlySet<string>, args: ServerArgs): DeleteWhen | undefined {
   const refused = refusedSet(refuse);
   const explicitWhen = args.given.some((n) => ['delete-before', 'delete-during', 'delete-delay', 'delete-after', 'del'].includes(n));
   if (args.deleteMode === undefined || explicitWhen) return args.deleteMode;

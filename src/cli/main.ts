@@ -517,6 +517,8 @@ function report(error: unknown): number {
 let argvForDetach: string[] = [];
 
 export async function main(argv: string[]): Promise<number> {
+  // `lsyncd serve ...`: the daemon, with rsync --daemon's own options (src/cli/serve.ts).
+  if (argv[2] === 'serve') return (await import('./serve.js')).serveMain(argv.slice(3), pkg.version);
   const rules: RuleSource[] = [];
   const program = buildProgram(rules);
   argvForDetach = argv.slice(1);

@@ -109,3 +109,57 @@ export function localName(
   // One non-directory into a missing name: received under that name.
   return { dir: join(moduleRoot, ...parts.slice(0, -1)), created: false, rename: parts[parts.length - 1]! };
 }
+
+/** rsync.h SYMLINK_PREFIX: what `munge symlinks` puts before every target a client sends. */
+export const SYMLINK_PREFIX = Buffer.from('/rsyncd-munged/');
+
+/**
+ * A path with leading and doubled slashes, `.` components, and any `..` that would climb above
+ * `depth` levels taken out, as rsync's sanitize_path cleans a symlink target a client sends into a
+ * module it cannot chroot into ("." when nothing is left).
+ */
+// rsync/util1.c: sanitize_path (dest == p, rootdir "", no --relative)
+export function sanitizePath(p: Buffer, depth: number): Buffer {
+  const out: Buffer[] = [];
+  let kept = 0; // leading ".." components allowed by depth
+  for (const part of splitSlash(p)) {
+    if (part.length === 0 || (part.length === 1 && part[0] === 0x2e)) continue;
+    if (part.length === 2 && part[0] === 0x2e && part[1] === 0x2e) {
+      if (depth > 0 && out.length === kept) {
+        depth--;
+        kept++;
+        out.push(part);
+      } else if (out.length > kept) {
+        out.pop();
+      }
+      continue;
+    }
+    out.push(part);
+  }
+  if (out.length === 0) return Buffer.from('.');
+  const joined: Buffer[] = [];
+  out.forEach((part, i) => {
+    if (i) joined.push(Buffer.from('/'));
+    joined.push(part);
+  });
+  return Buffer.concat(joined);
+}
+
+function splitSlash(p: Buffer): Buffer[] {
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i <= p.length; i++) {
+    if (i === p.length || p[i] === 0x2f) {
+      parts.push(p.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  return parts;
+}
+
+/** How many directory levels deep a list name lies (`a/b/c` → 2): rsync's count_dir_elements of its dirname. */
+export function dirDepth(name: Buffer): number {
+  let n = 0;
+  for (const byte of name) if (byte === 0x2f) n++;
+  return n;
+}

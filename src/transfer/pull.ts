@@ -1,20 +1,17 @@
 // A pull: bring a daemon module's tree into a local directory, as `rsync -rlpt rsync://HOST/module/path/
 // DEST/` does, through the generator and receiver roles, writing into DEST through dest-tree.ts
 // (the confined destination). Counterpart: rsync main.c client_run / do_recv.
-import { readFileSync, lstatSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { openModule, type SessionOptions } from './client.js';
 import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { parseChecksumName } from '../../protocol/compat.js';
-import { createChecksummer, type Checksummer } from '../../protocol/checksum.js';
-import { sumsHelper } from './sums-helper.js';
 import type { FileEntry } from '../../protocol/flist.js';
-import { sendFilterList, compileFilter, type FilterList } from '../../protocol/filter.js';
-import { doRecv, type ReceiverStats, type ReceivedItem } from '../../protocol/receiver.js';
+import { sendFilterList, type FilterList } from '../../protocol/filter.js';
+import type { ReceiverStats, ReceivedItem } from '../../protocol/receiver.js';
 import type { GeneratorResult, GeneratedItem } from '../../protocol/generator.js';
-import type { LocalTree } from '../../protocol/local-tree.js';
 import type { ReceivedEntry } from '../../protocol/flist-recv.js';
 import { ITEM_IS_NEW } from '../../protocol/constants.js';
 import { MSG_ERROR_EXIT, PeerMessages, writeMessageInt, type Demultiplexer } from '../../protocol/mplex.js';
@@ -22,8 +19,7 @@ import type { ByteWriter } from '../../protocol/io.js';
 import { EXIT, RemoteError, RsyncError, transferExitCode } from '../../protocol/errors.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
-import { DestTree } from './dest-tree.js';
-import type { AltDestKind } from '../../protocol/basis.js';
+import { receiveIntoTree } from './receive.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
 
 /** Filter rules for a pull: sent to the daemon's sender, and protecting local files from --delete. */
@@ -145,69 +141,21 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         ),
       };
     }
-    const summerOptions = { protocol, seed: setup.seed, compatFlags: setup.compatFlags, implied: setup.checksumImplied };
-    const checksummer = await createChecksummer(setup.checksum, summerOptions);
-    // Big bases get their block sums on two threads; the helper starts on first use.
-    const helper = sumsHelper(setup.checksum, summerOptions);
-    let fileSummer: Checksummer | null = null;
-    if (transfer.checksum) {
-      // rsync's file_checksum: never seeded.
-      fileSummer = await createChecksummer(setup.checksum, { protocol, seed: 0, compatFlags: setup.compatFlags, implied: false });
-    }
-    // -o/-g: the daemon's ids, mapped by name to ours unless --numeric-ids.
-    if ((transfer.owner || transfer.group) && !transfer.numericIds) {
-      const mapUid = transfer.owner ? idMapper(flist.userNames, localIds('/etc/passwd')) : null;
-      const mapGid = transfer.group ? idMapper(flist.groupNames, localIds('/etc/group')) : null;
-      for (const e of flist.files) {
-        if (mapUid) e.uid = mapUid(e.uid);
-        if (mapGid) e.gid = mapGid(e.gid);
-      }
-    }
-    const umask = process.umask();
-    // --compare-dest/--copy-dest/--link-dest: relative to DEST, as rsync takes them.
-    const alt = pullAltDest(transfer);
-    const tree = new DestTree(
-      dest,
-      { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask, modifyWindow: transfer.modifyWindow ?? 0 },
-      { basisDirs: alt?.dirs ?? [] },
-    );
     // The sender's io_error so far: the list's, then MSG_IO_ERROR's (--ignore-errors deletes anyway).
     const senderIoError = () => flist.ioError | start.demux.ioError;
-    const protect = options.filter
-      ? compileFilter(options.filter.list, { side: 'receiver', deleteExcluded: options.filter.deleteExcluded, ignorePerishable: true })
-      : null;
-    // 4. The generator and the receiver, side by side; then the goodbye.
-    const result = await doRecv(reader, writer, flist.files, tree, checksummer, {
-      sumsHelper: helper,
-      perms: transfer.perms,
-      times: transfer.times,
-      owner: transfer.owner,
-      group: transfer.group,
-      links: transfer.links,
-      devices: transfer.devices,
-      hardLinks: transfer.hardLinks,
-      checksum: transfer.checksum,
+    // 4. The generator and the receiver, side by side, into DEST; then the goodbye.
+    const result = await receiveIntoTree({
+      reader,
+      writer,
+      setup,
+      files: flist.files,
+      userNames: flist.userNames,
+      groupNames: flist.groupNames,
+      dest,
+      transfer,
       ignoreTimes: options.ignoreTimes ?? false,
-      wholeFile: transfer.wholeFile,
-      dryRun: transfer.dryRun,
-      // The sender's io_error (an unreadable directory there) turns deletions off unless
-      // --ignore-errors, as in rsync (the counts still go).
-      delete: transfer.delete || transfer.deleteExcluded || transfer.deleteWhen !== undefined,
-      ...(transfer.deleteWhen && { deleteWhen: transfer.deleteWhen }),
-      ...(transfer.maxDelete !== undefined && { maxDelete: transfer.maxDelete }),
-      force: transfer.force ?? false,
-      ignoreErrors: transfer.ignoreErrors ?? false,
-      ioError: senderIoError,
-      sizeOnly: transfer.sizeOnly ?? false,
-      ignoreExisting: transfer.ignoreExisting ?? false,
-      existing: transfer.existing ?? false,
-      update: transfer.update ?? false,
-      deleteMissingArgs: transfer.deleteMissingArgs ?? false,
-      ...(alt && { altDest: { kind: alt.kind, count: alt.dirs.length } }),
-      ...(transfer.fuzzy && { fuzzy: transfer.fuzzy }),
-      ...(transfer.modifyWindow !== undefined && { modifyWindow: transfer.modifyWindow }),
-      ...(protect && { isProtected: (name: Buffer, isDir: boolean) => !protect.empty && protect.isExcluded(name, isDir) }),
-      ...(fileSummer && { fileChecksum: (name: Buffer, basisDir?: number) => localChecksum(tree, fileSummer!, name, basisDir) }),
+      ...(options.filter && { protect: options.filter }),
+      senderIoError,
       onItem: (item) => {
         if (item.iflags & ITEM_IS_NEW) created.push(item.entry);
         options.onItem?.(item);
@@ -217,7 +165,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       onWarning: onError,
       onInfo: (text) => options.onInfo?.(text),
       onAbort: () => socket.destroy(),
-    }).finally(() => helper.close());
+    });
     await session.close().catch(() => {});
     // rsync's final exit code: the sender's io_error (in the list's end marker, or MSG_IO_ERROR
     // for a file that vanished or failed while sending) and the files that failed, theirs and ours.
@@ -231,47 +179,6 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   }
 }
 
-/** The basis dirs of a pull: --compare-dest/--copy-dest/--link-dest, or the single copyDest. */
-function pullAltDest(transfer: TransferOptions): { kind: AltDestKind; dirs: readonly string[] } | null {
-  if (transfer.altDest?.dirs.length) return transfer.altDest;
-  if (transfer.copyDest !== undefined) return { kind: 'copy', dirs: [transfer.copyDest] };
-  return null;
-}
-
-/** name → id from /etc/passwd or /etc/group (empty if unreadable). */
-function localIds(file: string): Map<string, number> {
-  const ids = new Map<string, number>();
-  let text: string;
-  try {
-    text = readFileSync(file, 'latin1');
-  } catch {
-    return ids;
-  }
-  for (const line of text.split('\n')) {
-    const fields = line.split(':');
-    const id = Number(fields[2]);
-    if (fields.length >= 3 && fields[0] && Number.isInteger(id) && !ids.has(fields[0])) ids.set(fields[0], id);
-  }
-  return ids;
-}
-
-/**
- * The daemon's id → ours: the local id of the same name, else the id as sent (rsync's rule:
- * "if a name has no match here, the numeric id is used").
- */
-// rsync/uidlist.c: recv_add_id / match_uid
-function idMapper(remote: ReadonlyMap<number, Buffer>, local: ReadonlyMap<string, number>): (id: number) => number {
-  const cache = new Map<number, number>();
-  return (id) => {
-    let mapped = cache.get(id);
-    if (mapped === undefined) {
-      const name = remote.get(id);
-      mapped = name ? (local.get(name.toString('latin1')) ?? id) : id;
-      cache.set(id, mapped);
-    }
-    return mapped;
-  };
-}
 
 /** A failed local file operation (ENOENT, EACCES, ENOSPC, ...) as rsync reports it: exit 11. */
 function asFileError(e: unknown): unknown {
@@ -281,15 +188,3 @@ function asFileError(e: unknown): unknown {
   return new RsyncError('ERR_RSYNC_FILEIO', `${err.syscall}${path} failed: ${err.code ?? err.message}`, EXIT.FILEIO, { cause: e });
 }
 
-/** -c: the unseeded whole-file digest of a local regular file (null if it cannot be read). */
-async function localChecksum(tree: LocalTree, summer: Checksummer, name: Buffer, basisDir?: number): Promise<Buffer | null> {
-  const basis = await tree.openBasis(name, basisDir);
-  if (!basis) return null;
-  try {
-    const h = summer.startFile();
-    for await (const chunk of basis.chunks()) h.update(chunk);
-    return Buffer.from(h.digest());
-  } finally {
-    await basis.close();
-  }
-}

@@ -90,11 +90,9 @@ function makeWalker(options: ScanOptions) {
   const wanted = (st: BigIntStats, rel: Buffer): boolean => {
     const type = Number(st.mode) & S_IFMT;
     if (type === S_IFREG || type === S_IFDIR) return true;
-    if (type === S_IFLNK) {
-      if (transfer.links) return true;
-      warn(`skipping non-regular file "${rel.toString()}"`);
-      return false;
-    }
+    // rsync's sender lists a symlink whatever -l says (its target travels only with -l); the
+    // receiver skips it without -l ("skipping non-regular file").
+    if (type === S_IFLNK) return true;
     if (transfer.devices) return true;
     warn(`skipping non-regular file "${rel.toString()}"`);
     return false;

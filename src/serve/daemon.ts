@@ -1,0 +1,103 @@
+// `lsyncd serve` as a listener: one TCP server, one straight-line story per connection
+// (connection.ts), the counts `max connections` is checked against, and a clean stop. The
+// listener never awaits a client: each connection runs on its own and its errors stay in it.
+// Counterpart: rsync clientserver.c daemon_main, socket.c start_accept_loop, connection.c
+// claim_connection.
+import { createServer, type Server, type Socket } from 'node:net';
+import type { DaemonConfig, ModuleConfig } from './config.js';
+import { serveConnection, type ServeContext } from './connection.js';
+import type { DaemonLog } from './log.js';
+import { logDaemonStart } from './log.js';
+
+/**
+ * Connections open per `lock file`, as rsync counts them: modules that share a lock file share
+ * their count (rsync's claim_connection locks a slot of that file).
+ */
+// rsync/connection.c: claim_connection
+export class ConnectionSlots {
+  private readonly used = new Map<string, number>();
+
+  /** Take a slot of the module's lock file; false when `max connections` are in use (0: no limit). */
+  claim(module: ModuleConfig): boolean {
+    const n = this.used.get(module.lockFile) ?? 0;
+    if (module.maxConnections > 0 && n >= module.maxConnections) return false;
+    this.used.set(module.lockFile, n + 1);
+    return true;
+  }
+
+  release(module: ModuleConfig): void {
+    const n = this.used.get(module.lockFile) ?? 0;
+    if (n <= 1) this.used.delete(module.lockFile);
+    else this.used.set(module.lockFile, n - 1);
+  }
+}
+
+export interface DaemonOptions {
+  config: DaemonConfig;
+  log: DaemonLog;
+  /** Overrides the config's `port` (rsync's --port); 0 picks a free port. */
+  port?: number;
+  /** Overrides the config's `address` (rsync's --address). */
+  address?: string;
+  /** Our version, for the daemon's log and its "rsync error" lines. */
+  version: string;
+}
+
+/** A running daemon. */
+export interface RsyncDaemon {
+  /** The port it listens on. */
+  readonly port: number;
+  readonly address: string;
+  /** Stop listening, end every connection, and resolve once all are gone. */
+  close(): Promise<void>;
+}
+
+/** Listen, and serve every connection as rsync's daemon does. Rejects if the port cannot be had. */
+// rsync/clientserver.c: daemon_main
+export async function startDaemon(options: DaemonOptions): Promise<RsyncDaemon> {
+  const sockets = new Set<Socket>();
+  const running = new Set<Promise<void>>();
+  const context: ServeContext = {
+    config: options.config,
+    log: options.log,
+    slots: new ConnectionSlots(),
+    version: options.version,
+    asRoot: process.geteuid?.() === 0,
+  };
+  const server: Server = createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    const served = serveConnection(socket, context)
+      .catch((e: unknown) => options.log.line(`connection failed: ${(e as Error).message}`))
+      .finally(() => {
+        sockets.delete(socket);
+        socket.destroy();
+        running.delete(served);
+      });
+    running.add(served);
+  });
+  const port = options.port ?? options.config.global.port;
+  const address = options.address ?? options.config.global.address;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, ...(address && { host: address }), backlog: options.config.global.listenBacklog }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // A failing accept (EMFILE...) is logged; the listener keeps going.
+  server.on('error', (e) => options.log.line(`accept failed: ${e.message}`));
+  const bound = server.address();
+  const actualPort = typeof bound === 'object' && bound ? bound.port : port;
+  logDaemonStart(options.log, options.version, actualPort);
+  return {
+    port: actualPort,
+    address: typeof bound === 'object' && bound ? bound.address : (address ?? ''),
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+      await Promise.allSettled([...running]);
+    },
+  };
+}

@@ -1,0 +1,107 @@
+// The daemon's side of a client's push: a read-only module refuses; the client's filter list
+// (protecting files from --delete) and its file list are read; the destination inside the module
+// is decided as rsync's get_local_name decides it; then the generator and the receiver run into
+// it through the same receiveIntoTree our pull uses, as the server (no totals to read).
+// Counterpart: rsync main.c do_server_recv, get_local_name, do_recv.
+import type { TransferOptions } from '../../protocol/args.js';
+import type { SetupResult } from '../../protocol/compat.js';
+import { digestLength } from '../../protocol/checksum.js';
+import { flistOptionsFor, receiveFileList } from '../../protocol/flist-recv.js';
+import { recvClientFilters } from '../../protocol/session.js';
+import type { ServerArgs } from '../../protocol/server-args.js';
+import { PeerMessages } from '../../protocol/mplex.js';
+import { EXIT, transferExitCode } from '../../protocol/errors.js';
+import { isDir, isLink } from '../../protocol/modes.js';
+import { receiveIntoTree } from '../transfer/receive.js';
+import { dirDepth, localName, ModulePathError, sanitizePath, stripModule, SYMLINK_PREFIX } from './destination.js';
+import { logCreatedDirectory, logError, logFileListStart } from './log.js';
+import { refuseRole, type RoleRequest, type RoleResult } from './roles.js';
+
+/**
+ * What the receiving roles take from the client's options: its TransferOptions, with the
+ * receiving side's settings that ServerArgs keeps apart (the delete mode, the basis dirs) and the
+ * module's own (`ignore errors`, `numeric ids`).
+ */
+function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; numericIds: boolean }): TransferOptions {
+  const basis = args.basisDirs;
+  return {
+    ...args.transfer,
+    ...(args.deleteMode && { deleteWhen: args.deleteMode }),
+    ...(args.maxDelete !== undefined && { maxDelete: args.maxDelete }),
+    force: args.force,
+    ignoreErrors: args.ignoreErrors || module.ignoreErrors,
+    sizeOnly: args.sizeOnly,
+    ignoreExisting: args.ignoreExisting,
+    existing: args.existing,
+    update: args.update,
+    deleteMissingArgs: args.deleteMissingArgs,
+    numericIds: args.numericIds || module.numericIds,
+    ...(basis.length && { altDest: { kind: basis[0]!.kind, dirs: basis.map((b) => b.dir) } }),
+  };
+}
+
+// rsync/main.c: do_server_recv
+export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Promise<RoleResult> {
+  const { reader, writer, args, module } = r;
+  // 2. A read-only module takes nothing (rsync refuses before reading the filter list).
+  if (r.readOnly) throw refuseRole('ERROR: module is read only', EXIT.SYNTAX);
+  // 3. [side-filter] The client's frames (30+) and, when it deletes, its filter list.
+  const messages = new PeerMessages({ error: (text) => logError(r.log, text) });
+  const { filters, demux } = await recvClientFilters(reader, {
+    role: 'receiver',
+    deleteMode: args.deleteMode !== undefined,
+    deleteExcluded: args.deleteExcluded,
+    pruneEmptyDirs: args.pruneEmptyDirs,
+    onMessage: messages.handle,
+  });
+  // 4. The client's file list (every name checked, counts bounded).
+  logFileListStart(r.log, false);
+  const transfer = receivingTransfer(args, module);
+  const flist = await receiveFileList(reader, {
+    ...flistOptionsFor(transfer),
+    protocol: r.protocol,
+    compatFlags: setup.compatFlags,
+    checksumLength: digestLength(setup.checksum),
+  });
+  // Symlink targets as rsyncd stores them: munged (`munge symlinks`), or cleaned of anything that
+  // points above the link's own directory when the module is not a chroot of its own.
+  for (const e of flist.files) {
+    if (!isLink(e.mode) || !e.symlink) continue;
+    if (module.mungeSymlinks) e.symlink = Buffer.concat([SYMLINK_PREFIX, e.symlink]);
+    else if (!module.useChroot) e.symlink = sanitizePath(e.symlink, dirDepth(e.name));
+  }
+  // 5. Where it lands: the path after the module name, inside the module.
+  const destPath = stripModule(module.name, args.paths[1] ?? '');
+  let dest;
+  try {
+    dest = localName(module.path, destPath, { count: flist.files.length, firstIsDir: flist.files.length > 0 && isDir(flist.files[0]!.mode) }, { dryRun: transfer.dryRun });
+  } catch (e) {
+    if (e instanceof ModulePathError) throw refuseRole(e.message, e.exitCode);
+    throw e;
+  }
+  if (dest.rename !== undefined) {
+    throw refuseRole(`ERROR: lsyncd serve cannot yet receive a single file under another name ("${destPath}"): push into a directory`, EXIT.UNSUPPORTED);
+  }
+  if (dest.created && args.verbose > 0) logCreatedDirectory(r.log, destPath);
+  // 6. Generator and receiver, side by side, as the server.
+  const result = await receiveIntoTree({
+    reader,
+    writer,
+    setup,
+    files: flist.files,
+    userNames: flist.userNames,
+    groupNames: flist.groupNames,
+    dest: dest.dir,
+    transfer,
+    ignoreTimes: args.ignoreTimes,
+    ...(filters.rules.length && { protect: { list: filters, deleteExcluded: args.deleteExcluded } }),
+    senderIoError: () => flist.ioError | (demux?.ioError ?? 0),
+    amServer: true,
+    confineBasisTo: module.path,
+    onWarning: (text) => logError(r.log, text),
+    onAbort: () => r.io.destroy(),
+  });
+  await writer.flush();
+  const failures = messages.xferErrors + result.receiver.failedFiles + result.generator.failed;
+  return { exitCode: transferExitCode(flist.ioError | result.generator.ioError, failures), totalSize: flist.totalSize };
+}

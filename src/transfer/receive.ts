@@ -1,0 +1,171 @@
+// The receiving half of a transfer once the sender's file list is in: the generator and the
+// receiver (protocol/receiver.ts doRecv) into a local directory through a DestTree. One home for
+// both who receive: our client's pull (DEST) and our daemon's side of a client's push (a
+// directory of the module). Ids are mapped by name as rsync's receiver maps them, the basis
+// directories are resolved against the destination (and, for a daemon, confined to the module),
+// and the filter rules that protect files from --delete are compiled for the receiver.
+// Counterpart: rsync main.c do_recv, uidlist.c recv_id_list/match_uid, checksum.c file_checksum.
+import { readFileSync } from 'node:fs';
+import type { TransferOptions } from '../../protocol/args.js';
+import type { SetupResult } from '../../protocol/compat.js';
+import { createChecksummer, type Checksummer } from '../../protocol/checksum.js';
+import { compileFilter, type FilterList } from '../../protocol/filter.js';
+import type { ReceivedEntry } from '../../protocol/flist-recv.js';
+import type { GeneratedItem } from '../../protocol/generator.js';
+import type { ByteReader, ByteWriter } from '../../protocol/io.js';
+import type { LocalTree } from '../../protocol/local-tree.js';
+import { doRecv, type ReceivedItem, type RecvResult } from '../../protocol/receiver.js';
+import type { AltDestKind } from '../../protocol/basis.js';
+import { DestTree } from './dest-tree.js';
+import { sumsHelper } from './sums-helper.js';
+
+export interface ReceiveRequest {
+  reader: ByteReader;
+  writer: ByteWriter;
+  setup: SetupResult;
+  /** The sender's file list (sorted, names checked), and its id lists. */
+  files: ReceivedEntry[];
+  userNames: ReadonlyMap<number, Buffer>;
+  groupNames: ReadonlyMap<number, Buffer>;
+  /** The directory the list's names are relative to (it exists, or the list's "." creates it). */
+  dest: string;
+  transfer: TransferOptions;
+  ignoreTimes: boolean;
+  /** Rules protecting local files from --delete (the receiver's view of the filter list). */
+  protect?: { list: FilterList; deleteExcluded: boolean };
+  /** The sender's io_error so far (the list's end marker, MSG_IO_ERROR). */
+  senderIoError: () => number;
+  /** We are the daemon (rsync's am_server): no sender totals to read. */
+  amServer?: boolean;
+  /** A daemon's module: basis directories must lie inside it. */
+  confineBasisTo?: string;
+  onItem?: (item: GeneratedItem) => void;
+  onReceived?: (item: ReceivedItem) => void;
+  onDeleted?: (name: Buffer, isDir: boolean) => void;
+  onWarning?: (text: string) => void;
+  onInfo?: (text: string) => void;
+  onAbort?: () => void;
+}
+
+// rsync/main.c: do_recv (as the client and as the daemon run it)
+export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
+  const { transfer, setup } = r;
+  const protocol = r.writer.protocol;
+  const summerOptions = { protocol, seed: setup.seed, compatFlags: setup.compatFlags, implied: setup.checksumImplied };
+  const checksummer = await createChecksummer(setup.checksum, summerOptions);
+  // Big bases get their block sums on two threads; the helper starts on first use.
+  const helper = sumsHelper(setup.checksum, summerOptions);
+  // -c: rsync's file_checksum, never seeded.
+  const fileSummer = transfer.checksum ? await createChecksummer(setup.checksum, { protocol, seed: 0, compatFlags: setup.compatFlags, implied: false }) : null;
+  // -o/-g: the sender's ids, mapped by name to ours unless --numeric-ids.
+  if ((transfer.owner || transfer.group) && !transfer.numericIds) {
+    const mapUid = transfer.owner ? idMapper(r.userNames, localIds('/etc/passwd')) : null;
+    const mapGid = transfer.group ? idMapper(r.groupNames, localIds('/etc/group')) : null;
+    for (const e of r.files) {
+      if (mapUid) e.uid = mapUid(e.uid);
+      if (mapGid) e.gid = mapGid(e.gid);
+    }
+  }
+  // --compare-dest/--copy-dest/--link-dest: relative to the destination, as rsync takes them.
+  const alt = altDest(transfer);
+  const tree = new DestTree(
+    r.dest,
+    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0 },
+    { basisDirs: alt?.dirs ?? [], ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }) },
+  );
+  const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded, ignorePerishable: true }) : null;
+  return doRecv(r.reader, r.writer, r.files, tree, checksummer, {
+    sumsHelper: helper,
+    ...(r.amServer && { amServer: true }),
+    perms: transfer.perms,
+    times: transfer.times,
+    owner: transfer.owner,
+    group: transfer.group,
+    links: transfer.links,
+    devices: transfer.devices,
+    hardLinks: transfer.hardLinks,
+    checksum: transfer.checksum,
+    ignoreTimes: r.ignoreTimes,
+    wholeFile: transfer.wholeFile,
+    dryRun: transfer.dryRun,
+    // The sender's io_error (an unreadable directory there) turns deletions off unless
+    // --ignore-errors, as in rsync (the counts still go).
+    delete: transfer.delete || transfer.deleteExcluded || transfer.deleteWhen !== undefined,
+    ...(transfer.deleteWhen && { deleteWhen: transfer.deleteWhen }),
+    ...(transfer.maxDelete !== undefined && { maxDelete: transfer.maxDelete }),
+    force: transfer.force ?? false,
+    ignoreErrors: transfer.ignoreErrors ?? false,
+    ioError: r.senderIoError,
+    sizeOnly: transfer.sizeOnly ?? false,
+    ignoreExisting: transfer.ignoreExisting ?? false,
+    existing: transfer.existing ?? false,
+    update: transfer.update ?? false,
+    deleteMissingArgs: transfer.deleteMissingArgs ?? false,
+    ...(alt && { altDest: { kind: alt.kind, count: alt.dirs.length } }),
+    ...(transfer.fuzzy && { fuzzy: transfer.fuzzy }),
+    ...(transfer.modifyWindow !== undefined && { modifyWindow: transfer.modifyWindow }),
+    ...(protect && { isProtected: (name: Buffer, isDir: boolean) => !protect.empty && protect.isExcluded(name, isDir) }),
+    ...(fileSummer && { fileChecksum: (name: Buffer, basisDir?: number) => localChecksum(tree, fileSummer, name, basisDir) }),
+    ...(r.onItem && { onItem: r.onItem }),
+    ...(r.onReceived && { onReceived: r.onReceived }),
+    ...(r.onDeleted && { onDeleted: r.onDeleted }),
+    ...(r.onWarning && { onWarning: r.onWarning }),
+    ...(r.onInfo && { onInfo: r.onInfo }),
+    ...(r.onAbort && { onAbort: r.onAbort }),
+  }).finally(() => helper.close());
+}
+
+/** The basis dirs of a transfer: --compare-dest/--copy-dest/--link-dest, or the single copyDest. */
+function altDest(transfer: TransferOptions): { kind: AltDestKind; dirs: readonly string[] } | null {
+  if (transfer.altDest?.dirs.length) return transfer.altDest;
+  if (transfer.copyDest !== undefined) return { kind: 'copy', dirs: [transfer.copyDest] };
+  return null;
+}
+
+/** name → id from /etc/passwd or /etc/group (empty if unreadable). */
+function localIds(file: string): Map<string, number> {
+  const ids = new Map<string, number>();
+  let text: string;
+  try {
+    text = readFileSync(file, 'latin1');
+  } catch {
+    return ids;
+  }
+  for (const line of text.split('\n')) {
+    const fields = line.split(':');
+    const id = Number(fields[2]);
+    if (fields.length >= 3 && fields[0] && Number.isInteger(id) && !ids.has(fields[0])) ids.set(fields[0], id);
+  }
+  return ids;
+}
+
+/**
+ * The daemon's id → ours: the local id of the same name, else the id as sent (rsync's rule:
+ * "if a name has no match here, the numeric id is used").
+ */
+// rsync/uidlist.c: recv_add_id / match_uid
+function idMapper(remote: ReadonlyMap<number, Buffer>, local: ReadonlyMap<string, number>): (id: number) => number {
+  const cache = new Map<number, number>();
+  return (id) => {
+    let mapped = cache.get(id);
+    if (mapped === undefined) {
+      const name = remote.get(id);
+      mapped = name ? (local.get(name.toString('latin1')) ?? id) : id;
+      cache.set(id, mapped);
+    }
+    return mapped;
+  };
+}
+
+/** -c: the unseeded whole-file digest of a local regular file (null if it cannot be read). */
+async function localChecksum(tree: LocalTree, summer: Checksummer, name: Buffer, basisDir?: number): Promise<Buffer | null> {
+  const basis = await tree.openBasis(name, basisDir);
+  if (!basis) return null;
+  try {
+    const h = summer.startFile();
+    for await (const chunk of basis.chunks()) h.update(chunk);
+    return Buffer.from(h.digest());
+  } finally {
+    await basis.close();
+  }
+}

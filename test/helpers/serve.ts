@@ -1,0 +1,58 @@
+// Our daemon (`lsyncd serve`'s startDaemon) in the test process, on 127.0.0.1 and a free port,
+// from a config text, with its log in the temp dir; and a real rsyncd started from the same text
+// (test/helpers/daemon.ts startDaemonWithConfig), so a test runs one client against both.
+import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../src/serve/config.js';
+import { startDaemon, type RsyncDaemon } from '../../src/serve/daemon.js';
+import { DaemonLog } from '../../src/serve/log.js';
+import { startDaemonWithConfig, type ConfiguredDaemon } from './daemon.js';
+
+export interface OurDaemon {
+  port: number;
+  dir: string;
+  logPath: string;
+  log(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Start our daemon from `config(dir)`; the log goes to dir/lsyncd-serve.log. */
+export async function startOurDaemon(config: (dir: string) => string): Promise<OurDaemon> {
+  const dir = await mkdtemp(join(tmpdir(), 'lsyncd-serve-'));
+  const text = config(dir);
+  await writeFile(join(dir, 'rsyncd.conf'), text);
+  const logPath = join(dir, 'lsyncd-serve.log');
+  const log = new DaemonLog({ file: logPath });
+  log.open();
+  let daemon: RsyncDaemon;
+  try {
+    daemon = await startDaemon({ config: parseConfig(text, { file: join(dir, 'rsyncd.conf') }), log, version: 'test', port: 0, address: '127.0.0.1' });
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    port: daemon.port,
+    dir,
+    logPath,
+    log: () => readFile(logPath, 'utf8'),
+    stop: async () => {
+      await daemon.close();
+      log.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The same config text served by ours and by a real rsyncd, each in its own temp dir. */
+export async function startBoth(config: (dir: string) => string): Promise<{ ours: OurDaemon; theirs: ConfiguredDaemon }> {
+  const ours = await startOurDaemon(config);
+  try {
+    const theirs = await startDaemonWithConfig(config);
+    return { ours, theirs };
+  } catch (e) {
+    await ours.stop();
+    throw e;
+  }
+}
