@@ -64,6 +64,11 @@ export interface FlistRecvOptions
   recursive?: boolean;
   /** Most entries accepted; default MAX_FLIST_ENTRIES. */
   maxEntries?: number;
+  /**
+   * --delete-missing-args: a source argument the sender could not find travels as an entry of
+   * mode 0, which the generator deletes (rsync's recv_file_entry accepts it only then).
+   */
+  deleteMissingArgs?: boolean;
 }
 
 /** The file-list flags a transfer's options imply (what rsync's receiver derives from its own options). */
@@ -78,6 +83,7 @@ export function flistOptionsFor(transfer: TransferOptions): Omit<FlistRecvOption
     alwaysChecksum: transfer.checksum,
     numericIds: transfer.numericIds,
     recursive: transfer.recursive,
+    ...(transfer.deleteMissingArgs && { deleteMissingArgs: true }),
   };
 }
 
@@ -157,6 +163,7 @@ interface Resolved {
   alwaysChecksum: boolean;
   checksumLength: number;
   recursive: boolean;
+  deleteMissingArgs: boolean;
 }
 
 /** The "previous entry" state both sides keep for the SAME_* flags (rsync's statics); starts at zero. */
@@ -278,14 +285,14 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedE
   }
   if (!(xflags & XMIT_SAME_MODE)) {
     const mode = unsigned(await reader.readInt());
-    // Only the seven file types; mode 0 (--delete-missing-args) is never asked for.
-    if (!VALID_TYPES.has(fileType(mode))) {
+    // Only the seven file types, and mode 0 when --delete-missing-args asked for it.
+    if (!VALID_TYPES.has(fileType(mode)) && !(mode === 0 && r.deleteMissingArgs)) {
       throw new ProtocolError(`file list: invalid file mode 0${mode.toString(8)} for ${shown(name)}`);
     }
     prev.mode = mode;
   }
   const mode = prev.mode;
-  if (mode === 0) throw new ProtocolError(`file list: entry ${shown(name)} without a mode`);
+  if (mode === 0 && !r.deleteMissingArgs) throw new ProtocolError(`file list: entry ${shown(name)} without a mode`);
 
   let userName: Buffer | undefined;
   let groupName: Buffer | undefined;
@@ -493,6 +500,7 @@ export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions
     alwaysChecksum: opts.alwaysChecksum ?? false,
     checksumLength: opts.checksumLength ?? 0,
     recursive: opts.recursive ?? true,
+    deleteMissingArgs: opts.deleteMissingArgs ?? false,
   };
   if (r.alwaysChecksum && !(r.checksumLength > 0 && r.checksumLength <= MAX_CHECKSUM_LEN)) {
     throw new RangeError(`file list: bad checksumLength ${r.checksumLength}`);

@@ -17,13 +17,17 @@ import { WatcherError, type InotifyWatcher } from '../src/watcher/index.js';
 import { releaseMemory } from '../src/addon.js';
 import type { DaemonTarget } from '../src/transfer/target.js';
 
+// `?daemon=lsyncd` in this module's URL (test/live-serve.test.ts) runs the whole suite against
+// our own daemon, `lsyncd serve`, instead of rsync's.
+const implementation = new URL(import.meta.url).searchParams.get('daemon') === 'lsyncd' ? 'lsyncd' : 'rsync';
+
 let daemon: TestDaemon;
 let work: string;
 const logs: string[] = [];
 const onLog = (level: string, message: string) => logs.push(`${new Date().toISOString()} ${level} ${message}`);
 
 test.before(async () => {
-  daemon = await startDaemon();
+  daemon = await startDaemon({ implementation });
   work = await mkdtemp(join(tmpdir(), 'lsyncd-live-'));
 });
 test.after(async () => {
@@ -58,6 +62,13 @@ async function until(what: string, check: () => boolean, timeoutMs = 10_000): Pr
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+test(`the daemon under test is ${implementation === 'lsyncd' ? 'lsyncd serve' : "rsync's"}`, async () => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const first = (await daemon.log()).split('\n')[0]!;
+  if (implementation === 'lsyncd') assert.match(first, `rsyncd version ${pkg.version} starting`);
+  else assert.not.match(first, `rsyncd version ${pkg.version} starting`);
+});
 
 let mirror: LiveMirror | undefined;
 let src: string;
@@ -322,7 +333,7 @@ test('a missing source: startLiveMirror throws the watcher\'s EROOT', async () =
 });
 
 test('the daemon stopped and restarted mid-stream: the mirror converges after the restart', async () => {
-  const d2 = await startDaemon();
+  const d2 = await startDaemon({ implementation });
   const s = join(work, 'restart');
   await mkdir(join(s, 'dir'), { recursive: true });
   await writeFile(join(s, 'dir/one'), '1\n');

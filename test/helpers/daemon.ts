@@ -1,5 +1,6 @@
 // The one helper that runs a real `rsync --daemon` for tests: 127.0.0.1, a free port, a generated
 // config in a temp dir, stopped by its PID. Every conformance test starts its daemon through here.
+import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, writeFile, chmod, rm, readFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
@@ -20,6 +21,21 @@ export interface DaemonOptions {
   motd?: string[];
   /** Extra global `key = value` lines, e.g. `socket options = TCP_NODELAY`. */
   globalSettings?: string[];
+  /**
+   * Which daemon serves the config: the real `rsync --daemon` (default), or ours, `lsyncd serve`
+   * (the same command line, so a suite can run against both).
+   */
+  implementation?: DaemonImplementation;
+}
+
+export type DaemonImplementation = 'rsync' | 'lsyncd';
+
+/** Our CLI, compiled (dist/src/cli/main.js). */
+const LSYNCD_CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** The daemon command line: rsync's, or ours with the same options. */
+function daemonCommand(implementation: DaemonImplementation): [string, string[]] {
+  return implementation === 'lsyncd' ? [process.execPath, [LSYNCD_CLI, 'serve']] : [findRsync(), ['--daemon']];
 }
 
 export interface TestDaemon {
@@ -109,7 +125,7 @@ function answers(port: number): Promise<boolean> {
 }
 
 export async function startDaemon(options: DaemonOptions = {}): Promise<TestDaemon> {
-  const rsync = findRsync();
+  const rsync = daemonCommand(options.implementation ?? 'rsync');
   const dir = await mkdtemp(join(tmpdir(), 'lsyncd-rsyncd-'));
   const asRoot = process.getuid?.() === 0;
   const modules: ModuleConfig[] = [
@@ -195,10 +211,11 @@ interface Launched {
 }
 
 /** Start `rsync --daemon` with `config` on `port` and wait until it greets; stop() ends it by PID. */
-async function launch(rsync: string, config: string, port: number, pidFile?: string): Promise<Launched> {
+async function launch(rsync: string | [string, string[]], config: string, port: number, pidFile?: string): Promise<Launched> {
+  const [command, first] = typeof rsync === 'string' ? [rsync, ['--daemon']] : rsync;
   const child: ChildProcess = spawn(
-    rsync,
-    ['--daemon', '--no-detach', '--address', '127.0.0.1', '--port', String(port), '--config', config, ...(pidFile ? ['--dparam', `pidfile=${pidFile}`] : [])],
+    command,
+    [...first, '--no-detach', '--address', '127.0.0.1', '--port', String(port), '--config', config, ...(pidFile ? ['--dparam', `pidfile=${pidFile}`] : [])],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
