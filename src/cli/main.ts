@@ -519,6 +519,8 @@ let argvForDetach: string[] = [];
 export async function main(argv: string[]): Promise<number> {
   // `lsyncd serve ...`: the daemon, with rsync --daemon's own options (src/cli/serve.ts).
   if (argv[2] === 'serve') return (await import('./serve.js')).serveMain(argv.slice(3), pkg.version);
+  // `lsyncd demo [SOURCE]`: lsyncd serve and a live mirror into it, on this machine alone (src/cli/demo.ts).
+  if (argv[2] === 'demo') return (await import('./demo.js')).demoMain(argv.slice(3), pkg.version);
   const rules: RuleSource[] = [];
   const program = buildProgram(rules);
   argvForDetach = argv.slice(1);
