@@ -57,6 +57,12 @@ class RoleRefusal extends RsyncError {
 // rsync/main.c: start_server
 export async function serveRole(r: RoleRequest): Promise<RoleResult> {
   const { reader, writer, args } = r;
+  // -z: we have no compression codec, so we offer only "none" (rsync's own name for "-z, but send
+  // plain tokens"); a client that can only speak zlib (no negotiation: protocol < 30, an old
+  // client, or its own --compress-choice) is refused once the setup phase has been done.
+  const negotiates = r.protocol >= 30 && args.clientInfo.includes('v');
+  const compress = args.compress;
+  const compressList = compress && !compress.choice && negotiates ? (['none'] as const) : undefined;
   // 1. [side-setup] The setup phase, the daemon's half; our output framed; the module's timeout.
   const setup = await startServer(reader, writer, {
     clientInfo: args.clientInfo,
@@ -64,8 +70,12 @@ export async function serveRole(r: RoleRequest): Promise<RoleResult> {
     symlinkTimes: true,
     seed: randomInt(0x7fffffff),
     ...(r.timeout && { ioTimeout: r.timeout }),
+    ...(compressList && { compressList }),
   });
   try {
+    if (compress && !compressList && compress.choice !== 'none') {
+      throw refuseRole(`rsync: this daemon (lsyncd serve) does not compress: use --compress-choice=none or leave out -z`, EXIT.UNSUPPORTED);
+    }
     return args.sender ? await serveSender(r, setup) : await receiveIntoModule(r, setup);
   } catch (e) {
     if (!(e instanceof RoleRefusal)) throw e;
