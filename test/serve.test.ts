@@ -12,6 +12,10 @@ import { snapshot, diffTrees } from './helpers/tree.js';
 import { makeTree, setTime, T0 } from './helpers/fstree.js';
 import { startBoth, type OurDaemon } from './helpers/serve.js';
 import { rsyncVersion, type ConfiguredDaemon } from './helpers/daemon.js';
+import { oldRsync } from './helpers/old-rsync.js';
+import { lsyncd } from './helpers/cli.js';
+import { link } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 
 const ROOT = process.getuid?.() === 0;
 const PASSWORD = 'serve-test-secret';
@@ -66,10 +70,10 @@ test.after(async () => {
 const url = (d: { port: number }, path: string) => `rsync://127.0.0.1:${d.port}/${path}`;
 
 /** The same rsync command line against both daemons (ADDR in args is replaced by each one's URL). */
-async function both(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ o: RunResult; t: RunResult }> {
+async function both(args: string[], env: NodeJS.ProcessEnv = {}, client = 'rsync'): Promise<{ o: RunResult; t: RunResult }> {
   const withUrl = (d: { port: number }) => args.map((a) => (a.startsWith('ADDR/') ? url(d, a.slice(5)) : a));
-  const o = await run('rsync', withUrl(ours), env);
-  const t = await run('rsync', withUrl(theirs), env);
+  const o = await run(client, withUrl(ours), env);
+  const t = await run(client, withUrl(theirs), env);
   return { o, t };
 }
 
@@ -133,6 +137,65 @@ for (const protocol of PROTOCOLS) {
     await sameModuleTree(`push/${name}`, 'deletes and type swaps');
   });
 }
+
+test("Debian 12's rsync 3.2.7 at protocols 32-29: pushes (initial, delta, deletes) and pulls land as with rsyncd", async () => {
+  const old = await oldRsync();
+  for (const protocol of [32, 31, 30, 29]) {
+    const src = join(work, `old${protocol}`);
+    await makeTree(src);
+    const name = `old${protocol}`;
+    let r = await both(['-a', '--delete', `--protocol=${protocol}`, `${src}/`, `ADDR/push/${name}/`], {}, old);
+    assert.is(r.o.status, 0, text(r.o));
+    await sameModuleTree(`push/${name}`, `3.2.7 initial push at ${protocol}`);
+    const big = await readFile(join(src, 'big.bin'));
+    big[1000] ^= 0x55;
+    await writeFile(join(src, 'big.bin'), big);
+    await setTime(join(src, 'big.bin'), T0 + 30);
+    await unlink(join(src, 'a.txt'));
+    r = await both(['-a', '--delete', `--protocol=${protocol}`, `${src}/`, `ADDR/push/${name}/`], {}, old);
+    assert.is(r.o.status, 0, text(r.o));
+    await sameModuleTree(`push/${name}`, `3.2.7 delta and delete at ${protocol}`);
+    const destO = join(work, `oldpullO${protocol}`);
+    const destT = join(work, `oldpullT${protocol}`);
+    const po = await run(old, ['-a', `--protocol=${protocol}`, url(ours, `push/${name}/`), `${destO}/`]);
+    const pt = await run(old, ['-a', `--protocol=${protocol}`, url(theirs, `push/${name}/`), `${destT}/`]);
+    assert.is(po.status, 0, text(po));
+    assert.is(pt.status, 0, text(pt));
+    assert.equal(diffTrees(await snapshot(destT), await snapshot(destO)), [], `3.2.7 pull at ${protocol}`);
+  }
+});
+
+test('-aH: hard-link groups land as in rsyncd; -D devices and fifos too (as root)', async () => {
+  const src = join(work, 'links');
+  await mkdir(join(src, 'd'), { recursive: true });
+  await writeFile(join(src, 'one'), 'linked content\n');
+  await link(join(src, 'one'), join(src, 'd', 'two'));
+  await link(join(src, 'one'), join(src, 'three'));
+  await writeFile(join(src, 'alone'), 'not linked\n');
+  if (ROOT) {
+    spawnSync('mknod', [join(src, 'null-like'), 'c', '1', '3']);
+    spawnSync('mkfifo', [join(src, 'fifo')]);
+  }
+  for (const p of ['one', 'alone', 'd', ...(ROOT ? ['null-like', 'fifo'] : []), '.']) await setTime(join(src, p), T0);
+  const r = await both(['-aH', '-D', '--delete', `${src}/`, 'ADDR/push/links/']);
+  assert.is(r.o.status, 0, text(r.o));
+  assert.is(r.t.status, 0, text(r.t));
+  await sameModuleTree('push/links', '-aH -D');
+});
+
+test('our own client into our daemon: lsyncd --once pushes and pulls as into rsyncd', async () => {
+  const src = join(work, 'ourclient');
+  await makeTree(src);
+  for (const d of [ours, theirs]) {
+    const pushed = await lsyncd(['--once', `${src}/`, url(d, 'push/ourclient/')]);
+    assert.is(pushed.status, 0, text(pushed));
+  }
+  await sameModuleTree('push/ourclient', 'our client pushing');
+  const dest = join(work, 'ourclient-back');
+  const pulled = await lsyncd(['--once', '-a', url(ours, 'push/ourclient/'), `${dest}/`]);
+  assert.is(pulled.status, 0, text(pulled));
+  assert.equal(diffTrees(await snapshot(join(theirs.dir, 'push/ourclient')), await snapshot(dest)), []);
+});
 
 test('a client\'s pull from the module equals the same pull from rsyncd', async () => {
   const name = `seq${PROTOCOLS[0]}`;
