@@ -2,11 +2,11 @@
 // is measured (wall, CPU, peak RSS), the rsync daemon (the test helper's), the daemon's own byte
 // counts, medians and a plain-text table.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, statfsSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, rsyncVersion, type TestDaemon } from '../test/helpers/daemon.js';
+import { startDaemon, rsyncVersion, type DaemonImplementation, type TestDaemon } from '../test/helpers/daemon.js';
 
 /** A tmpfs directory for bench data: /dev/shm when present, else the OS temp dir. */
 export function tmpfsRoot(): string {
@@ -25,11 +25,11 @@ export function makeTempDir(prefix: string): string {
 }
 
 /** The test helper's rsync daemon, with its config, log and module directories on tmpfs too. */
-export async function startBenchDaemon(): Promise<TestDaemon> {
+export async function startBenchDaemon(implementation: DaemonImplementation = 'rsync'): Promise<TestDaemon> {
   const saved = process.env['TMPDIR'];
   process.env['TMPDIR'] = tmpfsRoot(); // os.tmpdir() reads it on every call
   try {
-    return await startDaemon({ motd: [] });
+    return await startDaemon({ motd: [], implementation });
   } finally {
     if (saved === undefined) delete process.env['TMPDIR'];
     else process.env['TMPDIR'] = saved;
@@ -217,4 +217,31 @@ export function makeBenchTree(root: string): number {
     }
   }
   return total;
+}
+
+/** The big-file scenarios: big-a/big.bin (random, older mtime) and big-b/big.bin (a copy with 64 scattered 4 KiB regions rewritten). */
+export const BIG_FILE_BYTES = 512 * 1024 * 1024;
+export const BIG_REGIONS = 64;
+const BIG_REGION = 4096;
+
+export function makeBigPair(a: string, b: string): void {
+  mkdirSync(a, { recursive: true });
+  mkdirSync(b, { recursive: true });
+  const fd = openSync(join(a, 'big.bin'), 'w');
+  const chunk = Buffer.alloc(8 << 20);
+  for (let off = 0; off < BIG_FILE_BYTES; off += chunk.length) writeSync(fd, randomFillSync(chunk), 0, chunk.length, off);
+  closeSync(fd);
+  copyFileSync(join(a, 'big.bin'), join(b, 'big.bin'));
+  const rnd = prng(64);
+  const region = Buffer.alloc(BIG_REGION);
+  const pages = BIG_FILE_BYTES / BIG_REGION;
+  const fdb = openSync(join(b, 'big.bin'), 'r+');
+  for (let i = 0; i < BIG_REGIONS; i++) {
+    const page = Math.floor(((i + 0.1 + rnd() * 0.8) / BIG_REGIONS) * pages); // one region in each 64th of the file
+    writeSync(fdb, randomFillSync(region), 0, BIG_REGION, page * BIG_REGION);
+  }
+  closeSync(fdb);
+  const now = Date.now() / 1000;
+  utimesSync(join(a, 'big.bin'), now - 3600, now - 3600);
+  utimesSync(join(b, 'big.bin'), now - 60, now - 60);
 }

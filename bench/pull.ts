@@ -7,19 +7,15 @@
 // daemon counts them (its log line `sent X bytes  received Y bytes`). Median of BENCH_REPS runs (3).
 // rsync runs as `rsync -rlpt --delete --no-inc-recursive` (our client never recurses incrementally).
 // Targets (issue 6): wire bytes <= 1.02x rsync's; wall <= 1.5x rsync's.
-import { copyFileSync, mkdirSync, openSync, closeSync, writeSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { randomFillSync } from 'node:crypto';
+import { copyFileSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestDaemon } from '../test/helpers/daemon.js';
-import { commas, machine, makeBenchTree, makeTempDir, measure, median, prng, startBenchDaemon, table, wireBytes, TREE_DIRS, TREE_FILES, type Measure, type WireBytes } from './common.js';
+import { commas, machine, makeBenchTree, makeTempDir, measure, median, startBenchDaemon, table, wireBytes, TREE_DIRS, TREE_FILES, type Measure, type WireBytes, makeBigPair, BIG_FILE_BYTES, BIG_REGIONS } from './common.js';
 
 const REPS = Number(process.env['BENCH_REPS'] ?? 3);
 const ONLY = process.env['BENCH_PULL_ONLY']; // a scenario-name regex, to rerun part of the bench
-const BIG = 512 * 1024 * 1024;
-const REGIONS = 64;
-const REGION = 4096;
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -42,7 +38,7 @@ type Scenario = (typeof SCENARIOS)[number];
 const TITLES: Record<Scenario, string> = {
   'tree-initial': '20,000 files / 1,000 dirs, initial pull',
   'tree-nochange': '20,000 files, re-pull, no change',
-  'big-delta': `512 MiB file, ${REGIONS} x 4 KiB changed (delta)`,
+  'big-delta': `512 MiB file, ${BIG_REGIONS} x 4 KiB changed (delta)`,
 };
 const WALL_TARGET = 1.5;
 const WIRE_TARGET = 1.02;
@@ -51,27 +47,6 @@ interface Sample extends Measure, WireBytes {}
 const samples = new Map<string, Sample[]>(); // `${client}/${scenario}`
 
 /** a/big.bin (random, older mtime: the client's basis) and b/big.bin (64 scattered 4 KiB regions rewritten: the daemon's). */
-function makeBig(a: string, b: string): void {
-  mkdirSync(a, { recursive: true });
-  mkdirSync(b, { recursive: true });
-  const fd = openSync(join(a, 'big.bin'), 'w');
-  const chunk = Buffer.alloc(8 << 20);
-  for (let off = 0; off < BIG; off += chunk.length) writeSync(fd, randomFillSync(chunk), 0, chunk.length, off);
-  closeSync(fd);
-  copyFileSync(join(a, 'big.bin'), join(b, 'big.bin'));
-  const rnd = prng(64);
-  const region = Buffer.alloc(REGION);
-  const pages = BIG / REGION;
-  const fdb = openSync(join(b, 'big.bin'), 'r+');
-  for (let i = 0; i < REGIONS; i++) {
-    const page = Math.floor(((i + 0.1 + rnd() * 0.8) / REGIONS) * pages); // one region in each 64th of the file
-    writeSync(fdb, randomFillSync(region), 0, REGION, page * REGION);
-  }
-  closeSync(fdb);
-  const now = Date.now() / 1000;
-  utimesSync(join(a, 'big.bin'), now - 3600, now - 3600);
-  utimesSync(join(b, 'big.bin'), now - 60, now - 60);
-}
 
 async function run(daemon: TestDaemon, client: Client, scenario: Scenario, remote: string, dest: string, nth: number): Promise<void> {
   const m = await measure(client.cmd, client.args(`rsync://127.0.0.1:${daemon.port}/${remote}`, dest + '/'));
@@ -142,10 +117,10 @@ async function main(): Promise<void> {
       total = makeBenchTree(tree);
     }
     const basis = join(root, 'basis');
-    if (wanted('big-delta')) makeBig(basis, join(mod, 'big'));
+    if (wanted('big-delta')) makeBigPair(basis, join(mod, 'big'));
     const made = [
       ...(total ? [`${TREE_FILES} files, ${TREE_DIRS} dirs, ${commas(total)} bytes`] : []),
-      ...(wanted('big-delta') ? [`${BIG / 1048576} MiB file`] : []),
+      ...(wanted('big-delta') ? [`${BIG_FILE_BYTES / 1048576} MiB file`] : []),
     ];
     console.log(`  data (in the daemon's module): ${made.join('; ')}; made in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${REPS} run(s) each, medians`);
     t0 = performance.now();

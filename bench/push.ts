@@ -9,18 +9,15 @@
 // rsync runs as `rsync -rlpt --delete --no-inc-recursive` (our client never recurses incrementally);
 // rsync's default (incremental recursion) is shown too. Targets (issue 3): wire bytes <= 1.02x
 // rsync's; wall <= 1.5x rsync's for the delta, <= 1.2x for the others.
-import { copyFileSync, mkdirSync, openSync, closeSync, writeSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { randomFillSync } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestDaemon } from '../test/helpers/daemon.js';
-import { commas, machine, makeBenchTree, makeTempDir, measure, median, prng, startBenchDaemon, table, wireBytes, TREE_DIRS, TREE_FILES, type Measure, type WireBytes } from './common.js';
+import { commas, machine, makeBenchTree, makeTempDir, measure, median, startBenchDaemon, table, wireBytes, TREE_DIRS, TREE_FILES, type Measure, type WireBytes, makeBigPair, BIG_FILE_BYTES, BIG_REGIONS } from './common.js';
 
 const REPS = Number(process.env['BENCH_REPS'] ?? 3);
-const BIG = 512 * 1024 * 1024;
-const REGIONS = 64;
-const REGION = 4096;
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -46,7 +43,7 @@ const TITLES: Record<Scenario, string> = {
   'tree-initial': '20,000 files / 1,000 dirs, initial',
   'tree-nochange': '20,000 files, re-push, no change',
   'big-initial': '512 MiB file, initial',
-  'big-delta': `512 MiB file, ${REGIONS} x 4 KiB changed`,
+  'big-delta': `512 MiB file, ${BIG_REGIONS} x 4 KiB changed`,
 };
 const WALL_TARGET: Record<Scenario, number> = { 'tree-initial': 1.2, 'tree-nochange': 1.2, 'big-initial': 1.2, 'big-delta': 1.5 };
 const WIRE_TARGET = 1.02;
@@ -54,28 +51,6 @@ const WIRE_TARGET = 1.02;
 interface Sample extends Measure, WireBytes {}
 const samples = new Map<string, Sample[]>(); // `${client}/${scenario}`
 
-/** big-a/big.bin (random, older mtime) and big-b/big.bin (a copy with 64 scattered 4 KiB regions rewritten). */
-function makeBig(a: string, b: string): void {
-  mkdirSync(a);
-  mkdirSync(b);
-  const fd = openSync(join(a, 'big.bin'), 'w');
-  const chunk = Buffer.alloc(8 << 20);
-  for (let off = 0; off < BIG; off += chunk.length) writeSync(fd, randomFillSync(chunk), 0, chunk.length, off);
-  closeSync(fd);
-  copyFileSync(join(a, 'big.bin'), join(b, 'big.bin'));
-  const rnd = prng(64);
-  const region = Buffer.alloc(REGION);
-  const pages = BIG / REGION;
-  const fdb = openSync(join(b, 'big.bin'), 'r+');
-  for (let i = 0; i < REGIONS; i++) {
-    const page = Math.floor(((i + 0.1 + rnd() * 0.8) / REGIONS) * pages); // one region in each 64th of the file
-    writeSync(fdb, randomFillSync(region), 0, REGION, page * REGION);
-  }
-  closeSync(fdb);
-  const now = Date.now() / 1000;
-  utimesSync(join(a, 'big.bin'), now - 3600, now - 3600);
-  utimesSync(join(b, 'big.bin'), now - 60, now - 60);
-}
 
 async function run(daemon: TestDaemon, client: Client, scenario: Scenario, src: string, dest: string, nth: number): Promise<void> {
   const remote = `push/${dest}/`;
@@ -139,9 +114,9 @@ async function main(): Promise<void> {
     const tree = join(root, 'tree');
     mkdirSync(tree);
     const total = makeBenchTree(tree);
-    makeBig(join(root, 'big-a'), join(root, 'big-b'));
+    makeBigPair(join(root, 'big-a'), join(root, 'big-b'));
     console.log(`  data: ${TREE_FILES} files, ${TREE_DIRS} dirs, ${commas(total)} bytes; ` +
-      `${BIG / 1048576} MiB file; made in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${REPS} run(s) each, medians`);
+      `${BIG_FILE_BYTES / 1048576} MiB file; made in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${REPS} run(s) each, medians`);
     daemon = await startBenchDaemon();
     const mod = daemon.modulePath('push');
     t0 = performance.now();

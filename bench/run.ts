@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 const benches: [string, string[]][] = [
   ['push.js', []],
   ['pull.js', []],
+  ['serve.js', []],
   ['watcher.js', ['--expose-gc']],
   ['live.js', []],
 ];
