@@ -4,7 +4,7 @@
 // sizes, content, modes, mtimes, symlink targets, owners, hard links), at protocols 29-32.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile, unlink, symlink } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile, unlink, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type RunResult } from './helpers/cli.js';
@@ -44,6 +44,11 @@ ${ROOT ? 'uid = root\ngid = root\n' : ''}
 [hidden]
 \tpath = ${dir}/hidden
 \tlist = no
+[dropped]
+\tpath = ${dir}/dropped
+\tread only = no
+\tuid = nobody
+\tgid = nogroup
 `;
 
 let ours: OurDaemon;
@@ -53,7 +58,10 @@ let work: string;
 test.before(async () => {
   ({ ours, theirs } = await startBoth(CONFIG));
   for (const dir of [ours.dir, theirs.dir]) {
-    for (const m of ['push', 'ro', 'secure', 'refuse', 'hidden']) await mkdir(join(dir, m));
+    for (const m of ['push', 'ro', 'secure', 'refuse', 'hidden', 'dropped']) await mkdir(join(dir, m));
+    // The module's own user must be able to reach it (the temp dirs are 0700).
+    if (ROOT) await chmod(dir, 0o755);
+    if (ROOT) await chown(join(dir, 'dropped'), 65534, 65534);
     await writeFile(join(dir, 'secrets'), `alice:${PASSWORD}\n`);
     await chmod(join(dir, 'secrets'), 0o600);
     await writeFile(join(dir, 'ro', 'file.txt'), 'read-only content\n');
@@ -231,6 +239,26 @@ test('refusals: unknown module, read-only module, refused option — the client 
     assert.is(o.status, t.status, `${args.join(' ')}\nours: ${text(o)}\ntheirs: ${text(t)}`);
     assert.match(o.stderr.toString(), expect);
     assert.match(t.stderr.toString(), expect);
+  }
+});
+
+test('uid/gid: a module with its own uid and gid is written by that user (a process of its own), as rsyncd does', async () => {
+  const src = join(work, 'dropsrc');
+  await mkdir(join(src, 'sub'), { recursive: true });
+  await writeFile(join(src, 'f'), 'owned by nobody on the mirror\n');
+  await writeFile(join(src, 'sub', 'g'), 'also\n');
+  for (const p of ['f', 'sub/g', 'sub', '.']) await setTime(join(src, p), T0);
+  const r = await both(['-rlpt', `${src}/`, 'ADDR/dropped/']);
+  if (ROOT) {
+    assert.is(r.o.status, 0, text(r.o));
+    assert.is(r.t.status, 0, text(r.t));
+    await sameModuleTree('dropped', 'pushed into a module with uid = nobody');
+    const mine = await snapshot(join(ours.dir, 'dropped'));
+    assert.is(mine.get('f')!.uid, 65534, 'created by nobody, not chowned by root');
+  } else {
+    // Not root: neither daemon can switch to nobody, and both say so.
+    assert.is(r.o.status, r.t.status, `${text(r.o)}\n${text(r.t)}`);
+    assert.match(r.o.stderr.toString(), /@ERROR: setuid failed/);
   }
 });
 

@@ -76,7 +76,9 @@ export function moduleConfigText(modules: readonly string[], readOnly: boolean):
     if (eq <= 0 || !path) throw new UsageError(`--module: expected NAME=PATH, got "${m}"`);
     if (/[\]\n\r\0]/.test(name) || /[\n\r\0]/.test(path)) throw new UsageError(`--module: a name or path with a line break, NUL or ']' cannot be served: "${m}"`);
     // Confinement is ours (no chroot needed), so symlinks are stored as sent, as under chroot.
-    lines.push(`[${name}]`, `\tpath = ${path}`, `\tread only = ${readOnly ? 'yes' : 'no'}`, '\tuse chroot = yes', '');
+    // The files belong to whoever runs lsyncd serve (rsyncd as root would drop to nobody).
+    const ids = process.getuid ? [`\tuid = ${process.getuid()}`, `\tgid = ${process.getgid!()}`] : [];
+    lines.push(`[${name}]`, `\tpath = ${path}`, `\tread only = ${readOnly ? 'yes' : 'no'}`, '\tuse chroot = yes', ...ids, '');
   }
   return lines.join('\n');
 }

@@ -5,7 +5,6 @@
 // told in rsync's words, the log gets rsync's line, and the socket is closed.
 // Counterpart: rsync clientserver.c start_daemon, exchange_protocols, rsync_module; main.c
 // start_server.
-import { randomInt } from 'node:crypto';
 import { lookup, lookupService } from 'node:dns/promises';
 import { readFileSync, statSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -18,11 +17,7 @@ import {
   negotiateProtocol,
   PROTOCOL_VERSION,
 } from '../../protocol/daemon.js';
-import { recvArgs } from '../../protocol/args.js';
-import { parseServerArgs, ServerArgsError, type ServerArgs } from '../../protocol/server-args.js';
-import { startServer } from '../../protocol/session.js';
-import { MSG_ERROR, MSG_ERROR_EXIT, writeMessage, writeMessageInt } from '../../protocol/mplex.js';
-import { EXIT, exitErrorLine, RsyncError } from '../../protocol/errors.js';
+import { EXIT, RsyncError } from '../../protocol/errors.js';
 import { wrapSocket, type DaemonSocket } from '../transfer/socket.js';
 import { findModule, listedModules, missingPathError } from './config.js';
 import type { DaemonConfig, ModuleConfig } from './config.js';
@@ -39,20 +34,17 @@ import { authFailedLine, checkAuth, formatChallengeLine, makeChallenge, MAX_AUTH
 import {
   logAccessDenied,
   logConnect,
-  logError,
-  logExit,
   logMaxConnections,
   logModuleList,
   logModuleOpen,
-  logRequest,
   logText,
   logUnknownModule,
-  requestFromArgs,
   type DaemonLog,
   type Peer,
 } from './log.js';
 import type { ConnectionSlots } from './daemon.js';
-import { serveRole, type RoleResult } from './roles.js';
+import { moduleIds, runAs } from './privileges.js';
+import { runModuleSession, type ModuleSession } from './session.js';
 
 /** What every connection shares. */
 export interface ServeContext {
@@ -224,67 +216,16 @@ async function openModule(ctx: ServeContext, c: Connection): Promise<void> {
     logText(ctx.log, `chdir ${module.path} failed: not a directory`);
     return c.say('@ERROR: chdir failed');
   }
-  // 8. The module is open: the client sends its argument list.
-  c.io.setIoTimeout(HANDSHAKE_SECONDS);
-  await c.say('@RSYNCD: OK');
-  const raw = (await recvArgs(reader)).map((a) => a.toString('utf8'));
-  let parsed: ServerArgs | ServerArgsError;
-  try {
-    // [args-content] rsync's option table and popt's rules; `refuse options` answered as rsyncd
-    // answers it, at the point its parse meets the option.
-    const refuse = { refuse: module.refuseOptions };
-    parsed = parseServerArgs(raw, protocol, refuse);
-    if (parsed.secluded) {
-      const second = (await recvArgs(reader, true)).map((a) => a.toString('utf8'));
-      parsed = parseServerArgs(raw, protocol, { ...refuse, secluded: second });
-    }
-  } catch (e) {
-    if (!(e instanceof ServerArgsError)) throw e;
-    parsed = e;
+  // 8. The transfer runs with the module's uid/gid: in a process of its own when they are not ours
+  // (rsync forks per connection and drops its privileges here).
+  const ids = moduleIds(module, ctx.asRoot);
+  if (ids && 'error' in ids) {
+    logText(ctx.log, ids.error);
+    return c.say(`@ERROR: ${ids.error}`);
   }
-  const failed = parsed instanceof ServerArgsError ? parsed : undefined;
-  const sender = failed ? (failed.seen?.sender ?? raw.includes('--sender')) : (parsed as ServerArgs).sender;
-  logRequest(ctx.log, { sender, request: requestFromArgs(raw), user }, peer);
-  // 9. Options refused or not understood: rsyncd finishes the setup phase so its text can travel
-  // multiplexed, then ends the session with exit code 4.
-  if (failed) return failAfterSetup(ctx, c, sender, failed.seen?.clientInfo ?? '', failed.text, failed.exitCode);
-  const args = parsed as ServerArgs;
-  // 10. The module's timeout from here on (a client asking for a shorter one keeps its own).
-  const timeout = module.timeout && (!args.timeout || module.timeout < args.timeout) ? module.timeout : (args.timeout ?? 0);
-  c.io.setIoTimeout(timeout);
-  // 11. The role: receiver + generator for a client's push, sender for its pull or listing.
-  let result: RoleResult;
-  try {
-    result = await serveRole({ ...c, args, readOnly, user, timeout, log: ctx.log, version: ctx.version });
-  } catch (e) {
-    logError(ctx.log, (e as Error).message);
-    throw e;
-  }
-  logExit(ctx.log, {
-    code: result.exitCode,
-    sender: args.sender,
-    totals: { sent: c.io.bytesWritten, received: c.io.bytesRead, totalSize: result.totalSize },
-    where: 'serve/connection.ts',
-    who: args.sender ? 'sender' : 'Receiver',
-    version: ctx.version,
-  });
-}
-
-/**
- * The client's options are wrong for this module: rsync finishes the setup phase so the error can
- * travel multiplexed, sends its text and the closing "rsync error" line, then (31+) MSG_ERROR_EXIT.
- */
-// rsync/clientserver.c: rsync_module (the !ret || err_msg branch) + cleanup.c _exit_cleanup
-async function failAfterSetup(ctx: ServeContext, c: Connection, sender: boolean, clientInfo: string, text: string, code: number): Promise<void> {
-  const { reader, writer, protocol } = c;
-  await startServer(reader, writer, { clientInfo, symlinkTimes: true, seed: randomInt(0x7fffffff) });
-  logError(ctx.log, text);
-  await writeMessage(writer, MSG_ERROR, Buffer.from(text));
-  const closing = `${exitErrorLine(code, 'serve/connection.ts', sender ? 'sender' : 'Receiver', `lsyncd ${ctx.version}`)}\n`;
-  logError(ctx.log, closing);
-  await writeMessage(writer, MSG_ERROR, Buffer.from(closing));
-  if (protocol >= 31) await writeMessageInt(writer, MSG_ERROR_EXIT, code);
-  await writer.flush();
+  const session: ModuleSession = { ...c, user, readOnly, log: ctx.log, version: ctx.version };
+  if (ids) return runAs(ids, session, ctx.log);
+  return runModuleSession(session);
 }
 
 function readMotd(path: string | undefined): Buffer | null {

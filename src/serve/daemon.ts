@@ -93,10 +93,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RsyncDaemon> 
     port: actualPort,
     address: typeof bound === 'object' && bound ? bound.address : (address ?? ''),
     async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
+      // Stop listening now; do not wait for the server's own count of connections, which never
+      // drops for a socket handed to a connection process (privileges.ts).
+      server.close();
+      for (const s of sockets) s.destroy();
       await Promise.allSettled([...running]);
     },
   };

@@ -101,6 +101,11 @@ export interface DaemonLogOptions {
    * else nowhere (rsyncd then uses syslog, which Node cannot reach; see docs/serve.md).
    */
   file?: string;
+  /**
+   * An already open log descriptor (a connection's process inherits the daemon's: it may no
+   * longer be allowed to open the file once its privileges are dropped). Never reopened here.
+   */
+  fd?: number;
   /** Where lines go without a log file (or while it fails), e.g. process.stderr with --no-detach. Same line format. */
   stderr?: { write(chunk: Uint8Array): unknown };
   /** The `[PID]` of lines written through `line` (default: this process). */
@@ -126,8 +131,22 @@ export class DaemonLog implements LogWriter {
   private readonly onError: ((error: LogFileError) => void) | undefined;
   private failing = false;
 
+  private readonly inherited: boolean;
+
+  /** Lines go to the stderr sink (no log file). */
+  get toStderr(): boolean {
+    return !this.file && this.stderr !== undefined;
+  }
+
+  /** The open descriptor, for a connection's process to inherit (null without a log file). */
+  get descriptor(): number | null {
+    return this.fd;
+  }
+
   constructor(options: DaemonLogOptions = {}) {
-    this.file = options.file ?? '';
+    this.file = options.file ?? (options.fd !== undefined ? `(descriptor ${options.fd})` : '');
+    this.inherited = options.fd !== undefined;
+    if (options.fd !== undefined) this.fd = options.fd;
     this.stderr = options.stderr;
     this.pid = options.pid ?? process.pid;
     this.now = options.now ?? (() => new Date());
@@ -137,7 +156,7 @@ export class DaemonLog implements LogWriter {
   /** Open the log file (no-op without one). Throws LogFileError; rsync then falls back to syslog with "failed to open log-file". */
   // rsync/log.c: logfile_open
   open(): void {
-    if (!this.file || this.fd !== null) return;
+    if (!this.file || this.fd !== null || this.inherited) return;
     this.fd = openLogFile(this.file);
     this.failing = false;
   }
@@ -145,6 +164,7 @@ export class DaemonLog implements LogWriter {
   /** Close and open again, following a rotated file (rsyncd does this on SIGHUP). */
   // rsync/log.c: logfile_close + logfile_reopen
   reopen(): void {
+    if (this.inherited) return;
     this.close();
     this.open();
   }
@@ -170,7 +190,7 @@ export class DaemonLog implements LogWriter {
 
   private writeLine(text: string | Uint8Array, pid: number): void {
     const bytes = formatLogFileLine(text, pid, this.now());
-    if (this.fd === null && this.file) {
+    if (this.fd === null && this.file && !this.inherited) {
       try {
         this.open();
       } catch (e) {

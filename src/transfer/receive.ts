@@ -123,7 +123,7 @@ function altDest(transfer: TransferOptions): { kind: AltDestKind; dirs: readonly
 }
 
 /** name → id from /etc/passwd or /etc/group (empty if unreadable). */
-function localIds(file: string): Map<string, number> {
+export function localIds(file: string): Map<string, number> {
   const ids = new Map<string, number>();
   let text: string;
   try {

@@ -1,0 +1,94 @@
+// The module's `uid` and `gid`: a connection whose module names other ids than the daemon's runs
+// its transfer in a process of its own started with those ids (worker.ts), as rsync's daemon
+// forks per connection and drops its privileges before the transfer — files are then created by
+// that user, not chowned afterwards. The daemon's log descriptor and the client's socket are
+// handed to that process; the daemon waits for it, so `max connections` still counts it.
+// Counterpart: rsync clientserver.c rsync_module (user_to_uid, add_a_group, setgid, setuid).
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { localIds } from '../transfer/receive.js';
+import type { ModuleConfig } from './config.js';
+import { logText, type DaemonLog } from './log.js';
+import type { ModuleSession } from './session.js';
+
+/** The ids a module's transfer runs with, when they differ from ours. */
+export interface ModuleIds {
+  uid: number;
+  gid: number;
+}
+
+/** The connection process (worker.ts, compiled beside this file). */
+const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
+
+/** A user or group by name or number, as rsync's user_to_uid / group_to_gid take it. */
+function lookup(file: string, nameOrId: string): number | undefined {
+  if (/^\d+$/.test(nameOrId)) return Number(nameOrId);
+  return localIds(file).get(nameOrId);
+}
+
+/** A user's primary group (the `gid = *` of rsync: the user's groups). */
+function primaryGid(uid: number): number | undefined {
+  for (const [name, id] of localIds('/etc/passwd')) {
+    if (id !== uid) continue;
+    return lookup('/etc/group', name) ?? undefined;
+  }
+  return undefined;
+}
+
+/**
+ * The module's uid and gid, or null when they are ours (nothing to drop), or rsyncd's error when
+ * a name is unknown or we cannot switch (not root).
+ */
+// rsync/clientserver.c: rsync_module (the uid/gid part)
+export function moduleIds(module: ModuleConfig, asRoot: boolean): ModuleIds | { error: string } | null {
+  const ourUid = process.getuid?.() ?? 0;
+  const ourGid = process.getgid?.() ?? 0;
+  if (module.uid === undefined && !module.gid?.length) return null;
+  const uid = module.uid === undefined ? ourUid : lookup('/etc/passwd', module.uid);
+  if (uid === undefined) return { error: `invalid uid ${module.uid}` };
+  const wanted = module.gid?.[0];
+  const gid = wanted === undefined ? ourGid : wanted === '*' ? primaryGid(uid) : lookup('/etc/group', wanted);
+  if (gid === undefined) return { error: `invalid gid ${wanted}` };
+  if (uid === ourUid && gid === ourGid) return null;
+  if (!asRoot) return { error: uid !== ourUid ? 'setuid failed' : 'setgid failed' };
+  return { uid, gid };
+}
+
+/** What the connection process is told (the socket travels beside it). */
+export interface WorkerStart {
+  peer: ModuleSession['peer'];
+  protocol: number;
+  module: ModuleConfig;
+  user: string;
+  readOnly: boolean;
+  version: string;
+  /** Whether the daemon logs to stderr (foreground, no log file). */
+  logToStderr: boolean;
+}
+
+/** Run the module session in a process with the module's ids; resolves when it has ended. */
+export async function runAs(ids: ModuleIds, s: ModuleSession, log: DaemonLog): Promise<void> {
+  // The client sends nothing until it sees @RSYNCD: OK, which the new process writes: nothing of
+  // the client's may sit unread in our buffer.
+  if (s.reader.buffered !== 0) throw new Error('client data arrived before @RSYNCD: OK');
+  const logFd = log.descriptor;
+  const child = fork(WORKER, [], {
+    uid: ids.uid,
+    gid: ids.gid,
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc', ...(logFd !== null ? [logFd] : [])],
+    serialization: 'advanced',
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const start: WorkerStart = {
+    peer: s.peer,
+    protocol: s.protocol,
+    module: s.module,
+    user: s.user,
+    readOnly: s.readOnly,
+    version: s.version,
+    logToStderr: logFd === null && log.toStderr,
+  };
+  child.send(start, s.io.socket);
+  const code = await exited;
+  if (code !== 0) logText(log, `connection process for module ${s.module.name} ended with code ${code}`);
+}

@@ -1,0 +1,38 @@
+// The process one connection's transfer runs in when its module has a uid/gid of its own
+// (privileges.ts): started with those ids, it is handed the client's socket and the daemon's log
+// descriptor (fd 4), writes `@RSYNCD: OK` and runs the module session as the daemon would.
+// Counterpart: the forked child of rsync's daemon after setuid.
+import { fstatSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { ByteReader, ByteWriter } from '../../protocol/io.js';
+import { wrapSocket } from '../transfer/socket.js';
+import { DaemonLog, logText } from './log.js';
+import type { WorkerStart } from './privileges.js';
+import { runModuleSession, ARGS_SECONDS } from './session.js';
+
+/** The daemon's log descriptor in this process (stdio slot 4 of the fork). */
+const LOG_FD = 4;
+
+process.once('message', (start: WorkerStart, socket: Socket | undefined) => {
+  if (!socket) process.exit(1);
+  const log = new DaemonLog(start.logToStderr ? { stderr: process.stderr } : hasLog() ? { fd: LOG_FD } : {});
+  const io = wrapSocket(socket, `${start.peer.host} (${start.peer.addr})`, ARGS_SECONDS);
+  const reader = new ByteReader(io);
+  const writer = new ByteWriter(io);
+  reader.protocol = start.protocol;
+  writer.protocol = start.protocol;
+  runModuleSession({ reader, writer, io, peer: start.peer, protocol: start.protocol, module: start.module, user: start.user, readOnly: start.readOnly, log, version: start.version })
+    .catch((e: unknown) => logText(log, `connection from ${start.peer.host} (${start.peer.addr}) ended: ${(e as Error).message}`))
+    .finally(() => {
+      io.destroy();
+      process.exit(0);
+    });
+});
+
+function hasLog(): boolean {
+  try {
+    return fstatSync(LOG_FD).isFile();
+  } catch {
+    return false;
+  }
+}
