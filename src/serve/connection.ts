@@ -63,6 +63,8 @@ export interface ServeContext {
   version: string;
   /** The daemon runs as root (uid/gid defaults, secrets-file ownership). */
   asRoot: boolean;
+  /** The text phase's bound in seconds (default HANDSHAKE_SECONDS; tests shorten it). */
+  handshakeSeconds?: number;
 }
 
 /** How long the text phase may take before a silent or slow client is dropped (seconds). */
@@ -110,7 +112,7 @@ export async function serveConnection(socket: Socket, ctx: ServeContext): Promis
   const host = ctx.config.global.reverseLookup && looked ? looked : UNDETERMINED_HOSTNAME;
   const peer: Peer = { host, addr };
   logConnect(ctx.log, peer);
-  const io = wrapSocket(socket, `${host} (${addr})`, HANDSHAKE_SECONDS);
+  const io = wrapSocket(socket, `${host} (${addr})`, ctx.handshakeSeconds ?? HANDSHAKE_SECONDS);
   const reader = new ByteReader(io);
   const writer = new ByteWriter(io);
   const say = async (line: string): Promise<void> => {
@@ -225,7 +227,7 @@ async function openModule(ctx: ServeContext, c: Connection): Promise<void> {
     return c.say('@ERROR: chdir failed');
   }
   // 8. The module is open: the client sends its argument list.
-  c.io.setIoTimeout(HANDSHAKE_SECONDS);
+  c.io.setIoTimeout(ctx.handshakeSeconds ?? HANDSHAKE_SECONDS);
   await c.say('@RSYNCD: OK');
   const raw = (await recvArgs(reader)).map((a) => a.toString('utf8'));
   let parsed: ServerArgs | ServerArgsError;
