@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { lstat, mkdir, readdir, rm, writeFile, chmod } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -561,6 +561,7 @@ test('a client that disconnects mid-file leaves no temp file in the module', asy
   const entries = [dirEntry('.'), fileEntry('big.bin', 64 * MB)];
   const listing = controlListing();
   let cut = false;
+  let sawTemp = false;
   try {
     const start = await startTransfer(s.reader, s.writer, serverArgs(PUSH, s.hello.protocol, 'push/'), {
       sendEarly: async (n) => {
@@ -575,16 +576,19 @@ test('a client that disconnects mid-file leaves no temp file in the module', asy
       entries,
       checksummer,
       patternSource((sent) => {
-        if (sent >= 4 * MB && !cut) {
-          cut = true;
-          s.io.destroy();
-        }
+        // Cut once the daemon's temp file is there (so its cleanup is what the test sees).
+        if (cut || sent < 4 * MB) return;
+        if (!readdirSync(join(ours.dir, 'push')).some((n) => n.startsWith('.big.bin.')) && sent < 60 * MB) return;
+        sawTemp = sent < 60 * MB;
+        cut = true;
+        s.io.destroy();
       }),
     );
   } catch (e) {
     if (!cut) throw e;
   }
   assert.ok(cut, 'the data phase was reached and cut');
+  assert.ok(sawTemp, 'the daemon had its temp file when the client vanished');
   await listing;
   let left: string[] = [];
   for (let i = 0; i < 50; i++) {
