@@ -55,6 +55,10 @@ lock file = ${dir}/rsyncd.lock
 \tpath = ${dir}/limited
 \tread only = no
 \tmax connections = 2
+[timed]
+\tpath = ${dir}/push
+\tread only = no
+\ttimeout = 1
 `;
 
 let ours: OurDaemon;
@@ -231,6 +235,20 @@ test('silence after @RSYNCD: OK (no argument list): dropped at the handshake bou
   assert.is.not(got, 'data');
   assert.ok(Date.now() - started < 5000, `dropped after ${Date.now() - started} ms`);
   s.io.destroy();
+});
+
+test('silence in the middle of a push (no file list): dropped at the module timeout', async () => {
+  const s = await openModule(ours, 'timed');
+  const started = Date.now();
+  const ended = await startTransfer(s.reader, s.writer, serverArgs({ ...DEFAULT_TRANSFER, delete: false }, s.hello.protocol, 'timed/'))
+    .then(async () => {
+      for (;;) await s.reader.readByte();
+    })
+    .catch((e: Error) => e);
+  s.io.destroy();
+  assert.ok(ended instanceof Error);
+  assert.ok(Date.now() - started < 6000, `dropped after ${Date.now() - started} ms (timeout 1 s)`);
+  await controlListing();
 });
 
 // ---------------------------------------------------------------------------------------------
