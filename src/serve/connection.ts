@@ -55,6 +55,8 @@ export interface ServeContext {
   version: string;
   /** The daemon runs as root (uid/gid defaults, secrets-file ownership). */
   asRoot: boolean;
+  /** The text phase's bound in seconds (default HANDSHAKE_SECONDS; tests shorten it). */
+  handshakeSeconds?: number;
 }
 
 /** How long the text phase may take before a silent or slow client is dropped (seconds). */
@@ -102,7 +104,7 @@ export async function serveConnection(socket: Socket, ctx: ServeContext): Promis
   const host = ctx.config.global.reverseLookup && looked ? looked : UNDETERMINED_HOSTNAME;
   const peer: Peer = { host, addr };
   logConnect(ctx.log, peer);
-  const io = wrapSocket(socket, `${host} (${addr})`, HANDSHAKE_SECONDS);
+  const io = wrapSocket(socket, `${host} (${addr})`, ctx.handshakeSeconds ?? HANDSHAKE_SECONDS);
   const reader = new ByteReader(io);
   const writer = new ByteWriter(io);
   const say = async (line: string): Promise<void> => {
@@ -223,7 +225,7 @@ async function openModule(ctx: ServeContext, c: Connection): Promise<void> {
     logText(ctx.log, ids.error);
     return c.say(`@ERROR: ${ids.error}`);
   }
-  const session: ModuleSession = { ...c, user, readOnly, log: ctx.log, version: ctx.version };
+  const session: ModuleSession = { ...c, user, readOnly, log: ctx.log, version: ctx.version, argsSeconds: ctx.handshakeSeconds ?? HANDSHAKE_SECONDS };
   if (ids) return runAs(ids, session, ctx.log);
   return runModuleSession(session);
 }

@@ -17,15 +17,21 @@ import { logDaemonStart } from './log.js';
 export class ConnectionSlots {
   private readonly used = new Map<string, number>();
 
-  /** Take a slot of the module's lock file; false when `max connections` are in use (0: no limit). */
+  /**
+   * Take a slot of the module's lock file; false when `max connections` are in use. A module
+   * without a limit (0) takes no slot, as in rsync, so its connections never count against a
+   * limited module that shares the lock file.
+   */
   claim(module: ModuleConfig): boolean {
+    if (module.maxConnections <= 0) return true;
     const n = this.used.get(module.lockFile) ?? 0;
-    if (module.maxConnections > 0 && n >= module.maxConnections) return false;
+    if (n >= module.maxConnections) return false;
     this.used.set(module.lockFile, n + 1);
     return true;
   }
 
   release(module: ModuleConfig): void {
+    if (module.maxConnections <= 0) return;
     const n = this.used.get(module.lockFile) ?? 0;
     if (n <= 1) this.used.delete(module.lockFile);
     else this.used.set(module.lockFile, n - 1);
@@ -41,6 +47,8 @@ export interface DaemonOptions {
   address?: string;
   /** Our version, for the daemon's log and its "rsync error" lines. */
   version: string;
+  /** How long the text phase (greetings to the argument list) may take, in seconds; default 60. */
+  handshakeSeconds?: number;
 }
 
 /** A running daemon. */
@@ -63,6 +71,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RsyncDaemon> 
     slots: new ConnectionSlots(),
     version: options.version,
     asRoot: process.geteuid?.() === 0,
+    ...(options.handshakeSeconds !== undefined && { handshakeSeconds: options.handshakeSeconds }),
   };
   const server: Server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);

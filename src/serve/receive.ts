@@ -15,7 +15,7 @@ import { isDir, isLink } from '../../protocol/modes.js';
 import { receiveIntoTree } from '../transfer/receive.js';
 import { dirDepth, localName, ModulePathError, sanitizePath, stripModule, SYMLINK_PREFIX } from './destination.js';
 import { logCreatedDirectory, logError, logFileListStart } from './log.js';
-import { refuseRole, type RoleRequest, type RoleResult } from './roles.js';
+import { abortRole, refuseRole, type RoleRequest, type RoleResult } from './roles.js';
 
 /**
  * What the receiving roles take from the client's options: its TransferOptions, with the
@@ -99,7 +99,8 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     amServer: true,
     confineBasisTo: module.path,
     onWarning: (text) => logError(r.log, text),
-    onAbort: () => r.io.destroy(),
+    // doRecv hands its first failure to onAbort (receiveIntoTree passes the callback through).
+    onAbort: (reason?: unknown) => void abortRole(r, reason),
   });
   await writer.flush();
   const failures = messages.xferErrors + result.receiver.failedFiles + result.generator.failed;

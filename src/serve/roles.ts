@@ -12,7 +12,7 @@ import { compileFilter, FilterList, type FilterMatcher } from '../../protocol/fi
 import { readFinalGoodbye, sendFiles } from '../../protocol/sender.js';
 import { writeSenderStats } from '../../protocol/stats.js';
 import { MSG_ERROR, MSG_ERROR_EXIT, PeerMessages, writeMessage, writeMessageInt } from '../../protocol/mplex.js';
-import { EXIT, exitErrorLine, RsyncError, transferExitCode, type ExitCode } from '../../protocol/errors.js';
+import { EXIT, exitErrorLine, ProtocolError, RsyncError, transferExitCode, UnsafeNameError, type ExitCode } from '../../protocol/errors.js';
 import { isLink, isReg } from '../../protocol/modes.js';
 import type { DaemonSocket } from '../transfer/socket.js';
 import { localSource, scanSource, type PathFilter, type ScanResult } from '../transfer/scan.js';
@@ -78,11 +78,86 @@ export async function serveRole(r: RoleRequest): Promise<RoleResult> {
     }
     return args.sender ? await serveSender(r, setup) : await receiveIntoModule(r, setup);
   } catch (e) {
-    if (!(e instanceof RoleRefusal)) throw e;
-    await tellClient(r, e.message, e.exitCode);
-    return { exitCode: e.exitCode, totalSize: 0 };
+    if (e instanceof RoleRefusal) {
+      await tellClient(r, e.message, e.exitCode);
+      return { exitCode: e.exitCode, totalSize: 0 };
+    }
+    // A client that breaks the protocol (an unsafe name, a count out of bounds...) is told why,
+    // as rsync's server tells it before exiting; the connection then closes.
+    const fault = clientFault(e);
+    if (!fault) throw e;
+    if (!told.has(e as object)) {
+      await tellClient(r, fault.text, fault.code).catch(() => {});
+      await closeAfterError(r.io);
+    }
+    return { exitCode: fault.code, totalSize: 0 };
   }
 }
+
+/** Client faults already told (by abortRole, before the connection was cut). */
+const told = new WeakSet<object>();
+
+/**
+ * The generator and receiver stop together on the first failure, and the connection is cut so
+ * the other's pending read ends; a fault of the client's is told to it first, as rsync does
+ * before it exits.
+ */
+// rsync/cleanup.c: _exit_cleanup (the message before the exit)
+export async function abortRole(r: RoleRequest, reason: unknown): Promise<void> {
+  try {
+    const fault = clientFault(reason);
+    if (fault && typeof reason === 'object' && reason !== null && !told.has(reason)) {
+      told.add(reason);
+      await tellClient(r, fault.text, fault.code).catch(() => {});
+      await closeAfterError(r.io);
+    }
+  } finally {
+    r.io.destroy();
+  }
+}
+
+/** How long a client told of its fault may take to close before we cut the connection (seconds). */
+const ERROR_LINGER_SECONDS = 5;
+
+/**
+ * After an error told to the client: our FIN, and whatever the client still sends read and
+ * dropped until it closes (bounded), so closing with its bytes unread does not reset the
+ * connection and lose our error text on its way to the client.
+ */
+// rsync/io.c: noop_io_until_death
+async function closeAfterError(io: DaemonSocket): Promise<void> {
+  const socket = io.socket;
+  if (socket.destroyed) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      socket.off('end', done);
+      socket.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ERROR_LINGER_SECONDS * 1000);
+    socket.once('end', done);
+    socket.once('close', done);
+    socket.end();
+    socket.resume();
+  });
+  io.destroy();
+}
+
+/** Why a protocol library error is the client's doing, in the words its user is shown; or null. */
+// rsync/flist.c: recv_file_entry ("ABORTING due to unsafe pathname from sender")
+function clientFault(e: unknown): { text: string; code: number } | null {
+  if (!(e instanceof ProtocolError)) return null;
+  // The library words a peer's faults from a client's chair ("from the daemon"); here the peer is the client.
+  const text = e.message.replace(/ from the daemon\b/, ' from the client');
+  if (e instanceof UnsafeNameError && UNSAFE_SHAPE.test(e.message)) {
+    return { text: `ABORTING due to unsafe pathname from sender: ${e.rawName.toString('utf8')}`, code: EXIT.UNSUPPORTED };
+  }
+  return { text: `ERROR: ${text}`, code: e.exitCode };
+}
+
+/** The unsafe-name errors about a name's shape (rsync's "unsafe pathname"), not its length. */
+const UNSAFE_SHAPE = /\((absolute|'\.\.' component|'\.' component|empty component|NUL byte)\)/;
 
 /** rsync's way out of a server role: the error text, the closing line, (31+) MSG_ERROR_EXIT. */
 // rsync/cleanup.c: _exit_cleanup (a server's error exit)

@@ -31,6 +31,8 @@ export interface ModuleSession {
   readOnly: boolean;
   log: DaemonLog;
   version: string;
+  /** How long the client may take to send its argument list (seconds; default ARGS_SECONDS). */
+  argsSeconds?: number;
 }
 
 // rsync/clientserver.c: rsync_module (from "@RSYNCD: OK") + main.c start_server
@@ -41,7 +43,7 @@ export async function runModuleSession(s: ModuleSession): Promise<void> {
     await s.writer.flush();
   };
   // 1. The module is open: the client sends its argument list.
-  s.io.setIoTimeout(ARGS_SECONDS);
+  s.io.setIoTimeout(s.argsSeconds ?? ARGS_SECONDS);
   await say('@RSYNCD: OK');
   const raw = (await recvArgs(reader)).map((a) => a.toString('utf8'));
   let parsed: ServerArgs | ServerArgsError;

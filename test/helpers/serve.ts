@@ -18,7 +18,7 @@ export interface OurDaemon {
 }
 
 /** Start our daemon from `config(dir)`; the log goes to dir/lsyncd-serve.log. */
-export async function startOurDaemon(config: (dir: string) => string): Promise<OurDaemon> {
+export async function startOurDaemon(config: (dir: string) => string, options: { handshakeSeconds?: number } = {}): Promise<OurDaemon> {
   const dir = await mkdtemp(join(tmpdir(), 'lsyncd-serve-'));
   const text = config(dir);
   await writeFile(join(dir, 'rsyncd.conf'), text);
@@ -27,7 +27,7 @@ export async function startOurDaemon(config: (dir: string) => string): Promise<O
   log.open();
   let daemon: RsyncDaemon;
   try {
-    daemon = await startDaemon({ config: parseConfig(text, { file: join(dir, 'rsyncd.conf') }), log, version: 'test', port: 0, address: '127.0.0.1' });
+    daemon = await startDaemon({ config: parseConfig(text, { file: join(dir, 'rsyncd.conf') }), log, version: 'test', port: 0, address: '127.0.0.1', ...options });
   } catch (e) {
     await rm(dir, { recursive: true, force: true });
     throw e;
