@@ -4,7 +4,6 @@
 // side (startServer, recvClientFilters, amServer) — never a copy of a role.
 // Counterpart: rsync main.c start_server, do_server_sender, do_server_recv.
 import { randomInt } from 'node:crypto';
-import type { ByteReader, ByteWriter } from '../../protocol/io.js';
 import type { ServerArgs } from '../../protocol/server-args.js';
 import { parseChecksumName } from '../../protocol/compat.js';
 import { recvClientFilters, startServer } from '../../protocol/session.js';
@@ -18,27 +17,16 @@ import type { DaemonSocket } from '../transfer/socket.js';
 import { localSource, scanSource, type PathFilter, type ScanResult } from '../transfer/scan.js';
 import { sessionChecksummer, writeLocalFileList } from '../transfer/send-list.js';
 import type { ModuleConfig } from './config.js';
+import type { ModuleSession } from './session.js';
 import { sanitizeModulePath, stripModule } from './destination.js';
-import { logError, logFileListStart, type DaemonLog, type Peer } from './log.js';
+import { logError, logFileListStart } from './log.js';
 import { receiveIntoModule } from './receive.js';
 
-/** What a connection brings to its role. */
-export interface RoleRequest {
-  reader: ByteReader;
-  writer: ByteWriter;
-  io: DaemonSocket;
-  peer: Peer;
-  protocol: number;
-  module: ModuleConfig;
+/** What a connection brings to its role: the module session, the client's options, the timeout. */
+export interface RoleRequest extends ModuleSession {
   args: ServerArgs;
-  /** The module is read-only for this user (`read only`, or `:ro` in `auth users`). */
-  readOnly: boolean;
-  /** The authenticated user ('' for an anonymous module). */
-  user: string;
   /** The I/O timeout in force (seconds, 0 = none), told to the client from protocol 31. */
   timeout: number;
-  log: DaemonLog;
-  version: string;
 }
 
 export interface RoleResult {
