@@ -5,7 +5,6 @@ import { ProtocolError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { CLIENT_CAPABILITIES } from './compat.js';
 import type { AltDestKind } from './basis.js';
-import type { DeleteWhen } from './delete.js';
 
 /**
  * Write the server argument list: each argument NUL-terminated and an empty one to end
@@ -62,6 +61,9 @@ export async function recvArgs(reader: ByteReader, nulTerminated = reader.protoc
 }
 
 /** What a transfer asks of the daemon: rsync's options, named as rsync names them. */
+/** rsync's --delete-WHEN: when extraneous local names go. */
+export type DeleteWhen = 'before' | 'during' | 'delay' | 'after';
+
 export interface TransferOptions {
   /** -r */
   recursive: boolean;

@@ -10,6 +10,7 @@
 // roles that read the counts (request.ts readNdxSkippingDelStats).
 // Counterpart: rsync delete.c (delete_item, delete_dir_contents), generator.c delete_in_dir,
 // do_delete_pass, remember_delete / do_delayed_deletions, main.c write_del_stats / read_del_stats.
+import type { DeleteWhen } from './args.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { IOERR_GENERAL, NDX_DEL_STATS, type DeleteStats } from './constants.js';
 import { fileType, isDevice, isDir, S_IFLNK, S_IFREG } from './modes.js';
@@ -17,8 +18,6 @@ import type { ReceivedEntry } from './flist-recv.js';
 import { compareFileEntries, type FileEntry } from './flist.js';
 import type { LocalStat, LocalTree } from './local-tree.js';
 
-/** rsync's --delete-WHEN: when extraneous local names go. */
-export type DeleteWhen = 'before' | 'during' | 'delay' | 'after';
 
 /** The options deletion reads (the generator's options include them). */
 export interface DeleteOptions {

@@ -5,9 +5,8 @@
 // Counterpart: rsync options.c (long_options, parse_arguments, set_refuse_options,
 // create_refuse_error, server_options for what clients send), io.c read_args (unescaping).
 import { RsyncError, EXIT, type ExitCode } from './errors.js';
-import type { TransferOptions } from './args.js';
 import { MAX_BASIS_DIRS, type AltDestKind } from './basis.js';
-import type { DeleteWhen } from './delete.js';
+import type { DeleteWhen, TransferOptions } from './args.js';
 
 /** The client asked for something rsync's daemon would not parse: its text, exit code 4 as rsyncd's. */
 export class ServerArgsError extends RsyncError {

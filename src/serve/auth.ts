@@ -8,9 +8,16 @@ import { open, lstat } from 'node:fs/promises';
 import { authResponse, type AuthDigest } from '../../protocol/daemon.js';
 import { wildmatch } from '../../protocol/filter.js';
 import { confStrtok } from './conf-list.js';
-import type { ModuleConfig } from './config.js';
 
 /** One entry of `auth users`: a user or `@group` pattern (wildmat), with its `:deny`/`:ro`/`:rw`. */
+/** What authentication reads of a module (config.ts's ModuleConfig has it all). */
+export interface AuthModule {
+  name: string;
+  authUsers: readonly AuthUserRule[];
+  secretsFile?: string;
+  strictModes: boolean;
+}
+
 export interface AuthUserRule {
   /** The pattern without `@` and without the `:option` suffix. */
   pattern: string;
@@ -132,7 +139,7 @@ function sameResponse(a: string, b: string): boolean {
  * same response.
  */
 // rsync/authenticate.c: auth_server
-export async function checkAuth(module: ModuleConfig, request: AuthRequest): Promise<AuthOutcome> {
+export async function checkAuth(module: AuthModule, request: AuthRequest): Promise<AuthOutcome> {
   if (!module.authUsers.length) return { ok: true, user: '', log: [] };
   const { user } = request;
   let groups: string[] | undefined;
@@ -191,7 +198,7 @@ function secretsLines(bytes: Buffer): Buffer[] {
 /** Find the user's (or group's) secret and compare the response; returns rsync's error text or undefined. */
 // rsync/authenticate.c: check_secret
 async function checkSecret(
-  module: ModuleConfig,
+  module: AuthModule,
   user: string,
   group: string | undefined,
   request: AuthRequest,

@@ -42,9 +42,10 @@ import {
   type DaemonLog,
   type Peer,
 } from './log.js';
-import type { ConnectionSlots } from './daemon.js';
+import type { ConnectionSlots } from './slots.js';
 import { moduleIds, runAs } from './privileges.js';
-import { runModuleSession, type ModuleSession } from './session.js';
+import { runModuleSession } from './session.js';
+import type { ModuleSession } from './request.js';
 
 /** What every connection shares. */
 export interface ServeContext {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { localIds } from '../transfer/receive.js';
 import type { ModuleConfig } from './config.js';
 import { logText, type DaemonLog } from './log.js';
-import type { ModuleSession } from './session.js';
+import type { ModuleSession } from './request.js';
 
 /** The ids a module's transfer runs with, when they differ from ours. */
 export interface ModuleIds {

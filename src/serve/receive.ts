@@ -15,7 +15,8 @@ import { isDir, isLink } from '../../protocol/modes.js';
 import { receiveIntoTree } from '../transfer/receive.js';
 import { dirDepth, localName, ModulePathError, sanitizePath, stripModule, SYMLINK_PREFIX } from './destination.js';
 import { logCreatedDirectory, logError, logFileListStart } from './log.js';
-import { abortRole, refuseRole, type RoleRequest, type RoleResult } from './roles.js';
+import { abortRole, refuseRole } from './role-exit.js';
+import type { RoleRequest, RoleResult } from './request.js';
 
 /**
  * What the receiving roles take from the client's options: its TransferOptions, with the

@@ -4,36 +4,19 @@
 // dropped to the module's uid/gid (worker.ts), the same code either way.
 // Counterpart: rsync clientserver.c rsync_module (from "@RSYNCD: OK" on), main.c start_server.
 import { randomInt } from 'node:crypto';
-import type { ByteReader, ByteWriter } from '../../protocol/io.js';
 import { recvArgs } from '../../protocol/args.js';
 import { parseServerArgs, ServerArgsError, type ServerArgs } from '../../protocol/server-args.js';
 import { startServer } from '../../protocol/session.js';
 import { MSG_ERROR, MSG_ERROR_EXIT, writeMessage, writeMessageInt } from '../../protocol/mplex.js';
 import { exitErrorLine } from '../../protocol/errors.js';
-import type { DaemonSocket } from '../transfer/socket.js';
-import type { ModuleConfig } from './config.js';
-import { logError, logExit, logRequest, requestFromArgs, type DaemonLog, type Peer } from './log.js';
-import { serveRole, type RoleResult } from './roles.js';
+import { logError, logExit, logRequest, requestFromArgs } from './log.js';
+import { serveRole } from './roles.js';
+import type { ModuleSession, RoleResult } from './request.js';
+
 
 /** How long the client may take to send its argument list (seconds). */
 export const ARGS_SECONDS = 60;
 
-/** Everything a module session needs, in whichever process it runs. */
-export interface ModuleSession {
-  reader: ByteReader;
-  writer: ByteWriter;
-  io: DaemonSocket;
-  peer: Peer;
-  protocol: number;
-  module: ModuleConfig;
-  /** The authenticated user ('' for an anonymous module). */
-  user: string;
-  readOnly: boolean;
-  log: DaemonLog;
-  version: string;
-  /** How long the client may take to send its argument list (seconds; default ARGS_SECONDS). */
-  argsSeconds?: number;
-}
 
 // rsync/clientserver.c: rsync_module (from "@RSYNCD: OK") + main.c start_server
 export async function runModuleSession(s: ModuleSession): Promise<void> {

@@ -1,0 +1,119 @@
+// The ways out of a server role, as rsync's daemon takes them: a refusal (a read-only or
+// write-only module, an option we cannot serve) told to the client in rsync's words with its
+// closing line and exit code, and an abort on a client's protocol fault, told first, then the
+// connection drained and closed so the message is not lost to a reset.
+// Counterpart: rsync cleanup.c _exit_cleanup, io.c noop_io_until_death.
+import { MSG_ERROR, MSG_ERROR_EXIT, writeMessage, writeMessageInt } from '../../protocol/mplex.js';
+import { EXIT, exitErrorLine, ProtocolError, RsyncError, UnsafeNameError } from '../../protocol/errors.js';
+import type { DaemonSocket } from '../transfer/socket.js';
+import { logError } from './log.js';
+import type { RoleRequest } from './request.js';
+
+/** A role that cannot go on: the client is told `text` and rsync's closing line, with `code`. */
+export class RoleRefusal extends RsyncError {
+  constructor(text: string, code: number) {
+    super('ERR_RSYNC_SERVE_REFUSED', text, code);
+  }
+}
+
+/** Client faults already told (by abortRole, before the connection was cut). */
+const told = new WeakSet<object>();
+
+/**
+ * The generator and receiver stop together on the first failure, and the connection is cut so
+ * the other's pending read ends; a fault of the client's is told to it first, as rsync does
+ * before it exits.
+ */
+// rsync/cleanup.c: _exit_cleanup (the message before the exit)
+export async function abortRole(r: RoleRequest, reason: unknown): Promise<void> {
+  try {
+    const fault = clientFault(reason);
+    if (fault && typeof reason === 'object' && reason !== null && !told.has(reason)) {
+      told.add(reason);
+      await tellClient(r, fault.text, fault.code).catch(() => {});
+      await closeAfterError(r.io);
+    }
+  } finally {
+    r.io.destroy();
+  }
+}
+
+/** How long a client told of its fault may take to close before we cut the connection (seconds). */
+const ERROR_LINGER_SECONDS = 5;
+
+/**
+ * After an error told to the client: our FIN, and whatever the client still sends read and
+ * dropped until it closes (bounded), so closing with its bytes unread does not reset the
+ * connection and lose our error text on its way to the client.
+ */
+// rsync/io.c: noop_io_until_death
+async function closeAfterError(io: DaemonSocket): Promise<void> {
+  const socket = io.socket;
+  if (socket.destroyed) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      socket.off('end', done);
+      socket.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ERROR_LINGER_SECONDS * 1000);
+    socket.once('end', done);
+    socket.once('close', done);
+    socket.end();
+    socket.resume();
+  });
+  io.destroy();
+}
+
+/** Why a protocol library error is the client's doing, in the words its user is shown; or null. */
+// rsync/flist.c: recv_file_entry ("ABORTING due to unsafe pathname from sender")
+function clientFault(e: unknown): { text: string; code: number } | null {
+  if (!(e instanceof ProtocolError)) return null;
+  // The library words a peer's faults from a client's chair ("from the daemon"); here the peer is the client.
+  const text = e.message.replace(/ from the daemon\b/, ' from the client');
+  if (e instanceof UnsafeNameError && UNSAFE_SHAPE.test(e.message)) {
+    return { text: `ABORTING due to unsafe pathname from sender: ${e.rawName.toString('utf8')}`, code: EXIT.UNSUPPORTED };
+  }
+  return { text: `ERROR: ${text}`, code: e.exitCode };
+}
+
+/** The unsafe-name errors about a name's shape (rsync's "unsafe pathname"), not its length. */
+const UNSAFE_SHAPE = /\((absolute|'\.\.' component|'\.' component|empty component|NUL byte)\)/;
+
+/** rsync's way out of a server role: the error text, the closing line, (31+) MSG_ERROR_EXIT. */
+// rsync/cleanup.c: _exit_cleanup (a server's error exit)
+export async function tellClient(r: RoleRequest, text: string, code: number): Promise<void> {
+  const { writer } = r;
+  const lines = [`${text.replace(/\n$/, '')}\n`, `${exitErrorLine(code, 'serve/roles.ts', r.args.sender ? 'sender' : 'Receiver', `lsyncd ${r.version}`)}\n`];
+  for (const line of lines) {
+    logError(r.log, line);
+    await writeMessage(writer, MSG_ERROR, Buffer.from(line));
+  }
+  if (writer.protocol >= 31) await writeMessageInt(writer, MSG_ERROR_EXIT, code);
+  await writer.flush();
+}
+
+/** The refusal of a role, for receive.ts too. */
+export function refuseRole(text: string, code: number): RoleRefusal {
+  return new RoleRefusal(text, code);
+}
+
+/**
+ * How a role that failed ends: a refusal told to the client with its code; a fault of the
+ * client's (an unsafe name, a count out of bounds...) told once, as rsync's server tells it
+ * before exiting, then the connection closed; anything else is rethrown.
+ */
+export async function endRole(r: RoleRequest, e: unknown): Promise<{ exitCode: number; totalSize: number }> {
+  if (e instanceof RoleRefusal) {
+    await tellClient(r, e.message, e.exitCode);
+    return { exitCode: e.exitCode, totalSize: 0 };
+  }
+  const fault = clientFault(e);
+  if (!fault) throw e;
+  if (!told.has(e as object)) {
+    await tellClient(r, fault.text, fault.code).catch(() => {});
+    await closeAfterError(r.io);
+  }
+  return { exitCode: fault.code, totalSize: 0 };
+}

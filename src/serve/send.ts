@@ -1,0 +1,127 @@
+// The daemon's side of a client's pull or listing: the client's filter list, a write-only module
+// refused, the module's tree scanned (module filter rules hide files from every client), the list
+// written, the requests served by the same sender our push uses, then the totals and the goodbye.
+// Counterpart: rsync main.c do_server_sender.
+import type { SetupResult } from '../../protocol/compat.js';
+import { recvClientFilters } from '../../protocol/session.js';
+import { compileFilter, FilterList, type FilterMatcher } from '../../protocol/filter.js';
+import { readFinalGoodbye, sendFiles } from '../../protocol/sender.js';
+import { writeSenderStats } from '../../protocol/stats.js';
+import { MSG_ERROR, PeerMessages, writeMessage } from '../../protocol/mplex.js';
+import { EXIT, transferExitCode } from '../../protocol/errors.js';
+import { isLink, isReg } from '../../protocol/modes.js';
+import { localSource, scanSource, type PathFilter, type ScanResult } from '../transfer/scan.js';
+import { sessionChecksummer, writeLocalFileList } from '../transfer/send-list.js';
+import type { ModuleConfig } from './config.js';
+import { sanitizeModulePath, stripModule } from './destination.js';
+import { logError, logFileListStart } from './log.js';
+import type { RoleRequest, RoleResult } from './request.js';
+import { refuseRole } from './role-exit.js';
+
+/**
+ * The sender's view of the rules: the client's (compiled for the sender) and the module's own
+ * `exclude`/`include`/`filter` (which hide files from every client); excluded if either excludes.
+ */
+function senderFilter(client: FilterList, module: ModuleConfig): PathFilter | undefined {
+  const matchers: FilterMatcher[] = [];
+  if (module.filterRules.length) {
+    const daemon = new FilterList();
+    for (const rule of module.filterRules) daemon.addFilter(rule);
+    matchers.push(compileFilter(daemon, { side: 'sender' }));
+  }
+  if (client.rules.length) matchers.push(compileFilter(client, { side: 'sender' }));
+  if (!matchers.length) return undefined;
+  const wrap = (ms: FilterMatcher[]): PathFilter => ({
+    isExcluded: (relPath, isDir) => ms.some((m) => !m.empty && m.isExcluded(relPath, isDir)),
+    enter: (relDir) => wrap(ms.map((m) => m.enter(relDir))),
+  });
+  return wrap(matchers);
+}
+
+// rsync/main.c: do_server_sender
+export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<RoleResult> {
+  const { reader, writer, args, module } = r;
+  // 2. [side-filter] The client's frames (30+) and its filter list.
+  const messages = new PeerMessages({ error: (text) => logError(r.log, text) });
+  const { filters, demux } = await recvClientFilters(reader, {
+    role: 'sender',
+    deleteMode: args.deleteMode !== undefined,
+    deleteExcluded: args.deleteExcluded,
+    pruneEmptyDirs: args.pruneEmptyDirs,
+    onMessage: messages.handle,
+  });
+  // 3. A write-only module sends nothing.
+  if (module.writeOnly) throw refuseRole('ERROR: module is write only', EXIT.SYNTAX);
+  // 4. The list of what the client asked for, from the module's tree (nothing followed out of it).
+  logFileListStart(r.log, true);
+  const paths = args.paths.slice(1).map((p) => stripModule(module.name, p));
+  if (paths.length === 0) paths.push('');
+  const scans: ScanResult[] = [];
+  const filter = senderFilter(filters, module);
+  for (const path of paths) {
+    const { parts, trailingSlash } = sanitizeModulePath(path);
+    const source = [module.path, ...parts].join('/') + (trailingSlash || parts.length === 0 ? '/' : '');
+    try {
+      scans.push(
+        await scanSource(source, {
+          transfer: args.transfer,
+          ...(filter && { filter }),
+          onWarning: (text) => logError(r.log, text),
+        }),
+      );
+    } catch (e) {
+      // rsync: a missing path is an error for that path; the others are still sent.
+      const shown = [module.name, ...parts].join('/');
+      await writeMessage(writer, MSG_ERROR, Buffer.from(`rsync: [sender] link_stat "${shown}" (in ${module.name}) failed: No such file or directory (2)\n`));
+      logError(r.log, (e as Error).message);
+      scans.push({ entries: [], ioError: 1, userNames: new Map(), groupNames: new Map() });
+    }
+  }
+  const scan = mergeScans(scans);
+  const { sorted } = await writeLocalFileList(writer, scan, args.transfer, setup);
+  await writer.flush();
+  const totalSize = sorted.reduce((sum, e) => sum + (isReg(e.mode) || isLink(e.mode) ? e.size : 0), 0);
+  if (sorted.length === 0) {
+    // rsync's do_server_sender: an empty list ends the session (the client reports the error).
+    return { exitCode: transferExitCode(scan.ioError, 0), totalSize };
+  }
+  // 5. The requests, phase by phase; then our totals and the goodbye.
+  const checksummer = await sessionChecksummer(r.protocol, setup);
+  const readBefore = r.io.bytesRead;
+  const writtenBefore = r.io.bytesWritten;
+  const sent = await sendFiles(reader, writer, sorted, checksummer, localSource(), {
+    dryRun: args.transfer.dryRun,
+    amServer: true,
+    onWarning: (text) => logError(r.log, text),
+  });
+  writeSenderStats(writer, {
+    totalRead: r.io.bytesRead - readBefore,
+    totalWritten: r.io.bytesWritten - writtenBefore,
+    totalSize,
+    flistBuildTime: r.protocol >= 29 ? 0 : null,
+    flistXferTime: r.protocol >= 29 ? 0 : null,
+  });
+  await writer.flush();
+  await readFinalGoodbye(reader, writer, sent.stats, { amServer: true });
+  await writer.flush();
+  return { exitCode: transferExitCode(scan.ioError | sent.ioError | (demux?.ioError ?? 0), messages.xferErrors), totalSize };
+}
+
+/** Several paths' scans as one list (rsync sends one list for all the paths of a request). */
+function mergeScans(scans: ScanResult[]): ScanResult {
+  if (scans.length === 1) return scans[0]!;
+  const merged: ScanResult = { entries: [], ioError: 0, userNames: new Map(), groupNames: new Map() };
+  const seen = new Set<string>();
+  for (const s of scans) {
+    merged.ioError |= s.ioError;
+    for (const e of s.entries) {
+      const key = e.name.toString('latin1');
+      if (seen.has(key)) continue;
+      seen.add(key);
+      merged.entries.push(e);
+    }
+    for (const [k, v] of s.userNames) merged.userNames.set(k, v);
+    for (const [k, v] of s.groupNames) merged.groupNames.set(k, v);
+  }
+  return merged;
+}
