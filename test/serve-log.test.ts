@@ -17,6 +17,7 @@ import { createChecksummer } from '../protocol/checksum.js';
 import { ITEM_TRANSFER, ITEM_IS_NEW, ITEM_LOCAL_CHANGE, ITEM_REPORT_TIME } from '../protocol/constants.js';
 import { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } from '../protocol/modes.js';
 import type { ChecksumName } from '../protocol/compat.js';
+import { bigNum } from '../src/transfer/output.js';
 import { UNDETERMINED_HOSTNAME } from '../src/serve/access.js';
 import { DEFAULT_LOG_FORMAT } from '../src/serve/config.js';
 import {
@@ -24,7 +25,6 @@ import {
   LogFileError,
   LogFormatError,
   checkLogFormat,
-  bigNum,
   checksumText,
   formatLogFileLine,
   formatLogLine,

@@ -62,6 +62,7 @@ export interface ServeContext {
 
 /** How long the text phase may take before a silent or slow client is dropped (seconds). */
 export const HANDSHAKE_SECONDS = 60;
+const handshakeSeconds = (ctx: ServeContext): number => ctx.handshakeSeconds ?? HANDSHAKE_SECONDS;
 /** A module line, or any text line before the binary phase, longer than this is refused. */
 const MAX_MODULE_LINE = 1024;
 
@@ -105,7 +106,7 @@ export async function serveConnection(socket: Socket, ctx: ServeContext): Promis
   const host = ctx.config.global.reverseLookup && looked ? looked : UNDETERMINED_HOSTNAME;
   const peer: Peer = { host, addr };
   logConnect(ctx.log, peer);
-  const io = wrapSocket(socket, `${host} (${addr})`, ctx.handshakeSeconds ?? HANDSHAKE_SECONDS);
+  const io = wrapSocket(socket, `${host} (${addr})`, handshakeSeconds(ctx));
   const reader = new ByteReader(io);
   const writer = new ByteWriter(io);
   const say = async (line: string): Promise<void> => {
@@ -226,7 +227,7 @@ async function openModule(ctx: ServeContext, c: Connection): Promise<void> {
     logText(ctx.log, ids.error);
     return c.say(`@ERROR: ${ids.error}`);
   }
-  const session: ModuleSession = { ...c, user, readOnly, log: ctx.log, version: ctx.version, argsSeconds: ctx.handshakeSeconds ?? HANDSHAKE_SECONDS };
+  const session: ModuleSession = { ...c, user, readOnly, log: ctx.log, version: ctx.version, argsSeconds: handshakeSeconds(ctx) };
   if (ids) return runAs(ids, session, ctx.log);
   return runModuleSession(session);
 }

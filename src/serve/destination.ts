@@ -34,16 +34,8 @@ export function stripModule(module: string, path: string): string {
  */
 // rsync/util1.c: sanitize_path (with the module root as the limit)
 export function sanitizeModulePath(path: string): { parts: string[]; trailingSlash: boolean } {
-  const parts: string[] = [];
-  for (const part of path.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      parts.pop();
-      continue;
-    }
-    parts.push(part);
-  }
-  return { parts, trailingSlash: path.endsWith('/') || path === '' || path === '.' };
+  const clean = sanitizePath(Buffer.from(path), 0).toString();
+  return { parts: clean === '.' ? [] : clean.split('/'), trailingSlash: path.endsWith('/') || path === '' || path === '.' };
 }
 
 /**

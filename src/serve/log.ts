@@ -9,10 +9,10 @@
 import { closeSync, lstatSync, openSync, writeSync, constants as fsConstants } from 'node:fs';
 import { RsyncError, EXIT, exitErrorLine, type ExitCode } from '../../protocol/errors.js';
 import { ITEM_TRANSFER, MAXPATHLEN, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_ISUID, S_ISGID, S_ISVTX, S_IXUSR, S_IXGRP, S_IXOTH } from '../../protocol/modes.js';
+import { S_IFMT, S_IFDIR, S_IFLNK } from '../../protocol/modes.js';
 import { digestLength } from '../../protocol/checksum.js';
 import type { ChecksumName } from '../../protocol/compat.js';
-import { itemizeFlags } from '../transfer/output.js';
+import { bigNum, itemizeFlags, permString, timeString } from '../transfer/output.js';
 import { DEFAULT_LOG_FORMAT } from './config.js';
 
 /** rsyncd.conf(5) `log format` when the module sets none (rsync daemon-parm.txt: log_format). */
@@ -52,14 +52,6 @@ export interface LogWriter {
   line(text: string | Uint8Array): void;
 }
 
-/** `YYYY/MM/DD HH:MM:SS` in local time (the daemon's TZ), as rsync stamps log lines and %t/%M. */
-// rsync/util1.c: timestring
-export function timestring(when: Date | number): string {
-  const d = typeof when === 'number' ? new Date(when * 1000) : when;
-  if (Number.isNaN(d.getTime())) return '(time out of range)';
-  const p2 = (n: number) => String(n).padStart(2, '0');
-  return `${String(d.getFullYear()).padStart(4, ' ')}/${p2(d.getMonth() + 1)}/${p2(d.getDate())} ${p2(d.getHours())}:${p2(d.getMinutes())}:${p2(d.getSeconds())}`;
-}
 
 /**
  * A message as rsyncd writes it into its log file: bytes below 0x20 other than tab, the C1
@@ -92,7 +84,7 @@ export function formatLogFileLine(text: string | Uint8Array, pid: number, now: D
   if (bytes.length > MAX_LOG_MESSAGE) bytes = bytes.subarray(0, MAX_LOG_MESSAGE);
   const nul = bytes.indexOf(0); // logit measures the text with strlen
   if (nul >= 0) bytes = bytes.subarray(0, nul);
-  return Buffer.concat([Buffer.from(`${timestring(now)} [${pid}] `), escapeLogText(bytes), Buffer.from('\n')]);
+  return Buffer.concat([Buffer.from(`${timeString(now)} [${pid}] `), escapeLogText(bytes), Buffer.from('\n')]);
 }
 
 export interface DaemonLogOptions {
@@ -237,48 +229,7 @@ function openLogFile(path: string): number {
 // ---------------------------------------------------------------------------------------------
 // Numbers
 
-/**
- * rsync's numbers for the log: plain digits (`big_num`), or with the apostrophes of a `log format`
- * escape: one groups thousands with ',' (rsync in the C locale, as a daemon runs), two give
- * K/M/G/T/P units of 1000, three or more units of 1024, with two decimals.
- */
-// rsync/lib/compat.c: do_big_num
-export function bigNum(value: number | bigint, humanize = 0): string {
-  const num = BigInt(value);
-  if (humanize > 1) {
-    const mult = humanize === 2 ? 1000 : 1024;
-    if (num >= BigInt(mult) || num <= -BigInt(mult)) {
-      let dnum = Math.abs(Number(num)) / mult;
-      let units = 'K';
-      if (dnum >= mult) {
-        const next = ['M', 'G', 'T'];
-        units = 'P';
-        for (const u of next) {
-          dnum /= mult;
-          if (dnum < mult) {
-            units = u;
-            break;
-          }
-        }
-        if (units === 'P') dnum /= mult;
-      }
-      return `${num < 0n ? '-' : ''}${toFixed2(dnum)}${units}`;
-    }
-  }
-  const digits = (num < 0n ? -num : num).toString();
-  let grouped = digits;
-  if (humanize > 0) grouped = digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-  return (num < 0n ? '-' : '') + grouped;
-}
 
-/** printf's "%.2f": like toFixed(2), but an exact tie (a double on an odd eighth) rounds to even as glibc does. */
-function toFixed2(x: number): string {
-  if (Number.isInteger(x * 8) && !Number.isInteger(x * 4)) {
-    const lo = Math.floor(x * 100);
-    return ((lo % 2 === 0 ? lo : lo + 1) / 100).toFixed(2);
-  }
-  return x.toFixed(2);
-}
 
 /**
  * %C's text: the checksum's hex the way rsync prints it (MD4/MD5 in wire order, the xxhash
@@ -402,17 +353,6 @@ export function transferLogFormat(module: { transferLogging: boolean; logFormat?
   return format === '' ? null : format;
 }
 
-/** rsync's permstring without the type character: `rwxr-xr-x`, with s/S/t/T. */
-// rsync/lib/permstring.c: permstring
-export function permString(mode: number): string {
-  const map = 'rwxrwxrwx';
-  const p: string[] = [];
-  for (let i = 0; i < 9; i++) p[i] = mode & (1 << (8 - i)) ? map[i]! : '-';
-  if (mode & S_ISUID) p[2] = mode & S_IXUSR ? 's' : 'S';
-  if (mode & S_ISGID) p[5] = mode & S_IXGRP ? 's' : 'S';
-  if (mode & S_ISVTX) p[8] = mode & S_IXOTH ? 't' : 'T';
-  return p.join('');
-}
 
 /** Collapse '//' and interior './', drop a trailing '/'; '' becomes '.'. */
 // rsync/util1.c: clean_fname (flags 0)
@@ -531,9 +471,9 @@ function expandEscape(
     case 'p':
       return str(String(session.pid ?? process.pid));
     case 'M':
-      return str(timestring(item.mtime).replace(/ /g, '-'));
+      return str(timeString(item.mtime).replace(/ /g, '-'));
     case 'B':
-      return str(permString(item.mode));
+      return str(permString(item.mode).slice(1));
     case 'o':
       return str(item.op);
     case 'f':
@@ -557,7 +497,7 @@ function expandEscape(
     case 'm':
       return str(session.module);
     case 't':
-      return str(timestring(now));
+      return str(timeString(now));
     case 'P':
       return str(session.modulePath);
     case 'u':

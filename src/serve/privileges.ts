@@ -62,7 +62,7 @@ export interface WorkerStart {
   user: string;
   readOnly: boolean;
   version: string;
-  argsSeconds?: number;
+  argsSeconds: number;
   /** Whether the daemon logs to stderr (foreground, no log file). */
   logToStderr: boolean;
 }
@@ -87,7 +87,7 @@ export async function runAs(ids: ModuleIds, s: ModuleSession, log: DaemonLog): P
     user: s.user,
     readOnly: s.readOnly,
     version: s.version,
-    ...(s.argsSeconds !== undefined && { argsSeconds: s.argsSeconds }),
+    argsSeconds: s.argsSeconds,
     logToStderr: logFd === null && log.toStderr,
   };
   child.send(start, s.io.socket);

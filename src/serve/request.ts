@@ -21,8 +21,8 @@ export interface ModuleSession {
   readOnly: boolean;
   log: DaemonLog;
   version: string;
-  /** How long the client may take to send its argument list (seconds; default session.ts ARGS_SECONDS). */
-  argsSeconds?: number;
+  /** How long the client may take to send its argument list (seconds: the text phase's bound). */
+  argsSeconds: number;
 }
 
 /** What a connection brings to its role: the module session, the client's options, the timeout. */

@@ -14,9 +14,6 @@ import { serveRole } from './roles.js';
 import type { ModuleSession, RoleResult } from './request.js';
 
 
-/** How long the client may take to send its argument list (seconds). */
-export const ARGS_SECONDS = 60;
-
 
 // rsync/clientserver.c: rsync_module (from "@RSYNCD: OK") + main.c start_server
 export async function runModuleSession(s: ModuleSession): Promise<void> {
@@ -26,7 +23,7 @@ export async function runModuleSession(s: ModuleSession): Promise<void> {
     await s.writer.flush();
   };
   // 1. The module is open: the client sends its argument list.
-  s.io.setIoTimeout(s.argsSeconds ?? ARGS_SECONDS);
+  s.io.setIoTimeout(s.argsSeconds);
   await say('@RSYNCD: OK');
   const raw = (await recvArgs(reader)).map((a) => a.toString('utf8'));
   let parsed: ServerArgs | ServerArgsError;

@@ -8,7 +8,7 @@ import { ByteReader, ByteWriter } from '../../protocol/io.js';
 import { wrapSocket } from '../transfer/socket.js';
 import { DaemonLog, logText } from './log.js';
 import type { WorkerStart } from './privileges.js';
-import { runModuleSession, ARGS_SECONDS } from './session.js';
+import { runModuleSession } from './session.js';
 
 /** The daemon's log descriptor in this process (stdio slot 4 of the fork). */
 const LOG_FD = 4;
@@ -16,12 +16,12 @@ const LOG_FD = 4;
 process.once('message', (start: WorkerStart, socket: Socket | undefined) => {
   if (!socket) process.exit(1);
   const log = new DaemonLog(start.logToStderr ? { stderr: process.stderr } : hasLog() ? { fd: LOG_FD } : {});
-  const io = wrapSocket(socket, `${start.peer.host} (${start.peer.addr})`, start.argsSeconds ?? ARGS_SECONDS);
+  const io = wrapSocket(socket, `${start.peer.host} (${start.peer.addr})`, start.argsSeconds);
   const reader = new ByteReader(io);
   const writer = new ByteWriter(io);
   reader.protocol = start.protocol;
   writer.protocol = start.protocol;
-  runModuleSession({ reader, writer, io, peer: start.peer, protocol: start.protocol, module: start.module, user: start.user, readOnly: start.readOnly, log, version: start.version, ...(start.argsSeconds !== undefined && { argsSeconds: start.argsSeconds }) })
+  runModuleSession({ reader, writer, io, peer: start.peer, protocol: start.protocol, module: start.module, user: start.user, readOnly: start.readOnly, log, version: start.version, argsSeconds: start.argsSeconds })
     .catch((e: unknown) => logText(log, `connection from ${start.peer.host} (${start.peer.addr}) ended: ${(e as Error).message}`))
     .finally(() => {
       io.destroy();

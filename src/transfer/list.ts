@@ -7,14 +7,14 @@ import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
 import { finishListOnly } from '../../protocol/list-only.js';
 import { parseChecksumName } from '../../protocol/compat.js';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFBLK, S_IFCHR, S_IFSOCK, S_IFIFO, S_ISUID, S_ISGID, S_ISVTX, S_IXUSR, S_IXGRP, S_IXOTH } from '../../protocol/modes.js';
+import { S_IFMT, S_IFDIR, S_IFLNK } from '../../protocol/modes.js';
 import { flistOptionsFor, type ReceivedEntry } from '../../protocol/flist-recv.js';
 import { MSG_ERROR_EXIT, PeerMessages, writeMessageInt } from '../../protocol/mplex.js';
 import { RemoteError, transferExitCode } from '../../protocol/errors.js';
 import { sendFilterList, type FilterList } from '../../protocol/filter.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
-import { escapeLine, messageText, type OutputCharset } from './output.js';
+import { bigNum, escapeLine, messageText, permString, timeString, type OutputCharset } from './output.js';
 
 export interface RemoteListOptions {
   target: DaemonTarget;
@@ -33,50 +33,13 @@ export interface RemoteListOptions {
   onError?: (text: string) => void;
 }
 
-// rsync/lib/permstring.c: permstring
-export function permString(mode: number): string {
-  const chars = '----------'.split('');
-  const map = 'rwxrwxrwx';
-  for (let i = 0; i < 9; i++) if (mode & (1 << i)) chars[9 - i] = map[8 - i]!;
-  if (mode & S_ISUID) chars[3] = mode & S_IXUSR ? 's' : 'S';
-  if (mode & S_ISGID) chars[6] = mode & S_IXGRP ? 's' : 'S';
-  if (mode & S_ISVTX) chars[9] = mode & S_IXOTH ? 't' : 'T';
-  const type = mode & S_IFMT;
-  if (type === S_IFDIR) chars[0] = 'd';
-  else if (type === S_IFLNK) chars[0] = 'l';
-  else if (type === S_IFBLK) chars[0] = 'b';
-  else if (type === S_IFCHR) chars[0] = 'c';
-  else if (type === S_IFSOCK) chars[0] = 's';
-  else if (type === S_IFIFO) chars[0] = 'p';
-  return chars.join('');
-}
 
-/** A number with ',' every three digits (rsync's human_num at its default -h level 1). */
-// rsync/lib/compat.c: do_big_num
-export function humanNum(n: number): string {
-  const digits = String(Math.abs(n));
-  let out = '';
-  for (let i = 0; i < digits.length; i++) {
-    if (i > 0 && (digits.length - i) % 3 === 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? `-${out}` : out;
-}
 
-/** `YYYY/MM/DD hh:mm:ss` in local time, cut to 19 characters as rsync's 20-byte buffer cuts it. */
-// rsync/util1.c: timestring
-export function timeString(seconds: number): string {
-  const d = new Date(seconds * 1000);
-  if (Number.isNaN(d.getTime())) return '(time out of range)';
-  const two = (n: number) => String(n).padStart(2, '0');
-  const text = `${String(d.getFullYear()).padStart(4, ' ')}/${two(d.getMonth() + 1)}/${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
-  return text.slice(0, 19);
-}
 
 /** One listing line, unescaped: permissions, size (14 wide, commas), mtime, name, `-> target` with -l. */
 // rsync/generator.c: list_file_entry [list-only-line]
 export function listFileEntry(entry: ReceivedEntry, links: boolean): Buffer {
-  const head = `${permString(entry.mode)} ${humanNum(entry.size).padStart(14)} ${timeString(entry.mtime)} `;
+  const head = `${permString(entry.mode)} ${bigNum(entry.size, 1).padStart(14)} ${timeString(entry.mtime)} `;
   const parts = [Buffer.from(head, 'latin1'), entry.name];
   if (links && (entry.mode & S_IFMT) === S_IFLNK) parts.push(Buffer.from(' -> '), entry.symlink ?? Buffer.alloc(0));
   parts.push(Buffer.from('\n'));

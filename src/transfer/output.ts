@@ -3,7 +3,7 @@
 // (-v), the --stats block and the closing summary of a push or a pull (one TransferSummary).
 // Counterpart: rsync log.c rwrite, log_formatted; main.c output_summary.
 import type { FileEntry } from '../../protocol/flist.js';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR } from '../../protocol/modes.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, S_IFSOCK, S_IFIFO, S_ISUID, S_ISGID, S_ISVTX, S_IXUSR, S_IXGRP, S_IXOTH } from '../../protocol/modes.js';
 import {
   ITEM_LOCAL_CHANGE,
   ITEM_XNAME_FOLLOWS,
@@ -279,4 +279,76 @@ function summaryLines(summary: TransferSummary, elapsedSeconds: number, dryRun: 
     `sent ${commas(summary.bytesSent)} bytes  received ${commas(summary.bytesReceived)} bytes  ${rate.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })} bytes/sec`,
     `total size is ${commas(summary.totalSize)}  speedup is ${speedup.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}${dryRun ? ' (DRY RUN)' : ''}`,
   ];
+}
+
+/** `drwxr-xr-x`: the type character, then the permissions with s/S/t/T. */
+// rsync/lib/permstring.c: permstring
+export function permString(mode: number): string {
+  const chars = '----------'.split('');
+  const map = 'rwxrwxrwx';
+  for (let i = 0; i < 9; i++) if (mode & (1 << i)) chars[9 - i] = map[8 - i]!;
+  if (mode & S_ISUID) chars[3] = mode & S_IXUSR ? 's' : 'S';
+  if (mode & S_ISGID) chars[6] = mode & S_IXGRP ? 's' : 'S';
+  if (mode & S_ISVTX) chars[9] = mode & S_IXOTH ? 't' : 'T';
+  const type = mode & S_IFMT;
+  if (type === S_IFDIR) chars[0] = 'd';
+  else if (type === S_IFLNK) chars[0] = 'l';
+  else if (type === S_IFBLK) chars[0] = 'b';
+  else if (type === S_IFCHR) chars[0] = 'c';
+  else if (type === S_IFSOCK) chars[0] = 's';
+  else if (type === S_IFIFO) chars[0] = 'p';
+  return chars.join('');
+}
+
+/** `YYYY/MM/DD hh:mm:ss` in local time (seconds or a Date), cut to 19 characters as rsync's 20-byte buffer cuts it. */
+// rsync/util1.c: timestring
+export function timeString(when: number | Date): string {
+  const d = typeof when === 'number' ? new Date(when * 1000) : when;
+  if (Number.isNaN(d.getTime())) return '(time out of range)';
+  const two = (n: number) => String(n).padStart(2, '0');
+  const text = `${String(d.getFullYear()).padStart(4, ' ')}/${two(d.getMonth() + 1)}/${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  return text.slice(0, 19);
+}
+
+/**
+ * rsync's numbers: plain digits (`big_num`); with `humanize` (the listing's -h level 1, or the
+ * apostrophes of a daemon's `log format` escape): one groups thousands with ',' (rsync in the C locale, as a daemon runs), two give
+ * K/M/G/T/P units of 1000, three or more units of 1024, with two decimals.
+ */
+// rsync/lib/compat.c: do_big_num
+export function bigNum(value: number | bigint, humanize = 0): string {
+  const num = BigInt(value);
+  if (humanize > 1) {
+    const mult = humanize === 2 ? 1000 : 1024;
+    if (num >= BigInt(mult) || num <= -BigInt(mult)) {
+      let dnum = Math.abs(Number(num)) / mult;
+      let units = 'K';
+      if (dnum >= mult) {
+        const next = ['M', 'G', 'T'];
+        units = 'P';
+        for (const u of next) {
+          dnum /= mult;
+          if (dnum < mult) {
+            units = u;
+            break;
+          }
+        }
+        if (units === 'P') dnum /= mult;
+      }
+      return `${num < 0n ? '-' : ''}${toFixed2(dnum)}${units}`;
+    }
+  }
+  const digits = (num < 0n ? -num : num).toString();
+  let grouped = digits;
+  if (humanize > 0) grouped = digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return (num < 0n ? '-' : '') + grouped;
+}
+
+/** printf's "%.2f": like toFixed(2), but an exact tie (a double on an odd eighth) rounds to even as glibc does. */
+function toFixed2(x: number): string {
+  if (Number.isInteger(x * 8) && !Number.isInteger(x * 4)) {
+    const lo = Math.floor(x * 100);
+    return ((lo % 2 === 0 ? lo : lo + 1) / 100).toFixed(2);
+  }
+  return x.toFixed(2);
 }
