@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile, unlink, symlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { run, type RunResult } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
@@ -19,6 +19,9 @@ import { spawnSync } from 'node:child_process';
 
 const ROOT = process.getuid?.() === 0;
 const PASSWORD = 'serve-test-secret';
+/** The running user and its primary group, for an `auth users = @group` module. */
+const ME = userInfo().username;
+const MY_GROUP = spawnSync('id', ['-gn'], { encoding: 'utf8' }).stdout.trim();
 
 const CONFIG = (dir: string) => `
 reverse lookup = no
@@ -44,6 +47,11 @@ ${ROOT ? 'uid = root\ngid = root\n' : ''}
 [hidden]
 \tpath = ${dir}/hidden
 \tlist = no
+[grouped]
+\tpath = ${dir}/grouped
+\tread only = no
+\tauth users = @${MY_GROUP}
+\tsecrets file = ${dir}/group-secrets
 [dropped]
 \tpath = ${dir}/dropped
 \tread only = no
@@ -58,7 +66,9 @@ let work: string;
 test.before(async () => {
   ({ ours, theirs } = await startBoth(CONFIG));
   for (const dir of [ours.dir, theirs.dir]) {
-    for (const m of ['push', 'ro', 'secure', 'refuse', 'hidden', 'dropped']) await mkdir(join(dir, m));
+    for (const m of ['push', 'ro', 'secure', 'refuse', 'hidden', 'dropped', 'grouped']) await mkdir(join(dir, m));
+    await writeFile(join(dir, 'group-secrets'), `@${MY_GROUP}:${PASSWORD}\n`);
+    await chmod(join(dir, 'group-secrets'), 0o600);
     // The module's own user must be able to reach it (the temp dirs are 0700).
     if (ROOT) await chmod(dir, 0o755);
     if (ROOT) await chown(join(dir, 'dropped'), 65534, 65534);
@@ -240,6 +250,21 @@ test('refusals: unknown module, read-only module, refused option — the client 
     assert.match(o.stderr.toString(), expect);
     assert.match(t.stderr.toString(), expect);
   }
+});
+
+test('auth users = @group: a member of the group gets in with the group\'s password, as with rsyncd', async () => {
+  const src = join(work, 'groupsrc');
+  await mkdir(src, { recursive: true });
+  await writeFile(join(src, 'g'), 'by group\n');
+  await setTime(join(src, 'g'), T0);
+  await setTime(src, T0);
+  const right = await both(['-rlpt', `${src}/`, 'ADDR/grouped/'], { USER: ME, RSYNC_PASSWORD: PASSWORD });
+  assert.is(right.t.status, 0, text(right.t));
+  assert.is(right.o.status, 0, text(right.o));
+  await sameModuleTree('grouped', 'pushed by a member of the group');
+  const wrong = await both(['-rlpt', `${src}/`, 'ADDR/grouped/'], { USER: ME, RSYNC_PASSWORD: 'not it' });
+  assert.is(wrong.o.status, wrong.t.status, `${text(wrong.o)}\n${text(wrong.t)}`);
+  assert.match(wrong.o.stderr.toString(), /@ERROR: auth failed on module grouped/);
 });
 
 test('uid/gid: a module with its own uid and gid is written by that user (a process of its own), as rsyncd does', async () => {

@@ -43,7 +43,7 @@ import {
   type Peer,
 } from './log.js';
 import type { ConnectionSlots } from './slots.js';
-import { moduleIds, runAs } from './privileges.js';
+import { moduleIds, runAs, userGroups } from './privileges.js';
 import { runModuleSession } from './session.js';
 import type { ModuleSession } from './request.js';
 
@@ -203,7 +203,7 @@ async function openModule(ctx: ServeContext, c: Connection): Promise<void> {
     const line = await reader.readLine(MAX_AUTH_LINE);
     const answer = line && parseAuthLine(line.toString('latin1'));
     const outcome = answer
-      ? await checkAuth(module, { ...answer, challenge, digest, protocol, host: peer.host, addr: peer.addr, asRoot: ctx.asRoot })
+      ? await checkAuth(module, { ...answer, challenge, digest, protocol, host: peer.host, addr: peer.addr, asRoot: ctx.asRoot, groupsOf: userGroups })
       : { ok: false as const, reason: 'invalid challenge response', log: [`auth failed on module ${module.name} from ${peer.host} (${peer.addr}): invalid challenge response`] };
     for (const text of outcome.log) logText(ctx.log, text);
     if (!outcome.ok) return c.say(authFailedLine(module.name));

@@ -5,6 +5,7 @@
 // handed to that process; the daemon waits for it, so `max connections` still counts it.
 // Counterpart: rsync clientserver.c rsync_module (user_to_uid, add_a_group, setgid, setuid).
 import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { localIds } from '../transfer/receive.js';
 import type { ModuleConfig } from './config.js';
@@ -52,6 +53,36 @@ export function moduleIds(module: ModuleConfig, asRoot: boolean): ModuleIds | { 
   if (uid === ourUid && gid === ourGid) return null;
   if (!asRoot) return { error: uid !== ourUid ? 'setuid failed' : 'setgid failed' };
   return { uid, gid };
+}
+
+/**
+ * The groups a user belongs to, by name: its primary group and every group that lists it, as
+ * getgrouplist gives them to rsync for `@group` in `auth users` (none for an unknown user).
+ */
+// rsync/authenticate.c: auth_server (getallgroups)
+export function userGroups(user: string): string[] {
+  const uid = localIds('/etc/passwd').get(user);
+  if (uid === undefined) return [];
+  let primary: number | undefined;
+  try {
+    for (const line of readFileSync('/etc/passwd', 'latin1').split('\n')) {
+      const f = line.split(':');
+      if (f[0] === user) primary = Number(f[3]);
+    }
+  } catch {
+    return [];
+  }
+  const groups: string[] = [];
+  try {
+    for (const line of readFileSync('/etc/group', 'latin1').split('\n')) {
+      const f = line.split(':');
+      if (!f[0] || f.length < 4) continue;
+      if (Number(f[2]) === primary || f[3]!.split(',').includes(user)) groups.push(f[0]);
+    }
+  } catch {
+    return [];
+  }
+  return groups;
 }
 
 /** What the connection process is told (the socket travels beside it). */
