@@ -7,7 +7,7 @@ import { MSG_ERROR, MSG_ERROR_EXIT, writeMessage, writeMessageInt } from '../../
 import { EXIT, exitErrorLine, ProtocolError, RsyncError, UnsafeNameError } from '../../protocol/errors.js';
 import type { DaemonSocket } from '../transfer/socket.js';
 import { logError } from './log.js';
-import type { RoleRequest } from './request.js';
+import type { ModuleSession, RoleRequest } from './request.js';
 
 /** A role that cannot go on: the client is told `text` and rsync's closing line, with `code`. */
 export class RoleRefusal extends RsyncError {
@@ -30,8 +30,7 @@ export async function abortRole(r: RoleRequest, reason: unknown): Promise<void> 
     const fault = clientFault(reason);
     if (fault && typeof reason === 'object' && reason !== null && !told.has(reason)) {
       told.add(reason);
-      await tellClient(r, fault.text, fault.code).catch(() => {});
-      await closeAfterError(r.io);
+      await tellClient(r, r.args.sender, fault.text, fault.code).catch(() => {});
     }
   } finally {
     r.io.destroy();
@@ -81,17 +80,25 @@ function clientFault(e: unknown): { text: string; code: number } | null {
 /** The unsafe-name errors about a name's shape (rsync's "unsafe pathname"), not its length. */
 const UNSAFE_SHAPE = /\((absolute|'\.\.' component|'\.' component|empty component|NUL byte)\)/;
 
-/** rsync's way out of a server role: the error text, the closing line, (31+) MSG_ERROR_EXIT. */
+/** Where our closing "rsync error" lines say they come from (rsync names its C file and line). */
+export const ERROR_WHERE = 'lsyncd serve';
+
+/**
+ * rsync's way out of a server session: the error text and the closing line to the client, (31+)
+ * MSG_ERROR_EXIT, then the connection drained and closed. The text is logged here; the closing line is logged once, with the byte counts,
+ * when the session ends (session.ts).
+ */
 // rsync/cleanup.c: _exit_cleanup (a server's error exit)
-export async function tellClient(r: RoleRequest, text: string, code: number): Promise<void> {
-  const { writer } = r;
-  const lines = [`${text.replace(/\n$/, '')}\n`, `${exitErrorLine(code, 'serve/roles.ts', r.args.sender ? 'sender' : 'Receiver', `lsyncd ${r.version}`)}\n`];
-  for (const line of lines) {
-    logError(r.log, line);
-    await writeMessage(writer, MSG_ERROR, Buffer.from(line));
-  }
+export async function tellClient(s: ModuleSession, sender: boolean, text: string, code: number): Promise<void> {
+  const { writer } = s;
+  const message = `${text.replace(/\n$/, '')}\n`;
+  logError(s.log, message);
+  await writeMessage(writer, MSG_ERROR, Buffer.from(message));
+  const closing = `${exitErrorLine(code, ERROR_WHERE, sender ? 'sender' : 'Receiver', `lsyncd ${s.version}`)}\n`;
+  await writeMessage(writer, MSG_ERROR, Buffer.from(closing));
   if (writer.protocol >= 31) await writeMessageInt(writer, MSG_ERROR_EXIT, code);
   await writer.flush();
+  await closeAfterError(s.io);
 }
 
 /** The refusal of a role, for receive.ts too. */
@@ -106,14 +113,13 @@ export function refuseRole(text: string, code: number): RoleRefusal {
  */
 export async function endRole(r: RoleRequest, e: unknown): Promise<{ exitCode: number; totalSize: number }> {
   if (e instanceof RoleRefusal) {
-    await tellClient(r, e.message, e.exitCode);
+    await tellClient(r, r.args.sender, e.message, e.exitCode);
     return { exitCode: e.exitCode, totalSize: 0 };
   }
   const fault = clientFault(e);
   if (!fault) throw e;
   if (!told.has(e as object)) {
-    await tellClient(r, fault.text, fault.code).catch(() => {});
-    await closeAfterError(r.io);
+    await tellClient(r, r.args.sender, fault.text, fault.code).catch(() => {});
   }
   return { exitCode: fault.code, totalSize: 0 };
 }

@@ -7,10 +7,9 @@ import { randomInt } from 'node:crypto';
 import { recvArgs } from '../../protocol/args.js';
 import { parseServerArgs, ServerArgsError, type ServerArgs } from '../../protocol/server-args.js';
 import { startServer } from '../../protocol/session.js';
-import { MSG_ERROR, MSG_ERROR_EXIT, writeMessage, writeMessageInt } from '../../protocol/mplex.js';
-import { exitErrorLine } from '../../protocol/errors.js';
 import { logError, logExit, logRequest, requestFromArgs } from './log.js';
 import { serveRole } from './roles.js';
+import { ERROR_WHERE, tellClient } from './role-exit.js';
 import type { ModuleSession, RoleResult } from './request.js';
 
 
@@ -45,7 +44,11 @@ export async function runModuleSession(s: ModuleSession): Promise<void> {
   logRequest(s.log, { sender, request: requestFromArgs(raw), user }, peer);
   // 2. Options refused or not understood: rsyncd finishes the setup phase so its text can travel
   // multiplexed, then ends the session with exit code 4.
-  if (failed) return failAfterSetup(s, sender, failed.seen?.clientInfo ?? '', failed.text, failed.exitCode);
+  if (failed) {
+    await startServer(reader, s.writer, { clientInfo: failed.seen?.clientInfo ?? '', symlinkTimes: true, seed: randomInt(0x7fffffff) });
+    await tellClient(s, sender, failed.text, failed.exitCode);
+    return endSession(s, sender, failed.exitCode, 0);
+  }
   const args = parsed as ServerArgs;
   // 3. The module's timeout from here on (a client asking for a shorter one keeps its own).
   const timeout = module.timeout && (!args.timeout || module.timeout < args.timeout) ? module.timeout : (args.timeout ?? 0);
@@ -58,30 +61,18 @@ export async function runModuleSession(s: ModuleSession): Promise<void> {
     logError(s.log, (e as Error).message);
     throw e;
   }
-  logExit(s.log, {
-    code: result.exitCode,
-    sender: args.sender,
-    totals: { sent: s.io.bytesWritten, received: s.io.bytesRead, totalSize: result.totalSize },
-    where: 'serve/session.ts',
-    who: args.sender ? 'sender' : 'Receiver',
-    version: s.version,
-  });
+  endSession(s, args.sender, result.exitCode, result.totalSize);
 }
 
-
-/**
- * The client's options are wrong for this module: rsync finishes the setup phase so the error can
- * travel multiplexed, sends its text and the closing "rsync error" line, then (31+) MSG_ERROR_EXIT.
- */
-// rsync/clientserver.c: rsync_module (the !ret || err_msg branch) + cleanup.c _exit_cleanup
-async function failAfterSetup(s: ModuleSession, sender: boolean, clientInfo: string, text: string, code: number): Promise<void> {
-  const { reader, writer, protocol } = s;
-  await startServer(reader, writer, { clientInfo, symlinkTimes: true, seed: randomInt(0x7fffffff) });
-  logError(s.log, text);
-  await writeMessage(writer, MSG_ERROR, Buffer.from(text));
-  const closing = `${exitErrorLine(code, 'serve/session.ts', sender ? 'sender' : 'Receiver', `lsyncd ${s.version}`)}\n`;
-  logError(s.log, closing);
-  await writeMessage(writer, MSG_ERROR, Buffer.from(closing));
-  if (protocol >= 31) await writeMessageInt(writer, MSG_ERROR_EXIT, code);
-  await writer.flush();
+/** The session's last log lines: the byte counts, and rsync's closing line for a failure (once). */
+// rsync/log.c: log_exit
+function endSession(s: ModuleSession, sender: boolean, code: number, totalSize: number): void {
+  logExit(s.log, {
+    code,
+    sender,
+    totals: { sent: s.io.bytesWritten, received: s.io.bytesRead, totalSize },
+    where: ERROR_WHERE,
+    who: sender ? 'sender' : 'Receiver',
+    version: `lsyncd ${s.version}`,
+  });
 }
