@@ -15,6 +15,7 @@ export const EXIT = {
   FILEIO: 11,
   STREAMIO: 12,
   MESSAGEIO: 13,
+  MALLOC: 22,
   PARTIAL: 23,
   VANISHED: 24,
   DEL_LIMIT: 25,
@@ -94,6 +95,26 @@ export class RsyncError extends Error {
     this.code = code;
     this.exitCode = exitCode;
   }
+}
+
+/**
+ * What a peer asked us to hold for one connection (its file list, its filter rules, its id lists)
+ * passed that connection's memory cap: rsync's `--max-alloc` refusal (util2.c my_alloc), exit 22.
+ * Raised by a MemoryBudget before the allocation, so the process and its other connections go on.
+ */
+export class MemoryCapError extends RsyncError {
+  constructor(message: string) {
+    super('ERR_RSYNC_MEMORY_CAP', message, EXIT.MALLOC);
+  }
+}
+
+/**
+ * The bytes one connection may hold on a peer's say. `charge` adds an estimate of an allocation
+ * before it is made and throws a MemoryCapError when the cap would be passed; the protocol code
+ * calls it where a peer's counts turn into memory that lives for the session.
+ */
+export interface MemoryBudget {
+  charge(bytes: number, what: string): void;
 }
 
 /** The peer broke the protocol: a malformed or hostile stream (bad length, bad value, wrong greeting). */

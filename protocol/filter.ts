@@ -9,7 +9,7 @@
 // recv_filter_list)
 // and lib/wildmatch.c.
 import type { ByteReader, ByteWriter } from './io.js';
-import { EXIT, ProtocolError, UsageError } from './errors.js';
+import { EXIT, ProtocolError, UsageError, type MemoryBudget } from './errors.js';
 
 /** One parsed rule. `pattern` is raw bytes, without the trailing `/` of a dir-only rule. */
 export interface FilterRule {
@@ -1120,7 +1120,12 @@ export interface RecvFilterOptions {
   deleteMode: boolean;
   deleteExcluded: boolean;
   pruneEmptyDirs: boolean;
+  /** The connection's memory cap: each rule is charged before it is kept (a peer may send any number). */
+  budget?: MemoryBudget;
 }
+
+/** What one kept rule costs beyond its text (the rule object, its compiled pattern parts): an estimate. */
+const FILTER_RULE_BYTES = 512;
 
 /**
  * The server's half: read the client's filter list (`{int32 len; text}`..., int32 0), each rule
@@ -1141,6 +1146,7 @@ export async function recvFilterList(reader: ByteReader, options: RecvFilterOpti
     if (length < 0 || length > MAX_FILTER_RULE) {
       throw new ProtocolError(`filter rule of ${length} bytes from the client (at most ${MAX_FILTER_RULE})`);
     }
+    options.budget?.charge(FILTER_RULE_BYTES + 2 * length, 'filter list');
     let text = await reader.readBuf(length);
     const nul = text.indexOf(0);
     if (nul !== -1) text = text.subarray(0, nul); // rsync holds the rule as a C string

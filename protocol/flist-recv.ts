@@ -5,7 +5,7 @@
 // the daemon means by ndx. Pure: no fs. Counterpart: rsync flist.c (recv_file_list,
 // recv_file_entry, flist_sort_and_clean) and uidlist.c (recv_id_list); sender side: flist.ts.
 import { CF_ID0_NAMES, CF_INC_RECURSE, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from './compat.js';
-import { ProtocolError, UnsafeNameError } from './errors.js';
+import { ProtocolError, UnsafeNameError, type MemoryBudget } from './errors.js';
 import type { ByteReader } from './io.js';
 import type { TransferOptions } from './args.js';
 import { compareFileEntries, FLIST_MAX_PROTOCOL, FLIST_MIN_PROTOCOL, sortFileList, type FileEntry, type FlistOptions } from './flist.js';
@@ -69,7 +69,21 @@ export interface FlistRecvOptions
    * mode 0, which the generator deletes (rsync's recv_file_entry accepts it only then).
    */
   deleteMissingArgs?: boolean;
+  /**
+   * The connection's memory cap (a daemon's): every entry and id name is charged before the list
+   * grows, so a peer's endless list ends in a MemoryCapError rather than in the heap's limit.
+   */
+  budget?: MemoryBudget;
 }
+
+/**
+ * What one received entry costs beyond its variable bytes (name, symlink target, checksum):
+ * measured at about 390 bytes of RSS per entry with 20-byte names in node 22 (the object, the
+ * name's Buffer view, its list slots).
+ */
+export const RECEIVED_ENTRY_BYTES = 384;
+/** What one id → name pair of the uid/gid lists costs beyond the name (a Map slot and a Buffer view). */
+const ID_NAME_BYTES = 160;
 
 /** The file-list flags a transfer's options imply (what rsync's receiver derives from its own options). */
 export function flistOptionsFor(transfer: TransferOptions): Omit<FlistRecvOptions, 'protocol' | 'compatFlags' | 'checksumLength'> {
@@ -400,7 +414,7 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedE
 
 /** The uid or gid list after the entries: `{varint30 id, byte len, name}` up to id 0. */
 // rsync/uidlist.c: recv_id_list (one of its two lists)
-async function recvOneIdList(reader: ByteReader, protocol: number, id0Names: boolean, maxIds: number): Promise<Map<number, Buffer>> {
+async function recvOneIdList(reader: ByteReader, protocol: number, id0Names: boolean, maxIds: number, budget?: MemoryBudget): Promise<Map<number, Buffer>> {
   const names = new Map<number, Buffer>();
   for (let count = 0; ; count++) {
     const id = unsigned(await readVarint30(reader, protocol));
@@ -408,6 +422,7 @@ async function recvOneIdList(reader: ByteReader, protocol: number, id0Names: boo
     // A real sender lists only ids its entries use: never more than the entries.
     if (count >= maxIds) throw new ProtocolError(`file list: id list longer than the ${maxIds} entries it names`);
     const name = await recvIdName(reader);
+    budget?.charge(ID_NAME_BYTES + name.length, 'id list');
     if (name.length) names.set(id, name);
   }
   if (id0Names) {
@@ -545,6 +560,7 @@ export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions
     }
     if (list.length >= maxEntries) throw new ProtocolError(`file list: more than ${maxEntries} entries`);
     const entry = await recvFileEntry(reader, xflags, list, r, prev);
+    opts.budget?.charge(RECEIVED_ENTRY_BYTES + entry.name.length + (entry.symlink?.length ?? 0) + (entry.checksum?.length ?? 0), 'file list');
     if (isReg(entry.mode) || isLink(entry.mode)) totalSize += entry.size;
     list.push(entry);
   }
@@ -554,8 +570,8 @@ export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions
   let groupNames = new Map<number, Buffer>();
   if (!opts.numericIds) {
     const id0Names = (compat & CF_ID0_NAMES) !== 0;
-    if (r.preserveUid) userNames = await recvOneIdList(reader, protocol, id0Names, list.length);
-    if (r.preserveGid) groupNames = await recvOneIdList(reader, protocol, id0Names, list.length);
+    if (r.preserveUid) userNames = await recvOneIdList(reader, protocol, id0Names, list.length, opts.budget);
+    if (r.preserveGid) groupNames = await recvOneIdList(reader, protocol, id0Names, list.length, opts.budget);
   }
   if (protocol < 30) ioError |= await reader.readInt();
 

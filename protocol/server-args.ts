@@ -859,7 +859,7 @@ const OLD_MAX_BLOCK_SIZE = 1 << 29;
 
 /** rsync's size argument (`10k`, `1.5M`, `100`), as parse_size_arg reads it; errors with its text. */
 // rsync/options.c: parse_size_arg
-function parseSizeArg(text: string, defaultSuffix: string, optName: string, minValue: number, maxValue: number, unlimited0 = false): number {
+export function parseSizeArg(text: string, defaultSuffix: string, optName: string, minValue: number, maxValue: number, unlimited0 = false): number {
   const fail = (what: string, limit?: [string, number]) => {
     let message = `--${optName}=${text} is ${what}`;
     if (limit && limit[1] >= 0) message += ` (${limit[0]}: ${bigNum(limit[1])}${unlimited0 && limit[0] === 'min' ? ' or 0 for unlimited' : ''})`;

@@ -618,6 +618,44 @@ test('a client that disconnects mid-file leaves no temp file in the module', asy
   assert.not.ok(left.includes('big.bin'), 'no partial file under the real name');
 });
 
+test('an endless file list: the connection ends at its memory cap (exit 22), memory sane, others served', async () => {
+  // The daemon's cap as rsync takes it from its environment (RSYNC_MAX_ALLOC), read when a session starts.
+  const saved = process.env.RSYNC_MAX_ALLOC;
+  process.env.RSYNC_MAX_ALLOC = '4M';
+  try {
+    const before = rss();
+    const listing = controlListing();
+    const names = Array.from({ length: 60_000 }, (_, i) => fileEntry(`d/${'n'.repeat(80)}-${i}`, 0));
+    const r = await pushList(ours, 'push', (n, protocol) => fileListBytes([dirEntry('.'), dirEntry('d'), ...names], n, protocol, (b) => b));
+    assert.ok(r.closed, 'the connection is closed');
+    assert.match(r.errors, /file list passed this connection's memory cap \(--max-alloc=4194304 bytes\)/, JSON.stringify(r.errors));
+    assert.match(r.errors, /\(code 22\)/);
+    assert.ok(rss() - before < 64 * MB, `rss grew by ${((rss() - before) / MB).toFixed(1)} MB`);
+    await listing;
+    assert.equal(await readdir(join(ours.dir, 'push')), [], 'nothing written');
+  } finally {
+    if (saved === undefined) delete process.env.RSYNC_MAX_ALLOC;
+    else process.env.RSYNC_MAX_ALLOC = saved;
+  }
+});
+
+test("a client's --max-alloc lowers its own connection's cap: the stock client is told, exit 22", async () => {
+  const src = join(ours.dir, 'many');
+  await mkdir(join(src, 'd'), { recursive: true });
+  for (let i = 0; i < 4000; i++) await writeFile(join(src, 'd', `f${i}`), '');
+  try {
+    const r = await run('rsync', ['-r', '--max-alloc=1M', `${src}/`, `rsync://127.0.0.1:${ours.port}/push/many/`], {}, 30_000);
+    assert.is(r.status, 22, r.stderr.toString());
+    assert.match(r.stderr.toString(), /\[receiver\] the file list passed this connection's memory cap \(--max-alloc=1048576 bytes\)/);
+    // A client that asks for nothing special is not held to it.
+    const ok = await run('rsync', ['-r', `${src}/`, `rsync://127.0.0.1:${ours.port}/push/many/`], {}, 30_000);
+    assert.is(ok.status, 0, ok.stderr.toString());
+  } finally {
+    await rm(src, { recursive: true, force: true });
+    await rm(join(ours.dir, 'push', 'many'), { recursive: true, force: true });
+  }
+});
+
 test('after all of it, the daemon still serves a real push and listing', async () => {
   const work = join(ours.dir, '..', `lsyncd-hostile-src-${process.pid}`);
   await mkdir(work, { recursive: true });

@@ -53,6 +53,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     deleteMode: args.deleteMode !== undefined,
     deleteExcluded: args.deleteExcluded,
     pruneEmptyDirs: args.pruneEmptyDirs,
+    budget: r.memory,
     onMessage: messages.handle,
   });
   // 4. The client's file list (every name checked, counts bounded).
@@ -63,6 +64,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     protocol: r.protocol,
     compatFlags: setup.compatFlags,
     checksumLength: digestLength(setup.checksum),
+    budget: r.memory,
   });
   // Symlink targets as rsyncd stores them: munged (`munge symlinks`), or cleaned of anything that
   // points above the link's own directory when the module is not a chroot of its own.

@@ -3,7 +3,7 @@
 // session, the roles and their ways out all take them from here.
 import type { ByteReader, ByteWriter } from '../../protocol/io.js';
 import type { ServerArgs } from '../../protocol/server-args.js';
-import type { ExitCode } from '../../protocol/errors.js';
+import type { ExitCode, MemoryBudget } from '../../protocol/errors.js';
 import type { DaemonSocket } from '../transfer/socket.js';
 import type { ModuleConfig } from './config.js';
 import type { DaemonLog, Peer } from './log.js';
@@ -30,6 +30,8 @@ export interface RoleRequest extends ModuleSession {
   args: ServerArgs;
   /** The I/O timeout in force (seconds, 0 = none), told to the client from protocol 31. */
   timeout: number;
+  /** What the client's lists may make this connection hold (memory.ts). */
+  memory: MemoryBudget;
 }
 
 export interface RoleResult {

@@ -4,7 +4,7 @@
 // connection drained and closed so the message is not lost to a reset.
 // Counterpart: rsync cleanup.c _exit_cleanup, io.c noop_io_until_death.
 import { MSG_ERROR, MSG_ERROR_EXIT, writeMessage, writeMessageInt } from '../../protocol/mplex.js';
-import { EXIT, exitErrorLine, ProtocolError, RsyncError, UnsafeNameError } from '../../protocol/errors.js';
+import { EXIT, exitErrorLine, MemoryCapError, ProtocolError, RsyncError, UnsafeNameError } from '../../protocol/errors.js';
 import type { DaemonSocket } from '../transfer/socket.js';
 import { logError } from './log.js';
 import type { ModuleSession, RoleRequest } from './request.js';
@@ -68,6 +68,7 @@ async function closeAfterError(io: DaemonSocket): Promise<void> {
 /** Why a protocol library error is the client's doing, in the words its user is shown; or null. */
 // rsync/flist.c: recv_file_entry ("ABORTING due to unsafe pathname from sender")
 function clientFault(e: unknown): { text: string; code: number } | null {
+  if (e instanceof MemoryCapError) return { text: e.message, code: e.exitCode };
   if (!(e instanceof ProtocolError)) return null;
   // The library words a peer's faults from a client's chair ("from the daemon"); here the peer is the client.
   const text = e.message.replace(/ from the daemon\b/, ' from the client');
@@ -108,7 +109,7 @@ export function refuseRole(text: string, code: number): RoleRefusal {
 
 /**
  * How a role that failed ends: a refusal told to the client with its code; a fault of the
- * client's (an unsafe name, a count out of bounds...) told once, as rsync's server tells it
+ * client's (an unsafe name, a count out of bounds, a list past the memory cap) told once, as rsync's server tells it
  * before exiting, then the connection closed; anything else is rethrown.
  */
 export async function endRole(r: RoleRequest, e: unknown): Promise<{ exitCode: number; totalSize: number }> {

@@ -48,6 +48,7 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
     deleteMode: args.deleteMode !== undefined,
     deleteExcluded: args.deleteExcluded,
     pruneEmptyDirs: args.pruneEmptyDirs,
+    budget: r.memory,
     onMessage: messages.handle,
   });
   // 3. A write-only module sends nothing.

@@ -8,6 +8,7 @@ import { recvArgs } from '../../protocol/args.js';
 import { parseServerArgs, ServerArgsError, type ServerArgs } from '../../protocol/server-args.js';
 import { startServer } from '../../protocol/session.js';
 import { logError, logExit, logRequest, requestFromArgs } from './log.js';
+import { ConnectionMemory } from './memory.js';
 import { serveRole } from './roles.js';
 import { ERROR_WHERE, tellClient } from './role-exit.js';
 import type { ModuleSession, RoleResult } from './request.js';
@@ -55,11 +56,14 @@ export async function runModuleSession(s: ModuleSession): Promise<void> {
   s.io.setIoTimeout(timeout);
   // 4. The role: receiver + generator for a client's push, sender for its pull or listing.
   let result: RoleResult;
+  const memory = new ConnectionMemory(args.sender ? 'sender' : 'receiver', { clientMaxAlloc: args.maxAlloc });
   try {
-    result = await serveRole({ ...s, args, timeout });
+    result = await serveRole({ ...s, args, timeout, memory });
   } catch (e) {
     logError(s.log, (e as Error).message);
     throw e;
+  } finally {
+    memory.release();
   }
   endSession(s, args.sender, result.exitCode, result.totalSize);
 }
