@@ -57,6 +57,11 @@ ${ROOT ? 'uid = root\ngid = root\n' : ''}
 \tread only = no
 \tuid = nobody
 \tgid = nogroup
+[grouped-write]
+\tpath = ${dir}/grouped-write/in
+\tread only = no
+\tuid = nobody
+\tgid = nogroup users
 `;
 
 let ours: OurDaemon;
@@ -285,6 +290,35 @@ test('uid/gid: a module with its own uid and gid is written by that user (a proc
     assert.is(r.o.status, r.t.status, `${text(r.o)}\n${text(r.t)}`);
     assert.match(r.o.stderr.toString(), /@ERROR: setuid failed/);
   }
+});
+
+test('uid/gid: every group of the module\'s gid list is held (setgroups), as rsyncd holds them', async () => {
+  // The module's directory is writable by the group `users` alone: nobody gets in only through
+  // the second group of `gid = nogroup users`.
+  for (const d of [ours.dir, theirs.dir]) {
+    await mkdir(join(d, 'grouped-write', 'in'), { recursive: true });
+    await chmod(join(d, 'grouped-write'), 0o755);
+    if (ROOT) await chown(join(d, 'grouped-write', 'in'), 0, 100);
+    await chmod(join(d, 'grouped-write', 'in'), 0o770);
+  }
+  const src = join(work, 'groupsrc');
+  await mkdir(src, { recursive: true });
+  await writeFile(join(src, 'f'), 'written through a supplementary group\n');
+  for (const p of ['f', '.']) await setTime(join(src, p), T0);
+  // The file alone: the module's directory is root's, so setting its times would be refused to both.
+  const r = await both(['-t', join(src, 'f'), 'ADDR/grouped-write/']);
+  if (!ROOT) {
+    // Not root: neither daemon can switch to nobody, and both say so.
+    assert.is(r.o.status, r.t.status, `${text(r.o)}\n${text(r.t)}`);
+    assert.match(r.o.stderr.toString(), /@ERROR: setuid failed/);
+    return;
+  }
+  assert.is(r.t.status, 0, text(r.t));
+  assert.is(r.o.status, 0, text(r.o));
+  await sameModuleTree('grouped-write/in', 'pushed by nobody through the group users');
+  const mine = await snapshot(join(ours.dir, 'grouped-write', 'in'));
+  assert.is(mine.get('f')!.uid, 65534);
+  assert.is(mine.get('f')!.gid, 65534, 'the primary group is the first of the list');
 });
 
 test('authentication: the right password opens the module, a wrong one gets rsyncd\'s refusal', async () => {

@@ -1,9 +1,13 @@
 // The module's `uid` and `gid`: a connection whose module names other ids than the daemon's runs
-// its transfer in a process of its own started with those ids (worker.ts), as rsync's daemon
+// its transfer in a process of its own that takes those ids (worker.ts), as rsync's daemon
 // forks per connection and drops its privileges before the transfer — files are then created by
 // that user, not chowned afterwards. The daemon's log descriptor and the client's socket are
 // handed to that process; the daemon waits for it, so `max connections` still counts it.
-// Counterpart: rsync clientserver.c rsync_module (user_to_uid, add_a_group, setgid, setuid).
+// The process starts as the daemon's user and drops to the module's ids before it reads a byte of
+// the client's: setgroups (every group of the module's `gid` list, or the user's own groups for
+// `gid = *`), setgid, setuid — rsync's order.
+// Counterpart: rsync clientserver.c rsync_module (user_to_uid, add_a_group, want_all_groups,
+// setgid, setgroups, setuid).
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +19,10 @@ import type { ModuleSession } from './request.js';
 /** The ids a module's transfer runs with, when they differ from ours. */
 export interface ModuleIds {
   uid: number;
+  /** The primary group (the first of `groups`). */
   gid: number;
+  /** Every group the transfer holds (setgroups), the primary one first. */
+  groups: number[];
 }
 
 /** The connection process (worker.ts, compiled beside this file). */
@@ -27,11 +34,27 @@ function lookup(file: string, nameOrId: string): number | undefined {
   return localIds(file).get(nameOrId);
 }
 
-/** A user's primary group (the `gid = *` of rsync: the user's groups). */
-function primaryGid(uid: number): number | undefined {
+/** `gid = *`: every group of the user with this uid, its primary group first (getgrouplist). */
+// rsync/uidlist.c: getallgroups
+function allGroupsOf(uid: number): number[] | undefined {
   for (const [name, id] of localIds('/etc/passwd')) {
     if (id !== uid) continue;
-    return lookup('/etc/group', name) ?? undefined;
+    const primary = primaryGroupOf(name);
+    const ids = userGroups(name).map((g) => lookup('/etc/group', g)).filter((g): g is number => g !== undefined);
+    return primary === undefined ? ids : [primary, ...ids.filter((g) => g !== primary)];
+  }
+  return undefined;
+}
+
+/** A user's primary gid, from /etc/passwd. */
+function primaryGroupOf(user: string): number | undefined {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'latin1').split('\n')) {
+      const f = line.split(':');
+      if (f[0] === user && f[3] !== undefined && /^\d+$/.test(f[3])) return Number(f[3]);
+    }
+  } catch {
+    return undefined;
   }
   return undefined;
 }
@@ -47,12 +70,18 @@ export function moduleIds(module: ModuleConfig, asRoot: boolean): ModuleIds | { 
   if (module.uid === undefined && !module.gid?.length) return null;
   const uid = module.uid === undefined ? ourUid : lookup('/etc/passwd', module.uid);
   if (uid === undefined) return { error: `invalid uid ${module.uid}` };
-  const wanted = module.gid?.[0];
-  const gid = wanted === undefined ? ourGid : wanted === '*' ? primaryGid(uid) : lookup('/etc/group', wanted);
-  if (gid === undefined) return { error: `invalid gid ${wanted}` };
-  if (uid === ourUid && gid === ourGid) return null;
+  // rsync's add_a_group for each word; a leading `*` (want_all_groups) for all of the user's.
+  const groups: number[] = [];
+  for (const [i, word] of (module.gid ?? []).entries()) {
+    const ids = word === '*' && i === 0 ? allGroupsOf(uid) : [lookup('/etc/group', word)];
+    if (ids === undefined || ids.some((g) => g === undefined)) return { error: `invalid gid ${word}` };
+    groups.push(...(ids as number[]));
+  }
+  if (groups.length === 0) groups.push(ourGid);
+  const gid = groups[0]!;
+  if (uid === ourUid && gid === ourGid && groups.length === 1) return null;
   if (!asRoot) return { error: uid !== ourUid ? 'setuid failed' : 'setgid failed' };
-  return { uid, gid };
+  return { uid, gid, groups };
 }
 
 /**
@@ -96,6 +125,8 @@ export interface WorkerStart {
   argsSeconds: number;
   /** Whether the daemon logs to stderr (foreground, no log file). */
   logToStderr: boolean;
+  /** The ids to drop to before anything else. */
+  ids: ModuleIds;
 }
 
 /** Run the module session in a process with the module's ids; resolves when it has ended. */
@@ -104,9 +135,9 @@ export async function runAs(ids: ModuleIds, s: ModuleSession, log: DaemonLog): P
   // the client's may sit unread in our buffer.
   if (s.reader.buffered !== 0) throw new Error('client data arrived before @RSYNCD: OK');
   const logFd = log.descriptor;
+  // Started with our ids: it drops to the module's itself (worker.ts dropPrivileges), so it can
+  // set the supplementary groups first, which a process started with other ids no longer may.
   const child = fork(WORKER, [], {
-    uid: ids.uid,
-    gid: ids.gid,
     stdio: ['ignore', 'ignore', 'inherit', 'ipc', ...(logFd !== null ? [logFd] : [])],
     serialization: 'advanced',
   });
@@ -120,6 +151,7 @@ export async function runAs(ids: ModuleIds, s: ModuleSession, log: DaemonLog): P
     version: s.version,
     argsSeconds: s.argsSeconds,
     logToStderr: logFd === null && log.toStderr,
+    ids,
   };
   child.send(start, s.io.socket);
   const code = await exited;
