@@ -121,6 +121,47 @@ test('detached by default: the command returns at once, the background process m
   assert.match(await readFile(logfile, 'utf8'), 'startup sync done');
 });
 
+test('detached: the command returns once the background process is up, and a start that fails is no success', async () => {
+  const src = join(work, 'bg2');
+  await makeTree(src);
+  const pidfile = join(work, 'bg2.pid');
+  const logfile = join(work, 'bg2.log');
+  const r = await lsyncd(['--pidfile', pidfile, '--logfile', logfile, `${src}/`, url('bg2/')]);
+  assert.is(r.status, 0, r.stderr);
+  // Up when the command returns: the pidfile is already written.
+  const pid = Number((await readFile(pidfile, 'utf8')).trim());
+  assert.ok(pid > 0);
+  try {
+    // A second instance on the same pidfile: refused, with its reason on stderr and exit 1.
+    const second = await lsyncd(['--pidfile', pidfile, '--logfile', logfile, `${src}/`, url('bg3/')]);
+    assert.is(second.status, 1, second.stderr);
+    assert.match(second.stderr, `pidfile ${pidfile} names a running process (${pid})`);
+    assert.not.match(second.stderr, 'internal error');
+  } finally {
+    process.kill(pid, 'SIGTERM');
+    await eventually(() => !existsSync(pidfile), 10_000, 'exit');
+  }
+  // A pidfile that cannot be written: exit 1, one line.
+  const badPid = await lsyncd(['--pidfile', join(work, 'no/such/dir/x.pid'), `${src}/`, url('bg2/')]);
+  assert.is(badPid.status, 1, badPid.stderr);
+  assert.match(badPid.stderr, /^lsyncd: cannot write pidfile .*no such file or directory \(ENOENT\)\n/);
+  // An unreachable target: the detached start fails with rsync's code and the reason.
+  const refused = await lsyncd([`${src}/`, `rsync://127.0.0.1:${daemon.port}/nosuch/`]);
+  assert.is(refused.status, 5, refused.stderr);
+  assert.match(refused.stderr, /Unknown module 'nosuch'/);
+});
+
+for (const detached of [false, true]) {
+  test(`a --logfile that cannot be opened (${detached ? 'detached' : '--nodaemon'}): one line, exit 1, no stack`, async () => {
+    const src = join(work, `badlog-${detached}`);
+    await makeTree(src);
+    const r = await lsyncd([...(detached ? [] : ['--nodaemon']), '--logfile', join(work, 'no/such/dir/x.log'), `${src}/`, url('badlog/')]);
+    assert.is(r.status, 1, r.stderr);
+    assert.match(r.stderr, /^lsyncd: cannot open --logfile .*x\.log: no such file or directory \(ENOENT\)\n/);
+    assert.is(r.stderr.trim().split('\n').filter((l) => !l.startsWith('lsyncd error:')).length, 1, r.stderr);
+  });
+}
+
 test('%userwww: every HOME/USER/www goes to TARGET/USER/, users appearing later are picked up', async () => {
   const home = join(work, 'home');
   await mkdir(join(home, 'alice/www'), { recursive: true });

@@ -12,7 +12,7 @@ import type { TransferOptions } from '../../protocol/args.js';
 import type { SentItem } from '../../protocol/sender.js';
 import { UsageError } from '../../protocol/errors.js';
 import { openModule } from '../transfer/client.js';
-import { Logger, claimPidfile, detach, writeAtomically } from './process.js';
+import { Logger, claimPidfile, detachAndWait, isDetachedChild, reportReady, writeAtomically } from './process.js';
 
 /** The special SOURCE: every HOME/USER/www goes to TARGET/USER/. */
 export const USERWWW = '%userwww';
@@ -102,11 +102,12 @@ export async function live(o: LiveCliOptions): Promise<number> {
   } else if (!isDir(o.source)) {
     throw new UsageError(`SOURCE ${o.source} is not a directory`);
   }
-  if (!o.insist) await probe(o.targets);
-  if (!o.foreground) {
-    detach(o.argv, o.logfile);
-    return 0;
+  // Detached: the same command in the foreground in a new session; we exit once it is up
+  // (targets checked, pidfile written, watches set) or with its code and reason if it failed.
+  if (!o.foreground && !isDetachedChild()) {
+    return detachAndWait([...o.argv, '--nodaemon'], { ...(o.logfile && { stdout: o.logfile }), name: 'lsyncd' });
   }
+  if (!o.insist) await probe(o.targets);
 
   const logger = new Logger(o.logfile, o.level);
   let progressShown = false; // a progress line is on the terminal: end it before a log line
@@ -186,6 +187,7 @@ export async function live(o: LiveCliOptions): Promise<number> {
   }
   writeStatus();
   const statusTimer = o.statusFile ? setInterval(writeStatus, STATUS_MS) : undefined;
+  reportReady();
 
   return new Promise<number>((resolve) => {
     let stopping = false;

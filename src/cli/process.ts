@@ -1,9 +1,10 @@
-// The live mirror as a process: logging with timestamps (to stderr or --logfile, reopened on
-// SIGHUP), --pidfile (refusing a live pid), --status-file rewritten atomically, detaching into the
-// background, and the signals that end it cleanly. The mirror itself is src/live/.
+// The live mirror and the daemon as processes: logging with timestamps (to stderr or --logfile,
+// reopened on SIGHUP), --pidfile (refusing a live pid), --status-file rewritten atomically, and
+// detaching into the background so that the starter exits only once the detached process is up
+// (with 0) or has failed (with its code and reason). The mirror itself is src/live/.
 import { openSync, writeSync, closeSync, readFileSync, writeFileSync, renameSync, unlinkSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { UsageError } from '../../protocol/errors.js';
+import { EXIT, UsageError } from '../../protocol/errors.js';
 import type { LogLevel } from '../live/index.js';
 
 const LEVELS: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
@@ -18,11 +19,11 @@ export class Logger {
     this.reopen();
   }
 
-  /** Reopen the log file (after logrotate moved it: SIGHUP). */
+  /** Reopen the log file (after logrotate moved it: SIGHUP). An unopenable file is a UsageError. */
   reopen(): void {
     if (!this.file) return;
     const old = this.fd;
-    this.fd = openSync(this.file, 'a', 0o640);
+    this.fd = openLogFile(this.file, '--logfile');
     if (old !== null) closeSync(old);
   }
 
@@ -37,6 +38,29 @@ export class Logger {
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
   }
+}
+
+/** Open a log file for appending, or say in one line why not (an operator's mistake: exit 1). */
+export function openLogFile(path: string, option: string): number {
+  try {
+    return openSync(path, 'a', 0o640);
+  } catch (e) {
+    throw new UsageError(`cannot open ${option} ${path}: ${describeFsError(e)}`);
+  }
+}
+
+/** An fs error as one line: its code and what it means, without the stack. */
+function describeFsError(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const words: Record<string, string> = {
+    ENOENT: 'no such file or directory',
+    EACCES: 'permission denied',
+    EISDIR: 'is a directory',
+    ENOTDIR: 'a component of the path is not a directory',
+    EROFS: 'read-only file system',
+    ENOSPC: 'no space left on device',
+  };
+  return err.code ? `${words[err.code] ?? err.message} (${err.code})` : String(err.message ?? e);
 }
 
 function alive(pid: number): boolean {
@@ -59,7 +83,11 @@ export function claimPidfile(path: string): () => void {
   if (Number.isInteger(existing) && existing > 0 && existing !== process.pid && alive(existing)) {
     throw new UsageError(`pidfile ${path} names a running process (${existing}): is lsyncd already running?`);
   }
-  writeAtomically(path, `${process.pid}\n`);
+  try {
+    writeAtomically(path, `${process.pid}\n`);
+  } catch (e) {
+    throw new UsageError(`cannot write pidfile ${path}: ${describeFsError(e)}`);
+  }
   return () => {
     try {
       if (Number(readFileSync(path, 'utf8').trim()) === process.pid) unlinkSync(path);
@@ -76,17 +104,52 @@ export function writeAtomically(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
+/** Set in a detached process: it tells its starter over the IPC channel once it is up. */
+const DETACHED_ENV = 'LSYNCD_REPORT_READY';
+
+/** Whether this process was started by detachAndWait (and has a starter waiting for it). */
+export function isDetachedChild(): boolean {
+  return process.env[DETACHED_ENV] === '1' && typeof process.send === 'function';
+}
+
 /**
- * Detach: start this same command again in the foreground (`--nodaemon`) as a new session
- * leader with no terminal, its output going to the log file (or nowhere), and return its pid.
+ * Tell the starter we are up: it exits 0 and closes its end of our stderr, so from here on our
+ * lines go to the log file (or syslog) only. No-op in a process that was not detached.
  */
-export function detach(argv: readonly string[], logfile: string | undefined): number {
-  const out = logfile ? openSync(logfile, 'a', 0o640) : 'ignore';
-  const child = spawn(process.execPath, [...process.execArgv, ...argv, '--nodaemon'], {
+export function reportReady(): void {
+  if (!isDetachedChild()) return;
+  process.stderr.on('error', () => {}); // the starter's pipe is about to close
+  process.send!({ ready: true });
+  process.disconnect?.();
+}
+
+/**
+ * Detach: start `argv` (this program's arguments, adjusted to run in the foreground) again as a
+ * new session leader with no terminal, its stdout going to `stdout` (a log file) or nowhere, its
+ * stderr to us until it reports ready. Resolves with 0 once it has, or with its exit code after
+ * copying its stderr to ours if it ended first — so a start that fails is never a success.
+ */
+export function detachAndWait(argv: readonly string[], options: { stdout?: string; option?: string; name: string }): Promise<number> {
+  const out = options.stdout ? openLogFile(options.stdout, options.option ?? '--logfile') : 'ignore';
+  const child = spawn(process.execPath, [...process.execArgv, ...argv], {
     detached: true,
-    stdio: ['ignore', out, out],
+    stdio: ['ignore', out, 'pipe', 'ipc'],
+    env: { ...process.env, [DETACHED_ENV]: '1' },
   });
-  child.unref();
   if (typeof out === 'number') closeSync(out);
-  return child.pid ?? -1;
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  return new Promise<number>((resolve) => {
+    child.on('message', (m: { ready?: boolean }) => {
+      if (!m.ready) return;
+      child.stderr!.destroy();
+      child.disconnect();
+      child.unref();
+      resolve(0);
+    });
+    child.on('exit', (code, signal) => {
+      process.stderr.write(stderr || `${options.name}: the detached process ended (${signal ?? `code ${code}`}) before it was up\n`);
+      resolve(code || EXIT.STARTCLIENT);
+    });
+  });
 }

@@ -3,18 +3,15 @@
 // plus `--module NAME=PATH` for use without a config file. Detaches unless --no-detach; a start
 // that fails (bad config, port in use) exits non-zero with the reason on stderr either way.
 // Counterpart: rsync clientserver.c daemon_main, options.c (the daemon's options).
-import { spawn } from 'node:child_process';
 import { Command, Option } from 'commander';
 import { EXIT, RsyncError, UsageError } from '../../protocol/errors.js';
 import { loadConfig, parseConfig, type DaemonConfig } from '../serve/config.js';
 import { startDaemon, type RsyncDaemon } from '../serve/daemon.js';
 import { DaemonLog } from '../serve/log.js';
-import { claimPidfile } from './process.js';
+import { claimPidfile, detachAndWait, isDetachedChild, reportReady } from './process.js';
 
 /** rsync's default config file for a daemon. */
 export const RSYNCD_CONF = '/etc/rsyncd.conf';
-/** Set in the detached child: it reports "ready" (or dies with its reason) over the IPC channel. */
-const READY_ENV = 'LSYNCD_SERVE_REPORT_READY';
 
 interface ServeOptions {
   config?: string;
@@ -106,19 +103,18 @@ export async function serveMain(args: readonly string[], version: string): Promi
     return EXIT.SYNTAX;
   }
   const o = cli.opts<ServeOptions>();
-  if (o.detach && !process.env[READY_ENV]) return detachAndWait(args);
+  // Detached: the same command in a new session; we exit once it listens, or with its failure.
+  if (o.detach && !isDetachedChild()) return detachAndWait([process.argv[1]!, 'serve', ...args], { name: 'lsyncd serve' });
   let daemon: RsyncDaemon | undefined;
   let releasePid: (() => void) | undefined;
-  const report = process.env[READY_ENV] && process.send ? (m: object) => process.send!(m) : undefined;
-  // Detached, our stderr is the starter's pipe until it has heard "ready", then closed.
-  if (report) process.stderr.on('error', () => {});
+  const detached = isDetachedChild();
   try {
     const config = readConfig(o);
     const logFile = o.logFile ?? config.global.logFile;
     const log = new DaemonLog({
       ...(logFile && { file: logFile }),
       // In the foreground without a log file, lines go to stderr (rsyncd would use syslog).
-      ...(!report && !logFile && { stderr: process.stderr }),
+      ...(!detached && !logFile && { stderr: process.stderr }),
       onError: (e) => process.stderr.write(`lsyncd serve: ${e.message}\n`),
     });
     log.open();
@@ -128,8 +124,8 @@ export async function serveMain(args: readonly string[], version: string): Promi
     daemon = await startDaemon({ config, log, version, ...(o.port !== undefined && { port: o.port }), ...(address && { address }) }).catch((e: NodeJS.ErrnoException) => {
       throw new RsyncError('ERR_RSYNC_BIND', `failed to bind to port ${o.port ?? config.global.port}${address ? ` on ${address}` : ''}: ${e.code ?? e.message}`, EXIT.SOCKETIO, { cause: e });
     });
-    report?.({ ready: daemon.port });
-    if (!report) process.stderr.write(`lsyncd serve: listening on port ${daemon.port}\n`);
+    if (detached) reportReady();
+    else process.stderr.write(`lsyncd serve: listening on port ${daemon.port}\n`);
     const running = daemon;
     await new Promise<void>((resolve) => {
       const stop = () => void running.close().then(resolve);
@@ -143,39 +139,9 @@ export async function serveMain(args: readonly string[], version: string): Promi
     const message = e instanceof Error ? e.message : String(e);
     process.stderr.write(`lsyncd serve: ${message}\n`);
     const code = e instanceof RsyncError ? e.exitCode : EXIT.STARTCLIENT;
-    report?.({ failed: message, code });
     await daemon?.close();
     return code;
   } finally {
     releasePid?.();
   }
-}
-
-/**
- * Detach: the same command in a new session with no terminal, which reports over an IPC channel
- * once it listens; we exit 0 then, or with its exit code and its reason on our stderr if it failed.
- */
-function detachAndWait(args: readonly string[]): Promise<number> {
-  const entry = process.argv[1]!;
-  const child = spawn(process.execPath, [...process.execArgv, entry, 'serve', ...args], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    env: { ...process.env, [READY_ENV]: '1' },
-  });
-  let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-  return new Promise<number>((resolve) => {
-    child.on('message', (m: { ready?: number; failed?: string; code?: number }) => {
-      if (m.ready !== undefined) {
-        child.stderr!.destroy();
-        child.disconnect();
-        child.unref();
-        resolve(EXIT.OK);
-      }
-    });
-    child.on('exit', (code) => {
-      process.stderr.write(stderr || `lsyncd serve: the daemon exited with code ${code} before it listened\n`);
-      resolve(code || EXIT.STARTCLIENT);
-    });
-  });
 }
