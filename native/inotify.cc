@@ -237,12 +237,16 @@ Napi::Value ReleaseMemory(const Napi::CallbackInfo& info);  // memory.cc
 Napi::Value QuickAck(const Napi::CallbackInfo& info);       // quickack.cc
 Napi::Value SetTimesFd(const Napi::CallbackInfo& info);     // times.cc
 Napi::Value SetTimesPath(const Napi::CallbackInfo& info);   // times.cc
+Napi::Value OpenSyslog(const Napi::CallbackInfo& info);     // syslog.cc
+Napi::Value Syslog(const Napi::CallbackInfo& info);         // syslog.cc
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
   exports.Set("quickAck", Napi::Function::New(env, QuickAck, "quickAck"));
   exports.Set("setTimesFd", Napi::Function::New(env, SetTimesFd, "setTimesFd"));
   exports.Set("setTimesPath", Napi::Function::New(env, SetTimesPath, "setTimesPath"));
+  exports.Set("openSyslog", Napi::Function::New(env, OpenSyslog, "openSyslog"));
+  exports.Set("syslog", Napi::Function::New(env, Syslog, "syslog"));
   return Inotify::Init(env, exports);
 }
 

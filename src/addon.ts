@@ -33,6 +33,10 @@ export interface InotifyAddon {
   setTimesFd?: (fd: number, sec: number, nsec: number) => void;
   /** utimensat with nanoseconds, atime = mtime; `follow` false: the link itself (native/times.cc). */
   setTimesPath?: (path: Buffer, sec: number, nsec: number, follow: boolean) => void;
+  /** openlog(ident, LOG_PID|LOG_NDELAY, facility) (native/syslog.cc). */
+  openSyslog?: (ident: string, facility: number) => void;
+  /** syslog(priority, "%s", message). */
+  syslog?: (priority: number, message: string) => void;
 }
 
 /** Package root: this file is src/addon.ts, compiled to dist/src/addon.js. */
@@ -118,6 +122,17 @@ export function releaseMemory(): boolean {
 export function quickAck(fd: number): boolean {
   const addon = loadAddon(DEFAULT_ADDON_PATH, { quiet: true });
   return addon?.quickAck ? addon.quickAck(fd) : false;
+}
+
+/**
+ * A syslog(3) writer (see native/syslog.cc) opened with `ident` and `facility` (a LOG_* facility
+ * value), or null without the addon.
+ */
+export function openSyslog(ident: string, facility: number): ((priority: number, message: string) => void) | null {
+  const addon = loadAddon(DEFAULT_ADDON_PATH, { quiet: true });
+  if (!addon?.openSyslog || !addon.syslog) return null;
+  addon.openSyslog(ident, facility);
+  return addon.syslog;
 }
 
 /** The file times Node can set: seconds as a number, microseconds kept (the middle of one, so its truncation lands on it). */

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { CLI, lsyncd } from './helpers/cli.js';
+import { CLI, lsyncd, run } from './helpers/cli.js';
 import { untilSameTree } from './helpers/tree.js';
 import { makeTree as makeFullTree } from './helpers/fstree.js';
 
@@ -161,6 +161,42 @@ for (const detached of [false, true]) {
     assert.is(r.stderr.trim().split('\n').filter((l) => !l.startsWith('lsyncd error:')).length, 1, r.stderr);
   });
 }
+
+test('detached without --logfile: lines go to syslog (ident, facility and pid as lsyncd 2 logs them)', async () => {
+  const src = join(work, 'sys');
+  await makeTree(src);
+  const pidfile = join(work, 'sys.pid');
+  const received = join(work, 'syslog.out');
+  const receiverPid = join(work, 'syslog-receiver.pid');
+  // A private /dev in a mount namespace of its own, with a syslog socket that writes what it
+  // receives to a file: the host's /dev/log (if any) is never touched.
+  const receiver = "import socket\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.bind('/dev/log')\nwhile True: print(s.recv(65536).decode('utf8', 'replace'), flush=True)";
+  const script = [
+    'set -e',
+    'mount -t tmpfs tmpfs /dev',
+    'mknod -m 666 /dev/null c 1 3; mknod -m 666 /dev/urandom c 1 9; mknod -m 666 /dev/random c 1 8',
+    `python3 -u -c "$RECEIVER" > '${received}' 2>&1 < /dev/null & echo $! > '${receiverPid}'`,
+    'while [ ! -S /dev/log ]; do sleep 0.05; done',
+    `exec '${process.execPath}' '${CLI}' "$@"`,
+  ].join('\n');
+  const r = await run('unshare', ['-m', 'sh', '-c', script, 'sh', '--pidfile', pidfile, '--log-ident', 'lsyncd-test', '--log-facility', 'local3', `${src}/`, url('sys/')], { RECEIVER: receiver });
+  assert.is(r.status, 0, r.stderr);
+  const pid = Number((await readFile(pidfile, 'utf8')).trim());
+  try {
+    await eventually(async () => /startup sync done/.test(await readFile(received, 'utf8').catch(() => '')), 15_000, 'the startup sync logged');
+    const lines = (await readFile(received, 'utf8')).split('\n').filter(Boolean);
+    // <priority> = local3 (19) * 8 + info (6); ident[pid]: as openlog(LOG_PID) writes them.
+    assert.ok(lines.some((l) => l.startsWith('<158>') && l.includes(`lsyncd-test[${pid}]: watching ${src}`)), lines.join('\n'));
+  } finally {
+    process.kill(pid, 'SIGTERM');
+    await eventually(() => !existsSync(pidfile), 10_000, 'exit');
+    process.kill(Number((await readFile(receiverPid, 'utf8')).trim()), 'SIGTERM');
+  }
+  // A facility syslog does not have: one line, exit 1.
+  const bad = await lsyncd(['--nodaemon', '--syslog', '--log-facility', 'nosuch', `${src}/`, url('sys/')]);
+  assert.is(bad.status, 1, bad.stderr);
+  assert.match(bad.stderr, /^lsyncd: --log-facility nosuch: not a syslog facility/);
+});
 
 test('%userwww: every HOME/USER/www goes to TARGET/USER/, users appearing later are picked up', async () => {
   const home = join(work, 'home');

@@ -27,6 +27,10 @@ export interface LiveCliOptions {
   argv: string[];
   delay?: number;
   logfile?: string;
+  /** Log to syslog (forced by --syslog; the default when detached without --logfile). */
+  syslog?: boolean;
+  logIdent: string;
+  logFacility: string;
   pidfile?: string;
   statusFile?: string;
   startup: boolean;
@@ -109,7 +113,10 @@ export async function live(o: LiveCliOptions): Promise<number> {
   }
   if (!o.insist) await probe(o.targets);
 
-  const logger = new Logger(o.logfile, o.level);
+  // lsyncd 2's default: detached without a log file, lines go to syslog (under systemd a
+  // --nodaemon process logs to stderr, which the journal keeps).
+  const toSyslog = o.syslog || (isDetachedChild() && !o.logfile);
+  const logger = new Logger(toSyslog ? { syslog: { ident: o.logIdent, facility: o.logFacility } } : { ...(o.logfile && { file: o.logfile }) }, o.level);
   let progressShown = false; // a progress line is on the terminal: end it before a log line
   const log = (level: LogLevel, message: string) => {
     if (progressShown && !o.logfile) process.stderr.write('\n');

@@ -90,6 +90,9 @@ export interface CliOptions {
   delay?: number;
   dryrun?: boolean;
   logfile?: string;
+  syslog?: boolean;
+  logIdent: string;
+  logFacility: string;
   pidfile?: string;
   startup: boolean;
   debug?: boolean;
@@ -190,6 +193,9 @@ function buildProgram(rules: RuleSource[]): Command {
     .addOption(new Option('--delay <SECONDS>', 'live mode: wait this long for more changes before a push').argParser(decimal))
     .option('--dryrun', 'the same as --dry-run')
     .option('--logfile <FILE>', 'live mode: log to FILE (reopened on SIGHUP)')
+    .option('--syslog', 'live mode: log to syslog (the default when detached without --logfile)')
+    .option('--log-ident <NAME>', 'live mode: the syslog ident', 'lsyncd')
+    .option('--log-facility <NAME>', 'live mode: the syslog facility (user, daemon, local0..local7, ...)', 'user')
     .option('--pidfile <FILE>', 'live mode: write the pid to FILE (refused if it names a running process)')
     .option('--no-startup', 'live mode: skip the initial full sync')
     .option('--debug', 'live mode: log more')
@@ -470,6 +476,9 @@ function live(source: string, targets: string[], options: CliOptions, rules: Rul
     argv: argvForDetach,
     ...(options.delay !== undefined && { delay: options.delay }),
     ...(options.logfile !== undefined && { logfile: options.logfile }),
+    ...(options.syslog && { syslog: true }),
+    logIdent: options.logIdent,
+    logFacility: options.logFacility,
     ...(options.pidfile !== undefined && { pidfile: options.pidfile }),
     ...(options.statusFile !== undefined && { statusFile: options.statusFile }),
     startup: options.startup,

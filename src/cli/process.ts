@@ -6,16 +6,45 @@ import { openSync, writeSync, closeSync, readFileSync, writeFileSync, renameSync
 import { spawn } from 'node:child_process';
 import { EXIT, UsageError } from '../../protocol/errors.js';
 import type { LogLevel } from '../live/index.js';
+import { openSyslog } from '../addon.js';
 
 const LEVELS: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+/** syslog(3) priorities of our levels (LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR). */
+const SYSLOG_PRIORITY: Record<LogLevel, number> = { debug: 7, info: 6, warn: 4, error: 3 };
+/** syslog(3) facilities by name (sys/syslog.h: the code shifted left by 3), as lsyncd 2's logfacility takes them. */
+export const SYSLOG_FACILITIES: Readonly<Record<string, number>> = Object.fromEntries(
+  [
+    ['kern', 0], ['user', 1], ['mail', 2], ['daemon', 3], ['auth', 4], ['syslog', 5], ['lpr', 6], ['news', 7],
+    ['uucp', 8], ['cron', 9], ['authpriv', 10], ['ftp', 11],
+    ...Array.from({ length: 8 }, (_, i) => [`local${i}`, 16 + i] as [string, number]),
+  ].map(([name, code]) => [name, (code as number) << 3]),
+);
 
-/** Timestamped log lines to stderr or a file. `--scarce` keeps errors only, `--debug` adds debug. */
+/** Where log lines go: a file, syslog (ident and facility name), or stderr. */
+export interface LogTarget {
+  file?: string;
+  syslog?: { ident: string; facility: string };
+}
+
+/**
+ * Log lines to a file or stderr (timestamped), or to syslog (which stamps them itself).
+ * `--scarce` keeps errors only, `--debug` adds debug.
+ */
 export class Logger {
   private fd: number | null = null;
+  private readonly file: string | undefined;
+  private readonly syslog: ((priority: number, message: string) => void) | null = null;
   constructor(
-    private readonly file: string | undefined,
+    target: LogTarget,
     private readonly minLevel: LogLevel,
   ) {
+    this.file = target.file;
+    if (target.syslog) {
+      const facility = SYSLOG_FACILITIES[target.syslog.facility];
+      if (facility === undefined) throw new UsageError(`--log-facility ${target.syslog.facility}: not a syslog facility (${Object.keys(SYSLOG_FACILITIES).join(', ')})`);
+      this.syslog = openSyslog(target.syslog.ident, facility);
+      if (!this.syslog) throw new UsageError('syslog needs the native addon, which did not load: use --logfile');
+    }
     this.reopen();
   }
 
@@ -29,6 +58,10 @@ export class Logger {
 
   log(level: LogLevel, message: string): void {
     if (LEVELS[level] < LEVELS[this.minLevel]) return;
+    if (this.syslog) {
+      for (const part of message.replace(/\n+$/, '').split('\n')) this.syslog(SYSLOG_PRIORITY[level], part);
+      return;
+    }
     const line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${message.replace(/\n+$/, '')}\n`;
     if (this.fd !== null) writeSync(this.fd, line);
     else process.stderr.write(line);
