@@ -82,12 +82,19 @@ function bothOk(r: { o: RunResult; t: RunResult }, what: string): void {
   assert.is(r.o.status, 0, `ours, ${what}: ${text(r.o)}`);
 }
 
-async function sameTree(want: string, have: string, message: string): Promise<void> {
-  const diff = diffTrees(await snapshot(want), await snapshot(have));
+/**
+ * The trees below `want` and `have` are the same. With `dirTimes: false`, directory mtimes are
+ * left out (a directory a file was just written into has the time of that write on each side).
+ */
+async function sameTree(want: string, have: string, message: string, options: { dirTimes?: boolean } = {}): Promise<void> {
+  const [w, h] = [await snapshot(want), await snapshot(have)];
+  if (options.dirTimes === false) for (const tree of [w, h]) for (const node of tree.values()) if (node.type === 'dir') node.mtimeNs = 0n;
+  const diff = diffTrees(w, h);
   assert.equal(diff, [], `${message}\n${diff.slice(0, 20).join('\n')}`);
 }
 
-const sameModuleTree = (path: string, message: string) => sameTree(join(theirs.dir, path), join(ours.dir, path), message);
+const sameModuleTree = (path: string, message: string, options: { dirTimes?: boolean } = {}) =>
+  sameTree(join(theirs.dir, path), join(ours.dir, path), message, options);
 
 /** The `Number of files: …` line of a --stats output. */
 function numberOfFiles(r: RunResult): string {
@@ -157,5 +164,66 @@ for (const protocol of [28, 27]) {
     }
   });
 }
+
+// 4. A single file pushed under another name (rsync main.c get_local_name: the destination's last
+// component replaces the file's name, unless it is an existing directory).
+test('a single file pushed under another name lands as in rsyncd (new name, in a subdir, over a file, into a dir)', async () => {
+  const src = join(work, 'single');
+  await mkdir(src, { recursive: true });
+  await writeFile(join(src, 'file.txt'), 'one file\n');
+  await writeFile(join(src, 'other.txt'), 'another file, longer than the first\n');
+  await chmod(join(src, 'other.txt'), 0o640);
+  for (const f of ['file.txt', 'other.txt']) await setTime(join(src, f), T0);
+  for (const d of [ours.dir, theirs.dir]) {
+    await mkdir(join(d, 'push', 'single', 'dir', 'existing'), { recursive: true });
+    for (const p of ['dir/existing', 'dir', '.']) await setTime(join(d, 'push', 'single', p), T0);
+  }
+  const cases: [string[], string][] = [
+    [['-t', `${src}/file.txt`, 'ADDR/push/single/newname.txt'], 'a new name in the module dir'],
+    [['-t', `${src}/file.txt`, 'ADDR/push/single/dir/newname'], 'a new name in an existing dir'],
+    [['-t', `${src}/file.txt`, 'ADDR/push/single/dir/existing'], 'an existing dir: lands inside'],
+    [['-tp', `${src}/other.txt`, 'ADDR/push/single/newname.txt'], 'over an existing file'],
+    [['-t', '-v', `${src}/file.txt`, 'ADDR/push/single/dir/fresh/'], 'a missing name with a slash: a new dir'],
+  ];
+  for (const [args, what] of cases) {
+    const r = await both(args);
+    bothOk(r, what);
+    await sameModuleTree('push/single', what, { dirTimes: false });
+  }
+  const single = await snapshot(join(ours.dir, 'push', 'single'));
+  for (const name of ['newname.txt', 'dir/newname', 'dir/existing/file.txt', 'dir/fresh/file.txt']) assert.ok(single.has(name), `${name} missing`);
+  // A missing parent (one file; two files into a new dir): both refuse with the same first line
+  // and exit code, and nothing lands.
+  for (const args of [
+    ['-t', `${src}/file.txt`, 'ADDR/push/single/nodir/newname'],
+    ['-t', `${src}/file.txt`, `${src}/other.txt`, 'ADDR/push/single/nodir/newdir'],
+  ]) {
+    const missing = await both(args);
+    assert.is(missing.o.status, missing.t.status, `${text(missing.o)}\n${text(missing.t)}`);
+    assert.is.not(missing.o.status, 0);
+    assert.is(missing.o.stderr.split('\n')[0], missing.t.stderr.split('\n')[0]);
+  }
+  await sameModuleTree('push/single', 'a missing parent', { dirTimes: false });
+});
+
+test('lsyncd --once pulls a single file under another name as rsync does', async () => {
+  const destO = join(work, 'pull-single-ours');
+  const destT = join(work, 'pull-single-rsync');
+  for (const d of [destO, destT]) await mkdir(d);
+  for (const [client, dest] of [['ours', destO], ['rsync', destT]] as const) {
+    const pull = (args: string[]) => (client === 'ours' ? lsyncd(['--once', ...args]) : run('rsync', args));
+    // A new name, the same over an existing file, into `dir/` (created), into an existing dir.
+    for (const target of ['pf.txt', 'pf.txt', 'made/', 'made']) {
+      const r = await pull(['-a', url(ours, 'ro/readme.txt'), join(dest, target)]);
+      assert.is(r.status, 0, `${client} -> ${target}: ${text(r)}`);
+    }
+    // Into a missing parent: refused with rsync's exit code (3).
+    const r = await pull(['-a', url(ours, 'ro/readme.txt'), join(dest, 'nodir', 'x')]);
+    assert.is(r.status, 3, `${client} into a missing parent: ${text(r)}`);
+  }
+  await sameTree(destT, destO, 'single-file pulls', { dirTimes: false });
+  const have = await snapshot(destO);
+  assert.ok(have.has('pf.txt') && have.has('made/readme.txt'), [...have.keys()].join(' '));
+});
 
 test.run();

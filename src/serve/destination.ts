@@ -78,10 +78,12 @@ export function localName(
   moduleRoot: string,
   destPath: string,
   files: { count: number; firstIsDir: boolean },
-  options: { dryRun: boolean },
+  options: { dryRun: boolean; module?: string },
 ): LocalName {
   const { parts, trailingSlash } = sanitizeModulePath(destPath);
   const shown = destPath || '.';
+  // rsync/util1.c: full_fname — a daemon names the module after a path.
+  const fullName = (path: string) => `"${path}"${options.module === undefined ? '' : ` (in ${options.module})`}`;
   const existing = walkConfined(moduleRoot, parts, shown);
   const target = join(moduleRoot, ...parts);
   if (existing === parts.length) {
@@ -91,10 +93,13 @@ export function localName(
     if (files.count === 1 && files.firstIsDir) throw new ModulePathError('ERROR: cannot overwrite non-directory with a directory', EXIT.FILESELECT);
     return { dir: join(moduleRoot, ...parts.slice(0, -1)), created: false, rename: parts[parts.length - 1]! };
   }
+  const needsDir = files.count > 1 || trailingSlash;
   if (existing < parts.length - 1) {
-    throw new ModulePathError(`rsync: [Receiver] mkdir "${shown}" failed: No such file or directory (2)`, EXIT.FILEIO);
+    if (needsDir) throw new ModulePathError(`rsync: [Receiver] mkdir ${fullName(shown.replace(/\/+$/, ''))} failed: No such file or directory (2)`, EXIT.FILEIO);
+    // One file under a name whose parent is missing: rsync cannot enter the parent.
+    throw new ModulePathError(`rsync: [Receiver] change_dir#3 ${fullName(parts.slice(0, -1).join('/'))} failed: No such file or directory (2)`, EXIT.FILESELECT);
   }
-  if (files.count > 1 || trailingSlash) {
+  if (needsDir) {
     if (!options.dryRun) mkdirSync(target, { mode: 0o777 });
     return { dir: target, created: true };
   }
