@@ -165,6 +165,63 @@ for (const protocol of [28, 27]) {
   });
 }
 
+// 3. Symlink targets in a module without chroot: munged (`munge symlinks = yes`, and its default
+// there), or, with munging off, cleaned by sanitize_path to stay below the link's own directory.
+// A pull from a munging module sends the targets back without the prefix.
+test('use chroot = no: symlink targets stored as rsyncd stores them (munged, by default munged, sanitized) and pulled back as rsyncd sends them', async () => {
+  const src = join(work, 'links-src');
+  await mkdir(join(src, 'sub', 'deeper'), { recursive: true });
+  await writeFile(join(src, 'file.txt'), 'target\n');
+  const links: [string, string][] = [
+    ['abs', '/etc/hostname'],
+    ['up', '../../escape'],
+    ['ok', 'file.txt'],
+    ['dots', './a//b/./c/'],
+    ['premunged', '/rsyncd-munged/x'],
+    ['sub/up1', '../file.txt'],
+    ['sub/up2', '../../out'],
+    ['sub/mid', 'x/../../../y'],
+    ['sub/deeper/up2', '../../file.txt'],
+    ['sub/deeper/abs', '//double//slash'],
+    ['sub/deeper/only-dots', '../../../..'],
+    ['back', 'a/b/..'],
+    ['dot-end', 'x/.'],
+    ['just-up', '..'],
+    ['sub/just-up', '..'],
+    ['sub/deeper/up-then-in', '../../../a/../b//c'],
+    ['...', '.../..x/...'],
+  ];
+  for (const [name, target] of links) await symlink(target, join(src, name));
+  for (const p of ['file.txt', ...links.map(([n]) => n), 'sub/deeper', 'sub', '.']) await setTime(join(src, p), T0);
+  for (const module of ['munged', 'plain', 'sanitized']) {
+    const r = await both(['-a', `${src}/`, `ADDR/${module}/`]);
+    bothOk(r, `push into ${module}`);
+    await sameModuleTree(module, `symlinks pushed into ${module}`);
+    // An operator's own links: shorter than the prefix plus a name, and an ordinary one.
+    for (const d of [ours.dir, theirs.dir]) {
+      await symlink('/rsyncd-munged/', join(d, module, 'admin-prefix'));
+      await symlink('file.txt', join(d, module, 'admin-plain'));
+      for (const l of ['admin-prefix', 'admin-plain']) await setTime(join(d, module, l), T0);
+    }
+    const destO = join(work, `links-pullO-${module}`);
+    const destT = join(work, `links-pullT-${module}`);
+    const o = await run('rsync', ['-a', url(ours, `${module}/`), `${destO}/`]);
+    const t = await run('rsync', ['-a', url(theirs, `${module}/`), `${destT}/`]);
+    bothOk({ o, t }, `pull from ${module}`);
+    await sameTree(destT, destO, `symlinks pulled from ${module}`, { dirTimes: false });
+    const listing = await both(['-r', `ADDR/${module}/`]);
+    bothOk(listing, `listing of ${module}`);
+    assert.is(listing.o.stdout.toString(), listing.t.stdout.toString(), `listing of ${module}`);
+  }
+  // What the modules hold, spelled out: munged (both), cleaned (sanitized), and the pull un-munged.
+  assert.is((await readlink(join(ours.dir, 'munged', 'up'))).toString(), '/rsyncd-munged/../../escape');
+  assert.is((await readlink(join(ours.dir, 'plain', 'abs'))).toString(), '/rsyncd-munged//etc/hostname');
+  assert.is((await readlink(join(ours.dir, 'sanitized', 'up'))).toString(), 'escape');
+  assert.is((await readlink(join(ours.dir, 'sanitized', 'sub', 'up1'))).toString(), '../file.txt');
+  assert.is((await readlink(join(work, 'links-pullO-munged', 'up'))).toString(), '../../escape');
+  assert.is((await readlink(join(work, 'links-pullO-munged', 'premunged'))).toString(), '/rsyncd-munged/x');
+});
+
 // 4. A single file pushed under another name (rsync main.c get_local_name: the destination's last
 // component replaces the file's name, unless it is an existing directory).
 test('a single file pushed under another name lands as in rsyncd (new name, in a subdir, over a file, into a dir)', async () => {
