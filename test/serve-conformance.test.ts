@@ -7,10 +7,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmod, link, mkdir, mkdtemp, readFile, readlink, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lsyncd, run, type RunResult } from './helpers/cli.js';
-import { snapshot, diffTrees } from './helpers/tree.js';
+import { snapshot, snapshotSync, diffTrees, type Tree } from './helpers/tree.js';
 import { makeTree, setTime, T0 } from './helpers/fstree.js';
 import { startBoth, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
@@ -89,7 +90,11 @@ function bothOk(r: { o: RunResult; t: RunResult }, what: string): void {
 async function sameTree(want: string, have: string, message: string, options: { dirTimes?: boolean } = {}): Promise<void> {
   const [w, h] = [await snapshot(want), await snapshot(have)];
   if (options.dirTimes === false) for (const tree of [w, h]) for (const node of tree.values()) if (node.type === 'dir') node.mtimeNs = 0n;
-  const diff = diffTrees(w, h);
+  assertSame(w, h, message);
+}
+
+function assertSame(want: Tree, have: Tree, message: string): void {
+  const diff = diffTrees(want, have);
   assert.equal(diff, [], `${message}\n${diff.slice(0, 20).join('\n')}`);
 }
 
@@ -164,6 +169,45 @@ for (const protocol of [28, 27]) {
     }
   });
 }
+
+// 2. A tree of 20,000 small files in nested directories: push, no-change push, pull.
+test('20,000 files: push, no-change push and pull equal rsyncd\'s (trees, exit codes, Number of files)', async () => {
+  const src = join(work, 'many');
+  // 20 × 10 directories of 100 files each, written synchronously (nothing else runs meanwhile).
+  for (let a = 0; a < 20; a++) {
+    for (let b = 0; b < 10; b++) {
+      const dir = join(src, `d${a}`, `e${b}`);
+      mkdirSync(dir, { recursive: true });
+      for (let f = 0; f < 100; f++) {
+        const file = join(dir, `f${f}.txt`);
+        writeFileSync(file, `${a}/${b}/${f}\n`);
+        utimesSync(file, T0, T0);
+      }
+      utimesSync(dir, T0, T0);
+    }
+    utimesSync(join(src, `d${a}`), T0, T0);
+  }
+  utimesSync(src, T0, T0);
+  const push = () => both(['-a', '--stats', `${src}/`, 'ADDR/push/many/']);
+  let r = await push();
+  bothOk(r, 'initial push of 20,000 files');
+  assert.match(numberOfFiles(r.o), /reg: 20,000, dir: 221/);
+  assert.is(numberOfFiles(r.o), numberOfFiles(r.t));
+  assertSame(snapshotSync(join(theirs.dir, 'push/many')), snapshotSync(join(ours.dir, 'push/many')), '20,000 files pushed');
+  r = await push();
+  bothOk(r, 'no-change push of 20,000 files');
+  assert.is(numberOfFiles(r.o), numberOfFiles(r.t));
+  assert.match(r.o.stdout.toString(), /Number of regular files transferred: 0\n/);
+  const destO = join(work, 'many-pullO');
+  const destT = join(work, 'many-pullT');
+  const o = await run('rsync', ['-a', '--stats', url(ours, 'push/many/'), `${destO}/`]);
+  const t = await run('rsync', ['-a', '--stats', url(theirs, 'push/many/'), `${destT}/`]);
+  bothOk({ o, t }, 'pull of 20,000 files');
+  assert.is(numberOfFiles(o), numberOfFiles(t));
+  const pulled = snapshotSync(destO);
+  assertSame(snapshotSync(destT), pulled, '20,000 files pulled');
+  assertSame(snapshotSync(src), pulled, '20,000 files pulled, against the source');
+});
 
 // 3. Symlink targets in a module without chroot: munged (`munge symlinks = yes`, and its default
 // there), or, with munging off, cleaned by sanitize_path to stay below the link's own directory.
