@@ -35,7 +35,7 @@ export function stripModule(module: string, path: string): string {
 // rsync/util1.c: sanitize_path (with the module root as the limit)
 export function sanitizeModulePath(path: string): { parts: string[]; trailingSlash: boolean } {
   const clean = sanitizePath(Buffer.from(path), 0).toString();
-  return { parts: clean === '.' ? [] : clean.split('/'), trailingSlash: path.endsWith('/') || path === '' || path === '.' };
+  return { parts: clean === '.' ? [] : clean.split('/').filter(Boolean), trailingSlash: path.endsWith('/') || path === '' || path === '.' };
 }
 
 /**
@@ -78,10 +78,12 @@ export function localName(
   moduleRoot: string,
   destPath: string,
   files: { count: number; firstIsDir: boolean },
-  options: { dryRun: boolean },
+  options: { dryRun: boolean; module?: string },
 ): LocalName {
   const { parts, trailingSlash } = sanitizeModulePath(destPath);
   const shown = destPath || '.';
+  // rsync/util1.c: full_fname — a daemon names the module after a path.
+  const fullName = (path: string) => `"${path}"${options.module === undefined ? '' : ` (in ${options.module})`}`;
   const existing = walkConfined(moduleRoot, parts, shown);
   const target = join(moduleRoot, ...parts);
   if (existing === parts.length) {
@@ -91,10 +93,13 @@ export function localName(
     if (files.count === 1 && files.firstIsDir) throw new ModulePathError('ERROR: cannot overwrite non-directory with a directory', EXIT.FILESELECT);
     return { dir: join(moduleRoot, ...parts.slice(0, -1)), created: false, rename: parts[parts.length - 1]! };
   }
+  const needsDir = files.count > 1 || trailingSlash;
   if (existing < parts.length - 1) {
-    throw new ModulePathError(`rsync: [Receiver] mkdir "${shown}" failed: No such file or directory (2)`, EXIT.FILEIO);
+    if (needsDir) throw new ModulePathError(`rsync: [Receiver] mkdir ${fullName(shown.replace(/\/+$/, ''))} failed: No such file or directory (2)`, EXIT.FILEIO);
+    // One file under a name whose parent is missing: rsync cannot enter the parent.
+    throw new ModulePathError(`rsync: [Receiver] change_dir#3 ${fullName(parts.slice(0, -1).join('/'))} failed: No such file or directory (2)`, EXIT.FILESELECT);
   }
-  if (files.count > 1 || trailingSlash) {
+  if (needsDir) {
     if (!options.dryRun) mkdirSync(target, { mode: 0o777 });
     return { dir: target, created: true };
   }
@@ -106,48 +111,65 @@ export function localName(
 export const SYMLINK_PREFIX = Buffer.from('/rsyncd-munged/');
 
 /**
+ * A stored symlink target as a `munge symlinks` module sends it: the prefix taken off (only when
+ * something follows it), so a client pulls the target it pushed; any other target as it is.
+ */
+// rsync/flist.c: readlink_stat (munge_symlinks && am_sender)
+export function unmungeSymlink(target: Buffer): Buffer {
+  if (target.length > SYMLINK_PREFIX.length && target.subarray(0, SYMLINK_PREFIX.length).equals(SYMLINK_PREFIX)) return target.subarray(SYMLINK_PREFIX.length);
+  return target;
+}
+
+/**
  * A path with leading and doubled slashes, `.` components, and any `..` that would climb above
  * `depth` levels taken out, as rsync's sanitize_path cleans a symlink target a client sends into a
- * module it cannot chroot into ("." when nothing is left).
+ * module it cannot chroot into ("." when nothing is left). Byte for byte rsync's result: each kept
+ * component keeps the slash that followed it (`a/b/c/` stays so, `a/b/..` is `a/`), and a `..`
+ * drops the component before it.
  */
 // rsync/util1.c: sanitize_path (dest == p, rootdir "", no --relative)
 export function sanitizePath(p: Buffer, depth: number): Buffer {
-  const out: Buffer[] = [];
-  let kept = 0; // leading ".." components allowed by depth
-  for (const part of splitSlash(p)) {
-    if (part.length === 0 || (part.length === 1 && part[0] === 0x2e)) continue;
-    if (part.length === 2 && part[0] === 0x2e && part[1] === 0x2e) {
-      if (depth > 0 && out.length === kept) {
-        depth--;
-        kept++;
-        out.push(part);
-      } else if (out.length > kept) {
-        out.pop();
-      }
+  const out = Buffer.alloc(p.length + 1);
+  const at = (i: number) => (i < p.length ? p[i]! : 0);
+  const endsComponent = (i: number) => i >= p.length || p[i] === SLASH;
+  let i = 0;
+  let n = 0;
+  let start = 0; // the kept leading ".." components lie before this
+  while (at(i) === DOT && at(i + 1) === SLASH) i += 2;
+  while (i < p.length) {
+    if (p[i] === SLASH) {
+      i++;
       continue;
     }
-    out.push(part);
-  }
-  if (out.length === 0) return Buffer.from('.');
-  const joined: Buffer[] = [];
-  out.forEach((part, i) => {
-    if (i) joined.push(Buffer.from('/'));
-    joined.push(part);
-  });
-  return Buffer.concat(joined);
-}
-
-function splitSlash(p: Buffer): Buffer[] {
-  const parts: Buffer[] = [];
-  let start = 0;
-  for (let i = 0; i <= p.length; i++) {
-    if (i === p.length || p[i] === 0x2f) {
-      parts.push(p.subarray(start, i));
-      start = i + 1;
+    if (p[i] === DOT && endsComponent(i + 1)) {
+      i++;
+      continue;
+    }
+    if (p[i] === DOT && at(i + 1) === DOT && endsComponent(i + 2)) {
+      if (depth <= 0 || n !== start) {
+        i += 2;
+        if (n !== start) {
+          n--; // the slash after the component before
+          while (n > start && out[n - 1] !== SLASH) n--;
+        }
+        continue;
+      }
+      depth--; // a ".." the link's own depth allows: kept
+      start = n + 3;
+    }
+    // One component, with the slash after it.
+    while (i < p.length) {
+      const byte = p[i++]!;
+      out[n++] = byte;
+      if (byte === SLASH) break;
     }
   }
-  return parts;
+  if (n === 0) out[n++] = DOT;
+  return Buffer.from(out.subarray(0, n));
 }
+
+const SLASH = 0x2f;
+const DOT = 0x2e;
 
 /** How many directory levels deep a list name lies (`a/b/c` → 2): rsync's count_dir_elements of its dirname. */
 export function dirDepth(name: Buffer): number {

@@ -77,13 +77,10 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
   const destPath = stripModule(module.name, args.paths[1] ?? '');
   let dest;
   try {
-    dest = localName(module.path, destPath, { count: flist.files.length, firstIsDir: flist.files.length > 0 && isDir(flist.files[0]!.mode) }, { dryRun: transfer.dryRun });
+    dest = localName(module.path, destPath, { count: flist.files.length, firstIsDir: flist.files.length > 0 && isDir(flist.files[0]!.mode) }, { dryRun: transfer.dryRun, module: module.name });
   } catch (e) {
     if (e instanceof ModulePathError) throw refuseRole(e.message, e.exitCode);
     throw e;
-  }
-  if (dest.rename !== undefined) {
-    throw refuseRole(`ERROR: lsyncd serve cannot yet receive a single file under another name ("${destPath}"): push into a directory`, EXIT.UNSUPPORTED);
   }
   if (dest.created && args.verbose > 0) logCreatedDirectory(r.log, destPath);
   // 6. Generator and receiver, side by side, as the server.
@@ -95,6 +92,8 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     userNames: flist.userNames,
     groupNames: flist.groupNames,
     dest: dest.dir,
+    // A single file under another name: `rsync -t f host::mod/newname` (rsync's local_name).
+    ...(dest.rename !== undefined && { localName: Buffer.from(dest.rename) }),
     transfer,
     ignoreTimes: args.ignoreTimes,
     ...(filters.rules.length && { protect: { list: filters, deleteExcluded: args.deleteExcluded } }),

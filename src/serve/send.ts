@@ -13,7 +13,7 @@ import { isLink, isReg } from '../../protocol/modes.js';
 import { localSource, scanSource, type PathFilter, type ScanResult } from '../transfer/scan.js';
 import { sessionChecksummer, writeLocalFileList } from '../transfer/send-list.js';
 import type { ModuleConfig } from './config.js';
-import { sanitizeModulePath, stripModule } from './destination.js';
+import { sanitizeModulePath, stripModule, unmungeSymlink } from './destination.js';
 import { logError, logFileListStart } from './log.js';
 import type { RoleRequest, RoleResult } from './request.js';
 import { refuseRole } from './role-exit.js';
@@ -79,6 +79,8 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
     }
   }
   const scan = mergeScans(scans);
+  // A munging module sends the targets clients pushed (the size stays the stored link's, as rsync's).
+  if (module.mungeSymlinks) for (const e of scan.entries) if (e.symlink) e.symlink = unmungeSymlink(e.symlink);
   const { sorted } = await writeLocalFileList(writer, scan, args.transfer, setup);
   await writer.flush();
   const totalSize = sorted.reduce((sum, e) => sum + (isReg(e.mode) || isLink(e.mode) ? e.size : 0), 0);

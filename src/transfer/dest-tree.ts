@@ -61,6 +61,11 @@ export interface DestTreeOptions {
    * checked again before each use). Without it the basis directories are the operator's own paths.
    */
   confineBasisTo?: string;
+  /**
+   * A single non-directory received under another name (rsync's local_name, from get_local_name):
+   * the list name `from` is read and written as `to`, one component in the root.
+   */
+  rename?: { from: Buffer; to: Buffer };
 }
 
 /** Which attributes the pull sets (rsync's -p, -t, -o, -g). */
@@ -143,6 +148,8 @@ export class DestTree implements LocalTree {
   private readonly basisRoots: Buffer[];
   /** With a confinement: the components from the confining directory down to each basis root. */
   private readonly basisChains: Buffer[][];
+  /** The one list name received under another name (see DestTreeOptions.rename). */
+  private readonly rename: { from: Buffer; to: Buffer } | null;
 
   constructor(
     root: string,
@@ -153,6 +160,13 @@ export class DestTree implements LocalTree {
     const confine = options.confineBasisTo === undefined ? null : resolvePath(options.confineBasisTo);
     this.basisRoots = [];
     this.basisChains = [];
+    this.rename = options.rename ?? null;
+    if (this.rename) {
+      checkName(this.rename.from);
+      const to = this.rename.to;
+      if (to.includes(SLASH) || (to.length === 1 && to[0] === 0x2e)) throw new UnsafePathError(`unsafe local name: ${JSON.stringify(to.toString('latin1'))}`);
+      checkName(to);
+    }
     for (const dir of options.basisDirs ?? []) {
       const abs = resolvePath(root, dir);
       const chain: Buffer[] = [];
@@ -202,6 +216,8 @@ export class DestTree implements LocalTree {
   /** The absolute path of a list name, after checking the name and its parent directories. */
   private async path(name: Buffer, parentsMustExist: boolean, basisDir?: number): Promise<Buffer | null> {
     checkName(name);
+    // rsync/receiver.c: recv_files (fname = local_name ? local_name : f_name(file))
+    if (this.rename && name.equals(this.rename.from)) name = this.rename.to;
     const base = this.base(basisDir);
     if (!base) return null;
     const { root, prefix } = base;

@@ -1,8 +1,8 @@
 // A pull: bring a daemon module's tree into a local directory, as `rsync -rlpt rsync://HOST/module/path/
 // DEST/` does, through the generator and receiver roles, writing into DEST through dest-tree.ts
 // (the confined destination). Counterpart: rsync main.c client_run / do_recv.
-import { lstatSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
+import { lstatSync, mkdirSync, statSync } from 'node:fs';
+import { basename, dirname, resolve as resolvePath } from 'node:path';
 import { openModule, type SessionOptions } from './client.js';
 import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
@@ -14,6 +14,7 @@ import type { ReceiverStats, ReceivedItem } from '../../protocol/receiver.js';
 import type { GeneratorResult, GeneratedItem } from '../../protocol/generator.js';
 import type { ReceivedEntry } from '../../protocol/flist-recv.js';
 import { ITEM_IS_NEW } from '../../protocol/constants.js';
+import { isDir } from '../../protocol/modes.js';
 import { MSG_ERROR_EXIT, PeerMessages, writeMessageInt, type Demultiplexer } from '../../protocol/mplex.js';
 import type { ByteWriter } from '../../protocol/io.js';
 import { EXIT, RemoteError, RsyncError, transferExitCode } from '../../protocol/errors.js';
@@ -68,11 +69,9 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const { transfer } = options;
   const onError = options.onError ?? (() => {});
   // 1. DEST: a directory, or missing (the generator creates it for the list's '.', one level, as
-  // rsync does); never a symlink.
+  // rsync does); never a symlink. A single file may land under DEST's name (decided once the list is in).
   const dest = resolvePath(options.dest);
   const destStat = lstatSync(dest, { throwIfNoEntry: false });
-  if (destStat && !destStat.isDirectory()) throw new RsyncError('ERR_RSYNC_DEST', `destination ${dest} is not a directory`, EXIT.FILEIO);
-  if (!destStat && !transfer.dryRun) options.onCreatedDest?.(options.dest.replace(/(.)\/+$/, '$1'));
   // 2. Connect, module, auth; args with --sender; setup; our filter list.
   const session = await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
   const { reader, writer, socket } = session;
@@ -141,6 +140,22 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         ),
       };
     }
+    // rsync's get_local_name: a directory DEST as it is; one non-directory into a file or a missing
+    // name without a trailing slash lands under DEST's name, in DEST's parent.
+    const single = flist.files.length === 1 && !isDir(flist.files[0]!.mode);
+    const renamed = single && (destStat ? !destStat.isDirectory() : !/\/$/.test(options.dest));
+    if (destStat && !destStat.isDirectory() && !renamed) {
+      const why = flist.files.length > 1 ? 'destination must be a directory when copying more than 1 file' : 'cannot overwrite non-directory with a directory';
+      throw new RsyncError('ERR_RSYNC_DEST', `ERROR: ${why}`, EXIT.FILESELECT);
+    }
+    if (renamed && !statSync(dirname(dest), { throwIfNoEntry: false })?.isDirectory()) {
+      throw new RsyncError('ERR_RSYNC_DEST', `[Receiver] change_dir#3 "${dirname(dest)}" failed: No such file or directory (2)`, EXIT.FILESELECT);
+    }
+    if (!destStat && !renamed && !transfer.dryRun) {
+      options.onCreatedDest?.(options.dest.replace(/(.)\/+$/, '$1'));
+      // A list with a "." creates DEST through the generator; one file into `DEST/` needs it made here.
+      if (single) mkdirSync(dest, { mode: 0o777 });
+    }
     // The sender's io_error so far: the list's, then MSG_IO_ERROR's (--ignore-errors deletes anyway).
     const senderIoError = () => flist.ioError | start.demux.ioError;
     // 4. The generator and the receiver, side by side, into DEST; then the goodbye.
@@ -151,7 +166,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       files: flist.files,
       userNames: flist.userNames,
       groupNames: flist.groupNames,
-      dest,
+      ...(renamed ? { dest: dirname(dest), localName: Buffer.from(basename(dest)) } : { dest }),
       transfer,
       ignoreTimes: options.ignoreTimes ?? false,
       ...(options.filter && { protect: options.filter }),

@@ -16,6 +16,8 @@ import type { ByteReader, ByteWriter } from '../../protocol/io.js';
 import type { LocalTree } from '../../protocol/local-tree.js';
 import { doRecv, type ReceivedItem, type RecvResult } from '../../protocol/receiver.js';
 import type { AltDestKind } from '../../protocol/basis.js';
+import { EXIT, RsyncError } from '../../protocol/errors.js';
+import { isDir } from '../../protocol/modes.js';
 import { DestTree } from './dest-tree.js';
 import { sumsHelper } from './sums-helper.js';
 
@@ -29,6 +31,11 @@ export interface ReceiveRequest {
   groupNames: ReadonlyMap<number, Buffer>;
   /** The directory the list's names are relative to (it exists, or the list's "." creates it). */
   dest: string;
+  /**
+   * The list is one non-directory, received in `dest` under this name (rsync's local_name, from
+   * get_local_name: `rsync file.txt host::mod/newname.txt`).
+   */
+  localName?: Buffer;
   transfer: TransferOptions;
   ignoreTimes: boolean;
   /** Rules protecting local files from --delete (the receiver's view of the filter list). */
@@ -71,7 +78,11 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
   const tree = new DestTree(
     r.dest,
     { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0 },
-    { basisDirs: alt?.dirs ?? [], ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }) },
+    {
+      basisDirs: alt?.dirs ?? [],
+      ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }),
+      ...(r.localName && { rename: { from: singleNonDirectory(r.files), to: r.localName } }),
+    },
   );
   const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded, ignorePerishable: true }) : null;
   return doRecv(r.reader, r.writer, r.files, tree, checksummer, {
@@ -113,6 +124,14 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(r.onInfo && { onInfo: r.onInfo }),
     ...(r.onAbort && { onAbort: r.onAbort }),
   }).finally(() => helper.close());
+}
+
+/** The name of the one non-directory a list received under another name must hold. */
+function singleNonDirectory(files: readonly ReceivedEntry[]): Buffer {
+  if (files.length !== 1 || isDir(files[0]!.mode)) {
+    throw new RsyncError('ERR_RSYNC_LOCAL_NAME', 'ERROR: a local name is only for a single non-directory', EXIT.FILESELECT);
+  }
+  return files[0]!.name;
 }
 
 /** The basis dirs of a transfer: --compare-dest/--copy-dest/--link-dest, or the single copyDest. */

@@ -16,6 +16,11 @@ import type { ChunkSource } from '../../protocol/sums.js';
 /** A file-list entry and where it lives here. */
 export interface LocalEntry extends FileEntry {
   localPath: Buffer;
+  /**
+   * (st_dev, st_ino) of a regular file with one link, kept with -H only: protocols below 28 send
+   * dev/ino for every regular file (writeLocalFileList fills `hardlink` from it there).
+   */
+  fileId?: { dev: bigint; ino: bigint };
 }
 
 /** The sender-side filter: true when a path (relative to the transfer root) is excluded. */
@@ -47,7 +52,7 @@ function join(dir: Buffer, name: Buffer): Buffer {
   return Buffer.concat([dir, Buffer.from('/'), name]);
 }
 
-function entryFrom(name: Buffer, localPath: Buffer, st: BigIntStats): LocalEntry {
+function entryFrom(name: Buffer, localPath: Buffer, st: BigIntStats, keepFileId: boolean): LocalEntry {
   const mode = Number(st.mode);
   const entry: LocalEntry = {
     name,
@@ -64,6 +69,7 @@ function entryFrom(name: Buffer, localPath: Buffer, st: BigIntStats): LocalEntry
     entry.rdev = splitDev(st.rdev);
   }
   if (type !== S_IFDIR && st.nlink > 1n) entry.hardlink = { dev: st.dev, ino: st.ino };
+  else if (keepFileId && type === S_IFREG) entry.fileId = { dev: st.dev, ino: st.ino };
   return entry;
 }
 
@@ -99,7 +105,7 @@ function makeWalker(options: ScanOptions) {
   };
 
   const add = (name: Buffer, localPath: Buffer, st: BigIntStats): LocalEntry | undefined => {
-    const entry = entryFrom(name, localPath, st);
+    const entry = entryFrom(name, localPath, st, transfer.hardLinks);
     if ((entry.mode & S_IFMT) === S_IFLNK) {
       try {
         entry.symlink = readlinkSync(localPath, { encoding: 'buffer' });

@@ -43,6 +43,10 @@ export async function writeLocalFileList(
       entry.checksum = Buffer.from(hasher.digest());
     }
   }
+  // rsync/flist.c: send_file_entry — below 28, -H sends dev/ino for every regular file.
+  if (transfer.hardLinks && protocol < 28) {
+    for (const entry of scan.entries) if (entry.fileId && !entry.hardlink) entry.hardlink = entry.fileId;
+  }
   const sorted = sortFileList(scan.entries, protocol);
   const flistStart = writer.written;
   // The flags the receiver derives from the same argument list (-o -g -D -l -H -c, --numeric-ids).

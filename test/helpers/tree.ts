@@ -1,6 +1,7 @@
 // Exact tree comparison for conformance tests: names (raw bytes), types, sizes, content, modes,
 // mtimes (with nanoseconds), symlink targets, owners, device numbers and hard-link groups.
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { createHash } from 'node:crypto';
 
 export interface NodeInfo {
@@ -19,7 +20,7 @@ export interface NodeInfo {
 
 export type Tree = Map<string, NodeInfo>;
 
-function typeOf(st: import('node:fs').BigIntStats): NodeInfo['type'] {
+function typeOf(st: BigIntStats): NodeInfo['type'] {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'symlink';
@@ -38,30 +39,64 @@ export async function snapshot(root: string, options: { rootTimes?: boolean } = 
       const path = Buffer.concat([dir, Buffer.from('/'), name]);
       const key = rel + name.toString('latin1');
       const st = await lstat(path, { bigint: true });
-      const info: NodeInfo = {
-        type: typeOf(st),
-        mode: Number(st.mode),
-        size: st.isDirectory() ? 0 : Number(st.size),
-        mtimeNs: st.mtimeNs,
-        uid: Number(st.uid),
-        gid: Number(st.gid),
-      };
+      const info = nodeInfo(st);
       if (st.isFile()) info.content = createHash('sha256').update(await readFile(path)).digest('hex');
       if (st.isSymbolicLink()) info.target = ((await readlink(path, { encoding: 'buffer' })) as Buffer).toString('latin1');
-      if (st.isCharacterDevice() || st.isBlockDevice()) info.rdev = Number(st.rdev);
-      if (!st.isDirectory() && st.nlink > 1n) {
-        const ino = `${st.dev}:${st.ino}`;
-        inodes.set(ino, [...(inodes.get(ino) ?? []), key]);
-      }
-      tree.set(key, info);
+      addNode(tree, inodes, key, st, info);
       if (st.isDirectory()) await walk(path, key + '/');
     }
   };
   await walk(Buffer.from(root), '');
-  if (options.rootTimes) {
-    const st = await lstat(root, { bigint: true });
-    tree.set('.', { type: 'dir', mode: Number(st.mode), size: 0, mtimeNs: st.mtimeNs, uid: Number(st.uid), gid: Number(st.gid) });
+  if (options.rootTimes) tree.set('.', nodeInfo(await lstat(root, { bigint: true })));
+  return linkGroups(tree, inodes);
+}
+
+/**
+ * snapshot with synchronous calls: several times faster for a tree of many thousands of files,
+ * for a test that has nothing else running meanwhile (no daemon in the process mid-transfer).
+ */
+export function snapshotSync(root: string, options: { rootTimes?: boolean } = {}): Tree {
+  const tree: Tree = new Map();
+  const inodes = new Map<string, string[]>();
+  const walk = (dir: Buffer, rel: string) => {
+    for (const name of readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare)) {
+      const path = Buffer.concat([dir, Buffer.from('/'), name]);
+      const key = rel + name.toString('latin1');
+      const st = lstatSync(path, { bigint: true });
+      const info = nodeInfo(st);
+      if (st.isFile()) info.content = createHash('sha256').update(readFileSync(path)).digest('hex');
+      if (st.isSymbolicLink()) info.target = readlinkSync(path, { encoding: 'buffer' }).toString('latin1');
+      addNode(tree, inodes, key, st, info);
+      if (st.isDirectory()) walk(path, key + '/');
+    }
+  };
+  walk(Buffer.from(root), '');
+  if (options.rootTimes) tree.set('.', nodeInfo(lstatSync(root, { bigint: true })));
+  return linkGroups(tree, inodes);
+}
+
+function nodeInfo(st: BigIntStats): NodeInfo {
+  const info: NodeInfo = {
+    type: typeOf(st),
+    mode: Number(st.mode),
+    size: st.isDirectory() ? 0 : Number(st.size),
+    mtimeNs: st.mtimeNs,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+  };
+  if (st.isCharacterDevice() || st.isBlockDevice()) info.rdev = Number(st.rdev);
+  return info;
+}
+
+function addNode(tree: Tree, inodes: Map<string, string[]>, key: string, st: BigIntStats, info: NodeInfo): void {
+  if (!st.isDirectory() && st.nlink > 1n) {
+    const ino = `${st.dev}:${st.ino}`;
+    inodes.set(ino, [...(inodes.get(ino) ?? []), key]);
   }
+  tree.set(key, info);
+}
+
+function linkGroups(tree: Tree, inodes: Map<string, string[]>): Tree {
   for (const paths of inodes.values()) {
     if (paths.length < 2) continue;
     const group = [...paths].sort()[0]!;
