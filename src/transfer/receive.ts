@@ -33,6 +33,9 @@ export interface ReceiveRequest {
   ignoreTimes: boolean;
   /** Rules protecting local files from --delete (the receiver's view of the filter list). */
   protect?: { list: FilterList; deleteExcluded: boolean };
+  /** A daemon's own rules: names they exclude are refused (onDaemonRefused) and never deleted. */
+  daemonExcluded?: (name: Buffer, isDir: boolean) => boolean;
+  onDaemonRefused?: (name: Buffer, isDir: boolean) => Promise<void> | void;
   /** The sender's io_error so far (the list's end marker, MSG_IO_ERROR). */
   senderIoError: () => number;
   /** We are the daemon (rsync's am_server): no sender totals to read. */
@@ -74,6 +77,12 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     { basisDirs: alt?.dirs ?? [], ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }) },
   );
   const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded, ignorePerishable: true }) : null;
+  const daemonExcluded = r.daemonExcluded;
+  // What --delete leaves: what the client's rules protect, and what the daemon's exclude (always).
+  const isProtected =
+    protect || daemonExcluded
+      ? (name: Buffer, isDir: boolean) => (!!protect && !protect.empty && protect.isExcluded(name, isDir)) || !!daemonExcluded?.(name, isDir)
+      : null;
   return doRecv(r.reader, r.writer, r.files, tree, checksummer, {
     sumsHelper: helper,
     ...(r.amServer && { amServer: true }),
@@ -104,7 +113,9 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(alt && { altDest: { kind: alt.kind, count: alt.dirs.length } }),
     ...(transfer.fuzzy && { fuzzy: transfer.fuzzy }),
     ...(transfer.modifyWindow !== undefined && { modifyWindow: transfer.modifyWindow }),
-    ...(protect && { isProtected: (name: Buffer, isDir: boolean) => !protect.empty && protect.isExcluded(name, isDir) }),
+    ...(isProtected && { isProtected }),
+    ...(daemonExcluded && { daemonExcluded }),
+    ...(r.onDaemonRefused && { onDaemonRefused: r.onDaemonRefused }),
     ...(fileSummer && { fileChecksum: (name: Buffer, basisDir?: number) => localChecksum(tree, fileSummer, name, basisDir) }),
     ...(r.onItem && { onItem: r.onItem }),
     ...(r.onReceived && { onReceived: r.onReceived }),
