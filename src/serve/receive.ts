@@ -110,6 +110,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     transfer,
     ignoreTimes: args.ignoreTimes,
     ...(filters.rules.length && { protect: { list: filters, deleteExcluded: args.deleteExcluded } }),
+    ...(chmod && { tweakMode: (mode: number) => tweakMode(mode, chmod) }),
     ...(daemonFilter && {
       daemonExcluded: (name: Buffer, isDir: boolean) => daemonFilter.isExcluded(name, isDir),
       onDaemonRefused: (name: Buffer, isDir: boolean) => tellRefused(r, name, isDir),

@@ -36,6 +36,8 @@ export interface ReceiveRequest {
   /** A daemon's own rules: names they exclude are refused (onDaemonRefused) and never deleted. */
   daemonExcluded?: (name: Buffer, isDir: boolean) => boolean;
   onDaemonRefused?: (name: Buffer, isDir: boolean) => Promise<void> | void;
+  /** A daemon's `incoming chmod`, applied again to each final mode (rsync's set_file_attrs). */
+  tweakMode?: (mode: number) => number;
   /** The sender's io_error so far (the list's end marker, MSG_IO_ERROR). */
   senderIoError: () => number;
   /** We are the daemon (rsync's am_server): no sender totals to read. */
@@ -73,7 +75,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
   const alt = altDest(transfer);
   const tree = new DestTree(
     r.dest,
-    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0 },
+    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }) },
     { basisDirs: alt?.dirs ?? [], ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }) },
   );
   const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded, ignorePerishable: true }) : null;
