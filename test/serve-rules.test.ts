@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type RunResult } from './helpers/cli.js';
+import { parseConfig } from '../src/serve/config.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { setTime, T0 } from './helpers/fstree.js';
 import { startBoth, type OurDaemon } from './helpers/serve.js';
@@ -27,6 +28,11 @@ ${ROOT ? 'uid = root\ngid = root\n' : ''}
 \tpath = ${dir}/rules
 \tread only = no
 \texclude = *.tmp secret/
+[fromfile]
+\tpath = ${dir}/fromfile
+\tread only = no
+\tinclude = keep.tmp
+\texclude from = ${dir}/excludes.txt
 [anchored]
 \tpath = ${dir}/anchored
 \tread only = no
@@ -57,7 +63,7 @@ ${ROOT ? 'uid = root\ngid = root\n' : ''}
 \tgid = nogroup
 `;
 
-const MODULE_DIRS = ['rules', 'anchored', 'chin', 'chin-octal', 'chout', 'badchmod', 'private'];
+const MODULE_DIRS = ['rules', 'fromfile', 'anchored', 'chin', 'chin-octal', 'chout', 'badchmod', 'private'];
 
 let ours: OurDaemon;
 let theirs: ConfiguredDaemon;
@@ -96,6 +102,7 @@ test.before(async () => {
     // Modules run as nobody must be reachable (the temp dirs are 0700).
     await chmod(dir, 0o755);
     for (const m of MODULE_DIRS) await mkdir(join(dir, m));
+    await writeFile(join(dir, 'excludes.txt'), '# read when a client opens the module\n*.tmp\nsub/inner/\n');
     await makeModeTree(join(dir, 'chout'));
     await makePrivateTree(join(dir, 'private'));
   }
@@ -195,7 +202,7 @@ test('a push whose destination the module excludes is refused whole (exit 3), as
   const src = join(work, 'rules-src2');
   await mkdir(src);
   await writeFile(join(src, 'f'), 'f\n');
-  for (const dest of ['rules/secret/', 'rules/x.tmp/', 'rules/deeper/y.tmp']) {
+  for (const dest of ['rules/secret/', 'rules/secret/deeper/', 'rules/x.tmp/', 'rules/deeper/y.tmp']) {
     const r = await both(['-r', `${src}/`, `ADDR/${dest}`]);
     assert.is(r.t.status, 3, text(r.t));
     sameOutput(r, `push into ${dest}`);
@@ -215,6 +222,20 @@ test('a pull never sees what the module excludes; an excluded path is missing (e
     assert.is(r.o.status, r.t.status, `${path}: ${text(r.o)}`);
     await sameTree(r.destT, r.destO, `nothing pulled from ${path}`);
   }
+});
+
+test('include and exclude from: the module\'s rules in rsync\'s order (include before exclude from)', async () => {
+  const src = join(work, 'fromfile-src');
+  await makeModeTree(src);
+  await writeFile(join(src, 'keep.tmp'), 'included before the exclude file\n');
+  await setTime(join(src, 'keep.tmp'), T0);
+  await setTime(src, T0);
+  const r = await both(['-a', `${src}/`, 'ADDR/fromfile/']);
+  assert.is(r.t.status, 23, text(r.t));
+  sameOutput(r, 'push into a module with include and exclude from');
+  await moduleTree('fromfile', 'after the push');
+  const landed = await snapshot(join(ours.dir, 'fromfile'));
+  assert.ok(landed.has('keep.tmp') && !landed.has('b.tmp') && landed.has('sub/y') && !landed.has('sub/inner'), [...landed.keys()].join(' '));
 });
 
 test('anchored module rules match from the module root, whichever directory the push goes into', async () => {
@@ -276,6 +297,12 @@ test('an invalid incoming chmod is logged as rsyncd logs it, and the module is s
   const line = 'Invalid "incoming chmod" directive: Q+z';
   assert.match(await readFile(join(theirs.dir, 'daemon.log'), 'utf8'), line);
   assert.match(await ours.log(), line);
+  // We also say so when the config is loaded, with its file and line.
+  const file = join(ours.dir, 'rsyncd.conf');
+  const configText = CONFIG(ours.dir);
+  const lineNo = configText.split('\n').findIndex((l) => l.includes('Q+z')) + 1;
+  const { warnings } = parseConfig(configText, { file });
+  assert.ok(warnings.some((w) => w.startsWith(line) && w.endsWith(`(${file}:${lineNo})`)), warnings.join('\n'));
 });
 
 if (ROOT) {

@@ -33,13 +33,25 @@ function readRuleFile(name: string): string {
   }
 }
 
+/**
+ * rsync's XFLG_DIR2WILD3, which it sets for the module's rules: a pattern ending in `/` also covers
+ * everything below the directory (`secret/` → `secret/***`), so a path inside it is excluded even
+ * when checked on its own (a push's destination, a pull's path). Merge rules are left as they are.
+ */
+function dirToWild3(rule: string): string {
+  const m = /^([^ _]+)([ _])(.*\/)$/.exec(rule);
+  if (!m || /^(merge|dir-merge|\.|:)/.test(m[1]!)) return rule;
+  return `${m[1]}${m[2]}${m[3]}***`;
+}
+
 /** The module's rules compiled (null when it has none). */
 // rsync/clientserver.c: rsync_module (parse_filter_str / parse_filter_file into daemon_filter_list)
 export function compileModuleRules(module: Pick<ModuleConfig, 'filterRules'>): FilterMatcher | null {
   if (!module.filterRules.length) return null;
   const list = new FilterList({ readMergeFile: readRuleFile });
-  for (const rule of module.filterRules) list.addFilter(rule);
-  const matcher = compileFilter(list, { side: 'sender' });
+  for (const rule of module.filterRules) list.addFilter(dirToWild3(rule));
+  // A rule with the `/` modifier matches the whole path, which for a module starts at its root.
+  const matcher = compileFilter(list, { side: 'sender', absRoot: '/' });
   return matcher.empty ? null : matcher;
 }
 
