@@ -488,7 +488,6 @@ export class DestTree implements LocalTree {
     return exactTimes() ? ns !== want : ns / 1000n !== want / 1000n;
   }
 
-  /** Whether setAttrs would change anything of a (non-symlink) item whose lstat is `st`. */
   /** Permissions after the daemon's `incoming chmod` (none: unchanged). */
   private tweaked(entry: FileEntry, perms: number): number {
     return this.attrs.tweakMode ? this.attrs.tweakMode((entry.mode & S_IFMT) | perms) & CHMOD_BITS : perms;
@@ -500,6 +499,7 @@ export class DestTree implements LocalTree {
     return this.attrs.tweakMode ? this.tweaked(entry, current & CHMOD_BITS) : null;
   }
 
+  /** Whether setAttrs would change anything of a (non-symlink) item whose lstat is `st`. */
   private attrsDiffer(st: LocalStat, entry: FileEntry): boolean {
     if ((this.attrs.owner || this.attrs.group) && (st.uid !== entry.uid || st.gid !== entry.gid)) return true;
     const perms = this.wantedPerms(st.mode, entry);
