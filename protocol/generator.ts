@@ -97,6 +97,10 @@ export interface GeneratorOptions extends DeleteOptions, BasisOptions {
   onItem?: (item: GeneratedItem) => void;
   /** -b / --block-size */
   blockSize?: number;
+  /** A daemon's own rules (rsync's daemon_filter_list): true refuses the entry, a directory with its contents ("." never). */
+  daemonExcluded?: (name: Buffer, isDir: boolean) => boolean;
+  /** Each entry so refused (counted as failed: exit 23); the caller tells the peer in rsync's words. */
+  onDaemonRefused?: (name: Buffer, isDir: boolean) => Promise<void> | void;
 }
 
 export interface GeneratedItem {
@@ -198,6 +202,8 @@ export interface GeneratorState extends DeleteContext {
   fuzzyDirs: { dir: string; lists: Array<FuzzyCandidate[] | null> } | null;
   /** --fuzzy: names in the destination's listing already being changed (rsync's FLAG_FILE_SENT), never a basis. */
   readonly fuzzySent: Set<string>;
+  /** The last directory a daemon's rules refused: its contents are skipped (rsync's skip_dir). */
+  refusedDir?: Buffer;
 }
 
 /** The state of one generator run (before phase 0). */
@@ -327,6 +333,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   const { tree, options, doXfers } = state;
   const entry = state.files[ndx]!;
   if (entry.active === false) return; // rsync's F_IS_ACTIVE
+  if (options.daemonExcluded && (await refusedByDaemon(state, entry))) return;
   const name = entry.name;
   const type = fileType(entry.mode);
   let st = await tree.lstat(name);
@@ -455,6 +462,21 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
 
   // 6. The request.
   await requestFile(state, ndx, entry, st, redo, basis);
+}
+
+/** An entry a daemon's own rules exclude, or one inside a directory they refused: true skips it. */
+// rsync/generator.c: recv_generator (the skip_dir and daemon_filter_list checks)
+async function refusedByDaemon(state: GeneratorState, entry: ReceivedEntry): Promise<boolean> {
+  const { name } = entry;
+  const skip = state.refusedDir;
+  if (skip && name.length > skip.length && name[skip.length] === 0x2f && name.subarray(0, skip.length).equals(skip)) return true;
+  if (name.length === 1 && name[0] === 0x2e) return false;
+  const dir = isDir(entry.mode);
+  if (!state.options.daemonExcluded!(name, dir)) return false;
+  state.failed++;
+  if (dir) state.refusedDir = name;
+  await state.options.onDaemonRefused?.(name, dir);
+  return true;
 }
 
 /** A basis other than the file itself: where it is, and what the request says of it. */

@@ -8,6 +8,7 @@
 // (lp_load, do_section, do_parameter, map_parameter, set_boolean, set_dparams, lp_number),
 // clientserver.c rsync_module (the connection-time defaults of use chroot, munge symlinks,
 // numeric ids, uid, gid).
+import { ChmodSyntaxError, parseChmod } from '../../protocol/chmod.js';
 import { lstatSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { RsyncError, EXIT } from '../../protocol/errors.js';
@@ -552,6 +553,17 @@ function defaultNobodyGroup(): string {
   return 'nobody';
 }
 
+/** Would rsync's parse_chmod take it? */
+function validChmod(text: string): boolean {
+  try {
+    parseChmod(text, 0);
+    return true;
+  } catch (e) {
+    if (e instanceof ChmodSyntaxError) return false;
+    throw e;
+  }
+}
+
 /** Parse rsyncd.conf text. Includes go through `options.include` (loadConfig reads them from disk). */
 // rsync/loadparm.c: lp_load
 export function parseConfig(text: string, options: ParseOptions): DaemonConfig {
@@ -617,6 +629,11 @@ export function parseConfig(text: string, options: ParseOptions): DaemonConfig {
         break;
       }
       case 'string':
+        // A chmod rsync cannot parse: rsyncd still serves the module, logging the value at each
+        // connection and tweaking nothing (module-chmod.ts does the same); we also say so now.
+        if ((p.key === 'incoming chmod' || p.key === 'outgoing chmod') && value && !value.includes('%') && !validChmod(value)) {
+          warn(at, `Invalid "${p.key}" directive: ${value} (the module is served without it, as rsyncd does)`);
+        }
         target.set(p.key, value);
         break;
       case 'enum': {

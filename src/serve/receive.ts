@@ -9,11 +9,14 @@ import { digestLength } from '../../protocol/checksum.js';
 import { flistOptionsFor, receiveFileList } from '../../protocol/flist-recv.js';
 import { recvClientFilters } from '../../protocol/session.js';
 import type { ServerArgs } from '../../protocol/server-args.js';
-import { PeerMessages } from '../../protocol/mplex.js';
+import { MSG_ERROR, MSG_ERROR_XFER, PeerMessages, writeMessage } from '../../protocol/mplex.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { isDir, isLink } from '../../protocol/modes.js';
 import { receiveIntoTree } from '../transfer/receive.js';
-import { dirDepth, localName, ModulePathError, sanitizePath, stripModule, SYMLINK_PREFIX } from './destination.js';
+import { tweakMode } from '../../protocol/chmod.js';
+import { dirDepth, localName, ModulePathError, sanitizeModulePath, sanitizePath, stripModule, SYMLINK_PREFIX } from './destination.js';
+import { compileModuleRules, destinationIsModuleExcluded, moduleFilterAt } from './module-filter.js';
+import { moduleChmod } from './module-chmod.js';
 import { logCreatedDirectory, logError, logFileListStart } from './log.js';
 import { abortRole, refuseRole } from './role-exit.js';
 import type { RoleRequest, RoleResult } from './request.js';
@@ -56,7 +59,9 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     budget: r.memory,
     onMessage: messages.handle,
   });
-  // 4. The client's file list (every name checked, counts bounded).
+  // 4. The client's file list (every name checked, counts bounded), its modes tweaked by the
+  // module's `incoming chmod` (an invalid one is logged first, as rsync logs it; symlinks keep theirs).
+  const chmod = moduleChmod(module, 'incoming', r.log);
   logFileListStart(r.log, false);
   const transfer = receivingTransfer(args, module);
   const flist = await receiveFileList(reader, {
@@ -66,6 +71,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     checksumLength: digestLength(setup.checksum),
     budget: r.memory,
   });
+  if (chmod) for (const e of flist.files) if (!isLink(e.mode) && e.mode) e.mode = tweakMode(e.mode, chmod);
   // Symlink targets as rsyncd stores them: munged (`munge symlinks`), or cleaned of anything that
   // points above the link's own directory when the module is not a chroot of its own.
   for (const e of flist.files) {
@@ -73,8 +79,14 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     if (module.mungeSymlinks) e.symlink = Buffer.concat([SYMLINK_PREFIX, e.symlink]);
     else if (!module.useChroot) e.symlink = sanitizePath(e.symlink, dirDepth(e.name));
   }
-  // 5. Where it lands: the path after the module name, inside the module.
+  // 5. Where it lands: the path after the module name, inside the module, unless the module's
+  // own rules exclude it.
   const destPath = stripModule(module.name, args.paths[1] ?? '');
+  const destParts = sanitizeModulePath(destPath).parts;
+  const rules = compileModuleRules(module);
+  if (rules && destinationIsModuleExcluded(rules, destParts)) {
+    throw refuseRole(`ERROR: daemon has excluded destination "${destPath}"`, EXIT.FILESELECT);
+  }
   let dest;
   try {
     dest = localName(module.path, destPath, { count: flist.files.length, firstIsDir: flist.files.length > 0 && isDir(flist.files[0]!.mode) }, { dryRun: transfer.dryRun, module: module.name });
@@ -83,7 +95,9 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     throw e;
   }
   if (dest.created && args.verbose > 0) logCreatedDirectory(r.log, destPath);
-  // 6. Generator and receiver, side by side, as the server.
+  // 6. Generator and receiver, side by side, as the server. The module's rules refuse what they
+  // exclude (rsync's FERROR_XFER: the client sees it, exit 23) and keep it from --delete.
+  const daemonFilter = rules && moduleFilterAt(rules, destParts.join('/'));
   const result = await receiveIntoTree({
     reader,
     writer,
@@ -97,6 +111,11 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     transfer,
     ignoreTimes: args.ignoreTimes,
     ...(filters.rules.length && { protect: { list: filters, deleteExcluded: args.deleteExcluded } }),
+    ...(chmod && { tweakMode: (mode: number) => tweakMode(mode, chmod) }),
+    ...(daemonFilter && {
+      daemonExcluded: (name: Buffer, isDir: boolean) => daemonFilter.isExcluded(name, isDir),
+      onDaemonRefused: (name: Buffer, isDir: boolean) => tellRefused(r, name, isDir),
+    }),
     senderIoError: () => flist.ioError | (demux?.ioError ?? 0),
     amServer: true,
     confineBasisTo: module.path,
@@ -107,4 +126,16 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
   await writer.flush();
   const failures = messages.xferErrors + result.receiver.failedFiles + result.generator.failed;
   return { exitCode: transferExitCode(flist.ioError | result.generator.ioError, failures), totalSize: flist.totalSize };
+}
+
+/** A name the module's rules refused, told to the client and logged as rsyncd words it. */
+// rsync/generator.c: recv_generator ("daemon refused to receive", then skipping_dir_contents)
+async function tellRefused(r: RoleRequest, name: Buffer, isDir: boolean): Promise<void> {
+  const refused = Buffer.concat([Buffer.from(`ERROR: daemon refused to receive ${isDir ? 'directory' : 'file'} "`), name, Buffer.from('"\n')]);
+  logError(r.log, refused.subarray(0, -1));
+  await writeMessage(r.writer, MSG_ERROR_XFER, refused);
+  if (!isDir) return;
+  const skipping = '*** Skipping any contents from this failed directory ***';
+  logError(r.log, skipping);
+  await writeMessage(r.writer, MSG_ERROR, Buffer.from(skipping + '\n'));
 }

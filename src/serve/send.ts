@@ -1,5 +1,6 @@
 // The daemon's side of a client's pull or listing: the client's filter list, a write-only module
-// refused, the module's tree scanned (module filter rules hide files from every client), the list
+// refused, the module's tree scanned (module filter rules hide files from every client, `ignore
+// nonreadable` what the daemon cannot read), the modes tweaked (`outgoing chmod`), the list
 // written, the requests served by the same sender our push uses, then the totals and the goodbye.
 // Counterpart: rsync main.c do_server_sender.
 import type { SetupResult } from '../../protocol/compat.js';
@@ -12,7 +13,9 @@ import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { isLink, isReg } from '../../protocol/modes.js';
 import { localSource, scanSource, type PathFilter, type ScanResult } from '../transfer/scan.js';
 import { sessionChecksummer, writeLocalFileList } from '../transfer/send-list.js';
-import type { ModuleConfig } from './config.js';
+import { tweakMode } from '../../protocol/chmod.js';
+import { compileModuleRules, moduleFilterAt, pathIsModuleExcluded } from './module-filter.js';
+import { moduleChmod } from './module-chmod.js';
 import { sanitizeModulePath, stripModule, unmungeSymlink } from './destination.js';
 import { logError, logFileListStart } from './log.js';
 import type { RoleRequest, RoleResult } from './request.js';
@@ -20,22 +23,27 @@ import { refuseRole } from './role-exit.js';
 
 /**
  * The sender's view of the rules: the client's (compiled for the sender) and the module's own
- * `exclude`/`include`/`filter` (which hide files from every client); excluded if either excludes.
+ * (which hide files from every client, matched from the module root: names here are relative to
+ * `base`); excluded if either excludes.
  */
-function senderFilter(client: FilterList, module: ModuleConfig): PathFilter | undefined {
-  const matchers: FilterMatcher[] = [];
-  if (module.filterRules.length) {
-    const daemon = new FilterList();
-    for (const rule of module.filterRules) daemon.addFilter(rule);
-    matchers.push(compileFilter(daemon, { side: 'sender' }));
+function senderFilter(client: FilterList, module: FilterMatcher | null, base: string): PathFilter | undefined {
+  const filters: PathFilter[] = [];
+  if (module) filters.push(moduleFilterAt(module, base));
+  if (client.rules.length) {
+    const matcher = compileFilter(client, { side: 'sender' });
+    if (!matcher.empty) filters.push(matcherFilter(matcher));
   }
-  if (client.rules.length) matchers.push(compileFilter(client, { side: 'sender' }));
-  if (!matchers.length) return undefined;
-  const wrap = (ms: FilterMatcher[]): PathFilter => ({
-    isExcluded: (relPath, isDir) => ms.some((m) => !m.empty && m.isExcluded(relPath, isDir)),
-    enter: (relDir) => wrap(ms.map((m) => m.enter(relDir))),
+  if (!filters.length) return undefined;
+  const wrap = (fs: PathFilter[]): PathFilter => ({
+    isExcluded: (relPath, isDir) => fs.some((f) => f.isExcluded(relPath, isDir)),
+    enter: (relDir) => wrap(fs.map((f) => (f.enter ? f.enter(relDir) : f))),
   });
-  return wrap(matchers);
+  return wrap(filters);
+}
+
+/** A compiled filter as the scan takes it. */
+function matcherFilter(m: FilterMatcher): PathFilter {
+  return { isExcluded: (relPath, isDir) => !m.empty && m.isExcluded(relPath, isDir), enter: (relDir) => matcherFilter(m.enter(relDir)) };
 }
 
 // rsync/main.c: do_server_sender
@@ -53,20 +61,28 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
   });
   // 3. A write-only module sends nothing.
   if (module.writeOnly) throw refuseRole('ERROR: module is write only', EXIT.SYNTAX);
-  // 4. The list of what the client asked for, from the module's tree (nothing followed out of it).
+  // 4. The list of what the client asked for, from the module's tree (nothing followed out of it),
+  // with the module's `outgoing chmod` (an invalid one is logged first, as rsync logs it).
+  const chmod = moduleChmod(module, 'outgoing', r.log);
   logFileListStart(r.log, true);
   const paths = args.paths.slice(1).map((p) => stripModule(module.name, p));
   if (paths.length === 0) paths.push('');
   const scans: ScanResult[] = [];
-  const filter = senderFilter(filters, module);
+  const rules = compileModuleRules(module);
   for (const path of paths) {
     const { parts, trailingSlash } = sanitizeModulePath(path);
-    const source = [module.path, ...parts].join('/') + (trailingSlash || parts.length === 0 ? '/' : '');
+    const contents = trailingSlash || parts.length === 0;
+    const source = [module.path, ...parts].join('/') + (contents ? '/' : '');
+    // The list's names are relative to the path's directory (its parent, without a trailing slash).
+    const filter = senderFilter(filters, rules, (contents ? parts : parts.slice(0, -1)).join('/'));
     try {
+      // rsync: a path the module's rules exclude is as good as missing.
+      if (rules && pathIsModuleExcluded(rules, parts)) throw new Error(`"${parts.join('/')}" is excluded by the module's rules`);
       scans.push(
         await scanSource(source, {
           transfer: args.transfer,
           ...(filter && { filter }),
+          ...(module.ignoreNonreadable && { ignoreNonreadable: true }),
           onWarning: (text) => logError(r.log, text),
         }),
       );
@@ -81,6 +97,8 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
   const scan = mergeScans(scans);
   // A munging module sends the targets clients pushed (the size stays the stored link's, as rsync's).
   if (module.mungeSymlinks) for (const e of scan.entries) if (e.symlink) e.symlink = unmungeSymlink(e.symlink);
+  // `outgoing chmod`: the modes the list carries (symlinks keep theirs).
+  if (chmod) for (const e of scan.entries) if (!isLink(e.mode) && e.mode) e.mode = tweakMode(e.mode, chmod);
   const { sorted } = await writeLocalFileList(writer, scan, args.transfer, setup);
   await writer.flush();
   const totalSize = sorted.reduce((sum, e) => sum + (isReg(e.mode) || isLink(e.mode) ? e.size : 0), 0);

@@ -78,6 +78,11 @@ export interface AttrOptions {
   umask: number;
   /** --modify-window: 0 compares whole seconds (rsync's default), -1 nanoseconds. */
   modifyWindow: number;
+  /**
+   * A daemon's `incoming chmod`, applied to every final mode but a symlink's, with or without -p
+   * (rsync's set_file_attrs applies daemon_chmod_modes there).
+   */
+  tweakMode?: (mode: number) => number;
 }
 
 const SLASH = 0x2f;
@@ -370,7 +375,7 @@ export class DestTree implements LocalTree {
             // rsync warns only with -v; the file itself is fine
           }
         }
-        fchmodSync(fd, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask));
+        fchmodSync(fd, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask)));
         if (attrs.times) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
         closeSync(fd);
         closed = true;
@@ -499,10 +504,22 @@ export class DestTree implements LocalTree {
     return exactTimes() ? ns !== want : ns / 1000n !== want / 1000n;
   }
 
+  /** Permissions after the daemon's `incoming chmod` (none: unchanged). */
+  private tweaked(entry: FileEntry, perms: number): number {
+    return this.attrs.tweakMode ? this.attrs.tweakMode((entry.mode & S_IFMT) | perms) & CHMOD_BITS : perms;
+  }
+
+  /** The permissions an entry gets: the list's (-p) or those here, tweaked; null when they are not ours to set. */
+  private wantedPerms(current: number, entry: FileEntry): number | null {
+    if (this.attrs.perms) return this.tweaked(entry, entry.mode & CHMOD_BITS);
+    return this.attrs.tweakMode ? this.tweaked(entry, current & CHMOD_BITS) : null;
+  }
+
   /** Whether setAttrs would change anything of a (non-symlink) item whose lstat is `st`. */
   private attrsDiffer(st: LocalStat, entry: FileEntry): boolean {
     if ((this.attrs.owner || this.attrs.group) && (st.uid !== entry.uid || st.gid !== entry.gid)) return true;
-    if (this.attrs.perms && (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) return true;
+    const perms = this.wantedPerms(st.mode, entry);
+    if (perms !== null && (st.mode & CHMOD_BITS) !== perms) return true;
     if (!this.attrs.times) return false;
     // Whole seconds need no BigInt; nanoseconds come exact from lstat's BigInt form (window -1).
     if (this.attrs.modifyWindow >= 0) return this.attrs.modifyWindow === 0 ? st.mtime !== entry.mtime : Math.abs(st.mtime - entry.mtime) > this.attrs.modifyWindow;
@@ -539,7 +556,8 @@ export class DestTree implements LocalTree {
         // as above: not fatal
       }
     }
-    if (this.attrs.perms && (Number(now.mode) & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) chmodSync(p, entry.mode & CHMOD_BITS);
+    const perms = this.wantedPerms(Number(now.mode), entry);
+    if (perms !== null && (Number(now.mode) & CHMOD_BITS) !== perms) chmodSync(p, perms);
     if (this.attrs.times) {
       if (this.timeDiffers(now.mtimeNs, entry)) setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, true);
     }

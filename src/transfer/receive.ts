@@ -40,6 +40,11 @@ export interface ReceiveRequest {
   ignoreTimes: boolean;
   /** Rules protecting local files from --delete (the receiver's view of the filter list). */
   protect?: { list: FilterList; deleteExcluded: boolean };
+  /** A daemon's own rules: names they exclude are refused (onDaemonRefused) and never deleted. */
+  daemonExcluded?: (name: Buffer, isDir: boolean) => boolean;
+  onDaemonRefused?: (name: Buffer, isDir: boolean) => Promise<void> | void;
+  /** A daemon's `incoming chmod`, applied again to each final mode (rsync's set_file_attrs). */
+  tweakMode?: (mode: number) => number;
   /** The sender's io_error so far (the list's end marker, MSG_IO_ERROR). */
   senderIoError: () => number;
   /** We are the daemon (rsync's am_server): no sender totals to read. */
@@ -77,7 +82,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
   const alt = altDest(transfer);
   const tree = new DestTree(
     r.dest,
-    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0 },
+    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }) },
     {
       basisDirs: alt?.dirs ?? [],
       ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }),
@@ -85,6 +90,12 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     },
   );
   const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded, ignorePerishable: true }) : null;
+  const daemonExcluded = r.daemonExcluded;
+  // What --delete leaves: what the client's rules protect, and what the daemon's exclude (always).
+  const isProtected =
+    protect || daemonExcluded
+      ? (name: Buffer, isDir: boolean) => (!!protect && !protect.empty && protect.isExcluded(name, isDir)) || !!daemonExcluded?.(name, isDir)
+      : null;
   return doRecv(r.reader, r.writer, r.files, tree, checksummer, {
     sumsHelper: helper,
     ...(r.amServer && { amServer: true }),
@@ -115,7 +126,9 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(alt && { altDest: { kind: alt.kind, count: alt.dirs.length } }),
     ...(transfer.fuzzy && { fuzzy: transfer.fuzzy }),
     ...(transfer.modifyWindow !== undefined && { modifyWindow: transfer.modifyWindow }),
-    ...(protect && { isProtected: (name: Buffer, isDir: boolean) => !protect.empty && protect.isExcluded(name, isDir) }),
+    ...(isProtected && { isProtected }),
+    ...(daemonExcluded && { daemonExcluded }),
+    ...(r.onDaemonRefused && { onDaemonRefused: r.onDaemonRefused }),
     ...(fileSummer && { fileChecksum: (name: Buffer, basisDir?: number) => localChecksum(tree, fileSummer, name, basisDir) }),
     ...(r.onItem && { onItem: r.onItem }),
     ...(r.onReceived && { onReceived: r.onReceived }),

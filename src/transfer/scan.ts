@@ -2,7 +2,7 @@
 // symlinks), apply the filter rules, and produce file-list entries plus the local path of each.
 // Counterpart: rsync flist.c send_file_list / send_directory / make_file.
 import { lstat, readFile } from 'node:fs/promises';
-import { constants, lstatSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync, read } from 'node:fs';
+import { accessSync, constants, lstatSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { BigIntStats } from 'node:fs';
 import type { FileEntry, IdNames } from '../../protocol/flist.js';
@@ -33,6 +33,11 @@ export interface PathFilter {
 export interface ScanOptions {
   transfer: TransferOptions;
   filter?: PathFilter;
+  /**
+   * Leave out what this process may not read (files and directories; symlinks are always kept),
+   * silently: rsyncd's `ignore nonreadable`.
+   */
+  ignoreNonreadable?: boolean;
   /** Messages for the user (vanished files, unreadable dirs, skipped specials). */
   onWarning?: (text: string) => void;
 }
@@ -151,6 +156,7 @@ function makeWalker(options: ScanOptions) {
       }
       const isDir = st.isDirectory();
       if (filter?.isExcluded(name, isDir)) continue;
+      if (options.ignoreNonreadable && !st.isSymbolicLink() && !readable(localPath)) continue;
       if (!wanted(st, name)) continue;
       add(name, localPath, st);
       if (isDir && transfer.recursive) subdirs.push([name, localPath]);
@@ -171,6 +177,17 @@ function makeWalker(options: ScanOptions) {
 }
 
 const DOT = Buffer.from('.');
+
+/** May this process read it (access(2) with R_OK, as rsync's make_file asks under `ignore nonreadable`)? */
+// rsync/flist.c: make_file (the lp_ignore_nonreadable check)
+function readable(path: Buffer): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Walk SOURCE the way `rsync -r SOURCE dest` lists it: with a trailing slash the contents (the
@@ -197,6 +214,7 @@ export async function scanSource(source: string, options: ScanOptions): Promise<
   }
 
   if (!rootName.equals(DOT) && options.filter?.isExcluded(rootName, rootStat.isDirectory())) return walker.finish();
+  if (options.ignoreNonreadable && !rootStat.isSymbolicLink() && !readable(rootPath)) return walker.finish();
   if (walker.wanted(rootStat, rootName)) {
     walker.add(rootName, rootPath, rootStat);
     if (rootStat.isDirectory() && (transfer.recursive || contents)) {
