@@ -103,6 +103,8 @@ export interface GeneratedItem {
   ndx: number;
   entry: FileEntry;
   iflags: number;
+  /** With ITEM_XNAME_FOLLOWS: the other name (a hard link's target, a fuzzy basis). */
+  xname?: Buffer;
 }
 
 /**
@@ -688,7 +690,7 @@ export async function requestFile(
     if (iflags & ITEM_XNAME_FOLLOWS) writer.writeVstring(basis!.xname!);
   }
   // Below 29 no iflags travel and rsync itemizes a transfer as its receiver sees it.
-  options.onItem?.({ ndx, entry, iflags: protocol >= 29 ? iflags : ITEM_TRANSFER | ITEM_MISSING_DATA });
+  options.onItem?.({ ndx, entry, iflags: protocol >= 29 ? iflags : ITEM_TRANSFER | ITEM_MISSING_DATA, ...(basis?.xname && { xname: basis.xname }) });
   if (!redo) state.requested++;
   if (!state.doXfers) return;
   const basisSt = basis ? basis.st : st;
@@ -819,7 +821,7 @@ async function finishHardLinks(state: GeneratorState): Promise<void> {
     if (!b) continue;
     if (!a || a.ino !== b.ino || a.dev !== b.dev) {
       await tree.link(entry.name, lead.name);
-      state.options.onItem?.({ ndx, entry, iflags: itemFlags(state, entry, a, ITEM_LOCAL_CHANGE | ITEM_XNAME_FOLLOWS) });
+      state.options.onItem?.({ ndx, entry, iflags: itemFlags(state, entry, a, ITEM_LOCAL_CHANGE | ITEM_XNAME_FOLLOWS), xname: lead.name });
     }
   }
 }

@@ -16,6 +16,7 @@ import { receiveIntoTree } from '../transfer/receive.js';
 import { dirDepth, localName, ModulePathError, sanitizePath, stripModule, SYMLINK_PREFIX } from './destination.js';
 import { logCreatedDirectory, logError, logFileListStart } from './log.js';
 import { abortRole, refuseRole } from './role-exit.js';
+import { pushTransferLog } from './transfer-log.js';
 import type { RoleRequest, RoleResult } from './request.js';
 
 /**
@@ -100,6 +101,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     amServer: true,
     confineBasisTo: module.path,
     onWarning: (text) => logError(r.log, text),
+    ...pushTransferLog(r, setup, dest.dir, transfer),
     // doRecv hands its first failure to onAbort (receiveIntoTree passes the callback through).
     onAbort: (reason?: unknown) => void abortRole(r, reason),
   });

@@ -17,6 +17,7 @@ import { sanitizeModulePath, stripModule } from './destination.js';
 import { logError, logFileListStart } from './log.js';
 import type { RoleRequest, RoleResult } from './request.js';
 import { refuseRole } from './role-exit.js';
+import { pullTransferLog } from './transfer-log.js';
 
 /**
  * The sender's view of the rules: the client's (compiled for the sender) and the module's own
@@ -93,6 +94,7 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
     dryRun: args.transfer.dryRun,
     amServer: true,
     onWarning: (text) => logError(r.log, text),
+    ...pullTransferLog(r, setup),
   });
   writeSenderStats(writer, {
     totalRead: r.io.bytesRead - readBefore,

@@ -41,7 +41,9 @@ export interface ReceiveRequest {
   confineBasisTo?: string;
   onItem?: (item: GeneratedItem) => void;
   onReceived?: (item: ReceivedItem) => void;
-  onDeleted?: (name: Buffer, isDir: boolean) => void;
+  /** Each non-transfer the sender echoed back (a daemon's transfer logging). */
+  onEchoed?: (item: ReceivedItem) => void;
+  onDeleted?: (name: Buffer, isDir: boolean, mode: number) => void;
   onWarning?: (text: string) => void;
   onInfo?: (text: string) => void;
   onAbort?: () => void;
@@ -108,6 +110,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(fileSummer && { fileChecksum: (name: Buffer, basisDir?: number) => localChecksum(tree, fileSummer, name, basisDir) }),
     ...(r.onItem && { onItem: r.onItem }),
     ...(r.onReceived && { onReceived: r.onReceived }),
+    ...(r.onEchoed && { onEchoed: r.onEchoed }),
     ...(r.onDeleted && { onDeleted: r.onDeleted }),
     ...(r.onWarning && { onWarning: r.onWarning }),
     ...(r.onInfo && { onInfo: r.onInfo }),
