@@ -93,6 +93,8 @@ export interface GeneratorOptions extends DeleteOptions, BasisOptions {
   update?: boolean;
   /** --delete-missing-args: a list entry with mode 0 (a missing source argument) deletes that path here. */
   deleteMissingArgs?: boolean;
+  /** The caller created the destination directory for this transfer: the list's '.' is itemized as new (rsync's FLAG_DIR_CREATED). */
+  rootCreated?: boolean;
   /** Each request or local change (itemize, -v). */
   onItem?: (item: GeneratedItem) => void;
   /** -b / --block-size */
@@ -357,7 +359,9 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     // copy; not at all when identical).
     const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
     if (!st && doXfers) await tree.mkdir(name, entry);
-    if (!alt) itemize(state, ndx, entry, st, st ? 0 : ITEM_LOCAL_CHANGE);
+    // The destination made for this transfer is itemized as new (rsync's FLAG_DIR_CREATED on the list's '.').
+    const created = ndx === 0 && !!options.rootCreated && name.length === 1 && name[0] === 0x2e;
+    if (!alt) itemize(state, ndx, entry, created ? null : st, st && !created ? 0 : ITEM_LOCAL_CHANGE);
     else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE);
     const when = deleteWhen(options, state.protocol);
     if ((when === 'during' || when === 'delay') && !redo && entry.contentDir !== false && (st || doXfers)) await deleteInDir(state, name);

@@ -99,6 +99,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     ...(filters.rules.length && { protect: { list: filters, deleteExcluded: args.deleteExcluded } }),
     senderIoError: () => flist.ioError | (demux?.ioError ?? 0),
     amServer: true,
+    rootCreated: dest.created,
     confineBasisTo: module.path,
     onWarning: (text) => logError(r.log, text),
     ...pushTransferLog(r, setup, dest.dir, transfer),

@@ -37,6 +37,8 @@ export interface ReceiveRequest {
   senderIoError: () => number;
   /** We are the daemon (rsync's am_server): no sender totals to read. */
   amServer?: boolean;
+  /** The destination was created for this transfer (its '.' is itemized as new). */
+  rootCreated?: boolean;
   /** A daemon's module: basis directories must lie inside it. */
   confineBasisTo?: string;
   onItem?: (item: GeneratedItem) => void;
@@ -79,6 +81,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
   return doRecv(r.reader, r.writer, r.files, tree, checksummer, {
     sumsHelper: helper,
     ...(r.amServer && { amServer: true }),
+    ...(r.rootCreated && { rootCreated: true }),
     perms: transfer.perms,
     times: transfer.times,
     owner: transfer.owner,
