@@ -138,6 +138,7 @@ export function pullTransferLog(r: RoleRequest, setup: SetupResult): PullLogCall
  * The directory an entry of the sender's list was listed from, relative to the module root: its
  * path on disk without the list name (rsync's F_PATHNAME). '' when it is the module root or unknown.
  */
+// rsync/flist.c: F_PATHNAME (the dir change_pathname recorded for the entry)
 function listedFrom(entry: FileEntry, moduleRoot: string): Buffer {
   const local = (entry as FileEntry & { localPath?: Buffer }).localPath;
   if (!local) return Buffer.alloc(0);
