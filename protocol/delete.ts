@@ -38,8 +38,8 @@ export interface DeleteOptions {
   ioError?: () => number;
   /** Local files the filter rules protect from --delete (excluded, without --delete-excluded). */
   isProtected?: (name: Buffer, isDir: boolean) => boolean;
-  /** Each local deletion (directories end in '/'). */
-  onDeleted?: (name: Buffer, isDir: boolean) => void;
+  /** Each local deletion (directories end in '/'); `mode` is the deleted item's st_mode (rsync's log_delete takes it). */
+  onDeleted?: (name: Buffer, isDir: boolean, mode: number) => void;
   onWarning?: (text: string) => void;
   /** rsync's FINFO texts ("IO error encountered -- skipping file deletion", "cannot delete non-empty directory: X"). */
   onInfo?: (text: string) => void;
@@ -178,7 +178,7 @@ export async function deleteItem(ctx: DeleteContext, name: Buffer, st: LocalStat
   else if (type === S_IFREG) ctx.deleted.files++;
   else if (isDevice(st.mode)) ctx.deleted.devices++;
   else ctx.deleted.specials++;
-  ctx.options.onDeleted?.(name, dir);
+  ctx.options.onDeleted?.(name, dir, st.mode);
   return true;
 }
 

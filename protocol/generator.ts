@@ -93,6 +93,8 @@ export interface GeneratorOptions extends DeleteOptions, BasisOptions {
   update?: boolean;
   /** --delete-missing-args: a list entry with mode 0 (a missing source argument) deletes that path here. */
   deleteMissingArgs?: boolean;
+  /** The caller created the destination directory for this transfer: the list's '.' is itemized as new (rsync's FLAG_DIR_CREATED). */
+  rootCreated?: boolean;
   /** Each request or local change (itemize, -v). */
   onItem?: (item: GeneratedItem) => void;
   /** -b / --block-size */
@@ -107,6 +109,8 @@ export interface GeneratedItem {
   ndx: number;
   entry: FileEntry;
   iflags: number;
+  /** With ITEM_XNAME_FOLLOWS: the other name (a hard link's target, a fuzzy basis). */
+  xname?: Buffer;
 }
 
 /**
@@ -362,7 +366,9 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     // copy; not at all when identical).
     const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
     if (!st && doXfers) await tree.mkdir(name, entry);
-    if (!alt) itemize(state, ndx, entry, st, st ? 0 : ITEM_LOCAL_CHANGE);
+    // The destination made for this transfer is itemized as new (rsync's FLAG_DIR_CREATED on the list's '.').
+    const created = ndx === 0 && !!options.rootCreated && name.length === 1 && name[0] === 0x2e;
+    if (!alt) itemize(state, ndx, entry, created ? null : st, st && !created ? 0 : ITEM_LOCAL_CHANGE);
     else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE);
     const when = deleteWhen(options, state.protocol);
     if ((when === 'during' || when === 'delay') && !redo && entry.contentDir !== false && (st || doXfers)) await deleteInDir(state, name);
@@ -710,7 +716,7 @@ export async function requestFile(
     if (iflags & ITEM_XNAME_FOLLOWS) writer.writeVstring(basis!.xname!);
   }
   // Below 29 no iflags travel and rsync itemizes a transfer as its receiver sees it.
-  options.onItem?.({ ndx, entry, iflags: protocol >= 29 ? iflags : ITEM_TRANSFER | ITEM_MISSING_DATA });
+  options.onItem?.({ ndx, entry, iflags: protocol >= 29 ? iflags : ITEM_TRANSFER | ITEM_MISSING_DATA, ...(basis?.xname && { xname: basis.xname }) });
   if (!redo) state.requested++;
   if (!state.doXfers) return;
   const basisSt = basis ? basis.st : st;
@@ -841,7 +847,7 @@ async function finishHardLinks(state: GeneratorState): Promise<void> {
     if (!b) continue;
     if (!a || a.ino !== b.ino || a.dev !== b.dev) {
       await tree.link(entry.name, lead.name);
-      state.options.onItem?.({ ndx, entry, iflags: itemFlags(state, entry, a, ITEM_LOCAL_CHANGE | ITEM_XNAME_FOLLOWS) });
+      state.options.onItem?.({ ndx, entry, iflags: itemFlags(state, entry, a, ITEM_LOCAL_CHANGE | ITEM_XNAME_FOLLOWS), xname: lead.name });
     }
   }
 }

@@ -47,11 +47,24 @@ export interface ReceivedItem {
   iflags: number;
   literalBytes: number;
   matchedBytes: number;
+  /**
+   * Bytes read from the peer for this file's data: the echoed sum head, the tokens and the
+   * whole-file checksum (rsync's total_data_read since remember_initial_stats; %b of its log).
+   * 0 for an echo and in a dry run.
+   */
+  bytesRead: number;
+  /** The name the request carried after ITEM_XNAME_FOLLOWS (a hard link's target, a fuzzy basis), or null. */
+  xname: Buffer | null;
+  /** The whole-file checksum the sender sent after the data (null for an echo and in a dry run). */
+  fileSum: Buffer | null;
 }
 
 export interface ReceiverOptions extends BasisOptions {
   dryRun: boolean;
+  /** Each transferred file (also one that failed verification: rsync logs every attempt). */
   onReceived?: (item: ReceivedItem) => void;
+  /** Each non-transfer the sender echoed back (a created dir, a symlink, changed attributes, a hard link): rsync's receiver maybe_log_item. */
+  onEchoed?: (item: ReceivedItem) => void;
   onWarning?: (text: string) => void;
   /** Whole-file digests of big files on the helper thread (the generator's block-sums helper). */
   sumsHelper?: SumsHelper;
@@ -112,6 +125,7 @@ export async function receiveFiles(
     // 2. Not a transfer: the echo of a local change.
     if (!(iflags & ITEM_TRANSFER)) {
       if (iflags & ITEM_IS_NEW) stats.createdFiles++;
+      options.onEchoed?.({ ndx, entry, iflags, literalBytes: 0, matchedBytes: 0, bytesRead: 0, xname, fileSum: null });
       continue;
     }
     if (phase === 2) throw new ProtocolError(`transfer of index ${ndx} in phase 2`);
@@ -121,17 +135,18 @@ export async function receiveFiles(
     stats.transferredFiles++;
     stats.totalTransferredSize += entry.size;
     if (options.dryRun) {
-      options.onReceived?.({ ndx, entry, iflags, literalBytes: 0, matchedBytes: 0 });
+      options.onReceived?.({ ndx, entry, iflags, literalBytes: 0, matchedBytes: 0, bytesRead: 0, xname, fileSum: null });
       continue;
     }
 
     // 3. The data, into a temporary file, from the basis the request named (the file itself, a
     // basis dir's copy, a fuzzy match); 4. verified, then renamed over the target.
     const basis = basisPlace(entry.name, basisType, xname, options);
+    const dataStart = reader.consumed; // rsync's remember_initial_stats
     const got = await receiveData(reader, entry, basis, tree, checksummer, copyBuf, options.sumsHelper, protocol < 29 && !!options.altDest);
     stats.literalBytes += got.literalBytes;
     stats.matchedBytes += got.matchedBytes;
-    options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes });
+    options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes, bytesRead: reader.consumed - dataStart, xname, fileSum: got.fileSum });
     if (got.ok) continue;
     if (!redoing) {
       options.onWarning?.(`WARNING: ${entry.name.toString()} failed verification -- update discarded (will try again).`);
@@ -158,6 +173,8 @@ interface DataResult {
   ok: boolean;
   literalBytes: number;
   matchedBytes: number;
+  /** The sender's whole-file checksum. */
+  fileSum: Buffer;
 }
 
 /**
@@ -256,7 +273,7 @@ async function receiveData(
       await temp.commit(entry);
       committed = true;
     }
-    return { ok, literalBytes, matchedBytes };
+    return { ok, literalBytes, matchedBytes, fileSum: theirs };
   } finally {
     await basis?.close();
     if (!committed) await temp.discard();

@@ -33,6 +33,17 @@ export interface SentItem {
   /** Bytes of literal data and of matched data sent for a transfer. */
   literalBytes: number;
   matchedBytes: number;
+  /**
+   * For a transfer, the bytes of the logical stream from the request on (rsync's
+   * remember_initial_stats, for %b and %c of its log): read, the sum head and block sums;
+   * written, the echoed request, the sum head, the tokens and the whole-file checksum. 0 otherwise.
+   */
+  bytesRead: number;
+  bytesWritten: number;
+  /** The name the request carried after ITEM_XNAME_FOLLOWS (a hard link's target, a fuzzy basis), or null. */
+  xname: Buffer | null;
+  /** The whole-file checksum sent after a transfer's data (null otherwise). */
+  fileSum: Uint8Array | null;
 }
 
 export interface SenderStats {
@@ -127,7 +138,7 @@ export async function sendFiles(
     if (!(iflags & ITEM_TRANSFER)) {
       echo();
       if (iflags & ITEM_IS_NEW) stats.createdFiles++;
-      options.onItem?.({ ndx, entry, iflags, literalBytes: 0, matchedBytes: 0 });
+      options.onItem?.({ ndx, entry, iflags, literalBytes: 0, matchedBytes: 0, bytesRead: 0, bytesWritten: 0, xname, fileSum: null });
       continue;
     }
     if (phase === 2) throw new ProtocolError(`transfer request for index ${ndx} in phase 2`);
@@ -139,11 +150,13 @@ export async function sendFiles(
     // 3. Dry run: the daemon sends no sums; answer with the echo alone.
     if (options.dryRun) {
       echo();
-      options.onItem?.({ ndx, entry, iflags, literalBytes: 0, matchedBytes: 0 });
+      options.onItem?.({ ndx, entry, iflags, literalBytes: 0, matchedBytes: 0, bytesRead: 0, bytesWritten: 0, xname, fileSum: null });
       continue;
     }
 
     // 4. The basis's block sums, then our file: echo, sum head, tokens, whole-file checksum. [sender-delta]
+    const readStart = reader.consumed; // rsync's remember_initial_stats
+    const writeStart = writer.written;
     const head = await readSumHead(reader, checksummer.digestLength);
     const sums = await readSumBlocks(reader, head);
     const chunks = await source.open(entry, ndx);
@@ -170,7 +183,17 @@ export async function sendFiles(
       ioError |= IOERR_VANISHED;
       options.onWarning?.(`file changed size during transfer: ${entry.name.toString()}`);
     }
-    options.onItem?.({ ndx, entry, iflags, literalBytes: result.literalBytes, matchedBytes: result.matchedBytes });
+    options.onItem?.({
+      ndx,
+      entry,
+      iflags,
+      literalBytes: result.literalBytes,
+      matchedBytes: result.matchedBytes,
+      bytesRead: reader.consumed - readStart,
+      bytesWritten: writer.written - writeStart,
+      xname,
+      fileSum: result.fileSum,
+    });
   }
 
   // 5. New io_error bits travel as MSG_IO_ERROR (protocol >= 30), then our last NDX_DONE. [sender-phases]

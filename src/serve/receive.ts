@@ -19,6 +19,7 @@ import { compileModuleRules, destinationIsModuleExcluded, moduleFilterAt } from 
 import { moduleChmod } from './module-chmod.js';
 import { logCreatedDirectory, logError, logFileListStart } from './log.js';
 import { abortRole, refuseRole } from './role-exit.js';
+import { pushTransferLog } from './transfer-log.js';
 import type { RoleRequest, RoleResult } from './request.js';
 
 /**
@@ -118,8 +119,10 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     }),
     senderIoError: () => flist.ioError | (demux?.ioError ?? 0),
     amServer: true,
+    rootCreated: dest.created,
     confineBasisTo: module.path,
     onWarning: (text) => logError(r.log, text),
+    ...pushTransferLog(r, setup, dest.dir, transfer),
     // doRecv hands its first failure to onAbort (receiveIntoTree passes the callback through).
     onAbort: (reason?: unknown) => void abortRole(r, reason),
   });

@@ -20,6 +20,7 @@ import { sanitizeModulePath, stripModule, unmungeSymlink } from './destination.j
 import { logError, logFileListStart } from './log.js';
 import type { RoleRequest, RoleResult } from './request.js';
 import { refuseRole } from './role-exit.js';
+import { pullTransferLog } from './transfer-log.js';
 
 /**
  * The sender's view of the rules: the client's (compiled for the sender) and the module's own
@@ -114,6 +115,7 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
     dryRun: args.transfer.dryRun,
     amServer: true,
     onWarning: (text) => logError(r.log, text),
+    ...pullTransferLog(r, setup),
   });
   writeSenderStats(writer, {
     totalRead: r.io.bytesRead - readBefore,

@@ -49,11 +49,15 @@ export interface ReceiveRequest {
   senderIoError: () => number;
   /** We are the daemon (rsync's am_server): no sender totals to read. */
   amServer?: boolean;
+  /** The destination was created for this transfer (its '.' is itemized as new). */
+  rootCreated?: boolean;
   /** A daemon's module: basis directories must lie inside it. */
   confineBasisTo?: string;
   onItem?: (item: GeneratedItem) => void;
   onReceived?: (item: ReceivedItem) => void;
-  onDeleted?: (name: Buffer, isDir: boolean) => void;
+  /** Each non-transfer the sender echoed back (a daemon's transfer logging). */
+  onEchoed?: (item: ReceivedItem) => void;
+  onDeleted?: (name: Buffer, isDir: boolean, mode: number) => void;
   onWarning?: (text: string) => void;
   onInfo?: (text: string) => void;
   onAbort?: () => void;
@@ -99,6 +103,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
   return doRecv(r.reader, r.writer, r.files, tree, checksummer, {
     sumsHelper: helper,
     ...(r.amServer && { amServer: true }),
+    ...(r.rootCreated && { rootCreated: true }),
     perms: transfer.perms,
     times: transfer.times,
     owner: transfer.owner,
@@ -132,6 +137,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(fileSummer && { fileChecksum: (name: Buffer, basisDir?: number) => localChecksum(tree, fileSummer, name, basisDir) }),
     ...(r.onItem && { onItem: r.onItem }),
     ...(r.onReceived && { onReceived: r.onReceived }),
+    ...(r.onEchoed && { onEchoed: r.onEchoed }),
     ...(r.onDeleted && { onDeleted: r.onDeleted }),
     ...(r.onWarning && { onWarning: r.onWarning }),
     ...(r.onInfo && { onInfo: r.onInfo }),
