@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { lsyncd, run, type RunResult } from './helpers/cli.js';
 import { snapshot, snapshotSync, diffTrees, type Tree } from './helpers/tree.js';
 import { makeTree, setTime, T0 } from './helpers/fstree.js';
-import { startBoth, type OurDaemon } from './helpers/serve.js';
+import { daemonUrl, runBoth, runText, startBoth, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
 import { oldRsync } from './helpers/old-rsync.js';
 
@@ -66,16 +66,11 @@ test.after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const url = (d: { port: number }, path: string) => `rsync://127.0.0.1:${d.port}/${path}`;
-const text = (r: RunResult) => `exit ${r.status}\nstdout:\n${r.stdout.toString()}\nstderr:\n${r.stderr.toString()}`;
+const url = daemonUrl;
+const text = runText;
 
 /** The same rsync command line against both daemons (ADDR/ in args is each one's URL). */
-async function both(args: string[], client = 'rsync'): Promise<{ o: RunResult; t: RunResult }> {
-  const withUrl = (d: { port: number }) => args.map((a) => (a.startsWith('ADDR/') ? url(d, a.slice(5)) : a));
-  const o = await run(client, withUrl(ours));
-  const t = await run(client, withUrl(theirs));
-  return { o, t };
-}
+const both = (args: string[], client = 'rsync') => runBoth({ ours, theirs }, args, { client });
 
 /** Both runs ended as rsyncd's did (the same exit code, 0 here). */
 function bothOk(r: { o: RunResult; t: RunResult }, what: string): void {

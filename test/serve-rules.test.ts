@@ -9,11 +9,11 @@ import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, type RunResult } from './helpers/cli.js';
+import type { RunResult } from './helpers/cli.js';
 import { parseConfig } from '../src/serve/config.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { setTime, T0 } from './helpers/fstree.js';
-import { startBoth, type OurDaemon } from './helpers/serve.js';
+import { runBoth, runText, startBoth, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
 
 const ROOT = process.getuid?.() === 0;
@@ -132,7 +132,6 @@ async function makePrivateTree(root: string): Promise<void> {
   for (const p of ['public', 'private', 'open-dir/f', 'closed-dir/g', 'link-to-private', 'open-dir', 'closed-dir', '.']) await setTime(join(root, p), T0);
 }
 
-const url = (d: { port: number }, path: string) => `rsync://127.0.0.1:${d.port}/${path}`;
 
 /**
  * The same rsync command line against both daemons (ADDR/ in args becomes each one's URL; DEST/ a
@@ -142,14 +141,11 @@ const url = (d: { port: number }, path: string) => `rsync://127.0.0.1:${d.port}/
 async function both(args: string[], name = ''): Promise<{ o: RunResult; t: RunResult; destO: string; destT: string }> {
   const destO = join(work, `${name}-ours`);
   const destT = join(work, `${name}-theirs`);
-  const withUrl = (d: { port: number }, dest: string) =>
-    args.map((a) => (a.startsWith('ADDR/') ? url(d, a.slice(5)) : a.startsWith('DEST/') ? dest + a.slice(4) : a));
-  const o = await run('rsync', ['--no-inc-recursive', ...withUrl(ours, destO)]);
-  const t = await run('rsync', ['--no-inc-recursive', ...withUrl(theirs, destT)]);
+  const { o, t } = await runBoth({ ours, theirs }, ['--no-inc-recursive', ...args], { dests: { o: destO, t: destT } });
   return { o, t, destO, destT };
 }
 
-const text = (r: RunResult) => `exit ${r.status}\nstdout:\n${r.stdout.toString()}\nstderr:\n${r.stderr}`;
+const text = runText;
 
 /** The client's stderr, with the server's closing line's "at FILE(LINE) [Receiver=VERSION]" taken off. */
 const errors = (r: RunResult) =>

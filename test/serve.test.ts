@@ -7,10 +7,10 @@ import * as assert from 'uvu/assert';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile, unlink, symlink } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { run, type RunResult } from './helpers/cli.js';
+import { run } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { makeTree, setTime, T0 } from './helpers/fstree.js';
-import { startBoth, type OurDaemon } from './helpers/serve.js';
+import { daemonUrl, runBoth, runText, startBoth, type OurDaemon } from './helpers/serve.js';
 import { rsyncVersion, type ConfiguredDaemon } from './helpers/daemon.js';
 import { oldRsync } from './helpers/old-rsync.js';
 import { lsyncd } from './helpers/cli.js';
@@ -90,15 +90,10 @@ test.after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const url = (d: { port: number }, path: string) => `rsync://127.0.0.1:${d.port}/${path}`;
+const url = daemonUrl;
 
-/** The same rsync command line against both daemons (ADDR in args is replaced by each one's URL). */
-async function both(args: string[], env: NodeJS.ProcessEnv = {}, client = 'rsync'): Promise<{ o: RunResult; t: RunResult }> {
-  const withUrl = (d: { port: number }) => args.map((a) => (a.startsWith('ADDR/') ? url(d, a.slice(5)) : a));
-  const o = await run(client, withUrl(ours), env);
-  const t = await run(client, withUrl(theirs), env);
-  return { o, t };
-}
+/** The same rsync command line against both daemons (ADDR/ in args is each one's URL). */
+const both = (args: string[], env: NodeJS.ProcessEnv = {}, client = 'rsync') => runBoth({ ours, theirs }, args, { env, client });
 
 async function sameModuleTree(path: string, message: string): Promise<void> {
   const want = await snapshot(join(theirs.dir, path));
@@ -107,7 +102,7 @@ async function sameModuleTree(path: string, message: string): Promise<void> {
   assert.equal(diff, [], `${message}\n${diff.slice(0, 20).join('\n')}`);
 }
 
-const text = (r: RunResult) => `exit ${r.status}\nstdout:\n${r.stdout.toString()}\nstderr:\n${r.stderr.toString()}`;
+const text = runText;
 
 test('the module listing is byte for byte rsyncd\'s (list = no hides a module)', async () => {
   const { o, t } = await both(['ADDR/']);

@@ -1,6 +1,7 @@
 // Our daemon (`lsyncd serve`'s startDaemon) in the test process, on 127.0.0.1 and a free port,
 // from a config text, with its log in the temp dir; and a real rsyncd started from the same text
-// (test/helpers/daemon.ts startDaemonWithConfig), so a test runs one client against both.
+// (test/helpers/daemon.ts startDaemonWithConfig), so a test runs one client against both
+// (runBoth), with the URL and message helpers the serve suites share.
 import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { parseConfig } from '../../src/serve/config.js';
 import { startDaemon, type RsyncDaemon } from '../../src/serve/daemon.js';
 import { DaemonLog } from '../../src/serve/log.js';
 import { startDaemonWithConfig, type ConfiguredDaemon } from './daemon.js';
+import { run, type RunResult } from './cli.js';
 
 export interface OurDaemon {
   port: number;
@@ -55,4 +57,27 @@ export async function startBoth(config: (dir: string) => string): Promise<{ ours
     await ours.stop();
     throw e;
   }
+}
+
+/** A daemon's rsync:// URL for `path` (module and path inside it). */
+export const daemonUrl = (d: { port: number }, path: string): string => `rsync://127.0.0.1:${d.port}/${path}`;
+
+/** A client's run as an assertion message: exit code, stdout, stderr. */
+export const runText = (r: RunResult): string => `exit ${r.status}\nstdout:\n${r.stdout.toString()}\nstderr:\n${r.stderr.toString()}`;
+
+/**
+ * The same client command line against our daemon (`o`) and rsyncd (`t`): an argument starting
+ * with `ADDR/` becomes each daemon's URL for the rest, one starting with `DEST/` a local directory
+ * of each (`dests.o`/`dests.t`) when `dests` is given.
+ */
+export async function runBoth(
+  daemons: { ours: { port: number }; theirs: { port: number } },
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; client?: string; dests?: { o: string; t: string } } = {},
+): Promise<{ o: RunResult; t: RunResult }> {
+  const withUrl = (d: { port: number }, dest: string | undefined) =>
+    args.map((a) => (a.startsWith('ADDR/') ? daemonUrl(d, a.slice(5)) : dest !== undefined && a.startsWith('DEST/') ? dest + a.slice(4) : a));
+  const o = await run(options.client ?? 'rsync', withUrl(daemons.ours, options.dests?.o), options.env ?? {});
+  const t = await run(options.client ?? 'rsync', withUrl(daemons.theirs, options.dests?.t), options.env ?? {});
+  return { o, t };
 }
