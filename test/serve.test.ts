@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile, unlink, symlink } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { run } from './helpers/cli.js';
+import { run, type RunResult } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { makeTree, setTime, T0 } from './helpers/fstree.js';
 import { daemonUrl, runBoth, runText, startBoth, type OurDaemon } from './helpers/serve.js';
@@ -213,6 +213,44 @@ test('our own client into our daemon: lsyncd --once pushes and pulls as into rsy
   const pulled = await lsyncd(['--once', '-a', url(ours, 'push/ourclient/'), `${dest}/`]);
   assert.is(pulled.status, 0, text(pulled));
   assert.equal(diffTrees(await snapshot(join(theirs.dir, 'push/ourclient')), await snapshot(dest)), []);
+});
+
+test('deletions are shown to a -v or -i client as rsyncd shows them (MSG_DELETED from 29, the line before)', async () => {
+  const src = join(work, 'delsrc');
+  // Not 28 with -v: there rsyncd's generator also prints the names whose attributes it touched,
+  // which we do not (docs/serve.md, differences).
+  for (const [protocol, flags] of [
+    [31, '-v'],
+    [31, '-i'],
+    [28, '-i'],
+  ] as const) {
+    const dest = `dels-${protocol}${flags}`;
+    await rm(src, { recursive: true, force: true });
+    await mkdir(join(src, 'gone-dir', 'inner'), { recursive: true });
+    await writeFile(join(src, 'keep'), 'k\n');
+    await writeFile(join(src, 'gone'), 'g\n');
+    await writeFile(join(src, 'gone-dir', 'inner', 'f'), 'f\n');
+    await symlink('keep', join(src, 'gone-link'));
+    for (const p of ['keep', 'gone', 'gone-dir/inner/f', 'gone-dir/inner', 'gone-dir', '.']) await setTime(join(src, p), T0);
+    const first = await both(['-rlt', `--protocol=${protocol}`, `${src}/`, `ADDR/push/${dest}/`]);
+    assert.is(first.o.status, 0, text(first.o));
+    // rsyncd at protocol 28 does not always leave the new directory's time set (its receiver may
+    // write into it after the generator set it): start both from the same time.
+    for (const d of [ours.dir, theirs.dir]) await setTime(join(d, 'push', dest), T0);
+    for (const p of ['gone', 'gone-link']) await unlink(join(src, p));
+    await rm(join(src, 'gone-dir'), { recursive: true });
+    await setTime(src, T0);
+    // Without incremental recursion, which we never offer (rsyncd's first line would differ).
+    const r = await both(['-rlt', flags, '--delete', '--no-inc-recursive', `--protocol=${protocol}`, `${src}/`, `ADDR/push/${dest}/`]);
+    assert.is(r.o.status, 0, text(r.o));
+    assert.is(r.t.status, 0, text(r.t));
+    // Byte counts and speeds differ between daemons; every other line is the client's own print.
+    const lines = (x: RunResult) => x.stdout.toString().split('\n').filter((l) => !/^(sent|total size) /.test(l));
+    assert.equal(lines(r.o), lines(r.t), `protocol ${protocol} ${flags}`);
+    // Below 29 rsyncd formats the line with the format the client sent (`%i` alone): no name.
+    const shown = protocol >= 29 ? /deleting +gone-dir\/$/ : /^\*deleting  $/;
+    assert.ok(lines(r.o).some((l) => shown.test(l)), lines(r.o).join('\n'));
+  }
 });
 
 test('a client\'s pull from the module equals the same pull from rsyncd', async () => {

@@ -9,7 +9,7 @@ import { digestLength } from '../../protocol/checksum.js';
 import { flistOptionsFor, receiveFileList } from '../../protocol/flist-recv.js';
 import { recvClientFilters } from '../../protocol/session.js';
 import type { ServerArgs } from '../../protocol/server-args.js';
-import { MSG_ERROR, MSG_ERROR_XFER, PeerMessages, writeMessage } from '../../protocol/mplex.js';
+import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, PeerMessages, writeMessage } from '../../protocol/mplex.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { isDir, isLink } from '../../protocol/modes.js';
 import { receiveIntoTree } from '../transfer/receive.js';
@@ -17,9 +17,9 @@ import { tweakMode } from '../../protocol/chmod.js';
 import { dirDepth, localName, ModulePathError, sanitizeModulePath, sanitizePath, stripModule, SYMLINK_PREFIX } from './destination.js';
 import { compileModuleRules, destinationIsModuleExcluded, moduleFilterAt } from './module-filter.js';
 import { moduleChmod } from './module-chmod.js';
-import { logCreatedDirectory, logError, logFileListStart } from './log.js';
+import { formatLogLine, logCreatedDirectory, logError, logFileListStart, logFormatHas } from './log.js';
 import { abortRole, refuseRole } from './role-exit.js';
-import { pushTransferLog } from './transfer-log.js';
+import { logSession, pushTransferLog } from './transfer-log.js';
 import type { RoleRequest, RoleResult } from './request.js';
 
 /**
@@ -122,13 +122,41 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     rootCreated: dest.created,
     confineBasisTo: module.path,
     onWarning: (text) => logError(r.log, text),
-    ...pushTransferLog(r, setup, dest.dir, transfer),
+    ...withDeletionsTold(r, pushTransferLog(r, setup, dest.dir, transfer)),
     // doRecv hands its first failure to onAbort (receiveIntoTree passes the callback through).
     onAbort: (reason?: unknown) => void abortRole(r, reason),
   });
   await writer.flush();
   const failures = messages.xferErrors + result.receiver.failedFiles + result.generator.failed;
   return { exitCode: transferExitCode(flist.ioError | result.generator.ioError, failures), totalSize: flist.totalSize };
+}
+
+/**
+ * A client that shows deletions (-v, -i, --info=del) is told of each, as rsync's log_delete tells
+ * it: from protocol 29 a MSG_DELETED with the name (a directory's with a trailing NUL), which the
+ * client words itself; before, the line itself in a MSG_INFO, in the format the client sent when
+ * it shows %o or %i, else `deleting %n`. Added to the transfer log's own onDeleted, if any.
+ */
+// rsync/log.c: log_delete (the am_server branch)
+function withDeletionsTold<T extends { onDeleted?: (name: Buffer, isDir: boolean, mode: number) => void }>(r: RoleRequest, callbacks: T): T {
+  const { args } = r;
+  const shows = args.verbose > 0 || args.itemize || args.info.some((i) => /^del\d*$/i.test(i));
+  if (!shows) return callbacks;
+  const logged = callbacks.onDeleted;
+  const shown = args.outFormat;
+  const format = shown && (logFormatHas(shown, 'o') || logFormatHas(shown, 'i')) ? shown : 'deleting %n';
+  const session = logSession(r, false);
+  return {
+    ...callbacks,
+    onDeleted: (name: Buffer, isDir: boolean, mode: number) => {
+      logged?.(name, isDir, mode);
+      const message =
+        r.protocol >= 29
+          ? writeMessage(r.writer, MSG_DELETED, isDir ? Buffer.concat([name, Buffer.alloc(1)]) : name)
+          : writeMessage(r.writer, MSG_INFO, Buffer.concat([formatLogLine(format, { op: 'del.', name, dir: '', mode, length: 0, mtime: 0, iflags: 0 }, session), Buffer.from('\n')]));
+      void message.catch(() => {}); // a dead connection ends the role elsewhere
+    },
+  };
 }
 
 /** A name the module's rules refused, told to the client and logged as rsyncd words it. */

@@ -32,7 +32,7 @@ export interface PullLogCallbacks {
 }
 
 /** The connection's side of every line (%h %a %m %P %u, and how %i shows times). */
-function logSession(r: RoleRequest, symlinkTimes: boolean): LogSession {
+export function logSession(r: RoleRequest, symlinkTimes: boolean): LogSession {
   return {
     host: r.peer.host,
     addr: r.peer.addr,
