@@ -98,4 +98,20 @@ test('the listing: the same lines as rsync --list-only', async () => {
   assert.ok(ours.stdout.includes('new\\#012line'));
 });
 
+test('a warning naming a file: escaped as rsync escapes it (skipping non-regular file)', async () => {
+  const dir = join(work, 'fifo');
+  await mkdir(dir);
+  const made = await run('mkfifo', [bjoin(dir, Buffer.from('fi\nfo')).toString()]);
+  assert.is(made.status, 0, made.stderr);
+  const ours = await lsyncd(['--once', dir + '/', addr('push/fifo-ours/')], UTF8);
+  const theirs = await run('rsync', ['-rlpt', '--delete', dir + '/', addr('push/fifo-theirs/')], UTF8);
+  assert.is(ours.status, 0, ours.stderr);
+  assert.is(theirs.status, 0, theirs.stderr);
+  // rsync prints this one on stdout (FINFO), we on stderr: the text is what is compared.
+  const line = /skipping non-regular file .*/;
+  const theirLine = line.exec(theirs.stdout.toString() + theirs.stderr)?.[0];
+  assert.is(theirLine, 'skipping non-regular file "fi\\#012fo"');
+  assert.is(line.exec(ours.stdout.toString() + ours.stderr)?.[0], theirLine);
+});
+
 test.run();
