@@ -9,6 +9,7 @@ import { isDaemonAddress, parseDaemonAddress, DEFAULT_PORT } from '../transfer/t
 import { resolve } from 'node:path';
 import { listModules, splitMotd } from '../transfer/client.js';
 import { passwordSource } from '../transfer/password.js';
+import { promptOnTerminal } from './prompt.js';
 import { push } from '../transfer/push.js';
 import { buildFilterList, pushFilter, type RuleSource } from '../transfer/filters.js';
 import { itemizeString, itemNameBytes, outputSummary, commas, charsetFromEnv, outputLine } from '../transfer/output.js';
@@ -314,6 +315,7 @@ function sessionOptions(o: CliOptions, user: string | undefined) {
     ...(o.contimeout !== undefined && { contimeout: o.contimeout }),
     ...(o.timeout !== undefined && { timeout: o.timeout }),
     password: passwordSource(o.passwordFile, process.env, {
+      prompt: promptOnTerminal,
       onMissing: () => {
         passwordWasMissing = true;
       },

@@ -1,10 +1,9 @@
 // Where the daemon password comes from, as rsync's client takes it: --password-file (refused when
 // others can read it, or, for root, when root does not own it; first line only), else
-// $RSYNC_PASSWORD, else a `Password: ` prompt on the controlling terminal with echo off (none
-// without a terminal). Never logged. Counterpart: rsync authenticate.c auth_client, getpassf.
+// $RSYNC_PASSWORD, else what the caller's prompt gives (the CLI's: `Password: ` on the terminal,
+// src/cli/prompt.ts). Never logged. Counterpart: rsync authenticate.c auth_client, getpassf.
 import { open, lstat } from 'node:fs/promises';
-import { constants, openSync, closeSync, writeSync } from 'node:fs';
-import { isatty, ReadStream } from 'node:tty';
+import { constants } from 'node:fs';
 import { UsageError } from '../../protocol/errors.js';
 import { S_IROTH, S_IWOTH } from '../../protocol/modes.js';
 
@@ -58,7 +57,7 @@ async function readStdinLine(): Promise<Buffer> {
 
 /** What a session's password source does when none was given. */
 export interface PasswordFallback {
-  /** Ask on the controlling terminal (default: when there is one). */
+  /** Ask the user (null: cannot). What it gives is kept for the source's later sessions. */
   prompt?: () => Promise<Buffer | null>;
   /** Told when the daemon asked and nothing gave a password (for the CLI's hint). */
   onMissing?: () => void;
@@ -66,64 +65,20 @@ export interface PasswordFallback {
 
 /**
  * The password source for a session: the file if given, else $RSYNC_PASSWORD, else the prompt
- * on the terminal, else none (the daemon then refuses, and `onMissing` has been told).
+ * (asked once), else none (the daemon then refuses, and `onMissing` has been told).
  */
 // rsync/authenticate.c: auth_client (getpassf, RSYNC_PASSWORD, then getpass)
 export function passwordSource(passwordFile: string | undefined, env: NodeJS.ProcessEnv = process.env, fallback: PasswordFallback = {}): () => Promise<Buffer | null> {
+  let typed: Buffer | null = null;
   return async () => {
     if (passwordFile) {
       const fromFile = await readPasswordFile(passwordFile);
       if (fromFile) return fromFile;
     }
     if (env.RSYNC_PASSWORD !== undefined) return Buffer.from(env.RSYNC_PASSWORD, 'utf8');
-    const typed = await (fallback.prompt ?? promptOnTerminal)();
+    // Asked once: a live mirror's reconnections do not ask again.
+    typed ??= (await fallback.prompt?.()) ?? null;
     if (typed === null) fallback.onMissing?.();
     return typed;
   };
-}
-
-/**
- * `Password: ` on the controlling terminal (/dev/tty, as rsync's getpass reads it, so a pipe on
- * stdin does not matter), read with echo off up to Enter; null when there is no terminal. Ctrl-C
- * while typing is passed on as SIGINT.
- */
-// rsync/lib/getpass.c: getpass
-export async function promptOnTerminal(): Promise<Buffer | null> {
-  let fd: number;
-  try {
-    fd = openSync('/dev/tty', 'r+');
-  } catch {
-    return null;
-  }
-  if (!isatty(fd)) {
-    closeSync(fd);
-    return null;
-  }
-  const input = new ReadStream(fd);
-  try {
-    input.setRawMode(true);
-    writeSync(fd, 'Password: ');
-    const typed = await new Promise<Buffer | 'interrupt'>((resolve) => {
-      const bytes: number[] = [];
-      input.on('data', (chunk: Buffer) => {
-        for (const c of chunk) {
-          if (c === 0x0d || c === 0x0a) return resolve(Buffer.from(bytes));
-          if (c === 0x03) return resolve('interrupt');
-          if (c === 0x7f || c === 0x08) bytes.pop();
-          else if (bytes.length < MAX_PASSWORD_FILE) bytes.push(c);
-        }
-      });
-      input.on('end', () => resolve(Buffer.from(bytes)));
-    });
-    input.setRawMode(false);
-    // The newline the terminal did not echo.
-    writeSync(fd, '\n');
-    if (typed === 'interrupt') {
-      process.kill(process.pid, 'SIGINT');
-      return null;
-    }
-    return typed;
-  } finally {
-    input.destroy();
-  }
 }
