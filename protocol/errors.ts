@@ -15,6 +15,7 @@ export const EXIT = {
   FILEIO: 11,
   STREAMIO: 12,
   MESSAGEIO: 13,
+  SIGNAL: 20,
   MALLOC: 22,
   PARTIAL: 23,
   VANISHED: 24,

@@ -9,13 +9,15 @@ import { isDaemonAddress, parseDaemonAddress, DEFAULT_PORT } from '../transfer/t
 import { resolve } from 'node:path';
 import { listModules, splitMotd } from '../transfer/client.js';
 import { passwordSource } from '../transfer/password.js';
+import { promptOnTerminal } from './prompt.js';
 import { push } from '../transfer/push.js';
 import { buildFilterList, pushFilter, type RuleSource } from '../transfer/filters.js';
-import { itemizeString, itemName, outputSummary, commas, charsetFromEnv, escapeLine } from '../transfer/output.js';
-import type { TransferOptions } from '../../protocol/args.js';
+import { itemizeString, itemNameBytes, outputSummary, commas, charsetFromEnv, outputLine } from '../transfer/output.js';
+import { mapLsyncd2Options, asksForHelp } from './habits.js';
+import { OnceInterruption, signalLine } from './interrupt.js';
 import type { FileEntry } from '../../protocol/flist.js';
+import type { TransferOptions } from '../../protocol/args.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
-import { S_IFDIR, S_IFLNK, S_IFMT } from '../../protocol/modes.js';
 import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
 import { live as runLive } from './live.js';
 
@@ -30,6 +32,7 @@ const EXIT_MEANING: Record<number, string> = {
   [EXIT.SOCKETIO]: 'error in socket I/O',
   [EXIT.FILEIO]: 'error in file I/O',
   [EXIT.STREAMIO]: 'error in the rsync protocol data stream',
+  [EXIT.SIGNAL]: 'received SIGINT, SIGTERM, or SIGHUP',
   [EXIT.PARTIAL]: 'some files were not transferred',
   [EXIT.VANISHED]: 'some source files vanished',
   [EXIT.TIMEOUT]: 'timeout in data send/receive',
@@ -85,6 +88,7 @@ export interface CliOptions {
   itemizeChanges?: boolean;
   stats?: boolean;
   progress?: boolean;
+  humanReadable: number;
   daemon: boolean;
   nodaemon?: boolean;
   delay?: number;
@@ -176,18 +180,26 @@ function buildProgram(rules: RuleSource[]): Command {
   };
   return new Command('lsyncd')
     .description(
-      'Keep an rsync daemon module a mirror of a local tree, speaking the rsync protocol itself.\n' +
-        '  lsyncd --once [options] SOURCE[/] TARGET   push once, as rsync -rlpt --delete would\n' +
-        '  lsyncd --once [options] ADDRESS/PATH/ DEST/ pull once into DEST, as rsync -rlpt would (--delete to delete)\n' +
-        '  lsyncd rsync://HOST[:PORT]/ | HOST::       list the daemon\'s modules\n' +
-        '  lsyncd [-r] rsync://HOST/MODULE[/PATH]     list files as rsync does\n' +
-        'TARGET is [USER@]HOST::MODULE[/PATH/] or rsync://[USER@]HOST[:PORT]/MODULE[/PATH/]; a trailing\n' +
-        'slash on SOURCE means "the contents of", as in rsync.',
+      // Each line fits 80 columns: commander wraps the description at the terminal's width.
+      [
+        "Keep rsync daemon modules a live mirror of a local tree (no rsync needed).",
+        "  lsyncd SOURCE TARGET...            live mirror: sync, then push each change",
+        "  lsyncd %userwww TARGET             each /home/USER/www (--home) to TARGET/USER",
+        "  lsyncd --once SOURCE[/] TARGET...  push once, as rsync -rlpt --delete would",
+        "  lsyncd --once ADDRESS/PATH DEST    pull once, as rsync -rlpt would",
+        "  lsyncd rsync://HOST[:PORT]/        list the daemon's modules (or HOST::)",
+        "  lsyncd [-r] rsync://HOST/MODULE/P  list files as rsync does",
+        "  lsyncd serve | lsyncd demo         an rsync daemon | a demo (serve --help)",
+        "TARGET: [USER@]HOST::MODULE[/PATH/] or rsync://[USER@]HOST[:PORT]/MODULE[/PATH/]",
+        "A trailing slash on SOURCE means \"the contents of\", as in rsync. lsyncd 2's",
+        "-nodaemon, -delay N, -log all|scarce, -logfile F, -pidfile F, -insist, -onepass",
+        "and -rsync SOURCE TARGET work as before.",
+      ].join('\n'),
     )
-    .usage('[options] SOURCE TARGET | ADDRESS')
+    .usage('[options] SOURCE TARGET... | ADDRESS')
     .argument('<args...>', 'SOURCE TARGET, or a daemon ADDRESS to list')
     .version(`lsyncd ${pkg.version} (rsync daemon protocol ${MIN_PROTOCOL_VERSION}–${PROTOCOL_VERSION})`, '-V, --version')
-    .option('--once', 'transfer once and exit: push SOURCE to TARGET, or pull ADDRESS/PATH/ into DEST (rsync\'s exit codes)')
+    .option('--once', 'transfer once and exit: push SOURCE to each TARGET, or pull ADDRESS/PATH into DEST (rsync\'s exit codes)')
     .option('--nodaemon', 'live mode: stay in the foreground and log to stderr (also --no-daemon)')
     .option('--no-daemon', 'the same as --nodaemon')
     .addOption(new Option('--delay <SECONDS>', 'live mode: wait this long for more changes before a push').argParser(decimal))
@@ -249,6 +261,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('-i, --itemize-changes', 'output a change summary for every update')
     .option('--stats', 'print transfer statistics')
     .option('--progress', 'show progress per file')
+    .option('-h, --human-readable', 'sizes in the summary as 1.23K, 4.56M (-hh: units of 1024); -h alone is the help', (_v: string, previous: number) => previous + 1, 1)
     .addOption(new Option('--port <PORT>', `daemon TCP port for HOST:: addresses (default ${DEFAULT_PORT})`).argParser(integer(1, 65535)))
     .option('--no-motd', "don't print the daemon's message of the day")
     .option('--password-file <FILE>', 'read the daemon password from FILE (first line; must not be readable by others)')
@@ -259,8 +272,13 @@ function buildProgram(rules: RuleSource[]): Command {
     )
     .addOption(new Option('--contimeout <SECONDS>', 'give up connecting (and waiting for the greeting) after SECONDS').argParser(integer(0, 1e6)))
     .addOption(new Option('--timeout <SECONDS>', 'give up after SECONDS without I/O').argParser(integer(0, 1e6)))
-    .helpOption('-h, --help', 'show this help')
-    .addHelpText('after', '\nThe password comes from --password-file, else $RSYNC_PASSWORD.\nExit codes are rsync\'s (5: daemon refused, 10: socket error, 23/24: partial/vanished, 30/35: timeouts).')
+    .helpOption('--help', 'show this help (so does -h alone)')
+    .addHelpText(
+      'after',
+      '\nThe password comes from --password-file, else $RSYNC_PASSWORD, else a prompt on the terminal.\n' +
+        'Exit codes are rsync\'s (5: daemon refused, 10: socket error, 20: interrupted,\n' +
+        '23/24: partial/vanished, 30/35: timeouts).',
+    )
     .showHelpAfterError(false)
     .on('option:delete-excluded', () => rules.push({ kind: 'delete-excluded' }))
     .exitOverride();
@@ -296,12 +314,17 @@ function sessionOptions(o: CliOptions, user: string | undefined) {
     ...(o.protocol !== undefined && { protocol: o.protocol }),
     ...(o.contimeout !== undefined && { contimeout: o.contimeout }),
     ...(o.timeout !== undefined && { timeout: o.timeout }),
-    password: passwordSource(o.passwordFile),
+    password: passwordSource(o.passwordFile, process.env, {
+      prompt: promptOnTerminal,
+      onMissing: () => {
+        passwordWasMissing = true;
+      },
+    }),
   };
 }
 
 /** `lsyncd rsync://HOST/MODULE/PATH`: the files, listed as `rsync` lists them (-r to recurse). */
-async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: CliOptions, rules: RuleSource[]): Promise<number> {
+async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
   // Loaded on use: the live daemon's start does not pay for the pull side's modules.
   const { listRemote } = await import('../transfer/list.js');
   const archive = Boolean(o.archive);
@@ -330,6 +353,7 @@ async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: Cl
   const motd = o.motd ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined;
   const result = await listRemote({
     target,
+    abort,
     transfer,
     session: { ...sessionOptions(o, target.user), ...(motd && { onLine: motd }) },
     charset: charsetFromEnv(process.env),
@@ -342,9 +366,9 @@ async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: Cl
   return result.exitCode;
 }
 
-async function list(address: string, options: CliOptions, rules: RuleSource[]): Promise<number> {
+async function list(address: string, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
-  if (target.module) return listContents(target, options, rules);
+  if (target.module) return listContents(target, options, rules, abort);
   const lines = await listModules({ host: target.host, port: target.port, ...sessionOptions(options, target.user) });
   const shown = options.motd ? lines : splitMotd(lines).modules;
   process.stdout.write(Buffer.concat(shown.flatMap((line) => [line, Buffer.from('\n')])));
@@ -354,51 +378,66 @@ async function list(address: string, options: CliOptions, rules: RuleSource[]): 
 const out = (line: string) => process.stdout.write(line.endsWith('\n') ? line : line + '\n');
 const err = (line: string) => process.stderr.write(line.endsWith('\n') ? line : line + '\n');
 
-async function pushOnce(source: string, address: string, options: CliOptions, rules: RuleSource[]): Promise<number> {
+/** A push or pull target checked before anything is touched: a daemon address naming a module. */
+function moduleTarget(address: string, options: CliOptions): ReturnType<typeof parseDaemonAddress> {
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
   if (!target.module) throw new UsageError(`${address} names no module`);
+  return target;
+}
+
+/** Writes one output line of text and raw names, escaped as rsync escapes terminal output. */
+function lineWriter(charset: ReturnType<typeof charsetFromEnv>) {
+  return (...parts: Array<string | Uint8Array>): void => {
+    process.stdout.write(outputLine(parts, charset));
+  };
+}
+
+async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAddress>, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
   const transfer = transferOptions(options);
   const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
   const started = Date.now();
   let transferred = 0;
   const showNames = transfer.verbose > 0 || transfer.itemize;
   const motd = options.motd ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined;
+  // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).
+  const charset = charsetFromEnv(process.env);
+  const outLine = lineWriter(charset);
   const result = await push({
     source,
     target,
     transfer,
     session: { ...sessionOptions(options, target.user), ...(motd && { onLine: motd }) },
     ...(filter && { filter }),
-    charset: charsetFromEnv(process.env),
+    charset,
+    abort,
     onFileList: () => {
       if (showNames && !transfer.itemize) out('building file list ... done');
     },
     onInfo: (text) => out(text),
     onError: (text) => err(text),
     onDeleted: (name, isDir) => {
-      const shown = isDir ? `${name.toString()}/` : name.toString();
-      if (transfer.itemize) out(`*deleting   ${shown}`);
-      else if (transfer.verbose) out(`deleting ${shown}`);
+      const shown = isDir ? Buffer.concat([name, Buffer.from('/')]) : name;
+      if (transfer.itemize) outLine('*deleting   ', shown);
+      else if (transfer.verbose) outLine('deleting ', shown);
     },
     onItem: (item) => {
       const isTransfer = (item.iflags & ITEM_TRANSFER) !== 0;
       if (isTransfer) transferred++;
-      if (transfer.itemize) out(`${itemizeString(item.iflags, item.entry.mode, transfer.times)} ${itemName(item.entry)}`);
-      else if (transfer.verbose && (isTransfer || item.iflags & ITEM_IS_NEW)) out(itemName(item.entry));
+      if (transfer.itemize) outLine(`${itemizeString(item.iflags, item.entry.mode, transfer.times)} `, itemNameBytes(item.entry));
+      else if (transfer.verbose && (isTransfer || item.iflags & ITEM_IS_NEW)) outLine(itemNameBytes(item.entry));
       if (options.progress && isTransfer) {
         const secs = Math.max((Date.now() - started) / 1000, 0.001);
         out(`${String(commas(item.entry.size)).padStart(15)} 100% ${(item.entry.size / secs / 1e6).toFixed(2)}MB/s (xfr#${transferred})`);
       }
     },
   });
-  for (const line of outputSummary(result, { ...transfer, elapsedSeconds: (Date.now() - started) / 1000 })) out(line);
+  const elapsedSeconds = (Date.now() - started) / 1000;
+  for (const line of outputSummary(result, { ...transfer, elapsedSeconds, humanReadable: options.humanReadable })) out(line);
   return result.exitCode;
 }
 
-async function pullOnce(address: string, dest: string, options: CliOptions, rules: RuleSource[]): Promise<number> {
+async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: string, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
   const { pull } = await import('../transfer/pull.js');
-  const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
-  if (!target.module) throw new UsageError(`${address} names no module`);
   // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).
   const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options) };
   const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
@@ -407,25 +446,16 @@ async function pullOnce(address: string, dest: string, options: CliOptions, rule
   const motd = options.motd ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined;
   // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).
   const charset = charsetFromEnv(process.env);
-  const outBytes = (...parts: Array<string | Buffer>): void => {
-    process.stdout.write(escapeLine(Buffer.concat([...parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)), Buffer.from('\n')]), charset));
-  };
-  // %n%L: directories with a trailing slash ('.' as './'), symlinks with their target.
-  const nameOf = (entry: FileEntry): Buffer => {
-    const type = entry.mode & S_IFMT;
-    if (type === S_IFDIR) return Buffer.concat([entry.name, Buffer.from('/')]);
-    if (type === S_IFLNK && entry.symlink) return Buffer.concat([entry.name, Buffer.from(' -> '), entry.symlink]);
-    return entry.name;
-  };
+  const outLine = lineWriter(charset);
   const showItem = (iflags: number, entry: FileEntry): void => {
     const isTransfer = (iflags & ITEM_TRANSFER) !== 0;
     // Like rsync's -i: only items with a significant change (not ITEM_LOCAL_CHANGE alone);
     // a received file shows '>' where a sent one has '<'.
     if (transfer.itemize) {
       if (iflags & SIGNIFICANT_ITEM_FLAGS) {
-        outBytes(`${itemizeString(iflags, entry.mode, transfer.times).replace(/^</, '>')} `, nameOf(entry));
+        outLine(`${itemizeString(iflags, entry.mode, transfer.times).replace(/^</, '>')} `, itemNameBytes(entry));
       }
-    } else if (transfer.verbose && (isTransfer || iflags & ITEM_IS_NEW)) outBytes(nameOf(entry));
+    } else if (transfer.verbose && (isTransfer || iflags & ITEM_IS_NEW)) outLine(itemNameBytes(entry));
   };
   const result = await pull({
     target,
@@ -435,15 +465,16 @@ async function pullOnce(address: string, dest: string, options: CliOptions, rule
     ...(list && { filter: { list, deleteExcluded: transfer.deleteExcluded } }),
     ignoreTimes: Boolean(options.ignoreTimes),
     charset,
+    abort,
     onInfo: (text) => out(text),
     onError: (text) => err(text),
     onDeleted: (name, isDir) => {
       const shown = isDir ? Buffer.concat([name, Buffer.from('/')]) : name;
-      if (transfer.itemize) outBytes('*deleting   ', shown);
-      else if (transfer.verbose) outBytes('deleting ', shown);
+      if (transfer.itemize) outLine('*deleting   ', shown);
+      else if (transfer.verbose) outLine('deleting ', shown);
     },
     onCreatedDest: (path) => {
-      if (transfer.itemize || transfer.verbose) out(`created directory ${path}`);
+      if (transfer.itemize || transfer.verbose) outLine('created directory ', Buffer.from(path));
     },
     onFileList: () => {
       if (transfer.verbose) out('receiving file list ... done');
@@ -456,7 +487,8 @@ async function pullOnce(address: string, dest: string, options: CliOptions, rule
       out(`${String(commas(item.entry.size)).padStart(15)} 100% ${(item.entry.size / secs / 1e6).toFixed(2)}MB/s (xfr#${received})`);
     },
   });
-  for (const line of outputSummary(result, { ...transfer, elapsedSeconds: (Date.now() - started) / 1000 })) out(line);
+  const elapsedSeconds = (Date.now() - started) / 1000;
+  for (const line of outputSummary(result, { ...transfer, elapsedSeconds, humanReadable: options.humanReadable })) out(line);
   return result.exitCode;
 }
 
@@ -490,26 +522,61 @@ function live(source: string, targets: string[], options: CliOptions, rules: Rul
 
 async function run(args: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
   if (args.length === 1) {
+    if (/\.lua$/.test(args[0]!)) {
+      throw new UsageError(`${args[0]}: lsyncd 2's Lua config files are not read yet (they come with the config work); give SOURCE TARGET, or -rsync SOURCE TARGET`);
+    }
     if (!isDaemonAddress(args[0]!)) throw new UsageError(`${args[0]} is not a daemon address (rsync://HOST/ or HOST::)`);
-    return list(args[0]!, options, rules);
+    return once((abort) => list(args[0]!, options, rules, abort));
   }
   const [source, ...targets] = args;
   if (!options.once) return live(source!, targets, options, rules);
   if (isDaemonAddress(source!)) {
     if (targets.length !== 1 || isDaemonAddress(targets[0]!)) throw new UsageError('a pull takes one daemon SOURCE and one local DEST');
-    return pullOnce(source!, targets[0]!, options, rules).catch((e: unknown) => report(e));
+    const target = moduleTarget(source!, options);
+    return once((abort) => pullOnce(target, targets[0]!, options, rules, abort));
   }
-  let worst = 0;
-  for (const target of targets) {
-    const code = await pushOnce(source!, target, options, rules).catch((e: unknown) => report(e));
-    if (code > worst) worst = code;
+  // Every target is checked (address syntax, a module named) before the first is touched.
+  const checked = targets.map((t) => moduleTarget(t, options));
+  return once(async (abort) => {
+    let worst = 0;
+    for (const target of checked) {
+      if (abort.aborted) break;
+      const code = await pushOnce(source!, target, options, rules, abort).catch((e: unknown) => (abort.aborted ? EXIT.SIGNAL : report(e)));
+      if (code > worst) worst = code;
+    }
+    return worst;
+  });
+}
+
+/**
+ * A one-off run (--once, a listing) under rsync's signal rule: Ctrl-C, SIGTERM or SIGHUP stops
+ * the transfer (its connection closed, a pull's temp files discarded) and the run ends with
+ * rsync's line for it and exit 20, whatever the transfer's own failure was.
+ */
+// rsync/main.c: sig_int, then cleanup.c: exit_cleanup(RERR_SIGNAL)
+async function once(transfer: (abort: AbortSignal) => Promise<number>): Promise<number> {
+  const interruption = new OnceInterruption().install();
+  try {
+    const code = await transfer(interruption.abort).catch((e: unknown) => (interruption.received ? EXIT.SIGNAL : report(e)));
+    if (!interruption.received) return code;
+    process.stderr.write(`${signalLine()}\n`);
+    return EXIT.SIGNAL;
+  } finally {
+    interruption.uninstall();
   }
-  return worst;
+}
+
+/** The hint after a refusal for want of a password: where lsyncd looks for one. */
+function passwordHint(error: DaemonRefusalError): string | undefined {
+  if (!/auth failed/.test(error.daemonText) || !passwordWasMissing) return undefined;
+  return 'lsyncd: no password was given: set RSYNC_PASSWORD or use --password-file FILE (on a terminal lsyncd asks)';
 }
 
 function report(error: unknown): number {
   if (error instanceof DaemonRefusalError) {
     process.stderr.write(`${error.daemonText}\n`);
+    const hint = passwordHint(error);
+    if (hint) process.stderr.write(`${hint}\n`);
   } else if (error instanceof RemoteError && error.messages.length) {
     // The daemon's texts were shown as they arrived (MSG_ERROR); only the summary is left to say.
   } else if (error instanceof RsyncError) {
@@ -524,6 +591,8 @@ function report(error: unknown): number {
 }
 
 let argvForDetach: string[] = [];
+/** Whether a daemon asked for a password that no file, no $RSYNC_PASSWORD and no terminal gave. */
+let passwordWasMissing = false;
 
 export async function main(argv: string[]): Promise<number> {
   // `lsyncd serve ...`: the daemon, with rsync --daemon's own options (src/cli/serve.ts).
@@ -534,8 +603,23 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram(rules);
   argvForDetach = argv.slice(1);
   program.configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+  let args: string[];
   try {
-    program.parse(argv);
+    args = mapLsyncd2Options(argv.slice(2));
+  } catch (e) {
+    return report(e);
+  }
+  // rsync's habits: bare `lsyncd` prints the usage and exits 1; `-h` alone is the help.
+  if (args.length === 0) {
+    process.stderr.write(program.helpInformation());
+    return EXIT.SYNTAX;
+  }
+  if (asksForHelp(args)) {
+    process.stdout.write(program.helpInformation());
+    return EXIT.OK;
+  }
+  try {
+    program.parse(args, { from: 'user' });
   } catch (e) {
     const code = (e as { code?: string; exitCode?: number }).code;
     if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return EXIT.OK;

@@ -14,6 +14,7 @@ import { RemoteError, transferExitCode } from '../../protocol/errors.js';
 import { sendFilterList, type FilterList } from '../../protocol/filter.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
+import { closeOnAbort } from './abort.js';
 import { bigNum, escapeLine, messageText, permString, timeString, type OutputCharset } from './output.js';
 
 export interface RemoteListOptions {
@@ -31,6 +32,8 @@ export interface RemoteListOptions {
   onInfo?: (text: string) => void;
   /** Daemon warnings and errors for stderr, as rsync shows them. */
   onError?: (text: string) => void;
+  /** Ends the listing when aborted (the CLI's Ctrl-C): the connection is closed. */
+  abort?: AbortSignal;
 }
 
 
@@ -71,6 +74,7 @@ export async function listRemote(options: RemoteListOptions): Promise<RemoteList
   const wire: TransferOptions = { ...transfer, dirs: !transfer.recursive };
   const session = await openModule({ ...options.session, host: target.host, port: target.port }, target.module);
   const { reader, writer, socket } = session;
+  closeOnAbort(socket, options.abort);
   const messages = new PeerMessages({
     info: (text) => options.onInfo?.(messageText(text, charset)),
     error: (text) => onError(messageText(text, charset)),

@@ -151,13 +151,39 @@ export function itemizeFlags(iflags: number, mode: number, options: { transfer: 
   return c.join('');
 }
 
-/** %n%L: the name (directories with a trailing slash), and " -> target" for symlinks. */
-export function itemName(entry: FileEntry): string {
+/** %n%L as bytes: the name (directories with a trailing slash, '.' as './'), and " -> target" for symlinks. */
+// rsync/log.c: log_formatted ('n', 'L')
+export function itemNameBytes(entry: FileEntry): Buffer {
   const type = entry.mode & S_IFMT;
-  let name = entry.name.toString();
-  if (type === S_IFDIR) name = name === '.' ? './' : `${name}/`;
-  if (type === S_IFLNK && entry.symlink) name += ` -> ${entry.symlink.toString()}`;
-  return name;
+  if (type === S_IFDIR) return Buffer.concat([entry.name, Buffer.from('/')]);
+  if (type === S_IFLNK && entry.symlink) return Buffer.concat([entry.name, Buffer.from(' -> '), entry.symlink]);
+  return Buffer.from(entry.name);
+}
+
+/** %n%L as text for a log line: escaped as rsync escapes it (a newline as \#012, invalid UTF-8 as \#ooo). */
+export function itemName(entry: FileEntry): string {
+  return shownName(itemNameBytes(entry));
+}
+
+/**
+ * A name (raw bytes) as every line we print or log shows it: escaped as rsync's rwrite escapes
+ * output in a UTF-8 locale, so a name can neither break a line nor carry bytes a terminal
+ * misreads. The one home for names in text.
+ */
+// rsync/log.c: rwrite + filtered_fwrite (for a name)
+export function shownName(name: Uint8Array, charset: OutputCharset = 'utf8'): string {
+  // escapeLine keeps a line's last newline raw: a name's own last byte must not be taken for it.
+  const line = escapeLine(Buffer.concat([name, Buffer.from('\n')]), charset);
+  return line.subarray(0, -1).toString(charset === 'utf8' ? 'utf8' : 'latin1');
+}
+
+/**
+ * One output line of parts (text and raw names), escaped as rsync escapes terminal output, with
+ * its newline: what -v, -i and the deletions print.
+ */
+// rsync/log.c: rwrite
+export function outputLine(parts: ReadonlyArray<string | Uint8Array>, charset: OutputCharset): Buffer {
+  return escapeLine(Buffer.concat([...parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)), Buffer.from('\n')]), charset);
 }
 
 /** rsync's comma-grouped numbers (human_num with the default --human-readable level 1). */
@@ -224,15 +250,20 @@ export interface TransferSummary {
  * two summary lines, each block after an empty line.
  */
 // rsync/main.c: output_summary
-export function outputSummary(summary: TransferSummary, options: { stats: boolean; verbose: number; dryRun: boolean; elapsedSeconds: number }): string[] {
+export function outputSummary(
+  summary: TransferSummary,
+  options: { stats: boolean; verbose: number; dryRun: boolean; elapsedSeconds: number; humanReadable?: number },
+): string[] {
   const lines: string[] = [];
-  if (options.stats) lines.push('', ...statsLines(summary));
-  if (options.stats || options.verbose) lines.push('', ...summaryLines(summary, options.elapsedSeconds, options.dryRun));
+  const human = options.humanReadable ?? 1;
+  if (options.stats) lines.push('', ...statsLines(summary, human));
+  if (options.stats || options.verbose) lines.push('', ...summaryLines(summary, options.elapsedSeconds, options.dryRun, human));
   return lines;
 }
 
 /** The --stats block: the figures the transfer has, in rsync's order. */
-function statsLines(summary: TransferSummary): string[] {
+function statsLines(summary: TransferSummary, human: number): string[] {
+  const size = (n: number) => bigNum(Math.round(n), human);
   const s = summary.stats;
   const lines = [`Number of files: ${commas(summary.entries.length)}${counts(summary.entries)}`];
   if (summary.created) lines.push(`Number of created files: ${commas(summary.created.length)}${counts(summary.created)}`);
@@ -257,28 +288,40 @@ function statsLines(summary: TransferSummary): string[] {
   }
   lines.push(
     `Number of regular files transferred: ${commas(s.transferredFiles)}`,
-    `Total file size: ${commas(summary.totalSize)} bytes`,
-    `Total transferred file size: ${commas(s.totalTransferredSize)} bytes`,
-    `Literal data: ${commas(s.literalBytes)} bytes`,
-    `Matched data: ${commas(s.matchedBytes)} bytes`,
-    `File list size: ${commas(summary.flistBytes)}`,
+    `Total file size: ${size(summary.totalSize)} bytes`,
+    `Total transferred file size: ${size(s.totalTransferredSize)} bytes`,
+    `Literal data: ${size(s.literalBytes)} bytes`,
+    `Matched data: ${size(s.matchedBytes)} bytes`,
+    `File list size: ${size(summary.flistBytes)}`,
   );
   if (summary.flistSeconds) {
     lines.push(`File list generation time: ${summary.flistSeconds.build.toFixed(3)} seconds`, `File list transfer time: ${summary.flistSeconds.transfer.toFixed(3)} seconds`);
   }
-  lines.push(`Total bytes sent: ${commas(summary.bytesSent)}`, `Total bytes received: ${commas(summary.bytesReceived)}`);
+  lines.push(`Total bytes sent: ${size(summary.bytesSent)}`, `Total bytes received: ${size(summary.bytesReceived)}`);
   return lines;
 }
 
-/** "sent X bytes  received Y bytes  Z bytes/sec" and "total size is N  speedup is M". */
-function summaryLines(summary: TransferSummary, elapsedSeconds: number, dryRun: boolean): string[] {
+/**
+ * "sent X bytes  received Y bytes  Z bytes/sec" and "total size is N  speedup is M", the sizes
+ * at rsync's --human-readable level `human` (1: commas; -h: units of 1000; -hh: of 1024).
+ */
+function summaryLines(summary: TransferSummary, elapsedSeconds: number, dryRun: boolean, human: number): string[] {
   const rate = (summary.bytesSent + summary.bytesReceived) / Math.max(elapsedSeconds, 0.001);
   const moved = summary.bytesSent + summary.bytesReceived;
   const speedup = moved ? summary.totalSize / moved : 0;
+  const size = (n: number) => bigNum(Math.round(n), human);
+  const twoDecimals = (x: number) => x.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   return [
-    `sent ${commas(summary.bytesSent)} bytes  received ${commas(summary.bytesReceived)} bytes  ${rate.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })} bytes/sec`,
-    `total size is ${commas(summary.totalSize)}  speedup is ${speedup.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}${dryRun ? ' (DRY RUN)' : ''}`,
+    `sent ${size(summary.bytesSent)} bytes  received ${size(summary.bytesReceived)} bytes  ${humanRate(rate, human, twoDecimals)} bytes/sec`,
+    `total size is ${size(summary.totalSize)}  speedup is ${twoDecimals(speedup)}${dryRun ? ' (DRY RUN)' : ''}`,
   ];
+}
+
+/** A rate as rsync's human_dnum(rate, 2) prints it: two decimals below 1000, else as a size. */
+// rsync/lib/compat.c: do_big_dnum
+function humanRate(rate: number, human: number, twoDecimals: (x: number) => string): string {
+  if (human <= 1 || rate < 1000) return twoDecimals(rate);
+  return bigNum(Math.trunc(rate), human);
 }
 
 /** `drwxr-xr-x`: the type character, then the permissions with s/S/t/T. */

@@ -1,6 +1,7 @@
 // Where the daemon password comes from, as rsync's client takes it: --password-file (refused when
 // others can read it, or, for root, when root does not own it; first line only), else
-// $RSYNC_PASSWORD. Never logged.
+// $RSYNC_PASSWORD, else what the caller's prompt gives (the CLI's: `Password: ` on the terminal,
+// src/cli/prompt.ts). Never logged. Counterpart: rsync authenticate.c auth_client, getpassf.
 import { open, lstat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { UsageError } from '../../protocol/errors.js';
@@ -54,13 +55,30 @@ async function readStdinLine(): Promise<Buffer> {
   return Buffer.concat(chunks).subarray(0, MAX_PASSWORD_FILE);
 }
 
-/** The password source for a session: the file if given, else $RSYNC_PASSWORD, else none. */
-export function passwordSource(passwordFile: string | undefined, env: NodeJS.ProcessEnv = process.env): () => Promise<Buffer | null> {
+/** What a session's password source does when none was given. */
+export interface PasswordFallback {
+  /** Ask the user (null: cannot). What it gives is kept for the source's later sessions. */
+  prompt?: () => Promise<Buffer | null>;
+  /** Told when the daemon asked and nothing gave a password (for the CLI's hint). */
+  onMissing?: () => void;
+}
+
+/**
+ * The password source for a session: the file if given, else $RSYNC_PASSWORD, else the prompt
+ * (asked once), else none (the daemon then refuses, and `onMissing` has been told).
+ */
+// rsync/authenticate.c: auth_client (getpassf, RSYNC_PASSWORD, then getpass)
+export function passwordSource(passwordFile: string | undefined, env: NodeJS.ProcessEnv = process.env, fallback: PasswordFallback = {}): () => Promise<Buffer | null> {
+  let typed: Buffer | null = null;
   return async () => {
     if (passwordFile) {
       const fromFile = await readPasswordFile(passwordFile);
       if (fromFile) return fromFile;
     }
-    return env.RSYNC_PASSWORD !== undefined ? Buffer.from(env.RSYNC_PASSWORD, 'utf8') : null;
+    if (env.RSYNC_PASSWORD !== undefined) return Buffer.from(env.RSYNC_PASSWORD, 'utf8');
+    // Asked once: a live mirror's reconnections do not ask again.
+    typed ??= (await fallback.prompt?.()) ?? null;
+    if (typed === null) fallback.onMissing?.();
+    return typed;
   };
 }

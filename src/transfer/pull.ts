@@ -21,6 +21,7 @@ import { EXIT, RemoteError, RsyncError, transferExitCode } from '../../protocol/
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
 import { receiveIntoTree } from './receive.js';
+import { closeOnAbort } from './abort.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
 
 /** Filter rules for a pull: sent to the daemon's sender, and protecting local files from --delete. */
@@ -30,6 +31,11 @@ export interface PullFilter {
 }
 
 export interface PullOptions {
+  /**
+   * Ends the transfer when aborted (Ctrl-C, SIGTERM: the CLI's --once): the connection is closed,
+   * so the transfer fails at once and a pull discards its temp files on the way out.
+   */
+  abort?: AbortSignal;
   target: DaemonTarget;
   dest: string;
   transfer: TransferOptions;
@@ -75,6 +81,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   // 2. Connect, module, auth; args with --sender; setup; our filter list.
   const session = await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
   const { reader, writer, socket } = session;
+  closeOnAbort(socket, options.abort);
   const sentBefore = socket.bytesWritten;
   const receivedBefore = socket.bytesRead;
   const charset = options.charset ?? 'utf8';

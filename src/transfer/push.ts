@@ -16,6 +16,7 @@ import type { ByteWriter } from '../../protocol/io.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
 import { writeLocalFileList, sessionChecksummer } from './send-list.js';
+import { closeOnAbort } from './abort.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
 
 /** Filter rules: what the scan skips, and what the daemon is told (only with --delete). */
@@ -61,6 +62,11 @@ export interface PushOptions {
    * listed subtrees).
    */
   selection?: readonly SelectionItem[];
+  /**
+   * Ends the transfer when aborted (Ctrl-C, SIGTERM: the CLI's --once): the connection is closed,
+   * so the transfer fails at once and a pull discards its temp files on the way out.
+   */
+  abort?: AbortSignal;
   /** The file list has been sent; the daemon starts asking for files (progress, tests). */
   onFileList?: (entries: readonly LocalEntry[]) => void | Promise<void>;
 }
@@ -100,6 +106,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
   const session = spare && isOpen(spare) ? spare : await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
   if (spare && spare !== session) spare.socket.destroy();
   const { reader, writer, socket } = session;
+  closeOnAbort(socket, options.abort);
   // Like rsync's totals, count from the end of the text phase (greetings, MOTD, auth excluded).
   const sentBefore = socket.bytesWritten;
   const receivedBefore = socket.bytesRead;

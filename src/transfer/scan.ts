@@ -12,6 +12,7 @@ import type { SenderSource } from '../../protocol/sender.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import { RsyncError, EXIT } from '../../protocol/errors.js';
 import type { ChunkSource } from '../../protocol/sums.js';
+import { shownName } from './output.js';
 
 /** A file-list entry and where it lives here. */
 export interface LocalEntry extends FileEntry {
@@ -105,7 +106,7 @@ function makeWalker(options: ScanOptions) {
     // receiver skips it without -l ("skipping non-regular file").
     if (type === S_IFLNK) return true;
     if (transfer.devices) return true;
-    warn(`skipping non-regular file "${rel.toString()}"`);
+    warn(`skipping non-regular file "${shownName(rel)}"`);
     return false;
   };
 
@@ -116,7 +117,7 @@ function makeWalker(options: ScanOptions) {
         entry.symlink = readlinkSync(localPath, { encoding: 'buffer' });
       } catch (e) {
         state.ioError |= (e as NodeJS.ErrnoException).code === 'ENOENT' ? IOERR_VANISHED : IOERR_GENERAL;
-        warn(`readlink ${name.toString()} failed: ${(e as Error).message}`);
+        warn(`readlink ${shownName(name)} failed: ${(e as Error).message}`);
         return undefined;
       }
     }
@@ -133,7 +134,7 @@ function makeWalker(options: ScanOptions) {
       names = readdirSync(dirPath, { encoding: 'buffer' });
     } catch (e) {
       state.ioError |= IOERR_GENERAL;
-      warn(`opendir "${dirPath.toString()}" failed: ${(e as Error).message}`);
+      warn(`opendir "${shownName(dirPath)}" failed: ${(e as Error).message}`);
       return;
     }
     const subdirs: Array<[Buffer, Buffer]> = [];
@@ -142,7 +143,7 @@ function makeWalker(options: ScanOptions) {
       const localPath = join(dirPath, base);
       if (name.length >= MAXPATHLEN) {
         state.ioError |= IOERR_GENERAL;
-        warn(`name too long: ${name.toString()}`);
+        warn(`name too long: ${shownName(name)}`);
         continue;
       }
       let st: BigIntStats;
@@ -151,7 +152,7 @@ function makeWalker(options: ScanOptions) {
       } catch (e) {
         const vanished = (e as NodeJS.ErrnoException).code === 'ENOENT';
         state.ioError |= vanished ? IOERR_VANISHED : IOERR_GENERAL;
-        warn(vanished ? `file has vanished: "${localPath.toString()}"` : `lstat ${localPath.toString()} failed: ${(e as Error).message}`);
+        warn(vanished ? `file has vanished: "${shownName(localPath)}"` : `lstat ${shownName(localPath)} failed: ${(e as Error).message}`);
         continue;
       }
       const isDir = st.isDirectory();
@@ -315,7 +316,7 @@ export async function scanSelection(
     const name = item.path.length === 0 ? DOT : item.path;
     if (name.length >= MAXPATHLEN) {
       walker.state.ioError |= IOERR_GENERAL;
-      walker.warn(`name too long: ${name.toString()}`);
+      walker.warn(`name too long: ${shownName(name)}`);
       continue;
     }
     const st = statOf(item.path);
@@ -399,7 +400,7 @@ export function localSource(): SenderSource {
         const code = (e as NodeJS.ErrnoException).code;
         const vanished = code === 'ENOENT' || code === 'ELOOP';
         return {
-          error: vanished ? `file has vanished: "${path.toString()}"` : `send_files failed to open "${path.toString()}": ${(e as Error).message}`,
+          error: vanished ? `file has vanished: "${shownName(path)}"` : `send_files failed to open "${shownName(path)}": ${(e as Error).message}`,
           vanished,
         };
       };
