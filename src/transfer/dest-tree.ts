@@ -565,7 +565,8 @@ export class DestTree implements LocalTree {
 }
 
 const EMPTY = Buffer.alloc(0);
-const SUFFIX_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+/** mkstemp's alphabet (glibc's letters and digits), so our temp names look like rsync's to tools that clean them up. */
+const SUFFIX_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 
 /**
  * The XXXXXX of a temporary name, like mkstemp's: unpredictable enough (O_EXCL and the retry
@@ -573,7 +574,7 @@ const SUFFIX_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
  */
 function tempSuffix(): string {
   let s = '';
-  for (let i = 0; i < 6; i++) s += SUFFIX_CHARS[(Math.random() * 64) | 0];
+  for (let i = 0; i < 6; i++) s += SUFFIX_CHARS[(Math.random() * SUFFIX_CHARS.length) | 0];
   return s;
 }
 
