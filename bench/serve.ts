@@ -75,12 +75,27 @@ async function watchRss(pid: number, work: Promise<unknown>): Promise<number> {
   return peak;
 }
 
+/** Whether `pid` has a child process still (rsyncd's connection process, not reaped yet). */
+function hasChild(pid: number): boolean {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (Number(/PPid:\s+(\d+)/.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1]) === pid) return true;
+    } catch {
+      // gone
+    }
+  }
+  return false;
+}
+
 async function once(which: string, daemon: TestDaemon, scenario: Scenario, args: string[]): Promise<void> {
   const before = cpuOf(daemon.pid);
   const run = measure('rsync', args);
   const rss = await watchRss(daemon.pid, run);
   const m = await run;
   if (m.exitCode !== 0) throw new Error(`${which} ${scenario}: exit ${m.exitCode}\n${m.stderr}`);
+  // rsyncd reaps its connection process a moment after the client ends: its CPU counts once it has.
+  for (let waited = 0; waited < 3000 && hasChild(daemon.pid); waited += 10) await new Promise((r) => setTimeout(r, 10));
   const key = `${which}/${scenario}`;
   samples.set(key, [...(samples.get(key) ?? []), { wall: m.wall, daemonCpu: cpuOf(daemon.pid) - before, daemonRss: rss }]);
 }
