@@ -8,6 +8,8 @@
 // while polling /proc). Median of BENCH_REPS runs (3). The client is `rsync -rlpt --delete` as a
 // user types it (rsyncd then recurses incrementally; ours never offers it). Target (issue 10):
 // wall <= 1.5x rsyncd's on every row.
+// BENCH_SCENARIOS=push-delta,... runs only those rows (push-delta brings push-big, which it updates;
+// push-nochange brings push-tree).
 import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestDaemon } from '../test/helpers/daemon.js';
@@ -17,6 +19,10 @@ const REPS = Number(process.env['BENCH_REPS'] ?? 3);
 const WALL_TARGET = 1.5;
 const SCENARIOS = ['push-tree', 'push-nochange', 'push-big', 'push-delta', 'pull-tree'] as const;
 type Scenario = (typeof SCENARIOS)[number];
+const wanted = new Set((process.env['BENCH_SCENARIOS'] ?? SCENARIOS.join(',')).split(',').map((x) => x.trim()));
+for (const name of wanted) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`BENCH_SCENARIOS: no scenario ${name} (${SCENARIOS.join(', ')})`);
+/** The rows run: those asked for, and the ones they build on. */
+const RUN = new Set<Scenario>(SCENARIOS.filter((s) => wanted.has(s) || (s === 'push-big' && wanted.has('push-delta')) || (s === 'push-tree' && (wanted.has('push-nochange') || wanted.has('pull-tree')))));
 const TITLES: Record<Scenario, string> = {
   'push-tree': 'push: 20,000 files / 1,000 dirs, initial',
   'push-nochange': 'push: the same, no change',
@@ -69,12 +75,27 @@ async function watchRss(pid: number, work: Promise<unknown>): Promise<number> {
   return peak;
 }
 
+/** Whether `pid` has a child process still (rsyncd's connection process, not reaped yet). */
+function hasChild(pid: number): boolean {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (Number(/PPid:\s+(\d+)/.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1]) === pid) return true;
+    } catch {
+      // gone
+    }
+  }
+  return false;
+}
+
 async function once(which: string, daemon: TestDaemon, scenario: Scenario, args: string[]): Promise<void> {
   const before = cpuOf(daemon.pid);
   const run = measure('rsync', args);
   const rss = await watchRss(daemon.pid, run);
   const m = await run;
   if (m.exitCode !== 0) throw new Error(`${which} ${scenario}: exit ${m.exitCode}\n${m.stderr}`);
+  // rsyncd reaps its connection process a moment after the client ends: its CPU counts once it has.
+  for (let waited = 0; waited < 3000 && hasChild(daemon.pid); waited += 10) await new Promise((r) => setTimeout(r, 10));
   const key = `${which}/${scenario}`;
   samples.set(key, [...(samples.get(key) ?? []), { wall: m.wall, daemonCpu: cpuOf(daemon.pid) - before, daemonRss: rss }]);
 }
@@ -85,6 +106,7 @@ const fmtMB = (b: number) => (Number.isNaN(b) || b === 0 ? 'n/a' : `${(b / 1e6).
 function report(): string {
   const rows: string[][] = [['', 'rsyncd', 'lsyncd serve', 'ratio', 'target', 'met']];
   for (const s of SCENARIOS) {
+    if (!RUN.has(s)) continue;
     rows.push([TITLES[s], '', '', '', '', '']);
     const metrics: [string, (x: Sample) => number, (n: number) => string, number | undefined][] = [
       ['client wall', (x) => x.wall, fmtS, WALL_TARGET],
@@ -110,8 +132,8 @@ async function main(): Promise<void> {
     for (const line of machine()) console.log(`  ${line}`);
     const tree = join(root, 'tree');
     mkdirSync(tree);
-    const total = makeBenchTree(tree);
-    makeBigPair(join(root, 'big-a'), join(root, 'big-b'));
+    const total = RUN.has('push-tree') ? makeBenchTree(tree) : 0;
+    if (RUN.has('push-big')) makeBigPair(join(root, 'big-a'), join(root, 'big-b'));
     console.log(`  data: ${TREE_FILES} files, ${TREE_DIRS} dirs, ${commas(total)} bytes; ${BIG_FILE_BYTES / 1048576} MiB file; ${REPS} run(s) each, medians`);
     daemons.push(['rsyncd', await startBenchDaemon('rsync')], ['ours', await startBenchDaemon('lsyncd')]);
     for (let rep = 0; rep < REPS; rep++) {
@@ -119,15 +141,21 @@ async function main(): Promise<void> {
       for (const [which, d] of order) {
         const url = (path: string) => `rsync://127.0.0.1:${d.port}/push/${path}`;
         const dest = `r${rep}`;
-        await once(which, d, 'push-tree', ['-rlpt', '--delete', `${tree}/`, url(`${dest}-tree/`)]);
-        await once(which, d, 'push-nochange', ['-rlpt', '--delete', `${tree}/`, url(`${dest}-tree/`)]);
-        const pulled = join(root, `pulled-${which}-${rep}`);
-        await once(which, d, 'pull-tree', ['-rlpt', url(`${dest}-tree/`), `${pulled}/`]);
-        rmSync(pulled, { recursive: true, force: true });
-        rmSync(join(d.modulePath('push'), `${dest}-tree`), { recursive: true, force: true });
-        await once(which, d, 'push-big', ['-rlpt', '--delete', `${join(root, 'big-a')}/`, url(`${dest}-big/`)]);
-        await once(which, d, 'push-delta', ['-rlpt', '--delete', `${join(root, 'big-b')}/`, url(`${dest}-big/`)]);
-        rmSync(join(d.modulePath('push'), `${dest}-big`), { recursive: true, force: true });
+        if (RUN.has('push-tree')) {
+          await once(which, d, 'push-tree', ['-rlpt', '--delete', `${tree}/`, url(`${dest}-tree/`)]);
+          if (RUN.has('push-nochange')) await once(which, d, 'push-nochange', ['-rlpt', '--delete', `${tree}/`, url(`${dest}-tree/`)]);
+          if (RUN.has('pull-tree')) {
+            const pulled = join(root, `pulled-${which}-${rep}`);
+            await once(which, d, 'pull-tree', ['-rlpt', url(`${dest}-tree/`), `${pulled}/`]);
+            rmSync(pulled, { recursive: true, force: true });
+          }
+          rmSync(join(d.modulePath('push'), `${dest}-tree`), { recursive: true, force: true });
+        }
+        if (RUN.has('push-big')) {
+          await once(which, d, 'push-big', ['-rlpt', '--delete', `${join(root, 'big-a')}/`, url(`${dest}-big/`)]);
+          if (RUN.has('push-delta')) await once(which, d, 'push-delta', ['-rlpt', '--delete', `${join(root, 'big-b')}/`, url(`${dest}-big/`)]);
+          rmSync(join(d.modulePath('push'), `${dest}-big`), { recursive: true, force: true });
+        }
       }
       process.stderr.write(`  run ${rep + 1}/${REPS} done\n`);
     }

@@ -1,7 +1,9 @@
 // The pull's helper thread (protocol/sums.ts SumsHelper): block sums of big bases computed on this
 // thread and a worker together, and the whole-file digest of a big received file hashed on the
-// worker as it is written. Both threads read the files with pread. Counterpart: rsync runs its
-// generator and receiver as two processes; this is our way to use a second core.
+// worker as it is written. Both threads read the files with pread. A process keeps one idle helper
+// thread for its next session (a daemon serves many), so a connection does not wait for a thread
+// to start. Counterpart: rsync runs its generator and receiver as two processes; this is our way
+// to use a second core.
 import { readSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -9,6 +11,7 @@ import { type Checksummer, type ChecksumOptions } from '../../protocol/checksum.
 import type { ChecksumName } from '../../protocol/compat.js';
 import { basisLength, blockLength, weakSum, type SumHead, type SumsHelper } from '../../protocol/sums.js';
 import { RsyncError, EXIT } from '../../protocol/errors.js';
+import { weakSumArea } from '../../protocol/weak-sum-simd.js';
 
 /** Bytes of basis per unit of work in the shared sums below (whole blocks, at least one). */
 const UNIT_BYTES = 8 << 20;
@@ -29,14 +32,33 @@ export interface SharedSumsJob {
   done: Uint8Array;
 }
 
+/** Where a thread reads basis bytes to sum them, and their rolling sums. */
+interface ReadArea {
+  buf: Buffer;
+  weak(start: number, length: number): number;
+}
+
+/** This thread's read area, kept for its next job. */
+let spareArea: ReadArea | null = null;
+
+/** A read area of at least `bytes`: WebAssembly memory summed with SIMD, else a Buffer and weakSum. */
+function readArea(bytes: number): ReadArea {
+  if (spareArea && spareArea.buf.length >= bytes) return spareArea;
+  const simd = weakSumArea(bytes);
+  if (simd) return (spareArea = simd);
+  const buf = Buffer.allocUnsafe(bytes);
+  return (spareArea = { buf, weak: (start, length) => weakSum(buf, start, start + length) });
+}
+
 /**
  * Sums of blocks [first, first + n) of the basis open as `fd`, read with pread in large pieces
  * (whole blocks) straight into `sum1`/`sum2` at the blocks' own indexes. Throws RangeError when
  * the file is shorter than the head says.
  */
-function sumRange(cs: Checksummer, fd: number, head: SumHead, first: number, n: number, buf: Buffer, sum1: Uint32Array, sum2: Uint8Array): void {
+function sumRange(cs: Checksummer, fd: number, head: SumHead, first: number, n: number, area: ReadArea, sum1: Uint32Array, sum2: Uint8Array): void {
   const { blength, s2length } = head;
   const end = first + n === head.count ? basisLength(head) : (first + n) * blength;
+  const buf = area.buf;
   let pos = first * blength;
   let i = first;
   while (pos < end) {
@@ -48,9 +70,8 @@ function sumRange(cs: Checksummer, fd: number, head: SumHead, first: number, n: 
     }
     for (let at = 0; at < want; i++) {
       const len = blockLength(head, i);
-      const b = buf.subarray(at, at + len);
-      sum1[i] = weakSum(b);
-      sum2.set(cs.blockSum(b).subarray(0, s2length), i * s2length);
+      sum1[i] = area.weak(at, len);
+      sum2.set(cs.blockSum(buf.subarray(at, at + len)).subarray(0, s2length), i * s2length);
       at += len;
     }
     pos += want;
@@ -60,12 +81,12 @@ function sumRange(cs: Checksummer, fd: number, head: SumHead, first: number, n: 
 /** Claim units of `job` until none is left, computing each (both threads run this). */
 export function workSharedSums(cs: Checksummer, job: SharedSumsJob): void {
   const { head, unitBlocks } = job;
-  const buf = Buffer.allocUnsafe(unitBlocks * head.blength);
+  const area = readArea(unitBlocks * head.blength);
   for (;;) {
     const u = Atomics.add(job.ctl, 0, 1);
     const first = u * unitBlocks;
     if (first >= head.count) return;
-    sumRange(cs, job.fd, head, first, Math.min(unitBlocks, head.count - first), buf, job.sum1, job.sum2);
+    sumRange(cs, job.fd, head, first, Math.min(unitBlocks, head.count - first), area, job.sum1, job.sum2);
     Atomics.store(job.done, u, 1);
   }
 }
@@ -75,10 +96,53 @@ const HASH_STEP = 4 << 20;
 
 /** The messages a sums worker takes (src/sums-worker.ts). */
 export type SumsWorkerMessage =
+  | { kind: 'configure'; name: ChecksumName; options: ChecksumOptions }
   | { kind: 'sums'; job: SharedSumsJob }
   | { kind: 'file-start'; fd: number }
   | { kind: 'file-upto'; upto: number }
   | { kind: 'file-end'; upto: number };
+
+/** A worker's answers: a sums job done, a file's digest (none: it could not read the file). */
+type Reply = { kind: 'sums' } | { kind: 'digest'; digest?: Uint8Array };
+
+/** A helper thread, and the session it works for now (its answers and its death go there). */
+interface HelperThread {
+  worker: Worker;
+  owner: { reply(reply: Reply): void; died(): void } | null;
+}
+
+/**
+ * A helper thread no session holds, kept (unref'd: it keeps no process alive) for the next
+ * session: starting one costs about 150 ms of the second core, most of a big file's block sums.
+ */
+let idleThread: HelperThread | null = null;
+
+/** Take the idle helper thread, or start one. */
+function takeThread(): HelperThread {
+  const idle = idleThread;
+  if (idle) {
+    idleThread = null;
+    return idle;
+  }
+  const thread: HelperThread = { worker: new Worker(new URL('./sums-worker.js', import.meta.url)), owner: null };
+  thread.worker.on('message', (reply: Reply) => thread.owner?.reply(reply));
+  const died = (): void => {
+    if (idleThread === thread) idleThread = null;
+    thread.owner?.died();
+  };
+  thread.worker.on('error', died);
+  thread.worker.on('exit', died);
+  return thread;
+}
+
+/** Keep `thread` as the idle helper (the first one given back), else end it. */
+function giveBackThread(thread: HelperThread): Promise<unknown> {
+  thread.owner = null;
+  if (idleThread) return thread.worker.terminate();
+  idleThread = thread;
+  thread.worker.unref();
+  return Promise.resolve();
+}
 
 /**
  * A SumsHelper whose worker (src/sums-worker.ts) makes the same Checksummer (`name`,
@@ -86,11 +150,11 @@ export type SumsWorkerMessage =
  * every unit is simply computed on the calling thread.
  */
 export function sumsHelper(name: ChecksumName, options: ChecksumOptions): SumsHelper {
+  let thread: HelperThread | null = null;
   let worker: Worker | null = null;
   let broken = availableParallelism() < 2;
   // The answers awaited: one sums job and one file digest at most at a time each (the generator
   // and the receiver run side by side). null: the helper died.
-  type Reply = { kind: 'sums' } | { kind: 'digest'; digest?: Uint8Array };
   let waitingSums: ((reply: Reply | null) => void) | null = null;
   let waitingDigest: ((reply: Reply | null) => void) | null = null;
   const wake = (reply: Reply | null): void => {
@@ -110,17 +174,19 @@ export function sumsHelper(name: ChecksumName, options: ChecksumOptions): SumsHe
     if (broken) return null;
     if (worker) return worker;
     try {
-      const w = new Worker(new URL('./sums-worker.js', import.meta.url), { workerData: { name, options } });
-      w.on('message', (reply: Reply) => wake(reply));
-      const fail = (): void => {
-        broken = true;
-        worker = null;
-        wake(null);
+      thread = takeThread();
+      thread.owner = {
+        reply: wake,
+        died: () => {
+          broken = true;
+          worker = null;
+          thread = null;
+          wake(null);
+        },
       };
-      w.on('error', fail);
-      w.on('exit', fail);
-      worker = w;
-      return w;
+      worker = thread.worker;
+      send(worker, { kind: 'configure', name, options });
+      return worker;
     } catch {
       broken = true;
       return null;
@@ -153,13 +219,13 @@ export function sumsHelper(name: ChecksumName, options: ChecksumOptions): SumsHe
         await finished; // the helper ends its unit (or died); never leave it reading a closed fd
       }
       // Units a dead helper claimed but did not finish are computed here.
-      const buf = Buffer.allocUnsafe(unitBlocks * blength);
+      const area = readArea(unitBlocks * blength);
       for (let u = 0; u < units; u++) {
         if (job.done[u]) continue;
         const first = u * unitBlocks;
-        sumRange(cs, fd, head, first, Math.min(unitBlocks, count - first), buf, job.sum1, job.sum2);
+        sumRange(cs, fd, head, first, Math.min(unitBlocks, count - first), area, job.sum1, job.sum2);
       }
-      if (readSync(fd, buf, 0, 1, basisLength(head)) !== 0) {
+      if (readSync(fd, area.buf, 0, 1, basisLength(head)) !== 0) {
         throw new RangeError(`basis grew while reading it (more than ${basisLength(head)} bytes)`);
       }
       return { head, sum1: job.sum1, sum2: job.sum2 };
@@ -187,10 +253,19 @@ export function sumsHelper(name: ChecksumName, options: ChecksumOptions): SumsHe
       };
     },
     async close() {
-      const w = worker;
+      const t = thread;
       broken = true;
       worker = null;
-      if (w) await w.terminate();
+      thread = null;
+      if (!t) return;
+      // A helper still at work for this session (it failed mid-file or mid-sums) is ended; an idle
+      // one is kept for the next session.
+      if (waitingSums || waitingDigest) {
+        t.owner = null;
+        await t.worker.terminate();
+      } else {
+        await giveBackThread(t);
+      }
     },
   };
 }
