@@ -3,6 +3,7 @@
 // listener never awaits a client: each connection runs on its own and its errors stay in it.
 // Counterpart: rsync clientserver.c daemon_main, socket.c start_accept_loop, connection.c
 // claim_connection.
+import { warmSumsHelper } from '../transfer/sums-helper.js';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { DaemonConfig } from './config.js';
 import { ConnectionSlots } from './slots.js';
@@ -71,6 +72,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RsyncDaemon> 
   const bound = server.address();
   const actualPort = typeof bound === 'object' && bound ? bound.port : port;
   logDaemonStart(options.log, options.version, actualPort);
+  // The block sums' helper thread, started now rather than by the first push's delta.
+  warmSumsHelper();
   return {
     port: actualPort,
     address: typeof bound === 'object' && bound ? bound.address : (address ?? ''),

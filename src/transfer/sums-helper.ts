@@ -145,6 +145,19 @@ function giveBackThread(thread: HelperThread): Promise<unknown> {
 }
 
 /**
+ * Start the idle helper thread ahead of the first session (a daemon does, once it listens), so
+ * that session does not wait for a thread to start. No-op with one core or a thread already idle.
+ */
+export function warmSumsHelper(): void {
+  if (idleThread || availableParallelism() < 2) return;
+  try {
+    void giveBackThread(takeThread());
+  } catch {
+    // no thread now: the first session starts one (or computes alone)
+  }
+}
+
+/**
  * A SumsHelper whose worker (src/sums-worker.ts) makes the same Checksummer (`name`,
  * `options`: the session's seeded one). On a one-core machine, or if the worker cannot start,
  * every unit is simply computed on the calling thread.
