@@ -111,6 +111,11 @@ export interface GeneratedItem {
   iflags: number;
   /** With ITEM_XNAME_FOLLOWS: the other name (a hard link's target, a fuzzy basis). */
   xname?: Buffer;
+  /**
+   * A hard link made after the phases (its leader was redone): it did not travel to the sender,
+   * so no echo of it comes back (29+ otherwise has every itemized hard link echoed).
+   */
+  local?: true;
 }
 
 /**
@@ -196,10 +201,12 @@ export interface GeneratorState extends DeleteContext {
   readonly modifyWindow: number;
   /** Files requested in phase 0. */
   requested: number;
-  /** -H: the ndx of the first entry of each hard-link group, which carries the data. */
+  /** -H: the ndx of the last entry of each hard-link group, which carries the data (rsync's F_HLINK_LAST). */
   readonly hlinkLeaders: Map<string, number>;
-  /** -H: the other members, linked to their leader once the phases are over. */
+  /** -H: the other members, linked to their leader once it is in place. */
   readonly hlinkFollowers: Array<{ ndx: number; leader: number }>;
+  /** Files requested again for a redo (a leader among them is linked to only after the phases). */
+  readonly redone: Set<number>;
   /** Directories in list order, whose modes and times are set at the end. */
   readonly dirs: number[];
   /** --fuzzy: the regular files of the current directory (index 0) and of it in each basis dir, listed once per directory. */
@@ -232,8 +239,9 @@ export function newGeneratorState(
     listed: options.delete ? namesByDir(files) : new Map(),
     ...newDeleteContextFields(),
     requested: 0,
-    hlinkLeaders: new Map(),
+    hlinkLeaders: options.hardLinks ? hlinkLeaders(files) : new Map(),
     hlinkFollowers: [],
+    redone: new Set(),
     dirs: [],
     fuzzyDirs: null,
     fuzzySent: new Set(),
@@ -290,6 +298,9 @@ export async function generateFiles(
   // Phase 1, the redo phase: files that failed their checksum are requested again until the
   // receiver has seen the end of phase 0. Then G2.
   await waitForReceiver(state, () => receiver.done >= 1, true);
+  // Every file of phase 0 is in place: the hard links to leaders that are not being redone, each
+  // itemized to the sender (29+), as rsync's finish_hard_link does once a leader is done.
+  if (state.doXfers) await finishHardLinks(state, false);
   writer.writeNdx(NDX_DONE);
   // Phase 2, the delay-updates phase (29+): no --delay-updates, so G3 ends it at once ("early").
   if (protocol >= 29) writer.writeNdx(NDX_DONE);
@@ -321,8 +332,9 @@ export async function generateFiles(
   // The receiver's end of the late-delete phase (31+).
   if (protocol >= 31) await waitForReceiver(state, () => receiver.done > 3, false);
 
-  // The phases are over: hard links, then directory modes and times (their contents are final).
-  if (state.doXfers) await finishHardLinks(state);
+  // The phases are over: the hard links to redone leaders, then directory modes and times (their
+  // contents are final).
+  if (state.doXfers) await finishHardLinks(state, true);
   if (state.doXfers) await touchUpDirs(state);
 
   // G5, the final goodbye (rsync's do_recv: the generator writes it on either side).
@@ -429,15 +441,14 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     return;
   }
 
-  // 4. Hard links (-H): only the group's first entry is transferred.
-  const group = entry.hlinkGroup !== undefined ? `g${entry.hlinkGroup}` : entry.hardlink ? `${entry.hardlink.dev}:${entry.hardlink.ino}` : null;
-  if (options.hardLinks && group !== null) {
+  // 4. Hard links (-H): only the group's last entry is transferred; the others are linked to it.
+  const group = options.hardLinks ? hlinkGroupKey(entry) : null;
+  if (group !== null) {
     const leader = state.hlinkLeaders.get(group);
     if (leader !== undefined && leader !== ndx) {
-      state.hlinkFollowers.push({ ndx, leader });
+      if (!redo) state.hlinkFollowers.push({ ndx, leader });
       return;
     }
-    state.hlinkLeaders.set(group, ndx);
   }
 
   // 5. A regular file. -u: one newer here stays.
@@ -776,13 +787,14 @@ export function itemFlags(state: GeneratorState, entry: FileEntry, st: LocalStat
 
 /** A non-transfer: its iflags go to the sender when significant (29+; before, only transfers travel). */
 // rsync/generator.c: itemize
-function itemize(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null, flags: number): void {
+function itemize(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null, flags: number, xname?: Buffer): void {
   const iflags = itemFlags(state, entry, st, flags);
-  if (iflags & SIGNIFICANT_ITEM_FLAGS && state.protocol >= 29) {
+  if ((iflags & SIGNIFICANT_ITEM_FLAGS || xname) && state.protocol >= 29) {
     state.writer.writeNdx(ndx);
     state.writer.writeShort(iflags);
+    if (iflags & ITEM_XNAME_FOLLOWS) state.writer.writeVstring(xname!);
   }
-  state.options.onItem?.({ ndx, entry, iflags });
+  state.options.onItem?.({ ndx, entry, iflags, ...(xname && { xname }) });
 }
 
 // rsync/util1.c: same_time (via generator.c mtime_differs)
@@ -817,6 +829,7 @@ async function checkForFinishedFiles(state: GeneratorState): Promise<void> {
   while (receiver.redo.length) {
     const ndx = receiver.redo.shift()!;
     if (ndx < 0 || ndx >= files.length) throw new ProtocolError(`redo of an invalid index ${ndx}`);
+    state.redone.add(ndx);
     await recvGenerator(state, ndx, true);
   }
 }
@@ -836,20 +849,59 @@ async function waitForReceiver(state: GeneratorState, ready: () => boolean, redo
   }
 }
 
-/** -H: each follower becomes a hard link to its group's leader (local only: nothing travels now). */
-// rsync/hlink.c: finish_hard_link (here once the phases are over)
-async function finishHardLinks(state: GeneratorState): Promise<void> {
+/** -H: the key of an entry's hard-link group (30+: the group number; before: the sender's dev:ino), or null. */
+function hlinkGroupKey(entry: ReceivedEntry | FileEntry): string | null {
+  const group = (entry as ReceivedEntry).hlinkGroup;
+  if (group !== undefined) return `g${group}`;
+  return entry.hardlink ? `${entry.hardlink.dev}:${entry.hardlink.ino}` : null;
+}
+
+/** -H: each group's leader, its last active member in list order (rsync's F_HLINK_LAST). */
+// rsync/hlink.c: match_gnums (the last of each group is the one transferred)
+function hlinkLeaders(files: readonly ReceivedEntry[]): Map<string, number> {
+  const leaders = new Map<string, number>();
+  for (let ndx = 0; ndx < files.length; ndx++) {
+    const entry = files[ndx]!;
+    if (!entry.active) continue;
+    const key = hlinkGroupKey(entry);
+    if (key !== null) leaders.set(key, ndx);
+  }
+  return leaders;
+}
+
+/**
+ * -H: the followers become hard links to their leader. During the phases (`afterPhases` false),
+ * those whose leader is in place: each link is itemized to the sender (29+) with the leader's
+ * name, as rsync's finish_hard_link itemizes it, so a client shows `hf NAME => LEADER`. After
+ * the phases, the rest (their leader was redone): local only, nothing travels any more.
+ */
+// rsync/hlink.c: finish_hard_link, hard_link_one
+async function finishHardLinks(state: GeneratorState, afterPhases: boolean): Promise<void> {
   const { files, tree } = state;
-  for (const { ndx, leader } of state.hlinkFollowers) {
+  const later: Array<{ ndx: number; leader: number }> = [];
+  // rsync links a group when its leader is done (leaders in list order), walking the group back
+  // from the leader (F_HL_PREV): the followers last-listed first.
+  const order = [...state.hlinkFollowers].sort((x, y) => x.leader - y.leader || y.ndx - x.ndx);
+  for (const follower of order) {
+    const { ndx, leader } = follower;
+    if (!afterPhases && state.redone.has(leader)) {
+      later.push(follower);
+      continue;
+    }
     const entry = files[ndx]!;
     const lead = files[leader]!;
     const [a, b] = await Promise.all([tree.lstat(entry.name), tree.lstat(lead.name)]);
     if (!b) continue;
-    if (!a || a.ino !== b.ino || a.dev !== b.dev) {
-      await tree.link(entry.name, lead.name);
-      state.options.onItem?.({ ndx, entry, iflags: itemFlags(state, entry, a, ITEM_LOCAL_CHANGE | ITEM_XNAME_FOLLOWS), xname: lead.name });
+    if (a && a.ino === b.ino && a.dev === b.dev) continue;
+    await tree.link(entry.name, lead.name);
+    if (afterPhases) {
+      state.options.onItem?.({ ndx, entry, iflags: itemFlags(state, entry, a, ITEM_LOCAL_CHANGE | ITEM_XNAME_FOLLOWS), xname: lead.name, local: true });
+    } else {
+      itemize(state, ndx, entry, a, ITEM_LOCAL_CHANGE | ITEM_XNAME_FOLLOWS, lead.name);
     }
   }
+  state.hlinkFollowers.length = 0;
+  state.hlinkFollowers.push(...later);
 }
 
 /** Directory modes and times, deepest last-listed first (their contents are final now). */

@@ -195,10 +195,15 @@ test('-aH: hard-link groups land as in rsyncd; -D devices and fifos too (as root
     spawnSync('mkfifo', [join(src, 'fifo')]);
   }
   for (const p of ['one', 'alone', 'd', ...(ROOT ? ['null-like', 'fifo'] : []), '.']) await setTime(join(src, p), T0);
-  const r = await both(['-aH', '-D', '--delete', `${src}/`, 'ADDR/push/links/']);
+  // -i: the client itemizes what each daemon did, hard links included (`hf NAME => LEADER`, the
+  // group's last member carrying the data), so the outputs must be equal line for line.
+  const r = await both(['-aH', '-D', '-i', '--delete', '--no-inc-recursive', `${src}/`, 'ADDR/push/links/']);
   assert.is(r.o.status, 0, text(r.o));
   assert.is(r.t.status, 0, text(r.t));
   await sameModuleTree('push/links', '-aH -D');
+  const lines = (x: RunResult) => x.stdout.toString().split('\n').filter((l) => !/^(sent|total size) /.test(l));
+  assert.equal(lines(r.o), lines(r.t), '-i output');
+  assert.ok(lines(r.o).some((l) => / => /.test(l)), lines(r.o).join('\n'));
 });
 
 test('our own client into our daemon: lsyncd --once pushes and pulls as into rsyncd', async () => {

@@ -95,7 +95,12 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     if (e instanceof ModulePathError) throw refuseRole(e.message, e.exitCode);
     throw e;
   }
-  if (dest.created && args.verbose > 0) logCreatedDirectory(r.log, destPath);
+  // rsync's get_local_name tells a -v or -i client (FINFO), which the daemon's log also gets.
+  if (dest.created && (args.verbose > 0 || args.itemize)) {
+    const created = destPath.replace(/\/+$/, ''); // get_local_name has trimmed the trailing slash
+    logCreatedDirectory(r.log, created);
+    await writeMessage(writer, MSG_INFO, Buffer.from(`created directory ${created}\n`));
+  }
   // 6. Generator and receiver, side by side, as the server. The module's rules refuse what they
   // exclude (rsync's FERROR_XFER: the client sees it, exit 23) and keep it from --delete.
   const daemonFilter = rules && moduleFilterAt(rules, destParts.join('/'));

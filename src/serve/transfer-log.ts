@@ -9,7 +9,7 @@
 import { posix, relative, resolve, sep } from 'node:path';
 import type { TransferOptions } from '../../protocol/args.js';
 import type { SetupResult } from '../../protocol/compat.js';
-import { ITEM_LOCAL_CHANGE, ITEM_TRANSFER, ITEM_XNAME_FOLLOWS } from '../../protocol/constants.js';
+import { ITEM_TRANSFER } from '../../protocol/constants.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import type { GeneratedItem } from '../../protocol/generator.js';
 import type { ReceivedItem } from '../../protocol/receiver.js';
@@ -97,10 +97,8 @@ export function pushTransferLog(r: RoleRequest, setup: SetupResult, destDir: str
     onItem: (item) => {
       if (item.iflags & ITEM_TRANSFER) return; // logged by the receiver, with its byte counts
       // Below 29 nothing is echoed: the generator logs its own itemized items (generator.c itemize).
-      // A hard link our generator makes after the phases does not travel (rsync's finish_hard_link
-      // sends it for the echo): it is logged here, at any protocol.
-      const hardLink = (item.iflags & (ITEM_LOCAL_CHANGE | ITEM_XNAME_FOLLOWS)) === (ITEM_LOCAL_CHANGE | ITEM_XNAME_FOLLOWS) && !!item.xname;
-      if (hardLink || r.protocol < 29) echoed(item.entry, item.iflags, item.xname);
+      // A hard link made after the phases (its leader was redone) did not travel: logged here.
+      if (item.local || r.protocol < 29) echoed(item.entry, item.iflags, item.xname);
     },
     onDeleted: (name, _isDir, mode) => logDelete(r.log, format, { name, dir, mode, length: 0, mtime: 0, ...(transfer.owner && { uid: 0 }), ...(transfer.group && { gid: 0 }) }, session),
   };
