@@ -154,6 +154,13 @@ export interface TransferOptions {
    * destination directory). `copyDest` above is the live mirror's single --copy-dest; both are sent.
    */
   altDest?: { kind: AltDestKind; dirs: readonly string[] };
+  /**
+   * -z / --compress: deflated tokens both ways. `choice` (--compress-choice: zlibx, zlib, none;
+   * unset or "auto": negotiated, zlib before protocol 30), `level` (--compress-level, 1..9; 0 off).
+   */
+  compress?: { choice?: string; level?: number };
+  /** --skip-compress LIST (sent to a sending daemon, as rsync's client does on a pull). */
+  skipCompress?: string;
 }
 
 export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
@@ -204,12 +211,17 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (options.perms) flags += 'p';
   if (options.recursive) flags += 'r';
   if (options.checksum) flags += 'c';
+  // -z is sent for zlib only (plain -z means zlib until negotiated); zlibx travels as --new-compress.
+  const compress = compressArgs(options.compress);
+  if (compress.zFlag) flags += 'z';
   // Protocol >= 30: the capability letters; never `i` (no incremental recursion).
   if (protocol >= 30) flags += `e.${CLIENT_CAPABILITIES}`;
   if (flags.length > 1) args.push(flags);
   if (options.itemize && push) args.push('--log-format=%i');
   if (options.timeout) args.push(`--timeout=${options.timeout}`);
+  if (compress.level !== undefined) args.push(`--compress-level=${compress.level}`);
   if (options.checksumChoice) args.push(`--checksum-choice=${options.checksumChoice}`);
+  if (compress.choiceArg) args.push(compress.choiceArg);
   if (push) {
     // Deletion happens on the receiving side: only a push asks the daemon for it.
     if (options.maxDelete !== undefined) args.push(options.maxDelete > 0 ? `--max-delete=${options.maxDelete}` : '--max-delete=-1');
@@ -220,6 +232,8 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
     if (options.force) args.push('--force');
     if (options.sizeOnly) args.push('--size-only');
     if (options.stats) args.push('--stats');
+  } else if (options.skipCompress !== undefined && options.compress) {
+    args.push(`--skip-compress=${escapeOptionArg(options.skipCompress)}`);
   }
   // --delete-missing-args needs both sides; the sender handles --ignore-missing-args alone.
   if (options.deleteMissingArgs) args.push('--delete-missing-args');
@@ -237,6 +251,24 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   }
   args.push('.', protectRemotePath(remotePath));
   return args;
+}
+
+/**
+ * What -z options put in the argument list: the `z` letter (zlib: plain -z or --zc=zlib), the
+ * choice as rsync's client names it (--new-compress for zlibx, --old-compress for a chosen zlib,
+ * --compress-choice=NAME otherwise) and --compress-level. --zc=none sends nothing at all.
+ */
+// rsync/options.c: server_options (the do_compression / compress_choice lines) [deflate-args]
+export function compressArgs(compress: TransferOptions['compress']): { zFlag: boolean; choiceArg?: string; level?: number } {
+  if (!compress) return { zFlag: false };
+  const choice = compress.choice?.toLowerCase();
+  const named = choice !== undefined && choice !== 'auto' ? choice : undefined;
+  if (named === 'none') return { zFlag: false };
+  const level = compress.level !== undefined ? { level: compress.level } : {};
+  if (named === undefined) return { zFlag: true, ...level };
+  if (named === 'zlibx') return { zFlag: false, choiceArg: '--new-compress', ...level };
+  if (named === 'zlib') return { zFlag: true, choiceArg: '--old-compress', ...level };
+  return { zFlag: false, choiceArg: `--compress-choice=${escapeOptionArg(named)}`, ...level };
 }
 
 /** The characters rsync's client backslash-escapes in an option's value (wildcards and shell specials). */

@@ -1,9 +1,10 @@
 // The setup phase after the argument list (docs/protocol.md [setup]): compat flags, checksum
 // name negotiation, checksum seed, from the client's side or the server's. Not multiplexed in
 // either direction. Counterpart: rsync compat.c setup_protocol, negotiate_the_strings;
-// checksum.c parse_checksum_choice.
+// checksum.c parse_checksum_choice; compat.c parse_compress_choice, token.c init_compression_level.
 import { ProtocolError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
+import { deflateLevel, type TokenCompression } from './token-deflate.js';
 
 // rsync.h: CF_* compat flags, written by the daemon as a varint (protocol >= 30)
 export const CF_INC_RECURSE = 1 << 0;
@@ -26,6 +27,53 @@ export const CLIENT_CAPABILITIES = 'LsfxCIvu';
 export const CHECKSUM_NAMES = ['xxh128', 'xxh3', 'xxh64', 'md5', 'md4'] as const;
 export type ChecksumName = (typeof CHECKSUM_NAMES)[number];
 
+/**
+ * Compressions we speak, in rsync's order of preference (its list is `zstd lz4 zlibx zlib none`:
+ * we have no zstd or lz4, so they are left out, as a build without them does).
+ */
+export const COMPRESS_NAMES = ['zlibx', 'zlib', 'none'] as const;
+export type CompressName = (typeof COMPRESS_NAMES)[number];
+
+/** The compression a --compress-choice name means (rsync's names, case-insensitive as its lookup). */
+// rsync/compat.c: parse_compress_choice (the compress_choice branch)
+export function parseCompressName(name: string): CompressName {
+  const lower = name.toLowerCase();
+  if (!(COMPRESS_NAMES as readonly string[]).includes(lower)) {
+    throw new ProtocolError(`unknown or unsupported compress name: ${name} (we support ${COMPRESS_NAMES.join(', ')})`, {
+      exitCode: EXIT.UNSUPPORTED,
+    });
+  }
+  return lower as CompressName;
+}
+
+/**
+ * How one side's tokens travel once the compression is known: null for simple tokens ("none",
+ * or --compress-level=0, which rsync takes as "off" on each side), else the deflate algorithm and
+ * the level this side sends at. `skipAll`: the skip list is `*` (a daemon's `dont compress = *`),
+ * which keeps the format at level 0.
+ */
+// rsync/token.c: init_compression_level, init_set_compression (the "*" case)
+export function tokenCompression(name: CompressName | undefined, level: number | undefined, skipAll = false): TokenCompression | null {
+  if (name === undefined || name === 'none') return null;
+  const effective = deflateLevel(level);
+  if (effective === null) return null;
+  return { algorithm: name, level: skipAll ? 0 : effective };
+}
+
+/**
+ * A client's -z options as setup options: a named choice (no list crosses), or our list to
+ * negotiate with (plain -z, or --compress-choice=auto). An unsupported name fails here, before
+ * anything is sent.
+ */
+// rsync/options.c: parse_arguments (compress_choice → parse_compress_choice(0))
+export function clientCompressOptions(compress: { choice?: string; level?: number } | undefined): CompressOptions & { compressList?: readonly string[] } {
+  if (!compress) return {};
+  const choice = compress.choice?.toLowerCase();
+  const level = compress.level !== undefined ? { compressLevel: compress.level } : {};
+  if (choice === undefined || choice === 'auto') return { compressList: COMPRESS_NAMES, ...level };
+  return { compressChoice: parseCompressName(choice), ...level };
+}
+
 /** Negotiation strings are bounded by rsync (MAX_NSTR_STRLEN). */
 export const MAX_NSTR_STRLEN = 256;
 
@@ -35,8 +83,24 @@ export interface SetupResult {
   /** True when the protocol implied the checksum (no negotiation, no --checksum-choice). */
   checksumImplied: boolean;
   seed: number;
-  /** The server's compression pick, on a session whose client asked for compression (compressList). */
+  /** This side's compression pick, on a session that asked for compression (compressList). */
   compression?: string;
+  /**
+   * How this side's tokens travel (rsync's parse_compress_choice(1) at the end of setup): null
+   * for simple tokens, else the deflate algorithm and the level we send at. Unset when the pick
+   * is a name we do not speak (only a caller's own compressList can offer one).
+   */
+  tokens?: TokenCompression | null;
+}
+
+/** The -z options both sides apply once the compression is known (CompressOptions of each side). */
+export interface CompressOptions {
+  /** The compression named on the command line (--compress-choice, --old/--new-compress): no list crosses then. */
+  compressChoice?: string;
+  /** --compress-level (unset: the algorithm's default). */
+  compressLevel?: number;
+  /** The skip list is `*` (a daemon's `dont compress = *`): level 0 for every file. */
+  skipCompressAll?: boolean;
 }
 
 /** The algorithm a --checksum-choice name means ("xxhash" is xxh64's alias). */
@@ -75,7 +139,7 @@ export function serverCompatFlags(clientInfo: string, options: { symlinkTimes: b
 /** Our side's half of the setup phase (session.ts passes the side it plays). */
 export type SetupOptions = ClientSetupOptions | ServerSetupOptions;
 
-export interface ClientSetupOptions {
+export interface ClientSetupOptions extends CompressOptions {
   side?: 'client';
   /** Sent to the daemon as --checksum-choice: then neither side sends a list. */
   checksumChoice?: ChecksumName;
@@ -86,9 +150,14 @@ export interface ClientSetupOptions {
    * that list is acknowledged, ~40 ms on Linux, unless data of ours carries the ACK).
    */
   beforeSeed?: (negotiated: Omit<SetupResult, 'seed'>) => Promise<void>;
+  /**
+   * Set when we asked for compression without naming one (-z, no --compress-choice): the names
+   * we speak, most preferred first; sent after the checksum list when the daemon negotiates.
+   */
+  compressList?: readonly string[];
 }
 
-export interface ServerSetupOptions {
+export interface ServerSetupOptions extends CompressOptions {
   side: 'server';
   /** The client's capability letters (the text after `-e` in its arguments; '' below protocol 30). */
   clientInfo: string;
@@ -139,7 +208,7 @@ export async function setupProtocol(
   // 2. The lists: each side writes its checksum list (then, on a -z session, its compression list) [setup-checksum]
   // before reading the peer's, unless the protocol implies them or the command line chose.
   const negotiateChecksum = negotiate && !options.checksumChoice;
-  const ourCompressions = server ? options.compressList : undefined;
+  const ourCompressions = options.compressList;
   const negotiateCompression = negotiate && ourCompressions !== undefined;
   if (negotiateChecksum) writer.writeVstring(Buffer.from(CHECKSUM_NAMES.join(' ')));
   if (negotiateCompression) writer.writeVstring(Buffer.from(ourCompressions.join(' ')));
@@ -166,7 +235,7 @@ export async function setupProtocol(
     const theirs = negotiateCompression ? (await reader.readVstring(MAX_NSTR_STRLEN)).toString('latin1').split(' ') : ['zlib'];
     compression = ourCompressions.find((name) => theirs.includes(name));
     if (!compression) {
-      throw new ProtocolError(`failed to negotiate a compression: the client offers ${theirs.join(' ')}`, {
+      throw new ProtocolError(`failed to negotiate a compress choice: the ${peer} offers ${theirs.join(' ')}`, {
         exitCode: EXIT.UNSUPPORTED,
       });
     }
@@ -176,13 +245,19 @@ export async function setupProtocol(
       exitCode: EXIT.UNSUPPORTED,
     });
   }
+  // The token format this side speaks from here: the pick (or the named choice) at its level. [token-deflate]
+  // (A name outside COMPRESS_NAMES can only come from a caller's own list: tokens stay unset then.)
+  const chosen = compression ?? options.compressChoice;
+  const known = chosen === undefined || (COMPRESS_NAMES as readonly string[]).includes(chosen);
+  const tokens = known ? tokenCompression(chosen as CompressName | undefined, options.compressLevel, options.skipCompressAll) : undefined;
   // 3. The checksum seed: the server's choice, written after the lists. [setup-seed]
   if (server) {
     writer.writeInt(options.seed);
     await writer.flush();
-    return { compatFlags, checksum, checksumImplied, seed: options.seed, ...(compression && { compression }) };
+    return { compatFlags, checksum, checksumImplied, seed: options.seed, ...(tokens !== undefined && { tokens }), ...(compression && { compression }) };
   }
-  await options.beforeSeed?.({ compatFlags, checksum, checksumImplied });
+  const negotiated = { compatFlags, checksum, checksumImplied, ...(compression && { compression }) };
+  await options.beforeSeed?.(negotiated);
   const seed = await reader.readInt();
-  return { compatFlags, checksum, checksumImplied, seed };
+  return { ...negotiated, seed, ...(tokens !== undefined && { tokens }) };
 }

@@ -30,8 +30,11 @@ export interface MatchSink {
    * during the call (until its promise settles): copy it to keep it.
    */
   onLiteral(bytes: Uint8Array): void | Promise<void>;
-  /** "Copy block `index` of the receiver's basis" (token −(index+1)). */
-  onMatch(index: number): void | Promise<void>;
+  /**
+   * "Copy block `index` of the receiver's basis" (token −(index+1)). `block` is the matched data
+   * (what the zlib compression adds to its window); the view is only valid during the call.
+   */
+  onMatch(index: number, block: Uint8Array): void | Promise<void>;
 }
 
 export interface MatchResult {
@@ -289,7 +292,7 @@ export class BlockMatcher {
       if (matched >= 0) {
         wantI = matched + 1;
         await sendLiteral(offset);
-        const r = sink.onMatch(matched);
+        const r = sink.onMatch(matched, win.subarray(offset - winStart, offset - winStart + k));
         if (r) await r;
         matches++;
         matchedBytes += k;
@@ -308,7 +311,7 @@ export class BlockMatcher {
           if (have < len || (len !== blength && !(eof && have === len))) break;
           const at = offset - winStart;
           if (!strongEquals(cs.blockSum(win.subarray(at, at + len)), wantI)) break;
-          const next = sink.onMatch(wantI);
+          const next = sink.onMatch(wantI, win.subarray(at, at + len));
           if (next) await next;
           wantI++;
           matches++;

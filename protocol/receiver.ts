@@ -11,7 +11,8 @@ import { ProtocolError, RsyncError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import type { Checksummer } from './checksum.js';
 import { readSumHead, blockLength, basisLength, PARALLEL_SUMS_MIN, type SumsHelper } from './sums.js';
-import { readToken } from './token.js';
+import { tokenReader, type TokenSource } from './token.js';
+import type { TokenCompression } from './token-deflate.js';
 import type { FileEntry } from './flist.js';
 import type { ReceivedEntry } from './flist-recv.js';
 import { isReg } from './modes.js';
@@ -73,6 +74,8 @@ export interface ReceiverOptions extends BasisOptions {
    * read (rsync's handle_stats reads them only as the client). Default false: we are the client.
    */
   amServer?: boolean;
+  /** -z: the sender's tokens are deflated (zlib or zlibx); unset, simple tokens. */
+  compression?: TokenCompression | null;
 }
 
 /** Reusable copy buffer for runs of basis blocks (the largest block is 128 KiB from protocol 30). */
@@ -105,6 +108,7 @@ export async function receiveFiles(
   };
   const sent = new Uint8Array(files.length); // rsync's FLAG_FILE_SENT: a second arrival is the redo
   const copyBuf = Buffer.allocUnsafe(COPY_CHUNK);
+  const tokens = tokenReader(reader, options.compression);
   let phase = 0;
 
   // The generator failed: stop (a read that waits ends when the caller closes).
@@ -143,7 +147,7 @@ export async function receiveFiles(
     // basis dir's copy, a fuzzy match); 4. verified, then renamed over the target.
     const basis = basisPlace(entry.name, basisType, xname, options);
     const dataStart = reader.consumed; // rsync's remember_initial_stats
-    const got = await receiveData(reader, entry, basis, tree, checksummer, copyBuf, options.sumsHelper, protocol < 29 && !!options.altDest);
+    const got = await receiveData(reader, tokens, entry, basis, tree, checksummer, copyBuf, options.sumsHelper, protocol < 29 && !!options.altDest);
     stats.literalBytes += got.literalBytes;
     stats.matchedBytes += got.matchedBytes;
     options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes, bytesRead: reader.consumed - dataStart, xname, fileSum: got.fileSum });
@@ -185,6 +189,7 @@ interface DataResult {
 // rsync/receiver.c: receive_data [pull-receive] [token]
 async function receiveData(
   reader: ByteReader,
+  tokens: TokenSource,
   entry: FileEntry,
   place: BasisPlace,
   tree: LocalTree,
@@ -229,6 +234,7 @@ async function receiveData(
       const n = await basis!.read(copyBuf, Math.min(left, copyBuf.length), pos);
       if (n <= 0) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} shrank during the transfer`, EXIT.FILEIO);
       const piece = copyBuf.subarray(0, n);
+      if (tokens.seesBlocks) tokens.seeData!(piece);
       await temp.write(piece);
       update(piece);
       pos += n;
@@ -238,7 +244,7 @@ async function receiveData(
   };
   try {
     for (;;) {
-      const token = await readToken(reader, head.count);
+      const token = await tokens.read(head.count);
       if ('end' in token) break;
       if ('literal' in token) {
         if (runLen) await copyRun();
@@ -250,12 +256,17 @@ async function receiveData(
       // A block of the basis: extends the run when it follows it.
       const len = blockLength(head, token.block);
       const pos = token.block * head.blength;
-      if (runLen && pos === runPos + runLen && runLen + len <= copyBuf.length) {
+      // zlib shows each block to the decompressor as it is copied: one block per run then.
+      if (runLen && pos === runPos + runLen && runLen + len <= copyBuf.length && !tokens.seesBlocks) {
         runLen += len;
       } else {
         if (runLen) await copyRun();
         runPos = pos;
         runLen = len;
+        if (tokens.seesBlocks) {
+          tokens.seeBlock!(len);
+          await copyRun();
+        }
       }
       matchedBytes += len;
     }

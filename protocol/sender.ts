@@ -6,7 +6,8 @@ import type { ByteReader, ByteWriter } from './io.js';
 import { BlockMatcher } from './match.js';
 import { readSumBlocks, readSumHead, writeSumHead, type ChunkSource } from './sums.js';
 import type { Checksummer } from './checksum.js';
-import { TokenWriter } from './token.js';
+import { tokenWriter, type TokenSink } from './token.js';
+import type { TokenCompression } from './token-deflate.js';
 import { MSG_IO_ERROR, MSG_NO_SEND, writeMessageInt } from './mplex.js';
 import type { FileEntry } from './flist.js';
 import { isReg } from './modes.js';
@@ -76,6 +77,8 @@ export interface SenderOptions {
   onWarning?: (text: string) => void;
   /** We are the daemon (rsync's am_server): the client generator's NDX_DEL_STATS is echoed back. */
   amServer?: boolean;
+  /** -z: the tokens are deflated (zlib or zlibx, at this level); unset, simple tokens. */
+  compression?: TokenCompression | null;
 }
 
 export interface SenderResult {
@@ -108,7 +111,7 @@ export async function sendFiles(
     deleted: null,
   };
   const matcher = new BlockMatcher(checksummer);
-  const tokens = new TokenWriter(writer);
+  const tokens = tokenWriter(writer, options.compression);
   let ioError = 0;
   let phase = 0;
 
@@ -226,7 +229,7 @@ export async function readFinalGoodbye(
 }
 
 /** No basis on the daemon's side: the file goes out as literal data, hashed on the way. */
-async function sendWhole(chunks: ChunkSource, checksummer: Checksummer, tokens: TokenWriter) {
+async function sendWhole(chunks: ChunkSource, checksummer: Checksummer, tokens: TokenSink) {
   const hasher = checksummer.startFile();
   let length = 0;
   for await (const chunk of chunks) {

@@ -6,7 +6,7 @@
 // Counterpart: rsync main.c client_run, start_server, do_server_recv; io.c io_start_multiplex_in/out;
 // cleanup.c _exit_cleanup.
 import { sendArgs } from './args.js';
-import { setupProtocol, type ChecksumName, type SetupResult } from './compat.js';
+import { setupProtocol, type ChecksumName, type CompressOptions, type SetupResult } from './compat.js';
 import { RemoteError } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { digestLength } from './checksum.js';
@@ -57,8 +57,10 @@ export interface TransferStart {
   demux: Demultiplexer;
 }
 
-export interface StartOptions {
+export interface StartOptions extends CompressOptions {
   checksumChoice?: ChecksumName;
+  /** -z without --compress-choice: the compressions we offer (compat.ts COMPRESS_NAMES). */
+  compressList?: readonly string[];
   onMessage?: MessageHandler;
   /**
    * Our first data (filter list, file list), written before the checksum seed is read: it needs
@@ -80,6 +82,8 @@ export async function startTransfer(
   const setup = await setupProtocol(reader, writer, reader.protocol, {
     side: 'client',
     ...(options.checksumChoice && { checksumChoice: options.checksumChoice }),
+    ...(options.compressList && { compressList: options.compressList }),
+    ...compressOptionsOf(options),
     beforeSeed: async (negotiated) => {
       // From here our output is multiplexed (protocol >= 30): the setup phase is over for us.
       if (multiplexesOutput('client', writer.protocol)) startMultiplexOut(writer);
@@ -97,8 +101,10 @@ export async function startTransfer(
   return { setup, demux };
 }
 
-export interface PullStartOptions {
+export interface PullStartOptions extends CompressOptions {
   checksumChoice?: ChecksumName;
+  /** -z without --compress-choice: the compressions we offer. */
+  compressList?: readonly string[];
   onMessage?: MessageHandler;
   /**
    * Write the filter list the sending daemon reads (exclude.c send_filter_list, e.g. filter.ts
@@ -135,6 +141,8 @@ export async function startPull(
   const start = await startTransfer(reader, writer, args, {
     ...(options.checksumChoice && { checksumChoice: options.checksumChoice }),
     ...(options.onMessage && { onMessage: options.onMessage }),
+    ...(options.compressList && { compressList: options.compressList }),
+    ...compressOptionsOf(options),
     sendEarly: async () => {
       writeFilterList(writer);
       await writer.flush();
@@ -165,7 +173,7 @@ export async function acknowledgeErrorExit(writer: ByteWriter, demux: Demultiple
   if (writer.protocol >= 31 && writer.multiplexed) await writeMessage(writer, MSG_ERROR_EXIT, new Uint8Array(0));
 }
 
-export interface ServerStartOptions {
+export interface ServerStartOptions extends CompressOptions {
   /** The client's capability letters (the text after `-e` in its arguments; '' when absent). */
   clientInfo: string;
   /** The client's --checksum-choice, if it gave one (then no lists cross). */
@@ -197,6 +205,7 @@ export async function startServer(reader: ByteReader, writer: ByteWriter, option
     symlinkTimes: options.symlinkTimes,
     seed: options.seed,
     ...(options.compressList && { compressList: options.compressList }),
+    ...compressOptionsOf(options),
   });
   // 2. From here everything we write travels in frames.
   if (multiplexesOutput('server', protocol)) startMultiplexOut(writer);
@@ -230,4 +239,13 @@ export async function recvClientFilters(
   const demux = multiplexesInput('server', reader.protocol) ? startMultiplexIn(reader, onMessage ?? (() => {})) : null;
   const filters = await recvFilterList(reader, filterOptions);
   return { demux, filters };
+}
+
+/** The -z settings of a start's options, without the unset ones. */
+function compressOptionsOf(options: CompressOptions): CompressOptions {
+  return {
+    ...(options.compressChoice !== undefined && { compressChoice: options.compressChoice }),
+    ...(options.compressLevel !== undefined && { compressLevel: options.compressLevel }),
+    ...(options.skipCompressAll && { skipCompressAll: true }),
+  };
 }

@@ -1,10 +1,54 @@
-// Simple (uncompressed) tokens of the delta stream (docs/protocol.md [token]): int32 n > 0 then n
-// literal bytes; int32 -(k+1) "copy block k of the basis"; int32 0 ends the file's data.
-// Counterpart: rsync token.c simple_send_token / simple_recv_token.
+// Tokens of the delta stream, the one home for token I/O: the simple (uncompressed) format here
+// (docs/protocol.md [token]): int32 n > 0 then n literal bytes; int32 -(k+1) "copy block k of the
+// basis"; int32 0 ends the file's data. With -z the deflated format of token-deflate.ts
+// ([token-deflate]); tokenWriter/tokenReader pick one for a session.
+// Counterpart: rsync token.c simple_send_token / simple_recv_token, send_token / recv_token.
 import { ProtocolError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import type { MatchSink } from './match.js';
 import { CHUNK_SIZE } from './constants.js';
+import { DeflatedTokenReader, DeflatedTokenWriter, type TokenCompression } from './token-deflate.js';
+
+/** Where a sender's tokens go: the match decisions, then the end of each file's data. */
+export interface TokenSink extends MatchSink {
+  /** The end-of-data token of the current file (buffered; the caller flushes). */
+  end(): void;
+}
+
+/** Where a receiver's tokens come from. */
+export interface TokenSource {
+  /** The next token; `maxBlock` bounds block references (the basis's block count). */
+  read(maxBlock: number): Promise<Token>;
+  /**
+   * True when each matched block's data must be shown back (zlib's shared window): call
+   * seeBlock(length), then seeData with the block's bytes in order, after the token is read.
+   */
+  readonly seesBlocks: boolean;
+  seeBlock?(length: number): void;
+  seeData?(piece: Uint8Array): void;
+}
+
+/** The session's token writer: simple, or deflated when -z chose zlib or zlibx. */
+// rsync/token.c: send_token
+export function tokenWriter(writer: ByteWriter, compression?: TokenCompression | null): TokenSink {
+  return compression ? new DeflatedTokenWriter(writer, compression) : new TokenWriter(writer);
+}
+
+/** The session's token reader: simple, or deflated when -z chose zlib or zlibx. */
+// rsync/token.c: recv_token
+export function tokenReader(reader: ByteReader, compression?: TokenCompression | null): TokenSource {
+  return compression ? new DeflatedTokenReader(reader, compression.algorithm) : new SimpleTokenReader(reader);
+}
+
+/** Simple tokens, read one at a time. */
+// rsync/token.c: simple_recv_token
+export class SimpleTokenReader implements TokenSource {
+  readonly seesBlocks = false;
+  constructor(private readonly reader: ByteReader) {}
+  read(maxBlock: number): Promise<Token> {
+    return readToken(this.reader, maxBlock);
+  }
+}
 
 /** Flush to the socket once this much is buffered, so a large file streams. */
 const FLUSH_AT = 64 * 1024;
@@ -13,7 +57,7 @@ const FLUSH_MATCHES = 64;
 
 /** Writes the match decisions as tokens; flushes as it goes (awaiting back-pressure). */
 // rsync/token.c: simple_send_token [token]
-export class TokenWriter implements MatchSink {
+export class TokenWriter implements TokenSink {
   private matchesSinceFlush = 0;
   constructor(private readonly writer: ByteWriter) {}
 

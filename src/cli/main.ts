@@ -83,6 +83,11 @@ export interface CliOptions {
   checksum?: boolean;
   wholeFile?: boolean;
   checksumChoice?: string;
+  compress: number;
+  compressChoice?: string;
+  zc?: string;
+  compressLevel?: number;
+  skipCompress?: string;
   dryRun?: boolean;
   verbose: number;
   itemizeChanges?: boolean;
@@ -256,6 +261,11 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('-c, --checksum', 'skip based on checksum, not mod-time and size')
     .option('-W, --whole-file', 'copy files whole (no delta-transfer)')
     .option('--checksum-choice <NAME>', 'checksum: xxh128, xxh3, xxh64, md5 or md4')
+    .option('-z, --compress', 'compress file data during the transfer (-zz: zlibx)', (_v: string, previous: number) => previous + 1, 0)
+    .option('--compress-choice <NAME>', 'compression: zlibx, zlib or none (implies -z; default: negotiated)')
+    .option('--zc <NAME>', 'the same as --compress-choice')
+    .addOption(new Option('--compress-level <NUM>', 'compression level 1-9 (0: off; implies -z)').argParser(signedInteger))
+    .option('--skip-compress <LIST>', "pull: the daemon's per-suffix compression skip list (/-separated), as rsync sends it")
     .option('-n, --dry-run', 'show what would be done, change nothing')
     .option('-v, --verbose', 'increase verbosity', (_v: string, previous: number) => previous + 1, 0)
     .option('-i, --itemize-changes', 'output a change summary for every update')
@@ -305,6 +315,17 @@ function transferOptions(o: CliOptions): TransferOptions {
     stats: Boolean(o.stats),
     ...(o.checksumChoice !== undefined && { checksumChoice: o.checksumChoice }),
     ...(o.timeout !== undefined && { timeout: o.timeout }),
+    ...compressOptions(o),
+  };
+}
+
+/** -z, -zz, --compress-choice/--zc, --compress-level (each implies compression, as in rsync), --skip-compress. */
+function compressOptions(o: CliOptions): Pick<TransferOptions, 'compress' | 'skipCompress'> {
+  const choice = o.compressChoice ?? o.zc ?? (o.compress > 1 ? 'zlibx' : undefined);
+  if (!o.compress && choice === undefined && o.compressLevel === undefined) return {};
+  return {
+    compress: { ...(choice !== undefined && { choice }), ...(o.compressLevel !== undefined && { level: o.compressLevel }) },
+    ...(o.skipCompress !== undefined && { skipCompress: o.skipCompress }),
   };
 }
 

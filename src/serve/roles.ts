@@ -4,7 +4,7 @@
 // is only the session's side (startServer, recvClientFilters, amServer) — never a copy of a role.
 // Counterpart: rsync main.c start_server.
 import { randomInt } from 'node:crypto';
-import { parseChecksumName } from '../../protocol/compat.js';
+import { COMPRESS_NAMES, parseChecksumName } from '../../protocol/compat.js';
 import { startServer } from '../../protocol/session.js';
 import { EXIT } from '../../protocol/errors.js';
 import type { RoleRequest, RoleResult } from './request.js';
@@ -15,12 +15,24 @@ import { serveSender } from './send.js';
 // rsync/main.c: start_server
 export async function serveRole(r: RoleRequest): Promise<RoleResult> {
   const { reader, writer, args } = r;
-  // -z: we have no compression codec, so we offer only "none" (rsync's own name for "-z, but send
-  // plain tokens"); a client that can only speak zlib (no negotiation: protocol < 30, an old
-  // client, or its own --compress-choice) is refused once the setup phase has been done.
+  // -z: we offer zlibx, zlib and none (rsync's order; no zstd or lz4 here) to a client that
+  // negotiates; a client that names its choice (--compress-choice, --old/--new-compress, or plain
+  // -z below protocol 30, which means zlib) gets it if we speak it, or a refusal once the setup
+  // phase is done. `dont compress = *` keeps the format at level 0, as rsync's daemon does.
   const negotiates = r.protocol >= 30 && args.clientInfo.includes('v');
   const compress = args.compress;
-  const compressList = compress && !compress.choice && negotiates ? (['none'] as const) : undefined;
+  const choice = compress?.choice?.toLowerCase();
+  const named = choice !== undefined && choice !== 'auto' ? choice : undefined;
+  const known = named === undefined || (COMPRESS_NAMES as readonly string[]).includes(named);
+  const compressList = compress && named === undefined && negotiates ? COMPRESS_NAMES : undefined;
+  // rsync/clientserver.c: rsync_module (the parse), compat.c: parse_compress_choice
+  const compressOptions = compress
+    ? {
+        ...(compressList ? { compressList } : { compressChoice: known ? (named ?? 'zlib') : 'none' }),
+        ...(compress.level !== undefined && { compressLevel: compress.level }),
+        ...(r.module.dontCompress.includes('*') && { skipCompressAll: true }),
+      }
+    : {};
   // 1. [side-setup] The setup phase, the daemon's half; our output framed; the module's timeout.
   const setup = await startServer(reader, writer, {
     clientInfo: args.clientInfo,
@@ -28,12 +40,10 @@ export async function serveRole(r: RoleRequest): Promise<RoleResult> {
     symlinkTimes: true,
     seed: randomInt(0x7fffffff),
     ...(r.timeout && { ioTimeout: r.timeout }),
-    ...(compressList && { compressList }),
+    ...compressOptions,
   });
   try {
-    if (compress && !compressList && compress.choice !== 'none') {
-      throw refuseRole(`rsync: this daemon (lsyncd serve) does not compress: use --compress-choice=none or leave out -z`, EXIT.UNSUPPORTED);
-    }
+    if (!known) throw refuseRole(`unknown compress name: ${named}`, EXIT.UNSUPPORTED);
     return args.sender ? await serveSender(r, setup) : await receiveIntoModule(r, setup);
   } catch (e) {
     return endRole(r, e);

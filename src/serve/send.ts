@@ -114,6 +114,7 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
   const sent = await sendFiles(reader, writer, sorted, checksummer, localSource(), {
     dryRun: args.transfer.dryRun,
     amServer: true,
+    compression: setup.tokens ?? null,
     onWarning: (text) => logError(r.log, text),
     ...pullTransferLog(r, setup),
   });

@@ -7,7 +7,7 @@ import { openModule, type SessionOptions } from './client.js';
 import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
-import { parseChecksumName } from '../../protocol/compat.js';
+import { clientCompressOptions, parseChecksumName } from '../../protocol/compat.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import { sendFilterList, type FilterList } from '../../protocol/filter.js';
 import type { ReceiverStats, ReceivedItem } from '../../protocol/receiver.js';
@@ -99,6 +99,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     const consumedBefore = reader.consumed;
     const start = await startPull(reader, writer, args, {
       ...(checksumChoice && { checksumChoice }),
+      ...clientCompressOptions(transfer.compress),
       ...(options.filter && {
         writeFilterList: (w: ByteWriter) => sendFilterList(w, options.filter!.list, { deleteExcluded: options.filter!.deleteExcluded, role: 'receiver' }),
       }),

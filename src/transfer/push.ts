@@ -4,7 +4,7 @@ import { openModule, type DaemonSession, type SessionOptions } from './client.js
 import { scanSource, scanSelection, localSource, type PathFilter, type LocalEntry, type SelectionItem } from './scan.js';
 import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../../protocol/session.js';
-import { parseChecksumName, type ChecksumName } from '../../protocol/compat.js';
+import { clientCompressOptions, parseChecksumName, type ChecksumName } from '../../protocol/compat.js';
 import type { Checksummer } from '../../protocol/checksum.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import { S_IFLNK, S_IFMT, S_IFREG } from '../../protocol/modes.js';
@@ -149,7 +149,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
       await sendEarly(primed.start.setup);
       start = primed.start;
     } else {
-      start = await startTransfer(reader, writer, args, { ...(checksumChoice && { checksumChoice }), sendEarly, onMessage });
+      start = await startTransfer(reader, writer, args, { ...(checksumChoice && { checksumChoice }), ...clientCompressOptions(transfer.compress), sendEarly, onMessage });
     }
     const { setup } = start;
     if (!early) throw new Error('internal: the file list was not sent during setup');
@@ -161,6 +161,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
       const created: FileEntry[] = [];
       const result = await sendFiles(reader, writer, sorted, checksummer, localSource(), {
         dryRun: transfer.dryRun,
+        compression: setup.tokens ?? null,
         onWarning: onError,
         onItem: (item) => {
           if (item.iflags & ITEM_IS_NEW) created.push(item.entry);
@@ -233,6 +234,7 @@ export async function primeSession(session: DaemonSession, options: Pick<PushOpt
   const checksumChoice = options.transfer.checksumChoice ? parseChecksumName(options.transfer.checksumChoice) : undefined;
   const start = await startTransfer(session.reader, session.writer, args, {
     ...(checksumChoice && { checksumChoice }),
+    ...clientCompressOptions(options.transfer.compress),
     onMessage: (code, payload) => route.handler(code, payload),
     // The daemon writes its checksum list and then the seed without reading in between: data
     // from us in between (where a push sends its file list) carries our ACK, or Nagle holds the

@@ -102,6 +102,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       : null;
   return doRecv(r.reader, r.writer, r.files, tree, checksummer, {
     sumsHelper: helper,
+    compression: setup.tokens ?? null,
     ...(r.amServer && { amServer: true }),
     ...(r.rootCreated && { rootCreated: true }),
     perms: transfer.perms,
