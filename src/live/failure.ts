@@ -58,6 +58,10 @@ const CHURN = [
   /failed verification -- update discarded/, // rsync/receiver.c: the file changed while it was read
   /: Not a directory \(20\)$/, // a directory became a file between the scan and the daemon's mkdir
   /: No such file or directory \(2\)$/, // a parent vanished on our side while the daemon created the entry
+  // Our scan's and sender's words when a name's parent stopped being a directory, or a directory
+  // or link vanished between the listing and the read (src/transfer/scan.ts).
+  /^(send_files failed to open|lstat|readlink|opendir) .* failed: (ENOENT|ENOTDIR|ELOOP|EINVAL): /,
+  /^send_files failed to open ".*": (ENOENT|ENOTDIR|ELOOP): /,
 ];
 /** rsync's closing summary lines, which add nothing to the per-file messages before them. */
 const SUMMARY = /^rsync (error|warning): /;
