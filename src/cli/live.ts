@@ -1,7 +1,9 @@
 // `lsyncd [options] SOURCE TARGET...` without --once: the live mirror as a long-running process.
 // Checks the targets (unless --insist), detaches unless --nodaemon, then runs one live mirror per
 // source (for %userwww: one per /home/USER/www, picked up and dropped while running) until
-// SIGTERM/SIGINT, which push what is pending before exiting 0. SIGHUP reopens the log file.
+// SIGTERM/SIGINT, which push what is pending before exiting: 0, or rsync's code of a target's last
+// failure when paths were left. SIGHUP reopens the log file. SOURCE follows rsync's trailing-slash
+// rule. docs/live.md; counterpart: lsyncd 2's daemon loop.
 import { readdirSync, statSync, mkdtempSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -11,7 +13,7 @@ import { startLiveMirror, describeTarget, isRefusal, refusalText, TargetRefusedE
 import type { FilterList } from '../../protocol/filter.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import type { SentItem } from '../../protocol/sender.js';
-import { UsageError } from '../../protocol/errors.js';
+import { RemoteError, UsageError } from '../../protocol/errors.js';
 import { Logger, claimPidfile, detachAndWait, isDetachedChild, reportReady, writeAtomically } from './process.js';
 
 /** The special SOURCE: every HOME/USER/www goes to TARGET/USER/. */
@@ -94,6 +96,8 @@ async function probe(targets: readonly LiveTarget[], transfer: TransferOptions):
         preopened: await connect(t),
       }).catch((e: unknown) => {
         if (isRefusal(e)) throw new TargetRefusedError(describeTarget(t.target), refusalText(e), { cause: e });
+        // A module that refuses only the probe's own option (`refuse options = dry-run`) takes pushes.
+        if (e instanceof RemoteError && e.refusedOption !== undefined) return;
         throw e;
       });
     }
