@@ -4,14 +4,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile, mkdir, readFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, mkdir, readFile, utimes } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { CLI, lsyncd, run } from './helpers/cli.js';
 import { untilSameTree } from './helpers/tree.js';
-import { makeTree as makeFullTree } from './helpers/fstree.js';
+import { makeTree as makeFullTree, T0 } from './helpers/fstree.js';
 
 /**
  * The push tests' tree without its absolute symlink: a `use chroot = no` daemon strips the leading
@@ -115,6 +115,9 @@ for (const slash of [false, true]) {
   test(`rsync's trailing-slash rule: SOURCE${slash ? '/ mirrors its contents' : ' mirrors the directory itself'} into the target, as rsync -a does`, async () => {
     const src = join(work, `tsrc${slash ? 'slash' : ''}`);
     await makeTree(src);
+    // A fixed time for the directory itself: rsync leaves a new item's mtime alone when it
+    // equals the source's to the second, which a tree made just now would.
+    await utimes(src, T0, T0);
     const arg = slash ? `${src}/` : src;
     const ours = `ns-ours-${slash}/`;
     const theirs = `ns-rsync-${slash}/`;

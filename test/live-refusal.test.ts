@@ -17,7 +17,12 @@ let daemon: TestDaemon;
 let work: string;
 
 test.before(async () => {
-  daemon = await startDaemon({ extraModules: [{ name: 'one', comment: 'one connection at a time', settings: { 'read only': false, 'max connections': 1 } }] });
+  daemon = await startDaemon({
+    extraModules: [
+      { name: 'one', comment: 'one connection at a time', settings: { 'read only': false, 'max connections': 1 } },
+      { name: 'nodry', comment: 'refuses -n', settings: { 'read only': false, 'refuse options': 'dry-run' } },
+    ],
+  });
   work = await mkdtemp(join(tmpdir(), 'lsyncd-live-refusal-'));
 });
 test.after(async () => {
@@ -66,6 +71,17 @@ test('a read-only module at start: exit 5 with the daemon text (foreground and d
   const bg = await lsyncd(['--logfile', join(work, 'ro.log'), `${src}/`, url('ro', 'x/')]);
   assert.is(bg.status, 5, bg.stderr);
   assert.match(bg.stderr, 'ERROR: module is read only');
+});
+
+test('a module that refuses only --dry-run (the start check\'s option) is no refusal: it is mirrored', async () => {
+  const src = await sourceTree('nodry');
+  const run = startCli(['--nodaemon', `${src}/`, url('nodry', 'n/')]);
+  try {
+    assert.equal(await untilSameTree(src, join(daemon.modulePath('nodry'), 'n'), { timeoutMs: 10_000, ignore: ['uid', 'gid'] }), [], run.stderr());
+  } finally {
+    run.child.kill('SIGTERM');
+    assert.is(await exited(run.child), 0, run.stderr());
+  }
 });
 
 test('a refusing target while running: said once, not per retry; SIGTERM tries once, then exits with rsync\'s code naming the paths left', async () => {
