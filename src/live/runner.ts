@@ -87,7 +87,6 @@ export interface RunnerStopResult {
   exitCode: number;
 }
 
-
 export function describeTarget(t: DaemonTarget): string {
   const host = t.host.includes(':') ? `[${t.host}]` : t.host;
   return `rsync://${t.user ? t.user + '@' : ''}${host}:${t.port}/${t.module}/${t.path}`;
@@ -206,8 +205,9 @@ export class TargetRunner {
   }
 
   /**
-   * Stop: let the running batch end, then push what is pending (retries included) until
-   * `deadline` (ms since the epoch). Returns the number of paths left unpushed.
+   * Stop: let the running batch end, then push what is pending until `deadline` (ms since the
+   * epoch), one attempt only while the target fails. Returns the paths left unpushed and rsync's
+   * code of the failure that left them.
    */
   async stop(deadline: number): Promise<RunnerStopResult> {
     this.clearTimer();
@@ -247,7 +247,8 @@ export class TargetRunner {
 
   /** Start a batch when one may start: idle, something pending, not backing off. */
   private schedule(delayMs = this.o.delayMs): void {
-    if (this.stopped || this.running || this.state === 'backoff' || this.pending.size === 0) return;
+    // While stopping, stop() runs the batches itself, one after another.
+    if (this.stopped || this.stopping || this.running || this.state === 'backoff' || this.pending.size === 0) return;
     if (this.timer || this.immediate) return; // a batch is already due (delay window)
     this.state = 'waiting';
     if (delayMs <= 0) {
