@@ -4,14 +4,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile, mkdir, readFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, mkdir, readFile, utimes } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { CLI, lsyncd, run } from './helpers/cli.js';
 import { untilSameTree } from './helpers/tree.js';
-import { makeTree as makeFullTree } from './helpers/fstree.js';
+import { makeTree as makeFullTree, T0 } from './helpers/fstree.js';
 
 /**
  * The push tests' tree without its absolute symlink: a `use chroot = no` daemon strips the leading
@@ -74,9 +74,15 @@ test('foreground: startup sync, live changes, pidfile, status file; SIGTERM push
   await writeFile(join(src, 'live.txt'), 'written while running\n');
   await eventually(() => mirrored(src, 'fg'), 10_000, 'a live change');
   await eventually(() => existsSync(statusFile));
-  const status = JSON.parse(await readFile(statusFile, 'utf8')) as { pid: number; mirrors: Array<{ targets: Array<{ state: string }> }> };
+  const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+  await eventually(async () => iso.test((JSON.parse(await readFile(statusFile, 'utf8')) as { mirrors: Array<{ targets: Array<{ lastPushAt?: string }> }> }).mirrors[0]?.targets[0]?.lastPushAt ?? ''), 10_000, 'lastPushAt in the status file');
+  const status = JSON.parse(await readFile(statusFile, 'utf8')) as { pid: number; time: string; mirrors: Array<{ overflows: number; targets: Array<{ state: string; lastPushAt: string }> }> };
   assert.is(status.pid, run.child.pid);
   assert.is(status.mirrors.length, 1);
+  // One time format in the file: ISO-8601 (lastPushAt was epoch ms).
+  assert.match(status.time, iso);
+  assert.match(status.mirrors[0]!.targets[0]!.lastPushAt, iso);
+  assert.is(status.mirrors[0]!.overflows, 0);
   // A second instance on the same pidfile is refused.
   const second = await lsyncd(['--nodaemon', '--pidfile', pidfile, `${src}/`, url('fg2/')]);
   assert.is(second.status, 1);
@@ -91,7 +97,7 @@ test('foreground: startup sync, live changes, pidfile, status file; SIGTERM push
   assert.match(run.stderr(), 'SIGTERM');
 });
 
-test('a target refused at start: exit 5 with the daemon text; --insist keeps trying', async () => {
+test('a target refused at start: exit 5 with the daemon text; --insist keeps trying, and exits 5 naming the paths left', async () => {
   const src = join(work, 'refused');
   await makeTree(src);
   const r = await lsyncd(['--nodaemon', `${src}/`, `rsync://127.0.0.1:${daemon.port}/nosuch/`]);
@@ -101,8 +107,34 @@ test('a target refused at start: exit 5 with the daemon text; --insist keeps try
   await new Promise((res) => setTimeout(res, 1500));
   assert.is(insist.child.exitCode, null, 'still running');
   insist.child.kill('SIGTERM');
-  assert.is(await exited(insist.child), 0);
+  assert.is(await exited(insist.child), 5, insist.stderr());
+  assert.match(insist.stderr(), '1 path(s) could not be pushed before exiting (code 5)');
 });
+
+for (const slash of [false, true]) {
+  test(`rsync's trailing-slash rule: SOURCE${slash ? '/ mirrors its contents' : ' mirrors the directory itself'} into the target, as rsync -a does`, async () => {
+    const src = join(work, `tsrc${slash ? 'slash' : ''}`);
+    await makeTree(src);
+    // A fixed time for the directory itself: rsync leaves a new item's mtime alone when it
+    // equals the source's to the second, which a tree made just now would.
+    await utimes(src, T0, T0);
+    const arg = slash ? `${src}/` : src;
+    const ours = `ns-ours-${slash}/`;
+    const theirs = `ns-rsync-${slash}/`;
+    const rsync = await run('rsync', ['-a', arg, url(theirs)]);
+    assert.is(rsync.status, 0, rsync.stderr);
+    const live = startCli(['--nodaemon', arg, url(ours)]);
+    try {
+      const expected = join(daemon.modulePath('push'), theirs);
+      const diff = await untilSameTree(expected, join(daemon.modulePath('push'), ours), { timeoutMs: 15_000, ignore: ['uid', 'gid'] });
+      assert.equal(diff, [], live.stderr());
+      assert.is(existsSync(join(daemon.modulePath('push'), ours, `tsrc${slash ? 'slash' : ''}`)), !slash);
+    } finally {
+      live.child.kill('SIGTERM');
+      assert.is(await exited(live.child), 0, live.stderr());
+    }
+  });
+}
 
 test('detached by default: the command returns at once, the background process mirrors and stops on SIGTERM', async () => {
   const src = join(work, 'bg');

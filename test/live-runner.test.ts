@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TargetRunner, type PushFn } from '../src/live/runner.js';
+import { TargetRunner, type LogFn, type PushFn } from '../src/live/runner.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { SocketError } from '../protocol/errors.js';
 import type { PushOptions, PushResult } from '../src/transfer/push.js';
@@ -36,7 +36,7 @@ function scripted(script: Array<number | Error>): { fn: PushFn; calls: Call[] } 
   return { fn, calls };
 }
 
-function runner(pushFn: PushFn, extra: { delayMs?: number; initialMs?: number; maxMs?: number } = {}) {
+function runner(pushFn: PushFn, extra: { delayMs?: number; initialMs?: number; maxMs?: number; log?: LogFn } = {}) {
   return new TargetRunner({
     source: root,
     target: { host: '127.0.0.1', port: 1, module: 'm', path: 'base/' },
@@ -45,7 +45,7 @@ function runner(pushFn: PushFn, extra: { delayMs?: number; initialMs?: number; m
     subtrees: true,
     delayMs: extra.delayMs ?? 0,
     retry: { initialMs: extra.initialMs ?? 20, maxMs: extra.maxMs ?? 80, refusedMs: 600_000 },
-    log: () => {},
+    log: extra.log ?? (() => {}),
     pushFn,
   });
 }
@@ -144,10 +144,57 @@ test('stop(): flushes what is pending, ignoring backoff', async () => {
   while (r.status().state !== 'backoff') await new Promise((res) => setTimeout(res, 5));
   const started = Date.now();
   const left = await r.stop(Date.now() + 2000);
-  assert.is(left, 0);
+  assert.equal(left, { unpushed: 0, exitCode: 0 });
   assert.ok(Date.now() - started < 1000);
   assert.equal(calls.map((c) => c.source), ['/', '/a/', '/a/']);
   assert.is(r.status().state, 'stopped');
+});
+
+test('stop() with a target that keeps failing: one attempt, no reconnect loop; the last failure\'s code', async () => {
+  const { fn, calls } = scripted([0, ...Array.from({ length: 100 }, () => new SocketError('connection refused'))]);
+  const lines: string[] = [];
+  const r = runner(fn, { initialMs: 20, maxMs: 40, log: (level, m) => lines.push(`${level} ${m}`) });
+  r.start(true);
+  await r.whenSynced();
+  r.changed((p) => p.add('a/f', { kind: 'modify', isDir: false }));
+  await new Promise((res) => setTimeout(res, 400)); // several retries
+  const before = calls.length;
+  assert.ok(before >= 5, `retried ${before - 1} times`);
+  // The state change is said once; each retry is a debug line.
+  assert.is(lines.filter((l) => l.startsWith('warn') && l.includes('connection refused')).length, 1, lines.join('\n'));
+  const started = Date.now();
+  const left = await r.stop(Date.now() + 5000);
+  assert.ok(Date.now() - started < 1000, 'gave up at once');
+  assert.ok(calls.length - before <= 1, `${calls.length - before} attempts after stop()`);
+  assert.equal(left, { unpushed: 1, exitCode: 10 });
+});
+
+test('a 23 whose only messages say the tree changed goes again at once, counted, not a failure; other 23s wait', async () => {
+  const calls: number[] = [];
+  const script: Array<[number, string[]]> = [[0, []], [23, ['file has vanished: "a/x"', 'send_files failed to open "a/y": ENOTDIR: not a directory, open \'a/y\'']], [0, []], [23, ['rsync: [receiver] mkstemp "a/.f.XXXX" failed: Permission denied (13)']], [0, []]];
+  const fn: PushFn = async (o: PushOptions) => {
+    calls.push(Date.now());
+    const [code, words] = script.shift() ?? [0, []];
+    for (const w of words) o.onError?.(w);
+    return { exitCode: code, bytesSent: 0, stats: { transferredFiles: 1 } } as unknown as PushResult;
+  };
+  const lines: string[] = [];
+  const r = runner(fn, { initialMs: 300, maxMs: 300, log: (level, m) => lines.push(`${level} ${m}`) });
+  r.start(true);
+  await r.whenSynced();
+  r.changed((p) => p.add('a/f', { kind: 'modify', isDir: false }));
+  await r.whenIdle();
+  assert.ok(calls[2]! - calls[1]! < 200, 'the tree changed under it: again at once');
+  assert.is(r.status().failures, 0);
+  assert.is(r.status().vanishedRetries, 1);
+  assert.not.ok(lines.some((l) => !l.startsWith('debug') && /vanished|ENOTDIR/.test(l) && !/pushed \d+ change/.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /^info .*pushed 1 change\(s\): 1 file\(s\), 0 bytes in \d+ ms; 2 file\(s\) changed or vanished meanwhile, pushing again/.test(l)), lines.join('\n'));
+  r.changed((p) => p.add('a/g', { kind: 'modify', isDir: false }));
+  await r.whenIdle();
+  assert.ok(calls[4]! - calls[3]! >= 300, 'a real error waits');
+  assert.is(r.status().failures, 1);
+  assert.ok(lines.some((l) => l.startsWith('warn') && l.includes('Permission denied')), lines.join('\n'));
+  await r.stop(Date.now() + 100);
 });
 
 test.run();

@@ -293,6 +293,9 @@ test('a kernel queue overflow: the watcher\'s rescan becomes a full resync that 
     w.resume();
     await converge(s, out, 'after the overflow');
     assert.ok(rescans > 0, 'the kernel queue overflowed');
+    // Logged once (as lsyncd 2's OVERFLOW line), counted in the status.
+    assert.ok(m.status().overflows >= 1);
+    assert.is(logs.filter((l) => l.includes('OVERFLOW in the kernel event queue')).length, 1, logs.join('\n'));
     assert.ok(m.status().targets[0]!.batches > batches);
     // The watches were re-synced too: a change in the directory made during the overflow is seen.
     await writeFile(join(s, 'made-during-overflow/deeper/y'), 'after\n');

@@ -1,17 +1,19 @@
 // `lsyncd [options] SOURCE TARGET...` without --once: the live mirror as a long-running process.
 // Checks the targets (unless --insist), detaches unless --nodaemon, then runs one live mirror per
 // source (for %userwww: one per /home/USER/www, picked up and dropped while running) until
-// SIGTERM/SIGINT, which push what is pending before exiting 0. SIGHUP reopens the log file.
+// SIGTERM/SIGINT, which push what is pending before exiting: 0, or rsync's code of a target's last
+// failure when paths were left. SIGHUP reopens the log file. SOURCE follows rsync's trailing-slash
+// rule. docs/live.md; counterpart: lsyncd 2's daemon loop.
 import { readdirSync, statSync, mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { push } from '../transfer/push.js';
-import { startLiveMirror, type LiveMirror, type LiveTarget, type LogLevel } from '../live/index.js';
+import { openTargetSession } from '../live/connection.js';
+import { startLiveMirror, describeTarget, isRefusal, refusalText, TargetRefusedError, type LiveMirror, type LiveTarget, type LogLevel } from '../live/index.js';
 import type { FilterList } from '../../protocol/filter.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import type { SentItem } from '../../protocol/sender.js';
-import { UsageError } from '../../protocol/errors.js';
-import { openModule } from '../transfer/client.js';
+import { RemoteError, UsageError } from '../../protocol/errors.js';
 import { Logger, claimPidfile, detachAndWait, isDetachedChild, reportReady, writeAtomically } from './process.js';
 
 /** The special SOURCE: every HOME/USER/www goes to TARGET/USER/. */
@@ -69,12 +71,51 @@ function userTargets(targets: readonly LiveTarget[], user: string): LiveTarget[]
   return targets.map((t) => ({ ...t, target: { ...t.target, path: `${t.target.path.replace(/\/?$/, t.target.path ? '/' : '')}${user}/` } }));
 }
 
-/** Refuse at start a target that cannot be opened (unknown module, auth, unreachable): rsync's code. */
-async function probe(targets: readonly LiveTarget[]): Promise<void> {
-  for (const t of targets) {
-    const session = await openModule({ ...t.session, host: t.target.host, port: t.target.port }, t.target.module);
-    session.socket.destroy();
+/** A session to the target whose close waits for the daemon's process to end (max connections). */
+function connect(t: LiveTarget) {
+  return openTargetSession({ ...t.session, host: t.target.host, port: t.target.port }, t.target.module);
+}
+
+/**
+ * Refuse at start a target that will not take pushes: exit 5 with the daemon's words for a
+ * refusal (unknown module, auth failed, read-only module), rsync's code for the rest
+ * (unreachable: 10). A module's read-only refusal comes only after the argument list and setup
+ * (rsync/main.c: do_server_recv), so the probe is a whole push: a dry run of an empty directory,
+ * which changes nothing. It ends as any push does, so the daemon's process has exited (and freed
+ * its `max connections` slot) by the time the mirror connects.
+ */
+async function probe(targets: readonly LiveTarget[], transfer: TransferOptions): Promise<void> {
+  const empty = mkdtempSync(join(tmpdir(), 'lsyncd-probe-'));
+  try {
+    for (const t of targets) {
+      await push({
+        source: `${empty}/`,
+        target: t.target,
+        transfer: { ...transfer, recursive: false, delete: false, deleteExcluded: false, dryRun: true },
+        session: t.session,
+        preopened: await connect(t),
+      }).catch((e: unknown) => {
+        if (isRefusal(e)) throw new TargetRefusedError(describeTarget(t.target), refusalText(e), { cause: e });
+        // A module that refuses only the probe's own option (`refuse options = dry-run`) takes pushes.
+        if (e instanceof RemoteError && e.refusedOption !== undefined) return;
+        throw e;
+      });
+    }
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
   }
+}
+
+/**
+ * rsync's trailing-slash rule, as `--once` follows it: `SOURCE/` mirrors the contents of SOURCE
+ * into each target's path, `SOURCE` mirrors the directory itself, into PATH/NAME/.
+ */
+// rsync/flist.c: send_file_list (a source without a trailing slash keeps its last component)
+export function targetsForSource(source: string, targets: readonly LiveTarget[]): LiveTarget[] {
+  if (source.endsWith('/') || source === USERWWW) return [...targets];
+  const name = basename(source);
+  if (name === '' || name === '.' || name === '..') return [...targets];
+  return targets.map((t) => ({ ...t, target: { ...t.target, path: `${t.target.path.replace(/\/*$/, t.target.path ? '/' : '')}${name}/` } }));
 }
 
 /**
@@ -92,6 +133,7 @@ async function ensureBase(targets: readonly LiveTarget[], transfer: TransferOpti
         target: t.target,
         transfer: { ...transfer, recursive: false, delete: false, deleteExcluded: false, perms: false, times: false, dryRun: false },
         session: t.session,
+        preopened: await connect(t),
       });
     }
   } finally {
@@ -111,7 +153,7 @@ export async function live(o: LiveCliOptions): Promise<number> {
   if (!o.foreground && !isDetachedChild()) {
     return detachAndWait([...o.argv, '--nodaemon'], { ...(o.logfile && { stdout: o.logfile }), name: 'lsyncd' });
   }
-  if (!o.insist) await probe(o.targets);
+  if (!o.insist) await probe(o.targets, o.transfer);
 
   // lsyncd 2's default: detached without a log file, lines go to syslog (under systemd a
   // --nodaemon process logs to stderr, which the journal keeps).
@@ -177,6 +219,7 @@ export async function live(o: LiveCliOptions): Promise<number> {
 
   const writeStatus = () => {
     if (!o.statusFile) return;
+    // Every time in the file is ISO-8601 (the targets' lastPushAt too).
     const status = { pid: process.pid, time: new Date().toISOString(), mirrors: [...mirrors.values()].map((m) => m.status()) };
     try {
       writeAtomically(o.statusFile, JSON.stringify(status, null, 2) + '\n');
@@ -190,7 +233,12 @@ export async function live(o: LiveCliOptions): Promise<number> {
     await scanUsers();
     scanTimer = setInterval(() => void scanUsers(), SCAN_MS);
   } else {
-    await start(o.source, o.targets);
+    const targets = targetsForSource(o.source, o.targets);
+    // `SOURCE` without a slash goes to PATH/NAME/: PATH/ must exist first (rsync creates only the last component).
+    if (targets.some((t, i) => t.target.path !== o.targets[i]!.target.path)) {
+      await ensureBase(o.targets, o.transfer).catch((e: Error) => log('warn', `creating the targets' base directories: ${e.message}`));
+    }
+    await start(o.source, targets);
   }
   writeStatus();
   const statusTimer = o.statusFile ? setInterval(writeStatus, STATUS_MS) : undefined;
@@ -209,12 +257,14 @@ export async function live(o: LiveCliOptions): Promise<number> {
       await new Promise((r) => setTimeout(r, SETTLE_MS));
       const results = await Promise.all([...mirrors.values()].map((m) => m.stop({ timeoutMs: 10_000 })));
       const unpushed = results.reduce((n, r) => n + r.unpushed.reduce((a, b) => a + b, 0), 0);
-      if (unpushed) log('warn', `${unpushed} path(s) could not be pushed before exiting`);
+      // Paths left behind make the exit a failure: rsync's code of the last failure (23 if unsure).
+      const code = results.reduce((worst, r) => Math.max(worst, ...r.exitCodes), 0) || (unpushed ? 23 : 0);
+      if (unpushed) log('error', `${unpushed} path(s) could not be pushed before exiting (code ${code})`);
       writeStatus();
       releasePid();
       log('info', 'exiting');
       logger.close();
-      resolve(0);
+      resolve(code);
     };
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
     process.on('SIGINT', () => void shutdown('SIGINT'));

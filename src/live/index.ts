@@ -1,4 +1,6 @@
 // The live mirror's public surface (docs/live.md).
 export { startLiveMirror, subtreeSafe, type LiveMirror, type LiveMirrorOptions, type LiveMirrorStatus, type LiveTarget, type StopResult } from './mirror.js';
-export type { LogFn, LogLevel, RetryOptions, TargetStatus, TargetState, PushFn } from './runner.js';
+export { describeTarget } from './runner.js';
+export type { LogFn, LogLevel, RetryOptions, TargetStatus, TargetState, PushFn, RunnerStopResult } from './runner.js';
+export { TargetRefusedError, isRefusal, refusalText } from './failure.js';
 export { PendingSet, pushRoots, combine, commonAncestor, type PendingEntry, type PendingKind, type PushRoot } from './plan.js';

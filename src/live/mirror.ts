@@ -59,12 +59,16 @@ export interface LiveMirrorStatus {
   watcher: WatcherStats | undefined;
   /** The source root was deleted or moved away: nothing more will be pushed. */
   rootGone: boolean;
+  /** Kernel event queue overflows (each one a full compare), also after the watcher closed. */
+  overflows: number;
   targets: TargetStatus[];
 }
 
 export interface StopResult {
   /** Paths still pending per target when the time ran out (all 0: everything was pushed). */
   unpushed: number[];
+  /** Per target: 0, or rsync's code of its last failure when paths were left (23 when unsure). */
+  exitCodes: number[];
 }
 
 export interface LiveMirror {
@@ -205,7 +209,10 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
     }
     for (const r of runners) r.changed((pending) => pending.addEvents(batch));
   });
+  // An overflow is said once by the watcher; later ones are counted in the status.
+  let overflows = 0;
   watcher.on('warning', (err) => log('warn', err.message));
+  const overflowCount = () => (watcher.isClosed ? overflows : (overflows = watcher.stats().overflows));
   watcher.on('error', (err) => log('error', `watcher: ${err.message}`));
 
   // 2. The startup push (the whole tree, a pending rescan of ''), then whatever changed meanwhile.
@@ -223,6 +230,7 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
       source,
       watcher: watcher.isClosed ? undefined : watcher.stats(),
       rootGone,
+      overflows: overflowCount(),
       targets: runners.map((r) => r.status()),
     }),
     whenIdle: () => Promise.all(runners.map((r) => r.whenIdle())).then(() => undefined),
@@ -232,10 +240,11 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
     stop: (stopOptions = {}) => {
       stopping ??= (async () => {
         const deadline = Date.now() + (stopOptions.timeoutMs ?? 10_000);
-        const unpushed = await Promise.all(runners.map((r) => r.stop(deadline)));
+        const results = await Promise.all(runners.map((r) => r.stop(deadline)));
         memory.stop();
+        overflowCount();
         watcher.close();
-        return { unpushed };
+        return { unpushed: results.map((r) => r.unpushed), exitCodes: results.map((r) => r.exitCode) };
       })();
       return stopping;
     },

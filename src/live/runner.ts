@@ -4,9 +4,10 @@
 import { lstatSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { push, primeSession, type PrimedSession, type PushFilter, type PushOptions, type PushResult } from '../transfer/push.js';
-import { openModule, type DaemonSession } from '../transfer/client.js';
-import { ConnectionClosedError, DaemonRefusalError, NotADaemonError, RemoteError, SocketError, TimeoutError } from '../../protocol/errors.js';
-import { EXIT } from '../../protocol/errors.js';
+import type { DaemonSession } from '../transfer/client.js';
+import { openTargetSession } from './connection.js';
+import { RemoteError, EXIT } from '../../protocol/errors.js';
+import { isUnreachable, isRefusal, isMaxConnections, isChurnMessage, isSummaryMessage, failureExitCode } from './failure.js';
 import { PendingSet, pushRoots, parentOf, type Move, type PendingEntry, type PushRoot } from './plan.js';
 import { pathToBytes, hasEscapes } from '../watcher/index.js';
 import type { SelectionItem } from '../transfer/scan.js';
@@ -73,13 +74,17 @@ export interface TargetStatus {
   /** Failures in a row (0 after a success). */
   consecutiveFailures: number;
   lastError?: string;
-  lastPushAt?: number;
+  /** When the last batch went through (ISO-8601, as every time in the status file). */
+  lastPushAt?: string;
   bytesSent: number;
 }
 
-/** Failures that say "not reachable now", as opposed to "this push went wrong". */
-function isUnreachable(e: unknown): boolean {
-  return e instanceof SocketError || e instanceof TimeoutError || e instanceof ConnectionClosedError || e instanceof NotADaemonError || e instanceof DaemonRefusalError;
+/** What stop() leaves behind. */
+export interface RunnerStopResult {
+  /** Paths not pushed (0: everything was). */
+  unpushed: number;
+  /** rsync's code of the last failure when paths were left (23 when unsure), else 0. */
+  exitCode: number;
 }
 
 export function describeTarget(t: DaemonTarget): string {
@@ -94,7 +99,7 @@ export class TargetRunner {
   private stopped = false;
   /** The startup push (full tree) has succeeded. */
   private synced = false;
-  private readonly stats = { batches: 0, pushes: 0, failures: 0, vanishedRetries: 0, consecutiveFailures: 0, bytesSent: 0, lastError: undefined as string | undefined, lastPushAt: undefined as number | undefined };
+  private readonly stats = { batches: 0, pushes: 0, failures: 0, vanishedRetries: 0, consecutiveFailures: 0, bytesSent: 0, lastError: undefined as string | undefined, lastPushAt: undefined as string | undefined };
   private idleWaiters: Array<() => void> = [];
   private syncWaiters: Array<() => void> = [];
 
@@ -107,6 +112,16 @@ export class TargetRunner {
 
   /** The wait before the next attempt after a failed batch (0 after a success). */
   private backoffMs = 0;
+  /** The failure logged for the current run of failures (the same one again is a debug line). */
+  private failureSaid: string | undefined;
+  /** rsync's exit code of the last failure (the process exits with it when paths are left). */
+  private lastExitCode: number | undefined;
+  /** stop() is flushing: a failure is not retried in a loop, and no "retrying" is said. */
+  private stopping = false;
+  /** The daemon refused a connection for its `max connections`: no session is opened ahead any more. */
+  private noSpares = false;
+  /** What the daemon and the scan said during the current push: tree changes counted, the rest kept. */
+  private notes = { churn: 0, other: 0, said: [] as string[] };
   /** Levels a failing push root has moved up (see settle()). */
   private escalate = 0;
   /** The protocol of the last push (single-session batches need 30 or later). */
@@ -190,32 +205,37 @@ export class TargetRunner {
   }
 
   /**
-   * Stop: let the running batch end, then push what is pending (retries included) until
-   * `deadline` (ms since the epoch). Returns the number of paths left unpushed.
+   * Stop: let the running batch end, then push what is pending until `deadline` (ms since the
+   * epoch), one attempt only while the target fails. Returns the paths left unpushed and rsync's
+   * code of the failure that left them.
    */
-  async stop(deadline: number): Promise<number> {
+  async stop(deadline: number): Promise<RunnerStopResult> {
     this.clearTimer();
-    // Flush: ignore backoff and delay, one batch after another while time is left.
+    this.stopping = true;
+    // Flush: ignore backoff and delay, one batch after another while time is left. A target that
+    // fails (refusing, unreachable) gets one attempt, not a reconnect loop until the deadline;
+    // files that vanished meanwhile (exit 24) are no failure and go again.
+    const failuresBefore = this.stats.failures;
     while (Date.now() < deadline) {
       if (this.running) {
         await Promise.race([this.running, sleep(deadline - Date.now())]);
         continue;
       }
       if (this.pending.size === 0) break;
+      if (this.stats.failures > failuresBefore) break; // this stop's attempt failed: give up
       const attempt = this.runBatch();
       await Promise.race([attempt, sleep(deadline - Date.now())]);
-      if (this.pending.size > 0 && !this.running) await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
     }
     this.stopped = true;
     this.clearTimer();
-    this.dropSpare();
+    await this.dropSpare();
     this.state = 'stopped';
     // A batch still running at the deadline holds paths taken out of the pending set: count them too.
     let left = this.pending.size;
     if (this.running) for (const path of this.inFlight) if (!this.pending.has(path)) left++;
     if (left) this.o.log('warn', `${this.name}: stopped with ${left} path(s) not pushed`);
     for (const w of this.idleWaiters.splice(0)) w(); // nothing will run any more
-    return left;
+    return { unpushed: left, exitCode: left ? (this.lastExitCode ?? EXIT.PARTIAL) : 0 };
   }
 
   private clearTimer(): void {
@@ -227,7 +247,8 @@ export class TargetRunner {
 
   /** Start a batch when one may start: idle, something pending, not backing off. */
   private schedule(delayMs = this.o.delayMs): void {
-    if (this.stopped || this.running || this.state === 'backoff' || this.pending.size === 0) return;
+    // While stopping, stop() runs the batches itself, one after another.
+    if (this.stopped || this.stopping || this.running || this.state === 'backoff' || this.pending.size === 0) return;
     if (this.timer || this.immediate) return; // a batch is already due (delay window)
     this.state = 'waiting';
     if (delayMs <= 0) {
@@ -390,7 +411,7 @@ export class TargetRunner {
 
   /** The batch's pushes: one session for all of it, or one push per root (the rest skipped once the target is unreachable). */
   private async pushPlan({ taken, selective, roots }: BatchPlan): Promise<BatchOutcome> {
-    const outcome: BatchOutcome = { failed: [], vanished: [], unreachable: false, thrown: false, error: undefined, started: Date.now() };
+    const outcome: BatchOutcome = { failed: [], vanished: [], unreachable: false, thrown: false, error: undefined, exitCode: undefined, started: Date.now(), files: 0, bytes: 0, churn: 0 };
     // The whole batch in one session: each changed path with its parents, new directories with
     // their subtrees, deleted paths as --delete-missing-args entries, nothing else.
     const selection = selective ? [...taken].map(([path, entry]): SelectionItem => ({ path: pathToBytes(path), recurse: entry.kind === 'create' || entry.kind === 'rescan' })) : undefined;
@@ -405,19 +426,27 @@ export class TargetRunner {
         this.protocol = result.protocol;
         this.o.onPushed?.(result);
         this.counted(result);
-        if (result.exitCode === EXIT.VANISHED) {
-          // Files vanished between the scan and the send (the tree is changing under us): keep
-          // the paths pending and go again at once; the watcher reports what became of them.
+        outcome.files += result.stats?.transferredFiles ?? 0;
+        outcome.bytes += result.bytesSent ?? 0;
+        outcome.churn += this.notes.churn;
+        // Only the tree changing under the push: files vanished between the scan and the send
+        // (24), or a 23 whose every message says a file vanished, changed or stopped being a
+        // directory. Keep the paths pending and go again at once: the watcher reports what became
+        // of them. Anything else is a failure, retried after a wait.
+        const churnOnly = result.exitCode === EXIT.PARTIAL && this.notes.churn > 0 && this.notes.other === 0;
+        if (result.exitCode === EXIT.VANISHED || churnOnly) {
           outcome.vanished.push(root);
         } else if (result.exitCode !== EXIT.OK) {
-          // 23: some files were not transferred; others: keep them pending, retry after a wait.
           outcome.failed.push(root);
           outcome.error = `push of /${root.root} ended with exit code ${result.exitCode}`;
+          outcome.exitCode = result.exitCode;
         }
       } catch (e) {
         outcome.failed.push(root);
-        outcome.error = (e as Error).message;
-        if (isUnreachable(e)) outcome.unreachable = true;
+        outcome.error = (e as Error).message.trimEnd().split('\n')[0];
+        outcome.exitCode = failureExitCode(e);
+        if (isMaxConnections(e)) this.stepBack();
+        if (isUnreachable(e) || isRefusal(e)) outcome.unreachable = true;
         else outcome.thrown = true;
         if (selective && e instanceof RemoteError && e.refusedOption !== undefined) {
           // A module refusing an option of the batch (`refuse options = delete-missing-args`
@@ -432,7 +461,7 @@ export class TargetRunner {
   }
 
   /** After the pushes: the vanished paths go again at once, the failed ones after a backoff; a success resets it. */
-  private settle({ taken, full, selective, roots }: BatchPlan, { failed, vanished, unreachable, thrown, error, started }: BatchOutcome): void {
+  private settle({ taken, full, selective, roots }: BatchPlan, { failed, vanished, unreachable, thrown, error, exitCode, started, files, bytes, churn }: BatchOutcome): void {
     const putBack = (pushed: PushRoot[]) => {
       // Older than whatever arrived meanwhile, so a later change still wins.
       const back: Array<[string, PendingEntry]> = [];
@@ -442,15 +471,20 @@ export class TargetRunner {
     if (vanished.length) {
       putBack(vanished);
       this.stats.vanishedRetries++;
-      this.o.log('debug', `${this.name}: files vanished during the push of ${vanished.map((r) => '/' + r.root).join(' ')}: pushing again`);
+      this.o.log('debug', `${this.name}: the tree changed during the push of ${vanished.map((r) => '/' + r.root).join(' ')}: pushing again`);
     }
     if (failed.length === 0) {
+      if (this.stats.consecutiveFailures > 0) this.o.log('info', `${this.name}: the target takes pushes again (after ${this.stats.consecutiveFailures} failed attempt(s))`);
       this.backoffMs = 0;
       this.escalate = 0;
+      this.failureSaid = undefined;
       this.stats.consecutiveFailures = 0;
-      this.stats.lastPushAt = Date.now();
+      this.stats.lastPushAt = new Date().toISOString();
       const how = selective ? 'one session' : `${roots.length} subtree(s) (${roots.map((r) => '/' + r.root).join(' ')})`;
-      this.o.log('debug', `${this.name}: pushed ${taken.size} change(s) in ${how} in ${Date.now() - started} ms`);
+      // One line per batch at the default level: the target, what went, how long it took.
+      const again = vanished.length ? `; ${churn} file(s) changed or vanished meanwhile, pushing again` : '';
+      this.o.log('info', `${this.name}: pushed ${taken.size} change(s): ${files} file(s), ${bytes} bytes in ${Date.now() - started} ms${again}`);
+      this.o.log('debug', `${this.name}: that batch went as ${how}`);
       if (full && !this.synced) this.markSynced(); // files that vanished meanwhile are not part of the tree
       // The target answers: have the next session ready before the next change arrives.
       this.openSpare();
@@ -461,15 +495,25 @@ export class TargetRunner {
     this.stats.failures++;
     this.stats.consecutiveFailures++;
     this.stats.lastError = error;
+    this.lastExitCode = exitCode ?? EXIT.PARTIAL;
     // A push that broke off for another reason than reachability (e.g. the daemon cannot create
     // the subtree because its parent is missing on the mirror) is retried one level higher each
     // time it fails again. Partial transfers (exit 23/24) are retried as they are.
     if (thrown && !unreachable && this.stats.consecutiveFailures >= 2) this.escalate++;
     this.backoffMs = this.backoffMs === 0 ? this.o.retry.initialMs : Math.min(this.backoffMs * 2, this.o.retry.maxMs);
-    this.o.log(
-      unreachable ? 'warn' : 'error',
-      `${this.name}: ${error}; ${this.pending.size} path(s) pending, retrying in ${(this.backoffMs / 1000).toFixed(1)} s`,
-    );
+    if (this.stopping) {
+      this.o.log(unreachable ? 'warn' : 'error', `${this.name}: ${error}; ${this.pending.size} path(s) pending`);
+      return; // stop() decides what comes next: no retry timer
+    }
+    // The state change is said once (and again only if the failure changes); each retry is a
+    // debug line: a target down for a day does not fill the log.
+    const retry = `retrying in ${(this.backoffMs / 1000).toFixed(1)} s`;
+    if (this.failureSaid !== error) {
+      this.failureSaid = error;
+      this.o.log(unreachable ? 'warn' : 'error', `${this.name}: ${error}; ${this.pending.size} path(s) pending, ${retry}, then with a wait growing up to ${(this.o.retry.maxMs / 1000).toFixed(0)} s`);
+    } else {
+      this.o.log('debug', `${this.name}: still failing (${error}); ${retry}`);
+    }
     if (this.stopped) return; // stop() gave up waiting for this batch: no retry
     this.state = 'backoff';
     this.clearTimer();
@@ -507,9 +551,47 @@ export class TargetRunner {
    * Run one push of the runner, on the session opened ahead if there is one. The single-session
    * batch takes the spare primed for it; the others take only a spare that is not primed.
    */
-  private runPush(spec: PushSpec): Promise<PushResult> {
+  private async runPush(spec: PushSpec): Promise<PushResult> {
     const kind = spec.selection && !spec.rename ? 'selection' : 'other';
-    return this.withSpare(kind, (spare) => (this.o.pushFn ?? push)(this.pushOptions(spec, spare)));
+    // One connection at a time: a spare kept for another kind of push is closed first, so a
+    // module with `max connections = 1` never sees a second one of ours.
+    if (this.spare?.primed && kind !== 'selection') await this.dropSpare(true);
+    this.notes = { churn: 0, other: 0, said: [] };
+    try {
+      const result = await this.withSpare(kind, (spare) => (this.o.pushFn ?? push)(this.pushOptions(spec, spare)));
+      this.sayNotes(undefined);
+      return result;
+    } catch (e) {
+      this.sayNotes(e);
+      throw e;
+    }
+  }
+
+  /**
+   * The daemon's messages of the push just ended: warnings, unless the push failed with the same
+   * words (the failure line says them) or the target is known to be failing (its story again).
+   */
+  private sayNotes(error: unknown): void {
+    const said = error instanceof Error ? error.message : '';
+    const quiet = this.stats.consecutiveFailures > 0;
+    for (const text of this.notes.said) this.o.log(quiet || said.includes(text) ? 'debug' : 'warn', `${this.name}: ${text}`);
+    this.notes.said = [];
+  }
+
+  /**
+   * A message from the scan or the daemon during a push. A file that vanished or changed under
+   * the push is counted (the batch's line says how many) and goes to the debug log; rsync's
+   * closing summary line is debug too. Anything else is kept for sayNotes() at the push's end.
+   */
+  private noted(text: string): void {
+    const line = `${this.name}: ${text.trimEnd()}`;
+    if (isChurnMessage(text)) {
+      this.notes.churn++;
+      return this.o.log('debug', line);
+    }
+    if (isSummaryMessage(text)) return this.o.log('debug', line);
+    this.notes.other++;
+    this.notes.said.push(text.trimEnd());
   }
 
   /** The options of a push (the one place they are built): `spec.dir` of the source onto the same path under the target. */
@@ -525,7 +607,7 @@ export class TargetRunner {
       ...(filter && { filter }),
       onInfo: (text) => this.o.log('debug', `${this.name}: ${text.trimEnd()}`),
       // A rename pre-push's errors are its own (the batch sends its data anyway): debug lines.
-      onError: spec.rename ? (text) => this.o.log('debug', `${this.name}: ${spec.rename}: ${text.trimEnd()}`) : (text) => this.o.log('warn', `${this.name}: ${text.trimEnd()}`),
+      onError: spec.rename ? (text) => this.o.log('debug', `${this.name}: ${spec.rename}: ${text.trimEnd()}`) : (text) => this.noted(text),
       ...spareOption(spare),
       ...(onItem && { onItem }),
     };
@@ -538,20 +620,25 @@ export class TargetRunner {
   }
 
   private openSpare(): void {
-    if (this.stopped || this.spare || this.o.pushFn) return;
+    if (this.stopped || this.stopping || this.spare || this.o.pushFn || this.noSpares) return;
     // When the next batch will be a single-session push, take the session through its argument
     // list and setup phase too: the change then costs only its file list and data.
     const prime = this.canSelect();
-    const session = openModule({ ...this.o.session, host: this.o.target.host, port: this.o.target.port }, this.o.target.module)
-      .then((opened): Promise<Spare | undefined> | Spare => {
-        if (!prime) return opened;
+    const session = this.connect()
+      .then((opened): Promise<Spare | undefined> | Spare | undefined => {
+        if (!opened || !prime) return opened;
         return primeSession(opened, { transfer: this.o.transfer, target: this.targetOf(''), selection: [] }).catch(() => {
           opened.socket.destroy();
           return undefined;
         });
       })
-      .catch(() => undefined); // unreachable now: the next batch connects (and reports) on its own
-    const timer = setTimeout(() => this.dropSpare(true), SPARE_MAX_MS);
+      .catch((e: unknown) => {
+        // The module is full with our last session still closing: it limits connections, so
+        // step back for good (a session ahead would take its only slot).
+        if (isMaxConnections(e)) this.stepBack();
+        return undefined; // else unreachable now: the next batch connects (and reports) on its own
+      });
+    const timer = setTimeout(() => void this.dropSpare(true), SPARE_MAX_MS);
     timer.unref?.();
     this.spare = { session, timer, primed: prime };
   }
@@ -569,24 +656,33 @@ export class TargetRunner {
    * Close the spare. A primed one unused for SPARE_MAX_MS is ended politely, with an empty file
    * list (a no-op transfer), so the daemon logs a normal session rather than a broken stream.
    */
-  private dropSpare(politely = false): void {
+  private async dropSpare(politely = false): Promise<void> {
     const spare = this.spare;
     this.spare = undefined;
     if (!spare) return;
     clearTimeout(spare.timer);
-    void spare.session.then((s) => {
-      if (!s) return;
-      if (!('route' in s)) return s.socket.destroy();
-      if (!politely) return s.session.socket.destroy();
-      const noop = { source: `${this.o.source}/`, target: this.targetOf(''), transfer: this.o.transfer, session: this.o.session, selection: [], primed: s };
-      void push(noop).catch(() => s.session.socket.destroy());
-    });
+    const s = await spare.session;
+    if (!s) return;
+    if (!('route' in s)) return void s.socket.destroy();
+    if (!politely) return void s.session.socket.destroy();
+    const noop = { source: `${this.o.source}/`, target: this.targetOf(''), transfer: this.o.transfer, session: this.o.session, selection: [], primed: s };
+    await push(noop).then(
+      () => undefined,
+      () => void s.session.socket.destroy(),
+    );
+  }
+
+  /** No more sessions opened ahead: the daemon limits its connections. */
+  private stepBack(): void {
+    if (this.noSpares) return;
+    this.noSpares = true;
+    this.o.log('info', `${this.name}: the daemon limits its connections; no session is opened ahead any more`);
   }
 
   /** Run a push on the pre-opened session if there is one (and again on a fresh one if it died). */
   private async withSpare(kind: 'selection' | 'other', run: (session?: Spare) => Promise<PushResult>): Promise<PushResult> {
     const preopened = await this.takeSpare(kind);
-    if (!preopened) return run();
+    if (!preopened) return run(await this.connect());
     try {
       return await run(preopened);
     } catch (e) {
@@ -594,8 +690,17 @@ export class TargetRunner {
       // push is idempotent, so go again at once on a fresh connection.
       if (!isUnreachable(e)) throw e;
       this.o.log('debug', `${this.name}: the pre-opened session failed (${(e as Error).message}); reconnecting`);
-      return run();
+      return run(await this.connect());
     }
+  }
+
+  /**
+   * A connection of ours to the target, whose polite close waits for the daemon's process to end
+   * (see connection.ts); none with a test's push function, which connects on its own.
+   */
+  private async connect(): Promise<DaemonSession | undefined> {
+    if (this.o.pushFn) return undefined;
+    return openTargetSession({ ...this.o.session, host: this.o.target.host, port: this.o.target.port }, this.o.target.module);
   }
 }
 
@@ -623,7 +728,14 @@ interface BatchOutcome {
   thrown: boolean;
   /** The last failure, for the log and status(). */
   error: string | undefined;
+  /** rsync's code of the last failure. */
+  exitCode: number | undefined;
   started: number;
+  /** Files transferred and bytes sent by the batch's pushes. */
+  files: number;
+  bytes: number;
+  /** Messages that only said the tree changed under the push. */
+  churn: number;
 }
 
 /** What differs between the runner's pushes; pushOptions() adds the rest. */

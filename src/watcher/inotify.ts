@@ -103,8 +103,11 @@ export class InotifyWatcher extends Watcher {
     this.rootNode.children.clear();
   }
 
+  /** Kernel queue overflows so far. */
+  private overflows = 0;
+
   stats(): WatcherStats {
-    return { backend: 'inotify', watches: this.byWd.size, polledDirs: this.poller.dirCount() };
+    return { backend: 'inotify', watches: this.byWd.size, polledDirs: this.poller.dirCount(), overflows: this.overflows };
   }
 
   /** Stop reading the kernel queue (events pile up there; used to provoke an overflow). */
@@ -285,6 +288,8 @@ export class InotifyWatcher extends Watcher {
 
   /** The kernel dropped events: re-sync the watches with the disk, then ask for a full compare. */
   private overflow(): void {
+    // Said once (as lsyncd 2's OVERFLOW line); later ones are only counted: under churn they come in runs.
+    if (this.overflows++ === 0) this.warn(new WatcherError('EOVERFLOW', 'OVERFLOW in the kernel event queue: events were lost; the whole tree is compared (later overflows are counted in the status)'));
     this.out.push({ type: 'rescan', path: '', isDir: true });
     const seen = new Set<DirNode>();
     this.crawl(this.rootNode, false, seen);

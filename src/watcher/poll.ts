@@ -147,7 +147,7 @@ export class PollWatcher extends Watcher {
   }
 
   stats(): WatcherStats {
-    return { backend: 'poll', watches: 0, polledDirs: this.poller.dirCount() };
+    return { backend: 'poll', watches: 0, polledDirs: this.poller.dirCount(), overflows: 0 };
   }
 
   // The root replaced by another directory (different inode) is gone too.

@@ -56,6 +56,7 @@ export type WatcherErrorCode =
   | 'ESCAN' // a directory could not be read or watched (a warning; path tells which)
   | 'EADDON' // the addon was required (backend: 'inotify') but could not be loaded
   | 'EINOTIFY' // the kernel reported an error on the inotify fd
+  | 'EOVERFLOW' // the kernel's event queue overflowed: events were lost, the tree is compared (a warning, the first time)
   | 'EINTERNAL'; // a bug: an exception escaped event processing
 
 export class WatcherError extends Error {
@@ -80,4 +81,6 @@ export interface WatcherStats {
   watches: number;
   /** Directories kept in sync by the polling scan instead. */
   polledDirs: number;
+  /** Kernel event queue overflows so far (each one a full compare; lsyncd 2 logs them as OVERFLOW). */
+  overflows: number;
 }
