@@ -58,7 +58,7 @@ test('a real push session: setup, then the generator stream through the demultip
   assert.is(s.outcome, 'ok');
   assert.is(s.hello.protocol, 32);
   assert.equal(s.lines, ['Welcome to the capture daemon', 'Second motd line', '']);
-  assert.equal(s.setup, { compatFlags: 0x1fe, checksum: 'xxh128', checksumImplied: false, seed: 1796189240 });
+  assert.equal(s.setup, { compatFlags: 0x1fe, checksum: 'xxh128', checksumImplied: false, seed: 1796189240, tokens: null }); // no -z: simple tokens
   const r = s.reader;
   const expect = [
     [0, 0x0008, false],

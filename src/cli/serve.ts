@@ -108,6 +108,12 @@ export async function serveMain(args: readonly string[], version: string): Promi
   let daemon: RsyncDaemon | undefined;
   let releasePid: (() => void) | undefined;
   const detached = isDetachedChild();
+  // SIGTERM/SIGINT stop the daemon: taken from the start, so one that comes while it is still
+  // starting (its log already says it listens) is not lost to the default action.
+  const stopRequested = new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
   try {
     const config = readConfig(o);
     const logFile = o.logFile ?? config.global.logFile;
@@ -126,13 +132,9 @@ export async function serveMain(args: readonly string[], version: string): Promi
     });
     if (detached) reportReady();
     else process.stderr.write(`lsyncd serve: listening on port ${daemon.port}\n`);
-    const running = daemon;
-    await new Promise<void>((resolve) => {
-      const stop = () => void running.close().then(resolve);
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-      process.on('SIGHUP', () => log.reopen());
-    });
+    process.on('SIGHUP', () => log.reopen());
+    await stopRequested;
+    await daemon.close();
     log.close();
     return EXIT.OK;
   } catch (e) {
