@@ -31,7 +31,7 @@ import { loadCapture, dataStream, captureATxt, sessionOf, memorySink, piecesSour
 import { pseudoRandom, setTime, T0, lines } from './helpers/fstree.js';
 import { run, lsyncd, type RunResult } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
-import { startBoth, type OurDaemon } from './helpers/serve.js';
+import { daemonUrl, runText, startBoth, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
 import { oldRsync } from './helpers/old-rsync.js';
 
@@ -338,8 +338,8 @@ test.after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const url = (d: { port: number }, path: string) => `rsync://127.0.0.1:${d.port}/${path}`;
-const shown = (r: RunResult) => `exit ${r.status}\nstdout:\n${r.stdout.toString()}\nstderr:\n${r.stderr}`;
+const url = daemonUrl;
+const shown = runText;
 const count = (r: RunResult, what: string) => Number(new RegExp(`${what}: ([\\d,]+)`).exec(r.stdout.toString())![1]!.replace(/,/g, ''));
 
 /** A compressible text, a random binary, a small file; then edits that leave most blocks matching. */
