@@ -67,6 +67,12 @@ export interface ReceiverOptions extends BasisOptions {
   /** Each non-transfer the sender echoed back (a created dir, a symlink, changed attributes, a hard link): rsync's receiver maybe_log_item. */
   onEchoed?: (item: ReceivedItem) => void;
   onWarning?: (text: string) => void;
+  /** A transfer's data starts arriving (rsync prints its -v/-i line here, then --progress). */
+  onReceiveStart?: (item: Pick<ReceivedItem, 'ndx' | 'entry' | 'iflags' | 'xname'>) => void;
+  /** `offset` bytes of the arriving file have been written (--progress). */
+  onReceiveBytes?: (entry: FileEntry, offset: number) => void;
+  /** Each NDX_DONE of the sender (a phase ended; --info=progress2 shows its line again). */
+  onPhaseDone?: () => void;
   /** Whole-file digests of big files on the helper thread (the generator's block-sums helper). */
   sumsHelper?: SumsHelper;
   /**
@@ -118,6 +124,7 @@ export async function receiveFiles(
     // 1. ndx (NDX_DONE ends a phase), iflags, optional basis type and xname.
     const request = await readNdxAndAttrs(reader, files.length, stats, { beforeRead: stopIfGeneratorFailed });
     if (request === NDX_DONE) {
+      options.onPhaseDone?.();
       if (++phase > maxPhase) break;
       channel.phaseDone();
       continue;
@@ -147,7 +154,9 @@ export async function receiveFiles(
     // basis dir's copy, a fuzzy match); 4. verified, then renamed over the target.
     const basis = basisPlace(entry.name, basisType, xname, options);
     const dataStart = reader.consumed; // rsync's remember_initial_stats
-    const got = await receiveData(reader, tokens, entry, basis, tree, checksummer, copyBuf, options.sumsHelper, protocol < 29 && !!options.altDest);
+    options.onReceiveStart?.({ ndx, entry, iflags, xname });
+    const onBytes = options.onReceiveBytes && ((offset: number) => options.onReceiveBytes!(entry, offset));
+    const got = await receiveData(reader, tokens, entry, basis, tree, checksummer, copyBuf, options.sumsHelper, protocol < 29 && !!options.altDest, onBytes);
     stats.literalBytes += got.literalBytes;
     stats.matchedBytes += got.matchedBytes;
     options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes, bytesRead: reader.consumed - dataStart, xname, fileSum: got.fileSum });
@@ -197,6 +206,7 @@ async function receiveData(
   copyBuf: Buffer,
   sumsHelper?: SumsHelper,
   firstBasisDirFallback = false,
+  onBytes?: (offset: number) => void,
 ): Promise<DataResult> {
   const head = await readSumHead(reader, checksummer.digestLength);
   let basis: BasisFile | null = null;
@@ -246,6 +256,7 @@ async function receiveData(
     for (;;) {
       const token = await tokens.read(head.count);
       if ('end' in token) break;
+      onBytes?.(literalBytes + matchedBytes); // how far the file had come before this token, as rsync shows it
       if ('literal' in token) {
         if (runLen) await copyRun();
         await temp.write(token.literal);

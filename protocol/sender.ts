@@ -73,6 +73,13 @@ export interface SenderOptions {
   dryRun?: boolean;
   /** Called for each request answered (itemize, -v, progress). */
   onItem?: (item: SentItem) => void;
+  /**
+   * A transfer's file is open and its data is about to go (rsync prints -v's and -i's line here,
+   * before --progress shows the data going; onItem follows once it went).
+   */
+  onTransferStart?: (item: Pick<SentItem, 'ndx' | 'entry' | 'iflags' | 'xname'>) => void;
+  /** Each NDX_DONE of the generator (a phase ended; --info=progress2 shows its line again). */
+  onPhaseDone?: () => void;
   /** Warnings and per-file errors (already worded for the user). */
   onWarning?: (text: string) => void;
   /** We are the daemon (rsync's am_server): the client generator's NDX_DEL_STATS is echoed back. */
@@ -123,6 +130,7 @@ export async function sendFiles(
     // 1. The request: ndx (NDX_DONE ends a phase), iflags, optional basis type and name. [sender-request]
     const request = await readNdxAndAttrs(reader, files.length, stats, requestOptions);
     if (request === NDX_DONE) {
+      options.onPhaseDone?.();
       if (++phase > maxPhase) break;
       writer.writeNdx(NDX_DONE);
       continue;
@@ -171,6 +179,7 @@ export async function sendFiles(
     }
     let result: Awaited<ReturnType<typeof sendWhole>>;
     try {
+      options.onTransferStart?.({ ndx, entry, iflags, xname });
       echo();
       writeSumHead(writer, head);
       result = head.count ? await matcher.match(chunks, sums, tokens) : await sendWhole(chunks, checksummer, tokens);

@@ -131,7 +131,8 @@ async function ensureBase(targets: readonly LiveTarget[], transfer: TransferOpti
       await push({
         source: `${empty}/`,
         target: t.target,
-        transfer: { ...transfer, recursive: false, delete: false, deleteExcluded: false, perms: false, times: false, dryRun: false },
+        // A dry run creates nothing: the base directory is only looked at.
+        transfer: { ...transfer, recursive: false, delete: false, deleteExcluded: false, perms: false, times: false },
         session: t.session,
         preopened: await connect(t),
       });
@@ -153,6 +154,8 @@ export async function live(o: LiveCliOptions): Promise<number> {
   if (!o.foreground && !isDetachedChild()) {
     return detachAndWait([...o.argv, '--nodaemon'], { ...(o.logfile && { stdout: o.logfile }), name: 'lsyncd' });
   }
+  // --dryrun logs what it would push: the -i lines unless -v or -i chose the lines.
+  if (o.transfer.dryRun && !o.transfer.itemize && !o.transfer.verbose) o = { ...o, transfer: { ...o.transfer, itemize: true } };
   if (!o.insist) await probe(o.targets, o.transfer);
 
   // lsyncd 2's default: detached without a log file, lines go to syslog (under systemd a

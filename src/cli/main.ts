@@ -12,7 +12,9 @@ import { passwordSource } from '../transfer/password.js';
 import { promptOnTerminal } from './prompt.js';
 import { push } from '../transfer/push.js';
 import { buildFilterList, pushFilter, type RuleSource } from '../transfer/filters.js';
-import { itemizeString, itemNameBytes, outputSummary, commas, charsetFromEnv, outputLine } from '../transfer/output.js';
+import { itemizeString, itemNameBytes, outputSummary, charsetFromEnv, outputLine, sentItemLine, deletedLine, fileListText } from '../transfer/output.js';
+import { TransferProgress } from '../transfer/progress.js';
+import { S_IFLNK, S_IFMT, S_IFREG } from '../../protocol/modes.js';
 import { mapLsyncd2Options, asksForHelp } from './habits.js';
 import { OnceInterruption, signalLine } from './interrupt.js';
 import type { FileEntry } from '../../protocol/flist.js';
@@ -93,6 +95,9 @@ export interface CliOptions {
   itemizeChanges?: boolean;
   stats?: boolean;
   progress?: boolean;
+  /** --info=progress2 etc.: the progress level asked for (0, 1 or 2). */
+  info?: number;
+  quiet?: boolean;
   humanReadable: number;
   daemon: boolean;
   nodaemon?: boolean;
@@ -129,6 +134,27 @@ function integer(min: number, max: number) {
 function signedInteger(value: string): number {
   if (!/^-?\d+$/.test(value) || Math.abs(Number(value)) > 2 ** 31 - 1) throw new InvalidArgumentError('expected an integer');
   return Number(value);
+}
+
+/**
+ * --info=FLAGS: the progress levels rsync's --info takes (`progress`, `progress0`..`progress2`,
+ * comma-separated; the last wins). rsync's other --info words are not offered yet.
+ */
+// rsync/options.c: parse_output_words (the PROGRESS word)
+function infoFlags(value: string, previous: number | undefined): number {
+  let level = previous ?? 0;
+  for (const word of value.split(',').filter(Boolean)) {
+    const m = /^progress([0-2])?$/i.exec(word);
+    if (!m) throw new InvalidArgumentError(`${word}: only progress, progress0, progress1 and progress2 are supported`);
+    level = m[1] === undefined ? 1 : Number(m[1]);
+  }
+  return level;
+}
+
+/** The progress level of a transfer: --progress is 1 unless --info says otherwise; -q shows none. */
+function progressLevel(o: CliOptions): 0 | 1 | 2 {
+  if (o.quiet) return 0;
+  return (o.info ?? (o.progress ? 1 : 0)) as 0 | 1 | 2;
 }
 
 /** A repeatable option's values, in order. */
@@ -270,7 +296,9 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('-v, --verbose', 'increase verbosity', (_v: string, previous: number) => previous + 1, 0)
     .option('-i, --itemize-changes', 'output a change summary for every update')
     .option('--stats', 'print transfer statistics')
-    .option('--progress', 'show progress per file')
+    .option('--progress', 'show progress during the transfer (per file)')
+    .addOption(new Option('--info <FLAGS>', 'progress2: one progress line for the whole transfer (progress0/progress1 too)').argParser(infoFlags))
+    .option('-q, --quiet', 'suppress non-error messages')
     .option('-h, --human-readable', 'sizes in the summary as 1.23K, 4.56M (-hh: units of 1024); -h alone is the help', (_v: string, previous: number) => previous + 1, 1)
     .addOption(new Option('--port <PORT>', `daemon TCP port for HOST:: addresses (default ${DEFAULT_PORT})`).argParser(integer(1, 65535)))
     .option('--no-motd', "don't print the daemon's message of the day")
@@ -406,10 +434,41 @@ function moduleTarget(address: string, options: CliOptions): ReturnType<typeof p
   return target;
 }
 
-/** Writes one output line of text and raw names, escaped as rsync escapes terminal output. */
-function lineWriter(charset: ReturnType<typeof charsetFromEnv>) {
-  return (...parts: Array<string | Uint8Array>): void => {
-    process.stdout.write(outputLine(parts, charset));
+/**
+ * How a one-off transfer talks: -q silences all but errors; a progress line left open (--progress
+ * between updates, progress2 always) is ended before anything else is printed, as rsync does.
+ */
+// rsync/log.c: rwrite (quiet, output_needs_newline)
+function transferOutput(options: CliOptions, charset: ReturnType<typeof charsetFromEnv>) {
+  const level = progressLevel(options);
+  const progress = level ? new TransferProgress({ level, humanReadable: options.humanReadable, write: (text) => process.stdout.write(text) }) : undefined;
+  const endProgressLine = (stream: NodeJS.WriteStream) => {
+    if (progress?.needsNewline) stream.write('\n');
+    if (progress) progress.needsNewline = false;
+  };
+  return {
+    progress,
+    /** A line of text for stdout (nothing with -q). */
+    say: (line: string) => {
+      if (options.quiet) return;
+      endProgressLine(process.stdout);
+      out(line);
+    },
+    /** A line of text and raw names for stdout, escaped as rsync escapes them (nothing with -q). */
+    sayLine: (parts: Array<string | Uint8Array> | null) => {
+      if (options.quiet || !parts) return;
+      endProgressLine(process.stdout);
+      process.stdout.write(outputLine(parts, charset));
+    },
+    /** An error line for stderr (always). */
+    warn: (line: string) => {
+      endProgressLine(process.stderr);
+      err(line);
+    },
+    /** The daemon's message of the day (not with --no-motd or -q). */
+    motd: options.motd && !options.quiet ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined,
+    /** The end of the transfer: an open progress line is ended. */
+    finish: () => progress?.finish(),
   };
 }
 
@@ -417,12 +476,11 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
   const transfer = transferOptions(options);
   const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
   const started = Date.now();
-  let transferred = 0;
-  const showNames = transfer.verbose > 0 || transfer.itemize;
-  const motd = options.motd ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined;
   // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).
   const charset = charsetFromEnv(process.env);
-  const outLine = lineWriter(charset);
+  const { progress, say, sayLine, warn, motd, finish } = transferOutput(options, charset);
+  // --progress shows the names as -v does (rsync's INFO_NAME); a transfer's line comes before its data.
+  const lines = { itemize: transfer.itemize, verbose: transfer.verbose || (options.progress ? 1 : 0), times: transfer.times };
   const result = await push({
     source,
     target,
@@ -431,29 +489,30 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
     ...(filter && { filter }),
     charset,
     abort,
-    onFileList: () => {
-      if (showNames && !transfer.itemize) out('building file list ... done');
+    onFileList: (entries) => {
+      // -v says the list is built, --progress counts it (-i alone says nothing).
+      if (options.progress || (transfer.verbose && !transfer.itemize)) say(fileListText('building', entries.length, Boolean(options.progress)).slice(0, -1));
+      const size = entries.reduce((sum, e) => sum + ((e.mode & S_IFMT) === S_IFREG || (e.mode & S_IFMT) === S_IFLNK ? e.size : 0), 0);
+      progress?.fileList(entries.length, size);
     },
-    onInfo: (text) => out(text),
-    onError: (text) => err(text),
-    onDeleted: (name, isDir) => {
-      const shown = isDir ? Buffer.concat([name, Buffer.from('/')]) : name;
-      if (transfer.itemize) outLine('*deleting   ', shown);
-      else if (transfer.verbose) outLine('deleting ', shown);
+    onInfo: (text) => say(text),
+    onError: (text) => warn(text),
+    onDeleted: (name, isDir) => sayLine(deletedLine(name, isDir, lines)),
+    onTransferStart: (item) => {
+      sayLine(sentItemLine(item, lines));
+      progress?.fileStarted(item.ndx, item.entry.size);
     },
+    ...(progress && { onFileBytes: (entry: FileEntry, offset: number) => progress.advance(offset, entry.size), onPhaseDone: () => progress.phaseDone() }),
     onItem: (item) => {
-      const isTransfer = (item.iflags & ITEM_TRANSFER) !== 0;
-      if (isTransfer) transferred++;
-      if (transfer.itemize) outLine(`${itemizeString(item.iflags, item.entry.mode, transfer.times)} `, itemNameBytes(item.entry));
-      else if (transfer.verbose && (isTransfer || item.iflags & ITEM_IS_NEW)) outLine(itemNameBytes(item.entry));
-      if (options.progress && isTransfer) {
-        const secs = Math.max((Date.now() - started) / 1000, 0.001);
-        out(`${String(commas(item.entry.size)).padStart(15)} 100% ${(item.entry.size / secs / 1e6).toFixed(2)}MB/s (xfr#${transferred})`);
-      }
+      // A transfer's line was printed when its data started (a dry run sends none).
+      const sent = (item.iflags & ITEM_TRANSFER) !== 0 && !transfer.dryRun;
+      if (sent) progress?.fileDone(item.entry.size);
+      else sayLine(sentItemLine(item, lines));
     },
   });
+  finish();
   const elapsedSeconds = (Date.now() - started) / 1000;
-  for (const line of outputSummary(result, { ...transfer, elapsedSeconds, humanReadable: options.humanReadable })) out(line);
+  if (!options.quiet) for (const line of outputSummary(result, { ...transfer, elapsedSeconds, humanReadable: options.humanReadable })) out(line);
   return result.exitCode;
 }
 
@@ -463,20 +522,26 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
   const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options) };
   const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
   const started = Date.now();
-  let received = 0;
-  const motd = options.motd ? (line: Buffer) => process.stdout.write(Buffer.concat([line, Buffer.from('\n')])) : undefined;
   // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).
   const charset = charsetFromEnv(process.env);
-  const outLine = lineWriter(charset);
-  const showItem = (iflags: number, entry: FileEntry): void => {
+  const { progress, say, sayLine, warn, motd, finish } = transferOutput(options, charset);
+  // --progress shows the names as -v does (rsync's INFO_NAME).
+  const verbose = transfer.verbose || (options.progress ? 1 : 0);
+  // With --progress a received file's line comes when its data starts (rsync's receiver logs it
+  // there), so its progress lines follow it.
+  const namesAtData = progress !== undefined && !transfer.dryRun;
+  const itemLine = (iflags: number, entry: FileEntry): Array<string | Uint8Array> | null => {
     const isTransfer = (iflags & ITEM_TRANSFER) !== 0;
     // Like rsync's -i: only items with a significant change (not ITEM_LOCAL_CHANGE alone);
     // a received file shows '>' where a sent one has '<'.
     if (transfer.itemize) {
-      if (iflags & SIGNIFICANT_ITEM_FLAGS) {
-        outLine(`${itemizeString(iflags, entry.mode, transfer.times).replace(/^</, '>')} `, itemNameBytes(entry));
-      }
-    } else if (transfer.verbose && (isTransfer || iflags & ITEM_IS_NEW)) outLine(itemNameBytes(entry));
+      return iflags & SIGNIFICANT_ITEM_FLAGS ? [`${itemizeString(iflags, entry.mode, transfer.times).replace(/^</, '>')} `, itemNameBytes(entry)] : null;
+    }
+    return verbose && (isTransfer || iflags & ITEM_IS_NEW) ? [itemNameBytes(entry)] : null;
+  };
+  const held: Array<{ ndx: number; line: Array<string | Uint8Array> | null }> = [];
+  const sayHeld = (before: number) => {
+    while (held.length && held[0]!.ndx < before) sayLine(held.shift()!.line);
   };
   const result = await pull({
     target,
@@ -487,29 +552,42 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
     ignoreTimes: Boolean(options.ignoreTimes),
     charset,
     abort,
-    onInfo: (text) => out(text),
-    onError: (text) => err(text),
-    onDeleted: (name, isDir) => {
-      const shown = isDir ? Buffer.concat([name, Buffer.from('/')]) : name;
-      if (transfer.itemize) outLine('*deleting   ', shown);
-      else if (transfer.verbose) outLine('deleting ', shown);
-    },
+    onInfo: (text) => say(text),
+    onError: (text) => warn(text),
+    onDeleted: (name, isDir) => sayLine(deletedLine(name, isDir, { ...transfer, verbose })),
     onCreatedDest: (path) => {
-      if (transfer.itemize || transfer.verbose) outLine('created directory ', Buffer.from(path));
+      if (transfer.itemize || verbose) sayLine(['created directory ', Buffer.from(path)]);
     },
-    onFileList: () => {
-      if (transfer.verbose) out('receiving file list ... done');
+    onFileList: (entries) => {
+      if (transfer.verbose || options.progress) say(fileListText('receiving', entries.length, Boolean(options.progress)).slice(0, -1));
+      const size = entries.reduce((sum, e) => sum + ((e.mode & S_IFMT) === S_IFREG || (e.mode & S_IFMT) === S_IFLNK ? e.size : 0), 0);
+      progress?.fileList(entries.length, size);
     },
-    onItem: (item) => showItem(item.iflags, item.entry),
-    onReceived: (item) => {
-      if (!options.progress) return;
-      received++;
-      const secs = Math.max((Date.now() - started) / 1000, 0.001);
-      out(`${String(commas(item.entry.size)).padStart(15)} 100% ${(item.entry.size / secs / 1e6).toFixed(2)}MB/s (xfr#${received})`);
+    onItem: (item) => {
+      if (!namesAtData) return sayLine(itemLine(item.iflags, item.entry));
+      // The generator runs ahead of the data: its other lines wait for the receiver to pass them.
+      if (!(item.iflags & ITEM_TRANSFER)) held.push({ ndx: item.ndx, line: itemLine(item.iflags, item.entry) });
     },
+    ...(progress && {
+      onReceiveStart: (item) => {
+        sayHeld(item.ndx);
+        if (namesAtData) sayLine(itemLine(item.iflags, item.entry));
+        progress.fileStarted(item.ndx, item.entry.size);
+      },
+      onReceiveBytes: (entry, offset) => progress.advance(offset, entry.size),
+      onReceived: (item) => {
+        if (!transfer.dryRun) progress.fileDone(item.entry.size);
+      },
+      onPhaseDone: () => {
+        sayHeld(Infinity);
+        progress.phaseDone();
+      },
+    }),
   });
+  sayHeld(Infinity);
+  finish();
   const elapsedSeconds = (Date.now() - started) / 1000;
-  for (const line of outputSummary(result, { ...transfer, elapsedSeconds, humanReadable: options.humanReadable })) out(line);
+  if (!options.quiet) for (const line of outputSummary(result, { ...transfer, elapsedSeconds, humanReadable: options.humanReadable })) out(line);
   return result.exitCode;
 }
 

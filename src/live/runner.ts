@@ -14,6 +14,9 @@ import type { SelectionItem } from '../transfer/scan.js';
 import type { DaemonTarget } from '../transfer/target.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import type { SentItem } from '../../protocol/sender.js';
+import { sentItemLine, deletedLine, logText, type ItemLineOptions } from '../transfer/output.js';
+
+const DOT = Buffer.from('.');
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFn = (level: LogLevel, message: string) => void;
@@ -483,7 +486,8 @@ export class TargetRunner {
       const how = selective ? 'one session' : `${roots.length} subtree(s) (${roots.map((r) => '/' + r.root).join(' ')})`;
       // One line per batch at the default level: the target, what went, how long it took.
       const again = vanished.length ? `; ${churn} file(s) changed or vanished meanwhile, pushing again` : '';
-      this.o.log('info', `${this.name}: pushed ${taken.size} change(s): ${files} file(s), ${bytes} bytes in ${Date.now() - started} ms${again}`);
+      const dry = this.o.transfer.dryRun ? ' (dry run: nothing changed on the target)' : '';
+      this.o.log('info', `${this.name}: pushed ${taken.size} change(s): ${files} file(s), ${bytes} bytes in ${Date.now() - started} ms${again}${dry}`);
       this.o.log('debug', `${this.name}: that batch went as ${how}`);
       if (full && !this.synced) this.markSynced(); // files that vanished meanwhile are not part of the tree
       // The target answers: have the next session ready before the next change arrives.
@@ -594,10 +598,36 @@ export class TargetRunner {
     this.notes.said.push(text.trimEnd());
   }
 
+  /**
+   * -v and -i: each item's line, as `--once` prints it (output.ts, names escaped as rsync escapes
+   * them), logged with the target's name; a push of a subtree names its items from the source root.
+   */
+  private itemLogger(spec: PushSpec): { onItem?: (item: SentItem) => void; onDeleted?: (name: Buffer, isDir: boolean) => void } {
+    const t = this.o.transfer;
+    if (!t.itemize && !t.verbose) return {};
+    const lines: ItemLineOptions = { itemize: t.itemize, verbose: t.verbose, times: t.times };
+    const prefix = spec.dir === '' ? undefined : Buffer.from(`${spec.dir}/`);
+    // The subtree's own '.' is the subtree (`dir/`, as a whole-tree push names it).
+    const named = (name: Buffer) => (!prefix ? name : name.equals(DOT) ? prefix.subarray(0, -1) : Buffer.concat([prefix, name]));
+    const say = (parts: Array<string | Uint8Array> | null) => parts && this.o.log('info', `${this.name}: ${logText(parts)}`);
+    return {
+      onItem: (item) => say(sentItemLine({ iflags: item.iflags, entry: { ...item.entry, name: named(item.entry.name) } }, lines)),
+      onDeleted: (name, isDir) => say(deletedLine(named(name), isDir, lines)),
+    };
+  }
+
   /** The options of a push (the one place they are built): `spec.dir` of the source onto the same path under the target. */
   private pushOptions(spec: PushSpec, spare: Spare | undefined): PushOptions {
     const filter = spec.unfiltered ? undefined : this.o.filterFor?.(spec.dir);
-    const onItem = spec.rename ? undefined : this.o.onItem;
+    const logItems = this.itemLogger(spec);
+    const progress = spec.rename ? undefined : this.o.onItem;
+    const onItem =
+      progress && logItems.onItem
+        ? (item: SentItem) => {
+            progress(item);
+            logItems.onItem!(item);
+          }
+        : (progress ?? logItems.onItem);
     return {
       source: spec.dir === '' ? `${this.o.source}/` : `${this.o.source}/${spec.dir}/`,
       target: this.targetOf(spec.dir),
@@ -610,6 +640,7 @@ export class TargetRunner {
       onError: spec.rename ? (text) => this.o.log('debug', `${this.name}: ${spec.rename}: ${text.trimEnd()}`) : (text) => this.noted(text),
       ...spareOption(spare),
       ...(onItem && { onItem }),
+      ...(logItems.onDeleted && { onDeleted: logItems.onDeleted }),
     };
   }
 

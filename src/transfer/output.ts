@@ -186,6 +186,56 @@ export function outputLine(parts: ReadonlyArray<string | Uint8Array>, charset: O
   return escapeLine(Buffer.concat([...parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)), Buffer.from('\n')]), charset);
 }
 
+/** What a client prints per item: -i's "%i %n%L", -v's "%n%L" (rsync's stdout_format). */
+export interface ItemLineOptions {
+  itemize: boolean;
+  verbose: number;
+  /** -t: a changed time shows as 't', else 'T'. */
+  times: boolean;
+}
+
+/**
+ * The line -i or -v prints for one item of a push (parts for outputLine), or null when it prints
+ * none: -i every item the daemon itemized, -v the transferred and the new ones. `--once` prints
+ * it, the live mirror logs it: one home for both.
+ */
+// rsync/log.c: log_item (the client's stdout_format)
+export function sentItemLine(item: { iflags: number; entry: FileEntry }, o: ItemLineOptions): Array<string | Uint8Array> | null {
+  if (o.itemize) return [`${itemizeString(item.iflags, item.entry.mode, o.times)} `, itemNameBytes(item.entry)];
+  if (o.verbose && item.iflags & (ITEM_TRANSFER | ITEM_IS_NEW)) return [itemNameBytes(item.entry)];
+  return null;
+}
+
+/** The line -i or -v prints for a deletion the daemon reports (MSG_DELETED), or null. */
+// rsync/log.c: log_delete (the client's side)
+export function deletedLine(name: Uint8Array, isDir: boolean, o: ItemLineOptions): Array<string | Uint8Array> | null {
+  const shown = isDir ? Buffer.concat([name, Buffer.from('/')]) : name;
+  if (o.itemize) return ['*deleting   ', shown];
+  if (o.verbose) return ['deleting ', shown];
+  return null;
+}
+
+/** One line of parts as a log line's text: escaped as outputLine escapes it, without the newline. */
+export function logText(parts: ReadonlyArray<string | Uint8Array>): string {
+  return outputLine(parts, 'utf8').subarray(0, -1).toString('utf8');
+}
+
+/**
+ * What a client prints once the file list is built or received: -v's "building file list ...
+ * done"; with --progress (rsync's FLIST2) the count instead, after " N files...\r" for every
+ * hundredth entry the sender added (the receiver shows none below 100).
+ */
+// rsync/flist.c: start_filelist_progress, maybe_emit_filelist_progress, finish_filelist_progress
+export function fileListText(kind: 'building' | 'receiving', count: number, progress: boolean): string {
+  if (!progress) return `${kind} file list ... done\n`;
+  let text = `${kind} file list ... `;
+  const counted: number[] = [];
+  if (kind === 'building') for (let n = 0; n < count; n += 100) counted.push(n);
+  else for (let n = 100; n <= count; n += 100) counted.push(n);
+  if (counted.length) text += '\n' + counted.map((n) => ` ${n} files...\r`).join('');
+  return `${text}${count} file${count === 1 ? ' ' : 's '}to consider\n`;
+}
+
 /** rsync's comma-grouped numbers (human_num with the default --human-readable level 1). */
 export function commas(n: number): string {
   return Math.round(n).toLocaleString('en-US');

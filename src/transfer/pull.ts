@@ -10,7 +10,7 @@ import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { clientCompressOptions, parseChecksumName } from '../../protocol/compat.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import { sendFilterList, type FilterList } from '../../protocol/filter.js';
-import type { ReceiverStats, ReceivedItem } from '../../protocol/receiver.js';
+import type { ReceiverOptions, ReceiverStats, ReceivedItem } from '../../protocol/receiver.js';
 import type { GeneratorResult, GeneratedItem } from '../../protocol/generator.js';
 import type { ReceivedEntry } from '../../protocol/flist-recv.js';
 import { ITEM_IS_NEW } from '../../protocol/constants.js';
@@ -51,6 +51,10 @@ export interface PullOptions {
   onError?: (text: string) => void;
   onItem?: (item: GeneratedItem) => void;
   onReceived?: (item: ReceivedItem) => void;
+  /** --progress: a transfer's data starts, bytes of it arrived, a phase ended (see ReceiverOptions). */
+  onReceiveStart?: ReceiverOptions['onReceiveStart'];
+  onReceiveBytes?: ReceiverOptions['onReceiveBytes'];
+  onPhaseDone?: ReceiverOptions['onPhaseDone'];
   onDeleted?: (name: Buffer, isDir: boolean) => void;
   /** DEST did not exist and is being created (rsync says "created directory DEST" with -v/-i). */
   onCreatedDest?: (path: string) => void;
@@ -184,6 +188,9 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         options.onItem?.(item);
       },
       ...(options.onReceived && { onReceived: options.onReceived }),
+      ...(options.onReceiveStart && { onReceiveStart: options.onReceiveStart }),
+      ...(options.onReceiveBytes && { onReceiveBytes: options.onReceiveBytes }),
+      ...(options.onPhaseDone && { onPhaseDone: options.onPhaseDone }),
       ...(options.onDeleted && { onDeleted: options.onDeleted }),
       onWarning: onError,
       onInfo: (text) => options.onInfo?.(text),

@@ -8,7 +8,8 @@ import { clientCompressOptions, parseChecksumName, type ChecksumName } from '../
 import type { Checksummer } from '../../protocol/checksum.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import { S_IFLNK, S_IFMT, S_IFREG } from '../../protocol/modes.js';
-import { sendFiles, readFinalGoodbye, type SenderStats, type SentItem } from '../../protocol/sender.js';
+import { sendFiles, readFinalGoodbye, type SenderOptions, type SenderSource, type SenderStats, type SentItem } from '../../protocol/sender.js';
+import type { ChunkSource } from '../../protocol/sums.js';
 import { ITEM_IS_NEW } from '../../protocol/constants.js';
 import { MSG_DATA, PeerMessages, writeMessage, type MessageHandler } from '../../protocol/mplex.js';
 import { EXIT, RemoteError, RsyncError, transferExitCode } from '../../protocol/errors.js';
@@ -52,6 +53,12 @@ export interface PushOptions {
   onError?: (text: string) => void;
   /** Each answered request (itemize, -v, progress). */
   onItem?: (item: SentItem) => void;
+  /** A transfer's file is open and its data about to go (-v/-i lines before --progress's). */
+  onTransferStart?: SenderOptions['onTransferStart'];
+  /** `offset` bytes of the file being sent have been read for sending (--progress). */
+  onFileBytes?: (entry: FileEntry, offset: number) => void;
+  /** A phase of the transfer ended (--info=progress2). */
+  onPhaseDone?: () => void;
   /** Each path the daemon deleted (MSG_DELETED; directories end with '/'). */
   onDeleted?: (name: Buffer, isDir: boolean) => void;
   /**
@@ -159,8 +166,11 @@ export async function push(options: PushOptions): Promise<PushResult> {
       await options.onFileList?.(sorted);
       // 6. Serve the generator, then the goodbye.
       const created: FileEntry[] = [];
-      const result = await sendFiles(reader, writer, sorted, checksummer, localSource(), {
+      const source = options.onFileBytes ? countedSource(localSource(), options.onFileBytes) : localSource();
+      const result = await sendFiles(reader, writer, sorted, checksummer, source, {
         dryRun: transfer.dryRun,
+        ...(options.onTransferStart && { onTransferStart: options.onTransferStart }),
+        ...(options.onPhaseDone && { onPhaseDone: options.onPhaseDone }),
         compression: setup.tokens ?? null,
         onWarning: onError,
         onItem: (item) => {
@@ -192,6 +202,26 @@ export async function push(options: PushOptions): Promise<PushResult> {
   } finally {
     socket.destroy();
   }
+}
+
+/** The file source, telling how far each file has been read (the sender reads as it sends). */
+function countedSource(source: SenderSource, onBytes: (entry: FileEntry, offset: number) => void): SenderSource {
+  return {
+    async open(entry, ndx) {
+      const chunks = await source.open(entry, ndx);
+      if ('error' in chunks) return chunks;
+      async function* counted(): AsyncGenerator<Uint8Array> {
+        let offset = 0;
+        for await (const chunk of chunks as ChunkSource) {
+          yield chunk;
+          offset += chunk.length;
+          onBytes(entry, offset);
+        }
+      }
+      // The sender closes what it opened: the count passes close() on.
+      return Object.assign(counted(), { close: () => (chunks as { close?: () => void }).close?.() });
+    },
+  };
 }
 
 /** The argument list of a push: a selection asks for --delete-missing-args when it deletes. */

@@ -14,7 +14,7 @@ import type { ReceivedEntry } from '../../protocol/flist-recv.js';
 import type { GeneratedItem } from '../../protocol/generator.js';
 import type { ByteReader, ByteWriter } from '../../protocol/io.js';
 import type { LocalTree } from '../../protocol/local-tree.js';
-import { doRecv, type ReceivedItem, type RecvResult } from '../../protocol/receiver.js';
+import { doRecv, type ReceivedItem, type ReceiverOptions, type RecvResult } from '../../protocol/receiver.js';
 import type { AltDestKind } from '../../protocol/basis.js';
 import { EXIT, RsyncError } from '../../protocol/errors.js';
 import { isDir } from '../../protocol/modes.js';
@@ -55,6 +55,10 @@ export interface ReceiveRequest {
   confineBasisTo?: string;
   onItem?: (item: GeneratedItem) => void;
   onReceived?: (item: ReceivedItem) => void;
+  /** --progress: a transfer's data starts, bytes of it arrived, a phase ended (see ReceiverOptions). */
+  onReceiveStart?: ReceiverOptions['onReceiveStart'];
+  onReceiveBytes?: ReceiverOptions['onReceiveBytes'];
+  onPhaseDone?: ReceiverOptions['onPhaseDone'];
   /** Each non-transfer the sender echoed back (a daemon's transfer logging). */
   onEchoed?: (item: ReceivedItem) => void;
   onDeleted?: (name: Buffer, isDir: boolean, mode: number) => void;
@@ -138,6 +142,9 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(fileSummer && { fileChecksum: (name: Buffer, basisDir?: number) => localChecksum(tree, fileSummer, name, basisDir) }),
     ...(r.onItem && { onItem: r.onItem }),
     ...(r.onReceived && { onReceived: r.onReceived }),
+    ...(r.onReceiveStart && { onReceiveStart: r.onReceiveStart }),
+    ...(r.onReceiveBytes && { onReceiveBytes: r.onReceiveBytes }),
+    ...(r.onPhaseDone && { onPhaseDone: r.onPhaseDone }),
     ...(r.onEchoed && { onEchoed: r.onEchoed }),
     ...(r.onDeleted && { onDeleted: r.onDeleted }),
     ...(r.onWarning && { onWarning: r.onWarning }),
