@@ -232,6 +232,33 @@ test('an abort during a pull closes the connection and rejects with an AbortErro
   assert.equal(await readdir(dest), [], 'neither the file nor a temp file is left');
 });
 
+test('an abort during a push rejects with an AbortError; the daemon keeps no part of the file being sent', async () => {
+  const src = join(dir, 'abort-push-src');
+  await mkdir(src);
+  await writeFile(join(src, 'a.txt'), 'first\n');
+  await writeFile(join(src, 'big.bin'), Buffer.alloc(32 * 2 ** 20, 3));
+  const controller = new AbortController();
+  // a.txt is answered first (rsync's order); big.bin is then on its way.
+  const e = await api
+    .push(`${src}/`, `rsync://${daemon.host}:${daemon.port}/push/abort-push/`, {
+      signal: controller.signal,
+      onChange: (change) => {
+        if (change.path === 'a.txt') controller.abort();
+      },
+    })
+    .catch((err: unknown) => err);
+  assert.instance(e, api.AbortError);
+  // rsyncd removes its temp file once it sees the connection gone.
+  const module = join(daemon.modulePath('push'), 'abort-push');
+  const deadline = Date.now() + 10_000;
+  let names = await readdir(module).catch(() => [] as string[]);
+  while (names.some((n) => n !== 'a.txt') && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    names = await readdir(module).catch(() => [] as string[]);
+  }
+  assert.equal(names.filter((n) => n !== 'a.txt'), [], 'no big.bin, whole or partial');
+});
+
 test('the types check under nodenext and bundler; internal paths are not importable', async () => {
   const tsc = join(await realpath(join(CHECKOUT, 'node_modules')), 'typescript', 'bin', 'tsc');
   await writeFile(
