@@ -202,6 +202,11 @@ test('errors: one RsyncError family, with rsync exit codes; AbortSignal rejects 
   assert.is((aborted as InstanceType<Api['AbortError']>).code, 'ABORT_ERR');
   const usage = await api.list('not-a-daemon-address').catch((e: unknown) => e);
   assert.instance(usage, api.UsageError);
+  const badFlag = await api.push(join(dir, 'push-src') + '/', `${daemon.host}::push/x`, { port: daemon.port, delete: 'yes' as unknown as boolean }).catch((e: unknown) => e);
+  assert.instance(badFlag, api.UsageError);
+  assert.match((badFlag as Error).message, /delete must be a boolean/);
+  const badTimeout = await api.listModules(`${daemon.host}::`, { port: daemon.port, timeoutMs: -1 }).catch((e: unknown) => e);
+  assert.instance(badTimeout, api.UsageError);
   let watcherError: unknown;
   try {
     api.watch(join(dir, 'missing-dir'), { backend: 'poll' });

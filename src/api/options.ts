@@ -168,7 +168,16 @@ export const TRANSFER_DEFAULTS: Readonly<TransferOptions> = Object.freeze({ ...D
 export function transferOf(flags: TransferFlags & ConnectOptions, defaults: Readonly<TransferOptions> = TRANSFER_DEFAULTS): TransferOptions {
   const transfer: TransferOptions = { ...defaults };
   const target = transfer as unknown as Record<string, unknown>;
-  for (const key of FLAG_KEYS) if (flags[key] !== undefined) target[key] = flags[key];
+  for (const key of FLAG_KEYS) {
+    const value = flags[key];
+    if (value === undefined) continue;
+    const expected = key === 'deleteWhen' || key === 'checksumChoice' ? 'string' : key === 'maxDelete' || key === 'modifyWindow' ? 'number' : 'boolean';
+    if (typeof value !== expected) throw new UsageError(`option ${key} must be a ${expected}, got ${JSON.stringify(value)}`);
+    target[key] = value;
+  }
+  if (flags.deleteWhen !== undefined && !['before', 'during', 'delay', 'after'].includes(flags.deleteWhen)) {
+    throw new UsageError(`option deleteWhen must be before, during, delay or after, got ${JSON.stringify(flags.deleteWhen)}`);
+  }
   // rsync: a --delete-WHEN or --delete-excluded implies --delete.
   if (flags.deleteWhen || flags.deleteExcluded) transfer.delete = true;
   if (flags.compress) transfer.compress = flags.compress === true ? {} : { ...flags.compress };
