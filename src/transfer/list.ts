@@ -28,6 +28,8 @@ export interface RemoteListOptions {
   filter?: FilterList;
   /** One listing line, newline included, escaped. */
   onLine: (line: Buffer) => void;
+  /** Each listed entry as received (raw name bytes), before its line (the library's list()). */
+  onEntry?: (entry: ReceivedEntry) => void;
   /** Daemon text for stdout (MSG_INFO), as rsync shows it (output.ts messageText). */
   onInfo?: (text: string) => void;
   /** Daemon warnings and errors for stderr, as rsync shows them. */
@@ -104,6 +106,7 @@ export async function listRemote(options: RemoteListOptions): Promise<RemoteList
     }
     for (const entry of files) {
       if (!listed(entry, protocol)) continue;
+      options.onEntry?.(entry);
       options.onLine(escapeLine(listFileEntry(entry, transfer.links), charset));
       count++;
     }

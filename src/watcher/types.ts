@@ -1,5 +1,6 @@
 // Public types of the watcher: the event shape the live-sync planner consumes,
-// options, the filter interface, and the one error class.
+// options, the filter interface, and the one error class (an RsyncError, protocol/errors.ts).
+import { EXIT, RsyncError, type ExitCode } from '../../protocol/errors.js';
 
 /**
  * One change, relative to the watched root. Paths use '/' separators, never start with '/',
@@ -59,16 +60,26 @@ export type WatcherErrorCode =
   | 'EOVERFLOW' // the kernel's event queue overflowed: events were lost, the tree is compared (a warning, the first time)
   | 'EINTERNAL'; // a bug: an exception escaped event processing
 
-export class WatcherError extends Error {
-  override readonly name = 'WatcherError';
-  readonly code: WatcherErrorCode;
+/** rsync's exit code for each watcher failure (the watcher's errors share the RsyncError family). */
+const WATCHER_EXIT_CODES: Readonly<Record<WatcherErrorCode, ExitCode>> = {
+  EWATCHLIMIT: EXIT.FILEIO,
+  EROOT: EXIT.FILESELECT, // like rsync's "change_dir failed" on a missing source
+  ESCAN: EXIT.FILEIO,
+  EADDON: EXIT.UNSUPPORTED,
+  EINOTIFY: EXIT.FILEIO,
+  EOVERFLOW: EXIT.FILEIO,
+  EINTERNAL: EXIT.FILEIO,
+};
+
+/** The watcher's one error class: an RsyncError whose `code` is one of WatcherErrorCode. */
+export class WatcherError extends RsyncError {
+  declare readonly code: WatcherErrorCode;
   readonly path: string | undefined;
   /** For EWATCHLIMIT. */
   readonly limit: { maxUserWatches: number | undefined; watched: number; needed: number; command: string } | undefined;
 
   constructor(code: WatcherErrorCode, message: string, extra: { path?: string; cause?: unknown; limit?: WatcherError['limit'] } = {}) {
-    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
-    this.code = code;
+    super(code, message, WATCHER_EXIT_CODES[code], extra.cause === undefined ? undefined : { cause: extra.cause });
     this.path = extra.path;
     this.limit = extra.limit;
   }
