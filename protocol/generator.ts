@@ -91,6 +91,12 @@ export interface GeneratorOptions extends DeleteOptions, BasisOptions {
   existing?: boolean;
   /** -u / --update: a regular file newer at the destination than in the list is left alone. */
   update?: boolean;
+  /** --max-size: a regular file larger than this many bytes is skipped (not in the redo phase). */
+  maxSize?: number;
+  /** --min-size: a regular file smaller than this many bytes is skipped (not in the redo phase). */
+  minSize?: number;
+  /** --append (1) / --append-verify (2): a file at least as long here is left alone, a shorter one only grows. */
+  append?: number;
   /** --delete-missing-args: a list entry with mode 0 (a missing source argument) deletes that path here. */
   deleteMissingArgs?: boolean;
   /** The caller created the destination directory for this transfer: the list's '.' is itemized as new (rsync's FLAG_DIR_CREATED). */
@@ -451,7 +457,11 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     }
   }
 
-  // 5. A regular file. -u: one newer here stays.
+  // 5. A regular file. --max-size/--min-size: outside the bounds it is skipped (rsync lifts the
+  // bounds for the redo phase); -u: one newer here stays.
+  // (Its "is over max-size" note is an -vv detail, not shown.)
+  if (!redo && options.maxSize !== undefined && entry.size > options.maxSize) return;
+  if (!redo && options.minSize !== undefined && entry.size < options.minSize) return;
   if (options.update && !redo && st && isReg(st.mode) && entry.mtime - st.mtime < state.modifyWindow) return;
   // Something else in its place goes.
   if (st && !isReg(st.mode)) {
@@ -474,6 +484,9 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     itemize(state, ndx, entry, st, 0);
     return;
   }
+  // --append: what is here already at least as long stays as it is (not in the redo phase, where
+  // rsync turns append off).
+  if (options.append && !redo && st && !basis && st.size >= entry.size) return;
   // --fuzzy: a missing file takes a similar one as its basis.
   if (!st && !basis && options.fuzzy) basis = await fuzzyBasis(state, entry);
 
@@ -745,12 +758,17 @@ export async function requestFile(
         fullSums: redo,
         ...(options.blockSize && { blockSize: options.blockSize }),
       });
-      const sums =
-        options.sumsHelper && file.fd !== undefined && file.size >= PARALLEL_SUMS_MIN
-          ? await options.sumsHelper.sums(checksummer, file.fd, head)
-          : await generateSums(checksummer, file.chunks(), head);
-      writeSumHead(writer, head);
-      writeSumBlocks(writer, sums);
+      // --append: the head alone says how much is here; the sender sends what follows it.
+      if (options.append && !redo) {
+        writeSumHead(writer, head);
+      } else {
+        const sums =
+          options.sumsHelper && file.fd !== undefined && file.size >= PARALLEL_SUMS_MIN
+            ? await options.sumsHelper.sums(checksummer, file.fd, head)
+            : await generateSums(checksummer, file.chunks(), head);
+        writeSumHead(writer, head);
+        writeSumBlocks(writer, sums);
+      }
     } finally {
       await file.close();
     }
