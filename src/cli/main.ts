@@ -19,6 +19,7 @@ import type { FileEntry } from '../../protocol/flist.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
 import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
+import { parseSizeArg } from '../../protocol/server-args.js';
 import { live as runLive } from './live.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -72,6 +73,14 @@ export interface CliOptions {
   deleteMissingArgs?: boolean;
   ignoreMissingArgs?: boolean;
   sizeOnly?: boolean;
+  maxSize?: string;
+  minSize?: string;
+  inplace?: boolean;
+  append?: boolean;
+  appendVerify?: boolean;
+  backup?: boolean;
+  backupDir?: string;
+  suffix?: string;
   ignoreExisting?: boolean;
   existing?: boolean;
   ignoreNonExisting?: boolean;
@@ -175,7 +184,24 @@ function receivingOptions(o: CliOptions): Partial<TransferOptions> {
     ...(o.update && { update: true }),
     ...(alt && { altDest: { kind: alt[0], dirs: alt[1]! } }),
     ...(o.fuzzy && { fuzzy: o.fuzzy }),
+    ...(o.maxSize !== undefined && { maxSize: sizeOption(o.maxSize, 'max-size') }),
+    ...(o.minSize !== undefined && { minSize: sizeOption(o.minSize, 'min-size') }),
+    ...(o.inplace && { inplace: true }),
+    ...((o.append || o.appendVerify) && { append: o.appendVerify ? 2 : 1 }),
+    ...((o.backup || o.backupDir !== undefined) && { backup: true }),
+    ...(o.backupDir !== undefined && { backupDir: o.backupDir }),
+    ...(o.suffix !== undefined && { suffix: o.suffix }),
   };
+}
+
+/** --max-size/--min-size: rsync's size argument (10k, 1.5M, 100) in bytes, or its error as a usage error. */
+// rsync/options.c: parse_arguments (OPT_MAX_SIZE / OPT_MIN_SIZE)
+function sizeOption(text: string, name: string): number {
+  try {
+    return parseSizeArg(text, 'b', name, 0, -1);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 function buildProgram(rules: RuleSource[]): Command {
@@ -250,6 +276,14 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--delete-missing-args', 'pull: delete a missing source path locally')
     .option('--ignore-missing-args', 'pull: ignore a missing source path without error')
     .option('--size-only', 'pull: skip files that match in size')
+    .option('--max-size <SIZE>', "don't transfer any file larger than SIZE (10k, 1.5M: rsync's units)")
+    .option('--min-size <SIZE>', "don't transfer any file smaller than SIZE")
+    .option('--inplace', 'update destination files in place')
+    .option('--append', 'append data onto shorter files')
+    .option('--append-verify', '--append with the old data in the file checksum')
+    .option('-b, --backup', 'keep replaced and deleted files (NAME~, or in --backup-dir)')
+    .option('--backup-dir <DIR>', 'make backups into this directory (relative to the destination; implies -b)')
+    .option('--suffix <SUFFIX>', 'backup suffix (default ~ without --backup-dir)')
     .option('--ignore-existing', 'pull: skip updating files that exist locally')
     .option('--existing', 'pull: skip creating new files locally')
     .option('--ignore-non-existing', 'the same as --existing')
