@@ -1,0 +1,214 @@
+// The receiving side's transfer options (issue 13), each checked against rsync: the same
+// destination state and the same source, synced with `rsync OPTION` and with ours, must leave the
+// same trees, exit codes and --stats counts (literal and matched data: the proof that --inplace
+// reuses blocks in place and --append sends only the tail). Both places we receive: our pull from
+// a real rsyncd (against rsync's own pull), and a stock rsync pushing into `lsyncd serve` (against
+// the same push into rsyncd). Options: --max-size, --min-size, --inplace, --append,
+// --append-verify, -b, --suffix, --backup-dir (with --delete: deletions are kept too).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtemp, rm, writeFile, mkdir, chmod } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { lsyncd, run, type RunResult } from './helpers/cli.js';
+import { snapshot, diffTrees, type Tree } from './helpers/tree.js';
+import { pseudoRandom, setTimes, T0 } from './helpers/fstree.js';
+import { startBoth, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
+import type { ConfiguredDaemon } from './helpers/daemon.js';
+import { serverArgs, DEFAULT_TRANSFER } from '../protocol/args.js';
+import { parseServerArgs } from '../protocol/server-args.js';
+
+const ROOT = process.getuid?.() === 0;
+let daemon: TestDaemon;
+let ours: OurDaemon;
+let theirs: ConfiguredDaemon;
+let work: string;
+
+const CONFIG = (dir: string) => `
+reverse lookup = no
+use chroot = no
+munge symlinks = no
+${ROOT ? 'uid = root\ngid = root\n' : ''}
+[push]
+\tpath = ${dir}/push
+\tread only = no
+`;
+
+test.before(async () => {
+  daemon = await startDaemon({ extraModules: [{ name: 'src', comment: 'pull source', settings: { 'read only': true } }] });
+  ({ ours, theirs } = await startBoth(CONFIG));
+  for (const dir of [ours.dir, theirs.dir]) {
+    await mkdir(join(dir, 'push'));
+    if (ROOT) await chmod(dir, 0o755);
+  }
+  work = await mkdtemp(join(tmpdir(), 'lsyncd-recvopt-'));
+});
+test.after(async () => {
+  await daemon?.stop();
+  await ours?.stop();
+  await theirs?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+const STAT_LABELS = ['Number of files', 'Number of created files', 'Number of deleted files', 'Number of regular files transferred', 'Total transferred file size', 'Literal data', 'Matched data'];
+
+function statNumber(output: Buffer | string, label: string): number {
+  const m = new RegExp(`${label}: ([\\d,]+)`).exec(output.toString());
+  if (!m) throw new Error(`no "${label}" in output:\n${output}`);
+  return Number(m[1]!.replace(/,/g, ''));
+}
+
+function sameStats(ref: RunResult, got: RunResult, what: string): void {
+  for (const label of STAT_LABELS) {
+    const line = (text: string) => text.split('\n').find((l) => l.startsWith(label + ':'));
+    const theirsLine = line(ref.stdout.toString());
+    if (theirsLine !== undefined) assert.is(line(got.stdout.toString()), theirsLine, `${label} (${what})\n--- rsync:\n${ref.stdout}\n--- ours:\n${got.stdout}`);
+  }
+}
+
+/** The source: a big file, a log that grows, files of several sizes, a subdirectory. */
+async function source(src: string): Promise<void> {
+  await mkdir(join(src, 'sub'), { recursive: true });
+  await writeFile(join(src, 'big.bin'), pseudoRandom(300_000, 7));
+  await writeFile(join(src, 'grow.log'), 'a line of the log\n'.repeat(4000));
+  await writeFile(join(src, 'small.txt'), 'tiny\n');
+  await writeFile(join(src, 'mid.txt'), 'm'.repeat(3000));
+  await writeFile(join(src, 'sub/c.txt'), 'c in sub, new version\n');
+  await setTimes(src);
+}
+
+/** The destination before the sync: older versions (a changed block, a shorter log), an extra file. */
+async function staleDest(dest: string): Promise<void> {
+  await mkdir(join(dest, 'sub'), { recursive: true });
+  const big = pseudoRandom(300_000, 7);
+  big.fill(0x55, 150_000, 152_000); // one changed region in the middle
+  await writeFile(join(dest, 'big.bin'), big);
+  await writeFile(join(dest, 'grow.log'), 'a line of the log\n'.repeat(1500));
+  await writeFile(join(dest, 'small.txt'), 'was bigger before\n');
+  await writeFile(join(dest, 'sub/c.txt'), 'c in sub\n');
+  await writeFile(join(dest, 'sub/extra.txt'), 'not in the source\n');
+  await setTimes(dest, T0 - 100);
+}
+
+/** Directory mtimes of a backup dir are the time the backups landed: not compared. */
+function withoutDirTimes(tree: Tree): Tree {
+  for (const node of tree.values()) if (node.type === 'dir') node.mtimeNs = 0n;
+  return tree;
+}
+
+async function assertSameTrees(a: string, b: string, message: string, loose = false): Promise<void> {
+  const want = await snapshot(a);
+  const have = await snapshot(b);
+  const diff = loose ? diffTrees(withoutDirTimes(want), withoutDirTimes(have)) : diffTrees(want, have);
+  assert.equal(diff, [], `${message}\n${diff.slice(0, 20).join('\n')}`);
+}
+
+/** The cases: options, and the directories beside the destination to compare too (backup dirs). */
+const CASES: Array<{ name: string; options: string[]; beside?: string }> = [
+  { name: 'max-size', options: ['--max-size=4k'] },
+  { name: 'min-size', options: ['--min-size=1K'] },
+  { name: 'size-range', options: ['--min-size=10', '--max-size=100000'] },
+  { name: 'inplace', options: ['--inplace'] },
+  { name: 'append', options: ['--append'] },
+  { name: 'append-verify', options: ['--append-verify'] },
+  { name: 'backup', options: ['-b', '--delete'] },
+  { name: 'suffix', options: ['-b', '--suffix=.old', '--delete'] },
+  { name: 'backup-dir', options: ['--backup-dir=../bak', '--delete'], beside: 'bak' },
+  { name: 'backup-dir-suffix', options: ['--backup-dir=../bak', '--suffix=.v1', '--delete'], beside: 'bak' },
+  { name: 'inplace-backup', options: ['--inplace', '-b'] },
+];
+
+for (const { name, options, beside } of CASES) {
+  test(`pull ${options.join(' ')}: as rsync's pull from rsyncd`, async () => {
+    const src = join(daemon.modulePath('src'), name);
+    await rm(src, { recursive: true, force: true });
+    await source(src);
+    const ref = join(work, 'pull-ref', name);
+    const got = join(work, 'pull-ours', name);
+    for (const root of [ref, got]) {
+      await rm(root, { recursive: true, force: true });
+      await staleDest(join(root, 'dest'));
+    }
+    const url = `rsync://127.0.0.1:${daemon.port}/src/${name}/`;
+    const r = await run('rsync', ['-rlpt', ...options, '--stats', '--no-inc-recursive', url, join(ref, 'dest') + '/']);
+    const o = await lsyncd(['--once', '--stats', '--timeout', '20', ...options, url, join(got, 'dest') + '/']);
+    assert.is(r.status, 0, runText(r));
+    assert.is(o.status, 0, runText(o));
+    sameStats(r, o, options.join(' '));
+    await assertSameTrees(join(ref, 'dest'), join(got, 'dest'), `pull ${options.join(' ')}`);
+    if (beside) await assertSameTrees(join(ref, beside), join(got, beside), `pull ${options.join(' ')}: ${beside}`, true);
+  });
+
+  test(`push ${options.join(' ')}: stock rsync into lsyncd serve as into rsyncd`, async () => {
+    const src = join(work, 'push-src', name);
+    await rm(src, { recursive: true, force: true });
+    await source(src);
+    for (const d of [ours, theirs]) {
+      await rm(join(d.dir, 'push', name), { recursive: true, force: true });
+      await staleDest(join(d.dir, 'push', name, 'dest'));
+    }
+    const args = (d: { port: number }) => ['-rlpt', ...options, '--stats', '--no-inc-recursive', src + '/', daemonUrl(d, `push/${name}/dest/`)];
+    const o = await run('rsync', args(ours));
+    const t = await run('rsync', args(theirs));
+    assert.is(t.status, 0, runText(t));
+    assert.is(o.status, t.status, `ours: ${runText(o)}\nrsyncd: ${runText(t)}`);
+    sameStats(t, o, options.join(' '));
+    await assertSameTrees(join(theirs.dir, 'push', name, 'dest'), join(ours.dir, 'push', name, 'dest'), `push ${options.join(' ')}`);
+    if (beside) await assertSameTrees(join(theirs.dir, 'push', name, beside), join(ours.dir, 'push', name, beside), `push ${options.join(' ')}: ${beside}`, true);
+  });
+}
+
+test('--inplace and --append send only what changed: literal data from the stats', async () => {
+  const name = 'proof';
+  const src = join(daemon.modulePath('src'), name);
+  await rm(src, { recursive: true, force: true });
+  await source(src);
+  const dest = join(work, 'proof', 'dest');
+  await rm(join(work, 'proof'), { recursive: true, force: true });
+  await staleDest(dest);
+  const url = `rsync://127.0.0.1:${daemon.port}/src/${name}/big.bin`;
+  const inplace = await lsyncd(['--once', '--stats', '--inplace', url, dest + '/']);
+  assert.is(inplace.status, 0, runText(inplace));
+  // One changed 2,000-byte region of 300,000: a block or two of literal data, the rest matched in place.
+  assert.ok(statNumber(inplace.stdout, 'Literal data') < 10_000, inplace.stdout.toString());
+  assert.ok(statNumber(inplace.stdout, 'Matched data') > 280_000, inplace.stdout.toString());
+  const log = `rsync://127.0.0.1:${daemon.port}/src/${name}/grow.log`;
+  const appended = await lsyncd(['--once', '--stats', '--append', log, dest + '/']);
+  assert.is(appended.status, 0, runText(appended));
+  // Only the 2,500 lines past the 1,500 already here travel.
+  assert.is(statNumber(appended.stdout, 'Literal data'), 2500 * 18);
+  assert.is(statNumber(appended.stdout, 'Matched data'), 0);
+});
+
+test('serverArgs sends the receiving options as rsync server_options does, and the daemon parses them back', () => {
+  const args = serverArgs(
+    { ...DEFAULT_TRANSFER, backup: true, backupDir: 'old versions', suffix: '.bak', maxSize: 4096, minSize: 10, append: 2 },
+    31,
+    'mod/path',
+  );
+  assert.ok(args[1]!.startsWith('-b'), args.join(' '));
+  assert.ok(args.includes('--backup-dir') && args[args.indexOf('--backup-dir') + 1] === 'old\\ versions', args.join(' '));
+  assert.ok(args.includes('--suffix=.bak'), args.join(' '));
+  assert.ok(args.includes('--max-size=4096') && args.includes('--min-size=10'), args.join(' '));
+  assert.is(args.filter((a) => a === '--append').length, 2);
+  const parsed = parseServerArgs(args, 31);
+  assert.is(parsed.backup, true);
+  assert.is(parsed.backupDir, 'old versions');
+  assert.is(parsed.suffix, '.bak');
+  assert.is(parsed.maxSize, '4096');
+  assert.is(parsed.append, 2);
+  assert.is(parsed.inplace, true);
+  // The default suffix is not sent; --inplace alone is.
+  const plain = serverArgs({ ...DEFAULT_TRANSFER, backup: true, suffix: '~', inplace: true }, 31, 'mod');
+  assert.not.ok(plain.some((a) => a.startsWith('--suffix')), plain.join(' '));
+  assert.ok(plain.includes('--inplace'));
+});
+
+test('a bad --max-size is a usage error before anything moves', async () => {
+  const r = await lsyncd(['--once', '--max-size=12q', `rsync://127.0.0.1:${daemon.port}/src/`, join(work, 'never') + '/']);
+  assert.is(r.status, 1, runText(r));
+  assert.match(r.stderr.toString(), /--max-size=12q is invalid/);
+});
+
+test.run();
