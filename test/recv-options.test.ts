@@ -104,7 +104,12 @@ async function assertSameTrees(a: string, b: string, message: string, loose = fa
   assert.equal(diff, [], `${message}\n${diff.slice(0, 20).join('\n')}`);
 }
 
-/** The cases: options, and the directories beside the destination to compare too (backup dirs). */
+/**
+ * The cases: options, and the directory beside a pull's destination to compare too (a backup
+ * dir: rsyncd sanitizes a pushing client's `../bak` to `bak` inside the destination, and so do
+ * we). Directory mtimes are not compared where rsync leaves them to the clock: -b without a
+ * backup dir implies -O, and a backup dir's directories change as backups land in them.
+ */
 const CASES: Array<{ name: string; options: string[]; beside?: string }> = [
   { name: 'max-size', options: ['--max-size=4k'] },
   { name: 'min-size', options: ['--min-size=1K'] },
@@ -136,7 +141,7 @@ for (const { name, options, beside } of CASES) {
     assert.is(r.status, 0, runText(r));
     assert.is(o.status, 0, runText(o));
     sameStats(r, o, options.join(' '));
-    await assertSameTrees(join(ref, 'dest'), join(got, 'dest'), `pull ${options.join(' ')}`);
+    await assertSameTrees(join(ref, 'dest'), join(got, 'dest'), `pull ${options.join(' ')}`, options.includes('-b'));
     if (beside) await assertSameTrees(join(ref, beside), join(got, beside), `pull ${options.join(' ')}: ${beside}`, true);
   });
 
@@ -154,8 +159,7 @@ for (const { name, options, beside } of CASES) {
     assert.is(t.status, 0, runText(t));
     assert.is(o.status, t.status, `ours: ${runText(o)}\nrsyncd: ${runText(t)}`);
     sameStats(t, o, options.join(' '));
-    await assertSameTrees(join(theirs.dir, 'push', name, 'dest'), join(ours.dir, 'push', name, 'dest'), `push ${options.join(' ')}`);
-    if (beside) await assertSameTrees(join(theirs.dir, 'push', name, beside), join(ours.dir, 'push', name, beside), `push ${options.join(' ')}: ${beside}`, true);
+    await assertSameTrees(join(theirs.dir, 'push', name, 'dest'), join(ours.dir, 'push', name, 'dest'), `push ${options.join(' ')}`, options.includes('-b') || !!beside);
   });
 }
 

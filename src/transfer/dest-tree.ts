@@ -38,7 +38,7 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { isAbsolute, relative as relativePath, resolve as resolvePath } from 'node:path';
 import type { FileEntry } from '../../protocol/flist.js';
-import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, splitDev } from '../../protocol/modes.js';
+import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, splitDev } from '../../protocol/modes.js';
 import { MAXPATHLEN } from '../../protocol/constants.js';
 import type { LocalTree, LocalStat, BasisFile, TempFile, InplaceFile } from '../../protocol/local-tree.js';
 import { EXIT, ProtocolError, RsyncError } from '../../protocol/errors.js';
@@ -91,6 +91,8 @@ export interface AttrOptions {
    * (rsync's set_file_attrs applies daemon_chmod_modes there).
    */
   tweakMode?: (mode: number) => number;
+  /** -O (implied by -b without --backup-dir): directories keep the mtime they get, -t or not. */
+  omitDirTimes?: boolean;
 }
 
 const SLASH = 0x2f;
@@ -680,7 +682,7 @@ export class DestTree implements LocalTree {
     if ((this.attrs.owner || this.attrs.group) && (st.uid !== entry.uid || st.gid !== entry.gid)) return true;
     const perms = this.wantedPerms(st.mode, entry);
     if (perms !== null && (st.mode & CHMOD_BITS) !== perms) return true;
-    if (!this.attrs.times) return false;
+    if (!this.attrs.times || (this.attrs.omitDirTimes && (st.mode & S_IFMT) === S_IFDIR)) return false;
     // Whole seconds need no BigInt; nanoseconds come exact from lstat's BigInt form (window -1).
     if (this.attrs.modifyWindow >= 0) return this.attrs.modifyWindow === 0 ? st.mtime !== entry.mtime : Math.abs(st.mtime - entry.mtime) > this.attrs.modifyWindow;
     return this.timeDiffers(BigInt(st.mtime) * 1_000_000_000n + BigInt(st.mtimeNsec), entry);
@@ -718,7 +720,7 @@ export class DestTree implements LocalTree {
     }
     const perms = this.wantedPerms(Number(now.mode), entry);
     if (perms !== null && (Number(now.mode) & CHMOD_BITS) !== perms) chmodSync(p, perms);
-    if (this.attrs.times) {
+    if (this.attrs.times && !(this.attrs.omitDirTimes && now.isDirectory())) {
       if (this.timeDiffers(now.mtimeNs, entry)) setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, true);
     }
   }

@@ -91,7 +91,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       : null;
   const tree = new DestTree(
     r.dest,
-    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }) },
+    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }), ...(backing && !backing.dir && { omitDirTimes: true }) },
     {
       basisDirs: alt?.dirs ?? [],
       ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }),
