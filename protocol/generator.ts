@@ -54,7 +54,7 @@ import {
   type DeleteOptions,
 } from './delete.js';
 import type { BasisFile, LocalStat, LocalTree } from './local-tree.js';
-import { checkBasisProtocol, FNAMECMP_FNAME, FNAMECMP_FUZZY, fuzzyDirCount, MAX_BASIS_DIRS, type BasisOptions } from './basis.js';
+import { checkBasisProtocol, FNAMECMP_BACKUP, FNAMECMP_FNAME, FNAMECMP_FUZZY, fuzzyDirCount, MAX_BASIS_DIRS, type BasisOptions } from './basis.js';
 import { findFuzzy, type FuzzyCandidate } from './fuzzy.js';
 
 export interface GeneratorOptions extends DeleteOptions, BasisOptions {
@@ -489,6 +489,11 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   if (options.append && !redo && st && !basis && st.size >= entry.size) return;
   // --fuzzy: a missing file takes a similar one as its basis.
   if (!st && !basis && options.fuzzy) basis = await fuzzyBasis(state, entry);
+  // --inplace --backup: the file as it is now is copied to its backup first, and (with a delta)
+  // that copy is the basis, so the sender may match any of its blocks.
+  if (options.inplaceBackup && st && !basis && doXfers && state.tree.backupCopy && (await state.tree.backupCopy(name)) && !options.wholeFile) {
+    basis = { type: FNAMECMP_BACKUP, name, st, backup: true };
+  }
 
   // 6. The request.
   await requestFile(state, ndx, entry, st, redo, basis);
@@ -521,6 +526,8 @@ export interface RequestBasis {
   xname?: Buffer;
   /** Its stat: the request is itemized against it for a basis dir (not for a fuzzy one). */
   st: LocalStat;
+  /** The file's backup copy (FNAMECMP_BACKUP). */
+  backup?: true;
 }
 
 /**
@@ -748,7 +755,7 @@ export async function requestFile(
   if (basisSt && !options.wholeFile && basisSt.size > 0) {
     // The file being changed is no fuzzy basis for the next ones (rsync's FLAG_FILE_SENT).
     if (state.fuzzyDirs?.dir === dirKey(entry.name)) state.fuzzySent.add(baseName(entry.name).toString('latin1'));
-    file = await state.tree.openBasis(basis ? basis.name : entry.name, basis?.dir);
+    file = basis?.backup ? ((await state.tree.openBackup?.(entry.name)) ?? null) : await state.tree.openBasis(basis ? basis.name : entry.name, basis?.dir);
   }
   if (!file) {
     writeSumHead(writer, null);

@@ -75,6 +75,13 @@ export interface LocalTree {
   lstat(name: Buffer, basisDir?: number): Promise<LocalStat | null>;
   openBasis(name: Buffer, basisDir?: number): Promise<BasisFile | null>;
   createTemp(name: Buffer): Promise<TempFile>;
+  /**
+   * --inplace with --backup: copy the file as it is now to its backup name (true), before it is
+   * rewritten; false when there is nothing to copy.
+   */
+  backupCopy?(name: Buffer): Promise<boolean>;
+  /** That backup copy, opened as a basis (null when missing). */
+  openBackup?(name: Buffer): Promise<BasisFile | null>;
   /** --inplace: open the target itself for writing (see InplaceFile). Optional: without it --inplace is refused. */
   openInplace?(name: Buffer): Promise<InplaceFile>;
   /** A new directory, owner-writable until `setAttrs` gives it its final mode. */

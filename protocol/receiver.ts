@@ -215,7 +215,7 @@ async function receiveData(
   const head = await readSumHead(reader, checksummer.digestLength);
   let basis: BasisFile | null = null;
   if (head.count > 0) {
-    basis = await tree.openBasis(place.name, place.dir);
+    basis = place.backup ? ((await tree.openBackup?.(place.name)) ?? null) : await tree.openBasis(place.name, place.dir);
     // Below 29 no basis type travels: the file itself, else the one basis dir (rsync's receiver).
     if (!basis && firstBasisDirFallback) basis = await tree.openBasis(entry.name, 0);
     if (!basis) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} vanished during the transfer`, EXIT.FILEIO);
@@ -234,6 +234,7 @@ async function receiveData(
     temp = await tree.createTemp(entry.name);
   }
   // The basis is the file being rewritten: a block already at its offset is not written again.
+  // So is its backup copy (rsync's updating_basis_or_equiv: the same bytes at the same offsets).
   const updatingBasis = !!inplace && basis !== null && place.dir === undefined && place.name.equals(entry.name);
   // A big file is hashed on the sums helper's thread from what is written to the temp file; the
   // main thread only reads, copies and writes. (Not in place: the writes do not go in order.)

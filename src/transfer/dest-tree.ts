@@ -289,10 +289,9 @@ export class DestTree implements LocalTree {
    */
   // rsync/backup.c: make_backup (link_or_rename; an old backup in the way is deleted first)
   private keepBackup(name: Buffer, p: Buffer): boolean {
-    const b = this.backup!;
     const st = lstatSync(p, { throwIfNoEntry: false });
     if (!st || st.isDirectory()) return false;
-    const target = b.dirChain ? this.backupDirPath(name, p) : Buffer.concat([p, b.suffix]);
+    const target = this.backupTarget(name, p);
     const old = lstatSync(target, { throwIfNoEntry: false });
     if (old) rmSync(target, { recursive: true, force: true });
     renameSync(p, target);
@@ -403,19 +402,48 @@ export class DestTree implements LocalTree {
     }
   }
 
+  // rsync/generator.c: recv_generator (the inplace backup: get_backup_name, then copy_file)
+  async backupCopy(name: Buffer): Promise<boolean> {
+    if (!this.backup) return false;
+    const p = await this.must(name);
+    const before = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+    if (!before?.isFile()) return false;
+    const target = this.backupTarget(name, p);
+    rmSync(target, { recursive: true, force: true });
+    copyFileSync(p, target);
+    chmodSync(target, Number(before.mode) & CHMOD_BITS);
+    setTimesPath(target, Number(before.mtimeNs / 1_000_000_000n), Number(before.mtimeNs % 1_000_000_000n), false);
+    return true;
+  }
+
+  async openBackup(name: Buffer): Promise<BasisFile | null> {
+    if (!this.backup) return null;
+    const p = await this.must(name);
+    let fd: number;
+    try {
+      fd = openSync(this.backupTarget(name, p), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (e) {
+      if (isErrno(e, 'ENOENT') || isErrno(e, 'ELOOP')) return null;
+      throw e;
+    }
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      closeSync(fd);
+      return null;
+    }
+    return fileBasis(fd, st.size);
+  }
+
+  /** The backup name of `name` (at `p`): beside it, or in the backup dir. */
+  private backupTarget(name: Buffer, p: Buffer): Buffer {
+    return this.backup!.dirChain ? this.backupDirPath(name, p) : Buffer.concat([p, this.backup!.suffix]);
+  }
+
   // rsync/receiver.c: recv_files (the inplace open: O_WRONLY|O_CREAT on the target, 0600) + receive_data's ftruncate
   async openInplace(name: Buffer): Promise<InplaceFile> {
     const p = await this.must(name);
     const before = lstatSync(p, { bigint: true, throwIfNoEntry: false });
     if (before?.isSymbolicLink()) throw new UnsafePathError(`refusing to write in place through a symlink: ${name.toString()}`);
-    // --backup with --inplace: a copy of the file as it was (rsync's copy_file to the backup name).
-    if (this.backup && before?.isFile()) {
-      const target = this.backup.dirChain ? this.backupDirPath(name, p) : Buffer.concat([p, this.backup.suffix]);
-      rmSync(target, { recursive: true, force: true });
-      copyFileSync(p, target);
-      chmodSync(target, Number(before.mode) & CHMOD_BITS);
-      setTimesPath(target, Number(before.mtimeNs / 1_000_000_000n), Number(before.mtimeNs % 1_000_000_000n), false);
-    }
     const existing = before ? toLocalStat(before) : null;
     const fd = openSync(p, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     if (!fstatSync(fd).isFile()) {
