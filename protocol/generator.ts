@@ -8,7 +8,9 @@
 // over one GeneratorState; deletion is in delete.ts, where a basis is in basis.ts, the fuzzy
 // match in fuzzy.ts. The receiving-side options: the --delete-WHEN modes, --max-delete,
 // --ignore-errors, --force, the basis directories (--compare-dest, --copy-dest, --link-dest),
-// --fuzzy, --delete-missing-args, --size-only, --ignore-existing, --existing, --update. All file
+// --fuzzy, --delete-missing-args, --size-only, --ignore-existing, --existing, --update,
+// --max-size/--min-size, --append (a sum head alone) and --inplace --backup (the backup copy as
+// the basis). All file
 // access goes through the caller's `LocalTree`.
 // Counterpart: rsync generator.c generate_files, recv_generator, itemize, quick_check_ok,
 // try_dests_reg, copy_altdest_file, generate_and_send_sums, check_for_finished_files,

@@ -3,7 +3,8 @@
 // checksum), rebuild each file from literal data and blocks of the local basis into a temporary
 // file next to it, verify the checksum and rename it over the target; a file that fails goes to
 // the redo phase. The basis is the one the request names (protocol/basis.ts: the file, a basis
-// dir's copy, a fuzzy match). Then the sender's stats and the end of the run. Also `doRecv`, which runs the
+// dir's copy, a fuzzy match, the backup copy). --inplace and --append write into the target
+// itself (LocalTree.openInplace). Then the sender's stats and the end of the run. Also `doRecv`, which runs the
 // generator and the receiver side by side as rsync's two processes.
 // Counterpart: rsync receiver.c recv_files / receive_data, rsync.c read_ndx_and_attrs,
 // main.c do_recv / handle_stats / read_final_goodbye.
