@@ -174,6 +174,8 @@ export interface TransferOptions {
   backupDir?: string;
   /** --suffix (default "~", or "" with a backup dir). */
   suffix?: string;
+  /** --partial: keep a partly transferred file (sent to the daemon on a push). */
+  partial?: boolean;
 }
 
 export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
@@ -260,6 +262,7 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (options.modifyWindow !== undefined && push) {
     args.push(options.modifyWindow < 0 ? `-@${options.modifyWindow}` : `--modify-window=${options.modifyWindow}`);
   }
+  if (options.partial && push) args.push('--partial');
   // Both sides act on these (the sender matches blocks for a file rewritten in place).
   if (options.append) args.push(...Array<string>(options.append > 1 ? 2 : 1).fill('--append'));
   else if (options.inplace) args.push('--inplace');

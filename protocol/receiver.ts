@@ -81,6 +81,12 @@ export interface ReceiverOptions extends BasisOptions {
   inplace?: boolean;
   /** --append (1) / --append-verify (2): the data starts where the file here ends (implies inplace). */
   append?: number;
+  /**
+   * --partial: a file whose transfer is cut short (the run fails or is aborted) keeps what arrived,
+   * in place of the target, with mtime 0 so that nothing takes it for finished; the next run
+   * uses it as its basis. Only once literal data came (rsync's cleanup_got_literal).
+   */
+  keepPartial?: boolean;
 }
 
 /** How one file's data is written: in place (and appended from where), or through a temp file. */
@@ -161,7 +167,7 @@ export async function receiveFiles(
     const dataStart = reader.consumed; // rsync's remember_initial_stats
     // A redo is a whole delta again: rsync turns --append off for it (the file stays in place).
     const mode: WriteMode = { inplace: !!options.inplace || !!options.append, append: redoing ? 0 : (options.append ?? 0) };
-    const got = await receiveData(reader, tokens, entry, basis, tree, checksummer, copyBuf, mode, options.sumsHelper, protocol < 29 && !!options.altDest);
+    const got = await receiveData(reader, tokens, entry, basis, tree, checksummer, copyBuf, mode, !!options.keepPartial, options.sumsHelper, protocol < 29 && !!options.altDest);
     stats.literalBytes += got.literalBytes;
     stats.matchedBytes += got.matchedBytes;
     options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes, bytesRead: reader.consumed - dataStart, xname, fileSum: got.fileSum });
@@ -210,6 +216,7 @@ async function receiveData(
   checksummer: Checksummer,
   copyBuf: Buffer,
   mode: WriteMode,
+  keepPartial: boolean,
   sumsHelper?: SumsHelper,
   firstBasisDirFallback = false,
 ): Promise<DataResult> {
@@ -332,6 +339,13 @@ async function receiveData(
       committed = true;
     }
     return { ok, literalBytes, matchedBytes, fileSum: theirs };
+  } catch (e) {
+    // rsync/cleanup.c: exit_cleanup (keep_partial: finish_transfer of the temp file, modtime 0)
+    if (keepPartial && !committed && !inplace && literalBytes > 0) {
+      committed = true;
+      await temp.commit({ ...entry, mtime: 0, mtimeNsec: 0 }).catch(() => temp.discard());
+    }
+    throw e;
   } finally {
     await basis?.close();
     if (!committed) await temp.discard();

@@ -7,11 +7,14 @@
 // --append-verify, -b, --suffix, --backup-dir (with --delete: deletions are kept too).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, mkdir, chmod } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, mkdir, chmod, readFile } from 'node:fs/promises';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { lsyncd, run, type RunResult } from './helpers/cli.js';
+import { CLI, lsyncd, run, type RunResult } from './helpers/cli.js';
 import { snapshot, diffTrees, type Tree } from './helpers/tree.js';
 import { pseudoRandom, setTimes, T0 } from './helpers/fstree.js';
 import { startBoth, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
@@ -183,6 +186,76 @@ test('--inplace and --append send only what changed: literal data from the stats
   // Only the 2,500 lines past the 1,500 already here travel.
   assert.is(statNumber(appended.stdout, 'Literal data'), 2500 * 18);
   assert.is(statNumber(appended.stdout, 'Matched data'), 0);
+});
+
+/**
+ * Runs `command` in a process group of its own and stops the group with SIGTERM once `ready()`
+ * holds (a transfer is under way), as a terminal's Ctrl-C reaches rsync's two processes.
+ */
+function interrupted(command: string, args: string[], ready: () => boolean): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    let closed = false;
+    const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const poll = setInterval(() => {
+      if (!closed && ready()) {
+        clearInterval(poll);
+        process.kill(-child.pid!, 'SIGTERM');
+      }
+    }, 5);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      closed = true;
+      clearInterval(poll);
+      clearTimeout(killer);
+      resolve({ status, stderr });
+    });
+  });
+}
+
+/** The size of the temp file (`.NAME.XXXXXX`) being written in `dir`, 0 when there is none. */
+function tempSize(dir: string, name: string): number {
+  if (!existsSync(dir)) return 0;
+  const temp = readdirSync(dir).find((n) => n.startsWith(`.${name}.`));
+  return temp ? (statSync(join(dir, temp), { throwIfNoEntry: false })?.size ?? 0) : 0;
+}
+
+test('--partial: a pull cut short keeps what arrived (mtime 0) and the next run resumes from it, as rsync', async () => {
+  const name = 'partial';
+  const src = join(daemon.modulePath('src'), name);
+  await rm(src, { recursive: true, force: true });
+  await mkdir(src, { recursive: true });
+  const SIZE = 96 * 1024 * 1024;
+  await writeFile(join(src, 'big.bin'), randomBytes(SIZE));
+  await setTimes(src);
+  const url = `rsync://127.0.0.1:${daemon.port}/src/${name}/`;
+  for (const who of ['rsync', 'lsyncd'] as const) {
+    const dest = join(work, 'partial', who);
+    await rm(dest, { recursive: true, force: true });
+    await mkdir(dest, { recursive: true });
+    const ready = () => tempSize(dest, 'big.bin') >= 8 * 1024 * 1024;
+    const { status, stderr } =
+      who === 'rsync'
+        ? await interrupted('rsync', ['-rlpt', '--partial', url, dest + '/'], ready)
+        : await interrupted(process.execPath, [CLI, '--once', '--partial', url, dest + '/'], ready);
+    assert.is(status, 20, `${who}: ${stderr}`);
+    // What arrived is the file now, dated 1970 so that nothing takes it for finished.
+    const kept = statSync(join(dest, 'big.bin'));
+    assert.ok(kept.size >= 8 * 1024 * 1024 && kept.size < SIZE, `${who}: kept ${kept.size}`);
+    assert.is(Math.floor(kept.mtimeMs / 1000), 0, who);
+    const keptSize = kept.size;
+    // The next run uses it as the basis: what is there already comes back as matched data.
+    const resumed = who === 'rsync' ? await run('rsync', ['-rlpt', '--partial', '--stats', url, dest + '/']) : await lsyncd(['--once', '--partial', '--stats', url, dest + '/']);
+    assert.is(resumed.status, 0, runText(resumed));
+    const matched = statNumber(resumed.stdout, 'Matched data');
+    const literal = statNumber(resumed.stdout, 'Literal data');
+    // (rsync's own resume leaves a few hundred KiB of the kept part to literal data too.)
+    assert.ok(matched >= keptSize * 0.9, `${who}: matched ${matched} of ${keptSize} kept`);
+    assert.is(matched + literal, SIZE, who);
+    assert.ok((await readFile(join(dest, 'big.bin'))).equals(await readFile(join(src, 'big.bin'))), who);
+  }
 });
 
 test('serverArgs sends the receiving options as rsync server_options does, and the daemon parses them back', () => {

@@ -75,6 +75,7 @@ export interface CliOptions {
   sizeOnly?: boolean;
   maxSize?: string;
   minSize?: string;
+  partial?: boolean;
   inplace?: boolean;
   append?: boolean;
   appendVerify?: boolean;
@@ -186,6 +187,7 @@ function receivingOptions(o: CliOptions): Partial<TransferOptions> {
     ...(o.fuzzy && { fuzzy: o.fuzzy }),
     ...(o.maxSize !== undefined && { maxSize: sizeOption(o.maxSize, 'max-size') }),
     ...(o.minSize !== undefined && { minSize: sizeOption(o.minSize, 'min-size') }),
+    ...(o.partial && { partial: true }),
     ...(o.inplace && { inplace: true }),
     ...((o.append || o.appendVerify) && { append: o.appendVerify ? 2 : 1 }),
     ...((o.backup || o.backupDir !== undefined) && { backup: true }),
@@ -278,6 +280,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--size-only', 'pull: skip files that match in size')
     .option('--max-size <SIZE>', "don't transfer any file larger than SIZE (10k, 1.5M: rsync's units)")
     .option('--min-size <SIZE>', "don't transfer any file smaller than SIZE")
+    .option('--partial', 'keep partially transferred files (the next run resumes from them)')
     .option('--inplace', 'update destination files in place')
     .option('--append', 'append data onto shorter files')
     .option('--append-verify', '--append with the old data in the file checksum')

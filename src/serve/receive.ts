@@ -45,6 +45,8 @@ function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; nu
     ...(args.maxSize !== undefined && { maxSize: sizeLimit(args.maxSize, 'max-size') }),
     ...(args.minSize !== undefined && { minSize: sizeLimit(args.minSize, 'min-size') }),
     ...(args.inplace && { inplace: true }),
+    // --partial (not --partial-dir, which is not done yet: such a file is discarded as before).
+    ...(args.partial && args.partialDir === undefined && { partial: true }),
     ...(args.append > 0 && { append: Math.min(args.append, 2) }),
     ...((args.backup || args.backupDir !== undefined) && { backup: true }),
     // rsyncd sanitizes the backup dir (sanitize_paths): no leading '/', no '..' above the destination.

@@ -141,6 +141,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(transfer.maxSize !== undefined && { maxSize: transfer.maxSize }),
     ...(transfer.minSize !== undefined && { minSize: transfer.minSize }),
     ...(transfer.inplace && { inplace: true }),
+    ...(transfer.partial && { keepPartial: true }),
     ...(backing && (transfer.inplace || transfer.append) && { inplaceBackup: true }),
     ...(transfer.append && { append: transfer.append }),
     deleteMissingArgs: transfer.deleteMissingArgs ?? false,
