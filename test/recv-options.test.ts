@@ -4,7 +4,8 @@
 // reuses blocks in place and --append sends only the tail). Both places we receive: our pull from
 // a real rsyncd (against rsync's own pull), and a stock rsync pushing into `lsyncd serve` (against
 // the same push into rsyncd). Options: --max-size, --min-size, --inplace, --append,
-// --append-verify, -b, --suffix, --backup-dir (with --delete: deletions are kept too).
+// --append-verify, -b, --suffix, --backup-dir (with --delete: deletions are kept too), and
+// --partial (a transfer interrupted, then resumed from what it kept).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtemp, rm, writeFile, mkdir, chmod, readFile } from 'node:fs/promises';
@@ -254,6 +255,37 @@ test('--partial: a pull cut short keeps what arrived (mtime 0) and the next run 
     // (rsync's own resume leaves a few hundred KiB of the kept part to literal data too.)
     assert.ok(matched >= keptSize * 0.9, `${who}: matched ${matched} of ${keptSize} kept`);
     assert.is(matched + literal, SIZE, who);
+    assert.ok((await readFile(join(dest, 'big.bin'))).equals(await readFile(join(src, 'big.bin'))), who);
+  }
+});
+
+test('--partial: a stock push cut short leaves lsyncd serve what rsyncd keeps, and resumes from it', async () => {
+  const name = 'partial-push';
+  const src = join(work, 'push-src', name);
+  await rm(src, { recursive: true, force: true });
+  await mkdir(src, { recursive: true });
+  const SIZE = 96 * 1024 * 1024;
+  await writeFile(join(src, 'big.bin'), randomBytes(SIZE));
+  await setTimes(src);
+  for (const d of [theirs, ours]) {
+    const dest = join(d.dir, 'push', name);
+    await rm(dest, { recursive: true, force: true });
+    await mkdir(dest, { recursive: true });
+    const url = daemonUrl(d, `push/${name}/`);
+    const { status, stderr } = await interrupted('rsync', ['-rlpt', '--partial', src + '/', url], () => tempSize(dest, 'big.bin') >= 8 * 1024 * 1024);
+    assert.is(status, 20, stderr);
+    const who = d === ours ? 'lsyncd serve' : 'rsyncd';
+    // The daemon sees the connection end; what arrived is kept (rsyncd may still be finishing it).
+    let kept = statSync(join(dest, 'big.bin'), { throwIfNoEntry: false });
+    for (let i = 0; i < 200 && (!kept || tempSize(dest, 'big.bin') > 0); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      kept = statSync(join(dest, 'big.bin'), { throwIfNoEntry: false });
+    }
+    assert.ok(kept && kept.size > 0 && kept.size < SIZE, `${who}: kept ${kept?.size}`);
+    assert.is(Math.floor(kept!.mtimeMs / 1000), 0, who);
+    const resumed = await run('rsync', ['-rlpt', '--partial', '--stats', src + '/', url]);
+    assert.is(resumed.status, 0, runText(resumed));
+    assert.ok(statNumber(resumed.stdout, 'Matched data') >= kept!.size * 0.9, `${who}: ${resumed.stdout}`);
     assert.ok((await readFile(join(dest, 'big.bin'))).equals(await readFile(join(src, 'big.bin'))), who);
   }
 });
