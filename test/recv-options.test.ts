@@ -8,7 +8,8 @@
 // --partial (a transfer interrupted, then resumed from what it kept).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, mkdir, chmod, readFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, mkdir, chmod, readFile, symlink } from 'node:fs/promises';
+import { DestTree, UnsafePathError } from '../src/transfer/dest-tree.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -312,6 +313,28 @@ test('serverArgs sends the receiving options as rsync server_options does, and t
   const plain = serverArgs({ ...DEFAULT_TRANSFER, backup: true, suffix: '~', inplace: true }, 31, 'mod');
   assert.not.ok(plain.some((a) => a.startsWith('--suffix')), plain.join(' '));
   assert.ok(plain.includes('--inplace'));
+});
+
+test('DestTree backups: a backup dir outside the module, through a symlink, or the destination itself with no suffix is refused', async () => {
+  const root = join(work, 'confine');
+  await rm(root, { recursive: true, force: true });
+  await mkdir(join(root, 'module', 'dest'), { recursive: true });
+  await mkdir(join(root, 'elsewhere'));
+  await writeFile(join(root, 'module', 'dest', 'f.txt'), 'old\n');
+  const attrs = { perms: true, times: true, owner: false, group: false, umask: 0o022, modifyWindow: 0 };
+  const dest = join(root, 'module', 'dest');
+  const confineBasisTo = join(root, 'module');
+  assert.throws(() => new DestTree(dest, attrs, { confineBasisTo, backup: { dir: '../../elsewhere', suffix: '' } }), (e: unknown) => e instanceof UnsafePathError);
+  assert.throws(() => new DestTree(dest, attrs, { backup: { dir: '.', suffix: '' } }), /--suffix cannot be empty when --backup-dir is the same as the dest dir/);
+  assert.throws(() => new DestTree(dest, attrs, { backup: { suffix: 'a/b' } }), /--suffix cannot contain slashes/);
+  // A symlink where the backup dir should be: the backup is refused and the file stays.
+  await symlink(join(root, 'elsewhere'), join(root, 'module', 'bak'));
+  const tree = new DestTree(dest, attrs, { confineBasisTo, backup: { dir: '../bak', suffix: '' } });
+  let refused = false;
+  await tree.remove(Buffer.from('f.txt')).catch((e: unknown) => (refused = e instanceof UnsafePathError));
+  assert.ok(refused);
+  assert.ok(existsSync(join(dest, 'f.txt')));
+  assert.equal(readdirSync(join(root, 'elsewhere')), []);
 });
 
 test('a bad --max-size is a usage error before anything moves', async () => {

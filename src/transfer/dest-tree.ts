@@ -190,7 +190,11 @@ export class DestTree implements LocalTree {
       if (suffix.includes('/')) throw new RsyncError('ERR_RSYNC_OPTIONS', `--suffix cannot contain slashes: ${suffix}`, EXIT.SYNTAX);
       if (dir === undefined && !suffix) throw new RsyncError('ERR_RSYNC_OPTIONS', '--suffix cannot be empty without a --backup-dir', EXIT.SYNTAX);
       let dirChain: Buffer[] | null = null;
-      if (dir !== undefined) {
+      // A backup dir that is the destination itself is none (rsync's parse_arguments).
+      if (dir !== undefined && resolvePath(root, dir) === resolvePath(root) && !suffix) {
+        throw new RsyncError('ERR_RSYNC_OPTIONS', '--suffix cannot be empty when --backup-dir is the same as the dest dir', EXIT.SYNTAX);
+      }
+      if (dir !== undefined && resolvePath(root, dir) !== resolvePath(root)) {
         const abs = resolvePath(root, dir);
         const from = confine ?? '/';
         const rel = relativePath(from, abs);
