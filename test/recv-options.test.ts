@@ -315,6 +315,41 @@ test('serverArgs sends the receiving options as rsync server_options does, and t
   assert.ok(plain.includes('--inplace'));
 });
 
+test('our push with -b --delete and --max-size into rsyncd: as rsync pushes them, backups kept across runs', async () => {
+  const name = 'our-push';
+  const src = join(work, 'push-src', name);
+  await rm(src, { recursive: true, force: true });
+  await source(src);
+  const options = ['-b', '--delete', '--max-size=100000'];
+  const ref = join(theirs.dir, 'push', `${name}-ref`);
+  const got = join(theirs.dir, 'push', `${name}-ours`);
+  for (const dest of [ref, got]) {
+    await rm(dest, { recursive: true, force: true });
+    await staleDest(dest);
+  }
+  const both = async () => {
+    const r = await run('rsync', ['-rlpt', ...options, '--stats', '--no-inc-recursive', src + '/', daemonUrl(theirs, `push/${name}-ref/`)]);
+    const o = await lsyncd(['--once', '--stats', ...options, src + '/', daemonUrl(theirs, `push/${name}-ours/`)]);
+    assert.is(r.status, 0, runText(r));
+    assert.is(o.status, 0, runText(o));
+    sameStats(r, o, options.join(' '));
+    await assertSameTrees(ref, got, `our push ${options.join(' ')}`, true);
+  };
+  await both();
+  // A second run after a deletion at the source: the backups of the first run stay (protected).
+  await rm(join(src, 'mid.txt'));
+  await both();
+  assert.ok(existsSync(join(got, 'small.txt~')) && existsSync(join(got, 'mid.txt~')));
+});
+
+test('our push refuses --inplace and --append (its sender does not do their part yet)', async () => {
+  for (const option of ['--inplace', '--append', '--append-verify']) {
+    const r = await lsyncd(['--once', option, work + '/', daemonUrl(theirs, 'push/never/')]);
+    assert.is(r.status, 1, runText(r));
+    assert.match(r.stderr.toString(), new RegExp(`${option} is not supported on a push yet`));
+  }
+});
+
 test('DestTree backups: a backup dir outside the module, through a symlink, or the destination itself with no suffix is refused', async () => {
   const root = join(work, 'confine');
   await rm(root, { recursive: true, force: true });

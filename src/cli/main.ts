@@ -196,6 +196,28 @@ function receivingOptions(o: CliOptions): Partial<TransferOptions> {
   };
 }
 
+/**
+ * The receiving options a push hands to the daemon: those only its generator and receiver act on
+ * (-b, --backup-dir, --suffix, --partial, --max-size, --min-size). --inplace and --append need
+ * the sender's part too (no match behind the write position; the tail only), which our sender
+ * does not do yet: refused on a push rather than ignored.
+ */
+// rsync/options.c: server_options (what a sending client passes on)
+function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
+  if (o.inplace || o.append || o.appendVerify) {
+    throw new UsageError(`--${o.inplace ? 'inplace' : o.append ? 'append' : 'append-verify'} is not supported on a push yet (a pull takes it)`);
+  }
+  const all = receivingOptions(o);
+  return {
+    ...(all.backup && { backup: true }),
+    ...(all.backupDir !== undefined && { backupDir: all.backupDir }),
+    ...(all.suffix !== undefined && { suffix: all.suffix }),
+    ...(all.partial && { partial: true }),
+    ...(all.maxSize !== undefined && { maxSize: all.maxSize }),
+    ...(all.minSize !== undefined && { minSize: all.minSize }),
+  };
+}
+
 /** --max-size/--min-size: rsync's size argument (10k, 1.5M, 100) in bytes, or its error as a usage error. */
 // rsync/options.c: parse_arguments (OPT_MAX_SIZE / OPT_MIN_SIZE)
 function sizeOption(text: string, name: string): number {
@@ -451,7 +473,12 @@ function lineWriter(charset: ReturnType<typeof charsetFromEnv>) {
 }
 
 async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAddress>, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
-  const transfer = transferOptions(options);
+  const transfer: TransferOptions = { ...transferOptions(options), ...pushedReceivingOptions(options) };
+  // -b --delete without a backup dir: the backups are protected on the daemon, as rsync's client
+  // protects them (its "P *SUFFIX" rule, sent with the list).
+  if (transfer.backup && transfer.backupDir === undefined && transfer.delete && !transfer.deleteExcluded) {
+    rules = [...rules, { kind: 'filter', value: `P *${transfer.suffix ?? '~'}` }];
+  }
   const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
   const started = Date.now();
   let transferred = 0;
