@@ -161,6 +161,21 @@ export interface TransferOptions {
   compress?: { choice?: string; level?: number };
   /** --skip-compress LIST (sent to a sending daemon, as rsync's client does on a pull). */
   skipCompress?: string;
+  /** --max-size / --min-size in bytes (sent to the daemon on a push as rsync sends them: the byte count). */
+  maxSize?: number;
+  minSize?: number;
+  /** --inplace: files are rebuilt in the destination file itself (both sides must know: the sender matches accordingly). */
+  inplace?: boolean;
+  /** --append (1) / --append-verify (2); implies --inplace. */
+  append?: number;
+  /** -b / --backup: replaced and deleted files are kept (NAME~, or under backupDir). */
+  backup?: boolean;
+  /** --backup-dir DIR (implies --backup; relative to the destination). */
+  backupDir?: string;
+  /** --suffix (default "~", or "" with a backup dir). */
+  suffix?: string;
+  /** --partial: keep a partly transferred file (sent to the daemon on a push). */
+  partial?: boolean;
 }
 
 export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
@@ -197,6 +212,7 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   const push = !pull;
   let flags = '-';
   flags += 'v'.repeat(Math.min(options.verbose, 9));
+  if (options.backup || options.backupDir !== undefined) flags += 'b';
   if (options.update) flags += 'u';
   if (options.dryRun) flags += 'n';
   if (options.links) flags += 'l';
@@ -220,11 +236,16 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (options.itemize && push) args.push('--log-format=%i');
   if (options.timeout) args.push(`--timeout=${options.timeout}`);
   if (compress.level !== undefined) args.push(`--compress-level=${compress.level}`);
+  if (options.backupDir !== undefined) args.push('--backup-dir', escapeOptionArg(options.backupDir));
+  // rsync sends --suffix only when it is not the default ("~", or "" with a backup dir).
+  if (options.suffix !== undefined && options.suffix !== (options.backupDir !== undefined ? '' : '~')) args.push(`--suffix=${escapeOptionArg(options.suffix)}`);
   if (options.checksumChoice) args.push(`--checksum-choice=${options.checksumChoice}`);
   if (compress.choiceArg) args.push(compress.choiceArg);
   if (push) {
     // Deletion happens on the receiving side: only a push asks the daemon for it.
     if (options.maxDelete !== undefined) args.push(options.maxDelete > 0 ? `--max-delete=${options.maxDelete}` : '--max-delete=-1');
+    if (options.minSize !== undefined) args.push(`--min-size=${options.minSize}`);
+    if (options.maxSize !== undefined) args.push(`--max-size=${options.maxSize}`);
     const deleting = options.delete || options.deleteWhen !== undefined;
     if (options.deleteWhen) args.push(`--delete-${options.deleteWhen}`);
     else if (deleting && !options.deleteExcluded) args.push('--delete');
@@ -241,6 +262,10 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (options.modifyWindow !== undefined && push) {
     args.push(options.modifyWindow < 0 ? `-@${options.modifyWindow}` : `--modify-window=${options.modifyWindow}`);
   }
+  if (options.partial && push) args.push('--partial');
+  // Both sides act on these (the sender matches blocks for a file rewritten in place).
+  if (options.append) args.push(...Array<string>(options.append > 1 ? 2 : 1).fill('--append'));
+  else if (options.inplace) args.push('--inplace');
   if (options.ignoreErrors) args.push('--ignore-errors');
   if (options.numericIds) args.push('--numeric-ids');
   if (push) {

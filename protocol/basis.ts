@@ -38,6 +38,8 @@ export interface BasisOptions {
   altDest?: AltDest;
   /** --fuzzy: 1 (-y) looks in the file's directory, 2 (-yy) also in the basis directories. */
   fuzzy?: number;
+  /** --inplace with --backup: a file rewritten in place has its backup copy as the basis (FNAMECMP_BACKUP). */
+  inplaceBackup?: boolean;
 }
 
 /**
@@ -56,6 +58,8 @@ export function checkBasisProtocol(options: BasisOptions, protocol: number): voi
 export interface BasisPlace {
   name: Buffer;
   dir?: number;
+  /** The backup copy of `name` (--inplace --backup). */
+  backup?: true;
 }
 
 /** rsync's fuzzy_basis count: how many directories -y / -yy look in (the destination first). */
@@ -89,6 +93,10 @@ function checkXname(xname: Buffer, of: Buffer): void {
 // rsync/receiver.c: recv_files (the fnamecmp_type switch) [pull-receive]
 export function basisPlace(name: Buffer, basisType: number | null, xname: Buffer | null, options: BasisOptions): BasisPlace {
   if (basisType === null || basisType === FNAMECMP_FNAME) return { name };
+  if (basisType === FNAMECMP_BACKUP) {
+    if (!options.inplaceBackup) throw new ProtocolError(`basis type ${basisType} for ${name.toString()} was never asked for`);
+    return { name, backup: true };
+  }
   const dirs = options.altDest?.count ?? 0;
   if (basisType >= FNAMECMP_FUZZY) {
     const j = basisType - FNAMECMP_FUZZY; // 0: the destination, 1 + k: basis dir k

@@ -8,7 +8,9 @@
 // over one GeneratorState; deletion is in delete.ts, where a basis is in basis.ts, the fuzzy
 // match in fuzzy.ts. The receiving-side options: the --delete-WHEN modes, --max-delete,
 // --ignore-errors, --force, the basis directories (--compare-dest, --copy-dest, --link-dest),
-// --fuzzy, --delete-missing-args, --size-only, --ignore-existing, --existing, --update. All file
+// --fuzzy, --delete-missing-args, --size-only, --ignore-existing, --existing, --update,
+// --max-size/--min-size, --append (a sum head alone) and --inplace --backup (the backup copy as
+// the basis). All file
 // access goes through the caller's `LocalTree`.
 // Counterpart: rsync generator.c generate_files, recv_generator, itemize, quick_check_ok,
 // try_dests_reg, copy_altdest_file, generate_and_send_sums, check_for_finished_files,
@@ -54,7 +56,7 @@ import {
   type DeleteOptions,
 } from './delete.js';
 import type { BasisFile, LocalStat, LocalTree } from './local-tree.js';
-import { checkBasisProtocol, FNAMECMP_FNAME, FNAMECMP_FUZZY, fuzzyDirCount, MAX_BASIS_DIRS, type BasisOptions } from './basis.js';
+import { checkBasisProtocol, FNAMECMP_BACKUP, FNAMECMP_FNAME, FNAMECMP_FUZZY, fuzzyDirCount, MAX_BASIS_DIRS, type BasisOptions } from './basis.js';
 import { findFuzzy, type FuzzyCandidate } from './fuzzy.js';
 
 export interface GeneratorOptions extends DeleteOptions, BasisOptions {
@@ -91,6 +93,12 @@ export interface GeneratorOptions extends DeleteOptions, BasisOptions {
   existing?: boolean;
   /** -u / --update: a regular file newer at the destination than in the list is left alone. */
   update?: boolean;
+  /** --max-size: a regular file larger than this many bytes is skipped (not in the redo phase). */
+  maxSize?: number;
+  /** --min-size: a regular file smaller than this many bytes is skipped (not in the redo phase). */
+  minSize?: number;
+  /** --append (1) / --append-verify (2): a file at least as long here is left alone, a shorter one only grows. */
+  append?: number;
   /** --delete-missing-args: a list entry with mode 0 (a missing source argument) deletes that path here. */
   deleteMissingArgs?: boolean;
   /** The caller created the destination directory for this transfer: the list's '.' is itemized as new (rsync's FLAG_DIR_CREATED). */
@@ -451,7 +459,11 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     }
   }
 
-  // 5. A regular file. -u: one newer here stays.
+  // 5. A regular file. --max-size/--min-size: outside the bounds it is skipped (rsync lifts the
+  // bounds for the redo phase); -u: one newer here stays.
+  // (Its "is over max-size" note is an -vv detail, not shown.)
+  if (!redo && options.maxSize !== undefined && entry.size > options.maxSize) return;
+  if (!redo && options.minSize !== undefined && entry.size < options.minSize) return;
   if (options.update && !redo && st && isReg(st.mode) && entry.mtime - st.mtime < state.modifyWindow) return;
   // Something else in its place goes.
   if (st && !isReg(st.mode)) {
@@ -474,8 +486,16 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     itemize(state, ndx, entry, st, 0);
     return;
   }
+  // --append: what is here already at least as long stays as it is (not in the redo phase, where
+  // rsync turns append off).
+  if (options.append && !redo && st && !basis && st.size >= entry.size) return;
   // --fuzzy: a missing file takes a similar one as its basis.
   if (!st && !basis && options.fuzzy) basis = await fuzzyBasis(state, entry);
+  // --inplace --backup: the file as it is now is copied to its backup first, and (with a delta)
+  // that copy is the basis, so the sender may match any of its blocks.
+  if (options.inplaceBackup && st && !basis && doXfers && state.tree.backupCopy && (await state.tree.backupCopy(name)) && !options.wholeFile) {
+    basis = { type: FNAMECMP_BACKUP, name, st, backup: true };
+  }
 
   // 6. The request.
   await requestFile(state, ndx, entry, st, redo, basis);
@@ -508,6 +528,8 @@ export interface RequestBasis {
   xname?: Buffer;
   /** Its stat: the request is itemized against it for a basis dir (not for a fuzzy one). */
   st: LocalStat;
+  /** The file's backup copy (FNAMECMP_BACKUP). */
+  backup?: true;
 }
 
 /**
@@ -735,7 +757,7 @@ export async function requestFile(
   if (basisSt && !options.wholeFile && basisSt.size > 0) {
     // The file being changed is no fuzzy basis for the next ones (rsync's FLAG_FILE_SENT).
     if (state.fuzzyDirs?.dir === dirKey(entry.name)) state.fuzzySent.add(baseName(entry.name).toString('latin1'));
-    file = await state.tree.openBasis(basis ? basis.name : entry.name, basis?.dir);
+    file = basis?.backup ? ((await state.tree.openBackup?.(entry.name)) ?? null) : await state.tree.openBasis(basis ? basis.name : entry.name, basis?.dir);
   }
   if (!file) {
     writeSumHead(writer, null);
@@ -745,12 +767,17 @@ export async function requestFile(
         fullSums: redo,
         ...(options.blockSize && { blockSize: options.blockSize }),
       });
-      const sums =
-        options.sumsHelper && file.fd !== undefined && file.size >= PARALLEL_SUMS_MIN
-          ? await options.sumsHelper.sums(checksummer, file.fd, head)
-          : await generateSums(checksummer, file.chunks(), head);
-      writeSumHead(writer, head);
-      writeSumBlocks(writer, sums);
+      // --append: the head alone says how much is here; the sender sends what follows it.
+      if (options.append && !redo) {
+        writeSumHead(writer, head);
+      } else {
+        const sums =
+          options.sumsHelper && file.fd !== undefined && file.size >= PARALLEL_SUMS_MIN
+            ? await options.sumsHelper.sums(checksummer, file.fd, head)
+            : await generateSums(checksummer, file.chunks(), head);
+        writeSumHead(writer, head);
+        writeSumBlocks(writer, sums);
+      }
     } finally {
       await file.close();
     }

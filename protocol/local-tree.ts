@@ -50,6 +50,17 @@ export interface TempFile {
 }
 
 /**
+ * --inplace (and --append): the target itself, written at its offsets (created when missing).
+ * Writes go straight to the file; `skip` moves past bytes that are already right. `commit` cuts
+ * the file at the position reached and sets the entry's attributes (no rename); `discard` leaves
+ * it as it is now, as rsync does.
+ */
+export interface InplaceFile extends TempFile {
+  /** Move the write position forward by `length` bytes without writing them. */
+  skip(length: number): void;
+}
+
+/**
  * The destination as the roles see it: names are the file list's (relative, '/'-separated raw
  * bytes; '.' is the destination itself). The implementation must refuse any name that would
  * leave the destination (a parent that is a symlink or not a directory) and never follow a
@@ -64,6 +75,15 @@ export interface LocalTree {
   lstat(name: Buffer, basisDir?: number): Promise<LocalStat | null>;
   openBasis(name: Buffer, basisDir?: number): Promise<BasisFile | null>;
   createTemp(name: Buffer): Promise<TempFile>;
+  /**
+   * --inplace with --backup: copy the file as it is now to its backup name (true), before it is
+   * rewritten; false when there is nothing to copy.
+   */
+  backupCopy?(name: Buffer): Promise<boolean>;
+  /** That backup copy, opened as a basis (null when missing). */
+  openBackup?(name: Buffer): Promise<BasisFile | null>;
+  /** --inplace: open the target itself for writing (see InplaceFile). Optional: without it --inplace is refused. */
+  openInplace?(name: Buffer): Promise<InplaceFile>;
   /** A new directory, owner-writable until `setAttrs` gives it its final mode. */
   mkdir(name: Buffer, entry: FileEntry): Promise<void>;
   /** Replace whatever is at `name` with a symlink (atomically). */

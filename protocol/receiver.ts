@@ -3,7 +3,8 @@
 // checksum), rebuild each file from literal data and blocks of the local basis into a temporary
 // file next to it, verify the checksum and rename it over the target; a file that fails goes to
 // the redo phase. The basis is the one the request names (protocol/basis.ts: the file, a basis
-// dir's copy, a fuzzy match). Then the sender's stats and the end of the run. Also `doRecv`, which runs the
+// dir's copy, a fuzzy match, the backup copy). --inplace and --append write into the target
+// itself (LocalTree.openInplace). Then the sender's stats and the end of the run. Also `doRecv`, which runs the
 // generator and the receiver side by side as rsync's two processes.
 // Counterpart: rsync receiver.c recv_files / receive_data, rsync.c read_ndx_and_attrs,
 // main.c do_recv / handle_stats / read_final_goodbye.
@@ -24,7 +25,7 @@ import {
 } from './constants.js';
 import { readNdxAndAttrs, readNdxSkippingDelStats } from './request.js';
 import { generateFiles, RecvChannel, type GeneratorOptions, type GeneratorResult } from './generator.js';
-import type { LocalTree, BasisFile } from './local-tree.js';
+import type { LocalTree, BasisFile, InplaceFile, TempFile } from './local-tree.js';
 import { readSenderStats, type SenderTotals } from './stats.js';
 import { basisPlace, type BasisOptions, type BasisPlace } from './basis.js';
 
@@ -82,6 +83,23 @@ export interface ReceiverOptions extends BasisOptions {
   amServer?: boolean;
   /** -z: the sender's tokens are deflated (zlib or zlibx); unset, simple tokens. */
   compression?: TokenCompression | null;
+  /** --inplace: each file is rebuilt in the target itself (LocalTree.openInplace), blocks already in place not rewritten. */
+  inplace?: boolean;
+  /** --append (1) / --append-verify (2): the data starts where the file here ends (implies inplace). */
+  append?: number;
+  /**
+   * --partial: a file whose transfer is cut short (the run fails or is aborted) keeps what arrived,
+   * in place of the target, with mtime 0 so that nothing takes it for finished; the next run
+   * uses it as its basis. Only once literal data came (rsync's cleanup_got_literal).
+   */
+  keepPartial?: boolean;
+}
+
+/** How one file's data is written: in place (and appended from where), or through a temp file. */
+interface WriteMode {
+  inplace: boolean;
+  /** 0: no; 1: --append; 2: --append-verify (the part already here is hashed too). */
+  append: number;
 }
 
 /** Reusable copy buffer for runs of basis blocks (the largest block is 128 KiB from protocol 30). */
@@ -156,7 +174,9 @@ export async function receiveFiles(
     const dataStart = reader.consumed; // rsync's remember_initial_stats
     options.onReceiveStart?.({ ndx, entry, iflags, xname });
     const onBytes = options.onReceiveBytes && ((offset: number) => options.onReceiveBytes!(entry, offset));
-    const got = await receiveData(reader, tokens, entry, basis, tree, checksummer, copyBuf, options.sumsHelper, protocol < 29 && !!options.altDest, onBytes);
+    // A redo is a whole delta again: rsync turns --append off for it (the file stays in place).
+    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, append: redoing ? 0 : (options.append ?? 0) };
+    const got = await receiveData(reader, tokens, entry, basis, tree, checksummer, copyBuf, mode, !!options.keepPartial, options.sumsHelper, protocol < 29 && !!options.altDest, onBytes);
     stats.literalBytes += got.literalBytes;
     stats.matchedBytes += got.matchedBytes;
     options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes, bytesRead: reader.consumed - dataStart, xname, fileSum: got.fileSum });
@@ -204,6 +224,8 @@ async function receiveData(
   tree: LocalTree,
   checksummer: Checksummer,
   copyBuf: Buffer,
+  mode: WriteMode,
+  keepPartial: boolean,
   sumsHelper?: SumsHelper,
   firstBasisDirFallback = false,
   onBytes?: (offset: number) => void,
@@ -211,7 +233,7 @@ async function receiveData(
   const head = await readSumHead(reader, checksummer.digestLength);
   let basis: BasisFile | null = null;
   if (head.count > 0) {
-    basis = await tree.openBasis(place.name, place.dir);
+    basis = place.backup ? ((await tree.openBackup?.(place.name)) ?? null) : await tree.openBasis(place.name, place.dir);
     // Below 29 no basis type travels: the file itself, else the one basis dir (rsync's receiver).
     if (!basis && firstBasisDirFallback) basis = await tree.openBasis(entry.name, 0);
     if (!basis) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} vanished during the transfer`, EXIT.FILEIO);
@@ -221,11 +243,21 @@ async function receiveData(
       throw new ProtocolError(`sum head for ${entry.name.toString()} describes ${basisLength(head)} bytes, the basis has ${basis.size}`);
     }
   }
-  const temp = await tree.createTemp(entry.name);
+  let temp: TempFile;
+  let inplace: InplaceFile | null = null;
+  if (mode.inplace) {
+    if (!tree.openInplace) throw new RsyncError('ERR_RSYNC_OPTIONS', '--inplace is not supported by this destination', EXIT.SYNTAX);
+    temp = inplace = await tree.openInplace(entry.name);
+  } else {
+    temp = await tree.createTemp(entry.name);
+  }
+  // The basis is the file being rewritten: a block already at its offset is not written again.
+  // So is its backup copy (rsync's updating_basis_or_equiv: the same bytes at the same offsets).
+  const updatingBasis = !!inplace && basis !== null && place.dir === undefined && place.name.equals(entry.name);
   // A big file is hashed on the sums helper's thread from what is written to the temp file; the
-  // main thread only reads, copies and writes.
+  // main thread only reads, copies and writes. (Not in place: the writes do not go in order.)
   const helper =
-    sumsHelper && temp.fd !== undefined && temp.flush && entry.size >= PARALLEL_SUMS_MIN ? sumsHelper.fileDigest(checksummer, temp.fd) : null;
+    !inplace && sumsHelper && temp.fd !== undefined && temp.flush && entry.size >= PARALLEL_SUMS_MIN ? sumsHelper.fileDigest(checksummer, temp.fd) : null;
   const hasher = checksummer.startFile();
   const update = (bytes: Uint8Array): void => {
     if (helper) helper.advance(temp.flushed!);
@@ -234,25 +266,45 @@ async function receiveData(
   let literalBytes = 0;
   let matchedBytes = 0;
   let committed = false;
+  // Where the next byte of the new file goes.
+  let offset = 0;
   // Blocks the daemon matches one after another (block i, i+1, ... of the basis) are gathered
   // into one run and copied with one read per copyBuf: far fewer reads, hash updates and writes
   // than one of each per block.
   let runPos = 0;
   let runLen = 0;
   const copyRun = async (): Promise<void> => {
+    // rsync/receiver.c: receive_data (updating_basis_or_equiv: a block at its own offset is skipped)
+    const inPlace = updatingBasis && runPos === offset;
     for (let pos = runPos, left = runLen; left > 0; ) {
       const n = await basis!.read(copyBuf, Math.min(left, copyBuf.length), pos);
       if (n <= 0) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} shrank during the transfer`, EXIT.FILEIO);
       const piece = copyBuf.subarray(0, n);
       if (tokens.seesBlocks) tokens.seeData!(piece);
-      await temp.write(piece);
+      if (inPlace) inplace!.skip(n);
+      else await temp.write(piece);
       update(piece);
       pos += n;
       left -= n;
+      offset += n;
     }
     runLen = 0;
   };
   try {
+    // --append: the file here is kept up to the length the sum head gives; -verify hashes it too.
+    if (mode.append && head.count > 0) {
+      const kept = basisLength(head);
+      if (mode.append === 2) {
+        for (let pos = 0; pos < kept; ) {
+          const n = await basis!.read(copyBuf, Math.min(kept - pos, copyBuf.length), pos);
+          if (n <= 0) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} shrank during the transfer`, EXIT.FILEIO);
+          hasher.update(copyBuf.subarray(0, n));
+          pos += n;
+        }
+      }
+      inplace!.skip(kept);
+      offset = kept;
+    }
     for (;;) {
       const token = await tokens.read(head.count);
       if ('end' in token) break;
@@ -262,6 +314,7 @@ async function receiveData(
         await temp.write(token.literal);
         update(token.literal);
         literalBytes += token.literal.length;
+        offset += token.literal.length;
         continue;
       }
       // A block of the basis: extends the run when it follows it.
@@ -291,11 +344,19 @@ async function receiveData(
       ours = hasher.digest();
     }
     const ok = Buffer.from(ours).equals(theirs);
-    if (ok) {
+    // In place the file is what it is now, verified or not (rsync finishes it either way).
+    if (ok || inplace) {
       await temp.commit(entry);
       committed = true;
     }
     return { ok, literalBytes, matchedBytes, fileSum: theirs };
+  } catch (e) {
+    // rsync/cleanup.c: exit_cleanup (keep_partial: finish_transfer of the temp file, modtime 0)
+    if (keepPartial && !committed && !inplace && literalBytes > 0) {
+      committed = true;
+      await temp.commit({ ...entry, mtime: 0, mtimeNsec: 0 }).catch(() => temp.discard());
+    }
+    throw e;
   } finally {
     await basis?.close();
     if (!committed) await temp.discard();

@@ -4,7 +4,8 @@
 // NDX_DEL_STATS and NDX_DONEs must be rsync's client's bytes, in every --delete-WHEN mode; the
 // receiving-side options: a basis dir's file or a fuzzy match as the basis (the capture's request
 // with the basis type and xname added), --compare-dest/--copy-dest/--link-dest, --size-only,
-// --ignore-existing, --existing, -u, --max-delete, --delete-missing-args.
+// --ignore-existing, --existing, -u, --max-delete, --delete-missing-args, --max-size/--min-size,
+// --append (the sum head alone).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadCapture, dataStream, memorySink, captureATxt, piecesSource, sessionOf } from './helpers/capture.js';
@@ -124,6 +125,35 @@ test('recvGenerator: one entry at a time: nothing for an up-to-date file, rsync\
   const ours = sink.bytes();
   const theirs = dataStream(loadCapture('pull_delta').c2s, s.decoded, 'c2s').subarray(4, 4 + ours.length);
   assert.equal(ours.toString('hex'), theirs.toString('hex'));
+});
+
+test('--max-size/--min-size skip a changed file outside the bounds (not for a redo); --append sends the sum head alone and skips a file as long here', async () => {
+  const { s, files, checksummer } = await capturedList('pull_delta');
+  const a = byName(files, 'a.txt');
+  const size = files[a]!.size;
+  const run = async (options: Partial<GeneratorOptions>, redo = false, tree = afterInitial()) => {
+    const sink = memorySink();
+    const writer = new ByteWriter(sink);
+    writer.protocol = s.protocol;
+    const state = newGeneratorState(writer, files, tree, checksummer, new RecvChannel(), { ...ARCHIVE, ...options });
+    await recvGenerator(state, a, redo);
+    await writer.flush();
+    return { bytes: sink.bytes(), requested: state.requested };
+  };
+  assert.is((await run({ maxSize: size - 1 })).requested, 0, 'over max-size');
+  assert.is((await run({ minSize: size + 1 })).requested, 0, 'under min-size');
+  assert.is((await run({ maxSize: size, minSize: size })).requested, 1, 'the bounds are inclusive');
+  assert.is((await run({ maxSize: 0 }, true)).bytes.length > 0, true, 'a redo ignores the bounds');
+  // --append: the request is the plain one cut after the sum head (no block sums).
+  const plain = await run({});
+  const appended = await run({ append: 1 });
+  assert.is(appended.requested, 1);
+  assert.ok(appended.bytes.length < plain.bytes.length, 'block sums left out');
+  assert.equal(appended.bytes.toString('hex'), plain.bytes.subarray(0, appended.bytes.length).toString('hex'));
+  // A local file at least as long is left alone.
+  const longer = afterInitial();
+  longer.put('a.txt', S_IFREG | 0o644, T - 5, Buffer.alloc(size + 10, 0x61));
+  assert.is((await run({ append: 1 }, false, longer)).requested, 0);
 });
 
 test('pull_delete after pull_delta: the phase script with --delete; our requests, NDX_DEL_STATS and NDX_DONEs are rsync\'s bytes', async () => {

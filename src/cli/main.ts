@@ -21,6 +21,7 @@ import type { FileEntry } from '../../protocol/flist.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
 import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
+import { parseSizeArg } from '../../protocol/server-args.js';
 import { live as runLive } from './live.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -74,6 +75,15 @@ export interface CliOptions {
   deleteMissingArgs?: boolean;
   ignoreMissingArgs?: boolean;
   sizeOnly?: boolean;
+  maxSize?: string;
+  minSize?: string;
+  partial?: boolean;
+  inplace?: boolean;
+  append?: boolean;
+  appendVerify?: boolean;
+  backup?: boolean;
+  backupDir?: string;
+  suffix?: string;
   ignoreExisting?: boolean;
   existing?: boolean;
   ignoreNonExisting?: boolean;
@@ -201,7 +211,47 @@ function receivingOptions(o: CliOptions): Partial<TransferOptions> {
     ...(o.update && { update: true }),
     ...(alt && { altDest: { kind: alt[0], dirs: alt[1]! } }),
     ...(o.fuzzy && { fuzzy: o.fuzzy }),
+    ...(o.maxSize !== undefined && { maxSize: sizeOption(o.maxSize, 'max-size') }),
+    ...(o.minSize !== undefined && { minSize: sizeOption(o.minSize, 'min-size') }),
+    ...(o.partial && { partial: true }),
+    ...(o.inplace && { inplace: true }),
+    ...((o.append || o.appendVerify) && { append: o.appendVerify ? 2 : 1 }),
+    ...((o.backup || o.backupDir !== undefined) && { backup: true }),
+    ...(o.backupDir !== undefined && { backupDir: o.backupDir }),
+    ...(o.suffix !== undefined && { suffix: o.suffix }),
   };
+}
+
+/**
+ * The receiving options a push hands to the daemon: those only its generator and receiver act on
+ * (-b, --backup-dir, --suffix, --partial, --max-size, --min-size). --inplace and --append need
+ * the sender's part too (no match behind the write position; the tail only), which our sender
+ * does not do yet: refused on a push rather than ignored.
+ */
+// rsync/options.c: server_options (what a sending client passes on)
+function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
+  if (o.inplace || o.append || o.appendVerify) {
+    throw new UsageError(`--${o.inplace ? 'inplace' : o.append ? 'append' : 'append-verify'} is not supported on a push yet (a pull takes it)`);
+  }
+  const all = receivingOptions(o);
+  return {
+    ...(all.backup && { backup: true }),
+    ...(all.backupDir !== undefined && { backupDir: all.backupDir }),
+    ...(all.suffix !== undefined && { suffix: all.suffix }),
+    ...(all.partial && { partial: true }),
+    ...(all.maxSize !== undefined && { maxSize: all.maxSize }),
+    ...(all.minSize !== undefined && { minSize: all.minSize }),
+  };
+}
+
+/** --max-size/--min-size: rsync's size argument (10k, 1.5M, 100) in bytes, or its error as a usage error. */
+// rsync/options.c: parse_arguments (OPT_MAX_SIZE / OPT_MIN_SIZE)
+function sizeOption(text: string, name: string): number {
+  try {
+    return parseSizeArg(text, 'b', name, 0, -1);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 function buildProgram(rules: RuleSource[]): Command {
@@ -276,6 +326,15 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--delete-missing-args', 'pull: delete a missing source path locally')
     .option('--ignore-missing-args', 'pull: ignore a missing source path without error')
     .option('--size-only', 'pull: skip files that match in size')
+    .option('--max-size <SIZE>', "don't transfer any file larger than SIZE (10k, 1.5M: rsync's units)")
+    .option('--min-size <SIZE>', "don't transfer any file smaller than SIZE")
+    .option('--partial', 'keep partially transferred files (the next run resumes from them)')
+    .option('--inplace', 'pull: update destination files in place')
+    .option('--append', 'pull: append data onto shorter files')
+    .option('--append-verify', 'pull: --append with the old data in the file checksum')
+    .option('-b, --backup', 'keep replaced and deleted files (NAME~, or in --backup-dir)')
+    .option('--backup-dir <DIR>', 'make backups into this directory (relative to the destination; implies -b)')
+    .option('--suffix <SUFFIX>', 'backup suffix (default ~ without --backup-dir)')
     .option('--ignore-existing', 'pull: skip updating files that exist locally')
     .option('--existing', 'pull: skip creating new files locally')
     .option('--ignore-non-existing', 'the same as --existing')
@@ -473,7 +532,12 @@ function transferOutput(options: CliOptions, charset: ReturnType<typeof charsetF
 }
 
 async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAddress>, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
-  const transfer = transferOptions(options);
+  const transfer: TransferOptions = { ...transferOptions(options), ...pushedReceivingOptions(options) };
+  // -b --delete without a backup dir: the backups are protected on the daemon, as rsync's client
+  // protects them (its "P *SUFFIX" rule, sent with the list).
+  if (transfer.backup && transfer.backupDir === undefined && transfer.delete && !transfer.deleteExcluded) {
+    rules = [...rules, { kind: 'filter', value: `P *${transfer.suffix ?? '~'}` }];
+  }
   const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
   const started = Date.now();
   // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).

@@ -8,7 +8,7 @@ import type { SetupResult } from '../../protocol/compat.js';
 import { digestLength } from '../../protocol/checksum.js';
 import { flistOptionsFor, receiveFileList } from '../../protocol/flist-recv.js';
 import { recvClientFilters } from '../../protocol/session.js';
-import type { ServerArgs } from '../../protocol/server-args.js';
+import { parseSizeArg, type ServerArgs } from '../../protocol/server-args.js';
 import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, PeerMessages, writeMessage } from '../../protocol/mplex.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { isDir, isLink } from '../../protocol/modes.js';
@@ -42,7 +42,22 @@ function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; nu
     deleteMissingArgs: args.deleteMissingArgs,
     numericIds: args.numericIds || module.numericIds,
     ...(basis.length && { altDest: { kind: basis[0]!.kind, dirs: basis.map((b) => b.dir) } }),
+    ...(args.maxSize !== undefined && { maxSize: sizeLimit(args.maxSize, 'max-size') }),
+    ...(args.minSize !== undefined && { minSize: sizeLimit(args.minSize, 'min-size') }),
+    ...(args.inplace && { inplace: true }),
+    // --partial (not --partial-dir, which is not done yet: such a file is discarded as before).
+    ...(args.partial && args.partialDir === undefined && { partial: true }),
+    ...(args.append > 0 && { append: Math.min(args.append, 2) }),
+    ...((args.backup || args.backupDir !== undefined) && { backup: true }),
+    // rsyncd sanitizes the backup dir (sanitize_paths): no leading '/', no '..' above the destination.
+    ...(args.backupDir !== undefined && { backupDir: sanitizePath(Buffer.from(args.backupDir), 0).toString() || '.' }),
+    ...(args.suffix !== undefined && { suffix: args.suffix }),
   };
+}
+
+/** A --max-size/--min-size argument (already checked by the parse) in bytes. */
+function sizeLimit(arg: string, name: string): number {
+  return parseSizeArg(arg, 'b', name, 0, -1);
 }
 
 // rsync/main.c: do_server_recv

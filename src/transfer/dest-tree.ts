@@ -19,6 +19,8 @@ import {
   readSync,
   writeSync,
   fstatSync,
+  ftruncateSync,
+  copyFileSync,
   fchmodSync,
   fchownSync,
   readdirSync,
@@ -36,9 +38,9 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { isAbsolute, relative as relativePath, resolve as resolvePath } from 'node:path';
 import type { FileEntry } from '../../protocol/flist.js';
-import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, splitDev } from '../../protocol/modes.js';
+import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, splitDev } from '../../protocol/modes.js';
 import { MAXPATHLEN } from '../../protocol/constants.js';
-import type { LocalTree, LocalStat, BasisFile, TempFile } from '../../protocol/local-tree.js';
+import type { LocalTree, LocalStat, BasisFile, TempFile, InplaceFile } from '../../protocol/local-tree.js';
 import { EXIT, ProtocolError, RsyncError } from '../../protocol/errors.js';
 
 /** A name from the daemon that would leave DEST, or go through a symlink or a non-directory. */
@@ -66,6 +68,12 @@ export interface DestTreeOptions {
    * the list name `from` is read and written as `to`, one component in the root.
    */
   rename?: { from: Buffer; to: Buffer };
+  /**
+   * --backup: what a transfer replaces or a deletion removes is kept, renamed to NAME+suffix
+   * beside it, or (with `dir`, relative to the destination) to DIR/NAME+suffix. Confined like the
+   * basis directories: with `confineBasisTo` the backup dir must lie inside it.
+   */
+  backup?: { dir?: string; suffix: string };
 }
 
 /** Which attributes the pull sets (rsync's -p, -t, -o, -g). */
@@ -83,6 +91,8 @@ export interface AttrOptions {
    * (rsync's set_file_attrs applies daemon_chmod_modes there).
    */
   tweakMode?: (mode: number) => number;
+  /** -O (implied by -b without --backup-dir): directories keep the mtime they get, -t or not. */
+  omitDirTimes?: boolean;
 }
 
 const SLASH = 0x2f;
@@ -155,6 +165,8 @@ export class DestTree implements LocalTree {
   private readonly basisChains: Buffer[][];
   /** The one list name received under another name (see DestTreeOptions.rename). */
   private readonly rename: { from: Buffer; to: Buffer } | null;
+  /** --backup: the suffix, and the backup dir's components from the confining directory (or /) down. */
+  private readonly backup: { suffix: Buffer; dirChain: Buffer[] | null } | null;
 
   constructor(
     root: string,
@@ -171,6 +183,28 @@ export class DestTree implements LocalTree {
       const to = this.rename.to;
       if (to.includes(SLASH) || (to.length === 1 && to[0] === 0x2e)) throw new UnsafePathError(`unsafe local name: ${JSON.stringify(to.toString('latin1'))}`);
       checkName(to);
+    }
+    this.backup = null;
+    if (options.backup) {
+      const { dir, suffix } = options.backup;
+      if (suffix.includes('/')) throw new RsyncError('ERR_RSYNC_OPTIONS', `--suffix cannot contain slashes: ${suffix}`, EXIT.SYNTAX);
+      if (dir === undefined && !suffix) throw new RsyncError('ERR_RSYNC_OPTIONS', '--suffix cannot be empty without a --backup-dir', EXIT.SYNTAX);
+      let dirChain: Buffer[] | null = null;
+      // A backup dir that is the destination itself is none (rsync's parse_arguments).
+      if (dir !== undefined && resolvePath(root, dir) === resolvePath(root) && !suffix) {
+        throw new RsyncError('ERR_RSYNC_OPTIONS', '--suffix cannot be empty when --backup-dir is the same as the dest dir', EXIT.SYNTAX);
+      }
+      if (dir !== undefined && resolvePath(root, dir) !== resolvePath(root)) {
+        const abs = resolvePath(root, dir);
+        const from = confine ?? '/';
+        const rel = relativePath(from, abs);
+        if (rel === '..' || rel.startsWith('../') || isAbsolute(rel)) throw new UnsafePathError(`backup directory ${dir} is outside ${from}`);
+        dirChain = [];
+        let at = from === '/' ? '' : from;
+        for (const part of rel.split('/').filter(Boolean)) dirChain.push(Buffer.from((at = `${at}/${part}`)));
+        if (!dirChain.length) dirChain.push(Buffer.from(from));
+      }
+      this.backup = { suffix: Buffer.from(suffix), dirChain };
     }
     for (const dir of options.basisDirs ?? []) {
       const abs = resolvePath(root, dir);
@@ -253,6 +287,61 @@ export class DestTree implements LocalTree {
     return (await this.path(name, true))!;
   }
 
+  /**
+   * --backup: move what is at `p` (list name `name`) to its backup name; false when there is
+   * nothing to keep there. A directory is never moved (its contents are, one by one, by remove).
+   */
+  // rsync/backup.c: make_backup (link_or_rename; an old backup in the way is deleted first)
+  private keepBackup(name: Buffer, p: Buffer): boolean {
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (!st || st.isDirectory()) return false;
+    const target = this.backupTarget(name, p);
+    const old = lstatSync(target, { throwIfNoEntry: false });
+    if (old) rmSync(target, { recursive: true, force: true });
+    renameSync(p, target);
+    this.checkedDirs.clear();
+    return true;
+  }
+
+  /**
+   * DIR/NAME+suffix, its directories made as needed (each with the mode of the destination's
+   * directory of the same name, as rsync's copy_valid_path gives them), never through a symlink.
+   */
+  // rsync/backup.c: get_backup_name, copy_valid_path
+  private backupDirPath(name: Buffer, p: Buffer): Buffer {
+    const chain = this.backup!.dirChain!;
+    for (const dir of chain) this.realDir(dir, 0o777);
+    let at = chain[chain.length - 1]!;
+    let start = 0;
+    for (let slash = name.indexOf(SLASH); slash >= 0; slash = name.indexOf(SLASH, slash + 1)) {
+      at = Buffer.concat([at, Buffer.from('/'), name.subarray(start, slash)]);
+      const source = lstatSync(Buffer.concat([this.root, Buffer.from('/'), name.subarray(0, slash)]), { throwIfNoEntry: false });
+      this.realDir(at, source?.isDirectory() ? source.mode & CHMOD_BITS : 0o777);
+      start = slash + 1;
+    }
+    void p;
+    return Buffer.concat([at, Buffer.from('/'), name.subarray(start), this.backup!.suffix]);
+  }
+
+  /** A directory on the backup path: made when missing, refused when a symlink or not a directory. */
+  private realDir(dir: Buffer, mode: number): void {
+    const st = lstatSync(dir, { throwIfNoEntry: false });
+    if (!st) {
+      mkdirSync(dir, { mode: mode & ~process.umask() });
+      if (mode !== 0o777) chmodSync(dir, mode);
+      return;
+    }
+    if (st.isSymbolicLink()) throw new UnsafePathError(`refusing a backup directory through a symlink: ${dir.toString()}`);
+    if (!st.isDirectory()) throw new RsyncError('ERR_RSYNC_FILEIO', `backup path ${dir.toString()} is not a directory`, EXIT.FILEIO);
+  }
+
+  /** Whether a name is itself a backup (ends in the suffix, no backup dir): deleted, not kept again. */
+  // rsync/generator.c: is_backup_file
+  private isBackupName(name: Buffer): boolean {
+    const b = this.backup!;
+    return !b.dirChain && name.length > b.suffix.length && name.subarray(name.length - b.suffix.length).equals(b.suffix);
+  }
+
   async lstat(name: Buffer, basisDir?: number): Promise<LocalStat | null> {
     const p = await this.path(name, false, basisDir);
     if (!p) return null;
@@ -313,11 +402,97 @@ export class DestTree implements LocalTree {
         if (isErrno(e, 'EEXIST') && attempt < 10) continue;
         throw e;
       }
-      return this.tempFile(fd, tmp, p);
+      return this.tempFile(fd, tmp, p, this.backup ? name : null);
     }
   }
 
-  private tempFile(fd: number, tmp: Buffer, target: Buffer): TempFile {
+  // rsync/generator.c: recv_generator (the inplace backup: get_backup_name, then copy_file)
+  async backupCopy(name: Buffer): Promise<boolean> {
+    if (!this.backup) return false;
+    const p = await this.must(name);
+    const before = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+    if (!before?.isFile()) return false;
+    const target = this.backupTarget(name, p);
+    rmSync(target, { recursive: true, force: true });
+    copyFileSync(p, target);
+    chmodSync(target, Number(before.mode) & CHMOD_BITS);
+    setTimesPath(target, Number(before.mtimeNs / 1_000_000_000n), Number(before.mtimeNs % 1_000_000_000n), false);
+    return true;
+  }
+
+  async openBackup(name: Buffer): Promise<BasisFile | null> {
+    if (!this.backup) return null;
+    const p = await this.must(name);
+    let fd: number;
+    try {
+      fd = openSync(this.backupTarget(name, p), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (e) {
+      if (isErrno(e, 'ENOENT') || isErrno(e, 'ELOOP')) return null;
+      throw e;
+    }
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      closeSync(fd);
+      return null;
+    }
+    return fileBasis(fd, st.size);
+  }
+
+  /** The backup name of `name` (at `p`): beside it, or in the backup dir. */
+  private backupTarget(name: Buffer, p: Buffer): Buffer {
+    return this.backup!.dirChain ? this.backupDirPath(name, p) : Buffer.concat([p, this.backup!.suffix]);
+  }
+
+  // rsync/receiver.c: recv_files (the inplace open: O_WRONLY|O_CREAT on the target, 0600) + receive_data's ftruncate
+  async openInplace(name: Buffer): Promise<InplaceFile> {
+    const p = await this.must(name);
+    const before = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+    if (before?.isSymbolicLink()) throw new UnsafePathError(`refusing to write in place through a symlink: ${name.toString()}`);
+    const existing = before ? toLocalStat(before) : null;
+    const fd = openSync(p, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    if (!fstatSync(fd).isFile()) {
+      closeSync(fd);
+      throw new RsyncError('ERR_RSYNC_FILEIO', `cannot write ${name.toString()} in place: not a regular file`, EXIT.FILEIO);
+    }
+    const attrs = this.attrs;
+    let pos = 0;
+    let closed = false;
+    const close = (): void => {
+      if (!closed) closeQuietly(fd);
+      closed = true;
+    };
+    return {
+      write: async (bytes) => {
+        for (let at = 0; at < bytes.length; ) {
+          const n = writeSync(fd, bytes, at, bytes.length - at, pos);
+          at += n;
+          pos += n;
+        }
+      },
+      skip: (length) => {
+        pos += length;
+      },
+      commit: async (entry) => {
+        try {
+          ftruncateSync(fd, pos);
+          if (attrs.owner || attrs.group) {
+            try {
+              fchownSync(fd, attrs.owner ? entry.uid : -1, attrs.group ? entry.gid : -1);
+            } catch {
+              // as in the temp file's commit: not fatal
+            }
+          }
+          fchmodSync(fd, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask)));
+          if (attrs.times) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
+        } finally {
+          close();
+        }
+      },
+      discard: async () => close(),
+    };
+  }
+
+  private tempFile(fd: number, tmp: Buffer, target: Buffer, backupName: Buffer | null): TempFile {
     let closed = false;
     let done = false;
     const attrs = this.attrs;
@@ -379,6 +554,7 @@ export class DestTree implements LocalTree {
         if (attrs.times) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
         closeSync(fd);
         closed = true;
+        if (backupName) this.keepBackup(backupName, target);
         renameSync(tmp, target);
         done = true;
       },
@@ -405,6 +581,7 @@ export class DestTree implements LocalTree {
     const tmp = siblingTemp(p);
     symlinkSync(target, tmp);
     try {
+      if (this.backup) this.keepBackup(name, p);
       renameSync(tmp, p); // replaces a file or a symlink; a directory was removed before
     } catch (e) {
       unlinkQuietly(tmp);
@@ -465,6 +642,7 @@ export class DestTree implements LocalTree {
     const tmp = siblingTemp(p);
     linkSync(from, tmp);
     try {
+      if (this.backup) this.keepBackup(name, p);
       renameSync(tmp, p);
     } catch (e) {
       unlinkQuietly(tmp);
@@ -476,8 +654,24 @@ export class DestTree implements LocalTree {
     if (name.length === 1 && name[0] === 0x2e) throw new UnsafePathError('refusing to remove the destination itself');
     const p = await this.must(name);
     this.checkedDirs.clear();
+    if (this.backup) return this.removeKeepingBackups(name, p);
     // rm never follows a symlink: a link to a directory outside goes, not what it points to.
     rmSync(p, { recursive: true, force: true });
+  }
+
+  /** --backup: each non-directory kept (unless it is a backup itself), the directories removed. */
+  // rsync/delete.c: delete_item (make_backup instead of unlink) + delete_dir_contents
+  private removeKeepingBackups(name: Buffer, p: Buffer): void {
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (!st) return;
+    if (st.isDirectory()) {
+      for (const child of readdirSync(p, { encoding: 'buffer' })) {
+        this.removeKeepingBackups(Buffer.concat([name, Buffer.from('/'), child]), Buffer.concat([p, Buffer.from('/'), child]));
+      }
+      rmSync(p, { recursive: true, force: true });
+      return;
+    }
+    if (this.isBackupName(name) || !this.keepBackup(name, p)) rmSync(p, { force: true });
   }
 
   async list(dir: Buffer, basisDir?: number): Promise<Buffer[]> {
@@ -520,7 +714,7 @@ export class DestTree implements LocalTree {
     if ((this.attrs.owner || this.attrs.group) && (st.uid !== entry.uid || st.gid !== entry.gid)) return true;
     const perms = this.wantedPerms(st.mode, entry);
     if (perms !== null && (st.mode & CHMOD_BITS) !== perms) return true;
-    if (!this.attrs.times) return false;
+    if (!this.attrs.times || (this.attrs.omitDirTimes && (st.mode & S_IFMT) === S_IFDIR)) return false;
     // Whole seconds need no BigInt; nanoseconds come exact from lstat's BigInt form (window -1).
     if (this.attrs.modifyWindow >= 0) return this.attrs.modifyWindow === 0 ? st.mtime !== entry.mtime : Math.abs(st.mtime - entry.mtime) > this.attrs.modifyWindow;
     return this.timeDiffers(BigInt(st.mtime) * 1_000_000_000n + BigInt(st.mtimeNsec), entry);
@@ -558,7 +752,7 @@ export class DestTree implements LocalTree {
     }
     const perms = this.wantedPerms(Number(now.mode), entry);
     if (perms !== null && (Number(now.mode) & CHMOD_BITS) !== perms) chmodSync(p, perms);
-    if (this.attrs.times) {
+    if (this.attrs.times && !(this.attrs.omitDirTimes && now.isDirectory())) {
       if (this.timeDiffers(now.mtimeNs, entry)) setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, true);
     }
   }

@@ -88,21 +88,31 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
   }
   // --compare-dest/--copy-dest/--link-dest: relative to the destination, as rsync takes them.
   const alt = altDest(transfer);
+  // -b, --backup-dir, --suffix (rsync's default suffix: "~", none under a backup dir).
+  const backing =
+    transfer.backup || transfer.backupDir !== undefined
+      ? { ...(transfer.backupDir !== undefined && { dir: transfer.backupDir }), suffix: transfer.suffix ?? (transfer.backupDir !== undefined ? '' : '~') }
+      : null;
   const tree = new DestTree(
     r.dest,
-    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }) },
+    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }), ...(backing && !backing.dir && { omitDirTimes: true }) },
     {
       basisDirs: alt?.dirs ?? [],
       ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }),
       ...(r.localName && { rename: { from: singleNonDirectory(r.files), to: r.localName } }),
+      ...(backing && { backup: backing }),
     },
   );
   const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded, ignorePerishable: true }) : null;
   const daemonExcluded = r.daemonExcluded;
+  // -b without a backup dir, deleting: the client protects the backups ("P *SUFFIX", which rsync's
+  // client adds to its rules; a pushing client sends it to the daemon in its list).
+  const backups = backing && !backing.dir && !r.amServer && !transfer.deleteExcluded ? Buffer.from(backing.suffix) : null;
+  const isBackup = (name: Buffer) => !!backups && name.length - (name.lastIndexOf(0x2f) + 1) >= backups.length && name.subarray(name.length - backups.length).equals(backups);
   // What --delete leaves: what the client's rules protect, and what the daemon's exclude (always).
   const isProtected =
-    protect || daemonExcluded
-      ? (name: Buffer, isDir: boolean) => (!!protect && !protect.empty && protect.isExcluded(name, isDir)) || !!daemonExcluded?.(name, isDir)
+    protect || daemonExcluded || backups
+      ? (name: Buffer, isDir: boolean) => (!!protect && !protect.empty && protect.isExcluded(name, isDir)) || !!daemonExcluded?.(name, isDir) || isBackup(name)
       : null;
   return doRecv(r.reader, r.writer, r.files, tree, checksummer, {
     sumsHelper: helper,
@@ -132,6 +142,12 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ignoreExisting: transfer.ignoreExisting ?? false,
     existing: transfer.existing ?? false,
     update: transfer.update ?? false,
+    ...(transfer.maxSize !== undefined && { maxSize: transfer.maxSize }),
+    ...(transfer.minSize !== undefined && { minSize: transfer.minSize }),
+    ...(transfer.inplace && { inplace: true }),
+    ...(transfer.partial && { keepPartial: true }),
+    ...(backing && (transfer.inplace || transfer.append) && { inplaceBackup: true }),
+    ...(transfer.append && { append: transfer.append }),
     deleteMissingArgs: transfer.deleteMissingArgs ?? false,
     ...(alt && { altDest: { kind: alt.kind, count: alt.dirs.length } }),
     ...(transfer.fuzzy && { fuzzy: transfer.fuzzy }),
