@@ -310,8 +310,9 @@ export class BlockMatcher {
           // A short last block only at the very end of the file, as in the search below.
           if (have < len || (len !== blength && !(eof && have === len))) break;
           const at = offset - winStart;
-          if (!strongEquals(cs.blockSum(win.subarray(at, at + len)), wantI)) break;
-          const next = sink.onMatch(wantI, win.subarray(at, at + len));
+          const block = win.subarray(at, at + len);
+          if (!strongEquals(cs.blockSum(block), wantI)) break;
+          const next = sink.onMatch(wantI, block);
           if (next) await next;
           wantI++;
           matches++;

@@ -6,6 +6,7 @@ import { push as pushTree } from '../transfer/push.js';
 import { pull as pullTree } from '../transfer/pull.js';
 import { pushFilter } from '../transfer/filters.js';
 import { UsageError } from '../../protocol/errors.js';
+import type { FileEntry } from '../../protocol/flist.js';
 import { asRsyncError, throwIfAborted } from './errors.js';
 import { filterListOf, resolveTarget, sessionOf, transferOf, type ConnectOptions, type Target, type TransferFlags } from './options.js';
 import { deletedItem, isReported, itemizedChange, transferStats, type DeletedItem, type ItemizedChange, type TransferResult } from './changes.js';
@@ -27,6 +28,34 @@ function localPath(path: unknown, what: string): string {
 }
 
 /**
+ * What a transfer reports as it goes, kept for its result and handed to the caller's callbacks:
+ * the itemized changes (`<` sent, `>` received) and the deletions, and the daemon's messages.
+ */
+function collected(options: TransferCallOptions) {
+  const changes: ItemizedChange[] = [];
+  const deleted: DeletedItem[] = [];
+  return {
+    changes,
+    deleted,
+    callbacks: (direction: '<' | '>', times: boolean) => ({
+      onInfo: (text: string) => options.onMessage?.(text, 'info'),
+      onError: (text: string) => options.onMessage?.(text, 'error'),
+      onItem: (item: { entry: FileEntry; iflags: number }) => {
+        if (!isReported(item.iflags)) return;
+        const change = itemizedChange(item.entry, item.iflags, direction, times);
+        changes.push(change);
+        options.onChange?.(change);
+      },
+      onDeleted: (name: Buffer, isDir: boolean) => {
+        const item = deletedItem(name, isDir);
+        deleted.push(item);
+        options.onDelete?.(item);
+      },
+    }),
+  };
+}
+
+/**
  * Put the local tree `source` onto a daemon module, as `rsync -rlpt SOURCE TARGET` (a trailing
  * slash on SOURCE sends its contents, as rsync). Nothing is deleted on the daemon unless `delete`.
  */
@@ -39,8 +68,7 @@ export async function push(source: string, target: Target, options: TransferCall
     const daemon = resolveTarget(target, options, true);
     const transfer = transferOf(options);
     const list = filterListOf(options);
-    const changes: ItemizedChange[] = [];
-    const deleted: DeletedItem[] = [];
+    const seen = collected(options);
     const result = await pushTree({
       source: src,
       target: daemon,
@@ -48,21 +76,9 @@ export async function push(source: string, target: Target, options: TransferCall
       session: sessionOf(options, daemon),
       ...(list && { filter: pushFilter(list, { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(src) }) }),
       ...(signal && { abort: signal }),
-      onInfo: (text) => options.onMessage?.(text, 'info'),
-      onError: (text) => options.onMessage?.(text, 'error'),
-      onItem: (item) => {
-        if (!isReported(item.iflags)) return;
-        const change = itemizedChange(item.entry, item.iflags, '<', transfer.times);
-        changes.push(change);
-        options.onChange?.(change);
-      },
-      onDeleted: (name, isDir) => {
-        const item = deletedItem(name, isDir);
-        deleted.push(item);
-        options.onDelete?.(item);
-      },
+      ...seen.callbacks('<', transfer.times),
     });
-    return { exitCode: result.exitCode, protocol: result.protocol, stats: transferStats(result, result.files), changes, deleted };
+    return { exitCode: result.exitCode, protocol: result.protocol, stats: transferStats(result, result.files), changes: seen.changes, deleted: seen.deleted };
   } catch (e) {
     throw asRsyncError(e, signal);
   }
@@ -81,12 +97,7 @@ export async function pull(source: Target, dest: string, options: TransferCallOp
     const daemon = resolveTarget(source, options, true);
     const transfer = transferOf(options);
     const list = filterListOf(options);
-    const changes: ItemizedChange[] = [];
-    const deleted: DeletedItem[] = [];
-    const report = (change: ItemizedChange): void => {
-      changes.push(change);
-      options.onChange?.(change);
-    };
+    const seen = collected(options);
     const result = await pullTree({
       target: daemon,
       dest: local,
@@ -95,18 +106,9 @@ export async function pull(source: Target, dest: string, options: TransferCallOp
       ...(list && { filter: { list, deleteExcluded: transfer.deleteExcluded } }),
       ignoreTimes: options.ignoreTimes ?? false,
       ...(signal && { abort: signal }),
-      onInfo: (text) => options.onMessage?.(text, 'info'),
-      onError: (text) => options.onMessage?.(text, 'error'),
-      onItem: (item) => {
-        if (isReported(item.iflags)) report(itemizedChange(item.entry, item.iflags, '>', transfer.times));
-      },
-      onDeleted: (name, isDir) => {
-        const item = deletedItem(name, isDir);
-        deleted.push(item);
-        options.onDelete?.(item);
-      },
+      ...seen.callbacks('>', transfer.times),
     });
-    return { exitCode: result.exitCode, protocol: result.protocol, stats: transferStats(result, result.files), changes, deleted };
+    return { exitCode: result.exitCode, protocol: result.protocol, stats: transferStats(result, result.files), changes: seen.changes, deleted: seen.deleted };
   } catch (e) {
     throw asRsyncError(e, signal);
   }

@@ -2,16 +2,17 @@
 // through an AbortSignal (its connection closed, a pull's temp files discarded), then the run
 // ends with rsync's closing line for a signal and exit code 20, as rsync's client does.
 // Counterpart: rsync main.c sig_int, cleanup.c exit_cleanup (RERR_SIGNAL).
-import { EXIT, exitCodeName } from '../../protocol/errors.js';
+import { EXIT } from '../../protocol/errors.js';
+import { closingLine } from '../transfer/output.js';
 
 const SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /** How long a stopped transfer may take to clean up before the process leaves anyway. */
 const CLEANUP_GRACE_MS = 5000;
 
-/** The closing line of a run stopped by a signal, in our closing lines' words. */
+/** The closing line of a run stopped by a signal. */
 export function signalLine(): string {
-  return `lsyncd error: ${exitCodeName(EXIT.SIGNAL)} (code ${EXIT.SIGNAL})`;
+  return closingLine(EXIT.SIGNAL);
 }
 
 /** Signal handling for one one-off run: install, hand `abort` to the transfer, ask `received`. */

@@ -85,22 +85,30 @@ function connect(t: LiveTarget) {
  * its `max connections` slot) by the time the mirror connects.
  */
 async function probe(targets: readonly LiveTarget[], transfer: TransferOptions): Promise<void> {
-  const empty = mkdtempSync(join(tmpdir(), 'lsyncd-probe-'));
+  for (const t of targets) {
+    await pushEmptyDir(t, { ...transfer, dryRun: true }).catch((e: unknown) => {
+      if (isRefusal(e)) throw new TargetRefusedError(describeTarget(t.target), refusalText(e), { cause: e });
+      // A module that refuses only the probe's own option (`refuse options = dry-run`) takes pushes.
+      if (e instanceof RemoteError && e.refusedOption !== undefined) return;
+      throw e;
+    });
+  }
+}
+
+/**
+ * Push an empty directory into a target with `transfer`'s settings, never recursing or deleting:
+ * it changes nothing there but (without -n) creates the target's last directory.
+ */
+async function pushEmptyDir(t: LiveTarget, transfer: TransferOptions): Promise<void> {
+  const empty = mkdtempSync(join(tmpdir(), 'lsyncd-empty-'));
   try {
-    for (const t of targets) {
-      await push({
-        source: `${empty}/`,
-        target: t.target,
-        transfer: { ...transfer, recursive: false, delete: false, deleteExcluded: false, dryRun: true },
-        session: t.session,
-        preopened: await connect(t),
-      }).catch((e: unknown) => {
-        if (isRefusal(e)) throw new TargetRefusedError(describeTarget(t.target), refusalText(e), { cause: e });
-        // A module that refuses only the probe's own option (`refuse options = dry-run`) takes pushes.
-        if (e instanceof RemoteError && e.refusedOption !== undefined) return;
-        throw e;
-      });
-    }
+    await push({
+      source: `${empty}/`,
+      target: t.target,
+      transfer: { ...transfer, recursive: false, delete: false, deleteExcluded: false },
+      session: t.session,
+      preopened: await connect(t),
+    });
   } finally {
     rmSync(empty, { recursive: true, force: true });
   }
@@ -124,22 +132,8 @@ export function targetsForSource(source: string, targets: readonly LiveTarget[])
  * an empty directory without --delete creates it and changes nothing else.
  */
 async function ensureBase(targets: readonly LiveTarget[], transfer: TransferOptions): Promise<void> {
-  const empty = mkdtempSync(join(tmpdir(), 'lsyncd-base-'));
-  try {
-    for (const t of targets) {
-      if (!t.target.path) continue;
-      await push({
-        source: `${empty}/`,
-        target: t.target,
-        // A dry run creates nothing: the base directory is only looked at.
-        transfer: { ...transfer, recursive: false, delete: false, deleteExcluded: false, perms: false, times: false },
-        session: t.session,
-        preopened: await connect(t),
-      });
-    }
-  } finally {
-    rmSync(empty, { recursive: true, force: true });
-  }
+  // With --dryrun the base directory is only looked at, as the push is a dry run too.
+  for (const t of targets) if (t.target.path) await pushEmptyDir(t, { ...transfer, perms: false, times: false });
 }
 
 export async function live(o: LiveCliOptions): Promise<number> {

@@ -12,7 +12,7 @@ import { passwordSource } from '../transfer/password.js';
 import { promptOnTerminal } from './prompt.js';
 import { push } from '../transfer/push.js';
 import { buildFilterList, pushFilter, type RuleSource } from '../transfer/filters.js';
-import { itemizeString, itemNameBytes, outputSummary, charsetFromEnv, outputLine, sentItemLine, deletedLine, fileListText } from '../transfer/output.js';
+import { itemizeString, itemNameBytes, outputSummary, charsetFromEnv, outputLine, sentItemLine, deletedLine, fileListText, closingLine } from '../transfer/output.js';
 import { TransferProgress } from '../transfer/progress.js';
 import { S_IFLNK, S_IFMT, S_IFREG } from '../../protocol/modes.js';
 import { mapLsyncd2Options, asksForHelp } from './habits.js';
@@ -25,22 +25,6 @@ import { parseSizeArg } from '../../protocol/server-args.js';
 import { live as runLive } from './live.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-
-/** What each exit code means, for the closing error line (rsync's exit codes, our words). */
-const EXIT_MEANING: Record<number, string> = {
-  [EXIT.SYNTAX]: 'syntax or usage error',
-  [EXIT.PROTOCOL]: 'protocol incompatibility',
-  [EXIT.UNSUPPORTED]: 'requested action not supported',
-  [EXIT.STARTCLIENT]: 'error starting the daemon session',
-  [EXIT.SOCKETIO]: 'error in socket I/O',
-  [EXIT.FILEIO]: 'error in file I/O',
-  [EXIT.STREAMIO]: 'error in the rsync protocol data stream',
-  [EXIT.SIGNAL]: 'received SIGINT, SIGTERM, or SIGHUP',
-  [EXIT.PARTIAL]: 'some files were not transferred',
-  [EXIT.VANISHED]: 'some source files vanished',
-  [EXIT.TIMEOUT]: 'timeout in data send/receive',
-  [EXIT.CONTIMEOUT]: 'timeout waiting for the daemon connection',
-};
 
 export interface CliOptions {
   port?: number;
@@ -748,8 +732,7 @@ function report(error: unknown): number {
     process.stderr.write(`lsyncd: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     return EXIT.PROTOCOL;
   }
-  const meaning = EXIT_MEANING[error.exitCode];
-  process.stderr.write(`lsyncd error: ${meaning ?? 'failed'} (code ${error.exitCode})\n`);
+  process.stderr.write(`${closingLine(error.exitCode)}\n`);
   return error.exitCode;
 }
 

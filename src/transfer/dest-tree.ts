@@ -371,30 +371,13 @@ export class DestTree implements LocalTree {
 
   async openBasis(name: Buffer, basisDir?: number): Promise<BasisFile | null> {
     const p = await this.path(name, false, basisDir);
-    if (!p) return null;
-    let fd: number;
-    try {
-      fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (e) {
-      if (isErrno(e, 'ENOENT') || isErrno(e, 'ELOOP')) return null;
-      throw e;
-    }
-    const st = fstatSync(fd);
-    if (!st.isFile()) {
-      closeSync(fd);
-      return null;
-    }
-    return fileBasis(fd, st.size);
+    return p ? openRegularBasis(p) : null;
   }
 
   async createTemp(name: Buffer): Promise<TempFile> {
     const p = await this.must(name);
-    const slash = p.lastIndexOf(SLASH);
-    const dir = p.subarray(0, slash + 1);
-    // rsync's open_tmpfile: ".NAME.XXXXXX" beside the target, the name cut to fit NAME_MAX.
-    const base = p.subarray(slash + 1, slash + 1 + 240);
     for (let attempt = 0; ; attempt++) {
-      const tmp = Buffer.concat([dir, DOT, base, Buffer.from(`.${tempSuffix()}`)]);
+      const tmp = siblingTemp(p);
       let fd: number;
       try {
         fd = openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
@@ -423,19 +406,7 @@ export class DestTree implements LocalTree {
   async openBackup(name: Buffer): Promise<BasisFile | null> {
     if (!this.backup) return null;
     const p = await this.must(name);
-    let fd: number;
-    try {
-      fd = openSync(this.backupTarget(name, p), constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (e) {
-      if (isErrno(e, 'ENOENT') || isErrno(e, 'ELOOP')) return null;
-      throw e;
-    }
-    const st = fstatSync(fd);
-    if (!st.isFile()) {
-      closeSync(fd);
-      return null;
-    }
-    return fileBasis(fd, st.size);
+    return openRegularBasis(this.backupTarget(name, p));
   }
 
   /** The backup name of `name` (at `p`): beside it, or in the backup dir. */
@@ -773,6 +744,24 @@ function tempSuffix(): string {
 }
 
 
+/** A regular file opened for reading as a basis, never through a symlink; null when there is none. */
+function openRegularBasis(p: Buffer): BasisFile | null {
+  let fd: number;
+  try {
+    fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (e) {
+    if (isErrno(e, 'ENOENT') || isErrno(e, 'ELOOP')) return null;
+    throw e;
+  }
+  const st = fstatSync(fd);
+  if (!st.isFile()) {
+    closeSync(fd);
+    return null;
+  }
+  return fileBasis(fd, st.size);
+}
+
+/** rsync's open_tmpfile name: ".NAME.XXXXXX" beside the target, the name cut to fit NAME_MAX. */
 function siblingTemp(p: Buffer): Buffer {
   const slash = p.lastIndexOf(SLASH);
   return Buffer.concat([p.subarray(0, slash + 1), DOT, p.subarray(slash + 1, slash + 1 + 240), Buffer.from(`.${tempSuffix()}`)]);

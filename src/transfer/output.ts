@@ -3,6 +3,7 @@
 // (-v), the --stats block and the closing summary of a push or a pull (one TransferSummary).
 // Counterpart: rsync log.c rwrite, log_formatted; main.c output_summary.
 import type { FileEntry } from '../../protocol/flist.js';
+import { exitCodeName, type ExitCode } from '../../protocol/errors.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, S_IFSOCK, S_IFIFO, S_ISUID, S_ISGID, S_ISVTX, S_IXUSR, S_IXGRP, S_IXOTH } from '../../protocol/modes.js';
 import {
   ITEM_LOCAL_CHANGE,
@@ -444,4 +445,13 @@ function toFixed2(x: number): string {
     return ((lo % 2 === 0 ? lo : lo + 1) / 100).toFixed(2);
   }
   return x.toFixed(2);
+}
+
+/**
+ * The line a failed run of ours ends with: rsync's name for the exit code (log.c rerr_names, as
+ * its client's closing `rsync error:` line gives it), without rsync's source position.
+ */
+// rsync/log.c: log_exit (the client's closing line)
+export function closingLine(code: ExitCode): string {
+  return `lsyncd error: ${exitCodeName(code)} (code ${code})`;
 }
