@@ -23,7 +23,8 @@ import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protoc
 import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
 import { parseSizeArg } from '../../protocol/server-args.js';
 import { live as runLive, liveConfig, type ConfigSync, type LoadedConfig } from './live.js';
-import { loadConfig, looksLikeConfig, syncIdentity, ConfigError, type SyncConfig } from '../config/index.js';
+// The config model only: the YAML parser and the Lua interpreter are loaded when a file is read.
+import { looksLikeConfig, syncIdentity, ConfigError, type SyncConfig } from '../config/model.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -778,13 +779,14 @@ function resolveSync(s: SyncConfig): ConfigSync {
  * `lsyncd --config FILE` / `lsyncd FILE`: the file's syncs, with the command line's settings over
  * the file's (a transfer option on the command line is refused: it belongs to a sync).
  */
-function liveFromConfig(file: string, options: CliOptions, program: Command): Promise<number> {
+async function liveFromConfig(file: string, options: CliOptions, program: Command): Promise<number> {
   const given = (key: string) => program.getOptionValueSource(key) === 'cli';
   const stray = program.options.filter((o) => given(o.attributeName()) && !CONFIG_RUN_OPTIONS.includes(o.attributeName()));
   if (stray.length) {
     throw new UsageError(`with a config file, ${stray.map((o) => o.long ?? o.short).join(', ')} belongs in the file, per sync (the command line takes --nodaemon, --logfile, --syslog, --pidfile, --status-file, --insist, --debug, --scarce)`);
   }
   const path = resolve(file);
+  const { loadConfig } = await import('../config/load.js');
   const load = (): LoadedConfig => {
     const config = loadConfig(path);
     return { globals: config.globals, syncs: config.syncs.map(resolveSync) };

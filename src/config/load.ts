@@ -10,11 +10,6 @@ import { runLuaConfig } from './lua.js';
 /** A config file larger than this is refused before it is read (a config is a few kilobytes). */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
-/** Whether `file`'s name says it is a config file (what `lsyncd FILE` takes without --config). */
-export function looksLikeConfig(file: string): boolean {
-  return /\.(ya?ml|lua)$/i.test(file);
-}
-
 /** The text of a config file, bounded; an unreadable one is a UsageError naming it. */
 function readBounded(file: string): string {
   let fd: number;

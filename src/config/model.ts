@@ -4,6 +4,11 @@
 // `settings{}` table and its list of `sync{}` configs (lsyncd.lua: uSettings, Syncs).
 import { UsageError } from '../../protocol/errors.js';
 
+/** Whether `file`'s name says it is a config file (what `lsyncd FILE` takes without --config). */
+export function looksLikeConfig(file: string): boolean {
+  return /\.(ya?ml|lua)$/i.test(file);
+}
+
 /** Where something is in a config file (1-based; `col` is 0 when the format gives no column: Lua). */
 export interface ConfigPosition {
   file: string;
