@@ -106,6 +106,7 @@ test('YAML: mistakes are FILE:LINE:COL with what was expected', () => {
   assert.is(yamlError('syncs: []\n'), 'f.yaml:1:8: syncs: expected a list of syncs, got a list');
   assert.is(yamlError('syncs:\n  - /a\n'), 'f.yaml:2:5: expected a sync (a map with source: and target:), got "/a"');
   assert.is(yamlError(''), 'f.yaml:1:1: the file is empty: expected settings and a syncs: list');
+  assert.is(yamlError(head + '    name: "two\\nlines"\n'), 'f.yaml:4:11: name: expected a name of at most 200 characters without control characters, got "two\\nlines"');
   assert.match(yamlError('syncs:\n  - source: /a\n    target: [h::m\n'), /^f\.yaml:\d+:\d+: YAML: /);
   assert.match(yamlError('syncs:\n  - source: /a\n    source: /b\n    target: h::m\n'), /^f\.yaml:3:5: YAML: Map keys must be unique/);
   assert.is(yamlError(head + '  - name: /a\n    source: /b\n    target: h::m\n'), 'f.yaml:4:5: a second sync named "/a" (the first is at f.yaml:2:5): give each a distinct name');

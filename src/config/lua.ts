@@ -7,7 +7,7 @@
 // default-rsync.lua (rsync.prepare, the checkgauge tables).
 import fengari, { type LuaState } from 'fengari';
 import { ConfigError, nameSyncs, type ConfigGlobals, type ConfigPosition, type LsyncdConfig, type SyncConfig, type SyncOption } from './model.js';
-import { MAX_LIST_ITEMS, MAX_SYNCS, SYNC_OPTIONS, asBoolean, asString, asStrings, optionArgs, unknownKey } from './schema.js';
+import { MAX_LIST_ITEMS, MAX_SYNCS, SYNC_OPTIONS, asBoolean, asName, asString, asStrings, optionArgs, unknownKey } from './schema.js';
 import { describeValue, type ConfigEntry, type ConfigValue } from './value.js';
 
 const { lua, lauxlib, lualib, to_luastring } = fengari;
@@ -344,7 +344,7 @@ function syncFromLua(raw: RawSync): Omit<SyncConfig, 'name'> & { name?: string }
     const { key, value: v } = entry;
     switch (key) {
       case 'name':
-        name = asString(v, key);
+        name = asName(v, key);
         break;
       case 'source':
         source = asString(v, key, 'a local directory');

@@ -86,6 +86,17 @@ function closest(word: string, known: readonly string[]): string | undefined {
   return best;
 }
 
+/**
+ * A sync's name: it starts every log line of the sync, so it may not hold a control character
+ * (a newline would forge a line of its own).
+ */
+export function asName(v: ConfigValue, key: string): string {
+  const name = asString(v, key, 'a name');
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(name) || name.length > 200) throw expected(v, key, 'a name of at most 200 characters without control characters');
+  return name;
+}
+
 /** An unknown key: named, with the likely intended one. */
 export function unknownKey(entry: ConfigEntry, where: string, known: readonly string[]): ConfigError {
   const guess = closest(entry.key, known);
@@ -160,7 +171,7 @@ function syncFromMap(value: ConfigValue): Omit<SyncConfig, 'name'> & { name?: st
   const options: SyncOption[] = [];
   for (const entry of map.entries) {
     const { key, value: v } = entry;
-    if (key === 'name') name = asString(v, key);
+    if (key === 'name') name = asName(v, key);
     else if (key === 'source') source = asString(v, key, 'a local directory');
     else if (key === 'target' || key === 'targets') targets.push(...asStrings(v, key, 'a daemon address (HOST::MODULE/PATH or rsync://HOST/MODULE/PATH)'));
     else if (Object.hasOwn(SYNC_OPTIONS, key)) options.push({ key, args: optionArgs(SYNC_OPTIONS[key]!, v, key), at: entry.keyAt });
