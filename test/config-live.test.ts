@@ -144,6 +144,9 @@ test('YAML, two syncs with max-pushes 1: each converges with its own excludes, l
     assert.match(run.stderr(), /\[beta\] [^\n]*startup sync done/);
     run.child.kill('SIGTERM');
     assert.is(await exited(run.child), 0, run.stderr());
+    // The last status written names the stopped syncs, with their targets' final state.
+    const last = JSON.parse(await readFile(statusFile, 'utf8')) as { mirrors: Array<{ name: string; targets: Array<{ state: string }> }> };
+    assert.equal(last.mirrors.map((m) => [m.name, m.targets[0]!.state]), [['alpha', 'stopped'], ['beta', 'stopped']]);
   } finally {
     run.child.kill('SIGKILL');
   }

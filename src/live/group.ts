@@ -142,12 +142,13 @@ export class MirrorGroup {
     return this.limiter ? { max: this.limiter.max, ...this.limiter.stats() } : undefined;
   }
 
-  /** Stop every sync (each pushes what it has pending, within `timeoutMs`); no change starts after it. */
+  /**
+   * Stop every sync (each pushes what it has pending, within `timeoutMs`); no change starts after
+   * it. `status()` keeps showing the stopped syncs (their last state, for a final status file).
+   */
   async stop(timeoutMs: number): Promise<Array<StopResult & { name: string }>> {
     this.stopped = true;
     await this.queue;
-    const all = [...this.running];
-    this.running.clear();
-    return Promise.all(all.map(async ([name, run]) => ({ name, ...(await run.mirror.stop({ timeoutMs })) })));
+    return Promise.all([...this.running].map(async ([name, run]) => ({ name, ...(await run.mirror.stop({ timeoutMs })) })));
   }
 }
