@@ -230,6 +230,9 @@ test('the CLI: a YAML or Lua mistake is one line with its position and exit 1; a
   r = await lsyncd(['--config', join(work, 'c.yaml'), '-z']);
   assert.is(r.status, 1);
   assert.match(r.stderr, /with a config file, --compress belongs in the file, per sync/);
+  r = await lsyncd(['--once', join(work, 'c.yaml')]);
+  assert.is(r.status, 1);
+  assert.match(r.stderr, /--once takes SOURCE TARGET or ADDRESS DEST, not a config file/);
   r = await lsyncd(['--config', join(work, 'c.yaml'), '/src', 'h::m']);
   assert.is(r.status, 1);
   assert.match(r.stderr, /takes no SOURCE or TARGET/);

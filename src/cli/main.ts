@@ -781,6 +781,7 @@ function resolveSync(s: SyncConfig): ConfigSync {
  */
 async function liveFromConfig(file: string, options: CliOptions, program: Command): Promise<number> {
   const given = (key: string) => program.getOptionValueSource(key) === 'cli';
+  if (options.once) throw new UsageError(`--once takes SOURCE TARGET or ADDRESS DEST, not a config file (${file})`);
   const stray = program.options.filter((o) => given(o.attributeName()) && !CONFIG_RUN_OPTIONS.includes(o.attributeName()));
   if (stray.length) {
     throw new UsageError(`with a config file, ${stray.map((o) => o.long ?? o.short).join(', ')} belongs in the file, per sync (the command line takes --nodaemon, --logfile, --syslog, --pidfile, --status-file, --insist, --debug, --scarce)`);
