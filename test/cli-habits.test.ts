@@ -105,10 +105,10 @@ test('-avh is human-readable, not help: the summary sizes as rsync prints them',
   assert.match(stats.stdout.toString(), /^Total file size: 3\.00M bytes$/m);
 });
 
-test('lsyncd FILE.lua says config files come later, not "not a daemon address"', async () => {
+test('lsyncd FILE.lua is read as a config file: a missing one says so, not "not a daemon address"', async () => {
   const r = await lsyncd(['/etc/lsyncd/lsyncd.conf.lua']);
   assert.is(r.status, 1);
-  assert.match(r.stderr, /Lua config files are not read yet/);
+  assert.match(r.stderr, /lsyncd\.conf\.lua: cannot read the config file: ENOENT/);
   assert.not.match(r.stderr, /not a daemon address/);
 });
 

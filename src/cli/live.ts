@@ -3,12 +3,15 @@
 // source (for %userwww: one per /home/USER/www, picked up and dropped while running) until
 // SIGTERM/SIGINT, which push what is pending before exiting: 0, or rsync's code of a target's last
 // failure when paths were left. SIGHUP reopens the log file. SOURCE follows rsync's trailing-slash
-// rule. docs/live.md; counterpart: lsyncd 2's daemon loop.
+// rule. With a config file (liveConfig): one mirror per sync (src/live/group.ts), and SIGHUP also
+// reloads the file. docs/live.md, docs/config.md; counterpart: lsyncd 2's daemon loop.
 import { readdirSync, statSync, mkdtempSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { push } from '../transfer/push.js';
 import { openTargetSession } from '../live/connection.js';
+import { MirrorGroup, type GroupSync } from '../live/group.js';
+import type { ConfigGlobals } from '../config/index.js';
 import { startLiveMirror, describeTarget, isRefusal, refusalText, TargetRefusedError, type LiveMirror, type LiveTarget, type LogLevel } from '../live/index.js';
 import type { FilterList } from '../../protocol/filter.js';
 import type { TransferOptions } from '../../protocol/args.js';
@@ -268,6 +271,177 @@ export async function live(o: LiveCliOptions): Promise<number> {
     process.on('SIGHUP', () => {
       logger.reopen();
       log('info', 'SIGHUP: log file reopened');
+    });
+  });
+}
+
+/** One sync of a config file, resolved into the mirror's terms (main.ts parses its options). */
+export interface ConfigSync {
+  name: string;
+  /** Equal for an unchanged sync across reloads. */
+  identity: string;
+  source: string;
+  targets: LiveTarget[];
+  transfer: TransferOptions;
+  filterList?: FilterList;
+  delay?: number;
+  startup: boolean;
+}
+
+/** A config file read and resolved: its own settings (before the command line's) and its syncs. */
+export interface LoadedConfig {
+  globals: ConfigGlobals;
+  syncs: ConfigSync[];
+}
+
+export interface LiveConfigCliOptions {
+  /** The config file, for the log. */
+  file: string;
+  /** The file as read at start. */
+  first: LoadedConfig;
+  /** Read the file again (SIGHUP); throws a ConfigError (FILE:LINE:COL) or UsageError when it cannot be used. */
+  load: () => LoadedConfig;
+  foreground: boolean;
+  argv: string[];
+  logfile?: string;
+  syslog?: boolean;
+  logIdent: string;
+  logFacility: string;
+  pidfile?: string;
+  statusFile?: string;
+  /** Seconds between rewrites of the status file. */
+  statusInterval?: number;
+  level: LogLevel;
+  insist: boolean;
+  maxPushes?: number;
+}
+
+/** A config's sync as the group runs it: its targets by rsync's trailing-slash rule, base directories made first. */
+function groupSync(s: ConfigSync, warn: (message: string) => void): GroupSync {
+  // --dryrun logs what it would push: the -i lines unless -v or -i chose the lines.
+  const transfer = s.transfer.dryRun && !s.transfer.itemize && !s.transfer.verbose ? { ...s.transfer, itemize: true } : s.transfer;
+  const targets = targetsForSource(s.source, s.targets);
+  const needsBase = targets.some((t, i) => t.target.path !== s.targets[i]!.target.path);
+  return {
+    name: s.name,
+    identity: s.identity,
+    mirror: {
+      source: s.source,
+      targets,
+      transfer,
+      ...(s.filterList && { filterList: s.filterList }),
+      ...(s.delay !== undefined && { delay: s.delay }),
+      startup: s.startup,
+    },
+    ...(needsBase && { prepare: () => ensureBase(s.targets, transfer).catch((e: Error) => warn(`[${s.name}] creating the targets' base directories: ${e.message}`)) }),
+  };
+}
+
+/** Each sync's source must be a directory: a UsageError naming the sync otherwise. */
+function checkSources(syncs: readonly ConfigSync[]): void {
+  for (const s of syncs) if (!isDir(s.source)) throw new UsageError(`sync ${s.name}: SOURCE ${s.source} is not a directory`);
+}
+
+/**
+ * `lsyncd --config FILE` (or `lsyncd FILE`): every sync of the file, each its own live mirror,
+ * under one pidfile, log and status file. SIGHUP reopens the log and reloads the file: syncs
+ * added start, removed ones stop after pushing what they have pending, changed ones restart,
+ * unchanged ones are not touched; a file with errors is refused (its FILE:LINE:COL logged) and
+ * the running syncs are kept. Settings other than the syncs take effect on the next start.
+ */
+// lsyncd/lsyncd.lua: runner.initialize (settings, Syncs.add for each sync{}), and its HUP reset
+export async function liveConfig(o: LiveConfigCliOptions): Promise<number> {
+  checkSources(o.first.syncs);
+  if (!o.foreground && !isDetachedChild()) {
+    return detachAndWait([...o.argv, '--nodaemon'], { ...(o.logfile && { stdout: o.logfile }), name: 'lsyncd' });
+  }
+  if (!o.insist) for (const s of o.first.syncs) await probe(s.targets, s.transfer);
+
+  const toSyslog = o.syslog || (isDetachedChild() && !o.logfile);
+  const logger = new Logger(toSyslog ? { syslog: { ident: o.logIdent, facility: o.logFacility } } : { ...(o.logfile && { file: o.logfile }) }, o.level);
+  const log = (level: LogLevel, message: string) => logger.log(level, message);
+  const releasePid = o.pidfile ? claimPidfile(o.pidfile) : () => {};
+  const group = new MirrorGroup({ log, ...(o.maxPushes !== undefined && { maxPushes: o.maxPushes }) });
+  const warn = (message: string) => log('warn', message);
+
+  const writeStatus = () => {
+    if (!o.statusFile) return;
+    const slots = group.pushSlots();
+    const status = { pid: process.pid, time: new Date().toISOString(), config: o.file, ...(slots && { pushSlots: slots }), mirrors: group.status() };
+    try {
+      writeAtomically(o.statusFile, JSON.stringify(status, null, 2) + '\n');
+    } catch (e) {
+      log('warn', `status file: ${(e as Error).message}`);
+    }
+  };
+
+  log('info', `${o.file}: ${o.first.syncs.length} sync(s)${o.maxPushes !== undefined ? `, at most ${o.maxPushes} push(es) at once` : ''}`);
+  const first = await group.apply(o.first.syncs.map((s) => groupSync(s, warn)));
+  if (first.failed.length) {
+    // A sync that cannot start at all (its source went away since the check) ends the start.
+    await group.stop(1000);
+    releasePid();
+    logger.close();
+    throw new UsageError(`sync(s) ${first.failed.join(', ')} could not start (see the log)`);
+  }
+  writeStatus();
+  const statusTimer = o.statusFile ? setInterval(writeStatus, (o.statusInterval ?? STATUS_MS / 1000) * 1000) : undefined;
+  reportReady();
+
+  let globals = JSON.stringify(o.first.globals);
+  const reload = async () => {
+    let next: LoadedConfig;
+    try {
+      next = o.load();
+    } catch (e) {
+      log('error', `SIGHUP: ${o.file} refused, the running syncs are kept: ${(e as Error).message}`);
+      return;
+    }
+    if (JSON.stringify(next.globals) !== globals) {
+      globals = JSON.stringify(next.globals);
+      log('warn', `SIGHUP: ${o.file}: settings other than the syncs take effect on the next start`);
+    }
+    const done = await group.apply(next.syncs.map((s) => groupSync(s, warn)));
+    log(
+      'info',
+      `SIGHUP: ${o.file} reloaded: ${done.started.length} started, ${done.restarted.length} restarted, ${done.stopped.length} stopped, ${done.kept.length} unchanged` +
+        (done.failed.length ? `, ${done.failed.length} could not start (${done.failed.join(', ')})` : ''),
+    );
+    writeStatus();
+  };
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log('info', `${signal}: pushing what is pending, then exiting`);
+      clearInterval(statusTimer);
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      const results = await group.stop(10_000);
+      let unpushed = 0;
+      let code = 0;
+      for (const r of results) {
+        const left = r.unpushed.reduce((a, b) => a + b, 0);
+        unpushed += left;
+        code = Math.max(code, ...r.exitCodes);
+        if (left) log('error', `[${r.name}] ${left} path(s) could not be pushed before exiting`);
+      }
+      code ||= unpushed ? 23 : 0;
+      if (unpushed) log('error', `${unpushed} path(s) could not be pushed before exiting (code ${code})`);
+      writeStatus();
+      releasePid();
+      log('info', 'exiting');
+      logger.close();
+      resolve(code);
+    };
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      logger.reopen();
+      log('info', `SIGHUP: log file reopened; reloading ${o.file}`);
+      void reload();
     });
   });
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The command line: the only file that touches commander, argv, stdout/stderr and exit codes.
 // It builds typed options and calls the library.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { RsyncError, UsageError, DaemonRefusalError, RemoteError, EXIT } from '../../protocol/errors.js';
 import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../../protocol/daemon.js';
@@ -22,7 +22,9 @@ import type { TransferOptions } from '../../protocol/args.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
 import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
 import { parseSizeArg } from '../../protocol/server-args.js';
-import { live as runLive } from './live.js';
+import { live as runLive, liveConfig, type ConfigSync, type LoadedConfig } from './live.js';
+// The config model only: the YAML parser and the Lua interpreter are loaded when a file is read.
+import { looksLikeConfig, syncIdentity, ConfigError, type SyncConfig } from '../config/model.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -108,6 +110,7 @@ export interface CliOptions {
   insist?: boolean;
   statusFile?: string;
   home: string;
+  config?: string;
 }
 
 function decimal(value: string): number {
@@ -250,6 +253,8 @@ function buildProgram(rules: RuleSource[]): Command {
         "Keep rsync daemon modules a live mirror of a local tree (no rsync needed).",
         "  lsyncd SOURCE TARGET...            live mirror: sync, then push each change",
         "  lsyncd %userwww TARGET             each /home/USER/www (--home) to TARGET/USER",
+        "  lsyncd [--config] FILE             the syncs of a config file (.yaml, or",
+        "                                     lsyncd 2's .lua); SIGHUP reloads it",
         "  lsyncd --once SOURCE[/] TARGET...  push once, as rsync -rlpt --delete would",
         "  lsyncd --once ADDRESS/PATH DEST    pull once, as rsync -rlpt would",
         "  lsyncd rsync://HOST[:PORT]/        list the daemon's modules (or HOST::)",
@@ -261,9 +266,10 @@ function buildProgram(rules: RuleSource[]): Command {
         "and -rsync SOURCE TARGET work as before.",
       ].join('\n'),
     )
-    .usage('[options] SOURCE TARGET... | ADDRESS')
-    .argument('<args...>', 'SOURCE TARGET, or a daemon ADDRESS to list')
+    .usage('[options] SOURCE TARGET... | ADDRESS | CONFIG')
+    .argument('[args...]', 'SOURCE TARGET, a daemon ADDRESS to list, or a config FILE')
     .version(`lsyncd ${pkg.version} (rsync daemon protocol ${MIN_PROTOCOL_VERSION}–${PROTOCOL_VERSION})`, '-V, --version')
+    .option('--config <FILE>', 'live mode: run the syncs of FILE (YAML, or lsyncd 2 Lua by its .lua suffix; docs/config.md)')
     .option('--once', 'transfer once and exit: push SOURCE to each TARGET, or pull ADDRESS/PATH into DEST (rsync\'s exit codes)')
     .option('--nodaemon', 'live mode: stay in the foreground and log to stderr (also --no-daemon)')
     .option('--no-daemon', 'the same as --nodaemon')
@@ -667,11 +673,15 @@ function live(source: string, targets: string[], options: CliOptions, rules: Rul
   });
 }
 
-async function run(args: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
+async function run(args: string[], options: CliOptions, rules: RuleSource[], program: Command): Promise<number> {
+  if (options.config !== undefined) {
+    if (args.length) throw new UsageError(`--config ${options.config} takes no SOURCE or TARGET (they are in the file): ${args.join(' ')}`);
+    return liveFromConfig(options.config, options, program);
+  }
+  if (args.length === 0) throw new UsageError('no SOURCE TARGET given (or a config FILE)');
   if (args.length === 1) {
-    if (/\.lua$/.test(args[0]!)) {
-      throw new UsageError(`${args[0]}: lsyncd 2's Lua config files are not read yet (they come with the config work); give SOURCE TARGET, or -rsync SOURCE TARGET`);
-    }
+    // FILE.yaml / FILE.lua (read as a config even when missing: its error says so).
+    if (looksLikeConfig(args[0]!) && (isFile(args[0]!) || !isDaemonAddress(args[0]!))) return liveFromConfig(args[0]!, options, program);
     if (!isDaemonAddress(args[0]!)) throw new UsageError(`${args[0]} is not a daemon address (rsync://HOST/ or HOST::)`);
     return once((abort) => list(args[0]!, options, rules, abort));
   }
@@ -692,6 +702,118 @@ async function run(args: string[], options: CliOptions, rules: RuleSource[]): Pr
       if (code > worst) worst = code;
     }
     return worst;
+  });
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** The command line's options that apply to a whole config-file run (the rest belong to a sync, in the file). */
+const CONFIG_RUN_OPTIONS = ['config', 'nodaemon', 'daemon', 'logfile', 'syslog', 'logIdent', 'logFacility', 'pidfile', 'statusFile', 'insist', 'debug', 'scarce'];
+
+/** Parse one sync's command-line words with the command line's own parser: its options and rules. */
+function parseSyncWords(words: string[]): { options: CliOptions; rules: RuleSource[] } {
+  const rules: RuleSource[] = [];
+  const program = buildProgram(rules);
+  program.configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  program.parse(words, { from: 'user' });
+  return { options: program.opts<CliOptions>(), rules };
+}
+
+/** What commander said, without its "error: " lead. */
+function commanderText(e: unknown): string {
+  return (e as Error).message.replace(/^error: /, '');
+}
+
+/**
+ * A sync of a config file in the live mirror's terms: its keys are command-line words, parsed and
+ * turned into options exactly as `lsyncd SOURCE TARGET...` would be. A word the command line
+ * refuses is a ConfigError at the key that gave it.
+ */
+function resolveSync(s: SyncConfig): ConfigSync {
+  if (s.source === '%userwww') throw new ConfigError(s.at, '%userwww is for the command line; list the users\' www directories as syncs');
+  if (isDaemonAddress(s.source)) throw new ConfigError(s.at, `source ${s.source}: a sync watches a local directory`);
+  const tail = [s.source, ...s.targets];
+  let parsed: ReturnType<typeof parseSyncWords>;
+  try {
+    parsed = parseSyncWords([...s.options.flatMap((o) => o.args), '--', ...tail]);
+  } catch (e) {
+    // Which key: the first whose words alone are refused.
+    for (const o of s.options) {
+      try {
+        parseSyncWords([...o.args, '--', ...tail]);
+      } catch (alone) {
+        throw new ConfigError(o.at, `${o.key}: ${commanderText(alone)}${/unknown option/.test(commanderText(alone)) ? ' (this lsyncd does not have it)' : ''}`);
+      }
+    }
+    throw new ConfigError(s.at, commanderText(e));
+  }
+  const { options, rules } = parsed;
+  try {
+    return {
+      name: s.name,
+      identity: syncIdentity(s),
+      source: s.source,
+      targets: s.targets.map((t) => {
+        const target = parseDaemonAddress(t, options.port ?? DEFAULT_PORT);
+        if (!target.module) throw new UsageError(`${t} names no module`);
+        return { target, session: sessionOptions(options, target.user) };
+      }),
+      transfer: transferOptions(options),
+      ...(rules.some((r) => r.kind !== 'delete-excluded') && { filterList: buildFilterList(rules) }),
+      ...(options.delay !== undefined && { delay: options.delay }),
+      startup: options.startup,
+    };
+  } catch (e) {
+    if (e instanceof ConfigError || !(e instanceof RsyncError)) throw e;
+    throw new ConfigError(s.at, e.message);
+  }
+}
+
+/**
+ * `lsyncd --config FILE` / `lsyncd FILE`: the file's syncs, with the command line's settings over
+ * the file's (a transfer option on the command line is refused: it belongs to a sync).
+ */
+async function liveFromConfig(file: string, options: CliOptions, program: Command): Promise<number> {
+  const given = (key: string) => program.getOptionValueSource(key) === 'cli';
+  if (options.once) throw new UsageError(`--once takes SOURCE TARGET or ADDRESS DEST, not a config file (${file})`);
+  const stray = program.options.filter((o) => given(o.attributeName()) && !CONFIG_RUN_OPTIONS.includes(o.attributeName()));
+  if (stray.length) {
+    throw new UsageError(`with a config file, ${stray.map((o) => o.long ?? o.short).join(', ')} belongs in the file, per sync (the command line takes --nodaemon, --logfile, --syslog, --pidfile, --status-file, --insist, --debug, --scarce)`);
+  }
+  const path = resolve(file);
+  const { loadConfig } = await import('../config/load.js');
+  const load = (): LoadedConfig => {
+    const config = loadConfig(path);
+    return { globals: config.globals, syncs: config.syncs.map(resolveSync) };
+  };
+  const first = load();
+  const g = first.globals;
+  const level = given('debug') ? 'debug' : given('scarce') ? 'error' : (g.logLevel ?? 'info');
+  const logfile = given('logfile') ? options.logfile : g.logfile;
+  const pidfile = given('pidfile') ? options.pidfile : g.pidfile;
+  const statusFile = given('statusFile') ? options.statusFile : g.statusFile;
+  return liveConfig({
+    file: path,
+    first,
+    load,
+    foreground: given('nodaemon') || given('daemon') ? Boolean(options.nodaemon || options.daemon === false) : Boolean(g.nodaemon),
+    argv: argvForDetach,
+    ...(logfile !== undefined && { logfile }),
+    ...((given('syslog') ? options.syslog : g.syslog) && { syslog: true }),
+    logIdent: given('logIdent') ? options.logIdent : (g.logIdent ?? options.logIdent),
+    logFacility: given('logFacility') ? options.logFacility : (g.logFacility ?? options.logFacility),
+    ...(pidfile !== undefined && { pidfile }),
+    ...(statusFile !== undefined && { statusFile }),
+    ...(g.statusInterval !== undefined && { statusInterval: g.statusInterval }),
+    level,
+    insist: Boolean(options.insist || g.insist),
+    ...(g.maxPushes !== undefined && { maxPushes: g.maxPushes }),
   });
 }
 
@@ -720,6 +842,11 @@ function passwordHint(error: DaemonRefusalError): string | undefined {
 }
 
 function report(error: unknown): number {
+  // A config file's mistake is one line, FILE:LINE:COL: what was expected.
+  if (error instanceof ConfigError) {
+    process.stderr.write(`lsyncd: ${error.message}\n`);
+    return error.exitCode;
+  }
   if (error instanceof DaemonRefusalError) {
     process.stderr.write(`${error.daemonText}\n`);
     const hint = passwordHint(error);
@@ -773,7 +900,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const options = program.opts<CliOptions>();
   try {
-    return await run(program.args, options, rules);
+    return await run(program.args, options, rules, program);
   } catch (e) {
     return report(e);
   }
