@@ -229,22 +229,26 @@ function frame(payload: Buffer): Buffer {
   return Buffer.concat([head, payload]);
 }
 
-/** The header chunk: the magic and who the file belongs to. */
-export function encodeHeader(identity: StateIdentity): Buffer {
-  const json = JSON.stringify({ version: STATE_VERSION, ...identity });
+/**
+ * The header chunk: the magic, who the file belongs to, and how many bytes of snapshot follow it
+ * (a file cut inside its snapshot is known to be torn even when the cut falls between chunks;
+ * the journal after it only ever loses its newest records, which leaves an older, safe state).
+ */
+export function encodeHeader(identity: StateIdentity, snapshotBytes = 0): Buffer {
+  const json = JSON.stringify({ version: STATE_VERSION, ...identity, snapshot: snapshotBytes });
   return Buffer.concat([STATE_MAGIC, frame(Buffer.from(json, 'utf8'))]);
 }
 
 /** A snapshot: the header, then every target's records and unsure paths, as one chunk each. */
 export function encodeSnapshot(identity: StateIdentity, targets: readonly MirroredState[]): Buffer {
-  const parts = [encodeHeader(identity)];
-  targets.forEach((state, t) => {
+  const parts = targets.map((state, t) => {
     const w = new RecordWriter();
     for (const [path, record] of state.entries()) w.set(t, Buffer.from(path, 'latin1'), record);
     for (const [path, entry] of state.unsure) w.pending(t, Buffer.from(path, 'latin1'), entry);
-    parts.push(w.take());
+    return w.take();
   });
-  return Buffer.concat(parts);
+  const body = Buffer.concat(parts);
+  return Buffer.concat([encodeHeader(identity, body.length), body]);
 }
 
 /** Replace `path` with `bytes` so that a crash leaves the old file or the new one, whole. */
@@ -281,20 +285,25 @@ export function readStateFile(path: string, identity: StateIdentity): { targets:
     throw new StateFileError(code === 'ENOENT' ? NO_STATE_YET : `cannot read it (${(e as Error).message})`);
   }
   if (data.length > MAX_STATE_BYTES) throw new StateFileError(`it is larger than ${MAX_STATE_BYTES} bytes`);
+  if (data.length < STATE_MAGIC.length && STATE_MAGIC.subarray(0, data.length).equals(data)) throw new StateFileError(`it ends in a torn record at byte 0`);
   if (data.length < STATE_MAGIC.length || !data.subarray(0, STATE_MAGIC.length).equals(STATE_MAGIC)) {
     throw new StateFileError(data.subarray(0, 7).equals(STATE_MAGIC.subarray(0, 7)) ? `it is of another format version (${data[7]})` : 'it is not an lsyncd state file');
   }
   const chunks = splitChunks(data);
-  const header = parseHeader(chunks.shift());
+  const header = parseHeader(chunks.shift()?.payload);
+  const snapshotEnd = (chunks[0]?.at ?? data.length) + header.snapshot;
+  if (data.length < snapshotEnd || !(snapshotEnd === data.length || chunks.some((c) => c.at === snapshotEnd))) {
+    throw new StateFileError(`it ends in a torn record (its snapshot is ${header.snapshot} bytes, the file ${data.length})`);
+  }
   const mismatch = identityMismatch(header, identity);
   if (mismatch) throw new StateFileError(mismatch);
   const targets = identity.targets.map(() => new MirroredState());
-  for (const chunk of chunks) replay(chunk, targets);
+  for (const chunk of chunks) replay(chunk.payload, targets);
   return { targets, bytes: data.length };
 }
 
-function splitChunks(data: Buffer): Buffer[] {
-  const chunks: Buffer[] = [];
+function splitChunks(data: Buffer): Array<{ at: number; payload: Buffer }> {
+  const chunks: Array<{ at: number; payload: Buffer }> = [];
   let at = STATE_MAGIC.length;
   while (at < data.length) {
     if (data.length - at < 8) throw new StateFileError(`it ends in a torn record at byte ${at}`);
@@ -303,13 +312,13 @@ function splitChunks(data: Buffer): Buffer[] {
     if (length > MAX_CHUNK || at + 8 + length > data.length) throw new StateFileError(`it ends in a torn record at byte ${at}`);
     const payload = data.subarray(at + 8, at + 8 + length);
     if (crc32(payload) !== sum) throw new StateFileError(`its record at byte ${at} is damaged (checksum mismatch)`);
-    chunks.push(payload);
+    chunks.push({ at, payload });
     at += 8 + length;
   }
   return chunks;
 }
 
-function parseHeader(chunk: Buffer | undefined): StateIdentity & { version: number } {
+function parseHeader(chunk: Buffer | undefined): StateIdentity & { version: number; snapshot: number } {
   if (!chunk) throw new StateFileError('it has no header');
   let header: unknown;
   try {
@@ -317,11 +326,11 @@ function parseHeader(chunk: Buffer | undefined): StateIdentity & { version: numb
   } catch {
     throw new StateFileError('its header is garbled');
   }
-  const h = header as Partial<StateIdentity & { version: number }>;
-  if (typeof h !== 'object' || h === null || typeof h.source !== 'string' || !Array.isArray(h.targets) || typeof h.filters !== 'string' || typeof h.transfer !== 'string') {
+  const h = header as Partial<StateIdentity & { version: number; snapshot: number }>;
+  if (typeof h !== 'object' || h === null || typeof h.source !== 'string' || !Array.isArray(h.targets) || typeof h.filters !== 'string' || typeof h.transfer !== 'string' || !Number.isSafeInteger(h.snapshot) || h.snapshot! < 0) {
     throw new StateFileError('its header is garbled');
   }
-  return h as StateIdentity & { version: number };
+  return h as StateIdentity & { version: number; snapshot: number };
 }
 
 /** Why a state file written by `header` is not this sync's, or undefined. */
