@@ -118,19 +118,26 @@ export class MirroredState {
     drop(path);
   }
 
-  /** Every recorded path (latin1, '' = the root) with its record, parents before children. */
-  *entries(): Generator<[string, StateRecord]> {
-    if (this.root) yield ['', this.root];
-    const walk = function* (dirs: Map<string, Map<string, StateRecord>>, dir: string): Generator<[string, StateRecord]> {
-      const names = dirs.get(dir);
+  /** Each recorded path (latin1, '' = the root) with its record, parents before children. */
+  forEach(visit: (path: string, record: StateRecord) => void): void {
+    if (this.root) visit('', this.root);
+    const walk = (dir: string) => {
+      const names = this.dirs.get(dir);
       if (!names) return;
       for (const [name, record] of names) {
         const path = dir === '' ? name : `${dir}/${name}`;
-        yield [path, record];
-        if (dirs.has(path)) yield* walk(dirs, path);
+        visit(path, record);
+        if (this.dirs.has(path)) walk(path);
       }
     };
-    yield* walk(this.dirs, '');
+    walk('');
+  }
+
+  /** Every recorded path with its record (tests). */
+  entries(): Array<[string, StateRecord]> {
+    const out: Array<[string, StateRecord]> = [];
+    this.forEach((path, record) => out.push([path, record]));
+    return out;
   }
 }
 
@@ -243,7 +250,7 @@ export function encodeHeader(identity: StateIdentity, snapshotBytes = 0): Buffer
 export function encodeSnapshot(identity: StateIdentity, targets: readonly MirroredState[]): Buffer {
   const parts = targets.map((state, t) => {
     const w = new RecordWriter();
-    for (const [path, record] of state.entries()) w.set(t, Buffer.from(path, 'latin1'), record);
+    state.forEach((path, record) => w.set(t, Buffer.from(path, 'latin1'), record));
     for (const [path, entry] of state.unsure) w.pending(t, Buffer.from(path, 'latin1'), entry);
     return w.take();
   });
@@ -346,7 +353,9 @@ function identityMismatch(header: StateIdentity & { version: number }, identity:
 /** Apply one chunk of records to the targets' states. */
 function replay(chunk: Buffer, targets: MirroredState[]): void {
   let at = 0;
-  let previous: Buffer = Buffer.alloc(0);
+  // The path is rebuilt in place: the shared prefix is already there from the previous record.
+  const path = Buffer.allocUnsafe(MAX_NAME);
+  let length = 0;
   const garbled = (what: string) => new StateFileError(`a record is garbled (${what} at chunk offset ${at})`);
   const varint = (): number => {
     let n = 0;
@@ -373,10 +382,11 @@ function replay(chunk: Buffer, targets: MirroredState[]): void {
     const state = targets[t];
     if (!state) throw garbled(`target ${t}`);
     const shared = varint();
-    if (shared > previous.length) throw garbled('bad shared prefix');
-    const path = Buffer.concat([previous.subarray(0, shared), bytes(MAX_NAME)]);
-    previous = path;
-    const key = path.toString('latin1');
+    if (shared > length) throw garbled('bad shared prefix');
+    const suffix = bytes(MAX_NAME - shared);
+    suffix.copy(path, shared);
+    length = shared + suffix.length;
+    const key = path.toString('latin1', 0, length);
     switch (op) {
       case OP_SET: {
         const mode = varint();

@@ -98,12 +98,12 @@ export function startupChanges(state: MirroredState, scanned: readonly LocalEntr
   }
   if (deletes) {
     const gone = new Set<string>();
-    for (const [key, r] of state.entries()) {
-      if (seen.has(r) || key === '') continue;
+    state.forEach((key, r) => {
+      if (seen.has(r) || key === '') return;
       gone.add(key);
-      if (gone.has(parentKey(key))) continue; // its directory's deletion takes it along
+      if (gone.has(parentKey(key))) return; // its directory's deletion takes it along
       out.push([pathFromBytes(Buffer.from(key, 'latin1')), { kind: 'delete', isDir: (r.mode & S_IFMT) === S_IFDIR }]);
-    }
+    });
   }
   for (const [key, entry] of state.unsure) out.push([pathFromBytes(Buffer.from(key, 'latin1')), entry]);
   return out;
