@@ -195,6 +195,7 @@ export async function live(o: LiveCliOptions): Promise<number> {
   };
 
   const start = async (source: string, targets: LiveTarget[]) => {
+    const stateFile = stateFileFor(o, source, targets);
     const mirror = await startLiveMirror({
       source,
       targets,
@@ -202,7 +203,7 @@ export async function live(o: LiveCliOptions): Promise<number> {
       ...(o.filterList && { filterList: o.filterList }),
       ...(o.delay !== undefined && { delay: o.delay }),
       startup: o.startup,
-      ...(stateFileFor(o, source, targets) && { stateFile: stateFileFor(o, source, targets)! }),
+      ...(stateFile !== undefined && { stateFile }),
       onLog: log,
       onItem,
     });

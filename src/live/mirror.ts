@@ -259,10 +259,16 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
 
   // 1. Watch first: when watch() returns every directory is watched, so nothing is missed.
   const matcher = list ? compileFilter(list, { side: 'sender', absRoot: source }) : undefined;
-  const watcher: Watcher = watch(source, {
-    ...options.watcher,
-    ...(matcher && !matcher.empty && { filter: byteFilter(matcher) }),
-  });
+  let watcher: Watcher;
+  try {
+    watcher = watch(source, {
+      ...options.watcher,
+      ...(matcher && !matcher.empty && { filter: byteFilter(matcher) }),
+    });
+  } catch (e) {
+    journal?.close();
+    throw e;
+  }
   let rootGone = false;
   watcher.on('events', (batch) => {
     if (batch.some((e) => e.type === 'root-gone')) {

@@ -342,9 +342,10 @@ function parseHeader(chunk: Buffer | undefined): StateIdentity & { version: numb
 
 /** Why a state file written by `header` is not this sync's, or undefined. */
 function identityMismatch(header: StateIdentity & { version: number }, identity: StateIdentity): string | undefined {
-  if (header.version !== STATE_VERSION) return `it is of another format version (${header.version})`;
+  // The file's own words are shown escaped: a hostile file cannot forge a log line.
+  if (header.version !== STATE_VERSION) return `it is of another format version (${JSON.stringify(header.version)})`;
   if (header.source !== identity.source) return `it was written for source ${JSON.stringify(header.source)}`;
-  if (header.targets.join('\n') !== identity.targets.join('\n')) return `it was written for target(s) ${header.targets.join(' ')}`;
+  if (header.targets.join('\n') !== identity.targets.join('\n')) return `it was written for target(s) ${JSON.stringify(header.targets.join(' ')).slice(1, -1)}`;
   if (header.filters !== identity.filters) return 'it was written with other filter rules';
   if (header.transfer !== identity.transfer) return 'it was written with other transfer options';
   return undefined;
