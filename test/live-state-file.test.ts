@@ -61,7 +61,9 @@ test('a journal replays in order: a subtree cleared, set again, a push begun the
   w.clear(0, Buffer.from('a/b')); // a/b and a/b/y forgotten
   w.set(0, Buffer.from('a/b'), rec(DIR));
   w.pending(0, Buffer.from('a/z'), { kind: 'create', isDir: false });
-  w.done(0, Buffer.from('a/b'));
+  w.pending(0, Buffer.from('a/b/q'), { kind: 'modify', isDir: false });
+  w.clear(0, Buffer.from('a/b')); // a push of a/b that went through sees a/b/q through too
+  w.set(0, Buffer.from('a/b'), rec(DIR));
   appendFileSync(path, w.take());
   const s = readStateFile(path, ID).targets[0]!;
   assert.ok(s.get('a/b'));

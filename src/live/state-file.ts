@@ -20,7 +20,7 @@ import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { EXIT, RsyncError } from '../../protocol/errors.js';
 import { S_IFLNK, S_IFMT, S_IFDIR } from '../../protocol/modes.js';
-import type { PendingEntry, PendingKind } from './plan.js';
+import { isWithin, type PendingEntry, type PendingKind } from './plan.js';
 
 /** "LSYNCDS" and the format's version. */
 export const STATE_MAGIC = Buffer.from('LSYNCDS\x01', 'latin1');
@@ -98,8 +98,13 @@ export class MirroredState {
     names.set(path.slice(slash + 1), record);
   }
 
-  /** Forget `path` and everything below it ('' = everything). */
+  /**
+   * Forget `path` and everything below it ('' = everything). Only a push that went through
+   * clears (a directory listed with its contents, a deleted path), so the begun pushes below it
+   * are seen through too (one absorbed into a rescan of an ancestor never gets its own done).
+   */
   clear(path: string, below = false): void {
+    for (const key of this.unsure.keys()) if (isWithin(key, path)) this.unsure.delete(key);
     if (path === '') {
       if (!below) this.root = undefined;
       this.dirs.clear();
