@@ -174,6 +174,7 @@ export class TargetRunner {
       else {
         this.startingUp = true;
         void this.learnProtocol().then(() => {
+          if (this.stopped || this.stopping) return; // stop() runs the batch itself
           this.state = 'idle';
           this.schedule(0);
         });
@@ -190,6 +191,7 @@ export class TargetRunner {
     const session = await this.connect().catch(() => undefined); // unreachable: the batch reports it
     if (!session) return;
     this.protocol = session.hello.protocol;
+    if (this.stopped || this.stopping || this.spare) return void session.socket.destroy();
     const timer = setTimeout(() => void this.dropSpare(true), SPARE_MAX_MS);
     timer.unref?.();
     this.spare = { session: Promise.resolve(session), timer, primed: false };
