@@ -17,6 +17,7 @@ import type { FilterList } from '../../protocol/filter.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import type { SentItem } from '../../protocol/sender.js';
 import { RemoteError, UsageError } from '../../protocol/errors.js';
+import { defaultStatePath, type StartupMode } from '../live/state.js';
 import { Logger, claimPidfile, detachAndWait, isDetachedChild, reportReady, writeAtomically } from './process.js';
 
 /** The special SOURCE: every HOME/USER/www goes to TARGET/USER/. */
@@ -38,7 +39,10 @@ export interface LiveCliOptions {
   logFacility: string;
   pidfile?: string;
   statusFile?: string;
-  startup: boolean;
+  /** The startup sync (`true`/`false`: full/none). */
+  startup: StartupMode | boolean;
+  /** --state-file: what the targets were brought to (default with --startup changed: defaultStatePath). */
+  stateFile?: string;
   level: LogLevel;
   insist: boolean;
   home: string;
@@ -139,6 +143,16 @@ async function ensureBase(targets: readonly LiveTarget[], transfer: TransferOpti
   for (const t of targets) if (t.target.path) await pushEmptyDir(t, { ...transfer, perms: false, times: false });
 }
 
+/**
+ * The state file of the mirror of `source`: --state-file (with %userwww, one per user: FILE.USER),
+ * else with --startup changed a default path keyed by the source and its targets, else none.
+ */
+function stateFileFor(o: LiveCliOptions, source: string, targets: readonly LiveTarget[]): string | undefined {
+  if (o.stateFile !== undefined) return o.source === USERWWW ? `${o.stateFile}.${basename(join(source, '..'))}` : o.stateFile;
+  if (o.startup !== 'changed') return undefined;
+  return defaultStatePath(source, targets.map((t) => describeTarget(t.target)));
+}
+
 export async function live(o: LiveCliOptions): Promise<number> {
   const userwww = o.source === USERWWW;
   if (userwww) {
@@ -184,6 +198,7 @@ export async function live(o: LiveCliOptions): Promise<number> {
   };
 
   const start = async (source: string, targets: LiveTarget[]) => {
+    const stateFile = stateFileFor(o, source, targets);
     const mirror = await startLiveMirror({
       source,
       targets,
@@ -191,6 +206,7 @@ export async function live(o: LiveCliOptions): Promise<number> {
       ...(o.filterList && { filterList: o.filterList }),
       ...(o.delay !== undefined && { delay: o.delay }),
       startup: o.startup,
+      ...(stateFile !== undefined && { stateFile }),
       onLog: log,
       onItem,
     });

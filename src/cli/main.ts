@@ -104,7 +104,9 @@ export interface CliOptions {
   logIdent: string;
   logFacility: string;
   pidfile?: string;
-  startup: boolean;
+  /** --startup MODE, or false for --no-startup (undefined: full). */
+  startup?: 'full' | 'changed' | false;
+  stateFile?: string;
   debug?: boolean;
   scarce?: boolean;
   insist?: boolean;
@@ -280,7 +282,9 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--log-ident <NAME>', 'live mode: the syslog ident', 'lsyncd')
     .option('--log-facility <NAME>', 'live mode: the syslog facility (user, daemon, local0..local7, ...)', 'user')
     .option('--pidfile <FILE>', 'live mode: write the pid to FILE (refused if it names a running process)')
-    .option('--no-startup', 'live mode: skip the initial full sync')
+    .addOption(new Option('--startup <MODE>', 'live mode: the startup sync: full (compare everything) or changed (only what differs from the state file)').choices(['full', 'changed']))
+    .option('--no-startup', 'live mode: skip the initial sync (lsyncd 2\'s init = false)')
+    .option('--state-file <FILE>', 'live mode: keep what each target was brought to in FILE, for --startup changed (default with it: under $XDG_STATE_HOME/lsyncd or /var/lib/lsyncd)')
     .option('--debug', 'live mode: log more')
     .option('--scarce', 'live mode: log errors only')
     .option('--insist', 'live mode: keep retrying a target unreachable at start instead of exiting')
@@ -666,7 +670,8 @@ function live(source: string, targets: string[], options: CliOptions, rules: Rul
     logFacility: options.logFacility,
     ...(options.pidfile !== undefined && { pidfile: options.pidfile }),
     ...(options.statusFile !== undefined && { statusFile: options.statusFile }),
-    startup: options.startup,
+    startup: options.startup === false ? 'none' : (options.startup ?? 'full'),
+    ...(options.stateFile !== undefined && { stateFile: options.stateFile }),
     level: options.debug ? 'debug' : options.scarce ? 'error' : 'info',
     insist: Boolean(options.insist),
     home: options.home,

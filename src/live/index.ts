@@ -4,3 +4,5 @@ export { describeTarget } from './runner.js';
 export type { LogFn, LogLevel, RetryOptions, TargetStatus, TargetState, PushFn, RunnerStopResult } from './runner.js';
 export { TargetRefusedError, isRefusal, refusalText } from './failure.js';
 export { PendingSet, pushRoots, combine, commonAncestor, type PendingEntry, type PendingKind, type PushRoot } from './plan.js';
+export { StateJournal, startupChanges, stateIdentity, defaultStatePath, type StartupMode, type PushRecorder } from './state.js';
+export { StateFileError, readStateFile, type StateIdentity, type StateRecord } from './state-file.js';

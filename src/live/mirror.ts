@@ -8,7 +8,11 @@ import { watch, byteFilter, type Watcher, type WatcherOptions, type WatcherStats
 import { compileFilter, type FilterList } from '../../protocol/filter.js';
 import { DEFAULT_TRANSFER, type TransferOptions } from '../../protocol/args.js';
 import { pushFilter } from '../transfer/filters.js';
-import { TargetRunner, type LogFn, type PushFn, type RetryOptions, type TargetStatus } from './runner.js';
+import { TargetRunner, describeTarget, type LogFn, type PushFn, type RetryOptions, type TargetStatus } from './runner.js';
+import { StateJournal, stateIdentity, startupChanges, type StartupMode } from './state.js';
+import { NO_STATE_YET, type MirroredState } from './state-file.js';
+import { scanSource, type LocalEntry } from '../transfer/scan.js';
+import type { PendingEntry } from './plan.js';
 import type { PushFilter, PushOptions } from '../transfer/push.js';
 import type { DaemonTarget } from '../transfer/target.js';
 import type { SentItem } from '../../protocol/sender.js';
@@ -31,8 +35,18 @@ export interface LiveMirrorOptions {
   filterList?: FilterList;
   /** Seconds of quiet window before a batch starts (default 0: as soon as the previous one ended). */
   delay?: number;
-  /** Push the whole tree first (default true; false is lsyncd's --no-startup). */
-  startup?: boolean;
+  /**
+   * The startup sync: 'full' (default) compares the whole tree with each target (the only mode
+   * that also repairs changes made on the mirror itself); 'changed' pushes only what differs from
+   * the state file (a full one when that file is missing, torn or another sync's); 'none' pushes
+   * nothing until a change (lsyncd 2's init = false). `true`/`false` are 'full'/'none'.
+   */
+  startup?: StartupMode | boolean;
+  /**
+   * Keep what each target was brought to in this file (see docs/live.md, "Restart state"), so a
+   * later `startup: 'changed'` pushes only what differs. Written by every startup mode.
+   */
+  stateFile?: string;
   /** Backoff after a failed batch (default 500 ms doubling to 30 s); a refused option is tried again after 10 min. */
   retry?: RetryOptions;
   /** Distinct pending paths per target before it collapses to a full resync (default 50,000). */
@@ -141,6 +155,46 @@ function memoryReleaser(release: () => void, allIdle: () => boolean, log: LogFn)
   };
 }
 
+/**
+ * The state file for this start: its targets' states when a `changed` or `none` start may use
+ * them; otherwise (or when it cannot be used: said once, with the reason) a fresh one, except
+ * with `none` (nothing is known of the mirror then, so no state is kept).
+ */
+function openState(path: string, identity: ReturnType<typeof stateIdentity>, mode: StartupMode, log: LogFn): { journal?: StateJournal; loaded?: MirroredState[] } {
+  try {
+    const opened = StateJournal.open(path, identity, log, mode !== 'full', mode !== 'none');
+    if (opened.reason) {
+      const level = opened.reason === NO_STATE_YET ? 'info' : 'warn';
+      if (mode === 'changed') log(level, `state file ${path}: ${opened.reason}; the startup sync compares everything`);
+      else log(level, `state file ${path}: ${opened.reason}; none is kept without a startup sync (nothing is known of the mirror)`);
+    }
+    return opened;
+  } catch (e) {
+    log('error', `state file ${path}: ${(e as Error).message}; no state is kept${mode === 'changed' ? ', the startup sync compares everything' : ''}`);
+    return {};
+  }
+}
+
+/**
+ * A `changed` startup: scan the tree once (as a push of the whole tree would list it) and compare
+ * it with each target's state; undefined when the scan fails (the startup is then a full one).
+ */
+async function changedSinceState(source: string, states: MirroredState[], transfer: TransferOptions, filter: PushFilter | undefined, log: LogFn): Promise<Array<Array<[string, PendingEntry]>> | undefined> {
+  const started = performance.now();
+  let entries: LocalEntry[];
+  try {
+    ({ entries } = await scanSource(`${source}/`, { transfer, ...(filter && { filter }), onWarning: (text) => log('debug', text.trimEnd()) }));
+  } catch (e) {
+    log('warn', `${source}: scanning for the changed startup failed (${(e as Error).message}); the startup sync compares everything`);
+    return undefined;
+  }
+  const scanned = performance.now() - started;
+  const deletes = transfer.delete || transfer.deleteExcluded;
+  const out = states.map((state) => startupChanges(state, entries, deletes));
+  log('info', `${source}: ${out.map((c) => c.length).join('/')} path(s) differ from the state file (${entries.length} entries scanned in ${scanned.toFixed(0)} ms, compared in ${(performance.now() - started - scanned).toFixed(0)} ms)`);
+  return out;
+}
+
 /** The push filter for the subtree `root`: names are matched as paths from the tree's root. */
 function subtreeFilter(full: PushFilter, root: string): PushFilter {
   if (root === '') return full;
@@ -172,8 +226,17 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
   if (transfer.hardLinks) log('info', '-H: hard links span subtrees, so every batch pushes the whole tree');
   const retry = { initialMs: options.retry?.initialMs ?? 500, maxMs: options.retry?.maxMs ?? 30_000, refusedMs: options.retry?.refusedMs ?? 600_000 };
 
+  // The state file, before the runners that record into it.
+  const mode: StartupMode = options.startup === false ? 'none' : options.startup === true || options.startup === undefined ? 'full' : options.startup;
+  let journal: StateJournal | undefined;
+  let loaded: MirroredState[] | undefined;
+  if (options.stateFile) {
+    const identity = stateIdentity(source, options.targets.map((t) => describeTarget(t.target)), transfer, list);
+    ({ journal, loaded } = openState(resolve(options.stateFile), identity, mode, log));
+  }
+
   const runners = options.targets.map(
-    (t) =>
+    (t, i) =>
       new TargetRunner({
         source,
         target: t.target,
@@ -189,16 +252,23 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
         ...(options.pushFn && { pushFn: options.pushFn }),
         ...(options.onItem && { onItem: options.onItem }),
         onPushed: (result) => memory.pushed(result.files, result.bytesSent),
+        ...(journal && { recorder: journal.recorder(i) }),
       }),
   );
   const memory = memoryReleaser(options.releaseMemory ?? (() => void releaseMemory()), () => runners.every((r) => r.status().state === 'idle' || r.status().state === 'stopped'), log);
 
   // 1. Watch first: when watch() returns every directory is watched, so nothing is missed.
   const matcher = list ? compileFilter(list, { side: 'sender', absRoot: source }) : undefined;
-  const watcher: Watcher = watch(source, {
-    ...options.watcher,
-    ...(matcher && !matcher.empty && { filter: byteFilter(matcher) }),
-  });
+  let watcher: Watcher;
+  try {
+    watcher = watch(source, {
+      ...options.watcher,
+      ...(matcher && !matcher.empty && { filter: byteFilter(matcher) }),
+    });
+  } catch (e) {
+    journal?.close();
+    throw e;
+  }
   let rootGone = false;
   watcher.on('events', (batch) => {
     if (batch.some((e) => e.type === 'root-gone')) {
@@ -215,9 +285,12 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
   const overflowCount = () => (watcher.isClosed ? overflows : (overflows = watcher.stats().overflows));
   watcher.on('error', (err) => log('error', `watcher: ${err.message}`));
 
-  // 2. The startup push (the whole tree, a pending rescan of ''), then whatever changed meanwhile.
-  const startup = options.startup ?? true;
-  for (const r of runners) r.start(startup);
+  // 2. The startup push (the whole tree, a pending rescan of ''; or what differs from the state
+  // file; or nothing), then whatever changed meanwhile.
+  const changes = mode === 'changed' && loaded ? await changedSinceState(source, loaded, transfer, full, log) : undefined;
+  loaded = undefined; // the states loaded (a 200k-file tree's worth) are not kept
+  runners.forEach((r, t) => r.start(changes ? changes[t]! : mode !== 'none'));
+  if (changes) memory.pushed(RELEASE_AFTER_FILES, 0); // the scan and the states grew the heap: give it back once idle
   const ready = Promise.all(runners.map((r) => r.whenSynced())).then(() => {
     log('info', `${source}: startup sync done for ${runners.length} target(s)`);
   });
@@ -242,6 +315,7 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
         const deadline = Date.now() + (stopOptions.timeoutMs ?? 10_000);
         const results = await Promise.all(runners.map((r) => r.stop(deadline)));
         memory.stop();
+        journal?.close();
         overflowCount();
         watcher.close();
         return { unpushed: results.map((r) => r.unpushed), exitCodes: results.map((r) => r.exitCode) };

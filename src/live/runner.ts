@@ -14,6 +14,7 @@ import type { SelectionItem } from '../transfer/scan.js';
 import type { DaemonTarget } from '../transfer/target.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import type { SentItem } from '../../protocol/sender.js';
+import type { PushRecorder } from './state.js';
 import { sentItemLine, deletedLine, logText, type ItemLineOptions } from '../transfer/output.js';
 
 const DOT = Buffer.from('.');
@@ -58,6 +59,8 @@ export interface RunnerOptions {
   onItem?: (item: SentItem) => void;
   /** Each push that completed (whatever its exit code): the mirror's memory release counts them. */
   onPushed?: (result: PushResult) => void;
+  /** The state file's record of this target (state.ts): batches begun, roots pushed. */
+  recorder?: PushRecorder;
 }
 
 export type TargetState = 'startup' | 'idle' | 'waiting' | 'pushing' | 'backoff' | 'stopped';
@@ -102,6 +105,8 @@ export class TargetRunner {
   private stopped = false;
   /** The startup push (full tree) has succeeded. */
   private synced = false;
+  /** A `changed` startup's batch is pending: its success is the startup sync. */
+  private startingUp = false;
   private readonly stats = { batches: 0, pushes: 0, failures: 0, vanishedRetries: 0, consecutiveFailures: 0, bytesSent: 0, lastError: undefined as string | undefined, lastPushAt: undefined as string | undefined };
   private idleWaiters: Array<() => void> = [];
   private syncWaiters: Array<() => void> = [];
@@ -154,12 +159,42 @@ export class TargetRunner {
     this.name = describeTarget(o.target);
   }
 
-  /** Begin: the whole tree is pending (the startup push), or nothing with `startup: false`. */
-  start(startup: boolean): void {
-    if (startup) this.pending.add('', { kind: 'rescan', isDir: true });
-    else this.synced = true;
+  /**
+   * Begin: the whole tree is pending (the startup push), nothing with `startup: false`, or the
+   * given changes (a `changed` startup: what differs from the state file). Those are pushed as
+   * one batch of just those paths, so the daemon's protocol is learnt first, on a session kept
+   * for that batch.
+   */
+  start(startup: boolean | ReadonlyArray<[string, PendingEntry]>): void {
+    if (startup === true) this.pending.add('', { kind: 'rescan', isDir: true });
+    else if (startup === false) this.synced = true;
+    else {
+      for (const [path, entry] of startup) this.pending.add(path, entry);
+      if (this.pending.size === 0) this.synced = true;
+      else {
+        this.startingUp = true;
+        void this.learnProtocol().then(() => {
+          if (this.stopped || this.stopping) return; // stop() runs the batch itself
+          this.state = 'idle';
+          this.schedule(0);
+        });
+        return;
+      }
+    }
     this.state = 'idle';
     this.schedule(0); // the startup push does not wait for the delay window
+  }
+
+  /** Connect once to learn the daemon's protocol (single-session batches need 30+); the session is kept for the batch. */
+  private async learnProtocol(): Promise<void> {
+    if (this.o.pushFn || this.noSpares) return;
+    const session = await this.connect().catch(() => undefined); // unreachable: the batch reports it
+    if (!session) return;
+    this.protocol = session.hello.protocol;
+    if (this.stopped || this.stopping || this.spare) return void session.socket.destroy();
+    const timer = setTimeout(() => void this.dropSpare(true), SPARE_MAX_MS);
+    timer.unref?.();
+    this.spare = { session: Promise.resolve(session), timer, primed: false };
   }
 
   /** Forget everything pending (the source is gone: there is nothing left to push). */
@@ -251,7 +286,8 @@ export class TargetRunner {
   /** Start a batch when one may start: idle, something pending, not backing off. */
   private schedule(delayMs = this.o.delayMs): void {
     // While stopping, stop() runs the batches itself, one after another.
-    if (this.stopped || this.stopping || this.running || this.state === 'backoff' || this.pending.size === 0) return;
+    // Before start() (or while it learns the protocol) changes only collect.
+    if (this.stopped || this.stopping || this.running || this.state === 'backoff' || this.state === 'startup' || this.pending.size === 0) return;
     if (this.timer || this.immediate) return; // a batch is already due (delay window)
     this.state = 'waiting';
     if (delayMs <= 0) {
@@ -289,6 +325,8 @@ export class TargetRunner {
   private async batch(): Promise<void> {
     const plan = this.plan();
     if (!plan) return;
+    // Recorded before the push: should we die during it, these paths are pushed at the next start.
+    if (!this.o.transfer.dryRun) this.o.recorder?.begun(plan.taken);
     await this.pushRenames(plan);
     const outcome = await this.pushPlan(plan);
     this.settle(plan, outcome);
@@ -429,6 +467,8 @@ export class TargetRunner {
         this.protocol = result.protocol;
         this.o.onPushed?.(result);
         this.counted(result);
+        // What the target now has, for the state file: only a push that went through entirely.
+        if (result.exitCode === EXIT.OK && !this.o.transfer.dryRun) this.o.recorder?.pushed(root, result.entries);
         outcome.files += result.stats?.transferredFiles ?? 0;
         outcome.bytes += result.bytesSent ?? 0;
         outcome.churn += this.notes.churn;
@@ -489,13 +529,13 @@ export class TargetRunner {
       const dry = this.o.transfer.dryRun ? ' (dry run: nothing changed on the target)' : '';
       this.o.log('info', `${this.name}: pushed ${taken.size} change(s): ${files} file(s), ${bytes} bytes in ${Date.now() - started} ms${again}${dry}`);
       this.o.log('debug', `${this.name}: that batch went as ${how}`);
-      if (full && !this.synced) this.markSynced(); // files that vanished meanwhile are not part of the tree
+      if ((full || this.startingUp) && !this.synced) this.markSynced(); // files that vanished meanwhile are not part of the tree
       // The target answers: have the next session ready before the next change arrives.
       this.openSpare();
       return;
     }
     putBack(failed);
-    if (full && !this.synced && !failed.some((r) => r.root === '')) this.markSynced();
+    if ((full || this.startingUp) && !this.synced && !failed.some((r) => r.root === '')) this.markSynced();
     this.stats.failures++;
     this.stats.consecutiveFailures++;
     this.stats.lastError = error;
@@ -530,6 +570,7 @@ export class TargetRunner {
 
   private markSynced(): void {
     this.synced = true;
+    this.startingUp = false;
     for (const w of this.syncWaiters.splice(0)) w();
   }
 

@@ -22,6 +22,8 @@ export interface LocalEntry extends FileEntry {
    * dev/ino for every regular file (writeLocalFileList fills `hardlink` from it there).
    */
   fileId?: { dev: bigint; ino: bigint };
+  /** st_ino (as a number: a change detector for the live mirror's state file, not an identity). */
+  ino?: number;
 }
 
 /** The sender-side filter: true when a path (relative to the transfer root) is excluded. */
@@ -69,6 +71,7 @@ function entryFrom(name: Buffer, localPath: Buffer, st: BigIntStats, keepFileId:
     mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
     uid: Number(st.uid),
     gid: Number(st.gid),
+    ino: Number(st.ino),
   };
   const type = mode & S_IFMT;
   if (type === S_IFBLK || type === S_IFCHR) {
