@@ -244,7 +244,8 @@ test('the CLI: a YAML or Lua mistake is one line with its position and exit 1; a
 test('every option of the command line has its place: a sync key, a run setting, or one that a live mirror does not take', async () => {
   const help = (await lsyncd(['--help'])).stdout.toString();
   const cli = new Set(help.match(/--[a-z][a-z-]*/g));
-  const inFile = new Set(Object.values(SYNC_OPTIONS).flatMap((spec) => ('option' in spec ? [spec.option, ...('off' in spec && spec.off ? [spec.off] : [])] : [])));
+  const inFile = new Set(Object.values(SYNC_OPTIONS).flatMap((spec) =>
+    'option' in spec ? [spec.option, ...('off' in spec && spec.off ? [spec.off] : [])] : Object.values(spec.choices).flat().filter((w) => w.startsWith('--'))));
   const runSettings = ['--config', '--nodaemon', '--no-daemon', '--logfile', '--syslog', '--log-ident', '--log-facility', '--pidfile', '--status-file', '--insist', '--debug', '--scarce'];
   // --once, listing and pull options; --max-size, --min-size, --partial and -b are passed to
   // --once pushes only (the live mirror's command line does not hand them on either).

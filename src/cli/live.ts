@@ -149,7 +149,12 @@ async function ensureBase(targets: readonly LiveTarget[], transfer: TransferOpti
  */
 function stateFileFor(o: LiveCliOptions, source: string, targets: readonly LiveTarget[]): string | undefined {
   if (o.stateFile !== undefined) return o.source === USERWWW ? `${o.stateFile}.${basename(join(source, '..'))}` : o.stateFile;
-  if (o.startup !== 'changed') return undefined;
+  return defaultStateFile(o.startup, source, targets);
+}
+
+/** With --startup changed and no --state-file: the default state path keyed by the source and its targets. */
+export function defaultStateFile(startup: StartupMode | boolean, source: string, targets: readonly LiveTarget[]): string | undefined {
+  if (startup !== 'changed') return undefined;
   return defaultStatePath(source, targets.map((t) => describeTarget(t.target)));
 }
 
@@ -301,7 +306,9 @@ export interface ConfigSync {
   transfer: TransferOptions;
   filterList?: FilterList;
   delay?: number;
-  startup: boolean;
+  startup: StartupMode;
+  /** --state-file, or with --startup changed the default path for this source and its targets. */
+  stateFile?: string;
 }
 
 /** A config file read and resolved: its own settings (before the command line's) and its syncs. */
@@ -348,6 +355,7 @@ function groupSync(s: ConfigSync, warn: (message: string) => void): GroupSync {
       ...(s.filterList && { filterList: s.filterList }),
       ...(s.delay !== undefined && { delay: s.delay }),
       startup: s.startup,
+      ...(s.stateFile !== undefined && { stateFile: s.stateFile }),
     },
     ...(needsBase && { prepare: () => ensureBase(s.targets, transfer).catch((e: Error) => warn(`[${s.name}] creating the targets' base directories: ${e.message}`)) }),
   };

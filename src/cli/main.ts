@@ -22,7 +22,7 @@ import type { TransferOptions } from '../../protocol/args.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
 import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
 import { parseSizeArg } from '../../protocol/server-args.js';
-import { live as runLive, liveConfig, type ConfigSync, type LoadedConfig } from './live.js';
+import { live as runLive, liveConfig, defaultStateFile, type ConfigSync, type LoadedConfig } from './live.js';
 // The config model only: the YAML parser and the Lua interpreter are loaded when a file is read.
 import { looksLikeConfig, syncIdentity, ConfigError, type SyncConfig } from '../config/model.js';
 
@@ -760,19 +760,23 @@ function resolveSync(s: SyncConfig): ConfigSync {
   }
   const { options, rules } = parsed;
   try {
+    const startup = options.startup === false ? 'none' : (options.startup ?? 'full');
+    const targets = s.targets.map((t) => {
+      const target = parseDaemonAddress(t, options.port ?? DEFAULT_PORT);
+      if (!target.module) throw new UsageError(`${t} names no module`);
+      return { target, session: sessionOptions(options, target.user) };
+    });
+    const stateFile = options.stateFile ?? defaultStateFile(startup, s.source, targets);
     return {
       name: s.name,
       identity: syncIdentity(s),
       source: s.source,
-      targets: s.targets.map((t) => {
-        const target = parseDaemonAddress(t, options.port ?? DEFAULT_PORT);
-        if (!target.module) throw new UsageError(`${t} names no module`);
-        return { target, session: sessionOptions(options, target.user) };
-      }),
+      targets,
       transfer: transferOptions(options),
       ...(rules.some((r) => r.kind !== 'delete-excluded') && { filterList: buildFilterList(rules) }),
       ...(options.delay !== undefined && { delay: options.delay }),
-      startup: options.startup,
+      startup,
+      ...(stateFile !== undefined && { stateFile }),
     };
   } catch (e) {
     if (e instanceof ConfigError || !(e instanceof RsyncError)) throw e;

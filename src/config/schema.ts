@@ -33,6 +33,7 @@ export const SYNC_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   delete: { type: 'flag', option: '--delete', off: '--no-delete' },
   'delete-excluded': { type: 'flag', option: '--delete-excluded' },
   startup: { type: 'choice', choices: { true: [], false: ['--no-startup'], full: [], none: ['--no-startup'], changed: ['--startup', 'changed'] } },
+  'state-file': { type: 'value', option: '--state-file', what: 'a file for what the targets were brought to (see --startup changed)' },
   archive: { type: 'flag', option: '--archive' },
   perms: { type: 'flag', option: '--perms', off: '--no-perms' },
   times: { type: 'flag', option: '--times', off: '--no-times' },
