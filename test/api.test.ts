@@ -75,7 +75,7 @@ test.after(async () => {
 test('the tarball holds the built library, the native sources, LICENSE and README, and no source map', async () => {
   const listing = await run('tar', ['-tzf', tarball]);
   const files = listing.stdout.toString().trim().split('\n').map((f) => f.replace(/^package\//, ''));
-  const allowed = (f: string) => /^(dist\/src\/|dist\/protocol\/|native\/)/.test(f) || ['binding.gyp', 'package.json', 'README.md', 'LICENSE'].includes(f);
+  const allowed = (f: string) => /^(dist\/src\/|dist\/protocol\/|native\/|prebuilds\/)/.test(f) || ['binding.gyp', 'package.json', 'README.md', 'LICENSE'].includes(f);
   assert.equal(files.filter((f) => !allowed(f)), []);
   assert.equal(files.filter((f) => f.endsWith('.map')), []);
   for (const f of ['LICENSE', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/protocol/index.js', 'dist/src/watcher/index.js', 'native/inotify.cc', 'binding.gyp']) {
