@@ -3,6 +3,7 @@
 // (RsyncError: a stable `code`, rsync's `exitCode`). The wire library is "lsyncd/protocol", the
 // watcher alone "lsyncd/watcher"; nothing else is importable. See README "As a library".
 export { push, pull, type TransferCallOptions } from './api/transfer.js';
+export type { TransferProgress, ProgressFn } from './api/progress.js';
 export { list, listModules, type ListEntry, type ListOptions, type ModuleListing, type DaemonAddress } from './api/list.js';
 export { mirror, type Mirror, type MirrorOptions, type MirrorStatus, type MirrorStopResult } from './api/mirror.js';
 export { serve, type Server, type ServeModule, type ServeOptions } from './api/serve.js';
