@@ -4,7 +4,7 @@
 // watcher alone "lsyncd/watcher"; nothing else is importable. See README "As a library".
 export { push, pull, type TransferCallOptions } from './api/transfer.js';
 export type { TransferProgress, ProgressFn } from './api/progress.js';
-export { list, listModules, type ListEntry, type ListOptions, type ModuleListing, type DaemonAddress } from './api/list.js';
+export { list, listEntries, listModules, type ListEntry, type ListOptions, type ModuleListing, type DaemonAddress } from './api/list.js';
 export { mirror, type Mirror, type MirrorOptions, type MirrorStatus, type MirrorStopResult } from './api/mirror.js';
 export { serve, type Server, type ServeModule, type ServeOptions } from './api/serve.js';
 export { watch, type Watcher, type WatchEvent, type WatchEventType, type WatcherOptions, type WatcherStats } from './watcher/index.js';
