@@ -8,6 +8,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { push, pull, type TransferProgress } from '../src/index.js';
+import { ProgressReporter, PROGRESS_BYTES, PROGRESS_MS } from '../src/api/progress.js';
+import type { FileEntry } from '../protocol/flist.js';
 import { run } from './helpers/cli.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { bjoin, pseudoRandom, setTimes } from './helpers/fstree.js';
@@ -89,6 +91,34 @@ test('nothing to send: no reports', async () => {
   const reports: TransferProgress[] = [];
   await push(`${src}/`, `rsync://${daemon.host}:${daemon.port}/push/ours/`, { onProgress: (p) => reports.push(p) });
   assert.equal(reports, []);
+});
+
+test('the throttle: a report per PROGRESS_BYTES or, once bytes came, per PROGRESS_MS; always at start and end', () => {
+  let now = 0;
+  const reports: TransferProgress[] = [];
+  const reporter = new ProgressReporter((p) => reports.push(p), () => now);
+  const entry = { name: Buffer.from('f'), mode: 0o100644, size: 10 * PROGRESS_BYTES } as unknown as FileEntry;
+  reporter.fileList([entry, { mode: 0o040755 }]);
+  reporter.started(3, entry);
+  reporter.advanced(entry, 1000); // too soon, too little
+  now += PROGRESS_MS;
+  reporter.advanced(entry, 1000); // 100 ms later: reported
+  reporter.advanced(entry, 1000); // no new bytes
+  reporter.advanced(entry, 1000 + PROGRESS_BYTES); // a MiB more: reported at once
+  now += 10 * PROGRESS_MS;
+  reporter.advanced(entry, 1000 + PROGRESS_BYTES); // time passed but no new bytes: not reported
+  reporter.advanced({ ...entry } as FileEntry, 5 * PROGRESS_BYTES); // another file's bytes: ignored
+  reporter.finished(4); // not the current file
+  reporter.finished(3);
+  assert.equal(
+    reports.map((r) => [r.bytes, r.filesDone, r.bytesDone, r.filesTotal]),
+    [
+      [0, 0, 0, 1],
+      [1000, 0, 1000, 1],
+      [1000 + PROGRESS_BYTES, 0, 1000 + PROGRESS_BYTES, 1],
+      [10 * PROGRESS_BYTES, 1, 10 * PROGRESS_BYTES, 1],
+    ],
+  );
 });
 
 test.run();
