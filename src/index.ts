@@ -1,7 +1,7 @@
 // lsyncd as a library: the one public entry (package.json "exports" "."). Push, pull, list and
 // mirror against any rsync daemon, watch a tree, serve modules; every error one family
 // (RsyncError: a stable `code`, rsync's `exitCode`). The wire library is "lsyncd/protocol", the
-// watcher alone "lsyncd/watcher"; nothing else is importable. See README "As a library".
+// watcher alone "lsyncd/watcher"; nothing else is importable. See docs/api.md and examples/.
 export { push, pull, type TransferCallOptions } from './api/transfer.js';
 export type { TransferProgress, ProgressFn } from './api/progress.js';
 export { list, listEntries, listModules, type ListEntry, type ListOptions, type ModuleListing, type DaemonAddress } from './api/list.js';

@@ -1,5 +1,6 @@
-// listModules() and list(): what a daemon offers, as plain objects. Wrap src/transfer/client.ts
-// (the module listing) and src/transfer/list.ts (a remote listing, rsync's list_only).
+// listModules(), list() and listEntries(): what a daemon offers, as plain objects (listEntries one
+// at a time, for big trees). Wrap src/transfer/client.ts (the module listing) and
+// src/transfer/list.ts (a remote listing, rsync's list_only). See docs/api.md.
 // Counterpart: rsync clientserver.c start_inband_exchange (the listing), generator.c list_file_entry.
 import { listModules as listLines, splitMotd } from '../transfer/client.js';
 import { listRemote } from '../transfer/list.js';
