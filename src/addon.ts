@@ -1,6 +1,9 @@
-// The only module that loads native/ (build/Release/inotify.node). A missing or unloadable
-// addon (no compiler at install time, wrong platform) is reported once and answered with
-// `null`, so the caller can fall back to polling; any other failure is rethrown.
+// The only module that loads native/ (the inotify addon). It is found as node-gyp-build finds it:
+// build/Release/*.node (compiled here: a checkout, or an install where no prebuild fitted), else
+// prebuilds/<platform>-<arch>/ (built by `npm pack`'s prepack: prebuildify). A missing or unloadable
+// addon (no compiler at install time, wrong platform) is reported once and answered with `null`,
+// so the caller falls back to polling; `addonLoadError` keeps why (for status and logs). Any other
+// failure is rethrown. See README "The inotify addon".
 
 import { createRequire } from 'node:module';
 import { existsSync, futimesSync, lutimesSync, utimesSync } from 'node:fs';
@@ -49,47 +52,74 @@ function packageRoot(): string {
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 }
 
-export const DEFAULT_ADDON_PATH = join(packageRoot(), 'build', 'Release', 'inotify.node');
+/** The package directory node-gyp-build searches (build/Release, then prebuilds/). */
+export const PACKAGE_ROOT = packageRoot();
 
+const requireHere = createRequire(import.meta.url);
+/** node-gyp-build's resolver: the .node file that fits this platform, arch, libc and runtime, or a throw. */
+const nodeGypBuild = requireHere('node-gyp-build') as { path(dir: string): string };
+
+const DEFAULT_KEY = '';
 const cache = new Map<string, InotifyAddon | null>();
 let warned = false;
 
 /** Why the last load failed (for status output). */
 export let addonLoadError: Error | undefined;
 
+/** The fix a user is told when the addon is missing. */
+export const ADDON_FIX = 'run `npm rebuild lsyncd` (needs python3, make and a C++ compiler)';
+
 /**
- * Load the addon, or return null when it cannot be loaded. The load is tried once per path; the
- * warning is given once per process, by the first caller that is not `quiet` (a quiet probe made
- * earlier, e.g. for socket options, does not hide it from the watcher later).
+ * Load the addon, or return null when it cannot be loaded: the one node-gyp-build picks in the
+ * package, or the file `path` when given (tests). The load is tried once per path; the warning is
+ * given once per process, by the first caller that is not `quiet` (a quiet probe made earlier,
+ * e.g. for socket options, does not hide it from the watcher later).
  */
-export function loadAddon(path: string = DEFAULT_ADDON_PATH, opts: { quiet?: boolean } = {}): InotifyAddon | null {
-  let addon = cache.get(path);
+export function loadAddon(path?: string, opts: { quiet?: boolean } = {}): InotifyAddon | null {
+  const key = path ?? DEFAULT_KEY;
+  let addon = cache.get(key);
   if (addon === undefined) {
     addon = tryLoad(path);
-    cache.set(path, addon);
+    cache.set(key, addon);
   }
   if (addon === null && !warned && opts.quiet !== true) {
     warned = true;
-    process.emitWarning(
-      `lsyncd: the inotify addon could not be loaded (${addonLoadError?.message.split('\n')[0]}); ` +
-        'watching falls back to periodic polling scans. Rebuild it with `npm rebuild` (needs a C++ compiler).',
-      { code: 'LSYNCD_NO_ADDON' },
-    );
+    process.emitWarning(`lsyncd: ${addonMissingText()}`, { code: 'LSYNCD_NO_ADDON' });
   }
   return addon;
 }
 
-function tryLoad(path: string): InotifyAddon | null {
+/** One line for a status or a log: the addon is missing, why, what the watcher does instead, the fix. */
+export function addonMissingText(): string {
+  return (
+    `the inotify addon could not be loaded (${addonLoadError?.message.split('\n')[0] ?? 'not tried'}); ` +
+    `watching falls back to periodic polling scans. To fix: ${ADDON_FIX}.`
+  );
+}
+
+/**
+ * Why a watcher polls when inotify was wanted (`wanted` backend 'auto' or absent), as one line for
+ * a status or a log: the addon is missing (and the fix), or inotify's limits were hit. Undefined
+ * when it watches through inotify, or polling was asked for.
+ */
+export function watchingFallback(watcher: { stats(): { backend: 'inotify' | 'poll' } }, wanted: string | undefined): string | undefined {
+  if (wanted === 'poll' || watcher.stats().backend !== 'poll') return undefined;
+  if (addonLoadError) return addonMissingText();
+  return 'inotify is unavailable (fs.inotify.max_user_instances or max_user_watches reached); watching falls back to periodic polling scans';
+}
+
+function tryLoad(path: string | undefined): InotifyAddon | null {
   if (process.platform !== 'linux') {
     addonLoadError = new Error(`inotify is Linux-only (platform ${process.platform})`);
     return null;
   }
   try {
-    const mod: unknown = createRequire(import.meta.url)(path);
+    const file = path ?? nodeGypBuild.path(PACKAGE_ROOT);
+    const mod: unknown = requireHere(file);
     if (typeof mod === 'object' && mod !== null && typeof (mod as { Inotify?: unknown }).Inotify === 'function') {
       return mod as InotifyAddon;
     }
-    addonLoadError = new Error(`${path} does not export Inotify`);
+    addonLoadError = new Error(`${file} does not export Inotify`);
   } catch (err) {
     if (!isLoadFailure(err)) throw err;
     addonLoadError = err as Error;
@@ -97,11 +127,12 @@ function tryLoad(path: string): InotifyAddon | null {
   return null;
 }
 
-// "Module not found" or "failed to load" (dlopen errors: wrong ABI, missing symbols, not ELF).
+// "Module not found", node-gyp-build's "No native build was found", or "failed to load" (dlopen
+// errors: wrong ABI, missing symbols, not ELF).
 function isLoadFailure(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   if (code === 'MODULE_NOT_FOUND' || code === 'ERR_DLOPEN_FAILED') return true;
-  return err instanceof Error && /\.node\b|dlopen|invalid ELF|cannot open shared object|NODE_MODULE_VERSION/.test(err.message);
+  return err instanceof Error && /No native build was found|\.node\b|dlopen|invalid ELF|cannot open shared object|NODE_MODULE_VERSION/.test(err.message);
 }
 
 /**
@@ -109,7 +140,7 @@ function isLoadFailure(err: unknown): boolean {
  * full collections (tens of ms): call it when idle. Returns false without the addon.
  */
 export function releaseMemory(): boolean {
-  const addon = loadAddon(DEFAULT_ADDON_PATH, { quiet: true });
+  const addon = loadAddon(undefined, { quiet: true });
   if (!addon?.releaseMemory) return false;
   addon.releaseMemory();
   return true;
@@ -120,7 +151,7 @@ export function releaseMemory(): boolean {
  * daemon's second small write is not held by Nagle for our delayed ACK. False without the addon.
  */
 export function quickAck(fd: number): boolean {
-  const addon = loadAddon(DEFAULT_ADDON_PATH, { quiet: true });
+  const addon = loadAddon(undefined, { quiet: true });
   return addon?.quickAck ? addon.quickAck(fd) : false;
 }
 
@@ -129,7 +160,7 @@ export function quickAck(fd: number): boolean {
  * value), or null without the addon.
  */
 export function openSyslog(ident: string, facility: number): ((priority: number, message: string) => void) | null {
-  const addon = loadAddon(DEFAULT_ADDON_PATH, { quiet: true });
+  const addon = loadAddon(undefined, { quiet: true });
   if (!addon?.openSyslog || !addon.syslog) return null;
   addon.openSyslog(ident, facility);
   return addon.syslog;
@@ -145,7 +176,7 @@ function nodeTime(sec: number, nsec: number): number {
  * with the addon, to the microsecond without (Node's futimes). Returns whether it was exact.
  */
 export function setTimesFd(fd: number, sec: number, nsec: number): boolean {
-  const addon = loadAddon(DEFAULT_ADDON_PATH, { quiet: true });
+  const addon = loadAddon(undefined, { quiet: true });
   if (addon?.setTimesFd) {
     addon.setTimesFd(fd, sec, nsec);
     return true;
@@ -156,12 +187,12 @@ export function setTimesFd(fd: number, sec: number, nsec: number): boolean {
 
 /** Whether file times are set to the nanosecond (the addon's futimens/utimensat), as rsync does. */
 export function exactTimes(): boolean {
-  return loadAddon(DEFAULT_ADDON_PATH, { quiet: true })?.setTimesPath !== undefined;
+  return loadAddon(undefined, { quiet: true })?.setTimesPath !== undefined;
 }
 
 /** The same by path; `follow` false sets a symlink's own times (lutimes). */
 export function setTimesPath(path: Buffer, sec: number, nsec: number, follow: boolean): boolean {
-  const addon = loadAddon(DEFAULT_ADDON_PATH, { quiet: true });
+  const addon = loadAddon(undefined, { quiet: true });
   if (addon?.setTimesPath) {
     addon.setTimesPath(path, sec, nsec, follow);
     return true;

@@ -1,9 +1,10 @@
 // lsyncd as a library: the one public entry (package.json "exports" "."). Push, pull, list and
 // mirror against any rsync daemon, watch a tree, serve modules; every error one family
 // (RsyncError: a stable `code`, rsync's `exitCode`). The wire library is "lsyncd/protocol", the
-// watcher alone "lsyncd/watcher"; nothing else is importable. See README "As a library".
+// watcher alone "lsyncd/watcher"; nothing else is importable. See docs/api.md and examples/.
 export { push, pull, type TransferCallOptions } from './api/transfer.js';
-export { list, listModules, type ListEntry, type ListOptions, type ModuleListing, type DaemonAddress } from './api/list.js';
+export type { TransferProgress, ProgressFn } from './api/progress.js';
+export { list, listEntries, listModules, type ListEntry, type ListOptions, type ModuleListing, type DaemonAddress } from './api/list.js';
 export { mirror, type Mirror, type MirrorOptions, type MirrorStatus, type MirrorStopResult } from './api/mirror.js';
 export { serve, type Server, type ServeModule, type ServeOptions } from './api/serve.js';
 export { watch, type Watcher, type WatchEvent, type WatchEventType, type WatcherOptions, type WatcherStats } from './watcher/index.js';

@@ -75,7 +75,7 @@ test.after(async () => {
 test('the tarball holds the built library, the native sources, LICENSE and README, and no source map', async () => {
   const listing = await run('tar', ['-tzf', tarball]);
   const files = listing.stdout.toString().trim().split('\n').map((f) => f.replace(/^package\//, ''));
-  const allowed = (f: string) => /^(dist\/src\/|dist\/protocol\/|native\/)/.test(f) || ['binding.gyp', 'package.json', 'README.md', 'LICENSE'].includes(f);
+  const allowed = (f: string) => /^(dist\/src\/|dist\/protocol\/|native\/|prebuilds\/)/.test(f) || ['binding.gyp', 'package.json', 'README.md', 'LICENSE'].includes(f);
   assert.equal(files.filter((f) => !allowed(f)), []);
   assert.equal(files.filter((f) => f.endsWith('.map')), []);
   for (const f of ['LICENSE', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/protocol/index.js', 'dist/src/watcher/index.js', 'native/inotify.cc', 'binding.gyp']) {
@@ -264,26 +264,28 @@ test('an abort during a push rejects with an AbortError; the daemon keeps no par
   assert.equal(names.filter((n) => n !== 'a.txt'), [], 'no big.bin, whole or partial');
 });
 
-test('the types check under nodenext and bundler; internal paths are not importable', async () => {
+test('the types check under nodenext, bundler and node10 (typesVersions for the sub-entries); internal paths are not importable', async () => {
   const tsc = join(await realpath(join(CHECKOUT, 'node_modules')), 'typescript', 'bin', 'tsc');
   await writeFile(
     join(app, 'use.ts'),
-    `import { push, pull, list, listModules, mirror, watch, serve, RsyncError, type TransferResult, type ItemizedChange } from 'lsyncd';
+    `import { push, pull, list, listEntries, listModules, mirror, watch, serve, RsyncError, type TransferResult, type ItemizedChange, type TransferProgress } from 'lsyncd';
 import { PROTOCOL_VERSION, ByteReader } from 'lsyncd/protocol';
 import { PollWatcher, type WatchEvent } from 'lsyncd/watcher';
 export async function sync(signal: AbortSignal): Promise<number> {
   const r: TransferResult = await push('/srv/www/', 'mirror.example::www', { delete: true, password: async () => 'pw', timeoutMs: 30_000, signal });
   const first: ItemizedChange | undefined = r.changes[0];
-  await pull({ host: 'mirror.example', module: 'www' }, '/tmp/www', { exclude: ['*.tmp'] });
+  await pull({ host: 'mirror.example', module: 'www' }, '/tmp/www', { exclude: ['*.tmp'], onProgress: (p: TransferProgress) => void [p.path, p.pathBytes.length, p.bytesDone] });
+  for await (const e of listEntries('host::www', { recursive: true, signal })) void e.pathBytes;
   const entries = await list('rsync://mirror.example/www/', { recursive: true });
   const { motd, modules } = await listModules('mirror.example::');
   const m = await mirror('/srv/www', ['a::www', 'b::www'], { delayMs: 500 });
+  const why: string | undefined = m.status().pollingReason;
   await m.stop({ timeoutMs: 1000 });
   const w = watch('/srv/www', { backend: 'poll' });
   w.on('events', (batch: WatchEvent[]) => void batch);
   const s = await serve({ port: 0, modules: [{ name: 'www', path: '/srv/www' }] });
   await s.close();
-  void [first, entries, motd, modules, PROTOCOL_VERSION, ByteReader, PollWatcher];
+  void [first, entries, motd, modules, why, PROTOCOL_VERSION, ByteReader, PollWatcher];
   return r.exitCode;
 }
 export const isRsync = (e: unknown): boolean => e instanceof RsyncError && typeof e.exitCode === 'number';
@@ -291,7 +293,7 @@ export const isRsync = (e: unknown): boolean => e instanceof RsyncError && typeo
 export const wrong = (r: TransferResult) => r.nonsense;
 `,
   );
-  for (const resolution of [{ module: 'nodenext', moduleResolution: 'nodenext' }, { module: 'esnext', moduleResolution: 'bundler' }]) {
+  for (const resolution of [{ module: 'nodenext', moduleResolution: 'nodenext' }, { module: 'esnext', moduleResolution: 'bundler' }, { module: 'esnext', moduleResolution: 'node10' }]) {
     await writeFile(
       join(app, 'tsconfig.json'),
       JSON.stringify({

@@ -1,5 +1,6 @@
-// listModules() and list(): what a daemon offers, as plain objects. Wrap src/transfer/client.ts
-// (the module listing) and src/transfer/list.ts (a remote listing, rsync's list_only).
+// listModules(), list() and listEntries(): what a daemon offers, as plain objects (listEntries one
+// at a time, for big trees). Wrap src/transfer/client.ts (the module listing) and
+// src/transfer/list.ts (a remote listing, rsync's list_only). See docs/api.md.
 // Counterpart: rsync clientserver.c start_inband_exchange (the listing), generator.c list_file_entry.
 import { listModules as listLines, splitMotd } from '../transfer/client.js';
 import { listRemote } from '../transfer/list.js';
@@ -87,34 +88,103 @@ function listEntry(entry: ReceivedEntry): ListEntry {
   return out;
 }
 
+/** Run one listing, handing each entry to `onEntry` (which may hold the listing until it took it). */
+// rsync/main.c: client_run with list_only
+async function runListing(target: Target, options: ListOptions, signal: AbortSignal | undefined, onEntry: (entry: ListEntry) => void | Promise<void>): Promise<void> {
+  const daemon = resolveTarget(target, options, true);
+  const transfer = transferOf({ recursive: false, ...options }, TRANSFER_DEFAULTS);
+  const filter = filterListOf(options);
+  const errors: string[] = [];
+  const result = await listRemote({
+    target: daemon,
+    transfer,
+    session: sessionOf(options, daemon),
+    ...(filter && { filter }),
+    ...(signal && { abort: signal }),
+    onEntry: (entry) => onEntry(listEntry(entry)),
+    onLine: () => {},
+    onError: (text) => errors.push(text.trimEnd()),
+  });
+  // A listing that did not end cleanly (a missing path: 23) is an error, with the daemon's words.
+  if (result.exitCode !== 0) throw new RsyncError('ERR_RSYNC_LIST', errors.join('\n') || `the listing ended with exit code ${result.exitCode}`, result.exitCode);
+}
+
 /**
  * The entries under a module path, as `rsync host::module/path/` lists them: one level unless
- * `recursive` (rsync's default for a listing), in rsync's order.
+ * `recursive` (rsync's default for a listing), in rsync's order. For big trees see listEntries.
  */
-// rsync/main.c: client_run with list_only
 export async function list(target: Target, options: ListOptions = {}): Promise<ListEntry[]> {
   const { signal } = options;
   try {
     throwIfAborted(signal);
-    const daemon = resolveTarget(target, options, true);
-    const transfer = transferOf({ recursive: false, ...options }, TRANSFER_DEFAULTS);
-    const filter = filterListOf(options);
     const entries: ListEntry[] = [];
-    const errors: string[] = [];
-    const result = await listRemote({
-      target: daemon,
-      transfer,
-      session: sessionOf(options, daemon),
-      ...(filter && { filter }),
-      ...(signal && { abort: signal }),
-      onEntry: (entry) => entries.push(listEntry(entry)),
-      onLine: () => {},
-      onError: (text) => errors.push(text.trimEnd()),
-    });
-    // A listing that did not end cleanly (a missing path: 23) is an error, with the daemon's words.
-    if (result.exitCode !== 0) throw new RsyncError('ERR_RSYNC_LIST', errors.join('\n') || `the listing ended with exit code ${result.exitCode}`, result.exitCode);
+    await runListing(target, options, signal, (entry) => void entries.push(entry));
     return entries;
   } catch (e) {
     throw asRsyncError(e, signal);
+  }
+}
+
+/** Entries the listing may get ahead of the loop that takes them. */
+export const LIST_AHEAD = 256;
+
+/**
+ * The same entries as list(), one at a time (`for await (const e of listEntries(target))`): at
+ * most LIST_AHEAD of them wait for the loop, which holds the listing when it falls behind;
+ * leaving the loop early closes the connection. A failure is thrown by the loop once the
+ * entries before it were taken.
+ */
+export async function* listEntries(target: Target, options: ListOptions = {}): AsyncGenerator<ListEntry, void, undefined> {
+  const { signal } = options;
+  throwIfAborted(signal);
+  // Our own signal too: it ends the listing when the loop is left early.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(signal!.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const queue: ListEntry[] = [];
+  let wake: (() => void) | undefined; // the loop waits for an entry or the end
+  let drained: (() => void) | undefined; // the listing waits for room
+  let ended = false;
+  let failure: unknown;
+  const listing = runListing(target, options, stop.signal, (entry) => {
+    if (stop.signal.aborted) return; // the loop was left: the rest is dropped
+    queue.push(entry);
+    wake?.();
+    if (queue.length < LIST_AHEAD) return;
+    return new Promise<void>((resolve) => (drained = resolve));
+  }).then(
+    () => {
+      ended = true;
+      wake?.();
+    },
+    (e: unknown) => {
+      ended = true;
+      failure = e;
+      wake?.();
+    },
+  );
+  try {
+    for (;;) {
+      if (queue.length) {
+        const entry = queue.shift()!;
+        if (queue.length < LIST_AHEAD / 2 && drained) {
+          drained();
+          drained = undefined;
+        }
+        yield entry;
+        continue;
+      }
+      if (ended) break;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+    if (failure !== undefined) throw asRsyncError(failure, signal);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    if (!ended) {
+      stop.abort(new Error('the loop over the listing ended'));
+      drained?.();
+      await listing;
+    }
   }
 }

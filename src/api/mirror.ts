@@ -3,6 +3,7 @@
 // target) taking the library's options; stop() or `await using` ends it. See docs/live.md.
 import { startLiveMirror, type LiveMirror, type LiveMirrorStatus, type LogFn, type RetryOptions, type StopResult } from '../live/index.js';
 import { DEFAULT_TRANSFER } from '../../protocol/args.js';
+import { watchingFallback } from '../addon.js';
 import type { WatcherOptions } from '../watcher/index.js';
 import { asRsyncError, throwIfAborted } from './errors.js';
 import { filterListOf, resolveTarget, sessionOf, transferOf, type ConnectOptions, type Target, type TransferFlags } from './options.js';
@@ -23,7 +24,13 @@ export interface MirrorOptions extends ConnectOptions, TransferFlags {
   onChange?: (change: ItemizedChange) => void;
 }
 
-export type MirrorStatus = LiveMirrorStatus;
+export interface MirrorStatus extends LiveMirrorStatus {
+  /**
+   * Set when the tree is polled although inotify was wanted: why (the addon could not be loaded,
+   * or inotify's limits were hit) and the fix (`npm rebuild lsyncd`). The mirror's log says it too.
+   */
+  pollingReason?: string;
+}
 export type MirrorStopResult = StopResult;
 
 /** A running mirror. `stop()` pushes what is pending and closes the watcher; so does disposing it. */
@@ -74,6 +81,7 @@ export async function mirror(source: string, targets: Target | readonly Target[]
   } catch (e) {
     throw asRsyncError(e, signal);
   }
+  const pollingReason = watchingFallback(live.watcher, options.watcher?.backend);
   const onAbort = () => void live.stop();
   signal?.addEventListener('abort', onAbort, { once: true });
   const stop = async (stopOptions?: { timeoutMs?: number }): Promise<MirrorStopResult> => {
@@ -82,7 +90,7 @@ export async function mirror(source: string, targets: Target | readonly Target[]
   };
   return {
     ready: live.ready,
-    status: () => live.status(),
+    status: () => ({ ...live.status(), ...(pollingReason && { pollingReason }) }),
     whenIdle: () => live.whenIdle(),
     resync: (path) => live.resync(path),
     stop,

@@ -9,6 +9,7 @@ import { UsageError } from '../../protocol/errors.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import { asRsyncError, throwIfAborted } from './errors.js';
 import { filterListOf, resolveTarget, sessionOf, transferOf, type ConnectOptions, type Target, type TransferFlags } from './options.js';
+import { ProgressReporter, type ProgressFn } from './progress.js';
 import { deletedItem, isReported, itemizedChange, transferStats, type DeletedItem, type ItemizedChange, type TransferResult } from './changes.js';
 
 export interface TransferCallOptions extends ConnectOptions, TransferFlags {
@@ -18,6 +19,11 @@ export interface TransferCallOptions extends ConnectOptions, TransferFlags {
   onDelete?: (item: DeletedItem) => void;
   /** The daemon's messages (and ours) as rsync shows them: info for stdout, error for stderr. */
   onMessage?: (text: string, kind: 'info' | 'error') => void;
+  /**
+   * How far the file on the wire has come, while it goes: when it starts, at most every MiB or
+   * 100 ms, and when it has gone (see TransferProgress).
+   */
+  onProgress?: ProgressFn;
   /** -I (pull only): transfer files even when size and time match. */
   ignoreTimes?: boolean;
 }
@@ -37,10 +43,12 @@ function collected(options: TransferCallOptions) {
   return {
     changes,
     deleted,
-    callbacks: (direction: '<' | '>', times: boolean) => ({
+    /** `answered`: a push's progress hears of each answered request (a file's data has gone). */
+    callbacks: (direction: '<' | '>', times: boolean, answered?: (ndx: number) => void) => ({
       onInfo: (text: string) => options.onMessage?.(text, 'info'),
       onError: (text: string) => options.onMessage?.(text, 'error'),
-      onItem: (item: { entry: FileEntry; iflags: number }) => {
+      onItem: (item: { ndx: number; entry: FileEntry; iflags: number }) => {
+        answered?.(item.ndx);
         if (!isReported(item.iflags)) return;
         const change = itemizedChange(item.entry, item.iflags, direction, times);
         changes.push(change);
@@ -69,6 +77,7 @@ export async function push(source: string, target: Target, options: TransferCall
     const transfer = transferOf(options);
     const list = filterListOf(options);
     const seen = collected(options);
+    const progress = options.onProgress && new ProgressReporter(options.onProgress);
     const result = await pushTree({
       source: src,
       target: daemon,
@@ -76,7 +85,12 @@ export async function push(source: string, target: Target, options: TransferCall
       session: sessionOf(options, daemon),
       ...(list && { filter: pushFilter(list, { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(src) }) }),
       ...(signal && { abort: signal }),
-      ...seen.callbacks('<', transfer.times),
+      ...seen.callbacks('<', transfer.times, progress && ((ndx) => progress.finished(ndx))),
+      ...(progress && {
+        onFileList: (entries) => progress.fileList(entries),
+        onTransferStart: (item) => progress.started(item.ndx, item.entry),
+        onFileBytes: (entry, offset) => progress.advanced(entry, offset),
+      }),
     });
     return { exitCode: result.exitCode, protocol: result.protocol, stats: transferStats(result, result.files), changes: seen.changes, deleted: seen.deleted };
   } catch (e) {
@@ -98,6 +112,7 @@ export async function pull(source: Target, dest: string, options: TransferCallOp
     const transfer = transferOf(options);
     const list = filterListOf(options);
     const seen = collected(options);
+    const progress = options.onProgress && new ProgressReporter(options.onProgress);
     const result = await pullTree({
       target: daemon,
       dest: local,
@@ -107,6 +122,12 @@ export async function pull(source: Target, dest: string, options: TransferCallOp
       ignoreTimes: options.ignoreTimes ?? false,
       ...(signal && { abort: signal }),
       ...seen.callbacks('>', transfer.times),
+      ...(progress && {
+        onFileList: (entries) => progress.fileList(entries),
+        onReceiveStart: (item) => progress.started(item.ndx, item.entry),
+        onReceiveBytes: (entry, offset) => progress.advanced(entry, offset),
+        onReceived: (item) => progress.finished(item.ndx),
+      }),
     });
     return { exitCode: result.exitCode, protocol: result.protocol, stats: transferStats(result, result.files), changes: seen.changes, deleted: seen.deleted };
   } catch (e) {

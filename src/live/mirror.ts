@@ -3,7 +3,7 @@
 // See docs/live.md.
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { releaseMemory } from '../addon.js';
+import { releaseMemory, watchingFallback } from '../addon.js';
 import { watch, byteFilter, type Watcher, type WatcherOptions, type WatcherStats } from '../watcher/index.js';
 import { compileFilter, type FilterList } from '../../protocol/filter.js';
 import { DEFAULT_TRANSFER, type TransferOptions } from '../../protocol/args.js';
@@ -269,6 +269,9 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
     journal?.close();
     throw e;
   }
+  // Polling where inotify was wanted (no addon) is said once, with the fix (README "The inotify addon").
+  const pollingReason = watchingFallback(watcher, options.watcher?.backend);
+  if (pollingReason) log('warn', `${source}: ${pollingReason}`);
   let rootGone = false;
   watcher.on('events', (batch) => {
     if (batch.some((e) => e.type === 'root-gone')) {

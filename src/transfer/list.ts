@@ -29,7 +29,7 @@ export interface RemoteListOptions {
   /** One listing line, newline included, escaped. */
   onLine: (line: Buffer) => void;
   /** Each listed entry as received (raw name bytes), before its line (the library's list()). */
-  onEntry?: (entry: ReceivedEntry) => void;
+  onEntry?: (entry: ReceivedEntry) => void | Promise<void>;
   /** Daemon text for stdout (MSG_INFO), as rsync shows it (output.ts messageText). */
   onInfo?: (text: string) => void;
   /** Daemon warnings and errors for stderr, as rsync shows them. */
@@ -106,7 +106,9 @@ export async function listRemote(options: RemoteListOptions): Promise<RemoteList
     }
     for (const entry of files) {
       if (!listed(entry, protocol)) continue;
-      options.onEntry?.(entry);
+      // A promise holds the listing until the caller took the entry (the library's async iterator).
+      const taken = options.onEntry?.(entry);
+      if (taken) await taken;
       options.onLine(escapeLine(listFileEntry(entry, transfer.links), charset));
       count++;
     }

@@ -3,7 +3,7 @@
 
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadAddon } from '../addon.js';
+import { loadAddon, addonLoadError, ADDON_FIX } from '../addon.js';
 import { InotifyWatcher } from './inotify.js';
 import { PollWatcher } from './poll.js';
 import { WatcherError, type WatchFilter, type WatcherOptions } from './types.js';
@@ -47,7 +47,7 @@ export function watch(root: string, opts: WatcherOptions = {}): Watcher {
         );
       }
     } else if (backend === 'inotify') {
-      throw new WatcherError('EADDON', 'the inotify addon is not available (see npm install output)');
+      throw new WatcherError('EADDON', `the inotify addon is not available: ${addonLoadError?.message.split('\n')[0] ?? 'not loaded'}; ${ADDON_FIX}`);
     }
   }
   return new PollWatcher(abs, opts).start();
