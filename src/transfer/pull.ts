@@ -3,6 +3,7 @@
 // (the confined destination). Counterpart: rsync main.c client_run / do_recv.
 import { lstatSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
+import { chmodFileList, compileChmodOptions } from './list-chmod.js';
 import { openModule, type SessionOptions } from './client.js';
 import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
@@ -113,6 +114,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     demuxForAck = start.demux;
     const { setup, flist } = start;
     const flistBytes = reader.consumed - consumedBefore;
+    // --chmod: the received modes (rsync's receiver tweaks them as it reads the list).
+    if (transfer.chmod?.length) chmodFileList(flist.files, compileChmodOptions(transfer.chmod, process.umask()));
     options.onFileList?.(flist.files);
     const created: FileEntry[] = [];
     // What rsync's output_summary prints for a pull at this protocol (see PullResult).
