@@ -207,6 +207,11 @@ export interface TransferOptions {
   pruneEmptyDirs?: boolean;
   /** -S: the receiving side writes runs of zeros as holes (sent both ways). */
   sparse?: boolean;
+  /**
+   * --progress (or -P) on our side: it makes rsync's client print names (its stdout format
+   * "%n%L"), which a pushing client without -v tells the daemon as --log-format=X.
+   */
+  progress?: boolean;
 }
 
 export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
@@ -273,6 +278,7 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (protocol >= 30) flags += `e.${CLIENT_CAPABILITIES}`;
   if (flags.length > 1) args.push(flags);
   if (options.itemize && push) args.push('--log-format=%i');
+  else if (options.progress && push && !options.verbose) args.push('--log-format=X');
   if (options.timeout) args.push(`--timeout=${options.timeout}`);
   if (options.bwlimit) args.push(`--bwlimit=${options.bwlimit}`);
   if (compress.level !== undefined) args.push(`--compress-level=${compress.level}`);

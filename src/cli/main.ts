@@ -69,7 +69,7 @@ export interface CliOptions {
   /** -P: --partial --progress. */
   P?: boolean;
   sparse?: boolean;
-  bwlimit?: number;
+  bwlimit?: string;
   chmod?: string[];
   chown?: string;
   usermap?: string[];
@@ -264,14 +264,10 @@ function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
   };
 }
 
-/** --bwlimit: rsync's rate argument (K by default) in whole KiB/s, or its error text. */
+/** --bwlimit: rsync's rate argument (K by default) in whole KiB/s (0: none); rsync's error text as a usage error. */
 // rsync/options.c: parse_arguments (OPT_BWLIMIT)
-function bwlimitArgument(value: string): number {
-  try {
-    return parseBwlimit(value);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
+function bwlimitOf(o: CliOptions): number {
+  return o.bwlimit === undefined ? 0 : parseBwlimit(o.bwlimit);
 }
 
 /**
@@ -294,17 +290,19 @@ function pullOnlyOptions(o: CliOptions, direction: 'push' | 'pull'): Partial<Tra
       ['-L/--copy-links', o.copyLinks],
       ['--copy-unsafe-links', o.copyUnsafeLinks],
       ['-R/--relative', o.relative],
-      ['--no-implied-dirs', o.impliedDirs === false],
       ['-x/--one-file-system', o.oneFileSystem],
       ['--files-from', o.filesFrom !== undefined],
     ] as const
   ).filter(([, on]) => on);
+  // Our generator would give the path's directories the sender's attributes, where rsync's makes them bare.
+  if (o.impliedDirs === false) throw new UsageError('--no-implied-dirs is not supported yet');
   if (direction === 'push') {
     if (given.length) throw new UsageError(`${given[0]![0]} is not supported on a push yet (a pull takes it)`);
     if (o.from0) throw new UsageError('-0/--from0 goes with --files-from, which only a pull takes yet');
     return {};
   }
   if (o.pruneEmptyDirs) throw new UsageError('-m/--prune-empty-dirs is not supported on a pull yet (a push takes it)');
+
   if (o.partialDir !== undefined) throw new UsageError('--partial-dir is not supported on a pull yet (a push takes it; --partial works both ways)');
   if (o.sparse) throw new UsageError('-S/--sparse is not supported on a pull yet (a push takes it)');
   let filesFrom: string | undefined;
@@ -318,8 +316,7 @@ function pullOnlyOptions(o: CliOptions, direction: 'push' | 'pull'): Partial<Tra
   return {
     ...(o.copyLinks && { copyLinks: true }),
     ...(o.copyUnsafeLinks && { copyUnsafeLinks: true }),
-    ...(o.relative && { relative: true }),
-    ...(o.impliedDirs === false && { impliedDirs: false }),
+    ...(o.relative !== undefined && { relative: o.relative }),
     ...(o.oneFileSystem && { oneFileSystem: o.oneFileSystem }),
     ...(filesFrom !== undefined && { filesFrom }),
     ...(o.from0 && { from0: true }),
@@ -334,7 +331,7 @@ function everyDirectionOptions(o: CliOptions): Partial<TransferOptions> {
   if (o.chmod?.length) compileChmodOptions(o.chmod, process.umask());
   const maps = ownerMaps({ ...(o.chown !== undefined && { chown: o.chown }), ...(o.usermap && { usermap: o.usermap }), ...(o.groupmap && { groupmap: o.groupmap }) });
   return {
-    ...(o.bwlimit && { bwlimit: o.bwlimit }),
+    ...(bwlimitOf(o) && { bwlimit: bwlimitOf(o) }),
     ...(o.chmod?.length && { chmod: o.chmod }),
     ...(maps.usermap !== undefined && { usermap: maps.usermap, owner: true }),
     ...(maps.groupmap !== undefined && { groupmap: maps.groupmap, group: true }),
@@ -430,7 +427,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--partial-dir <DIR>', 'push: the daemon keeps partially transferred files in DIR')
     .option('-P', 'the same as --partial --progress')
     .option('-S, --sparse', 'push: the daemon turns sequences of nulls into sparse blocks')
-    .addOption(new Option('--bwlimit <RATE>', "limit socket I/O bandwidth (KiB/s; rsync's units: 1.5m, 500k; 0: none)").argParser(bwlimitArgument))
+    .option('--bwlimit <RATE>', "limit socket I/O bandwidth (KiB/s; rsync's units: 1.5m, 500k; 0: none)")
     .addOption(new Option('--chmod <CHMOD>', 'affect file and/or directory permissions (rsync syntax: D755,F644; repeatable)').argParser(collect))
     .option('--chown <USER:GROUP>', 'the receiving side sets owner and group (as --usermap=*:USER --groupmap=*:GROUP)')
     .addOption(new Option('--usermap <STRING>', 'the receiving side maps owners: FROM:TO,... (names, ids, ranges, wildcards; implies -o)').argParser(collect))
@@ -439,7 +436,8 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--copy-unsafe-links', 'pull: only "unsafe" symlinks are transformed')
     .option('--safe-links', 'ignore symlinks that point outside the tree')
     .option('-R, --relative', 'pull: use relative path names')
-    .option('--no-implied-dirs', "pull: don't send implied dirs with --relative")
+    .option('--no-relative', "pull: turn off -R (which --files-from implies)")
+    .option('--no-implied-dirs', "don't send implied dirs with --relative (not supported yet)")
     .option('-x, --one-file-system', "pull: don't cross filesystem boundaries (-xx: not even for mount points)", (_v: string, previous: number) => previous + 1, 0)
     .option('--files-from <:FILE>', 'pull: read the list of source file names from FILE on the daemon (give it as :FILE)')
     .option('-0, --from0', '--files-from lists are delimited by NULs')
@@ -523,6 +521,7 @@ function transferOptions(o: CliOptions): TransferOptions {
     verbose: o.verbose,
     itemize: Boolean(o.itemizeChanges),
     stats: Boolean(o.stats),
+    ...(o.progress && { progress: true }),
     ...(o.checksumChoice !== undefined && { checksumChoice: o.checksumChoice }),
     ...(o.timeout !== undefined && { timeout: o.timeout }),
     ...compressOptions(o),
@@ -548,7 +547,7 @@ function sessionOptions(o: CliOptions, user: string | undefined) {
     ...(o.timeout !== undefined && { timeout: o.timeout }),
     ...((o.ipv4 || o.ipv6) && { family: o.ipv6 ? (6 as const) : (4 as const) }),
     ...(o.address !== undefined && { localAddress: o.address }),
-    ...(o.bwlimit && { bwlimit: o.bwlimit }),
+    ...(bwlimitOf(o) && { bwlimit: bwlimitOf(o) }),
     password: passwordSource(o.passwordFile, process.env, {
       prompt: promptOnTerminal,
       onMissing: () => {

@@ -168,8 +168,10 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     }
     if (!destStat && !renamed && !transfer.dryRun) {
       options.onCreatedDest?.(options.dest.replace(/(.)\/+$/, '$1'));
-      // A list with a "." creates DEST through the generator; one file into `DEST/` needs it made here.
-      if (single) mkdirSync(dest, { mode: 0o777 });
+      // A list with a "." creates DEST through the generator; one file into `DEST/`, or a list
+      // without "." (-R, --files-from: it starts with the path's directories), needs it made here.
+      const hasDot = flist.files.some((e) => e.name.length === 1 && e.name[0] === 0x2e);
+      if (single || !hasDot) mkdirSync(dest, { mode: 0o777 });
     }
     // The sender's io_error so far: the list's, then MSG_IO_ERROR's (--ignore-errors deletes anyway).
     const senderIoError = () => flist.ioError | start.demux.ioError;

@@ -5,6 +5,7 @@
 // directories are resolved against the destination (and, for a daemon, confined to the module),
 // and the filter rules that protect files from --delete are compiled for the receiver.
 // Counterpart: rsync main.c do_recv, uidlist.c recv_id_list/match_uid, checksum.c file_checksum.
+import { shownName } from './output.js';
 import { mappedId, parseNameMap, type IdMapRule } from './idmap.js';
 import { readFileSync } from 'node:fs';
 import type { TransferOptions } from '../../protocol/args.js';
@@ -132,6 +133,10 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     owner: transfer.owner,
     group: transfer.group,
     links: transfer.links,
+    ...(transfer.safeLinks && {
+      safeLinks: true,
+      ...(transfer.verbose && r.onInfo && { onUnsafeSymlink: (name: Buffer, target: Buffer) => r.onInfo!(`ignoring unsafe symlink "${shownName(name)}" -> "${shownName(target)}"\n`) }),
+    }),
     devices: transfer.devices,
     hardLinks: transfer.hardLinks,
     checksum: transfer.checksum,

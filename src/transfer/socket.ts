@@ -1,7 +1,7 @@
 // TCP to a daemon, adapted to the protocol library's ByteSource/ByteSink: pull-mode reads
 // ('readable' + socket.read()), writes that wait for 'drain', TCP_NODELAY, and the two timeouts of
 // rsync: --contimeout (connecting, exit 35) and --timeout (no I/O for that long, exit 30).
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import { quickAck } from '../addon.js';
 import type { ByteSink, ByteSource } from '../../protocol/io.js';
 import { SocketError, TimeoutError, EXIT } from '../../protocol/errors.js';
@@ -47,6 +47,11 @@ function describe(host: string, port: number): string {
 export function connectDaemon(options: ConnectOptions): Promise<DaemonSocket> {
   const { host, port } = options;
   const where = describe(host, port);
+  // -4/-6 with an address of the other family: refused as getaddrinfo refuses it for rsync.
+  const literal = isIP(host);
+  if (options.family && literal && literal !== options.family) {
+    return Promise.reject(new SocketError(`failed to connect to ${where}: address family for ${host} not supported (-${options.family})`));
+  }
   return new Promise((resolve, reject) => {
     const socket = connect({
       host,
