@@ -297,6 +297,7 @@ const PUSH_CASES: string[][] = [
   ['--chmod=a+rwx', '--chmod=Fo-w'],
   ['--safe-links'],
   ['-m'],
+  ['-m', '--no-delete', '--exclude=c.txt'],
   ['-S'],
   ...(ROOT ? [['--chown=nobody:nogroup'], ['--usermap=root:nobody', '--groupmap=*:nogroup']] : []),
 ];
@@ -307,7 +308,8 @@ for (const options of PUSH_CASES) {
     const src = join(work, 'push-src', name);
     await linkSource(src);
     const url = (to: string) => `rsync://127.0.0.1:${daemon.port}/push/${to}/`;
-    const r = await run('rsync', ['-rlpt', '--delete', ...options, src + '/', url(`ref-${name}`)]);
+    const rsyncOptions = options.includes('--no-delete') ? options.filter((o) => o !== '--no-delete') : ['--delete', ...options];
+    const r = await run('rsync', ['-rlpt', ...rsyncOptions, src + '/', url(`ref-${name}`)]);
     const o = await lsyncd(['--once', ...options, src + '/', url(`ours-${name}`)]);
     assert.is(r.status, 0, runText(r));
     assert.is(o.status, 0, runText(o));

@@ -134,7 +134,8 @@ export async function push(options: PushOptions): Promise<PushResult> {
     let early: { sorted: LocalEntry[]; flistBytes: number } | undefined;
     const sendEarly = async (negotiated: { compatFlags: number; checksum: ChecksumName }): Promise<void> => {
       const protocol = session.hello.protocol;
-      const deleteMode = transfer.delete || transfer.deleteExcluded;
+      // -m makes the daemon's receiver want the list too (rsync's receiver_wants_list).
+      const deleteMode = transfer.delete || transfer.deleteExcluded || !!transfer.pruneEmptyDirs;
       if (options.filter) {
         if (options.filter.wantsList(protocol, deleteMode)) options.filter.sendList(writer);
       } else if (deleteMode) {
