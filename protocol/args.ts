@@ -176,6 +176,42 @@ export interface TransferOptions {
   suffix?: string;
   /** --partial: keep a partly transferred file (sent to the daemon on a push). */
   partial?: boolean;
+  /** --partial-dir DIR: a partly transferred file is kept in DIR (relative to its directory); sent on a push. */
+  partialDir?: string;
+  /** --bwlimit in KiB/s: each side paces its own writes (sent both ways, as rsync sends it). */
+  bwlimit?: number;
+  /**
+   * --chmod texts, in order: applied by the side that builds or reads the file list (our push's
+   * list, our pull's received list), never sent (rsync's client does not send it either).
+   */
+  chmod?: readonly string[];
+  /** --usermap / --groupmap (--chown makes them): the receiving side maps owners; sent on a push. */
+  usermap?: string;
+  groupmap?: string;
+  /** -L: symlinks sent as what they point to (a pull asks the daemon's sender). */
+  copyLinks?: boolean;
+  /** --copy-unsafe-links: only links pointing out of the tree are followed (sent both ways). */
+  copyUnsafeLinks?: boolean;
+  /** --safe-links: links pointing out of the tree are ignored by the receiving side (sent both ways). */
+  safeLinks?: boolean;
+  /** -R: full path names (a pull asks the daemon's sender). */
+  relative?: boolean;
+  /** false: --no-implied-dirs (with -R: the path's directories are not sent). */
+  impliedDirs?: boolean;
+  /** -x count: don't cross file-system boundaries (a pull asks the daemon's sender). */
+  oneFileSystem?: number;
+  /** --files-from FILE on the daemon (the `:FILE` form; a pull only), and --from0. */
+  filesFrom?: string;
+  from0?: boolean;
+  /** -m: the receiving side drops directories that end up empty (sent when the daemon receives). */
+  pruneEmptyDirs?: boolean;
+  /** -S: the receiving side writes runs of zeros as holes (sent both ways). */
+  sparse?: boolean;
+  /**
+   * --progress (or -P) on our side: it makes rsync's client print names (its stdout format
+   * "%n%L"), which a pushing client without -v tells the daemon as --log-format=X.
+   */
+  progress?: boolean;
 }
 
 export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
@@ -217,7 +253,10 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (options.dryRun) flags += 'n';
   if (options.links) flags += 'l';
   if (options.dirs && !options.recursive) flags += 'd';
-  if (options.fuzzy && push) flags += 'y'.repeat(Math.min(options.fuzzy, 2));
+  if (push) {
+    if (options.pruneEmptyDirs) flags += 'm';
+    if (options.fuzzy) flags += 'y'.repeat(Math.min(options.fuzzy, 2));
+  } else if (options.copyLinks) flags += 'L';
   if (options.wholeFile) flags += 'W';
   if (options.hardLinks) flags += 'H';
   if (options.owner) flags += 'o';
@@ -227,6 +266,11 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (options.perms) flags += 'p';
   if (options.recursive) flags += 'r';
   if (options.checksum) flags += 'c';
+  // --files-from implies -R unless --no-relative (rsync's relative_paths default).
+  const relative = options.relative ?? (options.filesFrom !== undefined && !push);
+  if (relative) flags += 'R';
+  if (options.oneFileSystem) flags += 'x'.repeat(Math.min(options.oneFileSystem, 2));
+  if (options.sparse) flags += 'S';
   // -z is sent for zlib only (plain -z means zlib until negotiated); zlibx travels as --new-compress.
   const compress = compressArgs(options.compress);
   if (compress.zFlag) flags += 'z';
@@ -234,7 +278,9 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (protocol >= 30) flags += `e.${CLIENT_CAPABILITIES}`;
   if (flags.length > 1) args.push(flags);
   if (options.itemize && push) args.push('--log-format=%i');
+  else if (options.progress && push && !options.verbose) args.push('--log-format=X');
   if (options.timeout) args.push(`--timeout=${options.timeout}`);
+  if (options.bwlimit) args.push(`--bwlimit=${options.bwlimit}`);
   if (compress.level !== undefined) args.push(`--compress-level=${compress.level}`);
   if (options.backupDir !== undefined) args.push('--backup-dir', escapeOptionArg(options.backupDir));
   // rsync sends --suffix only when it is not the default ("~", or "" with a backup dir).
@@ -262,13 +308,28 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (options.modifyWindow !== undefined && push) {
     args.push(options.modifyWindow < 0 ? `-@${options.modifyWindow}` : `--modify-window=${options.modifyWindow}`);
   }
-  if (options.partial && push) args.push('--partial');
+  if (options.partialDir !== undefined && push) args.push('--partial-dir', escapeOptionArg(options.partialDir));
+  else if (options.partial && push) args.push('--partial');
   // Both sides act on these (the sender matches blocks for a file rewritten in place).
   if (options.append) args.push(...Array<string>(options.append > 1 ? 2 : 1).fill('--append'));
-  else if (options.inplace) args.push('--inplace');
+  else if (options.inplace) {
+    args.push('--inplace');
+    // rsync works around older daemons' --inplace --sparse this way.
+    if (options.sparse && !options.wholeFile && push) args.push('--no-W');
+  }
+  if (options.filesFrom !== undefined && !push) {
+    args.push('--files-from', escapeOptionArg(options.filesFrom));
+    if (options.from0) args.push('--from0');
+    if (!relative) args.push('--no-relative');
+  }
+  if (relative && options.impliedDirs === false && (!push || protocol >= 30)) args.push('--no-implied-dirs');
   if (options.ignoreErrors) args.push('--ignore-errors');
+  if (options.copyUnsafeLinks) args.push('--copy-unsafe-links');
+  if (options.safeLinks) args.push('--safe-links');
   if (options.numericIds) args.push('--numeric-ids');
   if (push) {
+    if (options.usermap !== undefined) args.push(`--usermap=${escapeOptionArg(options.usermap)}`);
+    if (options.groupmap !== undefined) args.push(`--groupmap=${escapeOptionArg(options.groupmap)}`);
     if (options.ignoreExisting) args.push('--ignore-existing');
     if (options.existing) args.push('--existing');
     if (options.altDest) for (const dir of options.altDest.dirs) args.push(`--${options.altDest.kind}-dest`, escapeOptionArg(dir));

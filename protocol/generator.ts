@@ -39,6 +39,7 @@ import {
   SIGNIFICANT_ITEM_FLAGS,
   type DeleteStats,
 } from './constants.js';
+import { unsafeSymlink } from './unsafe-symlink.js';
 import { CHMOD_BITS, fileType, isDevice, isDir, isLink, isReg, S_IFDIR, S_IFLNK, S_IFREG } from './modes.js';
 import {
   deleteInDir,
@@ -67,6 +68,9 @@ export interface GeneratorOptions extends DeleteOptions, BasisOptions {
   group: boolean;
   /** -l: without it symlinks are skipped. */
   links: boolean;
+  /** --safe-links: a symlink pointing out of the tree is not made; `onUnsafeSymlink` hears of it (rsync tells -v). */
+  safeLinks?: boolean;
+  onUnsafeSymlink?: (name: Buffer, target: Buffer) => void;
   /** -D: devices and specials are created (the daemon lists them only with -D). */
   devices?: boolean;
   /** -H: entries sharing `hardlink` become hard links to the first of their group. */
@@ -404,6 +408,11 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     }
     const target = entry.symlink;
     if (!target) throw new ProtocolError(`symlink without a target in the file list: ${name.toString()}`);
+    // rsync/generator.c: recv_generator (safe_symlinks)
+    if (options.safeLinks && unsafeSymlink(target, name)) {
+      options.onUnsafeSymlink?.(name, target);
+      return;
+    }
     if (st && isLink(st.mode) && st.symlink?.equals(target)) {
       if (doXfers) await tree.setAttrs(name, entry, st);
       itemize(state, ndx, entry, st, 0);

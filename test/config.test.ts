@@ -243,7 +243,7 @@ test('the CLI: a YAML or Lua mistake is one line with its position and exit 1; a
 
 test('every option of the command line has its place: a sync key, a run setting, or one that a live mirror does not take', async () => {
   const help = (await lsyncd(['--help'])).stdout.toString();
-  const cli = new Set(help.match(/--[a-z][a-z-]*/g));
+  const cli = new Set(help.match(/--[a-z][a-z0-9-]*/g));
   const inFile = new Set(Object.values(SYNC_OPTIONS).flatMap((spec) =>
     'option' in spec ? [spec.option, ...('off' in spec && spec.off ? [spec.off] : [])] : Object.values(spec.choices).flat().filter((w) => w.startsWith('--'))));
   const runSettings = ['--config', '--nodaemon', '--no-daemon', '--logfile', '--syslog', '--log-ident', '--log-facility', '--pidfile', '--status-file', '--insist', '--debug', '--scarce'];
@@ -254,6 +254,8 @@ test('every option of the command line has its place: a sync key, a run setting,
     '--delete-missing-args', '--ignore-missing-args', '--size-only', '--inplace', '--append', '--append-verify', '--ignore-existing', '--existing', '--ignore-non-existing', '--update', '--compare-dest', '--copy-dest',
     '--link-dest', '--fuzzy', '--skip-compress', '--stats', '--progress', '--info', '--quiet', '--human-readable', '--no-motd', '--max-size', '--min-size', '--partial', '--backup', '--backup-dir', '--suffix',
     '--dryrun', '--zc', '--no-startup',
+    // pull-only (the daemon walks) or done by the daemon on a --once push
+    '--partial-dir', '--sparse', '--copy-links', '--copy-unsafe-links', '--relative', '--no-relative', '--files-from', '--no-implied-dirs', '--one-file-system', '--from0', '--prune-empty-dirs',
   ];
   const unplaced = [...cli].filter((o) => !inFile.has(o) && !runSettings.includes(o) && !notLive.includes(o));
   assert.equal(unplaced, [], `command-line options with no place in a config file: ${unplaced.join(' ')}`);

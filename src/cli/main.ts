@@ -25,6 +25,9 @@ import { parseSizeArg } from '../../protocol/server-args.js';
 import { live as runLive, liveConfig, defaultStateFile, type ConfigSync, type LoadedConfig } from './live.js';
 // The config model only: the YAML parser and the Lua interpreter are loaded when a file is read.
 import { looksLikeConfig, syncIdentity, ConfigError, type SyncConfig } from '../config/model.js';
+import { parseBwlimit } from '../transfer/bwlimit.js';
+import { compileChmodOptions } from '../transfer/list-chmod.js';
+import { ownerMaps } from '../transfer/idmap.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -64,6 +67,35 @@ export interface CliOptions {
   maxSize?: string;
   minSize?: string;
   partial?: boolean;
+  partialDir?: string;
+  /** -P: --partial --progress. */
+  P?: boolean;
+  sparse?: boolean;
+  bwlimit?: string;
+  chmod?: string[];
+  chown?: string;
+  usermap?: string[];
+  groupmap?: string[];
+  // What a pull asks of the daemon's sender (our push's walk does not do them yet).
+  copyLinks?: boolean;
+  copyUnsafeLinks?: boolean;
+  safeLinks?: boolean;
+  relative?: boolean;
+  impliedDirs: boolean;
+  oneFileSystem?: number;
+  filesFrom?: string;
+  from0?: boolean;
+  pruneEmptyDirs?: boolean;
+  // The connection and the output.
+  ipv4?: boolean;
+  ipv6?: boolean;
+  address?: string;
+  '8BitOutput'?: boolean;
+  // Options that cannot apply to a daemon transfer (refused by name).
+  rsh?: string;
+  rsyncPath?: string;
+  server?: boolean;
+  sender?: boolean;
   inplace?: boolean;
   append?: boolean;
   appendVerify?: boolean;
@@ -222,14 +254,93 @@ function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
   if (o.inplace || o.append || o.appendVerify) {
     throw new UsageError(`--${o.inplace ? 'inplace' : o.append ? 'append' : 'append-verify'} is not supported on a push yet (a pull takes it)`);
   }
+  pullOnlyOptions(o, 'push');
   const all = receivingOptions(o);
   return {
+    ...(o.partialDir !== undefined && { partialDir: o.partialDir }),
+    ...(o.sparse && { sparse: true }),
+    ...(o.pruneEmptyDirs && { pruneEmptyDirs: true }),
     ...(all.backup && { backup: true }),
     ...(all.backupDir !== undefined && { backupDir: all.backupDir }),
     ...(all.suffix !== undefined && { suffix: all.suffix }),
     ...(all.partial && { partial: true }),
     ...(all.maxSize !== undefined && { maxSize: all.maxSize }),
     ...(all.minSize !== undefined && { minSize: all.minSize }),
+  };
+}
+
+/** --bwlimit: rsync's rate argument (K by default) in whole KiB/s (0: none); rsync's error text as a usage error. */
+// rsync/options.c: parse_arguments (OPT_BWLIMIT)
+function bwlimitOf(o: CliOptions): number {
+  return o.bwlimit === undefined ? 0 : parseBwlimit(o.bwlimit);
+}
+
+/**
+ * Options rsync has that cannot apply to a daemon transfer: refused by name rather than ignored
+ * (commander refuses the ones we do not list at all as unknown).
+ */
+function refuseInapplicable(o: CliOptions): void {
+  if (o.rsh !== undefined) throw new UsageError('-e/--rsh: lsyncd talks to rsync daemons over TCP only (HOST::MODULE or rsync://HOST/MODULE), never through a remote shell');
+  if (o.rsyncPath !== undefined) throw new UsageError('--rsync-path: there is no remote rsync program to run in a daemon transfer (the daemon is already running)');
+  if (o.server || o.sender) throw new UsageError(`--${o.server ? 'server' : 'sender'} is rsync's internal option for the remote side; lsyncd serve is the daemon`);
+}
+
+/**
+ * What a pull asks of the daemon's sender: they change how a tree is walked, which our push's walk
+ * does not do yet, so a push (and the live mirror) refuses them by name.
+ */
+function pullOnlyOptions(o: CliOptions, direction: 'push' | 'pull'): Partial<TransferOptions> {
+  const given = (
+    [
+      ['-L/--copy-links', o.copyLinks],
+      ['--copy-unsafe-links', o.copyUnsafeLinks],
+      ['-R/--relative', o.relative],
+      ['-x/--one-file-system', o.oneFileSystem],
+      ['--files-from', o.filesFrom !== undefined],
+    ] as const
+  ).filter(([, on]) => on);
+  // Our generator would give the path's directories the sender's attributes, where rsync's makes them bare.
+  if (o.impliedDirs === false) throw new UsageError('--no-implied-dirs is not supported yet');
+  if (direction === 'push') {
+    if (given.length) throw new UsageError(`${given[0]![0]} is not supported on a push yet (a pull takes it)`);
+    if (o.from0) throw new UsageError('-0/--from0 goes with --files-from, which only a pull takes yet');
+    return {};
+  }
+  if (o.pruneEmptyDirs) throw new UsageError('-m/--prune-empty-dirs is not supported on a pull yet (a push takes it)');
+
+  if (o.partialDir !== undefined) throw new UsageError('--partial-dir is not supported on a pull yet (a push takes it; --partial works both ways)');
+  if (o.sparse) throw new UsageError('-S/--sparse is not supported on a pull yet (a push takes it)');
+  let filesFrom: string | undefined;
+  if (o.filesFrom !== undefined) {
+    // rsync: --files-from=:FILE (or HOST:FILE) names a file on the daemon; a local list is forwarded
+    // through the connection, which our pull does not do yet.
+    const remote = /^(?:[^/:]*):(.+)$/s.exec(o.filesFrom);
+    if (!remote) throw new UsageError(`--files-from=${o.filesFrom}: a local list is not supported yet; give a file on the daemon as --files-from=:FILE`);
+    filesFrom = remote[1]!;
+  }
+  return {
+    ...(o.copyLinks && { copyLinks: true }),
+    ...(o.copyUnsafeLinks && { copyUnsafeLinks: true }),
+    ...(o.relative !== undefined && { relative: o.relative }),
+    ...(o.oneFileSystem && { oneFileSystem: o.oneFileSystem }),
+    ...(filesFrom !== undefined && { filesFrom }),
+    ...(o.from0 && { from0: true }),
+  };
+}
+
+/**
+ * Options both directions take: --bwlimit, --chmod (checked here, applied to our own list),
+ * --chown/--usermap/--groupmap (they imply -o/-g, as in rsync), --safe-links.
+ */
+function everyDirectionOptions(o: CliOptions): Partial<TransferOptions> {
+  if (o.chmod?.length) compileChmodOptions(o.chmod, process.umask());
+  const maps = ownerMaps({ ...(o.chown !== undefined && { chown: o.chown }), ...(o.usermap && { usermap: o.usermap }), ...(o.groupmap && { groupmap: o.groupmap }) });
+  return {
+    ...(bwlimitOf(o) && { bwlimit: bwlimitOf(o) }),
+    ...(o.chmod?.length && { chmod: o.chmod }),
+    ...(maps.usermap !== undefined && { usermap: maps.usermap, owner: true }),
+    ...(maps.groupmap !== undefined && { groupmap: maps.groupmap, group: true }),
+    ...(o.safeLinks && { safeLinks: true }),
   };
 }
 
@@ -323,6 +434,32 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--max-size <SIZE>', "don't transfer any file larger than SIZE (10k, 1.5M: rsync's units)")
     .option('--min-size <SIZE>', "don't transfer any file smaller than SIZE")
     .option('--partial', 'keep partially transferred files (the next run resumes from them)')
+    .option('--partial-dir <DIR>', 'push: the daemon keeps partially transferred files in DIR')
+    .option('-P', 'the same as --partial --progress')
+    .option('-S, --sparse', 'push: the daemon turns sequences of nulls into sparse blocks')
+    .option('--bwlimit <RATE>', "limit socket I/O bandwidth (KiB/s; rsync's units: 1.5m, 500k; 0: none)")
+    .addOption(new Option('--chmod <CHMOD>', 'affect file and/or directory permissions (rsync syntax: D755,F644; repeatable)').argParser(collect))
+    .option('--chown <USER:GROUP>', 'the receiving side sets owner and group (as --usermap=*:USER --groupmap=*:GROUP)')
+    .addOption(new Option('--usermap <STRING>', 'the receiving side maps owners: FROM:TO,... (names, ids, ranges, wildcards; implies -o)').argParser(collect))
+    .addOption(new Option('--groupmap <STRING>', 'the same for groups (implies -g)').argParser(collect))
+    .option('-L, --copy-links', 'pull: transform symlinks into referent files/dirs')
+    .option('--copy-unsafe-links', 'pull: only "unsafe" symlinks are transformed')
+    .option('--safe-links', 'ignore symlinks that point outside the tree')
+    .option('-R, --relative', 'pull: use relative path names')
+    .option('--no-relative', "pull: turn off -R (which --files-from implies)")
+    .option('--no-implied-dirs', "don't send implied dirs with --relative (not supported yet)")
+    .option('-x, --one-file-system', "pull: don't cross filesystem boundaries (-xx: not even for mount points)", (_v: string, previous: number) => previous + 1, 0)
+    .option('--files-from <:FILE>', 'pull: read the list of source file names from FILE on the daemon (give it as :FILE)')
+    .option('-0, --from0', '--files-from lists are delimited by NULs')
+    .option('-m, --prune-empty-dirs', 'push: the daemon prunes empty directory chains from the file list')
+    .option('-4, --ipv4', 'prefer IPv4')
+    .option('-6, --ipv6', 'prefer IPv6')
+    .option('--address <ADDRESS>', 'bind address for the outgoing socket to the daemon')
+    .option('-8, --8-bit-output', 'leave high-bit chars unescaped in output')
+    .addOption(new Option('-e, --rsh <COMMAND>').hideHelp())
+    .addOption(new Option('--rsync-path <PROGRAM>').hideHelp())
+    .addOption(new Option('--server').hideHelp())
+    .addOption(new Option('--sender').hideHelp())
     .option('--inplace', 'pull: update destination files in place')
     .option('--append', 'pull: append data onto shorter files')
     .option('--append-verify', 'pull: --append with the old data in the file checksum')
@@ -394,9 +531,11 @@ function transferOptions(o: CliOptions): TransferOptions {
     verbose: o.verbose,
     itemize: Boolean(o.itemizeChanges),
     stats: Boolean(o.stats),
+    ...(o.progress && { progress: true }),
     ...(o.checksumChoice !== undefined && { checksumChoice: o.checksumChoice }),
     ...(o.timeout !== undefined && { timeout: o.timeout }),
     ...compressOptions(o),
+    ...everyDirectionOptions(o),
   };
 }
 
@@ -416,6 +555,9 @@ function sessionOptions(o: CliOptions, user: string | undefined) {
     ...(o.protocol !== undefined && { protocol: o.protocol }),
     ...(o.contimeout !== undefined && { contimeout: o.contimeout }),
     ...(o.timeout !== undefined && { timeout: o.timeout }),
+    ...((o.ipv4 || o.ipv6) && { family: o.ipv6 ? (6 as const) : (4 as const) }),
+    ...(o.address !== undefined && { localAddress: o.address }),
+    ...(bwlimitOf(o) && { bwlimit: bwlimitOf(o) }),
     password: passwordSource(o.passwordFile, process.env, {
       prompt: promptOnTerminal,
       onMissing: () => {
@@ -458,7 +600,7 @@ async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: Cl
     abort,
     transfer,
     session: { ...sessionOptions(o, target.user), ...(motd && { onLine: motd }) },
-    charset: charsetFromEnv(process.env),
+    charset: outputCharset(o),
     // The daemon's sender applies our excludes, as it does for rsync's listing.
     ...(rules.some((r) => r.kind !== 'delete-excluded') && { filter: buildFilterList(rules) }),
     onLine: (line) => process.stdout.write(line),
@@ -475,6 +617,11 @@ async function list(address: string, options: CliOptions, rules: RuleSource[], a
   const shown = options.motd ? lines : splitMotd(lines).modules;
   process.stdout.write(Buffer.concat(shown.flatMap((line) => [line, Buffer.from('\n')])));
   return EXIT.OK;
+}
+
+/** How names are shown: the locale's charset, or -8's high-bit bytes left as they are. */
+function outputCharset(o: CliOptions): ReturnType<typeof charsetFromEnv> {
+  return o['8BitOutput'] ? 'raw8' : charsetFromEnv(process.env);
 }
 
 const out = (line: string) => process.stdout.write(line.endsWith('\n') ? line : line + '\n');
@@ -535,7 +682,7 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
   const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
   const started = Date.now();
   // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).
-  const charset = charsetFromEnv(process.env);
+  const charset = outputCharset(options);
   const { progress, say, sayLine, warn, motd, finish } = transferOutput(options, charset);
   // --progress shows the names as -v does (rsync's INFO_NAME); a transfer's line comes before its data.
   const lines = { itemize: transfer.itemize, verbose: transfer.verbose || (options.progress ? 1 : 0), times: transfer.times };
@@ -577,11 +724,11 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
 async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: string, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
   const { pull } = await import('../transfer/pull.js');
   // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).
-  const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options) };
+  const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options), ...pullOnlyOptions(options, 'pull') };
   const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
   const started = Date.now();
   // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).
-  const charset = charsetFromEnv(process.env);
+  const charset = outputCharset(options);
   const { progress, say, sayLine, warn, motd, finish } = transferOutput(options, charset);
   // --progress shows the names as -v does (rsync's INFO_NAME).
   const verbose = transfer.verbose || (options.progress ? 1 : 0);
@@ -652,6 +799,7 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
 function live(source: string, targets: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
   if (!targets.length) throw new UsageError('no TARGET given');
   if (isDaemonAddress(source)) throw new UsageError('the live mirror watches a local SOURCE; pulling is not available yet');
+  pullOnlyOptions(options, 'push');
   return runLive({
     source,
     targets: targets.map((t) => {
@@ -679,6 +827,13 @@ function live(source: string, targets: string[], options: CliOptions, rules: Rul
 }
 
 async function run(args: string[], options: CliOptions, rules: RuleSource[], program: Command): Promise<number> {
+  refuseInapplicable(options);
+  if (options.ipv4 && options.ipv6) throw new UsageError('-4 and -6 exclude each other');
+  // -P: rsync's --partial --progress.
+  if (options.P) Object.assign(options, { partial: true, progress: true });
+  if (options.from0 && rules.some((r) => r.kind === 'exclude-from' || r.kind === 'include-from')) {
+    throw new UsageError('-0/--from0 with --exclude-from/--include-from is not supported yet');
+  }
   if (options.config !== undefined) {
     if (args.length) throw new UsageError(`--config ${options.config} takes no SOURCE or TARGET (they are in the file): ${args.join(' ')}`);
     return liveFromConfig(options.config, options, program);

@@ -253,13 +253,19 @@ const RSYNC_KEYS: Readonly<Record<string, string>> = {
   password_file: 'password-file',
   bwlimit: 'bwlimit',
   timeout: 'timeout',
+  chmod: 'chmod',
+  chown: 'chown',
+  usermap: 'usermap',
+  groupmap: 'groupmap',
+  ipv4: 'ipv4',
+  ipv6: 'ipv6',
 };
 
 /** rsync = { ... } keys that change nothing here: there is no rsync binary to run. */
 const RSYNC_IGNORED = ['binary', 'protect_args', 'rsync_path', 'quiet'];
 
 /** lsyncd 2's rsync keys whose rsync option we do not have: refused when on, accepted when false. */
-const RSYNC_UNSUPPORTED = ['backup', 'backup_dir', 'suffix', 'acls', 'xattrs', 'sparse', 'one_file_system', 'copy_links', 'copy_dirlinks', 'copy_unsafe_links', 'cvs_exclude', 'executability', 'existing', 'ignore_times', 'inplace', 'append', 'append_verify', 'keep_dirlinks', 'omit_dir_times', 'omit_link_times', 'prune_empty_dirs', 'update', 'ipv4', 'ipv6', 'rsh', 'chmod', 'chown', 'usermap', 'groupmap', 'temp_dir', 'specials'];
+const RSYNC_UNSUPPORTED = ['backup', 'backup_dir', 'suffix', 'acls', 'xattrs', 'sparse', 'one_file_system', 'copy_links', 'copy_dirlinks', 'copy_unsafe_links', 'cvs_exclude', 'executability', 'existing', 'ignore_times', 'inplace', 'append', 'append_verify', 'keep_dirlinks', 'omit_dir_times', 'omit_link_times', 'prune_empty_dirs', 'update', 'rsh', 'temp_dir', 'specials'];
 
 /** The short letters rsync = { _extra = {...} } may use, with their long option. */
 const SHORT_OPTIONS: Readonly<Record<string, string>> = { a: 'archive', c: 'checksum', z: 'compress', o: 'owner', g: 'group', D: 'devices', H: 'hard-links', W: 'whole-file', n: 'dry-run', v: 'verbose', i: 'itemize-changes', p: 'perms', t: 'times' };

@@ -52,6 +52,9 @@ function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; nu
     // rsyncd sanitizes the backup dir (sanitize_paths): no leading '/', no '..' above the destination.
     ...(args.backupDir !== undefined && { backupDir: sanitizePath(Buffer.from(args.backupDir), 0).toString() || '.' }),
     ...(args.suffix !== undefined && { suffix: args.suffix }),
+    ...(args.usermap !== undefined && { usermap: args.usermap }),
+    ...(args.groupmap !== undefined && { groupmap: args.groupmap }),
+    ...(args.safeLinks && { safeLinks: true }),
   };
 }
 

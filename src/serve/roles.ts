@@ -11,6 +11,7 @@ import type { RoleRequest, RoleResult } from './request.js';
 import { endRole, refuseRole } from './role-exit.js';
 import { receiveIntoModule } from './receive.js';
 import { serveSender } from './send.js';
+import { unsupportedOption } from './unsupported-options.js';
 
 // rsync/main.c: start_server
 export async function serveRole(r: RoleRequest): Promise<RoleResult> {
@@ -44,6 +45,8 @@ export async function serveRole(r: RoleRequest): Promise<RoleResult> {
   });
   try {
     if (!known) throw refuseRole(`unknown compress name: ${named}`, EXIT.UNSUPPORTED);
+    const unsupported = unsupportedOption(args);
+    if (unsupported) throw refuseRole(unsupported, EXIT.UNSUPPORTED);
     return args.sender ? await serveSender(r, setup) : await receiveIntoModule(r, setup);
   } catch (e) {
     return endRole(r, e);

@@ -54,6 +54,8 @@ export async function runModuleSession(s: ModuleSession): Promise<void> {
   // 3. The module's timeout from here on (a client asking for a shorter one keeps its own).
   const timeout = module.timeout && (!args.timeout || module.timeout < args.timeout) ? module.timeout : (args.timeout ?? 0);
   s.io.setIoTimeout(timeout);
+  // --bwlimit: our writes to this client are paced as rsyncd paces them.
+  if (args.bwlimit) s.io.setBandwidthLimit(args.bwlimit);
   // 4. The role: receiver + generator for a client's push, sender for its pull or listing.
   let result: RoleResult;
   const memory = new ConnectionMemory(args.sender ? 'sender' : 'receiver', { clientMaxAlloc: args.maxAlloc });

@@ -18,6 +18,12 @@ export interface SessionOptions {
   contimeout?: number;
   /** rsync's --timeout, seconds of no I/O. */
   timeout?: number;
+  /** -4 / -6: IPv4 or IPv6 only. */
+  family?: 4 | 6;
+  /** --address: the local address to bind before connecting. */
+  localAddress?: string;
+  /** --bwlimit in KiB/s: our writes are paced (the daemon is told too, in the argument list). */
+  bwlimit?: number;
   /** Bound on the text phase when neither timeout is set (seconds). */
   startupSeconds?: number;
   password?: () => Promise<Uint8Array | null>;

@@ -26,7 +26,8 @@ import {
 } from '../../protocol/constants.js';
 
 /** How rsync checks output text: iconv to the locale's charset (UTF-8 or ASCII). */
-export type OutputCharset = 'utf8' | 'ascii';
+/** 'raw8': -8 (--8-bit-output), high-bit bytes written through unescaped (rsync skips its iconv check). */
+export type OutputCharset = 'utf8' | 'ascii' | 'raw8';
 
 /** The locale's charset as rsync would see it (setlocale(LC_CTYPE, "") then nl_langinfo(CODESET)). */
 export function charsetFromEnv(env: NodeJS.ProcessEnv): OutputCharset {
@@ -76,6 +77,11 @@ export function escapeLine(line: Uint8Array, charset: OutputCharset): Buffer {
   };
   for (let i = 0; i < body.length; ) {
     const c = body[i]!;
+    if (c >= 0x80 && charset === 'raw8') {
+      out += String.fromCharCode(c);
+      i++;
+      continue;
+    }
     if (c >= 0x80) {
       const len = charset === 'utf8' ? utf8SequenceLength(body, i) : 0;
       if (len === 0) {

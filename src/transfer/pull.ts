@@ -3,6 +3,7 @@
 // (the confined destination). Counterpart: rsync main.c client_run / do_recv.
 import { lstatSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
+import { chmodFileList, compileChmodOptions } from './list-chmod.js';
 import { openModule, type SessionOptions } from './client.js';
 import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
@@ -113,6 +114,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     demuxForAck = start.demux;
     const { setup, flist } = start;
     const flistBytes = reader.consumed - consumedBefore;
+    // --chmod: the received modes (rsync's receiver tweaks them as it reads the list).
+    if (transfer.chmod?.length) chmodFileList(flist.files, compileChmodOptions(transfer.chmod, process.umask()));
     options.onFileList?.(flist.files);
     const created: FileEntry[] = [];
     // What rsync's output_summary prints for a pull at this protocol (see PullResult).
@@ -165,8 +168,10 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     }
     if (!destStat && !renamed && !transfer.dryRun) {
       options.onCreatedDest?.(options.dest.replace(/(.)\/+$/, '$1'));
-      // A list with a "." creates DEST through the generator; one file into `DEST/` needs it made here.
-      if (single) mkdirSync(dest, { mode: 0o777 });
+      // A list with a "." creates DEST through the generator; one file into `DEST/`, or a list
+      // without "." (-R, --files-from: it starts with the path's directories), needs it made here.
+      const hasDot = flist.files.some((e) => e.name.length === 1 && e.name[0] === 0x2e);
+      if (single || !hasDot) mkdirSync(dest, { mode: 0o777 });
     }
     // The sender's io_error so far: the list's, then MSG_IO_ERROR's (--ignore-errors deletes anyway).
     const senderIoError = () => flist.ioError | start.demux.ioError;

@@ -18,6 +18,7 @@ import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
 import { writeLocalFileList, sessionChecksummer } from './send-list.js';
 import { closeOnAbort } from './abort.js';
+import { chmodFileList, compileChmodOptions } from './list-chmod.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
 
 /** Filter rules: what the scan skips, and what the daemon is told (only with --delete). */
@@ -102,6 +103,8 @@ export async function push(options: PushOptions): Promise<PushResult> {
     ? await scanSelection(options.source, options.selection, { ...scanOptions, deleteMissing: transfer.delete || transfer.deleteExcluded })
     : await scanSource(options.source, scanOptions);
   const scanSeconds = (Date.now() - scanStarted) / 1000;
+  // --chmod: the modes our list carries (rsync's sender tweaks them as it lists).
+  if (transfer.chmod?.length) chmodFileList(scan.entries, compileChmodOptions(transfer.chmod, process.umask()));
   // 2. Connect, module, auth; the argument list; setup; multiplexing.
   // A primed session is only good for the argument list it was primed with.
   let primed = options.primed;
@@ -131,7 +134,8 @@ export async function push(options: PushOptions): Promise<PushResult> {
     let early: { sorted: LocalEntry[]; flistBytes: number } | undefined;
     const sendEarly = async (negotiated: { compatFlags: number; checksum: ChecksumName }): Promise<void> => {
       const protocol = session.hello.protocol;
-      const deleteMode = transfer.delete || transfer.deleteExcluded;
+      // -m makes the daemon's receiver want the list too (rsync's receiver_wants_list).
+      const deleteMode = transfer.delete || transfer.deleteExcluded || !!transfer.pruneEmptyDirs;
       if (options.filter) {
         if (options.filter.wantsList(protocol, deleteMode)) options.filter.sendList(writer);
       } else if (deleteMode) {

@@ -5,6 +5,8 @@
 // directories are resolved against the destination (and, for a daemon, confined to the module),
 // and the filter rules that protect files from --delete are compiled for the receiver.
 // Counterpart: rsync main.c do_recv, uidlist.c recv_id_list/match_uid, checksum.c file_checksum.
+import { shownName } from './output.js';
+import { mappedId, parseNameMap, type IdMapRule } from './idmap.js';
 import { readFileSync } from 'node:fs';
 import type { TransferOptions } from '../../protocol/args.js';
 import type { SetupResult } from '../../protocol/compat.js';
@@ -78,9 +80,16 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
   // -c: rsync's file_checksum, never seeded.
   const fileSummer = transfer.checksum ? await createChecksummer(setup.checksum, { protocol, seed: 0, compatFlags: setup.compatFlags, implied: false }) : null;
   // -o/-g: the sender's ids, mapped by name to ours unless --numeric-ids.
-  if ((transfer.owner || transfer.group) && !transfer.numericIds) {
-    const mapUid = transfer.owner ? idMapper(r.userNames, localIds('/etc/passwd')) : null;
-    const mapGid = transfer.group ? idMapper(r.groupNames, localIds('/etc/group')) : null;
+  // --usermap/--groupmap (--chown) rules come first, also with --numeric-ids (then by id only).
+  if ((transfer.owner || transfer.group) && (!transfer.numericIds || transfer.usermap !== undefined || transfer.groupmap !== undefined)) {
+    const users = localIds('/etc/passwd');
+    const groups = localIds('/etc/group');
+    const warn = (text: string) => r.onWarning?.(`${text}\n`);
+    const userRules = transfer.usermap !== undefined ? parseNameMap(transfer.usermap, 'user', users, warn) : [];
+    const groupRules = transfer.groupmap !== undefined ? parseNameMap(transfer.groupmap, 'group', groups, warn) : [];
+    const names = (sent: ReadonlyMap<number, Buffer>) => (transfer.numericIds ? new Map<number, Buffer>() : sent);
+    const mapUid = transfer.owner ? idMapper(names(r.userNames), transfer.numericIds ? new Map() : users, userRules) : null;
+    const mapGid = transfer.group ? idMapper(names(r.groupNames), transfer.numericIds ? new Map() : groups, groupRules) : null;
     for (const e of r.files) {
       if (mapUid) e.uid = mapUid(e.uid);
       if (mapGid) e.gid = mapGid(e.gid);
@@ -124,6 +133,10 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     owner: transfer.owner,
     group: transfer.group,
     links: transfer.links,
+    ...(transfer.safeLinks && {
+      safeLinks: true,
+      ...(transfer.verbose && r.onInfo && { onUnsafeSymlink: (name: Buffer, target: Buffer) => r.onInfo!(`ignoring unsafe symlink "${shownName(name)}" -> "${shownName(target)}"\n`) }),
+    }),
     devices: transfer.devices,
     hardLinks: transfer.hardLinks,
     checksum: transfer.checksum,
@@ -206,13 +219,14 @@ export function localIds(file: string): Map<string, number> {
  * "if a name has no match here, the numeric id is used").
  */
 // rsync/uidlist.c: recv_add_id / match_uid
-function idMapper(remote: ReadonlyMap<number, Buffer>, local: ReadonlyMap<string, number>): (id: number) => number {
+function idMapper(remote: ReadonlyMap<number, Buffer>, local: ReadonlyMap<string, number>, rules: readonly IdMapRule[] = []): (id: number) => number {
   const cache = new Map<number, number>();
   return (id) => {
     let mapped = cache.get(id);
     if (mapped === undefined) {
       const name = remote.get(id);
-      mapped = name ? (local.get(name.toString('latin1')) ?? id) : id;
+      // An unnamed id 0 is "root" unless names are off (--numeric-ids: `local` is empty), as rsync assumes.
+      mapped = mappedId(rules, id, name?.toString('latin1') ?? (id === 0 && local.size ? 'root' : '')) ?? (name ? (local.get(name.toString('latin1')) ?? id) : id);
       cache.set(id, mapped);
     }
     return mapped;

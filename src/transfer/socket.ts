@@ -1,10 +1,11 @@
 // TCP to a daemon, adapted to the protocol library's ByteSource/ByteSink: pull-mode reads
 // ('readable' + socket.read()), writes that wait for 'drain', TCP_NODELAY, and the two timeouts of
 // rsync: --contimeout (connecting, exit 35) and --timeout (no I/O for that long, exit 30).
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import { quickAck } from '../addon.js';
 import type { ByteSink, ByteSource } from '../../protocol/io.js';
 import { SocketError, TimeoutError, EXIT } from '../../protocol/errors.js';
+import { BandwidthLimiter } from './bwlimit.js';
 
 export interface ConnectOptions {
   host: string;
@@ -13,6 +14,12 @@ export interface ConnectOptions {
   contimeout?: number;
   /** Seconds without any I/O before giving up; 0 = never. rsync's --timeout. */
   timeout?: number;
+  /** -4 / -6: resolve and connect over IPv4 or IPv6 only (rsync's default_af_hint). */
+  family?: 4 | 6;
+  /** --address: the local address to bind before connecting (rsync's bind_address). */
+  localAddress?: string;
+  /** --bwlimit in KiB/s (0 or unset: none): our writes are paced as rsync paces them. */
+  bwlimit?: number;
 }
 
 export interface DaemonSocket extends ByteSource, ByteSink {
@@ -25,6 +32,8 @@ export interface DaemonSocket extends ByteSource, ByteSink {
    * read or write fails with; by default rsync's io timeout (exit 30).
    */
   setIoTimeout(seconds: number, onExpire?: () => Error): void;
+  /** Pace our writes to `kibPerSecond` (rsync's --bwlimit; 0: no limit). */
+  setBandwidthLimit(kibPerSecond: number): void;
   /** Half-close our side after the last write, then wait for the peer to close. */
   end(): Promise<void>;
   destroy(): void;
@@ -38,8 +47,19 @@ function describe(host: string, port: number): string {
 export function connectDaemon(options: ConnectOptions): Promise<DaemonSocket> {
   const { host, port } = options;
   const where = describe(host, port);
+  // -4/-6 with an address of the other family: refused as getaddrinfo refuses it for rsync.
+  const literal = isIP(host);
+  if (options.family && literal && literal !== options.family) {
+    return Promise.reject(new SocketError(`failed to connect to ${where}: address family for ${host} not supported (-${options.family})`));
+  }
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port, noDelay: true });
+    const socket = connect({
+      host,
+      port,
+      noDelay: true,
+      ...(options.family && { family: options.family }),
+      ...(options.localAddress !== undefined && { localAddress: options.localAddress }),
+    });
     let timer: NodeJS.Timeout | undefined;
     if (options.contimeout && options.contimeout > 0) {
       timer = setTimeout(() => {
@@ -56,7 +76,9 @@ export function connectDaemon(options: ConnectOptions): Promise<DaemonSocket> {
     socket.once('connect', () => {
       clearTimeout(timer);
       socket.off('error', onError);
-      resolve(wrapSocket(socket, where, options.timeout ?? 0));
+      const wrapped = wrapSocket(socket, where, options.timeout ?? 0);
+      if (options.bwlimit) wrapped.setBandwidthLimit(options.bwlimit);
+      resolve(wrapped);
     });
   });
 }
@@ -155,6 +177,41 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
 
   let bytesRead = 0;
   let bytesWritten = 0;
+  let limiter: BandwidthLimiter | undefined;
+  const writeOnce = async (bytes: Uint8Array): Promise<void> => {
+    if (failure) throw failure;
+    if (socket.destroyed || socket.writableEnded) {
+      throw new SocketError(`connection to ${where} closed by the daemon while we were still writing`);
+    }
+    begin();
+    bytesWritten += bytes.length;
+    try {
+      const flowing = socket.write(bytes);
+      ackNow();
+      if (!flowing) {
+        writeBlocked = true;
+        drainIncoming();
+        await new Promise<void>((resolve, reject) => {
+          if (socket.destroyed) {
+            writeBlocked = false;
+            reject(failure ?? new SocketError(`connection to ${where} closed while writing`));
+            return;
+          }
+          const done = () => {
+            socket.off('drain', done);
+            socket.off('close', done);
+            writeBlocked = false;
+            if (failure) reject(failure);
+            else resolve();
+          };
+          socket.on('drain', done);
+          socket.on('close', done);
+        });
+      }
+    } finally {
+      finish();
+    }
+  };
   return {
     socket,
     get bytesRead() {
@@ -191,38 +248,16 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
       }
     },
     async write(bytes) {
-      if (failure) throw failure;
-      if (socket.destroyed || socket.writableEnded) {
-        throw new SocketError(`connection to ${where} closed by the daemon while we were still writing`);
+      if (!limiter) return writeOnce(bytes);
+      // rsync's --bwlimit: pieces of at most writeMax bytes, each paid for before the next.
+      for (let at = 0; at < bytes.length; at += limiter.writeMax) {
+        const piece = bytes.subarray(at, Math.min(bytes.length, at + limiter.writeMax));
+        await writeOnce(piece);
+        await limiter.wrote(piece.length);
       }
-      begin();
-      bytesWritten += bytes.length;
-      try {
-        const flowing = socket.write(bytes);
-        ackNow();
-        if (!flowing) {
-          writeBlocked = true;
-          drainIncoming();
-          await new Promise<void>((resolve, reject) => {
-            if (socket.destroyed) {
-              writeBlocked = false;
-              reject(failure ?? new SocketError(`connection to ${where} closed while writing`));
-              return;
-            }
-            const done = () => {
-              socket.off('drain', done);
-              socket.off('close', done);
-              writeBlocked = false;
-              if (failure) reject(failure);
-              else resolve();
-            };
-            socket.on('drain', done);
-            socket.on('close', done);
-          });
-        }
-      } finally {
-        finish();
-      }
+    },
+    setBandwidthLimit(kibPerSecond) {
+      limiter = kibPerSecond > 0 ? new BandwidthLimiter(kibPerSecond) : undefined;
     },
     async end() {
       clearTimeout(timer);

@@ -1,0 +1,21 @@
+// --chmod on our side of a transfer: the modes of the file list we send (a push) or receive (a
+// pull) are tweaked by the --chmod clauses, symlinks and mode-0 entries excepted, as rsync's
+// sender does when it builds its list and its receiver when it reads one (docs/protocol.md [flist]).
+// The option never travels: rsync's client does not send it either.
+// Counterpart: rsync flist.c send_file_name / recv_file_entry (the chmod_modes lines), chmod.c.
+import { parseChmod, tweakMode, type ChmodModes } from '../../protocol/chmod.js';
+import { isLink } from '../../protocol/modes.js';
+import type { FileEntry } from '../../protocol/flist.js';
+
+/** Every --chmod text compiled, in order (rsync appends each to the last). Throws ChmodSyntaxError. */
+// rsync/options.c: parse_arguments (OPT_CHMOD)
+export function compileChmodOptions(texts: readonly string[], umask: number): ChmodModes {
+  return texts.flatMap((text) => parseChmod(text, umask));
+}
+
+/** Tweak the list's modes in place (not a symlink's, not a missing entry's mode 0). */
+// rsync/flist.c: send_file_name (chmod_modes), recv_file_entry (chmod_modes)
+export function chmodFileList(entries: readonly FileEntry[], modes: ChmodModes): void {
+  if (!modes.length) return;
+  for (const e of entries) if (e.mode && !isLink(e.mode)) e.mode = tweakMode(e.mode, modes);
+}
