@@ -7,10 +7,8 @@ import { RsyncError, UsageError, DaemonRefusalError, RemoteError, EXIT } from '.
 import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../../protocol/daemon.js';
 import { isDaemonAddress, parseDaemonAddress, DEFAULT_PORT } from '../transfer/target.js';
 import { resolve } from 'node:path';
-import { listModules, splitMotd } from '../transfer/client.js';
 import { passwordSource } from '../transfer/password.js';
 import { promptOnTerminal } from './prompt.js';
-import { push } from '../transfer/push.js';
 import { buildFilterList, pushFilter, type RuleSource } from '../transfer/filters.js';
 import { itemizeString, itemNameBytes, outputSummary, charsetFromEnv, outputLine, sentItemLine, deletedLine, fileListText, closingLine } from '../transfer/output.js';
 import { TransferProgress } from '../transfer/progress.js';
@@ -22,7 +20,6 @@ import type { TransferOptions } from '../../protocol/args.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
 import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
 import { parseSizeArg } from '../../protocol/server-args.js';
-import { live as runLive } from './live.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -461,6 +458,7 @@ async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: Cl
 async function list(address: string, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
   if (target.module) return listContents(target, options, rules, abort);
+  const { listModules, splitMotd } = await import('../transfer/client.js');
   const lines = await listModules({ host: target.host, port: target.port, ...sessionOptions(options, target.user) });
   const shown = options.motd ? lines : splitMotd(lines).modules;
   process.stdout.write(Buffer.concat(shown.flatMap((line) => [line, Buffer.from('\n')])));
@@ -523,6 +521,7 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
     rules = [...rules, { kind: 'filter', value: `P *${transfer.suffix ?? '~'}` }];
   }
   const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
+  const { push } = await import('../transfer/push.js');
   const started = Date.now();
   // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).
   const charset = charsetFromEnv(process.env);
@@ -639,9 +638,10 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
   return result.exitCode;
 }
 
-function live(source: string, targets: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
+async function live(source: string, targets: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
   if (!targets.length) throw new UsageError('no TARGET given');
   if (isDaemonAddress(source)) throw new UsageError('the live mirror watches a local SOURCE; pulling is not available yet');
+  const { live: runLive } = await import('./live.js');
   return runLive({
     source,
     targets: targets.map((t) => {
