@@ -1,6 +1,7 @@
 // What `lsyncd --version` and `--help` load (issue 12: the CLI starts in about node's own time):
-// the option definitions and commander only; the transfer, live, watcher and serve modules, the
-// addon, hash-wasm, pako, worker threads and node:crypto come with the command that needs them.
+// the `lsyncd` entry (src/cli/lsyncd.ts) answers --version with the version line alone; main.ts
+// loads the option definitions and commander, and the transfer, live, watcher and serve modules,
+// the addon, hash-wasm, pako, worker threads and node:crypto come with the command that needs them.
 // Checked by the modules node actually loads (a loader hook and process.moduleLoadList), not by time.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -8,7 +9,11 @@ import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { run, CLI } from './helpers/cli.js';
+
+/** The `lsyncd` command of package.json's "bin". */
+const ENTRY = fileURLToPath(new URL('../src/cli/lsyncd.js', import.meta.url));
 
 /** Loader hooks (run on node's hooks thread): each file module's URL, one line on stderr. */
 const HOOKS = `import { writeSync } from 'node:fs';
@@ -38,8 +43,8 @@ interface Loaded {
   builtins: string[];
 }
 
-async function loadedBy(args: string[]): Promise<Loaded> {
-  const result = await run(process.execPath, ['--import', pathToFileURL(registerPath).href, CLI, ...args], { STARTUP_HOOKS_URL: hooksUrl });
+async function loadedBy(args: string[], script = CLI): Promise<Loaded> {
+  const result = await run(process.execPath, ['--import', pathToFileURL(registerPath).href, script, ...args], { STARTUP_HOOKS_URL: hooksUrl });
   const lines = result.stderr.split('\n');
   const files = lines
     .filter((l) => l.startsWith('LOADED '))
@@ -79,6 +84,30 @@ for (const args of [['--version'], ['-V'], ['--help']]) {
     assert.equal(loaded.builtins.filter((b) => HEAVY_BUILTINS.test(b)), []);
   });
 }
+
+for (const flag of ['--version', '-V']) {
+  test(`the lsyncd entry answers ${flag} with the version line alone: not even commander or main.ts`, async () => {
+    const loaded = await loadedBy([flag], ENTRY);
+    assert.is(loaded.status, 0);
+    assert.is(loaded.stdout, (await loadedBy(['--version'])).stdout, 'the same line as main.ts (commander) prints');
+    assert.equal(loaded.files.sort(), ['protocol/constants.js', 'protocol/daemon.js', 'protocol/errors.js', 'src/cli/lsyncd.js', 'src/cli/version.js']);
+  });
+}
+
+test('the lsyncd entry hands every other command line to main.ts', async () => {
+  const help = await loadedBy(['--help'], ENTRY);
+  assert.is(help.status, 0);
+  assert.match(help.stdout, /Usage: lsyncd/);
+  assert.ok(help.files.includes('src/cli/main.js') && help.files.includes('package:commander'));
+  // --version among other arguments is commander's business (a usage error here, as before).
+  const mixed = await run(process.execPath, [ENTRY, '--version', '--bogus']);
+  const direct = await run(process.execPath, [CLI, '--version', '--bogus']);
+  assert.is(mixed.status, direct.status);
+  assert.is(mixed.stderr, direct.stderr);
+  const usage = await run(process.execPath, [ENTRY]);
+  assert.is(usage.status, 1);
+  assert.match(usage.stderr, /Usage: lsyncd/);
+});
 
 test('a push loads its modules when it runs (the hook sees lazily loaded modules)', async () => {
   // Port 1 refuses at once: the push is started, loads its modules, and fails to connect.

@@ -20,6 +20,7 @@ import type { TransferOptions } from '../../protocol/args.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
 import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
 import { parseSizeArg } from '../../protocol/server-args.js';
+import { versionLine } from './version.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -260,7 +261,7 @@ function buildProgram(rules: RuleSource[]): Command {
     )
     .usage('[options] SOURCE TARGET... | ADDRESS')
     .argument('<args...>', 'SOURCE TARGET, or a daemon ADDRESS to list')
-    .version(`lsyncd ${pkg.version} (rsync daemon protocol ${MIN_PROTOCOL_VERSION}–${PROTOCOL_VERSION})`, '-V, --version')
+    .version(versionLine(), '-V, --version')
     .option('--once', 'transfer once and exit: push SOURCE to each TARGET, or pull ADDRESS/PATH into DEST (rsync\'s exit codes)')
     .option('--nodaemon', 'live mode: stay in the foreground and log to stderr (also --no-daemon)')
     .option('--no-daemon', 'the same as --nodaemon')
