@@ -9,7 +9,9 @@
 // on the wire from the daemon's log), the startup sync of 20,000 files (200 MB), idle RSS and CPU.
 // Prints one table: ours, lsyncd 2, ours / lsyncd 2. `node dist/bench/live.js` (npm run bench runs it too).
 // Environment: BENCH_LIVE_TRIALS=N (latency trials, default 20), BENCH_LIVE_SKIP_DEFAULT_DELAY=1
-// (skip lsyncd 2's default-delay latency run, 20 × ~15 s), LSYNCD2=PATH, BENCH_DEBUG=1.
+// (skip lsyncd 2's default-delay latency run, 20 × ~15 s), LSYNCD2=PATH, BENCH_DEBUG=1,
+// BENCH_LIVE_ONLY=memory (only the idle-memory rows below, issue 12), BENCH_LIVE_BIG=1 (add the
+// 50,000-directory tree to them: a few minutes).
 import { mkdtemp, rm, mkdir, writeFile, rename, readdir } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -338,6 +340,82 @@ async function startupAndIdle(tool: LiveTool, work: string, tag = '', column = t
   }
 }
 
+/** A tree of `dirs` directories (one level of `a*`, each with `b*` subdirectories) with `perDir` 1,000-byte files in each. */
+async function makeDirTree(root: string, dirs: number, perDir: number): Promise<number> {
+  const fan = Math.ceil(Math.sqrt(dirs));
+  let made = 0;
+  let files = 0;
+  const fill = async (dir: string) => {
+    await mkdir(dir);
+    made++;
+    for (let i = 0; i < perDir; i++, files++) await writeFile(join(dir, `f${i}`), Buffer.alloc(1000, i));
+  };
+  for (let a = 0; made < dirs; a++) {
+    await fill(join(root, `a${a}`));
+    for (let b = 0; b < fan && made < dirs; b++) await fill(join(root, `a${a}`, `b${b}`));
+  }
+  return files;
+}
+
+/** Peak resident set of a process so far (VmHWM), bytes. */
+function peakRss(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/**
+ * The live daemon's memory (issue 12): `lsyncd --nodaemon` as its own process after its startup
+ * sync of a tree of `dirs` directories (the root included), idle for 3 s: RSS, and the peak during
+ * the startup; with the inotify addon and without it (LSYNCD_NO_ADDON=1: the polling watcher), and
+ * lsyncd 2 on the same tree.
+ */
+async function idleMemory(dirs: number, perDir: number, lsyncd2: string | undefined): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'lsyncd-bench-idle-'));
+  try {
+    const files = await makeDirTree(work, dirs - 1, perDir);
+    const label = `${dirs.toLocaleString('en-US')} dirs, ${files.toLocaleString('en-US')} files`;
+    const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+    const runs: Array<[string, string, (target: string) => MirrorProcess | Promise<MirrorProcess>]> = [
+      [ours.name, '', (target) => startMirrorProcess(process.execPath, [cli, '--nodaemon', work + '/', target], /startup sync done/)],
+      [ours.name, ' [ours without the addon: polling]', (target) => {
+        process.env['LSYNCD_NO_ADDON'] = '1'; // read by the child at its start
+        try {
+          return startMirrorProcess(process.execPath, [cli, '--nodaemon', work + '/', target], /startup sync done/);
+        } finally {
+          delete process.env['LSYNCD_NO_ADDON'];
+        }
+      }],
+      ...(lsyncd2 ? [['lsyncd 2', '', (target: string) => startLsyncd2(lsyncd2, { source: work, target, nodelay: false, delay: 0 })] as [string, string, (target: string) => Promise<MirrorProcess>]] : []),
+    ];
+    for (const [column, tag, start] of runs) {
+      const daemon = await startDaemon();
+      try {
+        const t0 = performance.now();
+        const proc = await start(`rsync://127.0.0.1:${daemon.port}/push/s/`);
+        try {
+          await proc.started;
+          await proc.settle();
+          record(`idle memory: startup sync, ${label}${tag}`, 'ms', column, performance.now() - t0);
+          await new Promise((r) => setTimeout(r, 3000));
+          record(`idle memory: RSS after the startup sync, ${label}${tag}`, 'MB', column, proc.rss());
+          record(`idle memory: peak RSS during the startup sync, ${label}${tag}`, 'MB', column, peakRss(proc.pid));
+        } finally {
+          await proc.stop();
+        }
+      } finally {
+        await daemon.stop();
+      }
+    }
+    // The tagged rows compare ours without the addon with the same lsyncd 2 run.
+    for (const what of ['startup sync', 'RSS after the startup sync', 'peak RSS during the startup sync']) {
+      const v = rows.find((r) => r.figure === `idle memory: ${what}, ${label}`)?.values.get('lsyncd 2');
+      if (v !== undefined) rows.find((r) => r.figure === `idle memory: ${what}, ${label} [ours without the addon: polling]`)?.values.set('lsyncd 2', v);
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const found = findLsyncd2();
   const tools: LiveTool[] = [ours];
@@ -350,8 +428,14 @@ async function main(): Promise<void> {
     tools.push(lsyncd2Tool(found.binary));
   }
   const lsyncd2 = tools[1];
+  const onlyMemory = process.env['BENCH_LIVE_ONLY'] === 'memory';
 
-  for (const [label, globalSettings] of [
+  // The live daemon's memory (issue 12): 1,076 directories, and 50,000 with BENCH_LIVE_BIG=1.
+  const lsyncd2Binary = typeof found === 'string' ? undefined : found.binary;
+  await idleMemory(1076, 19, lsyncd2Binary);
+  if (process.env['BENCH_LIVE_BIG']) await idleMemory(50_000, 1, lsyncd2Binary);
+
+  for (const [label, globalSettings] of onlyMemory ? [] : [
     ['default daemon', []],
     ['TCP_NODELAY daemon', ['socket options = TCP_NODELAY']],
   ] as const) {
@@ -365,32 +449,32 @@ async function main(): Promise<void> {
       if (row && v !== undefined) row.values.set(ours.name, v);
     }
   };
-  if (lsyncd2) {
+  if (lsyncd2 && !onlyMemory) {
     // Its rsync client with TCP_NODELAY too (the issue's 10.8 ms figure), against the TCP_NODELAY daemon.
     const tag = ' [+ rsync --sockopts=TCP_NODELAY]';
     await latency(lsyncd2, 'TCP_NODELAY daemon', ['socket options = TCP_NODELAY'], { delay: 0, clientNodelay: true }, tag, ['sub', 'top']);
     oursFrom('latency file in a 20-file subdir, TCP_NODELAY daemon', tag);
     oursFrom('latency file at the top of 200, TCP_NODELAY daemon', tag);
   }
-  if (lsyncd2 && !process.env['BENCH_LIVE_SKIP_DEFAULT_DELAY']) {
+  if (lsyncd2 && !onlyMemory && !process.env['BENCH_LIVE_SKIP_DEFAULT_DELAY']) {
     // lsyncd 2's default delay (15 s): the subdirectory case only (20 trials take ~5 minutes).
     const tag = ' [lsyncd 2 default delay]';
     await latency(lsyncd2, 'default daemon', [], { delay: 'default' }, tag, ['sub']);
     oursFrom('latency file in a 20-file subdir, default daemon', tag);
   }
-  for (const tool of tools) await burstAndRename(tool);
+  for (const tool of onlyMemory ? [] : tools) await burstAndRename(tool);
 
   const work = await mkdtemp(join(tmpdir(), 'lsyncd-bench-startup-'));
   try {
-    for (let d = 0; d < 1000; d++) {
+    for (let d = 0; d < (onlyMemory ? 0 : 1000); d++) {
       await mkdir(join(work, `d${d}`));
       for (let i = 0; i < 20; i++) await writeFile(join(work, `d${d}`, `f${i}`), Buffer.alloc(10_000, (d + i) & 0xff));
     }
-    for (const tool of tools) await startupAndIdle(tool, work);
+    for (const tool of onlyMemory ? [] : tools) await startupAndIdle(tool, work);
     // Ours as its own process, as lsyncd 2 is: its column is "ours", lsyncd 2's repeats the run above.
     const tag = ' [ours as lsyncd --nodaemon]';
-    await startupAndIdle(oursProcess, work, tag, ours.name);
-    if (lsyncd2) {
+    if (!onlyMemory) await startupAndIdle(oursProcess, work, tag, ours.name);
+    if (lsyncd2 && !onlyMemory) {
       for (const [plain, tagged] of [
         ['startup sync of 20,000 files (200 MB) in 1,000 dirs', `startup sync of 20,000 files (200 MB) in 1,000 dirs${tag}`],
         ['idle, 1,001 dirs watched: RSS (ours: whole bench process)', `idle, 1,001 dirs watched: RSS${tag}`],
@@ -415,6 +499,7 @@ async function main(): Promise<void> {
   console.log(table([header, ...body]));
   console.log('lsyncd 2 runs with delay = 0 except where marked; ours with its default (no fixed wait).');
   console.log('targets (issue 5): latency median <= 5 ms, p90 <= 20 ms; burst <= 150 ms; rename <= 100 KB, <= 150 ms; startup <= 1.1 s; idle <= 64 MB, <= 1 % CPU');
+  console.log('targets (issue 12): idle <= 48 MB with 1,076 dirs watched, <= 150 MB with 50,000; live startup <= 1.0x lsyncd 2 + rsync');
 }
 
 main().catch((e) => {

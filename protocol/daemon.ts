@@ -2,8 +2,6 @@
 // negotiation, the module line, MOTD and listing lines, `@ERROR`, `@RSYNCD: EXIT`/`OK`, and the
 // AUTHREQD challenge/response. Counterpart: rsync clientserver.c exchange_protocols,
 // start_inband_exchange; compat.c output_daemon_greeting, negotiate_daemon_auth; authenticate.c.
-import { createHash } from 'node:crypto';
-import { md4 } from 'hash-wasm';
 import { DaemonRefusalError, NotADaemonError, ProtocolError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 
@@ -143,14 +141,18 @@ function base64NoPad(bytes: Uint8Array): string {
 // rsync/authenticate.c: generate_hash [auth-response]
 export async function authResponse(digest: AuthDigest, password: Uint8Array, challenge: string): Promise<string> {
   const input = Buffer.concat([password, Buffer.from(challenge, 'latin1')]);
+  // hash-wasm and node:crypto are loaded on use: every CLI start (--version) would pay for them.
+  const md4 = async (data: Uint8Array) => (await import('hash-wasm')).md4(data);
   switch (digest) {
     case 'md4old':
       // The seeded MD4 sum of protocols < 30 begins with the 4-byte seed, which is 0 here.
       return base64NoPad(Buffer.from(await md4(Buffer.concat([Buffer.alloc(4), input])), 'hex'));
     case 'md4':
       return base64NoPad(Buffer.from(await md4(input), 'hex'));
-    default:
+    default: {
+      const { createHash } = await import('node:crypto');
       return base64NoPad(createHash(digest).update(input).digest());
+    }
   }
 }
 

@@ -109,6 +109,12 @@ export function watchingFallback(watcher: { stats(): { backend: 'inotify' | 'pol
 }
 
 function tryLoad(path: string | undefined): InotifyAddon | null {
+  // LSYNCD_NO_ADDON=1: run as without the addon (polling watcher, Node's own calls), e.g. for a
+  // source on NFS, where inotify does not see other hosts' changes, or to measure the fallback.
+  if (process.env['LSYNCD_NO_ADDON'] === '1') {
+    addonLoadError = new Error('not loaded: LSYNCD_NO_ADDON=1');
+    return null;
+  }
   if (process.platform !== 'linux') {
     addonLoadError = new Error(`inotify is Linux-only (platform ${process.platform})`);
     return null;

@@ -7,10 +7,8 @@ import { RsyncError, UsageError, DaemonRefusalError, RemoteError, EXIT } from '.
 import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../../protocol/daemon.js';
 import { isDaemonAddress, parseDaemonAddress, DEFAULT_PORT } from '../transfer/target.js';
 import { resolve } from 'node:path';
-import { listModules, splitMotd } from '../transfer/client.js';
 import { passwordSource } from '../transfer/password.js';
 import { promptOnTerminal } from './prompt.js';
-import { push } from '../transfer/push.js';
 import { buildFilterList, pushFilter, type RuleSource } from '../transfer/filters.js';
 import { itemizeString, itemNameBytes, outputSummary, charsetFromEnv, outputLine, sentItemLine, deletedLine, fileListText, closingLine } from '../transfer/output.js';
 import { TransferProgress } from '../transfer/progress.js';
@@ -22,12 +20,13 @@ import type { TransferOptions } from '../../protocol/args.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
 import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
 import { parseSizeArg } from '../../protocol/server-args.js';
-import { live as runLive, liveConfig, defaultStateFile, type ConfigSync, type LoadedConfig } from './live.js';
+import type { ConfigSync, LoadedConfig } from './live.js';
 // The config model only: the YAML parser and the Lua interpreter are loaded when a file is read.
 import { looksLikeConfig, syncIdentity, ConfigError, type SyncConfig } from '../config/model.js';
 import { parseBwlimit } from '../transfer/bwlimit.js';
 import { compileChmodOptions } from '../transfer/list-chmod.js';
 import { ownerMaps } from '../transfer/idmap.js';
+import { versionLine } from './version.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -381,7 +380,7 @@ function buildProgram(rules: RuleSource[]): Command {
     )
     .usage('[options] SOURCE TARGET... | ADDRESS | CONFIG')
     .argument('[args...]', 'SOURCE TARGET, a daemon ADDRESS to list, or a config FILE')
-    .version(`lsyncd ${pkg.version} (rsync daemon protocol ${MIN_PROTOCOL_VERSION}–${PROTOCOL_VERSION})`, '-V, --version')
+    .version(versionLine(), '-V, --version')
     .option('--config <FILE>', 'live mode: run the syncs of FILE (YAML, or lsyncd 2 Lua by its .lua suffix; docs/config.md)')
     .option('--once', 'transfer once and exit: push SOURCE to each TARGET, or pull ADDRESS/PATH into DEST (rsync\'s exit codes)')
     .option('--nodaemon', 'live mode: stay in the foreground and log to stderr (also --no-daemon)')
@@ -613,6 +612,7 @@ async function listContents(target: ReturnType<typeof parseDaemonAddress>, o: Cl
 async function list(address: string, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
   const target = parseDaemonAddress(address, options.port ?? DEFAULT_PORT);
   if (target.module) return listContents(target, options, rules, abort);
+  const { listModules, splitMotd } = await import('../transfer/client.js');
   const lines = await listModules({ host: target.host, port: target.port, ...sessionOptions(options, target.user) });
   const shown = options.motd ? lines : splitMotd(lines).modules;
   process.stdout.write(Buffer.concat(shown.flatMap((line) => [line, Buffer.from('\n')])));
@@ -680,6 +680,7 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
     rules = [...rules, { kind: 'filter', value: `P *${transfer.suffix ?? '~'}` }];
   }
   const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
+  const { push } = await import('../transfer/push.js');
   const started = Date.now();
   // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).
   const charset = outputCharset(options);
@@ -796,10 +797,11 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
   return result.exitCode;
 }
 
-function live(source: string, targets: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
+async function live(source: string, targets: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
   if (!targets.length) throw new UsageError('no TARGET given');
   if (isDaemonAddress(source)) throw new UsageError('the live mirror watches a local SOURCE; pulling is not available yet');
   pullOnlyOptions(options, 'push');
+  const { live: runLive } = await import('./live.js');
   return runLive({
     source,
     targets: targets.map((t) => {
@@ -895,7 +897,7 @@ function commanderText(e: unknown): string {
  * turned into options exactly as `lsyncd SOURCE TARGET...` would be. A word the command line
  * refuses is a ConfigError at the key that gave it.
  */
-function resolveSync(s: SyncConfig): ConfigSync {
+function resolveSync(s: SyncConfig, defaultStateFile: typeof import('./live.js').defaultStateFile): ConfigSync {
   if (s.source === '%userwww') throw new ConfigError(s.at, '%userwww is for the command line; list the users\' www directories as syncs');
   if (isDaemonAddress(s.source)) throw new ConfigError(s.at, `source ${s.source}: a sync watches a local directory`);
   const tail = [s.source, ...s.targets];
@@ -952,9 +954,10 @@ async function liveFromConfig(file: string, options: CliOptions, program: Comman
   }
   const path = resolve(file);
   const { loadConfig } = await import('../config/load.js');
+  const { liveConfig, defaultStateFile } = await import('./live.js');
   const load = (): LoadedConfig => {
     const config = loadConfig(path);
-    return { globals: config.globals, syncs: config.syncs.map(resolveSync) };
+    return { globals: config.globals, syncs: config.syncs.map((s) => resolveSync(s, defaultStateFile)) };
   };
   const first = load();
   const g = first.globals;
