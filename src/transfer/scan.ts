@@ -6,6 +6,7 @@ import { accessSync, constants, lstatSync, readdirSync, readlinkSync, openSync, 
 import { promisify } from 'node:util';
 import type { BigIntStats } from 'node:fs';
 import type { FileEntry, IdNames } from '../../protocol/flist.js';
+import { PackedFileList, PACKED_DROPPED, PACKED_NO_CONTENT, PACKED_TOP_DIR, type FileIdentity } from '../../protocol/flist-packed.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, splitDev } from '../../protocol/modes.js';
 import { IOERR_GENERAL, IOERR_VANISHED, MAXPATHLEN } from '../../protocol/constants.js';
 import type { SenderSource } from '../../protocol/sender.js';
@@ -14,14 +15,9 @@ import { RsyncError, EXIT } from '../../protocol/errors.js';
 import type { ChunkSource } from '../../protocol/sums.js';
 import { shownName } from './output.js';
 
-/** A file-list entry and where it lives here. */
+/** A file-list entry and where it lives here (made on demand from the packed list). */
 export interface LocalEntry extends FileEntry {
   localPath: Buffer;
-  /**
-   * (st_dev, st_ino) of a regular file with one link, kept with -H only: protocols below 28 send
-   * dev/ino for every regular file (writeLocalFileList fills `hardlink` from it there).
-   */
-  fileId?: { dev: bigint; ino: bigint };
 }
 
 /** The sender-side filter: true when a path (relative to the transfer root) is excluded. */
@@ -44,7 +40,13 @@ export interface ScanOptions {
 }
 
 export interface ScanResult {
-  entries: LocalEntry[];
+  /** The entries in the walk's order (packed: no object per entry); each knows its local path. */
+  list: PackedFileList;
+  /**
+   * (st_dev, st_ino) of regular files with one link, kept with -H only: protocols below 28 send
+   * dev/ino for every regular file (writeLocalFileList adds them there).
+   */
+  fileIds: Map<number, FileIdentity>;
   /** rsync io_error bits gathered while scanning (they travel in the file list's end marker). */
   ioError: number;
   userNames: Map<number, string>;
@@ -52,31 +54,17 @@ export interface ScanResult {
 }
 
 const SLASH = 0x2f;
+const DOT = Buffer.from('.');
 
+/** `dir/name` ('/' added unless dir is empty or ends in one). */
 function join(dir: Buffer, name: Buffer): Buffer {
   if (dir.length === 0) return name;
-  return Buffer.concat([dir, Buffer.from('/'), name]);
-}
-
-function entryFrom(name: Buffer, localPath: Buffer, st: BigIntStats, keepFileId: boolean): LocalEntry {
-  const mode = Number(st.mode);
-  const entry: LocalEntry = {
-    name,
-    localPath,
-    mode,
-    size: Number(st.size),
-    mtime: Number(st.mtimeNs / 1_000_000_000n),
-    mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-  };
-  const type = mode & S_IFMT;
-  if (type === S_IFBLK || type === S_IFCHR) {
-    entry.rdev = splitDev(st.rdev);
-  }
-  if (type !== S_IFDIR && st.nlink > 1n) entry.hardlink = { dev: st.dev, ino: st.ino };
-  else if (keepFileId && type === S_IFREG) entry.fileId = { dev: st.dev, ino: st.ino };
-  return entry;
+  const slash = dir[dir.length - 1] === SLASH ? 0 : 1;
+  const out = Buffer.allocUnsafe(dir.length + slash + name.length);
+  dir.copy(out, 0);
+  if (slash) out[dir.length] = SLASH;
+  name.copy(out, dir.length + slash);
+  return out;
 }
 
 /** Parse /etc/passwd-style files into id → name. */
@@ -92,15 +80,23 @@ async function idNames(path: string): Promise<Map<number, string>> {
   return names;
 }
 
-/** The walk shared by scanSource and scanSelection: entries, io_error, warnings. */
-function makeWalker(options: ScanOptions) {
+/** The local path prefix of a list whose names start at `rootDir` ('' for the current directory). */
+function rootPrefix(rootDir: Buffer): Buffer {
+  if (rootDir.length === 0 || rootDir[rootDir.length - 1] === SLASH) return Buffer.from(rootDir);
+  return Buffer.concat([rootDir, Buffer.from('/')]);
+}
+
+/** The walk shared by scanSource and scanSelection: the list, io_error, warnings. */
+function makeWalker(options: ScanOptions, prefix: Buffer) {
   const { transfer } = options;
   const warn = options.onWarning ?? (() => {});
-  const entries: LocalEntry[] = [];
+  const list = new PackedFileList();
+  list.roots.push(prefix);
+  const fileIds = new Map<number, FileIdentity>();
   const state = { ioError: 0 };
 
-  const wanted = (st: BigIntStats, rel: Buffer): boolean => {
-    const type = Number(st.mode) & S_IFMT;
+  const wanted = (mode: number, rel: Buffer): boolean => {
+    const type = mode & S_IFMT;
     if (type === S_IFREG || type === S_IFDIR) return true;
     // rsync's sender lists a symlink whatever -l says (its target travels only with -l); the
     // receiver skips it without -l ("skipping non-regular file").
@@ -110,23 +106,51 @@ function makeWalker(options: ScanOptions) {
     return false;
   };
 
-  const add = (name: Buffer, localPath: Buffer, st: BigIntStats): LocalEntry | undefined => {
-    const entry = entryFrom(name, localPath, st, transfer.hardLinks);
-    if ((entry.mode & S_IFMT) === S_IFLNK) {
+  /**
+   * The one place deciding what a directory entry becomes: `dir/base` (dir null at the top), found
+   * at `localPath` with these stats, is filtered, checked and added to the list. Its index, or -1
+   * when it is left out. `name` is the whole relative name when the caller has it (else made here
+   * only if a filter or a message needs it).
+   */
+  // rsync/flist.c: make_file
+  const consider = (dir: Buffer | null, base: Buffer, parent: number, localPath: Buffer, st: BigIntStats, filter: PathFilter | undefined): number => {
+    const mode = Number(st.mode);
+    const type = mode & S_IFMT;
+    const isDir = type === S_IFDIR;
+    const name = () => (dir && dir.length ? join(dir, base) : base);
+    if (filter?.isExcluded(name(), isDir)) return -1;
+    if (options.ignoreNonreadable && type !== S_IFLNK && !readable(localPath)) return -1;
+    if (!wanted(mode, name())) return -1;
+    let symlink: Buffer | undefined;
+    if (type === S_IFLNK) {
       try {
-        entry.symlink = readlinkSync(localPath, { encoding: 'buffer' });
+        symlink = readlinkSync(localPath, { encoding: 'buffer' });
       } catch (e) {
         state.ioError |= (e as NodeJS.ErrnoException).code === 'ENOENT' ? IOERR_VANISHED : IOERR_GENERAL;
-        warn(`readlink ${shownName(name)} failed: ${(e as Error).message}`);
-        return undefined;
+        warn(`readlink ${shownName(name())} failed: ${(e as Error).message}`);
+        return -1;
       }
     }
-    entries.push(entry);
-    return entry;
+    const i = list.add(
+      dir,
+      base,
+      parent,
+      mode,
+      Number(st.size),
+      Number(st.mtimeNs / 1_000_000_000n),
+      Number(st.mtimeNs % 1_000_000_000n),
+      Number(st.uid),
+      Number(st.gid),
+    );
+    if (symlink) list.symlinks.set(i, symlink);
+    if (type === S_IFBLK || type === S_IFCHR) list.rdevs.set(i, splitDev(st.rdev));
+    if (!isDir && st.nlink > 1n) list.hardlinks.set(i, { dev: st.dev, ino: st.ino });
+    else if (transfer.hardLinks && type === S_IFREG) fileIds.set(i, { dev: st.dev, ino: st.ino });
+    return i;
   };
 
   // rsync/flist.c: send_directory
-  const walk = (dirName: Buffer, dirPath: Buffer, filter: PathFilter | undefined): void => {
+  const walk = (dirName: Buffer, dirPath: Buffer, dirIndex: number, filter: PathFilter | undefined): void => {
     let names: Buffer[];
     try {
       // Synchronous: one system call each instead of a thread-pool round trip per file (the scan
@@ -137,13 +161,13 @@ function makeWalker(options: ScanOptions) {
       warn(`opendir "${shownName(dirPath)}" failed: ${(e as Error).message}`);
       return;
     }
-    const subdirs: Array<[Buffer, Buffer]> = [];
+    const top = dirName.equals(DOT);
+    const subdirs: Array<[Buffer, Buffer, number]> = [];
     for (const base of names) {
-      const name = dirName.equals(DOT) ? Buffer.from(base) : join(dirName, base);
       const localPath = join(dirPath, base);
-      if (name.length >= MAXPATHLEN) {
+      if ((top ? 0 : dirName.length + 1) + base.length >= MAXPATHLEN) {
         state.ioError |= IOERR_GENERAL;
-        warn(`name too long: ${shownName(name)}`);
+        warn(`name too long: ${shownName(top ? base : join(dirName, base))}`);
         continue;
       }
       let st: BigIntStats;
@@ -155,29 +179,24 @@ function makeWalker(options: ScanOptions) {
         warn(vanished ? `file has vanished: "${shownName(localPath)}"` : `lstat ${shownName(localPath)} failed: ${(e as Error).message}`);
         continue;
       }
-      const isDir = st.isDirectory();
-      if (filter?.isExcluded(name, isDir)) continue;
-      if (options.ignoreNonreadable && !st.isSymbolicLink() && !readable(localPath)) continue;
-      if (!wanted(st, name)) continue;
-      add(name, localPath, st);
-      if (isDir && transfer.recursive) subdirs.push([name, localPath]);
+      const i = consider(top ? null : dirName, base, dirIndex, localPath, st, filter);
+      if (i >= 0 && transfer.recursive && (list.mode[i]! & S_IFMT) === S_IFDIR) subdirs.push([list.name(i), localPath, i]);
     }
-    for (const [name, path] of subdirs) walk(name, path, filter?.enter ? filter.enter(name) : filter);
+    for (const [name, path, index] of subdirs) walk(Buffer.from(name), path, index, filter?.enter ? filter.enter(name) : filter);
   };
 
   const finish = async (): Promise<ScanResult> => {
     const named = (transfer.owner || transfer.group) && !transfer.numericIds;
     return {
-      entries,
+      list,
+      fileIds,
       ioError: state.ioError,
       userNames: named && transfer.owner ? await idNames('/etc/passwd') : new Map(),
       groupNames: named && transfer.group ? await idNames('/etc/group') : new Map(),
     };
   };
-  return { entries, state, wanted, add, walk, finish, warn };
+  return { list, state, wanted, consider, walk, finish, warn };
 }
-
-const DOT = Buffer.from('.');
 
 /** May this process read it (access(2) with R_OK, as rsync's make_file asks under `ignore nonreadable`)? */
 // rsync/flist.c: make_file (the lp_ignore_nonreadable check)
@@ -197,7 +216,6 @@ function readable(path: Buffer): boolean {
 // rsync/flist.c: send_file_list
 export async function scanSource(source: string, options: ScanOptions): Promise<ScanResult> {
   const { transfer } = options;
-  const walker = makeWalker(options);
   const contents = source.endsWith('/');
   const trimmed = source.replace(/\/+$/, '') || '/';
   const rootPath = Buffer.from(trimmed === '/' && contents ? '/' : trimmed);
@@ -207,21 +225,25 @@ export async function scanSource(source: string, options: ScanOptions): Promise<
     throw new RsyncError('ERR_RSYNC_SOURCE', `link_stat "${source}" failed: ${e.message}`, EXIT.PARTIAL);
   });
   let rootName: Buffer;
+  // Names are relative to `rootDir`: the source itself for its contents, else its parent.
+  let rootDir: Buffer;
   if (contents && rootStat.isDirectory()) {
     rootName = DOT;
+    rootDir = rootPath;
   } else {
     const slash = rootPath.lastIndexOf(SLASH);
     rootName = slash === -1 ? rootPath : rootPath.subarray(slash + 1);
+    rootDir = slash === -1 ? Buffer.alloc(0) : rootPath.subarray(0, slash + 1);
+    if (rootName.equals(DOT)) rootDir = rootPath;
   }
+  const walker = makeWalker(options, rootPrefix(rootDir));
 
   if (!rootName.equals(DOT) && options.filter?.isExcluded(rootName, rootStat.isDirectory())) return walker.finish();
   if (options.ignoreNonreadable && !rootStat.isSymbolicLink() && !readable(rootPath)) return walker.finish();
-  if (walker.wanted(rootStat, rootName)) {
-    walker.add(rootName, rootPath, rootStat);
-    if (rootStat.isDirectory() && (transfer.recursive || contents)) {
-      const rootFilter = !contents && options.filter?.enter ? options.filter.enter(rootName) : options.filter;
-      walker.walk(rootName, contents ? Buffer.from(trimmed === '/' ? '' : trimmed) : rootPath, rootFilter);
-    }
+  const root = walker.consider(null, rootName, -1, rootPath, rootStat, undefined);
+  if (root >= 0 && rootStat.isDirectory() && (transfer.recursive || contents)) {
+    const rootFilter = !contents && options.filter?.enter ? options.filter.enter(rootName) : options.filter;
+    walker.walk(rootName, contents ? Buffer.from(trimmed === '/' ? '/' : trimmed) : rootPath, root, rootFilter);
   }
   return walker.finish();
 }
@@ -253,12 +275,13 @@ export async function scanSelection(
   items: readonly SelectionItem[],
   options: ScanOptions & { deleteMissing: boolean },
 ): Promise<SelectionResult> {
-  const walker = makeWalker(options);
   const rootPath = Buffer.from(root.replace(/\/+$/, '') || '/');
-  const listed = new Map<string, LocalEntry>(); // name (latin1) -> entry
+  const walker = makeWalker(options, rootPrefix(rootPath));
+  const list = walker.list;
+  const listed = new Map<string, number>(); // name (latin1) -> index
   let missing = 0;
   const keyOf = (name: Buffer) => name.toString('latin1');
-  const localOf = (name: Buffer) => (name.equals(DOT) ? rootPath : join(rootPath.equals(Buffer.from('/')) ? Buffer.alloc(0) : rootPath, name));
+  const localOf = (name: Buffer) => (name.equals(DOT) ? rootPath : join(rootPath, name));
   const statOf = (name: Buffer): BigIntStats | null => {
     try {
       return lstatSync(name.length === 0 ? rootPath : localOf(name), { bigint: true });
@@ -266,31 +289,34 @@ export async function scanSelection(
       return null;
     }
   };
+  const isDirAt = (i: number) => (list.mode[i]! & S_IFMT) === S_IFDIR;
   /** List `name` (once), without its contents unless `content`. */
-  const list = (name: Buffer, st: BigIntStats, content: boolean): boolean => {
+  const listOne = (name: Buffer, st: BigIntStats, content: boolean): boolean => {
     const key = keyOf(name);
     const known = listed.get(key);
-    if (known) {
-      if (content && known.contentDir === false) known.contentDir = true;
+    if (known !== undefined) {
+      if (content && list.flags[known]! & PACKED_NO_CONTENT) list.setFlag(known, PACKED_NO_CONTENT, false);
       return true;
     }
-    if (!walker.wanted(st, name)) return false;
-    const entry = walker.add(name, localOf(name), st);
-    if (!entry) return false;
-    if (st.isDirectory()) {
+    const slash = name.lastIndexOf(SLASH);
+    const i = slash < 0
+      ? walker.consider(null, name, -1, localOf(name), st, undefined)
+      : walker.consider(name.subarray(0, slash), name.subarray(slash + 1), -1, localOf(name), st, undefined);
+    if (i < 0) return false;
+    if (isDirAt(i)) {
       // Not flagged as implied (XMIT_TOP_DIR without content): a daemon not in -R mode skips
       // those entirely, and their attributes (a parent's mtime after a create) must be set.
-      entry.contentDir = content;
-      entry.topDir = content;
+      list.setFlag(i, PACKED_NO_CONTENT, !content);
+      list.setFlag(i, PACKED_TOP_DIR, content);
     }
-    listed.set(key, entry);
+    listed.set(key, i);
     return true;
   };
   /** The implied parents of `name` ('.' first), listed without contents. False if one is gone. */
   // A parent already listed (by an earlier item of the batch) is not stat'ed again.
   const listedDir = (name: Buffer): boolean | undefined => {
     const known = listed.get(keyOf(name));
-    return known === undefined ? undefined : (known.mode & S_IFMT) === S_IFDIR;
+    return known === undefined ? undefined : isDirAt(known);
   };
   const listParents = (name: Buffer): boolean => {
     const rootKnown = listedDir(DOT);
@@ -298,7 +324,7 @@ export async function scanSelection(
     if (rootKnown === undefined) {
       const rootStat = statOf(Buffer.alloc(0));
       if (!rootStat?.isDirectory()) return false;
-      list(DOT, rootStat, false);
+      listOne(DOT, rootStat, false);
     }
     for (let i = name.indexOf(SLASH); i !== -1; i = name.indexOf(SLASH, i + 1)) {
       const dir = name.subarray(0, i);
@@ -307,11 +333,11 @@ export async function scanSelection(
       if (known) continue;
       const st = statOf(dir);
       if (!st?.isDirectory()) return false;
-      list(Buffer.from(dir), st, false);
+      listOne(Buffer.from(dir), st, false);
     }
     return true;
   };
-  const recursed: Array<[Buffer, Buffer]> = [];
+  const recursed: Array<[Buffer, Buffer, number]> = [];
   for (const item of items) {
     const name = item.path.length === 0 ? DOT : item.path;
     if (name.length >= MAXPATHLEN) {
@@ -333,43 +359,41 @@ export async function scanSelection(
       }
       if (top.equals(DOT) || listed.has(keyOf(top)) || !listParents(top)) continue;
       if (!options.deleteMissing || options.filter?.isExcluded(top, false)) continue;
-      const entry: LocalEntry = { name: top, localPath: localOf(top), mode: 0, size: 0, mtime: 0, uid: 0, gid: 0 };
-      walker.entries.push(entry);
-      listed.set(keyOf(top), entry);
+      const slash = top.lastIndexOf(SLASH);
+      const i = slash < 0 ? list.add(null, top, -1, 0, 0, 0, 0, 0, 0) : list.add(top.subarray(0, slash), top.subarray(slash + 1), -1, 0, 0, 0, 0, 0, 0);
+      listed.set(keyOf(top), i);
       missing++;
       continue;
     }
     if (!name.equals(DOT) && options.filter?.isExcluded(name, st.isDirectory())) continue;
     if (!listParents(name)) continue; // a parent vanished meanwhile: its own deletion covers this
     const content = item.recurse && st.isDirectory();
-    if (list(name, st, content) && content) recursed.push([name, localOf(name)]);
+    if (listOne(name, st, content) && content) recursed.push([name, localOf(name), listed.get(keyOf(name))!]);
   }
   // Subtrees last, outermost first, skipping those inside another (their entries are listed once).
   recursed.sort((a, b) => a[0].length - b[0].length);
   const walked: Buffer[] = [];
-  for (const [name, path] of recursed) {
+  for (const [name, path, index] of recursed) {
     if (walked.some((w) => w.equals(DOT) || (name.length > w.length && name[w.length] === SLASH && name.subarray(0, w.length).equals(w)))) continue;
     walked.push(name);
-    walker.walk(name, path, options.filter);
+    walker.walk(name, path, index, options.filter);
   }
   // A walk lists entries already listed as parents or items: keep the first of each name.
   // A parent listed as implied that turns out to be inside a walked subtree is a content dir.
-  const seen = new Map<string, LocalEntry>();
-  const unique = walker.entries.filter((e) => {
-    const key = keyOf(e.name);
+  const seen = new Map<string, number>();
+  for (let i = 0; i < list.count; i++) {
+    const key = keyOf(list.name(i));
     const first = seen.get(key);
-    if (first) {
-      if (first.contentDir === false && e.contentDir !== false && (first.mode & S_IFMT) === S_IFDIR) {
-        first.contentDir = true;
-        first.topDir = false;
-      }
-      return false;
+    if (first === undefined) {
+      seen.set(key, i);
+      continue;
     }
-    seen.set(key, e);
-    return true;
-  });
-  walker.entries.length = 0;
-  walker.entries.push(...unique);
+    if (list.flags[first]! & PACKED_NO_CONTENT && !(list.flags[i]! & PACKED_NO_CONTENT) && isDirAt(first)) {
+      list.setFlag(first, PACKED_NO_CONTENT, false);
+      list.setFlag(first, PACKED_TOP_DIR, false);
+    }
+    list.setFlag(i, PACKED_DROPPED, true);
+  }
   return { ...(await walker.finish()), missing };
 }
 
