@@ -262,8 +262,11 @@ export class PackedFileList {
     const indexes: number[] = [];
     for (let i = 0; i < this.count; i++) if (!(this.flags[i]! & PACKED_DROPPED)) indexes.push(i);
     const pathKind = protocol >= 29 ? PATH : ITEM;
-    // Array#sort is stable (like rsync's merge sort) and cheap on runs already in order.
-    indexes.sort((a, b) => comparePacked(this, a, b, pathKind));
+    // A walk that went in rsync's order (the scan does, at protocol >= 29) needs one look at each
+    // neighbour pair; anything else is sorted (Array#sort is stable, like rsync's merge sort).
+    let inOrder = true;
+    for (let k = 1; k < indexes.length && inOrder; k++) inOrder = comparePacked(this, indexes[k - 1]!, indexes[k]!, pathKind) <= 0;
+    if (!inOrder) indexes.sort((a, b) => comparePacked(this, a, b, pathKind));
     return Uint32Array.from(indexes);
   }
 }

@@ -234,6 +234,18 @@ test('a tree of nasty names: the scan sorts it as the installed rsync lists it (
       assert.equal(ours, rsyncListed(t, protocol), `protocol ${protocol}`);
       assert.ok(ours.length > 60, 'the whole tree');
     }
+    // The addon's directory reads (native/dirstat.cc) and Node's readdir + lstat make the same list.
+    const entriesOf = async () => {
+      const scan = await scanSource(t + '/', { transfer: { ...DEFAULT_TRANSFER, recursive: true, links: true } });
+      return Array.from({ length: scan.list.count }, (_, i) => scan.list.entry(i));
+    };
+    const withAddon = await entriesOf();
+    process.env['LSYNCD_JS_SCAN'] = '1';
+    try {
+      assert.equal(await entriesOf(), withAddon);
+    } finally {
+      delete process.env['LSYNCD_JS_SCAN'];
+    }
     // The walk's parent links (the fast path for siblings) sort as the name-only comparison does.
     const scan = await scanSource(t + '/', { transfer: { ...DEFAULT_TRANSFER, recursive: true } });
     const plain = new PackedFileList();

@@ -5,9 +5,11 @@ import { lstat, readFile } from 'node:fs/promises';
 import { accessSync, constants, lstatSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { BigIntStats } from 'node:fs';
+import { endianness } from 'node:os';
+import { DEFAULT_ADDON_PATH, loadAddon } from '../addon.js';
 import type { FileEntry, IdNames } from '../../protocol/flist.js';
 import { PackedFileList, PACKED_DROPPED, PACKED_NO_CONTENT, PACKED_TOP_DIR, type FileIdentity } from '../../protocol/flist-packed.js';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, splitDev } from '../../protocol/modes.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, splitDev, type DevNumbers } from '../../protocol/modes.js';
 import { IOERR_GENERAL, IOERR_VANISHED, MAXPATHLEN } from '../../protocol/constants.js';
 import type { SenderSource } from '../../protocol/sender.js';
 import type { TransferOptions } from '../../protocol/args.js';
@@ -86,6 +88,114 @@ function rootPrefix(rootDir: Buffer): Buffer {
   return Buffer.concat([rootDir, Buffer.from('/')]);
 }
 
+/** What the walk needs of an lstat, from Node's stats or from the addon's packed records. */
+interface EntryStat {
+  mode: number;
+  size: number;
+  mtime: number;
+  mtimeNsec: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  rdev(): DevNumbers;
+  identity(): FileIdentity;
+}
+
+function statFromNode(st: BigIntStats): EntryStat {
+  return {
+    mode: Number(st.mode),
+    size: Number(st.size),
+    mtime: Number(st.mtimeNs / 1_000_000_000n),
+    mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    nlink: Number(st.nlink),
+    rdev: () => splitDev(st.rdev),
+    identity: () => ({ dev: st.dev, ino: st.ino }),
+  };
+}
+
+/** A stat kept past the next record (the addon's records share one object). */
+function copyStat(st: EntryStat): EntryStat {
+  const { rdev, identity } = { rdev: st.rdev(), identity: st.identity() };
+  return { mode: st.mode, size: st.size, mtime: st.mtime, mtimeNsec: st.mtimeNsec, uid: st.uid, gid: st.gid, nlink: st.nlink, rdev: () => rdev, identity: () => identity };
+}
+
+/** Sibling directories in rsync's order: byte order of their names with a '/' appended. */
+// rsync/flist.c: f_name_cmp (two directories of one parent)
+function compareDirNames(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  for (let k = 0; k < n; k++) if (a[k] !== b[k]) return a[k]! - b[k]!;
+  const nextA = a.length > n ? a[n]! : SLASH;
+  const nextB = b.length > n ? b[n]! : SLASH;
+  return nextA - nextB || a.length - b.length;
+}
+
+/**
+ * The addon's one-call directory read (native/dirstat.cc), unless LSYNCD_JS_SCAN is set or the
+ * addon is missing: then the walk uses Node's readdir and lstat.
+ */
+function nativeDirStats(): ((path: Buffer) => Buffer) | null {
+  if (process.env['LSYNCD_JS_SCAN']) return null;
+  return loadAddon(DEFAULT_ADDON_PATH, { quiet: true })?.readDirStats ?? null;
+}
+
+const LITTLE_ENDIAN = endianness() === 'LE';
+/** Bytes of a record before its name (native/dirstat.cc). */
+const RECORD_FIXED = 66;
+
+/**
+ * A directory's names and stats from the addon, or null when it cannot be read that way (the
+ * caller then reads it with Node, which words the error). A name whose stat failed comes with
+ * null (the caller stats it again with Node).
+ */
+function readDirPacked(readDirStats: (path: Buffer) => Buffer, dirPath: Buffer): Generator<[Buffer, EntryStat | null]> | null {
+  let buf: Buffer;
+  try {
+    buf = readDirStats(dirPath);
+  } catch {
+    return null;
+  }
+  return records(buf);
+}
+
+function* records(buf: Buffer): Generator<[Buffer, EntryStat | null]> {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  const le = LITTLE_ENDIAN;
+  let at = 0;
+  // One stat object reused for every record: the walk copies what it keeps.
+  const st: EntryStat & { at: number } = {
+    at: 0,
+    mode: 0,
+    size: 0,
+    mtime: 0,
+    mtimeNsec: 0,
+    uid: 0,
+    gid: 0,
+    nlink: 0,
+    rdev: () => ({ major: view.getUint32(st.at + 24, le), minor: view.getUint32(st.at + 28, le) }),
+    identity: () => ({ dev: view.getBigUint64(st.at + 48, le), ino: view.getBigUint64(st.at + 56, le) }),
+  };
+  while (at + RECORD_FIXED <= buf.length) {
+    const nameLength = view.getUint16(at + 64, le);
+    const base = buf.subarray(at + RECORD_FIXED, at + RECORD_FIXED + nameLength);
+    if (view.getUint32(at, le) !== 0) {
+      yield [base, null];
+    } else {
+      st.at = at;
+      st.mode = view.getUint32(at + 4, le);
+      st.uid = view.getUint32(at + 8, le);
+      st.gid = view.getUint32(at + 12, le);
+      st.mtimeNsec = view.getUint32(at + 16, le);
+      st.nlink = view.getUint32(at + 20, le);
+      st.size = view.getFloat64(at + 32, le);
+      st.mtime = view.getFloat64(at + 40, le);
+      yield [base, st];
+    }
+    at += RECORD_FIXED + nameLength;
+  }
+}
+
 /** The walk shared by scanSource and scanSelection: the list, io_error, warnings. */
 function makeWalker(options: ScanOptions, prefix: Buffer) {
   const { transfer } = options;
@@ -94,6 +204,7 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
   list.roots.push(prefix);
   const fileIds = new Map<number, FileIdentity>();
   const state = { ioError: 0 };
+  const readDirStats = nativeDirStats();
 
   const wanted = (mode: number, rel: Buffer): boolean => {
     const type = mode & S_IFMT;
@@ -113,18 +224,18 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
    * only if a filter or a message needs it).
    */
   // rsync/flist.c: make_file
-  const consider = (dir: Buffer | null, base: Buffer, parent: number, localPath: Buffer, st: BigIntStats, filter: PathFilter | undefined): number => {
-    const mode = Number(st.mode);
+  const consider = (dir: Buffer | null, base: Buffer, parent: number, localPath: () => Buffer, st: EntryStat, filter: PathFilter | undefined): number => {
+    const mode = st.mode;
     const type = mode & S_IFMT;
     const isDir = type === S_IFDIR;
     const name = () => (dir && dir.length ? join(dir, base) : base);
     if (filter?.isExcluded(name(), isDir)) return -1;
-    if (options.ignoreNonreadable && type !== S_IFLNK && !readable(localPath)) return -1;
+    if (options.ignoreNonreadable && type !== S_IFLNK && !readable(localPath())) return -1;
     if (!wanted(mode, name())) return -1;
     let symlink: Buffer | undefined;
     if (type === S_IFLNK) {
       try {
-        symlink = readlinkSync(localPath, { encoding: 'buffer' });
+        symlink = readlinkSync(localPath(), { encoding: 'buffer' });
       } catch (e) {
         state.ioError |= (e as NodeJS.ErrnoException).code === 'ENOENT' ? IOERR_VANISHED : IOERR_GENERAL;
         warn(`readlink ${shownName(name())} failed: ${(e as Error).message}`);
@@ -136,53 +247,73 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
       base,
       parent,
       mode,
-      Number(st.size),
-      Number(st.mtimeNs / 1_000_000_000n),
-      Number(st.mtimeNs % 1_000_000_000n),
-      Number(st.uid),
-      Number(st.gid),
+      st.size,
+      st.mtime,
+      st.mtimeNsec,
+      st.uid,
+      st.gid,
     );
     if (symlink) list.symlinks.set(i, symlink);
-    if (type === S_IFBLK || type === S_IFCHR) list.rdevs.set(i, splitDev(st.rdev));
-    if (!isDir && st.nlink > 1n) list.hardlinks.set(i, { dev: st.dev, ino: st.ino });
-    else if (transfer.hardLinks && type === S_IFREG) fileIds.set(i, { dev: st.dev, ino: st.ino });
+    if (type === S_IFBLK || type === S_IFCHR) list.rdevs.set(i, st.rdev());
+    if (!isDir && st.nlink > 1) list.hardlinks.set(i, st.identity());
+    else if (transfer.hardLinks && type === S_IFREG) fileIds.set(i, st.identity());
     return i;
   };
 
   // rsync/flist.c: send_directory
+  // The walk goes depth first, each directory's other entries before its subdirectories (those in
+  // rsync's order: as if their names ended in '/'), each subdirectory's tree right after it: at
+  // protocol >= 29 that is rsync's sorted order already, so the sort afterwards only confirms it.
   const walk = (dirName: Buffer, dirPath: Buffer, dirIndex: number, filter: PathFilter | undefined): void => {
-    let names: Buffer[];
-    try {
-      // Synchronous: one system call each instead of a thread-pool round trip per file (the scan
-      // is a tight loop of tiny calls; 20,000 awaited lstats cost several times more).
-      names = readdirSync(dirPath, { encoding: 'buffer' });
-    } catch (e) {
-      state.ioError |= IOERR_GENERAL;
-      warn(`opendir "${shownName(dirPath)}" failed: ${(e as Error).message}`);
-      return;
-    }
     const top = dirName.equals(DOT);
-    const subdirs: Array<[Buffer, Buffer, number]> = [];
-    for (const base of names) {
-      const localPath = join(dirPath, base);
+    const subdirs: Array<[Buffer, EntryStat]> = [];
+    /** One name of the directory, stat'ed: too long, a directory for later, or considered now. */
+    const entry = (base: Buffer, st: EntryStat | null): void => {
       if ((top ? 0 : dirName.length + 1) + base.length >= MAXPATHLEN) {
         state.ioError |= IOERR_GENERAL;
         warn(`name too long: ${shownName(top ? base : join(dirName, base))}`);
-        continue;
+        return;
       }
-      let st: BigIntStats;
+      let stat = st;
+      if (!stat) {
+        // Node's lstat (the fallback, or the addon's stat failed: Node words the error).
+        try {
+          stat = statFromNode(lstatSync(join(dirPath, base), { bigint: true }));
+        } catch (e) {
+          const localPath = join(dirPath, base);
+          const vanished = (e as NodeJS.ErrnoException).code === 'ENOENT';
+          state.ioError |= vanished ? IOERR_VANISHED : IOERR_GENERAL;
+          warn(vanished ? `file has vanished: "${shownName(localPath)}"` : `lstat ${shownName(localPath)} failed: ${(e as Error).message}`);
+          return;
+        }
+      }
+      if ((stat.mode & S_IFMT) === S_IFDIR) subdirs.push([base, stat === st ? copyStat(stat) : stat]);
+      else consider(top ? null : dirName, base, dirIndex, () => join(dirPath, base), stat, filter);
+    };
+    const packed = readDirStats ? readDirPacked(readDirStats, dirPath) : null;
+    if (packed) {
+      for (const [base, st] of packed) entry(base, st);
+    } else {
+      let names: Buffer[];
       try {
-        st = lstatSync(localPath, { bigint: true });
+        // Synchronous: one system call each instead of a thread-pool round trip per file (the scan
+        // is a tight loop of tiny calls; 20,000 awaited lstats cost several times more).
+        names = readdirSync(dirPath, { encoding: 'buffer' });
       } catch (e) {
-        const vanished = (e as NodeJS.ErrnoException).code === 'ENOENT';
-        state.ioError |= vanished ? IOERR_VANISHED : IOERR_GENERAL;
-        warn(vanished ? `file has vanished: "${shownName(localPath)}"` : `lstat ${shownName(localPath)} failed: ${(e as Error).message}`);
-        continue;
+        state.ioError |= IOERR_GENERAL;
+        warn(`opendir "${shownName(dirPath)}" failed: ${(e as Error).message}`);
+        return;
       }
-      const i = consider(top ? null : dirName, base, dirIndex, localPath, st, filter);
-      if (i >= 0 && transfer.recursive && (list.mode[i]! & S_IFMT) === S_IFDIR) subdirs.push([list.name(i), localPath, i]);
+      for (const base of names) entry(base, null);
     }
-    for (const [name, path, index] of subdirs) walk(Buffer.from(name), path, index, filter?.enter ? filter.enter(name) : filter);
+    subdirs.sort((a, b) => compareDirNames(a[0], b[0]));
+    for (const [base, st] of subdirs) {
+      const path = join(dirPath, base);
+      const i = consider(top ? null : dirName, base, dirIndex, () => path, st, filter);
+      if (i < 0 || !transfer.recursive) continue;
+      const name = Buffer.from(list.name(i));
+      walk(name, path, i, filter?.enter ? filter.enter(name) : filter);
+    }
   };
 
   const finish = async (): Promise<ScanResult> => {
@@ -240,7 +371,7 @@ export async function scanSource(source: string, options: ScanOptions): Promise<
 
   if (!rootName.equals(DOT) && options.filter?.isExcluded(rootName, rootStat.isDirectory())) return walker.finish();
   if (options.ignoreNonreadable && !rootStat.isSymbolicLink() && !readable(rootPath)) return walker.finish();
-  const root = walker.consider(null, rootName, -1, rootPath, rootStat, undefined);
+  const root = walker.consider(null, rootName, -1, () => rootPath, statFromNode(rootStat), undefined);
   if (root >= 0 && rootStat.isDirectory() && (transfer.recursive || contents)) {
     const rootFilter = !contents && options.filter?.enter ? options.filter.enter(rootName) : options.filter;
     walker.walk(rootName, contents ? Buffer.from(trimmed === '/' ? '/' : trimmed) : rootPath, root, rootFilter);
@@ -300,8 +431,8 @@ export async function scanSelection(
     }
     const slash = name.lastIndexOf(SLASH);
     const i = slash < 0
-      ? walker.consider(null, name, -1, localOf(name), st, undefined)
-      : walker.consider(name.subarray(0, slash), name.subarray(slash + 1), -1, localOf(name), st, undefined);
+      ? walker.consider(null, name, -1, () => localOf(name), statFromNode(st), undefined)
+      : walker.consider(name.subarray(0, slash), name.subarray(slash + 1), -1, () => localOf(name), statFromNode(st), undefined);
     if (i < 0) return false;
     if (isDirAt(i)) {
       // Not flagged as implied (XMIT_TOP_DIR without content): a daemon not in -R mode skips
