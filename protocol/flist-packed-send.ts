@@ -111,22 +111,25 @@ function check(ok: boolean, message: string): void {
   if (!ok) throw new RangeError(message);
 }
 
+const shown = (list: PackedFileList, i: number): string => list.name(i).toString('latin1');
+
 /** What the encoder requires of entry i beyond what the list's own adding checked. */
 function checkPacked(list: PackedFileList, i: number, r: Resolved): void {
   const mode = list.mode[i]!;
-  const shown = () => list.name(i).toString('latin1');
-  check(Number.isSafeInteger(list.size[i]!) && list.size[i]! >= 0, `bad size ${list.size[i]} for ${shown()}`);
-  check(Number.isSafeInteger(list.mtime[i]!), `bad mtime ${list.mtime[i]}`);
-  check(list.mtimeNsec[i]! <= MAX_WIRE_NSEC, `bad mtime nanoseconds ${list.mtimeNsec[i]}`);
+  const size = list.size[i]!;
+  const mtime = list.mtime[i]!;
+  if (!(size >= 0 && Number.isSafeInteger(size))) check(false, `bad size ${size} for ${shown(list, i)}`);
+  if (!Number.isSafeInteger(mtime)) check(false, `bad mtime ${mtime}`);
+  if (list.mtimeNsec[i]! > MAX_WIRE_NSEC) check(false, `bad mtime nanoseconds ${list.mtimeNsec[i]}`);
   const type = mode & S_IFMT;
   if (r.preserveLinks && type === S_IFLNK) {
     const target = list.symlinks.get(i);
-    check(target !== undefined, `symlink ${shown()} without a target`);
+    check(target !== undefined, `symlink ${shown(list, i)} without a target`);
     check(target!.length > 0 && target!.length < MAXPATHLEN, `symlink target of ${target!.length} bytes`);
   }
-  if (r.preserveDevices && isDeviceMode(mode)) check(list.rdevs.has(i), `device ${shown()} without rdev`);
+  if (r.preserveDevices && isDeviceMode(mode) && !list.rdevs.has(i)) check(false, `device ${shown(list, i)} without rdev`);
   if (r.preserveHardLinks) {
-    if (list.hardlinks.has(i)) check(type !== S_IFDIR, `directory ${shown()} with hard-link info`);
+    if (list.hardlinks.has(i)) check(type !== S_IFDIR, `directory ${shown(list, i)} with hard-link info`);
     else check(r.protocol >= 28 || type !== S_IFREG, `protocol ${r.protocol} -H needs dev/ino of every regular file`);
   }
 }
@@ -176,7 +179,7 @@ export function sendPackedFileList(writer: ByteWriter, list: PackedFileList, ord
     if (prevIndex >= 0 && nameLength === prev.nameLength && (list.mode[prevIndex]! & S_IFMT) === type) {
       let k = 0;
       while (k < nameLength && arena[nameStart + k] === arena[prev.nameStart + k]) k++;
-      check(k < nameLength, `duplicate name in the file list: ${JSON.stringify(list.name(i).toString('latin1'))}`);
+      if (k === nameLength) check(false, `duplicate name in the file list: ${JSON.stringify(shown(list, i))}`);
     }
     const first = prevIndex < 0;
     const isDirEntry = type === S_IFDIR;
@@ -344,7 +347,7 @@ export function sendPackedFileList(writer: ByteWriter, list: PackedFileList, ord
       const sum = type === S_IFREG ? list.checksum(i) : null;
       if (sum && sum.length === r.checksumLength) out.bytes(sum);
       else {
-        check(!sum, `${list.name(i).toString('latin1')}: checksum must be ${r.checksumLength} bytes`);
+        check(!sum, `${shown(list, i)}: checksum must be ${r.checksumLength} bytes`);
         out.buf.fill(0, out.at, out.at + r.checksumLength);
         out.at += r.checksumLength;
       }

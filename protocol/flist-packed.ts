@@ -179,7 +179,7 @@ export class PackedFileList {
     this.flags[i] = on ? this.flags[i]! | flag : this.flags[i]! & ~flag;
   }
 
-  /** The name bytes of entry i (a view into the arena: copy it to keep it past the list). */
+  /** The name bytes of entry i: a view into the arena (bytes once written there never change). */
   name(i: number): Buffer {
     const start = this.nameStart[i]!;
     return Buffer.from(this.arena.buffer, this.arena.byteOffset + start, this.nameLength[i]!);
@@ -215,7 +215,7 @@ export class PackedFileList {
   /** Entry i in the public form, with its local path (made on demand: nothing keeps it). */
   entry(i: number): FileEntry & { localPath: Buffer } {
     const e: FileEntry & { localPath: Buffer } = {
-      name: Buffer.from(this.name(i)),
+      name: this.name(i), // a view: the arena's bytes are never overwritten
       localPath: this.localPath(i),
       mode: this.mode[i]!,
       size: this.size[i]!,
