@@ -104,14 +104,14 @@ async function main(): Promise<void> {
     const full = await start('full');
 
     const load = loadavg()[0]!.toFixed(1);
-    console.log(`\nrestart of a live mirror after 10 changes, ${scan.entries.length.toLocaleString('en-US')} entries (load average ${load} at the end; ${machine().join(', ')})`);
+    console.log(`\nrestart of a live mirror after 10 changes, ${scan.list.count.toLocaleString('en-US')} entries (load average ${load} at the end; ${machine().join(', ')})`);
     console.log(
       table([
         ['figure', 'value'],
           ['scan of the tree alone', `${scanMs.toFixed(0)} ms`],
           [`restart, startup 'changed' (${changed.differ} paths differ)`, `${changed.ms.toFixed(0)} ms (${(changed.ms / scanMs).toFixed(2)}× the scan)`],
           [`restart, startup 'full'`, `${full.ms.toFixed(0)} ms (${(full.ms / changed.ms).toFixed(1)}× the changed restart)`],
-          ['state file size', `${(bytes / 1e6).toFixed(2)} MB (${(bytes / scan.entries.length).toFixed(1)} bytes per entry)`],
+          ['state file size', `${(bytes / 1e6).toFixed(2)} MB (${(bytes / scan.list.count).toFixed(1)} bytes per entry)`],
           ['state file load (read + replay)', `${loadMs.toFixed(0)} ms`],
           ['snapshot encode / durable write (temp, fsync, rename, dir fsync)', `${encodeMs.toFixed(0)} ms / ${writeMs.toFixed(0)} ms`],
       ]),

@@ -1,5 +1,6 @@
 // `npm run bench`: every benchmark, one after the other, each in its own process
-// (push: bench/push.ts, pull: bench/pull.ts, watcher: bench/watcher.ts, live mirror next to lsyncd 2: bench/live.ts, restart with the state file: bench/restart.ts).
+// (push: bench/push.ts, pull: bench/pull.ts, watcher: bench/watcher.ts, live mirror next to lsyncd 2: bench/live.ts,
+// restart with the state file: bench/restart.ts, big trees: bench/bigtree.ts).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -10,6 +11,7 @@ const benches: [string, string[]][] = [
   ['watcher.js', ['--expose-gc']],
   ['live.js', []],
   ['restart.js', []],
+  ['bigtree.js', []],
 ];
 let failed = 0;
 for (const [file, flags] of benches) {

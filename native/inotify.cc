@@ -239,6 +239,7 @@ Napi::Value SetTimesFd(const Napi::CallbackInfo& info);     // times.cc
 Napi::Value SetTimesPath(const Napi::CallbackInfo& info);   // times.cc
 Napi::Value OpenSyslog(const Napi::CallbackInfo& info);     // syslog.cc
 Napi::Value Syslog(const Napi::CallbackInfo& info);         // syslog.cc
+Napi::Value ReadDirStats(const Napi::CallbackInfo& info);   // dirstat.cc
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
@@ -247,6 +248,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("setTimesPath", Napi::Function::New(env, SetTimesPath, "setTimesPath"));
   exports.Set("openSyslog", Napi::Function::New(env, OpenSyslog, "openSyslog"));
   exports.Set("syslog", Napi::Function::New(env, Syslog, "syslog"));
+  exports.Set("readDirStats", Napi::Function::New(env, ReadDirStats, "readDirStats"));
   return Inotify::Init(env, exports);
 }
 

@@ -73,6 +73,15 @@ export interface FileEntry {
   contentDir?: boolean;
 }
 
+/**
+ * A file list as the sender reads it: ndx → entry. An array is one; so is a packed list's sorted
+ * view (flist-packed.ts SortedFileList), which makes each entry on demand.
+ */
+export interface FileTable<T extends FileEntry = FileEntry> {
+  readonly length: number;
+  at(ndx: number): T | undefined;
+}
+
 /** Id → name for the uid/gid lists (a user or group without a name is simply not listed). */
 export type IdNames = ReadonlyMap<number, string | Uint8Array>;
 
@@ -274,7 +283,7 @@ interface PrevState {
 }
 
 /** Everything the entry encoder needs besides the entry, resolved once per list. */
-interface Resolved {
+export interface Resolved {
   protocol: number;
   varintFlags: boolean;
   preserveUid: boolean;
@@ -301,7 +310,8 @@ function check(ok: boolean, message: string): void {
   if (!ok) throw new RangeError(message);
 }
 
-function checkName(name: Buffer): void {
+/** A name the daemon takes as it is: relative, canonical, no NUL, under MAXPATHLEN (RangeError otherwise). */
+export function checkName(name: Buffer): void {
   const shown = JSON.stringify(name.toString('latin1'));
   check(name.length > 0, 'file-list entry with an empty name');
   check(name.length < MAXPATHLEN, `file-list name of ${name.length} bytes (limit ${MAXPATHLEN - 1}): ${shown.slice(0, 80)}`);
@@ -583,6 +593,26 @@ function sendOneList(w: ByteWriter, protocol: number, ids: number[], names: IdNa
  */
 // rsync/flist.c: send_file_list (the wire part, after the entries have been gathered)
 export function sendFileList<T extends FileEntry>(writer: ByteWriter, entries: readonly T[], opts: FlistOptions): SentFileList<T> {
+  const r = resolveFlistOptions(opts);
+  const seen = new Set<string>();
+  for (const e of entries) {
+    checkEntry(e, r);
+    const key = e.name.toString('latin1');
+    // The daemon would disable the second slot of a duplicate name; never send one.
+    check(!seen.has(key), `duplicate name in the file list: ${JSON.stringify(key)}`);
+    seen.add(key);
+  }
+
+  const prev: PrevState = { name: Buffer.alloc(0), mode: 0, mtime: 0, uid: 0, gid: 0, rdev: 0n, rdevMajor: 0, dev: 0n };
+  const t: Tracking = { uids: [], gids: [], seenUids: new Set(), seenGids: new Set(), hlinkFirst: new Map() };
+  entries.forEach((e, ndx) => sendFileEntry(writer, e, ndx, r, prev, t));
+
+  const msgIoError = writeFlistTail(writer, opts, r, t.uids, t.gids);
+  return { sorted: sortFileList(entries, r.protocol), msgIoError };
+}
+
+/** Check the options and resolve what every entry's encoding needs. */
+export function resolveFlistOptions(opts: FlistOptions): Resolved {
   const protocol = opts.protocol;
   check(
     Number.isInteger(protocol) && protocol >= FLIST_MIN_PROTOCOL && protocol <= FLIST_MAX_PROTOCOL,
@@ -604,35 +634,28 @@ export function sendFileList<T extends FileEntry>(writer: ByteWriter, entries: r
     trackIds: !(opts.numericIds ?? false),
   };
   if (r.alwaysChecksum) check(r.checksumLength > 0 && r.checksumLength <= 64, `bad checksumLength ${r.checksumLength}`);
+  return r;
+}
 
-  const seen = new Set<string>();
-  for (const e of entries) {
-    checkEntry(e, r);
-    const key = e.name.toString('latin1');
-    // The daemon would disable the second slot of a duplicate name; never send one.
-    check(!seen.has(key), `duplicate name in the file list: ${JSON.stringify(key)}`);
-    seen.add(key);
-  }
-
-  const prev: PrevState = { name: Buffer.alloc(0), mode: 0, mtime: 0, uid: 0, gid: 0, rdev: 0n, rdevMajor: 0, dev: 0n };
-  const t: Tracking = { uids: [], gids: [], seenUids: new Set(), seenGids: new Set(), hlinkFirst: new Map() };
-  entries.forEach((e, ndx) => sendFileEntry(writer, e, ndx, r, prev, t));
-
+/**
+ * Everything after the entries: the end marker (with io_error when the list is "safe"), the
+ * uid/gid name lists of the ids seen (`uids`/`gids` in first-seen order), and below protocol 30 the
+ * io_error trailer. Returns the io_error still owed as MSG_IO_ERROR (0 when none).
+ */
+// rsync/flist.c: send_file_list's tail, write_end_of_flist; uidlist.c: send_id_lists [flist-end]
+export function writeFlistTail(writer: ByteWriter, opts: FlistOptions, r: Resolved, uids: number[], gids: number[]): number {
+  const protocol = r.protocol;
+  const compat = protocol >= 30 ? opts.compatFlags : 0;
   const ioError = opts.ignoreErrors ? 0 : (opts.ioError ?? 0);
   // A "safe" list (CF_SAFE_FLIST, or protocol >= 31) can carry io_error in its end marker.
   const safe = protocol >= 31 || (compat & CF_SAFE_FLIST) !== 0;
   writeEndOfFlist(writer, r.varintFlags, ioError !== 0 && safe ? ioError : null);
-
-  // rsync/uidlist.c: send_id_lists
   if (r.trackIds) {
     const id0Names = (compat & CF_ID0_NAMES) !== 0;
-    if (r.preserveUid) sendOneList(writer, protocol, t.uids, opts.userNames, id0Names);
-    if (r.preserveGid) sendOneList(writer, protocol, t.gids, opts.groupNames, id0Names);
+    if (r.preserveUid) sendOneList(writer, protocol, uids, opts.userNames, id0Names);
+    if (r.preserveGid) sendOneList(writer, protocol, gids, opts.groupNames, id0Names);
   }
-
-  let msgIoError = 0;
   if (protocol < 30) writer.writeInt(ioError);
-  else if (!safe) msgIoError = ioError;
-
-  return { sorted: sortFileList(entries, protocol), msgIoError };
+  else if (!safe) return ioError;
+  return 0;
 }

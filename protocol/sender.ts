@@ -9,7 +9,7 @@ import type { Checksummer } from './checksum.js';
 import { tokenWriter, type TokenSink } from './token.js';
 import type { TokenCompression } from './token-deflate.js';
 import { MSG_IO_ERROR, MSG_NO_SEND, writeMessageInt } from './mplex.js';
-import type { FileEntry } from './flist.js';
+import type { FileEntry, FileTable } from './flist.js';
 import { isReg } from './modes.js';
 import { readNdxAndAttrs, readNdxSkippingDelStats } from './request.js';
 import {
@@ -96,13 +96,13 @@ export interface SenderResult {
 
 /**
  * Serve the daemon generator's requests until the last phase ends. `files` is the list in
- * rsync's sorted order (ndx → entry). Returns what was sent.
+ * rsync's sorted order (ndx → entry: an array, or a packed list's sorted view). Returns what was sent.
  */
 // rsync/sender.c: send_files
 export async function sendFiles(
   reader: ByteReader,
   writer: ByteWriter,
-  files: readonly FileEntry[],
+  files: FileTable,
   checksummer: Checksummer,
   source: SenderSource,
   options: SenderOptions = {},
@@ -136,7 +136,7 @@ export async function sendFiles(
       continue;
     }
     const { ndx, iflags, basisType, xname } = request;
-    const entry = files[ndx]!;
+    const entry = files.at(ndx)!;
     const echo = () => {
       writer.writeNdx(ndx);
       if (protocol < 29) return;

@@ -40,6 +40,8 @@ export interface InotifyAddon {
   openSyslog?: (ident: string, facility: number) => void;
   /** syslog(priority, "%s", message). */
   syslog?: (priority: number, message: string) => void;
+  /** A directory's names (strcmp order) with each one's lstat, packed (native/dirstat.cc); throws an fs-style error. */
+  readDirStats?: (path: Buffer) => Buffer;
 }
 
 /** Package root: this file is src/addon.ts, compiled to dist/src/addon.js. */

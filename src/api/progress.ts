@@ -4,7 +4,6 @@
 // receiver's onReceiveStart/onReceiveBytes/onReceived), throttled: a call when a file starts, at
 // most one per PROGRESS_BYTES or PROGRESS_MS while it goes, and one when it has gone.
 // Counterpart: rsync progress.c (show_progress, end_progress), without the terminal.
-import { S_IFMT, S_IFREG } from '../../protocol/modes.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import { shownName } from '../transfer/output.js';
 
@@ -48,9 +47,9 @@ export class ProgressReporter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The file list is known. */
-  fileList(entries: readonly { mode: number }[]): void {
-    this.filesTotal = entries.reduce((n, e) => n + ((e.mode & S_IFMT) === S_IFREG ? 1 : 0), 0);
+  /** The file list is known: how many regular files it holds. */
+  fileList(regularFiles: number): void {
+    this.filesTotal = regularFiles;
   }
 
   /** A file's data starts (again, for a redo: its bytes count from 0). */

@@ -7,6 +7,7 @@ import { pull as pullTree } from '../transfer/pull.js';
 import { pushFilter } from '../transfer/filters.js';
 import { UsageError } from '../../protocol/errors.js';
 import type { FileEntry } from '../../protocol/flist.js';
+import { S_IFMT, S_IFREG } from '../../protocol/modes.js';
 import { asRsyncError, throwIfAborted } from './errors.js';
 import { filterListOf, resolveTarget, sessionOf, transferOf, type ConnectOptions, type Target, type TransferFlags } from './options.js';
 import { ProgressReporter, type ProgressFn } from './progress.js';
@@ -87,7 +88,7 @@ export async function push(source: string, target: Target, options: TransferCall
       ...(signal && { abort: signal }),
       ...seen.callbacks('<', transfer.times, progress && ((ndx) => progress.finished(ndx))),
       ...(progress && {
-        onFileList: (entries) => progress.fileList(entries),
+        onFileList: (sorted) => progress.fileList(sorted.regularFiles()),
         onTransferStart: (item) => progress.started(item.ndx, item.entry),
         onFileBytes: (entry, offset) => progress.advanced(entry, offset),
       }),
@@ -123,7 +124,7 @@ export async function pull(source: Target, dest: string, options: TransferCallOp
       ...(signal && { abort: signal }),
       ...seen.callbacks('>', transfer.times),
       ...(progress && {
-        onFileList: (entries) => progress.fileList(entries),
+        onFileList: (entries) => progress.fileList(entries.reduce((n, e) => n + ((e.mode & S_IFMT) === S_IFREG ? 1 : 0), 0)),
         onReceiveStart: (item) => progress.started(item.ndx, item.entry),
         onReceiveBytes: (entry, offset) => progress.advanced(entry, offset),
         onReceived: (item) => progress.finished(item.ndx),

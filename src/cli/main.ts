@@ -698,8 +698,7 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
     onFileList: (entries) => {
       // -v says the list is built, --progress counts it (-i alone says nothing).
       if (options.progress || (transfer.verbose && !transfer.itemize)) say(fileListText('building', entries.length, Boolean(options.progress)).slice(0, -1));
-      const size = entries.reduce((sum, e) => sum + ((e.mode & S_IFMT) === S_IFREG || (e.mode & S_IFMT) === S_IFLNK ? e.size : 0), 0);
-      progress?.fileList(entries.length, size);
+      progress?.fileList(entries.length, entries.totalSize());
     },
     onInfo: (text) => say(text),
     onError: (text) => warn(text),

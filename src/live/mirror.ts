@@ -11,7 +11,8 @@ import { pushFilter } from '../transfer/filters.js';
 import { TargetRunner, describeTarget, type LogFn, type PushFn, type RetryOptions, type TargetStatus } from './runner.js';
 import { StateJournal, stateIdentity, startupChanges, type StartupMode } from './state.js';
 import { NO_STATE_YET, type MirroredState } from './state-file.js';
-import { scanSource, type LocalEntry } from '../transfer/scan.js';
+import { scanSource } from '../transfer/scan.js';
+import type { PackedFileList } from '../../protocol/flist-packed.js';
 import type { PendingEntry } from './plan.js';
 import type { PushFilter, PushOptions } from '../transfer/push.js';
 import type { DaemonTarget } from '../transfer/target.js';
@@ -181,17 +182,17 @@ function openState(path: string, identity: ReturnType<typeof stateIdentity>, mod
  */
 async function changedSinceState(source: string, states: MirroredState[], transfer: TransferOptions, filter: PushFilter | undefined, log: LogFn): Promise<Array<Array<[string, PendingEntry]>> | undefined> {
   const started = performance.now();
-  let entries: LocalEntry[];
+  let list: PackedFileList;
   try {
-    ({ entries } = await scanSource(`${source}/`, { transfer, ...(filter && { filter }), onWarning: (text) => log('debug', text.trimEnd()) }));
+    ({ list } = await scanSource(`${source}/`, { transfer, ...(filter && { filter }), onWarning: (text) => log('debug', text.trimEnd()) }));
   } catch (e) {
     log('warn', `${source}: scanning for the changed startup failed (${(e as Error).message}); the startup sync compares everything`);
     return undefined;
   }
   const scanned = performance.now() - started;
   const deletes = transfer.delete || transfer.deleteExcluded;
-  const out = states.map((state) => startupChanges(state, entries, deletes));
-  log('info', `${source}: ${out.map((c) => c.length).join('/')} path(s) differ from the state file (${entries.length} entries scanned in ${scanned.toFixed(0)} ms, compared in ${(performance.now() - started - scanned).toFixed(0)} ms)`);
+  const out = states.map((state) => startupChanges(state, list.entries(), deletes));
+  log('info', `${source}: ${out.map((c) => c.length).join('/')} path(s) differ from the state file (${list.count} entries scanned in ${scanned.toFixed(0)} ms, compared in ${(performance.now() - started - scanned).toFixed(0)} ms)`);
   return out;
 }
 

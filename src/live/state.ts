@@ -76,7 +76,7 @@ const parentKey = (key: string) => parentOf(key);
  * state's paths gone from the tree (topmost only; only when the mirror deletes), and the paths
  * whose push was begun and not seen through. Paths in the watcher's form, ready for PendingSet.
  */
-export function startupChanges(state: MirroredState, scanned: readonly LocalEntry[], deletes: boolean): Array<[string, PendingEntry]> {
+export function startupChanges(state: MirroredState, scanned: Iterable<LocalEntry>, deletes: boolean): Array<[string, PendingEntry]> {
   const out: Array<[string, PendingEntry]> = [];
   const seen = new Set<StateRecord>();
   const newDirs = new Set<string>();

@@ -10,7 +10,8 @@ import { readFinalGoodbye, sendFiles } from '../../protocol/sender.js';
 import { writeSenderStats } from '../../protocol/stats.js';
 import { MSG_ERROR, PeerMessages, writeMessage } from '../../protocol/mplex.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
-import { isLink, isReg } from '../../protocol/modes.js';
+import { isLink } from '../../protocol/modes.js';
+import { PackedFileList, PACKED_DROPPED } from '../../protocol/flist-packed.js';
 import { localSource, scanSource, type PathFilter, type ScanResult } from '../transfer/scan.js';
 import { sessionChecksummer, writeLocalFileList } from '../transfer/send-list.js';
 import { tweakMode } from '../../protocol/chmod.js';
@@ -92,17 +93,23 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
       const shown = [module.name, ...parts].join('/');
       await writeMessage(writer, MSG_ERROR, Buffer.from(`rsync: [sender] link_stat "${shown}" (in ${module.name}) failed: No such file or directory (2)\n`));
       logError(r.log, (e as Error).message);
-      scans.push({ entries: [], ioError: 1, userNames: new Map(), groupNames: new Map() });
+      scans.push({ list: new PackedFileList(), fileIds: new Map(), ioError: 1, userNames: new Map(), groupNames: new Map() });
     }
   }
   const scan = mergeScans(scans);
   // A munging module sends the targets clients pushed (the size stays the stored link's, as rsync's).
-  if (module.mungeSymlinks) for (const e of scan.entries) if (e.symlink) e.symlink = unmungeSymlink(e.symlink);
+  const { list } = scan;
+  if (module.mungeSymlinks) for (const [i, target] of list.symlinks) list.symlinks.set(i, unmungeSymlink(target));
   // `outgoing chmod`: the modes the list carries (symlinks keep theirs).
-  if (chmod) for (const e of scan.entries) if (!isLink(e.mode) && e.mode) e.mode = tweakMode(e.mode, chmod);
+  if (chmod) {
+    for (let i = 0; i < list.count; i++) {
+      const mode = list.mode[i]!;
+      if (!isLink(mode) && mode) list.mode[i] = tweakMode(mode, chmod);
+    }
+  }
   const { sorted } = await writeLocalFileList(writer, scan, args.transfer, setup);
   await writer.flush();
-  const totalSize = sorted.reduce((sum, e) => sum + (isReg(e.mode) || isLink(e.mode) ? e.size : 0), 0);
+  const totalSize = sorted.totalSize();
   if (sorted.length === 0) {
     // rsync's do_server_sender: an empty list ends the session (the client reports the error).
     return { exitCode: transferExitCode(scan.ioError, 0), totalSize };
@@ -134,15 +141,20 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
 /** Several paths' scans as one list (rsync sends one list for all the paths of a request). */
 function mergeScans(scans: ScanResult[]): ScanResult {
   if (scans.length === 1) return scans[0]!;
-  const merged: ScanResult = { entries: [], ioError: 0, userNames: new Map(), groupNames: new Map() };
+  const merged: ScanResult = { list: new PackedFileList(), fileIds: new Map(), ioError: 0, userNames: new Map(), groupNames: new Map() };
   const seen = new Set<string>();
   for (const s of scans) {
     merged.ioError |= s.ioError;
-    for (const e of s.entries) {
-      const key = e.name.toString('latin1');
+    const rootBase = merged.list.roots.length;
+    merged.list.roots.push(...s.list.roots);
+    for (let i = 0; i < s.list.count; i++) {
+      if (s.list.flags[i]! & PACKED_DROPPED) continue;
+      const key = s.list.name(i).toString('latin1');
       if (seen.has(key)) continue;
       seen.add(key);
-      merged.entries.push(e);
+      const j = merged.list.addFrom(s.list, i, rootBase + s.list.root[i]!);
+      const id = s.fileIds.get(i);
+      if (id) merged.fileIds.set(j, id);
     }
     for (const [k, v] of s.userNames) merged.userNames.set(k, v);
     for (const [k, v] of s.groupNames) merged.groupNames.set(k, v);

@@ -6,6 +6,7 @@
 import { parseChmod, tweakMode, type ChmodModes } from '../../protocol/chmod.js';
 import { isLink } from '../../protocol/modes.js';
 import type { FileEntry } from '../../protocol/flist.js';
+import type { PackedFileList } from '../../protocol/flist-packed.js';
 
 /** Every --chmod text compiled, in order (rsync appends each to the last). Throws ChmodSyntaxError. */
 // rsync/options.c: parse_arguments (OPT_CHMOD)
@@ -18,4 +19,14 @@ export function compileChmodOptions(texts: readonly string[], umask: number): Ch
 export function chmodFileList(entries: readonly FileEntry[], modes: ChmodModes): void {
   if (!modes.length) return;
   for (const e of entries) if (e.mode && !isLink(e.mode)) e.mode = tweakMode(e.mode, modes);
+}
+
+/** The same over the packed list a push sends (its mode column, in place). */
+// rsync/flist.c: send_file_name (chmod_modes)
+export function chmodPackedList(list: PackedFileList, modes: ChmodModes): void {
+  if (!modes.length) return;
+  for (let i = 0; i < list.count; i++) {
+    const mode = list.mode[i]!;
+    if (mode && !isLink(mode)) list.mode[i] = tweakMode(mode, modes);
+  }
 }

@@ -7,7 +7,7 @@ import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../../p
 import { clientCompressOptions, parseChecksumName, type ChecksumName } from '../../protocol/compat.js';
 import type { Checksummer } from '../../protocol/checksum.js';
 import type { FileEntry } from '../../protocol/flist.js';
-import { S_IFLNK, S_IFMT, S_IFREG } from '../../protocol/modes.js';
+import type { SortedFileList } from '../../protocol/flist-packed.js';
 import { sendFiles, readFinalGoodbye, type SenderOptions, type SenderSource, type SenderStats, type SentItem } from '../../protocol/sender.js';
 import type { ChunkSource } from '../../protocol/sums.js';
 import { ITEM_IS_NEW } from '../../protocol/constants.js';
@@ -18,7 +18,7 @@ import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
 import { writeLocalFileList, sessionChecksummer } from './send-list.js';
 import { closeOnAbort } from './abort.js';
-import { chmodFileList, compileChmodOptions } from './list-chmod.js';
+import { chmodPackedList, compileChmodOptions } from './list-chmod.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
 
 /** Filter rules: what the scan skips, and what the daemon is told (only with --delete). */
@@ -75,8 +75,8 @@ export interface PushOptions {
    * so the transfer fails at once and a pull discards its temp files on the way out.
    */
   abort?: AbortSignal;
-  /** The file list has been sent; the daemon starts asking for files (progress, tests). */
-  onFileList?: (entries: readonly LocalEntry[]) => void | Promise<void>;
+  /** The file list has been sent (rsync's order, entries made on demand); the daemon starts asking for files (progress, tests). */
+  onFileList?: (entries: SortedFileList<LocalEntry>) => void | Promise<void>;
 }
 
 /**
@@ -86,8 +86,9 @@ export interface PushOptions {
 export interface PushResult extends TransferSummary {
   stats: SenderStats;
   files: number;
-  /** The file list as sent (rsync's order). */
+  /** The file list as sent (rsync's order); made when first read (the transfer keeps it packed). */
   entries: LocalEntry[];
+  /** The entries the daemon created; made when first read. */
   created: FileEntry[];
   flistSeconds: { build: number; transfer: number };
 }
@@ -104,7 +105,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
     : await scanSource(options.source, scanOptions);
   const scanSeconds = (Date.now() - scanStarted) / 1000;
   // --chmod: the modes our list carries (rsync's sender tweaks them as it lists).
-  if (transfer.chmod?.length) chmodFileList(scan.entries, compileChmodOptions(transfer.chmod, process.umask()));
+  if (transfer.chmod?.length) chmodPackedList(scan.list, compileChmodOptions(transfer.chmod, process.umask()));
   // 2. Connect, module, auth; the argument list; setup; multiplexing.
   // A primed session is only good for the argument list it was primed with.
   let primed = options.primed;
@@ -131,7 +132,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
     // 3-5. Our first data, sent before the daemon's seed is read (see StartOptions.sendEarly): the
     // filter list (only when the daemon deletes: it protects excluded files on the mirror), the -c
     // checksums, and the file list in rsync's order (the order is the index the generator uses).
-    let early: { sorted: LocalEntry[]; flistBytes: number } | undefined;
+    let early: { sorted: SortedFileList<LocalEntry>; flistBytes: number } | undefined;
     const sendEarly = async (negotiated: { compatFlags: number; checksum: ChecksumName }): Promise<void> => {
       const protocol = session.hello.protocol;
       // -m makes the daemon's receiver want the list too (rsync's receiver_wants_list).
@@ -169,7 +170,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
     try {
       await options.onFileList?.(sorted);
       // 6. Serve the generator, then the goodbye.
-      const created: FileEntry[] = [];
+      const createdNdx: number[] = [];
       const source = options.onFileBytes ? countedSource(localSource(), options.onFileBytes) : localSource();
       const result = await sendFiles(reader, writer, sorted, checksummer, source, {
         dryRun: transfer.dryRun,
@@ -178,7 +179,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
         compression: setup.tokens ?? null,
         onWarning: onError,
         onItem: (item) => {
-          if (item.iflags & ITEM_IS_NEW) created.push(item.entry);
+          if (item.iflags & ITEM_IS_NEW) createdNdx.push(item.ndx);
           options.onItem?.(item);
         },
       });
@@ -186,19 +187,18 @@ export async function push(options: PushOptions): Promise<PushResult> {
       await readFinalGoodbye(reader, writer, result.stats);
       await session.close();
       // 7. rsync's final exit code.
-      return {
+      const summary = {
         exitCode: transferExitCode(ioError, messages.xferErrors),
         stats: result.stats,
         files: sorted.length,
-        totalSize: sorted.reduce((sum, e) => sum + ((e.mode & S_IFMT) === S_IFREG || (e.mode & S_IFMT) === S_IFLNK ? e.size : 0), 0),
+        totalSize: sorted.totalSize(),
         bytesSent: socket.bytesWritten - sentBefore,
         bytesReceived: socket.bytesRead - receivedBefore,
         flistBytes,
         flistSeconds: { build: scanSeconds, transfer: 0 },
-        entries: sorted,
-        created,
         protocol: session.hello.protocol,
       };
+      return withLazyEntries(summary, sorted, createdNdx);
     } catch (e) {
       if (e instanceof RemoteError) await acknowledgeErrorExit(writer, start.demux, e).catch(() => {});
       throw e;
@@ -206,6 +206,16 @@ export async function push(options: PushOptions): Promise<PushResult> {
   } finally {
     socket.destroy();
   }
+}
+
+/** The result with `entries` and `created` made from the packed list when first read (--stats, the API). */
+function withLazyEntries(summary: Omit<PushResult, 'entries' | 'created'>, sorted: SortedFileList<LocalEntry>, createdNdx: number[]): PushResult {
+  let entries: LocalEntry[] | undefined;
+  let created: FileEntry[] | undefined;
+  return Object.defineProperties(summary as PushResult, {
+    entries: { enumerable: true, get: () => (entries ??= sorted.toArray()) },
+    created: { enumerable: true, get: () => (created ??= createdNdx.map((ndx) => sorted.at(ndx)!)) },
+  });
 }
 
 /** The file source, telling how far each file has been read (the sender reads as it sends). */

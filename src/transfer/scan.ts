@@ -5,8 +5,11 @@ import { lstat, readFile } from 'node:fs/promises';
 import { accessSync, constants, lstatSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { BigIntStats } from 'node:fs';
+import { endianness } from 'node:os';
+import { loadAddon } from '../addon.js';
 import type { FileEntry, IdNames } from '../../protocol/flist.js';
-import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, splitDev } from '../../protocol/modes.js';
+import { PackedFileList, PACKED_DROPPED, PACKED_NO_CONTENT, PACKED_TOP_DIR, type FileIdentity } from '../../protocol/flist-packed.js';
+import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, splitDev, type DevNumbers } from '../../protocol/modes.js';
 import { IOERR_GENERAL, IOERR_VANISHED, MAXPATHLEN } from '../../protocol/constants.js';
 import type { SenderSource } from '../../protocol/sender.js';
 import type { TransferOptions } from '../../protocol/args.js';
@@ -14,14 +17,9 @@ import { RsyncError, EXIT } from '../../protocol/errors.js';
 import type { ChunkSource } from '../../protocol/sums.js';
 import { shownName } from './output.js';
 
-/** A file-list entry and where it lives here. */
+/** A file-list entry and where it lives here (made on demand from the packed list). */
 export interface LocalEntry extends FileEntry {
   localPath: Buffer;
-  /**
-   * (st_dev, st_ino) of a regular file with one link, kept with -H only: protocols below 28 send
-   * dev/ino for every regular file (writeLocalFileList fills `hardlink` from it there).
-   */
-  fileId?: { dev: bigint; ino: bigint };
   /** st_ino (as a number: a change detector for the live mirror's state file, not an identity). */
   ino?: number;
 }
@@ -46,7 +44,13 @@ export interface ScanOptions {
 }
 
 export interface ScanResult {
-  entries: LocalEntry[];
+  /** The entries in the walk's order (packed: no object per entry); each knows its local path. */
+  list: PackedFileList;
+  /**
+   * (st_dev, st_ino) of regular files with one link, kept with -H only: protocols below 28 send
+   * dev/ino for every regular file (writeLocalFileList adds them there).
+   */
+  fileIds: Map<number, FileIdentity>;
   /** rsync io_error bits gathered while scanning (they travel in the file list's end marker). */
   ioError: number;
   userNames: Map<number, string>;
@@ -54,32 +58,17 @@ export interface ScanResult {
 }
 
 const SLASH = 0x2f;
+const DOT = Buffer.from('.');
 
+/** `dir/name` ('/' added unless dir is empty or ends in one). */
 function join(dir: Buffer, name: Buffer): Buffer {
   if (dir.length === 0) return name;
-  return Buffer.concat([dir, Buffer.from('/'), name]);
-}
-
-function entryFrom(name: Buffer, localPath: Buffer, st: BigIntStats, keepFileId: boolean): LocalEntry {
-  const mode = Number(st.mode);
-  const entry: LocalEntry = {
-    name,
-    localPath,
-    mode,
-    size: Number(st.size),
-    mtime: Number(st.mtimeNs / 1_000_000_000n),
-    mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    ino: Number(st.ino),
-  };
-  const type = mode & S_IFMT;
-  if (type === S_IFBLK || type === S_IFCHR) {
-    entry.rdev = splitDev(st.rdev);
-  }
-  if (type !== S_IFDIR && st.nlink > 1n) entry.hardlink = { dev: st.dev, ino: st.ino };
-  else if (keepFileId && type === S_IFREG) entry.fileId = { dev: st.dev, ino: st.ino };
-  return entry;
+  const slash = dir[dir.length - 1] === SLASH ? 0 : 1;
+  const out = Buffer.allocUnsafe(dir.length + slash + name.length);
+  dir.copy(out, 0);
+  if (slash) out[dir.length] = SLASH;
+  name.copy(out, dir.length + slash);
+  return out;
 }
 
 /** Parse /etc/passwd-style files into id → name. */
@@ -95,15 +84,137 @@ async function idNames(path: string): Promise<Map<number, string>> {
   return names;
 }
 
-/** The walk shared by scanSource and scanSelection: entries, io_error, warnings. */
-function makeWalker(options: ScanOptions) {
+/** The local path prefix of a list whose names start at `rootDir` ('' for the current directory). */
+function rootPrefix(rootDir: Buffer): Buffer {
+  if (rootDir.length === 0 || rootDir[rootDir.length - 1] === SLASH) return Buffer.from(rootDir);
+  return Buffer.concat([rootDir, Buffer.from('/')]);
+}
+
+/** What the walk needs of an lstat, from Node's stats or from the addon's packed records. */
+interface EntryStat {
+  mode: number;
+  size: number;
+  mtime: number;
+  mtimeNsec: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  /** st_ino as a number (exact below 2^53), for the live mirror's state file. */
+  ino: number;
+  rdev(): DevNumbers;
+  identity(): FileIdentity;
+}
+
+function statFromNode(st: BigIntStats): EntryStat {
+  return {
+    mode: Number(st.mode),
+    size: Number(st.size),
+    mtime: Number(st.mtimeNs / 1_000_000_000n),
+    mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    nlink: Number(st.nlink),
+    ino: Number(st.ino),
+    rdev: () => splitDev(st.rdev),
+    identity: () => ({ dev: st.dev, ino: st.ino }),
+  };
+}
+
+/** A stat kept past the next record (the addon's records share one object). */
+function copyStat(st: EntryStat): EntryStat {
+  const { rdev, identity } = { rdev: st.rdev(), identity: st.identity() };
+  return { mode: st.mode, size: st.size, mtime: st.mtime, mtimeNsec: st.mtimeNsec, uid: st.uid, gid: st.gid, nlink: st.nlink, ino: st.ino, rdev: () => rdev, identity: () => identity };
+}
+
+/** Sibling directories in rsync's order: byte order of their names with a '/' appended. */
+// rsync/flist.c: f_name_cmp (two directories of one parent)
+function compareDirNames(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  for (let k = 0; k < n; k++) if (a[k] !== b[k]) return a[k]! - b[k]!;
+  const nextA = a.length > n ? a[n]! : SLASH;
+  const nextB = b.length > n ? b[n]! : SLASH;
+  return nextA - nextB || a.length - b.length;
+}
+
+/**
+ * The addon's one-call directory read (native/dirstat.cc), unless LSYNCD_JS_SCAN is set or the
+ * addon is missing: then the walk uses Node's readdir and lstat.
+ */
+function nativeDirStats(): ((path: Buffer) => Buffer) | null {
+  if (process.env['LSYNCD_JS_SCAN']) return null;
+  return loadAddon(undefined, { quiet: true })?.readDirStats ?? null;
+}
+
+const LITTLE_ENDIAN = endianness() === 'LE';
+/** Bytes of a record before its name (native/dirstat.cc). */
+const RECORD_FIXED = 66;
+
+/**
+ * A directory's names and stats from the addon, or null when it cannot be read that way (the
+ * caller then reads it with Node, which words the error). A name whose stat failed comes with
+ * null (the caller stats it again with Node).
+ */
+function readDirPacked(readDirStats: (path: Buffer) => Buffer, dirPath: Buffer): Generator<[Buffer, EntryStat | null]> | null {
+  let buf: Buffer;
+  try {
+    buf = readDirStats(dirPath);
+  } catch {
+    return null;
+  }
+  return records(buf);
+}
+
+function* records(buf: Buffer): Generator<[Buffer, EntryStat | null]> {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  const le = LITTLE_ENDIAN;
+  let at = 0;
+  // One stat object reused for every record: the walk copies what it keeps.
+  const st: EntryStat & { at: number } = {
+    at: 0,
+    mode: 0,
+    size: 0,
+    mtime: 0,
+    mtimeNsec: 0,
+    uid: 0,
+    gid: 0,
+    nlink: 0,
+    ino: 0,
+    rdev: () => ({ major: view.getUint32(st.at + 24, le), minor: view.getUint32(st.at + 28, le) }),
+    identity: () => ({ dev: view.getBigUint64(st.at + 48, le), ino: view.getBigUint64(st.at + 56, le) }),
+  };
+  while (at + RECORD_FIXED <= buf.length) {
+    const nameLength = view.getUint16(at + 64, le);
+    const base = buf.subarray(at + RECORD_FIXED, at + RECORD_FIXED + nameLength);
+    if (view.getUint32(at, le) !== 0) {
+      yield [base, null];
+    } else {
+      st.at = at;
+      st.mode = view.getUint32(at + 4, le);
+      st.uid = view.getUint32(at + 8, le);
+      st.gid = view.getUint32(at + 12, le);
+      st.mtimeNsec = view.getUint32(at + 16, le);
+      st.nlink = view.getUint32(at + 20, le);
+      st.size = view.getFloat64(at + 32, le);
+      st.mtime = view.getFloat64(at + 40, le);
+      st.ino = view.getUint32(at + (le ? 60 : 56), le) * 0x1_0000_0000 + view.getUint32(at + (le ? 56 : 60), le);
+      yield [base, st];
+    }
+    at += RECORD_FIXED + nameLength;
+  }
+}
+
+/** The walk shared by scanSource and scanSelection: the list, io_error, warnings. */
+function makeWalker(options: ScanOptions, prefix: Buffer) {
   const { transfer } = options;
   const warn = options.onWarning ?? (() => {});
-  const entries: LocalEntry[] = [];
+  const list = new PackedFileList();
+  list.roots.push(prefix);
+  const fileIds = new Map<number, FileIdentity>();
   const state = { ioError: 0 };
+  const readDirStats = nativeDirStats();
 
-  const wanted = (st: BigIntStats, rel: Buffer): boolean => {
-    const type = Number(st.mode) & S_IFMT;
+  const wanted = (mode: number, rel: Buffer): boolean => {
+    const type = mode & S_IFMT;
     if (type === S_IFREG || type === S_IFDIR) return true;
     // rsync's sender lists a symlink whatever -l says (its target travels only with -l); the
     // receiver skips it without -l ("skipping non-regular file").
@@ -113,74 +224,118 @@ function makeWalker(options: ScanOptions) {
     return false;
   };
 
-  const add = (name: Buffer, localPath: Buffer, st: BigIntStats): LocalEntry | undefined => {
-    const entry = entryFrom(name, localPath, st, transfer.hardLinks);
-    if ((entry.mode & S_IFMT) === S_IFLNK) {
+  /**
+   * The one place deciding what a directory entry becomes: `dir/base` (dir null at the top), found
+   * at `localPath` with these stats, is filtered, checked and added to the list. Its index, or -1
+   * when it is left out. `name` is the whole relative name when the caller has it (else made here
+   * only if a filter or a message needs it).
+   */
+  // rsync/flist.c: make_file
+  const consider = (dir: Buffer | null, base: Buffer, parent: number, localPath: () => Buffer, st: EntryStat, filter: PathFilter | undefined): number => {
+    const mode = st.mode;
+    const type = mode & S_IFMT;
+    const isDir = type === S_IFDIR;
+    const name = () => (dir && dir.length ? join(dir, base) : base);
+    if (filter?.isExcluded(name(), isDir)) return -1;
+    if (options.ignoreNonreadable && type !== S_IFLNK && !readable(localPath())) return -1;
+    if (!wanted(mode, name())) return -1;
+    let symlink: Buffer | undefined;
+    if (type === S_IFLNK) {
       try {
-        entry.symlink = readlinkSync(localPath, { encoding: 'buffer' });
+        symlink = readlinkSync(localPath(), { encoding: 'buffer' });
       } catch (e) {
         state.ioError |= (e as NodeJS.ErrnoException).code === 'ENOENT' ? IOERR_VANISHED : IOERR_GENERAL;
-        warn(`readlink ${shownName(name)} failed: ${(e as Error).message}`);
-        return undefined;
+        warn(`readlink ${shownName(name())} failed: ${(e as Error).message}`);
+        return -1;
       }
     }
-    entries.push(entry);
-    return entry;
+    const i = list.add(
+      dir,
+      base,
+      parent,
+      mode,
+      st.size,
+      st.mtime,
+      st.mtimeNsec,
+      st.uid,
+      st.gid,
+    );
+    list.ino[i] = st.ino;
+    if (symlink) list.symlinks.set(i, symlink);
+    if (type === S_IFBLK || type === S_IFCHR) list.rdevs.set(i, st.rdev());
+    if (!isDir && st.nlink > 1) list.hardlinks.set(i, st.identity());
+    else if (transfer.hardLinks && type === S_IFREG) fileIds.set(i, st.identity());
+    return i;
   };
 
   // rsync/flist.c: send_directory
-  const walk = (dirName: Buffer, dirPath: Buffer, filter: PathFilter | undefined): void => {
-    let names: Buffer[];
-    try {
-      // Synchronous: one system call each instead of a thread-pool round trip per file (the scan
-      // is a tight loop of tiny calls; 20,000 awaited lstats cost several times more).
-      names = readdirSync(dirPath, { encoding: 'buffer' });
-    } catch (e) {
-      state.ioError |= IOERR_GENERAL;
-      warn(`opendir "${shownName(dirPath)}" failed: ${(e as Error).message}`);
-      return;
-    }
-    const subdirs: Array<[Buffer, Buffer]> = [];
-    for (const base of names) {
-      const name = dirName.equals(DOT) ? Buffer.from(base) : join(dirName, base);
-      const localPath = join(dirPath, base);
-      if (name.length >= MAXPATHLEN) {
+  // The walk goes depth first, each directory's other entries before its subdirectories (those in
+  // rsync's order: as if their names ended in '/'), each subdirectory's tree right after it: at
+  // protocol >= 29 that is rsync's sorted order already, so the sort afterwards only confirms it.
+  const walk = (dirName: Buffer, dirPath: Buffer, dirIndex: number, filter: PathFilter | undefined): void => {
+    const top = dirName.equals(DOT);
+    const subdirs: Array<[Buffer, EntryStat]> = [];
+    /** One name of the directory, stat'ed: too long, a directory for later, or considered now. */
+    const entry = (base: Buffer, st: EntryStat | null): void => {
+      if ((top ? 0 : dirName.length + 1) + base.length >= MAXPATHLEN) {
         state.ioError |= IOERR_GENERAL;
-        warn(`name too long: ${shownName(name)}`);
-        continue;
+        warn(`name too long: ${shownName(top ? base : join(dirName, base))}`);
+        return;
       }
-      let st: BigIntStats;
+      let stat = st;
+      if (!stat) {
+        // Node's lstat (the fallback, or the addon's stat failed: Node words the error).
+        try {
+          stat = statFromNode(lstatSync(join(dirPath, base), { bigint: true }));
+        } catch (e) {
+          const localPath = join(dirPath, base);
+          const vanished = (e as NodeJS.ErrnoException).code === 'ENOENT';
+          state.ioError |= vanished ? IOERR_VANISHED : IOERR_GENERAL;
+          warn(vanished ? `file has vanished: "${shownName(localPath)}"` : `lstat ${shownName(localPath)} failed: ${(e as Error).message}`);
+          return;
+        }
+      }
+      if ((stat.mode & S_IFMT) === S_IFDIR) subdirs.push([base, stat === st ? copyStat(stat) : stat]);
+      else consider(top ? null : dirName, base, dirIndex, () => join(dirPath, base), stat, filter);
+    };
+    const packed = readDirStats ? readDirPacked(readDirStats, dirPath) : null;
+    if (packed) {
+      for (const [base, st] of packed) entry(base, st);
+    } else {
+      let names: Buffer[];
       try {
-        st = lstatSync(localPath, { bigint: true });
+        // Synchronous: one system call each instead of a thread-pool round trip per file (the scan
+        // is a tight loop of tiny calls; 20,000 awaited lstats cost several times more).
+        names = readdirSync(dirPath, { encoding: 'buffer' });
       } catch (e) {
-        const vanished = (e as NodeJS.ErrnoException).code === 'ENOENT';
-        state.ioError |= vanished ? IOERR_VANISHED : IOERR_GENERAL;
-        warn(vanished ? `file has vanished: "${shownName(localPath)}"` : `lstat ${shownName(localPath)} failed: ${(e as Error).message}`);
-        continue;
+        state.ioError |= IOERR_GENERAL;
+        warn(`opendir "${shownName(dirPath)}" failed: ${(e as Error).message}`);
+        return;
       }
-      const isDir = st.isDirectory();
-      if (filter?.isExcluded(name, isDir)) continue;
-      if (options.ignoreNonreadable && !st.isSymbolicLink() && !readable(localPath)) continue;
-      if (!wanted(st, name)) continue;
-      add(name, localPath, st);
-      if (isDir && transfer.recursive) subdirs.push([name, localPath]);
+      for (const base of names) entry(base, null);
     }
-    for (const [name, path] of subdirs) walk(name, path, filter?.enter ? filter.enter(name) : filter);
+    subdirs.sort((a, b) => compareDirNames(a[0], b[0]));
+    for (const [base, st] of subdirs) {
+      const path = join(dirPath, base);
+      const i = consider(top ? null : dirName, base, dirIndex, () => path, st, filter);
+      if (i < 0 || !transfer.recursive) continue;
+      const name = Buffer.from(list.name(i));
+      walk(name, path, i, filter?.enter ? filter.enter(name) : filter);
+    }
   };
 
   const finish = async (): Promise<ScanResult> => {
     const named = (transfer.owner || transfer.group) && !transfer.numericIds;
     return {
-      entries,
+      list,
+      fileIds,
       ioError: state.ioError,
       userNames: named && transfer.owner ? await idNames('/etc/passwd') : new Map(),
       groupNames: named && transfer.group ? await idNames('/etc/group') : new Map(),
     };
   };
-  return { entries, state, wanted, add, walk, finish, warn };
+  return { list, state, wanted, consider, walk, finish, warn };
 }
-
-const DOT = Buffer.from('.');
 
 /** May this process read it (access(2) with R_OK, as rsync's make_file asks under `ignore nonreadable`)? */
 // rsync/flist.c: make_file (the lp_ignore_nonreadable check)
@@ -200,7 +355,6 @@ function readable(path: Buffer): boolean {
 // rsync/flist.c: send_file_list
 export async function scanSource(source: string, options: ScanOptions): Promise<ScanResult> {
   const { transfer } = options;
-  const walker = makeWalker(options);
   const contents = source.endsWith('/');
   const trimmed = source.replace(/\/+$/, '') || '/';
   const rootPath = Buffer.from(trimmed === '/' && contents ? '/' : trimmed);
@@ -210,21 +364,25 @@ export async function scanSource(source: string, options: ScanOptions): Promise<
     throw new RsyncError('ERR_RSYNC_SOURCE', `link_stat "${source}" failed: ${e.message}`, EXIT.PARTIAL);
   });
   let rootName: Buffer;
+  // Names are relative to `rootDir`: the source itself for its contents, else its parent.
+  let rootDir: Buffer;
   if (contents && rootStat.isDirectory()) {
     rootName = DOT;
+    rootDir = rootPath;
   } else {
     const slash = rootPath.lastIndexOf(SLASH);
     rootName = slash === -1 ? rootPath : rootPath.subarray(slash + 1);
+    rootDir = slash === -1 ? Buffer.alloc(0) : rootPath.subarray(0, slash + 1);
+    if (rootName.equals(DOT)) rootDir = rootPath;
   }
+  const walker = makeWalker(options, rootPrefix(rootDir));
 
   if (!rootName.equals(DOT) && options.filter?.isExcluded(rootName, rootStat.isDirectory())) return walker.finish();
   if (options.ignoreNonreadable && !rootStat.isSymbolicLink() && !readable(rootPath)) return walker.finish();
-  if (walker.wanted(rootStat, rootName)) {
-    walker.add(rootName, rootPath, rootStat);
-    if (rootStat.isDirectory() && (transfer.recursive || contents)) {
-      const rootFilter = !contents && options.filter?.enter ? options.filter.enter(rootName) : options.filter;
-      walker.walk(rootName, contents ? Buffer.from(trimmed === '/' ? '' : trimmed) : rootPath, rootFilter);
-    }
+  const root = walker.consider(null, rootName, -1, () => rootPath, statFromNode(rootStat), undefined);
+  if (root >= 0 && rootStat.isDirectory() && (transfer.recursive || contents)) {
+    const rootFilter = !contents && options.filter?.enter ? options.filter.enter(rootName) : options.filter;
+    walker.walk(rootName, contents ? Buffer.from(trimmed === '/' ? '/' : trimmed) : rootPath, root, rootFilter);
   }
   return walker.finish();
 }
@@ -256,12 +414,13 @@ export async function scanSelection(
   items: readonly SelectionItem[],
   options: ScanOptions & { deleteMissing: boolean },
 ): Promise<SelectionResult> {
-  const walker = makeWalker(options);
   const rootPath = Buffer.from(root.replace(/\/+$/, '') || '/');
-  const listed = new Map<string, LocalEntry>(); // name (latin1) -> entry
+  const walker = makeWalker(options, rootPrefix(rootPath));
+  const list = walker.list;
+  const listed = new Map<string, number>(); // name (latin1) -> index
   let missing = 0;
   const keyOf = (name: Buffer) => name.toString('latin1');
-  const localOf = (name: Buffer) => (name.equals(DOT) ? rootPath : join(rootPath.equals(Buffer.from('/')) ? Buffer.alloc(0) : rootPath, name));
+  const localOf = (name: Buffer) => (name.equals(DOT) ? rootPath : join(rootPath, name));
   const statOf = (name: Buffer): BigIntStats | null => {
     try {
       return lstatSync(name.length === 0 ? rootPath : localOf(name), { bigint: true });
@@ -269,31 +428,34 @@ export async function scanSelection(
       return null;
     }
   };
+  const isDirAt = (i: number) => (list.mode[i]! & S_IFMT) === S_IFDIR;
   /** List `name` (once), without its contents unless `content`. */
-  const list = (name: Buffer, st: BigIntStats, content: boolean): boolean => {
+  const listOne = (name: Buffer, st: BigIntStats, content: boolean): boolean => {
     const key = keyOf(name);
     const known = listed.get(key);
-    if (known) {
-      if (content && known.contentDir === false) known.contentDir = true;
+    if (known !== undefined) {
+      if (content && list.flags[known]! & PACKED_NO_CONTENT) list.setFlag(known, PACKED_NO_CONTENT, false);
       return true;
     }
-    if (!walker.wanted(st, name)) return false;
-    const entry = walker.add(name, localOf(name), st);
-    if (!entry) return false;
-    if (st.isDirectory()) {
+    const slash = name.lastIndexOf(SLASH);
+    const i = slash < 0
+      ? walker.consider(null, name, -1, () => localOf(name), statFromNode(st), undefined)
+      : walker.consider(name.subarray(0, slash), name.subarray(slash + 1), -1, () => localOf(name), statFromNode(st), undefined);
+    if (i < 0) return false;
+    if (isDirAt(i)) {
       // Not flagged as implied (XMIT_TOP_DIR without content): a daemon not in -R mode skips
       // those entirely, and their attributes (a parent's mtime after a create) must be set.
-      entry.contentDir = content;
-      entry.topDir = content;
+      list.setFlag(i, PACKED_NO_CONTENT, !content);
+      list.setFlag(i, PACKED_TOP_DIR, content);
     }
-    listed.set(key, entry);
+    listed.set(key, i);
     return true;
   };
   /** The implied parents of `name` ('.' first), listed without contents. False if one is gone. */
   // A parent already listed (by an earlier item of the batch) is not stat'ed again.
   const listedDir = (name: Buffer): boolean | undefined => {
     const known = listed.get(keyOf(name));
-    return known === undefined ? undefined : (known.mode & S_IFMT) === S_IFDIR;
+    return known === undefined ? undefined : isDirAt(known);
   };
   const listParents = (name: Buffer): boolean => {
     const rootKnown = listedDir(DOT);
@@ -301,7 +463,7 @@ export async function scanSelection(
     if (rootKnown === undefined) {
       const rootStat = statOf(Buffer.alloc(0));
       if (!rootStat?.isDirectory()) return false;
-      list(DOT, rootStat, false);
+      listOne(DOT, rootStat, false);
     }
     for (let i = name.indexOf(SLASH); i !== -1; i = name.indexOf(SLASH, i + 1)) {
       const dir = name.subarray(0, i);
@@ -310,11 +472,11 @@ export async function scanSelection(
       if (known) continue;
       const st = statOf(dir);
       if (!st?.isDirectory()) return false;
-      list(Buffer.from(dir), st, false);
+      listOne(Buffer.from(dir), st, false);
     }
     return true;
   };
-  const recursed: Array<[Buffer, Buffer]> = [];
+  const recursed: Array<[Buffer, Buffer, number]> = [];
   for (const item of items) {
     const name = item.path.length === 0 ? DOT : item.path;
     if (name.length >= MAXPATHLEN) {
@@ -336,43 +498,41 @@ export async function scanSelection(
       }
       if (top.equals(DOT) || listed.has(keyOf(top)) || !listParents(top)) continue;
       if (!options.deleteMissing || options.filter?.isExcluded(top, false)) continue;
-      const entry: LocalEntry = { name: top, localPath: localOf(top), mode: 0, size: 0, mtime: 0, uid: 0, gid: 0 };
-      walker.entries.push(entry);
-      listed.set(keyOf(top), entry);
+      const slash = top.lastIndexOf(SLASH);
+      const i = slash < 0 ? list.add(null, top, -1, 0, 0, 0, 0, 0, 0) : list.add(top.subarray(0, slash), top.subarray(slash + 1), -1, 0, 0, 0, 0, 0, 0);
+      listed.set(keyOf(top), i);
       missing++;
       continue;
     }
     if (!name.equals(DOT) && options.filter?.isExcluded(name, st.isDirectory())) continue;
     if (!listParents(name)) continue; // a parent vanished meanwhile: its own deletion covers this
     const content = item.recurse && st.isDirectory();
-    if (list(name, st, content) && content) recursed.push([name, localOf(name)]);
+    if (listOne(name, st, content) && content) recursed.push([name, localOf(name), listed.get(keyOf(name))!]);
   }
   // Subtrees last, outermost first, skipping those inside another (their entries are listed once).
   recursed.sort((a, b) => a[0].length - b[0].length);
   const walked: Buffer[] = [];
-  for (const [name, path] of recursed) {
+  for (const [name, path, index] of recursed) {
     if (walked.some((w) => w.equals(DOT) || (name.length > w.length && name[w.length] === SLASH && name.subarray(0, w.length).equals(w)))) continue;
     walked.push(name);
-    walker.walk(name, path, options.filter);
+    walker.walk(name, path, index, options.filter);
   }
   // A walk lists entries already listed as parents or items: keep the first of each name.
   // A parent listed as implied that turns out to be inside a walked subtree is a content dir.
-  const seen = new Map<string, LocalEntry>();
-  const unique = walker.entries.filter((e) => {
-    const key = keyOf(e.name);
+  const seen = new Map<string, number>();
+  for (let i = 0; i < list.count; i++) {
+    const key = keyOf(list.name(i));
     const first = seen.get(key);
-    if (first) {
-      if (first.contentDir === false && e.contentDir !== false && (first.mode & S_IFMT) === S_IFDIR) {
-        first.contentDir = true;
-        first.topDir = false;
-      }
-      return false;
+    if (first === undefined) {
+      seen.set(key, i);
+      continue;
     }
-    seen.set(key, e);
-    return true;
-  });
-  walker.entries.length = 0;
-  walker.entries.push(...unique);
+    if (list.flags[first]! & PACKED_NO_CONTENT && !(list.flags[i]! & PACKED_NO_CONTENT) && isDirAt(first)) {
+      list.setFlag(first, PACKED_NO_CONTENT, false);
+      list.setFlag(first, PACKED_TOP_DIR, false);
+    }
+    list.setFlag(i, PACKED_DROPPED, true);
+  }
   return { ...(await walker.finish()), missing };
 }
 

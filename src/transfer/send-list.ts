@@ -1,20 +1,22 @@
 // The sender's file list from a local scan, written once for both senders: our client's push and
 // our daemon's side of a client's pull. -c checksums (unseeded), rsync's sort order, the list with
-// the id names, and the io_error that cannot ride in the list's end marker as MSG_IO_ERROR.
+// the id names, and the io_error that cannot ride in the list's end marker as MSG_IO_ERROR. The
+// list stays packed (protocol/flist-packed.ts): sorted by an index array, encoded from the columns.
 // Counterpart: rsync flist.c send_file_list (the wire part after the walk), checksum.c file_checksum.
 import type { TransferOptions } from '../../protocol/args.js';
 import type { ChecksumName, SetupResult } from '../../protocol/compat.js';
 import { createChecksummer, digestLength, type Checksummer } from '../../protocol/checksum.js';
-import { sendFileList, sortFileList } from '../../protocol/flist.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
-import { isReg } from '../../protocol/modes.js';
+import { SortedFileList } from '../../protocol/flist-packed.js';
+import { sendPackedFileList } from '../../protocol/flist-packed-send.js';
+import { S_IFMT, S_IFREG } from '../../protocol/modes.js';
 import { MSG_IO_ERROR, writeMessageInt } from '../../protocol/mplex.js';
 import type { ByteWriter } from '../../protocol/io.js';
 import { localSource, namesFor, type LocalEntry, type ScanResult } from './scan.js';
 
 /** What was written: the list in rsync's order (the index is the ndx) and its size on the wire. */
 export interface WrittenFileList {
-  sorted: LocalEntry[];
+  sorted: SortedFileList<LocalEntry>;
   flistBytes: number;
 }
 
@@ -31,37 +33,46 @@ export async function writeLocalFileList(
   negotiated: { compatFlags: number; checksum: ChecksumName },
 ): Promise<WrittenFileList> {
   const protocol = writer.protocol;
+  const { list } = scan;
   if (transfer.checksum) {
     const unseeded = await createChecksummer(negotiated.checksum, { protocol, seed: 0, compatFlags: negotiated.compatFlags, implied: false });
     const files = localSource();
-    for (const entry of scan.entries) {
-      if (!isReg(entry.mode)) continue;
-      const chunks = await files.open(entry, 0);
+    for (let i = 0; i < list.count; i++) {
+      if ((list.mode[i]! & S_IFMT) !== S_IFREG) continue;
+      const chunks = await files.open({ localPath: list.localPath(i) } as LocalEntry, 0);
       if ('error' in chunks) continue;
       const hasher = unseeded.startFile();
       for await (const chunk of chunks) hasher.update(chunk);
-      entry.checksum = Buffer.from(hasher.digest());
+      list.setChecksum(i, hasher.digest());
     }
   }
   // rsync/flist.c: send_file_entry — below 28, -H sends dev/ino for every regular file.
   if (transfer.hardLinks && protocol < 28) {
-    for (const entry of scan.entries) if (entry.fileId && !entry.hardlink) entry.hardlink = entry.fileId;
+    for (const [i, id] of scan.fileIds) if (!list.hardlinks.has(i)) list.hardlinks.set(i, id);
   }
-  const sorted = sortFileList(scan.entries, protocol);
+  const order = list.sortedOrder(protocol);
+  const uids = new Set<number>();
+  const gids = new Set<number>();
+  if (transfer.owner || transfer.group) {
+    for (const i of order) {
+      uids.add(list.uid[i]!);
+      gids.add(list.gid[i]!);
+    }
+  }
   const flistStart = writer.written;
   // The flags the receiver derives from the same argument list (-o -g -D -l -H -c, --numeric-ids).
-  const sent = sendFileList(writer, sorted, {
+  const msgIoError = sendPackedFileList(writer, list, order, {
     ...flistOptionsFor(transfer),
     protocol,
     compatFlags: negotiated.compatFlags,
     checksumLength: digestLength(negotiated.checksum),
-    userNames: namesFor(new Set(sorted.map((e) => e.uid)), scan.userNames),
-    groupNames: namesFor(new Set(sorted.map((e) => e.gid)), scan.groupNames),
+    userNames: namesFor(uids, scan.userNames),
+    groupNames: namesFor(gids, scan.groupNames),
     ioError: scan.ioError,
   });
   const flistBytes = writer.written - flistStart;
-  if (sent.msgIoError) await writeMessageInt(writer, MSG_IO_ERROR, sent.msgIoError);
-  return { sorted: sent.sorted, flistBytes };
+  if (msgIoError) await writeMessageInt(writer, MSG_IO_ERROR, msgIoError);
+  return { sorted: new SortedFileList<LocalEntry>(list, order), flistBytes };
 }
 
 /** The block and file checksums of a session (negotiated algorithm, its seed). */

@@ -1,0 +1,485 @@
+// The sender's file list as packed data (docs/protocol.md [flist]: [flist-order], [flist-entry]):
+// one arena for the name bytes and one typed array per attribute, so a list of a million entries
+// is a few dozen arrays instead of a million objects and Buffers. It is sorted by an index array
+// with rsync's comparator and encoded straight from the arrays, each entry built in one scratch
+// buffer and handed to the writer in one piece. The rare extras (symlink targets, device numbers,
+// hard-link identities) live in maps keyed by index. `FileEntry` (flist.ts) stays the public form:
+// `entry(i)` makes one on demand, and `addEntry` takes one. Pure: the caller stats the tree.
+// Counterpart: rsync flist.c (struct file_struct in its pools, f_name_cmp, send_file_entry).
+import { MAXPATHLEN } from './constants.js';
+import { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFBLK, S_IFCHR, S_IFIFO, S_IFSOCK, type DevNumbers } from './modes.js';
+import { checkName, type FileEntry, type FileTable } from './flist.js';
+
+/** Entry flags (the `flags` column). */
+export const PACKED_TOP_DIR = 1;
+/** A directory whose contents are not part of the transfer (XMIT_NO_CONTENT_DIR). */
+export const PACKED_NO_CONTENT = 2;
+/** A -c checksum was stored for this entry. */
+export const PACKED_HAS_CHECKSUM = 4;
+/** Left out of the list (a duplicate a selection found later): sortedOrder skips it. */
+export const PACKED_DROPPED = 8;
+
+/** (st_dev, st_ino) of a hard-linked file. */
+export interface FileIdentity {
+  dev: bigint;
+  ino: bigint;
+}
+
+const INITIAL_ENTRIES = 1024;
+const INITIAL_ARENA = 64 * 1024;
+/** The arena's offsets are 32-bit: a list of more name bytes than this is refused. */
+const MAX_ARENA = 0xffff_ffff;
+
+/**
+ * A growing table of file-list entries. Indexes are the order of adding (the walk's order);
+ * `sortedOrder` gives rsync's order as an index array.
+ */
+export class PackedFileList {
+  count = 0;
+  /** Name bytes of every entry, back to back; entry i is arena[nameStart[i], +nameLength[i]). */
+  arena = new Uint8Array(INITIAL_ARENA);
+  arenaUsed = 0;
+  nameStart = new Uint32Array(INITIAL_ENTRIES);
+  nameLength = new Uint16Array(INITIAL_ENTRIES);
+  /** Offset of the basename inside the name (0 at the top level: no '/'). */
+  baseOffset = new Uint16Array(INITIAL_ENTRIES);
+  /**
+   * Index of the entry's parent directory in this list when the producer knows it (a walk), else
+   * -1: entries with the same known parent compare by basename alone.
+   */
+  parent = new Int32Array(INITIAL_ENTRIES);
+  mode = new Uint32Array(INITIAL_ENTRIES);
+  size = new Float64Array(INITIAL_ENTRIES);
+  mtime = new Float64Array(INITIAL_ENTRIES);
+  mtimeNsec = new Uint32Array(INITIAL_ENTRIES);
+  uid = new Uint32Array(INITIAL_ENTRIES);
+  gid = new Uint32Array(INITIAL_ENTRIES);
+  /** st_ino as a number (0 when not known): not sent; a change detector for the live mirror's state file. */
+  ino = new Float64Array(INITIAL_ENTRIES);
+  flags = new Uint8Array(INITIAL_ENTRIES);
+  /** Which `roots` prefix makes the entry's local path (callers that read files use it). */
+  root = new Uint16Array(INITIAL_ENTRIES);
+  /** Local path prefixes: entry i lives at roots[root[i]] + name (the name '.' at the prefix itself). */
+  roots: Buffer[] = [];
+  readonly symlinks = new Map<number, Buffer>();
+  readonly rdevs = new Map<number, DevNumbers>();
+  readonly hardlinks = new Map<number, FileIdentity>();
+  /** -c digests, `checksumLength` bytes per entry (allocated by the first setChecksum). */
+  checksums: Uint8Array | null = null;
+  checksumLength = 0;
+
+  private grow(): void {
+    const cap = this.mode.length * 2;
+    const widen = <T extends Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array>(a: T, make: new (n: number) => T): T => {
+      const b = new make(cap);
+      b.set(a);
+      return b;
+    };
+    this.nameStart = widen(this.nameStart, Uint32Array);
+    this.nameLength = widen(this.nameLength, Uint16Array);
+    this.baseOffset = widen(this.baseOffset, Uint16Array);
+    this.parent = widen(this.parent, Int32Array);
+    this.mode = widen(this.mode, Uint32Array);
+    this.size = widen(this.size, Float64Array);
+    this.mtime = widen(this.mtime, Float64Array);
+    this.mtimeNsec = widen(this.mtimeNsec, Uint32Array);
+    this.uid = widen(this.uid, Uint32Array);
+    this.gid = widen(this.gid, Uint32Array);
+    this.ino = widen(this.ino, Float64Array);
+    this.flags = widen(this.flags, Uint8Array);
+    this.root = widen(this.root, Uint16Array);
+    if (this.checksums) {
+      const c = new Uint8Array(cap * this.checksumLength);
+      c.set(this.checksums);
+      this.checksums = c;
+    }
+  }
+
+  /** Append the name bytes `dir + '/' + base` (or `base` alone when dir is empty); returns its start. */
+  private putName(dir: Uint8Array | null, base: Uint8Array): number {
+    const length = (dir && dir.length ? dir.length + 1 : 0) + base.length;
+    if (length === 0 || length >= MAXPATHLEN) throw new RangeError(`file-list name of ${length} bytes (limit ${MAXPATHLEN - 1})`);
+    if (this.arenaUsed + length > this.arena.length) {
+      if (this.arenaUsed + length > MAX_ARENA) throw new RangeError('file list: more than 4 GiB of names');
+      const next = new Uint8Array(Math.min(MAX_ARENA, Math.max(this.arena.length * 2, this.arenaUsed + length)));
+      next.set(this.arena.subarray(0, this.arenaUsed));
+      this.arena = next;
+    }
+    const start = this.arenaUsed;
+    let at = start;
+    if (dir && dir.length) {
+      this.arena.set(dir, at);
+      at += dir.length;
+      this.arena[at++] = 0x2f;
+    }
+    this.arena.set(base, at);
+    this.arenaUsed = at + base.length;
+    return start;
+  }
+
+  /**
+   * Add an entry named `dir/base` (dir empty or null at the top level) with its attributes; returns
+   * its index. `parentIndex` is the index of the entry of `dir`, or -1 when unknown.
+   */
+  add(dir: Uint8Array | null, base: Uint8Array, parentIndex: number, mode: number, size: number, mtime: number, mtimeNsec: number, uid: number, gid: number): number {
+    const i = this.count;
+    if (i === this.mode.length) this.grow();
+    const start = this.putName(dir, base);
+    this.nameStart[i] = start;
+    this.nameLength[i] = this.arenaUsed - start;
+    this.baseOffset[i] = this.arenaUsed - start - base.length;
+    this.parent[i] = parentIndex;
+    this.mode[i] = mode;
+    this.size[i] = size;
+    this.mtime[i] = mtime;
+    this.mtimeNsec[i] = mtimeNsec;
+    this.uid[i] = uid;
+    this.gid[i] = gid;
+    this.ino[i] = 0;
+    // The root '.' is a top dir by default (FileEntry.topDir's default).
+    this.flags[i] = base.length === 1 && base[0] === 0x2e && (mode & S_IFMT) === S_IFDIR && !(dir && dir.length) ? PACKED_TOP_DIR : 0;
+    this.root[i] = 0;
+    this.count = i + 1;
+    return i;
+  }
+
+  /** Add a FileEntry as it is (the public form: tests, the API); returns its index. */
+  addEntry(e: FileEntry, rootIndex = 0): number {
+    checkName(e.name);
+    const slash = e.name.lastIndexOf(0x2f);
+    const i = slash < 0
+      ? this.add(null, e.name, -1, e.mode, e.size, e.mtime, e.mtimeNsec ?? 0, e.uid, e.gid)
+      : this.add(e.name.subarray(0, slash), e.name.subarray(slash + 1), -1, e.mode, e.size, e.mtime, e.mtimeNsec ?? 0, e.uid, e.gid);
+    if (e.topDir !== undefined) this.setFlag(i, PACKED_TOP_DIR, e.topDir);
+    if (e.contentDir === false) this.setFlag(i, PACKED_NO_CONTENT, true);
+    if (e.symlink) this.symlinks.set(i, e.symlink);
+    if (e.rdev) this.rdevs.set(i, e.rdev);
+    if (e.hardlink) this.hardlinks.set(i, { dev: BigInt(e.hardlink.dev), ino: BigInt(e.hardlink.ino) });
+    if (e.checksum) this.setChecksum(i, e.checksum);
+    this.root[i] = rootIndex;
+    return i;
+  }
+
+  /** Copy entry `i` of another list (attributes and extras, not the parent link); returns its index here. */
+  addFrom(other: PackedFileList, i: number, rootIndex: number): number {
+    const name = other.name(i);
+    const base = other.baseOffset[i]!;
+    const j = this.add(base ? name.subarray(0, base - 1) : null, name.subarray(base), -1,
+      other.mode[i]!, other.size[i]!, other.mtime[i]!, other.mtimeNsec[i]!, other.uid[i]!, other.gid[i]!);
+    this.flags[j] = other.flags[i]! & ~PACKED_HAS_CHECKSUM;
+    this.ino[j] = other.ino[i]!;
+    const symlink = other.symlinks.get(i);
+    if (symlink) this.symlinks.set(j, symlink);
+    const rdev = other.rdevs.get(i);
+    if (rdev) this.rdevs.set(j, rdev);
+    const id = other.hardlinks.get(i);
+    if (id) this.hardlinks.set(j, id);
+    const sum = other.checksum(i);
+    if (sum) this.setChecksum(j, sum);
+    this.root[j] = rootIndex;
+    return j;
+  }
+
+  setFlag(i: number, flag: number, on: boolean): void {
+    this.flags[i] = on ? this.flags[i]! | flag : this.flags[i]! & ~flag;
+  }
+
+  /** The name bytes of entry i: a view into the arena (bytes once written there never change). */
+  name(i: number): Buffer {
+    const start = this.nameStart[i]!;
+    return Buffer.from(this.arena.buffer, this.arena.byteOffset + start, this.nameLength[i]!);
+  }
+
+  /** Where entry i lives here (its root prefix and name). */
+  localPath(i: number): Buffer {
+    const prefix = this.roots[this.root[i]!] ?? Buffer.alloc(0);
+    const length = this.nameLength[i]!;
+    const start = this.nameStart[i]!;
+    if (length === 1 && this.arena[start] === 0x2e && prefix.length) return prefix;
+    const out = Buffer.allocUnsafe(prefix.length + length);
+    prefix.copy(out, 0);
+    out.set(this.arena.subarray(start, start + length), prefix.length);
+    return out;
+  }
+
+  setChecksum(i: number, digest: Uint8Array): void {
+    if (!this.checksums) {
+      this.checksumLength = digest.length;
+      this.checksums = new Uint8Array(this.mode.length * digest.length);
+    }
+    if (digest.length !== this.checksumLength) throw new RangeError(`checksum of ${digest.length} bytes (the list's are ${this.checksumLength})`);
+    this.checksums.set(digest, i * this.checksumLength);
+    this.flags[i] |= PACKED_HAS_CHECKSUM;
+  }
+
+  checksum(i: number): Uint8Array | null {
+    if (!(this.flags[i]! & PACKED_HAS_CHECKSUM) || !this.checksums) return null;
+    return this.checksums.subarray(i * this.checksumLength, (i + 1) * this.checksumLength);
+  }
+
+  /** Entry i in the public form, with its local path (made on demand: nothing keeps it). */
+  entry(i: number): FileEntry & { localPath: Buffer; ino: number } {
+    const e: FileEntry & { localPath: Buffer; ino: number } = {
+      name: this.name(i), // a view: the arena's bytes are never overwritten
+      localPath: this.localPath(i),
+      mode: this.mode[i]!,
+      size: this.size[i]!,
+      mtime: this.mtime[i]!,
+      mtimeNsec: this.mtimeNsec[i]!,
+      uid: this.uid[i]!,
+      gid: this.gid[i]!,
+      ino: this.ino[i]!,
+    };
+    const flags = this.flags[i]!;
+    if ((this.mode[i]! & S_IFMT) === S_IFDIR) {
+      e.topDir = (flags & PACKED_TOP_DIR) !== 0;
+      if (flags & PACKED_NO_CONTENT) e.contentDir = false;
+    }
+    const symlink = this.symlinks.get(i);
+    if (symlink) e.symlink = symlink;
+    const rdev = this.rdevs.get(i);
+    if (rdev) e.rdev = rdev;
+    const id = this.hardlinks.get(i);
+    if (id) e.hardlink = id;
+    const sum = this.checksum(i);
+    if (sum) e.checksum = Buffer.from(sum);
+    return e;
+  }
+
+  /** Every entry not dropped, in the order of adding, each made on demand. */
+  *entries(): Generator<FileEntry & { localPath: Buffer; ino: number }> {
+    for (let i = 0; i < this.count; i++) if (!(this.flags[i]! & PACKED_DROPPED)) yield this.entry(i);
+  }
+
+  /** Regular files' and symlinks' sizes, summed (rsync's total size). */
+  totalSize(order?: ArrayLike<number>): number {
+    let total = 0;
+    const n = order ? order.length : this.count;
+    for (let k = 0; k < n; k++) {
+      const i = order ? order[k]! : k;
+      if (this.flags[i]! & PACKED_DROPPED) continue;
+      const type = this.mode[i]! & S_IFMT;
+      if (type === S_IFREG || type === S_IFLNK) total += this.size[i]!;
+    }
+    return total;
+  }
+
+  /**
+   * rsync's order (a stable sort by f_name_cmp, dropped entries left out): position k of the
+   * result is the index of the entry whose ndx is k.
+   */
+  // rsync/flist.c: fsort (the sort half of flist_sort_and_clean) [flist-order]
+  sortedOrder(protocol: number): Uint32Array {
+    const indexes: number[] = [];
+    for (let i = 0; i < this.count; i++) if (!(this.flags[i]! & PACKED_DROPPED)) indexes.push(i);
+    const pathKind = protocol >= 29 ? PATH : ITEM;
+    // A walk that went in rsync's order (the scan does, at protocol >= 29) needs one look at each
+    // neighbour pair; anything else is sorted (Array#sort is stable, like rsync's merge sort).
+    let inOrder = true;
+    for (let k = 1; k < indexes.length && inOrder; k++) inOrder = comparePacked(this, indexes[k - 1]!, indexes[k]!, pathKind) <= 0;
+    if (!inOrder) indexes.sort((a, b) => comparePacked(this, a, b, pathKind));
+    return Uint32Array.from(indexes);
+  }
+}
+
+const isDirMode = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
+
+// f_name_cmp as in flist.ts (compareKeys), over the arena: each name is a stream of pieces (the
+// dirname, '/', the basename, and for a directory at protocol >= 29 a trailing '/'), each tagged
+// PATH (part of a directory path) or ITEM; where the two names reach pieces of different kinds,
+// the ITEM side sorts first. Below 29 every piece is an ITEM: plain byte order.
+const PATH = 0;
+const ITEM = 1;
+const enum Piece {
+  Dir,
+  Slash,
+  Base,
+  Trailing,
+  End,
+}
+
+/** A position in one name's piece stream; a piece is either arena bytes or one literal '/'. */
+class Cursor {
+  list!: PackedFileList;
+  i = 0;
+  piece: Piece = Piece.Dir;
+  kind = PATH;
+  /** Current piece: arena[pos, end), or the literal byte `lit` when lit >= 0 (pos 0, end 1). */
+  pos = 0;
+  end = 0;
+  lit = -1;
+
+  start(list: PackedFileList, i: number, fromBase: boolean, pathKind: number): void {
+    this.list = list;
+    this.i = i;
+    this.kind = pathKind;
+    this.lit = -1;
+    if (fromBase || list.baseOffset[i] === 0) this.enterBase(pathKind);
+    else {
+      this.piece = Piece.Dir;
+      this.pos = list.nameStart[i]!;
+      this.end = this.pos + list.baseOffset[i]! - 1;
+    }
+  }
+
+  /** The basename; a directory named '.' compares as the empty string. */
+  enterBase(pathKind: number): void {
+    const l = this.list;
+    const i = this.i;
+    this.kind = isDirMode(l.mode[i]!) ? pathKind : ITEM;
+    const pos = l.nameStart[i]! + l.baseOffset[i]!;
+    const end = l.nameStart[i]! + l.nameLength[i]!;
+    this.lit = -1;
+    if (this.kind === PATH && end - pos === 1 && l.arena[pos] === 0x2e) {
+      this.kind = ITEM;
+      this.piece = Piece.Trailing;
+      this.pos = this.end = 0;
+    } else {
+      this.piece = Piece.Base;
+      this.pos = pos;
+      this.end = end;
+    }
+  }
+
+  ended(): boolean {
+    return this.pos >= this.end;
+  }
+
+  byte(): number {
+    if (this.pos >= this.end) return 0;
+    return this.lit >= 0 ? this.lit : this.list.arena[this.pos]!;
+  }
+
+  /** Move an exhausted cursor to its next piece (past the end it stays empty, an ITEM). */
+  next(pathKind: number): void {
+    switch (this.piece) {
+      case Piece.Dir:
+        this.piece = Piece.Slash;
+        this.slash();
+        return;
+      case Piece.Slash:
+        this.enterBase(pathKind);
+        return;
+      case Piece.Base:
+        this.piece = Piece.Trailing;
+        if (this.kind === PATH) {
+          this.slash(); // a directory compares as if its name ended in '/'
+          return;
+        }
+        this.lit = -1;
+        this.pos = this.end = 0;
+        this.kind = ITEM;
+        return;
+      default:
+        this.piece = Piece.End;
+        this.lit = -1;
+        this.pos = this.end = 0;
+        this.kind = ITEM;
+    }
+  }
+
+  private slash(): void {
+    this.lit = 0x2f;
+    this.pos = 0;
+    this.end = 1;
+  }
+}
+
+const C1 = new Cursor();
+const C2 = new Cursor();
+
+/** Same directory: the parents are known and equal, or the dirnames' bytes are. */
+function sameDir(l: PackedFileList, a: number, b: number): boolean {
+  const pa = l.parent[a]!;
+  if (pa >= 0 && pa === l.parent[b]) return true;
+  const la = l.baseOffset[a]!;
+  if (la === 0 || la !== l.baseOffset[b]) return false;
+  const arena = l.arena;
+  const sa = l.nameStart[a]!;
+  const sb = l.nameStart[b]!;
+  for (let k = 0; k < la - 1; k++) if (arena[sa + k] !== arena[sb + k]) return false;
+  return true;
+}
+
+/** Negative, zero or positive as entry a sorts before, with or after entry b. */
+// rsync/flist.c: f_name_cmp [flist-order]
+export function comparePacked(l: PackedFileList, a: number, b: number, pathKind: number): number {
+  const same = sameDir(l, a, b);
+  if (same && (pathKind === ITEM || (!isDirMode(l.mode[a]!) && !isDirMode(l.mode[b]!)))) {
+    // Two files of one directory (or any two names below 29, same dir): their basenames' bytes.
+    const arena = l.arena;
+    let pa = l.nameStart[a]! + l.baseOffset[a]!;
+    let pb = l.nameStart[b]! + l.baseOffset[b]!;
+    const ea = l.nameStart[a]! + l.nameLength[a]!;
+    const eb = l.nameStart[b]! + l.nameLength[b]!;
+    for (; pa < ea && pb < eb; pa++, pb++) {
+      const d = arena[pa]! - arena[pb]!;
+      if (d !== 0) return d;
+    }
+    return (ea - pa) - (eb - pb);
+  }
+  const c1 = C1;
+  const c2 = C2;
+  c1.start(l, a, same, pathKind);
+  c2.start(l, b, same, pathKind);
+  if (c1.kind !== c2.kind) return c1.kind === PATH ? 1 : -1;
+  for (;;) {
+    if (c1.ended()) {
+      c1.next(pathKind);
+      if (!c2.ended() && c1.kind !== c2.kind) return c1.kind === PATH ? 1 : -1;
+    }
+    if (c2.ended()) {
+      if (c2.piece >= Piece.Trailing && c1.ended()) return 0;
+      c2.next(pathKind);
+      if (c1.kind !== c2.kind) return c1.kind === PATH ? 1 : -1;
+    }
+    const diff = c1.byte() - c2.byte();
+    if (diff !== 0) return diff;
+    c1.pos++;
+    c2.pos++;
+  }
+}
+
+/** Device or special entries (encoder helpers). */
+export const isDeviceMode = (mode: number): boolean => (mode & S_IFMT) === S_IFBLK || (mode & S_IFMT) === S_IFCHR;
+export const isSpecialMode = (mode: number): boolean => (mode & S_IFMT) === S_IFIFO || (mode & S_IFMT) === S_IFSOCK;
+
+/**
+ * A packed list in rsync's order, as the sender reads it: ndx → entry, each made on demand (with
+ * its local path) and kept by nobody, so a million entries stay packed while the generator asks.
+ */
+export class SortedFileList<T extends FileEntry = FileEntry & { localPath: Buffer }> implements FileTable<T> {
+  constructor(
+    readonly list: PackedFileList,
+    /** order[ndx] is the list index of the entry the generator means by ndx. */
+    readonly order: Uint32Array,
+  ) {}
+
+  get length(): number {
+    return this.order.length;
+  }
+
+  at(ndx: number): T | undefined {
+    if (!Number.isInteger(ndx) || ndx < 0 || ndx >= this.order.length) return undefined;
+    return this.list.entry(this.order[ndx]!) as unknown as T;
+  }
+
+  /** Regular files' and symlinks' sizes, summed (rsync's total size). */
+  totalSize(): number {
+    return this.list.totalSize(this.order);
+  }
+
+  /** How many regular files the list holds (a progress total). */
+  regularFiles(): number {
+    let n = 0;
+    for (let k = 0; k < this.order.length; k++) if ((this.list.mode[this.order[k]!]! & S_IFMT) === S_IFREG) n++;
+    return n;
+  }
+
+  /** Every entry made at once (for callers that want an array: --stats counts, tests). */
+  toArray(): T[] {
+    const out: T[] = [];
+    for (let ndx = 0; ndx < this.order.length; ndx++) out.push(this.at(ndx)!);
+    return out;
+  }
+}
