@@ -14,7 +14,7 @@ import type { DeleteWhen } from './args.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { IOERR_GENERAL, NDX_DEL_STATS, type DeleteStats } from './constants.js';
 import { fileType, isDevice, isDir, S_IFLNK, S_IFREG } from './modes.js';
-import type { ReceivedEntry } from './flist-recv.js';
+import type { FileListView } from './received-list.js';
 import { compareFileEntries, type FileEntry } from './flist.js';
 import type { LocalStat, LocalTree } from './local-tree.js';
 
@@ -127,9 +127,10 @@ function joinName(dir: Buffer, base: Buffer): Buffer {
  * up in the sorted list whatever its type (flist_find_ignore_dirness); a map built once is simpler.
  * Cleared duplicates and the '.' entry are left out.
  */
-export function namesByDir(files: readonly ReceivedEntry[]): Map<string, Set<string>> {
+export function namesByDir(files: FileListView): Map<string, Set<string>> {
   const listed = new Map<string, Set<string>>();
-  for (const e of files) {
+  for (let ndx = 0; ndx < files.length; ndx++) {
+    const e = files.at(ndx)!;
     if (e.active === false) continue;
     if (e.name.length === 1 && e.name[0] === 0x2e) continue;
     const { dir, base } = splitName(e.name);
@@ -236,8 +237,9 @@ export async function doDelayedDeletions(ctx: DeleteContext): Promise<void> {
  * one at the destination (a content directory of the list, not just named on its own).
  */
 // rsync/generator.c: do_delete_pass
-export async function doDeletePass(ctx: DeleteContext, files: readonly ReceivedEntry[]): Promise<void> {
-  for (const file of files) {
+export async function doDeletePass(ctx: DeleteContext, files: FileListView): Promise<void> {
+  for (let ndx = 0; ndx < files.length; ndx++) {
+    const file = files.at(ndx)!;
     if (file.active === false || !isDir(file.mode) || file.contentDir === false) continue;
     const st = await ctx.tree.lstat(file.name);
     if (!st || !isDir(st.mode)) continue;

@@ -384,6 +384,24 @@ export class ReceivedList implements FileListView {
     return (this.flags[this.wireIndex(ndx)]! & F_ACTIVE) !== 0;
   }
 
+  /** Map every entry's uid and gid (-o/-g by name: the sender's ids to ours); null leaves that id. */
+  mapIds(mapUid: ((id: number) => number) | null, mapGid: ((id: number) => number) | null): void {
+    for (let w = 0; w < this.count; w++) {
+      if (mapUid) this.uids[w] = mapUid(this.uids[w]!);
+      if (mapGid) this.gids[w] = mapGid(this.gids[w]!);
+    }
+  }
+
+  /** The symlink target of the entry at `ndx`, if it has one. */
+  symlink(ndx: number): Buffer | undefined {
+    return this.symlinks.get(this.wireIndex(ndx));
+  }
+
+  /** Replace a symlink's target (a daemon's munged or sanitized form). */
+  replaceSymlink(ndx: number, target: Buffer): void {
+    this.symlinks.set(this.wireIndex(ndx), target);
+  }
+
   /** A directory whose contents are part of the transfer (what --delete works through). */
   isContentDir(ndx: number): boolean {
     return (this.flags[this.wireIndex(ndx)]! & F_CONTENT_DIR) !== 0;

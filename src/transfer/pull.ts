@@ -12,7 +12,6 @@ import type { FileEntry } from '../../protocol/flist.js';
 import { sendFilterList, type FilterList } from '../../protocol/filter.js';
 import type { ReceiverOptions, ReceiverStats, ReceivedItem } from '../../protocol/receiver.js';
 import type { GeneratorResult, GeneratedItem } from '../../protocol/generator.js';
-import type { ReceivedEntry } from '../../protocol/flist-recv.js';
 import { ITEM_IS_NEW } from '../../protocol/constants.js';
 import { isDir } from '../../protocol/modes.js';
 import { MSG_ERROR_EXIT, PeerMessages, writeMessageInt, type Demultiplexer } from '../../protocol/mplex.js';
@@ -59,7 +58,7 @@ export interface PullOptions {
   /** DEST did not exist and is being created (rsync says "created directory DEST" with -v/-i). */
   onCreatedDest?: (path: string) => void;
   /** The daemon's file list has arrived (rsync -v: "receiving file list ... done"). */
-  onFileList?: (entries: readonly FileEntry[]) => void;
+  onFileList?: (count: number, totalSize: number) => void;
 }
 
 /**
@@ -113,14 +112,18 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     demuxForAck = start.demux;
     const { setup, flist } = start;
     const flistBytes = reader.consumed - consumedBefore;
-    options.onFileList?.(flist.files);
+    const { list } = flist;
+    options.onFileList?.(list.length, flist.totalSize);
     const created: FileEntry[] = [];
     // What rsync's output_summary prints for a pull at this protocol (see PullResult).
     const summaryOf = (generator: GeneratorResult, receiver: ReceiverStats): Omit<PullResult, 'exitCode'> => {
       const d = generator.deleted;
       return {
         protocol,
-        entries: flist.files.filter((e) => (e as ReceivedEntry).active !== false),
+        // Made only when read (--stats counts them): a big list stays packed.
+        get entries() {
+          return flist.files.filter((e) => e.active);
+        },
         ...(protocol >= 29 && { created }),
         stats: {
           transferredFiles: receiver.transferredFiles,
@@ -134,13 +137,13 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         ...(protocol >= 29 && { flistSeconds: { build: (receiver.totals?.flistBuildTime ?? 0) / 1000, transfer: (receiver.totals?.flistXferTime ?? 0) / 1000 } }),
         bytesSent: socket.bytesWritten - sentBefore,
         bytesReceived: socket.bytesRead - receivedBefore,
-        files: flist.files.length,
+        files: list.length,
         generator,
         receiver,
       };
     };
     // rsync's client: an empty list (a missing path) ends the session at once, before any phase.
-    if (flist.files.length === 0) {
+    if (list.length === 0) {
       const exitCode = transferExitCode(flist.ioError | start.demux.ioError, messages.xferErrors);
       // rsync's exit_cleanup tells a protocol >= 31 daemon why we leave.
       if (exitCode && writer.protocol >= 31 && writer.multiplexed) await writeMessageInt(writer, MSG_ERROR_EXIT, exitCode);
@@ -154,10 +157,10 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     }
     // rsync's get_local_name: a directory DEST as it is; one non-directory into a file or a missing
     // name without a trailing slash lands under DEST's name, in DEST's parent.
-    const single = flist.files.length === 1 && !isDir(flist.files[0]!.mode);
+    const single = list.length === 1 && !isDir(list.mode(0));
     const renamed = single && (destStat ? !destStat.isDirectory() : !/\/$/.test(options.dest));
     if (destStat && !destStat.isDirectory() && !renamed) {
-      const why = flist.files.length > 1 ? 'destination must be a directory when copying more than 1 file' : 'cannot overwrite non-directory with a directory';
+      const why = list.length > 1 ? 'destination must be a directory when copying more than 1 file' : 'cannot overwrite non-directory with a directory';
       throw new RsyncError('ERR_RSYNC_DEST', `ERROR: ${why}`, EXIT.FILESELECT);
     }
     if (renamed && !statSync(dirname(dest), { throwIfNoEntry: false })?.isDirectory()) {
@@ -175,7 +178,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       reader,
       writer,
       setup,
-      files: flist.files,
+      files: list,
       userNames: flist.userNames,
       groupNames: flist.groupNames,
       ...(renamed ? { dest: dirname(dest), localName: Buffer.from(basename(dest)) } : { dest }),
