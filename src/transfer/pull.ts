@@ -8,7 +8,6 @@ import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { clientCompressOptions, parseChecksumName } from '../../protocol/compat.js';
-import type { FileEntry } from '../../protocol/flist.js';
 import { sendFilterList, type FilterList } from '../../protocol/filter.js';
 import type { ReceiverOptions, ReceiverStats, ReceivedItem } from '../../protocol/receiver.js';
 import type { GeneratorResult, GeneratedItem } from '../../protocol/generator.js';
@@ -114,17 +113,18 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     const flistBytes = reader.consumed - consumedBefore;
     const { list } = flist;
     options.onFileList?.(list.length, flist.totalSize);
-    const created: FileEntry[] = [];
+    // The ndxs of the entries new here ("Number of created files"); entries made only if read.
+    const createdNdx: number[] = [];
     // What rsync's output_summary prints for a pull at this protocol (see PullResult).
-    const summaryOf = (generator: GeneratorResult, receiver: ReceiverStats): Omit<PullResult, 'exitCode'> => {
+    const summaryOf = (exitCode: number, generator: GeneratorResult, receiver: ReceiverStats): PullResult => {
       const d = generator.deleted;
-      return {
+      const summary: PullResult = {
+        exitCode,
         protocol,
         // Made only when read (--stats counts them): a big list stays packed.
         get entries() {
           return flist.files.filter((e) => e.active);
         },
-        ...(protocol >= 29 && { created }),
         stats: {
           transferredFiles: receiver.transferredFiles,
           totalTransferredSize: receiver.totalTransferredSize,
@@ -141,19 +141,21 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         generator,
         receiver,
       };
+      if (protocol >= 29) {
+        Object.defineProperty(summary, 'created', { enumerable: true, get: () => createdNdx.map((ndx) => list.at(ndx)!) });
+      }
+      return summary;
     };
     // rsync's client: an empty list (a missing path) ends the session at once, before any phase.
     if (list.length === 0) {
       const exitCode = transferExitCode(flist.ioError | start.demux.ioError, messages.xferErrors);
       // rsync's exit_cleanup tells a protocol >= 31 daemon why we leave.
       if (exitCode && writer.protocol >= 31 && writer.multiplexed) await writeMessageInt(writer, MSG_ERROR_EXIT, exitCode);
-      return {
+      return summaryOf(
         exitCode,
-        ...summaryOf(
-          { deleted: { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 }, skippedDeletes: 0, ioError: 0, requested: 0, failed: 0 },
-          { transferredFiles: 0, totalTransferredSize: 0, literalBytes: 0, matchedBytes: 0, createdFiles: 0, failedFiles: 0, totals: null, deleted: null },
-        ),
-      };
+        { deleted: { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 }, skippedDeletes: 0, ioError: 0, requested: 0, failed: 0 },
+        { transferredFiles: 0, totalTransferredSize: 0, literalBytes: 0, matchedBytes: 0, createdFiles: 0, failedFiles: 0, totals: null, deleted: null },
+      );
     }
     // rsync's get_local_name: a directory DEST as it is; one non-directory into a file or a missing
     // name without a trailing slash lands under DEST's name, in DEST's parent.
@@ -187,7 +189,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       ...(options.filter && { protect: options.filter }),
       senderIoError,
       onItem: (item) => {
-        if (item.iflags & ITEM_IS_NEW) created.push(item.entry);
+        if (item.iflags & ITEM_IS_NEW) createdNdx.push(item.ndx);
         options.onItem?.(item);
       },
       ...(options.onReceived && { onReceived: options.onReceived }),
@@ -203,7 +205,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     // rsync's final exit code: the sender's io_error (in the list's end marker, or MSG_IO_ERROR
     // for a file that vanished or failed while sending) and the files that failed, theirs and ours.
     const failures = messages.xferErrors + result.receiver.failedFiles + result.generator.failed;
-    return { exitCode: transferExitCode(senderIoError() | result.generator.ioError, failures), ...summaryOf(result.generator, result.receiver) };
+    return summaryOf(transferExitCode(senderIoError() | result.generator.ioError, failures), result.generator, result.receiver);
   } catch (e) {
     if (e instanceof RemoteError && demuxForAck) await acknowledgeErrorExit(writer, demuxForAck, e).catch(() => {});
     throw asFileError(e);
