@@ -1,8 +1,8 @@
 // The file list, receiver side (docs/protocol.md [flist-recv], [flist]). On a
 // pull (and a remote listing) the daemon is the sender: it describes every entry, then the
-// uid/gid name lists and, below protocol 30, the io_error trailer. We decode it, check every name
-// before anyone can use it, and sort and clean it as rsync does, so that `files[ndx]` is the entry
-// the daemon means by ndx. Pure: no fs. Counterpart: rsync flist.c (recv_file_list,
+// uid/gid name lists and, below protocol 30, the io_error trailer. We decode it into a packed
+// ReceivedList (received-list.ts: no object per entry), check every name before anyone can use it,
+// and sort and clean it as rsync does, so that ndx reads the entry the daemon means by ndx. Pure: no fs. Counterpart: rsync flist.c (recv_file_list,
 // recv_file_entry, flist_sort_and_clean) and uidlist.c (recv_id_list); sender side: flist.ts.
 import { CF_ID0_NAMES, CF_INC_RECURSE, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from './compat.js';
 import { ProtocolError, UnsafeNameError, type MemoryBudget } from './errors.js';
