@@ -245,3 +245,35 @@ export function makeBigPair(a: string, b: string): void {
   utimesSync(join(a, 'big.bin'), now - 3600, now - 3600);
   utimesSync(join(b, 'big.bin'), now - 60, now - 60);
 }
+
+/** The receiving side's big-tree rows (issue 12): 10,000 dirs × 20 files of 0-2 KiB = 200,000 files. */
+export const WIDE_SHAPE = { topDirs: 100, subDirs: 99, filesPerDir: 20, maxFile: 2048 } as const;
+export const WIDE_DIRS = WIDE_SHAPE.topDirs * (WIDE_SHAPE.subDirs + 1);
+export const WIDE_FILES = WIDE_DIRS * WIDE_SHAPE.filesPerDir;
+
+/** Make the 200k-file tree under `root` (fixed mtimes: T0 of the tests), return its total bytes. */
+export function makeWideTree(root: string): number {
+  const { topDirs, subDirs, filesPerDir, maxFile } = WIDE_SHAPE;
+  const rnd = prng(200000);
+  const buf = Buffer.alloc(maxFile);
+  randomFillSync(buf);
+  const when = 1_700_000_000;
+  let total = 0;
+  for (let t = 0; t < topDirs; t++) {
+    const top = join(root, `d${String(t).padStart(3, '0')}`);
+    mkdirSync(top);
+    const dirs = [top, ...Array.from({ length: subDirs }, (_, s) => join(top, `s${String(s).padStart(2, '0')}`))];
+    for (const dir of dirs) {
+      if (dir !== top) mkdirSync(dir);
+      for (let f = 0; f < filesPerDir; f++) {
+        const size = Math.floor(rnd() * maxFile);
+        const path = join(dir, `f${String(f).padStart(2, '0')}.txt`);
+        writeFileSync(path, buf.subarray(0, size));
+        utimesSync(path, when, when);
+        total += size;
+      }
+      utimesSync(dir, when, when);
+    }
+  }
+  return total;
+}

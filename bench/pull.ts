@@ -2,7 +2,9 @@
 // side in one run, from a local rsync daemon, data on tmpfs. Run: node dist/bench/pull.js
 //   1. initial pull of 20,000 files in 1,000 directories (~205 MB) into an empty directory;
 //   2. the same pulled again with nothing changed;
-//   3. a 512 MiB file pulled onto a local copy that differs by 64 scattered 4 KiB regions (delta).
+//   3. a 512 MiB file pulled onto a local copy that differs by 64 scattered 4 KiB regions (delta);
+//   4. with BENCH_PULL_WIDE=1 (issue 12, about 2 more minutes): 200,000 files of 0-2 KiB in 10,000
+//      directories, initial and no-change pulls.
 // For each: wall time, client CPU (user+sys) and peak RSS (GNU time), and bytes on the wire as the
 // daemon counts them (its log line `sent X bytes  received Y bytes`). Median of BENCH_REPS runs (3).
 // rsync runs as `rsync -rlpt --delete --no-inc-recursive` (our client never recurses incrementally).
@@ -12,10 +14,11 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestDaemon } from '../test/helpers/daemon.js';
-import { commas, machine, makeBenchTree, makeTempDir, measure, median, startBenchDaemon, table, wireBytes, TREE_DIRS, TREE_FILES, type Measure, type WireBytes, makeBigPair, BIG_FILE_BYTES, BIG_REGIONS } from './common.js';
+import { commas, machine, makeBenchTree, makeWideTree, WIDE_DIRS, WIDE_FILES, makeTempDir, measure, median, startBenchDaemon, table, wireBytes, TREE_DIRS, TREE_FILES, type Measure, type WireBytes, makeBigPair, BIG_FILE_BYTES, BIG_REGIONS } from './common.js';
 
 const REPS = Number(process.env['BENCH_REPS'] ?? 3);
 const ONLY = process.env['BENCH_PULL_ONLY']; // a scenario-name regex, to rerun part of the bench
+const WIDE = Boolean(process.env['BENCH_PULL_WIDE']); // the 200k-file rows (issue 12)
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -33,12 +36,14 @@ const CLIENTS: Client[] = [
   { key: 'ours', label: 'lsyncd --once', cmd: process.execPath, args: (u, d) => [CLI, '--once', u, d] },
 ];
 
-const SCENARIOS = ['tree-initial', 'tree-nochange', 'big-delta'] as const;
+const SCENARIOS = ['tree-initial', 'tree-nochange', 'big-delta', 'wide-initial', 'wide-nochange'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 const TITLES: Record<Scenario, string> = {
   'tree-initial': '20,000 files / 1,000 dirs, initial pull',
   'tree-nochange': '20,000 files, re-pull, no change',
   'big-delta': `512 MiB file, ${BIG_REGIONS} x 4 KiB changed (delta)`,
+  'wide-initial': `${commas(WIDE_FILES)} files / ${commas(WIDE_DIRS)} dirs (0-2 KiB), initial pull`,
+  'wide-nochange': `${commas(WIDE_FILES)} files, re-pull, no change`,
 };
 const WALL_TARGET = 1.5;
 const WIRE_TARGET = 1.02;
@@ -90,7 +95,7 @@ function report(): string {
   return table(rows) + '\n\n' + verdicts.join('\n');
 }
 
-const wanted = (s: Scenario) => !ONLY || new RegExp(ONLY).test(s);
+const wanted = (s: Scenario) => (WIDE || !s.startsWith('wide-')) && (!ONLY || new RegExp(ONLY).test(s));
 
 async function main(): Promise<void> {
   const root = makeTempDir('lsyncd-bench-pull-');
@@ -116,11 +121,18 @@ async function main(): Promise<void> {
       mkdirSync(tree);
       total = makeBenchTree(tree);
     }
+    const wide = join(mod, 'wide');
+    let wideTotal = 0;
+    if (wanted('wide-initial') || wanted('wide-nochange')) {
+      mkdirSync(wide);
+      wideTotal = makeWideTree(wide);
+    }
     const basis = join(root, 'basis');
     if (wanted('big-delta')) makeBigPair(basis, join(mod, 'big'));
     const made = [
       ...(total ? [`${TREE_FILES} files, ${TREE_DIRS} dirs, ${commas(total)} bytes`] : []),
       ...(wanted('big-delta') ? [`${BIG_FILE_BYTES / 1048576} MiB file`] : []),
+      ...(wideTotal ? [`${WIDE_FILES} files, ${WIDE_DIRS} dirs, ${commas(wideTotal)} bytes`] : []),
     ];
     console.log(`  data (in the daemon's module): ${made.join('; ')}; made in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${REPS} run(s) each, medians`);
     t0 = performance.now();
@@ -153,6 +165,14 @@ async function main(): Promise<void> {
           utimesSync(join(d, 'big.bin'), now - 3600, now - 3600);
           await run(daemon, client, 'big-delta', 'push/big/', d, next('push/big/'));
           if (rep === 0 && !same(join(mod, 'big'), d)) throw new Error(`${client.label}: the big file differs after the delta`);
+          rmSync(d, { recursive: true, force: true });
+        }
+        if (wanted('wide-initial') || wanted('wide-nochange')) {
+          const d = join(dest, 'wide');
+          mkdirSync(d, { recursive: true });
+          await run(daemon, client, 'wide-initial', 'push/wide/', d, next('push/wide/'));
+          if (wanted('wide-nochange')) await run(daemon, client, 'wide-nochange', 'push/wide/', d, next('push/wide/'));
+          if (rep === 0 && !same(wide, d)) throw new Error(`${client.label}: the pulled wide tree differs from the daemon's`);
           rmSync(d, { recursive: true, force: true });
         }
         rmSync(dest, { recursive: true, force: true });

@@ -9,26 +9,38 @@
 // user types it (rsyncd then recurses incrementally; ours never offers it). Target (issue 10):
 // wall <= 1.5x rsyncd's on every row.
 // BENCH_SCENARIOS=push-delta,... runs only those rows (push-delta brings push-big, which it updates;
-// push-nochange brings push-tree).
+// push-nochange brings push-tree). BENCH_SCENARIOS=push-wide,push-wide-nochange (issue 12, not run by
+// default): the client pushing 200,000 files of 0-2 KiB in 10,000 dirs, initial and unchanged.
 import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestDaemon } from '../test/helpers/daemon.js';
-import { commas, machine, makeBenchTree, makeBigPair, makeTempDir, measure, median, startBenchDaemon, table, BIG_FILE_BYTES, TREE_DIRS, TREE_FILES } from './common.js';
+import { commas, machine, makeBenchTree, makeWideTree, WIDE_DIRS, WIDE_FILES, makeBigPair, makeTempDir, measure, median, startBenchDaemon, table, BIG_FILE_BYTES, TREE_DIRS, TREE_FILES } from './common.js';
 
 const REPS = Number(process.env['BENCH_REPS'] ?? 3);
 const WALL_TARGET = 1.5;
-const SCENARIOS = ['push-tree', 'push-nochange', 'push-big', 'push-delta', 'pull-tree'] as const;
+const SCENARIOS = ['push-tree', 'push-nochange', 'push-big', 'push-delta', 'pull-tree', 'push-wide', 'push-wide-nochange'] as const;
 type Scenario = (typeof SCENARIOS)[number];
-const wanted = new Set((process.env['BENCH_SCENARIOS'] ?? SCENARIOS.join(',')).split(',').map((x) => x.trim()));
+const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => !s.startsWith('push-wide'));
+const wanted = new Set((process.env['BENCH_SCENARIOS'] ?? DEFAULT_SCENARIOS.join(',')).split(',').map((x) => x.trim()));
 for (const name of wanted) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`BENCH_SCENARIOS: no scenario ${name} (${SCENARIOS.join(', ')})`);
 /** The rows run: those asked for, and the ones they build on. */
-const RUN = new Set<Scenario>(SCENARIOS.filter((s) => wanted.has(s) || (s === 'push-big' && wanted.has('push-delta')) || (s === 'push-tree' && (wanted.has('push-nochange') || wanted.has('pull-tree')))));
+const RUN = new Set<Scenario>(
+  SCENARIOS.filter(
+    (s) =>
+      wanted.has(s) ||
+      (s === 'push-big' && wanted.has('push-delta')) ||
+      (s === 'push-tree' && (wanted.has('push-nochange') || wanted.has('pull-tree'))) ||
+      (s === 'push-wide' && wanted.has('push-wide-nochange')),
+  ),
+);
 const TITLES: Record<Scenario, string> = {
   'push-tree': 'push: 20,000 files / 1,000 dirs, initial',
   'push-nochange': 'push: the same, no change',
   'push-big': 'push: 512 MiB file, initial',
   'push-delta': 'push: 512 MiB file, 64 x 4 KiB changed',
   'pull-tree': 'pull: 20,000 files into an empty dir',
+  'push-wide': `push: ${commas(WIDE_FILES)} files / ${commas(WIDE_DIRS)} dirs (0-2 KiB), initial`,
+  'push-wide-nochange': 'push: the same, no change',
 };
 
 interface Sample {
@@ -134,6 +146,11 @@ async function main(): Promise<void> {
     mkdirSync(tree);
     const total = RUN.has('push-tree') ? makeBenchTree(tree) : 0;
     if (RUN.has('push-big')) makeBigPair(join(root, 'big-a'), join(root, 'big-b'));
+    const wide = join(root, 'wide');
+    if (RUN.has('push-wide')) {
+      mkdirSync(wide);
+      console.log(`  wide tree: ${WIDE_FILES} files, ${WIDE_DIRS} dirs, ${commas(makeWideTree(wide))} bytes`);
+    }
     console.log(`  data: ${TREE_FILES} files, ${TREE_DIRS} dirs, ${commas(total)} bytes; ${BIG_FILE_BYTES / 1048576} MiB file; ${REPS} run(s) each, medians`);
     daemons.push(['rsyncd', await startBenchDaemon('rsync')], ['ours', await startBenchDaemon('lsyncd')]);
     for (let rep = 0; rep < REPS; rep++) {
@@ -155,6 +172,11 @@ async function main(): Promise<void> {
           await once(which, d, 'push-big', ['-rlpt', '--delete', `${join(root, 'big-a')}/`, url(`${dest}-big/`)]);
           if (RUN.has('push-delta')) await once(which, d, 'push-delta', ['-rlpt', '--delete', `${join(root, 'big-b')}/`, url(`${dest}-big/`)]);
           rmSync(join(d.modulePath('push'), `${dest}-big`), { recursive: true, force: true });
+        }
+        if (RUN.has('push-wide')) {
+          await once(which, d, 'push-wide', ['-rlpt', '--delete', `${wide}/`, url(`${dest}-wide/`)]);
+          if (RUN.has('push-wide-nochange')) await once(which, d, 'push-wide-nochange', ['-rlpt', '--delete', `${wide}/`, url(`${dest}-wide/`)]);
+          rmSync(join(d.modulePath('push'), `${dest}-wide`), { recursive: true, force: true });
         }
       }
       process.stderr.write(`  run ${rep + 1}/${REPS} done\n`);

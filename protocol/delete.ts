@@ -14,7 +14,7 @@ import type { DeleteWhen } from './args.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { IOERR_GENERAL, NDX_DEL_STATS, type DeleteStats } from './constants.js';
 import { fileType, isDevice, isDir, S_IFLNK, S_IFREG } from './modes.js';
-import type { ReceivedEntry } from './flist-recv.js';
+import { ReceivedList, type FileListView } from './received-list.js';
 import { compareFileEntries, type FileEntry } from './flist.js';
 import type { LocalStat, LocalTree } from './local-tree.js';
 
@@ -52,7 +52,7 @@ export interface DeleteContext {
   /** False with -n: nothing is removed, but what would go is still counted and reported (rsync's do_xfers). */
   readonly doXfers: boolean;
   /** The list's names per directory (namesByDir); empty without --delete. */
-  readonly listed: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly listed: Pick<ReadonlyMap<string, ReadonlySet<string>>, 'get'>;
   /** What was deleted, for NDX_DEL_STATS and --stats. */
   readonly deleted: DeleteStats;
   /** Entries that could not be created (rsync's "could not make way"): exit 23. */
@@ -112,33 +112,64 @@ export function newDeleteStats(): DeleteStats {
   return { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 };
 }
 
-/** Last component and parent of a list name ('.' parent for top-level names). */
-function splitName(name: Buffer): { dir: Buffer; base: Buffer } {
-  const slash = name.lastIndexOf(0x2f);
-  return slash < 0 ? { dir: Buffer.from('.'), base: name } : { dir: name.subarray(0, slash), base: name.subarray(slash + 1) };
-}
-
 function joinName(dir: Buffer, base: Buffer): Buffer {
   return dir.length === 1 && dir[0] === 0x2e ? Buffer.from(base) : Buffer.concat([dir, Buffer.from('/'), base]);
 }
 
 /**
- * The names of the list, per directory (latin1 keys), for --delete: rsync looks each local name
- * up in the sorted list whatever its type (flist_find_ignore_dirness); a map built once is simpler.
- * Cleared duplicates and the '.' entry are left out.
+ * The names of the list per directory (latin1 keys), for --delete: rsync looks each local name
+ * up in the sorted list whatever its type (flist_find_ignore_dirness). Built once as the ndxs of
+ * each directory's entries; a directory's set of names is made when deletion reaches it and
+ * dropped after, so a big list keeps no string per entry. Cleared duplicates and '.' are left out.
  */
-export function namesByDir(files: readonly ReceivedEntry[]): Map<string, Set<string>> {
-  const listed = new Map<string, Set<string>>();
-  for (const e of files) {
-    if (e.active === false) continue;
-    if (e.name.length === 1 && e.name[0] === 0x2e) continue;
-    const { dir, base } = splitName(e.name);
-    const key = dir.toString('latin1');
-    let set = listed.get(key);
-    if (!set) listed.set(key, (set = new Set()));
-    set.add(base.toString('latin1'));
+export class ListedNames implements Pick<ReadonlyMap<string, ReadonlySet<string>>, 'get' | 'has' | 'keys'> {
+  private readonly byDir = new Map<string, number[]>();
+
+  constructor(private readonly files: FileListView) {
+    const packed = files instanceof ReceivedList ? files : null;
+    for (let ndx = 0; ndx < files.length; ndx++) {
+      let name: Buffer;
+      if (packed) {
+        if (!packed.isActive(ndx)) continue;
+        name = packed.name(ndx);
+      } else {
+        const e = files.at(ndx)!;
+        if (e.active === false) continue;
+        name = e.name;
+      }
+      if (name.length === 1 && name[0] === 0x2e) continue;
+      const slash = name.lastIndexOf(0x2f);
+      const key = slash < 0 ? '.' : name.toString('latin1', 0, slash);
+      const at = this.byDir.get(key);
+      if (at) at.push(ndx);
+      else this.byDir.set(key, [ndx]);
+    }
   }
-  return listed;
+
+  has(dir: string): boolean {
+    return this.byDir.has(dir);
+  }
+
+  keys(): MapIterator<string> {
+    return this.byDir.keys();
+  }
+
+  /** The basenames the list has in `dir` (latin1), made now. */
+  get(dir: string): Set<string> | undefined {
+    const ndxs = this.byDir.get(dir);
+    if (!ndxs) return undefined;
+    const packed = this.files instanceof ReceivedList ? this.files : null;
+    const names = new Set<string>();
+    for (const ndx of ndxs) {
+      const name = packed ? packed.name(ndx) : this.files.at(ndx)!.name;
+      names.add(name.toString('latin1', name.lastIndexOf(0x2f) + 1));
+    }
+    return names;
+  }
+}
+
+export function namesByDir(files: FileListView): ListedNames {
+  return new ListedNames(files);
 }
 
 /**
@@ -236,8 +267,9 @@ export async function doDelayedDeletions(ctx: DeleteContext): Promise<void> {
  * one at the destination (a content directory of the list, not just named on its own).
  */
 // rsync/generator.c: do_delete_pass
-export async function doDeletePass(ctx: DeleteContext, files: readonly ReceivedEntry[]): Promise<void> {
-  for (const file of files) {
+export async function doDeletePass(ctx: DeleteContext, files: FileListView): Promise<void> {
+  for (let ndx = 0; ndx < files.length; ndx++) {
+    const file = files.at(ndx)!;
     if (file.active === false || !isDir(file.mode) || file.contentDir === false) continue;
     const st = await ctx.tree.lstat(file.name);
     if (!st || !isDir(st.mode)) continue;

@@ -1,14 +1,15 @@
 // The file list, receiver side (docs/protocol.md [flist-recv], [flist]). On a
 // pull (and a remote listing) the daemon is the sender: it describes every entry, then the
-// uid/gid name lists and, below protocol 30, the io_error trailer. We decode it, check every name
-// before anyone can use it, and sort and clean it as rsync does, so that `files[ndx]` is the entry
-// the daemon means by ndx. Pure: no fs. Counterpart: rsync flist.c (recv_file_list,
+// uid/gid name lists and, below protocol 30, the io_error trailer. We decode it into a packed
+// ReceivedList (received-list.ts: no object per entry), check every name before anyone can use it,
+// and sort and clean it as rsync does, so that ndx reads the entry the daemon means by ndx. Pure: no fs. Counterpart: rsync flist.c (recv_file_list,
 // recv_file_entry, flist_sort_and_clean) and uidlist.c (recv_id_list); sender side: flist.ts.
 import { CF_ID0_NAMES, CF_INC_RECURSE, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from './compat.js';
 import { ProtocolError, UnsafeNameError, type MemoryBudget } from './errors.js';
 import type { ByteReader } from './io.js';
 import type { TransferOptions } from './args.js';
-import { compareFileEntries, FLIST_MAX_PROTOCOL, FLIST_MIN_PROTOCOL, sortFileList, type FileEntry, type FlistOptions } from './flist.js';
+import { FLIST_MAX_PROTOCOL, FLIST_MIN_PROTOCOL, type FlistOptions } from './flist.js';
+import { PACKED_ENTRY_BYTES, ReceivedList, type ReceivedEntry } from './received-list.js';
 import {
   IOERR_VALID_MASK,
   MAX_WIRE_NSEC,
@@ -77,11 +78,12 @@ export interface FlistRecvOptions
 }
 
 /**
- * What one received entry costs beyond its variable bytes (name, symlink target, checksum):
- * measured at about 390 bytes of RSS per entry with 20-byte names in node 22 (the object, the
- * name's Buffer view, its list slots).
+ * What one received entry costs beyond its variable bytes (name, symlink target, checksum): the
+ * packed list's slots (received-list.ts PACKED_ENTRY_BYTES, with their growth slack).
  */
-export const RECEIVED_ENTRY_BYTES = 384;
+export const RECEIVED_ENTRY_BYTES = PACKED_ENTRY_BYTES;
+/** What a rare field kept beside the packed arrays costs (a Map slot, an object or a Buffer view). */
+const SPARSE_FIELD_BYTES = 96;
 /** What one id → name pair of the uid/gid lists costs beyond the name (a Map slot and a Buffer view). */
 const ID_NAME_BYTES = 160;
 
@@ -101,28 +103,16 @@ export function flistOptionsFor(transfer: TransferOptions): Omit<FlistRecvOption
   };
 }
 
-/** One received entry: rsync's file_struct, as much of it as the protocol carries. */
-export interface ReceivedEntry extends FileEntry {
-  /** Position in the order received (what a protocol >= 30 hard-link reference names). */
-  wireIndex: number;
-  /**
-   * False for a duplicate name cleared by the sort (rsync's clear_file): the slot keeps its ndx so
-   * later indexes do not shift, but nothing may use it (rsync refuses requests for it).
-   */
-  active: boolean;
-  /** -H: rsync's F_HL_GNUM, the same for every member of a hard-link group; absent otherwise. */
-  hlinkGroup?: number;
-  /** -H, protocol >= 30: this member carried the group's attributes (XMIT_HLINK_FIRST). */
-  hlinkFirst?: boolean;
-  /** A name sent inline with the uid (XMIT_USER_NAME_FOLLOWS, incremental recursion only). */
-  userName?: Buffer;
-  /** A name sent inline with the gid (XMIT_GROUP_NAME_FOLLOWS). */
-  groupName?: Buffer;
-}
+export type { ReceivedEntry } from './received-list.js';
 
 export interface ReceivedFileList {
-  /** rsync's sorted order: `files[ndx]` is what the sender means by ndx (check `active`). */
-  files: ReceivedEntry[];
+  /** The entries, packed, in rsync's sorted order: read by ndx (what the sender means by ndx). */
+  list: ReceivedList;
+  /**
+   * The same entries as objects (`files[ndx]`; check `active`), made on first use and kept: for
+   * tests and small lists. A big list is read through `list`.
+   */
+  readonly files: ReceivedEntry[];
   /** The sender's io_error bits (IOERR_*), from the end marker or the trailer; 0 with ignoreErrors. */
   ioError: number;
   /** The uid list after the entries: id → name (empty without -o or with --numeric-ids). */
@@ -182,7 +172,6 @@ interface Resolved {
 
 /** The "previous entry" state both sides keep for the SAME_* flags (rsync's statics); starts at zero. */
 interface PrevState {
-  name: Buffer;
   mode: number;
   mtime: number;
   uid: number;
@@ -214,22 +203,23 @@ function readVarint30(reader: ByteReader, protocol: number): Promise<number> {
 /** uid_t/gid_t: rsync reads an int32 and keeps it unsigned. */
 const unsigned = (n: number): number => n >>> 0;
 
-/** The name bytes of one entry: the shared prefix of the previous name plus the suffix on the wire. */
-async function recvName(reader: ByteReader, xflags: number, prev: PrevState, protocol: number): Promise<Buffer> {
+/**
+ * The name of the next entry: the shared prefix of the previous name plus the suffix on the wire,
+ * appended to the list's arena. Returns the new entry's wire index.
+ */
+async function recvName(reader: ByteReader, xflags: number, list: ReceivedList, protocol: number): Promise<number> {
   const l1 = xflags & XMIT_SAME_NAME ? await reader.readByte() : 0;
   const l2 = xflags & XMIT_LONG_NAME ? await readVarint30(reader, protocol) : await reader.readByte();
-  if (l1 > prev.name.length) {
-    throw new ProtocolError(`file list: entry reuses ${l1} bytes of a ${prev.name.length}-byte previous name`);
+  const prevLength = list.lastNameLength();
+  if (l1 > prevLength) {
+    throw new ProtocolError(`file list: entry reuses ${l1} bytes of a ${prevLength}-byte previous name`);
   }
   // Bounded before reading, as rsync does (l2 >= MAXPATHLEN - l1 is its overflow_exit).
   if (l2 < 0 || l2 >= MAXPATHLEN - l1) {
-    throw new UnsafeNameError(`unsafe file-list name from the daemon: ${l1} + ${l2} bytes (limit ${MAXPATHLEN - 1})`, prev.name.subarray(0, l1));
+    const shared = list.length ? Buffer.from(list.wireName(list.length - 1).subarray(0, l1)) : Buffer.alloc(0);
+    throw new UnsafeNameError(`unsafe file-list name from the daemon: ${l1} + ${l2} bytes (limit ${MAXPATHLEN - 1})`, shared);
   }
-  const suffix = await reader.readBuf(l2, MAXPATHLEN);
-  const name = Buffer.allocUnsafe(l1 + l2);
-  prev.name.copy(name, 0, 0, l1);
-  suffix.copy(name, l1);
-  return name;
+  return list.addName(l1, await reader.readBuf(l2, MAXPATHLEN));
 }
 
 /** One inline user/group name (XMIT_*_NAME_FOLLOWS, and every id-list entry): a length byte and bytes. */
@@ -239,52 +229,39 @@ async function recvIdName(reader: ByteReader): Promise<Buffer> {
   return Buffer.from(await reader.readBuf(len, 255));
 }
 
-/** One entry after its flags. `list` holds the entries received so far (in wire order). */
+/**
+ * One entry after its flags, appended to `list` (in wire order). Returns the bytes it holds beyond
+ * its fixed cost (name, symlink target, checksum), which the caller charges.
+ */
 // rsync/flist.c: recv_file_entry [flist-recv-attrs]
-async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedEntry[], r: Resolved, prev: PrevState): Promise<ReceivedEntry> {
+async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedList, r: Resolved, prev: PrevState): Promise<number> {
   const protocol = r.protocol;
-  const name = await recvName(reader, xflags, prev, protocol);
-  prev.name = name;
+  const w = await recvName(reader, xflags, list, protocol);
+  const name = list.wireName(w);
   checkReceivedName(name);
-  const wireIndex = list.length;
 
   // Protocol >= 30: a later member of a hard-link group names the group's first entry and stops
   // there; every attribute is the first entry's. (rsync reads the index even without -H.)
   if (protocol >= 30 && xflags & XMIT_HLINKED && !(xflags & XMIT_HLINK_FIRST)) {
     const first = await reader.readVarint();
-    if (first < 0 || first >= list.length) {
-      throw new ProtocolError(`file list: hard-link reference out of range: ${first} (${list.length} entries so far)`);
+    if (first < 0 || first >= w) {
+      throw new ProtocolError(`file list: hard-link reference out of range: ${first} (${w} entries so far)`);
     }
-    const f = list[first]!;
-    if (isDir(f.mode)) throw new ProtocolError(`file list: ${shown(name)} is a hard link to a directory`);
+    const mode = list.wireMode(first);
+    if (isDir(mode)) throw new ProtocolError(`file list: ${shown(name)} is a hard link to a directory`);
     // The SAME_* state continues from the copied attributes, as rsync's statics do.
-    prev.mode = f.mode;
-    prev.mtime = f.mtime;
-    if (r.preserveUid) prev.uid = f.uid;
-    if (r.preserveGid) prev.gid = f.gid;
-    if (r.preserveDevices && isDevice(f.mode) && f.rdev) prev.rdevMajor = f.rdev.major;
-    if (name.length === 1 && name[0] === 0x2e && !isDir(f.mode)) {
+    prev.mode = mode;
+    prev.mtime = list.wireMtime(first);
+    if (r.preserveUid) prev.uid = list.wireUid(first);
+    if (r.preserveGid) prev.gid = list.wireGid(first);
+    const firstRdev = list.wireRdev(first);
+    if (r.preserveDevices && isDevice(mode) && firstRdev) prev.rdevMajor = firstRdev.major;
+    if (name.length === 1 && name[0] === 0x2e && !isDir(mode)) {
       throw new ProtocolError("file list: rejecting a non-directory transfer root '.'");
     }
-    const entry: ReceivedEntry = {
-      name,
-      mode: f.mode,
-      size: f.size,
-      mtime: f.mtime,
-      uid: f.uid,
-      gid: f.gid,
-      wireIndex,
-      active: true,
-      ...(f.mtimeNsec !== undefined && { mtimeNsec: f.mtimeNsec }),
-      ...(f.symlink !== undefined && { symlink: f.symlink }),
-      ...(f.rdev !== undefined && { rdev: { ...f.rdev } }),
-      ...(f.checksum !== undefined && { checksum: f.checksum }),
-    };
-    if (r.preserveHardLinks) {
-      entry.hlinkGroup = first;
-      entry.hlinkFirst = false;
-    }
-    return entry;
+    list.copyAttrs(w, first);
+    if (r.preserveHardLinks) list.setHlink(w, first, false);
+    return name.length;
   }
 
   const size = protocol < 30 ? await reader.readLongint() : await reader.readVarlong(3);
@@ -354,33 +331,33 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedE
     throw new ProtocolError("file list: rejecting a non-directory transfer root '.'");
   }
 
-  const entry: ReceivedEntry = {
-    name,
-    mode,
-    size: length,
-    mtime: prev.mtime,
-    uid: r.preserveUid ? prev.uid : 0,
-    gid: r.preserveGid ? prev.gid : 0,
-    wireIndex,
-    active: true,
-  };
-  if (nsec) entry.mtimeNsec = nsec;
-  if (symlink) entry.symlink = symlink;
-  if (rdev && r.preserveDevices) entry.rdev = rdev;
-  if (userName) entry.userName = userName;
-  if (groupName) entry.groupName = groupName;
+  list.setAttrs(w, mode, length, prev.mtime, nsec, r.preserveUid ? prev.uid : 0, r.preserveGid ? prev.gid : 0);
+  let held = name.length;
+  if (symlink) {
+    list.setSymlink(w, symlink);
+    held += SPARSE_FIELD_BYTES + symlink.length;
+  }
+  if (rdev && r.preserveDevices) {
+    list.setRdev(w, rdev);
+    held += SPARSE_FIELD_BYTES;
+  }
+  if (userName || groupName) {
+    list.setIdNames(w, userName, groupName);
+    held += SPARSE_FIELD_BYTES + (userName?.length ?? 0) + (groupName?.length ?? 0);
+  }
 
   if (isDir(mode)) {
     const top = (xflags & XMIT_TOP_DIR) !== 0;
-    entry.topDir = top;
+    let content: boolean;
     if (protocol >= 30) {
-      entry.contentDir = !(xflags & XMIT_NO_CONTENT_DIR);
+      content = !(xflags & XMIT_NO_CONTENT_DIR);
     } else if (top) {
       prev.inDelHier = r.recursive;
-      entry.contentDir = true;
+      content = true;
     } else {
-      entry.contentDir = prev.inDelHier;
+      content = prev.inDelHier;
     }
+    list.setDirFlags(w, top, content);
   }
 
   // Hard links: from 30 the group is the first member's wire index; below, the sender's (dev, ino).
@@ -388,8 +365,7 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedE
   if (r.preserveHardLinks && protocol < 28 && isReg(mode)) hlinked = true;
   if (hlinked) {
     if (protocol >= 30) {
-      entry.hlinkGroup = wireIndex;
-      entry.hlinkFirst = true;
+      list.setHlink(w, w, true);
     } else {
       if (!(protocol >= 28 && xflags & XMIT_SAME_DEV_pre30)) prev.dev = await readLongint64(reader);
       const ino = await readLongint64(reader);
@@ -398,18 +374,21 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedE
       if (group === undefined) {
         group = prev.hlinkGroups.size;
         prev.hlinkGroups.set(key, group);
+        held += SPARSE_FIELD_BYTES + key.length;
       }
-      entry.hlinkGroup = group;
-      entry.hardlink = { dev: prev.dev - 1n, ino }; // the sender adds 1 so dev is never 0
+      list.setHlink(w, group, null);
+      list.setHardlink(w, prev.dev - 1n, ino); // the sender adds 1 so dev is never 0
+      held += SPARSE_FIELD_BYTES;
     }
   }
 
   if (r.alwaysChecksum && (isReg(mode) || protocol < 28)) {
     // Before 28 every entry carries one; only a regular file's means anything.
-    const sum = Buffer.from(await reader.readBuf(r.checksumLength));
-    if (isReg(mode)) entry.checksum = sum;
+    const sum = await reader.readBuf(r.checksumLength);
+    if (isReg(mode)) list.setChecksum(w, sum);
+    held += r.checksumLength;
   }
-  return entry;
+  return held;
 }
 
 /** The uid or gid list after the entries: `{varint30 id, byte len, name}` up to id 0. */
@@ -430,63 +409,6 @@ async function recvOneIdList(reader: ByteReader, protocol: number, id0Names: boo
     if (name.length) names.set(0, name);
   }
   return names;
-}
-
-/**
- * The index of an active non-directory named like `dir` among `sorted[low..high]`, or -1: rsync's
- * flist_find with the directory's mode turned into S_IFREG (a binary search that steps over
- * cleared slots), so that a file sorts where the directory's name would as a file.
- */
-// rsync/flist.c: flist_find (as flist_sort_and_clean uses it)
-function findNonDir(sorted: ReceivedEntry[], dir: ReceivedEntry, low: number, high: number, protocol: number): number {
-  const asFile: FileEntry = { ...dir, mode: S_IFREG };
-  while (low <= high) {
-    const mid = (low + high) >> 1;
-    let at = mid;
-    while (at <= high && !sorted[at]!.active) at++;
-    if (at > high) {
-      high = mid - 1;
-      continue;
-    }
-    const diff = compareFileEntries(sorted[at]!, asFile, protocol);
-    if (diff === 0) return isDir(sorted[at]!.mode) ? -1 : at;
-    if (diff < 0) low = at + 1;
-    else high = mid - 1;
-  }
-  return -1;
-}
-
-/**
- * After the sort: a name given twice keeps one entry (the first, or the directory when a directory
- * and a non-directory collide) and the other slot is cleared in place, so indexes do not shift.
- */
-// rsync/flist.c: flist_sort_and_clean (the clean half, receiver side) [flist-recv-sort]
-function cleanDuplicates(sorted: ReceivedEntry[], protocol: number): void {
-  let prevI = 0;
-  for (let i = 1; i < sorted.length; i++) {
-    const file = sorted[i]!;
-    let j = -1;
-    if (compareFileEntries(file, sorted[prevI]!, protocol) === 0) j = prevI;
-    else if (protocol >= 29 && isDir(file.mode)) j = findNonDir(sorted, file, 0, prevI, protocol);
-    if (j < 0) {
-      prevI = i;
-      continue;
-    }
-    const other = sorted[j]!;
-    let drop: number;
-    if (isDir(file.mode) && !isDir(other.mode)) {
-      drop = j; // keep the directory: it may have contents in the list
-      prevI = i;
-    } else {
-      drop = i;
-      if (isDir(file.mode)) {
-        // Two directories: the kept one takes the other's top/content flags.
-        other.topDir = Boolean(other.topDir || file.topDir);
-        other.contentDir = Boolean(other.contentDir || file.contentDir);
-      }
-    }
-    sorted[drop]!.active = false;
-  }
 }
 
 /**
@@ -526,7 +448,6 @@ export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions
   const safeFlist = protocol >= 31 || (compat & CF_SAFE_FLIST) !== 0;
 
   const prev: PrevState = {
-    name: Buffer.alloc(0),
     mode: 0,
     mtime: 0,
     uid: 0,
@@ -537,7 +458,7 @@ export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions
     inDelHier: false,
     hlinkGroups: new Map(),
   };
-  const list: ReceivedEntry[] = [];
+  const list = new ReceivedList(protocol, { hardLinks: r.preserveHardLinks, checksumLength: r.alwaysChecksum ? r.checksumLength : 0 });
   let ioError = 0;
   let totalSize = 0;
   for (;;) {
@@ -559,10 +480,13 @@ export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions
       }
     }
     if (list.length >= maxEntries) throw new ProtocolError(`file list: more than ${maxEntries} entries`);
-    const entry = await recvFileEntry(reader, xflags, list, r, prev);
-    opts.budget?.charge(RECEIVED_ENTRY_BYTES + entry.name.length + (entry.symlink?.length ?? 0) + (entry.checksum?.length ?? 0), 'file list');
-    if (isReg(entry.mode) || isLink(entry.mode)) totalSize += entry.size;
-    list.push(entry);
+    // Charged before the entry is read: a flooding peer stops at the cap, not past it.
+    opts.budget?.charge(PACKED_ENTRY_BYTES, 'file list');
+    const held = await recvFileEntry(reader, xflags, list, r, prev);
+    opts.budget?.charge(held, 'file list');
+    const w = list.length - 1;
+    const mode = list.wireMode(w);
+    if (isReg(mode) || isLink(mode)) totalSize += list.size(w);
   }
 
   // rsync/uidlist.c: recv_id_list
@@ -575,10 +499,13 @@ export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions
   }
   if (protocol < 30) ioError |= await reader.readInt();
 
-  const files = sortFileList(list, protocol);
-  cleanDuplicates(files, protocol);
+  list.sortAndClean();
+  let files: ReceivedEntry[] | undefined;
   return {
-    files,
+    list,
+    get files() {
+      return (files ??= list.toArray());
+    },
     ioError: opts.ignoreErrors ? 0 : ioError & IOERR_VALID_MASK,
     userNames,
     groupNames,

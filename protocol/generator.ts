@@ -20,7 +20,7 @@ import type { ByteWriter } from './io.js';
 import type { Checksummer } from './checksum.js';
 import { generateSums, PARALLEL_SUMS_MIN, sumSizesSqroot, writeSumBlocks, writeSumHead, type SumsHelper } from './sums.js';
 import type { FileEntry } from './flist.js';
-import type { ReceivedEntry } from './flist-recv.js';
+import type { FileListView, ReceivedEntry } from './received-list.js';
 import {
   IOERR_DEL_LIMIT,
   ITEM_BASIS_TYPE_FOLLOWS,
@@ -203,7 +203,7 @@ const FLUSH_AT = 64 * 1024;
 export interface GeneratorState extends DeleteContext {
   readonly writer: ByteWriter;
   /** rsync's sorted order: the index is the ndx. */
-  readonly files: readonly ReceivedEntry[];
+  readonly files: FileListView;
   readonly tree: LocalTree;
   readonly checksummer: Checksummer;
   readonly receiver: RecvChannel;
@@ -232,7 +232,7 @@ export interface GeneratorState extends DeleteContext {
 /** The state of one generator run (before phase 0). */
 export function newGeneratorState(
   writer: ByteWriter,
-  files: readonly ReceivedEntry[],
+  files: FileListView,
   tree: LocalTree,
   checksummer: Checksummer,
   receiver: RecvChannel,
@@ -279,7 +279,7 @@ export function checkGeneratorOptions(options: GeneratorOptions): void {
 // rsync/generator.c: generate_files (+ main.c do_recv's final goodbye) [pull-phases]
 export async function generateFiles(
   writer: ByteWriter,
-  files: readonly ReceivedEntry[],
+  files: FileListView,
   tree: LocalTree,
   checksummer: Checksummer,
   receiver: RecvChannel,
@@ -359,7 +359,7 @@ export async function generateFiles(
 // rsync/generator.c: recv_generator [pull-generate]
 export async function recvGenerator(state: GeneratorState, ndx: number, redo: boolean): Promise<void> {
   const { tree, options, doXfers } = state;
-  const entry = state.files[ndx]!;
+  const entry = state.files.at(ndx)!;
   if (entry.active === false) return; // rsync's F_IS_ACTIVE
   if (options.daemonExcluded && (await refusedByDaemon(state, entry))) return;
   const name = entry.name;
@@ -894,10 +894,10 @@ function hlinkGroupKey(entry: ReceivedEntry | FileEntry): string | null {
 
 /** -H: each group's leader, its last active member in list order (rsync's F_HLINK_LAST). */
 // rsync/hlink.c: match_gnums (the last of each group is the one transferred)
-function hlinkLeaders(files: readonly ReceivedEntry[]): Map<string, number> {
+function hlinkLeaders(files: FileListView): Map<string, number> {
   const leaders = new Map<string, number>();
   for (let ndx = 0; ndx < files.length; ndx++) {
-    const entry = files[ndx]!;
+    const entry = files.at(ndx)!;
     if (!entry.active) continue;
     const key = hlinkGroupKey(entry);
     if (key !== null) leaders.set(key, ndx);
@@ -924,8 +924,8 @@ async function finishHardLinks(state: GeneratorState, afterPhases: boolean): Pro
       later.push(follower);
       continue;
     }
-    const entry = files[ndx]!;
-    const lead = files[leader]!;
+    const entry = files.at(ndx)!;
+    const lead = files.at(leader)!;
     const [a, b] = await Promise.all([tree.lstat(entry.name), tree.lstat(lead.name)]);
     if (!b) continue;
     if (a && a.ino === b.ino && a.dev === b.dev) continue;
@@ -945,7 +945,7 @@ async function finishHardLinks(state: GeneratorState, afterPhases: boolean): Pro
 async function touchUpDirs(state: GeneratorState): Promise<void> {
   const { files, tree, dirs } = state;
   for (let i = dirs.length - 1; i >= 0; i--) {
-    const entry = files[dirs[i]!]!;
+    const entry = files.at(dirs[i]!)!;
     await tree.setAttrs(entry.name, entry, await tree.lstat(entry.name));
   }
 }

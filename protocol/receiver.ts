@@ -15,7 +15,7 @@ import { readSumHead, blockLength, basisLength, PARALLEL_SUMS_MIN, type SumsHelp
 import { tokenReader, type TokenSource } from './token.js';
 import type { TokenCompression } from './token-deflate.js';
 import type { FileEntry } from './flist.js';
-import type { ReceivedEntry } from './flist-recv.js';
+import type { FileListView } from './received-list.js';
 import { isReg } from './modes.js';
 import {
   ITEM_IS_NEW,
@@ -112,7 +112,7 @@ const COPY_CHUNK = 1024 * 1024;
 // rsync/receiver.c: recv_files (+ main.c do_recv's receiver tail) [pull-receive]
 export async function receiveFiles(
   reader: ByteReader,
-  files: readonly ReceivedEntry[],
+  files: FileListView,
   tree: LocalTree,
   checksummer: Checksummer,
   channel: RecvChannel,
@@ -148,7 +148,7 @@ export async function receiveFiles(
       continue;
     }
     const { ndx, iflags, basisType, xname } = request;
-    const entry = files[ndx]!;
+    const entry = files.at(ndx)!;
     if (entry.active === false) throw new ProtocolError(`refusing transfer of cleared file index ${ndx}`);
 
     // 2. Not a transfer: the echo of a local change.
@@ -378,7 +378,7 @@ export interface RecvResult {
 export async function doRecv(
   reader: ByteReader,
   writer: ByteWriter,
-  files: readonly ReceivedEntry[],
+  files: FileListView,
   tree: LocalTree,
   checksummer: Checksummer,
   options: GeneratorOptions & ReceiverOptions & { signal?: AbortSignal; onAbort?: (reason: unknown) => void },

@@ -642,7 +642,8 @@ test('an endless file list: the connection ends at its memory cap (exit 22), mem
 test("a client's --max-alloc lowers its own connection's cap: the stock client is told, exit 22", async () => {
   const src = join(ours.dir, 'many');
   await mkdir(join(src, 'd'), { recursive: true });
-  for (let i = 0; i < 4000; i++) await writeFile(join(src, 'd', `f${i}`), '');
+  // 12,000 entries: more than 1 MiB of the packed list's charge (about 100 bytes each).
+  for (let i = 0; i < 12_000; i++) await writeFile(join(src, 'd', `f${i}`), '');
   try {
     const r = await run('rsync', ['-r', '--max-alloc=1M', `${src}/`, `rsync://127.0.0.1:${ours.port}/push/many/`], {}, 30_000);
     assert.is(r.status, 22, r.stderr.toString());

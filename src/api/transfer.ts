@@ -8,6 +8,7 @@ import { pushFilter } from '../transfer/filters.js';
 import { UsageError } from '../../protocol/errors.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import { S_IFMT, S_IFREG } from '../../protocol/modes.js';
+import type { ReceivedList } from '../../protocol/received-list.js';
 import { asRsyncError, throwIfAborted } from './errors.js';
 import { filterListOf, resolveTarget, sessionOf, transferOf, type ConnectOptions, type Target, type TransferFlags } from './options.js';
 import { ProgressReporter, type ProgressFn } from './progress.js';
@@ -124,7 +125,7 @@ export async function pull(source: Target, dest: string, options: TransferCallOp
       ...(signal && { abort: signal }),
       ...seen.callbacks('>', transfer.times),
       ...(progress && {
-        onFileList: (entries) => progress.fileList(entries.reduce((n, e) => n + ((e.mode & S_IFMT) === S_IFREG ? 1 : 0), 0)),
+        onFileList: (count, _size, list) => progress.fileList(regularFiles(count, list)),
         onReceiveStart: (item) => progress.started(item.ndx, item.entry),
         onReceiveBytes: (entry, offset) => progress.advanced(entry, offset),
         onReceived: (item) => progress.finished(item.ndx),
@@ -134,4 +135,11 @@ export async function pull(source: Target, dest: string, options: TransferCallOp
   } catch (e) {
     throw asRsyncError(e, signal);
   }
+}
+
+/** How many regular files a received list holds (the progress total). */
+function regularFiles(count: number, list: ReceivedList): number {
+  let n = 0;
+  for (let ndx = 0; ndx < count; ndx++) if ((list.mode(ndx) & S_IFMT) === S_IFREG) n++;
+  return n;
 }

@@ -12,7 +12,6 @@ import { promptOnTerminal } from './prompt.js';
 import { buildFilterList, pushFilter, type RuleSource } from '../transfer/filters.js';
 import { itemizeString, itemNameBytes, outputSummary, charsetFromEnv, outputLine, sentItemLine, deletedLine, fileListText, closingLine } from '../transfer/output.js';
 import { TransferProgress } from '../transfer/progress.js';
-import { S_IFLNK, S_IFMT, S_IFREG } from '../../protocol/modes.js';
 import { mapLsyncd2Options, asksForHelp } from './habits.js';
 import { OnceInterruption, signalLine } from './interrupt.js';
 import type { FileEntry } from '../../protocol/flist.js';
@@ -763,10 +762,9 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
     onCreatedDest: (path) => {
       if (transfer.itemize || verbose) sayLine(['created directory ', Buffer.from(path)]);
     },
-    onFileList: (entries) => {
-      if (transfer.verbose || options.progress) say(fileListText('receiving', entries.length, Boolean(options.progress)).slice(0, -1));
-      const size = entries.reduce((sum, e) => sum + ((e.mode & S_IFMT) === S_IFREG || (e.mode & S_IFMT) === S_IFLNK ? e.size : 0), 0);
-      progress?.fileList(entries.length, size);
+    onFileList: (count, size) => {
+      if (transfer.verbose || options.progress) say(fileListText('receiving', count, Boolean(options.progress)).slice(0, -1));
+      progress?.fileList(count, size);
     },
     onItem: (item) => {
       if (!namesAtData) return sayLine(itemLine(item.iflags, item.entry));

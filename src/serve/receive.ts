@@ -90,13 +90,20 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     checksumLength: digestLength(setup.checksum),
     budget: r.memory,
   });
-  if (chmod) for (const e of flist.files) if (!isLink(e.mode) && e.mode) e.mode = tweakMode(e.mode, chmod);
+  const { list } = flist;
+  if (chmod) {
+    for (let ndx = 0; ndx < list.length; ndx++) {
+      const mode = list.mode(ndx);
+      if (!isLink(mode) && mode) list.setMode(ndx, tweakMode(mode, chmod));
+    }
+  }
   // Symlink targets as rsyncd stores them: munged (`munge symlinks`), or cleaned of anything that
   // points above the link's own directory when the module is not a chroot of its own.
-  for (const e of flist.files) {
-    if (!isLink(e.mode) || !e.symlink) continue;
-    if (module.mungeSymlinks) e.symlink = Buffer.concat([SYMLINK_PREFIX, e.symlink]);
-    else if (!module.useChroot) e.symlink = sanitizePath(e.symlink, dirDepth(e.name));
+  for (let ndx = 0; ndx < list.length; ndx++) {
+    const target = list.symlink(ndx);
+    if (!isLink(list.mode(ndx)) || !target) continue;
+    if (module.mungeSymlinks) list.replaceSymlink(ndx, Buffer.concat([SYMLINK_PREFIX, target]));
+    else if (!module.useChroot) list.replaceSymlink(ndx, sanitizePath(target, dirDepth(list.name(ndx))));
   }
   // 5. Where it lands: the path after the module name, inside the module, unless the module's
   // own rules exclude it.
@@ -108,7 +115,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
   }
   let dest;
   try {
-    dest = localName(module.path, destPath, { count: flist.files.length, firstIsDir: flist.files.length > 0 && isDir(flist.files[0]!.mode) }, { dryRun: transfer.dryRun, module: module.name });
+    dest = localName(module.path, destPath, { count: list.length, firstIsDir: list.length > 0 && isDir(list.mode(0)) }, { dryRun: transfer.dryRun, module: module.name });
   } catch (e) {
     if (e instanceof ModulePathError) throw refuseRole(e.message, e.exitCode);
     throw e;
@@ -126,7 +133,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     reader,
     writer,
     setup,
-    files: flist.files,
+    files: list,
     userNames: flist.userNames,
     groupNames: flist.groupNames,
     dest: dest.dir,

@@ -5,8 +5,8 @@
 // Counterpart: rsync flist.c send_file_name / recv_file_entry (the chmod_modes lines), chmod.c.
 import { parseChmod, tweakMode, type ChmodModes } from '../../protocol/chmod.js';
 import { isLink } from '../../protocol/modes.js';
-import type { FileEntry } from '../../protocol/flist.js';
 import type { PackedFileList } from '../../protocol/flist-packed.js';
+import type { ReceivedList } from '../../protocol/received-list.js';
 
 /** Every --chmod text compiled, in order (rsync appends each to the last). Throws ChmodSyntaxError. */
 // rsync/options.c: parse_arguments (OPT_CHMOD)
@@ -14,19 +14,22 @@ export function compileChmodOptions(texts: readonly string[], umask: number): Ch
   return texts.flatMap((text) => parseChmod(text, umask));
 }
 
-/** Tweak the list's modes in place (not a symlink's, not a missing entry's mode 0). */
-// rsync/flist.c: send_file_name (chmod_modes), recv_file_entry (chmod_modes)
-export function chmodFileList(entries: readonly FileEntry[], modes: ChmodModes): void {
-  if (!modes.length) return;
-  for (const e of entries) if (e.mode && !isLink(e.mode)) e.mode = tweakMode(e.mode, modes);
-}
-
-/** The same over the packed list a push sends (its mode column, in place). */
+/** Tweak the modes of the packed list a push sends (its mode column, in place; not a symlink's, not a missing entry's mode 0). */
 // rsync/flist.c: send_file_name (chmod_modes)
 export function chmodPackedList(list: PackedFileList, modes: ChmodModes): void {
   if (!modes.length) return;
   for (let i = 0; i < list.count; i++) {
     const mode = list.mode[i]!;
     if (mode && !isLink(mode)) list.mode[i] = tweakMode(mode, modes);
+  }
+}
+
+/** The same over the packed list a pull receives, as its receiver reads it. */
+// rsync/flist.c: recv_file_entry (chmod_modes)
+export function chmodReceivedList(list: ReceivedList, modes: ChmodModes): void {
+  if (!modes.length) return;
+  for (let ndx = 0; ndx < list.length; ndx++) {
+    const mode = list.mode(ndx);
+    if (mode && !isLink(mode)) list.setMode(ndx, tweakMode(mode, modes));
   }
 }

@@ -94,17 +94,17 @@ export async function listRemote(options: RemoteListOptions): Promise<RemoteList
       onMessage: messages.handle,
     });
     demuxForAck = start.demux;
-    const { files } = start.flist;
+    const { list } = start.flist;
     const protocol = session.hello.protocol;
     let count = 0;
     // rsync's client: an empty list ends the session at once (no phases, no stats).
-    if (files.length === 0) {
+    if (list.length === 0) {
       const exitCode = transferExitCode(start.flist.ioError | start.demux.ioError, messages.xferErrors);
       // rsync's exit_cleanup tells a protocol >= 31 daemon why we leave.
       if (exitCode && writer.protocol >= 31 && writer.multiplexed) await writeMessageInt(writer, MSG_ERROR_EXIT, exitCode);
       return { exitCode, listed: 0 };
     }
-    for (const entry of files) {
+    for (const entry of list) {
       if (!listed(entry, protocol)) continue;
       // A promise holds the listing until the caller took the entry (the library's async iterator).
       const taken = options.onEntry?.(entry);

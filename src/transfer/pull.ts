@@ -3,17 +3,16 @@
 // (the confined destination). Counterpart: rsync main.c client_run / do_recv.
 import { lstatSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
-import { chmodFileList, compileChmodOptions } from './list-chmod.js';
+import { chmodReceivedList, compileChmodOptions } from './list-chmod.js';
 import { openModule, type SessionOptions } from './client.js';
 import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { clientCompressOptions, parseChecksumName } from '../../protocol/compat.js';
-import type { FileEntry } from '../../protocol/flist.js';
 import { sendFilterList, type FilterList } from '../../protocol/filter.js';
 import type { ReceiverOptions, ReceiverStats, ReceivedItem } from '../../protocol/receiver.js';
 import type { GeneratorResult, GeneratedItem } from '../../protocol/generator.js';
-import type { ReceivedEntry } from '../../protocol/flist-recv.js';
+import type { ReceivedList } from '../../protocol/received-list.js';
 import { ITEM_IS_NEW } from '../../protocol/constants.js';
 import { isDir } from '../../protocol/modes.js';
 import { MSG_ERROR_EXIT, PeerMessages, writeMessageInt, type Demultiplexer } from '../../protocol/mplex.js';
@@ -60,7 +59,7 @@ export interface PullOptions {
   /** DEST did not exist and is being created (rsync says "created directory DEST" with -v/-i). */
   onCreatedDest?: (path: string) => void;
   /** The daemon's file list has arrived (rsync -v: "receiving file list ... done"). */
-  onFileList?: (entries: readonly FileEntry[]) => void;
+  onFileList?: (count: number, totalSize: number, list: ReceivedList) => void;
 }
 
 /**
@@ -114,17 +113,22 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     demuxForAck = start.demux;
     const { setup, flist } = start;
     const flistBytes = reader.consumed - consumedBefore;
+    const { list } = flist;
     // --chmod: the received modes (rsync's receiver tweaks them as it reads the list).
-    if (transfer.chmod?.length) chmodFileList(flist.files, compileChmodOptions(transfer.chmod, process.umask()));
-    options.onFileList?.(flist.files);
-    const created: FileEntry[] = [];
+    if (transfer.chmod?.length) chmodReceivedList(list, compileChmodOptions(transfer.chmod, process.umask()));
+    options.onFileList?.(list.length, flist.totalSize, list);
+    // The ndxs of the entries new here ("Number of created files"); entries made only if read.
+    const createdNdx: number[] = [];
     // What rsync's output_summary prints for a pull at this protocol (see PullResult).
-    const summaryOf = (generator: GeneratorResult, receiver: ReceiverStats): Omit<PullResult, 'exitCode'> => {
+    const summaryOf = (exitCode: number, generator: GeneratorResult, receiver: ReceiverStats): PullResult => {
       const d = generator.deleted;
-      return {
+      const summary: PullResult = {
+        exitCode,
         protocol,
-        entries: flist.files.filter((e) => (e as ReceivedEntry).active !== false),
-        ...(protocol >= 29 && { created }),
+        // Made only when read (--stats counts them): a big list stays packed.
+        get entries() {
+          return flist.files.filter((e) => e.active);
+        },
         stats: {
           transferredFiles: receiver.transferredFiles,
           totalTransferredSize: receiver.totalTransferredSize,
@@ -137,30 +141,32 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         ...(protocol >= 29 && { flistSeconds: { build: (receiver.totals?.flistBuildTime ?? 0) / 1000, transfer: (receiver.totals?.flistXferTime ?? 0) / 1000 } }),
         bytesSent: socket.bytesWritten - sentBefore,
         bytesReceived: socket.bytesRead - receivedBefore,
-        files: flist.files.length,
+        files: list.length,
         generator,
         receiver,
       };
+      if (protocol >= 29) {
+        Object.defineProperty(summary, 'created', { enumerable: true, get: () => createdNdx.map((ndx) => list.at(ndx)!) });
+      }
+      return summary;
     };
     // rsync's client: an empty list (a missing path) ends the session at once, before any phase.
-    if (flist.files.length === 0) {
+    if (list.length === 0) {
       const exitCode = transferExitCode(flist.ioError | start.demux.ioError, messages.xferErrors);
       // rsync's exit_cleanup tells a protocol >= 31 daemon why we leave.
       if (exitCode && writer.protocol >= 31 && writer.multiplexed) await writeMessageInt(writer, MSG_ERROR_EXIT, exitCode);
-      return {
+      return summaryOf(
         exitCode,
-        ...summaryOf(
-          { deleted: { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 }, skippedDeletes: 0, ioError: 0, requested: 0, failed: 0 },
-          { transferredFiles: 0, totalTransferredSize: 0, literalBytes: 0, matchedBytes: 0, createdFiles: 0, failedFiles: 0, totals: null, deleted: null },
-        ),
-      };
+        { deleted: { files: 0, dirs: 0, symlinks: 0, devices: 0, specials: 0 }, skippedDeletes: 0, ioError: 0, requested: 0, failed: 0 },
+        { transferredFiles: 0, totalTransferredSize: 0, literalBytes: 0, matchedBytes: 0, createdFiles: 0, failedFiles: 0, totals: null, deleted: null },
+      );
     }
     // rsync's get_local_name: a directory DEST as it is; one non-directory into a file or a missing
     // name without a trailing slash lands under DEST's name, in DEST's parent.
-    const single = flist.files.length === 1 && !isDir(flist.files[0]!.mode);
+    const single = list.length === 1 && !isDir(list.mode(0));
     const renamed = single && (destStat ? !destStat.isDirectory() : !/\/$/.test(options.dest));
     if (destStat && !destStat.isDirectory() && !renamed) {
-      const why = flist.files.length > 1 ? 'destination must be a directory when copying more than 1 file' : 'cannot overwrite non-directory with a directory';
+      const why = list.length > 1 ? 'destination must be a directory when copying more than 1 file' : 'cannot overwrite non-directory with a directory';
       throw new RsyncError('ERR_RSYNC_DEST', `ERROR: ${why}`, EXIT.FILESELECT);
     }
     if (renamed && !statSync(dirname(dest), { throwIfNoEntry: false })?.isDirectory()) {
@@ -180,7 +186,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       reader,
       writer,
       setup,
-      files: flist.files,
+      files: list,
       userNames: flist.userNames,
       groupNames: flist.groupNames,
       ...(renamed ? { dest: dirname(dest), localName: Buffer.from(basename(dest)) } : { dest }),
@@ -189,7 +195,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       ...(options.filter && { protect: options.filter }),
       senderIoError,
       onItem: (item) => {
-        if (item.iflags & ITEM_IS_NEW) created.push(item.entry);
+        if (item.iflags & ITEM_IS_NEW) createdNdx.push(item.ndx);
         options.onItem?.(item);
       },
       ...(options.onReceived && { onReceived: options.onReceived }),
@@ -205,7 +211,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     // rsync's final exit code: the sender's io_error (in the list's end marker, or MSG_IO_ERROR
     // for a file that vanished or failed while sending) and the files that failed, theirs and ours.
     const failures = messages.xferErrors + result.receiver.failedFiles + result.generator.failed;
-    return { exitCode: transferExitCode(senderIoError() | result.generator.ioError, failures), ...summaryOf(result.generator, result.receiver) };
+    return summaryOf(transferExitCode(senderIoError() | result.generator.ioError, failures), result.generator, result.receiver);
   } catch (e) {
     if (e instanceof RemoteError && demuxForAck) await acknowledgeErrorExit(writer, demuxForAck, e).catch(() => {});
     throw asFileError(e);

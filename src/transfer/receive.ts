@@ -12,7 +12,7 @@ import type { TransferOptions } from '../../protocol/args.js';
 import type { SetupResult } from '../../protocol/compat.js';
 import { createChecksummer, type Checksummer } from '../../protocol/checksum.js';
 import { compileFilter, type FilterList } from '../../protocol/filter.js';
-import type { ReceivedEntry } from '../../protocol/flist-recv.js';
+import type { ReceivedList } from '../../protocol/received-list.js';
 import type { GeneratedItem } from '../../protocol/generator.js';
 import type { ByteReader, ByteWriter } from '../../protocol/io.js';
 import type { LocalTree } from '../../protocol/local-tree.js';
@@ -28,7 +28,7 @@ export interface ReceiveRequest {
   writer: ByteWriter;
   setup: SetupResult;
   /** The sender's file list (sorted, names checked), and its id lists. */
-  files: ReceivedEntry[];
+  files: ReceivedList;
   userNames: ReadonlyMap<number, Buffer>;
   groupNames: ReadonlyMap<number, Buffer>;
   /** The directory the list's names are relative to (it exists, or the list's "." creates it). */
@@ -90,10 +90,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     const names = (sent: ReadonlyMap<number, Buffer>) => (transfer.numericIds ? new Map<number, Buffer>() : sent);
     const mapUid = transfer.owner ? idMapper(names(r.userNames), transfer.numericIds ? new Map() : users, userRules) : null;
     const mapGid = transfer.group ? idMapper(names(r.groupNames), transfer.numericIds ? new Map() : groups, groupRules) : null;
-    for (const e of r.files) {
-      if (mapUid) e.uid = mapUid(e.uid);
-      if (mapGid) e.gid = mapGid(e.gid);
-    }
+    r.files.mapIds(mapUid, mapGid);
   }
   // --compare-dest/--copy-dest/--link-dest: relative to the destination, as rsync takes them.
   const alt = altDest(transfer);
@@ -183,11 +180,11 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
 }
 
 /** The name of the one non-directory a list received under another name must hold. */
-function singleNonDirectory(files: readonly ReceivedEntry[]): Buffer {
-  if (files.length !== 1 || isDir(files[0]!.mode)) {
+function singleNonDirectory(files: ReceivedList): Buffer {
+  if (files.length !== 1 || isDir(files.mode(0))) {
     throw new RsyncError('ERR_RSYNC_LOCAL_NAME', 'ERROR: a local name is only for a single non-directory', EXIT.FILESELECT);
   }
-  return files[0]!.name;
+  return files.name(0);
 }
 
 /** The basis dirs of a transfer: --compare-dest/--copy-dest/--link-dest, or the single copyDest. */
