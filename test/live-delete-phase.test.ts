@@ -187,6 +187,48 @@ test('the command line: --delete-only running, --max-size and -b --backup-dir re
   }
 });
 
+test("an lsyncd 2 Lua config: delete = 'startup' and 'running' side by side, rsync = { backup_dir = ... }; the status file names each sync's phases", async () => {
+  const one = await prepare('lua-startup');
+  const two = await prepare('lua-running');
+  const statusFile = join(work, 'lua.status');
+  const config = join(work, 'phases.lua');
+  const base = `rsync://127.0.0.1:${daemon.port}/push`;
+  await writeFile(
+    config,
+    [
+      `settings { statusFile = ${JSON.stringify(statusFile)}, statusInterval = 1, nodaemon = true }`,
+      `sync { default.rsync, source = ${JSON.stringify(one)}, target = "${base}/lua-startup/", delay = 0, delete = 'startup' }`,
+      `sync { default.rsync, source = ${JSON.stringify(two)}, target = "${base}/lua-running/", delay = 0, delete = 'running', rsync = { backup_dir = ".old" } }`,
+    ].join('\n'),
+  );
+  const child = startCli([config]);
+  try {
+    await eventually(() => existsSync(onMirror('lua-startup/c')) && existsSync(onMirror('lua-running/c')), 'both startup syncs');
+    await eventually(() => !existsSync(onMirror('lua-startup/stale')), "the 'startup' sync's deletion");
+    assert.ok(existsSync(onMirror('lua-running/stale')), "the 'running' sync deletes nothing at startup");
+    for (const src of [one, two]) {
+      await unlink(join(src, 'a'));
+      await writeFile(join(src, 'marker'), 'after the delete\n');
+    }
+    await eventually(() => !existsSync(onMirror('lua-running/a')), "the 'running' sync's deletion");
+    assert.is(await readFile(onMirror('lua-running/.old/a'), 'utf8'), 'a\n', 'backed up into backup_dir');
+    await eventually(() => existsSync(onMirror('lua-startup/marker')), "the 'startup' sync's marker");
+    await new Promise((r) => setTimeout(r, 300)); // a deletion would have come with the marker's batch or before it
+    assert.ok(existsSync(onMirror('lua-startup/a')), "the 'startup' sync keeps what goes while running");
+    await eventually(() => existsSync(statusFile), 'the status file');
+    const status = JSON.parse(await readFile(statusFile, 'utf8')) as { mirrors: Array<{ name: string; deletes: { startup: boolean; running: boolean } }> };
+    assert.equal(
+      status.mirrors.map((m) => [m.name, m.deletes]),
+      [
+        [`${one}/`, { startup: true, running: false }],
+        [`${two}/`, { startup: false, running: true }],
+      ],
+    );
+  } finally {
+    assert.is(await stopped(child), 0);
+  }
+});
+
 test('the command line refuses what the live mirror cannot do, with a clear line', async () => {
   let r = await lsyncd(['--nodaemon', '--delete-only', 'startup', '--no-delete', `${work}/`, `rsync://127.0.0.1:${daemon.port}/push/x/`]);
   assert.is(r.status, 1);
