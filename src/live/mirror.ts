@@ -271,6 +271,10 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
     // forgets nothing): the same file serves every delete setting.
     const identity = stateIdentity(source, options.targets.map((t) => describeTarget(t.target)), transfer, list);
     ({ journal, loaded, status: stateStatus } = openState(resolve(options.stateFile), identity, mode, log));
+    // A path pushed, then deleted from the source before the next fdatasync, survives an OS crash
+    // on the mirror; its begun record, durable before the push, has the next (deleting) start
+    // remove it. Without a deleting start nothing would act on it: no cost then.
+    if (journal && deletes.startup) journal.durableBegun = true;
   }
 
   const runners = options.targets.map(

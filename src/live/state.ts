@@ -166,6 +166,13 @@ export class StateJournal {
     return { journal, ...(loaded && { loaded }), ...(reason && { reason }) };
   }
 
+  /**
+   * Make each batch's begun records durable before its push (one fdatasync per batch, ~5 ms on
+   * ext4; docs/live.md "Crash safety"): set when the next start deletes, which is what repairs a
+   * path an OS crash would otherwise leave on the mirror unknown to the state.
+   */
+  durableBegun = false;
+
   /** The recorder for target number `t`. */
   recorder(t: number): PushRecorder {
     return {
@@ -173,6 +180,7 @@ export class StateJournal {
         const w = new RecordWriter();
         for (const [path, entry] of taken) w.pending(t, pathToBytes(path), entry);
         this.append(w.take());
+        if (this.durableBegun) this.flush();
       },
       pushed: (root, entries, deletes) => this.append(pushedRecords(t, root, entries, deletes)),
     };
@@ -185,6 +193,17 @@ export class StateJournal {
       for (let at = 0; at < chunk.length; ) at += writeSync(this.fd, chunk, at, chunk.length - at);
       this.journalBytes += chunk.length;
       this.dirty = true;
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Make the appended records durable now (no fold: a push is about to start). */
+  private flush(): void {
+    if (this.fd === undefined || this.failed || !this.dirty) return;
+    try {
+      fdatasyncSync(this.fd);
+      this.dirty = false;
     } catch (e) {
       this.fail(e);
     }
