@@ -679,11 +679,11 @@ function transferOutput(options: CliOptions, charset: ReturnType<typeof charsetF
  * A push's transfer options (the once push's and the live mirror's alike): ours and the receiving
  * ones handed to the daemon, and the rules with -b's protection added.
  */
+// rsync/options.c: parse_arguments (the "P *SUFFIX" rule of -b without --backup-dir)
 function pushTransfer(options: CliOptions, rules: RuleSource[]): { transfer: TransferOptions; rules: RuleSource[] } {
   const transfer: TransferOptions = { ...transferOptions(options), ...pushedReceivingOptions(options) };
   // -b --delete without a backup dir: the backups are protected on the daemon, as rsync's client
   // protects them (its "P *SUFFIX" rule, sent with the list).
-  // rsync/options.c: parse_arguments (the backup_dir-less "P *SUFFIX" filter)
   if (transfer.backup && transfer.backupDir === undefined && transfer.delete && !transfer.deleteExcluded) {
     rules = [...rules, { kind: 'filter', value: `P *${transfer.suffix ?? '~'}` }];
   }
@@ -945,7 +945,6 @@ function resolveSync(s: SyncConfig, defaultStateFile: typeof import('./live.js')
   }
   const { options } = parsed;
   try {
-    pullOnlyOptions(options, 'push');
     const { transfer, rules, deleteOnly } = liveTransfer(options, parsed.rules);
     const startup = options.startup === false ? 'none' : (options.startup ?? 'full');
     const targets = s.targets.map((t) => {
