@@ -98,7 +98,7 @@ export interface SyncStateStatus {
   path: string;
   /**
    * 'used': the startup compared the tree with it; 'kept': carried on without a startup sync
-   * (--no-startup); 'fresh': started anew (the startup compared everything); 'none': not kept.
+   * (--no-startup); 'fresh': not used (the startup compared everything and rewrites it); 'none': not kept.
    */
   use: 'used' | 'kept' | 'fresh' | 'none';
   /** Why it was not used (the reason the log said once), when it was not. */
