@@ -78,13 +78,25 @@ test('YAML: settings and syncs, each key becoming the command line\'s words in t
       '    startup: none',
       '    verbose: true',
       '    archive: true',
+      '    delete: startup',
+      '    max-size: 10M',
+      '    min-size: 1',
+      '    partial: true',
+      '    backup-dir: .old',
+      '    suffix: .bak',
+      '  - source: /srv/logs',
+      '    target: c::logs/',
+      '    delete: running',
+      '    backup: true',
+      '    sparse: true',
     ].join('\n'),
     'f.yaml',
   );
   assert.equal(config.globals, { logfile: '/var/log/lsyncd.log', statusFile: '/run/lsyncd.status', statusInterval: 5, maxPushes: 2, logLevel: 'debug', insist: true });
   assert.equal(summary(config), [
     'www: /srv/www/ -> backup::www/site/ | --delay 0.5 --exclude *.tmp --exclude cache/ --include keep.tmp --filter - *.o --no-delete --compress --compress --checksum --no-perms --password-file /etc/lsyncd.secret',
-    '/srv/db: /srv/db -> a::m/ rsync://b:8730/m/p/ | --no-startup --verbose --archive',
+    '/srv/db: /srv/db -> a::m/ rsync://b:8730/m/p/ | --no-startup --verbose --archive --delete-only startup --max-size 10M --min-size 1 --partial --backup-dir .old --suffix .bak',
+    '/srv/logs: /srv/logs -> c::logs/ | --delete-only running --backup --sparse',
   ]);
   assert.equal(config.syncs[0]!.at, { file: 'f.yaml', line: 9, col: 5 });
   assert.equal(config.syncs[0]!.options[1]!.at, { file: 'f.yaml', line: 13, col: 5 });
@@ -154,6 +166,8 @@ test('Lua: lsyncd 2 configs run as they are — settings{}, a loop over a table 
       'end',
       'sync { default.rsync, source = "/etc", target = "rsync://backup/etc", delay = 0, init = false, delete = false, excludeFrom = "/etc/ex", filter = { "- *.o" },',
       '  rsync = { perms = true, times = false, owner = true, hard_links = true, password_file = "/pw", binary = "/usr/bin/rsync", acls = false } }',
+      'sync { default.rsync, source = "/srv", target = "h::srv", delete = "startup", rsync = { backup = true, backup_dir = "/old", suffix = ".1", sparse = true, _extra = { "--max-size=1M", "--partial" } } }',
+      'sync { default.rsync, source = "/var", target = "h::var", delete = "running" }',
     ].join('\n'),
     'f.lua',
   );
@@ -163,6 +177,8 @@ test('Lua: lsyncd 2 configs run as they are — settings{}, a loop over a table 
     '/data/one/: /data/one/ -> backup::sites/one/ | --delay 2 --exclude *.tmp --exclude cache/ --compress --archive --checksum-choice md5 --whole-file',
     '/data/two/: /data/two/ -> backup::sites/two/ | --delay 2 --exclude *.tmp --exclude cache/ --compress --archive --checksum-choice md5 --whole-file',
     '/etc/: /etc/ -> rsync://backup/etc | --delay 0 --no-delete --exclude-from /etc/ex --filter - *.o --no-startup --no-times --owner --hard-links --password-file /pw',
+    "/srv/: /srv/ -> h::srv | --delay 15 --delete-only startup --no-perms --backup --backup-dir /old --suffix .1 --sparse --max-size 1M --partial",
+    '/var/: /var/ -> h::var | --delay 15 --delete-only running --no-perms',
   ]);
   assert.equal(config.syncs[0]!.at, { file: 'f.lua', line: 12, col: 0 });
   assert.equal(config.syncs[2]!.at.line, 20);
@@ -181,7 +197,7 @@ test('Lua: unsupported constructs are refused naming the construct and the line'
   assert.is(luaError('sync { source = "/a", target = "h::m", action = function(inlet) end }'), "f.lua:1: sync: action (a custom action or hook) is not supported: lsyncd runs default.rsync's behaviour itself");
   assert.is(luaError('sync { default.rsync, source = "/a", target = "h::m", init = function() end }'), "f.lua:1: sync: init (a custom action or hook) is not supported: lsyncd runs default.rsync's behaviour itself");
   assert.is(luaError('sync { default.rsync, source = "/a", target = "host:/srv/a" }'), 'f.lua:1: target = "host:/srv/a": lsyncd pushes to an rsync daemon; write "host::module/path" (a target over ssh or a local directory is not supported)');
-  assert.is(luaError('sync { default.rsync, source = "/a", target = "h::m", delete = "startup" }'), "f.lua:1: delete = 'startup' is not supported yet: a live mirror here deletes always (delete = true) or never (delete = false)");
+  assert.is(luaError('sync { default.rsync, source = "/a", target = "h::m", delete = "sometimes" }'), "f.lua:1: delete: expected true, false, 'startup' or 'running', got \"sometimes\"");
   assert.is(luaError('sync { default.rsync, source = "/a", target = "h::m", rsync = { xattrs = true } }'), 'f.lua:1: rsync.xattrs is not supported by lsyncd (its rsync option is not implemented); remove it or set it to false');
   assert.is(luaError('sync { default.rsync, source = "/a", target = "h::m", rsync = { _extra = { "--rsh=ssh" } } }'), 'f.lua:1: rsync._extra: --rsh=ssh is not an option lsyncd takes for a sync');
   assert.is(luaError('sync { default.rsync, source = "/a", target = "h::m", excludes = { "x" } }'), 'f.lua:1: unknown key "excludes" in sync{} (did you mean "exclude"?)');
@@ -247,15 +263,14 @@ test('every option of the command line has its place: a sync key, a run setting,
   const inFile = new Set(Object.values(SYNC_OPTIONS).flatMap((spec) =>
     'option' in spec ? [spec.option, ...('off' in spec && spec.off ? [spec.off] : [])] : Object.values(spec.choices).flat().filter((w) => w.startsWith('--'))));
   const runSettings = ['--config', '--nodaemon', '--no-daemon', '--logfile', '--syslog', '--log-ident', '--log-facility', '--pidfile', '--status-file', '--insist', '--debug', '--scarce'];
-  // --once, listing and pull options; --max-size, --min-size, --partial and -b are passed to
-  // --once pushes only (the live mirror's command line does not hand them on either).
+  // --once, listing and pull options, and what a live mirror refuses (-m, --inplace, --append).
   const notLive = [
     '--once', '--home', '--recursive', '--links', '--help', '--version', '--ignore-times', '--del', '--delete-before', '--delete-during', '--delete-delay', '--delete-after', '--max-delete', '--force', '--ignore-errors',
     '--delete-missing-args', '--ignore-missing-args', '--size-only', '--inplace', '--append', '--append-verify', '--ignore-existing', '--existing', '--ignore-non-existing', '--update', '--compare-dest', '--copy-dest',
-    '--link-dest', '--fuzzy', '--skip-compress', '--stats', '--progress', '--info', '--quiet', '--human-readable', '--no-motd', '--max-size', '--min-size', '--partial', '--backup', '--backup-dir', '--suffix',
+    '--link-dest', '--fuzzy', '--skip-compress', '--stats', '--progress', '--info', '--quiet', '--human-readable', '--no-motd',
     '--dryrun', '--zc', '--no-startup',
     // pull-only (the daemon walks) or done by the daemon on a --once push
-    '--partial-dir', '--sparse', '--copy-links', '--copy-unsafe-links', '--relative', '--no-relative', '--files-from', '--no-implied-dirs', '--one-file-system', '--from0', '--prune-empty-dirs',
+    '--copy-links', '--copy-unsafe-links', '--relative', '--no-relative', '--files-from', '--no-implied-dirs', '--one-file-system', '--from0', '--prune-empty-dirs',
   ];
   const unplaced = [...cli].filter((o) => !inFile.has(o) && !runSettings.includes(o) && !notLive.includes(o));
   assert.equal(unplaced, [], `command-line options with no place in a config file: ${unplaced.join(' ')}`);

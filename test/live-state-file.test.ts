@@ -189,7 +189,7 @@ test('the journal: appended per batch, compacted to a snapshot that says the sam
   assert.is(reason, NO_STATE_YET);
   const r = journal!.recorder(0);
   r.begun(new Map([['', { kind: 'rescan', isDir: true }]]));
-  r.pushed({ root: '', paths: [''] }, [entry('.', DIR), entry('a', DIR), entry('a/x', FILE, 3)]);
+  r.pushed({ root: '', paths: [''] }, [entry('.', DIR), entry('a', DIR), entry('a/x', FILE, 3)], true);
   r.begun(new Map([['a/x', { kind: 'delete', isDir: false }]]));
   const before = dump(readStateFile(path, ID).targets[0]!);
   assert.match(before, '"unsure":[["a/x"');

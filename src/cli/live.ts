@@ -12,7 +12,7 @@ import { push } from '../transfer/push.js';
 import { openTargetSession } from '../live/connection.js';
 import { MirrorGroup, type GroupSync } from '../live/group.js';
 import type { ConfigGlobals } from '../config/index.js';
-import { startLiveMirror, describeTarget, isRefusal, refusalText, TargetRefusedError, type LiveMirror, type LiveTarget, type LogLevel } from '../live/index.js';
+import { startLiveMirror, describeTarget, isRefusal, refusalText, TargetRefusedError, type LiveMirror, type LiveTarget, type LogLevel, type DeletePhase } from '../live/index.js';
 import type { FilterList } from '../../protocol/filter.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import type { SentItem } from '../../protocol/sender.js';
@@ -27,6 +27,8 @@ export interface LiveCliOptions {
   source: string;
   targets: LiveTarget[];
   transfer: TransferOptions;
+  /** --delete-only: the one phase that deletes (lsyncd 2's delete = 'startup' | 'running'). */
+  deleteOnly?: DeletePhase;
   filterList?: FilterList;
   foreground: boolean;
   /** Our argv (without node), for detaching. */
@@ -208,6 +210,7 @@ export async function live(o: LiveCliOptions): Promise<number> {
       source,
       targets,
       transfer: o.transfer,
+      ...(o.deleteOnly && { deleteOnly: o.deleteOnly }),
       ...(o.filterList && { filterList: o.filterList }),
       ...(o.delay !== undefined && { delay: o.delay }),
       startup: o.startup,
@@ -304,6 +307,7 @@ export interface ConfigSync {
   source: string;
   targets: LiveTarget[];
   transfer: TransferOptions;
+  deleteOnly?: DeletePhase;
   filterList?: FilterList;
   delay?: number;
   startup: StartupMode;
@@ -352,6 +356,7 @@ function groupSync(s: ConfigSync, warn: (message: string) => void): GroupSync {
       source: s.source,
       targets,
       transfer,
+      ...(s.deleteOnly && { deleteOnly: s.deleteOnly }),
       ...(s.filterList && { filterList: s.filterList }),
       ...(s.delay !== undefined && { delay: s.delay }),
       startup: s.startup,

@@ -20,6 +20,7 @@ import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protoc
 import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
 import { parseSizeArg } from '../../protocol/server-args.js';
 import type { ConfigSync, LoadedConfig } from './live.js';
+import type { DeletePhase } from '../live/mirror.js';
 // The config model only: the YAML parser and the Lua interpreter are loaded when a file is read.
 import { looksLikeConfig, syncIdentity, ConfigError, type SyncConfig } from '../config/model.js';
 import { parseBwlimit } from '../transfer/bwlimit.js';
@@ -43,6 +44,8 @@ export interface CliOptions {
   perms: boolean;
   times: boolean;
   delete?: boolean;
+  /** --delete-only startup|running (live mode). */
+  deleteOnly?: DeletePhase;
   ignoreTimes?: boolean;
   owner?: boolean;
   group?: boolean;
@@ -406,6 +409,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--no-times', "don't preserve modification times")
     .option('--delete', 'pull: delete local files the module does not have (a push deletes by default)')
     .option('--no-delete', "don't delete extraneous files on the mirror")
+    .addOption(new Option('--delete-only <PHASE>', "live mode: delete on the mirror only in the startup sync, or only for changes while running (lsyncd 2's delete = 'startup' | 'running')").choices(['startup', 'running']))
     .option('-I, --ignore-times', "pull: don't skip files that match size and time")
     .option('-o, --owner', 'preserve owner (the daemon must run as root)')
     .option('-g, --group', 'preserve group')
@@ -671,13 +675,36 @@ function transferOutput(options: CliOptions, charset: ReturnType<typeof charsetF
   };
 }
 
-async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAddress>, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
+/**
+ * A push's transfer options (the once push's and the live mirror's alike): ours and the receiving
+ * ones handed to the daemon, and the rules with -b's protection added.
+ */
+// rsync/options.c: parse_arguments (the "P *SUFFIX" rule of -b without --backup-dir)
+function pushTransfer(options: CliOptions, rules: RuleSource[]): { transfer: TransferOptions; rules: RuleSource[] } {
   const transfer: TransferOptions = { ...transferOptions(options), ...pushedReceivingOptions(options) };
   // -b --delete without a backup dir: the backups are protected on the daemon, as rsync's client
   // protects them (its "P *SUFFIX" rule, sent with the list).
   if (transfer.backup && transfer.backupDir === undefined && transfer.delete && !transfer.deleteExcluded) {
     rules = [...rules, { kind: 'filter', value: `P *${transfer.suffix ?? '~'}` }];
   }
+  return { transfer, rules };
+}
+
+/**
+ * The live mirror's transfer: a push's, less what it cannot do per batch (-m prunes by the whole
+ * tree), and --delete-only's phase (lsyncd 2's delete = 'startup' | 'running').
+ */
+function liveTransfer(options: CliOptions, rules: RuleSource[]): { transfer: TransferOptions; rules: RuleSource[]; deleteOnly?: DeletePhase } {
+  if (options.pruneEmptyDirs) throw new UsageError('-m/--prune-empty-dirs is not supported by the live mirror (a batch sees a subtree, not the whole tree); a --once push takes it');
+  const phase = options.deleteOnly;
+  if (phase !== undefined && options.delete === false) throw new UsageError(`--delete-only ${phase} and --no-delete contradict each other`);
+  return { ...pushTransfer(options, rules), ...(phase !== undefined && { deleteOnly: phase }) };
+}
+
+async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAddress>, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
+  if (options.deleteOnly !== undefined) throw new UsageError(`--delete-only ${options.deleteOnly} is for the live mirror (a --once push is all startup: --delete or --no-delete)`);
+  let transfer: TransferOptions;
+  ({ transfer, rules } = pushTransfer(options, rules));
   const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
   const { push } = await import('../transfer/push.js');
   const started = Date.now();
@@ -723,6 +750,7 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
 async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: string, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
   const { pull } = await import('../transfer/pull.js');
   // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).
+  if (options.deleteOnly !== undefined) throw new UsageError(`--delete-only ${options.deleteOnly} is for the live mirror; a pull deletes with --delete`);
   const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options), ...pullOnlyOptions(options, 'pull') };
   const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
   const started = Date.now();
@@ -798,6 +826,8 @@ async function live(source: string, targets: string[], options: CliOptions, rule
   if (!targets.length) throw new UsageError('no TARGET given');
   if (isDaemonAddress(source)) throw new UsageError('the live mirror watches a local SOURCE; pulling is not available yet');
   pullOnlyOptions(options, 'push');
+  const { transfer, rules: withBackups, deleteOnly } = liveTransfer(options, rules);
+  rules = withBackups;
   const { live: runLive } = await import('./live.js');
   return runLive({
     source,
@@ -806,7 +836,8 @@ async function live(source: string, targets: string[], options: CliOptions, rule
       if (!target.module) throw new UsageError(`${t} names no module`);
       return { target, session: sessionOptions(options, target.user) };
     }),
-    transfer: transferOptions(options),
+    transfer,
+    ...(deleteOnly !== undefined && { deleteOnly }),
     ...(rules.some((r) => r.kind !== 'delete-excluded') && { filterList: buildFilterList(rules) }),
     foreground: Boolean(options.nodaemon || options.daemon === false),
     argv: argvForDetach,
@@ -912,8 +943,9 @@ function resolveSync(s: SyncConfig, defaultStateFile: typeof import('./live.js')
     }
     throw new ConfigError(s.at, commanderText(e));
   }
-  const { options, rules } = parsed;
+  const { options } = parsed;
   try {
+    const { transfer, rules, deleteOnly } = liveTransfer(options, parsed.rules);
     const startup = options.startup === false ? 'none' : (options.startup ?? 'full');
     const targets = s.targets.map((t) => {
       const target = parseDaemonAddress(t, options.port ?? DEFAULT_PORT);
@@ -926,7 +958,8 @@ function resolveSync(s: SyncConfig, defaultStateFile: typeof import('./live.js')
       identity: syncIdentity(s),
       source: s.source,
       targets,
-      transfer: transferOptions(options),
+      transfer,
+      ...(deleteOnly !== undefined && { deleteOnly }),
       ...(rules.some((r) => r.kind !== 'delete-excluded') && { filterList: buildFilterList(rules) }),
       ...(options.delay !== undefined && { delay: options.delay }),
       startup,

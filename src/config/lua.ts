@@ -259,13 +259,17 @@ const RSYNC_KEYS: Readonly<Record<string, string>> = {
   groupmap: 'groupmap',
   ipv4: 'ipv4',
   ipv6: 'ipv6',
+  backup: 'backup',
+  backup_dir: 'backup-dir',
+  suffix: 'suffix',
+  sparse: 'sparse',
 };
 
 /** rsync = { ... } keys that change nothing here: there is no rsync binary to run. */
 const RSYNC_IGNORED = ['binary', 'protect_args', 'rsync_path', 'quiet'];
 
 /** lsyncd 2's rsync keys whose rsync option we do not have: refused when on, accepted when false. */
-const RSYNC_UNSUPPORTED = ['backup', 'backup_dir', 'suffix', 'acls', 'xattrs', 'sparse', 'one_file_system', 'copy_links', 'copy_dirlinks', 'copy_unsafe_links', 'cvs_exclude', 'executability', 'existing', 'ignore_times', 'inplace', 'append', 'append_verify', 'keep_dirlinks', 'omit_dir_times', 'omit_link_times', 'prune_empty_dirs', 'update', 'rsh', 'temp_dir', 'specials'];
+const RSYNC_UNSUPPORTED = ['acls', 'xattrs', 'one_file_system', 'copy_links', 'copy_dirlinks', 'copy_unsafe_links', 'cvs_exclude', 'executability', 'existing', 'ignore_times', 'inplace', 'append', 'append_verify', 'keep_dirlinks', 'omit_dir_times', 'omit_link_times', 'prune_empty_dirs', 'update', 'rsh', 'temp_dir', 'specials'];
 
 /** The short letters rsync = { _extra = {...} } may use, with their long option. */
 const SHORT_OPTIONS: Readonly<Record<string, string>> = { a: 'archive', c: 'checksum', z: 'compress', o: 'owner', g: 'group', D: 'devices', H: 'hard-links', W: 'whole-file', n: 'dry-run', v: 'verbose', i: 'itemize-changes', p: 'perms', t: 'times' };
@@ -381,8 +385,10 @@ function syncFromLua(raw: RawSync): Omit<SyncConfig, 'name'> & { name?: string }
           options.push({ key, args: ['--no-delete'], at });
           break;
         }
+        // lsyncd/default-rsync.lua: init and action (--delete for 'startup' or 'running' only)
         if (v.kind === 'scalar' && (v.value === 'startup' || v.value === 'running')) {
-          throw new ConfigError(at, `delete = '${v.value}' is not supported yet: a live mirror here deletes always (delete = true) or never (delete = false)`);
+          options.push({ key, args: ['--delete-only', v.value], at });
+          break;
         }
         throw new ConfigError(at, `delete: expected true, false, 'startup' or 'running', got ${describeValue(v)}`);
       }

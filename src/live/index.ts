@@ -1,5 +1,5 @@
 // The live mirror's public surface (docs/live.md).
-export { startLiveMirror, subtreeSafe, type LiveMirror, type LiveMirrorOptions, type LiveMirrorStatus, type LiveTarget, type StopResult } from './mirror.js';
+export { startLiveMirror, subtreeSafe, type LiveMirror, type LiveMirrorOptions, type LiveMirrorStatus, type LiveTarget, type StopResult, type DeletePhase, type SyncStateStatus } from './mirror.js';
 export { describeTarget } from './runner.js';
 export type { LogFn, LogLevel, RetryOptions, TargetStatus, TargetState, PushFn, RunnerStopResult } from './runner.js';
 export { TargetRefusedError, isRefusal, refusalText } from './failure.js';

@@ -26,12 +26,21 @@ export interface LiveTarget {
   session: PushOptions['session'];
 }
 
+/** The one phase that deletes on the mirror (lsyncd 2's delete = 'startup' | 'running'). */
+export type DeletePhase = 'startup' | 'running';
+
 export interface LiveMirrorOptions {
   /** The local directory to mirror (its contents go to each target's MODULE/PATH/). */
   source: string;
   targets: readonly LiveTarget[];
   /** Transfer options, as for a push (default: -rlpt --delete). `recursive` is forced on. */
   transfer?: TransferOptions;
+  /**
+   * Delete (the transfer's --delete, --delete-excluded) only in the startup sync, or only for
+   * changes while running (lsyncd 2's delete = 'startup' | 'running'; default: both, as the
+   * transfer says). A resync after an overflow is running.
+   */
+  deleteOnly?: DeletePhase;
   /** rsync filter rules (--exclude etc.): applied by the watcher, the scan and the daemon. */
   filterList?: FilterList;
   /** Seconds of quiet window before a batch starts (default 0: as soon as the previous one ended). */
@@ -77,6 +86,23 @@ export interface LiveMirrorStatus {
   /** Kernel event queue overflows (each one a full compare), also after the watcher closed. */
   overflows: number;
   targets: TargetStatus[];
+  /** The startup sync's mode, and which phases delete on the mirror. */
+  startup: StartupMode;
+  deletes: { startup: boolean; running: boolean };
+  /** The state file, when one is kept or was asked for. */
+  state?: SyncStateStatus;
+}
+
+/** The state file of a sync, as the status shows it. */
+export interface SyncStateStatus {
+  path: string;
+  /**
+   * 'used': the startup compared the tree with it; 'kept': carried on without a startup sync
+   * (--no-startup); 'fresh': not used (the startup compared everything and rewrites it); 'none': not kept.
+   */
+  use: 'used' | 'kept' | 'fresh' | 'none';
+  /** Why it was not used (the reason the log said once), when it was not. */
+  reason?: string;
 }
 
 export interface StopResult {
@@ -161,7 +187,7 @@ function memoryReleaser(release: () => void, allIdle: () => boolean, log: LogFn)
  * them; otherwise (or when it cannot be used: said once, with the reason) a fresh one, except
  * with `none` (nothing is known of the mirror then, so no state is kept).
  */
-function openState(path: string, identity: ReturnType<typeof stateIdentity>, mode: StartupMode, log: LogFn): { journal?: StateJournal; loaded?: MirroredState[] } {
+function openState(path: string, identity: ReturnType<typeof stateIdentity>, mode: StartupMode, log: LogFn): { journal?: StateJournal; loaded?: MirroredState[]; status: SyncStateStatus } {
   try {
     const opened = StateJournal.open(path, identity, log, mode !== 'full', mode !== 'none');
     if (opened.reason) {
@@ -169,10 +195,12 @@ function openState(path: string, identity: ReturnType<typeof stateIdentity>, mod
       if (mode === 'changed') log(level, `state file ${path}: ${opened.reason}; the startup sync compares everything`);
       else log(level, `state file ${path}: ${opened.reason}; none is kept without a startup sync (nothing is known of the mirror)`);
     }
-    return opened;
+    const use = opened.loaded ? (mode === 'changed' ? 'used' : 'kept') : opened.journal ? 'fresh' : 'none';
+    const reason = opened.reason ?? (mode === 'full' ? 'the full startup compares everything (--startup changed uses the state)' : undefined);
+    return { ...opened, status: { path, use, ...(use !== 'used' && reason !== undefined && { reason }) } };
   } catch (e) {
     log('error', `state file ${path}: ${(e as Error).message}; no state is kept${mode === 'changed' ? ', the startup sync compares everything' : ''}`);
-    return {};
+    return { status: { path, use: 'none', reason: (e as Error).message } };
   }
 }
 
@@ -219,6 +247,12 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
   // within the second with the same size, which a live mirror sees all the time.
   const given = options.transfer ?? DEFAULT_TRANSFER;
   const transfer: TransferOptions = { ...given, recursive: true, modifyWindow: given.modifyWindow ?? -1 };
+  // lsyncd 2's delete = 'startup' | 'running': the other phase pushes without deleting.
+  const deleting = transfer.delete || transfer.deleteExcluded;
+  const keeping: TransferOptions = { ...transfer, delete: false, deleteExcluded: false };
+  const startupTransfer = options.deleteOnly === 'running' ? keeping : transfer;
+  const runningTransfer = options.deleteOnly === 'startup' ? keeping : transfer;
+  const deletes = { startup: deleting && options.deleteOnly !== 'running', running: deleting && options.deleteOnly !== 'startup' };
   const list = options.filterList;
   const full = list ? pushFilter(list, { deleteExcluded: transfer.deleteExcluded, absRoot: source }) : undefined;
   // Hard links (-H) are only found within one push: a link between two subtrees would be broken.
@@ -231,9 +265,16 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
   const mode: StartupMode = options.startup === false ? 'none' : options.startup === true || options.startup === undefined ? 'full' : options.startup;
   let journal: StateJournal | undefined;
   let loaded: MirroredState[] | undefined;
+  let stateStatus: SyncStateStatus | undefined;
   if (options.stateFile) {
+    // The state says what the mirror holds whichever phase deletes (a push that does not delete
+    // forgets nothing): the same file serves every delete setting.
     const identity = stateIdentity(source, options.targets.map((t) => describeTarget(t.target)), transfer, list);
-    ({ journal, loaded } = openState(resolve(options.stateFile), identity, mode, log));
+    ({ journal, loaded, status: stateStatus } = openState(resolve(options.stateFile), identity, mode, log));
+    // A path pushed, then deleted from the source before the next fdatasync, survives an OS crash
+    // on the mirror; its begun record, durable before the push, has the next (deleting) start
+    // remove it. Without a deleting start nothing would act on it: no cost then.
+    if (journal && deletes.startup) journal.durableBegun = true;
   }
 
   const runners = options.targets.map(
@@ -242,7 +283,8 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
         source,
         target: t.target,
         session: t.session,
-        transfer,
+        transfer: runningTransfer,
+        ...(startupTransfer !== runningTransfer && { startupTransfer }),
         ...(full && { filterFor: (root: string) => subtreeFilter(full, root) }),
         subtrees,
         delayMs: Math.max(0, (options.delay ?? 0) * 1000),
@@ -291,7 +333,8 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
 
   // 2. The startup push (the whole tree, a pending rescan of ''; or what differs from the state
   // file; or nothing), then whatever changed meanwhile.
-  const changes = mode === 'changed' && loaded ? await changedSinceState(source, loaded, transfer, full, log) : undefined;
+  const changes = mode === 'changed' && loaded ? await changedSinceState(source, loaded, startupTransfer, full, log) : undefined;
+  if (mode === 'changed' && loaded && !changes && stateStatus) stateStatus = { ...stateStatus, use: 'fresh', reason: 'scanning the tree failed (see the log)' };
   loaded = undefined; // the states loaded (a 200k-file tree's worth) are not kept
   runners.forEach((r, t) => r.start(changes ? changes[t]! : mode !== 'none'));
   if (changes) memory.pushed(RELEASE_AFTER_FILES, 0); // the scan and the states grew the heap: give it back once idle
@@ -309,6 +352,9 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
       rootGone,
       overflows: overflowCount(),
       targets: runners.map((r) => r.status()),
+      startup: mode,
+      deletes,
+      ...(stateStatus && { state: stateStatus }),
     }),
     whenIdle: () => Promise.all(runners.map((r) => r.whenIdle())).then(() => undefined),
     resync: (path = '') => {

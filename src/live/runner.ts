@@ -43,7 +43,10 @@ export interface RunnerOptions {
   source: string;
   target: DaemonTarget;
   session: PushOptions['session'];
+  /** The transfer options of the batches while running. */
   transfer: TransferOptions;
+  /** Those of the startup sync, when they differ (lsyncd 2's delete = 'startup' | 'running'). */
+  startupTransfer?: TransferOptions;
   /** The filter for a push of the subtree `root` ('' = the whole tree); undefined: no rules. */
   filterFor?: (root: string) => PushFilter | undefined;
   /** False when the filter rules make subtree pushes inexact: every batch pushes the whole tree. */
@@ -351,7 +354,8 @@ export class TargetRunner {
           escalate: this.escalate,
           ...(this.o.maxRoots !== undefined && { maxRoots: this.o.maxRoots }),
         });
-    return { taken, moves: this.pending.takeMoves(), full, selective, roots };
+    const startup = !this.synced && (full || this.startingUp);
+    return { taken, moves: this.pending.takeMoves(), full, startup, selective, roots };
   }
 
   /**
@@ -451,7 +455,8 @@ export class TargetRunner {
   }
 
   /** The batch's pushes: one session for all of it, or one push per root (the rest skipped once the target is unreachable). */
-  private async pushPlan({ taken, selective, roots }: BatchPlan): Promise<BatchOutcome> {
+  private async pushPlan({ taken, selective, roots, startup }: BatchPlan): Promise<BatchOutcome> {
+    const transfer = this.transferOf(startup);
     const outcome: BatchOutcome = { failed: [], vanished: [], unreachable: false, thrown: false, error: undefined, exitCode: undefined, started: Date.now(), files: 0, bytes: 0, churn: 0 };
     // The whole batch in one session: each changed path with its parents, new directories with
     // their subtrees, deleted paths as --delete-missing-args entries, nothing else.
@@ -463,12 +468,12 @@ export class TargetRunner {
       }
       try {
         // That session (its root is ''), or the subtree `root`, recursively, with --delete inside it.
-        const result = await this.runPush({ dir: root.root, ...(selection && { selection }) });
+        const result = await this.runPush({ dir: root.root, ...(selection && { selection }), ...(startup && { startup }) });
         this.protocol = result.protocol;
         this.o.onPushed?.(result);
         this.counted(result);
         // What the target now has, for the state file: only a push that went through entirely.
-        if (result.exitCode === EXIT.OK && !this.o.transfer.dryRun) this.o.recorder?.pushed(root, result.entries);
+        if (result.exitCode === EXIT.OK && !transfer.dryRun) this.o.recorder?.pushed(root, result.entries, transfer.delete || transfer.deleteExcluded);
         outcome.files += result.stats?.transferredFiles ?? 0;
         outcome.bytes += result.bytesSent ?? 0;
         outcome.churn += this.notes.churn;
@@ -672,7 +677,7 @@ export class TargetRunner {
     return {
       source: spec.dir === '' ? `${this.o.source}/` : `${this.o.source}/${spec.dir}/`,
       target: this.targetOf(spec.dir),
-      transfer: spec.transfer ? { ...this.o.transfer, ...spec.transfer } : this.o.transfer,
+      transfer: spec.transfer ? { ...this.transferOf(spec.startup), ...spec.transfer } : this.transferOf(spec.startup),
       session: this.o.session,
       ...(spec.selection && { selection: spec.selection }),
       ...(filter && { filter }),
@@ -683,6 +688,11 @@ export class TargetRunner {
       ...(onItem && { onItem }),
       ...(logItems.onDeleted && { onDeleted: logItems.onDeleted }),
     };
+  }
+
+  /** The transfer options of a push of the startup sync, or of a batch while running. */
+  private transferOf(startup: boolean | undefined): TransferOptions {
+    return startup ? (this.o.startupTransfer ?? this.o.transfer) : this.o.transfer;
   }
 
   /** The target's directory matching `dir` of the source ('' = the target's own path). */
@@ -783,6 +793,8 @@ interface BatchPlan {
   moves: ReadonlyMap<string, Move>;
   /** The whole tree is to be compared (startup, overflow, resync). */
   full: boolean;
+  /** The startup sync (not yet synced): its transfer options. */
+  startup: boolean;
   /** One session for the whole batch (else one push per root). */
   selective: boolean;
   roots: PushRoot[];
@@ -822,6 +834,8 @@ interface PushSpec {
   unfiltered?: boolean;
   /** A rename pre-push, by name: its daemon errors go to the debug log, no progress. */
   rename?: string;
+  /** A push of the startup sync (its transfer options, RunnerOptions.startupTransfer). */
+  startup?: boolean;
 }
 
 /** A session opened ahead: connected and authenticated, or primed for a single-session batch. */
