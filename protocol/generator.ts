@@ -304,6 +304,7 @@ export async function generateFiles(
     receiver.check(); // the receiver failed: stop here, as rsync's generator dies with it
     await recvGenerator(state, ndx, false);
   }
+  tree.endListWalk?.();
   writer.writeNdx(NDX_DONE);
   await writer.flush();
 
@@ -364,7 +365,8 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   if (options.daemonExcluded && (await refusedByDaemon(state, entry))) return;
   const name = entry.name;
   const type = fileType(entry.mode);
-  let st = await tree.lstat(name);
+  // Phase 0 walks the list in order: the tree may answer from a snapshot of the directory.
+  let st = !redo && tree.lstatListed ? await tree.lstatListed(name) : await tree.lstat(name);
 
   // 0. --delete-missing-args: a missing source argument (mode 0) deletes what is here, unless
   // the filter rules protect it (recursively only with --delete or --force, as rsync's del_opts).

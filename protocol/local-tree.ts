@@ -73,6 +73,13 @@ export interface InplaceFile extends TempFile {
  */
 export interface LocalTree {
   lstat(name: Buffer, basisDir?: number): Promise<LocalStat | null>;
+  /**
+   * The generator's phase-0 lstat of a list name, in list order: the tree may answer from a
+   * snapshot of the name's directory taken during this walk (the state a generator running ahead
+   * of the receiver sees). Optional: without it `lstat` is used. `endListWalk` drops the snapshot.
+   */
+  lstatListed?(name: Buffer): Promise<LocalStat | null>;
+  endListWalk?(): void;
   openBasis(name: Buffer, basisDir?: number): Promise<BasisFile | null>;
   createTemp(name: Buffer): Promise<TempFile>;
   /**

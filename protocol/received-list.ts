@@ -621,6 +621,9 @@ export function compareNames(
       }
     }
   }
+  // Two non-directories of one directory (most comparisons of a big list): their basenames in
+  // byte order, the shorter first when one is the other's start (what the cursors below give).
+  if (sameDir && !aDir && !bDir) return compareRanges(a, s1 + 1, aStart + aLen, b, s2 + 1, bStart + bLen);
   const c1 = C1;
   const c2 = C2;
   startCursor(c1, a, aStart, aLen, aDir, s1, sameDir, pathKind);
@@ -642,6 +645,16 @@ export function compareNames(
     c1.at++;
     c2.at++;
   }
+}
+
+/** Byte order of two ranges, the shorter first when one is the other's start (strcmp's). */
+function compareRanges(a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array, bStart: number, bEnd: number): number {
+  const n = Math.min(aEnd - aStart, bEnd - bStart);
+  for (let i = 0; i < n; i++) {
+    const d = a[aStart + i]! - b[bStart + i]!;
+    if (d) return d;
+  }
+  return aEnd - aStart - (bEnd - bStart);
 }
 
 /** compareNames on two entries' names and modes (a test's view of the comparator). */

@@ -8,7 +8,7 @@
 // syscall.c do_open_nofollow / secure_relative_open / do_mknod.
 // Synchronous calls on purpose: local metadata operations are fast, and a round trip through the
 // thread pool per call made a pull of many small files wait more than it worked (as scan.ts does).
-import { setTimesFd, setTimesPath, exactTimes } from '../addon.js';
+import { loadAddon, setTimesFd, setTimesPath, exactTimes } from '../addon.js';
 import {
   constants,
   lstatSync,
@@ -42,6 +42,7 @@ import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S
 import { MAXPATHLEN } from '../../protocol/constants.js';
 import type { LocalTree, LocalStat, BasisFile, TempFile, InplaceFile } from '../../protocol/local-tree.js';
 import { EXIT, ProtocolError, RsyncError } from '../../protocol/errors.js';
+import { DirSnapshot, type ReadDirStats } from './dir-snapshot.js';
 
 /** A name from the daemon that would leave DEST, or go through a symlink or a non-directory. */
 export class UnsafePathError extends ProtocolError {
@@ -102,18 +103,18 @@ const WRITE_BUFFER = 256 * 1024;
 
 /** The same checks as the file-list reader, repeated here before every file operation. */
 function checkName(name: Buffer): void {
-  const shown = JSON.stringify(name.toString('latin1')).slice(0, 120);
+  const shown = (): string => JSON.stringify(name.toString('latin1')).slice(0, 120);
   if (name.length === 1 && name[0] === 0x2e) return;
   if (name.length === 0 || name.length >= MAXPATHLEN) throw new UnsafePathError(`unsafe name from the daemon (length ${name.length})`);
-  if (name.includes(0)) throw new UnsafePathError(`unsafe name from the daemon (NUL byte): ${shown}`);
-  if (name[0] === SLASH) throw new UnsafePathError(`unsafe name from the daemon (absolute): ${shown}`);
+  if (name.includes(0)) throw new UnsafePathError(`unsafe name from the daemon (NUL byte): ${shown()}`);
+  if (name[0] === SLASH) throw new UnsafePathError(`unsafe name from the daemon (absolute): ${shown()}`);
   let start = 0;
   for (let i = 0; i <= name.length; i++) {
     if (i < name.length && name[i] !== SLASH) continue;
     const len = i - start;
     const part = name.subarray(start, i);
     if (len === 0 || (len === 1 && part[0] === 0x2e) || (len === 2 && part[0] === 0x2e && part[1] === 0x2e)) {
-      throw new UnsafePathError(`unsafe name from the daemon (empty, '.' or '..' component): ${shown}`);
+      throw new UnsafePathError(`unsafe name from the daemon (empty, '.' or '..' component): ${shown()}`);
     }
     start = i + 1;
   }
@@ -156,6 +157,16 @@ export class DestTree implements LocalTree {
    * remove or replace something, and a walk is not repeated for every file of a directory.
    */
   private readonly checkedDirs = new Set<string>();
+  /**
+   * The generator's walk (lstatListed): the directory of the last name looked up, how many names
+   * in a row were in it, and its snapshot once read (at the second name: a directory of one list
+   * entry costs one lstat, as before).
+   */
+  private walkDir: Buffer | null = null;
+  private walkHits = 0;
+  private walkSnapshot: DirSnapshot | null = null;
+  /** The addon's one-call directory read (null without the addon, or with LSYNCD_JS_SCAN set). */
+  private readonly readDirStats: ReadDirStats | null;
   /** Write buffers of committed or discarded temp files, for the next ones. */
   private readonly spareBuffers: Buffer[] = [];
 
@@ -174,6 +185,7 @@ export class DestTree implements LocalTree {
     options: DestTreeOptions = {},
   ) {
     this.root = Buffer.from(resolvePath(root));
+    this.readDirStats = process.env['LSYNCD_JS_SCAN'] ? null : (loadAddon(undefined, { quiet: true })?.readDirStats ?? null);
     const confine = options.confineBasisTo === undefined ? null : resolvePath(options.confineBasisTo);
     this.basisRoots = [];
     this.basisChains = [];
@@ -367,6 +379,48 @@ export class DestTree implements LocalTree {
       ino: BigInt(st.ino),
       ...(st.isSymbolicLink() && { symlink: readlinkSync(p, { encoding: 'buffer' }) }),
     };
+  }
+
+  /**
+   * lstat in the generator's walk: from the name's directory read in one addon call, when the
+   * walk looks up two or more names of it in a row (a fresh read per visit of a directory, so
+   * what earlier entries changed is seen). Falls back to lstat (no addon, a renamed single file,
+   * a name the read could not stat, a directory that cannot be read).
+   */
+  // rsync/generator.c: recv_generator (its link_stat of each name, batched per directory)
+  async lstatListed(name: Buffer): Promise<LocalStat | null> {
+    const slash = name.lastIndexOf(SLASH);
+    if (!this.readDirStats || this.rename || (name.length === 1 && name[0] === 0x2e)) return this.lstat(name);
+    checkName(name);
+    const dirEnd = slash < 0 ? 0 : slash;
+    const dir = this.walkDir;
+    if (dir && dir.length === dirEnd && name.compare(dir, 0, dirEnd, 0, dirEnd) === 0) {
+      this.walkHits++;
+    } else {
+      this.walkDir = Buffer.from(name.subarray(0, dirEnd));
+      this.walkHits = 1;
+      this.walkSnapshot = null;
+    }
+    if (this.walkHits === 2) {
+      // The parents are walked and checked as for any name; only then is the directory read.
+      const p = await this.path(name, false);
+      if (!p) return null;
+      const dirPath = p.subarray(0, p.length - (name.length - (slash < 0 ? 0 : slash + 1)) - 1);
+      try {
+        this.walkSnapshot = new DirSnapshot(dirPath, this.readDirStats(dirPath));
+      } catch {
+        this.walkSnapshot = null; // the directory is gone or unreadable: lstat says so per name
+      }
+    }
+    const found = this.walkSnapshot?.find(name, slash + 1, name.length);
+    return found === undefined ? this.lstat(name) : found;
+  }
+
+  /** The walk is over: the snapshot goes (and later lookups lstat). */
+  endListWalk(): void {
+    this.walkDir = null;
+    this.walkHits = 0;
+    this.walkSnapshot = null;
   }
 
   async openBasis(name: Buffer, basisDir?: number): Promise<BasisFile | null> {

@@ -1,0 +1,108 @@
+// src/transfer/dir-snapshot.ts and DestTree.lstatListed: a directory read in one addon call answers
+// every name as lstat does (files, high-byte and prefix names, symlinks, fifos, directories,
+// nanosecond mtimes), absent names with null; a walk through the tree in list order gives the same
+// answers as lstat name by name, and falls back to lstat without the addon (LSYNCD_JS_SCAN).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadAddon } from '../src/addon.js';
+import { DirSnapshot } from '../src/transfer/dir-snapshot.js';
+import { DestTree } from '../src/transfer/dest-tree.js';
+import type { LocalStat } from '../protocol/local-tree.js';
+import { setTime, T0 } from './helpers/fstree.js';
+
+const readDirStats = loadAddon(undefined, { quiet: true })?.readDirStats;
+// Nanosecond mtimes (window -1): lstat's exact form, as the addon's.
+const ATTRS = { perms: true, times: true, owner: true, group: true, umask: 0o022, modifyWindow: -1 };
+
+/** Names that sort in awkward places: prefixes of each other, '-' and '.', a high byte, digits. */
+const NAMES: Buffer[] = ['a', 'a-b', 'a.b', 'ab', 'abc', 'B', 'z9', 'z10', '\xe9t\xe9', 'x y'].map((n) => Buffer.from(n, 'latin1'));
+
+async function makeDir(root: string): Promise<void> {
+  mkdirSync(join(root, 'd'));
+  for (const [i, name] of NAMES.entries()) {
+    const p = Buffer.concat([Buffer.from(join(root, 'd') + '/'), name]);
+    writeFileSync(p, Buffer.alloc(i * 37, i));
+    await setTime(p, T0 + i, i * 1000 + 7);
+  }
+  symlinkSync('../elsewhere', join(root, 'd', 'link'));
+  mkdirSync(join(root, 'd', 'sub'));
+  spawnSync('mkfifo', [join(root, 'd', 'fifo')]);
+  await setTime(join(root, 'd', 'sub'), T0 - 5);
+}
+
+/** The fields both give, comparable with assert.equal. */
+const shape = (st: LocalStat | null | undefined) =>
+  st && { ...st, dev: String(st.dev), ino: String(st.ino), symlink: st.symlink?.toString('latin1') };
+
+test('a snapshot answers each name as lstat does, absent names with null', async () => {
+  if (!readDirStats) return assert.unreachable('the addon (native/dirstat.cc) is not built');
+  const root = mkdtempSync(join(tmpdir(), 'lsyncd-dirsnap-'));
+  try {
+    await makeDir(root);
+    const dirPath = Buffer.from(join(root, 'd'));
+    const snap = new DirSnapshot(dirPath, readDirStats(dirPath));
+    const tree = new DestTree(root, ATTRS);
+    const all = [...NAMES, Buffer.from('link'), Buffer.from('sub'), Buffer.from('fifo')];
+    assert.is(snap.length, all.length);
+    for (const base of all) {
+      const full = Buffer.concat([Buffer.from('d/'), base]);
+      const found = snap.find(full, 2, full.length);
+      assert.equal(shape(found), shape(await tree.lstat(full)), base.toString('latin1'));
+    }
+    for (const missing of ['', 'a.', 'abcd', 'A', 'zz', 'sub/x']) {
+      const full = Buffer.from(`d/${missing}`);
+      assert.is(snap.find(full, 2, full.length), null, missing);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('lstatListed over a walk in list order equals lstat name by name (and without the addon)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'lsyncd-dirsnap-'));
+  try {
+    await makeDir(root);
+    writeFileSync(join(root, 'top'), 'x');
+    const walk = ['top', 'd', ...NAMES.map((n) => 'd/' + n.toString('latin1')), 'd/fifo', 'd/link', 'd/missing', 'd/sub', 'd/sub/none', 'e', 'e/f'].map((n) =>
+      Buffer.from(n, 'latin1'),
+    );
+    for (const jsOnly of [false, true]) {
+      if (jsOnly) process.env['LSYNCD_JS_SCAN'] = '1';
+      try {
+        const listed = new DestTree(root, ATTRS);
+        const plain = new DestTree(root, ATTRS);
+        for (const name of walk) assert.equal(shape(await listed.lstatListed(name)), shape(await plain.lstat(name)), name.toString('latin1'));
+        listed.endListWalk();
+        // An entry changed after the walk is seen as it is now.
+        writeFileSync(join(root, 'd', 'ab'), 'changed');
+        assert.is((await listed.lstatListed(Buffer.from('d/ab')))!.size, 7);
+        writeFileSync(join(root, 'd', 'ab'), Buffer.alloc(3 * 37, 3));
+      } finally {
+        delete process.env['LSYNCD_JS_SCAN'];
+      }
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('lstatListed refuses an unsafe name as lstat does', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'lsyncd-dirsnap-'));
+  try {
+    const tree = new DestTree(root, ATTRS);
+    for (const bad of ['../x', 'a/../b', '/etc', 'a//b']) {
+      await tree.lstatListed(Buffer.from(bad)).then(
+        () => assert.unreachable(bad),
+        (e: Error) => assert.is((e as { code?: string }).code, 'ERR_RSYNC_UNSAFE_PATH', bad),
+      );
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test.run();
