@@ -592,7 +592,8 @@ export function localSource(): SenderSource {
       const path = (entry as LocalEntry).localPath;
       const failed = (e: unknown) => {
         const code = (e as NodeJS.ErrnoException).code;
-        const vanished = code === 'ENOENT' || code === 'ELOOP';
+        // ELOOP: a symlink now (O_NOFOLLOW); EISDIR: a directory now (read without an fstat).
+        const vanished = code === 'ENOENT' || code === 'ELOOP' || code === 'EISDIR';
         return {
           error: vanished ? `file has vanished: "${shownName(path)}"` : `send_files failed to open "${shownName(path)}": ${(e as Error).message}`,
           vanished,
@@ -605,19 +606,31 @@ export function localSource(): SenderSource {
         return failed(e);
       }
       try {
-        const st = fstatSync(fd);
-        if (!st.isFile()) throw Object.assign(new Error('no longer a regular file'), { code: 'ENOENT' });
-        if (st.size > SMALL_FILE) return readChunks(fd, []);
-        // One read of the whole file (and one more byte, to notice growth since the fstat).
-        if (scratch.length < st.size + 1) scratch = Buffer.allocUnsafe(Math.max(st.size + 1, scratch.length * 2));
-        const buf = scratch.subarray(0, st.size + 1);
+        // A small file the scan saw is read without an fstat first (a system call and a Stats with
+        // four Dates per file): the read itself tells. A directory raced into place fails with
+        // EISDIR; more bytes than the scan saw (it grew, or it is no longer a regular file) are
+        // checked with fstat before anything is streamed.
+        const listed = (entry as Partial<LocalEntry>).size;
+        let size: number;
+        if (listed !== undefined && listed <= SMALL_FILE) {
+          size = listed;
+        } else {
+          const st = fstatSync(fd);
+          if (!st.isFile()) throw notRegular();
+          size = st.size;
+        }
+        if (size > SMALL_FILE) return readChunks(fd, []);
+        // One read of the whole file (and one more byte, to notice growth).
+        if (scratch.length < size + 1) scratch = Buffer.allocUnsafe(Math.max(size + 1, scratch.length * 2));
+        const buf = scratch.subarray(0, size + 1);
         let got = 0;
         for (let n = -1; n !== 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, null);
-        if (got <= st.size) {
+        if (got <= size) {
           closeSync(fd);
           return [buf.subarray(0, got)];
         }
-        // It grew meanwhile: stream the rest from the same descriptor.
+        // It grew meanwhile: stream the rest from the same descriptor (if it still is a file).
+        if (!fstatSync(fd).isFile()) throw notRegular();
         return readChunks(fd, [buf]);
       } catch (e) {
         closeSync(fd);
@@ -625,6 +638,11 @@ export function localSource(): SenderSource {
       }
     },
   };
+}
+
+/** The error of a path that is no longer a regular file (reported as vanished, as before). */
+function notRegular(): Error {
+  return Object.assign(new Error('no longer a regular file'), { code: 'ENOENT' });
 }
 
 const readFd = promisify(read);
