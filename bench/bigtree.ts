@@ -6,7 +6,8 @@
 //   3. `-n` (dry run) into an empty module path: the file list and the generator's answers only.
 // For each: wall, client CPU (user+sys) and peak client RSS (GNU time). `BENCH_BIG_FILES=1000000`
 // makes it 50,000 dirs x 20 files (the 1M rows); `BENCH_REPS` (default 1) runs per figure, medians.
-// `BENCH_BIG_OURS=path/to/main.js` measures another build of our CLI (a before/after in one run).
+// `BENCH_BIG_OURS=path/to/main.js` measures another build of our CLI; `BENCH_BIG_BEFORE=path/to/main.js`
+// adds that build as a third client, "before" (a before/after in one run, each with its ratio to rsync).
 // rsync runs as `rsync -rlpt --delete --no-inc-recursive` (our client never recurses incrementally).
 // Targets (issue 12): wall <= 1.0x rsync's, peak RSS <= 100 MB at 200k (<= 300 MB at 1M).
 import { mkdirSync, rmSync, writeFileSync, utimesSync } from 'node:fs';
@@ -26,10 +27,11 @@ const SUBDIRS_PER_TOP = 100;
 const MAX_FILE = 2048;
 
 const CLI = process.env['BENCH_BIG_OURS'] ?? fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const BEFORE = process.env['BENCH_BIG_BEFORE'];
 const haveRsync = spawnSync('rsync', ['--version']).status === 0;
 
 interface Client {
-  key: 'rsync' | 'ours';
+  key: 'rsync' | 'ours' | 'before';
   label: string;
   cmd: string;
   args(extra: string[], src: string, url: string): string[];
@@ -37,6 +39,7 @@ interface Client {
 const CLIENTS: Client[] = [
   { key: 'rsync', label: 'rsync -rlpt --delete --no-inc-recursive', cmd: 'rsync', args: (x, s, u) => ['-rlpt', '--delete', '--no-inc-recursive', ...x, s, u] },
   { key: 'ours', label: 'lsyncd --once', cmd: process.execPath, args: (x, s, u) => [CLI, '--once', ...x, s, u] },
+  ...(BEFORE ? [{ key: 'before' as const, label: 'lsyncd --once (before)', cmd: process.execPath, args: (x: string[], s: string, u: string) => [BEFORE, '--once', ...x, s, u] }] : []),
 ];
 
 const SCENARIOS = ['initial', 'nochange', 'listonly'] as const;
@@ -85,9 +88,9 @@ const fmtS = (s: number) => (Number.isNaN(s) ? 'n/a' : `${s.toFixed(2)} s`);
 const fmtMB = (b: number) => (Number.isNaN(b) ? 'n/a' : `${(b / 1e6).toFixed(1)} MB`);
 
 function report(): string {
-  const rows: string[][] = [['', 'rsync --no-i-r', 'lsyncd', 'ratio']];
+  const rows: string[][] = [['', 'rsync --no-i-r', 'lsyncd', 'ratio', ...(BEFORE ? ['before', 'ratio'] : [])]];
   for (const s of SCENARIOS) {
-    rows.push([TITLES[s], '', '', '']);
+    rows.push([TITLES[s], '', '', '', ...(BEFORE ? ['', ''] : [])]);
     const metrics: [string, (x: Measure) => number, (n: number) => string][] = [
       ['wall', (x) => x.wall, fmtS],
       ['client CPU', (x) => x.cpu, fmtS],
@@ -96,7 +99,9 @@ function report(): string {
     for (const [name, pick, fmt] of metrics) {
       const r = median((samples.get(`rsync/${s}`) ?? []).map(pick));
       const o = median((samples.get(`ours/${s}`) ?? []).map(pick));
-      rows.push([`  ${name}`, fmt(r), fmt(o), Number.isFinite(o / r) ? `${(o / r).toFixed(2)}x` : 'n/a']);
+      const ratio = (x: number) => (Number.isFinite(x / r) ? `${(x / r).toFixed(2)}x` : 'n/a');
+      const b = median((samples.get(`before/${s}`) ?? []).map(pick));
+      rows.push([`  ${name}`, fmt(r), fmt(o), ratio(o), ...(BEFORE ? [fmt(b), ratio(b)] : [])]);
     }
   }
   return table(rows);
@@ -122,7 +127,7 @@ async function main(): Promise<void> {
     mkdirSync(tree);
     const total = makeTree(tree);
     console.log(`  data: ${commas(FILES)} files, ${commas(DIRS)} dirs, ${commas(total)} bytes; made in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${REPS} run(s) each, medians`);
-    console.log(`  ours: ${CLI}`);
+    console.log(`  ours: ${CLI}${BEFORE ? `; before: ${BEFORE}` : ''}`);
     daemon = await startBenchDaemon();
     const mod = daemon.modulePath('push');
     for (let rep = 0; rep < REPS; rep++) {

@@ -148,27 +148,40 @@ interface Prev {
 }
 
 /**
- * Write the whole file list of `list` in the order `order` gives (sortedOrder's result for rsync's
- * own order), then the end marker, the id lists and the io_error trailer, as sendFileList does.
- * Returns the io_error still owed as MSG_IO_ERROR (0 when none). Writes into `writer`'s buffer
- * only; the caller flushes.
+ * The list's encoder, one entry at a time: entries may be handed over while the tree is still
+ * read (each is encoded against the one before it, in the order given; that order is the ndx
+ * numbering the list's hard-link references use). `end()` writes the end marker, the id lists and
+ * the io_error trailer. Writes into `writer`'s buffer only; the caller flushes.
  */
-// rsync/flist.c: send_file_list (the wire part) [flist-entry] [flist-end]
-export function sendPackedFileList(writer: ByteWriter, list: PackedFileList, order: ArrayLike<number>, opts: FlistOptions): number {
-  const r = resolveFlistOptions(opts);
-  const { protocol } = r;
-  const out = new EntryBytes();
-  const arena = list.arena;
-  const prev: Prev = { nameStart: 0, nameLength: 0, mode: 0, mtime: 0, uid: 0, gid: 0, rdev: 0n, rdevMajor: 0, dev: 0n };
-  const uids: number[] = [];
-  const gids: number[] = [];
-  const seenUids = new Set<number>();
-  const seenGids = new Set<number>();
-  const hlinkFirst = new Map<string, number>();
-  let prevIndex = -1;
+// rsync/flist.c: send_file_entry, and send_file_list's tail [flist-entry] [flist-end]
+export class PackedListEncoder {
+  private readonly r: Resolved;
+  private readonly out = new EntryBytes();
+  private readonly prev: Prev = { nameStart: 0, nameLength: 0, mode: 0, mtime: 0, uid: 0, gid: 0, rdev: 0n, rdevMajor: 0, dev: 0n };
+  private readonly uids: number[] = [];
+  private readonly gids: number[] = [];
+  private readonly seenUids = new Set<number>();
+  private readonly seenGids = new Set<number>();
+  private readonly hlinkFirst = new Map<string, number>();
+  private prevIndex = -1;
+  /** Entries encoded so far (the next one's ndx in the sending order). */
+  sent = 0;
 
-  for (let ndx = 0; ndx < order.length; ndx++) {
-    const i = order[ndx]!;
+  constructor(
+    private readonly writer: ByteWriter,
+    private readonly list: PackedFileList,
+    private readonly opts: FlistOptions,
+  ) {
+    this.r = resolveFlistOptions(opts);
+  }
+
+  /** Encode entry `i` of the list as the next entry sent. */
+  add(i: number): void {
+    const { writer, list, r, out, prev, uids, gids, seenUids, seenGids, hlinkFirst } = this;
+    const { protocol } = r;
+    const arena = list.arena;
+    const prevIndex = this.prevIndex;
+    const ndx = this.sent++;
     checkPacked(list, i, r);
     const mode = list.mode[i]!;
     const type = mode & S_IFMT;
@@ -295,12 +308,12 @@ export function sendPackedFileList(writer: ByteWriter, list: PackedFileList, ord
     out.bytes(arena, nameStart + l1, nameStart + nameLength);
     prev.nameStart = nameStart;
     prev.nameLength = nameLength;
-    prevIndex = i;
+    this.prevIndex = i;
 
     if (firstOfGroup >= 0) {
       out.var(firstOfGroup, 1, 4);
       writer.writeBuf(out.buf.subarray(0, out.at));
-      continue;
+      return;
     }
 
     const size = list.size[i]!;
@@ -354,5 +367,25 @@ export function sendPackedFileList(writer: ByteWriter, list: PackedFileList, ord
     }
     writer.writeBuf(out.buf.subarray(0, out.at));
   }
-  return writeFlistTail(writer, opts, r, uids, gids);
+
+  /**
+   * The end marker, id lists and io_error trailer; `tail` gives what is known only once the tree is
+   * read (the id names, io_error). The io_error still owed as MSG_IO_ERROR (0 when none).
+   */
+  end(tail?: Pick<FlistOptions, 'userNames' | 'groupNames' | 'ioError'>): number {
+    return writeFlistTail(this.writer, tail ? { ...this.opts, ...tail } : this.opts, this.r, this.uids, this.gids);
+  }
+}
+
+/**
+ * Write the whole file list of `list` in the order `order` gives (sortedOrder's result for rsync's
+ * own order), then the end marker, the id lists and the io_error trailer, as sendFileList does.
+ * Returns the io_error still owed as MSG_IO_ERROR (0 when none). Writes into `writer`'s buffer
+ * only; the caller flushes.
+ */
+// rsync/flist.c: send_file_list (the wire part) [flist-entry] [flist-end]
+export function sendPackedFileList(writer: ByteWriter, list: PackedFileList, order: ArrayLike<number>, opts: FlistOptions): number {
+  const encoder = new PackedListEncoder(writer, list, opts);
+  for (let ndx = 0; ndx < order.length; ndx++) encoder.add(order[ndx]!);
+  return encoder.end();
 }

@@ -270,14 +270,18 @@ export class PackedFileList {
    */
   // rsync/flist.c: fsort (the sort half of flist_sort_and_clean) [flist-order]
   sortedOrder(protocol: number): Uint32Array {
-    const indexes: number[] = [];
-    for (let i = 0; i < this.count; i++) if (!(this.flags[i]! & PACKED_DROPPED)) indexes.push(i);
+    let kept = 0;
+    for (let i = 0; i < this.count; i++) if (!(this.flags[i]! & PACKED_DROPPED)) kept++;
+    const order = new Uint32Array(kept);
+    for (let i = 0, k = 0; i < this.count; i++) if (!(this.flags[i]! & PACKED_DROPPED)) order[k++] = i;
     const pathKind = protocol >= 29 ? PATH : ITEM;
     // A walk that went in rsync's order (the scan does, at protocol >= 29) needs one look at each
-    // neighbour pair; anything else is sorted (Array#sort is stable, like rsync's merge sort).
+    // neighbour pair; anything else is sorted (stable, like rsync's merge sort: Array#sort).
     let inOrder = true;
-    for (let k = 1; k < indexes.length && inOrder; k++) inOrder = comparePacked(this, indexes[k - 1]!, indexes[k]!, pathKind) <= 0;
-    if (!inOrder) indexes.sort((a, b) => comparePacked(this, a, b, pathKind));
+    for (let k = 1; k < order.length && inOrder; k++) inOrder = comparePacked(this, order[k - 1]!, order[k]!, pathKind) <= 0;
+    if (inOrder) return order;
+    const indexes = Array.from(order);
+    indexes.sort((a, b) => comparePacked(this, a, b, pathKind));
     return Uint32Array.from(indexes);
   }
 }

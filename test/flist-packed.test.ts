@@ -16,7 +16,9 @@ import { PackedFileList, SortedFileList } from '../protocol/flist-packed.js';
 import { sendPackedFileList } from '../protocol/flist-packed-send.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK } from '../protocol/modes.js';
 import { DEFAULT_TRANSFER } from '../protocol/args.js';
-import { scanSource } from '../src/transfer/scan.js';
+import { scanSource, startSourceScan } from '../src/transfer/scan.js';
+import { streamLocalFileList, writeLocalFileList } from '../src/transfer/send-list.js';
+import { linkSync } from 'node:fs';
 import { memorySink } from './helpers/capture.js';
 
 const captures = fileURLToPath(new URL('../../fixtures/captures/', import.meta.url));
@@ -277,6 +279,49 @@ test('entries made on demand: local paths, extras and the total size', () => {
   assert.is(view.at(2)!.mtimeNsec, 9);
   assert.is(view.at(4), undefined);
   assert.is(view.totalSize(), 13);
+});
+
+test('a list sent while the tree is read: the bytes of the list sent after the walk, in rsync\'s order (protocols 29-32)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'lsyncd-flist-stream-'));
+  try {
+    const t = join(root, 't');
+    mkdirSync(t);
+    // Enough entries for several flushes (256 KiB each), nasty names, hard links, a symlink.
+    for (const d of ['a', 'a-b', 'a.b', 'B', '\xff']) {
+      const dir = Buffer.from(`${t}/${d}`, 'latin1');
+      mkdirSync(dir);
+      for (let f = 0; f < 2500; f++) writeFileSync(Buffer.concat([dir, Buffer.from(`/f${f}-${'x'.repeat(f % 40)}`)]), String(f));
+    }
+    for (const n of ['a', 'a b', 'ab', '~', 'tab\tx']) writeFileSync(Buffer.from(`${t}/${n}.f`, 'latin1'), n);
+    linkSync(join(t, 'a', 'f1-x'), join(t, 'hard'));
+    symlinkSync('a', join(t, 'link'));
+    for (const protocol of [29, 30, 31, 32]) {
+      for (const extra of [{}, { hardLinks: true, checksum: true, owner: true, group: true }]) {
+        const transfer = { ...DEFAULT_TRANSFER, recursive: true, links: true, ...extra };
+        const negotiated = { compatFlags: protocol >= 30 ? MODERN : 0, checksum: protocol >= 30 ? ('md5' as const) : ('md4' as const) };
+        const after = memorySink();
+        const afterWriter = new ByteWriter(after);
+        afterWriter.protocol = protocol;
+        const scan = await scanSource(t + '/', { transfer });
+        const written = await writeLocalFileList(afterWriter, scan, transfer, negotiated);
+        await afterWriter.flush();
+        const streamed = memorySink();
+        const streamWriter = new ByteWriter(streamed);
+        streamWriter.protocol = protocol;
+        const sent = await streamLocalFileList(streamWriter, await startSourceScan(t + '/', { transfer }), transfer, negotiated);
+        await streamWriter.flush();
+        const label = `protocol ${protocol} ${JSON.stringify(extra)}`;
+        assert.ok(sent.flistBytes > 256 * 1024, `${label}: several flushes (${sent.flistBytes} bytes)`);
+        assert.is(streamed.bytes().toString('hex'), after.bytes().toString('hex'), label);
+        assert.is(sent.flistBytes, written.flistBytes, label);
+        assert.equal(Array.from(sent.sorted.order), Array.from(written.sorted.order), label);
+        // The walk's order is rsync's order: the ndx of each entry is its place in the walk.
+        assert.equal(Array.from(sent.sorted.order), Array.from({ length: sent.sorted.length }, (_, i) => i), label);
+      }
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test.run();

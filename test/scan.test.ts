@@ -2,7 +2,7 @@
 // descriptor, and that descriptor is let go however the sender ends with the file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +61,28 @@ test('small files share one buffer: each read is right while it is being used', 
     for await (const c of chunks as AsyncIterable<Uint8Array>) parts.push(Buffer.from(c));
     assert.ok(Buffer.concat(parts).equals(data), `file ${i} (${size} bytes)`);
   }
+});
+
+test('read by the listed size without an fstat: grown, shrunk, or a directory now', async () => {
+  const source = localSource();
+  const read = async (path: string, listed: number) => {
+    const chunks = await source.open(entry(path, listed), 0);
+    if ('error' in chunks) return chunks;
+    const parts: Buffer[] = [];
+    for await (const c of chunks as AsyncIterable<Uint8Array>) parts.push(Buffer.from(c));
+    return Buffer.concat(parts);
+  };
+  const grown = join(work, 'grown');
+  const data = pseudoRandom(300_000, 21);
+  await writeFile(grown, data);
+  assert.ok((await read(grown, 1000) as Buffer).equals(data), 'grown since the scan: all of it');
+  assert.ok((await read(grown, 500_000) as Buffer).equals(data), 'shrunk since the scan: what is there');
+  const before = openFds();
+  const dir = join(work, 'now-a-dir');
+  await mkdir(dir);
+  const gone = await read(dir, 10);
+  assert.equal(gone, { error: `file has vanished: "${dir}"`, vanished: true });
+  assert.is(openFds(), before, 'the descriptor of the directory is closed');
 });
 
 test.run();

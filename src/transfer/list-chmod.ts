@@ -16,9 +16,9 @@ export function compileChmodOptions(texts: readonly string[], umask: number): Ch
 
 /** Tweak the modes of the packed list a push sends (its mode column, in place; not a symlink's, not a missing entry's mode 0). */
 // rsync/flist.c: send_file_name (chmod_modes)
-export function chmodPackedList(list: PackedFileList, modes: ChmodModes): void {
+export function chmodPackedList(list: PackedFileList, modes: ChmodModes, from = 0): void {
   if (!modes.length) return;
-  for (let i = 0; i < list.count; i++) {
+  for (let i = from; i < list.count; i++) {
     const mode = list.mode[i]!;
     if (mode && !isLink(mode)) list.mode[i] = tweakMode(mode, modes);
   }

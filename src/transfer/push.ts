@@ -1,7 +1,7 @@
 // A push: put a local tree onto a daemon module, as `rsync -rlpt --delete SOURCE host::module/path`
 // does, through the sender role. Used by `--once` and by every batch of the live mirror.
 import { openModule, type DaemonSession, type SessionOptions } from './client.js';
-import { scanSource, scanSelection, localSource, type PathFilter, type LocalEntry, type SelectionItem } from './scan.js';
+import { startSourceScan, scanSelection, localSource, type PathFilter, type LocalEntry, type ScanResult, type SelectionItem, type SourceWalk } from './scan.js';
 import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../../protocol/session.js';
 import { clientCompressOptions, parseChecksumName, type ChecksumName } from '../../protocol/compat.js';
@@ -16,7 +16,7 @@ import { EXIT, RemoteError, RsyncError, transferExitCode } from '../../protocol/
 import type { ByteWriter } from '../../protocol/io.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
-import { writeLocalFileList, sessionChecksummer } from './send-list.js';
+import { writeLocalFileList, streamLocalFileList, sessionChecksummer } from './send-list.js';
 import { closeOnAbort } from './abort.js';
 import { chmodPackedList, compileChmodOptions } from './list-chmod.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
@@ -97,15 +97,23 @@ export interface PushResult extends TransferSummary {
 export async function push(options: PushOptions): Promise<PushResult> {
   const { transfer } = options;
   const onError = options.onError ?? (() => {});
-  // 1. Scan first: a missing source fails before we bother the daemon.
+  // 1. The source checked first: a missing one fails before we bother the daemon. A selection is
+  // listed now; a SOURCE tree is read while its list goes out (sendEarly), or, below protocol 29,
+  // before it goes.
   const scanStarted = Date.now();
+  let scanSeconds = 0;
   const scanOptions = { transfer, ...(options.filter && { filter: options.filter }), onWarning: onError };
-  const scan = options.selection
-    ? await scanSelection(options.source, options.selection, { ...scanOptions, deleteMissing: transfer.delete || transfer.deleteExcluded })
-    : await scanSource(options.source, scanOptions);
-  const scanSeconds = (Date.now() - scanStarted) / 1000;
   // --chmod: the modes our list carries (rsync's sender tweaks them as it lists).
-  if (transfer.chmod?.length) chmodPackedList(scan.list, compileChmodOptions(transfer.chmod, process.umask()));
+  const chmodModes = transfer.chmod?.length ? compileChmodOptions(transfer.chmod, process.umask()) : null;
+  let scan: ScanResult | undefined;
+  let walk: SourceWalk | undefined;
+  if (options.selection) {
+    scan = await scanSelection(options.source, options.selection, { ...scanOptions, deleteMissing: transfer.delete || transfer.deleteExcluded });
+    if (chmodModes) chmodPackedList(scan.list, chmodModes);
+    scanSeconds = (Date.now() - scanStarted) / 1000;
+  } else {
+    walk = await startSourceScan(options.source, scanOptions);
+  }
   // 2. Connect, module, auth; the argument list; setup; multiplexing.
   // A primed session is only good for the argument list it was primed with.
   let primed = options.primed;
@@ -121,7 +129,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
   // Like rsync's totals, count from the end of the text phase (greetings, MOTD, auth excluded).
   const sentBefore = socket.bytesWritten;
   const receivedBefore = socket.bytesRead;
-  let ioError = scan.ioError;
+  let ioError = 0;
   try {
     if (options.selection && session.hello.protocol < 30) {
       throw new RsyncError('ERR_RSYNC_SELECTION_PROTOCOL', `a selective push needs protocol 30 or later (the daemon speaks ${session.hello.protocol})`, EXIT.PROTOCOL);
@@ -132,7 +140,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
     // 3-5. Our first data, sent before the daemon's seed is read (see StartOptions.sendEarly): the
     // filter list (only when the daemon deletes: it protects excluded files on the mirror), the -c
     // checksums, and the file list in rsync's order (the order is the index the generator uses).
-    let early: { sorted: SortedFileList<LocalEntry>; flistBytes: number } | undefined;
+    let early: { sorted: SortedFileList<LocalEntry>; flistBytes: number; ioError: number } | undefined;
     const sendEarly = async (negotiated: { compatFlags: number; checksum: ChecksumName }): Promise<void> => {
       const protocol = session.hello.protocol;
       // -m makes the daemon's receiver want the list too (rsync's receiver_wants_list).
@@ -142,9 +150,26 @@ export async function push(options: PushOptions): Promise<PushResult> {
       } else if (deleteMode) {
         writer.writeInt(0); // an empty list
       }
-      const sent = await writeLocalFileList(writer, scan, transfer, negotiated);
+      if (walk && protocol >= 29) {
+        // The walk's order is rsync's order from 29 on: the list goes out as the tree is read.
+        const walkStarted = Date.now();
+        const tweak = chmodModes ? (from: number) => chmodPackedList(walk.list, chmodModes, from) : undefined;
+        const sent = await streamLocalFileList(writer, walk, transfer, negotiated, tweak);
+        scanSeconds = (Date.now() - walkStarted) / 1000;
+        await writer.flush();
+        early = { sorted: sent.sorted, flistBytes: sent.flistBytes, ioError: sent.scan.ioError };
+        return;
+      }
+      if (walk) {
+        const walkStarted = Date.now();
+        for (const _ of walk.steps());
+        scan = await walk.finish();
+        if (chmodModes) chmodPackedList(scan.list, chmodModes);
+        scanSeconds = (Date.now() - walkStarted) / 1000;
+      }
+      const sent = await writeLocalFileList(writer, scan!, transfer, negotiated);
       await writer.flush();
-      early = { sorted: sent.sorted, flistBytes: sent.flistBytes };
+      early = { sorted: sent.sorted, flistBytes: sent.flistBytes, ioError: scan!.ioError };
     };
     const charset = options.charset ?? 'utf8';
     const messages = new PeerMessages({
@@ -166,6 +191,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
     const { setup } = start;
     if (!early) throw new Error('internal: the file list was not sent during setup');
     const { sorted, flistBytes } = early;
+    ioError |= early.ioError;
     const checksummer = primed?.checksummer ?? (await sessionChecksummer(session.hello.protocol, setup));
     try {
       await options.onFileList?.(sorted);

@@ -272,7 +272,9 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
   // The walk goes depth first, each directory's other entries before its subdirectories (those in
   // rsync's order: as if their names ended in '/'), each subdirectory's tree right after it: at
   // protocol >= 29 that is rsync's sorted order already, so the sort afterwards only confirms it.
-  const walk = (dirName: Buffer, dirPath: Buffer, dirIndex: number, filter: PathFilter | undefined): void => {
+  // A generator: it yields after each directory read (the entries added so far are final), so a
+  // push can send them while the walk goes on; `walk` runs it to the end.
+  const walkSteps = function* (dirName: Buffer, dirPath: Buffer, dirIndex: number, filter: PathFilter | undefined): Generator<void, void, undefined> {
     const top = dirName.equals(DOT);
     const subdirs: Array<[Buffer, EntryStat]> = [];
     /** One name of the directory, stat'ed: too long, a directory for later, or considered now. */
@@ -319,9 +321,13 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
       const path = join(dirPath, base);
       const i = consider(top ? null : dirName, base, dirIndex, () => path, st, filter);
       if (i < 0 || !transfer.recursive) continue;
+      yield;
       const name = Buffer.from(list.name(i));
-      walk(name, path, i, filter?.enter ? filter.enter(name) : filter);
+      yield* walkSteps(name, path, i, filter?.enter ? filter.enter(name) : filter);
     }
+  };
+  const walk = (dirName: Buffer, dirPath: Buffer, dirIndex: number, filter: PathFilter | undefined): void => {
+    for (const _ of walkSteps(dirName, dirPath, dirIndex, filter));
   };
 
   const finish = async (): Promise<ScanResult> => {
@@ -334,7 +340,7 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
       groupNames: named && transfer.group ? await idNames('/etc/group') : new Map(),
     };
   };
-  return { list, state, wanted, consider, walk, finish, warn };
+  return { list, state, wanted, consider, walk, walkSteps, finish, warn };
 }
 
 /** May this process read it (access(2) with R_OK, as rsync's make_file asks under `ignore nonreadable`)? */
@@ -354,6 +360,28 @@ function readable(path: Buffer): boolean {
  */
 // rsync/flist.c: send_file_list
 export async function scanSource(source: string, options: ScanOptions): Promise<ScanResult> {
+  const walk = await startSourceScan(source, options);
+  for (const _ of walk.steps());
+  return walk.finish();
+}
+
+/**
+ * A scan of SOURCE begun (its root checked: a missing source fails here) and read on in steps, so
+ * that a push can send the list while the tree is read: every entry below `list.count` is final
+ * after each step.
+ */
+export interface SourceWalk {
+  /** The list as it grows, in the walk's order. */
+  list: PackedFileList;
+  /** Read the tree on: one step per directory (entries up to `list.count` are final after each). */
+  steps(): Generator<void, void, undefined>;
+  /** After the steps: the result (io_error, the id names). */
+  finish(): Promise<ScanResult>;
+}
+
+/** scanSource's first half: check the root and list it; the walk below it runs by `steps()`. */
+// rsync/flist.c: send_file_list (up to send_directory)
+export async function startSourceScan(source: string, options: ScanOptions): Promise<SourceWalk> {
   const { transfer } = options;
   const contents = source.endsWith('/');
   const trimmed = source.replace(/\/+$/, '') || '/';
@@ -376,15 +404,18 @@ export async function scanSource(source: string, options: ScanOptions): Promise<
     if (rootName.equals(DOT)) rootDir = rootPath;
   }
   const walker = makeWalker(options, rootPrefix(rootDir));
+  const { list, finish } = walker;
+  const nothing = function* (): Generator<void, void, undefined> {};
 
-  if (!rootName.equals(DOT) && options.filter?.isExcluded(rootName, rootStat.isDirectory())) return walker.finish();
-  if (options.ignoreNonreadable && !rootStat.isSymbolicLink() && !readable(rootPath)) return walker.finish();
+  if (!rootName.equals(DOT) && options.filter?.isExcluded(rootName, rootStat.isDirectory())) return { list, steps: nothing, finish };
+  if (options.ignoreNonreadable && !rootStat.isSymbolicLink() && !readable(rootPath)) return { list, steps: nothing, finish };
   const root = walker.consider(null, rootName, -1, () => rootPath, statFromNode(rootStat), undefined);
   if (root >= 0 && rootStat.isDirectory() && (transfer.recursive || contents)) {
     const rootFilter = !contents && options.filter?.enter ? options.filter.enter(rootName) : options.filter;
-    walker.walk(rootName, contents ? Buffer.from(trimmed === '/' ? '/' : trimmed) : rootPath, root, rootFilter);
+    const dirPath = contents ? Buffer.from(trimmed === '/' ? '/' : trimmed) : rootPath;
+    return { list, steps: () => walker.walkSteps(rootName, dirPath, root, rootFilter), finish };
   }
-  return walker.finish();
+  return { list, steps: nothing, finish };
 }
 
 /** One path of a selection (relative to the root, raw bytes; empty = the root itself). */
@@ -561,7 +592,8 @@ export function localSource(): SenderSource {
       const path = (entry as LocalEntry).localPath;
       const failed = (e: unknown) => {
         const code = (e as NodeJS.ErrnoException).code;
-        const vanished = code === 'ENOENT' || code === 'ELOOP';
+        // ELOOP: a symlink now (O_NOFOLLOW); EISDIR: a directory now (read without an fstat).
+        const vanished = code === 'ENOENT' || code === 'ELOOP' || code === 'EISDIR';
         return {
           error: vanished ? `file has vanished: "${shownName(path)}"` : `send_files failed to open "${shownName(path)}": ${(e as Error).message}`,
           vanished,
@@ -574,19 +606,31 @@ export function localSource(): SenderSource {
         return failed(e);
       }
       try {
-        const st = fstatSync(fd);
-        if (!st.isFile()) throw Object.assign(new Error('no longer a regular file'), { code: 'ENOENT' });
-        if (st.size > SMALL_FILE) return readChunks(fd, []);
-        // One read of the whole file (and one more byte, to notice growth since the fstat).
-        if (scratch.length < st.size + 1) scratch = Buffer.allocUnsafe(Math.max(st.size + 1, scratch.length * 2));
-        const buf = scratch.subarray(0, st.size + 1);
+        // A small file the scan saw is read without an fstat first (a system call and a Stats with
+        // four Dates per file): the read itself tells. A directory raced into place fails with
+        // EISDIR; more bytes than the scan saw (it grew, or it is no longer a regular file) are
+        // checked with fstat before anything is streamed.
+        const listed = (entry as Partial<LocalEntry>).size;
+        let size: number;
+        if (listed !== undefined && listed <= SMALL_FILE) {
+          size = listed;
+        } else {
+          const st = fstatSync(fd);
+          if (!st.isFile()) throw notRegular();
+          size = st.size;
+        }
+        if (size > SMALL_FILE) return readChunks(fd, []);
+        // One read of the whole file (and one more byte, to notice growth).
+        if (scratch.length < size + 1) scratch = Buffer.allocUnsafe(Math.max(size + 1, scratch.length * 2));
+        const buf = scratch.subarray(0, size + 1);
         let got = 0;
         for (let n = -1; n !== 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, null);
-        if (got <= st.size) {
+        if (got <= size) {
           closeSync(fd);
           return [buf.subarray(0, got)];
         }
-        // It grew meanwhile: stream the rest from the same descriptor.
+        // It grew meanwhile: stream the rest from the same descriptor (if it still is a file).
+        if (!fstatSync(fd).isFile()) throw notRegular();
         return readChunks(fd, [buf]);
       } catch (e) {
         closeSync(fd);
@@ -594,6 +638,11 @@ export function localSource(): SenderSource {
       }
     },
   };
+}
+
+/** The error of a path that is no longer a regular file (reported as vanished, as before). */
+function notRegular(): Error {
+  return Object.assign(new Error('no longer a regular file'), { code: 'ENOENT' });
 }
 
 const readFd = promisify(read);
