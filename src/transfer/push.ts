@@ -171,7 +171,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
       await options.onFileList?.(sorted);
       // 6. Serve the generator, then the goodbye.
       const createdNdx: number[] = [];
-      const source = options.onFileBytes ? countedSource(localSource(), options.onFileBytes) : localSource();
+      const source = options.onFileBytes ? countedSource(localSource(scan.walk), options.onFileBytes) : localSource(scan.walk);
       const result = await sendFiles(reader, writer, sorted, checksummer, source, {
         dryRun: transfer.dryRun,
         ...(options.onTransferStart && { onTransferStart: options.onTransferStart }),

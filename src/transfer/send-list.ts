@@ -7,9 +7,9 @@ import type { TransferOptions } from '../../protocol/args.js';
 import type { ChecksumName, SetupResult } from '../../protocol/compat.js';
 import { createChecksummer, digestLength, type Checksummer } from '../../protocol/checksum.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
-import { SortedFileList } from '../../protocol/flist-packed.js';
+import { PACKED_DROPPED, PACKED_NO_CONTENT, PACKED_TOP_DIR, SortedFileList } from '../../protocol/flist-packed.js';
 import { sendPackedFileList } from '../../protocol/flist-packed-send.js';
-import { S_IFMT, S_IFREG } from '../../protocol/modes.js';
+import { S_IFDIR, S_IFMT, S_IFREG } from '../../protocol/modes.js';
 import { MSG_IO_ERROR, writeMessageInt } from '../../protocol/mplex.js';
 import type { ByteWriter } from '../../protocol/io.js';
 import { localSource, namesFor, type LocalEntry, type ScanResult } from './scan.js';
@@ -36,7 +36,7 @@ export async function writeLocalFileList(
   const { list } = scan;
   if (transfer.checksum) {
     const unseeded = await createChecksummer(negotiated.checksum, { protocol, seed: 0, compatFlags: negotiated.compatFlags, implied: false });
-    const files = localSource();
+    const files = localSource(scan.walk);
     for (let i = 0; i < list.count; i++) {
       if ((list.mode[i]! & S_IFMT) !== S_IFREG) continue;
       const chunks = await files.open({ localPath: list.localPath(i) } as LocalEntry, 0);
@@ -50,6 +50,9 @@ export async function writeLocalFileList(
   if (transfer.hardLinks && protocol < 28) {
     for (const [i, id] of scan.fileIds) if (!list.hardlinks.has(i)) list.hardlinks.set(i, id);
   }
+  // -R --no-implied-dirs below 30: the path's directories are not sent at all (rsync's
+  // send_file_list sends flagged implied dirs from 30 on only).
+  if (transfer.relative && transfer.impliedDirs === false && protocol < 30) dropImpliedDirs(list);
   const order = list.sortedOrder(protocol);
   const uids = new Set<number>();
   const gids = new Set<number>();
@@ -78,4 +81,13 @@ export async function writeLocalFileList(
 /** The block and file checksums of a session (negotiated algorithm, its seed). */
 export function sessionChecksummer(protocol: number, setup: SetupResult): Promise<Checksummer> {
   return createChecksummer(setup.checksum, { protocol, seed: setup.seed, compatFlags: setup.compatFlags, implied: setup.checksumImplied });
+}
+
+/** Leave out the implied directories of a -R list (a top directory without contents). */
+// rsync/flist.c: send_file_list (implied_dirs off)
+function dropImpliedDirs(list: ScanResult['list']): void {
+  for (let i = 0; i < list.count; i++) {
+    const flags = list.flags[i]!;
+    if ((list.mode[i]! & S_IFMT) === S_IFDIR && flags & PACKED_TOP_DIR && flags & PACKED_NO_CONTENT) list.setFlag(i, PACKED_DROPPED, true);
+  }
 }
