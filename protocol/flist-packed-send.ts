@@ -189,9 +189,7 @@ export function sendPackedFileList(writer: ByteWriter, list: PackedFileList, ord
     let xflags = 0;
 
     if (isDirEntry) {
-      // Below 30 an implied directory (-R: top, without contents) goes as a plain one, as rsync's
-      // send_file_entry sends FLAG_IMPLIED_DIR there.
-      const top = flags & PACKED_TOP_DIR && (protocol >= 30 || !(flags & PACKED_NO_CONTENT)) ? XMIT_TOP_DIR : 0;
+      const top = flags & PACKED_TOP_DIR ? XMIT_TOP_DIR : 0;
       xflags = protocol >= 30 && flags & PACKED_NO_CONTENT ? top | XMIT_NO_CONTENT_DIR : top;
     }
     if (mode === prev.mode) xflags |= XMIT_SAME_MODE;

@@ -50,9 +50,9 @@ export async function writeLocalFileList(
   if (transfer.hardLinks && protocol < 28) {
     for (const [i, id] of scan.fileIds) if (!list.hardlinks.has(i)) list.hardlinks.set(i, id);
   }
-  // -R --no-implied-dirs below 30: the path's directories are not sent at all (rsync's
-  // send_file_list sends flagged implied dirs from 30 on only).
-  if (transfer.relative && transfer.impliedDirs === false && protocol < 30) dropImpliedDirs(list);
+  // -R below 30: no implied-dir flag there (rsync's send_file_list sends flagged implied dirs from
+  // 30 on only): the path's directories go as plain ones, or not at all with --no-implied-dirs.
+  if (transfer.relative && protocol < 30) unflagImpliedDirs(list, transfer.impliedDirs === false);
   const order = list.sortedOrder(protocol);
   const uids = new Set<number>();
   const gids = new Set<number>();
@@ -83,11 +83,16 @@ export function sessionChecksummer(protocol: number, setup: SetupResult): Promis
   return createChecksummer(setup.checksum, { protocol, seed: setup.seed, compatFlags: setup.compatFlags, implied: setup.checksumImplied });
 }
 
-/** Leave out the implied directories of a -R list (a top directory without contents). */
-// rsync/flist.c: send_file_list (implied_dirs off)
-function dropImpliedDirs(list: ScanResult['list']): void {
+/**
+ * The implied directories of a -R list (a top directory without contents) below protocol 30:
+ * plain directories (no top-dir flag, which would make them content dirs there), or left out.
+ */
+// rsync/flist.c: send_file_entry (FLAG_IMPLIED_DIR below 30) and send_file_list (implied_dirs off)
+function unflagImpliedDirs(list: ScanResult['list'], drop: boolean): void {
   for (let i = 0; i < list.count; i++) {
     const flags = list.flags[i]!;
-    if ((list.mode[i]! & S_IFMT) === S_IFDIR && flags & PACKED_TOP_DIR && flags & PACKED_NO_CONTENT) list.setFlag(i, PACKED_DROPPED, true);
+    if ((list.mode[i]! & S_IFMT) !== S_IFDIR || !(flags & PACKED_TOP_DIR) || !(flags & PACKED_NO_CONTENT)) continue;
+    if (drop) list.setFlag(i, PACKED_DROPPED, true);
+    else list.setFlag(i, PACKED_TOP_DIR, false);
   }
 }
