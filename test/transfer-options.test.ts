@@ -353,7 +353,7 @@ test('options that cannot apply, and pull-only options on a push, are refused by
   const cases: Array<[string[], RegExp]> = [
     [['-e', 'ssh'], /-e\/--rsh: lsyncd talks to rsync daemons over TCP only/],
     [['--rsync-path=/usr/bin/rsync'], /--rsync-path: there is no remote rsync program/],
-    [['--files-from=list'], /--files-from is not supported on a push yet/],
+    [['--files-from=:list'], /a list on the daemon is not supported on a push/],
     [['-4', '-6'], /-4 and -6 exclude each other/],
     [['-m', 'PULL'], /-m\/--prune-empty-dirs is not supported on a pull yet/],
     [['-R', '--no-implied-dirs', 'PULL'], /--no-implied-dirs is not supported on a pull yet/],

@@ -199,6 +199,21 @@ test('push: -R refuses a ".." in the kept path, as rsync does', async () => {
   assert.match(o.stderr, /found "\.\." dir in relative path/);
 });
 
+test('push: --files-from (a local list, with comments, dirs and nested names; and --from0)', async () => {
+  const list = join(work, 'list.txt');
+  await writeFile(list, '# a comment\n; another\nsub/deep\n\na\r\nsub/in\noutdir/\n');
+  await comparePush('ff', [`--files-from=${list}`], `${work}/src/`);
+  const tree = await snapshot(daemon.modulePath('push') + '/o-ff');
+  assert.ok(tree.has('sub/deep/c') && tree.has('a') && tree.has('sub/in'));
+  assert.not.ok(tree.has('sub/b'));
+  const list0 = join(work, 'list0.txt');
+  await writeFile(list0, 'sub/deep/c\0#a\0dirlink\0');
+  await writeFile(join(work, 'src', '#a'), 'hash\n');
+  await setTimes(join(work, 'src'));
+  await comparePush('ff0', [`--files-from=${list0}`, '--from0'], `${work}/src/`);
+  await comparePush('ffL', [`--files-from=${list}`, '-L'], `${work}/src/`);
+});
+
 test('serve: rsync pulling with no walk option, -L, --copy-unsafe-links (links out of the module listed, never read)', async () => {
   await comparePull('plain', [], 'src/');
   const { o } = await comparePull('L', ['-L'], 'src/');

@@ -311,10 +311,17 @@ function walkingOptions(o: CliOptions, direction: 'push' | 'pull' | 'live'): Par
     ...(o.oneFileSystem && { oneFileSystem: o.oneFileSystem }),
   };
   if (direction === 'push') {
-    if (o.filesFrom !== undefined) throw new UsageError('--files-from is not supported on a push yet (a pull takes it)');
-    if (o.from0) throw new UsageError('-0/--from0 goes with --files-from, which only a pull takes yet');
-    // The daemon's receiver makes the path's directories bare (protocol 30+; below, we leave them out).
-    return { ...walk, ...(o.impliedDirs === false && { impliedDirs: false }) };
+    if (o.filesFrom !== undefined) {
+      // rsync: a list on the daemon (:FILE) would be read by the daemon and forwarded to us.
+      if (/^(?:[^/:]*):/.test(o.filesFrom)) throw new UsageError(`--files-from=${o.filesFrom}: a list on the daemon is not supported on a push; give a local file (or - for stdin)`);
+      // Without -R rsync lists each name under its last component, from its own directory.
+      if (o.relative === false) throw new UsageError('--files-from with --no-relative is not supported on a push yet');
+    } else if (o.from0) {
+      throw new UsageError('-0/--from0 goes with --files-from');
+    }
+    // --files-from implies -R. The daemon's receiver makes the path's directories bare with
+    // --no-implied-dirs (protocol 30+; below, we leave them out).
+    return { ...walk, ...(o.filesFrom !== undefined && { relative: true }), ...(o.impliedDirs === false && { impliedDirs: false }) };
   }
   // Our generator would give the path's directories the sender's attributes, where rsync's makes them bare.
   if (o.impliedDirs === false) throw new UsageError('--no-implied-dirs is not supported on a pull yet (a push takes it)');
@@ -458,7 +465,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--no-relative', "pull: turn off -R (which --files-from implies)")
     .option('--no-implied-dirs', "push: don't send implied dirs with --relative")
     .option('-x, --one-file-system', "don't cross filesystem boundaries (-xx: not even for mount points)", (_v: string, previous: number) => previous + 1, 0)
-    .option('--files-from <:FILE>', 'pull: read the list of source file names from FILE on the daemon (give it as :FILE)')
+    .option('--files-from <FILE>', 'read the list of source file names from FILE (push: a local file or -; pull: :FILE on the daemon)')
     .option('-0, --from0', '--files-from lists are delimited by NULs')
     .option('-m, --prune-empty-dirs', 'push: the daemon prunes empty directory chains from the file list')
     .option('-4, --ipv4', 'prefer IPv4')
@@ -701,6 +708,7 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
     source,
     target,
     transfer,
+    ...(options.filesFrom !== undefined && { filesFrom: { file: options.filesFrom, from0: !!options.from0 } }),
     session: { ...sessionOptions(options, target.user), ...(motd && { onLine: motd }) },
     ...(filter && { filter }),
     charset,

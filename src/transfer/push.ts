@@ -70,6 +70,8 @@ export interface PushOptions {
    * listed subtrees).
    */
   selection?: readonly SelectionItem[];
+  /** --files-from: the names to push (a local file, `-` for stdin), relative to `source` (a directory); -R is implied. */
+  filesFrom?: { file: string; from0: boolean };
   /**
    * Ends the transfer when aborted (Ctrl-C, SIGTERM: the CLI's --once): the connection is closed,
    * so the transfer fails at once and a pull discards its temp files on the way out.
@@ -99,7 +101,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
   const onError = options.onError ?? (() => {});
   // 1. Scan first: a missing source fails before we bother the daemon.
   const scanStarted = Date.now();
-  const scanOptions = { transfer, ...(options.filter && { filter: options.filter }), onWarning: onError };
+  const scanOptions = { transfer, ...(options.filter && { filter: options.filter }), ...(options.filesFrom && { filesFrom: options.filesFrom }), onWarning: onError };
   const scan = options.selection
     ? await scanSelection(options.source, options.selection, { ...scanOptions, deleteMissing: transfer.delete || transfer.deleteExcluded })
     : await scanSource(options.source, scanOptions);

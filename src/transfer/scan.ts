@@ -16,7 +16,7 @@ import type { TransferOptions } from '../../protocol/args.js';
 import { RsyncError, EXIT } from '../../protocol/errors.js';
 import type { ChunkSource } from '../../protocol/sums.js';
 import { shownName } from './output.js';
-import { CONFINED_ERROR, followLink, followsLinks, insideConfinement, mountPointAction, relativeSource, walkOptionsOf, type RelativeSource, type WalkOptions } from './walk-options.js';
+import { CONFINED_ERROR, readFilesFrom, followLink, followsLinks, insideConfinement, mountPointAction, relativeSource, walkOptionsOf, type RelativeSource, type WalkOptions } from './walk-options.js';
 
 /** A file-list entry and where it lives here (made on demand from the packed list). */
 export interface LocalEntry extends FileEntry {
@@ -47,6 +47,8 @@ export interface ScanOptions {
    * of it: listed, never read (walk-options.ts insideConfinement).
    */
   confine?: string;
+  /** A push's local --files-from list (`-` for stdin), and --from0. */
+  filesFrom?: { file: string; from0: boolean };
 }
 
 export interface ScanResult {
@@ -391,6 +393,10 @@ function readable(path: Buffer): boolean {
 // rsync/flist.c: send_file_list
 export async function scanSource(source: string, options: ScanOptions): Promise<ScanResult> {
   const { transfer } = options;
+  if (options.filesFrom !== undefined) {
+    // --files-from: SOURCE is the directory the list's names are relative to (always -R here).
+    return scanRelative(source.replace(/\/+$/, '') || '/', readFilesFrom(options.filesFrom.file, options.filesFrom.from0), options);
+  }
   if (transfer.relative) {
     const item = relativeSource(source);
     return scanRelative(item.baseDir, [item], options);

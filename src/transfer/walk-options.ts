@@ -4,7 +4,8 @@
 // directories). The walk (scan.ts) asks these functions; they decide as rsync's sender does.
 // Docs: docs/options.md (the walk options rows), docs/protocol.md [flist-entry].
 // Counterpart: rsync flist.c readlink_stat / make_file (-x) / send_file_list (-R).
-import { readlinkSync, realpathSync, statSync, lstatSync, type BigIntStats } from 'node:fs';
+import { readFileSync, readlinkSync, realpathSync, statSync, lstatSync, type BigIntStats } from 'node:fs';
+import { sanitizePath } from '../serve/destination.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import { RsyncError, EXIT } from '../../protocol/errors.js';
 import { IOERR_GENERAL, IOERR_VANISHED, MAXPATHLEN } from '../../protocol/constants.js';
@@ -124,7 +125,7 @@ export interface RelativeSource {
  * leading slashes, "." parts and doubled slashes removed; a ".." in it is refused, as rsync does.
  */
 // rsync/flist.c: send_file_list (the relative_paths branch)
-export function relativeSource(source: string): RelativeSource {
+export function relativeSource(source: string, encoding: BufferEncoding = 'utf8'): RelativeSource {
   let baseDir = '';
   let rest = source;
   const split = source.indexOf('/./');
@@ -138,7 +139,56 @@ export function relativeSource(source: string): RelativeSource {
   const dirLike = rest.endsWith('/') || rest === '' || rest === '.' || rest.endsWith('/.');
   const parts = rest.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) throw new RsyncError('ERR_RSYNC_RELATIVE_DOTDOT', `found ".." dir in relative path: ${parts.join('/')}`, EXIT.SYNTAX);
-  const name = Buffer.from(parts.length ? parts.join('/') : '.');
+  const name = Buffer.from(parts.length ? parts.join('/') : '.', encoding);
   if (name.length >= MAXPATHLEN) throw new RsyncError('ERR_RSYNC_NAME_TOO_LONG', `name too long: ${parts.join('/')}`, EXIT.SYNTAX);
   return { baseDir, name, dirLike, leadingDot };
+}
+
+/** The most a --files-from list may hold (its bytes are read at once): a clear error past it. */
+export const FILES_FROM_MAX_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A local --files-from list (`-` for stdin) as -R sources below the transfer's directory: one
+ * name a line ("\n" or "\r"; with --from0 a NUL), empty lines and lines starting with '#' or
+ * ';' skipped, each name cut at MAXPATHLEN - 1 bytes and sanitized as rsync
+ * sanitizes it (leading slashes and ".." that would climb out dropped). A "/./" inside a name
+ * (rsync's per-line base) is refused rather than listed differently.
+ */
+// rsync/flist.c: send_file_list (the filesfrom_fd loop) with io.c read_line (RL_DUMP_COMMENTS, RL_EOL_NULLS)
+export function readFilesFrom(file: string, from0: boolean): RelativeSource[] {
+  let bytes: Buffer;
+  try {
+    bytes = file === '-' ? readFileSync(0) : readBounded(file);
+  } catch (e) {
+    if (e instanceof RsyncError) throw e;
+    throw new RsyncError('ERR_RSYNC_FILES_FROM', `failed to open files-from file ${file}: ${(e as Error).message}`, EXIT.FILESELECT);
+  }
+  if (bytes.length > FILES_FROM_MAX_BYTES) throw tooBig(file);
+  const sources: RelativeSource[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    let end = at;
+    while (end < bytes.length && (from0 ? bytes[end] !== 0 : bytes[end] !== 0x0a && bytes[end] !== 0x0d)) end++;
+    const line = bytes.subarray(at, Math.min(end, at + MAXPATHLEN - 1));
+    at = end + 1;
+    if (line.length === 0) continue;
+    // A local list drops comments with --from0 too (rsync dumps them unless the list comes from the peer).
+    if (line[0] === 0x23 || line[0] === 0x3b) continue;
+    if (line.includes('/./')) {
+      throw new RsyncError('ERR_RSYNC_FILES_FROM', `--files-from: a "/./" inside a name is not supported: ${line.toString()}`, EXIT.SYNTAX);
+    }
+    // latin1 keeps the name's bytes as they are (names need not be UTF-8).
+    sources.push(relativeSource(sanitizePath(line, 0).toString('latin1'), 'latin1'));
+  }
+  return sources;
+}
+
+function tooBig(file: string): RsyncError {
+  return new RsyncError('ERR_RSYNC_FILES_FROM', `--files-from=${file}: more than ${FILES_FROM_MAX_BYTES} bytes`, EXIT.SYNTAX);
+}
+
+/** A regular file's bytes, refused before reading past FILES_FROM_MAX_BYTES. */
+function readBounded(file: string): Buffer {
+  if (statSync(file).size > FILES_FROM_MAX_BYTES) throw tooBig(file);
+  return readFileSync(file);
 }
