@@ -4,7 +4,7 @@
 // rsync pulling with OPTION from lsyncd serve and from rsyncd, the trees compared exactly.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, mkdir, chmod, symlink } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, mkdir, chmod, symlink, truncate } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,8 @@ import { lsyncd, run, type RunResult } from './helpers/cli.js';
 import { snapshot, diffTrees, type Tree } from './helpers/tree.js';
 import { setTimes } from './helpers/fstree.js';
 import { startBoth, runBoth, runText, type OurDaemon } from './helpers/serve.js';
+import { readFilesFrom, relativeSource, FILES_FROM_MAX_BYTES } from '../src/transfer/walk-options.js';
+import { RsyncError } from '../protocol/errors.js';
 
 const ROOT = process.getuid?.() === 0;
 let daemon: TestDaemon;
@@ -230,6 +232,24 @@ test('serve: rsync pulling with -R (and --no-implied-dirs)', async () => {
   await comparePull('R', ['-R'], 'src/sub/deep');
   await comparePull('R-slash', ['-R'], 'src/sub/');
   await comparePull('R-noimp', ['-R', '--no-implied-dirs'], 'src/sub/deep', ['sub']);
+});
+
+test('--files-from: a "/./" inside a name and an oversized list are refused with typed errors; -R refuses ".."', async () => {
+  const dotted = join(work, 'dotted.txt');
+  await writeFile(dotted, 'sub/./deep\n');
+  assert.throws(() => readFilesFrom(dotted, false), (e: unknown) => e instanceof RsyncError && e.code === 'ERR_RSYNC_FILES_FROM');
+  const big = join(work, 'big.txt');
+  await writeFile(big, '');
+  await truncate(big, FILES_FROM_MAX_BYTES + 1); // sparse: refused from its size, never read
+  assert.throws(() => readFilesFrom(big, false), (e: unknown) => e instanceof RsyncError && /more than/.test(e.message));
+  assert.throws(() => readFilesFrom(join(work, 'no-such-list'), false), (e: unknown) => e instanceof RsyncError && e.exitCode === 3);
+  assert.throws(() => relativeSource('a/./b/../c'), (e: unknown) => e instanceof RsyncError && e.code === 'ERR_RSYNC_RELATIVE_DOTDOT');
+  // Names keep their bytes (not UTF-8 here), leading slashes and climbing ".." sanitized away.
+  const raw = join(work, 'raw.txt');
+  await writeFile(raw, Buffer.from([0x2f, 0x2f, 0x61, 0xff, 0x2f, 0x2e, 0x2e, 0x2f, 0x2e, 0x2e, 0x2f, 0x62, 0x0a]));
+  assert.equal(readFilesFrom(raw, false).map((s) => s.name), [Buffer.from('b')]);
+  await writeFile(raw, Buffer.from([0x78, 0xff, 0x0a]));
+  assert.equal(readFilesFrom(raw, false).map((s) => s.name), [Buffer.from([0x78, 0xff])]);
 });
 
 test('the live mirror still refuses the walk options by name', async () => {
