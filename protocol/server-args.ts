@@ -1032,6 +1032,11 @@ function finish(state: ParseState, protocol: number, hadSecluded: boolean): Serv
     ...(copyDest !== undefined && { copyDest }),
     ...(fuzzy > 0 && { fuzzy }),
     ...(missing === 2 && { deleteMissingArgs: true }),
+    // The sender's walk options (src/transfer/walk-options.ts).
+    ...(num(v, 'copy_links') === 1 && { copyLinks: true }),
+    ...(num(v, 'copy_unsafe_links') === 1 && { copyUnsafeLinks: true }),
+    ...(num(v, 'one_file_system') > 0 && { oneFileSystem: num(v, 'one_file_system') }),
+    ...(relative === 1 && { relative: true, ...(impliedDirs !== 1 && { impliedDirs: false }) }),
   };
   return {
     sender: num(v, 'am_sender') === 1,

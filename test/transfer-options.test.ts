@@ -333,10 +333,10 @@ for (const options of SERVE_CASES) {
   });
 }
 
-test('lsyncd serve refuses what its sender does not do yet (-L, -R, -x, --files-from), by name, exit 4', async () => {
+test('lsyncd serve refuses what its sender does not do yet (-k, --files-from), by name, exit 4', async () => {
   await mkdir(join(ours.dir, 'src', 'refuse'), { recursive: true });
   await writeFile(join(ours.dir, 'src', 'refuse', 'f'), 'x');
-  for (const option of ['-L', '--copy-unsafe-links', '-R', '-x', '--files-from=:refuse/f']) {
+  for (const option of ['-k', '--files-from=:refuse/f']) {
     const r = await run('rsync', ['-rlpt', option, daemonUrl(ours, 'src/refuse/'), join(work, 'refused') + '/']);
     assert.is(r.status, 4, `${option}: ${runText(r)}`);
     assert.match(r.stderr.toString(), /lsyncd serve does not support --[a-z-]+ .*yet/, option);
@@ -353,14 +353,10 @@ test('options that cannot apply, and pull-only options on a push, are refused by
   const cases: Array<[string[], RegExp]> = [
     [['-e', 'ssh'], /-e\/--rsh: lsyncd talks to rsync daemons over TCP only/],
     [['--rsync-path=/usr/bin/rsync'], /--rsync-path: there is no remote rsync program/],
-    [['-L'], /-L\/--copy-links is not supported on a push yet/],
-    [['-R'], /-R\/--relative is not supported on a push yet/],
-    [['-x'], /-x\/--one-file-system is not supported on a push yet/],
-    [['--files-from=list'], /--files-from is not supported on a push yet/],
-    [['--copy-unsafe-links'], /--copy-unsafe-links is not supported on a push yet/],
+    [['--files-from=:list'], /a list on the daemon is not supported on a push/],
     [['-4', '-6'], /-4 and -6 exclude each other/],
     [['-m', 'PULL'], /-m\/--prune-empty-dirs is not supported on a pull yet/],
-    [['-R', '--no-implied-dirs', 'PULL'], /--no-implied-dirs is not supported yet/],
+    [['-R', '--no-implied-dirs', 'PULL'], /--no-implied-dirs is not supported on a pull yet/],
     [['-S', 'PULL'], /-S\/--sparse is not supported on a pull yet/],
     [['--partial-dir=.p', 'PULL'], /--partial-dir is not supported on a pull yet/],
     [['--chmod=Q+x'], /Invalid argument passed to --chmod \(Q\+x\)/],

@@ -255,9 +255,10 @@ function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
   if (o.inplace || o.append || o.appendVerify) {
     throw new UsageError(`--${o.inplace ? 'inplace' : o.append ? 'append' : 'append-verify'} is not supported on a push yet (a pull takes it)`);
   }
-  pullOnlyOptions(o, 'push');
+  const walk = walkingOptions(o, 'push');
   const all = receivingOptions(o);
   return {
+    ...walk,
     ...(o.partialDir !== undefined && { partialDir: o.partialDir }),
     ...(o.sparse && { sparse: true }),
     ...(o.pruneEmptyDirs && { pruneEmptyDirs: true }),
@@ -287,10 +288,10 @@ function refuseInapplicable(o: CliOptions): void {
 }
 
 /**
- * What a pull asks of the daemon's sender: they change how a tree is walked, which our push's walk
- * does not do yet, so a push (and the live mirror) refuses them by name.
+ * The sender's walk options: a push walks with them (src/transfer/walk-options.ts), a pull asks
+ * the daemon's sender; the live mirror (its own selective walk) refuses them by name.
  */
-function pullOnlyOptions(o: CliOptions, direction: 'push' | 'pull'): Partial<TransferOptions> {
+function walkingOptions(o: CliOptions, direction: 'push' | 'pull' | 'live'): Partial<TransferOptions> {
   const given = (
     [
       ['-L/--copy-links', o.copyLinks],
@@ -300,13 +301,33 @@ function pullOnlyOptions(o: CliOptions, direction: 'push' | 'pull'): Partial<Tra
       ['--files-from', o.filesFrom !== undefined],
     ] as const
   ).filter(([, on]) => on);
-  // Our generator would give the path's directories the sender's attributes, where rsync's makes them bare.
-  if (o.impliedDirs === false) throw new UsageError('--no-implied-dirs is not supported yet');
-  if (direction === 'push') {
-    if (given.length) throw new UsageError(`${given[0]![0]} is not supported on a push yet (a pull takes it)`);
-    if (o.from0) throw new UsageError('-0/--from0 goes with --files-from, which only a pull takes yet');
+  if (direction === 'live') {
+    if (given.length) throw new UsageError(`${given[0]![0]} is not supported by the live mirror (a one-shot push or pull takes it)`);
+    if (o.impliedDirs === false) throw new UsageError('--no-implied-dirs is not supported by the live mirror');
+    if (o.from0) throw new UsageError('-0/--from0 goes with --files-from, which the live mirror does not take');
     return {};
   }
+  const walk: Partial<TransferOptions> = {
+    ...(o.copyLinks && { copyLinks: true }),
+    ...(o.copyUnsafeLinks && { copyUnsafeLinks: true }),
+    ...(o.relative !== undefined && { relative: o.relative }),
+    ...(o.oneFileSystem && { oneFileSystem: o.oneFileSystem }),
+  };
+  if (direction === 'push') {
+    if (o.filesFrom !== undefined) {
+      // rsync: a list on the daemon (:FILE) would be read by the daemon and forwarded to us.
+      if (/^(?:[^/:]*):/.test(o.filesFrom)) throw new UsageError(`--files-from=${o.filesFrom}: a list on the daemon is not supported on a push; give a local file (or - for stdin)`);
+      // Without -R rsync lists each name under its last component, from its own directory.
+      if (o.relative === false) throw new UsageError('--files-from with --no-relative is not supported on a push yet');
+    } else if (o.from0) {
+      throw new UsageError('-0/--from0 goes with --files-from');
+    }
+    // --files-from implies -R. The daemon's receiver makes the path's directories bare with
+    // --no-implied-dirs (protocol 30+; below, we leave them out).
+    return { ...walk, ...(o.filesFrom !== undefined && { relative: true }), ...(o.impliedDirs === false && { impliedDirs: false }) };
+  }
+  // Our generator would give the path's directories the sender's attributes, where rsync's makes them bare.
+  if (o.impliedDirs === false) throw new UsageError('--no-implied-dirs is not supported on a pull yet (a push takes it)');
   if (o.pruneEmptyDirs) throw new UsageError('-m/--prune-empty-dirs is not supported on a pull yet (a push takes it)');
 
   if (o.partialDir !== undefined) throw new UsageError('--partial-dir is not supported on a pull yet (a push takes it; --partial works both ways)');
@@ -320,10 +341,7 @@ function pullOnlyOptions(o: CliOptions, direction: 'push' | 'pull'): Partial<Tra
     filesFrom = remote[1]!;
   }
   return {
-    ...(o.copyLinks && { copyLinks: true }),
-    ...(o.copyUnsafeLinks && { copyUnsafeLinks: true }),
-    ...(o.relative !== undefined && { relative: o.relative }),
-    ...(o.oneFileSystem && { oneFileSystem: o.oneFileSystem }),
+    ...walk,
     ...(filesFrom !== undefined && { filesFrom }),
     ...(o.from0 && { from0: true }),
   };
@@ -444,14 +462,14 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--chown <USER:GROUP>', 'the receiving side sets owner and group (as --usermap=*:USER --groupmap=*:GROUP)')
     .addOption(new Option('--usermap <STRING>', 'the receiving side maps owners: FROM:TO,... (names, ids, ranges, wildcards; implies -o)').argParser(collect))
     .addOption(new Option('--groupmap <STRING>', 'the same for groups (implies -g)').argParser(collect))
-    .option('-L, --copy-links', 'pull: transform symlinks into referent files/dirs')
-    .option('--copy-unsafe-links', 'pull: only "unsafe" symlinks are transformed')
+    .option('-L, --copy-links', 'transform symlinks into referent files/dirs')
+    .option('--copy-unsafe-links', 'only "unsafe" symlinks are transformed')
     .option('--safe-links', 'ignore symlinks that point outside the tree')
-    .option('-R, --relative', 'pull: use relative path names')
+    .option('-R, --relative', 'use relative path names')
     .option('--no-relative', "pull: turn off -R (which --files-from implies)")
-    .option('--no-implied-dirs', "don't send implied dirs with --relative (not supported yet)")
-    .option('-x, --one-file-system', "pull: don't cross filesystem boundaries (-xx: not even for mount points)", (_v: string, previous: number) => previous + 1, 0)
-    .option('--files-from <:FILE>', 'pull: read the list of source file names from FILE on the daemon (give it as :FILE)')
+    .option('--no-implied-dirs', "push: don't send implied dirs with --relative")
+    .option('-x, --one-file-system', "don't cross filesystem boundaries (-xx: not even for mount points)", (_v: string, previous: number) => previous + 1, 0)
+    .option('--files-from <FILE>', 'read the list of source file names from FILE (push: a local file or -; pull: :FILE on the daemon)')
     .option('-0, --from0', '--files-from lists are delimited by NULs')
     .option('-m, --prune-empty-dirs', 'push: the daemon prunes empty directory chains from the file list')
     .option('-4, --ipv4', 'prefer IPv4')
@@ -717,6 +735,7 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
     source,
     target,
     transfer,
+    ...(options.filesFrom !== undefined && { filesFrom: { file: options.filesFrom, from0: !!options.from0 } }),
     session: { ...sessionOptions(options, target.user), ...(motd && { onLine: motd }) },
     ...(filter && { filter }),
     charset,
@@ -751,7 +770,7 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
   const { pull } = await import('../transfer/pull.js');
   // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).
   if (options.deleteOnly !== undefined) throw new UsageError(`--delete-only ${options.deleteOnly} is for the live mirror; a pull deletes with --delete`);
-  const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options), ...pullOnlyOptions(options, 'pull') };
+  const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options), ...walkingOptions(options, 'pull') };
   const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
   const started = Date.now();
   // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).
@@ -825,7 +844,7 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
 async function live(source: string, targets: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
   if (!targets.length) throw new UsageError('no TARGET given');
   if (isDaemonAddress(source)) throw new UsageError('the live mirror watches a local SOURCE; pulling is not available yet');
-  pullOnlyOptions(options, 'push');
+  walkingOptions(options, 'live');
   const { transfer, rules: withBackups, deleteOnly } = liveTransfer(options, rules);
   rules = withBackups;
   const { live: runLive } = await import('./live.js');

@@ -3,6 +3,7 @@
 // nonreadable` what the daemon cannot read), the modes tweaked (`outgoing chmod`), the list
 // written, the requests served by the same sender our push uses, then the totals and the goodbye.
 // Counterpart: rsync main.c do_server_sender.
+import { realpathSync } from 'node:fs';
 import type { SetupResult } from '../../protocol/compat.js';
 import { recvClientFilters } from '../../protocol/session.js';
 import { compileFilter, FilterList, type FilterMatcher } from '../../protocol/filter.js';
@@ -71,12 +72,18 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
   if (paths.length === 0) paths.push('');
   const scans: ScanResult[] = [];
   const rules = compileModuleRules(module);
+  // -L/--copy-unsafe-links may follow a link out of the module: listed, never read (as rsyncd's confined opens).
+  const confine = realpathSync(module.path);
+  const relative = !!args.transfer.relative;
   for (const path of paths) {
     const { parts, trailingSlash } = sanitizeModulePath(path);
     const contents = trailingSlash || parts.length === 0;
-    const source = [module.path, ...parts].join('/') + (contents ? '/' : '');
+    // -R: the names are the path from the module's root (walk-options.ts relativeSource).
+    const source = relative
+      ? `${module.path.replace(/\/+$/, '')}/./${parts.join('/')}${contents ? '/' : ''}`
+      : [module.path, ...parts].join('/') + (contents ? '/' : '');
     // The list's names are relative to the path's directory (its parent, without a trailing slash).
-    const filter = senderFilter(filters, rules, (contents ? parts : parts.slice(0, -1)).join('/'));
+    const filter = senderFilter(filters, rules, relative ? '' : (contents ? parts : parts.slice(0, -1)).join('/'));
     try {
       // rsync: a path the module's rules exclude is as good as missing.
       if (rules && pathIsModuleExcluded(rules, parts)) throw new Error(`"${parts.join('/')}" is excluded by the module's rules`);
@@ -85,6 +92,7 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
           transfer: args.transfer,
           ...(filter && { filter }),
           ...(module.ignoreNonreadable && { ignoreNonreadable: true }),
+          confine,
           onWarning: (text) => logError(r.log, text),
         }),
       );
@@ -118,7 +126,7 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
   const checksummer = await sessionChecksummer(r.protocol, setup);
   const readBefore = r.io.bytesRead;
   const writtenBefore = r.io.bytesWritten;
-  const sent = await sendFiles(reader, writer, sorted, checksummer, localSource(), {
+  const sent = await sendFiles(reader, writer, sorted, checksummer, localSource(scan.walk), {
     dryRun: args.transfer.dryRun,
     amServer: true,
     compression: setup.tokens ?? null,
@@ -141,7 +149,7 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
 /** Several paths' scans as one list (rsync sends one list for all the paths of a request). */
 function mergeScans(scans: ScanResult[]): ScanResult {
   if (scans.length === 1) return scans[0]!;
-  const merged: ScanResult = { list: new PackedFileList(), fileIds: new Map(), ioError: 0, userNames: new Map(), groupNames: new Map() };
+  const merged: ScanResult = { list: new PackedFileList(), fileIds: new Map(), ioError: 0, userNames: new Map(), groupNames: new Map(), walk: scans.find((s) => s.walk)?.walk ?? null };
   const seen = new Set<string>();
   for (const s of scans) {
     merged.ioError |= s.ioError;

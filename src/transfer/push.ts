@@ -70,6 +70,8 @@ export interface PushOptions {
    * listed subtrees).
    */
   selection?: readonly SelectionItem[];
+  /** --files-from: the names to push (a local file, `-` for stdin), relative to `source` (a directory); -R is implied. */
+  filesFrom?: { file: string; from0: boolean };
   /**
    * Ends the transfer when aborted (Ctrl-C, SIGTERM: the CLI's --once): the connection is closed,
    * so the transfer fails at once and a pull discards its temp files on the way out.
@@ -102,7 +104,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
   // before it goes.
   const scanStarted = Date.now();
   let scanSeconds = 0;
-  const scanOptions = { transfer, ...(options.filter && { filter: options.filter }), onWarning: onError };
+  const scanOptions = { transfer, ...(options.filter && { filter: options.filter }), ...(options.filesFrom && { filesFrom: options.filesFrom }), onWarning: onError };
   // --chmod: the modes our list carries (rsync's sender tweaks them as it lists).
   const chmodModes = transfer.chmod?.length ? compileChmodOptions(transfer.chmod, process.umask()) : null;
   let scan: ScanResult | undefined;
@@ -150,13 +152,14 @@ export async function push(options: PushOptions): Promise<PushResult> {
       } else if (deleteMode) {
         writer.writeInt(0); // an empty list
       }
-      if (walk && protocol >= 29) {
+      if (walk?.streamable && protocol >= 29) {
         // The walk's order is rsync's order from 29 on: the list goes out as the tree is read.
         const walkStarted = Date.now();
         const tweak = chmodModes ? (from: number) => chmodPackedList(walk.list, chmodModes, from) : undefined;
         const sent = await streamLocalFileList(writer, walk, transfer, negotiated, tweak);
         scanSeconds = (Date.now() - walkStarted) / 1000;
         await writer.flush();
+        scan = sent.scan;
         early = { sorted: sent.sorted, flistBytes: sent.flistBytes, ioError: sent.scan.ioError };
         return;
       }
@@ -197,7 +200,9 @@ export async function push(options: PushOptions): Promise<PushResult> {
       await options.onFileList?.(sorted);
       // 6. Serve the generator, then the goodbye.
       const createdNdx: number[] = [];
-      const source = options.onFileBytes ? countedSource(localSource(), options.onFileBytes) : localSource();
+      // The walk options (-L, -x) open the files as the walk listed them.
+      const files = localSource(scan?.walk ?? walk?.walkOptions);
+      const source = options.onFileBytes ? countedSource(files, options.onFileBytes) : files;
       const result = await sendFiles(reader, writer, sorted, checksummer, source, {
         dryRun: transfer.dryRun,
         ...(options.onTransferStart && { onTransferStart: options.onTransferStart }),

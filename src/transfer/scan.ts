@@ -1,8 +1,8 @@
 // The local side of a push: walk SOURCE as rsync's sender does (lstat, never following
 // symlinks), apply the filter rules, and produce file-list entries plus the local path of each.
 // Counterpart: rsync flist.c send_file_list / send_directory / make_file.
-import { lstat, readFile } from 'node:fs/promises';
-import { accessSync, constants, lstatSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync, read } from 'node:fs';
+import { lstat, readFile, stat } from 'node:fs/promises';
+import { accessSync, constants, lstatSync, statSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { BigIntStats } from 'node:fs';
 import { endianness } from 'node:os';
@@ -16,6 +16,7 @@ import type { TransferOptions } from '../../protocol/args.js';
 import { RsyncError, EXIT } from '../../protocol/errors.js';
 import type { ChunkSource } from '../../protocol/sums.js';
 import { shownName } from './output.js';
+import { CONFINED_ERROR, readFilesFrom, followLink, followsLinks, insideConfinement, mountPointAction, relativeSource, walkOptionsOf, type RelativeSource, type WalkOptions } from './walk-options.js';
 
 /** A file-list entry and where it lives here (made on demand from the packed list). */
 export interface LocalEntry extends FileEntry {
@@ -41,6 +42,13 @@ export interface ScanOptions {
   ignoreNonreadable?: boolean;
   /** Messages for the user (vanished files, unreadable dirs, skipped specials). */
   onWarning?: (text: string) => void;
+  /**
+   * lsyncd serve: the module's real root. Links followed by -L/--copy-unsafe-links may lead out
+   * of it: listed, never read (walk-options.ts insideConfinement).
+   */
+  confine?: string;
+  /** A push's local --files-from list (`-` for stdin), and --from0. */
+  filesFrom?: { file: string; from0: boolean };
 }
 
 export interface ScanResult {
@@ -55,6 +63,8 @@ export interface ScanResult {
   ioError: number;
   userNames: Map<number, string>;
   groupNames: Map<number, string>;
+  /** The walk options the list was made with (-L, --copy-unsafe-links, -x): localSource opens its files by them. */
+  walk?: WalkOptions | null;
 }
 
 const SLASH = 0x2f;
@@ -212,6 +222,10 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
   const fileIds = new Map<number, FileIdentity>();
   const state = { ioError: 0 };
   const readDirStats = nativeDirStats();
+  // -L, --copy-unsafe-links, -x (walk-options.ts); `topDev.dev` is the device of the transfer's top (-x).
+  const walkOptions = walkOptionsOf(transfer, options.confine);
+  const following = followsLinks(walkOptions);
+  const topDev: { dev: bigint | null } = { dev: null };
 
   const wanted = (mode: number, rel: Buffer): boolean => {
     const type = mode & S_IFMT;
@@ -297,6 +311,16 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
           return;
         }
       }
+      if (following && (stat.mode & S_IFMT) === S_IFLNK) {
+        const name = top ? Buffer.from(base) : join(dirName, base);
+        const link = followLink(join(dirPath, base), name, walkOptions!, shownName);
+        if (link.kind === 'error') {
+          state.ioError |= link.ioError;
+          warn(link.message);
+          return;
+        }
+        if (link.kind === 'followed') stat = statFromNode(link.stat);
+      }
       if ((stat.mode & S_IFMT) === S_IFDIR) subdirs.push([base, stat === st ? copyStat(stat) : stat]);
       else consider(top ? null : dirName, base, dirIndex, () => join(dirPath, base), stat, filter);
     };
@@ -319,8 +343,21 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
     subdirs.sort((a, b) => compareDirNames(a[0], b[0]));
     for (const [base, st] of subdirs) {
       const path = join(dirPath, base);
+      // -x: a mount point is listed without its contents (-xx: not at all).
+      const mount = mountPointAction(walkOptions, st.identity().dev, topDev.dev);
+      if (mount === 'skip') continue;
       const i = consider(top ? null : dirName, base, dirIndex, () => path, st, filter);
       if (i < 0 || !transfer.recursive) continue;
+      if (mount === 'no-content') {
+        list.setFlag(i, PACKED_NO_CONTENT, true);
+        continue;
+      }
+      if (following && !insideConfinement(walkOptions, path)) {
+        // rsyncd's confined opendir: a followed link out of the module is listed, never read.
+        state.ioError |= IOERR_GENERAL;
+        warn(`opendir "${shownName(list.name(i))}" failed: ${CONFINED_ERROR}`);
+        continue;
+      }
       yield;
       const name = Buffer.from(list.name(i));
       yield* walkSteps(name, path, i, filter?.enter ? filter.enter(name) : filter);
@@ -338,9 +375,10 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
       ioError: state.ioError,
       userNames: named && transfer.owner ? await idNames('/etc/passwd') : new Map(),
       groupNames: named && transfer.group ? await idNames('/etc/group') : new Map(),
+      walk: walkOptions,
     };
   };
-  return { list, state, wanted, consider, walk, walkSteps, finish, warn };
+  return { list, state, wanted, consider, walk, walkSteps, finish, warn, walkOptions, topDev };
 }
 
 /** May this process read it (access(2) with R_OK, as rsync's make_file asks under `ignore nonreadable`)? */
@@ -377,17 +415,39 @@ export interface SourceWalk {
   steps(): Generator<void, void, undefined>;
   /** After the steps: the result (io_error, the id names). */
   finish(): Promise<ScanResult>;
+  /**
+   * False when the list is only whole after the walk (-R and --files-from drop a name listed twice
+   * at the end): it must then be sent after the walk, not while it goes.
+   */
+  streamable: boolean;
+  /** The walk options in force (-L, -x, the module's confinement), for opening its files. */
+  walkOptions: WalkOptions | null;
+}
+
+/** A scan already read to its end, as a SourceWalk (nothing left to step through). */
+function walked(result: ScanResult): SourceWalk {
+  return { list: result.list, steps: function* () {}, finish: () => Promise.resolve(result), streamable: false, walkOptions: result.walk ?? null };
 }
 
 /** scanSource's first half: check the root and list it; the walk below it runs by `steps()`. */
 // rsync/flist.c: send_file_list (up to send_directory)
 export async function startSourceScan(source: string, options: ScanOptions): Promise<SourceWalk> {
   const { transfer } = options;
+  if (options.filesFrom !== undefined) {
+    // --files-from: SOURCE is the directory the list's names are relative to (always -R here).
+    return walked(await scanRelative(source.replace(/\/+$/, '') || '/', readFilesFrom(options.filesFrom.file, options.filesFrom.from0), options));
+  }
+  if (transfer.relative) {
+    const item = relativeSource(source);
+    return walked(await scanRelative(item.baseDir, [item], options));
+  }
   const contents = source.endsWith('/');
   const trimmed = source.replace(/\/+$/, '') || '/';
   const rootPath = Buffer.from(trimmed === '/' && contents ? '/' : trimmed);
 
-  const rootStat = await lstat(contents ? Buffer.from(trimmed + '/') : rootPath, { bigint: true }).catch((e: Error) => {
+  // -L: the source itself is followed too (rsync's link_stat with copy_links).
+  const statRoot = transfer.copyLinks ? stat : lstat;
+  let rootStat = await statRoot(contents ? Buffer.from(trimmed + '/') : rootPath, { bigint: true }).catch((e: Error) => {
     // rsync would send an empty list with io_error set (no deletions) and exit 23; we stop here.
     throw new RsyncError('ERR_RSYNC_SOURCE', `link_stat "${source}" failed: ${e.message}`, EXIT.PARTIAL);
   });
@@ -406,16 +466,127 @@ export async function startSourceScan(source: string, options: ScanOptions): Pro
   const walker = makeWalker(options, rootPrefix(rootDir));
   const { list, finish } = walker;
   const nothing = function* (): Generator<void, void, undefined> {};
+  if (rootStat.isSymbolicLink() && walker.walkOptions) {
+    // --copy-unsafe-links: a source that is a link pointing out of the transfer is its referent.
+    const link = followLink(rootPath, rootName, walker.walkOptions, shownName);
+    if (link.kind === 'error') throw new RsyncError('ERR_RSYNC_SOURCE', link.message, EXIT.PARTIAL);
+    if (link.kind === 'followed') rootStat = link.stat;
+  }
+  walker.topDev.dev = rootStat.dev;
 
-  if (!rootName.equals(DOT) && options.filter?.isExcluded(rootName, rootStat.isDirectory())) return { list, steps: nothing, finish };
-  if (options.ignoreNonreadable && !rootStat.isSymbolicLink() && !readable(rootPath)) return { list, steps: nothing, finish };
+  if (!rootName.equals(DOT) && options.filter?.isExcluded(rootName, rootStat.isDirectory())) return { list, steps: nothing, finish, streamable: true, walkOptions: walker.walkOptions };
+  if (options.ignoreNonreadable && !rootStat.isSymbolicLink() && !readable(rootPath)) return { list, steps: nothing, finish, streamable: true, walkOptions: walker.walkOptions };
   const root = walker.consider(null, rootName, -1, () => rootPath, statFromNode(rootStat), undefined);
   if (root >= 0 && rootStat.isDirectory() && (transfer.recursive || contents)) {
     const rootFilter = !contents && options.filter?.enter ? options.filter.enter(rootName) : options.filter;
     const dirPath = contents ? Buffer.from(trimmed === '/' ? '/' : trimmed) : rootPath;
-    return { list, steps: () => walker.walkSteps(rootName, dirPath, root, rootFilter), finish };
+    return { list, steps: () => walker.walkSteps(rootName, dirPath, root, rootFilter), finish, streamable: true, walkOptions: walker.walkOptions };
   }
-  return { list, steps: nothing, finish };
+  return { list, steps: nothing, finish, streamable: true, walkOptions: walker.walkOptions };
+}
+
+/**
+ * -R: each source under its own path below `baseDir` (its `/./` split, or the current
+ * directory), after the directories of that path as implied directories (stat'ed, links followed,
+ * never filtered: without contents, flagged implied at protocol 30+). With --no-implied-dirs they
+ * are still listed at 30+ (the receiver makes them bare) and left out below 30
+ * (writeLocalFileList drops them). A name listed twice is sent once.
+ */
+// rsync/flist.c: send_file_list (relative_paths) and send_implied_dirs
+export async function scanRelative(baseDir: string, sources: readonly RelativeSource[], options: ScanOptions): Promise<ScanResult> {
+  const { transfer } = options;
+  const base = Buffer.from(baseDir);
+  const walker = makeWalker(options, rootPrefix(base));
+  const list = walker.list;
+  const localOf = (name: Buffer): Buffer => (name.equals(DOT) ? (base.length ? base : DOT) : base.length ? join(base, name) : name);
+  const listed = new Map<string, number>(); // implied dirs already listed (latin1 name) -> index
+  const parentOf = (name: Buffer): [Buffer | null, Buffer] => {
+    const slash = name.lastIndexOf(SLASH);
+    return slash < 0 ? [null, name] : [name.subarray(0, slash), name.subarray(slash + 1)];
+  };
+  for (const source of sources) {
+    const { name } = source;
+    let parent = -1;
+    let filter = options.filter;
+    // A leading "./" ("./a/b", no "/./" split) sends "." first, as an implied directory.
+    const parts = name.equals(DOT) ? [] : name.toString('latin1').split('/');
+    const implied: Buffer[] = source.leadingDot && parts.length ? [DOT] : [];
+    for (let k = 1; k < parts.length; k++) implied.push(Buffer.from(parts.slice(0, k).join('/'), 'latin1'));
+    let gone = false;
+    for (const dir of implied) {
+      const key = dir.toString('latin1');
+      const known = listed.get(key);
+      if (known !== undefined) {
+        parent = known;
+      } else {
+        let st: BigIntStats;
+        try {
+          // rsync's send_implied_dirs sets copy_links: the path's directories are followed.
+          st = statSync(localOf(dir), { bigint: true });
+        } catch (e) {
+          walker.state.ioError |= IOERR_GENERAL;
+          walker.warn(`link_stat "${shownName(localOf(dir))}" failed: ${(e as Error).message}`);
+          gone = true;
+          break;
+        }
+        const [dirOf, baseOf] = parentOf(dir);
+        const i = walker.consider(dirOf, baseOf, parent, () => localOf(dir), statFromNode(st), undefined);
+        if (i < 0) {
+          gone = true;
+          break;
+        }
+        list.setFlag(i, PACKED_TOP_DIR, true);
+        list.setFlag(i, PACKED_NO_CONTENT, true);
+        listed.set(key, i);
+        parent = i;
+      }
+      if (filter?.enter && !dir.equals(DOT)) filter = filter.enter(dir);
+    }
+    if (gone) continue;
+    const localPath = localOf(name);
+    let st: BigIntStats;
+    try {
+      st = transfer.copyLinks || source.dirLike ? statSync(localPath, { bigint: true }) : lstatSync(localPath, { bigint: true });
+    } catch (e) {
+      walker.state.ioError |= (e as NodeJS.ErrnoException).code === 'ENOENT' ? IOERR_VANISHED : IOERR_GENERAL;
+      walker.warn(`link_stat "${shownName(localPath)}" failed: ${(e as Error).message}`);
+      continue;
+    }
+    if (!name.equals(DOT) && options.filter?.isExcluded(name, st.isDirectory())) continue;
+    if (st.isSymbolicLink() && walker.walkOptions) {
+      const link = followLink(localPath, name, walker.walkOptions, shownName);
+      if (link.kind === 'error') {
+        walker.state.ioError |= link.ioError;
+        walker.warn(link.message);
+        continue;
+      }
+      if (link.kind === 'followed') st = link.stat;
+    }
+    walker.topDev.dev = st.dev;
+    const [dirOf, baseOf] = parentOf(name);
+    const i = walker.consider(dirOf, baseOf, parent, () => localPath, statFromNode(st), undefined);
+    if (i < 0 || !st.isDirectory()) continue;
+    list.setFlag(i, PACKED_TOP_DIR, true);
+    list.setFlag(i, PACKED_NO_CONTENT, false);
+    if (transfer.recursive) walker.walk(name, localPath, i, filter?.enter && !name.equals(DOT) ? filter.enter(name) : filter);
+  }
+  // A name listed twice (two sources, or an implied dir that a source's walk lists again): the
+  // first is kept; an implied dir that turns out to be listed with its contents becomes a content dir.
+  const seen = new Map<string, number>();
+  for (let i = 0; i < list.count; i++) {
+    const key = list.name(i).toString('latin1');
+    const first = seen.get(key);
+    if (first === undefined) {
+      seen.set(key, i);
+      continue;
+    }
+    if (list.flags[first]! & PACKED_NO_CONTENT && !(list.flags[i]! & PACKED_NO_CONTENT)) {
+      list.setFlag(first, PACKED_NO_CONTENT, false);
+      list.setFlag(first, PACKED_TOP_DIR, (list.flags[i]! & PACKED_TOP_DIR) !== 0);
+    }
+    list.setFlag(i, PACKED_DROPPED, true);
+  }
+  return walker.finish();
 }
 
 /** One path of a selection (relative to the root, raw bytes; empty = the root itself). */
@@ -585,8 +756,12 @@ const SMALL_FILE = 1 << 20;
  * are read into one buffer reused for the next file (the sender is done with a file's chunks when
  * it opens the next): 20,000 files no longer mean 20,000 allocations for the collector.
  */
-export function localSource(): SenderSource {
+export function localSource(walk?: WalkOptions | null): SenderSource {
   let scratch = Buffer.allocUnsafe(64 * 1024);
+  // -L/--copy-unsafe-links list some links as files: those are opened through the link (and,
+  // under lsyncd serve, only when the file opened lies inside the module).
+  const following = followsLinks(walk ?? null);
+  const openFlags = following ? constants.O_RDONLY : constants.O_RDONLY | constants.O_NOFOLLOW;
   return {
     async open(entry) {
       const path = (entry as LocalEntry).localPath;
@@ -601,9 +776,13 @@ export function localSource(): SenderSource {
       };
       let fd: number;
       try {
-        fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+        fd = openSync(path, openFlags);
       } catch (e) {
         return failed(e);
+      }
+      if (following && walk?.confine && !insideConfinement(walk, `/proc/self/fd/${fd}`)) {
+        closeSync(fd);
+        return { error: `send_files failed to open "${shownName(path)}": ${CONFINED_ERROR}`, vanished: false };
       }
       try {
         // A small file the scan saw is read without an fstat first (a system call and a Stats with

@@ -7,13 +7,14 @@ import type { TransferOptions } from '../../protocol/args.js';
 import type { ChecksumName, SetupResult } from '../../protocol/compat.js';
 import { createChecksummer, digestLength, type Checksummer } from '../../protocol/checksum.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
-import { PACKED_DROPPED, SortedFileList, type PackedFileList } from '../../protocol/flist-packed.js';
+import { PACKED_DROPPED, PACKED_NO_CONTENT, PACKED_TOP_DIR, SortedFileList, type PackedFileList } from '../../protocol/flist-packed.js';
 import type { IdNames } from '../../protocol/flist.js';
 import { PackedListEncoder, sendPackedFileList } from '../../protocol/flist-packed-send.js';
-import { S_IFMT, S_IFREG } from '../../protocol/modes.js';
+import { S_IFDIR, S_IFMT, S_IFREG } from '../../protocol/modes.js';
 import { MSG_IO_ERROR, writeMessageInt } from '../../protocol/mplex.js';
 import type { ByteWriter } from '../../protocol/io.js';
 import { localSource, namesFor, type LocalEntry, type ScanResult, type SourceWalk } from './scan.js';
+import type { WalkOptions } from './walk-options.js';
 
 /** What was written: the list in rsync's order (the index is the ndx) and its size on the wire. */
 export interface WrittenFileList {
@@ -35,11 +36,14 @@ export async function writeLocalFileList(
 ): Promise<WrittenFileList> {
   const protocol = writer.protocol;
   const { list } = scan;
-  if (transfer.checksum) await checksumFiles(list, 0, await unseededChecksummer(protocol, negotiated));
+  if (transfer.checksum) await checksumFiles(list, 0, await unseededChecksummer(protocol, negotiated), scan.walk);
   // rsync/flist.c: send_file_entry — below 28, -H sends dev/ino for every regular file.
   if (transfer.hardLinks && protocol < 28) {
     for (const [i, id] of scan.fileIds) if (!list.hardlinks.has(i)) list.hardlinks.set(i, id);
   }
+  // -R below 30: no implied-dir flag there (rsync's send_file_list sends flagged implied dirs from
+  // 30 on only): the path's directories go as plain ones, or not at all with --no-implied-dirs.
+  if (transfer.relative && protocol < 30) unflagImpliedDirs(list, transfer.impliedDirs === false);
   const order = list.sortedOrder(protocol);
   const flistStart = writer.written;
   // The flags the receiver derives from the same argument list (-o -g -D -l -H -c, --numeric-ids).
@@ -89,7 +93,7 @@ export async function streamLocalFileList(
     const to = list.count;
     if (to === done) return;
     tweak?.(done);
-    if (unseeded) await checksumFiles(list, done, unseeded);
+    if (unseeded) await checksumFiles(list, done, unseeded, walk.walkOptions);
     for (let i = done; i < to; i++) encoder.add(i);
     done = to;
     if (writer.pending >= STREAM_FLUSH) await writer.flush();
@@ -134,8 +138,8 @@ function unseededChecksummer(protocol: number, negotiated: { compatFlags: number
 
 /** -c: the checksum of each regular file from entry `from` on (a file that cannot be read keeps none: zeros go out). */
 // rsync/checksum.c: file_checksum
-async function checksumFiles(list: PackedFileList, from: number, unseeded: Checksummer): Promise<void> {
-  const files = localSource();
+async function checksumFiles(list: PackedFileList, from: number, unseeded: Checksummer, walk: WalkOptions | null | undefined): Promise<void> {
+  const files = localSource(walk);
   for (let i = from; i < list.count; i++) {
     if ((list.mode[i]! & S_IFMT) !== S_IFREG) continue;
     const chunks = await files.open({ localPath: list.localPath(i) } as LocalEntry, 0);
@@ -149,4 +153,18 @@ async function checksumFiles(list: PackedFileList, from: number, unseeded: Check
 /** The block and file checksums of a session (negotiated algorithm, its seed). */
 export function sessionChecksummer(protocol: number, setup: SetupResult): Promise<Checksummer> {
   return createChecksummer(setup.checksum, { protocol, seed: setup.seed, compatFlags: setup.compatFlags, implied: setup.checksumImplied });
+}
+
+/**
+ * The implied directories of a -R list (a top directory without contents) below protocol 30:
+ * plain directories (no top-dir flag, which would make them content dirs there), or left out.
+ */
+// rsync/flist.c: send_file_entry (FLAG_IMPLIED_DIR below 30) and send_file_list (implied_dirs off)
+function unflagImpliedDirs(list: ScanResult['list'], drop: boolean): void {
+  for (let i = 0; i < list.count; i++) {
+    const flags = list.flags[i]!;
+    if ((list.mode[i]! & S_IFMT) !== S_IFDIR || !(flags & PACKED_TOP_DIR) || !(flags & PACKED_NO_CONTENT)) continue;
+    if (drop) list.setFlag(i, PACKED_DROPPED, true);
+    else list.setFlag(i, PACKED_TOP_DIR, false);
+  }
 }
