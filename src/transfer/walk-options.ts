@@ -5,7 +5,7 @@
 // Docs: docs/options.md (the walk options rows), docs/protocol.md [flist-entry].
 // Counterpart: rsync flist.c readlink_stat / make_file (-x) / send_file_list (-R).
 import { readFileSync, readlinkSync, realpathSync, statSync, lstatSync, type BigIntStats } from 'node:fs';
-import { sanitizePath } from '../serve/destination.js';
+import { sanitizePath } from '../../protocol/sanitize-path.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import { RsyncError, EXIT } from '../../protocol/errors.js';
 import { IOERR_GENERAL, IOERR_VANISHED, MAXPATHLEN } from '../../protocol/constants.js';
