@@ -242,16 +242,12 @@ function receivingOptions(o: CliOptions): Partial<TransferOptions> {
 }
 
 /**
- * The receiving options a push hands to the daemon: those only its generator and receiver act on
- * (-b, --backup-dir, --suffix, --partial, --max-size, --min-size). --inplace and --append need
- * the sender's part too (no match behind the write position; the tail only), which our sender
- * does not do yet: refused on a push rather than ignored.
+ * The receiving options a push hands to the daemon: those its generator and receiver act on
+ * (-b, --backup-dir, --suffix, --partial, --max-size, --min-size, --inplace, --append); for
+ * --inplace and --append our sender does its part too (no match behind the write offset; the tail only).
  */
 // rsync/options.c: server_options (what a sending client passes on)
 function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
-  if (o.inplace || o.append || o.appendVerify) {
-    throw new UsageError(`--${o.inplace ? 'inplace' : o.append ? 'append' : 'append-verify'} is not supported on a push yet (a pull takes it)`);
-  }
   pullOnlyOptions(o, 'push');
   const all = receivingOptions(o);
   return {
@@ -264,6 +260,8 @@ function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
     ...(all.partial && { partial: true }),
     ...(all.maxSize !== undefined && { maxSize: all.maxSize }),
     ...(all.minSize !== undefined && { minSize: all.minSize }),
+    ...(all.inplace && { inplace: true }),
+    ...(all.append && { append: all.append }),
   };
 }
 
@@ -458,9 +456,9 @@ function buildProgram(rules: RuleSource[]): Command {
     .addOption(new Option('--rsync-path <PROGRAM>').hideHelp())
     .addOption(new Option('--server').hideHelp())
     .addOption(new Option('--sender').hideHelp())
-    .option('--inplace', 'pull: update destination files in place')
-    .option('--append', 'pull: append data onto shorter files')
-    .option('--append-verify', 'pull: --append with the old data in the file checksum')
+    .option('--inplace', 'update destination files in place')
+    .option('--append', 'append data onto shorter files')
+    .option('--append-verify', '--append with the old data in the file checksum')
     .option('-b, --backup', 'keep replaced and deleted files (NAME~, or in --backup-dir)')
     .option('--backup-dir <DIR>', 'make backups into this directory (relative to the destination; implies -b)')
     .option('--suffix <SUFFIX>', 'backup suffix (default ~ without --backup-dir)')
