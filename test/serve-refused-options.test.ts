@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { mkdtemp, rm, writeFile, mkdir, chmod, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from './helpers/cli.js';
+import { lsyncd, run } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { setTimes } from './helpers/fstree.js';
 import { startBoth, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
@@ -98,6 +98,18 @@ for (const options of [['-T', 'scratch'], ['--delay-updates'], ['--preallocate']
     }
     const diff = diffTrees(await snapshot(join(theirs.dir, 'm', dest)), await snapshot(join(ours.dir, 'm', dest)));
     assert.equal(diff, []);
+  });
+}
+
+// Our client: the same options refused by name (exit 1), before any connection.
+for (const [option, shown] of [['-A', '-A/--acls'], ['-X', '-X/--xattrs'], ['-E', '-E/--executability'], ['-O', '-O/--omit-dir-times'], ['-J', '-J/--omit-link-times'], ['-U', '-U/--atimes'], ['-K', '-K/--keep-dirlinks'], ['--remove-source-files', '--remove-source-files'], ['--delay-updates', '--delay-updates'], ['--temp-dir=/tmp', '-T/--temp-dir'], ['--fake-super', '--fake-super'], ['--iconv=utf8', '--iconv'], ['--write-devices', '--write-devices']] as const) {
+  test(`our client refuses ${option} by name`, async () => {
+    for (const args of [[option, join(work, 'src') + '/', daemonUrl(ours, 'm/client/')], [option, daemonUrl(ours, 'm/pull/'), join(work, 'client-pull') + '/']]) {
+      const r = await lsyncd(['--once', ...args]);
+      assert.is(r.status, 1, runText(r));
+      assert.match(r.stderr, `${shown}: `);
+    }
+    assert.not.ok((await readdir(join(ours.dir, 'm'))).includes('client'), 'no connection made');
   });
 }
 

@@ -278,10 +278,34 @@ function bwlimitOf(o: CliOptions): number {
 }
 
 /**
+ * rsync options our client does not do: declared (hidden) so that each is refused by name with
+ * what is missing, rather than as an unknown option or, worse, ignored. docs/options.md.
+ */
+const NOT_DONE: ReadonlyArray<{ flags: string; key: string; why: string }> = [
+  { flags: '-A, --acls', key: 'acls', why: 'ACLs are not supported (docs/options.md says what it would take)' },
+  { flags: '-X, --xattrs', key: 'xattrs', why: 'extended attributes are not supported (docs/options.md says what it would take)' },
+  { flags: '-E, --executability', key: 'executability', why: 'not supported (-p keeps the whole mode)' },
+  { flags: '-O, --omit-dir-times', key: 'omitDirTimes', why: 'not supported' },
+  { flags: '-J, --omit-link-times', key: 'omitLinkTimes', why: 'not supported' },
+  { flags: '-U, --atimes', key: 'atimes', why: 'not supported' },
+  { flags: '-N, --crtimes', key: 'crtimes', why: 'not supported' },
+  { flags: '-K, --keep-dirlinks', key: 'keepDirlinks', why: 'not supported' },
+  { flags: '--remove-source-files', key: 'removeSourceFiles', why: 'not supported (lsyncd mirrors; it never removes the source)' },
+  { flags: '--delay-updates', key: 'delayUpdates', why: 'not supported' },
+  { flags: '-T, --temp-dir <DIR>', key: 'tempDir', why: 'not supported' },
+  { flags: '--fake-super', key: 'fakeSuper', why: 'not supported' },
+  { flags: '--iconv <CONVERT_SPEC>', key: 'iconv', why: 'not supported (names travel as bytes)' },
+  { flags: '--copy-devices', key: 'copyDevices', why: 'not supported' },
+  { flags: '--write-devices', key: 'writeDevices', why: 'not supported' },
+];
+
+/**
  * Options rsync has that cannot apply to a daemon transfer: refused by name rather than ignored
  * (commander refuses the ones we do not list at all as unknown).
  */
 function refuseInapplicable(o: CliOptions): void {
+  const notDone = NOT_DONE.find(({ key }) => (o as unknown as Record<string, unknown>)[key] !== undefined);
+  if (notDone) throw new UsageError(`${notDone.flags.replace(/ <.*/, '').replace(', ', '/')}: ${notDone.why}`);
   if (o.rsh !== undefined) throw new UsageError('-e/--rsh: lsyncd talks to rsync daemons over TCP only (HOST::MODULE or rsync://HOST/MODULE), never through a remote shell');
   if (o.rsyncPath !== undefined) throw new UsageError('--rsync-path: there is no remote rsync program to run in a daemon transfer (the daemon is already running)');
   if (o.server || o.sender) throw new UsageError(`--${o.server ? 'server' : 'sender'} is rsync's internal option for the remote side; lsyncd serve is the daemon`);
@@ -361,7 +385,9 @@ function buildProgram(rules: RuleSource[]): Command {
     rules.push({ kind, value } as RuleSource);
     return value;
   };
-  return new Command('lsyncd')
+  const program = new Command('lsyncd');
+  for (const { flags } of NOT_DONE) program.addOption(new Option(flags).hideHelp());
+  return program
     .description(
       // Each line fits 80 columns: commander wraps the description at the terminal's width.
       [
