@@ -172,4 +172,25 @@ for (const options of [['--inplace'], ['--append'], ['--append-verify'], ['--inp
   });
 }
 
+// Our pull below protocol 30: --append is --append-verify on both sides (rsync's compat.c), so our
+// receiver hashes the kept part too (else every file fails its checksum and is redone).
+const failed = (text: string) => text.split('\n').filter((l) => l.includes('failed verification')).map((l) => /WARNING: (\S+) failed/.exec(l)?.[1]);
+test('our pull --append --protocol=29 from rsyncd: as rsync\'s pull (only the changed kept parts redone)', async () => {
+  const name = 'ourpull29';
+  await rm(join(theirs.dir, 'src', name), { recursive: true, force: true });
+  await source(join(theirs.dir, 'src', name));
+  const url = daemonUrl(theirs, `src/${name}/`);
+  const dests = { rsync: join(work, name, 'rsync'), ours: join(work, name, 'ours') };
+  for (const d of Object.values(dests)) await staleDest(d);
+  const r = await run('rsync', ['-rlpt', '--append', '--protocol=29', '--stats', url, dests.rsync + '/']);
+  const o = await lsyncd(['--once', '--append', '--protocol=29', '--stats', url, dests.ours + '/']);
+  assert.is(r.status, 0, runText(r));
+  assert.is(o.status, 0, runText(o));
+  // The files whose kept part changed fail and are redone, the others not: the literal and
+  // matched counts (redos included) are rsync's. (rsync names the failures only with -v or -i.)
+  assert.equal(failed(o.stderr), ['edited.log', 'inserted.bin', 'zeros.bin']);
+  sameStats(r, o, '--append --protocol=29');
+  await assertSameTrees(dests.rsync, dests.ours, 'our pull --append --protocol=29');
+});
+
 test.run();
