@@ -3,9 +3,11 @@
 // strong sum, and decide which bytes travel as literal data and which as "copy block k".
 // The whole-file checksum is computed over the same single pass. Streaming: the file arrives as
 // chunks and only a bounded window is held. Counterpart: rsync match.c (build_hash_table,
-// hash_search, matched, match_sums).
+// hash_search, matched, match_sums). With --inplace the receiver rebuilds the file over its basis,
+// so no match may start behind the write offset, and a block found where it already is wins
+// (docs/protocol.md [sender-inplace]).
 import type { Checksummer } from './checksum.js';
-import { RollingChecksum } from './checksum.js';
+import { RollingChecksum, getChecksum1 } from './checksum.js';
 import { blockLength, type ChunkSource, type SumBlocks } from './sums.js';
 import { ProtocolError } from './errors.js';
 import { CHUNK_SIZE } from './constants.js';
@@ -50,6 +52,15 @@ export interface MatchResult {
 }
 
 export type { ChunkSource } from './sums.js';
+
+export interface MatchOptions {
+  /**
+   * The receiver writes into its basis file (--inplace with the file itself as basis, rsync's
+   * updating_basis_file): a block behind the current offset is already overwritten there, so it
+   * matches only where it sits now; a block at its own offset is preferred (written not at all).
+   */
+  updatingBasis?: boolean;
+}
 
 /**
  * A reusable matcher: keeps its hash table and window between files, so a session allocates them
@@ -96,13 +107,13 @@ export class BlockMatcher {
    * literal. Reads the source once; holds at most CHUNK_SIZE + blength + 256 KiB of it.
    */
   // rsync/match.c: match_sums
-  async match(source: ChunkSource, sums: SumBlocks | null, sink: MatchSink): Promise<MatchResult> {
+  async match(source: ChunkSource, sums: SumBlocks | null, sink: MatchSink, options: MatchOptions = {}): Promise<MatchResult> {
     const iterator: AsyncIterator<Uint8Array> | Iterator<Uint8Array> =
       Symbol.asyncIterator in source
         ? (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
         : (source as Iterable<Uint8Array>)[Symbol.iterator]();
     try {
-      return await this.search(iterator, sums, sink);
+      return await this.search(iterator, sums, sink, options.updatingBasis === true);
     } catch (e) {
       // Let the source release what it holds (a file stream's descriptor) before we give up.
       try {
@@ -119,6 +130,7 @@ export class BlockMatcher {
     iterator: AsyncIterator<Uint8Array> | Iterator<Uint8Array>,
     sums: SumBlocks | null,
     sink: MatchSink,
+    updatingBasis: boolean,
   ): Promise<MatchResult> {
     const cs = this.checksummer;
     const head = sums?.head ?? null;
@@ -132,7 +144,8 @@ export class BlockMatcher {
     }
 
     const fileHash = cs.startFile();
-    const capacity = CHUNK_SIZE + blength + 1 + READ_AHEAD;
+    // In place, a zero block may be realigned up to one block further on: room for a second block.
+    const capacity = CHUNK_SIZE + (updatingBasis ? 2 * blength : blength) + 1 + READ_AHEAD;
     if (this.window.length < capacity) this.window = Buffer.allocUnsafe(capacity);
     const win = this.window;
 
@@ -234,6 +247,13 @@ export class BlockMatcher {
     let k = Math.min(blength, winLen);
     roll.init(win, 0, k);
     let wantI = 0; // the block after the last match: preferred, so runs of blocks stay adjacent
+    // In place: the first block boundary at or after offset, its index, and the blocks found where
+    // they already are (rsync's SUMFLG_SAME_OFFSET), which stay usable behind the offset.
+    let alignedOffset = 0;
+    let alignedI = 0;
+    const sameOffset = updatingBasis ? new Uint8Array(count) : null;
+    /** In place, block `i` can no longer be used at `at`: it starts behind and is not where it was. */
+    const bypassed = (i: number, at: number) => i * blength < at && sameOffset![i] === 0;
 
     const signed = new Int8Array(win.buffer, win.byteOffset, win.length);
 
@@ -262,12 +282,21 @@ export class BlockMatcher {
       const s1 = roll.s1;
       const s2 = roll.s2;
       const sum = ((s1 & 0xffff) | (s2 << 16)) >>> 0;
-      let i = table[traditional ? (s1 + s2) & 0xffff : sum % tableSize]!;
+      const bucket = traditional ? (s1 + s2) & 0xffff : sum % tableSize;
+      let i = table[bucket]!;
       let matched = -1;
       if (i >= 0) {
         let strong: Uint8Array | null = null; // computed lazily, once per offset
         let chainLen = 0;
+        let prev = -1; // the chain entry before i (-1: the bucket's head)
         for (; i >= 0; i = chain[i]!) {
+          if (updatingBasis && bypassed(i, offset)) {
+            // Never usable again (the offset only grows): unlinked, as rsync does.
+            if (prev < 0) table[bucket] = chain[i]!;
+            else chain[prev] = chain[i]!;
+            continue;
+          }
+          prev = i;
           if (sum1[i] !== sum) continue;
           if (++chainLen > MAX_CHAIN_LEN) break;
           // Only blocks of the window's length: the short last block matches only at the end.
@@ -280,8 +309,51 @@ export class BlockMatcher {
             falseAlarms++;
             continue;
           }
+          let wantSum = sum; // what the want_i check below compares (rsync reuses its variables)
+          let wantStrong = strong;
+          if (updatingBasis) {
+            // In place the best match is the block already at this offset: prefer it over want_i.
+            // (All the generator's blocks start at multiples of blength.)
+            while (alignedOffset < offset) {
+              alignedOffset += blength;
+              alignedI++;
+            }
+            // Zeros off the boundary: the next boundary may hold the same zero block.
+            const zerosAhead = () => sum === 0 && k === blength && fill(alignedOffset + k).then(() => winStart + winLen >= alignedOffset + k);
+            if (alignedI < count && (offset === alignedOffset || (await zerosAhead()))) {
+              let sameSpot = true;
+              if (i !== alignedI) {
+                if (sum1[alignedI] !== sum || k !== blockLength(head!, alignedI) || !strongEquals(strong, alignedI)) sameSpot = false;
+                else i = alignedI;
+              }
+              if (sameSpot && offset !== alignedOffset) {
+                // Literal data up to the boundary, then the block where it already is (the receiver
+                // seeks over it instead of writing), if the data there is that block too.
+                const at = alignedOffset - winStart;
+                const there = win.subarray(at, at + k);
+                wantSum = getChecksum1(there);
+                if (wantSum !== sum1[i]) sameSpot = false;
+                else {
+                  wantStrong = cs.blockSum(there).slice();
+                  if (!strongEquals(wantStrong, i)) sameSpot = false;
+                  else offset = alignedOffset;
+                }
+              }
+              if (sameSpot) {
+                sameOffset![i] = 1;
+                wantI = i;
+              }
+            }
+          }
           // A match; the next block in sequence is preferred when it is equally good.
-          if (i !== wantI && wantI < count && sum1[wantI] === sum && k === blockLength(head!, wantI) && strongEquals(strong, wantI)) {
+          if (
+            i !== wantI &&
+            wantI < count &&
+            (!updatingBasis || !bypassed(wantI, offset)) &&
+            sum1[wantI] === wantSum &&
+            k === blockLength(head!, wantI) &&
+            strongEquals(wantStrong, wantI)
+          ) {
             i = wantI;
           }
           matched = i;
@@ -303,7 +375,8 @@ export class BlockMatcher {
         // land on wantI too. Take it without summing the block byte by byte (the dominant cost of
         // long runs). Only with strong sums of 3+ bytes: a false positive needs a changed region
         // to collide (odds 2^-24 each), and even then the whole-file checksum catches it (a redo).
-        while (s2length >= 3 && wantI < count) {
+        // In place only where the next block sits at this very offset (rsync's aligned choice).
+        while (s2length >= 3 && wantI < count && (!updatingBasis || wantI * blength === offset)) {
           if (winStart + winLen < offset + blength + 1 && !eof) await fill(offset + blength + 1 + READ_AHEAD);
           const len = blockLength(head!, wantI);
           const have = winStart + winLen - offset;

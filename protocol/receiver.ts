@@ -175,7 +175,9 @@ export async function receiveFiles(
     options.onReceiveStart?.({ ndx, entry, iflags, xname });
     const onBytes = options.onReceiveBytes && ((offset: number) => options.onReceiveBytes!(entry, offset));
     // A redo is a whole delta again: rsync turns --append off for it (the file stays in place).
-    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, append: redoing ? 0 : (options.append ?? 0) };
+    // Below protocol 30 --append is --append-verify on both sides (rsync/compat.c).
+    const append = options.append ? (protocol < 30 ? 2 : options.append) : 0;
+    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, append: redoing ? 0 : append };
     const got = await receiveData(reader, tokens, entry, basis, tree, checksummer, copyBuf, mode, !!options.keepPartial, options.sumsHelper, protocol < 29 && !!options.altDest, onBytes);
     stats.literalBytes += got.literalBytes;
     stats.matchedBytes += got.matchedBytes;

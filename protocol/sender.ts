@@ -1,23 +1,29 @@
 // The sender role of a push (docs/protocol.md [sender]): answer each request of the daemon's
 // generator with the delta of the requested file, through the phases, then the final goodbye.
+// --inplace makes the matcher keep behind the receiver's write offset; --append sends only what
+// follows the length the receiver has ([sender-inplace], [sender-append]).
 // Counterpart: rsync sender.c send_files, rsync.c read_ndx_and_attrs, main.c read_final_goodbye.
 import { ProtocolError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { BlockMatcher } from './match.js';
-import { readSumBlocks, readSumHead, writeSumHead, type ChunkSource } from './sums.js';
+import { readSumBlocks, readSumHead, writeSumHead, type ChunkSource, type SumHead } from './sums.js';
 import type { Checksummer } from './checksum.js';
 import { tokenWriter, type TokenSink } from './token.js';
 import type { TokenCompression } from './token-deflate.js';
 import { MSG_IO_ERROR, MSG_NO_SEND, writeMessageInt } from './mplex.js';
 import type { FileEntry, FileTable } from './flist.js';
 import { isReg } from './modes.js';
+import { CHUNK_SIZE } from './constants.js';
 import { readNdxAndAttrs, readNdxSkippingDelStats } from './request.js';
+import { FNAMECMP_PARTIAL_DIR } from './basis.js';
+import { CF_INPLACE_PARTIAL_DIR } from './compat.js';
 import {
   IOERR_GENERAL,
   IOERR_VANISHED,
   ITEM_IS_NEW,
   ITEM_TRANSFER,
   NDX_DONE,
+  FNAMECMP_FNAME,
   type DeleteStats,
 } from './constants.js';
 
@@ -86,6 +92,30 @@ export interface SenderOptions {
   amServer?: boolean;
   /** -z: the tokens are deflated (zlib or zlibx, at this level); unset, simple tokens. */
   compression?: TokenCompression | null;
+  /** --inplace: the receiver rebuilds each file over itself; no match may start behind its write offset. */
+  inplace?: boolean;
+  /** --append (1) / --append-verify (2): only the data past the receiver's length is sent (implies inplace). */
+  append?: number;
+  /** -b: before protocol 29 it tells whether the receiver writes in place (rsync's make_backups). */
+  backup?: boolean;
+  /** CF_INPLACE_PARTIAL_DIR was agreed: a basis in the partial dir is updated in place (rsync's inplace_partial). */
+  inplacePartial?: boolean;
+}
+
+/**
+ * The sender's share of the receiver's write mode: --inplace, --append (-verify), -b (it matters
+ * before protocol 29) and whether CF_INPLACE_PARTIAL_DIR was agreed (rsync's inplace_partial).
+ */
+export function senderWriteMode(
+  options: { inplace?: boolean; append?: number; backup?: boolean },
+  compatFlags: number,
+): Pick<SenderOptions, 'inplace' | 'append' | 'backup' | 'inplacePartial'> {
+  return {
+    ...(options.inplace && { inplace: true }),
+    ...(options.append && { append: options.append }),
+    ...(options.backup && { backup: true }),
+    ...((compatFlags & CF_INPLACE_PARTIAL_DIR) !== 0 && { inplacePartial: true }),
+  };
 }
 
 export interface SenderResult {
@@ -121,6 +151,9 @@ export async function sendFiles(
   const tokens = tokenWriter(writer, options.compression);
   let ioError = 0;
   let phase = 0;
+  // rsync/compat.c: before protocol 30 the receiver always hashes the kept part (append_mode 2).
+  const appendMode = options.append ? (protocol < 30 ? 2 : Math.min(options.append, 2)) : 0;
+  const inplace = !!options.inplace || appendMode > 0;
 
   // Flush only when we may have to wait for the daemon (as rsync's writer does), not per file. [sender-flush]
   const flushIfWaiting = () => (reader.buffered < MIN_REQUEST || writer.pending >= FLUSH_AT ? writer.flush() : undefined);
@@ -166,10 +199,17 @@ export async function sendFiles(
     }
 
     // 4. The basis's block sums, then our file: echo, sum head, tokens, whole-file checksum. [sender-delta]
+    // A redo (phase 1) is a whole delta again: rsync turns --append off for it.
+    const append = phase === 0 ? appendMode : 0;
+    // rsync/sender.c: send_files (updating_basis_file)
+    const updatingBasis =
+      (!!options.inplacePartial && basisType === FNAMECMP_PARTIAL_DIR) ||
+      (inplace && (protocol >= 29 ? (basisType ?? FNAMECMP_FNAME) === FNAMECMP_FNAME : !options.backup || phase > 0));
     const readStart = reader.consumed; // rsync's remember_initial_stats
     const writeStart = writer.written;
     const head = await readSumHead(reader, checksummer.digestLength);
-    const sums = await readSumBlocks(reader, head);
+    // --append: the head alone (the generator sends no block sums); it gives the length kept. [sender-append]
+    const sums = append ? null : await readSumBlocks(reader, head);
     const chunks = await source.open(entry, ndx);
     if ('error' in chunks) {
       ioError |= chunks.vanished ? IOERR_VANISHED : IOERR_GENERAL;
@@ -182,7 +222,11 @@ export async function sendFiles(
       options.onTransferStart?.({ ndx, entry, iflags, xname });
       echo();
       writeSumHead(writer, head);
-      result = head.count ? await matcher.match(chunks, sums, tokens) : await sendWhole(chunks, checksummer, tokens);
+      result = append
+        ? await sendAppended(chunks, checksummer, tokens, appendedFrom(head), append === 2)
+        : head.count
+          ? await matcher.match(chunks, sums, tokens, { updatingBasis })
+          : await sendWhole(chunks, checksummer, tokens);
     } finally {
       (chunks as { close?: () => void }).close?.(); // whatever happened, the file is let go
     }
@@ -235,6 +279,50 @@ export async function readFinalGoodbye(
     ndx = await readNdxSkippingDelStats(reader, stats, echo);
   }
   if (ndx !== NDX_DONE) throw new ProtocolError(`invalid packet at end of run (${ndx})`, { exitCode: EXIT.PROTOCOL });
+}
+
+/** --append: the length the receiver keeps, from the sum head (count blocks, the last one short). */
+// rsync/sender.c: receive_sums (append_mode's flength)
+function appendedFrom(head: SumHead): number {
+  let length = head.count * head.blength;
+  if (head.remainder) length -= head.blength - head.remainder;
+  return length;
+}
+
+/**
+ * --append / --append-verify: the first `from` bytes are the receiver's already and are skipped
+ * (hashed into the whole-file checksum only for -verify, as the receiver hashes them then), the
+ * rest goes as literal data. A file now shorter than `from` sends nothing.
+ */
+// rsync/match.c: match_sums (append_mode > 0)
+async function sendAppended(chunks: ChunkSource, checksummer: Checksummer, tokens: TokenSink, from: number, verify: boolean) {
+  const hasher = checksummer.startFile();
+  // Literal tokens of CHUNK_SIZE counted from `from`, as rsync cuts them, whatever our reads' sizes.
+  const piece = Buffer.allocUnsafe(CHUNK_SIZE);
+  let held = 0;
+  let length = 0;
+  let literalBytes = 0;
+  for await (const chunk of chunks) {
+    const skip = Math.max(0, Math.min(chunk.length, from - length));
+    length += chunk.length;
+    if (skip && verify) hasher.update(skip === chunk.length ? chunk : chunk.subarray(0, skip));
+    if (skip === chunk.length) continue;
+    const rest = skip ? chunk.subarray(skip) : chunk;
+    hasher.update(rest);
+    literalBytes += rest.length;
+    for (let at = 0; at < rest.length; ) {
+      const n = Math.min(CHUNK_SIZE - held, rest.length - at);
+      piece.set(rest.subarray(at, at + n), held);
+      held += n;
+      at += n;
+      if (held === CHUNK_SIZE) {
+        await tokens.onLiteral(piece);
+        held = 0;
+      }
+    }
+  }
+  if (held) await tokens.onLiteral(piece.subarray(0, held));
+  return { fileSum: hasher.digest(), length, literalBytes, matchedBytes: 0 };
 }
 
 /** No basis on the daemon's side: the file goes out as literal data, hashed on the way. */

@@ -268,7 +268,7 @@ test('every option of the command line has its place: a sync key, a run setting,
     '--once', '--home', '--recursive', '--links', '--help', '--version', '--ignore-times', '--del', '--delete-before', '--delete-during', '--delete-delay', '--delete-after', '--max-delete', '--force', '--ignore-errors',
     '--delete-missing-args', '--ignore-missing-args', '--size-only', '--inplace', '--append', '--append-verify', '--ignore-existing', '--existing', '--ignore-non-existing', '--update', '--compare-dest', '--copy-dest',
     '--link-dest', '--fuzzy', '--skip-compress', '--stats', '--progress', '--info', '--quiet', '--human-readable', '--no-motd',
-    '--dryrun', '--zc', '--no-startup',
+    '--dryrun', '--zc', '--no-startup', '--log-file', '--log-file-format',
     // pull-only (the daemon walks) or done by the daemon on a --once push
     '--copy-links', '--copy-unsafe-links', '--relative', '--no-relative', '--files-from', '--no-implied-dirs', '--one-file-system', '--from0', '--prune-empty-dirs',
   ];

@@ -342,14 +342,6 @@ test('our push with -b --delete and --max-size into rsyncd: as rsync pushes them
   assert.ok(existsSync(join(got, 'small.txt~')) && existsSync(join(got, 'mid.txt~')));
 });
 
-test('our push refuses --inplace and --append (its sender does not do their part yet)', async () => {
-  for (const option of ['--inplace', '--append', '--append-verify']) {
-    const r = await lsyncd(['--once', option, work + '/', daemonUrl(theirs, 'push/never/')]);
-    assert.is(r.status, 1, runText(r));
-    assert.match(r.stderr.toString(), new RegExp(`${option} is not supported on a push yet`));
-  }
-});
-
 test('DestTree backups: a backup dir outside the module, through a symlink, or the destination itself with no suffix is refused', async () => {
   const root = join(work, 'confine');
   await rm(root, { recursive: true, force: true });

@@ -15,6 +15,9 @@ import { TransferProgress } from '../transfer/progress.js';
 import { mapLsyncd2Options, asksForHelp } from './habits.js';
 import { OnceInterruption, signalLine } from './interrupt.js';
 import type { FileEntry } from '../../protocol/flist.js';
+import type { ReceivedItem } from '../../protocol/receiver.js';
+import type { ClientTransferLog } from '../transfer/transfer-log.js';
+import { S_IFDIR, S_IFREG } from '../../protocol/modes.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
 import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
@@ -133,6 +136,9 @@ export interface CliOptions {
   delay?: number;
   dryrun?: boolean;
   logfile?: string;
+  /** --log-file / --log-file-format: a --once run's rsync-style log (src/transfer/transfer-log.ts). */
+  logFile?: string;
+  logFileFormat?: string;
   syslog?: boolean;
   logIdent: string;
   logFacility: string;
@@ -245,16 +251,12 @@ function receivingOptions(o: CliOptions): Partial<TransferOptions> {
 }
 
 /**
- * The receiving options a push hands to the daemon: those only its generator and receiver act on
- * (-b, --backup-dir, --suffix, --partial, --max-size, --min-size). --inplace and --append need
- * the sender's part too (no match behind the write position; the tail only), which our sender
- * does not do yet: refused on a push rather than ignored.
+ * The receiving options a push hands to the daemon: those its generator and receiver act on
+ * (-b, --backup-dir, --suffix, --partial, --max-size, --min-size, --inplace, --append); for
+ * --inplace and --append our sender does its part too (no match behind the write offset; the tail only).
  */
 // rsync/options.c: server_options (what a sending client passes on)
 function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
-  if (o.inplace || o.append || o.appendVerify) {
-    throw new UsageError(`--${o.inplace ? 'inplace' : o.append ? 'append' : 'append-verify'} is not supported on a push yet (a pull takes it)`);
-  }
   const walk = walkingOptions(o, 'push');
   const all = receivingOptions(o);
   return {
@@ -268,6 +270,8 @@ function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
     ...(all.partial && { partial: true }),
     ...(all.maxSize !== undefined && { maxSize: all.maxSize }),
     ...(all.minSize !== undefined && { minSize: all.minSize }),
+    ...(all.inplace && { inplace: true }),
+    ...(all.append && { append: all.append }),
   };
 }
 
@@ -278,10 +282,34 @@ function bwlimitOf(o: CliOptions): number {
 }
 
 /**
+ * rsync options our client does not do: declared (hidden) so that each is refused by name with
+ * what is missing, rather than as an unknown option or, worse, ignored. docs/options.md.
+ */
+const NOT_DONE: ReadonlyArray<{ flags: string; key: string; why: string }> = [
+  { flags: '-A, --acls', key: 'acls', why: 'ACLs are not supported (docs/options.md says what it would take)' },
+  { flags: '-X, --xattrs', key: 'xattrs', why: 'extended attributes are not supported (docs/options.md says what it would take)' },
+  { flags: '-E, --executability', key: 'executability', why: 'not supported (-p keeps the whole mode)' },
+  { flags: '-O, --omit-dir-times', key: 'omitDirTimes', why: 'not supported' },
+  { flags: '-J, --omit-link-times', key: 'omitLinkTimes', why: 'not supported' },
+  { flags: '-U, --atimes', key: 'atimes', why: 'not supported' },
+  { flags: '-N, --crtimes', key: 'crtimes', why: 'not supported' },
+  { flags: '-K, --keep-dirlinks', key: 'keepDirlinks', why: 'not supported' },
+  { flags: '--remove-source-files', key: 'removeSourceFiles', why: 'not supported (lsyncd mirrors; it never removes the source)' },
+  { flags: '--delay-updates', key: 'delayUpdates', why: 'not supported' },
+  { flags: '-T, --temp-dir <DIR>', key: 'tempDir', why: 'not supported' },
+  { flags: '--fake-super', key: 'fakeSuper', why: 'not supported' },
+  { flags: '--iconv <CONVERT_SPEC>', key: 'iconv', why: 'not supported (names travel as bytes)' },
+  { flags: '--copy-devices', key: 'copyDevices', why: 'not supported' },
+  { flags: '--write-devices', key: 'writeDevices', why: 'not supported' },
+];
+
+/**
  * Options rsync has that cannot apply to a daemon transfer: refused by name rather than ignored
  * (commander refuses the ones we do not list at all as unknown).
  */
 function refuseInapplicable(o: CliOptions): void {
+  const notDone = NOT_DONE.find(({ key }) => (o as unknown as Record<string, unknown>)[key] !== undefined);
+  if (notDone) throw new UsageError(`${notDone.flags.replace(/ <.*/, '').replace(', ', '/')}: ${notDone.why}`);
   if (o.rsh !== undefined) throw new UsageError('-e/--rsh: lsyncd talks to rsync daemons over TCP only (HOST::MODULE or rsync://HOST/MODULE), never through a remote shell');
   if (o.rsyncPath !== undefined) throw new UsageError('--rsync-path: there is no remote rsync program to run in a daemon transfer (the daemon is already running)');
   if (o.server || o.sender) throw new UsageError(`--${o.server ? 'server' : 'sender'} is rsync's internal option for the remote side; lsyncd serve is the daemon`);
@@ -378,7 +406,9 @@ function buildProgram(rules: RuleSource[]): Command {
     rules.push({ kind, value } as RuleSource);
     return value;
   };
-  return new Command('lsyncd')
+  const program = new Command('lsyncd');
+  for (const { flags } of NOT_DONE) program.addOption(new Option(flags).hideHelp());
+  return program
     .description(
       // Each line fits 80 columns: commander wraps the description at the terminal's width.
       [
@@ -408,6 +438,8 @@ function buildProgram(rules: RuleSource[]): Command {
     .addOption(new Option('--delay <SECONDS>', 'live mode: wait this long for more changes before a push').argParser(decimal))
     .option('--dryrun', 'the same as --dry-run')
     .option('--logfile <FILE>', 'live mode: log to FILE (reopened on SIGHUP)')
+    .option('--log-file <FILE>', '--once: log what is done to FILE, as rsync does')
+    .option('--log-file-format <FMT>', "--once: the per-file log format (default '%i %n%L')")
     .option('--syslog', 'live mode: log to syslog (the default when detached without --logfile)')
     .option('--log-ident <NAME>', 'live mode: the syslog ident', 'lsyncd')
     .option('--log-facility <NAME>', 'live mode: the syslog facility (user, daemon, local0..local7, ...)', 'user')
@@ -480,9 +512,9 @@ function buildProgram(rules: RuleSource[]): Command {
     .addOption(new Option('--rsync-path <PROGRAM>').hideHelp())
     .addOption(new Option('--server').hideHelp())
     .addOption(new Option('--sender').hideHelp())
-    .option('--inplace', 'pull: update destination files in place')
-    .option('--append', 'pull: append data onto shorter files')
-    .option('--append-verify', 'pull: --append with the old data in the file checksum')
+    .option('--inplace', 'update destination files in place')
+    .option('--append', 'append data onto shorter files')
+    .option('--append-verify', '--append with the old data in the file checksum')
     .option('-b, --backup', 'keep replaced and deleted files (NAME~, or in --backup-dir)')
     .option('--backup-dir <DIR>', 'make backups into this directory (relative to the destination; implies -b)')
     .option('--suffix <SUFFIX>', 'backup suffix (default ~ without --backup-dir)')
@@ -731,7 +763,8 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
   const { progress, say, sayLine, warn, motd, finish } = transferOutput(options, charset);
   // --progress shows the names as -v does (rsync's INFO_NAME); a transfer's line comes before its data.
   const lines = { itemize: transfer.itemize, verbose: transfer.verbose || (options.progress ? 1 : 0), times: transfer.times };
-  const result = await push({
+  const log = await clientLog(options, 'send', target, source, transfer, warn);
+  const result = await logged(log, () => push({
     source,
     target,
     transfer,
@@ -741,25 +774,30 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
     charset,
     abort,
     onFileList: (entries) => {
+      log?.started();
       // -v says the list is built, --progress counts it (-i alone says nothing).
       if (options.progress || (transfer.verbose && !transfer.itemize)) say(fileListText('building', entries.length, Boolean(options.progress)).slice(0, -1));
       progress?.fileList(entries.length, entries.totalSize());
     },
     onInfo: (text) => say(text),
     onError: (text) => warn(text),
-    onDeleted: (name, isDir) => sayLine(deletedLine(name, isDir, lines)),
+    onDeleted: (name, isDir) => {
+      sayLine(deletedLine(name, isDir, lines));
+      log?.deleted(name, isDir ? S_IFDIR : S_IFREG);
+    },
     onTransferStart: (item) => {
       sayLine(sentItemLine(item, lines));
       progress?.fileStarted(item.ndx, item.entry.size);
     },
     ...(progress && { onFileBytes: (entry: FileEntry, offset: number) => progress.advance(offset, entry.size), onPhaseDone: () => progress.phaseDone() }),
     onItem: (item) => {
+      log?.item(item);
       // A transfer's line was printed when its data started (a dry run sends none).
       const sent = (item.iflags & ITEM_TRANSFER) !== 0 && !transfer.dryRun;
       if (sent) progress?.fileDone(item.entry.size);
       else sayLine(sentItemLine(item, lines));
     },
-  });
+  }));
   finish();
   const elapsedSeconds = (Date.now() - started) / 1000;
   if (!options.quiet) for (const line of outputSummary(result, { ...transfer, elapsedSeconds, humanReadable: options.humanReadable })) out(line);
@@ -794,7 +832,8 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
   const sayHeld = (before: number) => {
     while (held.length && held[0]!.ndx < before) sayLine(held.shift()!.line);
   };
-  const result = await pull({
+  const log = await clientLog(options, 'recv', target, dest, transfer, warn);
+  const result = await logged(log, () => pull({
     target,
     dest,
     transfer,
@@ -805,15 +844,20 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
     abort,
     onInfo: (text) => say(text),
     onError: (text) => warn(text),
-    onDeleted: (name, isDir) => sayLine(deletedLine(name, isDir, { ...transfer, verbose })),
+    onDeleted: (name, isDir) => {
+      sayLine(deletedLine(name, isDir, { ...transfer, verbose }));
+      log?.deleted(name, isDir ? S_IFDIR : S_IFREG);
+    },
     onCreatedDest: (path) => {
       if (transfer.itemize || verbose) sayLine(['created directory ', Buffer.from(path)]);
     },
     onFileList: (count, size) => {
+      log?.started();
       if (transfer.verbose || options.progress) say(fileListText('receiving', count, Boolean(options.progress)).slice(0, -1));
       progress?.fileList(count, size);
     },
     onItem: (item) => {
+      if (!(item.iflags & ITEM_TRANSFER)) log?.item(item);
       if (!namesAtData) return sayLine(itemLine(item.iflags, item.entry));
       // The generator runs ahead of the data: its other lines wait for the receiver to pass them.
       if (!(item.iflags & ITEM_TRANSFER)) held.push({ ndx: item.ndx, line: itemLine(item.iflags, item.entry) });
@@ -826,6 +870,7 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
       },
       onReceiveBytes: (entry, offset) => progress.advance(offset, entry.size),
       onReceived: (item) => {
+        log?.item(item);
         if (!transfer.dryRun) progress.fileDone(item.entry.size);
       },
       onPhaseDone: () => {
@@ -833,7 +878,8 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
         progress.phaseDone();
       },
     }),
-  });
+    ...(log && !progress && { onReceived: (item: ReceivedItem) => log.item(item) }),
+  }));
   sayHeld(Infinity);
   finish();
   const elapsedSeconds = (Date.now() - started) / 1000;
@@ -841,9 +887,51 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
   return result.exitCode;
 }
 
+/** --log-file: the run's log, opened before the transfer (null without the option). */
+async function clientLog(
+  options: CliOptions,
+  op: 'send' | 'recv',
+  target: ReturnType<typeof parseDaemonAddress>,
+  root: string,
+  transfer: TransferOptions,
+  warn: (text: string) => void,
+): Promise<ClientTransferLog | null> {
+  if (options.logFile === undefined) {
+    if (options.logFileFormat !== undefined) throw new UsageError('--log-file-format needs --log-file');
+    return null;
+  }
+  const { ClientTransferLog } = await import('../transfer/transfer-log.js');
+  return new ClientTransferLog({
+    file: options.logFile,
+    ...(options.logFileFormat !== undefined && { format: options.logFileFormat }),
+    op,
+    host: target.host,
+    module: target.module,
+    root,
+    transfer,
+    onError: (e) => warn(e.message),
+  });
+}
+
+/** Run a transfer with its log: the closing 'sent ... received ...' line, or the error that ended it. */
+async function logged<T extends { bytesSent: number; bytesReceived: number; totalSize: number }>(log: ClientTransferLog | null, transfer: () => Promise<T>): Promise<T> {
+  if (!log) return transfer();
+  try {
+    const result = await transfer();
+    log.finished({ sent: result.bytesSent, received: result.bytesReceived, totalSize: result.totalSize });
+    return result;
+  } catch (e) {
+    log.error(`rsync error: ${(e as Error).message}`);
+    throw e;
+  } finally {
+    log.close();
+  }
+}
+
 async function live(source: string, targets: string[], options: CliOptions, rules: RuleSource[]): Promise<number> {
   if (!targets.length) throw new UsageError('no TARGET given');
   if (isDaemonAddress(source)) throw new UsageError('the live mirror watches a local SOURCE; pulling is not available yet');
+  if (options.logFile !== undefined || options.logFileFormat !== undefined) throw new UsageError('--log-file is for --once runs (the live mirror logs with --logfile)');
   walkingOptions(options, 'live');
   const { transfer, rules: withBackups, deleteOnly } = liveTransfer(options, rules);
   rules = withBackups;

@@ -7,7 +7,7 @@ import { realpathSync } from 'node:fs';
 import type { SetupResult } from '../../protocol/compat.js';
 import { recvClientFilters } from '../../protocol/session.js';
 import { compileFilter, FilterList, type FilterMatcher } from '../../protocol/filter.js';
-import { readFinalGoodbye, sendFiles } from '../../protocol/sender.js';
+import { readFinalGoodbye, sendFiles, senderWriteMode } from '../../protocol/sender.js';
 import { writeSenderStats } from '../../protocol/stats.js';
 import { MSG_ERROR, PeerMessages, writeMessage } from '../../protocol/mplex.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
@@ -130,6 +130,7 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
     dryRun: args.transfer.dryRun,
     amServer: true,
     compression: setup.tokens ?? null,
+    ...senderWriteMode(args, setup.compatFlags),
     onWarning: (text) => logError(r.log, text),
     ...pullTransferLog(r, setup),
   });

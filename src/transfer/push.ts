@@ -8,7 +8,7 @@ import { clientCompressOptions, parseChecksumName, type ChecksumName } from '../
 import type { Checksummer } from '../../protocol/checksum.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import type { SortedFileList } from '../../protocol/flist-packed.js';
-import { sendFiles, readFinalGoodbye, type SenderOptions, type SenderSource, type SenderStats, type SentItem } from '../../protocol/sender.js';
+import { sendFiles, readFinalGoodbye, senderWriteMode, type SenderOptions, type SenderSource, type SenderStats, type SentItem } from '../../protocol/sender.js';
 import type { ChunkSource } from '../../protocol/sums.js';
 import { ITEM_IS_NEW } from '../../protocol/constants.js';
 import { MSG_DATA, PeerMessages, writeMessage, type MessageHandler } from '../../protocol/mplex.js';
@@ -208,6 +208,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
         ...(options.onTransferStart && { onTransferStart: options.onTransferStart }),
         ...(options.onPhaseDone && { onPhaseDone: options.onPhaseDone }),
         compression: setup.tokens ?? null,
+        ...senderWriteMode(transfer, setup.compatFlags),
         onWarning: onError,
         onItem: (item) => {
           if (item.iflags & ITEM_IS_NEW) createdNdx.push(item.ndx);

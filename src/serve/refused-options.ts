@@ -1,0 +1,39 @@
+// Options a client may send that lsyncd serve reads but would not honour (issue 13): refused by
+// name after the setup phase (exit 4, rsync's "requested action not supported") rather than
+// ignored, so a client never gets a result other than the one it asked for. -A and -X get the
+// words of an rsyncd built without ACL or xattr support; the others name what is missing.
+// Options with no effect on the result (-T, --delay-updates' final tree, --preallocate, -B, ...)
+// stay accepted; docs/options.md and docs/serve.md "Differences from rsyncd" list both kinds.
+// The walk's own refusals are in unsupported-options.ts.
+// Counterpart: rsync options.c parse_arguments (the "not supported on this server" errors).
+import type { ServerArgs } from '../../protocol/server-args.js';
+
+/** The first option of the client's list this daemon would not honour, as the client's error line; or undefined. */
+// rsync/options.c: parse_arguments (SUPPORT_ACLS / SUPPORT_XATTRS unset)
+export function refusedOption(args: ServerArgs): string | undefined {
+  if (args.acls) return 'ACLs are not supported on this server';
+  if (args.xattrs) return 'extended attributes are not supported on this server';
+  const missing = (name: string) => `lsyncd serve does not support ${name}`;
+  // Both roles: -U and -N add fields to every file-list entry; --iconv converts every name.
+  const always: Array<[string, boolean]> = [
+    ['--atimes (-U)', args.atimes > 0],
+    ['--crtimes (-N)', args.crtimes],
+    ['--iconv', args.iconv !== undefined && args.iconv !== '-'],
+    // A pull: our sender would have to remove each file the client confirms (MSG_SUCCESS); a
+    // push: our receiver would have to confirm each one so that the client removes it.
+    [args.removeSourceFiles === 2 ? '--remove-sent-files' : '--remove-source-files', args.removeSourceFiles > 0],
+  ];
+  // What only the receiving side does (a client's push into us).
+  const receiving: Array<[string, boolean]> = [
+    ['--executability (-E)', args.executability],
+    ['--omit-dir-times (-O)', args.omitDirTimes],
+    ['--omit-link-times (-J)', args.omitLinkTimes],
+    ['--keep-dirlinks (-K)', args.keepDirlinks],
+    ['--write-devices', args.writeDevices],
+    ['--fake-super', args.superUser < 0],
+  ];
+  // What only the sending side does (a client's pull from us).
+  const sending: Array<[string, boolean]> = [['--copy-devices', args.copyDevices]];
+  const found = [...always, ...(args.sender ? sending : receiving)].find(([, on]) => on);
+  return found && missing(found[0]);
+}
