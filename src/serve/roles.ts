@@ -11,7 +11,6 @@ import type { RoleRequest, RoleResult } from './request.js';
 import { endRole, refuseRole } from './role-exit.js';
 import { receiveIntoModule } from './receive.js';
 import { serveSender } from './send.js';
-import { unsupportedOption } from './unsupported-options.js';
 import { refusedOption } from './refused-options.js';
 
 // rsync/main.c: start_server
@@ -46,7 +45,7 @@ export async function serveRole(r: RoleRequest): Promise<RoleResult> {
   });
   try {
     if (!known) throw refuseRole(`unknown compress name: ${named}`, EXIT.UNSUPPORTED);
-    const unsupported = unsupportedOption(args) ?? refusedOption(args);
+    const unsupported = refusedOption(args);
     if (unsupported) throw refuseRole(unsupported, EXIT.UNSUPPORTED);
     return args.sender ? await serveSender(r, setup) : await receiveIntoModule(r, setup);
   } catch (e) {
