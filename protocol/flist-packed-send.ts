@@ -25,8 +25,8 @@ import {
   XMIT_TOP_DIR,
 } from './constants.js';
 import { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, makeDev } from './modes.js';
-import { resolveFlistOptions, writeFlistTail, type FlistOptions, type Resolved } from './flist.js';
-import { PACKED_NO_CONTENT, PACKED_TOP_DIR, isDeviceMode, isSpecialMode, type PackedFileList } from './flist-packed.js';
+import { checkEntry, resolveFlistOptions, sortFileList, writeFlistTail, type FileEntry, type FlistOptions, type Resolved, type SentFileList } from './flist.js';
+import { PACKED_NO_CONTENT, PACKED_TOP_DIR, PackedFileList, isDeviceMode, isSpecialMode } from './flist-packed.js';
 
 /**
  * One entry's bytes, at most: flags (4), name lengths (1 + 5), name, size (9), mtime (9), nsec (5),
@@ -388,4 +388,30 @@ export function sendPackedFileList(writer: ByteWriter, list: PackedFileList, ord
   const encoder = new PackedListEncoder(writer, list, opts);
   for (let ndx = 0; ndx < order.length; ndx++) encoder.add(order[ndx]!);
   return encoder.end();
+}
+
+/**
+ * The file list of entries given as `FileEntry` objects (the library's form: tests, a Node
+ * program's own list): each entry checked, packed, and written in the order given (pass
+ * sortFileList's result for rsync's own order and the best name compression) by the one encoder
+ * above, then the end marker, the uid/gid name lists and below protocol 30 the io_error trailer.
+ * Writes into `writer`'s buffer only; the caller flushes. Returns the sorted list (ndx → entry)
+ * and any io_error still owed as MSG_IO_ERROR.
+ */
+// rsync/flist.c: send_file_list (the wire part, after the entries have been gathered)
+export function sendFileList<T extends FileEntry>(writer: ByteWriter, entries: readonly T[], opts: FlistOptions): SentFileList<T> {
+  const r = resolveFlistOptions(opts);
+  const seen = new Set<string>();
+  const list = new PackedFileList();
+  for (const e of entries) {
+    checkEntry(e, r);
+    const key = e.name.toString('latin1');
+    // The daemon would disable the second slot of a duplicate name; never send one.
+    check(!seen.has(key), `duplicate name in the file list: ${JSON.stringify(key)}`);
+    seen.add(key);
+    list.addEntry(r.alwaysChecksum || e.checksum === undefined ? e : { ...e, checksum: undefined });
+  }
+  const encoder = new PackedListEncoder(writer, list, opts);
+  for (let i = 0; i < list.count; i++) encoder.add(i);
+  return { sorted: sortFileList(entries, r.protocol), msgIoError: encoder.end() };
 }

@@ -1,33 +1,19 @@
 // The file list, sender side (docs/protocol.md [flist]: [flist-entry],
-// [flist-end] with io_error and the id lists, [flist-order]). On a push we are the sender: we describe every
-// entry of the tree, then the uid/gid name lists, and the daemon's generator addresses files by
-// their position in the list once both sides have sorted it. Pure: the caller stats the tree and
-// hands us entries. Counterpart: rsync flist.c (send_file_entry, write_end_of_flist,
-// send_file_list's tail, f_name_cmp) and uidlist.c (send_id_lists).
+// [flist-end] with io_error and the id lists, [flist-order]): the entry as a caller describes it
+// (`FileEntry`), rsync's sort order, the options and checks an encoding needs, and everything
+// after the entries (end marker, uid/gid name lists, io_error). The entries themselves are
+// encoded in one place, flist-packed-send.ts. Pure: the caller stats the tree and hands us entries.
+// Counterpart: rsync flist.c (write_end_of_flist, send_file_list's tail, f_name_cmp) and
+// uidlist.c (send_id_lists).
 import { CF_INC_RECURSE, CF_ID0_NAMES, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from './compat.js';
 import type { ByteWriter } from './io.js';
 import {
   MAX_WIRE_NSEC,
   MAXPATHLEN,
   XMIT_EXTENDED_FLAGS,
-  XMIT_HLINK_FIRST,
-  XMIT_HLINKED,
   XMIT_IO_ERROR_ENDLIST,
-  XMIT_LONG_NAME,
-  XMIT_MOD_NSEC,
-  XMIT_NO_CONTENT_DIR,
-  XMIT_RDEV_MINOR_8_pre30,
-  XMIT_SAME_DEV_pre30,
-  XMIT_SAME_GID,
-  XMIT_SAME_MODE,
-  XMIT_SAME_NAME,
-  XMIT_SAME_RDEV_MAJOR,
-  XMIT_SAME_RDEV_pre28,
-  XMIT_SAME_TIME,
-  XMIT_SAME_UID,
-  XMIT_TOP_DIR,
 } from './constants.js';
-import { isDevice, isDir, isLink, isReg, isSpecial, makeDev } from './modes.js';
+import { isDevice, isDir, isLink, isReg } from './modes.js';
 
 /** Oldest and newest protocol this encoder speaks. */
 export const FLIST_MIN_PROTOCOL = 27;
@@ -270,18 +256,6 @@ export function sortFileList<T extends FileEntry>(entries: readonly T[], protoco
   return keyed.map((k) => k.entry);
 }
 
-/** The "previous entry" state both sides keep for the SAME_* flags; it starts at zero. */
-interface PrevState {
-  name: Buffer;
-  mode: number;
-  mtime: number;
-  uid: number;
-  gid: number;
-  rdev: bigint;
-  rdevMajor: number;
-  dev: bigint;
-}
-
 /** Everything the entry encoder needs besides the entry, resolved once per list. */
 export interface Resolved {
   protocol: number;
@@ -295,15 +269,6 @@ export interface Resolved {
   alwaysChecksum: boolean;
   checksumLength: number;
   trackIds: boolean;
-}
-
-/** First-seen uids/gids, and the send positions of the first entry of each hard-link group. */
-interface Tracking {
-  uids: number[];
-  gids: number[];
-  seenUids: Set<number>;
-  seenGids: Set<number>;
-  hlinkFirst: Map<string, number>;
 }
 
 function check(ok: boolean, message: string): void {
@@ -326,7 +291,8 @@ export function checkName(name: Buffer): void {
   }
 }
 
-function checkEntry(e: FileEntry, r: Resolved): void {
+/** What the encoder requires of an entry given as a FileEntry (ranges, a target per symlink, rdev per device, ...). */
+export function checkEntry(e: FileEntry, r: Resolved): void {
   checkName(e.name);
   check(Number.isInteger(e.mode) && e.mode >= 0 && e.mode <= 0xffffffff, `bad mode ${e.mode}`);
   check(Number.isSafeInteger(e.size) && e.size >= 0, `bad size ${e.size} for ${e.name.toString('latin1')}`);
@@ -351,201 +317,10 @@ function checkEntry(e: FileEntry, r: Resolved): void {
   }
 }
 
-/** varlong(min 4) of a 64-bit mtime; the codec only takes non-negative values, so pre-1970 times
- *  are written here: eight two's-complement bytes behind a 0xf8 prefix, as write_varlong does. */
-function writeMtime(w: ByteWriter, mtime: number): void {
-  if (mtime >= 0) {
-    w.writeVarlong(mtime, 4);
-    return;
-  }
-  const bytes = Buffer.alloc(9);
-  bytes[0] = 0xf8;
-  bytes.writeBigInt64LE(BigInt(mtime), 1);
-  w.writeBuf(bytes);
-}
-
-/** rsync's write_longint for values a JS number may not hold exactly (dev/ino). */
-function writeLongint64(w: ByteWriter, value: bigint): void {
-  if (value >= 0n && value <= 0x7fffffffn) {
-    w.writeInt(Number(value));
-    return;
-  }
-  const bytes = Buffer.alloc(12);
-  bytes.writeInt32LE(-1, 0);
-  bytes.writeBigUInt64LE(BigInt.asUintN(64, value), 4);
-  w.writeBuf(bytes);
-}
-
 // rsync/io.h: write_varint30 / write_varlong30, chosen by the list's protocol (not the writer's)
 function writeVarint30(w: ByteWriter, protocol: number, value: number): void {
   if (protocol < 30) w.writeInt(value);
   else w.writeVarint(value);
-}
-
-/** One entry. `ndx` is its position in the order sent (what a later hard link refers to). */
-// rsync/flist.c: send_file_entry [flist-entry]
-function sendFileEntry(w: ByteWriter, e: FileEntry, ndx: number, r: Resolved, prev: PrevState, t: Tracking): void {
-  const protocol = r.protocol;
-  const mode = e.mode;
-  const first = prev.name.length === 0;
-  let xflags = 0;
-
-  if (isDir(mode)) {
-    const top = (e.topDir ?? (e.name.length === 1 && e.name[0] === 0x2e)) ? XMIT_TOP_DIR : 0;
-    if (protocol >= 30 && e.contentDir === false) xflags = top | XMIT_NO_CONTENT_DIR;
-    else xflags = top;
-  }
-
-  if (mode === prev.mode) xflags |= XMIT_SAME_MODE;
-  else prev.mode = mode;
-
-  if (r.preserveDevices && isDevice(mode)) {
-    const { major, minor } = e.rdev!;
-    if (protocol < 28) {
-      const rdev = makeDev(major, minor);
-      if (rdev === prev.rdev) xflags |= XMIT_SAME_RDEV_pre28;
-      else prev.rdev = rdev;
-    } else {
-      prev.rdev = makeDev(major, minor);
-      if (major >>> 0 === prev.rdevMajor) xflags |= XMIT_SAME_RDEV_MAJOR;
-      else prev.rdevMajor = major >>> 0;
-      if (protocol < 30 && minor >>> 0 <= 0xff) xflags |= XMIT_RDEV_MINOR_8_pre30;
-    }
-  } else if (r.preserveSpecials && isSpecial(mode) && protocol < 31) {
-    // Fifos and sockets need no rdev, but these protocols still carry one: make it the cheapest.
-    if (protocol < 28) xflags |= XMIT_SAME_RDEV_pre28;
-    else {
-      prev.rdev = makeDev(prev.rdevMajor, 0);
-      xflags |= XMIT_SAME_RDEV_MAJOR;
-      if (protocol < 30) xflags |= XMIT_RDEV_MINOR_8_pre30;
-    }
-  } else if (protocol < 28) {
-    prev.rdev = 0n;
-  }
-
-  // The very first entry always carries uid/gid, even when they equal the initial 0.
-  if (!r.preserveUid || (e.uid === prev.uid && !first)) xflags |= XMIT_SAME_UID;
-  else {
-    prev.uid = e.uid;
-    if (r.trackIds && !t.seenUids.has(e.uid)) {
-      t.seenUids.add(e.uid);
-      t.uids.push(e.uid);
-    }
-  }
-  if (!r.preserveGid || (e.gid === prev.gid && !first)) xflags |= XMIT_SAME_GID;
-  else {
-    prev.gid = e.gid;
-    if (r.trackIds && !t.seenGids.has(e.gid)) {
-      t.seenGids.add(e.gid);
-      t.gids.push(e.gid);
-    }
-  }
-  if (e.mtime === prev.mtime) xflags |= XMIT_SAME_TIME;
-  else prev.mtime = e.mtime;
-  const nsec = e.mtimeNsec ?? 0;
-  if (nsec !== 0 && protocol >= 31) xflags |= XMIT_MOD_NSEC;
-
-  const hlinked = r.preserveHardLinks && (e.hardlink !== undefined || (protocol < 28 && isReg(mode)));
-  let firstOfGroup = -1;
-  let dev = 0n;
-  let ino = 0n;
-  if (hlinked) {
-    dev = BigInt(e.hardlink!.dev);
-    ino = BigInt(e.hardlink!.ino);
-    if (protocol >= 30) {
-      const id = `${dev}:${ino}`;
-      firstOfGroup = t.hlinkFirst.get(id) ?? -1;
-      if (firstOfGroup < 0) {
-        t.hlinkFirst.set(id, ndx);
-        xflags |= XMIT_HLINK_FIRST;
-      }
-    } else if (dev === prev.dev) {
-      if (protocol >= 28) xflags |= XMIT_SAME_DEV_pre30;
-    } else {
-      prev.dev = dev;
-    }
-    xflags |= XMIT_HLINKED;
-  }
-
-  // Prefix shared with the previous name, at most 255 bytes (it travels in one byte).
-  const name = e.name;
-  let l1 = 0;
-  const maxL1 = Math.min(255, prev.name.length, name.length);
-  while (l1 < maxL1 && name[l1] === prev.name[l1]) l1++;
-  const l2 = name.length - l1;
-  if (l1 > 0) xflags |= XMIT_SAME_NAME;
-  if (l2 > 255) xflags |= XMIT_LONG_NAME;
-
-  // A zero flags value (or zero first byte) would read as the end of the list. XMIT_TOP_DIR means
-  // nothing on a non-dir, so it is the harmless filler bit.
-  if (r.varintFlags) {
-    w.writeVarint(xflags || XMIT_EXTENDED_FLAGS);
-  } else if (protocol >= 28) {
-    if (xflags === 0 && !isDir(mode)) xflags |= XMIT_TOP_DIR;
-    if (xflags & 0xff00 || xflags === 0) {
-      xflags |= XMIT_EXTENDED_FLAGS;
-      w.writeShort(xflags);
-    } else {
-      w.writeByte(xflags);
-    }
-  } else {
-    // Protocol 27 has one flag byte; a dir gets the (harmless) long-name form instead.
-    if ((xflags & 0xff) === 0) xflags |= isDir(mode) ? XMIT_LONG_NAME : XMIT_TOP_DIR;
-    w.writeByte(xflags);
-  }
-  if (xflags & XMIT_SAME_NAME) w.writeByte(l1);
-  if (xflags & XMIT_LONG_NAME) writeVarint30(w, protocol, l2);
-  else w.writeByte(l2);
-  w.writeBuf(name.subarray(l1));
-  prev.name = name;
-
-  if (firstOfGroup >= 0) {
-    // A later member of a hard-link group already in this list: the receiver copies the rest
-    // of the attributes from the group's first entry.
-    w.writeVarint(firstOfGroup);
-    return;
-  }
-
-  if (protocol < 30) w.writeLongint(e.size);
-  else w.writeVarlong(e.size, 3);
-  if (!(xflags & XMIT_SAME_TIME)) {
-    if (protocol >= 30) writeMtime(w, e.mtime);
-    else w.writeInt(e.mtime); // 32 bits below 30; the receiver reads it unsigned
-  }
-  if (xflags & XMIT_MOD_NSEC) w.writeVarint(nsec);
-  if (!(xflags & XMIT_SAME_MODE)) w.writeInt(mode);
-  // Names never follow inline: that is incremental recursion, which we refuse.
-  if (r.preserveUid && !(xflags & XMIT_SAME_UID)) writeVarint30(w, protocol, e.uid);
-  if (r.preserveGid && !(xflags & XMIT_SAME_GID)) writeVarint30(w, protocol, e.gid);
-
-  if ((r.preserveDevices && isDevice(mode)) || (r.preserveSpecials && isSpecial(mode) && protocol < 31)) {
-    if (protocol < 28) {
-      if (!(xflags & XMIT_SAME_RDEV_pre28)) w.writeInt(Number(BigInt.asIntN(32, prev.rdev)));
-    } else {
-      const minor = isDevice(mode) ? e.rdev!.minor >>> 0 : 0;
-      if (!(xflags & XMIT_SAME_RDEV_MAJOR)) writeVarint30(w, protocol, prev.rdevMajor);
-      if (protocol >= 30) w.writeVarint(minor);
-      else if (xflags & XMIT_RDEV_MINOR_8_pre30) w.writeByte(minor);
-      else w.writeInt(minor);
-    }
-  }
-
-  if (r.preserveLinks && isLink(mode)) {
-    writeVarint30(w, protocol, e.symlink!.length);
-    w.writeBuf(e.symlink!);
-  }
-
-  if (hlinked && protocol < 30) {
-    // Below 30 the receiver groups links itself from dev (sent +1, so never 0) and inode.
-    if (!(xflags & XMIT_SAME_DEV_pre30)) writeLongint64(w, dev + 1n);
-    writeLongint64(w, ino);
-  }
-
-  if (r.alwaysChecksum && (isReg(mode) || protocol < 28)) {
-    // Before 28 every entry carried a checksum; non-files sent zeros (and so does rsync for a
-    // file it could not read: the caller leaves `checksum` out).
-    w.writeBuf((isReg(mode) && e.checksum) || Buffer.alloc(r.checksumLength));
-  }
 }
 
 /** The list terminator; io_error rides in it when the list is "safe" (`ioError` already resolved). */
@@ -582,33 +357,6 @@ function sendOneList(w: ByteWriter, protocol: number, ids: number[], names: IdNa
   // The terminator is id 0; a modern peer also names id 0 there.
   if (id0Names) sendOneName(w, protocol, 0, names?.get(0));
   else writeVarint30(w, protocol, 0);
-}
-
-/**
- * Write the whole file list of a push (no incremental recursion): each entry in the order given
- * (pass sortFileList's result for rsync's own order and the best name compression), the end
- * marker, the uid/gid name lists, and below protocol 30 the io_error trailer. Writes into
- * `writer`'s buffer only; the caller flushes. Returns the sorted list (ndx → entry) and any
- * io_error still owed as MSG_IO_ERROR.
- */
-// rsync/flist.c: send_file_list (the wire part, after the entries have been gathered)
-export function sendFileList<T extends FileEntry>(writer: ByteWriter, entries: readonly T[], opts: FlistOptions): SentFileList<T> {
-  const r = resolveFlistOptions(opts);
-  const seen = new Set<string>();
-  for (const e of entries) {
-    checkEntry(e, r);
-    const key = e.name.toString('latin1');
-    // The daemon would disable the second slot of a duplicate name; never send one.
-    check(!seen.has(key), `duplicate name in the file list: ${JSON.stringify(key)}`);
-    seen.add(key);
-  }
-
-  const prev: PrevState = { name: Buffer.alloc(0), mode: 0, mtime: 0, uid: 0, gid: 0, rdev: 0n, rdevMajor: 0, dev: 0n };
-  const t: Tracking = { uids: [], gids: [], seenUids: new Set(), seenGids: new Set(), hlinkFirst: new Map() };
-  entries.forEach((e, ndx) => sendFileEntry(writer, e, ndx, r, prev, t));
-
-  const msgIoError = writeFlistTail(writer, opts, r, t.uids, t.gids);
-  return { sorted: sortFileList(entries, r.protocol), msgIoError };
 }
 
 /** Check the options and resolve what every entry's encoding needs. */

@@ -15,6 +15,8 @@ export * from './checksum.js';
 export * from './sums.js';
 export * from './match.js';
 export * from './flist.js';
+export * from './flist-packed.js';
+export * from './flist-packed-send.js';
 export * from './filter.js';
 export * from './token.js';
 export * from './request.js';

@@ -12,7 +12,8 @@ import { ByteReader, ByteWriter } from '../protocol/io.js';
 import { startMultiplexIn } from '../protocol/mplex.js';
 import { decodeVarint, decodeVarlong, varExtraBytes } from '../protocol/varint.js';
 import { CF_ID0_NAMES, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from '../protocol/compat.js';
-import { compareFileEntries, sendFileList, sortFileList, type FileEntry, type FlistOptions } from '../protocol/flist.js';
+import { compareFileEntries, sortFileList, type FileEntry, type FlistOptions } from '../protocol/flist.js';
+import { sendFileList } from '../protocol/flist-packed-send.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../protocol/modes.js';
 import {
   XMIT_EXTENDED_FLAGS,

@@ -238,7 +238,7 @@ test('the command line refuses what the live mirror cannot do, with a clear line
   assert.match(r.stderr, '-m/--prune-empty-dirs is not supported by the live mirror');
   r = await lsyncd(['--nodaemon', '--inplace', `${work}/`, `rsync://127.0.0.1:${daemon.port}/push/x/`]);
   assert.is(r.status, 1);
-  assert.match(r.stderr, '--inplace is not supported on a push yet');
+  assert.match(r.stderr, '--inplace is not supported by the live mirror');
   r = await lsyncd(['--once', '--delete-only', 'startup', `${work}/`, `rsync://127.0.0.1:${daemon.port}/push/x/`]);
   assert.is(r.status, 1);
   assert.match(r.stderr, '--delete-only startup is for the live mirror');

@@ -746,6 +746,8 @@ function pushTransfer(options: CliOptions, rules: RuleSource[]): { transfer: Tra
  */
 function liveTransfer(options: CliOptions, rules: RuleSource[]): { transfer: TransferOptions; rules: RuleSource[]; deleteOnly?: DeletePhase } {
   if (options.pruneEmptyDirs) throw new UsageError('-m/--prune-empty-dirs is not supported by the live mirror (a batch sees a subtree, not the whole tree); a --once push takes it');
+  const inPlace = options.inplace ? 'inplace' : options.append ? 'append' : options.appendVerify ? 'append-verify' : undefined;
+  if (inPlace) throw new UsageError(`--${inPlace} is not supported by the live mirror (a mirror replaces files whole, atomically); a --once push takes it`);
   const phase = options.deleteOnly;
   if (phase !== undefined && options.delete === false) throw new UsageError(`--delete-only ${phase} and --no-delete contradict each other`);
   return { ...pushTransfer(options, rules), ...(phase !== undefined && { deleteOnly: phase }) };
