@@ -268,35 +268,26 @@ export async function live(o: LiveCliOptions): Promise<number> {
   const statusTimer = o.statusFile ? setInterval(writeStatus, STATUS_MS) : undefined;
   reportReady();
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const shutdown = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
+  return untilStopped(
+    async (signal) => {
       log('info', `${signal}: pushing what is pending, then exiting`);
       clearInterval(scanTimer);
       clearInterval(statusTimer);
       // Changes made just before the signal are already in the kernel's queue: let the watcher
       // read them (and pair its held moves) before the last push.
       await new Promise((r) => setTimeout(r, SETTLE_MS));
-      const results = await Promise.all([...mirrors.values()].map((m) => m.stop({ timeoutMs: 10_000 })));
-      const unpushed = results.reduce((n, r) => n + r.unpushed.reduce((a, b) => a + b, 0), 0);
-      // Paths left behind make the exit a failure: rsync's code of the last failure (23 if unsure).
-      const code = results.reduce((worst, r) => Math.max(worst, ...r.exitCodes), 0) || (unpushed ? 23 : 0);
-      if (unpushed) log('error', `${unpushed} path(s) could not be pushed before exiting (code ${code})`);
+      const code = stopCode(await Promise.all([...mirrors.values()].map((m) => m.stop({ timeoutMs: 10_000 }))), log);
       writeStatus();
       releasePid();
       log('info', 'exiting');
       logger.close();
-      resolve(code);
-    };
-    process.on('SIGTERM', () => void shutdown('SIGTERM'));
-    process.on('SIGINT', () => void shutdown('SIGINT'));
-    process.on('SIGHUP', () => {
+      return code;
+    },
+    () => {
       logger.reopen();
       log('info', 'SIGHUP: log file reopened');
-    });
-  });
+    },
+  );
 }
 
 /** One sync of a config file, resolved into the mirror's terms (main.ts parses its options). */
@@ -439,38 +430,60 @@ export async function liveConfig(o: LiveConfigCliOptions): Promise<number> {
     writeStatus();
   };
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const shutdown = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
+  return untilStopped(
+    async (signal) => {
       log('info', `${signal}: pushing what is pending, then exiting`);
       clearInterval(statusTimer);
       await new Promise((r) => setTimeout(r, SETTLE_MS));
-      const results = await group.stop(10_000);
-      let unpushed = 0;
-      let code = 0;
-      for (const r of results) {
-        const left = r.unpushed.reduce((a, b) => a + b, 0);
-        unpushed += left;
-        code = Math.max(code, ...r.exitCodes);
-        if (left) log('error', `[${r.name}] ${left} path(s) could not be pushed before exiting`);
-      }
-      code ||= unpushed ? 23 : 0;
-      if (unpushed) log('error', `${unpushed} path(s) could not be pushed before exiting (code ${code})`);
+      const code = stopCode(await group.stop(10_000), log);
       writeStatus();
       releasePid();
       log('info', 'exiting');
       logger.close();
-      resolve(code);
-    };
-    process.on('SIGTERM', () => void shutdown('SIGTERM'));
-    process.on('SIGINT', () => void shutdown('SIGINT'));
-    process.on('SIGHUP', () => {
-      if (stopping) return;
+      return code;
+    },
+    () => {
       logger.reopen();
       log('info', `SIGHUP: log file reopened; reloading ${o.file}`);
       void reload();
+    },
+  );
+}
+
+/**
+ * Run until SIGTERM or SIGINT: `stop` once (a second signal while it runs is ignored), resolving
+ * with its exit code; SIGHUP calls `hup` unless stopping.
+ */
+function untilStopped(stop: (signal: string) => Promise<number>, hup: () => void): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      void stop(signal).then(resolve);
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGHUP', () => {
+      if (!stopping) hup();
     });
   });
+}
+
+/**
+ * The exit code once the mirrors have stopped: rsync's code of the worst failure, or 23 when
+ * paths were left behind with none known; the paths left are logged (per sync when named).
+ */
+function stopCode(results: ReadonlyArray<{ name?: string; unpushed: readonly number[]; exitCodes: readonly number[] }>, log: (level: 'error', text: string) => void): number {
+  let unpushed = 0;
+  let code = 0;
+  for (const r of results) {
+    const left = r.unpushed.reduce((a, b) => a + b, 0);
+    unpushed += left;
+    code = Math.max(code, ...r.exitCodes);
+    if (left && r.name !== undefined) log('error', `[${r.name}] ${left} path(s) could not be pushed before exiting`);
+  }
+  code ||= unpushed ? 23 : 0;
+  if (unpushed) log('error', `${unpushed} path(s) could not be pushed before exiting (code ${code})`);
+  return code;
 }
