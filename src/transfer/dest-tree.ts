@@ -8,7 +8,7 @@
 // syscall.c do_open_nofollow / secure_relative_open / do_mknod.
 // Synchronous calls on purpose: local metadata operations are fast, and a round trip through the
 // thread pool per call made a pull of many small files wait more than it worked (as scan.ts does).
-import { loadAddon, setTimesFd, setTimesPath, exactTimes } from '../addon.js';
+import { setTimesFd, setTimesPath, exactTimes } from '../addon.js';
 import {
   constants,
   lstatSync,
@@ -42,7 +42,8 @@ import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S
 import { MAXPATHLEN } from '../../protocol/constants.js';
 import type { LocalTree, LocalStat, BasisFile, TempFile, InplaceFile } from '../../protocol/local-tree.js';
 import { EXIT, ProtocolError, RsyncError } from '../../protocol/errors.js';
-import { DirSnapshot, type ReadDirStats } from './dir-snapshot.js';
+import { DirSnapshot } from './dir-snapshot.js';
+import { nativeDirStats, type ReadDirStats } from './dir-records.js';
 
 /** A name from the daemon that would leave DEST, or go through a symlink or a non-directory. */
 export class UnsafePathError extends ProtocolError {
@@ -185,7 +186,7 @@ export class DestTree implements LocalTree {
     options: DestTreeOptions = {},
   ) {
     this.root = Buffer.from(resolvePath(root));
-    this.readDirStats = process.env['LSYNCD_JS_SCAN'] ? null : (loadAddon(undefined, { quiet: true })?.readDirStats ?? null);
+    this.readDirStats = nativeDirStats();
     const confine = options.confineBasisTo === undefined ? null : resolvePath(options.confineBasisTo);
     this.basisRoots = [];
     this.basisChains = [];

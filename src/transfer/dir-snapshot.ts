@@ -5,36 +5,30 @@
 // records (the addon gives them in strcmp order), nothing made per record until a name is found.
 // Counterpart: none in rsync (its generator lstats each name: generator.c recv_generator's
 // link_stat); this is the per-directory batch docs/bench.md measures.
-import { endianness } from 'node:os';
 import { readlinkSync } from 'node:fs';
 import type { LocalStat } from '../../protocol/local-tree.js';
+import { DirRecords } from './dir-records.js';
 
-const LITTLE_ENDIAN = endianness() === 'LE';
-/** Bytes of a record before its name (native/dirstat.cc). */
-const RECORD_FIXED = 66;
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
 const S_IFBLK = 0o060000;
 const S_IFCHR = 0o020000;
 
-/** The addon's call: a directory's records, packed (throws an fs-style error). */
-export type ReadDirStats = (path: Buffer) => Buffer;
-
 export class DirSnapshot {
-  private readonly view: DataView;
+  private readonly records: DirRecords;
   /** Offset of each record, in the buffer's (strcmp) order. */
   private readonly offsets: Uint32Array;
 
   /** `dirPath`: the directory's absolute path (a symlink's target is read below it). */
   constructor(
     private readonly dirPath: Buffer,
-    private readonly buf: Buffer,
+    buf: Buffer,
   ) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+    const r = (this.records = new DirRecords(buf));
     let count = 0;
-    for (let at = 0; at + RECORD_FIXED <= buf.length; at += RECORD_FIXED + this.view.getUint16(at + 64, LITTLE_ENDIAN)) count++;
+    for (let at = 0; r.has(at); at = r.next(at)) count++;
     this.offsets = new Uint32Array(count);
-    for (let i = 0, at = 0; i < count; i++, at += RECORD_FIXED + this.view.getUint16(at + 64, LITTLE_ENDIAN)) this.offsets[i] = at;
+    for (let i = 0, at = 0; i < count; i++, at = r.next(at)) this.offsets[i] = at;
   }
 
   /** Entries in the directory. */
@@ -47,14 +41,14 @@ export class DirSnapshot {
    * name, undefined when its stat failed in the addon (the caller asks lstat itself).
    */
   find(name: Uint8Array, start: number, end: number): LocalStat | null | undefined {
-    const { buf, view, offsets } = this;
+    const { records: r, offsets } = this;
     let low = 0;
     let high = offsets.length - 1;
     while (low <= high) {
       const mid = (low + high) >>> 1;
       const at = offsets[mid]!;
-      const len = view.getUint16(at + 64, LITTLE_ENDIAN);
-      const diff = compareBytes(buf, at + RECORD_FIXED, at + RECORD_FIXED + len, name, start, end);
+      const from = r.nameStart(at);
+      const diff = compareBytes(r.buf, from, from + r.nameLength(at), name, start, end);
       if (diff < 0) low = mid + 1;
       else if (diff > 0) high = mid - 1;
       else return this.stat(at, name, start, end);
@@ -64,22 +58,21 @@ export class DirSnapshot {
 
   /** The record at `at` as a LocalStat (the same fields DestTree.lstat gives). */
   private stat(at: number, name: Uint8Array, start: number, end: number): LocalStat | undefined {
-    const view = this.view;
-    const le = LITTLE_ENDIAN;
-    if (view.getUint32(at, le) !== 0) return undefined;
-    const mode = view.getUint32(at + 4, le);
+    const r = this.records;
+    if (r.failed(at)) return undefined;
+    const mode = r.mode(at);
     const type = mode & S_IFMT;
     const st: LocalStat = {
       mode,
-      size: view.getFloat64(at + 32, le),
-      mtime: view.getFloat64(at + 40, le),
-      mtimeNsec: view.getUint32(at + 16, le),
-      uid: view.getUint32(at + 8, le),
-      gid: view.getUint32(at + 12, le),
-      dev: view.getBigUint64(at + 48, le),
-      ino: view.getBigUint64(at + 56, le),
+      size: r.size(at),
+      mtime: r.mtime(at),
+      mtimeNsec: r.mtimeNsec(at),
+      uid: r.uid(at),
+      gid: r.gid(at),
+      dev: r.dev(at),
+      ino: r.ino(at),
     };
-    if (type === S_IFBLK || type === S_IFCHR) st.rdev = { major: view.getUint32(at + 24, le), minor: view.getUint32(at + 28, le) };
+    if (type === S_IFBLK || type === S_IFCHR) st.rdev = r.rdev(at);
     if (type === S_IFLNK) {
       try {
         st.symlink = readlinkSync(Buffer.concat([this.dirPath, Buffer.from('/'), name.subarray(start, end)]), { encoding: 'buffer' });

@@ -5,8 +5,7 @@ import { lstat, readFile, stat } from 'node:fs/promises';
 import { accessSync, constants, lstatSync, statSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { BigIntStats } from 'node:fs';
-import { endianness } from 'node:os';
-import { loadAddon } from '../addon.js';
+import { DirRecords, nativeDirStats, type ReadDirStats } from './dir-records.js';
 import type { FileEntry, IdNames } from '../../protocol/flist.js';
 import { PackedFileList, PACKED_DROPPED, PACKED_NO_CONTENT, PACKED_TOP_DIR, type FileIdentity } from '../../protocol/flist-packed.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, splitDev, type DevNumbers } from '../../protocol/modes.js';
@@ -147,37 +146,21 @@ function compareDirNames(a: Buffer, b: Buffer): number {
 }
 
 /**
- * The addon's one-call directory read (native/dirstat.cc), unless LSYNCD_JS_SCAN is set or the
- * addon is missing: then the walk uses Node's readdir and lstat.
- */
-function nativeDirStats(): ((path: Buffer) => Buffer) | null {
-  if (process.env['LSYNCD_JS_SCAN']) return null;
-  return loadAddon(undefined, { quiet: true })?.readDirStats ?? null;
-}
-
-const LITTLE_ENDIAN = endianness() === 'LE';
-/** Bytes of a record before its name (native/dirstat.cc). */
-const RECORD_FIXED = 66;
-
-/**
  * A directory's names and stats from the addon, or null when it cannot be read that way (the
  * caller then reads it with Node, which words the error). A name whose stat failed comes with
  * null (the caller stats it again with Node).
  */
-function readDirPacked(readDirStats: (path: Buffer) => Buffer, dirPath: Buffer): Generator<[Buffer, EntryStat | null]> | null {
+function readDirPacked(readDirStats: ReadDirStats, dirPath: Buffer): Generator<[Buffer, EntryStat | null]> | null {
   let buf: Buffer;
   try {
     buf = readDirStats(dirPath);
   } catch {
     return null;
   }
-  return records(buf);
+  return records(new DirRecords(buf));
 }
 
-function* records(buf: Buffer): Generator<[Buffer, EntryStat | null]> {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
-  const le = LITTLE_ENDIAN;
-  let at = 0;
+function* records(r: DirRecords): Generator<[Buffer, EntryStat | null]> {
   // One stat object reused for every record: the walk copies what it keeps.
   const st: EntryStat & { at: number } = {
     at: 0,
@@ -189,27 +172,24 @@ function* records(buf: Buffer): Generator<[Buffer, EntryStat | null]> {
     gid: 0,
     nlink: 0,
     ino: 0,
-    rdev: () => ({ major: view.getUint32(st.at + 24, le), minor: view.getUint32(st.at + 28, le) }),
-    identity: () => ({ dev: view.getBigUint64(st.at + 48, le), ino: view.getBigUint64(st.at + 56, le) }),
+    rdev: () => r.rdev(st.at),
+    identity: () => ({ dev: r.dev(st.at), ino: r.ino(st.at) }),
   };
-  while (at + RECORD_FIXED <= buf.length) {
-    const nameLength = view.getUint16(at + 64, le);
-    const base = buf.subarray(at + RECORD_FIXED, at + RECORD_FIXED + nameLength);
-    if (view.getUint32(at, le) !== 0) {
-      yield [base, null];
-    } else {
-      st.at = at;
-      st.mode = view.getUint32(at + 4, le);
-      st.uid = view.getUint32(at + 8, le);
-      st.gid = view.getUint32(at + 12, le);
-      st.mtimeNsec = view.getUint32(at + 16, le);
-      st.nlink = view.getUint32(at + 20, le);
-      st.size = view.getFloat64(at + 32, le);
-      st.mtime = view.getFloat64(at + 40, le);
-      st.ino = view.getUint32(at + (le ? 60 : 56), le) * 0x1_0000_0000 + view.getUint32(at + (le ? 56 : 60), le);
-      yield [base, st];
+  for (let at = 0; r.has(at); at = r.next(at)) {
+    if (r.failed(at)) {
+      yield [r.name(at), null];
+      continue;
     }
-    at += RECORD_FIXED + nameLength;
+    st.at = at;
+    st.mode = r.mode(at);
+    st.uid = r.uid(at);
+    st.gid = r.gid(at);
+    st.mtimeNsec = r.mtimeNsec(at);
+    st.nlink = r.nlink(at);
+    st.size = r.size(at);
+    st.mtime = r.mtime(at);
+    st.ino = r.inoNumber(at);
+    yield [r.name(at), st];
   }
 }
 

@@ -1,0 +1,108 @@
+// The addon's one-call directory read (native/dirstat.cc readDirStats): its packed records, read
+// in one place for both of its users — the sender's walk (scan.ts) and the generator's phase-0
+// stats (dir-snapshot.ts). Each record, in host byte order: u32 err (0, or the errno of that
+// entry's fstatat), u32 mode, u32 uid, u32 gid, u32 mtime_nsec, u32 nlink, u32 rdev_major,
+// u32 rdev_minor, f64 size, f64 mtime_sec, u64 dev, u64 ino, u16 name_len, the name's bytes.
+// Names come in strcmp order. Nothing is made per record: fields are read by offset.
+// Counterpart: none in rsync (it lstats each name: flist.c make_file, generator.c link_stat).
+import { endianness } from 'node:os';
+import { loadAddon } from '../addon.js';
+
+/** The addon's call: a directory's records, packed (throws an fs-style error). */
+export type ReadDirStats = (path: Buffer) => Buffer;
+
+/**
+ * The addon's directory read, unless LSYNCD_JS_SCAN is set or the addon is missing: then the
+ * callers use Node's readdir and lstat.
+ */
+export function nativeDirStats(): ReadDirStats | null {
+  if (process.env['LSYNCD_JS_SCAN']) return null;
+  return loadAddon(undefined, { quiet: true })?.readDirStats ?? null;
+}
+
+const LE = endianness() === 'LE';
+/** Bytes of a record before its name. */
+const RECORD_FIXED = 66;
+
+/** One directory's records; `at` is a record's offset (0 for the first, then `next(at)`). */
+export class DirRecords {
+  private readonly view: DataView;
+
+  constructor(readonly buf: Buffer) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  }
+
+  /** Is there a record at `at`? */
+  has(at: number): boolean {
+    return at + RECORD_FIXED <= this.buf.length;
+  }
+
+  /** The offset of the record after the one at `at`. */
+  next(at: number): number {
+    return at + RECORD_FIXED + this.nameLength(at);
+  }
+
+  /** Did the entry's fstatat fail (then only its name is known)? */
+  failed(at: number): boolean {
+    return this.view.getUint32(at, LE) !== 0;
+  }
+
+  mode(at: number): number {
+    return this.view.getUint32(at + 4, LE);
+  }
+
+  uid(at: number): number {
+    return this.view.getUint32(at + 8, LE);
+  }
+
+  gid(at: number): number {
+    return this.view.getUint32(at + 12, LE);
+  }
+
+  mtimeNsec(at: number): number {
+    return this.view.getUint32(at + 16, LE);
+  }
+
+  nlink(at: number): number {
+    return this.view.getUint32(at + 20, LE);
+  }
+
+  rdev(at: number): { major: number; minor: number } {
+    return { major: this.view.getUint32(at + 24, LE), minor: this.view.getUint32(at + 28, LE) };
+  }
+
+  size(at: number): number {
+    return this.view.getFloat64(at + 32, LE);
+  }
+
+  mtime(at: number): number {
+    return this.view.getFloat64(at + 40, LE);
+  }
+
+  dev(at: number): bigint {
+    return this.view.getBigUint64(at + 48, LE);
+  }
+
+  ino(at: number): bigint {
+    return this.view.getBigUint64(at + 56, LE);
+  }
+
+  /** st_ino as a number (exact below 2^53), without a BigInt. */
+  inoNumber(at: number): number {
+    return this.view.getUint32(at + (LE ? 60 : 56), LE) * 0x1_0000_0000 + this.view.getUint32(at + (LE ? 56 : 60), LE);
+  }
+
+  /** Where the record's name starts in `buf`. */
+  nameStart(at: number): number {
+    return at + RECORD_FIXED;
+  }
+
+  nameLength(at: number): number {
+    return this.view.getUint16(at + 64, LE);
+  }
+
+  /** The record's name: a view into `buf`. */
+  name(at: number): Buffer {
+    return this.buf.subarray(at + RECORD_FIXED, at + RECORD_FIXED + this.nameLength(at));
+  }
+}
