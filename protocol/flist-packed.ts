@@ -9,6 +9,7 @@
 import { MAXPATHLEN } from './constants.js';
 import { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFBLK, S_IFCHR, S_IFIFO, S_IFSOCK, type DevNumbers } from './modes.js';
 import { checkName, type FileEntry, type FileTable } from './flist.js';
+import { compareNames } from './name-order.js';
 
 /** Entry flags (the `flags` column). */
 export const PACKED_TOP_DIR = 1;
@@ -274,174 +275,32 @@ export class PackedFileList {
     for (let i = 0; i < this.count; i++) if (!(this.flags[i]! & PACKED_DROPPED)) kept++;
     const order = new Uint32Array(kept);
     for (let i = 0, k = 0; i < this.count; i++) if (!(this.flags[i]! & PACKED_DROPPED)) order[k++] = i;
-    const pathKind = protocol >= 29 ? PATH : ITEM;
     // A walk that went in rsync's order (the scan does, at protocol >= 29) needs one look at each
     // neighbour pair; anything else is sorted (stable, like rsync's merge sort: Array#sort).
     let inOrder = true;
-    for (let k = 1; k < order.length && inOrder; k++) inOrder = comparePacked(this, order[k - 1]!, order[k]!, pathKind) <= 0;
+    for (let k = 1; k < order.length && inOrder; k++) inOrder = comparePacked(this, order[k - 1]!, order[k]!, protocol) <= 0;
     if (inOrder) return order;
     const indexes = Array.from(order);
-    indexes.sort((a, b) => comparePacked(this, a, b, pathKind));
+    indexes.sort((a, b) => comparePacked(this, a, b, protocol));
     return Uint32Array.from(indexes);
   }
 }
 
 const isDirMode = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
 
-// f_name_cmp as in flist.ts (compareKeys), over the arena: each name is a stream of pieces (the
-// dirname, '/', the basename, and for a directory at protocol >= 29 a trailing '/'), each tagged
-// PATH (part of a directory path) or ITEM; where the two names reach pieces of different kinds,
-// the ITEM side sorts first. Below 29 every piece is an ITEM: plain byte order.
-const PATH = 0;
-const ITEM = 1;
-const enum Piece {
-  Dir,
-  Slash,
-  Base,
-  Trailing,
-  End,
-}
-
-/** A position in one name's piece stream; a piece is either arena bytes or one literal '/'. */
-class Cursor {
-  list!: PackedFileList;
-  i = 0;
-  piece: Piece = Piece.Dir;
-  kind = PATH;
-  /** Current piece: arena[pos, end), or the literal byte `lit` when lit >= 0 (pos 0, end 1). */
-  pos = 0;
-  end = 0;
-  lit = -1;
-
-  start(list: PackedFileList, i: number, fromBase: boolean, pathKind: number): void {
-    this.list = list;
-    this.i = i;
-    this.kind = pathKind;
-    this.lit = -1;
-    if (fromBase || list.baseOffset[i] === 0) this.enterBase(pathKind);
-    else {
-      this.piece = Piece.Dir;
-      this.pos = list.nameStart[i]!;
-      this.end = this.pos + list.baseOffset[i]! - 1;
-    }
-  }
-
-  /** The basename; a directory named '.' compares as the empty string. */
-  enterBase(pathKind: number): void {
-    const l = this.list;
-    const i = this.i;
-    this.kind = isDirMode(l.mode[i]!) ? pathKind : ITEM;
-    const pos = l.nameStart[i]! + l.baseOffset[i]!;
-    const end = l.nameStart[i]! + l.nameLength[i]!;
-    this.lit = -1;
-    if (this.kind === PATH && end - pos === 1 && l.arena[pos] === 0x2e) {
-      this.kind = ITEM;
-      this.piece = Piece.Trailing;
-      this.pos = this.end = 0;
-    } else {
-      this.piece = Piece.Base;
-      this.pos = pos;
-      this.end = end;
-    }
-  }
-
-  ended(): boolean {
-    return this.pos >= this.end;
-  }
-
-  byte(): number {
-    if (this.pos >= this.end) return 0;
-    return this.lit >= 0 ? this.lit : this.list.arena[this.pos]!;
-  }
-
-  /** Move an exhausted cursor to its next piece (past the end it stays empty, an ITEM). */
-  next(pathKind: number): void {
-    switch (this.piece) {
-      case Piece.Dir:
-        this.piece = Piece.Slash;
-        this.slash();
-        return;
-      case Piece.Slash:
-        this.enterBase(pathKind);
-        return;
-      case Piece.Base:
-        this.piece = Piece.Trailing;
-        if (this.kind === PATH) {
-          this.slash(); // a directory compares as if its name ended in '/'
-          return;
-        }
-        this.lit = -1;
-        this.pos = this.end = 0;
-        this.kind = ITEM;
-        return;
-      default:
-        this.piece = Piece.End;
-        this.lit = -1;
-        this.pos = this.end = 0;
-        this.kind = ITEM;
-    }
-  }
-
-  private slash(): void {
-    this.lit = 0x2f;
-    this.pos = 0;
-    this.end = 1;
-  }
-}
-
-const C1 = new Cursor();
-const C2 = new Cursor();
-
-/** Same directory: the parents are known and equal, or the dirnames' bytes are. */
-function sameDir(l: PackedFileList, a: number, b: number): boolean {
-  const pa = l.parent[a]!;
-  if (pa >= 0 && pa === l.parent[b]) return true;
-  const la = l.baseOffset[a]!;
-  if (la === 0 || la !== l.baseOffset[b]) return false;
-  const arena = l.arena;
-  const sa = l.nameStart[a]!;
-  const sb = l.nameStart[b]!;
-  for (let k = 0; k < la - 1; k++) if (arena[sa + k] !== arena[sb + k]) return false;
-  return true;
-}
-
-/** Negative, zero or positive as entry a sorts before, with or after entry b. */
+/**
+ * Negative, zero or positive as entry a sorts before, with or after entry b: rsync's order over
+ * the arena's bytes (name-order.ts), told when a walk knows both share a parent.
+ */
 // rsync/flist.c: f_name_cmp [flist-order]
-export function comparePacked(l: PackedFileList, a: number, b: number, pathKind: number): number {
-  const same = sameDir(l, a, b);
-  if (same && (pathKind === ITEM || (!isDirMode(l.mode[a]!) && !isDirMode(l.mode[b]!)))) {
-    // Two files of one directory (or any two names below 29, same dir): their basenames' bytes.
-    const arena = l.arena;
-    let pa = l.nameStart[a]! + l.baseOffset[a]!;
-    let pb = l.nameStart[b]! + l.baseOffset[b]!;
-    const ea = l.nameStart[a]! + l.nameLength[a]!;
-    const eb = l.nameStart[b]! + l.nameLength[b]!;
-    for (; pa < ea && pb < eb; pa++, pb++) {
-      const d = arena[pa]! - arena[pb]!;
-      if (d !== 0) return d;
-    }
-    return (ea - pa) - (eb - pb);
-  }
-  const c1 = C1;
-  const c2 = C2;
-  c1.start(l, a, same, pathKind);
-  c2.start(l, b, same, pathKind);
-  if (c1.kind !== c2.kind) return c1.kind === PATH ? 1 : -1;
-  for (;;) {
-    if (c1.ended()) {
-      c1.next(pathKind);
-      if (!c2.ended() && c1.kind !== c2.kind) return c1.kind === PATH ? 1 : -1;
-    }
-    if (c2.ended()) {
-      if (c2.piece >= Piece.Trailing && c1.ended()) return 0;
-      c2.next(pathKind);
-      if (c1.kind !== c2.kind) return c1.kind === PATH ? 1 : -1;
-    }
-    const diff = c1.byte() - c2.byte();
-    if (diff !== 0) return diff;
-    c1.pos++;
-    c2.pos++;
-  }
+export function comparePacked(l: PackedFileList, a: number, b: number, protocol: number): number {
+  const pa = l.parent[a]!;
+  const arena = l.arena;
+  return compareNames(
+    arena, l.nameStart[a]!, l.nameLength[a]!, isDirMode(l.mode[a]!),
+    arena, l.nameStart[b]!, l.nameLength[b]!, isDirMode(l.mode[b]!),
+    protocol, pa >= 0 && pa === l.parent[b],
+  );
 }
 
 /** Device or special entries (encoder helpers). */

@@ -7,6 +7,7 @@
 // uidlist.c (send_id_lists).
 import { CF_INC_RECURSE, CF_ID0_NAMES, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from './compat.js';
 import type { ByteWriter } from './io.js';
+import { compareEntryNames } from './name-order.js';
 import {
   MAX_WIRE_NSEC,
   MAXPATHLEN,
@@ -114,131 +115,10 @@ export interface SentFileList<T extends FileEntry = FileEntry> {
   msgIoError: number;
 }
 
-/** The file-list sort key rsync derives from a name: dirname (null at top level) and basename. */
-interface SortKey {
-  dir: Buffer | null;
-  base: Buffer;
-  isDir: boolean;
-}
-
-function sortKey(entry: FileEntry): SortKey {
-  const slash = entry.name.lastIndexOf(0x2f);
-  return slash < 0
-    ? { dir: null, base: entry.name, isDir: isDir(entry.mode) }
-    : { dir: entry.name.subarray(0, slash), base: entry.name.subarray(slash + 1), isDir: isDir(entry.mode) };
-}
-
-// f_name_cmp walks each name as a stream of pieces: the dirname, a '/', the basename, and for a
-// directory (protocol >= 29) a trailing '/'. Each piece is tagged PATH (part of a directory path)
-// or ITEM (a non-directory, or the end of the name); where the two names reach pieces of different
-// kinds, the ITEM side sorts first. Below 29 every piece is an ITEM, which is plain byte order.
-const PATH = 0;
-const ITEM = 1;
-type Kind = typeof PATH | typeof ITEM;
-const enum Piece {
-  Dir,
-  Slash,
-  Base,
-  Trailing,
-}
-const SLASH = Buffer.from('/');
-const NOTHING = Buffer.alloc(0);
-
-interface Cursor {
-  key: SortKey;
-  bytes: Buffer;
-  at: number;
-  piece: Piece;
-  kind: Kind;
-}
-
-/** Position a cursor on the basename; a directory named '.' compares as the empty string. */
-function enterBase(c: Cursor, pathKind: Kind): void {
-  c.kind = c.key.isDir ? pathKind : ITEM;
-  if (c.kind === PATH && c.key.base.length === 1 && c.key.base[0] === 0x2e) {
-    c.kind = ITEM;
-    c.piece = Piece.Trailing;
-    c.bytes = NOTHING;
-  } else {
-    c.piece = Piece.Base;
-    c.bytes = c.key.base;
-  }
-  c.at = 0;
-}
-
-const DUMMY_KEY: SortKey = { dir: null, base: NOTHING, isDir: false };
-/** The two cursors of a comparison, reused (a sort makes hundreds of thousands of comparisons). */
-const CURSOR_1: Cursor = { key: DUMMY_KEY, bytes: NOTHING, at: 0, piece: Piece.Dir, kind: PATH };
-const CURSOR_2: Cursor = { key: DUMMY_KEY, bytes: NOTHING, at: 0, piece: Piece.Dir, kind: PATH };
-
-function startCursor(c: Cursor, key: SortKey, fromBase: boolean, pathKind: Kind): Cursor {
-  c.key = key;
-  c.bytes = NOTHING;
-  c.at = 0;
-  c.piece = Piece.Dir;
-  c.kind = pathKind;
-  if (fromBase || key.dir === null) enterBase(c, pathKind);
-  else c.bytes = key.dir;
-  return c;
-}
-
-/** Move an exhausted cursor to its next piece (the trailing piece stays empty). */
-function nextPiece(c: Cursor, pathKind: Kind): void {
-  c.at = 0;
-  switch (c.piece) {
-    case Piece.Dir:
-      c.piece = Piece.Slash;
-      c.bytes = SLASH;
-      return;
-    case Piece.Slash:
-      enterBase(c, pathKind);
-      return;
-    case Piece.Base:
-      c.piece = Piece.Trailing;
-      if (c.kind === PATH) {
-        c.bytes = SLASH; // a directory compares as if its name ended in '/'
-        return;
-      }
-      c.bytes = NOTHING;
-      c.kind = ITEM;
-      return;
-    case Piece.Trailing:
-      c.bytes = NOTHING; // past the end: compares as 0 from now on
-      c.kind = ITEM;
-      return;
-  }
-}
-
-const ended = (c: Cursor): boolean => c.at >= c.bytes.length;
-const byteAt = (c: Cursor): number => (c.at < c.bytes.length ? c.bytes[c.at]! : 0);
-
 /** Negative, zero or positive as `a` sorts before, with, or after `b` in rsync's file list. */
 // rsync/flist.c: f_name_cmp [flist-order]
 export function compareFileEntries(a: FileEntry, b: FileEntry, protocol = 32): number {
-  return compareKeys(sortKey(a), sortKey(b), protocol >= 29 ? PATH : ITEM);
-}
-
-function compareKeys(k1: SortKey, k2: SortKey, pathKind: Kind): number {
-  // Same directory: only the basenames matter (rsync shares the dirname string between them).
-  const sameDir = k1.dir !== null && k2.dir !== null && k1.dir.equals(k2.dir);
-  const c1 = startCursor(CURSOR_1, k1, sameDir, pathKind);
-  const c2 = startCursor(CURSOR_2, k2, sameDir, pathKind);
-  if (c1.kind !== c2.kind) return c1.kind === PATH ? 1 : -1;
-  for (;;) {
-    if (ended(c1)) {
-      nextPiece(c1, pathKind);
-      if (!ended(c2) && c1.kind !== c2.kind) return c1.kind === PATH ? 1 : -1;
-    }
-    if (ended(c2)) {
-      if (c2.piece === Piece.Trailing && ended(c1)) return 0;
-      nextPiece(c2, pathKind);
-      if (c1.kind !== c2.kind) return c1.kind === PATH ? 1 : -1;
-    }
-    const diff = byteAt(c1) - byteAt(c2);
-    if (diff !== 0) return diff;
-    c1.at++;
-    c2.at++;
-  }
+  return compareEntryNames(a, b, protocol);
 }
 
 /**
@@ -250,10 +130,7 @@ function compareKeys(k1: SortKey, k2: SortKey, pathKind: Kind): number {
  */
 // rsync/flist.c: fsort (the sort half of flist_sort_and_clean)
 export function sortFileList<T extends FileEntry>(entries: readonly T[], protocol = 32): T[] {
-  const pathKind: Kind = protocol >= 29 ? PATH : ITEM;
-  const keyed = entries.map((entry) => ({ entry, key: sortKey(entry) }));
-  keyed.sort((x, y) => compareKeys(x.key, y.key, pathKind)); // Array#sort is stable, like rsync's merge sort
-  return keyed.map((k) => k.entry);
+  return [...entries].sort((x, y) => compareEntryNames(x, y, protocol)); // Array#sort is stable, like rsync's merge sort
 }
 
 /** Everything the entry encoder needs besides the entry, resolved once per list. */

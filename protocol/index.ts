@@ -15,6 +15,7 @@ export * from './checksum.js';
 export * from './sums.js';
 export * from './match.js';
 export * from './flist.js';
+export * from './name-order.js';
 export * from './flist-packed.js';
 export * from './flist-packed-send.js';
 export * from './filter.js';

@@ -1,5 +1,5 @@
-// protocol/received-list.ts: the packed received list. Its comparator against flist.ts's
-// compareFileEntries (the sender's, object-based) on nasty names at protocols 27-32; its sort and
+// protocol/received-list.ts: the packed received list. The shared comparator (name-order.ts) on
+// nasty names at protocols 27-32 (byte order below 29, the shared-parent hint); its sort and
 // clean against sortFileList on shuffled generated lists (symlinks, devices, hard links, -c, id
 // names); its accessors against the entries it makes; the per-entry memory charge; deletion's
 // per-directory names from the packed list and from plain entries alike.
@@ -8,10 +8,11 @@ import * as assert from 'uvu/assert';
 import { ByteReader, ByteWriter } from '../protocol/io.js';
 import { CF_ID0_NAMES, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from '../protocol/compat.js';
 import { MemoryCapError, type MemoryBudget } from '../protocol/errors.js';
-import { compareFileEntries, type FileEntry } from '../protocol/flist.js';
+import type { FileEntry } from '../protocol/flist.js';
 import { sendFileList } from '../protocol/flist-packed-send.js';
 import { receiveFileList } from '../protocol/flist-recv.js';
-import { compareEntryNames, PACKED_ENTRY_BYTES, ReceivedList } from '../protocol/received-list.js';
+import { PACKED_ENTRY_BYTES, ReceivedList } from '../protocol/received-list.js';
+import { compareEntryNames, compareNames } from '../protocol/name-order.js';
 import { namesByDir } from '../protocol/delete.js';
 import { isDir, S_IFBLK, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG } from '../protocol/modes.js';
 import { memorySink, piecesSource } from './helpers/capture.js';
@@ -75,21 +76,26 @@ function shuffled<T>(items: T[], seed: number): T[] {
   return out;
 }
 
-test("compareNames agrees with the sender's compareFileEntries on nasty names, files and dirs, protocols 27-32", () => {
+test("f_name_cmp (name-order.ts) on nasty names, files and dirs: plain byte order below 29, and a known shared parent changes nothing, protocols 27-32", () => {
   const entries = nastyTree(7, 180);
   // The same names as the other type too: a file and a directory of one name compare apart.
   const both = [...entries, ...entries.map((e) => ({ ...e, mode: isDir(e.mode) ? S_IFREG | 0o644 : S_IFDIR | 0o755 }))];
+  const dirOf = (name: Buffer) => name.subarray(0, Math.max(0, name.lastIndexOf(0x2f)));
   for (const protocol of PROTOCOLS) {
-    let checked = 0;
+    let siblings = 0;
     for (const a of both) {
       for (const b of both) {
-        const want = Math.sign(compareFileEntries(a, b, protocol));
         const got = Math.sign(compareEntryNames(a, b, protocol));
-        if (got !== want) assert.unreachable(`protocol ${protocol}: ${JSON.stringify(a.name.toString('latin1'))} vs ${JSON.stringify(b.name.toString('latin1'))}: ${got}, want ${want}`);
-        checked++;
+        const shown = `protocol ${protocol}: ${JSON.stringify(a.name.toString('latin1'))} vs ${JSON.stringify(b.name.toString('latin1'))}`;
+        assert.is(Math.sign(compareEntryNames(b, a, protocol)), -got || 0, `${shown}: not antisymmetric`);
+        if (protocol < 29 && got !== Math.sign(Buffer.compare(a.name, b.name))) assert.unreachable(`${shown}: ${got}, want byte order`);
+        if (!dirOf(a.name).equals(dirOf(b.name))) continue;
+        const hinted = compareNames(a.name, 0, a.name.length, isDir(a.mode), b.name, 0, b.name.length, isDir(b.mode), protocol, true);
+        if (Math.sign(hinted) !== got) assert.unreachable(`${shown}: ${Math.sign(hinted)} with the shared parent known, ${got} without`);
+        siblings++;
       }
     }
-    assert.is(checked, both.length ** 2);
+    assert.ok(siblings > both.length, `protocol ${protocol}: only ${siblings} sibling pairs`);
   }
 });
 
