@@ -6,12 +6,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile, mkdir, readFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, mkdir, readFile, rename, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
-import { CLI } from './helpers/cli.js';
+import { CLI, run as runCommand } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { setTimes } from './helpers/fstree.js';
 
@@ -22,7 +22,7 @@ test.before(async () => {
   daemon = await startDaemon({ globalSettings: ['transfer logging = yes'] });
   work = await mkdtemp(join(tmpdir(), 'lsyncd-config-live-'));
   // rsync creates only the last directory of a target path: the parents are there, as on a real mirror.
-  for (const dir of ['y2', 'lua', 'hup']) await mkdir(join(daemon.modulePath('push'), dir));
+  for (const dir of ['y2', 'lua', 'hup', 'xdir']) await mkdir(join(daemon.modulePath('push'), dir));
 });
 test.after(async () => {
   await daemon?.stop();
@@ -185,16 +185,57 @@ test('YAML, three syncs (one to two targets, one without a trailing slash): each
     await converges(one, 'y3/one-b', ['*.tmp']);
     await converges(two, 'y3/two', ['cache/', '*.tmp']);
     await converges(three, 'y3/three', ['*.log']);
-    // The excluded file first: its event is filtered out, so only new.txt's push carries sub's
-    // last mtime (docs/live.md: an excluded file's change to its directory waits for the next push).
-    await writeFile(join(three, 'sub', 'new.log'), 'three: not sent\n');
+    // The excluded file last: its directory's new mtime is pushed on its own.
     await writeFile(join(three, 'sub', 'new.txt'), 'three: new\n');
+    await writeFile(join(three, 'sub', 'new.log'), 'three: not sent\n');
     await rm(join(one, 'sub', 'deep'), { recursive: true });
     await converges(three, 'y3/three', ['*.log']);
     await converges(one, 'y3/one-a', ['*.tmp']);
     await converges(one, 'y3/one-b', ['*.tmp']);
     // Each sync's lines carry its name (the default: its source).
     assert.match(run.stderr(), new RegExp(`\\[${two.replace(/[/.]/g, '\\$&')}\\] watching`));
+    run.child.kill('SIGTERM');
+    assert.is(await exited(run.child), 0, run.stderr());
+  } finally {
+    run.child.kill('SIGKILL');
+  }
+});
+
+test('only excluded names come and go: each directory\'s new mtime reaches the mirror, as rsync -a --delete --exclude gives it', async () => {
+  const base = join(work, 'xdir');
+  const src = join(base, 'src');
+  const reference = join(base, 'rsync');
+  await makeSource(src, 'xdir');
+  const excludes = ['*.tmp', 'cache/'];
+  const file = join(base, 'lsyncd.yaml');
+  await writeFile(file, ['nodaemon: true', 'syncs:', `  - source: ${src}/`, `    target: ${url('xdir/m/')}`, '    delay: 0', `    exclude: ${JSON.stringify(excludes)}`].join('\n'));
+  const mirror = join(daemon.modulePath('push'), 'xdir', 'm');
+  const run = startCli([file]);
+  /** rsync's own copy of the source now; then the mirror must equal it, directory times (the root's too) to the nanosecond. */
+  const sameAsRsync = async (what: string, dir: string, step: () => Promise<unknown>): Promise<void> => {
+    const before = (await stat(join(src, dir), { bigint: true })).mtimeNs;
+    await step();
+    // The step did change the directory (else the comparison would prove nothing).
+    assert.is.not((await stat(join(src, dir), { bigint: true })).mtimeNs, before, `${what}: ${dir || '.'} has a new mtime`);
+    // --modify-window=-1 as the mirror's pushes: else rsync leaves a directory it creates within
+    // the source's second with its own mtime (it compares whole seconds).
+    const r = await runCommand('rsync', ['-a', '--delete', '--modify-window=-1', ...excludes.map((e) => `--exclude=${e}`), `${src}/`, `${reference}/`]);
+    assert.is(r.status, 0, r.stderr);
+    let diff: string[] = [];
+    await eventually(
+      async () => (diff = diffTrees(await snapshot(reference, { rootTimes: true }), await snapshot(mirror, { rootTimes: true }), { ignore: ['uid', 'gid'] })).length === 0,
+      15_000,
+      `${what}: the mirror equal to rsync's copy`,
+      () => `${diff.slice(0, 10).join('\n')}\n${run.stderr()}`,
+    );
+  };
+  try {
+    await converges(src, 'xdir/m', excludes);
+    await sameAsRsync('an excluded file created', 'sub', () => writeFile(join(src, 'sub', 'only.tmp'), 'excluded\n'));
+    await sameAsRsync('an excluded file removed at the top', '', () => rm(join(src, 'x.tmp')));
+    await sameAsRsync('an excluded directory created', 'sub/deep', () => mkdir(join(src, 'sub', 'deep', 'cache')));
+    // Both directories change: the one it left and the one it entered.
+    await sameAsRsync('an excluded file renamed into another directory', 'sub', () => rename(join(src, 'sub', 'only.tmp'), join(src, 'sub', 'deep', 'moved.tmp')));
     run.child.kill('SIGTERM');
     assert.is(await exited(run.child), 0, run.stderr());
   } finally {

@@ -264,12 +264,25 @@ test('filter rules decide which directories are watched at all', () =>
       writeFileSync(join(root, 'keep', 'a.txt'), '1');
       await c.until(() => c.has('create', 'keep/a.txt'));
       await c.settle(100);
-      assert.equal(c.events.map((e) => e.path), ['keep/a.txt']);
+      // Nothing of the excluded names themselves; their directory's mtime changed (a.tmp, skip/
+      // came): an attrib of keep/, so the mirror carries it as rsync -a would.
+      assert.equal(c.events.filter((e) => e.type !== 'attrib').map((e) => e.path), ['keep/a.txt']);
+      assert.ok(c.has('attrib', 'keep'), 'the parent of an excluded name is reported');
+      assert.equal([...c.paths('attrib')], ['keep']);
       assert.is(w.stats().watches, 2);
       renameSync(join(root, 'keep', 'a.txt'), join(root, 'keep', 'b.tmp'));
       await c.until(() => c.has('delete', 'keep/a.txt'), 2000, 'moved to an excluded name = delete');
       renameSync(join(root, 'skip'), join(root, 'keep', 'now-visible'));
       await c.until(() => c.has('create', 'keep/now-visible/x'), 2000, 'moved from an excluded name = create + scan');
+      // Only an excluded name, created then removed at the top: the root's attributes each time.
+      c.clear();
+      writeFileSync(join(root, 'top.tmp'), '1');
+      await c.until(() => c.has('attrib', ''), 2000, 'an excluded file created: attrib of its directory');
+      c.clear();
+      rmSync(join(root, 'top.tmp'));
+      await c.until(() => c.has('attrib', ''), 2000, 'an excluded file removed: attrib of its directory');
+      await c.settle(100);
+      assert.equal(c.events.map((e) => `${e.type} ${e.path}`), ['attrib ']);
     },
     {
       filter: {

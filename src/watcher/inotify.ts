@@ -9,7 +9,7 @@ import { IN, InotifyCursor } from './decode.js';
 import { MovePairer } from './moves.js';
 import { Poller, type PollRegion } from './poll.js';
 import { countDirs, scanSync } from './snapshot.js';
-import { childPath, fsPath, joinPath, pathFromLatin1 } from './paths.js';
+import { childPath, fsPath, joinPath, parentPath, pathFromLatin1 } from './paths.js';
 import type { InotifyAddon, InotifyHandle } from '../addon.js';
 import { WatcherError, type WatchEvent, type WatchFilter, type WatcherOptions, type WatcherStats } from './types.js';
 
@@ -230,7 +230,10 @@ export class InotifyWatcher extends Watcher {
       else this.moved(from, node, name, path, isDir);
       return;
     }
-    if (this.excluded(path, isDir)) return;
+    if (this.excluded(path, isDir)) {
+      if ((mask & (IN.CREATE | IN.DELETE)) !== 0) this.excludedEntryChanged(path);
+      return;
+    }
     if ((mask & IN.CREATE) !== 0) {
       if (this.scannedCur.has(path) || this.scannedPrev.has(path)) {
         this.scannedCur.delete(path); // already reported by the scan of its new parent
@@ -257,6 +260,8 @@ export class InotifyWatcher extends Watcher {
     const toOut = this.excluded(path, isDir);
     this.scannedCur.delete(from.path);
     this.scannedPrev.delete(from.path);
+    if (fromOut) this.excludedEntryChanged(from.path);
+    if (toOut) this.excludedEntryChanged(path);
     if (fromOut && toOut) return;
     if (fromOut) {
       this.arrived(parent, name, path, isDir);
@@ -285,10 +290,19 @@ export class InotifyWatcher extends Watcher {
 
   /** A name moved in from outside the tree (or from an excluded name). */
   private arrived(parent: DirNode, name: string, path: string, isDir: boolean): void {
-    if (this.excluded(path, isDir)) return;
+    if (this.excluded(path, isDir)) return this.excludedEntryChanged(path);
     // It may have replaced an existing entry: a create that is later deleted must still delete.
     this.out.push({ type: 'delete', path, isDir }, { type: 'create', path, isDir });
     if (isDir) this.addDir(parent, name, true);
+  }
+
+  /**
+   * An excluded name appeared in or left its directory: no event of its own, but the directory's
+   * mtime changed, which `rsync -a` would carry to the mirror; its `attrib` has the planner push
+   * the directory's attributes (docs/watcher.md, the `filter` option).
+   */
+  private excludedEntryChanged(path: string): void {
+    this.out.push({ type: 'attrib', path: parentPath(path), isDir: true });
   }
 
   /** IN_MOVED_FROM halves whose IN_MOVED_TO never came: the name left the tree. */
@@ -299,6 +313,7 @@ export class InotifyWatcher extends Watcher {
   private movedOut(held: Held[]): void {
     for (const h of held) {
       if (!this.excluded(h.path, h.isDir)) this.out.push({ type: 'delete', path: h.path, isDir: h.isDir });
+      else this.excludedEntryChanged(h.path);
       if (h.isDir) this.forgetChild(h.parent, h.name, true);
     }
   }
@@ -444,13 +459,15 @@ export class InotifyWatcher extends Watcher {
     }
     // Out of watches: keep this subtree in sync by polling it.
     let snapshot;
+    let mtimeMs;
     try {
+      mtimeMs = lstatSync(fsPath(abs)).mtimeMs;
       snapshot = scanSync(abs, path, this.filter);
     } catch {
       return null;
     }
     const node: DirNode = { wd: NO_WATCH, name, parent, children: null, region: null };
-    node.region = { abs: () => joinPath(this.root, this.pathOf(node)), prefix: () => this.pathOf(node), snapshot, closed: false };
+    node.region = { abs: () => joinPath(this.root, this.pathOf(node)), prefix: () => this.pathOf(node), snapshot, mtimeMs, closed: false };
     const old = childOf(parent, name);
     if (old !== undefined) this.forgetChild(parent, name, true);
     setChild(parent, name, node);

@@ -60,6 +60,12 @@ export function joinPath(root: string, rel: string): string {
   return root.endsWith('/') ? root + rel : root + '/' + rel;
 }
 
+/** The directory a relative watcher path is in ('' for a top-level name and for the root). */
+export function parentPath(rel: string): string {
+  const slash = rel.lastIndexOf('/');
+  return slash === -1 ? '' : rel.slice(0, slash);
+}
+
 /** Join a relative directory path and a child name. */
 export function childPath(dir: string, name: string): string {
   return dir === '' ? name : dir + '/' + name;

@@ -3,6 +3,7 @@
 // get an inotify watch (ENOSPC) in sync inside the inotify watcher.
 
 import { lstatSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import { Watcher } from './base.js';
 import { diffSnapshots, scan, scanSync, type Snapshot } from './snapshot.js';
 import { fsPath } from './paths.js';
@@ -15,6 +16,8 @@ export interface PollRegion {
   /** Its path relative to the watched root ('' for the root). */
   prefix(): string;
   snapshot: Snapshot;
+  /** The directory's own mtime at the last scan (the snapshot holds only what is below it). */
+  mtimeMs: number;
   closed: boolean;
 }
 
@@ -74,15 +77,19 @@ export class Poller {
       for (const r of [...this.regions]) {
         if (r.closed || this.stopped) continue;
         let next: Snapshot;
+        let mtimeMs: number;
         try {
+          // Its own mtime first: a change after this stat shows in the next poll.
+          mtimeMs = (await lstat(fsPath(r.abs()))).mtimeMs;
           next = await scan(r.abs(), r.prefix(), this.filter);
         } catch (err) {
           if (!r.closed && !this.stopped) this.onRegionGone(r, err);
           continue;
         }
         if (r.closed || this.stopped) continue;
-        const events = diffSnapshots(r.snapshot, next, r.prefix());
+        const events = diffSnapshots(r.snapshot, next, r.prefix(), { before: r.mtimeMs, after: mtimeMs });
         r.snapshot = next;
+        r.mtimeMs = mtimeMs;
         if (events.length > 0) this.onEvents(events);
       }
     } finally {
@@ -122,16 +129,18 @@ export class PollWatcher extends Watcher {
   /** Take the baseline snapshot (nothing is reported for what exists now). */
   start(): this {
     let snapshot: Snapshot;
+    let mtimeMs: number;
     try {
       const st = lstatSync(fsPath(this.root));
       if (!st.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
       this.rootIno = st.ino;
+      mtimeMs = st.mtimeMs;
       snapshot = scanSync(this.root, '', this.filter);
     } catch (err) {
       throw new WatcherError('EROOT', `cannot watch ${this.root}: ${(err as Error).message}`, { path: '', cause: err });
     }
     const root = this.root;
-    this.poller.add({ abs: () => root, prefix: () => '', snapshot, closed: false });
+    this.poller.add({ abs: () => root, prefix: () => '', snapshot, mtimeMs, closed: false });
     return this;
   }
 

@@ -4,7 +4,7 @@
 
 import { lstatSync, readdirSync, type Dirent, type Stats } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
-import { childPath, fsPath, joinPath, pathFromLatin1 } from './paths.js';
+import { childPath, fsPath, joinPath, parentPath, pathFromLatin1 } from './paths.js';
 import type { WatchEvent, WatchFilter } from './types.js';
 import { S_IFMT } from '../../protocol/modes.js';
 
@@ -106,10 +106,15 @@ export function countDirs(snap: Snapshot): number {
 
 /**
  * Events that turn `prev` into `next`, with paths prefixed by `prefix`. A deleted directory
- * is reported once (not its contents); a type change is a delete then a create.
+ * is reported once (not its contents); a type change is a delete then a create. A directory
+ * whose mtime alone changed, with no visible entry inside it changed (an excluded name came or
+ * went, or a touch), is an `attrib`; `top` gives the scanned directory's own mtime before and
+ * after, which the snapshot does not hold.
  */
-export function diffSnapshots(prev: Snapshot, next: Snapshot, prefix: string): WatchEvent[] {
+export function diffSnapshots(prev: Snapshot, next: Snapshot, prefix: string, top?: { before: number; after: number }): WatchEvent[] {
   const out: WatchEvent[] = [];
+  /** Directories whose mtime alone changed. */
+  const timed: string[] = [];
   const deletedDirs = new Set<string>();
   const parentDeleted = (rel: string): boolean => {
     for (let i = rel.lastIndexOf('/'); i > 0; i = rel.lastIndexOf('/', i - 1)) {
@@ -132,7 +137,14 @@ export function diffSnapshots(prev: Snapshot, next: Snapshot, prefix: string): W
       out.push({ type: 'modify', path, isDir: false });
     } else if (a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid) {
       out.push({ type: 'attrib', path, isDir: b.isDir });
+    } else if (b.isDir && a.mtimeMs !== b.mtimeMs) {
+      timed.push(path);
     }
   }
+  if (top !== undefined && top.before !== top.after) timed.push(prefix);
+  if (timed.length === 0) return out;
+  // A change inside a directory already has its parents pushed: only the others are reported.
+  const parents = new Set(out.map((e) => parentPath(e.path)));
+  for (const path of timed) if (!parents.has(path)) out.push({ type: 'attrib', path, isDir: true });
   return out;
 }
