@@ -14,6 +14,7 @@ import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { CLI, run as runCommand } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { setTimes } from './helpers/fstree.js';
+import { openSessionCount } from './helpers/daemon-log.js';
 
 let daemon: TestDaemon;
 let work: string;
@@ -309,7 +310,11 @@ test('SIGHUP: a sync added starts, one removed stops, one changed restarts, the 
   const run = startCli([file]);
   try {
     for (const n of ['a', 'b', 'c']) await converges(join(base, n), `hup/${n}`, ['*.tmp']);
-    await new Promise((r) => setTimeout(r, 500)); // the runners' next sessions opened ahead
+    // The runners' next sessions opened ahead (waiting for their file lists): a reload must not touch a's.
+    await eventually(async () => {
+      const log = await daemon.log();
+      return ['a', 'b', 'c'].every((n) => openSessionCount(log, `push/hup/${n}/`) === 1);
+    }, 15_000, 'the sessions opened ahead');
     const logBefore = (await daemon.log()).length;
 
     // a unchanged, b changed (also excludes *.log now), c removed, d added.

@@ -104,8 +104,9 @@ test('a target refused at start: exit 5 with the daemon text; --insist keeps try
   assert.is(r.status, 5);
   assert.match(r.stderr, "@ERROR: Unknown module 'nosuch'");
   const insist = startCli(['--nodaemon', '--insist', `${src}/`, `rsync://127.0.0.1:${daemon.port}/nosuch/`]);
-  await new Promise((res) => setTimeout(res, 1500));
-  assert.is(insist.child.exitCode, null, 'still running');
+  // Refused, and going on: the line that says it retries.
+  await eventually(() => /Unknown module 'nosuch'[^\n]*retrying in/.test(insist.stderr()) || insist.child.exitCode !== null, 30_000, 'a refused attempt and its retry');
+  assert.is(insist.child.exitCode, null, `still running:\n${insist.stderr()}`);
   insist.child.kill('SIGTERM');
   assert.is(await exited(insist.child), 5, insist.stderr());
   assert.match(insist.stderr(), '1 path(s) could not be pushed before exiting (code 5)');

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { startDaemon, freePort, type TestDaemon } from './helpers/daemon.js';
 import { CLI, lsyncd, run as runCommand } from './helpers/cli.js';
 import { untilSameTree } from './helpers/tree.js';
+import { openSessionCount, sessionCount } from './helpers/daemon-log.js';
 
 let daemon: TestDaemon;
 let work: string;
@@ -88,7 +89,9 @@ test('a refusing target while running: said once, not per retry; SIGTERM tries o
   const src = await sourceTree('ro-running');
   // --insist: past the start check, into the running mirror's retries (0.5 s doubling).
   const run = startCli(['--nodaemon', '--insist', `${src}/`, url('ro', 'y/')]);
-  await new Promise((r) => setTimeout(r, 2500)); // about four attempts
+  // Four attempts reached the daemon: the refusal met again on each retry.
+  await eventually(async () => sessionCount(await daemon.log(), 'ro/y/') >= 4 || run.child.exitCode !== null, 30_000, 'four attempts');
+  assert.is(run.child.exitCode, null, `still running:\n${run.stderr()}`);
   run.child.kill('SIGTERM');
   const code = await exited(run.child);
   const err = run.stderr();
@@ -105,7 +108,9 @@ test('an unreachable target on SIGTERM: no reconnect loop, exit 10 (rsync\'s soc
   const src = await sourceTree('gone');
   const closed = await freePort(); // nothing listens there
   const run = startCli(['--nodaemon', '--insist', `${src}/`, `rsync://127.0.0.1:${closed}/push/z/`]);
-  await new Promise((r) => setTimeout(r, 1200));
+  // Past the start check, in the running mirror's retries: the line that says so.
+  await eventually(() => /failed to connect[^\n]*retrying in/.test(run.stderr()) || run.child.exitCode !== null, 30_000, 'a failed attempt and its retry');
+  assert.is(run.child.exitCode, null, `still running:\n${run.stderr()}`);
   const stopAt = Date.now();
   run.child.kill('SIGTERM');
   const code = await exited(run.child);
@@ -122,8 +127,11 @@ test('max connections = 1: the mirror never holds a second connection (no refusa
   try {
     await eventually(async () => (await untilSameTree(src, dest, { timeoutMs: 100, ignore: ['uid', 'gid'] }).catch(() => ['x'])).length === 0, 15_000, 'startup sync');
     for (let i = 0; i < 6; i++) {
+      const pushed = (run.stderr().match(/ pushed \d+ change/g) ?? []).length;
       await writeFile(join(src, `sub/n${i}.txt`), `change ${i}\n`);
-      await new Promise((r) => setTimeout(r, 300)); // a session is opened ahead after each push
+      // Its batch, then the session opened ahead for the next one (waiting for its file list).
+      await eventually(() => (run.stderr().match(/ pushed \d+ change/g) ?? []).length > pushed, 15_000, `change ${i} pushed`);
+      await eventually(async () => openSessionCount(await daemon.log(), 'one/m/') === 1, 15_000, `the session opened ahead after change ${i}`);
     }
     await rename(join(src, 'big.bin'), join(src, 'sub/big-moved.bin')); // a pre-push, then the batch
     await mkdir(join(src, 'newdir/deeper'), { recursive: true });

@@ -38,6 +38,15 @@ async function converge(src: string, dst: string): Promise<void> {
   assert.equal(diff, [], `not converged:\n${diff.slice(0, 10).join('\n')}`);
 }
 
+/** Poll `check` until it holds (or fail after `ms`). */
+async function until(check: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function makeSite(root: string): Promise<void> {
   await mkdir(join(root, 'site/pages'), { recursive: true });
   for (let i = 0; i < 300; i++) await writeFile(join(root, 'site/pages', `p${i}.html`), pseudoRandom(4096, i + 1));
@@ -150,13 +159,23 @@ test('refuse options = copy-dest fuzzy: renames off, said once; tried again afte
   await makeSite(src);
   await writeFile(join(src, 'big.bin'), pseudoRandom(600_000, 21));
   const logs: string[] = [];
-  const refusedMs = 1500;
+  // Long enough for two renames (1.5 MB sent plainly) inside the window on a loaded host.
+  const refusedMs = 5000;
+  /** When the last refusal was said: the runner's window starts just before. */
+  let refusedAt = 0;
   const mirror: LiveMirror = await startLiveMirror({
     source: src,
     targets: [{ target: { host: '127.0.0.1', port: daemon.port, module: 'norename', path: 'n' }, session: {} }],
     retry: { refusedMs },
-    onLog: (level, message) => logs.push(`${level} ${message}`),
+    onLog: (level, message) => {
+      logs.push(`${level} ${message}`);
+      if (/the daemon refused --(copy-dest|fuzzy)/.test(message)) refusedAt = Date.now();
+    },
   });
+  /** Until the window of the last refusal is over (the next rename tries the options again). */
+  const windowOver = async () => {
+    while (Date.now() <= refusedAt + refusedMs) await new Promise((r) => setTimeout(r, refusedAt + refusedMs + 20 - Date.now()));
+  };
   const dst = join(daemon.modulePath('norename'), 'n');
   /** Rename `from` to `to` in the source; the bytes the mirror sent for it. */
   const renamed = async (from: string, to: string): Promise<number> => {
@@ -177,16 +196,17 @@ test('refuse options = copy-dest fuzzy: renames off, said once; tried again afte
     // Within refusedMs nothing is tried: a renamed file is simply sent again.
     const tries = logs.length;
     assert.ok((await renamed('big.bin', 'big-renamed.bin')) > 600_000);
+    assert.ok(Date.now() < refusedAt + refusedMs, 'the rename was pushed within the window');
     assert.is(refusals('info') + refusals('debug'), 1, logs.slice(tries).join('\n'));
     // After refusedMs a pre-push tries again; still refused: said at debug level only.
-    await new Promise((r) => setTimeout(r, refusedMs + 100));
+    await windowOver();
     assert.ok((await renamed('site/articles', 'site/posts')) > 1_200_000);
     assert.is(refusals('info'), 1, logs.join('\n'));
     assert.is(refusals('debug'), 1, logs.join('\n'));
     // The daemon's config changes (it reads it on every connection): after refusedMs renames are back.
     const config = join(daemon.dir, 'rsyncd.conf');
     await writeFile(config, (await readFile(config, 'utf8')).replace('    refuse options = copy-dest fuzzy\n', ''));
-    await new Promise((r) => setTimeout(r, refusedMs + 100));
+    await windowOver();
     assert.ok((await renamed('site/posts', 'site/news')) < 100_000, logs.join('\n'));
     assert.is(logs.filter((l) => l.startsWith('info ') && l.includes('takes --copy-dest and --fuzzy again')).length, 1, logs.join('\n'));
     assert.is(refusals('info'), 1, logs.join('\n'));
@@ -235,7 +255,10 @@ test('a module timeout shorter than the idle time: the session opened ahead has 
     await mirror.ready;
     const dst = join(daemon.modulePath('short'), 's');
     await converge(src, dst);
-    await new Promise((r) => setTimeout(r, 2500)); // the daemon gives up on the waiting session
+    // The session opened ahead, timed out by the daemon (its `timeout = 1`) while it waited.
+    const timeouts = async () => ((await daemon.log()).match(/\[Receiver\] io timeout after 1 seconds/g) ?? []).length;
+    const before = await timeouts();
+    await until(async () => (await timeouts()) > before, 'the daemon timing the waiting session out');
     await writeFile(join(src, 'f'), 'second\n');
     await converge(src, dst);
     assert.is(mirror.status().targets[0]!.failures, 0, logs.join('\n'));
