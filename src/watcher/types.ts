@@ -9,7 +9,8 @@ import { EXIT, RsyncError, type ExitCode } from '../../protocol/errors.js';
  * - create:    `path` now exists and is new or was replaced (send it whole). For a new directory,
  *              everything already inside it is reported by its own create events.
  * - modify:    content of the file at `path` changed (IN_CLOSE_WRITE, or IN_MODIFY if enabled).
- * - attrib:    metadata (mode, owner, times) of `path` changed.
+ * - attrib:    metadata (mode, owner, times) of `path` changed; for a directory also its mtime
+ *              when an excluded name (which has no events of its own) came or went in it.
  * - delete:    `path` is gone (for a directory: the whole subtree).
  * - move:      `from` was renamed to `path`, both inside the root (files and directories).
  * - rescan:    events under `path` were lost (kernel queue overflow, unmount): compare that
@@ -26,7 +27,10 @@ export interface WatchEvent {
   isDir: boolean;
 }
 
-/** Decides which paths exist for the mirror at all; excluded directories are not even watched. */
+/**
+ * Decides which paths exist for the mirror at all; excluded directories are not even watched.
+ * An excluded name created, deleted or renamed is reported only as an `attrib` of its directory.
+ */
 export interface WatchFilter {
   /** relPath is relative to the root, '/'-separated, never ''. */
   isExcluded(relPath: string, isDir: boolean): boolean;
