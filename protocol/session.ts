@@ -247,5 +247,6 @@ function compressOptionsOf(options: CompressOptions): CompressOptions {
     ...(options.compressChoice !== undefined && { compressChoice: options.compressChoice }),
     ...(options.compressLevel !== undefined && { compressLevel: options.compressLevel }),
     ...(options.skipCompressAll && { skipCompressAll: true }),
+    ...(options.codecs && { codecs: options.codecs }),
   };
 }
