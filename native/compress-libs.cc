@@ -38,6 +38,10 @@ constexpr int ZSTD_D_WINDOW_LOG_MAX = 100;     // ZSTD_d_windowLogMax
 constexpr int ZSTD_E_CONTINUE = 0;
 constexpr int ZSTD_E_FLUSH = 1;
 
+// What V8 is told one zstd context holds (a level-3 compressor with its 2 MiB window and tables,
+// a decompressor with its window), so that contexts of finished sessions are collected soon.
+constexpr int64_t ZSTD_CONTEXT_COST = 4 << 20;
+
 struct Zstd {
   void* (*createCCtx)();
   size_t (*freeCCtx)(void*);
@@ -167,7 +171,11 @@ Napi::Value ZstdCreateCompressor(const Napi::CallbackInfo& info) {
     zstd.freeCCtx(cctx);
     return Fail(env, std::string("ZSTD_CCtx_setParameter: ") + zstd.getErrorName(r));
   }
-  return Napi::External<void>::New(env, cctx, [](Napi::Env, void* p) { zstd.freeCCtx(p); });
+  Napi::MemoryManagement::AdjustExternalMemory(env, ZSTD_CONTEXT_COST);
+  return Napi::External<void>::New(env, cctx, [](Napi::Env env, void* p) {
+    zstd.freeCCtx(p);
+    Napi::MemoryManagement::AdjustExternalMemory(env, -ZSTD_CONTEXT_COST);
+  });
 }
 
 // rsync/token.c: send_zstd_token (one ZSTD_compressStream2 call)
@@ -196,7 +204,11 @@ Napi::Value ZstdCreateDecompressor(const Napi::CallbackInfo& info) {
     zstd.freeDCtx(dctx);
     return Fail(env, std::string("ZSTD_DCtx_setParameter: ") + zstd.getErrorName(r));
   }
-  return Napi::External<void>::New(env, dctx, [](Napi::Env, void* p) { zstd.freeDCtx(p); });
+  Napi::MemoryManagement::AdjustExternalMemory(env, ZSTD_CONTEXT_COST);
+  return Napi::External<void>::New(env, dctx, [](Napi::Env env, void* p) {
+    zstd.freeDCtx(p);
+    Napi::MemoryManagement::AdjustExternalMemory(env, -ZSTD_CONTEXT_COST);
+  });
 }
 
 // rsync/token.c: recv_zstd_token (one ZSTD_decompressStream call)
