@@ -26,7 +26,7 @@ function streamError(what: string): ProtocolError {
 }
 
 /** Writes the match decisions as lz4 tokens: each piece of literal data one compressed frame. */
-// rsync/token.c: send_compressed_token [token-lz4]
+// rsync/token.c: send_compressed_token [token-lz4] [token-lz4-frames]
 export class Lz4TokenWriter implements TokenSink {
   private readonly out: Uint8Array;
   private readonly runs: TokenRunWriter;
@@ -77,7 +77,7 @@ export class Lz4TokenWriter implements TokenSink {
  * Reads lz4 tokens: each data frame decompresses into rsync's buffer (32912 bytes with lz4 1.9):
  * a frame that claims more is damaged, never a larger allocation.
  */
-// rsync/token.c: recv_compressed_token [token-lz4]
+// rsync/token.c: recv_compressed_token [token-lz4] [token-lz4-bounds]
 export class Lz4TokenReader implements TokenSource {
   readonly seesBlocks = false;
   private readonly cbuf = new Uint8Array(MAX_DATA_COUNT);

@@ -41,7 +41,7 @@ function streamError(what: string, cause?: unknown): ProtocolError {
  * (ZSTD_e_continue), whatever output that makes goes out in frames of at most MAX_DATA_COUNT; a
  * block reference or the file's end first flushes the stream (ZSTD_e_flush).
  */
-// rsync/token.c: send_zstd_token [token-zstd]
+// rsync/token.c: send_zstd_token [token-zstd] [zstd-stream]
 export class ZstdTokenWriter implements TokenSink {
   private compressor: ZstdCompressor | null = null;
   /** rsync's obuf: one frame's worth of compressed output. */
@@ -115,7 +115,7 @@ export class ZstdTokenWriter implements TokenSink {
  * ZSTD_DStreamOutSize per token, rsync's buffer, whatever a frame expands to), block references
  * from flags and runs.
  */
-// rsync/token.c: recv_zstd_token [token-zstd]
+// rsync/token.c: recv_zstd_token [token-zstd] [zstd-bounds]
 export class ZstdTokenReader implements TokenSource {
   readonly seesBlocks = false;
   private decompressor: ZstdDecompressor | null = null;

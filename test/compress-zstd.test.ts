@@ -22,8 +22,9 @@ import { clientCompressList, clientCompressOptions, compressNames, parseCompress
 import { compressCodecs } from '../src/compress-codecs.js';
 import { piecesSource, byteAtATime, memorySink } from './helpers/capture.js';
 import { pseudoRandom, setTime, T0, lines } from './helpers/fstree.js';
-import { run, lsyncd, type RunResult } from './helpers/cli.js';
-import { snapshot, diffTrees } from './helpers/tree.js';
+import { run, lsyncd, CLI, type RunResult } from './helpers/cli.js';
+import { snapshot, diffTrees, untilSameTree } from './helpers/tree.js';
+import { spawn } from 'node:child_process';
 import { daemonUrl as url, runText as shown, startOurDaemon, type OurDaemon } from './helpers/serve.js';
 import { startDaemonWithConfig, type ConfiguredDaemon } from './helpers/daemon.js';
 import { oldRsync } from './helpers/old-rsync.js';
@@ -528,6 +529,29 @@ test('without the libraries (LSYNCD_NO_ADDON=1) our -z offers zlibx and zlib onl
   assert.is(said.filter((l) => l.includes('zstd')).length, 1, forced.stderr);
   assert.match(said[0]!, /^lsyncd: compress name zstd is not available here: the lsyncd addon is not loaded/);
   assert.match(said.at(-1)!, /\(code 4\)/);
+});
+
+test('the live mirror with --zc=lz4 and with -z: the startup sync and a live change land, compressed (rsyncd counts far fewer bytes than the tree holds)', async () => {
+  for (const [name, args] of [['live-lz4', ['--zc=lz4']], ['live-z', ['-z']]] as const) {
+    const src = join(work, `src-${name}`);
+    await makeSource(src);
+    const before = (await daemonCounters()).length;
+    const child = spawn(process.execPath, [CLI, '--nodaemon', ...args, `${src}/`, url(theirs, `push/${name}/`)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    try {
+      const dest = join(theirs.dir, 'push', name);
+      assert.equal(await untilSameTree(src, dest, { timeoutMs: 20_000, ignore: ['uid', 'gid'] }), [], `startup sync: ${stderr}`);
+      await writeFile(join(src, 'sub', 'live.txt'), lines(2000));
+      assert.equal(await untilSameTree(src, dest, { timeoutMs: 20_000, ignore: ['uid', 'gid'] }), [], `live change: ${stderr}`);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    }
+    const startup = (await daemonCounters())[before]!;
+    // The tree is 695 kB of which 330 kB text and 160 kB its copy: compressed, well under 400 kB.
+    assert.ok(startup.received < 400_000, `${name}: the startup push sent ${startup.received} bytes`);
+  }
 });
 
 test('ratios (for the report)', () => {
