@@ -26,7 +26,7 @@ import { run, lsyncd, CLI, type RunResult } from './helpers/cli.js';
 import { snapshot, diffTrees, untilSameTree } from './helpers/tree.js';
 import { spawn } from 'node:child_process';
 import { daemonUrl as url, runText as shown, startOurDaemon, type OurDaemon } from './helpers/serve.js';
-import { startDaemonWithConfig, type ConfiguredDaemon } from './helpers/daemon.js';
+import { freePort, startDaemonWithConfig, type ConfiguredDaemon } from './helpers/daemon.js';
 import { oldRsync } from './helpers/old-rsync.js';
 
 const codecs = compressCodecs();
@@ -551,6 +551,37 @@ test('the live mirror with --zc=lz4 and with -z: the startup sync and a live cha
     const startup = (await daemonCounters())[before]!;
     // The tree is 695 kB of which 330 kB text and 160 kB its copy: compressed, well under 400 kB.
     assert.ok(startup.received < 400_000, `${name}: the startup push sent ${startup.received} bytes`);
+  }
+});
+
+test('lsyncd serve without the libraries (LSYNCD_NO_ADDON=1) offers zlibx zlib none, as an rsyncd built without them: rsync -z gets zlibx, --zc=zstd is refused', async () => {
+  const src = join(work, 'src-serve-nolib');
+  await makeSource(src);
+  const dir = join(work, 'serve-nolib');
+  await mkdir(dir, { recursive: true });
+  const config = join(dir, 'rsyncd.conf');
+  await writeFile(config, `${HEAD}[m]\n\tpath = ${src}\n\tread only = yes\n`);
+  const port = await freePort();
+  const child = spawn(process.execPath, [CLI, 'serve', '--no-detach', '--config', config, '--address', '127.0.0.1', '--port', String(port)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, LSYNCD_NO_ADDON: '1', NODE_NO_WARNINGS: '1' },
+  });
+  let err = '';
+  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+  try {
+    const deadline = Date.now() + 10_000;
+    while (!/listening on port/.test(err) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.match(err, /listening on port/);
+    const z = await run('rsync', ['-a', '-z', '--debug=NSTR', `rsync://127.0.0.1:${port}/m/`, join(dir, 'z/')]);
+    assert.is(z.status, 0, shown(z));
+    assert.match(z.stdout.toString(), /negotiated compress: zlibx/);
+    await sameTrees(src, join(dir, 'z'), 'pulled with zlibx');
+    const forced = await run('rsync', ['-a', '--zc=zstd', `rsync://127.0.0.1:${port}/m/`, join(dir, 'zstd/')]);
+    assert.is(forced.status, 4, shown(forced));
+    assert.match(forced.stderr, /unknown compress name: zstd/);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
   }
 });
 
