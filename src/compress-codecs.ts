@@ -6,7 +6,7 @@
 // docs/dependencies.md says why the system libraries and not an npm package.
 // Counterpart: rsync's SUPPORT_ZSTD / SUPPORT_LZ4 build switches (compat.c valid_compressions).
 import type { CompressCodecs, Lz4Codec, ZstdCodec } from '../protocol/compress-codecs.js';
-import { addonLoadError, compressLibs, type Lz4Lib, type ZstdLib } from './addon.js';
+import { ADDON_FIX, addonLoadError, compressLibs, type Lz4Lib, type ZstdLib } from './addon.js';
 
 /**
  * The largest zstd window a peer may make our decompressor hold: 2^27 (128 MiB), zstd's own
@@ -25,7 +25,9 @@ export function compressCodecs(): CompressCodecs {
 function lookUp(): CompressCodecs {
   const libs = compressLibs();
   if (!libs) {
-    const why = `the lsyncd addon is not loaded (${addonLoadError?.message.split('\n')[0] ?? 'unknown reason'})`;
+    const why = addonLoadError
+      ? `the lsyncd addon is not loaded (${addonLoadError.message.split('\n')[0]})`
+      : `the lsyncd addon was built without zstd and lz4 (${ADDON_FIX})`;
     return { missing: { zstd: why, lz4: why } };
   }
   const codecs: CompressCodecs = {};
