@@ -127,8 +127,8 @@ export interface SetupResult {
   compression?: string;
   /**
    * How this side's tokens travel (rsync's parse_compress_choice(1) at the end of setup): null
-   * for simple tokens, else the deflate algorithm and the level we send at. Unset when the pick
-   * is a name we do not speak (only a caller's own compressList can offer one).
+   * for simple tokens, else the algorithm, the level we send at and (zstd, lz4) the codec. Unset
+   * when the pick is a name we do not speak (only a caller's own compressList can offer one).
    */
   tokens?: TokenCompression | null;
 }
