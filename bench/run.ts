@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, one after the other, each in its own process
 // (push: bench/push.ts, pull: bench/pull.ts, watcher: bench/watcher.ts, live mirror next to lsyncd 2: bench/live.ts,
-// restart with the state file: bench/restart.ts, big trees: bench/bigtree.ts).
+// restart with the state file: bench/restart.ts, big trees: bench/bigtree.ts, compression: bench/compress.ts).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -12,6 +12,7 @@ const benches: [string, string[]][] = [
   ['live.js', []],
   ['restart.js', []],
   ['bigtree.js', []],
+  ['compress.js', []],
 ];
 let failed = 0;
 for (const [file, flags] of benches) {

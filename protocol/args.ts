@@ -155,8 +155,9 @@ export interface TransferOptions {
    */
   altDest?: { kind: AltDestKind; dirs: readonly string[] };
   /**
-   * -z / --compress: deflated tokens both ways. `choice` (--compress-choice: zlibx, zlib, none;
-   * unset or "auto": negotiated, zlib before protocol 30), `level` (--compress-level, 1..9; 0 off).
+   * -z / --compress: compressed tokens both ways. `choice` (--compress-choice: zstd, lz4, zlibx,
+   * zlib, none; unset or "auto": negotiated, zlib before protocol 30), `level` (--compress-level:
+   * zlib 1..9, 0 off; zstd its range, 0 its default; lz4 has none).
    */
   compress?: { choice?: string; level?: number };
   /** --skip-compress LIST (sent to a sending daemon, as rsync's client does on a pull). */

@@ -4,7 +4,9 @@
 // checksum.c parse_checksum_choice; compat.c parse_compress_choice, token.c init_compression_level.
 import { ProtocolError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
-import { deflateLevel, type TokenCompression } from './token-deflate.js';
+import { deflateLevel } from './token-deflate.js';
+import { zstdLevel } from './token-zstd.js';
+import type { CompressCodecs, TokenCompression } from './compress-codecs.js';
 
 // rsync.h: CF_* compat flags, written by the daemon as a varint (protocol >= 30)
 export const CF_INC_RECURSE = 1 << 0;
@@ -28,33 +30,66 @@ export const CHECKSUM_NAMES = ['xxh128', 'xxh3', 'xxh64', 'md5', 'md4'] as const
 export type ChecksumName = (typeof CHECKSUM_NAMES)[number];
 
 /**
- * Compressions we speak, in rsync's order of preference (its list is `zstd lz4 zlibx zlib none`:
- * we have no zstd or lz4, so they are left out, as a build without them does).
+ * The compressions rsync knows, in its order of preference (`zstd lz4 zlibx zlib none`). zlibx,
+ * zlib and none we always speak; zstd and lz4 when the caller's codecs have them (the system's
+ * libzstd and liblz4): without one its name is left out, as a build of rsync without it does.
  */
-export const COMPRESS_NAMES = ['zlibx', 'zlib', 'none'] as const;
+export const COMPRESS_NAMES = ['zstd', 'lz4', 'zlibx', 'zlib', 'none'] as const;
 export type CompressName = (typeof COMPRESS_NAMES)[number];
 
-/** The compression a --compress-choice name means (rsync's names, case-insensitive as its lookup). */
+/** The names we speak with these codecs, most preferred first (rsync's valid_compressions of this build). */
+// rsync/compat.c: valid_compressions_items (the SUPPORT_ZSTD / SUPPORT_LZ4 entries)
+export function compressNames(codecs: CompressCodecs | undefined): CompressName[] {
+  return COMPRESS_NAMES.filter((name) => (name === 'zstd' ? codecs?.zstd !== undefined : name === 'lz4' ? codecs?.lz4 !== undefined : true));
+}
+
+/**
+ * The list a client offers: ours without "none" (rsync's client leaves it out of its list, so
+ * `-z` never negotiates to no compression); a server's list keeps it.
+ */
+// rsync/compat.c: get_default_nno_list (the `nni->num == 0 && !am_server` test)
+export function clientCompressList(codecs: CompressCodecs | undefined): CompressName[] {
+  return compressNames(codecs).filter((name) => name !== 'none');
+}
+
+/**
+ * The compression a --compress-choice name means (rsync's names, case-insensitive as its lookup).
+ * A name rsync knows whose library this system lacks fails with why.
+ */
 // rsync/compat.c: parse_compress_choice (the compress_choice branch)
-export function parseCompressName(name: string): CompressName {
+export function parseCompressName(name: string, codecs?: CompressCodecs): CompressName {
   const lower = name.toLowerCase();
-  if (!(COMPRESS_NAMES as readonly string[]).includes(lower)) {
-    throw new ProtocolError(`unknown or unsupported compress name: ${name} (we support ${COMPRESS_NAMES.join(', ')})`, {
+  const ours = compressNames(codecs);
+  if ((ours as string[]).includes(lower)) return lower as CompressName;
+  if (lower === 'zstd' || lower === 'lz4') {
+    const why = codecs?.missing?.[lower] ?? 'no codec was given';
+    throw new ProtocolError(`compress name ${lower} is not available here: ${why} (we support ${ours.join(', ')})`, {
       exitCode: EXIT.UNSUPPORTED,
     });
   }
-  return lower as CompressName;
+  throw new ProtocolError(`unknown or unsupported compress name: ${name} (we support ${ours.join(', ')})`, {
+    exitCode: EXIT.UNSUPPORTED,
+  });
 }
 
 /**
  * How one side's tokens travel once the compression is known: null for simple tokens ("none",
- * or --compress-level=0, which rsync takes as "off" on each side), else the deflate algorithm and
- * the level this side sends at. `skipAll`: the skip list is `*` (a daemon's `dont compress = *`),
- * which keeps the format at level 0.
+ * or for zlib and zlibx --compress-level=0, which rsync takes as "off" on each side), else the
+ * algorithm, the level this side sends at and, for zstd and lz4, the codec. `skipAll`: the skip
+ * list is `*` (a daemon's `dont compress = *`), which keeps the deflated format at level 0; zstd
+ * and lz4 ignore it, as rsync's do (their level is set once, from --compress-level alone).
+ * Undefined for zstd or lz4 without its codec.
  */
 // rsync/token.c: init_compression_level, init_set_compression (the "*" case)
-export function tokenCompression(name: CompressName | undefined, level: number | undefined, skipAll = false): TokenCompression | null {
+export function tokenCompression(
+  name: CompressName | undefined,
+  level: number | undefined,
+  skipAll = false,
+  codecs?: CompressCodecs,
+): TokenCompression | null | undefined {
   if (name === undefined || name === 'none') return null;
+  if (name === 'zstd') return codecs?.zstd ? { algorithm: 'zstd', level: zstdLevel(level, codecs.zstd), codec: codecs.zstd } : undefined;
+  if (name === 'lz4') return codecs?.lz4 ? { algorithm: 'lz4', level: 0, codec: codecs.lz4 } : undefined;
   const effective = deflateLevel(level);
   if (effective === null) return null;
   return { algorithm: name, level: skipAll ? 0 : effective };
@@ -63,15 +98,20 @@ export function tokenCompression(name: CompressName | undefined, level: number |
 /**
  * A client's -z options as setup options: a named choice (no list crosses), or our list to
  * negotiate with (plain -z, or --compress-choice=auto). An unsupported name fails here, before
- * anything is sent.
+ * anything is sent. `codecs` is asked for only when compressing (it may open libraries).
  */
 // rsync/options.c: parse_arguments (compress_choice → parse_compress_choice(0))
-export function clientCompressOptions(compress: { choice?: string; level?: number } | undefined): CompressOptions & { compressList?: readonly string[] } {
+export function clientCompressOptions(
+  compress: { choice?: string; level?: number } | undefined,
+  codecs?: () => CompressCodecs,
+): CompressOptions & { compressList?: readonly string[] } {
   if (!compress) return {};
   const choice = compress.choice?.toLowerCase();
   const level = compress.level !== undefined ? { compressLevel: compress.level } : {};
-  if (choice === undefined || choice === 'auto') return { compressList: COMPRESS_NAMES, ...level };
-  return { compressChoice: parseCompressName(choice), ...level };
+  const have = codecs?.();
+  const withCodecs = have ? { codecs: have } : {};
+  if (choice === undefined || choice === 'auto') return { compressList: clientCompressList(have), ...level, ...withCodecs };
+  return { compressChoice: parseCompressName(choice, have), ...level, ...withCodecs };
 }
 
 /** Negotiation strings are bounded by rsync (MAX_NSTR_STRLEN). */
@@ -87,8 +127,8 @@ export interface SetupResult {
   compression?: string;
   /**
    * How this side's tokens travel (rsync's parse_compress_choice(1) at the end of setup): null
-   * for simple tokens, else the deflate algorithm and the level we send at. Unset when the pick
-   * is a name we do not speak (only a caller's own compressList can offer one).
+   * for simple tokens, else the algorithm, the level we send at and (zstd, lz4) the codec. Unset
+   * when the pick is a name we do not speak (only a caller's own compressList can offer one).
    */
   tokens?: TokenCompression | null;
 }
@@ -101,6 +141,8 @@ export interface CompressOptions {
   compressLevel?: number;
   /** The skip list is `*` (a daemon's `dont compress = *`): level 0 for every file. */
   skipCompressAll?: boolean;
+  /** The zstd and lz4 codecs this process has (src/compress-codecs.ts); without them only the deflated formats. */
+  codecs?: CompressCodecs;
 }
 
 /** The algorithm a --checksum-choice name means ("xxhash" is xxh64's alias). */
@@ -245,11 +287,11 @@ export async function setupProtocol(
       exitCode: EXIT.UNSUPPORTED,
     });
   }
-  // The token format this side speaks from here: the pick (or the named choice) at its level. [token-deflate]
-  // (A name outside COMPRESS_NAMES can only come from a caller's own list: tokens stay unset then.)
+  // The token format this side speaks from here: the pick (or the named choice) at its level. [token-deflate] [token-zstd] [token-lz4]
+  // (A name we do not speak can only come from a caller's own list: tokens stay unset then.)
   const chosen = compression ?? options.compressChoice;
-  const known = chosen === undefined || (COMPRESS_NAMES as readonly string[]).includes(chosen);
-  const tokens = known ? tokenCompression(chosen as CompressName | undefined, options.compressLevel, options.skipCompressAll) : undefined;
+  const known = chosen === undefined || (compressNames(options.codecs) as string[]).includes(chosen);
+  const tokens = known ? tokenCompression(chosen as CompressName | undefined, options.compressLevel, options.skipCompressAll, options.codecs) : undefined;
   // 3. The checksum seed: the server's choice, written after the lists. [setup-seed]
   if (server) {
     writer.writeInt(options.seed);

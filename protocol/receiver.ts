@@ -13,7 +13,7 @@ import type { ByteReader, ByteWriter } from './io.js';
 import type { Checksummer } from './checksum.js';
 import { readSumHead, blockLength, basisLength, PARALLEL_SUMS_MIN, type SumsHelper } from './sums.js';
 import { tokenReader, type TokenSource } from './token.js';
-import type { TokenCompression } from './token-deflate.js';
+import type { TokenCompression } from './compress-codecs.js';
 import type { FileEntry } from './flist.js';
 import type { FileListView } from './received-list.js';
 import { isReg } from './modes.js';

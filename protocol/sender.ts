@@ -9,7 +9,7 @@ import { BlockMatcher } from './match.js';
 import { readSumBlocks, readSumHead, writeSumHead, type ChunkSource, type SumHead } from './sums.js';
 import type { Checksummer } from './checksum.js';
 import { tokenWriter, type TokenSink } from './token.js';
-import type { TokenCompression } from './token-deflate.js';
+import type { TokenCompression } from './compress-codecs.js';
 import { MSG_IO_ERROR, MSG_NO_SEND, writeMessageInt } from './mplex.js';
 import type { FileEntry, FileTable } from './flist.js';
 import { isReg } from './modes.js';

@@ -59,7 +59,7 @@ export interface TransferStart {
 
 export interface StartOptions extends CompressOptions {
   checksumChoice?: ChecksumName;
-  /** -z without --compress-choice: the compressions we offer (compat.ts COMPRESS_NAMES). */
+  /** -z without --compress-choice: the compressions we offer (compat.ts clientCompressList). */
   compressList?: readonly string[];
   onMessage?: MessageHandler;
   /**
@@ -182,7 +182,7 @@ export interface ServerStartOptions extends CompressOptions {
   symlinkTimes: boolean;
   /** The checksum seed for this session (the caller draws it: protocol/ has no clock or pid). */
   seed: number;
-  /** When the client asked for -z without --compress-choice: the compressions we speak (compat.ts). */
+  /** When the client asked for -z without --compress-choice: the compressions we speak (compat.ts compressNames). */
   compressList?: readonly string[];
   /** The module's `timeout` in seconds, told to the client from protocol 31 so it uses the same. */
   ioTimeout?: number;
@@ -247,5 +247,6 @@ function compressOptionsOf(options: CompressOptions): CompressOptions {
     ...(options.compressChoice !== undefined && { compressChoice: options.compressChoice }),
     ...(options.compressLevel !== undefined && { compressLevel: options.compressLevel }),
     ...(options.skipCompressAll && { skipCompressAll: true }),
+    ...(options.codecs && { codecs: options.codecs }),
   };
 }

@@ -25,26 +25,14 @@ import { ProtocolError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { CHUNK_SIZE } from './constants.js';
 import type { Token, TokenSink, TokenSource } from './token.js';
+import type { DeflateAlgorithm } from './compress-codecs.js';
+import { DEFLATED_DATA, END_FLAG, MAX_DATA_COUNT, TokenNumberReader, TokenRunWriter, writeDataFrame } from './token-runs.js';
 
-// rsync/token.c: the flag bytes of the compressed stream [deflate-flags]
-export const END_FLAG = 0x00;
-export const TOKEN_LONG = 0x20; // then int32 token number
-export const TOKENRUN_LONG = 0x21; // then int32 token number, 16-bit run count
-export const DEFLATED_DATA = 0x40; // + 6 high bits of the length, then the low byte
-export const TOKEN_REL = 0x80; // + 6-bit increment of the token number
-export const TOKENRUN_REL = 0xc0; // the same, then a 16-bit run count
-
-/** rsync/token.c MAX_DATA_COUNT: the largest DEFLATED_DATA frame (a 14-bit length). */
-export const MAX_DATA_COUNT = 16383;
+export { END_FLAG, TOKEN_LONG, TOKENRUN_LONG, DEFLATED_DATA, TOKEN_REL, TOKENRUN_REL, MAX_DATA_COUNT } from './token-runs.js';
+export type { DeflateAlgorithm, TokenCompression } from './compress-codecs.js';
 
 /** rsync/token.c AVAIL_OUT_SIZE(CHUNK_SIZE): the most data one inflate step yields (32816). */
 export const MAX_INFLATED_PIECE = Math.floor((CHUNK_SIZE * 1001) / 1000) + 16;
-
-/** rsync/token.c MAX_TOKEN_INDEX: the largest block number a compressed stream may name. */
-const MAX_TOKEN_INDEX = 0x7ffffffe;
-
-/** A run of adjacent blocks is at most this long (its count travels in 16 bits). */
-const MAX_RUN = 65536;
 
 /** Matched data enters the window in stored-block-sized pieces (rsync's see_deflate_token). */
 const MAX_STORED = 0xffff;
@@ -55,13 +43,9 @@ const SYNC_TRAILER = [0x00, 0x00, 0xff, 0xff] as const;
 /** Hand output to the socket once this much is buffered, so a large file streams. */
 const FLUSH_AT = 64 * 1024;
 
-/** The deflating compressions (zstd and lz4 are not spoken). */
-export type DeflateAlgorithm = 'zlib' | 'zlibx';
-
-/** What a session's tokens are compressed with: the algorithm and, for the sending side, the level. */
-export interface TokenCompression {
+/** A deflating session's compression: the algorithm and, for the sending side, the level (0 to 9). */
+export interface DeflateCompression {
   algorithm: DeflateAlgorithm;
-  /** 0 (stored) to 9; rsync's default is 6. Only the sending side uses it. */
   level: number;
 }
 
@@ -85,11 +69,6 @@ function streamError(what: string): ProtocolError {
   return new ProtocolError(`compressed token stream: ${what}`, { exitCode: EXIT.STREAMIO });
 }
 
-/** rsync's "invalid token number in compressed stream" (exit 2). */
-function invalidToken(detail: string): ProtocolError {
-  return new ProtocolError(`invalid token number in compressed stream (${detail})`, { exitCode: EXIT.PROTOCOL });
-}
-
 /**
  * Writes the match decisions as deflated tokens. Literal data is deflated without flushing; a
  * block reference (or the end of the file) first sync-flushes it, so the receiver can return all
@@ -103,19 +82,16 @@ export class DeflatedTokenWriter implements TokenSink {
   private held = 0;
   /** Literal data deflated since the last sync flush. */
   private dataPending = false;
-  /** The pending run of adjacent blocks [runStart, runEnd], or runStart −1. */
-  private runStart = -1;
-  private runEnd = -1;
-  /** The last block of the previous run: relative numbers count from it. */
-  private lastRunEnd = 0;
+  private readonly runs: TokenRunWriter;
   private matchesSinceFlush = 0;
 
   constructor(
     private readonly writer: ByteWriter,
-    private readonly compression: TokenCompression,
+    private readonly compression: DeflateCompression,
     /** Below 31, rsync repeats the first 64 KiB of a long matched block into the window (a bug kept for compatibility). */
     private readonly protocol = writer.protocol,
   ) {
+    this.runs = new TokenRunWriter(writer);
     // Raw deflate (no zlib header), a 32 KiB window, memLevel 8: as rsync's deflateInit2.
     if (zlibDeflateInit2(this.strm, compression.level, 8, -15, 8, Z_DEFAULT_STRATEGY, true) !== Z_OK) {
       throw new ProtocolError(`compression init failed (level ${compression.level})`);
@@ -124,7 +100,7 @@ export class DeflatedTokenWriter implements TokenSink {
 
   async onLiteral(bytes: Uint8Array): Promise<void> {
     if (bytes.length === 0) return;
-    this.writeRun();
+    this.runs.flush();
     this.deflate(bytes, Z_NO_FLUSH);
     this.dataPending = true;
     if (this.writer.pending >= FLUSH_AT) await this.writer.flush();
@@ -132,12 +108,7 @@ export class DeflatedTokenWriter implements TokenSink {
 
   async onMatch(index: number, block?: Uint8Array): Promise<void> {
     this.flushData();
-    if (this.runStart >= 0 && index === this.runEnd + 1 && index < this.runStart + MAX_RUN) {
-      this.runEnd = index;
-    } else {
-      this.writeRun();
-      this.runStart = this.runEnd = index;
-    }
+    this.runs.add(index);
     if (this.compression.algorithm === 'zlib') {
       if (!block) throw new Error('internal: zlib compression needs the matched block');
       this.insert(block);
@@ -152,30 +123,8 @@ export class DeflatedTokenWriter implements TokenSink {
   /** The end of the file's data: flush, the last run, END_FLAG; the stream starts afresh. */
   end(): void {
     this.flushData();
-    this.writeRun();
-    this.writer.writeByte(END_FLAG);
+    this.runs.end();
     zlibDeflateReset(this.strm);
-    this.lastRunEnd = 0;
-    this.runStart = this.runEnd = -1;
-  }
-
-  /** The pending run as a flag byte (relative when it can be), its number, its count. */
-  private writeRun(): void {
-    if (this.runStart < 0) return;
-    const rel = this.runStart - this.lastRunEnd;
-    const count = this.runEnd - this.runStart;
-    if (rel >= 0 && rel <= 63) {
-      this.writer.writeByte((count === 0 ? TOKEN_REL : TOKENRUN_REL) + rel);
-    } else {
-      this.writer.writeByte(count === 0 ? TOKEN_LONG : TOKENRUN_LONG);
-      this.writer.writeInt(this.runStart);
-    }
-    if (count !== 0) {
-      this.writer.writeByte(count & 0xff);
-      this.writer.writeByte(count >> 8);
-    }
-    this.lastRunEnd = this.runEnd;
-    this.runStart = this.runEnd = -1;
   }
 
   /** Sync-flush the deflated literal data; the trailer is cut off (the receiver re-adds it). */
@@ -215,9 +164,7 @@ export class DeflatedTokenWriter implements TokenSink {
     let at = 0;
     while (at < upto) {
       const n = Math.min(MAX_DATA_COUNT, upto - at);
-      this.writer.writeByte(DEFLATED_DATA + (n >> 8));
-      this.writer.writeByte(n & 0xff);
-      this.writer.writeBuf(this.out.subarray(at, at + n));
+      writeDataFrame(this.writer, this.out.subarray(at, at + n));
       at += n;
     }
     this.out.copyWithin(0, upto, this.held);
@@ -265,8 +212,7 @@ export class DeflatedTokenReader implements TokenSource {
   private readonly sbuf = new Uint8Array(5 + MAX_STORED);
   private state: RecvState = 'idle';
   private savedFlag = -1;
-  private rxToken = 0;
-  private rxRun = 0;
+  private readonly numbers: TokenNumberReader;
   /** zlib below protocol 31: the head of the block being seen (rsync's slices all come from it). */
   private seeHead: Uint8Array | null = null;
   private seeLeft = 0;
@@ -278,6 +224,7 @@ export class DeflatedTokenReader implements TokenSource {
     readonly algorithm: DeflateAlgorithm,
     private readonly protocol = reader.protocol,
   ) {
+    this.numbers = new TokenNumberReader(reader);
     if (zlibInflateInit2(this.strm, -15) !== Z_OK) throw new ProtocolError('inflate init failed');
   }
 
@@ -290,8 +237,11 @@ export class DeflatedTokenReader implements TokenSource {
     const s = this.strm;
     for (;;) {
       switch (this.state) {
-        case 'running':
-          return this.nextInRun(maxBlock);
+        case 'running': {
+          const token = this.numbers.nextInRun(maxBlock);
+          if (!this.numbers.running) this.state = 'idle';
+          return token;
+        }
         case 'inflating': {
           s.output = this.dbuf as Uint8Array<ArrayBuffer>;
           s.next_out = 0;
@@ -351,50 +301,15 @@ export class DeflatedTokenReader implements TokenSource {
           }
           if (flag === END_FLAG) {
             zlibInflateReset(s);
-            this.rxToken = 0;
+            this.numbers.reset();
             return { end: true };
           }
-          return this.tokenFromFlag(flag, maxBlock);
+          const token = await this.numbers.fromFlag(flag, maxBlock);
+          if (this.numbers.running) this.state = 'running';
+          return token;
         }
       }
     }
-  }
-
-  // rsync/token.c: recv_compressed_token_num
-  private async tokenFromFlag(flag: number, maxBlock: number): Promise<Token> {
-    if (flag & TOKEN_REL) {
-      const incr = flag & 0x3f;
-      if (this.rxToken > MAX_TOKEN_INDEX - incr) throw invalidToken(`${this.rxToken} + ${incr}`);
-      this.rxToken += incr;
-      flag >>= 6;
-    } else if ((flag & 0xfe) === TOKEN_LONG) {
-      const token = await this.reader.readInt();
-      if (token < 0 || token > MAX_TOKEN_INDEX) throw invalidToken(String(token));
-      this.rxToken = token;
-    } else {
-      throw new ProtocolError(`invalid flag byte 0x${flag.toString(16)} in compressed stream`, { exitCode: EXIT.PROTOCOL });
-    }
-    if (flag & 1) {
-      const run = (await this.reader.readByte()) + ((await this.reader.readByte()) << 8);
-      if (run <= 0 || this.rxToken > MAX_TOKEN_INDEX - run) throw invalidToken(`run of ${run} from ${this.rxToken}`);
-      this.rxRun = run;
-      this.state = 'running';
-    }
-    return this.block(maxBlock);
-  }
-
-  // rsync/token.c: recv_compressed_token_run
-  private nextInRun(maxBlock: number): Token {
-    this.rxToken++;
-    if (--this.rxRun === 0) this.state = 'idle';
-    return this.block(maxBlock);
-  }
-
-  private block(maxBlock: number): Token {
-    if (this.rxToken >= maxBlock) {
-      throw new ProtocolError(`token refers to block ${this.rxToken} of ${maxBlock}`, { exitCode: EXIT.STREAMIO });
-    }
-    return { block: this.rxToken };
   }
 
   /** zlib: the next matched block is `length` bytes; its data follows through seeData. */

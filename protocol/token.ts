@@ -1,13 +1,17 @@
 // Tokens of the delta stream, the one home for token I/O: the simple (uncompressed) format here
 // (docs/protocol.md [token]): int32 n > 0 then n literal bytes; int32 -(k+1) "copy block k of the
-// basis"; int32 0 ends the file's data. With -z the deflated format of token-deflate.ts
-// ([token-deflate]); tokenWriter/tokenReader pick one for a session.
+// basis"; int32 0 ends the file's data. With -z the compressed formats: deflated for zlib and
+// zlibx (token-deflate.ts, [token-deflate]), zstd (token-zstd.ts, [token-zstd]), lz4
+// (token-lz4.ts, [token-lz4]); tokenWriter/tokenReader pick one for a session.
 // Counterpart: rsync token.c simple_send_token / simple_recv_token, send_token / recv_token.
 import { ProtocolError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import type { MatchSink } from './match.js';
 import { CHUNK_SIZE } from './constants.js';
-import { DeflatedTokenReader, DeflatedTokenWriter, type TokenCompression } from './token-deflate.js';
+import { DeflatedTokenReader, DeflatedTokenWriter } from './token-deflate.js';
+import { ZstdTokenReader, ZstdTokenWriter } from './token-zstd.js';
+import { Lz4TokenReader, Lz4TokenWriter } from './token-lz4.js';
+import type { TokenCompression } from './compress-codecs.js';
 
 /** Where a sender's tokens go: the match decisions, then the end of each file's data. */
 export interface TokenSink extends MatchSink {
@@ -28,16 +32,32 @@ export interface TokenSource {
   seeData?(piece: Uint8Array): void;
 }
 
-/** The session's token writer: simple, or deflated when -z chose zlib or zlibx. */
+/** The session's token writer: simple, or in the format of the compression -z chose. */
 // rsync/token.c: send_token
 export function tokenWriter(writer: ByteWriter, compression?: TokenCompression | null): TokenSink {
-  return compression ? new DeflatedTokenWriter(writer, compression) : new TokenWriter(writer);
+  if (!compression) return new TokenWriter(writer);
+  switch (compression.algorithm) {
+    case 'zstd':
+      return new ZstdTokenWriter(writer, compression.codec, compression.level);
+    case 'lz4':
+      return new Lz4TokenWriter(writer, compression.codec);
+    default:
+      return new DeflatedTokenWriter(writer, compression);
+  }
 }
 
-/** The session's token reader: simple, or deflated when -z chose zlib or zlibx. */
+/** The session's token reader: simple, or in the format of the compression -z chose. */
 // rsync/token.c: recv_token
 export function tokenReader(reader: ByteReader, compression?: TokenCompression | null): TokenSource {
-  return compression ? new DeflatedTokenReader(reader, compression.algorithm) : new SimpleTokenReader(reader);
+  if (!compression) return new SimpleTokenReader(reader);
+  switch (compression.algorithm) {
+    case 'zstd':
+      return new ZstdTokenReader(reader, compression.codec);
+    case 'lz4':
+      return new Lz4TokenReader(reader, compression.codec);
+    default:
+      return new DeflatedTokenReader(reader, compression.algorithm);
+  }
 }
 
 /** Simple tokens, read one at a time. */

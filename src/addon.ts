@@ -42,6 +42,42 @@ export interface InotifyAddon {
   syslog?: (priority: number, message: string) => void;
   /** A directory's names (strcmp order) with each one's lstat, packed (native/dirstat.cc); throws an fs-style error. */
   readDirStats?: (path: Buffer) => Buffer;
+  /** The system's libzstd.so.1 and liblz4.so.1, opened with dlopen on the first call (native/compress-libs.cc). */
+  compressLibs?: () => CompressLibs;
+}
+
+/** An opaque zstd context of the addon (freed when collected). */
+export type ZstdHandle = object & { readonly __zstdHandle?: never };
+
+/** libzstd as the addon exposes it (native/compress-libs.cc). */
+export interface ZstdLib {
+  version: string;
+  minLevel: number;
+  maxLevel: number;
+  defaultLevel: number;
+  /** ZSTD_DStreamOutSize(). */
+  outSize: number;
+  createCompressor(level: number): ZstdHandle;
+  /** ZSTD_compressStream2 (ZSTD_e_flush when `flush`): [inPos, outPos, remaining]; throws on an error. */
+  compress(handle: ZstdHandle, input: Uint8Array, inPos: number, out: Uint8Array, flush: boolean): [number, number, number];
+  /** A decompressor that refuses frames asking for a window over 2^windowLogMax. */
+  createDecompressor(windowLogMax: number): ZstdHandle;
+  /** ZSTD_decompressStream on input[inPos, inEnd): [inPos, outPos, hint]; throws on damaged data. */
+  decompress(handle: ZstdHandle, input: Uint8Array, inPos: number, inEnd: number, out: Uint8Array): [number, number, number];
+}
+
+/** liblz4's block calls as the addon exposes them. */
+export interface Lz4Lib {
+  version: string;
+  compressBound(n: number): number;
+  compress(src: Uint8Array, dst: Uint8Array): number;
+  decompress(src: Uint8Array, dst: Uint8Array): number;
+}
+
+/** Each library, or why it could not be opened (dlerror's text). */
+export interface CompressLibs {
+  zstd: ZstdLib | { error: string };
+  lz4: Lz4Lib | { error: string };
 }
 
 /** Package root: this file is src/addon.ts, compiled to dist/src/addon.js. */
@@ -209,4 +245,13 @@ export function setTimesPath(path: Buffer, sec: number, nsec: number, follow: bo
   if (follow) utimesSync(path, t, t);
   else lutimesSync(path, t, t);
   return false;
+}
+
+/**
+ * The system's zstd and lz4 libraries through the addon (see native/compress-libs.cc), opened on
+ * the first call; null without the addon (then `addonLoadError` says why).
+ */
+export function compressLibs(): CompressLibs | null {
+  const addon = loadAddon(undefined, { quiet: true });
+  return addon?.compressLibs ? addon.compressLibs() : null;
 }

@@ -4,7 +4,8 @@
 // is only the session's side (startServer, recvClientFilters, amServer) — never a copy of a role.
 // Counterpart: rsync main.c start_server.
 import { randomInt } from 'node:crypto';
-import { COMPRESS_NAMES, parseChecksumName } from '../../protocol/compat.js';
+import { compressNames, parseChecksumName } from '../../protocol/compat.js';
+import { compressCodecs } from '../compress-codecs.js';
 import { startServer } from '../../protocol/session.js';
 import { EXIT } from '../../protocol/errors.js';
 import type { RoleRequest, RoleResult } from './request.js';
@@ -16,22 +17,26 @@ import { refusedOption } from './refused-options.js';
 // rsync/main.c: start_server
 export async function serveRole(r: RoleRequest): Promise<RoleResult> {
   const { reader, writer, args } = r;
-  // -z: we offer zlibx, zlib and none (rsync's order; no zstd or lz4 here) to a client that
-  // negotiates; a client that names its choice (--compress-choice, --old/--new-compress, or plain
-  // -z below protocol 30, which means zlib) gets it if we speak it, or a refusal once the setup
-  // phase is done. `dont compress = *` keeps the format at level 0, as rsync's daemon does.
+  // -z: we offer zstd, lz4 (each when the system has its library), zlibx, zlib and none (rsync's
+  // order) to a client that negotiates; a client that names its choice (--compress-choice,
+  // --old/--new-compress, or plain -z below protocol 30, which means zlib) gets it if we speak it,
+  // or a refusal once the setup phase is done. `dont compress = *` keeps the deflated formats at
+  // level 0, as rsync's daemon does (zstd and lz4 ignore it there too).
   const negotiates = r.protocol >= 30 && args.clientInfo.includes('v');
   const compress = args.compress;
   const choice = compress?.choice?.toLowerCase();
   const named = choice !== undefined && choice !== 'auto' ? choice : undefined;
-  const known = named === undefined || (COMPRESS_NAMES as readonly string[]).includes(named);
-  const compressList = compress && named === undefined && negotiates ? COMPRESS_NAMES : undefined;
+  const codecs = compress ? compressCodecs() : undefined;
+  const speaks: readonly string[] = compressNames(codecs);
+  const known = named === undefined || speaks.includes(named);
+  const compressList = compress && named === undefined && negotiates ? speaks : undefined;
   // rsync/clientserver.c: rsync_module (the parse), compat.c: parse_compress_choice
   const compressOptions = compress
     ? {
         ...(compressList ? { compressList } : { compressChoice: known ? (named ?? 'zlib') : 'none' }),
         ...(compress.level !== undefined && { compressLevel: compress.level }),
         ...(r.module.dontCompress.includes('*') && { skipCompressAll: true }),
+        ...(codecs && { codecs }),
       }
     : {};
   // 1. [side-setup] The setup phase, the daemon's half; our output framed; the module's timeout.

@@ -7,6 +7,7 @@ import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
 import { finishListOnly } from '../../protocol/list-only.js';
 import { clientCompressOptions, parseChecksumName } from '../../protocol/compat.js';
+import { compressCodecs } from '../compress-codecs.js';
 import { S_IFMT, S_IFDIR, S_IFLNK } from '../../protocol/modes.js';
 import { flistOptionsFor, type ReceivedEntry } from '../../protocol/flist-recv.js';
 import { MSG_ERROR_EXIT, PeerMessages, writeMessageInt } from '../../protocol/mplex.js';
@@ -89,7 +90,7 @@ export async function listRemote(options: RemoteListOptions): Promise<RemoteList
     const start = await startPull(reader, writer, args, {
       ...(filter && { writeFilterList: (w) => sendFilterList(w, filter, { deleteExcluded: false, role: 'receiver' }) }),
       ...(transfer.checksumChoice && { checksumChoice: parseChecksumName(transfer.checksumChoice) }),
-      ...clientCompressOptions(transfer.compress),
+      ...clientCompressOptions(transfer.compress, compressCodecs),
       flist: flistOptionsFor(transfer),
       onMessage: messages.handle,
     });

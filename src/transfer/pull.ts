@@ -9,6 +9,7 @@ import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { clientCompressOptions, parseChecksumName } from '../../protocol/compat.js';
+import { compressCodecs } from '../compress-codecs.js';
 import { sendFilterList, type FilterList } from '../../protocol/filter.js';
 import type { ReceiverOptions, ReceiverStats, ReceivedItem } from '../../protocol/receiver.js';
 import type { GeneratorResult, GeneratedItem } from '../../protocol/generator.js';
@@ -103,7 +104,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     const consumedBefore = reader.consumed;
     const start = await startPull(reader, writer, args, {
       ...(checksumChoice && { checksumChoice }),
-      ...clientCompressOptions(transfer.compress),
+      ...clientCompressOptions(transfer.compress, compressCodecs),
       ...(options.filter && {
         writeFilterList: (w: ByteWriter) => sendFilterList(w, options.filter!.list, { deleteExcluded: options.filter!.deleteExcluded, role: 'receiver' }),
       }),

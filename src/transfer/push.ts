@@ -5,6 +5,7 @@ import { startSourceScan, scanSelection, localSource, type PathFilter, type Loca
 import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../../protocol/session.js';
 import { clientCompressOptions, parseChecksumName, type ChecksumName } from '../../protocol/compat.js';
+import { compressCodecs } from '../compress-codecs.js';
 import type { Checksummer } from '../../protocol/checksum.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import type { SortedFileList } from '../../protocol/flist-packed.js';
@@ -189,7 +190,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
       await sendEarly(primed.start.setup);
       start = primed.start;
     } else {
-      start = await startTransfer(reader, writer, args, { ...(checksumChoice && { checksumChoice }), ...clientCompressOptions(transfer.compress), sendEarly, onMessage });
+      start = await startTransfer(reader, writer, args, { ...(checksumChoice && { checksumChoice }), ...clientCompressOptions(transfer.compress, compressCodecs), sendEarly, onMessage });
     }
     const { setup } = start;
     if (!early) throw new Error('internal: the file list was not sent during setup');
@@ -310,7 +311,7 @@ export async function primeSession(session: DaemonSession, options: Pick<PushOpt
   const checksumChoice = options.transfer.checksumChoice ? parseChecksumName(options.transfer.checksumChoice) : undefined;
   const start = await startTransfer(session.reader, session.writer, args, {
     ...(checksumChoice && { checksumChoice }),
-    ...clientCompressOptions(options.transfer.compress),
+    ...clientCompressOptions(options.transfer.compress, compressCodecs),
     onMessage: (code, payload) => route.handler(code, payload),
     // The daemon writes its checksum list and then the seed without reading in between: data
     // from us in between (where a push sends its file list) carries our ACK, or Nagle holds the
