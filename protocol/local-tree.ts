@@ -89,8 +89,11 @@ export interface LocalTree {
   backupCopy?(name: Buffer): Promise<boolean>;
   /** That backup copy, opened as a basis (null when missing). */
   openBackup?(name: Buffer): Promise<BasisFile | null>;
-  /** --inplace: open the target itself for writing (see InplaceFile). Optional: without it --inplace is refused. */
-  openInplace?(name: Buffer): Promise<InplaceFile>;
+  /**
+   * --inplace: open the target itself for writing (see InplaceFile). Optional: without it
+   * --inplace is refused. `rewriteWhole` (-W): no part of the old data is kept.
+   */
+  openInplace?(name: Buffer, rewriteWhole?: boolean): Promise<InplaceFile>;
   /** A new directory, owner-writable until `setAttrs` gives it its final mode. */
   mkdir(name: Buffer, entry: FileEntry): Promise<void>;
   /** Replace whatever is at `name` with a symlink (atomically). */

@@ -87,6 +87,8 @@ export interface ReceiverOptions extends BasisOptions {
   inplace?: boolean;
   /** --append (1) / --append-verify (2): the data starts where the file here ends (implies inplace). */
   append?: number;
+  /** -W: no block sums were sent (a file rewritten in place with -S is emptied first). */
+  wholeFile?: boolean;
   /**
    * --partial: a file whose transfer is cut short (the run fails or is aborted) keeps what arrived,
    * in place of the target, with mtime 0 so that nothing takes it for finished; the next run
@@ -100,6 +102,8 @@ interface WriteMode {
   inplace: boolean;
   /** 0: no; 1: --append; 2: --append-verify (the part already here is hashed too). */
   append: number;
+  /** -W: in place, the file is rewritten whole (with -S it starts empty, rsync's receive_data). */
+  wholeFile: boolean;
 }
 
 /** Reusable copy buffer for runs of basis blocks (the largest block is 128 KiB from protocol 30). */
@@ -177,7 +181,7 @@ export async function receiveFiles(
     // A redo is a whole delta again: rsync turns --append off for it (the file stays in place).
     // Below protocol 30 --append is --append-verify on both sides (rsync/compat.c).
     const append = options.append ? (protocol < 30 ? 2 : options.append) : 0;
-    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, append: redoing ? 0 : append };
+    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, append: redoing ? 0 : append, wholeFile: !!options.wholeFile };
     const got = await receiveData(reader, tokens, entry, basis, tree, checksummer, copyBuf, mode, !!options.keepPartial, options.sumsHelper, protocol < 29 && !!options.altDest, onBytes);
     stats.literalBytes += got.literalBytes;
     stats.matchedBytes += got.matchedBytes;
@@ -249,7 +253,7 @@ async function receiveData(
   let inplace: InplaceFile | null = null;
   if (mode.inplace) {
     if (!tree.openInplace) throw new RsyncError('ERR_RSYNC_OPTIONS', '--inplace is not supported by this destination', EXIT.SYNTAX);
-    temp = inplace = await tree.openInplace(entry.name);
+    temp = inplace = await tree.openInplace(entry.name, mode.wholeFile);
   } else {
     temp = await tree.createTemp(entry.name);
   }

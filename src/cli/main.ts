@@ -359,7 +359,6 @@ function walkingOptions(o: CliOptions, direction: 'push' | 'pull' | 'live'): Par
   if (o.pruneEmptyDirs) throw new UsageError('-m/--prune-empty-dirs is not supported on a pull yet (a push takes it)');
 
   if (o.partialDir !== undefined) throw new UsageError('--partial-dir is not supported on a pull yet (a push takes it; --partial works both ways)');
-  if (o.sparse) throw new UsageError('-S/--sparse is not supported on a pull yet (a push takes it)');
   let filesFrom: string | undefined;
   if (o.filesFrom !== undefined) {
     // rsync: --files-from=:FILE (or HOST:FILE) names a file on the daemon; a local list is forwarded
@@ -372,6 +371,8 @@ function walkingOptions(o: CliOptions, direction: 'push' | 'pull' | 'live'): Par
     ...walk,
     ...(filesFrom !== undefined && { filesFrom }),
     ...(o.from0 && { from0: true }),
+    // The receiving options our generator and receiver take on a pull (src/transfer/receive.ts).
+    ...(o.sparse && { sparse: true }),
   };
 }
 
@@ -488,7 +489,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--partial', 'keep partially transferred files (the next run resumes from them)')
     .option('--partial-dir <DIR>', 'push: the daemon keeps partially transferred files in DIR')
     .option('-P', 'the same as --partial --progress')
-    .option('-S, --sparse', 'push: the daemon turns sequences of nulls into sparse blocks')
+    .option('-S, --sparse', 'turn sequences of nulls into sparse blocks (push: the daemon does)')
     .option('--bwlimit <RATE>', "limit socket I/O bandwidth (KiB/s; rsync's units: 1.5m, 500k; 0: none)")
     .addOption(new Option('--chmod <CHMOD>', 'affect file and/or directory permissions (rsync syntax: D755,F644; repeatable)').argParser(collect))
     .option('--chown <USER:GROUP>', 'the receiving side sets owner and group (as --usermap=*:USER --groupmap=*:GROUP)')

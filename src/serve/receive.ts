@@ -56,6 +56,7 @@ function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; nu
     ...(args.usermap !== undefined && { usermap: args.usermap }),
     ...(args.groupmap !== undefined && { groupmap: args.groupmap }),
     ...(args.safeLinks && { safeLinks: true }),
+    ...(args.sparse && { sparse: true }),
   };
 }
 

@@ -44,6 +44,7 @@ import type { LocalTree, LocalStat, BasisFile, TempFile, InplaceFile } from '../
 import { EXIT, ProtocolError, RsyncError } from '../../protocol/errors.js';
 import { DirSnapshot } from './dir-snapshot.js';
 import { nativeDirStats, type ReadDirStats } from './dir-records.js';
+import { SparseWriter } from './sparse-write.js';
 
 /** A name from the daemon that would leave DEST, or go through a symlink or a non-directory. */
 export class UnsafePathError extends ProtocolError {
@@ -76,6 +77,8 @@ export interface DestTreeOptions {
    * basis directories: with `confineBasisTo` the backup dir must lie inside it.
    */
   backup?: { dir?: string; suffix: string };
+  /** -S/--sparse: files are written with their runs of zeros left as holes (sparse-write.ts). */
+  sparse?: boolean;
 }
 
 /** Which attributes the pull sets (rsync's -p, -t, -o, -g). */
@@ -179,6 +182,8 @@ export class DestTree implements LocalTree {
   private readonly rename: { from: Buffer; to: Buffer } | null;
   /** --backup: the suffix, and the backup dir's components from the confining directory (or /) down. */
   private readonly backup: { suffix: Buffer; dirChain: Buffer[] | null } | null;
+  /** -S: written files get holes where their data has runs of zeros. */
+  private readonly sparse: boolean;
 
   constructor(
     root: string,
@@ -191,6 +196,7 @@ export class DestTree implements LocalTree {
     this.basisRoots = [];
     this.basisChains = [];
     this.rename = options.rename ?? null;
+    this.sparse = !!options.sparse;
     if (this.rename) {
       checkName(this.rename.from);
       const to = this.rename.to;
@@ -470,16 +476,20 @@ export class DestTree implements LocalTree {
   }
 
   // rsync/receiver.c: recv_files (the inplace open: O_WRONLY|O_CREAT on the target, 0600) + receive_data's ftruncate
-  async openInplace(name: Buffer): Promise<InplaceFile> {
+  async openInplace(name: Buffer, rewriteWhole = false): Promise<InplaceFile> {
     const p = await this.must(name);
     const before = lstatSync(p, { bigint: true, throwIfNoEntry: false });
     if (before?.isSymbolicLink()) throw new UnsafePathError(`refusing to write in place through a symlink: ${name.toString()}`);
     const existing = before ? toLocalStat(before) : null;
     const fd = openSync(p, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-    if (!fstatSync(fd).isFile()) {
+    const opened = fstatSync(fd);
+    if (!opened.isFile()) {
       closeSync(fd);
       throw new RsyncError('ERR_RSYNC_FILEIO', `cannot write ${name.toString()} in place: not a regular file`, EXIT.FILEIO);
     }
+    // -S with -W: the file starts empty, so that all its zeros can be holes (rsync's receive_data).
+    if (this.sparse && rewriteWhole) ftruncateSync(fd, 0);
+    const sparse = this.sparse ? new SparseWriter(fd, 0, rewriteWhole ? 0 : opened.size) : null;
     const attrs = this.attrs;
     let pos = 0;
     let closed = false;
@@ -489,6 +499,11 @@ export class DestTree implements LocalTree {
     };
     return {
       write: async (bytes) => {
+        if (sparse) {
+          sparse.write(bytes);
+          pos += bytes.length;
+          return;
+        }
         for (let at = 0; at < bytes.length; ) {
           const n = writeSync(fd, bytes, at, bytes.length - at, pos);
           at += n;
@@ -496,11 +511,13 @@ export class DestTree implements LocalTree {
         }
       },
       skip: (length) => {
+        sparse?.skip(length);
         pos += length;
       },
       commit: async (entry) => {
         try {
-          ftruncateSync(fd, pos);
+          if (sparse) sparse.end();
+          else ftruncateSync(fd, pos);
           if (attrs.owner || attrs.group) {
             try {
               fchownSync(fd, attrs.owner ? entry.uid : -1, attrs.group ? entry.gid : -1);
@@ -534,7 +551,14 @@ export class DestTree implements LocalTree {
     };
     let used = 0;
     let flushed = 0;
+    // -S: the data goes through rsync's hole rules; no descriptor for a helper to read behind it.
+    const sparse = this.sparse ? new SparseWriter(fd) : null;
     const writeAll = async (bytes: Uint8Array): Promise<void> => {
+      if (sparse) {
+        sparse.write(bytes);
+        flushed += bytes.length;
+        return;
+      }
       for (let at = 0; at < bytes.length; ) {
         const n = writeSync(fd, bytes, at, bytes.length - at);
         at += n;
@@ -546,11 +570,10 @@ export class DestTree implements LocalTree {
       used = 0;
     };
     return {
-      fd,
+      ...(!sparse && { fd, flush: drain }),
       get flushed() {
         return flushed;
       },
-      flush: drain,
       write: async (bytes) => {
         if (used + bytes.length > buf.length) await drain();
         if (bytes.length >= buf.length) return writeAll(bytes);
@@ -569,6 +592,7 @@ export class DestTree implements LocalTree {
         }
         await drain();
         release();
+        sparse?.end();
         if (attrs.owner || attrs.group) {
           try {
             fchownSync(fd, attrs.owner ? entry.uid : -1, attrs.group ? entry.gid : -1);

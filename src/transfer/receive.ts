@@ -107,6 +107,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }),
       ...(r.localName && { rename: { from: singleNonDirectory(r.files), to: r.localName } }),
       ...(backing && { backup: backing }),
+      ...(transfer.sparse && { sparse: true }),
     },
   );
   const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded, ignorePerishable: true }) : null;
