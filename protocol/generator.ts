@@ -68,6 +68,11 @@ export interface GeneratorOptions extends DeleteOptions, BasisOptions {
   group: boolean;
   /** -l: without it symlinks are skipped. */
   links: boolean;
+  /**
+   * false: -R --no-implied-dirs. A directory the list flags as implied (a parent of a path, not
+   * itself named) is left alone, and a missing parent of an entry is made bare (LocalTree.makeParents).
+   */
+  impliedDirs?: boolean;
   /** --safe-links: a symlink pointing out of the tree is not made; `onUnsafeSymlink` hears of it (rsync tells -v). */
   safeLinks?: boolean;
   onUnsafeSymlink?: (name: Buffer, target: Buffer) => void;
@@ -227,6 +232,8 @@ export interface GeneratorState extends DeleteContext {
   readonly fuzzySent: Set<string>;
   /** The last directory a daemon's rules refused: its contents are skipped (rsync's skip_dir). */
   refusedDir?: Buffer;
+  /** --no-implied-dirs: the parent directory of the last entry looked at (rsync's parent_dirname). */
+  parentDir?: Buffer;
 }
 
 /** The state of one generator run (before phase 0). */
@@ -365,6 +372,11 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   if (options.daemonExcluded && (await refusedByDaemon(state, entry))) return;
   const name = entry.name;
   const type = fileType(entry.mode);
+  if (options.impliedDirs === false) {
+    // An implied directory (30+: XMIT_TOP_DIR without content) is the receiver's to make or not.
+    if (type === S_IFDIR && state.protocol >= 30 && entry.topDir === true && entry.contentDir === false) return;
+    if (entry.mode !== 0 && doXfers) await makeMissingParents(state, name);
+  }
   // Phase 0 walks the list in order: the tree may answer from a snapshot of the directory.
   let st = !redo && tree.lstatListed ? await tree.lstatListed(name) : await tree.lstat(name);
 
@@ -510,6 +522,21 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
 
   // 6. The request.
   await requestFile(state, ndx, entry, st, redo, basis);
+}
+
+/**
+ * --no-implied-dirs: the parent directories of an entry that are missing here are made bare
+ * (no attributes from the list), once per change of parent as rsync checks them.
+ */
+// rsync/generator.c: recv_generator (relative_paths && !implied_dirs: make_path of the parent)
+async function makeMissingParents(state: GeneratorState, name: Buffer): Promise<void> {
+  const slash = name.lastIndexOf(0x2f);
+  if (slash < 0) return;
+  const parent = name.subarray(0, slash);
+  if (state.parentDir?.equals(parent)) return;
+  state.parentDir = Buffer.from(parent);
+  if (!state.tree.makeParents || (await state.tree.lstat(parent))) return;
+  await state.tree.makeParents(name);
 }
 
 /** An entry a daemon's own rules exclude, or one inside a directory they refused: true skips it. */

@@ -94,6 +94,11 @@ export interface LocalTree {
    * --inplace is refused. `rewriteWhole` (-W): no part of the old data is kept.
    */
   openInplace?(name: Buffer, rewriteWhole?: boolean): Promise<InplaceFile>;
+  /**
+   * --no-implied-dirs: make the missing parent directories of `name` with the default mode (0777
+   * less the umask) and no other attribute (rsync's make_path). Optional: without it nothing is made.
+   */
+  makeParents?(name: Buffer): Promise<void>;
   /** A new directory, owner-writable until `setAttrs` gives it its final mode. */
   mkdir(name: Buffer, entry: FileEntry): Promise<void>;
   /** Replace whatever is at `name` with a symlink (atomically). */

@@ -354,10 +354,6 @@ function walkingOptions(o: CliOptions, direction: 'push' | 'pull' | 'live'): Par
     // --no-implied-dirs (protocol 30+; below, we leave them out).
     return { ...walk, ...(o.filesFrom !== undefined && { relative: true }), ...(o.impliedDirs === false && { impliedDirs: false }) };
   }
-  // Our generator would give the path's directories the sender's attributes, where rsync's makes them bare.
-  if (o.impliedDirs === false) throw new UsageError('--no-implied-dirs is not supported on a pull yet (a push takes it)');
-  if (o.pruneEmptyDirs) throw new UsageError('-m/--prune-empty-dirs is not supported on a pull yet (a push takes it)');
-
   if (o.partialDir !== undefined) throw new UsageError('--partial-dir is not supported on a pull yet (a push takes it; --partial works both ways)');
   let filesFrom: string | undefined;
   if (o.filesFrom !== undefined) {
@@ -373,6 +369,9 @@ function walkingOptions(o: CliOptions, direction: 'push' | 'pull' | 'live'): Par
     ...(o.from0 && { from0: true }),
     // The receiving options our generator and receiver take on a pull (src/transfer/receive.ts).
     ...(o.sparse && { sparse: true }),
+    ...(o.pruneEmptyDirs && { pruneEmptyDirs: true }),
+    // Forwarded with -R; our generator leaves the implied dirs to the receiver's making.
+    ...(o.impliedDirs === false && { impliedDirs: false }),
   };
 }
 
@@ -500,11 +499,11 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--safe-links', 'ignore symlinks that point outside the tree')
     .option('-R, --relative', 'use relative path names')
     .option('--no-relative', "pull: turn off -R (which --files-from implies)")
-    .option('--no-implied-dirs', "push: don't send implied dirs with --relative")
+    .option('--no-implied-dirs', "don't send implied dirs with --relative (pull: don't make them from the list)")
     .option('-x, --one-file-system', "don't cross filesystem boundaries (-xx: not even for mount points)", (_v: string, previous: number) => previous + 1, 0)
     .option('--files-from <FILE>', 'read the list of source file names from FILE (push: a local file or -; pull: :FILE on the daemon)')
     .option('-0, --from0', '--files-from lists are delimited by NULs')
-    .option('-m, --prune-empty-dirs', 'push: the daemon prunes empty directory chains from the file list')
+    .option('-m, --prune-empty-dirs', 'prune empty directory chains from the file list (push: the daemon does)')
     .option('-4, --ipv4', 'prefer IPv4')
     .option('-6, --ipv6', 'prefer IPv6')
     .option('--address <ADDRESS>', 'bind address for the outgoing socket to the daemon')

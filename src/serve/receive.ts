@@ -57,6 +57,7 @@ function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; nu
     ...(args.groupmap !== undefined && { groupmap: args.groupmap }),
     ...(args.safeLinks && { safeLinks: true }),
     ...(args.sparse && { sparse: true }),
+    ...(args.pruneEmptyDirs && { pruneEmptyDirs: true }),
   };
 }
 

@@ -625,6 +625,19 @@ export class DestTree implements LocalTree {
     mkdirSync(p, { mode: this.attrs.perms ? 0o700 : (entry.mode & ACCESSPERMS) | 0o700 });
   }
 
+  // rsync/util1.c: make_path (MKP_DROP_NAME: the parents only; mkdir with ACCESSPERMS, less the umask)
+  async makeParents(name: Buffer): Promise<void> {
+    checkName(name);
+    for (let at = name.indexOf(SLASH); at >= 0; at = name.indexOf(SLASH, at + 1)) {
+      const dir = name.subarray(0, at);
+      const p = (await this.path(dir, true))!;
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      if (st?.isDirectory()) continue;
+      if (st) throw new UnsafePathError(`parent of ${name.toString()} is not a directory`);
+      mkdirSync(p, { mode: 0o777 });
+    }
+  }
+
   async symlink(name: Buffer, target: Buffer): Promise<void> {
     const p = await this.must(name);
     this.checkedDirs.clear();

@@ -20,6 +20,7 @@ import { doRecv, type ReceivedItem, type ReceiverOptions, type RecvResult } from
 import type { AltDestKind } from '../../protocol/basis.js';
 import { EXIT, RsyncError } from '../../protocol/errors.js';
 import { isDir } from '../../protocol/modes.js';
+import { pruneEmptyDirs } from '../../protocol/prune-empty-dirs.js';
 import { DestTree } from './dest-tree.js';
 import { sumsHelper } from './sums-helper.js';
 
@@ -112,6 +113,11 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
   );
   const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded, ignorePerishable: true }) : null;
   const daemonExcluded = r.daemonExcluded;
+  // -m: directory chains with no file in them leave the list before the generator sees it; one
+  // the rules exclude keeps those above it (rsync's is_excluded with ALL_FILTERS).
+  if (transfer.pruneEmptyDirs) {
+    pruneEmptyDirs(r.files, (name) => (!!protect && !protect.empty && protect.isExcluded(name, true)) || !!daemonExcluded?.(name, true));
+  }
   // -b without a backup dir, deleting: the client protects the backups ("P *SUFFIX", which rsync's
   // client adds to its rules; a pushing client sends it to the daemon in its list).
   const backups = backing && !backing.dir && !r.amServer && !transfer.deleteExcluded ? Buffer.from(backing.suffix) : null;
@@ -131,6 +137,8 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     owner: transfer.owner,
     group: transfer.group,
     links: transfer.links,
+    // -R --no-implied-dirs: the path's directories are not made from the list (rsync's implied_dirs = 0).
+    ...(transfer.relative && transfer.impliedDirs === false && { impliedDirs: false }),
     ...(transfer.safeLinks && {
       safeLinks: true,
       ...(transfer.verbose && r.onInfo && { onUnsafeSymlink: (name: Buffer, target: Buffer) => r.onInfo!(`ignoring unsafe symlink "${shownName(name)}" -> "${shownName(target)}"\n`) }),
