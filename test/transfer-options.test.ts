@@ -352,7 +352,7 @@ test('options that cannot apply, and pull-only options on a push, are refused by
     [['--rsync-path=/usr/bin/rsync'], /--rsync-path: there is no remote rsync program/],
     [['--files-from=:list'], /a list on the daemon is not supported on a push/],
     [['-4', '-6'], /-4 and -6 exclude each other/],
-    [['--partial-dir=.p', 'PULL'], /--partial-dir is not supported on a pull yet/],
+    [['--partial-dir=.p', '--inplace', 'PULL'], /--inplace cannot be used with --partial-dir/],
     [['--chmod=Q+x'], /Invalid argument passed to --chmod \(Q\+x\)/],
     [['--usermap=a:b', '--usermap=c:d'], /You can only specify --usermap once/],
     [['--chown=a', '--usermap=c:d'], /--chown conflicts with --usermap/],

@@ -21,7 +21,7 @@ import { S_IFDIR, S_IFREG } from '../../protocol/modes.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
 import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
-import { parseSizeArg } from '../../protocol/server-args.js';
+import { cleanPartialDir, parseSizeArg } from '../../protocol/server-args.js';
 import type { ConfigSync, LoadedConfig } from './live.js';
 import type { DeletePhase } from '../live/mirror.js';
 // The config model only: the YAML parser and the Lua interpreter are loaded when a file is read.
@@ -226,6 +226,7 @@ function receivingOptions(o: CliOptions): Partial<TransferOptions> {
   const alt = kinds[0];
   if (alt && alt[1]!.length > MAX_BASIS_DIRS) throw new UsageError(`You may not use more than ${MAX_BASIS_DIRS} --${alt[0]}-dest options.`);
   if ((o.fuzzy ?? 0) > 2) throw new UsageError('--fuzzy (-y) is given once or twice');
+  const partialDir = partialDirOf(o);
   return {
     ...(whens[0] && { deleteWhen: whens[0][0] }),
     ...(o.maxDelete !== undefined && { maxDelete: o.maxDelete }),
@@ -242,12 +243,28 @@ function receivingOptions(o: CliOptions): Partial<TransferOptions> {
     ...(o.maxSize !== undefined && { maxSize: sizeOption(o.maxSize, 'max-size') }),
     ...(o.minSize !== undefined && { minSize: sizeOption(o.minSize, 'min-size') }),
     ...(o.partial && { partial: true }),
+    ...(partialDir !== undefined && { partialDir }),
     ...(o.inplace && { inplace: true }),
     ...((o.append || o.appendVerify) && { append: o.appendVerify ? 2 : 1 }),
     ...((o.backup || o.backupDir !== undefined) && { backup: true }),
     ...(o.backupDir !== undefined && { backupDir: o.backupDir }),
     ...(o.suffix !== undefined && { suffix: o.suffix }),
   };
+}
+
+/**
+ * --partial-dir, or $RSYNC_PARTIAL_DIR with --partial, cleaned as rsync cleans it ('' and '.'
+ * mean none); --inplace and --append cannot go with it.
+ */
+// rsync/options.c: parse_arguments (the partial_dir checks)
+function partialDirOf(o: CliOptions): string | undefined {
+  const append = o.append || o.appendVerify;
+  if (o.inplace || append) {
+    if (o.partialDir !== undefined) throw new UsageError(`--${append ? 'append' : 'inplace'} cannot be used with --partial-dir`);
+    return undefined;
+  }
+  const dir = o.partialDir ?? (o.partial && process.env.RSYNC_PARTIAL_DIR ? process.env.RSYNC_PARTIAL_DIR : undefined);
+  return dir === undefined ? undefined : cleanPartialDir(dir);
 }
 
 /**
@@ -261,7 +278,7 @@ function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
   const all = receivingOptions(o);
   return {
     ...walk,
-    ...(o.partialDir !== undefined && { partialDir: o.partialDir }),
+    ...(all.partialDir !== undefined && { partialDir: all.partialDir }),
     ...(o.sparse && { sparse: true }),
     ...(o.pruneEmptyDirs && { pruneEmptyDirs: true }),
     ...(all.backup && { backup: true }),
@@ -354,7 +371,6 @@ function walkingOptions(o: CliOptions, direction: 'push' | 'pull' | 'live'): Par
     // --no-implied-dirs (protocol 30+; below, we leave them out).
     return { ...walk, ...(o.filesFrom !== undefined && { relative: true }), ...(o.impliedDirs === false && { impliedDirs: false }) };
   }
-  if (o.partialDir !== undefined) throw new UsageError('--partial-dir is not supported on a pull yet (a push takes it; --partial works both ways)');
   let filesFrom: string | undefined;
   if (o.filesFrom !== undefined) {
     // rsync: --files-from=:FILE (or HOST:FILE) names a file on the daemon; a local list is forwarded
@@ -486,7 +502,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--max-size <SIZE>', "don't transfer any file larger than SIZE (10k, 1.5M: rsync's units)")
     .option('--min-size <SIZE>', "don't transfer any file smaller than SIZE")
     .option('--partial', 'keep partially transferred files (the next run resumes from them)')
-    .option('--partial-dir <DIR>', 'push: the daemon keeps partially transferred files in DIR')
+    .option('--partial-dir <DIR>', 'put a partially transferred file into DIR (and resume from it)')
     .option('-P', 'the same as --partial --progress')
     .option('-S, --sparse', 'turn sequences of nulls into sparse blocks (push: the daemon does)')
     .option('--bwlimit <RATE>', "limit socket I/O bandwidth (KiB/s; rsync's units: 1.5m, 500k; 0: none)")

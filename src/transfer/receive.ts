@@ -9,7 +9,7 @@ import { shownName } from './output.js';
 import { mappedId, parseNameMap, type IdMapRule } from './idmap.js';
 import { readFileSync } from 'node:fs';
 import type { TransferOptions } from '../../protocol/args.js';
-import type { SetupResult } from '../../protocol/compat.js';
+import { CF_INPLACE_PARTIAL_DIR, type SetupResult } from '../../protocol/compat.js';
 import { createChecksummer, type Checksummer } from '../../protocol/checksum.js';
 import { compileFilter, type FilterList } from '../../protocol/filter.js';
 import type { ReceivedList } from '../../protocol/received-list.js';
@@ -109,9 +109,12 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       ...(r.localName && { rename: { from: singleNonDirectory(r.files), to: r.localName } }),
       ...(backing && { backup: backing }),
       ...(transfer.sparse && { sparse: true }),
+      // --partial-dir: a daemon's rules may refuse the partial dir or a file in it (then there is none).
+      ...(transfer.partialDir !== undefined && { partialDir: { dir: transfer.partialDir, ...(r.daemonExcluded && { allowed: (name: Buffer, dir: boolean) => !r.daemonExcluded!(name, dir) }) } }),
     },
   );
-  const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded, ignorePerishable: true }) : null;
+  // Perishable rules protect too (the --partial-dir's): rsync ignores them only inside a directory being deleted.
+  const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded }) : null;
   const daemonExcluded = r.daemonExcluded;
   // -m: directory chains with no file in them leave the list before the generator sees it; one
   // the rules exclude keeps those above it (rsync's is_excluded with ALL_FILTERS).
@@ -164,7 +167,10 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(transfer.maxSize !== undefined && { maxSize: transfer.maxSize }),
     ...(transfer.minSize !== undefined && { minSize: transfer.minSize }),
     ...(transfer.inplace && { inplace: true }),
-    ...(transfer.partial && { keepPartial: true }),
+    ...((transfer.partial || transfer.partialDir !== undefined) && { keepPartial: true }),
+    ...(transfer.partialDir !== undefined && { partialDir: true }),
+    // rsync's inplace_partial: a partial-dir basis is rewritten in place.
+    ...(setup.compatFlags & CF_INPLACE_PARTIAL_DIR && { inplacePartial: true }),
     ...(backing && (transfer.inplace || transfer.append) && { inplaceBackup: true }),
     ...(transfer.append && { append: transfer.append }),
     deleteMissingArgs: transfer.deleteMissingArgs ?? false,
