@@ -264,8 +264,8 @@ function countedSource(source: SenderSource, onBytes: (entry: FileEntry, offset:
           onBytes(entry, offset);
         }
       }
-      // The sender closes what it opened: the count passes close() on.
-      return Object.assign(counted(), { close: () => (chunks as { close?: () => void }).close?.() });
+      // The sender closes what it opened: the count passes close() (and the length now) on.
+      return Object.assign(counted(), { close: () => (chunks as { close?: () => void }).close?.(), ...(chunks.size !== undefined && { size: chunks.size }) });
     },
   };
 }
