@@ -504,8 +504,8 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
       st = found.st;
     }
   }
-  // --partial-dir [pull-partial-dir]: a partly transferred copy there (a regular file) is the
-  // basis; with nothing here it is used at once, else only if the file here is not up to date.
+  // --partial-dir: a partly transferred copy there (a regular file) is the basis; with nothing
+  // here it is used at once, else only if the file here is not up to date. [pull-partial-dir]
   const partial = options.partialDir && tree.lstatPartial ? await tree.lstatPartial(name) : null;
   if (!basis && st && (await quickCheckOk(state, entry, st, redo))) {
     // Up to date: the partial copy is not needed any more.

@@ -3,11 +3,12 @@
 // the basis (proof from the bytes: the matched data is what was kept, the literal data the rest)
 // and removes it; an up-to-date file's stale partial copy goes; the partial dir is excluded and
 // kept from --delete by the rule rsync's client adds. Each on a pull from a real rsyncd (against
-// rsync's own pull) and on a stock push into lsyncd serve (against rsyncd).
+// rsync's own pull) and on a stock push into lsyncd serve (against rsyncd). And DestTree's
+// confinement of the partial dir.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, mkdir, chmod, readFile } from 'node:fs/promises';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdtemp, rm, writeFile, mkdir, chmod, readFile, symlink } from 'node:fs/promises';
+import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { CLI, lsyncd, run, type RunResult } from './helpers/cli.js';
 import { pseudoRandom, setTimes, T0 } from './helpers/fstree.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { startBoth, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
+import { DestTree } from '../src/transfer/dest-tree.js';
 
 const ROOT = process.getuid?.() === 0;
 let daemon: TestDaemon;
@@ -277,6 +279,30 @@ test('RSYNC_PARTIAL_DIR with --partial is the partial dir of a pull; --inplace a
     assert.is(bad.status, 1, runText(bad));
     assert.match(bad.stderr.toString(), new RegExp(`--${word} cannot be used with --partial-dir`));
   }
+});
+
+test('DestTree: a partial dir that is a symlink is never followed (no basis from it; a kept copy replaces the link)', async () => {
+  const root = join(work, 'confined');
+  await rm(root, { recursive: true, force: true });
+  await mkdir(join(root, 'dest/sub'), { recursive: true });
+  await mkdir(join(root, 'outside'));
+  await writeFile(join(root, 'outside/f.bin'), 'outside the destination\n');
+  await symlink(join(root, 'outside'), join(root, 'dest/sub/.p'));
+  const attrs = { perms: true, times: true, owner: false, group: false, umask: 0o022, modifyWindow: 0 };
+  const tree = new DestTree(join(root, 'dest'), attrs, { partialDir: { dir: '.p' } });
+  const name = Buffer.from('sub/f.bin');
+  assert.is(await tree.lstatPartial(name), null);
+  assert.is(await tree.openPartial(name), null);
+  const temp = await tree.createTemp(name);
+  await temp.write(Buffer.from('what arrived\n'));
+  assert.ok(await temp.keepPartial!({ name, mode: 0o100644, size: 100, mtime: T0, uid: 0, gid: 0 }));
+  assert.ok(lstatSync(join(root, 'dest/sub/.p')).isDirectory(), 'the link was replaced by a directory');
+  assert.is(await readFile(join(root, 'dest/sub/.p/f.bin'), 'utf8'), 'what arrived\n');
+  assert.is(await readFile(join(root, 'outside/f.bin'), 'utf8'), 'outside the destination\n');
+  // A daemon's rules may refuse the partial dir: then there is none.
+  const refused = new DestTree(join(root, 'dest'), attrs, { partialDir: { dir: '.p', allowed: (n, isDir) => !(isDir && n.toString().endsWith('.p')) } });
+  assert.is(await refused.lstatPartial(name), null);
+  assert.throws(() => new DestTree(join(root, 'dest'), attrs, { partialDir: { dir: '../p' } }), /partial dir with "\.\."/);
 });
 
 test.run();

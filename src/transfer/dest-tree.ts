@@ -510,11 +510,21 @@ export class DestTree implements LocalTree {
     return { listName, path: null };
   }
 
-  /** The absolute path of `name`'s partial copy (its parents checked when relative), or null. */
+  /**
+   * The absolute path of `name`'s partial copy, or null. A relative one's parents are checked: a
+   * symlink or a non-directory on the way means there is no partial copy (never followed; rsync's
+   * secure_relative_open fails there), and it is replaced when one is kept.
+   */
   private async partialPath(name: Buffer, parentsMustExist: boolean): Promise<Buffer | null> {
     const place = this.partialPlace(name);
     if (!place) return null;
-    return place.path ?? (await this.path(place.listName!, parentsMustExist));
+    if (place.path) return place.path;
+    try {
+      return await this.path(place.listName!, parentsMustExist);
+    } catch (e) {
+      if (e instanceof UnsafePathError) return null;
+      throw e;
+    }
   }
 
   /** --partial-dir: the stat of `name`'s partial copy when it is a regular file, else null. */
