@@ -166,6 +166,30 @@ test('pull -R --no-implied-dirs: the path dirs made bare (or left as they are), 
   }
 });
 
+test('push -R --no-implied-dirs: a stock rsync into lsyncd serve makes the path dirs as rsyncd makes them', async () => {
+  const src = join(work, 'implied-push-src');
+  await rm(src, { recursive: true, force: true });
+  await mkdir(join(src, 'x/y/z'), { recursive: true });
+  await writeFile(join(src, 'x/y/z/file.txt'), 'file\n');
+  await setTimes(src);
+  for (const dir of ['x', 'x/y']) await chmod(join(src, dir), 0o750);
+  for (const d of [ours, theirs]) {
+    await rm(join(d.dir, 'push', 'implied'), { recursive: true, force: true });
+    await mkdir(join(d.dir, 'push', 'implied'), { recursive: true });
+  }
+  const args = (d: { port: number }) => ['-rlpt', '-R', '--no-implied-dirs', '--no-inc-recursive', `${src}/./x/y/z`, daemonUrl(d, 'push/implied/')];
+  const t = await run('rsync', args(theirs));
+  const o = await run('rsync', args(ours));
+  assert.is(t.status, 0, runText(t));
+  assert.is(o.status, 0, runText(o));
+  const want = await snapshot(join(theirs.dir, 'push', 'implied'));
+  const have = await snapshot(join(ours.dir, 'push', 'implied'));
+  // The dirs made bare are dated by the clock.
+  for (const tree of [want, have]) for (const dir of ['x', 'x/y']) tree.get(dir)!.mtimeNs = 0n;
+  assert.equal(diffTrees(want, have), []);
+  assert.is(statSync(join(ours.dir, 'push', 'implied', 'x')).mode & 0o777, 0o777 & ~process.umask());
+});
+
 test('pruneEmptyDirs: the chains rsync prunes, a file or an excluded dir keeping those above', () => {
   const list = new ReceivedList(32);
   const entries: Array<[string, boolean]> = [
