@@ -208,7 +208,14 @@ async function staleDest(root: string, partialDir: string): Promise<void> {
   for (const dir of [join(root, partialDir), join(root, 'sub', partialDir), join(root, 'gone', partialDir)]) await chmod(dir, 0o700);
 }
 
-const STATE_CASES: string[][] = [['--partial-dir=.rsync-partial'], ['--partial-dir=.rsync-partial', '--delete'], ['--partial-dir=.rsync-partial', '-W'], ['--partial-dir=.rsync-partial', '--delete-after']];
+// (Protocol 29: no CF_INPLACE_PARTIAL_DIR, the copy is the basis of a temp file.)
+const STATE_CASES: string[][] = [
+  ['--partial-dir=.rsync-partial'],
+  ['--partial-dir=.rsync-partial', '--delete'],
+  ['--partial-dir=.rsync-partial', '-W'],
+  ['--partial-dir=.rsync-partial', '--delete-after'],
+  ['--partial-dir=.rsync-partial', '--protocol=29'],
+];
 
 for (const options of STATE_CASES) {
   const name = options.join(' ').replace(/[^a-z0-9]+/gi, '_');
