@@ -12,7 +12,7 @@ import { FNAMECMP_FNAME } from './constants.js';
 /** rsync.h FNAMECMP_BASIS_DIR_LOW..HIGH: the same name in basis directory 0..127. */
 export const FNAMECMP_BASIS_DIR_LOW = 0x00;
 export const FNAMECMP_BASIS_DIR_HIGH = 0x7f;
-/** rsync.h FNAMECMP_PARTIAL_DIR / FNAMECMP_BACKUP: bases we never ask for (no --partial-dir, no --backup). */
+/** rsync.h FNAMECMP_PARTIAL_DIR / FNAMECMP_BACKUP: the file's copy in the --partial-dir, its --inplace --backup copy. */
 export const FNAMECMP_PARTIAL_DIR = 0x81;
 export const FNAMECMP_BACKUP = 0x82;
 /** rsync.h FNAMECMP_FUZZY: the xname in the file's directory; FUZZY + 1 + j: in basis directory j. */
@@ -40,6 +40,8 @@ export interface BasisOptions {
   fuzzy?: number;
   /** --inplace with --backup: a file rewritten in place has its backup copy as the basis (FNAMECMP_BACKUP). */
   inplaceBackup?: boolean;
+  /** --partial-dir: a file's partly transferred copy there is its basis (FNAMECMP_PARTIAL_DIR). */
+  partialDir?: boolean;
 }
 
 /**
@@ -60,6 +62,8 @@ export interface BasisPlace {
   dir?: number;
   /** The backup copy of `name` (--inplace --backup). */
   backup?: true;
+  /** The partial copy of `name` in the --partial-dir. */
+  partial?: true;
 }
 
 /** rsync's fuzzy_basis count: how many directories -y / -yy look in (the destination first). */
@@ -93,6 +97,10 @@ function checkXname(xname: Buffer, of: Buffer): void {
 // rsync/receiver.c: recv_files (the fnamecmp_type switch) [pull-receive]
 export function basisPlace(name: Buffer, basisType: number | null, xname: Buffer | null, options: BasisOptions): BasisPlace {
   if (basisType === null || basisType === FNAMECMP_FNAME) return { name };
+  if (basisType === FNAMECMP_PARTIAL_DIR) {
+    if (!options.partialDir) throw new ProtocolError(`basis type ${basisType} for ${name.toString()} was never asked for`);
+    return { name, partial: true };
+  }
   if (basisType === FNAMECMP_BACKUP) {
     if (!options.inplaceBackup) throw new ProtocolError(`basis type ${basisType} for ${name.toString()} was never asked for`);
     return { name, backup: true };

@@ -9,8 +9,8 @@
 // match in fuzzy.ts. The receiving-side options: the --delete-WHEN modes, --max-delete,
 // --ignore-errors, --force, the basis directories (--compare-dest, --copy-dest, --link-dest),
 // --fuzzy, --delete-missing-args, --size-only, --ignore-existing, --existing, --update,
-// --max-size/--min-size, --append (a sum head alone) and --inplace --backup (the backup copy as
-// the basis). All file
+// --max-size/--min-size, --append (a sum head alone), --inplace --backup (the backup copy as
+// the basis) and --partial-dir (a partly transferred copy as the basis). All file
 // access goes through the caller's `LocalTree`.
 // Counterpart: rsync generator.c generate_files, recv_generator, itemize, quick_check_ok,
 // try_dests_reg, copy_altdest_file, generate_and_send_sums, check_for_finished_files,
@@ -57,7 +57,7 @@ import {
   type DeleteOptions,
 } from './delete.js';
 import type { BasisFile, LocalStat, LocalTree } from './local-tree.js';
-import { checkBasisProtocol, FNAMECMP_BACKUP, FNAMECMP_FNAME, FNAMECMP_FUZZY, fuzzyDirCount, MAX_BASIS_DIRS, type BasisOptions } from './basis.js';
+import { checkBasisProtocol, FNAMECMP_BACKUP, FNAMECMP_FNAME, FNAMECMP_FUZZY, FNAMECMP_PARTIAL_DIR, fuzzyDirCount, MAX_BASIS_DIRS, type BasisOptions } from './basis.js';
 import { findFuzzy, type FuzzyCandidate } from './fuzzy.js';
 
 export interface GeneratorOptions extends DeleteOptions, BasisOptions {
@@ -68,6 +68,11 @@ export interface GeneratorOptions extends DeleteOptions, BasisOptions {
   group: boolean;
   /** -l: without it symlinks are skipped. */
   links: boolean;
+  /**
+   * false: -R --no-implied-dirs. A directory the list flags as implied (a parent of a path, not
+   * itself named) is left alone, and a missing parent of an entry is made bare (LocalTree.makeParents).
+   */
+  impliedDirs?: boolean;
   /** --safe-links: a symlink pointing out of the tree is not made; `onUnsafeSymlink` hears of it (rsync tells -v). */
   safeLinks?: boolean;
   onUnsafeSymlink?: (name: Buffer, target: Buffer) => void;
@@ -227,6 +232,8 @@ export interface GeneratorState extends DeleteContext {
   readonly fuzzySent: Set<string>;
   /** The last directory a daemon's rules refused: its contents are skipped (rsync's skip_dir). */
   refusedDir?: Buffer;
+  /** --no-implied-dirs: the parent directory of the last entry looked at (rsync's parent_dirname). */
+  parentDir?: Buffer;
 }
 
 /** The state of one generator run (before phase 0). */
@@ -365,6 +372,11 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   if (options.daemonExcluded && (await refusedByDaemon(state, entry))) return;
   const name = entry.name;
   const type = fileType(entry.mode);
+  if (options.impliedDirs === false) {
+    // An implied directory (30+: XMIT_TOP_DIR without content) is the receiver's to make or not.
+    if (type === S_IFDIR && state.protocol >= 30 && entry.topDir === true && entry.contentDir === false) return;
+    if (entry.mode !== 0 && doXfers) await makeMissingParents(state, name);
+  }
   // Phase 0 walks the list in order: the tree may answer from a snapshot of the directory.
   let st = !redo && tree.lstatListed ? await tree.lstatListed(name) : await tree.lstat(name);
 
@@ -492,7 +504,12 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
       st = found.st;
     }
   }
+  // --partial-dir: a partly transferred copy there (a regular file) is the basis; with nothing
+  // here it is used at once, else only if the file here is not up to date. [pull-partial-dir]
+  const partial = options.partialDir && tree.lstatPartial ? await tree.lstatPartial(name) : null;
   if (!basis && st && (await quickCheckOk(state, entry, st, redo))) {
+    // Up to date: the partial copy is not needed any more.
+    if (partial && doXfers) await tree.removePartial?.(name);
     if (doXfers) await tree.setAttrs(name, entry, st);
     itemize(state, ndx, entry, st, 0);
     return;
@@ -500,6 +517,10 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   // --append: what is here already at least as long stays as it is (not in the redo phase, where
   // rsync turns append off).
   if (options.append && !redo && st && !basis && st.size >= entry.size) return;
+  if (partial) {
+    await requestFile(state, ndx, entry, st, redo, { type: FNAMECMP_PARTIAL_DIR, name, st: partial, partial: true });
+    return;
+  }
   // --fuzzy: a missing file takes a similar one as its basis.
   if (!st && !basis && options.fuzzy) basis = await fuzzyBasis(state, entry);
   // --inplace --backup: the file as it is now is copied to its backup first, and (with a delta)
@@ -510,6 +531,21 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
 
   // 6. The request.
   await requestFile(state, ndx, entry, st, redo, basis);
+}
+
+/**
+ * --no-implied-dirs: the parent directories of an entry that are missing here are made bare
+ * (no attributes from the list), once per change of parent as rsync checks them.
+ */
+// rsync/generator.c: recv_generator (relative_paths && !implied_dirs: make_path of the parent)
+async function makeMissingParents(state: GeneratorState, name: Buffer): Promise<void> {
+  const slash = name.lastIndexOf(0x2f);
+  if (slash < 0) return;
+  const parent = name.subarray(0, slash);
+  if (state.parentDir?.equals(parent)) return;
+  state.parentDir = Buffer.from(parent);
+  if (!state.tree.makeParents || (await state.tree.lstat(parent))) return;
+  await state.tree.makeParents(name);
 }
 
 /** An entry a daemon's own rules exclude, or one inside a directory they refused: true skips it. */
@@ -541,6 +577,8 @@ export interface RequestBasis {
   st: LocalStat;
   /** The file's backup copy (FNAMECMP_BACKUP). */
   backup?: true;
+  /** The file's partial copy in the --partial-dir (FNAMECMP_PARTIAL_DIR): itemized against the file here. */
+  partial?: true;
 }
 
 /**
@@ -768,7 +806,11 @@ export async function requestFile(
   if (basisSt && !options.wholeFile && basisSt.size > 0) {
     // The file being changed is no fuzzy basis for the next ones (rsync's FLAG_FILE_SENT).
     if (state.fuzzyDirs?.dir === dirKey(entry.name)) state.fuzzySent.add(baseName(entry.name).toString('latin1'));
-    file = basis?.backup ? ((await state.tree.openBackup?.(entry.name)) ?? null) : await state.tree.openBasis(basis ? basis.name : entry.name, basis?.dir);
+    file = basis?.backup
+      ? ((await state.tree.openBackup?.(entry.name)) ?? null)
+      : basis?.partial
+        ? ((await state.tree.openPartial?.(entry.name)) ?? null)
+        : await state.tree.openBasis(basis ? basis.name : entry.name, basis?.dir);
   }
   if (!file) {
     writeSumHead(writer, null);

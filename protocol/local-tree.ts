@@ -47,6 +47,11 @@ export interface TempFile {
   commit(entry: FileEntry): Promise<void>;
   /** Remove it, leaving the target as it was. */
   discard(): Promise<void>;
+  /**
+   * --partial-dir: keep what is written as the file's partial copy (the partial dir made when
+   * missing; the entry's attributes but not its mtime); false when there is no partial dir for it.
+   */
+  keepPartial?(entry: FileEntry): Promise<boolean>;
 }
 
 /**
@@ -89,8 +94,27 @@ export interface LocalTree {
   backupCopy?(name: Buffer): Promise<boolean>;
   /** That backup copy, opened as a basis (null when missing). */
   openBackup?(name: Buffer): Promise<BasisFile | null>;
-  /** --inplace: open the target itself for writing (see InplaceFile). Optional: without it --inplace is refused. */
-  openInplace?(name: Buffer): Promise<InplaceFile>;
+  /**
+   * --inplace: open the target itself for writing (see InplaceFile). Optional: without it
+   * --inplace is refused. `rewriteWhole` (-W): no part of the old data is kept.
+   */
+  openInplace?(name: Buffer, rewriteWhole?: boolean): Promise<InplaceFile>;
+  /**
+   * --no-implied-dirs: make the missing parent directories of `name` with the default mode (0777
+   * less the umask) and no other attribute (rsync's make_path). Optional: without it nothing is made.
+   */
+  makeParents?(name: Buffer): Promise<void>;
+  /** --partial-dir: the stat of the name's partial copy (a regular file in the partial dir), or null. */
+  lstatPartial?(name: Buffer): Promise<LocalStat | null>;
+  /** --partial-dir: the partial copy opened as a basis, or null. */
+  openPartial?(name: Buffer): Promise<BasisFile | null>;
+  /** --partial-dir: the partial copy removed (a relative partial dir too, once empty). */
+  removePartial?(name: Buffer): Promise<void>;
+  /**
+   * --partial-dir with CF_INPLACE_PARTIAL_DIR: the partial copy written in place; `commit` moves
+   * it over the target, `discard` leaves it in the partial dir.
+   */
+  openPartialInplace?(name: Buffer): Promise<InplaceFile>;
   /** A new directory, owner-writable until `setAttrs` gives it its final mode. */
   mkdir(name: Buffer, entry: FileEntry): Promise<void>;
   /** Replace whatever is at `name` with a symlink (atomically). */

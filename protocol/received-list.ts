@@ -383,6 +383,12 @@ export class ReceivedList implements FileListView {
     return (this.flags[this.wireIndex(ndx)]! & F_ACTIVE) !== 0;
   }
 
+  /** Take an entry out of the transfer (rsync's clear_file): its ndx stays, nothing may use it. */
+  clear(ndx: number): void {
+    const w = this.wireIndex(ndx);
+    this.flags[w] = this.flags[w]! & ~F_ACTIVE;
+  }
+
   /** Map every entry's uid and gid (-o/-g by name: the sender's ids to ours); null leaves that id. */
   mapIds(mapUid: ((id: number) => number) | null, mapGid: ((id: number) => number) | null): void {
     for (let w = 0; w < this.count; w++) {

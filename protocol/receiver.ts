@@ -3,8 +3,9 @@
 // checksum), rebuild each file from literal data and blocks of the local basis into a temporary
 // file next to it, verify the checksum and rename it over the target; a file that fails goes to
 // the redo phase. The basis is the one the request names (protocol/basis.ts: the file, a basis
-// dir's copy, a fuzzy match, the backup copy). --inplace and --append write into the target
-// itself (LocalTree.openInplace). Then the sender's stats and the end of the run. Also `doRecv`, which runs the
+// dir's copy, a fuzzy match, the backup copy, the --partial-dir copy). --inplace and --append
+// write into the target itself (LocalTree.openInplace); a --partial-dir copy is rewritten in
+// place when CF_INPLACE_PARTIAL_DIR was agreed; -S leaves holes (the tree's writer). Then the sender's stats and the end of the run. Also `doRecv`, which runs the
 // generator and the receiver side by side as rsync's two processes.
 // Counterpart: rsync receiver.c recv_files / receive_data, rsync.c read_ndx_and_attrs,
 // main.c do_recv / handle_stats / read_final_goodbye.
@@ -87,6 +88,13 @@ export interface ReceiverOptions extends BasisOptions {
   inplace?: boolean;
   /** --append (1) / --append-verify (2): the data starts where the file here ends (implies inplace). */
   append?: number;
+  /** -W: no block sums were sent (a file rewritten in place with -S is emptied first). */
+  wholeFile?: boolean;
+  /**
+   * CF_INPLACE_PARTIAL_DIR was agreed (rsync's inplace_partial): a file whose basis is its copy in
+   * the --partial-dir is rebuilt in that copy, in place, then moved over the target.
+   */
+  inplacePartial?: boolean;
   /**
    * --partial: a file whose transfer is cut short (the run fails or is aborted) keeps what arrived,
    * in place of the target, with mtime 0 so that nothing takes it for finished; the next run
@@ -100,6 +108,10 @@ interface WriteMode {
   inplace: boolean;
   /** 0: no; 1: --append; 2: --append-verify (the part already here is hashed too). */
   append: number;
+  /** -W: in place, the file is rewritten whole (with -S it starts empty, rsync's receive_data). */
+  wholeFile: boolean;
+  /** CF_INPLACE_PARTIAL_DIR: a --partial-dir basis is rewritten in place (rsync's one_inplace). */
+  inplacePartial: boolean;
 }
 
 /** Reusable copy buffer for runs of basis blocks (the largest block is 128 KiB from protocol 30). */
@@ -177,18 +189,19 @@ export async function receiveFiles(
     // A redo is a whole delta again: rsync turns --append off for it (the file stays in place).
     // Below protocol 30 --append is --append-verify on both sides (rsync/compat.c).
     const append = options.append ? (protocol < 30 ? 2 : options.append) : 0;
-    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, append: redoing ? 0 : append };
+    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, append: redoing ? 0 : append, wholeFile: !!options.wholeFile, inplacePartial: !!options.inplacePartial };
     const got = await receiveData(reader, tokens, entry, basis, tree, checksummer, copyBuf, mode, !!options.keepPartial, options.sumsHelper, protocol < 29 && !!options.altDest, onBytes);
     stats.literalBytes += got.literalBytes;
     stats.matchedBytes += got.matchedBytes;
     options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes, bytesRead: reader.consumed - dataStart, xname, fileSum: got.fileSum });
     if (got.ok) continue;
+    const fate = got.kept ? 'put into partial-dir' : 'discarded';
     if (!redoing) {
-      options.onWarning?.(`WARNING: ${entry.name.toString()} failed verification -- update discarded (will try again).`);
+      options.onWarning?.(`WARNING: ${entry.name.toString()} failed verification -- update ${fate} (will try again).`);
       sent[ndx] = 1;
       channel.requestRedo(ndx);
     } else {
-      options.onWarning?.(`ERROR: ${entry.name.toString()} failed verification -- update discarded.`);
+      options.onWarning?.(`ERROR: ${entry.name.toString()} failed verification -- update ${fate}.`);
       stats.failedFiles++;
     }
   }
@@ -210,6 +223,8 @@ interface DataResult {
   matchedBytes: number;
   /** The sender's whole-file checksum. */
   fileSum: Buffer;
+  /** A file that failed verification was kept as its partial copy (--partial-dir). */
+  kept?: boolean;
 }
 
 /**
@@ -235,7 +250,11 @@ async function receiveData(
   const head = await readSumHead(reader, checksummer.digestLength);
   let basis: BasisFile | null = null;
   if (head.count > 0) {
-    basis = place.backup ? ((await tree.openBackup?.(place.name)) ?? null) : await tree.openBasis(place.name, place.dir);
+    basis = place.backup
+      ? ((await tree.openBackup?.(place.name)) ?? null)
+      : place.partial
+        ? ((await tree.openPartial?.(place.name)) ?? null)
+        : await tree.openBasis(place.name, place.dir);
     // Below 29 no basis type travels: the file itself, else the one basis dir (rsync's receiver).
     if (!basis && firstBasisDirFallback) basis = await tree.openBasis(entry.name, 0);
     if (!basis) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} vanished during the transfer`, EXIT.FILEIO);
@@ -247,9 +266,13 @@ async function receiveData(
   }
   let temp: TempFile;
   let inplace: InplaceFile | null = null;
+  // rsync's one_inplace: the partial copy, rewritten where it is (it must be there to be opened).
+  const oneInplace = !!place.partial && mode.inplacePartial && !!tree.openPartialInplace && (basis !== null || (await tree.lstatPartial?.(place.name)) != null);
   if (mode.inplace) {
     if (!tree.openInplace) throw new RsyncError('ERR_RSYNC_OPTIONS', '--inplace is not supported by this destination', EXIT.SYNTAX);
-    temp = inplace = await tree.openInplace(entry.name);
+    temp = inplace = await tree.openInplace(entry.name, mode.wholeFile);
+  } else if (oneInplace) {
+    temp = inplace = await tree.openPartialInplace!(entry.name);
   } else {
     temp = await tree.createTemp(entry.name);
   }
@@ -346,17 +369,26 @@ async function receiveData(
       ours = hasher.digest();
     }
     const ok = Buffer.from(ours).equals(theirs);
-    // In place the file is what it is now, verified or not (rsync finishes it either way).
-    if (ok || inplace) {
+    // In place the file is what it is now, verified or not (rsync finishes it either way); a
+    // partial copy rewritten in place stays in the partial dir when it fails.
+    if (ok || (inplace && !oneInplace)) {
       await temp.commit(entry);
       committed = true;
+      // The partial copy was the basis of a temp file: it goes, and its dir when empty.
+      if (place.partial && !oneInplace) await tree.removePartial?.(place.name);
+    } else if (!inplace && keepPartial && temp.keepPartial) {
+      // rsync/receiver.c: recv_files (keep_partial && partialptr: the failed file into the partial dir)
+      committed = await temp.keepPartial(entry);
+      return { ok, literalBytes, matchedBytes, fileSum: theirs, kept: committed };
     }
     return { ok, literalBytes, matchedBytes, fileSum: theirs };
   } catch (e) {
-    // rsync/cleanup.c: exit_cleanup (keep_partial: finish_transfer of the temp file, modtime 0)
+    // rsync/cleanup.c: exit_cleanup (keep_partial: finish_transfer of the temp file, modtime 0;
+    // with a partial dir, into it, the mtime left to the clock)
     if (keepPartial && !committed && !inplace && literalBytes > 0) {
       committed = true;
-      await temp.commit({ ...entry, mtime: 0, mtimeNsec: 0 }).catch(() => temp.discard());
+      const kept = temp.keepPartial ? temp.keepPartial(entry) : temp.commit({ ...entry, mtime: 0, mtimeNsec: 0 });
+      await kept.catch(() => temp.discard());
     }
     throw e;
   } finally {

@@ -69,9 +69,10 @@ export interface SenderSource {
    * `vanished` tells whether it is gone (exit 24) or failed otherwise (exit 23). A source with a
    * `close()` method has it called once the sender is done with the file (read or not). The sender
    * consumes one file's chunks completely before it opens the next, so a source may hand out the
-   * same buffer again on the next open().
+   * same buffer again on the next open(). A `size` on what it returns is the file's length now
+   * (--append skips a file shorter than the list says).
    */
-  open(entry: FileEntry, ndx: number): Promise<ChunkSource | { error: string; vanished: boolean }>;
+  open(entry: FileEntry, ndx: number): Promise<(ChunkSource & { readonly size?: number }) | { error: string; vanished: boolean }>;
 }
 
 export interface SenderOptions {
@@ -88,6 +89,11 @@ export interface SenderOptions {
   onPhaseDone?: () => void;
   /** Warnings and per-file errors (already worded for the user). */
   onWarning?: (text: string) => void;
+  /**
+   * --append: a file skipped for being shorter than the list says ("skipped diminished file", a
+   * warning the peer is told of when we are the daemon). Without it, onWarning hears of it.
+   */
+  onDiminished?: (name: Buffer) => void | Promise<void>;
   /** We are the daemon (rsync's am_server): the client generator's NDX_DEL_STATS is echoed back. */
   amServer?: boolean;
   /** -z: the tokens are deflated (zlib or zlibx, at this level); unset, simple tokens. */
@@ -214,6 +220,16 @@ export async function sendFiles(
     if ('error' in chunks) {
       ioError |= chunks.vanished ? IOERR_VANISHED : IOERR_GENERAL;
       options.onWarning?.(chunks.error);
+      if (protocol >= 30) await writeMessageInt(writer, MSG_NO_SEND, ndx);
+      continue;
+    }
+    // --append: a file shorter now than the list says is not sent (the receiver would keep more
+    // than we have); a warning, no error (rsync's FWARNING), and MSG_NO_SEND from 30.
+    // rsync/sender.c: send_files (append_mode > 0 && st.st_size < F_LENGTH(file))
+    if (append && chunks.size !== undefined && chunks.size < entry.size) {
+      (chunks as { close?: () => void }).close?.();
+      if (options.onDiminished) await options.onDiminished(entry.name);
+      else options.onWarning?.(`skipped diminished file: "${entry.name.toString()}"`);
       if (protocol >= 30) await writeMessageInt(writer, MSG_NO_SEND, ndx);
       continue;
     }

@@ -1198,10 +1198,20 @@ function validChmod(text: string): boolean {
   }
 }
 
-/** rsync's clean_fname of a --partial-dir, with '' and '.' meaning none. */
-function cleanPartialDir(dir: string): string | undefined {
-  const parts = dir.split('/').filter((p, i) => p !== '' && p !== '.' || (i === 0 && p === '' && dir.startsWith('/')));
-  const cleaned = (dir.startsWith('/') ? '/' : '') + parts.filter((p) => p !== '').join('/');
+/**
+ * rsync's clean_fname of a --partial-dir (doubled slashes, `.` components and a trailing slash
+ * out, `dir/..` collapsed), with '' and '.' meaning none.
+ */
+// rsync/util1.c: clean_fname (CFN_COLLAPSE_DOT_DOT_DIRS), as options.c applies it to partial_dir
+export function cleanPartialDir(dir: string): string | undefined {
+  const absolute = dir.startsWith('/');
+  const kept: string[] = [];
+  for (const part of dir.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..' && kept.length && kept[kept.length - 1] !== '..') kept.pop();
+    else if (part !== '..' || !absolute) kept.push(part);
+  }
+  const cleaned = (absolute ? '/' : '') + kept.join('/');
   return cleaned === '' || cleaned === '.' ? undefined : cleaned;
 }
 

@@ -341,9 +341,6 @@ test('lsyncd serve refuses what its sender does not do yet (-k, --files-from), b
     assert.is(r.status, 4, `${option}: ${runText(r)}`);
     assert.match(r.stderr.toString(), /lsyncd serve does not support --[a-z-]+ .*yet/, option);
   }
-  const m = await run('rsync', ['-rlpt', '-m', join(work, 'refused') + '/', daemonUrl(ours, 'push/refused/')]);
-  assert.is(m.status, 4, runText(m));
-  assert.match(m.stderr.toString(), /does not support --prune-empty-dirs/);
 });
 
 test('options that cannot apply, and pull-only options on a push, are refused by name (exit 1)', async () => {
@@ -355,10 +352,7 @@ test('options that cannot apply, and pull-only options on a push, are refused by
     [['--rsync-path=/usr/bin/rsync'], /--rsync-path: there is no remote rsync program/],
     [['--files-from=:list'], /a list on the daemon is not supported on a push/],
     [['-4', '-6'], /-4 and -6 exclude each other/],
-    [['-m', 'PULL'], /-m\/--prune-empty-dirs is not supported on a pull yet/],
-    [['-R', '--no-implied-dirs', 'PULL'], /--no-implied-dirs is not supported on a pull yet/],
-    [['-S', 'PULL'], /-S\/--sparse is not supported on a pull yet/],
-    [['--partial-dir=.p', 'PULL'], /--partial-dir is not supported on a pull yet/],
+    [['--partial-dir=.p', '--inplace', 'PULL'], /--inplace cannot be used with --partial-dir/],
     [['--chmod=Q+x'], /Invalid argument passed to --chmod \(Q\+x\)/],
     [['--usermap=a:b', '--usermap=c:d'], /You can only specify --usermap once/],
     [['--chown=a', '--usermap=c:d'], /--chown conflicts with --usermap/],

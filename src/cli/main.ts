@@ -21,7 +21,7 @@ import { S_IFDIR, S_IFREG } from '../../protocol/modes.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import { ITEM_IS_NEW, ITEM_TRANSFER, SIGNIFICANT_ITEM_FLAGS } from '../../protocol/constants.js';
 import { MAX_BASIS_DIRS } from '../../protocol/basis.js';
-import { parseSizeArg } from '../../protocol/server-args.js';
+import { cleanPartialDir, parseSizeArg } from '../../protocol/server-args.js';
 import type { ConfigSync, LoadedConfig } from './live.js';
 import type { DeletePhase } from '../live/mirror.js';
 // The config model only: the YAML parser and the Lua interpreter are loaded when a file is read.
@@ -226,6 +226,7 @@ function receivingOptions(o: CliOptions): Partial<TransferOptions> {
   const alt = kinds[0];
   if (alt && alt[1]!.length > MAX_BASIS_DIRS) throw new UsageError(`You may not use more than ${MAX_BASIS_DIRS} --${alt[0]}-dest options.`);
   if ((o.fuzzy ?? 0) > 2) throw new UsageError('--fuzzy (-y) is given once or twice');
+  const partialDir = partialDirOf(o);
   return {
     ...(whens[0] && { deleteWhen: whens[0][0] }),
     ...(o.maxDelete !== undefined && { maxDelete: o.maxDelete }),
@@ -242,12 +243,28 @@ function receivingOptions(o: CliOptions): Partial<TransferOptions> {
     ...(o.maxSize !== undefined && { maxSize: sizeOption(o.maxSize, 'max-size') }),
     ...(o.minSize !== undefined && { minSize: sizeOption(o.minSize, 'min-size') }),
     ...(o.partial && { partial: true }),
+    ...(partialDir !== undefined && { partialDir }),
     ...(o.inplace && { inplace: true }),
     ...((o.append || o.appendVerify) && { append: o.appendVerify ? 2 : 1 }),
     ...((o.backup || o.backupDir !== undefined) && { backup: true }),
     ...(o.backupDir !== undefined && { backupDir: o.backupDir }),
     ...(o.suffix !== undefined && { suffix: o.suffix }),
   };
+}
+
+/**
+ * --partial-dir, or $RSYNC_PARTIAL_DIR with --partial, cleaned as rsync cleans it ('' and '.'
+ * mean none); --inplace and --append cannot go with it.
+ */
+// rsync/options.c: parse_arguments (the partial_dir checks)
+function partialDirOf(o: CliOptions): string | undefined {
+  const append = o.append || o.appendVerify;
+  if (o.inplace || append) {
+    if (o.partialDir !== undefined) throw new UsageError(`--${append ? 'append' : 'inplace'} cannot be used with --partial-dir`);
+    return undefined;
+  }
+  const dir = o.partialDir ?? (o.partial && process.env.RSYNC_PARTIAL_DIR ? process.env.RSYNC_PARTIAL_DIR : undefined);
+  return dir === undefined ? undefined : cleanPartialDir(dir);
 }
 
 /**
@@ -261,7 +278,7 @@ function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
   const all = receivingOptions(o);
   return {
     ...walk,
-    ...(o.partialDir !== undefined && { partialDir: o.partialDir }),
+    ...(all.partialDir !== undefined && { partialDir: all.partialDir }),
     ...(o.sparse && { sparse: true }),
     ...(o.pruneEmptyDirs && { pruneEmptyDirs: true }),
     ...(all.backup && { backup: true }),
@@ -354,12 +371,6 @@ function walkingOptions(o: CliOptions, direction: 'push' | 'pull' | 'live'): Par
     // --no-implied-dirs (protocol 30+; below, we leave them out).
     return { ...walk, ...(o.filesFrom !== undefined && { relative: true }), ...(o.impliedDirs === false && { impliedDirs: false }) };
   }
-  // Our generator would give the path's directories the sender's attributes, where rsync's makes them bare.
-  if (o.impliedDirs === false) throw new UsageError('--no-implied-dirs is not supported on a pull yet (a push takes it)');
-  if (o.pruneEmptyDirs) throw new UsageError('-m/--prune-empty-dirs is not supported on a pull yet (a push takes it)');
-
-  if (o.partialDir !== undefined) throw new UsageError('--partial-dir is not supported on a pull yet (a push takes it; --partial works both ways)');
-  if (o.sparse) throw new UsageError('-S/--sparse is not supported on a pull yet (a push takes it)');
   let filesFrom: string | undefined;
   if (o.filesFrom !== undefined) {
     // rsync: --files-from=:FILE (or HOST:FILE) names a file on the daemon; a local list is forwarded
@@ -372,6 +383,11 @@ function walkingOptions(o: CliOptions, direction: 'push' | 'pull' | 'live'): Par
     ...walk,
     ...(filesFrom !== undefined && { filesFrom }),
     ...(o.from0 && { from0: true }),
+    // The receiving options our generator and receiver take on a pull (src/transfer/receive.ts).
+    ...(o.sparse && { sparse: true }),
+    ...(o.pruneEmptyDirs && { pruneEmptyDirs: true }),
+    // Forwarded with -R; our generator leaves the implied dirs to the receiver's making.
+    ...(o.impliedDirs === false && { impliedDirs: false }),
   };
 }
 
@@ -486,9 +502,9 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--max-size <SIZE>', "don't transfer any file larger than SIZE (10k, 1.5M: rsync's units)")
     .option('--min-size <SIZE>', "don't transfer any file smaller than SIZE")
     .option('--partial', 'keep partially transferred files (the next run resumes from them)')
-    .option('--partial-dir <DIR>', 'push: the daemon keeps partially transferred files in DIR')
+    .option('--partial-dir <DIR>', 'put a partially transferred file into DIR (and resume from it)')
     .option('-P', 'the same as --partial --progress')
-    .option('-S, --sparse', 'push: the daemon turns sequences of nulls into sparse blocks')
+    .option('-S, --sparse', 'turn sequences of nulls into sparse blocks (push: the daemon does)')
     .option('--bwlimit <RATE>', "limit socket I/O bandwidth (KiB/s; rsync's units: 1.5m, 500k; 0: none)")
     .addOption(new Option('--chmod <CHMOD>', 'affect file and/or directory permissions (rsync syntax: D755,F644; repeatable)').argParser(collect))
     .option('--chown <USER:GROUP>', 'the receiving side sets owner and group (as --usermap=*:USER --groupmap=*:GROUP)')
@@ -499,11 +515,11 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--safe-links', 'ignore symlinks that point outside the tree')
     .option('-R, --relative', 'use relative path names')
     .option('--no-relative', "pull: turn off -R (which --files-from implies)")
-    .option('--no-implied-dirs', "push: don't send implied dirs with --relative")
+    .option('--no-implied-dirs', "don't send implied dirs with --relative (pull: don't make them from the list)")
     .option('-x, --one-file-system', "don't cross filesystem boundaries (-xx: not even for mount points)", (_v: string, previous: number) => previous + 1, 0)
     .option('--files-from <FILE>', 'read the list of source file names from FILE (push: a local file or -; pull: :FILE on the daemon)')
     .option('-0, --from0', '--files-from lists are delimited by NULs')
-    .option('-m, --prune-empty-dirs', 'push: the daemon prunes empty directory chains from the file list')
+    .option('-m, --prune-empty-dirs', 'prune empty directory chains from the file list (push: the daemon does)')
     .option('-4, --ipv4', 'prefer IPv4')
     .option('-6, --ipv6', 'prefer IPv6')
     .option('--address <ADDRESS>', 'bind address for the outgoing socket to the daemon')

@@ -30,6 +30,8 @@ import type { RoleRequest, RoleResult } from './request.js';
  */
 function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; numericIds: boolean }): TransferOptions {
   const basis = args.basisDirs;
+  const sanitized = args.partialDir === undefined ? undefined : sanitizePath(Buffer.from(args.partialDir), 0).toString().replace(/\/+$/, '');
+  const partialDir = sanitized === undefined || sanitized === '' || sanitized === '.' ? undefined : sanitized;
   return {
     ...args.transfer,
     ...(args.deleteMode && { deleteWhen: args.deleteMode }),
@@ -46,8 +48,9 @@ function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; nu
     ...(args.maxSize !== undefined && { maxSize: sizeLimit(args.maxSize, 'max-size') }),
     ...(args.minSize !== undefined && { minSize: sizeLimit(args.minSize, 'min-size') }),
     ...(args.inplace && { inplace: true }),
-    // --partial (not --partial-dir, which is not done yet: such a file is discarded as before).
-    ...(args.partial && args.partialDir === undefined && { partial: true }),
+    ...(args.partial && { partial: true }),
+    // rsyncd sanitizes the partial dir too: no leading '/', no '..' (a relative one per directory).
+    ...(partialDir !== undefined && { partialDir }),
     ...(args.append > 0 && { append: Math.min(args.append, 2) }),
     ...((args.backup || args.backupDir !== undefined) && { backup: true }),
     // rsyncd sanitizes the backup dir (sanitize_paths): no leading '/', no '..' above the destination.
@@ -56,6 +59,8 @@ function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; nu
     ...(args.usermap !== undefined && { usermap: args.usermap }),
     ...(args.groupmap !== undefined && { groupmap: args.groupmap }),
     ...(args.safeLinks && { safeLinks: true }),
+    ...(args.sparse && { sparse: true }),
+    ...(args.pruneEmptyDirs && { pruneEmptyDirs: true }),
   };
 }
 

@@ -9,7 +9,7 @@ import { recvClientFilters } from '../../protocol/session.js';
 import { compileFilter, FilterList, type FilterMatcher } from '../../protocol/filter.js';
 import { readFinalGoodbye, sendFiles, senderWriteMode } from '../../protocol/sender.js';
 import { writeSenderStats } from '../../protocol/stats.js';
-import { MSG_ERROR, PeerMessages, writeMessage } from '../../protocol/mplex.js';
+import { MSG_ERROR, MSG_WARNING, PeerMessages, writeMessage } from '../../protocol/mplex.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { isLink } from '../../protocol/modes.js';
 import { PackedFileList, PACKED_DROPPED } from '../../protocol/flist-packed.js';
@@ -105,6 +105,10 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
     }
   }
   const scan = mergeScans(scans);
+  // rsync's full_fname: a name is shown from the module's root (curr_dir past the module's path).
+  const first = sanitizeModulePath(paths[0]!);
+  const rootParts = relative ? [] : first.trailingSlash || first.parts.length === 0 ? first.parts : first.parts.slice(0, -1);
+  const transferRoot = Buffer.from(rootParts.length ? `/${rootParts.join('/')}/` : '');
   // A munging module sends the targets clients pushed (the size stays the stored link's, as rsync's).
   const { list } = scan;
   if (module.mungeSymlinks) for (const [i, target] of list.symlinks) list.symlinks.set(i, unmungeSymlink(target));
@@ -132,6 +136,12 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
     compression: setup.tokens ?? null,
     ...senderWriteMode(args, setup.compatFlags),
     onWarning: (text) => logError(r.log, text),
+    // rsyncd tells the client too (FWARNING), naming the file as its full_fname does.
+    onDiminished: async (name) => {
+      const line = Buffer.concat([Buffer.from('skipped diminished file: "'), transferRoot, name, Buffer.from(`" (in ${module.name})`)]);
+      logError(r.log, line);
+      await writeMessage(writer, MSG_WARNING, Buffer.concat([line, Buffer.from('\n')]));
+    },
     ...pullTransferLog(r, setup),
   });
   writeSenderStats(writer, {

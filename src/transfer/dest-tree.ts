@@ -25,6 +25,7 @@ import {
   fchownSync,
   readdirSync,
   readlinkSync,
+  rmdirSync,
   renameSync,
   rmSync,
   symlinkSync,
@@ -44,6 +45,7 @@ import type { LocalTree, LocalStat, BasisFile, TempFile, InplaceFile } from '../
 import { EXIT, ProtocolError, RsyncError } from '../../protocol/errors.js';
 import { DirSnapshot } from './dir-snapshot.js';
 import { nativeDirStats, type ReadDirStats } from './dir-records.js';
+import { SparseWriter } from './sparse-write.js';
 
 /** A name from the daemon that would leave DEST, or go through a symlink or a non-directory. */
 export class UnsafePathError extends ProtocolError {
@@ -76,6 +78,15 @@ export interface DestTreeOptions {
    * basis directories: with `confineBasisTo` the backup dir must lie inside it.
    */
   backup?: { dir?: string; suffix: string };
+  /** -S/--sparse: files are written with their runs of zeros left as holes (sparse-write.ts). */
+  sparse?: boolean;
+  /**
+   * --partial-dir: where a partly transferred file is kept and found again (rsync's
+   * partial_dir_fname). `dir` relative (no `..`): beside the file, DIR/NAME, confined like any
+   * name; absolute: DIR/NAME for every file (the operator's own path, a pull only). `allowed`
+   * (a daemon's rules) may refuse the partial dir or the file in it: then there is none.
+   */
+  partialDir?: { dir: string; allowed?: (name: Buffer, isDir: boolean) => boolean };
 }
 
 /** Which attributes the pull sets (rsync's -p, -t, -o, -g). */
@@ -179,6 +190,10 @@ export class DestTree implements LocalTree {
   private readonly rename: { from: Buffer; to: Buffer } | null;
   /** --backup: the suffix, and the backup dir's components from the confining directory (or /) down. */
   private readonly backup: { suffix: Buffer; dirChain: Buffer[] | null } | null;
+  /** -S: written files get holes where their data has runs of zeros. */
+  private readonly sparse: boolean;
+  /** --partial-dir, relative (its bytes, put between a name's directory and its basename) or absolute. */
+  private readonly partial: { relative: Buffer | null; absolute: Buffer | null; allowed?: (name: Buffer, isDir: boolean) => boolean } | null;
 
   constructor(
     root: string,
@@ -191,6 +206,16 @@ export class DestTree implements LocalTree {
     this.basisRoots = [];
     this.basisChains = [];
     this.rename = options.rename ?? null;
+    this.sparse = !!options.sparse;
+    this.partial = null;
+    if (options.partialDir) {
+      const { dir, allowed } = options.partialDir;
+      const parts = dir.split('/').filter((part) => part !== '' && part !== '.');
+      if (!parts.length || parts.includes('..')) throw new RsyncError('ERR_RSYNC_OPTIONS', `--partial-dir=${dir}: a partial dir with ".." (or none at all) is not supported`, EXIT.SYNTAX);
+      const bytes = Buffer.from(parts.join('/'));
+      if (!isAbsolute(dir)) checkName(bytes);
+      this.partial = { relative: isAbsolute(dir) ? null : bytes, absolute: isAbsolute(dir) ? Buffer.from(`/${parts.join('/')}`) : null, ...(allowed && { allowed }) };
+    }
     if (this.rename) {
       checkName(this.rename.from);
       const to = this.rename.to;
@@ -440,7 +465,7 @@ export class DestTree implements LocalTree {
         if (isErrno(e, 'EEXIST') && attempt < 10) continue;
         throw e;
       }
-      return this.tempFile(fd, tmp, p, this.backup ? name : null);
+      return this.tempFile(fd, tmp, p, name, this.backup ? name : null);
     }
   }
 
@@ -469,17 +494,138 @@ export class DestTree implements LocalTree {
     return this.backup!.dirChain ? this.backupDirPath(name, p) : Buffer.concat([p, this.backup!.suffix]);
   }
 
+  /**
+   * --partial-dir: where `name`'s partial copy is: a list-relative name (relative dir), or an
+   * absolute path; null when a daemon's rules refuse it (rsync's partial_dir_fname returns NULL).
+   */
+  // rsync/util1.c: partial_dir_fname
+  private partialPlace(name: Buffer): { listName: Buffer | null; path: Buffer | null } | null {
+    const partial = this.partial!;
+    if (this.rename && name.equals(this.rename.from)) name = this.rename.to;
+    const slash = name.lastIndexOf(SLASH);
+    const base = name.subarray(slash + 1);
+    if (partial.absolute) return { listName: null, path: Buffer.concat([partial.absolute, Buffer.from('/'), base]) };
+    const listName = Buffer.concat([name.subarray(0, slash + 1), partial.relative!, Buffer.from('/'), base]);
+    if (partial.allowed && (!partial.allowed(listName.subarray(0, listName.lastIndexOf(SLASH)), true) || !partial.allowed(listName, false))) return null;
+    return { listName, path: null };
+  }
+
+  /**
+   * The absolute path of `name`'s partial copy, or null. A relative one's parents are checked: a
+   * symlink or a non-directory on the way means there is no partial copy (never followed; rsync's
+   * secure_relative_open fails there), and it is replaced when one is kept.
+   */
+  private async partialPath(name: Buffer, parentsMustExist: boolean): Promise<Buffer | null> {
+    const place = this.partialPlace(name);
+    if (!place) return null;
+    if (place.path) return place.path;
+    try {
+      return await this.path(place.listName!, parentsMustExist);
+    } catch (e) {
+      if (e instanceof UnsafePathError) return null;
+      throw e;
+    }
+  }
+
+  /** --partial-dir: the stat of `name`'s partial copy when it is a regular file, else null. */
+  async lstatPartial(name: Buffer): Promise<LocalStat | null> {
+    if (!this.partial) return null;
+    const p = await this.partialPath(name, false);
+    const st = p && lstatSync(p, { bigint: true, throwIfNoEntry: false });
+    return st && st.isFile() ? toLocalStat(st) : null;
+  }
+
+  /** --partial-dir: `name`'s partial copy opened as a basis (never through a symlink), or null. */
+  async openPartial(name: Buffer): Promise<BasisFile | null> {
+    if (!this.partial) return null;
+    const p = await this.partialPath(name, false);
+    return p ? openRegularBasis(p) : null;
+  }
+
+  /** --partial-dir: `name`'s partial copy removed, and a relative partial dir with it when empty. */
+  // rsync/generator.c: recv_generator (do_unlink of partialptr) + util1.c handle_partial_dir (PDIR_DELETE)
+  async removePartial(name: Buffer): Promise<void> {
+    if (!this.partial) return;
+    const p = await this.partialPath(name, false);
+    if (!p) return;
+    if (lstatSync(p, { throwIfNoEntry: false })?.isFile()) unlinkQuietly(p);
+    this.removePartialDir(p);
+  }
+
+  /** A relative partial dir goes once empty (rmdir: anything still in it keeps it). */
+  private removePartialDir(p: Buffer): void {
+    if (!this.partial?.relative) return;
+    try {
+      rmdirSync(p.subarray(0, p.lastIndexOf(SLASH)));
+      this.checkedDirs.clear();
+    } catch {
+      // not empty, or gone already
+    }
+  }
+
+  /**
+   * The partial dir of `name` made when missing (0700; something else in its place is removed
+   * first); its path for the partial copy, or null when there is none to keep.
+   */
+  // rsync/util1.c: handle_partial_dir (PDIR_CREATE)
+  private async makePartialDir(name: Buffer): Promise<Buffer | null> {
+    const place = this.partialPlace(name);
+    if (!place) return null;
+    // The dir itself is made here: only the ones above it must be real directories already.
+    const listName = place.listName;
+    const dir = place.path ? place.path.subarray(0, place.path.lastIndexOf(SLASH)) : (await this.path(listName!.subarray(0, listName!.lastIndexOf(SLASH)), true))!;
+    const p = place.path ?? Buffer.concat([dir, listName!.subarray(listName!.lastIndexOf(SLASH))]);
+    const st = lstatSync(dir, { throwIfNoEntry: false });
+    if (st && !st.isDirectory()) {
+      unlinkSync(dir);
+      this.checkedDirs.clear();
+    }
+    if (!st || !st.isDirectory()) mkdirSync(dir, { mode: 0o700 });
+    return p;
+  }
+
+  /**
+   * --partial-dir with CF_INPLACE_PARTIAL_DIR: `name`'s partial copy rewritten in place; `commit`
+   * renames it over the target (a backup kept first, as for a temp file) and removes the partial
+   * dir when empty, `discard` leaves it where it is.
+   */
+  // rsync/receiver.c: recv_files (one_inplace: the partial file opened O_WRONLY, then finish_transfer)
+  async openPartialInplace(name: Buffer): Promise<InplaceFile> {
+    const p = await this.partialPath(name, true);
+    if (!p) throw new RsyncError('ERR_RSYNC_FILEIO', `no partial file for ${name.toString()}`, EXIT.FILEIO);
+    const target = await this.must(name);
+    const file = await this.inplaceAt(p, name, false);
+    return {
+      ...file,
+      commit: async (entry) => {
+        await file.commit(entry);
+        if (this.backup) this.keepBackup(name, target);
+        renameSync(p, target);
+        this.checkedDirs.clear();
+        this.removePartialDir(p);
+      },
+    };
+  }
+
   // rsync/receiver.c: recv_files (the inplace open: O_WRONLY|O_CREAT on the target, 0600) + receive_data's ftruncate
-  async openInplace(name: Buffer): Promise<InplaceFile> {
-    const p = await this.must(name);
+  async openInplace(name: Buffer, rewriteWhole = false): Promise<InplaceFile> {
+    return this.inplaceAt(await this.must(name), name, rewriteWhole);
+  }
+
+  /** A file at `p` (list name `name`) written in place. */
+  private async inplaceAt(p: Buffer, name: Buffer, rewriteWhole: boolean): Promise<InplaceFile> {
     const before = lstatSync(p, { bigint: true, throwIfNoEntry: false });
     if (before?.isSymbolicLink()) throw new UnsafePathError(`refusing to write in place through a symlink: ${name.toString()}`);
     const existing = before ? toLocalStat(before) : null;
     const fd = openSync(p, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-    if (!fstatSync(fd).isFile()) {
+    const opened = fstatSync(fd);
+    if (!opened.isFile()) {
       closeSync(fd);
       throw new RsyncError('ERR_RSYNC_FILEIO', `cannot write ${name.toString()} in place: not a regular file`, EXIT.FILEIO);
     }
+    // -S with -W: the file starts empty, so that all its zeros can be holes (rsync's receive_data).
+    if (this.sparse && rewriteWhole) ftruncateSync(fd, 0);
+    const sparse = this.sparse ? new SparseWriter(fd, 0, rewriteWhole ? 0 : opened.size) : null;
     const attrs = this.attrs;
     let pos = 0;
     let closed = false;
@@ -489,6 +635,11 @@ export class DestTree implements LocalTree {
     };
     return {
       write: async (bytes) => {
+        if (sparse) {
+          sparse.write(bytes);
+          pos += bytes.length;
+          return;
+        }
         for (let at = 0; at < bytes.length; ) {
           const n = writeSync(fd, bytes, at, bytes.length - at, pos);
           at += n;
@@ -496,11 +647,13 @@ export class DestTree implements LocalTree {
         }
       },
       skip: (length) => {
+        sparse?.skip(length);
         pos += length;
       },
       commit: async (entry) => {
         try {
-          ftruncateSync(fd, pos);
+          if (sparse) sparse.end();
+          else ftruncateSync(fd, pos);
           if (attrs.owner || attrs.group) {
             try {
               fchownSync(fd, attrs.owner ? entry.uid : -1, attrs.group ? entry.gid : -1);
@@ -518,7 +671,7 @@ export class DestTree implements LocalTree {
     };
   }
 
-  private tempFile(fd: number, tmp: Buffer, target: Buffer, backupName: Buffer | null): TempFile {
+  private tempFile(fd: number, tmp: Buffer, target: Buffer, name: Buffer, backupName: Buffer | null): TempFile {
     let closed = false;
     let done = false;
     const attrs = this.attrs;
@@ -534,7 +687,14 @@ export class DestTree implements LocalTree {
     };
     let used = 0;
     let flushed = 0;
+    // -S: the data goes through rsync's hole rules; no descriptor for a helper to read behind it.
+    const sparse = this.sparse ? new SparseWriter(fd) : null;
     const writeAll = async (bytes: Uint8Array): Promise<void> => {
+      if (sparse) {
+        sparse.write(bytes);
+        flushed += bytes.length;
+        return;
+      }
       for (let at = 0; at < bytes.length; ) {
         const n = writeSync(fd, bytes, at, bytes.length - at);
         at += n;
@@ -545,45 +705,55 @@ export class DestTree implements LocalTree {
       if (used) await writeAll(buf.subarray(0, used));
       used = 0;
     };
+    // rsync/receiver.c: finish_transfer (set_file_attrs on the temp file, then the rename)
+    const finish = async (entry: FileEntry, into: Buffer, setTime: boolean, backupOf: Buffer | null): Promise<void> => {
+      let existing: LocalStat | null = null;
+      if (!attrs.perms) {
+        try {
+          existing = toLocalStat(lstatSync(target, { bigint: true }));
+        } catch {
+          existing = null;
+        }
+      }
+      await drain();
+      release();
+      sparse?.end();
+      if (attrs.owner || attrs.group) {
+        try {
+          fchownSync(fd, attrs.owner ? entry.uid : -1, attrs.group ? entry.gid : -1);
+        } catch {
+          // rsync warns only with -v; the file itself is fine
+        }
+      }
+      fchmodSync(fd, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask)));
+      if (attrs.times && setTime) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
+      closeSync(fd);
+      closed = true;
+      if (backupOf) this.keepBackup(backupOf, into);
+      renameSync(tmp, into);
+      done = true;
+    };
     return {
-      fd,
+      ...(!sparse && { fd, flush: drain }),
       get flushed() {
         return flushed;
       },
-      flush: drain,
       write: async (bytes) => {
         if (used + bytes.length > buf.length) await drain();
         if (bytes.length >= buf.length) return writeAll(bytes);
         buf.set(bytes, used);
         used += bytes.length;
       },
-      // rsync/receiver.c: finish_transfer (set_file_attrs on the temp file, then the rename)
-      commit: async (entry) => {
-        let existing: LocalStat | null = null;
-        if (!attrs.perms) {
-          try {
-            existing = toLocalStat(lstatSync(target, { bigint: true }));
-          } catch {
-            existing = null;
-          }
-        }
-        await drain();
-        release();
-        if (attrs.owner || attrs.group) {
-          try {
-            fchownSync(fd, attrs.owner ? entry.uid : -1, attrs.group ? entry.gid : -1);
-          } catch {
-            // rsync warns only with -v; the file itself is fine
-          }
-        }
-        fchmodSync(fd, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask)));
-        if (attrs.times) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
-        closeSync(fd);
-        closed = true;
-        if (backupName) this.keepBackup(backupName, target);
-        renameSync(tmp, target);
-        done = true;
-      },
+      commit: (entry) => finish(entry, target, true, backupName),
+      ...(this.partial && {
+        // rsync/cleanup.c: _exit_cleanup (handle_partial_dir, then finish_transfer without the mtime)
+        keepPartial: async (entry: FileEntry) => {
+          const into = await this.makePartialDir(name);
+          if (!into) return false;
+          await finish(entry, into, false, null);
+          return true;
+        },
+      }),
       discard: async () => {
         release();
         if (!closed) closeQuietly(fd);
@@ -599,6 +769,19 @@ export class DestTree implements LocalTree {
     // With -p the final mode comes after the contents (touch-up); without it, the entry's
     // permissions less the umask, as rsync's dest_mode gives a new directory.
     mkdirSync(p, { mode: this.attrs.perms ? 0o700 : (entry.mode & ACCESSPERMS) | 0o700 });
+  }
+
+  // rsync/util1.c: make_path (MKP_DROP_NAME: the parents only; mkdir with ACCESSPERMS, less the umask)
+  async makeParents(name: Buffer): Promise<void> {
+    checkName(name);
+    for (let at = name.indexOf(SLASH); at >= 0; at = name.indexOf(SLASH, at + 1)) {
+      const dir = name.subarray(0, at);
+      const p = (await this.path(dir, true))!;
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      if (st?.isDirectory()) continue;
+      if (st) throw new UnsafePathError(`parent of ${name.toString()} is not a directory`);
+      mkdirSync(p, { mode: 0o777 });
+    }
   }
 
   async symlink(name: Buffer, target: Buffer): Promise<void> {

@@ -10,7 +10,7 @@ import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { clientCompressOptions, parseChecksumName } from '../../protocol/compat.js';
 import { compressCodecs } from '../compress-codecs.js';
-import { sendFilterList, type FilterList } from '../../protocol/filter.js';
+import { FilterList, sendFilterList } from '../../protocol/filter.js';
 import type { ReceiverOptions, ReceiverStats, ReceivedItem } from '../../protocol/receiver.js';
 import type { GeneratorResult, GeneratedItem } from '../../protocol/generator.js';
 import type { ReceivedList } from '../../protocol/received-list.js';
@@ -100,13 +100,15 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     const protocol = session.hello.protocol;
     const args = serverArgs(transfer, protocol, remotePath(options.target), true);
     const checksumChoice = transfer.checksumChoice ? parseChecksumName(transfer.checksumChoice) : undefined;
+    // --partial-dir: a relative one is excluded (perishable) on both sides, as rsync's client adds it.
+    const filter = withPartialDirRule(options.filter, transfer.partialDir);
     // 3. Args with --sender, setup, our filter list, the daemon's file list (names checked).
     const consumedBefore = reader.consumed;
     const start = await startPull(reader, writer, args, {
       ...(checksumChoice && { checksumChoice }),
       ...clientCompressOptions(transfer.compress, compressCodecs),
-      ...(options.filter && {
-        writeFilterList: (w: ByteWriter) => sendFilterList(w, options.filter!.list, { deleteExcluded: options.filter!.deleteExcluded, role: 'receiver' }),
+      ...(filter && {
+        writeFilterList: (w: ByteWriter) => sendFilterList(w, filter.list, { deleteExcluded: filter.deleteExcluded, role: 'receiver' }),
       }),
       flist: flistOptionsFor(transfer),
       onMessage: messages.handle,
@@ -193,7 +195,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       ...(renamed ? { dest: dirname(dest), localName: Buffer.from(basename(dest)) } : { dest }),
       transfer,
       ignoreTimes: options.ignoreTimes ?? false,
-      ...(options.filter && { protect: options.filter }),
+      ...(filter && { protect: filter }),
       senderIoError,
       onItem: (item) => {
         if (item.iflags & ITEM_IS_NEW) createdNdx.push(item.ndx);
@@ -221,6 +223,20 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   }
 }
 
+
+/**
+ * The filter list with a relative --partial-dir excluded at its end (`-p DIR/`: perishable, so a
+ * directory being deleted does not keep it), as rsync's client adds it to its own rules; the
+ * caller's list is left as it is.
+ */
+// rsync/compat.c: setup_protocol (partial_dir && *partial_dir != '/': parse_filter_str of it)
+function withPartialDirRule(filter: PullFilter | undefined, partialDir: string | undefined): PullFilter | undefined {
+  if (partialDir === undefined || partialDir.startsWith('/')) return filter;
+  const list = new FilterList({ deleteExcluded: filter?.list.deleteExcluded ?? false, from0: filter?.list.from0 ?? false });
+  if (filter) list.rules.push(...filter.list.rules);
+  list.addFilter(`-p ${partialDir}/`);
+  return { list, deleteExcluded: filter?.deleteExcluded ?? false };
+}
 
 /** A failed local file operation (ENOENT, EACCES, ENOSPC, ...) as rsync reports it: exit 11. */
 function asFileError(e: unknown): unknown {

@@ -20,7 +20,7 @@ import { adoptModuleTimeout } from './socket.js';
 import { writeLocalFileList, streamLocalFileList, sessionChecksummer } from './send-list.js';
 import { closeOnAbort } from './abort.js';
 import { chmodPackedList, compileChmodOptions } from './list-chmod.js';
-import { messageText, type OutputCharset, type TransferSummary } from './output.js';
+import { messageText, shownName, type OutputCharset, type TransferSummary } from './output.js';
 
 /** Filter rules: what the scan skips, and what the daemon is told (only with --delete). */
 export interface PushFilter extends PathFilter {
@@ -211,6 +211,8 @@ export async function push(options: PushOptions): Promise<PushResult> {
         compression: setup.tokens ?? null,
         ...senderWriteMode(transfer, setup.compatFlags),
         onWarning: onError,
+        // --append: rsync's sender warns of a file shorter than listed (its name escaped as rsync shows it).
+        onDiminished: (name) => onError(`skipped diminished file: "${shownName(name, charset)}"`),
         onItem: (item) => {
           if (item.iflags & ITEM_IS_NEW) createdNdx.push(item.ndx);
           options.onItem?.(item);
@@ -265,8 +267,8 @@ function countedSource(source: SenderSource, onBytes: (entry: FileEntry, offset:
           onBytes(entry, offset);
         }
       }
-      // The sender closes what it opened: the count passes close() on.
-      return Object.assign(counted(), { close: () => (chunks as { close?: () => void }).close?.() });
+      // The sender closes what it opened: the count passes close() (and the length now) on.
+      return Object.assign(counted(), { close: () => (chunks as { close?: () => void }).close?.(), ...(chunks.size !== undefined && { size: chunks.size }) });
     },
   };
 }

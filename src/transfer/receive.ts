@@ -9,7 +9,7 @@ import { shownName } from './output.js';
 import { mappedId, parseNameMap, type IdMapRule } from './idmap.js';
 import { readFileSync } from 'node:fs';
 import type { TransferOptions } from '../../protocol/args.js';
-import type { SetupResult } from '../../protocol/compat.js';
+import { CF_INPLACE_PARTIAL_DIR, type SetupResult } from '../../protocol/compat.js';
 import { createChecksummer, type Checksummer } from '../../protocol/checksum.js';
 import { compileFilter, type FilterList } from '../../protocol/filter.js';
 import type { ReceivedList } from '../../protocol/received-list.js';
@@ -20,6 +20,7 @@ import { doRecv, type ReceivedItem, type ReceiverOptions, type RecvResult } from
 import type { AltDestKind } from '../../protocol/basis.js';
 import { EXIT, RsyncError } from '../../protocol/errors.js';
 import { isDir } from '../../protocol/modes.js';
+import { pruneEmptyDirs } from '../../protocol/prune-empty-dirs.js';
 import { DestTree } from './dest-tree.js';
 import { sumsHelper } from './sums-helper.js';
 
@@ -107,10 +108,19 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }),
       ...(r.localName && { rename: { from: singleNonDirectory(r.files), to: r.localName } }),
       ...(backing && { backup: backing }),
+      ...(transfer.sparse && { sparse: true }),
+      // --partial-dir: a daemon's rules may refuse the partial dir or a file in it (then there is none).
+      ...(transfer.partialDir !== undefined && { partialDir: { dir: transfer.partialDir, ...(r.daemonExcluded && { allowed: (name: Buffer, dir: boolean) => !r.daemonExcluded!(name, dir) }) } }),
     },
   );
-  const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded, ignorePerishable: true }) : null;
+  // Perishable rules protect too (the --partial-dir's): rsync ignores them only inside a directory being deleted.
+  const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded }) : null;
   const daemonExcluded = r.daemonExcluded;
+  // -m: directory chains with no file in them leave the list before the generator sees it; one
+  // the rules exclude keeps those above it (rsync's is_excluded with ALL_FILTERS).
+  if (transfer.pruneEmptyDirs) {
+    pruneEmptyDirs(r.files, (name) => (!!protect && !protect.empty && protect.isExcluded(name, true)) || !!daemonExcluded?.(name, true));
+  }
   // -b without a backup dir, deleting: the client protects the backups ("P *SUFFIX", which rsync's
   // client adds to its rules; a pushing client sends it to the daemon in its list).
   const backups = backing && !backing.dir && !r.amServer && !transfer.deleteExcluded ? Buffer.from(backing.suffix) : null;
@@ -130,6 +140,8 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     owner: transfer.owner,
     group: transfer.group,
     links: transfer.links,
+    // -R --no-implied-dirs: the path's directories are not made from the list (rsync's implied_dirs = 0).
+    ...(transfer.relative && transfer.impliedDirs === false && { impliedDirs: false }),
     ...(transfer.safeLinks && {
       safeLinks: true,
       ...(transfer.verbose && r.onInfo && { onUnsafeSymlink: (name: Buffer, target: Buffer) => r.onInfo!(`ignoring unsafe symlink "${shownName(name)}" -> "${shownName(target)}"\n`) }),
@@ -155,7 +167,10 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(transfer.maxSize !== undefined && { maxSize: transfer.maxSize }),
     ...(transfer.minSize !== undefined && { minSize: transfer.minSize }),
     ...(transfer.inplace && { inplace: true }),
-    ...(transfer.partial && { keepPartial: true }),
+    ...((transfer.partial || transfer.partialDir !== undefined) && { keepPartial: true }),
+    ...(transfer.partialDir !== undefined && { partialDir: true }),
+    // rsync's inplace_partial: a partial-dir basis is rewritten in place.
+    ...(setup.compatFlags & CF_INPLACE_PARTIAL_DIR && { inplacePartial: true }),
     ...(backing && (transfer.inplace || transfer.append) && { inplaceBackup: true }),
     ...(transfer.append && { append: transfer.append }),
     deleteMissingArgs: transfer.deleteMissingArgs ?? false,

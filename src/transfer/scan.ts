@@ -778,7 +778,8 @@ export function localSource(walk?: WalkOptions | null): SenderSource {
           if (!st.isFile()) throw notRegular();
           size = st.size;
         }
-        if (size > SMALL_FILE) return readChunks(fd, []);
+        // The length now goes with the chunks (rsync's sender fstats: --append skips a shrunk file).
+        if (size > SMALL_FILE) return Object.assign(readChunks(fd, []), { size });
         // One read of the whole file (and one more byte, to notice growth).
         if (scratch.length < size + 1) scratch = Buffer.allocUnsafe(Math.max(size + 1, scratch.length * 2));
         const buf = scratch.subarray(0, size + 1);
@@ -786,7 +787,7 @@ export function localSource(walk?: WalkOptions | null): SenderSource {
         for (let n = -1; n !== 0 && got < buf.length; got += n) n = readSync(fd, buf, got, buf.length - got, null);
         if (got <= size) {
           closeSync(fd);
-          return [buf.subarray(0, got)];
+          return Object.assign([buf.subarray(0, got)], { size: got });
         }
         // It grew meanwhile: stream the rest from the same descriptor (if it still is a file).
         if (!fstatSync(fd).isFile()) throw notRegular();
