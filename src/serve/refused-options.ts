@@ -4,7 +4,7 @@
 // words of an rsyncd built without ACL or xattr support; the others name what is missing.
 // Options with no effect on the result (-T, --delay-updates' final tree, --preallocate, -B, ...)
 // stay accepted; docs/options.md and docs/serve.md "Differences from rsyncd" list both kinds.
-// What the roles do not do yet (-k and --files-from when sending, -m when receiving) is refused
+// What the roles do not do yet (-m and a module's --files-from list when receiving) is refused
 // the same way, its message saying "yet".
 // Counterpart: rsync options.c parse_arguments (the "not supported on this server" errors).
 import type { ServerArgs } from '../../protocol/server-args.js';
@@ -15,11 +15,11 @@ export function refusedOption(args: ServerArgs): string | undefined {
   if (args.acls) return 'ACLs are not supported on this server';
   if (args.xattrs) return 'extended attributes are not supported on this server';
   const missing = (name: string) => `lsyncd serve does not support ${name}`;
-  // Not done yet: the sender's walk does not follow links to directories only (-k) or read a
-  // --files-from list; the receiver does not prune empty directories.
+  // Not done yet: the receiver does not prune empty directories, nor read a --files-from list of
+  // the module to forward it to a pushing client (`rsync --files-from=:FILE SRC host::mod`).
   const notYet: Array<[string, boolean]> = args.sender
-    ? [['--copy-dirlinks (-k)', args.copyDirlinks], ['--files-from', args.filesFrom !== undefined]]
-    : [['--prune-empty-dirs (-m)', args.pruneEmptyDirs]];
+    ? []
+    : [['--prune-empty-dirs (-m)', args.pruneEmptyDirs], ['--files-from', args.filesFrom !== undefined]];
   const later = notYet.find(([, on]) => on);
   if (later) return `${missing(later[0])} yet`;
   // Both roles: -U and -N add fields to every file-list entry; --iconv converts every name.
