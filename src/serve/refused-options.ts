@@ -4,8 +4,7 @@
 // words of an rsyncd built without ACL or xattr support; the others name what is missing.
 // Options with no effect on the result (-T, --delay-updates' final tree, --preallocate, -B, ...)
 // stay accepted; docs/options.md and docs/serve.md "Differences from rsyncd" list both kinds.
-// What the roles do not do yet (-m and a module's --files-from list when receiving) is refused
-// the same way, its message saying "yet".
+// What the roles do not do yet (-m when receiving) is refused the same way, its message saying "yet".
 // Counterpart: rsync options.c parse_arguments (the "not supported on this server" errors).
 import type { ServerArgs } from '../../protocol/server-args.js';
 
@@ -15,11 +14,8 @@ export function refusedOption(args: ServerArgs): string | undefined {
   if (args.acls) return 'ACLs are not supported on this server';
   if (args.xattrs) return 'extended attributes are not supported on this server';
   const missing = (name: string) => `lsyncd serve does not support ${name}`;
-  // Not done yet: the receiver does not prune empty directories, nor read a --files-from list of
-  // the module to forward it to a pushing client (`rsync --files-from=:FILE SRC host::mod`).
-  const notYet: Array<[string, boolean]> = args.sender
-    ? []
-    : [['--prune-empty-dirs (-m)', args.pruneEmptyDirs], ['--files-from', args.filesFrom !== undefined]];
+  // Not done yet: the receiver does not prune empty directories.
+  const notYet: Array<[string, boolean]> = args.sender ? [] : [['--prune-empty-dirs (-m)', args.pruneEmptyDirs]];
   const later = notYet.find(([, on]) => on);
   if (later) return `${missing(later[0])} yet`;
   // Both roles: -U and -N add fields to every file-list entry; --iconv converts every name.

@@ -3,19 +3,15 @@
 // nonreadable` what the daemon cannot read), the modes tweaked (`outgoing chmod`), the list
 // written, the requests served by the same sender our push uses, then the totals and the goodbye.
 // Counterpart: rsync main.c do_server_sender.
-import { readFileSync, realpathSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { realpathSync } from 'node:fs';
 import type { SetupResult } from '../../protocol/compat.js';
 import { recvClientFilters } from '../../protocol/session.js';
 import { compileFilter, FilterList, type FilterMatcher } from '../../protocol/filter.js';
 import { readFinalGoodbye, sendFiles, senderWriteMode } from '../../protocol/sender.js';
 import { writeSenderStats } from '../../protocol/stats.js';
 import { MSG_ERROR, PeerMessages, writeMessage } from '../../protocol/mplex.js';
-import { EXIT, RsyncError, transferExitCode } from '../../protocol/errors.js';
-import { localFilesFromNames, readForwardedNames } from '../../protocol/files-from.js';
-import { sanitizePath } from '../../protocol/sanitize-path.js';
-import type { Demultiplexer } from '../../protocol/mplex.js';
-import { FILES_FROM_MAX_BYTES, filesFromSource, insideRoot, type RelativeSource } from '../transfer/walk-options.js';
+import { EXIT, transferExitCode } from '../../protocol/errors.js';
+import { filesFromSources } from './files-from.js';
 import { isLink } from '../../protocol/modes.js';
 import { PackedFileList, PACKED_DROPPED } from '../../protocol/flist-packed.js';
 import { localSource, scanSource, type PathFilter, type ScanResult } from '../transfer/scan.js';
@@ -157,67 +153,6 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
   await readFinalGoodbye(reader, writer, sent.stats, { amServer: true });
   await writer.flush();
   return { exitCode: transferExitCode(scan.ioError | sent.ioError | (demux?.ioError ?? 0), messages.xferErrors), totalSize };
-}
-
-/**
- * The client's --files-from names as the walk's sources: read from the connection when the
- * client forwards its list (`-`: NUL-separated, unframed below protocol 31), or from a file of
- * the module (its path sanitized as rsyncd sanitizes it, never followed out of the module,
- * bounded; comments skipped, --from0 as the client says). Each name sanitized (walk-options.ts
- * filesFromSource): none leaves the module.
- */
-// rsync/options.c: parse_arguments (the daemon's files_from) + flist.c send_file_list (the filesfrom_fd loop)
-async function filesFromSources(r: RoleRequest, file: string, relative: boolean, demux: Demultiplexer | null): Promise<RelativeSource[]> {
-  const { args } = r;
-  let names: Iterable<Buffer>;
-  if (file === '-') {
-    // Below 31 the client stops framing its output for the list (at 30 the frames resume after it).
-    const source = r.protocol < 31 && demux ? demux.raw : r.reader;
-    names = await readForwardedNames(source, r.memory);
-  } else {
-    names = localFilesFromNames(readModuleFilesFrom(r, file), args.from0);
-  }
-  const sources: RelativeSource[] = [];
-  for (const name of names) sources.push(filesFromSource(name, relative));
-  return sources;
-}
-
-/** A --files-from FILE of the module (`rsync --files-from=:FILE`): its bytes, or rsyncd's refusal. */
-// rsync/options.c: parse_arguments (sanitize_path, the daemon filter check, open_no_attacker_symlinks)
-function readModuleFilesFrom(r: RoleRequest, file: string): Buffer {
-  const { module } = r;
-  const clean = sanitizePath(Buffer.from(file), 0).toString();
-  // rsyncd answers this in its option parse (an option error, exit 4).
-  const refuse = (why: string) => refuseRole(`rsync: failed to open files-from file ${clean}: ${why}`, EXIT.UNSUPPORTED);
-  const rules = compileModuleRules(module);
-  if (rules && pathIsModuleExcluded(rules, clean.split('/'))) throw refuse('No such file or directory');
-  const path = join(module.path, clean);
-  // Never out of the module: a symlink on the way that leads out is refused, as rsyncd refuses it.
-  if (!insideRoot(realpathSync(module.path), path)) throw refuse('Too many levels of symbolic links');
-  let bytes: Buffer;
-  try {
-    const st = statSync(path);
-    if (st.size > FILES_FROM_MAX_BYTES) throw refuse(`more than ${FILES_FROM_MAX_BYTES} bytes`);
-    r.memory.charge(st.size, '--files-from list');
-    bytes = readFileSync(path);
-  } catch (e) {
-    if (e instanceof RsyncError) throw e;
-    throw refuse(errnoText(e));
-  }
-  return bytes;
-}
-
-/** The C library's words for the errors opening a list may meet (what rsyncd's strerror shows). */
-function errnoText(e: unknown): string {
-  const words: Record<string, string> = {
-    ENOENT: 'No such file or directory',
-    EACCES: 'Permission denied',
-    ENOTDIR: 'Not a directory',
-    EISDIR: 'Is a directory',
-    ELOOP: 'Too many levels of symbolic links',
-  };
-  const code = (e as NodeJS.ErrnoException).code;
-  return (code && words[code]) ?? (e as Error).message;
 }
 
 /** Several paths' scans as one list (rsync sends one list for all the paths of a request). */
