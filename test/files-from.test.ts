@@ -37,6 +37,10 @@ ${ROOT ? 'uid = root\ngid = root\n' : ''}
 [w]
 \tpath = ${dir}/w
 \tread only = no
+[ex]
+\tpath = ${dir}/src
+\tread only = yes
+\texclude = sub/ many/f1*
 `;
 
 /** A huge line: past rsync's MAXPATHLEN, cut by both readers. */
@@ -284,6 +288,16 @@ test('serve: hostile lists stay inside the module (`../`, absolute, a huge line,
     assert.ok(t.status !== 0, `rsyncd refuses ${list} too`);
     assert.match(t.stderr, /failed to open files-from file/, list);
   }
+});
+
+test('serve: a module\'s exclude rules hold for listed names (a name below an excluded directory, an excluded name)', async () => {
+  await writeFile(join(work, 'excluded.txt'), 'sub/deep/c\nsub/./deep/c\nsub\nmany/f12\nmany/f2\na\n');
+  const dests = { o: join(work, 'ex-o'), t: join(work, 'ex-t') };
+  const o = await run('rsync', ['-rlpt', `--files-from=${join(work, 'excluded.txt')}`, daemonUrl(ours, 'ex/'), dests.o + '/']);
+  const t = await run('rsync', ['-rlpt', `--files-from=${join(work, 'excluded.txt')}`, daemonUrl(theirs, 'ex/'), dests.t + '/']);
+  assert.is(o.status, t.status, both(t, o));
+  await assertSameTrees(dests.t, dests.o, `module excludes\n${both(t, o)}`);
+  assert.equal([...(await treeOf(dests.o)).keys()].sort(), ['a', 'many', 'many/f2']);
 });
 
 test('serve: rsync 3.2.7 pulls with a forwarded list and a module list; -k', async () => {

@@ -15,6 +15,7 @@ import type { ByteWriter } from '../../protocol/io.js';
 import type { Demultiplexer } from '../../protocol/mplex.js';
 import { FILES_FROM_MAX_BYTES, filesFromSource, insideRoot, type RelativeSource } from '../transfer/walk-options.js';
 import { compileModuleRules, pathIsModuleExcluded } from './module-filter.js';
+import type { FilterMatcher } from '../../protocol/filter.js';
 import type { RoleRequest } from './request.js';
 import { refuseRole } from './role-exit.js';
 
@@ -99,4 +100,20 @@ export async function forwardModuleFilesFrom(writer: ByteWriter, bytes: Buffer, 
       await writer.flush();
     }
   }
+}
+
+/**
+ * The listed names the module's rules let through: a name with a directory on its way (below
+ * the request's path `parts`, through its `/./` base) that the rules exclude is dropped, as
+ * rsyncd drops it (the name itself is matched by the walk's filter).
+ */
+// rsync/flist.c: send_file_list (path_is_daemon_excluded with ignore_filename)
+export function listedBelow(sources: readonly RelativeSource[], rules: FilterMatcher | null, parts: readonly string[], onDropped: (name: string) => void): RelativeSource[] {
+  if (!rules) return [...sources];
+  return sources.filter((source) => {
+    const path = [...parts, ...source.baseDir.split('/'), ...source.name.toString('latin1').split('/')].filter((p) => p !== '' && p !== '.');
+    const excluded = pathIsModuleExcluded(rules, path.slice(0, -1));
+    if (excluded) onDropped(path.join('/'));
+    return !excluded;
+  });
 }

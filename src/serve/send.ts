@@ -11,7 +11,8 @@ import { readFinalGoodbye, sendFiles, senderWriteMode } from '../../protocol/sen
 import { writeSenderStats } from '../../protocol/stats.js';
 import { MSG_ERROR, PeerMessages, writeMessage } from '../../protocol/mplex.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
-import { filesFromSources } from './files-from.js';
+import { IOERR_GENERAL } from '../../protocol/constants.js';
+import { filesFromSources, listedBelow } from './files-from.js';
 import { isLink } from '../../protocol/modes.js';
 import { PackedFileList, PACKED_DROPPED } from '../../protocol/flist-packed.js';
 import { localSource, scanSource, type PathFilter, type ScanResult } from '../transfer/scan.js';
@@ -79,6 +80,7 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
   // --files-from: the names come from the client (`-`) or from a file in the module; they are
   // listed below the one path the client gave (rsync takes no more with a list).
   const listed = args.filesFrom !== undefined ? await filesFromSources(r, args.filesFrom, relative, demux) : null;
+  let excludedNames = 0; // listed names below a directory the module excludes: left out, an error (exit 23)
   for (const path of paths) {
     const { parts, trailingSlash } = sanitizeModulePath(path);
     const contents = trailingSlash || parts.length === 0;
@@ -99,7 +101,10 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
           transfer: args.transfer,
           ...(filter && { filter }),
           ...(module.ignoreNonreadable && { ignoreNonreadable: true }),
-          ...(listed && { filesFrom: { sources: listed } }),
+          ...(listed && { filesFrom: { sources: listedBelow(listed, rules, parts, (name) => {
+            excludedNames++;
+            logError(r.log, `link_stat "${name}" (in ${module.name}) failed: excluded by the module's rules`);
+          }) } }),
           confine,
           onWarning: (text) => logError(r.log, text),
         }),
@@ -113,6 +118,7 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
     }
   }
   const scan = mergeScans(scans);
+  if (excludedNames) scan.ioError |= IOERR_GENERAL;
   // A munging module sends the targets clients pushed (the size stays the stored link's, as rsync's).
   const { list } = scan;
   if (module.mungeSymlinks) for (const [i, target] of list.symlinks) list.symlinks.set(i, unmungeSymlink(target));
