@@ -193,6 +193,8 @@ export interface TransferOptions {
   copyLinks?: boolean;
   /** --copy-unsafe-links: only links pointing out of the tree are followed (sent both ways). */
   copyUnsafeLinks?: boolean;
+  /** -k: a symlink to a directory is sent as the directory (a pull asks the daemon's sender). */
+  copyDirlinks?: boolean;
   /** --safe-links: links pointing out of the tree are ignored by the receiving side (sent both ways). */
   safeLinks?: boolean;
   /** -R: full path names (a pull asks the daemon's sender). */
@@ -201,8 +203,13 @@ export interface TransferOptions {
   impliedDirs?: boolean;
   /** -x count: don't cross file-system boundaries (a pull asks the daemon's sender). */
   oneFileSystem?: number;
-  /** --files-from FILE on the daemon (the `:FILE` form; a pull only), and --from0. */
+  /**
+   * --files-from on a pull: FILE on the daemon (the `:FILE` form), or with `filesFromForwarded`
+   * our local list (a file, `-` for stdin), which travels to the daemon's sender through the
+   * connection (sent as `--files-from=-` with `--from0`, as rsync's client sends it); and --from0.
+   */
   filesFrom?: string;
+  filesFromForwarded?: boolean;
   from0?: boolean;
   /** -m: the receiving side drops directories that end up empty (sent when the daemon receives). */
   pruneEmptyDirs?: boolean;
@@ -257,7 +264,10 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (push) {
     if (options.pruneEmptyDirs) flags += 'm';
     if (options.fuzzy) flags += 'y'.repeat(Math.min(options.fuzzy, 2));
-  } else if (options.copyLinks) flags += 'L';
+  } else {
+    if (options.copyLinks) flags += 'L';
+    if (options.copyDirlinks) flags += 'k';
+  }
   if (options.wholeFile) flags += 'W';
   if (options.hardLinks) flags += 'H';
   if (options.owner) flags += 'o';
@@ -319,8 +329,13 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
     if (options.sparse && !options.wholeFile && push) args.push('--no-W');
   }
   if (options.filesFrom !== undefined && !push) {
-    args.push('--files-from', escapeOptionArg(options.filesFrom));
-    if (options.from0) args.push('--from0');
+    if (options.filesFromForwarded) {
+      // rsync's client forwards its local list NUL-separated whatever --from0 says.
+      args.push('--files-from=-', '--from0');
+    } else {
+      args.push('--files-from', escapeOptionArg(options.filesFrom));
+      if (options.from0) args.push('--from0');
+    }
     if (!relative) args.push('--no-relative');
   }
   if (relative && options.impliedDirs === false && (!push || protocol >= 30)) args.push('--no-implied-dirs');

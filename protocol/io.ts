@@ -248,6 +248,34 @@ export class ByteReader {
   }
 
   /**
+   * The bytes up to the next `terminator` (consumed with it, not returned), keeping at most `keep`
+   * of them: the rest of a longer line is read and dropped, as rsync's read_line drops it.
+   */
+  // rsync/io.c: read_line (over the socket)
+  async readUntil(terminator: number, keep: number, what: string): Promise<Buffer> {
+    const kept: Buffer[] = [];
+    let keptLength = 0;
+    for (;;) {
+      const end = this.buf.indexOf(terminator, this.pos);
+      const stop = end === -1 ? this.buf.length : end;
+      const room = Math.min(keep - keptLength, stop - this.pos);
+      if (room > 0) {
+        kept.push(Buffer.from(this.buf.subarray(this.pos, this.pos + room)));
+        keptLength += room;
+      }
+      this.advance(stop - this.pos);
+      if (end !== -1) {
+        this.advance(1);
+        return kept.length === 1 ? kept[0]! : Buffer.concat(kept, keptLength);
+      }
+      const chunk = await this.pull();
+      if (chunk === null) throw new ConnectionClosedError(1, 0, what);
+      this.buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+      this.pos = 0;
+    }
+  }
+
+  /**
    * One text line of the greeting phase, without its `\n` (a `\r` is dropped, as rsync does).
    * Bounded: a line longer than `max` bytes, or one with a NUL, is a protocol error. Returns null
    * if the stream ends before any byte of a new line.

@@ -101,7 +101,11 @@ export class Demultiplexer {
   peerExitCode: number | null = null;
 
   constructor(
-    private readonly raw: ByteReader,
+    /**
+     * The framed stream underneath. Read directly only where rsync pauses the frames: a
+     * --files-from list forwarded below protocol 31 travels unframed (files-from.ts).
+     */
+    readonly raw: ByteReader,
     private readonly onMessage: MessageHandler,
   ) {}
 

@@ -13,21 +13,22 @@ const DOT = 0x2e;
  * component keeps the slash that followed it (`a/b/c/` stays so, `a/b/..` is `a/`), and a `..`
  * drops the component before it.
  */
-// rsync/util1.c: sanitize_path (dest == p, rootdir "", no --relative)
-export function sanitizePath(p: Buffer, depth: number): Buffer {
+// rsync/util1.c: sanitize_path (dest == p, rootdir ""; `keepDotDirs`: SP_KEEP_DOT_DIRS with --relative)
+export function sanitizePath(p: Buffer, depth: number, keepDotDirs = false): Buffer {
   const out = Buffer.alloc(p.length + 1);
   const at = (i: number) => (i < p.length ? p[i]! : 0);
   const endsComponent = (i: number) => i >= p.length || p[i] === SLASH;
   let i = 0;
   let n = 0;
   let start = 0; // the kept leading ".." components lie before this
-  while (at(i) === DOT && at(i + 1) === SLASH) i += 2;
+  // --files-from with -R keeps "." components, so that a "/./" in a name still marks its base.
+  if (!keepDotDirs) while (at(i) === DOT && at(i + 1) === SLASH) i += 2;
   while (i < p.length) {
     if (p[i] === SLASH) {
       i++;
       continue;
     }
-    if (p[i] === DOT && endsComponent(i + 1)) {
+    if (!keepDotDirs && p[i] === DOT && endsComponent(i + 1)) {
       i++;
       continue;
     }

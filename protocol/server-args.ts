@@ -1035,6 +1035,7 @@ function finish(state: ParseState, protocol: number, hadSecluded: boolean): Serv
     // The sender's walk options (src/transfer/walk-options.ts).
     ...(num(v, 'copy_links') === 1 && { copyLinks: true }),
     ...(num(v, 'copy_unsafe_links') === 1 && { copyUnsafeLinks: true }),
+    ...(num(v, 'copy_dirlinks') === 1 && { copyDirlinks: true }),
     ...(num(v, 'one_file_system') > 0 && { oneFileSystem: num(v, 'one_file_system') }),
     ...(relative === 1 && { relative: true, ...(impliedDirs !== 1 && { impliedDirs: false }) }),
   };

@@ -68,6 +68,11 @@ export interface StartOptions extends CompressOptions {
    * (see setupProtocol). Our output is already multiplexed when this runs (protocol >= 30).
    */
   sendEarly?: (negotiated: Omit<SetupResult, 'seed'>) => Promise<void>;
+  /**
+   * Leave out the empty MSG_DATA frame after the seed: a pull forwarding its --files-from list
+   * at protocol 30 sends it unframed next, and the daemon reads its frames no more by then.
+   */
+  noKeepAlive?: boolean;
 }
 
 // rsync/main.c: client_run (up to the file list) [args] [setup] [latency-early] [latency-keepalive]
@@ -92,7 +97,7 @@ export async function startTransfer(
   });
   // The daemon's output is multiplexed at every protocol we speak (multiplexesInput('client', 27+)).
   const demux = startMultiplexIn(reader, options.onMessage ?? (() => {}));
-  if (writer.multiplexed) {
+  if (writer.multiplexed && !options.noKeepAlive) {
     // An empty MSG_DATA frame (a keep-alive to the daemon) right after the seed: it carries our
     // ACK of the seed, so the daemon's first request is not held ~40 ms by Nagle's algorithm
     // waiting for a delayed ACK (the daemon writes it without reading anything from us first).
@@ -117,6 +122,11 @@ export interface PullStartOptions extends CompressOptions {
    * --numeric-ids). Protocol, compat flags and the checksum length come from the setup.
    */
   flist: Omit<FlistRecvOptions, 'protocol' | 'compatFlags' | 'checksumLength'>;
+  /**
+   * --files-from with a local list: send it to the daemon's sender (after our filter list) while
+   * its file list is read, as rsync's client does (src/transfer/files-from.ts forwardFilesFrom).
+   */
+  forwardFilesFrom?: (writer: ByteWriter) => Promise<void>;
 }
 
 export interface PullStart extends TransferStart {
@@ -147,14 +157,25 @@ export async function startPull(
       writeFilterList(writer);
       await writer.flush();
     },
+    // Below 31 the forwarded list travels unframed: no frame of ours may come before it.
+    ...(options.forwardFilesFrom && writer.protocol < 31 && { noKeepAlive: true }),
   });
   try {
-    const flist = await receiveFileList(reader, {
+    // [files-from] The list goes out while the daemon's file list comes in (neither waits for the other).
+    const receiving = receiveFileList(reader, {
       ...options.flist,
       protocol: reader.protocol,
       compatFlags: start.setup.compatFlags,
       checksumLength: digestLength(start.setup.checksum),
     });
+    let flist: ReceivedFileList;
+    if (options.forwardFilesFrom) {
+      // Whichever fails first ends the pull (the other's later failure is the same one's echo).
+      receiving.catch(() => {});
+      [flist] = await Promise.all([receiving, options.forwardFilesFrom(writer)]);
+    } else {
+      flist = await receiving;
+    }
     return { ...start, flist };
   } catch (e) {
     // A refusal after setup (write-only module, refused option) arrives here as MSG_ERROR_EXIT.

@@ -83,6 +83,7 @@ export interface CliOptions {
   // What a pull asks of the daemon's sender (our push's walk does not do them yet).
   copyLinks?: boolean;
   copyUnsafeLinks?: boolean;
+  copyDirlinks?: boolean;
   safeLinks?: boolean;
   relative?: boolean;
   impliedDirs: boolean;
@@ -341,6 +342,7 @@ function walkingOptions(o: CliOptions, direction: 'push' | 'pull' | 'live'): Par
     [
       ['-L/--copy-links', o.copyLinks],
       ['--copy-unsafe-links', o.copyUnsafeLinks],
+      ['-k/--copy-dirlinks', o.copyDirlinks],
       ['-R/--relative', o.relative],
       ['-x/--one-file-system', o.oneFileSystem],
       ['--files-from', o.filesFrom !== undefined],
@@ -355,6 +357,7 @@ function walkingOptions(o: CliOptions, direction: 'push' | 'pull' | 'live'): Par
   const walk: Partial<TransferOptions> = {
     ...(o.copyLinks && { copyLinks: true }),
     ...(o.copyUnsafeLinks && { copyUnsafeLinks: true }),
+    ...(o.copyDirlinks && { copyDirlinks: true }),
     ...(o.relative !== undefined && { relative: o.relative }),
     ...(o.oneFileSystem && { oneFileSystem: o.oneFileSystem }),
   };
@@ -362,26 +365,28 @@ function walkingOptions(o: CliOptions, direction: 'push' | 'pull' | 'live'): Par
     if (o.filesFrom !== undefined) {
       // rsync: a list on the daemon (:FILE) would be read by the daemon and forwarded to us.
       if (/^(?:[^/:]*):/.test(o.filesFrom)) throw new UsageError(`--files-from=${o.filesFrom}: a list on the daemon is not supported on a push; give a local file (or - for stdin)`);
-      // Without -R rsync lists each name under its last component, from its own directory.
-      if (o.relative === false) throw new UsageError('--files-from with --no-relative is not supported on a push yet');
     } else if (o.from0) {
       throw new UsageError('-0/--from0 goes with --files-from');
     }
-    // --files-from implies -R. The daemon's receiver makes the path's directories bare with
-    // --no-implied-dirs (protocol 30+; below, we leave them out).
-    return { ...walk, ...(o.filesFrom !== undefined && { relative: true }), ...(o.impliedDirs === false && { impliedDirs: false }) };
+    // --files-from implies -R unless --no-relative (then each name is listed under its last
+    // component, from its own directory). The daemon's receiver makes the path's directories bare
+    // with --no-implied-dirs (protocol 30+; below, we leave them out).
+    return { ...walk, ...(o.filesFrom !== undefined && { relative: o.relative !== false }), ...(o.impliedDirs === false && { impliedDirs: false }) };
   }
   let filesFrom: string | undefined;
+  let forwarded = false;
   if (o.filesFrom !== undefined) {
-    // rsync: --files-from=:FILE (or HOST:FILE) names a file on the daemon; a local list is forwarded
-    // through the connection, which our pull does not do yet.
-    const remote = /^(?:[^/:]*):(.+)$/s.exec(o.filesFrom);
-    if (!remote) throw new UsageError(`--files-from=${o.filesFrom}: a local list is not supported yet; give a file on the daemon as --files-from=:FILE`);
-    filesFrom = remote[1]!;
+    // rsync: --files-from=:FILE (or HOST:FILE) names a file on the daemon; a local list (or -,
+    // stdin) is forwarded to the daemon's sender through the connection (src/transfer/files-from.ts).
+    const remote = /^(?:[^/:]*):(.*)$/s.exec(o.filesFrom);
+    if (remote && remote[1] === '-') throw new UsageError('Invalid --files-from remote filename');
+    filesFrom = remote ? remote[1]! : o.filesFrom;
+    forwarded = !remote;
   }
   return {
     ...walk,
     ...(filesFrom !== undefined && { filesFrom }),
+    ...(forwarded && { filesFromForwarded: true }),
     ...(o.from0 && { from0: true }),
     // The receiving options our generator and receiver take on a pull (src/transfer/receive.ts).
     ...(o.sparse && { sparse: true }),
@@ -512,12 +517,13 @@ function buildProgram(rules: RuleSource[]): Command {
     .addOption(new Option('--groupmap <STRING>', 'the same for groups (implies -g)').argParser(collect))
     .option('-L, --copy-links', 'transform symlinks into referent files/dirs')
     .option('--copy-unsafe-links', 'only "unsafe" symlinks are transformed')
+    .option('-k, --copy-dirlinks', 'transform symlink to a dir into referent dir')
     .option('--safe-links', 'ignore symlinks that point outside the tree')
     .option('-R, --relative', 'use relative path names')
-    .option('--no-relative', "pull: turn off -R (which --files-from implies)")
+    .option('--no-relative', 'turn off -R (which --files-from implies)')
     .option('--no-implied-dirs', "don't send implied dirs with --relative (pull: don't make them from the list)")
     .option('-x, --one-file-system', "don't cross filesystem boundaries (-xx: not even for mount points)", (_v: string, previous: number) => previous + 1, 0)
-    .option('--files-from <FILE>', 'read the list of source file names from FILE (push: a local file or -; pull: :FILE on the daemon)')
+    .option('--files-from <FILE>', 'read the list of source file names from FILE (a local file or -; pull: also :FILE on the daemon)')
     .option('-0, --from0', '--files-from lists are delimited by NULs')
     .option('-m, --prune-empty-dirs', 'prune empty directory chains from the file list (push: the daemon does)')
     .option('-4, --ipv4', 'prefer IPv4')

@@ -8,6 +8,7 @@ import type { SetupResult } from '../../protocol/compat.js';
 import { digestLength } from '../../protocol/checksum.js';
 import { flistOptionsFor, receiveFileList } from '../../protocol/flist-recv.js';
 import { recvClientFilters } from '../../protocol/session.js';
+import { forwardModuleFilesFrom, readModuleFilesFrom } from './files-from.js';
 import { parseSizeArg, type ServerArgs } from '../../protocol/server-args.js';
 import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, PeerMessages, writeMessage } from '../../protocol/mplex.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
@@ -89,13 +90,17 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
   const chmod = moduleChmod(module, 'incoming', r.log);
   logFileListStart(r.log, false);
   const transfer = receivingTransfer(args, module);
-  const flist = await receiveFileList(reader, {
+  // --files-from=:FILE from a pushing client: the module's list goes to its sender while its file list comes (files-from.ts).
+  const listBytes = args.filesFrom !== undefined ? readModuleFilesFrom(r, args.filesFrom) : null;
+  const receiving = receiveFileList(reader, {
     ...flistOptionsFor(transfer),
     protocol: r.protocol,
     compatFlags: setup.compatFlags,
     checksumLength: digestLength(setup.checksum),
     budget: r.memory,
   });
+  receiving.catch(() => {}); // awaited below (with the forwarding, whichever fails first)
+  const [flist] = await Promise.all([receiving, listBytes && forwardModuleFilesFrom(writer, listBytes, args.from0)]);
   const { list } = flist;
   if (chmod) {
     for (let ndx = 0; ndx < list.length; ndx++) {

@@ -4,8 +4,6 @@
 // words of an rsyncd built without ACL or xattr support; the others name what is missing.
 // Options with no effect on the result (-T, --delay-updates' final tree, --preallocate, -B, ...)
 // stay accepted; docs/options.md and docs/serve.md "Differences from rsyncd" list both kinds.
-// What the roles do not do yet (-k and --files-from when sending) is refused the same way, its
-// message saying "yet".
 // Counterpart: rsync options.c parse_arguments (the "not supported on this server" errors).
 import type { ServerArgs } from '../../protocol/server-args.js';
 
@@ -15,11 +13,6 @@ export function refusedOption(args: ServerArgs): string | undefined {
   if (args.acls) return 'ACLs are not supported on this server';
   if (args.xattrs) return 'extended attributes are not supported on this server';
   const missing = (name: string) => `lsyncd serve does not support ${name}`;
-  // Not done yet: the sender's walk does not follow links to directories only (-k) or read a
-  // --files-from list.
-  const notYet: Array<[string, boolean]> = args.sender ? [['--copy-dirlinks (-k)', args.copyDirlinks], ['--files-from', args.filesFrom !== undefined]] : [];
-  const later = notYet.find(([, on]) => on);
-  if (later) return `${missing(later[0])} yet`;
   // Both roles: -U and -N add fields to every file-list entry; --iconv converts every name.
   const always: Array<[string, boolean]> = [
     ['--atimes (-U)', args.atimes > 0],

@@ -11,6 +11,8 @@ import { readFinalGoodbye, sendFiles, senderWriteMode } from '../../protocol/sen
 import { writeSenderStats } from '../../protocol/stats.js';
 import { MSG_ERROR, MSG_WARNING, PeerMessages, writeMessage } from '../../protocol/mplex.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
+import { IOERR_GENERAL } from '../../protocol/constants.js';
+import { filesFromSources, listedBelow } from './files-from.js';
 import { isLink } from '../../protocol/modes.js';
 import { PackedFileList, PACKED_DROPPED } from '../../protocol/flist-packed.js';
 import { localSource, scanSource, type PathFilter, type ScanResult } from '../transfer/scan.js';
@@ -75,15 +77,22 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
   // -L/--copy-unsafe-links may follow a link out of the module: listed, never read (as rsyncd's confined opens).
   const confine = realpathSync(module.path);
   const relative = !!args.transfer.relative;
+  // --files-from: the names come from the client (`-`) or from a file in the module; they are
+  // listed below the one path the client gave (rsync takes no more with a list).
+  const listed = args.filesFrom !== undefined ? await filesFromSources(r, args.filesFrom, relative, demux) : null;
+  let excludedNames = 0; // listed names below a directory the module excludes: left out, an error (exit 23)
   for (const path of paths) {
     const { parts, trailingSlash } = sanitizeModulePath(path);
     const contents = trailingSlash || parts.length === 0;
     // -R: the names are the path from the module's root (walk-options.ts relativeSource).
-    const source = relative
-      ? `${module.path.replace(/\/+$/, '')}/./${parts.join('/')}${contents ? '/' : ''}`
-      : [module.path, ...parts].join('/') + (contents ? '/' : '');
-    // The list's names are relative to the path's directory (its parent, without a trailing slash).
-    const filter = senderFilter(filters, rules, relative ? '' : (contents ? parts : parts.slice(0, -1)).join('/'));
+    const source = listed
+      ? [module.path, ...parts].join('/') + '/'
+      : relative
+        ? `${module.path.replace(/\/+$/, '')}/./${parts.join('/')}${contents ? '/' : ''}`
+        : [module.path, ...parts].join('/') + (contents ? '/' : '');
+    // The list's names are relative to the path's directory (its parent, without a trailing slash);
+    // a --files-from list's to the path itself.
+    const filter = senderFilter(filters, rules, listed ? parts.join('/') : relative ? '' : (contents ? parts : parts.slice(0, -1)).join('/'));
     try {
       // rsync: a path the module's rules exclude is as good as missing.
       if (rules && pathIsModuleExcluded(rules, parts)) throw new Error(`"${parts.join('/')}" is excluded by the module's rules`);
@@ -92,6 +101,10 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
           transfer: args.transfer,
           ...(filter && { filter }),
           ...(module.ignoreNonreadable && { ignoreNonreadable: true }),
+          ...(listed && { filesFrom: { sources: listedBelow(listed, rules, parts, (name) => {
+            excludedNames++;
+            logError(r.log, `link_stat "${name}" (in ${module.name}) failed: excluded by the module's rules`);
+          }) } }),
           confine,
           onWarning: (text) => logError(r.log, text),
         }),
@@ -105,6 +118,7 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
     }
   }
   const scan = mergeScans(scans);
+  if (excludedNames) scan.ioError |= IOERR_GENERAL;
   // rsync's full_fname: a name is shown from the module's root (curr_dir past the module's path).
   const first = sanitizeModulePath(paths[0]!);
   const rootParts = relative ? [] : first.trailingSlash || first.parts.length === 0 ? first.parts : first.parts.slice(0, -1);

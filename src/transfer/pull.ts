@@ -23,6 +23,7 @@ import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
 import { receiveIntoTree } from './receive.js';
 import { closeOnAbort } from './abort.js';
+import { forwardFilesFrom, openLocalFilesFrom } from './files-from.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
 
 /** Filter rules for a pull: sent to the daemon's sender, and protecting local files from --delete. */
@@ -83,8 +84,13 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   // rsync does); never a symlink. A single file may land under DEST's name (decided once the list is in).
   const dest = resolvePath(options.dest);
   const destStat = lstatSync(dest, { throwIfNoEntry: false });
+  // --files-from with a local list: opened now (a missing one stops us before connecting); sent while the daemon's list comes.
+  const filesFrom = transfer.filesFromForwarded && transfer.filesFrom !== undefined ? openLocalFilesFrom(transfer.filesFrom) : null;
   // 2. Connect, module, auth; args with --sender; setup; our filter list.
-  const session = await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module);
+  const session = await openModule({ ...options.session, host: options.target.host, port: options.target.port }, options.target.module).catch((e: unknown) => {
+    filesFrom?.close();
+    throw e;
+  });
   const { reader, writer, socket } = session;
   closeOnAbort(socket, options.abort);
   const sentBefore = socket.bytesWritten;
@@ -112,6 +118,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       }),
       flist: flistOptionsFor(transfer),
       onMessage: messages.handle,
+      ...(filesFrom && { forwardFilesFrom: (w: ByteWriter) => forwardFilesFrom(w, filesFrom, !!transfer.from0) }),
     });
     demuxForAck = start.demux;
     const { setup, flist } = start;
@@ -219,6 +226,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     if (e instanceof RemoteError && demuxForAck) await acknowledgeErrorExit(writer, demuxForAck, e).catch(() => {});
     throw asFileError(e);
   } finally {
+    filesFrom?.close();
     socket.destroy();
   }
 }

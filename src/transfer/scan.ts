@@ -15,7 +15,7 @@ import type { TransferOptions } from '../../protocol/args.js';
 import { RsyncError, EXIT } from '../../protocol/errors.js';
 import type { ChunkSource } from '../../protocol/sums.js';
 import { shownName } from './output.js';
-import { CONFINED_ERROR, readFilesFrom, followLink, followsLinks, insideConfinement, mountPointAction, relativeSource, walkOptionsOf, type RelativeSource, type WalkOptions } from './walk-options.js';
+import { CONFINED_ERROR, readFilesFrom, followLink, followsLinks, insideConfinement, insideRoot, mountPointAction, relativeSource, walkOptionsOf, type RelativeSource, type WalkOptions } from './walk-options.js';
 
 /** A file-list entry and where it lives here (made on demand from the packed list). */
 export interface LocalEntry extends FileEntry {
@@ -46,8 +46,11 @@ export interface ScanOptions {
    * of it: listed, never read (walk-options.ts insideConfinement).
    */
   confine?: string;
-  /** A push's local --files-from list (`-` for stdin), and --from0. */
-  filesFrom?: { file: string; from0: boolean };
+  /**
+   * --files-from: a push's local list (`-` for stdin) and --from0, read here; or the sources
+   * already read (lsyncd serve: a list from the client or in the module). Names are below SOURCE.
+   */
+  filesFrom?: { file: string; from0: boolean } | { sources: readonly RelativeSource[] };
 }
 
 export interface ScanResult {
@@ -91,6 +94,13 @@ async function idNames(path: string): Promise<Map<number, string>> {
     if (Number.isInteger(id) && !names.has(id)) names.set(id, fields[0]!);
   }
   return names;
+}
+
+/** The directory a local path is in (bytes kept): '.' for a bare name, '/' at the top. */
+function parentPath(path: Buffer): Buffer {
+  const slash = path.lastIndexOf(SLASH);
+  if (slash === -1) return DOT;
+  return slash === 0 ? Buffer.from('/') : path.subarray(0, slash);
 }
 
 /** The local path prefix of a list whose names start at `rootDir` ('' for the current directory). */
@@ -414,12 +424,13 @@ function walked(result: ScanResult): SourceWalk {
 export async function startSourceScan(source: string, options: ScanOptions): Promise<SourceWalk> {
   const { transfer } = options;
   if (options.filesFrom !== undefined) {
-    // --files-from: SOURCE is the directory the list's names are relative to (always -R here).
-    return walked(await scanRelative(source.replace(/\/+$/, '') || '/', readFilesFrom(options.filesFrom.file, options.filesFrom.from0), options));
+    // --files-from: SOURCE is the directory the list's names (and their "/./" bases) are relative to.
+    const sources = 'sources' in options.filesFrom ? options.filesFrom.sources : readFilesFrom(options.filesFrom.file, options.filesFrom.from0, transfer.relative !== false);
+    return walked(await scanRelative(source.replace(/\/+$/, '') || '/', sources, options));
   }
   if (transfer.relative) {
     const item = relativeSource(source);
-    return walked(await scanRelative(item.baseDir, [item], options));
+    return walked(await scanRelative(item.baseDir, [{ ...item, baseDir: '' }], options));
   }
   const contents = source.endsWith('/');
   const trimmed = source.replace(/\/+$/, '') || '/';
@@ -475,16 +486,36 @@ export async function startSourceScan(source: string, options: ScanOptions): Pro
 // rsync/flist.c: send_file_list (relative_paths) and send_implied_dirs
 export async function scanRelative(baseDir: string, sources: readonly RelativeSource[], options: ScanOptions): Promise<ScanResult> {
   const { transfer } = options;
-  const base = Buffer.from(baseDir);
-  const walker = makeWalker(options, rootPrefix(base));
+  const top = Buffer.from(baseDir);
+  const walker = makeWalker(options, rootPrefix(top));
   const list = walker.list;
+  // A source's own base (a --files-from name's "/./" split) lies below `baseDir`: its entries get
+  // a root prefix of their own (list.roots), one per distinct base.
+  const roots = new Map<string, number>([['', 0]]);
+  let base: Buffer = top;
   const localOf = (name: Buffer): Buffer => (name.equals(DOT) ? (base.length ? base : DOT) : base.length ? join(base, name) : name);
-  const listed = new Map<string, number>(); // implied dirs already listed (latin1 name) -> index
+  const listed = new Map<string, number>(); // implied dirs already listed (base NUL latin1 name) -> index
   const parentOf = (name: Buffer): [Buffer | null, Buffer] => {
     const slash = name.lastIndexOf(SLASH);
     return slash < 0 ? [null, name] : [name.subarray(0, slash), name.subarray(slash + 1)];
   };
   for (const source of sources) {
+    let rootIndex = roots.get(source.baseDir);
+    if (rootIndex === undefined) {
+      rootIndex = list.roots.length;
+      roots.set(source.baseDir, rootIndex);
+      list.roots.push(rootPrefix(top.length ? join(top, Buffer.from(source.baseDir, 'latin1')) : Buffer.from(source.baseDir, 'latin1')));
+    }
+    base = source.baseDir ? (top.length ? join(top, Buffer.from(source.baseDir, 'latin1')) : Buffer.from(source.baseDir, 'latin1')) : top;
+    const firstEntry = list.count;
+    try {
+      scanOneRelative(source);
+    } finally {
+      if (rootIndex) for (let k = firstEntry; k < list.count; k++) list.root[k] = rootIndex;
+    }
+  }
+  // One -R source (or --files-from name) below `base`: its implied dirs, itself, its tree.
+  function scanOneRelative(source: RelativeSource): void {
     const { name } = source;
     let parent = -1;
     let filter = options.filter;
@@ -492,9 +523,16 @@ export async function scanRelative(baseDir: string, sources: readonly RelativeSo
     const parts = name.equals(DOT) ? [] : name.toString('latin1').split('/');
     const implied: Buffer[] = source.leadingDot && parts.length ? [DOT] : [];
     for (let k = 1; k < parts.length; k++) implied.push(Buffer.from(parts.slice(0, k).join('/'), 'latin1'));
+    // lsyncd serve: a name whose directories lead out of the module through a symlink is not
+    // looked at (rsyncd's confined stat fails with ELOOP there).
+    if (options.confine && !insideRoot(options.confine, parentPath(localOf(name)))) {
+      walker.state.ioError |= IOERR_GENERAL;
+      walker.warn(`link_stat "${shownName(name)}" failed: ${CONFINED_ERROR}`);
+      return;
+    }
     let gone = false;
     for (const dir of implied) {
-      const key = dir.toString('latin1');
+      const key = `${source.baseDir}\0${dir.toString('latin1')}`;
       const known = listed.get(key);
       if (known !== undefined) {
         parent = known;
@@ -522,33 +560,41 @@ export async function scanRelative(baseDir: string, sources: readonly RelativeSo
       }
       if (filter?.enter && !dir.equals(DOT)) filter = filter.enter(dir);
     }
-    if (gone) continue;
+    if (gone) return;
     const localPath = localOf(name);
     let st: BigIntStats;
     try {
       st = transfer.copyLinks || source.dirLike ? statSync(localPath, { bigint: true }) : lstatSync(localPath, { bigint: true });
     } catch (e) {
-      walker.state.ioError |= (e as NodeJS.ErrnoException).code === 'ENOENT' ? IOERR_VANISHED : IOERR_GENERAL;
+      // rsync: a listed name that is missing is a transfer error (exit 23), not a vanished file.
+      walker.state.ioError |= IOERR_GENERAL;
       walker.warn(`link_stat "${shownName(localPath)}" failed: ${(e as Error).message}`);
-      continue;
+      return;
     }
-    if (!name.equals(DOT) && options.filter?.isExcluded(name, st.isDirectory())) continue;
+    if (!name.equals(DOT) && options.filter?.isExcluded(name, st.isDirectory())) return;
     if (st.isSymbolicLink() && walker.walkOptions) {
       const link = followLink(localPath, name, walker.walkOptions, shownName);
       if (link.kind === 'error') {
         walker.state.ioError |= link.ioError;
         walker.warn(link.message);
-        continue;
+        return;
       }
       if (link.kind === 'followed') st = link.stat;
     }
     walker.topDev.dev = st.dev;
     const [dirOf, baseOf] = parentOf(name);
     const i = walker.consider(dirOf, baseOf, parent, () => localPath, statFromNode(st), undefined);
-    if (i < 0 || !st.isDirectory()) continue;
+    if (i < 0 || !st.isDirectory()) return;
     list.setFlag(i, PACKED_TOP_DIR, true);
     list.setFlag(i, PACKED_NO_CONTENT, false);
-    if (transfer.recursive) walker.walk(name, localPath, i, filter?.enter && !name.equals(DOT) ? filter.enter(name) : filter);
+    if (!transfer.recursive) return;
+    if (followsLinks(walker.walkOptions) && !insideConfinement(walker.walkOptions, localPath)) {
+      // rsyncd's confined opendir: a followed link out of the module is listed, never read.
+      walker.state.ioError |= IOERR_GENERAL;
+      walker.warn(`opendir "${shownName(name)}" failed: ${CONFINED_ERROR}`);
+      return;
+    }
+    walker.walk(name, localPath, i, filter?.enter && !name.equals(DOT) ? filter.enter(name) : filter);
   }
   // A name listed twice (two sources, or an implied dir that a source's walk lists again): the
   // first is kept; an implied dir that turns out to be listed with its contents becomes a content dir.

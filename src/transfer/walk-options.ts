@@ -9,6 +9,7 @@ import { sanitizePath } from '../../protocol/sanitize-path.js';
 import type { TransferOptions } from '../../protocol/args.js';
 import { RsyncError, EXIT } from '../../protocol/errors.js';
 import { IOERR_GENERAL, IOERR_VANISHED, MAXPATHLEN } from '../../protocol/constants.js';
+import { localFilesFromNames } from '../../protocol/files-from.js';
 import { unsafeSymlink } from '../../protocol/unsafe-symlink.js';
 
 /** The walk options in force (null: none, the plain lstat walk). */
@@ -17,6 +18,8 @@ export interface WalkOptions {
   copyLinks: boolean;
   /** --copy-unsafe-links: a symlink pointing out of the transfer is listed as its referent. */
   copyUnsafeLinks: boolean;
+  /** -k/--copy-dirlinks: a symlink to a directory is listed as the directory (other links stay links). */
+  copyDirlinks?: boolean;
   /** -x count: 1 lists a mount point without its contents, 2 leaves it out. */
   oneFileSystem: number;
   /**
@@ -31,14 +34,15 @@ export interface WalkOptions {
 export function walkOptionsOf(transfer: TransferOptions, confine?: string): WalkOptions | null {
   const copyLinks = !!transfer.copyLinks;
   const copyUnsafeLinks = !!transfer.copyUnsafeLinks && !copyLinks;
+  const copyDirlinks = !!transfer.copyDirlinks && !copyLinks;
   const oneFileSystem = transfer.oneFileSystem ?? 0;
-  if (!copyLinks && !copyUnsafeLinks && !oneFileSystem) return null;
-  return { copyLinks, copyUnsafeLinks, oneFileSystem, ...(confine !== undefined && { confine }) };
+  if (!copyLinks && !copyUnsafeLinks && !copyDirlinks && !oneFileSystem) return null;
+  return { copyLinks, copyUnsafeLinks, ...(copyDirlinks && { copyDirlinks }), oneFileSystem, ...(confine !== undefined && { confine }) };
 }
 
 /** Does a followed link lead somewhere other than a symlink-free walk would (so its reads are checked)? */
 export function followsLinks(options: WalkOptions | null): boolean {
-  return !!options && (options.copyLinks || options.copyUnsafeLinks);
+  return !!options && (options.copyLinks || options.copyUnsafeLinks || !!options.copyDirlinks);
 }
 
 /** How a symlink met by the walk is listed. */
@@ -55,6 +59,11 @@ export type LinkOutcome =
 // rsync/flist.c: readlink_stat (the copy_links / copy_unsafe_links follow) and make_file's ENOENT branch
 export function followLink(localPath: Buffer, name: Buffer, options: WalkOptions, shown: (name: Buffer) => string): LinkOutcome {
   if (!options.copyLinks) {
+    // -k first (rsync's link_stat with follow_dirlinks): a link to a directory is the directory.
+    if (options.copyDirlinks) {
+      const dir = dirLinkStat(localPath);
+      if (dir) return { kind: 'followed', stat: dir };
+    }
     if (!options.copyUnsafeLinks) return { kind: 'link' };
     let target: Buffer;
     try {
@@ -81,6 +90,17 @@ export function followLink(localPath: Buffer, name: Buffer, options: WalkOptions
   }
 }
 
+/** -k: the stat of what a link points to when that is a directory; null otherwise (dangling, a file, ...). */
+// rsync/flist.c: link_stat (the follow_dirlinks branch)
+function dirLinkStat(localPath: Buffer): BigIntStats | null {
+  try {
+    const st = statSync(localPath, { bigint: true });
+    return st.isDirectory() ? st : null;
+  } catch {
+    return null;
+  }
+}
+
 /** What -x makes of a directory on device `dev` when the transfer's top is on `topDev`. */
 // rsync/flist.c: make_file (the one_file_system branch)
 export function mountPointAction(options: WalkOptions | null, dev: bigint, topDev: bigint | null): 'walk' | 'no-content' | 'skip' {
@@ -95,14 +115,19 @@ export function mountPointAction(options: WalkOptions | null, dev: bigint, topDe
  */
 // rsync/syscall.c: secure_opendir / sender_open_copylinks_confined (the outcome, not the mechanism)
 export function insideConfinement(options: WalkOptions | null, localPath: Buffer | string): boolean {
-  if (!options?.confine) return true;
+  return insideRoot(options?.confine, localPath);
+}
+
+/** Is `localPath`, once its links are resolved, `root` or below it? Always true without a root, or for a missing path. */
+export function insideRoot(root: string | undefined, localPath: Buffer | string): boolean {
+  if (!root) return true;
   let real: string;
   try {
     real = realpathSync(localPath);
   } catch {
     return true; // missing: the read itself reports it
   }
-  return real === options.confine || real.startsWith(options.confine.endsWith('/') ? options.confine : options.confine + '/');
+  return real === root || real.startsWith(root.endsWith('/') ? root : root + '/');
 }
 
 /** The errno text rsync shows for a read refused by its confinement. */
@@ -144,18 +169,46 @@ export function relativeSource(source: string, encoding: BufferEncoding = 'utf8'
   return { baseDir, name, dirLike, leadingDot };
 }
 
-/** The most a --files-from list may hold (its bytes are read at once): a clear error past it. */
+/** The most a local --files-from list may hold (its bytes are read at once): a clear error past it. */
 export const FILES_FROM_MAX_BYTES = 256 * 1024 * 1024;
 
 /**
- * A local --files-from list (`-` for stdin) as -R sources below the transfer's directory: one
- * name a line ("\n" or "\r"; with --from0 a NUL), empty lines and lines starting with '#' or
- * ';' skipped, each name cut at MAXPATHLEN - 1 bytes and sanitized as rsync
- * sanitizes it (leading slashes and ".." that would climb out dropped). A "/./" inside a name
- * (rsync's per-line base) is refused rather than listed differently.
+ * One --files-from name as rsync's sender takes it: sanitized (leading slashes, and any ".."
+ * that would climb out, dropped; with -R the "." components kept, so that a "/./" in the name
+ * still marks where the kept path starts, below the transfer's directory). With -R the path is
+ * kept (its directories sent as implied ones); without, the name is listed under its last
+ * component from its own directory, and "dir/" sends the contents of dir as ".".
+ */
+// rsync/flist.c: send_file_list (the files-from loop: sanitize_path with SP_KEEP_DOT_DIRS, the name_type split)
+export function filesFromSource(line: Buffer, relative: boolean): RelativeSource {
+  const clean = sanitizePath(line, 0, relative);
+  // latin1 keeps the name's bytes as they are (names need not be UTF-8).
+  if (relative) return relativeSource(clean.toString('latin1'), 'latin1');
+  let text = clean.toString('latin1');
+  let dirLike = false;
+  if (text.endsWith('/')) {
+    text += '.';
+  }
+  if (text === '.' || text.endsWith('/.')) dirLike = true;
+  const slash = text.lastIndexOf('/');
+  const baseDir = slash === -1 ? '' : text.slice(0, slash);
+  return { baseDir, name: Buffer.from(text.slice(slash + 1), 'latin1'), dirLike, leadingDot: false };
+}
+
+/**
+ * A local --files-from list (`-` for stdin) as the sources of a walk below the transfer's
+ * directory (protocol/files-from.ts localFilesFromNames: a name a line, "\n"/"\r" or with
+ * --from0 a NUL, comments and empty lines skipped), each taken by filesFromSource.
  */
 // rsync/flist.c: send_file_list (the filesfrom_fd loop) with io.c read_line (RL_DUMP_COMMENTS, RL_EOL_NULLS)
-export function readFilesFrom(file: string, from0: boolean): RelativeSource[] {
+export function readFilesFrom(file: string, from0: boolean, relative = true): RelativeSource[] {
+  const sources: RelativeSource[] = [];
+  for (const line of localFilesFromNames(readFilesFromBytes(file), from0)) sources.push(filesFromSource(line, relative));
+  return sources;
+}
+
+/** A local list's bytes (`-`: stdin), bounded by FILES_FROM_MAX_BYTES; errors as rsync words them (exit 3). */
+export function readFilesFromBytes(file: string): Buffer {
   let bytes: Buffer;
   try {
     bytes = file === '-' ? readFileSync(0) : readBounded(file);
@@ -164,23 +217,7 @@ export function readFilesFrom(file: string, from0: boolean): RelativeSource[] {
     throw new RsyncError('ERR_RSYNC_FILES_FROM', `failed to open files-from file ${file}: ${(e as Error).message}`, EXIT.FILESELECT);
   }
   if (bytes.length > FILES_FROM_MAX_BYTES) throw tooBig(file);
-  const sources: RelativeSource[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    let end = at;
-    while (end < bytes.length && (from0 ? bytes[end] !== 0 : bytes[end] !== 0x0a && bytes[end] !== 0x0d)) end++;
-    const line = bytes.subarray(at, Math.min(end, at + MAXPATHLEN - 1));
-    at = end + 1;
-    if (line.length === 0) continue;
-    // A local list drops comments with --from0 too (rsync dumps them unless the list comes from the peer).
-    if (line[0] === 0x23 || line[0] === 0x3b) continue;
-    if (line.includes('/./')) {
-      throw new RsyncError('ERR_RSYNC_FILES_FROM', `--files-from: a "/./" inside a name is not supported: ${line.toString()}`, EXIT.SYNTAX);
-    }
-    // latin1 keeps the name's bytes as they are (names need not be UTF-8).
-    sources.push(relativeSource(sanitizePath(line, 0).toString('latin1'), 'latin1'));
-  }
-  return sources;
+  return bytes;
 }
 
 function tooBig(file: string): RsyncError {
