@@ -240,6 +240,7 @@ Napi::Value SetTimesPath(const Napi::CallbackInfo& info);   // times.cc
 Napi::Value OpenSyslog(const Napi::CallbackInfo& info);     // syslog.cc
 Napi::Value Syslog(const Napi::CallbackInfo& info);         // syslog.cc
 Napi::Value ReadDirStats(const Napi::CallbackInfo& info);   // dirstat.cc
+Napi::Object XattrFunctions(Napi::Env env);                 // xattr.cc
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
@@ -249,6 +250,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("openSyslog", Napi::Function::New(env, OpenSyslog, "openSyslog"));
   exports.Set("syslog", Napi::Function::New(env, Syslog, "syslog"));
   exports.Set("readDirStats", Napi::Function::New(env, ReadDirStats, "readDirStats"));
+  exports.Set("xattr", XattrFunctions(env));
   return Inotify::Init(env, exports);
 }
 

@@ -171,6 +171,8 @@ export class PackedListEncoder {
     private readonly writer: ByteWriter,
     private readonly list: PackedFileList,
     private readonly opts: FlistOptions,
+    /** What follows each entry on the wire (-X: its xattr set, protocol/xattrs.ts XattrSender.send). */
+    private readonly afterEntry?: (i: number) => void,
   ) {
     this.r = resolveFlistOptions(opts);
   }
@@ -313,6 +315,7 @@ export class PackedListEncoder {
     if (firstOfGroup >= 0) {
       out.var(firstOfGroup, 1, 4);
       writer.writeBuf(out.buf.subarray(0, out.at));
+      this.afterEntry?.(i);
       return;
     }
 
@@ -366,6 +369,7 @@ export class PackedListEncoder {
       }
     }
     writer.writeBuf(out.buf.subarray(0, out.at));
+    this.afterEntry?.(i);
   }
 
   /**
@@ -384,8 +388,14 @@ export class PackedListEncoder {
  * only; the caller flushes.
  */
 // rsync/flist.c: send_file_list (the wire part) [flist-entry] [flist-end]
-export function sendPackedFileList(writer: ByteWriter, list: PackedFileList, order: ArrayLike<number>, opts: FlistOptions): number {
-  const encoder = new PackedListEncoder(writer, list, opts);
+export function sendPackedFileList(
+  writer: ByteWriter,
+  list: PackedFileList,
+  order: ArrayLike<number>,
+  opts: FlistOptions,
+  afterEntry?: (i: number) => void,
+): number {
+  const encoder = new PackedListEncoder(writer, list, opts, afterEntry);
   for (let ndx = 0; ndx < order.length; ndx++) encoder.add(order[ndx]!);
   return encoder.end();
 }

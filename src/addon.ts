@@ -42,6 +42,19 @@ export interface InotifyAddon {
   syslog?: (priority: number, message: string) => void;
   /** A directory's names (strcmp order) with each one's lstat, packed (native/dirstat.cc); throws an fs-style error. */
   readDirStats?: (path: Buffer) => Buffer;
+  /** A path's extended attributes, never following a final symlink (native/xattr.cc); each throws an fs-style error. */
+  xattr?: XattrCalls;
+}
+
+/** llistxattr, lgetxattr, lsetxattr, lremovexattr (native/xattr.cc): names and values as bytes. */
+export interface XattrCalls {
+  /** The names, each ending in a NUL; empty when the filesystem has none (ENOTSUP). */
+  list(path: Buffer): Buffer;
+  /** The value, or null when the name is gone (ENODATA). */
+  get(path: Buffer, name: Buffer): Buffer | null;
+  set(path: Buffer, name: Buffer, value: Buffer): void;
+  /** A name already gone (ENODATA) is no error. */
+  remove(path: Buffer, name: Buffer): void;
 }
 
 /** Package root: this file is src/addon.ts, compiled to dist/src/addon.js. */
@@ -209,4 +222,9 @@ export function setTimesPath(path: Buffer, sec: number, nsec: number, follow: bo
   if (follow) utimesSync(path, t, t);
   else lutimesSync(path, t, t);
   return false;
+}
+
+/** The addon's xattr calls (-X), or null without the addon. */
+export function xattrCalls(): XattrCalls | null {
+  return loadAddon(undefined, { quiet: true })?.xattr ?? null;
 }

@@ -21,6 +21,8 @@ import type { AltDestKind } from '../../protocol/basis.js';
 import { EXIT, RsyncError } from '../../protocol/errors.js';
 import { isDir } from '../../protocol/modes.js';
 import { DestTree } from './dest-tree.js';
+import { treeXattrs } from './local-xattrs.js';
+import type { XattrReceiver } from '../../protocol/xattrs.js';
 import { sumsHelper } from './sums-helper.js';
 
 export interface ReceiveRequest {
@@ -29,6 +31,8 @@ export interface ReceiveRequest {
   setup: SetupResult;
   /** The sender's file list (sorted, names checked), and its id lists. */
   files: ReceivedList;
+  /** -X: the xattr sets received with the list (bound here to the destination). */
+  xattrs?: XattrReceiver;
   userNames: ReadonlyMap<number, Buffer>;
   groupNames: ReadonlyMap<number, Buffer>;
   /** The directory the list's names are relative to (it exists, or the list's "." creates it). */
@@ -109,6 +113,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       ...(backing && { backup: backing }),
     },
   );
+  r.xattrs?.bind(treeXattrs(tree, r.xattrs.options.amRoot), (ndx) => r.files.wireIndex(ndx));
   const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded, ignorePerishable: true }) : null;
   const daemonExcluded = r.daemonExcluded;
   // -b without a backup dir, deleting: the client protects the backups ("P *SUFFIX", which rsync's
@@ -124,6 +129,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     sumsHelper: helper,
     compression: setup.tokens ?? null,
     ...(r.amServer && { amServer: true }),
+    ...(r.xattrs && { xattrs: r.xattrs }),
     ...(r.rootCreated && { rootCreated: true }),
     perms: transfer.perms,
     times: transfer.times,
