@@ -13,12 +13,12 @@ export function calls(): XattrCalls {
   return c;
 }
 
-/** Every path of a tree (relative, '.' for the root) → its user.* xattrs as "name=hex" lines, sorted; symlinks not followed. */
+/** Every path of a tree (relative, '.' for the root) → its xattrs but system.* (ACLs) as "name=hex" lines, sorted; symlinks not followed. */
 export function xattrTree(root: string): Map<string, string> {
   const out = new Map<string, string>();
   const visit = (rel: string): void => {
     const abs = rel === '.' ? root : join(root, rel);
-    const pairs = readXattrPairs(calls(), Buffer.from(abs), (n) => n.toString('latin1').startsWith('user.'));
+    const pairs = readXattrPairs(calls(), Buffer.from(abs), (n) => !n.toString('latin1').startsWith('system.'));
     out.set(rel, pairs.map((p) => `${p.name.toString('latin1')}=${p.value.toString('hex')}`).sort().join('\n'));
     if (lstatSync(abs).isDirectory()) for (const name of readdirSync(abs).sort()) visit(rel === '.' ? name : join(rel, name));
   };
@@ -56,7 +56,8 @@ export function binaryValue(length: number, seed = 7): Buffer {
 /**
  * A tree whose files and directories carry user.* xattrs: small (≤ 32 bytes), long (> 32: sent as
  * digests), empty and binary values, a file with many names, two files with the same set (sent
- * once, then by index), a symlink; times fixed at T0.
+ * once, then by index), rsync's own user.rsync.%stat (copied only with -XX), as root a trusted.*
+ * name, a symlink; times fixed at T0.
  */
 export async function makeXattrTree(root: string): Promise<void> {
   await mkdir(join(root, 'sub/deeper'), { recursive: true });
@@ -83,5 +84,20 @@ export async function makeXattrTree(root: string): Promise<void> {
   setX(join(root, 'sub'), 'user.dirlong', binaryValue(100, 3));
   setX(join(root, 'sub/file.bin'), 'user.bin', binaryValue(64, 9));
   setX(join(root, 'sub/deeper'), 'user.deep', '');
+  setX(join(root, 'none.txt'), 'user.rsync.%stat', '100644 0,0 0:0');
+  setX(root, 'user.root', 'the top');
+  if (process.getuid?.() === 0) setX(join(root, 'small.txt'), 'trusted.lsyncd-test', 'root only');
+  await setTimes(root);
+}
+
+/** A change of every kind: a name added, a long value changed, a name removed, a set emptied, a file's set given to another. */
+export async function changeXattrs(root: string): Promise<void> {
+  setX(join(root, 'small.txt'), 'user.added', 'new');
+  setX(join(root, 'long.txt'), 'user.long', 'w'.repeat(300));
+  removeX(join(root, 'same-a.txt'), 'user.tag');
+  setX(join(root, 'sub'), 'user.dirlong', binaryValue(90, 5));
+  removeX(join(root, 'sub/deeper'), 'user.deep');
+  setX(join(root, 'none.txt'), 'user.shared', 'the same set on two files, long enough to be a digest');
+  setX(join(root, 'none.txt'), 'user.tag', 'same');
   await setTimes(root);
 }
