@@ -86,6 +86,8 @@ export interface TransferOptions {
   devices: boolean;
   /** -H */
   hardLinks: boolean;
+  /** -A: POSIX ACLs (protocol/acls.ts; our sender only); protocol 30+. */
+  acls?: boolean;
   /** -X (1), -XX (2): extended attributes (protocol/xattrs.ts); protocol 30+. */
   xattrs?: number;
   /** -c */
@@ -266,6 +268,7 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (options.devices) flags += 'D';
   if (options.times) flags += 't';
   if (options.perms) flags += 'p';
+  if (options.acls) flags += 'A';
   if (options.xattrs) flags += 'X'.repeat(Math.min(options.xattrs, 2));
   if (options.recursive) flags += 'r';
   if (options.checksum) flags += 'c';

@@ -134,6 +134,9 @@ function checkPacked(list: PackedFileList, i: number, r: Resolved): void {
   }
 }
 
+/** What follows entry `i` on the wire, written by the caller (-A, -X); `encoder.addIds` names the ids it uses. */
+export type AfterEntry = (i: number, encoder: PackedListEncoder) => void;
+
 /** The encoder's "previous entry" state (both sides start it at zero). */
 interface Prev {
   nameStart: number;
@@ -171,8 +174,8 @@ export class PackedListEncoder {
     private readonly writer: ByteWriter,
     private readonly list: PackedFileList,
     private readonly opts: FlistOptions,
-    /** What follows each entry on the wire (-X: its xattr set, protocol/xattrs.ts XattrSender.send). */
-    private readonly afterEntry?: (i: number) => void,
+    /** What follows each entry on the wire (-A: its ACLs, whose ids it adds; -X: its xattr set). */
+    private readonly afterEntry?: AfterEntry,
   ) {
     this.r = resolveFlistOptions(opts);
   }
@@ -315,7 +318,7 @@ export class PackedListEncoder {
     if (firstOfGroup >= 0) {
       out.var(firstOfGroup, 1, 4);
       writer.writeBuf(out.buf.subarray(0, out.at));
-      this.afterEntry?.(i);
+      this.afterEntry?.(i, this);
       return;
     }
 
@@ -369,7 +372,22 @@ export class PackedListEncoder {
       }
     }
     writer.writeBuf(out.buf.subarray(0, out.at));
-    this.afterEntry?.(i);
+    this.afterEntry?.(i, this);
+  }
+
+  /** -A: ids an entry's ACL named, added to the uid/gid name lists after the entry's own (rsync's add_uid/add_gid). */
+  addIds(ids: { uids: readonly number[]; gids: readonly number[] }): void {
+    if (!this.r.trackIds) return;
+    for (const uid of ids.uids) {
+      if (this.seenUids.has(uid)) continue;
+      this.seenUids.add(uid);
+      this.uids.push(uid);
+    }
+    for (const gid of ids.gids) {
+      if (this.seenGids.has(gid)) continue;
+      this.seenGids.add(gid);
+      this.gids.push(gid);
+    }
   }
 
   /**
@@ -393,7 +411,7 @@ export function sendPackedFileList(
   list: PackedFileList,
   order: ArrayLike<number>,
   opts: FlistOptions,
-  afterEntry?: (i: number) => void,
+  afterEntry?: AfterEntry,
 ): number {
   const encoder = new PackedListEncoder(writer, list, opts, afterEntry);
   for (let ndx = 0; ndx < order.length; ndx++) encoder.add(order[ndx]!);

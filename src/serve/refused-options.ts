@@ -17,13 +17,12 @@ import { refuseRole } from './role-exit.js';
 /** The first option of the client's list this daemon would not honour, as the client's error line; or undefined. */
 // rsync/options.c: parse_arguments (SUPPORT_ACLS unset)
 export function refusedOption(args: ServerArgs): string | undefined {
-  if (args.acls) return 'ACLs are not supported on this server';
   const missing = (name: string) => `lsyncd serve does not support ${name}`;
   // Not done yet: the sender's walk does not follow links to directories only (-k) or read a
   // --files-from list; the receiver does not prune empty directories.
   const notYet: Array<[string, boolean]> = args.sender
     ? [['--copy-dirlinks (-k)', args.copyDirlinks], ['--files-from', args.filesFrom !== undefined]]
-    : [['--prune-empty-dirs (-m)', args.pruneEmptyDirs]];
+    : [['--prune-empty-dirs (-m)', args.pruneEmptyDirs], ['--acls (-A) when receiving', args.acls]];
   const later = notYet.find(([, on]) => on);
   if (later) return `${missing(later[0])} yet`;
   // Both roles: -U and -N add fields to every file-list entry; --iconv converts every name.
@@ -56,8 +55,13 @@ export function refusedOption(args: ServerArgs): string | undefined {
  */
 // rsync/compat.c: setup_protocol (preserve_xattrs below 30)
 export function xattrOptionsOrRefusal(transfer: TransferOptions, protocol: number, compatFlags: number): XattrOptions | null {
+  return refusedAsRole(() => xattrOptionsFor(transfer, protocol, compatFlags));
+}
+
+/** What `make` gives, or its XattrUnsupportedError (-X/-A below protocol 30, no addon) as the role's refusal. */
+export function refusedAsRole<T>(make: () => T): T {
   try {
-    return xattrOptionsFor(transfer, protocol, compatFlags);
+    return make();
   } catch (e) {
     if (e instanceof XattrUnsupportedError) throw refuseRole(e.message, e.exitCode);
     throw e;

@@ -7,13 +7,14 @@ import type { TransferOptions } from '../../protocol/args.js';
 import { CF_AVOID_XATTR_OPTIM } from '../../protocol/compat.js';
 import { EXIT, RsyncError } from '../../protocol/errors.js';
 import type { PackedFileList } from '../../protocol/flist-packed.js';
+import type { AfterEntry } from '../../protocol/flist-packed-send.js';
 import type { ByteWriter } from '../../protocol/io.js';
 import { isDevice, isDir, isLink, isReg, isSpecial } from '../../protocol/modes.js';
 import { XattrReceiver, XattrSender, receiverManages, type LocalXattrs, type XattrOptions, type XattrPair } from '../../protocol/xattrs.js';
 import { xattrCalls, type XattrCalls } from '../addon.js';
 import type { DestTree } from './dest-tree.js';
 
-/** -X below protocol 30 (rsync's words, compat.c setup_protocol) or without the addon. */
+/** -X or -A below protocol 30 (rsync's words, compat.c setup_protocol) or without the addon. */
 export class XattrUnsupportedError extends RsyncError {}
 
 /** The addon's calls, or the error that says why -X cannot be honoured here. */
@@ -71,7 +72,7 @@ export function senderXattrs(
   options: XattrOptions,
   transfer: Pick<TransferOptions, 'links' | 'devices'>,
   onWarning: (text: string) => void,
-): { sender: XattrSender; afterEntry: (i: number) => void } {
+): { sender: XattrSender; afterEntry: AfterEntry } {
   const calls = requireCalls();
   const sender = new XattrSender(options, (i, name) => {
     try {

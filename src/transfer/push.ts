@@ -19,6 +19,7 @@ import { adoptModuleTimeout } from './socket.js';
 import { writeLocalFileList, streamLocalFileList, sessionChecksummer } from './send-list.js';
 import { closeOnAbort } from './abort.js';
 import { senderXattrs, xattrOptionsFor } from './local-xattrs.js';
+import { afterEntries, senderAcls } from './local-acls.js';
 import type { XattrSender } from '../../protocol/xattrs.js';
 import { chmodPackedList, compileChmodOptions } from './list-chmod.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
@@ -155,16 +156,17 @@ export async function push(options: PushOptions): Promise<PushResult> {
       } else if (deleteMode) {
         writer.writeInt(0); // an empty list
       }
-      // -X: each entry's xattr set follows it (read as it is listed).
+      // -X: each entry's xattr set follows it (read as it is listed); -A: its ACLs before that.
       const xattrOptions = xattrOptionsFor(transfer, protocol, negotiated.compatFlags);
       const listed = walk?.list ?? scan!.list;
       const withXattrs = xattrOptions && senderXattrs(listed, writer, xattrOptions, transfer, onError);
       xattrSender = withXattrs?.sender;
+      const afterEntry = afterEntries(senderAcls(listed, writer, transfer, protocol, onError), withXattrs?.afterEntry);
       if (walk?.streamable && protocol >= 29) {
         // The walk's order is rsync's order from 29 on: the list goes out as the tree is read.
         const walkStarted = Date.now();
         const tweak = chmodModes ? (from: number) => chmodPackedList(walk.list, chmodModes, from) : undefined;
-        const sent = await streamLocalFileList(writer, walk, transfer, negotiated, tweak, withXattrs?.afterEntry);
+        const sent = await streamLocalFileList(writer, walk, transfer, negotiated, tweak, afterEntry);
         scanSeconds = (Date.now() - walkStarted) / 1000;
         await writer.flush();
         scan = sent.scan;
@@ -178,7 +180,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
         if (chmodModes) chmodPackedList(scan.list, chmodModes);
         scanSeconds = (Date.now() - walkStarted) / 1000;
       }
-      const sent = await writeLocalFileList(writer, scan!, transfer, negotiated, withXattrs?.afterEntry);
+      const sent = await writeLocalFileList(writer, scan!, transfer, negotiated, afterEntry);
       await writer.flush();
       early = { sorted: sent.sorted, flistBytes: sent.flistBytes, ioError: scan!.ioError };
     };

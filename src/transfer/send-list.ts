@@ -9,7 +9,7 @@ import { createChecksummer, digestLength, type Checksummer } from '../../protoco
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { PACKED_DROPPED, PACKED_NO_CONTENT, PACKED_TOP_DIR, SortedFileList, type PackedFileList } from '../../protocol/flist-packed.js';
 import type { IdNames } from '../../protocol/flist.js';
-import { PackedListEncoder, sendPackedFileList } from '../../protocol/flist-packed-send.js';
+import { PackedListEncoder, sendPackedFileList, type AfterEntry } from '../../protocol/flist-packed-send.js';
 import { S_IFDIR, S_IFMT, S_IFREG } from '../../protocol/modes.js';
 import { MSG_IO_ERROR, writeMessageInt } from '../../protocol/mplex.js';
 import type { ByteWriter } from '../../protocol/io.js';
@@ -33,7 +33,7 @@ export async function writeLocalFileList(
   scan: ScanResult,
   transfer: TransferOptions,
   negotiated: { compatFlags: number; checksum: ChecksumName },
-  afterEntry?: (i: number) => void,
+  afterEntry?: AfterEntry,
 ): Promise<WrittenFileList> {
   const protocol = writer.protocol;
   const { list } = scan;
@@ -83,7 +83,7 @@ export async function streamLocalFileList(
   transfer: TransferOptions,
   negotiated: { compatFlags: number; checksum: ChecksumName },
   tweak?: (from: number) => void,
-  afterEntry?: (i: number) => void,
+  afterEntry?: AfterEntry,
 ): Promise<StreamedFileList> {
   const protocol = writer.protocol;
   const { list } = walk;
@@ -114,9 +114,9 @@ export async function streamLocalFileList(
   return { scan, sorted: new SortedFileList<LocalEntry>(list, list.sortedOrder(protocol)), flistBytes };
 }
 
-/** The list encoder's options but the tail's: what the receiver derives from the same argument list (-o -g -D -l -H -c, --numeric-ids). */
+/** The list encoder's options but the tail's: what the receiver derives from the same argument list (-o -g -D -l -H -c -A, --numeric-ids). */
 function listOptions(protocol: number, transfer: TransferOptions, negotiated: { compatFlags: number; checksum: ChecksumName }) {
-  return { ...flistOptionsFor(transfer), protocol, compatFlags: negotiated.compatFlags, checksumLength: digestLength(negotiated.checksum) };
+  return { ...flistOptionsFor(transfer), ...(transfer.acls && { acls: true }), protocol, compatFlags: negotiated.compatFlags, checksumLength: digestLength(negotiated.checksum) };
 }
 
 /** The names of the user and group ids the list carries (rsync sends names of the ids it saw). */
