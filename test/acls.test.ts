@@ -17,7 +17,7 @@ import { snapshot, diffTrees } from './helpers/tree.js';
 import { setTimes } from './helpers/fstree.js';
 import { startBoth, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
-import { calls } from './helpers/xattrs.js';
+import { calls, changeXattrs, diffXattrTrees, makeXattrTree, xattrTree } from './helpers/xattrs.js';
 import { ByteWriter } from '../protocol/io.js';
 import {
   ACL_GROUP,
@@ -154,6 +154,22 @@ test('a stock rsync -aAi pulling from lsyncd serve: the same lines, ACLs and mod
     assert.is(items(o), items(t), `itemized (${round})`);
     await assertSameAcls(join(work, 'from-rsyncd'), join(work, 'from-ours'), `serve sending ${round}`);
     for (const dir of [ours.dir, theirs.dir]) await changeAcls(join(dir, 'push', 'tree'));
+  }
+});
+
+test('push -aAX: ACLs and xattrs together (the ACLs first after each entry), as rsync sends them', async () => {
+  const src = join(work, 'src-both');
+  await mkdir(src);
+  await makeAclTree(src);
+  await makeXattrTree(join(src, 'x'));
+  for (const round of ['first', 'changed']) {
+    ok(await run('rsync', ['-aAX', `${src}/`, daemonUrl(theirs, 'push/rsync-both/')]), `rsync (${round})`);
+    ok(await lsyncd(['--once', '-aAX', `${src}/`, daemonUrl(theirs, 'push/ours-both/')]), `ours (${round})`);
+    const [t, o] = [join(theirs.dir, 'push/rsync-both'), join(theirs.dir, 'push/ours-both')];
+    await assertSameAcls(t, o, `both ${round}`);
+    assert.equal(diffXattrTrees(xattrTree(t), xattrTree(o)), [], `both ${round}: xattrs`);
+    await changeAcls(src);
+    await changeXattrs(join(src, 'x'));
   }
 });
 
