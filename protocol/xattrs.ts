@@ -7,7 +7,7 @@
 // Counterpart: rsync xattrs.c (rsync_xal_get, send_xattr, receive_xattr, xattr_diff,
 // send_xattr_request, recv_xattr_request, rsync_xal_set).
 import { createHash } from 'node:crypto';
-import { ProtocolError } from './errors.js';
+import { ProtocolError, type MemoryBudget } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { ITEM_LOCAL_CHANGE, ITEM_REPORT_XATTR, ITEM_XNAME_FOLLOWS } from './constants.js';
 
@@ -253,7 +253,11 @@ export class XattrReceiver {
   private local: LocalXattrs | null = null;
   private wireIndex: (ndx: number) => number = (ndx) => ndx;
 
-  constructor(readonly options: XattrOptions) {}
+  constructor(
+    readonly options: XattrOptions,
+    /** A connection's memory cap (a daemon's): the long values received later are charged too. */
+    private readonly budget?: MemoryBudget,
+  ) {}
 
   /** Once the list is in: the destination's xattr access, and the wire index of an ndx (ReceivedList.wireIndex). */
   bind(local: LocalXattrs, wireIndex: (ndx: number) => number): void {
@@ -404,6 +408,7 @@ export class XattrReceiver {
       if (!it.digest || it.value) throw new ProtocolError(`xattr #${num} of index ${ndx} was not awaited`);
       const length = await reader.readVarint();
       if (length < 0 || length > MAX_XATTR_VALUE) throw new ProtocolError(`xattr value of ${length} bytes (at most ${MAX_XATTR_VALUE})`);
+      this.budget?.charge(length, 'xattrs');
       it.value = Buffer.from(await reader.readBuf(length));
       it.length = length;
       this.held += length;

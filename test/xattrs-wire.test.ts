@@ -206,4 +206,25 @@ test('hostile requests and answers: a position no value has, a value not abbrevi
   await rejectsWith(receiver.readValues(reader(Buffer.from([9, 1, 0x61, 0])), 0), 'no such position');
 });
 
+test("the long values a receiver takes later are charged to the connection's memory cap", async () => {
+  const list = writer();
+  new XattrSender(ROOT, () => null).send(list.w, 0, [pair('user.l', LONG)]);
+  const charged: number[] = [];
+  const receiver = new XattrReceiver(ROOT, {
+    charge: (bytes) => {
+      charged.push(bytes);
+      if (bytes > 50) throw new RangeError('over the cap');
+    },
+  });
+  await receiver.receive(reader(await list.bytes()), 0);
+  receiver.bind(memoryFiles({}), (ndx) => ndx);
+  try {
+    await receiver.readValues(reader(Buffer.concat([Buffer.from([1, LONG.length]), LONG, Buffer.from([0])])), 0);
+    assert.unreachable('charged nothing');
+  } catch (e) {
+    assert.match((e as Error).message, /over the cap/);
+  }
+  assert.equal(charged, [LONG.length]);
+});
+
 test.run();

@@ -88,7 +88,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
   logFileListStart(r.log, false);
   const transfer = receivingTransfer(args, module);
   // -X: each entry's xattr set follows it in the list.
-  const xattrs = receiverXattrs(xattrOptionsOrRefusal(transfer, r.protocol, setup.compatFlags));
+  const xattrs = receiverXattrs(xattrOptionsOrRefusal(transfer, r.protocol, setup.compatFlags), r.memory);
   const flist = await receiveFileList(reader, {
     ...flistOptionsFor(transfer),
     ...(xattrs && { afterEntry: (from: ByteReader, w: number) => xattrs.receive(from, w) }),

@@ -5,7 +5,7 @@
 // setup_protocol (the protocol check), flist.c send_file_name (get_xattr before each entry).
 import type { TransferOptions } from '../../protocol/args.js';
 import { CF_AVOID_XATTR_OPTIM } from '../../protocol/compat.js';
-import { EXIT, RsyncError } from '../../protocol/errors.js';
+import { EXIT, RsyncError, type MemoryBudget } from '../../protocol/errors.js';
 import type { PackedFileList } from '../../protocol/flist-packed.js';
 import type { AfterEntry } from '../../protocol/flist-packed-send.js';
 import type { ByteWriter } from '../../protocol/io.js';
@@ -98,11 +98,11 @@ export function senderXattrs(
   return { sender, afterEntry };
 }
 
-/** The receiving side's -X, made before the list arrives (its sets come with it). */
-export function receiverXattrs(options: XattrOptions | null): XattrReceiver | null {
+/** The receiving side's -X, made before the list arrives (its sets come with it); `budget` charges the long values that come later. */
+export function receiverXattrs(options: XattrOptions | null, budget?: MemoryBudget): XattrReceiver | null {
   if (!options) return null;
   requireCalls();
-  return new XattrReceiver(options);
+  return new XattrReceiver(options, budget);
 }
 
 /** The destination's xattrs as the receiving side manages them: user.* (all but system.* as root), through DestTree's confined paths. */
