@@ -201,7 +201,7 @@ export class XattrSender {
       const it = set.find((x) => x.num === num);
       if (!it) throw new ProtocolError(`could not find xattr #${num} for index ${ndx}`);
       if (!it.digest) throw new ProtocolError(`xattr #${num} of index ${ndx} was sent whole, not abbreviated`);
-      if (this.asked.length >= set.length) throw new ProtocolError(`xattr request for index ${ndx} names more values than it has`);
+      if (this.asked.includes(num)) throw new ProtocolError(`xattr #${num} of index ${ndx} asked for twice`);
       this.asked.push(num);
     }
   }

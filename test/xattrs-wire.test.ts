@@ -199,6 +199,11 @@ test('hostile requests and answers: a position no value has, a value not abbrevi
   await rejectsWith(sender.readRequest(reader(Buffer.from([5, 0])), 0), 'a position past the set');
   await rejectsWith(sender.readRequest(reader(Buffer.from([2, 0])), 0), 'user.s (#2 after sorting) was sent whole');
   await rejectsWith(sender.readRequest(reader(Buffer.from([1, 0])), 7), 'an entry without a set');
+  const twoLong = new XattrSender(ROOT, () => null);
+  twoLong.send(writer().w, 0, [pair('user.a', LONG), pair('user.b', LONG)]);
+  const twice = writer();
+  for (const rel of [1, 1, -1, 0]) twice.w.writeVarint(rel);
+  await rejectsWith(twoLong.readRequest(reader(await twice.bytes()), 0), 'the same value asked for twice (#1, #2, #1)');
   const receiver = new XattrReceiver(ROOT);
   await receiver.receive(reader(await list.bytes()), 0);
   receiver.bind(memoryFiles({}), (ndx) => ndx);
