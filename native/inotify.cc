@@ -241,6 +241,7 @@ Napi::Value OpenSyslog(const Napi::CallbackInfo& info);     // syslog.cc
 Napi::Value Syslog(const Napi::CallbackInfo& info);         // syslog.cc
 Napi::Value ReadDirStats(const Napi::CallbackInfo& info);   // dirstat.cc
 Napi::Value CompressLibs(const Napi::CallbackInfo& info);   // compress-libs.cc
+Napi::Object XattrFunctions(Napi::Env env);                 // xattr.cc
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
@@ -251,6 +252,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("syslog", Napi::Function::New(env, Syslog, "syslog"));
   exports.Set("readDirStats", Napi::Function::New(env, ReadDirStats, "readDirStats"));
   exports.Set("compressLibs", Napi::Function::New(env, CompressLibs, "compressLibs"));
+  exports.Set("xattr", XattrFunctions(env));
   return Inotify::Init(env, exports);
 }
 

@@ -86,6 +86,10 @@ export interface TransferOptions {
   devices: boolean;
   /** -H */
   hardLinks: boolean;
+  /** -A: POSIX ACLs (protocol/acls.ts; our sender only); protocol 30+. */
+  acls?: boolean;
+  /** -X (1), -XX (2): extended attributes (protocol/xattrs.ts); protocol 30+. */
+  xattrs?: number;
   /** -c */
   checksum: boolean;
   /** -W */
@@ -275,6 +279,8 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (options.devices) flags += 'D';
   if (options.times) flags += 't';
   if (options.perms) flags += 'p';
+  if (options.acls) flags += 'A';
+  if (options.xattrs) flags += 'X'.repeat(Math.min(options.xattrs, 2));
   if (options.recursive) flags += 'r';
   if (options.checksum) flags += 'c';
   // --files-from implies -R unless --no-relative (rsync's relative_paths default).

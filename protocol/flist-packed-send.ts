@@ -134,6 +134,9 @@ function checkPacked(list: PackedFileList, i: number, r: Resolved): void {
   }
 }
 
+/** What follows entry `i` on the wire, written by the caller (-A, -X); `encoder.addIds` names the ids it uses. */
+export type AfterEntry = (i: number, encoder: PackedListEncoder) => void;
+
 /** The encoder's "previous entry" state (both sides start it at zero). */
 interface Prev {
   nameStart: number;
@@ -171,6 +174,8 @@ export class PackedListEncoder {
     private readonly writer: ByteWriter,
     private readonly list: PackedFileList,
     private readonly opts: FlistOptions,
+    /** What follows each entry on the wire (-A: its ACLs, whose ids it adds; -X: its xattr set). */
+    private readonly afterEntry?: AfterEntry,
   ) {
     this.r = resolveFlistOptions(opts);
   }
@@ -313,6 +318,7 @@ export class PackedListEncoder {
     if (firstOfGroup >= 0) {
       out.var(firstOfGroup, 1, 4);
       writer.writeBuf(out.buf.subarray(0, out.at));
+      this.afterEntry?.(i, this);
       return;
     }
 
@@ -366,6 +372,22 @@ export class PackedListEncoder {
       }
     }
     writer.writeBuf(out.buf.subarray(0, out.at));
+    this.afterEntry?.(i, this);
+  }
+
+  /** -A: ids an entry's ACL named, added to the uid/gid name lists after the entry's own (rsync's add_uid/add_gid). */
+  addIds(ids: { uids: readonly number[]; gids: readonly number[] }): void {
+    if (!this.r.trackIds) return;
+    for (const uid of ids.uids) {
+      if (this.seenUids.has(uid)) continue;
+      this.seenUids.add(uid);
+      this.uids.push(uid);
+    }
+    for (const gid of ids.gids) {
+      if (this.seenGids.has(gid)) continue;
+      this.seenGids.add(gid);
+      this.gids.push(gid);
+    }
   }
 
   /**
@@ -384,8 +406,14 @@ export class PackedListEncoder {
  * only; the caller flushes.
  */
 // rsync/flist.c: send_file_list (the wire part) [flist-entry] [flist-end]
-export function sendPackedFileList(writer: ByteWriter, list: PackedFileList, order: ArrayLike<number>, opts: FlistOptions): number {
-  const encoder = new PackedListEncoder(writer, list, opts);
+export function sendPackedFileList(
+  writer: ByteWriter,
+  list: PackedFileList,
+  order: ArrayLike<number>,
+  opts: FlistOptions,
+  afterEntry?: AfterEntry,
+): number {
+  const encoder = new PackedListEncoder(writer, list, opts, afterEntry);
   for (let ndx = 0; ndx < order.length; ndx++) encoder.add(order[ndx]!);
   return encoder.end();
 }

@@ -75,6 +75,8 @@ export interface FlistRecvOptions
    * grows, so a peer's endless list ends in a MemoryCapError rather than in the heap's limit.
    */
   budget?: MemoryBudget;
+  /** -X: what follows each entry (its xattr set, protocol/xattrs.ts XattrReceiver.receive: the bytes it holds). */
+  afterEntry?: (reader: ByteReader, w: number) => Promise<number>;
 }
 
 /**
@@ -485,6 +487,10 @@ export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions
     const held = await recvFileEntry(reader, xflags, list, r, prev);
     opts.budget?.charge(held, 'file list');
     const w = list.length - 1;
+    if (opts.afterEntry) {
+      const xattrBytes = await opts.afterEntry(reader, w);
+      opts.budget?.charge(xattrBytes, 'xattrs');
+    }
     const mode = list.wireMode(w);
     if (isReg(mode) || isLink(mode)) totalSize += list.size(w);
   }

@@ -103,6 +103,8 @@ export interface FlistOptions {
   ioError?: number;
   /** --ignore-errors: io_error is reported as 0 */
   ignoreErrors?: boolean;
+  /** -A: the uid and gid name lists go even without -o/-g (the ACLs' ids are named there). */
+  acls?: boolean;
 }
 
 export interface SentFileList<T extends FileEntry = FileEntry> {
@@ -146,6 +148,7 @@ export interface Resolved {
   alwaysChecksum: boolean;
   checksumLength: number;
   trackIds: boolean;
+  acls: boolean;
 }
 
 function check(ok: boolean, message: string): void {
@@ -257,6 +260,7 @@ export function resolveFlistOptions(opts: FlistOptions): Resolved {
     alwaysChecksum: opts.alwaysChecksum ?? false,
     checksumLength: opts.checksumLength ?? 0,
     trackIds: !(opts.numericIds ?? false),
+    acls: opts.acls ?? false,
   };
   if (r.alwaysChecksum) check(r.checksumLength > 0 && r.checksumLength <= 64, `bad checksumLength ${r.checksumLength}`);
   return r;
@@ -277,8 +281,9 @@ export function writeFlistTail(writer: ByteWriter, opts: FlistOptions, r: Resolv
   writeEndOfFlist(writer, r.varintFlags, ioError !== 0 && safe ? ioError : null);
   if (r.trackIds) {
     const id0Names = (compat & CF_ID0_NAMES) !== 0;
-    if (r.preserveUid) sendOneList(writer, protocol, uids, opts.userNames, id0Names);
-    if (r.preserveGid) sendOneList(writer, protocol, gids, opts.groupNames, id0Names);
+    // rsync/uidlist.c: send_id_lists (-A sends both lists too)
+    if (r.preserveUid || r.acls) sendOneList(writer, protocol, uids, opts.userNames, id0Names);
+    if (r.preserveGid || r.acls) sendOneList(writer, protocol, gids, opts.groupNames, id0Names);
   }
   if (protocol < 30) writer.writeInt(ioError);
   else if (!safe) return ioError;

@@ -34,11 +34,13 @@ import {
   ITEM_REPORT_SIZE,
   ITEM_REPORT_TIME,
   ITEM_TRANSFER,
+  ITEM_REPORT_XATTR,
   ITEM_XNAME_FOLLOWS,
   NDX_DONE,
   SIGNIFICANT_ITEM_FLAGS,
   type DeleteStats,
 } from './constants.js';
+import type { XattrReceiver } from './xattrs.js';
 import { unsafeSymlink } from './unsafe-symlink.js';
 import { CHMOD_BITS, fileType, isDevice, isDir, isLink, isReg, S_IFDIR, S_IFLNK, S_IFREG } from './modes.js';
 import {
@@ -61,6 +63,8 @@ import { checkBasisProtocol, FNAMECMP_BACKUP, FNAMECMP_FNAME, FNAMECMP_FUZZY, FN
 import { findFuzzy, type FuzzyCandidate } from './fuzzy.js';
 
 export interface GeneratorOptions extends DeleteOptions, BasisOptions {
+  /** -X: the received xattr sets, compared, asked for and set (protocol/xattrs.ts); the receiver shares it. */
+  xattrs?: XattrReceiver;
   /** -p, -t, -o (as root), -g: which attribute differences count (itemize, quick check). */
   perms: boolean;
   times: boolean;
@@ -408,6 +412,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     const created = ndx === 0 && !!options.rootCreated && name.length === 1 && name[0] === 0x2e;
     if (!alt) itemize(state, ndx, entry, created ? null : st, st && !created ? 0 : ITEM_LOCAL_CHANGE);
     else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE);
+    if (doXfers) applyXattrs(state, ndx, entry);
     const when = deleteWhen(options, state.protocol);
     if ((when === 'during' || when === 'delay') && !redo && entry.contentDir !== false && (st || doXfers)) await deleteInDir(state, name);
     state.dirs.push(ndx);
@@ -430,6 +435,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     if (st && isLink(st.mode) && st.symlink?.equals(target)) {
       if (doXfers) await tree.setAttrs(name, entry, st);
       itemize(state, ndx, entry, st, 0);
+      if (doXfers) applyXattrs(state, ndx, entry);
       return;
     }
     const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
@@ -441,6 +447,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     }
     if (!alt) itemize(state, ndx, entry, st && isLink(st.mode) ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
     else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+    if (doXfers) applyXattrs(state, ndx, entry);
     return;
   }
 
@@ -458,6 +465,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     if (same) {
       if (doXfers) await tree.setAttrs(name, entry, st);
       itemize(state, ndx, entry, st, 0);
+      if (doXfers) applyXattrs(state, ndx, entry);
       return;
     }
     const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
@@ -469,6 +477,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     }
     if (!alt) itemize(state, ndx, entry, st && fileType(st.mode) === type ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
     else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+    if (doXfers) applyXattrs(state, ndx, entry);
     return;
   }
 
@@ -512,6 +521,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     if (partial && doXfers) await tree.removePartial?.(name);
     if (doXfers) await tree.setAttrs(name, entry, st);
     itemize(state, ndx, entry, st, 0);
+    if (doXfers) applyXattrs(state, ndx, entry);
     return;
   }
   // --append: what is here already at least as long stays as it is (not in the redo phase, where
@@ -791,11 +801,12 @@ export async function requestFile(
   if (basis && basis.type >= FNAMECMP_FUZZY) iflags |= ITEM_XNAME_FOLLOWS;
   // Itemized against what is here, or the basis dir's file (a fuzzy basis leaves it new).
   const fuzzy = !!basis && basis.type >= FNAMECMP_FUZZY;
-  iflags = itemFlags(state, entry, fuzzy ? null : st, iflags);
+  iflags = itemFlags(state, entry, fuzzy ? null : st, iflags) | xattrFlags(state, ndx, entry, fuzzy ? null : st);
   if (protocol >= 29) {
     writer.writeShort(iflags);
     if (iflags & ITEM_BASIS_TYPE_FOLLOWS) writer.writeByte(basis!.type);
     if (iflags & ITEM_XNAME_FOLLOWS) writer.writeVstring(basis!.xname!);
+    writeXattrRequest(state, ndx, iflags);
   }
   // Below 29 no iflags travel and rsync itemizes a transfer as its receiver sees it.
   options.onItem?.({ ndx, entry, iflags: protocol >= 29 ? iflags : ITEM_TRANSFER | ITEM_MISSING_DATA, ...(basis?.xname && { xname: basis.xname }) });
@@ -868,13 +879,37 @@ export function itemFlags(state: GeneratorState, entry: FileEntry, st: LocalStat
 /** A non-transfer: its iflags go to the sender when significant (29+; before, only transfers travel). */
 // rsync/generator.c: itemize
 function itemize(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null, flags: number, xname?: Buffer): void {
-  const iflags = itemFlags(state, entry, st, flags);
+  const iflags = itemFlags(state, entry, st, flags) | xattrFlags(state, ndx, entry, st);
   if ((iflags & SIGNIFICANT_ITEM_FLAGS || xname) && state.protocol >= 29) {
     state.writer.writeNdx(ndx);
     state.writer.writeShort(iflags);
     if (iflags & ITEM_XNAME_FOLLOWS) state.writer.writeVstring(xname!);
+    writeXattrRequest(state, ndx, iflags);
   }
   state.options.onItem?.({ ndx, entry, iflags, ...(xname && { xname }) });
+}
+
+/** -X: ITEM_REPORT_XATTR when the set here (`st` null: none, the item is new) is not the sender's. */
+// rsync/generator.c: itemize (the xattr_diff calls) [xattr-diff]
+function xattrFlags(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null): number {
+  const xattrs = state.options.xattrs;
+  return xattrs?.differs(ndx, st ? entry.name : null) ? ITEM_REPORT_XATTR : 0;
+}
+
+/** -X: the long values the sender is asked for, after the request's flags and name. */
+// rsync/generator.c: itemize (send_xattr_request) [xattr-request]
+function writeXattrRequest(state: GeneratorState, ndx: number, iflags: number): void {
+  const xattrs = state.options.xattrs;
+  if (!xattrs || !state.doXfers || !(iflags & (ITEM_REPORT_XATTR | ITEM_TRANSFER))) return;
+  xattrs.writeRequest(xattrs.follows(iflags) ? state.writer : null, ndx);
+}
+
+/** -X: the generator sets what it can of a non-transfer's set (long values it lacks come to the receiver). */
+// rsync/rsync.c: set_file_attrs (set_xattr, as the generator)
+function applyXattrs(state: GeneratorState, ndx: number, entry: FileEntry): void {
+  const failed = state.options.xattrs?.apply(ndx, entry.name, null, true) ?? [];
+  for (const text of failed) state.options.onWarning?.(text);
+  if (failed.length) state.failed++;
 }
 
 // rsync/util1.c: same_time (via generator.c mtime_differs)

@@ -20,11 +20,14 @@ import type { FileListView } from './received-list.js';
 import { isReg } from './modes.js';
 import {
   ITEM_IS_NEW,
+  ITEM_LOCAL_CHANGE,
+  ITEM_XNAME_FOLLOWS,
   ITEM_TRANSFER,
   NDX_DONE,
   type DeleteStats,
 } from './constants.js';
 import { readNdxAndAttrs, readNdxSkippingDelStats } from './request.js';
+import type { XattrReceiver } from './xattrs.js';
 import { generateFiles, RecvChannel, type GeneratorOptions, type GeneratorResult } from './generator.js';
 import type { LocalTree, BasisFile, InplaceFile, TempFile } from './local-tree.js';
 import { readSenderStats, type SenderTotals } from './stats.js';
@@ -101,6 +104,8 @@ export interface ReceiverOptions extends BasisOptions {
    * uses it as its basis. Only once literal data came (rsync's cleanup_got_literal).
    */
   keepPartial?: boolean;
+  /** -X: the received xattr sets (shared with the generator): long values read from the request's echo, sets applied. */
+  xattrs?: XattrReceiver;
 }
 
 /** How one file's data is written: in place (and appended from where), or through a temp file. */
@@ -162,9 +167,16 @@ export async function receiveFiles(
     const { ndx, iflags, basisType, xname } = request;
     const entry = files.at(ndx)!;
     if (entry.active === false) throw new ProtocolError(`refusing transfer of cleared file index ${ndx}`);
+    // -X: the long values the generator asked for follow the echo. [xattr-request]
+    const xattrs = options.xattrs?.follows(iflags) ? options.xattrs : null;
+    if (xattrs) await xattrs.readValues(reader, ndx);
 
     // 2. Not a transfer: the echo of a local change.
     if (!(iflags & ITEM_TRANSFER)) {
+      // rsync/receiver.c: recv_files (set_file_attrs once the values came; not for a local copy)
+      if (xattrs && (iflags & (ITEM_XNAME_FOLLOWS | ITEM_LOCAL_CHANGE)) !== (ITEM_XNAME_FOLLOWS | ITEM_LOCAL_CHANGE)) {
+        if (reportXattrFailures(xattrs.apply(ndx, entry.name, null, false), options)) stats.failedFiles++;
+      }
       if (iflags & ITEM_IS_NEW) stats.createdFiles++;
       options.onEchoed?.({ ndx, entry, iflags, literalBytes: 0, matchedBytes: 0, bytesRead: 0, xname, fileSum: null });
       continue;
@@ -190,11 +202,17 @@ export async function receiveFiles(
     // Below protocol 30 --append is --append-verify on both sides (rsync/compat.c).
     const append = options.append ? (protocol < 30 ? 2 : options.append) : 0;
     const mode: WriteMode = { inplace: !!options.inplace || !!options.append, append: redoing ? 0 : append, wholeFile: !!options.wholeFile, inplacePartial: !!options.inplacePartial };
+    // -X: the values the file has, read before the new one replaces it (rsync sets them on the temp file
+    // from its basis; a basis elsewhere, --compare-dest or -y, is not read for them here).
+    const xattrBasis = options.xattrs ? (options.xattrs.snapshot(entry.name) ?? []) : null;
     const got = await receiveData(reader, tokens, entry, basis, tree, checksummer, copyBuf, mode, !!options.keepPartial, options.sumsHelper, protocol < 29 && !!options.altDest, onBytes);
     stats.literalBytes += got.literalBytes;
     stats.matchedBytes += got.matchedBytes;
     options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes, bytesRead: reader.consumed - dataStart, xname, fileSum: got.fileSum });
-    if (got.ok) continue;
+    if (got.ok) {
+      if (options.xattrs && reportXattrFailures(options.xattrs.apply(ndx, entry.name, xattrBasis, false), options)) stats.failedFiles++;
+      continue;
+    }
     const fate = got.kept ? 'put into partial-dir' : 'discarded';
     if (!redoing) {
       options.onWarning?.(`WARNING: ${entry.name.toString()} failed verification -- update ${fate} (will try again).`);
@@ -395,6 +413,13 @@ async function receiveData(
     await basis?.close();
     if (!committed) await temp.discard();
   }
+}
+
+/** -X: what could not be set on a file (rsync reports each and counts the file failed); true when there was any. */
+// rsync/xattrs.c: rsync_xal_set (its rprintf/rsyserr calls)
+function reportXattrFailures(failed: string[], options: ReceiverOptions): boolean {
+  for (const text of failed) options.onWarning?.(text);
+  return failed.length > 0;
 }
 
 export interface RecvResult {

@@ -15,6 +15,7 @@ import type { FileEntry, FileTable } from './flist.js';
 import { isReg } from './modes.js';
 import { CHUNK_SIZE } from './constants.js';
 import { readNdxAndAttrs, readNdxSkippingDelStats } from './request.js';
+import type { XattrSender } from './xattrs.js';
 import { FNAMECMP_PARTIAL_DIR } from './basis.js';
 import { CF_INPLACE_PARTIAL_DIR } from './compat.js';
 import {
@@ -106,6 +107,8 @@ export interface SenderOptions {
   backup?: boolean;
   /** CF_INPLACE_PARTIAL_DIR was agreed: a basis in the partial dir is updated in place (rsync's inplace_partial). */
   inplacePartial?: boolean;
+  /** -X: the generator's requests for long xattr values, answered in the echo (protocol/xattrs.ts). */
+  xattrs?: XattrSender;
 }
 
 /**
@@ -176,12 +179,15 @@ export async function sendFiles(
     }
     const { ndx, iflags, basisType, xname } = request;
     const entry = files.at(ndx)!;
+    const xattrs = options.xattrs?.follows(iflags) ? options.xattrs : null;
+    if (xattrs) await xattrs.readRequest(reader, ndx);
     const echo = () => {
       writer.writeNdx(ndx);
       if (protocol < 29) return;
       writer.writeShort(iflags);
       if (basisType !== null) writer.writeByte(basisType);
       if (xname !== null) writer.writeVstring(xname);
+      xattrs?.writeAnswer(writer, ndx);
     };
 
     // 2. Not a transfer (a new dir, symlink, changed attributes): echo it back. [sender-echo]

@@ -1016,6 +1016,8 @@ function finish(state: ParseState, protocol: number, hadSecluded: boolean): Serv
     group: num(v, 'preserve_gid') === 1,
     devices: preserveDevices,
     hardLinks: num(v, 'preserve_hard_links') > 0,
+    ...(num(v, 'preserve_acls') === 1 && { acls: true }),
+    ...(num(v, 'preserve_xattrs') > 0 && { xattrs: num(v, 'preserve_xattrs') }),
     checksum: num(v, 'always_checksum') === 1,
     wholeFile: wholeFile === true,
     dryRun: num(v, 'dry_run') === 1,

@@ -44,6 +44,8 @@ export interface InotifyAddon {
   readDirStats?: (path: Buffer) => Buffer;
   /** The system's libzstd.so.1 and liblz4.so.1, opened with dlopen on the first call (native/compress-libs.cc). */
   compressLibs?: () => CompressLibs;
+  /** A path's extended attributes, never following a final symlink (native/xattr.cc); each throws an fs-style error. */
+  xattr?: XattrCalls;
 }
 
 /** An opaque zstd context of the addon (freed when collected). */
@@ -78,6 +80,17 @@ export interface Lz4Lib {
 export interface CompressLibs {
   zstd: ZstdLib | { error: string };
   lz4: Lz4Lib | { error: string };
+}
+
+/** llistxattr, lgetxattr, lsetxattr, lremovexattr (native/xattr.cc): names and values as bytes. */
+export interface XattrCalls {
+  /** The names, each ending in a NUL; empty when the filesystem has none (ENOTSUP). */
+  list(path: Buffer): Buffer;
+  /** The value, or null when the name is gone (ENODATA). */
+  get(path: Buffer, name: Buffer): Buffer | null;
+  set(path: Buffer, name: Buffer, value: Buffer): void;
+  /** A name already gone (ENODATA) is no error. */
+  remove(path: Buffer, name: Buffer): void;
 }
 
 /** Package root: this file is src/addon.ts, compiled to dist/src/addon.js. */
@@ -254,4 +267,9 @@ export function setTimesPath(path: Buffer, sec: number, nsec: number, follow: bo
 export function compressLibs(): CompressLibs | null {
   const addon = loadAddon(undefined, { quiet: true });
   return addon?.compressLibs ? addon.compressLibs() : null;
+}
+
+/** The addon's xattr calls (-X), or null without the addon. */
+export function xattrCalls(): XattrCalls | null {
+  return loadAddon(undefined, { quiet: true })?.xattr ?? null;
 }

@@ -54,6 +54,10 @@ export interface CliOptions {
   group?: boolean;
   devices?: boolean;
   hardLinks?: boolean;
+  /** -A */
+  acls?: boolean;
+  /** -X count (-XX: 2). */
+  xattrs: number;
   numericIds?: boolean;
   deleteExcluded?: boolean;
   // The receiving side's options (a pull): rsync's spellings.
@@ -304,8 +308,6 @@ function bwlimitOf(o: CliOptions): number {
  * what is missing, rather than as an unknown option or, worse, ignored. docs/options.md.
  */
 const NOT_DONE: ReadonlyArray<{ flags: string; key: string; why: string }> = [
-  { flags: '-A, --acls', key: 'acls', why: 'ACLs are not supported (docs/options.md says what it would take)' },
-  { flags: '-X, --xattrs', key: 'xattrs', why: 'extended attributes are not supported (docs/options.md says what it would take)' },
   { flags: '-E, --executability', key: 'executability', why: 'not supported (-p keeps the whole mode)' },
   { flags: '-O, --omit-dir-times', key: 'omitDirTimes', why: 'not supported' },
   { flags: '-J, --omit-link-times', key: 'omitLinkTimes', why: 'not supported' },
@@ -409,6 +411,7 @@ function everyDirectionOptions(o: CliOptions): Partial<TransferOptions> {
     ...(maps.usermap !== undefined && { usermap: maps.usermap, owner: true }),
     ...(maps.groupmap !== undefined && { groupmap: maps.groupmap, group: true }),
     ...(o.safeLinks && { safeLinks: true }),
+    ...(o.xattrs && { xattrs: o.xattrs }),
   };
 }
 
@@ -486,6 +489,8 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('-g, --group', 'preserve group')
     .option('-D', 'preserve devices and special files', false)
     .option('-H, --hard-links', 'preserve hard links')
+    .option('-A, --acls', 'preserve ACLs (implies -p; a push only: our receiver does not take them yet)')
+    .option('-X, --xattrs', 'preserve extended attributes (-XX: rsync\'s own user.rsync.% names too)', (_v: string, previous: number) => previous + 1, 0)
     .option('--numeric-ids', "send numeric user and group ids, not names")
     .addOption(new Option('--exclude <PATTERN>', 'exclude files matching PATTERN').argParser(rule('exclude')))
     .addOption(new Option('--include <PATTERN>', "don't exclude files matching PATTERN").argParser(rule('include')))
@@ -754,6 +759,8 @@ function transferOutput(options: CliOptions, charset: ReturnType<typeof charsetF
 // rsync/options.c: parse_arguments (the "P *SUFFIX" rule of -b without --backup-dir)
 function pushTransfer(options: CliOptions, rules: RuleSource[]): { transfer: TransferOptions; rules: RuleSource[] } {
   const transfer: TransferOptions = { ...transferOptions(options), ...pushedReceivingOptions(options) };
+  // -A implies -p (rsync's options.c).
+  if (options.acls) Object.assign(transfer, { acls: true, perms: true });
   // -b --delete without a backup dir: the backups are protected on the daemon, as rsync's client
   // protects them (its "P *SUFFIX" rule, sent with the list).
   if (transfer.backup && transfer.backupDir === undefined && transfer.delete && !transfer.deleteExcluded) {
@@ -829,6 +836,7 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
 }
 
 async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: string, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
+  if (options.acls) throw new UsageError('-A/--acls: our receiver does not take ACLs yet (a push sends them)');
   const { pull } = await import('../transfer/pull.js');
   // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).
   if (options.deleteOnly !== undefined) throw new UsageError(`--delete-only ${options.deleteOnly} is for the live mirror; a pull deletes with --delete`);
@@ -957,6 +965,8 @@ async function live(source: string, targets: string[], options: CliOptions, rule
   if (isDaemonAddress(source)) throw new UsageError('the live mirror watches a local SOURCE; pulling is not available yet');
   if (options.logFile !== undefined || options.logFileFormat !== undefined) throw new UsageError('--log-file is for --once runs (the live mirror logs with --logfile)');
   walkingOptions(options, 'live');
+  if (options.xattrs) throw new UsageError('-X/--xattrs is not supported by the live mirror yet (a one-shot --once push or a pull takes it)');
+  if (options.acls) throw new UsageError('-A/--acls is not supported by the live mirror yet (a one-shot --once push takes it)');
   const { transfer, rules: withBackups, deleteOnly } = liveTransfer(options, rules);
   rules = withBackups;
   const { live: runLive } = await import('./live.js');

@@ -14,6 +14,9 @@ import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, PeerMessages, writeMe
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { isDir, isLink } from '../../protocol/modes.js';
 import { receiveIntoTree } from '../transfer/receive.js';
+import { receiverXattrs } from '../transfer/local-xattrs.js';
+import { xattrOptionsOrRefusal } from './refused-options.js';
+import type { ByteReader } from '../../protocol/io.js';
 import { tweakMode } from '../../protocol/chmod.js';
 import { dirDepth, localName, ModulePathError, sanitizeModulePath, stripModule, SYMLINK_PREFIX } from './destination.js';
 import { sanitizePath } from '../../protocol/sanitize-path.js';
@@ -92,8 +95,11 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
   const transfer = receivingTransfer(args, module);
   // --files-from=:FILE from a pushing client: the module's list goes to its sender while its file list comes (files-from.ts).
   const listBytes = args.filesFrom !== undefined ? readModuleFilesFrom(r, args.filesFrom) : null;
+  // -X: each entry's xattr set follows it in the list.
+  const xattrs = receiverXattrs(xattrOptionsOrRefusal(transfer, r.protocol, setup.compatFlags), r.memory);
   const receiving = receiveFileList(reader, {
     ...flistOptionsFor(transfer),
+    ...(xattrs && { afterEntry: (from: ByteReader, w: number) => xattrs.receive(from, w) }),
     protocol: r.protocol,
     compatFlags: setup.compatFlags,
     checksumLength: digestLength(setup.checksum),
@@ -145,6 +151,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     writer,
     setup,
     files: list,
+    ...(xattrs && { xattrs }),
     userNames: flist.userNames,
     groupNames: flist.groupNames,
     dest: dest.dir,

@@ -1,18 +1,23 @@
 // Options a client may send that lsyncd serve reads but would not honour (issue 13): refused by
 // name after the setup phase (exit 4, rsync's "requested action not supported") rather than
-// ignored, so a client never gets a result other than the one it asked for. -A and -X get the
-// words of an rsyncd built without ACL or xattr support; the others name what is missing.
+// ignored, so a client never gets a result other than the one it asked for. -A gets the words of
+// an rsyncd built without ACL support (-X is served: protocol/xattrs.ts); the others name what is
+// missing.
 // Options with no effect on the result (-T, --delay-updates' final tree, --preallocate, -B, ...)
 // stay accepted; docs/options.md and docs/serve.md "Differences from rsyncd" list both kinds.
 // Counterpart: rsync options.c parse_arguments (the "not supported on this server" errors).
+import type { TransferOptions } from '../../protocol/args.js';
 import type { ServerArgs } from '../../protocol/server-args.js';
+import type { XattrOptions } from '../../protocol/xattrs.js';
+import { XattrUnsupportedError, xattrOptionsFor } from '../transfer/local-xattrs.js';
+import { refuseRole } from './role-exit.js';
 
 /** The first option of the client's list this daemon would not honour, as the client's error line; or undefined. */
-// rsync/options.c: parse_arguments (SUPPORT_ACLS / SUPPORT_XATTRS unset)
+// rsync/options.c: parse_arguments (SUPPORT_ACLS unset)
 export function refusedOption(args: ServerArgs): string | undefined {
-  if (args.acls) return 'ACLs are not supported on this server';
-  if (args.xattrs) return 'extended attributes are not supported on this server';
   const missing = (name: string) => `lsyncd serve does not support ${name}`;
+  // Not done yet: our receiver does not apply ACLs.
+  if (!args.sender && args.acls) return `${missing('--acls (-A) when receiving')} yet`;
   // Both roles: -U and -N add fields to every file-list entry; --iconv converts every name.
   const always: Array<[string, boolean]> = [
     ['--atimes (-U)', args.atimes > 0],
@@ -35,4 +40,23 @@ export function refusedOption(args: ServerArgs): string | undefined {
   const sending: Array<[string, boolean]> = [['--copy-devices', args.copyDevices]];
   const found = [...always, ...(args.sender ? sending : receiving)].find(([, on]) => on);
   return found && missing(found[0]);
+}
+
+/**
+ * -X's options for a role, or its refusal below protocol 30 in rsync's words (exit 2, as rsyncd's
+ * setup_protocol ends it): null without -X.
+ */
+// rsync/compat.c: setup_protocol (preserve_xattrs below 30)
+export function xattrOptionsOrRefusal(transfer: TransferOptions, protocol: number, compatFlags: number): XattrOptions | null {
+  return refusedAsRole(() => xattrOptionsFor(transfer, protocol, compatFlags));
+}
+
+/** What `make` gives, or its XattrUnsupportedError (-X/-A below protocol 30, no addon) as the role's refusal. */
+export function refusedAsRole<T>(make: () => T): T {
+  try {
+    return make();
+  } catch (e) {
+    if (e instanceof XattrUnsupportedError) throw refuseRole(e.message, e.exitCode);
+    throw e;
+  }
 }

@@ -17,6 +17,9 @@ import { isLink } from '../../protocol/modes.js';
 import { PackedFileList, PACKED_DROPPED } from '../../protocol/flist-packed.js';
 import { localSource, scanSource, type PathFilter, type ScanResult } from '../transfer/scan.js';
 import { sessionChecksummer, writeLocalFileList } from '../transfer/send-list.js';
+import { senderXattrs } from '../transfer/local-xattrs.js';
+import { refusedAsRole, xattrOptionsOrRefusal } from './refused-options.js';
+import { afterEntries, senderAcls } from '../transfer/local-acls.js';
 import { tweakMode } from '../../protocol/chmod.js';
 import { compileModuleRules, moduleFilterAt, pathIsModuleExcluded } from './module-filter.js';
 import { moduleChmod } from './module-chmod.js';
@@ -133,7 +136,11 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
       if (!isLink(mode) && mode) list.mode[i] = tweakMode(mode, chmod);
     }
   }
-  const { sorted } = await writeLocalFileList(writer, scan, args.transfer, setup);
+  // -X: each entry's xattr set follows it (read as it is listed); -A: its ACLs before that.
+  const xattrOptions = xattrOptionsOrRefusal(args.transfer, r.protocol, setup.compatFlags);
+  const withXattrs = xattrOptions && senderXattrs(list, writer, xattrOptions, args.transfer, (text) => logError(r.log, text));
+  const acls = refusedAsRole(() => senderAcls(list, writer, args.transfer, r.protocol, (text) => logError(r.log, text)));
+  const { sorted } = await writeLocalFileList(writer, scan, args.transfer, setup, afterEntries(acls, withXattrs?.afterEntry));
   await writer.flush();
   const totalSize = sorted.totalSize();
   if (sorted.length === 0) {
@@ -149,6 +156,7 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
     amServer: true,
     compression: setup.tokens ?? null,
     ...senderWriteMode(args, setup.compatFlags),
+    ...(withXattrs && { xattrs: withXattrs.sender.inOrder(sorted.order) }),
     onWarning: (text) => logError(r.log, text),
     // rsyncd tells the client too (FWARNING), naming the file as its full_fname does.
     onDiminished: async (name) => {

@@ -292,6 +292,15 @@ export class DestTree implements LocalTree {
 
   /** The absolute path of a list name, after checking the name and its parent directories. */
   private async path(name: Buffer, parentsMustExist: boolean, basisDir?: number): Promise<Buffer | null> {
+    return this.pathSync(name, parentsMustExist, basisDir);
+  }
+
+  /** -X: the path of a list name whose xattrs are read or set (checked as `path`; null when a parent is missing). */
+  xattrPath(name: Buffer): Buffer | null {
+    return this.pathSync(name, false);
+  }
+
+  private pathSync(name: Buffer, parentsMustExist: boolean, basisDir?: number): Buffer | null {
     checkName(name);
     // rsync/receiver.c: recv_files (fname = local_name ? local_name : f_name(file))
     if (this.rename && name.equals(this.rename.from)) name = this.rename.to;

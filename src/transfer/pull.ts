@@ -8,7 +8,7 @@ import { openModule, type SessionOptions } from './client.js';
 import { serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
-import { clientCompressOptions, parseChecksumName } from '../../protocol/compat.js';
+import { CF_AVOID_XATTR_OPTIM, clientCompressOptions, parseChecksumName } from '../../protocol/compat.js';
 import { compressCodecs } from '../compress-codecs.js';
 import { FilterList, sendFilterList } from '../../protocol/filter.js';
 import type { ReceiverOptions, ReceiverStats, ReceivedItem } from '../../protocol/receiver.js';
@@ -17,13 +17,14 @@ import type { ReceivedList } from '../../protocol/received-list.js';
 import { ITEM_IS_NEW } from '../../protocol/constants.js';
 import { isDir } from '../../protocol/modes.js';
 import { MSG_ERROR_EXIT, PeerMessages, writeMessageInt, type Demultiplexer } from '../../protocol/mplex.js';
-import type { ByteWriter } from '../../protocol/io.js';
+import type { ByteReader, ByteWriter } from '../../protocol/io.js';
 import { EXIT, RemoteError, RsyncError, transferExitCode } from '../../protocol/errors.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
 import { receiveIntoTree } from './receive.js';
 import { closeOnAbort } from './abort.js';
 import { forwardFilesFrom, openLocalFilesFrom } from './files-from.js';
+import { receiverXattrs, xattrOptionsFor } from './local-xattrs.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
 
 /** Filter rules for a pull: sent to the daemon's sender, and protecting local files from --delete. */
@@ -110,13 +111,16 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     const filter = withPartialDirRule(options.filter, transfer.partialDir);
     // 3. Args with --sender, setup, our filter list, the daemon's file list (names checked).
     const consumedBefore = reader.consumed;
+    // -X: each entry's xattr set follows it in the list. Our client info has 'x', so the daemon
+    // sets CF_AVOID_XATTR_OPTIM (rsync's want_xattr_optim is off).
+    const xattrs = receiverXattrs(xattrOptionsFor(transfer, protocol, CF_AVOID_XATTR_OPTIM));
     const start = await startPull(reader, writer, args, {
       ...(checksumChoice && { checksumChoice }),
       ...clientCompressOptions(transfer.compress, compressCodecs),
       ...(filter && {
         writeFilterList: (w: ByteWriter) => sendFilterList(w, filter.list, { deleteExcluded: filter.deleteExcluded, role: 'receiver' }),
       }),
-      flist: flistOptionsFor(transfer),
+      flist: { ...flistOptionsFor(transfer), ...(xattrs && { afterEntry: (r: ByteReader, w: number) => xattrs.receive(r, w) }) },
       onMessage: messages.handle,
       ...(filesFrom && { forwardFilesFrom: (w: ByteWriter) => forwardFilesFrom(w, filesFrom, !!transfer.from0) }),
     });
@@ -197,6 +201,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       writer,
       setup,
       files: list,
+      ...(xattrs && { xattrs }),
       userNames: flist.userNames,
       groupNames: flist.groupNames,
       ...(renamed ? { dest: dirname(dest), localName: Buffer.from(basename(dest)) } : { dest }),

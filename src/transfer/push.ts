@@ -19,6 +19,9 @@ import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
 import { writeLocalFileList, streamLocalFileList, sessionChecksummer } from './send-list.js';
 import { closeOnAbort } from './abort.js';
+import { senderXattrs, xattrOptionsFor } from './local-xattrs.js';
+import { afterEntries, senderAcls } from './local-acls.js';
+import type { XattrSender } from '../../protocol/xattrs.js';
 import { chmodPackedList, compileChmodOptions } from './list-chmod.js';
 import { messageText, shownName, type OutputCharset, type TransferSummary } from './output.js';
 
@@ -144,6 +147,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
     // filter list (only when the daemon deletes: it protects excluded files on the mirror), the -c
     // checksums, and the file list in rsync's order (the order is the index the generator uses).
     let early: { sorted: SortedFileList<LocalEntry>; flistBytes: number; ioError: number } | undefined;
+    let xattrSender: XattrSender | undefined;
     const sendEarly = async (negotiated: { compatFlags: number; checksum: ChecksumName }): Promise<void> => {
       const protocol = session.hello.protocol;
       // -m makes the daemon's receiver want the list too (rsync's receiver_wants_list).
@@ -153,11 +157,17 @@ export async function push(options: PushOptions): Promise<PushResult> {
       } else if (deleteMode) {
         writer.writeInt(0); // an empty list
       }
+      // -X: each entry's xattr set follows it (read as it is listed); -A: its ACLs before that.
+      const xattrOptions = xattrOptionsFor(transfer, protocol, negotiated.compatFlags);
+      const listed = walk?.list ?? scan!.list;
+      const withXattrs = xattrOptions && senderXattrs(listed, writer, xattrOptions, transfer, onError);
+      xattrSender = withXattrs?.sender;
+      const afterEntry = afterEntries(senderAcls(listed, writer, transfer, protocol, onError), withXattrs?.afterEntry);
       if (walk?.streamable && protocol >= 29) {
         // The walk's order is rsync's order from 29 on: the list goes out as the tree is read.
         const walkStarted = Date.now();
         const tweak = chmodModes ? (from: number) => chmodPackedList(walk.list, chmodModes, from) : undefined;
-        const sent = await streamLocalFileList(writer, walk, transfer, negotiated, tweak);
+        const sent = await streamLocalFileList(writer, walk, transfer, negotiated, tweak, afterEntry);
         scanSeconds = (Date.now() - walkStarted) / 1000;
         await writer.flush();
         scan = sent.scan;
@@ -171,7 +181,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
         if (chmodModes) chmodPackedList(scan.list, chmodModes);
         scanSeconds = (Date.now() - walkStarted) / 1000;
       }
-      const sent = await writeLocalFileList(writer, scan!, transfer, negotiated);
+      const sent = await writeLocalFileList(writer, scan!, transfer, negotiated, afterEntry);
       await writer.flush();
       early = { sorted: sent.sorted, flistBytes: sent.flistBytes, ioError: scan!.ioError };
     };
@@ -213,6 +223,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
         onWarning: onError,
         // --append: rsync's sender warns of a file shorter than listed (its name escaped as rsync shows it).
         onDiminished: (name) => onError(`skipped diminished file: "${shownName(name, charset)}"`),
+        ...(xattrSender && { xattrs: xattrSender.inOrder(sorted.order) }),
         onItem: (item) => {
           if (item.iflags & ITEM_IS_NEW) createdNdx.push(item.ndx);
           options.onItem?.(item);

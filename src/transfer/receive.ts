@@ -22,6 +22,8 @@ import { EXIT, RsyncError } from '../../protocol/errors.js';
 import { isDir } from '../../protocol/modes.js';
 import { pruneEmptyDirs } from '../../protocol/prune-empty-dirs.js';
 import { DestTree } from './dest-tree.js';
+import { treeXattrs } from './local-xattrs.js';
+import type { XattrReceiver } from '../../protocol/xattrs.js';
 import { sumsHelper } from './sums-helper.js';
 
 export interface ReceiveRequest {
@@ -30,6 +32,8 @@ export interface ReceiveRequest {
   setup: SetupResult;
   /** The sender's file list (sorted, names checked), and its id lists. */
   files: ReceivedList;
+  /** -X: the xattr sets received with the list (bound here to the destination). */
+  xattrs?: XattrReceiver;
   userNames: ReadonlyMap<number, Buffer>;
   groupNames: ReadonlyMap<number, Buffer>;
   /** The directory the list's names are relative to (it exists, or the list's "." creates it). */
@@ -113,6 +117,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       ...(transfer.partialDir !== undefined && { partialDir: { dir: transfer.partialDir, ...(r.daemonExcluded && { allowed: (name: Buffer, dir: boolean) => !r.daemonExcluded!(name, dir) }) } }),
     },
   );
+  r.xattrs?.bind(treeXattrs(tree, r.xattrs.options.amRoot), (ndx) => r.files.wireIndex(ndx));
   // Perishable rules protect too (the --partial-dir's): rsync ignores them only inside a directory being deleted.
   const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded }) : null;
   const daemonExcluded = r.daemonExcluded;
@@ -134,6 +139,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     sumsHelper: helper,
     compression: setup.tokens ?? null,
     ...(r.amServer && { amServer: true }),
+    ...(r.xattrs && { xattrs: r.xattrs }),
     ...(r.rootCreated && { rootCreated: true }),
     perms: transfer.perms,
     times: transfer.times,

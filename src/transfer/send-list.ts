@@ -9,7 +9,7 @@ import { createChecksummer, digestLength, type Checksummer } from '../../protoco
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { PACKED_DROPPED, PACKED_NO_CONTENT, PACKED_TOP_DIR, SortedFileList, type PackedFileList } from '../../protocol/flist-packed.js';
 import type { IdNames } from '../../protocol/flist.js';
-import { PackedListEncoder, sendPackedFileList } from '../../protocol/flist-packed-send.js';
+import { PackedListEncoder, sendPackedFileList, type AfterEntry } from '../../protocol/flist-packed-send.js';
 import { S_IFDIR, S_IFMT, S_IFREG } from '../../protocol/modes.js';
 import { MSG_IO_ERROR, writeMessageInt } from '../../protocol/mplex.js';
 import type { ByteWriter } from '../../protocol/io.js';
@@ -33,6 +33,7 @@ export async function writeLocalFileList(
   scan: ScanResult,
   transfer: TransferOptions,
   negotiated: { compatFlags: number; checksum: ChecksumName },
+  afterEntry?: AfterEntry,
 ): Promise<WrittenFileList> {
   const protocol = writer.protocol;
   const { list } = scan;
@@ -51,7 +52,7 @@ export async function writeLocalFileList(
     ...listOptions(protocol, transfer, negotiated),
     ...usedNames(scan, transfer),
     ioError: scan.ioError,
-  });
+  }, afterEntry);
   const flistBytes = writer.written - flistStart;
   if (msgIoError) await writeMessageInt(writer, MSG_IO_ERROR, msgIoError);
   return { sorted: new SortedFileList<LocalEntry>(list, order), flistBytes };
@@ -72,7 +73,8 @@ export interface StreamedFileList extends WrittenFileList {
  * recv_file_list → flist_sort_and_clean), so the ndx of an entry is its place in rsync's order
  * either way ([flist-order]); at protocol >= 29 the walk's order already is that order. Only for
  * a walk that lists each name once (a SOURCE walk, not a selection). `tweak(from)` changes the
- * entries from `from` on before they go (--chmod). The caller flushes the end.
+ * entries from `from` on before they go (--chmod); `afterEntry` writes what follows each entry
+ * (-X: its xattr set). The caller flushes the end.
  */
 // rsync/flist.c: send_file_list (send_file_name as each directory is read) [flist-entry] [flist-end]
 export async function streamLocalFileList(
@@ -81,12 +83,13 @@ export async function streamLocalFileList(
   transfer: TransferOptions,
   negotiated: { compatFlags: number; checksum: ChecksumName },
   tweak?: (from: number) => void,
+  afterEntry?: AfterEntry,
 ): Promise<StreamedFileList> {
   const protocol = writer.protocol;
   const { list } = walk;
   const unseeded = transfer.checksum ? await unseededChecksummer(protocol, negotiated) : null;
   const flistStart = writer.written;
-  const encoder = new PackedListEncoder(writer, list, listOptions(protocol, transfer, negotiated));
+  const encoder = new PackedListEncoder(writer, list, listOptions(protocol, transfer, negotiated), afterEntry);
   let done = 0;
   /** Encode what the walk added since the last time; flush when enough is buffered. */
   const sendNew = async (): Promise<void> => {
@@ -111,9 +114,9 @@ export async function streamLocalFileList(
   return { scan, sorted: new SortedFileList<LocalEntry>(list, list.sortedOrder(protocol)), flistBytes };
 }
 
-/** The list encoder's options but the tail's: what the receiver derives from the same argument list (-o -g -D -l -H -c, --numeric-ids). */
+/** The list encoder's options but the tail's: what the receiver derives from the same argument list (-o -g -D -l -H -c -A, --numeric-ids). */
 function listOptions(protocol: number, transfer: TransferOptions, negotiated: { compatFlags: number; checksum: ChecksumName }) {
-  return { ...flistOptionsFor(transfer), protocol, compatFlags: negotiated.compatFlags, checksumLength: digestLength(negotiated.checksum) };
+  return { ...flistOptionsFor(transfer), ...(transfer.acls && { acls: true }), protocol, compatFlags: negotiated.compatFlags, checksumLength: digestLength(negotiated.checksum) };
 }
 
 /** The names of the user and group ids the list carries (rsync sends names of the ids it saw). */
