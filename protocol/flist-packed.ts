@@ -27,6 +27,19 @@ export interface FileIdentity {
 }
 
 const INITIAL_ENTRIES = 1024;
+
+/**
+ * Hand a column's old memory back now rather than at the next full collection: the old array was
+ * promoted long ago, so V8 would keep its backing store until a mark-compact, and a walk of 200k
+ * entries left ~18 MB of them behind (docs/bench.md, "Peak memory"). Transferring the buffer to a
+ * clone that dies young frees it at the next scavenge. Only for the columns, which nobody keeps a
+ * view of (they are read by index through the list); name views into the arena stay valid, so the
+ * arena is never released this way.
+ */
+function release(column: ArrayBufferView): void {
+  const buffer = column.buffer;
+  if (buffer instanceof ArrayBuffer && buffer.byteLength === column.byteLength) structuredClone(buffer, { transfer: [buffer] });
+}
 const INITIAL_ARENA = 64 * 1024;
 /** The arena's offsets are 32-bit: a list of more name bytes than this is refused. */
 const MAX_ARENA = 0xffff_ffff;
@@ -74,6 +87,7 @@ export class PackedFileList {
     const widen = <T extends Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array>(a: T, make: new (n: number) => T): T => {
       const b = new make(cap);
       b.set(a);
+      release(a);
       return b;
     };
     this.nameStart = widen(this.nameStart, Uint32Array);
