@@ -6,12 +6,20 @@
 //    is held at the starting size: `--semi-space-growth-factor` is the one young-generation flag
 //    V8 still reads after start (the size limits are fixed when the heap is set up; node gives
 //    no other way to set them from inside the process).
+//  - V8 lets the old generation grow to up to 4× what the last full collection found alive before
+//    it collects again; the per-file objects of a transfer that live across an await are promoted
+//    and die there, so an initial pull's heap swung between 15 and 45 MB. `--heap-growing-percent`
+//    (also read after start) holds the step at HEAP_GROWING_PERCENT: more full collections of a
+//    small heap (a few ms each).
 //  - glibc makes an arena per thread that mallocs concurrently (libuv's pool, V8's workers), each
 //    keeping the blocks freed into it; the addon caps them (native/memory.cc).
 // Measured on the 200k tree (docs/bench.md): peak RSS −15 to −20 MB, client CPU unchanged within noise.
 // Only the CLI calls this: a library caller's process is its own to tune. No rsync counterpart.
 import { setFlagsFromString } from 'node:v8';
 import { limitMallocArenas } from './addon.js';
+
+/** How far the old generation may grow past its live size before the next full collection. */
+export const HEAP_GROWING_PERCENT = 30;
 
 /** glibc arenas once tuned: the main one and one for every other thread to share. */
 export const MALLOC_ARENAS = 2;
@@ -24,5 +32,6 @@ export function tuneProcessMemory(): void {
   tuned = true;
   if (process.env['LSYNCD_NO_MEMORY_TUNING']) return;
   setFlagsFromString('--semi-space-growth-factor=1');
+  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   limitMallocArenas(MALLOC_ARENAS);
 }
