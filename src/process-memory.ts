@@ -1,6 +1,6 @@
 // Process-wide memory settings for the commands that hold a big file list (issue 12; figures in
-// docs/bench.md, "Peak memory"). Two things made a 200k-file push or pull peak at 105–120 MB where
-// the work itself is about 20 MB of packed list and 10 MB of live heap:
+// docs/bench.md, "Peak memory"). Three things made a 200k-file push or pull peak at 105–120 MB
+// where the work itself is about 20 MB of packed list and 10 MB of live heap:
 //  - V8's young generation grows from 1 MB to 16 MB semi-spaces (48 MB reserved, up to 33 MB
 //    resident) as soon as a few MB survive scavenges, which any walk of a big tree does. Growth
 //    is held at the starting size: `--semi-space-growth-factor` is the one young-generation flag
@@ -13,7 +13,8 @@
 //    small heap (a few ms each).
 //  - glibc makes an arena per thread that mallocs concurrently (libuv's pool, V8's workers), each
 //    keeping the blocks freed into it; the addon caps them (native/memory.cc).
-// Measured on the 200k tree (docs/bench.md): peak RSS −15 to −20 MB, client CPU unchanged within noise.
+// Measured on the 200k tree (docs/bench.md): peak RSS −12 to −20 MB, client CPU unchanged within
+// noise. `LSYNCD_NO_MEMORY_TUNING=1` leaves V8 and glibc as they are (to compare).
 // Only the CLI calls this: a library caller's process is its own to tune. No rsync counterpart.
 import { setFlagsFromString } from 'node:v8';
 import { limitMallocArenas } from './addon.js';
