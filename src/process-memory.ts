@@ -32,7 +32,15 @@ export function tuneProcessMemory(): void {
   if (tuned) return;
   tuned = true;
   if (process.env['LSYNCD_NO_MEMORY_TUNING']) return;
+  applyHeapFlags();
+  // Starting a worker thread (the sums helper a pull or the daemon keeps) sets V8's flags anew from
+  // node's options, ours included: put them back once it runs (a serve daemon's young generation
+  // had grown to 16 MB semi-spaces at its first connection).
+  process.on('worker', (worker) => worker.once('online', applyHeapFlags));
+  limitMallocArenas(MALLOC_ARENAS);
+}
+
+function applyHeapFlags(): void {
   setFlagsFromString('--semi-space-growth-factor=1');
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
-  limitMallocArenas(MALLOC_ARENAS);
 }
