@@ -6,6 +6,12 @@
 // JS API: releaseMemory(): void
 //   v8::Isolate::LowMemoryNotification()   full collections that also shrink the heap's spaces
 //   malloc_trim(0)                          return free malloc pages (Buffers' backing stores)
+//
+// And, at the start of a command that handles a big list (src/process-memory.ts):
+// JS API: limitMallocArenas(count: number): boolean
+//   mallopt(M_ARENA_MAX, count)             glibc makes an arena per thread that mallocs at once
+//                                           (libuv's pool, V8's workers): each keeps its freed
+//                                           blocks, so a 2-core process held ~30 MB of them
 #include <napi.h>
 #include <v8.h>
 
@@ -20,4 +26,22 @@ Napi::Value ReleaseMemory(const Napi::CallbackInfo& info) {
   malloc_trim(0);
 #endif
   return info.Env().Undefined();
+}
+
+Napi::Value LimitMallocArenas(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "limitMallocArenas(count: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int count = info[0].As<Napi::Number>().Int32Value();
+  if (count < 1) {
+    Napi::RangeError::New(env, "limitMallocArenas: count must be at least 1").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+#if defined(__GLIBC__)
+  return Napi::Boolean::New(env, mallopt(M_ARENA_MAX, count) == 1);
+#else
+  return Napi::Boolean::New(env, false);
+#endif
 }

@@ -10,6 +10,7 @@ import { MAXPATHLEN } from './constants.js';
 import { S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFBLK, S_IFCHR, S_IFIFO, S_IFSOCK, type DevNumbers } from './modes.js';
 import { checkName, type FileEntry, type FileTable } from './flist.js';
 import { compareNames } from './name-order.js';
+import { resizedColumn, type Column } from './column-growth.js';
 
 /** Entry flags (the `flags` column). */
 export const PACKED_TOP_DIR = 1;
@@ -27,6 +28,7 @@ export interface FileIdentity {
 }
 
 const INITIAL_ENTRIES = 1024;
+
 const INITIAL_ARENA = 64 * 1024;
 /** The arena's offsets are 32-bit: a list of more name bytes than this is refused. */
 const MAX_ARENA = 0xffff_ffff;
@@ -71,11 +73,8 @@ export class PackedFileList {
 
   private grow(): void {
     const cap = this.mode.length * 2;
-    const widen = <T extends Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array>(a: T, make: new (n: number) => T): T => {
-      const b = new make(cap);
-      b.set(a);
-      return b;
-    };
+    // The outgrown columns are freed at once (column-growth.ts): nobody keeps a view of one.
+    const widen = <T extends Column>(a: T, make: new (n: number) => T): T => resizedColumn(a, cap, a.length, make);
     this.nameStart = widen(this.nameStart, Uint32Array);
     this.nameLength = widen(this.nameLength, Uint16Array);
     this.baseOffset = widen(this.baseOffset, Uint16Array);

@@ -10,6 +10,7 @@ import { ProtocolError } from './errors.js';
 import type { FileEntry } from './flist.js';
 import { isDir } from './modes.js';
 import { compareNames } from './name-order.js';
+import { resizedColumn } from './column-growth.js';
 
 /** One received entry as an object: rsync's file_struct, as much of it as the protocol carries. */
 export interface ReceivedEntry extends FileEntry {
@@ -225,23 +226,27 @@ export class ReceivedList implements FileListView {
 
   private grow(): void {
     const capacity = Math.max(INITIAL_CAPACITY, this.capacity * 2);
-    const grown = <T extends Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array>(old: T, make: (n: number) => T): T => {
-      const next = make(capacity);
-      next.set(old as never);
-      return next;
-    };
-    this.nameStart = grown(this.nameStart, (n) => new Uint32Array(n));
-    this.nameLen = grown(this.nameLen, (n) => new Uint16Array(n));
-    this.modes = grown(this.modes, (n) => new Uint32Array(n));
-    this.sizes = grown(this.sizes, (n) => new Float64Array(n));
-    this.mtimes = grown(this.mtimes, (n) => new Float64Array(n));
-    this.nsecs = grown(this.nsecs, (n) => new Uint32Array(n));
-    this.uids = grown(this.uids, (n) => new Uint32Array(n));
-    this.gids = grown(this.gids, (n) => new Uint32Array(n));
-    this.flags = grown(this.flags, (n) => new Uint8Array(n));
-    if (this.groups) this.groups = grown(this.groups, (n) => new Int32Array(n));
-    if (this.sums) this.sums = grown(this.sums, (n) => new Uint8Array(n * this.checksumLength));
+    this.resize(capacity, this.count);
     this.capacity = capacity;
+  }
+
+  /**
+   * Every column to `length` entries, the first `keep` kept; the old columns are freed at once
+   * (column-growth.ts: nothing outside holds a column). The arena is not a column: names are
+   * handed out as views of it.
+   */
+  private resize(length: number, keep: number): void {
+    this.nameStart = resizedColumn(this.nameStart, length, keep, Uint32Array);
+    this.nameLen = resizedColumn(this.nameLen, length, keep, Uint16Array);
+    this.modes = resizedColumn(this.modes, length, keep, Uint32Array);
+    this.sizes = resizedColumn(this.sizes, length, keep, Float64Array);
+    this.mtimes = resizedColumn(this.mtimes, length, keep, Float64Array);
+    this.nsecs = resizedColumn(this.nsecs, length, keep, Uint32Array);
+    this.uids = resizedColumn(this.uids, length, keep, Uint32Array);
+    this.gids = resizedColumn(this.gids, length, keep, Uint32Array);
+    this.flags = resizedColumn(this.flags, length, keep, Uint8Array);
+    if (this.groups) this.groups = resizedColumn(this.groups, length, keep, Int32Array);
+    if (this.sums) this.sums = resizedColumn(this.sums, length * this.checksumLength, keep * this.checksumLength, Uint8Array);
   }
 
   // --- sorting ---
@@ -268,17 +273,7 @@ export class ReceivedList implements FileListView {
   /** Shrink every array to the entries received. */
   private trim(): void {
     const n = this.count;
-    this.nameStart = this.nameStart.slice(0, n);
-    this.nameLen = this.nameLen.slice(0, n);
-    this.modes = this.modes.slice(0, n);
-    this.sizes = this.sizes.slice(0, n);
-    this.mtimes = this.mtimes.slice(0, n);
-    this.nsecs = this.nsecs.slice(0, n);
-    this.uids = this.uids.slice(0, n);
-    this.gids = this.gids.slice(0, n);
-    this.flags = this.flags.slice(0, n);
-    if (this.groups) this.groups = this.groups.slice(0, n);
-    if (this.sums) this.sums = this.sums.slice(0, n * this.checksumLength);
+    this.resize(n, n);
     this.arena = Buffer.from(this.arena.subarray(0, this.arenaUsed));
     this.capacity = n;
   }
@@ -363,6 +358,22 @@ export class ReceivedList implements FileListView {
 
   mode(ndx: number): number {
     return this.modes[this.wireIndex(ndx)]!;
+  }
+
+  /**
+   * Whether some entry, active or not, is named exactly `name`: a scan of the arena that makes
+   * nothing per entry (a pull asks whether the list has a '.' before it makes DEST).
+   */
+  hasName(name: Uint8Array): boolean {
+    const arena = this.arena;
+    for (let w = 0; w < this.count; w++) {
+      if (this.nameLen[w] !== name.length) continue;
+      const start = this.nameStart[w]!;
+      let i = 0;
+      while (i < name.length && arena[start + i] === name[i]) i++;
+      if (i === name.length) return true;
+    }
+    return false;
   }
 
   /** Change an entry's mode (a daemon's incoming chmod); the file type stays. */

@@ -30,6 +30,8 @@ export interface InotifyAddon {
   Inotify: new (onBatch: (raw: Buffer | Error) => void) => InotifyHandle;
   /** V8's low-memory collection plus malloc_trim(0): give a finished transfer's memory back (native/memory.cc). */
   releaseMemory?: () => void;
+  /** mallopt(M_ARENA_MAX, count): fewer glibc arenas keeping freed blocks (native/memory.cc). */
+  limitMallocArenas?: (count: number) => boolean;
   /** setsockopt TCP_QUICKACK on a connected TCP socket's fd (native/quickack.cc). */
   quickAck?: (fd: number) => boolean;
   /** futimens with nanoseconds, atime = mtime (native/times.cc); throws an fs-style error. */
@@ -201,6 +203,15 @@ export function releaseMemory(): boolean {
   if (!addon?.releaseMemory) return false;
   addon.releaseMemory();
   return true;
+}
+
+/**
+ * Cap glibc's malloc arenas for the rest of the process (see native/memory.cc); threads that
+ * already have one keep it. False without the addon or on another C library.
+ */
+export function limitMallocArenas(count: number): boolean {
+  const addon = loadAddon(undefined, { quiet: true });
+  return addon?.limitMallocArenas?.(count) ?? false;
 }
 
 /**

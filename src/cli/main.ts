@@ -788,6 +788,7 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
   ({ transfer, rules } = pushTransfer(options, rules));
   const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
   const { push } = await import('../transfer/push.js');
+  (await import('../process-memory.js')).tuneProcessMemory();
   const started = Date.now();
   // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).
   const charset = outputCharset(options);
@@ -838,6 +839,7 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
 async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: string, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
   if (options.acls) throw new UsageError('-A/--acls: our receiver does not take ACLs yet (a push sends them)');
   const { pull } = await import('../transfer/pull.js');
+  (await import('../process-memory.js')).tuneProcessMemory();
   // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).
   if (options.deleteOnly !== undefined) throw new UsageError(`--delete-only ${options.deleteOnly} is for the live mirror; a pull deletes with --delete`);
   const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options), ...walkingOptions(options, 'pull') };
@@ -970,6 +972,7 @@ async function live(source: string, targets: string[], options: CliOptions, rule
   const { transfer, rules: withBackups, deleteOnly } = liveTransfer(options, rules);
   rules = withBackups;
   const { live: runLive } = await import('./live.js');
+  (await import('../process-memory.js')).tuneProcessMemory();
   return runLive({
     source,
     targets: targets.map((t) => {
@@ -1126,6 +1129,7 @@ async function liveFromConfig(file: string, options: CliOptions, program: Comman
   const path = resolve(file);
   const { loadConfig } = await import('../config/load.js');
   const { liveConfig, defaultStateFile } = await import('./live.js');
+  (await import('../process-memory.js')).tuneProcessMemory();
   const load = (): LoadedConfig => {
     const config = loadConfig(path);
     return { globals: config.globals, syncs: config.syncs.map((s) => resolveSync(s, defaultStateFile)) };

@@ -105,6 +105,7 @@ export async function serveMain(args: readonly string[], version: string): Promi
   const o = cli.opts<ServeOptions>();
   // Detached: the same command in a new session; we exit once it listens, or with its failure.
   if (o.detach && !isDetachedChild()) return detachAndWait([process.argv[1]!, 'serve', ...args], { name: 'lsyncd serve' });
+  (await import('../process-memory.js')).tuneProcessMemory();
   let daemon: RsyncDaemon | undefined;
   let releasePid: (() => void) | undefined;
   const detached = isDetachedChild();

@@ -10,10 +10,12 @@ import { wrapSocket } from '../transfer/socket.js';
 import { DaemonLog, logText } from './log.js';
 import type { ModuleIds, WorkerStart } from './privileges.js';
 import { runModuleSession } from './session.js';
+import { tuneProcessMemory } from '../process-memory.js';
 
 /** The daemon's log descriptor in this process (stdio slot 4 of the fork). */
 const LOG_FD = 4;
 
+tuneProcessMemory();
 process.once('message', (start: WorkerStart, socket: Socket | undefined) => {
   if (!socket) process.exit(1);
   const log = new DaemonLog(start.logToStderr ? { stderr: process.stderr } : hasLog() ? { fd: LOG_FD } : {});

@@ -27,6 +27,9 @@ import { forwardFilesFrom, openLocalFilesFrom } from './files-from.js';
 import { receiverXattrs, xattrOptionsFor } from './local-xattrs.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
 
+/** The name of the transfer's top directory in a file list. */
+const DOT_NAME = Buffer.from('.');
+
 /** Filter rules for a pull: sent to the daemon's sender, and protecting local files from --delete. */
 export interface PullFilter {
   list: FilterList;
@@ -190,7 +193,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       options.onCreatedDest?.(options.dest.replace(/(.)\/+$/, '$1'));
       // A list with a "." creates DEST through the generator; one file into `DEST/`, or a list
       // without "." (-R, --files-from: it starts with the path's directories), needs it made here.
-      const hasDot = flist.files.some((e) => e.name.length === 1 && e.name[0] === 0x2e);
+      const hasDot = list.hasName(DOT_NAME);
       if (single || !hasDot) mkdirSync(dest, { mode: 0o777 });
     }
     // The sender's io_error so far: the list's, then MSG_IO_ERROR's (--ignore-errors deletes anyway).
