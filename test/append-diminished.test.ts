@@ -5,42 +5,26 @@
 // before it is still going (--bwlimit keeps it going for a few seconds).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, mkdir, chmod, truncate, readFile } from 'node:fs/promises';
+import { rm, writeFile, mkdir, truncate, readFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lsyncd, run, type RunResult } from './helpers/cli.js';
 import { pseudoRandom, setTimes } from './helpers/fstree.js';
-import { startBoth, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
+import { startOptionRig, type OptionRig, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
 
-const ROOT = process.getuid?.() === 0;
+let rig: OptionRig;
 let ours: OurDaemon;
 let theirs: ConfiguredDaemon;
 let work: string;
 
-const CONFIG = (dir: string) => `
-reverse lookup = no
-use chroot = no
-munge symlinks = no
-${ROOT ? 'uid = root\ngid = root\n' : ''}
-[push]
-\tpath = ${dir}/push
-\tread only = no
-`;
 
 test.before(async () => {
-  ({ ours, theirs } = await startBoth(CONFIG));
-  for (const dir of [ours.dir, theirs.dir]) {
-    await mkdir(join(dir, 'push'));
-    if (ROOT) await chmod(dir, 0o755);
-  }
-  work = await mkdtemp(join(tmpdir(), 'lsyncd-diminished-'));
+  rig = await startOptionRig('diminished', { push: 'rw' });
+  ({ ours, theirs, work } = rig);
 });
 test.after(async () => {
-  await ours?.stop();
-  await theirs?.stop();
-  await rm(work, { recursive: true, force: true });
+  await rig?.stop();
 });
 
 const LOG = Buffer.from('a line of the growing log\n'.repeat(2000));

@@ -7,48 +7,26 @@
 // rsyncd must get the same trees and counts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, mkdir, chmod, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lsyncd, run, type RunResult } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { pseudoRandom, setTimes, T0 } from './helpers/fstree.js';
-import { startBoth, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
+import { startOptionRig, type OptionRig, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
 
-const ROOT = process.getuid?.() === 0;
+let rig: OptionRig;
 let ours: OurDaemon;
 let theirs: ConfiguredDaemon;
 let work: string;
 
-const CONFIG = (dir: string) => `
-reverse lookup = no
-use chroot = no
-munge symlinks = no
-log file = ${dir}/daemon.log
-transfer logging = yes
-log format = %o %n %b
-${ROOT ? 'uid = root\ngid = root\n' : ''}
-[push]
-\tpath = ${dir}/push
-\tread only = no
-[src]
-\tpath = ${dir}/src
-`;
 
 test.before(async () => {
-  ({ ours, theirs } = await startBoth(CONFIG));
-  for (const dir of [ours.dir, theirs.dir]) {
-    await mkdir(join(dir, 'push'));
-    await mkdir(join(dir, 'src'));
-    if (ROOT) await chmod(dir, 0o755);
-  }
-  work = await mkdtemp(join(tmpdir(), 'lsyncd-push-inplace-'));
+  rig = await startOptionRig('push-inplace', { push: 'rw', src: 'ro' }, (dir) => `log file = ${dir}/daemon.log\ntransfer logging = yes\nlog format = %o %n %b\n`);
+  ({ ours, theirs, work } = rig);
 });
 test.after(async () => {
-  await ours?.stop();
-  await theirs?.stop();
-  await rm(work, { recursive: true, force: true });
+  await rig?.stop();
 });
 
 const OLD = pseudoRandom(300_000, 11);

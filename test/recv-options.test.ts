@@ -8,52 +8,36 @@
 // --partial (a transfer interrupted, then resumed from what it kept).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, mkdir, chmod, readFile, symlink } from 'node:fs/promises';
+import { rm, writeFile, mkdir, readFile, symlink } from 'node:fs/promises';
 import { DestTree, UnsafePathError } from '../src/transfer/dest-tree.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { CLI, lsyncd, run, type RunResult } from './helpers/cli.js';
 import { snapshot, diffTrees, type Tree } from './helpers/tree.js';
 import { pseudoRandom, setTimes, T0 } from './helpers/fstree.js';
-import { startBoth, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
+import { startOptionRig, type OptionRig, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
 import { serverArgs, DEFAULT_TRANSFER } from '../protocol/args.js';
 import { parseServerArgs } from '../protocol/server-args.js';
 
-const ROOT = process.getuid?.() === 0;
 let daemon: TestDaemon;
+let rig: OptionRig;
 let ours: OurDaemon;
 let theirs: ConfiguredDaemon;
 let work: string;
 
-const CONFIG = (dir: string) => `
-reverse lookup = no
-use chroot = no
-munge symlinks = no
-${ROOT ? 'uid = root\ngid = root\n' : ''}
-[push]
-\tpath = ${dir}/push
-\tread only = no
-`;
 
 test.before(async () => {
   daemon = await startDaemon({ extraModules: [{ name: 'src', comment: 'pull source', settings: { 'read only': true } }] });
-  ({ ours, theirs } = await startBoth(CONFIG));
-  for (const dir of [ours.dir, theirs.dir]) {
-    await mkdir(join(dir, 'push'));
-    if (ROOT) await chmod(dir, 0o755);
-  }
-  work = await mkdtemp(join(tmpdir(), 'lsyncd-recvopt-'));
+  rig = await startOptionRig('recvopt', { push: 'rw' });
+  ({ ours, theirs, work } = rig);
 });
 test.after(async () => {
   await daemon?.stop();
-  await ours?.stop();
-  await theirs?.stop();
-  await rm(work, { recursive: true, force: true });
+  await rig?.stop();
 });
 
 const STAT_LABELS = ['Number of files', 'Number of created files', 'Number of deleted files', 'Number of regular files transferred', 'Total transferred file size', 'Literal data', 'Matched data'];

@@ -7,49 +7,33 @@
 // confinement of the partial dir.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, mkdir, chmod, readFile, symlink } from 'node:fs/promises';
+import { rm, writeFile, mkdir, chmod, readFile, symlink } from 'node:fs/promises';
 import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon, type ConfiguredDaemon } from './helpers/daemon.js';
 import { CLI, lsyncd, run, type RunResult } from './helpers/cli.js';
 import { pseudoRandom, setTimes, T0 } from './helpers/fstree.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
-import { startBoth, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
+import { startOptionRig, type OptionRig, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
 import { DestTree } from '../src/transfer/dest-tree.js';
 
-const ROOT = process.getuid?.() === 0;
 let daemon: TestDaemon;
+let rig: OptionRig;
 let ours: OurDaemon;
 let theirs: ConfiguredDaemon;
 let work: string;
 
-const CONFIG = (dir: string) => `
-reverse lookup = no
-use chroot = no
-munge symlinks = no
-${ROOT ? 'uid = root\ngid = root\n' : ''}
-[push]
-\tpath = ${dir}/push
-\tread only = no
-`;
 
 test.before(async () => {
   daemon = await startDaemon({ extraModules: [{ name: 'src', comment: 'pull source', settings: { 'read only': true } }] });
-  ({ ours, theirs } = await startBoth(CONFIG));
-  for (const dir of [ours.dir, theirs.dir]) {
-    await mkdir(join(dir, 'push'));
-    if (ROOT) await chmod(dir, 0o755);
-  }
-  work = await mkdtemp(join(tmpdir(), 'lsyncd-partialdir-'));
+  rig = await startOptionRig('partialdir', { push: 'rw' });
+  ({ ours, theirs, work } = rig);
 });
 test.after(async () => {
   await daemon?.stop();
-  await ours?.stop();
-  await theirs?.stop();
-  await rm(work, { recursive: true, force: true });
+  await rig?.stop();
 });
 
 function statNumber(output: Buffer | string, label: string): number {

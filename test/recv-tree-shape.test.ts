@@ -6,48 +6,32 @@
 // pruneEmptyDirs on its own over a built list.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, mkdir, chmod, symlink } from 'node:fs/promises';
+import { rm, writeFile, mkdir, chmod, symlink } from 'node:fs/promises';
 import { statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon, type ConfiguredDaemon } from './helpers/daemon.js';
 import { lsyncd, run } from './helpers/cli.js';
 import { setTimes, T0 } from './helpers/fstree.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
-import { startBoth, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
+import { startOptionRig, type OptionRig, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
 import { ReceivedList } from '../protocol/received-list.js';
 import { pruneEmptyDirs } from '../protocol/prune-empty-dirs.js';
 
-const ROOT = process.getuid?.() === 0;
 let daemon: TestDaemon;
+let rig: OptionRig;
 let ours: OurDaemon;
 let theirs: ConfiguredDaemon;
 let work: string;
 
-const CONFIG = (dir: string) => `
-reverse lookup = no
-use chroot = no
-munge symlinks = no
-${ROOT ? 'uid = root\ngid = root\n' : ''}
-[push]
-\tpath = ${dir}/push
-\tread only = no
-`;
 
 test.before(async () => {
   daemon = await startDaemon({ extraModules: [{ name: 'src', comment: 'pull source', settings: { 'read only': true } }] });
-  ({ ours, theirs } = await startBoth(CONFIG));
-  for (const dir of [ours.dir, theirs.dir]) {
-    await mkdir(join(dir, 'push'));
-    if (ROOT) await chmod(dir, 0o755);
-  }
-  work = await mkdtemp(join(tmpdir(), 'lsyncd-shape-'));
+  rig = await startOptionRig('shape', { push: 'rw' });
+  ({ ours, theirs, work } = rig);
 });
 test.after(async () => {
   await daemon?.stop();
-  await ours?.stop();
-  await theirs?.stop();
-  await rm(work, { recursive: true, force: true });
+  await rig?.stop();
 });
 
 /** Empty chains, chains leading to a file or a symlink, files beside empty dirs, odd names. */

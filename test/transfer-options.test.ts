@@ -5,15 +5,14 @@
 // into lsyncd serve as into rsyncd, and --bwlimit by the elapsed time of a known size.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, mkdir, chmod, symlink, readFile } from 'node:fs/promises';
+import { rm, writeFile, mkdir, chmod, symlink, readFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { lsyncd, run, type RunResult } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { pseudoRandom, setTimes } from './helpers/fstree.js';
-import { startBoth, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
+import { startOptionRig, type OptionRig, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
 import { BandwidthLimiter, parseBwlimit } from '../src/transfer/bwlimit.js';
 import { unsafeSymlink } from '../protocol/unsafe-symlink.js';
@@ -21,38 +20,20 @@ import { mappedId, parseNameMap } from '../src/transfer/idmap.js';
 
 const ROOT = process.getuid?.() === 0;
 let daemon: TestDaemon;
+let rig: OptionRig;
 let ours: OurDaemon;
 let theirs: ConfiguredDaemon;
 let work: string;
 
-const CONFIG = (dir: string) => `
-reverse lookup = no
-use chroot = no
-munge symlinks = no
-${ROOT ? 'uid = root\ngid = root\n' : ''}
-[push]
-\tpath = ${dir}/push
-\tread only = no
-[src]
-\tpath = ${dir}/src
-\tread only = yes
-`;
 
 test.before(async () => {
   daemon = await startDaemon({ extraModules: [{ name: 'src', comment: 'pull source', settings: { 'read only': true } }] });
-  ({ ours, theirs } = await startBoth(CONFIG));
-  for (const dir of [ours.dir, theirs.dir]) {
-    await mkdir(join(dir, 'push'));
-    await mkdir(join(dir, 'src'));
-    if (ROOT) await chmod(dir, 0o755);
-  }
-  work = await mkdtemp(join(tmpdir(), 'lsyncd-xferopt-'));
+  rig = await startOptionRig('xferopt', { push: 'rw', src: 'ro' });
+  ({ ours, theirs, work } = rig);
 });
 test.after(async () => {
   await daemon?.stop();
-  await ours?.stop();
-  await theirs?.stop();
-  await rm(work, { recursive: true, force: true });
+  await rig?.stop();
 });
 
 /**

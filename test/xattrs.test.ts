@@ -7,47 +7,28 @@
 // below 30 -X is refused in rsync's words.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, mkdir, chmod } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lsyncd, run, type RunResult } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
-import { startBoth, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
+import { startOptionRig, type OptionRig, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
 import { oldRsync } from './helpers/old-rsync.js';
 import { changeXattrs, diffXattrTrees, makeXattrTree, xattrTree } from './helpers/xattrs.js';
 
 const ROOT = process.getuid?.() === 0;
+let rig: OptionRig;
 let ours: OurDaemon;
 let theirs: ConfiguredDaemon;
 let work: string;
 
-const CONFIG = (dir: string) => `
-reverse lookup = no
-use chroot = no
-munge symlinks = no
-${ROOT ? 'uid = root\ngid = root\n' : ''}
-[push]
-\tpath = ${dir}/push
-\tread only = no
-[src]
-\tpath = ${dir}/src
-\tread only = no
-`;
 
 test.before(async () => {
-  ({ ours, theirs } = await startBoth(CONFIG));
-  for (const dir of [ours.dir, theirs.dir]) {
-    await mkdir(join(dir, 'push'));
-    await mkdir(join(dir, 'src'));
-    if (ROOT) await chmod(dir, 0o755);
-  }
-  work = await mkdtemp(join(tmpdir(), 'lsyncd-xattrs-'));
+  rig = await startOptionRig('xattrs', { push: 'rw', src: 'rw' });
+  ({ ours, theirs, work } = rig);
 });
 test.after(async () => {
-  await ours?.stop();
-  await theirs?.stop();
-  await rm(work, { recursive: true, force: true });
+  await rig?.stop();
 });
 
 function ok(r: RunResult, what: string): void {

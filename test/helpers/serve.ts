@@ -2,7 +2,7 @@
 // from a config text, with its log in the temp dir; and a real rsyncd started from the same text
 // (test/helpers/daemon.ts startDaemonWithConfig), so a test runs one client against both
 // (runBoth), with the URL and message helpers the serve suites share.
-import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/serve/config.js';
@@ -80,4 +80,59 @@ export async function runBoth(
   const o = await run(options.client ?? 'rsync', withUrl(daemons.ours, options.dests?.o), options.env ?? {});
   const t = await run(options.client ?? 'rsync', withUrl(daemons.theirs, options.dests?.t), options.env ?? {});
   return { o, t };
+}
+
+const ROOT = process.getuid?.() === 0;
+
+/**
+ * The option suites' rsyncd.conf: no lookups, no chroot, no munging, `uid`/`gid` root when we
+ * are root (rsyncd would drop to nobody), `globals(dir)` (a log, say), and per module a directory
+ * of the daemon's temp dir, writable (`rw`) or read-only (`ro`).
+ */
+export function optionSuiteConfig(modules: Record<string, 'rw' | 'ro'>, globals: (dir: string) => string = () => ''): (dir: string) => string {
+  return (dir) =>
+    `reverse lookup = no\nuse chroot = no\nmunge symlinks = no\n${globals(dir)}${ROOT ? 'uid = root\ngid = root\n' : ''}` +
+    Object.entries(modules)
+      .map(([name, access]) => `[${name}]\n\tpath = ${dir}/${name}\n\tread only = ${access === 'rw' ? 'no' : 'yes'}\n`)
+      .join('');
+}
+
+/** Our daemon and rsyncd serving the same modules, and a work dir of the suite's own. */
+export interface OptionRig {
+  ours: OurDaemon;
+  theirs: ConfiguredDaemon;
+  work: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * startBoth on optionSuiteConfig(modules, globals), each module's directory made in both daemons'
+ * dirs (those world-readable when root, for rsyncd's checks), and a temp work dir `lsyncd-SUITE-*`.
+ */
+export async function startOptionRig(suite: string, modules: Record<string, 'rw' | 'ro'>, globals?: (dir: string) => string): Promise<OptionRig> {
+  const { ours, theirs } = await startBoth(optionSuiteConfig(modules, globals));
+  const stopDaemons = async () => {
+    await ours.stop();
+    await theirs.stop();
+  };
+  let work: string;
+  try {
+    for (const dir of [ours.dir, theirs.dir]) {
+      for (const name of Object.keys(modules)) await mkdir(join(dir, name));
+      if (ROOT) await chmod(dir, 0o755);
+    }
+    work = await mkdtemp(join(tmpdir(), `lsyncd-${suite}-`));
+  } catch (e) {
+    await stopDaemons();
+    throw e;
+  }
+  return {
+    ours,
+    theirs,
+    work,
+    stop: async () => {
+      await stopDaemons();
+      await rm(work, { recursive: true, force: true });
+    },
+  };
 }
