@@ -489,7 +489,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('-g, --group', 'preserve group')
     .option('-D', 'preserve devices and special files', false)
     .option('-H, --hard-links', 'preserve hard links')
-    .option('-A, --acls', 'preserve ACLs (implies -p; a push only: our receiver does not take them yet)')
+    .option('-A, --acls', 'preserve ACLs (implies -p)')
     .option('-X, --xattrs', 'preserve extended attributes (-XX: rsync\'s own user.rsync.% names too)', (_v: string, previous: number) => previous + 1, 0)
     .option('--numeric-ids', "send numeric user and group ids, not names")
     .addOption(new Option('--exclude <PATTERN>', 'exclude files matching PATTERN').argParser(rule('exclude')))
@@ -836,7 +836,6 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
 }
 
 async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: string, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
-  if (options.acls) throw new UsageError('-A/--acls: our receiver does not take ACLs yet (a push sends them)');
   const { pull } = await import('../transfer/pull.js');
   // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).
   if (options.deleteOnly !== undefined) throw new UsageError(`--delete-only ${options.deleteOnly} is for the live mirror; a pull deletes with --delete`);
