@@ -459,7 +459,8 @@ export interface AclTarget {
   /**
    * Give the file here the sender's ACLs (not a symlink's). `early`: a directory the generator
    * has just made or met, its final mode still to come (it stays owner-writable till then).
-   * Returns what failed, in rsync's words (each a failed file, exit 23).
+   * Returns what failed, in rsync's words (each a failed file, exit 23), and the mode the file
+   * has once its access ACL was set (null: it was not).
    */
-  apply(ndx: number, name: Buffer, entryMode: number, early: boolean): string[];
+  apply(ndx: number, name: Buffer, entryMode: number, early: boolean): { failed: string[]; mode: number | null };
 }

@@ -468,8 +468,9 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
       (!device || (st.rdev?.major === entry.rdev?.major && st.rdev?.minor === entry.rdev?.minor));
     if (same) {
       if (doXfers) await tree.setAttrs(name, entry, st);
-      itemize(state, ndx, entry, st, 0);
-      if (doXfers) applyXattrs(state, ndx, entry);
+      const acl = doXfers ? applyAclsFirst(state, ndx, entry, st!) : null;
+      itemize(state, ndx, entry, acl?.st ?? st, 0, undefined, acl?.flag);
+      if (doXfers) applyXattrs(state, ndx, entry, !!acl);
       return;
     }
     const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
@@ -524,8 +525,9 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     // Up to date: the partial copy is not needed any more.
     if (partial && doXfers) await tree.removePartial?.(name);
     if (doXfers) await tree.setAttrs(name, entry, st);
-    itemize(state, ndx, entry, st, 0);
-    if (doXfers) applyXattrs(state, ndx, entry);
+    const acl = doXfers ? applyAclsFirst(state, ndx, entry, st) : null;
+    itemize(state, ndx, entry, acl?.st ?? st, 0, undefined, acl?.flag);
+    if (doXfers) applyXattrs(state, ndx, entry, !!acl);
     return;
   }
   // --append: what is here already at least as long stays as it is (not in the redo phase, where
@@ -882,8 +884,8 @@ export function itemFlags(state: GeneratorState, entry: FileEntry, st: LocalStat
 
 /** A non-transfer: its iflags go to the sender when significant (29+; before, only transfers travel). */
 // rsync/generator.c: itemize
-function itemize(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null, flags: number, xname?: Buffer): void {
-  const iflags = itemFlags(state, entry, st, flags) | aclFlags(state, ndx, entry, st) | xattrFlags(state, ndx, entry, st);
+function itemize(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null, flags: number, xname?: Buffer, aclFlag?: number): void {
+  const iflags = itemFlags(state, entry, st, flags) | (aclFlag ?? aclFlags(state, ndx, entry, st)) | xattrFlags(state, ndx, entry, st);
   if ((iflags & SIGNIFICANT_ITEM_FLAGS || xname) && state.protocol >= 29) {
     state.writer.writeNdx(ndx);
     state.writer.writeShort(iflags);
@@ -898,6 +900,22 @@ function itemize(state: GeneratorState, ndx: number, entry: FileEntry, st: Local
 function aclFlags(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null): number {
   const acls = state.options.acls;
   return acls && st && !isLink(entry.mode) && acls.differs(ndx, entry.name, entry.mode) ? ITEM_REPORT_ACL : 0;
+}
+
+/**
+ * -A on an item that stays (an up-to-date file, an equal device): compared, then set before it is
+ * itemized, as rsync's set_file_attrs runs first there; the mode its access ACL gave is the one
+ * itemize sees (no `p` for bits the ACL brought). Null without -A.
+ */
+// rsync/generator.c: recv_generator (set_file_attrs, then itemize); acls.c set_acl (sxp->st.st_mode = cur_mode)
+function applyAclsFirst(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat): { st: LocalStat; flag: number } | null {
+  const acls = state.options.acls;
+  if (!acls) return null;
+  const flag = aclFlags(state, ndx, entry, st);
+  const { failed, mode } = flag ? acls.apply(ndx, entry.name, entry.mode, false) : { failed: [], mode: null };
+  for (const text of failed) state.options.onWarning?.(text);
+  if (failed.length) state.failed++;
+  return { st: mode === null ? st : { ...st, mode }, flag };
 }
 
 /** -X: ITEM_REPORT_XATTR when the set here (`st` null: none, the item is new) is not the sender's. */
@@ -920,8 +938,8 @@ function writeXattrRequest(state: GeneratorState, ndx: number, iflags: number): 
  * (long values it lacks come to the receiver).
  */
 // rsync/rsync.c: set_file_attrs (set_acl, set_xattr, as the generator)
-function applyXattrs(state: GeneratorState, ndx: number, entry: FileEntry): void {
-  const acls = state.options.acls && !isLink(entry.mode) ? state.options.acls.apply(ndx, entry.name, entry.mode, isDir(entry.mode)) : [];
+function applyXattrs(state: GeneratorState, ndx: number, entry: FileEntry, aclsDone = false): void {
+  const acls = state.options.acls && !aclsDone && !isLink(entry.mode) ? state.options.acls.apply(ndx, entry.name, entry.mode, isDir(entry.mode)).failed : [];
   const failed = [...acls, ...(state.options.xattrs?.apply(ndx, entry.name, null, true) ?? [])];
   for (const text of failed) state.options.onWarning?.(text);
   if (failed.length) state.failed++;

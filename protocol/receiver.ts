@@ -214,7 +214,7 @@ export async function receiveFiles(
     options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes, bytesRead: reader.consumed - dataStart, xname, fileSum: got.fileSum });
     if (got.ok) {
       // rsync/receiver.c: finish_transfer (set_file_attrs: set_acl)
-      if (options.acls && reportXattrFailures(options.acls.apply(ndx, entry.name, entry.mode, false), options)) stats.failedFiles++;
+      if (options.acls && reportXattrFailures(options.acls.apply(ndx, entry.name, entry.mode, false).failed, options)) stats.failedFiles++;
       if (options.xattrs && reportXattrFailures(options.xattrs.apply(ndx, entry.name, xattrBasis, false), options)) stats.failedFiles++;
       continue;
     }

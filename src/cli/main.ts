@@ -412,6 +412,8 @@ function everyDirectionOptions(o: CliOptions): Partial<TransferOptions> {
     ...(maps.groupmap !== undefined && { groupmap: maps.groupmap, group: true }),
     ...(o.safeLinks && { safeLinks: true }),
     ...(o.xattrs && { xattrs: o.xattrs }),
+    // -A implies -p (rsync's options.c).
+    ...(o.acls && { acls: true, perms: true }),
   };
 }
 
@@ -759,8 +761,6 @@ function transferOutput(options: CliOptions, charset: ReturnType<typeof charsetF
 // rsync/options.c: parse_arguments (the "P *SUFFIX" rule of -b without --backup-dir)
 function pushTransfer(options: CliOptions, rules: RuleSource[]): { transfer: TransferOptions; rules: RuleSource[] } {
   const transfer: TransferOptions = { ...transferOptions(options), ...pushedReceivingOptions(options) };
-  // -A implies -p (rsync's options.c).
-  if (options.acls) Object.assign(transfer, { acls: true, perms: true });
   // -b --delete without a backup dir: the backups are protected on the daemon, as rsync's client
   // protects them (its "P *SUFFIX" rule, sent with the list).
   if (transfer.backup && transfer.backupDir === undefined && transfer.delete && !transfer.deleteExcluded) {

@@ -126,32 +126,34 @@ export function treeAcls(receiver: AclReceiver, tree: DestTree, dryRun: boolean)
       }
     },
     apply(ndx, name, entryMode, early) {
-      if (dryRun) return [];
+      if (dryRun) return { failed: [], mode: null };
       const path = tree.xattrPath(name);
       const st = path && stat(path);
-      if (!path || !st) return [];
+      if (!path || !st) return { failed: [], mode: null };
       const shown = name.toString();
       let here: AclsHere;
       try {
         here = readHere(calls, path, st.mode, st.isDirectory());
       } catch (e) {
-        return [`get_acl: sys_acl_get_file(${shown}): ${(e as Error).message}`];
+        return { failed: [`get_acl: sys_acl_get_file(${shown}): ${(e as Error).message}`], mode: null };
       }
       // A directory met by the generator stays owner-writable until its touch-up chmod (which
       // the kernel carries into the ACL's owner entry).
       const perms = tree.finalPerms(entryMode, st.mode) | (early ? 0o700 : 0);
       const failed: string[] = [];
+      let mode: number | null = null;
       for (const w of receiver.writes(ndx, here, st.mode, (st.mode & ~0o7777) | perms)) {
         const which = w.kind === 'access' ? ACCESS : DEFAULT;
         try {
           if (w.blob) calls.set(path, which, w.blob);
           else calls.remove(path, which);
+          if (w.mode !== undefined) mode = w.mode;
         } catch (e) {
           const call = w.blob ? 'sys_acl_set_file' : 'sys_acl_delete_def_file';
           failed.push(`set_acl: ${call}(${shown}, ${w.kind === 'access' ? 'ACL_TYPE_ACCESS' : 'ACL_TYPE_DEFAULT'}): ${(e as Error).message}`);
         }
       }
-      return failed;
+      return { failed, mode };
     },
   };
 }
