@@ -56,12 +56,13 @@ ${ROOT ? 'uid = root\ngid = root\n' : ''}
 [push]
 \tpath = ${dir}/push
 \tread only = no
-`;
+${ROOT ? `[chroot]\n\tpath = ${dir}/chroot\n\tread only = no\n\tuse chroot = yes\n` : ''}`;
 
 test.before(async () => {
   ({ ours, theirs } = await startBoth(CONFIG));
   for (const dir of [ours.dir, theirs.dir]) {
     await mkdir(join(dir, 'push'));
+    await mkdir(join(dir, 'chroot'));
     if (ROOT) await chmod(dir, 0o755);
   }
   work = await mkdtemp(join(tmpdir(), 'lsyncd-acls-'));
@@ -242,6 +243,22 @@ test('a stock rsync -aAi pushing into lsyncd serve: the same lines, ACLs and mod
       await assertSameAcls(join(theirs.dir, to), join(ours.dir, to), `serve receiving ${round} ${extra.join('')}`);
       assert.equal([...aclTree(join(ours.dir, to)).entries()], [...aclTree(src).entries()], `serve receiving ${round} ${extra.join('')}: the source's ACLs`);
     }
+    await changeAcls(src);
+  }
+});
+
+test('a stock rsync -aA pushing into a chroot module (its numeric ids on by default: the id lists still come, nothing mapped): as into rsyncd', async () => {
+  if (!ROOT) return assert.ok(!ROOT, 'a chroot module needs root');
+  const src = join(work, 'chroot-src');
+  await mkdir(src);
+  await makeAclTree(src);
+  for (const round of ['first', 'changed']) {
+    const pt = await run('rsync', ['-aAi', `${src}/`, daemonUrl(theirs, 'chroot/t/')]);
+    const po = await run('rsync', ['-aAi', `${src}/`, daemonUrl(ours, 'chroot/t/')]);
+    ok(pt, `push into rsyncd (${round})`);
+    ok(po, `push into ours (${round})`);
+    assert.equal(lines(po), lines(pt), `push lines (${round})`);
+    await assertSameAcls(join(theirs.dir, 'chroot/t'), join(ours.dir, 'chroot/t'), `chroot module ${round}`);
     await changeAcls(src);
   }
 });

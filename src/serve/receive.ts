@@ -101,7 +101,9 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
   // -A: its ACLs come first (below protocol 30: rsync's refusal, exit 2).
   const acls = refusedAsRole(() => receiverAcls(transfer, r.protocol));
   const receiving = receiveFileList(reader, {
-    ...flistOptionsFor(transfer),
+    // The id lists come unless the client said --numeric-ids: a module's `numeric ids` only turns
+    // the mapping off (rsyncd's numeric_ids = -1, "without breaking protocol").
+    ...flistOptionsFor({ ...transfer, numericIds: args.numericIds }),
     ...((acls || xattrs) && {
       afterEntry: async (from: ByteReader, w: number, mode: number) => (acls ? await acls.receive(from, w, mode) : 0) + (xattrs ? await xattrs.receive(from, w) : 0),
     }),
