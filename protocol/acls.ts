@@ -325,8 +325,6 @@ export class AclReceiver {
   private accessOf = new Int32Array(1024).fill(-1);
   private defaultOf = new Int32Array(1024).fill(-1);
   private wireIndex: (ndx: number) => number = (ndx) => ndx;
-  /** Names that came inline (only with incremental recursion; kept for the id mapping). */
-  readonly inlineNames = { users: new Map<number, Buffer>(), groups: new Map<number, Buffer>() };
 
   /** The wire index of an ndx (ReceivedList.wireIndex), once the list is sorted. */
   bind(wireIndex: (ndx: number) => number): void {
@@ -382,11 +380,9 @@ export class AclReceiver {
         const wire = await reader.readVarint();
         if (wire < 0 || wire >> 2 > 7) throw new ProtocolError(`recv_acl_access: named entry value out of range: ${(wire >>> 0).toString(16)}`);
         const user = (wire & XFLAG_NAME_IS_USER) !== 0;
-        if (wire & XFLAG_NAME_FOLLOWS) {
-          const length = await reader.readByte();
-          const name = Buffer.from(await reader.readBuf(length));
-          if (length) (user ? this.inlineNames.users : this.inlineNames.groups).set(id, name);
-        }
+        // A name inline (rsync sends one only with incremental recursion, which we never
+        // negotiate): read past; the id is mapped through the id lists as any other.
+        if (wire & XFLAG_NAME_FOLLOWS) await reader.readBuf(await reader.readByte());
         racl.names.push({ id, access: wire >> 2, user });
         computedMask |= wire >> 2;
       }
