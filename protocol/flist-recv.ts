@@ -8,6 +8,7 @@ import { CF_ID0_NAMES, CF_INC_RECURSE, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } fr
 import { ProtocolError, UnsafeNameError, type MemoryBudget } from './errors.js';
 import type { ByteReader } from './io.js';
 import type { TransferOptions } from './args.js';
+import { MAX_WIRE_ACL_COUNT } from './acls.js';
 import { FLIST_MAX_PROTOCOL, FLIST_MIN_PROTOCOL, type FlistOptions } from './flist.js';
 import { PACKED_ENTRY_BYTES, ReceivedList, type ReceivedEntry } from './received-list.js';
 import {
@@ -58,6 +59,8 @@ export interface FlistRecvOptions
     | 'numericIds'
     | 'ignoreErrors'
   > {
+  /** -A: the uid and gid name lists come even without -o/-g (ids in the ACLs are mapped by name). */
+  preserveAcls?: boolean;
   /**
    * -r: below protocol 30 a directory under a top directory counts as a content directory
    * (rsync's in_del_hier); from 30 the sender says so itself. Default true.
@@ -75,8 +78,11 @@ export interface FlistRecvOptions
    * grows, so a peer's endless list ends in a MemoryCapError rather than in the heap's limit.
    */
   budget?: MemoryBudget;
-  /** -X: what follows each entry (its xattr set, protocol/xattrs.ts XattrReceiver.receive: the bytes it holds). */
-  afterEntry?: (reader: ByteReader, w: number) => Promise<number>;
+  /**
+   * -A/-X: what follows each entry of mode `mode` (its ACLs, protocol/acls.ts AclReceiver.receive;
+   * its xattr set, protocol/xattrs.ts XattrReceiver.receive): the bytes it holds.
+   */
+  afterEntry?: (reader: ByteReader, w: number, mode: number) => Promise<number>;
 }
 
 /**
@@ -100,6 +106,7 @@ export function flistOptionsFor(transfer: TransferOptions): Omit<FlistRecvOption
     preserveHardLinks: transfer.hardLinks,
     alwaysChecksum: transfer.checksum,
     numericIds: transfer.numericIds,
+    ...(transfer.acls && { preserveAcls: true }),
     recursive: transfer.recursive,
     ...(transfer.deleteMissingArgs && { deleteMissingArgs: true }),
   };
@@ -488,8 +495,8 @@ export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions
     opts.budget?.charge(held, 'file list');
     const w = list.length - 1;
     if (opts.afterEntry) {
-      const xattrBytes = await opts.afterEntry(reader, w);
-      opts.budget?.charge(xattrBytes, 'xattrs');
+      const heldAfter = await opts.afterEntry(reader, w, list.wireMode(w));
+      opts.budget?.charge(heldAfter, 'xattrs');
     }
     const mode = list.wireMode(w);
     if (isReg(mode) || isLink(mode)) totalSize += list.size(w);
@@ -500,8 +507,10 @@ export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions
   let groupNames = new Map<number, Buffer>();
   if (!opts.numericIds) {
     const id0Names = (compat & CF_ID0_NAMES) !== 0;
-    if (r.preserveUid) userNames = await recvOneIdList(reader, protocol, id0Names, list.length, opts.budget);
-    if (r.preserveGid) groupNames = await recvOneIdList(reader, protocol, id0Names, list.length, opts.budget);
+    // With -A the ACLs' named ids are listed too: a bound of a few per entry beyond one ACL's most (each name is charged besides).
+    const maxIds = opts.preserveAcls ? list.length * 4 + MAX_WIRE_ACL_COUNT : list.length;
+    if (r.preserveUid || opts.preserveAcls) userNames = await recvOneIdList(reader, protocol, id0Names, maxIds, opts.budget);
+    if (r.preserveGid || opts.preserveAcls) groupNames = await recvOneIdList(reader, protocol, id0Names, maxIds, opts.budget);
   }
   if (protocol < 30) ioError |= await reader.readInt();
 

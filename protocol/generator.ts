@@ -27,6 +27,7 @@ import {
   ITEM_IS_NEW,
   ITEM_LOCAL_CHANGE,
   ITEM_MISSING_DATA,
+  ITEM_REPORT_ACL,
   ITEM_REPORT_CHANGE,
   ITEM_REPORT_GROUP,
   ITEM_REPORT_OWNER,
@@ -41,6 +42,7 @@ import {
   type DeleteStats,
 } from './constants.js';
 import type { XattrReceiver } from './xattrs.js';
+import type { AclTarget } from './acls.js';
 import { unsafeSymlink } from './unsafe-symlink.js';
 import { CHMOD_BITS, fileType, isDevice, isDir, isLink, isReg, S_IFDIR, S_IFLNK, S_IFREG } from './modes.js';
 import {
@@ -65,6 +67,8 @@ import { findFuzzy, type FuzzyCandidate } from './fuzzy.js';
 export interface GeneratorOptions extends DeleteOptions, BasisOptions {
   /** -X: the received xattr sets, compared, asked for and set (protocol/xattrs.ts); the receiver shares it. */
   xattrs?: XattrReceiver;
+  /** -A: the received ACLs over the destination, compared and set (protocol/acls.ts); the receiver shares it. */
+  acls?: AclTarget;
   /** -p, -t, -o (as root), -g: which attribute differences count (itemize, quick check). */
   perms: boolean;
   times: boolean;
@@ -464,8 +468,9 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
       (!device || (st.rdev?.major === entry.rdev?.major && st.rdev?.minor === entry.rdev?.minor));
     if (same) {
       if (doXfers) await tree.setAttrs(name, entry, st);
-      itemize(state, ndx, entry, st, 0);
-      if (doXfers) applyXattrs(state, ndx, entry);
+      const acl = doXfers ? applyAclsFirst(state, ndx, entry, st!) : null;
+      itemize(state, ndx, entry, acl?.st ?? st, 0, undefined, acl?.flag);
+      if (doXfers) applyXattrs(state, ndx, entry, !!acl);
       return;
     }
     const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
@@ -520,8 +525,9 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     // Up to date: the partial copy is not needed any more.
     if (partial && doXfers) await tree.removePartial?.(name);
     if (doXfers) await tree.setAttrs(name, entry, st);
-    itemize(state, ndx, entry, st, 0);
-    if (doXfers) applyXattrs(state, ndx, entry);
+    const acl = doXfers ? applyAclsFirst(state, ndx, entry, st) : null;
+    itemize(state, ndx, entry, acl?.st ?? st, 0, undefined, acl?.flag);
+    if (doXfers) applyXattrs(state, ndx, entry, !!acl);
     return;
   }
   // --append: what is here already at least as long stays as it is (not in the redo phase, where
@@ -801,7 +807,7 @@ export async function requestFile(
   if (basis && basis.type >= FNAMECMP_FUZZY) iflags |= ITEM_XNAME_FOLLOWS;
   // Itemized against what is here, or the basis dir's file (a fuzzy basis leaves it new).
   const fuzzy = !!basis && basis.type >= FNAMECMP_FUZZY;
-  iflags = itemFlags(state, entry, fuzzy ? null : st, iflags) | xattrFlags(state, ndx, entry, fuzzy ? null : st);
+  iflags = itemFlags(state, entry, fuzzy ? null : st, iflags) | aclFlags(state, ndx, entry, fuzzy ? null : st) | xattrFlags(state, ndx, entry, fuzzy ? null : st);
   if (protocol >= 29) {
     writer.writeShort(iflags);
     if (iflags & ITEM_BASIS_TYPE_FOLLOWS) writer.writeByte(basis!.type);
@@ -878,8 +884,8 @@ export function itemFlags(state: GeneratorState, entry: FileEntry, st: LocalStat
 
 /** A non-transfer: its iflags go to the sender when significant (29+; before, only transfers travel). */
 // rsync/generator.c: itemize
-function itemize(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null, flags: number, xname?: Buffer): void {
-  const iflags = itemFlags(state, entry, st, flags) | xattrFlags(state, ndx, entry, st);
+function itemize(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null, flags: number, xname?: Buffer, aclFlag?: number): void {
+  const iflags = itemFlags(state, entry, st, flags) | (aclFlag ?? aclFlags(state, ndx, entry, st)) | xattrFlags(state, ndx, entry, st);
   if ((iflags & SIGNIFICANT_ITEM_FLAGS || xname) && state.protocol >= 29) {
     state.writer.writeNdx(ndx);
     state.writer.writeShort(iflags);
@@ -887,6 +893,29 @@ function itemize(state: GeneratorState, ndx: number, entry: FileEntry, st: Local
     writeXattrRequest(state, ndx, iflags);
   }
   state.options.onItem?.({ ndx, entry, iflags, ...(xname && { xname }) });
+}
+
+/** -A: ITEM_REPORT_ACL when the file here (`st` null: none, the item is new) has ACLs other than the sender's. */
+// rsync/generator.c: itemize (the set_acl comparison) [acl-diff]
+function aclFlags(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat | null): number {
+  const acls = state.options.acls;
+  return acls && st && !isLink(entry.mode) && acls.differs(ndx, entry.name, entry.mode) ? ITEM_REPORT_ACL : 0;
+}
+
+/**
+ * -A on an item that stays (an up-to-date file, an equal device): compared, then set before it is
+ * itemized, as rsync's set_file_attrs runs first there; the mode its access ACL gave is the one
+ * itemize sees (no `p` for bits the ACL brought). Null without -A.
+ */
+// rsync/generator.c: recv_generator (set_file_attrs, then itemize); acls.c set_acl (sxp->st.st_mode = cur_mode)
+function applyAclsFirst(state: GeneratorState, ndx: number, entry: FileEntry, st: LocalStat): { st: LocalStat; flag: number } | null {
+  const acls = state.options.acls;
+  if (!acls) return null;
+  const flag = aclFlags(state, ndx, entry, st);
+  const { failed, mode } = flag ? acls.apply(ndx, entry.name, entry.mode, false) : { failed: [], mode: null };
+  for (const text of failed) state.options.onWarning?.(text);
+  if (failed.length) state.failed++;
+  return { st: mode === null ? st : { ...st, mode }, flag };
 }
 
 /** -X: ITEM_REPORT_XATTR when the set here (`st` null: none, the item is new) is not the sender's. */
@@ -904,10 +933,14 @@ function writeXattrRequest(state: GeneratorState, ndx: number, iflags: number): 
   xattrs.writeRequest(xattrs.follows(iflags) ? state.writer : null, ndx);
 }
 
-/** -X: the generator sets what it can of a non-transfer's set (long values it lacks come to the receiver). */
-// rsync/rsync.c: set_file_attrs (set_xattr, as the generator)
-function applyXattrs(state: GeneratorState, ndx: number, entry: FileEntry): void {
-  const failed = state.options.xattrs?.apply(ndx, entry.name, null, true) ?? [];
+/**
+ * -A: a non-transfer gets the sender's ACLs; -X: the generator sets what it can of its xattr set
+ * (long values it lacks come to the receiver).
+ */
+// rsync/rsync.c: set_file_attrs (set_acl, set_xattr, as the generator)
+function applyXattrs(state: GeneratorState, ndx: number, entry: FileEntry, aclsDone = false): void {
+  const acls = state.options.acls && !aclsDone && !isLink(entry.mode) ? state.options.acls.apply(ndx, entry.name, entry.mode, isDir(entry.mode)).failed : [];
+  const failed = [...acls, ...(state.options.xattrs?.apply(ndx, entry.name, null, true) ?? [])];
   for (const text of failed) state.options.onWarning?.(text);
   if (failed.length) state.failed++;
 }

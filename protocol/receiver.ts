@@ -28,6 +28,7 @@ import {
 } from './constants.js';
 import { readNdxAndAttrs, readNdxSkippingDelStats } from './request.js';
 import type { XattrReceiver } from './xattrs.js';
+import type { AclTarget } from './acls.js';
 import { generateFiles, RecvChannel, type GeneratorOptions, type GeneratorResult } from './generator.js';
 import type { LocalTree, BasisFile, InplaceFile, TempFile } from './local-tree.js';
 import { readSenderStats, type SenderTotals } from './stats.js';
@@ -106,6 +107,8 @@ export interface ReceiverOptions extends BasisOptions {
   keepPartial?: boolean;
   /** -X: the received xattr sets (shared with the generator): long values read from the request's echo, sets applied. */
   xattrs?: XattrReceiver;
+  /** -A: a received file gets the sender's ACLs once it is in place (protocol/acls.ts). */
+  acls?: AclTarget;
 }
 
 /** How one file's data is written: in place (and appended from where), or through a temp file. */
@@ -210,6 +213,8 @@ export async function receiveFiles(
     stats.matchedBytes += got.matchedBytes;
     options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes, bytesRead: reader.consumed - dataStart, xname, fileSum: got.fileSum });
     if (got.ok) {
+      // rsync/receiver.c: finish_transfer (set_file_attrs: set_acl)
+      if (options.acls && reportXattrFailures(options.acls.apply(ndx, entry.name, entry.mode, false).failed, options)) stats.failedFiles++;
       if (options.xattrs && reportXattrFailures(options.xattrs.apply(ndx, entry.name, xattrBasis, false), options)) stats.failedFiles++;
       continue;
     }

@@ -1,11 +1,13 @@
-// -A/--acls on our sending side against real rsync (issue 13): a tree with ACLs (named users and
-// groups with a mask, a directory's default ACL and a file that inherits it, files with none),
-// written as Linux's system.posix_acl_* xattrs through the addon (no setfacl here), pushed with
-// `rsync -aA` and with ours into rsyncd, and pulled by a stock rsync from lsyncd serve beside
-// rsyncd: every path's ACLs and modes compared exactly, before and after changes, at protocols
-// 30-32 and with --numeric-ids. What is not done is refused: our pull, lsyncd serve receiving,
-// protocol 29. Then protocol/acls.ts alone: the xattr format, the stripped access ACL, the wire
-// bytes against a naive encoder.
+// -A/--acls against real rsync (issue 13): a tree with ACLs (named users and groups with a mask,
+// ids with and without a name here, a directory's default ACL and a file that inherits it, files
+// with none), written as Linux's system.posix_acl_* xattrs through the addon (no setfacl here).
+// Sending: pushed with `rsync -aA` and with ours into rsyncd, pulled by a stock rsync from lsyncd
+// serve beside rsyncd. Receiving: our pull beside rsync's from rsyncd (itemized lines too, -n),
+// stock rsync 3.5 and 3.2.7 pushing into lsyncd serve beside rsyncd. Every path's ACL blobs and
+// modes compared exactly, before and after changes (an ACL removed, a default ACL gone), at
+// protocols 30-32 and with --numeric-ids; protocol 29 refused in rsync's words. Then
+// protocol/acls.ts alone: the xattr format, the stripped access ACL, the wire bytes against a
+// naive encoder, the receiver's round trip and its typed errors on hostile ACL data.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtemp, rm, mkdir, chmod, writeFile } from 'node:fs/promises';
@@ -35,7 +37,11 @@ import {
   stripModePerms,
   type PosixAclEntry,
 } from '../protocol/acls.js';
-import { memorySink } from './helpers/capture.js';
+import { byteAtATime, memorySink } from './helpers/capture.js';
+import { oldRsync } from './helpers/old-rsync.js';
+import { ByteReader } from '../protocol/io.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { AclReceiver, emptyAcl, withModePerms } from '../protocol/acls.js';
 
 const ROOT = process.getuid?.() === 0;
 let ours: OurDaemon;
@@ -50,12 +56,13 @@ ${ROOT ? 'uid = root\ngid = root\n' : ''}
 [push]
 \tpath = ${dir}/push
 \tread only = no
-`;
+${ROOT ? `[chroot]\n\tpath = ${dir}/chroot\n\tread only = no\n\tuse chroot = yes\n` : ''}`;
 
 test.before(async () => {
   ({ ours, theirs } = await startBoth(CONFIG));
   for (const dir of [ours.dir, theirs.dir]) {
     await mkdir(join(dir, 'push'));
+    await mkdir(join(dir, 'chroot'));
     if (ROOT) await chmod(dir, 0o755);
   }
   work = await mkdtemp(join(tmpdir(), 'lsyncd-acls-'));
@@ -97,18 +104,21 @@ async function makeAclTree(root: string): Promise<void> {
   await writeFile(join(root, 'named.txt'), 'named\n');
   await writeFile(join(root, 'same.txt'), 'same ACL as named.txt\n');
   await writeFile(join(root, 'masked.txt'), 'a mask narrower than the group\n');
+  await writeFile(join(root, 'unnamed.txt'), 'ids with no name here\n');
   const named = [e(ACL_USER_OBJ, 6), e(ACL_USER, 4, 1), e(ACL_USER, 6, 2), e(ACL_GROUP_OBJ, 4), e(ACL_GROUP, 5, 4), e(ACL_MASK, 7), e(ACL_OTHER, 0)];
   setAcl(join(root, 'named.txt'), ACCESS, named);
   setAcl(join(root, 'same.txt'), ACCESS, named);
   setAcl(join(root, 'masked.txt'), ACCESS, [e(ACL_USER_OBJ, 7), e(ACL_GROUP_OBJ, 7), e(ACL_GROUP, 6, 1), e(ACL_MASK, 4), e(ACL_OTHER, 4)]);
+  setAcl(join(root, 'unnamed.txt'), ACCESS, [e(ACL_USER_OBJ, 6), e(ACL_USER, 4, 4242), e(ACL_GROUP_OBJ, 4), e(ACL_GROUP, 6, 4343), e(ACL_MASK, 6), e(ACL_OTHER, 4)]);
   setAcl(join(root, 'shared'), DEFAULT, [e(ACL_USER_OBJ, 7), e(ACL_USER, 5, 1), e(ACL_GROUP_OBJ, 5), e(ACL_MASK, 5), e(ACL_OTHER, 1)]);
   await writeFile(join(root, 'shared/inherits.txt'), 'made under a default ACL\n');
   await mkdir(join(root, 'shared/sub'));
   await setTimes(root);
 }
 
-/** Changes: an entry's bits, a named entry removed, the default ACL gone, ACLs on a plain file. */
+/** Changes: an entry's bits, a named entry removed, the default ACL gone, ACLs on a plain file, an ACL removed. */
 async function changeAcls(root: string): Promise<void> {
+  calls().remove(Buffer.from(join(root, 'masked.txt')), ACCESS);
   setAcl(join(root, 'named.txt'), ACCESS, [e(ACL_USER_OBJ, 6), e(ACL_USER, 6, 1), e(ACL_GROUP_OBJ, 4), e(ACL_MASK, 6), e(ACL_OTHER, 4)]);
   calls().remove(Buffer.from(join(root, 'shared')), DEFAULT);
   setAcl(join(root, 'plain.txt'), ACCESS, [e(ACL_USER_OBJ, 6), e(ACL_GROUP_OBJ, 4), e(ACL_GROUP, 4, 4), e(ACL_MASK, 4), e(ACL_OTHER, 4)]);
@@ -173,19 +183,114 @@ test('push -aAX: ACLs and xattrs together (the ACLs first after each entry), as 
   }
 });
 
-test('what is not done is refused: our pull (exit 1), lsyncd serve receiving (exit 4), protocol 29 (rsync words, exit 2)', async () => {
-  const pull = await lsyncd(['--once', '-aA', daemonUrl(theirs, 'push/'), `${join(work, 'refused-pull')}/`]);
-  assert.is(pull.status, 1, runText(pull));
-  assert.match(pull.stderr.toString(), /-A\/--acls: our receiver does not take ACLs yet/);
+const lines = (r: RunResult) => r.stdout.toString().split('\n').filter((l) => /^[.<>ch*][fdLDS][.+?a-zA-Z]{9} /.test(l)).sort();
+
+for (const [protocol, extra] of [[30, []], [31, []], [32, []], [32, ['--numeric-ids']]] as const) {
+  test(`pull -aAi ${extra.join(' ')} at protocol ${protocol}: ours and rsync's from rsyncd, the same lines, ACLs and modes, before and after changes`, async () => {
+    const name = `p${protocol}${extra.length ? '-numeric' : ''}`;
+    const module = join(theirs.dir, 'push', `pull-src-${name}`);
+    await mkdir(module);
+    await makeAclTree(module);
+    const t = join(work, `pull-rsync-${name}`);
+    const o = join(work, `pull-ours-${name}`);
+    for (const round of ['first', 'changed', 'unchanged']) {
+      const args = ['-aAi', `--protocol=${protocol}`, ...extra, daemonUrl(theirs, `push/pull-src-${name}/`)];
+      const r = await run('rsync', [...args, `${t}/`]);
+      const l = await lsyncd(['--once', ...args, `${o}/`]);
+      ok(r, `rsync pull (${round})`);
+      ok(l, `our pull (${round})`);
+      assert.equal(lines(l), lines(r), `itemized lines (${round})`);
+      await assertSameAcls(t, o, `pull ${name} ${round}`);
+      assert.equal([...aclTree(o).entries()], [...aclTree(module).entries()], `pull ${name} ${round}: the module's ACLs`);
+      if (round === 'first') assert.match(aclTree(o).get('unnamed.txt')!, /2:4242:4,.*8:4343:6/, 'ids with no name here arrive as they are');
+      if (round === 'changed') assert.ok(lines(l).some((x) => /^\.f\.{7}a\. plain\.txt$/.test(x)), `an ACL-only change is itemized: ${lines(l).join('\n')}`);
+      if (round === 'unchanged') assert.equal(lines(l), [], 'nothing to do the third time');
+      if (round === 'first') await changeAcls(module);
+    }
+  });
+}
+
+test('pull -aAn: a dry run sets no ACL and itemizes as rsync does', async () => {
+  const module = join(theirs.dir, 'push', 'dry-src');
+  await mkdir(module);
+  await makeAclTree(module);
+  const t = join(work, 'dry-rsync');
+  const o = join(work, 'dry-ours');
+  ok(await run('rsync', ['-aA', daemonUrl(theirs, 'push/dry-src/'), `${t}/`]), 'rsync pull');
+  ok(await lsyncd(['--once', '-aA', daemonUrl(theirs, 'push/dry-src/'), `${o}/`]), 'our pull');
+  const before = aclTree(o);
+  await changeAcls(module);
+  const r = await run('rsync', ['-aAin', daemonUrl(theirs, 'push/dry-src/'), `${t}/`]);
+  const l = await lsyncd(['--once', '-aAin', daemonUrl(theirs, 'push/dry-src/'), `${o}/`]);
+  ok(r, 'rsync -n');
+  ok(l, 'our -n');
+  assert.equal(lines(l), lines(r));
+  assert.equal([...aclTree(o).entries()], [...before.entries()], 'nothing set by a dry run');
+});
+
+test('a stock rsync -aAi pushing into lsyncd serve: the same lines, ACLs and modes as into rsyncd, before and after changes', async () => {
+  const src = join(work, 'serve-push-src');
+  await mkdir(src);
+  await makeAclTree(src);
+  for (const round of ['first', 'changed']) {
+    for (const extra of [[], ['--numeric-ids']]) {
+      const to = `push/from-client${extra.length ? '-numeric' : ''}/`;
+      const pt = await run('rsync', ['-aAi', ...extra, `${src}/`, daemonUrl(theirs, to)]);
+      const po = await run('rsync', ['-aAi', ...extra, `${src}/`, daemonUrl(ours, to)]);
+      ok(pt, `push into rsyncd (${round} ${extra.join('')})`);
+      ok(po, `push into ours (${round} ${extra.join('')})`);
+      assert.equal(lines(po), lines(pt), `push lines (${round} ${extra.join('')})`);
+      await assertSameAcls(join(theirs.dir, to), join(ours.dir, to), `serve receiving ${round} ${extra.join('')}`);
+      assert.equal([...aclTree(join(ours.dir, to)).entries()], [...aclTree(src).entries()], `serve receiving ${round} ${extra.join('')}: the source's ACLs`);
+    }
+    await changeAcls(src);
+  }
+});
+
+test('a stock rsync -aA pushing into a chroot module (its numeric ids on by default: the id lists still come, nothing mapped): as into rsyncd', async () => {
+  if (!ROOT) return assert.ok(!ROOT, 'a chroot module needs root');
+  const src = join(work, 'chroot-src');
+  await mkdir(src);
+  await makeAclTree(src);
+  for (const round of ['first', 'changed']) {
+    const pt = await run('rsync', ['-aAi', `${src}/`, daemonUrl(theirs, 'chroot/t/')]);
+    const po = await run('rsync', ['-aAi', `${src}/`, daemonUrl(ours, 'chroot/t/')]);
+    ok(pt, `push into rsyncd (${round})`);
+    ok(po, `push into ours (${round})`);
+    assert.equal(lines(po), lines(pt), `push lines (${round})`);
+    await assertSameAcls(join(theirs.dir, 'chroot/t'), join(ours.dir, 'chroot/t'), `chroot module ${round}`);
+    await changeAcls(src);
+  }
+});
+
+test("rsync 3.2.7's client pushing -aA into lsyncd serve: as into rsyncd", async () => {
+  const old = await oldRsync();
+  const src = join(work, 'old-src');
+  await mkdir(src);
+  await makeAclTree(src);
+  for (const round of ['first', 'changed']) {
+    ok(await run(old, ['-aA', `${src}/`, daemonUrl(theirs, 'push/old/')]), `old rsync into rsyncd (${round})`);
+    ok(await run(old, ['-aA', `${src}/`, daemonUrl(ours, 'push/old/')]), `old rsync into ours (${round})`);
+    await assertSameAcls(join(theirs.dir, 'push/old'), join(ours.dir, 'push/old'), `old client pushing ${round}`);
+    await changeAcls(src);
+  }
+});
+
+test('protocol 29 is refused in rsync words (exit 2): our push, our pull, a stock client pushing into lsyncd serve', async () => {
   const src = join(work, 'refused-src');
   await mkdir(src);
   await writeFile(join(src, 'f'), 'f');
-  const push = await run('rsync', ['-aA', `${src}/`, daemonUrl(ours, 'push/refused/')]);
-  assert.is(push.status, 4, runText(push));
-  assert.match(push.stderr.toString(), /lsyncd serve does not support --acls \(-A\) when receiving yet/);
-  const old = await lsyncd(['--once', '-aA', '--protocol=29', `${src}/`, daemonUrl(theirs, 'push/p29/')]);
-  assert.is(old.status, 2, runText(old));
-  assert.ok(old.stderr.toString().includes('--acls requires protocol 30 or higher (negotiated 29).'), runText(old));
+  const words = '--acls requires protocol 30 or higher (negotiated 29).';
+  const push = await lsyncd(['--once', '-aA', '--protocol=29', `${src}/`, daemonUrl(theirs, 'push/p29/')]);
+  assert.is(push.status, 2, runText(push));
+  assert.ok(push.stderr.toString().includes(words), runText(push));
+  const pull = await lsyncd(['--once', '-aA', '--protocol=29', daemonUrl(theirs, 'push/'), `${join(work, 'p29-pull')}/`]);
+  assert.is(pull.status, 2, runText(pull));
+  assert.ok(pull.stderr.toString().includes(words), runText(pull));
+  const into = await run('rsync', ['-aA', '--protocol=29', `${src}/`, daemonUrl(ours, 'push/p29/')]);
+  const intoTheirs = await run('rsync', ['-aA', '--protocol=29', `${src}/`, daemonUrl(theirs, 'push/p29/')]);
+  assert.is(into.status, intoTheirs.status, `${runText(into)}\n${runText(intoTheirs)}`);
+  assert.ok(into.stderr.toString().includes(words), runText(into));
 });
 
 test('Linux ACL xattrs: decoded and encoded back byte for byte; malformed ones rejected', () => {
@@ -226,6 +331,100 @@ test('the wire: flags, object entries, named entries (bits << 2, user flag), an 
     0, 0, // its default ACL: empty
   ];
   assert.equal([...sink.bytes()], expected);
+});
+
+const reader = (bytes: number[]) => new ByteReader(byteAtATime(Uint8Array.from(bytes)));
+
+test("the receiver: what AclSender sends comes back as the file's own blobs (the mode's bits put back, the mask the mode's group)", async () => {
+  const sink = memorySink();
+  const w = new ByteWriter(sink);
+  const sender = new AclSender();
+  const named = [e(ACL_USER_OBJ, 6), e(ACL_USER, 4, 1), e(ACL_USER, 6, 2), e(ACL_GROUP_OBJ, 4), e(ACL_GROUP, 5, 4), e(ACL_MASK, 7), e(ACL_OTHER, 0)];
+  const dirDefault = [e(ACL_USER_OBJ, 7), e(ACL_USER, 5, 1), e(ACL_GROUP_OBJ, 5), e(ACL_MASK, 5), e(ACL_OTHER, 1)];
+  sender.send(w, 0o100670, false, rsyncAclOf(named), null);
+  sender.send(w, 0o40755, true, null, rsyncAclOf(dirDefault));
+  sender.send(w, 0o100644, false, null, null);
+  sender.send(w, 0o40700, true, null, null);
+  await w.flush();
+  const r = new ByteReader(byteAtATime(sink.bytes()));
+  const receiver = new AclReceiver();
+  await receiver.receive(r, 0, 0o100670);
+  await receiver.receive(r, 1, 0o40755);
+  await receiver.receive(r, 2, 0o100644);
+  await receiver.receive(r, 3, 0o40700);
+  const plain = (mode: number, dir: boolean) => ({ access: aclFromMode(mode), defaults: dir ? emptyAcl() : null });
+  const file = receiver.writes(0, plain(0o644, false), 0o100644, 0o100670);
+  assert.equal(file.length, 1);
+  assert.equal(decodePosixAcl(file[0]!.blob!), named.map((x) => ({ ...x, id: x.tag === ACL_USER || x.tag === ACL_GROUP ? x.id : 0xffffffff })));
+  assert.is(file[0]!.mode! & 0o777, 0o670);
+  const dir = receiver.writes(1, plain(0o755, true), 0o40755, 0o40755);
+  assert.equal(dir.map((x) => x.kind), ['default'], 'a directory: its default ACL only');
+  assert.equal(dir[0]!.blob, encodePosixAcl(dirDefault));
+  assert.equal(receiver.writes(2, plain(0o644, false), 0o100644, 0o100644), [], 'a plain file stays as it is');
+  // Named entries here that the sender has not: the plain form goes back (the kernel drops the xattr).
+  const back = receiver.writes(2, { access: rsyncAclOf(named), defaults: null }, 0o100674, 0o100644);
+  assert.equal(back.length, 1);
+  assert.equal(decodePosixAcl(back[0]!.blob!).map((x) => [x.tag, x.perm]), [[ACL_USER_OBJ, 6], [ACL_GROUP_OBJ, 4], [ACL_OTHER, 4]]);
+  // A default ACL the sender does not have is removed.
+  assert.equal(receiver.writes(3, { access: aclFromMode(0o700), defaults: rsyncAclOf(dirDefault) }, 0o40700, 0o40700), [{ kind: 'default', blob: null }]);
+  assert.ok(receiver.differs(0, plain(0o670, false), 0o100670), 'itemized as differing');
+  assert.not.ok(receiver.differs(0, { access: rsyncAclOf(named), defaults: null }, 0o100670), 'the same ACL is no change');
+});
+
+test('the receiver maps named ids (users and groups apart) and puts in the mask a list needs', async () => {
+  const receiver = new AclReceiver();
+  // A new access ACL: NAME_LIST only, user 7 rw, group 9 r; no mask (the mode's group bits give it).
+  await receiver.receive(reader([0, 0x10, 2, 7, (6 << 2) | 2, 9, 4 << 2]), 0, 0o100640);
+  receiver.mapIds((id) => id + 1000, (id) => id + 2000);
+  const blob = receiver.writes(0, { access: aclFromMode(0o640), defaults: null }, 0o100640, 0o100640)[0]!.blob!;
+  assert.equal(decodePosixAcl(blob).map((x) => [x.tag, x.perm, x.id]), [
+    [ACL_USER_OBJ, 6, 0xffffffff],
+    [ACL_USER, 6, 1007],
+    [ACL_GROUP_OBJ, 4, 0xffffffff],
+    [ACL_GROUP, 4, 2009],
+    [ACL_MASK, 4, 0xffffffff],
+    [ACL_OTHER, 0, 0xffffffff],
+  ]);
+});
+
+test("change_sacl_perms: a directory's sticky bit going on, a file's setuid going off: no group or other bits until the chmod", () => {
+  const sent = { ...emptyAcl(), names: [{ id: 5, access: 7, user: true }], maskObj: 7 };
+  assert.is(withModePerms(sent, 0o40755, 0o41775, true).racl.maskObj, 0);
+  assert.is(withModePerms(sent, 0o41755, 0o41775, true).racl.maskObj, 7, 'already sticky');
+  assert.is(withModePerms(sent, 0o104755, 0o100755, false).racl.otherObj, 0);
+  assert.is(withModePerms(sent, 0o100755, 0o100750, false).racl.otherObj, 0);
+  assert.is(withModePerms(sent, 0o100700, 0o100755, false).mode, 0o100755);
+});
+
+test('hostile ACL data: an index past the table, unknown flags, bits out of range, a huge count: ProtocolError, nothing kept', async () => {
+  const bad: Array<[number[], RegExp]> = [
+    [[5], /access ACL index 5 > 0/],
+    [[0, 0x20], /unknown flags 0x20/],
+    [[0, 0x01, 8], /user_obj value out of range/],
+    [[0, 0x04, 16], /mask_obj value out of range/],
+    [[0, 0x10, 0xc1, 0x70, 0x11], /ACL count 70000 out of range/], // varint 70000
+    [[0, 0x10, 1, 7, 8 << 2], /named entry value out of range/],
+  ];
+  for (const [bytes, why] of bad) {
+    const receiver = new AclReceiver();
+    try {
+      await receiver.receive(reader(bytes), 0, 0o100644);
+      assert.unreachable(`accepted ${bytes.join(',')}`);
+    } catch (err) {
+      assert.instance(err, ProtocolError, String(err));
+      assert.match((err as Error).message, why);
+    }
+    assert.is(receiver.acls(0), null, 'nothing kept');
+  }
+  // A directory's default ACL index is checked against the default table.
+  const receiver = new AclReceiver();
+  try {
+    await receiver.receive(reader([0, 0, 1]), 0, 0o40755);
+    assert.unreachable('accepted a default ACL index into an empty table');
+  } catch (err) {
+    assert.instance(err, ProtocolError);
+    assert.match((err as Error).message, /default ACL index 1 > 0/);
+  }
 });
 
 test.run();

@@ -53,7 +53,6 @@ test.after(async () => {
 });
 
 const REFUSED: Array<{ options: string[]; push?: string; pull?: string }> = [
-  { options: ['-A'], push: 'lsyncd serve does not support --acls (-A) when receiving yet' },
   { options: ['--atimes'], push: '--atimes (-U)', pull: '--atimes (-U)' },
   { options: ['--remove-source-files'], push: '--remove-source-files', pull: '--remove-source-files' },
   { options: ['-E'], push: '--executability (-E)' },

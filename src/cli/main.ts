@@ -412,6 +412,8 @@ function everyDirectionOptions(o: CliOptions): Partial<TransferOptions> {
     ...(maps.groupmap !== undefined && { groupmap: maps.groupmap, group: true }),
     ...(o.safeLinks && { safeLinks: true }),
     ...(o.xattrs && { xattrs: o.xattrs }),
+    // -A implies -p (rsync's options.c).
+    ...(o.acls && { acls: true, perms: true }),
   };
 }
 
@@ -489,7 +491,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('-g, --group', 'preserve group')
     .option('-D', 'preserve devices and special files', false)
     .option('-H, --hard-links', 'preserve hard links')
-    .option('-A, --acls', 'preserve ACLs (implies -p; a push only: our receiver does not take them yet)')
+    .option('-A, --acls', 'preserve ACLs (implies -p)')
     .option('-X, --xattrs', 'preserve extended attributes (-XX: rsync\'s own user.rsync.% names too)', (_v: string, previous: number) => previous + 1, 0)
     .option('--numeric-ids', "send numeric user and group ids, not names")
     .addOption(new Option('--exclude <PATTERN>', 'exclude files matching PATTERN').argParser(rule('exclude')))
@@ -759,8 +761,6 @@ function transferOutput(options: CliOptions, charset: ReturnType<typeof charsetF
 // rsync/options.c: parse_arguments (the "P *SUFFIX" rule of -b without --backup-dir)
 function pushTransfer(options: CliOptions, rules: RuleSource[]): { transfer: TransferOptions; rules: RuleSource[] } {
   const transfer: TransferOptions = { ...transferOptions(options), ...pushedReceivingOptions(options) };
-  // -A implies -p (rsync's options.c).
-  if (options.acls) Object.assign(transfer, { acls: true, perms: true });
   // -b --delete without a backup dir: the backups are protected on the daemon, as rsync's client
   // protects them (its "P *SUFFIX" rule, sent with the list).
   if (transfer.backup && transfer.backupDir === undefined && transfer.delete && !transfer.deleteExcluded) {
@@ -837,7 +837,6 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
 }
 
 async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: string, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
-  if (options.acls) throw new UsageError('-A/--acls: our receiver does not take ACLs yet (a push sends them)');
   const { pull } = await import('../transfer/pull.js');
   (await import('../process-memory.js')).tuneProcessMemory();
   // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).

@@ -15,7 +15,8 @@ import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { isDir, isLink } from '../../protocol/modes.js';
 import { receiveIntoTree } from '../transfer/receive.js';
 import { receiverXattrs } from '../transfer/local-xattrs.js';
-import { xattrOptionsOrRefusal } from './refused-options.js';
+import { receiverAcls } from '../transfer/local-acls.js';
+import { refusedAsRole, xattrOptionsOrRefusal } from './refused-options.js';
 import type { ByteReader } from '../../protocol/io.js';
 import { tweakMode } from '../../protocol/chmod.js';
 import { dirDepth, localName, ModulePathError, sanitizeModulePath, stripModule, SYMLINK_PREFIX } from './destination.js';
@@ -97,9 +98,15 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
   const listBytes = args.filesFrom !== undefined ? readModuleFilesFrom(r, args.filesFrom) : null;
   // -X: each entry's xattr set follows it in the list.
   const xattrs = receiverXattrs(xattrOptionsOrRefusal(transfer, r.protocol, setup.compatFlags), r.memory);
+  // -A: its ACLs come first (below protocol 30: rsync's refusal, exit 2).
+  const acls = refusedAsRole(() => receiverAcls(transfer, r.protocol));
   const receiving = receiveFileList(reader, {
-    ...flistOptionsFor(transfer),
-    ...(xattrs && { afterEntry: (from: ByteReader, w: number) => xattrs.receive(from, w) }),
+    // The id lists come unless the client said --numeric-ids: a module's `numeric ids` only turns
+    // the mapping off (rsyncd's numeric_ids = -1, "without breaking protocol").
+    ...flistOptionsFor({ ...transfer, numericIds: args.numericIds }),
+    ...((acls || xattrs) && {
+      afterEntry: async (from: ByteReader, w: number, mode: number) => (acls ? await acls.receive(from, w, mode) : 0) + (xattrs ? await xattrs.receive(from, w) : 0),
+    }),
     protocol: r.protocol,
     compatFlags: setup.compatFlags,
     checksumLength: digestLength(setup.checksum),
@@ -152,6 +159,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     setup,
     files: list,
     ...(xattrs && { xattrs }),
+    ...(acls && { acls }),
     userNames: flist.userNames,
     groupNames: flist.groupNames,
     dest: dest.dir,

@@ -1,8 +1,7 @@
 // Options a client may send that lsyncd serve reads but would not honour (issue 13): refused by
 // name after the setup phase (exit 4, rsync's "requested action not supported") rather than
-// ignored, so a client never gets a result other than the one it asked for. -A gets the words of
-// an rsyncd built without ACL support (-X is served: protocol/xattrs.ts); the others name what is
-// missing.
+// ignored, so a client never gets a result other than the one it asked for (-A and -X are served:
+// protocol/acls.ts, protocol/xattrs.ts); each names what is missing.
 // Options with no effect on the result (-T, --delay-updates' final tree, --preallocate, -B, ...)
 // stay accepted; docs/options.md and docs/serve.md "Differences from rsyncd" list both kinds.
 // Counterpart: rsync options.c parse_arguments (the "not supported on this server" errors).
@@ -13,11 +12,9 @@ import { XattrUnsupportedError, xattrOptionsFor } from '../transfer/local-xattrs
 import { refuseRole } from './role-exit.js';
 
 /** The first option of the client's list this daemon would not honour, as the client's error line; or undefined. */
-// rsync/options.c: parse_arguments (SUPPORT_ACLS unset)
+// rsync/options.c: parse_arguments (the options a build without their support refuses)
 export function refusedOption(args: ServerArgs): string | undefined {
   const missing = (name: string) => `lsyncd serve does not support ${name}`;
-  // Not done yet: our receiver does not apply ACLs.
-  if (!args.sender && args.acls) return `${missing('--acls (-A) when receiving')} yet`;
   // Both roles: -U and -N add fields to every file-list entry; --iconv converts every name.
   const always: Array<[string, boolean]> = [
     ['--atimes (-U)', args.atimes > 0],

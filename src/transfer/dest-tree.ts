@@ -927,6 +927,11 @@ export class DestTree implements LocalTree {
     return this.attrs.tweakMode ? this.tweaked(entry, current & CHMOD_BITS) : null;
   }
 
+  /** -A: the permissions an entry of mode `entryMode` ends with here, its mode now `current` (as setAttrs gives them). */
+  finalPerms(entryMode: number, current: number): number {
+    return this.wantedPerms(current, { mode: entryMode } as FileEntry) ?? current & CHMOD_BITS;
+  }
+
   /** Whether setAttrs would change anything of a (non-symlink) item whose lstat is `st`. */
   private attrsDiffer(st: LocalStat, entry: FileEntry): boolean {
     if ((this.attrs.owner || this.attrs.group) && (st.uid !== entry.uid || st.gid !== entry.gid)) return true;

@@ -25,6 +25,7 @@ import { receiveIntoTree } from './receive.js';
 import { closeOnAbort } from './abort.js';
 import { forwardFilesFrom, openLocalFilesFrom } from './files-from.js';
 import { receiverXattrs, xattrOptionsFor } from './local-xattrs.js';
+import { receiverAcls } from './local-acls.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
 
 /** The name of the transfer's top directory in a file list. */
@@ -117,13 +118,19 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     // -X: each entry's xattr set follows it in the list. Our client info has 'x', so the daemon
     // sets CF_AVOID_XATTR_OPTIM (rsync's want_xattr_optim is off).
     const xattrs = receiverXattrs(xattrOptionsFor(transfer, protocol, CF_AVOID_XATTR_OPTIM));
+    // -A: each entry's ACLs follow it, before its xattrs.
+    const acls = receiverAcls(transfer, protocol);
+    const afterEntry =
+      acls || xattrs
+        ? async (r: ByteReader, w: number, mode: number) => (acls ? await acls.receive(r, w, mode) : 0) + (xattrs ? await xattrs.receive(r, w) : 0)
+        : null;
     const start = await startPull(reader, writer, args, {
       ...(checksumChoice && { checksumChoice }),
       ...clientCompressOptions(transfer.compress, compressCodecs),
       ...(filter && {
         writeFilterList: (w: ByteWriter) => sendFilterList(w, filter.list, { deleteExcluded: filter.deleteExcluded, role: 'receiver' }),
       }),
-      flist: { ...flistOptionsFor(transfer), ...(xattrs && { afterEntry: (r: ByteReader, w: number) => xattrs.receive(r, w) }) },
+      flist: { ...flistOptionsFor(transfer), ...(afterEntry && { afterEntry }) },
       onMessage: messages.handle,
       ...(filesFrom && { forwardFilesFrom: (w: ByteWriter) => forwardFilesFrom(w, filesFrom, !!transfer.from0) }),
     });
@@ -205,6 +212,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       setup,
       files: list,
       ...(xattrs && { xattrs }),
+      ...(acls && { acls }),
       userNames: flist.userNames,
       groupNames: flist.groupNames,
       ...(renamed ? { dest: dirname(dest), localName: Buffer.from(basename(dest)) } : { dest }),

@@ -23,6 +23,8 @@ import { isDir } from '../../protocol/modes.js';
 import { pruneEmptyDirs } from '../../protocol/prune-empty-dirs.js';
 import { DestTree } from './dest-tree.js';
 import { treeXattrs } from './local-xattrs.js';
+import { treeAcls } from './local-acls.js';
+import type { AclReceiver } from '../../protocol/acls.js';
 import type { XattrReceiver } from '../../protocol/xattrs.js';
 import { sumsHelper } from './sums-helper.js';
 
@@ -34,6 +36,8 @@ export interface ReceiveRequest {
   files: ReceivedList;
   /** -X: the xattr sets received with the list (bound here to the destination). */
   xattrs?: XattrReceiver;
+  /** -A: the ACLs received with the list (their ids mapped and bound here to the destination). */
+  acls?: AclReceiver;
   userNames: ReadonlyMap<number, Buffer>;
   groupNames: ReadonlyMap<number, Buffer>;
   /** The directory the list's names are relative to (it exists, or the list's "." creates it). */
@@ -84,18 +88,20 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
   const helper = sumsHelper(setup.checksum, summerOptions);
   // -c: rsync's file_checksum, never seeded.
   const fileSummer = transfer.checksum ? await createChecksummer(setup.checksum, { protocol, seed: 0, compatFlags: setup.compatFlags, implied: false }) : null;
-  // -o/-g: the sender's ids, mapped by name to ours unless --numeric-ids.
+  // -o/-g (and -A's named entries): the sender's ids, mapped by name to ours unless --numeric-ids.
   // --usermap/--groupmap (--chown) rules come first, also with --numeric-ids (then by id only).
-  if ((transfer.owner || transfer.group) && (!transfer.numericIds || transfer.usermap !== undefined || transfer.groupmap !== undefined)) {
+  if ((transfer.owner || transfer.group || r.acls) && (!transfer.numericIds || transfer.usermap !== undefined || transfer.groupmap !== undefined)) {
     const users = localIds('/etc/passwd');
     const groups = localIds('/etc/group');
     const warn = (text: string) => r.onWarning?.(`${text}\n`);
     const userRules = transfer.usermap !== undefined ? parseNameMap(transfer.usermap, 'user', users, warn) : [];
     const groupRules = transfer.groupmap !== undefined ? parseNameMap(transfer.groupmap, 'group', groups, warn) : [];
     const names = (sent: ReadonlyMap<number, Buffer>) => (transfer.numericIds ? new Map<number, Buffer>() : sent);
-    const mapUid = transfer.owner ? idMapper(names(r.userNames), transfer.numericIds ? new Map() : users, userRules) : null;
-    const mapGid = transfer.group ? idMapper(names(r.groupNames), transfer.numericIds ? new Map() : groups, groupRules) : null;
-    r.files.mapIds(mapUid, mapGid);
+    const anyUid = idMapper(names(r.userNames), transfer.numericIds ? new Map() : users, userRules);
+    const anyGid = idMapper(names(r.groupNames), transfer.numericIds ? new Map() : groups, groupRules);
+    r.files.mapIds(transfer.owner ? anyUid : null, transfer.group ? anyGid : null);
+    // rsync/uidlist.c: recv_id_list (match_acl_ids)
+    r.acls?.mapIds(anyUid, anyGid);
   }
   // --compare-dest/--copy-dest/--link-dest: relative to the destination, as rsync takes them.
   const alt = altDest(transfer);
@@ -118,6 +124,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     },
   );
   r.xattrs?.bind(treeXattrs(tree, r.xattrs.options.amRoot), (ndx) => r.files.wireIndex(ndx));
+  r.acls?.bind((ndx) => r.files.wireIndex(ndx));
   // Perishable rules protect too (the --partial-dir's): rsync ignores them only inside a directory being deleted.
   const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded }) : null;
   const daemonExcluded = r.daemonExcluded;
@@ -140,6 +147,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     compression: setup.tokens ?? null,
     ...(r.amServer && { amServer: true }),
     ...(r.xattrs && { xattrs: r.xattrs }),
+    ...(r.acls && { acls: treeAcls(r.acls, tree, transfer.dryRun) }),
     ...(r.rootCreated && { rootCreated: true }),
     perms: transfer.perms,
     times: transfer.times,
