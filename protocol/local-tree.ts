@@ -61,8 +61,12 @@ export interface TempFile {
  * it as it is now, as rsync does.
  */
 export interface InplaceFile extends TempFile {
-  /** Move the write position forward by `length` bytes without writing them. */
-  skip(length: number): void;
+  /**
+   * Move the write position forward by `length` bytes without writing them. `bytes`, when given,
+   * are those bytes (-S punches their runs of zeros into holes, as rsync's skip_matched does);
+   * they are only read during the call.
+   */
+  skip(length: number, bytes?: Uint8Array): void;
 }
 
 /**

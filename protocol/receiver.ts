@@ -324,7 +324,7 @@ async function receiveData(
       if (n <= 0) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} shrank during the transfer`, EXIT.FILEIO);
       const piece = copyBuf.subarray(0, n);
       if (tokens.seesBlocks) tokens.seeData!(piece);
-      if (inPlace) inplace!.skip(n);
+      if (inPlace) inplace!.skip(n, piece);
       else await temp.write(piece);
       update(piece);
       pos += n;

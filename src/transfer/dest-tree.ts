@@ -655,8 +655,8 @@ export class DestTree implements LocalTree {
           pos += n;
         }
       },
-      skip: (length) => {
-        sparse?.skip(length);
+      skip: (length, bytes) => {
+        sparse?.skip(length, bytes);
         pos += length;
       },
       commit: async (entry) => {
