@@ -44,7 +44,7 @@ export interface TempFile {
   /** Write out whatever is buffered. */
   flush?(): Promise<void>;
   /** Set the entry's attributes and rename it over the target (atomic). */
-  commit(entry: FileEntry): Promise<void>;
+  commit(entry: FileEntry, how?: CommitOptions): Promise<void>;
   /** Remove it, leaving the target as it was. */
   discard(): Promise<void>;
   /**
@@ -52,6 +52,18 @@ export interface TempFile {
    * missing; the entry's attributes but not its mtime); false when there is no partial dir for it.
    */
   keepPartial?(entry: FileEntry): Promise<boolean>;
+}
+
+/**
+ * How a temp file replaces its target when it is not simply done: --partial's "update retained"
+ * (a file that failed verification kept as the file) leaves its mtime alone and makes no backup
+ * when the target is already the kept attempt (rsync's negated make_backups on a redo).
+ */
+export interface CommitOptions {
+  /** The mtime is not set (the file keeps the time it was written). */
+  leaveMtime?: boolean;
+  /** false: no backup of the target it replaces (default: -b's backup, when configured). */
+  backup?: boolean;
 }
 
 /**

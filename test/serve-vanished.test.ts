@@ -5,13 +5,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type RunResult } from './helpers/cli.js';
 import { setTimes } from './helpers/fstree.js';
 import { runText, startBoth, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
+import { gatedRelay } from './helpers/gated-relay.js';
 
 const ROOT = process.getuid?.() === 0;
 const CONFIG = (dir: string) => `
@@ -23,62 +23,6 @@ ${ROOT ? 'uid = root\ngid = root\n' : ''}
 `;
 /** A name the client must escape when it prints it (a control byte is \#001 in rsync's output). */
 const VICTIM = 'vic\x01tim';
-
-interface GatedRelay {
-  port: number;
-  /** Resolves once the client sent something after the daemon's first `after` bytes (its requests). */
-  held: Promise<void>;
-  release(): void;
-  close(): Promise<void>;
-}
-
-/**
- * A TCP relay to 127.0.0.1:`port` for one client: the daemon's bytes pass at once; the client's
- * pass until the daemon has sent `after` bytes (greeting, flags, file list), then wait for release().
- */
-async function gatedRelay(port: number, after: number): Promise<GatedRelay> {
-  let onHeld!: () => void;
-  const held = new Promise<void>((resolve) => (onHeld = resolve));
-  let released = false;
-  const queue: Buffer[] = [];
-  let upstream: Socket | null = null;
-  const sockets: Socket[] = [];
-  const server: Server = createServer((client) => {
-    const daemon = connect(port, '127.0.0.1');
-    upstream = daemon;
-    sockets.push(client, daemon);
-    let fromDaemon = 0;
-    daemon.on('data', (c: Buffer) => {
-      fromDaemon += c.length;
-      client.write(c);
-    });
-    client.on('data', (c: Buffer) => {
-      if (released || fromDaemon < after) daemon.write(c);
-      else {
-        queue.push(c);
-        onHeld();
-      }
-    });
-    client.on('end', () => daemon.end());
-    daemon.on('end', () => client.end());
-    client.on('error', () => daemon.destroy());
-    daemon.on('error', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    held,
-    release() {
-      released = true;
-      for (const c of queue.splice(0)) upstream?.write(c);
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /** The filler files' names. */
 const fillName = (i: number) => `${String(i).padStart(3, '0')}-a-file-with-a-rather-long-name-to-fill-the-list`;
@@ -95,11 +39,12 @@ async function fillModule(dir: string): Promise<void> {
 
 /** One pull of `path` through a gated relay; the victim is removed while the requests wait. */
 async function pullWhileVanishing(daemon: { port: number; dir: string }, path: string, extra: string[]): Promise<{ r: RunResult; dest: string }> {
-  const relay = await gatedRelay(daemon.port, 3000);
+  // The client's requests wait once the daemon has sent its greeting, flags and the list (KBs).
+  const relay = await gatedRelay(daemon.port, 'toDaemon', (c) => c.releases === 0 && c.fromDaemon >= 3000);
   const dest = await mkdtemp(join(tmpdir(), 'lsyncd-vanished-dest-'));
   try {
     const pull = run('rsync', ['-a', ...extra, `rsync://127.0.0.1:${relay.port}/${path}`, `${dest}/`]);
-    await Promise.race([relay.held, pull.then(() => assert.unreachable('the client ended before it asked for data'))]);
+    await Promise.race([relay.held(), pull.then(() => assert.unreachable('the client ended before it asked for data'))]);
     await unlink(join(daemon.dir, 'ro', 'sub', VICTIM));
     relay.release();
     return { r: await pull, dest };
