@@ -243,6 +243,7 @@ Napi::Value Syslog(const Napi::CallbackInfo& info);         // syslog.cc
 Napi::Value ReadDirStats(const Napi::CallbackInfo& info);   // dirstat.cc
 Napi::Value CompressLibs(const Napi::CallbackInfo& info);   // compress-libs.cc
 Napi::Object XattrFunctions(Napi::Env env);                 // xattr.cc
+Napi::Value PunchHole(const Napi::CallbackInfo& info);      // punch-hole.cc
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
@@ -255,6 +256,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("readDirStats", Napi::Function::New(env, ReadDirStats, "readDirStats"));
   exports.Set("compressLibs", Napi::Function::New(env, CompressLibs, "compressLibs"));
   exports.Set("xattr", XattrFunctions(env));
+  exports.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
   return Inotify::Init(env, exports);
 }
 

@@ -44,7 +44,7 @@ export interface TempFile {
   /** Write out whatever is buffered. */
   flush?(): Promise<void>;
   /** Set the entry's attributes and rename it over the target (atomic). */
-  commit(entry: FileEntry): Promise<void>;
+  commit(entry: FileEntry, how?: CommitOptions): Promise<void>;
   /** Remove it, leaving the target as it was. */
   discard(): Promise<void>;
   /**
@@ -55,14 +55,30 @@ export interface TempFile {
 }
 
 /**
+ * How a temp file replaces its target when it is not simply done: --partial's "update retained"
+ * (a file that failed verification kept as the file) leaves its mtime alone and makes no backup
+ * when the target is already the kept attempt (rsync's negated make_backups on a redo).
+ */
+export interface CommitOptions {
+  /** The mtime is not set (the file keeps the time it was written). */
+  leaveMtime?: boolean;
+  /** false: no backup of the target it replaces (default: -b's backup, when configured). */
+  backup?: boolean;
+}
+
+/**
  * --inplace (and --append): the target itself, written at its offsets (created when missing).
  * Writes go straight to the file; `skip` moves past bytes that are already right. `commit` cuts
  * the file at the position reached and sets the entry's attributes (no rename); `discard` leaves
  * it as it is now, as rsync does.
  */
 export interface InplaceFile extends TempFile {
-  /** Move the write position forward by `length` bytes without writing them. */
-  skip(length: number): void;
+  /**
+   * Move the write position forward by `length` bytes without writing them. `bytes`, when given,
+   * are those bytes (-S punches their runs of zeros into holes, as rsync's skip_matched does);
+   * they are only read during the call.
+   */
+  skip(length: number, bytes?: Uint8Array): void;
 }
 
 /**

@@ -73,6 +73,12 @@ export interface ReceiverOptions extends BasisOptions {
   /** Each non-transfer the sender echoed back (a created dir, a symlink, changed attributes, a hard link): rsync's receiver maybe_log_item. */
   onEchoed?: (item: ReceivedItem) => void;
   onWarning?: (text: string) => void;
+  /**
+   * A file failed verification: "WARNING: ... (will try again)" on the first attempt, "ERROR: ..."
+   * (`final`, a failed file) on the redo. A daemon tells its client (rsync's FWARNING / FERROR_XFER).
+   * Without it, onWarning hears of both.
+   */
+  onFailedVerification?: (text: string, final: boolean) => void | Promise<void>;
   /** A transfer's data starts arriving (rsync prints its -v/-i line here, then --progress). */
   onReceiveStart?: (item: Pick<ReceivedItem, 'ndx' | 'entry' | 'iflags' | 'xname'>) => void;
   /** `offset` bytes of the arriving file have been written (--progress). */
@@ -120,6 +126,8 @@ interface WriteMode {
   wholeFile: boolean;
   /** CF_INPLACE_PARTIAL_DIR: a --partial-dir basis is rewritten in place (rsync's one_inplace). */
   inplacePartial: boolean;
+  /** The second attempt of a file that failed verification (rsync's redoing). */
+  redo: boolean;
 }
 
 /** Reusable copy buffer for runs of basis blocks (the largest block is 128 KiB from protocol 30). */
@@ -204,7 +212,7 @@ export async function receiveFiles(
     // A redo is a whole delta again: rsync turns --append off for it (the file stays in place).
     // Below protocol 30 --append is --append-verify on both sides (rsync/compat.c).
     const append = options.append ? (protocol < 30 ? 2 : options.append) : 0;
-    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, append: redoing ? 0 : append, wholeFile: !!options.wholeFile, inplacePartial: !!options.inplacePartial };
+    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, append: redoing ? 0 : append, wholeFile: !!options.wholeFile, inplacePartial: !!options.inplacePartial, redo: redoing };
     // -X: the values the file has, read before the new one replaces it (rsync sets them on the temp file
     // from its basis; a basis elsewhere, --compare-dest or -y, is not read for them here).
     const xattrBasis = options.xattrs ? (options.xattrs.snapshot(entry.name) ?? []) : null;
@@ -218,13 +226,17 @@ export async function receiveFiles(
       if (options.xattrs && reportXattrFailures(options.xattrs.apply(ndx, entry.name, xattrBasis, false), options)) stats.failedFiles++;
       continue;
     }
-    const fate = got.kept ? 'put into partial-dir' : 'discarded';
+    // rsync/receiver.c: recv_files (recv_ok == 0: FWARNING on the first attempt, FERROR_XFER on the redo)
+    const fate = got.kept ?? 'discarded';
+    const text = redoing
+      ? `ERROR: ${entry.name.toString()} failed verification -- update ${fate}.`
+      : `WARNING: ${entry.name.toString()} failed verification -- update ${fate} (will try again).`;
+    if (options.onFailedVerification) await options.onFailedVerification(text, redoing);
+    else options.onWarning?.(text);
     if (!redoing) {
-      options.onWarning?.(`WARNING: ${entry.name.toString()} failed verification -- update ${fate} (will try again).`);
       sent[ndx] = 1;
       channel.requestRedo(ndx);
     } else {
-      options.onWarning?.(`ERROR: ${entry.name.toString()} failed verification -- update ${fate}.`);
       stats.failedFiles++;
     }
   }
@@ -246,8 +258,11 @@ interface DataResult {
   matchedBytes: number;
   /** The sender's whole-file checksum. */
   fileSum: Buffer;
-  /** A file that failed verification was kept as its partial copy (--partial-dir). */
-  kept?: boolean;
+  /**
+   * What became of a file that failed verification, in rsync's words: kept as its partial copy
+   * (--partial-dir), or as the file (--partial, --inplace); unset: discarded.
+   */
+  kept?: 'put into partial-dir' | 'retained';
 }
 
 /**
@@ -329,7 +344,7 @@ async function receiveData(
       if (n <= 0) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} shrank during the transfer`, EXIT.FILEIO);
       const piece = copyBuf.subarray(0, n);
       if (tokens.seesBlocks) tokens.seeData!(piece);
-      if (inPlace) inplace!.skip(n);
+      if (inPlace) inplace!.skip(n, piece);
       else await temp.write(piece);
       update(piece);
       pos += n;
@@ -394,15 +409,29 @@ async function receiveData(
     const ok = Buffer.from(ours).equals(theirs);
     // In place the file is what it is now, verified or not (rsync finishes it either way); a
     // partial copy rewritten in place stays in the partial dir when it fails.
+    // --partial without a dir: the target is already the first attempt on a redo (no backup of it).
+    const retaining = keepPartial && !temp.keepPartial && !inplace;
     if (ok || (inplace && !oneInplace)) {
-      await temp.commit(entry);
+      await temp.commit(entry, retaining && mode.redo ? { backup: false } : undefined);
       committed = true;
       // The partial copy was the basis of a temp file: it goes, and its dir when empty.
       if (place.partial && !oneInplace) await tree.removePartial?.(place.name);
+      // rsync's words for a file in place that failed: "retained".
+      if (!ok) return { ok, literalBytes, matchedBytes, fileSum: theirs, kept: 'retained' };
+    } else if (oneInplace && keepPartial) {
+      // The partial copy rewritten in place stays where it is.
+      return { ok, literalBytes, matchedBytes, fileSum: theirs, kept: 'put into partial-dir' };
     } else if (!inplace && keepPartial && temp.keepPartial) {
       // rsync/receiver.c: recv_files (keep_partial && partialptr: the failed file into the partial dir)
       committed = await temp.keepPartial(entry);
-      return { ok, literalBytes, matchedBytes, fileSum: theirs, kept: committed };
+      return { ok, literalBytes, matchedBytes, fileSum: theirs, ...(committed && { kept: 'put into partial-dir' as const }) };
+    } else if (retaining) {
+      // rsync/receiver.c: recv_files (keep_partial, partialptr == fname: finish_transfer with
+      // ok_to_set_time 0: the failed file replaces the target, its mtime the clock's). rsync then
+      // clears partialptr, so its words say "discarded" for the file it kept: so do ours.
+      await temp.commit(entry, { leaveMtime: true, backup: !mode.redo });
+      committed = true;
+      return { ok, literalBytes, matchedBytes, fileSum: theirs };
     }
     return { ok, literalBytes, matchedBytes, fileSum: theirs };
   } catch (e) {

@@ -73,7 +73,17 @@ export interface SenderSource {
    * same buffer again on the next open(). A `size` on what it returns is the file's length now
    * (--append skips a file shorter than the list says).
    */
-  open(entry: FileEntry, ndx: number): Promise<(ChunkSource & { readonly size?: number }) | { error: string; vanished: boolean }>;
+  open(entry: FileEntry, ndx: number): Promise<(ChunkSource & { readonly size?: number }) | SourceFailure>;
+}
+
+/**
+ * A file the sender could not open: the words for the user, whether it is gone (exit 24) and,
+ * when the system said why, its errno name (`EACCES`: the daemon words it as rsync's rsyserr).
+ */
+export interface SourceFailure {
+  error: string;
+  vanished: boolean;
+  code?: string;
 }
 
 export interface SenderOptions {
@@ -95,6 +105,11 @@ export interface SenderOptions {
    * warning the peer is told of when we are the daemon). Without it, onWarning hears of it.
    */
   onDiminished?: (name: Buffer) => void | Promise<void>;
+  /**
+   * A requested file could not be opened ("file has vanished", "send_files failed to open": the
+   * daemon tells its client too, as rsync's sender does). Without it, onWarning hears of it.
+   */
+  onOpenFailed?: (entry: FileEntry, failure: SourceFailure) => void | Promise<void>;
   /** We are the daemon (rsync's am_server): the client generator's NDX_DEL_STATS is echoed back. */
   amServer?: boolean;
   /** -z: the tokens are deflated (zlib or zlibx, at this level); unset, simple tokens. */
@@ -224,8 +239,10 @@ export async function sendFiles(
     const sums = append ? null : await readSumBlocks(reader, head);
     const chunks = await source.open(entry, ndx);
     if ('error' in chunks) {
+      // rsync/sender.c: send_files (fd == -1: FWARNING "file has vanished" or FERROR_XFER)
       ioError |= chunks.vanished ? IOERR_VANISHED : IOERR_GENERAL;
-      options.onWarning?.(chunks.error);
+      if (options.onOpenFailed) await options.onOpenFailed(entry, chunks);
+      else options.onWarning?.(chunks.error);
       if (protocol >= 30) await writeMessageInt(writer, MSG_NO_SEND, ndx);
       continue;
     }

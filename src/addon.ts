@@ -48,6 +48,8 @@ export interface InotifyAddon {
   compressLibs?: () => CompressLibs;
   /** A path's extended attributes, never following a final symlink (native/xattr.cc); each throws an fs-style error. */
   xattr?: XattrCalls;
+  /** fallocate PUNCH_HOLE|KEEP_SIZE, else ZERO_RANGE (native/punch-hole.cc): false when the filesystem does neither. */
+  punchHole?: (fd: number, offset: number, length: number) => boolean;
 }
 
 /** An opaque zstd context of the addon (freed when collected). */
@@ -232,6 +234,16 @@ export function openSyslog(ident: string, facility: number): ((priority: number,
   if (!addon?.openSyslog || !addon.syslog) return null;
   addon.openSyslog(ident, facility);
   return addon.syslog;
+}
+
+/**
+ * A hole in `fd`'s data at [offset, offset+length), its length kept (see native/punch-hole.cc):
+ * true when the range now reads as zeros; false without the addon or where the filesystem can
+ * neither punch nor zero a range (the caller writes the zeros).
+ */
+export function punchHole(fd: number, offset: number, length: number): boolean {
+  const addon = loadAddon(undefined, { quiet: true });
+  return addon?.punchHole ? addon.punchHole(fd, offset, length) : false;
 }
 
 /** The file times Node can set: seconds as a number, microseconds kept (the middle of one, so its truncation lands on it). */

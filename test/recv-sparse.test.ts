@@ -111,6 +111,8 @@ const PULLS: Array<{ name: string; options: string[]; stale: boolean }> = [
   { name: 'whole', options: ['-S', '-W'], stale: true },
   { name: 'inplace-new', options: ['-S', '--inplace'], stale: false },
   { name: 'inplace-whole', options: ['-S', '--inplace', '-W'], stale: true },
+  // The old files rewritten over themselves: the holes inside their old data are punched.
+  { name: 'inplace-delta', options: ['-S', '--inplace'], stale: true },
 ];
 
 for (const { name, options, stale } of PULLS) {
@@ -156,6 +158,26 @@ test('push -S: a stock rsync into lsyncd serve leaves the holes rsyncd leaves (n
     assert.is(o.status, 0, runText(o));
     await assertSameSparseFiles(join(theirs.dir, 'push', name), join(ours.dir, 'push', name), `push -S (${name})`);
   }
+});
+
+test('push -S --inplace: a stock rsync into lsyncd serve punches the holes rsyncd punches into the old files', async () => {
+  const src = join(work, 'push-src-inplace');
+  await rm(src, { recursive: true, force: true });
+  await writeSource(src);
+  for (const d of [ours, theirs]) {
+    const dest = join(d.dir, 'push', 'inplace');
+    await rm(dest, { recursive: true, force: true });
+    await mkdir(dest, { recursive: true });
+    await writeStale(dest);
+  }
+  const args = (d: { port: number }) => ['-rlpt', '-S', '--inplace', '--no-inc-recursive', src + '/', daemonUrl(d, 'push/inplace/')];
+  const t = await run('rsync', args(theirs));
+  const o = await run('rsync', args(ours));
+  assert.is(t.status, 0, runText(t));
+  assert.is(o.status, 0, runText(o));
+  await assertSameSparseFiles(join(theirs.dir, 'push', 'inplace'), join(ours.dir, 'push', 'inplace'), 'push -S --inplace');
+  // Not vacuous: the old holes.bin was written whole; its holes are punched now.
+  assert.ok(statSync(join(ours.dir, 'push', 'inplace', 'holes.bin')).blocks * 512 < 600_000 - 150_000, 'holes.bin has its holes');
 });
 
 test('SparseWriter: zeros held back across writes, runs under 1 KiB written, a final hole by the length', async () => {

@@ -81,7 +81,7 @@ test('read by the listed size without an fstat: grown, shrunk, or a directory no
   const dir = join(work, 'now-a-dir');
   await mkdir(dir);
   const gone = await read(dir, 10);
-  assert.equal(gone, { error: `file has vanished: "${dir}"`, vanished: true });
+  assert.equal(gone, { error: `file has vanished: "${dir}"`, vanished: true, code: 'EISDIR' });
   assert.is(openFds(), before, 'the descriptor of the directory is closed');
 });
 

@@ -10,7 +10,8 @@ import { flistOptionsFor, receiveFileList } from '../../protocol/flist-recv.js';
 import { recvClientFilters } from '../../protocol/session.js';
 import { forwardModuleFilesFrom, readModuleFilesFrom } from './files-from.js';
 import { parseSizeArg, type ServerArgs } from '../../protocol/server-args.js';
-import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, PeerMessages, writeMessage } from '../../protocol/mplex.js';
+import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_WARNING, PeerMessages, writeMessage } from '../../protocol/mplex.js';
+import { tellClient } from './client-messages.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { isDir, isLink } from '../../protocol/modes.js';
 import { receiveIntoTree } from '../transfer/receive.js';
@@ -178,6 +179,13 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     rootCreated: dest.created,
     confineBasisTo: module.path,
     onWarning: (text) => logError(r.log, text),
+    // rsyncd tells the client the redo's failure (FERROR_XFER: exit 23 there) and, to a -v or -i
+    // client, the first attempt's (FWARNING); both are logged.
+    onFailedVerification: (text, final) => {
+      if (final) return tellClient(writer, r.log, MSG_ERROR_XFER, Buffer.from(text));
+      if (args.verbose > 0 || args.itemize) return tellClient(writer, r.log, MSG_WARNING, Buffer.from(text));
+      logError(r.log, text);
+    },
     ...withDeletionsTold(r, pushTransferLog(r, setup, dest.dir, transfer)),
     // doRecv hands its first failure to onAbort (receiveIntoTree passes the callback through).
     onAbort: (reason?: unknown) => void abortRole(r, reason),

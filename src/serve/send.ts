@@ -10,6 +10,7 @@ import { compileFilter, FilterList, type FilterMatcher } from '../../protocol/fi
 import { readFinalGoodbye, sendFiles, senderWriteMode } from '../../protocol/sender.js';
 import { writeSenderStats } from '../../protocol/stats.js';
 import { MSG_ERROR, MSG_WARNING, PeerMessages, writeMessage } from '../../protocol/mplex.js';
+import { fullName, openFailedMessage, tellClient } from './client-messages.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { IOERR_GENERAL } from '../../protocol/constants.js';
 import { filesFromSources, listedBelow } from './files-from.js';
@@ -159,10 +160,11 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
     ...(withXattrs && { xattrs: withXattrs.sender.inOrder(sorted.order) }),
     onWarning: (text) => logError(r.log, text),
     // rsyncd tells the client too (FWARNING), naming the file as its full_fname does.
-    onDiminished: async (name) => {
-      const line = Buffer.concat([Buffer.from('skipped diminished file: "'), transferRoot, name, Buffer.from(`" (in ${module.name})`)]);
-      logError(r.log, line);
-      await writeMessage(writer, MSG_WARNING, Buffer.concat([line, Buffer.from('\n')]));
+    onDiminished: (name) => tellClient(writer, r.log, MSG_WARNING, Buffer.concat([Buffer.from('skipped diminished file: '), fullName(transferRoot, name, module.name)])),
+    // "file has vanished" (FWARNING) / "send_files failed to open" (FERROR_XFER), told and logged.
+    onOpenFailed: (entry, failure) => {
+      const { code, line } = openFailedMessage(failure, fullName(transferRoot, entry.name, module.name), r.protocol);
+      return tellClient(writer, r.log, code, line);
     },
     ...pullTransferLog(r, setup),
   });

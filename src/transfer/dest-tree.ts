@@ -655,8 +655,8 @@ export class DestTree implements LocalTree {
           pos += n;
         }
       },
-      skip: (length) => {
-        sparse?.skip(length);
+      skip: (length, bytes) => {
+        sparse?.skip(length, bytes);
         pos += length;
       },
       commit: async (entry) => {
@@ -753,7 +753,7 @@ export class DestTree implements LocalTree {
         buf.set(bytes, used);
         used += bytes.length;
       },
-      commit: (entry) => finish(entry, target, true, backupName),
+      commit: (entry, how) => finish(entry, target, !how?.leaveMtime, how?.backup === false ? null : backupName),
       ...(this.partial && {
         // rsync/cleanup.c: _exit_cleanup (handle_partial_dir, then finish_transfer without the mtime)
         keepPartial: async (entry: FileEntry) => {

@@ -74,6 +74,8 @@ export interface ReceiveRequest {
   onEchoed?: (item: ReceivedItem) => void;
   onDeleted?: (name: Buffer, isDir: boolean, mode: number) => void;
   onWarning?: (text: string) => void;
+  /** A file failed verification (see ReceiverOptions.onFailedVerification). */
+  onFailedVerification?: ReceiverOptions['onFailedVerification'];
   onInfo?: (text: string) => void;
   onAbort?: () => void;
 }
@@ -203,6 +205,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(r.onEchoed && { onEchoed: r.onEchoed }),
     ...(r.onDeleted && { onDeleted: r.onDeleted }),
     ...(r.onWarning && { onWarning: r.onWarning }),
+    ...(r.onFailedVerification && { onFailedVerification: r.onFailedVerification }),
     ...(r.onInfo && { onInfo: r.onInfo }),
     ...(r.onAbort && { onAbort: r.onAbort }),
   }).finally(() => helper.close());

@@ -798,6 +798,7 @@ export function localSource(walk?: WalkOptions | null): SenderSource {
         return {
           error: vanished ? `file has vanished: "${shownName(path)}"` : `send_files failed to open "${shownName(path)}": ${(e as Error).message}`,
           vanished,
+          ...(code && { code }),
         };
       };
       let fd: number;

@@ -3,23 +3,24 @@
 // write are held back (they may join the zeros of the next write), a run of SPARSE_WRITE_SIZE
 // zeros or more inside one is a hole, shorter runs are written with the data around them; a hole
 // is made by moving the write position past it, and `end` gives the file its length
-// (ftruncate), so a file that ends in zeros ends in a hole. In place (--inplace), where rsync
-// punches a hole into the old data (fallocate), we write the zeros: Node has no fallocate, so the
-// blocks stay allocated there and only the part past the old length is sparse.
-// Counterpart: rsync fileio.c write_sparse, flush_sparse_hole, sparse_end; receiver.c
-// receive_data (the ftruncate to 0 of a whole file rewritten in place).
+// (ftruncate), so a file that ends in zeros ends in a hole. In place (--inplace), a hole inside
+// the file's old data is punched (fallocate through the addon, as rsync's do_punch_hole), or its
+// zeros written where the filesystem (or a missing addon) cannot.
+// Counterpart: rsync fileio.c write_sparse, flush_sparse_hole, sparse_end; syscall.c
+// do_punch_hole; receiver.c receive_data (the ftruncate to 0 of a whole file rewritten in place).
 import { ftruncateSync, writeSync } from 'node:fs';
+import { punchHole } from '../addon.js';
 
 /** rsync.h SPARSE_WRITE_SIZE: the shortest run of zeros inside a write that becomes a hole. */
 export const SPARSE_WRITE_SIZE = 1024;
 
-/** Zeros for the part of a hole that lies inside a file's old data (no hole punching). */
+/** Zeros for a hole inside a file's old data where none can be punched (rsync's last resort). */
 const ZEROS = Buffer.alloc(64 * 1024);
 
 /**
  * One file's sparse writer over an open descriptor. `offset` is where the data starts (an
  * --append starts past the kept part); `keepBelow` is the file's old length when it is rewritten
- * in place: a hole below it is written as zeros.
+ * in place: a hole starting below it is punched (or written as zeros).
  */
 // rsync/fileio.c: write_sparse (its static sparse_seek / sparse_past_write state, one per file here)
 export class SparseWriter {
@@ -43,6 +44,24 @@ export class SparseWriter {
 
   // rsync/fileio.c: write_sparse
   write(bytes: Uint8Array): void {
+    this.scan(bytes, false);
+  }
+
+  /**
+   * In place: `length` bytes already right on disk, passed over (rsync's skip_matched). Given
+   * those bytes, their runs of zeros become holes as a write's would (punched into the old data,
+   * as rsync's --inplace --sparse keeps a basis sparse); without them the part is passed whole.
+   */
+  // rsync/fileio.c: skip_matched (sparse_files: write_file with use_seek)
+  skip(length: number, bytes?: Uint8Array): void {
+    if (bytes && bytes.length === length) return this.scan(bytes, true);
+    this.flushHole();
+    this.at += length;
+  }
+
+  /** write_sparse's scan; `seek`: the data is on disk already and is passed over, not written. */
+  // rsync/fileio.c: write_sparse (use_seek)
+  private scan(bytes: Uint8Array, seek: boolean): void {
     const len = bytes.length;
     let lead = 0;
     while (lead < len && bytes[lead] === 0) lead++;
@@ -60,20 +79,14 @@ export class SparseWriter {
       let run = 1;
       while (i + run < end && bytes[i + run] === 0) run++;
       if (run >= SPARSE_WRITE_SIZE) {
-        if (i > start) this.emit(bytes, start, i);
+        if (i > start) this.emit(bytes, start, i, seek);
         this.held += run;
         start = i + run;
       }
       i += run;
     }
-    if (end > start) this.emit(bytes, start, end);
+    if (end > start) this.emit(bytes, start, end, seek);
     this.held = trail;
-  }
-
-  /** In place: `length` bytes already right on disk, passed over (rsync's skip_matched). */
-  skip(length: number): void {
-    this.flushHole();
-    this.at += length;
   }
 
   /** The end of the data: the file cut or extended to its length (a final hole included). */
@@ -89,17 +102,25 @@ export class SparseWriter {
   // rsync/fileio.c: flush_sparse_hole
   private flushHole(): void {
     if (!this.held) return;
-    // rsync punches the part below the old length (do_punch_hole); we can only write it.
-    for (let pos = this.at, stop = Math.min(this.at + this.held, this.keepBelow); pos < stop; ) {
-      pos += writeSync(this.fd, ZEROS, 0, Math.min(ZEROS.length, stop - pos), pos);
+    // Past the old data a hole is passed over; inside it rsync punches one (the whole run, its
+    // length kept), or writes the zeros where neither punching nor zeroing a range works.
+    if (this.at < this.keepBelow && !punchHole(this.fd, this.at, this.held)) {
+      for (let pos = this.at, stop = Math.min(this.at + this.held, this.keepBelow); pos < stop; ) {
+        pos += writeSync(this.fd, ZEROS, 0, Math.min(ZEROS.length, stop - pos), pos);
+      }
     }
     this.at += this.held;
     this.held = 0;
   }
 
-  /** Data that is not a hole, written at its place after any hole before it. */
-  private emit(bytes: Uint8Array, from: number, to: number): void {
+  /** Data that is not a hole, written at its place after any hole before it (`seek`: passed over). */
+  // rsync/fileio.c: emit_sparse_span
+  private emit(bytes: Uint8Array, from: number, to: number, seek: boolean): void {
     this.flushHole();
+    if (seek) {
+      this.at += to - from;
+      return;
+    }
     for (let at = from; at < to; ) {
       const n = writeSync(this.fd, bytes, at, to - at, this.at);
       at += n;

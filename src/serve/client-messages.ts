@@ -1,0 +1,68 @@
+// The daemon's warnings and errors as rsyncd words and sends them to its client: rprintf(FWARNING)
+// and rsyserr(FERROR_XFER) become MSG_WARNING / MSG_ERROR_XFER frames (MSG_INFO / MSG_ERROR_XFER
+// before protocol 30), the name shown as full_fname shows it, sent raw (the client escapes what it
+// prints, as rsync's filtered_fwrite does). The same line goes to the daemon's log.
+// docs/protocol.md [mplex]; counterpart: rsync log.c rwrite / rsyserr, util1.c full_fname.
+import { constants } from 'node:os';
+import type { ByteWriter } from '../../protocol/io.js';
+import { MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_WARNING, writeMessage } from '../../protocol/mplex.js';
+import type { SourceFailure } from '../../protocol/sender.js';
+import { logError, type LogWriter } from './log.js';
+
+/** rsync's log codes a daemon's message may carry (rsync.h enum logcode). */
+export type LogCode = typeof MSG_WARNING | typeof MSG_ERROR | typeof MSG_ERROR_XFER;
+
+/** Log `line` and send it to the client with rsync's code for this protocol. */
+// rsync/log.c: rwrite (am_daemon: logit, then am_server: send_msg)
+export async function tellClient(writer: ByteWriter, log: LogWriter, code: LogCode, line: Buffer): Promise<void> {
+  logError(log, line);
+  // Before protocol 30 a client knows no MSG_ERROR / MSG_WARNING: rsync sends them as these.
+  const sent = writer.protocol >= 30 ? code : code === MSG_ERROR ? MSG_ERROR_XFER : code === MSG_WARNING ? MSG_INFO : code;
+  await writeMessage(writer, sent, Buffer.concat([line, Buffer.from('\n')]));
+}
+
+/** `"/dir/name" (in module)`: a listed name as rsyncd shows it (`root` is `/dir/` or empty). */
+// rsync/util1.c: full_fname
+export function fullName(root: Buffer, name: Buffer, module: string): Buffer {
+  return Buffer.concat([Buffer.from('"'), root, name, Buffer.from(`" (in ${module})`)]);
+}
+
+/** A file the sender could not open, worded and coded as rsync's send_files does. */
+// rsync/sender.c: send_files (fd == -1)
+export function openFailedMessage(failure: SourceFailure, shown: Buffer, protocol: number): { code: LogCode; line: Buffer } {
+  if (failure.vanished) {
+    // rsync: a daemon talking to a client older than protocol 28 makes it an error.
+    return { code: protocol < 28 ? MSG_ERROR : MSG_WARNING, line: Buffer.concat([Buffer.from('file has vanished: '), shown]) };
+  }
+  return { code: MSG_ERROR_XFER, line: sysError('send_files failed to open ', shown, failure.code, failure.error) };
+}
+
+/** `rsync: [sender] WHAT"name" (in module): Permission denied (13)`. */
+// rsync/log.c: rsyserr
+function sysError(what: string, shown: Buffer, code: string | undefined, fallback: string): Buffer {
+  const errno = code ? (constants.errno as Record<string, number>)[code] : undefined;
+  const reason = code && errno !== undefined && STRERROR[code] ? `${STRERROR[code]} (${errno})` : fallback;
+  return Buffer.concat([Buffer.from(`rsync: [sender] ${what}`), shown, Buffer.from(`: ${reason}`)]);
+}
+
+/** The C library's strerror words for the errors opening a file may meet (glibc's texts). */
+const STRERROR: Readonly<Record<string, string>> = {
+  EPERM: 'Operation not permitted',
+  ENOENT: 'No such file or directory',
+  EIO: 'Input/output error',
+  ENXIO: 'No such device or address',
+  ENOMEM: 'Cannot allocate memory',
+  EACCES: 'Permission denied',
+  EBUSY: 'Device or resource busy',
+  ENOTDIR: 'Not a directory',
+  EISDIR: 'Is a directory',
+  ENFILE: 'Too many open files in system',
+  EMFILE: 'Too many open files',
+  ETXTBSY: 'Text file busy',
+  EFBIG: 'File too large',
+  EAGAIN: 'Resource temporarily unavailable',
+  ENAMETOOLONG: 'File name too long',
+  ELOOP: 'Too many levels of symbolic links',
+  EOVERFLOW: 'Value too large for defined data type',
+  ESTALE: 'Stale file handle',
+};
