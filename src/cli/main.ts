@@ -965,8 +965,6 @@ async function live(source: string, targets: string[], options: CliOptions, rule
   if (isDaemonAddress(source)) throw new UsageError('the live mirror watches a local SOURCE; pulling is not available yet');
   if (options.logFile !== undefined || options.logFileFormat !== undefined) throw new UsageError('--log-file is for --once runs (the live mirror logs with --logfile)');
   walkingOptions(options, 'live');
-  if (options.xattrs) throw new UsageError('-X/--xattrs is not supported by the live mirror yet (a one-shot --once push or a pull takes it)');
-  if (options.acls) throw new UsageError('-A/--acls is not supported by the live mirror yet (a one-shot --once push takes it)');
   const { transfer, rules: withBackups, deleteOnly } = liveTransfer(options, rules);
   rules = withBackups;
   const { live: runLive } = await import('./live.js');
