@@ -23,6 +23,8 @@ import { senderXattrs, xattrOptionsFor } from './local-xattrs.js';
 import { afterEntries, senderAcls } from './local-acls.js';
 import type { XattrSender } from '../../protocol/xattrs.js';
 import { chmodPackedList, compileChmodOptions } from './list-chmod.js';
+import { pushFilter } from './filters.js';
+import { FilterList } from '../../protocol/filter.js';
 import { messageText, shownName, type OutputCharset, type TransferSummary } from './output.js';
 
 /** Filter rules: what the scan skips, and what the daemon is told (only with --delete). */
@@ -31,6 +33,11 @@ export interface PushFilter extends PathFilter {
   wantsList(protocol: number, deleteMode: boolean): boolean;
   /** Write the filter list the daemon receives (rsync's send_filter_list). */
   sendList(writer: ByteWriter): void;
+  /**
+   * The same rules with a relative --partial-dir excluded after them (filters.ts pushFilter), or
+   * undefined when they already exclude it. A filter without it is used as it is.
+   */
+  withPartialDir?(dir: string): PushFilter | undefined;
 }
 
 export interface PushOptions {
@@ -103,12 +110,13 @@ export interface PushResult extends TransferSummary {
 export async function push(options: PushOptions): Promise<PushResult> {
   const { transfer } = options;
   const onError = options.onError ?? (() => {});
+  const filter = effectiveFilter(options.filter, transfer);
   // 1. The source checked first: a missing one fails before we bother the daemon. A selection is
   // listed now; a SOURCE tree is read while its list goes out (sendEarly), or, below protocol 29,
   // before it goes.
   const scanStarted = Date.now();
   let scanSeconds = 0;
-  const scanOptions = { transfer, ...(options.filter && { filter: options.filter }), ...(options.filesFrom && { filesFrom: options.filesFrom }), onWarning: onError };
+  const scanOptions = { transfer, ...(filter && { filter }), ...(options.filesFrom && { filesFrom: options.filesFrom }), onWarning: onError };
   // --chmod: the modes our list carries (rsync's sender tweaks them as it lists).
   const chmodModes = transfer.chmod?.length ? compileChmodOptions(transfer.chmod, process.umask()) : null;
   let scan: ScanResult | undefined;
@@ -152,8 +160,8 @@ export async function push(options: PushOptions): Promise<PushResult> {
       const protocol = session.hello.protocol;
       // -m makes the daemon's receiver want the list too (rsync's receiver_wants_list).
       const deleteMode = transfer.delete || transfer.deleteExcluded || !!transfer.pruneEmptyDirs;
-      if (options.filter) {
-        if (options.filter.wantsList(protocol, deleteMode)) options.filter.sendList(writer);
+      if (filter) {
+        if (filter.wantsList(protocol, deleteMode)) filter.sendList(writer);
       } else if (deleteMode) {
         writer.writeInt(0); // an empty list
       }
@@ -252,6 +260,18 @@ export async function push(options: PushOptions): Promise<PushResult> {
   } finally {
     socket.destroy();
   }
+}
+
+/**
+ * The push's rules with a relative --partial-dir excluded after them, as rsync's client adds it
+ * (sent with the list, applied to our own walk); the rules as given otherwise.
+ */
+// rsync/compat.c: setup_protocol (the partial_dir rule, for a client)
+function effectiveFilter(given: PushFilter | undefined, transfer: TransferOptions): PushFilter | undefined {
+  const dir = transfer.partialDir;
+  if (dir === undefined || dir.startsWith('/')) return given;
+  if (!given) return pushFilter(new FilterList(), { deleteExcluded: transfer.deleteExcluded, partialDir: dir });
+  return given.withPartialDir?.(dir) ?? given;
 }
 
 /** The result with `entries` and `created` made from the packed list when first read (--stats, the API). */
