@@ -13,7 +13,10 @@ import { sendFiles, readFinalGoodbye, senderWriteMode, type SenderOptions, type 
 import type { ChunkSource } from '../../protocol/sums.js';
 import { ITEM_IS_NEW } from '../../protocol/constants.js';
 import { MSG_DATA, PeerMessages, writeMessage, type MessageHandler } from '../../protocol/mplex.js';
-import { EXIT, RemoteError, RsyncError, transferExitCode } from '../../protocol/errors.js';
+import { EXIT, MemoryCapError, RemoteError, RsyncError, UsageError, transferExitCode, type MemoryBudget } from '../../protocol/errors.js';
+import { readForwardedNames } from '../../protocol/files-from.js';
+import { FILES_FROM_MAX_BYTES, filesFromSource } from './walk-options.js';
+import { statSync } from 'node:fs';
 import type { ByteWriter } from '../../protocol/io.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
@@ -121,7 +124,13 @@ export async function push(options: PushOptions): Promise<PushResult> {
   const chmodModes = transfer.chmod?.length ? compileChmodOptions(transfer.chmod, process.umask()) : null;
   let scan: ScanResult | undefined;
   let walk: SourceWalk | undefined;
-  if (options.selection) {
+  // --files-from=:FILE: the daemon forwards its list after our filter list; the walk waits for it.
+  const daemonList = transfer.filesFrom !== undefined && !transfer.filesFromForwarded;
+  if (daemonList && (options.selection || options.filesFrom)) throw new UsageError('--files-from=:FILE (a list on the daemon) goes with neither a selection nor a local list');
+  if (daemonList) {
+    // The source is still checked first, as rsync's client finds a missing one before it connects.
+    if (!statSync(options.source, { throwIfNoEntry: false })?.isDirectory()) throw new RsyncError('ERR_RSYNC_SOURCE', `change_dir "${options.source}" failed: No such file or directory`, EXIT.FILESELECT);
+  } else if (options.selection) {
     scan = await scanSelection(options.source, options.selection, { ...scanOptions, deleteMissing: transfer.delete || transfer.deleteExcluded });
     if (chmodModes) chmodPackedList(scan.list, chmodModes);
     scanSeconds = (Date.now() - scanStarted) / 1000;
@@ -156,26 +165,40 @@ export async function push(options: PushOptions): Promise<PushResult> {
     // checksums, and the file list in rsync's order (the order is the index the generator uses).
     let early: { sorted: SortedFileList<LocalEntry>; flistBytes: number; ioError: number } | undefined;
     let xattrSender: XattrSender | undefined;
-    const sendEarly = async (negotiated: { compatFlags: number; checksum: ChecksumName }): Promise<void> => {
-      const protocol = session.hello.protocol;
+    const sendFilters = (): void => {
       // -m makes the daemon's receiver want the list too (rsync's receiver_wants_list).
       const deleteMode = transfer.delete || transfer.deleteExcluded || !!transfer.pruneEmptyDirs;
       if (filter) {
-        if (filter.wantsList(protocol, deleteMode)) filter.sendList(writer);
+        if (filter.wantsList(session.hello.protocol, deleteMode)) filter.sendList(writer);
       } else if (deleteMode) {
         writer.writeInt(0); // an empty list
       }
+    };
+    let negotiatedEarly: { compatFlags: number; checksum: ChecksumName } | undefined;
+    const sendEarly = async (negotiated: { compatFlags: number; checksum: ChecksumName }): Promise<void> => {
+      sendFilters();
+      if (daemonList) {
+        // The file list waits for the daemon's names (read after the seed).
+        negotiatedEarly = negotiated;
+        await writer.flush();
+        return;
+      }
+      await sendFileList(negotiated);
+    };
+    const sendFileList = async (negotiated: { compatFlags: number; checksum: ChecksumName }): Promise<void> => {
+      const protocol = session.hello.protocol;
       // -X: each entry's xattr set follows it (read as it is listed); -A: its ACLs before that.
       const xattrOptions = xattrOptionsFor(transfer, protocol, negotiated.compatFlags);
       const listed = walk?.list ?? scan!.list;
       const withXattrs = xattrOptions && senderXattrs(listed, writer, xattrOptions, transfer, onError);
       xattrSender = withXattrs?.sender;
       const afterEntry = afterEntries(senderAcls(listed, writer, transfer, protocol, onError), withXattrs?.afterEntry);
-      if (walk?.streamable && protocol >= 29) {
+      const streaming = walk;
+      if (streaming?.streamable && protocol >= 29) {
         // The walk's order is rsync's order from 29 on: the list goes out as the tree is read.
         const walkStarted = Date.now();
-        const tweak = chmodModes ? (from: number) => chmodPackedList(walk.list, chmodModes, from) : undefined;
-        const sent = await streamLocalFileList(writer, walk, transfer, negotiated, tweak, afterEntry);
+        const tweak = chmodModes ? (from: number) => chmodPackedList(streaming.list, chmodModes, from) : undefined;
+        const sent = await streamLocalFileList(writer, streaming, transfer, negotiated, tweak, afterEntry);
         scanSeconds = (Date.now() - walkStarted) / 1000;
         await writer.flush();
         scan = sent.scan;
@@ -211,6 +234,13 @@ export async function push(options: PushOptions): Promise<PushResult> {
       start = await startTransfer(reader, writer, args, { ...(checksumChoice && { checksumChoice }), ...clientCompressOptions(transfer.compress, compressCodecs), sendEarly, onMessage });
     }
     const { setup } = start;
+    if (daemonList) {
+      // rsync's sender reads the forwarded names before it lists (below 31 outside the frames).
+      const names = await readForwardedNames(session.hello.protocol < 31 ? start.demux.raw : reader, filesFromBudget());
+      const relative = transfer.relative !== false;
+      walk = await startSourceScan(options.source, { ...scanOptions, filesFrom: { sources: names.map((name) => filesFromSource(name, relative)) } });
+      await sendFileList(negotiatedEarly!);
+    }
     if (!early) throw new Error('internal: the file list was not sent during setup');
     const { sorted, flistBytes } = early;
     ioError |= early.ioError;
@@ -272,6 +302,17 @@ function effectiveFilter(given: PushFilter | undefined, transfer: TransferOption
   if (dir === undefined || dir.startsWith('/')) return given;
   if (!given) return pushFilter(new FilterList(), { deleteExcluded: transfer.deleteExcluded, partialDir: dir });
   return given.withPartialDir?.(dir) ?? given;
+}
+
+/** The forwarded --files-from names are held until listed: bounded as a local list is (FILES_FROM_MAX_BYTES). */
+function filesFromBudget(): MemoryBudget {
+  let held = 0;
+  return {
+    charge(bytes, what) {
+      held += bytes;
+      if (held > FILES_FROM_MAX_BYTES) throw new MemoryCapError(`the daemon's ${what} passed ${FILES_FROM_MAX_BYTES} bytes`);
+    },
+  };
 }
 
 /** The result with `entries` and `created` made from the packed list when first read (--stats, the API). */
