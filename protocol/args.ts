@@ -208,7 +208,8 @@ export interface TransferOptions {
   /** -x count: don't cross file-system boundaries (a pull asks the daemon's sender). */
   oneFileSystem?: number;
   /**
-   * --files-from on a pull: FILE on the daemon (the `:FILE` form), or with `filesFromForwarded`
+   * --files-from: FILE on the daemon (the `:FILE` form, a pull or a push, whose sender then reads
+   * the names the daemon forwards), or on a pull with `filesFromForwarded`
    * our local list (a file, `-` for stdin), which travels to the daemon's sender through the
    * connection (sent as `--files-from=-` with `--from0`, as rsync's client sends it); and --from0.
    */
@@ -334,7 +335,8 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
     // rsync works around older daemons' --inplace --sparse this way.
     if (options.sparse && !options.wholeFile && push) args.push('--no-W');
   }
-  if (options.filesFrom !== undefined && !push) {
+  // A push names only a list on the daemon (`:FILE`); its local list is read by our sender.
+  if (options.filesFrom !== undefined && !(push && options.filesFromForwarded)) {
     if (options.filesFromForwarded) {
       // rsync's client forwards its local list NUL-separated whatever --from0 says.
       args.push('--files-from=-', '--from0');

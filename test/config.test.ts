@@ -198,7 +198,7 @@ test('Lua: unsupported constructs are refused naming the construct and the line'
   assert.is(luaError('sync { default.rsync, source = "/a", target = "h::m", init = function() end }'), "f.lua:1: sync: init (a custom action or hook) is not supported: lsyncd runs default.rsync's behaviour itself");
   assert.is(luaError('sync { default.rsync, source = "/a", target = "host:/srv/a" }'), 'f.lua:1: target = "host:/srv/a": lsyncd pushes to an rsync daemon; write "host::module/path" (a target over ssh or a local directory is not supported)');
   assert.is(luaError('sync { default.rsync, source = "/a", target = "h::m", delete = "sometimes" }'), "f.lua:1: delete: expected true, false, 'startup' or 'running', got \"sometimes\"");
-  assert.is(luaError('sync { default.rsync, source = "/a", target = "h::m", rsync = { xattrs = true } }'), 'f.lua:1: rsync.xattrs is not supported by lsyncd (its rsync option is not implemented); remove it or set it to false');
+  assert.is(luaError('sync { default.rsync, source = "/a", target = "h::m", rsync = { temp_dir = "/t" } }'), 'f.lua:1: rsync.temp_dir is not supported by lsyncd (its rsync option is not implemented); remove it or set it to false');
   assert.is(luaError('sync { default.rsync, source = "/a", target = "h::m", rsync = { _extra = { "--rsh=ssh" } } }'), 'f.lua:1: rsync._extra: --rsh=ssh is not an option lsyncd takes for a sync');
   assert.is(luaError('sync { default.rsync, source = "/a", target = "h::m", excludes = { "x" } }'), 'f.lua:1: unknown key "excludes" in sync{} (did you mean "exclude"?)');
   assert.is(luaError('sync { default.rsync, target = "h::m" }'), 'f.lua:1: sync: source = is missing (the local directory to mirror)');
@@ -271,7 +271,6 @@ test('every option of the command line has its place: a sync key, a run setting,
     '--dryrun', '--zc', '--no-startup', '--log-file', '--log-file-format',
     // pull-only (the daemon walks) or done by the daemon on a --once push
     '--copy-links', '--copy-unsafe-links', '--copy-dirlinks', '--relative', '--no-relative', '--files-from', '--no-implied-dirs', '--one-file-system', '--from0', '--prune-empty-dirs',
-    '--acls', '--xattrs',
   ];
   const unplaced = [...cli].filter((o) => !inFile.has(o) && !runSettings.includes(o) && !notLive.includes(o));
   assert.equal(unplaced, [], `command-line options with no place in a config file: ${unplaced.join(' ')}`);

@@ -325,7 +325,7 @@ test('options that cannot apply, and pull-only options on a push, are refused by
   const cases: Array<[string[], RegExp]> = [
     [['-e', 'ssh'], /-e\/--rsh: lsyncd talks to rsync daemons over TCP only/],
     [['--rsync-path=/usr/bin/rsync'], /--rsync-path: there is no remote rsync program/],
-    [['--files-from=:list'], /a list on the daemon is not supported on a push/],
+    [['--files-from=:-'], /Invalid --files-from remote filename/],
     [['-4', '-6'], /-4 and -6 exclude each other/],
     [['--partial-dir=.p', '--inplace', 'PULL'], /--inplace cannot be used with --partial-dir/],
     [['--chmod=Q+x'], /Invalid argument passed to --chmod \(Q\+x\)/],

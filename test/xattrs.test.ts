@@ -156,10 +156,10 @@ test('-X below protocol 30: refused in rsync words (exit 2), nothing sent', asyn
   assert.ok(pulled.stderr.toString().includes(words), runText(pulled));
 });
 
-test('the live mirror refuses -X by name (a --once run takes it)', async () => {
-  const l = await lsyncd(['-X', work, daemonUrl(theirs, 'push/live/')]);
-  assert.is(l.status, 1, runText(l));
-  assert.match(l.stderr.toString(), /-X\/--xattrs is not supported by the live mirror/);
+test('the live mirror takes -X (test/live-xattrs.test.ts), and below protocol 30 stops at its start check in rsync\'s words', async () => {
+  const l = await lsyncd(['-X', '--protocol=29', '--nodaemon', work, daemonUrl(theirs, 'push/live/')]);
+  assert.is(l.status, 2, runText(l));
+  assert.match(l.stderr.toString(), '--xattrs requires protocol 30 or higher (negotiated 29).');
 });
 
 test.run();

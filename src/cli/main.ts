@@ -364,16 +364,20 @@ function walkingOptions(o: CliOptions, direction: 'push' | 'pull' | 'live'): Par
     ...(o.oneFileSystem && { oneFileSystem: o.oneFileSystem }),
   };
   if (direction === 'push') {
-    if (o.filesFrom !== undefined) {
-      // rsync: a list on the daemon (:FILE) would be read by the daemon and forwarded to us.
-      if (/^(?:[^/:]*):/.test(o.filesFrom)) throw new UsageError(`--files-from=${o.filesFrom}: a list on the daemon is not supported on a push; give a local file (or - for stdin)`);
-    } else if (o.from0) {
-      throw new UsageError('-0/--from0 goes with --files-from');
-    }
+    // rsync: a list on the daemon (:FILE, HOST:FILE) is read by the daemon and forwarded to our
+    // sender (src/transfer/push.ts); a local one (or -) is read here.
+    const remote = o.filesFrom !== undefined ? /^(?:[^/:]*):(.*)$/s.exec(o.filesFrom) : null;
+    if (remote && remote[1] === '-') throw new UsageError('Invalid --files-from remote filename');
+    if (o.filesFrom === undefined && o.from0) throw new UsageError('-0/--from0 goes with --files-from');
     // --files-from implies -R unless --no-relative (then each name is listed under its last
     // component, from its own directory). The daemon's receiver makes the path's directories bare
     // with --no-implied-dirs (protocol 30+; below, we leave them out).
-    return { ...walk, ...(o.filesFrom !== undefined && { relative: o.relative !== false }), ...(o.impliedDirs === false && { impliedDirs: false }) };
+    return {
+      ...walk,
+      ...(o.filesFrom !== undefined && { relative: o.relative !== false }),
+      ...(remote && { filesFrom: remote[1]!, ...(o.from0 && { from0: true }) }),
+      ...(o.impliedDirs === false && { impliedDirs: false }),
+    };
   }
   let filesFrom: string | undefined;
   let forwarded = false;
@@ -800,7 +804,8 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
     source,
     target,
     transfer,
-    ...(options.filesFrom !== undefined && { filesFrom: { file: options.filesFrom, from0: !!options.from0 } }),
+    // A local list (a daemon's one, :FILE, is in `transfer`).
+    ...(options.filesFrom !== undefined && transfer.filesFrom === undefined && { filesFrom: { file: options.filesFrom, from0: !!options.from0 } }),
     session: { ...sessionOptions(options, target.user), ...(motd && { onLine: motd }) },
     ...(filter && { filter }),
     charset,
@@ -966,8 +971,6 @@ async function live(source: string, targets: string[], options: CliOptions, rule
   if (isDaemonAddress(source)) throw new UsageError('the live mirror watches a local SOURCE; pulling is not available yet');
   if (options.logFile !== undefined || options.logFileFormat !== undefined) throw new UsageError('--log-file is for --once runs (the live mirror logs with --logfile)');
   walkingOptions(options, 'live');
-  if (options.xattrs) throw new UsageError('-X/--xattrs is not supported by the live mirror yet (a one-shot --once push or a pull takes it)');
-  if (options.acls) throw new UsageError('-A/--acls is not supported by the live mirror yet (a one-shot --once push takes it)');
   const { transfer, rules: withBackups, deleteOnly } = liveTransfer(options, rules);
   rules = withBackups;
   const { live: runLive } = await import('./live.js');

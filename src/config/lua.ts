@@ -246,6 +246,8 @@ const RSYNC_KEYS: Readonly<Record<string, string>> = {
   owner: 'owner',
   group: 'group',
   hard_links: 'hard-links',
+  acls: 'acls',
+  xattrs: 'xattrs',
   whole_file: 'whole-file',
   dry_run: 'dry-run',
   verbose: 'verbose',
@@ -269,10 +271,10 @@ const RSYNC_KEYS: Readonly<Record<string, string>> = {
 const RSYNC_IGNORED = ['binary', 'protect_args', 'rsync_path', 'quiet'];
 
 /** lsyncd 2's rsync keys whose rsync option we do not have: refused when on, accepted when false. */
-const RSYNC_UNSUPPORTED = ['acls', 'xattrs', 'one_file_system', 'copy_links', 'copy_dirlinks', 'copy_unsafe_links', 'cvs_exclude', 'executability', 'existing', 'ignore_times', 'inplace', 'append', 'append_verify', 'keep_dirlinks', 'omit_dir_times', 'omit_link_times', 'prune_empty_dirs', 'update', 'rsh', 'temp_dir', 'specials'];
+const RSYNC_UNSUPPORTED = ['one_file_system', 'copy_links', 'copy_dirlinks', 'copy_unsafe_links', 'cvs_exclude', 'executability', 'existing', 'ignore_times', 'inplace', 'append', 'append_verify', 'keep_dirlinks', 'omit_dir_times', 'omit_link_times', 'prune_empty_dirs', 'update', 'rsh', 'temp_dir', 'specials'];
 
 /** The short letters rsync = { _extra = {...} } may use, with their long option. */
-const SHORT_OPTIONS: Readonly<Record<string, string>> = { a: 'archive', c: 'checksum', z: 'compress', o: 'owner', g: 'group', D: 'devices', H: 'hard-links', W: 'whole-file', n: 'dry-run', v: 'verbose', i: 'itemize-changes', p: 'perms', t: 'times' };
+const SHORT_OPTIONS: Readonly<Record<string, string>> = { a: 'archive', A: 'acls', X: 'xattrs', c: 'checksum', z: 'compress', o: 'owner', g: 'group', D: 'devices', H: 'hard-links', W: 'whole-file', n: 'dry-run', v: 'verbose', i: 'itemize-changes', p: 'perms', t: 'times' };
 
 /**
  * `_extra = { '--bwlimit=100', '-z' }`: raw rsync options, taken when they are options a sync may

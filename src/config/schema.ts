@@ -42,6 +42,8 @@ export const SYNC_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   group: { type: 'flag', option: '--group' },
   devices: { type: 'flag', option: '-D' },
   'hard-links': { type: 'flag', option: '--hard-links' },
+  acls: { type: 'flag', option: '--acls' },
+  xattrs: { type: 'count', option: '--xattrs', max: 2 },
   'numeric-ids': { type: 'flag', option: '--numeric-ids' },
   checksum: { type: 'flag', option: '--checksum' },
   'checksum-choice': { type: 'value', option: '--checksum-choice', what: 'a checksum name (xxh128, xxh3, xxh64, md5, md4)' },

@@ -2,7 +2,7 @@
 // list the daemon receives. Reads --exclude-from/--include-from and merge files (protocol/ does no fs).
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { FilterList, compileFilter, sendFilterList, receiverWantsFilterList, type FilterMatcher } from '../../protocol/filter.js';
+import { FilterList, compileFilter, sendFilterList, receiverWantsFilterList, type FilterMatcher, type FilterRule } from '../../protocol/filter.js';
 import { UsageError } from '../../protocol/errors.js';
 import type { ByteWriter } from '../../protocol/io.js';
 import type { PushFilter } from './push.js';
@@ -53,10 +53,39 @@ export function buildFilterList(sources: readonly RuleSource[]): FilterList {
   return list;
 }
 
+/**
+ * The rule rsync's client adds for a relative --partial-dir (or --delay-updates' own dir): the
+ * DIR/ directories excluded wherever they are, taken literally (no prefixes), perishable from
+ * protocol 30 on (a sender below 30 sends it plain, which its peer can read). It goes after the
+ * user's rules, so their includes come first.
+ */
+// rsync/compat.c: setup_protocol (parse_filter_str of partial_dir with FILTRULE_NO_PREFIXES|FILTRULE_DIRECTORY)
+export function partialDirRule(dir: string, perishable: boolean): FilterRule {
+  return { pattern: Buffer.from(dir), include: false, dirOnly: true, absPath: false, negate: false, senderSide: false, receiverSide: false, perishable };
+}
+
+/** The list with one rule more at its end (the list itself left as it is). */
+function withRule(list: FilterList, rule: FilterRule): FilterList {
+  const copy = new FilterList({ from0: list.from0, deleteExcluded: list.deleteExcluded });
+  copy.rules.push(...list.rules, rule);
+  return copy;
+}
+
+export interface PushFilterOptions {
+  deleteExcluded: boolean;
+  absRoot?: string;
+  /**
+   * --partial-dir (cleaned): a relative one is excluded from the walk and, with the list, from
+   * the daemon's deletions (partialDirRule); an absolute one adds nothing, as in rsync.
+   */
+  partialDir?: string;
+}
+
 /** The push's view of the rules: local matching on the sender, and the daemon's list. */
-export function pushFilter(list: FilterList, options: { deleteExcluded: boolean; absRoot?: string }): PushFilter {
+export function pushFilter(list: FilterList, options: PushFilterOptions): PushFilter {
   const root = options.absRoot;
-  const matcher = compileFilter(list, {
+  const partialDir = options.partialDir !== undefined && !options.partialDir.startsWith('/') ? options.partialDir : undefined;
+  const matcher = compileFilter(partialDir === undefined ? list : withRule(list, partialDirRule(partialDir, true)), {
     side: 'sender',
     ...(root !== undefined && { absRoot: root }),
     // Per-directory merge files (`:` rules) are read as the walk reaches each directory.
@@ -77,6 +106,10 @@ export function pushFilter(list: FilterList, options: { deleteExcluded: boolean;
   return {
     ...top,
     wantsList: (protocol, deleteMode) => receiverWantsFilterList({ protocol, deleteMode, deleteExcluded: options.deleteExcluded, pruneEmptyDirs: false }),
-    sendList: (writer: ByteWriter) => sendFilterList(writer, list, { deleteExcluded: options.deleteExcluded }),
+    sendList: (writer: ByteWriter) => {
+      const sent = partialDir === undefined ? list : withRule(list, partialDirRule(partialDir, writer.protocol >= 30));
+      sendFilterList(writer, sent, { deleteExcluded: options.deleteExcluded });
+    },
+    withPartialDir: (dir) => (dir === options.partialDir ? undefined : pushFilter(list, { ...options, partialDir: dir })),
   };
 }

@@ -13,7 +13,10 @@ import { sendFiles, readFinalGoodbye, senderWriteMode, type SenderOptions, type 
 import type { ChunkSource } from '../../protocol/sums.js';
 import { ITEM_IS_NEW } from '../../protocol/constants.js';
 import { MSG_DATA, PeerMessages, writeMessage, type MessageHandler } from '../../protocol/mplex.js';
-import { EXIT, RemoteError, RsyncError, transferExitCode } from '../../protocol/errors.js';
+import { EXIT, MemoryCapError, RemoteError, RsyncError, UsageError, transferExitCode, type MemoryBudget } from '../../protocol/errors.js';
+import { readForwardedNames } from '../../protocol/files-from.js';
+import { FILES_FROM_MAX_BYTES, filesFromSource } from './walk-options.js';
+import { statSync } from 'node:fs';
 import type { ByteWriter } from '../../protocol/io.js';
 import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
@@ -23,6 +26,8 @@ import { senderXattrs, xattrOptionsFor } from './local-xattrs.js';
 import { afterEntries, senderAcls } from './local-acls.js';
 import type { XattrSender } from '../../protocol/xattrs.js';
 import { chmodPackedList, compileChmodOptions } from './list-chmod.js';
+import { pushFilter } from './filters.js';
+import { FilterList } from '../../protocol/filter.js';
 import { messageText, shownName, type OutputCharset, type TransferSummary } from './output.js';
 
 /** Filter rules: what the scan skips, and what the daemon is told (only with --delete). */
@@ -31,6 +36,11 @@ export interface PushFilter extends PathFilter {
   wantsList(protocol: number, deleteMode: boolean): boolean;
   /** Write the filter list the daemon receives (rsync's send_filter_list). */
   sendList(writer: ByteWriter): void;
+  /**
+   * The same rules with a relative --partial-dir excluded after them (filters.ts pushFilter), or
+   * undefined when they already exclude it. A filter without it is used as it is.
+   */
+  withPartialDir?(dir: string): PushFilter | undefined;
 }
 
 export interface PushOptions {
@@ -103,17 +113,24 @@ export interface PushResult extends TransferSummary {
 export async function push(options: PushOptions): Promise<PushResult> {
   const { transfer } = options;
   const onError = options.onError ?? (() => {});
+  const filter = effectiveFilter(options.filter, transfer);
   // 1. The source checked first: a missing one fails before we bother the daemon. A selection is
   // listed now; a SOURCE tree is read while its list goes out (sendEarly), or, below protocol 29,
   // before it goes.
   const scanStarted = Date.now();
   let scanSeconds = 0;
-  const scanOptions = { transfer, ...(options.filter && { filter: options.filter }), ...(options.filesFrom && { filesFrom: options.filesFrom }), onWarning: onError };
+  const scanOptions = { transfer, ...(filter && { filter }), ...(options.filesFrom && { filesFrom: options.filesFrom }), onWarning: onError };
   // --chmod: the modes our list carries (rsync's sender tweaks them as it lists).
   const chmodModes = transfer.chmod?.length ? compileChmodOptions(transfer.chmod, process.umask()) : null;
   let scan: ScanResult | undefined;
   let walk: SourceWalk | undefined;
-  if (options.selection) {
+  // --files-from=:FILE: the daemon forwards its list after our filter list; the walk waits for it.
+  const daemonList = transfer.filesFrom !== undefined && !transfer.filesFromForwarded;
+  if (daemonList && (options.selection || options.filesFrom)) throw new UsageError('--files-from=:FILE (a list on the daemon) goes with neither a selection nor a local list');
+  if (daemonList) {
+    // The source is still checked first, as rsync's client finds a missing one before it connects.
+    if (!statSync(options.source, { throwIfNoEntry: false })?.isDirectory()) throw new RsyncError('ERR_RSYNC_SOURCE', `change_dir "${options.source}" failed: No such file or directory`, EXIT.FILESELECT);
+  } else if (options.selection) {
     scan = await scanSelection(options.source, options.selection, { ...scanOptions, deleteMissing: transfer.delete || transfer.deleteExcluded });
     if (chmodModes) chmodPackedList(scan.list, chmodModes);
     scanSeconds = (Date.now() - scanStarted) / 1000;
@@ -148,26 +165,40 @@ export async function push(options: PushOptions): Promise<PushResult> {
     // checksums, and the file list in rsync's order (the order is the index the generator uses).
     let early: { sorted: SortedFileList<LocalEntry>; flistBytes: number; ioError: number } | undefined;
     let xattrSender: XattrSender | undefined;
-    const sendEarly = async (negotiated: { compatFlags: number; checksum: ChecksumName }): Promise<void> => {
-      const protocol = session.hello.protocol;
+    const sendFilters = (): void => {
       // -m makes the daemon's receiver want the list too (rsync's receiver_wants_list).
       const deleteMode = transfer.delete || transfer.deleteExcluded || !!transfer.pruneEmptyDirs;
-      if (options.filter) {
-        if (options.filter.wantsList(protocol, deleteMode)) options.filter.sendList(writer);
+      if (filter) {
+        if (filter.wantsList(session.hello.protocol, deleteMode)) filter.sendList(writer);
       } else if (deleteMode) {
         writer.writeInt(0); // an empty list
       }
+    };
+    let negotiatedEarly: { compatFlags: number; checksum: ChecksumName } | undefined;
+    const sendEarly = async (negotiated: { compatFlags: number; checksum: ChecksumName }): Promise<void> => {
+      sendFilters();
+      if (daemonList) {
+        // The file list waits for the daemon's names (read after the seed).
+        negotiatedEarly = negotiated;
+        await writer.flush();
+        return;
+      }
+      await sendFileList(negotiated);
+    };
+    const sendFileList = async (negotiated: { compatFlags: number; checksum: ChecksumName }): Promise<void> => {
+      const protocol = session.hello.protocol;
       // -X: each entry's xattr set follows it (read as it is listed); -A: its ACLs before that.
       const xattrOptions = xattrOptionsFor(transfer, protocol, negotiated.compatFlags);
       const listed = walk?.list ?? scan!.list;
       const withXattrs = xattrOptions && senderXattrs(listed, writer, xattrOptions, transfer, onError);
       xattrSender = withXattrs?.sender;
       const afterEntry = afterEntries(senderAcls(listed, writer, transfer, protocol, onError), withXattrs?.afterEntry);
-      if (walk?.streamable && protocol >= 29) {
+      const streaming = walk;
+      if (streaming?.streamable && protocol >= 29) {
         // The walk's order is rsync's order from 29 on: the list goes out as the tree is read.
         const walkStarted = Date.now();
-        const tweak = chmodModes ? (from: number) => chmodPackedList(walk.list, chmodModes, from) : undefined;
-        const sent = await streamLocalFileList(writer, walk, transfer, negotiated, tweak, afterEntry);
+        const tweak = chmodModes ? (from: number) => chmodPackedList(streaming.list, chmodModes, from) : undefined;
+        const sent = await streamLocalFileList(writer, streaming, transfer, negotiated, tweak, afterEntry);
         scanSeconds = (Date.now() - walkStarted) / 1000;
         await writer.flush();
         scan = sent.scan;
@@ -203,6 +234,13 @@ export async function push(options: PushOptions): Promise<PushResult> {
       start = await startTransfer(reader, writer, args, { ...(checksumChoice && { checksumChoice }), ...clientCompressOptions(transfer.compress, compressCodecs), sendEarly, onMessage });
     }
     const { setup } = start;
+    if (daemonList) {
+      // rsync's sender reads the forwarded names before it lists (below 31 outside the frames).
+      const names = await readForwardedNames(session.hello.protocol < 31 ? start.demux.raw : reader, filesFromBudget());
+      const relative = transfer.relative !== false;
+      walk = await startSourceScan(options.source, { ...scanOptions, filesFrom: { sources: names.map((name) => filesFromSource(name, relative)) } });
+      await sendFileList(negotiatedEarly!);
+    }
     if (!early) throw new Error('internal: the file list was not sent during setup');
     const { sorted, flistBytes } = early;
     ioError |= early.ioError;
@@ -252,6 +290,29 @@ export async function push(options: PushOptions): Promise<PushResult> {
   } finally {
     socket.destroy();
   }
+}
+
+/**
+ * The push's rules with a relative --partial-dir excluded after them, as rsync's client adds it
+ * (sent with the list, applied to our own walk); the rules as given otherwise.
+ */
+// rsync/compat.c: setup_protocol (the partial_dir rule, for a client)
+function effectiveFilter(given: PushFilter | undefined, transfer: TransferOptions): PushFilter | undefined {
+  const dir = transfer.partialDir;
+  if (dir === undefined || dir.startsWith('/')) return given;
+  if (!given) return pushFilter(new FilterList(), { deleteExcluded: transfer.deleteExcluded, partialDir: dir });
+  return given.withPartialDir?.(dir) ?? given;
+}
+
+/** The forwarded --files-from names are held until listed: bounded as a local list is (FILES_FROM_MAX_BYTES). */
+function filesFromBudget(): MemoryBudget {
+  let held = 0;
+  return {
+    charge(bytes, what) {
+      held += bytes;
+      if (held > FILES_FROM_MAX_BYTES) throw new MemoryCapError(`the daemon's ${what} passed ${FILES_FROM_MAX_BYTES} bytes`);
+    },
+  };
 }
 
 /** The result with `entries` and `created` made from the packed list when first read (--stats, the API). */
