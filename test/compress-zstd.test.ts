@@ -7,7 +7,7 @@
 // by the daemon's own counters.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ByteReader, ByteWriter } from '../protocol/io.js';
@@ -21,13 +21,14 @@ import type { CompressCodecs } from '../protocol/compress-codecs.js';
 import { clientCompressList, clientCompressOptions, compressNames, parseCompressName, tokenCompression } from '../protocol/compat.js';
 import { compressCodecs } from '../src/compress-codecs.js';
 import { piecesSource, byteAtATime, memorySink } from './helpers/capture.js';
-import { pseudoRandom, setTime, T0, lines } from './helpers/fstree.js';
+import { pseudoRandom, lines } from './helpers/fstree.js';
 import { run, lsyncd, CLI, type RunResult } from './helpers/cli.js';
-import { snapshot, diffTrees, untilSameTree } from './helpers/tree.js';
+import { untilSameTree } from './helpers/tree.js';
 import { spawn } from 'node:child_process';
 import { daemonUrl as url, runText as shown, startOurDaemon, type OurDaemon } from './helpers/serve.js';
 import { freePort, startDaemonWithConfig, type ConfiguredDaemon } from './helpers/daemon.js';
 import { oldRsync } from './helpers/old-rsync.js';
+import { assertSameTrees, editCompressSource, makeCompressSource, statCount } from './helpers/compress-tree.js';
 
 const codecs = compressCodecs();
 const zstd = codecs.zstd!;
@@ -287,39 +288,6 @@ test.after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const count = (r: RunResult, what: string) => Number(new RegExp(`${what}: ([\\d,]+)`).exec(r.stdout.toString())![1]!.replace(/,/g, ''));
-
-async function makeSource(dir: string): Promise<void> {
-  await mkdir(join(dir, 'sub'), { recursive: true });
-  await writeFile(join(dir, 'text.txt'), lines(6000));
-  await writeFile(join(dir, 'random.bin'), pseudoRandom(200_000, 5));
-  await writeFile(join(dir, 'sub', 'small.txt'), 'a small file\n');
-  await writeFile(join(dir, 'sub', 'copy.txt'), lines(3000)); // repeats text.txt's start: zstd's window finds it
-  await stamp(dir, T0);
-}
-
-async function stamp(dir: string, seconds: number): Promise<void> {
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    if (e.isDirectory()) await stamp(join(dir, e.name), seconds);
-    await setTime(join(dir, e.name), seconds);
-  }
-  await setTime(dir, seconds);
-}
-
-async function editSource(dir: string): Promise<void> {
-  const t = Buffer.from(await readFile(join(dir, 'text.txt')));
-  const edited = Buffer.concat([t.subarray(0, 100_000), Buffer.from('AN INSERTED LINE THAT WAS NOT THERE\n'.repeat(40)), t.subarray(100_000)]);
-  await writeFile(join(dir, 'text.txt'), edited);
-  const r = Buffer.from(await readFile(join(dir, 'random.bin')));
-  r.fill(0x41, 50_000, 50_500);
-  await writeFile(join(dir, 'random.bin'), r);
-  await stamp(dir, T0 + 60);
-}
-
-async function sameTrees(a: string, b: string, message: string): Promise<void> {
-  const diff = diffTrees(await snapshot(a), await snapshot(b));
-  assert.equal(diff, [], `${message}\n${diff.slice(0, 20).join('\n')}`);
-}
 
 /** A stale copy of the source for a pull: two files that differ, so deltas travel. */
 async function staleCopy(src: string, dest: string): Promise<void> {
@@ -341,27 +309,27 @@ const STOCK: Array<{ name: string; args: string[] }> = [
 for (const c of STOCK) {
   test(`stock rsync ${c.args.join(' ')}: push (initial, delta) into and pull from lsyncd serve land as with rsyncd`, async () => {
     const src = join(work, `src-${c.name}`);
-    await makeSource(src);
+    await makeCompressSource(src, { repeat: true });
     const push = async () => {
       const o = await run('rsync', ['-a', '--stats', ...c.args, `${src}/`, url(ours, `push/${c.name}/`)]);
       const t = await run('rsync', ['-a', '--stats', ...c.args, `${src}/`, url(theirs, `push/${c.name}/`)]);
       assert.is(o.status, 0, shown(o));
       assert.is(t.status, 0, shown(t));
-      await sameTrees(join(theirs.dir, 'push', c.name), join(ours.dir, 'push', c.name), `push ${c.args.join(' ')}`);
-      await sameTrees(src, join(ours.dir, 'push', c.name), 'the source');
+      await assertSameTrees(join(theirs.dir, 'push', c.name), join(ours.dir, 'push', c.name), `push ${c.args.join(' ')}`);
+      await assertSameTrees(src, join(ours.dir, 'push', c.name), 'the source');
       return [o, t] as const;
     };
     const [first] = await push();
-    assert.ok(count(first, 'Total bytes sent') < 400_000, `compressed: ${shown(first)}`);
-    await editSource(src);
+    assert.ok(statCount(first, 'Total bytes sent') < 400_000, `compressed: ${shown(first)}`);
+    await editCompressSource(src);
     const [delta] = await push();
-    assert.ok(count(delta, 'Matched data') > 200_000, shown(delta));
+    assert.ok(statCount(delta, 'Matched data') > 200_000, shown(delta));
     for (const [d, tag] of [[ours, 'o'], [theirs, 't']] as const) {
       const dest = join(work, `pull-${c.name}-${tag}`);
       await staleCopy(src, dest);
       const r = await run('rsync', ['-a', '-I', '--stats', ...c.args, url(d, `push/${c.name}/`), `${dest}/`]);
       assert.is(r.status, 0, shown(r));
-      await sameTrees(src, dest, `pull ${c.args.join(' ')} from ${tag}`);
+      await assertSameTrees(src, dest, `pull ${c.args.join(' ')} from ${tag}`);
     }
   });
 }
@@ -372,26 +340,26 @@ test("Debian 12's rsync 3.2.7 (its list: zstd lz4 zlibx zlib none) -z, --zc=zstd
   assert.match(version.stdout.toString(), /Compress list:\s+zstd lz4 zlibx zlib none/);
   for (const [name, args] of [['old-z', ['-z']], ['old-zstd', ['--zc=zstd']], ['old-lz4', ['--zc=lz4']]] as const) {
     const src = join(work, `src-${name}`);
-    await makeSource(src);
+    await makeCompressSource(src, { repeat: true });
     for (const step of [0, 1]) {
-      if (step === 1) await editSource(src);
+      if (step === 1) await editCompressSource(src);
       for (const d of [ours, theirs]) {
         const r = await run(old, ['-a', ...args, `${src}/`, url(d, `push/${name}/`)]);
         assert.is(r.status, 0, shown(r));
       }
-      await sameTrees(join(theirs.dir, 'push', name), join(ours.dir, 'push', name), `3.2.7 ${args.join(' ')} push ${step}`);
+      await assertSameTrees(join(theirs.dir, 'push', name), join(ours.dir, 'push', name), `3.2.7 ${args.join(' ')} push ${step}`);
     }
     const dest = join(work, `pull-${name}`);
     await staleCopy(src, dest);
     const r = await run(old, ['-a', '-I', ...args, url(ours, `push/${name}/`), `${dest}/`]);
     assert.is(r.status, 0, shown(r));
-    await sameTrees(src, dest, `3.2.7 ${args.join(' ')} pull`);
+    await assertSameTrees(src, dest, `3.2.7 ${args.join(' ')} pull`);
   }
 });
 
 test('stock rsync -z with lsyncd serve negotiates zstd both ways (push and pull), as with rsyncd', async () => {
   const src = join(work, 'src-nstr');
-  await makeSource(src);
+  await makeCompressSource(src, { repeat: true });
   for (const d of [ours, theirs]) {
     const p = await run('rsync', ['-a', '-z', '--debug=NSTR', `${src}/`, url(d, 'push/nstr/')]);
     assert.is(p.status, 0, shown(p));
@@ -404,7 +372,7 @@ test('stock rsync -z with lsyncd serve negotiates zstd both ways (push and pull)
 
 test("a module's `dont compress = *` and `refuse options = compress` treat zstd and lz4 as rsyncd does", async () => {
   const src = join(work, 'src-stored');
-  await makeSource(src);
+  await makeCompressSource(src, { repeat: true });
   for (const d of [ours, theirs]) {
     const r = await run('rsync', ['-a', `${src}/`, url(d, 'stored/')]);
     assert.is(r.status, 0, shown(r));
@@ -415,8 +383,8 @@ test("a module's `dont compress = *` and `refuse options = compress` treat zstd 
       const dest = join(work, `stored-${choice}-${tag}`);
       const r = await run('rsync', ['-a', `--zc=${choice}`, '--stats', url(d, 'stored/'), `${dest}/`]);
       assert.is(r.status, 0, shown(r));
-      await sameTrees(src, dest, `stored pull from ${tag}`);
-      bytes.push(count(r, 'Total bytes received'));
+      await assertSameTrees(src, dest, `stored pull from ${tag}`);
+      bytes.push(statCount(r, 'Total bytes received'));
     }
     assert.ok(bytes[0]! <= bytes[1]! * 1.01, `${choice}: ours ${bytes[0]} vs rsyncd ${bytes[1]}`);
     const refused: Array<{ status: number | null; line: string }> = [];
@@ -466,14 +434,14 @@ for (const [label, args] of [
   test(`our client ${args.join(' ') || '(no -z)'} pushing to and pulling from rsyncd: trees as rsync's, the daemon's byte counts beside rsync's (${label})`, async () => {
     const tag = label.replace(/\W+/g, '-');
     const src = join(work, `csrc-${tag}`);
-    await makeSource(src);
+    await makeCompressSource(src, { repeat: true });
     const target = (who: string) => url(theirs, `push/client-${tag}-${who}/`);
     const pushed = { ours: [] as number[], rsync: [] as number[] };
     for (const step of [0, 1]) {
-      if (step === 1) await editSource(src);
+      if (step === 1) await editCompressSource(src);
       const o = await counted(() => lsyncd(['--once', ...args, `${src}/`, target('ours')]));
       const r = await counted(() => run('rsync', ['-rlpt', '--delete', ...args, `${src}/`, target('rsync')]));
-      await sameTrees(src, join(theirs.dir, 'push', `client-${tag}-ours`), `our push step ${step}`);
+      await assertSameTrees(src, join(theirs.dir, 'push', `client-${tag}-ours`), `our push step ${step}`);
       pushed.ours.push(o.received);
       pushed.rsync.push(r.received);
     }
@@ -485,7 +453,7 @@ for (const [label, args] of [
       const r = await counted(() =>
         who === 'ours' ? lsyncd(['--once', '-I', ...args, target('rsync'), `${dest}/`]) : run('rsync', ['-rlpt', '-I', ...args, target('rsync'), `${dest}/`]),
       );
-      await sameTrees(src, dest, `${who} pull`);
+      await assertSameTrees(src, dest, `${who} pull`);
       pulled.push(r.sent);
     }
     const ratio = (a: number, b: number) => (a / b).toFixed(4);
@@ -516,10 +484,10 @@ test('our -z against rsyncd negotiates zstd: its bytes are --zc=zstd\'s, not zli
 
 test('without the libraries (LSYNCD_NO_ADDON=1) our -z offers zlibx and zlib only and still works; --zc=zstd fails with one clear line', async () => {
   const src = join(work, 'src-nolib');
-  await makeSource(src);
+  await makeCompressSource(src, { repeat: true });
   const env = { LSYNCD_NO_ADDON: '1', NODE_NO_WARNINGS: '1' };
   const z = await counted(() => lsyncd(['--once', '-z', `${src}/`, url(theirs, 'push/nolib-z/')], env));
-  await sameTrees(src, join(theirs.dir, 'push', 'nolib-z'), 'no-lib -z push');
+  await assertSameTrees(src, join(theirs.dir, 'push', 'nolib-z'), 'no-lib -z push');
   const named = PUSHED.get('zstd')!.ours[0]!;
   assert.ok(Math.abs(z.received - named) > 1000, `zlibx ${z.received} is not zstd's ${named}`);
   const forced = await lsyncd(['--once', '--zc=zstd', `${src}/`, url(theirs, 'push/nolib-zstd/')], env);
@@ -534,7 +502,7 @@ test('without the libraries (LSYNCD_NO_ADDON=1) our -z offers zlibx and zlib onl
 test('the live mirror with --zc=lz4 and with -z: the startup sync and a live change land, compressed (rsyncd counts far fewer bytes than the tree holds)', async () => {
   for (const [name, args] of [['live-lz4', ['--zc=lz4']], ['live-z', ['-z']]] as const) {
     const src = join(work, `src-${name}`);
-    await makeSource(src);
+    await makeCompressSource(src, { repeat: true });
     const before = (await daemonCounters()).length;
     const child = spawn(process.execPath, [CLI, '--nodaemon', ...args, `${src}/`, url(theirs, `push/${name}/`)], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -556,7 +524,7 @@ test('the live mirror with --zc=lz4 and with -z: the startup sync and a live cha
 
 test('lsyncd serve without the libraries (LSYNCD_NO_ADDON=1) offers zlibx zlib none, as an rsyncd built without them: rsync -z gets zlibx, --zc=zstd is refused', async () => {
   const src = join(work, 'src-serve-nolib');
-  await makeSource(src);
+  await makeCompressSource(src, { repeat: true });
   const dir = join(work, 'serve-nolib');
   await mkdir(dir, { recursive: true });
   const config = join(dir, 'rsyncd.conf');
@@ -575,7 +543,7 @@ test('lsyncd serve without the libraries (LSYNCD_NO_ADDON=1) offers zlibx zlib n
     const z = await run('rsync', ['-a', '-z', '--debug=NSTR', `rsync://127.0.0.1:${port}/m/`, join(dir, 'z/')]);
     assert.is(z.status, 0, shown(z));
     assert.match(z.stdout.toString(), /negotiated compress: zlibx/);
-    await sameTrees(src, join(dir, 'z'), 'pulled with zlibx');
+    await assertSameTrees(src, join(dir, 'z'), 'pulled with zlibx');
     const forced = await run('rsync', ['-a', '--zc=zstd', `rsync://127.0.0.1:${port}/m/`, join(dir, 'zstd/')]);
     assert.is(forced.status, 4, shown(forced));
     assert.match(forced.stderr, /unknown compress name: zstd/);

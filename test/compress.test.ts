@@ -6,7 +6,7 @@
 // to and pulling from a real rsyncd, wire bytes compared with rsync's for the same case.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ByteReader, ByteWriter } from '../protocol/io.js';
@@ -28,12 +28,12 @@ import { clientCompressOptions, tokenCompression, parseCompressName } from '../p
 import { serverArgs, DEFAULT_TRANSFER, compressArgs } from '../protocol/args.js';
 import { parseServerArgs } from '../protocol/server-args.js';
 import { loadCapture, dataStream, captureATxt, sessionOf, memorySink, piecesSource, byteAtATime } from './helpers/capture.js';
-import { pseudoRandom, setTime, T0, lines } from './helpers/fstree.js';
+import { pseudoRandom, T0, lines } from './helpers/fstree.js';
 import { run, lsyncd, type RunResult } from './helpers/cli.js';
-import { snapshot, diffTrees } from './helpers/tree.js';
 import { daemonUrl, runText, startBoth, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
 import { oldRsync } from './helpers/old-rsync.js';
+import { assertSameTrees, editCompressSource, makeCompressSource, stampTree, statCount } from './helpers/compress-tree.js';
 
 // ---- decoding the stock client's streams -------------------------------------------------------
 
@@ -342,40 +342,6 @@ test.after(async () => {
 
 const url = daemonUrl;
 const shown = runText;
-const count = (r: RunResult, what: string) => Number(new RegExp(`${what}: ([\\d,]+)`).exec(r.stdout.toString())![1]!.replace(/,/g, ''));
-
-/** A compressible text, a random binary, a small file; then edits that leave most blocks matching. */
-async function makeSource(dir: string): Promise<void> {
-  await mkdir(join(dir, 'sub'), { recursive: true });
-  await writeFile(join(dir, 'text.txt'), lines(6000));
-  await writeFile(join(dir, 'random.bin'), pseudoRandom(200_000, 5));
-  await writeFile(join(dir, 'sub', 'small.txt'), 'a small file\n');
-  await stamp(dir, T0);
-}
-
-/** Whole-second mtimes everywhere (below protocol 31 nanoseconds do not travel), so a copy equals its source exactly. */
-async function stamp(dir: string, seconds: number): Promise<void> {
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    if (e.isDirectory()) await stamp(join(dir, e.name), seconds);
-    await setTime(join(dir, e.name), seconds);
-  }
-  await setTime(dir, seconds);
-}
-
-async function editSource(dir: string): Promise<void> {
-  const t = Buffer.from(await readFile(join(dir, 'text.txt')));
-  const edited = Buffer.concat([t.subarray(0, 100_000), Buffer.from('AN INSERTED LINE THAT WAS NOT THERE\n'.repeat(40)), t.subarray(100_000)]);
-  await writeFile(join(dir, 'text.txt'), edited);
-  const r = Buffer.from(await readFile(join(dir, 'random.bin')));
-  r.fill(0x41, 50_000, 50_500);
-  await writeFile(join(dir, 'random.bin'), r);
-  await stamp(dir, T0 + 60);
-}
-
-async function sameTrees(a: string, b: string, message: string): Promise<void> {
-  const diff = diffTrees(await snapshot(a), await snapshot(b));
-  assert.equal(diff, [], `${message}\n${diff.slice(0, 20).join('\n')}`);
-}
 
 const CASES: Array<{ name: string; args: string[] }> = [
   { name: 'z', args: ['-z'] },
@@ -388,20 +354,20 @@ const CASES: Array<{ name: string; args: string[] }> = [
 for (const c of CASES) {
   test(`stock rsync ${c.args.join(' ')}: push (initial, delta) into and pull from lsyncd serve land as with rsyncd`, async () => {
     const src = join(work, `src-${c.name}`);
-    await makeSource(src);
+    await makeCompressSource(src);
     const push = async () => {
       const o = await run('rsync', ['-a', '--stats', ...c.args, `${src}/`, url(ours, `push/${c.name}/`)]);
       const t = await run('rsync', ['-a', '--stats', ...c.args, `${src}/`, url(theirs, `push/${c.name}/`)]);
       assert.is(o.status, 0, shown(o));
       assert.is(t.status, 0, shown(t));
-      await sameTrees(join(theirs.dir, 'push', c.name), join(ours.dir, 'push', c.name), `push ${c.args.join(' ')}`);
-      await sameTrees(src, join(ours.dir, 'push', c.name), 'the source');
+      await assertSameTrees(join(theirs.dir, 'push', c.name), join(ours.dir, 'push', c.name), `push ${c.args.join(' ')}`);
+      await assertSameTrees(src, join(ours.dir, 'push', c.name), 'the source');
       return o;
     };
     await push();
-    await editSource(src);
+    await editCompressSource(src);
     const delta = await push();
-    assert.ok(count(delta, 'Matched data') > 200_000, shown(delta));
+    assert.ok(statCount(delta, 'Matched data') > 200_000, shown(delta));
     // A pull of the module into a stale copy: deltas from our sender, deflated.
     for (const [d, tag] of [[ours, 'o'], [theirs, 't']] as const) {
       const dest = join(work, `pull-${c.name}-${tag}`);
@@ -410,7 +376,7 @@ for (const c of CASES) {
       await writeFile(join(dest, 'random.bin'), pseudoRandom(200_001, 5));
       const r = await run('rsync', ['-a', '-I', '--stats', ...c.args, url(d, `push/${c.name}/`), `${dest}/`]);
       assert.is(r.status, 0, shown(r));
-      await sameTrees(src, dest, `pull ${c.args.join(' ')} from ${tag}`);
+      await assertSameTrees(src, dest, `pull ${c.args.join(' ')} from ${tag}`);
     }
   });
 }
@@ -421,7 +387,7 @@ test('zlib with blocks over 64 KiB (rsync -B 100000) at protocols 30 and 31: the
   await mkdir(src, { recursive: true });
   const text = Buffer.from(lines(30_000)); // 1.6 MB: 17 blocks of 100,000
   await writeFile(join(src, 'big.txt'), text);
-  await stamp(src, T0);
+  await stampTree(src, T0);
   for (const protocol of [30, 31]) {
     const module = `push/longblock${protocol}`;
     const args = ['-a', '--zc=zlib', '-B', '100000', `--protocol=${protocol}`, '--stats'];
@@ -430,18 +396,18 @@ test('zlib with blocks over 64 KiB (rsync -B 100000) at protocols 30 and 31: the
     // A delta both ways: an edit in the middle; literal data after it repeats text from earlier blocks.
     const edited = Buffer.concat([text.subarray(0, 800_000), Buffer.from('EDITED '.repeat(50)), text.subarray(800_000)]);
     await writeFile(join(src, 'big.txt'), edited);
-    await stamp(src, T0 + 60);
+    await stampTree(src, T0 + 60);
     r = await run('rsync', [...args, `${src}/`, url(ours, `${module}/`)]);
     assert.is(r.status, 0, shown(r));
-    assert.ok(count(r, 'Matched data') > 1_000_000, shown(r));
-    await sameTrees(src, join(ours.dir, module), `push at ${protocol}`);
+    assert.ok(statCount(r, 'Matched data') > 1_000_000, shown(r));
+    await assertSameTrees(src, join(ours.dir, module), `push at ${protocol}`);
     const dest = join(work, `longblock-pull${protocol}`);
     await mkdir(dest, { recursive: true });
     await writeFile(join(dest, 'big.txt'), text);
     r = await run('rsync', [...args, '-I', url(ours, `${module}/`), `${dest}/`]);
     assert.is(r.status, 0, shown(r));
-    assert.ok(count(r, 'Matched data') > 1_000_000, shown(r));
-    await sameTrees(src, dest, `pull at ${protocol}`);
+    assert.ok(statCount(r, 'Matched data') > 1_000_000, shown(r));
+    await assertSameTrees(src, dest, `pull at ${protocol}`);
     await writeFile(join(src, 'big.txt'), text);
   }
 });
@@ -450,27 +416,27 @@ test("Debian 12's rsync 3.2.7 -z (negotiated) and --zc=zlib: push and pull with 
   const old = await oldRsync();
   for (const [name, args] of [['old-z', ['-z']], ['old-zlib', ['--zc=zlib']]] as const) {
     const src = join(work, `src-${name}`);
-    await makeSource(src);
+    await makeCompressSource(src);
     for (const step of [0, 1]) {
-      if (step === 1) await editSource(src);
+      if (step === 1) await editCompressSource(src);
       for (const d of [ours, theirs]) {
         const r = await run(old, ['-a', ...args, `${src}/`, url(d, `push/${name}/`)]);
         assert.is(r.status, 0, shown(r));
       }
-      await sameTrees(join(theirs.dir, 'push', name), join(ours.dir, 'push', name), `3.2.7 ${args.join(' ')} push ${step}`);
+      await assertSameTrees(join(theirs.dir, 'push', name), join(ours.dir, 'push', name), `3.2.7 ${args.join(' ')} push ${step}`);
     }
     const dest = join(work, `pull-${name}`);
     await mkdir(dest, { recursive: true });
     await writeFile(join(dest, 'text.txt'), lines(6001));
     const r = await run(old, ['-a', '-I', ...args, url(ours, `push/${name}/`), `${dest}/`]);
     assert.is(r.status, 0, shown(r));
-    await sameTrees(src, dest, `3.2.7 ${args.join(' ')} pull`);
+    await assertSameTrees(src, dest, `3.2.7 ${args.join(' ')} pull`);
   }
 });
 
 test('stock rsync -z against lsyncd serve negotiates zstd (the system has libzstd), as rsyncd does', async () => {
   const src = join(work, 'src-nstr');
-  await makeSource(src);
+  await makeCompressSource(src);
   const o = await run('rsync', ['-a', '-z', '--debug=NSTR', `${src}/`, url(ours, 'push/nstr/')]);
   assert.is(o.status, 0, shown(o));
   assert.match(o.stdout.toString() + o.stderr, /negotiated compress: zstd/i);
@@ -480,7 +446,7 @@ test('stock rsync -z against lsyncd serve negotiates zstd (the system has libzst
 
 test("a module's `dont compress = *`: pulls still deflate (level 0, stored), trees equal rsyncd's", async () => {
   const src = join(work, 'src-stored');
-  await makeSource(src);
+  await makeCompressSource(src);
   for (const d of [ours, theirs]) {
     const r = await run('rsync', ['-a', `${src}/`, url(d, 'stored/')]);
     assert.is(r.status, 0, shown(r));
@@ -490,8 +456,8 @@ test("a module's `dont compress = *`: pulls still deflate (level 0, stored), tre
     const dest = join(work, `stored-${tag}`);
     const r = await run('rsync', ['-a', '--zc=zlibx', '--stats', url(d, 'stored/'), `${dest}/`]);
     assert.is(r.status, 0, shown(r));
-    await sameTrees(src, dest, `stored pull from ${tag}`);
-    bytes.push(count(r, 'Total bytes received'));
+    await assertSameTrees(src, dest, `stored pull from ${tag}`);
+    bytes.push(statCount(r, 'Total bytes received'));
   }
   // Stored blocks: about the files' size (text.txt alone would deflate to a small fraction).
   assert.ok(bytes[0]! > 300_000 && bytes[1]! > 300_000, `received ${bytes.join(' / ')}`);
@@ -511,17 +477,17 @@ for (const [label, args, cliArgs] of [
   test(`our client ${cliArgs.join(' ')} pushing to and pulling from rsyncd: trees as rsync's, wire bytes compared (${label})`, async () => {
     const tag = label.replace(/\W+/g, '-');
     const src = join(work, `csrc-${tag}`);
-    await makeSource(src);
+    await makeCompressSource(src);
     const target = (who: string) => url(theirs, `push/client-${tag}-${who}/`);
     // Initial push, then a delta push: ours and rsync's into two module dirs.
     const pushes: Record<string, RunResult[]> = { ours: [], rsync: [] };
     for (const step of [0, 1]) {
-      if (step === 1) await editSource(src);
+      if (step === 1) await editCompressSource(src);
       const o = await lsyncd(['--once', '--stats', ...cliArgs, `${src}/`, target('ours')]);
       const r = await run('rsync', ['-rlpt', '--delete', '--stats', ...args, `${src}/`, target('rsync')]);
       assert.is(o.status, 0, shown(o));
       assert.is(r.status, 0, shown(r));
-      await sameTrees(src, join(theirs.dir, 'push', `client-${tag}-ours`), `our push step ${step}`);
+      await assertSameTrees(src, join(theirs.dir, 'push', `client-${tag}-ours`), `our push step ${step}`);
       pushes.ours!.push(o);
       pushes.rsync!.push(r);
     }
@@ -537,11 +503,11 @@ for (const [label, args, cliArgs] of [
           ? await lsyncd(['--once', '-I', '--stats', ...cliArgs, target('rsync'), `${dest}/`])
           : await run('rsync', ['-rlpt', '-I', '--stats', ...args, target('rsync'), `${dest}/`]);
       assert.is(r.status, 0, shown(r));
-      await sameTrees(src, dest, `${who} pull`);
+      await assertSameTrees(src, dest, `${who} pull`);
       pulls.push(r);
     }
-    const sent = (r: RunResult) => count(r, 'Total bytes sent');
-    const received = (r: RunResult) => count(r, 'Total bytes received');
+    const sent = (r: RunResult) => statCount(r, 'Total bytes sent');
+    const received = (r: RunResult) => statCount(r, 'Total bytes received');
     const ratio = (a: number, b: number) => (a / b).toFixed(3);
     RATIOS.push(
       `${label}: initial push ${sent(pushes.ours![0]!)}/${sent(pushes.rsync![0]!)} = ${ratio(sent(pushes.ours![0]!), sent(pushes.rsync![0]!))}, ` +

@@ -6,46 +6,30 @@
 // blocks copied from the basis go through the same rules). Also SparseWriter on its own.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile, mkdir, chmod, readFile, open } from 'node:fs/promises';
+import { rm, writeFile, mkdir, readFile, open } from 'node:fs/promises';
 import { readdirSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon, type ConfiguredDaemon } from './helpers/daemon.js';
 import { lsyncd, run } from './helpers/cli.js';
 import { pseudoRandom, setTimes, T0 } from './helpers/fstree.js';
-import { startBoth, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
+import { startOptionRig, type OptionRig, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
 import { SparseWriter, SPARSE_WRITE_SIZE } from '../src/transfer/sparse-write.js';
 
-const ROOT = process.getuid?.() === 0;
 let daemon: TestDaemon;
+let rig: OptionRig;
 let ours: OurDaemon;
 let theirs: ConfiguredDaemon;
 let work: string;
 
-const CONFIG = (dir: string) => `
-reverse lookup = no
-use chroot = no
-munge symlinks = no
-${ROOT ? 'uid = root\ngid = root\n' : ''}
-[push]
-\tpath = ${dir}/push
-\tread only = no
-`;
 
 test.before(async () => {
   daemon = await startDaemon({ extraModules: [{ name: 'src', comment: 'pull source', settings: { 'read only': true } }] });
-  ({ ours, theirs } = await startBoth(CONFIG));
-  for (const dir of [ours.dir, theirs.dir]) {
-    await mkdir(join(dir, 'push'));
-    if (ROOT) await chmod(dir, 0o755);
-  }
-  work = await mkdtemp(join(tmpdir(), 'lsyncd-sparse-'));
+  rig = await startOptionRig('sparse', { push: 'rw' });
+  ({ ours, theirs, work } = rig);
 });
 test.after(async () => {
   await daemon?.stop();
-  await ours?.stop();
-  await theirs?.stop();
-  await rm(work, { recursive: true, force: true });
+  await rig?.stop();
 });
 
 /** Data with zeros where `holes` say (offset, length), the rest pseudo-random (never a zero byte). */
