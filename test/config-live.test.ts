@@ -14,7 +14,7 @@ import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { CLI, run as runCommand } from './helpers/cli.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { setTimes } from './helpers/fstree.js';
-import { openSessionCount } from './helpers/daemon-log.js';
+import { openSessionCount, sessionCount } from './helpers/daemon-log.js';
 
 let daemon: TestDaemon;
 let work: string;
@@ -311,9 +311,11 @@ test('SIGHUP: a sync added starts, one removed stops, one changed restarts, the 
   try {
     for (const n of ['a', 'b', 'c']) await converges(join(base, n), `hup/${n}`, ['*.tmp']);
     // The runners' next sessions opened ahead (waiting for their file lists): a reload must not touch a's.
+    // At least two sessions each, one open: the startup push has ended (rsyncd logs its summary a moment after
+    // the tree is complete) and the one opened ahead waits.
     await eventually(async () => {
       const log = await daemon.log();
-      return ['a', 'b', 'c'].every((n) => openSessionCount(log, `push/hup/${n}/`) === 1);
+      return ['a', 'b', 'c'].every((n) => sessionCount(log, `push/hup/${n}/`) >= 2 && openSessionCount(log, `push/hup/${n}/`) === 1);
     }, 15_000, 'the sessions opened ahead');
     const logBefore = (await daemon.log()).length;
 
