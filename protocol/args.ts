@@ -242,6 +242,9 @@ export interface TransferOptions {
   progress?: boolean;
 }
 
+/** The partial dir --delay-updates uses when --partial-dir names none (rsync's tmp_partialdir). */
+export const DELAY_UPDATES_DIR = '.~tmp~';
+
 export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
   recursive: true,
   links: true,
