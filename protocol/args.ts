@@ -220,12 +220,30 @@ export interface TransferOptions {
   pruneEmptyDirs?: boolean;
   /** -S: the receiving side writes runs of zeros as holes (sent both ways). */
   sparse?: boolean;
+  /** -K: the receiving side follows a symlink to a directory it has (sent when the daemon receives). */
+  keepDirlinks?: boolean;
+  /** -O: the receiving side leaves directories' mtimes alone (sent when the daemon receives, unless -b without a backup dir implies it there). */
+  omitDirTimes?: boolean;
+  /** -J: the receiving side leaves symlinks' mtimes alone (sent when the daemon receives). */
+  omitLinkTimes?: boolean;
+  /** -E: without -p, the receiving side still follows the executable bits (sent when the daemon receives). */
+  executability?: boolean;
+  /**
+   * --delay-updates: the receiving side puts each file in place at the end, from the partial dir
+   * (`.~tmp~` unless --partial-dir names one); sent when the daemon receives.
+   */
+  delayUpdates?: boolean;
+  /** -T / --temp-dir DIR: where the receiving side writes its temp files (on the daemon; sent when it receives). */
+  tempDir?: string;
   /**
    * --progress (or -P) on our side: it makes rsync's client print names (its stdout format
    * "%n%L"), which a pushing client without -v tells the daemon as --log-format=X.
    */
   progress?: boolean;
 }
+
+/** The partial dir --delay-updates uses when --partial-dir names none (rsync's tmp_partialdir). */
+export const DELAY_UPDATES_DIR = '.~tmp~';
 
 export const DEFAULT_TRANSFER: Readonly<TransferOptions> = Object.freeze({
   recursive: true,
@@ -267,7 +285,11 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (options.links) flags += 'l';
   if (options.dirs && !options.recursive) flags += 'd';
   if (push) {
+    if (options.keepDirlinks) flags += 'K';
     if (options.pruneEmptyDirs) flags += 'm';
+    // -b without --backup-dir implies -O on the daemon already: rsync's client leaves it out then.
+    if (options.omitDirTimes && !(options.backup && options.backupDir === undefined)) flags += 'O';
+    if (options.omitLinkTimes) flags += 'J';
     if (options.fuzzy) flags += 'y'.repeat(Math.min(options.fuzzy, 2));
   } else {
     if (options.copyLinks) flags += 'L';
@@ -280,6 +302,7 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (options.devices) flags += 'D';
   if (options.times) flags += 't';
   if (options.perms) flags += 'p';
+  else if (options.executability && push) flags += 'E';
   if (options.acls) flags += 'A';
   if (options.xattrs) flags += 'X'.repeat(Math.min(options.xattrs, 2));
   if (options.recursive) flags += 'r';
@@ -326,8 +349,11 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
   if (options.modifyWindow !== undefined && push) {
     args.push(options.modifyWindow < 0 ? `-@${options.modifyWindow}` : `--modify-window=${options.modifyWindow}`);
   }
-  if (options.partialDir !== undefined && push) args.push('--partial-dir', escapeOptionArg(options.partialDir));
-  else if (options.partial && push) args.push('--partial');
+  // --delay-updates works through a partial dir: rsync's default one (.~tmp~) is not named.
+  if ((options.partialDir !== undefined || options.delayUpdates) && push) {
+    if (options.partialDir !== undefined) args.push('--partial-dir', escapeOptionArg(options.partialDir));
+    if (options.delayUpdates) args.push('--delay-updates');
+  } else if (options.partial && push) args.push('--partial');
   // Both sides act on these (the sender matches blocks for a file rewritten in place).
   if (options.append) args.push(...Array<string>(options.append > 1 ? 2 : 1).fill('--append'));
   else if (options.inplace) {
@@ -356,6 +382,7 @@ export function serverArgs(options: TransferOptions, protocol: number, remotePat
     if (options.groupmap !== undefined) args.push(`--groupmap=${escapeOptionArg(options.groupmap)}`);
     if (options.ignoreExisting) args.push('--ignore-existing');
     if (options.existing) args.push('--existing');
+    if (options.tempDir !== undefined) args.push('--temp-dir', escapeOptionArg(options.tempDir));
     if (options.altDest) for (const dir of options.altDest.dirs) args.push(`--${options.altDest.kind}-dest`, escapeOptionArg(dir));
     if (options.copyDest !== undefined) args.push('--copy-dest', escapeOptionArg(options.copyDest));
   }

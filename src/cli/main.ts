@@ -95,6 +95,13 @@ export interface CliOptions {
   filesFrom?: string;
   from0?: boolean;
   pruneEmptyDirs?: boolean;
+  // The receiving side's options a push forwards to the daemon (refused elsewhere).
+  keepDirlinks?: boolean;
+  omitDirTimes?: boolean;
+  omitLinkTimes?: boolean;
+  executability?: boolean;
+  delayUpdates?: boolean;
+  tempDir?: string;
   // The connection and the output.
   ipv4?: boolean;
   ipv6?: boolean;
@@ -265,17 +272,21 @@ function receivingOptions(o: CliOptions): Partial<TransferOptions> {
 function partialDirOf(o: CliOptions): string | undefined {
   const append = o.append || o.appendVerify;
   if (o.inplace || append) {
-    if (o.partialDir !== undefined) throw new UsageError(`--${append ? 'append' : 'inplace'} cannot be used with --partial-dir`);
+    if (o.partialDir !== undefined || o.delayUpdates) {
+      throw new UsageError(`--${append ? 'append' : 'inplace'} cannot be used with --${o.delayUpdates ? 'delay-updates' : 'partial-dir'}`);
+    }
     return undefined;
   }
-  const dir = o.partialDir ?? (o.partial && process.env.RSYNC_PARTIAL_DIR ? process.env.RSYNC_PARTIAL_DIR : undefined);
+  // --delay-updates takes rsync's default partial dir before $RSYNC_PARTIAL_DIR is looked at.
+  const dir = o.partialDir ?? (o.partial && !o.delayUpdates && process.env.RSYNC_PARTIAL_DIR ? process.env.RSYNC_PARTIAL_DIR : undefined);
   return dir === undefined ? undefined : cleanPartialDir(dir);
 }
 
 /**
  * The receiving options a push hands to the daemon: those its generator and receiver act on
- * (-b, --backup-dir, --suffix, --partial, --max-size, --min-size, --inplace, --append); for
- * --inplace and --append our sender does its part too (no match behind the write offset; the tail only).
+ * (-b, --backup-dir, --suffix, --partial, --max-size, --min-size, --inplace, --append, and
+ * forwardedOnlyOptions); for --inplace and --append our sender does its part too (no match behind
+ * the write offset; the tail only).
  */
 // rsync/options.c: server_options (what a sending client passes on)
 function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
@@ -283,6 +294,7 @@ function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
   const all = receivingOptions(o);
   return {
     ...walk,
+    ...forwardedOnlyOptions(o, all),
     ...(all.partialDir !== undefined && { partialDir: all.partialDir }),
     ...(o.sparse && { sparse: true }),
     ...(o.pruneEmptyDirs && { pruneEmptyDirs: true }),
@@ -297,6 +309,46 @@ function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
   };
 }
 
+/** rsync's MAXPATHLEN, less the room its receiver keeps for a temp name's tail. */
+const MAX_TEMP_DIR_BYTES = 4096 - 10;
+
+/**
+ * The receiving side's options only our push has, by forwarding them to the daemon: -K, -O, -J,
+ * -E (its letter only without -p), --delay-updates (in the partial dir: --partial-dir's, else
+ * rsync's .~tmp~) and -T DIR. A --partial-dir that cleans to none leaves --partial alone, as in rsync.
+ */
+// rsync/options.c: parse_arguments (the tmpdir length and delay_updates partial_dir lines)
+function forwardedOnlyOptions(o: CliOptions, receiving: Partial<TransferOptions>): Partial<TransferOptions> {
+  if (o.tempDir !== undefined && Buffer.byteLength(o.tempDir) >= MAX_TEMP_DIR_BYTES) throw new UsageError('the --temp-dir path is WAY too long.');
+  const noPartialDir = o.partialDir !== undefined && receiving.partialDir === undefined;
+  return {
+    ...(o.keepDirlinks && { keepDirlinks: true }),
+    ...(o.omitDirTimes && { omitDirTimes: true }),
+    ...(o.omitLinkTimes && { omitLinkTimes: true }),
+    ...(o.executability && { executability: true }),
+    ...(o.delayUpdates && !noPartialDir && { delayUpdates: true }),
+    ...(noPartialDir && { partial: true }),
+    ...(o.tempDir !== undefined && { tempDir: o.tempDir }),
+  };
+}
+
+/** The options forwardedOnlyOptions takes, by the name rsync gives them. */
+const FORWARDED_ONLY: ReadonlyArray<{ name: string; key: keyof CliOptions }> = [
+  { name: '-K/--keep-dirlinks', key: 'keepDirlinks' },
+  { name: '-O/--omit-dir-times', key: 'omitDirTimes' },
+  { name: '-J/--omit-link-times', key: 'omitLinkTimes' },
+  { name: '-E/--executability', key: 'executability' },
+  { name: '--delay-updates', key: 'delayUpdates' },
+  { name: '-T/--temp-dir', key: 'tempDir' },
+];
+
+/** A pull and the live mirror do not take forwardedOnlyOptions yet: refused by name. */
+function refuseForwardedOnly(o: CliOptions, where: 'pull' | 'live'): void {
+  const given = FORWARDED_ONLY.find(({ key }) => o[key] !== undefined);
+  if (!given) return;
+  throw new UsageError(where === 'pull' ? `${given.name}: not supported on a pull yet (a push forwards it to the daemon)` : `${given.name} is not supported by the live mirror; a --once push takes it`);
+}
+
 /** --bwlimit: rsync's rate argument (K by default) in whole KiB/s (0: none); rsync's error text as a usage error. */
 // rsync/options.c: parse_arguments (OPT_BWLIMIT)
 function bwlimitOf(o: CliOptions): number {
@@ -308,15 +360,9 @@ function bwlimitOf(o: CliOptions): number {
  * what is missing, rather than as an unknown option or, worse, ignored. docs/options.md.
  */
 const NOT_DONE: ReadonlyArray<{ flags: string; key: string; why: string }> = [
-  { flags: '-E, --executability', key: 'executability', why: 'not supported (-p keeps the whole mode)' },
-  { flags: '-O, --omit-dir-times', key: 'omitDirTimes', why: 'not supported' },
-  { flags: '-J, --omit-link-times', key: 'omitLinkTimes', why: 'not supported' },
   { flags: '-U, --atimes', key: 'atimes', why: 'not supported' },
   { flags: '-N, --crtimes', key: 'crtimes', why: 'not supported' },
-  { flags: '-K, --keep-dirlinks', key: 'keepDirlinks', why: 'not supported' },
   { flags: '--remove-source-files', key: 'removeSourceFiles', why: 'not supported (lsyncd mirrors; it never removes the source)' },
-  { flags: '--delay-updates', key: 'delayUpdates', why: 'not supported' },
-  { flags: '-T, --temp-dir <DIR>', key: 'tempDir', why: 'not supported' },
   { flags: '--fake-super', key: 'fakeSuper', why: 'not supported' },
   { flags: '--iconv <CONVERT_SPEC>', key: 'iconv', why: 'not supported (names travel as bytes)' },
   { flags: '--copy-devices', key: 'copyDevices', why: 'not supported' },
@@ -537,6 +583,12 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--files-from <FILE>', 'read the list of source file names from FILE (a local file or -; pull: also :FILE on the daemon)')
     .option('-0, --from0', '--files-from lists are delimited by NULs')
     .option('-m, --prune-empty-dirs', 'prune empty directory chains from the file list (push: the daemon does)')
+    .option('-K, --keep-dirlinks', 'push: the daemon treats a symlinked dir on its side as a dir')
+    .option('-O, --omit-dir-times', 'push: the daemon leaves directory mtimes alone')
+    .option('-J, --omit-link-times', 'push: the daemon leaves symlink mtimes alone')
+    .option('-E, --executability', 'push: the daemon keeps executability (with --no-perms)')
+    .option('--delay-updates', 'push: the daemon puts all updated files into place at the end')
+    .option('-T, --temp-dir <DIR>', 'push: the daemon creates its temporary files in DIR')
     .option('-4, --ipv4', 'prefer IPv4')
     .option('-6, --ipv6', 'prefer IPv6')
     .option('--address <ADDRESS>', 'bind address for the outgoing socket to the daemon')
@@ -778,6 +830,7 @@ function pushTransfer(options: CliOptions, rules: RuleSource[]): { transfer: Tra
  * tree), and --delete-only's phase (lsyncd 2's delete = 'startup' | 'running').
  */
 function liveTransfer(options: CliOptions, rules: RuleSource[]): { transfer: TransferOptions; rules: RuleSource[]; deleteOnly?: DeletePhase } {
+  refuseForwardedOnly(options, 'live');
   if (options.pruneEmptyDirs) throw new UsageError('-m/--prune-empty-dirs is not supported by the live mirror (a batch sees a subtree, not the whole tree); a --once push takes it');
   const inPlace = options.inplace ? 'inplace' : options.append ? 'append' : options.appendVerify ? 'append-verify' : undefined;
   if (inPlace) throw new UsageError(`--${inPlace} is not supported by the live mirror (a mirror replaces files whole, atomically); a --once push takes it`);
@@ -846,6 +899,7 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
   (await import('../process-memory.js')).tuneProcessMemory();
   // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).
   if (options.deleteOnly !== undefined) throw new UsageError(`--delete-only ${options.deleteOnly} is for the live mirror; a pull deletes with --delete`);
+  refuseForwardedOnly(options, 'pull');
   const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options), ...walkingOptions(options, 'pull') };
   const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
   const started = Date.now();

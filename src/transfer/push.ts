@@ -2,7 +2,7 @@
 // does, through the sender role. Used by `--once` and by every batch of the live mirror.
 import { openModule, type DaemonSession, type SessionOptions } from './client.js';
 import { startSourceScan, scanSelection, localSource, type PathFilter, type LocalEntry, type ScanResult, type SelectionItem, type SourceWalk } from './scan.js';
-import { serverArgs, type TransferOptions } from '../../protocol/args.js';
+import { serverArgs, DELAY_UPDATES_DIR, type TransferOptions } from '../../protocol/args.js';
 import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../../protocol/session.js';
 import { clientCompressOptions, parseChecksumName, type ChecksumName } from '../../protocol/compat.js';
 import { compressCodecs } from '../compress-codecs.js';
@@ -293,12 +293,12 @@ export async function push(options: PushOptions): Promise<PushResult> {
 }
 
 /**
- * The push's rules with a relative --partial-dir excluded after them, as rsync's client adds it
- * (sent with the list, applied to our own walk); the rules as given otherwise.
+ * The push's rules with a relative --partial-dir (or --delay-updates' own) excluded after them, as
+ * rsync's client adds it (sent with the list, applied to our own walk); the rules as given otherwise.
  */
 // rsync/compat.c: setup_protocol (the partial_dir rule, for a client)
 function effectiveFilter(given: PushFilter | undefined, transfer: TransferOptions): PushFilter | undefined {
-  const dir = transfer.partialDir;
+  const dir = transfer.partialDir ?? (transfer.delayUpdates ? DELAY_UPDATES_DIR : undefined);
   if (dir === undefined || dir.startsWith('/')) return given;
   if (!given) return pushFilter(new FilterList(), { deleteExcluded: transfer.deleteExcluded, partialDir: dir });
   return given.withPartialDir?.(dir) ?? given;
