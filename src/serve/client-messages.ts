@@ -45,6 +45,12 @@ function sysError(what: string, shown: Buffer, code: string | undefined, fallbac
   return Buffer.concat([Buffer.from(`rsync: [sender] ${what}`), shown, Buffer.from(`: ${reason}`)]);
 }
 
+/** An fs error in the C library's words (what rsyncd's strerror shows), else its own message. */
+export function strerrorText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return (code && STRERROR[code]) ?? (e as Error).message;
+}
+
 /** The C library's strerror words for the errors opening a file may meet (glibc's texts). */
 const STRERROR: Readonly<Record<string, string>> = {
   EPERM: 'Operation not permitted',

@@ -15,6 +15,7 @@ import type { ByteWriter } from '../../protocol/io.js';
 import type { Demultiplexer } from '../../protocol/mplex.js';
 import { FILES_FROM_MAX_BYTES, filesFromSource, insideRoot, type RelativeSource } from '../transfer/walk-options.js';
 import { compileModuleRules, pathIsModuleExcluded } from './module-filter.js';
+import { strerrorText } from './client-messages.js';
 import type { FilterMatcher } from '../../protocol/filter.js';
 import type { RoleRequest } from './request.js';
 import { refuseRole } from './role-exit.js';
@@ -62,22 +63,9 @@ export function readModuleFilesFrom(r: RoleRequest, file: string): Buffer {
     bytes = readFileSync(path);
   } catch (e) {
     if (e instanceof RsyncError) throw e;
-    throw refuse(errnoText(e));
+    throw refuse(strerrorText(e));
   }
   return bytes;
-}
-
-/** The C library's words for the errors opening a list may meet (what rsyncd's strerror shows). */
-function errnoText(e: unknown): string {
-  const words: Record<string, string> = {
-    ENOENT: 'No such file or directory',
-    EACCES: 'Permission denied',
-    ENOTDIR: 'Not a directory',
-    EISDIR: 'Is a directory',
-    ELOOP: 'Too many levels of symbolic links',
-  };
-  const code = (e as NodeJS.ErrnoException).code;
-  return (code && words[code]) ?? (e as Error).message;
 }
 
 /**
