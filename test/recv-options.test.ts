@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { rm, writeFile, mkdir, readFile, symlink } from 'node:fs/promises';
 import { DestTree, UnsafePathError } from '../src/transfer/dest-tree.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { interrupted, tempSize } from './helpers/interrupt.js';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
@@ -173,40 +173,6 @@ test('--inplace and --append send only what changed: literal data from the stats
   assert.is(statNumber(appended.stdout, 'Literal data'), 2500 * 18);
   assert.is(statNumber(appended.stdout, 'Matched data'), 0);
 });
-
-/**
- * Runs `command` in a process group of its own and stops the group with SIGTERM once `ready()`
- * holds (a transfer is under way), as a terminal's Ctrl-C reaches rsync's two processes.
- */
-function interrupted(command: string, args: string[], ready: () => boolean): Promise<{ status: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    let closed = false;
-    const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    const poll = setInterval(() => {
-      if (!closed && ready()) {
-        clearInterval(poll);
-        process.kill(-child.pid!, 'SIGTERM');
-      }
-    }, 5);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      closed = true;
-      clearInterval(poll);
-      clearTimeout(killer);
-      resolve({ status, stderr });
-    });
-  });
-}
-
-/** The size of the temp file (`.NAME.XXXXXX`) being written in `dir`, 0 when there is none. */
-function tempSize(dir: string, name: string): number {
-  if (!existsSync(dir)) return 0;
-  const temp = readdirSync(dir).find((n) => n.startsWith(`.${name}.`));
-  return temp ? (statSync(join(dir, temp), { throwIfNoEntry: false })?.size ?? 0) : 0;
-}
 
 test('--partial: a pull cut short keeps what arrived (mtime 0) and the next run resumes from it, as rsync', async () => {
   const name = 'partial';

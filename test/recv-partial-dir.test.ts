@@ -8,13 +8,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rm, writeFile, mkdir, chmod, readFile, symlink } from 'node:fs/promises';
-import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startDaemon, type TestDaemon, type ConfiguredDaemon } from './helpers/daemon.js';
 import { CLI, lsyncd, run, type RunResult } from './helpers/cli.js';
 import { pseudoRandom, setTimes, T0 } from './helpers/fstree.js';
+import { interrupted, tempSize } from './helpers/interrupt.js';
 import { snapshot, diffTrees } from './helpers/tree.js';
 import { startOptionRig, type OptionRig, daemonUrl, runText, type OurDaemon } from './helpers/serve.js';
 import { DestTree } from '../src/transfer/dest-tree.js';
@@ -50,40 +50,6 @@ function sameStats(ref: RunResult, got: RunResult, what: string): void {
     const want = line(ref.stdout.toString());
     if (want !== undefined) assert.is(line(got.stdout.toString()), want, `${label} (${what})\n--- rsync:\n${ref.stdout}\n--- ours:\n${got.stdout}`);
   }
-}
-
-/**
- * Runs `command` in a process group of its own and stops the group with SIGTERM once `ready()`
- * holds (a transfer is under way), as a terminal's Ctrl-C reaches rsync's two processes.
- */
-function interrupted(command: string, args: string[], ready: () => boolean): Promise<{ status: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    let closed = false;
-    const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    const poll = setInterval(() => {
-      if (!closed && ready()) {
-        clearInterval(poll);
-        process.kill(-child.pid!, 'SIGTERM');
-      }
-    }, 5);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      closed = true;
-      clearInterval(poll);
-      clearTimeout(killer);
-      resolve({ status, stderr });
-    });
-  });
-}
-
-/** The size of the temp file (`.NAME.XXXXXX`) being written in `dir`, 0 when there is none. */
-function tempSize(dir: string, name: string): number {
-  if (!existsSync(dir)) return 0;
-  const temp = readdirSync(dir).find((n) => n.startsWith(`.${name}.`));
-  return temp ? (statSync(join(dir, temp), { throwIfNoEntry: false })?.size ?? 0) : 0;
 }
 
 const SIZE = 96 * 1024 * 1024;
