@@ -139,6 +139,8 @@ export type AfterEntry = (i: number, encoder: PackedListEncoder) => void;
 
 /** The encoder's "previous entry" state (both sides start it at zero). */
 interface Prev {
+  /** The chunk of the list's arena holding the previous name, and where the name starts in it. */
+  chunk: Uint8Array;
   nameStart: number;
   nameLength: number;
   mode: number;
@@ -160,7 +162,7 @@ interface Prev {
 export class PackedListEncoder {
   private readonly r: Resolved;
   private readonly out = new EntryBytes();
-  private readonly prev: Prev = { nameStart: 0, nameLength: 0, mode: 0, mtime: 0, uid: 0, gid: 0, rdev: 0n, rdevMajor: 0, dev: 0n };
+  private readonly prev: Prev = { chunk: new Uint8Array(0), nameStart: 0, nameLength: 0, mode: 0, mtime: 0, uid: 0, gid: 0, rdev: 0n, rdevMajor: 0, dev: 0n };
   private readonly uids: number[] = [];
   private readonly gids: number[] = [];
   private readonly seenUids = new Set<number>();
@@ -184,19 +186,19 @@ export class PackedListEncoder {
   add(i: number): void {
     const { writer, list, r, out, prev, uids, gids, seenUids, seenGids, hlinkFirst } = this;
     const { protocol } = r;
-    const arena = list.arena;
+    const arena = list.chunkOf(i);
     const prevIndex = this.prevIndex;
     const ndx = this.sent++;
     checkPacked(list, i, r);
     const mode = list.mode[i]!;
     const type = mode & S_IFMT;
-    const nameStart = list.nameStart[i]!;
+    const nameStart = list.offsetOf(i);
     const nameLength = list.nameLength[i]!;
     // The daemon would disable the second slot of a duplicate name; never send one (a sorted
     // list has its duplicates side by side).
     if (prevIndex >= 0 && nameLength === prev.nameLength && (list.mode[prevIndex]! & S_IFMT) === type) {
       let k = 0;
-      while (k < nameLength && arena[nameStart + k] === arena[prev.nameStart + k]) k++;
+      while (k < nameLength && arena[nameStart + k] === prev.chunk[prev.nameStart + k]) k++;
       if (k === nameLength) check(false, `duplicate name in the file list: ${JSON.stringify(shown(list, i))}`);
     }
     const first = prevIndex < 0;
@@ -285,7 +287,7 @@ export class PackedListEncoder {
     // Prefix shared with the previous name, at most 255 bytes (it travels in one byte).
     let l1 = 0;
     const maxL1 = Math.min(255, prev.nameLength, nameLength);
-    while (l1 < maxL1 && arena[nameStart + l1] === arena[prev.nameStart + l1]) l1++;
+    while (l1 < maxL1 && arena[nameStart + l1] === prev.chunk[prev.nameStart + l1]) l1++;
     const l2 = nameLength - l1;
     if (l1 > 0) xflags |= XMIT_SAME_NAME;
     if (l2 > 255) xflags |= XMIT_LONG_NAME;
@@ -311,6 +313,7 @@ export class PackedListEncoder {
     if (xflags & XMIT_LONG_NAME) out.varint30(protocol, l2);
     else out.byte(l2);
     out.bytes(arena, nameStart + l1, nameStart + nameLength);
+    prev.chunk = arena;
     prev.nameStart = nameStart;
     prev.nameLength = nameLength;
     this.prevIndex = i;

@@ -1,5 +1,5 @@
 // The sender's file list as packed data (docs/protocol.md [flist]: [flist-order], [flist-entry]):
-// one arena for the name bytes and one typed array per attribute, so a list of a million entries
+// one arena for the name bytes (in 1 MiB chunks) and one typed array per attribute, so a list of a million entries
 // is a few dozen arrays instead of a million objects and Buffers. It is sorted by an index array
 // with rsync's comparator and encoded straight from the arrays, each entry built in one scratch
 // buffer and handed to the writer in one piece. The rare extras (symlink targets, device numbers,
@@ -30,8 +30,16 @@ export interface FileIdentity {
 const INITIAL_ENTRIES = 1024;
 
 const INITIAL_ARENA = 64 * 1024;
-/** The arena's offsets are 32-bit: a list of more name bytes than this is refused. */
-const MAX_ARENA = 0xffff_ffff;
+/**
+ * The arena is a list of chunks of at most 2^CHUNK_BITS bytes, a name never split between two:
+ * a full chunk is left as it is and a new one started, so a growing list copies only its first,
+ * small chunk and never leaves a big outgrown copy to the next full collection.
+ */
+const CHUNK_BITS = 20;
+const CHUNK_SIZE = 1 << CHUNK_BITS;
+const OFFSET_MASK = CHUNK_SIZE - 1;
+/** A name's place is (chunk << CHUNK_BITS) + offset in a 32-bit column: at most this many chunks (4 GiB). */
+const MAX_CHUNKS = 2 ** (32 - CHUNK_BITS);
 
 /**
  * A growing table of file-list entries. Indexes are the order of adding (the walk's order);
@@ -39,9 +47,13 @@ const MAX_ARENA = 0xffff_ffff;
  */
 export class PackedFileList {
   count = 0;
-  /** Name bytes of every entry, back to back; entry i is arena[nameStart[i], +nameLength[i]). */
-  arena = new Uint8Array(INITIAL_ARENA);
-  arenaUsed = 0;
+  /**
+   * Name bytes of every entry, back to back in chunks: entry i is nameLength[i] bytes at
+   * `chunkOf(i)[offsetOf(i)]` (nameStart[i] is the chunk's number and the offset in it).
+   */
+  readonly chunks: Uint8Array[] = [new Uint8Array(INITIAL_ARENA)];
+  /** Bytes used in the last chunk. */
+  private chunkUsed = 0;
   nameStart = new Uint32Array(INITIAL_ENTRIES);
   nameLength = new Uint16Array(INITIAL_ENTRIES);
   /** Offset of the basename inside the name (0 at the top level: no '/'). */
@@ -95,26 +107,45 @@ export class PackedFileList {
     }
   }
 
-  /** Append the name bytes `dir + '/' + base` (or `base` alone when dir is empty); returns its start. */
+  /** Append the name bytes `dir + '/' + base` (or `base` alone when dir is empty); returns its place. */
   private putName(dir: Uint8Array | null, base: Uint8Array): number {
     const length = (dir && dir.length ? dir.length + 1 : 0) + base.length;
     if (length === 0 || length >= MAXPATHLEN) throw new RangeError(`file-list name of ${length} bytes (limit ${MAXPATHLEN - 1})`);
-    if (this.arenaUsed + length > this.arena.length) {
-      if (this.arenaUsed + length > MAX_ARENA) throw new RangeError('file list: more than 4 GiB of names');
-      const next = new Uint8Array(Math.min(MAX_ARENA, Math.max(this.arena.length * 2, this.arenaUsed + length)));
-      next.set(this.arena.subarray(0, this.arenaUsed));
-      this.arena = next;
+    let chunk = this.chunks[this.chunks.length - 1]!;
+    if (this.chunkUsed + length > chunk.length) {
+      if (chunk.length < CHUNK_SIZE) {
+        // The first chunk grows by doubling up to a whole chunk (small lists stay small).
+        const next = new Uint8Array(Math.min(CHUNK_SIZE, chunk.length * 2));
+        next.set(chunk.subarray(0, this.chunkUsed));
+        chunk = next;
+      } else {
+        if (this.chunks.length === MAX_CHUNKS) throw new RangeError('file list: more than 4 GiB of names');
+        chunk = new Uint8Array(CHUNK_SIZE);
+        this.chunks.push(chunk);
+        this.chunkUsed = 0;
+      }
+      this.chunks[this.chunks.length - 1] = chunk;
     }
-    const start = this.arenaUsed;
+    const start = this.chunkUsed;
     let at = start;
     if (dir && dir.length) {
-      this.arena.set(dir, at);
+      chunk.set(dir, at);
       at += dir.length;
-      this.arena[at++] = 0x2f;
+      chunk[at++] = 0x2f;
     }
-    this.arena.set(base, at);
-    this.arenaUsed = at + base.length;
-    return start;
+    chunk.set(base, at);
+    this.chunkUsed = at + base.length;
+    return (this.chunks.length - 1) * CHUNK_SIZE + start;
+  }
+
+  /** The chunk holding entry i's name. */
+  chunkOf(i: number): Uint8Array {
+    return this.chunks[this.nameStart[i]! >>> CHUNK_BITS]!;
+  }
+
+  /** Where entry i's name starts in its chunk. */
+  offsetOf(i: number): number {
+    return this.nameStart[i]! & OFFSET_MASK;
   }
 
   /**
@@ -124,10 +155,10 @@ export class PackedFileList {
   add(dir: Uint8Array | null, base: Uint8Array, parentIndex: number, mode: number, size: number, mtime: number, mtimeNsec: number, uid: number, gid: number): number {
     const i = this.count;
     if (i === this.mode.length) this.grow();
-    const start = this.putName(dir, base);
-    this.nameStart[i] = start;
-    this.nameLength[i] = this.arenaUsed - start;
-    this.baseOffset[i] = this.arenaUsed - start - base.length;
+    this.nameStart[i] = this.putName(dir, base);
+    const length = (dir && dir.length ? dir.length + 1 : 0) + base.length;
+    this.nameLength[i] = length;
+    this.baseOffset[i] = length - base.length;
     this.parent[i] = parentIndex;
     this.mode[i] = mode;
     this.size[i] = size;
@@ -186,19 +217,20 @@ export class PackedFileList {
 
   /** The name bytes of entry i: a view into the arena (bytes once written there never change). */
   name(i: number): Buffer {
-    const start = this.nameStart[i]!;
-    return Buffer.from(this.arena.buffer, this.arena.byteOffset + start, this.nameLength[i]!);
+    const chunk = this.chunkOf(i);
+    return Buffer.from(chunk.buffer, chunk.byteOffset + this.offsetOf(i), this.nameLength[i]!);
   }
 
   /** Where entry i lives here (its root prefix and name). */
   localPath(i: number): Buffer {
     const prefix = this.roots[this.root[i]!] ?? Buffer.alloc(0);
     const length = this.nameLength[i]!;
-    const start = this.nameStart[i]!;
-    if (length === 1 && this.arena[start] === 0x2e && prefix.length) return prefix;
+    const chunk = this.chunkOf(i);
+    const start = this.offsetOf(i);
+    if (length === 1 && chunk[start] === 0x2e && prefix.length) return prefix;
     const out = Buffer.allocUnsafe(prefix.length + length);
     prefix.copy(out, 0);
-    out.set(this.arena.subarray(start, start + length), prefix.length);
+    out.set(chunk.subarray(start, start + length), prefix.length);
     return out;
   }
 
@@ -294,10 +326,9 @@ const isDirMode = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
 // rsync/flist.c: f_name_cmp [flist-order]
 export function comparePacked(l: PackedFileList, a: number, b: number, protocol: number): number {
   const pa = l.parent[a]!;
-  const arena = l.arena;
   return compareNames(
-    arena, l.nameStart[a]!, l.nameLength[a]!, isDirMode(l.mode[a]!),
-    arena, l.nameStart[b]!, l.nameLength[b]!, isDirMode(l.mode[b]!),
+    l.chunkOf(a), l.offsetOf(a), l.nameLength[a]!, isDirMode(l.mode[a]!),
+    l.chunkOf(b), l.offsetOf(b), l.nameLength[b]!, isDirMode(l.mode[b]!),
     protocol, pa >= 0 && pa === l.parent[b],
   );
 }

@@ -9,7 +9,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, symlinkSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ByteWriter } from '../protocol/io.js';
+import { ByteReader, ByteWriter } from '../protocol/io.js';
+import { receiveFileList } from '../protocol/flist-recv.js';
 import { CF_ID0_NAMES, CF_SAFE_FLIST, CF_VARINT_FLIST_FLAGS } from '../protocol/compat.js';
 import { sortFileList, type FileEntry, type FlistOptions } from '../protocol/flist.js';
 import { PackedFileList, SortedFileList } from '../protocol/flist-packed.js';
@@ -19,7 +20,7 @@ import { DEFAULT_TRANSFER } from '../protocol/args.js';
 import { scanSource, startSourceScan } from '../src/transfer/scan.js';
 import { streamLocalFileList, writeLocalFileList } from '../src/transfer/send-list.js';
 import { linkSync } from 'node:fs';
-import { memorySink } from './helpers/capture.js';
+import { memorySink, piecesSource } from './helpers/capture.js';
 
 const captures = fileURLToPath(new URL('../../fixtures/captures/', import.meta.url));
 const MODERN = 0x1fe;
@@ -179,6 +180,38 @@ test('generated lists at every protocol 27-32, flag encoding and option set: the
       assert.equal(packed, old, `seed ${seed} protocol ${protocol}: order`);
     }
   }
+});
+
+test('names in several arena chunks (over 3 MiB of names): sorted and sent as the decoder reads them back', async () => {
+  // 1 MiB chunks (flist-packed.ts CHUNK_BITS): long names so the list fills several, each name
+  // whole in one, the shared prefix of neighbours in different chunks still found.
+  const rnd = prng(7);
+  const entries: FileEntry[] = [];
+  const dirs = ['d'.repeat(900), 'e'.repeat(1500), 'f'.repeat(300)];
+  for (const dir of dirs) entries.push({ name: Buffer.from(dir), mode: S_IFDIR | 0o755, size: 0, mtime: 1_700_000_000, uid: 0, gid: 0 });
+  for (let n = 0; n < 3000; n++) {
+    const dir = dirs[n % dirs.length]!;
+    const base = `file-${n}-${'x'.repeat(Math.floor(rnd() * 900))}`;
+    entries.push({ name: Buffer.from(`${dir}/${base}`), mode: S_IFREG | 0o644, size: n, mtime: 1_700_000_000 + n, uid: 0, gid: 0 });
+  }
+  const list = new PackedFileList();
+  for (const e of entries) list.addEntry(e);
+  assert.ok(list.chunks.length >= 3, `${list.chunks.length} chunks`);
+  for (let i = 0; i < entries.length; i++) assert.ok(list.name(i).equals(entries[i]!.name), `name ${i}`);
+  const { packed, old } = sortedNames(entries, 31);
+  assert.equal(packed, old, 'order');
+  const opts: FlistOptions = { protocol: 31, compatFlags: MODERN };
+  const order = list.sortedOrder(31);
+  const sink = memorySink();
+  const writer = new ByteWriter(sink);
+  sendPackedFileList(writer, list, order, opts);
+  await writer.flush();
+  const reader = new ByteReader(piecesSource(sink.bytes()));
+  reader.protocol = 31;
+  const back = await receiveFileList(reader, { ...opts, checksumLength: 16 });
+  const wire = [...back.files].sort((a, b) => a.wireIndex - b.wireIndex);
+  assert.equal(wire.map((e) => e.name.toString('latin1')), packed);
+  assert.equal(wire.map((e) => e.size), Array.from(order, (i) => entries[i]!.size));
 });
 
 test('bad input is refused: names, duplicates, missing symlink targets, wrong checksum length', async () => {
