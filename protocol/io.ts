@@ -7,7 +7,7 @@ import {
   decodeVarint,
   decodeVarlong,
   encodeLongint,
-  encodeNdx,
+  encodeNdxInto,
   encodeVar,
   newNdxState,
   varExtraBytes,
@@ -48,6 +48,16 @@ export class ByteReader {
   private pull: () => Promise<Uint8Array | null>;
   /** Bytes consumed so far by the typed reads (the logical stream, after demultiplexing). */
   consumed = 0;
+  /**
+   * Runs right before the reader asks the connection itself for more bytes (its buffer is empty
+   * and the next read may wait on the peer): where rsync's perform_io writes out what is pending
+   * while it waits for input. A role that writes answers sets it to flush them then, and not each
+   * time a read might wait. After `detachRaw` it runs at the raw stream's pulls (below the
+   * demultiplexer), not at the ends of frames. [sender-flush]
+   */
+  beforeWait: (() => Promise<void> | void) | null = null;
+  /** Set once `detachRaw` moved the connection below this reader: the raw reader runs the hook. */
+  private waitsBelow = false;
 
   constructor(source: ByteSource | (() => Promise<Uint8Array | null>)) {
     this.pull = typeof source === 'function' ? source : () => source.read();
@@ -64,6 +74,8 @@ export class ByteReader {
    */
   detachRaw(): ByteReader {
     const raw = new ByteReader(this.pull);
+    raw.beforeWait = () => this.beforeWait?.();
+    this.waitsBelow = true;
     raw.buf = this.buf.subarray(this.pos);
     this.buf = EMPTY;
     this.pos = 0;
@@ -75,6 +87,12 @@ export class ByteReader {
     this.pull = pull;
   }
 
+  /** The next chunk of the supply, the wait hook run first. */
+  private async pullMore(): Promise<Uint8Array | null> {
+    if (this.beforeWait && !this.waitsBelow) await this.beforeWait();
+    return this.pull();
+  }
+
   /** Make sure `n` bytes are buffered; the one place that awaits. */
   private async need(n: number, what: string): Promise<void> {
     let have = this.buf.length - this.pos;
@@ -82,7 +100,7 @@ export class ByteReader {
     // Gather chunks and join once, so a large record costs one copy, not one per chunk.
     const pieces: Buffer[] = have ? [this.buf.subarray(this.pos)] : [];
     while (have < n) {
-      const chunk = await this.pull();
+      const chunk = await this.pullMore();
       if (chunk === null) {
         this.buf = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
         this.pos = 0;
@@ -123,7 +141,7 @@ export class ByteReader {
   /** Whatever is buffered now, or the next chunk (up to `max` bytes); null at end of stream. */
   async readSome(max: number): Promise<Buffer | null> {
     if (this.buffered === 0) {
-      const chunk = await this.pull();
+      const chunk = await this.pullMore();
       if (chunk === null) return null;
       this.buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
       this.pos = 0;
@@ -207,35 +225,89 @@ export class ByteReader {
   /** File-list index: int32 before protocol 30, the byte-diff encoding from 30 on. */
   // rsync/io.c: read_ndx
   async readNdx(): Promise<number> {
-    if (this.protocol < 30) return this.readInt();
-    const state = this.ndxState;
-    let b = await this.readByte();
-    let negative = false;
-    if (b === 0xff) {
-      b = await this.readByte();
-      negative = true;
-    } else if (b === 0) {
-      return NDX_DONE;
+    for (;;) {
+      const length = this.peekNdx();
+      if (length) return this.takeNdx(length);
+      await this.need(this.buffered + 1, 'an ndx');
     }
-    const prev = negative ? state.prevNegative : state.prevPositive;
+  }
+
+  /** Set by peekNdx: the value of the ndx it measured, and which state it moves (0 none, 1 +, 2 -). */
+  private peeked = 0;
+  private peekedMoves = 0;
+
+  /**
+   * The byte length of the ndx `offset` bytes past the read position when all of it is buffered,
+   * else 0. Nothing is consumed and the ndx state does not move: `takeNdx` does both. Lets a role
+   * parse a whole request without waiting when the daemon sent it in a batch (the common case).
+   */
+  // rsync/io.c: read_ndx [codec-ndx]
+  peekNdx(offset = 0): number {
+    const buf = this.buf;
+    const start = this.pos + offset;
+    const end = buf.length;
+    if (this.protocol < 30) {
+      if (end - start < 4) return 0;
+      this.peeked = buf.readInt32LE(start);
+      this.peekedMoves = 0;
+      return 4;
+    }
+    let p = start;
+    if (p >= end) return 0;
+    let b = buf[p++]!;
+    if (b === 0) {
+      this.peeked = NDX_DONE;
+      this.peekedMoves = 0;
+      return 1;
+    }
+    const negative = b === 0xff;
+    if (negative) {
+      if (p >= end) return 0;
+      b = buf[p++]!;
+    }
+    const prev = negative ? this.ndxState.prevNegative : this.ndxState.prevPositive;
     let num: number;
     if (b === 0xfe) {
-      await this.need(2, 'an ndx');
-      const two = this.take(2);
-      if (two[0]! & 0x80) {
+      if (end - p < 2) return 0;
+      if (buf[p]! & 0x80) {
         // 4-byte absolute form: (x>>24)|0x80, x, x>>8, x>>16
-        await this.need(2, 'an ndx');
-        const more = this.take(2);
-        num = ((two[0]! & 0x7f) << 24) | two[1]! | (more[0]! << 8) | (more[1]! << 16);
+        if (end - p < 4) return 0;
+        num = ((buf[p]! & 0x7f) << 24) | buf[p + 1]! | (buf[p + 2]! << 8) | (buf[p + 3]! << 16);
+        p += 4;
       } else {
-        num = (two[0]! << 8) + two[1]! + prev;
+        num = (buf[p]! << 8) + buf[p + 1]! + prev;
+        p += 2;
       }
     } else {
       num = b + prev;
     }
-    if (negative) state.prevNegative = num;
-    else state.prevPositive = num;
-    return negative ? -num : num;
+    this.peeked = negative ? -num : num;
+    this.peekedMoves = negative ? 2 : 1;
+    return p - start;
+  }
+
+  /** The value of the ndx peekNdx just measured. */
+  get peekedNdx(): number {
+    return this.peeked;
+  }
+
+  /** Consume the ndx peekNdx just measured (`length` bytes at the read position); returns its value. */
+  takeNdx(length: number): number {
+    const value = this.peeked;
+    if (this.peekedMoves === 1) this.ndxState.prevPositive = value;
+    else if (this.peekedMoves === 2) this.ndxState.prevNegative = -value;
+    this.advance(length);
+    return value;
+  }
+
+  /** The buffered byte `offset` bytes past the read position (the caller checked `buffered`). */
+  peekByte(offset: number): number {
+    return this.buf[this.pos + offset]!;
+  }
+
+  /** Skip `n` buffered bytes (the caller checked `buffered`). */
+  skip(n: number): void {
+    this.advance(n);
   }
 
   /** Length-prefixed string (one byte, or two with the top bit set). */
@@ -268,7 +340,7 @@ export class ByteReader {
         this.advance(1);
         return kept.length === 1 ? kept[0]! : Buffer.concat(kept, keptLength);
       }
-      const chunk = await this.pull();
+      const chunk = await this.pullMore();
       if (chunk === null) throw new ConnectionClosedError(1, 0, what);
       this.buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
       this.pos = 0;
@@ -291,7 +363,7 @@ export class ByteReader {
         return cleanLine(line);
       }
       if (this.buffered > max) break;
-      const chunk = await this.pull();
+      const chunk = await this.pullMore();
       if (chunk === null) {
         if (this.buffered === 0) return null;
         throw new ConnectionClosedError(this.buffered + 1, this.buffered, 'a text line');
@@ -373,9 +445,14 @@ export class ByteWriter {
   }
 
   writeBuf(bytes: Uint8Array): void {
-    let at = 0;
-    while (at < bytes.length) {
-      let n = bytes.length - at;
+    this.put(bytes, 0, bytes.length);
+  }
+
+  /** bytes[from, to) into the slab, framed when multiplexing; small pieces copied by hand (no view made). */
+  private put(bytes: Uint8Array, from: number, to: number): void {
+    let at = from;
+    while (at < to) {
+      let n = to - at;
       if (this.framing) {
         if (this.frameStart < 0) {
           this.room(4);
@@ -390,28 +467,33 @@ export class ByteWriter {
         n = Math.min(n, space);
       }
       this.room(n);
-      this.chunk.set(at === 0 && n === bytes.length ? bytes : bytes.subarray(at, at + n), this.length);
+      if (n <= SMALL_COPY) {
+        const chunk = this.chunk;
+        for (let k = 0, o = this.length; k < n; k++) chunk[o + k] = bytes[at + k]!;
+      } else {
+        this.chunk.set(at === 0 && n === bytes.length ? bytes : bytes.subarray(at, at + n), this.length);
+      }
       this.length += n;
       at += n;
     }
-    this.written += bytes.length;
+    this.written += to - from;
   }
 
   writeByte(value: number): void {
     this.scratch[0] = value & 0xff;
-    this.writeBuf(this.scratch.subarray(0, 1));
+    this.put(this.scratch, 0, 1);
   }
 
   // rsync/io.c: write_shortint
   writeShort(value: number): void {
     this.scratch.writeUInt16LE(value & 0xffff, 0);
-    this.writeBuf(this.scratch.subarray(0, 2));
+    this.put(this.scratch, 0, 2);
   }
 
   // rsync/io.c: write_int
   writeInt(value: number): void {
     this.scratch.writeInt32LE(value | 0, 0);
-    this.writeBuf(this.scratch.subarray(0, 4));
+    this.put(this.scratch, 0, 4);
   }
 
   // rsync/io.c: write_varint
@@ -444,7 +526,7 @@ export class ByteWriter {
   // rsync/io.c: write_ndx
   writeNdx(ndx: number): void {
     if (this.protocol < 30) this.writeInt(ndx);
-    else this.writeBuf(encodeNdx(ndx, this.ndxState));
+    else this.put(this.scratch, 0, encodeNdxInto(this.scratch, 0, ndx, this.ndxState));
   }
 
   // rsync/io.c: write_vstring
@@ -479,6 +561,8 @@ export class ByteWriter {
   }
 }
 
+/** Pieces up to this long are copied byte by byte (a typed-array view would cost more). */
+const SMALL_COPY = 16;
 /** Output slab size: thousands of small flushes (one per file answered) share one allocation. */
 const SLAB = 256 * 1024;
 /** Below this much room left, a flush starts a new slab. */

@@ -146,25 +146,43 @@ export function newNdxState(): NdxState {
 /** Encode a file-list index for protocol >= 30 (byte-diff encoding), updating `state`. */
 // rsync/io.c: write_ndx [codec-ndx]
 export function encodeNdx(ndx: number, state: NdxState): Uint8Array {
-  if (ndx === NDX_DONE) return Uint8Array.of(0);
-  const out: number[] = [];
+  const out = new Uint8Array(MAX_NDX_BYTES);
+  return out.slice(0, encodeNdxInto(out, 0, ndx, state));
+}
+
+/** The longest ndx encoding: 0xff, 0xfe and four bytes. */
+export const MAX_NDX_BYTES = 6;
+
+/** encodeNdx written into `out` at `at` (room for MAX_NDX_BYTES); returns the bytes written. */
+export function encodeNdxInto(out: Uint8Array, at: number, ndx: number, state: NdxState): number {
+  if (ndx === NDX_DONE) {
+    out[at] = 0;
+    return 1;
+  }
+  let p = at;
   let diff: number;
   let value = ndx;
   if (ndx >= 0) {
     diff = ndx - state.prevPositive;
     state.prevPositive = ndx;
   } else {
-    out.push(0xff);
+    out[p++] = 0xff;
     value = -ndx;
     diff = value - state.prevNegative;
     state.prevNegative = value;
   }
   if (diff > 0 && diff < 0xfe) {
-    out.push(diff);
+    out[p++] = diff;
   } else if (diff < 0 || diff > 0x7fff) {
-    out.push(0xfe, ((value >>> 24) | 0x80) & 0xff, value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff);
+    out[p++] = 0xfe;
+    out[p++] = ((value >>> 24) | 0x80) & 0xff;
+    out[p++] = value & 0xff;
+    out[p++] = (value >>> 8) & 0xff;
+    out[p++] = (value >>> 16) & 0xff;
   } else {
-    out.push(0xfe, (diff >>> 8) & 0xff, diff & 0xff);
+    out[p++] = 0xfe;
+    out[p++] = (diff >>> 8) & 0xff;
+    out[p++] = diff & 0xff;
   }
-  return Uint8Array.from(out);
+  return p - at;
 }

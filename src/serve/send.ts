@@ -52,7 +52,7 @@ function senderFilter(client: FilterList, module: FilterMatcher | null, base: st
 
 /** A compiled filter as the scan takes it. */
 function matcherFilter(m: FilterMatcher): PathFilter {
-  return { isExcluded: (relPath, isDir) => !m.empty && m.isExcluded(relPath, isDir), enter: (relDir) => matcherFilter(m.enter(relDir)) };
+  return { empty: m.empty, isExcluded: (relPath, isDir) => !m.empty && m.isExcluded(relPath, isDir), enter: (relDir) => matcherFilter(m.enter(relDir)) };
 }
 
 // rsync/main.c: do_server_sender

@@ -99,6 +99,7 @@ export function pushFilter(list: FilterList, options: PushFilterOptions): PushFi
     },
   });
   const wrap = (m: FilterMatcher): PathFilter => ({
+    empty: m.empty,
     isExcluded: (relPath, isDir) => !m.empty && m.isExcluded(relPath, isDir),
     enter: (relDir) => wrap(m.enter(relDir)),
   });

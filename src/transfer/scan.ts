@@ -27,6 +27,8 @@ export interface LocalEntry extends FileEntry {
 /** The sender-side filter: true when a path (relative to the transfer root) is excluded. */
 export interface PathFilter {
   isExcluded(relPath: Buffer, isDir: boolean): boolean;
+  /** True when no rule can exclude anything here: the walk then makes no name to ask with. */
+  readonly empty?: boolean;
   /** The filter for the entries of a directory kept (per-directory merge files apply below it). */
   enter?(relDir: Buffer): PathFilter;
 }
@@ -156,22 +158,19 @@ function compareDirNames(a: Buffer, b: Buffer): number {
 }
 
 /**
- * A directory's names and stats from the addon, or null when it cannot be read that way (the
- * caller then reads it with Node, which words the error). A name whose stat failed comes with
- * null (the caller stats it again with Node).
+ * A directory's records from the addon, or null when it cannot be read that way (the caller then
+ * reads it with Node, which words the error).
  */
-function readDirPacked(readDirStats: ReadDirStats, dirPath: Buffer): Generator<[Buffer, EntryStat | null]> | null {
-  let buf: Buffer;
+function readDirPacked(readDirStats: ReadDirStats, dirPath: Buffer): DirRecords | null {
   try {
-    buf = readDirStats(dirPath);
+    return new DirRecords(readDirStats(dirPath));
   } catch {
     return null;
   }
-  return records(new DirRecords(buf));
 }
 
-function* records(r: DirRecords): Generator<[Buffer, EntryStat | null]> {
-  // One stat object reused for every record: the walk copies what it keeps.
+/** One stat object for every record of a directory (the walk copies what it keeps); `at` selects the record. */
+function recordStat(r: DirRecords): EntryStat & { at: number } {
   const st: EntryStat & { at: number } = {
     at: 0,
     mode: 0,
@@ -185,22 +184,22 @@ function* records(r: DirRecords): Generator<[Buffer, EntryStat | null]> {
     rdev: () => r.rdev(st.at),
     identity: () => ({ dev: r.dev(st.at), ino: r.ino(st.at) }),
   };
-  for (let at = 0; r.has(at); at = r.next(at)) {
-    if (r.failed(at)) {
-      yield [r.name(at), null];
-      continue;
-    }
-    st.at = at;
-    st.mode = r.mode(at);
-    st.uid = r.uid(at);
-    st.gid = r.gid(at);
-    st.mtimeNsec = r.mtimeNsec(at);
-    st.nlink = r.nlink(at);
-    st.size = r.size(at);
-    st.mtime = r.mtime(at);
-    st.ino = r.inoNumber(at);
-    yield [r.name(at), st];
-  }
+  return st;
+}
+
+/** Record `at` of `r` into `st`; null when its stat failed (the caller stats it again with Node). */
+function loadRecord(r: DirRecords, at: number, st: EntryStat & { at: number }): EntryStat | null {
+  if (r.failed(at)) return null;
+  st.at = at;
+  st.mode = r.mode(at);
+  st.uid = r.uid(at);
+  st.gid = r.gid(at);
+  st.mtimeNsec = r.mtimeNsec(at);
+  st.nlink = r.nlink(at);
+  st.size = r.size(at);
+  st.mtime = r.mtime(at);
+  st.ino = r.inoNumber(at);
+  return st;
 }
 
 /** The walk shared by scanSource and scanSelection: the list, io_error, warnings. */
@@ -240,7 +239,7 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
     const type = mode & S_IFMT;
     const isDir = type === S_IFDIR;
     const name = () => (dir && dir.length ? join(dir, base) : base);
-    if (filter?.isExcluded(name(), isDir)) return -1;
+    if (filter && !filter.empty && filter.isExcluded(name(), isDir)) return -1;
     if (options.ignoreNonreadable && type !== S_IFLNK && !readable(localPath())) return -1;
     if (!wanted(mode, name())) return -1;
     let symlink: Buffer | undefined;
@@ -316,7 +315,8 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
     };
     const packed = readDirStats ? readDirPacked(readDirStats, dirPath) : null;
     if (packed) {
-      for (const [base, st] of packed) entry(base, st);
+      const st = recordStat(packed);
+      for (let at = 0; packed.has(at); at = packed.next(at)) entry(packed.name(at), loadRecord(packed, at, st));
     } else {
       let names: Buffer[];
       try {
