@@ -236,6 +236,7 @@ class Inotify : public Napi::ObjectWrap<Inotify> {
 Napi::Value ReleaseMemory(const Napi::CallbackInfo& info);  // memory.cc
 Napi::Value LimitMallocArenas(const Napi::CallbackInfo& info);  // memory.cc
 Napi::Value QuickAck(const Napi::CallbackInfo& info);       // quickack.cc
+Napi::Value InputPending(const Napi::CallbackInfo& info);   // quickack.cc
 Napi::Value SetTimesFd(const Napi::CallbackInfo& info);     // times.cc
 Napi::Value SetTimesPath(const Napi::CallbackInfo& info);   // times.cc
 Napi::Value OpenSyslog(const Napi::CallbackInfo& info);     // syslog.cc
@@ -249,6 +250,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
   exports.Set("limitMallocArenas", Napi::Function::New(env, LimitMallocArenas, "limitMallocArenas"));
   exports.Set("quickAck", Napi::Function::New(env, QuickAck, "quickAck"));
+  exports.Set("inputPending", Napi::Function::New(env, InputPending, "inputPending"));
   exports.Set("setTimesFd", Napi::Function::New(env, SetTimesFd, "setTimesFd"));
   exports.Set("setTimesPath", Napi::Function::New(env, SetTimesPath, "setTimesPath"));
   exports.Set("openSyslog", Napi::Function::New(env, OpenSyslog, "openSyslog"));

@@ -5,7 +5,13 @@
 // writes makes the kernel ACK as soon as we read.
 //
 // JS API: quickAck(fd: number): boolean   setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, 1)
+//         inputPending(fd: number): number  ioctl(fd, FIONREAD): bytes received, not yet read (-1: error)
+// The second lets a writer see that the peer has spoken before it writes again: a daemon that
+// refuses and closes leaves its reason there, and a write into the reset connection makes node
+// close the descriptor with those bytes unread.
 #include <napi.h>
+
+#include <sys/ioctl.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,4 +28,13 @@ Napi::Value QuickAck(const Napi::CallbackInfo& info) {
   bool ok = false;
 #endif
   return Napi::Boolean::New(env, ok);
+}
+
+Napi::Value InputPending(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) return Napi::Number::New(env, -1);
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int pending = 0;
+  if (ioctl(fd, FIONREAD, &pending) != 0) return Napi::Number::New(env, -1);
+  return Napi::Number::New(env, pending);
 }

@@ -7,7 +7,7 @@
 // cleanup.c _exit_cleanup.
 import { sendArgs } from './args.js';
 import { setupProtocol, type ChecksumName, type CompressOptions, type SetupResult } from './compat.js';
-import { RemoteError } from './errors.js';
+import { RemoteError, SocketError } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { digestLength } from './checksum.js';
 import { recvFilterList, type FilterList, type RecvFilterOptions } from './filter.js';
@@ -84,6 +84,9 @@ export async function startTransfer(
 ): Promise<TransferStart> {
   await sendArgs(writer, args);
   const sendEarly = options.sendEarly;
+  // A daemon that refuses after the setup (a read-only module) closes while our early data may
+  // still be going out: the write fails, and its reason waits behind the seed, in the frames.
+  let writeFailure: SocketError | undefined;
   const setup = await setupProtocol(reader, writer, reader.protocol, {
     side: 'client',
     ...(options.checksumChoice && { checksumChoice: options.checksumChoice }),
@@ -92,11 +95,17 @@ export async function startTransfer(
     beforeSeed: async (negotiated) => {
       // From here our output is multiplexed (protocol >= 30): the setup phase is over for us.
       if (multiplexesOutput('client', writer.protocol)) startMultiplexOut(writer);
-      await sendEarly?.(negotiated);
+      try {
+        await sendEarly?.(negotiated);
+      } catch (e) {
+        if (!(e instanceof SocketError)) throw e;
+        writeFailure = e;
+      }
     },
   });
   // The daemon's output is multiplexed at every protocol we speak (multiplexesInput('client', 27+)).
   const demux = startMultiplexIn(reader, options.onMessage ?? (() => {}));
+  if (writeFailure) throw (await drainPeerError(reader)) ?? writeFailure;
   if (writer.multiplexed && !options.noKeepAlive) {
     // An empty MSG_DATA frame (a keep-alive to the daemon) right after the seed: it carries our
     // ACK of the seed, so the daemon's first request is not held ~40 ms by Nagle's algorithm
@@ -192,6 +201,22 @@ export async function startPull(
 export async function acknowledgeErrorExit(writer: ByteWriter, demux: Demultiplexer, error: unknown): Promise<void> {
   if (!(error instanceof RemoteError) || demux.peerExitCode === null) return;
   if (writer.protocol >= 31 && writer.multiplexed) await writeMessage(writer, MSG_ERROR_EXIT, new Uint8Array(0));
+}
+
+/**
+ * After our connection failed (a write refused with EPIPE or ECONNRESET: the daemon closed while we
+ * were writing), read on through what it had sent until the stream ends or fails: its fatal
+ * error travels there (its MSG_ERROR texts, reported on the way, and MSG_ERROR_EXIT with its exit
+ * code). Returns that RemoteError to report in place of the socket's, or null.
+ */
+// rsync/io.c: drain_multiplex_messages
+export async function drainPeerError(reader: ByteReader): Promise<RemoteError | null> {
+  try {
+    while ((await reader.readSome(64 * 1024)) !== null);
+  } catch (e) {
+    if (e instanceof RemoteError) return e;
+  }
+  return null;
 }
 
 export interface ServerStartOptions extends CompressOptions {

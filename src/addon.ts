@@ -34,6 +34,8 @@ export interface InotifyAddon {
   limitMallocArenas?: (count: number) => boolean;
   /** setsockopt TCP_QUICKACK on a connected TCP socket's fd (native/quickack.cc). */
   quickAck?: (fd: number) => boolean;
+  /** ioctl FIONREAD on a socket: bytes received and not yet read, -1 on error (native/quickack.cc). */
+  inputPending?: (fd: number) => number;
   /** futimens with nanoseconds, atime = mtime (native/times.cc); throws an fs-style error. */
   setTimesFd?: (fd: number, sec: number, nsec: number) => void;
   /** utimensat with nanoseconds, atime = mtime; `follow` false: the link itself (native/times.cc). */
@@ -223,6 +225,15 @@ export function limitMallocArenas(count: number): boolean {
 export function quickAck(fd: number): boolean {
   const addon = loadAddon(undefined, { quiet: true });
   return addon?.quickAck ? addon.quickAck(fd) : false;
+}
+
+/**
+ * Bytes the peer sent that nobody has read yet, in the kernel (see native/quickack.cc); 0 without
+ * the addon.
+ */
+export function inputPending(fd: number): number {
+  const addon = loadAddon(undefined, { quiet: true });
+  return addon?.inputPending ? addon.inputPending(fd) : 0;
 }
 
 /**

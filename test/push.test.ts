@@ -238,4 +238,22 @@ test('a read-only module refuses the push with the daemon text and rsync\'s exit
   assert.match(r.stderr, 'ERROR: module is read only');
 });
 
+test('a read-only module refuses a big push too: the daemon closes while our list is still going out, and its reason is read, not the reset', async () => {
+  // A list of several MB (far beyond the socket buffers): rsyncd refuses after the setup and
+  // closes with our list unread, so our next write meets a reset connection. rsync's client reads
+  // the daemon's error while it writes; we read what arrived before writing on.
+  const src = join(work, 'ro-big');
+  await mkdir(src);
+  const pad = 'p'.repeat(230);
+  for (let d = 0; d < 20; d++) {
+    const dir = join(src, `d${d}`);
+    await mkdir(dir);
+    await Promise.all(Array.from({ length: 1000 }, (_, f) => writeFile(join(dir, `${((d * 1000 + f) * 2654435761 >>> 0).toString(36)}-${pad}`), '')));
+  }
+  const r = await lsyncd(['--once', `${src}/`, url('ro', 'x')]);
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, 'ERROR: module is read only');
+  assert.not.match(r.stderr, 'socket IO');
+});
+
 test.run();

@@ -3,7 +3,7 @@
 import { openModule, type DaemonSession, type SessionOptions } from './client.js';
 import { startSourceScan, scanSelection, localSource, type PathFilter, type LocalEntry, type ScanResult, type SelectionItem, type SourceWalk } from './scan.js';
 import { serverArgs, DELAY_UPDATES_DIR, type TransferOptions } from '../../protocol/args.js';
-import { startTransfer, acknowledgeErrorExit, type TransferStart } from '../../protocol/session.js';
+import { startTransfer, acknowledgeErrorExit, drainPeerError, type TransferStart } from '../../protocol/session.js';
 import { clientCompressOptions, parseChecksumName, type ChecksumName } from '../../protocol/compat.js';
 import { compressCodecs } from '../compress-codecs.js';
 import type { Checksummer } from '../../protocol/checksum.js';
@@ -13,7 +13,7 @@ import { sendFiles, readFinalGoodbye, senderWriteMode, type SenderOptions, type 
 import type { ChunkSource } from '../../protocol/sums.js';
 import { ITEM_IS_NEW } from '../../protocol/constants.js';
 import { MSG_DATA, PeerMessages, writeMessage, type MessageHandler } from '../../protocol/mplex.js';
-import { EXIT, MemoryCapError, RemoteError, RsyncError, UsageError, transferExitCode, type MemoryBudget } from '../../protocol/errors.js';
+import { EXIT, MemoryCapError, RemoteError, RsyncError, SocketError, UsageError, transferExitCode, type MemoryBudget } from '../../protocol/errors.js';
 import { readForwardedNames } from '../../protocol/files-from.js';
 import { FILES_FROM_MAX_BYTES, filesFromSource } from './walk-options.js';
 import { statSync } from 'node:fs';
@@ -284,8 +284,10 @@ export async function push(options: PushOptions): Promise<PushResult> {
       };
       return withLazyEntries(summary, sorted, createdNdx);
     } catch (e) {
-      if (e instanceof RemoteError) await acknowledgeErrorExit(writer, start.demux, e).catch(() => {});
-      throw e;
+      // A write the daemon's close refused: its own reason may be waiting in what it sent.
+      const error = e instanceof SocketError ? ((await drainPeerError(reader)) ?? e) : e;
+      if (error instanceof RemoteError) await acknowledgeErrorExit(writer, start.demux, error).catch(() => {});
+      throw error;
     }
   } finally {
     socket.destroy();

@@ -2,7 +2,7 @@
 // ('readable' + socket.read()), writes that wait for 'drain', TCP_NODELAY, and the two timeouts of
 // rsync: --contimeout (connecting, exit 35) and --timeout (no I/O for that long, exit 30).
 import { connect, isIP, type Socket } from 'node:net';
-import { quickAck } from '../addon.js';
+import { inputPending, quickAck } from '../addon.js';
 import type { ByteSink, ByteSource } from '../../protocol/io.js';
 import { SocketError, TimeoutError, EXIT } from '../../protocol/errors.js';
 import { BandwidthLimiter } from './bwlimit.js';
@@ -94,6 +94,11 @@ export function socketFd(socket: Socket): number | undefined {
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
+/** One turn of the event loop with a poll phase in it (two check phases apart). */
+function pollOnce(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+}
+
 /** Pull-mode adapter: one outstanding read at a time, as the protocol reader asks. */
 export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number): DaemonSocket {
   socket.setNoDelay(true);
@@ -101,6 +106,7 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
   // write after one we just read is then not held by its Nagle for our ACK.
   const fd = socketFd(socket);
   const ackNow = fd !== undefined ? () => quickAck(fd) : () => false;
+  const peerSpoke = fd !== undefined ? () => socket.readableLength < socket.readableHighWaterMark && inputPending(fd) > 0 : () => false;
   let failure: Error | null = null;
   let ended = false;
   let waiter: (() => void) | null = null;
@@ -186,6 +192,11 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
     begin();
     bytesWritten += bytes.length;
     try {
+      // The daemon spoke while we were busy (no poll since): let node read it before we write. A
+      // daemon that refuses and closes resets the connection, and a write into it makes node close
+      // the descriptor with the daemon's reason unread (rsync's client polls both ways at once).
+      if (peerSpoke()) await pollOnce();
+      if (socket.destroyed) throw failure ?? new SocketError(`connection to ${where} closed by the daemon while we were still writing`);
       const flowing = socket.write(bytes);
       ackNow();
       if (!flowing) {
@@ -234,12 +245,14 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
             bytesRead += stashed.length;
             return stashed;
           }
-          if (failure) throw failure;
+          // What arrived before a failure is still read first (node keeps it after an error): a
+          // daemon that refuses and closes while we write leaves its reason there (EPIPE/ECONNRESET).
           const chunk = socket.read() as Buffer | null;
           if (chunk !== null) {
             bytesRead += chunk.length;
             return chunk;
           }
+          if (failure) throw failure;
           if (ended) return null;
           await new Promise<void>((r) => (waiter = r));
         }
