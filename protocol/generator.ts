@@ -74,6 +74,12 @@ export interface GeneratorOptions extends DeleteOptions, BasisOptions {
   times: boolean;
   owner: boolean;
   group: boolean;
+  /** -O (implied by -b without --backup-dir): a directory's mtime is neither compared nor set (rsync's omit_dir_times). */
+  omitDirTimes?: boolean;
+  /** -J: a symlink's mtime is neither compared nor set (rsync's omit_link_times). */
+  omitLinkTimes?: boolean;
+  /** -E without -p: a regular file's x bits follow the list's, its other bits stay (rsync's preserve_executability). */
+  executability?: boolean;
   /** -l: without it symlinks are skipped. */
   links: boolean;
   /**
@@ -739,8 +745,8 @@ async function copyAltDestFile(state: GeneratorState, entry: FileEntry, dir: num
 // rsync/generator.c: unchanged_attrs
 function unchangedAttrs(state: GeneratorState, entry: FileEntry, st: LocalStat): boolean {
   const { options } = state;
-  if (options.times && mtimeDiffers(st, entry, state.modifyWindow)) return false;
-  if (options.perms && !isLink(entry.mode) && (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) return false;
+  if (keepTime(options, entry.mode) && mtimeDiffers(st, entry, state.modifyWindow)) return false;
+  if (!isLink(entry.mode) && permsDiffer(options, entry, st)) return false;
   if (options.owner && st.uid !== entry.uid) return false;
   if (options.group && st.gid !== entry.gid) return false;
   return true;
@@ -865,15 +871,39 @@ function baseName(name: Buffer): Buffer {
   return slash < 0 ? name : name.subarray(slash + 1);
 }
 
+/**
+ * Whether an entry's mtime is compared and kept here: with -t, a directory's unless -O, a
+ * symlink's unless -J, at every protocol (a Linux receiver sets symlink times: rsync's
+ * receiver_symlink_times is 1 on the receiving side whatever the protocol).
+ */
+// rsync/generator.c: itemize (keep_time)
+function keepTime(options: GeneratorOptions, mode: number): boolean {
+  if (!options.times) return false;
+  if (isDir(mode)) return !options.omitDirTimes;
+  if (isLink(mode)) return !options.omitLinkTimes;
+  return true;
+}
+
+/**
+ * Whether the permissions here differ from the list's: all of them with -p; with -E, a regular
+ * file's only in whether anyone may execute it (rsync's dest_mode has already made any other
+ * entry's list mode the local one, so it never differs).
+ */
+// rsync/generator.c: perms_differ
+function permsDiffer(options: GeneratorOptions, entry: FileEntry, st: LocalStat): boolean {
+  if (options.perms) return (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS);
+  if (options.executability && isReg(entry.mode)) return (st.mode & 0o111 ? 1 : 0) !== (entry.mode & 0o111 ? 1 : 0);
+  return false;
+}
+
 /** The iflags of an entry against what is on disk (`st` null: it is new). */
 // rsync/generator.c: itemize (the flags it works out)
 export function itemFlags(state: GeneratorState, entry: FileEntry, st: LocalStat | null, iflags: number): number {
   const { options } = state;
   if (st) {
     if (isReg(entry.mode) && entry.size !== st.size) iflags |= ITEM_REPORT_SIZE;
-    const keepTime = options.times && (!isLink(entry.mode) || state.protocol >= 30);
-    if (keepTime ? mtimeDiffers(st, entry, state.modifyWindow) : iflags & (ITEM_TRANSFER | ITEM_LOCAL_CHANGE)) iflags |= ITEM_REPORT_TIME;
-    if (!isLink(entry.mode) && options.perms && (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) iflags |= ITEM_REPORT_PERMS;
+    if (keepTime(options, entry.mode) ? mtimeDiffers(st, entry, state.modifyWindow) : iflags & (ITEM_TRANSFER | ITEM_LOCAL_CHANGE)) iflags |= ITEM_REPORT_TIME;
+    if (!isLink(entry.mode) && permsDiffer(options, entry, st)) iflags |= ITEM_REPORT_PERMS;
     if (options.owner && st.uid !== entry.uid) iflags |= ITEM_REPORT_OWNER;
     if (options.group && st.gid !== entry.gid) iflags |= ITEM_REPORT_GROUP;
   } else {

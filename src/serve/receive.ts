@@ -67,6 +67,9 @@ function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; nu
     ...(args.safeLinks && { safeLinks: true }),
     ...(args.sparse && { sparse: true }),
     ...(args.pruneEmptyDirs && { pruneEmptyDirs: true }),
+    ...(args.omitDirTimes && { omitDirTimes: true }),
+    ...(args.omitLinkTimes && { omitLinkTimes: true }),
+    ...(args.executability && { executability: true }),
   };
 }
 

@@ -39,7 +39,7 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { isAbsolute, relative as relativePath, resolve as resolvePath } from 'node:path';
 import type { FileEntry } from '../../protocol/flist.js';
-import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, splitDev } from '../../protocol/modes.js';
+import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, splitDev } from '../../protocol/modes.js';
 import { MAXPATHLEN } from '../../protocol/constants.js';
 import type { LocalTree, LocalStat, BasisFile, TempFile, InplaceFile } from '../../protocol/local-tree.js';
 import { EXIT, ProtocolError, RsyncError } from '../../protocol/errors.js';
@@ -106,6 +106,10 @@ export interface AttrOptions {
   tweakMode?: (mode: number) => number;
   /** -O (implied by -b without --backup-dir): directories keep the mtime they get, -t or not. */
   omitDirTimes?: boolean;
+  /** -J: symlinks keep the mtime they get, -t or not. */
+  omitLinkTimes?: boolean;
+  /** -E without -p: a regular file's x bits follow the entry's (rsync's preserve_executability). */
+  executability?: boolean;
 }
 
 const SLASH = 0x2f;
@@ -149,10 +153,27 @@ function toLocalStat(st: BigIntStats, target?: Buffer): LocalStat {
 
 const isErrno = (e: unknown, code: string): boolean => (e as NodeJS.ErrnoException)?.code === code;
 
-/** rsync's dest_mode for a file created without -p: the entry's permissions less the umask. */
-function destMode(entryMode: number, existing: LocalStat | null, umask: number): number {
-  if (existing && (existing.mode & S_IFMT) === (entryMode & S_IFMT)) return existing.mode & CHMOD_BITS;
+/**
+ * rsync's dest_mode for a file written without -p: the permissions here when it exists (with -E,
+ * its x bits following the entry's), else the entry's permissions less the umask.
+ */
+// rsync/rsync.c: dest_mode
+function destMode(entryMode: number, existing: LocalStat | null, umask: number, executability = false): number {
+  if (existing && (existing.mode & S_IFMT) === (entryMode & S_IFMT)) {
+    return executability && (entryMode & S_IFMT) === S_IFREG ? executablePerms(entryMode, existing.mode) : existing.mode & CHMOD_BITS;
+  }
   return entryMode & ACCESSPERMS & ~umask;
+}
+
+/**
+ * -E: the permissions here with the x bits turned off when the entry has none, or, when the entry
+ * has one and nobody may execute this file yet, on for whoever may read it.
+ */
+// rsync/rsync.c: dest_mode (preserve_executability)
+function executablePerms(entryMode: number, localMode: number): number {
+  const perms = localMode & CHMOD_BITS;
+  if (!(entryMode & 0o111)) return perms & ~0o111;
+  return localMode & 0o111 ? perms : perms | ((perms & 0o444) >> 2);
 }
 
 /**
@@ -670,7 +691,7 @@ export class DestTree implements LocalTree {
               // as in the temp file's commit: not fatal
             }
           }
-          fchmodSync(fd, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask)));
+          fchmodSync(fd, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask, attrs.executability)));
           if (attrs.times) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
         } finally {
           close();
@@ -734,7 +755,7 @@ export class DestTree implements LocalTree {
           // rsync warns only with -v; the file itself is fine
         }
       }
-      fchmodSync(fd, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask)));
+      fchmodSync(fd, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask, attrs.executability)));
       if (attrs.times && setTime) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
       closeSync(fd);
       closed = true;
@@ -924,6 +945,7 @@ export class DestTree implements LocalTree {
   /** The permissions an entry gets: the list's (-p) or those here, tweaked; null when they are not ours to set. */
   private wantedPerms(current: number, entry: FileEntry): number | null {
     if (this.attrs.perms) return this.tweaked(entry, entry.mode & CHMOD_BITS);
+    if (this.attrs.executability && (entry.mode & S_IFMT) === S_IFREG && (current & S_IFMT) === S_IFREG) return this.tweaked(entry, executablePerms(entry.mode, current));
     return this.attrs.tweakMode ? this.tweaked(entry, current & CHMOD_BITS) : null;
   }
 
@@ -958,7 +980,7 @@ export class DestTree implements LocalTree {
           // as above: not fatal
         }
       }
-      if (this.attrs.times && (!st || this.timeDiffers(BigInt(st.mtime) * 1_000_000_000n + BigInt(st.mtimeNsec), entry))) {
+      if (this.attrs.times && !this.attrs.omitLinkTimes && (!st || this.timeDiffers(BigInt(st.mtime) * 1_000_000_000n + BigInt(st.mtimeNsec), entry))) {
         setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, false);
       }
       return;

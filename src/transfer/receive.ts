@@ -112,9 +112,12 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     transfer.backup || transfer.backupDir !== undefined
       ? { ...(transfer.backupDir !== undefined && { dir: transfer.backupDir }), suffix: transfer.suffix ?? (transfer.backupDir !== undefined ? '' : '~') }
       : null;
+  // -O (implied by -b without a backup dir, as rsync's omit_dir_times = -1), -J, and -E (only without -p).
+  const omitDirTimes = transfer.omitDirTimes || (!!backing && !backing.dir);
+  const executability = !!transfer.executability && !transfer.perms;
   const tree = new DestTree(
     r.dest,
-    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }), ...(backing && !backing.dir && { omitDirTimes: true }) },
+    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }), ...(omitDirTimes && { omitDirTimes: true }), ...(transfer.omitLinkTimes && { omitLinkTimes: true }), ...(executability && { executability: true }) },
     {
       basisDirs: alt?.dirs ?? [],
       ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }),
@@ -153,6 +156,9 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(r.rootCreated && { rootCreated: true }),
     perms: transfer.perms,
     times: transfer.times,
+    ...(omitDirTimes && { omitDirTimes: true }),
+    ...(transfer.omitLinkTimes && { omitLinkTimes: true }),
+    ...(executability && { executability: true }),
     owner: transfer.owner,
     group: transfer.group,
     links: transfer.links,
