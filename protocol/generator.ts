@@ -80,6 +80,13 @@ export interface GeneratorOptions extends DeleteOptions, BasisOptions {
   omitLinkTimes?: boolean;
   /** -E without -p: a regular file's x bits follow the list's, its other bits stay (rsync's preserve_executability). */
   executability?: boolean;
+  /**
+   * -K: a symlink here to a directory stands for a directory entry of the list (LocalTree.statDirLink);
+   * a name below one the tree will not go through (ELOOP) fails alone (exit 23), told to `onFileError`.
+   */
+  keepDirlinks?: boolean;
+  /** A file that failed here, in rsync's words without "rsync: " (its FERROR_XFER: a daemon tells its client); default onWarning. */
+  onFileError?: (text: string) => Promise<void> | void;
   /** -l: without it symlinks are skipped. */
   links: boolean;
   /**
@@ -392,7 +399,19 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     if (entry.mode !== 0 && doXfers) await makeMissingParents(state, name);
   }
   // Phase 0 walks the list in order: the tree may answer from a snapshot of the directory.
-  let st = !redo && tree.lstatListed ? await tree.lstatListed(name) : await tree.lstat(name);
+  let st: LocalStat | null;
+  try {
+    st = !redo && tree.lstatListed ? await tree.lstatListed(name) : await tree.lstat(name);
+  } catch (e) {
+    // -K: below a symlinked directory that leads out of the destination (the tree refuses it).
+    if (!options.keepDirlinks || (e as { code?: string }).code !== 'ELOOP') throw e;
+    state.failed++;
+    const text = `recv_generator: failed to stat "${name.toString()}": Too many levels of symbolic links (40)`;
+    await (options.onFileError ?? options.onWarning)?.(text);
+    return;
+  }
+  // -K: a symlink to a directory, for a directory of the list, is that directory.
+  if (options.keepDirlinks && type === S_IFDIR && st && isLink(st.mode) && tree.statDirLink) st = (await tree.statDirLink(name)) ?? st;
 
   // 0. --delete-missing-args: a missing source argument (mode 0) deletes what is here, unless
   // the filter rules protect it (recursively only with --delete or --force, as rsync's del_opts).

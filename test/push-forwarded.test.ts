@@ -196,10 +196,10 @@ test('push -T DIR: the daemon writes its temp files in DIR (a missing one fails 
   assert.equal(await readdir(onDaemon('temp-dir')), [], 'the temp dir is left empty');
 });
 
-test('-K, -O, -J, -E, --delay-updates, -T: refused in the live mirror, by name (exit 1); -K, --delay-updates, -T on a pull too', async () => {
-  // -O, -J and -E a pull does itself (test/recv-times.test.ts).
+test('-K, -O, -J, -E, --delay-updates, -T: refused in the live mirror, by name (exit 1); --delay-updates, -T on a pull too', async () => {
+  // -K, -O, -J and -E a pull does itself (test/recv-times.test.ts, test/recv-keep-dirlinks.test.ts).
   const cases: Array<[string[], string, boolean]> = [
-    [['-K'], '-K/--keep-dirlinks', true],
+    [['-K'], '-K/--keep-dirlinks', false],
     [['-O'], '-O/--omit-dir-times', false],
     [['-J'], '-J/--omit-link-times', false],
     [['-E'], '-E/--executability', false],

@@ -136,6 +136,7 @@ const PULL_ARGS: string[][] = [
   // Our receiver does these itself: rsync's client sends none of them to a sending daemon.
   ['-OJ'],
   ['--no-perms', '-E'],
+  ['-K'],
 ];
 for (const options of PUSH_ARGS) {
   test(`push ${options.join(' ')}: the daemon gets rsync's argument list`, () => sameArgs(options, 'push'));

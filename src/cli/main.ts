@@ -332,9 +332,10 @@ function forwardedOnlyOptions(o: CliOptions, receiving: Partial<TransferOptions>
   };
 }
 
-/** -O, -J and -E, which our pull's generator and receiver do themselves (the daemon's sender is not told of them). */
+/** -K, -O, -J and -E, which our pull's generator and receiver do themselves (the daemon's sender is not told of them). */
 function pulledTimesOptions(o: CliOptions): Partial<TransferOptions> {
   return {
+    ...(o.keepDirlinks && { keepDirlinks: true }),
     ...(o.omitDirTimes && { omitDirTimes: true }),
     ...(o.omitLinkTimes && { omitLinkTimes: true }),
     ...(o.executability && { executability: true }),
@@ -343,7 +344,7 @@ function pulledTimesOptions(o: CliOptions): Partial<TransferOptions> {
 
 /** The options forwardedOnlyOptions takes, by the name rsync gives them; `pull`: our pull's receiver does it too. */
 const FORWARDED_ONLY: ReadonlyArray<{ name: string; key: keyof CliOptions; pull?: true }> = [
-  { name: '-K/--keep-dirlinks', key: 'keepDirlinks' },
+  { name: '-K/--keep-dirlinks', key: 'keepDirlinks', pull: true },
   { name: '-O/--omit-dir-times', key: 'omitDirTimes', pull: true },
   { name: '-J/--omit-link-times', key: 'omitLinkTimes', pull: true },
   { name: '-E/--executability', key: 'executability', pull: true },
@@ -592,7 +593,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--files-from <FILE>', 'read the list of source file names from FILE (a local file or -; pull: also :FILE on the daemon)')
     .option('-0, --from0', '--files-from lists are delimited by NULs')
     .option('-m, --prune-empty-dirs', 'prune empty directory chains from the file list (push: the daemon does)')
-    .option('-K, --keep-dirlinks', 'push: the daemon treats a symlinked dir on its side as a dir')
+    .option('-K, --keep-dirlinks', 'treat a symlinked dir on the receiving side as a dir')
     .option('-O, --omit-dir-times', 'leave directory mtimes alone on the receiving side')
     .option('-J, --omit-link-times', 'leave symlink mtimes alone on the receiving side')
     .option('-E, --executability', 'without -p: follow the source\'s executability on the receiving side')

@@ -26,7 +26,6 @@ export function refusedOption(args: ServerArgs): string | undefined {
   ];
   // What only the receiving side does (a client's push into us).
   const receiving: Array<[string, boolean]> = [
-    ['--keep-dirlinks (-K)', args.keepDirlinks],
     ['--write-devices', args.writeDevices],
     ['--fake-super', args.superUser < 0],
   ];

@@ -12,6 +12,7 @@ import { setTimesFd, setTimesPath, exactTimes } from '../addon.js';
 import {
   constants,
   lstatSync,
+  realpathSync,
   statSync,
   mkdirSync,
   openSync,
@@ -87,6 +88,12 @@ export interface DestTreeOptions {
    * (a daemon's rules) may refuse the partial dir or the file in it: then there is none.
    */
   partialDir?: { dir: string; allowed?: (name: Buffer, isDir: boolean) => boolean };
+  /**
+   * -K: a symlink here that leads to a directory inside the destination counts as that directory
+   * (written through, listed, its own mtime set); one leading out of the destination is never
+   * gone through: a name below it fails with ELOOP, as rsync's confined resolution refuses it.
+   */
+  keepDirlinks?: boolean;
 }
 
 /** Which attributes the pull sets (rsync's -p, -t, -o, -g). */
@@ -213,6 +220,10 @@ export class DestTree implements LocalTree {
   private readonly backup: { suffix: Buffer; dirChain: Buffer[] | null } | null;
   /** -S: written files get holes where their data has runs of zeros. */
   private readonly sparse: boolean;
+  /** -K (DestTreeOptions.keepDirlinks). */
+  private readonly keepDirlinks: boolean;
+  /** -K: the destination's real path, what a symlinked directory must lie inside (made on first use). */
+  private realRoot: Buffer | null = null;
   /** --partial-dir, relative (its bytes, put between a name's directory and its basename) or absolute. */
   private readonly partial: { relative: Buffer | null; absolute: Buffer | null; allowed?: (name: Buffer, isDir: boolean) => boolean } | null;
 
@@ -228,6 +239,7 @@ export class DestTree implements LocalTree {
     this.basisChains = [];
     this.rename = options.rename ?? null;
     this.sparse = !!options.sparse;
+    this.keepDirlinks = !!options.keepDirlinks;
     this.partial = null;
     if (options.partialDir) {
       const { dir, allowed } = options.partialDir;
@@ -341,14 +353,50 @@ export class DestTree implements LocalTree {
             if (!parentsMustExist) return null;
             throw Object.assign(new Error(`ENOENT: no such file or directory, lstat '${dir.toString()}'`), { code: 'ENOENT', syscall: 'lstat', path: dir.toString() });
           }
-          if (st.isSymbolicLink()) throw new UnsafePathError(`refusing to write through a symlink: ${name.subarray(0, at).toString()}`);
-          if (!st.isDirectory()) throw new UnsafePathError(`parent of ${name.toString()} is not a directory`);
+          if (st.isSymbolicLink() && !(this.keepDirlinks && basisDir === undefined && this.linkedDirInside(dir))) {
+            throw new UnsafePathError(`refusing to write through a symlink: ${name.subarray(0, at).toString()}`);
+          }
+          if (!st.isSymbolicLink() && !st.isDirectory()) throw new UnsafePathError(`parent of ${name.toString()} is not a directory`);
           this.checkedDirs.add(key);
         }
         at = name.indexOf(SLASH, at + 1);
       }
     }
     return Buffer.concat([root, Buffer.from('/'), name]);
+  }
+
+  /**
+   * -K: whether the symlink at `link` leads to a directory inside the destination. One leading
+   * out of it is an ELOOP error (what rsync's RESOLVE_BENEATH-style resolution gives for a name
+   * below it), never followed; one leading to a non-directory or nowhere is false.
+   */
+  // rsync/syscall.c: secure_relative_open (in-tree directory symlinks followed, escapes refused)
+  private linkedDirInside(link: Buffer): boolean {
+    let real: Buffer;
+    try {
+      real = realpathSync(link, { encoding: 'buffer' });
+    } catch {
+      return false; // dangling or a loop: not a directory
+    }
+    const root = (this.realRoot ??= realpathSync(this.root, { encoding: 'buffer' }));
+    const inside = real.equals(root) || (real.length > root.length && real[root.length] === SLASH && real.subarray(0, root.length).equals(root));
+    if (!inside) {
+      throw Object.assign(new Error(`ELOOP: too many symbolic links encountered, stat '${link.toString()}'`), { code: 'ELOOP', errno: -40, syscall: 'stat', path: link.toString() });
+    }
+    return statSync(real, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  }
+
+  /**
+   * -K: the stat of the directory the symlink `name` leads to (rsync's link_stat with
+   * follow_dirlinks: a read, wherever it leads), or null when `name` is no symlink to a directory.
+   */
+  // rsync/generator.c: recv_generator (gen_entry_stat with keep_dirlinks && is_dir)
+  async statDirLink(name: Buffer): Promise<LocalStat | null> {
+    if (!this.keepDirlinks) return null;
+    const p = await this.path(name, false);
+    if (!p || !lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink()) return null;
+    const st = statSync(p, { bigint: true, throwIfNoEntry: false });
+    return st?.isDirectory() ? toLocalStat(st) : null;
   }
 
   private async must(name: Buffer): Promise<Buffer> {
@@ -917,11 +965,26 @@ export class DestTree implements LocalTree {
     const p = basisDir === undefined ? await this.must(dir) : await this.path(dir, false, basisDir);
     if (!p) return [];
     // readdir follows a final symlink: list only what is a directory itself (the root is checked by base()).
-    if (p !== this.root && p !== this.basisRoots[basisDir ?? -1] && !lstatSync(p, { throwIfNoEntry: false })?.isDirectory()) return [];
+    if (p !== this.root && p !== this.basisRoots[basisDir ?? -1]) {
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      // -K: a symlink to a directory inside the destination is listed as that directory.
+      const kept = !!st?.isSymbolicLink() && this.keepDirlinks && basisDir === undefined && this.linkedDirInsideOrNone(p);
+      if (!st?.isDirectory() && !kept) return [];
+    }
     try {
       return readdirSync(p, { encoding: 'buffer' });
     } catch (e) {
       if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return [];
+      throw e;
+    }
+  }
+
+  /** linkedDirInside, with a link leading out of the destination as false (nothing listed through it). */
+  private linkedDirInsideOrNone(link: Buffer): boolean {
+    try {
+      return this.linkedDirInside(link);
+    } catch (e) {
+      if (isErrno(e, 'ELOOP')) return false;
       throw e;
     }
   }
@@ -987,6 +1050,7 @@ export class DestTree implements LocalTree {
     }
     // Not a symlink: lstat first, so chmod/utimes (which follow) never reach through one.
     const now = lstatSync(p, { bigint: true });
+    if (now.isSymbolicLink() && type === S_IFDIR && this.keepDirlinks) return this.setKeptDirLinkAttrs(p, entry, now);
     if (now.isSymbolicLink()) throw new UnsafePathError(`refusing to set attributes through a symlink: ${name.toString()}`);
     if ((this.attrs.owner || this.attrs.group) && (Number(now.uid) !== entry.uid || Number(now.gid) !== entry.gid)) {
       try {
@@ -1001,6 +1065,25 @@ export class DestTree implements LocalTree {
       if (this.timeDiffers(now.mtimeNs, entry)) setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, true);
     }
   }
+  /**
+   * -K: a directory's attributes where a symlink to a directory stands in for it, compared with
+   * what the link leads to: the owner set on the link, its mtime set on the link itself (rsync sets
+   * times without following), the permissions left alone (rsync 3.5's chmod of the link fails).
+   */
+  // rsync/rsync.c: set_file_attrs (sxp from link_stat with keep_dirlinks; do_lchown, utimensat AT_SYMLINK_NOFOLLOW)
+  private setKeptDirLinkAttrs(p: Buffer, entry: FileEntry, link: BigIntStats): void {
+    const target = statSync(p, { bigint: true, throwIfNoEntry: false });
+    if (!target?.isDirectory()) return;
+    if ((this.attrs.owner || this.attrs.group) && (Number(target.uid) !== entry.uid || Number(target.gid) !== entry.gid)) {
+      try {
+        lchownSync(p, this.attrs.owner ? entry.uid : Number(link.uid), this.attrs.group ? entry.gid : Number(link.gid));
+      } catch {
+        // as above: not fatal
+      }
+    }
+    if (this.attrs.times && !this.attrs.omitDirTimes && this.timeDiffers(target.mtimeNs, entry)) setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, false);
+  }
+
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -74,6 +74,8 @@ export interface ReceiveRequest {
   onEchoed?: (item: ReceivedItem) => void;
   onDeleted?: (name: Buffer, isDir: boolean, mode: number) => void;
   onWarning?: (text: string) => void;
+  /** A file that failed in the generator (GeneratorOptions.onFileError). */
+  onFileError?: (text: string) => Promise<void> | void;
   /** A file failed verification (see ReceiverOptions.onFailedVerification). */
   onFailedVerification?: ReceiverOptions['onFailedVerification'];
   onInfo?: (text: string) => void;
@@ -124,6 +126,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       ...(r.localName && { rename: { from: singleNonDirectory(r.files), to: r.localName } }),
       ...(backing && { backup: backing }),
       ...(transfer.sparse && { sparse: true }),
+      ...(transfer.keepDirlinks && { keepDirlinks: true }),
       // --partial-dir: a daemon's rules may refuse the partial dir or a file in it (then there is none).
       ...(transfer.partialDir !== undefined && { partialDir: { dir: transfer.partialDir, ...(r.daemonExcluded && { allowed: (name: Buffer, dir: boolean) => !r.daemonExcluded!(name, dir) }) } }),
     },
@@ -159,6 +162,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(omitDirTimes && { omitDirTimes: true }),
     ...(transfer.omitLinkTimes && { omitLinkTimes: true }),
     ...(executability && { executability: true }),
+    ...(transfer.keepDirlinks && { keepDirlinks: true }),
     owner: transfer.owner,
     group: transfer.group,
     links: transfer.links,
@@ -211,6 +215,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(r.onEchoed && { onEchoed: r.onEchoed }),
     ...(r.onDeleted && { onDeleted: r.onDeleted }),
     ...(r.onWarning && { onWarning: r.onWarning }),
+    ...(r.onFileError && { onFileError: r.onFileError }),
     ...(r.onFailedVerification && { onFailedVerification: r.onFailedVerification }),
     ...(r.onInfo && { onInfo: r.onInfo }),
     ...(r.onAbort && { onAbort: r.onAbort }),
