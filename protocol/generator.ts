@@ -764,7 +764,9 @@ async function copyAltDestFile(state: GeneratorState, entry: FileEntry, dir: num
 // rsync/generator.c: unchanged_attrs
 function unchangedAttrs(state: GeneratorState, entry: FileEntry, st: LocalStat): boolean {
   const { options } = state;
-  if (keepTime(options, entry.mode) && mtimeDiffers(st, entry, state.modifyWindow)) return false;
+  // -J counts here, -O does not (rsync checks omit_link_times only).
+  const timed = isLink(entry.mode) ? options.times && !options.omitLinkTimes : options.times;
+  if (timed && mtimeDiffers(st, entry, state.modifyWindow)) return false;
   if (!isLink(entry.mode) && permsDiffer(options, entry, st)) return false;
   if (options.owner && st.uid !== entry.uid) return false;
   if (options.group && st.gid !== entry.gid) return false;
