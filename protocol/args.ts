@@ -220,13 +220,13 @@ export interface TransferOptions {
   pruneEmptyDirs?: boolean;
   /** -S: the receiving side writes runs of zeros as holes (sent both ways). */
   sparse?: boolean;
-  /** -K: the receiving side follows a symlink to a directory it has (sent when the daemon receives). */
+  /** -K: the receiving side follows a symlink to a directory it has (sent when the daemon receives; our pull does it itself). */
   keepDirlinks?: boolean;
-  /** -O: the receiving side leaves directories' mtimes alone (sent when the daemon receives, unless -b without a backup dir implies it there). */
+  /** -O: the receiving side leaves directories' mtimes alone (sent when the daemon receives, unless -b without a backup dir implies it there; our pull does it itself). */
   omitDirTimes?: boolean;
-  /** -J: the receiving side leaves symlinks' mtimes alone (sent when the daemon receives). */
+  /** -J: the receiving side leaves symlinks' mtimes alone (sent when the daemon receives; our pull does it itself). */
   omitLinkTimes?: boolean;
-  /** -E: without -p, the receiving side still follows the executable bits (sent when the daemon receives). */
+  /** -E: without -p, the receiving side still follows the executable bits (sent when the daemon receives; our pull does it itself). */
   executability?: boolean;
   /**
    * --delay-updates: the receiving side puts each file in place at the end, from the partial dir

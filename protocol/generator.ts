@@ -74,6 +74,19 @@ export interface GeneratorOptions extends DeleteOptions, BasisOptions {
   times: boolean;
   owner: boolean;
   group: boolean;
+  /** -O (implied by -b without --backup-dir): a directory's mtime is neither compared nor set (rsync's omit_dir_times). */
+  omitDirTimes?: boolean;
+  /** -J: a symlink's mtime is neither compared nor set (rsync's omit_link_times). */
+  omitLinkTimes?: boolean;
+  /** -E without -p: a regular file's x bits follow the list's, its other bits stay (rsync's preserve_executability). */
+  executability?: boolean;
+  /**
+   * -K: a symlink here to a directory stands for a directory entry of the list (LocalTree.statDirLink);
+   * a name below one the tree will not go through (ELOOP) fails alone (exit 23), told to `onFileError`.
+   */
+  keepDirlinks?: boolean;
+  /** A file that failed here, in rsync's words without "rsync: " (its FERROR_XFER: a daemon tells its client); default onWarning. */
+  onFileError?: (text: string) => Promise<void> | void;
   /** -l: without it symlinks are skipped. */
   links: boolean;
   /**
@@ -386,7 +399,19 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     if (entry.mode !== 0 && doXfers) await makeMissingParents(state, name);
   }
   // Phase 0 walks the list in order: the tree may answer from a snapshot of the directory.
-  let st = !redo && tree.lstatListed ? await tree.lstatListed(name) : await tree.lstat(name);
+  let st: LocalStat | null;
+  try {
+    st = !redo && tree.lstatListed ? await tree.lstatListed(name) : await tree.lstat(name);
+  } catch (e) {
+    // -K: below a symlinked directory that leads out of the destination (the tree refuses it).
+    if (!options.keepDirlinks || (e as { code?: string }).code !== 'ELOOP') throw e;
+    state.failed++;
+    const text = `recv_generator: failed to stat "${name.toString()}": Too many levels of symbolic links (40)`;
+    await (options.onFileError ?? options.onWarning)?.(text);
+    return;
+  }
+  // -K: a symlink to a directory, for a directory of the list, is that directory.
+  if (options.keepDirlinks && type === S_IFDIR && st && isLink(st.mode) && tree.statDirLink) st = (await tree.statDirLink(name)) ?? st;
 
   // 0. --delete-missing-args: a missing source argument (mode 0) deletes what is here, unless
   // the filter rules protect it (recursively only with --delete or --force, as rsync's del_opts).
@@ -739,8 +764,10 @@ async function copyAltDestFile(state: GeneratorState, entry: FileEntry, dir: num
 // rsync/generator.c: unchanged_attrs
 function unchangedAttrs(state: GeneratorState, entry: FileEntry, st: LocalStat): boolean {
   const { options } = state;
-  if (options.times && mtimeDiffers(st, entry, state.modifyWindow)) return false;
-  if (options.perms && !isLink(entry.mode) && (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) return false;
+  // -J counts here, -O does not (rsync checks omit_link_times only).
+  const timed = isLink(entry.mode) ? options.times && !options.omitLinkTimes : options.times;
+  if (timed && mtimeDiffers(st, entry, state.modifyWindow)) return false;
+  if (!isLink(entry.mode) && permsDiffer(options, entry, st)) return false;
   if (options.owner && st.uid !== entry.uid) return false;
   if (options.group && st.gid !== entry.gid) return false;
   return true;
@@ -865,15 +892,39 @@ function baseName(name: Buffer): Buffer {
   return slash < 0 ? name : name.subarray(slash + 1);
 }
 
+/**
+ * Whether an entry's mtime is compared and kept here: with -t, a directory's unless -O, a
+ * symlink's unless -J, at every protocol (a Linux receiver sets symlink times: rsync's
+ * receiver_symlink_times is 1 on the receiving side whatever the protocol).
+ */
+// rsync/generator.c: itemize (keep_time)
+function keepTime(options: GeneratorOptions, mode: number): boolean {
+  if (!options.times) return false;
+  if (isDir(mode)) return !options.omitDirTimes;
+  if (isLink(mode)) return !options.omitLinkTimes;
+  return true;
+}
+
+/**
+ * Whether the permissions here differ from the list's: all of them with -p; with -E, a regular
+ * file's only in whether anyone may execute it (rsync's dest_mode has already made any other
+ * entry's list mode the local one, so it never differs).
+ */
+// rsync/generator.c: perms_differ
+function permsDiffer(options: GeneratorOptions, entry: FileEntry, st: LocalStat): boolean {
+  if (options.perms) return (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS);
+  if (options.executability && isReg(entry.mode)) return (st.mode & 0o111 ? 1 : 0) !== (entry.mode & 0o111 ? 1 : 0);
+  return false;
+}
+
 /** The iflags of an entry against what is on disk (`st` null: it is new). */
 // rsync/generator.c: itemize (the flags it works out)
 export function itemFlags(state: GeneratorState, entry: FileEntry, st: LocalStat | null, iflags: number): number {
   const { options } = state;
   if (st) {
     if (isReg(entry.mode) && entry.size !== st.size) iflags |= ITEM_REPORT_SIZE;
-    const keepTime = options.times && (!isLink(entry.mode) || state.protocol >= 30);
-    if (keepTime ? mtimeDiffers(st, entry, state.modifyWindow) : iflags & (ITEM_TRANSFER | ITEM_LOCAL_CHANGE)) iflags |= ITEM_REPORT_TIME;
-    if (!isLink(entry.mode) && options.perms && (st.mode & CHMOD_BITS) !== (entry.mode & CHMOD_BITS)) iflags |= ITEM_REPORT_PERMS;
+    if (keepTime(options, entry.mode) ? mtimeDiffers(st, entry, state.modifyWindow) : iflags & (ITEM_TRANSFER | ITEM_LOCAL_CHANGE)) iflags |= ITEM_REPORT_TIME;
+    if (!isLink(entry.mode) && permsDiffer(options, entry, st)) iflags |= ITEM_REPORT_PERMS;
     if (options.owner && st.uid !== entry.uid) iflags |= ITEM_REPORT_OWNER;
     if (options.group && st.gid !== entry.gid) iflags |= ITEM_REPORT_GROUP;
   } else {

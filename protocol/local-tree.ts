@@ -100,6 +100,8 @@ export interface LocalTree {
    * of the receiver sees). Optional: without it `lstat` is used. `endListWalk` drops the snapshot.
    */
   lstatListed?(name: Buffer): Promise<LocalStat | null>;
+  /** -K: the stat of the directory the symlink `name` leads to; null when it is no symlink to a directory. */
+  statDirLink?(name: Buffer): Promise<LocalStat | null>;
   endListWalk?(): void;
   openBasis(name: Buffer, basisDir?: number): Promise<BasisFile | null>;
   createTemp(name: Buffer): Promise<TempFile>;

@@ -271,7 +271,7 @@ test('every option of the command line has its place: a sync key, a run setting,
     '--dryrun', '--zc', '--no-startup', '--log-file', '--log-file-format',
     // pull-only (the daemon walks) or done by the daemon on a --once push
     '--copy-links', '--copy-unsafe-links', '--copy-dirlinks', '--relative', '--no-relative', '--files-from', '--no-implied-dirs', '--one-file-system', '--from0', '--prune-empty-dirs',
-    // the receiving options only a --once push forwards (test/push-forwarded)
+    // the receiving options a --once push forwards (test/push-forwarded), some of which a pull does itself (test/recv-times)
     '--keep-dirlinks', '--omit-dir-times', '--omit-link-times', '--executability', '--delay-updates', '--temp-dir',
   ];
   const unplaced = [...cli].filter((o) => !inFile.has(o) && !runSettings.includes(o) && !notLive.includes(o));

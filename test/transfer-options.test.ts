@@ -133,6 +133,10 @@ const PULL_ARGS: string[][] = [
   ['--files-from=:list.txt', '--no-relative'],
   ['--chown=nobody:nogroup'],
   ['--chmod=F600'],
+  // Our receiver does these itself: rsync's client sends none of them to a sending daemon.
+  ['-OJ'],
+  ['--no-perms', '-E'],
+  ['-K'],
 ];
 for (const options of PUSH_ARGS) {
   test(`push ${options.join(' ')}: the daemon gets rsync's argument list`, () => sameArgs(options, 'push'));

@@ -332,19 +332,29 @@ function forwardedOnlyOptions(o: CliOptions, receiving: Partial<TransferOptions>
   };
 }
 
-/** The options forwardedOnlyOptions takes, by the name rsync gives them. */
-const FORWARDED_ONLY: ReadonlyArray<{ name: string; key: keyof CliOptions }> = [
-  { name: '-K/--keep-dirlinks', key: 'keepDirlinks' },
-  { name: '-O/--omit-dir-times', key: 'omitDirTimes' },
-  { name: '-J/--omit-link-times', key: 'omitLinkTimes' },
-  { name: '-E/--executability', key: 'executability' },
+/** -K, -O, -J and -E, which our pull's generator and receiver do themselves (the daemon's sender is not told of them). */
+function pulledTimesOptions(o: CliOptions): Partial<TransferOptions> {
+  return {
+    ...(o.keepDirlinks && { keepDirlinks: true }),
+    ...(o.omitDirTimes && { omitDirTimes: true }),
+    ...(o.omitLinkTimes && { omitLinkTimes: true }),
+    ...(o.executability && { executability: true }),
+  };
+}
+
+/** The options forwardedOnlyOptions takes, by the name rsync gives them; `pull`: our pull's receiver does it too. */
+const FORWARDED_ONLY: ReadonlyArray<{ name: string; key: keyof CliOptions; pull?: true }> = [
+  { name: '-K/--keep-dirlinks', key: 'keepDirlinks', pull: true },
+  { name: '-O/--omit-dir-times', key: 'omitDirTimes', pull: true },
+  { name: '-J/--omit-link-times', key: 'omitLinkTimes', pull: true },
+  { name: '-E/--executability', key: 'executability', pull: true },
   { name: '--delay-updates', key: 'delayUpdates' },
   { name: '-T/--temp-dir', key: 'tempDir' },
 ];
 
-/** A pull and the live mirror do not take forwardedOnlyOptions yet: refused by name. */
+/** The live mirror does not take forwardedOnlyOptions, a pull those not marked `pull` yet: refused by name. */
 function refuseForwardedOnly(o: CliOptions, where: 'pull' | 'live'): void {
-  const given = FORWARDED_ONLY.find(({ key }) => o[key] !== undefined);
+  const given = FORWARDED_ONLY.find(({ key, pull }) => o[key] !== undefined && !(where === 'pull' && pull));
   if (!given) return;
   throw new UsageError(where === 'pull' ? `${given.name}: not supported on a pull yet (a push forwards it to the daemon)` : `${given.name} is not supported by the live mirror; a --once push takes it`);
 }
@@ -583,10 +593,10 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('--files-from <FILE>', 'read the list of source file names from FILE (a local file or -; pull: also :FILE on the daemon)')
     .option('-0, --from0', '--files-from lists are delimited by NULs')
     .option('-m, --prune-empty-dirs', 'prune empty directory chains from the file list (push: the daemon does)')
-    .option('-K, --keep-dirlinks', 'push: the daemon treats a symlinked dir on its side as a dir')
-    .option('-O, --omit-dir-times', 'push: the daemon leaves directory mtimes alone')
-    .option('-J, --omit-link-times', 'push: the daemon leaves symlink mtimes alone')
-    .option('-E, --executability', 'push: the daemon keeps executability (with --no-perms)')
+    .option('-K, --keep-dirlinks', 'treat a symlinked dir on the receiving side as a dir')
+    .option('-O, --omit-dir-times', 'leave directory mtimes alone on the receiving side')
+    .option('-J, --omit-link-times', 'leave symlink mtimes alone on the receiving side')
+    .option('-E, --executability', 'without -p: follow the source\'s executability on the receiving side')
     .option('--delay-updates', 'push: the daemon puts all updated files into place at the end')
     .option('-T, --temp-dir <DIR>', 'push: the daemon creates its temporary files in DIR')
     .option('-4, --ipv4', 'prefer IPv4')
@@ -900,7 +910,7 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
   // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).
   if (options.deleteOnly !== undefined) throw new UsageError(`--delete-only ${options.deleteOnly} is for the live mirror; a pull deletes with --delete`);
   refuseForwardedOnly(options, 'pull');
-  const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options), ...walkingOptions(options, 'pull') };
+  const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options), ...walkingOptions(options, 'pull'), ...pulledTimesOptions(options) };
   const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
   const started = Date.now();
   // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).

@@ -67,6 +67,10 @@ function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; nu
     ...(args.safeLinks && { safeLinks: true }),
     ...(args.sparse && { sparse: true }),
     ...(args.pruneEmptyDirs && { pruneEmptyDirs: true }),
+    ...(args.omitDirTimes && { omitDirTimes: true }),
+    ...(args.omitLinkTimes && { omitLinkTimes: true }),
+    ...(args.executability && { executability: true }),
+    ...(args.keepDirlinks && { keepDirlinks: true }),
   };
 }
 
@@ -179,6 +183,8 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     rootCreated: dest.created,
     confineBasisTo: module.path,
     onWarning: (text) => logError(r.log, text),
+    // rsyncd's FERROR_XFER from its generator: the client shows it and exits 23.
+    onFileError: (text) => tellClient(writer, r.log, MSG_ERROR_XFER, Buffer.from(`rsync: [generator] ${text}\n`)),
     // rsyncd tells the client the redo's failure (FERROR_XFER: exit 23 there) and, to a -v or -i
     // client, the first attempt's (FWARNING); both are logged.
     onFailedVerification: (text, final) => {

@@ -26,10 +26,6 @@ export function refusedOption(args: ServerArgs): string | undefined {
   ];
   // What only the receiving side does (a client's push into us).
   const receiving: Array<[string, boolean]> = [
-    ['--executability (-E)', args.executability],
-    ['--omit-dir-times (-O)', args.omitDirTimes],
-    ['--omit-link-times (-J)', args.omitLinkTimes],
-    ['--keep-dirlinks (-K)', args.keepDirlinks],
     ['--write-devices', args.writeDevices],
     ['--fake-super', args.superUser < 0],
   ];

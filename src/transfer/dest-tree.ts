@@ -12,6 +12,7 @@ import { setTimesFd, setTimesPath, exactTimes } from '../addon.js';
 import {
   constants,
   lstatSync,
+  realpathSync,
   statSync,
   mkdirSync,
   openSync,
@@ -39,7 +40,7 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { isAbsolute, relative as relativePath, resolve as resolvePath } from 'node:path';
 import type { FileEntry } from '../../protocol/flist.js';
-import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, splitDev } from '../../protocol/modes.js';
+import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, splitDev } from '../../protocol/modes.js';
 import { MAXPATHLEN } from '../../protocol/constants.js';
 import type { LocalTree, LocalStat, BasisFile, TempFile, InplaceFile } from '../../protocol/local-tree.js';
 import { EXIT, ProtocolError, RsyncError } from '../../protocol/errors.js';
@@ -87,6 +88,12 @@ export interface DestTreeOptions {
    * (a daemon's rules) may refuse the partial dir or the file in it: then there is none.
    */
   partialDir?: { dir: string; allowed?: (name: Buffer, isDir: boolean) => boolean };
+  /**
+   * -K: a symlink here that leads to a directory inside the destination counts as that directory
+   * (written through, listed, its own mtime set); one leading out of the destination is never
+   * gone through: a name below it fails with ELOOP, as rsync's confined resolution refuses it.
+   */
+  keepDirlinks?: boolean;
 }
 
 /** Which attributes the pull sets (rsync's -p, -t, -o, -g). */
@@ -106,6 +113,10 @@ export interface AttrOptions {
   tweakMode?: (mode: number) => number;
   /** -O (implied by -b without --backup-dir): directories keep the mtime they get, -t or not. */
   omitDirTimes?: boolean;
+  /** -J: symlinks keep the mtime they get, -t or not. */
+  omitLinkTimes?: boolean;
+  /** -E without -p: a regular file's x bits follow the entry's (rsync's preserve_executability). */
+  executability?: boolean;
 }
 
 const SLASH = 0x2f;
@@ -149,10 +160,27 @@ function toLocalStat(st: BigIntStats, target?: Buffer): LocalStat {
 
 const isErrno = (e: unknown, code: string): boolean => (e as NodeJS.ErrnoException)?.code === code;
 
-/** rsync's dest_mode for a file created without -p: the entry's permissions less the umask. */
-function destMode(entryMode: number, existing: LocalStat | null, umask: number): number {
-  if (existing && (existing.mode & S_IFMT) === (entryMode & S_IFMT)) return existing.mode & CHMOD_BITS;
+/**
+ * rsync's dest_mode for a file written without -p: the permissions here when it exists (with -E,
+ * its x bits following the entry's), else the entry's permissions less the umask.
+ */
+// rsync/rsync.c: dest_mode
+function destMode(entryMode: number, existing: LocalStat | null, umask: number, executability = false): number {
+  if (existing && (existing.mode & S_IFMT) === (entryMode & S_IFMT)) {
+    return executability && (entryMode & S_IFMT) === S_IFREG ? executablePerms(entryMode, existing.mode) : existing.mode & CHMOD_BITS;
+  }
   return entryMode & ACCESSPERMS & ~umask;
+}
+
+/**
+ * -E: the permissions here with the x bits turned off when the entry has none, or, when the entry
+ * has one and nobody may execute this file yet, on for whoever may read it.
+ */
+// rsync/rsync.c: dest_mode (preserve_executability)
+function executablePerms(entryMode: number, localMode: number): number {
+  const perms = localMode & CHMOD_BITS;
+  if (!(entryMode & 0o111)) return perms & ~0o111;
+  return localMode & 0o111 ? perms : perms | ((perms & 0o444) >> 2);
 }
 
 /**
@@ -192,6 +220,10 @@ export class DestTree implements LocalTree {
   private readonly backup: { suffix: Buffer; dirChain: Buffer[] | null } | null;
   /** -S: written files get holes where their data has runs of zeros. */
   private readonly sparse: boolean;
+  /** -K (DestTreeOptions.keepDirlinks). */
+  private readonly keepDirlinks: boolean;
+  /** -K: the destination's real path, what a symlinked directory must lie inside (made on first use). */
+  private realRoot: Buffer | null = null;
   /** --partial-dir, relative (its bytes, put between a name's directory and its basename) or absolute. */
   private readonly partial: { relative: Buffer | null; absolute: Buffer | null; allowed?: (name: Buffer, isDir: boolean) => boolean } | null;
 
@@ -207,6 +239,7 @@ export class DestTree implements LocalTree {
     this.basisChains = [];
     this.rename = options.rename ?? null;
     this.sparse = !!options.sparse;
+    this.keepDirlinks = !!options.keepDirlinks;
     this.partial = null;
     if (options.partialDir) {
       const { dir, allowed } = options.partialDir;
@@ -320,14 +353,50 @@ export class DestTree implements LocalTree {
             if (!parentsMustExist) return null;
             throw Object.assign(new Error(`ENOENT: no such file or directory, lstat '${dir.toString()}'`), { code: 'ENOENT', syscall: 'lstat', path: dir.toString() });
           }
-          if (st.isSymbolicLink()) throw new UnsafePathError(`refusing to write through a symlink: ${name.subarray(0, at).toString()}`);
-          if (!st.isDirectory()) throw new UnsafePathError(`parent of ${name.toString()} is not a directory`);
+          if (st.isSymbolicLink() && !(this.keepDirlinks && basisDir === undefined && this.linkedDirInside(dir))) {
+            throw new UnsafePathError(`refusing to write through a symlink: ${name.subarray(0, at).toString()}`);
+          }
+          if (!st.isSymbolicLink() && !st.isDirectory()) throw new UnsafePathError(`parent of ${name.toString()} is not a directory`);
           this.checkedDirs.add(key);
         }
         at = name.indexOf(SLASH, at + 1);
       }
     }
     return Buffer.concat([root, Buffer.from('/'), name]);
+  }
+
+  /**
+   * -K: whether the symlink at `link` leads to a directory inside the destination. One leading
+   * out of it is an ELOOP error (what rsync's RESOLVE_BENEATH-style resolution gives for a name
+   * below it), never followed; one leading to a non-directory or nowhere is false.
+   */
+  // rsync/syscall.c: secure_relative_open (in-tree directory symlinks followed, escapes refused)
+  private linkedDirInside(link: Buffer): boolean {
+    let real: Buffer;
+    try {
+      real = realpathSync(link, { encoding: 'buffer' });
+    } catch {
+      return false; // dangling or a loop: not a directory
+    }
+    const root = (this.realRoot ??= realpathSync(this.root, { encoding: 'buffer' }));
+    const inside = real.equals(root) || (real.length > root.length && real[root.length] === SLASH && real.subarray(0, root.length).equals(root));
+    if (!inside) {
+      throw Object.assign(new Error(`ELOOP: too many symbolic links encountered, stat '${link.toString()}'`), { code: 'ELOOP', errno: -40, syscall: 'stat', path: link.toString() });
+    }
+    return statSync(real, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  }
+
+  /**
+   * -K: the stat of the directory the symlink `name` leads to (rsync's link_stat with
+   * follow_dirlinks: a read, wherever it leads), or null when `name` is no symlink to a directory.
+   */
+  // rsync/generator.c: recv_generator (gen_entry_stat with keep_dirlinks && is_dir)
+  async statDirLink(name: Buffer): Promise<LocalStat | null> {
+    if (!this.keepDirlinks) return null;
+    const p = await this.path(name, false);
+    if (!p || !lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink()) return null;
+    const st = statSync(p, { bigint: true, throwIfNoEntry: false });
+    return st?.isDirectory() ? toLocalStat(st) : null;
   }
 
   private async must(name: Buffer): Promise<Buffer> {
@@ -670,7 +739,7 @@ export class DestTree implements LocalTree {
               // as in the temp file's commit: not fatal
             }
           }
-          fchmodSync(fd, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask)));
+          fchmodSync(fd, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask, attrs.executability)));
           if (attrs.times) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
         } finally {
           close();
@@ -734,7 +803,7 @@ export class DestTree implements LocalTree {
           // rsync warns only with -v; the file itself is fine
         }
       }
-      fchmodSync(fd, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask)));
+      fchmodSync(fd, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask, attrs.executability)));
       if (attrs.times && setTime) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
       closeSync(fd);
       closed = true;
@@ -896,11 +965,26 @@ export class DestTree implements LocalTree {
     const p = basisDir === undefined ? await this.must(dir) : await this.path(dir, false, basisDir);
     if (!p) return [];
     // readdir follows a final symlink: list only what is a directory itself (the root is checked by base()).
-    if (p !== this.root && p !== this.basisRoots[basisDir ?? -1] && !lstatSync(p, { throwIfNoEntry: false })?.isDirectory()) return [];
+    if (p !== this.root && p !== this.basisRoots[basisDir ?? -1]) {
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      // -K: a symlink to a directory inside the destination is listed as that directory.
+      const kept = !!st?.isSymbolicLink() && this.keepDirlinks && basisDir === undefined && this.linkedDirInsideOrNone(p);
+      if (!st?.isDirectory() && !kept) return [];
+    }
     try {
       return readdirSync(p, { encoding: 'buffer' });
     } catch (e) {
       if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return [];
+      throw e;
+    }
+  }
+
+  /** linkedDirInside, with a link leading out of the destination as false (nothing listed through it). */
+  private linkedDirInsideOrNone(link: Buffer): boolean {
+    try {
+      return this.linkedDirInside(link);
+    } catch (e) {
+      if (isErrno(e, 'ELOOP')) return false;
       throw e;
     }
   }
@@ -924,6 +1008,7 @@ export class DestTree implements LocalTree {
   /** The permissions an entry gets: the list's (-p) or those here, tweaked; null when they are not ours to set. */
   private wantedPerms(current: number, entry: FileEntry): number | null {
     if (this.attrs.perms) return this.tweaked(entry, entry.mode & CHMOD_BITS);
+    if (this.attrs.executability && (entry.mode & S_IFMT) === S_IFREG && (current & S_IFMT) === S_IFREG) return this.tweaked(entry, executablePerms(entry.mode, current));
     return this.attrs.tweakMode ? this.tweaked(entry, current & CHMOD_BITS) : null;
   }
 
@@ -958,13 +1043,14 @@ export class DestTree implements LocalTree {
           // as above: not fatal
         }
       }
-      if (this.attrs.times && (!st || this.timeDiffers(BigInt(st.mtime) * 1_000_000_000n + BigInt(st.mtimeNsec), entry))) {
+      if (this.attrs.times && !this.attrs.omitLinkTimes && (!st || this.timeDiffers(BigInt(st.mtime) * 1_000_000_000n + BigInt(st.mtimeNsec), entry))) {
         setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, false);
       }
       return;
     }
     // Not a symlink: lstat first, so chmod/utimes (which follow) never reach through one.
     const now = lstatSync(p, { bigint: true });
+    if (now.isSymbolicLink() && type === S_IFDIR && this.keepDirlinks) return this.setKeptDirLinkAttrs(p, entry, now);
     if (now.isSymbolicLink()) throw new UnsafePathError(`refusing to set attributes through a symlink: ${name.toString()}`);
     if ((this.attrs.owner || this.attrs.group) && (Number(now.uid) !== entry.uid || Number(now.gid) !== entry.gid)) {
       try {
@@ -979,6 +1065,25 @@ export class DestTree implements LocalTree {
       if (this.timeDiffers(now.mtimeNs, entry)) setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, true);
     }
   }
+  /**
+   * -K: a directory's attributes where a symlink to a directory stands in for it, compared with
+   * what the link leads to: the owner set on the link, its mtime set on the link itself (rsync sets
+   * times without following), the permissions left alone (rsync 3.5's chmod of the link fails).
+   */
+  // rsync/rsync.c: set_file_attrs (sxp from link_stat with keep_dirlinks; do_lchown, utimensat AT_SYMLINK_NOFOLLOW)
+  private setKeptDirLinkAttrs(p: Buffer, entry: FileEntry, link: BigIntStats): void {
+    const target = statSync(p, { bigint: true, throwIfNoEntry: false });
+    if (!target?.isDirectory()) return;
+    if ((this.attrs.owner || this.attrs.group) && (Number(target.uid) !== entry.uid || Number(target.gid) !== entry.gid)) {
+      try {
+        lchownSync(p, this.attrs.owner ? entry.uid : Number(link.uid), this.attrs.group ? entry.gid : Number(link.gid));
+      } catch {
+        // as above: not fatal
+      }
+    }
+    if (this.attrs.times && !this.attrs.omitDirTimes && this.timeDiffers(target.mtimeNs, entry)) setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, false);
+  }
+
 }
 
 const EMPTY = Buffer.alloc(0);

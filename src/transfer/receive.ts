@@ -74,6 +74,8 @@ export interface ReceiveRequest {
   onEchoed?: (item: ReceivedItem) => void;
   onDeleted?: (name: Buffer, isDir: boolean, mode: number) => void;
   onWarning?: (text: string) => void;
+  /** A file that failed in the generator (GeneratorOptions.onFileError). */
+  onFileError?: (text: string) => Promise<void> | void;
   /** A file failed verification (see ReceiverOptions.onFailedVerification). */
   onFailedVerification?: ReceiverOptions['onFailedVerification'];
   onInfo?: (text: string) => void;
@@ -112,15 +114,19 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     transfer.backup || transfer.backupDir !== undefined
       ? { ...(transfer.backupDir !== undefined && { dir: transfer.backupDir }), suffix: transfer.suffix ?? (transfer.backupDir !== undefined ? '' : '~') }
       : null;
+  // -O (implied by -b without a backup dir, as rsync's omit_dir_times = -1), -J, and -E (only without -p).
+  const omitDirTimes = transfer.omitDirTimes || (!!backing && !backing.dir);
+  const executability = !!transfer.executability && !transfer.perms;
   const tree = new DestTree(
     r.dest,
-    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }), ...(backing && !backing.dir && { omitDirTimes: true }) },
+    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }), ...(omitDirTimes && { omitDirTimes: true }), ...(transfer.omitLinkTimes && { omitLinkTimes: true }), ...(executability && { executability: true }) },
     {
       basisDirs: alt?.dirs ?? [],
       ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }),
       ...(r.localName && { rename: { from: singleNonDirectory(r.files), to: r.localName } }),
       ...(backing && { backup: backing }),
       ...(transfer.sparse && { sparse: true }),
+      ...(transfer.keepDirlinks && { keepDirlinks: true }),
       // --partial-dir: a daemon's rules may refuse the partial dir or a file in it (then there is none).
       ...(transfer.partialDir !== undefined && { partialDir: { dir: transfer.partialDir, ...(r.daemonExcluded && { allowed: (name: Buffer, dir: boolean) => !r.daemonExcluded!(name, dir) }) } }),
     },
@@ -153,6 +159,10 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(r.rootCreated && { rootCreated: true }),
     perms: transfer.perms,
     times: transfer.times,
+    ...(omitDirTimes && { omitDirTimes: true }),
+    ...(transfer.omitLinkTimes && { omitLinkTimes: true }),
+    ...(executability && { executability: true }),
+    ...(transfer.keepDirlinks && { keepDirlinks: true }),
     owner: transfer.owner,
     group: transfer.group,
     links: transfer.links,
@@ -205,6 +215,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(r.onEchoed && { onEchoed: r.onEchoed }),
     ...(r.onDeleted && { onDeleted: r.onDeleted }),
     ...(r.onWarning && { onWarning: r.onWarning }),
+    ...(r.onFileError && { onFileError: r.onFileError }),
     ...(r.onFailedVerification && { onFailedVerification: r.onFailedVerification }),
     ...(r.onInfo && { onInfo: r.onInfo }),
     ...(r.onAbort && { onAbort: r.onAbort }),
