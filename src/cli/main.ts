@@ -332,19 +332,19 @@ function forwardedOnlyOptions(o: CliOptions, receiving: Partial<TransferOptions>
   };
 }
 
-/** The options forwardedOnlyOptions takes, by the name rsync gives them. */
-const FORWARDED_ONLY: ReadonlyArray<{ name: string; key: keyof CliOptions }> = [
+/** The options forwardedOnlyOptions takes, by the name rsync gives them; `pull`: our pull's receiver does it too. */
+const FORWARDED_ONLY: ReadonlyArray<{ name: string; key: keyof CliOptions; pull?: true }> = [
   { name: '-K/--keep-dirlinks', key: 'keepDirlinks' },
   { name: '-O/--omit-dir-times', key: 'omitDirTimes' },
   { name: '-J/--omit-link-times', key: 'omitLinkTimes' },
   { name: '-E/--executability', key: 'executability' },
-  { name: '--delay-updates', key: 'delayUpdates' },
-  { name: '-T/--temp-dir', key: 'tempDir' },
+  { name: '--delay-updates', key: 'delayUpdates', pull: true },
+  { name: '-T/--temp-dir', key: 'tempDir', pull: true },
 ];
 
-/** A pull and the live mirror do not take forwardedOnlyOptions yet: refused by name. */
+/** A pull (but for those marked `pull`) and the live mirror do not take forwardedOnlyOptions yet: refused by name. */
 function refuseForwardedOnly(o: CliOptions, where: 'pull' | 'live'): void {
-  const given = FORWARDED_ONLY.find(({ key }) => o[key] !== undefined);
+  const given = FORWARDED_ONLY.find(({ key, pull }) => o[key] !== undefined && !(where === 'pull' && pull));
   if (!given) return;
   throw new UsageError(where === 'pull' ? `${given.name}: not supported on a pull yet (a push forwards it to the daemon)` : `${given.name} is not supported by the live mirror; a --once push takes it`);
 }
@@ -587,8 +587,8 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('-O, --omit-dir-times', 'push: the daemon leaves directory mtimes alone')
     .option('-J, --omit-link-times', 'push: the daemon leaves symlink mtimes alone')
     .option('-E, --executability', 'push: the daemon keeps executability (with --no-perms)')
-    .option('--delay-updates', 'push: the daemon puts all updated files into place at the end')
-    .option('-T, --temp-dir <DIR>', 'push: the daemon creates its temporary files in DIR')
+    .option('--delay-updates', 'put all updated files into place at the end of the transfer')
+    .option('-T, --temp-dir <DIR>', 'create temporary files in directory DIR (on the receiving side)')
     .option('-4, --ipv4', 'prefer IPv4')
     .option('-6, --ipv6', 'prefer IPv6')
     .option('--address <ADDRESS>', 'bind address for the outgoing socket to the daemon')
@@ -900,7 +900,18 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
   // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).
   if (options.deleteOnly !== undefined) throw new UsageError(`--delete-only ${options.deleteOnly} is for the live mirror; a pull deletes with --delete`);
   refuseForwardedOnly(options, 'pull');
-  const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options), ...walkingOptions(options, 'pull') };
+  const receiving = receivingOptions(options);
+  // --delay-updates and -T: our receiver does them (the others of forwardedOnlyOptions were refused above).
+  const { delayUpdates, tempDir, partial } = forwardedOnlyOptions(options, receiving);
+  const transfer: TransferOptions = {
+    ...transferOptions(options),
+    delete: options.delete === true,
+    ...receiving,
+    ...walkingOptions(options, 'pull'),
+    ...(delayUpdates && { delayUpdates }),
+    ...(tempDir !== undefined && { tempDir }),
+    ...(partial && { partial }),
+  };
   const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
   const started = Date.now();
   // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).
