@@ -35,12 +35,13 @@ import type { RoleRequest, RoleResult } from './request.js';
  * receiving side's settings that ServerArgs keeps apart (the delete mode, the basis dirs) and the
  * module's own (`ignore errors`, `numeric ids`).
  */
-function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; numericIds: boolean }): TransferOptions {
+function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; numericIds: boolean; path: string }): TransferOptions {
   const basis = args.basisDirs;
   const sanitized = args.partialDir === undefined ? undefined : sanitizePath(Buffer.from(args.partialDir), 0).toString().replace(/\/+$/, '');
   const partialDir = sanitized === undefined || sanitized === '' || sanitized === '.' ? undefined : sanitized;
-  // -T: rsyncd sanitizes it (no leading '/', no '..'): a directory of the destination's.
-  const tempDir = args.tempDir === undefined ? undefined : sanitizePath(Buffer.from(args.tempDir), 0).toString() || '.';
+  // -T: rsyncd sanitizes it: no '..' that climbs; a relative one is the destination's, an
+  // absolute one the module's (sanitize_path roots it at the module dir).
+  const tempDir = args.tempDir === undefined ? undefined : moduleSanitized(args.tempDir, module.path);
   return {
     ...args.transfer,
     ...(args.deleteMode && { deleteWhen: args.deleteMode }),
@@ -74,6 +75,15 @@ function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; nu
     ...(args.sparse && { sparse: true }),
     ...(args.pruneEmptyDirs && { pruneEmptyDirs: true }),
   };
+}
+
+/** A client's path option as rsyncd sanitizes it: relative, cleaned of climbing '..'; absolute, below the module dir. */
+// rsync/util1.c: sanitize_path (rootdir NULL: module_dir for a path starting with '/')
+function moduleSanitized(given: string, modulePath: string): string {
+  const cleaned = sanitizePath(Buffer.from(given), 0).toString();
+  if (!given.startsWith('/')) return cleaned;
+  const root = modulePath.length > 1 ? modulePath.replace(/\/+$/, '') : '';
+  return cleaned === '.' ? root || '/' : `${root}/${cleaned}`;
 }
 
 /** A --max-size/--min-size argument (already checked by the parse) in bytes. */
