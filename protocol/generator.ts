@@ -65,6 +65,11 @@ import { checkBasisProtocol, FNAMECMP_BACKUP, FNAMECMP_FNAME, FNAMECMP_FUZZY, FN
 import { findFuzzy, type FuzzyCandidate } from './fuzzy.js';
 
 export interface GeneratorOptions extends DeleteOptions, BasisOptions {
+  /**
+   * --delay-updates: the receiver puts the files in place when phase 2 starts, so the end of
+   * phase 2 is not sent early and hard links wait for their leaders until the phases are over.
+   */
+  delayUpdates?: boolean;
   /** -X: the received xattr sets, compared, asked for and set (protocol/xattrs.ts); the receiver shares it. */
   xattrs?: XattrReceiver;
   /** -A: the received ACLs over the destination, compared and set (protocol/acls.ts); the receiver shares it. */
@@ -343,17 +348,24 @@ export async function generateFiles(
   // itemized to the sender (29+), as rsync's finish_hard_link does once a leader is done.
   if (state.doXfers) await finishHardLinks(state, false);
   writer.writeNdx(NDX_DONE);
-  // Phase 2, the delay-updates phase (29+): no --delay-updates, so G3 ends it at once ("early").
-  if (protocol >= 29) writer.writeNdx(NDX_DONE);
+  // Phase 2, the delay-updates phase (29+): without --delay-updates G3 ends it at once ("early").
+  const earlyDelayDone = !options.delayUpdates;
+  if (protocol >= 29 && earlyDelayDone) writer.writeNdx(NDX_DONE);
   // The late-delete phase (31+): when deletion is over already (before, during), the counts go
-  // now (NDX_DEL_STATS), then G4.
+  // now (NDX_DEL_STATS), then G4 (after G3).
   if (protocol >= 31 && !lateDelete) {
     if (sendDelStats) writeDelStats(writer, state.deleted);
-    writer.writeNdx(NDX_DONE);
+    if (earlyDelayDone) writer.writeNdx(NDX_DONE);
   }
   await writer.flush();
-  // The receiver's ends of phase 1 and phase 2 (29+).
+  // The receiver's ends of phase 1 and phase 2 (29+); with --delay-updates, G3 (and an early
+  // G4) once the receiver has finished phase 1.
   await waitForReceiver(state, () => receiver.done > 1, false);
+  if (protocol >= 29 && !earlyDelayDone) {
+    writer.writeNdx(NDX_DONE);
+    if (protocol >= 31 && !lateDelete) writer.writeNdx(NDX_DONE);
+    await writer.flush();
+  }
   if (protocol >= 29) await waitForReceiver(state, () => receiver.done > 2, false);
 
   // --delete-delay and --delete-after: now that every file is in place.
@@ -1083,7 +1095,8 @@ async function finishHardLinks(state: GeneratorState, afterPhases: boolean): Pro
   const order = [...state.hlinkFollowers].sort((x, y) => x.leader - y.leader || y.ndx - x.ndx);
   for (const follower of order) {
     const { ndx, leader } = follower;
-    if (!afterPhases && state.redone.has(leader)) {
+    // --delay-updates: the leader is still in its partial dir until phase 2.
+    if (!afterPhases && (state.redone.has(leader) || state.options.delayUpdates)) {
       later.push(follower);
       continue;
     }

@@ -50,8 +50,9 @@ export interface TempFile {
   /**
    * --partial-dir: keep what is written as the file's partial copy (the partial dir made when
    * missing; the entry's attributes but not its mtime); false when there is no partial dir for it.
+   * `finished` (--delay-updates: a verified file held back until the end) sets its mtime too.
    */
-  keepPartial?(entry: FileEntry): Promise<boolean>;
+  keepPartial?(entry: FileEntry, how?: { finished?: boolean }): Promise<boolean>;
 }
 
 /**
@@ -133,6 +134,11 @@ export interface LocalTree {
    * it over the target, `discard` leaves it in the partial dir.
    */
   openPartialInplace?(name: Buffer): Promise<InplaceFile>;
+  /**
+   * --delay-updates: the verified copy held back in the partial dir renamed over the target (its
+   * backup kept first with -b), the partial dir removed once empty. Throws what rename(2) throws.
+   */
+  finishDelayed?(name: Buffer): Promise<void>;
   /** A new directory, owner-writable until `setAttrs` gives it its final mode. */
   mkdir(name: Buffer, entry: FileEntry): Promise<void>;
   /** Replace whatever is at `name` with a symlink (atomically). */

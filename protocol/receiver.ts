@@ -5,9 +5,11 @@
 // the redo phase. The basis is the one the request names (protocol/basis.ts: the file, a basis
 // dir's copy, a fuzzy match, the backup copy, the --partial-dir copy). --inplace and --append
 // write into the target itself (LocalTree.openInplace); a --partial-dir copy is rewritten in
-// place when CF_INPLACE_PARTIAL_DIR was agreed; -S leaves holes (the tree's writer). Then the sender's stats and the end of the run. Also `doRecv`, which runs the
+// place when CF_INPLACE_PARTIAL_DIR was agreed; -S leaves holes (the tree's writer). With
+// --delay-updates each verified file is held back in the partial dir and all are renamed into
+// place when phase 2 starts ([pull-phases]). Then the sender's stats and the end of the run. Also `doRecv`, which runs the
 // generator and the receiver side by side as rsync's two processes.
-// Counterpart: rsync receiver.c recv_files / receive_data, rsync.c read_ndx_and_attrs,
+// Counterpart: rsync receiver.c recv_files / receive_data / handle_delayed_updates, rsync.c read_ndx_and_attrs,
 // main.c do_recv / handle_stats / read_final_goodbye.
 import { ProtocolError, RsyncError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
@@ -27,7 +29,7 @@ import {
   type DeleteStats,
 } from './constants.js';
 import { readNdxAndAttrs, readNdxSkippingDelStats } from './request.js';
-import type { XattrReceiver } from './xattrs.js';
+import type { XattrPair, XattrReceiver } from './xattrs.js';
 import type { AclTarget } from './acls.js';
 import { generateFiles, RecvChannel, type GeneratorOptions, type GeneratorResult } from './generator.js';
 import type { LocalTree, BasisFile, InplaceFile, TempFile } from './local-tree.js';
@@ -115,11 +117,20 @@ export interface ReceiverOptions extends BasisOptions {
   xattrs?: XattrReceiver;
   /** -A: a received file gets the sender's ACLs once it is in place (protocol/acls.ts). */
   acls?: AclTarget;
+  /**
+   * --delay-updates (with a partial dir, which it implies): a verified file is kept in the partial
+   * dir, and every such file is renamed over its target when phase 2 starts (LocalTree.finishDelayed).
+   */
+  delayUpdates?: boolean;
+  /** A file that could not be put in place (rsync's FERROR_XFER: counted as failed); onWarning without it. */
+  onError?: (text: string) => void;
 }
 
 /** How one file's data is written: in place (and appended from where), or through a temp file. */
 interface WriteMode {
   inplace: boolean;
+  /** --delay-updates: a verified file goes to its partial copy, to be put in place at phase 2. */
+  delay: boolean;
   /** 0: no; 1: --append; 2: --append-verify (the part already here is hashed too). */
   append: number;
   /** -W: in place, the file is rewritten whole (with -S it starts empty, rsync's receive_data). */
@@ -162,6 +173,9 @@ export async function receiveFiles(
   const copyBuf = Buffer.allocUnsafe(COPY_CHUNK);
   const tokens = tokenReader(reader, options.compression);
   let phase = 0;
+  // --delay-updates: the files held back in the partial dir (rsync's delayed_bits), with -X's
+  // values as they were before the file arrived.
+  const delayed = options.delayUpdates ? new Map<number, readonly XattrPair[] | null>() : null;
 
   // The generator failed: stop (a read that waits ends when the caller closes).
   const stopIfGeneratorFailed = () => channel.check();
@@ -171,7 +185,9 @@ export async function receiveFiles(
     const request = await readNdxAndAttrs(reader, files.length, stats, { beforeRead: stopIfGeneratorFailed });
     if (request === NDX_DONE) {
       options.onPhaseDone?.();
-      if (++phase > maxPhase) break;
+      // Phase 2 (below protocol 29: the end of the run) starts with the held-back files put in place.
+      if (++phase === 2 && delayed) stats.failedFiles += await handleDelayedUpdates(files, tree, delayed, options);
+      if (phase > maxPhase) break;
       channel.phaseDone();
       continue;
     }
@@ -212,7 +228,7 @@ export async function receiveFiles(
     // A redo is a whole delta again: rsync turns --append off for it (the file stays in place).
     // Below protocol 30 --append is --append-verify on both sides (rsync/compat.c).
     const append = options.append ? (protocol < 30 ? 2 : options.append) : 0;
-    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, append: redoing ? 0 : append, wholeFile: !!options.wholeFile, inplacePartial: !!options.inplacePartial, redo: redoing };
+    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, delay: !!delayed, append: redoing ? 0 : append, wholeFile: !!options.wholeFile, inplacePartial: !!options.inplacePartial, redo: redoing };
     // -X: the values the file has, read before the new one replaces it (rsync sets them on the temp file
     // from its basis; a basis elsewhere, --compare-dest or -y, is not read for them here).
     const xattrBasis = options.xattrs ? (options.xattrs.snapshot(entry.name) ?? []) : null;
@@ -220,6 +236,11 @@ export async function receiveFiles(
     stats.literalBytes += got.literalBytes;
     stats.matchedBytes += got.matchedBytes;
     options.onReceived?.({ ndx, entry, iflags, literalBytes: got.literalBytes, matchedBytes: got.matchedBytes, bytesRead: reader.consumed - dataStart, xname, fileSum: got.fileSum });
+    if (got.delayed) {
+      // Its ACLs and xattrs are set once it is in place (they would go to the old file now).
+      delayed!.set(ndx, xattrBasis);
+      continue;
+    }
     if (got.ok) {
       // rsync/receiver.c: finish_transfer (set_file_attrs: set_acl)
       if (options.acls && reportXattrFailures(options.acls.apply(ndx, entry.name, entry.mode, false).failed, options)) stats.failedFiles++;
@@ -254,6 +275,8 @@ export async function receiveFiles(
 
 interface DataResult {
   ok: boolean;
+  /** --delay-updates: verified and held back in the partial dir. */
+  delayed?: true;
   literalBytes: number;
   matchedBytes: number;
   /** The sender's whole-file checksum. */
@@ -411,6 +434,13 @@ async function receiveData(
     // partial copy rewritten in place stays in the partial dir when it fails.
     // --partial without a dir: the target is already the first attempt on a redo (no backup of it).
     const retaining = keepPartial && !temp.keepPartial && !inplace;
+    // rsync/receiver.c: recv_files (delay_updates && partialptr: finish_transfer into the partial
+    // dir, its mtime set, the ndx remembered); a file with no partial dir (a daemon's rules
+    // refuse it) is put in place at once.
+    if (ok && mode.delay && temp.keepPartial && !inplace) {
+      committed = await temp.keepPartial(entry, { finished: true });
+      if (committed) return { ok, delayed: true, literalBytes, matchedBytes, fileSum: theirs };
+    }
     if (ok || (inplace && !oneInplace)) {
       await temp.commit(entry, retaining && mode.redo ? { backup: false } : undefined);
       committed = true;
@@ -447,6 +477,30 @@ async function receiveData(
     await basis?.close();
     if (!committed) await temp.discard();
   }
+}
+
+/**
+ * --delay-updates: each held-back file renamed over its target, in list order, then its ACLs and
+ * xattrs set; the partial dirs go once empty. A rename that fails is reported and counted (the
+ * returned count: rsync's FERROR_XFER, exit 23); the rest go on.
+ */
+// rsync/receiver.c: handle_delayed_updates
+async function handleDelayedUpdates(files: FileListView, tree: LocalTree, delayed: Map<number, readonly XattrPair[] | null>, options: ReceiverOptions): Promise<number> {
+  let failed = 0;
+  for (const [ndx, xattrBasis] of [...delayed].sort((a, b) => a[0] - b[0])) {
+    const entry = files.at(ndx)!;
+    try {
+      await tree.finishDelayed!(entry.name);
+    } catch (e) {
+      (options.onError ?? options.onWarning)?.(`rename failed for "${entry.name.toString()}" (from its partial dir): ${(e as Error).message}`);
+      failed++;
+      continue;
+    }
+    if (options.acls && reportXattrFailures(options.acls.apply(ndx, entry.name, entry.mode, false).failed, options)) failed++;
+    if (options.xattrs && reportXattrFailures(options.xattrs.apply(ndx, entry.name, xattrBasis, false), options)) failed++;
+  }
+  delayed.clear();
+  return failed;
 }
 
 /** -X: what could not be set on a file (rsync reports each and counts the file failed); true when there was any. */

@@ -196,24 +196,19 @@ test('push -T DIR: the daemon writes its temp files in DIR (a missing one fails 
   assert.equal(await readdir(onDaemon('temp-dir')), [], 'the temp dir is left empty');
 });
 
-test('-K, -O, -J, -E, --delay-updates, -T: refused in the live mirror, by name (exit 1); --delay-updates, -T on a pull too', async () => {
-  // -K, -O, -J and -E a pull does itself (test/recv-times.test.ts, test/recv-keep-dirlinks.test.ts).
-  const cases: Array<[string[], string, boolean]> = [
-    [['-K'], '-K/--keep-dirlinks', false],
-    [['-O'], '-O/--omit-dir-times', false],
-    [['-J'], '-J/--omit-link-times', false],
-    [['-E'], '-E/--executability', false],
-    [['--delay-updates'], '--delay-updates', true],
-    [['-T', '/tmp'], '-T/--temp-dir', true],
+// A pull does all six itself (test/recv-times, recv-keep-dirlinks, recv-delay).
+test('-K, -O, -J, -E, --delay-updates, -T: refused in the live mirror, by name (exit 1)', async () => {
+  const cases: Array<[string[], string]> = [
+    [['-K'], '-K/--keep-dirlinks'],
+    [['-O'], '-O/--omit-dir-times'],
+    [['-J'], '-J/--omit-link-times'],
+    [['-E'], '-E/--executability'],
+    [['--delay-updates'], '--delay-updates'],
+    [['-T', '/tmp'], '-T/--temp-dir'],
   ];
   const src = join(work, 'refused');
   await mkdir(src, { recursive: true });
-  for (const [options, name, pullRefuses] of cases) {
-    if (pullRefuses) {
-      const pull = await lsyncd(['--once', ...options, `rsync://127.0.0.1:${daemon.port}/src/`, join(work, 'refused-pull') + '/']);
-      assert.is(pull.status, 1, runText(pull));
-      assert.ok(pull.stderr.toString().includes(`${name}: not supported on a pull yet`), runText(pull));
-    }
+  for (const [options, name] of cases) {
     const live = await lsyncd(['--nodaemon', ...options, src, pushUrl('refused-live')]);
     assert.is(live.status, 1, runText(live));
     assert.ok(live.stderr.toString().includes(`${name} is not supported by the live mirror`), runText(live));

@@ -41,7 +41,7 @@ test.before(async () => {
   await setTimes(join(work, 'src'));
   for (const dir of [ours.dir, theirs.dir]) {
     await mkdir(join(dir, 'm/pull/sub'), { recursive: true });
-    await mkdir(join(dir, 'm/scratch')); // -T's directory (rsyncd refuses a missing one; we do not check)
+    await mkdir(join(dir, 'm/scratch')); // -T's directory (a missing one is refused, by rsyncd and by us: test/recv-delay)
     await writeFile(join(dir, 'm/pull/a.txt'), 'a\n');
     await writeFile(join(dir, 'm/pull/sub/b.txt'), 'b\n');
     await setTimes(join(dir, 'm/pull'));
@@ -82,7 +82,8 @@ for (const { options, push, pull } of REFUSED) {
   }
 }
 
-// Accepted: no effect on the result. The same push into ours and into rsyncd leaves the same tree.
+// Accepted: the same push into ours and into rsyncd leaves the same tree (-T and --delay-updates
+// are done as rsyncd does them, checked further in test/recv-delay; the others have no effect).
 for (const options of [['-T', 'scratch'], ['--delay-updates'], ['--preallocate'], ['-B', '2048']]) {
   test(`a push with ${options.join(' ')}: accepted, the tree rsyncd leaves`, async () => {
     const dest = `accepted-${options[0]!.replace(/[^a-zA-Z]/g, '')}`;
@@ -97,7 +98,7 @@ for (const options of [['-T', 'scratch'], ['--delay-updates'], ['--preallocate']
 }
 
 // Our client: the same options refused by name (exit 1), before any connection. (-E, -O, -J, -K,
-// --delay-updates and -T a push forwards: test/push-forwarded checks them and their refusal on a pull.)
+// --delay-updates and -T a push forwards: test/push-forwarded checks them; a pull does them: test/recv-delay.)
 for (const [option, shown] of [['-U', '-U/--atimes'], ['--remove-source-files', '--remove-source-files'], ['--fake-super', '--fake-super'], ['--iconv=utf8', '--iconv'], ['--write-devices', '--write-devices']] as const) {
   test(`our client refuses ${option} by name`, async () => {
     for (const args of [[option, join(work, 'src') + '/', daemonUrl(ours, 'm/client/')], [option, daemonUrl(ours, 'm/pull/'), join(work, 'client-pull') + '/']]) {

@@ -342,21 +342,21 @@ function pulledTimesOptions(o: CliOptions): Partial<TransferOptions> {
   };
 }
 
-/** The options forwardedOnlyOptions takes, by the name rsync gives them; `pull`: our pull's receiver does it too. */
-const FORWARDED_ONLY: ReadonlyArray<{ name: string; key: keyof CliOptions; pull?: true }> = [
-  { name: '-K/--keep-dirlinks', key: 'keepDirlinks', pull: true },
-  { name: '-O/--omit-dir-times', key: 'omitDirTimes', pull: true },
-  { name: '-J/--omit-link-times', key: 'omitLinkTimes', pull: true },
-  { name: '-E/--executability', key: 'executability', pull: true },
+/** The options forwardedOnlyOptions takes, by the name rsync gives them (our pull does them too). */
+const FORWARDED_ONLY: ReadonlyArray<{ name: string; key: keyof CliOptions }> = [
+  { name: '-K/--keep-dirlinks', key: 'keepDirlinks' },
+  { name: '-O/--omit-dir-times', key: 'omitDirTimes' },
+  { name: '-J/--omit-link-times', key: 'omitLinkTimes' },
+  { name: '-E/--executability', key: 'executability' },
   { name: '--delay-updates', key: 'delayUpdates' },
   { name: '-T/--temp-dir', key: 'tempDir' },
 ];
 
-/** The live mirror does not take forwardedOnlyOptions, a pull those not marked `pull` yet: refused by name. */
-function refuseForwardedOnly(o: CliOptions, where: 'pull' | 'live'): void {
-  const given = FORWARDED_ONLY.find(({ key, pull }) => o[key] !== undefined && !(where === 'pull' && pull));
+/** The live mirror does not take forwardedOnlyOptions: refused by name. */
+function refuseForwardedOnlyLive(o: CliOptions): void {
+  const given = FORWARDED_ONLY.find(({ key }) => o[key] !== undefined);
   if (!given) return;
-  throw new UsageError(where === 'pull' ? `${given.name}: not supported on a pull yet (a push forwards it to the daemon)` : `${given.name} is not supported by the live mirror; a --once push takes it`);
+  throw new UsageError(`${given.name} is not supported by the live mirror; a --once push takes it`);
 }
 
 /** --bwlimit: rsync's rate argument (K by default) in whole KiB/s (0: none); rsync's error text as a usage error. */
@@ -597,8 +597,8 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('-O, --omit-dir-times', 'leave directory mtimes alone on the receiving side')
     .option('-J, --omit-link-times', 'leave symlink mtimes alone on the receiving side')
     .option('-E, --executability', 'without -p: follow the source\'s executability on the receiving side')
-    .option('--delay-updates', 'push: the daemon puts all updated files into place at the end')
-    .option('-T, --temp-dir <DIR>', 'push: the daemon creates its temporary files in DIR')
+    .option('--delay-updates', 'put all updated files into place at the end of the transfer')
+    .option('-T, --temp-dir <DIR>', 'create temporary files in directory DIR (on the receiving side)')
     .option('-4, --ipv4', 'prefer IPv4')
     .option('-6, --ipv6', 'prefer IPv6')
     .option('--address <ADDRESS>', 'bind address for the outgoing socket to the daemon')
@@ -840,7 +840,7 @@ function pushTransfer(options: CliOptions, rules: RuleSource[]): { transfer: Tra
  * tree), and --delete-only's phase (lsyncd 2's delete = 'startup' | 'running').
  */
 function liveTransfer(options: CliOptions, rules: RuleSource[]): { transfer: TransferOptions; rules: RuleSource[]; deleteOnly?: DeletePhase } {
-  refuseForwardedOnly(options, 'live');
+  refuseForwardedOnlyLive(options);
   if (options.pruneEmptyDirs) throw new UsageError('-m/--prune-empty-dirs is not supported by the live mirror (a batch sees a subtree, not the whole tree); a --once push takes it');
   const inPlace = options.inplace ? 'inplace' : options.append ? 'append' : options.appendVerify ? 'append-verify' : undefined;
   if (inPlace) throw new UsageError(`--${inPlace} is not supported by the live mirror (a mirror replaces files whole, atomically); a --once push takes it`);
@@ -909,8 +909,19 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
   (await import('../process-memory.js')).tuneProcessMemory();
   // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).
   if (options.deleteOnly !== undefined) throw new UsageError(`--delete-only ${options.deleteOnly} is for the live mirror; a pull deletes with --delete`);
-  refuseForwardedOnly(options, 'pull');
-  const transfer: TransferOptions = { ...transferOptions(options), delete: options.delete === true, ...receivingOptions(options), ...walkingOptions(options, 'pull'), ...pulledTimesOptions(options) };
+  const receiving = receivingOptions(options);
+  // --delay-updates and -T: our receiver does them (-K, -O, -J, -E: pulledTimesOptions).
+  const { delayUpdates, tempDir, partial } = forwardedOnlyOptions(options, receiving);
+  const transfer: TransferOptions = {
+    ...transferOptions(options),
+    delete: options.delete === true,
+    ...receiving,
+    ...walkingOptions(options, 'pull'),
+    ...pulledTimesOptions(options),
+    ...(delayUpdates && { delayUpdates }),
+    ...(tempDir !== undefined && { tempDir }),
+    ...(partial && { partial }),
+  };
   const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
   const started = Date.now();
   // Names are raw bytes: written as rsync writes them (\#ooo for what the terminal cannot show).

@@ -15,6 +15,7 @@ import { tellClient } from './client-messages.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { isDir, isLink } from '../../protocol/modes.js';
 import { receiveIntoTree } from '../transfer/receive.js';
+import { TempDirError } from '../transfer/dest-tree.js';
 import { receiverXattrs } from '../transfer/local-xattrs.js';
 import { receiverAcls } from '../transfer/local-acls.js';
 import { refusedAsRole, xattrOptionsOrRefusal } from './refused-options.js';
@@ -34,10 +35,13 @@ import type { RoleRequest, RoleResult } from './request.js';
  * receiving side's settings that ServerArgs keeps apart (the delete mode, the basis dirs) and the
  * module's own (`ignore errors`, `numeric ids`).
  */
-function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; numericIds: boolean }): TransferOptions {
+function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; numericIds: boolean; path: string }): TransferOptions {
   const basis = args.basisDirs;
   const sanitized = args.partialDir === undefined ? undefined : sanitizePath(Buffer.from(args.partialDir), 0).toString().replace(/\/+$/, '');
   const partialDir = sanitized === undefined || sanitized === '' || sanitized === '.' ? undefined : sanitized;
+  // -T: rsyncd sanitizes it: no '..' that climbs; a relative one is the destination's, an
+  // absolute one the module's (sanitize_path roots it at the module dir).
+  const tempDir = args.tempDir === undefined ? undefined : moduleSanitized(args.tempDir, module.path);
   return {
     ...args.transfer,
     ...(args.deleteMode && { deleteWhen: args.deleteMode }),
@@ -57,6 +61,9 @@ function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; nu
     ...(args.partial && { partial: true }),
     // rsyncd sanitizes the partial dir too: no leading '/', no '..' (a relative one per directory).
     ...(partialDir !== undefined && { partialDir }),
+    // --delay-updates: through the partial dir (ServerArgs gives it rsync's .~tmp~ when none is named).
+    ...(args.delayUpdates && partialDir !== undefined && { delayUpdates: true }),
+    ...(tempDir !== undefined && { tempDir }),
     ...(args.append > 0 && { append: Math.min(args.append, 2) }),
     ...((args.backup || args.backupDir !== undefined) && { backup: true }),
     // rsyncd sanitizes the backup dir (sanitize_paths): no leading '/', no '..' above the destination.
@@ -72,6 +79,15 @@ function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; nu
     ...(args.executability && { executability: true }),
     ...(args.keepDirlinks && { keepDirlinks: true }),
   };
+}
+
+/** A client's path option as rsyncd sanitizes it: relative, cleaned of climbing '..'; absolute, below the module dir. */
+// rsync/util1.c: sanitize_path (rootdir NULL: module_dir for a path starting with '/')
+function moduleSanitized(given: string, modulePath: string): string {
+  const cleaned = sanitizePath(Buffer.from(given), 0).toString();
+  if (!given.startsWith('/')) return cleaned;
+  const root = modulePath.length > 1 ? modulePath.replace(/\/+$/, '') : '';
+  return cleaned === '.' ? root || '/' : `${root}/${cleaned}`;
 }
 
 /** A --max-size/--min-size argument (already checked by the parse) in bytes. */
@@ -195,6 +211,9 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     ...withDeletionsTold(r, pushTransferLog(r, setup, dest.dir, transfer)),
     // doRecv hands its first failure to onAbort (receiveIntoTree passes the callback through).
     onAbort: (reason?: unknown) => void abortRole(r, reason),
+  }).catch((e: unknown) => {
+    // -T names no directory: rsync's receiver ends with its words (exit 1) before any transfer.
+    throw e instanceof TempDirError ? refuseRole(e.message, e.exitCode) : e;
   });
   await writer.flush();
   const failures = messages.xferErrors + result.receiver.failedFiles + result.generator.failed;

@@ -2,8 +2,8 @@
 // name after the setup phase (exit 4, rsync's "requested action not supported") rather than
 // ignored, so a client never gets a result other than the one it asked for (-A and -X are served:
 // protocol/acls.ts, protocol/xattrs.ts); each names what is missing.
-// Options with no effect on the result (-T, --delay-updates' final tree, --preallocate, -B, ...)
-// stay accepted; docs/options.md and docs/serve.md "Differences from rsyncd" list both kinds.
+// -T and --delay-updates are served (src/transfer/dest-tree.ts, protocol/receiver.ts). Options
+// with no effect on the result (--preallocate, -B, ...) stay accepted; docs/options.md and docs/serve.md "Differences from rsyncd" list both kinds.
 // Counterpart: rsync options.c parse_arguments (the "not supported on this server" errors).
 import type { TransferOptions } from '../../protocol/args.js';
 import type { ServerArgs } from '../../protocol/server-args.js';

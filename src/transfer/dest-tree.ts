@@ -55,6 +55,29 @@ export class UnsafePathError extends ProtocolError {
   }
 }
 
+/** -T names a temp dir that is missing or not a directory: rsync's words and exit code, before any transfer. */
+export class TempDirError extends RsyncError {
+  constructor(message: string, exitCode: number) {
+    super('ERR_RSYNC_TEMP_DIR', message, exitCode);
+  }
+}
+
+/**
+ * -T: the temp dir must be a directory (followed, as rsync's do_stat follows it), relative to the
+ * destination `root`; `shown` is how the message names it (the option as given, or sanitized).
+ */
+// rsync/main.c: do_recv (the tmpdir check)
+export function checkTempDir(root: string, dir: string, shown = dir): void {
+  let st;
+  try {
+    st = statSync(resolvePath(root, dir));
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) throw new TempDirError(`The temp-dir does not exist: ${shown}`, EXIT.SYNTAX);
+    throw new TempDirError(`Failed to stat temp-dir ${shown}: ${(e as Error).message}`, EXIT.FILEIO);
+  }
+  if (!st.isDirectory()) throw new TempDirError(`The temp-dir is not a directory: ${shown}`, EXIT.SYNTAX);
+}
+
 /** Where the basis directories are (--compare-dest, --copy-dest, --link-dest). */
 export interface DestTreeOptions {
   /**
@@ -94,6 +117,13 @@ export interface DestTreeOptions {
    * gone through: a name below it fails with ELOOP, as rsync's confined resolution refuses it.
    */
   keepDirlinks?: boolean;
+   * -T/--temp-dir: temp files are made in this directory (relative to the destination, as rsync's
+   * receiver takes it from its working directory) rather than beside their targets, then renamed
+   * over them, or copied beside them first when it is on another file system (rsync's
+   * robust_rename). With `confineBasisTo` it must lie inside that directory, reached through real
+   * directories only. It must exist (checkTempDir, before the transfer).
+   */
+  tempDir?: string;
 }
 
 /** Which attributes the pull sets (rsync's -p, -t, -o, -g). */
@@ -123,6 +153,8 @@ const SLASH = 0x2f;
 const DOT = Buffer.from('.');
 /** Bytes gathered before a write to a temp file. */
 const WRITE_BUFFER = 256 * 1024;
+/** -T across file systems: the piece a finished file is copied in. */
+const COPY_CHUNK = 1024 * 1024;
 
 /** The same checks as the file-list reader, repeated here before every file operation. */
 function checkName(name: Buffer): void {
@@ -226,6 +258,8 @@ export class DestTree implements LocalTree {
   private realRoot: Buffer | null = null;
   /** --partial-dir, relative (its bytes, put between a name's directory and its basename) or absolute. */
   private readonly partial: { relative: Buffer | null; absolute: Buffer | null; allowed?: (name: Buffer, isDir: boolean) => boolean } | null;
+  /** -T: the temp dir's absolute path, and (confined) the components from the confinement down to it. */
+  private readonly temp: { root: Buffer; chain: Buffer[] } | null;
 
   constructor(
     root: string,
@@ -254,6 +288,18 @@ export class DestTree implements LocalTree {
       const to = this.rename.to;
       if (to.includes(SLASH) || (to.length === 1 && to[0] === 0x2e)) throw new UnsafePathError(`unsafe local name: ${JSON.stringify(to.toString('latin1'))}`);
       checkName(to);
+    }
+    this.temp = null;
+    if (options.tempDir !== undefined) {
+      const abs = resolvePath(root, options.tempDir);
+      const chain: Buffer[] = [];
+      if (confine !== null) {
+        const rel = relativePath(confine, abs);
+        if (rel === '..' || rel.startsWith('../') || isAbsolute(rel)) throw new UnsafePathError(`temp directory ${options.tempDir} is outside ${confine}`);
+        let at = confine;
+        for (const part of rel.split('/').filter(Boolean)) chain.push(Buffer.from((at = `${at}/${part}`)));
+      }
+      this.temp = { root: Buffer.from(abs), chain };
     }
     this.backup = null;
     if (options.backup) {
@@ -534,8 +580,9 @@ export class DestTree implements LocalTree {
 
   async createTemp(name: Buffer): Promise<TempFile> {
     const p = await this.must(name);
+    const tempRoot = this.temp && this.tempRoot(p);
     for (let attempt = 0; ; attempt++) {
-      const tmp = siblingTemp(p);
+      const tmp = tempRoot ? tempDirTemp(tempRoot.root, p) : siblingTemp(p);
       let fd: number;
       try {
         fd = openSync(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
@@ -543,8 +590,26 @@ export class DestTree implements LocalTree {
         if (isErrno(e, 'EEXIST') && attempt < 10) continue;
         throw e;
       }
-      return this.tempFile(fd, tmp, p, name, this.backup ? name : null);
+      return this.tempFile(fd, tmp, p, name, this.backup ? name : null, tempRoot?.otherDevice ?? false);
     }
+  }
+
+  /**
+   * -T: the temp dir (confined: every component from the confinement a real directory, never a
+   * symlink), and whether it is on another file system than `p`'s directory (then a finished
+   * file is copied beside its target rather than renamed).
+   */
+  // rsync/receiver.c: get_tmpname (tmpdir) + util1.c robust_rename (EXDEV)
+  private tempRoot(p: Buffer): { root: Buffer; otherDevice: boolean } {
+    const { root, chain } = this.temp!;
+    for (const dir of chain) {
+      const st = lstatSync(dir, { throwIfNoEntry: false });
+      if (st?.isSymbolicLink()) throw new UnsafePathError(`refusing a temp directory through a symlink: ${dir.toString()}`);
+    }
+    const dirOf = p.subarray(0, p.lastIndexOf(SLASH)) || Buffer.from('/');
+    const tempSt = statSync(root, { throwIfNoEntry: false });
+    const destSt = statSync(dirOf, { throwIfNoEntry: false });
+    return { root, otherDevice: !!tempSt && !!destSt && tempSt.dev !== destSt.dev };
   }
 
   // rsync/generator.c: recv_generator (the inplace backup: get_backup_name, then copy_file)
@@ -685,6 +750,19 @@ export class DestTree implements LocalTree {
     };
   }
 
+  /** --delay-updates: `name`'s held-back copy renamed over it (see LocalTree.finishDelayed); nothing when there is none. */
+  // rsync/receiver.c: handle_delayed_updates (make_backup, do_rename_at, handle_partial_dir PDIR_DELETE)
+  async finishDelayed(name: Buffer): Promise<void> {
+    if (!this.partial) return;
+    const from = await this.partialPath(name, false);
+    if (!from) return;
+    const target = await this.must(name);
+    if (this.backup) this.keepBackup(name, target);
+    renameSync(from, target);
+    this.checkedDirs.clear();
+    this.removePartialDir(from);
+  }
+
   // rsync/receiver.c: recv_files (the inplace open: O_WRONLY|O_CREAT on the target, 0600) + receive_data's ftruncate
   async openInplace(name: Buffer, rewriteWhole = false): Promise<InplaceFile> {
     return this.inplaceAt(await this.must(name), name, rewriteWhole);
@@ -749,7 +827,7 @@ export class DestTree implements LocalTree {
     };
   }
 
-  private tempFile(fd: number, tmp: Buffer, target: Buffer, name: Buffer, backupName: Buffer | null): TempFile {
+  private tempFile(fd: number, tmp: Buffer, target: Buffer, name: Buffer, backupName: Buffer | null, otherDevice = false): TempFile {
     let closed = false;
     let done = false;
     const attrs = this.attrs;
@@ -796,19 +874,40 @@ export class DestTree implements LocalTree {
       await drain();
       release();
       sparse?.end();
-      if (attrs.owner || attrs.group) {
-        try {
-          fchownSync(fd, attrs.owner ? entry.uid : -1, attrs.group ? entry.gid : -1);
-        } catch {
-          // rsync warns only with -v; the file itself is fine
-        }
+      // -T on another file system: the data is copied beside its destination first, and that
+      // copy gets the attributes and the rename (rsync's robust_rename: copy_file on EXDEV).
+      let from = tmp;
+      let out = fd;
+      if (otherDevice) {
+        const beside = copyBeside(fd, into);
+        closeSync(fd);
+        closed = true;
+        unlinkQuietly(tmp);
+        done = true;
+        from = beside.path;
+        out = beside.fd;
       }
-      fchmodSync(fd, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask, attrs.executability)));
-      if (attrs.times && setTime) setTimesFd(fd, entry.mtime, entry.mtimeNsec ?? 0);
-      closeSync(fd);
-      closed = true;
-      if (backupOf) this.keepBackup(backupOf, into);
-      renameSync(tmp, into);
+      try {
+        if (attrs.owner || attrs.group) {
+          try {
+            fchownSync(out, attrs.owner ? entry.uid : -1, attrs.group ? entry.gid : -1);
+          } catch {
+            // rsync warns only with -v; the file itself is fine
+          }
+        }
+        fchmodSync(out, this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask, attrs.executability)));
+        if (attrs.times && setTime) setTimesFd(out, entry.mtime, entry.mtimeNsec ?? 0);
+        closeSync(out);
+        if (out === fd) closed = true;
+        if (backupOf) this.keepBackup(backupOf, into);
+        renameSync(from, into);
+      } catch (e) {
+        if (from !== tmp) {
+          closeQuietly(out);
+          unlinkQuietly(from);
+        }
+        throw e;
+      }
       done = true;
     };
     return {
@@ -825,10 +924,10 @@ export class DestTree implements LocalTree {
       commit: (entry, how) => finish(entry, target, !how?.leaveMtime, how?.backup === false ? null : backupName),
       ...(this.partial && {
         // rsync/cleanup.c: _exit_cleanup (handle_partial_dir, then finish_transfer without the mtime)
-        keepPartial: async (entry: FileEntry) => {
+        keepPartial: async (entry: FileEntry, how?: { finished?: boolean }) => {
           const into = await this.makePartialDir(name);
           if (!into) return false;
-          await finish(entry, into, false, null);
+          await finish(entry, into, !!how?.finished, null);
           return true;
         },
       }),
@@ -1122,6 +1221,42 @@ function openRegularBasis(p: Buffer): BasisFile | null {
 function siblingTemp(p: Buffer): Buffer {
   const slash = p.lastIndexOf(SLASH);
   return Buffer.concat([p.subarray(0, slash + 1), DOT, p.subarray(slash + 1, slash + 1 + 240), Buffer.from(`.${tempSuffix()}`)]);
+}
+
+/** -T: a temp name in the temp dir: the target's basename (no leading dot there, as rsync's) and a random suffix. */
+// rsync/receiver.c: get_tmpname (with tmpdir)
+function tempDirTemp(dir: Buffer, p: Buffer): Buffer {
+  const slash = p.lastIndexOf(SLASH);
+  return Buffer.concat([dir, Buffer.from('/'), p.subarray(slash + 1, slash + 1 + 240), Buffer.from(`.${tempSuffix()}`)]);
+}
+
+/** The bytes of `fd` copied into a new temp file beside `into` (left open for its attributes). */
+// rsync/util1.c: copy_file (as robust_rename calls it for EXDEV)
+function copyBeside(fd: number, into: Buffer): { fd: number; path: Buffer } {
+  for (let attempt = 0; ; attempt++) {
+    const path = siblingTemp(into);
+    let out: number;
+    try {
+      out = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    } catch (e) {
+      if (isErrno(e, 'EEXIST') && attempt < 10) continue;
+      throw e;
+    }
+    try {
+      const chunk = Buffer.allocUnsafe(COPY_CHUNK);
+      for (let pos = 0; ; ) {
+        const n = readSync(fd, chunk, 0, chunk.length, pos);
+        if (n <= 0) break;
+        for (let at = 0; at < n; ) at += writeSync(out, chunk, at, n - at);
+        pos += n;
+      }
+    } catch (e) {
+      closeQuietly(out);
+      unlinkQuietly(path);
+      throw e;
+    }
+    return { fd: out, path };
+  }
 }
 
 function closeQuietly(fd: number): void {

@@ -5,7 +5,7 @@ import { lstatSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
 import { chmodReceivedList, compileChmodOptions } from './list-chmod.js';
 import { openModule, type SessionOptions } from './client.js';
-import { serverArgs, type TransferOptions } from '../../protocol/args.js';
+import { DELAY_UPDATES_DIR, serverArgs, type TransferOptions } from '../../protocol/args.js';
 import { startPull, acknowledgeErrorExit } from '../../protocol/session.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { CF_AVOID_XATTR_OPTIM, clientCompressOptions, parseChecksumName } from '../../protocol/compat.js';
@@ -111,8 +111,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     const protocol = session.hello.protocol;
     const args = serverArgs(transfer, protocol, remotePath(options.target), true);
     const checksumChoice = transfer.checksumChoice ? parseChecksumName(transfer.checksumChoice) : undefined;
-    // --partial-dir: a relative one is excluded (perishable) on both sides, as rsync's client adds it.
-    const filter = withPartialDirRule(options.filter, transfer.partialDir);
+    // --partial-dir (or --delay-updates' .~tmp~): a relative one is excluded (perishable) on both sides, as rsync's client adds it.
+    const filter = withPartialDirRule(options.filter, transfer.partialDir ?? (transfer.delayUpdates ? DELAY_UPDATES_DIR : undefined));
     // 3. Args with --sender, setup, our filter list, the daemon's file list (names checked).
     const consumedBefore = reader.consumed;
     // -X: each entry's xattr set follows it in the list. Our client info has 'x', so the daemon

@@ -8,7 +8,7 @@
 import { shownName } from './output.js';
 import { mappedId, parseNameMap, type IdMapRule } from './idmap.js';
 import { readFileSync } from 'node:fs';
-import type { TransferOptions } from '../../protocol/args.js';
+import { DELAY_UPDATES_DIR, type TransferOptions } from '../../protocol/args.js';
 import { CF_INPLACE_PARTIAL_DIR, type SetupResult } from '../../protocol/compat.js';
 import { createChecksummer, type Checksummer } from '../../protocol/checksum.js';
 import { compileFilter, type FilterList } from '../../protocol/filter.js';
@@ -21,7 +21,7 @@ import type { AltDestKind } from '../../protocol/basis.js';
 import { EXIT, RsyncError } from '../../protocol/errors.js';
 import { isDir } from '../../protocol/modes.js';
 import { pruneEmptyDirs } from '../../protocol/prune-empty-dirs.js';
-import { DestTree } from './dest-tree.js';
+import { checkTempDir, DestTree } from './dest-tree.js';
 import { treeXattrs } from './local-xattrs.js';
 import { treeAcls } from './local-acls.js';
 import type { AclReceiver } from '../../protocol/acls.js';
@@ -117,6 +117,10 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
   // -O (implied by -b without a backup dir, as rsync's omit_dir_times = -1), -J, and -E (only without -p).
   const omitDirTimes = transfer.omitDirTimes || (!!backing && !backing.dir);
   const executability = !!transfer.executability && !transfer.perms;
+  // --delay-updates works through a partial dir: rsync's .~tmp~ unless --partial-dir names one.
+  const partialDir = transfer.partialDir ?? (transfer.delayUpdates ? DELAY_UPDATES_DIR : undefined);
+  // -T: the temp dir must be there before anything is received (rsync's do_recv).
+  if (transfer.tempDir !== undefined) checkTempDir(r.dest, transfer.tempDir);
   const tree = new DestTree(
     r.dest,
     { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }), ...(omitDirTimes && { omitDirTimes: true }), ...(transfer.omitLinkTimes && { omitLinkTimes: true }), ...(executability && { executability: true }) },
@@ -128,7 +132,8 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       ...(transfer.sparse && { sparse: true }),
       ...(transfer.keepDirlinks && { keepDirlinks: true }),
       // --partial-dir: a daemon's rules may refuse the partial dir or a file in it (then there is none).
-      ...(transfer.partialDir !== undefined && { partialDir: { dir: transfer.partialDir, ...(r.daemonExcluded && { allowed: (name: Buffer, dir: boolean) => !r.daemonExcluded!(name, dir) }) } }),
+      ...(partialDir !== undefined && { partialDir: { dir: partialDir, ...(r.daemonExcluded && { allowed: (name: Buffer, dir: boolean) => !r.daemonExcluded!(name, dir) }) } }),
+      ...(transfer.tempDir !== undefined && { tempDir: transfer.tempDir }),
     },
   );
   r.xattrs?.bind(treeXattrs(tree, r.xattrs.options.amRoot), (ndx) => r.files.wireIndex(ndx));
@@ -193,8 +198,9 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(transfer.maxSize !== undefined && { maxSize: transfer.maxSize }),
     ...(transfer.minSize !== undefined && { minSize: transfer.minSize }),
     ...(transfer.inplace && { inplace: true }),
-    ...((transfer.partial || transfer.partialDir !== undefined) && { keepPartial: true }),
-    ...(transfer.partialDir !== undefined && { partialDir: true }),
+    ...((transfer.partial || partialDir !== undefined) && { keepPartial: true }),
+    ...(partialDir !== undefined && { partialDir: true }),
+    ...(transfer.delayUpdates && partialDir !== undefined && { delayUpdates: true }),
     // rsync's inplace_partial: a partial-dir basis is rewritten in place.
     ...(setup.compatFlags & CF_INPLACE_PARTIAL_DIR && { inplacePartial: true }),
     ...(backing && (transfer.inplace || transfer.append) && { inplaceBackup: true }),
