@@ -117,6 +117,7 @@ export interface DestTreeOptions {
    * gone through: a name below it fails with ELOOP, as rsync's confined resolution refuses it.
    */
   keepDirlinks?: boolean;
+  /**
    * -T/--temp-dir: temp files are made in this directory (relative to the destination, as rsync's
    * receiver takes it from its working directory) rather than beside their targets, then renamed
    * over them, or copied beside them first when it is on another file system (rsync's
