@@ -16,6 +16,7 @@ import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { isDir, isLink } from '../../protocol/modes.js';
 import { receiveIntoTree } from '../transfer/receive.js';
 import { receiverXattrs } from '../transfer/local-xattrs.js';
+import { fakeSuperXattrOptions } from '../transfer/fake-super.js';
 import { receiverAcls } from '../transfer/local-acls.js';
 import { refusedAsRole, xattrOptionsOrRefusal } from './refused-options.js';
 import type { ByteReader } from '../../protocol/io.js';
@@ -98,7 +99,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
   // --files-from=:FILE from a pushing client: the module's list goes to its sender while its file list comes (files-from.ts).
   const listBytes = args.filesFrom !== undefined ? readModuleFilesFrom(r, args.filesFrom) : null;
   // -X: each entry's xattr set follows it in the list.
-  const xattrs = receiverXattrs(xattrOptionsOrRefusal(transfer, r.protocol, setup.compatFlags), r.memory);
+  const xattrs = receiverXattrs(fakeSuperXattrOptions(xattrOptionsOrRefusal(transfer, r.protocol, setup.compatFlags), module.fakeSuper), r.memory);
   // -A: its ACLs come first (below protocol 30: rsync's refusal, exit 2).
   const acls = refusedAsRole(() => receiverAcls(transfer, r.protocol));
   const receiving = receiveFileList(reader, {
@@ -178,6 +179,8 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     amServer: true,
     rootCreated: dest.created,
     confineBasisTo: module.path,
+    // `fake super = yes`: owners, modes and devices stored in user.rsync.%stat (fake-super.ts).
+    ...(module.fakeSuper && { fakeSuper: true }),
     onWarning: (text) => logError(r.log, text),
     // rsyncd tells the client the redo's failure (FERROR_XFER: exit 23 there) and, to a -v or -i
     // client, the first attempt's (FWARNING); both are logged.

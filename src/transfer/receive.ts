@@ -22,6 +22,7 @@ import { EXIT, RsyncError } from '../../protocol/errors.js';
 import { isDir } from '../../protocol/modes.js';
 import { pruneEmptyDirs } from '../../protocol/prune-empty-dirs.js';
 import { DestTree } from './dest-tree.js';
+import { FakeSuperTree } from './fake-super.js';
 import { treeXattrs } from './local-xattrs.js';
 import { treeAcls } from './local-acls.js';
 import type { AclReceiver } from '../../protocol/acls.js';
@@ -64,6 +65,8 @@ export interface ReceiveRequest {
   rootCreated?: boolean;
   /** A daemon's module: basis directories must lie inside it. */
   confineBasisTo?: string;
+  /** --fake-super (a module's `fake super`): owners, modes and devices kept in xattrs (fake-super.ts). */
+  fakeSuper?: boolean;
   onItem?: (item: GeneratedItem) => void;
   onReceived?: (item: ReceivedItem) => void;
   /** --progress: a transfer's data starts, bytes of it arrived, a phase ended (see ReceiverOptions). */
@@ -114,7 +117,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       : null;
   const tree = new DestTree(
     r.dest,
-    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }), ...(backing && !backing.dir && { omitDirTimes: true }) },
+    { perms: transfer.perms, times: transfer.times, owner: !r.fakeSuper && transfer.owner && process.getuid?.() === 0, group: !r.fakeSuper && transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }), ...(backing && !backing.dir && { omitDirTimes: true }) },
     {
       basisDirs: alt?.dirs ?? [],
       ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }),
@@ -125,7 +128,9 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       ...(transfer.partialDir !== undefined && { partialDir: { dir: transfer.partialDir, ...(r.daemonExcluded && { allowed: (name: Buffer, dir: boolean) => !r.daemonExcluded!(name, dir) }) } }),
     },
   );
-  r.xattrs?.bind(treeXattrs(tree, r.xattrs.options.amRoot), (ndx) => r.files.wireIndex(ndx));
+  // --fake-super: the roles see each item's stored attributes, and store what they set.
+  const local: LocalTree = r.fakeSuper ? new FakeSuperTree(tree, { perms: transfer.perms, owner: transfer.owner, group: transfer.group, ...(r.tweakMode && { tweakMode: r.tweakMode }) }) : tree;
+  r.xattrs?.bind(treeXattrs(tree, r.xattrs.options.amRoot, !!r.fakeSuper), (ndx) => r.files.wireIndex(ndx));
   r.acls?.bind((ndx) => r.files.wireIndex(ndx));
   // Perishable rules protect too (the --partial-dir's): rsync ignores them only inside a directory being deleted.
   const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded }) : null;
@@ -144,7 +149,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     protect || daemonExcluded || backups
       ? (name: Buffer, isDir: boolean) => (!!protect && !protect.empty && protect.isExcluded(name, isDir)) || !!daemonExcluded?.(name, isDir) || isBackup(name)
       : null;
-  return doRecv(r.reader, r.writer, r.files, tree, checksummer, {
+  return doRecv(r.reader, r.writer, r.files, local, checksummer, {
     sumsHelper: helper,
     compression: setup.tokens ?? null,
     ...(r.amServer && { amServer: true }),
