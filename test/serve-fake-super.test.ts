@@ -210,4 +210,12 @@ test('a client\'s --fake-super into a module without it is --super (accepted), a
   await assertSameStore(cfgModule, '-M--fake-super');
 });
 
+test('-A into a fake super module: refused by name (rsync keeps ACLs in records we do not write), nothing written', async () => {
+  await freshModules('plain');
+  const r = await runBoth({ ours, theirs }, ['-aA', `${src}/`, 'ADDR/plain/']);
+  assert.is(r.o.status, 4, runText(r.o));
+  assert.match(r.o.stderr.toString(), '--acls (-A) in a fake super module');
+  assert.equal(spawnSync('ls', ['-A', join(ours.dir, 'plain')], { encoding: 'utf8' }).stdout, '');
+});
+
 test.run();

@@ -59,7 +59,6 @@ const REFUSED: Array<{ options: string[]; push?: string; pull?: string }> = [
   { options: ['-O'], push: '--omit-dir-times (-O)' },
   { options: ['-J'], push: '--omit-link-times (-J)' },
   { options: ['-K'], push: '--keep-dirlinks (-K)' },
-  { options: ['--remote-option=--fake-super'], push: '--fake-super' },
   { options: ['--copy-devices'], pull: '--copy-devices' },
 ];
 
@@ -86,7 +85,8 @@ for (const { options, push, pull } of REFUSED) {
 }
 
 // Accepted: no effect on the result. The same push into ours and into rsyncd leaves the same tree.
-for (const options of [['-T', 'scratch'], ['--delay-updates'], ['--preallocate'], ['-B', '2048']]) {
+// (-M--fake-super into a module without `fake super` is rsyncd's --super: test/serve-fake-super.)
+for (const options of [['-T', 'scratch'], ['--delay-updates'], ['--preallocate'], ['-B', '2048'], ['--remote-option=--fake-super']]) {
   test(`a push with ${options.join(' ')}: accepted, the tree rsyncd leaves`, async () => {
     const dest = `accepted-${options[0]!.replace(/[^a-zA-Z]/g, '')}`;
     for (const d of [ours, theirs]) {
