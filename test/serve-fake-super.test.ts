@@ -145,7 +145,7 @@ for (const protocol of [30, 31, 32]) {
   test(`protocol ${protocol}: rsync -a into fake super stores what rsyncd stores; pulled back, the source`, async () => {
     for (const module of ['fake', 'plain']) {
       await freshModules(module);
-      await pushBoth(module, ['-a', `--protocol=${protocol}`]);
+      await pushBoth(module, ['-ai', `--protocol=${protocol}`]);
       await assertSameStore(module, `protocol ${protocol} ${module}`);
       // Stored as the daemon's user: the setuid file a plain 0755 file with its record.
       const setuid = join(ours.dir, module, 'setuid');
@@ -169,6 +169,18 @@ test('a second push changes nothing; changed owners and modes are stored again a
   await chmod(join(src, 'plain'), 0o444);
   await chmod(join(src, 'sub/deep/setgid'), 0o2750);
   if (ROOT) await chown(join(src, 'fifo'), 2, 3);
+  // Rewritten in place and through a temp file: the record follows the new attributes.
+  await writeFile(join(src, 'setuid'), 'suid program, version 2\n');
+  await chmod(join(src, 'setuid'), 0o4755);
+  await setTime(join(src, 'setuid'), T0 + 100);
+  await pushBoth('plain', ['-ai', '--inplace']);
+  await assertSameStore('plain', '--inplace');
+  await writeFile(join(src, 'setuid'), 'suid program\n');
+  await chmod(join(src, 'setuid'), 0o4755);
+  await setTime(join(src, 'setuid'), T0 + 'setuid'.length);
+  await pushBoth('plain', ['-aic']);
+  await assertSameStore('plain', '-c');
+  await pullBothAndCompare('plain', ['-a']);
 });
 
 test('-X into fake super: user xattrs copied, the records kept and hidden from a pull', async () => {
