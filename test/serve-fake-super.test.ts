@@ -230,4 +230,17 @@ test('-A into a fake super module: refused by name (rsync keeps ACLs in records 
   assert.equal(spawnSync('ls', ['-A', join(ours.dir, 'plain')], { encoding: 'utf8' }).stdout, '');
 });
 
+test('a corrupt record: the pull fails as from rsyncd (rsync\'s "Corrupt" error, exit 11 there), nothing else read', async () => {
+  await freshModules('plain');
+  await pushBoth('plain', ['-a']);
+  for (const dir of [ours.dir, theirs.dir]) setX(join(dir, 'plain/plain'), 'user.rsync.%stat', 'not a record\x1b');
+  const dests = { o: join(work, 'corrupt-o'), t: join(work, 'corrupt-t') };
+  for (const d of Object.values(dests)) await rm(d, { recursive: true, force: true });
+  const r = await runBoth({ ours, theirs }, ['-a', 'ADDR/plain/', 'DEST/'], { dests });
+  assert.is.not(r.t.status, 0, runText(r.t));
+  assert.is(r.o.status, r.t.status, `${runText(r.o)}\n--- rsyncd:\n${runText(r.t)}`);
+  assert.match(r.o.stderr.toString(), 'Corrupt user.rsync.%stat xattr attached to');
+  assert.match(r.o.stderr.toString(), 'not a record\\#033', 'the record escaped as rsync escapes names');
+});
+
 test.run();

@@ -19,7 +19,7 @@ import { PackedFileList, PACKED_DROPPED } from '../../protocol/flist-packed.js';
 import { localSource, scanSource, type PathFilter, type ScanResult } from '../transfer/scan.js';
 import { sessionChecksummer, writeLocalFileList } from '../transfer/send-list.js';
 import { senderXattrs } from '../transfer/local-xattrs.js';
-import { fakeSuperXattrOptions, foldStatRecords } from '../transfer/fake-super.js';
+import { CorruptStatRecordError, fakeSuperXattrOptions, foldStatRecords } from '../transfer/fake-super.js';
 import { refusedAsRole, xattrOptionsOrRefusal } from './refused-options.js';
 import { afterEntries, senderAcls } from '../transfer/local-acls.js';
 import { tweakMode } from '../../protocol/chmod.js';
@@ -131,7 +131,16 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
   // A munging module sends the targets clients pushed (the size stays the stored link's, as rsync's).
   const { list } = scan;
   // `fake super = yes`: each file's stored owner, mode and device, as pushed (fake-super.ts).
-  if (module.fakeSuper) foldStatRecords(list, args.transfer, (text) => logError(r.log, text));
+  // A corrupt record ends the session as rsyncd's get_stat_xattr does (its error, exit 11).
+  if (module.fakeSuper) {
+    const shown = (name: Buffer) => fullName(transferRoot, name, module.name).toString();
+    try {
+      foldStatRecords(list, args.transfer, (text) => logError(r.log, text), shown);
+    } catch (e) {
+      if (e instanceof CorruptStatRecordError) throw refuseRole(e.message, e.exitCode);
+      throw e;
+    }
+  }
   if (module.mungeSymlinks) for (const [i, target] of list.symlinks) list.symlinks.set(i, unmungeSymlink(target));
   // `outgoing chmod`: the modes the list carries (symlinks keep theirs).
   if (chmod) {

@@ -34,9 +34,10 @@ export interface StatRecord {
 }
 
 /** A record that does not parse (rsync: "Corrupt ... xattr attached to ...", exit 11). */
+// The record's bytes go as they are (a client escapes what it prints, as rsync's rwrite does).
 export class CorruptStatRecordError extends RsyncError {
   constructor(shown: string, record: Buffer) {
-    super('ERR_RSYNC_FAKE_SUPER_RECORD', `Corrupt ${XSTAT_ATTR.toString()} xattr attached to ${shown}: "${shownName(record)}"`, EXIT.FILEIO);
+    super('ERR_RSYNC_FAKE_SUPER_RECORD', `Corrupt ${XSTAT_ATTR.toString()} xattr attached to ${shown}: "${record.toString()}"`, EXIT.FILEIO);
   }
 }
 
@@ -108,13 +109,18 @@ const mayHoldRecord = (mode: number) => !isDevice(mode) && !isSpecial(mode);
  * special is then left out without -D, as the walk leaves out real ones.
  */
 // rsync/xattrs.c: x_lstat, get_stat_xattr (as flist.c make_file calls them)
-export function foldStatRecords(list: PackedFileList, transfer: { devices?: boolean }, onWarning: (text: string) => void): void {
+export function foldStatRecords(
+  list: PackedFileList,
+  transfer: { devices?: boolean },
+  onWarning: (text: string) => void,
+  shown: (name: Buffer) => string = (name) => `"${shownName(name)}"`,
+): void {
   const calls = requireCalls();
   for (let i = 0; i < list.count; i++) {
     const disk = list.mode[i]!;
     if (!mayHoldRecord(disk) || isLink(disk) || list.flags[i]! & PACKED_DROPPED) continue;
     const path = list.localPath(i);
-    const record = readRecord(calls, path, () => shownName(list.name(i)));
+    const record = readRecord(calls, path, () => shown(list.name(i)));
     if (!record) continue;
     list.mode[i] = record.mode;
     list.uid[i] = record.uid;
@@ -170,7 +176,7 @@ export class FakeSuperTree implements LocalTree {
     if (!st || isLink(st.mode) || !mayHoldRecord(st.mode)) return st;
     const path = this.inner.xattrPath(name);
     if (!path) return st;
-    const record = readRecord(this.calls, path, () => shownName(name));
+    const record = readRecord(this.calls, path, () => `"${shownName(name)}"`);
     if (!record) return st;
     const { rdev: _r, symlink: _s, ...rest } = st;
     const folded: LocalStat = { ...rest, mode: record.mode, uid: record.uid, gid: record.gid };
@@ -195,7 +201,7 @@ export class FakeSuperTree implements LocalTree {
     if ((disk.mode & (S_IFMT | CHMOD_BITS)) !== mode) chmodSync(path, mode & CHMOD_BITS);
     const uid = this.options.owner ? entry.uid : disk.uid;
     const gid = this.options.group ? entry.gid : disk.gid;
-    const stored = readRecord(this.calls, path, () => shownName(name));
+    const stored = readRecord(this.calls, path, () => `"${shownName(name)}"`);
     if (mode === fmode && uid === disk.uid && gid === disk.gid && rdev.major === 0 && rdev.minor === 0 && !disk.isBlockDevice() && !disk.isCharacterDevice()) {
       if (stored) this.calls.remove(path, XSTAT_ATTR);
       return;
