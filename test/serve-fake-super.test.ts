@@ -243,4 +243,15 @@ test('a corrupt record: the pull fails as from rsyncd (rsync\'s "Corrupt" error,
   assert.match(r.o.stderr.toString(), 'not a record\\#033', 'the record escaped as rsync escapes names');
 });
 
+test('a corrupt record in the way of a push: the push fails as into rsyncd, the file left as it was', async () => {
+  await freshModules('plain');
+  await pushBoth('plain', ['-a']);
+  for (const dir of [ours.dir, theirs.dir]) setX(join(dir, 'plain/plain'), 'user.rsync.%stat', '12');
+  const r = await runBoth({ ours, theirs }, ['-a', `${src}/`, 'ADDR/plain/']);
+  assert.is.not(r.t.status, 0, runText(r.t));
+  assert.is(r.o.status, r.t.status, `${runText(r.o)}\n--- rsyncd:\n${runText(r.t)}`);
+  assert.match(r.o.stderr.toString(), 'Corrupt user.rsync.%stat xattr attached to');
+  assert.is(calls().get(Buffer.from(join(ours.dir, 'plain/plain')), XSTAT_ATTR)?.toString(), '12');
+});
+
 test.run();

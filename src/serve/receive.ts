@@ -11,7 +11,7 @@ import { recvClientFilters } from '../../protocol/session.js';
 import { forwardModuleFilesFrom, readModuleFilesFrom } from './files-from.js';
 import { parseSizeArg, type ServerArgs } from '../../protocol/server-args.js';
 import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_WARNING, PeerMessages, writeMessage } from '../../protocol/mplex.js';
-import { tellClient } from './client-messages.js';
+import { fullName, tellClient } from './client-messages.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { isDir, isLink } from '../../protocol/modes.js';
 import { receiveIntoTree } from '../transfer/receive.js';
@@ -155,6 +155,8 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
   // 6. Generator and receiver, side by side, as the server. The module's rules refuse what they
   // exclude (rsync's FERROR_XFER: the client sees it, exit 23) and keep it from --delete.
   const daemonFilter = rules && moduleFilterAt(rules, destParts.join('/'));
+  // rsync's full_fname: a name is shown from the module's root.
+  const destRoot = Buffer.from(destParts.length ? `/${destParts.join('/')}/` : '');
   const result = await receiveIntoTree({
     reader,
     writer,
@@ -180,7 +182,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     rootCreated: dest.created,
     confineBasisTo: module.path,
     // `fake super = yes`: owners, modes and devices stored in user.rsync.%stat (fake-super.ts).
-    ...(module.fakeSuper && { fakeSuper: true }),
+    ...(module.fakeSuper && { fakeSuper: { shown: (name: Buffer) => fullName(destRoot, name, module.name).toString() } }),
     onWarning: (text) => logError(r.log, text),
     // rsyncd tells the client the redo's failure (FERROR_XFER: exit 23 there) and, to a -v or -i
     // client, the first attempt's (FWARNING); both are logged.

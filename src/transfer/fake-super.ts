@@ -146,6 +146,8 @@ export interface FakeSuperOptions {
   group: boolean;
   /** The module's `incoming chmod` (rsync applies it to the mode it stores). */
   tweakMode?: (mode: number) => number;
+  /** A name as an error shows it (a daemon: rsync's full_fname, `"/dir/name" (in module)`). */
+  shown?: (name: Buffer) => string;
 }
 
 /**
@@ -162,6 +164,11 @@ export class FakeSuperTree implements LocalTree {
     this.calls = requireCalls();
   }
 
+  /** A name as the record's error shows it. */
+  private shown(name: Buffer): string {
+    return this.options.shown ? this.options.shown(name) : `"${shownName(name)}"`;
+  }
+
   /** The on-disk entry for an item: a directory or a regular file, with the owner's access added. */
   // rsync/xattrs.c: set_stat_xattr ("Dump the special permissions and enable full owner access")
   private diskEntry(entry: FileEntry): FileEntry {
@@ -176,7 +183,7 @@ export class FakeSuperTree implements LocalTree {
     if (!st || isLink(st.mode) || !mayHoldRecord(st.mode)) return st;
     const path = this.inner.xattrPath(name);
     if (!path) return st;
-    const record = readRecord(this.calls, path, () => `"${shownName(name)}"`);
+    const record = readRecord(this.calls, path, () => this.shown(name));
     if (!record) return st;
     const { rdev: _r, symlink: _s, ...rest } = st;
     const folded: LocalStat = { ...rest, mode: record.mode, uid: record.uid, gid: record.gid };
@@ -201,7 +208,7 @@ export class FakeSuperTree implements LocalTree {
     if ((disk.mode & (S_IFMT | CHMOD_BITS)) !== mode) chmodSync(path, mode & CHMOD_BITS);
     const uid = this.options.owner ? entry.uid : disk.uid;
     const gid = this.options.group ? entry.gid : disk.gid;
-    const stored = readRecord(this.calls, path, () => `"${shownName(name)}"`);
+    const stored = readRecord(this.calls, path, () => this.shown(name));
     if (mode === fmode && uid === disk.uid && gid === disk.gid && rdev.major === 0 && rdev.minor === 0 && !disk.isBlockDevice() && !disk.isCharacterDevice()) {
       if (stored) this.calls.remove(path, XSTAT_ATTR);
       return;

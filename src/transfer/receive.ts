@@ -66,7 +66,7 @@ export interface ReceiveRequest {
   /** A daemon's module: basis directories must lie inside it. */
   confineBasisTo?: string;
   /** --fake-super (a module's `fake super`): owners, modes and devices kept in xattrs (fake-super.ts). */
-  fakeSuper?: boolean;
+  fakeSuper?: { shown?: (name: Buffer) => string };
   onItem?: (item: GeneratedItem) => void;
   onReceived?: (item: ReceivedItem) => void;
   /** --progress: a transfer's data starts, bytes of it arrived, a phase ended (see ReceiverOptions). */
@@ -129,7 +129,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     },
   );
   // --fake-super: the roles see each item's stored attributes, and store what they set.
-  const local: LocalTree = r.fakeSuper ? new FakeSuperTree(tree, { perms: transfer.perms, owner: transfer.owner, group: transfer.group, ...(r.tweakMode && { tweakMode: r.tweakMode }) }) : tree;
+  const local: LocalTree = r.fakeSuper ? new FakeSuperTree(tree, { perms: transfer.perms, owner: transfer.owner, group: transfer.group, ...(r.tweakMode && { tweakMode: r.tweakMode }), ...r.fakeSuper }) : tree;
   r.xattrs?.bind(treeXattrs(tree, r.xattrs.options.amRoot, !!r.fakeSuper), (ndx) => r.files.wireIndex(ndx));
   r.acls?.bind((ndx) => r.files.wireIndex(ndx));
   // Perishable rules protect too (the --partial-dir's): rsync ignores them only inside a directory being deleted.
