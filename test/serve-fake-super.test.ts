@@ -14,6 +14,8 @@ import { setTime, T0 } from './helpers/fstree.js';
 import { runBoth, runText, startBoth, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
 import { oldRsync } from './helpers/old-rsync.js';
+import { lsyncd, run } from './helpers/cli.js';
+import { daemonUrl } from './helpers/serve.js';
 import { calls, diffXattrTrees, setX, xattrTree } from './helpers/xattrs.js';
 import { formatStatRecord, parseStatRecord, XSTAT_ATTR } from '../src/transfer/fake-super.js';
 
@@ -252,6 +254,34 @@ test('a corrupt record in the way of a push: the push fails as into rsyncd, the 
   assert.is(r.o.status, r.t.status, `${runText(r.o)}\n--- rsyncd:\n${runText(r.t)}`);
   assert.match(r.o.stderr.toString(), 'Corrupt user.rsync.%stat xattr attached to');
   assert.is(calls().get(Buffer.from(join(ours.dir, 'plain/plain')), XSTAT_ATTR)?.toString(), '12');
+});
+
+test('our pull with --fake-super stores what rsync -a --fake-super stores; -XX refused in rsync\'s words', async () => {
+  await freshModules('real');
+  const pushed = await run('rsync', ['-a', `${src}/`, daemonUrl(theirs, 'real/')]);
+  assert.is(pushed.status, 0, runText(pushed));
+  for (const protocol of [30, 32]) {
+    const t = join(work, `fs-pull-t-${protocol}`);
+    const o = join(work, `fs-pull-o-${protocol}`);
+    for (const d of [t, o]) await rm(d, { recursive: true, force: true });
+    const theirsPull = await run('rsync', ['-ai', '--fake-super', `--protocol=${protocol}`, daemonUrl(theirs, 'real/'), `${t}/`]);
+    assert.is(theirsPull.status, 0, runText(theirsPull));
+    const oursPull = await lsyncd(['--once', '-ai', '--fake-super', `--protocol=${protocol}`, daemonUrl(theirs, 'real/'), `${o}/`]);
+    assert.is(oursPull.status, 0, runText(oursPull));
+    assert.is(oursPull.stdout.toString().replace(o, 'DEST'), theirsPull.stdout.toString().replace(t, 'DEST'), 'the same itemized lines');
+    assert.equal(diffTrees(await snapshot(t, { rootTimes: true }), await snapshot(o, { rootTimes: true })), [], 'pulled trees');
+    assert.equal(diffXattrTrees(xattrTree(t), xattrTree(o)), [], 'pulled records');
+    // A second pull: nothing to do for either (each stat read with its record).
+    const again = await lsyncd(['--once', '-ai', '--fake-super', daemonUrl(theirs, 'real/'), `${o}/`]);
+    assert.is(again.status, 0, runText(again));
+    assert.is(again.stdout.toString(), '');
+  }
+  const xx = await lsyncd(['--once', '-aXX', '--fake-super', daemonUrl(theirs, 'real/'), join(work, 'fs-xx')]);
+  assert.is(xx.status, 1, runText(xx));
+  assert.match(xx.stderr.toString(), '--fake-super conflicts with -XX');
+  const push = await lsyncd(['--once', '-a', '--fake-super', `${src}/`, daemonUrl(ours, 'real/')]);
+  assert.is(push.status, 1, runText(push));
+  assert.match(push.stderr.toString(), '--fake-super: not supported on a push yet');
 });
 
 test.run();

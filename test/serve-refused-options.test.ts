@@ -101,7 +101,7 @@ for (const options of [['-T', 'scratch'], ['--delay-updates'], ['--preallocate']
 
 // Our client: the same options refused by name (exit 1), before any connection. (-E, -O, -J, -K,
 // --delay-updates and -T a push forwards: test/push-forwarded checks them and their refusal on a pull.)
-for (const [option, shown] of [['-U', '-U/--atimes'], ['--remove-source-files', '--remove-source-files'], ['--fake-super', '--fake-super'], ['--iconv=utf8', '--iconv'], ['--write-devices', '--write-devices']] as const) {
+for (const [option, shown] of [['-U', '-U/--atimes'], ['--remove-source-files', '--remove-source-files'], ['--iconv=utf8', '--iconv'], ['--write-devices', '--write-devices']] as const) {
   test(`our client refuses ${option} by name`, async () => {
     for (const args of [[option, join(work, 'src') + '/', daemonUrl(ours, 'm/client/')], [option, daemonUrl(ours, 'm/pull/'), join(work, 'client-pull') + '/']]) {
       const r = await lsyncd(['--once', ...args]);
