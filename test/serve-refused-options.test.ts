@@ -56,7 +56,6 @@ test.after(async () => {
 const REFUSED: Array<{ options: string[]; push?: string; pull?: string }> = [
   { options: ['--atimes'], push: '--atimes (-U)', pull: '--atimes (-U)' },
   { options: ['--remove-source-files'], push: '--remove-source-files', pull: '--remove-source-files' },
-  { options: ['--remote-option=--fake-super'], push: '--fake-super' },
   { options: ['--copy-devices'], pull: '--copy-devices' },
 ];
 
@@ -84,7 +83,8 @@ for (const { options, push, pull } of REFUSED) {
 
 // Accepted: the same push into ours and into rsyncd leaves the same tree (-T and --delay-updates
 // are done as rsyncd does them, checked further in test/recv-delay; the others have no effect).
-for (const options of [['-T', 'scratch'], ['--delay-updates'], ['--preallocate'], ['-B', '2048']]) {
+// (-M--fake-super into a module without `fake super` is rsyncd's --super: test/serve-fake-super.)
+for (const options of [['-T', 'scratch'], ['--delay-updates'], ['--preallocate'], ['-B', '2048'], ['--remote-option=--fake-super']]) {
   test(`a push with ${options.join(' ')}: accepted, the tree rsyncd leaves`, async () => {
     const dest = `accepted-${options[0]!.replace(/[^a-zA-Z]/g, '')}`;
     for (const d of [ours, theirs]) {
@@ -99,7 +99,7 @@ for (const options of [['-T', 'scratch'], ['--delay-updates'], ['--preallocate']
 
 // Our client: the same options refused by name (exit 1), before any connection. (-E, -O, -J, -K,
 // --delay-updates and -T a push forwards: test/push-forwarded checks them; a pull does them: test/recv-delay.)
-for (const [option, shown] of [['-U', '-U/--atimes'], ['--remove-source-files', '--remove-source-files'], ['--fake-super', '--fake-super'], ['--iconv=utf8', '--iconv'], ['--write-devices', '--write-devices']] as const) {
+for (const [option, shown] of [['-U', '-U/--atimes'], ['--remove-source-files', '--remove-source-files'], ['--iconv=utf8', '--iconv'], ['--write-devices', '--write-devices']] as const) {
   test(`our client refuses ${option} by name`, async () => {
     for (const args of [[option, join(work, 'src') + '/', daemonUrl(ours, 'm/client/')], [option, daemonUrl(ours, 'm/pull/'), join(work, 'client-pull') + '/']]) {
       const r = await lsyncd(['--once', ...args]);

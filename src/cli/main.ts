@@ -59,6 +59,8 @@ export interface CliOptions {
   /** -X count (-XX: 2). */
   xattrs: number;
   numericIds?: boolean;
+  /** --fake-super (a pull): owners, modes and devices stored in user.rsync.%stat. */
+  fakeSuper?: boolean;
   deleteExcluded?: boolean;
   // The receiving side's options (a pull): rsync's spellings.
   del?: boolean;
@@ -373,7 +375,6 @@ const NOT_DONE: ReadonlyArray<{ flags: string; key: string; why: string }> = [
   { flags: '-U, --atimes', key: 'atimes', why: 'not supported' },
   { flags: '-N, --crtimes', key: 'crtimes', why: 'not supported' },
   { flags: '--remove-source-files', key: 'removeSourceFiles', why: 'not supported (lsyncd mirrors; it never removes the source)' },
-  { flags: '--fake-super', key: 'fakeSuper', why: 'not supported' },
   { flags: '--iconv <CONVERT_SPEC>', key: 'iconv', why: 'not supported (names travel as bytes)' },
   { flags: '--copy-devices', key: 'copyDevices', why: 'not supported' },
   { flags: '--write-devices', key: 'writeDevices', why: 'not supported' },
@@ -554,6 +555,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('-A, --acls', 'preserve ACLs (implies -p)')
     .option('-X, --xattrs', 'preserve extended attributes (-XX: rsync\'s own user.rsync.% names too)', (_v: string, previous: number) => previous + 1, 0)
     .option('--numeric-ids', "send numeric user and group ids, not names")
+    .option('--fake-super', 'a pull stores owners, set-id bits and devices in xattrs (user.rsync.%stat)')
     .addOption(new Option('--exclude <PATTERN>', 'exclude files matching PATTERN').argParser(rule('exclude')))
     .addOption(new Option('--include <PATTERN>', "don't exclude files matching PATTERN").argParser(rule('include')))
     .addOption(new Option('--exclude-from <FILE>', 'read exclude patterns from FILE').argParser(rule('exclude-from')))
@@ -841,6 +843,7 @@ function pushTransfer(options: CliOptions, rules: RuleSource[]): { transfer: Tra
  */
 function liveTransfer(options: CliOptions, rules: RuleSource[]): { transfer: TransferOptions; rules: RuleSource[]; deleteOnly?: DeletePhase } {
   refuseForwardedOnlyLive(options);
+  if (options.fakeSuper) throw new UsageError('--fake-super is not supported by the live mirror (a pull takes it)');
   if (options.pruneEmptyDirs) throw new UsageError('-m/--prune-empty-dirs is not supported by the live mirror (a batch sees a subtree, not the whole tree); a --once push takes it');
   const inPlace = options.inplace ? 'inplace' : options.append ? 'append' : options.appendVerify ? 'append-verify' : undefined;
   if (inPlace) throw new UsageError(`--${inPlace} is not supported by the live mirror (a mirror replaces files whole, atomically); a --once push takes it`);
@@ -851,6 +854,7 @@ function liveTransfer(options: CliOptions, rules: RuleSource[]): { transfer: Tra
 
 async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAddress>, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
   if (options.deleteOnly !== undefined) throw new UsageError(`--delete-only ${options.deleteOnly} is for the live mirror (a --once push is all startup: --delete or --no-delete)`);
+  if (options.fakeSuper) throw new UsageError('--fake-super: not supported on a push yet (a pull takes it)');
   let transfer: TransferOptions;
   ({ transfer, rules } = pushTransfer(options, rules));
   const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
@@ -909,6 +913,8 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
   (await import('../process-memory.js')).tuneProcessMemory();
   // A pull deletes local files only when asked (--delete, a --delete-WHEN or --delete-excluded).
   if (options.deleteOnly !== undefined) throw new UsageError(`--delete-only ${options.deleteOnly} is for the live mirror; a pull deletes with --delete`);
+  // rsync/options.c: parse_arguments ("--fake-super conflicts with -XX")
+  if (options.fakeSuper && options.xattrs > 1) throw new UsageError('--fake-super conflicts with -XX');
   const receiving = receivingOptions(options);
   // --delay-updates and -T: our receiver does them (-K, -O, -J, -E: pulledTimesOptions).
   const { delayUpdates, tempDir, partial } = forwardedOnlyOptions(options, receiving);
@@ -953,6 +959,7 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
     session: { ...sessionOptions(options, target.user), ...(motd && { onLine: motd }) },
     ...(list && { filter: { list, deleteExcluded: transfer.deleteExcluded } }),
     ignoreTimes: Boolean(options.ignoreTimes),
+    ...(options.fakeSuper && { fakeSuper: true }),
     charset,
     abort,
     onInfo: (text) => say(text),

@@ -11,12 +11,13 @@ import { recvClientFilters } from '../../protocol/session.js';
 import { forwardModuleFilesFrom, readModuleFilesFrom } from './files-from.js';
 import { parseSizeArg, type ServerArgs } from '../../protocol/server-args.js';
 import { MSG_DELETED, MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_WARNING, PeerMessages, writeMessage } from '../../protocol/mplex.js';
-import { tellClient } from './client-messages.js';
+import { fullName, tellClient } from './client-messages.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { isDir, isLink } from '../../protocol/modes.js';
 import { receiveIntoTree } from '../transfer/receive.js';
 import { TempDirError } from '../transfer/dest-tree.js';
 import { receiverXattrs } from '../transfer/local-xattrs.js';
+import { fakeSuperXattrOptions } from '../transfer/fake-super.js';
 import { receiverAcls } from '../transfer/local-acls.js';
 import { refusedAsRole, xattrOptionsOrRefusal } from './refused-options.js';
 import type { ByteReader } from '../../protocol/io.js';
@@ -118,7 +119,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
   // --files-from=:FILE from a pushing client: the module's list goes to its sender while its file list comes (files-from.ts).
   const listBytes = args.filesFrom !== undefined ? readModuleFilesFrom(r, args.filesFrom) : null;
   // -X: each entry's xattr set follows it in the list.
-  const xattrs = receiverXattrs(xattrOptionsOrRefusal(transfer, r.protocol, setup.compatFlags), r.memory);
+  const xattrs = receiverXattrs(fakeSuperXattrOptions(xattrOptionsOrRefusal(transfer, r.protocol, setup.compatFlags), module.fakeSuper), r.memory);
   // -A: its ACLs come first (below protocol 30: rsync's refusal, exit 2).
   const acls = refusedAsRole(() => receiverAcls(transfer, r.protocol));
   const receiving = receiveFileList(reader, {
@@ -174,6 +175,8 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
   // 6. Generator and receiver, side by side, as the server. The module's rules refuse what they
   // exclude (rsync's FERROR_XFER: the client sees it, exit 23) and keep it from --delete.
   const daemonFilter = rules && moduleFilterAt(rules, destParts.join('/'));
+  // rsync's full_fname: a name is shown from the module's root.
+  const destRoot = Buffer.from(destParts.length ? `/${destParts.join('/')}/` : '');
   const result = await receiveIntoTree({
     reader,
     writer,
@@ -198,6 +201,8 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     amServer: true,
     rootCreated: dest.created,
     confineBasisTo: module.path,
+    // `fake super = yes`: owners, modes and devices stored in user.rsync.%stat (fake-super.ts).
+    ...(module.fakeSuper && { fakeSuper: { shown: (name: Buffer) => fullName(destRoot, name, module.name).toString() } }),
     onWarning: (text) => logError(r.log, text),
     // rsyncd's FERROR_XFER from its generator: the client shows it and exits 23.
     onFileError: (text) => tellClient(writer, r.log, MSG_ERROR_XFER, Buffer.from(`rsync: [generator] ${text}\n`)),

@@ -13,7 +13,7 @@ import { refuseRole } from './role-exit.js';
 
 /** The first option of the client's list this daemon would not honour, as the client's error line; or undefined. */
 // rsync/options.c: parse_arguments (the options a build without their support refuses)
-export function refusedOption(args: ServerArgs): string | undefined {
+export function refusedOption(args: ServerArgs, module: { fakeSuper: boolean } = { fakeSuper: false }): string | undefined {
   const missing = (name: string) => `lsyncd serve does not support ${name}`;
   // Both roles: -U and -N add fields to every file-list entry; --iconv converts every name.
   const always: Array<[string, boolean]> = [
@@ -27,7 +27,9 @@ export function refusedOption(args: ServerArgs): string | undefined {
   // What only the receiving side does (a client's push into us).
   const receiving: Array<[string, boolean]> = [
     ['--write-devices', args.writeDevices],
-    ['--fake-super', args.superUser < 0],
+    // A client's --fake-super is rsyncd's --super unless the module fakes it (clientserver.c);
+    // under `fake super` rsync keeps ACLs in user.rsync.%aacl/%dacl records, not written here.
+    ['--acls (-A) in a fake super module', args.acls && module.fakeSuper],
   ];
   // What only the sending side does (a client's pull from us).
   const sending: Array<[string, boolean]> = [['--copy-devices', args.copyDevices]];

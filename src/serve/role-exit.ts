@@ -7,6 +7,7 @@ import { MSG_ERROR, MSG_ERROR_EXIT, writeMessage, writeMessageInt } from '../../
 import { EXIT, exitErrorLine, MemoryCapError, ProtocolError, RsyncError, UnsafeNameError } from '../../protocol/errors.js';
 import type { DaemonSocket } from '../transfer/socket.js';
 import { logError } from './log.js';
+import { CorruptStatRecordError } from '../transfer/fake-super.js';
 import type { ModuleSession, RoleRequest } from './request.js';
 
 /** A role that cannot go on: the client is told `text` and rsync's closing line, with `code`. */
@@ -69,6 +70,8 @@ async function closeAfterError(io: DaemonSocket): Promise<void> {
 // rsync/flist.c: recv_file_entry ("ABORTING due to unsafe pathname from sender")
 function clientFault(e: unknown): { text: string; code: number } | null {
   if (e instanceof MemoryCapError) return { text: e.message, code: e.exitCode };
+  // Not the client's fault, but rsync's generator tells it the same way before it exits (exit 11).
+  if (e instanceof CorruptStatRecordError) return { text: e.message, code: e.exitCode };
   if (!(e instanceof ProtocolError)) return null;
   // The library words a peer's faults from a client's chair ("from the daemon"); here the peer is the client.
   const text = e.message.replace(/ from the daemon\b/, ' from the client');

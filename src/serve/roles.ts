@@ -50,7 +50,7 @@ export async function serveRole(r: RoleRequest): Promise<RoleResult> {
   });
   try {
     if (!known) throw refuseRole(`unknown compress name: ${named}`, EXIT.UNSUPPORTED);
-    const unsupported = refusedOption(args);
+    const unsupported = refusedOption(args, r.module);
     if (unsupported) throw refuseRole(unsupported, EXIT.UNSUPPORTED);
     return args.sender ? await serveSender(r, setup) : await receiveIntoModule(r, setup);
   } catch (e) {

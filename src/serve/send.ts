@@ -19,6 +19,7 @@ import { PackedFileList, PACKED_DROPPED } from '../../protocol/flist-packed.js';
 import { localSource, scanSource, type PathFilter, type ScanResult } from '../transfer/scan.js';
 import { sessionChecksummer, writeLocalFileList } from '../transfer/send-list.js';
 import { senderXattrs } from '../transfer/local-xattrs.js';
+import { CorruptStatRecordError, fakeSuperXattrOptions, foldStatRecords } from '../transfer/fake-super.js';
 import { refusedAsRole, xattrOptionsOrRefusal } from './refused-options.js';
 import { afterEntries, senderAcls } from '../transfer/local-acls.js';
 import { tweakMode } from '../../protocol/chmod.js';
@@ -129,6 +130,17 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
   const transferRoot = Buffer.from(rootParts.length ? `/${rootParts.join('/')}/` : '');
   // A munging module sends the targets clients pushed (the size stays the stored link's, as rsync's).
   const { list } = scan;
+  // `fake super = yes`: each file's stored owner, mode and device, as pushed (fake-super.ts).
+  // A corrupt record ends the session as rsyncd's get_stat_xattr does (its error, exit 11).
+  if (module.fakeSuper) {
+    const shown = (name: Buffer) => fullName(transferRoot, name, module.name).toString();
+    try {
+      foldStatRecords(list, args.transfer, (text) => logError(r.log, text), shown);
+    } catch (e) {
+      if (e instanceof CorruptStatRecordError) throw refuseRole(e.message, e.exitCode);
+      throw e;
+    }
+  }
   if (module.mungeSymlinks) for (const [i, target] of list.symlinks) list.symlinks.set(i, unmungeSymlink(target));
   // `outgoing chmod`: the modes the list carries (symlinks keep theirs).
   if (chmod) {
@@ -138,7 +150,7 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
     }
   }
   // -X: each entry's xattr set follows it (read as it is listed); -A: its ACLs before that.
-  const xattrOptions = xattrOptionsOrRefusal(args.transfer, r.protocol, setup.compatFlags);
+  const xattrOptions = fakeSuperXattrOptions(xattrOptionsOrRefusal(args.transfer, r.protocol, setup.compatFlags), module.fakeSuper);
   const withXattrs = xattrOptions && senderXattrs(list, writer, xattrOptions, args.transfer, (text) => logError(r.log, text));
   const acls = refusedAsRole(() => senderAcls(list, writer, args.transfer, r.protocol, (text) => logError(r.log, text)));
   const { sorted } = await writeLocalFileList(writer, scan, args.transfer, setup, afterEntries(acls, withXattrs?.afterEntry));

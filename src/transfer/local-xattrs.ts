@@ -13,6 +13,7 @@ import { isDevice, isDir, isLink, isReg, isSpecial } from '../../protocol/modes.
 import { XattrReceiver, XattrSender, receiverManages, type LocalXattrs, type XattrOptions, type XattrPair } from '../../protocol/xattrs.js';
 import { xattrCalls, type XattrCalls } from '../addon.js';
 import type { DestTree } from './dest-tree.js';
+import { isFakeSuperName } from './fake-super.js';
 
 /** -X or -A below protocol 30 (rsync's words, compat.c setup_protocol) or without the addon. */
 export class XattrUnsupportedError extends RsyncError {}
@@ -105,11 +106,14 @@ export function receiverXattrs(options: XattrOptions | null, budget?: MemoryBudg
   return new XattrReceiver(options, budget);
 }
 
-/** The destination's xattrs as the receiving side manages them: user.* (all but system.* as root), through DestTree's confined paths. */
+/**
+ * The destination's xattrs as the receiving side manages them: user.* (all but system.* as root),
+ * through DestTree's confined paths; under --fake-super never its own records (fake-super.ts).
+ */
 // rsync/xattrs.c: rsync_xal_get (the receiver's), rsync_xal_set's lsetxattr/lremovexattr
-export function treeXattrs(tree: DestTree, amRoot: boolean): LocalXattrs {
+export function treeXattrs(tree: DestTree, amRoot: boolean, fakeSuper = false): LocalXattrs {
   const calls = requireCalls();
-  const keep = (name: Buffer) => receiverManages(name, amRoot);
+  const keep = (name: Buffer) => receiverManages(name, amRoot) && !(fakeSuper && isFakeSuperName(name));
   return {
     read(name) {
       const path = tree.xattrPath(name);

@@ -25,6 +25,7 @@ import { receiveIntoTree } from './receive.js';
 import { closeOnAbort } from './abort.js';
 import { forwardFilesFrom, openLocalFilesFrom } from './files-from.js';
 import { receiverXattrs, xattrOptionsFor } from './local-xattrs.js';
+import { fakeSuperXattrOptions } from './fake-super.js';
 import { receiverAcls } from './local-acls.js';
 import { messageText, type OutputCharset, type TransferSummary } from './output.js';
 
@@ -50,6 +51,8 @@ export interface PullOptions {
   filter?: PullFilter;
   /** -I */
   ignoreTimes?: boolean;
+  /** --fake-super: what needs root stored in user.rsync.%stat records (fake-super.ts). */
+  fakeSuper?: boolean;
   /** The charset the daemon's texts are shown in (rsync escapes what it cannot show). Default 'utf8'. */
   charset?: OutputCharset;
   /** Daemon text (MSG_INFO, as rsync shows it: output.ts messageText) for stdout. */
@@ -117,7 +120,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     const consumedBefore = reader.consumed;
     // -X: each entry's xattr set follows it in the list. Our client info has 'x', so the daemon
     // sets CF_AVOID_XATTR_OPTIM (rsync's want_xattr_optim is off).
-    const xattrs = receiverXattrs(xattrOptionsFor(transfer, protocol, CF_AVOID_XATTR_OPTIM));
+    const xattrs = receiverXattrs(fakeSuperXattrOptions(xattrOptionsFor(transfer, protocol, CF_AVOID_XATTR_OPTIM), !!options.fakeSuper));
     // -A: each entry's ACLs follow it, before its xattrs.
     const acls = receiverAcls(transfer, protocol);
     const afterEntry =
@@ -218,6 +221,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       ...(renamed ? { dest: dirname(dest), localName: Buffer.from(basename(dest)) } : { dest }),
       transfer,
       ignoreTimes: options.ignoreTimes ?? false,
+      ...(options.fakeSuper && { fakeSuper: {} }),
       ...(filter && { protect: filter }),
       senderIoError,
       onItem: (item) => {

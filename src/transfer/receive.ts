@@ -22,6 +22,7 @@ import { EXIT, RsyncError } from '../../protocol/errors.js';
 import { isDir } from '../../protocol/modes.js';
 import { pruneEmptyDirs } from '../../protocol/prune-empty-dirs.js';
 import { checkTempDir, DestTree } from './dest-tree.js';
+import { FakeSuperTree } from './fake-super.js';
 import { treeXattrs } from './local-xattrs.js';
 import { treeAcls } from './local-acls.js';
 import type { AclReceiver } from '../../protocol/acls.js';
@@ -64,6 +65,8 @@ export interface ReceiveRequest {
   rootCreated?: boolean;
   /** A daemon's module: basis directories must lie inside it. */
   confineBasisTo?: string;
+  /** --fake-super (a module's `fake super`): owners, modes and devices kept in xattrs (fake-super.ts). */
+  fakeSuper?: { shown?: (name: Buffer) => string };
   onItem?: (item: GeneratedItem) => void;
   onReceived?: (item: ReceivedItem) => void;
   /** --progress: a transfer's data starts, bytes of it arrived, a phase ended (see ReceiverOptions). */
@@ -123,7 +126,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
   if (transfer.tempDir !== undefined) checkTempDir(r.dest, transfer.tempDir);
   const tree = new DestTree(
     r.dest,
-    { perms: transfer.perms, times: transfer.times, owner: transfer.owner && process.getuid?.() === 0, group: transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }), ...(omitDirTimes && { omitDirTimes: true }), ...(transfer.omitLinkTimes && { omitLinkTimes: true }), ...(executability && { executability: true }) },
+    { perms: transfer.perms, times: transfer.times, owner: !r.fakeSuper && transfer.owner && process.getuid?.() === 0, group: !r.fakeSuper && transfer.group, umask: process.umask(), modifyWindow: transfer.modifyWindow ?? 0, ...(r.tweakMode && { tweakMode: r.tweakMode }), ...(omitDirTimes && { omitDirTimes: true }), ...(transfer.omitLinkTimes && { omitLinkTimes: true }), ...(executability && { executability: true }) },
     {
       basisDirs: alt?.dirs ?? [],
       ...(r.confineBasisTo !== undefined && { confineBasisTo: r.confineBasisTo }),
@@ -136,7 +139,9 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       ...(transfer.tempDir !== undefined && { tempDir: transfer.tempDir }),
     },
   );
-  r.xattrs?.bind(treeXattrs(tree, r.xattrs.options.amRoot), (ndx) => r.files.wireIndex(ndx));
+  // --fake-super: the roles see each item's stored attributes, and store what they set.
+  const local: LocalTree = r.fakeSuper ? new FakeSuperTree(tree, { perms: transfer.perms, owner: transfer.owner, group: transfer.group, ...(r.tweakMode && { tweakMode: r.tweakMode }), ...r.fakeSuper }) : tree;
+  r.xattrs?.bind(treeXattrs(tree, r.xattrs.options.amRoot, !!r.fakeSuper), (ndx) => r.files.wireIndex(ndx));
   r.acls?.bind((ndx) => r.files.wireIndex(ndx));
   // Perishable rules protect too (the --partial-dir's): rsync ignores them only inside a directory being deleted.
   const protect = r.protect ? compileFilter(r.protect.list, { side: 'receiver', deleteExcluded: r.protect.deleteExcluded }) : null;
@@ -155,7 +160,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     protect || daemonExcluded || backups
       ? (name: Buffer, isDir: boolean) => (!!protect && !protect.empty && protect.isExcluded(name, isDir)) || !!daemonExcluded?.(name, isDir) || isBackup(name)
       : null;
-  return doRecv(r.reader, r.writer, r.files, tree, checksummer, {
+  return doRecv(r.reader, r.writer, r.files, local, checksummer, {
     sumsHelper: helper,
     compression: setup.tokens ?? null,
     ...(r.amServer && { amServer: true }),
