@@ -1,18 +1,18 @@
 // --partial (no partial dir) and a file that fails verification twice: rsync keeps what it built
 // as the file ("update retained", the mtime the clock's) where it would discard it without
 // --partial. The receiver's basis is changed after its block sums went out and before the data
-// comes back (a relay holds the data meanwhile), so the copied blocks are wrong on both attempts:
+// comes back (helpers/damaged-basis.ts), so the copied blocks are wrong on both attempts:
 // our pull against rsync's pull from rsyncd, and a stock push into lsyncd serve against rsyncd.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, run, type RunResult } from './helpers/cli.js';
 import { pseudoRandom, setTime, T0 } from './helpers/fstree.js';
 import { runText, startBoth, type OurDaemon } from './helpers/serve.js';
 import type { ConfiguredDaemon } from './helpers/daemon.js';
-import { gatedRelay } from './helpers/gated-relay.js';
+import { withDamagedBasis } from './helpers/damaged-basis.js';
 
 const ROOT = process.getuid?.() === 0;
 const CONFIG = (dir: string) => `
@@ -28,46 +28,6 @@ const SIZE = 1 << 20;
 const SOURCE = pseudoRandom(SIZE, 7);
 /** The old version: the source with its tail changed (the rest matches block for block). */
 const STALE = Buffer.concat([SOURCE.subarray(0, 900_000), pseudoRandom(SIZE - 900_000, 8)]);
-/** Where each attempt's basis is damaged: inside blocks the sender matches on that attempt. */
-const DAMAGE: Array<[number, number]> = [
-  [0, 0xee],
-  [500_000, 0xdd],
-];
-
-/** Bytes written over the basis in place (its length kept). */
-async function damage(path: string, round: number): Promise<void> {
-  const [at, byte] = DAMAGE[Math.min(round, DAMAGE.length - 1)]!;
-  const f = await open(path, 'r+');
-  try {
-    await f.write(Buffer.alloc(4096, byte), 0, 4096, at);
-  } finally {
-    await f.close();
-  }
-}
-
-/**
- * Run `start(port)` through a relay to `daemonPort` that holds the data going `direction` once the
- * other side's block sums went out; the basis at `basis` is damaged while it waits, each round.
- */
-async function withDamagedBasis(daemonPort: number, direction: 'toDaemon' | 'toClient', basis: string, start: (port: number) => Promise<RunResult>): Promise<{ r: RunResult; rounds: number }> {
-  const sumsSent = (c: { sinceRelease: { fromClient: number; fromDaemon: number } }) =>
-    (direction === 'toClient' ? c.sinceRelease.fromClient : c.sinceRelease.fromDaemon) >= 4096;
-  const relay = await gatedRelay(daemonPort, direction, sumsSent);
-  try {
-    const done = start(relay.port);
-    let rounds = 0;
-    for (;;) {
-      const next = await Promise.race([relay.held().then(() => 'held' as const), done.then(() => 'done' as const)]);
-      if (next === 'done') break;
-      await damage(basis, rounds++);
-      relay.release();
-    }
-    return { r: await done, rounds };
-  } finally {
-    await relay.close();
-  }
-}
-
 const errorLine = (r: RunResult) => r.stderr.split('\n').filter((l) => l.startsWith('ERROR:') && l.includes('failed verification'));
 
 let ours: OurDaemon;

@@ -259,7 +259,13 @@ test('DestTree: a partial dir that is a symlink is never followed (no basis from
   // A daemon's rules may refuse the partial dir: then there is none.
   const refused = new DestTree(join(root, 'dest'), attrs, { partialDir: { dir: '.p', allowed: (n, isDir) => !(isDir && n.toString().endsWith('.p')) } });
   assert.is(await refused.lstatPartial(name), null);
-  assert.throws(() => new DestTree(join(root, 'dest'), attrs, { partialDir: { dir: '../p' } }), /partial dir with "\.\."/);
+  // A partial dir climbing with ".." stays in DEST: above it a file has none (pull-partial-dir-climb);
+  // a ".." inside it (not cleaned away) is refused.
+  await writeFile(join(root, 'outside/top.bin'), 'outside the destination\n');
+  const climbing = new DestTree(join(root, 'dest'), attrs, { partialDir: { dir: '../../outside' } });
+  assert.is(await climbing.lstatPartial(Buffer.from('sub/top.bin')), null, 'above DEST: none');
+  assert.is(await climbing.lstatPartial(Buffer.from('top.bin')), null, 'above DEST: none');
+  assert.throws(() => new DestTree(join(root, 'dest'), attrs, { partialDir: { dir: 'a/../p' } }), /partial dir with "\.\." inside it/);
 });
 
 test.run();

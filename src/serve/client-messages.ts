@@ -1,4 +1,5 @@
-// The daemon's warnings and errors as rsyncd words and sends them to its client: rprintf(FWARNING)
+// The daemon's warnings and errors as rsyncd words and sends them to its client (while sending
+// files, and what its walk as sender could not list): rprintf(FWARNING)
 // and rsyserr(FERROR_XFER) become MSG_WARNING / MSG_ERROR_XFER frames (MSG_INFO / MSG_ERROR_XFER
 // before protocol 30), the name shown as full_fname shows it, sent raw (the client escapes what it
 // prints, as rsync's filtered_fwrite does). The same line goes to the daemon's log.
@@ -7,6 +8,7 @@ import { constants } from 'node:os';
 import type { ByteWriter } from '../../protocol/io.js';
 import { MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_WARNING, writeMessage } from '../../protocol/mplex.js';
 import type { SourceFailure } from '../../protocol/sender.js';
+import type { WalkFailure } from '../transfer/scan.js';
 import { logError, type LogWriter } from './log.js';
 
 /** rsync's log codes a daemon's message may carry (rsync.h enum logcode). */
@@ -37,12 +39,29 @@ export function openFailedMessage(failure: SourceFailure, shown: Buffer, protoco
   return { code: MSG_ERROR_XFER, line: sysError('send_files failed to open ', shown, failure.code, failure.error) };
 }
 
-/** `rsync: [sender] WHAT"name" (in module): Permission denied (13)`. */
+/**
+ * A name the sender's walk could not list, worded and coded as rsync's file-list code does:
+ * "file has vanished" a warning (an error to a client older than protocol 28), the others
+ * rsyserr's FERROR_XFER lines.
+ */
+// rsync/flist.c: make_file (readlink_stat failing), send_directory (opendir), send_file_list (link_stat)
+export function walkFailureMessage(failure: WalkFailure, shown: Buffer, protocol: number): { code: LogCode; line: Buffer } {
+  const { what, code, message } = failure;
+  if (what === 'vanished') {
+    const line = Buffer.concat([Buffer.from(failure.dir ? 'directory has vanished: ' : 'file has vanished: '), shown]);
+    // rsync/flist.c: interpret_stat_error (a directory's: a warning whatever the protocol)
+    return { code: protocol < 28 && !failure.dir ? MSG_ERROR : MSG_WARNING, line };
+  }
+  if (what === 'readlink_stat') return { code: MSG_ERROR_XFER, line: sysError('readlink_stat(', shown, code, message, ') failed') };
+  return { code: MSG_ERROR_XFER, line: sysError(`${what} `, shown, code, message, ' failed') };
+}
+
+/** `rsync: [sender] WHAT"name" (in module)AFTER: Permission denied (13)`. */
 // rsync/log.c: rsyserr
-function sysError(what: string, shown: Buffer, code: string | undefined, fallback: string): Buffer {
+function sysError(what: string, shown: Buffer, code: string | undefined, fallback: string, after = ''): Buffer {
   const errno = code ? (constants.errno as Record<string, number>)[code] : undefined;
   const reason = code && errno !== undefined && STRERROR[code] ? `${STRERROR[code]} (${errno})` : fallback;
-  return Buffer.concat([Buffer.from(`rsync: [sender] ${what}`), shown, Buffer.from(`: ${reason}`)]);
+  return Buffer.concat([Buffer.from(`rsync: [sender] ${what}`), shown, Buffer.from(`${after}: ${reason}`)]);
 }
 
 /** An fs error in the C library's words (what rsyncd's strerror shows), else its own message. */

@@ -10,13 +10,13 @@ import { compileFilter, FilterList, type FilterMatcher } from '../../protocol/fi
 import { readFinalGoodbye, sendFiles, senderWriteMode } from '../../protocol/sender.js';
 import { writeSenderStats } from '../../protocol/stats.js';
 import { MSG_ERROR, MSG_WARNING, PeerMessages, writeMessage } from '../../protocol/mplex.js';
-import { fullName, openFailedMessage, tellClient } from './client-messages.js';
+import { fullName, openFailedMessage, tellClient, walkFailureMessage } from './client-messages.js';
 import { EXIT, transferExitCode } from '../../protocol/errors.js';
 import { IOERR_GENERAL } from '../../protocol/constants.js';
 import { filesFromSources, listedBelow } from './files-from.js';
 import { isLink } from '../../protocol/modes.js';
 import { PackedFileList, PACKED_DROPPED } from '../../protocol/flist-packed.js';
-import { localSource, scanSource, type PathFilter, type ScanResult } from '../transfer/scan.js';
+import { localSource, scanSource, type PathFilter, type ScanResult, type WalkFailure } from '../transfer/scan.js';
 import { sessionChecksummer, writeLocalFileList } from '../transfer/send-list.js';
 import { senderXattrs } from '../transfer/local-xattrs.js';
 import { CorruptStatRecordError, fakeSuperXattrOptions, foldStatRecords } from '../transfer/fake-super.js';
@@ -86,6 +86,10 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
   // listed below the one path the client gave (rsync takes no more with a list).
   const listed = args.filesFrom !== undefined ? await filesFromSources(r, args.filesFrom, relative, demux) : null;
   let excludedNames = 0; // listed names below a directory the module excludes: left out, an error (exit 23)
+  // What the walk could not list (vanished, unreadable): told to the client in rsyncd's words once
+  // its path is scanned (rsyncd's come while it writes the list), from the name shown as full_fname shows it.
+  const walkFailures: WalkFailure[] = [];
+  const transferRoot = transferRootOf(paths[0]!, relative);
   for (const path of paths) {
     const { parts, trailingSlash } = sanitizeModulePath(path);
     const contents = trailingSlash || parts.length === 0;
@@ -112,8 +116,13 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
           }) } }),
           confine,
           onWarning: (text) => logError(r.log, text),
+          onWalkFailure: (failure) => walkFailures.push(failure),
         }),
       );
+      for (const failure of walkFailures.splice(0)) {
+        const { code, line } = walkFailureMessage(failure, fullName(transferRoot, failure.name, module.name), r.protocol);
+        await tellClient(writer, r.log, code, line);
+      }
     } catch (e) {
       // rsync: a missing path is an error for that path; the others are still sent.
       const shown = [module.name, ...parts].join('/');
@@ -124,10 +133,6 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
   }
   const scan = mergeScans(scans);
   if (excludedNames) scan.ioError |= IOERR_GENERAL;
-  // rsync's full_fname: a name is shown from the module's root (curr_dir past the module's path).
-  const first = sanitizeModulePath(paths[0]!);
-  const rootParts = relative ? [] : first.trailingSlash || first.parts.length === 0 ? first.parts : first.parts.slice(0, -1);
-  const transferRoot = Buffer.from(rootParts.length ? `/${rootParts.join('/')}/` : '');
   // A munging module sends the targets clients pushed (the size stays the stored link's, as rsync's).
   const { list } = scan;
   // `fake super = yes`: each file's stored owner, mode and device, as pushed (fake-super.ts).
@@ -191,6 +196,13 @@ export async function serveSender(r: RoleRequest, setup: SetupResult): Promise<R
   await readFinalGoodbye(reader, writer, sent.stats, { amServer: true });
   await writer.flush();
   return { exitCode: transferExitCode(scan.ioError | sent.ioError | (demux?.ioError ?? 0), messages.xferErrors), totalSize };
+}
+
+/** rsync's full_fname prefix for the list's names: the module's root to the transfer root (curr_dir past the module's path). */
+function transferRootOf(firstPath: string, relative: boolean): Buffer {
+  const first = sanitizeModulePath(firstPath);
+  const rootParts = relative ? [] : first.trailingSlash || first.parts.length === 0 ? first.parts : first.parts.slice(0, -1);
+  return Buffer.from(rootParts.length ? `/${rootParts.join('/')}/` : '');
 }
 
 /** Several paths' scans as one list (rsync sends one list for all the paths of a request). */

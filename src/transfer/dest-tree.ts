@@ -152,10 +152,28 @@ export interface AttrOptions {
 
 const SLASH = 0x2f;
 const DOT = Buffer.from('.');
+const DOT_DOT_SLASH = Buffer.from('../');
 /** Bytes gathered before a write to a temp file. */
 const WRITE_BUFFER = 256 * 1024;
 /** -T across file systems: the piece a finished file is copied in. */
 const COPY_CHUNK = 1024 * 1024;
+
+/**
+ * The list name of a file's copy in a relative partial dir: `dir` (the file's directory, '' or
+ * ending in '/'), `partialDir`, `base`, with the partial dir's leading `..` taken against `dir`
+ * (rsync joins them and lets the system resolve them); null when that climbs above DEST.
+ */
+// rsync/util1.c: partial_dir_fname
+function partialListName(dir: Buffer, partialDir: Buffer, base: Buffer): Buffer | null {
+  let rest = partialDir;
+  let end = dir.length; // dir[0, end) is what is left of the file's directory, '/' ended or empty
+  while (rest.subarray(0, 3).equals(DOT_DOT_SLASH)) {
+    if (end === 0) return null;
+    end = dir.lastIndexOf(SLASH, end - 2) + 1;
+    rest = rest.subarray(3);
+  }
+  return Buffer.concat([dir.subarray(0, end), rest, Buffer.from('/'), base]);
+}
 
 /** The same checks as the file-list reader, repeated here before every file operation. */
 function checkName(name: Buffer): void {
@@ -279,9 +297,14 @@ export class DestTree implements LocalTree {
     if (options.partialDir) {
       const { dir, allowed } = options.partialDir;
       const parts = dir.split('/').filter((part) => part !== '' && part !== '.');
-      if (!parts.length || parts.includes('..')) throw new RsyncError('ERR_RSYNC_OPTIONS', `--partial-dir=${dir}: a partial dir with ".." (or none at all) is not supported`, EXIT.SYNTAX);
+      // A relative dir may climb with leading ".." (as cleaned by rsync's clean_fname): each file's
+      // place is resolved in partialPlace, and one above DEST is none.
+      const climbs = isAbsolute(dir) ? 0 : parts.findIndex((part) => part !== '..');
+      if (!parts.length || climbs < 0 || parts.slice(Math.max(climbs, 0)).includes('..')) {
+        throw new RsyncError('ERR_RSYNC_OPTIONS', `--partial-dir=${dir}: a partial dir with ".." inside it (or none at all) is not supported`, EXIT.SYNTAX);
+      }
       const bytes = Buffer.from(parts.join('/'));
-      if (!isAbsolute(dir)) checkName(bytes);
+      if (!isAbsolute(dir)) checkName(Buffer.from(parts.slice(climbs).join('/')));
       this.partial = { relative: isAbsolute(dir) ? null : bytes, absolute: isAbsolute(dir) ? Buffer.from(`/${parts.join('/')}`) : null, ...(allowed && { allowed }) };
     }
     if (this.rename) {
@@ -649,7 +672,8 @@ export class DestTree implements LocalTree {
     const slash = name.lastIndexOf(SLASH);
     const base = name.subarray(slash + 1);
     if (partial.absolute) return { listName: null, path: Buffer.concat([partial.absolute, Buffer.from('/'), base]) };
-    const listName = Buffer.concat([name.subarray(0, slash + 1), partial.relative!, Buffer.from('/'), base]);
+    const listName = partialListName(name.subarray(0, slash + 1), partial.relative!, base);
+    if (!listName) return null;
     if (partial.allowed && (!partial.allowed(listName.subarray(0, listName.lastIndexOf(SLASH)), true) || !partial.allowed(listName, false))) return null;
     return { listName, path: null };
   }

@@ -234,6 +234,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       ...(options.onPhaseDone && { onPhaseDone: options.onPhaseDone }),
       ...(options.onDeleted && { onDeleted: options.onDeleted }),
       onWarning: onError,
+      onFailedVerification: (text, final) => failedVerification(transfer, onError, text, final),
       onInfo: (text) => options.onInfo?.(text),
       onAbort: () => socket.destroy(),
     });
@@ -264,6 +265,16 @@ function withPartialDirRule(filter: PullFilter | undefined, partialDir: string |
   if (filter) list.rules.push(...filter.list.rules);
   list.addFilter(`-p ${partialDir}/`);
   return { list, deleteExcluded: filter?.deleteExcluded ?? false };
+}
+
+/**
+ * A file that failed verification: the redo's ERROR always, the first attempt's WARNING only to
+ * a -v, -i or --progress run (rsync's FWARNING is printed under INFO_GTE(NAME, 1), which
+ * --progress sets, or an itemizing format).
+ */
+// rsync/receiver.c: recv_files (recv_ok == 0)
+function failedVerification(transfer: TransferOptions, onError: (text: string) => void, text: string, final: boolean): void {
+  if (final || transfer.verbose > 0 || transfer.itemize || transfer.progress) onError(text);
 }
 
 /** A failed local file operation (ENOENT, EACCES, ENOSPC, ...) as rsync reports it: exit 11. */

@@ -44,6 +44,11 @@ export interface ScanOptions {
   /** Messages for the user (vanished files, unreadable dirs, skipped specials). */
   onWarning?: (text: string) => void;
   /**
+   * A name the walk could not list, as data (lsyncd serve words it as rsyncd and tells its client);
+   * when set, these are not also given to onWarning.
+   */
+  onWalkFailure?: (failure: WalkFailure) => void;
+  /**
    * lsyncd serve: the module's real root. Links followed by -L/--copy-unsafe-links may lead out
    * of it: listed, never read (walk-options.ts insideConfinement).
    */
@@ -53,6 +58,23 @@ export interface ScanOptions {
    * already read (lsyncd serve: a list from the client or in the module). Names are below SOURCE.
    */
   filesFrom?: { file: string; from0: boolean } | { sources: readonly RelativeSource[] };
+}
+
+/**
+ * A name the walk could not list, as rsync's sender reports it: `what` names rsync's message
+ * (flist.c make_file: "file has vanished: %s" or "readlink_stat(%s) failed"; send_directory:
+ * "opendir %s failed"; send_file_list and send_implied_dirs: "link_stat %s failed").
+ */
+export interface WalkFailure {
+  what: 'vanished' | 'readlink_stat' | 'opendir' | 'link_stat';
+  /** The name relative to the transfer root (as the list's names are). */
+  name: Buffer;
+  /** The errno code ('EACCES'), when there is one. */
+  code?: string;
+  /** The error's own text (shown when `code` has no strerror words). */
+  message: string;
+  /** A directory that vanished ("directory has vanished"). */
+  dir?: boolean;
 }
 
 export interface ScanResult {
@@ -206,6 +228,11 @@ function loadRecord(r: DirRecords, at: number, st: EntryStat & { at: number }): 
 function makeWalker(options: ScanOptions, prefix: Buffer) {
   const { transfer } = options;
   const warn = options.onWarning ?? (() => {});
+  // A name not listed: told as data to a caller that words it itself, else as `text`.
+  const fail = (failure: WalkFailure, text: string): void => {
+    if (options.onWalkFailure) options.onWalkFailure(failure);
+    else warn(text);
+  };
   const list = new PackedFileList();
   list.roots.push(prefix);
   const fileIds = new Map<number, FileIdentity>();
@@ -247,8 +274,9 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
       try {
         symlink = readlinkSync(localPath(), { encoding: 'buffer' });
       } catch (e) {
-        state.ioError |= (e as NodeJS.ErrnoException).code === 'ENOENT' ? IOERR_VANISHED : IOERR_GENERAL;
-        warn(`readlink ${shownName(name())} failed: ${(e as Error).message}`);
+        const code = (e as NodeJS.ErrnoException).code;
+        state.ioError |= code === 'ENOENT' ? IOERR_VANISHED : IOERR_GENERAL;
+        fail({ what: code === 'ENOENT' ? 'vanished' : 'readlink_stat', name: name(), ...(code && { code }), message: (e as Error).message }, `readlink ${shownName(name())} failed: ${(e as Error).message}`);
         return -1;
       }
     }
@@ -294,9 +322,11 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
           stat = statFromNode(lstatSync(join(dirPath, base), { bigint: true }));
         } catch (e) {
           const localPath = join(dirPath, base);
-          const vanished = (e as NodeJS.ErrnoException).code === 'ENOENT';
+          const code = (e as NodeJS.ErrnoException).code;
+          const vanished = code === 'ENOENT';
           state.ioError |= vanished ? IOERR_VANISHED : IOERR_GENERAL;
-          warn(vanished ? `file has vanished: "${shownName(localPath)}"` : `lstat ${shownName(localPath)} failed: ${(e as Error).message}`);
+          const failure: WalkFailure = { what: vanished ? 'vanished' : 'readlink_stat', name: top ? base : join(dirName, base), ...(code && { code }), message: (e as Error).message };
+          fail(failure, vanished ? `file has vanished: "${shownName(localPath)}"` : `lstat ${shownName(localPath)} failed: ${(e as Error).message}`);
           return;
         }
       }
@@ -324,8 +354,11 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
         // is a tight loop of tiny calls; 20,000 awaited lstats cost several times more).
         names = readdirSync(dirPath, { encoding: 'buffer' });
       } catch (e) {
-        state.ioError |= IOERR_GENERAL;
-        warn(`opendir "${shownName(dirPath)}" failed: ${(e as Error).message}`);
+        // rsync: a directory gone before it was read has vanished (exit 24), any other failure is an error.
+        const code = (e as NodeJS.ErrnoException).code;
+        state.ioError |= code === 'ENOENT' ? IOERR_VANISHED : IOERR_GENERAL;
+        const failure: WalkFailure = { what: code === 'ENOENT' ? 'vanished' : 'opendir', name: dirName, ...(code && { code }), message: (e as Error).message, dir: true };
+        fail(failure, `opendir "${shownName(dirPath)}" failed: ${(e as Error).message}`);
         return;
       }
       for (const base of names) entry(base, null);
@@ -345,7 +378,7 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
       if (following && !insideConfinement(walkOptions, path)) {
         // rsyncd's confined opendir: a followed link out of the module is listed, never read.
         state.ioError |= IOERR_GENERAL;
-        warn(`opendir "${shownName(list.name(i))}" failed: ${CONFINED_ERROR}`);
+        fail({ what: 'opendir', name: Buffer.from(list.name(i)), code: 'ELOOP', message: CONFINED_ERROR }, `opendir "${shownName(list.name(i))}" failed: ${CONFINED_ERROR}`);
         continue;
       }
       yield;
@@ -368,7 +401,7 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
       walk: walkOptions,
     };
   };
-  return { list, state, wanted, consider, walk, walkSteps, finish, warn, walkOptions, topDev };
+  return { list, state, wanted, consider, walk, walkSteps, finish, warn, fail, walkOptions, topDev };
 }
 
 /** May this process read it (access(2) with R_OK, as rsync's make_file asks under `ignore nonreadable`)? */
@@ -527,7 +560,7 @@ export async function scanRelative(baseDir: string, sources: readonly RelativeSo
     // looked at (rsyncd's confined stat fails with ELOOP there).
     if (options.confine && !insideRoot(options.confine, parentPath(localOf(name)))) {
       walker.state.ioError |= IOERR_GENERAL;
-      walker.warn(`link_stat "${shownName(name)}" failed: ${CONFINED_ERROR}`);
+      walker.fail({ what: 'link_stat', name, code: 'ELOOP', message: CONFINED_ERROR }, `link_stat "${shownName(name)}" failed: ${CONFINED_ERROR}`);
       return;
     }
     let gone = false;
@@ -543,7 +576,8 @@ export async function scanRelative(baseDir: string, sources: readonly RelativeSo
           st = statSync(localOf(dir), { bigint: true });
         } catch (e) {
           walker.state.ioError |= IOERR_GENERAL;
-          walker.warn(`link_stat "${shownName(localOf(dir))}" failed: ${(e as Error).message}`);
+          const code = (e as NodeJS.ErrnoException).code;
+          walker.fail({ what: 'link_stat', name: dir, ...(code && { code }), message: (e as Error).message }, `link_stat "${shownName(localOf(dir))}" failed: ${(e as Error).message}`);
           gone = true;
           break;
         }
@@ -568,7 +602,8 @@ export async function scanRelative(baseDir: string, sources: readonly RelativeSo
     } catch (e) {
       // rsync: a listed name that is missing is a transfer error (exit 23), not a vanished file.
       walker.state.ioError |= IOERR_GENERAL;
-      walker.warn(`link_stat "${shownName(localPath)}" failed: ${(e as Error).message}`);
+      const code = (e as NodeJS.ErrnoException).code;
+      walker.fail({ what: 'link_stat', name, ...(code && { code }), message: (e as Error).message }, `link_stat "${shownName(localPath)}" failed: ${(e as Error).message}`);
       return;
     }
     if (!name.equals(DOT) && options.filter?.isExcluded(name, st.isDirectory())) return;
@@ -591,7 +626,7 @@ export async function scanRelative(baseDir: string, sources: readonly RelativeSo
     if (followsLinks(walker.walkOptions) && !insideConfinement(walker.walkOptions, localPath)) {
       // rsyncd's confined opendir: a followed link out of the module is listed, never read.
       walker.state.ioError |= IOERR_GENERAL;
-      walker.warn(`opendir "${shownName(name)}" failed: ${CONFINED_ERROR}`);
+      walker.fail({ what: 'opendir', name, code: 'ELOOP', message: CONFINED_ERROR }, `opendir "${shownName(name)}" failed: ${CONFINED_ERROR}`);
       return;
     }
     walker.walk(name, localPath, i, filter?.enter && !name.equals(DOT) ? filter.enter(name) : filter);
