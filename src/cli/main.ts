@@ -555,7 +555,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('-A, --acls', 'preserve ACLs (implies -p)')
     .option('-X, --xattrs', 'preserve extended attributes (-XX: rsync\'s own user.rsync.% names too)', (_v: string, previous: number) => previous + 1, 0)
     .option('--numeric-ids', "send numeric user and group ids, not names")
-    .option('--fake-super', 'a pull stores owners, set-id bits and devices in xattrs (user.rsync.%stat)')
+    .option('--fake-super', 'owners, set-id bits and devices kept in xattrs (user.rsync.%stat): a pull stores them, a push sends them')
     .addOption(new Option('--exclude <PATTERN>', 'exclude files matching PATTERN').argParser(rule('exclude')))
     .addOption(new Option('--include <PATTERN>', "don't exclude files matching PATTERN").argParser(rule('include')))
     .addOption(new Option('--exclude-from <FILE>', 'read exclude patterns from FILE').argParser(rule('exclude-from')))
@@ -854,9 +854,10 @@ function liveTransfer(options: CliOptions, rules: RuleSource[]): { transfer: Tra
 
 async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAddress>, options: CliOptions, rules: RuleSource[], abort: AbortSignal): Promise<number> {
   if (options.deleteOnly !== undefined) throw new UsageError(`--delete-only ${options.deleteOnly} is for the live mirror (a --once push is all startup: --delete or --no-delete)`);
-  if (options.fakeSuper) throw new UsageError('--fake-super: not supported on a push yet (a pull takes it)');
   let transfer: TransferOptions;
   ({ transfer, rules } = pushTransfer(options, rules));
+  // --fake-super: the records a fake-super backup stores are listed as the files' attributes (-XX and -A refused there).
+  if (options.fakeSuper) (await import('../transfer/fake-super.js')).checkSendingFakeSuper(transfer);
   const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
   const { push } = await import('../transfer/push.js');
   (await import('../process-memory.js')).tuneProcessMemory();
@@ -871,6 +872,7 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
     source,
     target,
     transfer,
+    ...(options.fakeSuper && { fakeSuper: true }),
     // A local list (a daemon's one, :FILE, is in `transfer`).
     ...(options.filesFrom !== undefined && transfer.filesFrom === undefined && { filesFrom: { file: options.filesFrom, from0: !!options.from0 } }),
     session: { ...sessionOptions(options, target.user), ...(motd && { onLine: motd }) },

@@ -8,7 +8,7 @@
 // "fake super". Counterpart: rsync xattrs.c set_stat_xattr, get_stat_xattr, x_lstat; rsync.c
 // set_file_attrs (am_root < 0); syscall.c do_mknod, do_symlink, do_readlink (am_root < 0).
 import { closeSync, constants, lstatSync, openSync, readSync, chmodSync } from 'node:fs';
-import { EXIT, RsyncError } from '../../protocol/errors.js';
+import { EXIT, RsyncError, UsageError } from '../../protocol/errors.js';
 import type { FileEntry } from '../../protocol/flist.js';
 import { PACKED_DROPPED, type PackedFileList } from '../../protocol/flist-packed.js';
 import type { BasisFile, InplaceFile, LocalStat, LocalTree, TempFile, CommitOptions } from '../../protocol/local-tree.js';
@@ -113,14 +113,14 @@ export function foldStatRecords(
   list: PackedFileList,
   transfer: { devices?: boolean },
   onWarning: (text: string) => void,
-  shown: (name: Buffer) => string = (name) => `"${shownName(name)}"`,
+  shown: (name: Buffer, i: number) => string = (name) => `"${shownName(name)}"`,
 ): void {
   const calls = requireCalls();
   for (let i = 0; i < list.count; i++) {
     const disk = list.mode[i]!;
     if (!mayHoldRecord(disk) || isLink(disk) || list.flags[i]! & PACKED_DROPPED) continue;
     const path = list.localPath(i);
-    const record = readRecord(calls, path, () => shown(list.name(i)));
+    const record = readRecord(calls, path, () => shown(list.name(i), i));
     if (!record) continue;
     list.mode[i] = record.mode;
     list.uid[i] = record.uid;
@@ -137,6 +137,17 @@ export function foldStatRecords(
       list.setFlag(i, PACKED_DROPPED, true);
     }
   }
+}
+
+/**
+ * A sending client's --fake-super (our push): -XX conflicts with it, as in rsync; -A under it is
+ * refused by name, since rsync's sender would read the ACLs from the user.rsync.%aacl/%dacl
+ * records, which we do not read (the stat records only).
+ */
+// rsync/options.c: parse_arguments ("--fake-super conflicts with -XX")
+export function checkSendingFakeSuper(transfer: { xattrs?: number; acls?: boolean }): void {
+  if ((transfer.xattrs ?? 0) > 1) throw new UsageError('--fake-super conflicts with -XX');
+  if (transfer.acls) throw new UsageError('--fake-super with -A/--acls: not supported on a push (the ACL records, user.rsync.%aacl/%dacl, are not read)');
 }
 
 /** What a fake-super receiver needs beyond the tree: the options that decide the stored mode and ids. */

@@ -29,6 +29,7 @@ import { chmodPackedList, compileChmodOptions } from './list-chmod.js';
 import { pushFilter } from './filters.js';
 import { FilterList } from '../../protocol/filter.js';
 import { messageText, shownName, type OutputCharset, type TransferSummary } from './output.js';
+import { checkSendingFakeSuper, foldStatRecords } from './fake-super.js';
 
 /** Filter rules: what the scan skips, and what the daemon is told (only with --delete). */
 export interface PushFilter extends PathFilter {
@@ -91,6 +92,11 @@ export interface PushOptions {
    * so the transfer fails at once and a pull discards its temp files on the way out.
    */
   abort?: AbortSignal;
+  /**
+   * --fake-super: each file's `user.rsync.%stat` record (as a fake-super backup stores it) is
+   * listed in place of its own owner, mode and device (fake-super.ts foldStatRecords).
+   */
+  fakeSuper?: boolean;
   /** The file list has been sent (rsync's order, entries made on demand); the daemon starts asking for files (progress, tests). */
   onFileList?: (entries: SortedFileList<LocalEntry>) => void | Promise<void>;
 }
@@ -120,6 +126,12 @@ export async function push(options: PushOptions): Promise<PushResult> {
   const scanStarted = Date.now();
   let scanSeconds = 0;
   const scanOptions = { transfer, ...(filter && { filter }), ...(options.filesFrom && { filesFrom: options.filesFrom }), onWarning: onError };
+  if (options.fakeSuper) checkSendingFakeSuper(transfer);
+  // --fake-super: the stored records folded in as the list is made, before --chmod (rsync's
+  // make_file takes x_lstat's stat); a corrupt record names the local path (rsync's full_fname).
+  const foldRecords = (list: ScanResult['list']): void => {
+    if (options.fakeSuper) foldStatRecords(list, transfer, onError, (_name, i) => `"${shownName(list.localPath(i), options.charset)}"`);
+  };
   // --chmod: the modes our list carries (rsync's sender tweaks them as it lists).
   const chmodModes = transfer.chmod?.length ? compileChmodOptions(transfer.chmod, process.umask()) : null;
   let scan: ScanResult | undefined;
@@ -132,6 +144,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
     if (!statSync(options.source, { throwIfNoEntry: false })?.isDirectory()) throw new RsyncError('ERR_RSYNC_SOURCE', `change_dir "${options.source}" failed: No such file or directory`, EXIT.FILESELECT);
   } else if (options.selection) {
     scan = await scanSelection(options.source, options.selection, { ...scanOptions, deleteMissing: transfer.delete || transfer.deleteExcluded });
+    foldRecords(scan.list);
     if (chmodModes) chmodPackedList(scan.list, chmodModes);
     scanSeconds = (Date.now() - scanStarted) / 1000;
   } else {
@@ -194,7 +207,8 @@ export async function push(options: PushOptions): Promise<PushResult> {
       xattrSender = withXattrs?.sender;
       const afterEntry = afterEntries(senderAcls(listed, writer, transfer, protocol, onError), withXattrs?.afterEntry);
       const streaming = walk;
-      if (streaming?.streamable && protocol >= 29) {
+      // --fake-super reads the whole list first: a record may drop an entry (a device without -D).
+      if (streaming?.streamable && protocol >= 29 && !options.fakeSuper) {
         // The walk's order is rsync's order from 29 on: the list goes out as the tree is read.
         const walkStarted = Date.now();
         const tweak = chmodModes ? (from: number) => chmodPackedList(streaming.list, chmodModes, from) : undefined;
@@ -209,6 +223,7 @@ export async function push(options: PushOptions): Promise<PushResult> {
         const walkStarted = Date.now();
         for (const _ of walk.steps());
         scan = await walk.finish();
+        foldRecords(scan.list);
         if (chmodModes) chmodPackedList(scan.list, chmodModes);
         scanSeconds = (Date.now() - walkStarted) / 1000;
       }
