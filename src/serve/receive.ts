@@ -38,7 +38,9 @@ import type { RoleRequest, RoleResult } from './request.js';
  */
 function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; numericIds: boolean; path: string }): TransferOptions {
   const basis = args.basisDirs;
-  const sanitized = args.partialDir === undefined ? undefined : sanitizePath(Buffer.from(args.partialDir), 0).toString().replace(/\/+$/, '');
+  // --partial-dir: sanitized as -T is (an absolute one under the module dir; a relative one, per
+  // directory, loses the '..' that climb: rsyncd keeps as many as the destination is deep).
+  const sanitized = args.partialDir === undefined ? undefined : moduleSanitized(args.partialDir, module.path).replace(/(.)\/+$/, '$1');
   const partialDir = sanitized === undefined || sanitized === '' || sanitized === '.' ? undefined : sanitized;
   // -T: rsyncd sanitizes it: no '..' that climbs; a relative one is the destination's, an
   // absolute one the module's (sanitize_path roots it at the module dir).
@@ -60,15 +62,16 @@ function receivingTransfer(args: ServerArgs, module: { ignoreErrors: boolean; nu
     ...(args.minSize !== undefined && { minSize: sizeLimit(args.minSize, 'min-size') }),
     ...(args.inplace && { inplace: true }),
     ...(args.partial && { partial: true }),
-    // rsyncd sanitizes the partial dir too: no leading '/', no '..' (a relative one per directory).
+    // rsyncd sanitizes the partial dir too (above).
     ...(partialDir !== undefined && { partialDir }),
     // --delay-updates: through the partial dir (ServerArgs gives it rsync's .~tmp~ when none is named).
     ...(args.delayUpdates && partialDir !== undefined && { delayUpdates: true }),
     ...(tempDir !== undefined && { tempDir }),
     ...(args.append > 0 && { append: Math.min(args.append, 2) }),
     ...((args.backup || args.backupDir !== undefined) && { backup: true }),
-    // rsyncd sanitizes the backup dir (sanitize_paths): no leading '/', no '..' above the destination.
-    ...(args.backupDir !== undefined && { backupDir: sanitizePath(Buffer.from(args.backupDir), 0).toString() || '.' }),
+    // rsyncd sanitizes the backup dir (sanitize_paths, depth 0): no '..' that climbs; an absolute
+    // one is rooted at the module dir.
+    ...(args.backupDir !== undefined && { backupDir: moduleSanitized(args.backupDir, module.path) }),
     ...(args.suffix !== undefined && { suffix: args.suffix }),
     ...(args.usermap !== undefined && { usermap: args.usermap }),
     ...(args.groupmap !== undefined && { groupmap: args.groupmap }),
