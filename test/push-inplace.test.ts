@@ -161,11 +161,11 @@ test('our pull --append --protocol=29 from rsyncd: as rsync\'s pull (only the ch
   const dests = { rsync: join(work, name, 'rsync'), ours: join(work, name, 'ours') };
   for (const d of Object.values(dests)) await staleDest(d);
   const r = await run('rsync', ['-rlpt', '--append', '--protocol=29', '--stats', url, dests.rsync + '/']);
-  const o = await lsyncd(['--once', '--append', '--protocol=29', '--stats', url, dests.ours + '/']);
+  const o = await lsyncd(['--once', '-v', '--append', '--protocol=29', '--stats', url, dests.ours + '/']);
   assert.is(r.status, 0, runText(r));
   assert.is(o.status, 0, runText(o));
   // The files whose kept part changed fail and are redone, the others not: the literal and
-  // matched counts (redos included) are rsync's. (rsync names the failures only with -v or -i.)
+  // matched counts (redos included) are rsync's. (Ours, as rsync's, names the failures only with -v or -i.)
   assert.equal(failed(o.stderr), ['edited.log', 'inserted.bin', 'zeros.bin']);
   sameStats(r, o, '--append --protocol=29');
   await assertSameTrees(dests.rsync, dests.ours, 'our pull --append --protocol=29');
