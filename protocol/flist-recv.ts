@@ -462,7 +462,7 @@ export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions
     checksumLength: opts.checksumLength ?? 0,
     recursive: opts.recursive ?? true,
     deleteMissingArgs: opts.deleteMissingArgs ?? false,
-    requested: opts.requested && !opts.requested.empty ? opts.requested : null,
+    requested: opts.requested ?? null,
   };
   if (r.alwaysChecksum && !(r.checksumLength > 0 && r.checksumLength <= MAX_CHECKSUM_LEN)) {
     throw new RangeError(`file list: bad checksumLength ${r.checksumLength}`);
