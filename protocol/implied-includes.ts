@@ -24,22 +24,28 @@ const isWildChar = (c: number | undefined): boolean => c === 0x2a || c === OPEN_
 export class UnrequestedNameError extends ProtocolError {
   /** The offending name as received (raw bytes). */
   readonly rawName: Buffer;
-  constructor(rawName: Uint8Array) {
-    super(`ERROR: rejecting unrequested file-list name: ${escapedName(rawName)}`, { code: 'ERR_RSYNC_UNREQUESTED_NAME', exitCode: EXIT.UNSUPPORTED });
+  /** `shown`: the name as the caller's output shows names (default: escaped for a UTF-8 terminal). */
+  constructor(rawName: Uint8Array, shown?: string) {
+    super(`ERROR: rejecting unrequested file-list name: ${shown ?? escapedName(rawName)}`, { code: 'ERR_RSYNC_UNREQUESTED_NAME', exitCode: EXIT.UNSUPPORTED });
     this.rawName = Buffer.from(rawName);
   }
 }
 
-/** A name as rsync's rwrite shows it: control bytes (and, in a name that is not UTF-8, high bytes) as `\#ooo`. */
-// rsync/log.c: rwrite (the escaping of unprintable bytes)
+/**
+ * A name as rsync's rwrite shows it in a UTF-8 locale: control bytes but tab, and a backslash
+ * that would read as an escape, as `\#ooo`; in a name that is not UTF-8, high bytes too.
+ */
+// rsync/log.c: filtered_fwrite
 function escapedName(name: Uint8Array): string {
   const buf = Buffer.from(name.buffer, name.byteOffset, name.length);
   const utf8 = Buffer.from(buf.toString('utf8'), 'utf8').equals(buf);
+  const digit = (c: number | undefined) => c !== undefined && c >= 0x30 && c <= 0x39;
   let out = '';
   let plain = 0;
   for (let i = 0; i < buf.length; i++) {
     const c = buf[i]!;
-    if (c >= 0x20 && c !== 0x7f && (c < 0x80 || utf8)) continue;
+    const fakeEscape = c === BACKSLASH && buf[i + 1] === 0x23 && digit(buf[i + 2]) && digit(buf[i + 3]) && digit(buf[i + 4]);
+    if (!fakeEscape && (c >= 0x20 || c === 0x09) && c !== 0x7f && (c < 0x80 || utf8)) continue;
     out += buf.subarray(plain, i).toString('utf8') + `\\#${c.toString(8).padStart(3, '0')}`;
     plain = i + 1;
   }

@@ -155,6 +155,17 @@ for (const protocol of PROTOCOLS) {
   });
 }
 
+test('a renamed entry with a control byte and a fake escape in its name: the ERROR line escaped as rsync escapes it', async () => {
+  const relay = await renamingRelay('want-this-name', 'ev\\#123\x01name-h');
+  try {
+    const { o } = await comparePull('src/want-this-name', [], relay.port);
+    assert.is(o.status, EXIT.UNSUPPORTED, runText(o));
+    assert.match(o.stderr.toString(), /rejecting unrequested file-list name: ev\\#134#123\\#001name-h$/m);
+  } finally {
+    await relay.close();
+  }
+});
+
 // --- honest pulls are taken --------------------------------------------------------------------
 
 test('the plain pulls are taken, as rsync takes them: the module, a subdirectory, a file, -R with /./, wildcards, brackets', async () => {

@@ -23,12 +23,12 @@ import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
 import { receiveIntoTree } from './receive.js';
 import { closeOnAbort } from './abort.js';
-import { RequestedNames } from '../../protocol/implied-includes.js';
+import { RequestedNames, UnrequestedNameError } from '../../protocol/implied-includes.js';
 import { forwardFilesFrom, openLocalFilesFrom } from './files-from.js';
 import { receiverXattrs, xattrOptionsFor } from './local-xattrs.js';
 import { fakeSuperXattrOptions } from './fake-super.js';
 import { receiverAcls } from './local-acls.js';
-import { messageText, type OutputCharset, type TransferSummary } from './output.js';
+import { messageText, shownName, type OutputCharset, type TransferSummary } from './output.js';
 
 /** The name of the transfer's top directory in a file list. */
 const DOT_NAME = Buffer.from('.');
@@ -253,6 +253,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     return summaryOf(transferExitCode(senderIoError() | result.generator.ioError, failures), result.generator, result.receiver);
   } catch (e) {
     if (e instanceof RemoteError && demuxForAck) await acknowledgeErrorExit(writer, demuxForAck, e).catch(() => {});
+    // The name as our output shows names (the terminal's charset).
+    if (e instanceof UnrequestedNameError) throw new UnrequestedNameError(e.rawName, shownName(e.rawName, charset));
     throw asFileError(e);
   } finally {
     filesFrom?.close();
