@@ -79,14 +79,15 @@ export class RequestedNames {
   /** Rules with wildcards, for any type and for directories only. */
   private readonly wildLeaves: FilterMatcher[] = [];
   private readonly wildParents: FilterMatcher[] = [];
-  /** Every rule's pattern, to stop adding a -R name's parents at the first one already there. */
-  private readonly patterns = new Set<string>();
+  /** The patterns of the rules with wildcards (the literal ones are the sets' keys). */
+  private readonly wildPatterns = new Set<string>();
+  private hasRules = false;
 
   constructor(private readonly options: ImpliedIncludeOptions) {}
 
   /** No rule yet: rsync then checks nothing. */
   get empty(): boolean {
-    return this.patterns.size === 0;
+    return !this.hasRules;
   }
 
   /**
@@ -114,6 +115,7 @@ export class RequestedNames {
     let backslashes = 0;
     let slashCount = 0;
     let pattern = EMPTY;
+    let leafKey: string | null = null;
     if (arg.length) {
       sawWild = arg.some(isWildChar);
       const out: number[] = [SLASH];
@@ -164,7 +166,7 @@ export class RequestedNames {
       }
       pattern = Buffer.from(out);
       if (pattern.length) {
-        this.addRule(pattern, sawWild, false, sawBracket);
+        leafKey = this.addRule(pattern, sawWild, false, sawBracket);
         if (this.options.relative && slashCount) this.addParents(pattern, sawWild, sawBracket);
       }
     }
@@ -172,9 +174,9 @@ export class RequestedNames {
     if (this.options.recursive || this.options.dirs) {
       const suffix = this.options.recursive ? '/**' : '/*';
       if (!sawWild) {
-        // The prefix is literal: kept as a name, not a pattern.
-        (this.options.recursive ? this.below : this.children).add(pattern.subarray(1).toString('latin1'));
-        this.patterns.add(pattern.toString('latin1') + suffix);
+        // The prefix is literal: kept as a name (the leaf rule's own string), not a pattern.
+        (this.options.recursive ? this.below : this.children).add(leafKey ?? pattern.subarray(1).toString('latin1'));
+        this.hasRules = true;
       } else {
         this.addRule(Buffer.concat([pattern, Buffer.from(suffix)]), true, false, sawBracket);
       }
@@ -233,15 +235,22 @@ export class RequestedNames {
   private addParents(pattern: Buffer, sawWild: boolean, sawBracket: boolean): void {
     for (let end = pattern.lastIndexOf(SLASH); end > 0; end = pattern.lastIndexOf(SLASH, end - 1)) {
       const parent = pattern.subarray(0, end);
-      if (this.patterns.has(parent.toString('latin1'))) break;
+      // (rsync stops at the first parent it has a rule for: the ones above it are there too)
+      const key = parent.subarray(1).toString('latin1');
+      if (this.parents.has(key) || this.leaves.has(key) || this.wildPatterns.has(parent.toString('latin1'))) break;
       const wild = sawWild && parent.some((c) => isWildChar(c) || c === BACKSLASH);
       this.addRule(parent, wild, true, sawBracket);
     }
   }
 
-  /** One anchored include rule; with `brackets`, also its twin with each live '[' escaped. */
-  private addRule(pattern: Buffer, wild: boolean, dirOnly: boolean, brackets: boolean): void {
-    this.patterns.add(pattern.toString('latin1'));
+  /**
+   * One anchored include rule; with `brackets`, also its twin with each live '[' escaped. Returns
+   * the key of a literal rule (the name it matches), null for one with wildcards.
+   */
+  private addRule(pattern: Buffer, wild: boolean, dirOnly: boolean, brackets: boolean): string | null {
+    this.hasRules = true;
+    let key: string | null = null;
+    if (wild) this.wildPatterns.add(pattern.toString('latin1'));
     if (wild && hasLiveWildcard(pattern)) {
       const rule: FilterRule = {
         pattern,
@@ -256,12 +265,14 @@ export class RequestedNames {
       (dirOnly ? this.wildParents : this.wildLeaves).push(compileFilter([rule]));
     } else {
       const literal = wild ? unescaped(pattern) : pattern;
-      (dirOnly ? this.parents : this.leaves).add(literal.subarray(1).toString('latin1'));
+      key = literal.subarray(1).toString('latin1');
+      (dirOnly ? this.parents : this.leaves).add(key);
     }
     if (brackets) {
       const twin = literalBrackets(pattern);
       if (twin) this.addRule(twin, wild, dirOnly, false);
     }
+    return wild ? null : key;
   }
 }
 
