@@ -301,7 +301,7 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedL
   }
   const mode = prev.mode;
   if (mode === 0 && !r.deleteMissingArgs) throw new ProtocolError(`file list: entry ${shown(name)} without a mode`);
-  // rsync 3.5: a name the pull never asked for ends it (exit 4).
+  // rsync 3.5: a name the pull never asked for ends it (exit 4) [flist-recv-safe].
   r.requested?.check(name, isDir(mode));
 
   let userName: Buffer | undefined;

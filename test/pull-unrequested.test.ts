@@ -1,7 +1,7 @@
 // Issue 13: a pull refuses file-list names it did not ask for, as rsync 3.5's client does
 // (protocol/implied-includes.ts). Against a real rsyncd: a --files-from list naming `../../a`
 // (rsyncd sanitizes it into `a`, which nobody asked for) at protocols 29-32, rsync's ERROR line
-// and exit code, and --trust-sender on both; a relay that renames an entry on its way from rsyncd
+// and exit code, --trust-sender on both, a daemon-side `:FILE` list (unchecked); a relay that renames an entry on its way from rsyncd
 // (a lying daemon) at 29-32; the plain pulls (the module, a subdirectory, -R with `/./`, a
 // wildcard, brackets, -d, --files-from) still taken, each compared with rsync's pull. The flag
 // downgrade of a parent directory a lying sender marks as a content directory, through
@@ -55,6 +55,7 @@ async function makeTree(src: string): Promise<void> {
   await writeFile(join(src, 'sub', 'deep', 'g'), 'g\n');
   await writeFile(join(src, 'd', 'other'), 'other\n');
   await writeFile(join(src, 'd', 'sub', 'f'), 'd/sub/f\n');
+  await writeFile(join(src, 'dotdot.txt'), '../../a\nsub/f\n');
   await setTimes(src);
 }
 
@@ -110,6 +111,14 @@ for (const protocol of PROTOCOLS) {
     assert.is(trusted.o.status, 0, runText(trusted.o));
   });
 }
+
+test('a list on the daemon (--files-from=:FILE) is not checked, as rsync does not check it: the sanitized name is taken', async () => {
+  for (const protocol of [32, 29]) {
+    const { o } = await comparePull('src/', [`--protocol=${protocol}`, '--files-from=:dotdot.txt']);
+    assert.is(o.status, 0, runText(o));
+    assert.ok(existsSync(join(work, `o-${runs - 1}`, 'a')), 'a was taken');
+  }
+});
 
 // --- a lying daemon: an entry renamed on its way -------------------------------------------------
 
