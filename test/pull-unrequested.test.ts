@@ -1,11 +1,12 @@
 // Issue 13: a pull refuses file-list names it did not ask for, as rsync 3.5's client does
-// (protocol/implied-includes.ts). Against a real rsyncd: a --files-from list naming `../../a`
-// (rsyncd sanitizes it into `a`, which nobody asked for) at protocols 29-32, rsync's ERROR line
-// and exit code, --trust-sender on both, a daemon-side `:FILE` list (unchecked); a relay that renames an entry on its way from rsyncd
-// (a lying daemon) at 29-32; the plain pulls (the module, a subdirectory, -R with `/./`, a
-// wildcard, brackets, -d, --files-from) still taken, each compared with rsync's pull. The flag
-// downgrade of a parent directory a lying sender marks as a content directory, through
-// receiveFileList at 29-32, and the rules on their own.
+// (protocol/implied-includes.ts). Against a real rsyncd, each compared with rsync 3.5's pull: a
+// --files-from list naming `../../a` (rsyncd sanitizes it into `a`, which nobody asked for) at
+// protocols 29-32, the ERROR line and exit 4, --trust-sender on both; a daemon-side `:FILE` list
+// (unchecked, as in rsync); a relay that renames an entry on its way from rsyncd (a lying daemon)
+// at 29-32, and one whose new name needs escaping; the plain pulls (the module, a subdirectory,
+// -R with `/./`, wildcards, brackets, --files-from) still taken. The flag downgrade of a parent
+// directory a lying sender marks as a content directory, through receiveFileList at 29-32, and
+// the rules on their own.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
