@@ -10,6 +10,7 @@ import type { ByteReader } from './io.js';
 import type { TransferOptions } from './args.js';
 import { MAX_WIRE_ACL_COUNT } from './acls.js';
 import { FLIST_MAX_PROTOCOL, FLIST_MIN_PROTOCOL, type FlistOptions } from './flist.js';
+import type { RequestedNames } from './implied-includes.js';
 import { PACKED_ENTRY_BYTES, ReceivedList, type ReceivedEntry } from './received-list.js';
 import {
   IOERR_VALID_MASK,
@@ -83,6 +84,12 @@ export interface FlistRecvOptions
    * its xattr set, protocol/xattrs.ts XattrReceiver.receive): the bytes it holds.
    */
   afterEntry?: (reader: ByteReader, w: number, mode: number) => Promise<number>;
+  /**
+   * A pull's requested names (protocol/implied-includes.ts, rsync 3.5's implied includes): an
+   * entry none of them matches stops the list (UnrequestedNameError, exit 4), and a directory
+   * allowed only as a parent is never a content directory. Absent: every name is taken.
+   */
+  requested?: RequestedNames;
 }
 
 /**
@@ -177,6 +184,7 @@ interface Resolved {
   checksumLength: number;
   recursive: boolean;
   deleteMissingArgs: boolean;
+  requested: RequestedNames | null;
 }
 
 /** The "previous entry" state both sides keep for the SAME_* flags (rsync's statics); starts at zero. */
@@ -293,6 +301,8 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedL
   }
   const mode = prev.mode;
   if (mode === 0 && !r.deleteMissingArgs) throw new ProtocolError(`file list: entry ${shown(name)} without a mode`);
+  // rsync 3.5: a name the pull never asked for ends it (exit 4) [flist-recv-safe].
+  r.requested?.check(name, isDir(mode));
 
   let userName: Buffer | undefined;
   let groupName: Buffer | undefined;
@@ -356,9 +366,14 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedL
   }
 
   if (isDir(mode)) {
+    // rsync 3.5: a directory asked for only as a parent is sent as an implied one, whatever the sender says.
+    const parentOnly = r.requested !== null && r.requested.isParentOnly(name);
+    if (parentOnly && protocol >= 30) xflags |= XMIT_TOP_DIR | XMIT_NO_CONTENT_DIR;
     const top = (xflags & XMIT_TOP_DIR) !== 0;
     let content: boolean;
-    if (protocol >= 30) {
+    if (parentOnly && top && protocol < 30) {
+      content = false;
+    } else if (protocol >= 30) {
       content = !(xflags & XMIT_NO_CONTENT_DIR);
     } else if (top) {
       prev.inDelHier = r.recursive;
@@ -447,6 +462,7 @@ export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions
     checksumLength: opts.checksumLength ?? 0,
     recursive: opts.recursive ?? true,
     deleteMissingArgs: opts.deleteMissingArgs ?? false,
+    requested: opts.requested ?? null,
   };
   if (r.alwaysChecksum && !(r.checksumLength > 0 && r.checksumLength <= MAX_CHECKSUM_LEN)) {
     throw new RangeError(`file list: bad checksumLength ${r.checksumLength}`);

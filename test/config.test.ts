@@ -270,7 +270,7 @@ test('every option of the command line has its place: a sync key, a run setting,
     '--link-dest', '--fuzzy', '--skip-compress', '--stats', '--progress', '--info', '--quiet', '--human-readable', '--no-motd',
     '--dryrun', '--zc', '--no-startup', '--log-file', '--log-file-format',
     // pull-only (the daemon walks) or done by the daemon on a --once push
-    '--copy-links', '--copy-unsafe-links', '--copy-dirlinks', '--relative', '--no-relative', '--files-from', '--no-implied-dirs', '--one-file-system', '--from0', '--prune-empty-dirs',
+    '--copy-links', '--copy-unsafe-links', '--copy-dirlinks', '--relative', '--no-relative', '--files-from', '--no-implied-dirs', '--one-file-system', '--from0', '--prune-empty-dirs', '--trust-sender',
     // the receiving options a --once push forwards (test/push-forwarded), some of which a pull does itself (test/recv-times)
     '--keep-dirlinks', '--omit-dir-times', '--omit-link-times', '--executability', '--delay-updates', '--temp-dir',
     // a pull's (it stores what needs root in xattr records; test/serve-fake-super)

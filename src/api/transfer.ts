@@ -28,6 +28,8 @@ export interface TransferCallOptions extends ConnectOptions, TransferFlags {
   onProgress?: ProgressFn;
   /** -I (pull only): transfer files even when size and time match. */
   ignoreTimes?: boolean;
+  /** --trust-sender (pull only): take file-list names the source did not ask for (rsync 3.5's check off). */
+  trustSender?: boolean;
 }
 
 function localPath(path: unknown, what: string): string {
@@ -122,6 +124,7 @@ export async function pull(source: Target, dest: string, options: TransferCallOp
       session: sessionOf(options, daemon),
       ...(list && { filter: { list, deleteExcluded: transfer.deleteExcluded } }),
       ignoreTimes: options.ignoreTimes ?? false,
+      ...(options.trustSender && { trustSender: true }),
       ...(signal && { abort: signal }),
       ...seen.callbacks('>', transfer.times),
       ...(progress && {

@@ -61,6 +61,8 @@ export interface CliOptions {
   numericIds?: boolean;
   /** --fake-super (a pull): owners, modes and devices stored in user.rsync.%stat. */
   fakeSuper?: boolean;
+  /** --trust-sender (a pull): take names the daemon lists that the source or --files-from did not ask for. */
+  trustSender?: boolean;
   deleteExcluded?: boolean;
   // The receiving side's options (a pull): rsync's spellings.
   del?: boolean;
@@ -594,6 +596,7 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('-x, --one-file-system', "don't cross filesystem boundaries (-xx: not even for mount points)", (_v: string, previous: number) => previous + 1, 0)
     .option('--files-from <FILE>', 'read the list of source file names from FILE (a local file or -; pull: also :FILE on the daemon)')
     .option('-0, --from0', '--files-from lists are delimited by NULs')
+    .option('--trust-sender', "pull: take file-list names the source or --files-from did not ask for (rsync 3.5's check off)")
     .option('-m, --prune-empty-dirs', 'prune empty directory chains from the file list (push: the daemon does)')
     .option('-K, --keep-dirlinks', 'treat a symlinked dir on the receiving side as a dir')
     .option('-O, --omit-dir-times', 'leave directory mtimes alone on the receiving side')
@@ -962,6 +965,7 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
     ...(list && { filter: { list, deleteExcluded: transfer.deleteExcluded } }),
     ignoreTimes: Boolean(options.ignoreTimes),
     ...(options.fakeSuper && { fakeSuper: true }),
+    ...(options.trustSender && { trustSender: true }),
     charset,
     abort,
     onInfo: (text) => say(text),

@@ -10,6 +10,8 @@ import type { Readable } from 'node:stream';
 import type { ByteWriter } from '../../protocol/io.js';
 import { FilesFromForwarder } from '../../protocol/files-from.js';
 import { EXIT, RsyncError } from '../../protocol/errors.js';
+import { MAXPATHLEN } from '../../protocol/constants.js';
+import type { RequestedNames } from '../../protocol/implied-includes.js';
 
 /** A local list ready to forward: its bytes as a stream (the file opened already, or stdin). */
 export interface LocalFilesFrom {
@@ -45,12 +47,15 @@ export function openLocalFilesFrom(file: string): LocalFilesFrom {
  * while it goes (the client writes nothing more until the daemon's list is in).
  */
 // rsync/io.c: start_filesfrom_forwarding + forward_filesfrom_data
-export async function forwardFilesFrom(writer: ByteWriter, list: LocalFilesFrom, from0: boolean): Promise<void> {
+export async function forwardFilesFrom(writer: ByteWriter, list: LocalFilesFrom, from0: boolean, requested?: RequestedNames): Promise<void> {
   const converter = new FilesFromForwarder(from0);
+  const noteNames = requested ? impliedIncludesOf(requested) : null;
   const raw = writer.protocol < 31;
   await writer.flush();
   const send = async (bytes: Buffer): Promise<void> => {
     if (bytes.length === 0) return;
+    // Each name becomes a requested name before it goes: the daemon's entry for it can only come after.
+    noteNames?.(bytes);
     if (raw) {
       await writer.sink.write(bytes);
     } else {
@@ -70,4 +75,35 @@ export async function forwardFilesFrom(writer: ByteWriter, list: LocalFilesFrom,
     await send(converter.chunk(next.value));
   }
   await send(converter.end());
+}
+
+/**
+ * What turns the forwarded bytes into requested names: each NUL-terminated name, a name split
+ * across chunks joined first (one longer than a path can be is dropped, as rsync drops it).
+ */
+// rsync/io.c: forward_filesfrom_data (add_implied_include, implied_include_partial_string)
+function impliedIncludesOf(requested: RequestedNames): (bytes: Buffer) => void {
+  let pending: Buffer | null = null;
+  let pendingTooLong = false;
+  return (bytes) => {
+    let start = 0;
+    for (let nul = bytes.indexOf(0); nul !== -1; nul = bytes.indexOf(0, start)) {
+      const piece = bytes.subarray(start, nul);
+      const name = pending ? Buffer.concat([pending, piece]) : piece;
+      if (!pendingTooLong && name.length > 0 && name.length < MAXPATHLEN) requested.addArg(name, false);
+      pending = null;
+      pendingTooLong = false;
+      start = nul + 1;
+    }
+    if (start < bytes.length) {
+      const rest = bytes.subarray(start);
+      const length = (pending?.length ?? 0) + rest.length;
+      if (length >= MAXPATHLEN) {
+        pending = null;
+        pendingTooLong = true;
+      } else if (!pendingTooLong) {
+        pending = pending ? Buffer.concat([pending, rest]) : Buffer.from(rest);
+      }
+    }
+  };
 }

@@ -23,11 +23,12 @@ import { remotePath, type DaemonTarget } from './target.js';
 import { adoptModuleTimeout } from './socket.js';
 import { receiveIntoTree } from './receive.js';
 import { closeOnAbort } from './abort.js';
+import { RequestedNames, UnrequestedNameError } from '../../protocol/implied-includes.js';
 import { forwardFilesFrom, openLocalFilesFrom } from './files-from.js';
 import { receiverXattrs, xattrOptionsFor } from './local-xattrs.js';
 import { fakeSuperXattrOptions } from './fake-super.js';
 import { receiverAcls } from './local-acls.js';
-import { messageText, type OutputCharset, type TransferSummary } from './output.js';
+import { messageText, shownName, type OutputCharset, type TransferSummary } from './output.js';
 
 /** The name of the transfer's top directory in a file list. */
 const DOT_NAME = Buffer.from('.');
@@ -51,6 +52,11 @@ export interface PullOptions {
   filter?: PullFilter;
   /** -I */
   ignoreTimes?: boolean;
+  /**
+   * --trust-sender: take every name of the daemon's file list. By default (rsync 3.5's client) a
+   * name the source argument or a local --files-from list did not ask for stops the pull (exit 4).
+   */
+  trustSender?: boolean;
   /** --fake-super: what needs root stored in user.rsync.%stat records (fake-super.ts). */
   fakeSuper?: boolean;
   /** The charset the daemon's texts are shown in (rsync escapes what it cannot show). Default 'utf8'. */
@@ -127,15 +133,17 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       acls || xattrs
         ? async (r: ByteReader, w: number, mode: number) => (acls ? await acls.receive(r, w, mode) : 0) + (xattrs ? await xattrs.receive(r, w) : 0)
         : null;
+    // rsync 3.5: the names we ask for, to check the daemon's list against (not with a daemon-side :FILE list).
+    const requested = options.trustSender || (transfer.filesFrom !== undefined && !transfer.filesFromForwarded) ? null : requestedNames(transfer, remotePath(options.target), !!filesFrom);
     const start = await startPull(reader, writer, args, {
       ...(checksumChoice && { checksumChoice }),
       ...clientCompressOptions(transfer.compress, compressCodecs),
       ...(filter && {
         writeFilterList: (w: ByteWriter) => sendFilterList(w, filter.list, { deleteExcluded: filter.deleteExcluded, role: 'receiver' }),
       }),
-      flist: { ...flistOptionsFor(transfer), ...(afterEntry && { afterEntry }) },
+      flist: { ...flistOptionsFor(transfer), ...(afterEntry && { afterEntry }), ...(requested && { requested }) },
       onMessage: messages.handle,
-      ...(filesFrom && { forwardFilesFrom: (w: ByteWriter) => forwardFilesFrom(w, filesFrom, !!transfer.from0) }),
+      ...(filesFrom && { forwardFilesFrom: (w: ByteWriter) => forwardFilesFrom(w, filesFrom, !!transfer.from0, requested ?? undefined) }),
     });
     demuxForAck = start.demux;
     const { setup, flist } = start;
@@ -245,6 +253,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     return summaryOf(transferExitCode(senderIoError() | result.generator.ioError, failures), result.generator, result.receiver);
   } catch (e) {
     if (e instanceof RemoteError && demuxForAck) await acknowledgeErrorExit(writer, demuxForAck, e).catch(() => {});
+    // The name as our output shows names (the terminal's charset).
+    if (e instanceof UnrequestedNameError) throw new UnrequestedNameError(e.rawName, shownName(e.rawName, charset));
     throw asFileError(e);
   } finally {
     filesFrom?.close();
@@ -252,6 +262,19 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   }
 }
 
+
+/**
+ * The implied includes of a pull: its source argument (module stripped), unless a local
+ * --files-from list is forwarded (its names are added as they go).
+ */
+// rsync/main.c: client_run / do_recv callers of add_implied_include; options.c (trust_sender_args)
+function requestedNames(transfer: TransferOptions, sourceArg: string, forwardsList: boolean): RequestedNames {
+  const relative = transfer.relative ?? transfer.filesFrom !== undefined;
+  // rsync's xfer_dirs: -d, or --files-from (without -r, its directories are sent as with -d).
+  const requested = new RequestedNames({ relative, recursive: transfer.recursive, dirs: !!transfer.dirs || transfer.filesFrom !== undefined });
+  if (!forwardsList) requested.addArg(sourceArg, true);
+  return requested;
+}
 
 /**
  * The filter list with a relative --partial-dir excluded at its end (`-p DIR/`: perishable, so a
