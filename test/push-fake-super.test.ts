@@ -6,15 +6,14 @@
 // get_stat_xattr, x_lstat (as flist.c make_file calls them).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmod, chown, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
-import { spawnSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { snapshot, diffTrees } from './helpers/tree.js';
-import { setTime, T0 } from './helpers/fstree.js';
 import { daemonUrl, optionSuiteConfig, runText } from './helpers/serve.js';
 import { startDaemonWithConfig, type ConfiguredDaemon } from './helpers/daemon.js';
 import { lsyncd, run } from './helpers/cli.js';
+import { makeFakeSuperSource } from './helpers/fake-super-tree.js';
 import { calls, setX } from './helpers/xattrs.js';
 import { XSTAT_ATTR } from '../src/transfer/fake-super.js';
 
@@ -26,37 +25,6 @@ let src: string;
 /** The tree as a fake-super backup keeps it: pulled from rsyncd by `rsync -a --fake-super`. */
 let stored: string;
 
-/** The source: owners (as root), set-id bits, a sticky dir, devices (as root), a fifo, symlinks. */
-async function makeSource(root: string): Promise<void> {
-  await mkdir(join(root, 'sub/deep'), { recursive: true });
-  await writeFile(join(root, 'setuid'), 'suid program\n');
-  await writeFile(join(root, 'plain'), 'nothing special\n');
-  await writeFile(join(root, 'sub/owned'), 'owned by another\n');
-  await writeFile(join(root, 'sub/deep/setgid'), 'sgid\n');
-  await symlink('../setuid', join(root, 'sub/link'));
-  await symlink('plain', join(root, 'rel-link'));
-  spawnSync('mkfifo', ['-m', '0640', join(root, 'fifo')]);
-  if (ROOT) {
-    spawnSync('mknod', ['-m', '0660', join(root, 'null-like'), 'c', '1', '3']);
-    spawnSync('mknod', ['-m', '0600', join(root, 'sub/block'), 'b', '7', '200']);
-    await chown(join(root, 'setuid'), 1234, 4321);
-    await chown(join(root, 'sub/owned'), 1, 1);
-    await chown(join(root, 'sub'), 65534, 65534);
-    await chown(join(root, 'fifo'), 2, 3);
-    await chown(join(root, 'null-like'), 0, 6);
-    spawnSync('chown', ['-h', '777:888', join(root, 'rel-link')]);
-  }
-  await chmod(join(root, 'setuid'), 0o4755);
-  await chmod(join(root, 'sub/deep/setgid'), 0o2750);
-  await chmod(join(root, 'plain'), 0o444);
-  await chmod(join(root, 'sub/deep'), 0o1777);
-  await chmod(join(root, 'sub/owned'), 0o640);
-  for (const rel of ['setuid', 'plain', 'sub/owned', 'sub/deep/setgid', 'fifo', 'sub/deep', 'sub', ...(ROOT ? ['null-like', 'sub/block'] : [])]) {
-    await setTime(join(root, rel), T0 + rel.length);
-  }
-  spawnSync('touch', ['-h', '-d', `@${T0}`, join(root, 'sub/link'), join(root, 'rel-link')]);
-  await setTime(root, T0);
-}
 
 test.before(async () => {
   theirs = await startDaemonWithConfig(optionSuiteConfig({ seed: 'rw', t: 'rw', o: 'rw' }));
@@ -65,7 +33,7 @@ test.before(async () => {
   src = join(work, 'src');
   stored = join(work, 'stored');
   await mkdir(src);
-  await makeSource(src);
+  await makeFakeSuperSource(src);
   await mkdir(join(theirs.dir, 'seed'));
   const seeded = await run('rsync', ['-a', `${src}/`, daemonUrl(theirs, 'seed/')]);
   assert.is(seeded.status, 0, runText(seeded));

@@ -5,7 +5,7 @@
 // a 3.2.7 client. Counterpart: rsync xattrs.c set_stat_xattr/get_stat_xattr, clientserver.c.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { runBoth, runText, startBoth, type OurDaemon } from './helpers/serve.js'
 import type { ConfiguredDaemon } from './helpers/daemon.js';
 import { oldRsync } from './helpers/old-rsync.js';
 import { lsyncd, run } from './helpers/cli.js';
+import { makeFakeSuperSource } from './helpers/fake-super-tree.js';
 import { daemonUrl } from './helpers/serve.js';
 import { calls, diffXattrTrees, setX, xattrTree } from './helpers/xattrs.js';
 import { formatStatRecord, parseStatRecord, XSTAT_ATTR } from '../src/transfer/fake-super.js';
@@ -54,46 +55,13 @@ async function freshModules(name: string): Promise<void> {
   }
 }
 
-/** The source: owners (as root), a setuid and a setgid file, a sticky dir, a device (as root), a fifo, symlinks, a plain file. */
-async function makeSource(root: string): Promise<void> {
-  await mkdir(join(root, 'sub/deep'), { recursive: true });
-  await writeFile(join(root, 'setuid'), 'suid program\n');
-  await writeFile(join(root, 'plain'), 'nothing special\n');
-  await writeFile(join(root, 'sub/owned'), 'owned by another\n');
-  await writeFile(join(root, 'sub/deep/setgid'), 'sgid\n');
-  await symlink('../setuid', join(root, 'sub/link'));
-  await symlink('plain', join(root, 'rel-link'));
-  spawnSync('mkfifo', ['-m', '0640', join(root, 'fifo')]);
-  if (ROOT) {
-    spawnSync('mknod', ['-m', '0660', join(root, 'null-like'), 'c', '1', '3']);
-    spawnSync('mknod', ['-m', '0600', join(root, 'sub/block'), 'b', '7', '200']);
-    await chown(join(root, 'setuid'), 1234, 4321);
-    await chown(join(root, 'sub/owned'), 1, 1); // daemon:daemon: ids with names
-    await chown(join(root, 'sub'), 65534, 65534);
-    await chown(join(root, 'fifo'), 2, 3);
-    await chown(join(root, 'null-like'), 0, 6);
-    spawnSync('chown', ['-h', '777:888', join(root, 'rel-link')]);
-  }
-  // After chown (which clears the set-id bits).
-  await chmod(join(root, 'setuid'), 0o4755);
-  await chmod(join(root, 'sub/deep/setgid'), 0o2750);
-  await chmod(join(root, 'plain'), 0o444);
-  await chmod(join(root, 'sub/deep'), 0o1777);
-  await chmod(join(root, 'sub/owned'), 0o640);
-  for (const rel of ['setuid', 'plain', 'sub/owned', 'sub/deep/setgid', 'fifo', 'sub/deep', 'sub', ...(ROOT ? ['null-like', 'sub/block'] : [])]) {
-    await setTime(join(root, rel), T0 + rel.length);
-  }
-  spawnSync('touch', ['-h', '-d', `@${T0}`, join(root, 'sub/link'), join(root, 'rel-link')]);
-  await setTime(root, T0);
-}
-
 test.before(async () => {
   ({ ours, theirs } = await startBoth(CONFIG));
   if (ROOT) for (const dir of [ours.dir, theirs.dir]) await chmod(dir, 0o755);
   work = await mkdtemp(join(tmpdir(), 'lsyncd-fake-super-'));
   src = join(work, 'src');
   await mkdir(src);
-  await makeSource(src);
+  await makeFakeSuperSource(src);
 });
 
 test.after(async () => {
