@@ -9,6 +9,7 @@
 // Counterpart: rsync exclude.c add_implied_include, maybe_add_literal_brackets_rule,
 // is_implied_parent_dir; flist.c recv_file_entry (the check).
 import { EXIT, ProtocolError } from './errors.js';
+import { shownName } from './terminal-text.js';
 import { compileFilter, type FilterMatcher, type FilterRule } from './filter.js';
 
 const SLASH = 0x2f;
@@ -26,30 +27,9 @@ export class UnrequestedNameError extends ProtocolError {
   readonly rawName: Buffer;
   /** `shown`: the name as the caller's output shows names (default: escaped for a UTF-8 terminal). */
   constructor(rawName: Uint8Array, shown?: string) {
-    super(`ERROR: rejecting unrequested file-list name: ${shown ?? escapedName(rawName)}`, { code: 'ERR_RSYNC_UNREQUESTED_NAME', exitCode: EXIT.UNSUPPORTED });
+    super(`ERROR: rejecting unrequested file-list name: ${shown ?? shownName(rawName)}`, { code: 'ERR_RSYNC_UNREQUESTED_NAME', exitCode: EXIT.UNSUPPORTED });
     this.rawName = Buffer.from(rawName);
   }
-}
-
-/**
- * A name as rsync's rwrite shows it in a UTF-8 locale: control bytes but tab, and a backslash
- * that would read as an escape, as `\#ooo`; in a name that is not UTF-8, high bytes too.
- */
-// rsync/log.c: filtered_fwrite
-function escapedName(name: Uint8Array): string {
-  const buf = Buffer.from(name.buffer, name.byteOffset, name.length);
-  const utf8 = Buffer.from(buf.toString('utf8'), 'utf8').equals(buf);
-  const digit = (c: number | undefined) => c !== undefined && c >= 0x30 && c <= 0x39;
-  let out = '';
-  let plain = 0;
-  for (let i = 0; i < buf.length; i++) {
-    const c = buf[i]!;
-    const fakeEscape = c === BACKSLASH && buf[i + 1] === 0x23 && digit(buf[i + 2]) && digit(buf[i + 3]) && digit(buf[i + 4]);
-    if (!fakeEscape && (c >= 0x20 || c === 0x09) && c !== 0x7f && (c < 0x80 || utf8)) continue;
-    out += buf.subarray(plain, i).toString('utf8') + `\\#${c.toString(8).padStart(3, '0')}`;
-    plain = i + 1;
-  }
-  return out + buf.subarray(plain).toString(utf8 ? 'utf8' : 'latin1');
 }
 
 /** The options that shape the rules (rsync's relative_paths, recurse, xfer_dirs). */

@@ -99,7 +99,7 @@ export interface CliOptions {
   filesFrom?: string;
   from0?: boolean;
   pruneEmptyDirs?: boolean;
-  // The receiving side's options a push forwards to the daemon (refused elsewhere).
+  // The receiving side's options a push forwards to the daemon and a pull does (the live mirror refuses them).
   keepDirlinks?: boolean;
   omitDirTimes?: boolean;
   omitLinkTimes?: boolean;
@@ -317,9 +317,10 @@ function pushedReceivingOptions(o: CliOptions): Partial<TransferOptions> {
 const MAX_TEMP_DIR_BYTES = 4096 - 10;
 
 /**
- * The receiving side's options only our push has, by forwarding them to the daemon: -K, -O, -J,
- * -E (its letter only without -p), --delay-updates (in the partial dir: --partial-dir's, else
- * rsync's .~tmp~) and -T DIR. A --partial-dir that cleans to none leaves --partial alone, as in rsync.
+ * The receiving side's options a push forwards to the daemon and our pull's receiver does itself
+ * (the live mirror refuses them): -K, -O, -J, -E (its letter only without -p), --delay-updates (in
+ * the partial dir: --partial-dir's, else rsync's .~tmp~) and -T DIR. A --partial-dir that cleans to
+ * none leaves --partial alone, as in rsync.
  */
 // rsync/options.c: parse_arguments (the tmpdir length and delay_updates partial_dir lines)
 function forwardedOnlyOptions(o: CliOptions, receiving: Partial<TransferOptions>): Partial<TransferOptions> {
@@ -333,16 +334,6 @@ function forwardedOnlyOptions(o: CliOptions, receiving: Partial<TransferOptions>
     ...(o.delayUpdates && !noPartialDir && { delayUpdates: true }),
     ...(noPartialDir && { partial: true }),
     ...(o.tempDir !== undefined && { tempDir: o.tempDir }),
-  };
-}
-
-/** -K, -O, -J and -E, which our pull's generator and receiver do themselves (the daemon's sender is not told of them). */
-function pulledTimesOptions(o: CliOptions): Partial<TransferOptions> {
-  return {
-    ...(o.keepDirlinks && { keepDirlinks: true }),
-    ...(o.omitDirTimes && { omitDirTimes: true }),
-    ...(o.omitLinkTimes && { omitLinkTimes: true }),
-    ...(o.executability && { executability: true }),
   };
 }
 
@@ -921,17 +912,13 @@ async function pullOnce(target: ReturnType<typeof parseDaemonAddress>, dest: str
   // rsync/options.c: parse_arguments ("--fake-super conflicts with -XX")
   if (options.fakeSuper && options.xattrs > 1) throw new UsageError('--fake-super conflicts with -XX');
   const receiving = receivingOptions(options);
-  // --delay-updates and -T: our receiver does them (-K, -O, -J, -E: pulledTimesOptions).
-  const { delayUpdates, tempDir, partial } = forwardedOnlyOptions(options, receiving);
+  // -K, -O, -J, -E, --delay-updates and -T: a push forwards them, our pull's receiver does them.
   const transfer: TransferOptions = {
     ...transferOptions(options),
     delete: options.delete === true,
     ...receiving,
     ...walkingOptions(options, 'pull'),
-    ...pulledTimesOptions(options),
-    ...(delayUpdates && { delayUpdates }),
-    ...(tempDir !== undefined && { tempDir }),
-    ...(partial && { partial }),
+    ...forwardedOnlyOptions(options, receiving),
   };
   const list = rules.some((r) => r.kind !== 'delete-excluded') ? buildFilterList(rules) : undefined;
   const started = Date.now();

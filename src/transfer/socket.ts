@@ -185,6 +185,10 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
   let bytesWritten = 0;
   let limiter: BandwidthLimiter | undefined;
   const writeOnce = async (bytes: Uint8Array): Promise<void> => {
+    // The daemon spoke while we were busy (no poll since): let node read it before we write. A
+    // daemon that refuses and closes resets the connection, and a write into it makes node close
+    // the descriptor with the daemon's reason unread (rsync's client polls both ways at once).
+    if (!failure && !socket.destroyed && peerSpoke()) await pollOnce();
     if (failure) throw failure;
     if (socket.destroyed || socket.writableEnded) {
       throw new SocketError(`connection to ${where} closed by the daemon while we were still writing`);
@@ -192,11 +196,6 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
     begin();
     bytesWritten += bytes.length;
     try {
-      // The daemon spoke while we were busy (no poll since): let node read it before we write. A
-      // daemon that refuses and closes resets the connection, and a write into it makes node close
-      // the descriptor with the daemon's reason unread (rsync's client polls both ways at once).
-      if (peerSpoke()) await pollOnce();
-      if (socket.destroyed) throw failure ?? new SocketError(`connection to ${where} closed by the daemon while we were still writing`);
       const flowing = socket.write(bytes);
       ackNow();
       if (!flowing) {
