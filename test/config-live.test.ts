@@ -313,9 +313,15 @@ test('SIGHUP: a sync added starts, one removed stops, one changed restarts, the 
     // The runners' next sessions opened ahead (waiting for their file lists): a reload must not touch a's.
     // At least two sessions each, one open: the startup push has ended (rsyncd logs its summary a moment after
     // the tree is complete) and the one opened ahead waits.
+    // And the same sessions for a while: under load the startup push could still be the open one,
+    // its spare opened after the log is read below (then counted as a push of the unchanged sync).
+    let seen = { sessions: '', since: 0 };
     await eventually(async () => {
       const log = await daemon.log();
-      return ['a', 'b', 'c'].every((n) => sessionCount(log, `push/hup/${n}/`) >= 2 && openSessionCount(log, `push/hup/${n}/`) === 1);
+      const ready = ['a', 'b', 'c'].every((n) => sessionCount(log, `push/hup/${n}/`) >= 2 && openSessionCount(log, `push/hup/${n}/`) === 1);
+      const sessions = ['a', 'b', 'c'].map((n) => sessionCount(log, `push/hup/${n}/`)).join(',');
+      if (!ready || sessions !== seen.sessions) seen = { sessions, since: Date.now() };
+      return ready && Date.now() - seen.since >= 1500;
     }, 15_000, 'the sessions opened ahead');
     const logBefore = (await daemon.log()).length;
 
