@@ -26,6 +26,11 @@ export interface ByteSource {
  */
 export interface ByteSink {
   write(bytes: Uint8Array): Promise<void>;
+  /**
+   * Optional: true when the sink holds none of the bytes written so far (a socket whose every write
+   * went to the kernel). The writer then reuses its slab from the start instead of taking a new one.
+   */
+  idle?(): boolean;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -305,6 +310,11 @@ export class ByteReader {
     return this.buf[this.pos + offset]!;
   }
 
+  /** The buffered int32 `offset` bytes past the read position (the caller checked `buffered`). */
+  peekInt(offset: number): number {
+    return this.buf.readInt32LE(this.pos + offset);
+  }
+
   /** Skip `n` buffered bytes (the caller checked `buffered`). */
   skip(n: number): void {
     this.advance(n);
@@ -558,6 +568,9 @@ export class ByteWriter {
       this.start = this.length = 0;
     }
     await this.sink.write(out);
+    // Nothing written meanwhile, and the sink let go of every byte: the slab starts over, so a
+    // big file streams through one slab instead of fresh memory for every 256 KiB.
+    if (this.start === this.length && this.sink.idle?.()) this.start = this.length = 0;
   }
 }
 

@@ -6,7 +6,7 @@
 import { ProtocolError, EXIT } from './errors.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { BlockMatcher } from './match.js';
-import { readSumBlocks, readSumHead, writeSumHead, type ChunkSource, type SumHead } from './sums.js';
+import { readBufferedSumHead, readSumBlocks, readSumHead, writeSumHead, type ChunkSource, type SumHead } from './sums.js';
 import type { Checksummer } from './checksum.js';
 import { tokenWriter, type TokenSink } from './token.js';
 import type { TokenCompression } from './compress-codecs.js';
@@ -71,8 +71,11 @@ export interface SenderSource {
    * same buffer again on the next open(). A `size` on what it returns is the file's length now
    * (--append skips a file shorter than the list says).
    */
-  open(entry: FileEntry, ndx: number): Promise<(ChunkSource & { readonly size?: number }) | SourceFailure>;
+  open(entry: FileEntry, ndx: number): OpenedSource | Promise<OpenedSource>;
 }
+
+/** What SenderSource.open answers (at once, or as a promise). */
+export type OpenedSource = (ChunkSource & { readonly size?: number }) | SourceFailure;
 
 /**
  * A file the sender could not open: the words for the user, whether it is gone (exit 24) and,
@@ -246,10 +249,11 @@ async function answerRequests(
       (inplace && (protocol >= 29 ? (basisType ?? FNAMECMP_FNAME) === FNAMECMP_FNAME : !options.backup || phase > 0));
     const readStart = reader.consumed; // rsync's remember_initial_stats
     const writeStart = writer.written;
-    const head = await readSumHead(reader, checksummer.digestLength);
+    const head = readBufferedSumHead(reader, checksummer.digestLength) ?? (await readSumHead(reader, checksummer.digestLength));
     // --append: the head alone (the generator sends no block sums); it gives the length kept. [sender-append]
-    const sums = append ? null : await readSumBlocks(reader, head);
-    const chunks = await source.open(entry, ndx);
+    const sums = append || head.count === 0 ? null : await readSumBlocks(reader, head);
+    const opened = source.open(entry, ndx);
+    const chunks = opened instanceof Promise ? await opened : opened;
     if ('error' in chunks) {
       // rsync/sender.c: send_files (fd == -1: FWARNING "file has vanished" or FERROR_XFER)
       ioError |= chunks.vanished ? IOERR_VANISHED : IOERR_GENERAL;
@@ -277,7 +281,7 @@ async function answerRequests(
         ? await sendAppended(chunks, checksummer, tokens, appendedFrom(head), append === 2)
         : head.count
           ? await matcher.match(chunks, sums, tokens, { updatingBasis })
-          : await sendWhole(chunks, checksummer, tokens);
+          : (sendWholeNow(chunks, checksummer, tokens) ?? (await sendWhole(chunks, checksummer, tokens)));
     } finally {
       (chunks as { close?: () => void }).close?.(); // whatever happened, the file is let go
     }
@@ -385,6 +389,19 @@ async function sendAppended(chunks: ChunkSource, checksummer: Checksummer, token
   }
   if (held) await tokens.onLiteral(piece.subarray(0, held));
   return { fileSum: hasher.digest(), length, literalBytes, matchedBytes: 0 };
+}
+
+/**
+ * sendWhole without waiting, for a file read in one buffer (a small file) when the output has room
+ * for it; null (nothing written) otherwise.
+ */
+function sendWholeNow(chunks: ChunkSource, checksummer: Checksummer, tokens: TokenSink): Awaited<ReturnType<typeof sendWhole>> | null {
+  if (!Array.isArray(chunks) || chunks.length !== 1 || !tokens.literalNow) return null;
+  const chunk = chunks[0] as Uint8Array;
+  if (!tokens.literalNow(chunk)) return null;
+  const hasher = checksummer.startFile();
+  hasher.update(chunk);
+  return { fileSum: hasher.digest(), length: chunk.length, literalBytes: chunk.length, matchedBytes: 0 };
 }
 
 /** No basis on the daemon's side: the file goes out as literal data, hashed on the way. */

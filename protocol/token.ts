@@ -17,6 +17,11 @@ import type { TokenCompression } from './compress-codecs.js';
 export interface TokenSink extends MatchSink {
   /** The end-of-data token of the current file (buffered; the caller flushes). */
   end(): void;
+  /**
+   * Optional: onLiteral without waiting, when the output has room for `bytes` below its flush
+   * mark (true: written); false, nothing written: the caller awaits onLiteral instead.
+   */
+  literalNow?(bytes: Uint8Array): boolean;
 }
 
 /** Where a receiver's tokens come from. */
@@ -80,6 +85,16 @@ const FLUSH_MATCHES = 64;
 export class TokenWriter implements TokenSink {
   private matchesSinceFlush = 0;
   constructor(private readonly writer: ByteWriter) {}
+
+  literalNow(bytes: Uint8Array): boolean {
+    if (this.writer.pending + bytes.length >= FLUSH_AT) return false;
+    for (let at = 0; at < bytes.length; at += CHUNK_SIZE) {
+      const end = Math.min(bytes.length, at + CHUNK_SIZE);
+      this.writer.writeInt(end - at);
+      this.writer.writeBuf(at === 0 && end === bytes.length ? bytes : bytes.subarray(at, end));
+    }
+    return true;
+  }
 
   async onLiteral(bytes: Uint8Array): Promise<void> {
     for (let at = 0; at < bytes.length; at += CHUNK_SIZE) {

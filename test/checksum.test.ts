@@ -20,6 +20,7 @@ import {
   OLD_MAX_BLOCK_SIZE,
   readSumBlocks,
   readSumHead,
+  readBufferedSumHead,
   sumSizesSqroot,
   weakSum,
   writeSumBlocks,
@@ -440,6 +441,7 @@ test('checksummer: negative seeds (sign-extended for xxhash), stale hashers, old
 
 // ---- sum heads -----------------------------------------------------------------------------------
 
+/** The head read both ways: awaiting field by field, and at once from a buffer that holds it all. */
 async function headFrom(ints: number[], protocol = 32, digest = 16) {
   const w = new ByteWriter(memorySink());
   for (const i of ints) w.writeInt(i);
@@ -447,8 +449,36 @@ async function headFrom(ints: number[], protocol = 32, digest = 16) {
   await w.flush();
   const reader = new ByteReader(piecesSource(sink.bytes()));
   reader.protocol = protocol;
-  return readSumHead(reader, digest);
+  let buffered: unknown;
+  try {
+    // A byte ahead of the head: reading it buffers the rest of the stream.
+    const again = new ByteReader(piecesSource(Buffer.concat([Buffer.from([9]), sink.bytes()])));
+    again.protocol = protocol;
+    await again.readByte();
+    buffered = readBufferedSumHead(again, digest);
+    assert.is(again.buffered, sink.bytes().length - (protocol < 27 ? 12 : 16));
+  } catch (e) {
+    buffered = e;
+  }
+  try {
+    const head = await readSumHead(reader, digest);
+    assert.equal(buffered, head, 'the buffered read agrees');
+    return head;
+  } catch (e) {
+    assert.instance(buffered, ProtocolError, 'the buffered read refuses it too');
+    assert.is((buffered as Error).message, (e as Error).message);
+    throw e;
+  }
 }
+
+test('readBufferedSumHead: nothing consumed until the whole head is buffered', async () => {
+  const reader = new ByteReader(piecesSource(Buffer.from([9, 1, 0, 0, 0, 0, 4, 0, 0, 16, 0, 0, 0, 7, 0, 0, 0]), [7, 11]));
+  await reader.readByte();
+  assert.is(reader.buffered, 6);
+  assert.is(readBufferedSumHead(reader, 16), null);
+  assert.is(reader.buffered, 6);
+  assert.equal(await readSumHead(reader, 16), { count: 1, blength: 1024, s2length: 16, remainder: 7 });
+});
 
 test('readSumHead: bounds (count, blength, s2length vs digest, remainder)', async () => {
   assert.equal(await headFrom([0, 0, 0, 0]), { count: 0, blength: 0, s2length: 0, remainder: 0 });

@@ -819,12 +819,15 @@ const SMALL_FILE = 1 << 20;
  */
 export function localSource(walk?: WalkOptions | null): SenderSource {
   let scratch = Buffer.allocUnsafe(64 * 1024);
+  // A big file streams through the same two buffers, one read into while the other is sent.
+  const streaming: ReadBuffers = { pair: null };
   // -L/--copy-unsafe-links list some links as files: those are opened through the link (and,
   // under lsyncd serve, only when the file opened lies inside the module).
   const following = followsLinks(walk ?? null);
   const openFlags = following ? constants.O_RDONLY : constants.O_RDONLY | constants.O_NOFOLLOW;
   return {
-    async open(entry) {
+    // Synchronous throughout (the sender takes the answer without an await).
+    open(entry) {
       const path = (entry as LocalEntry).localPath;
       const failed = (e: unknown) => {
         const code = (e as NodeJS.ErrnoException).code;
@@ -861,7 +864,7 @@ export function localSource(walk?: WalkOptions | null): SenderSource {
           size = st.size;
         }
         // The length now goes with the chunks (rsync's sender fstats: --append skips a shrunk file).
-        if (size > SMALL_FILE) return Object.assign(readChunks(fd, []), { size });
+        if (size > SMALL_FILE) return Object.assign(readChunks(fd, [], streaming), { size });
         // One read of the whole file (and one more byte, to notice growth).
         if (scratch.length < size + 1) scratch = Buffer.allocUnsafe(Math.max(size + 1, scratch.length * 2));
         const buf = scratch.subarray(0, size + 1);
@@ -873,7 +876,7 @@ export function localSource(walk?: WalkOptions | null): SenderSource {
         }
         // It grew meanwhile: stream the rest from the same descriptor (if it still is a file).
         if (!fstatSync(fd).isFile()) throw notRegular();
-        return readChunks(fd, [buf]);
+        return readChunks(fd, [buf], streaming);
       } catch (e) {
         closeSync(fd);
         return failed(e);
@@ -889,28 +892,54 @@ function notRegular(): Error {
 
 const readFd = promisify(read);
 
+/** The two read buffers of a source's streamed files (made at its first big file). */
+interface ReadBuffers {
+  pair: [Buffer, Buffer] | null;
+}
+
+/** Bytes per read of a big file. */
+const READ_CHUNK = 1 << 20;
+
 /**
  * `first` (already read), then the rest of `fd` in 1 MiB chunks. `fd` is closed when the reading
  * ends, or by close() (also when the reading never started: the sender failed before it).
  */
-function readChunks(fd: number, first: Buffer[]): ChunkSource & { close(): void } {
+function readChunks(fd: number, first: Buffer[], buffers: ReadBuffers): ChunkSource & { close(): void } {
   let open = true;
+  const reading = { now: false };
   const close = () => {
     if (!open) return;
     open = false;
+    // Closed with a read still under way (the sender gave up mid-file): that read may yet land
+    // in its buffer, so the next file gets buffers of its own.
+    if (reading.now) buffers.pair = null;
     closeSync(fd);
   };
-  const chunks = streamChunks(fd, first, close);
+  const chunks = streamChunks(fd, first, buffers, reading, close);
   return { [Symbol.asyncIterator]: () => chunks, close };
 }
 
-async function* streamChunks(fd: number, first: Buffer[], close: () => void): AsyncGenerator<Uint8Array> {
-  // Read ahead: the next read is under way while the caller works on the current chunk, so disk
-  // (or page-cache) time overlaps the block search instead of adding to it.
-  const size = 1 << 20;
+/**
+ * Read ahead: the next read is under way while the caller works on the current chunk, so disk (or
+ * page-cache) time overlaps the block search instead of adding to it. Two buffers take turns: a
+ * chunk is the caller's until it asks for the next one (the sender copies what it keeps), so 512 MiB
+ * sent touch 2 MiB of memory instead of 512 fresh buffers for the kernel to fault in and the
+ * collector to free.
+ */
+async function* streamChunks(fd: number, first: Buffer[], buffers: ReadBuffers, reading: { now: boolean }, close: () => void): AsyncGenerator<Uint8Array> {
+  const pair = (buffers.pair ??= [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)]);
+  let turn = 0;
   const next = () => {
-    const buf = Buffer.allocUnsafe(size);
-    return readFd(fd, buf, 0, size, null).then(({ bytesRead }) => buf.subarray(0, bytesRead));
+    const buf = pair[turn]!;
+    turn ^= 1;
+    reading.now = true;
+    return readFd(fd, buf, 0, READ_CHUNK, null).then(
+      ({ bytesRead }) => ((reading.now = false), buf.subarray(0, bytesRead)),
+      (e: unknown) => {
+        reading.now = false;
+        throw e;
+      },
+    );
   };
   let pending: Promise<Buffer> | null = next();
   try {
@@ -918,6 +947,8 @@ async function* streamChunks(fd: number, first: Buffer[], close: () => void): As
     while (pending) {
       const chunk: Buffer = await pending;
       if (chunk.length === 0) return;
+      // The caller has asked for this chunk, so it is done with the one before: that buffer is
+      // read into while the caller works on this one.
       pending = next();
       yield chunk;
     }

@@ -268,6 +268,9 @@ export function wrapSocket(socket: Socket, where: string, timeoutSeconds: number
         await limiter.wrote(piece.length);
       }
     },
+    idle() {
+      return socket.writableLength === 0;
+    },
     setBandwidthLimit(kibPerSecond) {
       limiter = kibPerSecond > 0 ? new BandwidthLimiter(kibPerSecond) : undefined;
     },
