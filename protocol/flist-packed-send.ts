@@ -52,7 +52,13 @@ class EntryBytes {
     this.at += 4;
   }
   bytes(src: Uint8Array, from = 0, to = src.length): void {
-    this.buf.set(from === 0 && to === src.length ? src : src.subarray(from, to), this.at);
+    // Names are mostly short: copied by hand, no view made for them.
+    if (to - from <= 32) {
+      const buf = this.buf;
+      for (let k = from, o = this.at; k < to; k++, o++) buf[o] = src[k]!;
+    } else {
+      this.buf.set(from === 0 && to === src.length ? src : src.subarray(from, to), this.at);
+    }
     this.at += to - from;
   }
 

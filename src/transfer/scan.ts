@@ -107,6 +107,11 @@ function join(dir: Buffer, name: Buffer): Buffer {
   return out;
 }
 
+/** The relative name `dir/base` (`base` at the top, where dir is null or empty). */
+function nameOf(dir: Buffer | null, base: Buffer): Buffer {
+  return dir && dir.length ? join(dir, base) : base;
+}
+
 /** Parse /etc/passwd-style files into id → name. */
 async function idNames(path: string): Promise<Map<number, string>> {
   const names = new Map<number, string>();
@@ -265,10 +270,9 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
     const mode = st.mode;
     const type = mode & S_IFMT;
     const isDir = type === S_IFDIR;
-    const name = () => (dir && dir.length ? join(dir, base) : base);
-    if (filter && !filter.empty && filter.isExcluded(name(), isDir)) return -1;
+    if (filter && !filter.empty && filter.isExcluded(nameOf(dir, base), isDir)) return -1;
     if (options.ignoreNonreadable && type !== S_IFLNK && !readable(localPath())) return -1;
-    if (!wanted(mode, name())) return -1;
+    if (type !== S_IFREG && !isDir && !wanted(mode, nameOf(dir, base))) return -1;
     let symlink: Buffer | undefined;
     if (type === S_IFLNK) {
       try {
@@ -276,7 +280,7 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         state.ioError |= code === 'ENOENT' ? IOERR_VANISHED : IOERR_GENERAL;
-        fail({ what: code === 'ENOENT' ? 'vanished' : 'readlink_stat', name: name(), ...(code && { code }), message: (e as Error).message }, `readlink ${shownName(name())} failed: ${(e as Error).message}`);
+        fail({ what: code === 'ENOENT' ? 'vanished' : 'readlink_stat', name: nameOf(dir, base), ...(code && { code }), message: (e as Error).message }, `readlink ${shownName(nameOf(dir, base))} failed: ${(e as Error).message}`);
         return -1;
       }
     }
@@ -308,6 +312,10 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
   const walkSteps = function* (dirName: Buffer, dirPath: Buffer, dirIndex: number, filter: PathFilter | undefined): Generator<void, void, undefined> {
     const top = dirName.equals(DOT);
     const subdirs: Array<[Buffer, EntryStat]> = [];
+    // The local path of the name being considered, made only when asked for (one closure per
+    // directory rather than one per name: consider() calls it before it returns).
+    let considered: Buffer = DOT;
+    const consideredPath = (): Buffer => join(dirPath, considered);
     /** One name of the directory, stat'ed: too long, a directory for later, or considered now. */
     const entry = (base: Buffer, st: EntryStat | null): void => {
       if ((top ? 0 : dirName.length + 1) + base.length >= MAXPATHLEN) {
@@ -341,7 +349,10 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
         if (link.kind === 'followed') stat = statFromNode(link.stat);
       }
       if ((stat.mode & S_IFMT) === S_IFDIR) subdirs.push([base, stat === st ? copyStat(stat) : stat]);
-      else consider(top ? null : dirName, base, dirIndex, () => join(dirPath, base), stat, filter);
+      else {
+        considered = base;
+        consider(top ? null : dirName, base, dirIndex, consideredPath, stat, filter);
+      }
     };
     const packed = readDirStats ? readDirPacked(readDirStats, dirPath) : null;
     if (packed) {
