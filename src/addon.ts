@@ -52,6 +52,8 @@ export interface InotifyAddon {
   xattr?: XattrCalls;
   /** fallocate PUNCH_HOLE|KEEP_SIZE, else ZERO_RANGE (native/punch-hole.cc): false when the filesystem does neither. */
   punchHole?: (fd: number, offset: number, length: number) => boolean;
+  /** open + read to EOF (or a full buffer) + close (native/read-small.cc): bytes read, or -errno. */
+  readSmallFile?: (path: Buffer, follow: boolean, into: Buffer) => number;
 }
 
 /** An opaque zstd context of the addon (freed when collected). */

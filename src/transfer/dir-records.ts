@@ -20,6 +20,12 @@ export function nativeDirStats(): ReadDirStats | null {
   return loadAddon(undefined, { quiet: true })?.readDirStats ?? null;
 }
 
+/** The addon's whole-file read of a small file (native/read-small.cc), under the same switch as nativeDirStats. */
+export function nativeSmallFileRead(): ((path: Buffer, follow: boolean, into: Buffer) => number) | null {
+  if (process.env['LSYNCD_JS_SCAN']) return null;
+  return loadAddon(undefined, { quiet: true })?.readSmallFile ?? null;
+}
+
 const LE = endianness() === 'LE';
 /** Bytes of a record before its name. */
 const RECORD_FIXED = 66;

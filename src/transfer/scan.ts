@@ -5,7 +5,7 @@ import { lstat, readFile, stat } from 'node:fs/promises';
 import { accessSync, constants, lstatSync, statSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { BigIntStats } from 'node:fs';
-import { DirRecords, nativeDirStats, type ReadDirStats } from './dir-records.js';
+import { DirRecords, nativeDirStats, nativeSmallFileRead, type ReadDirStats } from './dir-records.js';
 import type { FileEntry, IdNames } from '../../protocol/flist.js';
 import { PackedFileList, PACKED_DROPPED, PACKED_NO_CONTENT, PACKED_TOP_DIR, type FileIdentity } from '../../protocol/flist-packed.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, splitDev, type DevNumbers } from '../../protocol/modes.js';
@@ -836,10 +836,21 @@ export function localSource(walk?: WalkOptions | null): SenderSource {
   // under lsyncd serve, only when the file opened lies inside the module).
   const following = followsLinks(walk ?? null);
   const openFlags = following ? constants.O_RDONLY : constants.O_RDONLY | constants.O_NOFOLLOW;
+  // The addon reads a small file in one call; not when a followed link must be checked against
+  // the confinement (that needs the descriptor). Any failure is redone the Node way below.
+  const readSmall = following && walk?.confine ? null : nativeSmallFileRead();
   return {
     // Synchronous throughout (the sender takes the answer without an await).
     open(entry) {
       const path = (entry as LocalEntry).localPath;
+      const listed = (entry as Partial<LocalEntry>).size;
+      if (readSmall && listed !== undefined && listed <= SMALL_FILE) {
+        if (scratch.length < listed + 1) scratch = Buffer.allocUnsafe(Math.max(listed + 1, scratch.length * 2));
+        const buf = scratch.subarray(0, listed + 1);
+        const got = readSmall(path, following, buf);
+        // Whole (one byte of room left over), or else: an error or a file that grew, done below.
+        if (got >= 0 && got <= listed) return Object.assign([buf.subarray(0, got)], { size: got });
+      }
       const failed = (e: unknown) => {
         const code = (e as NodeJS.ErrnoException).code;
         // ELOOP: a symlink now (O_NOFOLLOW); EISDIR: a directory now (read without an fstat).
@@ -865,7 +876,6 @@ export function localSource(walk?: WalkOptions | null): SenderSource {
         // four Dates per file): the read itself tells. A directory raced into place fails with
         // EISDIR; more bytes than the scan saw (it grew, or it is no longer a regular file) are
         // checked with fstat before anything is streamed.
-        const listed = (entry as Partial<LocalEntry>).size;
         let size: number;
         if (listed !== undefined && listed <= SMALL_FILE) {
           size = listed;
@@ -917,13 +927,19 @@ const READ_CHUNK = 1 << 20;
  */
 function readChunks(fd: number, first: Buffer[], buffers: ReadBuffers): ChunkSource & { close(): void } {
   let open = true;
-  const reading = { now: false };
+  const reading: { now: Promise<unknown> | null } = { now: null };
   const close = () => {
     if (!open) return;
     open = false;
     // Closed with a read still under way (the sender gave up mid-file): that read may yet land
-    // in its buffer, so the next file gets buffers of its own.
-    if (reading.now) buffers.pair = null;
+    // in its buffer, so the next file gets buffers of its own; and the descriptor is closed only
+    // once the read is done (closed now, its number could be the next file's before the read runs).
+    if (reading.now) {
+      buffers.pair = null;
+      const closeNow = () => closeSync(fd);
+      reading.now.then(closeNow, closeNow);
+      return;
+    }
     closeSync(fd);
   };
   const chunks = streamChunks(fd, first, buffers, reading, close);
@@ -937,20 +953,19 @@ function readChunks(fd: number, first: Buffer[], buffers: ReadBuffers): ChunkSou
  * sent touch 2 MiB of memory instead of 512 fresh buffers for the kernel to fault in and the
  * collector to free.
  */
-async function* streamChunks(fd: number, first: Buffer[], buffers: ReadBuffers, reading: { now: boolean }, close: () => void): AsyncGenerator<Uint8Array> {
+async function* streamChunks(fd: number, first: Buffer[], buffers: ReadBuffers, reading: { now: Promise<unknown> | null }, close: () => void): AsyncGenerator<Uint8Array> {
   const pair = (buffers.pair ??= [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)]);
   let turn = 0;
   const next = () => {
     const buf = pair[turn]!;
     turn ^= 1;
-    reading.now = true;
-    return readFd(fd, buf, 0, READ_CHUNK, null).then(
-      ({ bytesRead }) => ((reading.now = false), buf.subarray(0, bytesRead)),
-      (e: unknown) => {
-        reading.now = false;
-        throw e;
-      },
-    );
+    const read = readFd(fd, buf, 0, READ_CHUNK, null).then(({ bytesRead }) => buf.subarray(0, bytesRead));
+    reading.now = read;
+    const settled = () => {
+      if (reading.now === read) reading.now = null;
+    };
+    read.then(settled, settled);
+    return read;
   };
   let pending: Promise<Buffer> | null = next();
   try {
