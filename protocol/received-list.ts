@@ -8,7 +8,7 @@
 // file_struct pool, fsort/f_name_cmp, flist_sort_and_clean, flist_find).
 import { ProtocolError } from './errors.js';
 import type { FileEntry } from './flist.js';
-import { isDir } from './modes.js';
+import { isDir, S_IFDIR, S_IFMT } from './modes.js';
 import { compareNames } from './name-order.js';
 import { resizedColumn } from './column-growth.js';
 
@@ -58,6 +58,8 @@ const F_CHECKSUM = 32;
 export const PACKED_ENTRY_BYTES = 96;
 
 const INITIAL_CAPACITY = 256;
+/** Name suffixes up to this long are copied byte by byte (a view would cost more). */
+const SMALL_NAME = 48;
 /** The arena's offsets are 32-bit. */
 const MAX_ARENA = 0xffff_ffff;
 
@@ -116,9 +118,14 @@ export class ReceivedList implements FileListView {
    * then `suffix`. Returns its wire index; the name is readable at once with `wireName`.
    */
   addName(shared: number, suffix: Uint8Array): number {
+    return this.addNameFrom(shared, suffix, 0, suffix.length);
+  }
+
+  /** addName with the suffix as `src[from..to)` (the reader's buffer: no view is made). */
+  addNameFrom(shared: number, src: Uint8Array, from: number, to: number): number {
     const w = this.count;
     if (w === this.capacity) this.grow();
-    const len = shared + suffix.length;
+    const len = shared + (to - from);
     if (this.arenaUsed + len > this.arena.length) {
       if (this.arenaUsed + len > MAX_ARENA) throw new ProtocolError('file list: more name bytes than a list can hold (4 GiB)');
       const next = Buffer.allocUnsafe(Math.min(MAX_ARENA, Math.max(this.arena.length * 2, this.arenaUsed + len)));
@@ -130,7 +137,9 @@ export class ReceivedList implements FileListView {
       const from = this.nameStart[w - 1]!;
       this.arena.copyWithin(start, from, from + shared);
     }
-    this.arena.set(suffix, start + shared);
+    const arena = this.arena;
+    if (to - from <= SMALL_NAME) for (let i = from, o = start + shared; i < to; i++, o++) arena[o] = src[i]!;
+    else arena.set(src.subarray(from, to), start + shared);
     this.arenaUsed += len;
     this.nameStart[w] = start;
     this.nameLen[w] = len;
@@ -140,9 +149,32 @@ export class ReceivedList implements FileListView {
     return w;
   }
 
+  /**
+   * Take back the last entry added: the decoder undoes an entry whose bytes had not all arrived
+   * and parses it again when they have (which sets again whatever the first try set at its index).
+   */
+  dropLast(): void {
+    this.count--;
+    this.arenaUsed = this.nameStart[this.count]!;
+  }
+
   /** Length of the name of the last entry added (0 before the first): what XMIT_SAME_NAME may reuse. */
   lastNameLength(): number {
     return this.count ? this.nameLen[this.count - 1]! : 0;
+  }
+
+  /** The arena the names are in (valid until the next addName: it may grow). */
+  get arenaBytes(): Buffer {
+    return this.arena;
+  }
+
+  /** Where the name of the entry received `w`-th starts in the arena, and its length. */
+  wireNameStart(w: number): number {
+    return this.nameStart[w]!;
+  }
+
+  wireNameLength(w: number): number {
+    return this.nameLen[w]!;
   }
 
   /** The name of the entry received `w`-th (a view into the arena). */
@@ -264,7 +296,8 @@ export class ReceivedList implements FileListView {
     for (let i = 0; i < n; i++) order[i] = i;
     // A merge sort on the index array: stable as rsync's, no object per entry.
     const scratch = new Uint32Array(n);
-    const cmp = (a: number, b: number): number => this.compareWire(a, b, isDir(this.modes[a]!), isDir(this.modes[b]!));
+    const modes = this.modes;
+    const cmp = (a: number, b: number): number => this.compareWire(a, b, (modes[a]! & S_IFMT) === S_IFDIR, (modes[b]! & S_IFMT) === S_IFDIR);
     mergeSort(order, scratch, 0, n, cmp);
     this.order = order;
     this.cleanDuplicates();
