@@ -38,6 +38,8 @@ export interface ReceivedEntry extends FileEntry {
 export interface FileListView {
   readonly length: number;
   at(ndx: number): ReceivedEntry | undefined;
+  /** Whether the entry after `ndx` is in the same directory (the generator's walk reads a directory once for both). */
+  sameDirAsNext?(ndx: number): boolean;
 }
 
 // The per-entry flag bits.
@@ -393,6 +395,17 @@ export class ReceivedList implements FileListView {
     return this.modes[this.wireIndex(ndx)]!;
   }
 
+  sameDirAsNext(ndx: number): boolean {
+    if (ndx < 0 || ndx + 1 >= this.count) return false;
+    const arena = this.arena;
+    const a = this.nameStart[this.wireIndex(ndx)]!;
+    const b = this.nameStart[this.wireIndex(ndx + 1)]!;
+    const aDir = dirLength(arena, a, a + this.nameLen[this.wireIndex(ndx)]!);
+    if (aDir !== dirLength(arena, b, b + this.nameLen[this.wireIndex(ndx + 1)]!)) return false;
+    for (let i = 0; i < aDir; i++) if (arena[a + i] !== arena[b + i]) return false;
+    return true;
+  }
+
   /**
    * Whether some entry, active or not, is named exactly `name`: a scan of the arena that makes
    * nothing per entry (a pull asks whether the list has a '.' before it makes DEST).
@@ -510,6 +523,12 @@ export class ReceivedList implements FileListView {
     if (flags & F_CHECKSUM) entry.checksum = Buffer.from(this.sums!.subarray(w * this.checksumLength, (w + 1) * this.checksumLength));
     return entry;
   }
+}
+
+/** The length of the dirname of the name `bytes[from..to)` (0 for a top-level name). */
+function dirLength(bytes: Uint8Array, from: number, to: number): number {
+  for (let i = to - 1; i >= from; i--) if (bytes[i] === 0x2f) return i - from;
+  return 0;
 }
 
 /** A stable merge sort of `a[lo..hi)` by `cmp` (rsync's fsort is a merge sort too). */
