@@ -4,7 +4,7 @@
 // Counterpart: rsync checksum.c (get_checksum1, get_checksum2, sum_init/sum_update/sum_end) and
 // the rolling update inside match.c hash_search.
 import { createHash } from 'node:crypto';
-import { createMD4, createXXHash128, createXXHash3, createXXHash64, type IHasher } from 'hash-wasm';
+import { createMD4, createXXHash128, createXXHash3, createXXHash64, type IHasher } from 'hash-wasm/dist/index.esm.min.js';
 import { CF_CHKSUM_SEED_FIX, type ChecksumName } from './compat.js';
 import { ProtocolError, EXIT } from './errors.js';
 

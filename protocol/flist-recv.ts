@@ -12,6 +12,7 @@ import { MAX_WIRE_ACL_COUNT } from './acls.js';
 import { FLIST_MAX_PROTOCOL, FLIST_MIN_PROTOCOL, type FlistOptions } from './flist.js';
 import type { RequestedNames } from './implied-includes.js';
 import { PACKED_ENTRY_BYTES, ReceivedList, type ReceivedEntry } from './received-list.js';
+import { NEED_MORE, RecordCursor } from './record-cursor.js';
 import {
   IOERR_VALID_MASK,
   MAX_WIRE_NSEC,
@@ -151,24 +152,34 @@ const shown = (name: Uint8Array): string => JSON.stringify(Buffer.from(name).toS
  */
 // rsync/flist.c: recv_file_entry (the "unsafe pathname from sender" check) [flist-recv-safe]
 export function checkReceivedName(name: Uint8Array): void {
-  if (name.length === 0) throw new UnsafeNameError('unsafe file-list name from the daemon: empty', name);
-  if (name.length >= MAXPATHLEN) {
-    throw new UnsafeNameError(`unsafe file-list name from the daemon: ${name.length} bytes (limit ${MAXPATHLEN - 1})`, name);
-  }
-  if (name.includes(0)) throw new UnsafeNameError(`unsafe file-list name from the daemon (NUL byte): ${shown(name)}`, name);
-  if (name[0] === 0x2f) throw new UnsafeNameError(`unsafe file-list name from the daemon (absolute): ${shown(name)}`, name);
-  if (name.length === 1 && name[0] === 0x2e) return;
-  let start = 0;
-  for (let i = 0; i <= name.length; i++) {
-    if (i < name.length && name[i] !== 0x2f) continue;
+  checkReceivedNameAt(name, 0, name.length);
+}
+
+/** checkReceivedName on `bytes[from..to)` (a name in the list's arena: no view is made unless it is refused). */
+// rsync/flist.c: recv_file_entry (the "unsafe pathname from sender" check) [flist-recv-safe]
+function checkReceivedNameAt(bytes: Uint8Array, from: number, to: number): void {
+  const length = to - from;
+  if (length === 0) refuseName(bytes, from, to, ': empty', false);
+  if (length >= MAXPATHLEN) refuseName(bytes, from, to, `: ${length} bytes (limit ${MAXPATHLEN - 1})`, false);
+  for (let i = from; i < to; i++) if (bytes[i] === 0) refuseName(bytes, from, to, ' (NUL byte)', true);
+  if (bytes[from] === 0x2f) refuseName(bytes, from, to, ' (absolute)', true);
+  if (length === 1 && bytes[from] === 0x2e) return;
+  let start = from;
+  for (let i = from; i <= to; i++) {
+    if (i < to && bytes[i] !== 0x2f) continue;
     const len = i - start;
-    const dot = len >= 1 && name[start] === 0x2e;
-    if (len === 0 || (dot && len === 1) || (dot && len === 2 && name[start + 1] === 0x2e)) {
-      const why = len === 0 ? 'empty component' : len === 1 ? "'.' component" : "'..' component";
-      throw new UnsafeNameError(`unsafe file-list name from the daemon (${why}): ${shown(name)}`, name);
+    const dot = len >= 1 && bytes[start] === 0x2e;
+    if (len === 0 || (dot && len === 1) || (dot && len === 2 && bytes[start + 1] === 0x2e)) {
+      refuseName(bytes, from, to, len === 0 ? ' (empty component)' : len === 1 ? " ('.' component)" : " ('..' component)", true);
     }
     start = i + 1;
   }
+}
+
+/** The UnsafeNameError for the name `bytes[from..to)`: `why`, then the name itself when `show`. */
+function refuseName(bytes: Uint8Array, from: number, to: number, why: string, show: boolean): never {
+  const name = Buffer.from(bytes.subarray(from, to));
+  throw new UnsafeNameError(`unsafe file-list name from the daemon${why}${show ? `: ${shown(name)}` : ''}`, name);
 }
 
 /** Everything the entry decoder needs besides the bytes, resolved once per list. */
@@ -205,18 +216,6 @@ interface PrevState {
 }
 
 
-/** rsync's read_longint as a 64-bit value (dev/ino do not fit a JS number). */
-async function readLongint64(reader: ByteReader): Promise<bigint> {
-  const low = await reader.readInt();
-  if (low !== -1) return BigInt(low);
-  return (await reader.readBuf(8)).readBigInt64LE(0);
-}
-
-// rsync/io.h: read_varint30 (by the list's protocol, not the reader's)
-function readVarint30(reader: ByteReader, protocol: number): Promise<number> {
-  return protocol < 30 ? reader.readInt() : reader.readVarint();
-}
-
 /** uid_t/gid_t: rsync reads an int32 and keeps it unsigned. */
 const unsigned = (n: number): number => n >>> 0;
 
@@ -224,9 +223,9 @@ const unsigned = (n: number): number => n >>> 0;
  * The name of the next entry: the shared prefix of the previous name plus the suffix on the wire,
  * appended to the list's arena. Returns the new entry's wire index.
  */
-async function recvName(reader: ByteReader, xflags: number, list: ReceivedList, protocol: number): Promise<number> {
-  const l1 = xflags & XMIT_SAME_NAME ? await reader.readByte() : 0;
-  const l2 = xflags & XMIT_LONG_NAME ? await readVarint30(reader, protocol) : await reader.readByte();
+function recvName(c: RecordCursor, xflags: number, list: ReceivedList, protocol: number): number {
+  const l1 = xflags & XMIT_SAME_NAME ? c.byte() : 0;
+  const l2 = xflags & XMIT_LONG_NAME ? c.varint30(protocol) : c.byte();
   const prevLength = list.lastNameLength();
   if (l1 > prevLength) {
     throw new ProtocolError(`file list: entry reuses ${l1} bytes of a ${prevLength}-byte previous name`);
@@ -236,14 +235,16 @@ async function recvName(reader: ByteReader, xflags: number, list: ReceivedList, 
     const shared = list.length ? Buffer.from(list.wireName(list.length - 1).subarray(0, l1)) : Buffer.alloc(0);
     throw new UnsafeNameError(`unsafe file-list name from the daemon: ${l1} + ${l2} bytes (limit ${MAXPATHLEN - 1})`, shared);
   }
-  return list.addName(l1, await reader.readBuf(l2, MAXPATHLEN));
+  const at = c.bytes(l2);
+  return list.addNameFrom(l1, c.buf, at, at + l2);
 }
 
 /** One inline user/group name (XMIT_*_NAME_FOLLOWS, and every id-list entry): a length byte and bytes. */
 // rsync/uidlist.c: recv_user_name / recv_group_name (the wire part)
-async function recvIdName(reader: ByteReader): Promise<Buffer> {
-  const len = await reader.readByte();
-  return Buffer.from(await reader.readBuf(len, 255));
+function recvIdName(c: RecordCursor): Buffer {
+  const len = c.byte();
+  const at = c.bytes(len);
+  return Buffer.from(c.buf.subarray(at, at + len));
 }
 
 /**
@@ -251,21 +252,25 @@ async function recvIdName(reader: ByteReader): Promise<Buffer> {
  * its fixed cost (name, symlink target, checksum), which the caller charges.
  */
 // rsync/flist.c: recv_file_entry [flist-recv-attrs]
-async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedList, r: Resolved, prev: PrevState): Promise<number> {
+function recvFileEntry(c: RecordCursor, xflags: number, list: ReceivedList, r: Resolved, prev: PrevState): number {
   const protocol = r.protocol;
-  const w = await recvName(reader, xflags, list, protocol);
-  const name = list.wireName(w);
-  checkReceivedName(name);
+  const w = recvName(c, xflags, list, protocol);
+  const arena = list.arenaBytes;
+  const nameStart = list.wireNameStart(w);
+  const nameLength = list.wireNameLength(w);
+  checkReceivedNameAt(arena, nameStart, nameStart + nameLength);
+  const isDot = nameLength === 1 && arena[nameStart] === 0x2e;
+  // (The name as a Buffer, `list.wireName(w)`, is made only for an error or a requested-name check.)
 
   // Protocol >= 30: a later member of a hard-link group names the group's first entry and stops
   // there; every attribute is the first entry's. (rsync reads the index even without -H.)
   if (protocol >= 30 && xflags & XMIT_HLINKED && !(xflags & XMIT_HLINK_FIRST)) {
-    const first = await reader.readVarint();
+    const first = c.varint();
     if (first < 0 || first >= w) {
       throw new ProtocolError(`file list: hard-link reference out of range: ${first} (${w} entries so far)`);
     }
     const mode = list.wireMode(first);
-    if (isDir(mode)) throw new ProtocolError(`file list: ${shown(name)} is a hard link to a directory`);
+    if (isDir(mode)) throw new ProtocolError(`file list: ${shown(list.wireName(w))} is a hard link to a directory`);
     // The SAME_* state continues from the copied attributes, as rsync's statics do.
     prev.mode = mode;
     prev.mtime = list.wireMtime(first);
@@ -273,60 +278,62 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedL
     if (r.preserveGid) prev.gid = list.wireGid(first);
     const firstRdev = list.wireRdev(first);
     if (r.preserveDevices && isDevice(mode) && firstRdev) prev.rdevMajor = firstRdev.major;
-    if (name.length === 1 && name[0] === 0x2e && !isDir(mode)) {
+    if (isDot && !isDir(mode)) {
       throw new ProtocolError("file list: rejecting a non-directory transfer root '.'");
     }
     list.copyAttrs(w, first);
     if (r.preserveHardLinks) list.setHlink(w, first, false);
-    return name.length;
+    return nameLength;
   }
 
-  const size = protocol < 30 ? await reader.readLongint() : await reader.readVarlong(3);
+  const size = protocol < 30 ? c.longint() : c.varlong(3);
   if (!(xflags & XMIT_SAME_TIME)) {
     // 64-bit (and possibly negative) from 30; below, 32 bits read unsigned.
-    prev.mtime = protocol >= 30 ? await reader.readVarlong(4) : unsigned(await reader.readInt());
+    prev.mtime = protocol >= 30 ? c.varlong(4) : unsigned(c.int());
   }
   let nsec = 0;
   if (xflags & XMIT_MOD_NSEC) {
-    nsec = await reader.readVarint();
+    nsec = c.varint();
     if (nsec < 0 || nsec > MAX_WIRE_NSEC) throw new ProtocolError(`file list: mtime nanoseconds out of range: ${nsec}`);
   }
   if (!(xflags & XMIT_SAME_MODE)) {
-    const mode = unsigned(await reader.readInt());
+    const mode = unsigned(c.int());
     // Only the seven file types, and mode 0 when --delete-missing-args asked for it.
     if (!VALID_TYPES.has(fileType(mode)) && !(mode === 0 && r.deleteMissingArgs)) {
-      throw new ProtocolError(`file list: invalid file mode 0${mode.toString(8)} for ${shown(name)}`);
+      throw new ProtocolError(`file list: invalid file mode 0${mode.toString(8)} for ${shown(list.wireName(w))}`);
     }
     prev.mode = mode;
   }
   const mode = prev.mode;
-  if (mode === 0 && !r.deleteMissingArgs) throw new ProtocolError(`file list: entry ${shown(name)} without a mode`);
+  if (mode === 0 && !r.deleteMissingArgs) throw new ProtocolError(`file list: entry ${shown(list.wireName(w))} without a mode`);
   // rsync 3.5: a name the pull never asked for ends it (exit 4) [flist-recv-safe].
-  r.requested?.check(name, isDir(mode));
+  // (A whole-tree pull asks for every name: then nothing is checked, and no name made.)
+  const requested = r.requested !== null && !r.requested.empty && !r.requested.allRequested ? r.requested : null;
+  requested?.check(list.wireName(w), isDir(mode));
 
   let userName: Buffer | undefined;
   let groupName: Buffer | undefined;
   if (r.preserveUid && !(xflags & XMIT_SAME_UID)) {
-    prev.uid = unsigned(await readVarint30(reader, protocol));
-    if (protocol >= 30 && xflags & XMIT_USER_NAME_FOLLOWS) userName = await recvIdName(reader);
+    prev.uid = unsigned(c.varint30(protocol));
+    if (protocol >= 30 && xflags & XMIT_USER_NAME_FOLLOWS) userName = recvIdName(c);
   }
   if (r.preserveGid && !(xflags & XMIT_SAME_GID)) {
-    prev.gid = unsigned(await readVarint30(reader, protocol));
-    if (protocol >= 30 && xflags & XMIT_GROUP_NAME_FOLLOWS) groupName = await recvIdName(reader);
+    prev.gid = unsigned(c.varint30(protocol));
+    if (protocol >= 30 && xflags & XMIT_GROUP_NAME_FOLLOWS) groupName = recvIdName(c);
   }
 
   let rdev: { major: number; minor: number } | undefined;
   let length = size;
   if ((r.preserveDevices && isDevice(mode)) || (r.preserveSpecials && isSpecial(mode) && protocol < 31)) {
     if (protocol < 28) {
-      if (!(xflags & XMIT_SAME_RDEV_pre28)) prev.rdev = BigInt.asUintN(64, BigInt(await reader.readInt()));
+      if (!(xflags & XMIT_SAME_RDEV_pre28)) prev.rdev = BigInt.asUintN(64, BigInt(c.int()));
       rdev = splitDev(prev.rdev);
     } else {
-      if (!(xflags & XMIT_SAME_RDEV_MAJOR)) prev.rdevMajor = unsigned(await readVarint30(reader, protocol));
+      if (!(xflags & XMIT_SAME_RDEV_MAJOR)) prev.rdevMajor = unsigned(c.varint30(protocol));
       let minor: number;
-      if (protocol >= 30) minor = await reader.readVarint();
-      else if (xflags & XMIT_RDEV_MINOR_8_pre30) minor = await reader.readByte();
-      else minor = await reader.readInt();
+      if (protocol >= 30) minor = c.varint();
+      else if (xflags & XMIT_RDEV_MINOR_8_pre30) minor = c.byte();
+      else minor = c.int();
       rdev = { major: prev.rdevMajor, minor: unsigned(minor) };
     }
     length = 0; // rsync ignores the size of a device (and of a special that carried an rdev)
@@ -339,19 +346,20 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedL
 
   let symlink: Buffer | undefined;
   if (r.preserveLinks && isLink(mode)) {
-    const len = await readVarint30(reader, protocol);
-    if (len < 0 || len >= MAXPATHLEN) throw new ProtocolError(`file list: symlink target of ${len} bytes for ${shown(name)}`);
-    symlink = Buffer.from(await reader.readBuf(len));
-    if (symlink.includes(0)) throw new ProtocolError(`file list: symlink target with a NUL byte for ${shown(name)}`);
+    const len = c.varint30(protocol);
+    if (len < 0 || len >= MAXPATHLEN) throw new ProtocolError(`file list: symlink target of ${len} bytes for ${shown(list.wireName(w))}`);
+    const at = c.bytes(len);
+    symlink = Buffer.from(c.buf.subarray(at, at + len));
+    if (symlink.includes(0)) throw new ProtocolError(`file list: symlink target with a NUL byte for ${shown(list.wireName(w))}`);
   }
 
-  if (size < 0) throw new ProtocolError(`file list: negative size for ${shown(name)}`);
-  if (name.length === 1 && name[0] === 0x2e && !isDir(mode)) {
+  if (size < 0) throw new ProtocolError(`file list: negative size for ${shown(list.wireName(w))}`);
+  if (isDot && !isDir(mode)) {
     throw new ProtocolError("file list: rejecting a non-directory transfer root '.'");
   }
 
   list.setAttrs(w, mode, length, prev.mtime, nsec, r.preserveUid ? prev.uid : 0, r.preserveGid ? prev.gid : 0);
-  let held = name.length;
+  let held = nameLength;
   if (symlink) {
     list.setSymlink(w, symlink);
     held += SPARSE_FIELD_BYTES + symlink.length;
@@ -367,7 +375,7 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedL
 
   if (isDir(mode)) {
     // rsync 3.5: a directory asked for only as a parent is sent as an implied one, whatever the sender says.
-    const parentOnly = r.requested !== null && r.requested.isParentOnly(name);
+    const parentOnly = requested !== null && requested.isParentOnly(list.wireName(w));
     if (parentOnly && protocol >= 30) xflags |= XMIT_TOP_DIR | XMIT_NO_CONTENT_DIR;
     const top = (xflags & XMIT_TOP_DIR) !== 0;
     let content: boolean;
@@ -387,12 +395,23 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedL
   // Hard links: from 30 the group is the first member's wire index; below, the sender's (dev, ino).
   let hlinked = r.preserveHardLinks && (xflags & XMIT_HLINKED) !== 0;
   if (r.preserveHardLinks && protocol < 28 && isReg(mode)) hlinked = true;
+  let ino = -1n;
+  if (hlinked && protocol < 30) {
+    if (!(protocol >= 28 && xflags & XMIT_SAME_DEV_pre30)) prev.dev = c.longint64();
+    ino = c.longint64();
+  }
+  let sumAt = -1;
+  if (r.alwaysChecksum && (isReg(mode) || protocol < 28)) {
+    // Before 28 every entry carries one; only a regular file's means anything.
+    sumAt = c.bytes(r.checksumLength);
+    held += r.checksumLength;
+  }
+  // Every byte of the entry is read: only now is the (dev, ino) group registered (a retry after
+  // NEED_MORE must find the groups as they were).
   if (hlinked) {
     if (protocol >= 30) {
       list.setHlink(w, w, true);
     } else {
-      if (!(protocol >= 28 && xflags & XMIT_SAME_DEV_pre30)) prev.dev = await readLongint64(reader);
-      const ino = await readLongint64(reader);
       const key = `${prev.dev}:${ino}`;
       let group = prev.hlinkGroups.get(key);
       if (group === undefined) {
@@ -405,14 +424,76 @@ async function recvFileEntry(reader: ByteReader, xflags: number, list: ReceivedL
       held += SPARSE_FIELD_BYTES;
     }
   }
-
-  if (r.alwaysChecksum && (isReg(mode) || protocol < 28)) {
-    // Before 28 every entry carries one; only a regular file's means anything.
-    const sum = await reader.readBuf(r.checksumLength);
-    if (isReg(mode)) list.setChecksum(w, sum);
-    held += r.checksumLength;
-  }
+  if (sumAt >= 0 && isReg(mode)) list.setChecksum(w, c.buf.subarray(sumAt, sumAt + r.checksumLength));
   return held;
+}
+
+// rsync/io.h: read_varint30 (by the list's protocol, not the reader's)
+function readVarint30(reader: ByteReader, protocol: number): Promise<number> {
+  return protocol < 30 ? reader.readInt() : reader.readVarint();
+}
+
+/** An id-list name: a length byte and bytes (the id lists come once: read without a cursor). */
+// rsync/uidlist.c: recv_user_name / recv_group_name (the wire part)
+async function readIdName(reader: ByteReader): Promise<Buffer> {
+  const len = await reader.readByte();
+  return Buffer.from(await reader.readBuf(len, 255));
+}
+
+/** recvFlagsAndEntry's answer for the plain end marker (a byte or varint 0). */
+const END_OF_LIST = -1;
+
+/** The PrevState's scalars from `from` to `to` (the groups map is shared: only a whole entry changes it). */
+function copyPrev(to: PrevState, from: PrevState): void {
+  to.mode = from.mode;
+  to.mtime = from.mtime;
+  to.uid = from.uid;
+  to.gid = from.gid;
+  to.rdevMajor = from.rdevMajor;
+  to.rdev = from.rdev;
+  to.dev = from.dev;
+  to.inDelHier = from.inDelHier;
+}
+
+/**
+ * One entry's flags and then the entry, or the end marker: the bytes the entry holds (>= 0),
+ * END_OF_LIST, or for an end marker carrying io_error bits, -(bits + 1). Throws NEED_MORE when
+ * the bytes have not all arrived.
+ */
+// rsync/flist.c: recv_file_list (its loop: read the flags, recv_file_entry)
+function recvFlagsAndEntry(
+  c: RecordCursor,
+  list: ReceivedList,
+  r: Resolved,
+  prev: PrevState,
+  varintFlags: boolean,
+  safeFlist: boolean,
+  maxEntries: number,
+  budget: MemoryBudget | undefined,
+  charge: { done: boolean },
+): number {
+  const protocol = r.protocol;
+  let xflags: number;
+  if (varintFlags) {
+    xflags = c.varint();
+    if (xflags === 0) return -(c.varint() >>> 0) - 1;
+  } else {
+    xflags = c.byte();
+    if (xflags === 0) return END_OF_LIST;
+    if (protocol >= 28 && xflags & XMIT_EXTENDED_FLAGS) xflags |= c.byte() << 8;
+    if (protocol >= 28 && xflags === (XMIT_EXTENDED_FLAGS | XMIT_IO_ERROR_ENDLIST)) {
+      if (!safeFlist) throw new ProtocolError(`file list: invalid flag 0x${xflags.toString(16)}`);
+      return -(c.varint() >>> 0) - 1;
+    }
+  }
+  if (list.length >= maxEntries) throw new ProtocolError(`file list: more than ${maxEntries} entries`);
+  // Charged before the entry is read: a flooding peer stops at the cap, not past it (once: not
+  // again when the entry is parsed again after NEED_MORE).
+  if (!charge.done) {
+    budget?.charge(PACKED_ENTRY_BYTES, 'file list');
+    charge.done = true;
+  }
+  return recvFileEntry(c, xflags, list, r, prev);
 }
 
 /** The uid or gid list after the entries: `{varint30 id, byte len, name}` up to id 0. */
@@ -424,12 +505,12 @@ async function recvOneIdList(reader: ByteReader, protocol: number, id0Names: boo
     if (id === 0) break;
     // A real sender lists only ids its entries use: never more than the entries.
     if (count >= maxIds) throw new ProtocolError(`file list: id list longer than the ${maxIds} entries it names`);
-    const name = await recvIdName(reader);
+    const name = await readIdName(reader);
     budget?.charge(ID_NAME_BYTES + name.length, 'id list');
     if (name.length) names.set(id, name);
   }
   if (id0Names) {
-    const name = await recvIdName(reader);
+    const name = await readIdName(reader);
     if (name.length) names.set(0, name);
   }
   return names;
@@ -486,29 +567,33 @@ export async function receiveFileList(reader: ByteReader, opts: FlistRecvOptions
   const list = new ReceivedList(protocol, { hardLinks: r.preserveHardLinks, checksumLength: r.alwaysChecksum ? r.checksumLength : 0 });
   let ioError = 0;
   let totalSize = 0;
+  const c = new RecordCursor();
+  const saved = { ...prev };
+  const charge = { done: false };
   for (;;) {
-    let xflags: number;
-    if (varintFlags) {
-      xflags = await reader.readVarint();
-      if (xflags === 0) {
-        ioError |= await reader.readVarint();
-        break;
-      }
-    } else {
-      xflags = await reader.readByte();
-      if (xflags === 0) break;
-      if (protocol >= 28 && xflags & XMIT_EXTENDED_FLAGS) xflags |= (await reader.readByte()) << 8;
-      if (protocol >= 28 && xflags === (XMIT_EXTENDED_FLAGS | XMIT_IO_ERROR_ENDLIST)) {
-        if (!safeFlist) throw new ProtocolError(`file list: invalid flag 0x${xflags.toString(16)}`);
-        ioError |= await reader.readVarint();
-        break;
-      }
+    // Flags and entry parsed in place from the buffered bytes; when they are not all there yet,
+    // what the try did is undone and it runs again once they are (NEED_MORE).
+    let got: number;
+    c.begin(reader);
+    copyPrev(saved, prev);
+    const entriesBefore = list.length;
+    try {
+      got = recvFlagsAndEntry(c, list, r, prev, varintFlags, safeFlist, maxEntries, opts.budget, charge);
+    } catch (e) {
+      if (e !== NEED_MORE) throw e;
+      if (list.length > entriesBefore) list.dropLast();
+      copyPrev(prev, saved);
+      await reader.fill(NEED_MORE.wanted, 'a file-list entry');
+      continue;
     }
-    if (list.length >= maxEntries) throw new ProtocolError(`file list: more than ${maxEntries} entries`);
-    // Charged before the entry is read: a flooding peer stops at the cap, not past it.
-    opts.budget?.charge(PACKED_ENTRY_BYTES, 'file list');
-    const held = await recvFileEntry(reader, xflags, list, r, prev);
-    opts.budget?.charge(held, 'file list');
+    reader.skip(c.length);
+    charge.done = false;
+    if (got === END_OF_LIST) break;
+    if (got < 0) {
+      ioError |= -got - 1;
+      break;
+    }
+    opts.budget?.charge(got, 'file list');
     const w = list.length - 1;
     if (opts.afterEntry) {
       const heldAfter = await opts.afterEntry(reader, w, list.wireMode(w));

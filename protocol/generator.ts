@@ -413,7 +413,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   // Phase 0 walks the list in order: the tree may answer from a snapshot of the directory.
   let st: LocalStat | null;
   try {
-    st = !redo && tree.lstatListed ? await tree.lstatListed(name) : await tree.lstat(name);
+    st = !redo && tree.lstatListed ? await tree.lstatListed(name, state.files.sameDirAsNext?.(ndx)) : await tree.lstat(name);
   } catch (e) {
     // -K: below a symlinked directory that leads out of the destination (the tree refuses it).
     if (!options.keepDirlinks || (e as { code?: string }).code !== 'ELOOP') throw e;

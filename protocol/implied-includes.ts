@@ -71,6 +71,14 @@ export class RequestedNames {
   }
 
   /**
+   * Every name is asked for (`/**` from the transfer root: a recursive pull of a whole module or
+   * directory): `check` and `isParentOnly` would pass every name, so a list decoder may skip them.
+   */
+  get allRequested(): boolean {
+    return this.below.has('');
+  }
+
+  /**
    * The rules of one source argument (`skipModule`: a daemon argument, its module name stripped)
    * or one forwarded --files-from name (taken as sent).
    */

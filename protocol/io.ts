@@ -315,6 +315,23 @@ export class ByteReader {
     return this.buf.readInt32LE(this.pos + offset);
   }
 
+  /**
+   * The buffer the typed reads consume, and (`windowStart`) the read position in it: a role parses
+   * a record in place (record-cursor.ts) and then `skip`s it. Valid until the next await.
+   */
+  get window(): Buffer {
+    return this.buf;
+  }
+
+  get windowStart(): number {
+    return this.pos;
+  }
+
+  /** Wait until `n` bytes are buffered (ConnectionClosedError, about `what`, if the stream ends first). */
+  async fill(n: number, what: string): Promise<void> {
+    if (this.buf.length - this.pos < n) await this.need(n, what);
+  }
+
   /** Skip `n` buffered bytes (the caller checked `buffered`). */
   skip(n: number): void {
     this.advance(n);

@@ -131,14 +131,17 @@ export function compareNames(
   const s1 = lastSlash(a, aStart, aStart + aLen);
   const s2 = lastSlash(b, bStart, bStart + bLen);
   // Same directory: only the basenames matter (rsync shares the dirname string between them).
-  let sameDir = knownSameDir || (s1 >= 0 && s2 >= 0 && s1 - aStart === s2 - bStart);
-  if (sameDir && !knownSameDir) {
-    for (let i = 0, n = s1 - aStart; i < n; i++) {
-      if (a[aStart + i] !== b[bStart + i]) {
-        sameDir = false;
-        break;
-      }
-    }
+  let sameDir = knownSameDir;
+  if (!knownSameDir && s1 >= 0 && s2 >= 0) {
+    // Both names have a dirname: both cursors start in it, as one kind (PATH or, below 29, ITEM),
+    // so a byte that differs inside both dirnames decides (most comparisons across directories).
+    const d1 = s1 - aStart;
+    const d2 = s2 - bStart;
+    const n = d1 < d2 ? d1 : d2;
+    let i = 0;
+    while (i < n && a[aStart + i] === b[bStart + i]) i++;
+    if (i < n) return a[aStart + i]! - b[bStart + i]!;
+    sameDir = d1 === d2;
   }
   // Two non-directories of one directory (most comparisons of a big list), or any two names of one
   // directory below protocol 29: their basenames in byte order, the shorter first when one is the

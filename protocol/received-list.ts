@@ -8,7 +8,7 @@
 // file_struct pool, fsort/f_name_cmp, flist_sort_and_clean, flist_find).
 import { ProtocolError } from './errors.js';
 import type { FileEntry } from './flist.js';
-import { isDir } from './modes.js';
+import { isDir, S_IFDIR, S_IFMT } from './modes.js';
 import { compareNames } from './name-order.js';
 import { resizedColumn } from './column-growth.js';
 
@@ -38,6 +38,8 @@ export interface ReceivedEntry extends FileEntry {
 export interface FileListView {
   readonly length: number;
   at(ndx: number): ReceivedEntry | undefined;
+  /** Whether the entry after `ndx` is in the same directory (the generator's walk reads a directory once for both). */
+  sameDirAsNext?(ndx: number): boolean;
 }
 
 // The per-entry flag bits.
@@ -58,6 +60,8 @@ const F_CHECKSUM = 32;
 export const PACKED_ENTRY_BYTES = 96;
 
 const INITIAL_CAPACITY = 256;
+/** Name suffixes up to this long are copied byte by byte (a view would cost more). */
+const SMALL_NAME = 48;
 /** The arena's offsets are 32-bit. */
 const MAX_ARENA = 0xffff_ffff;
 
@@ -116,9 +120,14 @@ export class ReceivedList implements FileListView {
    * then `suffix`. Returns its wire index; the name is readable at once with `wireName`.
    */
   addName(shared: number, suffix: Uint8Array): number {
+    return this.addNameFrom(shared, suffix, 0, suffix.length);
+  }
+
+  /** addName with the suffix as `src[from..to)` (the reader's buffer: no view is made). */
+  addNameFrom(shared: number, src: Uint8Array, from: number, to: number): number {
     const w = this.count;
     if (w === this.capacity) this.grow();
-    const len = shared + suffix.length;
+    const len = shared + (to - from);
     if (this.arenaUsed + len > this.arena.length) {
       if (this.arenaUsed + len > MAX_ARENA) throw new ProtocolError('file list: more name bytes than a list can hold (4 GiB)');
       const next = Buffer.allocUnsafe(Math.min(MAX_ARENA, Math.max(this.arena.length * 2, this.arenaUsed + len)));
@@ -130,7 +139,9 @@ export class ReceivedList implements FileListView {
       const from = this.nameStart[w - 1]!;
       this.arena.copyWithin(start, from, from + shared);
     }
-    this.arena.set(suffix, start + shared);
+    const arena = this.arena;
+    if (to - from <= SMALL_NAME) for (let i = from, o = start + shared; i < to; i++, o++) arena[o] = src[i]!;
+    else arena.set(src.subarray(from, to), start + shared);
     this.arenaUsed += len;
     this.nameStart[w] = start;
     this.nameLen[w] = len;
@@ -140,9 +151,32 @@ export class ReceivedList implements FileListView {
     return w;
   }
 
+  /**
+   * Take back the last entry added: the decoder undoes an entry whose bytes had not all arrived
+   * and parses it again when they have (which sets again whatever the first try set at its index).
+   */
+  dropLast(): void {
+    this.count--;
+    this.arenaUsed = this.nameStart[this.count]!;
+  }
+
   /** Length of the name of the last entry added (0 before the first): what XMIT_SAME_NAME may reuse. */
   lastNameLength(): number {
     return this.count ? this.nameLen[this.count - 1]! : 0;
+  }
+
+  /** The arena the names are in (valid until the next addName: it may grow). */
+  get arenaBytes(): Buffer {
+    return this.arena;
+  }
+
+  /** Where the name of the entry received `w`-th starts in the arena, and its length. */
+  wireNameStart(w: number): number {
+    return this.nameStart[w]!;
+  }
+
+  wireNameLength(w: number): number {
+    return this.nameLen[w]!;
   }
 
   /** The name of the entry received `w`-th (a view into the arena). */
@@ -264,7 +298,8 @@ export class ReceivedList implements FileListView {
     for (let i = 0; i < n; i++) order[i] = i;
     // A merge sort on the index array: stable as rsync's, no object per entry.
     const scratch = new Uint32Array(n);
-    const cmp = (a: number, b: number): number => this.compareWire(a, b, isDir(this.modes[a]!), isDir(this.modes[b]!));
+    const modes = this.modes;
+    const cmp = (a: number, b: number): number => this.compareWire(a, b, (modes[a]! & S_IFMT) === S_IFDIR, (modes[b]! & S_IFMT) === S_IFDIR);
     mergeSort(order, scratch, 0, n, cmp);
     this.order = order;
     this.cleanDuplicates();
@@ -358,6 +393,17 @@ export class ReceivedList implements FileListView {
 
   mode(ndx: number): number {
     return this.modes[this.wireIndex(ndx)]!;
+  }
+
+  sameDirAsNext(ndx: number): boolean {
+    if (ndx < 0 || ndx + 1 >= this.count) return false;
+    const arena = this.arena;
+    const a = this.nameStart[this.wireIndex(ndx)]!;
+    const b = this.nameStart[this.wireIndex(ndx + 1)]!;
+    const aDir = dirLength(arena, a, a + this.nameLen[this.wireIndex(ndx)]!);
+    if (aDir !== dirLength(arena, b, b + this.nameLen[this.wireIndex(ndx + 1)]!)) return false;
+    for (let i = 0; i < aDir; i++) if (arena[a + i] !== arena[b + i]) return false;
+    return true;
   }
 
   /**
@@ -477,6 +523,12 @@ export class ReceivedList implements FileListView {
     if (flags & F_CHECKSUM) entry.checksum = Buffer.from(this.sums!.subarray(w * this.checksumLength, (w + 1) * this.checksumLength));
     return entry;
   }
+}
+
+/** The length of the dirname of the name `bytes[from..to)` (0 for a top-level name). */
+function dirLength(bytes: Uint8Array, from: number, to: number): number {
+  for (let i = to - 1; i >= from; i--) if (bytes[i] === 0x2f) return i - from;
+  return 0;
 }
 
 /** A stable merge sort of `a[lo..hi)` by `cmp` (rsync's fsort is a merge sort too). */

@@ -90,6 +90,30 @@ test('lstatListed over a walk in list order equals lstat name by name (and witho
   }
 });
 
+test('a nested walk in list order, read-ahead hints and returns to parents, equals lstat name by name', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'lsyncd-dirsnap-'));
+  try {
+    for (const dir of ['d', 'd/s1', 'd/s1/deep', 'd/s2', 'd/s3']) mkdirSync(join(root, dir));
+    for (const [i, file] of ['e', 'd/a', 'd/b', 'd/s1/x', 'd/s1/y', 'd/s1/deep/z', 'd/s2/w'].entries()) {
+      writeFileSync(join(root, file), Buffer.alloc(i * 11, i));
+      await setTime(join(root, file), T0 + i);
+    }
+    // rsync's order: a directory's files, then each subdirectory followed by its contents.
+    const walk = ['.', 'e', 'd', 'd/a', 'd/b', 'd/s1', 'd/s1/x', 'd/s1/y', 'd/s1/deep', 'd/s1/deep/z', 'd/s2', 'd/s2/w', 'd/s3', 'd/s4'].map((n) => Buffer.from(n));
+    const dirOf = (n: Buffer) => n.subarray(0, Math.max(0, n.lastIndexOf(0x2f)));
+    const listed = new DestTree(root, ATTRS);
+    const plain = new DestTree(root, ATTRS);
+    for (const [i, name] of walk.entries()) {
+      const next = walk[i + 1];
+      const hint = next !== undefined && dirOf(next).equals(dirOf(name));
+      assert.equal(shape(await listed.lstatListed(name, hint)), shape(await plain.lstat(name)), name.toString());
+    }
+    listed.endListWalk();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('lstatListed refuses an unsafe name as lstat does', async () => {
   const root = mkdtempSync(join(tmpdir(), 'lsyncd-dirsnap-'));
   try {

@@ -201,6 +201,45 @@ test('every entry is charged to the budget (the packed slots and its name), and 
   }
 });
 
+test('the budget is charged once per entry however the bytes arrive (an entry parsed again after NEED_MORE is not charged twice)', async () => {
+  const tree = nastyTree(5, 120);
+  const opts = { protocol: 31, compatFlags: MODERN, preserveUid: true, preserveGid: true, preserveLinks: true, preserveDevices: true, preserveSpecials: true, userNames: NAMES, groupNames: NAMES };
+  const sink = memorySink();
+  const writer = new ByteWriter(sink);
+  sendFileList(writer, tree, opts);
+  await writer.flush();
+  const bytes = sink.bytes();
+  const chargedWith = async (cuts: number[]) => {
+    let charged = 0;
+    const reader = new ByteReader(piecesSource(bytes, cuts));
+    reader.protocol = 31;
+    const got = await receiveFileList(reader, { ...opts, budget: { charge: (n) => (charged += n) } });
+    return { charged, names: got.list.length };
+  };
+  const whole = await chargedWith([]);
+  assert.is(whole.names, tree.length);
+  const everyByte = Array.from({ length: bytes.length - 1 }, (_, i) => i + 1);
+  assert.equal(await chargedWith(everyByte), whole);
+  assert.equal(await chargedWith([5, 17, 400, 401, 2000]), whole);
+});
+
+test('sameDirAsNext: whether the next ndx is in the same directory (the generator reads a directory at its first name then)', async () => {
+  const names = ['.', 'a', 'b', 'd', 'd/x', 'd/y', 'd/sub', 'd/sub/z', 'e', 'ee/f'];
+  const entries: FileEntry[] = names.map((n) => ({ name: Buffer.from(n), mode: ['.', 'd', 'd/sub'].includes(n) ? S_IFDIR | 0o755 : S_IFREG | 0o644, size: 1, mtime: 1, uid: 0, gid: 0 }));
+  const { got } = await sendAndReceive(entries, 31);
+  const list = got.list;
+  const dirOf = (n: Buffer) => n.subarray(0, Math.max(0, n.lastIndexOf(0x2f)));
+  let same = 0;
+  for (let ndx = 0; ndx < list.length; ndx++) {
+    const want = ndx + 1 < list.length && dirOf(list.name(ndx)).equals(dirOf(list.name(ndx + 1)));
+    assert.is(list.sameDirAsNext(ndx), want, list.name(ndx).toString());
+    if (want) same++;
+  }
+  assert.ok(same >= 4 && same < list.length - 1, `${same} of ${list.length}`);
+  assert.is(list.sameDirAsNext(-1), false);
+  assert.is(list.sameDirAsNext(list.length - 1), false);
+});
+
 test("deletion's names per directory are the same from the packed list and from its entries", async () => {
   const tree = nastyTree(13, 250);
   const { got } = await sendAndReceive(shuffled(tree, 1), 30);

@@ -177,22 +177,37 @@ function partialListName(dir: Buffer, partialDir: Buffer, base: Buffer): Buffer 
 
 /** The same checks as the file-list reader, repeated here before every file operation. */
 function checkName(name: Buffer): void {
-  const shown = (): string => JSON.stringify(name.toString('latin1')).slice(0, 120);
   if (name.length === 1 && name[0] === 0x2e) return;
   if (name.length === 0 || name.length >= MAXPATHLEN) throw new UnsafePathError(`unsafe name from the daemon (length ${name.length})`);
-  if (name.includes(0)) throw new UnsafePathError(`unsafe name from the daemon (NUL byte): ${shown()}`);
-  if (name[0] === SLASH) throw new UnsafePathError(`unsafe name from the daemon (absolute): ${shown()}`);
+  if (name.includes(0)) throw new UnsafePathError(`unsafe name from the daemon (NUL byte): ${shownName(name)}`);
+  if (name[0] === SLASH) throw new UnsafePathError(`unsafe name from the daemon (absolute): ${shownName(name)}`);
+  // Each component: not empty, '.' or '..' (read in place: this runs for every name of a walk).
   let start = 0;
   for (let i = 0; i <= name.length; i++) {
     if (i < name.length && name[i] !== SLASH) continue;
     const len = i - start;
-    const part = name.subarray(start, i);
-    if (len === 0 || (len === 1 && part[0] === 0x2e) || (len === 2 && part[0] === 0x2e && part[1] === 0x2e)) {
-      throw new UnsafePathError(`unsafe name from the daemon (empty, '.' or '..' component): ${shown()}`);
+    if (len === 0 || (len === 1 && name[start] === 0x2e) || (len === 2 && name[start] === 0x2e && name[start + 1] === 0x2e)) {
+      throw new UnsafePathError(`unsafe name from the daemon (empty, '.' or '..' component): ${shownName(name)}`);
     }
     start = i + 1;
   }
 }
+
+/** Whether `name` starts with the bytes of `prefix` (compared in place, no native call). */
+function startsWith(name: Buffer, prefix: Buffer): boolean {
+  if (prefix.length > name.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (name[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** Whether directory name `dir` lies below directory name `parent` ('' is DEST itself). */
+function isBelow(dir: Buffer, parent: Buffer): boolean {
+  if (parent.length === 0) return dir.length > 0;
+  return dir.length > parent.length && dir[parent.length] === SLASH && startsWith(dir, parent);
+}
+
+/** A refused name in an error message (latin1, quoted, cut). */
+const shownName = (name: Buffer): string => JSON.stringify(name.toString('latin1')).slice(0, 120);
 
 function toLocalStat(st: BigIntStats, target?: Buffer): LocalStat {
   return {
@@ -256,6 +271,16 @@ export class DestTree implements LocalTree {
   private walkDir: Buffer | null = null;
   private walkHits = 0;
   private walkSnapshot: DirSnapshot | null = null;
+  /** The walk directory was read (or its read failed) during this visit. */
+  private walkRead = false;
+  /**
+   * The snapshots of the walk directory's ancestors, outermost first: a directory's entries that
+   * follow its subdirectories' contents in the list (the next subdirectory) are found in the read
+   * made before, not lstat'd one by one. Only what the generator did under a subdirectory came in
+   * between, and that changes none of the parent's entries, unless a symlinked directory (-K) or a
+   * temp, backup or partial dir elsewhere in DEST leads there: then this stays empty.
+   */
+  private readonly walkAncestors: { dir: Buffer; snapshot: DirSnapshot }[] = [];
   /** The addon's one-call directory read (null without the addon, or with LSYNCD_JS_SCAN set). */
   private readonly readDirStats: ReadDirStats | null;
   /** Write buffers of committed or discarded temp files, for the next ones. */
@@ -557,25 +582,32 @@ export class DestTree implements LocalTree {
 
   /**
    * lstat in the generator's walk: from the name's directory read in one addon call, when the
-   * walk looks up two or more names of it in a row (a fresh read per visit of a directory, so
-   * what earlier entries changed is seen). Falls back to lstat (no addon, a renamed single file,
-   * a name the read could not stat, a directory that cannot be read).
+   * walk looks up two or more names of it in a row (read at the first when `nextInSameDir`). A
+   * directory is read afresh at each visit, so what earlier entries changed is seen, except that
+   * an ancestor's read is used again when the walk comes back to it (walkAncestors). Falls back
+   * to lstat (no addon, a renamed single file, a name the read could not stat, a directory that
+   * cannot be read).
    */
   // rsync/generator.c: recv_generator (its link_stat of each name, batched per directory)
-  async lstatListed(name: Buffer): Promise<LocalStat | null> {
+  async lstatListed(name: Buffer, nextInSameDir = false): Promise<LocalStat | null> {
     const slash = name.lastIndexOf(SLASH);
     if (!this.readDirStats || this.rename || (name.length === 1 && name[0] === 0x2e)) return this.lstat(name);
     checkName(name);
     const dirEnd = slash < 0 ? 0 : slash;
     const dir = this.walkDir;
-    if (dir && dir.length === dirEnd && name.compare(dir, 0, dirEnd, 0, dirEnd) === 0) {
+    if (dir && dir.length === dirEnd && startsWith(name, dir)) {
       this.walkHits++;
     } else {
-      this.walkDir = Buffer.from(name.subarray(0, dirEnd));
+      const next = Buffer.from(name.subarray(0, dirEnd));
+      const kept = this.keepWalkAncestors(next);
+      this.walkDir = next;
       this.walkHits = 1;
-      this.walkSnapshot = null;
+      this.walkSnapshot = kept;
+      this.walkRead = kept !== null;
     }
-    if (this.walkHits === 2) {
+    // At the second name of a directory, or at the first when the list says a second follows.
+    if (!this.walkRead && (this.walkHits >= 2 || nextInSameDir)) {
+      this.walkRead = true;
       // The parents are walked and checked as for any name; only then is the directory read.
       const p = await this.path(name, false);
       if (!p) return null;
@@ -587,11 +619,35 @@ export class DestTree implements LocalTree {
       }
     }
     const found = this.walkSnapshot?.find(name, slash + 1, name.length);
-    return found === undefined ? this.lstat(name) : found;
+    if (found === undefined) return this.lstat(name);
+    // A real directory: its names' parent walk has nothing left to check.
+    if (found && (found.mode & S_IFMT) === S_IFDIR) this.checkedDirs.add(name.toString('latin1'));
+    return found;
+  }
+
+  /**
+   * The walk moves to directory `next`: the snapshot it leaves is kept when `next` is below its
+   * directory, the kept ones `next` is not below are dropped, and `next`'s own is returned when
+   * one is kept (the walk came back to it).
+   */
+  private keepWalkAncestors(next: Buffer): DirSnapshot | null {
+    const kept = this.walkAncestors;
+    if (!this.reuseWalkSnapshots) return null;
+    if (this.walkSnapshot && this.walkDir && isBelow(next, this.walkDir)) kept.push({ dir: this.walkDir, snapshot: this.walkSnapshot });
+    while (kept.length && !isBelow(next, kept[kept.length - 1]!.dir) && !next.equals(kept[kept.length - 1]!.dir)) kept.pop();
+    if (kept.length && next.equals(kept[kept.length - 1]!.dir)) return kept.pop()!.snapshot;
+    return null;
+  }
+
+  /** Whether a kept snapshot may answer later in the walk (see walkAncestors). */
+  private get reuseWalkSnapshots(): boolean {
+    return !this.keepDirlinks && !this.temp && !this.backup?.dirChain && !this.partial?.absolute;
   }
 
   /** The walk is over: the snapshot goes (and later lookups lstat). */
   endListWalk(): void {
+    this.walkAncestors.length = 0;
+    this.walkRead = false;
     this.walkDir = null;
     this.walkHits = 0;
     this.walkSnapshot = null;

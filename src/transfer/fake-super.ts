@@ -261,8 +261,8 @@ export class FakeSuperTree implements LocalTree {
     // A basis directory's files are compared as they are on disk (their records are not read).
     return basisDir === undefined ? this.fold(name, st) : st;
   }
-  async lstatListed(name: Buffer): Promise<LocalStat | null> {
-    return this.fold(name, await this.inner.lstatListed(name));
+  async lstatListed(name: Buffer, nextInSameDir?: boolean): Promise<LocalStat | null> {
+    return this.fold(name, await this.inner.lstatListed(name, nextInSameDir));
   }
   endListWalk(): void {
     this.inner.endListWalk();
