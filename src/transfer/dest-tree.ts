@@ -8,7 +8,8 @@
 // syscall.c do_open_nofollow / secure_relative_open / do_mknod.
 // Synchronous calls on purpose: local metadata operations are fast, and a round trip through the
 // thread pool per call made a pull of many small files wait more than it worked (as scan.ts does).
-import { setTimesFd, setTimesPath, exactTimes } from '../addon.js';
+import { setTimesFd, setTimesPath, exactTimes, fileCommitter } from '../addon.js';
+import { CommitQueue, COMMIT_CHOWN, COMMIT_SET_TIMES } from './whole-commits.js';
 import {
   constants,
   lstatSync,
@@ -260,6 +261,8 @@ export class DestTree implements LocalTree {
   private readonly readDirStats: ReadDirStats | null;
   /** Write buffers of committed or discarded temp files, for the next ones. */
   private readonly spareBuffers: Buffer[] = [];
+  /** Files received whole, put in place on the threadpool (null: without the addon, or with -S, -b or -T). */
+  private readonly commits: CommitQueue | null;
 
   /** The basis directories' absolute paths (index = rsync's basis dir index). */
   private readonly basisRoots: Buffer[];
@@ -346,6 +349,13 @@ export class DestTree implements LocalTree {
         if (!dirChain.length) dirChain.push(Buffer.from(from));
       }
       this.backup = { suffix: Buffer.from(suffix), dirChain };
+    }
+    // -S writes holes, -b moves the old file first, -T copies across file systems: those keep the temp file path.
+    const commitFile = this.sparse || this.backup || this.temp ? null : fileCommitter();
+    this.commits = commitFile ? new CommitQueue(commitFile) : null;
+    if (!this.commits) {
+      this.commitWhole = undefined;
+      this.settleCommits = undefined;
     }
     for (const dir of options.basisDirs ?? []) {
       const abs = resolvePath(root, dir);
@@ -616,6 +626,27 @@ export class DestTree implements LocalTree {
       }
       return this.tempFile(fd, tmp, p, name, this.backup ? name : null, tempRoot?.otherDevice ?? false);
     }
+  }
+
+  // rsync/receiver.c: receive_data + finish_transfer (a file received whole, committed off the JS thread)
+  commitWhole? = async (name: Buffer, entry: FileEntry, data: Buffer): Promise<void> => {
+    const p = await this.must(name);
+    const attrs = this.attrs;
+    let existing: LocalStat | null = null;
+    if (!attrs.perms) {
+      const st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+      existing = st ? toLocalStat(st) : null;
+    }
+    const mode = this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask, attrs.executability));
+    const chown = attrs.owner || attrs.group;
+    const flags = (attrs.times ? COMMIT_SET_TIMES : 0) | (chown ? COMMIT_CHOWN : 0);
+    await this.commits!.commit(siblingTemp(p), p, data, mode, flags, entry.mtime, entry.mtimeNsec ?? 0, chown && attrs.owner ? entry.uid : -1, chown && attrs.group ? entry.gid : -1);
+  };
+
+  settleCommits? = async (): Promise<void> => this.commits!.settle();
+
+  async quiesceCommits(): Promise<void> {
+    await this.commits?.quiesce();
   }
 
   /**
