@@ -14,7 +14,7 @@
 //     its failure is ignored, as rsync's receiver only mentions it with -v).
 //     tmp's last 6 bytes are replaced by fresh random letters when the name exists (EEXIST).
 // A failure leaves no temp file behind and is an Error shaped like Node's fs errors
-// (code, errno, syscall, path; dest for rename).
+// (code, errno, syscall, path; dest for rename) plus `strerror`, the C library's text.
 #include <napi.h>
 #include <uv.h>
 
@@ -108,6 +108,8 @@ Napi::Error CommitError(Napi::Env env, const CommitJob& job) {
   e.Set("code", Napi::String::New(env, code));
   e.Set("errno", Napi::Number::New(env, -job.err));
   e.Set("syscall", Napi::String::New(env, job.syscall));
+  // The C library's words, as rsync's messages show them ("No space left on device").
+  e.Set("strerror", Napi::String::New(env, strerror(job.err)));
   e.Set("path", Napi::Buffer<char>::Copy(env, job.tmp.data(), job.tmp.size()));
   if (renaming) e.Set("dest", Napi::Buffer<char>::Copy(env, job.target.data(), job.target.size()));
   return e;

@@ -144,6 +144,8 @@ interface WriteMode {
    * nothing to keep on failure (--partial), no xattrs or ACLs to set once it is in place.
    */
   whole: boolean;
+  /** A file given to LocalTree.commitWhole that could not be put in place (reported and counted). */
+  onCommitFailed?: (text: string) => void;
 }
 
 /** Reusable copy buffer for runs of basis blocks (the largest block is 128 KiB from protocol 30). */
@@ -209,6 +211,11 @@ async function receiveAllFiles(
     await tree.settleCommits?.();
     channel.phaseDone();
   };
+  // rsync/receiver.c: finish_transfer (a file not put in place: FERROR_XFER, counted failed)
+  const onCommitFailed = (text: string): void => {
+    (options.onError ?? options.onWarning)?.(text);
+    stats.failedFiles++;
+  };
   const whole = !!tree.commitWhole && !options.xattrs && !options.acls && !options.keepPartial && !options.inplace && !options.append;
 
   for (;;) {
@@ -259,7 +266,7 @@ async function receiveAllFiles(
     // A redo is a whole delta again: rsync turns --append off for it (the file stays in place).
     // Below protocol 30 --append is --append-verify on both sides (rsync/compat.c).
     const append = options.append ? (protocol < 30 ? 2 : options.append) : 0;
-    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, delay: !!delayed, append: redoing ? 0 : append, wholeFile: !!options.wholeFile, inplacePartial: !!options.inplacePartial, redo: redoing, whole: whole && !delayed };
+    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, delay: !!delayed, append: redoing ? 0 : append, wholeFile: !!options.wholeFile, inplacePartial: !!options.inplacePartial, redo: redoing, whole: whole && !delayed, onCommitFailed };
     // -X: the values the file has, read before the new one replaces it (rsync sets them on the temp file
     // from its basis; a basis elsewhere, --compare-dest or -y, is not read for them here).
     const xattrBasis = options.xattrs ? (options.xattrs.snapshot(entry.name) ?? []) : null;
@@ -341,7 +348,7 @@ async function receiveData(
 ): Promise<DataResult> {
   const head = await readSumHead(reader, checksummer.digestLength);
   if (head.count === 0 && mode.whole && !place.partial && entry.size <= WHOLE_IN_MEMORY_MAX) {
-    return receiveWhole(reader, tokens, entry, tree, checksummer, onBytes);
+    return receiveWhole(reader, tokens, entry, tree, checksummer, mode.onCommitFailed!, onBytes);
   }
   let basis: BasisFile | null = null;
   if (head.count > 0) {
@@ -525,6 +532,7 @@ async function receiveWhole(
   entry: FileEntry,
   tree: LocalTree,
   checksummer: Checksummer,
+  onCommitFailed: (text: string) => void,
   onBytes?: (offset: number) => void,
 ): Promise<DataResult> {
   let data = Buffer.allocUnsafe(entry.size);
@@ -560,7 +568,7 @@ async function receiveWhole(
       await temp.commit(entry);
       committed = true;
     } else if (ok) {
-      await tree.commitWhole!(entry.name, entry, data.subarray(0, used));
+      await tree.commitWhole!(entry.name, entry, data.subarray(0, used), onCommitFailed);
     }
     return { ok, literalBytes: used, matchedBytes: 0, fileSum: theirs };
   } finally {

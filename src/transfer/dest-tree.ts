@@ -9,7 +9,7 @@
 // Synchronous calls on purpose: local metadata operations are fast, and a round trip through the
 // thread pool per call made a pull of many small files wait more than it worked (as scan.ts does).
 import { setTimesFd, setTimesPath, exactTimes, fileCommitter } from '../addon.js';
-import { CommitQueue, COMMIT_CHOWN, COMMIT_SET_TIMES } from './whole-commits.js';
+import { CommitQueue, COMMIT_CHOWN, COMMIT_SET_TIMES, writeFailed } from './whole-commits.js';
 import {
   constants,
   lstatSync,
@@ -629,7 +629,7 @@ export class DestTree implements LocalTree {
   }
 
   // rsync/receiver.c: receive_data + finish_transfer (a file received whole, committed off the JS thread)
-  commitWhole? = async (name: Buffer, entry: FileEntry, data: Buffer): Promise<void> => {
+  commitWhole? = async (name: Buffer, entry: FileEntry, data: Buffer, onFailed: (text: string) => void): Promise<void> => {
     const p = await this.must(name);
     const attrs = this.attrs;
     let existing: LocalStat | null = null;
@@ -640,7 +640,7 @@ export class DestTree implements LocalTree {
     const mode = this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask, attrs.executability));
     const chown = attrs.owner || attrs.group;
     const flags = (attrs.times ? COMMIT_SET_TIMES : 0) | (chown ? COMMIT_CHOWN : 0);
-    await this.commits!.commit(siblingTemp(p), p, data, mode, flags, entry.mtime, entry.mtimeNsec ?? 0, chown && attrs.owner ? entry.uid : -1, chown && attrs.group ? entry.gid : -1);
+    await this.commits!.commit(name, siblingTemp(p), p, data, mode, flags, entry.mtime, entry.mtimeNsec ?? 0, chown && attrs.owner ? entry.uid : -1, chown && attrs.group ? entry.gid : -1, onFailed);
   };
 
   settleCommits? = async (): Promise<void> => this.commits!.settle();
@@ -907,10 +907,14 @@ export class DestTree implements LocalTree {
         flushed += bytes.length;
         return;
       }
-      for (let at = 0; at < bytes.length; ) {
-        const n = writeSync(fd, bytes, at, bytes.length - at);
-        at += n;
-        flushed += n;
+      try {
+        for (let at = 0; at < bytes.length; ) {
+          const n = writeSync(fd, bytes, at, bytes.length - at);
+          at += n;
+          flushed += n;
+        }
+      } catch (e) {
+        throw writeFailed(e, target);
       }
     };
     const drain = async (): Promise<void> => {

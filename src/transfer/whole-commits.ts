@@ -4,9 +4,15 @@
 // generator, a process of its own, goes on. The queue is bounded in files and bytes; the receiver
 // settles it wherever order matters (before it tells the generator a phase is over: hard links,
 // deletions after the transfer and directory times come after that; and before the run ends).
-// A failure is thrown to the receiver at its next commit or settle, with the file's path.
+// A failure is told in rsync's words at the receiver's next commit or settle: a write that
+// failed (a full disk) ends the run (exit 11) as rsync's receiver does; a temp file that could
+// not be made, a rename, a mode or a time that failed is that file's alone (rsync's FERROR_XFER:
+// reported, counted, the run goes on and ends with 23).
 // Counterpart: rsync receiver.c receive_data + finish_transfer (rsync.c set_file_attrs).
 import type { fileCommitter } from '../addon.js';
+import { EXIT, RsyncError } from '../../protocol/errors.js';
+import { shownName } from '../../protocol/terminal-text.js';
+import { constants } from 'node:os';
 
 type CommitFile = NonNullable<ReturnType<typeof fileCommitter>>;
 
@@ -24,27 +30,36 @@ export class CommitQueue {
   private bytes = 0;
   private failure: Error | null = null;
   private wake: (() => void) | null = null;
+  /** Failures that were the file's alone, told at the next commit or settle. */
+  private readonly lost: Array<{ text: string; onFailed: (text: string) => void }> = [];
 
   constructor(private readonly commitFile: CommitFile) {}
 
   /**
-   * Put `data` in place at `target` through the temp file `tmp`. Returns at once while there is
-   * room (undefined), else a promise of room. Throws the first failure of an earlier file.
+   * Put `data` in place at `target` (list name `name`) through the temp file `tmp`. Returns at
+   * once while there is room (undefined), else a promise of room. Throws the first fatal failure
+   * of an earlier file; `onFailed` hears of this file's failure if it is its alone.
    */
   // rsync/receiver.c: finish_transfer (set_file_attrs on the temp file, then robust_rename)
-  commit(tmp: Buffer, target: Buffer, data: Buffer, mode: number, flags: number, sec: number, nsec: number, uid: number, gid: number): Promise<void> | undefined {
-    if (this.failure) throw this.failure;
+  commit(name: Buffer, tmp: Buffer, target: Buffer, data: Buffer, mode: number, flags: number, sec: number, nsec: number, uid: number, gid: number, onFailed: (text: string) => void): Promise<void> | undefined {
+    this.tell();
     const length = data.length;
     this.inFlight++;
     this.bytes += length;
-    this.commitFile(tmp, target, data, mode, flags, sec, nsec, uid, gid, (err) => this.done(err, length));
+    this.commitFile(tmp, target, data, mode, flags, sec, nsec, uid, gid, (err) => this.done(err, length, name, target, onFailed));
     return this.full() ? this.waitFor(() => !this.full()) : undefined;
   }
 
-  /** Every queued file is in place (or the first failure is thrown). */
+  /** Every queued file is in place or told failed (the first fatal failure is thrown). */
   async settle(): Promise<void> {
     if (this.inFlight) await this.waitFor(() => this.inFlight === 0);
+    this.tell();
+  }
+
+  /** The failures that came back so far: the fatal one thrown, the others told. */
+  private tell(): void {
     if (this.failure) throw this.failure;
+    for (const { text, onFailed } of this.lost.splice(0)) onFailed(text);
   }
 
   /** Wait for what is in flight, whatever became of it (a run that failed, before it ends). */
@@ -56,10 +71,14 @@ export class CommitQueue {
     return this.inFlight >= MAX_COMMITS_IN_FLIGHT || this.bytes >= MAX_COMMIT_BYTES;
   }
 
-  private done(err: Error | null, length: number): void {
+  private done(err: Error | null, length: number, name: Buffer, target: Buffer, onFailed: (text: string) => void): void {
     this.inFlight--;
     this.bytes -= length;
-    if (err && !this.failure) this.failure = err;
+    if (err) {
+      const failed = commitFailure(err as CommitError, name, target);
+      if (failed.fatal) this.failure ??= new RsyncError('ERR_RSYNC_FILEIO', failed.text, EXIT.FILEIO, { cause: err });
+      else this.lost.push({ text: failed.text, onFailed });
+    }
     const wake = this.wake;
     this.wake = null;
     wake?.();
@@ -69,4 +88,52 @@ export class CommitQueue {
     while (!ready() && !(failFast && this.failure)) await new Promise<void>((resolve) => (this.wake = resolve));
     if (failFast && this.failure) throw this.failure;
   }
+}
+
+/** What commitFile's callback gets on failure (native/file-commit.cc). */
+interface CommitError extends Error {
+  syscall: string;
+  errno: number;
+  strerror: string;
+  path: Buffer;
+}
+
+/**
+ * A failed commit in rsync's words, and whether it ends the run: the data not written (rsync's
+ * receiver exits 11), or only this file lost (rsync's FERROR_XFER).
+ */
+// rsync/receiver.c: receive_data ("write failed on"), recv_files ("mkstemp ... failed"),
+// finish_transfer ("rename ... ->"); rsync.c set_file_attrs ("failed to set permissions/times on")
+export function commitFailure(err: CommitError, name: Buffer, target: Buffer): { fatal: boolean; text: string } {
+  const why = `${err.strerror} (${-err.errno})`;
+  const full = `"${shownName(target)}"`;
+  switch (err.syscall) {
+    case 'open':
+      return { fatal: false, text: `mkstemp "${shownName(err.path)}" failed: ${why}` };
+    case 'rename':
+      return { fatal: false, text: `rename "${shownName(err.path)}" -> "${shownName(name)}": ${why}` };
+    case 'fchmod':
+      return { fatal: false, text: `failed to set permissions on ${full}: ${why}` };
+    case 'futimens':
+      return { fatal: false, text: `failed to set times on ${full}: ${why}` };
+    default:
+      return { fatal: true, text: `${err.syscall} failed on ${full}: ${why}` };
+  }
+}
+
+/** The C library's words for what a write may meet (glibc's), for Node's fs errors, which carry only the code. */
+const WRITE_STRERROR: Readonly<Record<string, string>> = {
+  ENOSPC: 'No space left on device',
+  EDQUOT: 'Disk quota exceeded',
+  EFBIG: 'File too large',
+  EIO: 'Input/output error',
+};
+
+/** A temp file's write that failed (Node's fs error), as rsync's receiver ends the run: exit 11. */
+// rsync/receiver.c: receive_data ("write failed on %s", exit_cleanup(RERR_FILEIO))
+export function writeFailed(e: unknown, target: Buffer): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  const errno = code ? (constants.errno as Record<string, number>)[code] : undefined;
+  if (!code || errno === undefined) return e;
+  return new RsyncError('ERR_RSYNC_FILEIO', `write failed on "${shownName(target)}": ${WRITE_STRERROR[code] ?? code} (${errno})`, EXIT.FILEIO, { cause: e });
 }
