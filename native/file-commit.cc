@@ -2,7 +2,9 @@
 // its target created (O_EXCL, never through a symlink), written, chowned (when asked), chmodded,
 // its times set to the nanosecond, closed and renamed over the target. With a callback it runs
 // on libuv's threadpool, so the pull goes on reading the stream meanwhile (rsync's receiver is a
-// process of its own for the same reason); without one it runs here and throws.
+// process of its own for the same reason): the files queued while a batch runs are the next
+// batch, one pool thread at a time, in the order given. Without a callback it runs here and
+// throws. The queue lives in the env's instance data (the addon's only use of it).
 // docs/protocol.md [pull-receive]; counterpart rsync receiver.c receive_data + finish_transfer
 // (rsync.c set_file_attrs, util1.c robust_rename); JS side: src/transfer/whole-commits.ts.
 //
@@ -26,6 +28,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -115,25 +118,55 @@ Napi::Error CommitError(Napi::Env env, const CommitJob& job) {
   return e;
 }
 
-class CommitWorker : public Napi::AsyncWorker {
- public:
-  CommitWorker(Napi::Function callback, CommitJob job, Napi::Buffer<uint8_t> data)
-      : Napi::AsyncWorker(callback, "lsyncd.commitFile"), job_(std::move(job)), data_(Napi::Persistent(data)) {}
+// One file waiting for, or in, a batch: its job, its data kept alive, its callback.
+struct PendingCommit {
+  CommitJob job;
+  Napi::Reference<Napi::Buffer<uint8_t>> data;
+  Napi::FunctionReference callback;
+};
 
-  void Execute() override { CommitOne(job_); }
+// The files queued while a batch runs (touched only on the JS thread), and whether one runs.
+// One pool thread at a time, woken once per batch: a thread woken per file costs the JS thread
+// its time slice on a busy machine, and files of one directory would contend for its lock.
+struct CommitState {
+  std::vector<PendingCommit> waiting;
+  bool running = false;
+};
+
+void StartBatch(Napi::Env env);
+
+class BatchWorker : public Napi::AsyncWorker {
+ public:
+  BatchWorker(Napi::Env env, std::vector<PendingCommit> batch) : Napi::AsyncWorker(env, "lsyncd.commitFile"), batch_(std::move(batch)) {}
+
+  void Execute() override {
+    for (PendingCommit& p : batch_) CommitOne(p.job);
+  }
 
   void OnOK() override {
     Napi::Env env = Env();
-    data_.Reset();
-    if (job_.err) Callback().Call({CommitError(env, job_).Value()});
-    else Callback().Call({env.Null()});
+    env.GetInstanceData<CommitState>()->running = false;
+    std::vector<PendingCommit> done = std::move(batch_);
+    // The next batch goes to the pool first: it is written while the callbacks run.
+    StartBatch(env);
+    for (PendingCommit& p : done) {
+      p.data.Reset();
+      Napi::HandleScope scope(env);
+      p.callback.Call({p.job.err ? CommitError(env, p.job).Value() : env.Null()});
+    }
   }
 
  private:
-  CommitJob job_;
-  // Keeps the data alive while a pool thread writes it.
-  Napi::Reference<Napi::Buffer<uint8_t>> data_;
+  std::vector<PendingCommit> batch_;
 };
+
+void StartBatch(Napi::Env env) {
+  CommitState* state = env.GetInstanceData<CommitState>();
+  if (state->running || state->waiting.empty()) return;
+  state->running = true;
+  (new BatchWorker(env, std::move(state->waiting)))->Queue();
+  state->waiting.clear();
+}
 
 std::string PathArg(const Napi::Value& v) {
   Napi::Buffer<char> raw = v.As<Napi::Buffer<char>>();
@@ -176,7 +209,13 @@ Napi::Value CommitFile(const Napi::CallbackInfo& info) {
   job.uid = static_cast<uid_t>(info[7].As<Napi::Number>().Int32Value());
   job.gid = static_cast<gid_t>(info[8].As<Napi::Number>().Int32Value());
   if (info.Length() > 9 && info[9].IsFunction()) {
-    (new CommitWorker(info[9].As<Napi::Function>(), std::move(job), data))->Queue();
+    CommitState* state = env.GetInstanceData<CommitState>();
+    if (!state) {
+      state = new CommitState();
+      env.SetInstanceData(state);
+    }
+    state->waiting.push_back(PendingCommit{std::move(job), Napi::Persistent(data), Napi::Persistent(info[9].As<Napi::Function>())});
+    StartBatch(env);
     return env.Undefined();
   }
   CommitOne(job);

@@ -2,7 +2,8 @@
 // native/file-commit.cc); their failures must still come out as rsync's receiver tells them.
 // Against rsync's pull from rsyncd: a full disk (a tiny tmpfs: the run ends, exit 11, "write
 // failed on"), a read-only directory (a read-only bind mount: "mkstemp ... failed", the other
-// files in place, exit 23). The queue itself with the real addon: a directory removed under it,
+// files in place, exit 23); the same pushed into our daemon and into rsyncd (the client told, in
+// the module's names, exit 23). The queue itself with the real addon: a directory removed under it,
 // a target that became a directory. Mounting needs root (the suite runs as root here).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -15,6 +16,7 @@ import { CLI, run, type RunResult } from './helpers/cli.js';
 import { pseudoRandom, setTime } from './helpers/fstree.js';
 import { runText } from './helpers/serve.js';
 import { startDaemonWithConfig, type ConfiguredDaemon } from './helpers/daemon.js';
+import { startBoth } from './helpers/serve.js';
 import { fileCommitter } from '../src/addon.js';
 import { CommitQueue } from '../src/transfer/whole-commits.js';
 
@@ -109,11 +111,54 @@ test('a read-only directory: each file there told as rsync tells it ("mkstemp ..
   assert.is(told['ours']![0], 'mkstemp "DEST/a/.f00.XXXXXX" failed: Read-only file system (30)');
 });
 
+test('a push into a read-only directory of the module: the client told as rsyncd tells it, exit 23', async () => {
+  const config = (dir: string) => `
+reverse lookup = no
+use chroot = no
+uid = root
+gid = root
+[up]
+\tpath = ${dir}/up
+\tread only = no
+`;
+  const { ours, theirs } = await startBoth(config);
+  const told: Record<string, string[]> = {};
+  try {
+    for (const [who, d] of [['ours', ours], ['rsyncd', theirs]] as const) {
+      const ro = join(d.dir, 'up', 'a');
+      mkdirSync(ro, { recursive: true });
+      execFileSync('mount', ['--bind', ro, ro]);
+      try {
+        execFileSync('mount', ['-o', 'remount,ro,bind', ro]);
+        const r = await run('rsync', ['-rlptO', join(daemon.dir, 'mod') + '/', `rsync://127.0.0.1:${d.port}/up/`]);
+        assert.is(r.status, 23, `${who}: ${runText(r)}`);
+        told[who] = r.stderr
+          .split('\n')
+          .filter((l) => l.includes('mkstemp'))
+          .map((l) => l.replace(/\.\w{6}" \(in up\)/, '.XXXXXX" (in up)'))
+          .sort();
+        for (let i = 0; i < 10; i++) {
+          const name = `g${String(i).padStart(2, '0')}`;
+          assert.equal(readFileSync(join(d.dir, 'up', 'b', name)), readFileSync(join(daemon.dir, 'mod', 'b', name)), `${who}: b/${name}`);
+        }
+      } finally {
+        execFileSync('umount', [ro]);
+      }
+    }
+  } finally {
+    await ours.stop();
+    await theirs.stop();
+  }
+  assert.is(told['ours']!.length, 40);
+  assert.equal(told['ours'], told['rsyncd']);
+  assert.is(told['ours']![0], 'rsync: [receiver] mkstemp "a/.f00.XXXXXX" (in up) failed: Read-only file system (30)');
+});
+
 test('the queue: a directory removed under it, a target that became a directory (rsync\'s words, nothing left behind)', async () => {
   const commitFile = fileCommitter();
   assert.ok(commitFile, 'the addon is built');
-  const queue = new CommitQueue(commitFile!);
   const dir = join(work, 'queue');
+  const queue = new CommitQueue(commitFile!, (name) => `"${dir}/${name.toString()}"`);
   mkdirSync(join(dir, 'sub'), { recursive: true });
   mkdirSync(join(dir, 'taken', 'inside'), { recursive: true });
   const failed: string[] = [];

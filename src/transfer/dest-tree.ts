@@ -9,6 +9,7 @@
 // Synchronous calls on purpose: local metadata operations are fast, and a round trip through the
 // thread pool per call made a pull of many small files wait more than it worked (as scan.ts does).
 import { setTimesFd, setTimesPath, exactTimes, fileCommitter } from '../addon.js';
+import { shownName } from '../../protocol/terminal-text.js';
 import { CommitQueue, COMMIT_CHOWN, COMMIT_SET_TIMES, writeFailed } from './whole-commits.js';
 import {
   constants,
@@ -81,6 +82,11 @@ export function checkTempDir(root: string, dir: string, shown = dir): void {
 
 /** Where the basis directories are (--compare-dest, --copy-dest, --link-dest). */
 export interface DestTreeOptions {
+  /**
+   * How a name relative to the destination is shown in a message (rsync's full_fname): by
+   * default its absolute path, quoted; a daemon shows it inside the module, "(in MODULE)".
+   */
+  fullName?: (name: Buffer) => string;
   /**
    * The basis directories, index 0 first (rsync's basis_dir[]). A relative one is taken relative
    * to the destination, as rsync does; a missing one simply has nothing in it.
@@ -263,6 +269,8 @@ export class DestTree implements LocalTree {
   private readonly spareBuffers: Buffer[] = [];
   /** Files received whole, put in place on the threadpool (null: without the addon, or with -S, -b or -T). */
   private readonly commits: CommitQueue | null;
+  /** DestTreeOptions.fullName, or the default. */
+  private readonly fullName: (name: Buffer) => string;
 
   /** The basis directories' absolute paths (index = rsync's basis dir index). */
   private readonly basisRoots: Buffer[];
@@ -352,7 +360,8 @@ export class DestTree implements LocalTree {
     }
     // -S writes holes, -b moves the old file first, -T copies across file systems: those keep the temp file path.
     const commitFile = this.sparse || this.backup || this.temp ? null : fileCommitter();
-    this.commits = commitFile ? new CommitQueue(commitFile) : null;
+    this.fullName = options.fullName ?? ((name) => `"${shownName(Buffer.concat([this.root, Buffer.from('/'), name]))}"`);
+    this.commits = commitFile ? new CommitQueue(commitFile, this.fullName) : null;
     if (!this.commits) {
       this.commitWhole = undefined;
       this.settleCommits = undefined;
@@ -914,7 +923,7 @@ export class DestTree implements LocalTree {
           flushed += n;
         }
       } catch (e) {
-        throw writeFailed(e, target);
+        throw writeFailed(e, this.fullName(name));
       }
     };
     const drain = async (): Promise<void> => {

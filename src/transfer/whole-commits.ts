@@ -16,8 +16,8 @@ import { constants } from 'node:os';
 
 type CommitFile = NonNullable<ReturnType<typeof fileCommitter>>;
 
-/** At most this many files in flight (libuv's pool has 4 threads; more only queue there). */
-export const MAX_COMMITS_IN_FLIGHT = 32;
+/** At most this many files in flight (one pool thread writes them a batch at a time; room for it to fall behind a little). */
+export const MAX_COMMITS_IN_FLIGHT = 128;
 /** At most this many bytes of data held for files in flight. */
 export const MAX_COMMIT_BYTES = 8 * 1024 * 1024;
 
@@ -33,7 +33,11 @@ export class CommitQueue {
   /** Failures that were the file's alone, told at the next commit or settle. */
   private readonly lost: Array<{ text: string; onFailed: (text: string) => void }> = [];
 
-  constructor(private readonly commitFile: CommitFile) {}
+  /** `fullName`: how a name relative to the destination is shown in a message (rsync's full_fname). */
+  constructor(
+    private readonly commitFile: CommitFile,
+    private readonly fullName: (name: Buffer) => string,
+  ) {}
 
   /**
    * Put `data` in place at `target` (list name `name`) through the temp file `tmp`. Returns at
@@ -75,7 +79,7 @@ export class CommitQueue {
     this.inFlight--;
     this.bytes -= length;
     if (err) {
-      const failed = commitFailure(err as CommitError, name, target);
+      const failed = commitFailure(err as CommitError, name, target, this.fullName);
       if (failed.fatal) this.failure ??= new RsyncError('ERR_RSYNC_FILEIO', failed.text, EXIT.FILEIO, { cause: err });
       else this.lost.push({ text: failed.text, onFailed });
     }
@@ -104,14 +108,17 @@ interface CommitError extends Error {
  */
 // rsync/receiver.c: receive_data ("write failed on"), recv_files ("mkstemp ... failed"),
 // finish_transfer ("rename ... ->"); rsync.c set_file_attrs ("failed to set permissions/times on")
-export function commitFailure(err: CommitError, name: Buffer, target: Buffer): { fatal: boolean; text: string } {
+export function commitFailure(err: CommitError, name: Buffer, target: Buffer, fullName: (name: Buffer) => string): { fatal: boolean; text: string } {
   const why = `${err.strerror} (${-err.errno})`;
-  const full = `"${shownName(target)}"`;
+  // The names relative to the destination: the list name's directory, the file's own basename.
+  const dir = name.subarray(0, name.lastIndexOf(0x2f) + 1);
+  const full = fullName(Buffer.concat([dir, target.subarray(target.lastIndexOf(0x2f) + 1)]));
+  const tmp = fullName(Buffer.concat([dir, err.path.subarray(err.path.lastIndexOf(0x2f) + 1)]));
   switch (err.syscall) {
     case 'open':
-      return { fatal: false, text: `mkstemp "${shownName(err.path)}" failed: ${why}` };
+      return { fatal: false, text: `mkstemp ${tmp} failed: ${why}` };
     case 'rename':
-      return { fatal: false, text: `rename "${shownName(err.path)}" -> "${shownName(name)}": ${why}` };
+      return { fatal: false, text: `rename ${tmp} -> "${shownName(name)}": ${why}` };
     case 'fchmod':
       return { fatal: false, text: `failed to set permissions on ${full}: ${why}` };
     case 'futimens':
@@ -131,9 +138,9 @@ const WRITE_STRERROR: Readonly<Record<string, string>> = {
 
 /** A temp file's write that failed (Node's fs error), as rsync's receiver ends the run: exit 11. */
 // rsync/receiver.c: receive_data ("write failed on %s", exit_cleanup(RERR_FILEIO))
-export function writeFailed(e: unknown, target: Buffer): unknown {
+export function writeFailed(e: unknown, target: string): unknown {
   const code = (e as NodeJS.ErrnoException).code;
   const errno = code ? (constants.errno as Record<string, number>)[code] : undefined;
   if (!code || errno === undefined) return e;
-  return new RsyncError('ERR_RSYNC_FILEIO', `write failed on "${shownName(target)}": ${WRITE_STRERROR[code] ?? code} (${errno})`, EXIT.FILEIO, { cause: e });
+  return new RsyncError('ERR_RSYNC_FILEIO', `write failed on ${target}: ${WRITE_STRERROR[code] ?? code} (${errno})`, EXIT.FILEIO, { cause: e });
 }
