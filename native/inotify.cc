@@ -246,6 +246,7 @@ Napi::Value CompressLibs(const Napi::CallbackInfo& info);   // compress-libs.cc
 Napi::Object XattrFunctions(Napi::Env env);                 // xattr.cc
 Napi::Value PunchHole(const Napi::CallbackInfo& info);      // punch-hole.cc
 Napi::Value ReadSmallFile(const Napi::CallbackInfo& info);  // read-small.cc
+Napi::Value CommitFile(const Napi::CallbackInfo& info);     // file-commit.cc
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
@@ -261,6 +262,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("xattr", XattrFunctions(env));
   exports.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
   exports.Set("readSmallFile", Napi::Function::New(env, ReadSmallFile, "readSmallFile"));
+  exports.Set("commitFile", Napi::Function::New(env, CommitFile, "commitFile"));
   return Inotify::Init(env, exports);
 }
 

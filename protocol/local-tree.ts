@@ -108,6 +108,19 @@ export interface LocalTree {
   openBasis(name: Buffer, basisDir?: number): Promise<BasisFile | null>;
   createTemp(name: Buffer): Promise<TempFile>;
   /**
+   * A file whose whole new data is `data` (no basis, nothing to keep on failure), put in place
+   * with the entry's attributes as a temp file's commit would, perhaps later: the promise
+   * resolves once the tree can take the next one. A failure surfaces at a later call or at
+   * `settleCommits`: thrown when it ends the run (the data not written), else given to
+   * `onFailed` in rsync's words (the file's alone: a temp file not made, a rename that failed).
+   * Present only where the tree can do this (the addon, no -S, -b or -T).
+   */
+  commitWhole?(name: Buffer, entry: FileEntry, data: Buffer, onFailed: (text: string) => void): Promise<void>;
+  /** Every file given to commitWhole is in place or told failed; a failure that ends the run is thrown. */
+  settleCommits?(): Promise<void>;
+  /** Wait for the files given to commitWhole, ignoring failures (a run that failed, before it ends). */
+  quiesceCommits?(): Promise<void>;
+  /**
    * --inplace with --backup: copy the file as it is now to its backup name (true), before it is
    * rewritten; false when there is nothing to copy.
    */

@@ -139,10 +139,19 @@ interface WriteMode {
   inplacePartial: boolean;
   /** The second attempt of a file that failed verification (rsync's redoing). */
   redo: boolean;
+  /**
+   * A file sent whole (no basis) may be gathered in memory and handed to LocalTree.commitWhole:
+   * nothing to keep on failure (--partial), no xattrs or ACLs to set once it is in place.
+   */
+  whole: boolean;
+  /** A file given to LocalTree.commitWhole that could not be put in place (reported and counted). */
+  onCommitFailed?: (text: string) => void;
 }
 
 /** Reusable copy buffer for runs of basis blocks (the largest block is 128 KiB from protocol 30). */
 const COPY_CHUNK = 1024 * 1024;
+/** A file sent whole is gathered in memory up to this size for LocalTree.commitWhole; a bigger one goes through a temp file. */
+const WHOLE_IN_MEMORY_MAX = 1024 * 1024;
 
 /**
  * Receive every file the generator asked for, through the phases, then the stats and the end of
@@ -150,6 +159,23 @@ const COPY_CHUNK = 1024 * 1024;
  */
 // rsync/receiver.c: recv_files (+ main.c do_recv's receiver tail) [pull-receive]
 export async function receiveFiles(
+  reader: ByteReader,
+  files: FileListView,
+  tree: LocalTree,
+  checksummer: Checksummer,
+  channel: RecvChannel,
+  options: ReceiverOptions,
+): Promise<ReceiverStats> {
+  try {
+    return await receiveAllFiles(reader, files, tree, checksummer, channel, options);
+  } catch (e) {
+    // Files still being put in place finish (or fail) before the run's failure is reported.
+    await tree.quiesceCommits?.();
+    throw e;
+  }
+}
+
+async function receiveAllFiles(
   reader: ByteReader,
   files: FileListView,
   tree: LocalTree,
@@ -179,6 +205,18 @@ export async function receiveFiles(
 
   // The generator failed: stop (a read that waits ends when the caller closes).
   const stopIfGeneratorFailed = () => channel.check();
+  // Files received whole may be put in place off this thread: the generator is told a phase is
+  // over (then it links hard links, deletes, sets directory times) only once they all are.
+  const phaseDone = async (): Promise<void> => {
+    await tree.settleCommits?.();
+    channel.phaseDone();
+  };
+  // rsync/receiver.c: finish_transfer (a file not put in place: FERROR_XFER, counted failed)
+  const onCommitFailed = (text: string): void => {
+    (options.onError ?? options.onWarning)?.(text);
+    stats.failedFiles++;
+  };
+  const whole = !!tree.commitWhole && !options.xattrs && !options.acls && !options.keepPartial && !options.inplace && !options.append;
 
   for (;;) {
     // 1. ndx (NDX_DONE ends a phase), iflags, optional basis type and xname.
@@ -188,7 +226,7 @@ export async function receiveFiles(
       // Phase 2 (below protocol 29: the end of the run) starts with the held-back files put in place.
       if (++phase === 2 && delayed) stats.failedFiles += await handleDelayedUpdates(files, tree, delayed, options);
       if (phase > maxPhase) break;
-      channel.phaseDone();
+      await phaseDone();
       continue;
     }
     const { ndx, iflags, basisType, xname } = request;
@@ -228,7 +266,7 @@ export async function receiveFiles(
     // A redo is a whole delta again: rsync turns --append off for it (the file stays in place).
     // Below protocol 30 --append is --append-verify on both sides (rsync/compat.c).
     const append = options.append ? (protocol < 30 ? 2 : options.append) : 0;
-    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, delay: !!delayed, append: redoing ? 0 : append, wholeFile: !!options.wholeFile, inplacePartial: !!options.inplacePartial, redo: redoing };
+    const mode: WriteMode = { inplace: !!options.inplace || !!options.append, delay: !!delayed, append: redoing ? 0 : append, wholeFile: !!options.wholeFile, inplacePartial: !!options.inplacePartial, redo: redoing, whole: whole && !delayed, onCommitFailed };
     // -X: the values the file has, read before the new one replaces it (rsync sets them on the temp file
     // from its basis; a basis elsewhere, --compare-dest or -y, is not read for them here).
     const xattrBasis = options.xattrs ? (options.xattrs.snapshot(entry.name) ?? []) : null;
@@ -264,11 +302,11 @@ export async function receiveFiles(
 
   // 5. The sender's totals (a client reads them); then (31+) its NDX_DONE, which ends the run.
   stats.totals = options.amServer ? null : await readSenderStats(reader);
-  channel.phaseDone();
+  await phaseDone();
   if (protocol >= 31) {
     const ndx = await readNdxSkippingDelStats(reader, stats);
     if (ndx !== NDX_DONE) throw new ProtocolError(`invalid packet at end of run (${ndx})`, { exitCode: EXIT.PROTOCOL });
-    channel.phaseDone();
+    await phaseDone();
   }
   return stats;
 }
@@ -309,6 +347,9 @@ async function receiveData(
   onBytes?: (offset: number) => void,
 ): Promise<DataResult> {
   const head = await readSumHead(reader, checksummer.digestLength);
+  if (head.count === 0 && mode.whole && !place.partial && entry.size <= WHOLE_IN_MEMORY_MAX) {
+    return receiveWhole(reader, tokens, entry, tree, checksummer, mode.onCommitFailed!, onBytes);
+  }
   let basis: BasisFile | null = null;
   if (head.count > 0) {
     basis = place.backup
@@ -476,6 +517,62 @@ async function receiveData(
   } finally {
     await basis?.close();
     if (!committed) await temp.discard();
+  }
+}
+
+/**
+ * A file sent whole (no sum head: every token is literal data), gathered in memory, verified,
+ * then handed to LocalTree.commitWhole, which may put it in place while the next one is read.
+ * Data beyond WHOLE_IN_MEMORY_MAX (the file grew on the sender) goes on through a temp file.
+ */
+// rsync/receiver.c: receive_data (no basis: fd_r < 0, only literal tokens) [pull-receive] [token]
+async function receiveWhole(
+  reader: ByteReader,
+  tokens: TokenSource,
+  entry: FileEntry,
+  tree: LocalTree,
+  checksummer: Checksummer,
+  onCommitFailed: (text: string) => void,
+  onBytes?: (offset: number) => void,
+): Promise<DataResult> {
+  let data = Buffer.allocUnsafe(entry.size);
+  let used = 0;
+  let temp: TempFile | null = null;
+  let committed = false;
+  const hasher = checksummer.startFile();
+  try {
+    for (;;) {
+      const token = await tokens.read(0); // no block may be referenced
+      if ('end' in token) break;
+      if (!('literal' in token)) throw new ProtocolError(`block reference in ${entry.name.toString()}, sent without sums`);
+      onBytes?.(used);
+      const literal = token.literal;
+      hasher.update(literal);
+      if (!temp && used + literal.length > data.length) {
+        if (used + literal.length <= WHOLE_IN_MEMORY_MAX) {
+          const bigger = Buffer.allocUnsafe(Math.min(WHOLE_IN_MEMORY_MAX, Math.max(used + literal.length, data.length * 2)));
+          data.copy(bigger, 0, 0, used);
+          data = bigger;
+        } else {
+          temp = await tree.createTemp(entry.name);
+          await temp.write(data.subarray(0, used));
+        }
+      }
+      if (temp) await temp.write(literal);
+      else data.set(literal, used);
+      used += literal.length;
+    }
+    const theirs = await reader.readBuf(checksummer.digestLength);
+    const ok = Buffer.from(hasher.digest()).equals(theirs);
+    if (ok && temp) {
+      await temp.commit(entry);
+      committed = true;
+    } else if (ok) {
+      await tree.commitWhole!(entry.name, entry, data.subarray(0, used), onCommitFailed);
+    }
+    return { ok, literalBytes: used, matchedBytes: 0, fileSum: theirs };
+  } finally {
+    if (temp && !committed) await temp.discard();
   }
 }
 

@@ -54,6 +54,12 @@ export interface InotifyAddon {
   punchHole?: (fd: number, offset: number, length: number) => boolean;
   /** open + read to EOF (or a full buffer) + close (native/read-small.cc): bytes read, or -errno. */
   readSmallFile?: (path: Buffer, follow: boolean, into: Buffer) => number;
+  /**
+   * A received file's whole data put in place in one call (native/file-commit.cc): temp file `tmp`
+   * (O_EXCL), write, fchown (flags & 2), fchmod, futimens (flags & 1), close, rename over `target`.
+   * With `callback`, on libuv's threadpool; without, here (throws). Errors are fs-style.
+   */
+  commitFile?: (tmp: Buffer, target: Buffer, data: Buffer, mode: number, flags: number, sec: number, nsec: number, uid: number, gid: number, callback?: (err: Error | null) => void) => void;
 }
 
 /** An opaque zstd context of the addon (freed when collected). */
@@ -303,6 +309,11 @@ export function setTimesPath(path: Buffer, sec: number, nsec: number, follow: bo
 export function compressLibs(): CompressLibs | null {
   const addon = loadAddon(undefined, { quiet: true });
   return addon?.compressLibs ? addon.compressLibs() : null;
+}
+
+/** The addon's one-call commit of a file received whole (native/file-commit.cc), or null without the addon. */
+export function fileCommitter(): NonNullable<InotifyAddon['commitFile']> | null {
+  return loadAddon(undefined, { quiet: true })?.commitFile ?? null;
 }
 
 /** The addon's xattr calls (-X), or null without the addon. */

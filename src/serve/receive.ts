@@ -209,6 +209,9 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     onWarning: (text) => logError(r.log, text),
     // rsyncd's FERROR_XFER from its generator: the client shows it and exits 23.
     onFileError: (text) => tellClient(writer, r.log, MSG_ERROR_XFER, Buffer.from(`rsync: [generator] ${text}\n`)),
+    // rsyncd's FERROR_XFER from its receiver (a file not put in place), names shown inside the module.
+    onError: (text) => void tellClient(writer, r.log, MSG_ERROR_XFER, Buffer.from(`rsync: [receiver] ${text}`)),
+    fullName: (name: Buffer) => fullName(destRoot, name, module.name).toString(),
     // rsyncd tells the client the redo's failure (FERROR_XFER: exit 23 there) and, to a -v or -i
     // client, the first attempt's (FWARNING); both are logged.
     onFailedVerification: (text, final) => {

@@ -8,7 +8,9 @@
 // syscall.c do_open_nofollow / secure_relative_open / do_mknod.
 // Synchronous calls on purpose: local metadata operations are fast, and a round trip through the
 // thread pool per call made a pull of many small files wait more than it worked (as scan.ts does).
-import { setTimesFd, setTimesPath, exactTimes } from '../addon.js';
+import { setTimesFd, setTimesPath, exactTimes, fileCommitter } from '../addon.js';
+import { shownName } from '../../protocol/terminal-text.js';
+import { CommitQueue, COMMIT_CHOWN, COMMIT_SET_TIMES, writeFailed } from './whole-commits.js';
 import {
   constants,
   lstatSync,
@@ -80,6 +82,11 @@ export function checkTempDir(root: string, dir: string, shown = dir): void {
 
 /** Where the basis directories are (--compare-dest, --copy-dest, --link-dest). */
 export interface DestTreeOptions {
+  /**
+   * How a name relative to the destination is shown in a message (rsync's full_fname): by
+   * default its absolute path, quoted; a daemon shows it inside the module, "(in MODULE)".
+   */
+  fullName?: (name: Buffer) => string;
   /**
    * The basis directories, index 0 first (rsync's basis_dir[]). A relative one is taken relative
    * to the destination, as rsync does; a missing one simply has nothing in it.
@@ -285,6 +292,10 @@ export class DestTree implements LocalTree {
   private readonly readDirStats: ReadDirStats | null;
   /** Write buffers of committed or discarded temp files, for the next ones. */
   private readonly spareBuffers: Buffer[] = [];
+  /** Files received whole, put in place on the threadpool (null: without the addon, or with -S, -b or -T). */
+  private readonly commits: CommitQueue | null;
+  /** DestTreeOptions.fullName, or the default. */
+  private readonly fullName: (name: Buffer) => string;
 
   /** The basis directories' absolute paths (index = rsync's basis dir index). */
   private readonly basisRoots: Buffer[];
@@ -371,6 +382,14 @@ export class DestTree implements LocalTree {
         if (!dirChain.length) dirChain.push(Buffer.from(from));
       }
       this.backup = { suffix: Buffer.from(suffix), dirChain };
+    }
+    // -S writes holes, -b moves the old file first, -T copies across file systems: those keep the temp file path.
+    const commitFile = this.sparse || this.backup || this.temp ? null : fileCommitter();
+    this.fullName = options.fullName ?? ((name) => `"${shownName(Buffer.concat([this.root, Buffer.from('/'), name]))}"`);
+    this.commits = commitFile ? new CommitQueue(commitFile, this.fullName) : null;
+    if (!this.commits) {
+      this.commitWhole = undefined;
+      this.settleCommits = undefined;
     }
     for (const dir of options.basisDirs ?? []) {
       const abs = resolvePath(root, dir);
@@ -674,6 +693,27 @@ export class DestTree implements LocalTree {
     }
   }
 
+  // rsync/receiver.c: receive_data + finish_transfer (a file received whole, committed off the JS thread)
+  commitWhole? = async (name: Buffer, entry: FileEntry, data: Buffer, onFailed: (text: string) => void): Promise<void> => {
+    const p = await this.must(name);
+    const attrs = this.attrs;
+    let existing: LocalStat | null = null;
+    if (!attrs.perms) {
+      const st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+      existing = st ? toLocalStat(st) : null;
+    }
+    const mode = this.tweaked(entry, attrs.perms ? entry.mode & CHMOD_BITS : destMode(entry.mode, existing, attrs.umask, attrs.executability));
+    const chown = attrs.owner || attrs.group;
+    const flags = (attrs.times ? COMMIT_SET_TIMES : 0) | (chown ? COMMIT_CHOWN : 0);
+    await this.commits!.commit(name, siblingTemp(p), p, data, mode, flags, entry.mtime, entry.mtimeNsec ?? 0, chown && attrs.owner ? entry.uid : -1, chown && attrs.group ? entry.gid : -1, onFailed);
+  };
+
+  settleCommits? = async (): Promise<void> => this.commits!.settle();
+
+  async quiesceCommits(): Promise<void> {
+    await this.commits?.quiesce();
+  }
+
   /**
    * -T: the temp dir (confined: every component from the confinement a real directory, never a
    * symlink), and whether it is on another file system than `p`'s directory (then a finished
@@ -932,10 +972,14 @@ export class DestTree implements LocalTree {
         flushed += bytes.length;
         return;
       }
-      for (let at = 0; at < bytes.length; ) {
-        const n = writeSync(fd, bytes, at, bytes.length - at);
-        at += n;
-        flushed += n;
+      try {
+        for (let at = 0; at < bytes.length; ) {
+          const n = writeSync(fd, bytes, at, bytes.length - at);
+          at += n;
+          flushed += n;
+        }
+      } catch (e) {
+        throw writeFailed(e, this.fullName(name));
       }
     };
     const drain = async (): Promise<void> => {

@@ -77,6 +77,10 @@ export interface ReceiveRequest {
   onEchoed?: (item: ReceivedItem) => void;
   onDeleted?: (name: Buffer, isDir: boolean, mode: number) => void;
   onWarning?: (text: string) => void;
+  /** A file the receiver could not put in place, in rsync's words without "rsync: " (its FERROR_XFER); default onWarning. */
+  onError?: (text: string) => void;
+  /** How a name relative to `dest` is shown in a message (rsync's full_fname; DestTreeOptions.fullName). */
+  fullName?: (name: Buffer) => string;
   /** A file that failed in the generator (GeneratorOptions.onFileError). */
   onFileError?: (text: string) => Promise<void> | void;
   /** A file failed verification (see ReceiverOptions.onFailedVerification). */
@@ -137,6 +141,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       // --partial-dir: a daemon's rules may refuse the partial dir or a file in it (then there is none).
       ...(partialDir !== undefined && { partialDir: { dir: partialDir, ...(r.daemonExcluded && { allowed: (name: Buffer, dir: boolean) => !r.daemonExcluded!(name, dir) }) } }),
       ...(transfer.tempDir !== undefined && { tempDir: transfer.tempDir }),
+      ...(r.fullName && { fullName: r.fullName }),
     },
   );
   // --fake-super: the roles see each item's stored attributes, and store what they set.
@@ -226,6 +231,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(r.onEchoed && { onEchoed: r.onEchoed }),
     ...(r.onDeleted && { onDeleted: r.onDeleted }),
     ...(r.onWarning && { onWarning: r.onWarning }),
+    ...(r.onError && { onError: r.onError }),
     ...(r.onFileError && { onFileError: r.onFileError }),
     ...(r.onFailedVerification && { onFailedVerification: r.onFailedVerification }),
     ...(r.onInfo && { onInfo: r.onInfo }),
