@@ -186,15 +186,15 @@ function partialListName(dir: Buffer, partialDir: Buffer, base: Buffer): Buffer 
 function checkName(name: Buffer): void {
   if (name.length === 1 && name[0] === 0x2e) return;
   if (name.length === 0 || name.length >= MAXPATHLEN) throw new UnsafePathError(`unsafe name from the daemon (length ${name.length})`);
-  if (name.includes(0)) throw new UnsafePathError(`unsafe name from the daemon (NUL byte): ${shownName(name)}`);
-  if (name[0] === SLASH) throw new UnsafePathError(`unsafe name from the daemon (absolute): ${shownName(name)}`);
+  if (name.includes(0)) throw new UnsafePathError(`unsafe name from the daemon (NUL byte): ${quotedName(name)}`);
+  if (name[0] === SLASH) throw new UnsafePathError(`unsafe name from the daemon (absolute): ${quotedName(name)}`);
   // Each component: not empty, '.' or '..' (read in place: this runs for every name of a walk).
   let start = 0;
   for (let i = 0; i <= name.length; i++) {
     if (i < name.length && name[i] !== SLASH) continue;
     const len = i - start;
     if (len === 0 || (len === 1 && name[start] === 0x2e) || (len === 2 && name[start] === 0x2e && name[start + 1] === 0x2e)) {
-      throw new UnsafePathError(`unsafe name from the daemon (empty, '.' or '..' component): ${shownName(name)}`);
+      throw new UnsafePathError(`unsafe name from the daemon (empty, '.' or '..' component): ${quotedName(name)}`);
     }
     start = i + 1;
   }
@@ -214,7 +214,7 @@ function isBelow(dir: Buffer, parent: Buffer): boolean {
 }
 
 /** A refused name in an error message (latin1, quoted, cut). */
-const shownName = (name: Buffer): string => JSON.stringify(name.toString('latin1')).slice(0, 120);
+const quotedName = (name: Buffer): string => JSON.stringify(name.toString('latin1')).slice(0, 120);
 
 function toLocalStat(st: BigIntStats, target?: Buffer): LocalStat {
   return {
