@@ -99,6 +99,17 @@ export class RsyncError extends Error {
 }
 
 /**
+ * An item's permissions or times could not be set (rsync's set_file_attrs: "failed to set times
+ * on ..."): that item alone failed; the transfer goes on and ends with exit 23. The message is
+ * rsync's words without "rsync: ".
+ */
+export class FileAttrError extends RsyncError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_RSYNC_FILE_ATTRS', message, EXIT.PARTIAL, options);
+  }
+}
+
+/**
  * What a peer asked us to hold for one connection (its file list, its filter rules, its id lists)
  * passed that connection's memory cap: rsync's `--max-alloc` refusal (util2.c my_alloc), exit 22.
  * Raised by a MemoryBudget before the allocation, so the process and its other connections go on.

@@ -15,7 +15,7 @@
 // Counterpart: rsync generator.c generate_files, recv_generator, itemize, quick_check_ok,
 // try_dests_reg, copy_altdest_file, generate_and_send_sums, check_for_finished_files,
 // touch_up_dirs; main.c do_recv (the generator's half).
-import { EXIT, ProtocolError, RsyncError } from './errors.js';
+import { EXIT, FileAttrError, ProtocolError, RsyncError } from './errors.js';
 import type { ByteWriter } from './io.js';
 import type { Checksummer } from './checksum.js';
 import { generateSums, PARALLEL_SUMS_MIN, sumSizesSqroot, writeSumBlocks, writeSumHead, type SumsHelper } from './sums.js';
@@ -474,7 +474,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
       return;
     }
     if (st && isLink(st.mode) && st.symlink?.equals(target)) {
-      if (doXfers) await tree.setAttrs(name, entry, st);
+      if (doXfers) await setAttrsOrReport(state, name, entry, st);
       itemize(state, ndx, entry, st, 0);
       if (doXfers) applyXattrs(state, ndx, entry);
       return;
@@ -484,7 +484,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     if (st && isDir(st.mode) && !(await makeRoom(state, name, st, 'symlink'))) return;
     if (doXfers) {
       await tree.symlink(name, target);
-      await tree.setAttrs(name, entry, null);
+      await setAttrsOrReport(state, name, entry, null);
     }
     if (!alt) itemize(state, ndx, entry, st && isLink(st.mode) ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
     else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
@@ -504,7 +504,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
       fileType(st.mode) === type &&
       (!device || (st.rdev?.major === entry.rdev?.major && st.rdev?.minor === entry.rdev?.minor));
     if (same) {
-      if (doXfers) await tree.setAttrs(name, entry, st);
+      if (doXfers) await setAttrsOrReport(state, name, entry, st);
       const acl = doXfers ? applyAclsFirst(state, ndx, entry, st!) : null;
       itemize(state, ndx, entry, acl?.st ?? st, 0, undefined, acl?.flag);
       if (doXfers) applyXattrs(state, ndx, entry, !!acl);
@@ -515,7 +515,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     if (st && isDir(st.mode) && !(await makeRoom(state, name, st, device ? 'device file' : 'special file'))) return;
     if (doXfers) {
       await tree.mknod(name, entry);
-      await tree.setAttrs(name, entry, null);
+      await setAttrsOrReport(state, name, entry, null);
     }
     if (!alt) itemize(state, ndx, entry, st && fileType(st.mode) === type ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
     else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
@@ -561,7 +561,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   if (!basis && st && (await quickCheckOk(state, entry, st, redo))) {
     // Up to date: the partial copy is not needed any more.
     if (partial && doXfers) await tree.removePartial?.(name);
-    if (doXfers) await tree.setAttrs(name, entry, st);
+    if (doXfers) await setAttrsOrReport(state, name, entry, st);
     const acl = doXfers ? applyAclsFirst(state, ndx, entry, st) : null;
     itemize(state, ndx, entry, acl?.st ?? st, 0, undefined, acl?.flag);
     if (doXfers) applyXattrs(state, ndx, entry, !!acl);
@@ -1116,12 +1116,27 @@ async function finishHardLinks(state: GeneratorState, afterPhases: boolean): Pro
   state.hlinkFollowers.push(...later);
 }
 
+/**
+ * The tree's setAttrs; a chmod or utimensat that failed (FileAttrError) fails this item alone, told
+ * in rsync's words and counted (exit 23), as rsync's set_file_attrs does.
+ */
+// rsync/rsync.c: set_file_attrs (rsyserr FERROR_XFER, then on)
+async function setAttrsOrReport(state: GeneratorState, name: Buffer, entry: FileEntry, st: LocalStat | null): Promise<void> {
+  try {
+    await state.tree.setAttrs(name, entry, st);
+  } catch (e) {
+    if (!(e instanceof FileAttrError)) throw e;
+    state.failed++;
+    await (state.options.onFileError ?? state.options.onWarning)?.(e.message);
+  }
+}
+
 /** Directory modes and times, deepest last-listed first (their contents are final now). */
 // rsync/generator.c: touch_up_dirs
 async function touchUpDirs(state: GeneratorState): Promise<void> {
   const { files, tree, dirs } = state;
   for (let i = dirs.length - 1; i >= 0; i--) {
     const entry = files.at(dirs[i]!)!;
-    await tree.setAttrs(entry.name, entry, await tree.lstat(entry.name));
+    await setAttrsOrReport(state, entry.name, entry, await tree.lstat(entry.name));
   }
 }

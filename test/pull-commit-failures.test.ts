@@ -111,6 +111,32 @@ test('a read-only directory: each file there told as rsync tells it ("mkstemp ..
   assert.is(told['ours']![0], 'mkstemp "DEST/a/.f00.XXXXXX" failed: Read-only file system (30)');
 });
 
+test('a directory whose time cannot be set (read-only): told as rsync tells it ("failed to set times on"), the rest done, exit 23', async () => {
+  const told: Record<string, string[]> = {};
+  for (const who of ['rsync', 'ours'] as const) {
+    const dest = join(work, `ro-times-${who}`);
+    // Every file of a/ already in place (only a/'s own time differs), so nothing is written in it.
+    mkdirSync(dest, { recursive: true });
+    execFileSync('cp', ['-a', join(daemon.dir, 'mod', 'a'), join(dest, 'a')]);
+    execFileSync('touch', ['-d', '2001-01-01', join(dest, 'a')]);
+    execFileSync('mount', ['--bind', join(dest, 'a'), join(dest, 'a')]);
+    mounts.push(join(dest, 'a'));
+    execFileSync('mount', ['-o', 'remount,ro,bind', join(dest, 'a')]);
+    const r = await pull(who, [], dest);
+    assert.is(r.status, 23, `${who}: ${runText(r)}`);
+    told[who] = r.stderr
+      .split('\n')
+      .filter((l) => l.includes('failed to set'))
+      .map((l) => l.replace(/^(rsync|lsyncd): (\[generator\] )?/, '').replace(dest, 'DEST'));
+    for (let i = 0; i < 10; i++) {
+      const name = `g${String(i).padStart(2, '0')}`;
+      assert.equal(readFileSync(join(dest, 'b', name)), readFileSync(join(daemon.dir, 'mod', 'b', name)), `${who}: b/${name}`);
+    }
+  }
+  assert.equal(told['ours'], told['rsync']);
+  assert.equal(told['ours'], ['failed to set times on "DEST/a": Read-only file system (30)']);
+});
+
 test('a push into a read-only directory of the module: the client told as rsyncd tells it, exit 23', async () => {
   const config = (dir: string) => `
 reverse lookup = no

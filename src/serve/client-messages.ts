@@ -4,12 +4,12 @@
 // before protocol 30), the name shown as full_fname shows it, sent raw (the client escapes what it
 // prints, as rsync's filtered_fwrite does). The same line goes to the daemon's log.
 // docs/protocol.md [mplex]; counterpart: rsync log.c rwrite / rsyserr, util1.c full_fname.
-import { constants } from 'node:os';
 import type { ByteWriter } from '../../protocol/io.js';
 import { MSG_ERROR, MSG_ERROR_XFER, MSG_INFO, MSG_WARNING, writeMessage } from '../../protocol/mplex.js';
 import type { SourceFailure } from '../../protocol/sender.js';
 import type { WalkFailure } from '../transfer/scan.js';
 import { logError, type LogWriter } from './log.js';
+import { strerrorOf, sysReason } from '../transfer/strerror.js';
 
 /** rsync's log codes a daemon's message may carry (rsync.h enum logcode). */
 export type LogCode = typeof MSG_WARNING | typeof MSG_ERROR | typeof MSG_ERROR_XFER;
@@ -59,35 +59,12 @@ export function walkFailureMessage(failure: WalkFailure, shown: Buffer, protocol
 /** `rsync: [sender] WHAT"name" (in module)AFTER: Permission denied (13)`. */
 // rsync/log.c: rsyserr
 function sysError(what: string, shown: Buffer, code: string | undefined, fallback: string, after = ''): Buffer {
-  const errno = code ? (constants.errno as Record<string, number>)[code] : undefined;
-  const reason = code && errno !== undefined && STRERROR[code] ? `${STRERROR[code]} (${errno})` : fallback;
+  const reason = sysReason({ code }) ?? fallback;
   return Buffer.concat([Buffer.from(`rsync: [sender] ${what}`), shown, Buffer.from(`${after}: ${reason}`)]);
 }
 
 /** An fs error in the C library's words (what rsyncd's strerror shows), else its own message. */
 export function strerrorText(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  return (code && STRERROR[code]) ?? (e as Error).message;
+  return strerrorOf((e as NodeJS.ErrnoException).code) ?? (e as Error).message;
 }
 
-/** The C library's strerror words for the errors opening a file may meet (glibc's texts). */
-const STRERROR: Readonly<Record<string, string>> = {
-  EPERM: 'Operation not permitted',
-  ENOENT: 'No such file or directory',
-  EIO: 'Input/output error',
-  ENXIO: 'No such device or address',
-  ENOMEM: 'Cannot allocate memory',
-  EACCES: 'Permission denied',
-  EBUSY: 'Device or resource busy',
-  ENOTDIR: 'Not a directory',
-  EISDIR: 'Is a directory',
-  ENFILE: 'Too many open files in system',
-  EMFILE: 'Too many open files',
-  ETXTBSY: 'Text file busy',
-  EFBIG: 'File too large',
-  EAGAIN: 'Resource temporarily unavailable',
-  ENAMETOOLONG: 'File name too long',
-  ELOOP: 'Too many levels of symbolic links',
-  EOVERFLOW: 'Value too large for defined data type',
-  ESTALE: 'Stale file handle',
-};

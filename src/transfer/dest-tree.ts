@@ -10,6 +10,7 @@
 // thread pool per call made a pull of many small files wait more than it worked (as scan.ts does).
 import { setTimesFd, setTimesPath, exactTimes, fileCommitter } from '../addon.js';
 import { shownName } from '../../protocol/terminal-text.js';
+import { sysReason } from './strerror.js';
 import { CommitQueue, COMMIT_CHOWN, COMMIT_SET_TIMES, writeFailed } from './whole-commits.js';
 import {
   constants,
@@ -45,7 +46,7 @@ import type { FileEntry } from '../../protocol/flist.js';
 import { ACCESSPERMS, CHMOD_BITS, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, splitDev } from '../../protocol/modes.js';
 import { MAXPATHLEN } from '../../protocol/constants.js';
 import type { LocalTree, LocalStat, BasisFile, TempFile, InplaceFile } from '../../protocol/local-tree.js';
-import { EXIT, ProtocolError, RsyncError } from '../../protocol/errors.js';
+import { EXIT, FileAttrError, ProtocolError, RsyncError } from '../../protocol/errors.js';
 import { DirSnapshot } from './dir-snapshot.js';
 import { nativeDirStats, type ReadDirStats } from './dir-records.js';
 import { SparseWriter } from './sparse-write.js';
@@ -1284,10 +1285,26 @@ export class DestTree implements LocalTree {
       }
     }
     const perms = this.wantedPerms(Number(now.mode), entry);
-    if (perms !== null && (Number(now.mode) & CHMOD_BITS) !== perms) chmodSync(p, perms);
-    if (this.attrs.times && !(this.attrs.omitDirTimes && now.isDirectory())) {
-      if (this.timeDiffers(now.mtimeNs, entry)) setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, true);
+    try {
+      if (perms !== null && (Number(now.mode) & CHMOD_BITS) !== perms) chmodSync(p, perms);
+    } catch (e) {
+      throw this.attrFailed('permissions', name, e);
     }
+    if (this.attrs.times && !(this.attrs.omitDirTimes && now.isDirectory())) {
+      try {
+        if (this.timeDiffers(now.mtimeNs, entry)) setTimesPath(p, entry.mtime, entry.mtimeNsec ?? 0, true);
+      } catch (e) {
+        throw this.attrFailed('times', name, e);
+      }
+    }
+  }
+
+  /** A chmod or utimensat of setAttrs that failed, in rsync's words (the item alone fails, exit 23). */
+  // rsync/rsync.c: set_file_attrs ("failed to set permissions on %s", "failed to set times on %s")
+  private attrFailed(what: 'permissions' | 'times', name: Buffer, e: unknown): unknown {
+    const reason = sysReason(e);
+    if (!reason) return e;
+    return new FileAttrError(`failed to set ${what} on ${this.fullName(name)}: ${reason}`, { cause: e });
   }
   /**
    * -K: a directory's attributes where a symlink to a directory stands in for it, compared with

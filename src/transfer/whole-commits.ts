@@ -12,7 +12,7 @@
 import type { fileCommitter } from '../addon.js';
 import { EXIT, RsyncError } from '../../protocol/errors.js';
 import { shownName } from '../../protocol/terminal-text.js';
-import { constants } from 'node:os';
+import { errnoOf, strerrorOf } from './strerror.js';
 
 type CommitFile = NonNullable<ReturnType<typeof fileCommitter>>;
 
@@ -128,19 +128,12 @@ export function commitFailure(err: CommitError, name: Buffer, target: Buffer, fu
   }
 }
 
-/** The C library's words for what a write may meet (glibc's), for Node's fs errors, which carry only the code. */
-const WRITE_STRERROR: Readonly<Record<string, string>> = {
-  ENOSPC: 'No space left on device',
-  EDQUOT: 'Disk quota exceeded',
-  EFBIG: 'File too large',
-  EIO: 'Input/output error',
-};
 
 /** A temp file's write that failed (Node's fs error), as rsync's receiver ends the run: exit 11. */
 // rsync/receiver.c: receive_data ("write failed on %s", exit_cleanup(RERR_FILEIO))
 export function writeFailed(e: unknown, target: string): unknown {
   const code = (e as NodeJS.ErrnoException).code;
-  const errno = code ? (constants.errno as Record<string, number>)[code] : undefined;
+  const errno = errnoOf(code);
   if (!code || errno === undefined) return e;
-  return new RsyncError('ERR_RSYNC_FILEIO', `write failed on ${target}: ${WRITE_STRERROR[code] ?? code} (${errno})`, EXIT.FILEIO, { cause: e });
+  return new RsyncError('ERR_RSYNC_FILEIO', `write failed on ${target}: ${strerrorOf(code) ?? code} (${errno})`, EXIT.FILEIO, { cause: e });
 }
