@@ -245,6 +245,7 @@ Napi::Value ReadDirStats(const Napi::CallbackInfo& info);   // dirstat.cc
 Napi::Value CompressLibs(const Napi::CallbackInfo& info);   // compress-libs.cc
 Napi::Object XattrFunctions(Napi::Env env);                 // xattr.cc
 Napi::Value PunchHole(const Napi::CallbackInfo& info);      // punch-hole.cc
+Napi::Value CopyFileRange(const Napi::CallbackInfo& info);  // copy-range.cc
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
@@ -259,6 +260,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("compressLibs", Napi::Function::New(env, CompressLibs, "compressLibs"));
   exports.Set("xattr", XattrFunctions(env));
   exports.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
+  exports.Set("copyFileRange", Napi::Function::New(env, CopyFileRange, "copyFileRange"));
   return Inotify::Init(env, exports);
 }
 
