@@ -14,7 +14,7 @@ import { RsyncError, EXIT } from '../../protocol/errors.js';
 import { weakSumArea } from '../../protocol/weak-sum-simd.js';
 
 /** Bytes of basis per unit of work in the shared sums below (whole blocks, at least one). */
-const UNIT_BYTES = 8 << 20;
+const UNIT_BYTES = 1 << 20;
 
 /**
  * The work of one parallel block-sum computation, in shared memory: the sums themselves, a unit
