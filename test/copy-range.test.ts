@@ -2,7 +2,8 @@
 // to the temp file by the kernel. appendRange on its own (offsets, short sources, a descriptor the
 // kernel cannot copy into), then a delta pull of a file big enough for the sums helper from a real
 // rsyncd: the result, the literal and matched bytes and the daemon's byte counts as with rsync's
-// client, with the kernel copy and without the addon (read and write).
+// client, with the kernel copy, without the addon (read and write), and without the helper thread
+// (src/transfer/sums-helper.ts spareCoreForHelper: LSYNCD_SUMS_HELPER decides here).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeSync, constants, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
@@ -82,7 +83,7 @@ function statNumber(output: string, label: string): number {
   return Number(m[1]!.replace(/,/g, ''));
 }
 
-test('a delta pull of a big file: matched runs copied by the kernel (and without the addon), the same result, data and daemon byte counts as rsync', async () => {
+test('a delta pull of a big file: matched runs copied by the kernel (and without the addon, and with no helper thread), the same result, data and daemon byte counts as rsync', async () => {
   const size = PARALLEL_SUMS_MIN + 5 * 1024 * 1024 + 321;
   const old = pseudoRandom(size, 11);
   const src = join(daemon.modulePath('src'), 'big');
@@ -111,10 +112,12 @@ test('a delta pull of a big file: matched runs copied by the kernel (and without
     return { literal: statNumber(stdout, 'Literal data'), matched: statNumber(stdout, 'Matched data'), ...(await lastCounts()) };
   };
   const theirs = await pull('rsync');
-  const kernel = await pull('ours-kernel');
-  const plain = await pull('ours-plain', { LSYNCD_NO_ADDON: '1' });
+  // The kernel copy runs when the sums helper hashes the file (always here, whatever the load).
+  const kernel = await pull('ours-kernel', { LSYNCD_SUMS_HELPER: 'always' });
+  const plain = await pull('ours-plain', { LSYNCD_SUMS_HELPER: 'always', LSYNCD_NO_ADDON: '1' });
+  const alone = await pull('ours-alone', { LSYNCD_SUMS_HELPER: 'never' });
   assert.ok(theirs.matched > size - 1_000_000, `most of the file matched: ${JSON.stringify(theirs)}`);
-  for (const [label, ours] of [['kernel copy', kernel], ['read and write', plain]] as const) {
+  for (const [label, ours] of [['kernel copy', kernel], ['read and write', plain], ['no helper thread', alone]] as const) {
     assert.is(ours.literal, theirs.literal, `${label}: literal data`);
     assert.is(ours.matched, theirs.matched, `${label}: matched data`);
     // The daemon's counts: the same within the varlongs of its end-of-run stats (the file list's
