@@ -91,8 +91,9 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
   const protocol = r.writer.protocol;
   const summerOptions = { protocol, seed: setup.seed, compatFlags: setup.compatFlags, implied: setup.checksumImplied };
   const checksummer = await createChecksummer(setup.checksum, summerOptions);
-  // Big bases get their block sums on two threads when a core is spare; the helper starts on first use.
-  const helper = spareCoreForHelper() ? sumsHelper(setup.checksum, summerOptions) : null;
+  // Big bases get their block sums on two threads when a core is spare (the helper thread starts
+  // on first use), else on this one alone.
+  const helper = sumsHelper(setup.checksum, summerOptions, { thread: spareCoreForHelper() });
   // -c: rsync's file_checksum, never seeded.
   const fileSummer = transfer.checksum ? await createChecksummer(setup.checksum, { protocol, seed: 0, compatFlags: setup.compatFlags, implied: false }) : null;
   // -o/-g (and -A's named entries): the sender's ids, mapped by name to ours unless --numeric-ids.
@@ -161,7 +162,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
       ? (name: Buffer, isDir: boolean) => (!!protect && !protect.empty && protect.isExcluded(name, isDir)) || !!daemonExcluded?.(name, isDir) || isBackup(name)
       : null;
   return doRecv(r.reader, r.writer, r.files, local, checksummer, {
-    ...(helper && { sumsHelper: helper }),
+    sumsHelper: helper,
     compression: setup.tokens ?? null,
     ...(r.amServer && { amServer: true }),
     ...(r.xattrs && { xattrs: r.xattrs }),
@@ -230,7 +231,7 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
     ...(r.onFailedVerification && { onFailedVerification: r.onFailedVerification }),
     ...(r.onInfo && { onInfo: r.onInfo }),
     ...(r.onAbort && { onAbort: r.onAbort }),
-  }).finally(() => helper?.close());
+  }).finally(() => helper.close());
 }
 
 /** The name of the one non-directory a list received under another name must hold. */
