@@ -247,6 +247,7 @@ Napi::Object XattrFunctions(Napi::Env env);                 // xattr.cc
 Napi::Value PunchHole(const Napi::CallbackInfo& info);      // punch-hole.cc
 Napi::Value ReadSmallFile(const Napi::CallbackInfo& info);  // read-small.cc
 Napi::Value CommitFile(const Napi::CallbackInfo& info);     // file-commit.cc
+Napi::Value CopyFileRange(const Napi::CallbackInfo& info);  // copy-range.cc
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
@@ -263,6 +264,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
   exports.Set("readSmallFile", Napi::Function::New(env, ReadSmallFile, "readSmallFile"));
   exports.Set("commitFile", Napi::Function::New(env, CommitFile, "commitFile"));
+  exports.Set("copyFileRange", Napi::Function::New(env, CopyFileRange, "copyFileRange"));
   return Inotify::Init(env, exports);
 }
 

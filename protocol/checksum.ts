@@ -4,7 +4,7 @@
 // Counterpart: rsync checksum.c (get_checksum1, get_checksum2, sum_init/sum_update/sum_end) and
 // the rolling update inside match.c hash_search.
 import { createHash } from 'node:crypto';
-import { createMD4, createXXHash128, createXXHash3, createXXHash64, type IHasher } from 'hash-wasm/dist/index.esm.min.js';
+import type { IHasher } from 'hash-wasm';
 import { CF_CHKSUM_SEED_FIX, type ChecksumName } from './compat.js';
 import { ProtocolError, EXIT } from './errors.js';
 
@@ -152,6 +152,21 @@ export interface ChecksumOptions {
   implied?: boolean;
 }
 
+/** A hash-wasm constructor (the xxhash ones take the 64-bit seed as two 32-bit halves). */
+type HasherFactory = (seedLow?: number, seedHigh?: number) => Promise<IHasher>;
+
+/**
+ * One algorithm's constructor from hash-wasm's build of that algorithm alone: the package's index
+ * carries every algorithm's WebAssembly inline, and loading it costs about 120 ms of CPU and 13 MB
+ * per thread (the sums helper's too); one algorithm's build about 30 ms and 6 MB.
+ */
+async function hashWasm(build: 'md4' | 'xxhash64' | 'xxhash3' | 'xxhash128', factory: string): Promise<HasherFactory> {
+  const mod = (await import(`hash-wasm/dist/${build}.umd.min.js`)) as { default: Record<string, HasherFactory | undefined> };
+  const make = mod.default[factory];
+  if (!make) throw new Error(`hash-wasm/dist/${build}.umd.min.js has no ${factory}`);
+  return make;
+}
+
 /** The seed as 4 bytes little-endian (rsync SIVAL). */
 function seedBytes(seed: number): Buffer {
   const b = Buffer.alloc(4);
@@ -209,6 +224,7 @@ export async function createChecksummer(name: ChecksumName, options: ChecksumOpt
 
   switch (name) {
     case 'md4': {
+      const createMD4 = await hashWasm('md4', 'createMD4');
       const block = await createMD4();
       const file = await createMD4();
       const seedBuf = seedBytes(seed);
@@ -265,8 +281,12 @@ export async function createChecksummer(name: ChecksumName, options: ChecksumOpt
     case 'xxh3':
     case 'xxh128': {
       const [low, high] = seedParts(seed);
-      const make = (lo: number, hi: number): Promise<IHasher> =>
-        name === 'xxh64' ? createXXHash64(lo, hi) : name === 'xxh3' ? createXXHash3(lo, hi) : createXXHash128(lo, hi);
+      const make =
+        name === 'xxh64'
+          ? await hashWasm('xxhash64', 'createXXHash64')
+          : name === 'xxh3'
+            ? await hashWasm('xxhash3', 'createXXHash3')
+            : await hashWasm('xxhash128', 'createXXHash128');
       // Block sums use the session seed as the hash seed; the whole-file sum is unseeded
       // (verified: push_cs_xxh64, push_cs_xxh3, push_delta / push_checksum_mode for xxh128).
       const block = await make(low, high);

@@ -43,6 +43,12 @@ export interface TempFile {
   readonly flushed?: number;
   /** Write out whatever is buffered. */
   flush?(): Promise<void>;
+  /**
+   * Append `length` bytes of the open file `fd` from `position` without reading them into this
+   * process (the kernel copies them): resolves the bytes appended, fewer (0 too) where the kernel
+   * cannot copy between the two files; the caller then writes the rest itself.
+   */
+  copyFrom?(fd: number, position: number, length: number): Promise<number>;
   /** Set the entry's attributes and rename it over the target (atomic). */
   commit(entry: FileEntry, how?: CommitOptions): Promise<void>;
   /** Remove it, leaving the target as it was. */

@@ -153,6 +153,9 @@ const COPY_CHUNK = 1024 * 1024;
 /** A file sent whole is gathered in memory up to this size for LocalTree.commitWhole; a bigger one goes through a temp file. */
 const WHOLE_IN_MEMORY_MAX = 1024 * 1024;
 
+/** The longest run of basis blocks handed to the kernel in one copy (TempFile.copyFrom). */
+const KERNEL_COPY_RUN = 16 << 20;
+
 /**
  * Receive every file the generator asked for, through the phases, then the stats and the end of
  * the run. `channel` carries MSG_DONE and MSG_REDO to the generator.
@@ -400,10 +403,23 @@ async function receiveData(
   // than one of each per block.
   let runPos = 0;
   let runLen = 0;
+  // When the helper hashes the temp file, nothing here needs a run's bytes: the kernel appends
+  // them (TempFile.copyFrom), and a run may then span many blocks beyond copyBuf.
+  const kernelCopy = helper !== null && !!temp.copyFrom && basis?.fd !== undefined && !tokens.seesBlocks;
+  const maxRun = kernelCopy ? KERNEL_COPY_RUN : copyBuf.length;
   const copyRun = async (): Promise<void> => {
     // rsync/receiver.c: receive_data (updating_basis_or_equiv: a block at its own offset is skipped)
     const inPlace = updatingBasis && runPos === offset;
-    for (let pos = runPos, left = runLen; left > 0; ) {
+    let pos = runPos;
+    let left = runLen;
+    if (kernelCopy && !inPlace) {
+      const n = await temp.copyFrom!(basis!.fd!, pos, left);
+      helper!.advance(temp.flushed!);
+      pos += n;
+      left -= n;
+      offset += n;
+    }
+    for (; left > 0; ) {
       const n = await basis!.read(copyBuf, Math.min(left, copyBuf.length), pos);
       if (n <= 0) throw new RsyncError('ERR_RSYNC_FILEIO', `basis file of ${entry.name.toString()} shrank during the transfer`, EXIT.FILEIO);
       const piece = copyBuf.subarray(0, n);
@@ -448,7 +464,7 @@ async function receiveData(
       const len = blockLength(head, token.block);
       const pos = token.block * head.blength;
       // zlib shows each block to the decompressor as it is copied: one block per run then.
-      if (runLen && pos === runPos + runLen && runLen + len <= copyBuf.length && !tokens.seesBlocks) {
+      if (runLen && pos === runPos + runLen && runLen + len <= maxRun && !tokens.seesBlocks) {
         runLen += len;
       } else {
         if (runLen) await copyRun();

@@ -60,6 +60,8 @@ export interface InotifyAddon {
    * With `callback`, on libuv's threadpool; without, here (throws). Errors are fs-style.
    */
   commitFile?: (tmp: Buffer, target: Buffer, data: Buffer, mode: number, flags: number, sec: number, nsec: number, uid: number, gid: number, callback?: (err: Error | null) => void) => void;
+  /** copy_file_range from `fdIn` at `offsetIn` to `fdOut` at its file offset (native/copy-range.cc): bytes copied, or -errno. */
+  copyFileRange?: (fdIn: number, offsetIn: number, fdOut: number, length: number) => number;
 }
 
 /** An opaque zstd context of the addon (freed when collected). */
@@ -263,6 +265,18 @@ export function openSyslog(ident: string, facility: number): ((priority: number,
 export function punchHole(fd: number, offset: number, length: number): boolean {
   const addon = loadAddon(undefined, { quiet: true });
   return addon?.punchHole ? addon.punchHole(fd, offset, length) : false;
+}
+
+/**
+ * copy_file_range(2): up to `length` bytes of `fdIn` at `offsetIn` appended at `fdOut`'s file
+ * offset, inside the kernel. Resolves the bytes copied (0: end of `fdIn`), or null without the
+ * addon or where the kernel cannot copy between these files (the caller reads and writes).
+ */
+export function copyFileRange(fdIn: number, offsetIn: number, fdOut: number, length: number): number | null {
+  const addon = loadAddon(undefined, { quiet: true });
+  if (!addon?.copyFileRange) return null;
+  const n = addon.copyFileRange(fdIn, offsetIn, fdOut, length);
+  return n < 0 ? null : n;
 }
 
 /** The file times Node can set: seconds as a number, microseconds kept (the middle of one, so its truncation lands on it). */

@@ -1,6 +1,7 @@
 // src/transfer/sums-helper.ts: the helper thread a process keeps for its next session (a daemon
 // serves many). Sessions one after another with other algorithms and seeds get their own sums and
-// digests from the kept thread, also after a session that ended in the middle of a file.
+// digests from the kept thread, also after a session that ended in the middle of a file; without
+// the thread the sums are the same.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -59,6 +60,32 @@ test('sessions in turn on the kept helper thread: each its own algorithm and see
         closeSync(out);
         await helper.close();
       }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('without the thread: the same sums on the calling thread, and no file digest to hand off', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lsyncd-helper-'));
+  try {
+    const data = randomFillSync(Buffer.allocUnsafe(3 * 1024 * 1024 + 77));
+    const basis = join(dir, 'basis');
+    writeFileSync(basis, data);
+    const options: ChecksumOptions = { protocol: 32, seed: 99, implied: false };
+    const cs = await createChecksummer('xxh128', options);
+    const helper = sumsHelper('xxh128', options, { thread: false });
+    const fd = openSync(basis, 'r');
+    try {
+      const head = sumSizesSqroot(data.length, 32, cs.digestLength, {});
+      const want = await generateSums(cs, [data], head);
+      const got = await helper.sums(cs, fd, head);
+      assert.equal([...got.sum1], [...want.sum1], 'sum1');
+      assert.ok(Buffer.from(got.sum2).equals(Buffer.from(want.sum2)), 'sum2');
+      assert.is(helper.fileDigest(cs, fd), null);
+    } finally {
+      closeSync(fd);
+      await helper.close();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -49,6 +49,7 @@ import type { LocalTree, LocalStat, BasisFile, TempFile, InplaceFile } from '../
 import { EXIT, FileAttrError, ProtocolError, RsyncError } from '../../protocol/errors.js';
 import { DirSnapshot } from './dir-snapshot.js';
 import { nativeDirStats, type ReadDirStats } from './dir-records.js';
+import { appendRange } from './copy-range.js';
 import { SparseWriter } from './sparse-write.js';
 
 /** A name from the daemon that would leave DEST, or go through a symlink or a non-directory. */
@@ -965,6 +966,7 @@ export class DestTree implements LocalTree {
     };
     let used = 0;
     let flushed = 0;
+    let noKernelCopy = false;
     // -S: the data goes through rsync's hole rules; no descriptor for a helper to read behind it.
     const sparse = this.sparse ? new SparseWriter(fd) : null;
     const writeAll = async (bytes: Uint8Array): Promise<void> => {
@@ -1038,6 +1040,18 @@ export class DestTree implements LocalTree {
     };
     return {
       ...(!sparse && { fd, flush: drain }),
+      ...(!sparse && {
+        // Runs of basis blocks copied by the kernel (src/transfer/copy-range.ts); once it cannot
+        // copy between these files, never tried again for this one.
+        copyFrom: async (from: number, position: number, length: number) => {
+          if (noKernelCopy) return 0;
+          await drain();
+          const n = appendRange(from, position, fd, length);
+          flushed += n;
+          if (n < length) noKernelCopy = true;
+          return n;
+        },
+      }),
       get flushed() {
         return flushed;
       },

@@ -27,7 +27,7 @@ import { treeXattrs } from './local-xattrs.js';
 import { treeAcls } from './local-acls.js';
 import type { AclReceiver } from '../../protocol/acls.js';
 import type { XattrReceiver } from '../../protocol/xattrs.js';
-import { sumsHelper } from './sums-helper.js';
+import { spareCoreForHelper, sumsHelper } from './sums-helper.js';
 
 export interface ReceiveRequest {
   reader: ByteReader;
@@ -95,8 +95,9 @@ export async function receiveIntoTree(r: ReceiveRequest): Promise<RecvResult> {
   const protocol = r.writer.protocol;
   const summerOptions = { protocol, seed: setup.seed, compatFlags: setup.compatFlags, implied: setup.checksumImplied };
   const checksummer = await createChecksummer(setup.checksum, summerOptions);
-  // Big bases get their block sums on two threads; the helper starts on first use.
-  const helper = sumsHelper(setup.checksum, summerOptions);
+  // Big bases get their block sums on two threads when a core is spare (the helper thread starts
+  // on first use), else on this one alone.
+  const helper = sumsHelper(setup.checksum, summerOptions, { thread: spareCoreForHelper() });
   // -c: rsync's file_checksum, never seeded.
   const fileSummer = transfer.checksum ? await createChecksummer(setup.checksum, { protocol, seed: 0, compatFlags: setup.compatFlags, implied: false }) : null;
   // -o/-g (and -A's named entries): the sender's ids, mapped by name to ours unless --numeric-ids.

@@ -5,7 +5,7 @@
 // to start. Counterpart: rsync runs its generator and receiver as two processes; this is our way
 // to use a second core.
 import { readSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { type Checksummer, type ChecksumOptions } from '../../protocol/checksum.js';
 import type { ChecksumName } from '../../protocol/compat.js';
@@ -14,7 +14,7 @@ import { RsyncError, EXIT } from '../../protocol/errors.js';
 import { weakSumArea } from '../../protocol/weak-sum-simd.js';
 
 /** Bytes of basis per unit of work in the shared sums below (whole blocks, at least one). */
-const UNIT_BYTES = 8 << 20;
+const UNIT_BYTES = 1 << 20;
 
 /**
  * The work of one parallel block-sum computation, in shared memory: the sums themselves, a unit
@@ -145,6 +145,22 @@ function giveBackThread(thread: HelperThread): Promise<unknown> {
 }
 
 /**
+ * Whether a helper thread pays for itself now: a core that other work does not hold (the
+ * one-minute load average below the number of cores). Measured on the 512 MiB delta pull with the
+ * two cores held by other work (load 12): without the thread 1.48 s CPU and 75 MB, with it 1.84 s
+ * and 90 MB, and slower (its start costs 80-190 ms of CPU, and both threads contend for one core).
+ * LSYNCD_SUMS_HELPER=always or =never decides instead (tests, benches). docs/bench.md "The 512 MiB
+ * delta pull, round 3".
+ */
+export function spareCoreForHelper(): boolean {
+  const forced = process.env['LSYNCD_SUMS_HELPER'];
+  if (forced === 'always') return true;
+  if (forced === 'never') return false;
+  const cores = availableParallelism();
+  return cores >= 2 && loadavg()[0]! < cores;
+}
+
+/**
  * Start the idle helper thread ahead of the first session (a daemon does, once it listens), so
  * that session does not wait for a thread to start. No-op with one core or a thread already idle.
  */
@@ -159,13 +175,14 @@ export function warmSumsHelper(): void {
 
 /**
  * A SumsHelper whose worker (src/sums-worker.ts) makes the same Checksummer (`name`,
- * `options`: the session's seeded one). On a one-core machine, or if the worker cannot start,
- * every unit is simply computed on the calling thread.
+ * `options`: the session's seeded one). On a one-core machine, without `thread`, or if the
+ * worker cannot start, every unit is simply computed on the calling thread (still with the SIMD
+ * rolling sums and one reused read area) and there is no file digest to hand off.
  */
-export function sumsHelper(name: ChecksumName, options: ChecksumOptions): SumsHelper {
+export function sumsHelper(name: ChecksumName, options: ChecksumOptions, { thread: useThread = true }: { thread?: boolean } = {}): SumsHelper {
   let thread: HelperThread | null = null;
   let worker: Worker | null = null;
-  let broken = availableParallelism() < 2;
+  let broken = !useThread || availableParallelism() < 2;
   // The answers awaited: one sums job and one file digest at most at a time each (the generator
   // and the receiver run side by side). null: the helper died.
   let waitingSums: ((reply: Reply | null) => void) | null = null;
