@@ -359,7 +359,12 @@ async function makeDirTree(root: string, dirs: number, perDir: number): Promise<
 
 /** Peak resident set of a process so far (VmHWM), bytes. */
 function peakRss(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return procStatus(pid, 'VmHWM');
+}
+
+/** One `kB` figure of /proc/PID/status (VmHWM, RssAnon, RssFile), bytes. */
+function procStatus(pid: number, field: string): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
@@ -398,7 +403,20 @@ async function idleMemory(dirs: number, perDir: number, lsyncd2: string | undefi
           record(`idle memory: startup sync, ${label}${tag}`, 'ms', column, performance.now() - t0);
           await new Promise((r) => setTimeout(r, 3000));
           record(`idle memory: RSS after the startup sync, ${label}${tag}`, 'MB', column, proc.rss());
+          record(`idle memory: · of it anonymous (RssAnon), ${label}${tag}`, 'MB', column, procStatus(proc.pid, 'RssAnon'));
+          record(`idle memory: · of it file pages (RssFile), ${label}${tag}`, 'MB', column, procStatus(proc.pid, 'RssFile'));
           record(`idle memory: peak RSS during the startup sync, ${label}${tag}`, 'MB', column, peakRss(proc.pid));
+          // One change once idle (the first after the release: the code it runs is faulted back
+          // in), then what the daemon holds once it has worked again.
+          const changed = new Map([[`a0/changed-${Date.now()}`, Buffer.alloc(1000, 7)]]);
+          const c0 = performance.now();
+          for (const [rel, content] of changed) await writeFile(join(work, rel), content);
+          await waitMirrored(join(daemon.modulePath('push'), 's'), changed);
+          record(`idle memory: first change after the startup sync, until mirrored, ${label}${tag}`, 'ms', column, performance.now() - c0);
+          await proc.settle();
+          await new Promise((r) => setTimeout(r, 1000));
+          record(`idle memory: RSS 1 s after that change, ${label}${tag}`, 'MB', column, proc.rss());
+          for (const rel of changed.keys()) await rm(join(work, rel));
         } finally {
           await proc.stop();
         }
@@ -407,7 +425,7 @@ async function idleMemory(dirs: number, perDir: number, lsyncd2: string | undefi
       }
     }
     // The tagged rows compare ours without the addon with the same lsyncd 2 run.
-    for (const what of ['startup sync', 'RSS after the startup sync', 'peak RSS during the startup sync']) {
+    for (const what of ['startup sync', 'RSS after the startup sync', '· of it anonymous (RssAnon)', '· of it file pages (RssFile)', 'peak RSS during the startup sync', 'first change after the startup sync, until mirrored', 'RSS 1 s after that change']) {
       const v = rows.find((r) => r.figure === `idle memory: ${what}, ${label}`)?.values.get('lsyncd 2');
       if (v !== undefined) rows.find((r) => r.figure === `idle memory: ${what}, ${label} [ours without the addon: polling]`)?.values.set('lsyncd 2', v);
     }

@@ -18,6 +18,7 @@ import type { TransferOptions } from '../../protocol/args.js';
 import type { SentItem } from '../../protocol/sender.js';
 import { RemoteError, UsageError } from '../../protocol/errors.js';
 import { defaultStatePath, type StartupMode } from '../live/state.js';
+import { releaseMemory } from '../addon.js';
 import { Logger, claimPidfile, detachAndWait, isDetachedChild, reportReady, writeAtomically } from './process.js';
 
 /** The special SOURCE: every HOME/USER/www goes to TARGET/USER/. */
@@ -217,6 +218,7 @@ export async function live(o: LiveCliOptions): Promise<number> {
       ...(stateFile !== undefined && { stateFile }),
       onLog: log,
       onItem,
+      releaseMemory: daemonRelease,
     });
     void mirror.ready.then(() => {
       progress.active = false;
@@ -334,6 +336,12 @@ export interface LiveConfigCliOptions {
   maxPushes?: number;
 }
 
+/**
+ * The daemon's release after a big push: the library's (collections, malloc_trim) and its hold
+ * on node's own code pages, a whole-process choice the CLI makes (docs/live.md, "Memory").
+ */
+const daemonRelease = () => releaseMemory({ filePages: true });
+
 /** A config's sync as the group runs it: its targets by rsync's trailing-slash rule, base directories made first. */
 function groupSync(s: ConfigSync, warn: (message: string) => void): GroupSync {
   // --dryrun logs what it would push: the -i lines unless -v or -i chose the lines.
@@ -352,6 +360,7 @@ function groupSync(s: ConfigSync, warn: (message: string) => void): GroupSync {
       ...(s.delay !== undefined && { delay: s.delay }),
       startup: s.startup,
       ...(s.stateFile !== undefined && { stateFile: s.stateFile }),
+      releaseMemory: daemonRelease,
     },
     ...(needsBase && { prepare: () => ensureBase(s.targets, transfer).catch((e: Error) => warn(`[${s.name}] creating the targets' base directories: ${e.message}`)) }),
   };
