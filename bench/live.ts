@@ -130,12 +130,22 @@ interface Row {
   figure: string;
   unit: Unit;
   values: Map<string, number>;
+  /** Every value recorded per tool (BENCH_LIVE_ROUNDS > 1); `values` holds their median. */
+  samples: Map<string, number[]>;
 }
 const rows: Row[] = [];
+
+function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
 function record(figure: string, unit: Unit, tool: string, value: number): void {
   let row = rows.find((r) => r.figure === figure);
-  if (!row) rows.push((row = { figure, unit, values: new Map() }));
-  row.values.set(tool, value);
+  if (!row) rows.push((row = { figure, unit, values: new Map(), samples: new Map() }));
+  // Repeated rounds (BENCH_LIVE_ROUNDS): the table shows each tool's median.
+  const samples = row.samples.get(tool) ?? [];
+  row.samples.set(tool, [...samples, value]);
+  row.values.set(tool, median([...samples, value]));
   console.log(`  ${tool}: ${figure}: ${format(value, unit)}`);
 }
 function format(v: number | undefined, unit: Unit): string {
@@ -392,7 +402,11 @@ async function idleMemory(dirs: number, perDir: number, lsyncd2: string | undefi
       }],
       ...(lsyncd2 ? [['lsyncd 2', '', (target: string) => startLsyncd2(lsyncd2, { source: work, target, nodelay: false, delay: 0 })] as [string, string, (target: string) => Promise<MirrorProcess>]] : []),
     ];
-    for (const [column, tag, start] of runs) {
+    // BENCH_LIVE_ROUNDS: the runs interleaved that many times (the table shows medians), so a
+    // shared machine's load falls on every tool alike; BENCH_LIVE_NO_POLLING skips the polling run.
+    const rounds = Math.max(1, Number(process.env['BENCH_LIVE_ROUNDS'] ?? 1) || 1);
+    const chosen = process.env['BENCH_LIVE_NO_POLLING'] ? runs.filter(([, tag]) => !tag.includes('polling')) : runs;
+    for (let round = 0; round < rounds; round++) for (const [column, tag, start] of chosen) {
       const daemon = await startDaemon();
       try {
         const t0 = performance.now();

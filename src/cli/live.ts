@@ -190,20 +190,32 @@ export async function live(o: LiveCliOptions): Promise<number> {
   const releasePid = o.pidfile ? claimPidfile(o.pidfile) : () => {};
   const mirrors = new Map<string, LiveMirror>();
 
-  // A progress line on a terminal during the startup sync: files and bytes sent, rate.
+  // A progress line on a terminal during the startup sync: files and bytes sent, rate, time.
   const tty = Boolean(process.stderr.isTTY) && o.level !== 'error';
-  const progress = { files: 0, bytes: 0, started: Date.now(), shown: 0, active: true };
+  const progress = { files: 0, bytes: 0, started: Date.now(), shown: 0, width: 0, active: true };
+  const showProgress = (now: number) => {
+    progress.shown = now;
+    const seconds = (now - progress.started) / 1000;
+    const rate = progress.bytes / Math.max(seconds, 0.001);
+    const text = progress.files === 0
+      ? `startup sync: listing the tree, ${seconds.toFixed(0)} s`
+      : `startup sync: ${progress.files.toLocaleString('en-US')} files, ${(progress.bytes / 1e6).toFixed(1)} MB, ${(rate / 1e6).toFixed(1)} MB/s, ${seconds.toFixed(0)} s`;
+    process.stderr.write(`\r${text.padEnd(progress.width)} `);
+    progress.width = text.length;
+    progressShown = true;
+  };
   const onItem = (item: SentItem) => {
     if (!tty || !progress.active) return;
     progress.files++;
     progress.bytes += item.literalBytes + item.matchedBytes;
     const now = Date.now();
-    if (now - progress.shown < 200) return;
-    progress.shown = now;
-    const rate = progress.bytes / Math.max((now - progress.started) / 1000, 0.001);
-    process.stderr.write(`\rstartup sync: ${progress.files.toLocaleString('en-US')} files, ${(progress.bytes / 1e6).toFixed(1)} MB, ${(rate / 1e6).toFixed(1)} MB/s `);
-    progressShown = true;
+    if (now - progress.shown >= 200) showProgress(now);
   };
+  // Between items the line moves too: nothing is answered while the tree is listed (no
+  // incremental recursion: the daemon asks for files once it has the whole list), which on a
+  // million files is many seconds.
+  const ticker = tty ? setInterval(() => progress.active && Date.now() - progress.shown >= 1000 && showProgress(Date.now()), 1000) : undefined;
+  ticker?.unref();
 
   const start = async (source: string, targets: LiveTarget[]) => {
     const stateFile = stateFileFor(o, source, targets);
@@ -222,6 +234,7 @@ export async function live(o: LiveCliOptions): Promise<number> {
     });
     void mirror.ready.then(() => {
       progress.active = false;
+      clearInterval(ticker);
     });
     mirrors.set(source, mirror);
     log('info', `watching ${source}`);
