@@ -130,12 +130,22 @@ interface Row {
   figure: string;
   unit: Unit;
   values: Map<string, number>;
+  /** Every value recorded per tool (BENCH_LIVE_ROUNDS > 1); `values` holds their median. */
+  samples: Map<string, number[]>;
 }
 const rows: Row[] = [];
+
+function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
 function record(figure: string, unit: Unit, tool: string, value: number): void {
   let row = rows.find((r) => r.figure === figure);
-  if (!row) rows.push((row = { figure, unit, values: new Map() }));
-  row.values.set(tool, value);
+  if (!row) rows.push((row = { figure, unit, values: new Map(), samples: new Map() }));
+  // Repeated rounds (BENCH_LIVE_ROUNDS): the table shows each tool's median.
+  const samples = row.samples.get(tool) ?? [];
+  row.samples.set(tool, [...samples, value]);
+  row.values.set(tool, median([...samples, value]));
   console.log(`  ${tool}: ${figure}: ${format(value, unit)}`);
 }
 function format(v: number | undefined, unit: Unit): string {
@@ -359,7 +369,12 @@ async function makeDirTree(root: string, dirs: number, perDir: number): Promise<
 
 /** Peak resident set of a process so far (VmHWM), bytes. */
 function peakRss(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return procStatus(pid, 'VmHWM');
+}
+
+/** One `kB` figure of /proc/PID/status (VmHWM, RssAnon, RssFile), bytes. */
+function procStatus(pid: number, field: string): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
@@ -387,7 +402,11 @@ async function idleMemory(dirs: number, perDir: number, lsyncd2: string | undefi
       }],
       ...(lsyncd2 ? [['lsyncd 2', '', (target: string) => startLsyncd2(lsyncd2, { source: work, target, nodelay: false, delay: 0 })] as [string, string, (target: string) => Promise<MirrorProcess>]] : []),
     ];
-    for (const [column, tag, start] of runs) {
+    // BENCH_LIVE_ROUNDS: the runs interleaved that many times (the table shows medians), so a
+    // shared machine's load falls on every tool alike; BENCH_LIVE_NO_POLLING skips the polling run.
+    const rounds = Math.max(1, Number(process.env['BENCH_LIVE_ROUNDS'] ?? 1) || 1);
+    const chosen = process.env['BENCH_LIVE_NO_POLLING'] ? runs.filter(([, tag]) => !tag.includes('polling')) : runs;
+    for (let round = 0; round < rounds; round++) for (const [column, tag, start] of chosen) {
       const daemon = await startDaemon();
       try {
         const t0 = performance.now();
@@ -398,7 +417,20 @@ async function idleMemory(dirs: number, perDir: number, lsyncd2: string | undefi
           record(`idle memory: startup sync, ${label}${tag}`, 'ms', column, performance.now() - t0);
           await new Promise((r) => setTimeout(r, 3000));
           record(`idle memory: RSS after the startup sync, ${label}${tag}`, 'MB', column, proc.rss());
+          record(`idle memory: · of it anonymous (RssAnon), ${label}${tag}`, 'MB', column, procStatus(proc.pid, 'RssAnon'));
+          record(`idle memory: · of it file pages (RssFile), ${label}${tag}`, 'MB', column, procStatus(proc.pid, 'RssFile'));
           record(`idle memory: peak RSS during the startup sync, ${label}${tag}`, 'MB', column, peakRss(proc.pid));
+          // One change once idle (the first after the release: the code it runs is faulted back
+          // in), then what the daemon holds once it has worked again.
+          const changed = new Map([[`a0/changed-${Date.now()}`, Buffer.alloc(1000, 7)]]);
+          const c0 = performance.now();
+          for (const [rel, content] of changed) await writeFile(join(work, rel), content);
+          await waitMirrored(join(daemon.modulePath('push'), 's'), changed);
+          record(`idle memory: first change after the startup sync, until mirrored, ${label}${tag}`, 'ms', column, performance.now() - c0);
+          await proc.settle();
+          await new Promise((r) => setTimeout(r, 1000));
+          record(`idle memory: RSS 1 s after that change, ${label}${tag}`, 'MB', column, proc.rss());
+          for (const rel of changed.keys()) await rm(join(work, rel));
         } finally {
           await proc.stop();
         }
@@ -407,7 +439,7 @@ async function idleMemory(dirs: number, perDir: number, lsyncd2: string | undefi
       }
     }
     // The tagged rows compare ours without the addon with the same lsyncd 2 run.
-    for (const what of ['startup sync', 'RSS after the startup sync', 'peak RSS during the startup sync']) {
+    for (const what of ['startup sync', 'RSS after the startup sync', '· of it anonymous (RssAnon)', '· of it file pages (RssFile)', 'peak RSS during the startup sync', 'first change after the startup sync, until mirrored', 'RSS 1 s after that change']) {
       const v = rows.find((r) => r.figure === `idle memory: ${what}, ${label}`)?.values.get('lsyncd 2');
       if (v !== undefined) rows.find((r) => r.figure === `idle memory: ${what}, ${label} [ours without the addon: polling]`)?.values.set('lsyncd 2', v);
     }

@@ -28,8 +28,11 @@ export interface InotifyHandle {
 
 export interface InotifyAddon {
   Inotify: new (onBatch: (raw: Buffer | Error) => void) => InotifyHandle;
-  /** V8's low-memory collection plus malloc_trim(0): give a finished transfer's memory back (native/memory.cc). */
-  releaseMemory?: () => void;
+  /**
+   * V8's low-memory collection plus malloc_trim(0): give a finished transfer's memory back; with
+   * `dropFilePages`, also unmap the clean pages of read-only file mappings (returns their bytes) (native/memory.cc).
+   */
+  releaseMemory?: (dropFilePages?: boolean) => number;
   /** mallopt(M_ARENA_MAX, count): fewer glibc arenas keeping freed blocks (native/memory.cc). */
   limitMallocArenas?: (count: number) => boolean;
   /** setsockopt TCP_QUICKACK on a connected TCP socket's fd (native/quickack.cc). */
@@ -208,15 +211,24 @@ function isLoadFailure(err: unknown): boolean {
   return err instanceof Error && /No native build was found|\.node\b|dlopen|invalid ELF|cannot open shared object|NODE_MODULE_VERSION/.test(err.message);
 }
 
+/** What releaseMemory gave back beyond the collections. */
+export interface ReleasedMemory {
+  /** Bytes of clean file pages (the node binary's, the libraries') no longer mapped (0 unless asked). */
+  filePageBytes: number;
+}
+
 /**
  * Give memory back to the system after a big transfer (see native/memory.cc). Blocks for a few
- * full collections (tens of ms): call it when idle. Returns false without the addon.
+ * full collections (tens of ms): call it when idle. `filePages`: also drop this process's
+ * mapping of clean read-only file pages (they stay in the page cache; a later use is a minor
+ * fault): a whole-process choice, so the CLI's live daemon makes it, not the library. Returns
+ * false without the addon.
  */
-export function releaseMemory(): boolean {
+export function releaseMemory(options: { filePages?: boolean } = {}): ReleasedMemory | false {
   const addon = loadAddon(undefined, { quiet: true });
   if (!addon?.releaseMemory) return false;
-  addon.releaseMemory();
-  return true;
+  const dropped = addon.releaseMemory(options.filePages === true);
+  return { filePageBytes: typeof dropped === 'number' ? dropped : 0 };
 }
 
 /**

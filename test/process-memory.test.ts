@@ -70,4 +70,35 @@ test('limitMallocArenas: mallopt accepts the cap (glibc, with the addon)', () =>
   assert.throws(() => addon.limitMallocArenas!(0), /at least 1/);
 });
 
+// releaseMemory({ filePages: true }) (native/memory.cc) in a child: the clean file pages it
+// unmaps leave RssFile, and the code and tables in them still work (zlib's and OpenSSL's output
+// is the same after as before: the pages come back from the page cache unchanged).
+const RELEASE_CHILD = `
+import { readFileSync } from 'node:fs';
+import { deflateSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
+const { releaseMemory } = await import(process.env.ADDON_MODULE);
+const rssFile = () => Number(/RssFile:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
+const data = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7919) % 251));
+const work = () => createHash('sha256').update(deflateSync(data)).digest('hex');
+const first = work();
+const plain = releaseMemory();
+const before = rssFile();
+const dropped = releaseMemory({ filePages: true });
+const after = rssFile();
+console.log(JSON.stringify({ plain, dropped, before, after, same: work() === first }));
+`;
+
+test('releaseMemory({ filePages: true }): file pages leave the RSS, and what ran from them still runs the same', async () => {
+  if (!loadAddon(undefined, { quiet: true })?.releaseMemory) return assert.is(loadAddon(undefined, { quiet: true }), null, 'an addon without releaseMemory is an old build');
+  const ADDON_MODULE = fileURLToPath(new URL('../src/addon.js', import.meta.url));
+  const r = await run(process.execPath, ['--input-type=module', '-e', RELEASE_CHILD], { ADDON_MODULE });
+  assert.is(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.toString()) as { plain: { filePageBytes: number }; dropped: { filePageBytes: number }; before: number; after: number; same: boolean };
+  assert.is(out.plain.filePageBytes, 0, 'the plain release leaves the file pages alone');
+  assert.ok(out.dropped.filePageBytes > 8 * 2 ** 20, `unmapped ${out.dropped.filePageBytes} bytes`);
+  assert.ok(out.after < out.before - 8 * 2 ** 20, `RssFile ${out.before} -> ${out.after}`);
+  assert.ok(out.same, 'deflate + sha256 give the same output after the release');
+});
+
 test.run();

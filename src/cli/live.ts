@@ -18,6 +18,7 @@ import type { TransferOptions } from '../../protocol/args.js';
 import type { SentItem } from '../../protocol/sender.js';
 import { RemoteError, UsageError } from '../../protocol/errors.js';
 import { defaultStatePath, type StartupMode } from '../live/state.js';
+import { releaseMemory } from '../addon.js';
 import { Logger, claimPidfile, detachAndWait, isDetachedChild, reportReady, writeAtomically } from './process.js';
 
 /** The special SOURCE: every HOME/USER/www goes to TARGET/USER/. */
@@ -189,20 +190,32 @@ export async function live(o: LiveCliOptions): Promise<number> {
   const releasePid = o.pidfile ? claimPidfile(o.pidfile) : () => {};
   const mirrors = new Map<string, LiveMirror>();
 
-  // A progress line on a terminal during the startup sync: files and bytes sent, rate.
+  // A progress line on a terminal during the startup sync: files and bytes sent, rate, time.
   const tty = Boolean(process.stderr.isTTY) && o.level !== 'error';
-  const progress = { files: 0, bytes: 0, started: Date.now(), shown: 0, active: true };
+  const progress = { files: 0, bytes: 0, started: Date.now(), shown: 0, width: 0, active: true };
+  const showProgress = (now: number) => {
+    progress.shown = now;
+    const seconds = (now - progress.started) / 1000;
+    const rate = progress.bytes / Math.max(seconds, 0.001);
+    const text = progress.files === 0
+      ? `startup sync: listing the tree, ${seconds.toFixed(0)} s`
+      : `startup sync: ${progress.files.toLocaleString('en-US')} files, ${(progress.bytes / 1e6).toFixed(1)} MB, ${(rate / 1e6).toFixed(1)} MB/s, ${seconds.toFixed(0)} s`;
+    process.stderr.write(`\r${text.padEnd(progress.width)} `);
+    progress.width = text.length;
+    progressShown = true;
+  };
   const onItem = (item: SentItem) => {
     if (!tty || !progress.active) return;
     progress.files++;
     progress.bytes += item.literalBytes + item.matchedBytes;
     const now = Date.now();
-    if (now - progress.shown < 200) return;
-    progress.shown = now;
-    const rate = progress.bytes / Math.max((now - progress.started) / 1000, 0.001);
-    process.stderr.write(`\rstartup sync: ${progress.files.toLocaleString('en-US')} files, ${(progress.bytes / 1e6).toFixed(1)} MB, ${(rate / 1e6).toFixed(1)} MB/s `);
-    progressShown = true;
+    if (now - progress.shown >= 200) showProgress(now);
   };
+  // Between items the line moves too: nothing is answered while the tree is listed (no
+  // incremental recursion: the daemon asks for files once it has the whole list), which on a
+  // million files is many seconds.
+  const ticker = tty ? setInterval(() => progress.active && Date.now() - progress.shown >= 1000 && showProgress(Date.now()), 1000) : undefined;
+  ticker?.unref();
 
   const start = async (source: string, targets: LiveTarget[]) => {
     const stateFile = stateFileFor(o, source, targets);
@@ -217,9 +230,11 @@ export async function live(o: LiveCliOptions): Promise<number> {
       ...(stateFile !== undefined && { stateFile }),
       onLog: log,
       onItem,
+      releaseMemory: daemonRelease,
     });
     void mirror.ready.then(() => {
       progress.active = false;
+      clearInterval(ticker);
     });
     mirrors.set(source, mirror);
     log('info', `watching ${source}`);
@@ -334,6 +349,12 @@ export interface LiveConfigCliOptions {
   maxPushes?: number;
 }
 
+/**
+ * The daemon's release after a big push: the library's (collections, malloc_trim) and its hold
+ * on node's own code pages, a whole-process choice the CLI makes (docs/live.md, "Memory").
+ */
+const daemonRelease = () => releaseMemory({ filePages: true });
+
 /** A config's sync as the group runs it: its targets by rsync's trailing-slash rule, base directories made first. */
 function groupSync(s: ConfigSync, warn: (message: string) => void): GroupSync {
   // --dryrun logs what it would push: the -i lines unless -v or -i chose the lines.
@@ -352,6 +373,7 @@ function groupSync(s: ConfigSync, warn: (message: string) => void): GroupSync {
       ...(s.delay !== undefined && { delay: s.delay }),
       startup: s.startup,
       ...(s.stateFile !== undefined && { stateFile: s.stateFile }),
+      releaseMemory: daemonRelease,
     },
     ...(needsBase && { prepare: () => ensureBase(s.targets, transfer).catch((e: Error) => warn(`[${s.name}] creating the targets' base directories: ${e.message}`)) }),
   };

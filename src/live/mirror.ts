@@ -3,7 +3,7 @@
 // See docs/live.md.
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { releaseMemory, watchingFallback } from '../addon.js';
+import { releaseMemory, watchingFallback, type ReleasedMemory } from '../addon.js';
 import { watch, byteFilter, type Watcher, type WatcherOptions, type WatcherStats } from '../watcher/index.js';
 import { compileFilter, type FilterList } from '../../protocol/filter.js';
 import { DEFAULT_TRANSFER, type TransferOptions } from '../../protocol/args.js';
@@ -71,9 +71,10 @@ export interface LiveMirrorOptions {
   /**
    * Called once the targets are idle after a transfer of many files or bytes (the startup sync,
    * a big batch), to give memory back. Default: the addon's releaseMemory (V8 low-memory
-   * collection + malloc_trim); a no-op without the addon.
+   * collection + malloc_trim); a no-op without the addon. The CLI's daemon also drops its file
+   * pages (releaseMemory({ filePages: true }), see src/addon.ts).
    */
-  releaseMemory?: () => void;
+  releaseMemory?: () => unknown;
   /** Each file answered during a push, on any target (progress display). */
   onItem?: (item: SentItem) => void;
 }
@@ -150,7 +151,7 @@ export const RELEASE_IDLE_MS = 1000;
  * Gives memory back after big transfers: a daemon that synced 200 MB at startup would otherwise
  * keep the heap it grew for that (about twice its idle size) for the rest of its life.
  */
-function memoryReleaser(release: () => void, allIdle: () => boolean, log: LogFn) {
+function memoryReleaser(release: () => unknown, allIdle: () => boolean, log: LogFn) {
   let files = 0;
   let bytes = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -162,8 +163,9 @@ function memoryReleaser(release: () => void, allIdle: () => boolean, log: LogFn)
       if (stopped) return;
       if (!allIdle()) return arm();
       const started = performance.now();
-      release();
-      log('debug', `memory released after ${files} files / ${bytes} bytes pushed (${(performance.now() - started).toFixed(0)} ms)`);
+      const released = release() as Partial<ReleasedMemory> | undefined;
+      const filePages = typeof released?.filePageBytes === 'number' ? `, ${(released.filePageBytes / 2 ** 20).toFixed(1)} MiB of file pages unmapped` : '';
+      log('debug', `memory released after ${files} files / ${bytes} bytes pushed (${(performance.now() - started).toFixed(0)} ms${filePages})`);
       files = 0;
       bytes = 0;
     }, RELEASE_IDLE_MS);
@@ -298,7 +300,7 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
         ...(journal && { recorder: journal.recorder(i) }),
       }),
   );
-  const memory = memoryReleaser(options.releaseMemory ?? (() => void releaseMemory()), () => runners.every((r) => r.status().state === 'idle' || r.status().state === 'stopped'), log);
+  const memory = memoryReleaser(options.releaseMemory ?? (() => releaseMemory()), () => runners.every((r) => r.status().state === 'idle' || r.status().state === 'stopped'), log);
 
   // 1. Watch first: when watch() returns every directory is watched, so nothing is missed.
   const matcher = list ? compileFilter(list, { side: 'sender', absRoot: source }) : undefined;

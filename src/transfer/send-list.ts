@@ -61,6 +61,9 @@ export async function writeLocalFileList(
 /** Hand the list to the socket once this much of it is buffered (the walk goes on meanwhile). */
 const STREAM_FLUSH = 256 * 1024;
 
+/** The longest the walk runs before it lets the event loop turn (timers, I/O callbacks). */
+const WALK_YIELD_MS = 100;
+
 /** A list sent while the tree was read, and the scan's result. */
 export interface StreamedFileList extends WrittenFileList {
   scan: ScanResult;
@@ -102,9 +105,17 @@ export async function streamLocalFileList(
     if (writer.pending >= STREAM_FLUSH) await writer.flush();
   };
   await sendNew(); // the root
+  let yielded = performance.now();
   for (const _ of walk.steps()) {
     // Cheap unless a flush or -c is due: a step is one directory.
     if (unseeded || writer.pending + (list.count - done) * 32 >= STREAM_FLUSH) await sendNew();
+    // The walk's reads are synchronous and a flush that fits the socket resolves at once: on a
+    // big tree nothing else would run until the list ends (a live daemon's progress line and
+    // timers stood still for 7 s of a 1M-file list). Let the event loop turn now and then.
+    if (performance.now() - yielded >= WALK_YIELD_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      yielded = performance.now();
+    }
   }
   await sendNew();
   const scan = await walk.finish();

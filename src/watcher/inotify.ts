@@ -397,9 +397,12 @@ export class InotifyWatcher extends Watcher {
         continue;
       }
       for (const d of entries) {
+        const isDir = d.isDirectory(); // lstat semantics: a symlink to a directory is not one
+        // Setting up watches needs the directories alone: a file's name and path are only made
+        // to report it (most entries of a big tree are files: 1M names and paths at startup).
+        if (!isDir && !report) continue;
         const name = pathFromLatin1(d.name);
         const path = childPath(dirPath, name);
-        const isDir = d.isDirectory(); // lstat semantics: a symlink to a directory is not one
         if (this.excluded(path, isDir)) continue;
         if (report && !this.scannedCur.has(path) && !this.scannedPrev.has(path)) {
           this.out.push({ type: 'create', path, isDir });
