@@ -134,6 +134,7 @@ for (const client of ['rsync', 'rsync 3.2.7'] as const) {
     assert.is(t.status, 23, `into rsyncd: ${runText(t)}`);
     assert.is(o.status, 23, `into ours: ${runText(o)}`);
     for (const run of [t, o]) assert.match(run.stderr.toString(), /failed to stat ".*out\/g\.txt".*Too many levels of symbolic links \(40\)/);
+    assert.is(o.stderr.toString().includes('\n\n'), t.stderr.toString().includes('\n\n'), `blank lines told to the client\n--- rsyncd:\n${t.stderr}\n--- ours:\n${o.stderr}`);
     assert.equal(itemLines(o), itemLines(t), `-i lines\n--- rsyncd:\n${t.stdout}\n--- ours:\n${o.stdout}`);
     await assertKept(destOf(rig.theirs.dir), outsideOf('theirs'), 'rsyncd');
     await assertKept(destOf(rig.ours.dir), outsideOf('ours'), 'ours');

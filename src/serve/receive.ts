@@ -208,7 +208,7 @@ export async function receiveIntoModule(r: RoleRequest, setup: SetupResult): Pro
     ...(module.fakeSuper && { fakeSuper: { shown: (name: Buffer) => fullName(destRoot, name, module.name).toString() } }),
     onWarning: (text) => logError(r.log, text),
     // rsyncd's FERROR_XFER from its generator: the client shows it and exits 23.
-    onFileError: (text) => tellClient(writer, r.log, MSG_ERROR_XFER, Buffer.from(`rsync: [generator] ${text}\n`)),
+    onFileError: (text) => tellClient(writer, r.log, MSG_ERROR_XFER, Buffer.from(`rsync: [generator] ${text}`)),
     // rsyncd's FERROR_XFER from its receiver (a file not put in place), names shown inside the module.
     onError: (text) => void tellClient(writer, r.log, MSG_ERROR_XFER, Buffer.from(`rsync: [receiver] ${text}`)),
     fullName: (name: Buffer) => fullName(destRoot, name, module.name).toString(),
