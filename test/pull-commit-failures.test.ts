@@ -177,7 +177,7 @@ gid = root
   }
   assert.is(told['ours']!.length, 41, told['ours']!.join('\n'));
   assert.equal(told['ours'], told['rsyncd']);
-  assert.ok(told['ours']!.some((l) => l.startsWith('rsync: [generator] failed to set times on "/a" (in up): Read-only file system (30)')), told['rsyncd']!.join('\n'));
+  assert.ok(told['ours']!.some((l) => l.startsWith('rsync: [generator] failed to set times on "a" (in up): Read-only file system (30)')), told['rsyncd']!.join('\n'));
   assert.is(told['ours']![0], 'rsync: [receiver] mkstemp "a/.f00.XXXXXX" (in up) failed: Read-only file system (30)');
 });
 
