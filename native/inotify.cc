@@ -249,6 +249,9 @@ Napi::Value ReadSmallFile(const Napi::CallbackInfo& info);  // read-small.cc
 Napi::Value CommitFile(const Napi::CallbackInfo& info);     // file-commit.cc
 Napi::Value CopyFileRange(const Napi::CallbackInfo& info);  // copy-range.cc
 
+Napi::Value XxhashOnce(const Napi::CallbackInfo& info);     // xxhash.cc
+Napi::Function XxHashStreamClass(Napi::Env env);           // xxhash.cc
+
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
   exports.Set("limitMallocArenas", Napi::Function::New(env, LimitMallocArenas, "limitMallocArenas"));
@@ -265,6 +268,8 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("readSmallFile", Napi::Function::New(env, ReadSmallFile, "readSmallFile"));
   exports.Set("commitFile", Napi::Function::New(env, CommitFile, "commitFile"));
   exports.Set("copyFileRange", Napi::Function::New(env, CopyFileRange, "copyFileRange"));
+  exports.Set("xxhashOnce", Napi::Function::New(env, XxhashOnce, "xxhashOnce"));
+  exports.Set("XxHashStream", XxHashStreamClass(env));
   return Inotify::Init(env, exports);
 }
 

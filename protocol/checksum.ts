@@ -167,6 +167,23 @@ async function hashWasm(build: 'md4' | 'xxhash64' | 'xxhash3' | 'xxhash128', fac
   return make;
 }
 
+/**
+ * rsync's xxhash sums from elsewhere (the program hands in the addon's C build: protocol/ loads no
+ * native code). `kind`: 0 xxh64, 1 xxh3 (64-bit), 2 xxh128; the seed as two uint32 halves.
+ * Digests in rsync's byte order (SIVAL64: little-endian, xxh128's low 64 bits first).
+ */
+export interface XxhashProvider {
+  once(kind: 0 | 1 | 2, seedLow: number, seedHigh: number, bytes: Uint8Array): Uint8Array;
+  stream(kind: 0 | 1 | 2, seedLow: number, seedHigh: number): { init(): void; update(bytes: Uint8Array): void; digest(): Uint8Array };
+}
+
+let xxhashProvider: XxhashProvider | null = null;
+
+/** Use `provider` for xxh64/xxh3/xxh128 in the checksummers made from now on (null: hash-wasm's). */
+export function useXxhash(provider: XxhashProvider | null): void {
+  xxhashProvider = provider;
+}
+
 /** The seed as 4 bytes little-endian (rsync SIVAL). */
 function seedBytes(seed: number): Buffer {
   const b = Buffer.alloc(4);
@@ -281,6 +298,24 @@ export async function createChecksummer(name: ChecksumName, options: ChecksumOpt
     case 'xxh3':
     case 'xxh128': {
       const [low, high] = seedParts(seed);
+      if (xxhashProvider) {
+        // The same sums from the C library (rsync's own), already in rsync's byte order.
+        const x = xxhashProvider;
+        const kind = name === 'xxh64' ? 0 : name === 'xxh3' ? 1 : 2;
+        const file = x.stream(kind, 0, 0);
+        return {
+          name,
+          digestLength: length,
+          blockSum: (bytes) => x.once(kind, low, high, bytes),
+          startFile() {
+            file.init();
+            return fileHandle(
+              (b) => file.update(b),
+              () => file.digest(),
+            );
+          },
+        };
+      }
       const make =
         name === 'xxh64'
           ? await hashWasm('xxhash64', 'createXXHash64')

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { existsSync, futimesSync, lutimesSync, utimesSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { XxhashProvider } from '../protocol/checksum.js';
 
 /** The native class (see native/inotify.cc). */
 export interface InotifyHandle {
@@ -65,6 +66,10 @@ export interface InotifyAddon {
   commitFile?: (tmp: Buffer, target: Buffer, data: Buffer, mode: number, flags: number, sec: number, nsec: number, uid: number, gid: number, callback?: (err: Error | null) => void) => void;
   /** copy_file_range from `fdIn` at `offsetIn` to `fdOut` at its file offset (native/copy-range.cc): bytes copied, or -errno. */
   copyFileRange?: (fdIn: number, offsetIn: number, fdOut: number, length: number) => number;
+  /** xxh64 / xxh3 / xxh128 (kind 0, 1, 2) of one buffer, in rsync's byte order (native/xxhash.cc, xxHash 0.8.2). */
+  xxhashOnce?: (kind: number, seedLow: number, seedHigh: number, data: Uint8Array) => Buffer;
+  /** The same, streamed. */
+  XxHashStream?: new (kind: number, seedLow: number, seedHigh: number) => { init(): void; update(data: Uint8Array): void; digest(): Buffer };
 }
 
 /** An opaque zstd context of the addon (freed when collected). */
@@ -345,4 +350,17 @@ export function fileCommitter(): NonNullable<InotifyAddon['commitFile']> | null 
 /** The addon's xattr calls (-X), or null without the addon. */
 export function xattrCalls(): XattrCalls | null {
   return loadAddon(undefined, { quiet: true })?.xattr ?? null;
+}
+
+/**
+ * The addon's xxhash (rsync's xxh64/xxh3/xxh128 in C) as protocol/checksum.ts takes it, or null
+ * without the addon (hash-wasm's WebAssembly then) or with LSYNCD_JS_XXHASH set.
+ */
+export function nativeXxhash(): XxhashProvider | null {
+  if (process.env['LSYNCD_JS_XXHASH']) return null;
+  const addon = loadAddon(undefined, { quiet: true });
+  const once = addon?.xxhashOnce;
+  const Stream = addon?.XxHashStream;
+  if (!once || !Stream) return null;
+  return { once, stream: (kind, seedLow, seedHigh) => new Stream(kind, seedLow, seedHigh) };
 }

@@ -11,7 +11,8 @@ import { ByteReader, ByteWriter } from '../protocol/io.js';
 import { NDX_DONE } from '../protocol/constants.js';
 import { CF_CHKSUM_SEED_FIX, type ChecksumName } from '../protocol/compat.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { createChecksummer, getChecksum1, RollingChecksum, digestLength } from '../protocol/checksum.js';
+import { createChecksummer, getChecksum1, RollingChecksum, digestLength, useXxhash } from '../protocol/checksum.js';
+import { nativeXxhash } from '../src/addon.js';
 import {
   basisLength,
   blockLength,
@@ -289,7 +290,24 @@ test('RollingChecksum: rolling equals recomputing, over bytes of every value, th
 
 // ---- strong block sums and whole-file sums, per algorithm ---------------------------------------
 
-test('xxh128 (negotiated): seeded block sums, unseeded whole file, low64 LE then high64 LE (push_delta)', async () => {
+// Each xxhash test twice: hash-wasm's WebAssembly build, and the addon's C build (native/xxhash.cc,
+// which the program installs through src/transfer/checksums.ts).
+const XXHASH_WAYS = [
+  ['hash-wasm', null],
+  ['addon', nativeXxhash()],
+] as const;
+
+for (const [way, provider] of XXHASH_WAYS) {
+const withProvider = (fn: () => Promise<void>) => async () => {
+  assert.ok(way === 'hash-wasm' || provider, 'the addon is built');
+  useXxhash(provider);
+  try {
+    await fn();
+  } finally {
+    useXxhash(null);
+  }
+};
+test(`xxh128 (negotiated, ${way}): seeded block sums, unseeded whole file, low64 LE then high64 LE (push_delta)`, withProvider(async () => {
   await checkBlocks('push_delta', 'xxh128', aTxt(false));
   const s = session('push_delta');
   const cs = await createChecksummer('xxh128', { protocol: 32, seed: s.seed, compatFlags: s.compatFlags });
@@ -297,9 +315,9 @@ test('xxh128 (negotiated): seeded block sums, unseeded whole file, low64 LE then
   h.update(aTxt(true));
   assert.is(hex(h.digest()), recordedFileSum(s));
   assert.is(recordedFileSum(s), '1a0f290e6fc789940b65048d21a2c3ef');
-});
+}));
 
-test('xxh128: push_checksum_mode (another seed; module a.txt had line 0040 edited)', async () => {
+test(`xxh128 (${way}): push_checksum_mode (another seed; module a.txt had line 0040 edited)`, withProvider(async () => {
   // Blocks 0..2 and the short block 4 match the source; block 3 holds the edited line.
   const s = session('push_checksum_mode');
   const sums = await generatorSums(s);
@@ -314,24 +332,53 @@ test('xxh128: push_checksum_mode (another seed; module a.txt had line 0040 edite
   assert.is(hex(h.digest()), recordedFileSum(s));
   // -c file-list checksum is the same unseeded digest (file_checksum)
   assert.match(s.decoded, `csum=${recordedFileSum(s)}`);
-});
+}));
 
-test('xxh3 (--checksum-choice): seeded block sums, unseeded whole file (push_cs_xxh3)', async () => {
+test(`xxh3 (--checksum-choice, ${way}): seeded block sums, unseeded whole file (push_cs_xxh3)`, withProvider(async () => {
   await checkBlocks('push_cs_xxh3', 'xxh3', aTxt(false));
   const s = session('push_cs_xxh3');
   const cs = await createChecksummer('xxh3', { protocol: 32, seed: s.seed, compatFlags: s.compatFlags });
   const h = cs.startFile();
   h.update(aTxt(true));
   assert.is(hex(h.digest()), recordedFileSum(s));
-});
+}));
 
-test('xxh64 (--checksum-choice): seeded block sums, unseeded whole file (push_cs_xxh64)', async () => {
+test(`xxh64 (--checksum-choice, ${way}): seeded block sums, unseeded whole file (push_cs_xxh64)`, withProvider(async () => {
   await checkBlocks('push_cs_xxh64', 'xxh64', aTxt(false));
   const s = session('push_cs_xxh64');
   const cs = await createChecksummer('xxh64', { protocol: 32, seed: s.seed, compatFlags: s.compatFlags });
   const h = cs.startFile();
   h.update(aTxt(true));
   assert.is(hex(h.digest()), recordedFileSum(s));
+}));
+
+}
+
+test('the addon\'s xxhash equals hash-wasm\'s at every length class and seed (block and streamed whole-file sums)', async () => {
+  const native = nativeXxhash();
+  assert.ok(native, 'the addon is built');
+  const data = Buffer.alloc(70_001);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24;
+  for (const name of ['xxh64', 'xxh3', 'xxh128'] as const) {
+    for (const seed of [0, 1, -1, 0x12345678, -0x7fffffff]) {
+      useXxhash(null);
+      const wasm = await createChecksummer(name, { protocol: 32, seed });
+      useXxhash(native);
+      const c = await createChecksummer(name, { protocol: 32, seed });
+      useXxhash(null);
+      for (const n of [0, 1, 3, 4, 8, 9, 16, 17, 128, 129, 240, 241, 700, 1024, 4096, 70_001]) {
+        const bytes = data.subarray(0, n);
+        assert.equal(hex(c.blockSum(bytes)), hex(wasm.blockSum(bytes)), `${name} seed ${seed} block of ${n}`);
+        const a = c.startFile();
+        const b = wasm.startFile();
+        for (let at = 0; at < n; at += 997) {
+          a.update(bytes.subarray(at, Math.min(n, at + 997)));
+          b.update(bytes.subarray(at, Math.min(n, at + 997)));
+        }
+        assert.equal(hex(a.digest()), hex(b.digest()), `${name} seed ${seed} file of ${n}`);
+      }
+    }
+  }
 });
 
 test('md5 with CF_CHKSUM_SEED_FIX: MD5(seed ++ block); whole file MD5(data) (push_cs_md5)', async () => {

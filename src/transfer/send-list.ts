@@ -5,7 +5,8 @@
 // Counterpart: rsync flist.c send_file_list (the wire part after the walk), checksum.c file_checksum.
 import type { TransferOptions } from '../../protocol/args.js';
 import type { ChecksumName, SetupResult } from '../../protocol/compat.js';
-import { createChecksummer, digestLength, type Checksummer } from '../../protocol/checksum.js';
+import { digestLength, type Checksummer } from '../../protocol/checksum.js';
+import { createChecksummer } from './checksums.js';
 import { flistOptionsFor } from '../../protocol/flist-recv.js';
 import { PACKED_DROPPED, PACKED_NO_CONTENT, PACKED_TOP_DIR, SortedFileList, type PackedFileList } from '../../protocol/flist-packed.js';
 import type { IdNames } from '../../protocol/flist.js';

@@ -6,7 +6,8 @@
 // from the file as the receiver reports them written, and answers the digest at its end.
 import { readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { createChecksummer, type Checksummer, type FileHasher } from '../../protocol/checksum.js';
+import type { Checksummer, FileHasher } from '../../protocol/checksum.js';
+import { createChecksummer } from './checksums.js';
 import { workSharedSums, type SumsWorkerMessage } from './sums-helper.js';
 
 /** Read size for hashing a received file: small enough that the hash reads it from the cache. */
