@@ -11,7 +11,7 @@
 import { setTimesFd, setTimesPath, exactTimes, fileCommitter } from '../addon.js';
 import { shownName } from '../../protocol/terminal-text.js';
 import { sysReason } from './strerror.js';
-import { CommitQueue, COMMIT_CHOWN, COMMIT_SET_TIMES, writeFailed } from './whole-commits.js';
+import { CommitQueue, COMMIT_CHOWN, COMMIT_SET_TIMES, writeFailed, attrFailedText } from './whole-commits.js';
 import {
   constants,
   lstatSync,
@@ -1314,11 +1314,11 @@ export class DestTree implements LocalTree {
   }
 
   /** A chmod or utimensat of setAttrs that failed, in rsync's words (the item alone fails, exit 23). */
-  // rsync/rsync.c: set_file_attrs ("failed to set permissions on %s", "failed to set times on %s")
+  // rsync/rsync.c: set_file_attrs (the chmod or utimensat part)
   private attrFailed(what: 'permissions' | 'times', name: Buffer, e: unknown): unknown {
     const reason = sysReason(e);
     if (!reason) return e;
-    return new FileAttrError(`failed to set ${what} on ${this.fullName(name)}: ${reason}`, { cause: e });
+    return new FileAttrError(attrFailedText(what, this.fullName(name), reason), { cause: e });
   }
   /**
    * -K: a directory's attributes where a symlink to a directory stands in for it, compared with

@@ -120,14 +120,20 @@ export function commitFailure(err: CommitError, name: Buffer, target: Buffer, fu
     case 'rename':
       return { fatal: false, text: `rename ${tmp} -> "${shownName(name)}": ${why}` };
     case 'fchmod':
-      return { fatal: false, text: `failed to set permissions on ${full}: ${why}` };
+      return { fatal: false, text: attrFailedText('permissions', full, why) };
     case 'futimens':
-      return { fatal: false, text: `failed to set times on ${full}: ${why}` };
+      return { fatal: false, text: attrFailedText('times', full, why) };
     default:
       return { fatal: true, text: `${err.syscall} failed on ${full}: ${why}` };
   }
 }
 
+
+/** An item's permissions or times not set, in rsync's words (`full`: the shown name, `why`: "words (errno)"). */
+// rsync/rsync.c: set_file_attrs ("failed to set permissions on %s", "failed to set times on %s")
+export function attrFailedText(what: 'permissions' | 'times', full: string, why: string): string {
+  return `failed to set ${what} on ${full}: ${why}`;
+}
 
 /** A temp file's write that failed (Node's fs error), as rsync's receiver ends the run: exit 11. */
 // rsync/receiver.c: receive_data ("write failed on %s", exit_cleanup(RERR_FILEIO))
