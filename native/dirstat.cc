@@ -14,6 +14,8 @@
 // A directory that cannot be opened or read throws an Error whose `code` is the errno name.
 #include <napi.h>
 
+#include "dirstat.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -60,20 +62,18 @@ void Put(std::vector<char>& out, size_t at, T value) {
 
 }  // namespace
 
-Napi::Value ReadDirStats(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsBuffer()) return DirFail(env, EINVAL, "opendir", "");
-  Napi::Buffer<char> arg = info[0].As<Napi::Buffer<char>>();
-  std::string path(arg.Data(), arg.Length());
-  if (path.find('\0') != std::string::npos) return DirFail(env, EINVAL, "opendir", "");
-
+int ReadDirRecords(const std::string& path, std::vector<char>& out, const char** failedCall) {
   int dfd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return DirFail(env, errno, "opendir", path);
+  if (dfd < 0) {
+    *failedCall = "opendir";
+    return errno;
+  }
   DIR* dir = fdopendir(dfd);
   if (!dir) {
     int err = errno;
     close(dfd);
-    return DirFail(env, err, "opendir", path);
+    *failedCall = "opendir";
+    return err;
   }
   std::vector<std::string> names;
   for (;;) {
@@ -87,11 +87,11 @@ Napi::Value ReadDirStats(const Napi::CallbackInfo& info) {
   if (errno != 0) {
     int err = errno;
     closedir(dir);
-    return DirFail(env, err, "scandir", path);
+    *failedCall = "scandir";
+    return err;
   }
   std::sort(names.begin(), names.end());
 
-  std::vector<char> out;
   size_t total = 0;
   for (const std::string& n : names) total += kFixed + n.size();
   out.resize(total);
@@ -117,5 +117,18 @@ Napi::Value ReadDirStats(const Napi::CallbackInfo& info) {
     at += kFixed + n.size();
   }
   closedir(dir);  // closes dfd too
+  return 0;
+}
+
+Napi::Value ReadDirStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBuffer()) return DirFail(env, EINVAL, "opendir", "");
+  Napi::Buffer<char> arg = info[0].As<Napi::Buffer<char>>();
+  std::string path(arg.Data(), arg.Length());
+  if (path.find('\0') != std::string::npos) return DirFail(env, EINVAL, "opendir", "");
+  std::vector<char> out;
+  const char* call = "opendir";
+  int err = ReadDirRecords(path, out, &call);
+  if (err) return DirFail(env, err, call, path);
   return Napi::Buffer<char>::Copy(env, out.data(), out.size());
 }

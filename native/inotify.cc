@@ -251,6 +251,7 @@ Napi::Value CopyFileRange(const Napi::CallbackInfo& info);  // copy-range.cc
 
 Napi::Value XxhashOnce(const Napi::CallbackInfo& info);     // xxhash.cc
 Napi::Function XxHashStreamClass(Napi::Env env);           // xxhash.cc
+Napi::Function DirPrefetchClass(Napi::Env env);            // dir-prefetch.cc
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory, "releaseMemory"));
@@ -270,6 +271,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("copyFileRange", Napi::Function::New(env, CopyFileRange, "copyFileRange"));
   exports.Set("xxhashOnce", Napi::Function::New(env, XxhashOnce, "xxhashOnce"));
   exports.Set("XxHashStream", XxHashStreamClass(env));
+  exports.Set("DirPrefetch", DirPrefetchClass(env));
   return Inotify::Init(env, exports);
 }
 

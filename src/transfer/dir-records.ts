@@ -6,7 +6,7 @@
 // Names come in strcmp order. Nothing is made per record: fields are read by offset.
 // Counterpart: none in rsync (it lstats each name: flist.c make_file, generator.c link_stat).
 import { endianness } from 'node:os';
-import { loadAddon } from '../addon.js';
+import { loadAddon, type DirPrefetcher } from '../addon.js';
 
 /** The addon's call: a directory's records, packed (throws an fs-style error). */
 export type ReadDirStats = (path: Buffer) => Buffer;
@@ -18,6 +18,20 @@ export type ReadDirStats = (path: Buffer) => Buffer;
 export function nativeDirStats(): ReadDirStats | null {
   if (process.env['LSYNCD_JS_SCAN']) return null;
   return loadAddon(undefined, { quiet: true })?.readDirStats ?? null;
+}
+
+/** How many directories, and how many bytes of their records, a prefetcher holds read ahead at most. */
+const PREFETCH_DIRS = 256;
+const PREFETCH_BYTES = 8 * 1024 * 1024;
+
+/**
+ * A reader of directories ahead of the sender's walk on a thread of its own (native/dir-prefetch.cc),
+ * under the same switch as nativeDirStats; LSYNCD_DIR_PREFETCH=never turns it off alone.
+ */
+export function nativeDirPrefetch(): DirPrefetcher | null {
+  if (process.env['LSYNCD_JS_SCAN'] || process.env['LSYNCD_DIR_PREFETCH'] === 'never') return null;
+  const Prefetch = loadAddon(undefined, { quiet: true })?.DirPrefetch;
+  return Prefetch ? new Prefetch(PREFETCH_DIRS, PREFETCH_BYTES) : null;
 }
 
 /** The addon's whole-file read of a small file (native/read-small.cc), under the same switch as nativeDirStats. */

@@ -5,7 +5,8 @@ import { lstat, readFile, stat } from 'node:fs/promises';
 import { accessSync, constants, lstatSync, statSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { BigIntStats } from 'node:fs';
-import { DirRecords, nativeDirStats, nativeSmallFileRead, type ReadDirStats } from './dir-records.js';
+import { DirRecords, nativeDirPrefetch, nativeDirStats, nativeSmallFileRead, type ReadDirStats } from './dir-records.js';
+import type { DirPrefetcher } from '../addon.js';
 import type { FileEntry, IdNames } from '../../protocol/flist.js';
 import { PackedFileList, PACKED_DROPPED, PACKED_NO_CONTENT, PACKED_TOP_DIR, type FileIdentity } from '../../protocol/flist-packed.js';
 import { S_IFMT, S_IFDIR, S_IFLNK, S_IFREG, S_IFBLK, S_IFCHR, splitDev, type DevNumbers } from '../../protocol/modes.js';
@@ -188,7 +189,9 @@ function compareDirNames(a: Buffer, b: Buffer): number {
  * A directory's records from the addon, or null when it cannot be read that way (the caller then
  * reads it with Node, which words the error).
  */
-function readDirPacked(readDirStats: ReadDirStats, dirPath: Buffer): DirRecords | null {
+function readDirPacked(readDirStats: ReadDirStats, dirPath: Buffer, prefetch: DirPrefetcher | null): DirRecords | null {
+  const ahead = prefetch?.take(dirPath);
+  if (ahead) return new DirRecords(ahead);
   try {
     return new DirRecords(readDirStats(dirPath));
   } catch {
@@ -243,6 +246,8 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
   const fileIds = new Map<number, FileIdentity>();
   const state = { ioError: 0 };
   const readDirStats = nativeDirStats();
+  /** The reader ahead of the walk in progress (walkTree), when the addon has one. */
+  let prefetch: DirPrefetcher | null = null;
   // -L, --copy-unsafe-links, -x (walk-options.ts); `topDev.dev` is the device of the transfer's top (-x).
   const walkOptions = walkOptionsOf(transfer, options.confine);
   const following = followsLinks(walkOptions);
@@ -354,7 +359,7 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
         consider(top ? null : dirName, base, dirIndex, consideredPath, stat, filter);
       }
     };
-    const packed = readDirStats ? readDirPacked(readDirStats, dirPath) : null;
+    const packed = readDirStats ? readDirPacked(readDirStats, dirPath, prefetch) : null;
     if (packed) {
       const st = recordStat(packed);
       for (let at = 0; packed.has(at); at = packed.next(at)) entry(packed.name(at), loadRecord(packed, at, st));
@@ -375,18 +380,32 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
       for (const base of names) entry(base, null);
     }
     subdirs.sort((a, b) => compareDirNames(a[0], b[0]));
-    for (const [base, st] of subdirs) {
-      const path = join(dirPath, base);
+    const paths = subdirs.map(([base]) => join(dirPath, base));
+    // The prefetcher reads these next, in this order, while this directory's entries are sent.
+    if (prefetch && transfer.recursive && paths.length) prefetch.want(paths);
+    for (let s = 0; s < subdirs.length; s++) {
+      const [base, st] = subdirs[s]!;
+      const path = paths[s]!;
+      // A subdirectory not descended into: what was read ahead of it is dropped.
+      const passBy = (): void => void prefetch?.take(path);
       // -x: a mount point is listed without its contents (-xx: not at all).
       const mount = mountPointAction(walkOptions, st.identity().dev, topDev.dev);
-      if (mount === 'skip') continue;
+      if (mount === 'skip') {
+        passBy();
+        continue;
+      }
       const i = consider(top ? null : dirName, base, dirIndex, () => path, st, filter);
-      if (i < 0 || !transfer.recursive) continue;
+      if (i < 0 || !transfer.recursive) {
+        passBy();
+        continue;
+      }
       if (mount === 'no-content') {
+        passBy();
         list.setFlag(i, PACKED_NO_CONTENT, true);
         continue;
       }
       if (following && !insideConfinement(walkOptions, path)) {
+        passBy();
         // rsyncd's confined opendir: a followed link out of the module is listed, never read.
         state.ioError |= IOERR_GENERAL;
         fail({ what: 'opendir', name: Buffer.from(list.name(i)), code: 'ELOOP', message: CONFINED_ERROR }, `opendir "${shownName(list.name(i))}" failed: ${CONFINED_ERROR}`);
@@ -397,8 +416,18 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
       yield* walkSteps(name, path, i, filter?.enter ? filter.enter(name) : filter);
     }
   };
+  /** walkSteps from one directory of the walk down, with a prefetcher reading ahead of it while it goes. */
+  const walkTree = function* (dirName: Buffer, dirPath: Buffer, dirIndex: number, filter: PathFilter | undefined): Generator<void, void, undefined> {
+    prefetch = readDirStats && transfer.recursive ? nativeDirPrefetch() : null;
+    try {
+      yield* walkSteps(dirName, dirPath, dirIndex, filter);
+    } finally {
+      prefetch?.close();
+      prefetch = null;
+    }
+  };
   const walk = (dirName: Buffer, dirPath: Buffer, dirIndex: number, filter: PathFilter | undefined): void => {
-    for (const _ of walkSteps(dirName, dirPath, dirIndex, filter));
+    for (const _ of walkTree(dirName, dirPath, dirIndex, filter));
   };
 
   const finish = async (): Promise<ScanResult> => {
@@ -412,7 +441,7 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
       walk: walkOptions,
     };
   };
-  return { list, state, wanted, consider, walk, walkSteps, finish, warn, fail, walkOptions, topDev };
+  return { list, state, wanted, consider, walk, walkTree, finish, warn, fail, walkOptions, topDev };
 }
 
 /** May this process read it (access(2) with R_OK, as rsync's make_file asks under `ignore nonreadable`)? */
@@ -515,7 +544,7 @@ export async function startSourceScan(source: string, options: ScanOptions): Pro
   if (root >= 0 && rootStat.isDirectory() && (transfer.recursive || contents)) {
     const rootFilter = !contents && options.filter?.enter ? options.filter.enter(rootName) : options.filter;
     const dirPath = contents ? Buffer.from(trimmed === '/' ? '/' : trimmed) : rootPath;
-    return { list, steps: () => walker.walkSteps(rootName, dirPath, root, rootFilter), finish, streamable: true, walkOptions: walker.walkOptions };
+    return { list, steps: () => walker.walkTree(rootName, dirPath, root, rootFilter), finish, streamable: true, walkOptions: walker.walkOptions };
   }
   return { list, steps: nothing, finish, streamable: true, walkOptions: walker.walkOptions };
 }

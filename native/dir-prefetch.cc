@@ -1,0 +1,173 @@
+// The sender's walk reads directories ahead on a thread of its own (docs/bench.md "Round 6"):
+// while JS turns one directory's records into list entries and sends them, this thread already
+// reads the next directories (readdir and an fstatat per name: dirstat.cc ReadDirRecords), so the
+// kernel's part of the walk runs on the second core. The walk stays in charge of the order: it
+// names the subdirectories it will descend into as soon as it has read their parent, and the
+// thread reads the newest such batch first, front to back, which is the walk's own depth-first
+// order. A directory the walk asks for is handed over when read, waited for while it is being
+// read, and otherwise left to the walk (take() answers null: it reads the directory itself, as
+// it does when the read fails, so that its error is worded in one place). Results wait in
+// memory up to a bound (count and bytes), and the thread waits while the walk catches up.
+// Counterpart: none in rsync (flist.c send_directory reads each directory when it gets to it).
+//
+// JS API:
+//   new DirPrefetch(maxDirs: number, maxBytes: number)
+//   want(paths: Buffer[]): void           a batch the walk will read next, in order
+//   take(path: Buffer): Buffer | null     the directory's records (dirstat.cc format), or null
+//   close(): void                         stop the thread (also done when collected)
+#include <napi.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "dirstat.h"
+
+namespace {
+
+class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "DirPrefetch", {
+      InstanceMethod("want", &DirPrefetch::Want),
+      InstanceMethod("take", &DirPrefetch::Take),
+      InstanceMethod("close", &DirPrefetch::Close),
+    });
+  }
+
+  explicit DirPrefetch(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DirPrefetch>(info) {
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+      Napi::TypeError::New(info.Env(), "DirPrefetch(maxDirs, maxBytes)").ThrowAsJavaScriptException();
+      return;
+    }
+    int64_t dirs = info[0].As<Napi::Number>().Int64Value();
+    int64_t bytes = info[1].As<Napi::Number>().Int64Value();
+    maxDirs_ = dirs < 1 ? 1 : static_cast<size_t>(dirs);
+    maxBytes_ = bytes < 1 ? 1 : static_cast<size_t>(bytes);
+  }
+
+  ~DirPrefetch() override { Stop(); }
+
+ private:
+  struct Read {
+    bool ok;
+    std::vector<char> records;
+  };
+
+  // The thread: the newest batch's first path, read unless the walk took it over meanwhile.
+  void Run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [this] { return closing_ || (!batches_.empty() && ready_.size() < maxDirs_ && readyBytes_ < maxBytes_); });
+      if (closing_) return;
+      std::deque<std::string>& batch = batches_.back();
+      std::string path = std::move(batch.back());
+      batch.pop_back();
+      if (batch.empty()) batches_.pop_back();
+      queued_.erase(path);
+      if (takenOver_.erase(path)) continue;
+      reading_ = path;
+      lock.unlock();
+      Read read;
+      const char* call = nullptr;
+      read.ok = ReadDirRecords(path, read.records, &call) == 0;
+      lock.lock();
+      reading_.clear();
+      readyBytes_ += read.records.size();
+      ready_.emplace(std::move(path), std::move(read));
+      changed_.notify_all();
+    }
+  }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      closing_ = true;
+    }
+    changed_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  Napi::Value Want(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsArray()) {
+      Napi::TypeError::New(env, "want(paths: Buffer[])").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Array list = info[0].As<Napi::Array>();
+    std::deque<std::string> batch;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Value v = list.Get(i);
+      if (!v.IsBuffer()) continue;
+      Napi::Buffer<char> b = v.As<Napi::Buffer<char>>();
+      std::string path(b.Data(), b.Length());
+      if (path.find('\0') == std::string::npos) batch.push_back(std::move(path));
+    }
+    if (batch.empty()) return env.Undefined();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (closing_) return env.Undefined();
+      for (const std::string& p : batch) queued_.insert(p);
+      batches_.push_back(std::move(batch));
+      if (!thread_.joinable()) thread_ = std::thread(&DirPrefetch::Run, this);
+    }
+    changed_.notify_all();
+    return env.Undefined();
+  }
+
+  Napi::Value Take(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsBuffer()) return env.Null();
+    Napi::Buffer<char> b = info[0].As<Napi::Buffer<char>>();
+    std::string path(b.Data(), b.Length());
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return reading_ != path; });
+    auto found = ready_.find(path);
+    if (found == ready_.end()) {
+      // Not read yet: the walk reads it now, and the thread passes it by if it is still queued.
+      if (!closing_ && queued_.count(path)) takenOver_.insert(std::move(path));
+      return env.Null();
+    }
+    Read read = std::move(found->second);
+    ready_.erase(found);
+    readyBytes_ -= read.records.size();
+    lock.unlock();
+    changed_.notify_all();
+    if (!read.ok) return env.Null();
+    return Napi::Buffer<char>::Copy(env, read.records.data(), read.records.size());
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Stop();
+    std::lock_guard<std::mutex> lock(mutex_);
+    batches_.clear();
+    queued_.clear();
+    ready_.clear();
+    takenOver_.clear();
+    readyBytes_ = 0;
+    return info.Env().Undefined();
+  }
+
+  size_t maxDirs_ = 1;
+  size_t maxBytes_ = 1;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::thread thread_;
+  bool closing_ = false;
+  std::vector<std::deque<std::string>> batches_;  // newest last
+  std::unordered_set<std::string> queued_;        // every path in batches_
+  std::unordered_map<std::string, Read> ready_;
+  size_t readyBytes_ = 0;
+  std::unordered_set<std::string> takenOver_;
+  std::string reading_;
+};
+
+}  // namespace
+
+Napi::Function DirPrefetchClass(Napi::Env env) { return DirPrefetch::Define(env); }

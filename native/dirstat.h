@@ -1,0 +1,9 @@
+// The packed directory read of dirstat.cc, shared with dir-prefetch.cc (which runs it on its own
+// thread): the records of `path` (format in dirstat.cc) into `out`; 0, or the errno of the call
+// named in `failedCall` ("opendir" or "scandir").
+#pragma once
+
+#include <string>
+#include <vector>
+
+int ReadDirRecords(const std::string& path, std::vector<char>& out, const char** failedCall);
