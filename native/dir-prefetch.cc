@@ -3,16 +3,18 @@
 // reads the next directories (readdir and an fstatat per name: dirstat.cc ReadDirRecords), so the
 // kernel's part of the walk runs on the second core. The walk stays in charge of the order: it
 // names the subdirectories it will descend into as soon as it has read their parent, and the
-// thread reads the newest such batch first, front to back, which is the walk's own depth-first
-// order. A directory the walk asks for is handed over when read, waited for while it is being
+// thread reads the newest such batch first, from its end, while the walk reads from its front
+// (the two meet in the middle when the walk is the faster). The generator's walk of a received
+// list names its directories in list order instead, a window at a time (`inOrder`: front to
+// back). A directory the walk asks for is handed over when read, waited for while it is being
 // read, and otherwise left to the walk (take() answers null: it reads the directory itself, as
 // it does when the read fails, so that its error is worded in one place). Results wait in
 // memory up to a bound (count and bytes), and the thread waits while the walk catches up.
 // Counterpart: none in rsync (flist.c send_directory reads each directory when it gets to it).
 //
 // JS API:
-//   new DirPrefetch(maxDirs: number, maxBytes: number)
-//   want(paths: Buffer[]): void           a batch the walk will read next, in order
+//   new DirPrefetch(maxDirs: number, maxBytes: number, noFollow = false)   (noFollow: as readDirStats')
+//   want(paths: Buffer[], inOrder = false): void   a batch the walk will read next, in its order
 //   take(path: Buffer): Buffer | null     the directory's records (dirstat.cc format), or null
 //   close(): void                         stop the thread (also done when collected)
 #include <napi.h>
@@ -50,6 +52,7 @@ class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
     int64_t bytes = info[1].As<Napi::Number>().Int64Value();
     maxDirs_ = dirs < 1 ? 1 : static_cast<size_t>(dirs);
     maxBytes_ = bytes < 1 ? 1 : static_cast<size_t>(bytes);
+    noFollow_ = info.Length() > 2 && info[2].ToBoolean().Value();
   }
 
   ~DirPrefetch() override { Stop(); }
@@ -60,23 +63,34 @@ class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
     std::vector<char> records;
   };
 
+  struct Batch {
+    std::deque<std::string> paths;
+    bool inOrder;
+  };
+
   // The thread: the newest batch's first path, read unless the walk took it over meanwhile.
   void Run() {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       changed_.wait(lock, [this] { return closing_ || (!batches_.empty() && ready_.size() < maxDirs_ && readyBytes_ < maxBytes_); });
       if (closing_) return;
-      std::deque<std::string>& batch = batches_.back();
-      std::string path = std::move(batch.back());
-      batch.pop_back();
-      if (batch.empty()) batches_.pop_back();
+      Batch& batch = batches_.back();
+      std::string path;
+      if (batch.inOrder) {
+        path = std::move(batch.paths.front());
+        batch.paths.pop_front();
+      } else {
+        path = std::move(batch.paths.back());
+        batch.paths.pop_back();
+      }
+      if (batch.paths.empty()) batches_.pop_back();
       queued_.erase(path);
       if (takenOver_.erase(path)) continue;
       reading_ = path;
       lock.unlock();
       Read read;
       const char* call = nullptr;
-      read.ok = ReadDirRecords(path, read.records, &call) == 0;
+      read.ok = ReadDirRecords(path, read.records, &call, noFollow_) == 0;
       lock.lock();
       reading_.clear();
       readyBytes_ += read.records.size();
@@ -101,19 +115,19 @@ class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
       return env.Undefined();
     }
     Napi::Array list = info[0].As<Napi::Array>();
-    std::deque<std::string> batch;
+    Batch batch{{}, info.Length() > 1 && info[1].ToBoolean().Value()};
     for (uint32_t i = 0; i < list.Length(); i++) {
       Napi::Value v = list.Get(i);
       if (!v.IsBuffer()) continue;
       Napi::Buffer<char> b = v.As<Napi::Buffer<char>>();
       std::string path(b.Data(), b.Length());
-      if (path.find('\0') == std::string::npos) batch.push_back(std::move(path));
+      if (path.find('\0') == std::string::npos) batch.paths.push_back(std::move(path));
     }
-    if (batch.empty()) return env.Undefined();
+    if (batch.paths.empty()) return env.Undefined();
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (closing_) return env.Undefined();
-      for (const std::string& p : batch) queued_.insert(p);
+      for (const std::string& p : batch.paths) queued_.insert(p);
       batches_.push_back(std::move(batch));
       if (!thread_.joinable()) thread_ = std::thread(&DirPrefetch::Run, this);
     }
@@ -160,7 +174,8 @@ class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
   std::condition_variable changed_;
   std::thread thread_;
   bool closing_ = false;
-  std::vector<std::deque<std::string>> batches_;  // newest last
+  bool noFollow_ = false;
+  std::vector<Batch> batches_;                    // newest last
   std::unordered_set<std::string> queued_;        // every path in batches_
   std::unordered_map<std::string, Read> ready_;
   size_t readyBytes_ = 0;

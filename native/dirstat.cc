@@ -5,7 +5,7 @@
 // send_directory (readdir) and make_file (link_stat).
 //
 // JS API:
-//   readDirStats(path: Buffer): Buffer
+//   readDirStats(path: Buffer, noFollow = false): Buffer   (noFollow: O_NOFOLLOW on `path` itself)
 // Names come in strcmp order (as Node's readdir gives them), '.' and '..' left out. Each record,
 // in host byte order:
 //   u32 err (0, or the errno of that entry's fstatat), u32 mode, u32 uid, u32 gid,
@@ -62,8 +62,8 @@ void Put(std::vector<char>& out, size_t at, T value) {
 
 }  // namespace
 
-int ReadDirRecords(const std::string& path, std::vector<char>& out, const char** failedCall) {
-  int dfd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+int ReadDirRecords(const std::string& path, std::vector<char>& out, const char** failedCall, bool noFollow) {
+  int dfd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (noFollow ? O_NOFOLLOW : 0));
   if (dfd < 0) {
     *failedCall = "opendir";
     return errno;
@@ -126,9 +126,10 @@ Napi::Value ReadDirStats(const Napi::CallbackInfo& info) {
   Napi::Buffer<char> arg = info[0].As<Napi::Buffer<char>>();
   std::string path(arg.Data(), arg.Length());
   if (path.find('\0') != std::string::npos) return DirFail(env, EINVAL, "opendir", "");
+  bool noFollow = info.Length() > 1 && info[1].ToBoolean().Value();
   std::vector<char> out;
   const char* call = "opendir";
-  int err = ReadDirRecords(path, out, &call);
+  int err = ReadDirRecords(path, out, &call, noFollow);
   if (err) return DirFail(env, err, call, path);
   return Napi::Buffer<char>::Copy(env, out.data(), out.size());
 }

@@ -293,6 +293,18 @@ export function newGeneratorState(
   };
 }
 
+/** The list's directories, in list order (the order phase 0 enters them). */
+function* listedDirs(files: FileListView): Generator<Buffer, void, undefined> {
+  for (let ndx = 0; ndx < files.length; ndx++) {
+    if (files.mode && files.name) {
+      if (isDir(files.mode(ndx))) yield files.name(ndx);
+    } else {
+      const entry = files.at(ndx);
+      if (entry && isDir(entry.mode)) yield entry.name;
+    }
+  }
+}
+
 /** Options that cannot work together or past rsync's bounds: one clear error before anything moves. */
 // rsync/options.c: parse_arguments (the basis-dir count, --fuzzy)
 export function checkGeneratorOptions(options: GeneratorOptions): void {
@@ -333,6 +345,7 @@ export async function generateFiles(
 
   // Phase 0: every entry in list order. --delete-during (and --delete-delay, which only notes)
   // works through each directory as recvGenerator reaches it. Then G1, the end of phase 0.
+  tree.walkAhead?.(listedDirs(files));
   for (let ndx = 0; ndx < files.length; ndx++) {
     receiver.check(); // the receiver failed: stop here, as rsync's generator dies with it
     await recvGenerator(state, ndx, false);
@@ -413,7 +426,9 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   // Phase 0 walks the list in order: the tree may answer from a snapshot of the directory.
   let st: LocalStat | null;
   try {
-    st = !redo && tree.lstatListed ? await tree.lstatListed(name, state.files.sameDirAsNext?.(ndx)) : await tree.lstat(name);
+    // A directory's siblings come after its tree: its parent is worth reading whole now (the
+    // tree keeps that read while it walks below and uses it again when it comes back).
+    st = !redo && tree.lstatListed ? await tree.lstatListed(name, type === S_IFDIR || state.files.sameDirAsNext?.(ndx)) : await tree.lstat(name);
   } catch (e) {
     // -K: below a symlinked directory that leads out of the destination (the tree refuses it).
     if (!options.keepDirlinks || (e as { code?: string }).code !== 'ELOOP') throw e;

@@ -105,9 +105,12 @@ export interface LocalTree {
    * The generator's phase-0 lstat of a list name, in list order: the tree may answer from a
    * snapshot of the name's directory taken during this walk (the state a generator running ahead
    * of the receiver sees). Optional: without it `lstat` is used. `endListWalk` drops the snapshot.
-   * `nextInSameDir`: the list's next name is in the same directory (a hint: read it now).
+   * `readDirNow`: more names of the same directory follow (the next one, or, for a directory,
+   * its siblings after its tree): a hint to read the directory now.
    */
-  lstatListed?(name: Buffer, nextInSameDir?: boolean): Promise<LocalStat | null>;
+  lstatListed?(name: Buffer, readDirNow?: boolean): Promise<LocalStat | null>;
+  /** Before that walk: the list's directories in list order, which the tree may read ahead of it. */
+  walkAhead?(dirs: Iterable<Buffer>): void;
   /** -K: the stat of the directory the symlink `name` leads to; null when it is no symlink to a directory. */
   statDirLink?(name: Buffer): Promise<LocalStat | null>;
   endListWalk?(): void;

@@ -40,6 +40,9 @@ export interface FileListView {
   at(ndx: number): ReceivedEntry | undefined;
   /** Whether the entry after `ndx` is in the same directory (the generator's walk reads a directory once for both). */
   sameDirAsNext?(ndx: number): boolean;
+  /** The entry's mode and name alone (no entry object made), where the list can give them so. */
+  mode?(ndx: number): number;
+  name?(ndx: number): Buffer;
 }
 
 // The per-entry flag bits.

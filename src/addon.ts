@@ -49,9 +49,9 @@ export interface InotifyAddon {
   /** syslog(priority, "%s", message). */
   syslog?: (priority: number, message: string) => void;
   /** A directory's names (strcmp order) with each one's lstat, packed (native/dirstat.cc); throws an fs-style error. */
-  readDirStats?: (path: Buffer) => Buffer;
+  readDirStats?: (path: Buffer, noFollow?: boolean) => Buffer;
   /** readDirStats run ahead of the walk on a thread of its own (native/dir-prefetch.cc). */
-  DirPrefetch?: new (maxDirs: number, maxBytes: number) => DirPrefetcher;
+  DirPrefetch?: new (maxDirs: number, maxBytes: number, noFollow?: boolean) => DirPrefetcher;
   /** The system's libzstd.so.1 and liblz4.so.1, opened with dlopen on the first call (native/compress-libs.cc). */
   compressLibs?: () => CompressLibs;
   /** A path's extended attributes, never following a final symlink (native/xattr.cc); each throws an fs-style error. */
@@ -77,8 +77,8 @@ export interface InotifyAddon {
 /** An opaque zstd context of the addon (freed when collected). */
 /** A directory reader running ahead of a walk (native/dir-prefetch.cc; src/transfer/dir-records.ts). */
 export interface DirPrefetcher {
-  /** The directories the walk reads next, in order (read newest batch first). */
-  want(paths: Buffer[]): void;
+  /** The directories the walk reads next, in order (newest batch first: from its end, or `inOrder` from its front). */
+  want(paths: Buffer[], inOrder?: boolean): void;
   /** A directory's records when read ahead (waits while it is being read); null: read it yourself. */
   take(path: Buffer): Buffer | null;
   /** Stop the thread and drop what was read ahead. */

@@ -48,7 +48,7 @@ import { MAXPATHLEN } from '../../protocol/constants.js';
 import type { LocalTree, LocalStat, BasisFile, TempFile, InplaceFile } from '../../protocol/local-tree.js';
 import { EXIT, FileAttrError, ProtocolError, RsyncError } from '../../protocol/errors.js';
 import { DirSnapshot } from './dir-snapshot.js';
-import { nativeDirStats, type ReadDirStats } from './dir-records.js';
+import { ListDirsAhead, nativeDirPrefetch, nativeDirStats, type ReadDirStats } from './dir-records.js';
 import { appendRange } from './copy-range.js';
 import { SparseWriter } from './sparse-write.js';
 
@@ -282,6 +282,15 @@ export class DestTree implements LocalTree {
   private walkSnapshot: DirSnapshot | null = null;
   /** The walk directory was read (or its read failed) during this visit. */
   private walkRead = false;
+  /**
+   * The last directory `list` read for --delete (the generator lists a directory as it enters
+   * it, just before it looks up that directory's names): the walk uses this read when it gets
+   * there, rather than reading the directory a second time. What deletion then removed is not in
+   * the list, so never looked up.
+   */
+  private listedRead: { dir: Buffer; snapshot: DirSnapshot } | null = null;
+  /** The list's directories read ahead of the walk on another thread (walkAhead), when the addon has it. */
+  private ahead: ListDirsAhead | null = null;
   /**
    * The snapshots of the walk directory's ancestors, outermost first: a directory's entries that
    * follow its subdirectories' contents in the list (the next subdirectory) are found in the read
@@ -620,7 +629,10 @@ export class DestTree implements LocalTree {
       this.walkHits++;
     } else {
       const next = Buffer.from(name.subarray(0, dirEnd));
-      const kept = this.keepWalkAncestors(next);
+      let kept = this.keepWalkAncestors(next);
+      const listed = this.listedRead;
+      this.listedRead = null;
+      if (!kept && listed && this.reuseWalkSnapshots && listed.dir.equals(next)) kept = listed.snapshot;
       this.walkDir = next;
       this.walkHits = 1;
       this.walkSnapshot = kept;
@@ -634,7 +646,7 @@ export class DestTree implements LocalTree {
       if (!p) return null;
       const dirPath = p.subarray(0, p.length - (name.length - (slash < 0 ? 0 : slash + 1)) - 1);
       try {
-        this.walkSnapshot = new DirSnapshot(dirPath, this.readDirStats(dirPath));
+        this.walkSnapshot = new DirSnapshot(dirPath, this.ahead?.take(dirPath) ?? this.readDirStats(dirPath));
       } catch {
         this.walkSnapshot = null; // the directory is gone or unreadable: lstat says so per name
       }
@@ -665,8 +677,28 @@ export class DestTree implements LocalTree {
     return !this.keepDirlinks && !this.temp && !this.backup?.dirChain && !this.partial?.absolute;
   }
 
+  /**
+   * The generator's walk is about to start: `dirs` are the list's directories in list order (the
+   * order the walk reads them), read ahead on another thread while it goes. Without the addon's
+   * prefetcher, or when names do not map to DEST one to one (a renamed file), nothing is done.
+   */
+  walkAhead(dirs: Iterable<Buffer>): void {
+    if (!this.readDirStats || this.rename || this.ahead) return;
+    const prefetch = nativeDirPrefetch({ noFollow: true });
+    if (!prefetch) return;
+    const root = this.root;
+    const slash = Buffer.from('/');
+    const paths = (function* () {
+      for (const name of dirs) yield name.length === 1 && name[0] === 0x2e ? root : Buffer.concat([root, slash, name]);
+    })();
+    this.ahead = new ListDirsAhead(prefetch, paths);
+  }
+
   /** The walk is over: the snapshot goes (and later lookups lstat). */
   endListWalk(): void {
+    this.ahead?.close();
+    this.ahead = null;
+    this.listedRead = null;
     this.walkAncestors.length = 0;
     this.walkRead = false;
     this.walkDir = null;
@@ -1203,6 +1235,23 @@ export class DestTree implements LocalTree {
   async list(dir: Buffer, basisDir?: number): Promise<Buffer[]> {
     const p = basisDir === undefined ? await this.must(dir) : await this.path(dir, false, basisDir);
     if (!p) return [];
+    // In the generator's walk: the addon's read of the directory itself (O_NOFOLLOW: a symlink,
+    // a non-directory or nothing fails, and is looked at below), kept for the walk's lookups.
+    if (basisDir === undefined && this.readDirStats && p !== this.root) {
+      let records: Buffer | null = this.ahead?.take(p) ?? null;
+      if (!records) {
+        try {
+          records = this.readDirStats(p, true);
+        } catch {
+          records = null;
+        }
+      }
+      if (records) {
+        const snapshot = new DirSnapshot(p, records);
+        this.listedRead = { dir: Buffer.from(dir), snapshot };
+        return snapshot.names();
+      }
+    }
     // readdir follows a final symlink: list only what is a directory itself (the root is checked by base()).
     if (p !== this.root && p !== this.basisRoots[basisDir ?? -1]) {
       const st = lstatSync(p, { throwIfNoEntry: false });

@@ -8,8 +8,8 @@
 import { endianness } from 'node:os';
 import { loadAddon, type DirPrefetcher } from '../addon.js';
 
-/** The addon's call: a directory's records, packed (throws an fs-style error). */
-export type ReadDirStats = (path: Buffer) => Buffer;
+/** The addon's call: a directory's records, packed (throws an fs-style error); `noFollow`: O_NOFOLLOW on `path`. */
+export type ReadDirStats = (path: Buffer, noFollow?: boolean) => Buffer;
 
 /**
  * The addon's directory read, unless LSYNCD_JS_SCAN is set or the addon is missing: then the
@@ -28,10 +28,76 @@ const PREFETCH_BYTES = 8 * 1024 * 1024;
  * A reader of directories ahead of the sender's walk on a thread of its own (native/dir-prefetch.cc),
  * under the same switch as nativeDirStats; LSYNCD_DIR_PREFETCH=never turns it off alone.
  */
-export function nativeDirPrefetch(): DirPrefetcher | null {
+export function nativeDirPrefetch(options: { noFollow?: boolean } = {}): DirPrefetcher | null {
   if (process.env['LSYNCD_JS_SCAN'] || process.env['LSYNCD_DIR_PREFETCH'] === 'never') return null;
   const Prefetch = loadAddon(undefined, { quiet: true })?.DirPrefetch;
-  return Prefetch ? new Prefetch(PREFETCH_DIRS, PREFETCH_BYTES) : null;
+  return Prefetch ? new Prefetch(PREFETCH_DIRS, PREFETCH_BYTES, !!options.noFollow) : null;
+}
+
+/** How many of a list's directories the generator's walk has named to the prefetcher ahead of it. */
+const AHEAD_WINDOW = 64;
+
+/**
+ * The directories of a received list read ahead of the generator's walk (DestTree), in list
+ * order: a window of them is named to the prefetcher, topped up as the walk takes them; those the
+ * walk passes by without reading are dropped when it takes a later one. Links are not followed
+ * (a symlinked directory is read by the walk itself, after its checks).
+ */
+export class ListDirsAhead {
+  /** Named to the prefetcher and not yet taken or dropped, in list order (latin1 keys). */
+  private readonly named: string[] = [];
+  private head = 0;
+  private readonly namedSet = new Set<string>();
+  private ended = false;
+
+  constructor(
+    private readonly prefetch: DirPrefetcher,
+    private readonly paths: Iterator<Buffer>,
+  ) {
+    this.topUp();
+  }
+
+  /** The records of `dirPath` when read ahead; null: the caller reads it. */
+  take(dirPath: Buffer): Buffer | null {
+    const key = dirPath.toString('latin1');
+    if (!this.namedSet.has(key)) return null;
+    for (;;) {
+      const next = this.named[this.head++]!;
+      this.namedSet.delete(next);
+      if (next === key) break;
+      this.prefetch.take(Buffer.from(next, 'latin1')); // passed by: what was read is dropped
+    }
+    const records = this.prefetch.take(dirPath);
+    this.topUp();
+    return records;
+  }
+
+  close(): void {
+    this.prefetch.close();
+  }
+
+  private topUp(): void {
+    if (this.head > 4096) {
+      this.named.splice(0, this.head);
+      this.head = 0;
+    }
+    const batch: Buffer[] = [];
+    while (!this.ended && this.named.length - this.head + batch.length < AHEAD_WINDOW) {
+      const next = this.paths.next();
+      if (next.done) {
+        this.ended = true;
+        break;
+      }
+      batch.push(next.value);
+    }
+    if (!batch.length) return;
+    for (const path of batch) {
+      const key = path.toString('latin1');
+      this.named.push(key);
+      this.namedSet.add(key);
+    }
+    this.prefetch.want(batch, true);
+  }
 }
 
 /** The addon's whole-file read of a small file (native/read-small.cc), under the same switch as nativeDirStats. */

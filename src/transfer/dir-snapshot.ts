@@ -36,6 +36,12 @@ export class DirSnapshot {
     return this.offsets.length;
   }
 
+  /** The directory's names (strcmp order), as readdir gives them: views of the read, no copies. */
+  names(): Buffer[] {
+    const r = this.records;
+    return Array.from(this.offsets, (at) => r.buf.subarray(r.nameStart(at), r.nameStart(at) + r.nameLength(at)));
+  }
+
   /**
    * The lstat of `base` (bytes `start..end` of `name`): null when the directory has no such
    * name, undefined when its stat failed in the addon (the caller asks lstat itself).

@@ -261,8 +261,11 @@ export class FakeSuperTree implements LocalTree {
     // A basis directory's files are compared as they are on disk (their records are not read).
     return basisDir === undefined ? this.fold(name, st) : st;
   }
-  async lstatListed(name: Buffer, nextInSameDir?: boolean): Promise<LocalStat | null> {
-    return this.fold(name, await this.inner.lstatListed(name, nextInSameDir));
+  async lstatListed(name: Buffer, readDirNow?: boolean): Promise<LocalStat | null> {
+    return this.fold(name, await this.inner.lstatListed(name, readDirNow));
+  }
+  walkAhead(dirs: Iterable<Buffer>): void {
+    this.inner.walkAhead(dirs);
   }
   endListWalk(): void {
     this.inner.endListWalk();
