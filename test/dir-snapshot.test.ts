@@ -1,10 +1,11 @@
 // src/transfer/dir-snapshot.ts and DestTree.lstatListed: a directory read in one addon call answers
 // every name as lstat does (files, high-byte and prefix names, symlinks, fifos, directories,
 // nanosecond mtimes), absent names with null; a walk through the tree in list order gives the same
-// answers as lstat name by name, and falls back to lstat without the addon (LSYNCD_JS_SCAN).
+// answers as lstat name by name, and falls back to lstat without the addon (LSYNCD_JS_SCAN); the
+// same with the list's directories read ahead (walkAhead) and --delete's listing of each.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,6 +110,53 @@ test('a nested walk in list order, read-ahead hints and returns to parents, equa
       assert.equal(shape(await listed.lstatListed(name, hint)), shape(await plain.lstat(name)), name.toString());
     }
     listed.endListWalk();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('read ahead (walkAhead) with --delete\'s listing of each directory as the walk enters it: as lstat and readdir answer', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'lsyncd-dirsnap-'));
+  try {
+    for (const dir of ['d', 'd/s1', 'd/s1/deep', 'd/s2', 'd/s3', 'gone']) mkdirSync(join(root, dir));
+    for (const [i, file] of ['e', 'd/a', 'd/b', 'd/s1/x', 'd/s1/y', 'd/s1/deep/z', 'd/s2/w', 'd/unlisted', 'gone/q'].entries()) {
+      writeFileSync(join(root, file), Buffer.alloc(i * 11, i));
+      await setTime(join(root, file), T0 + i);
+    }
+    symlinkSync('s2', join(root, 'd', 'link'));
+    const walk = ['.', 'e', 'd', 'd/a', 'd/b', 'd/link', 'd/s1', 'd/s1/x', 'd/s1/y', 'd/s1/deep', 'd/s1/deep/z', 'd/s2', 'd/s2/w', 'd/s3', 'd/s4', 'gone', 'gone/q'];
+    const dirs = new Set(['.', 'd', 'd/s1', 'd/s1/deep', 'd/s2', 'd/s3', 'd/s4', 'gone']);
+    const dirOf = (n: string) => n.slice(0, Math.max(0, n.lastIndexOf('/')));
+    for (const prefetch of ['on', 'never']) {
+      if (prefetch === 'never') process.env['LSYNCD_DIR_PREFETCH'] = 'never';
+      try {
+        const listed = new DestTree(root, ATTRS);
+        const plain = new DestTree(root, ATTRS);
+        // 'gone' is named ahead but gone before the walk starts: read by neither, it is listed empty.
+        rmSync(join(root, 'gone'), { recursive: true });
+        listed.walkAhead([...dirs].map((n) => Buffer.from(n)));
+        for (const [i, n] of walk.entries()) {
+          const name = Buffer.from(n);
+          const next = walk[i + 1];
+          // The generator's hint: a directory (its siblings follow its tree), or the next name is beside it.
+          const hint = dirs.has(n) || (next !== undefined && dirOf(next) === dirOf(n));
+          assert.equal(shape(await listed.lstatListed(name, hint)), shape(await plain.lstat(name)), `${prefetch}: ${n}`);
+          if (dirs.has(n) && n !== '.') {
+            const names = (await listed.list(name)).map((b) => b.toString()).sort();
+            const expected = n === 'gone' || n === 'd/s4' ? [] : readdirSync(join(root, n)).sort();
+            assert.equal(names, expected, `${prefetch}: list ${n}`);
+          }
+        }
+        // A symlink to a directory is listed as nothing (no -K): deletion does not go through it.
+        assert.equal(await listed.list(Buffer.from('d/link')), [], `${prefetch}: link`);
+        listed.endListWalk();
+      } finally {
+        delete process.env['LSYNCD_DIR_PREFETCH'];
+      }
+      mkdirSync(join(root, 'gone'));
+      writeFileSync(join(root, 'gone', 'q'), Buffer.alloc(88, 8));
+      await setTime(join(root, 'gone', 'q'), T0 + 8);
+    }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
