@@ -3,7 +3,8 @@
 // Against rsync's pull from rsyncd: a full disk (a tiny tmpfs: the run ends, exit 11, "write
 // failed on"), a read-only directory (a read-only bind mount: "mkstemp ... failed", the other
 // files in place, exit 23); the same pushed into our daemon and into rsyncd (the client told, in
-// the module's names, exit 23). The queue itself with the real addon: a directory removed under it,
+// the module's names, exit 23), and a push whose destination directory cannot be made (exit 11).
+// The queue itself with the real addon: a directory removed under it,
 // a target that became a directory. Mounting needs root (the suite runs as root here).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -179,6 +180,49 @@ gid = root
   assert.equal(told['ours'], told['rsyncd']);
   assert.ok(told['ours']!.some((l) => l.startsWith('rsync: [generator] failed to set times on "a" (in up): Read-only file system (30)')), told['rsyncd']!.join('\n'));
   assert.ok(told['ours']!.includes('rsync: [receiver] mkstemp "a/.f00.XXXXXX" (in up) failed: Read-only file system (30)'), told['ours']!.join('\n'));
+});
+
+test('a push whose destination directory cannot be made (read-only module): the client told as rsyncd tells it, exit 11', async () => {
+  const config = (dir: string) => `
+reverse lookup = no
+use chroot = no
+uid = root
+gid = root
+[up]
+\tpath = ${dir}/up
+\tread only = no
+`;
+  const { ours, theirs } = await startBoth(config);
+  const told: Record<string, string> = {};
+  try {
+    for (const [who, d] of [['ours', ours], ['rsyncd', theirs]] as const) {
+      const ro = join(d.dir, 'up');
+      mkdirSync(ro, { recursive: true });
+      execFileSync('mount', ['--bind', ro, ro]);
+      try {
+        execFileSync('mount', ['-o', 'remount,ro,bind', ro]);
+        const r = await run('rsync', ['-rlpt', join(daemon.dir, 'mod') + '/', `rsync://127.0.0.1:${d.port}/up/new/`]);
+        assert.is(r.status, 11, `${who}: ${runText(r)}`);
+        told[who] = r.stderr.toString().split('\n')[0]!;
+      } finally {
+        // rsyncd's session may still be in the module a moment after its client ended.
+        for (let i = 0; ; i++) {
+          try {
+            execFileSync('umount', [ro], { stdio: 'ignore' });
+            break;
+          } catch (e) {
+            if (i >= 40) throw e;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }
+      }
+    }
+  } finally {
+    await ours.stop();
+    await theirs.stop();
+  }
+  assert.is(told['ours'], 'rsync: [Receiver] mkdir "new" (in up) failed: Read-only file system (30)');
+  assert.is(told['ours'], told['rsyncd']);
 });
 
 test('the queue: a directory removed under it, a target that became a directory (rsync\'s words, nothing left behind)', async () => {

@@ -10,6 +10,7 @@ import { lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { EXIT, RsyncError } from '../../protocol/errors.js';
 import { sanitizePath } from '../../protocol/sanitize-path.js';
+import { sysReason } from '../transfer/strerror.js';
 
 /** A client path the daemon will not act on: the text goes to the client as rsync words it. */
 export class ModulePathError extends RsyncError {
@@ -101,7 +102,12 @@ export function localName(
     throw new ModulePathError(`rsync: [Receiver] change_dir#3 ${fullName(parts.slice(0, -1).join('/'))} failed: No such file or directory (2)`, EXIT.FILESELECT);
   }
   if (needsDir) {
-    if (!options.dryRun) mkdirSync(target, { mode: 0o777 });
+    try {
+      if (!options.dryRun) mkdirSync(target, { mode: 0o777 });
+    } catch (e) {
+      // rsyncd words it and ends the receiver (exit 11); its client sees the line.
+      throw new ModulePathError(`rsync: [Receiver] mkdir ${fullName(shown.replace(/\/+$/, ''))} failed: ${sysReason(e) ?? (e as Error).message}`, EXIT.FILEIO);
+    }
     return { dir: target, created: true };
   }
   // One non-directory into a missing name: received under that name.
