@@ -63,7 +63,7 @@ for (const where of ['relative', 'absolute'] as const) {
     await writeFile(join(src, 'sub/big.bin'), randomBytes(SIZE));
     await setTimes(src);
     const url = `rsync://127.0.0.1:${daemon.port}/src/${name}/`;
-    for (const who of ['rsync', 'lsyncd'] as const) {
+    for (let attempt = 0, who: 'rsync' | 'lsyncd' = 'rsync'; ; attempt++) {
       const dest = join(work, 'cut', where, who, 'dest');
       const absolute = join(work, 'cut', where, who, 'partials');
       await rm(join(work, 'cut', where, who), { recursive: true, force: true });
@@ -87,12 +87,18 @@ for (const where of ['relative', 'absolute'] as const) {
       assert.is(resumed.status, 0, runText(resumed));
       const matched = statNumber(resumed.stdout, 'Matched data');
       const literal = statNumber(resumed.stdout, 'Literal data');
+      // Seen once under CI load: the reference rsync's resumed run sent the file a second time
+      // (its redo phase: 2x SIZE in all). That is rsync's hiccup, not the behaviour under test:
+      // the reference is taken again (twice at most); ours gets no second try.
+      if (who === 'rsync' && matched + literal !== SIZE && attempt < 2) continue;
       assert.ok(matched >= partial!.size * 0.9, `${who}: matched ${matched} of ${partial!.size} kept`);
-      assert.is(matched + literal, SIZE, who);
+      assert.is(matched + literal, SIZE, `${who}\n${runText(resumed)}`);
       assert.ok((await readFile(join(dest, 'sub/big.bin'))).equals(await readFile(join(src, 'sub/big.bin'))), who);
       // The partial copy is gone, and a relative partial dir with it.
       assert.not.ok(existsSync(kept), `${who}: partial copy removed`);
       if (where === 'relative') assert.not.ok(existsSync(join(dest, 'sub/.rsync-partial')), `${who}: partial dir removed`);
+      if (who === 'lsyncd') break;
+      who = 'lsyncd';
     }
   });
 }
