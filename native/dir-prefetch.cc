@@ -6,7 +6,9 @@
 // thread reads the newest such batch first, from its end, while the walk reads from its front
 // (the two meet in the middle when the walk is the faster). The generator's walk of a received
 // list names its directories in list order instead, a window at a time (`inOrder`: front to
-// back). A directory the walk asks for is handed over when read, waited for while it is being
+// back). Before a walk starts (while the program is still loading), `explore` lets the thread go
+// down a tree on its own in the walk's order (depth first, subdirectories as if their names
+// ended in '/'), until the walk names its first batch or the bound is reached. A directory the walk asks for is handed over when read, waited for while it is being
 // read, and otherwise left to the walk (take() answers null: it reads the directory itself, as
 // it does when the read fails, so that its error is worded in one place). Results wait in
 // memory up to a bound (count and bytes), and the thread waits while the walk catches up.
@@ -15,11 +17,15 @@
 // JS API:
 //   new DirPrefetch(maxDirs: number, maxBytes: number, noFollow = false)   (noFollow: as readDirStats')
 //   want(paths: Buffer[], inOrder = false): void   a batch the walk will read next, in its order
+//   explore(root: Buffer): void           read down from root on the thread's own, until the first want()
 //   take(path: Buffer): Buffer | null     the directory's records (dirstat.cc format), or null
 //   close(): void                         stop the thread (also done when collected)
 #include <napi.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -33,11 +39,15 @@
 
 namespace {
 
+// dirstat.cc's record: the fixed part before the name (u32 err at 0, u32 mode at 4, u16 name_len at 64).
+constexpr size_t kRecordFixed = 66;
+
 class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "DirPrefetch", {
       InstanceMethod("want", &DirPrefetch::Want),
+      InstanceMethod("explore", &DirPrefetch::Explore),
       InstanceMethod("take", &DirPrefetch::Take),
       InstanceMethod("close", &DirPrefetch::Close),
     });
@@ -72,31 +82,71 @@ class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
   void Run() {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-      changed_.wait(lock, [this] { return closing_ || (!batches_.empty() && ready_.size() < maxDirs_ && readyBytes_ < maxBytes_); });
+      changed_.wait(lock, [this] { return closing_ || ((!batches_.empty() || !explore_.empty()) && ready_.size() < maxDirs_ && readyBytes_ < maxBytes_); });
       if (closing_) return;
-      Batch& batch = batches_.back();
       std::string path;
-      if (batch.inOrder) {
-        path = std::move(batch.paths.front());
-        batch.paths.pop_front();
+      bool exploring = batches_.empty();
+      if (exploring) {
+        path = std::move(explore_.back());
+        explore_.pop_back();
       } else {
-        path = std::move(batch.paths.back());
-        batch.paths.pop_back();
+        Batch& batch = batches_.back();
+        if (batch.inOrder) {
+          path = std::move(batch.paths.front());
+          batch.paths.pop_front();
+        } else {
+          path = std::move(batch.paths.back());
+          batch.paths.pop_back();
+        }
+        if (batch.paths.empty()) batches_.pop_back();
       }
-      if (batch.paths.empty()) batches_.pop_back();
       queued_.erase(path);
-      if (takenOver_.erase(path)) continue;
+      if (takenOver_.erase(path) || ready_.count(path)) continue;
       reading_ = path;
       lock.unlock();
       Read read;
       const char* call = nullptr;
       read.ok = ReadDirRecords(path, read.records, &call, noFollow_) == 0;
+      std::vector<std::string> below;
+      if (exploring && read.ok) below = Subdirectories(path, read.records);
       lock.lock();
       reading_.clear();
       readyBytes_ += read.records.size();
-      ready_.emplace(std::move(path), std::move(read));
+      ready_.emplace(path, std::move(read));
+      // Still exploring (no batch named yet): the subdirectories next, the first on top.
+      if (exploring && exploreBudget_ > 0) {
+        size_t count = std::min(below.size(), exploreBudget_);
+        exploreBudget_ -= count;
+        for (size_t i = count; i-- > 0;) {
+          queued_.insert(below[i]);
+          explore_.push_back(std::move(below[i]));
+        }
+      }
       changed_.notify_all();
     }
+  }
+
+  // The real directories among a read's records, as paths, in the walk's order (names compared
+  // as if they ended in '/': rsync's order of a directory's subdirectories).
+  static std::vector<std::string> Subdirectories(const std::string& dir, const std::vector<char>& records) {
+    std::vector<std::string> names;
+    const char* data = records.data();
+    for (size_t at = 0; at + kRecordFixed <= records.size();) {
+      uint32_t err, mode;
+      uint16_t len;
+      memcpy(&err, data + at, 4);
+      memcpy(&mode, data + at + 4, 4);
+      memcpy(&len, data + at + 64, 2);
+      if (err == 0 && S_ISDIR(mode)) names.emplace_back(std::string(data + at + kRecordFixed, len) + '/');
+      at += kRecordFixed + len;
+    }
+    std::sort(names.begin(), names.end());
+    const bool slash = !dir.empty() && dir.back() == '/';
+    for (std::string& n : names) {
+      n.pop_back();
+      n = dir + (slash ? "" : "/") + n;
+    }
+    return names;
   }
 
   void Stop() {
@@ -127,8 +177,39 @@ class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (closing_) return env.Undefined();
-      for (const std::string& p : batch.paths) queued_.insert(p);
-      batches_.push_back(std::move(batch));
+      // The walk has begun: exploring ends, and what it already read (or is reading) is not read again.
+      for (const std::string& p : explore_) queued_.erase(p);
+      explore_.clear();
+      exploreBudget_ = 0;
+      Batch fresh{{}, batch.inOrder};
+      for (std::string& p : batch.paths) {
+        if (ready_.count(p) || p == reading_ || queued_.count(p)) continue;
+        queued_.insert(p);
+        fresh.paths.push_back(std::move(p));
+      }
+      if (fresh.paths.empty()) return env.Undefined();
+      batches_.push_back(std::move(fresh));
+      if (!thread_.joinable()) thread_ = std::thread(&DirPrefetch::Run, this);
+    }
+    changed_.notify_all();
+    return env.Undefined();
+  }
+
+  Napi::Value Explore(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsBuffer()) {
+      Napi::TypeError::New(env, "explore(root: Buffer)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Buffer<char> b = info[0].As<Napi::Buffer<char>>();
+    std::string root(b.Data(), b.Length());
+    if (root.empty() || root.find('\0') != std::string::npos) return env.Undefined();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (closing_ || !batches_.empty()) return env.Undefined();
+      exploreBudget_ = maxDirs_;
+      queued_.insert(root);
+      explore_.push_back(std::move(root));
       if (!thread_.joinable()) thread_ = std::thread(&DirPrefetch::Run, this);
     }
     changed_.notify_all();
@@ -161,6 +242,7 @@ class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
     Stop();
     std::lock_guard<std::mutex> lock(mutex_);
     batches_.clear();
+    explore_.clear();
     queued_.clear();
     ready_.clear();
     takenOver_.clear();
@@ -176,7 +258,9 @@ class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
   bool closing_ = false;
   bool noFollow_ = false;
   std::vector<Batch> batches_;                    // newest last
-  std::unordered_set<std::string> queued_;        // every path in batches_
+  std::vector<std::string> explore_;              // exploring: the next directories, the next on top
+  size_t exploreBudget_ = 0;                      // how many more directories exploring may queue
+  std::unordered_set<std::string> queued_;        // every path in batches_ and explore_
   std::unordered_map<std::string, Read> ready_;
   size_t readyBytes_ = 0;
   std::unordered_set<std::string> takenOver_;

@@ -79,6 +79,8 @@ export interface InotifyAddon {
 export interface DirPrefetcher {
   /** The directories the walk reads next, in order (newest batch first: from its end, or `inOrder` from its front). */
   want(paths: Buffer[], inOrder?: boolean): void;
+  /** Before the walk: read down from `root` in the walk's order, until the first `want`. */
+  explore(root: Buffer): void;
   /** A directory's records when read ahead (waits while it is being read); null: read it yourself. */
   take(path: Buffer): Buffer | null;
   /** Stop the thread and drop what was read ahead. */

@@ -2,7 +2,8 @@
 // the thread reads ahead is byte for byte what readDirStats reads; a directory the walk gets to
 // first is left to the walk (null) and passed by; a failed read is null (the walk reads it again
 // and words the error); the thread holds no more than its bound and reads on as the walk takes;
-// closed, it answers nothing. A walk with it lists the same entries as one without it, also with
+// closed, it answers nothing; exploring reads down a tree in the walk's order until the walk names
+// its first batch. A walk with it lists the same entries as one without it, also with
 // a directory excluded, one that vanishes and one that cannot be read.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -87,6 +88,48 @@ test('a failed read is null (the walk reads it again and words the error); close
     ahead.want([b(dirs[0]!)]);
     await settle();
     assert.is(ahead.take(b(dirs[0]!)), null, 'no reading after close');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('explore: read down from the top in the walk\'s order before the walk names anything; the first batch ends it', async () => {
+  const { root, dirs } = tree(3, 2);
+  try {
+    for (const d of dirs) for (const sub of ['b', 'a-z', 'a']) mkdirSync(join(d, sub));
+    writeFileSync(join(dirs[0]!, 'a', 'f'), 'f');
+    const ahead = new addon!.DirPrefetch!(64, 1 << 20);
+    ahead.explore(b(root));
+    await settle();
+    // Everything below the top was read (the budget is 64 directories), each as readDirStats reads it.
+    for (const dir of [root, ...dirs, ...dirs.flatMap((d) => ['a', 'a-z', 'b'].map((s) => join(d, s)))]) {
+      assert.equal(ahead.take(b(dir)), addon!.readDirStats!(b(dir)), dir);
+    }
+    ahead.close();
+    // A budget of 2: the top and its first two subdirectories in the walk's order ('a-z' before
+    // 'a': as if 'a-z/' and 'a/'), not 'b'.
+    const small = new addon!.DirPrefetch!(2, 1 << 20);
+    small.explore(b(dirs[0]!));
+    await settle();
+    assert.ok(small.take(b(dirs[0]!)), 'the top');
+    await settle();
+    assert.ok(small.take(b(join(dirs[0]!, 'a-z'))), 'its first subdirectory');
+    await settle();
+    assert.is(small.take(b(join(dirs[0]!, 'b'))), null, 'past the budget');
+    // The first batch named ends exploring: what it read stays; the batch is read.
+    small.want([b(dirs[1]!), b(join(dirs[0]!, 'a'))]);
+    await settle();
+    assert.ok(small.take(b(join(dirs[0]!, 'a'))), 'explored before the batch');
+    assert.ok(small.take(b(dirs[1]!)), 'the batch named');
+    small.close();
+    // A batch named before exploring: explore does nothing.
+    const named = new addon!.DirPrefetch!(8, 1 << 20);
+    named.want([b(dirs[2]!)]);
+    named.explore(b(root));
+    await settle();
+    assert.is(named.take(b(root)), null, 'not explored');
+    assert.ok(named.take(b(dirs[2]!)));
+    named.close();
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -853,6 +853,8 @@ async function pushOnce(source: string, target: ReturnType<typeof parseDaemonAdd
   // --fake-super: the records a fake-super backup stores are listed as the files' attributes (-XX and -A refused there).
   if (options.fakeSuper) (await import('../transfer/fake-super.js')).checkSendingFakeSuper(transfer);
   const filter = rules.some((r) => r.kind !== 'delete-excluded') ? pushFilter(buildFilterList(rules), { deleteExcluded: transfer.deleteExcluded, absRoot: resolve(source) }) : undefined;
+  // The source's tree is read ahead on another thread while the transfer's code loads and connects.
+  if (transfer.recursive && !transfer.relative && options.filesFrom === undefined) (await import('../transfer/dir-records.js')).exploreAhead(source);
   const { push } = await import('../transfer/push.js');
   (await import('../process-memory.js')).tuneProcessMemory();
   const started = Date.now();

@@ -21,7 +21,7 @@ export function nativeDirStats(): ReadDirStats | null {
 }
 
 /** How many directories, and how many bytes of their records, a prefetcher holds read ahead at most. */
-const PREFETCH_DIRS = 256;
+const PREFETCH_DIRS = 1024;
 const PREFETCH_BYTES = 8 * 1024 * 1024;
 
 /**
@@ -32,6 +32,34 @@ export function nativeDirPrefetch(options: { noFollow?: boolean } = {}): DirPref
   if (process.env['LSYNCD_JS_SCAN'] || process.env['LSYNCD_DIR_PREFETCH'] === 'never') return null;
   const Prefetch = loadAddon(undefined, { quiet: true })?.DirPrefetch;
   return Prefetch ? new Prefetch(PREFETCH_DIRS, PREFETCH_BYTES, !!options.noFollow) : null;
+}
+
+/** A prefetcher exploring a source's tree before its walk starts (exploreAhead), and that tree's top. */
+let explorer: { root: Buffer; prefetch: DirPrefetcher } | null = null;
+
+/**
+ * Start reading SOURCE's tree on the prefetcher's thread now, while the push is still loading and
+ * connecting: the walk of that tree takes the prefetcher over (adoptExplorer) and finds its first
+ * directories read. The top is the walk's: SOURCE without its trailing slashes.
+ */
+export function exploreAhead(source: string): void {
+  explorer?.prefetch.close();
+  explorer = null;
+  const prefetch = nativeDirPrefetch();
+  if (!prefetch) return;
+  const root = Buffer.from(source.replace(/\/+$/, '') || '/');
+  prefetch.explore(root);
+  explorer = { root, prefetch };
+}
+
+/** The prefetcher exploring from `dirPath`, for the walk from there; one exploring elsewhere is closed. */
+export function adoptExplorer(dirPath: Buffer): DirPrefetcher | null {
+  const found = explorer;
+  explorer = null;
+  if (!found) return null;
+  if (found.root.equals(dirPath)) return found.prefetch;
+  found.prefetch.close();
+  return null;
 }
 
 /** How many of a list's directories the generator's walk has named to the prefetcher ahead of it. */

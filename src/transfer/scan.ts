@@ -5,7 +5,7 @@ import { lstat, readFile, stat } from 'node:fs/promises';
 import { accessSync, constants, lstatSync, statSync, readdirSync, readlinkSync, openSync, fstatSync, readSync, closeSync, read } from 'node:fs';
 import { promisify } from 'node:util';
 import type { BigIntStats } from 'node:fs';
-import { DirRecords, nativeDirPrefetch, nativeDirStats, nativeSmallFileRead, type ReadDirStats } from './dir-records.js';
+import { adoptExplorer, DirRecords, nativeDirPrefetch, nativeDirStats, nativeSmallFileRead, type ReadDirStats } from './dir-records.js';
 import type { DirPrefetcher } from '../addon.js';
 import type { FileEntry, IdNames } from '../../protocol/flist.js';
 import { PackedFileList, PACKED_DROPPED, PACKED_NO_CONTENT, PACKED_TOP_DIR, type FileIdentity } from '../../protocol/flist-packed.js';
@@ -418,7 +418,9 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
   };
   /** walkSteps from one directory of the walk down, with a prefetcher reading ahead of it while it goes. */
   const walkTree = function* (dirName: Buffer, dirPath: Buffer, dirIndex: number, filter: PathFilter | undefined): Generator<void, void, undefined> {
-    prefetch = readDirStats && transfer.recursive ? nativeDirPrefetch() : null;
+    const explored = adoptExplorer(dirPath);
+    prefetch = readDirStats && transfer.recursive ? (explored ?? nativeDirPrefetch()) : null;
+    if (!prefetch) explored?.close();
     try {
       yield* walkSteps(dirName, dirPath, dirIndex, filter);
     } finally {
