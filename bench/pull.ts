@@ -7,7 +7,8 @@
 //      directories, initial and no-change pulls.
 // For each: wall time, client CPU (user+sys) and peak RSS (GNU time), and bytes on the wire as the
 // daemon counts them (its log line `sent X bytes  received Y bytes`). Median of BENCH_REPS runs (3).
-// rsync runs as `rsync -rlpt --delete --no-inc-recursive` (our client never recurses incrementally).
+// rsync runs as `rsync -rlpt --delete --no-inc-recursive` (our client never recurses incrementally),
+// ours as `lsyncd --once --delete`. BENCH_PULL_BEFORE=path/to/main.js adds another build as "before".
 // Targets (issue 6): wire bytes <= 1.02x rsync's; wall <= 1.5x rsync's.
 import { copyFileSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -21,9 +22,11 @@ const ONLY = process.env['BENCH_PULL_ONLY']; // a scenario-name regex, to rerun 
 const WIDE = Boolean(process.env['BENCH_PULL_WIDE']); // the 200k-file rows (issue 12)
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+/** Another build's CLI (path/to/main.js), measured as a third client "before" in the same run. */
+const BEFORE = process.env['BENCH_PULL_BEFORE'];
 
 interface Client {
-  key: 'rsync' | 'ours';
+  key: 'rsync' | 'ours' | 'before';
   label: string;
   cmd: string;
   args(url: string, dest: string): string[];
@@ -33,7 +36,9 @@ const haveRsync = spawnSync('rsync', ['--version']).status === 0;
 
 const CLIENTS: Client[] = [
   { key: 'rsync', label: 'rsync -rlpt --delete --no-inc-recursive', cmd: 'rsync', args: (u, d) => ['-rlpt', '--delete', '--no-inc-recursive', u, d] },
-  { key: 'ours', label: 'lsyncd --once', cmd: process.execPath, args: (u, d) => [CLI, '--once', u, d] },
+  // --delete as rsync's: the same work (before 2026-12-06 ours ran without it, sparing it the deletion pass).
+  { key: 'ours', label: 'lsyncd --once --delete', cmd: process.execPath, args: (u, d) => [CLI, '--once', '--delete', u, d] },
+  ...(BEFORE ? [{ key: 'before' as const, label: 'lsyncd --once --delete (before)', cmd: process.execPath, args: (u: string, d: string) => [BEFORE, '--once', '--delete', u, d] }] : []),
 ];
 
 const SCENARIOS = ['tree-initial', 'tree-nochange', 'big-delta', 'wide-initial', 'wide-nochange'] as const;
@@ -69,7 +74,7 @@ const fmtS = (s: number) => (Number.isNaN(s) ? 'n/a' : `${s.toFixed(2)} s`);
 const fmtMB = (b: number) => (Number.isNaN(b) ? 'n/a' : `${(b / 1e6).toFixed(1)} MB`);
 
 function report(): string {
-  const rows: string[][] = [['', 'rsync --no-i-r', 'lsyncd', 'ratio', 'target', 'met']];
+  const rows: string[][] = [['', 'rsync --no-i-r', 'lsyncd', 'ratio', 'target', 'met', ...(BEFORE ? ['before', 'ratio'] : [])]];
   const verdicts: string[] = [];
   for (const s of SCENARIOS) {
     const get = (c: Client['key']) => samples.get(`${c}/${s}`) ?? [];
@@ -81,7 +86,7 @@ function report(): string {
       ['wire bytes (total)', (x) => x.sent + x.received, commas, WIRE_TARGET],
       ['  client -> daemon', (x) => x.received, commas, undefined],
     ];
-    rows.push([TITLES[s], '', '', '', '', '']);
+    rows.push([TITLES[s], '', '', '', '', '', ...(BEFORE ? ['', ''] : [])]);
     for (const [name, pick, fmt, target] of metrics) {
       const r = median(get('rsync').map(pick));
       const o = median(get('ours').map(pick));
@@ -89,7 +94,9 @@ function report(): string {
       const met = target === undefined || Number.isNaN(ratio) ? '' : ratio <= target ? 'yes' : 'NO';
       const shown = Number.isFinite(ratio) ? `${ratio.toFixed(name.includes('bytes') || name.includes('->') ? 3 : 2)}x` : 'n/a';
       if (met) verdicts.push(`${TITLES[s]}: ${name.trim()} ${shown} (target <= ${target}x): ${met}`);
-      rows.push([`  ${name}`, fmt(r), fmt(o), shown, target ? `<= ${target}x` : '', met]);
+      const b = median(get('before').map(pick));
+      const before = BEFORE ? [fmt(b), Number.isFinite(b / r) ? `${(b / r).toFixed(name.includes('bytes') || name.includes('->') ? 3 : 2)}x` : 'n/a'] : [];
+      rows.push([`  ${name}`, fmt(r), fmt(o), shown, target ? `<= ${target}x` : '', met, ...before]);
     }
   }
   return table(rows) + '\n\n' + verdicts.join('\n');
