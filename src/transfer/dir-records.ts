@@ -34,6 +34,9 @@ export function nativeDirPrefetch(options: { noFollow?: boolean } = {}): DirPref
   return Prefetch ? new Prefetch(PREFETCH_DIRS, PREFETCH_BYTES, !!options.noFollow) : null;
 }
 
+/** How long an explorer waits for its walk to take it over before it is closed. */
+const EXPLORER_WAIT_MS = 30_000;
+
 /** A prefetcher exploring a source's tree before its walk starts (exploreAhead), and that tree's top. */
 let explorer: { root: Buffer; prefetch: DirPrefetcher } | null = null;
 
@@ -49,7 +52,14 @@ export function exploreAhead(source: string): void {
   if (!prefetch) return;
   const root = Buffer.from(source.replace(/\/+$/, '') || '/');
   prefetch.explore(root);
-  explorer = { root, prefetch };
+  const mine = { root, prefetch };
+  explorer = mine;
+  // Not taken over soon (the walk went elsewhere, or never came): what it read is let go.
+  setTimeout(() => {
+    if (explorer !== mine) return;
+    explorer = null;
+    prefetch.close();
+  }, EXPLORER_WAIT_MS).unref();
 }
 
 /** The prefetcher exploring from `dirPath`, for the walk from there; one exploring elsewhere is closed. */
