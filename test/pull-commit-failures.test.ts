@@ -138,8 +138,8 @@ test('a directory whose time cannot be set (read-only): told as rsync tells it (
   assert.equal(told['ours'], ['failed to set times on "DEST/a": Read-only file system (30)']);
 });
 
-test('a push into a read-only directory of the module: the client told as rsyncd tells it, exit 23', async () => {
-  const config = (dir: string) => `
+/** A writable module `up` (for pushes into a read-only part of it). */
+const UP_CONFIG = (dir: string) => `
 reverse lookup = no
 use chroot = no
 uid = root
@@ -148,15 +148,34 @@ gid = root
 \tpath = ${dir}/up
 \tread only = no
 `;
-  const { ours, theirs } = await startBoth(config);
+
+/** `fn` with `dir` (made if missing) bind-mounted read-only over itself; unmounted after. */
+async function readOnly(dir: string, fn: () => Promise<void>): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  execFileSync('mount', ['--bind', dir, dir]);
+  try {
+    execFileSync('mount', ['-o', 'remount,ro,bind', dir]);
+    await fn();
+  } finally {
+    // rsyncd's session may still be in the module a moment after its client ended.
+    for (let i = 0; ; i++) {
+      try {
+        execFileSync('umount', [dir], { stdio: 'ignore' });
+        break;
+      } catch (e) {
+        if (i >= 40) throw e;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  }
+}
+
+test('a push into a read-only directory of the module: the client told as rsyncd tells it, exit 23', async () => {
+  const { ours, theirs } = await startBoth(UP_CONFIG);
   const told: Record<string, string[]> = {};
   try {
     for (const [who, d] of [['ours', ours], ['rsyncd', theirs]] as const) {
-      const ro = join(d.dir, 'up', 'a');
-      mkdirSync(ro, { recursive: true });
-      execFileSync('mount', ['--bind', ro, ro]);
-      try {
-        execFileSync('mount', ['-o', 'remount,ro,bind', ro]);
+      await readOnly(join(d.dir, 'up', 'a'), async () => {
         const r = await run('rsync', ['-rlpt', join(daemon.dir, 'mod') + '/', `rsync://127.0.0.1:${d.port}/up/`]);
         assert.is(r.status, 23, `${who}: ${runText(r)}`);
         told[who] = r.stderr
@@ -168,9 +187,7 @@ gid = root
           const name = `g${String(i).padStart(2, '0')}`;
           assert.equal(readFileSync(join(d.dir, 'up', 'b', name)), readFileSync(join(daemon.dir, 'mod', 'b', name)), `${who}: b/${name}`);
         }
-      } finally {
-        execFileSync('umount', [ro]);
-      }
+      });
     }
   } finally {
     await ours.stop();
@@ -183,39 +200,15 @@ gid = root
 });
 
 test('a push whose destination directory cannot be made (read-only module): the client told as rsyncd tells it, exit 11', async () => {
-  const config = (dir: string) => `
-reverse lookup = no
-use chroot = no
-uid = root
-gid = root
-[up]
-\tpath = ${dir}/up
-\tread only = no
-`;
-  const { ours, theirs } = await startBoth(config);
+  const { ours, theirs } = await startBoth(UP_CONFIG);
   const told: Record<string, string> = {};
   try {
     for (const [who, d] of [['ours', ours], ['rsyncd', theirs]] as const) {
-      const ro = join(d.dir, 'up');
-      mkdirSync(ro, { recursive: true });
-      execFileSync('mount', ['--bind', ro, ro]);
-      try {
-        execFileSync('mount', ['-o', 'remount,ro,bind', ro]);
+      await readOnly(join(d.dir, 'up'), async () => {
         const r = await run('rsync', ['-rlpt', join(daemon.dir, 'mod') + '/', `rsync://127.0.0.1:${d.port}/up/new/`]);
         assert.is(r.status, 11, `${who}: ${runText(r)}`);
         told[who] = r.stderr.toString().split('\n')[0]!;
-      } finally {
-        // rsyncd's session may still be in the module a moment after its client ended.
-        for (let i = 0; ; i++) {
-          try {
-            execFileSync('umount', [ro], { stdio: 'ignore' });
-            break;
-          } catch (e) {
-            if (i >= 40) throw e;
-            await new Promise((resolve) => setTimeout(resolve, 50));
-          }
-        }
-      }
+      });
     }
   } finally {
     await ours.stop();
