@@ -17,7 +17,6 @@ import type { PendingEntry } from './plan.js';
 import type { PushFilter, PushOptions } from '../transfer/push.js';
 import type { DaemonTarget } from '../transfer/target.js';
 import type { SentItem } from '../../protocol/sender.js';
-import { exploreAhead } from '../transfer/dir-records.js';
 
 export type { LogFn, LogLevel, RetryOptions, TargetStatus, TargetState, PushFn } from './runner.js';
 
@@ -303,8 +302,6 @@ export async function startLiveMirror(options: LiveMirrorOptions): Promise<LiveM
   );
   const memory = memoryReleaser(options.releaseMemory ?? (() => releaseMemory()), () => runners.every((r) => r.status().state === 'idle' || r.status().state === 'stopped'), log);
 
-  // The startup's walk of the tree reads ahead on another thread while the watches are set.
-  if (mode !== 'none') exploreAhead(source);
   // 1. Watch first: when watch() returns every directory is watched, so nothing is missed.
   const matcher = list ? compileFilter(list, { side: 'sender', absRoot: source }) : undefined;
   let watcher: Watcher;
