@@ -683,6 +683,7 @@ export class DestTree implements LocalTree {
    * prefetcher, or when names do not map to DEST one to one (a renamed file), nothing is done.
    */
   walkAhead(dirs: Iterable<Buffer>): void {
+    this.listedRead = null; // a --delete-before pass's last listing is not the walk's
     if (!this.readDirStats || this.rename || this.ahead) return;
     const prefetch = nativeDirPrefetch({ noFollow: true });
     if (!prefetch) return;
