@@ -39,9 +39,6 @@
 
 namespace {
 
-// dirstat.cc's record: the fixed part before the name (u32 err at 0, u32 mode at 4, u16 name_len at 64).
-constexpr size_t kRecordFixed = 66;
-
 class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -78,7 +75,8 @@ class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
     bool inOrder;
   };
 
-  // The thread: the newest batch's first path, read unless the walk took it over meanwhile.
+  // The thread: the newest batch's next path (its last, or its first when in order), else the
+  // next one exploring found; read unless the walk took it over or it is read already.
   void Run() {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
@@ -108,13 +106,13 @@ class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
       const char* call = nullptr;
       read.ok = ReadDirRecords(path, read.records, &call, noFollow_) == 0;
       std::vector<std::string> below;
-      if (exploring && read.ok) below = Subdirectories(path, read.records);
+      if (exploring && read.ok && exploreBudget_ > 0) below = Subdirectories(path, read.records);
       lock.lock();
       reading_.clear();
       readyBytes_ += read.records.size();
       ready_.emplace(path, std::move(read));
       // Still exploring (no batch named yet): the subdirectories next, the first on top.
-      if (exploring && exploreBudget_ > 0) {
+      if (!below.empty() && exploreBudget_ > 0) {
         size_t count = std::min(below.size(), exploreBudget_);
         exploreBudget_ -= count;
         for (size_t i = count; i-- > 0;) {
@@ -131,14 +129,14 @@ class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
   static std::vector<std::string> Subdirectories(const std::string& dir, const std::vector<char>& records) {
     std::vector<std::string> names;
     const char* data = records.data();
-    for (size_t at = 0; at + kRecordFixed <= records.size();) {
+    for (size_t at = 0; at + kDirRecordFixed <= records.size();) {
       uint32_t err, mode;
       uint16_t len;
       memcpy(&err, data + at, 4);
       memcpy(&mode, data + at + 4, 4);
       memcpy(&len, data + at + 64, 2);
-      if (err == 0 && S_ISDIR(mode)) names.emplace_back(std::string(data + at + kRecordFixed, len) + '/');
-      at += kRecordFixed + len;
+      if (err == 0 && S_ISDIR(mode)) names.emplace_back(std::string(data + at + kDirRecordFixed, len) + '/');
+      at += kDirRecordFixed + len;
     }
     std::sort(names.begin(), names.end());
     const bool slash = !dir.empty() && dir.back() == '/';
@@ -178,7 +176,10 @@ class DirPrefetch : public Napi::ObjectWrap<DirPrefetch> {
       std::lock_guard<std::mutex> lock(mutex_);
       if (closing_) return env.Undefined();
       // The walk has begun: exploring ends, and what it already read (or is reading) is not read again.
-      for (const std::string& p : explore_) queued_.erase(p);
+      for (const std::string& p : explore_) {
+        queued_.erase(p);
+        takenOver_.erase(p);
+      }
       explore_.clear();
       exploreBudget_ = 0;
       Batch fresh{{}, batch.inOrder};

@@ -31,8 +31,6 @@
 
 namespace {
 
-constexpr size_t kFixed = 66;
-
 const char* DirErrnoName(int err) {
   switch (err) {
     case ENOENT: return "ENOENT";
@@ -93,7 +91,7 @@ int ReadDirRecords(const std::string& path, std::vector<char>& out, const char**
   std::sort(names.begin(), names.end());
 
   size_t total = 0;
-  for (const std::string& n : names) total += kFixed + n.size();
+  for (const std::string& n : names) total += kDirRecordFixed + n.size();
   out.resize(total);
   size_t at = 0;
   for (const std::string& n : names) {
@@ -113,8 +111,8 @@ int ReadDirRecords(const std::string& path, std::vector<char>& out, const char**
     Put<uint64_t>(out, at + 48, static_cast<uint64_t>(st.st_dev));
     Put<uint64_t>(out, at + 56, static_cast<uint64_t>(st.st_ino));
     Put<uint16_t>(out, at + 64, static_cast<uint16_t>(n.size()));
-    memcpy(out.data() + at + kFixed, n.data(), n.size());
-    at += kFixed + n.size();
+    memcpy(out.data() + at + kDirRecordFixed, n.data(), n.size());
+    at += kDirRecordFixed + n.size();
   }
   closedir(dir);  // closes dfd too
   return 0;

@@ -7,4 +7,7 @@
 #include <string>
 #include <vector>
 
+// Bytes of a record before its name (u32 err at 0, u32 mode at 4, ..., u16 name_len at 64).
+constexpr size_t kDirRecordFixed = 66;
+
 int ReadDirRecords(const std::string& path, std::vector<char>& out, const char** failedCall, bool noFollow = false);

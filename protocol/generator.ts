@@ -295,13 +295,15 @@ export function newGeneratorState(
 
 /** The list's directories, in list order (the order phase 0 enters them). */
 function* listedDirs(files: FileListView): Generator<Buffer, void, undefined> {
+  const { mode, name } = files;
+  if (mode && name) {
+    // The packed list: mode and name without an entry object.
+    for (let ndx = 0; ndx < files.length; ndx++) if (isDir(mode.call(files, ndx))) yield name.call(files, ndx);
+    return;
+  }
   for (let ndx = 0; ndx < files.length; ndx++) {
-    if (files.mode && files.name) {
-      if (isDir(files.mode(ndx))) yield files.name(ndx);
-    } else {
-      const entry = files.at(ndx);
-      if (entry && isDir(entry.mode)) yield entry.name;
-    }
+    const entry = files.at(ndx);
+    if (entry && isDir(entry.mode)) yield entry.name;
   }
 }
 

@@ -612,14 +612,14 @@ export class DestTree implements LocalTree {
 
   /**
    * lstat in the generator's walk: from the name's directory read in one addon call, when the
-   * walk looks up two or more names of it in a row (read at the first when `nextInSameDir`). A
+   * walk looks up two or more names of it in a row (read at the first when `readDirNow`). A
    * directory is read afresh at each visit, so what earlier entries changed is seen, except that
    * an ancestor's read is used again when the walk comes back to it (walkAncestors). Falls back
    * to lstat (no addon, a renamed single file, a name the read could not stat, a directory that
    * cannot be read).
    */
   // rsync/generator.c: recv_generator (its link_stat of each name, batched per directory)
-  async lstatListed(name: Buffer, nextInSameDir = false): Promise<LocalStat | null> {
+  async lstatListed(name: Buffer, readDirNow = false): Promise<LocalStat | null> {
     const slash = name.lastIndexOf(SLASH);
     if (!this.readDirStats || this.rename || (name.length === 1 && name[0] === 0x2e)) return this.lstat(name);
     checkName(name);
@@ -639,7 +639,7 @@ export class DestTree implements LocalTree {
       this.walkRead = kept !== null;
     }
     // At the second name of a directory, or at the first when the list says a second follows.
-    if (!this.walkRead && (this.walkHits >= 2 || nextInSameDir)) {
+    if (!this.walkRead && (this.walkHits >= 2 || readDirNow)) {
       this.walkRead = true;
       // The parents are walked and checked as for any name; only then is the directory read.
       const p = await this.path(name, false);

@@ -83,9 +83,7 @@ const AHEAD_WINDOW = 64;
  */
 export class ListDirsAhead {
   /** Named to the prefetcher and not yet taken or dropped, in list order (latin1 keys). */
-  private readonly named: string[] = [];
-  private head = 0;
-  private readonly namedSet = new Set<string>();
+  private named: string[] = [];
   private ended = false;
 
   constructor(
@@ -97,14 +95,11 @@ export class ListDirsAhead {
 
   /** The records of `dirPath` when read ahead; null: the caller reads it. */
   take(dirPath: Buffer): Buffer | null {
-    const key = dirPath.toString('latin1');
-    if (!this.namedSet.has(key)) return null;
-    for (;;) {
-      const next = this.named[this.head++]!;
-      this.namedSet.delete(next);
-      if (next === key) break;
-      this.prefetch.take(Buffer.from(next, 'latin1')); // passed by: what was read is dropped
-    }
+    const at = this.named.indexOf(dirPath.toString('latin1'));
+    if (at < 0) return null;
+    // Those named before it were passed by: what was read of them is dropped.
+    for (let i = 0; i < at; i++) this.prefetch.take(Buffer.from(this.named[i]!, 'latin1'));
+    this.named = this.named.slice(at + 1);
     const records = this.prefetch.take(dirPath);
     this.topUp();
     return records;
@@ -115,12 +110,8 @@ export class ListDirsAhead {
   }
 
   private topUp(): void {
-    if (this.head > 4096) {
-      this.named.splice(0, this.head);
-      this.head = 0;
-    }
     const batch: Buffer[] = [];
-    while (!this.ended && this.named.length - this.head + batch.length < AHEAD_WINDOW) {
+    while (!this.ended && this.named.length + batch.length < AHEAD_WINDOW) {
       const next = this.paths.next();
       if (next.done) {
         this.ended = true;
@@ -129,11 +120,7 @@ export class ListDirsAhead {
       batch.push(next.value);
     }
     if (!batch.length) return;
-    for (const path of batch) {
-      const key = path.toString('latin1');
-      this.named.push(key);
-      this.namedSet.add(key);
-    }
+    for (const path of batch) this.named.push(path.toString('latin1'));
     this.prefetch.want(batch, true);
   }
 }

@@ -308,6 +308,9 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
     return i;
   };
 
+  /** A subdirectory not descended into: what was read ahead of it is dropped. */
+  const passBy = (path: Buffer): void => void prefetch?.take(path);
+
   // rsync/flist.c: send_directory
   // The walk goes depth first, each directory's other entries before its subdirectories (those in
   // rsync's order: as if their names ended in '/'), each subdirectory's tree right after it: at
@@ -382,30 +385,28 @@ function makeWalker(options: ScanOptions, prefix: Buffer) {
     subdirs.sort((a, b) => compareDirNames(a[0], b[0]));
     const paths = subdirs.map(([base]) => join(dirPath, base));
     // The prefetcher reads these next, in this order, while this directory's entries are sent.
-    if (prefetch && transfer.recursive && paths.length) prefetch.want(paths);
+    if (prefetch && paths.length) prefetch.want(paths);
     for (let s = 0; s < subdirs.length; s++) {
       const [base, st] = subdirs[s]!;
       const path = paths[s]!;
-      // A subdirectory not descended into: what was read ahead of it is dropped.
-      const passBy = (): void => void prefetch?.take(path);
       // -x: a mount point is listed without its contents (-xx: not at all).
       const mount = mountPointAction(walkOptions, st.identity().dev, topDev.dev);
       if (mount === 'skip') {
-        passBy();
+        passBy(path);
         continue;
       }
       const i = consider(top ? null : dirName, base, dirIndex, () => path, st, filter);
       if (i < 0 || !transfer.recursive) {
-        passBy();
+        passBy(path);
         continue;
       }
       if (mount === 'no-content') {
-        passBy();
+        passBy(path);
         list.setFlag(i, PACKED_NO_CONTENT, true);
         continue;
       }
       if (following && !insideConfinement(walkOptions, path)) {
-        passBy();
+        passBy(path);
         // rsyncd's confined opendir: a followed link out of the module is listed, never read.
         state.ioError |= IOERR_GENERAL;
         fail({ what: 'opendir', name: Buffer.from(list.name(i)), code: 'ELOOP', message: CONFINED_ERROR }, `opendir "${shownName(list.name(i))}" failed: ${CONFINED_ERROR}`);
