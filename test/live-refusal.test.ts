@@ -131,7 +131,11 @@ test('max connections = 1: the mirror never holds a second connection (no refusa
       await writeFile(join(src, `sub/n${i}.txt`), `change ${i}\n`);
       // Its batch, then the session opened ahead for the next one (waiting for its file list).
       await eventually(() => (run.stderr().match(/ pushed \d+ change/g) ?? []).length > pushed, 15_000, `change ${i} pushed`);
-      await eventually(async () => openSessionCount(await daemon.log(), 'one/m/') === 1, 15_000, `the session opened ahead after change ${i}`);
+      await eventually(async () => openSessionCount(await daemon.log(), 'one/m/') === 1, 15_000, `the session opened ahead after change ${i}`).catch(
+        async (e: Error) => {
+          throw new Error(`${e.message}\n--- rsyncd's log:\n${await daemon.log()}\n--- ours:\n${run.stderr()}`);
+        },
+      );
     }
     await rename(join(src, 'big.bin'), join(src, 'sub/big-moved.bin')); // a pre-push, then the batch
     await mkdir(join(src, 'newdir/deeper'), { recursive: true });
