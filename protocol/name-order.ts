@@ -184,3 +184,149 @@ function compareRanges(a: Uint8Array, aStart: number, aEnd: number, b: Uint8Arra
 export function compareEntryNames(a: { name: Uint8Array; mode: number }, b: { name: Uint8Array; mode: number }, protocol: number): number {
   return compareNames(a.name, 0, a.name.length, isDir(a.mode), b.name, 0, b.name.length, isDir(b.mode), protocol);
 }
+
+/** A stable merge sort of `a[lo..hi)` by `cmp` (rsync's fsort is a merge sort too). */
+// rsync/flist.c: fsort, fsort_tmp
+export function mergeSort(a: Uint32Array, tmp: Uint32Array, lo: number, hi: number, cmp: (x: number, y: number) => number): void {
+  if (hi - lo <= 16) {
+    // Insertion sort for short runs (stable).
+    for (let i = lo + 1; i < hi; i++) {
+      const v = a[i]!;
+      let j = i - 1;
+      while (j >= lo && cmp(a[j]!, v) > 0) {
+        a[j + 1] = a[j]!;
+        j--;
+      }
+      a[j + 1] = v;
+    }
+    return;
+  }
+  const mid = (lo + hi) >>> 1;
+  mergeSort(a, tmp, lo, mid, cmp);
+  mergeSort(a, tmp, mid, hi, cmp);
+  if (cmp(a[mid - 1]!, a[mid]!) <= 0) return; // already in order (a sender's sorted list)
+  let i = lo;
+  let j = mid;
+  let k = lo;
+  while (i < mid && j < hi) tmp[k++] = cmp(a[j]!, a[i]!) < 0 ? a[j++]! : a[i++]!;
+  while (i < mid) tmp[k++] = a[i++]!;
+  while (j < hi) tmp[k++] = a[j++]!;
+  a.set(tmp.subarray(lo, hi), lo);
+}
+
+/** Names in one arena, as a packed list holds them: entry i is `arena[start[i] .. start[i] + length[i])`. */
+export interface ArenaNames {
+  arena: Uint8Array;
+  start: Uint32Array;
+  length: Uint16Array | Uint32Array;
+  count: number;
+  isDir(i: number): boolean;
+}
+
+/**
+ * The stable sort by compareNames (protocol >= 29) of a list's names, the indexes in order, made
+ * by directory rather than by pairs. Each entry belongs to a directory: a non-directory to its
+ * dirname, a directory to itself ('.' to the top). At protocol >= 29, f_name_cmp puts every entry
+ * of a directory before those of a directory that sorts later, a directory before its own
+ * contents (it compares as 'name/'), and within one directory the files by their basenames'
+ * bytes. So the directories are sorted (a few thousand comparisons for a list of hundreds of
+ * thousands), the entries are dealt out by their directory's rank, and each directory's files
+ * are sorted by basename alone. The result is then checked pair by pair against compareNames;
+ * null if any pair disagrees (names no sender makes: '//', a trailing '/', 'a/.'), and the
+ * caller sorts by pairs. What a merge sort by compareNames gives, with ~5x fewer comparisons.
+ */
+// rsync/flist.c: fsort over f_name_cmp (the same order, reached by directory) [flist-order]
+export function sortByDirectory(names: ArenaNames): Uint32Array | null {
+  const { arena, start, length, count } = names;
+  // 1. Each entry's directory, by id in order of first sight; its basename's start.
+  const dirOf = new Uint32Array(count);
+  const baseAt = new Uint32Array(count);
+  const ids = new Map<string, number>();
+  const dirStart: number[] = [];
+  const dirLength: number[] = [];
+  let lastId = -1;
+  let lastStart = 0;
+  let lastLength = -1;
+  for (let i = 0; i < count; i++) {
+    const s = start[i]!;
+    const n = length[i]!;
+    let keyStart = s;
+    let keyLength: number;
+    if (names.isDir(i)) {
+      keyLength = n === 1 && arena[s] === 0x2e ? 0 : n; // '.' is the top directory
+      baseAt[i] = s + n; // unused: a directory sorts first in its own group
+    } else {
+      const slash = lastSlash(arena, s, s + n);
+      keyLength = slash < 0 ? 0 : slash - s;
+      baseAt[i] = slash + 1 || s;
+    }
+    if (keyLength === 0) keyStart = 0;
+    // The list comes a directory at a time: most entries share the previous one's directory.
+    if (keyLength !== lastLength || !sameBytes(arena, keyStart, lastStart, keyLength)) {
+      const key = keyLength === 0 ? '' : latin1(arena, keyStart, keyLength);
+      let id = ids.get(key);
+      if (id === undefined) {
+        id = dirStart.length;
+        ids.set(key, id);
+        dirStart.push(keyStart);
+        dirLength.push(keyLength);
+      }
+      lastId = id;
+      lastStart = keyStart;
+      lastLength = keyLength;
+    }
+    dirOf[i] = lastId;
+  }
+  // 2. The directories in rsync's order (as directories: 'name/'), the top one first.
+  const dirs = dirStart.length;
+  const byRank = new Uint32Array(dirs);
+  for (let d = 0; d < dirs; d++) byRank[d] = d;
+  mergeSort(byRank, new Uint32Array(dirs), 0, dirs, (x, y) => {
+    if (dirLength[x] === 0 || dirLength[y] === 0) return dirLength[x]! - dirLength[y]!;
+    return compareNames(arena, dirStart[x]!, dirLength[x]!, true, arena, dirStart[y]!, dirLength[y]!, true, 29);
+  });
+  // 3. Entries dealt out by their directory's rank (a counting sort: stable, wire order kept).
+  const rank = new Uint32Array(dirs);
+  for (let r = 0; r < dirs; r++) rank[byRank[r]!] = r;
+  const first = new Uint32Array(dirs + 1);
+  for (let i = 0; i < count; i++) first[rank[dirOf[i]!]! + 1]++;
+  for (let r = 0; r < dirs; r++) first[r + 1] += first[r]!;
+  const order = new Uint32Array(count);
+  const fill = first.slice(0, dirs);
+  for (let i = 0; i < count; i++) order[fill[rank[dirOf[i]!]!]!++] = i;
+  // 4. Within each directory: the directory itself first, then its files by basename bytes.
+  const tmp = new Uint32Array(count);
+  const inDir = (x: number, y: number): number => {
+    const xDir = names.isDir(x);
+    const yDir = names.isDir(y);
+    if (xDir || yDir) return xDir && yDir ? 0 : xDir ? -1 : 1;
+    return compareBytes(arena, baseAt[x]!, start[x]! + length[x]!, baseAt[y]!, start[y]! + length[y]!);
+  };
+  for (let r = 0; r < dirs; r++) if (first[r + 1]! - first[r]! > 1) mergeSort(order, tmp, first[r]!, first[r + 1]!, inDir);
+  // 5. The check: every neighbouring pair in compareNames' order, ties in the order received.
+  for (let k = 1; k < count; k++) {
+    const x = order[k - 1]!;
+    const y = order[k]!;
+    const c = dirOf[x] === dirOf[y] && !names.isDir(x) && !names.isDir(y)
+      ? compareBytes(arena, baseAt[x]!, start[x]! + length[x]!, baseAt[y]!, start[y]! + length[y]!)
+      : compareNames(arena, start[x]!, length[x]!, names.isDir(x), arena, start[y]!, length[y]!, names.isDir(y), 29);
+    if (c > 0 || (c === 0 && x > y)) return null;
+  }
+  return order;
+}
+
+function sameBytes(arena: Uint8Array, a: number, b: number, n: number): boolean {
+  for (let i = n - 1; i >= 0; i--) if (arena[a + i] !== arena[b + i]) return false;
+  return true;
+}
+
+function latin1(arena: Uint8Array, at: number, n: number): string {
+  let s = '';
+  for (let i = 0; i < n; i++) s += String.fromCharCode(arena[at + i]!);
+  return s;
+}
+
+/** Byte order of two ranges of one array, the shorter first when one is the other's start (strcmp's). */
+function compareBytes(arena: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
+  return compareRanges(arena, aStart, aEnd, arena, bStart, bEnd);
+}

@@ -9,7 +9,7 @@
 import { ProtocolError } from './errors.js';
 import type { FileEntry } from './flist.js';
 import { isDir, S_IFDIR, S_IFMT } from './modes.js';
-import { compareNames } from './name-order.js';
+import { compareNames, mergeSort, sortByDirectory } from './name-order.js';
 import { resizedColumn } from './column-growth.js';
 
 /** One received entry as an object: rsync's file_struct, as much of it as the protocol carries. */
@@ -297,13 +297,16 @@ export class ReceivedList implements FileListView {
   sortAndClean(): void {
     this.trim();
     const n = this.count;
-    const order = new Uint32Array(n);
-    for (let i = 0; i < n; i++) order[i] = i;
-    // A merge sort on the index array: stable as rsync's, no object per entry.
-    const scratch = new Uint32Array(n);
     const modes = this.modes;
-    const cmp = (a: number, b: number): number => this.compareWire(a, b, (modes[a]! & S_IFMT) === S_IFDIR, (modes[b]! & S_IFMT) === S_IFDIR);
-    mergeSort(order, scratch, 0, n, cmp);
+    const isDirAt = (i: number): boolean => (modes[i]! & S_IFMT) === S_IFDIR;
+    // By directory where the names allow it (protocol >= 29), else a merge sort on the index
+    // array by pairs: both stable as rsync's, no object per entry.
+    let order = this.protocol >= 29 ? sortByDirectory({ arena: this.arena, start: this.nameStart, length: this.nameLen, count: n, isDir: isDirAt }) : null;
+    if (!order) {
+      order = new Uint32Array(n);
+      for (let i = 0; i < n; i++) order[i] = i;
+      mergeSort(order, new Uint32Array(n), 0, n, (a, b) => this.compareWire(a, b, isDirAt(a), isDirAt(b)));
+    }
     this.order = order;
     this.cleanDuplicates();
   }
@@ -532,33 +535,5 @@ export class ReceivedList implements FileListView {
 function dirLength(bytes: Uint8Array, from: number, to: number): number {
   for (let i = to - 1; i >= from; i--) if (bytes[i] === 0x2f) return i - from;
   return 0;
-}
-
-/** A stable merge sort of `a[lo..hi)` by `cmp` (rsync's fsort is a merge sort too). */
-function mergeSort(a: Uint32Array, tmp: Uint32Array, lo: number, hi: number, cmp: (x: number, y: number) => number): void {
-  if (hi - lo <= 16) {
-    // Insertion sort for short runs (stable).
-    for (let i = lo + 1; i < hi; i++) {
-      const v = a[i]!;
-      let j = i - 1;
-      while (j >= lo && cmp(a[j]!, v) > 0) {
-        a[j + 1] = a[j]!;
-        j--;
-      }
-      a[j + 1] = v;
-    }
-    return;
-  }
-  const mid = (lo + hi) >>> 1;
-  mergeSort(a, tmp, lo, mid, cmp);
-  mergeSort(a, tmp, mid, hi, cmp);
-  if (cmp(a[mid - 1]!, a[mid]!) <= 0) return; // already in order (the common case: a sender's sorted list)
-  let i = lo;
-  let j = mid;
-  let k = lo;
-  while (i < mid && j < hi) tmp[k++] = cmp(a[j]!, a[i]!) < 0 ? a[j++]! : a[i++]!;
-  while (i < mid) tmp[k++] = a[i++]!;
-  while (j < hi) tmp[k++] = a[j++]!;
-  a.set(tmp.subarray(lo, hi), lo);
 }
 

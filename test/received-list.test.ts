@@ -12,7 +12,7 @@ import type { FileEntry } from '../protocol/flist.js';
 import { sendFileList } from '../protocol/flist-packed-send.js';
 import { receiveFileList } from '../protocol/flist-recv.js';
 import { PACKED_ENTRY_BYTES, ReceivedList } from '../protocol/received-list.js';
-import { compareEntryNames, compareNames } from '../protocol/name-order.js';
+import { compareEntryNames, compareNames, mergeSort, sortByDirectory } from '../protocol/name-order.js';
 import { namesByDir } from '../protocol/delete.js';
 import { isDir, S_IFBLK, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG } from '../protocol/modes.js';
 import { memorySink, piecesSource } from './helpers/capture.js';
@@ -97,6 +97,52 @@ test("f_name_cmp (name-order.ts) on nasty names, files and dirs: plain byte orde
     }
     assert.ok(siblings > both.length, `protocol ${protocol}: only ${siblings} sibling pairs`);
   }
+});
+
+/** The names packed as a list holds them, with the order a merge sort by compareNames gives. */
+function packed(entries: Array<{ name: Buffer; mode: number }>) {
+  const arena = Buffer.concat(entries.map((e) => e.name));
+  const start = new Uint32Array(entries.length);
+  const length = new Uint16Array(entries.length);
+  for (let i = 0, at = 0; i < entries.length; at += entries[i]!.name.length, i++) {
+    start[i] = at;
+    length[i] = entries[i]!.name.length;
+  }
+  const names = { arena, start, length, count: entries.length, isDir: (i: number) => isDir(entries[i]!.mode) };
+  const byPairs = Uint32Array.from(entries.keys());
+  mergeSort(byPairs, new Uint32Array(entries.length), 0, entries.length, (a, b) => compareEntryNames(entries[a]!, entries[b]!, 32));
+  return { names, byPairs };
+}
+
+test('sortByDirectory gives what a merge sort by compareNames gives: shuffled trees, duplicates, missing parents, and null (not a wrong order) on names no sender makes', () => {
+  const file = (name: string) => ({ name: Buffer.from(name, 'latin1'), mode: S_IFREG | 0o644 });
+  const dir = (name: string) => ({ name: Buffer.from(name, 'latin1'), mode: S_IFDIR | 0o755 });
+  let fast = 0;
+  for (let seed = 1; seed <= 30; seed++) {
+    const tree = nastyTree(seed, 50 + seed * 20);
+    const rnd = prng(seed);
+    // Duplicates (the same entry twice, a file and a directory of one name) and entries whose parents are not listed.
+    const extra = tree.filter(() => rnd() < 0.1).map((e) => (rnd() < 0.5 ? { ...e } : { ...e, mode: isDir(e.mode) ? S_IFREG | 0o644 : S_IFDIR | 0o755 }));
+    const orphans = tree.filter((e) => rnd() < 0.05 && e.name.toString() !== '.').map((e) => ({ ...e, name: Buffer.concat([Buffer.from('gone/'), e.name]) }));
+    const list = shuffled([...tree, ...extra, ...orphans], seed);
+    const { names, byPairs } = packed(list);
+    const got = sortByDirectory(names);
+    assert.ok(got, `seed ${seed}: the fast path refused a list a sender makes`);
+    assert.equal(Array.from(got), Array.from(byPairs), `seed ${seed}`);
+    fast++;
+  }
+  assert.is(fast, 30);
+  // Names no rsync sender makes: whatever comes back is the merge sort's order, or null.
+  const odd = [dir('.'), file('a//b'), dir('a'), file('a/'), dir('a/.'), file('a/./c'), dir('a/b/'), file('/x'), file(''), dir('b'), file('b/c'), dir('a/b')];
+  for (let seed = 1; seed <= 20; seed++) {
+    const list = shuffled(odd, seed);
+    const { names, byPairs } = packed(list);
+    const got = sortByDirectory(names);
+    if (got) assert.equal(Array.from(got), Array.from(byPairs), `odd names, seed ${seed}`);
+  }
+  // An empty list and a lone entry.
+  assert.equal(Array.from(sortByDirectory(packed([]).names)!), []);
+  assert.equal(Array.from(sortByDirectory(packed([file('x')]).names)!), [0]);
 });
 
 const NAMES = new Map<number, string>([[0, 'root'], [1000, 'alice'], [100, 'users']]);
