@@ -60,7 +60,7 @@ import {
   type DeleteContext,
   type DeleteOptions,
 } from './delete.js';
-import type { BasisFile, LocalStat, LocalTree } from './local-tree.js';
+import type { BasisFile, LocalStat, LocalTree, MaybePromise } from './local-tree.js';
 import { checkBasisProtocol, FNAMECMP_BACKUP, FNAMECMP_FNAME, FNAMECMP_FUZZY, FNAMECMP_PARTIAL_DIR, fuzzyDirCount, MAX_BASIS_DIRS, type BasisOptions } from './basis.js';
 import { findFuzzy, type FuzzyCandidate } from './fuzzy.js';
 
@@ -350,7 +350,8 @@ export async function generateFiles(
   tree.walkAhead?.(listedDirs(files));
   for (let ndx = 0; ndx < files.length; ndx++) {
     receiver.check(); // the receiver failed: stop here, as rsync's generator dies with it
-    await recvGenerator(state, ndx, false);
+    const pending = recvGenerator(state, ndx, false);
+    if (pending) await pending;
   }
   tree.endListWalk?.();
   writer.writeNdx(NDX_DONE);
@@ -411,12 +412,26 @@ export async function generateFiles(
   return { deleted: state.deleted, skippedDeletes: state.skippedDeletes, ioError, requested: state.requested, failed: state.failed };
 }
 
-/** One entry of the list: made or fixed locally, or requested from the sender. */
+/**
+ * One entry of the list: made or fixed locally, or requested from the sender. Answers at once
+ * (no promise) where the tree does and nothing waits: the up-to-date file of a no-change pull,
+ * most of a big list; a promise otherwise.
+ */
 // rsync/generator.c: recv_generator [pull-generate]
-export async function recvGenerator(state: GeneratorState, ndx: number, redo: boolean): Promise<void> {
-  const { tree, options, doXfers } = state;
+export function recvGenerator(state: GeneratorState, ndx: number, redo: boolean): void | Promise<void> {
+  const { options } = state;
   const entry = state.files.at(ndx)!;
   if (entry.active === false) return; // rsync's F_IS_ACTIVE
+  // The daemon's own rules, --no-implied-dirs and -K look at more than the name first.
+  if (options.daemonExcluded || options.impliedDirs === false || options.keepDirlinks) return recvCheckedGenerator(state, ndx, entry, redo);
+  const st = walkStat(state, ndx, entry, redo);
+  return st instanceof Promise ? st.then((found) => recvWithStat(state, ndx, entry, found, redo)) : recvWithStat(state, ndx, entry, st, redo);
+}
+
+/** recvGenerator with the daemon's rules (skip_dir, daemon_filter_list), --no-implied-dirs' parents and -K's links. */
+// rsync/generator.c: recv_generator (the checks before its link_stat, and keep_dirlinks after it)
+async function recvCheckedGenerator(state: GeneratorState, ndx: number, entry: ReceivedEntry, redo: boolean): Promise<void> {
+  const { tree, options, doXfers } = state;
   if (options.daemonExcluded && (await refusedByDaemon(state, entry))) return;
   const name = entry.name;
   const type = fileType(entry.mode);
@@ -425,12 +440,9 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
     if (type === S_IFDIR && state.protocol >= 30 && entry.topDir === true && entry.contentDir === false) return;
     if (entry.mode !== 0 && doXfers) await makeMissingParents(state, name);
   }
-  // Phase 0 walks the list in order: the tree may answer from a snapshot of the directory.
   let st: LocalStat | null;
   try {
-    // A directory's siblings come after its tree: its parent is worth reading whole now (the
-    // tree keeps that read while it walks below and uses it again when it comes back).
-    st = !redo && tree.lstatListed ? await tree.lstatListed(name, type === S_IFDIR || state.files.sameDirAsNext?.(ndx)) : await tree.lstat(name);
+    st = await walkStat(state, ndx, entry, redo);
   } catch (e) {
     // -K: below a symlinked directory that leads out of the destination (the tree refuses it).
     if (!options.keepDirlinks || (e as { code?: string }).code !== 'ELOOP') throw e;
@@ -441,14 +453,33 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   }
   // -K: a symlink to a directory, for a directory of the list, is that directory.
   if (options.keepDirlinks && type === S_IFDIR && st && isLink(st.mode) && tree.statDirLink) st = (await tree.statDirLink(name)) ?? st;
+  return recvWithStat(state, ndx, entry, st, redo);
+}
 
+/**
+ * What is at the entry's name here. Phase 0 walks the list in order: the tree may answer from a
+ * snapshot of the directory. A directory's siblings come after its tree: its parent is worth
+ * reading whole now (the tree keeps that read while it walks below and uses it again when it
+ * comes back).
+ */
+// rsync/generator.c: recv_generator (link_stat)
+function walkStat(state: GeneratorState, ndx: number, entry: ReceivedEntry, redo: boolean): MaybePromise<LocalStat | null> {
+  const { tree } = state;
+  if (redo || !tree.lstatListed) return tree.lstat(entry.name);
+  return tree.lstatListed(entry.name, fileType(entry.mode) === S_IFDIR || state.files.sameDirAsNext?.(ndx));
+}
+
+/** recvGenerator once the name's stat is known: by the entry's type. */
+// rsync/generator.c: recv_generator (after link_stat)
+function recvWithStat(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat | null, redo: boolean): void | Promise<void> {
+  const { options } = state;
+  const type = fileType(entry.mode);
   // 0. --delete-missing-args: a missing source argument (mode 0) deletes what is here, unless
   // the filter rules protect it (recursively only with --delete or --force, as rsync's del_opts).
   if (entry.mode === 0) {
-    if (!options.deleteMissingArgs) throw new ProtocolError(`file list entry without a mode: ${name.toString()}`);
-    if (!st || options.isProtected?.(name, isDir(st.mode))) return;
-    await deleteItem(state, name, st, false, options.delete || !!options.force);
-    return;
+    if (!options.deleteMissingArgs) throw new ProtocolError(`file list entry without a mode: ${entry.name.toString()}`);
+    if (!st || options.isProtected?.(entry.name, isDir(st.mode))) return;
+    return deleteItem(state, entry.name, st, false, options.delete || !!options.force).then(() => undefined);
   }
   // --existing: nothing new is made (and a missing directory's contents stay missing with it).
   // A redo ignores it, --ignore-existing and -u (rsync negates them for the redo phase).
@@ -456,90 +487,110 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   // --ignore-existing: what is here stays as it is; a directory is still entered.
   if (options.ignoreExisting && !redo && st && !(type === S_IFDIR && isDir(st.mode))) return;
 
-  // 1. Directories: replace a non-directory, create, delete extraneous entries (--delete).
-  if (type === S_IFDIR) {
-    if (st && !isDir(st.mode)) {
-      await makeRoom(state, name, st, 'directory');
-      st = null;
-    }
-    // A basis dir's copy of a missing directory makes it no new item (itemized against that
-    // copy; not at all when identical).
-    const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
-    if (!st && doXfers) await tree.mkdir(name, entry);
-    // The destination made for this transfer is itemized as new (rsync's FLAG_DIR_CREATED on the list's '.').
-    const created = ndx === 0 && !!options.rootCreated && name.length === 1 && name[0] === 0x2e;
-    if (!alt) itemize(state, ndx, entry, created ? null : st, st && !created ? 0 : ITEM_LOCAL_CHANGE);
-    else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE);
-    if (doXfers) applyXattrs(state, ndx, entry);
-    const when = deleteWhen(options, state.protocol);
-    if ((when === 'during' || when === 'delay') && !redo && entry.contentDir !== false && (st || doXfers)) await deleteInDir(state, name);
-    state.dirs.push(ndx);
+  // 1-5, by type, each part a function of its own.
+  if (type === S_IFDIR) return recvDir(state, ndx, entry, st, redo);
+  if (type === S_IFLNK) return recvSymlink(state, ndx, entry, st);
+  if (type !== S_IFREG) return recvSpecial(state, ndx, entry, st, type);
+  return recvRegular(state, ndx, entry, st, redo);
+}
+
+/** 1. Directories: replace a non-directory, create, delete extraneous entries (--delete). */
+// rsync/generator.c: recv_generator (the S_ISDIR part)
+async function recvDir(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat | null, redo: boolean): Promise<void> {
+  const { tree, options, doXfers } = state;
+  const name = entry.name;
+  if (st && !isDir(st.mode)) {
+    await makeRoom(state, name, st, 'directory');
+    st = null;
+  }
+  // A basis dir's copy of a missing directory makes it no new item (itemized against that
+  // copy; not at all when identical).
+  const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
+  if (!st && doXfers) await tree.mkdir(name, entry);
+  // The destination made for this transfer is itemized as new (rsync's FLAG_DIR_CREATED on the list's '.').
+  const created = ndx === 0 && !!options.rootCreated && name.length === 1 && name[0] === 0x2e;
+  if (!alt) itemize(state, ndx, entry, created ? null : st, st && !created ? 0 : ITEM_LOCAL_CHANGE);
+  else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE);
+  if (doXfers) applyXattrs(state, ndx, entry);
+  const when = deleteWhen(options, state.protocol);
+  if ((when === 'during' || when === 'delay') && !redo && entry.contentDir !== false && (st || doXfers)) await deleteInDir(state, name);
+  state.dirs.push(ndx);
+  return;
+}
+
+/** 2. Symlinks: an equal one keeps its place; anything else is replaced atomically. */
+// rsync/generator.c: recv_generator (the S_ISLNK part)
+async function recvSymlink(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat | null): Promise<void> {
+  const { tree, options, doXfers } = state;
+  const name = entry.name;
+  if (!options.links) {
+    options.onWarning?.(`skipping non-regular file "${name.toString()}"`);
     return;
   }
-
-  // 2. Symlinks: an equal one keeps its place; anything else is replaced atomically.
-  if (type === S_IFLNK) {
-    if (!options.links) {
-      options.onWarning?.(`skipping non-regular file "${name.toString()}"`);
-      return;
-    }
-    const target = entry.symlink;
-    if (!target) throw new ProtocolError(`symlink without a target in the file list: ${name.toString()}`);
-    // rsync/generator.c: recv_generator (safe_symlinks)
-    if (options.safeLinks && unsafeSymlink(target, name)) {
-      options.onUnsafeSymlink?.(name, target);
-      return;
-    }
-    if (st && isLink(st.mode) && st.symlink?.equals(target)) {
-      if (doXfers) await setAttrsOrReport(state, name, entry, st);
-      itemize(state, ndx, entry, st, 0);
-      if (doXfers) applyXattrs(state, ndx, entry);
-      return;
-    }
-    const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
-    if (alt?.level === 3 && (await useIdenticalNon(state, entry, alt))) return;
-    if (st && isDir(st.mode) && !(await makeRoom(state, name, st, 'symlink'))) return;
-    if (doXfers) {
-      await tree.symlink(name, target);
-      await setAttrsOrReport(state, name, entry, null);
-    }
-    if (!alt) itemize(state, ndx, entry, st && isLink(st.mode) ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
-    else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
-    if (doXfers) applyXattrs(state, ndx, entry);
+  const target = entry.symlink;
+  if (!target) throw new ProtocolError(`symlink without a target in the file list: ${name.toString()}`);
+  // rsync/generator.c: recv_generator (safe_symlinks)
+  if (options.safeLinks && unsafeSymlink(target, name)) {
+    options.onUnsafeSymlink?.(name, target);
     return;
   }
-
-  // 3. Devices and specials: an equal one stays, anything else is replaced (mknod).
-  if (type !== S_IFREG) {
-    if (!options.devices || !tree.mknod) {
-      options.onWarning?.(`skipping non-regular file "${name.toString()}"`);
-      return;
-    }
-    const device = isDevice(entry.mode);
-    const same =
-      st &&
-      fileType(st.mode) === type &&
-      (!device || (st.rdev?.major === entry.rdev?.major && st.rdev?.minor === entry.rdev?.minor));
-    if (same) {
-      if (doXfers) await setAttrsOrReport(state, name, entry, st);
-      const acl = doXfers ? applyAclsFirst(state, ndx, entry, st!) : null;
-      itemize(state, ndx, entry, acl?.st ?? st, 0, undefined, acl?.flag);
-      if (doXfers) applyXattrs(state, ndx, entry, !!acl);
-      return;
-    }
-    const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
-    if (alt?.level === 3 && (await useIdenticalNon(state, entry, alt))) return;
-    if (st && isDir(st.mode) && !(await makeRoom(state, name, st, device ? 'device file' : 'special file'))) return;
-    if (doXfers) {
-      await tree.mknod(name, entry);
-      await setAttrsOrReport(state, name, entry, null);
-    }
-    if (!alt) itemize(state, ndx, entry, st && fileType(st.mode) === type ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
-    else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+  if (st && isLink(st.mode) && st.symlink?.equals(target)) {
+    if (doXfers) await setAttrsOrReport(state, name, entry, st);
+    itemize(state, ndx, entry, st, 0);
     if (doXfers) applyXattrs(state, ndx, entry);
     return;
   }
+  const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
+  if (alt?.level === 3 && (await useIdenticalNon(state, entry, alt))) return;
+  if (st && isDir(st.mode) && !(await makeRoom(state, name, st, 'symlink'))) return;
+  if (doXfers) {
+    await tree.symlink(name, target);
+    await setAttrsOrReport(state, name, entry, null);
+  }
+  if (!alt) itemize(state, ndx, entry, st && isLink(st.mode) ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+  else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+  if (doXfers) applyXattrs(state, ndx, entry);
+  return;
+}
 
+/** 3. Devices and specials: an equal one stays, anything else is replaced (mknod). */
+// rsync/generator.c: recv_generator (the devices and specials part)
+async function recvSpecial(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat | null, type: number): Promise<void> {
+  const { tree, options, doXfers } = state;
+  const name = entry.name;
+  if (!options.devices || !tree.mknod) {
+    options.onWarning?.(`skipping non-regular file "${name.toString()}"`);
+    return;
+  }
+  const device = isDevice(entry.mode);
+  const same =
+    st &&
+    fileType(st.mode) === type &&
+    (!device || (st.rdev?.major === entry.rdev?.major && st.rdev?.minor === entry.rdev?.minor));
+  if (same) {
+    if (doXfers) await setAttrsOrReport(state, name, entry, st);
+    const acl = doXfers ? applyAclsFirst(state, ndx, entry, st!) : null;
+    itemize(state, ndx, entry, acl?.st ?? st, 0, undefined, acl?.flag);
+    if (doXfers) applyXattrs(state, ndx, entry, !!acl);
+    return;
+  }
+  const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
+  if (alt?.level === 3 && (await useIdenticalNon(state, entry, alt))) return;
+  if (st && isDir(st.mode) && !(await makeRoom(state, name, st, device ? 'device file' : 'special file'))) return;
+  if (doXfers) {
+    await tree.mknod(name, entry);
+    await setAttrsOrReport(state, name, entry, null);
+  }
+  if (!alt) itemize(state, ndx, entry, st && fileType(st.mode) === type ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+  else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
+  if (doXfers) applyXattrs(state, ndx, entry);
+  return;
+}
+
+/** 4-6. A regular file: a hard-link follower waits for its leader; one up to date is left (its attributes fixed); else it is requested. */
+// rsync/generator.c: recv_generator (the regular-file part)
+function recvRegular(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat | null, redo: boolean): void | Promise<void> {
+  const { options } = state;
   // 4. Hard links (-H): only the group's last entry is transferred; the others are linked to it.
   const group = options.hardLinks ? hlinkGroupKey(entry) : null;
   if (group !== null) {
@@ -556,6 +607,20 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   if (!redo && options.maxSize !== undefined && entry.size > options.maxSize) return;
   if (!redo && options.minSize !== undefined && entry.size < options.minSize) return;
   if (options.update && !redo && st && isReg(st.mode) && entry.mtime - st.mtime < state.modifyWindow) return;
+  // A file here, and no basis directory or partial copy to look at: straight to the quick check.
+  if (!st || !isReg(st.mode) || options.altDest || (options.partialDir && state.tree.lstatPartial)) return recvRegularWithBasis(state, ndx, entry, st, redo);
+  const here = st;
+  const upToDate = quickCheckOk(state, entry, here, redo);
+  if (upToDate === true) return keepUpToDate(state, ndx, entry, here, null);
+  if (upToDate === false) return requestChanged(state, ndx, entry, here, redo, null, null);
+  return upToDate.then((yes) => (yes ? keepUpToDate(state, ndx, entry, here, null) : requestChanged(state, ndx, entry, here, redo, null, null)));
+}
+
+/** recvRegular with something else in the file's place, basis directories, or a --partial-dir to look at first. */
+// rsync/generator.c: recv_generator (the regular-file part: try_dests_reg, partial_dir)
+async function recvRegularWithBasis(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat | null, redo: boolean): Promise<void> {
+  const { tree, options } = state;
+  const name = entry.name;
   // Something else in its place goes.
   if (st && !isReg(st.mode)) {
     if (!(await makeRoom(state, name, st, 'file'))) return;
@@ -575,15 +640,38 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   // --partial-dir: a partly transferred copy there (a regular file) is the basis; with nothing
   // here it is used at once, else only if the file here is not up to date. [pull-partial-dir]
   const partial = options.partialDir && tree.lstatPartial ? await tree.lstatPartial(name) : null;
-  if (!basis && st && (await quickCheckOk(state, entry, st, redo))) {
-    // Up to date: the partial copy is not needed any more.
-    if (partial && doXfers) await tree.removePartial?.(name);
-    if (doXfers) await setAttrsOrReport(state, name, entry, st);
-    const acl = doXfers ? applyAclsFirst(state, ndx, entry, st) : null;
-    itemize(state, ndx, entry, acl?.st ?? st, 0, undefined, acl?.flag);
-    if (doXfers) applyXattrs(state, ndx, entry, !!acl);
-    return;
+  if (!basis && st && (await quickCheckOk(state, entry, st, redo))) return keepUpToDate(state, ndx, entry, st, partial);
+  return requestChanged(state, ndx, entry, st, redo, basis, partial);
+}
+
+/** An up-to-date file stays: its attributes fixed, itemized; the partial copy is not needed any more. */
+// rsync/generator.c: recv_generator (quick_check_ok: set_file_attrs, itemize)
+function keepUpToDate(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat, partial: LocalStat | null): void | Promise<void> {
+  if (!state.doXfers) return itemize(state, ndx, entry, st, 0);
+  if (partial) {
+    return (async () => {
+      await state.tree.removePartial?.(entry.name);
+      await setAttrsOrReport(state, entry.name, entry, st);
+      keptItem(state, ndx, entry, st);
+    })();
   }
+  const set = setAttrsOrReport(state, entry.name, entry, st);
+  if (set) return set.then(() => keptItem(state, ndx, entry, st));
+  keptItem(state, ndx, entry, st);
+}
+
+/** An up-to-date file's ACLs, itemize line and xattrs, after its attributes. */
+function keptItem(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat): void {
+  const acl = applyAclsFirst(state, ndx, entry, st);
+  itemize(state, ndx, entry, acl?.st ?? st, 0, undefined, acl?.flag);
+  applyXattrs(state, ndx, entry, !!acl);
+}
+
+/** A regular file not up to date here: requested, against the best basis there is. */
+// rsync/generator.c: recv_generator (after quick_check_ok failed: fuzzy, backup, then the request)
+async function requestChanged(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat | null, redo: boolean, basis: RequestBasis | null, partial: LocalStat | null): Promise<void> {
+  const { options, doXfers } = state;
+  const name = entry.name;
   // --append: what is here already at least as long stays as it is (not in the redo phase, where
   // rsync turns append off).
   if (options.append && !redo && st && !basis && st.size >= entry.size) return;
@@ -602,6 +690,7 @@ export async function recvGenerator(state: GeneratorState, ndx: number, redo: bo
   // 6. The request.
   await requestFile(state, ndx, entry, st, redo, basis);
 }
+
 
 /**
  * --no-implied-dirs: the parent directories of an entry that are missing here are made bare
@@ -1038,16 +1127,20 @@ function mtimeDiffers(st: LocalStat, entry: FileEntry, window: number): boolean 
  * file is that basis dir's copy (its checksum is read there).
  */
 // rsync/generator.c: quick_check_ok (FT_REG)
-export async function quickCheckOk(state: GeneratorState, entry: FileEntry, st: LocalStat, redo: boolean, basisDir?: number): Promise<boolean> {
+export function quickCheckOk(state: GeneratorState, entry: FileEntry, st: LocalStat, redo: boolean, basisDir?: number): boolean | Promise<boolean> {
   const { options } = state;
   if (st.size !== entry.size) return false;
-  if (options.checksum && !redo) {
-    const sum = await options.fileChecksum?.(entry.name, basisDir);
-    return !!sum && !!entry.checksum && sum.equals(entry.checksum);
-  }
+  if (options.checksum && !redo) return sameChecksum(state, entry, basisDir);
   if (options.sizeOnly && !redo) return true;
   if (options.ignoreTimes || redo) return false;
   return !mtimeDiffers(st, entry, state.modifyWindow);
+}
+
+/** -c: the file here has the sender's checksum. */
+// rsync/generator.c: quick_check_ok (file_checksum)
+async function sameChecksum(state: GeneratorState, entry: FileEntry, basisDir?: number): Promise<boolean> {
+  const sum = await state.options.fileChecksum?.(entry.name, basisDir);
+  return !!sum && !!entry.checksum && sum.equals(entry.checksum);
 }
 
 /** Request again each file the receiver sent back for a redo. */
@@ -1138,14 +1231,21 @@ async function finishHardLinks(state: GeneratorState, afterPhases: boolean): Pro
  * in rsync's words and counted (exit 23), as rsync's set_file_attrs does.
  */
 // rsync/rsync.c: set_file_attrs (rsyserr FERROR_XFER, then on)
-async function setAttrsOrReport(state: GeneratorState, name: Buffer, entry: FileEntry, st: LocalStat | null): Promise<void> {
+function setAttrsOrReport(state: GeneratorState, name: Buffer, entry: FileEntry, st: LocalStat | null): void | Promise<void> {
+  let set: void | Promise<void>;
   try {
-    await state.tree.setAttrs(name, entry, st);
+    set = state.tree.setAttrs(name, entry, st);
   } catch (e) {
-    if (!(e instanceof FileAttrError)) throw e;
-    state.failed++;
-    await (state.options.onFileError ?? state.options.onWarning)?.(e.message);
+    return attrsFailed(state, e);
   }
+  if (set) return set.catch((e: unknown) => attrsFailed(state, e));
+}
+
+/** A chmod or utimensat that failed fails the item alone (exit 23), as rsync's set_file_attrs; anything else goes on. */
+async function attrsFailed(state: GeneratorState, e: unknown): Promise<void> {
+  if (!(e instanceof FileAttrError)) throw e;
+  state.failed++;
+  await (state.options.onFileError ?? state.options.onWarning)?.(e.message);
 }
 
 /** Directory modes and times, deepest last-listed first (their contents are final now). */

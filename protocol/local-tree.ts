@@ -99,8 +99,15 @@ export interface InplaceFile extends TempFile {
  * first) instead of the destination: read-only, with the same confinement below that directory.
  * A tree without basis directories (or an index past them) answers null / [] there.
  */
+/**
+ * The hot methods of a tree may answer at once or later: a tree on the local file system answers
+ * the generator's walk synchronously (no promise, no async frame per name of a big list), another
+ * may return a promise. Callers `await` them, or take the value when it is not a promise.
+ */
+export type MaybePromise<T> = T | Promise<T>;
+
 export interface LocalTree {
-  lstat(name: Buffer, basisDir?: number): Promise<LocalStat | null>;
+  lstat(name: Buffer, basisDir?: number): MaybePromise<LocalStat | null>;
   /**
    * The generator's phase-0 lstat of a list name, in list order: the tree may answer from a
    * snapshot of the name's directory taken during this walk (the state a generator running ahead
@@ -108,7 +115,7 @@ export interface LocalTree {
    * `readDirNow`: more names of the same directory follow (the next one, or, for a directory,
    * its siblings after its tree): a hint to read the directory now.
    */
-  lstatListed?(name: Buffer, readDirNow?: boolean): Promise<LocalStat | null>;
+  lstatListed?(name: Buffer, readDirNow?: boolean): MaybePromise<LocalStat | null>;
   /** Before that walk: the list's directories in list order, which the tree may read ahead of it. */
   walkAhead?(dirs: Iterable<Buffer>): void;
   /** -K: the stat of the directory the symlink `name` leads to; null when it is no symlink to a directory. */
@@ -181,5 +188,5 @@ export interface LocalTree {
   /** The names in a local directory (basenames); with `basisDir`, in that basis directory (-yy). */
   list(dir: Buffer, basisDir?: number): Promise<Buffer[]>;
   /** Mode, times and owner as the options say (the tree knows -p/-t/-o/-g). */
-  setAttrs(name: Buffer, entry: FileEntry, st: LocalStat | null): Promise<void>;
+  setAttrs(name: Buffer, entry: FileEntry, st: LocalStat | null): MaybePromise<void>;
 }

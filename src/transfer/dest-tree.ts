@@ -583,8 +583,8 @@ export class DestTree implements LocalTree {
     return !b.dirChain && name.length > b.suffix.length && name.subarray(name.length - b.suffix.length).equals(b.suffix);
   }
 
-  async lstat(name: Buffer, basisDir?: number): Promise<LocalStat | null> {
-    const p = await this.path(name, false, basisDir);
+  lstat(name: Buffer, basisDir?: number): LocalStat | null {
+    const p = this.pathSync(name, false, basisDir);
     if (!p) return null;
     // Nanoseconds need the BigInt form (slower: a BigInt per field); whole seconds do not.
     if (this.attrs.modifyWindow < 0) {
@@ -619,7 +619,7 @@ export class DestTree implements LocalTree {
    * cannot be read).
    */
   // rsync/generator.c: recv_generator (its link_stat of each name, batched per directory)
-  async lstatListed(name: Buffer, readDirNow = false): Promise<LocalStat | null> {
+  lstatListed(name: Buffer, readDirNow = false): LocalStat | null {
     const slash = name.lastIndexOf(SLASH);
     if (!this.readDirStats || this.rename || (name.length === 1 && name[0] === 0x2e)) return this.lstat(name);
     checkName(name);
@@ -642,7 +642,7 @@ export class DestTree implements LocalTree {
     if (!this.walkRead && (this.walkHits >= 2 || readDirNow)) {
       this.walkRead = true;
       // The parents are walked and checked as for any name; only then is the directory read.
-      const p = await this.path(name, false);
+      const p = this.pathSync(name, false);
       if (!p) return null;
       const dirPath = p.subarray(0, p.length - (name.length - (slash < 0 ? 0 : slash + 1)) - 1);
       try {
@@ -1318,10 +1318,14 @@ export class DestTree implements LocalTree {
   }
 
   // rsync/rsync.c: set_file_attrs (for entries not rebuilt through a temp file)
-  async setAttrs(name: Buffer, entry: FileEntry, st: LocalStat | null): Promise<void> {
+  setAttrs(name: Buffer, entry: FileEntry, st: LocalStat | null): void | Promise<void> {
     // Nothing to change by the stat the caller just took (the no-change pull's every file): no
-    // second lstat, not even the walk of the parents (the caller's lstat did it).
+    // second lstat, not even the walk of the parents (the caller's lstat did it), no promise.
     if (st && (st.mode & S_IFMT) === (entry.mode & S_IFMT) && (st.mode & S_IFMT) !== S_IFLNK && !this.attrsDiffer(st, entry)) return;
+    return this.changeAttrs(name, entry, st);
+  }
+
+  private async changeAttrs(name: Buffer, entry: FileEntry, st: LocalStat | null): Promise<void> {
     const p = await this.must(name);
     const type = entry.mode & S_IFMT;
     if (type === S_IFLNK) {
