@@ -5,14 +5,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
+import { mkdtemp, mkdir, writeFile, rm, chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, AUTH_USER, AUTH_PASSWORD, type TestDaemon } from './helpers/daemon.js';
 import { run, lsyncd, CLI } from './helpers/cli.js';
 import { setTimes, pseudoRandom } from './helpers/fstree.js';
-import { snapshot } from './helpers/tree.js';
+import { snapshot, diffTrees } from './helpers/tree.js';
 import { mapLsyncd2Options, asksForHelp } from '../src/cli/habits.js';
 
 let daemon: TestDaemon;
@@ -103,6 +103,28 @@ test('-avh is human-readable, not help: the summary sizes as rsync prints them',
   assert.match(ours.stdout.toString(), /^sent \d+\.\d\dM bytes {2}received \d+(\.\d\dK)? bytes {2}\d+(\.\d\d[KMG])? bytes\/sec$/m);
   const stats = await lsyncd(['--once', '-h', '--stats', '-I', join(work, 'src') + '/', addr('push/human/')]);
   assert.match(stats.stdout.toString(), /^Total file size: 3\.00M bytes$/m);
+});
+
+test("rsync's bundled letters are taken (-rlptv, -rlptgoD, -avz), and -p / -t after --no-perms / --no-times turn them on again, as rsync reads them", async () => {
+  const src = join(work, 'src') + '/';
+  await chmod(join(work, 'src', 'a.txt'), 0o604);
+  try {
+    for (const [i, args] of [['-rlptv'], ['-rlptgoD'], ['-avz'], ['--no-perms', '-p'], ['--no-times', '-t'], ['--no-perms'], ['--no-times']].entries()) {
+      const ours = await lsyncd(['--once', ...args, src, addr(`push/letters-${i}/`)]);
+      assert.is(ours.status, 0, `${args.join(' ')}: ${ours.stderr}`);
+      // rsync with the same letters onto an empty path (ours is -rlpt by default: rsync gets those first).
+      const theirs = await run('rsync', ['-rlpt', ...args.filter((a) => a !== '-v'), src, addr(`push/letters-ref-${i}/`)]);
+      assert.is(theirs.status, 0, theirs.stderr.toString());
+      const want = await snapshot(join(daemon.modulePath('push'), `letters-ref-${i}`));
+      const got = await snapshot(join(daemon.modulePath('push'), `letters-${i}`));
+      // Without times both copies bear the time they were written: that they are not the source's is the check.
+      const noTimes = args.at(-1) === '--no-times';
+      assert.equal(diffTrees(want, got, { ignore: noTimes ? ['uid', 'gid', 'mtimeNs'] : ['uid', 'gid'] }), [], args.join(' '));
+      if (noTimes) assert.is.not(got.get('a.txt')?.mtimeNs, (await snapshot(join(work, 'src'))).get('a.txt')?.mtimeNs);
+    }
+  } finally {
+    await chmod(join(work, 'src', 'a.txt'), 0o644);
+  }
 });
 
 test('lsyncd FILE.lua is read as a config file: a missing one says so, not "not a daemon address"', async () => {

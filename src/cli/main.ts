@@ -535,7 +535,10 @@ function buildProgram(rules: RuleSource[]): Command {
     .option('-a, --archive', 'archive mode: adds -o -g -D to the default -rlpt')
     .option('-r, --recursive', 'listing a module: recurse into directories (a push always does)')
     .option('-l, --links', 'listing a module: show symlink targets (a push always keeps symlinks)')
+    // rsync's letters, so its habits (-rlptgoD, -avz) read as in rsync: on by default here.
+    .option('-p, --perms', 'preserve permissions (the default)', true)
     .option('--no-perms', "don't preserve permissions")
+    .option('-t, --times', 'preserve modification times (the default)', true)
     .option('--no-times', "don't preserve modification times")
     .option('--delete', 'pull: delete local files the module does not have (a push deletes by default)')
     .option('--no-delete', "don't delete extraneous files on the mirror")
