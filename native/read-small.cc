@@ -1,5 +1,8 @@
 // A small file read whole in one call, for the sender (docs/bench.md "The sender's small
 // files"): open (O_NOFOLLOW unless asked to follow), read until EOF or the buffer is full, close.
+// The caller's buffer is the listed size plus one byte: a read that stops short exactly at the
+// listed size is the end of the file (as rsync's map_file takes the listed length), so a file
+// that did not change costs one read, not a second one that returns 0.
 // From JS this replaces openSync, two readSync and closeSync, each with Node's argument checks.
 // Counterpart: rsync sender.c send_files (do_open, then map_file's reads of the whole file).
 //
@@ -37,7 +40,8 @@ Napi::Value ReadSmallFile(const Napi::CallbackInfo& info) {
   size_t got = 0;
   const size_t room = into.Length();
   while (got < room) {
-    ssize_t n = read(fd, into.Data() + got, room - got);
+    const size_t asked = room - got;
+    ssize_t n = read(fd, into.Data() + got, asked);
     if (n < 0) {
       if (errno == EINTR) continue;
       int err = errno;
@@ -46,6 +50,7 @@ Napi::Value ReadSmallFile(const Napi::CallbackInfo& info) {
     }
     if (n == 0) break;
     got += static_cast<size_t>(n);
+    if (static_cast<size_t>(n) < asked && got == room - 1) break;  // short at the listed size: its end
   }
   close(fd);
   return Napi::Number::New(env, static_cast<double>(got));
