@@ -145,6 +145,27 @@ test('sortByDirectory gives what a merge sort by compareNames gives: shuffled tr
   assert.equal(Array.from(sortByDirectory(packed([file('x')]).names)!), [0]);
 });
 
+test("f_name_cmp calls two names equal only when they are the same bytes, or one ends in '/' or in a basename '.' (cleanDuplicates skips the comparator for any other neighbours), protocols 27-32", () => {
+  const names: string[] = [''];
+  for (let len = 1; len <= 3; len++) for (const n of names.filter((x) => x.length === len - 1)) for (const c of ['a', 'b', '.', '/']) names.push(n + c);
+  const odd = (s: string) => s === '' || s.endsWith('/') || s === '.' || s.endsWith('/.');
+  let equalPairs = 0;
+  for (const protocol of PROTOCOLS) {
+    for (const x of names) {
+      for (const y of names) {
+        for (const [xDir, yDir] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+          const a = Buffer.from(x, 'latin1');
+          const b = Buffer.from(y, 'latin1');
+          if (compareNames(a, 0, a.length, xDir, b, 0, b.length, yDir, protocol) !== 0) continue;
+          equalPairs++;
+          if (x !== y && !odd(x) && !odd(y)) assert.unreachable(`protocol ${protocol}: ${JSON.stringify(x)} (${xDir ? 'dir' : 'file'}) = ${JSON.stringify(y)} (${yDir ? 'dir' : 'file'})`);
+        }
+      }
+    }
+  }
+  assert.ok(equalPairs > names.length * PROTOCOLS.length, `only ${equalPairs} equal pairs seen`);
+});
+
 const NAMES = new Map<number, string>([[0, 'root'], [1000, 'alice'], [100, 'users']]);
 
 async function sendAndReceive(entries: FileEntry[], protocol: number, budget?: MemoryBudget) {
