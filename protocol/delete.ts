@@ -10,6 +10,7 @@
 // roles that read the counts (request.ts readNdxSkippingDelStats).
 // Counterpart: rsync delete.c (delete_item, delete_dir_contents), generator.c delete_in_dir,
 // do_delete_pass, remember_delete / do_delayed_deletions, main.c write_del_stats / read_del_stats.
+import { shownName } from './terminal-text.js';
 import type { DeleteWhen } from './args.js';
 import type { ByteReader, ByteWriter } from './io.js';
 import { IOERR_GENERAL, NDX_DEL_STATS, type DeleteStats } from './constants.js';
@@ -192,7 +193,7 @@ export async function deleteItem(ctx: DeleteContext, name: Buffer, st: LocalStat
       }
     }
     if (!empty) {
-      ctx.options.onInfo?.(`cannot delete non-empty directory: ${name.toString()}`);
+      ctx.options.onInfo?.(`cannot delete non-empty directory: ${shownName(name)}`);
       return false;
     }
   }

@@ -60,6 +60,7 @@ import {
   type DeleteContext,
   type DeleteOptions,
 } from './delete.js';
+import { shownName } from './terminal-text.js';
 import type { BasisFile, LocalStat, LocalTree, MaybePromise } from './local-tree.js';
 import { checkBasisProtocol, FNAMECMP_BACKUP, FNAMECMP_FNAME, FNAMECMP_FUZZY, FNAMECMP_PARTIAL_DIR, fuzzyDirCount, MAX_BASIS_DIRS, type BasisOptions } from './basis.js';
 import { findFuzzy, type FuzzyCandidate } from './fuzzy.js';
@@ -524,7 +525,7 @@ async function recvSymlink(state: GeneratorState, ndx: number, entry: ReceivedEn
   const { tree, options, doXfers } = state;
   const name = entry.name;
   if (!options.links) {
-    options.onWarning?.(`skipping non-regular file "${name.toString()}"`);
+    (options.onInfo ?? options.onWarning)?.(`skipping non-regular file "${shownName(name)}"`); // rsync: FINFO
     return;
   }
   const target = entry.symlink;
@@ -559,7 +560,7 @@ async function recvSpecial(state: GeneratorState, ndx: number, entry: ReceivedEn
   const { tree, options, doXfers } = state;
   const name = entry.name;
   if (!options.devices || !tree.mknod) {
-    options.onWarning?.(`skipping non-regular file "${name.toString()}"`);
+    (options.onInfo ?? options.onWarning)?.(`skipping non-regular file "${shownName(name)}"`); // rsync: FINFO
     return;
   }
   const device = isDevice(entry.mode);

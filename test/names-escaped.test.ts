@@ -90,6 +90,21 @@ test('pull -i and -v: the same lines as rsync', async () => {
   }
 });
 
+test('a pull skips a fifo without -D with rsync\'s line, on stdout as rsync\'s generator prints it (FINFO), the name escaped', async () => {
+  const dir = join(daemon.modulePath('push'), 'pull-fifo');
+  await mkdir(dir);
+  const made = await run('mkfifo', [bjoin(dir, Buffer.from('fi\nfo')).toString()]);
+  assert.is(made.status, 0, made.stderr);
+  const ours = await lsyncd(['--once', addr('push/pull-fifo/'), join(work, 'pulled-fifo-ours') + '/'], UTF8);
+  const theirs = await run('rsync', ['-rlpt', addr('push/pull-fifo/'), join(work, 'pulled-fifo-theirs') + '/'], UTF8);
+  assert.is(theirs.status, 0, theirs.stderr);
+  assert.is(ours.status, theirs.status, ours.stderr);
+  const line = 'skipping non-regular file "fi\\#012fo"\n';
+  assert.ok(theirs.stdout.toString().includes(line), theirs.stdout.toString());
+  assert.ok(ours.stdout.toString().includes(line), `stdout: ${ours.stdout}\nstderr: ${ours.stderr}`);
+  assert.not.ok(ours.stderr.toString().includes('skipping'), ours.stderr.toString());
+});
+
 test('the listing: the same lines as rsync --list-only', async () => {
   const ours = await lsyncd(['-r', addr('push/pull-src/')], UTF8);
   const theirs = await run('rsync', ['-r', addr('push/pull-src/')], UTF8);
