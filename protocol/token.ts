@@ -75,8 +75,8 @@ export class SimpleTokenReader implements TokenSource {
   }
 }
 
-/** Flush to the socket once this much is buffered, so a large file streams (as sender.ts's FLUSH_AT). */
-const FLUSH_AT = 192 * 1024;
+/** Flush to the socket once this much is buffered, so a large file streams. */
+const FLUSH_AT = 64 * 1024;
 /** ... and after this many block matches (hundreds of KB to a few MB of the file). */
 const FLUSH_MATCHES = 64;
 
