@@ -516,7 +516,6 @@ async function recvDir(state: GeneratorState, ndx: number, entry: ReceivedEntry,
   const when = deleteWhen(options, state.protocol);
   if ((when === 'during' || when === 'delay') && !redo && entry.contentDir !== false && (st || doXfers)) await deleteInDir(state, name);
   state.dirs.push(ndx);
-  return;
 }
 
 /** 2. Symlinks: an equal one keeps its place; anything else is replaced atomically. */
@@ -524,10 +523,7 @@ async function recvDir(state: GeneratorState, ndx: number, entry: ReceivedEntry,
 async function recvSymlink(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat | null): Promise<void> {
   const { tree, options, doXfers } = state;
   const name = entry.name;
-  if (!options.links) {
-    (options.onInfo ?? options.onWarning)?.(`skipping non-regular file "${shownName(name)}"`); // rsync: FINFO
-    return;
-  }
+  if (!options.links) return skipNonRegular(state, name);
   const target = entry.symlink;
   if (!target) throw new ProtocolError(`symlink without a target in the file list: ${name.toString()}`);
   // rsync/generator.c: recv_generator (safe_symlinks)
@@ -551,7 +547,6 @@ async function recvSymlink(state: GeneratorState, ndx: number, entry: ReceivedEn
   if (!alt) itemize(state, ndx, entry, st && isLink(st.mode) ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
   else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
   if (doXfers) applyXattrs(state, ndx, entry);
-  return;
 }
 
 /** 3. Devices and specials: an equal one stays, anything else is replaced (mknod). */
@@ -559,22 +554,13 @@ async function recvSymlink(state: GeneratorState, ndx: number, entry: ReceivedEn
 async function recvSpecial(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat | null, type: number): Promise<void> {
   const { tree, options, doXfers } = state;
   const name = entry.name;
-  if (!options.devices || !tree.mknod) {
-    (options.onInfo ?? options.onWarning)?.(`skipping non-regular file "${shownName(name)}"`); // rsync: FINFO
-    return;
-  }
+  if (!options.devices || !tree.mknod) return skipNonRegular(state, name);
   const device = isDevice(entry.mode);
   const same =
     st &&
     fileType(st.mode) === type &&
     (!device || (st.rdev?.major === entry.rdev?.major && st.rdev?.minor === entry.rdev?.minor));
-  if (same) {
-    if (doXfers) await setAttrsOrReport(state, name, entry, st);
-    const acl = doXfers ? applyAclsFirst(state, ndx, entry, st!) : null;
-    itemize(state, ndx, entry, acl?.st ?? st, 0, undefined, acl?.flag);
-    if (doXfers) applyXattrs(state, ndx, entry, !!acl);
-    return;
-  }
+  if (same) return keepItem(state, ndx, entry, st!, null);
   const alt = !st && options.altDest ? await tryDestsNon(state, entry) : null;
   if (alt?.level === 3 && (await useIdenticalNon(state, entry, alt))) return;
   if (st && isDir(st.mode) && !(await makeRoom(state, name, st, device ? 'device file' : 'special file'))) return;
@@ -585,7 +571,12 @@ async function recvSpecial(state: GeneratorState, ndx: number, entry: ReceivedEn
   if (!alt) itemize(state, ndx, entry, st && fileType(st.mode) === type ? st : null, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
   else if (alt.level < 3) itemize(state, ndx, entry, alt.st, ITEM_LOCAL_CHANGE | ITEM_REPORT_CHANGE);
   if (doXfers) applyXattrs(state, ndx, entry);
-  return;
+}
+
+/** Without -l a symlink, without -D a device or special, is left out with rsync's line (FINFO: stdout). */
+// rsync/generator.c: recv_generator ("skipping non-regular file")
+function skipNonRegular(state: GeneratorState, name: Buffer): void {
+  (state.options.onInfo ?? state.options.onWarning)?.(`skipping non-regular file "${shownName(name)}"`);
 }
 
 /** 4-6. A regular file: a hard-link follower waits for its leader; one up to date is left (its attributes fixed); else it is requested. */
@@ -612,9 +603,9 @@ function recvRegular(state: GeneratorState, ndx: number, entry: ReceivedEntry, s
   if (!st || !isReg(st.mode) || options.altDest || (options.partialDir && state.tree.lstatPartial)) return recvRegularWithBasis(state, ndx, entry, st, redo);
   const here = st;
   const upToDate = quickCheckOk(state, entry, here, redo);
-  if (upToDate === true) return keepUpToDate(state, ndx, entry, here, null);
+  if (upToDate === true) return keepItem(state, ndx, entry, here, null);
   if (upToDate === false) return requestChanged(state, ndx, entry, here, redo, null, null);
-  return upToDate.then((yes) => (yes ? keepUpToDate(state, ndx, entry, here, null) : requestChanged(state, ndx, entry, here, redo, null, null)));
+  return upToDate.then((yes) => (yes ? keepItem(state, ndx, entry, here, null) : requestChanged(state, ndx, entry, here, redo, null, null)));
 }
 
 /** recvRegular with something else in the file's place, basis directories, or a --partial-dir to look at first. */
@@ -641,28 +632,31 @@ async function recvRegularWithBasis(state: GeneratorState, ndx: number, entry: R
   // --partial-dir: a partly transferred copy there (a regular file) is the basis; with nothing
   // here it is used at once, else only if the file here is not up to date. [pull-partial-dir]
   const partial = options.partialDir && tree.lstatPartial ? await tree.lstatPartial(name) : null;
-  if (!basis && st && (await quickCheckOk(state, entry, st, redo))) return keepUpToDate(state, ndx, entry, st, partial);
+  if (!basis && st && (await quickCheckOk(state, entry, st, redo))) return keepItem(state, ndx, entry, st, partial);
   return requestChanged(state, ndx, entry, st, redo, basis, partial);
 }
 
-/** An up-to-date file stays: its attributes fixed, itemized; the partial copy is not needed any more. */
+/**
+ * An item that stays as it is (an up-to-date file, an equal device or special): its attributes
+ * fixed, itemized; a file's partial copy is not needed any more.
+ */
 // rsync/generator.c: recv_generator (quick_check_ok: set_file_attrs, itemize)
-function keepUpToDate(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat, partial: LocalStat | null): void | Promise<void> {
+function keepItem(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat, partial: LocalStat | null): void | Promise<void> {
   if (!state.doXfers) return itemize(state, ndx, entry, st, 0);
   if (partial) {
     return (async () => {
       await state.tree.removePartial?.(entry.name);
       await setAttrsOrReport(state, entry.name, entry, st);
-      keptItem(state, ndx, entry, st);
+      itemKept(state, ndx, entry, st);
     })();
   }
   const set = setAttrsOrReport(state, entry.name, entry, st);
-  if (set) return set.then(() => keptItem(state, ndx, entry, st));
-  keptItem(state, ndx, entry, st);
+  if (set) return set.then(() => itemKept(state, ndx, entry, st));
+  itemKept(state, ndx, entry, st);
 }
 
-/** An up-to-date file's ACLs, itemize line and xattrs, after its attributes. */
-function keptItem(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat): void {
+/** A kept item's ACLs, itemize line and xattrs, after its attributes. */
+function itemKept(state: GeneratorState, ndx: number, entry: ReceivedEntry, st: LocalStat): void {
   const acl = applyAclsFirst(state, ndx, entry, st);
   itemize(state, ndx, entry, acl?.st ?? st, 0, undefined, acl?.flag);
   applyXattrs(state, ndx, entry, !!acl);

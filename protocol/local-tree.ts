@@ -89,6 +89,13 @@ export interface InplaceFile extends TempFile {
 }
 
 /**
+ * The hot methods of a tree may answer at once or later: a tree on the local file system answers
+ * the generator's walk synchronously (no promise, no async frame per name of a big list), another
+ * may return a promise. Callers `await` them, or take the value when it is not a promise.
+ */
+export type MaybePromise<T> = T | Promise<T>;
+
+/**
  * The destination as the roles see it: names are the file list's (relative, '/'-separated raw
  * bytes; '.' is the destination itself). The implementation must refuse any name that would
  * leave the destination (a parent that is a symlink or not a directory) and never follow a
@@ -99,13 +106,6 @@ export interface InplaceFile extends TempFile {
  * first) instead of the destination: read-only, with the same confinement below that directory.
  * A tree without basis directories (or an index past them) answers null / [] there.
  */
-/**
- * The hot methods of a tree may answer at once or later: a tree on the local file system answers
- * the generator's walk synchronously (no promise, no async frame per name of a big list), another
- * may return a promise. Callers `await` them, or take the value when it is not a promise.
- */
-export type MaybePromise<T> = T | Promise<T>;
-
 export interface LocalTree {
   lstat(name: Buffer, basisDir?: number): MaybePromise<LocalStat | null>;
   /**

@@ -216,7 +216,7 @@ export function mergeSort(a: Uint32Array, tmp: Uint32Array, lo: number, hi: numb
 
 /** Names in one arena, as a packed list holds them: entry i is `arena[start[i] .. start[i] + length[i])`. */
 export interface ArenaNames {
-  arena: Uint8Array;
+  arena: Buffer;
   start: Uint32Array;
   length: Uint16Array | Uint32Array;
   count: number;
@@ -238,9 +238,11 @@ export interface ArenaNames {
 // rsync/flist.c: fsort over f_name_cmp (the same order, reached by directory) [flist-order]
 export function sortByDirectory(names: ArenaNames): Uint32Array | null {
   const { arena, start, length, count } = names;
-  // 1. Each entry's directory, by id in order of first sight; its basename's start.
+  // 1. Each entry's directory, by id in order of first sight; its basename's start; whether it is
+  // a directory (asked once: the steps below ask it of every pair).
   const dirOf = new Uint32Array(count);
   const baseAt = new Uint32Array(count);
+  const isDirAt = new Uint8Array(count);
   const ids = new Map<string, number>();
   const dirStart: number[] = [];
   const dirLength: number[] = [];
@@ -253,17 +255,18 @@ export function sortByDirectory(names: ArenaNames): Uint32Array | null {
     let keyStart = s;
     let keyLength: number;
     if (names.isDir(i)) {
+      isDirAt[i] = 1;
       keyLength = n === 1 && arena[s] === 0x2e ? 0 : n; // '.' is the top directory
       baseAt[i] = s + n; // unused: a directory sorts first in its own group
     } else {
       const slash = lastSlash(arena, s, s + n);
       keyLength = slash < 0 ? 0 : slash - s;
-      baseAt[i] = slash + 1 || s;
+      baseAt[i] = slash < 0 ? s : slash + 1;
     }
     if (keyLength === 0) keyStart = 0;
     // The list comes a directory at a time: most entries share the previous one's directory.
     if (keyLength !== lastLength || !sameBytes(arena, keyStart, lastStart, keyLength)) {
-      const key = keyLength === 0 ? '' : latin1(arena, keyStart, keyLength);
+      const key = arena.toString('latin1', keyStart, keyStart + keyLength);
       let id = ids.get(key);
       if (id === undefined) {
         id = dirStart.length;
@@ -296,37 +299,41 @@ export function sortByDirectory(names: ArenaNames): Uint32Array | null {
   for (let i = 0; i < count; i++) order[fill[rank[dirOf[i]!]!]!++] = i;
   // 4. Within each directory: the directory itself first, then its files by basename bytes.
   const tmp = new Uint32Array(count);
-  const inDir = (x: number, y: number): number => {
-    const xDir = names.isDir(x);
-    const yDir = names.isDir(y);
-    if (xDir || yDir) return xDir && yDir ? 0 : xDir ? -1 : 1;
-    return compareBytes(arena, baseAt[x]!, start[x]! + length[x]!, baseAt[y]!, start[y]! + length[y]!);
-  };
+  const basenames = (x: number, y: number): number => compareRanges(arena, baseAt[x]!, start[x]! + length[x]!, arena, baseAt[y]!, start[y]! + length[y]!);
+  const inDir = (x: number, y: number): number => (isDirAt[x] || isDirAt[y] ? isDirAt[y]! - isDirAt[x]! : basenames(x, y));
   for (let r = 0; r < dirs; r++) if (first[r + 1]! - first[r]! > 1) mergeSort(order, tmp, first[r]!, first[r + 1]!, inDir);
   // 5. The check: every neighbouring pair in compareNames' order, ties in the order received.
   for (let k = 1; k < count; k++) {
     const x = order[k - 1]!;
     const y = order[k]!;
-    const c = dirOf[x] === dirOf[y] && !names.isDir(x) && !names.isDir(y)
-      ? compareBytes(arena, baseAt[x]!, start[x]! + length[x]!, baseAt[y]!, start[y]! + length[y]!)
-      : compareNames(arena, start[x]!, length[x]!, names.isDir(x), arena, start[y]!, length[y]!, names.isDir(y), 29);
+    const c = dirOf[x] === dirOf[y] && !isDirAt[x] && !isDirAt[y]
+      ? basenames(x, y)
+      : compareNames(arena, start[x]!, length[x]!, isDirAt[x] === 1, arena, start[y]!, length[y]!, isDirAt[y] === 1, 29);
     if (c > 0 || (c === 0 && x > y)) return null;
   }
   return order;
 }
 
+/** Two ranges of one array hold the same bytes (short: a loop beats Buffer#compare's call). */
 function sameBytes(arena: Uint8Array, a: number, b: number, n: number): boolean {
   for (let i = n - 1; i >= 0; i--) if (arena[a + i] !== arena[b + i]) return false;
   return true;
 }
 
-function latin1(arena: Uint8Array, at: number, n: number): string {
-  let s = '';
-  for (let i = 0; i < n; i++) s += String.fromCharCode(arena[at + i]!);
-  return s;
+/**
+ * Whether compareNames could call two names equal (as directories or not, any protocol): only the
+ * same bytes can, or a name that ends in '/' or whose basename is '.' (which compares as nothing).
+ * Any other pair differs without walking the comparator (the received list's duplicate check).
+ */
+// rsync/flist.c: f_name_cmp (when it returns 0)
+export function mayCompareEqual(arena: Buffer, aStart: number, aLength: number, bStart: number, bLength: number): boolean {
+  if (aLength === bLength && sameBytes(arena, aStart, bStart, aLength)) return true;
+  return oddEnding(arena, aStart, aLength) || oddEnding(arena, bStart, bLength);
 }
 
-/** Byte order of two ranges of one array, the shorter first when one is the other's start (strcmp's). */
-function compareBytes(arena: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number {
-  return compareRanges(arena, aStart, aEnd, arena, bStart, bEnd);
+/** A name that ends in '/' or whose basename is '.' (f_name_cmp's special cases). */
+function oddEnding(bytes: Uint8Array, start: number, length: number): boolean {
+  if (length === 0) return true;
+  const last = bytes[start + length - 1];
+  return last === 0x2f || (last === 0x2e && (length === 1 || bytes[start + length - 2] === 0x2f));
 }

@@ -9,7 +9,7 @@
 import { ProtocolError } from './errors.js';
 import type { FileEntry } from './flist.js';
 import { isDir, S_IFDIR, S_IFMT } from './modes.js';
-import { compareNames, mergeSort, sortByDirectory } from './name-order.js';
+import { compareNames, mayCompareEqual, mergeSort, sortByDirectory } from './name-order.js';
 import { resizedColumn } from './column-growth.js';
 
 /** One received entry as an object: rsync's file_struct, as much of it as the protocol carries. */
@@ -337,7 +337,7 @@ export class ReceivedList implements FileListView {
       const fileDir = isDir(this.modes[file]!);
       let j = -1;
       const prev = order[prevI]!;
-      if (this.mayCompareEqual(file, prev) && this.compareWire(file, prev, fileDir, isDir(this.modes[prev]!)) === 0) j = prevI;
+      if (mayCompareEqual(this.arena, this.nameStart[file]!, this.nameLen[file]!, this.nameStart[prev]!, this.nameLen[prev]!) && this.compareWire(file, prev, fileDir, isDir(this.modes[prev]!)) === 0) j = prevI;
       else if (protocol >= 29 && fileDir) j = this.findNonDir(file, 0, prevI);
       if (j < 0) {
         prevI = i;
@@ -358,20 +358,6 @@ export class ReceivedList implements FileListView {
       const dropped = order[drop]!;
       this.flags[dropped] = this.flags[dropped]! & ~F_ACTIVE;
     }
-  }
-
-  /**
-   * Whether f_name_cmp could call two entries equal: only the same bytes can, or names that end
-   * in '/' or in a basename '.' (which compares as nothing). Anything else differs without
-   * walking the comparator (cleanDuplicates asks this of every neighbouring pair).
-   */
-  private mayCompareEqual(a: number, b: number): boolean {
-    const arena = this.arena;
-    const aStart = this.nameStart[a]!;
-    const bStart = this.nameStart[b]!;
-    const n = this.nameLen[a]!;
-    if (n === this.nameLen[b]! && arena.compare(arena, bStart, bStart + n, aStart, aStart + n) === 0) return true;
-    return oddEnding(arena, aStart, n) || oddEnding(arena, bStart, this.nameLen[b]!);
   }
 
   /**
@@ -543,13 +529,6 @@ export class ReceivedList implements FileListView {
     if (flags & F_CHECKSUM) entry.checksum = Buffer.from(this.sums!.subarray(w * this.checksumLength, (w + 1) * this.checksumLength));
     return entry;
   }
-}
-
-/** A name that ends in '/' or whose basename is '.' (f_name_cmp's special cases). */
-function oddEnding(bytes: Uint8Array, start: number, length: number): boolean {
-  if (length === 0) return true;
-  const last = bytes[start + length - 1];
-  return last === 0x2f || (last === 0x2e && (length === 1 || bytes[start + length - 2] === 0x2f));
 }
 
 /** The length of the dirname of the name `bytes[from..to)` (0 for a top-level name). */
